@@ -1,0 +1,3 @@
+mod deps;
+mod kernel;
+fn main() {}
