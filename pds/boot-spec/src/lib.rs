@@ -15,6 +15,10 @@
 #![forbid(unsafe_code)]
 
 extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+pub mod untyped;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -84,6 +88,11 @@ pub mod badge {
     /// Largest badge `CNode_Mint` accepts on this kernel.
     pub const MAX: u64 = (1 << 28) - 1;
 }
+
+/// Syscall number (in `rdx`) that the PD runtime's panic handler uses: the
+/// kernel does not know it, so it sends the monitor an UnknownSyscall fault,
+/// which the monitor reports as a panic of that PD.
+pub const PANIC_SYSCALL: u64 = 0x5041_4e49_43; // "PANIC"
 
 /// Index of one kernel object instance in [`Spec::objects`] order, counting
 /// every instance of a run separately.

@@ -1,1 +1,68 @@
+//! Parser and validator for `microkit.system` files.
+//!
+//! The format is the seL4 Microkit System Description Format — `<system>`
+//! holding `<memory_region>`, `<protection_domain>` and `<channel>` elements
+//! — with x86 additions: IOAPIC interrupts (`<irq pin=".." ioapic=".."
+//! vector="..">`) and I/O port ranges (`<ioport addr=".." size="..">`).
+//!
+//! [`parse_file`] and [`parse_str`] either return a [`SystemDescription`]
+//! that satisfies every rule, or [`Diagnostics`] listing every problem found,
+//! each with file, line and column, a message and a hint:
+//!
+//! ```text
+//! microkit.system:12:5: error: channel <end> names unknown protection domain `pnog`
+//!   hint: did you mean `pong`? protection domains: `ping`, `pong`
+//! ```
+//!
+//! Checking happens in two stages: [`parse`] reads the XML and checks each
+//! attribute on its own; [`validate`] checks the rules that relate several
+//! values.
+//!
+//! [`parse`]: crate::parse
+//! [`validate`]: crate::validate
 
+#![forbid(unsafe_code)]
+#![warn(missing_debug_implementations, rust_2018_idioms)]
+
+mod diagnostic;
+pub mod limits;
+mod model;
+mod parse;
+mod suggest;
+mod validate;
+mod value;
+
+use std::path::Path;
+
+pub use diagnostic::{Diagnostic, Diagnostics, Loc};
+pub use model::{
+    Channel, ChannelEnd, IoPort, Irq, Map, MemoryRegion, PageSize, Perms, ProtectionDomain, SetVar, SystemDescription,
+};
+
+/// Reads and checks the system description at `path`.
+pub fn parse_file(path: &Path) -> Result<SystemDescription, Diagnostics> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse_str(path, &text),
+        Err(error) => Err(Diagnostics(vec![Diagnostic::new(
+            path,
+            Loc::NONE,
+            format!("cannot read the system description: {error}"),
+            "",
+        )])),
+    }
+}
+
+/// Checks the system description `text`. `file` is only used to name it in
+/// diagnostics and as the base for relative `<program_image path>`s.
+pub fn parse_str(file: &Path, text: &str) -> Result<SystemDescription, Diagnostics> {
+    let mut sink = diagnostic::Sink::new(file);
+    if let Some(mut parsed) = parse::parse(file, text, &mut sink) {
+        validate::validate(&mut parsed, &mut sink);
+        if let Some(diagnostics) = sink.finish() {
+            return Err(diagnostics);
+        }
+        return Ok(parsed.system);
+    }
+    // No tree: the parser has reported why.
+    Err(sink.finish().unwrap_or_default())
+}

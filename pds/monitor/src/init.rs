@@ -1,0 +1,391 @@
+//! Executing the boot spec, step by step, in the order the kernel needs:
+//! objects, address-space IDs, frame contents, mappings, IRQs and IO ports,
+//! capabilities, threads.
+
+use crate::{fail, log};
+use alloc::vec::Vec;
+use boot_spec::{cspace, CapSource, MapKind, ObjId, ObjectKind, Spec};
+use boot_spec::untyped::{self, Untyped};
+use sel4::{init_caps, CNode, CPtr, CapData, CapRights, ObjectType, Word};
+
+/// The root task's CNode, addressed with full-word CPtrs.
+const ROOT: CPtr = init_caps::CNODE;
+const DEPTH: u8 = 64;
+/// The kernel refuses to retype more objects than this in one call.
+const RETYPE_FAN_OUT: u64 = 256;
+/// Where the initialiser maps a frame for a moment to fill it: a 2 MiB window
+/// far from its own image, boot info and IPC buffer.
+const SCRATCH_VADDR: u64 = 0x40_0000_0000;
+
+/// Reads the time-stamp counter (boot timing only).
+pub fn cycles() -> u64 {
+    // SAFETY: rdtsc only reads a counter; no memory is touched.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+pub struct Initialiser<'a> {
+    spec: &'a Spec,
+    data: &'a [u8],
+    untypeds: Vec<Untyped>,
+    first_untyped_slot: CPtr,
+    /// Slot holding the cap of object 0; object `id` is at `objects + id`.
+    objects: CPtr,
+    next_slot: CPtr,
+    slot_end: CPtr,
+    irq_slots: Vec<CPtr>,
+    ioport_slots: Vec<CPtr>,
+}
+
+/// Unwraps the result of a kernel invocation or stops the boot, naming the
+/// step that failed.
+trait OrFail<T> {
+    fn or_fail(self, what: core::fmt::Arguments) -> T;
+}
+impl<T> OrFail<T> for sel4::Result<T> {
+    fn or_fail(self, what: core::fmt::Arguments) -> T {
+        self.unwrap_or_else(|e| fail(format_args!("{what}: {e:?}")))
+    }
+}
+
+/// The kernel object type, the `size_bits` argument of Retype, and the
+/// object's size in bytes as log2.
+fn kernel_type(kind: ObjectKind) -> (ObjectType, Word, u8) {
+    let fixed = |t: ObjectType| (t, 0, t.fixed_size_bits().expect("fixed-size object"));
+    match kind {
+        ObjectKind::Tcb => fixed(ObjectType::Tcb),
+        ObjectKind::Endpoint => fixed(ObjectType::Endpoint),
+        ObjectKind::Notification => fixed(ObjectType::Notification),
+        ObjectKind::CNode { radix_bits } => {
+            (ObjectType::CapTable, Word::from(radix_bits), radix_bits + sel4::SLOT_BITS)
+        }
+        ObjectKind::VSpace => fixed(ObjectType::X64Pml4),
+        ObjectKind::Pdpt => fixed(ObjectType::X86Pdpt),
+        ObjectKind::PageDirectory => fixed(ObjectType::X86PageDirectory),
+        ObjectKind::PageTable => fixed(ObjectType::X86PageTable),
+        ObjectKind::Frame { size_bits: 21, .. } => fixed(ObjectType::X86LargePage),
+        ObjectKind::Frame { .. } => fixed(ObjectType::X86_4K),
+    }
+}
+
+impl<'a> Initialiser<'a> {
+    pub fn new(bootinfo: &'a sel4::BootInfo, spec: &'a Spec, data: &'a [u8]) -> Self {
+        let untypeds = bootinfo
+            .untypeds()
+            .iter()
+            .map(|u| Untyped::new(u.paddr, u.size_bits, u.is_device != 0))
+            .collect();
+        let empty = bootinfo.empty();
+        let objects = empty.start;
+        let next_slot = objects + Word::from(spec.instance_count());
+        if next_slot > empty.end {
+            fail(format_args!(
+                "{} objects need more CNode slots than the root task has ({})",
+                spec.instance_count(),
+                empty.end - empty.start
+            ));
+        }
+        Initialiser {
+            spec,
+            data,
+            untypeds,
+            first_untyped_slot: bootinfo.untyped().start,
+            objects,
+            next_slot,
+            slot_end: empty.end,
+            irq_slots: Vec::new(),
+            ioport_slots: Vec::new(),
+        }
+    }
+
+    /// Builds the whole system and returns the monitor's fault endpoint.
+    pub fn run(mut self) -> CPtr {
+        self.create_objects();
+        self.assign_asids();
+        self.map_scratch_tables();
+        self.fill_frames();
+        self.patch_paddrs();
+        self.map_all();
+        self.get_irqs();
+        self.issue_ioports();
+        self.install_caps();
+        self.start_threads();
+        self.slot(self.spec.fault_endpoint)
+    }
+
+    fn slot(&self, id: ObjId) -> CPtr {
+        self.objects + CPtr::from(id)
+    }
+
+    fn alloc_slot(&mut self) -> CPtr {
+        if self.next_slot >= self.slot_end {
+            fail(format_args!("out of root CNode slots"));
+        }
+        self.next_slot += 1;
+        self.next_slot - 1
+    }
+
+    /// Retypes `count` objects from untyped `ut` into consecutive slots.
+    fn retype(&mut self, ut: usize, ty: ObjectType, size_param: Word, bits: u8, count: u64, dest: CPtr) {
+        let mut done = 0;
+        while done < count {
+            let n = (count - done).min(RETYPE_FAN_OUT);
+            sel4::Untyped(self.first_untyped_slot + ut as u64)
+                .retype(ty as Word, size_param, ROOT, 0, 0, dest + done, n)
+                .or_fail(format_args!("retype {n} x {ty:?} into slot {:#x}", dest + done));
+            self.untypeds[ut].take(bits, n);
+            done += n;
+        }
+    }
+
+    /// Creates every object. Runs at fixed physical addresses come first
+    /// (padding the untyped up to the address); the rest are placed largest
+    /// first, which keeps alignment waste small.
+    fn create_objects(&mut self) {
+        let mut runs: Vec<(ObjId, ObjectKind, u32)> = Vec::with_capacity(self.spec.objects.len());
+        let mut id = 0;
+        for o in &self.spec.objects {
+            runs.push((id, o.kind, o.count));
+            id += o.count;
+        }
+        for &(first, kind, count) in &runs {
+            if let ObjectKind::Frame { paddr: Some(paddr), .. } = kind {
+                self.create_at(first, kind, count, paddr);
+            }
+        }
+        runs.retain(|(_, kind, _)| !matches!(kind, ObjectKind::Frame { paddr: Some(_), .. }));
+        runs.sort_by_key(|&(_, kind, count)| core::cmp::Reverse((kernel_type(kind).2, count)));
+        for (first, kind, count) in runs {
+            let (ty, size_param, bits) = kernel_type(kind);
+            let Some(p) = untyped::place(&self.untypeds, bits, u64::from(count)) else {
+                fail(format_args!(
+                    "out of memory: no untyped fits {count} x {ty:?} (2^{bits} bytes each); \
+                     the builder's memory check should have caught this, give QEMU more memory (-m)"
+                ));
+            };
+            self.retype(p.untyped, ty, size_param, bits, u64::from(count), self.slot(first));
+        }
+    }
+
+    fn create_at(&mut self, first: ObjId, kind: ObjectKind, count: u32, paddr: u64) {
+        let (ty, size_param, bits) = kernel_type(kind);
+        let len = u64::from(count) << bits;
+        let Some(ut) = untyped::containing(&self.untypeds, paddr, len) else {
+            fail(format_args!("no untyped memory covers {paddr:#x}..{:#x} (phys_addr in the description)", paddr + len));
+        };
+        let padding: Vec<u8> = self.untypeds[ut]
+            .padding_to(paddr, bits)
+            .unwrap_or_else(|| fail(format_args!("physical address {paddr:#x} is already in use")))
+            .collect();
+        for fill_bits in padding {
+            let slot = self.alloc_slot();
+            self.retype(ut, ObjectType::Untyped, Word::from(fill_bits), fill_bits, 1, slot);
+        }
+        self.retype(ut, ty, size_param, bits, u64::from(count), self.slot(first));
+    }
+
+    fn instances(&self, pred: impl Fn(ObjectKind) -> bool) -> Vec<ObjId> {
+        let mut ids = Vec::new();
+        let mut id = 0;
+        for o in &self.spec.objects {
+            if pred(o.kind) {
+                ids.extend(id..id + o.count);
+            }
+            id += o.count;
+        }
+        ids
+    }
+
+    fn assign_asids(&mut self) {
+        for id in self.instances(|k| k == ObjectKind::VSpace) {
+            sel4::X86AsidPool(init_caps::ASID_POOL)
+                .assign(self.slot(id))
+                .or_fail(format_args!("assign an ASID to vspace object {id}"));
+        }
+    }
+
+    /// Paging structures for the scratch window in the root task's own
+    /// address space. A level that already exists is kept.
+    fn map_scratch_tables(&mut self) {
+        let attr = sel4::vm_attributes::DEFAULT;
+        for ty in [ObjectType::X86Pdpt, ObjectType::X86PageDirectory, ObjectType::X86PageTable] {
+            let bits = ty.fixed_size_bits().expect("paging structure");
+            let slot = self.alloc_slot();
+            let ut = untyped::place(&self.untypeds, bits, 1)
+                .unwrap_or_else(|| fail(format_args!("no memory for the scratch page tables")))
+                .untyped;
+            self.retype(ut, ty, 0, bits, 1, slot);
+            let r = match ty {
+                ObjectType::X86Pdpt => sel4::X86Pdpt(slot).map(init_caps::VSPACE, SCRATCH_VADDR, attr),
+                ObjectType::X86PageDirectory => sel4::X86PageDirectory(slot).map(init_caps::VSPACE, SCRATCH_VADDR, attr),
+                _ => sel4::X86PageTable(slot).map(init_caps::VSPACE, SCRATCH_VADDR, attr),
+            };
+            match r {
+                Ok(()) | Err(sel4::Error::DeleteFirst) => {}
+                Err(e) => fail(format_args!("map scratch {ty:?}: {e:?}")),
+            }
+        }
+    }
+
+    /// Maps a 4 KiB frame at the scratch address, runs `f` on it, unmaps it.
+    fn with_frame(&self, frame: ObjId, f: impl FnOnce(&mut [u8])) {
+        let page = sel4::X86Page(self.slot(frame));
+        page.map(init_caps::VSPACE, SCRATCH_VADDR, CapRights::READ_WRITE, sel4::vm_attributes::DEFAULT)
+            .or_fail(format_args!("map frame object {frame} for loading"));
+        // SAFETY: the frame was just mapped read-write at SCRATCH_VADDR and
+        // nothing else refers to that window while `f` runs.
+        f(unsafe { core::slice::from_raw_parts_mut(SCRATCH_VADDR as *mut u8, 4096) });
+        page.unmap().or_fail(format_args!("unmap frame object {frame}"));
+    }
+
+    /// Copies PD image bytes into their frames (fresh frames are zeroed by
+    /// the kernel, so `.bss` and gaps need nothing).
+    fn fill_frames(&mut self) {
+        let fills = &self.spec.fills;
+        let mut i = 0;
+        while i < fills.len() {
+            let frame = fills[i].frame;
+            let end = i + fills[i..].iter().take_while(|f| f.frame == frame).count();
+            self.with_frame(frame, |page| {
+                for fill in &fills[i..end] {
+                    let src = fill.data_offset as usize..fill.data_offset as usize + fill.len as usize;
+                    let dst = fill.frame_offset as usize..fill.frame_offset as usize + fill.len as usize;
+                    match (self.data.get(src), page.get_mut(dst)) {
+                        (Some(s), Some(d)) => d.copy_from_slice(s),
+                        _ => fail(format_args!("fill of frame object {frame} is out of bounds")),
+                    }
+                }
+            });
+            i = end;
+        }
+    }
+
+    /// `setvar region_paddr`: write a region's physical address into a PD.
+    fn patch_paddrs(&mut self) {
+        for p in &self.spec.paddr_patches {
+            let paddr = sel4::X86Page(self.slot(p.region))
+                .get_address()
+                .or_fail(format_args!("physical address of frame object {}", p.region));
+            self.with_frame(p.frame, |page| {
+                let at = p.offset as usize;
+                match page.get_mut(at..at + 8) {
+                    Some(dst) => dst.copy_from_slice(&paddr.to_le_bytes()),
+                    None => fail(format_args!("setvar patch at offset {at} is out of its frame")),
+                }
+            });
+        }
+    }
+
+    /// Copies the cap of object `id` into a fresh slot (a frame cap maps
+    /// once, so every mapping of a shared region gets its own copy).
+    fn copy_cap(&mut self, id: ObjId) -> CPtr {
+        let dest = self.alloc_slot();
+        CNode(ROOT)
+            .copy(dest, DEPTH, ROOT, self.slot(id), DEPTH, CapRights::ALL)
+            .or_fail(format_args!("copy cap of object {id}"));
+        dest
+    }
+
+    fn map_all(&mut self) {
+        let attr = sel4::vm_attributes::DEFAULT;
+        for m in &self.spec.mappings {
+            let vspace = self.slot(m.vspace);
+            let what = format_args!("map object {} at {:#x} in vspace object {}", m.object, m.vaddr, m.vspace);
+            match m.kind {
+                MapKind::Pdpt => sel4::X86Pdpt(self.slot(m.object)).map(vspace, m.vaddr, attr).or_fail(what),
+                MapKind::PageDirectory => {
+                    sel4::X86PageDirectory(self.slot(m.object)).map(vspace, m.vaddr, attr).or_fail(what)
+                }
+                MapKind::PageTable => sel4::X86PageTable(self.slot(m.object)).map(vspace, m.vaddr, attr).or_fail(what),
+                MapKind::Frame { writable, cached } => {
+                    let rights = if writable { CapRights::READ_WRITE } else { CapRights::READ_ONLY };
+                    let attr = if cached { attr } else { sel4::vm_attributes::CACHE_DISABLED };
+                    let copy = self.copy_cap(m.object);
+                    sel4::X86Page(copy).map(vspace, m.vaddr, rights, attr).or_fail(what)
+                }
+            }
+        }
+    }
+
+    fn get_irqs(&mut self) {
+        for irq in &self.spec.irqs {
+            let handler = self.alloc_slot();
+            sel4::IrqControl(init_caps::IRQ_CONTROL)
+                .get_ioapic(
+                    ROOT,
+                    handler,
+                    DEPTH,
+                    Word::from(irq.ioapic),
+                    Word::from(irq.pin),
+                    Word::from(irq.level_triggered),
+                    Word::from(irq.active_low),
+                    Word::from(irq.vector),
+                )
+                .or_fail(format_args!("IOAPIC {} pin {} vector {}", irq.ioapic, irq.pin, irq.vector));
+            let badged = self.alloc_slot();
+            CNode(ROOT)
+                .mint(badged, DEPTH, ROOT, self.slot(irq.notification), DEPTH, CapRights::ALL, CapData::badge(irq.badge))
+                .or_fail(format_args!("badge notification for irq pin {}", irq.pin));
+            sel4::IrqHandler(handler)
+                .set_notification(badged)
+                .or_fail(format_args!("bind irq pin {} to its notification", irq.pin));
+            self.irq_slots.push(handler);
+        }
+    }
+
+    fn issue_ioports(&mut self) {
+        for range in &self.spec.ioports {
+            let slot = self.alloc_slot();
+            sel4::X86IoPortControl(init_caps::IO_PORT_CONTROL)
+                .issue(Word::from(range.first), Word::from(range.last), ROOT, slot, DEPTH)
+                .or_fail(format_args!("IO ports {:#x}..={:#x}", range.first, range.last));
+            self.ioport_slots.push(slot);
+        }
+    }
+
+    fn install_caps(&mut self) {
+        for c in &self.spec.caps {
+            let src = match c.source {
+                CapSource::Object(id) => self.slot(id),
+                CapSource::Irq(i) => self.irq_slots[i as usize],
+                CapSource::IoPort(i) => self.ioport_slots[i as usize],
+            };
+            let rights = CapRights::new(c.rights.grant, c.rights.read, c.rights.write);
+            CNode(self.slot(c.cnode))
+                .mint(c.slot, cspace::RADIX_BITS, ROOT, src, DEPTH, rights, CapData::badge(c.badge))
+                .or_fail(format_args!("install cap into slot {} of cnode object {}", c.slot, c.cnode));
+        }
+    }
+
+    fn start_threads(&mut self) {
+        for t in &self.spec.threads {
+            let name = self.spec.pds.get(t.pd as usize).map_or("?", |pd| pd.name.as_str());
+            let tcb = sel4::Tcb(self.slot(t.tcb));
+            tcb.configure(
+                t.fault_ep,
+                sel4::PrioProps::new(t.priority, t.priority),
+                self.slot(t.cspace),
+                CapData::guard(0, Word::from(cspace::GUARD_SIZE)),
+                self.slot(t.vspace),
+                CapData(0),
+                t.ipc_buffer_vaddr,
+                self.slot(t.ipc_buffer),
+            )
+            .or_fail(format_args!("configure the thread of PD '{name}'"));
+            let mut regs = sel4::UserContext::default();
+            regs.rip = t.entry;
+            regs.rsp = t.stack_top;
+            tcb.write_registers(false, 0, sel4::UserContext::WORDS as Word, &regs)
+                .or_fail(format_args!("set the registers of PD '{name}'"));
+            if let Some(ntfn) = t.bound_notification {
+                tcb.bind_notification(self.slot(ntfn))
+                    .or_fail(format_args!("bind the notification of PD '{name}'"));
+            }
+            #[cfg(sel4_debug_build)]
+            sel4::debug_name_thread(tcb.0, name);
+        }
+        for t in &self.spec.threads {
+            sel4::Tcb(self.slot(t.tcb)).resume().or_fail(format_args!("start PD {}", t.pd));
+        }
+        let _ = log;
+    }
+}

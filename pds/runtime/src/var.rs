@@ -1,0 +1,148 @@
+//! Variables the system builder fills in (`setvar`) and typed access to the
+//! memory regions they point at.
+
+use core::cell::UnsafeCell;
+
+/// A 64-bit variable patched by the system builder or initialiser: the
+/// virtual address of a mapped region (`<map setvar_vaddr="name">`) or the
+/// physical address of a region (`<setvar symbol="name" region_paddr="mr">`).
+///
+/// Declare one with [`setvar!`](crate::setvar). Its initial value is
+/// [`Var::UNSET`], which is non-zero so that the variable lives in `.data`
+/// where the builder can patch it.
+#[repr(transparent)]
+pub struct Var(UnsafeCell<u64>);
+
+// SAFETY: a PD is single-threaded and the value is written only before the
+// PD starts (by the builder in the image, or by the initialiser).
+unsafe impl Sync for Var {}
+
+impl Var {
+    /// Value of a variable the description never set.
+    pub const UNSET: Var = Var(UnsafeCell::new(u64::MAX));
+
+    /// The patched value, or `None` if the system description did not set it.
+    pub fn get(&self) -> Option<u64> {
+        // SAFETY: the cell is valid for the program's lifetime; the volatile
+        // read stops the compiler from folding in the initial value, since the
+        // real one was written into the image after compilation.
+        let v = unsafe { self.0.get().read_volatile() };
+        (v != u64::MAX).then_some(v)
+    }
+}
+
+/// Declares a variable for `setvar_vaddr` or `setvar region_paddr`.
+///
+/// ```ignore
+/// microkit::setvar!(shared_vaddr);   // <map mr="shared" ... setvar_vaddr="shared_vaddr"/>
+/// let base = shared_vaddr.get().expect("shared region mapped");
+/// ```
+#[macro_export]
+macro_rules! setvar {
+    ($name:ident) => {
+        #[allow(non_upper_case_globals)]
+        #[no_mangle]
+        #[used]
+        #[link_section = ".data.microkit.setvar"]
+        static $name: $crate::Var = $crate::Var::UNSET;
+    };
+}
+
+/// Plain integers: every bit pattern is a valid value, so reading memory
+/// another PD wrote can never produce an invalid `T`.
+pub trait Integer: Copy + sealed::Sealed {}
+mod sealed {
+    pub trait Sealed {}
+}
+macro_rules! integers {
+    ($($t:ty),*) => { $(impl sealed::Sealed for $t {} impl Integer for $t {})* };
+}
+integers!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize);
+
+/// A mapped memory region, accessed with volatile, bounds-checked reads and
+/// writes: another PD may change shared memory at any time, so the compiler
+/// must neither cache nor elide accesses, and no Rust reference to the
+/// contents is ever handed out.
+#[derive(Clone, Copy, Debug)]
+pub struct MemoryRegion {
+    base: usize,
+    len: usize,
+}
+
+impl MemoryRegion {
+    /// # Safety
+    /// `[base, base + len)` must be mapped (readable, and writable if written
+    /// through this handle) for as long as the handle is used.
+    pub const unsafe fn new(base: usize, len: usize) -> Self {
+        MemoryRegion { base, len }
+    }
+
+    /// The region whose address the builder patched into `var`.
+    ///
+    /// # Safety
+    /// `len` must not exceed the size of the region mapped at that address.
+    pub unsafe fn from_var(var: &Var, len: usize) -> Option<Self> {
+        // SAFETY: forwarded to the caller.
+        var.get().map(|base| unsafe { Self::new(base as usize, len) })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn base(&self) -> usize {
+        self.base
+    }
+
+    fn check(&self, offset: usize, n: usize) -> Option<usize> {
+        (offset.checked_add(n)? <= self.len).then_some(self.base + offset)
+    }
+
+    fn check_aligned<T>(&self, offset: usize) -> Option<usize> {
+        let addr = self.check(offset, core::mem::size_of::<T>())?;
+        (addr % core::mem::align_of::<T>() == 0).then_some(addr)
+    }
+
+    /// Reads an integer at `offset`, or `None` if it is out of bounds or
+    /// misaligned.
+    pub fn read<T: Integer>(&self, offset: usize) -> Option<T> {
+        let addr = self.check_aligned::<T>(offset)?;
+        // SAFETY: in bounds and aligned in a mapped region (constructor
+        // contract); any bit pattern is a valid integer.
+        Some(unsafe { (addr as *const T).read_volatile() })
+    }
+
+    /// Writes an integer at `offset`; `false` if out of bounds or misaligned.
+    pub fn write<T: Integer>(&self, offset: usize, value: T) -> bool {
+        match self.check_aligned::<T>(offset) {
+            // SAFETY: in bounds of a mapped, writable region.
+            Some(addr) => unsafe { (addr as *mut T).write_volatile(value) },
+            None => return false,
+        }
+        true
+    }
+
+    /// Copies bytes out of the region; `false` if out of bounds.
+    pub fn copy_out(&self, offset: usize, dst: &mut [u8]) -> bool {
+        let Some(addr) = self.check(offset, dst.len()) else { return false };
+        for (i, b) in dst.iter_mut().enumerate() {
+            // SAFETY: in bounds (checked above).
+            *b = unsafe { ((addr + i) as *const u8).read_volatile() };
+        }
+        true
+    }
+
+    /// Copies bytes into the region; `false` if out of bounds.
+    pub fn copy_in(&self, offset: usize, src: &[u8]) -> bool {
+        let Some(addr) = self.check(offset, src.len()) else { return false };
+        for (i, &b) in src.iter().enumerate() {
+            // SAFETY: in bounds (checked above) of a writable region.
+            unsafe { ((addr + i) as *mut u8).write_volatile(b) };
+        }
+        true
+    }
+}

@@ -1,0 +1,469 @@
+//! Laying out the system: every kernel object, mapping and capability.
+//!
+//! The result is a [`Plan`]: the boot [`Spec`] the initialiser executes, the
+//! data blob holding PD images, and a readable account of each PD for the
+//! report. Every decision about a PD's address space and CSpace is taken
+//! here, on the host, where it can be checked and reported.
+
+use crate::elf::{page_down, page_up, Program, PAGE};
+use crate::Error;
+use boot_spec::{
+    badge, cspace, CapInstall, CapSource, Fill, IoPortRange, Irq, MapKind, Mapping, ObjId, Object, ObjectKind,
+    PaddrPatch, PdInfo, Rights, Spec, Thread, PD_CHANNELS_SYMBOL, PD_NAME_LEN, PD_NAME_SYMBOL,
+};
+use sdf::{Diagnostic, MemoryRegion, PageSize, ProtectionDomain, SystemDescription};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+
+/// Where every PD's IPC buffer is mapped.
+pub const IPC_BUFFER_VADDR: u64 = 0x7fff_ffe0_0000;
+/// Top of every PD's stack; the page below the stack stays unmapped so that
+/// an overflow faults instead of corrupting memory.
+pub const STACK_TOP: u64 = 0x7fff_ff80_0000;
+
+const LARGE_PAGE: u64 = 2 << 20;
+
+/// One range of a PD's address space, for the report.
+#[derive(Clone, Debug)]
+pub struct VirtualRange {
+    pub start: u64,
+    pub end: u64,
+    pub perms: String,
+    pub what: String,
+}
+
+/// What the report says about one PD.
+#[derive(Clone, Debug)]
+pub struct PdPlan {
+    pub name: String,
+    pub priority: u8,
+    pub pp: bool,
+    pub passive: bool,
+    pub stack_size: u64,
+    pub program: PathBuf,
+    pub entry: u64,
+    pub parent: Option<String>,
+    pub ranges: Vec<VirtualRange>,
+    pub caps: Vec<(u64, String)>,
+    pub channels: Vec<String>,
+    pub ioports: Vec<String>,
+    pub irqs: Vec<String>,
+}
+
+/// The builder's complete decision.
+pub struct Plan {
+    pub spec: Spec,
+    pub data: Vec<u8>,
+    /// Name of each object run in `spec.objects`.
+    pub object_names: Vec<String>,
+    pub pds: Vec<PdPlan>,
+}
+
+/// Objects created for one PD.
+struct PdObjects {
+    tcb: ObjId,
+    cnode: ObjId,
+    vspace: ObjId,
+    notification: ObjId,
+    endpoint: Option<ObjId>,
+}
+
+struct Planner<'a> {
+    sys: &'a SystemDescription,
+    spec: Spec,
+    data: Vec<u8>,
+    object_names: Vec<String>,
+    next_id: ObjId,
+    /// First frame of each memory region.
+    regions: HashMap<String, ObjId>,
+    errors: Vec<Diagnostic>,
+}
+
+impl Planner<'_> {
+    fn add(&mut self, kind: ObjectKind, count: u32, name: String) -> ObjId {
+        let id = self.next_id;
+        self.spec.objects.push(Object { kind, count });
+        self.object_names.push(name);
+        self.next_id += count;
+        id
+    }
+
+    fn error(&mut self, loc: sdf::Loc, message: String, hint: &str) {
+        self.errors.push(Diagnostic::new(&self.sys.file, loc, message, hint));
+    }
+
+    fn cap(&mut self, cnode: ObjId, slot: u64, source: CapSource, rights: Rights, badge: u64) {
+        self.spec.caps.push(CapInstall { cnode, slot, source, rights, badge });
+    }
+}
+
+fn page_size_bits(p: PageSize) -> u8 {
+    match p {
+        PageSize::Small => 12,
+        PageSize::Large => 21,
+    }
+}
+
+/// Lays out the system. `programs` holds each PD's loaded image, in
+/// [`SystemDescription::all_pds`] order.
+pub fn plan(sys: &SystemDescription, mut programs: Vec<Program>) -> Result<Plan, Error> {
+    let pds = sys.all_pds();
+    let mut p = Planner {
+        sys,
+        spec: Spec::default(),
+        data: Vec::new(),
+        object_names: Vec::new(),
+        next_id: 0,
+        regions: HashMap::new(),
+        errors: Vec::new(),
+    };
+    p.spec.fault_endpoint = p.add(ObjectKind::Endpoint, 1, "monitor fault endpoint".into());
+
+    for mr in &sys.memory_regions {
+        let kind = ObjectKind::Frame { size_bits: page_size_bits(mr.page_size), paddr: mr.phys_addr };
+        let id = p.add(kind, mr.page_count() as u32, format!("memory region `{}`", mr.name));
+        p.regions.insert(mr.name.clone(), id);
+    }
+
+    // Kernel objects of each PD first: protected calls and child faults need
+    // the callee's endpoint before the caller's caps are planned.
+    let index: HashMap<&str, usize> = pds.iter().enumerate().map(|(i, pd)| (pd.name.as_str(), i)).collect();
+    let parents: Vec<Option<usize>> = pds
+        .iter()
+        .map(|pd| pds.iter().position(|q| q.children.iter().any(|c| c.name == pd.name)))
+        .collect();
+    let mut objects = Vec::new();
+    for pd in &pds {
+        let needs_endpoint = pd.pp || !pd.children.is_empty();
+        objects.push(PdObjects {
+            tcb: p.add(ObjectKind::Tcb, 1, format!("TCB of {}", pd.name)),
+            cnode: p.add(ObjectKind::CNode { radix_bits: cspace::RADIX_BITS }, 1, format!("CNode of {}", pd.name)),
+            vspace: p.add(ObjectKind::VSpace, 1, format!("VSpace of {}", pd.name)),
+            notification: p.add(ObjectKind::Notification, 1, format!("notification of {}", pd.name)),
+            endpoint: needs_endpoint.then(|| p.add(ObjectKind::Endpoint, 1, format!("endpoint of {}", pd.name))),
+        });
+        p.spec.pds.push(PdInfo { name: pd.name.clone(), parent: None });
+    }
+    for (i, parent) in parents.iter().enumerate() {
+        p.spec.pds[i].parent = parent.map(|x| x as u32);
+    }
+
+    let mut plans = Vec::new();
+    for (i, pd) in pds.iter().enumerate() {
+        let program = &mut programs[i];
+        let plan = plan_pd(&mut p, i, pd, program, &objects, &index, parents[i]);
+        plans.push(plan);
+    }
+    if !p.errors.is_empty() {
+        return Err(Error::Description(sdf::Diagnostics(p.errors)));
+    }
+    Ok(Plan { spec: p.spec, data: p.data, object_names: p.object_names, pds: plans })
+}
+
+fn rights_str(r: bool, w: bool, x: bool) -> String {
+    format!("{}{}{}", if r { 'r' } else { '-' }, if w { 'w' } else { '-' }, if x { 'x' } else { '-' })
+}
+
+/// One 4 KiB or 2 MiB page mapped in a PD.
+struct Page {
+    frame: ObjId,
+    large: bool,
+    writable: bool,
+    cached: bool,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn plan_pd(
+    p: &mut Planner,
+    pd_index: usize,
+    pd: &ProtectionDomain,
+    program: &mut Program,
+    objects: &[PdObjects],
+    index: &HashMap<&str, usize>,
+    parent: Option<usize>,
+) -> PdPlan {
+    let me = &objects[pd_index];
+    let mut plan = PdPlan {
+        name: pd.name.clone(),
+        priority: pd.priority,
+        pp: pd.pp,
+        passive: pd.passive,
+        stack_size: pd.stack_size,
+        program: program.path.clone(),
+        entry: program.entry,
+        parent: parent.map(|i| p.spec.pds[i].name.clone()),
+        ranges: Vec::new(),
+        caps: Vec::new(),
+        channels: Vec::new(),
+        ioports: Vec::new(),
+        irqs: Vec::new(),
+    };
+
+    // --- Channels: capabilities and the masks the runtime checks. ---
+    let mut masks = [0u64; 4];
+    for ch in &p.sys.channels {
+        for (a, b) in [(&ch.ends[0], &ch.ends[1]), (&ch.ends[1], &ch.ends[0])] {
+            if a.pd != pd.name {
+                continue;
+            }
+            let other = &objects[index[b.pd.as_str()]];
+            let mut how = Vec::new();
+            if a.notify {
+                masks[0] |= 1 << a.id;
+                let slot = cspace::OUTPUT_NOTIFICATION_BASE + u64::from(a.id);
+                let badge = 1 << b.id;
+                p.cap(me.cnode, slot, CapSource::Object(other.notification), Rights::WRITE, badge);
+                plan.caps.push((slot, format!("notify channel {} -> notification of {} (badge {badge:#x})", a.id, b.pd)));
+                how.push("notifies");
+            }
+            if a.pp {
+                masks[1] |= 1 << a.id;
+                let slot = cspace::PROTECTED_CALL_BASE + u64::from(a.id);
+                let badge = badge::PROTECTED_CALL | u64::from(b.id);
+                let ep = other.endpoint.expect("validated: the callee has pp and so an endpoint");
+                // Grant is needed for Call: without it the kernel makes no
+                // reply capability and the caller would never be resumed.
+                p.cap(me.cnode, slot, CapSource::Object(ep), Rights::ALL, badge);
+                plan.caps.push((slot, format!("protected call channel {} -> endpoint of {} (badge {badge:#x})", a.id, b.pd)));
+                how.push("calls");
+            }
+            let how = if how.is_empty() { "receives only".to_string() } else { how.join(", ") };
+            plan.channels.push(format!("id {} <-> {} id {} ({how})", a.id, b.pd, b.id));
+        }
+    }
+
+    // --- Own objects. ---
+    let input = me.endpoint.unwrap_or(me.notification);
+    p.cap(me.cnode, cspace::INPUT, CapSource::Object(input), Rights::ALL, 0);
+    plan.caps.push((cspace::INPUT, if me.endpoint.is_some() { "input: own endpoint (notification bound to the TCB)".into() } else { "input: own notification".into() }));
+    let fault_badge = match parent {
+        None => {
+            p.cap(me.cnode, cspace::FAULT_EP, CapSource::Object(p.spec.fault_endpoint), Rights::ALL, pd_index as u64 + 1);
+            format!("fault endpoint -> monitor (badge {:#x})", pd_index + 1)
+        }
+        Some(parent) => {
+            let id = u64::from(pd.child_id.unwrap_or(0));
+            let ep = objects[parent].endpoint.expect("a parent has an endpoint");
+            p.cap(me.cnode, cspace::FAULT_EP, CapSource::Object(ep), Rights::ALL, badge::CHILD_FAULT | id);
+            format!("fault endpoint -> parent {} (badge {:#x})", p.spec.pds[parent].name, badge::CHILD_FAULT | id)
+        }
+    };
+    plan.caps.push((cspace::FAULT_EP, fault_badge));
+    p.cap(me.cnode, cspace::NOTIFICATION, CapSource::Object(me.notification), Rights::ALL, 0);
+    plan.caps.push((cspace::NOTIFICATION, "own notification".into()));
+    p.cap(me.cnode, cspace::TCB, CapSource::Object(me.tcb), Rights::ALL, 0);
+    plan.caps.push((cspace::TCB, "own TCB".into()));
+    for child in &pd.children {
+        let id = child.child_id.unwrap_or(0);
+        masks[3] |= 1 << id;
+        let slot = cspace::CHILD_TCB_BASE + u64::from(id);
+        p.cap(me.cnode, slot, CapSource::Object(objects[index[child.name.as_str()]].tcb), Rights::ALL, 0);
+        plan.caps.push((slot, format!("TCB of child {} (id {id})", child.name)));
+    }
+
+    // --- IRQs and IO ports. ---
+    for irq in &pd.irqs {
+        masks[2] |= 1 << irq.id;
+        let idx = p.spec.irqs.len() as u32;
+        p.spec.irqs.push(Irq {
+            ioapic: irq.ioapic,
+            pin: irq.pin,
+            level_triggered: irq.level_triggered,
+            active_low: irq.active_low,
+            vector: irq.vector,
+            notification: me.notification,
+            badge: 1 << irq.id,
+        });
+        let slot = cspace::IRQ_BASE + u64::from(irq.id);
+        p.cap(me.cnode, slot, CapSource::Irq(idx), Rights::ALL, 0);
+        let desc = format!(
+            "irq id {}: IOAPIC {} pin {} vector {} ({}, active {})",
+            irq.id,
+            irq.ioapic,
+            irq.pin,
+            irq.vector,
+            if irq.level_triggered { "level" } else { "edge" },
+            if irq.active_low { "low" } else { "high" }
+        );
+        plan.caps.push((slot, format!("IRQ handler, {desc}")));
+        plan.irqs.push(desc);
+    }
+    for port in &pd.ioports {
+        let idx = p.spec.ioports.len() as u32;
+        let last = port.addr as u32 + port.size as u32 - 1;
+        p.spec.ioports.push(IoPortRange { first: port.addr, last: last as u16 });
+        let slot = cspace::IOPORT_BASE + u64::from(port.id);
+        p.cap(me.cnode, slot, CapSource::IoPort(idx), Rights::ALL, 0);
+        let desc = format!("ioport id {}: {:#x}..={:#x}", port.id, port.addr, last);
+        plan.caps.push((slot, format!("IO ports, {desc}")));
+        plan.ioports.push(desc);
+    }
+
+    // --- Patch the program image: name, masks, setvars. ---
+    let mut name = [0u8; PD_NAME_LEN];
+    name[..pd.name.len()].copy_from_slice(pd.name.as_bytes());
+    let mut runtime_patches = vec![(PD_NAME_SYMBOL, name.to_vec())];
+    runtime_patches.push((PD_CHANNELS_SYMBOL, masks.iter().flat_map(|m| m.to_le_bytes()).collect()));
+    for (symbol, bytes) in runtime_patches {
+        // PDs not written against our runtime simply lack these symbols.
+        if program.symbol(symbol).is_some() {
+            if let Err(e) = program.patch(symbol, &bytes) {
+                p.error(pd.program_image_loc, format!("cannot patch {}: {e}", program.path.display()), "build the PD with the microkit runtime crate");
+            }
+        }
+    }
+    for map in &pd.maps {
+        if let Some(symbol) = &map.setvar_vaddr {
+            if let Err(e) = program.patch(symbol, &map.vaddr.to_le_bytes()) {
+                p.error(map.loc, format!("setvar_vaddr: {e} in {}", program.path.display()), &format!("declare it in the PD with `microkit::setvar!({symbol});`"));
+            }
+        }
+    }
+    let mut deferred_paddr = Vec::new();
+    for sv in &pd.setvars {
+        let Some(region) = p.sys.region(&sv.region_paddr) else { continue };
+        match region.phys_addr {
+            Some(paddr) => {
+                if let Err(e) = program.patch(&sv.symbol, &paddr.to_le_bytes()) {
+                    p.error(sv.loc, format!("setvar: {e} in {}", program.path.display()), &format!("declare it in the PD with `microkit::setvar!({});`", sv.symbol));
+                }
+            }
+            None => match program.symbol(&sv.symbol) {
+                // The initialiser learns the address when it allocates the
+                // region and writes it in place.
+                Some((addr, _)) => deferred_paddr.push((addr, p.regions[&region.name])),
+                None => p.error(sv.loc, format!("setvar: symbol `{}` not found in {}", sv.symbol, program.path.display()), &format!("declare it in the PD with `microkit::setvar!({});`", sv.symbol)),
+            },
+        }
+    }
+
+    // --- Address space. ---
+    let mut pages: BTreeMap<u64, Page> = BTreeMap::new();
+    let image_pages: BTreeSet<u64> = program
+        .segments
+        .iter()
+        .flat_map(|s| (page_down(s.vaddr)..page_up(s.end())).step_by(PAGE as usize))
+        .collect();
+    let image_frames = p.add(
+        ObjectKind::Frame { size_bits: 12, paddr: None },
+        image_pages.len() as u32,
+        format!("program image of {}", pd.name),
+    );
+    let frame_of: HashMap<u64, ObjId> = image_pages.iter().enumerate().map(|(i, &v)| (v, image_frames + i as u32)).collect();
+    for seg in &program.segments {
+        for page in (page_down(seg.vaddr)..page_up(seg.end())).step_by(PAGE as usize) {
+            let entry = pages.entry(page).or_insert(Page { frame: frame_of[&page], large: false, writable: false, cached: true });
+            entry.writable |= seg.writable;
+        }
+        // File bytes go to the data blob, split at page boundaries.
+        let base = p.data.len() as u64;
+        p.data.extend_from_slice(&seg.data);
+        let mut at = seg.vaddr;
+        let end = seg.vaddr + seg.data.len() as u64;
+        while at < end {
+            let chunk = (page_down(at) + PAGE).min(end) - at;
+            p.spec.fills.push(Fill {
+                frame: frame_of[&page_down(at)],
+                frame_offset: (at % PAGE) as u32,
+                data_offset: base + (at - seg.vaddr),
+                len: chunk as u32,
+            });
+            at += chunk;
+        }
+        plan.ranges.push(VirtualRange {
+            start: page_down(seg.vaddr),
+            end: page_up(seg.end()),
+            perms: rights_str(true, seg.writable, seg.executable),
+            what: format!("program image segment ({} bytes from file)", seg.data.len()),
+        });
+    }
+    p.spec.fills.sort_by_key(|f| (f.frame, f.frame_offset));
+    for (addr, region) in deferred_paddr {
+        p.spec.paddr_patches.push(PaddrPatch { frame: frame_of[&page_down(addr)], offset: (addr % PAGE) as u32, region });
+    }
+
+    let stack_pages = pd.stack_size / PAGE;
+    let stack = p.add(ObjectKind::Frame { size_bits: 12, paddr: None }, stack_pages as u32, format!("stack of {}", pd.name));
+    let stack_bottom = STACK_TOP - pd.stack_size;
+    for i in 0..stack_pages {
+        pages.insert(stack_bottom + i * PAGE, Page { frame: stack + i as u32, large: false, writable: true, cached: true });
+    }
+    plan.ranges.push(VirtualRange { start: stack_bottom, end: STACK_TOP, perms: "rw-".into(), what: format!("stack ({} KiB; guard page below)", pd.stack_size / 1024) });
+    let ipc = p.add(ObjectKind::Frame { size_bits: 12, paddr: None }, 1, format!("IPC buffer of {}", pd.name));
+    pages.insert(IPC_BUFFER_VADDR, Page { frame: ipc, large: false, writable: true, cached: true });
+    plan.ranges.push(VirtualRange { start: IPC_BUFFER_VADDR, end: IPC_BUFFER_VADDR + PAGE, perms: "rw-".into(), what: "IPC buffer".into() });
+
+    let fixed: Vec<(u64, u64, String)> = plan.ranges.iter().map(|r| (r.start, r.end, r.what.clone())).collect();
+    for map in &pd.maps {
+        let Some(region) = p.sys.region(&map.mr) else { continue };
+        let region: &MemoryRegion = region;
+        let size = region.size;
+        let (start, end) = (map.vaddr, map.vaddr + size);
+        // Stack and IPC buffer get a guard page of clearance.
+        if let Some((s, e, what)) = fixed.iter().find(|(s, e, _)| start < e + PAGE && s.saturating_sub(PAGE) < end) {
+            p.error(
+                map.loc,
+                format!("mapping of `{}` at {start:#x}..{end:#x} overlaps the PD's {what} at {s:#x}..{e:#x} (including its guard page)", map.mr),
+                "choose a vaddr outside the program image, the stack and the IPC buffer (see the report for the PD's address space)",
+            );
+            continue;
+        }
+        let first = p.regions[&region.name];
+        let large = region.page_size == PageSize::Large;
+        let step = region.page_size.bytes();
+        for i in 0..region.page_count() {
+            pages.insert(start + i * step, Page { frame: first + i as u32, large, writable: map.perms.write, cached: map.cached });
+        }
+        let mut what = format!("memory region `{}`{}", map.mr, if map.cached { "" } else { ", uncached" });
+        if let Some(sym) = &map.setvar_vaddr {
+            what += &format!(", setvar_vaddr {sym}");
+        }
+        plan.ranges.push(VirtualRange { start, end, perms: rights_str(map.perms.read, map.perms.write, map.perms.execute), what });
+    }
+    plan.ranges.sort_by_key(|r| r.start);
+
+    // Paging structures: one PDPT per 512 GiB, one page directory per GiB
+    // and one page table per 2 MiB that holds 4 KiB pages.
+    let pdpts: BTreeSet<u64> = pages.keys().map(|v| v >> 39).collect();
+    let dirs: BTreeSet<u64> = pages.keys().map(|v| v >> 30).collect();
+    let tables: BTreeSet<u64> = pages.iter().filter(|(_, pg)| !pg.large).map(|(v, _)| v >> 21).collect();
+    for (set, shift, kind, mk, what) in [
+        (&pdpts, 39, ObjectKind::Pdpt, MapKind::Pdpt, "PDPT"),
+        (&dirs, 30, ObjectKind::PageDirectory, MapKind::PageDirectory, "page directory"),
+        (&tables, 21, ObjectKind::PageTable, MapKind::PageTable, "page table"),
+    ] {
+        if set.is_empty() {
+            continue;
+        }
+        let first = p.add(kind, set.len() as u32, format!("{what}s of {}", pd.name));
+        for (i, key) in set.iter().enumerate() {
+            p.spec.mappings.push(Mapping { vspace: me.vspace, vaddr: key << shift, object: first + i as u32, kind: mk });
+        }
+    }
+    for (&vaddr, page) in &pages {
+        debug_assert!(!page.large || vaddr % LARGE_PAGE == 0);
+        p.spec.mappings.push(Mapping {
+            vspace: me.vspace,
+            vaddr,
+            object: page.frame,
+            kind: MapKind::Frame { writable: page.writable, cached: page.cached },
+        });
+    }
+
+    // --- The thread. ---
+    p.spec.threads.push(Thread {
+        pd: pd_index as u32,
+        tcb: me.tcb,
+        cspace: me.cnode,
+        vspace: me.vspace,
+        ipc_buffer: ipc,
+        ipc_buffer_vaddr: IPC_BUFFER_VADDR,
+        priority: pd.priority,
+        fault_ep: cspace::FAULT_EP,
+        entry: program.entry,
+        stack_top: STACK_TOP,
+        bound_notification: me.endpoint.map(|_| me.notification),
+    });
+    plan.caps.sort_by_key(|c| c.0);
+    plan
+}

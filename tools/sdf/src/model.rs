@@ -1,0 +1,219 @@
+//! The validated system description.
+//!
+//! A [`SystemDescription`] returned by [`crate::parse_str`] or
+//! [`crate::parse_file`] satisfies every rule checked in [`crate::validate`]:
+//! names resolve, ids are in range and unique, mappings fit and do not
+//! overlap. The system builder relies on that and does not re-check.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::diagnostic::Loc;
+
+/// A whole `microkit.system` file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SystemDescription {
+    /// The file it was read from (as given to the parser).
+    pub file: PathBuf,
+    /// Top-level protection domains; children are nested in their parents.
+    pub protection_domains: Vec<ProtectionDomain>,
+    pub memory_regions: Vec<MemoryRegion>,
+    pub channels: Vec<Channel>,
+}
+
+impl SystemDescription {
+    /// Every protection domain, depth-first with parents before their
+    /// children: the same order as their start tags in the file. A PD's index
+    /// in this list is its global index.
+    pub fn all_pds(&self) -> Vec<&ProtectionDomain> {
+        fn visit<'a>(pd: &'a ProtectionDomain, out: &mut Vec<&'a ProtectionDomain>) {
+            out.push(pd);
+            for child in &pd.children {
+                visit(child, out);
+            }
+        }
+        let mut out = Vec::new();
+        for pd in &self.protection_domains {
+            visit(pd, &mut out);
+        }
+        out
+    }
+
+    /// The protection domain called `name`, at any depth.
+    pub fn pd(&self, name: &str) -> Option<&ProtectionDomain> {
+        self.all_pds().into_iter().find(|pd| pd.name == name)
+    }
+
+    /// The memory region called `name`.
+    pub fn region(&self, name: &str) -> Option<&MemoryRegion> {
+        self.memory_regions.iter().find(|mr| mr.name == name)
+    }
+}
+
+/// A `<protection_domain>`: one program with its own address space, CSpace
+/// and thread.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProtectionDomain {
+    pub name: String,
+    pub priority: u8,
+    /// Other PDs may make protected procedure calls to this one.
+    pub pp: bool,
+    /// Passive PDs give up their scheduling context after `init`.
+    pub passive: bool,
+    pub stack_size: u64,
+    /// The ELF to run, resolved against the directory of the `.system` file.
+    pub program_image: PathBuf,
+    pub program_image_loc: Loc,
+    pub maps: Vec<Map>,
+    pub irqs: Vec<Irq>,
+    pub ioports: Vec<IoPort>,
+    pub setvars: Vec<SetVar>,
+    /// Child PDs, whose faults this PD handles.
+    pub children: Vec<ProtectionDomain>,
+    /// This PD's id in its parent's child id space; `Some` exactly for children.
+    pub child_id: Option<u8>,
+    pub loc: Loc,
+}
+
+/// A `<map>`: a memory region mapped into a PD's address space.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Map {
+    /// Name of the mapped [`MemoryRegion`].
+    pub mr: String,
+    pub vaddr: u64,
+    pub perms: Perms,
+    pub cached: bool,
+    /// Symbol in the PD's image to patch with `vaddr`.
+    pub setvar_vaddr: Option<String>,
+    pub loc: Loc,
+}
+
+/// Access rights of a mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Perms {
+    pub read: bool,
+    pub write: bool,
+    pub execute: bool,
+}
+
+impl Perms {
+    /// The default when `perms` is not given.
+    pub const READ_WRITE: Perms = Perms { read: true, write: true, execute: false };
+}
+
+/// The letters of the rights granted, as written in the `perms` attribute.
+impl fmt::Display for Perms {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (granted, letter) in [(self.read, "r"), (self.write, "w"), (self.execute, "x")] {
+            if granted {
+                f.write_str(letter)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The page size a memory region is built from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PageSize {
+    /// 4 KiB.
+    Small,
+    /// 2 MiB.
+    Large,
+}
+
+impl PageSize {
+    pub const fn bytes(self) -> u64 {
+        match self {
+            PageSize::Small => 0x1000,
+            PageSize::Large => 0x20_0000,
+        }
+    }
+}
+
+/// A `<memory_region>`: physical memory that PDs may map.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemoryRegion {
+    pub name: String,
+    /// Size in bytes; a multiple of the page size.
+    pub size: u64,
+    pub page_size: PageSize,
+    /// Fixed physical address (device memory), aligned to the page size;
+    /// `None` lets the builder allocate RAM.
+    pub phys_addr: Option<u64>,
+    pub loc: Loc,
+}
+
+impl MemoryRegion {
+    /// Number of pages the region is made of (`size` is a whole number of
+    /// pages in a validated description).
+    pub fn page_count(&self) -> u64 {
+        self.size.div_ceil(self.page_size.bytes())
+    }
+}
+
+/// A `<channel>` between two PDs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Channel {
+    pub ends: [ChannelEnd; 2],
+    pub loc: Loc,
+}
+
+/// One `<end>` of a channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelEnd {
+    /// Name of the PD at this end.
+    pub pd: String,
+    /// The id this PD uses for the channel.
+    pub id: u8,
+    /// This end may make protected procedure calls to the other end, either
+    /// because it says `pp="true"` or, when neither end sets `pp`, because
+    /// the other PD has `pp="true"`.
+    pub pp: bool,
+    /// This end may notify the other end.
+    pub notify: bool,
+    pub loc: Loc,
+}
+
+/// An `<irq>`: an IOAPIC interrupt delivered to a PD as a notification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Irq {
+    /// Shares the PD's id space with its channel ends.
+    pub id: u8,
+    pub ioapic: u32,
+    pub pin: u32,
+    pub level_triggered: bool,
+    pub active_low: bool,
+    /// CPU vector; unique in the system. Defaults to the pin number.
+    pub vector: u32,
+    pub loc: Loc,
+}
+
+/// An `<ioport>`: a range of x86 I/O ports a PD may access.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IoPort {
+    /// Id in the PD's I/O port id space (separate from channel ids).
+    pub id: u8,
+    /// First port.
+    pub addr: u16,
+    /// Number of ports; `addr + size <= 0x10000`.
+    pub size: u16,
+    pub loc: Loc,
+}
+
+impl IoPort {
+    /// One past the last port of the range.
+    pub fn end(&self) -> u32 {
+        u32::from(self.addr) + u32::from(self.size)
+    }
+}
+
+/// A `<setvar>`: a symbol in the PD's image patched with a region's
+/// physical address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetVar {
+    pub symbol: String,
+    /// Name of the memory region whose physical address is written.
+    pub region_paddr: String,
+    pub loc: Loc,
+}

@@ -1,0 +1,513 @@
+//! From XML text to a [`SystemDescription`], checking everything that can be
+//! checked one attribute at a time.
+//!
+//! This stage reports malformed XML, unknown or misplaced elements, unknown
+//! or missing attributes, and attribute values that are invalid on their own
+//! (bad numbers, out-of-range ids, empty names, ...). Rules that relate
+//! several values — alignment, overlaps, uniqueness, references between
+//! elements — are checked afterwards by [`crate::validate`].
+//!
+//! # Error recovery
+//!
+//! Parsing continues after an error so that one run reports every mistake.
+//! An element with an attribute error (including an unknown attribute, which
+//! is likely a misspelt known one) is left out of the model, so validation
+//! does not trip over a guessed default value. The names such an element
+//! declared are remembered in [`Parsed::dropped_pds`] and
+//! [`Parsed::dropped_regions`], so references to them are not reported as
+//! unknown a second time.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use roxmltree::{Document, Node};
+
+use crate::diagnostic::{Loc, Sink};
+use crate::limits::{MAX_CHANNEL_ID, MAX_CHILD_ID, MAX_IOAPIC_PIN, MAX_IOPORT_ID, MAX_IRQ_VECTOR, MAX_PRIORITY, PD_NAME_MAX};
+use crate::model::*;
+use crate::suggest;
+use crate::value::{self, Invalid};
+
+/// The result of parsing: the model plus what validation needs to know
+/// about how it was written.
+pub(crate) struct Parsed {
+    pub system: SystemDescription,
+    /// The `pp` attribute of each end of each channel as written (`None`
+    /// when absent), in the order of `system.channels`. Validation resolves
+    /// [`ChannelEnd::pp`] from it.
+    pub explicit_pp: Vec<[Option<bool>; 2]>,
+    /// Names of protection domains left out of the model because of errors.
+    pub dropped_pds: HashSet<String>,
+    /// Names of memory regions left out of the model because of errors.
+    pub dropped_regions: HashSet<String>,
+}
+
+/// What may appear in one kind of element.
+struct Schema {
+    tag: &'static str,
+    attributes: &'static [&'static str],
+    children: &'static [&'static str],
+    /// The attribute that best identifies an instance in messages.
+    key: Option<&'static str>,
+}
+
+const SYSTEM: Schema = Schema {
+    tag: "system",
+    attributes: &[],
+    children: &["memory_region", "protection_domain", "channel"],
+    key: None,
+};
+const MEMORY_REGION: Schema = Schema {
+    tag: "memory_region",
+    attributes: &["name", "size", "page_size", "phys_addr"],
+    children: &[],
+    key: Some("name"),
+};
+const PROTECTION_DOMAIN: Schema = Schema {
+    tag: "protection_domain",
+    attributes: &["name", "priority", "pp", "passive", "stack_size", "id"],
+    children: &["program_image", "map", "irq", "ioport", "setvar", "protection_domain"],
+    key: Some("name"),
+};
+const PROGRAM_IMAGE: Schema = Schema { tag: "program_image", attributes: &["path"], children: &[], key: Some("path") };
+const MAP: Schema = Schema {
+    tag: "map",
+    attributes: &["mr", "vaddr", "perms", "cached", "setvar_vaddr"],
+    children: &[],
+    key: Some("mr"),
+};
+const IRQ: Schema = Schema {
+    tag: "irq",
+    attributes: &["id", "pin", "ioapic", "trigger", "polarity", "vector"],
+    children: &[],
+    key: Some("id"),
+};
+const IOPORT: Schema = Schema { tag: "ioport", attributes: &["id", "addr", "size"], children: &[], key: Some("id") };
+const SETVAR: Schema = Schema { tag: "setvar", attributes: &["symbol", "region_paddr"], children: &[], key: Some("symbol") };
+const CHANNEL: Schema = Schema { tag: "channel", attributes: &[], children: &["end"], key: None };
+const END: Schema = Schema { tag: "end", attributes: &["pd", "id", "pp", "notify"], children: &[], key: Some("pd") };
+
+const SCHEMAS: &[&Schema] =
+    &[&SYSTEM, &MEMORY_REGION, &PROTECTION_DOMAIN, &PROGRAM_IMAGE, &MAP, &IRQ, &IOPORT, &SETVAR, &CHANNEL, &END];
+
+/// Why channel and irq ids stop at 25.
+pub(crate) const CHANNEL_ID_WHY: &str = "channel and irq ids are 0..=25: seL4 5.0's CNode_Mint carries a 28-bit badge, \
+     in which bits 0..=25 are notification channels, bit 26 marks child faults and bit 27 protected calls";
+const CHILD_ID_WHY: &str =
+    "child ids are 0..=25: the id travels in the low bits of the 28-bit fault badge, next to the child-fault bit 26";
+const PRIORITY_WHY: &str = "priorities are 0..=254; 255 is reserved for the monitor";
+const PD_NAME_WHY: &str = "protection domain names are at most 63 bytes: the name is stored NUL-terminated in 64 bytes";
+const PIN_WHY: &str = "an IOAPIC has 24 pins, 0..=23; use `ioapic` to pick another IOAPIC";
+const VECTOR_WHY: &str = "seL4 on x86 offers vectors 0..=107 to user-level IRQs";
+const IOPORT_ID_WHY: &str = "I/O port ids are 0..=63, a space separate from channel ids";
+
+/// The default PD stack: two pages.
+const DEFAULT_STACK_SIZE: u64 = 0x2000;
+
+/// Parses `text`, reporting problems to `sink`. Returns `None` when there is
+/// no usable tree: the XML is malformed or the root is not `<system>`.
+pub(crate) fn parse(file: &Path, text: &str, sink: &mut Sink<'_>) -> Option<Parsed> {
+    let doc = match Document::parse(text) {
+        Ok(doc) => doc,
+        Err(error) => {
+            let pos = error.pos();
+            let message = error.to_string();
+            // roxmltree appends " at line:column"; the location is ours to print.
+            let message = message.strip_suffix(&format!(" at {pos}")).unwrap_or(&message);
+            sink.error(Loc::new(pos.row, pos.col), format!("malformed XML: {message}"), "");
+            return None;
+        }
+    };
+    let base_dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut parser = Parser {
+        doc: &doc,
+        sink,
+        base_dir,
+        dropped_pds: HashSet::new(),
+        dropped_regions: HashSet::new(),
+    };
+    let root = doc.root_element();
+    if root.tag_name().name() != SYSTEM.tag {
+        parser.error_at_node(
+            root,
+            format!("the root element is <{}>, not <system>", root.tag_name().name()),
+            "a system description is a <system> element containing <memory_region>, <protection_domain> and <channel> elements",
+        );
+        return None;
+    }
+    Some(parser.system(file, root))
+}
+
+struct Parser<'a, 'input, 's, 'f> {
+    doc: &'a Document<'input>,
+    sink: &'s mut Sink<'f>,
+    /// Directory of the .system file: program images are relative to it.
+    base_dir: PathBuf,
+    dropped_pds: HashSet<String>,
+    dropped_regions: HashSet<String>,
+}
+
+/// An element being read: remembers whether any of its attributes was bad.
+struct Element<'a, 'input> {
+    node: Node<'a, 'input>,
+    schema: &'static Schema,
+    broken: bool,
+}
+
+impl<'a, 'input> Element<'a, 'input> {
+    /// The raw text of attribute `name`.
+    fn raw(&self, name: &str) -> Option<&'a str> {
+        self.node.attribute(name)
+    }
+
+    /// `<protection_domain name="ping">`, or just the tag when the
+    /// identifying attribute is absent: how messages refer to this element.
+    fn describe(&self) -> String {
+        describe(self.node, self.schema)
+    }
+
+    /// Reads the optional attribute `name` with `convert`. Returns `None`
+    /// when it is absent or invalid; invalid values are reported and mark the
+    /// element broken.
+    fn optional<T>(
+        &mut self,
+        p: &mut Parser<'_, '_, '_, '_>,
+        name: &str,
+        convert: impl FnOnce(&str) -> Result<T, Invalid>,
+    ) -> Option<T> {
+        let attribute = self.node.attributes().find(|a| a.name() == name)?;
+        match convert(attribute.value()) {
+            Ok(value) => Some(value),
+            Err(Invalid { reason, hint }) => {
+                let message = format!("invalid {name}=\"{}\" on {}: {reason}", attribute.value(), self.describe());
+                p.error_at(attribute.range().start, message, hint);
+                self.broken = true;
+                None
+            }
+        }
+    }
+
+    /// Like [`Element::optional`], but a missing attribute is an error too.
+    fn required<T>(
+        &mut self,
+        p: &mut Parser<'_, '_, '_, '_>,
+        name: &str,
+        convert: impl FnOnce(&str) -> Result<T, Invalid>,
+    ) -> Option<T> {
+        if self.raw(name).is_none() {
+            let tag = self.schema.tag;
+            p.error_at_node(
+                self.node,
+                format!("{} is missing the required attribute `{name}`", self.describe()),
+                format!("add {name}=\"...\" to <{tag}>"),
+            );
+            self.broken = true;
+        }
+        self.optional(p, name, convert)
+    }
+}
+
+impl<'a, 'input, 's, 'f> Parser<'a, 'input, 's, 'f> {
+    fn loc(&self, pos: usize) -> Loc {
+        let pos = self.doc.text_pos_at(pos);
+        Loc::new(pos.row, pos.col)
+    }
+
+    fn node_loc(&self, node: Node<'_, '_>) -> Loc {
+        self.loc(node.range().start)
+    }
+
+    fn error_at(&mut self, pos: usize, message: impl Into<String>, hint: impl Into<String>) {
+        let loc = self.loc(pos);
+        self.sink.error(loc, message, hint);
+    }
+
+    fn error_at_node(&mut self, node: Node<'_, '_>, message: impl Into<String>, hint: impl Into<String>) {
+        let loc = self.node_loc(node);
+        self.sink.error(loc, message, hint);
+    }
+
+    /// Starts reading `node` as a `schema` element: reports attributes the
+    /// schema does not know and, for elements that take no children, any
+    /// child elements.
+    fn open(&mut self, node: Node<'a, 'input>, schema: &'static Schema) -> Element<'a, 'input> {
+        let mut element = Element { node, schema, broken: false };
+        for attribute in node.attributes() {
+            let name = attribute.name();
+            if !schema.attributes.contains(&name) {
+                let hint = if schema.attributes.is_empty() {
+                    format!("<{}> takes no attributes", schema.tag)
+                } else {
+                    let kind = format!("attributes of <{}>", schema.tag);
+                    suggest::hint(name, &kind, schema.attributes.iter().copied())
+                };
+                self.error_at(
+                    attribute.range().start,
+                    format!("unknown attribute `{name}` on {}", element.describe()),
+                    hint,
+                );
+                element.broken = true;
+            }
+        }
+        if schema.children.is_empty() {
+            for child in node.children().filter(Node::is_element) {
+                self.unexpected(child, schema);
+            }
+        }
+        element
+    }
+
+    /// Reports `child`, which `parent` may not contain. An unknown element
+    /// may have been meant to declare the name it carries, so that name is
+    /// treated as declared-but-dropped to avoid follow-on "unknown name"
+    /// errors.
+    fn unexpected(&mut self, child: Node<'_, '_>, parent: &'static Schema) {
+        let tag = child.tag_name().name();
+        let parent_desc = describe(child.parent().unwrap_or(child), parent);
+        let homes: Vec<&str> = SCHEMAS.iter().filter(|s| s.children.contains(&tag)).map(|s| s.tag).collect();
+        let (message, hint) = if !homes.is_empty() {
+            let homes = homes.iter().map(|h| format!("<{h}>")).collect::<Vec<_>>().join(" or ");
+            (format!("<{tag}> is not allowed in {parent_desc}"), format!("<{tag}> belongs inside {homes}"))
+        } else if parent.children.is_empty() {
+            (format!("unknown element <{tag}> in {parent_desc}"), format!("<{}> takes no child elements", parent.tag))
+        } else {
+            let kind = format!("elements allowed in <{}>", parent.tag);
+            (format!("unknown element <{tag}> in {parent_desc}"), suggest::hint(tag, &kind, parent.children.iter().copied()))
+        };
+        self.error_at_node(child, message, hint);
+        if let Some(name) = child.attribute("name") {
+            self.dropped_pds.insert(name.to_string());
+            self.dropped_regions.insert(name.to_string());
+        }
+    }
+
+    fn system(mut self, file: &Path, root: Node<'a, 'input>) -> Parsed {
+        self.open(root, &SYSTEM);
+        let mut system = SystemDescription {
+            file: file.to_path_buf(),
+            protection_domains: Vec::new(),
+            memory_regions: Vec::new(),
+            channels: Vec::new(),
+        };
+        let mut explicit_pp = Vec::new();
+        for node in root.children().filter(Node::is_element) {
+            match node.tag_name().name() {
+                "memory_region" => system.memory_regions.extend(self.memory_region(node)),
+                "protection_domain" => system.protection_domains.extend(self.protection_domain(node, false)),
+                "channel" => {
+                    if let Some((channel, pp)) = self.channel(node) {
+                        system.channels.push(channel);
+                        explicit_pp.push(pp);
+                    }
+                }
+                _ => self.unexpected(node, &SYSTEM),
+            }
+        }
+        Parsed { system, explicit_pp, dropped_pds: self.dropped_pds, dropped_regions: self.dropped_regions }
+    }
+
+    fn memory_region(&mut self, node: Node<'a, 'input>) -> Option<MemoryRegion> {
+        let mut el = self.open(node, &MEMORY_REGION);
+        let name = el.required(self, "name", value::non_empty);
+        let size = el.required(self, "size", value::nonzero::<u64>("a memory region holds at least one page"));
+        let page_size = el.optional(self, "page_size", value::page_size).unwrap_or(PageSize::Small);
+        let phys_addr = el.optional(self, "phys_addr", value::number::<u64>);
+        let (Some(name), Some(size), false) = (name, size, el.broken) else {
+            self.dropped_regions.extend(el.raw("name").map(str::to_string));
+            return None;
+        };
+        Some(MemoryRegion { name, size, page_size, phys_addr, loc: self.node_loc(node) })
+    }
+
+    /// A `<protection_domain>`; `is_child` when nested in another, which
+    /// makes `id` required (and allowed).
+    fn protection_domain(&mut self, node: Node<'a, 'input>, is_child: bool) -> Option<ProtectionDomain> {
+        let mut el = self.open(node, &PROTECTION_DOMAIN);
+        let name = el.required(self, "name", value::name(PD_NAME_MAX, PD_NAME_WHY));
+        let priority = el.optional(self, "priority", value::number_in(0..=MAX_PRIORITY, PRIORITY_WHY));
+        let pp = el.optional(self, "pp", value::boolean);
+        let passive = el.optional(self, "passive", value::boolean);
+        let stack_size = el.optional(self, "stack_size", value::stack_size);
+        let child_id = if is_child {
+            el.required(self, "id", value::number_in(0..=MAX_CHILD_ID, CHILD_ID_WHY))
+        } else {
+            if let Some(id) = node.attribute_node("id") {
+                self.error_at(
+                    id.range().start,
+                    format!("{} is not a child, so it cannot have an `id`", el.describe()),
+                    "only a <protection_domain> nested inside another has an id (in its parent's child id space)",
+                );
+                el.broken = true;
+            }
+            None
+        };
+
+        let mut pd = ProtectionDomain {
+            name: name.unwrap_or_default(),
+            priority: priority.unwrap_or(0),
+            pp: pp.unwrap_or(false),
+            passive: passive.unwrap_or(false),
+            stack_size: stack_size.unwrap_or(DEFAULT_STACK_SIZE),
+            program_image: PathBuf::new(),
+            program_image_loc: Loc::NONE,
+            maps: Vec::new(),
+            irqs: Vec::new(),
+            ioports: Vec::new(),
+            setvars: Vec::new(),
+            children: Vec::new(),
+            child_id,
+            loc: self.node_loc(node),
+        };
+        for child in node.children().filter(Node::is_element) {
+            match child.tag_name().name() {
+                "program_image" => self.program_image(child, &mut pd),
+                "map" => pd.maps.extend(self.map(child)),
+                "irq" => pd.irqs.extend(self.irq(child)),
+                "ioport" => pd.ioports.extend(self.ioport(child)),
+                "setvar" => pd.setvars.extend(self.setvar(child)),
+                "protection_domain" => pd.children.extend(self.protection_domain(child, true)),
+                _ => self.unexpected(child, &PROTECTION_DOMAIN),
+            }
+        }
+        // Exactly one program image: the loader needs something to run.
+        if pd.program_image_loc == Loc::NONE {
+            self.sink.error(
+                pd.loc,
+                format!("{} has no <program_image>", el.describe()),
+                "add <program_image path=\"program.elf\" /> inside it, naming the ELF file this PD runs",
+            );
+        }
+        if el.broken {
+            self.dropped_pds.extend(el.raw("name").map(str::to_string));
+            self.drop_pd(&pd);
+            return None;
+        }
+        Some(pd)
+    }
+
+    /// Remembers the names of `pd` and its descendants, which are being left
+    /// out of the model.
+    fn drop_pd(&mut self, pd: &ProtectionDomain) {
+        if !pd.name.is_empty() {
+            self.dropped_pds.insert(pd.name.clone());
+        }
+        for child in &pd.children {
+            self.drop_pd(child);
+        }
+    }
+
+    /// Sets `pd`'s program image from a `<program_image>`, or reports a
+    /// second one: a PD runs exactly one program.
+    fn program_image(&mut self, node: Node<'a, 'input>, pd: &mut ProtectionDomain) {
+        let mut el = self.open(node, &PROGRAM_IMAGE);
+        let path = el.required(self, "path", value::non_empty);
+        let loc = self.node_loc(node);
+        if pd.program_image_loc != Loc::NONE {
+            let first = pd.program_image_loc.line;
+            self.sink.error(
+                loc,
+                format!("protection domain `{}` has a second <program_image>; the first is at line {first}", pd.name),
+                "a protection domain runs exactly one program: remove one of them",
+            );
+            return;
+        }
+        pd.program_image = path.map(|path| self.base_dir.join(path)).unwrap_or_default();
+        pd.program_image_loc = loc;
+    }
+
+    fn map(&mut self, node: Node<'a, 'input>) -> Option<Map> {
+        let mut el = self.open(node, &MAP);
+        let mr = el.required(self, "mr", value::non_empty);
+        let vaddr = el.required(self, "vaddr", value::number::<u64>);
+        let perms = el.optional(self, "perms", value::perms).unwrap_or(Perms::READ_WRITE);
+        let cached = el.optional(self, "cached", value::boolean).unwrap_or(true);
+        let setvar_vaddr = el.optional(self, "setvar_vaddr", value::non_empty);
+        let (Some(mr), Some(vaddr), false) = (mr, vaddr, el.broken) else { return None };
+        Some(Map { mr, vaddr, perms, cached, setvar_vaddr, loc: self.node_loc(node) })
+    }
+
+    fn irq(&mut self, node: Node<'a, 'input>) -> Option<Irq> {
+        const TRIGGERS: &[(&str, bool)] = &[("edge", false), ("level", true)];
+        const POLARITIES: &[(&str, bool)] = &[("high", false), ("low", true)];
+        let mut el = self.open(node, &IRQ);
+        let id = el.required(self, "id", value::number_in(0..=MAX_CHANNEL_ID, CHANNEL_ID_WHY));
+        let pin = el.required(self, "pin", value::number_in(0..=MAX_IOAPIC_PIN, PIN_WHY));
+        let ioapic = el.optional(self, "ioapic", value::number::<u32>).unwrap_or(0);
+        let level_triggered = el.optional(self, "trigger", value::keyword(TRIGGERS)).unwrap_or(false);
+        let active_low = el.optional(self, "polarity", value::keyword(POLARITIES)).unwrap_or(false);
+        let vector = el.optional(self, "vector", value::number_in(0..=MAX_IRQ_VECTOR, VECTOR_WHY));
+        let (Some(id), Some(pin), false) = (id, pin, el.broken) else { return None };
+        let vector = vector.unwrap_or(pin);
+        Some(Irq { id, ioapic, pin, level_triggered, active_low, vector, loc: self.node_loc(node) })
+    }
+
+    fn ioport(&mut self, node: Node<'a, 'input>) -> Option<IoPort> {
+        let mut el = self.open(node, &IOPORT);
+        let id = el.required(self, "id", value::number_in(0..=MAX_IOPORT_ID, IOPORT_ID_WHY));
+        let addr = el.required(self, "addr", value::number::<u16>);
+        let size = el.required(self, "size", value::nonzero::<u16>("an I/O port range holds at least one port"));
+        let (Some(id), Some(addr), Some(size), false) = (id, addr, size, el.broken) else { return None };
+        Some(IoPort { id, addr, size, loc: self.node_loc(node) })
+    }
+
+    fn setvar(&mut self, node: Node<'a, 'input>) -> Option<SetVar> {
+        let mut el = self.open(node, &SETVAR);
+        let symbol = el.required(self, "symbol", value::non_empty);
+        let region_paddr = el.required(self, "region_paddr", value::non_empty);
+        let (Some(symbol), Some(region_paddr), false) = (symbol, region_paddr, el.broken) else { return None };
+        Some(SetVar { symbol, region_paddr, loc: self.node_loc(node) })
+    }
+
+    /// A `<channel>` and the `pp` attributes of its ends as written.
+    fn channel(&mut self, node: Node<'a, 'input>) -> Option<(Channel, [Option<bool>; 2])> {
+        let el = self.open(node, &CHANNEL);
+        let mut ends = Vec::new();
+        let mut count = 0;
+        let mut broken = el.broken;
+        for child in node.children().filter(Node::is_element) {
+            if child.tag_name().name() == END.tag {
+                count += 1;
+                match self.end(child) {
+                    Some(end) => ends.push(end),
+                    None => broken = true,
+                }
+            } else {
+                self.unexpected(child, &CHANNEL);
+            }
+        }
+        // A channel connects exactly two PDs.
+        if count != 2 {
+            self.error_at_node(
+                node,
+                format!("<channel> has {count} <end> element{}; a channel has exactly two", if count == 1 { "" } else { "s" }),
+                "write <channel><end pd=\"a\" id=\"0\" /><end pd=\"b\" id=\"0\" /></channel>",
+            );
+            return None;
+        }
+        if broken {
+            return None;
+        }
+        let Ok([(a, a_pp), (b, b_pp)]) = <[(ChannelEnd, Option<bool>); 2]>::try_from(ends) else { return None };
+        Some((Channel { ends: [a, b], loc: self.node_loc(node) }, [a_pp, b_pp]))
+    }
+
+    /// One `<end>`, with its `pp` attribute as written. The resolved
+    /// [`ChannelEnd::pp`] is filled in by validation.
+    fn end(&mut self, node: Node<'a, 'input>) -> Option<(ChannelEnd, Option<bool>)> {
+        let mut el = self.open(node, &END);
+        let pd = el.required(self, "pd", value::non_empty);
+        let id = el.required(self, "id", value::number_in(0..=MAX_CHANNEL_ID, CHANNEL_ID_WHY));
+        let pp = el.optional(self, "pp", value::boolean);
+        let notify = el.optional(self, "notify", value::boolean).unwrap_or(true);
+        let (Some(pd), Some(id), false) = (pd, id, el.broken) else { return None };
+        Some((ChannelEnd { pd, id, pp: pp.unwrap_or(false), notify, loc: self.node_loc(node) }, pp))
+    }
+}
+
+/// `<tag key="value">` for `node`, or `<tag>` without its key attribute.
+fn describe(node: Node<'_, '_>, schema: &Schema) -> String {
+    match schema.key.and_then(|key| Some((key, node.attribute(key)?))) {
+        Some((key, value)) => format!("<{} {key}=\"{value}\">", schema.tag),
+        None => format!("<{}>", schema.tag),
+    }
+}

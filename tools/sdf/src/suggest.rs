@@ -1,0 +1,91 @@
+//! "Did you mean ...?" suggestions for misspelt names.
+
+/// Edit distance between `a` and `b`: insertions, deletions, substitutions
+/// and transpositions of adjacent characters each cost one (the "optimal
+/// string alignment" variant of Damerau-Levenshtein, so `pnog` is one edit
+/// from `pong`).
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    // Three rows of the dynamic-programming table: i-2, i-1 and i.
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current: Vec<usize> = vec![0; b.len() + 1];
+    for i in 1..=a.len() {
+        current[0] = i;
+        for j in 1..=b.len() {
+            let substitution = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (previous[j] + 1).min(current[j - 1] + 1).min(previous[j - 1] + substitution);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(before[j - 2] + 1);
+            }
+            current[j] = best;
+        }
+        std::mem::swap(&mut before, &mut previous);
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
+}
+
+/// The candidate closest to `name`, if it is close enough to be a plausible
+/// typo: at most a third of the name's length in edits (at least one).
+pub(crate) fn closest<'a, I>(name: &str, candidates: I) -> Option<&'a str>
+where
+    I: IntoIterator<Item = &'a str>,
+{
+    let limit = (name.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|candidate| (edit_distance(name, candidate), candidate))
+        .filter(|&(distance, _)| distance <= limit)
+        .min_by_key(|&(distance, _)| distance)
+        .map(|(_, candidate)| candidate)
+}
+
+/// Hint text for an unknown `name` of some `kind` ("protection domains"):
+/// suggests the closest candidate and lists them all.
+pub(crate) fn hint<'a, I>(name: &str, kind: &str, candidates: I) -> String
+where
+    I: IntoIterator<Item = &'a str> + Clone,
+{
+    let all = list(candidates.clone());
+    match closest(name, candidates) {
+        Some(best) => format!("did you mean `{best}`? {kind}: {all}"),
+        None if all.is_empty() => format!("there are no {kind}"),
+        None => format!("{kind}: {all}"),
+    }
+}
+
+/// `a`, `b`, `c` — names quoted and comma-separated.
+pub(crate) fn list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    names.into_iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distances() {
+        assert_eq!(edit_distance("", ""), 0);
+        assert_eq!(edit_distance("abc", ""), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("pnog", "pong"), 1);
+        assert_eq!(edit_distance("pririty", "priority"), 1);
+    }
+
+    #[test]
+    fn closest_needs_a_plausible_typo() {
+        let names = ["ping", "pong", "timer"];
+        assert_eq!(closest("pnog", names), Some("pong"));
+        assert_eq!(closest("timr", names), Some("timer"));
+        assert_eq!(closest("serial", names), None);
+    }
+
+    #[test]
+    fn hint_lists_candidates() {
+        assert_eq!(hint("pnog", "protection domains", ["ping", "pong"]), "did you mean `pong`? protection domains: `ping`, `pong`");
+        assert_eq!(hint("x", "memory regions", [] as [&str; 0]), "there are no memory regions");
+    }
+}

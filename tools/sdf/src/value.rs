@@ -1,0 +1,243 @@
+//! Attribute value syntax: numbers, booleans, permissions and the like.
+//!
+//! Each function turns the text of one attribute into a value or an
+//! [`Invalid`] saying why it cannot; the parser adds which attribute of
+//! which element it was and where.
+
+use std::ops::RangeInclusive;
+
+use crate::limits::{MAX_STACK, MIN_STACK};
+use crate::model::{PageSize, Perms};
+
+/// Why an attribute value was rejected.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Invalid {
+    /// Completes "invalid `attr="value"` on <element>: ...".
+    pub reason: String,
+    pub hint: String,
+}
+
+impl Invalid {
+    pub(crate) fn new(reason: impl Into<String>, hint: impl Into<String>) -> Self {
+        Invalid { reason: reason.into(), hint: hint.into() }
+    }
+}
+
+const NUMBER_HINT: &str = "write numbers in decimal (4096) or in hexadecimal with a 0x prefix (0x1000); `_` may separate digits (0x20_0000)";
+
+/// Unsigned integer types attributes are parsed into.
+pub(crate) trait Number: Copy + Into<u64> + TryFrom<u64> {
+    const MAX: Self;
+}
+
+impl Number for u8 {
+    const MAX: Self = u8::MAX;
+}
+impl Number for u16 {
+    const MAX: Self = u16::MAX;
+}
+impl Number for u32 {
+    const MAX: Self = u32::MAX;
+}
+impl Number for u64 {
+    const MAX: Self = u64::MAX;
+}
+
+/// A decimal or `0x`-hexadecimal number, with optional `_` between digits,
+/// that fits in `T`.
+pub(crate) fn number<T: Number>(text: &str) -> Result<T, Invalid> {
+    let text = text.trim();
+    let (digits, radix) = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => (hex, 16),
+        None => (text, 10),
+    };
+    let well_formed = !digits.is_empty()
+        && !digits.starts_with('_')
+        && !digits.ends_with('_')
+        && digits.chars().all(|c| c == '_' || c.is_digit(radix));
+    if !well_formed {
+        let what = if radix == 16 { "not a hexadecimal number" } else { "not a number" };
+        return Err(Invalid::new(what, NUMBER_HINT));
+    }
+    let too_large = || Invalid::new(format!("too large (the maximum is {:#x})", T::MAX.into()), "");
+    let mut value: u64 = 0;
+    for digit in digits.chars().filter_map(|c| c.to_digit(radix)) {
+        value = value
+            .checked_mul(u64::from(radix))
+            .and_then(|v| v.checked_add(u64::from(digit)))
+            .ok_or_else(too_large)?;
+    }
+    T::try_from(value).map_err(|_| too_large())
+}
+
+/// A number in `range`; `why` explains the range in the hint.
+pub(crate) fn number_in<T: Number + PartialOrd + std::fmt::Display>(
+    range: RangeInclusive<T>,
+    why: &'static str,
+) -> impl Fn(&str) -> Result<T, Invalid> {
+    move |text| {
+        let value = number::<T>(text).map_err(|e| Invalid { hint: why.to_string(), ..e })?;
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(Invalid::new(format!("must be in {}..={}", range.start(), range.end()), why))
+        }
+    }
+}
+
+/// A number other than zero; `why` explains in the hint.
+pub(crate) fn nonzero<T: Number>(why: &'static str) -> impl Fn(&str) -> Result<T, Invalid> {
+    move |text| {
+        let value = number::<T>(text)?;
+        if value.into() == 0 {
+            Err(Invalid::new("must not be zero", why))
+        } else {
+            Ok(value)
+        }
+    }
+}
+
+/// A PD stack size: whole 4 KiB pages, from [`MIN_STACK`] to [`MAX_STACK`].
+/// The stack is mapped page by page with a guard page below it.
+pub(crate) fn stack_size(text: &str) -> Result<u64, Invalid> {
+    const HINT: &str = "stack_size is a multiple of 0x1000 from 0x1000 to 0x100_0000 (16 MiB); the default is 0x2000";
+    let size = number::<u64>(text).map_err(|e| Invalid { hint: HINT.into(), ..e })?;
+    if !(MIN_STACK..=MAX_STACK).contains(&size) {
+        Err(Invalid::new(format!("must be in {MIN_STACK:#x}..={MAX_STACK:#x}"), HINT))
+    } else if size % PageSize::Small.bytes() != 0 {
+        Err(Invalid::new("not a multiple of the page size (0x1000)", HINT))
+    } else {
+        Ok(size)
+    }
+}
+
+/// `true` or `false`, exactly, as in Microkit.
+pub(crate) fn boolean(text: &str) -> Result<bool, Invalid> {
+    match text {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(Invalid::new("expected `true` or `false`", "")),
+    }
+}
+
+/// Access rights: any combination of `r`, `w` and `x`.
+///
+/// Read must be among them: x86 page tables have no way to express a page
+/// that is writable or executable but not readable.
+pub(crate) fn perms(text: &str) -> Result<Perms, Invalid> {
+    let mut perms = Perms { read: false, write: false, execute: false };
+    for c in text.chars() {
+        let granted = match c {
+            'r' => &mut perms.read,
+            'w' => &mut perms.write,
+            'x' => &mut perms.execute,
+            _ => {
+                return Err(Invalid::new(
+                    format!("`{c}` is not a permission"),
+                    "perms is a combination of `r` (read), `w` (write) and `x` (execute), e.g. \"rw\" or \"rx\"",
+                ))
+            }
+        };
+        *granted = true;
+    }
+    if !perms.read {
+        return Err(Invalid::new(
+            "mappings must be readable",
+            "x86 page tables cannot express write-only or execute-only pages; add `r`",
+        ));
+    }
+    Ok(perms)
+}
+
+/// `0x1000` or `0x200000`: the page sizes x86_64 offers (1 GiB pages are
+/// not supported for memory regions).
+pub(crate) fn page_size(text: &str) -> Result<PageSize, Invalid> {
+    const HINT: &str = "page_size is 0x1000 (4 KiB, the default) or 0x200000 (2 MiB)";
+    match number::<u64>(text).map_err(|e| Invalid { hint: HINT.into(), ..e })? {
+        0x1000 => Ok(PageSize::Small),
+        0x20_0000 => Ok(PageSize::Large),
+        _ => Err(Invalid::new("not a supported page size", HINT)),
+    }
+}
+
+/// A name: not empty and at most `max` bytes.
+pub(crate) fn name(max: usize, why: &'static str) -> impl Fn(&str) -> Result<String, Invalid> {
+    move |text| {
+        if text.is_empty() {
+            Err(Invalid::new("names must not be empty", ""))
+        } else if text.len() > max {
+            Err(Invalid::new(format!("{} bytes long, longer than {max}", text.len()), why))
+        } else {
+            Ok(text.to_string())
+        }
+    }
+}
+
+/// A non-empty string, such as a symbol or a path.
+pub(crate) fn non_empty(text: &str) -> Result<String, Invalid> {
+    name(usize::MAX, "")(text)
+}
+
+/// One of a fixed set of keywords, mapped to a value.
+pub(crate) fn keyword<T: Copy>(choices: &'static [(&'static str, T)]) -> impl Fn(&str) -> Result<T, Invalid> {
+    move |text| {
+        choices.iter().find(|(word, _)| *word == text).map(|&(_, value)| value).ok_or_else(|| {
+            let words: Vec<&str> = choices.iter().map(|(word, _)| *word).collect();
+            Invalid::new(format!("expected one of {}", crate::suggest::list(words)), "")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers() {
+        assert_eq!(number::<u64>("4096"), Ok(4096));
+        assert_eq!(number::<u64>("0x1000"), Ok(0x1000));
+        assert_eq!(number::<u64>("0X20_0000"), Ok(0x20_0000));
+        assert_eq!(number::<u64>("1_000"), Ok(1000));
+        assert_eq!(number::<u64>(" 7 "), Ok(7));
+        assert_eq!(number::<u64>("0xffff_ffff_ffff_ffff"), Ok(u64::MAX));
+        for bad in ["", "0x", "-1", "12a", "0x1g", "_1", "1_", "0x_1", "1e3", "+5"] {
+            assert!(number::<u64>(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(number::<u64>("0x1_0000_0000_0000_0000").is_err());
+        assert!(number::<u8>("256").is_err());
+        assert_eq!(number::<u16>("0xffff"), Ok(0xffff));
+    }
+
+    #[test]
+    fn ranges() {
+        let priority = number_in(0..=254u8, "");
+        assert_eq!(priority("254"), Ok(254));
+        assert_eq!(priority("255").map_err(|e| e.reason), Err("must be in 0..=254".to_string()));
+        assert!(priority("300").is_err());
+    }
+
+    #[test]
+    fn permissions() {
+        assert_eq!(perms("rw"), Ok(Perms::READ_WRITE));
+        assert_eq!(perms("xr"), Ok(Perms { read: true, write: false, execute: true }));
+        assert!(perms("w").is_err());
+        assert!(perms("").is_err());
+        assert!(perms("rq").is_err());
+    }
+
+    #[test]
+    fn stack_sizes() {
+        assert_eq!(stack_size("0x2000"), Ok(0x2000));
+        assert_eq!(stack_size("0x1000000"), Ok(16 << 20));
+        assert!(stack_size("0").is_err());
+        assert!(stack_size("0x1800").is_err());
+        assert!(stack_size("0x1001000").is_err());
+    }
+
+    #[test]
+    fn page_sizes() {
+        assert_eq!(page_size("0x1000"), Ok(PageSize::Small));
+        assert_eq!(page_size("0x200000"), Ok(PageSize::Large));
+        assert!(page_size("0x40000000").is_err());
+    }
+}
