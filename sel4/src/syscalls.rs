@@ -117,24 +117,36 @@ pub fn poll(src: CPtr) -> Badge {
     raw(sys::NB_RECV, src, 0, &mut [0; 4]).0
 }
 
-/// Print a character on the kernel's serial console.
-#[cfg(sel4_debug_build)]
+/// Whether the kernel was built with its debug syscalls.
+pub const DEBUG_BUILD: bool = cfg!(sel4_debug_build);
+
+/// Print a character on the kernel's serial console. A kernel built without
+/// printing has no console: the character is dropped (a serial driver PD
+/// provides the console then).
 pub fn debug_put_char(c: u8) {
+    #[cfg(sel4_printing)]
     raw(sys::DEBUG_PUT_CHAR, c as Word, 0, &mut [0; 4]);
+    #[cfg(not(sel4_printing))]
+    let _ = c;
 }
 
-/// Stop the whole system (debug kernels).
-#[cfg(sel4_debug_build)]
+/// Stop the whole system. A release kernel cannot: the calling thread then
+/// gives up the processor forever instead.
 pub fn debug_halt() -> ! {
+    #[cfg(sel4_debug_build)]
     raw(sys::DEBUG_HALT, 0, 0, &mut [0; 4]);
-    #[allow(clippy::empty_loop)]
-    loop {}
+    loop {
+        yield_now();
+    }
 }
 
-/// Name a thread for the kernel's debug output. The name travels as a
-/// NUL-terminated string in the message registers (truncated to fit).
-#[cfg(sel4_debug_build)]
+/// Name a thread for the kernel's debug output (a no-op on release kernels).
+/// The name travels as a NUL-terminated string in the message registers
+/// (truncated to fit).
 pub fn debug_name_thread(tcb: CPtr, name: &str) {
+    if !DEBUG_BUILD {
+        return;
+    }
     let bytes = name.as_bytes();
     let max = crate::MSG_MAX_LENGTH * 8 - 1;
     let len = bytes.len().min(max);
@@ -145,5 +157,6 @@ pub fn debug_name_thread(tcb: CPtr, name: &str) {
         }
         set_mr(w, Word::from_le_bytes(word));
     }
+    #[cfg(sel4_debug_build)]
     raw(sys::DEBUG_NAME_THREAD, tcb, 0, &mut [0; 4]);
 }

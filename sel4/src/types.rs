@@ -61,6 +61,14 @@ impl CapData {
         let w = GUARD_GUARD_BITS.set(w, guard);
         CapData(GUARD_GUARD_SIZE.set(w, guard_size))
     }
+    /// The IO port range `first..=last` for minting a narrower IO port cap.
+    /// seL4 5.0 has no IOPortControl: the root task holds one cap to every
+    /// port and derives ranges from it with `CNode_Mint`. The layout is the
+    /// kernel's `io_port_capdata` block (x86_64 `structures.bf`): first port
+    /// in bits 16..32, last port in bits 0..16.
+    pub const fn io_ports(first: u16, last: u16) -> Self {
+        CapData(((first as Word) << 16) | last as Word)
+    }
     /// No badge / no guard change: the all-zero word.
     pub const NONE: CapData = CapData(0);
 }

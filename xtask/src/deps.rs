@@ -168,3 +168,6 @@ mod tests {
         .unwrap();
     }
 }
+
+/// Graphviz, to render the system diagram.
+pub const GRAPHVIZ: &[Package] = &[Package { name: "graphviz", probe: "dot" }];

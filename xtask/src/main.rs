@@ -1,3 +1,96 @@
+//! `cargo xtask`: the one entry point for building, running and testing.
+//!
+//! - `cargo xtask build [--system FILE] [--config debug|release] [--ram MIB]`
+//! - `cargo xtask run   [--system FILE] [--config debug|release] [--ram MIB]`
+//! - `cargo xtask test`
+//!
+//! Each installs the Debian packages it needs when they are missing (as
+//! root) or says which command to run.
+
 mod deps;
+mod itest;
 mod kernel;
-fn main() {}
+mod qemu;
+mod system;
+
+use anyhow::{bail, Context, Result};
+use kernel::KernelConfig;
+use std::path::{Path, PathBuf};
+use system::BuildOptions;
+
+const USAGE: &str = "usage: cargo xtask <build|run|test> [--system FILE] [--config debug|release] [--ram MIB]
+
+  build   build the kernel, the PD programs and the system image; print their paths
+  run     build, then boot the system in QEMU with the serial console on this terminal
+          (quit QEMU with Ctrl-A X)
+  test    host unit tests, then integration tests that boot the image in QEMU";
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn parse_options(args: &[String], ws: &Path) -> Result<BuildOptions> {
+    let mut opts = BuildOptions {
+        system: ws.join("microkit.system"),
+        config: KernelConfig::Debug,
+        ram_mib: system::DEFAULT_RAM_MIB,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().cloned().with_context(|| format!("{name} needs a value\n\n{USAGE}"));
+        match arg.as_str() {
+            "--system" => {
+                let v = PathBuf::from(value("--system")?);
+                opts.system = if v.is_absolute() { v } else { std::env::current_dir()?.join(v) };
+            }
+            "--config" => {
+                opts.config = match value("--config")?.as_str() {
+                    "debug" => KernelConfig::Debug,
+                    "release" => KernelConfig::Release,
+                    other => bail!("unknown config {other:?}: use debug or release"),
+                }
+            }
+            "--ram" => opts.ram_mib = value("--ram")?.parse().context("--ram takes MiB, e.g. 512")?,
+            other => bail!("unknown option {other:?}\n\n{USAGE}"),
+        }
+    }
+    Ok(opts)
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("{e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let ws = workspace();
+    let Some(cmd) = args.first() else {
+        println!("{USAGE}");
+        return Ok(());
+    };
+    match cmd.as_str() {
+        "build" => {
+            let opts = parse_options(&args[1..], &ws)?;
+            let built = system::build(&ws, &opts)?;
+            system::print_paths(&built);
+        }
+        "run" => {
+            let opts = parse_options(&args[1..], &ws)?;
+            let built = system::build(&ws, &opts)?;
+            deps::ensure_packages(deps::QEMU)?;
+            let mut cmd = qemu::command(&built, opts.ram_mib, true);
+            println!("{}", qemu::command_line(&cmd));
+            let status = cmd.status().context("starting QEMU")?;
+            if !status.success() {
+                bail!("QEMU exited with {status}");
+            }
+        }
+        "test" => itest::run(&ws)?,
+        "-h" | "--help" | "help" => println!("{USAGE}"),
+        other => bail!("unknown command {other:?}\n\n{USAGE}"),
+    }
+    Ok(())
+}

@@ -2,7 +2,7 @@
 //! objects, address-space IDs, frame contents, mappings, IRQs and IO ports,
 //! capabilities, threads.
 
-use crate::{fail, log};
+use crate::fail;
 use alloc::vec::Vec;
 use boot_spec::{cspace, CapSource, MapKind, ObjId, ObjectKind, Spec};
 use boot_spec::untyped::{self, Untyped};
@@ -33,7 +33,6 @@ pub struct Initialiser<'a> {
     next_slot: CPtr,
     slot_end: CPtr,
     irq_slots: Vec<CPtr>,
-    ioport_slots: Vec<CPtr>,
 }
 
 /// Unwraps the result of a kernel invocation or stops the boot, naming the
@@ -58,11 +57,11 @@ fn kernel_type(kind: ObjectKind) -> (ObjectType, Word, u8) {
         ObjectKind::CNode { radix_bits } => {
             (ObjectType::CapTable, Word::from(radix_bits), radix_bits + sel4::SLOT_BITS)
         }
-        ObjectKind::VSpace => fixed(ObjectType::X64Pml4),
-        ObjectKind::Pdpt => fixed(ObjectType::X86Pdpt),
-        ObjectKind::PageDirectory => fixed(ObjectType::X86PageDirectory),
-        ObjectKind::PageTable => fixed(ObjectType::X86PageTable),
-        ObjectKind::Frame { size_bits: 21, .. } => fixed(ObjectType::X86LargePage),
+        ObjectKind::VSpace => fixed(ObjectType::X64_Pml4),
+        ObjectKind::Pdpt => fixed(ObjectType::X86_Pdpt),
+        ObjectKind::PageDirectory => fixed(ObjectType::X86_PageDirectory),
+        ObjectKind::PageTable => fixed(ObjectType::X86_PageTable),
+        ObjectKind::Frame { size_bits: 21, .. } => fixed(ObjectType::X86_LargePage),
         ObjectKind::Frame { .. } => fixed(ObjectType::X86_4K),
     }
 }
@@ -74,7 +73,9 @@ impl<'a> Initialiser<'a> {
             .iter()
             .map(|u| Untyped::new(u.paddr, u.size_bits, u.is_device != 0))
             .collect();
-        let empty = bootinfo.empty();
+        // Copy out of the packed struct before use.
+        let empty = bootinfo.empty;
+        let untyped = bootinfo.untyped;
         let objects = empty.start;
         let next_slot = objects + Word::from(spec.instance_count());
         if next_slot > empty.end {
@@ -88,12 +89,11 @@ impl<'a> Initialiser<'a> {
             spec,
             data,
             untypeds,
-            first_untyped_slot: bootinfo.untyped().start,
+            first_untyped_slot: untyped.start,
             objects,
             next_slot,
             slot_end: empty.end,
             irq_slots: Vec::new(),
-            ioport_slots: Vec::new(),
         }
     }
 
@@ -106,7 +106,6 @@ impl<'a> Initialiser<'a> {
         self.patch_paddrs();
         self.map_all();
         self.get_irqs();
-        self.issue_ioports();
         self.install_caps();
         self.start_threads();
         self.slot(self.spec.fault_endpoint)
@@ -207,7 +206,7 @@ impl<'a> Initialiser<'a> {
     /// address space. A level that already exists is kept.
     fn map_scratch_tables(&mut self) {
         let attr = sel4::vm_attributes::DEFAULT;
-        for ty in [ObjectType::X86Pdpt, ObjectType::X86PageDirectory, ObjectType::X86PageTable] {
+        for ty in [ObjectType::X86_Pdpt, ObjectType::X86_PageDirectory, ObjectType::X86_PageTable] {
             let bits = ty.fixed_size_bits().expect("paging structure");
             let slot = self.alloc_slot();
             let ut = untyped::place(&self.untypeds, bits, 1)
@@ -215,8 +214,8 @@ impl<'a> Initialiser<'a> {
                 .untyped;
             self.retype(ut, ty, 0, bits, 1, slot);
             let r = match ty {
-                ObjectType::X86Pdpt => sel4::X86Pdpt(slot).map(init_caps::VSPACE, SCRATCH_VADDR, attr),
-                ObjectType::X86PageDirectory => sel4::X86PageDirectory(slot).map(init_caps::VSPACE, SCRATCH_VADDR, attr),
+                ObjectType::X86_Pdpt => sel4::X86Pdpt(slot).map(init_caps::VSPACE, SCRATCH_VADDR, attr),
+                ObjectType::X86_PageDirectory => sel4::X86PageDirectory(slot).map(init_caps::VSPACE, SCRATCH_VADDR, attr),
                 _ => sel4::X86PageTable(slot).map(init_caps::VSPACE, SCRATCH_VADDR, attr),
             };
             match r {
@@ -313,7 +312,7 @@ impl<'a> Initialiser<'a> {
                 .get_ioapic(
                     ROOT,
                     handler,
-                    DEPTH,
+                    Word::from(DEPTH),
                     Word::from(irq.ioapic),
                     Word::from(irq.pin),
                     Word::from(irq.level_triggered),
@@ -332,26 +331,21 @@ impl<'a> Initialiser<'a> {
         }
     }
 
-    fn issue_ioports(&mut self) {
-        for range in &self.spec.ioports {
-            let slot = self.alloc_slot();
-            sel4::X86IoPortControl(init_caps::IO_PORT_CONTROL)
-                .issue(Word::from(range.first), Word::from(range.last), ROOT, slot, DEPTH)
-                .or_fail(format_args!("IO ports {:#x}..={:#x}", range.first, range.last));
-            self.ioport_slots.push(slot);
-        }
-    }
-
     fn install_caps(&mut self) {
         for c in &self.spec.caps {
-            let src = match c.source {
-                CapSource::Object(id) => self.slot(id),
-                CapSource::Irq(i) => self.irq_slots[i as usize],
-                CapSource::IoPort(i) => self.ioport_slots[i as usize],
+            let (src, data) = match c.source {
+                CapSource::Object(id) => (self.slot(id), CapData::badge(c.badge)),
+                CapSource::Irq(i) => (self.irq_slots[i as usize], CapData::NONE),
+                // seL4 5.0 derives an IO port range from the root task's
+                // cap to all ports by minting it with the range.
+                CapSource::IoPort(i) => {
+                    let r = &self.spec.ioports[i as usize];
+                    (init_caps::IO_PORT, CapData::io_ports(r.first, r.last))
+                }
             };
             let rights = CapRights::new(c.rights.grant, c.rights.read, c.rights.write);
             CNode(self.slot(c.cnode))
-                .mint(c.slot, cspace::RADIX_BITS, ROOT, src, DEPTH, rights, CapData::badge(c.badge))
+                .mint(c.slot, cspace::RADIX_BITS, ROOT, src, DEPTH, rights, data)
                 .or_fail(format_args!("install cap into slot {} of cnode object {}", c.slot, c.cnode));
         }
     }
@@ -362,7 +356,7 @@ impl<'a> Initialiser<'a> {
             let tcb = sel4::Tcb(self.slot(t.tcb));
             tcb.configure(
                 t.fault_ep,
-                sel4::PrioProps::new(t.priority, t.priority),
+                sel4::PrioProps::new(Word::from(t.priority), Word::from(t.priority)),
                 self.slot(t.cspace),
                 CapData::guard(0, Word::from(cspace::GUARD_SIZE)),
                 self.slot(t.vspace),
@@ -374,18 +368,17 @@ impl<'a> Initialiser<'a> {
             let mut regs = sel4::UserContext::default();
             regs.rip = t.entry;
             regs.rsp = t.stack_top;
-            tcb.write_registers(false, 0, sel4::UserContext::WORDS as Word, &regs)
+            let words = (core::mem::size_of::<sel4::UserContext>() / 8) as Word;
+            tcb.write_registers(false, 0, words, regs)
                 .or_fail(format_args!("set the registers of PD '{name}'"));
             if let Some(ntfn) = t.bound_notification {
                 tcb.bind_notification(self.slot(ntfn))
                     .or_fail(format_args!("bind the notification of PD '{name}'"));
             }
-            #[cfg(sel4_debug_build)]
             sel4::debug_name_thread(tcb.0, name);
         }
         for t in &self.spec.threads {
             sel4::Tcb(self.slot(t.tcb)).resume().or_fail(format_args!("start PD {}", t.pd));
         }
-        let _ = log;
     }
 }

@@ -47,12 +47,7 @@ pub fn fail(args: fmt::Arguments) -> ! {
 }
 
 fn halt() -> ! {
-    #[cfg(sel4_debug_build)]
-    sel4::debug_halt();
-    #[allow(unreachable_code)]
-    loop {
-        sel4::yield_now();
-    }
+    sel4::debug_halt()
 }
 
 /// The embedded spec segment: header, spec and data blob.
@@ -87,7 +82,7 @@ extern "C" fn monitor_main(bootinfo: *const sel4::BootInfo) -> ! {
     let start = init::cycles();
     let fault_ep = init::Initialiser::new(bootinfo, &spec, data).run();
     let cycles = init::cycles() - start;
-    let mhz = bootinfo.arch_info.max(1);
+    let mhz = { bootinfo.arch_info }.max(1);
     log!("all PDs started ({} ms)", cycles / (mhz * 1000));
     monitor(&spec, fault_ep)
 }

@@ -71,3 +71,9 @@ pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
     // SAFETY: same contract as memcmp.
     unsafe { memcmp(a, b, n) }
 }
+
+/// The precompiled `core` for this target is built with unwinding and so
+/// references the personality routine; our programs abort on panic and never
+/// unwind, so it is never called.
+#[no_mangle]
+pub extern "C" fn rust_eh_personality() {}

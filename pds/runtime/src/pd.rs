@@ -186,7 +186,7 @@ impl Child {
     pub fn restart(self, entry: u64) -> sel4::Result<()> {
         let mut regs = self.tcb().read_registers(false, 0, 1)?;
         regs.rip = entry;
-        self.tcb().write_registers(true, 0, 1, &regs)
+        self.tcb().write_registers(true, 0, 1, regs)
     }
 }
 

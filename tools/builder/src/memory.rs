@@ -52,10 +52,10 @@ pub fn object_bits(kind: ObjectKind) -> u8 {
         ObjectKind::Endpoint => fixed(T::Endpoint),
         ObjectKind::Notification => fixed(T::Notification),
         ObjectKind::CNode { radix_bits } => radix_bits + sel4::SLOT_BITS,
-        ObjectKind::VSpace => fixed(T::X64Pml4),
-        ObjectKind::Pdpt => fixed(T::X86Pdpt),
-        ObjectKind::PageDirectory => fixed(T::X86PageDirectory),
-        ObjectKind::PageTable => fixed(T::X86PageTable),
+        ObjectKind::VSpace => fixed(T::X64_Pml4),
+        ObjectKind::Pdpt => fixed(T::X86_Pdpt),
+        ObjectKind::PageDirectory => fixed(T::X86_PageDirectory),
+        ObjectKind::PageTable => fixed(T::X86_PageTable),
         ObjectKind::Frame { size_bits, .. } => size_bits,
     }
 }

@@ -14,12 +14,14 @@
 //!   hint: did you mean `pong`? protection domains: `ping`, `pong`
 //! ```
 //!
-//! Checking happens in two stages: [`parse`] reads the XML and checks each
-//! attribute on its own; [`validate`] checks the rules that relate several
-//! values.
-//!
-//! [`parse`]: crate::parse
-//! [`validate`]: crate::validate
+//! Checking happens in two stages. The parser (`parse.rs`) reads the XML
+//! and checks each attribute on its own: known elements and attributes,
+//! required attributes present, numbers, booleans and keywords well-formed
+//! and in range. Validation (`validate/`) then checks the rules that relate
+//! several values, as Microkit does: unique names, resolvable references,
+//! aligned and non-overlapping mappings, per-PD channel/irq id space,
+//! protected calls only to strictly higher priorities, system-wide
+//! uniqueness of IOAPIC lines, vectors and I/O ports.
 
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations, rust_2018_idioms)]
@@ -36,10 +38,16 @@ use std::path::Path;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Loc};
 pub use model::{
-    Channel, ChannelEnd, IoPort, Irq, Map, MemoryRegion, PageSize, Perms, ProtectionDomain, SetVar, SystemDescription,
+    Channel, ChannelEnd, IoPort, Irq, Map, MemoryRegion, PageSize, Perms, ProtectionDomain, SetVar,
+    SystemDescription,
 };
 
 /// Reads and checks the system description at `path`.
+///
+/// # Errors
+///
+/// Every problem found: the file cannot be read, is not well-formed XML, or
+/// breaks a rule of the format.
 pub fn parse_file(path: &Path) -> Result<SystemDescription, Diagnostics> {
     match std::fs::read_to_string(path) {
         Ok(text) => parse_str(path, &text),
@@ -54,6 +62,10 @@ pub fn parse_file(path: &Path) -> Result<SystemDescription, Diagnostics> {
 
 /// Checks the system description `text`. `file` is only used to name it in
 /// diagnostics and as the base for relative `<program_image path>`s.
+///
+/// # Errors
+///
+/// Every problem found, in file order; see the crate documentation.
 pub fn parse_str(file: &Path, text: &str) -> Result<SystemDescription, Diagnostics> {
     let mut sink = diagnostic::Sink::new(file);
     if let Some(mut parsed) = parse::parse(file, text, &mut sink) {

@@ -1,4 +1,4 @@
-//! Limits imposed by the kernel, the boot protocol and x86_64.
+//! Limits imposed by the kernel, the boot protocol and x86-64.
 
 /// Most protection domains one system may have. Each PD owns a slot range in
 /// the initialiser's tables (see `boot-spec`), as in Microkit.
@@ -23,7 +23,7 @@ pub const PD_NAME_MAX: usize = 63;
 /// Highest I/O port range id. Port ranges have their own id space.
 pub const MAX_IOPORT_ID: u8 = 63;
 
-/// First address user mappings may not reach: the top of the x86_64 lower
+/// First address user mappings may not reach: the top of the x86-64 lower
 /// canonical half, less the guard page.
 pub const USER_TOP: u64 = 0x7fff_ffff_f000;
 

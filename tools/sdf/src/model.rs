@@ -1,7 +1,7 @@
 //! The validated system description.
 //!
 //! A [`SystemDescription`] returned by [`crate::parse_str`] or
-//! [`crate::parse_file`] satisfies every rule checked in [`crate::validate`]:
+//! [`crate::parse_file`] satisfies every rule the crate checks:
 //! names resolve, ids are in range and unique, mappings fit and do not
 //! overlap. The system builder relies on that and does not re-check.
 
@@ -98,7 +98,11 @@ pub struct Perms {
 
 impl Perms {
     /// The default when `perms` is not given.
-    pub const READ_WRITE: Perms = Perms { read: true, write: true, execute: false };
+    pub const READ_WRITE: Perms = Perms {
+        read: true,
+        write: true,
+        execute: false,
+    };
 }
 
 /// The letters of the rights granted, as written in the `perms` attribute.

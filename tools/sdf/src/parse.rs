@@ -23,8 +23,14 @@ use std::path::{Path, PathBuf};
 use roxmltree::{Document, Node};
 
 use crate::diagnostic::{Loc, Sink};
-use crate::limits::{MAX_CHANNEL_ID, MAX_CHILD_ID, MAX_IOAPIC_PIN, MAX_IOPORT_ID, MAX_IRQ_VECTOR, MAX_PRIORITY, PD_NAME_MAX};
-use crate::model::*;
+use crate::limits::{
+    MAX_CHANNEL_ID, MAX_CHILD_ID, MAX_IOAPIC_PIN, MAX_IOPORT_ID, MAX_IRQ_VECTOR, MAX_PRIORITY,
+    PD_NAME_MAX,
+};
+use crate::model::{
+    Channel, ChannelEnd, IoPort, Irq, Map, MemoryRegion, PageSize, Perms, ProtectionDomain, SetVar,
+    SystemDescription,
+};
 use crate::suggest;
 use crate::value::{self, Invalid};
 
@@ -66,10 +72,22 @@ const MEMORY_REGION: Schema = Schema {
 const PROTECTION_DOMAIN: Schema = Schema {
     tag: "protection_domain",
     attributes: &["name", "priority", "pp", "passive", "stack_size", "id"],
-    children: &["program_image", "map", "irq", "ioport", "setvar", "protection_domain"],
+    children: &[
+        "program_image",
+        "map",
+        "irq",
+        "ioport",
+        "setvar",
+        "protection_domain",
+    ],
     key: Some("name"),
 };
-const PROGRAM_IMAGE: Schema = Schema { tag: "program_image", attributes: &["path"], children: &[], key: Some("path") };
+const PROGRAM_IMAGE: Schema = Schema {
+    tag: "program_image",
+    attributes: &["path"],
+    children: &[],
+    key: Some("path"),
+};
 const MAP: Schema = Schema {
     tag: "map",
     attributes: &["mr", "vaddr", "perms", "cached", "setvar_vaddr"],
@@ -82,13 +100,43 @@ const IRQ: Schema = Schema {
     children: &[],
     key: Some("id"),
 };
-const IOPORT: Schema = Schema { tag: "ioport", attributes: &["id", "addr", "size"], children: &[], key: Some("id") };
-const SETVAR: Schema = Schema { tag: "setvar", attributes: &["symbol", "region_paddr"], children: &[], key: Some("symbol") };
-const CHANNEL: Schema = Schema { tag: "channel", attributes: &[], children: &["end"], key: None };
-const END: Schema = Schema { tag: "end", attributes: &["pd", "id", "pp", "notify"], children: &[], key: Some("pd") };
+const IOPORT: Schema = Schema {
+    tag: "ioport",
+    attributes: &["id", "addr", "size"],
+    children: &[],
+    key: Some("id"),
+};
+const SETVAR: Schema = Schema {
+    tag: "setvar",
+    attributes: &["symbol", "region_paddr"],
+    children: &[],
+    key: Some("symbol"),
+};
+const CHANNEL: Schema = Schema {
+    tag: "channel",
+    attributes: &[],
+    children: &["end"],
+    key: None,
+};
+const END: Schema = Schema {
+    tag: "end",
+    attributes: &["pd", "id", "pp", "notify"],
+    children: &[],
+    key: Some("pd"),
+};
 
-const SCHEMAS: &[&Schema] =
-    &[&SYSTEM, &MEMORY_REGION, &PROTECTION_DOMAIN, &PROGRAM_IMAGE, &MAP, &IRQ, &IOPORT, &SETVAR, &CHANNEL, &END];
+const SCHEMAS: &[&Schema] = &[
+    &SYSTEM,
+    &MEMORY_REGION,
+    &PROTECTION_DOMAIN,
+    &PROGRAM_IMAGE,
+    &MAP,
+    &IRQ,
+    &IOPORT,
+    &SETVAR,
+    &CHANNEL,
+    &END,
+];
 
 /// Why channel and irq ids stop at 25.
 pub(crate) const CHANNEL_ID_WHY: &str = "channel and irq ids are 0..=25: seL4 5.0's CNode_Mint carries a 28-bit badge, \
@@ -96,7 +144,8 @@ pub(crate) const CHANNEL_ID_WHY: &str = "channel and irq ids are 0..=25: seL4 5.
 const CHILD_ID_WHY: &str =
     "child ids are 0..=25: the id travels in the low bits of the 28-bit fault badge, next to the child-fault bit 26";
 const PRIORITY_WHY: &str = "priorities are 0..=254; 255 is reserved for the monitor";
-const PD_NAME_WHY: &str = "protection domain names are at most 63 bytes: the name is stored NUL-terminated in 64 bytes";
+const PD_NAME_WHY: &str =
+    "protection domain names are at most 63 bytes: the name is stored NUL-terminated in 64 bytes";
 const PIN_WHY: &str = "an IOAPIC has 24 pins, 0..=23; use `ioapic` to pick another IOAPIC";
 const VECTOR_WHY: &str = "seL4 on x86 offers vectors 0..=107 to user-level IRQs";
 const IOPORT_ID_WHY: &str = "I/O port ids are 0..=63, a space separate from channel ids";
@@ -113,8 +162,14 @@ pub(crate) fn parse(file: &Path, text: &str, sink: &mut Sink<'_>) -> Option<Pars
             let pos = error.pos();
             let message = error.to_string();
             // roxmltree appends " at line:column"; the location is ours to print.
-            let message = message.strip_suffix(&format!(" at {pos}")).unwrap_or(&message);
-            sink.error(Loc::new(pos.row, pos.col), format!("malformed XML: {message}"), "");
+            let message = message
+                .strip_suffix(&format!(" at {pos}"))
+                .unwrap_or(&message);
+            sink.error(
+                Loc::new(pos.row, pos.col),
+                format!("malformed XML: {message}"),
+                "",
+            );
             return None;
         }
     };
@@ -154,7 +209,7 @@ struct Element<'a, 'input> {
     broken: bool,
 }
 
-impl<'a, 'input> Element<'a, 'input> {
+impl<'a> Element<'a, '_> {
     /// The raw text of attribute `name`.
     fn raw(&self, name: &str) -> Option<&'a str> {
         self.node.attribute(name)
@@ -179,7 +234,11 @@ impl<'a, 'input> Element<'a, 'input> {
         match convert(attribute.value()) {
             Ok(value) => Some(value),
             Err(Invalid { reason, hint }) => {
-                let message = format!("invalid {name}=\"{}\" on {}: {reason}", attribute.value(), self.describe());
+                let message = format!(
+                    "invalid {name}=\"{}\" on {}: {reason}",
+                    attribute.value(),
+                    self.describe()
+                );
                 p.error_at(attribute.range().start, message, hint);
                 self.broken = true;
                 None
@@ -198,7 +257,10 @@ impl<'a, 'input> Element<'a, 'input> {
             let tag = self.schema.tag;
             p.error_at_node(
                 self.node,
-                format!("{} is missing the required attribute `{name}`", self.describe()),
+                format!(
+                    "{} is missing the required attribute `{name}`",
+                    self.describe()
+                ),
                 format!("add {name}=\"...\" to <{tag}>"),
             );
             self.broken = true;
@@ -207,7 +269,7 @@ impl<'a, 'input> Element<'a, 'input> {
     }
 }
 
-impl<'a, 'input, 's, 'f> Parser<'a, 'input, 's, 'f> {
+impl<'a, 'input> Parser<'a, 'input, '_, '_> {
     fn loc(&self, pos: usize) -> Loc {
         let pos = self.doc.text_pos_at(pos);
         Loc::new(pos.row, pos.col)
@@ -222,7 +284,12 @@ impl<'a, 'input, 's, 'f> Parser<'a, 'input, 's, 'f> {
         self.sink.error(loc, message, hint);
     }
 
-    fn error_at_node(&mut self, node: Node<'_, '_>, message: impl Into<String>, hint: impl Into<String>) {
+    fn error_at_node(
+        &mut self,
+        node: Node<'_, '_>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
         let loc = self.node_loc(node);
         self.sink.error(loc, message, hint);
     }
@@ -231,7 +298,11 @@ impl<'a, 'input, 's, 'f> Parser<'a, 'input, 's, 'f> {
     /// schema does not know and, for elements that take no children, any
     /// child elements.
     fn open(&mut self, node: Node<'a, 'input>, schema: &'static Schema) -> Element<'a, 'input> {
-        let mut element = Element { node, schema, broken: false };
+        let mut element = Element {
+            node,
+            schema,
+            broken: false,
+        };
         for attribute in node.attributes() {
             let name = attribute.name();
             if !schema.attributes.contains(&name) {
@@ -264,15 +335,32 @@ impl<'a, 'input, 's, 'f> Parser<'a, 'input, 's, 'f> {
     fn unexpected(&mut self, child: Node<'_, '_>, parent: &'static Schema) {
         let tag = child.tag_name().name();
         let parent_desc = describe(child.parent().unwrap_or(child), parent);
-        let homes: Vec<&str> = SCHEMAS.iter().filter(|s| s.children.contains(&tag)).map(|s| s.tag).collect();
+        let homes: Vec<&str> = SCHEMAS
+            .iter()
+            .filter(|s| s.children.contains(&tag))
+            .map(|s| s.tag)
+            .collect();
         let (message, hint) = if !homes.is_empty() {
-            let homes = homes.iter().map(|h| format!("<{h}>")).collect::<Vec<_>>().join(" or ");
-            (format!("<{tag}> is not allowed in {parent_desc}"), format!("<{tag}> belongs inside {homes}"))
+            let homes = homes
+                .iter()
+                .map(|h| format!("<{h}>"))
+                .collect::<Vec<_>>()
+                .join(" or ");
+            (
+                format!("<{tag}> is not allowed in {parent_desc}"),
+                format!("<{tag}> belongs inside {homes}"),
+            )
         } else if parent.children.is_empty() {
-            (format!("unknown element <{tag}> in {parent_desc}"), format!("<{}> takes no child elements", parent.tag))
+            (
+                format!("unknown element <{tag}> in {parent_desc}"),
+                format!("<{}> takes no child elements", parent.tag),
+            )
         } else {
             let kind = format!("elements allowed in <{}>", parent.tag);
-            (format!("unknown element <{tag}> in {parent_desc}"), suggest::hint(tag, &kind, parent.children.iter().copied()))
+            (
+                format!("unknown element <{tag}> in {parent_desc}"),
+                suggest::hint(tag, &kind, parent.children.iter().copied()),
+            )
         };
         self.error_at_node(child, message, hint);
         if let Some(name) = child.attribute("name") {
@@ -293,7 +381,9 @@ impl<'a, 'input, 's, 'f> Parser<'a, 'input, 's, 'f> {
         for node in root.children().filter(Node::is_element) {
             match node.tag_name().name() {
                 "memory_region" => system.memory_regions.extend(self.memory_region(node)),
-                "protection_domain" => system.protection_domains.extend(self.protection_domain(node, false)),
+                "protection_domain" => system
+                    .protection_domains
+                    .extend(self.protection_domain(node, false)),
                 "channel" => {
                     if let Some((channel, pp)) = self.channel(node) {
                         system.channels.push(channel);
@@ -303,28 +393,54 @@ impl<'a, 'input, 's, 'f> Parser<'a, 'input, 's, 'f> {
                 _ => self.unexpected(node, &SYSTEM),
             }
         }
-        Parsed { system, explicit_pp, dropped_pds: self.dropped_pds, dropped_regions: self.dropped_regions }
+        Parsed {
+            system,
+            explicit_pp,
+            dropped_pds: self.dropped_pds,
+            dropped_regions: self.dropped_regions,
+        }
     }
 
     fn memory_region(&mut self, node: Node<'a, 'input>) -> Option<MemoryRegion> {
         let mut el = self.open(node, &MEMORY_REGION);
         let name = el.required(self, "name", value::non_empty);
-        let size = el.required(self, "size", value::nonzero::<u64>("a memory region holds at least one page"));
-        let page_size = el.optional(self, "page_size", value::page_size).unwrap_or(PageSize::Small);
+        let size = el.required(
+            self,
+            "size",
+            value::nonzero::<u64>("a memory region holds at least one page"),
+        );
+        let page_size = el
+            .optional(self, "page_size", value::page_size)
+            .unwrap_or(PageSize::Small);
         let phys_addr = el.optional(self, "phys_addr", value::number::<u64>);
         let (Some(name), Some(size), false) = (name, size, el.broken) else {
-            self.dropped_regions.extend(el.raw("name").map(str::to_string));
+            self.dropped_regions
+                .extend(el.raw("name").map(str::to_string));
             return None;
         };
-        Some(MemoryRegion { name, size, page_size, phys_addr, loc: self.node_loc(node) })
+        Some(MemoryRegion {
+            name,
+            size,
+            page_size,
+            phys_addr,
+            loc: self.node_loc(node),
+        })
     }
 
     /// A `<protection_domain>`; `is_child` when nested in another, which
     /// makes `id` required (and allowed).
-    fn protection_domain(&mut self, node: Node<'a, 'input>, is_child: bool) -> Option<ProtectionDomain> {
+    fn protection_domain(
+        &mut self,
+        node: Node<'a, 'input>,
+        is_child: bool,
+    ) -> Option<ProtectionDomain> {
         let mut el = self.open(node, &PROTECTION_DOMAIN);
         let name = el.required(self, "name", value::name(PD_NAME_MAX, PD_NAME_WHY));
-        let priority = el.optional(self, "priority", value::number_in(0..=MAX_PRIORITY, PRIORITY_WHY));
+        let priority = el.optional(
+            self,
+            "priority",
+            value::number_in(0..=MAX_PRIORITY, PRIORITY_WHY),
+        );
         let pp = el.optional(self, "pp", value::boolean);
         let passive = el.optional(self, "passive", value::boolean);
         let stack_size = el.optional(self, "stack_size", value::stack_size);
@@ -411,7 +527,9 @@ impl<'a, 'input, 's, 'f> Parser<'a, 'input, 's, 'f> {
             );
             return;
         }
-        pd.program_image = path.map(|path| self.base_dir.join(path)).unwrap_or_default();
+        pd.program_image = path
+            .map(|path| self.base_dir.join(path))
+            .unwrap_or_default();
         pd.program_image_loc = loc;
     }
 
@@ -419,43 +537,99 @@ impl<'a, 'input, 's, 'f> Parser<'a, 'input, 's, 'f> {
         let mut el = self.open(node, &MAP);
         let mr = el.required(self, "mr", value::non_empty);
         let vaddr = el.required(self, "vaddr", value::number::<u64>);
-        let perms = el.optional(self, "perms", value::perms).unwrap_or(Perms::READ_WRITE);
+        let perms = el
+            .optional(self, "perms", value::perms)
+            .unwrap_or(Perms::READ_WRITE);
         let cached = el.optional(self, "cached", value::boolean).unwrap_or(true);
         let setvar_vaddr = el.optional(self, "setvar_vaddr", value::non_empty);
-        let (Some(mr), Some(vaddr), false) = (mr, vaddr, el.broken) else { return None };
-        Some(Map { mr, vaddr, perms, cached, setvar_vaddr, loc: self.node_loc(node) })
+        let (Some(mr), Some(vaddr), false) = (mr, vaddr, el.broken) else {
+            return None;
+        };
+        Some(Map {
+            mr,
+            vaddr,
+            perms,
+            cached,
+            setvar_vaddr,
+            loc: self.node_loc(node),
+        })
     }
 
     fn irq(&mut self, node: Node<'a, 'input>) -> Option<Irq> {
         const TRIGGERS: &[(&str, bool)] = &[("edge", false), ("level", true)];
         const POLARITIES: &[(&str, bool)] = &[("high", false), ("low", true)];
         let mut el = self.open(node, &IRQ);
-        let id = el.required(self, "id", value::number_in(0..=MAX_CHANNEL_ID, CHANNEL_ID_WHY));
+        let id = el.required(
+            self,
+            "id",
+            value::number_in(0..=MAX_CHANNEL_ID, CHANNEL_ID_WHY),
+        );
         let pin = el.required(self, "pin", value::number_in(0..=MAX_IOAPIC_PIN, PIN_WHY));
-        let ioapic = el.optional(self, "ioapic", value::number::<u32>).unwrap_or(0);
-        let level_triggered = el.optional(self, "trigger", value::keyword(TRIGGERS)).unwrap_or(false);
-        let active_low = el.optional(self, "polarity", value::keyword(POLARITIES)).unwrap_or(false);
-        let vector = el.optional(self, "vector", value::number_in(0..=MAX_IRQ_VECTOR, VECTOR_WHY));
-        let (Some(id), Some(pin), false) = (id, pin, el.broken) else { return None };
+        let ioapic = el
+            .optional(self, "ioapic", value::number::<u32>)
+            .unwrap_or(0);
+        let level_triggered = el
+            .optional(self, "trigger", value::keyword(TRIGGERS))
+            .unwrap_or(false);
+        let active_low = el
+            .optional(self, "polarity", value::keyword(POLARITIES))
+            .unwrap_or(false);
+        let vector = el.optional(
+            self,
+            "vector",
+            value::number_in(0..=MAX_IRQ_VECTOR, VECTOR_WHY),
+        );
+        let (Some(id), Some(pin), false) = (id, pin, el.broken) else {
+            return None;
+        };
         let vector = vector.unwrap_or(pin);
-        Some(Irq { id, ioapic, pin, level_triggered, active_low, vector, loc: self.node_loc(node) })
+        Some(Irq {
+            id,
+            ioapic,
+            pin,
+            level_triggered,
+            active_low,
+            vector,
+            loc: self.node_loc(node),
+        })
     }
 
     fn ioport(&mut self, node: Node<'a, 'input>) -> Option<IoPort> {
         let mut el = self.open(node, &IOPORT);
-        let id = el.required(self, "id", value::number_in(0..=MAX_IOPORT_ID, IOPORT_ID_WHY));
+        let id = el.required(
+            self,
+            "id",
+            value::number_in(0..=MAX_IOPORT_ID, IOPORT_ID_WHY),
+        );
         let addr = el.required(self, "addr", value::number::<u16>);
-        let size = el.required(self, "size", value::nonzero::<u16>("an I/O port range holds at least one port"));
-        let (Some(id), Some(addr), Some(size), false) = (id, addr, size, el.broken) else { return None };
-        Some(IoPort { id, addr, size, loc: self.node_loc(node) })
+        let size = el.required(
+            self,
+            "size",
+            value::nonzero::<u16>("an I/O port range holds at least one port"),
+        );
+        let (Some(id), Some(addr), Some(size), false) = (id, addr, size, el.broken) else {
+            return None;
+        };
+        Some(IoPort {
+            id,
+            addr,
+            size,
+            loc: self.node_loc(node),
+        })
     }
 
     fn setvar(&mut self, node: Node<'a, 'input>) -> Option<SetVar> {
         let mut el = self.open(node, &SETVAR);
         let symbol = el.required(self, "symbol", value::non_empty);
         let region_paddr = el.required(self, "region_paddr", value::non_empty);
-        let (Some(symbol), Some(region_paddr), false) = (symbol, region_paddr, el.broken) else { return None };
-        Some(SetVar { symbol, region_paddr, loc: self.node_loc(node) })
+        let (Some(symbol), Some(region_paddr), false) = (symbol, region_paddr, el.broken) else {
+            return None;
+        };
+        Some(SetVar {
+            symbol,
+            region_paddr,
+            loc: self.node_loc(node),
+        })
     }
 
     /// A `<channel>` and the `pp` attributes of its ends as written.
@@ -479,7 +653,10 @@ impl<'a, 'input, 's, 'f> Parser<'a, 'input, 's, 'f> {
         if count != 2 {
             self.error_at_node(
                 node,
-                format!("<channel> has {count} <end> element{}; a channel has exactly two", if count == 1 { "" } else { "s" }),
+                format!(
+                    "<channel> has {count} <end> element{}; a channel has exactly two",
+                    if count == 1 { "" } else { "s" }
+                ),
                 "write <channel><end pd=\"a\" id=\"0\" /><end pd=\"b\" id=\"0\" /></channel>",
             );
             return None;
@@ -487,8 +664,16 @@ impl<'a, 'input, 's, 'f> Parser<'a, 'input, 's, 'f> {
         if broken {
             return None;
         }
-        let Ok([(a, a_pp), (b, b_pp)]) = <[(ChannelEnd, Option<bool>); 2]>::try_from(ends) else { return None };
-        Some((Channel { ends: [a, b], loc: self.node_loc(node) }, [a_pp, b_pp]))
+        let Ok([(a, a_pp), (b, b_pp)]) = <[(ChannelEnd, Option<bool>); 2]>::try_from(ends) else {
+            return None;
+        };
+        Some((
+            Channel {
+                ends: [a, b],
+                loc: self.node_loc(node),
+            },
+            [a_pp, b_pp],
+        ))
     }
 
     /// One `<end>`, with its `pp` attribute as written. The resolved
@@ -496,11 +681,26 @@ impl<'a, 'input, 's, 'f> Parser<'a, 'input, 's, 'f> {
     fn end(&mut self, node: Node<'a, 'input>) -> Option<(ChannelEnd, Option<bool>)> {
         let mut el = self.open(node, &END);
         let pd = el.required(self, "pd", value::non_empty);
-        let id = el.required(self, "id", value::number_in(0..=MAX_CHANNEL_ID, CHANNEL_ID_WHY));
+        let id = el.required(
+            self,
+            "id",
+            value::number_in(0..=MAX_CHANNEL_ID, CHANNEL_ID_WHY),
+        );
         let pp = el.optional(self, "pp", value::boolean);
         let notify = el.optional(self, "notify", value::boolean).unwrap_or(true);
-        let (Some(pd), Some(id), false) = (pd, id, el.broken) else { return None };
-        Some((ChannelEnd { pd, id, pp: pp.unwrap_or(false), notify, loc: self.node_loc(node) }, pp))
+        let (Some(pd), Some(id), false) = (pd, id, el.broken) else {
+            return None;
+        };
+        Some((
+            ChannelEnd {
+                pd,
+                id,
+                pp: pp.unwrap_or(false),
+                notify,
+                loc: self.node_loc(node),
+            },
+            pp,
+        ))
     }
 }
 

@@ -15,7 +15,9 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
         current[0] = i;
         for j in 1..=b.len() {
             let substitution = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (previous[j] + 1).min(current[j - 1] + 1).min(previous[j - 1] + substitution);
+            let mut best = (previous[j] + 1)
+                .min(current[j - 1] + 1)
+                .min(previous[j - 1] + substitution);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(before[j - 2] + 1);
             }
@@ -28,12 +30,13 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// The candidate closest to `name`, if it is close enough to be a plausible
-/// typo: at most a third of the name's length in edits (at least one).
+/// typo: about a third of the name's length in edits, so one-letter names
+/// get no suggestion and `pnog` gets `pong`.
 pub(crate) fn closest<'a, I>(name: &str, candidates: I) -> Option<&'a str>
 where
     I: IntoIterator<Item = &'a str>,
 {
-    let limit = (name.chars().count() / 3).max(1);
+    let limit = (name.chars().count() + 1) / 3;
     candidates
         .into_iter()
         .map(|candidate| (edit_distance(name, candidate), candidate))
@@ -58,7 +61,11 @@ where
 
 /// `a`, `b`, `c` — names quoted and comma-separated.
 pub(crate) fn list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
-    names.into_iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ")
+    names
+        .into_iter()
+        .map(|name| format!("`{name}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -81,11 +88,18 @@ mod tests {
         assert_eq!(closest("pnog", names), Some("pong"));
         assert_eq!(closest("timr", names), Some("timer"));
         assert_eq!(closest("serial", names), None);
+        assert_eq!(closest("c", ["b"]), None);
     }
 
     #[test]
     fn hint_lists_candidates() {
-        assert_eq!(hint("pnog", "protection domains", ["ping", "pong"]), "did you mean `pong`? protection domains: `ping`, `pong`");
-        assert_eq!(hint("x", "memory regions", [] as [&str; 0]), "there are no memory regions");
+        assert_eq!(
+            hint("pnog", "protection domains", ["ping", "pong"]),
+            "did you mean `pong`? protection domains: `ping`, `pong`"
+        );
+        assert_eq!(
+            hint("x", "memory regions", [] as [&str; 0]),
+            "there are no memory regions"
+        );
     }
 }

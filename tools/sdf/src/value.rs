@@ -12,14 +12,17 @@ use crate::model::{PageSize, Perms};
 /// Why an attribute value was rejected.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Invalid {
-    /// Completes "invalid `attr="value"` on <element>: ...".
+    /// Completes `invalid attr="value" on <element>: ...`.
     pub reason: String,
     pub hint: String,
 }
 
 impl Invalid {
     pub(crate) fn new(reason: impl Into<String>, hint: impl Into<String>) -> Self {
-        Invalid { reason: reason.into(), hint: hint.into() }
+        Invalid {
+            reason: reason.into(),
+            hint: hint.into(),
+        }
     }
 }
 
@@ -56,10 +59,19 @@ pub(crate) fn number<T: Number>(text: &str) -> Result<T, Invalid> {
         && !digits.ends_with('_')
         && digits.chars().all(|c| c == '_' || c.is_digit(radix));
     if !well_formed {
-        let what = if radix == 16 { "not a hexadecimal number" } else { "not a number" };
+        let what = if radix == 16 {
+            "not a hexadecimal number"
+        } else {
+            "not a number"
+        };
         return Err(Invalid::new(what, NUMBER_HINT));
     }
-    let too_large = || Invalid::new(format!("too large (the maximum is {:#x})", T::MAX.into()), "");
+    let too_large = || {
+        Invalid::new(
+            format!("too large (the maximum is {:#x})", T::MAX.into()),
+            "",
+        )
+    };
     let mut value: u64 = 0;
     for digit in digits.chars().filter_map(|c| c.to_digit(radix)) {
         value = value
@@ -76,11 +88,23 @@ pub(crate) fn number_in<T: Number + PartialOrd + std::fmt::Display>(
     why: &'static str,
 ) -> impl Fn(&str) -> Result<T, Invalid> {
     move |text| {
-        let value = number::<T>(text).map_err(|e| Invalid { hint: why.to_string(), ..e })?;
+        let out_of_range = || {
+            Invalid::new(
+                format!("must be in {}..={}", range.start(), range.end()),
+                why,
+            )
+        };
+        // Parse wide first, so that "300" for a u8 reads as out of range
+        // rather than as too large for the type.
+        let wide = number::<u64>(text).map_err(|e| Invalid {
+            hint: why.to_string(),
+            ..e
+        })?;
+        let value = T::try_from(wide).map_err(|_| out_of_range())?;
         if range.contains(&value) {
             Ok(value)
         } else {
-            Err(Invalid::new(format!("must be in {}..={}", range.start(), range.end()), why))
+            Err(out_of_range())
         }
     }
 }
@@ -101,11 +125,20 @@ pub(crate) fn nonzero<T: Number>(why: &'static str) -> impl Fn(&str) -> Result<T
 /// The stack is mapped page by page with a guard page below it.
 pub(crate) fn stack_size(text: &str) -> Result<u64, Invalid> {
     const HINT: &str = "stack_size is a multiple of 0x1000 from 0x1000 to 0x100_0000 (16 MiB); the default is 0x2000";
-    let size = number::<u64>(text).map_err(|e| Invalid { hint: HINT.into(), ..e })?;
+    let size = number::<u64>(text).map_err(|e| Invalid {
+        hint: HINT.into(),
+        ..e
+    })?;
     if !(MIN_STACK..=MAX_STACK).contains(&size) {
-        Err(Invalid::new(format!("must be in {MIN_STACK:#x}..={MAX_STACK:#x}"), HINT))
+        Err(Invalid::new(
+            format!("must be in {MIN_STACK:#x}..={MAX_STACK:#x}"),
+            HINT,
+        ))
     } else if size % PageSize::Small.bytes() != 0 {
-        Err(Invalid::new("not a multiple of the page size (0x1000)", HINT))
+        Err(Invalid::new(
+            "not a multiple of the page size (0x1000)",
+            HINT,
+        ))
     } else {
         Ok(size)
     }
@@ -125,7 +158,11 @@ pub(crate) fn boolean(text: &str) -> Result<bool, Invalid> {
 /// Read must be among them: x86 page tables have no way to express a page
 /// that is writable or executable but not readable.
 pub(crate) fn perms(text: &str) -> Result<Perms, Invalid> {
-    let mut perms = Perms { read: false, write: false, execute: false };
+    let mut perms = Perms {
+        read: false,
+        write: false,
+        execute: false,
+    };
     for c in text.chars() {
         let granted = match c {
             'r' => &mut perms.read,
@@ -149,11 +186,14 @@ pub(crate) fn perms(text: &str) -> Result<Perms, Invalid> {
     Ok(perms)
 }
 
-/// `0x1000` or `0x200000`: the page sizes x86_64 offers (1 GiB pages are
+/// `0x1000` or `0x200000`: the page sizes x86-64 offers (1 GiB pages are
 /// not supported for memory regions).
 pub(crate) fn page_size(text: &str) -> Result<PageSize, Invalid> {
     const HINT: &str = "page_size is 0x1000 (4 KiB, the default) or 0x200000 (2 MiB)";
-    match number::<u64>(text).map_err(|e| Invalid { hint: HINT.into(), ..e })? {
+    match number::<u64>(text).map_err(|e| Invalid {
+        hint: HINT.into(),
+        ..e
+    })? {
         0x1000 => Ok(PageSize::Small),
         0x20_0000 => Ok(PageSize::Large),
         _ => Err(Invalid::new("not a supported page size", HINT)),
@@ -166,7 +206,10 @@ pub(crate) fn name(max: usize, why: &'static str) -> impl Fn(&str) -> Result<Str
         if text.is_empty() {
             Err(Invalid::new("names must not be empty", ""))
         } else if text.len() > max {
-            Err(Invalid::new(format!("{} bytes long, longer than {max}", text.len()), why))
+            Err(Invalid::new(
+                format!("{} bytes long, longer than {max}", text.len()),
+                why,
+            ))
         } else {
             Ok(text.to_string())
         }
@@ -179,12 +222,21 @@ pub(crate) fn non_empty(text: &str) -> Result<String, Invalid> {
 }
 
 /// One of a fixed set of keywords, mapped to a value.
-pub(crate) fn keyword<T: Copy>(choices: &'static [(&'static str, T)]) -> impl Fn(&str) -> Result<T, Invalid> {
+pub(crate) fn keyword<T: Copy>(
+    choices: &'static [(&'static str, T)],
+) -> impl Fn(&str) -> Result<T, Invalid> {
     move |text| {
-        choices.iter().find(|(word, _)| *word == text).map(|&(_, value)| value).ok_or_else(|| {
-            let words: Vec<&str> = choices.iter().map(|(word, _)| *word).collect();
-            Invalid::new(format!("expected one of {}", crate::suggest::list(words)), "")
-        })
+        choices
+            .iter()
+            .find(|(word, _)| *word == text)
+            .map(|&(_, value)| value)
+            .ok_or_else(|| {
+                let words: Vec<&str> = choices.iter().map(|(word, _)| *word).collect();
+                Invalid::new(
+                    format!("expected one of {}", crate::suggest::list(words)),
+                    "",
+                )
+            })
     }
 }
 
@@ -200,7 +252,9 @@ mod tests {
         assert_eq!(number::<u64>("1_000"), Ok(1000));
         assert_eq!(number::<u64>(" 7 "), Ok(7));
         assert_eq!(number::<u64>("0xffff_ffff_ffff_ffff"), Ok(u64::MAX));
-        for bad in ["", "0x", "-1", "12a", "0x1g", "_1", "1_", "0x_1", "1e3", "+5"] {
+        for bad in [
+            "", "0x", "-1", "12a", "0x1g", "_1", "1_", "0x_1", "1e3", "+5",
+        ] {
             assert!(number::<u64>(bad).is_err(), "{bad:?} accepted");
         }
         assert!(number::<u64>("0x1_0000_0000_0000_0000").is_err());
@@ -212,14 +266,24 @@ mod tests {
     fn ranges() {
         let priority = number_in(0..=254u8, "");
         assert_eq!(priority("254"), Ok(254));
-        assert_eq!(priority("255").map_err(|e| e.reason), Err("must be in 0..=254".to_string()));
+        assert_eq!(
+            priority("255").map_err(|e| e.reason),
+            Err("must be in 0..=254".to_string())
+        );
         assert!(priority("300").is_err());
     }
 
     #[test]
     fn permissions() {
         assert_eq!(perms("rw"), Ok(Perms::READ_WRITE));
-        assert_eq!(perms("xr"), Ok(Perms { read: true, write: false, execute: true }));
+        assert_eq!(
+            perms("xr"),
+            Ok(Perms {
+                read: true,
+                write: false,
+                execute: true
+            })
+        );
         assert!(perms("w").is_err());
         assert!(perms("").is_err());
         assert!(perms("rq").is_err());

@@ -16,8 +16,15 @@ use crate::model::{ChannelEnd, SystemDescription};
 /// other iff the other PD has `pp="true"`. When both PDs have
 /// `pp="true"` that infers calls both ways, one of which
 /// [`Validator::protected_calls`] then rejects.
-pub(super) fn resolve_protected_calls(system: &mut SystemDescription, explicit: &[[Option<bool>; 2]]) {
-    let accepts_calls: HashMap<String, bool> = system.all_pds().iter().map(|pd| (pd.name.clone(), pd.pp)).collect();
+pub(super) fn resolve_protected_calls(
+    system: &mut SystemDescription,
+    explicit: &[[Option<bool>; 2]],
+) {
+    let accepts_calls: HashMap<String, bool> = system
+        .all_pds()
+        .iter()
+        .map(|pd| (pd.name.clone(), pd.pp))
+        .collect();
     let accepts = |pd: &str| accepts_calls.get(pd).copied().unwrap_or(false);
     for (channel, &[a_pp, b_pp]) in system.channels.iter_mut().zip(explicit) {
         let [a, b] = &mut channel.ends;
@@ -77,7 +84,8 @@ impl Validator<'_, '_, '_> {
     /// Checks that the PD at `caller_end` may call the PD at `callee_end`.
     fn protected_call(&mut self, caller_end: &ChannelEnd, callee_end: &ChannelEnd, inferred: bool) {
         let system = self.system();
-        let (Some(caller), Some(callee)) = (system.pd(&caller_end.pd), system.pd(&callee_end.pd)) else {
+        let (Some(caller), Some(callee)) = (system.pd(&caller_end.pd), system.pd(&callee_end.pd))
+        else {
             return; // Unknown PDs are reported by `channel_ends`.
         };
         if caller.name == callee.name {
@@ -103,7 +111,10 @@ impl Validator<'_, '_, '_> {
                     caller.name, callee.name
                 )
             } else {
-                format!(" (inferred: neither end sets pp and `{}` has pp=\"true\")", callee.name)
+                format!(
+                    " (inferred: neither end sets pp and `{}` has pp=\"true\")",
+                    callee.name
+                )
             };
             let hint = if inferred && caller.pp {
                 format!(
@@ -136,13 +147,19 @@ impl Validator<'_, '_, '_> {
         for channel in &system.channels {
             let [a, b] = &channel.ends;
             for (end, other) in [(a, b), (b, a)] {
-                uses.entry(&end.pd).or_default().push((end.id, end.loc, format!("the channel to `{}`", other.pd)));
+                uses.entry(&end.pd).or_default().push((
+                    end.id,
+                    end.loc,
+                    format!("the channel to `{}`", other.pd),
+                ));
             }
         }
         for pd in system.all_pds() {
             for irq in &pd.irqs {
                 let what = format!("the irq on IOAPIC {} pin {}", irq.ioapic, irq.pin);
-                uses.entry(&pd.name).or_default().push((irq.id, irq.loc, what));
+                uses.entry(&pd.name)
+                    .or_default()
+                    .push((irq.id, irq.loc, what));
             }
         }
         let mut pds: Vec<_> = uses.into_iter().collect();

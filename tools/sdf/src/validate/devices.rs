@@ -92,7 +92,11 @@ impl Validator<'_, '_, '_> {
                             port_range(port),
                             pd.name
                         ),
-                        format!("with addr {:#x}, size can be at most {:#x}", port.addr, IOPORT_SPACE - u32::from(port.addr)),
+                        format!(
+                            "with addr {:#x}, size can be at most {:#x}",
+                            port.addr,
+                            IOPORT_SPACE - u32::from(port.addr)
+                        ),
                     );
                 }
             }
@@ -106,7 +110,9 @@ impl Validator<'_, '_, '_> {
             .collect();
         ports.sort_by_key(|(_, port)| port.loc);
         for (i, &(pd, port)) in ports.iter().enumerate() {
-            if let Some(&(first_pd, first)) = ports[..i].iter().find(|(_, first)| overlaps(first, port)) {
+            if let Some(&(first_pd, first)) =
+                ports[..i].iter().find(|(_, first)| overlaps(first, port))
+            {
                 self.error(
                     port.loc,
                     format!(

@@ -12,7 +12,7 @@ use crate::suggest;
 impl<'p> Validator<'p, '_, '_> {
     /// Looks up the region a `<map>` or `<setvar>` at `loc` refers to,
     /// reporting it if there is no such region.
-    fn region_reference(&mut self, name: &str, loc: Loc, what: String) -> Option<&'p MemoryRegion> {
+    fn region_reference(&mut self, name: &str, loc: Loc, what: &str) -> Option<&'p MemoryRegion> {
         let system = self.system();
         if let Some(region) = system.region(name) {
             return Some(region);
@@ -20,7 +20,11 @@ impl<'p> Validator<'p, '_, '_> {
         if !self.parsed.dropped_regions.contains(name) {
             let names = system.memory_regions.iter().map(|mr| mr.name.as_str());
             let hint = suggest::hint(name, "memory regions", names);
-            self.error(loc, format!("{what} names unknown memory region `{name}`"), hint);
+            self.error(
+                loc,
+                format!("{what} names unknown memory region `{name}`"),
+                hint,
+            );
         }
         None
     }
@@ -32,9 +36,15 @@ impl<'p> Validator<'p, '_, '_> {
         let mut seen: HashMap<&str, Loc> = HashMap::new();
         for mr in &self.system().memory_regions {
             if let Some(first) = seen.get(mr.name.as_str()) {
-                let message =
-                    format!("duplicate memory region name `{}`; it is first used at line {}", mr.name, first.line);
-                self.error(mr.loc, message, "memory region names must be unique: rename one of them");
+                let message = format!(
+                    "duplicate memory region name `{}`; it is first used at line {}",
+                    mr.name, first.line
+                );
+                self.error(
+                    mr.loc,
+                    message,
+                    "memory region names must be unique: rename one of them",
+                );
             } else {
                 seen.insert(&mr.name, mr.loc);
             }
@@ -64,7 +74,10 @@ impl<'p> Validator<'p, '_, '_> {
                 if phys_addr.checked_add(mr.size).is_none() {
                     self.error(
                         mr.loc,
-                        format!("memory region `{}` runs past the end of the physical address space", mr.name),
+                        format!(
+                            "memory region `{}` runs past the end of the physical address space",
+                            mr.name
+                        ),
                         "check phys_addr and size",
                     );
                 }
@@ -78,7 +91,7 @@ impl<'p> Validator<'p, '_, '_> {
     ///   pages of that size);
     /// - the page at address 0 stays unmapped, so null pointers fault;
     /// - the mapping ends at or below [`USER_TOP`], the end of the user half
-    ///   of the x86_64 address space;
+    ///   of the x86-64 address space;
     /// - mappings do not overlap: one virtual address maps one frame.
     pub(super) fn maps(&mut self) {
         for pd in self.system().all_pds() {
@@ -86,7 +99,9 @@ impl<'p> Validator<'p, '_, '_> {
             let mut placed: Vec<(&Map, u64, u64)> = Vec::new();
             for map in &pd.maps {
                 let what = format!("<map> in protection domain `{}`", pd.name);
-                let Some(region) = self.region_reference(&map.mr, map.loc, what) else { continue };
+                let Some(region) = self.region_reference(&map.mr, map.loc, &what) else {
+                    continue;
+                };
                 let page = region.page_size.bytes();
                 let subject = format!("map of `{}` in `{}`", map.mr, pd.name);
                 if map.vaddr % page != 0 {
@@ -124,8 +139,9 @@ impl<'p> Validator<'p, '_, '_> {
                         continue;
                     }
                 };
-                if let Some((first, start, first_end)) =
-                    placed.iter().find(|&&(_, start, first_end)| map.vaddr < first_end && start < end)
+                if let Some((first, start, first_end)) = placed
+                    .iter()
+                    .find(|&&(_, start, first_end)| map.vaddr < first_end && start < end)
                 {
                     self.error(
                         map.loc,
@@ -136,7 +152,10 @@ impl<'p> Validator<'p, '_, '_> {
                             hex_range(*start, *first_end),
                             first.loc.line
                         ),
-                        format!("move one of them: the first free address after `{}` is {first_end:#x}", first.mr),
+                        format!(
+                            "move one of them: the first free address after `{}` is {first_end:#x}",
+                            first.mr
+                        ),
                     );
                 }
                 placed.push((map, map.vaddr, end));
@@ -149,8 +168,11 @@ impl<'p> Validator<'p, '_, '_> {
     pub(super) fn setvars(&mut self) {
         for pd in self.system().all_pds() {
             for setvar in &pd.setvars {
-                let what = format!("<setvar symbol=\"{}\"> in protection domain `{}`", setvar.symbol, pd.name);
-                self.region_reference(&setvar.region_paddr, setvar.loc, what);
+                let what = format!(
+                    "<setvar symbol=\"{}\"> in protection domain `{}`",
+                    setvar.symbol, pd.name
+                );
+                self.region_reference(&setvar.region_paddr, setvar.loc, &what);
             }
         }
     }
@@ -183,8 +205,14 @@ impl<'p> Validator<'p, '_, '_> {
 
 /// Every symbol `pd` patches, where, and by which kind of element.
 fn symbol_uses(pd: &ProtectionDomain) -> Vec<(&str, Loc, &'static str)> {
-    let by_maps = pd.maps.iter().filter_map(|m| Some((m.setvar_vaddr.as_deref()?, m.loc, "<map setvar_vaddr>")));
-    let by_setvars = pd.setvars.iter().map(|s| (s.symbol.as_str(), s.loc, "<setvar>"));
+    let by_maps = pd
+        .maps
+        .iter()
+        .filter_map(|m| Some((m.setvar_vaddr.as_deref()?, m.loc, "<map setvar_vaddr>")));
+    let by_setvars = pd
+        .setvars
+        .iter()
+        .map(|s| (s.symbol.as_str(), s.loc, "<setvar>"));
     by_maps.chain(by_setvars).collect()
 }
 

@@ -1,0 +1,249 @@
+//! The spec types and their encoding (postcard).
+
+use crate::{ObjId, MAGIC, VERSION};
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+/// The whole boot specification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Spec {
+    /// Objects to create. A run of `count` instances gets consecutive ids and,
+    /// for frames, consecutive physical addresses.
+    pub objects: Vec<Object>,
+    /// IRQ handler caps to obtain and bind to notifications.
+    pub irqs: Vec<Irq>,
+    /// IO port range caps to issue.
+    pub ioports: Vec<IoPortRange>,
+    /// Paging structures and frames to map, parents before children.
+    pub mappings: Vec<Mapping>,
+    /// Bytes to copy from the data blob into frames.
+    pub fills: Vec<Fill>,
+    /// Physical addresses to write into PD memory (`setvar region_paddr`).
+    pub paddr_patches: Vec<PaddrPatch>,
+    /// Capabilities to put into PD CSpaces.
+    pub caps: Vec<CapInstall>,
+    /// Threads to configure and start, one per PD.
+    pub threads: Vec<Thread>,
+    /// Names and relations of the PDs, indexed as `Thread::pd`.
+    pub pds: Vec<PdInfo>,
+    /// The monitor's fault endpoint (an object in `objects`).
+    pub fault_endpoint: ObjId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Object {
+    pub kind: ObjectKind,
+    pub count: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ObjectKind {
+    Tcb,
+    Endpoint,
+    Notification,
+    /// A CNode of 2^radix_bits slots.
+    CNode { radix_bits: u8 },
+    /// Top-level paging structure (x86_64 PML4).
+    VSpace,
+    Pdpt,
+    PageDirectory,
+    PageTable,
+    /// Frames of 2^size_bits bytes (12 or 21). With `paddr`, the run starts at
+    /// that physical address (device memory or a fixed RAM address).
+    Frame { size_bits: u8, paddr: Option<u64> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Irq {
+    pub ioapic: u32,
+    pub pin: u32,
+    pub level_triggered: bool,
+    pub active_low: bool,
+    pub vector: u32,
+    pub notification: ObjId,
+    pub badge: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IoPortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mapping {
+    pub vspace: ObjId,
+    pub vaddr: u64,
+    pub object: ObjId,
+    pub kind: MapKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MapKind {
+    Pdpt,
+    PageDirectory,
+    PageTable,
+    Frame { writable: bool, cached: bool },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fill {
+    pub frame: ObjId,
+    pub frame_offset: u32,
+    pub data_offset: u64,
+    pub len: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaddrPatch {
+    /// Frame that holds the symbol, and the symbol's offset in it.
+    pub frame: ObjId,
+    pub offset: u32,
+    /// First frame of the region whose physical address is written.
+    pub region: ObjId,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CapSource {
+    Object(ObjId),
+    /// Index into [`Spec::irqs`].
+    Irq(u32),
+    /// Index into [`Spec::ioports`].
+    IoPort(u32),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rights {
+    pub read: bool,
+    pub write: bool,
+    pub grant: bool,
+}
+
+impl Rights {
+    pub const ALL: Rights = Rights { read: true, write: true, grant: true };
+    pub const READ_WRITE: Rights = Rights { read: true, write: true, grant: false };
+    /// Enough to signal a notification or call an endpoint.
+    pub const WRITE: Rights = Rights { read: false, write: true, grant: false };
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapInstall {
+    /// The CNode (an object) receiving the cap.
+    pub cnode: ObjId,
+    pub slot: u64,
+    pub source: CapSource,
+    pub rights: Rights,
+    /// 0 for none.
+    pub badge: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Thread {
+    pub pd: u32,
+    pub tcb: ObjId,
+    pub cspace: ObjId,
+    pub vspace: ObjId,
+    pub ipc_buffer: ObjId,
+    pub ipc_buffer_vaddr: u64,
+    pub priority: u8,
+    /// Fault endpoint CPtr, resolved in the thread's own CSpace.
+    pub fault_ep: u64,
+    pub entry: u64,
+    pub stack_top: u64,
+    pub bound_notification: Option<ObjId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PdInfo {
+    pub name: String,
+    /// Index of the parent PD, for child PDs (their faults go to the parent).
+    pub parent: Option<u32>,
+}
+
+/// Fixed-size header at the start of the spec segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageHeader {
+    pub magic: [u8; 8],
+    pub version: u32,
+    /// Bytes of postcard-encoded [`Spec`] right after the header.
+    pub spec_len: u32,
+    /// Offset of the data blob from the segment start (page aligned).
+    pub data_offset: u64,
+    pub data_len: u64,
+}
+
+impl ImageHeader {
+    pub const SIZE: usize = 32;
+
+    pub fn to_bytes(&self) -> [u8; Self::SIZE] {
+        let mut b = [0u8; Self::SIZE];
+        b[0..8].copy_from_slice(&self.magic);
+        b[8..12].copy_from_slice(&self.version.to_le_bytes());
+        b[12..16].copy_from_slice(&self.spec_len.to_le_bytes());
+        b[16..24].copy_from_slice(&self.data_offset.to_le_bytes());
+        b[24..32].copy_from_slice(&self.data_len.to_le_bytes());
+        b
+    }
+
+    pub fn from_bytes(b: &[u8]) -> Result<Self, SpecError> {
+        if b.len() < Self::SIZE {
+            return Err(SpecError::Truncated);
+        }
+        let word = |r: core::ops::Range<usize>| {
+            let mut w = [0u8; 8];
+            w[..r.len()].copy_from_slice(&b[r]);
+            u64::from_le_bytes(w)
+        };
+        let h = ImageHeader {
+            magic: b[0..8].try_into().unwrap_or_default(),
+            version: word(8..12) as u32,
+            spec_len: word(12..16) as u32,
+            data_offset: word(16..24),
+            data_len: word(24..32),
+        };
+        if h.magic != MAGIC {
+            return Err(SpecError::BadMagic);
+        }
+        if h.version != VERSION {
+            return Err(SpecError::WrongVersion(h.version));
+        }
+        Ok(h)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpecError {
+    Truncated,
+    BadMagic,
+    WrongVersion(u32),
+    Decode,
+}
+
+impl Spec {
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("spec encodes")
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Spec, SpecError> {
+        postcard::from_bytes(bytes).map_err(|_| SpecError::Decode)
+    }
+
+    /// Total number of object instances (each needs one slot in the monitor).
+    pub fn instance_count(&self) -> u32 {
+        self.objects.iter().map(|o| o.count).sum()
+    }
+
+    /// The run an instance belongs to and its index within the run.
+    pub fn locate(&self, id: ObjId) -> Option<(&Object, u32)> {
+        let mut first = 0u32;
+        for o in &self.objects {
+            if id < first + o.count {
+                return Some((o, id - first));
+            }
+            first += o.count;
+        }
+        None
+    }
+}
+

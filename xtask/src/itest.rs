@@ -1,0 +1,150 @@
+//! `cargo xtask test`: host unit tests first, then integration tests that
+//! build real images and judge them from outside: booting in QEMU and
+//! reading the serial console, or feeding the builder broken descriptions.
+
+use crate::kernel::KernelConfig;
+use crate::qemu::{self, Session};
+use crate::system::{self, BuildOptions, Built};
+use anyhow::{bail, ensure, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// How long any one expected console line may take under TCG on a busy
+/// machine. Generous: this is a hang detector, not a speed check
+/// (`cargo xtask bench` measures speed).
+const LINE_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub fn run(ws: &Path) -> Result<()> {
+    crate::deps::ensure_packages(crate::deps::KERNEL_BUILD)?;
+    crate::deps::ensure_packages(crate::deps::QEMU)?;
+    crate::deps::ensure_packages(crate::deps::GRAPHVIZ)?;
+    println!("== host unit tests");
+    let status = Command::new(env!("CARGO")).arg("test").current_dir(ws).status().context("running cargo test")?;
+    if !status.success() {
+        bail!("host unit tests failed");
+    }
+
+    println!("\n== integration tests");
+    let tests: [(&str, fn(&Path) -> Result<()>); 3] = [
+        ("demo system boots and shows every behaviour", demo_boots),
+        ("invalid descriptions are refused with their specific errors", invalid_descriptions),
+        ("release configuration builds", release_builds),
+    ];
+    let (mut passed, mut failed) = (0, 0);
+    for (name, test) in tests {
+        println!("-- {name}");
+        match test(ws) {
+            Ok(()) => {
+                println!("   ok");
+                passed += 1;
+            }
+            Err(e) => {
+                println!("   FAILED: {e:#}");
+                failed += 1;
+            }
+        }
+    }
+    println!("\nintegration: {passed} passed, {failed} failed");
+    ensure!(failed == 0, "{failed} integration test(s) failed");
+    Ok(())
+}
+
+fn build(ws: &Path, system: &str, config: KernelConfig) -> Result<Built> {
+    system::build(ws, &BuildOptions { system: ws.join(system), config, ram_mib: system::DEFAULT_RAM_MIB })
+}
+
+/// Boots `microkit.system` and checks, in the serial output, every
+/// behaviour the demo is there to show.
+fn demo_boots(ws: &Path) -> Result<()> {
+    let built = build(ws, "microkit.system", KernelConfig::Debug)?;
+    let report = std::fs::read_to_string(&built.report)?;
+    for needle in ["== PD ping ==", "protected call channel 0 -> endpoint of pong", "memory region `shared`", "fault endpoint -> monitor"] {
+        ensure!(report.contains(needle), "report lacks {needle:?}");
+    }
+    let mut s = Session::start(qemu::command(&built, system::DEFAULT_RAM_MIB, false))?;
+    let result = check_demo(&mut s);
+    if result.is_err() {
+        s.drain(Duration::from_millis(500), Duration::from_secs(2));
+        println!("   serial output:\n{}", s.transcript.iter().map(|l| format!("   | {l}")).collect::<Vec<_>>().join("\n"));
+    }
+    result
+}
+
+fn check_demo(s: &mut Session) -> Result<()> {
+    s.expect("Booting all finished", LINE_TIMEOUT)?;
+    s.expect("[monitor] 3 PDs", LINE_TIMEOUT)?;
+    // pong has the highest priority of the three, so its init runs first.
+    let (_, first_init) = s.expect("[pong] init", LINE_TIMEOUT)?;
+    println!("   boot to the first PD's init: {:.2} s of host time (QEMU start to `[pong] init`)", first_init.as_secs_f64());
+    s.expect("[faulter] init", LINE_TIMEOUT)?;
+    s.expect("[ping] init: wrote 15 bytes to the shared region", LINE_TIMEOUT)?;
+    // Notifying a higher-priority PD switches to it at once: pong reads the
+    // shared region before ping's notify returns.
+    s.expect("[pong] notified by ping; shared region says: \"hello from ping\"", LINE_TIMEOUT)?;
+    s.expect("[ping] notify returned", LINE_TIMEOUT)?;
+    s.expect("[ping] notified by pong (round 1)", LINE_TIMEOUT)?;
+    s.expect("[pong] protected call add_mul(6, 7)", LINE_TIMEOUT)?;
+    s.expect("[ping] protected call add_mul(6, 7) -> sum 13, product 42", LINE_TIMEOUT)?;
+    s.expect("[faulter] faulting on purpose", LINE_TIMEOUT)?;
+    let (fault, _) = s.expect("[monitor] PD 'faulter' faulted", LINE_TIMEOUT)?;
+    ensure!(fault.contains("address 0x10"), "fault report lacks the address: {fault}");
+    ensure!(fault.contains("ip 0x2"), "fault report lacks the instruction pointer: {fault}");
+    s.expect("[pong] protected call add_mul(20, 22)", LINE_TIMEOUT)?;
+    s.expect("[ping] still running after the faulter's fault: add_mul(20, 22) -> sum 42", LINE_TIMEOUT)?;
+    s.expect("[ping] demo complete", LINE_TIMEOUT)?;
+    s.drain(Duration::from_millis(500), Duration::from_secs(2));
+    ensure!(s.position("unreachable").is_none(), "the faulter ran past its fault");
+    ensure!(s.position("panic").is_none(), "something panicked");
+    Ok(())
+}
+
+/// Each file in `tests/invalid/` is a broken description whose header says
+/// which error it must produce and where:
+/// `<!-- expect 12:9: unknown protection domain -->`.
+fn invalid_descriptions(ws: &Path) -> Result<()> {
+    let dir = ws.join("tests/invalid");
+    let bin = ws.join("target/pds-debug/release");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+    files.retain(|p| p.extension().is_some_and(|e| e == "system"));
+    files.sort();
+    ensure!(!files.is_empty(), "no test descriptions in {}", dir.display());
+    for file in files {
+        let text = std::fs::read_to_string(&file)?;
+        let expect = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("<!-- expect ")?.strip_suffix("-->"))
+            .with_context(|| format!("{} has no `<!-- expect L:C: message -->` line", file.display()))?
+            .trim();
+        let (at, message) = expect.split_once(": ").context("expect line is `L:C: message`")?;
+        let options = builder::Options {
+            system: file.clone(),
+            monitor: bin.join("monitor"),
+            search_path: vec![bin.clone()],
+            out_dir: ws.join("target/invalid-test"),
+            target: builder::Target { ram_bytes: system::DEFAULT_RAM_MIB << 20 },
+            kernel: "test".into(),
+        };
+        match builder::build(&options) {
+            Ok(_) => bail!("{} was accepted", file.display()),
+            Err(e) => {
+                let text = e.to_string();
+                let located = format!("{}:{at}: error", file.display());
+                ensure!(
+                    text.contains(&located) && text.contains(message),
+                    "{}: expected `{at}: ... {message}`, got:\n{text}",
+                    file.display()
+                );
+                println!("   {} -> {}", file.file_name().unwrap_or_default().to_string_lossy(), text.lines().next().unwrap_or_default());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The release configuration (no kernel printing) builds end to end.
+fn release_builds(ws: &Path) -> Result<()> {
+    let built = build(ws, "microkit.system", KernelConfig::Release)?;
+    ensure!(built.image.is_file(), "no image at {}", built.image.display());
+    Ok(())
+}

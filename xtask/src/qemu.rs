@@ -1,0 +1,110 @@
+//! Booting an image in QEMU (TCG): the command line, and a session that a
+//! test can read the serial console of, with timeouts. QEMU is always
+//! stopped by its PID when the session ends, whatever happened.
+
+use crate::system::Built;
+use anyhow::{bail, Context, Result};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+/// The CPU model the kernel config expects: fsgsbase (FSGSBASE_INST),
+/// 1 GiB pages (HUGE_PAGE), xsaveopt. `+invtsc` makes TCG refuse to start.
+const CPU: &str = "Nehalem,+fsgsbase,+pdpe1gb,+xsaveopt";
+
+/// The QEMU command for an image. `interactive` puts the serial console on
+/// the terminal (with QEMU's monitor on Ctrl-A C); otherwise the console is
+/// a plain pipe for a test to read.
+pub fn command(built: &Built, ram_mib: u64, interactive: bool) -> Command {
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(["-machine", "pc", "-accel", "tcg", "-cpu", CPU, "-m"])
+        .arg(ram_mib.to_string())
+        .args(["-nographic", "-no-reboot"])
+        .args(if interactive { ["-serial", "mon:stdio"] } else { ["-serial", "stdio"] });
+    if !interactive {
+        cmd.args(["-monitor", "none"]);
+    }
+    cmd.arg("-kernel").arg(&built.kernel.elf32).arg("-initrd").arg(&built.image);
+    cmd
+}
+
+pub fn command_line(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A running QEMU whose serial output is read line by line.
+pub struct Session {
+    child: Child,
+    lines: Receiver<String>,
+    started: Instant,
+    /// Every line seen so far, for failure messages.
+    pub transcript: Vec<String>,
+}
+
+impl Session {
+    pub fn start(mut cmd: Command) -> Result<Session> {
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let started = Instant::now();
+        let mut child = cmd.spawn().context("starting qemu-system-x86_64")?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Session { child, lines, started, transcript: Vec::new() })
+    }
+
+    /// Waits for a line containing `needle`; returns it with the time since
+    /// start. Fails after `timeout` or if QEMU exits.
+    pub fn expect(&mut self, needle: &str, timeout: Duration) -> Result<(String, Duration)> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let line = line.trim_end_matches('\r').to_string();
+                    self.transcript.push(line.clone());
+                    if line.contains(needle) {
+                        return Ok((line, self.started.elapsed()));
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => bail!("no line containing {needle:?} within {timeout:?}"),
+                Err(RecvTimeoutError::Disconnected) => bail!("QEMU exited before printing {needle:?}"),
+            }
+        }
+    }
+
+    /// Collects lines until none arrive for `quiet` (or `max` passes).
+    pub fn drain(&mut self, quiet: Duration, max: Duration) {
+        let end = Instant::now() + max;
+        while Instant::now() < end {
+            match self.lines.recv_timeout(quiet) {
+                Ok(line) => self.transcript.push(line.trim_end_matches('\r').to_string()),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Index of the first transcript line containing `needle`.
+    pub fn position(&self, needle: &str) -> Option<usize> {
+        self.transcript.iter().position(|l| l.contains(needle))
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Kill by PID, then reap, so no QEMU outlives its test.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,104 @@
+//! `cargo xtask build`: kernel, programs and system image, in that order.
+
+use crate::kernel::{self, Kernel, KernelConfig};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// QEMU's memory, and what the builder checks the system against.
+pub const DEFAULT_RAM_MIB: u64 = 512;
+
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    pub system: PathBuf,
+    pub config: KernelConfig,
+    pub ram_mib: u64,
+}
+
+/// Everything a boot needs, and the builder's other outputs.
+#[derive(Clone, Debug)]
+pub struct Built {
+    pub kernel: Kernel,
+    pub image: PathBuf,
+    pub report: PathBuf,
+    pub dot: PathBuf,
+    pub svg: Option<PathBuf>,
+}
+
+/// Packages that hold bare-metal programs: every workspace member under
+/// `pds/` with a binary target. The initialiser is one of them.
+fn program_packages(workspace: &Path) -> Result<(Vec<String>, String)> {
+    let out = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .current_dir(workspace)
+        .output()
+        .context("running cargo metadata")?;
+    if !out.status.success() {
+        bail!("cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let pds_dir = workspace.join("pds");
+    let mut pds = Vec::new();
+    for pkg in meta["packages"].as_array().into_iter().flatten() {
+        let manifest = PathBuf::from(pkg["manifest_path"].as_str().unwrap_or_default());
+        let has_bin = pkg["targets"].as_array().into_iter().flatten().any(|t| t["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bin")));
+        let name = pkg["name"].as_str().unwrap_or_default().to_string();
+        if manifest.starts_with(&pds_dir) && has_bin && name != "monitor" {
+            pds.push(name);
+        }
+    }
+    Ok((pds, "monitor".to_string()))
+}
+
+/// Builds the bare-metal programs for a kernel config. Each config has its
+/// own target folder, since the kernel ABI crate is generated per config.
+/// The initialiser is built on its own: it enables the boot spec's
+/// allocating decoder, which PDs must not link (cargo unifies features
+/// within one invocation).
+fn build_programs(workspace: &Path, kernel: &Kernel) -> Result<PathBuf> {
+    let target_dir = workspace.join("target").join(format!("pds-{}", kernel.config.name()));
+    let (pds, monitor) = program_packages(workspace)?;
+    for group in [vec![monitor], pds] {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.arg("build").arg("--release").arg("--target-dir").arg(&target_dir);
+        for p in &group {
+            cmd.arg("-p").arg(p);
+        }
+        cmd.env("SEL4_CONFIG_FILE", &kernel.autoconf).env("SEL4_KERNEL_SOURCE", &kernel.source).current_dir(workspace);
+        let status = cmd.status().context("running cargo build for the PD programs")?;
+        if !status.success() {
+            bail!("building {} failed", group.join(", "));
+        }
+    }
+    Ok(target_dir.join("release"))
+}
+
+pub fn build(workspace: &Path, opts: &BuildOptions) -> Result<Built> {
+    let kernel = kernel::build(workspace, opts.config)?;
+    let bin = build_programs(workspace, &kernel)?;
+    let stem = opts.system.file_stem().and_then(|s| s.to_str()).unwrap_or("system");
+    let out_dir = workspace.join("target").join("system").join(format!("{stem}-{}", opts.config.name()));
+    crate::deps::ensure_packages(crate::deps::GRAPHVIZ)?;
+    let options = builder::Options {
+        system: opts.system.clone(),
+        monitor: bin.join("monitor"),
+        search_path: vec![bin.clone()],
+        out_dir,
+        target: builder::Target { ram_bytes: opts.ram_mib << 20 },
+        kernel: format!("seL4 5.0.0, {} config", opts.config.name()),
+    };
+    let out = builder::build(&options).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Built { kernel, image: out.image, report: out.report, dot: out.dot, svg: out.svg })
+}
+
+/// What `cargo xtask build` prints: where everything went.
+pub fn print_paths(b: &Built) {
+    println!("kernel:       {}", b.kernel.elf32.display());
+    println!("system image: {}", b.image.display());
+    println!("report:       {}", b.report.display());
+    match &b.svg {
+        Some(svg) => println!("diagram:      {} ({})", svg.display(), b.dot.display()),
+        None => println!("diagram:      {}", b.dot.display()),
+    }
+    println!("boot by hand: multiboot kernel {} with module {}", b.kernel.elf32.display(), b.image.display());
+}
