@@ -145,6 +145,7 @@ pub fn debug_halt() -> ! {
 /// (truncated to fit).
 pub fn debug_name_thread(tcb: CPtr, name: &str) {
     if !DEBUG_BUILD {
+        let _ = (tcb, name);
         return;
     }
     let bytes = name.as_bytes();

@@ -393,17 +393,22 @@ fn plan_pd(
     pages.insert(IPC_BUFFER_VADDR, Page { frame: ipc, large: false, writable: true, cached: true });
     plan.ranges.push(VirtualRange { start: IPC_BUFFER_VADDR, end: IPC_BUFFER_VADDR + PAGE, perms: "rw-".into(), what: "IPC buffer".into() });
 
-    let fixed: Vec<(u64, u64, String)> = plan.ranges.iter().map(|r| (r.start, r.end, r.what.clone())).collect();
+    // What a region may not overlap: the image, the IPC buffer, and the
+    // stack together with its guard page.
+    let fixed: Vec<(u64, u64, String)> = plan
+        .ranges
+        .iter()
+        .map(|r| if r.end == STACK_TOP { (r.start - PAGE, r.end, r.what.clone()) } else { (r.start, r.end, r.what.clone()) })
+        .collect();
     for map in &pd.maps {
         let Some(region) = p.sys.region(&map.mr) else { continue };
         let region: &MemoryRegion = region;
         let size = region.size;
         let (start, end) = (map.vaddr, map.vaddr + size);
-        // Stack and IPC buffer get a guard page of clearance.
-        if let Some((s, e, what)) = fixed.iter().find(|(s, e, _)| start < e + PAGE && s.saturating_sub(PAGE) < end) {
+        if let Some((s, e, what)) = fixed.iter().find(|(s, e, _)| start < *e && *s < end) {
             p.error(
                 map.loc,
-                format!("mapping of `{}` at {start:#x}..{end:#x} overlaps the PD's {what} at {s:#x}..{e:#x} (including its guard page)", map.mr),
+                format!("mapping of `{}` at {start:#x}..{end:#x} overlaps the PD's {what} at {s:#x}..{e:#x}", map.mr),
                 "choose a vaddr outside the program image, the stack and the IPC buffer (see the report for the PD's address space)",
             );
             continue;
