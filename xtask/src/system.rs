@@ -25,9 +25,9 @@ pub struct Built {
     pub svg: Option<PathBuf>,
 }
 
-/// Packages that hold bare-metal programs: every workspace member under
-/// `pds/` with a binary target. The initialiser is one of them.
-fn program_packages(workspace: &Path) -> Result<(Vec<String>, String)> {
+/// Packages that hold PD programs: every workspace member with a binary
+/// target that uses the PD runtime (`microkit`). The initialiser is apart.
+fn program_packages(workspace: &Path) -> Result<Vec<String>> {
     let out = Command::new(env!("CARGO"))
         .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
         .current_dir(workspace)
@@ -37,18 +37,23 @@ fn program_packages(workspace: &Path) -> Result<(Vec<String>, String)> {
         bail!("cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let pds_dir = workspace.join("pds");
     let mut pds = Vec::new();
     for pkg in meta["packages"].as_array().into_iter().flatten() {
-        let manifest = PathBuf::from(pkg["manifest_path"].as_str().unwrap_or_default());
-        let has_bin = pkg["targets"].as_array().into_iter().flatten().any(|t| t["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bin")));
-        let name = pkg["name"].as_str().unwrap_or_default().to_string();
-        if manifest.starts_with(&pds_dir) && has_bin && name != "monitor" {
-            pds.push(name);
+        let has_bin = pkg["targets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| t["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bin")));
+        let uses_runtime = pkg["dependencies"].as_array().into_iter().flatten().any(|d| d["name"] == "microkit");
+        if has_bin && uses_runtime && pkg["name"] != MONITOR {
+            pds.push(pkg["name"].as_str().unwrap_or_default().to_string());
         }
     }
-    Ok((pds, "monitor".to_string()))
+    Ok(pds)
 }
+
+/// The initialiser's package (and binary) name.
+const MONITOR: &str = "monitor";
 
 /// Builds the bare-metal programs for a kernel config. Each config has its
 /// own target folder, since the kernel ABI crate is generated per config.
@@ -57,8 +62,8 @@ fn program_packages(workspace: &Path) -> Result<(Vec<String>, String)> {
 /// within one invocation).
 fn build_programs(workspace: &Path, kernel: &Kernel) -> Result<PathBuf> {
     let target_dir = workspace.join("target").join(format!("pds-{}", kernel.config.name()));
-    let (pds, monitor) = program_packages(workspace)?;
-    for group in [vec![monitor], pds] {
+    let pds = program_packages(workspace)?;
+    for group in [vec![MONITOR.to_string()], pds] {
         let mut cmd = Command::new(env!("CARGO"));
         cmd.arg("build").arg("--release").arg("--target-dir").arg(&target_dir);
         for p in &group {
@@ -81,7 +86,7 @@ pub fn build(workspace: &Path, opts: &BuildOptions) -> Result<Built> {
     crate::deps::ensure_packages(crate::deps::GRAPHVIZ)?;
     let options = builder::Options {
         system: opts.system.clone(),
-        monitor: bin.join("monitor"),
+        monitor: bin.join(MONITOR),
         search_path: vec![bin.clone()],
         out_dir,
         target: builder::Target { ram_bytes: opts.ram_mib << 20 },

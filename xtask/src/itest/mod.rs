@@ -13,7 +13,10 @@ use std::time::Duration;
 /// How long any one expected console line may take under TCG on a busy
 /// machine. Generous: this is a hang detector, not a speed check
 /// (`cargo xtask bench` measures speed).
-const LINE_TIMEOUT: Duration = Duration::from_secs(60);
+pub const LINE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// An integration test: a name and a function that passes or says why not.
+pub type Test = (&'static str, fn(&Path) -> Result<()>);
 
 pub fn run(ws: &Path) -> Result<()> {
     crate::deps::ensure_packages(crate::deps::KERNEL_BUILD)?;
@@ -26,11 +29,13 @@ pub fn run(ws: &Path) -> Result<()> {
     }
 
     println!("\n== integration tests");
-    let tests: [(&str, fn(&Path) -> Result<()>); 3] = [
+    let tests: Vec<Test> = vec![
         ("demo system boots and shows every behaviour", demo_boots),
         ("invalid descriptions are refused with their specific errors", invalid_descriptions),
         ("release configuration builds", release_builds),
     ];
+    // Each area of the system adds its own tests here, from its own module
+    // under itest/: `tests.extend(area::tests());`
     let (mut passed, mut failed) = (0, 0);
     for (name, test) in tests {
         println!("-- {name}");
@@ -50,7 +55,8 @@ pub fn run(ws: &Path) -> Result<()> {
     Ok(())
 }
 
-fn build(ws: &Path, system: &str, config: KernelConfig) -> Result<Built> {
+/// Builds a system description (a path relative to the workspace).
+pub fn build(ws: &Path, system: &str, config: KernelConfig) -> Result<Built> {
     system::build(ws, &BuildOptions { system: ws.join(system), config, ram_mib: system::DEFAULT_RAM_MIB })
 }
 
