@@ -42,6 +42,19 @@ pub const PD_NAME_LEN: usize = 64;
 /// notified, protected-called, IRQ-acked, and child ids (see [`ChannelMasks`]).
 pub const PD_CHANNELS_SYMBOL: &str = "__microkit_channels";
 
+/// Symbol in a parent PD: `[u64; badge::MAX_CHILD_ID + 1]`, the entry point
+/// of each child by id (for restarting a child after a fault).
+pub const PD_CHILD_ENTRIES_SYMBOL: &str = "__microkit_child_entries";
+
+/// Fixed places in every PD's address space.
+pub mod layout {
+    /// The PD's IPC buffer (one page).
+    pub const IPC_BUFFER_VADDR: u64 = 0x7fff_ffe0_0000;
+    /// Top of the PD's stack; the page below the stack stays unmapped so
+    /// that an overflow faults instead of corrupting memory.
+    pub const STACK_TOP: u64 = 0x7fff_ff80_0000;
+}
+
 /// Where each capability sits in a PD's own CSpace. Shared by the builder,
 /// which puts them there, and the PD runtime, which invokes them.
 pub mod cspace {

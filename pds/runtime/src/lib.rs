@@ -38,7 +38,7 @@ mod pd;
 pub use event_loop::run;
 #[cfg(feature = "pd")]
 pub use pd::{name, Channel, ChannelSet, Child};
-pub use sel4::{get_mr, set_mr, MessageInfo};
+pub use sel4::{get_mr, set_mr, Fault, MessageInfo};
 pub use var::{Integer, MemoryRegion, Var};
 
 /// A message info with `label` and `count` message registers, as

@@ -26,6 +26,13 @@ static __microkit_pd_name: Patched<[u8; PD_NAME_LEN]> = Patched(UnsafeCell::new(
 #[link_section = ".data.microkit.channels"]
 static __microkit_channels: Patched<[u64; 4]> = Patched(UnsafeCell::new([u64::MAX; 4]));
 
+/// Entry point of each child by id, patched by the builder.
+#[no_mangle]
+#[used]
+#[link_section = ".data.microkit.children"]
+static __microkit_child_entries: Patched<[u64; badge::MAX_CHILD_ID as usize + 1]> =
+    Patched(UnsafeCell::new([u64::MAX; badge::MAX_CHILD_ID as usize + 1]));
+
 fn mask(i: usize) -> u64 {
     // SAFETY: valid, never-written static; volatile because the value was
     // patched into the image after compilation.
@@ -182,11 +189,21 @@ impl Child {
         self.tcb().suspend()
     }
 
-    /// Restarts the child at `entry` (for instance after a fault).
-    pub fn restart(self, entry: u64) -> sel4::Result<()> {
-        let mut regs = self.tcb().read_registers(false, 0, 1)?;
+    /// Restarts the child from its entry point with a fresh stack (for
+    /// instance after a fault). Its memory is not reloaded: data it wrote
+    /// survives the restart.
+    pub fn restart(self) -> sel4::Result<()> {
+        // SAFETY: valid, never-written static, patched into the image by the builder.
+        let entries = unsafe { core::ptr::read_volatile(__microkit_child_entries.0.get()) };
+        let entry = entries[usize::from(self.0)];
+        if entry == u64::MAX {
+            return Err(sel4::Error::InvalidArgument);
+        }
+        let mut regs = sel4::UserContext::default();
         regs.rip = entry;
-        self.tcb().write_registers(true, 0, 1, regs)
+        regs.rsp = boot_spec::layout::STACK_TOP;
+        let words = (core::mem::size_of::<sel4::UserContext>() / 8) as u64;
+        self.tcb().write_registers(true, 0, words, regs)
     }
 }
 

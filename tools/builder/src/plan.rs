@@ -9,17 +9,13 @@ use crate::elf::{page_down, page_up, Program, PAGE};
 use crate::Error;
 use boot_spec::{
     badge, cspace, CapInstall, CapSource, Fill, IoPortRange, Irq, MapKind, Mapping, ObjId, Object, ObjectKind,
-    PaddrPatch, PdInfo, Rights, Spec, Thread, PD_CHANNELS_SYMBOL, PD_NAME_LEN, PD_NAME_SYMBOL,
+    PaddrPatch, PdInfo, Rights, Spec, Thread, PD_CHANNELS_SYMBOL, PD_CHILD_ENTRIES_SYMBOL, PD_NAME_LEN, PD_NAME_SYMBOL,
 };
 use sdf::{Diagnostic, MemoryRegion, PageSize, ProtectionDomain, SystemDescription};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
-/// Where every PD's IPC buffer is mapped.
-pub const IPC_BUFFER_VADDR: u64 = 0x7fff_ffe0_0000;
-/// Top of every PD's stack; the page below the stack stays unmapped so that
-/// an overflow faults instead of corrupting memory.
-pub const STACK_TOP: u64 = 0x7fff_ff80_0000;
+pub use boot_spec::layout::{IPC_BUFFER_VADDR, STACK_TOP};
 
 const LARGE_PAGE: u64 = 2 << 20;
 
@@ -148,10 +144,11 @@ pub fn plan(sys: &SystemDescription, mut programs: Vec<Program>) -> Result<Plan,
         p.spec.pds[i].parent = parent.map(|x| x as u32);
     }
 
+    let entries: Vec<u64> = programs.iter().map(|prog| prog.entry).collect();
     let mut plans = Vec::new();
     for (i, pd) in pds.iter().enumerate() {
         let program = &mut programs[i];
-        let plan = plan_pd(&mut p, i, pd, program, &objects, &index, parents[i]);
+        let plan = plan_pd(&mut p, i, pd, program, &objects, &index, parents[i], &entries);
         plans.push(plan);
     }
     if !p.errors.is_empty() {
@@ -181,6 +178,7 @@ fn plan_pd(
     objects: &[PdObjects],
     index: &HashMap<&str, usize>,
     parent: Option<usize>,
+    entries: &[u64],
 ) -> PdPlan {
     let me = &objects[pd_index];
     let mut plan = PdPlan {
@@ -253,9 +251,11 @@ fn plan_pd(
     plan.caps.push((cspace::NOTIFICATION, "own notification".into()));
     p.cap(me.cnode, cspace::TCB, CapSource::Object(me.tcb), Rights::ALL, 0);
     plan.caps.push((cspace::TCB, "own TCB".into()));
+    let mut child_entries = [u64::MAX; badge::MAX_CHILD_ID as usize + 1];
     for child in &pd.children {
         let id = child.child_id.unwrap_or(0);
         masks[3] |= 1 << id;
+        child_entries[usize::from(id)] = entries[index[child.name.as_str()]];
         let slot = cspace::CHILD_TCB_BASE + u64::from(id);
         p.cap(me.cnode, slot, CapSource::Object(objects[index[child.name.as_str()]].tcb), Rights::ALL, 0);
         plan.caps.push((slot, format!("TCB of child {} (id {id})", child.name)));
@@ -304,6 +304,7 @@ fn plan_pd(
     name[..pd.name.len()].copy_from_slice(pd.name.as_bytes());
     let mut runtime_patches = vec![(PD_NAME_SYMBOL, name.to_vec())];
     runtime_patches.push((PD_CHANNELS_SYMBOL, masks.iter().flat_map(|m| m.to_le_bytes()).collect()));
+    runtime_patches.push((PD_CHILD_ENTRIES_SYMBOL, child_entries.iter().flat_map(|e| e.to_le_bytes()).collect()));
     for (symbol, bytes) in runtime_patches {
         // PDs not written against our runtime simply lack these symbols.
         if program.symbol(symbol).is_some() {

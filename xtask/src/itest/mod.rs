@@ -31,6 +31,7 @@ pub fn run(ws: &Path) -> Result<()> {
     println!("\n== integration tests");
     let tests: Vec<Test> = vec![
         ("demo system boots and shows every behaviour", demo_boots),
+        ("child faults go to the parent, panics to the monitor", faults_are_handled),
         ("invalid descriptions are refused with their specific errors", invalid_descriptions),
         ("release configuration builds", release_builds),
     ];
@@ -68,8 +69,14 @@ fn demo_boots(ws: &Path) -> Result<()> {
     for needle in ["== PD ping ==", "protected call channel 0 -> endpoint of pong", "memory region `shared`", "fault endpoint -> monitor"] {
         ensure!(report.contains(needle), "report lacks {needle:?}");
     }
-    let mut s = Session::start(qemu::command(&built, system::DEFAULT_RAM_MIB, false))?;
-    let result = check_demo(&mut s);
+    boot_and_check(&built, check_demo)
+}
+
+/// Boots an image and runs `check` on its serial console; on failure the
+/// console transcript is printed, so the reason is visible in CI logs.
+pub fn boot_and_check(built: &Built, check: impl FnOnce(&mut Session) -> Result<()>) -> Result<()> {
+    let mut s = Session::start(qemu::command(built, system::DEFAULT_RAM_MIB, false))?;
+    let result = check(&mut s);
     if result.is_err() {
         s.drain(Duration::from_millis(500), Duration::from_secs(2));
         println!("   serial output:\n{}", s.transcript.iter().map(|l| format!("   | {l}")).collect::<Vec<_>>().join("\n"));
@@ -103,6 +110,24 @@ fn check_demo(s: &mut Session) -> Result<()> {
     ensure!(s.position("unreachable").is_none(), "the faulter ran past its fault");
     ensure!(s.position("panic").is_none(), "something panicked");
     Ok(())
+}
+
+/// Boots `tests/systems/faults.system`: a child PD faults and its parent's
+/// `fault` handler restarts it; another PD panics and the monitor says so.
+fn faults_are_handled(ws: &Path) -> Result<()> {
+    let built = build(ws, "tests/systems/faults.system", KernelConfig::Debug)?;
+    boot_and_check(&built, |s| {
+        s.expect("[worker] run 1", LINE_TIMEOUT)?;
+        s.expect("[supervisor] child 0 faulted: VM fault at address 0x20", LINE_TIMEOUT)?;
+        s.expect("[supervisor] restarted child 0 (restart 1)", LINE_TIMEOUT)?;
+        s.expect("[worker] run 2: work done", LINE_TIMEOUT)?;
+        s.expect("[panicker] panic: panicked at", LINE_TIMEOUT)?;
+        s.expect("deliberate panic with answer 42", LINE_TIMEOUT)?;
+        s.expect("[monitor] PD 'panicker' panicked", LINE_TIMEOUT)?;
+        s.drain(Duration::from_millis(500), Duration::from_secs(2));
+        ensure!(s.position("PD 'worker'").is_none(), "the worker's fault went to the monitor, not to its parent");
+        Ok(())
+    })
 }
 
 /// Each file in `tests/invalid/` is a broken description whose header says
