@@ -17,6 +17,11 @@ const CPU: &str = "Nehalem,+fsgsbase,+pdpe1gb,+xsaveopt";
 /// the terminal (with QEMU's monitor on Ctrl-A C); otherwise the console is
 /// a plain pipe for a test to read.
 pub fn command(built: &Built, ram_mib: u64, interactive: bool) -> Command {
+    command_with(built, ram_mib, interactive, &[])
+}
+
+/// As [`command`], with extra QEMU arguments (devices, netdevs, drives).
+pub fn command_with(built: &Built, ram_mib: u64, interactive: bool, extra: &[&str]) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args(["-machine", "pc", "-accel", "tcg", "-cpu", CPU, "-m"])
         .arg(ram_mib.to_string())
@@ -26,6 +31,7 @@ pub fn command(built: &Built, ram_mib: u64, interactive: bool) -> Command {
         cmd.args(["-monitor", "none"]);
     }
     cmd.arg("-kernel").arg(&built.kernel.elf32).arg("-initrd").arg(&built.image);
+    cmd.args(extra);
     cmd
 }
 

@@ -15,6 +15,11 @@ pub struct Spec {
     pub irqs: Vec<Irq>,
     /// IO port range caps to issue.
     pub ioports: Vec<IoPortRange>,
+    /// PCI functions to find at boot; BAR frames, configuration snapshots
+    /// and interrupts refer to them by index.
+    pub pci_devices: Vec<PciDevice>,
+    /// Frames to fill with a snapshot of a PCI function's configuration space.
+    pub pci_config_fills: Vec<PciConfigFill>,
     /// Paging structures and frames to map, parents before children.
     pub mappings: Vec<Mapping>,
     /// Bytes to copy from the data blob into frames.
@@ -52,12 +57,40 @@ pub enum ObjectKind {
     /// Frames of 2^size_bits bytes (12 or 21). With `paddr`, the run starts at
     /// that physical address (device memory or a fixed RAM address).
     Frame { size_bits: u8, paddr: Option<u64> },
+    /// 4 KiB frames of a PCI BAR, starting at the BAR's base address, which
+    /// the initialiser learns at boot. `device` indexes [`Spec::pci_devices`].
+    PciBar { device: u32, bar: u8 },
+}
+
+/// A PCI function, found at boot as the `instance`-th function (in bus
+/// order) with this vendor and device id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PciDevice {
+    pub vendor: u16,
+    pub device: u16,
+    pub instance: u8,
+    /// BARs used, with the bytes mapped from each (the BAR must be at least
+    /// that large).
+    pub bars: Vec<(u8, u64)>,
+    /// Name of the PD driving it, for boot messages.
+    pub owner: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PciConfigFill {
+    pub frame: ObjId,
+    pub device: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Irq {
     pub ioapic: u32,
+    /// IOAPIC pin; for a PCI interrupt, the initialiser takes it from the
+    /// function's interrupt line register instead.
     pub pin: u32,
+    /// The PCI function whose legacy interrupt this is (index into
+    /// [`Spec::pci_devices`]).
+    pub pci_device: Option<u32>,
     pub level_triggered: bool,
     pub active_low: bool,
     pub vector: u32,

@@ -2,7 +2,7 @@
 //! objects, address-space IDs, frame contents, mappings, IRQs and IO ports,
 //! capabilities, threads.
 
-use crate::fail;
+use crate::{fail, pci};
 use alloc::vec::Vec;
 use boot_spec::{cspace, CapSource, MapKind, ObjId, ObjectKind, Spec};
 use boot_spec::untyped::{self, Untyped};
@@ -33,6 +33,7 @@ pub struct Initialiser<'a> {
     next_slot: CPtr,
     slot_end: CPtr,
     irq_slots: Vec<CPtr>,
+    pci: Vec<pci::Resolved>,
 }
 
 /// Unwraps the result of a kernel invocation or stops the boot, naming the
@@ -62,7 +63,7 @@ fn kernel_type(kind: ObjectKind) -> (ObjectType, Word, u8) {
         ObjectKind::PageDirectory => fixed(ObjectType::X86_PageDirectory),
         ObjectKind::PageTable => fixed(ObjectType::X86_PageTable),
         ObjectKind::Frame { size_bits: 21, .. } => fixed(ObjectType::X86_LargePage),
-        ObjectKind::Frame { .. } => fixed(ObjectType::X86_4K),
+        ObjectKind::Frame { .. } | ObjectKind::PciBar { .. } => fixed(ObjectType::X86_4K),
     }
 }
 
@@ -94,15 +95,18 @@ impl<'a> Initialiser<'a> {
             next_slot,
             slot_end: empty.end,
             irq_slots: Vec::new(),
+            pci: Vec::new(),
         }
     }
 
     /// Builds the whole system and returns the monitor's fault endpoint.
     pub fn run(mut self) -> CPtr {
+        self.pci = pci::resolve(&self.spec.pci_devices);
         self.create_objects();
         self.assign_asids();
         self.map_scratch_tables();
         self.fill_frames();
+        self.fill_pci_configs();
         self.patch_paddrs();
         self.map_all();
         self.get_irqs();
@@ -146,12 +150,17 @@ impl<'a> Initialiser<'a> {
             runs.push((id, o.kind, o.count));
             id += o.count;
         }
-        for &(first, kind, count) in &runs {
-            if let ObjectKind::Frame { paddr: Some(paddr), .. } = kind {
-                self.create_at(first, kind, count, paddr);
-            }
+        // Runs at fixed addresses, in address order: padding an untyped up
+        // to an address only works forwards.
+        let mut fixed: Vec<(u64, ObjId, ObjectKind, u32)> = runs
+            .iter()
+            .filter_map(|&(first, kind, count)| Some((self.fixed_paddr(kind)?, first, kind, count)))
+            .collect();
+        fixed.sort_by_key(|f| f.0);
+        for (paddr, first, kind, count) in fixed {
+            self.create_at(first, kind, count, paddr);
         }
-        runs.retain(|(_, kind, _)| !matches!(kind, ObjectKind::Frame { paddr: Some(_), .. }));
+        runs.retain(|&(_, kind, _)| self.fixed_paddr(kind).is_none());
         runs.sort_by_key(|&(_, kind, count)| core::cmp::Reverse((kernel_type(kind).2, count)));
         for (first, kind, count) in runs {
             let (ty, size_param, bits) = kernel_type(kind);
@@ -162,6 +171,15 @@ impl<'a> Initialiser<'a> {
                 ));
             };
             self.retype(p.untyped, ty, size_param, bits, u64::from(count), self.slot(first));
+        }
+    }
+
+    /// Where a run must start, if the spec or the hardware fixes it.
+    fn fixed_paddr(&self, kind: ObjectKind) -> Option<u64> {
+        match kind {
+            ObjectKind::Frame { paddr, .. } => paddr,
+            ObjectKind::PciBar { device, bar } => Some(self.pci[device as usize].bar_base(bar)),
+            _ => None,
         }
     }
 
@@ -258,6 +276,14 @@ impl<'a> Initialiser<'a> {
         }
     }
 
+    /// Read-only snapshots of PCI configuration spaces for their drivers.
+    fn fill_pci_configs(&mut self) {
+        for fill in &self.spec.pci_config_fills {
+            let address = self.pci[fill.device as usize].address;
+            self.with_frame(fill.frame, |page| pci::snapshot(address, page));
+        }
+    }
+
     /// `setvar region_paddr`: write a region's physical address into a PD.
     fn patch_paddrs(&mut self) {
         for p in &self.spec.paddr_patches {
@@ -306,7 +332,25 @@ impl<'a> Initialiser<'a> {
     }
 
     fn get_irqs(&mut self) {
-        for irq in &self.spec.irqs {
+        let pins: Vec<(u32, u32)> = self
+            .spec
+            .irqs
+            .iter()
+            .map(|irq| match irq.pci_device {
+                Some(d) => (irq.ioapic, u32::from(self.pci[d as usize].interrupt_line)),
+                None => (irq.ioapic, irq.pin),
+            })
+            .collect();
+        for (i, pin) in pins.iter().enumerate() {
+            if pins[..i].contains(pin) {
+                fail(format_args!(
+                    "two IRQs resolve to IOAPIC {} pin {}: a PCI interrupt line is shared; \
+                     put the devices in slots with different lines (QEMU: -device ...,addr=N)",
+                    pin.0, pin.1
+                ));
+            }
+        }
+        for (irq, &(_, pin)) in self.spec.irqs.iter().zip(&pins) {
             let handler = self.alloc_slot();
             sel4::IrqControl(init_caps::IRQ_CONTROL)
                 .get_ioapic(
@@ -314,19 +358,19 @@ impl<'a> Initialiser<'a> {
                     handler,
                     Word::from(DEPTH),
                     Word::from(irq.ioapic),
-                    Word::from(irq.pin),
+                    Word::from(pin),
                     Word::from(irq.level_triggered),
                     Word::from(irq.active_low),
                     Word::from(irq.vector),
                 )
-                .or_fail(format_args!("IOAPIC {} pin {} vector {}", irq.ioapic, irq.pin, irq.vector));
+                .or_fail(format_args!("IOAPIC {} pin {pin} vector {}", irq.ioapic, irq.vector));
             let badged = self.alloc_slot();
             CNode(ROOT)
                 .mint(badged, DEPTH, ROOT, self.slot(irq.notification), DEPTH, CapRights::ALL, CapData::badge(irq.badge))
-                .or_fail(format_args!("badge notification for irq pin {}", irq.pin));
+                .or_fail(format_args!("badge notification for irq pin {pin}"));
             sel4::IrqHandler(handler)
                 .set_notification(badged)
-                .or_fail(format_args!("bind irq pin {} to its notification", irq.pin));
+                .or_fail(format_args!("bind irq pin {pin} to its notification"));
             self.irq_slots.push(handler);
         }
     }

@@ -14,6 +14,7 @@ extern crate alloc;
 
 mod heap;
 mod init;
+mod pci;
 
 use boot_spec::{ImageHeader, Spec};
 use core::cell::UnsafeCell;

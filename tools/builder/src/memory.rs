@@ -57,6 +57,7 @@ pub fn object_bits(kind: ObjectKind) -> u8 {
         ObjectKind::PageDirectory => fixed(T::X86_PageDirectory),
         ObjectKind::PageTable => fixed(T::X86_PageTable),
         ObjectKind::Frame { size_bits, .. } => size_bits,
+        ObjectKind::PciBar { .. } => 12,
     }
 }
 
@@ -72,6 +73,7 @@ fn kind_name(kind: ObjectKind) -> &'static str {
         ObjectKind::PageTable => "page table",
         ObjectKind::Frame { size_bits: 21, .. } => "2 MiB frame",
         ObjectKind::Frame { .. } => "4 KiB frame",
+        ObjectKind::PciBar { .. } => "PCI BAR page",
     }
 }
 
@@ -114,9 +116,14 @@ pub fn check(plan: &Plan, sys: &SystemDescription, target: Target, image_bytes: 
             }
             None => by_kind.push((kind, u64::from(obj.count), bytes)),
         }
-        if let ObjectKind::Frame { paddr: Some(paddr), .. } = obj.kind {
-            fixed.push((name.clone(), paddr, bytes));
-            continue;
+        match obj.kind {
+            ObjectKind::Frame { paddr: Some(paddr), .. } => {
+                fixed.push((name.clone(), paddr, bytes));
+                continue;
+            }
+            // Device memory: not taken from RAM.
+            ObjectKind::PciBar { .. } => continue,
+            _ => {}
         }
         total += bytes;
         runs.push((bits, u64::from(obj.count), name.clone()));

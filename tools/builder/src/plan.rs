@@ -66,6 +66,8 @@ struct PdObjects {
 
 struct Planner<'a> {
     sys: &'a SystemDescription,
+    /// CPU vectors taken by IRQs, so PCI interrupts get free ones.
+    vectors: BTreeSet<u32>,
     spec: Spec,
     data: Vec<u8>,
     object_names: Vec<String>,
@@ -106,6 +108,7 @@ pub fn plan(sys: &SystemDescription, mut programs: Vec<Program>) -> Result<Plan,
     let pds = sys.all_pds();
     let mut p = Planner {
         sys,
+        vectors: pds.iter().flat_map(|pd| pd.irqs.iter().map(|i| i.vector)).collect(),
         spec: Spec::default(),
         data: Vec::new(),
         object_names: Vec::new(),
@@ -268,6 +271,7 @@ fn plan_pd(
         p.spec.irqs.push(Irq {
             ioapic: irq.ioapic,
             pin: irq.pin,
+            pci_device: None,
             level_triggered: irq.level_triggered,
             active_low: irq.active_low,
             vector: irq.vector,
@@ -298,6 +302,8 @@ fn plan_pd(
         plan.caps.push((slot, format!("IO ports, {desc}")));
         plan.ioports.push(desc);
     }
+
+    let pci: Vec<u32> = pd.pci_devices.iter().map(|dev| plan_pci_caps(p, pd, dev, me, &mut plan, &mut masks, program)).collect();
 
     // --- Patch the program image: name, masks, setvars. ---
     let mut name = [0u8; PD_NAME_LEN];
@@ -394,24 +400,15 @@ fn plan_pd(
     pages.insert(IPC_BUFFER_VADDR, Page { frame: ipc, large: false, writable: true, cached: true });
     plan.ranges.push(VirtualRange { start: IPC_BUFFER_VADDR, end: IPC_BUFFER_VADDR + PAGE, perms: "rw-".into(), what: "IPC buffer".into() });
 
-    // What a region may not overlap: the image, the IPC buffer, and the
-    // stack together with its guard page.
-    let fixed: Vec<(u64, u64, String)> = plan
-        .ranges
-        .iter()
-        .map(|r| if r.end == STACK_TOP { (r.start - PAGE, r.end, r.what.clone()) } else { (r.start, r.end, r.what.clone()) })
-        .collect();
+    for (dev, &index) in pd.pci_devices.iter().zip(&pci) {
+        plan_pci_memory(p, pd, dev, index, &mut plan, &mut pages);
+    }
     for map in &pd.maps {
         let Some(region) = p.sys.region(&map.mr) else { continue };
         let region: &MemoryRegion = region;
         let size = region.size;
         let (start, end) = (map.vaddr, map.vaddr + size);
-        if let Some((s, e, what)) = fixed.iter().find(|(s, e, _)| start < *e && *s < end) {
-            p.error(
-                map.loc,
-                format!("mapping of `{}` at {start:#x}..{end:#x} overlaps the PD's {what} at {s:#x}..{e:#x}", map.mr),
-                "choose a vaddr outside the program image, the stack and the IPC buffer (see the report for the PD's address space)",
-            );
+        if !claim(p, &plan.ranges, start, end, map.loc, &format!("mapping of `{}`", map.mr)) {
             continue;
         }
         let first = p.regions[&region.name];
@@ -472,4 +469,112 @@ fn plan_pd(
     });
     plan.caps.sort_by_key(|c| c.0);
     plan
+}
+
+/// Checks that `[start, end)` is free in a PD's address space so far (the
+/// stack counts with its guard page); reports an error at `loc` if not.
+fn claim(p: &mut Planner, ranges: &[VirtualRange], start: u64, end: u64, loc: sdf::Loc, what: &str) -> bool {
+    let guard = |r: &VirtualRange| if r.end == STACK_TOP { r.start - PAGE } else { r.start };
+    match ranges.iter().find(|r| start < r.end && guard(r) < end) {
+        None => true,
+        Some(r) => {
+            p.error(
+                loc,
+                format!("{what} at {start:#x}..{end:#x} overlaps the PD's {} at {:#x}..{:#x}", r.what, guard(r), r.end),
+                "choose a vaddr outside the program image, the stack, the IPC buffer and the other mappings (the report lists the PD's address space)",
+            );
+            false
+        }
+    }
+}
+
+/// A PCI device's spec entry, interrupt, and the variables patched with
+/// its addresses. Returns its index in `Spec::pci_devices`.
+fn plan_pci_caps(
+    p: &mut Planner,
+    pd: &ProtectionDomain,
+    dev: &sdf::PciDevice,
+    me: &PdObjects,
+    plan: &mut PdPlan,
+    masks: &mut [u64; 4],
+    program: &mut Program,
+) -> u32 {
+    let index = p.spec.pci_devices.len() as u32;
+    p.spec.pci_devices.push(boot_spec::PciDevice {
+        vendor: dev.vendor,
+        device: dev.device,
+        instance: dev.instance,
+        bars: dev.bars.iter().map(|b| (b.index, b.size)).collect(),
+        owner: pd.name.clone(),
+    });
+    let name = format!("PCI {:04x}:{:04x}#{}", dev.vendor, dev.device, dev.instance);
+    if let Some(id) = dev.irq {
+        masks[2] |= 1 << id;
+        // PCI interrupts are level-triggered; QEMU's ACPI tables mark the
+        // PCI lines active high. The pin comes from the device at boot.
+        let vector = (32..).find(|v| !p.vectors.contains(v)).expect("free vector");
+        p.vectors.insert(vector);
+        let idx = p.spec.irqs.len() as u32;
+        p.spec.irqs.push(Irq {
+            ioapic: 0,
+            pin: 0,
+            pci_device: Some(index),
+            level_triggered: true,
+            active_low: false,
+            vector,
+            notification: me.notification,
+            badge: 1 << id,
+        });
+        let slot = cspace::IRQ_BASE + u64::from(id);
+        p.cap(me.cnode, slot, CapSource::Irq(idx), Rights::ALL, 0);
+        let desc = format!("irq id {id}: legacy interrupt of {name} (IOAPIC pin from its interrupt line, vector {vector})");
+        plan.caps.push((slot, format!("IRQ handler, {desc}")));
+        plan.irqs.push(desc);
+    }
+    let vars = dev
+        .bars
+        .iter()
+        .filter_map(|b| Some((b.setvar_vaddr.as_ref()?, b.vaddr, b.loc)))
+        .chain(dev.setvar_config.as_ref().zip(dev.config_vaddr).map(|(s, v)| (s, v, dev.loc)));
+    for (symbol, vaddr, loc) in vars {
+        if let Err(e) = program.patch(symbol, &vaddr.to_le_bytes()) {
+            p.error(loc, format!("setvar: {e} in {}", program.path.display()), &format!("declare it in the PD with `microkit::setvar!({symbol});`"));
+        }
+    }
+    index
+}
+
+/// A PCI device's BAR pages (uncached) and configuration snapshot page
+/// (read-only) in the PD's address space.
+fn plan_pci_memory(
+    p: &mut Planner,
+    pd: &ProtectionDomain,
+    dev: &sdf::PciDevice,
+    index: u32,
+    plan: &mut PdPlan,
+    pages: &mut BTreeMap<u64, Page>,
+) {
+    let name = format!("PCI {:04x}:{:04x}#{}", dev.vendor, dev.device, dev.instance);
+    for bar in &dev.bars {
+        let what = format!("BAR {} of {name}", bar.index);
+        if !claim(p, &plan.ranges, bar.vaddr, bar.vaddr + bar.size, bar.loc, &what) {
+            continue;
+        }
+        let count = (bar.size / PAGE) as u32;
+        let first = p.add(ObjectKind::PciBar { device: index, bar: bar.index }, count, format!("{what} for {}", pd.name));
+        for i in 0..count {
+            let vaddr = bar.vaddr + u64::from(i) * PAGE;
+            pages.insert(vaddr, Page { frame: first + i, large: false, writable: true, cached: false });
+        }
+        plan.ranges.push(VirtualRange { start: bar.vaddr, end: bar.vaddr + bar.size, perms: "rw-".into(), what: format!("{what}, uncached") });
+    }
+    if let Some(vaddr) = dev.config_vaddr {
+        let what = format!("configuration space of {name}");
+        if claim(p, &plan.ranges, vaddr, vaddr + PAGE, dev.loc, &what) {
+            let frame = p.add(ObjectKind::Frame { size_bits: 12, paddr: None }, 1, format!("{what} for {}", pd.name));
+            p.spec.pci_config_fills.push(boot_spec::PciConfigFill { frame, device: index });
+            pages.insert(vaddr, Page { frame, large: false, writable: false, cached: true });
+            plan.ranges.push(VirtualRange { start: vaddr, end: vaddr + PAGE, perms: "r--".into(), what: format!("{what} (snapshot at boot)") });
+        }
+    }
 }

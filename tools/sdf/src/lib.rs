@@ -38,7 +38,7 @@ use std::path::Path;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Loc};
 pub use model::{
-    Channel, ChannelEnd, IoPort, Irq, Map, MemoryRegion, PageSize, Perms, ProtectionDomain, SetVar,
+    Channel, ChannelEnd, IoPort, Irq, Map, MemoryRegion, PageSize, PciBar, PciDevice, Perms, ProtectionDomain, SetVar,
     SystemDescription,
 };
 

@@ -42,3 +42,6 @@ pub const MAX_IRQ_VECTOR: u32 = 107;
 
 /// Size of the x86 I/O port space.
 pub const IOPORT_SPACE: u32 = 0x1_0000;
+
+/// Highest PCI device id in a PD.
+pub const MAX_PCI_ID: u8 = 7;

@@ -67,6 +67,7 @@ pub struct ProtectionDomain {
     pub maps: Vec<Map>,
     pub irqs: Vec<Irq>,
     pub ioports: Vec<IoPort>,
+    pub pci_devices: Vec<PciDevice>,
     pub setvars: Vec<SetVar>,
     /// Child PDs, whose faults this PD handles.
     pub children: Vec<ProtectionDomain>,
@@ -219,5 +220,39 @@ pub struct SetVar {
     pub symbol: String,
     /// Name of the memory region whose physical address is written.
     pub region_paddr: String,
+    pub loc: Loc,
+}
+
+/// A `<pci_device>` (x86 extension): a PCI function the PD drives. The
+/// initialiser finds it at boot (by vendor, device and instance), since
+/// firmware assigns BAR addresses and interrupt lines, and grants exactly
+/// what is described here: its BARs mapped, a read-only copy of its
+/// configuration space, and its legacy interrupt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PciDevice {
+    /// Id in the PD's PCI device space (0..=7).
+    pub id: u8,
+    pub vendor: u16,
+    pub device: u16,
+    /// Which of several matching functions, in bus order (0 = first).
+    pub instance: u8,
+    /// Where to map a read-only snapshot of the 256-byte configuration space.
+    pub config_vaddr: Option<u64>,
+    pub setvar_config: Option<String>,
+    /// The channel id (shared with channels and irqs) for its interrupt.
+    pub irq: Option<u8>,
+    pub bars: Vec<PciBar>,
+    pub loc: Loc,
+}
+
+/// A `<bar>` of a `<pci_device>`: a memory BAR mapped uncached at `vaddr`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PciBar {
+    /// BAR number, 0..=5.
+    pub index: u8,
+    pub vaddr: u64,
+    /// Bytes to map; the BAR must be at least this large (checked at boot).
+    pub size: u64,
+    pub setvar_vaddr: Option<String>,
     pub loc: Loc,
 }

@@ -24,11 +24,11 @@ use roxmltree::{Document, Node};
 
 use crate::diagnostic::{Loc, Sink};
 use crate::limits::{
-    MAX_CHANNEL_ID, MAX_CHILD_ID, MAX_IOAPIC_PIN, MAX_IOPORT_ID, MAX_IRQ_VECTOR, MAX_PRIORITY,
+    MAX_CHANNEL_ID, MAX_CHILD_ID, MAX_IOAPIC_PIN, MAX_IOPORT_ID, MAX_IRQ_VECTOR, MAX_PCI_ID, MAX_PRIORITY,
     PD_NAME_MAX,
 };
 use crate::model::{
-    Channel, ChannelEnd, IoPort, Irq, Map, MemoryRegion, PageSize, Perms, ProtectionDomain, SetVar,
+    Channel, ChannelEnd, IoPort, Irq, Map, MemoryRegion, PageSize, PciBar, PciDevice, Perms, ProtectionDomain, SetVar,
     SystemDescription,
 };
 use crate::suggest;
@@ -77,10 +77,23 @@ const PROTECTION_DOMAIN: Schema = Schema {
         "map",
         "irq",
         "ioport",
+        "pci_device",
         "setvar",
         "protection_domain",
     ],
     key: Some("name"),
+};
+const PCI_DEVICE: Schema = Schema {
+    tag: "pci_device",
+    attributes: &["id", "vendor", "device", "instance", "config_vaddr", "setvar_config", "irq"],
+    children: &["bar"],
+    key: Some("id"),
+};
+const BAR: Schema = Schema {
+    tag: "bar",
+    attributes: &["index", "vaddr", "size", "setvar_vaddr"],
+    children: &[],
+    key: Some("index"),
 };
 const PROGRAM_IMAGE: Schema = Schema {
     tag: "program_image",
@@ -133,6 +146,8 @@ const SCHEMAS: &[&Schema] = &[
     &MAP,
     &IRQ,
     &IOPORT,
+    &PCI_DEVICE,
+    &BAR,
     &SETVAR,
     &CHANNEL,
     &END,
@@ -148,6 +163,8 @@ const PD_NAME_WHY: &str =
     "protection domain names are at most 63 bytes: the name is stored NUL-terminated in 64 bytes";
 const PIN_WHY: &str = "an IOAPIC has 24 pins, 0..=23; use `ioapic` to pick another IOAPIC";
 const VECTOR_WHY: &str = "seL4 on x86 offers vectors 0..=107 to user-level IRQs";
+const PCI_ID_WHY: &str = "PCI device ids are 0..=7, a space separate from channel ids";
+const BAR_WHY: &str = "a PCI function has six BARs, 0..=5";
 const IOPORT_ID_WHY: &str = "I/O port ids are 0..=63, a space separate from channel ids";
 
 /// The default PD stack: two pages.
@@ -469,6 +486,7 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
             maps: Vec::new(),
             irqs: Vec::new(),
             ioports: Vec::new(),
+            pci_devices: Vec::new(),
             setvars: Vec::new(),
             children: Vec::new(),
             child_id,
@@ -480,6 +498,7 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
                 "map" => pd.maps.extend(self.map(child)),
                 "irq" => pd.irqs.extend(self.irq(child)),
                 "ioport" => pd.ioports.extend(self.ioport(child)),
+                "pci_device" => pd.pci_devices.extend(self.pci_device(child)),
                 "setvar" => pd.setvars.extend(self.setvar(child)),
                 "protection_domain" => pd.children.extend(self.protection_domain(child, true)),
                 _ => self.unexpected(child, &PROTECTION_DOMAIN),
@@ -616,6 +635,48 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
             size,
             loc: self.node_loc(node),
         })
+    }
+
+    fn pci_device(&mut self, node: Node<'a, 'input>) -> Option<PciDevice> {
+        let mut el = self.open(node, &PCI_DEVICE);
+        let id = el.required(self, "id", value::number_in(0..=MAX_PCI_ID, PCI_ID_WHY));
+        let vendor = el.required(self, "vendor", value::number::<u16>);
+        let device = el.required(self, "device", value::number::<u16>);
+        let instance = el.optional(self, "instance", value::number::<u8>).unwrap_or(0);
+        let config_vaddr = el.optional(self, "config_vaddr", value::number::<u64>);
+        let setvar_config = el.optional(self, "setvar_config", value::non_empty);
+        let irq = el.optional(self, "irq", value::number_in(0..=MAX_CHANNEL_ID, CHANNEL_ID_WHY));
+        if setvar_config.is_some() && config_vaddr.is_none() {
+            self.sink.error(
+                self.node_loc(node),
+                format!("{} has `setvar_config` but no `config_vaddr`", el.describe()),
+                "add config_vaddr=\"0x...\" (a free page-aligned address) so the configuration space is mapped",
+            );
+            el.broken = true;
+        }
+        let mut bars = Vec::new();
+        for child in node.children().filter(Node::is_element) {
+            match child.tag_name().name() {
+                "bar" => bars.extend(self.bar(child)),
+                _ => self.unexpected(child, &PCI_DEVICE),
+            }
+        }
+        let (Some(id), Some(vendor), Some(device), false) = (id, vendor, device, el.broken) else {
+            return None;
+        };
+        Some(PciDevice { id, vendor, device, instance, config_vaddr, setvar_config, irq, bars, loc: self.node_loc(node) })
+    }
+
+    fn bar(&mut self, node: Node<'a, 'input>) -> Option<PciBar> {
+        let mut el = self.open(node, &BAR);
+        let index = el.required(self, "index", value::number_in(0..=5, BAR_WHY));
+        let vaddr = el.required(self, "vaddr", value::number::<u64>);
+        let size = el.required(self, "size", value::nonzero::<u64>("a BAR mapping holds at least one page"));
+        let setvar_vaddr = el.optional(self, "setvar_vaddr", value::non_empty);
+        let (Some(index), Some(vaddr), Some(size), false) = (index, vaddr, size, el.broken) else {
+            return None;
+        };
+        Some(PciBar { index, vaddr, size, setvar_vaddr, loc: self.node_loc(node) })
     }
 
     fn setvar(&mut self, node: Node<'a, 'input>) -> Option<SetVar> {

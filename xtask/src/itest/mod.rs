@@ -32,6 +32,7 @@ pub fn run(ws: &Path) -> Result<()> {
     let tests: Vec<Test> = vec![
         ("demo system boots and shows every behaviour", demo_boots),
         ("child faults go to the parent, panics to the monitor", faults_are_handled),
+        ("a PCI device is found at boot and granted to its driver", pci_device_granted),
         ("invalid descriptions are refused with their specific errors", invalid_descriptions),
         ("release configuration builds", release_builds),
     ];
@@ -75,7 +76,12 @@ fn demo_boots(ws: &Path) -> Result<()> {
 /// Boots an image and runs `check` on its serial console; on failure the
 /// console transcript is printed, so the reason is visible in CI logs.
 pub fn boot_and_check(built: &Built, check: impl FnOnce(&mut Session) -> Result<()>) -> Result<()> {
-    let mut s = Session::start(qemu::command(built, system::DEFAULT_RAM_MIB, false))?;
+    boot_with_and_check(built, &[], check)
+}
+
+/// As [`boot_and_check`], with extra QEMU arguments (devices, netdevs).
+pub fn boot_with_and_check(built: &Built, qemu_args: &[&str], check: impl FnOnce(&mut Session) -> Result<()>) -> Result<()> {
+    let mut s = Session::start(qemu::command_with(built, system::DEFAULT_RAM_MIB, false, qemu_args))?;
     let result = check(&mut s);
     if result.is_err() {
         s.drain(Duration::from_millis(500), Duration::from_secs(2));
@@ -126,6 +132,21 @@ fn faults_are_handled(ws: &Path) -> Result<()> {
         s.expect("[monitor] PD 'panicker' panicked", LINE_TIMEOUT)?;
         s.drain(Duration::from_millis(500), Duration::from_secs(2));
         ensure!(s.position("PD 'worker'").is_none(), "the worker's fault went to the monitor, not to its parent");
+        Ok(())
+    })
+}
+
+/// Boots `tests/systems/pci.system` with a virtio-net device: the probe PD
+/// reads the device's identity from its configuration snapshot and the
+/// virtio common configuration through the BAR the initialiser mapped.
+fn pci_device_granted(ws: &Path) -> Result<()> {
+    let built = build(ws, "tests/systems/pci.system", KernelConfig::Debug)?;
+    let args = ["-netdev", "user,id=n0", "-device", "virtio-net-pci,disable-legacy=on,addr=3,netdev=n0"];
+    boot_with_and_check(&built, &args, |s| {
+        s.expect("[monitor] PCI 00:03.0 1af4:1041 -> PD 'pci-probe'", LINE_TIMEOUT)?;
+        s.expect("[pci-probe] config space: vendor 0x1af4 device 0x1041", LINE_TIMEOUT)?;
+        // virtio-net without multiqueue: receive, transmit, control.
+        s.expect("num_queues 3", LINE_TIMEOUT)?;
         Ok(())
     })
 }

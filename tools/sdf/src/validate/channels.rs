@@ -161,6 +161,12 @@ impl Validator<'_, '_, '_> {
                     .or_default()
                     .push((irq.id, irq.loc, what));
             }
+            for dev in &pd.pci_devices {
+                if let Some(id) = dev.irq {
+                    let what = format!("the interrupt of PCI device {}", dev.id);
+                    uses.entry(&pd.name).or_default().push((id, dev.loc, what));
+                }
+            }
         }
         let mut pds: Vec<_> = uses.into_iter().collect();
         pds.sort_by_key(|(name, _)| *name);

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use super::{free_id_hint, Validator};
 use crate::diagnostic::Loc;
 use crate::limits::{IOPORT_SPACE, MAX_IOPORT_ID, MAX_IRQ_VECTOR};
-use crate::model::{IoPort, Irq};
+use crate::model::{IoPort, Irq, PciDevice};
 
 impl Validator<'_, '_, '_> {
     /// IOAPIC interrupts, system-wide:
@@ -137,4 +137,53 @@ fn overlaps(a: &IoPort, b: &IoPort) -> bool {
 /// `0x3f8..=0x3ff`: the ports of a range, inclusive, as in datasheets.
 fn port_range(port: &IoPort) -> String {
     format!("{:#x}..={:#x}", port.addr, port.end() - 1)
+}
+
+impl Validator<'_, '_, '_> {
+    /// PCI devices: each function is driven by one PD only, ids are unique in
+    /// a PD, BARs are described once and map whole pages.
+    pub(super) fn pci_devices(&mut self) {
+        let system = self.system();
+        let mut claimed: Vec<(&str, &PciDevice)> = Vec::new();
+        for pd in system.all_pds() {
+            for (i, dev) in pd.pci_devices.iter().enumerate() {
+                if let Some(first) = pd.pci_devices[..i].iter().find(|d| d.id == dev.id) {
+                    self.error(
+                        dev.loc,
+                        format!("PCI device id {} of `{}` is already used at line {}", dev.id, pd.name, first.loc.line),
+                        "give each <pci_device> of a protection domain its own id (0..=7)",
+                    );
+                }
+                if let Some((owner, first)) = claimed
+                    .iter()
+                    .find(|(_, d)| (d.vendor, d.device, d.instance) == (dev.vendor, dev.device, dev.instance))
+                {
+                    self.error(
+                        dev.loc,
+                        format!(
+                            "PCI device {:04x}:{:04x} instance {} is already given to `{owner}` at line {}",
+                            dev.vendor, dev.device, dev.instance, first.loc.line
+                        ),
+                        "a device is driven by exactly one protection domain; use `instance` to pick another function of the same type",
+                    );
+                }
+                claimed.push((&pd.name, dev));
+                for (j, bar) in dev.bars.iter().enumerate() {
+                    if dev.bars[..j].iter().any(|b| b.index == bar.index) {
+                        self.error(bar.loc, format!("BAR {} of this PCI device is described twice", bar.index), "describe each BAR once");
+                    }
+                    if bar.vaddr % 0x1000 != 0 || bar.size % 0x1000 != 0 {
+                        self.error(
+                            bar.loc,
+                            format!("BAR {} mapping at {:#x} of {:#x} bytes is not page aligned", bar.index, bar.vaddr, bar.size),
+                            "vaddr and size must be multiples of 0x1000",
+                        );
+                    }
+                }
+                if dev.config_vaddr.is_some_and(|v| v % 0x1000 != 0) {
+                    self.error(dev.loc, "config_vaddr is not page aligned", "use a multiple of 0x1000");
+                }
+            }
+        }
+    }
 }

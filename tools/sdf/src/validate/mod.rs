@@ -38,6 +38,7 @@ pub(crate) fn validate(parsed: &mut Parsed, sink: &mut Sink<'_>) {
     v.notification_ids();
     v.irqs();
     v.ioports();
+    v.pci_devices();
 }
 
 struct Validator<'p, 's, 'f> {
