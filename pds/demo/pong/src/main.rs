@@ -32,7 +32,8 @@ impl Handler for Pong {
         self.shared.copy_out(4, &mut buf[..len]);
         let text = core::str::from_utf8(&buf[..len]).unwrap_or("<not utf-8>");
         log!("notified by ping; shared region says: \"{text}\"");
-        PING.notify();
+        // Sent when this handler returns, before pong waits again.
+        PING.deferred_notify();
     }
 
     fn protected(&mut self, channel: Channel, msg: MessageInfo) -> MessageInfo {

@@ -1,0 +1,170 @@
+//! Test support: a shared region standing in for memory mapped by two PDs,
+//! a stand-in for an seL4 notification, and a guard that turns a hang into
+//! a failure.
+#![allow(dead_code)] // each test file uses a different part
+
+use shared_queue::{Consumer, Producer};
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{mpsc, Condvar, Mutex};
+use std::thread;
+use std::time::Duration;
+
+/// Byte offsets of the queue region layout documented in the crate docs.
+pub const TAIL: usize = 0;
+pub const HEAD: usize = 64;
+pub const SIGNAL_REQUESTED: usize = 68;
+pub fn slot(i: usize) -> usize {
+    128 + 16 * i
+}
+
+/// Zeroed, page-aligned memory, as seL4 maps a fresh memory region. Once the
+/// queue handles exist it is accessed only atomically (like a hostile peer
+/// in another address space, as far as this address space is concerned),
+/// or, for data buffers, by the one thread that owns the buffer.
+pub struct Region {
+    ptr: *mut u8,
+    layout: Layout,
+}
+
+// SAFETY: the region is plain memory; all concurrent accesses by the tests
+// are atomic or ordered by the queue protocol.
+unsafe impl Send for Region {}
+// SAFETY: as above.
+unsafe impl Sync for Region {}
+
+impl Region {
+    pub fn new(len: usize) -> Self {
+        let layout = Layout::from_size_align(len.max(1), 4096).unwrap();
+        // SAFETY: the layout has a non-zero size.
+        let ptr = unsafe { alloc_zeroed(layout) };
+        assert!(!ptr.is_null());
+        Region { ptr, layout }
+    }
+
+    pub fn len(&self) -> usize {
+        self.layout.size()
+    }
+
+    pub fn ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+
+    /// The producing end of the queue in this region.
+    pub fn producer<const N: usize>(&self) -> Producer<'_, N> {
+        assert!(self.len() >= Producer::<N>::REGION_SIZE);
+        // SAFETY: the region is big enough, page-aligned, lives as long as
+        // the returned borrow, and is otherwise accessed only atomically.
+        unsafe { Producer::new(self.ptr) }
+    }
+
+    /// The consuming end of the queue in this region.
+    pub fn consumer<const N: usize>(&self, data_len: usize) -> Consumer<'_, N> {
+        assert!(self.len() >= Consumer::<N>::REGION_SIZE);
+        // SAFETY: as for `producer`.
+        unsafe { Consumer::new(self.ptr, data_len) }
+    }
+
+    fn atomic_u32(&self, offset: usize) -> &AtomicU32 {
+        assert!(offset % 4 == 0 && offset + 4 <= self.len());
+        // SAFETY: in bounds and aligned (checked); the memory is only ever
+        // accessed atomically while the region is shared.
+        unsafe { AtomicU32::from_ptr(self.ptr.add(offset).cast()) }
+    }
+
+    fn atomic_u64(&self, offset: usize) -> &AtomicU64 {
+        assert!(offset % 8 == 0 && offset + 8 <= self.len());
+        // SAFETY: as for `atomic_u32`.
+        unsafe { AtomicU64::from_ptr(self.ptr.add(offset).cast()) }
+    }
+
+    /// What the peer sees at `offset`.
+    pub fn read_u32(&self, offset: usize) -> u32 {
+        self.atomic_u32(offset).load(Ordering::SeqCst)
+    }
+
+    pub fn read_u64(&self, offset: usize) -> u64 {
+        self.atomic_u64(offset).load(Ordering::SeqCst)
+    }
+
+    /// What a (hostile) peer may do: write anything anywhere, any time.
+    pub fn write_u32(&self, offset: usize, value: u32) {
+        self.atomic_u32(offset).store(value, Ordering::SeqCst)
+    }
+
+    pub fn write_u64(&self, offset: usize, value: u64) {
+        self.atomic_u64(offset).store(value, Ordering::SeqCst)
+    }
+
+    /// Writes a descriptor into slot `i` of the ring, field by field.
+    pub fn write_slot(&self, i: usize, offset: u64, len: u32, cookie: u32) {
+        self.write_u64(slot(i), offset);
+        self.write_u32(slot(i) + 8, len);
+        self.write_u32(slot(i) + 12, cookie);
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout; the queue handles
+        // borrow the region, so none is left.
+        unsafe { dealloc(self.ptr, self.layout) }
+    }
+}
+
+/// Stands in for an seL4 notification: `signal` sets the (single) pending
+/// bit and wakes the waiter; `wait` blocks until the bit is set, then
+/// clears it. A signal sent while nobody waits stays pending.
+#[derive(Default)]
+pub struct Notification {
+    pending: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl Notification {
+    pub fn signal(&self) {
+        *self.pending.lock().unwrap() = true;
+        self.cond.notify_one();
+    }
+
+    pub fn wait(&self) {
+        let mut pending = self.pending.lock().unwrap();
+        while !*pending {
+            pending = self.cond.wait(pending).unwrap();
+        }
+        *pending = false;
+    }
+}
+
+/// Runs `f` on its own thread; fails if it has not finished after `secs`
+/// seconds (rather than hanging the test run), and passes on its panic.
+pub fn with_timeout(secs: u64, f: impl FnOnce() + Send + 'static) {
+    let (done, finished) = mpsc::channel();
+    let worker = thread::spawn(move || {
+        f();
+        let _ = done.send(());
+    });
+    match finished.recv_timeout(Duration::from_secs(secs)) {
+        Ok(()) => worker.join().unwrap(),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            if let Err(panic) = worker.join() {
+                std::panic::resume_unwind(panic)
+            }
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("not finished after {secs} s: a lost wake-up, or a livelock")
+        }
+    }
+}
+
+/// A small deterministic PRNG (xorshift64*), for hostile writes.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
