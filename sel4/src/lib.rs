@@ -34,7 +34,10 @@ mod constants {
     include!(concat!(env!("OUT_DIR"), "/constants.rs"));
 }
 
-/// Generated invocations: one type per kernel interface.
+/// Generated invocations: one type per kernel interface. The signatures
+/// follow the kernel's XML, argument for argument, and the unmarshalling is
+/// uniform (`(mr >> shift) & mask` even when the shift is 0).
+#[allow(clippy::too_many_arguments, clippy::identity_op)]
 pub mod invocations {
     use crate::invocation::{invoke, Invocation};
     use crate::{get_mr, CPtr, CapData, CapRights, PrioProps, Result, Word};

@@ -108,7 +108,7 @@ pub mod badge {
 /// Syscall number (in `rdx`) that the PD runtime's panic handler uses: the
 /// kernel does not know it, so it sends the monitor an UnknownSyscall fault,
 /// which the monitor reports as a panic of that PD.
-pub const PANIC_SYSCALL: u64 = 0x5041_4e49_43; // "PANIC"
+pub const PANIC_SYSCALL: u64 = 0x0050_414e_4943; // "PANIC"
 
 /// Index of one kernel object instance in [`Spec::objects`] order, counting
 /// every instance of a run separately.

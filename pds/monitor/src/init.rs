@@ -409,9 +409,7 @@ impl<'a> Initialiser<'a> {
                 self.slot(t.ipc_buffer),
             )
             .or_fail(format_args!("configure the thread of PD '{name}'"));
-            let mut regs = sel4::UserContext::default();
-            regs.rip = t.entry;
-            regs.rsp = t.stack_top;
+            let regs = sel4::UserContext { rip: t.entry, rsp: t.stack_top, ..Default::default() };
             let words = (core::mem::size_of::<sel4::UserContext>() / 8) as Word;
             tcb.write_registers(false, 0, words, regs)
                 .or_fail(format_args!("set the registers of PD '{name}'"));

@@ -199,9 +199,7 @@ impl Child {
         if entry == u64::MAX {
             return Err(sel4::Error::InvalidArgument);
         }
-        let mut regs = sel4::UserContext::default();
-        regs.rip = entry;
-        regs.rsp = boot_spec::layout::STACK_TOP;
+        let regs = sel4::UserContext { rip: entry, rsp: boot_spec::layout::STACK_TOP, ..Default::default() };
         let words = (core::mem::size_of::<sel4::UserContext>() / 8) as u64;
         self.tcb().write_registers(true, 0, words, regs)
     }

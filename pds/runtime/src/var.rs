@@ -8,7 +8,7 @@ use core::cell::UnsafeCell;
 /// physical address of a region (`<setvar symbol="name" region_paddr="mr">`).
 ///
 /// Declare one with [`setvar!`](crate::setvar). Its initial value is
-/// [`Var::UNSET`], which is non-zero so that the variable lives in `.data`
+/// [`Var::unset`]'s `u64::MAX`, which is non-zero so that the variable lives in `.data`
 /// where the builder can patch it.
 #[repr(transparent)]
 pub struct Var(UnsafeCell<u64>);
@@ -18,8 +18,11 @@ pub struct Var(UnsafeCell<u64>);
 unsafe impl Sync for Var {}
 
 impl Var {
-    /// Value of a variable the description never set.
-    pub const UNSET: Var = Var(UnsafeCell::new(u64::MAX));
+    /// A variable the description has not set (yet). A `const fn` rather
+    /// than a constant: each use must be a distinct cell.
+    pub const fn unset() -> Var {
+        Var(UnsafeCell::new(u64::MAX))
+    }
 
     /// The patched value, or `None` if the system description did not set it.
     pub fn get(&self) -> Option<u64> {
@@ -44,7 +47,7 @@ macro_rules! setvar {
         #[no_mangle]
         #[used]
         #[link_section = ".data.microkit.setvar"]
-        static $name: $crate::Var = $crate::Var::UNSET;
+        static $name: $crate::Var = $crate::Var::unset();
     };
 }
 
