@@ -19,8 +19,8 @@
 //!
 //! # Layout of a queue region
 //!
-//! All fields are little-endian (the platform's order), the region is at
-//! least [`REGION_ALIGN`]-aligned (seL4 maps it page-aligned), and its size
+//! Fields are in the platform's byte order (little-endian on x86_64 and
+//! aarch64), the region is at least [`REGION_ALIGN`]-aligned (seL4 maps it page-aligned), and its size
 //! is [`region_size`]`(N)` = [`HEADER_SIZE`] + `N` × [`DESC_SIZE`] bytes:
 //!
 //! | offset       | size | field              | written by                  |
@@ -116,6 +116,11 @@
 //!   producer writes is followed by a notification, so in every case the
 //!   producer notifies after C1.
 //!
+//! A PD that both consumes one queue and produces to another (every user of
+//! a [`SenderQueues`] or [`ReceiverQueues`]) must also call `should_signal`
+//! on what it produced before it waits, else both sides may wait on each
+//! other with entries unannounced.
+//!
 //! The notification may arrive between C3 and C4, before the consumer
 //! waits: it is not lost because seL4 notifications are sticky (a signal
 //! sent to a notification nobody waits on stays pending, and the next wait
@@ -192,6 +197,7 @@ pub const REGION_ALIGN: usize = 64;
 
 /// Bytes of a queue region holding `capacity` descriptors, to check the
 /// sizes of the memory regions in a system description.
+#[inline]
 pub const fn region_size(capacity: usize) -> usize {
     HEADER_SIZE + capacity * DESC_SIZE
 }
@@ -215,6 +221,7 @@ pub struct BufferDesc {
 
 impl BufferDesc {
     /// Whether the buffer lies within a data region of `data_len` bytes.
+    #[inline]
     pub fn is_within(&self, data_len: usize) -> bool {
         match self.offset.checked_add(u64::from(self.len)) {
             Some(end) => end <= data_len as u64,
@@ -226,6 +233,7 @@ impl BufferDesc {
     ///
     /// Descriptors returned by [`Consumer::dequeue`] are within the data
     /// region, so this range is exact and can index a slice of it.
+    #[inline]
     pub fn range(&self) -> Range<usize> {
         let start = self.offset as usize;
         start..start.wrapping_add(self.len as usize)
@@ -251,7 +259,9 @@ impl fmt::Display for QueueError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             QueueError::Full => f.write_str("queue full"),
-            QueueError::Corrupt => f.write_str("queue indices corrupt (more entries than capacity)"),
+            QueueError::Corrupt => {
+                f.write_str("queue indices corrupt (more entries than capacity)")
+            }
             QueueError::OutOfBounds(d) => write!(
                 f,
                 "descriptor out of the data region: offset {:#x} len {:#x}",
@@ -298,6 +308,7 @@ const _: () = {
 
 impl Slot {
     /// Copies the descriptor out of shared memory; each field is read once.
+    #[inline]
     fn load(&self) -> BufferDesc {
         BufferDesc {
             offset: self.offset.load(Ordering::Relaxed),
@@ -306,6 +317,7 @@ impl Slot {
         }
     }
 
+    #[inline]
     fn store(&self, desc: BufferDesc) {
         self.offset.store(desc.offset, Ordering::Relaxed);
         self.len.store(desc.len, Ordering::Relaxed);
@@ -326,9 +338,12 @@ impl<'a, const N: usize> Ring<'a, N> {
     unsafe fn new(region: *mut u8) -> Self {
         const {
             assert!(N.is_power_of_two(), "queue capacity must be a power of two");
-            assert!(N <= 1 << 31, "queue capacity must fit free-running u32 indices");
+            assert!(
+                N <= 1 << 31,
+                "queue capacity must fit free-running u32 indices"
+            );
         }
-        debug_assert!(!region.is_null() && region as usize % REGION_ALIGN == 0);
+        debug_assert!(!region.is_null() && (region as usize).is_multiple_of(REGION_ALIGN));
         // SAFETY: the caller guarantees that `region` is valid for reads and
         // writes of `region_size(N)` bytes for 'a, `REGION_ALIGN`-aligned,
         // and accessed by this address space only atomically while 'a lasts.
@@ -350,7 +365,6 @@ impl<'a, const N: usize> Ring<'a, N> {
         // and the mask is `index % N`: always in bounds.
         &self.slots[index as usize & (N - 1)]
     }
-
 }
 
 /// Number of entries between `head` and `tail` in a queue of capacity `N`,
@@ -406,6 +420,11 @@ impl<'a, const N: usize> Producer<'a, N> {
     pub fn len(&self) -> Result<usize, QueueError> {
         let head = self.ring.header.head.load(Ordering::Acquire);
         count::<N>(head, self.tail)
+    }
+
+    /// Whether the consumer has taken every entry.
+    pub fn is_empty(&self) -> Result<bool, QueueError> {
+        Ok(self.len()? == 0)
     }
 
     /// Whether the queue holds `N` entries.
@@ -483,7 +502,11 @@ impl<'a, const N: usize> Consumer<'a, N> {
         // SAFETY: same contract, passed on by the caller.
         let ring = unsafe { Ring::new(region) };
         let head = ring.header.head.load(Ordering::Relaxed);
-        Consumer { ring, head, data_len }
+        Consumer {
+            ring,
+            head,
+            data_len,
+        }
     }
 
     /// The queue's capacity, `N`.
@@ -530,14 +553,20 @@ impl<'a, const N: usize> Consumer<'a, N> {
     /// again before waiting: prefer
     /// [`request_signal_if_empty`](Self::request_signal_if_empty).
     pub fn request_signal(&self) {
-        self.ring.header.signal_requested.store(1, Ordering::Relaxed);
+        self.ring
+            .header
+            .signal_requested
+            .store(1, Ordering::Relaxed);
         // C2: orders the flag store (C1) before the next tail load (C3).
         fence(Ordering::SeqCst);
     }
 
     /// Withdraws a request for a notification.
     pub fn cancel_signal(&self) {
-        self.ring.header.signal_requested.store(0, Ordering::Relaxed);
+        self.ring
+            .header
+            .signal_requested
+            .store(0, Ordering::Relaxed);
     }
 
     /// Prepares to wait for the producer: requests a notification, then
@@ -559,7 +588,10 @@ impl<'a, const N: usize> Consumer<'a, N> {
 
 impl<const N: usize> fmt::Debug for Producer<'_, N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Producer").field("capacity", &N).field("tail", &self.tail).finish()
+        f.debug_struct("Producer")
+            .field("capacity", &N)
+            .field("tail", &self.tail)
+            .finish()
     }
 }
 

@@ -213,6 +213,8 @@ pub const PANIC_SYSCALL: u64 = boot_spec::PANIC_SYSCALL;
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     log!("panic: {}", info);
+    // The event loop will not run again to send deferred console signals.
+    crate::console::flush();
     loop {
         // SAFETY: an undefined syscall number makes the kernel send an
         // UnknownSyscall fault to this PD's fault handler (the monitor),

@@ -66,14 +66,14 @@ impl Region {
     }
 
     fn atomic_u32(&self, offset: usize) -> &AtomicU32 {
-        assert!(offset % 4 == 0 && offset + 4 <= self.len());
+        assert!(offset.is_multiple_of(4) && offset + 4 <= self.len());
         // SAFETY: in bounds and aligned (checked); the memory is only ever
         // accessed atomically while the region is shared.
         unsafe { AtomicU32::from_ptr(self.ptr.add(offset).cast()) }
     }
 
     fn atomic_u64(&self, offset: usize) -> &AtomicU64 {
-        assert!(offset % 8 == 0 && offset + 8 <= self.len());
+        assert!(offset.is_multiple_of(8) && offset + 8 <= self.len());
         // SAFETY: as for `atomic_u32`.
         unsafe { AtomicU64::from_ptr(self.ptr.add(offset).cast()) }
     }

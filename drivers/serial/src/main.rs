@@ -1,0 +1,170 @@
+//! serial: the system console. Drives the 16550 UART on COM1 through I/O
+//! ports and prints what the other PDs write into their console rings (the
+//! convention is in the runtime's `console` module), so that a release
+//! kernel, which prints nothing itself, still has a console.
+//!
+//! Description: COM1's ports and ISA IRQ 4 (IOAPIC pin 4, edge, active
+//! high); client `i` (0..8) maps its console region here with
+//! `setvar_vaddr="console_client_<i>"` and has its channel 25 connected to
+//! this PD's channel `i`. Optionally, `console_input` maps a ring into which
+//! received bytes are written, signalled on channel [`INPUT_CLIENT`].
+//!
+//! The UART logic lives in the `uart16550` crate; this is the glue.
+#![no_std]
+#![no_main]
+
+use boot_spec::cspace;
+use console_ring::{ConsoleRegion, Reader, Writer};
+use microkit::{log, setvar, Channel, ChannelSet, Handler, Var};
+use uart16550::{PortIo, Uart};
+
+/// COM1's first I/O port.
+const COM1: u16 = 0x3f8;
+/// `<ioport id="0">`: COM1's eight ports.
+const COM1_PORTS: sel4::X86IoPort = sel4::X86IoPort(cspace::IOPORT_BASE);
+const BAUD: u32 = 115_200;
+
+/// `<irq id="24" pin="4">`: the UART's interrupt.
+const UART_IRQ: Channel = Channel::new(24);
+/// Channel to the PD that reads `console_input`.
+const INPUT_CLIENT: Channel = Channel::new(8);
+
+setvar!(console_client_0);
+setvar!(console_client_1);
+setvar!(console_client_2);
+setvar!(console_client_3);
+setvar!(console_client_4);
+setvar!(console_client_5);
+setvar!(console_client_6);
+setvar!(console_client_7);
+setvar!(console_input);
+
+/// Client `i`'s ring address, patched by the builder; its channel is `i`.
+static CLIENT_RINGS: [&Var; 8] = [
+    &console_client_0,
+    &console_client_1,
+    &console_client_2,
+    &console_client_3,
+    &console_client_4,
+    &console_client_5,
+    &console_client_6,
+    &console_client_7,
+];
+
+/// COM1's registers through the I/O port capability.
+struct Com1;
+
+impl PortIo for Com1 {
+    fn read(&mut self, offset: u8) -> u8 {
+        // An error means the description lacks the ioport: read as "no UART".
+        COM1_PORTS.in8(COM1 + u16::from(offset)).unwrap_or(0xff)
+    }
+    fn write(&mut self, offset: u8, value: u8) {
+        let _ = COM1_PORTS.out8(u64::from(COM1 + u16::from(offset)), u64::from(value));
+    }
+}
+
+/// A handle on the UART. It is stateless apart from its transmit-room
+/// count, which a fresh handle re-reads from the UART, so that this PD's
+/// own log lines and the clients' bytes can each take one.
+fn uart() -> Uart<Com1> {
+    Uart::new(Com1)
+}
+
+/// Where this PD's own log lines (and panic message) go: the UART.
+fn print_own(bytes: &[u8]) {
+    uart().write_text(bytes);
+}
+
+/// Maps the ring whose address the builder patched into `var`, if any.
+fn ring_at(var: &Var) -> Option<&'static ConsoleRegion> {
+    // SAFETY: the builder patches the variable with the address of a 4 KiB
+    // read-write mapping of a console region, mapped for the PD's lifetime.
+    var.get().map(|vaddr| unsafe { ConsoleRegion::at(vaddr as usize) })
+}
+
+struct Client {
+    ring: Reader<'static>,
+    /// The client's dropped-byte count when we last reported it.
+    reported_dropped: u32,
+}
+
+struct Serial {
+    clients: [Option<Client>; 8],
+    input: Option<Writer<'static>>,
+}
+
+impl Serial {
+    /// Prints everything every client has written, one ring at a time so
+    /// that lines stay whole. Any wake-up drains all rings: a signal only
+    /// says "something may be there", and draining is cheap when empty.
+    fn drain_clients(&mut self) {
+        let mut buf = [0u8; 256];
+        for (i, client) in self.clients.iter_mut().enumerate() {
+            let Some(client) = client else { continue };
+            loop {
+                let n = client.ring.read(&mut buf);
+                if n == 0 {
+                    break;
+                }
+                uart().write_text(&buf[..n]);
+            }
+            let dropped = client.ring.dropped();
+            if dropped != client.reported_dropped {
+                log!("client {i} dropped {} bytes: its console ring was full", dropped.wrapping_sub(client.reported_dropped));
+                client.reported_dropped = dropped;
+            }
+        }
+    }
+
+    /// Moves received bytes into the input ring (or drops them if there is
+    /// none); the input client is signalled once per wake-up.
+    fn receive(&mut self) {
+        let mut buf = [0u8; 64];
+        loop {
+            let n = uart().read(&mut buf);
+            if n == 0 {
+                break;
+            }
+            if let Some(input) = &mut self.input {
+                input.write(&buf[..n]);
+                INPUT_CLIENT.deferred_notify();
+            }
+        }
+    }
+}
+
+impl Handler for Serial {
+    fn init() -> Self {
+        if let Err(e) = Uart::init(Com1, BAUD) {
+            panic!("COM1 at {COM1:#x}: {e:?}");
+        }
+        microkit::console::set_output(print_own);
+        // Start on a fresh line: the firmware may have left one unfinished.
+        uart().write(b"\r\n");
+        let clients = core::array::from_fn(|i| {
+            ring_at(CLIENT_RINGS[i]).map(|region| {
+                let ring = Reader::new(region);
+                Client { reported_dropped: ring.dropped(), ring }
+            })
+        });
+        let input = ring_at(&console_input).map(Writer::new);
+        let mut serial = Serial { clients, input };
+        let count = serial.clients.iter().flatten().count();
+        log!("COM1 at {BAUD} baud, 8N1; {count} client console(s){}", if serial.input.is_some() { ", input ring" } else { "" });
+        serial.drain_clients();
+        serial
+    }
+
+    fn notified(&mut self, channels: ChannelSet) {
+        if channels.contains(UART_IRQ) {
+            // Acknowledge before reading: a byte that arrives after the last
+            // read raises a new edge, which must find the line unmasked.
+            UART_IRQ.irq_ack();
+            self.receive();
+        }
+        self.drain_clients();
+    }
+}
+
+microkit::protection_domain!(Serial);

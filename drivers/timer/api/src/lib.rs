@@ -1,0 +1,90 @@
+//! How PDs talk to the timer PD, and the calls they make.
+//!
+//! The timer accepts protected calls (`pp="true"`, at a higher priority
+//! than its clients) on a channel per client:
+//!
+//! | label | arguments | reply |
+//! |---|---|---|
+//! | [`label::NOW`] | none | MR0: nanoseconds since boot |
+//! | [`label::SET_TIMEOUT`] | MR0: absolute deadline, ns since boot | label [`status::OK`] or [`status::FULL`] |
+//! | [`label::CANCEL_ALL`] | none | label [`status::OK`] |
+//!
+//! Deadlines are absolute, in the clock `NOW` reads: a client that wants a
+//! period adds it to its last deadline and never drifts. Each client may
+//! have [`TIMEOUTS_PER_CLIENT`] timeouts pending. When one or more of them
+//! have passed, the timer notifies the client's channel once; the client
+//! reads `NOW` and compares with its own deadlines to see which.
+//! A deadline already past is notified at once.
+#![no_std]
+
+use microkit::{get_mr, msginfo, set_mr, Channel};
+
+/// Message labels of the calls.
+pub mod label {
+    pub const NOW: u64 = 1;
+    pub const SET_TIMEOUT: u64 = 2;
+    pub const CANCEL_ALL: u64 = 3;
+}
+
+/// Reply labels.
+pub mod status {
+    pub const OK: u64 = 0;
+    /// The client already has [`TIMEOUTS_PER_CLIENT`](super::TIMEOUTS_PER_CLIENT) pending.
+    pub const FULL: u64 = 1;
+    /// Unknown label, or a channel that is not a client's.
+    pub const REFUSED: u64 = 2;
+}
+
+/// Timeouts one client may have pending at once.
+pub const TIMEOUTS_PER_CLIENT: usize = 8;
+
+/// Why a timeout was not armed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// Too many pending timeouts for this client.
+    Full,
+    /// The timer refused the call (reply label).
+    Refused(u64),
+}
+
+/// The timer PD, seen from a client through its channel.
+#[derive(Clone, Copy, Debug)]
+pub struct Timer(Channel);
+
+impl Timer {
+    pub const fn new(channel: Channel) -> Self {
+        Timer(channel)
+    }
+
+    /// The channel the timer notifies when a timeout expires.
+    pub fn channel(self) -> Channel {
+        self.0
+    }
+
+    /// Nanoseconds since boot; never goes backwards.
+    pub fn now(self) -> u64 {
+        self.0.pp_call(msginfo(label::NOW, 0));
+        get_mr(0)
+    }
+
+    /// Asks for a notification once the clock reaches `deadline_ns`.
+    pub fn set_timeout(self, deadline_ns: u64) -> Result<(), Error> {
+        set_mr(0, deadline_ns);
+        match self.0.pp_call(msginfo(label::SET_TIMEOUT, 1)).label() {
+            status::OK => Ok(()),
+            status::FULL => Err(Error::Full),
+            other => Err(Error::Refused(other)),
+        }
+    }
+
+    /// Asks for a notification `ns` from now; returns the deadline.
+    pub fn set_timeout_after(self, ns: u64) -> Result<u64, Error> {
+        let deadline = self.now().saturating_add(ns);
+        self.set_timeout(deadline).map(|()| deadline)
+    }
+
+    /// Drops all of this client's pending timeouts.
+    pub fn cancel_all(self) {
+        self.0.pp_call(msginfo(label::CANCEL_ALL, 0));
+    }
+}

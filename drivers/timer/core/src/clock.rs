@@ -1,0 +1,94 @@
+//! TSC to nanoseconds, and PIT arithmetic.
+
+/// The PIT's input clock, the same on every PC (a third of the NTSC colour
+/// burst frequency, 14.31818 MHz / 12).
+pub const PIT_HZ: u64 = 1_193_182;
+pub const NS_PER_SEC: u64 = 1_000_000_000;
+/// Largest PIT count: a one-shot lasts at most this many ticks (54.9 ms).
+pub const PIT_MAX_COUNT: u16 = u16::MAX;
+/// PIT ticks measured for calibration: about 41.9 ms, within one count
+/// down from [`PIT_MAX_COUNT`], so the counter never wraps meanwhile.
+pub const CALIBRATION_TICKS: u16 = 50_000;
+/// Counter reads after which a PIT that does not count is given up on.
+pub const CALIBRATION_READ_LIMIT: u32 = 10_000_000;
+
+/// Monotonic time from the TSC: nanoseconds since the TSC was zero (the
+/// machine's reset, which is as close to boot as we can tell).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Clock {
+    /// Nanoseconds per TSC tick, as a 32.32 fixed-point number.
+    ns_per_tick_fp32: u64,
+    tsc_hz: u64,
+}
+
+impl Clock {
+    /// The clock for a TSC that advanced `tsc_ticks` while the PIT counted
+    /// `pit_ticks`; `None` if either is zero or the TSC is implausibly slow
+    /// (below 1 MHz).
+    pub fn from_measurement(tsc_ticks: u64, pit_ticks: u64) -> Option<Clock> {
+        if pit_ticks == 0 {
+            return None;
+        }
+        let tsc_hz = u128::from(tsc_ticks) * u128::from(PIT_HZ) / u128::from(pit_ticks);
+        if tsc_hz < 1_000_000 {
+            return None;
+        }
+        // (1e9 << 32) * pit / (tsc * PIT_HZ): below 2^42 for a TSC of 1 MHz
+        // or more, so it fits.
+        let fp = (u128::from(NS_PER_SEC) << 32) * u128::from(pit_ticks) / (u128::from(tsc_ticks) * u128::from(PIT_HZ));
+        Some(Clock { ns_per_tick_fp32: fp as u64, tsc_hz: tsc_hz as u64 })
+    }
+
+    /// The measured TSC frequency.
+    pub fn tsc_hz(&self) -> u64 {
+        self.tsc_hz
+    }
+
+    /// Nanoseconds at TSC value `tsc`. Monotonic in `tsc`.
+    pub fn ns(&self, tsc: u64) -> u64 {
+        (u128::from(tsc) * u128::from(self.ns_per_tick_fp32) >> 32) as u64
+    }
+}
+
+/// The PIT count for a one-shot that ends no earlier than `ns` from now,
+/// or as late as the PIT can if that is further: rounded up, and at least 1
+/// (a count of 0 would mean 65536).
+pub fn pit_count_for(ns: u64) -> u16 {
+    let ticks = (u128::from(ns) * u128::from(PIT_HZ)).div_ceil(u128::from(NS_PER_SEC));
+    ticks.clamp(1, u128::from(PIT_MAX_COUNT)) as u16
+}
+
+/// PIT channel 0 as calibration needs it.
+pub trait PitCounter {
+    /// Starts counting down from `count` (mode 0).
+    fn start(&mut self, count: u16);
+    /// The current count (latched, so both bytes are from one instant).
+    fn count(&mut self) -> u16;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CalibrationError {
+    /// The PIT's count did not move.
+    PitStuck,
+    /// The TSC did not advance plausibly.
+    TscImplausible,
+}
+
+/// Measures the TSC against [`CALIBRATION_TICKS`] of the PIT. Each
+/// endpoint pairs a counter read with the TSC read right after it, so the
+/// error is about one counter read (a few microseconds) in 41.9 ms.
+pub fn calibrate(pit: &mut impl PitCounter, mut tsc: impl FnMut() -> u64) -> Result<Clock, CalibrationError> {
+    pit.start(PIT_MAX_COUNT);
+    let first = pit.count();
+    let tsc0 = tsc();
+    for _ in 0..CALIBRATION_READ_LIMIT {
+        let now = pit.count();
+        let tsc1 = tsc();
+        let elapsed = first.wrapping_sub(now);
+        if elapsed >= CALIBRATION_TICKS && elapsed <= PIT_MAX_COUNT - 1 {
+            return Clock::from_measurement(tsc1.wrapping_sub(tsc0), u64::from(elapsed))
+                .ok_or(CalibrationError::TscImplausible);
+        }
+    }
+    Err(CalibrationError::PitStuck)
+}

@@ -1,0 +1,23 @@
+//! The timer driver's logic, free of system calls so that it can be tested
+//! on the host.
+//!
+//! - Time is the TSC, converted to nanoseconds with a factor measured at
+//!   boot against the PIT, whose input clock is a fixed 1.193182 MHz on
+//!   every PC ([`calibrate`], [`Clock`]).
+//! - Interrupts come from PIT channel 0 in mode 0 ("interrupt on terminal
+//!   count"): a one-shot of at most 65535 ticks (54.9 ms), programmed for
+//!   the nearest deadline and re-armed until a later one is reached
+//!   ([`pit_count_for`]).
+//! - Pending timeouts are a fixed table, a few per client
+//!   ([`Timeouts`]).
+#![no_std]
+#![forbid(unsafe_code)]
+
+mod clock;
+mod timeouts;
+
+pub use clock::*;
+pub use timeouts::*;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,75 @@
+//! timer-test-client: a PD for the integration tests. Sets timeouts in
+//! shuffled order, one longer than a PIT shot, and logs each expiry with
+//! the time read from the timer, so that a test can check their order and
+//! lateness from the console.
+#![no_std]
+#![no_main]
+
+use microkit::{log, Channel, ChannelSet, Handler};
+use timer_api::Timer;
+
+const TIMER: Timer = Timer::new(Channel::new(0));
+/// Timeouts, in the order they are set (120 ms needs three PIT shots).
+const DELAYS_MS: [u64; 5] = [30, 10, 50, 20, 120];
+/// `now()` reads checked for monotonicity at start.
+const MONOTONIC_READS: u32 = 1000;
+
+struct Client {
+    deadlines: [u64; DELAYS_MS.len()],
+    expired: [bool; DELAYS_MS.len()],
+    last_now: u64,
+}
+
+impl Handler for Client {
+    fn init() -> Self {
+        let mut last = TIMER.now();
+        let first = last;
+        for _ in 0..MONOTONIC_READS {
+            let now = TIMER.now();
+            if now < last {
+                log!("error: now() went backwards: {last} then {now}");
+            }
+            last = now;
+        }
+        log!("now() read {MONOTONIC_READS} times: {} us apart on average", (last - first) / 1000 / u64::from(MONOTONIC_READS));
+        let start = TIMER.now();
+        let deadlines = DELAYS_MS.map(|ms| start + ms * 1_000_000);
+        for (ms, &deadline) in DELAYS_MS.iter().zip(&deadlines) {
+            match TIMER.set_timeout(deadline) {
+                Ok(()) => log!("set {ms} ms timeout: deadline {deadline} ns"),
+                Err(e) => log!("error: set {ms} ms timeout: {e:?}"),
+            }
+        }
+        Client { deadlines, expired: [false; DELAYS_MS.len()], last_now: start }
+    }
+
+    fn notified(&mut self, channels: ChannelSet) {
+        if !channels.contains(TIMER.channel()) {
+            return;
+        }
+        let now = TIMER.now();
+        if now < self.last_now {
+            log!("error: now() went backwards: {} then {now}", self.last_now);
+        }
+        self.last_now = now;
+        // In the order they were set, not by deadline: if one notification
+        // came for several timeouts, the log shows them out of order.
+        let mut any = false;
+        for i in 0..DELAYS_MS.len() {
+            if !self.expired[i] && self.deadlines[i] <= now {
+                self.expired[i] = true;
+                any = true;
+                let late_us = (now - self.deadlines[i]) / 1000;
+                log!("expired: {} ms timeout; deadline {} ns; now {now} ns; late {late_us} us", DELAYS_MS[i], self.deadlines[i]);
+            }
+        }
+        if !any {
+            log!("notified with no timeout due (now {now} ns)");
+        }
+        if self.expired.iter().all(|&e| e) {
+            log!("all {} timeouts expired", DELAYS_MS.len());
+        }
+    }
+}
+
+microkit::protection_domain!(Client);

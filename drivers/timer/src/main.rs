@@ -1,0 +1,143 @@
+//! timer: monotonic time and timeouts for the other PDs.
+//!
+//! Time is the TSC, calibrated at boot against PIT channel 0; timeouts are
+//! PIT one-shots (mode 0) for the nearest deadline, whose interrupt (ISA
+//! IRQ 0) arrives on IOAPIC pin 2 on a PC: the ACPI MADT's interrupt source
+//! override maps ISA IRQ 0 to GSI 2. The protocol is in `timer-api`, the
+//! bookkeeping in `timer-core`; this is the glue.
+//!
+//! Description: `<ioport id="0" addr="0x40" size="4"/>`, `<irq id="24"
+//! pin="2" trigger="edge"/>`, and channel `i` (0..24) per client, on which
+//! the client calls and is notified.
+#![no_std]
+#![no_main]
+
+use boot_spec::cspace;
+use microkit::{log, msginfo, Channel, ChannelSet, Handler, MessageInfo};
+use timer_api::{label, status, TIMEOUTS_PER_CLIENT};
+use timer_core::{calibrate, pit_count_for, ArmError, Clock, PitCounter, Timeouts};
+
+/// `<ioport id="0">`: PIT ports 0x40 (channel 0 data) to 0x43 (mode/command).
+const PIT_PORTS: sel4::X86IoPort = sel4::X86IoPort(cspace::IOPORT_BASE);
+const PIT_CHANNEL0: u16 = 0x40;
+const PIT_COMMAND: u16 = 0x43;
+/// Command: channel 0, low byte then high byte, mode 0, binary.
+const PIT_CMD_CH0_ONE_SHOT: u8 = 0b0011_0000;
+/// Command: latch channel 0's count for reading.
+const PIT_CMD_CH0_LATCH: u8 = 0b0000_0000;
+
+/// `<irq id="24">`: PIT channel 0's interrupt.
+const PIT_IRQ: Channel = Channel::new(24);
+/// Client channels are 0..CLIENTS.
+const CLIENTS: usize = 24;
+
+/// PIT channel 0 through the I/O port capability.
+struct Pit;
+
+impl Pit {
+    fn out(port: u16, value: u8) {
+        let _ = PIT_PORTS.out8(u64::from(port), u64::from(value));
+    }
+
+    /// Starts a one-shot: the output (and IRQ 0) rises after `count` ticks.
+    /// Writing the command drops the output, so each shot is a new edge.
+    fn one_shot(count: u16) {
+        Self::out(PIT_COMMAND, PIT_CMD_CH0_ONE_SHOT);
+        Self::out(PIT_CHANNEL0, count as u8);
+        Self::out(PIT_CHANNEL0, (count >> 8) as u8);
+    }
+}
+
+impl PitCounter for Pit {
+    fn start(&mut self, count: u16) {
+        Pit::one_shot(count);
+    }
+
+    fn count(&mut self) -> u16 {
+        Self::out(PIT_COMMAND, PIT_CMD_CH0_LATCH);
+        let lo = PIT_PORTS.in8(PIT_CHANNEL0).unwrap_or(0);
+        let hi = PIT_PORTS.in8(PIT_CHANNEL0).unwrap_or(0);
+        u16::from_le_bytes([lo, hi])
+    }
+}
+
+fn rdtsc() -> u64 {
+    // SAFETY: RDTSC only reads the time-stamp counter; seL4 leaves it
+    // available at user level (CR4.TSD clear).
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+struct Timer {
+    clock: Clock,
+    timeouts: Timeouts<CLIENTS, TIMEOUTS_PER_CLIENT>,
+    /// Largest time handed out so far: `NOW` never goes backwards.
+    last_now: u64,
+}
+
+impl Timer {
+    fn now(&mut self) -> u64 {
+        self.last_now = self.last_now.max(self.clock.ns(rdtsc()));
+        self.last_now
+    }
+
+    /// Notifies the clients whose deadlines have passed, then points the
+    /// PIT at the nearest remaining one (or as far towards it as one shot
+    /// reaches; the shot's interrupt then just re-arms).
+    fn service(&mut self) {
+        let now = self.now();
+        for client in self.timeouts.expire(now).iter() {
+            Channel::new(client as u8).deferred_notify();
+        }
+        if let Some(next) = self.timeouts.next() {
+            Pit::one_shot(pit_count_for(next.saturating_sub(now)));
+        }
+    }
+}
+
+impl Handler for Timer {
+    fn init() -> Self {
+        let clock = match calibrate(&mut Pit, rdtsc) {
+            Ok(clock) => clock,
+            Err(e) => panic!("TSC calibration against the PIT failed: {e:?}"),
+        };
+        let hz = clock.tsc_hz();
+        log!("TSC {}.{:03} MHz (calibrated against the PIT)", hz / 1_000_000, hz / 1_000 % 1_000);
+        Timer { clock, timeouts: Timeouts::new(), last_now: 0 }
+    }
+
+    fn protected(&mut self, channel: Channel, msg: MessageInfo) -> MessageInfo {
+        let client = usize::from(channel.id());
+        match msg.label() {
+            label::NOW => {
+                microkit::set_mr(0, self.now());
+                msginfo(status::OK, 1)
+            }
+            label::SET_TIMEOUT if msg.length() >= 1 => {
+                let deadline = microkit::get_mr(0);
+                let reply = match self.timeouts.arm(client, deadline) {
+                    Ok(()) => status::OK,
+                    Err(ArmError::Full) => status::FULL,
+                    Err(ArmError::NoSuchClient) => status::REFUSED,
+                };
+                self.service();
+                msginfo(reply, 0)
+            }
+            label::CANCEL_ALL => {
+                self.timeouts.cancel_all(client);
+                msginfo(status::OK, 0)
+            }
+            _ => msginfo(status::REFUSED, 0),
+        }
+    }
+
+    fn notified(&mut self, channels: ChannelSet) {
+        if channels.contains(PIT_IRQ) {
+            // Acknowledge before re-arming: a short shot could otherwise end
+            // while the line is still masked, and an edge then is lost.
+            PIT_IRQ.irq_ack();
+            self.service();
+        }
+    }
+}
+
+microkit::protection_domain!(Timer);

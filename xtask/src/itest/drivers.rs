@@ -1,0 +1,129 @@
+//! Device driver PDs: the serial console and the timer, judged from the
+//! serial console of a booted system.
+
+use super::{boot_and_check, build, Test, LINE_TIMEOUT};
+use crate::kernel::KernelConfig;
+use crate::qemu::Session;
+use anyhow::{bail, ensure, Context, Result};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+pub fn tests() -> Vec<Test> {
+    vec![
+        ("driver libraries pass their host tests", driver_libraries),
+        ("timer: timeouts expire in deadline order, never early; now() is monotonic", timer_timeouts),
+        ("serial: a release build logs through the serial PD's console rings", serial_release_console),
+    ]
+}
+
+/// The host-tested driver libraries are not default workspace members, so
+/// plain `cargo test` skips them: run them here.
+fn driver_libraries(ws: &Path) -> Result<()> {
+    let status = Command::new(env!("CARGO"))
+        .args(["test", "-q", "-p", "console-ring", "-p", "uart16550", "-p", "timer-core"])
+        .current_dir(ws)
+        .status()
+        .context("running cargo test")?;
+    ensure!(status.success(), "host tests of console-ring, uart16550 or timer-core failed");
+    Ok(())
+}
+
+/// Boots `tests/systems/timer.system` (debug kernel, logs via the kernel).
+fn timer_timeouts(ws: &Path) -> Result<()> {
+    let built = build(ws, "tests/systems/timer.system", KernelConfig::Debug)?;
+    boot_and_check(&built, check_timer)
+}
+
+/// The timeouts the test client sets, in the order it sets them.
+const TIMEOUTS_MS: [u64; 5] = [30, 10, 50, 20, 120];
+/// A notification later than this means the timer is broken, not slow.
+/// (Generous: QEMU may be descheduled on a busy host.)
+const MAX_LATENESS_US: u64 = 250_000;
+
+/// One `expired:` line of the test client.
+struct Expiry {
+    ms: u64,
+    deadline_ns: u64,
+    now_ns: u64,
+}
+
+fn parse_expiry(line: &str) -> Result<Expiry> {
+    // "[timer-client] expired: 10 ms timeout; deadline D ns; now N ns; late L us"
+    let field = |key: &str| -> Result<u64> {
+        let rest = line.split(key).nth(1).with_context(|| format!("no {key:?} in {line:?}"))?;
+        let digits: String = rest.trim_start().chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().with_context(|| format!("bad number after {key:?} in {line:?}"))
+    };
+    Ok(Expiry { ms: field("expired:")?, deadline_ns: field("deadline")?, now_ns: field("now")? })
+}
+
+fn check_timer(s: &mut Session) -> Result<()> {
+    let (calibrated, _) = s.expect("[timer] TSC", LINE_TIMEOUT)?;
+    println!("   {}", calibrated.trim_start_matches("[timer] "));
+    s.expect("[timer-client] now() read", LINE_TIMEOUT)?;
+    let mut expiries = Vec::new();
+    for _ in TIMEOUTS_MS {
+        let (line, _) = s.expect("[timer-client] expired:", LINE_TIMEOUT)?;
+        expiries.push(parse_expiry(&line)?);
+    }
+    s.expect("[timer-client] all 5 timeouts expired", LINE_TIMEOUT)?;
+    s.drain(Duration::from_millis(300), Duration::from_secs(1));
+
+    let mut sorted = TIMEOUTS_MS;
+    sorted.sort();
+    let order: Vec<u64> = expiries.iter().map(|e| e.ms).collect();
+    ensure!(order == sorted, "timeouts expired in the order {order:?}, not by deadline {sorted:?}");
+    let mut last_now = 0;
+    let mut figures = Vec::new();
+    for e in &expiries {
+        ensure!(e.now_ns >= e.deadline_ns, "the {} ms timeout was notified {} ns early", e.ms, e.deadline_ns - e.now_ns);
+        ensure!(e.now_ns >= last_now, "now() went backwards: {last_now} ns, then {} ns", e.now_ns);
+        let late_us = (e.now_ns - e.deadline_ns) / 1000;
+        ensure!(late_us <= MAX_LATENESS_US, "the {} ms timeout was {late_us} us late", e.ms);
+        last_now = e.now_ns;
+        figures.push(format!("{} ms: +{late_us} us", e.ms));
+    }
+    println!("   lateness (deadline to the client's now()): {}", figures.join(", "));
+    for bad in ["error:", "went backwards", "no timeout due", "panic"] {
+        if let Some(i) = s.position(bad) {
+            bail!("unexpected line: {}", s.transcript[i]);
+        }
+    }
+    Ok(())
+}
+
+/// Boots `tests/systems/serial-release.system` on the release kernel, which
+/// prints nothing: every line on the console came through the serial PD.
+fn serial_release_console(ws: &Path) -> Result<()> {
+    let built = build(ws, "tests/systems/serial-release.system", KernelConfig::Release)?;
+    boot_and_check(&built, |s| {
+        s.expect("[serial] COM1 at 115200 baud, 8N1; 4 client console(s)", LINE_TIMEOUT)?;
+        // The timer and its client, through their rings.
+        check_timer(s)?;
+        // Two loggers, each with a burst of 100 lines (about 7 KiB) written
+        // in one handler into a 2 KiB ring: nothing may be lost or torn.
+        for logger in ["logger-a", "logger-b"] {
+            let done = format!("[{logger}] burst done");
+            if s.position(&done).is_none() {
+                s.expect(&done, LINE_TIMEOUT)?;
+            }
+        }
+        s.drain(Duration::from_millis(300), Duration::from_secs(1));
+        for logger in ["logger-a", "logger-b"] {
+            let prefix = format!("[{logger}] burst line");
+            let lines: Vec<&String> = s.transcript.iter().filter(|l| l.contains(&prefix)).collect();
+            ensure!(lines.len() == 100, "{} of {logger}'s 100 burst lines arrived", lines.len());
+            for (i, line) in lines.iter().enumerate() {
+                let want = format!("[{logger}] burst line {:03} of 100: the quick brown fox jumps over the lazy dog", i + 1);
+                ensure!(**line == want, "{logger}'s line {} is {line:?}, expected {want:?}", i + 1);
+            }
+        }
+        ensure!(s.position("dropped").is_none(), "the serial PD reports dropped bytes");
+        ensure!(s.position("Booting all finished").is_none(), "the kernel printed: not a release kernel");
+        ensure!(s.position("[monitor]").is_none(), "the monitor printed: not a release kernel");
+        let through_serial = s.transcript.iter().filter(|l| l.contains("] ")).count();
+        println!("   {through_serial} log lines from 5 PDs, all through the serial PD (release kernel: no kernel printing)");
+        Ok(())
+    })
+}
