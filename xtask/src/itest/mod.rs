@@ -2,6 +2,8 @@
 //! build real images and judge them from outside: booting in QEMU and
 //! reading the serial console, or feeding the builder broken descriptions.
 
+mod drivers;
+
 use crate::kernel::KernelConfig;
 use crate::qemu::{self, Session};
 use crate::system::{self, BuildOptions, Built};
@@ -29,7 +31,7 @@ pub fn run(ws: &Path) -> Result<()> {
     }
 
     println!("\n== integration tests");
-    let tests: Vec<Test> = vec![
+    let mut tests: Vec<Test> = vec![
         ("demo system boots and shows every behaviour", demo_boots),
         ("child faults go to the parent, panics to the monitor", faults_are_handled),
         ("a PCI device is found at boot and granted to its driver", pci_device_granted),
@@ -38,6 +40,7 @@ pub fn run(ws: &Path) -> Result<()> {
     ];
     // Each area of the system adds its own tests here, from its own module
     // under itest/: `tests.extend(area::tests());`
+    tests.extend(drivers::tests());
     let (mut passed, mut failed) = (0, 0);
     for (name, test) in tests {
         println!("-- {name}");
