@@ -3,13 +3,16 @@
 //! - `cargo xtask build [--system FILE] [--config debug|release] [--ram MIB]`
 //! - `cargo xtask run   [--system FILE] [--config debug|release] [--ram MIB]`
 //! - `cargo xtask test`
+//! - `cargo xtask bench`
 //!
 //! Each installs the Debian packages it needs when they are missing (as
 //! root) or says which command to run.
 
+mod bench;
 mod deps;
 mod itest;
 mod kernel;
+mod linux_guest;
 mod qemu;
 mod system;
 
@@ -18,12 +21,13 @@ use kernel::KernelConfig;
 use std::path::{Path, PathBuf};
 use system::BuildOptions;
 
-const USAGE: &str = "usage: cargo xtask <build|run|test> [--system FILE] [--config debug|release] [--ram MIB]
+const USAGE: &str = "usage: cargo xtask <build|run|test|bench> [--system FILE] [--config debug|release] [--ram MIB]
 
   build   build the kernel, the PD programs and the system image; print their paths
   run     build, then boot the system in QEMU with the serial console on this terminal
           (quit QEMU with Ctrl-A X)
-  test    host unit tests, then integration tests that boot the image in QEMU";
+  test    host unit tests, then integration tests that boot the image in QEMU
+  bench   throughput and boot figures beside a Linux guest in the same QEMU configuration";
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
@@ -89,6 +93,7 @@ fn run() -> Result<()> {
             }
         }
         "test" => itest::run(&ws)?,
+        "bench" => bench::run(&ws)?,
         "-h" | "--help" | "help" => println!("{USAGE}"),
         other => bail!("unknown command {other:?}\n\n{USAGE}"),
     }

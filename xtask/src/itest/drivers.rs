@@ -6,27 +6,13 @@ use crate::kernel::KernelConfig;
 use crate::qemu::Session;
 use anyhow::{bail, ensure, Context, Result};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 pub fn tests() -> Vec<Test> {
     vec![
-        ("driver libraries pass their host tests", driver_libraries),
         ("timer: timeouts expire in deadline order, never early; now() is monotonic", timer_timeouts),
         ("serial: a release build logs through the serial PD's console rings", serial_release_console),
     ]
-}
-
-/// The host-tested driver libraries are not default workspace members, so
-/// plain `cargo test` skips them: run them here.
-fn driver_libraries(ws: &Path) -> Result<()> {
-    let status = Command::new(env!("CARGO"))
-        .args(["test", "-q", "-p", "console-ring", "-p", "uart16550", "-p", "timer-core"])
-        .current_dir(ws)
-        .status()
-        .context("running cargo test")?;
-    ensure!(status.success(), "host tests of console-ring, uart16550 or timer-core failed");
-    Ok(())
 }
 
 /// Boots `tests/systems/timer.system` (debug kernel, logs via the kernel).

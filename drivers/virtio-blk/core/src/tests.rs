@@ -1,0 +1,356 @@
+//! Host tests: the capability walk on a synthetic configuration space, and
+//! the service loop against a fake virtio-blk device that executes chains
+//! from the real queue memory and completes them out of order.
+
+extern crate std;
+
+use crate::dma::DmaRegion;
+use crate::driver::{validate, BlkDevice, Stats};
+use crate::pci::{Layout, LayoutError, Structure};
+use crate::virtq::{QueueLayout, Virtqueue, MAX_SLOTS};
+use blk_protocol::{DiskInfo, Request, RequestConsumer, RequestProducer, Response, ResponseConsumer, ResponseProducer, Status, QUEUE_CAPACITY, QUEUE_REGION_SIZE, SECTOR_SIZE};
+use std::vec;
+use std::vec::Vec;
+
+// ---- PCI capabilities ----
+
+/// A configuration space like QEMU's virtio-blk-pci (modern): an MSI-X
+/// capability, then the five virtio capabilities in BAR 4.
+fn qemu_like_config() -> Vec<u8> {
+    let mut c = vec![0u8; 256];
+    c[0..4].copy_from_slice(&[0xf4, 0x1a, 0x42, 0x10]);
+    c[6] = 0x10; // status: capability list
+    c[0x34] = 0x98;
+    // MSI-X at 0x98 -> 0x84
+    c[0x98] = 0x11;
+    c[0x99] = 0x84;
+    let mut cap = |at: usize, next: u8, len: u8, ty: u8, offset: u32, length: u32| {
+        c[at] = 0x09;
+        c[at + 1] = next;
+        c[at + 2] = len;
+        c[at + 3] = ty;
+        c[at + 4] = 4;
+        c[at + 8..at + 12].copy_from_slice(&offset.to_le_bytes());
+        c[at + 12..at + 16].copy_from_slice(&length.to_le_bytes());
+    };
+    cap(0x84, 0x70, 0x14, 5, 0, 0); // PCI cfg access: ignored
+    cap(0x70, 0x60, 0x14, 2, 0x3000, 0x1000); // notify
+    cap(0x60, 0x50, 0x10, 4, 0x2000, 0x1000); // device
+    cap(0x50, 0x40, 0x10, 3, 0x1000, 0x1000); // ISR
+    cap(0x40, 0x00, 0x10, 1, 0x0000, 0x1000); // common
+    c[0x70 + 16..0x70 + 20].copy_from_slice(&4u32.to_le_bytes());
+    c
+}
+
+#[test]
+fn finds_the_virtio_structures() {
+    let layout = Layout::parse(&qemu_like_config()).unwrap();
+    let s = |offset| Structure { bar: 4, offset, length: 0x1000 };
+    assert_eq!(layout, Layout { common: s(0), notify: s(0x3000), notify_off_multiplier: 4, isr: s(0x1000), device: s(0x2000) });
+}
+
+#[test]
+fn a_looping_or_truncated_capability_list_is_an_error() {
+    let mut c = qemu_like_config();
+    c[0x41] = 0x98; // common -> back to MSI-X: a loop
+    assert_eq!(Layout::parse(&c), Err(LayoutError::BadCapabilityList));
+    let mut c = qemu_like_config();
+    c[0x34] = 0x50; // skips the notify capability
+    c[0x51] = 0;
+    assert_eq!(Layout::parse(&c), Err(LayoutError::Missing(1)));
+    assert_eq!(Layout::parse(&c[..0x20]), Err(LayoutError::NoCapabilities));
+}
+
+// ---- request validation ----
+
+const DISK: DiskInfo = DiskInfo { capacity: 1024, read_only: false, max_request_sectors: 64 };
+
+#[test]
+fn validation_follows_the_protocol_rules() {
+    let data = 64 * 1024;
+    assert!(validate(&Request::read(1, 0, 8, 0), &DISK, data).is_ok());
+    assert!(validate(&Request::write(1, 1016, 8, 60 * 1024), &DISK, data).is_ok());
+    assert!(validate(&Request::flush(1), &DISK, data).is_ok());
+    let bad = |r: Request| validate(&r, &DISK, data).unwrap_err();
+    assert_eq!(bad(Request { op: 9, ..Request::read(1, 0, 1, 0) }), Status::BadOp);
+    assert_eq!(bad(Request::read(1, 1020, 8, 0)), Status::OutOfRange);
+    assert_eq!(bad(Request::read(1, u64::MAX, 1, 0)), Status::OutOfRange);
+    assert_eq!(bad(Request::read(1, 0, 0, 0)), Status::BadBuffer);
+    assert_eq!(bad(Request::read(1, 0, 65, 0)), Status::BadBuffer);
+    assert_eq!(bad(Request::read(1, 0, 8, 61 * 1024)), Status::BadBuffer);
+    assert_eq!(bad(Request::read(1, 0, 8, u64::MAX - 100)), Status::BadBuffer);
+    let ro = DiskInfo { read_only: true, ..DISK };
+    assert_eq!(validate(&Request::write(1, 0, 1, 0), &ro, data), Err(Status::ReadOnly));
+}
+
+// ---- the service loop against a fake device ----
+
+const QUEUE_PADDR: u64 = 0x1000_0000;
+const DATA_PADDR: u64 = 0x2000_0000;
+const DATA_LEN: usize = 64 * 1024;
+
+#[repr(C, align(4096))]
+struct Page([u8; QUEUE_REGION_SIZE]);
+
+/// Host memory standing in for physical memory: the queue region and the
+/// client's data region, each at a fake physical address.
+struct Memory {
+    queue: Vec<u64>,
+    data: Vec<u8>,
+}
+
+impl Memory {
+    fn new(queue_len: usize) -> Memory {
+        Memory { queue: vec![0; queue_len / 8 + 1], data: vec![0; DATA_LEN] }
+    }
+
+    fn queue_region(&mut self) -> DmaRegion {
+        // SAFETY: the vector outlives the test's use of the region; the fake
+        // device reads and writes it only between driver calls.
+        unsafe { DmaRegion::new(self.queue.as_mut_ptr() as usize, QUEUE_PADDR, self.queue.len() * 8) }
+    }
+
+    fn queue_ptr(&mut self, paddr: u64) -> *mut u8 {
+        assert!(paddr >= QUEUE_PADDR && paddr < QUEUE_PADDR + self.queue.len() as u64 * 8);
+        // SAFETY: in bounds (checked).
+        unsafe { (self.queue.as_mut_ptr() as *mut u8).add((paddr - QUEUE_PADDR) as usize) }
+    }
+}
+
+fn rd<T: Copy>(p: *mut u8) -> T {
+    // SAFETY: the tests pass pointers into their own live buffers.
+    unsafe { p.cast::<T>().read_unaligned() }
+}
+
+fn wr<T>(p: *mut u8, v: T) {
+    // SAFETY: as for `rd`.
+    unsafe { p.cast::<T>().write_unaligned(v) }
+}
+
+/// A virtio-blk device over a RAM disk: takes every chain made available
+/// since last time, executes it, and returns the chains in reverse order.
+struct FakeDevice {
+    layout: QueueLayout,
+    disk: Vec<u8>,
+    last_avail: u16,
+    used_idx: u16,
+    flushes: usize,
+}
+
+impl FakeDevice {
+    fn run(&mut self, mem: &mut Memory) -> usize {
+        let avail = QUEUE_PADDR + self.layout.avail as u64;
+        let avail_idx: u16 = rd(mem.queue_ptr(avail + 2));
+        let mut done = Vec::new();
+        while self.last_avail != avail_idx {
+            let slot = u64::from(self.last_avail % self.layout.size);
+            let head: u16 = rd(mem.queue_ptr(avail + 4 + 2 * slot));
+            self.last_avail = self.last_avail.wrapping_add(1);
+            // Walk the chain.
+            let mut chain = Vec::new();
+            let mut index = head;
+            loop {
+                let d = mem.queue_ptr(QUEUE_PADDR + 16 * u64::from(index));
+                let (addr, len, flags, next): (u64, u32, u16, u16) = (rd(d), rd(d.wrapping_add(8)), rd(d.wrapping_add(12)), rd(d.wrapping_add(14)));
+                chain.push((addr, len, flags));
+                if flags & 1 == 0 {
+                    break;
+                }
+                index = next;
+            }
+            let header = mem.queue_ptr(chain[0].0);
+            let (kind, sector): (u32, u64) = (rd(header), rd(header.wrapping_add(8)));
+            let status_desc = *chain.last().unwrap();
+            assert_eq!((status_desc.1, status_desc.2), (1, 2), "status: one device-writable byte");
+            let status = match (kind, chain.len()) {
+                (0 | 1, 3) => {
+                    let (addr, len, flags) = chain[1];
+                    assert_eq!(flags & 2 != 0, kind == 0, "reads are device-writable");
+                    let at = (addr - DATA_PADDR) as usize;
+                    let disk_at = sector as usize * SECTOR_SIZE;
+                    let n = len as usize;
+                    if kind == 0 {
+                        mem.data[at..at + n].copy_from_slice(&self.disk[disk_at..disk_at + n]);
+                    } else {
+                        self.disk[disk_at..disk_at + n].copy_from_slice(&mem.data[at..at + n]);
+                    }
+                    0
+                }
+                (4, 2) => {
+                    self.flushes += 1;
+                    0
+                }
+                _ => 2,
+            };
+            wr(mem.queue_ptr(status_desc.0), status as u8);
+            done.push(u32::from(head));
+        }
+        let n = done.len();
+        let used = QUEUE_PADDR + self.layout.used as u64;
+        for head in done.into_iter().rev() {
+            let elem = mem.queue_ptr(used + 4 + 8 * u64::from(self.used_idx % self.layout.size));
+            wr(elem, head);
+            wr(elem.wrapping_add(4), 0u32);
+            self.used_idx = self.used_idx.wrapping_add(1);
+        }
+        wr(mem.queue_ptr(used + 2), self.used_idx);
+        n
+    }
+}
+
+/// A driver with a fake device, as the PD sets it up, minus the transport.
+struct Rig {
+    mem: Memory,
+    device: FakeDevice,
+    driver: BlkDevice,
+    _requests: std::boxed::Box<Page>,
+    _responses: std::boxed::Box<Page>,
+    client_tx: RequestProducer<'static>,
+    driver_rx: RequestConsumer<'static>,
+    driver_tx: ResponseProducer<'static>,
+    client_rx: ResponseConsumer<'static>,
+}
+
+fn rig(queue_size: u16) -> Rig {
+    let layout = QueueLayout::new(queue_size);
+    let mut mem = Memory::new(layout.total);
+    let queue = Virtqueue::new(mem.queue_region(), queue_size).unwrap();
+    let disk_info = DiskInfo { capacity: 256, read_only: false, max_request_sectors: 64 };
+    let driver = BlkDevice::for_tests(queue, disk_info, true, DATA_PADDR, DATA_LEN);
+    let disk = (0..256 * SECTOR_SIZE).map(|i| (i * 7 + i / SECTOR_SIZE) as u8).collect();
+    let mut requests = std::boxed::Box::new(Page([0; QUEUE_REGION_SIZE]));
+    let mut responses = std::boxed::Box::new(Page([0; QUEUE_REGION_SIZE]));
+    let (rq, rs) = (requests.0.as_mut_ptr(), responses.0.as_mut_ptr());
+    // SAFETY: the boxes live in the rig as long as the handles and are
+    // accessed only through them.
+    let (client_tx, driver_rx, driver_tx, client_rx) =
+        unsafe { (RequestProducer::new(rq), RequestConsumer::new(rq), ResponseProducer::new(rs), ResponseConsumer::new(rs)) };
+    Rig {
+        mem,
+        device: FakeDevice { layout, disk, last_avail: 0, used_idx: 0, flushes: 0 },
+        driver,
+        _requests: requests,
+        _responses: responses,
+        client_tx,
+        driver_rx,
+        driver_tx,
+        client_rx,
+    }
+}
+
+impl Rig {
+    fn service(&mut self) -> crate::driver::Work {
+        self.driver.service(&mut self.driver_rx, &mut self.driver_tx)
+    }
+
+    fn responses(&mut self) -> Vec<Response> {
+        core::iter::from_fn(|| self.client_rx.dequeue().unwrap()).collect()
+    }
+}
+
+#[test]
+fn reads_land_in_the_data_region_and_complete_out_of_order() {
+    let mut r = rig(128);
+    for i in 0..8u32 {
+        r.client_tx.enqueue(Request::read(100 + i, u64::from(i) * 8, 8, u64::from(i) * 4096)).unwrap();
+    }
+    let work = r.service();
+    assert!(work.notify_device);
+    assert!(!work.signal_client, "the client did not ask");
+    assert_eq!(r.device.run(&mut r.mem), 8);
+    assert_eq!(r.client_rx.request_signal_if_empty(), Ok(true));
+    let work = r.service();
+    assert!(work.signal_client);
+    assert!(!work.notify_device, "nothing new for the device");
+    let ids: Vec<u32> = r.responses().iter().map(|resp| {
+        assert_eq!(resp.status(), Some(Status::Ok));
+        resp.id
+    }).collect();
+    assert_eq!(ids, (100..108).rev().collect::<Vec<_>>(), "answered in the device's (reverse) order");
+    assert_eq!(&r.mem.data[..8 * 4096], &r.device.disk[..8 * 4096]);
+}
+
+#[test]
+fn writes_and_flush_reach_the_disk() {
+    let mut r = rig(128);
+    r.mem.data[..1024].fill(0xab);
+    r.client_tx.enqueue(Request::write(1, 10, 2, 0)).unwrap();
+    r.client_tx.enqueue(Request::flush(2)).unwrap();
+    r.service();
+    r.device.run(&mut r.mem);
+    r.service();
+    let mut resp = r.responses();
+    resp.sort_by_key(|x| x.id);
+    assert_eq!(resp, [Response { id: 1, status: 0 }, Response { id: 2, status: 0 }]);
+    assert!(r.device.disk[10 * 512..12 * 512].iter().all(|&b| b == 0xab));
+    assert_eq!(r.device.flushes, 1);
+}
+
+#[test]
+fn bad_requests_are_answered_without_reaching_the_device() {
+    let mut r = rig(128);
+    r.client_tx.enqueue(Request::read(1, 255, 2, 0)).unwrap();
+    r.client_tx.enqueue(Request::read(2, 0, 1, DATA_LEN as u64)).unwrap();
+    r.client_tx.enqueue(Request { op: 77, ..Request::flush(3) }).unwrap();
+    let work = r.service();
+    assert!(!work.notify_device);
+    assert_eq!(r.device.run(&mut r.mem), 0);
+    let statuses: Vec<_> = r.responses().iter().map(|x| (x.id, x.status())).collect();
+    assert_eq!(statuses, [(1, Some(Status::OutOfRange)), (2, Some(Status::BadBuffer)), (3, Some(Status::BadOp))]);
+    assert_eq!(r.driver.stats, Stats { requests: 3, rejected: 3, ..Stats::default() });
+}
+
+#[test]
+fn more_requests_than_slots_wait_in_the_queue() {
+    let mut r = rig(128);
+    let n = QUEUE_CAPACITY as u32;
+    for i in 0..n {
+        r.client_tx.enqueue(Request::read(i, u64::from(i % 32) * 8, 1, u64::from(i) * 512)).unwrap();
+    }
+    r.service();
+    assert_eq!(r.driver.slots() as usize, MAX_SLOTS);
+    let mut answered = Vec::new();
+    for _ in 0..10 {
+        r.device.run(&mut r.mem);
+        r.service();
+        answered.extend(r.responses().into_iter().map(|x| x.id));
+    }
+    answered.sort();
+    assert_eq!(answered, (0..n).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_small_device_queue_limits_slots() {
+    let mut r = rig(8);
+    assert_eq!(r.driver.slots(), 2);
+    for i in 0..5 {
+        r.client_tx.enqueue(Request::read(i, 0, 1, 0)).unwrap();
+    }
+    r.service();
+    assert_eq!(r.device.run(&mut r.mem), 2);
+}
+
+#[test]
+fn bogus_used_elements_are_counted_and_skipped() {
+    let mut r = rig(128);
+    r.client_tx.enqueue(Request::read(1, 0, 1, 0)).unwrap();
+    r.service();
+    r.device.run(&mut r.mem);
+    // The device returns the same head again, and a non-head descriptor.
+    let used = QUEUE_PADDR + r.device.layout.used as u64;
+    for (i, id) in [(1u64, 0u32), (2, 4)] {
+        wr(r.mem.queue_ptr(used + 4 + 8 * i), id);
+    }
+    wr(r.mem.queue_ptr(used + 2), 3u16);
+    r.service();
+    assert_eq!(r.responses().len(), 1);
+    assert_eq!(r.driver.stats.bogus_completions, 2);
+}
+
+#[test]
+fn queue_memory_is_checked() {
+    let mut mem = Memory::new(64);
+    assert!(Virtqueue::new(mem.queue_region(), 128).is_none(), "too small a region");
+    let mut mem = Memory::new(QueueLayout::new(128).total);
+    assert!(Virtqueue::new(mem.queue_region(), 96).is_none(), "not a power of two");
+}

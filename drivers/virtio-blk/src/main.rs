@@ -1,0 +1,186 @@
+//! virtio-blk: the block driver PD for a modern virtio-blk PCI device.
+//!
+//! It serves one client through the `blk-protocol` queues, and the device
+//! moves data straight to and from the client's `blk_data` region (the
+//! driver never touches the data). The device logic is in
+//! `virtio-blk-core`; this is the glue: finding the regions the description
+//! mapped, and the event loop's two events.
+//!
+//! Description (see `tests/systems/blk.system`):
+//!
+//! - `<pci_device vendor="0x1af4" device="0x1042" irq="1" config_vaddr=...
+//!   setvar_config="pci_config">` with `<bar index="4" ...
+//!   setvar_vaddr="virtio_bar"/>` of [`BAR_SIZE`] bytes;
+//! - `blk_virtio`, the driver's own DMA region for its virtqueue, mapped
+//!   (`setvar_vaddr="virtio_queue"`) with `<setvar symbol="virtio_queue_paddr"
+//!   region_paddr="blk_virtio"/>`;
+//! - `blk_request`, `blk_response`, `blk_info` mapped read-write
+//!   (`setvar_vaddr` of those names) and `<setvar symbol="blk_data_paddr"
+//!   region_paddr="blk_data"/>`;
+//! - channel 0 to the client.
+//!
+//! # Interrupts
+//!
+//! The device's legacy INTx line is level-triggered. On an interrupt the
+//! driver reads the ISR status register, which de-asserts the line
+//! (virtio 1.1 §4.1.4.5), then harvests the used ring, and only then
+//! acknowledges the IRQ: a completion that lands after the harvest raises
+//! the line again and is delivered as a new interrupt.
+#![no_std]
+#![no_main]
+
+use blk_protocol::{Info, RequestConsumer, ResponseProducer, DATA_REGION_SIZE, SECTOR_SIZE};
+use microkit::{log, Channel, ChannelSet, Handler};
+use virtio_blk_core::dma::DmaRegion;
+use virtio_blk_core::driver::{BlkDevice, Stats, QUEUE_MEMORY};
+use virtio_blk_core::pci::Layout;
+use virtio_blk_core::transport::{isr, Mmio, Notifier, Transport};
+
+microkit::setvar!(pci_config);
+microkit::setvar!(virtio_bar);
+microkit::setvar!(virtio_queue);
+microkit::setvar!(virtio_queue_paddr);
+microkit::setvar!(blk_request);
+microkit::setvar!(blk_response);
+microkit::setvar!(blk_info);
+microkit::setvar!(blk_data_paddr);
+
+/// The client's channel.
+const CLIENT: Channel = Channel::new(0);
+/// The device's interrupt (`<pci_device irq="1">`).
+const DEVICE_IRQ: Channel = Channel::new(1);
+
+/// The BAR holding the virtio structures, and how much of it is mapped.
+const BAR_INDEX: u8 = 4;
+const BAR_SIZE: usize = 0x4000;
+/// Bytes of the configuration space snapshot.
+const CONFIG_SIZE: usize = 0x1000;
+/// Bytes of the `blk_virtio` region.
+const QUEUE_REGION_SIZE: usize = 0x4000;
+const _: () = assert!(QUEUE_MEMORY <= QUEUE_REGION_SIZE);
+
+/// A device that is up, with the client's queues.
+struct Running {
+    transport: Transport,
+    device: BlkDevice,
+    notifier: Notifier,
+    requests: RequestConsumer<'static>,
+    responses: ResponseProducer<'static>,
+    /// Counters as last logged.
+    logged: Stats,
+}
+
+/// The PD: `None` if bring-up failed (logged), in which case the client is
+/// never told that the disk is ready.
+struct Driver(Option<Running>);
+
+/// Reads a setvar the description must set.
+fn var(v: &microkit::Var, name: &str) -> Option<u64> {
+    let value = v.get();
+    if value.is_none() {
+        log!("error: `{name}` is not set in the system description");
+    }
+    value
+}
+
+fn start() -> Option<Running> {
+    let config = var(&pci_config, "pci_config")?;
+    let bar = var(&virtio_bar, "virtio_bar")?;
+    let queue_vaddr = var(&virtio_queue, "virtio_queue")?;
+    let queue_paddr = var(&virtio_queue_paddr, "virtio_queue_paddr")?;
+    let request_vaddr = var(&blk_request, "blk_request")?;
+    let response_vaddr = var(&blk_response, "blk_response")?;
+    let info_vaddr = var(&blk_info, "blk_info")?;
+    let data_paddr = var(&blk_data_paddr, "blk_data_paddr")?;
+
+    // SAFETY: the initialiser maps a read-only snapshot of the device's
+    // configuration space, CONFIG_SIZE bytes, at `pci_config` for the PD's
+    // life, and nothing writes it.
+    let config = unsafe { core::slice::from_raw_parts(config as *const u8, CONFIG_SIZE) };
+    let layout = match Layout::parse(config) {
+        Ok(layout) => layout,
+        Err(e) => {
+            log!("error: not a modern virtio device: {e:?}");
+            return None;
+        }
+    };
+    // SAFETY: the description maps BAR_SIZE bytes of BAR 4, uncached, at
+    // `virtio_bar`; they are the device's registers.
+    let bar = unsafe { Mmio::new(bar as usize, BAR_SIZE) };
+    let transport = Transport::new(&layout, BAR_INDEX, bar).inspect_err(|e| log!("error: {e:?}")).ok()?;
+    // SAFETY: `blk_virtio` is QUEUE_REGION_SIZE bytes, mapped read-write at
+    // `virtio_queue` for the PD's life, physically contiguous at
+    // `virtio_queue_paddr`, and used only through this handle.
+    let queue_memory = unsafe { DmaRegion::new(queue_vaddr as usize, queue_paddr, QUEUE_REGION_SIZE) };
+    let (device, notifier) = match BlkDevice::init(&transport, queue_memory, data_paddr, DATA_REGION_SIZE) {
+        Ok(up) => up,
+        Err(e) => {
+            log!("error: device bring-up failed: {e:?}");
+            return None;
+        }
+    };
+    // SAFETY: `blk_request` and `blk_response` are page-sized regions
+    // mapped read-write for the PD's life and used only through these
+    // handles; the client may write them at any time, which the queues
+    // tolerate.
+    let (requests, responses) =
+        unsafe { (RequestConsumer::new(request_vaddr as *mut u8), ResponseProducer::new(response_vaddr as *mut u8)) };
+    // SAFETY: `blk_info` is a page mapped read-write for the PD's life.
+    let info = unsafe { Info::at(info_vaddr as *mut u8) };
+
+    let disk = device.disk();
+    log!(
+        "disk: {} sectors ({} KiB){}, {} requests in flight, up to {} KiB each",
+        disk.capacity,
+        disk.capacity * SECTOR_SIZE as u64 / 1024,
+        if disk.read_only { ", read-only" } else { "" },
+        device.slots(),
+        disk.max_request_sectors as usize * SECTOR_SIZE / 1024
+    );
+    let mut running = Running { transport, device, notifier, requests, responses, logged: Stats::default() };
+    // Ask for the client's first signal before telling it the disk is ready.
+    running.service();
+    info.publish(disk);
+    CLIENT.notify();
+    Some(running)
+}
+
+impl Running {
+    /// One batch: everything pending on both sides, then at most one
+    /// notification each way.
+    fn service(&mut self) {
+        let work = self.device.service(&mut self.requests, &mut self.responses);
+        if work.notify_device {
+            self.notifier.notify();
+        }
+        if work.signal_client {
+            CLIENT.notify();
+        }
+        let stats = self.device.stats;
+        let trouble = |s: &Stats| s.device_errors + s.bogus_completions + s.lost_responses + s.corrupt_queue;
+        if trouble(&stats) != trouble(&self.logged) {
+            log!("warning: {stats:?}");
+        }
+        self.logged = stats;
+    }
+}
+
+impl Handler for Driver {
+    fn init() -> Self {
+        Driver(start())
+    }
+
+    fn notified(&mut self, channels: ChannelSet) {
+        let Some(driver) = &mut self.0 else { return };
+        let interrupt = channels.contains(DEVICE_IRQ);
+        if interrupt && driver.transport.read_isr() & isr::CONFIG != 0 {
+            log!("device configuration changed (capacity is not re-read)");
+        }
+        driver.service();
+        if interrupt {
+            DEVICE_IRQ.irq_ack();
+        }
+    }
+}
+
+microkit::protection_domain!(Driver);

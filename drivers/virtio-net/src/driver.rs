@@ -1,0 +1,444 @@
+//! The driver proper: moves frames between the device's virtqueues and the
+//! client's queues (the `net-protocol` contract), in batches.
+//!
+//! One call to [`Driver::handle`] per wake-up (device interrupt, client
+//! notification, or both) does everything pending, in rounds until nothing
+//! is left:
+//!
+//! 1. received frames go to `rx_active`, sent frames' descriptors to
+//!    `tx_free`;
+//! 2. empty buffers from `rx_free` are posted to the device's receive queue,
+//!    frames from `tx_active` to its transmit queue;
+//! 3. each virtqueue is published once, and the device notified if its
+//!    event index asks for it;
+//! 4. before sleeping, interrupts are re-armed (`used_event`) and the client
+//!    queues the driver waits on get `signal_requested`, then everything is
+//!    checked once more, so that no wake-up is lost.
+//!
+//! The client is notified at most once per call, and only if it asked.
+//!
+//! Everything is fixed-size: the driver holds at most [`QUEUE_SIZE`] chains
+//! per virtqueue, and takes from a client queue only what it can always give
+//! back (so its enqueues on `rx_active` and `tx_free` never find them full).
+
+use crate::transport::{TransportError, VirtioPci};
+use crate::virtqueue::{Segment, SplitQueue};
+use crate::{features, NET_HDR_LEN};
+use net_protocol::{
+    split_tx_offset, Stats, TxWindow, MAX_FRAME_LEN, MAX_TX_SEGMENTS, MIN_FRAME_LEN, RX_BUFFERS, RX_BUFFER_SIZE,
+    RX_QUEUE_CAPACITY, TX_MORE, TX_QUEUE_CAPACITY,
+};
+use shared_queue::{BufferDesc, QueueError, ReceiverQueues, SenderQueues};
+
+/// Entries of each virtqueue (QEMU's default and maximum for virtio-net).
+pub const QUEUE_SIZE: usize = 256;
+/// virtio-net queue indices (5.1.2): receiveq1, transmitq1.
+pub const RX_QUEUE: u16 = 0;
+pub const TX_QUEUE: u16 = 1;
+
+/// Layout of the driver's private DMA memory: the two virtqueues, the
+/// receive header slots (one per client buffer), and the shared all-zero
+/// transmit header.
+pub mod private {
+    use super::QUEUE_SIZE;
+    use crate::virtqueue::SplitQueue;
+    pub const RX_RING: usize = 0;
+    pub const TX_RING: usize = 0x4000;
+    pub const RX_HEADERS: usize = 0x8000;
+    /// Bytes per receive header slot (12 used).
+    pub const RX_HEADER_SLOT: usize = 16;
+    pub const TX_HEADER: usize = RX_HEADERS + net_protocol::RX_BUFFERS * RX_HEADER_SLOT;
+    /// Bytes of the region.
+    pub const SIZE: usize = 0x10000;
+    const _: () = assert!(SplitQueue::<QUEUE_SIZE>::LAYOUT.size <= TX_RING - RX_RING);
+    const _: () = assert!(SplitQueue::<QUEUE_SIZE>::LAYOUT.size <= RX_HEADERS - TX_RING);
+    const _: () = assert!(TX_HEADER + 16 <= SIZE);
+}
+
+/// A physically contiguous region the device may reach.
+#[derive(Clone, Copy, Debug)]
+pub struct DmaWindow {
+    pub paddr: u64,
+    pub len: usize,
+}
+
+/// The client's regions, as the device sees them.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientRegions {
+    /// `rx_data`: [`RX_BUFFERS`] buffers of [`RX_BUFFER_SIZE`] bytes.
+    pub rx_data: u64,
+    /// The transmit windows ([`TxWindow`] order); `None` if absent.
+    pub tx_windows: [Option<DmaWindow>; 3],
+}
+
+/// Why the device could not be brought up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitError {
+    Transport(TransportError),
+    MissingFeatures(u64),
+}
+
+impl From<TransportError> for InitError {
+    fn from(e: TransportError) -> Self {
+        InitError::Transport(e)
+    }
+}
+
+/// A frame's client descriptors, while the driver holds them.
+#[derive(Clone, Copy, Debug, Default)]
+struct TxFrame {
+    descs: [BufferDesc; MAX_TX_SEGMENTS],
+    count: usize,
+    /// A descriptor was out of bounds: refuse the frame.
+    bad: bool,
+}
+
+/// The driver's state: the device, its two virtqueues and the client queues.
+pub struct Driver<'a> {
+    dev: VirtioPci,
+    rx: SplitQueue<QUEUE_SIZE>,
+    tx: SplitQueue<QUEUE_SIZE>,
+    rx_notify: usize,
+    tx_notify: usize,
+    /// Received frames go out on `active`; empty buffers come in on `free`.
+    rx_client: SenderQueues<'a, RX_QUEUE_CAPACITY>,
+    /// Frames to send come in on `active`; sent descriptors go out on `free`.
+    tx_client: ReceiverQueues<'a, TX_QUEUE_CAPACITY>,
+    private_paddr: u64,
+    regions: ClientRegions,
+    /// The client buffer (offset in `rx_data`) of each receive chain, by head.
+    rx_chains: [u32; QUEUE_SIZE],
+    /// Client receive buffers the driver holds (posted to the device).
+    rx_held: usize,
+    /// The client descriptors of each transmit chain, by head.
+    tx_chains: [TxFrame; QUEUE_SIZE],
+    /// Client transmit descriptors the driver holds (in chains or pending).
+    tx_held: usize,
+    /// A frame whose descriptors are still arriving.
+    pending: TxFrame,
+    /// Returning the rest of a frame that had too many descriptors.
+    discarding: bool,
+    mac: Option<[u8; 6]>,
+    stats: Stats,
+}
+
+impl<'a> Driver<'a> {
+    /// Brings the device up (virtio 1.x, 3.1.1): reset, features, both
+    /// queues in `private` memory, DRIVER_OK.
+    ///
+    /// # Safety
+    ///
+    /// `private` must be [`private::SIZE`] bytes, 4 KiB aligned, valid for
+    /// the driver's life at virtual address `private_vaddr`, DMA-coherent,
+    /// and used by nothing else. The client regions must be as
+    /// `net-protocol` says, at the physical addresses given.
+    pub unsafe fn new(
+        mut dev: VirtioPci,
+        private_vaddr: *mut u8,
+        private: DmaWindow,
+        regions: ClientRegions,
+        rx_client: SenderQueues<'a, RX_QUEUE_CAPACITY>,
+        tx_client: ReceiverQueues<'a, TX_QUEUE_CAPACITY>,
+    ) -> Result<Self, InitError> {
+        debug_assert!(private.len >= private::SIZE);
+        dev.reset_and_acknowledge();
+        let accepted = features::negotiate(dev.device_features()).map_err(|m| InitError::MissingFeatures(m.0))?;
+        dev.set_features(accepted)?;
+        let event_idx = accepted & features::RING_F_EVENT_IDX != 0;
+        // SAFETY: both queues lie in the private region (layout checked at
+        // compile time in `private`), which the caller lends to the driver.
+        let (rx, tx) = unsafe {
+            // The transmit header slot must read as zeros: no offloads.
+            core::ptr::write_bytes(private_vaddr.add(private::RX_HEADERS), 0, private::SIZE - private::RX_HEADERS);
+            (
+                SplitQueue::new(private_vaddr.add(private::RX_RING), private.paddr + private::RX_RING as u64, event_idx),
+                SplitQueue::new(private_vaddr.add(private::TX_RING), private.paddr + private::TX_RING as u64, event_idx),
+            )
+        };
+        let rx_notify = dev.setup_queue(RX_QUEUE, QUEUE_SIZE as u16, rx.addresses())?;
+        let tx_notify = dev.setup_queue(TX_QUEUE, QUEUE_SIZE as u16, tx.addresses())?;
+        let mac = (accepted & features::NET_F_MAC != 0).then(|| {
+            let mut mac = [0; 6];
+            for (i, b) in mac.iter_mut().enumerate() {
+                *b = dev.device_config_u8(i).unwrap_or(0);
+            }
+            mac
+        });
+        dev.driver_ok();
+        Ok(Driver {
+            dev,
+            rx,
+            tx,
+            rx_notify,
+            tx_notify,
+            rx_client,
+            tx_client,
+            private_paddr: private.paddr,
+            regions,
+            rx_chains: [u32::MAX; QUEUE_SIZE],
+            rx_held: 0,
+            tx_chains: [TxFrame::default(); QUEUE_SIZE],
+            tx_held: 0,
+            pending: TxFrame::default(),
+            discarding: false,
+            mac,
+            stats: Stats::default(),
+        })
+    }
+
+    /// The MAC address, if the device told it.
+    pub fn mac(&self) -> Option<[u8; 6]> {
+        self.mac
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Does everything pending; `irq`: the device interrupted. Returns
+    /// whether to notify the client (it asked and there is news for it).
+    ///
+    /// On an interrupt the ISR status is read first: that acknowledges it at
+    /// the device and lowers the level-triggered line, so the caller then
+    /// acknowledges the IRQ at the interrupt controller.
+    pub fn handle(&mut self, irq: bool) -> bool {
+        if irq {
+            self.stats.irqs += 1;
+            // Both causes (used ring, configuration change) are handled by
+            // looking at everything, so the value itself is not needed.
+            let _ = self.dev.read_isr();
+        }
+        let mut notify_client = false;
+        loop {
+            self.complete_rx();
+            self.complete_tx();
+            self.refill_rx();
+            self.transmit();
+            self.kick();
+            // Evaluate both: each clears its request when it reports one.
+            notify_client |= self.rx_client.active.should_signal() | self.tx_client.free.should_signal();
+            if self.ready_to_sleep() {
+                break;
+            }
+        }
+        if notify_client {
+            self.stats.client_notifies += 1;
+        }
+        notify_client
+    }
+
+    /// Publishes each virtqueue once and notifies the device where it asked.
+    fn kick(&mut self) {
+        for (queue, index, offset) in [(&mut self.rx, RX_QUEUE, self.rx_notify), (&mut self.tx, TX_QUEUE, self.tx_notify)] {
+            if queue.publish() && queue.needs_notify() {
+                self.dev.notify(index, offset);
+                self.stats.device_notifies += 1;
+            }
+        }
+    }
+
+    /// Re-arms interrupts and signal requests; `true` if nothing arrived
+    /// meanwhile, so the PD may wait.
+    fn ready_to_sleep(&mut self) -> bool {
+        // Non-short-circuit `|`: both queues must be re-armed.
+        let used = self.rx.enable_interrupts() | self.tx.enable_interrupts();
+        let tx_pending = self.can_take_tx() && self.tx_client.active.request_signal_if_empty() == Ok(false);
+        let rx_pending = self.can_take_rx() && self.rx_client.free.request_signal_if_empty() == Ok(false);
+        !(used || tx_pending || rx_pending)
+    }
+
+    /// Whether the device has room for a receive chain and the client's
+    /// `rx_active` room for the frame it will become.
+    fn can_take_rx(&self) -> bool {
+        let queued = self.rx_client.active.len().unwrap_or(RX_QUEUE_CAPACITY);
+        self.rx.num_free() >= 2 && self.rx_held + queued < RX_QUEUE_CAPACITY
+    }
+
+    /// Whether the device has room for a frame of the most segments, and the
+    /// client's `tx_free` room for them all once sent or refused.
+    fn can_take_tx(&self) -> bool {
+        let queued = self.tx_client.free.len().unwrap_or(TX_QUEUE_CAPACITY);
+        self.tx.num_free() > MAX_TX_SEGMENTS && self.tx_held + queued + MAX_TX_SEGMENTS <= TX_QUEUE_CAPACITY
+    }
+
+    /// Hands received frames to the client.
+    fn complete_rx(&mut self) {
+        loop {
+            let used = match self.rx.pop_used() {
+                Ok(Some(used)) => used,
+                Ok(None) => break,
+                // A device bug; nothing to return. Skip the entry.
+                Err(_) => continue,
+            };
+            let offset = core::mem::replace(&mut self.rx_chains[usize::from(used.head)], u32::MAX);
+            self.rx_held -= 1;
+            let frame_len = (used.len as usize).wrapping_sub(NET_HDR_LEN);
+            if !(MIN_FRAME_LEN..=MAX_FRAME_LEN).contains(&frame_len) {
+                self.stats.rx_dropped += 1;
+                self.post_rx(offset);
+                continue;
+            }
+            let desc = BufferDesc { offset: u64::from(offset), len: frame_len as u32, cookie: 0 };
+            match self.rx_client.active.enqueue(desc) {
+                Ok(()) => {
+                    self.stats.rx_frames += 1;
+                    self.stats.rx_bytes += frame_len as u64;
+                }
+                // Cannot happen while the client's indices are sane (see
+                // `can_take_rx`); keep the buffer.
+                Err(_) => {
+                    self.stats.client_errors += 1;
+                    self.stats.rx_dropped += 1;
+                    self.post_rx(offset);
+                }
+            }
+        }
+    }
+
+    /// Posts client buffer `offset` to the device: a 12-byte header slot,
+    /// then the buffer, both device-writable.
+    fn post_rx(&mut self, offset: u32) {
+        let index = offset as usize / RX_BUFFER_SIZE;
+        let header = self.private_paddr + (private::RX_HEADERS + index * private::RX_HEADER_SLOT) as u64;
+        let chain = [
+            Segment { paddr: header, len: NET_HDR_LEN as u32, device_writes: true },
+            Segment { paddr: self.regions.rx_data + u64::from(offset), len: RX_BUFFER_SIZE as u32, device_writes: true },
+        ];
+        match self.rx.push_chain(&chain) {
+            Some(head) => {
+                self.rx_chains[usize::from(head)] = offset;
+                self.rx_held += 1;
+            }
+            // Callers check for room first.
+            None => unreachable!("receive queue full"),
+        }
+    }
+
+    /// Posts the client's empty buffers.
+    fn refill_rx(&mut self) {
+        while self.can_take_rx() {
+            match self.rx_client.free.dequeue() {
+                Ok(Some(desc)) => {
+                    let ok = desc.offset % RX_BUFFER_SIZE as u64 == 0 && desc.offset < (RX_BUFFERS * RX_BUFFER_SIZE) as u64;
+                    if ok {
+                        self.post_rx(desc.offset as u32);
+                    } else {
+                        self.stats.client_errors += 1;
+                    }
+                }
+                Ok(None) => break,
+                Err(QueueError::OutOfBounds(_)) => self.stats.client_errors += 1,
+                Err(_) => {
+                    self.stats.client_errors += 1;
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Returns sent frames' descriptors to the client.
+    fn complete_tx(&mut self) {
+        loop {
+            let used = match self.tx.pop_used() {
+                Ok(Some(used)) => used,
+                Ok(None) => break,
+                Err(_) => continue,
+            };
+            let frame = core::mem::take(&mut self.tx_chains[usize::from(used.head)]);
+            self.stats.tx_frames += 1;
+            self.stats.tx_bytes += frame.descs[..frame.count].iter().map(|d| u64::from(d.len)).sum::<u64>();
+            self.give_back(&frame.descs[..frame.count]);
+        }
+    }
+
+    /// Returns client transmit descriptors on `tx_free`.
+    fn give_back(&mut self, descs: &[BufferDesc]) {
+        // `can_take_tx` keeps room for every descriptor held.
+        let n = self.tx_client.free.enqueue_batch(descs).unwrap_or(0);
+        if n < descs.len() {
+            self.stats.client_errors += 1;
+        }
+        self.tx_held -= descs.len();
+    }
+
+    /// Takes frames from `tx_active` and posts them to the device.
+    fn transmit(&mut self) {
+        while self.can_take_tx() {
+            let desc = match self.tx_client.active.dequeue() {
+                Ok(Some(desc)) => desc,
+                Ok(None) => break,
+                Err(QueueError::OutOfBounds(desc)) => {
+                    self.stats.client_errors += 1;
+                    self.pending.bad = true;
+                    desc
+                }
+                Err(_) => {
+                    self.stats.client_errors += 1;
+                    break;
+                }
+            };
+            self.tx_held += 1;
+            let last = desc.cookie & TX_MORE == 0;
+            if self.discarding {
+                // The rest of a frame already refused.
+                self.give_back(&[desc]);
+                self.discarding = !last;
+                continue;
+            }
+            self.pending.descs[self.pending.count] = desc;
+            self.pending.count += 1;
+            if last || self.pending.count == MAX_TX_SEGMENTS {
+                if !last {
+                    // Too many segments: refuse, and skip to the frame's end.
+                    self.pending.bad = true;
+                    self.discarding = true;
+                }
+                let frame = core::mem::take(&mut self.pending);
+                self.submit(frame);
+            }
+        }
+    }
+
+    /// Posts a complete frame, or refuses it and gives its descriptors back.
+    fn submit(&mut self, frame: TxFrame) {
+        let header = Segment { paddr: self.private_paddr + private::TX_HEADER as u64, len: NET_HDR_LEN as u32, device_writes: false };
+        let mut chain = [header; 1 + MAX_TX_SEGMENTS];
+        let mut total = 0usize;
+        let mut ok = !frame.bad;
+        for (seg, desc) in chain[1..].iter_mut().zip(&frame.descs[..frame.count]) {
+            match self.resolve(desc) {
+                Some(paddr) => *seg = Segment { paddr, len: desc.len, device_writes: false },
+                None => ok = false,
+            }
+            total += desc.len as usize;
+        }
+        ok &= (MIN_FRAME_LEN..=MAX_FRAME_LEN).contains(&total);
+        if ok {
+            if let Some(head) = self.tx.push_chain(&chain[..1 + frame.count]) {
+                self.tx_chains[usize::from(head)] = frame;
+                return;
+            }
+        }
+        self.stats.tx_dropped += 1;
+        self.give_back(&frame.descs[..frame.count]);
+    }
+
+    /// The physical address of a transmit segment, if it lies within one of
+    /// the client's windows and is not empty.
+    fn resolve(&self, desc: &BufferDesc) -> Option<u64> {
+        let (window, offset) = split_tx_offset(desc.offset)?;
+        let region = self.regions.tx_windows[window.index()]?;
+        let end = (offset as usize).checked_add(desc.len as usize)?;
+        (desc.len > 0 && end <= region.len).then_some(region.paddr + u64::from(offset))
+    }
+}
+
+/// The transmit windows for the usual regions: `tx_headers`, `rx_data`
+/// (sending received buffers in place) and, if present, `tx_payload`.
+pub fn tx_windows(headers: u64, rx_data: u64, payload: Option<u64>) -> [Option<DmaWindow>; 3] {
+    let mut w = [None; 3];
+    w[TxWindow::Headers.index()] = Some(DmaWindow { paddr: headers, len: net_protocol::TX_HEADERS_SIZE });
+    w[TxWindow::Rx.index()] = Some(DmaWindow { paddr: rx_data, len: net_protocol::RX_DATA_SIZE });
+    w[TxWindow::Payload.index()] = payload.map(|paddr| DmaWindow { paddr, len: net_protocol::TX_PAYLOAD_SIZE });
+    w
+}

@@ -1,0 +1,167 @@
+//! virtio-net: the driver protection domain. Glue between the runtime and
+//! the [`virtio_net`] library: finds the device's structures in the
+//! configuration snapshot, brings it up, and calls [`Driver::handle`] on
+//! every wake-up.
+//!
+//! Channels: irq 0 is the device's interrupt, channel 1 the client (which
+//! may also make the [`CALL_STATS`] protected call).
+#![no_std]
+#![no_main]
+
+use microkit::{log, Channel, ChannelSet, Handler, MemoryRegion, MessageInfo};
+use net_protocol::{Stats, CALL_STATS, RX_QUEUE_CAPACITY, TX_QUEUE_CAPACITY, TX_SPACE_LEN};
+use shared_queue::{region_size, ReceiverQueues, SenderQueues};
+use virtio_net::driver::{self, ClientRegions, DmaWindow, Driver};
+use virtio_net::pci::{self, ConfigSpace};
+use virtio_net::transport::{Mmio, VirtioPci};
+
+const DEVICE_IRQ: Channel = Channel::new(0);
+const CLIENT: Channel = Channel::new(1);
+
+/// The BAR holding the virtio structures (QEMU: BAR 4), and how much of it
+/// the description maps.
+const VIRTIO_BAR: u8 = 4;
+const VIRTIO_BAR_SIZE: usize = 0x4000;
+
+microkit::setvar!(pci_config);
+microkit::setvar!(virtio_bar);
+microkit::setvar!(virtio_private);
+microkit::setvar!(virtio_private_paddr);
+microkit::setvar!(rx_free);
+microkit::setvar!(rx_active);
+microkit::setvar!(tx_free);
+microkit::setvar!(tx_active);
+microkit::setvar!(rx_data_paddr);
+microkit::setvar!(tx_headers_paddr);
+microkit::setvar!(tx_payload_paddr);
+
+/// The read-only configuration snapshot the initialiser mapped.
+struct Snapshot(MemoryRegion);
+
+impl ConfigSpace for Snapshot {
+    fn read_u8(&self, offset: usize) -> Option<u8> {
+        self.0.read(offset)
+    }
+}
+
+struct NetDriver {
+    /// `None` if the device could not be brought up (said so in the log).
+    driver: Option<Driver<'static>>,
+}
+
+/// The address of a mapped region, or a log line naming the missing setvar.
+fn var(v: &microkit::Var, name: &str) -> Option<u64> {
+    let value = v.get();
+    if value.is_none() {
+        log!("error: `{name}` is not set in the system description");
+    }
+    value
+}
+
+fn bring_up() -> Option<Driver<'static>> {
+    // SAFETY: the description maps the 4 KiB snapshot at `pci_config`.
+    let config = Snapshot(unsafe { MemoryRegion::from_var(&pci_config, 0x1000) }.or_else(|| {
+        log!("error: `pci_config` is not set in the system description");
+        None
+    })?);
+    let caps = match pci::find_virtio_caps(&config) {
+        Ok(caps) => caps,
+        Err(e) => {
+            log!("error: no virtio structures in the configuration space: {e:?}");
+            return None;
+        }
+    };
+    let vendor_device = config.read_u32(0).unwrap_or(0);
+    // SAFETY: the description maps VIRTIO_BAR_SIZE bytes of BAR 4, uncached.
+    let bar = unsafe { Mmio::new(var(&virtio_bar, "virtio_bar")? as *mut u8, VIRTIO_BAR_SIZE) };
+    let dev = match VirtioPci::new(bar, VIRTIO_BAR, &caps) {
+        Ok(dev) => dev,
+        Err(e) => {
+            log!("error: {e:?}");
+            return None;
+        }
+    };
+    let rx_data = var(&rx_data_paddr, "rx_data_paddr")?;
+    let regions = ClientRegions {
+        rx_data,
+        tx_windows: driver::tx_windows(var(&tx_headers_paddr, "tx_headers_paddr")?, rx_data, tx_payload_paddr.get()),
+    };
+    let queue = |v: &microkit::Var, name| var(v, name).map(|a| a as *mut u8);
+    let (rxf, rxa, txf, txa) =
+        (queue(&rx_free, "rx_free")?, queue(&rx_active, "rx_active")?, queue(&tx_free, "tx_free")?, queue(&tx_active, "tx_active")?);
+    const _: () = assert!(region_size(RX_QUEUE_CAPACITY) <= 0x2000 && region_size(TX_QUEUE_CAPACITY) <= 0x3000);
+    // SAFETY: the description maps each queue region (at least
+    // `region_size` bytes, page-aligned, read-write) for the PD's life; this
+    // PD touches them only through these handles. Receive descriptors point
+    // into `rx_data`; transmit descriptors into the transmit address space.
+    let (rx_client, tx_client) = unsafe {
+        (
+            SenderQueues::new(rxf, rxa, net_protocol::RX_DATA_SIZE),
+            ReceiverQueues::new(txf, txa, TX_SPACE_LEN),
+        )
+    };
+    let private = DmaWindow { paddr: var(&virtio_private_paddr, "virtio_private_paddr")?, len: driver::private::SIZE };
+    let private_vaddr = var(&virtio_private, "virtio_private")? as *mut u8;
+    // SAFETY: `virtio_private` is a private, cached (x86 DMA is coherent),
+    // physically contiguous region of private::SIZE bytes mapped only here,
+    // whose physical base is `virtio_private_paddr`; the client regions are
+    // laid out as net-protocol says.
+    match unsafe { Driver::new(dev, private_vaddr, private, regions, rx_client, tx_client) } {
+        Ok(d) => {
+            let mac = d.mac().unwrap_or_default();
+            log!(
+                "virtio-net {:04x}:{:04x} up: mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, {} rx / {} tx descriptors",
+                vendor_device & 0xffff,
+                vendor_device >> 16,
+                mac[0], mac[1], mac[2], mac[3], mac[4], mac[5],
+                driver::QUEUE_SIZE,
+                driver::QUEUE_SIZE
+            );
+            Some(d)
+        }
+        Err(e) => {
+            log!("error: bringing the device up: {e:?}");
+            None
+        }
+    }
+}
+
+impl Handler for NetDriver {
+    fn init() -> Self {
+        let mut driver = bring_up();
+        if let Some(d) = driver.as_mut() {
+            // Arms the signal requests: the client's first buffers wake us.
+            if d.handle(false) {
+                CLIENT.notify();
+            }
+        }
+        NetDriver { driver }
+    }
+
+    fn notified(&mut self, channels: ChannelSet) {
+        let irq = channels.contains(DEVICE_IRQ);
+        if let Some(d) = self.driver.as_mut() {
+            if d.handle(irq) {
+                CLIENT.deferred_notify();
+            }
+        }
+        if irq {
+            // The ISR read in `handle` lowered the line; let it fire again.
+            DEVICE_IRQ.irq_ack();
+        }
+    }
+
+    fn protected(&mut self, _channel: Channel, msg: MessageInfo) -> MessageInfo {
+        if msg.label() != CALL_STATS {
+            return microkit::msginfo(u64::from(u32::MAX), 0);
+        }
+        let stats = self.driver.as_ref().map(Driver::stats).unwrap_or_default();
+        log!("stats: {stats}");
+        for (i, w) in stats.to_words().into_iter().enumerate() {
+            microkit::set_mr(i, w);
+        }
+        microkit::msginfo(0, Stats::WORDS as u64)
+    }
+}
+
+microkit::protection_domain!(NetDriver);

@@ -1,0 +1,264 @@
+//! The contract between the network driver PD and its client PD: which
+//! regions they share, how big the queues are, what a descriptor means on
+//! each queue, and how statistics are read.
+//!
+//! # Regions
+//!
+//! | region         | driver | client | holds                                          |
+//! |----------------|--------|--------|------------------------------------------------|
+//! | `rx_data`      | rw, DMA| r      | [`RX_BUFFERS`] receive buffers of [`RX_BUFFER_SIZE`] bytes |
+//! | `rx_free`      | rw     | rw     | queue: empty rx buffers, client → driver        |
+//! | `rx_active`    | rw     | rw     | queue: received frames, driver → client         |
+//! | `tx_headers`   | r, DMA | rw     | client's frame headers (any layout the client likes) |
+//! | `tx_payload`   | r, DMA | rw     | optional: client's payload (e.g. file data)     |
+//! | `tx_active`    | rw     | rw     | queue: frames to send, client → driver          |
+//! | `tx_free`      | rw     | rw     | queue: sent descriptors coming back, driver → client |
+//!
+//! The queues are `shared-queue` (`lib/queue`) regions of [`RX_QUEUE_CAPACITY`] and
+//! [`TX_QUEUE_CAPACITY`] descriptors. The DMA regions must be physically
+//! contiguous (the driver learns each one's physical base with `setvar
+//! region_paddr`); the device reads and writes them directly, so the driver
+//! never copies frame data.
+//!
+//! # Receive
+//!
+//! At start the client owns every buffer of `rx_data` and lends them all to
+//! the driver on `rx_free` (the driver posts as many as the device takes and
+//! keeps the rest queued). The driver hands filled buffers to the client: a descriptor
+//! on `rx_active` is `{offset, len, cookie}` with `offset` the start of a
+//! buffer (a multiple of [`RX_BUFFER_SIZE`]), `len` the frame length (the
+//! Ethernet frame without FCS, [`MIN_FRAME_LEN`]`..=`[`MAX_FRAME_LEN`]) and
+//! `cookie` unspecified. The frame starts at the buffer's first byte.
+//! The client returns a buffer by enqueueing a descriptor with the same
+//! `offset` on `rx_free` (`len` is ignored); until then it may read it, and
+//! may transmit from it in place (window [`TxWindow::Rx`]).
+//!
+//! # Transmit: frames as gather lists
+//!
+//! A frame is one to [`MAX_TX_SEGMENTS`] consecutive descriptors on
+//! `tx_active`, sent back to back: typically a header the client wrote into
+//! `tx_headers` and a payload that stays where it is (a received buffer, or
+//! file data). Each descriptor's `cookie` has [`TX_MORE`] set if another
+//! descriptor of the same frame follows; the other 31 bits are the client's,
+//! returned unchanged. A client publishes a frame's descriptors together
+//! (one `enqueue_batch`), though the driver copes with a frame split across
+//! wake-ups.
+//!
+//! The descriptors' `offset`s are in the *transmit address space*: the
+//! client's DMA-able regions, each in its own 4 GiB window
+//! ([`TxWindow`], [`tx_offset`]). A driver's `tx_active` consumer is made
+//! with a data length of [`TX_SPACE_LEN`]; it checks each descriptor
+//! against the real size of its window, so a segment never crosses a
+//! region's end.
+//!
+//! Once the device has sent the frame (or the driver refused it), every one
+//! of its descriptors comes back on `tx_free`, unchanged: the client then
+//! knows that the device no longer reads those bytes, and may reuse the
+//! header slot or return the received buffer it sent from.
+//!
+//! # Signalling
+//!
+//! Per the `shared-queue` protocol: each side notifies the other only if
+//! the other asked (`signal_requested`), once per batch. The client asks on
+//! `rx_active` before waiting for frames and on `tx_free` while it has
+//! frames in flight; the driver asks on `tx_active` before waiting, and on
+//! `rx_free` when the device could take more receive buffers than it has.
+//!
+//! # Statistics
+//!
+//! The driver answers a protected call with label [`CALL_STATS`] with its
+//! [`Stats`] in message registers `0..Stats::WORDS`, and logs them.
+#![no_std]
+
+/// Bytes of one receive buffer. A frame (at most [`MAX_FRAME_LEN`]) starts
+/// at its first byte.
+pub const RX_BUFFER_SIZE: usize = 2048;
+/// Receive buffers in `rx_data`.
+pub const RX_BUFFERS: usize = 256;
+/// Bytes of the `rx_data` region.
+pub const RX_DATA_SIZE: usize = RX_BUFFER_SIZE * RX_BUFFERS;
+
+/// Capacity of `rx_free` and `rx_active`: every receive buffer fits in
+/// either queue, so the driver never has to hold a frame back for room.
+pub const RX_QUEUE_CAPACITY: usize = RX_BUFFERS;
+/// Capacity of `tx_free` and `tx_active`, in descriptors (not frames).
+pub const TX_QUEUE_CAPACITY: usize = 512;
+
+/// Largest frame the driver sends or receives: an untagged Ethernet frame
+/// with a 1500-byte payload, without FCS (the device adds and strips it).
+pub const MAX_FRAME_LEN: usize = 1514;
+/// Smallest frame: an Ethernet header.
+pub const MIN_FRAME_LEN: usize = 14;
+
+/// Most descriptors one transmitted frame may have.
+pub const MAX_TX_SEGMENTS: usize = 4;
+/// Cookie bit of a transmit descriptor: another descriptor of the same
+/// frame follows.
+pub const TX_MORE: u32 = 1 << 31;
+
+/// log2 of the size of one window of the transmit address space.
+pub const TX_WINDOW_SHIFT: u32 = 32;
+
+/// The client's regions the driver may transmit from, each a window of the
+/// transmit address space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum TxWindow {
+    /// `tx_headers`: headers the client writes.
+    Headers = 0,
+    /// `rx_data`: received buffers, sent in place.
+    Rx = 1,
+    /// `tx_payload`: client data sent in place (optional region).
+    Payload = 2,
+}
+
+impl TxWindow {
+    /// Every window, in index order.
+    pub const ALL: [TxWindow; 3] = [TxWindow::Headers, TxWindow::Rx, TxWindow::Payload];
+
+    /// The window's index (its offset's high 32 bits).
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Length of the transmit address space: the data length of a driver's
+/// `tx_active` consumer.
+pub const TX_SPACE_LEN: usize = TxWindow::ALL.len() << TX_WINDOW_SHIFT;
+
+/// The transmit-space offset of byte `offset` of `window`.
+pub const fn tx_offset(window: TxWindow, offset: u32) -> u64 {
+    (window as u64) << TX_WINDOW_SHIFT | offset as u64
+}
+
+/// Splits a transmit-space offset into its window and the offset within it;
+/// `None` if it names no window.
+pub fn split_tx_offset(offset: u64) -> Option<(TxWindow, u32)> {
+    let window = *TxWindow::ALL.get(usize::try_from(offset >> TX_WINDOW_SHIFT).ok()?)?;
+    Some((window, offset as u32))
+}
+
+/// Bytes of the `tx_headers` region.
+pub const TX_HEADERS_SIZE: usize = 0x4000;
+/// Bytes of the optional `tx_payload` region.
+pub const TX_PAYLOAD_SIZE: usize = 0x10_0000;
+
+/// Label of the protected call that returns (and logs) the driver's
+/// [`Stats`].
+pub const CALL_STATS: u64 = 1;
+
+/// The driver's counters, since it started. All counts are of frames
+/// unless named bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Frames received and handed to the client.
+    pub rx_frames: u64,
+    /// Bytes of those frames.
+    pub rx_bytes: u64,
+    /// Frames the device completed that the driver could not pass on
+    /// (malformed length).
+    pub rx_dropped: u64,
+    /// Frames sent by the device.
+    pub tx_frames: u64,
+    /// Bytes of those frames.
+    pub tx_bytes: u64,
+    /// Frames refused (bad descriptor, too long, too many segments); their
+    /// descriptors were returned unsent.
+    pub tx_dropped: u64,
+    /// Device interrupts handled.
+    pub irqs: u64,
+    /// Queue notifications written to the device.
+    pub device_notifies: u64,
+    /// Notifications sent to the client.
+    pub client_notifies: u64,
+    /// Malformed descriptors or corrupt queue indices found in the client's
+    /// queues.
+    pub client_errors: u64,
+}
+
+impl Stats {
+    /// Message registers a [`CALL_STATS`] reply carries.
+    pub const WORDS: usize = 10;
+
+    /// The counters in message-register order (the field order above).
+    pub fn to_words(&self) -> [u64; Self::WORDS] {
+        [
+            self.rx_frames,
+            self.rx_bytes,
+            self.rx_dropped,
+            self.tx_frames,
+            self.tx_bytes,
+            self.tx_dropped,
+            self.irqs,
+            self.device_notifies,
+            self.client_notifies,
+            self.client_errors,
+        ]
+    }
+
+    /// The inverse of [`to_words`](Self::to_words).
+    pub fn from_words(w: [u64; Self::WORDS]) -> Self {
+        Stats {
+            rx_frames: w[0],
+            rx_bytes: w[1],
+            rx_dropped: w[2],
+            tx_frames: w[3],
+            tx_bytes: w[4],
+            tx_dropped: w[5],
+            irqs: w[6],
+            device_notifies: w[7],
+            client_notifies: w[8],
+            client_errors: w[9],
+        }
+    }
+}
+
+impl core::fmt::Display for Stats {
+    /// One line, `key=value` pairs, the form the integration test parses.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "rx_frames={} rx_bytes={} rx_dropped={} tx_frames={} tx_bytes={} tx_dropped={} irqs={} device_notifies={} client_notifies={} client_errors={}",
+            self.rx_frames,
+            self.rx_bytes,
+            self.rx_dropped,
+            self.tx_frames,
+            self.tx_bytes,
+            self.tx_dropped,
+            self.irqs,
+            self.device_notifies,
+            self.client_notifies,
+            self.client_errors
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tx_offsets_round_trip() {
+        for w in TxWindow::ALL {
+            assert_eq!(split_tx_offset(tx_offset(w, 0x1234)), Some((w, 0x1234)));
+            assert_eq!(split_tx_offset(tx_offset(w, u32::MAX)), Some((w, u32::MAX)));
+        }
+        assert_eq!(split_tx_offset(TX_SPACE_LEN as u64), None);
+        assert_eq!(split_tx_offset(u64::MAX), None);
+    }
+
+    #[test]
+    fn stats_round_trip() {
+        let s = Stats { rx_frames: 1, rx_bytes: 2, rx_dropped: 3, tx_frames: 4, tx_bytes: 5, tx_dropped: 6, irqs: 7, device_notifies: 8, client_notifies: 9, client_errors: 10 };
+        assert_eq!(Stats::from_words(s.to_words()), s);
+    }
+
+    #[test]
+    fn capacities_are_consistent() {
+        const {
+            assert!(RX_QUEUE_CAPACITY.is_power_of_two() && TX_QUEUE_CAPACITY.is_power_of_two());
+            assert!(TX_QUEUE_CAPACITY >= 2 * RX_BUFFERS, "an echo of every rx buffer (header + payload) fits");
+            assert!(MAX_FRAME_LEN <= RX_BUFFER_SIZE);
+        }
+    }
+}

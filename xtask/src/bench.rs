@@ -1,0 +1,128 @@
+//! `cargo xtask bench`: figures for this system beside the same measure for
+//! a Linux guest in the same QEMU configuration, run in the same invocation,
+//! as ratios.
+//!
+//! The machines are shared and noisy (the host is itself a VM), so the two
+//! systems are interleaved round by round (A B A B ...), each figure is the
+//! median of its rounds, and the CPU steal seen during the whole run is
+//! printed beside the table.
+
+use crate::itest;
+use crate::kernel::KernelConfig;
+use crate::linux_guest::{self, measure};
+use crate::qemu::{self, Session};
+use crate::system;
+use anyhow::{Context, Result};
+use std::path::Path;
+use std::time::Duration;
+
+/// Rounds per system; figures are medians over them.
+const ROUNDS: usize = 3;
+/// Frames in flight while measuring echo throughput, the same for both.
+const WINDOW: usize = 32;
+/// How long each throughput measurement runs.
+const MEASURE: Duration = Duration::from_secs(3);
+/// Frame sizes measured: minimum-size and full-MTU frames.
+const FRAME_LENS: [usize; 2] = [64, 1514];
+/// Disk read measured over an image of this size (both systems).
+const DISK_MIB: u64 = itest::blk::BENCH_DISK_MIB as u64;
+
+/// One system's figures from one round.
+#[derive(Clone, Debug, Default)]
+struct Round {
+    /// Host seconds from starting QEMU to the echo service being ready.
+    ready_s: f64,
+    /// Echoed frames per second, per entry of [`FRAME_LENS`].
+    frames_per_s: Vec<f64>,
+    disk_mb_s: f64,
+}
+
+pub fn run(ws: &Path) -> Result<()> {
+    crate::deps::ensure_packages(crate::deps::QEMU)?;
+    let ours = itest::build(ws, "tests/systems/net.system", KernelConfig::Debug)?;
+    let guest = linux_guest::build(ws)?;
+    let image = measure::test_image(ws, DISK_MIB)?;
+    let steal_start = CpuTimes::read()?;
+
+    let (mut sel4, mut linux) = (Vec::new(), Vec::new());
+    for round in 1..=ROUNDS {
+        println!("round {round}/{ROUNDS}: seL4");
+        let mut r = echo_round_ours(&ours)?;
+        r.disk_mb_s = itest::blk::bench_disk_read(ws)?;
+        sel4.push(r);
+        println!("round {round}/{ROUNDS}: Linux");
+        let mut r = echo_round_linux(&guest)?;
+        r.disk_mb_s = measure::disk_read(&guest, &image)?.mb_per_sec();
+        linux.push(r);
+    }
+    let steal = CpuTimes::read()?.steal_percent_since(&steal_start);
+
+    println!("\n{:<38} {:>12} {:>12} {:>8}", "measure (median of rounds)", "seL4", "Linux", "ratio");
+    let row = |name: &str, f: &dyn Fn(&Round) -> f64, higher_is_better: bool| {
+        let (a, b) = (median(sel4.iter().map(f)), median(linux.iter().map(f)));
+        let note = if higher_is_better { "x" } else { "x (lower is better)" };
+        println!("{name:<38} {a:>12.1} {b:>12.1} {:>7.2}{note}", a / b);
+    };
+    row("boot to echo service ready (s)", &|r| r.ready_s, false);
+    for (i, len) in FRAME_LENS.iter().enumerate() {
+        row(&format!("echoed {len}-byte frames (frames/s)"), &|r| r.frames_per_s[i], true);
+    }
+    row(&format!("disk read, {DISK_MIB} MiB (MB/s)"), &|r| r.disk_mb_s, true);
+    println!("\nCPU steal during the run: {steal:.1}% (the host is shared; high steal makes every figure slower)");
+    println!("setup: QEMU TCG, -m {} MiB, virtio-net (dgram socket) and virtio-blk; window {WINDOW}, {} s per measure, {ROUNDS} rounds interleaved", system::DEFAULT_RAM_MIB, MEASURE.as_secs());
+    Ok(())
+}
+
+fn echo_round_ours(built: &system::Built) -> Result<Round> {
+    let link = measure::FrameLink::new()?;
+    let args = link.qemu_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut s = Session::start(qemu::command_with(built, system::DEFAULT_RAM_MIB, false, &args))?;
+    let (_, ready) = s.expect("[net-echo] ready", itest::LINE_TIMEOUT).context("booting the seL4 echo system")?;
+    let frames_per_s = measure_frames(&link)?;
+    Ok(Round { ready_s: ready.as_secs_f64(), frames_per_s, disk_mb_s: 0.0 })
+}
+
+fn echo_round_linux(guest: &linux_guest::Guest) -> Result<Round> {
+    let g = measure::EchoGuest::boot(guest)?;
+    let frames_per_s = measure_frames(&g.link)?;
+    Ok(Round { ready_s: g.ready_after.as_secs_f64(), frames_per_s, disk_mb_s: 0.0 })
+}
+
+fn measure_frames(link: &measure::FrameLink) -> Result<Vec<f64>> {
+    FRAME_LENS
+        .iter()
+        .map(|&len| {
+            let rate = measure::measure_echo(link, len, WINDOW, MEASURE)?;
+            println!("  {rate}");
+            Ok(rate.frames_per_sec())
+        })
+        .collect()
+}
+
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// The machine-wide CPU time counters of /proc/stat, in clock ticks.
+struct CpuTimes {
+    total: u64,
+    steal: u64,
+}
+
+impl CpuTimes {
+    fn read() -> Result<Self> {
+        let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+        let line = stat.lines().next().context("/proc/stat is empty")?;
+        let fields: Vec<u64> = line.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+        // user nice system idle iowait irq softirq steal ...
+        Ok(CpuTimes { total: fields.iter().take(8).sum(), steal: fields.get(7).copied().unwrap_or(0) })
+    }
+
+    fn steal_percent_since(&self, start: &CpuTimes) -> f64 {
+        let total = self.total.saturating_sub(start.total).max(1);
+        100.0 * self.steal.saturating_sub(start.steal) as f64 / total as f64
+    }
+}

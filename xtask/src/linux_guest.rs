@@ -1,0 +1,474 @@
+//! The Linux reference guest: what every benchmark figure of this project is
+//! compared with.
+//!
+//! A figure of our system means little alone, so each is printed beside the
+//! same measure taken, in the same run, from Linux on the same emulated
+//! machine (see `../shared/BASELINE-FACTS.md`). This module builds that Linux
+//! guest from Debian packages only, boots it with the device configuration
+//! our system uses, and measures it:
+//!
+//! - [`build`]: a Debian kernel and a small initramfs (busybox, the virtio
+//!   modules, two C programs from `xtask/linux-guest/`), cached by a hash of
+//!   every input;
+//! - [`qemu_command`]: the QEMU command, in `mode=echo` (every Ethernet
+//!   frame received is sent back unchanged, as our echo PD does) or
+//!   `mode=diskread` (read all of the disk with O_DIRECT, timed in the
+//!   guest);
+//! - [`measure`]: the host side of both measures, and [`smoke_test`].
+
+
+
+mod cpio;
+mod debian;
+pub mod measure;
+
+#[allow(unused_imports)] // Until `cargo xtask bench` and `test` call them.
+pub use measure::smoke_test;
+
+use crate::deps::{self, Package};
+use anyhow::{bail, ensure, Context, Result};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// A built guest: what QEMU's `-kernel` and `-initrd` take.
+#[derive(Clone, Debug)]
+pub struct Guest {
+    pub kernel: PathBuf,
+    pub initramfs: PathBuf,
+}
+
+/// Our kernel's CPU model (`CPU` in qemu.rs, which must stay equal), used for
+/// Linux too so that both run on the same emulated processor. Linux boots
+/// with it.
+const CPU: &str = "Nehalem,+fsgsbase,+pdpe1gb,+xsaveopt";
+
+/// Guest RAM, as our system's default.
+const RAM_MIB: &str = "512";
+
+/// The Debian meta-package whose dependency is the guest's kernel.
+const KERNEL_META: &str = "linux-image-amd64";
+
+/// The guest's shell and tools: one static binary, nothing else to copy.
+const BUSYBOX: &str = "busybox-static";
+
+/// Kernel modules the guest loads, in dependency order (`modinfo -F
+/// depends`): Debian builds virtio support as modules.
+const MODULES: &[&str] = &[
+    "virtio_ring",
+    "virtio",
+    "virtio_pci_modern_dev",
+    "virtio_pci_legacy_dev",
+    "virtio_pci",
+    "failover",
+    "net_failover",
+    "virtio_net",
+    "virtio_blk",
+];
+
+/// Guest programs, compiled on the host: (source in `xtask/linux-guest/`,
+/// path in the guest).
+const PROGRAMS: &[(&str, &str)] = &[
+    ("frame-echo.c", "bin/frame-echo"),
+    ("disk-read.c", "bin/disk-read"),
+];
+
+/// Host tools the build runs. apt-get, apt-cache and dpkg come with every
+/// Debian system.
+#[rustfmt::skip]
+const BUILD_TOOLS: &[Package] = &[
+    Package { name: "gcc", probe: "gcc" },
+    // For `gcc -static`.
+    Package { name: "libc6-dev", probe: "/usr/lib/x86_64-linux-gnu/libc.a" },
+];
+
+/// The source of the build recipe itself, hashed into the cache key so that
+/// a change to how the guest is put together rebuilds it.
+const RECIPE: &[&str] = &[
+    include_str!("linux_guest.rs"),
+    include_str!("linux_guest/cpio.rs"),
+];
+
+/// Builds the guest, or reuses the cached build.
+///
+/// Everything lives under `<workspace>/target/linux-guest/`: the downloaded
+/// .debs in `debs/`, the guest in `<key>/`, where the key hashes every input
+/// (see [`Inputs`]). The kernel and busybox versions are the ones apt would
+/// install now, so a Debian update rebuilds the guest.
+pub fn build(ws: &Path) -> Result<Guest> {
+    deps::ensure_packages(BUILD_TOOLS)?;
+    let inputs = Inputs::collect(ws)?;
+    let root = ws.join("target/linux-guest");
+    let dir = root.join(inputs.key());
+    let guest = Guest {
+        kernel: dir.join("vmlinuz"),
+        initramfs: dir.join("initramfs.cpio"),
+    };
+    fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+
+    // Parallel xtask processes wanting the same guest: the second waits here
+    // and then finds it cached.
+    let lock_path = root.join(format!("{}.lock", inputs.key()));
+    let lock =
+        File::create(&lock_path).with_context(|| format!("creating {}", lock_path.display()))?;
+    lock.lock()
+        .with_context(|| format!("locking {}", lock_path.display()))?;
+
+    let stamp = dir.join("build-inputs.txt");
+    if stamp.is_file() && guest.kernel.is_file() && guest.initramfs.is_file() {
+        return Ok(guest);
+    }
+    let start = Instant::now();
+    recreate_dir(&dir)?;
+    let scratch = dir.join("scratch");
+    let kernel_root = scratch.join("kernel");
+    let busybox_root = scratch.join("busybox");
+    debian::unpack(&inputs.kernel.fetch(&root.join("debs"))?, &kernel_root)?;
+    debian::unpack(&inputs.busybox.fetch(&root.join("debs"))?, &busybox_root)?;
+
+    copy(&find_vmlinuz(&kernel_root)?, &guest.kernel)?;
+    let initramfs = initramfs(ws, &inputs, &kernel_root, &busybox_root, &scratch)?;
+    fs::write(&guest.initramfs, initramfs)
+        .with_context(|| format!("writing {}", guest.initramfs.display()))?;
+    fs::remove_dir_all(&scratch).with_context(|| format!("removing {}", scratch.display()))?;
+    // Written last: its presence marks the build as complete.
+    fs::write(&stamp, inputs.describe()).with_context(|| format!("writing {}", stamp.display()))?;
+    println!(
+        "linux guest: built {} in {:.1} s",
+        dir.display(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(guest)
+}
+
+/// The QEMU command that boots the guest in `mode` (`echo` or `diskread`),
+/// in the configuration our system boots in (see qemu.rs), with the caller's
+/// devices in `extra`: say a virtio-net-pci or virtio-blk-pci device and its
+/// backend.
+///
+/// The serial console is QEMU's stdout, for [`crate::qemu::Session`]. The
+/// kernel runs `quiet`; `panic=-1` turns a kernel panic (or /init dying)
+/// into a reboot, which `-no-reboot` turns into QEMU exiting, so a broken
+/// guest fails a test at once rather than at its timeout.
+#[rustfmt::skip] // One line per group of options reads best.
+pub fn qemu_command(guest: &Guest, mode: &str, extra: &[&str]) -> Command {
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(["-machine", "pc", "-accel", "tcg", "-cpu", CPU, "-m", RAM_MIB]);
+    cmd.args(["-nographic", "-no-reboot", "-serial", "stdio", "-monitor", "none"]);
+    cmd.arg("-kernel").arg(&guest.kernel);
+    cmd.arg("-initrd").arg(&guest.initramfs);
+    cmd.arg("-append").arg(format!("console=ttyS0 quiet panic=-1 mode={mode}"));
+    cmd.args(extra);
+    cmd
+}
+
+/// Everything a guest build depends on, and hence its cache key.
+#[derive(Debug)]
+struct Inputs {
+    kernel: debian::Package,
+    busybox: debian::Package,
+    /// The files of `xtask/linux-guest/` that go into the guest, by name.
+    files: Vec<(&'static str, Vec<u8>)>,
+    /// `gcc --version`: it compiles the guest's programs.
+    gcc_version: String,
+}
+
+impl Inputs {
+    fn collect(ws: &Path) -> Result<Self> {
+        let dir = ws.join("xtask/linux-guest");
+        let names = std::iter::once("init").chain(PROGRAMS.iter().map(|(source, _)| *source));
+        let files = names
+            .map(|name| Ok((name, read(&dir.join(name))?)))
+            .collect::<Result<_>>()?;
+        Ok(Inputs {
+            kernel: debian::Package::kernel_of(KERNEL_META)?,
+            busybox: debian::Package::candidate(BUSYBOX)?,
+            files,
+            gcc_version: first_line_of(Command::new("gcc").arg("--version"))?,
+        })
+    }
+
+    fn file(&self, name: &str) -> &[u8] {
+        &self
+            .files
+            .iter()
+            .find(|(n, _)| *n == name)
+            .expect("every guest file is collected")
+            .1
+    }
+
+    /// A readable account of the inputs, kept beside the build.
+    fn describe(&self) -> String {
+        let mut text = String::new();
+        for pkg in [&self.kernel, &self.busybox] {
+            text += &format!("package {} {}\n", pkg.name, pkg.version);
+        }
+        for (name, content) in &self.files {
+            text += &format!("file {name} {}\n", sha256_hex(content));
+        }
+        text += &format!("modules {}\n", MODULES.join(" "));
+        text += &format!("gcc {}\n", self.gcc_version);
+        text += &format!("recipe {}\n", sha256_hex(RECIPE.concat().as_bytes()));
+        text
+    }
+
+    fn key(&self) -> String {
+        sha256_hex(self.describe().as_bytes())[..16].to_owned()
+    }
+}
+
+/// The initramfs: /init, busybox as /bin/sh (init installs its other
+/// applets), the modules as `/lib/modules/<name>.ko` with their load order
+/// in /etc/modules, and the guest programs.
+fn initramfs(
+    ws: &Path,
+    inputs: &Inputs,
+    kernel_root: &Path,
+    busybox_root: &Path,
+    scratch: &Path,
+) -> Result<Vec<u8>> {
+    let mut archive = cpio::Archive::new();
+    for dir in [
+        "bin",
+        "dev",
+        "etc",
+        "lib",
+        "lib/modules",
+        "proc",
+        "sys",
+        "tmp",
+    ] {
+        archive.dir(dir, 0o755);
+    }
+    // The kernel opens it as PID 1's stdin/stdout/stderr before /init runs,
+    // so it must exist before devtmpfs is mounted.
+    archive.char_device("dev/console", 0o600, 5, 1);
+    archive.file("init", 0o755, inputs.file("init"));
+    archive.file(
+        "bin/busybox",
+        0o755,
+        &read(&busybox_root.join("bin/busybox"))?,
+    );
+    archive.symlink("bin/sh", "busybox");
+
+    let modules = module_index(kernel_root)?;
+    for name in MODULES {
+        let path = modules
+            .get(*name)
+            .with_context(|| format!("module {name} not found in the kernel package"))?;
+        archive.file(
+            &format!("lib/modules/{name}.ko"),
+            0o644,
+            &module_bytes(path)?,
+        );
+    }
+    archive.file("etc/modules", 0o644, (MODULES.join("\n") + "\n").as_bytes());
+
+    for (source, dest) in PROGRAMS {
+        let binary = scratch.join(source.trim_end_matches(".c"));
+        compile(&ws.join("xtask/linux-guest").join(source), &binary)?;
+        archive.file(dest, 0o755, &read(&binary)?);
+    }
+    Ok(archive.finish())
+}
+
+/// The kernel image of an unpacked linux-image package: `boot/vmlinuz-*`.
+fn find_vmlinuz(kernel_root: &Path) -> Result<PathBuf> {
+    let boot = kernel_root.join("boot");
+    let found: Vec<PathBuf> = read_dir(&boot)?
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+        })
+        .collect();
+    match found.as_slice() {
+        [vmlinuz] => Ok(vmlinuz.clone()),
+        _ => bail!(
+            "expected one vmlinuz-* in {}, found {}",
+            boot.display(),
+            found.len()
+        ),
+    }
+}
+
+/// Every module file of an unpacked linux-image package, by module name
+/// (`virtio_net` for `.../virtio_net.ko`, `.ko.xz` or `.ko.zst`).
+fn module_index(kernel_root: &Path) -> Result<HashMap<String, PathBuf>> {
+    let releases = read_dir(&kernel_root.join("lib/modules"))?;
+    let [release] = releases.as_slice() else {
+        bail!(
+            "expected one kernel release under {}/lib/modules, found {}",
+            kernel_root.display(),
+            releases.len()
+        );
+    };
+    let mut index = HashMap::new();
+    let mut pending = vec![release.join("kernel")];
+    while let Some(dir) = pending.pop() {
+        for path in read_dir(&dir)? {
+            if path.is_dir() {
+                pending.push(path);
+            } else if let Some(name) = module_name(&path) {
+                index.insert(name, path);
+            }
+        }
+    }
+    Ok(index)
+}
+
+/// The module name of a module file, `None` for other files.
+fn module_name(path: &Path) -> Option<String> {
+    let file = path.file_name()?.to_str()?;
+    [".ko", ".ko.xz", ".ko.zst"]
+        .iter()
+        .find_map(|ext| file.strip_suffix(ext))
+        .map(str::to_owned)
+}
+
+/// A module's plain ELF bytes: compressed modules are decompressed here, as
+/// busybox's insmod may not be built to read them.
+fn module_bytes(path: &Path) -> Result<Vec<u8>> {
+    let name = path.to_string_lossy();
+    let tool = if name.ends_with(".xz") {
+        Package {
+            name: "xz-utils",
+            probe: "xz",
+        }
+    } else if name.ends_with(".zst") {
+        Package {
+            name: "zstd",
+            probe: "zstd",
+        }
+    } else {
+        return read(path);
+    };
+    deps::ensure_packages(&[tool])?;
+    let out = Command::new(tool.probe)
+        .arg("-dc")
+        .arg(path)
+        .output()
+        .with_context(|| format!("running {} on {}", tool.probe, path.display()))?;
+    ensure!(
+        out.status.success(),
+        "{} -dc {name} failed: {}",
+        tool.probe,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(out.stdout)
+}
+
+/// Compiles a guest program statically: the initramfs has no libraries.
+fn compile(source: &Path, binary: &Path) -> Result<()> {
+    let status = Command::new("gcc")
+        .args(["-O2", "-static", "-Wall", "-Wextra", "-o"])
+        .arg(binary)
+        .arg(source)
+        .status()
+        .context("running gcc")?;
+    ensure!(
+        status.success(),
+        "compiling {} failed ({status})",
+        source.display()
+    );
+    Ok(())
+}
+
+fn first_line_of(cmd: &mut Command) -> Result<String> {
+    let name = cmd.get_program().to_string_lossy().into_owned();
+    let out = cmd.output().with_context(|| format!("running {name}"))?;
+    ensure!(out.status.success(), "{name} failed with {}", out.status);
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned())
+}
+
+/// The entries of a directory, sorted so that every walk is the same.
+fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut paths = fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<Vec<_>>>()
+        .with_context(|| format!("reading {}", dir.display()))?;
+    paths.sort();
+    Ok(paths)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn copy(from: &Path, to: &Path) -> Result<()> {
+    fs::copy(from, to)
+        .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    Ok(())
+}
+
+fn recreate_dir(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_names_drop_every_kind_of_extension() {
+        assert_eq!(
+            module_name(Path::new("a/virtio_net.ko")).as_deref(),
+            Some("virtio_net")
+        );
+        assert_eq!(
+            module_name(Path::new("a/virtio.ko.xz")).as_deref(),
+            Some("virtio")
+        );
+        assert_eq!(
+            module_name(Path::new("a/failover.ko.zst")).as_deref(),
+            Some("failover")
+        );
+        assert_eq!(module_name(Path::new("a/modules.dep")), None);
+    }
+
+    #[test]
+    fn command_boots_the_mode_with_the_callers_devices() {
+        let guest = Guest {
+            kernel: "/k".into(),
+            initramfs: "/i".into(),
+        };
+        let cmd = qemu_command(&guest, "echo", &["-device", "x"]);
+        let line = crate::qemu::command_line(&cmd);
+        assert!(line.contains(&format!("-cpu {CPU} -m 512")), "{line}");
+        assert!(
+            line.contains("-kernel /k -initrd /i -append console=ttyS0 quiet panic=-1 mode=echo"),
+            "{line}"
+        );
+        assert!(line.ends_with("-device x"), "{line}");
+    }
+
+    /// Builds the guest for real (downloads about 70 MB the first time).
+    #[test]
+    #[ignore]
+    fn builds_and_caches() {
+        let ws = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let first = build(ws).unwrap();
+        let size = fs::metadata(&first.initramfs).unwrap().len();
+        assert!(size > 1 << 20, "initramfs of {size} bytes");
+        let again = build(ws).unwrap();
+        assert_eq!(first.initramfs, again.initramfs);
+    }
+}

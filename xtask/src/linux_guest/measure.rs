@@ -1,0 +1,505 @@
+//! The host side of the guest's measures: frames echoed per second over a
+//! virtual Ethernet cable, and disk read throughput.
+//!
+//! The Ethernet side ([`FrameLink`], [`check_echo`], [`measure_echo`]) knows
+//! nothing of Linux: it talks to whatever echoes frames at the other end of
+//! a QEMU `dgram` netdev, so our echo PD can be measured with the very same
+//! sender.
+
+use super::{build, qemu_command, Guest};
+use crate::deps;
+use crate::qemu::Session;
+use anyhow::{bail, ensure, Context, Result};
+use std::fs::{self, File};
+use std::io::{ErrorKind, Write};
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long the guest may take to boot to its ready line, or to read its
+/// disk, under TCG on a busy shared machine. A hang detector, not a speed
+/// check: a normal boot takes a few seconds.
+pub const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The guest's MAC address (QEMU's default for the first NIC, set
+/// explicitly), the destination of every test frame.
+pub const GUEST_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+
+/// The sender's MAC address: locally administered, so it is nobody's.
+const HOST_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
+
+/// IEEE 802 "local experimental" EtherType: no protocol stack claims these
+/// frames, and anything else the guest sends is told apart from them.
+const ETHERTYPE: [u8; 2] = [0x88, 0xb5];
+
+/// Where a test frame carries its sequence number (after the 14-byte header).
+const SEQ: std::ops::Range<usize> = 14..22;
+
+/// The smallest frame: the Ethernet minimum without its FCS.
+pub const MIN_FRAME: usize = 60;
+
+/// The largest frame at the default 1500-byte MTU, without the FCS.
+pub const MAX_FRAME: usize = 1514;
+
+/// Without an echo for this long, the frames in flight are counted lost, so
+/// that a dropped frame does not stall the window for good.
+const LOSS_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// The host end of a virtual Ethernet cable: a UDP socket on loopback that
+/// QEMU's `dgram` netdev exchanges frames with, one frame per datagram.
+pub struct FrameLink {
+    socket: UdpSocket,
+    host_port: u16,
+    qemu_port: u16,
+}
+
+impl FrameLink {
+    /// Binds the host end on a free loopback port and picks a free port for
+    /// QEMU's end.
+    pub fn new() -> Result<Self> {
+        let socket =
+            UdpSocket::bind("127.0.0.1:0").context("binding the host end of the frame link")?;
+        let host_port = socket
+            .local_addr()
+            .context("reading the frame link's port")?
+            .port();
+        // A port that was free a moment ago: QEMU binds it when it starts.
+        let qemu_port = UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .context("finding a free UDP port for QEMU")?
+            .port();
+        // Connected: send() goes to QEMU, and only QEMU's datagrams arrive.
+        socket
+            .connect(("127.0.0.1", qemu_port))
+            .context("connecting the frame link to QEMU's port")?;
+        Ok(FrameLink {
+            socket,
+            host_port,
+            qemu_port,
+        })
+    }
+
+    /// The QEMU arguments for the other end: the netdev and the virtio-net
+    /// device at the PCI address our system uses (00:03.0), modern only.
+    pub fn qemu_args(&self) -> Vec<String> {
+        let mac = GUEST_MAC.map(|b| format!("{b:02x}")).join(":");
+        vec![
+            "-netdev".into(),
+            format!(
+                "dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port={},\
+                 remote.type=inet,remote.host=127.0.0.1,remote.port={}",
+                self.qemu_port, self.host_port
+            ),
+            "-device".into(),
+            format!("virtio-net-pci,disable-legacy=on,addr=3,netdev=n0,mac={mac}"),
+        ]
+    }
+
+    fn send(&self, frame: &[u8]) -> Result<()> {
+        self.socket.send(frame).context("sending a frame to QEMU")?;
+        Ok(())
+    }
+
+    /// Receives the next frame into `buf`: its length, or `None` after
+    /// `timeout`.
+    fn recv(&self, buf: &mut [u8], timeout: Duration) -> Result<Option<usize>> {
+        self.socket
+            .set_read_timeout(Some(timeout))
+            .context("setting the frame link's timeout")?;
+        match self.socket.recv(buf) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Ok(None),
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                bail!("QEMU is not listening on its end of the frame link")
+            }
+            Err(e) => Err(e).context("receiving a frame from QEMU"),
+        }
+    }
+
+    /// As [`Self::recv`], for test frames only: anything else the guest sends
+    /// is skipped.
+    fn recv_test_frame(&self, buf: &mut [u8], timeout: Duration) -> Result<Option<usize>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            match self.recv(buf, left)? {
+                Some(n) if frame_seq(&buf[..n]).is_none() => continue,
+                received => return Ok(received),
+            }
+        }
+    }
+}
+
+/// A test frame of `len` bytes: to the guest, EtherType [`ETHERTYPE`], the
+/// sequence number, then bytes that depend on their position only, so that
+/// any change on the way is seen.
+pub fn test_frame(seq: u64, len: usize) -> Vec<u8> {
+    assert!(
+        len >= SEQ.end,
+        "a test frame holds at least its header and sequence number"
+    );
+    let mut frame = Vec::with_capacity(len);
+    frame.extend_from_slice(&GUEST_MAC);
+    frame.extend_from_slice(&HOST_MAC);
+    frame.extend_from_slice(&ETHERTYPE);
+    frame.extend_from_slice(&seq.to_be_bytes());
+    frame.extend((SEQ.end..len).map(|i| (i * 7 + 3) as u8));
+    frame
+}
+
+/// The sequence number of a test frame; `None` for other frames.
+fn frame_seq(frame: &[u8]) -> Option<u64> {
+    (frame.len() >= SEQ.end && frame[12..14] == ETHERTYPE)
+        .then(|| u64::from_be_bytes(frame[SEQ].try_into().unwrap()))
+}
+
+/// Sends one frame of each length in turn and checks that each comes back
+/// byte for byte, once.
+pub fn check_echo(link: &FrameLink, lens: &[usize]) -> Result<()> {
+    let mut buf = vec![0; 65536];
+    for (seq, &len) in (0u64..).zip(lens) {
+        let sent = test_frame(seq, len);
+        link.send(&sent)?;
+        let n = link
+            .recv_test_frame(&mut buf, Duration::from_secs(5))?
+            .with_context(|| format!("no echo of a {len}-byte frame within 5 s"))?;
+        let echoed = &buf[..n];
+        ensure!(
+            echoed == sent.as_slice(),
+            "the {len}-byte frame came back changed ({} bytes, sequence {:?})",
+            echoed.len(),
+            frame_seq(echoed)
+        );
+    }
+    // An echo that saw its own transmissions would answer them again.
+    if let Some(n) = link.recv_test_frame(&mut buf, Duration::from_millis(300))? {
+        bail!(
+            "an extra echo came back (frame {:?}): frames are echoed more than once",
+            frame_seq(&buf[..n])
+        );
+    }
+    Ok(())
+}
+
+/// Frames echoed during one [`measure_echo`] run.
+#[derive(Clone, Debug)]
+pub struct EchoRate {
+    pub frame_len: usize,
+    pub window: usize,
+    pub sent: u64,
+    pub echoed: u64,
+    /// Frames with no echo within [`LOSS_TIMEOUT`].
+    pub lost: u64,
+    pub elapsed: Duration,
+}
+
+impl EchoRate {
+    pub fn frames_per_sec(&self) -> f64 {
+        self.echoed as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+impl std::fmt::Display for EchoRate {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(
+            f,
+            "{} B frames: {:.0} frames/s ({} sent, {} echoed, {} lost, window {}, {:.1} s)",
+            self.frame_len,
+            self.frames_per_sec(),
+            self.sent,
+            self.echoed,
+            self.lost,
+            self.window,
+            self.elapsed.as_secs_f64()
+        )
+    }
+}
+
+/// Measures echoed frames per second: keeps `window` frames of `frame_len`
+/// bytes in flight for `duration`, sending one more for each echo.
+///
+/// A window, rather than sending as fast as possible, measures what the
+/// echo sustains without overrunning queues; frames with no echo within
+/// [`LOSS_TIMEOUT`] are counted lost and the window refilled. Every echo is
+/// checked to be the frame that was sent.
+pub fn measure_echo(
+    link: &FrameLink,
+    frame_len: usize,
+    window: usize,
+    duration: Duration,
+) -> Result<EchoRate> {
+    ensure!(window > 0, "the window must hold at least one frame");
+    let mut frame = test_frame(0, frame_len);
+    let mut buf = vec![0; 65536];
+    let (mut sent, mut echoed, mut lost, mut in_flight) = (0u64, 0u64, 0u64, 0usize);
+    let start = Instant::now();
+    while start.elapsed() < duration {
+        while in_flight < window {
+            frame[SEQ].copy_from_slice(&sent.to_be_bytes());
+            link.send(&frame)?;
+            sent += 1;
+            in_flight += 1;
+        }
+        match link.recv_test_frame(&mut buf, LOSS_TIMEOUT)? {
+            Some(n) => {
+                let echo = &buf[..n];
+                let seq = frame_seq(echo).expect("a test frame");
+                ensure!(
+                    seq < sent && echo == test_frame(seq, frame_len),
+                    "frame {seq} came back changed"
+                );
+                echoed += 1;
+                // An echo later than LOSS_TIMEOUT was already counted lost.
+                in_flight = in_flight.saturating_sub(1);
+            }
+            None => {
+                lost += in_flight as u64;
+                in_flight = 0;
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    // Let the frames still in flight arrive, so the next run starts clean.
+    while link.recv_test_frame(&mut buf, LOSS_TIMEOUT)?.is_some() {}
+    Ok(EchoRate {
+        frame_len,
+        window,
+        sent,
+        echoed,
+        lost,
+        elapsed,
+    })
+}
+
+/// The guest booted in echo mode, with the host end of its network link.
+pub struct EchoGuest {
+    /// The running QEMU: held so that the guest lives as long as this value
+    /// (dropping the session stops QEMU).
+    #[allow(dead_code)]
+    pub session: Session,
+    pub link: FrameLink,
+    /// Host time from starting QEMU to the guest's `ECHO READY`.
+    pub ready_after: Duration,
+}
+
+impl EchoGuest {
+    pub fn boot(guest: &Guest) -> Result<Self> {
+        deps::ensure_packages(deps::QEMU)?;
+        let link = FrameLink::new()?;
+        let args = link.qemu_args();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut session = Session::start(qemu_command(guest, "echo", &args))?;
+        let ready = session.expect("ECHO READY", BOOT_TIMEOUT);
+        let (_, ready_after) =
+            with_console(&mut session, ready).context("booting the Linux guest in echo mode")?;
+        Ok(EchoGuest {
+            session,
+            link,
+            ready_after,
+        })
+    }
+}
+
+/// One read of the whole disk by the guest.
+#[derive(Clone, Debug)]
+pub struct DiskRead {
+    pub bytes: u64,
+    /// The read's duration, timed inside the guest.
+    pub guest_time: Duration,
+    /// Host time from starting QEMU to the result.
+    pub boot_and_read: Duration,
+}
+
+impl DiskRead {
+    /// Throughput in MB/s (10^6 bytes per second).
+    pub fn mb_per_sec(&self) -> f64 {
+        self.bytes as f64 / self.guest_time.as_secs_f64() / 1e6
+    }
+}
+
+/// Boots the guest in diskread mode with `image` as its virtio-blk disk, at
+/// the PCI address our system uses (00:05.0), read-only.
+pub fn disk_read(guest: &Guest, image: &Path) -> Result<DiskRead> {
+    deps::ensure_packages(deps::QEMU)?;
+    let drive = format!(
+        "file={},if=none,id=d0,format=raw,readonly=on",
+        image.display()
+    );
+    let args = [
+        "-drive",
+        &drive,
+        "-device",
+        "virtio-blk-pci,disable-legacy=on,addr=5,drive=d0",
+    ];
+    let mut session = Session::start(qemu_command(guest, "diskread", &args))?;
+    let result = session.expect("DISKREAD", BOOT_TIMEOUT);
+    let (line, boot_and_read) =
+        with_console(&mut session, result).context("reading the disk in the Linux guest")?;
+    let (bytes, ns) = parse_diskread(&line)?;
+    Ok(DiskRead {
+        bytes,
+        guest_time: Duration::from_nanos(ns),
+        boot_and_read,
+    })
+}
+
+/// `DISKREAD bytes=<n> ns=<t>` -> (n, t).
+fn parse_diskread(line: &str) -> Result<(u64, u64)> {
+    let field = |name: &str| -> Result<u64> {
+        let value = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(name))
+            .with_context(|| format!("no {name} in {line:?}"))?;
+        value
+            .parse()
+            .with_context(|| format!("bad {name} in {line:?}"))
+    };
+    Ok((field("bytes=")?, field("ns=")?))
+}
+
+/// A disk image of `mib` MiB under `target/linux-guest/`, filled with a
+/// non-zero pattern (so that no layer can shortcut reading zeros), created
+/// once.
+pub fn test_image(ws: &Path, mib: u64) -> Result<PathBuf> {
+    let dir = ws.join("target/linux-guest");
+    let path = dir.join(format!("disk-{mib}m.img"));
+    if fs::metadata(&path).is_ok_and(|m| m.len() == mib << 20) {
+        return Ok(path);
+    }
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // Written under another name first: a half-written image is never used.
+    let partial = path.with_extension("partial");
+    let mut file =
+        File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
+    let block: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251) as u8).collect();
+    for _ in 0..mib {
+        file.write_all(&block)
+            .with_context(|| format!("writing {}", partial.display()))?;
+    }
+    fs::rename(&partial, &path)
+        .with_context(|| format!("renaming {} to {}", partial.display(), path.display()))?;
+    Ok(path)
+}
+
+/// A short check of both modes, for the integration tests: the guest builds,
+/// echoes frames of several sizes unchanged, and reads a 64 MiB disk whole.
+pub fn smoke_test(ws: &Path) -> Result<()> {
+    let guest = build(ws)?;
+    let echo = EchoGuest::boot(&guest)?;
+    println!(
+        "   linux echo: ready {:.1} s after QEMU started",
+        echo.ready_after.as_secs_f64()
+    );
+    check_echo(&echo.link, &[MIN_FRAME, 64, 128, 1000, MAX_FRAME])?;
+    let rate = measure_echo(&echo.link, MAX_FRAME, 8, Duration::from_secs(1))?;
+    ensure!(rate.echoed > 0, "no frame echoed in a 1 s run: {rate}");
+    println!("   linux echo: {rate}");
+    drop(echo);
+
+    let image = test_image(ws, 64)?;
+    let read = disk_read(&guest, &image)?;
+    ensure!(
+        read.bytes == 64 << 20,
+        "the guest read {} bytes of a 64 MiB disk",
+        read.bytes
+    );
+    println!(
+        "   linux diskread: {:.0} MB/s ({} bytes in {:.2} s; {:.1} s with the boot)",
+        read.mb_per_sec(),
+        read.bytes,
+        read.guest_time.as_secs_f64(),
+        read.boot_and_read.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Passes `result` on; on failure, adds the end of the serial console to
+/// the error, where the guest's `init:` lines say what went wrong.
+fn with_console<T>(session: &mut Session, result: Result<T>) -> Result<T> {
+    result.map_err(|e| {
+        session.drain(Duration::from_millis(500), Duration::from_secs(2));
+        let start = session.transcript.len().saturating_sub(30);
+        let tail: Vec<String> = session.transcript[start..]
+            .iter()
+            .map(|l| format!("  | {l}"))
+            .collect();
+        e.context(format!("serial console (last lines):\n{}", tail.join("\n")))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ws() -> &'static Path {
+        Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+    }
+
+    #[test]
+    fn test_frames_carry_their_sequence_number() {
+        let frame = test_frame(42, MAX_FRAME);
+        assert_eq!(frame.len(), MAX_FRAME);
+        assert_eq!(&frame[..6], &GUEST_MAC);
+        assert_eq!(frame_seq(&frame), Some(42));
+        assert_eq!(test_frame(42, MAX_FRAME), frame, "deterministic");
+        let mut other = frame.clone();
+        other[12] = 0x08; // IPv4
+        assert_eq!(frame_seq(&other), None);
+    }
+
+    #[test]
+    fn diskread_line_is_parsed() {
+        assert_eq!(
+            parse_diskread("DISKREAD bytes=67108864 ns=123456789").unwrap(),
+            (67108864, 123456789)
+        );
+        assert!(parse_diskread("DISKREAD bytes=1").is_err());
+        assert!(parse_diskread("DISKREAD bytes=x ns=1").is_err());
+    }
+
+    /// Boots both modes for real: `cargo test -p xtask -- --ignored smoke`.
+    #[test]
+    #[ignore]
+    fn smoke() {
+        smoke_test(ws()).unwrap();
+    }
+
+    /// First figures: `cargo test -p xtask -- --ignored --nocapture figures`.
+    #[test]
+    #[ignore]
+    fn figures() {
+        let guest = build(ws()).unwrap();
+        let echo = EchoGuest::boot(&guest).unwrap();
+        println!(
+            "echo: ready {:.2} s after QEMU started",
+            echo.ready_after.as_secs_f64()
+        );
+        let uptime = echo
+            .session
+            .position("guest uptime")
+            .map(|i| echo.session.transcript[i].as_str());
+        println!("echo: {}", uptime.unwrap_or("no uptime line"));
+        for len in [MAX_FRAME, 64] {
+            for window in [1, 8, 32, 128, 256] {
+                println!(
+                    "{}",
+                    measure_echo(&echo.link, len, window, Duration::from_secs(5)).unwrap()
+                );
+            }
+        }
+        drop(echo);
+        let image = test_image(ws(), 512).unwrap();
+        for _ in 0..3 {
+            let read = disk_read(&guest, &image).unwrap();
+            println!(
+                "diskread: {:.1} MB/s, {:.3} s in the guest, {:.2} s QEMU start to result",
+                read.mb_per_sec(),
+                read.guest_time.as_secs_f64(),
+                read.boot_and_read.as_secs_f64()
+            );
+        }
+    }
+}
