@@ -28,9 +28,11 @@ pub const GUEST_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
 /// The sender's MAC address: locally administered, so it is nobody's.
 const HOST_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
 
-/// IEEE 802 "local experimental" EtherType: no protocol stack claims these
-/// frames, and anything else the guest sends is told apart from them.
-const ETHERTYPE: [u8; 2] = [0x88, 0xb5];
+/// IEEE 802 "local experimental 2" EtherType: no protocol stack claims these
+/// frames, and anything else the guest sends is told apart from them. (The
+/// seL4 echo PD takes "local experimental 1", 0x88b5, as its control
+/// channel, so test frames must not use it.)
+const ETHERTYPE: [u8; 2] = [0x88, 0xb6];
 
 /// Where a test frame carries its sequence number (after the 14-byte header).
 const SEQ: std::ops::Range<usize> = 14..22;
