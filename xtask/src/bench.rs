@@ -77,7 +77,7 @@ fn echo_round_ours(built: &system::Built) -> Result<Round> {
     let link = measure::FrameLink::new()?;
     let args = link.qemu_args();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut s = Session::start(qemu::command_with(built, system::DEFAULT_RAM_MIB, false, &args))?;
+    let mut s = Session::start(qemu::command(built, system::DEFAULT_RAM_MIB, false, &args))?;
     let (_, ready) = s.expect("[net-echo] ready", itest::LINE_TIMEOUT).context("booting the seL4 echo system")?;
     let frames_per_s = measure_frames(&link)?;
     Ok(Round { ready_s: ready.as_secs_f64(), frames_per_s, disk_mb_s: 0.0 })

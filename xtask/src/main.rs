@@ -21,11 +21,11 @@ use kernel::KernelConfig;
 use std::path::{Path, PathBuf};
 use system::BuildOptions;
 
-const USAGE: &str = "usage: cargo xtask <build|run|test|bench> [--system FILE] [--config debug|release] [--ram MIB]
+const USAGE: &str = "usage: cargo xtask <build|run|test|bench> [--system FILE] [--config debug|release] [--ram MIB] [--tap IFNAME]
 
   build   build the kernel, the PD programs and the system image; print their paths
   run     build, then boot the system in QEMU with the serial console on this terminal
-          (quit QEMU with Ctrl-A X)
+          (quit QEMU with Ctrl-A X); --tap IFNAME attaches the NIC to an existing TAP device
   test    host unit tests, then integration tests that boot the image in QEMU
   bench   throughput and boot figures beside a Linux guest in the same QEMU configuration";
 
@@ -38,6 +38,7 @@ fn parse_options(args: &[String], ws: &Path) -> Result<BuildOptions> {
         system: ws.join("microkit.system"),
         config: KernelConfig::Debug,
         ram_mib: system::DEFAULT_RAM_MIB,
+        tap: None,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -55,6 +56,7 @@ fn parse_options(args: &[String], ws: &Path) -> Result<BuildOptions> {
                 }
             }
             "--ram" => opts.ram_mib = value("--ram")?.parse().context("--ram takes MiB, e.g. 512")?,
+            "--tap" => opts.tap = Some(value("--tap")?),
             other => bail!("unknown option {other:?}\n\n{USAGE}"),
         }
     }
@@ -85,7 +87,9 @@ fn run() -> Result<()> {
             let opts = parse_options(&args[1..], &ws)?;
             let built = system::build(&ws, &opts)?;
             deps::ensure_packages(deps::QEMU)?;
-            let mut cmd = qemu::command(&built, opts.ram_mib, true);
+            let nic = opts.tap.as_deref().map(qemu::tap_nic).unwrap_or_default();
+            let nic: Vec<&str> = nic.iter().map(String::as_str).collect();
+            let mut cmd = qemu::command(&built, opts.ram_mib, true, &nic);
             println!("{}", qemu::command_line(&cmd));
             let status = cmd.status().context("starting QEMU")?;
             if !status.success() {

@@ -16,12 +16,8 @@ const CPU: &str = "Nehalem,+fsgsbase,+pdpe1gb,+xsaveopt";
 /// The QEMU command for an image. `interactive` puts the serial console on
 /// the terminal (with QEMU's monitor on Ctrl-A C); otherwise the console is
 /// a plain pipe for a test to read.
-pub fn command(built: &Built, ram_mib: u64, interactive: bool) -> Command {
-    command_with(built, ram_mib, interactive, &[])
-}
-
-/// As [`command`], with extra QEMU arguments (devices, netdevs, drives).
-pub fn command_with(built: &Built, ram_mib: u64, interactive: bool, extra: &[&str]) -> Command {
+/// `extra` adds devices, netdevs and drives.
+pub fn command(built: &Built, ram_mib: u64, interactive: bool, extra: &[&str]) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args(["-machine", "pc", "-accel", "tcg", "-cpu", CPU, "-m"])
         .arg(ram_mib.to_string())
@@ -33,6 +29,17 @@ pub fn command_with(built: &Built, ram_mib: u64, interactive: bool, extra: &[&st
     cmd.arg("-kernel").arg(&built.kernel.elf32).arg("-initrd").arg(&built.image);
     cmd.args(extra);
     cmd
+}
+
+/// QEMU arguments for the NIC (virtio-net, modern only, PCI 00:03.0 as the
+/// system descriptions expect) on an existing TAP device.
+pub fn tap_nic(ifname: &str) -> Vec<String> {
+    vec![
+        "-netdev".into(),
+        format!("tap,id=n0,ifname={ifname},script=no,downscript=no"),
+        "-device".into(),
+        "virtio-net-pci,disable-legacy=on,addr=3,netdev=n0".into(),
+    ]
 }
 
 pub fn command_line(cmd: &Command) -> String {

@@ -13,6 +13,9 @@ pub struct BuildOptions {
     pub system: PathBuf,
     pub config: KernelConfig,
     pub ram_mib: u64,
+    /// For `run`: attach the NIC (virtio-net, PCI 00:03.0) to this existing
+    /// TAP device, as the node would sit on a real network.
+    pub tap: Option<String>,
 }
 
 /// Everything a boot needs, and the builder's other outputs.

@@ -75,7 +75,7 @@ fn cargo_test(ws: &Path, args: &[&str]) -> Result<()> {
 
 /// Builds a system description (a path relative to the workspace).
 pub fn build(ws: &Path, system: &str, config: KernelConfig) -> Result<Built> {
-    system::build(ws, &BuildOptions { system: ws.join(system), config, ram_mib: system::DEFAULT_RAM_MIB })
+    system::build(ws, &BuildOptions { system: ws.join(system), config, ram_mib: system::DEFAULT_RAM_MIB, tap: None })
 }
 
 /// Boots `microkit.system` and checks, in the serial output, every
@@ -97,7 +97,7 @@ pub fn boot_and_check(built: &Built, check: impl FnOnce(&mut Session) -> Result<
 
 /// As [`boot_and_check`], with extra QEMU arguments (devices, netdevs).
 pub fn boot_with_and_check(built: &Built, qemu_args: &[&str], check: impl FnOnce(&mut Session) -> Result<()>) -> Result<()> {
-    let mut s = Session::start(qemu::command_with(built, system::DEFAULT_RAM_MIB, false, qemu_args))?;
+    let mut s = Session::start(qemu::command(built, system::DEFAULT_RAM_MIB, false, qemu_args))?;
     let result = check(&mut s);
     if result.is_err() {
         s.drain(Duration::from_millis(500), Duration::from_secs(2));
