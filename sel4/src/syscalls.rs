@@ -119,6 +119,8 @@ pub fn poll(src: CPtr) -> Badge {
 
 /// Whether the kernel was built with its debug syscalls.
 pub const DEBUG_BUILD: bool = cfg!(sel4_debug_build);
+/// Whether the kernel prints: `debug_put_char` reaches its serial console.
+pub const PRINTING: bool = cfg!(sel4_printing);
 
 /// Print a character on the kernel's serial console. A kernel built without
 /// printing has no console: the character is dropped (a serial driver PD

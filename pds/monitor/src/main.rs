@@ -11,7 +11,11 @@
 #![no_main]
 
 extern crate alloc;
+// The runtime's bare-metal support: memcpy and friends, the personality
+// routine `core` references. Nothing else of it is used here.
+extern crate microkit;
 
+mod console;
 mod heap;
 mod init;
 mod pci;
@@ -33,7 +37,7 @@ unsafe impl<T> Sync for Patched<T> {}
 static __boot_spec_location: Patched<[u64; 2]> = Patched(UnsafeCell::new([u64::MAX; 2]));
 
 pub fn log(args: fmt::Arguments) {
-    microkit::console::print_prefixed("monitor", args);
+    console::print(args);
 }
 
 #[macro_export]
