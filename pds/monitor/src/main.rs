@@ -88,7 +88,7 @@ extern "C" fn monitor_main(bootinfo: *const sel4::BootInfo) -> ! {
     let fault_ep = init::Initialiser::new(bootinfo, &spec, data).run();
     let cycles = init::cycles() - start;
     let mhz = { bootinfo.arch_info }.max(1);
-    log!("all PDs started ({} ms)", cycles / (mhz * 1000));
+    log!("all PDs started ({} ms; TSC {mhz} MHz as the kernel measured it)", cycles / (mhz * 1000));
     monitor(&spec, fault_ep)
 }
 
