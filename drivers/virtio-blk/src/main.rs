@@ -31,10 +31,10 @@
 
 use blk_protocol::{Info, RequestConsumer, ResponseProducer, DATA_REGION_SIZE, SECTOR_SIZE};
 use microkit::{log, Channel, ChannelSet, Handler};
-use virtio_blk_core::dma::DmaRegion;
+use virtio::dma::DmaRegion;
+use virtio::pci::VirtioCaps;
+use virtio::transport::{isr, Mmio, Notifier, Transport};
 use virtio_blk_core::driver::{BlkDevice, Stats, QUEUE_MEMORY};
-use virtio_blk_core::pci::Layout;
-use virtio_blk_core::transport::{isr, Mmio, Notifier, Transport};
 
 microkit::setvar!(pci_config);
 microkit::setvar!(virtio_bar);
@@ -97,8 +97,8 @@ fn start() -> Option<Running> {
     // configuration space, CONFIG_SIZE bytes, at `pci_config` for the PD's
     // life, and nothing writes it.
     let config = unsafe { core::slice::from_raw_parts(config as *const u8, CONFIG_SIZE) };
-    let layout = match Layout::parse(config) {
-        Ok(layout) => layout,
+    let caps = match VirtioCaps::find(config) {
+        Ok(caps) => caps,
         Err(e) => {
             log!("error: not a modern virtio device: {e:?}");
             return None;
@@ -106,8 +106,8 @@ fn start() -> Option<Running> {
     };
     // SAFETY: the description maps BAR_SIZE bytes of BAR 4, uncached, at
     // `virtio_bar`; they are the device's registers.
-    let bar = unsafe { Mmio::new(bar as usize, BAR_SIZE) };
-    let transport = Transport::new(&layout, BAR_INDEX, bar).inspect_err(|e| log!("error: {e:?}")).ok()?;
+    let bar = unsafe { Mmio::new(bar as *mut u8, BAR_SIZE) };
+    let transport = Transport::new(bar, BAR_INDEX, &caps).inspect_err(|e| log!("error: {e:?}")).ok()?;
     // SAFETY: `blk_virtio` is QUEUE_REGION_SIZE bytes, mapped read-write at
     // `virtio_queue` for the PD's life, physically contiguous at
     // `virtio_queue_paddr`, and used only through this handle.
@@ -124,7 +124,7 @@ fn start() -> Option<Running> {
     // handles; the client may write them at any time, which the queues
     // tolerate.
     let (requests, responses) =
-        unsafe { (RequestConsumer::new(request_vaddr as *mut u8), ResponseProducer::new(response_vaddr as *mut u8)) };
+        unsafe { (RequestConsumer::new(request_vaddr as *mut u8, ()), ResponseProducer::new(response_vaddr as *mut u8)) };
     // SAFETY: `blk_info` is a page mapped read-write for the PD's life.
     let info = unsafe { Info::at(info_vaddr as *mut u8) };
 

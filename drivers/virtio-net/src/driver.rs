@@ -21,14 +21,15 @@
 //! per virtqueue, and takes from a client queue only what it can always give
 //! back (so its enqueues on `rx_active` and `tx_free` never find them full).
 
-use crate::transport::{TransportError, VirtioPci};
-use crate::virtqueue::{Segment, SplitQueue};
 use crate::{features, NET_HDR_LEN};
 use net_protocol::{
     split_tx_offset, Stats, TxWindow, MAX_FRAME_LEN, MAX_TX_SEGMENTS, MIN_FRAME_LEN, RX_BUFFERS, RX_BUFFER_SIZE,
     RX_QUEUE_CAPACITY, TX_MORE, TX_QUEUE_CAPACITY,
 };
 use shared_queue::{BufferDesc, QueueError, ReceiverQueues, SenderQueues};
+use virtio::dma::DmaRegion;
+use virtio::queue::{Segment, SplitQueue};
+use virtio::transport::{Notifier, Transport, TransportError};
 
 /// Entries of each virtqueue (QEMU's default and maximum for virtio-net).
 pub const QUEUE_SIZE: usize = 256;
@@ -41,7 +42,7 @@ pub const TX_QUEUE: u16 = 1;
 /// transmit header.
 pub mod private {
     use super::QUEUE_SIZE;
-    use crate::virtqueue::SplitQueue;
+    use virtio::queue::Layout;
     pub const RX_RING: usize = 0;
     pub const TX_RING: usize = 0x4000;
     pub const RX_HEADERS: usize = 0x8000;
@@ -50,8 +51,8 @@ pub mod private {
     pub const TX_HEADER: usize = RX_HEADERS + net_protocol::RX_BUFFERS * RX_HEADER_SLOT;
     /// Bytes of the region.
     pub const SIZE: usize = 0x10000;
-    const _: () = assert!(SplitQueue::<QUEUE_SIZE>::LAYOUT.size <= TX_RING - RX_RING);
-    const _: () = assert!(SplitQueue::<QUEUE_SIZE>::LAYOUT.size <= RX_HEADERS - TX_RING);
+    const _: () = assert!(Layout::new(QUEUE_SIZE).size <= TX_RING - RX_RING);
+    const _: () = assert!(Layout::new(QUEUE_SIZE).size <= RX_HEADERS - TX_RING);
     const _: () = assert!(TX_HEADER + 16 <= SIZE);
 }
 
@@ -74,8 +75,10 @@ pub struct ClientRegions {
 /// Why the device could not be brought up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InitError {
+    /// Bring-up failed at the transport (features included).
     Transport(TransportError),
-    MissingFeatures(u64),
+    /// The private region is too small, or not 16-byte aligned, for the queues.
+    PrivateMemory,
 }
 
 impl From<TransportError> for InitError {
@@ -93,25 +96,64 @@ struct TxFrame {
     bad: bool,
 }
 
+/// What bringing the device up yields, before the driver is assembled.
+struct Up {
+    rx: SplitQueue<u32, QUEUE_SIZE>,
+    tx: SplitQueue<TxFrame, QUEUE_SIZE>,
+    rx_notify: Notifier,
+    tx_notify: Notifier,
+    headers: DmaRegion,
+    mac: Option<[u8; 6]>,
+}
+
+impl Up {
+    /// Steps 1–8 of bring-up, the queues in `private`.
+    fn new(dev: &Transport, private: DmaRegion) -> Result<Up, InitError> {
+        let accepted = dev.negotiate(features::REQUIRED, features::OPTIONAL)?;
+        let event_idx = accepted & features::RING_F_EVENT_IDX != 0;
+        let (rings, headers) = private.split_at(private::RX_HEADERS).ok_or(InitError::PrivateMemory)?;
+        let (rx_ring, tx_ring) = rings.split_at(private::TX_RING).ok_or(InitError::PrivateMemory)?;
+        let headers = headers.split_at(private::SIZE - private::RX_HEADERS).ok_or(InitError::PrivateMemory)?.0;
+        // The transmit header slot must read as zeros: no offloads.
+        headers.zero();
+        let size = QUEUE_SIZE as u16;
+        let rx = SplitQueue::new(rx_ring, size, event_idx).ok_or(InitError::PrivateMemory)?;
+        let tx = SplitQueue::new(tx_ring, size, event_idx).ok_or(InitError::PrivateMemory)?;
+        let rx_notify = dev.setup_queue(RX_QUEUE, size, rx.areas())?;
+        let tx_notify = dev.setup_queue(TX_QUEUE, size, tx.areas())?;
+        let mac = (accepted & features::NET_F_MAC != 0).then(|| {
+            dev.read_device_config(|c| {
+                let mut mac = [0; 6];
+                for (i, b) in mac.iter_mut().enumerate() {
+                    *b = c.u8(i).unwrap_or(0);
+                }
+                mac
+            })
+        });
+        dev.driver_ok();
+        Ok(Up { rx, tx, rx_notify, tx_notify, headers, mac })
+    }
+}
+
 /// The driver's state: the device, its two virtqueues and the client queues.
 pub struct Driver<'a> {
-    dev: VirtioPci,
-    rx: SplitQueue<QUEUE_SIZE>,
-    tx: SplitQueue<QUEUE_SIZE>,
-    rx_notify: usize,
-    tx_notify: usize,
+    dev: Transport,
+    /// Receive chains carry the client buffer (offset in `rx_data`) they fill.
+    rx: SplitQueue<u32, QUEUE_SIZE>,
+    /// Transmit chains carry the client descriptors of their frame.
+    tx: SplitQueue<TxFrame, QUEUE_SIZE>,
+    rx_notify: Notifier,
+    tx_notify: Notifier,
     /// Received frames go out on `active`; empty buffers come in on `free`.
     rx_client: SenderQueues<'a, RX_QUEUE_CAPACITY>,
     /// Frames to send come in on `active`; sent descriptors go out on `free`.
     tx_client: ReceiverQueues<'a, TX_QUEUE_CAPACITY>,
-    private_paddr: u64,
+    /// The receive header slots and the transmit header
+    /// (`private[RX_HEADERS..]`), only ever read or written by the device.
+    headers: DmaRegion,
     regions: ClientRegions,
-    /// The client buffer (offset in `rx_data`) of each receive chain, by head.
-    rx_chains: [u32; QUEUE_SIZE],
     /// Client receive buffers the driver holds (posted to the device).
     rx_held: usize,
-    /// The client descriptors of each transmit chain, by head.
-    tx_chains: [TxFrame; QUEUE_SIZE],
     /// Client transmit descriptors the driver holds (in chains or pending).
     tx_held: usize,
     /// A frame whose descriptors are still arriving.
@@ -124,47 +166,22 @@ pub struct Driver<'a> {
 
 impl<'a> Driver<'a> {
     /// Brings the device up (virtio 1.x, 3.1.1): reset, features, both
-    /// queues in `private` memory, DRIVER_OK.
+    /// queues in `private` memory, DRIVER_OK. On failure the device is
+    /// marked FAILED.
     ///
     /// # Safety
     ///
-    /// `private` must be [`private::SIZE`] bytes, 4 KiB aligned, valid for
-    /// the driver's life at virtual address `private_vaddr`, DMA-coherent,
-    /// and used by nothing else. The client regions must be as
-    /// `net-protocol` says, at the physical addresses given.
+    /// `private` must be [`private::SIZE`] bytes, 4 KiB aligned and
+    /// DMA-coherent. The client regions must be as `net-protocol` says, at
+    /// the physical addresses given: the device will write and read them.
     pub unsafe fn new(
-        mut dev: VirtioPci,
-        private_vaddr: *mut u8,
-        private: DmaWindow,
+        dev: Transport,
+        private: DmaRegion,
         regions: ClientRegions,
         rx_client: SenderQueues<'a, RX_QUEUE_CAPACITY>,
         tx_client: ReceiverQueues<'a, TX_QUEUE_CAPACITY>,
     ) -> Result<Self, InitError> {
-        debug_assert!(private.len >= private::SIZE);
-        dev.reset_and_acknowledge();
-        let accepted = features::negotiate(dev.device_features()).map_err(|m| InitError::MissingFeatures(m.0))?;
-        dev.set_features(accepted)?;
-        let event_idx = accepted & features::RING_F_EVENT_IDX != 0;
-        // SAFETY: both queues lie in the private region (layout checked at
-        // compile time in `private`), which the caller lends to the driver.
-        let (rx, tx) = unsafe {
-            // The transmit header slot must read as zeros: no offloads.
-            core::ptr::write_bytes(private_vaddr.add(private::RX_HEADERS), 0, private::SIZE - private::RX_HEADERS);
-            (
-                SplitQueue::new(private_vaddr.add(private::RX_RING), private.paddr + private::RX_RING as u64, event_idx),
-                SplitQueue::new(private_vaddr.add(private::TX_RING), private.paddr + private::TX_RING as u64, event_idx),
-            )
-        };
-        let rx_notify = dev.setup_queue(RX_QUEUE, QUEUE_SIZE as u16, rx.addresses())?;
-        let tx_notify = dev.setup_queue(TX_QUEUE, QUEUE_SIZE as u16, tx.addresses())?;
-        let mac = (accepted & features::NET_F_MAC != 0).then(|| {
-            let mut mac = [0; 6];
-            for (i, b) in mac.iter_mut().enumerate() {
-                *b = dev.device_config_u8(i).unwrap_or(0);
-            }
-            mac
-        });
-        dev.driver_ok();
+        let Up { rx, tx, rx_notify, tx_notify, headers, mac } = Up::new(&dev, private).inspect_err(|_| dev.fail())?;
         Ok(Driver {
             dev,
             rx,
@@ -173,11 +190,9 @@ impl<'a> Driver<'a> {
             tx_notify,
             rx_client,
             tx_client,
-            private_paddr: private.paddr,
+            headers,
             regions,
-            rx_chains: [u32::MAX; QUEUE_SIZE],
             rx_held: 0,
-            tx_chains: [TxFrame::default(); QUEUE_SIZE],
             tx_held: 0,
             pending: TxFrame::default(),
             discarding: false,
@@ -229,9 +244,9 @@ impl<'a> Driver<'a> {
 
     /// Publishes each virtqueue once and notifies the device where it asked.
     fn kick(&mut self) {
-        for (queue, index, offset) in [(&mut self.rx, RX_QUEUE, self.rx_notify), (&mut self.tx, TX_QUEUE, self.tx_notify)] {
-            if queue.publish() && queue.needs_notify() {
-                self.dev.notify(index, offset);
+        for (needed, notifier) in [(self.rx.publish_and_check(), self.rx_notify), (self.tx.publish_and_check(), self.tx_notify)] {
+            if needed {
+                notifier.notify();
                 self.stats.device_notifies += 1;
             }
         }
@@ -263,14 +278,10 @@ impl<'a> Driver<'a> {
 
     /// Hands received frames to the client.
     fn complete_rx(&mut self) {
-        loop {
-            let used = match self.rx.pop_used() {
-                Ok(Some(used)) => used,
-                Ok(None) => break,
-                // A device bug; nothing to return. Skip the entry.
-                Err(_) => continue,
-            };
-            let offset = core::mem::replace(&mut self.rx_chains[usize::from(used.head)], u32::MAX);
+        // Used elements naming no chain in flight (a device bug) are skipped
+        // by the queue; a length beyond the chain reads as 0: dropped below.
+        while let Some(used) = self.rx.pop_used() {
+            let offset = used.token;
             self.rx_held -= 1;
             let frame_len = (used.len as usize).wrapping_sub(NET_HDR_LEN);
             if !(MIN_FRAME_LEN..=MAX_FRAME_LEN).contains(&frame_len) {
@@ -299,16 +310,13 @@ impl<'a> Driver<'a> {
     /// then the buffer, both device-writable.
     fn post_rx(&mut self, offset: u32) {
         let index = offset as usize / RX_BUFFER_SIZE;
-        let header = self.private_paddr + (private::RX_HEADERS + index * private::RX_HEADER_SLOT) as u64;
+        let header = self.headers.paddr(index * private::RX_HEADER_SLOT);
         let chain = [
-            Segment { paddr: header, len: NET_HDR_LEN as u32, device_writes: true },
-            Segment { paddr: self.regions.rx_data + u64::from(offset), len: RX_BUFFER_SIZE as u32, device_writes: true },
+            Segment::writable(header, NET_HDR_LEN as u32),
+            Segment::writable(self.regions.rx_data + u64::from(offset), RX_BUFFER_SIZE as u32),
         ];
-        match self.rx.push_chain(&chain) {
-            Some(head) => {
-                self.rx_chains[usize::from(head)] = offset;
-                self.rx_held += 1;
-            }
+        match self.rx.push(&chain, offset) {
+            Some(_) => self.rx_held += 1,
             // Callers check for room first.
             None => unreachable!("receive queue full"),
         }
@@ -338,13 +346,8 @@ impl<'a> Driver<'a> {
 
     /// Returns sent frames' descriptors to the client.
     fn complete_tx(&mut self) {
-        loop {
-            let used = match self.tx.pop_used() {
-                Ok(Some(used)) => used,
-                Ok(None) => break,
-                Err(_) => continue,
-            };
-            let frame = core::mem::take(&mut self.tx_chains[usize::from(used.head)]);
+        while let Some(used) = self.tx.pop_used() {
+            let frame = used.token;
             self.stats.tx_frames += 1;
             self.stats.tx_bytes += frame.descs[..frame.count].iter().map(|d| u64::from(d.len)).sum::<u64>();
             self.give_back(&frame.descs[..frame.count]);
@@ -401,23 +404,20 @@ impl<'a> Driver<'a> {
 
     /// Posts a complete frame, or refuses it and gives its descriptors back.
     fn submit(&mut self, frame: TxFrame) {
-        let header = Segment { paddr: self.private_paddr + private::TX_HEADER as u64, len: NET_HDR_LEN as u32, device_writes: false };
+        let header = Segment::readable(self.headers.paddr(private::TX_HEADER - private::RX_HEADERS), NET_HDR_LEN as u32);
         let mut chain = [header; 1 + MAX_TX_SEGMENTS];
         let mut total = 0usize;
         let mut ok = !frame.bad;
         for (seg, desc) in chain[1..].iter_mut().zip(&frame.descs[..frame.count]) {
             match self.resolve(desc) {
-                Some(paddr) => *seg = Segment { paddr, len: desc.len, device_writes: false },
+                Some(paddr) => *seg = Segment::readable(paddr, desc.len),
                 None => ok = false,
             }
             total += desc.len as usize;
         }
         ok &= (MIN_FRAME_LEN..=MAX_FRAME_LEN).contains(&total);
-        if ok {
-            if let Some(head) = self.tx.push_chain(&chain[..1 + frame.count]) {
-                self.tx_chains[usize::from(head)] = frame;
-                return;
-            }
+        if ok && self.tx.push(&chain[..1 + frame.count], frame).is_some() {
+            return;
         }
         self.stats.tx_dropped += 1;
         self.give_back(&frame.descs[..frame.count]);

@@ -2,46 +2,25 @@
 //! domain: the device logic as a library, host-tested where it does not need
 //! the device; the PD in `main.rs` is glue.
 //!
-//! - [`pci`]: finds the virtio structures in a read-only snapshot of the
-//!   configuration space.
-//! - [`transport`]: the common configuration registers, notification, ISR.
-//! - [`virtqueue`]: a split virtqueue with event-index (or flag) suppression.
+//! The virtio parts every device shares (PCI capability walk, modern
+//! transport, split virtqueue) are the [`virtio`] crate; this one holds
+//! what is particular to virtio-net:
+//!
 //! - [`features`]: what the driver asks of the device.
-//! - [`driver`]: receive and transmit between the device and a client's
-//!   `shared-queue` queues, per the `net-protocol` contract.
+//! - [`driver`]: receive and transmit between the device's two virtqueues
+//!   and a client's `shared-queue` queues, per the `net-protocol` contract:
+//!   receive chains, transmit gather, batching, suppression.
 //!
 //! # Why not the `virtio-drivers` crate
 //!
-//! `virtio-drivers` (rcore-os) was evaluated for this driver and is not
-//! used, for these reasons:
-//!
-//! 1. **Its PCI transport needs write access to configuration space.**
-//!    `PciTransport::new` takes a `PciRoot` and calls `bar_info` for each
-//!    structure, which sizes the BAR by writing `0xffffffff` to it (and
-//!    turns memory decoding off meanwhile). This PD has only a read-only
-//!    snapshot of configuration space; the initialiser owns the real one.
-//!    A `ConfigurationAccess` over the snapshot would silently get the sizes
-//!    wrong. (Its `Transport` trait could be implemented anew, which is
-//!    most of [`transport`] anyway.)
-//! 2. **Its buffers are Rust slices.** `VirtQueue::add` takes `&[&[u8]]`
-//!    and `&mut [&mut [u8]]` and translates them with `Hal::share`. Our
-//!    buffers live in regions shared with a client PD that may write them
-//!    at any time; making Rust references to such memory is unsound, and
-//!    translating virtual to physical addresses per buffer is needless when
-//!    the client already names buffers by (region, offset) and the driver
-//!    knows each region's physical base. `pop_used` also requires the same
-//!    slices to be passed back, duplicating the bookkeeping the driver
-//!    needs anyway (which client descriptors a chain carried).
-//! 3. **Its network devices do not do gather or in-place receive into
-//!    buffers we own.** `VirtIONetRaw::transmit_begin` sends one contiguous
-//!    buffer holding the virtio-net header and the frame; `VirtIONet`
-//!    allocates and copies. We need a header and payload from different
-//!    regions per frame, and receive buffers that the client lends.
-//! 4. **Batching.** `VirtQueue::add` publishes `avail.idx` on each call; we
-//!    publish once per wake-up.
-//!
-//! What is left is small: a split virtqueue of ~200 lines with event-index
-//! suppression, and the transport registers.
+//! The reasons shared with virtio-blk (write access to configuration
+//! space, Rust references to shared memory, slice-based bookkeeping,
+//! publishing on every `add`) are in the [`virtio`] crate's docs. Particular
+//! to networking: **its network devices do not do gather or in-place
+//! receive into buffers we own.** `VirtIONetRaw::transmit_begin` sends one
+//! contiguous buffer holding the virtio-net header and the frame;
+//! `VirtIONet` allocates and copies. We need a header and payload from
+//! different regions per frame, and receive buffers that the client lends.
 //!
 //! # Frames and the virtio-net header
 //!
@@ -64,9 +43,6 @@
 
 pub mod driver;
 pub mod features;
-pub mod pci;
-pub mod transport;
-pub mod virtqueue;
 
 /// Bytes of `struct virtio_net_hdr` with `VIRTIO_F_VERSION_1` (5.1.6: the
 /// `num_buffers` field is always present).

@@ -11,9 +11,10 @@
 use microkit::{log, Channel, ChannelSet, Handler, MemoryRegion, MessageInfo};
 use net_protocol::{Stats, CALL_STATS, RX_QUEUE_CAPACITY, TX_QUEUE_CAPACITY, TX_SPACE_LEN};
 use shared_queue::{region_size, ReceiverQueues, SenderQueues};
-use virtio_net::driver::{self, ClientRegions, DmaWindow, Driver};
-use virtio_net::pci::{self, ConfigSpace};
-use virtio_net::transport::{Mmio, VirtioPci};
+use virtio::dma::DmaRegion;
+use virtio::pci::{ConfigSpace, VirtioCaps};
+use virtio::transport::{Mmio, Transport};
+use virtio_net::driver::{self, ClientRegions, Driver};
 
 const DEVICE_IRQ: Channel = Channel::new(0);
 const CLIENT: Channel = Channel::new(1);
@@ -64,7 +65,7 @@ fn bring_up() -> Option<Driver<'static>> {
         log!("error: `pci_config` is not set in the system description");
         None
     })?);
-    let caps = match pci::find_virtio_caps(&config) {
+    let caps = match VirtioCaps::find(&config) {
         Ok(caps) => caps,
         Err(e) => {
             log!("error: no virtio structures in the configuration space: {e:?}");
@@ -74,7 +75,7 @@ fn bring_up() -> Option<Driver<'static>> {
     let vendor_device = config.read_u32(0).unwrap_or(0);
     // SAFETY: the description maps VIRTIO_BAR_SIZE bytes of BAR 4, uncached.
     let bar = unsafe { Mmio::new(var(&virtio_bar, "virtio_bar")? as *mut u8, VIRTIO_BAR_SIZE) };
-    let dev = match VirtioPci::new(bar, VIRTIO_BAR, &caps) {
+    let dev = match Transport::new(bar, VIRTIO_BAR, &caps) {
         Ok(dev) => dev,
         Err(e) => {
             log!("error: {e:?}");
@@ -100,13 +101,17 @@ fn bring_up() -> Option<Driver<'static>> {
             ReceiverQueues::new(txf, txa, TX_SPACE_LEN),
         )
     };
-    let private = DmaWindow { paddr: var(&virtio_private_paddr, "virtio_private_paddr")?, len: driver::private::SIZE };
-    let private_vaddr = var(&virtio_private, "virtio_private")? as *mut u8;
+    let private_paddr = var(&virtio_private_paddr, "virtio_private_paddr")?;
+    let private_vaddr = var(&virtio_private, "virtio_private")?;
     // SAFETY: `virtio_private` is a private, cached (x86 DMA is coherent),
-    // physically contiguous region of private::SIZE bytes mapped only here,
-    // whose physical base is `virtio_private_paddr`; the client regions are
-    // laid out as net-protocol says.
-    match unsafe { Driver::new(dev, private_vaddr, private, regions, rx_client, tx_client) } {
+    // physically contiguous region of private::SIZE bytes, 4 KiB aligned,
+    // mapped read-write only here for the PD's life, whose physical base is
+    // `virtio_private_paddr`, and used only through this handle.
+    let private = unsafe { DmaRegion::new(private_vaddr as usize, private_paddr, driver::private::SIZE) };
+    // SAFETY: the private region is as above; the client regions are laid
+    // out as net-protocol says, at the physical addresses the description
+    // gave.
+    match unsafe { Driver::new(dev, private, regions, rx_client, tx_client) } {
         Ok(d) => {
             let mac = d.mac().unwrap_or_default();
             log!(

@@ -45,10 +45,11 @@
 //!
 //! # Queues and signalling
 //!
-//! Both queues are single-producer single-consumer rings in shared memory
-//! ([`queue`]), with the layout, memory ordering and sleep/wake protocol of
-//! the `shared-queue` crate (`lib/queue`); only the entries differ, since a
-//! block request does not fit a `shared-queue` buffer descriptor.
+//! Both queues are `shared-queue` rings (`lib/queue`: single-producer
+//! single-consumer, in shared memory, with its layout, memory ordering,
+//! sleep/wake protocol and hostile-peer checks) whose entries are
+//! [`Request`]s and [`Response`]s rather than buffer descriptors; their
+//! shared-memory forms are in [`queue`].
 //!
 //! - Each side notifies the other only if the other asked
 //!   (`signal_requested`), and once per batch: the driver handles everything
@@ -87,19 +88,20 @@ pub const QUEUE_REGION_SIZE: usize = 0x1000;
 pub const INFO_REGION_SIZE: usize = 0x1000;
 
 const _: () = {
-    assert!(queue::region_size::<Request>(QUEUE_CAPACITY) <= QUEUE_REGION_SIZE);
-    assert!(queue::region_size::<Response>(QUEUE_CAPACITY) <= QUEUE_REGION_SIZE);
+    assert!(queue::region_size_for::<Request>(QUEUE_CAPACITY) <= QUEUE_REGION_SIZE);
+    assert!(queue::region_size_for::<Response>(QUEUE_CAPACITY) <= QUEUE_REGION_SIZE);
     assert!(core::mem::size_of::<Info>() <= INFO_REGION_SIZE);
 };
 
 /// The request queue as seen by the client.
-pub type RequestProducer<'a> = queue::Producer<'a, Request, QUEUE_CAPACITY>;
-/// The request queue as seen by the driver.
-pub type RequestConsumer<'a> = queue::Consumer<'a, Request, QUEUE_CAPACITY>;
+pub type RequestProducer<'a> = shared_queue::Producer<'a, QUEUE_CAPACITY, Request>;
+/// The request queue as seen by the driver (made with `new(region, ())`:
+/// the queue does not check requests, the driver does).
+pub type RequestConsumer<'a> = shared_queue::Consumer<'a, QUEUE_CAPACITY, Request>;
 /// The response queue as seen by the driver.
-pub type ResponseProducer<'a> = queue::Producer<'a, Response, QUEUE_CAPACITY>;
-/// The response queue as seen by the client.
-pub type ResponseConsumer<'a> = queue::Consumer<'a, Response, QUEUE_CAPACITY>;
+pub type ResponseProducer<'a> = shared_queue::Producer<'a, QUEUE_CAPACITY, Response>;
+/// The response queue as seen by the client (made with `new(region, ())`).
+pub type ResponseConsumer<'a> = shared_queue::Consumer<'a, QUEUE_CAPACITY, Response>;
 
 /// What a request asks for. In shared memory it is a `u32`; values other
 /// than these are answered with [`Status::BadOp`].

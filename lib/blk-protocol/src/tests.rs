@@ -1,6 +1,6 @@
 extern crate std;
 
-use crate::queue::{region_size, QueueError, HEADER_SIZE};
+use crate::queue::{region_size_for, QueueError, HEADER_SIZE};
 use crate::*;
 use std::boxed::Box;
 
@@ -17,7 +17,7 @@ fn requests_travel_in_order_across_index_wrap() {
     let mut mem = region();
     let base = mem.0.as_mut_ptr();
     // SAFETY: `mem` outlives both handles and is accessed only through them.
-    let (mut tx, mut rx) = unsafe { (RequestProducer::new(base), RequestConsumer::new(base)) };
+    let (mut tx, mut rx) = unsafe { (RequestProducer::new(base), RequestConsumer::new(base, ())) };
     for round in 0..5u32 {
         for i in 0..QUEUE_CAPACITY as u32 {
             tx.enqueue(Request::read(round * 1000 + i, u64::from(i), 8, u64::from(i) * 4096)).unwrap();
@@ -36,7 +36,7 @@ fn signal_only_when_requested_and_once() {
     let mut mem = region();
     let base = mem.0.as_mut_ptr();
     // SAFETY: as above.
-    let (mut tx, mut rx) = unsafe { (ResponseProducer::new(base), ResponseConsumer::new(base)) };
+    let (mut tx, mut rx) = unsafe { (ResponseProducer::new(base), ResponseConsumer::new(base, ())) };
     tx.enqueue(Response { id: 1, status: 0 }).unwrap();
     assert!(!tx.should_signal(), "nobody asked");
     assert_eq!(rx.request_signal_if_empty(), Ok(false), "not empty: request withdrawn");
@@ -55,15 +55,15 @@ fn bogus_peer_index_is_corrupt_not_a_crash() {
     // The peer claims a tail far ahead of our head.
     mem.0[..4].copy_from_slice(&1000u32.to_le_bytes());
     // SAFETY: as above.
-    let mut rx = unsafe { RequestConsumer::new(base) };
+    let mut rx = unsafe { RequestConsumer::new(base, ()) };
     assert_eq!(rx.dequeue(), Err(QueueError::Corrupt));
     assert_eq!(rx.request_signal_if_empty(), Err(QueueError::Corrupt));
 }
 
 #[test]
 fn region_sizes_fit_a_page() {
-    assert_eq!(region_size::<Request>(QUEUE_CAPACITY), HEADER_SIZE + 32 * QUEUE_CAPACITY);
-    assert_eq!(region_size::<Response>(QUEUE_CAPACITY), HEADER_SIZE + 8 * QUEUE_CAPACITY);
+    assert_eq!(region_size_for::<Request>(QUEUE_CAPACITY), HEADER_SIZE + 32 * QUEUE_CAPACITY);
+    assert_eq!(region_size_for::<Response>(QUEUE_CAPACITY), HEADER_SIZE + 8 * QUEUE_CAPACITY);
 }
 
 #[test]

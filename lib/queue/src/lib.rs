@@ -1,5 +1,6 @@
-//! Single-producer single-consumer queues of buffer descriptors in shared
-//! memory, in the style of the seL4 Device Driver Framework (sDDF).
+//! Single-producer single-consumer queues of fixed-size entries in shared
+//! memory, in the style of the seL4 Device Driver Framework (sDDF): buffer
+//! descriptors by default, or any [`Entry`] type (e.g. block requests).
 //!
 //! # Model
 //!
@@ -17,11 +18,28 @@
 //! A queue region has one producer and one consumer, in different PDs. The
 //! data itself never goes through a queue.
 //!
+//! # Other entries
+//!
+//! [`Producer`], [`Consumer`], [`SenderQueues`] and [`ReceiverQueues`] take
+//! the entry type as a last generic parameter, [`BufferDesc`] by default:
+//! `Producer<'a, N>` is `Producer<'a, N, BufferDesc>`. Any type implementing
+//! [`Entry`] can travel instead (a block request of 32 bytes, a response of
+//! 8), with the same layout, ordering, signalling and hostile-peer checks.
+//! An entry names its shared-memory form ([`Entry::Slot`], a `#[repr(C)]`
+//! struct of atomics), how it is copied in and out of a slot, and the check
+//! a consumer applies to each copy ([`Entry::check`] against
+//! [`Entry::Bounds`], given to [`Consumer::new`]): for a [`BufferDesc`] the
+//! size of the data region; `()` and no check for an entry whose user
+//! validates it field by field.
+//!
 //! # Layout of a queue region
 //!
 //! Fields are in the platform's byte order (little-endian on x86_64 and
-//! aarch64), the region is at least [`REGION_ALIGN`]-aligned (seL4 maps it page-aligned), and its size
-//! is [`region_size`]`(N)` = [`HEADER_SIZE`] + `N` × [`DESC_SIZE`] bytes:
+//! aarch64), the region is at least [`REGION_ALIGN`]-aligned (seL4 maps it
+//! page-aligned), and its size is [`region_size_for`]`::<T>(N)` =
+//! [`HEADER_SIZE`] + `N` × `S` bytes, where `S` is the size of the entry's
+//! [`Entry::Slot`]; slot `i` is at `128 + S·i`. For [`BufferDesc`] entries
+//! `S` is [`DESC_SIZE`] and the size [`region_size`]`(N)`:
 //!
 //! | offset       | size | field              | written by                  |
 //! |--------------|------|--------------------|-----------------------------|
@@ -139,17 +157,19 @@
 //! The peer PD may write any value to any byte of the queue region at any
 //! time. It cannot make this side misbehave:
 //!
-//! - Every access to the region is atomic, so a peer's writes cannot cause
-//!   undefined behaviour here; the ring is indexed with `index % N` where
+//! - Every access to the region is atomic, the slots' included (an
+//!   [`Entry::Slot`] is made of atomics only), so a peer's writes cannot
+//!   cause undefined behaviour here; the ring is indexed with `index % N` where
 //!   `N` is this side's own constant, so never out of bounds.
 //! - The peer's index is read once per operation, and `tail - head` (with
 //!   this side's own index) is checked against `N`: more than `N` entries is
 //!   [`QueueError::Corrupt`], and nothing is read or written.
-//! - A descriptor is copied out of the slot, then checked against the size of
-//!   the data region given at construction (`offset + len`, without
-//!   overflow): the copy that was checked is the one handed out, and a
-//!   descriptor out of bounds is consumed and returned as
-//!   [`QueueError::OutOfBounds`], never as a buffer.
+//! - An entry is copied out of its slot (each field read once), then
+//!   checked ([`Entry::check`]; for a descriptor, against the size of the
+//!   data region given at construction: `offset + len`, without overflow):
+//!   the copy that was checked is the one handed out, and an entry that fails
+//!   the check is consumed and returned as [`QueueError::OutOfBounds`],
+//!   never as an entry.
 //! - Nothing loops: every operation does a bounded amount of work.
 //!
 //! What a peer *can* do is hurt itself or stall the flow: lie about `head`
@@ -182,24 +202,106 @@
 //!     if rx.active.request_signal_if_empty()? { break } // return to the event loop: wait
 //! }
 //! ```
+//!
+//! An entry of another type, here 16 bytes carrying a request whose `id`
+//! the consumer insists be below a limit:
+//!
+//! ```
+//! use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+//! use shared_queue::{Consumer, Entry, Producer, QueueError};
+//!
+//! #[derive(Clone, Copy, Debug, PartialEq)]
+//! struct Job { id: u32, arg: u64 }
+//!
+//! #[repr(C)]
+//! struct JobSlot { id: AtomicU32, _reserved: AtomicU32, arg: AtomicU64 }
+//!
+//! // SAFETY: atomics only, 16 bytes without padding, aligned to 8.
+//! unsafe impl Entry for Job {
+//!     type Slot = JobSlot;
+//!     type Bounds = u32; // ids must be below this
+//!     fn load(s: &JobSlot) -> Job {
+//!         Job { id: s.id.load(Relaxed), arg: s.arg.load(Relaxed) }
+//!     }
+//!     fn store(&self, s: &JobSlot) {
+//!         s.id.store(self.id, Relaxed);
+//!         s._reserved.store(0, Relaxed);
+//!         s.arg.store(self.arg, Relaxed);
+//!     }
+//!     fn check(&self, max_id: &u32) -> bool {
+//!         self.id < *max_id
+//!     }
+//! }
+//!
+//! #[repr(C, align(4096))]
+//! struct Page([u8; 4096]);
+//! let mut page = Box::new(Page([0; 4096]));
+//! let region = page.0.as_mut_ptr();
+//! assert!(Producer::<8, Job>::REGION_SIZE <= 4096);
+//! // SAFETY: the page is aligned, large enough, outlives both handles and
+//! // is accessed only through them.
+//! let (mut tx, mut rx) =
+//!     unsafe { (Producer::<8, Job>::new(region), Consumer::<8, Job>::new(region, 100)) };
+//! tx.enqueue(Job { id: 7, arg: 42 })?;
+//! tx.enqueue(Job { id: 700, arg: 0 })?;
+//! assert_eq!(rx.dequeue(), Ok(Some(Job { id: 7, arg: 42 })));
+//! assert_eq!(rx.dequeue(), Err(QueueError::OutOfBounds(Job { id: 700, arg: 0 })));
+//! # Ok::<(), QueueError<Job>>(())
+//! ```
 #![no_std]
 
 use core::fmt;
 use core::ops::Range;
 use core::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
-/// Bytes of a queue region's header, before the ring of descriptors.
+/// Bytes of a queue region's header, before the ring of slots.
 pub const HEADER_SIZE: usize = 128;
-/// Bytes of one descriptor slot in the ring.
+/// Bytes of one [`BufferDesc`] slot in the ring.
 pub const DESC_SIZE: usize = 16;
 /// Minimum alignment of a queue region (one cache line).
 pub const REGION_ALIGN: usize = 64;
 
-/// Bytes of a queue region holding `capacity` descriptors, to check the
+/// Bytes of a queue region holding `capacity` [`BufferDesc`]s, to check the
 /// sizes of the memory regions in a system description.
 #[inline]
 pub const fn region_size(capacity: usize) -> usize {
-    HEADER_SIZE + capacity * DESC_SIZE
+    region_size_for::<BufferDesc>(capacity)
+}
+
+/// Bytes of a queue region holding `capacity` entries of type `T`.
+#[inline]
+pub const fn region_size_for<T: Entry>(capacity: usize) -> usize {
+    HEADER_SIZE + capacity * core::mem::size_of::<T::Slot>()
+}
+
+/// A value that travels in a queue: copied into a slot by the producer,
+/// copied out and checked by the consumer.
+///
+/// # Safety
+///
+/// [`Slot`](Entry::Slot) is laid over memory that the peer may write at any
+/// time, through a shared reference. It must therefore be made of atomic
+/// integers only (`AtomicU8` to `AtomicU64`, or `#[repr(C)]` structs and
+/// arrays of them) with no padding bytes, so that every bit pattern is valid
+/// and every byte is inside an `UnsafeCell`. Its alignment must be at most
+/// [`REGION_ALIGN`] and divide [`HEADER_SIZE`], and its size must not be
+/// zero (both checked at compile time).
+pub unsafe trait Entry: Copy {
+    /// The entry's form in shared memory (see the trait's safety contract).
+    type Slot: Sync;
+    /// What a consumer checks each entry against, given to
+    /// [`Consumer::new`]: e.g. the size of a data region; `()` if the user
+    /// of the queue validates entries itself.
+    type Bounds: Copy + fmt::Debug;
+
+    /// Copies the entry out of a slot, reading each field once: the consumer
+    /// checks and hands out this copy, whatever the peer writes meanwhile.
+    fn load(slot: &Self::Slot) -> Self;
+    /// Writes the entry into a slot (every field, reserved ones included).
+    fn store(&self, slot: &Self::Slot);
+    /// Whether a consumer may hand out this entry; `false` makes
+    /// [`Consumer::dequeue`] return [`QueueError::OutOfBounds`].
+    fn check(&self, bounds: &Self::Bounds) -> bool;
 }
 
 /// A buffer in the data region: bytes `offset .. offset + len`.
@@ -240,33 +342,66 @@ impl BufferDesc {
     }
 }
 
+/// One descriptor slot of the ring, the shared-memory form of [`BufferDesc`].
+#[repr(C)]
+pub struct DescSlot {
+    offset: AtomicU64,
+    len: AtomicU32,
+    cookie: AtomicU32,
+}
+
+// SAFETY: `DescSlot` is three atomics, 16 bytes without padding (asserted
+// below), aligned to 8.
+unsafe impl Entry for BufferDesc {
+    type Slot = DescSlot;
+    /// The size of the data region, in bytes.
+    type Bounds = usize;
+
+    #[inline]
+    fn load(slot: &DescSlot) -> Self {
+        BufferDesc {
+            offset: slot.offset.load(Ordering::Relaxed),
+            len: slot.len.load(Ordering::Relaxed),
+            cookie: slot.cookie.load(Ordering::Relaxed),
+        }
+    }
+
+    #[inline]
+    fn store(&self, slot: &DescSlot) {
+        slot.offset.store(self.offset, Ordering::Relaxed);
+        slot.len.store(self.len, Ordering::Relaxed);
+        slot.cookie.store(self.cookie, Ordering::Relaxed);
+    }
+
+    #[inline]
+    fn check(&self, data_len: &usize) -> bool {
+        self.is_within(*data_len)
+    }
+}
+
 /// What a queue operation can fail with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum QueueError {
+pub enum QueueError<T = BufferDesc> {
     /// The queue holds `N` entries ([`Producer::enqueue`] only).
     Full,
     /// The indices in shared memory imply more than `N` entries: the peer
     /// wrote a bogus index. Nothing was read or written; the operation can be
     /// retried (in case the peer repairs it) or the peer treated as failed.
     Corrupt,
-    /// The descriptor at the head of the queue lies outside the data region
-    /// ([`Consumer::dequeue`] only). It has been consumed: the next
-    /// `dequeue` looks at the next entry.
-    OutOfBounds(BufferDesc),
+    /// The entry at the head of the queue fails its [`Entry::check`] (a
+    /// descriptor lies outside the data region; [`Consumer::dequeue`] only).
+    /// It has been consumed: the next `dequeue` looks at the next entry.
+    OutOfBounds(T),
 }
 
-impl fmt::Display for QueueError {
+impl<T: fmt::Debug> fmt::Display for QueueError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             QueueError::Full => f.write_str("queue full"),
             QueueError::Corrupt => {
                 f.write_str("queue indices corrupt (more entries than capacity)")
             }
-            QueueError::OutOfBounds(d) => write!(
-                f,
-                "descriptor out of the data region: offset {:#x} len {:#x}",
-                d.offset, d.len
-            ),
+            QueueError::OutOfBounds(entry) => write!(f, "entry out of bounds: {entry:x?}"),
         }
     }
 }
@@ -285,53 +420,26 @@ struct Header {
     _consumer_line: [AtomicU32; 14],
 }
 
-/// One descriptor slot of the ring, the shared-memory form of [`BufferDesc`].
-#[repr(C)]
-struct Slot {
-    offset: AtomicU64,
-    len: AtomicU32,
-    cookie: AtomicU32,
-}
-
 const _: () = {
     assert!(core::mem::size_of::<Header>() == HEADER_SIZE);
     assert!(core::mem::align_of::<Header>() == REGION_ALIGN);
     assert!(core::mem::offset_of!(Header, tail) == 0);
     assert!(core::mem::offset_of!(Header, head) == 64);
     assert!(core::mem::offset_of!(Header, signal_requested) == 68);
-    assert!(core::mem::size_of::<Slot>() == DESC_SIZE);
+    assert!(core::mem::size_of::<DescSlot>() == DESC_SIZE);
     assert!(core::mem::size_of::<BufferDesc>() == DESC_SIZE);
-    assert!(core::mem::offset_of!(Slot, offset) == 0);
-    assert!(core::mem::offset_of!(Slot, len) == 8);
-    assert!(core::mem::offset_of!(Slot, cookie) == 12);
+    assert!(core::mem::offset_of!(DescSlot, offset) == 0);
+    assert!(core::mem::offset_of!(DescSlot, len) == 8);
+    assert!(core::mem::offset_of!(DescSlot, cookie) == 12);
 };
 
-impl Slot {
-    /// Copies the descriptor out of shared memory; each field is read once.
-    #[inline]
-    fn load(&self) -> BufferDesc {
-        BufferDesc {
-            offset: self.offset.load(Ordering::Relaxed),
-            len: self.len.load(Ordering::Relaxed),
-            cookie: self.cookie.load(Ordering::Relaxed),
-        }
-    }
-
-    #[inline]
-    fn store(&self, desc: BufferDesc) {
-        self.offset.store(desc.offset, Ordering::Relaxed);
-        self.len.store(desc.len, Ordering::Relaxed);
-        self.cookie.store(desc.cookie, Ordering::Relaxed);
-    }
-}
-
 /// A view of one queue region: its header and its ring of `N` slots.
-struct Ring<'a, const N: usize> {
+struct Ring<'a, const N: usize, T: Entry> {
     header: &'a Header,
-    slots: &'a [Slot; N],
+    slots: &'a [T::Slot; N],
 }
 
-impl<'a, const N: usize> Ring<'a, N> {
+impl<'a, const N: usize, T: Entry> Ring<'a, N, T> {
     /// # Safety
     ///
     /// As for [`Producer::new`].
@@ -342,25 +450,37 @@ impl<'a, const N: usize> Ring<'a, N> {
                 N <= 1 << 31,
                 "queue capacity must fit free-running u32 indices"
             );
+            let (size, align) = (
+                core::mem::size_of::<T::Slot>(),
+                core::mem::align_of::<T::Slot>(),
+            );
+            assert!(size > 0, "an entry's slot must not be empty");
+            assert!(
+                align <= REGION_ALIGN && HEADER_SIZE.is_multiple_of(align),
+                "an entry's slot must be aligned to at most 64 bytes"
+            );
+            assert!(!core::mem::needs_drop::<T::Slot>());
         }
         debug_assert!(!region.is_null() && (region as usize).is_multiple_of(REGION_ALIGN));
         // SAFETY: the caller guarantees that `region` is valid for reads and
-        // writes of `region_size(N)` bytes for 'a, `REGION_ALIGN`-aligned,
-        // and accessed by this address space only atomically while 'a lasts.
-        // The header is the first HEADER_SIZE bytes and the slots the
-        // `N * DESC_SIZE` bytes after it; both types are made of atomics only,
-        // for which any bit pattern is valid and concurrent writes (by the
-        // peer, through its own mapping) are allowed. HEADER_SIZE is a
-        // multiple of the slots' alignment (8).
+        // writes of `region_size_for::<T>(N)` bytes for 'a,
+        // `REGION_ALIGN`-aligned, and accessed by this address space only
+        // atomically while 'a lasts. The header is the first HEADER_SIZE
+        // bytes and the slots the `N * size_of::<T::Slot>()` bytes after it;
+        // both types are made of atomics only (`Entry`'s safety contract for
+        // the slots), for which any bit pattern is valid and concurrent
+        // writes (by the peer, through its own mapping) are allowed.
+        // HEADER_SIZE is a multiple of the slots' alignment, which is at most
+        // the region's (checked above).
         unsafe {
             Ring {
                 header: &*region.cast::<Header>(),
-                slots: &*region.add(HEADER_SIZE).cast::<[Slot; N]>(),
+                slots: &*region.add(HEADER_SIZE).cast::<[T::Slot; N]>(),
             }
         }
     }
 
-    fn slot(&self, index: u32) -> &Slot {
+    fn slot(&self, index: u32) -> &T::Slot {
         // `N` is a power of two no larger than 2^31, so `N - 1` fits in a u32
         // and the mask is `index % N`: always in bounds.
         &self.slots[index as usize & (N - 1)]
@@ -369,7 +489,7 @@ impl<'a, const N: usize> Ring<'a, N> {
 
 /// Number of entries between `head` and `tail` in a queue of capacity `N`,
 /// or `Corrupt` if more than `N`.
-fn count<const N: usize>(head: u32, tail: u32) -> Result<usize, QueueError> {
+fn count<const N: usize, T>(head: u32, tail: u32) -> Result<usize, QueueError<T>> {
     let count = tail.wrapping_sub(head) as usize;
     if count > N {
         Err(QueueError::Corrupt)
@@ -378,16 +498,17 @@ fn count<const N: usize>(head: u32, tail: u32) -> Result<usize, QueueError> {
     }
 }
 
-/// The producing end of a queue: the only one that writes slots and `tail`.
-pub struct Producer<'a, const N: usize> {
-    ring: Ring<'a, N>,
+/// The producing end of a queue of `N` entries of type `T`: the only one
+/// that writes slots and `tail`.
+pub struct Producer<'a, const N: usize, T: Entry = BufferDesc> {
+    ring: Ring<'a, N, T>,
     /// The authoritative tail; the shared copy is only written.
     tail: u32,
 }
 
-impl<'a, const N: usize> Producer<'a, N> {
-    /// Bytes of the queue region, [`region_size`]`(N)`.
-    pub const REGION_SIZE: usize = region_size(N);
+impl<'a, const N: usize, T: Entry> Producer<'a, N, T> {
+    /// Bytes of the queue region, [`region_size_for`]`::<T>(N)`.
+    pub const REGION_SIZE: usize = region_size_for::<T>(N);
 
     /// Makes the producing end of the queue in `region`, carrying on from the
     /// `tail` found there (0 in a fresh, zeroed region).
@@ -397,7 +518,7 @@ impl<'a, const N: usize> Producer<'a, N> {
     /// # Safety
     ///
     /// For all of `'a`, `region` must be valid for reads and writes of
-    /// [`region_size`]`(N)` bytes, aligned to [`REGION_ALIGN`], and accessed
+    /// [`Self::REGION_SIZE`] bytes, aligned to [`REGION_ALIGN`], and accessed
     /// in this address space only through the handles of this crate (or other
     /// atomic accesses). Another address space (the peer) may write it
     /// arbitrarily. The contents may be any bytes.
@@ -417,41 +538,46 @@ impl<'a, const N: usize> Producer<'a, N> {
     }
 
     /// Number of entries not yet consumed, as far as the consumer has told.
-    pub fn len(&self) -> Result<usize, QueueError> {
+    pub fn len(&self) -> Result<usize, QueueError<T>> {
         let head = self.ring.header.head.load(Ordering::Acquire);
-        count::<N>(head, self.tail)
+        count::<N, T>(head, self.tail)
     }
 
     /// Whether the consumer has taken every entry.
-    pub fn is_empty(&self) -> Result<bool, QueueError> {
+    pub fn is_empty(&self) -> Result<bool, QueueError<T>> {
         Ok(self.len()? == 0)
     }
 
     /// Whether the queue holds `N` entries.
-    pub fn is_full(&self) -> Result<bool, QueueError> {
+    pub fn is_full(&self) -> Result<bool, QueueError<T>> {
         Ok(self.len()? == N)
     }
 
-    /// Appends `desc` and publishes it to the consumer. Then call
+    /// Number of entries that can be enqueued now, `N - len`.
+    pub fn room(&self) -> Result<usize, QueueError<T>> {
+        Ok(N - self.len()?)
+    }
+
+    /// Appends `entry` and publishes it to the consumer. Then call
     /// [`should_signal`](Self::should_signal) (once per batch is enough).
-    pub fn enqueue(&mut self, desc: BufferDesc) -> Result<(), QueueError> {
-        match self.enqueue_batch(core::slice::from_ref(&desc))? {
+    pub fn enqueue(&mut self, entry: T) -> Result<(), QueueError<T>> {
+        match self.enqueue_batch(core::slice::from_ref(&entry))? {
             0 => Err(QueueError::Full),
             _ => Ok(()),
         }
     }
 
-    /// Appends as many of `descs` as fit, in order, publishes them with a
+    /// Appends as many of `entries` as fit, in order, publishes them with a
     /// single store of `tail`, and returns how many were appended (fewer
-    /// than `descs.len()` if the queue became full).
-    pub fn enqueue_batch(&mut self, descs: &[BufferDesc]) -> Result<usize, QueueError> {
+    /// than `entries.len()` if the queue became full).
+    pub fn enqueue_batch(&mut self, entries: &[T]) -> Result<usize, QueueError<T>> {
         // Acquire: the consumer's reads of the slots below `head` are done
         // before this side overwrites them.
         let head = self.ring.header.head.load(Ordering::Acquire);
-        let room = N - count::<N>(head, self.tail)?;
-        let n = room.min(descs.len());
-        for desc in &descs[..n] {
-            self.ring.slot(self.tail).store(*desc);
+        let room = N - count::<N, T>(head, self.tail)?;
+        let n = room.min(entries.len());
+        for entry in &entries[..n] {
+            entry.store(self.ring.slot(self.tail));
             self.tail = self.tail.wrapping_add(1);
         }
         if n > 0 {
@@ -475,38 +601,37 @@ impl<'a, const N: usize> Producer<'a, N> {
     }
 }
 
-/// The consuming end of a queue: the only one that writes `head` and
-/// `signal_requested` = 1.
-pub struct Consumer<'a, const N: usize> {
-    ring: Ring<'a, N>,
+/// The consuming end of a queue of `N` entries of type `T`: the only one
+/// that writes `head` and `signal_requested` = 1.
+pub struct Consumer<'a, const N: usize, T: Entry = BufferDesc> {
+    ring: Ring<'a, N, T>,
     /// The authoritative head; the shared copy is only written.
     head: u32,
-    /// Size of the data region the descriptors point into.
-    data_len: usize,
+    /// What each entry is checked against (for descriptors, the size of the
+    /// data region they point into).
+    bounds: T::Bounds,
 }
 
-impl<'a, const N: usize> Consumer<'a, N> {
-    /// Bytes of the queue region, [`region_size`]`(N)`.
-    pub const REGION_SIZE: usize = region_size(N);
+impl<'a, const N: usize, T: Entry> Consumer<'a, N, T> {
+    /// Bytes of the queue region, [`region_size_for`]`::<T>(N)`.
+    pub const REGION_SIZE: usize = region_size_for::<T>(N);
 
     /// Makes the consuming end of the queue in `region`, carrying on from the
-    /// `head` found there (0 in a fresh, zeroed region). Descriptors must lie
-    /// within a data region of `data_len` bytes.
+    /// `head` found there (0 in a fresh, zeroed region). Entries must pass
+    /// [`Entry::check`] against `bounds`: for [`BufferDesc`]s, the size in
+    /// bytes of the data region they must lie within; `()` for entries
+    /// without a check.
     ///
     /// `N` must be a power of two, at most 2³¹ (checked at compile time).
     ///
     /// # Safety
     ///
     /// As for [`Producer::new`].
-    pub unsafe fn new(region: *mut u8, data_len: usize) -> Self {
+    pub unsafe fn new(region: *mut u8, bounds: T::Bounds) -> Self {
         // SAFETY: same contract, passed on by the caller.
         let ring = unsafe { Ring::new(region) };
         let head = ring.header.head.load(Ordering::Relaxed);
-        Consumer {
-            ring,
-            head,
-            data_len,
-        }
+        Consumer { ring, head, bounds }
     }
 
     /// The queue's capacity, `N`.
@@ -515,36 +640,38 @@ impl<'a, const N: usize> Consumer<'a, N> {
     }
 
     /// Number of entries waiting.
-    pub fn len(&self) -> Result<usize, QueueError> {
+    pub fn len(&self) -> Result<usize, QueueError<T>> {
         let tail = self.ring.header.tail.load(Ordering::Acquire);
-        count::<N>(self.head, tail)
+        count::<N, T>(self.head, tail)
     }
 
     /// Whether no entry is waiting.
-    pub fn is_empty(&self) -> Result<bool, QueueError> {
+    pub fn is_empty(&self) -> Result<bool, QueueError<T>> {
         Ok(self.len()? == 0)
     }
 
     /// Takes the oldest entry: `Ok(None)` if the queue is empty.
     ///
-    /// The descriptor is copied out of shared memory, then checked against
-    /// the data region; one that lies outside it is consumed and returned as
+    /// The entry is copied out of shared memory, then checked
+    /// ([`Entry::check`]; for a descriptor, against the data region); one
+    /// that fails the check is consumed and returned as
     /// [`QueueError::OutOfBounds`].
-    pub fn dequeue(&mut self) -> Result<Option<BufferDesc>, QueueError> {
+    pub fn dequeue(&mut self) -> Result<Option<T>, QueueError<T>> {
         // Acquire: the slots below `tail` (and their buffers' contents) are
         // those the producer wrote before publishing it.
         let tail = self.ring.header.tail.load(Ordering::Acquire);
-        if count::<N>(self.head, tail)? == 0 {
+        if count::<N, T>(self.head, tail)? == 0 {
             return Ok(None);
         }
-        let desc = self.ring.slot(self.head).load();
+        // The copy, not the slot, is checked and handed out.
+        let entry = T::load(self.ring.slot(self.head));
         self.head = self.head.wrapping_add(1);
         // Release: the slot has been read before the producer may reuse it.
         self.ring.header.head.store(self.head, Ordering::Release);
-        if desc.is_within(self.data_len) {
-            Ok(Some(desc))
+        if entry.check(&self.bounds) {
+            Ok(Some(entry))
         } else {
-            Err(QueueError::OutOfBounds(desc))
+            Err(QueueError::OutOfBounds(entry))
         }
     }
 
@@ -576,17 +703,17 @@ impl<'a, const N: usize> Consumer<'a, N> {
     /// next enqueue, so the caller may wait on its notification. `Ok(false)`:
     /// entries arrived meanwhile; the request is withdrawn, dequeue them.
     /// On `Err(Corrupt)` the request is withdrawn too.
-    pub fn request_signal_if_empty(&self) -> Result<bool, QueueError> {
+    pub fn request_signal_if_empty(&self) -> Result<bool, QueueError<T>> {
         self.request_signal();
         let empty = self.is_empty();
-        if empty != Ok(true) {
+        if !matches!(empty, Ok(true)) {
             self.cancel_signal();
         }
         empty
     }
 }
 
-impl<const N: usize> fmt::Debug for Producer<'_, N> {
+impl<const N: usize, T: Entry> fmt::Debug for Producer<'_, N, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Producer")
             .field("capacity", &N)
@@ -595,12 +722,12 @@ impl<const N: usize> fmt::Debug for Producer<'_, N> {
     }
 }
 
-impl<const N: usize> fmt::Debug for Consumer<'_, N> {
+impl<const N: usize, T: Entry> fmt::Debug for Consumer<'_, N, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Consumer")
             .field("capacity", &N)
             .field("head", &self.head)
-            .field("data_len", &self.data_len)
+            .field("bounds", &self.bounds)
             .finish()
     }
 }
@@ -610,26 +737,27 @@ impl<const N: usize> fmt::Debug for Consumer<'_, N> {
 /// packets to transmit): it takes empty buffers from `free`, fills them and
 /// hands them to `active`.
 #[derive(Debug)]
-pub struct SenderQueues<'a, const N: usize> {
+pub struct SenderQueues<'a, const N: usize, T: Entry = BufferDesc> {
     /// Empty buffers coming back from the receiver.
-    pub free: Consumer<'a, N>,
+    pub free: Consumer<'a, N, T>,
     /// Filled buffers going to the receiver.
-    pub active: Producer<'a, N>,
+    pub active: Producer<'a, N, T>,
 }
 
-impl<'a, const N: usize> SenderQueues<'a, N> {
+impl<'a, const N: usize, T: Entry> SenderQueues<'a, N, T> {
     /// Makes the sender's ends of the `free` and `active` queues, whose
-    /// descriptors point into a data region of `data_len` bytes.
+    /// entries are checked against `bounds` (for descriptors, the size in
+    /// bytes of the data region they point into).
     ///
     /// # Safety
     ///
     /// `free_region` and `active_region` each as for [`Producer::new`], and
     /// distinct.
-    pub unsafe fn new(free_region: *mut u8, active_region: *mut u8, data_len: usize) -> Self {
+    pub unsafe fn new(free_region: *mut u8, active_region: *mut u8, bounds: T::Bounds) -> Self {
         // SAFETY: the caller's contract covers both regions.
         unsafe {
             SenderQueues {
-                free: Consumer::new(free_region, data_len),
+                free: Consumer::new(free_region, bounds),
                 active: Producer::new(active_region),
             }
         }
@@ -641,26 +769,27 @@ impl<'a, const N: usize> SenderQueues<'a, N> {
 /// for packets to transmit): it takes filled buffers from `active`, uses them
 /// and returns them to `free`.
 #[derive(Debug)]
-pub struct ReceiverQueues<'a, const N: usize> {
+pub struct ReceiverQueues<'a, const N: usize, T: Entry = BufferDesc> {
     /// Filled buffers coming from the sender.
-    pub active: Consumer<'a, N>,
+    pub active: Consumer<'a, N, T>,
     /// Empty buffers going back to the sender.
-    pub free: Producer<'a, N>,
+    pub free: Producer<'a, N, T>,
 }
 
-impl<'a, const N: usize> ReceiverQueues<'a, N> {
+impl<'a, const N: usize, T: Entry> ReceiverQueues<'a, N, T> {
     /// Makes the receiver's ends of the `free` and `active` queues, whose
-    /// descriptors point into a data region of `data_len` bytes.
+    /// entries are checked against `bounds` (for descriptors, the size in
+    /// bytes of the data region they point into).
     ///
     /// # Safety
     ///
     /// `free_region` and `active_region` each as for [`Producer::new`], and
     /// distinct.
-    pub unsafe fn new(free_region: *mut u8, active_region: *mut u8, data_len: usize) -> Self {
+    pub unsafe fn new(free_region: *mut u8, active_region: *mut u8, bounds: T::Bounds) -> Self {
         // SAFETY: the caller's contract covers both regions.
         unsafe {
             ReceiverQueues {
-                active: Consumer::new(active_region, data_len),
+                active: Consumer::new(active_region, bounds),
                 free: Producer::new(free_region),
             }
         }

@@ -1,11 +1,12 @@
 //! The peer writes whatever it likes into the queue region: this side
 //! reports it and never reads or writes out of bounds, hands out a bad
-//! descriptor or loops.
+//! descriptor (or, on the generic path, an entry failing its check) or loops.
 
 mod common;
 
-use common::{with_timeout, Region, Rng, HEAD, SIGNAL_REQUESTED, TAIL};
-use shared_queue::{region_size, BufferDesc, QueueError};
+use common::{with_timeout, Region, Rng, Wide, HEAD, SIGNAL_REQUESTED, TAIL};
+use shared_queue::{region_size, region_size_for, BufferDesc, Entry, QueueError};
+use std::fmt::Debug;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
@@ -164,124 +165,209 @@ fn descriptors_outside_the_data_region_are_consumed_and_reported() {
 
 /// A peer thread rewrites `tail` and the slots at random, as fast as it
 /// can, while this side dequeues. Every result must be one of the allowed
-/// outcomes, and every descriptor handed out within the data region.
-#[test]
-fn consumer_with_tail_and_slots_flipping() {
-    with_timeout(120, || {
-        const ROUNDS: usize = 300_000;
-        let queue = Region::new(region_size(N));
-        let stop = AtomicBool::new(false);
-        let (mut handed_out, mut corrupt, mut out_of_bounds, mut empty) = (0, 0, 0, 0);
-        thread::scope(|s| {
-            s.spawn(|| {
-                let mut rng = Rng(0x1234_5678_9abc_def1);
-                while !stop.load(Ordering::Relaxed) {
-                    let r = rng.next();
-                    let i = (r >> 8) as usize % N;
-                    match r % 8 {
-                        // Mostly plausible tails (up to N + 2 entries past
-                        // the consumer's published head), some random ones.
-                        0..=2 => {
-                            let count = (r >> 32) as u32 % (N as u32 + 3);
-                            queue.write_u32(TAIL, queue.read_u32(HEAD).wrapping_add(count))
-                        }
-                        3 => queue.write_u32(TAIL, (r >> 16) as u32),
-                        // Two in-bounds descriptors whose halves together are
-                        // out of bounds: a torn read must not pass the check.
-                        4 => queue.write_slot(i, 0, DATA_LEN as u32, 1),
-                        5 => queue.write_slot(i, DATA_LEN as u64, 0, 2),
-                        6 => queue.write_slot(i, r >> 52, (r >> 20) as u32 % 64, 3),
-                        _ => queue.write_slot(i, r >> 20, (r >> 3) as u32, 4),
+/// outcomes; every entry handed out must be `good` (an oracle for the
+/// entry's check) and every entry rejected not.
+///
+/// `write_slot(region, i, r)` writes slot `i` from the random number `r`,
+/// field by field, so that the consumer may copy out a mix of old and new
+/// fields: the copy that passed the check must be the one handed out.
+fn consumer_with_tail_and_slots_flipping<T>(
+    seed: u64,
+    bounds: T::Bounds,
+    write_slot: impl Fn(&Region, usize, u64) + Sync,
+    good: impl Fn(&T) -> bool,
+) where
+    T: Entry + Debug,
+{
+    const ROUNDS: usize = 300_000;
+    let queue = Region::new(region_size_for::<T>(N));
+    let stop = AtomicBool::new(false);
+    let (mut handed_out, mut corrupt, mut out_of_bounds, mut empty) = (0, 0, 0, 0);
+    thread::scope(|s| {
+        s.spawn(|| {
+            let mut rng = Rng(seed);
+            while !stop.load(Ordering::Relaxed) {
+                let r = rng.next();
+                match r % 8 {
+                    // Mostly plausible tails (up to N + 2 entries past the
+                    // consumer's published head), some random ones.
+                    0..=2 => {
+                        let count = (r >> 32) as u32 % (N as u32 + 3);
+                        queue.write_u32(TAIL, queue.read_u32(HEAD).wrapping_add(count))
                     }
+                    3 => queue.write_u32(TAIL, (r >> 16) as u32),
+                    _ => write_slot(&queue, (r >> 8) as usize % N, r),
                 }
-            });
-
-            let mut rx = queue.consumer::<N>(DATA_LEN);
-            for _ in 0..ROUNDS {
-                match rx.dequeue() {
-                    Ok(Some(d)) => {
-                        assert!(d.is_within(DATA_LEN), "handed out {d:?}");
-                        assert!(d.range().end <= DATA_LEN);
-                        handed_out += 1;
-                    }
-                    Ok(None) => empty += 1,
-                    Err(QueueError::Corrupt) => corrupt += 1,
-                    Err(QueueError::OutOfBounds(d)) => {
-                        assert!(!d.is_within(DATA_LEN));
-                        out_of_bounds += 1;
-                    }
-                    Err(e) => panic!("dequeue cannot fail with {e:?}"),
-                }
-                if let Ok(len) = rx.len() {
-                    assert!(len <= N);
-                }
-                let _ = rx.request_signal_if_empty();
             }
-            stop.store(true, Ordering::Relaxed);
         });
-        eprintln!(
-            "hostile producer: {handed_out} handed out, {out_of_bounds} out of bounds, {corrupt} corrupt, {empty} empty"
-        );
-        assert!(
-            handed_out > 0 && out_of_bounds > 0 && corrupt > 0,
-            "all outcomes exercised"
-        );
+
+        let mut rx = queue.consumer_of::<N, T>(bounds);
+        for _ in 0..ROUNDS {
+            match rx.dequeue() {
+                Ok(Some(e)) => {
+                    assert!(good(&e), "handed out {e:?}");
+                    handed_out += 1;
+                }
+                Ok(None) => empty += 1,
+                Err(QueueError::Corrupt) => corrupt += 1,
+                Err(QueueError::OutOfBounds(e)) => {
+                    assert!(!good(&e), "rejected {e:?}");
+                    out_of_bounds += 1;
+                }
+                Err(e) => panic!("dequeue cannot fail with {e:?}"),
+            }
+            if let Ok(len) = rx.len() {
+                assert!(len <= N);
+            }
+            let _ = rx.request_signal_if_empty();
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    eprintln!(
+        "hostile producer of {}: {handed_out} handed out, {out_of_bounds} out of bounds, {corrupt} corrupt, {empty} empty",
+        std::any::type_name::<T>()
+    );
+    assert!(
+        handed_out > 0 && out_of_bounds > 0 && corrupt > 0,
+        "all outcomes exercised"
+    );
+}
+
+#[test]
+fn consumer_with_tail_and_descriptors_flipping() {
+    let write_slot = |queue: &Region, i: usize, r: u64| match r % 4 {
+        // Two in-bounds descriptors whose halves together are out of
+        // bounds: a torn read must not pass the check.
+        0 => queue.write_slot(i, 0, DATA_LEN as u32, 1),
+        1 => queue.write_slot(i, DATA_LEN as u64, 0, 2),
+        2 => queue.write_slot(i, r >> 52, (r >> 20) as u32 % 64, 3),
+        _ => queue.write_slot(i, r >> 20, (r >> 3) as u32, 4),
+    };
+    let good = |d: &BufferDesc| d.is_within(DATA_LEN) && d.range().end <= DATA_LEN;
+    with_timeout(120, move || {
+        consumer_with_tail_and_slots_flipping(0x1234_5678_9abc_def1, DATA_LEN, write_slot, good)
+    });
+}
+
+/// The generic path: 32-byte entries written whole are consistent, but a
+/// copy taken while one is half rewritten mixes two of them and fails
+/// [`Wide`]'s check.
+#[test]
+fn consumer_with_tail_and_wide_entries_flipping() {
+    const MAX_SEQ: u64 = 1 << 40;
+    let write_slot = |queue: &Region, i: usize, r: u64| match r % 4 {
+        // Consistent and in bounds: alternating between two makes torn
+        // copies likely.
+        0 | 1 => queue.write_wide_slot(i, Wide::numbered(r >> 63)),
+        // Consistent but beyond the bound.
+        2 => queue.write_wide_slot(i, Wide::numbered(MAX_SEQ + (r >> 40))),
+        // Garbage.
+        _ => queue.write_wide_slot(
+            i,
+            Wide { seq: r >> 30, key: r, extra: !r, tag: r as u32, cookie: 0 },
+        ),
+    };
+    let good =
+        |w: &Wide| w.seq < MAX_SEQ && w.key == Wide::key_of(w.seq) && w.tag == Wide::tag_of(w.seq);
+    with_timeout(120, move || {
+        consumer_with_tail_and_slots_flipping(0x2468_ace0_1357_9bdf, MAX_SEQ, write_slot, good)
     });
 }
 
 /// A peer thread rewrites `head` and the signal flag at random while this
-/// side enqueues: only `Ok`, `Full` (as `Ok(0)`) or `Corrupt`.
-#[test]
-fn producer_with_head_and_flag_flipping() {
-    with_timeout(120, || {
-        const ROUNDS: usize = 300_000;
-        let queue = Region::new(region_size(N));
-        let stop = AtomicBool::new(false);
-        let (mut sent, mut full, mut corrupt, mut signals) = (0, 0, 0, 0);
-        thread::scope(|s| {
-            s.spawn(|| {
-                let mut rng = Rng(0x0fed_cba9_8765_4321);
-                while !stop.load(Ordering::Relaxed) {
-                    let r = rng.next();
-                    match r % 8 {
-                        0..=4 => {
-                            let count = (r >> 32) as u32 % (N as u32 + 3);
-                            queue.write_u32(HEAD, queue.read_u32(TAIL).wrapping_sub(count))
-                        }
-                        5 => queue.write_u32(HEAD, (r >> 16) as u32),
-                        _ => queue.write_u32(SIGNAL_REQUESTED, (r >> 40) as u32 & 3),
+/// side enqueues `make(round)`: only `Ok`, `Full` (as `Ok(0)`) or `Corrupt`.
+fn producer_with_head_and_flag_flipping<T: Entry + Debug + PartialEq>(seed: u64, make: fn(u64) -> T) {
+    const ROUNDS: usize = 300_000;
+    let queue = Region::new(region_size_for::<T>(N));
+    let stop = AtomicBool::new(false);
+    let (mut sent, mut full, mut corrupt, mut signals) = (0, 0, 0, 0);
+    thread::scope(|s| {
+        s.spawn(|| {
+            let mut rng = Rng(seed);
+            while !stop.load(Ordering::Relaxed) {
+                let r = rng.next();
+                match r % 8 {
+                    0..=4 => {
+                        let count = (r >> 32) as u32 % (N as u32 + 3);
+                        queue.write_u32(HEAD, queue.read_u32(TAIL).wrapping_sub(count))
                     }
-                }
-            });
-
-            let mut tx = queue.producer::<N>();
-            for round in 0..ROUNDS {
-                match tx.enqueue_batch(&[desc(round as u32 % 256); 3]) {
-                    Ok(0) => full += 1,
-                    Ok(n) => {
-                        assert!(n <= 3);
-                        sent += n;
-                    }
-                    Err(e) => {
-                        assert_eq!(e, QueueError::Corrupt);
-                        corrupt += 1;
-                    }
-                }
-                if let Ok(len) = tx.len() {
-                    assert!(len <= N);
-                }
-                if tx.should_signal() {
-                    signals += 1;
+                    5 => queue.write_u32(HEAD, (r >> 16) as u32),
+                    _ => queue.write_u32(SIGNAL_REQUESTED, (r >> 40) as u32 & 3),
                 }
             }
-            stop.store(true, Ordering::Relaxed);
         });
-        eprintln!(
-            "hostile consumer: {sent} sent, {full} full, {corrupt} corrupt, {signals} signals"
-        );
-        assert!(
-            sent > 0 && full > 0 && corrupt > 0 && signals > 0,
-            "all outcomes exercised"
-        );
+
+        let mut tx = queue.producer_of::<N, T>();
+        for round in 0..ROUNDS as u64 {
+            match tx.enqueue_batch(&[make(round); 3]) {
+                Ok(0) => full += 1,
+                Ok(n) => {
+                    assert!(n <= 3);
+                    sent += n;
+                }
+                Err(e) => {
+                    assert_eq!(e, QueueError::Corrupt);
+                    corrupt += 1;
+                }
+            }
+            if let Ok(len) = tx.len() {
+                assert!(len <= N);
+            }
+            if tx.should_signal() {
+                signals += 1;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
     });
+    eprintln!(
+        "hostile consumer of {}: {sent} sent, {full} full, {corrupt} corrupt, {signals} signals",
+        std::any::type_name::<T>()
+    );
+    assert!(
+        sent > 0 && full > 0 && corrupt > 0 && signals > 0,
+        "all outcomes exercised"
+    );
+}
+
+#[test]
+fn producer_of_descriptors_with_head_and_flag_flipping() {
+    with_timeout(120, || {
+        producer_with_head_and_flag_flipping(0x0fed_cba9_8765_4321, |round| desc(round as u32 % 256))
+    });
+}
+
+#[test]
+fn producer_of_wide_entries_with_head_and_flag_flipping() {
+    with_timeout(120, || producer_with_head_and_flag_flipping(0x1357_9bdf_2468_ace0, Wide::numbered));
+}
+
+#[test]
+fn wide_entries_bogus_indices_are_corrupt() {
+    let region = Region::new(region_size_for::<Wide>(N));
+    let mut tx = region.producer_of::<N, Wide>();
+    let mut rx = region.consumer_of::<N, Wide>(u64::MAX);
+    tx.enqueue_batch(&[Wide::numbered(0), Wide::numbered(1)]).unwrap();
+    assert_eq!(rx.dequeue(), Ok(Some(Wide::numbered(0))));
+    let (head, tail) = (region.read_u32(HEAD), region.read_u32(TAIL));
+
+    for bogus in [head + N as u32 + 1, head.wrapping_sub(1), head + (1 << 31)] {
+        region.write_u32(TAIL, bogus);
+        assert_eq!(rx.dequeue(), Err(QueueError::Corrupt), "tail {bogus}");
+        assert_eq!(rx.request_signal_if_empty(), Err(QueueError::Corrupt));
+        assert_eq!(region.read_u32(SIGNAL_REQUESTED), 0);
+        assert_eq!(region.read_u32(HEAD), head, "nothing consumed");
+    }
+    region.write_u32(TAIL, tail);
+    for bogus in [tail + 1, tail.wrapping_sub(N as u32 + 1), tail + (1 << 31)] {
+        region.write_u32(HEAD, bogus);
+        assert_eq!(tx.enqueue(Wide::numbered(9)), Err(QueueError::Corrupt), "head {bogus}");
+        assert_eq!(tx.enqueue_batch(&[Wide::numbered(9)]), Err(QueueError::Corrupt));
+        assert_eq!(tx.room(), Err(QueueError::Corrupt));
+        assert_eq!(region.read_u32(TAIL), tail, "nothing published");
+    }
+    // A repaired head: the queue goes on.
+    region.write_u32(HEAD, head);
+    tx.enqueue(Wide::numbered(2)).unwrap();
+    assert_eq!(rx.dequeue(), Ok(Some(Wide::numbered(1))));
+    assert_eq!(rx.dequeue(), Ok(Some(Wide::numbered(2))));
 }

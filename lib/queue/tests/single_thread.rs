@@ -1,10 +1,14 @@
 //! One thread plays both sides: capacity, order, index wraparound, the
-//! signal flag and the documented layout.
+//! signal flag and the documented layout, for buffer descriptors and for
+//! other entry types (the generic path).
 
 mod common;
 
-use common::{slot, Region, HEAD, SIGNAL_REQUESTED, TAIL};
-use shared_queue::{region_size, BufferDesc, QueueError, DESC_SIZE, HEADER_SIZE};
+use common::{slot, wide_slot, Region, Small, Wide, HEAD, SIGNAL_REQUESTED, TAIL};
+use shared_queue::{
+    region_size, region_size_for, BufferDesc, Consumer, Producer, QueueError, DESC_SIZE,
+    HEADER_SIZE,
+};
 
 const DATA_LEN: usize = 1 << 20;
 
@@ -223,4 +227,115 @@ fn descriptor_bounds() {
         .range(),
         100..128
     );
+}
+
+#[test]
+fn wide_entries_fill_wrap_and_drain_in_order() {
+    const N: usize = 16;
+    let region = Region::new(region_size_for::<Wide>(N));
+    let start = u32::MAX - 40;
+    region.write_u32(TAIL, start);
+    region.write_u32(HEAD, start);
+    let mut tx = region.producer_of::<N, Wide>();
+    let mut rx = region.consumer_of::<N, Wide>(u64::MAX);
+    assert_eq!(rx.dequeue(), Ok(None));
+
+    let (mut sent, mut received) = (0u64, 0u64);
+    for round in 0..50u64 {
+        let burst = round % (N as u64 + 1);
+        for _ in 0..burst {
+            tx.enqueue(Wide::numbered(sent)).unwrap();
+            sent += 1;
+        }
+        assert_eq!(tx.room(), Ok(N - burst as usize));
+        if burst == N as u64 {
+            assert_eq!(tx.is_full(), Ok(true));
+            assert_eq!(tx.enqueue(Wide::numbered(sent)), Err(QueueError::Full));
+        }
+        assert_eq!(rx.len(), Ok(burst as usize));
+        while let Some(w) = rx.dequeue().unwrap() {
+            assert_eq!(w, Wide::numbered(received));
+            received += 1;
+        }
+        assert_eq!(tx.is_empty(), Ok(true));
+    }
+    assert_eq!(sent, received);
+    assert!(start.checked_add(sent as u32).is_none(), "the indices wrapped");
+
+    // Batches: what fits, in one publication.
+    let batch: Vec<_> = (0..N as u64 + 3).map(Wide::numbered).collect();
+    let tail = region.read_u32(TAIL);
+    assert_eq!(tx.enqueue_batch(&batch), Ok(N));
+    assert_eq!(region.read_u32(TAIL), tail.wrapping_add(N as u32));
+    assert_eq!(tx.enqueue_batch(&batch), Ok(0));
+    for w in &batch[..N] {
+        assert_eq!(rx.dequeue(), Ok(Some(*w)));
+    }
+}
+
+#[test]
+fn wide_layout_and_check() {
+    assert_eq!(region_size_for::<Wide>(64), 128 + 64 * 32);
+    assert_eq!(Producer::<64, Wide>::REGION_SIZE, 128 + 64 * 32);
+    assert_eq!(Consumer::<4, Small>::REGION_SIZE, 128 + 4 * 8);
+    assert_eq!(region_size_for::<BufferDesc>(8), region_size(8));
+
+    const N: usize = 4;
+    let region = Region::new(region_size_for::<Wide>(N));
+    let mut tx = region.producer_of::<N, Wide>();
+    let mut rx = region.consumer_of::<N, Wide>(1000);
+    for i in 0..6u64 {
+        let w = Wide::numbered(0x1122_3344_5566_7700 % 1000 + i);
+        tx.enqueue(w).unwrap();
+        let s = i as usize % N;
+        assert_eq!(region.read_u64(wide_slot(s)), w.seq);
+        assert_eq!(region.read_u64(wide_slot(s) + 8), w.key);
+        assert_eq!(region.read_u64(wide_slot(s) + 16), w.extra);
+        assert_eq!(region.read_u32(wide_slot(s) + 24), w.tag);
+        assert_eq!(region.read_u32(wide_slot(s) + 28), w.cookie);
+        assert_eq!(region.read_u32(TAIL), i as u32 + 1);
+        assert_eq!(rx.dequeue(), Ok(Some(w)));
+        assert_eq!(region.read_u32(HEAD), i as u32 + 1);
+    }
+
+    // The consumer's check: a bound, and consistency between fields.
+    let beyond = Wide::numbered(1000);
+    let mut torn = Wide::numbered(5);
+    torn.key = Wide::key_of(6);
+    for bad in [beyond, torn] {
+        tx.enqueue(bad).unwrap();
+        tx.enqueue(Wide::numbered(7)).unwrap();
+        assert_eq!(rx.dequeue(), Err(QueueError::OutOfBounds(bad)));
+        assert_eq!(rx.dequeue(), Ok(Some(Wide::numbered(7))), "the bad entry was consumed");
+    }
+    assert_eq!(
+        QueueError::OutOfBounds(Small { id: 0x2a, status: 1 }).to_string(),
+        "entry out of bounds: Small { id: 2a, status: 1 }"
+    );
+}
+
+#[test]
+fn small_unchecked_entries_and_the_signal_flag() {
+    const N: usize = 64;
+    let region = Region::new(region_size_for::<Small>(N));
+    let mut tx = region.producer_of::<N, Small>();
+    let mut rx = region.consumer_of::<N, Small>(());
+
+    tx.enqueue(Small { id: 1, status: u32::MAX }).unwrap();
+    assert!(!tx.should_signal(), "nobody asked");
+    assert_eq!(rx.request_signal_if_empty(), Ok(false), "not empty");
+    assert_eq!(region.read_u32(SIGNAL_REQUESTED), 0, "request withdrawn");
+    assert_eq!(rx.dequeue(), Ok(Some(Small { id: 1, status: u32::MAX })));
+    assert_eq!(rx.request_signal_if_empty(), Ok(true));
+    assert_eq!(region.read_u32(SIGNAL_REQUESTED), 1);
+    tx.enqueue(Small { id: 2, status: 0 }).unwrap();
+    assert!(tx.should_signal());
+    assert!(!tx.should_signal(), "one notification per request");
+
+    // Any bit pattern is an entry: no check, nothing rejected.
+    tx.enqueue(Small { id: 3, status: 3 }).unwrap();
+    region.write_u64(128 + 2 * 8, u64::MAX);
+    assert_eq!(rx.dequeue(), Ok(Some(Small { id: 2, status: 0 })));
+    assert_eq!(rx.dequeue(), Ok(Some(Small { id: u32::MAX, status: u32::MAX })));
+    assert_eq!(rx.dequeue(), Ok(None));
 }

@@ -54,19 +54,18 @@ impl Handler for Client {
         self.last_now = now;
         // In the order they were set, not by deadline: if one notification
         // came for several timeouts, the log shows them out of order.
-        let mut any = false;
+        let was_done = self.expired.iter().all(|&e| e);
         for i in 0..DELAYS_MS.len() {
             if !self.expired[i] && self.deadlines[i] <= now {
                 self.expired[i] = true;
-                any = true;
                 let late_us = (now - self.deadlines[i]) / 1000;
                 log!("expired: {} ms timeout; deadline {} ns; now {now} ns; late {late_us} us", DELAYS_MS[i], self.deadlines[i]);
             }
         }
-        if !any {
-            log!("notified with no timeout due (now {now} ns)");
-        }
-        if self.expired.iter().all(|&e| e) {
+        // A notification may find nothing due: when this PD ran late, one
+        // wake-up already handled a later timeout whose own notification
+        // was still on its way. Spurious wake-ups are part of the contract.
+        if !was_done && self.expired.iter().all(|&e| e) {
             log!("all {} timeouts expired", DELAYS_MS.len());
         }
     }

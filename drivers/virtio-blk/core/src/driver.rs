@@ -2,9 +2,10 @@
 //! and the service loop that turns client requests into virtio requests and
 //! completions into responses.
 
-use crate::dma::DmaRegion;
-use crate::transport::{Notifier, Transport, TransportError, F_VERSION_1};
-use crate::virtq::{Buffer, Completion, UsedError, Virtqueue};
+use crate::slots::{Buffer, Completion, RequestQueue, MAX_SLOTS};
+use virtio::dma::DmaRegion;
+use virtio::features::VERSION_1 as F_VERSION_1;
+use virtio::transport::{Notifier, Transport, TransportError};
 use blk_protocol::{buffer_range, DiskInfo, Op, Request, RequestConsumer, Response, ResponseProducer, Status, SECTOR_SIZE};
 
 /// virtio-blk feature bits the driver uses (§5.2.3).
@@ -39,10 +40,10 @@ mod config {
 /// The request queue's index: virtio-blk without `VIRTIO_BLK_F_MQ` has one.
 pub const REQUEST_QUEUE: u16 = 0;
 /// The queue size asked for (the device's maximum if smaller). With three
-/// descriptors per request it has room for [`crate::virtq::MAX_SLOTS`].
+/// descriptors per request it has room for [`MAX_SLOTS`].
 pub const QUEUE_SIZE: u16 = 128;
 /// Bytes of DMA memory the driver needs for its queue.
-pub const QUEUE_MEMORY: usize = crate::virtq::QueueLayout::new(QUEUE_SIZE).total;
+pub const QUEUE_MEMORY: usize = crate::slots::MEMORY;
 /// Largest request the driver accepts, unless the device's `size_max` is
 /// smaller: 256 KiB.
 pub const MAX_REQUEST_SECTORS: u32 = 512;
@@ -113,7 +114,7 @@ pub struct Stats {
 
 /// A virtio-blk device and the requests in flight on it.
 pub struct BlkDevice {
-    queue: Virtqueue,
+    queue: RequestQueue,
     disk: DiskInfo,
     /// The device has a write-back cache (`VIRTIO_BLK_F_FLUSH`).
     flush: bool,
@@ -121,7 +122,7 @@ pub struct BlkDevice {
     data_paddr: u64,
     data_len: usize,
     /// The client's id of the request in each slot.
-    ids: [u32; crate::virtq::MAX_SLOTS],
+    ids: [u32; MAX_SLOTS],
     pub stats: Stats,
 }
 
@@ -151,15 +152,13 @@ impl BlkDevice {
 
         let max = transport.queue_max_size(REQUEST_QUEUE);
         if max == 0 {
-            return Err(TransportError::QueueUnavailable(REQUEST_QUEUE).into());
+            return Err(TransportError::NoSuchQueue(REQUEST_QUEUE).into());
         }
         // Split queue sizes are powers of two (§2.6): round the maximum down.
         let size = QUEUE_SIZE.min(1 << max.ilog2());
         let memory = queue_memory.len();
-        let queue = Virtqueue::new(queue_memory, size).ok_or(InitError::QueueLayout { size, memory })?;
-        let (desc, driver, device) = queue.areas();
-        transport.setup_queue(REQUEST_QUEUE, size, desc, driver, device)?;
-        let notifier = transport.notifier(REQUEST_QUEUE)?;
+        let queue = RequestQueue::new(queue_memory, size).ok_or(InitError::QueueLayout { size, memory })?;
+        let notifier = transport.setup_queue(REQUEST_QUEUE, size, queue.areas())?;
         transport.driver_ok();
         let device = BlkDevice {
             queue,
@@ -167,7 +166,7 @@ impl BlkDevice {
             flush: features & feature::FLUSH != 0,
             data_paddr,
             data_len,
-            ids: [0; crate::virtq::MAX_SLOTS],
+            ids: [0; MAX_SLOTS],
             stats: Stats::default(),
         };
         Ok((device, notifier))
@@ -175,8 +174,8 @@ impl BlkDevice {
 
     /// A device whose queue is already set up, for host tests.
     #[cfg(test)]
-    pub(crate) fn for_tests(queue: Virtqueue, disk: DiskInfo, flush: bool, data_paddr: u64, data_len: usize) -> BlkDevice {
-        BlkDevice { queue, disk, flush, data_paddr, data_len, ids: [0; crate::virtq::MAX_SLOTS], stats: Stats::default() }
+    pub(crate) fn for_tests(queue: RequestQueue, disk: DiskInfo, flush: bool, data_paddr: u64, data_len: usize) -> BlkDevice {
+        BlkDevice { queue, disk, flush, data_paddr, data_len, ids: [0; MAX_SLOTS], stats: Stats::default() }
     }
 
     /// What the client is told about the disk.
@@ -186,7 +185,7 @@ impl BlkDevice {
 
     /// Requests the device may have in flight at once.
     pub fn slots(&self) -> u16 {
-        self.queue.layout().slots
+        self.queue.slots()
     }
 
     /// Does everything pending, in one batch: answers the requests the
@@ -215,23 +214,20 @@ impl BlkDevice {
 
     /// Turns every completion in the used ring into a response.
     fn complete(&mut self, responses: &mut ResponseProducer) {
-        while let Some(used) = self.queue.pop_used() {
-            match used {
-                Ok(Completion { slot, status }) => {
-                    let status = match status {
-                        device_status::OK => Status::Ok,
-                        device_status::UNSUPP => Status::Unsupported,
-                        // IOERR, or a status the device never wrote.
-                        _ => Status::IoError,
-                    };
-                    if status != Status::Ok {
-                        self.stats.device_errors += 1;
-                    }
-                    self.respond(responses, self.ids[usize::from(slot)], status);
-                }
-                Err(UsedError::IndexJump { .. } | UsedError::UnknownHead(_)) => self.stats.bogus_completions += 1,
+        while let Some(Completion { slot, status }) = self.queue.pop_used() {
+            let status = match status {
+                device_status::OK => Status::Ok,
+                device_status::UNSUPP => Status::Unsupported,
+                // IOERR, or a status the device never wrote.
+                _ => Status::IoError,
+            };
+            if status != Status::Ok {
+                self.stats.device_errors += 1;
             }
+            self.respond(responses, self.ids[usize::from(slot)], status);
         }
+        // Used elements that named no request in flight, skipped by the queue.
+        self.stats.bogus_completions = self.queue.bogus_completions();
     }
 
     /// Takes requests while a slot is free and the response queue has room

@@ -1,65 +1,17 @@
-//! Host tests: the capability walk on a synthetic configuration space, and
-//! the service loop against a fake virtio-blk device that executes chains
-//! from the real queue memory and completes them out of order.
+//! Host tests: request validation, and the service loop against a fake
+//! virtio-blk device that executes chains from the real queue memory and
+//! completes them out of order. (The capability walk, transport and
+//! virtqueue are tested in the `virtio` crate.)
 
 extern crate std;
 
-use crate::dma::DmaRegion;
 use crate::driver::{validate, BlkDevice, Stats};
-use crate::pci::{Layout, LayoutError, Structure};
-use crate::virtq::{QueueLayout, Virtqueue, MAX_SLOTS};
+use crate::slots::{RequestQueue, MAX_SLOTS, MEMORY};
 use blk_protocol::{DiskInfo, Request, RequestConsumer, RequestProducer, Response, ResponseConsumer, ResponseProducer, Status, QUEUE_CAPACITY, QUEUE_REGION_SIZE, SECTOR_SIZE};
 use std::vec;
 use std::vec::Vec;
-
-// ---- PCI capabilities ----
-
-/// A configuration space like QEMU's virtio-blk-pci (modern): an MSI-X
-/// capability, then the five virtio capabilities in BAR 4.
-fn qemu_like_config() -> Vec<u8> {
-    let mut c = vec![0u8; 256];
-    c[0..4].copy_from_slice(&[0xf4, 0x1a, 0x42, 0x10]);
-    c[6] = 0x10; // status: capability list
-    c[0x34] = 0x98;
-    // MSI-X at 0x98 -> 0x84
-    c[0x98] = 0x11;
-    c[0x99] = 0x84;
-    let mut cap = |at: usize, next: u8, len: u8, ty: u8, offset: u32, length: u32| {
-        c[at] = 0x09;
-        c[at + 1] = next;
-        c[at + 2] = len;
-        c[at + 3] = ty;
-        c[at + 4] = 4;
-        c[at + 8..at + 12].copy_from_slice(&offset.to_le_bytes());
-        c[at + 12..at + 16].copy_from_slice(&length.to_le_bytes());
-    };
-    cap(0x84, 0x70, 0x14, 5, 0, 0); // PCI cfg access: ignored
-    cap(0x70, 0x60, 0x14, 2, 0x3000, 0x1000); // notify
-    cap(0x60, 0x50, 0x10, 4, 0x2000, 0x1000); // device
-    cap(0x50, 0x40, 0x10, 3, 0x1000, 0x1000); // ISR
-    cap(0x40, 0x00, 0x10, 1, 0x0000, 0x1000); // common
-    c[0x70 + 16..0x70 + 20].copy_from_slice(&4u32.to_le_bytes());
-    c
-}
-
-#[test]
-fn finds_the_virtio_structures() {
-    let layout = Layout::parse(&qemu_like_config()).unwrap();
-    let s = |offset| Structure { bar: 4, offset, length: 0x1000 };
-    assert_eq!(layout, Layout { common: s(0), notify: s(0x3000), notify_off_multiplier: 4, isr: s(0x1000), device: s(0x2000) });
-}
-
-#[test]
-fn a_looping_or_truncated_capability_list_is_an_error() {
-    let mut c = qemu_like_config();
-    c[0x41] = 0x98; // common -> back to MSI-X: a loop
-    assert_eq!(Layout::parse(&c), Err(LayoutError::BadCapabilityList));
-    let mut c = qemu_like_config();
-    c[0x34] = 0x50; // skips the notify capability
-    c[0x51] = 0;
-    assert_eq!(Layout::parse(&c), Err(LayoutError::Missing(1)));
-    assert_eq!(Layout::parse(&c[..0x20]), Err(LayoutError::NoCapabilities));
-}
+use virtio::dma::DmaRegion;
+use virtio::queue::Layout;
 
 // ---- request validation ----
 
@@ -95,23 +47,24 @@ struct Page([u8; QUEUE_REGION_SIZE]);
 /// Host memory standing in for physical memory: the queue region and the
 /// client's data region, each at a fake physical address.
 struct Memory {
-    queue: Vec<u64>,
+    /// 16-byte aligned, as the virtqueue needs.
+    queue: Vec<u128>,
     data: Vec<u8>,
 }
 
 impl Memory {
     fn new(queue_len: usize) -> Memory {
-        Memory { queue: vec![0; queue_len / 8 + 1], data: vec![0; DATA_LEN] }
+        Memory { queue: vec![0; queue_len.div_ceil(16)], data: vec![0; DATA_LEN] }
     }
 
     fn queue_region(&mut self) -> DmaRegion {
         // SAFETY: the vector outlives the test's use of the region; the fake
         // device reads and writes it only between driver calls.
-        unsafe { DmaRegion::new(self.queue.as_mut_ptr() as usize, QUEUE_PADDR, self.queue.len() * 8) }
+        unsafe { DmaRegion::new(self.queue.as_mut_ptr() as usize, QUEUE_PADDR, self.queue.len() * 16) }
     }
 
     fn queue_ptr(&mut self, paddr: u64) -> *mut u8 {
-        assert!(paddr >= QUEUE_PADDR && paddr < QUEUE_PADDR + self.queue.len() as u64 * 8);
+        assert!(paddr >= QUEUE_PADDR && paddr < QUEUE_PADDR + self.queue.len() as u64 * 16);
         // SAFETY: in bounds (checked).
         unsafe { (self.queue.as_mut_ptr() as *mut u8).add((paddr - QUEUE_PADDR) as usize) }
     }
@@ -130,7 +83,8 @@ fn wr<T>(p: *mut u8, v: T) {
 /// A virtio-blk device over a RAM disk: takes every chain made available
 /// since last time, executes it, and returns the chains in reverse order.
 struct FakeDevice {
-    layout: QueueLayout,
+    size: u16,
+    layout: Layout,
     disk: Vec<u8>,
     last_avail: u16,
     used_idx: u16,
@@ -143,7 +97,7 @@ impl FakeDevice {
         let avail_idx: u16 = rd(mem.queue_ptr(avail + 2));
         let mut done = Vec::new();
         while self.last_avail != avail_idx {
-            let slot = u64::from(self.last_avail % self.layout.size);
+            let slot = u64::from(self.last_avail % self.size);
             let head: u16 = rd(mem.queue_ptr(avail + 4 + 2 * slot));
             self.last_avail = self.last_avail.wrapping_add(1);
             // Walk the chain.
@@ -188,7 +142,7 @@ impl FakeDevice {
         let n = done.len();
         let used = QUEUE_PADDR + self.layout.used as u64;
         for head in done.into_iter().rev() {
-            let elem = mem.queue_ptr(used + 4 + 8 * u64::from(self.used_idx % self.layout.size));
+            let elem = mem.queue_ptr(used + 4 + 8 * u64::from(self.used_idx % self.size));
             wr(elem, head);
             wr(elem.wrapping_add(4), 0u32);
             self.used_idx = self.used_idx.wrapping_add(1);
@@ -212,9 +166,9 @@ struct Rig {
 }
 
 fn rig(queue_size: u16) -> Rig {
-    let layout = QueueLayout::new(queue_size);
-    let mut mem = Memory::new(layout.total);
-    let queue = Virtqueue::new(mem.queue_region(), queue_size).unwrap();
+    let layout = Layout::new(usize::from(queue_size));
+    let mut mem = Memory::new(MEMORY);
+    let queue = RequestQueue::new(mem.queue_region(), queue_size).unwrap();
     let disk_info = DiskInfo { capacity: 256, read_only: false, max_request_sectors: 64 };
     let driver = BlkDevice::for_tests(queue, disk_info, true, DATA_PADDR, DATA_LEN);
     let disk = (0..256 * SECTOR_SIZE).map(|i| (i * 7 + i / SECTOR_SIZE) as u8).collect();
@@ -224,10 +178,10 @@ fn rig(queue_size: u16) -> Rig {
     // SAFETY: the boxes live in the rig as long as the handles and are
     // accessed only through them.
     let (client_tx, driver_rx, driver_tx, client_rx) =
-        unsafe { (RequestProducer::new(rq), RequestConsumer::new(rq), ResponseProducer::new(rs), ResponseConsumer::new(rs)) };
+        unsafe { (RequestProducer::new(rq), RequestConsumer::new(rq, ()), ResponseProducer::new(rs), ResponseConsumer::new(rs, ())) };
     Rig {
         mem,
-        device: FakeDevice { layout, disk, last_avail: 0, used_idx: 0, flushes: 0 },
+        device: FakeDevice { size: queue_size, layout, disk, last_avail: 0, used_idx: 0, flushes: 0 },
         driver,
         _requests: requests,
         _responses: responses,
@@ -349,8 +303,11 @@ fn bogus_used_elements_are_counted_and_skipped() {
 
 #[test]
 fn queue_memory_is_checked() {
-    let mut mem = Memory::new(64);
-    assert!(Virtqueue::new(mem.queue_region(), 128).is_none(), "too small a region");
-    let mut mem = Memory::new(QueueLayout::new(128).total);
-    assert!(Virtqueue::new(mem.queue_region(), 96).is_none(), "not a power of two");
+    let mut mem = Memory::new(MEMORY - 16);
+    assert!(RequestQueue::new(mem.queue_region(), 128).is_none(), "too small a region");
+    let mut mem = Memory::new(MEMORY);
+    assert!(RequestQueue::new(mem.queue_region(), 96).is_none(), "not a power of two");
+    assert!(RequestQueue::new(mem.queue_region(), 2).is_none(), "no room for a request");
+    assert!(RequestQueue::new(mem.queue_region(), 256).is_none(), "beyond the queue size asked for");
+    assert_eq!(RequestQueue::new(mem.queue_region(), 4).map(|q| q.slots()), Some(1));
 }

@@ -3,7 +3,7 @@
 //! a failure.
 #![allow(dead_code)] // each test file uses a different part
 
-use shared_queue::{Consumer, Producer};
+use shared_queue::{Consumer, Entry, Producer};
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{mpsc, Condvar, Mutex};
@@ -16,6 +16,122 @@ pub const HEAD: usize = 64;
 pub const SIGNAL_REQUESTED: usize = 68;
 pub fn slot(i: usize) -> usize {
     128 + 16 * i
+}
+/// Byte offset of slot `i` of a ring of [`Wide`] entries.
+pub fn wide_slot(i: usize) -> usize {
+    128 + 32 * i
+}
+
+/// A 32-byte entry for the generic path, like a block request. It carries
+/// a check that a torn copy (fields from two different entries) fails:
+/// `key` and `tag` are functions of `seq`, and `seq` must be below the
+/// consumer's bound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Wide {
+    pub seq: u64,
+    pub key: u64,
+    pub extra: u64,
+    pub tag: u32,
+    pub cookie: u32,
+}
+
+/// [`Wide`] in shared memory: `seq` at 0, `key` at 8, `extra` at 16, `tag`
+/// at 24, `cookie` at 28.
+#[repr(C)]
+pub struct WideSlot {
+    seq: AtomicU64,
+    key: AtomicU64,
+    extra: AtomicU64,
+    tag: AtomicU32,
+    cookie: AtomicU32,
+}
+
+const _: () = assert!(std::mem::size_of::<WideSlot>() == 32);
+
+impl Wide {
+    pub fn key_of(seq: u64) -> u64 {
+        seq.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5555_aaaa_5555_aaaa
+    }
+
+    pub fn tag_of(seq: u64) -> u32 {
+        !(seq as u32) ^ (seq >> 32) as u32
+    }
+
+    /// The consistent entry with sequence number `seq`.
+    pub fn numbered(seq: u64) -> Wide {
+        Wide {
+            seq,
+            key: Wide::key_of(seq),
+            extra: seq.rotate_left(17),
+            tag: Wide::tag_of(seq),
+            cookie: seq as u32,
+        }
+    }
+}
+
+// SAFETY: five atomics, 32 bytes without padding (asserted above), aligned to 8.
+unsafe impl Entry for Wide {
+    type Slot = WideSlot;
+    /// `seq` must be below this.
+    type Bounds = u64;
+
+    fn load(slot: &WideSlot) -> Wide {
+        Wide {
+            seq: slot.seq.load(Ordering::Relaxed),
+            key: slot.key.load(Ordering::Relaxed),
+            extra: slot.extra.load(Ordering::Relaxed),
+            tag: slot.tag.load(Ordering::Relaxed),
+            cookie: slot.cookie.load(Ordering::Relaxed),
+        }
+    }
+
+    fn store(&self, slot: &WideSlot) {
+        slot.seq.store(self.seq, Ordering::Relaxed);
+        slot.key.store(self.key, Ordering::Relaxed);
+        slot.extra.store(self.extra, Ordering::Relaxed);
+        slot.tag.store(self.tag, Ordering::Relaxed);
+        slot.cookie.store(self.cookie, Ordering::Relaxed);
+    }
+
+    fn check(&self, max_seq: &u64) -> bool {
+        self.seq < *max_seq && self.key == Wide::key_of(self.seq) && self.tag == Wide::tag_of(self.seq)
+    }
+}
+
+/// An 8-byte entry without a check, like a block response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Small {
+    pub id: u32,
+    pub status: u32,
+}
+
+/// [`Small`] in shared memory: `id` at 0, `status` at 4.
+#[repr(C)]
+pub struct SmallSlot {
+    id: AtomicU32,
+    status: AtomicU32,
+}
+
+// SAFETY: two atomics, 8 bytes without padding, aligned to 4.
+unsafe impl Entry for Small {
+    type Slot = SmallSlot;
+    type Bounds = ();
+
+    fn load(slot: &SmallSlot) -> Small {
+        Small {
+            id: slot.id.load(Ordering::Relaxed),
+            status: slot.status.load(Ordering::Relaxed),
+        }
+    }
+
+    fn store(&self, slot: &SmallSlot) {
+        slot.id.store(self.id, Ordering::Relaxed);
+        slot.status.store(self.status, Ordering::Relaxed);
+    }
+
+    fn check(&self, (): &()) -> bool {
+        true
+    }
 }
 
 /// Zeroed, page-aligned memory, as seL4 maps a fresh memory region. Once the
@@ -65,6 +181,20 @@ impl Region {
         unsafe { Consumer::new(self.ptr, data_len) }
     }
 
+    /// The producing end of a queue of `T` entries in this region.
+    pub fn producer_of<const N: usize, T: Entry>(&self) -> Producer<'_, N, T> {
+        assert!(self.len() >= Producer::<N, T>::REGION_SIZE);
+        // SAFETY: as for `producer`.
+        unsafe { Producer::new(self.ptr) }
+    }
+
+    /// The consuming end of a queue of `T` entries in this region.
+    pub fn consumer_of<const N: usize, T: Entry>(&self, bounds: T::Bounds) -> Consumer<'_, N, T> {
+        assert!(self.len() >= Consumer::<N, T>::REGION_SIZE);
+        // SAFETY: as for `producer`.
+        unsafe { Consumer::new(self.ptr, bounds) }
+    }
+
     fn atomic_u32(&self, offset: usize) -> &AtomicU32 {
         assert!(offset.is_multiple_of(4) && offset + 4 <= self.len());
         // SAFETY: in bounds and aligned (checked); the memory is only ever
@@ -101,6 +231,16 @@ impl Region {
         self.write_u64(slot(i), offset);
         self.write_u32(slot(i) + 8, len);
         self.write_u32(slot(i) + 12, cookie);
+    }
+
+    /// Writes a [`Wide`] entry into slot `i` of a ring of them, field by
+    /// field (a concurrent reader may see a mix of old and new fields).
+    pub fn write_wide_slot(&self, i: usize, w: Wide) {
+        self.write_u64(wide_slot(i), w.seq);
+        self.write_u64(wide_slot(i) + 8, w.key);
+        self.write_u64(wide_slot(i) + 16, w.extra);
+        self.write_u32(wide_slot(i) + 24, w.tag);
+        self.write_u32(wide_slot(i) + 28, w.cookie);
     }
 }
 

@@ -347,7 +347,7 @@ impl Handler for Client {
         // life and used only through these handles; `blk_info` is a page
         // mapped (at least) readable, only read here.
         let (requests, responses, info) =
-            unsafe { (RequestProducer::new(request as *mut u8), ResponseConsumer::new(response as *mut u8), Info::at(info as *mut u8)) };
+            unsafe { (RequestProducer::new(request as *mut u8), ResponseConsumer::new(response as *mut u8, ()), Info::at(info as *mut u8)) };
         let disk = DiskInfo { capacity: 0, read_only: true, max_request_sectors: 0 };
         let mut client = Client { requests, responses, info, data, disk, phase: Phase::WaitReady, outstanding: 0, peak: 0 };
         // The driver may already be up; if not, it notifies when it is.
