@@ -75,23 +75,15 @@ struct Running {
 struct Driver(Option<Running>);
 
 /// Reads a setvar the description must set.
-fn var(v: &microkit::Var, name: &str) -> Option<u64> {
-    let value = v.get();
-    if value.is_none() {
-        log!("error: `{name}` is not set in the system description");
-    }
-    value
-}
-
 fn start() -> Option<Running> {
-    let config = var(&pci_config, "pci_config")?;
-    let bar = var(&virtio_bar, "virtio_bar")?;
-    let queue_vaddr = var(&virtio_queue, "virtio_queue")?;
-    let queue_paddr = var(&virtio_queue_paddr, "virtio_queue_paddr")?;
-    let request_vaddr = var(&blk_request, "blk_request")?;
-    let response_vaddr = var(&blk_response, "blk_response")?;
-    let info_vaddr = var(&blk_info, "blk_info")?;
-    let data_paddr = var(&blk_data_paddr, "blk_data_paddr")?;
+    let config = microkit::require_setvar!(pci_config)?;
+    let bar = microkit::require_setvar!(virtio_bar)?;
+    let queue_vaddr = microkit::require_setvar!(virtio_queue)?;
+    let queue_paddr = microkit::require_setvar!(virtio_queue_paddr)?;
+    let request_vaddr = microkit::require_setvar!(blk_request)?;
+    let response_vaddr = microkit::require_setvar!(blk_response)?;
+    let info_vaddr = microkit::require_setvar!(blk_info)?;
+    let data_paddr = microkit::require_setvar!(blk_data_paddr)?;
 
     // SAFETY: the initialiser maps a read-only snapshot of the device's
     // configuration space, CONFIG_SIZE bytes, at `pci_config` for the PD's

@@ -51,14 +51,6 @@ struct NetDriver {
 }
 
 /// The address of a mapped region, or a log line naming the missing setvar.
-fn var(v: &microkit::Var, name: &str) -> Option<u64> {
-    let value = v.get();
-    if value.is_none() {
-        log!("error: `{name}` is not set in the system description");
-    }
-    value
-}
-
 fn bring_up() -> Option<Driver<'static>> {
     // SAFETY: the description maps the 4 KiB snapshot at `pci_config`.
     let config = Snapshot(unsafe { MemoryRegion::from_var(&pci_config, 0x1000) }.or_else(|| {
@@ -74,7 +66,7 @@ fn bring_up() -> Option<Driver<'static>> {
     };
     let vendor_device = config.read_u32(0).unwrap_or(0);
     // SAFETY: the description maps VIRTIO_BAR_SIZE bytes of BAR 4, uncached.
-    let bar = unsafe { Mmio::new(var(&virtio_bar, "virtio_bar")? as *mut u8, VIRTIO_BAR_SIZE) };
+    let bar = unsafe { Mmio::new(microkit::require_setvar!(virtio_bar)? as *mut u8, VIRTIO_BAR_SIZE) };
     let dev = match Transport::new(bar, VIRTIO_BAR, &caps) {
         Ok(dev) => dev,
         Err(e) => {
@@ -82,12 +74,12 @@ fn bring_up() -> Option<Driver<'static>> {
             return None;
         }
     };
-    let rx_data = var(&rx_data_paddr, "rx_data_paddr")?;
+    let rx_data = microkit::require_setvar!(rx_data_paddr)?;
     let regions = ClientRegions {
         rx_data,
-        tx_windows: driver::tx_windows(var(&tx_headers_paddr, "tx_headers_paddr")?, rx_data, tx_payload_paddr.get()),
+        tx_windows: driver::tx_windows(microkit::require_setvar!(tx_headers_paddr)?, rx_data, tx_payload_paddr.get()),
     };
-    let queue = |v: &microkit::Var, name| var(v, name).map(|a| a as *mut u8);
+    let queue = |v: &microkit::Var, name| microkit::setvar_required(v, name).map(|a| a as *mut u8);
     let (rxf, rxa, txf, txa) =
         (queue(&rx_free, "rx_free")?, queue(&rx_active, "rx_active")?, queue(&tx_free, "tx_free")?, queue(&tx_active, "tx_active")?);
     const _: () = assert!(region_size(RX_QUEUE_CAPACITY) <= 0x2000 && region_size(TX_QUEUE_CAPACITY) <= 0x3000);
@@ -101,8 +93,8 @@ fn bring_up() -> Option<Driver<'static>> {
             ReceiverQueues::new(txf, txa, TX_SPACE_LEN),
         )
     };
-    let private_paddr = var(&virtio_private_paddr, "virtio_private_paddr")?;
-    let private_vaddr = var(&virtio_private, "virtio_private")?;
+    let private_paddr = microkit::require_setvar!(virtio_private_paddr)?;
+    let private_vaddr = microkit::require_setvar!(virtio_private)?;
     // SAFETY: `virtio_private` is a private, cached (x86 DMA is coherent),
     // physically contiguous region of private::SIZE bytes, 4 KiB aligned,
     // mapped read-write only here for the PD's life, whose physical base is

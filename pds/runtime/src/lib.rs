@@ -77,6 +77,27 @@ pub trait Handler: Sized {
     }
 }
 
+/// The value of a variable declared with [`setvar!`], or `None` after
+/// logging that the system description did not set it.
+#[cfg(feature = "pd")]
+pub fn setvar_required(var: &Var, name: &str) -> Option<u64> {
+    let value = var.get();
+    if value.is_none() {
+        log!("error: `{name}` is not set in the system description");
+    }
+    value
+}
+
+/// `require_setvar!(name)`: the value of the setvar `name`, or `None` after
+/// logging that the description did not set it.
+#[cfg(feature = "pd")]
+#[macro_export]
+macro_rules! require_setvar {
+    ($name:ident) => {
+        $crate::setvar_required(&$name, stringify!($name))
+    };
+}
+
 /// Logs a line prefixed with the PD's name, like `[pong] ready`.
 #[cfg(feature = "pd")]
 #[macro_export]
