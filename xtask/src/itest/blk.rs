@@ -126,12 +126,25 @@ fn in_flight(line: &str) -> &str {
 
 /// Times the client's bench phase (a read of the whole disk, `bytes`
 /// bytes, without hashing) by its two log lines; returns MB/s (10⁶ bytes).
+/// Read throughput as the guest measured it: the client's TSC cycle count
+/// for the sweep over the TSC frequency the kernel reported at boot, so the
+/// figure is timed inside the guest like the Linux reference's (host time
+/// between console lines would add serial latency to a sweep of ~10 ms).
 fn time_bench(s: &mut Session, bytes: usize) -> Result<f64> {
-    let (_, start) = s.expect("[blk-client] bench: start", LINE_TIMEOUT)?;
-    let (line, end) = s.expect("[blk-client] bench: read ", LINE_TIMEOUT)?;
+    let (boot, _) = s.expect("[monitor] all PDs started", LINE_TIMEOUT)?;
+    let mhz: f64 = number_before(&boot, " MHz").context("no TSC frequency in the monitor's boot line")?;
+    s.expect("[blk-client] bench: start", LINE_TIMEOUT)?;
+    let (line, _) = s.expect("[blk-client] bench: read ", LINE_TIMEOUT)?;
     ensure!(line.contains(&format!("read {bytes} bytes")) && line.contains(", 0 failed"), "bench read failed: {line}");
-    let seconds = (end - start).as_secs_f64().max(1e-6);
+    let cycles: f64 = number_before(&line, " TSC cycles").context("no cycle count in the bench line")?;
+    let seconds = (cycles / (mhz * 1e6)).max(1e-9);
     Ok(bytes as f64 / 1e6 / seconds)
+}
+
+/// The number that ends right before `unit` in `line`.
+fn number_before(line: &str, unit: &str) -> Option<f64> {
+    let head = &line[..line.find(unit)?];
+    head.rsplit(|c: char| !c.is_ascii_digit() && c != '.').next()?.parse().ok()
 }
 
 /// Reads a 32 MiB disk through the driver and the client (up to 32
