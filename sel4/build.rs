@@ -111,11 +111,16 @@ fn kernel_source(workspace: &Path) -> PathBuf {
     }
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline", "--manifest-path"])
+        .args(["metadata", "--format-version", "1", "--manifest-path"])
         .arg(workspace.join("Cargo.toml"))
         .output()
         .expect("running cargo metadata");
-    assert!(out.status.success(), "cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cargo metadata failed (it finds, and downloads if need be, the seL4 source crate sel4-sys; \
+         without network set SEL4_KERNEL_SOURCE to a seL4 5.0.0 source tree): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json = String::from_utf8(out.stdout).unwrap();
     // The package entry for sel4-sys carries its manifest_path; avoid a JSON
     // dependency by finding the path that ends in sel4-sys-<version>/Cargo.toml.

@@ -9,6 +9,8 @@
 //!   install/remove with distinct errors, per-filter hit counters, drop
 //!   counters, and [`Table::classify`] deciding each frame's receivers
 //!   (rules in the [`table`] module).
+//! - [`text`]: the filter syntax of the system description and logs, and
+//!   the word encoding of protected calls.
 //! - [`TxPolicy`]: transmit validation on a copy of a frame's headers
 //!   (rules and the reason for the copy in the [`tx`] module).
 //!
@@ -24,10 +26,12 @@ pub mod filter;
 mod grant;
 mod owner;
 pub mod table;
+pub mod text;
 pub mod tx;
 
 pub use filter::{Filter, Ipv4Prefix, PortRange};
 pub use grant::Grant;
 pub use owner::{Owner, OwnerSet, MAX_OWNERS};
 pub use table::{Counters, Decision, FilterError, FilterId, FilterKind, Installed, Table};
+pub use text::{parse_ipv4, parse_prefix, Dotted, ParseError};
 pub use tx::{TxCounters, TxHeaders, TxPolicy, TxRefused};
