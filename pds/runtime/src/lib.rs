@@ -39,7 +39,7 @@ pub use event_loop::run;
 #[cfg(feature = "pd")]
 pub use pd::{name, Channel, ChannelSet, Child};
 pub use sel4::{get_mr, set_mr, Fault, MessageInfo};
-pub use var::{Integer, MemoryRegion, Var};
+pub use var::{Bytes, Integer, MemoryRegion, Var};
 
 /// A message info with `label` and `count` message registers, as
 /// libmicrokit's `microkit_msginfo_new`.

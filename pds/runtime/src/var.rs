@@ -149,3 +149,46 @@ impl MemoryRegion {
         true
     }
 }
+
+/// A byte array the system builder writes into the image: structured
+/// configuration such as the network's (`net_config::CONFIG_SYMBOL`).
+///
+/// Declare one with [`setvar_bytes!`](crate::setvar_bytes). Its initial
+/// bytes are `0xff` (so that it lives in `.data`, where the builder can
+/// patch it); the format's own magic tells whether it was written.
+#[repr(transparent)]
+pub struct Bytes<const N: usize>(UnsafeCell<[u8; N]>);
+
+// SAFETY: as for `Var`: written only before the PD starts.
+unsafe impl<const N: usize> Sync for Bytes<N> {}
+
+impl<const N: usize> Bytes<N> {
+    pub const fn unset() -> Self {
+        Bytes(UnsafeCell::new([0xff; N]))
+    }
+
+    /// A copy of the bytes as patched.
+    pub fn get(&self) -> [u8; N] {
+        // SAFETY: valid for the program's lifetime and never written while
+        // the PD runs; volatile so that the compiler cannot fold in the
+        // initial bytes, as for `Var::get`.
+        unsafe { self.0.get().read_volatile() }
+    }
+}
+
+/// Declares a byte array the builder fills in.
+///
+/// ```ignore
+/// microkit::setvar_bytes!(__net_config, net_config::CONFIG_BYTES);
+/// let config = net_config::NetConfig::from_bytes(&__net_config.get());
+/// ```
+#[macro_export]
+macro_rules! setvar_bytes {
+    ($name:ident, $len:expr) => {
+        #[allow(non_upper_case_globals)]
+        #[no_mangle]
+        #[used]
+        #[link_section = ".data.microkit.setvar"]
+        static $name: $crate::Bytes<{ $len }> = $crate::Bytes::unset();
+    };
+}

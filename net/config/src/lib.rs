@@ -1,0 +1,542 @@
+//! The network node as the system description declares it, and the
+//! interface between the packet demultiplexer and its clients.
+//!
+//! # The node
+//!
+//! ```text
+//!   NIC ── virtio-net ──(net-protocol)── net-mux ──(net-protocol)── arpd
+//!          driver PD                      demux PD  ├──────────────── stray
+//!                                                   └──────────────── servers ...
+//! ```
+//!
+//! The demultiplexer (`net-mux`) is the driver's one client and, towards
+//! each network PD, plays the driver's part of the same contract
+//! (`lib/net-protocol`): a client sees `rx_data`, `rx_free`, `rx_active`,
+//! `tx_free`, `tx_active` and a transmit region exactly as if it sat on the
+//! driver, so a PD written for one works behind the other. What differs is
+//! what the demultiplexer does in between: it copies each received frame
+//! into the receive buffer of the one client its filters choose (the one
+//! copy of the receive path), and it copies each outgoing frame out of the
+//! client's memory into its own before checking its headers and handing it
+//! to the driver (see `filter::tx`).
+//!
+//! # In the system description
+//!
+//! ```xml
+//! <network demux="net-mux" arpd="arpd" ipv4="10.0.2.15/24" gateway="10.0.2.2">
+//!     <client pd="arpd"><grant filter="arp" /><claim filter="arp" /></client>
+//!     <client pd="stray" unclaimed_ipv4="true" />
+//!     <client pd="web" arp="true"><grant filter="tcp dst 80" /><claim filter="tcp dst 80" /></client>
+//!     <client pd="watch" may_copy="true"><grant filter="icmp" /><watch filter="icmp" /></client>
+//! </network>
+//! ```
+//!
+//! The builder expands each `<client>` (the `n`-th, from 0) into ordinary
+//! regions, maps and channels, all at the addresses and ids below:
+//!
+//! - six regions `net_<pd>_<part>` for the parts of [`ClientRegion`],
+//!   mapped into the client at [`ClientRegion::client_vaddr`] and into the
+//!   demultiplexer at [`ClientRegion::mux_vaddr`]`(n)`;
+//! - a channel: id [`CLIENT_MUX_CHANNEL`] in the client,
+//!   [`mux_client_channel`]`(n)` in the demultiplexer, which the client may
+//!   call ([`MuxCall`]);
+//! - with `arp="true"`, a channel: id [`CLIENT_ARPD_CHANNEL`] in the
+//!   client, [`arpd_client_channel`]`(n)` in arpd, which the client may
+//!   call ([`ArpdCall`]); arpd notifies it when an entry it asked for
+//!   appears;
+//! - the ARP table region `net_arp_table`, mapped read-write into arpd and
+//!   read-only into every client with `arp="true"`, at [`ARP_TABLE_VADDR`].
+//!
+//! and writes the [`NetConfig`] into the symbol [`CONFIG_SYMBOL`] of the
+//! demultiplexer and of every client that has it, with [`NetConfig::me`]
+//! set to the PD's own client index. The driver's side (its regions and the
+//! channel with id [`MUX_DRIVER_CHANNEL`] in the demultiplexer) is written
+//! out in the description, as for any driver.
+#![no_std]
+#![forbid(unsafe_code)]
+
+#[cfg(test)]
+extern crate std;
+
+mod blob;
+
+pub use blob::{ConfigError, CONFIG_BYTES, CONFIG_MAGIC, CONFIG_VERSION};
+pub use filter::{Filter, FilterKind};
+pub use packet::Ipv4Address;
+
+use filter::Ipv4Prefix;
+
+/// The symbol that receives the encoded [`NetConfig`]
+/// (`[u8; CONFIG_BYTES]`).
+pub const CONFIG_SYMBOL: &str = "__net_config";
+
+/// Most clients of one demultiplexer.
+pub const MAX_CLIENTS: usize = 8;
+/// Most filters in one client's grant.
+pub const MAX_GRANT_FILTERS: usize = 4;
+/// Most filters one client claims from the description.
+pub const MAX_CLAIMS: usize = 4;
+/// Bytes of a client's name kept in the configuration (for logs).
+pub const NAME_LEN: usize = 16;
+
+// --- Layout -------------------------------------------------------------
+
+/// One of the six regions between the demultiplexer and a client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientRegion {
+    /// Receive buffers: the demultiplexer copies frames in; the client
+    /// maps it read-only.
+    RxData,
+    /// The client's transmit buffers: it writes frames here; the
+    /// demultiplexer copies them out.
+    TxData,
+    /// Queue of empty receive buffers, client → demultiplexer.
+    RxFree,
+    /// Queue of received frames, demultiplexer → client.
+    RxActive,
+    /// Queue of transmitted descriptors coming back, demultiplexer → client.
+    TxFree,
+    /// Queue of frames to send, client → demultiplexer.
+    TxActive,
+}
+
+/// Base of the client regions in a client's address space.
+pub const CLIENT_BASE: u64 = 0x5000_0000;
+/// Base of client 0's regions in the demultiplexer's address space.
+pub const MUX_CLIENT_BASE: u64 = 0x6000_0000;
+/// Distance between two clients' regions in the demultiplexer.
+pub const MUX_CLIENT_STRIDE: u64 = 0x100_0000;
+/// Where the ARP table is mapped in arpd and in clients with `arp="true"`.
+pub const ARP_TABLE_VADDR: u64 = 0x5100_0000;
+/// Bytes of the ARP table region.
+pub const ARP_TABLE_SIZE: u64 = 0x1000;
+/// Name of the ARP table region.
+pub const ARP_TABLE_REGION: &str = "net_arp_table";
+
+/// Bytes of a client's transmit region: [`TX_BUFFERS`] buffers of
+/// [`net_protocol::RX_BUFFER_SIZE`] bytes.
+pub const TX_DATA_SIZE: u64 = 0x20000;
+/// Transmit buffers of [`net_protocol::RX_BUFFER_SIZE`] bytes in a
+/// client's transmit region.
+pub const TX_BUFFERS: usize = TX_DATA_SIZE as usize / 2048;
+
+impl ClientRegion {
+    pub const ALL: [ClientRegion; 6] = [
+        ClientRegion::RxData,
+        ClientRegion::TxData,
+        ClientRegion::RxFree,
+        ClientRegion::RxActive,
+        ClientRegion::TxFree,
+        ClientRegion::TxActive,
+    ];
+
+    /// The part of the region's name after `net_<pd>_`.
+    pub const fn part(self) -> &'static str {
+        match self {
+            ClientRegion::RxData => "rx_data",
+            ClientRegion::TxData => "tx_data",
+            ClientRegion::RxFree => "rx_free",
+            ClientRegion::RxActive => "rx_active",
+            ClientRegion::TxFree => "tx_free",
+            ClientRegion::TxActive => "tx_active",
+        }
+    }
+
+    /// Bytes of the region.
+    pub const fn size(self) -> u64 {
+        match self {
+            ClientRegion::RxData => 0x80000,
+            ClientRegion::TxData => TX_DATA_SIZE,
+            ClientRegion::RxFree | ClientRegion::RxActive => 0x2000,
+            ClientRegion::TxFree | ClientRegion::TxActive => 0x3000,
+        }
+    }
+
+    /// Offset of the region from a client's base.
+    const fn offset(self) -> u64 {
+        match self {
+            ClientRegion::RxData => 0,
+            ClientRegion::TxData => 0x10_0000,
+            ClientRegion::RxFree => 0x20_0000,
+            ClientRegion::RxActive => 0x20_2000,
+            ClientRegion::TxFree => 0x20_4000,
+            ClientRegion::TxActive => 0x20_8000,
+        }
+    }
+
+    /// Where the client maps it.
+    pub const fn client_vaddr(self) -> u64 {
+        CLIENT_BASE + self.offset()
+    }
+
+    /// Where the demultiplexer maps client `n`'s.
+    pub const fn mux_vaddr(self, n: usize) -> u64 {
+        MUX_CLIENT_BASE + n as u64 * MUX_CLIENT_STRIDE + self.offset()
+    }
+
+    /// Whether the client may write it (all but the receive buffers, which
+    /// only the demultiplexer fills).
+    pub const fn client_writes(self) -> bool {
+        !matches!(self, ClientRegion::RxData)
+    }
+}
+
+// --- Channels and calls -------------------------------------------------
+
+/// The client's channel to the demultiplexer.
+pub const CLIENT_MUX_CHANNEL: u8 = 0;
+/// The client's channel to arpd (with `arp="true"`).
+pub const CLIENT_ARPD_CHANNEL: u8 = 1;
+/// The demultiplexer's channel to the driver.
+pub const MUX_DRIVER_CHANNEL: u8 = 0;
+/// Lowest channel id the network expansion does not use in a client.
+pub const FIRST_FREE_CLIENT_CHANNEL: u8 = 2;
+
+/// The demultiplexer's channel to client `n`.
+pub const fn mux_client_channel(n: usize) -> u8 {
+    1 + n as u8
+}
+
+/// arpd's channel to client `n` (arpd's own channel to the demultiplexer
+/// is [`CLIENT_MUX_CHANNEL`], as for any client).
+pub const fn arpd_client_channel(n: usize) -> u8 {
+    1 + n as u8
+}
+
+/// Protected calls a client makes to the demultiplexer (the message
+/// label). The reply's label is 0 on success, else an error code
+/// ([`filter::FilterError::code`] or [`ERR_BAD_REQUEST`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum MuxCall {
+    /// The caller's counters and the demultiplexer's ([`MuxStats`], in
+    /// message registers `0..MuxStats::WORDS`); the demultiplexer also logs
+    /// its filter table.
+    Stats = 1,
+    /// Install a filter: registers 0–2 [`Filter::to_words`], register 3 the
+    /// kind (0 exclusive, 1 copy). Reply: register 0 the filter id
+    /// (`FilterId::to_raw`).
+    Install = 2,
+    /// Remove a filter: register 0 its id.
+    Remove = 3,
+    /// The node: register 0 the MAC (bytes in the low 48 bits, first byte
+    /// lowest), 1 the IPv4 address (`to_u32`), 2 the prefix length, 3 the
+    /// gateway (0 if none).
+    Node = 4,
+}
+
+impl MuxCall {
+    pub fn from_label(label: u64) -> Option<MuxCall> {
+        Some(match label {
+            1 => MuxCall::Stats,
+            2 => MuxCall::Install,
+            3 => MuxCall::Remove,
+            4 => MuxCall::Node,
+            _ => return None,
+        })
+    }
+}
+
+/// Reply label of a call with an unknown label or malformed arguments.
+pub const ERR_BAD_REQUEST: u64 = 100;
+
+/// Protected calls a client makes to arpd.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum ArpdCall {
+    /// Resolve register 0 (an IPv4 address, `to_u32`, which must be on the
+    /// link: resolve the gateway for others). Reply label [`ARP_KNOWN`]
+    /// with the MAC in register 0 as for [`MuxCall::Node`];
+    /// [`ARP_PENDING`] when arpd is asking the network and will notify the
+    /// caller when the table changes; [`ARP_NOT_ON_LINK`]; [`ARP_FAILED`] when
+    /// recent requests went unanswered.
+    Resolve = 1,
+}
+
+pub const ARP_KNOWN: u64 = 0;
+pub const ARP_PENDING: u64 = 1;
+pub const ARP_NOT_ON_LINK: u64 = 2;
+pub const ARP_FAILED: u64 = 3;
+
+/// A MAC address in one message register, as [`MuxCall::Node`] returns it.
+pub fn mac_to_word(mac: [u8; 6]) -> u64 {
+    let mut bytes = [0; 8];
+    bytes[..6].copy_from_slice(&mac);
+    u64::from_le_bytes(bytes)
+}
+
+/// The inverse of [`mac_to_word`] (the high 16 bits are ignored).
+pub fn mac_from_word(word: u64) -> [u8; 6] {
+    let b = word.to_le_bytes();
+    [b[0], b[1], b[2], b[3], b[4], b[5]]
+}
+
+/// Counters the demultiplexer returns for [`MuxCall::Stats`]: the caller's
+/// own, then the node's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MuxStats {
+    /// Frames copied into the caller's receive queue.
+    pub rx_delivered: u64,
+    /// Frames for the caller dropped because its queue had no free buffer.
+    pub rx_no_buffer: u64,
+    /// Frames the caller sent that passed transmit validation.
+    pub tx_allowed: u64,
+    /// Frames the caller sent that were refused (any reason).
+    pub tx_refused: u64,
+    /// Filter claims of the caller that were refused.
+    pub claims_refused: u64,
+    /// Malformed frames dropped, all reasons.
+    pub malformed: u64,
+    /// Valid frames no PD received.
+    pub no_match: u64,
+    /// Frames sent to the unclaimed-IPv4 owner.
+    pub unclaimed_ipv4: u64,
+}
+
+impl MuxStats {
+    pub const WORDS: usize = 8;
+
+    pub fn to_words(&self) -> [u64; Self::WORDS] {
+        [
+            self.rx_delivered,
+            self.rx_no_buffer,
+            self.tx_allowed,
+            self.tx_refused,
+            self.claims_refused,
+            self.malformed,
+            self.no_match,
+            self.unclaimed_ipv4,
+        ]
+    }
+
+    pub fn from_words(w: [u64; Self::WORDS]) -> Self {
+        MuxStats {
+            rx_delivered: w[0],
+            rx_no_buffer: w[1],
+            tx_allowed: w[2],
+            tx_refused: w[3],
+            claims_refused: w[4],
+            malformed: w[5],
+            no_match: w[6],
+            unclaimed_ipv4: w[7],
+        }
+    }
+}
+
+impl core::fmt::Display for MuxStats {
+    /// `key=value` pairs, the form tests parse.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "rx_delivered={} rx_no_buffer={} tx_allowed={} tx_refused={} claims_refused={} malformed={} no_match={} unclaimed_ipv4={}",
+            self.rx_delivered,
+            self.rx_no_buffer,
+            self.tx_allowed,
+            self.tx_refused,
+            self.claims_refused,
+            self.malformed,
+            self.no_match,
+            self.unclaimed_ipv4
+        )
+    }
+}
+
+// --- Configuration ------------------------------------------------------
+
+/// The node's IPv4 configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeAddress {
+    pub ipv4: Ipv4Address,
+    /// Length of the on-link prefix, 0..=32.
+    pub prefix_len: u8,
+    /// Where traffic for other networks goes; must be on the link.
+    pub gateway: Option<Ipv4Address>,
+}
+
+impl NodeAddress {
+    /// The on-link prefix.
+    pub fn prefix(&self) -> Ipv4Prefix {
+        Ipv4Prefix::new(self.ipv4, self.prefix_len.min(32)).unwrap_or(Ipv4Prefix::ANY)
+    }
+
+    /// Whether `address` is on the link (inside the prefix).
+    pub fn is_on_link(&self, address: Ipv4Address) -> bool {
+        self.prefix().contains_address(address)
+    }
+
+    /// The directed broadcast address of the link.
+    pub fn broadcast(&self) -> Ipv4Address {
+        let host_bits = u32::MAX.checked_shr(u32::from(self.prefix_len)).unwrap_or(0);
+        Ipv4Address::from_u32(self.ipv4.to_u32() | host_bits)
+    }
+
+    /// The address whose MAC a frame to `destination` goes to: the
+    /// destination itself on the link, else the gateway (`None` without one).
+    pub fn next_hop(&self, destination: Ipv4Address) -> Option<Ipv4Address> {
+        if self.is_on_link(destination) {
+            Some(destination)
+        } else {
+            self.gateway
+        }
+    }
+}
+
+/// A filter a client holds from boot: claimed from the description.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub filter: Filter,
+    pub kind: FilterKind,
+}
+
+/// One client of the demultiplexer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// The PD's name, NUL-padded (truncated to [`NAME_LEN`] bytes).
+    pub name: [u8; NAME_LEN],
+    /// What the client may claim, at boot and at run time.
+    pub grant: [Filter; MAX_GRANT_FILTERS],
+    pub grant_len: u8,
+    /// What it holds from boot.
+    pub claims: [Claim; MAX_CLAIMS],
+    pub claims_len: u8,
+    /// May hold copy filters.
+    pub may_copy: bool,
+    /// Receives the IPv4 frames no filter claims, and may answer them (the
+    /// stray-packet daemon). At most one client.
+    pub unclaimed_ipv4: bool,
+    /// Has a channel to arpd and the ARP table mapped.
+    pub arp: bool,
+}
+
+impl ClientConfig {
+    /// A client called `name` with nothing granted.
+    pub fn new(name: &str) -> Self {
+        let mut n = [0; NAME_LEN];
+        let len = name.len().min(NAME_LEN);
+        n[..len].copy_from_slice(&name.as_bytes()[..len]);
+        ClientConfig {
+            name: n,
+            grant: [Filter::ANY; MAX_GRANT_FILTERS],
+            grant_len: 0,
+            claims: [Claim { filter: Filter::ANY, kind: FilterKind::Exclusive }; MAX_CLAIMS],
+            claims_len: 0,
+            may_copy: false,
+            unclaimed_ipv4: false,
+            arp: false,
+        }
+    }
+
+    /// The name, up to its first NUL (`"?"` if not UTF-8).
+    pub fn name(&self) -> &str {
+        let len = self.name.iter().position(|&b| b == 0).unwrap_or(NAME_LEN);
+        core::str::from_utf8(&self.name[..len]).unwrap_or("?")
+    }
+
+    pub fn grant(&self) -> &[Filter] {
+        &self.grant[..usize::from(self.grant_len).min(MAX_GRANT_FILTERS)]
+    }
+
+    pub fn claims(&self) -> &[Claim] {
+        &self.claims[..usize::from(self.claims_len).min(MAX_CLAIMS)]
+    }
+
+    /// Adds a granted filter; `false` if the grant is full.
+    pub fn add_grant(&mut self, filter: Filter) -> bool {
+        let n = usize::from(self.grant_len);
+        if n == MAX_GRANT_FILTERS {
+            return false;
+        }
+        self.grant[n] = filter;
+        self.grant_len += 1;
+        true
+    }
+
+    /// Adds a boot-time claim; `false` if the list is full.
+    pub fn add_claim(&mut self, claim: Claim) -> bool {
+        let n = usize::from(self.claims_len);
+        if n == MAX_CLAIMS {
+            return false;
+        }
+        self.claims[n] = claim;
+        self.claims_len += 1;
+        true
+    }
+}
+
+/// Everything the description says about the network, as each network PD
+/// receives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetConfig {
+    pub node: NodeAddress,
+    /// The receiving PD's client index; `None` in the demultiplexer.
+    pub me: Option<u8>,
+    /// Client index of arpd, if the description names one.
+    pub arpd: Option<u8>,
+    pub clients: [ClientConfig; MAX_CLIENTS],
+    pub client_count: u8,
+}
+
+impl NetConfig {
+    /// The clients, in index order.
+    pub fn clients(&self) -> &[ClientConfig] {
+        &self.clients[..usize::from(self.client_count).min(MAX_CLIENTS)]
+    }
+
+    /// The receiving PD's own client entry.
+    pub fn my_client(&self) -> Option<&ClientConfig> {
+        self.clients().get(usize::from(self.me?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_fit_their_queues_and_do_not_overlap() {
+        use shared_queue::region_size;
+        assert!(region_size(net_protocol::RX_QUEUE_CAPACITY) as u64 <= ClientRegion::RxFree.size());
+        assert!(region_size(net_protocol::TX_QUEUE_CAPACITY) as u64 <= ClientRegion::TxFree.size());
+        assert_eq!(ClientRegion::RxData.size(), net_protocol::RX_DATA_SIZE as u64);
+        let mut spans: std::vec::Vec<(u64, u64)> =
+            ClientRegion::ALL.iter().map(|r| (r.client_vaddr(), r.client_vaddr() + r.size())).collect();
+        spans.push((ARP_TABLE_VADDR, ARP_TABLE_VADDR + ARP_TABLE_SIZE));
+        spans.sort();
+        for pair in spans.windows(2) {
+            assert!(pair[0].1 <= pair[1].0, "{pair:x?}");
+        }
+        for r in ClientRegion::ALL {
+            assert_eq!(r.client_vaddr() % 0x1000, 0);
+            assert!(r.mux_vaddr(MAX_CLIENTS - 1) + r.size() <= MUX_CLIENT_BASE + MAX_CLIENTS as u64 * MUX_CLIENT_STRIDE);
+        }
+    }
+
+    #[test]
+    fn next_hop_and_broadcast() {
+        let node = NodeAddress {
+            ipv4: Ipv4Address::new(10, 0, 2, 15),
+            prefix_len: 24,
+            gateway: Some(Ipv4Address::new(10, 0, 2, 2)),
+        };
+        assert_eq!(node.next_hop(Ipv4Address::new(10, 0, 2, 1)), Some(Ipv4Address::new(10, 0, 2, 1)));
+        assert_eq!(node.next_hop(Ipv4Address::new(8, 8, 8, 8)), Some(Ipv4Address::new(10, 0, 2, 2)));
+        assert_eq!(node.broadcast(), Ipv4Address::new(10, 0, 2, 255));
+        let isolated = NodeAddress { gateway: None, prefix_len: 32, ..node };
+        assert_eq!(isolated.next_hop(Ipv4Address::new(10, 0, 2, 1)), None);
+        assert_eq!(isolated.broadcast(), node.ipv4);
+        assert_eq!(NodeAddress { prefix_len: 0, ..node }.broadcast(), Ipv4Address::BROADCAST);
+    }
+
+    #[test]
+    fn macs_in_words() {
+        let mac = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
+        assert_eq!(mac_from_word(mac_to_word(mac)), mac);
+        assert_eq!(mac_to_word(mac) >> 48, 0);
+    }
+
+    #[test]
+    fn stats_words_round_trip() {
+        let s = MuxStats { rx_delivered: 1, rx_no_buffer: 2, tx_allowed: 3, tx_refused: 4, claims_refused: 5, malformed: 6, no_match: 7, unclaimed_ipv4: 8 };
+        assert_eq!(MuxStats::from_words(s.to_words()), s);
+    }
+}
