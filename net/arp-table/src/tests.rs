@@ -153,13 +153,13 @@ fn arbitrary_contents_never_panic_and_yield_only_unicast_macs() {
         // addresses the lookups below ask for.
         for i in 0..CAPACITY {
             let base = HEADER_BYTES + i * ENTRY_BYTES;
-            if rng.next() % 2 == 0 {
+            if rng.next().is_multiple_of(2) {
                 bytes[base] &= !1;
             }
-            if rng.next() % 2 == 0 {
+            if rng.next().is_multiple_of(2) {
                 bytes[base + 4..base + 8].copy_from_slice(&((rng.next() % 5) as u32).to_le_bytes());
             }
-            if rng.next() % 2 == 0 {
+            if rng.next().is_multiple_of(2) {
                 bytes[base + 8..base + 12].copy_from_slice(&(0x0a00_0200 + (rng.next() % 8) as u32).to_le_bytes());
             }
         }

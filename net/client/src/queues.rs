@@ -210,7 +210,7 @@ impl<R: DataRegion> ClientQueues<R> {
                     return None;
                 }
             };
-            if desc.offset % RX_BUFFER_SIZE as u64 != 0 {
+            if !desc.offset.is_multiple_of(RX_BUFFER_SIZE as u64) {
                 self.counters.rx_bad_descriptors += 1;
                 continue;
             }
@@ -289,7 +289,7 @@ impl<R: DataRegion> ClientQueues<R> {
                 }
             };
             let slot = match split_tx_offset(desc.offset) {
-                Some((TxWindow::Headers, offset)) if offset as usize % RX_BUFFER_SIZE == 0 => {
+                Some((TxWindow::Headers, offset)) if (offset as usize).is_multiple_of(RX_BUFFER_SIZE) => {
                     offset as usize / RX_BUFFER_SIZE
                 }
                 _ => TX_BUFFERS,

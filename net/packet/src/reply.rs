@@ -1,5 +1,5 @@
 //! Answers the stray-packet daemon sends for traffic no one claimed: ICMP
-//! echo replies, ICMP port unreachable, TCP resets.
+//! echo replies, ICMP port and protocol unreachable, TCP resets.
 //!
 //! Each builder takes the received frame, re-validates it with
 //! [`classify_strict`] (RFC 1122 §3.2.2: a datagram with a bad checksum is
@@ -41,9 +41,11 @@ pub enum NotAnswerable {
     /// something other than an echo request, a reset to something other
     /// than TCP, ...).
     WrongKind,
-    /// Its IPv4 destination is not [`Local::ip`] (RFC 1122 §3.2.2: no ICMP
-    /// error for a datagram "destined to an IP broadcast or IP multicast
-    /// address"; we answer only for our own address).
+    /// Its IPv4 destination is not [`Local::ip`], or its Ethernet
+    /// destination is not [`Local::mac`] (RFC 1122 §3.2.2: no ICMP error for
+    /// a datagram "destined to an IP broadcast or IP multicast address" or
+    /// "sent as a link-layer broadcast"; we answer only what was sent to
+    /// our own addresses).
     NotAddressedToUs,
     /// Its source is not a single host: link-layer multicast or broadcast,
     /// or an IPv4 source that is unspecified, broadcast, multicast,
@@ -119,14 +121,43 @@ pub fn port_unreachable(
     if !matches!(peer.transport, Transport::Udp { .. }) {
         return Err(NotAnswerable::WrongKind.into());
     }
+    destination_unreachable(offending, &peer, local, icmp::unreachable::PORT, out)
+}
+
+/// Writes an ICMP destination unreachable, protocol unreachable (code 2),
+/// for the datagram in `offending`, whose protocol is none this crate
+/// parses (not TCP, UDP or ICMP), into `out` and returns the frame's
+/// length. RFC 1122 §3.2.2.1: a host SHOULD send it when "the designated
+/// transport protocol is not supported". Quotes as [`port_unreachable`].
+pub fn protocol_unreachable(
+    offending: &[u8],
+    local: Local,
+    out: &mut [u8],
+) -> Result<usize, ReplyError> {
+    let peer = answerable(offending, local)?;
+    if peer.transport != Transport::Other {
+        return Err(NotAnswerable::WrongKind.into());
+    }
+    destination_unreachable(offending, &peer, local, icmp::unreachable::PROTOCOL, out)
+}
+
+/// The destination unreachable message with `code` about the answerable
+/// datagram in `offending`, from `peer`.
+fn destination_unreachable(
+    offending: &[u8],
+    peer: &Peer,
+    local: Local,
+    code: u8,
+    out: &mut [u8],
+) -> Result<usize, ReplyError> {
     let ip = ipv4_packet(offending)?;
     let quoted_len = ip.header_len() + QUOTED_DATA_LEN.min(ip.payload().len());
     let quoted = &ip.packet()[..quoted_len];
     let icmp_len = icmp::HEADER_LEN + quoted.len();
-    let frame = start_ipv4_frame(out, &peer, local, IpProtocol::ICMP, icmp_len)?;
+    let frame = start_ipv4_frame(out, peer, local, IpProtocol::ICMP, icmp_len)?;
     let message = &mut frame[ethernet::HEADER_LEN + ipv4::HEADER_LEN..][..icmp_len];
     message[0] = IcmpType::DESTINATION_UNREACHABLE.0;
-    message[1] = icmp::unreachable::PORT;
+    message[1] = code;
     message[2..8].fill(0);
     message[icmp::HEADER_LEN..].copy_from_slice(quoted);
     let sum = checksum::checksum(message);
@@ -188,13 +219,13 @@ struct Peer {
 }
 
 /// Classifies `frame` strictly and checks it is IPv4 from a single host to
-/// `local.ip`, and not an ICMP error.
+/// `local.ip` at `local.mac`, and not an ICMP error.
 fn answerable(frame: &[u8], local: Local) -> Result<Peer, ReplyError> {
     let parsed = classify_strict(frame)?;
     let Some(ip) = parsed.ipv4() else {
         return Err(NotAnswerable::WrongKind.into());
     };
-    if ip.dst != local.ip {
+    if ip.dst != local.ip || parsed.dst_mac != local.mac {
         return Err(NotAnswerable::NotAddressedToUs.into());
     }
     if parsed.src_mac.is_multicast() || !ip.src.is_unicast() {

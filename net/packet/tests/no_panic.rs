@@ -41,6 +41,8 @@ fn exercise(bytes: &[u8]) {
         let _ = classify_headers(prefix);
         let _ = reply::echo_reply(prefix, local, &mut out);
         let _ = reply::port_unreachable(prefix, local, &mut out);
+        let _ = reply::protocol_unreachable(prefix, local, &mut out);
+        let _ = reply::protocol_unreachable(prefix, local, &mut out[..end.min(70)]);
         let _ = reply::tcp_reset(prefix, local, &mut out);
         let _ = reply::tcp_reset(prefix, local, &mut out[..end.min(80)]);
         if let Ok(ip) = Ipv4Packet::parse_header(prefix) {

@@ -110,6 +110,42 @@ fn port_unreachable_quotes_header_and_eight_bytes() {
 }
 
 #[test]
+fn protocol_unreachable_for_protocols_no_one_speaks() {
+    // IGMP (2) to our address.
+    let offending = frame_to_local(2, &[0x11, 0x64, 0xee, 0x9b, 0, 0, 0, 0, 0xaa]);
+    let mut out = [0u8; 200];
+    let len = reply::protocol_unreachable(&offending, local(), &mut out).unwrap();
+    let payload = answer_payload(&out[..len]);
+    assert_eq!(payload, icmp(3, 2, [0; 4], &offending[14..14 + 20 + 8]));
+    for known in [udp_frame(7, b"x"), tcp_frame(81, 1, 0, SYN, &[]), frame_to_local(1, &icmp(8, 0, [0; 4], b""))] {
+        assert_eq!(
+            reply::protocol_unreachable(&known, local(), &mut out),
+            Err(ReplyError::NotAnswerable(NotAnswerable::WrongKind))
+        );
+    }
+}
+
+#[test]
+fn nothing_sent_as_a_link_layer_broadcast_is_answered() {
+    // RFC 1122 §3.2.2: to our IPv4 address, but to every station.
+    let mut out = [0u8; 200];
+    for dst_mac in [[0xff; 6], [0x01, 0, 0x5e, 0, 0, 1], [0x02, 0, 0, 0, 0, 0x99]] {
+        let mut frames = [
+            udp_frame(7, b"x"),
+            tcp_frame(81, 1, 0, SYN, &[]),
+            frame_to_local(1, &icmp(8, 0, [0; 4], b"")),
+        ];
+        for frame in &mut frames {
+            frame[..6].copy_from_slice(&dst_mac);
+        }
+        let refused = Err(ReplyError::NotAnswerable(NotAnswerable::NotAddressedToUs));
+        assert_eq!(reply::port_unreachable(&frames[0], local(), &mut out), refused);
+        assert_eq!(reply::tcp_reset(&frames[1], local(), &mut out), refused);
+        assert_eq!(reply::echo_reply(&frames[2], local(), &mut out), refused);
+    }
+}
+
+#[test]
 fn no_icmp_error_about_an_icmp_error() {
     let error = frame_to_local(1, &icmp(3, 3, [0; 4], &[0x45; 28]));
     let mut out = [0u8; 200];
