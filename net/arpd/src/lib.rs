@@ -196,16 +196,6 @@ impl fmt::Display for Counters {
     }
 }
 
-/// A MAC as `52:54:00:12:34:56`.
-pub struct Colons(pub EthernetAddress);
-
-impl fmt::Display for Colons {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let [a, b, c, d, e, g] = self.0 .0;
-        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
-    }
-}
-
 /// Where a slot is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {

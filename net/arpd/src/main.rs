@@ -5,8 +5,8 @@
 //! `net_config::ClientRegion::client_vaddr`, its boot claim `arp`), plus:
 //!
 //! - the ARP table region, read-write, at `net_config::ARP_TABLE_VADDR`;
-//! - channel [`CLIENT_MUX_CHANNEL`] to the demultiplexer, which it calls
-//!   once at start for the node's MAC ([`MuxCall::Node`]);
+//! - channel `CLIENT_MUX_CHANNEL` to the demultiplexer, which it calls
+//!   once at start for the node's MAC (`MuxCall::Node`);
 //! - channel [`TIMER_CHANNEL`] to the timer PD (`NOW`, `SET_TIMEOUT`);
 //! - channel `arpd_client_channel(n)` to each client `n` with `arp="true"`,
 //!   which calls [`ArpdCall::Resolve`] and is notified when an entry it
@@ -19,18 +19,15 @@
 #![no_main]
 
 use arp_table::{Table, TableWriter};
-use arpd::{Arpd, Clients, Colons, Counters, Event, Link, Resolution, ANNOUNCEMENTS, MAX_REQUESTS};
+use arpd::{Arpd, Clients, Counters, Event, Link, Resolution, ANNOUNCEMENTS, MAX_REQUESTS};
 use filter::Dotted;
 use microkit::{log, Channel, ChannelSet, Handler, MemoryRegion, MessageInfo};
-use net_client::{Alarm, AlarmAction, ChangeReport, ClientQueues, IoCounters, TIMER_CHANNEL};
-use net_config::{
-    arpd_client_channel, mac_from_word, mac_to_word, ArpdCall, MuxCall, NetConfig, ARP_TABLE_VADDR, CLIENT_MUX_CHANNEL,
-    ERR_BAD_REQUEST, MAX_CLIENTS,
-};
-use packet::{EthernetAddress, Ipv4Address};
+use net_client::{Alarm, AlarmAction, ChangeReport, ClientQueues, Colons, IoCounters, TIMER_CHANNEL};
+use net_client::pd::MUX;
+use net_config::{arpd_client_channel, mac_to_word, ArpdCall, NetConfig, ARP_TABLE_VADDR, ERR_BAD_REQUEST, MAX_CLIENTS};
+use packet::Ipv4Address;
 use timer_api::Timer;
 
-const MUX: Channel = Channel::new(CLIENT_MUX_CHANNEL);
 const TIMER: Timer = Timer::new(Channel::new(TIMER_CHANNEL));
 
 /// Bytes of a received frame arpd looks at: Ethernet and ARP headers (42)
@@ -100,7 +97,7 @@ impl Running {
             log!("error: the network configuration does not name this PD as arpd (me {:?}, arpd {:?})", config.me, config.arpd);
             return None;
         }
-        let mac = node_mac(&config)?;
+        let mac = net_client::pd::node_mac(&config)?;
         let arp_clients = config
             .clients()
             .iter()
@@ -204,25 +201,6 @@ impl Running {
             _ => microkit::msginfo(resolution.label(), 0),
         }
     }
-}
-
-/// The node's MAC, from the demultiplexer.
-fn node_mac(config: &NetConfig) -> Option<EthernetAddress> {
-    let reply = MUX.pp_call(microkit::msginfo(MuxCall::Node as u64, 0));
-    if reply.label() != 0 || reply.length() < 2 {
-        log!("error: the demultiplexer refused the node call (label {})", reply.label());
-        return None;
-    }
-    let mac = EthernetAddress(mac_from_word(microkit::get_mr(0)));
-    let ip = Ipv4Address::from_u32(microkit::get_mr(1) as u32);
-    if !mac.is_unicast() {
-        log!("error: the demultiplexer gave {} as the node's MAC", Colons(mac));
-        return None;
-    }
-    if ip != config.node.ipv4 {
-        log!("warning: the demultiplexer says the node is {}, the configuration {}", Dotted(ip), Dotted(config.node.ipv4));
-    }
-    Some(mac)
 }
 
 impl Handler for ArpdPd {

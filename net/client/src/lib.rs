@@ -20,6 +20,19 @@
 #[cfg(test)]
 extern crate std;
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs_are_written_with_colons() {
+        let mac = packet::EthernetAddress([0x52, 0x54, 0, 0x12, 0xab, 0x0f]);
+        assert_eq!(std::format!("{}", Colons(mac)), "52:54:00:12:ab:0f");
+    }
+}
+
+#[cfg(feature = "microkit")]
+pub mod pd;
 mod queues;
 mod schedule;
 mod slots;
@@ -35,5 +48,15 @@ pub const TIMER_CHANNEL: u8 = 10;
 
 /// Nanoseconds in a second, for the daemons' intervals.
 pub const SECOND_NS: u64 = 1_000_000_000;
+
+/// A MAC as `52:54:00:12:34:56`, for logs.
+pub struct Colons(pub packet::EthernetAddress);
+
+impl core::fmt::Display for Colons {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let [a, b, c, d, e, g] = self.0 .0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+    }
+}
 
 const _: () = assert!(TIMER_CHANNEL >= net_config::FIRST_FREE_CLIENT_CHANNEL);

@@ -33,6 +33,12 @@ pub fn run(ws: &Path) -> Result<()> {
     // bare-metal runtime, whose panic handler must not meet the std that
     // host-tool features pull in when everything is built together.
     cargo_test(ws, &["--lib", "-p", "virtio-net"])?;
+    // One package per run: cargo unifies features within a run, and these
+    // turn on net-client's `microkit` feature, which must stay off when
+    // net-client itself is tested.
+    for package in ["arpd", "stray"] {
+        cargo_test(ws, &["--lib", "-p", package])?;
+    }
 
     println!("\n== integration tests");
     let mut tests: Vec<Test> = vec![
