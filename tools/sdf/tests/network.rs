@@ -551,12 +551,14 @@ fn workspace() -> std::path::PathBuf {
 }
 
 #[test]
-fn the_network_test_system_is_valid() {
-    let path = workspace().join("tests/systems/net-config.system");
-    let system = sdf::parse_file(&path).unwrap_or_else(|d| panic!("{d}"));
-    let network = system.network.expect("a network");
-    assert_eq!(network.demux, "net-mux");
-    assert_eq!(network.arpd_index(), Some(0));
+fn the_node_descriptions_are_valid() {
+    for file in ["microkit.system", "tests/systems/node.system"] {
+        let path = workspace().join(file);
+        let system = sdf::parse_file(&path).unwrap_or_else(|d| panic!("{d}"));
+        let network = system.network.expect("a network");
+        assert_eq!(network.demux, "net-mux");
+        assert_eq!(network.arpd_index(), Some(0));
+    }
 }
 
 /// The `tests/invalid/network-*` files the description checks refuse
