@@ -1,52 +1,46 @@
 //! arpd: the ARP daemon protection domain. Glue between the runtime and
 //! the [`arpd`] library, which holds the protocol.
 //!
-//! A client of the demultiplexer like any other (its regions at
-//! `net_config::ClientRegion::client_vaddr`, its boot claim `arp`), plus:
+//! A client of the demultiplexer like any other ([`NetClient`]: its
+//! regions at `net_config::ClientRegion::client_vaddr`, its boot claim
+//! `arp`, the node's MAC from the demultiplexer), plus:
 //!
 //! - the ARP table region, read-write, at `net_config::ARP_TABLE_VADDR`;
-//! - channel `CLIENT_MUX_CHANNEL` to the demultiplexer, which it calls
-//!   once at start for the node's MAC (`MuxCall::Node`);
-//! - channel [`TIMER_CHANNEL`] to the timer PD (`NOW`, `SET_TIMEOUT`);
+//! - channel [`TIMER_CHANNEL`] to the timer PD (`NOW`, `SET_TIMEOUT`),
+//!   `pp="true"` on arpd's end;
 //! - channel `arpd_client_channel(n)` to each client `n` with `arp="true"`,
 //!   which calls [`ArpdCall::Resolve`] and is notified when an entry it
 //!   waits for appears or fails.
 //!
 //! arpd is called by clients and calls the demultiplexer and the timer, so
-//! its priority must lie between theirs; its state (one slot per table
-//! entry) wants `stack_size="0x10000"`.
+//! its priority must lie between theirs. Its state (one slot per table
+//! entry, the network configuration) wants `stack_size="0x10000"`.
 #![no_std]
 #![no_main]
 
 use arp_table::{Table, TableWriter};
 use arpd::{Arpd, Clients, Counters, Event, Link, Resolution, ANNOUNCEMENTS, MAX_REQUESTS};
 use filter::Dotted;
-use microkit::{log, Channel, ChannelSet, Handler, MemoryRegion, MessageInfo};
-use net_client::{Alarm, AlarmAction, ChangeReport, ClientQueues, Colons, IoCounters, TIMER_CHANNEL};
-use net_client::pd::MUX;
-use net_config::{arpd_client_channel, mac_to_word, ArpdCall, NetConfig, ARP_TABLE_VADDR, ERR_BAD_REQUEST, MAX_CLIENTS};
-use packet::Ipv4Address;
+use microkit::{log, Channel, ChannelSet, Handler, MessageInfo};
+use net_client::{Alarm, AlarmAction, ChangeReport, Colons, NetClient, TIMER_CHANNEL};
+use net_config::{arpd_client_channel, mac_to_word, ArpdCall, ARP_TABLE_VADDR, ERR_BAD_REQUEST, MAX_CLIENTS};
+use packet::{EthernetAddress, Ipv4Address};
 use timer_api::Timer;
 
 const TIMER: Timer = Timer::new(Channel::new(TIMER_CHANNEL));
 
-/// Bytes of a received frame arpd looks at: Ethernet and ARP headers (42)
-/// and the padding to 60; a longer frame's trailer is not needed.
-const FRAME_COPY: usize = 64;
-
-microkit::setvar_bytes!(__net_config, net_config::CONFIG_BYTES);
-
 /// The PD's side of [`Link`]: frames to the demultiplexer, notifications
 /// to clients, events to the log.
 struct PdLink<'a> {
-    io: &'a mut ClientQueues<MemoryRegion>,
+    net: &'a mut NetClient,
     /// The clients that may call arpd (the others have no channel).
     arp_clients: Clients,
 }
 
 impl Link for PdLink<'_> {
     fn send(&mut self, frame: &[u8]) -> bool {
-        self.io.send(frame)
+        // Queued here; the demultiplexer is notified by `poll` or `flush`.
+        self.net.send(frame).is_ok()
     }
 
     fn notify(&mut self, clients: Clients) {
@@ -61,10 +55,10 @@ impl Link for PdLink<'_> {
     fn event(&mut self, event: Event) {
         match event {
             Event::Announced { ip, mac, number } => {
-                log!("announced {} is-at {} ({number} of {ANNOUNCEMENTS})", Dotted(ip), Colons(mac))
+                log!("announced {} is-at {} ({number} of {ANNOUNCEMENTS})", Dotted(ip), Colons(mac.0))
             }
             Event::Conflict { ip, mac } => {
-                log!("address conflict: {} claimed by {}; defending it", Dotted(ip), Colons(mac))
+                log!("address conflict: {} claimed by {}; defending it", Dotted(ip), Colons(mac.0))
             }
             Event::Unreachable { ip } => log!("{} did not answer {MAX_REQUESTS} requests", Dotted(ip)),
         }
@@ -73,12 +67,10 @@ impl Link for PdLink<'_> {
 
 struct Running {
     arpd: Arpd<'static>,
-    io: ClientQueues<MemoryRegion>,
+    net: NetClient,
     arp_clients: Clients,
     alarm: Alarm,
-    report: ChangeReport<(Counters, IoCounters)>,
-    /// A buffer for the copy of each received frame.
-    frame: [u8; FRAME_COPY],
+    report: ChangeReport<Counters>,
 }
 
 /// The PD: running, or (`None`) stopped at start for a reason it logged.
@@ -86,81 +78,68 @@ struct ArpdPd(Option<Running>);
 
 impl Running {
     fn start() -> Option<Running> {
-        let config = match NetConfig::from_bytes(&__net_config.get()) {
-            Ok(config) => config,
+        let net = match NetClient::new() {
+            Ok(net) => net,
             Err(e) => {
                 log!("error: {e}");
                 return None;
             }
         };
-        if config.me.is_none() || config.me != config.arpd {
-            log!("error: the network configuration does not name this PD as arpd (me {:?}, arpd {:?})", config.me, config.arpd);
+        let config = &net.config;
+        if config.me != config.arpd {
+            log!("error: the network configuration names client {:?} as arpd, not this PD ({:?})", config.arpd, config.me);
             return None;
         }
-        let mac = net_client::pd::node_mac(&config)?;
+        let mac = EthernetAddress(net.mac);
+        if !mac.is_unicast() {
+            log!("error: no usable MAC for the node ({})", Colons(net.mac));
+            return None;
+        }
         let arp_clients = config
             .clients()
             .iter()
             .enumerate()
             .filter(|(_, client)| client.arp)
             .fold(0, |set, (n, _)| set | 1 << n);
+        let (node, clients) = (config.node, config.clients().len());
         // SAFETY: the builder maps the ARP table region (ARP_TABLE_SIZE,
         // page-aligned) read-write at ARP_TABLE_VADDR in arpd, the one
         // writer, for the PD's life; nothing else here touches it.
         let table = unsafe { Table::from_addr(ARP_TABLE_VADDR as usize) };
-        // SAFETY: as a client in the description's <network>, this PD has
-        // its six regions mapped at the client addresses, for its life.
-        let io = unsafe { ClientQueues::at_client_addresses() };
-        let node = config.node;
         let mut running = Running {
             arpd: Arpd::new(mac, node, TableWriter::new(table)),
-            io,
+            net,
             arp_clients,
             alarm: Alarm::new(),
-            report: ChangeReport::new((Counters::default(), IoCounters::default())),
-            frame: [0; FRAME_COPY],
+            report: ChangeReport::new(Counters::default()),
         };
-        running.io.lend_receive_buffers();
-        MUX.notify();
         log!(
-            "ready: {}/{} at {}; {} of {} clients resolve through arpd",
+            "ready: {}/{} at {}; {} of {clients} clients resolve through arpd",
             Dotted(node.ipv4),
             node.prefix_len,
-            Colons(mac),
+            Colons(mac.0),
             arp_clients.count_ones(),
-            config.clients().len()
         );
         let now = TIMER.now();
-        running.arpd.start(now, &mut PdLink { io: &mut running.io, arp_clients });
+        running.arpd.start(now, &mut PdLink { net: &mut running.net, arp_clients });
+        running.receive_all(now);
         running.settle(now);
         Some(running)
     }
 
-    /// Receives every waiting frame, then asks to be woken for more.
+    /// Handles every waiting frame; leaves the queues armed for the next.
     fn receive_all(&mut self, now: u64) {
-        loop {
-            while let Some(received) = self.io.receive(&mut self.frame) {
-                let frame = &self.frame[..received.copied];
-                self.arpd.receive(now, frame, &mut PdLink { io: &mut self.io, arp_clients: self.arp_clients });
-            }
-            if self.io.should_notify_mux() {
-                MUX.notify();
-            }
-            if self.io.ready_to_wait() {
-                break;
-            }
-        }
+        let (arpd, arp_clients) = (&mut self.arpd, self.arp_clients);
+        self.net.poll(|net, frame| arpd.receive(now, frame, &mut PdLink { net, arp_clients }));
     }
 
-    /// After any work: notifies the demultiplexer if it asked, logs the
+    /// After any work: tells the demultiplexer of queued frames, logs the
     /// counters when due, and keeps a timeout pending for what comes next.
     fn settle(&mut self, now: u64) {
-        if self.io.should_notify_mux() {
-            MUX.notify();
-        }
-        let counters = (*self.arpd.counters(), *self.io.counters());
+        self.net.flush();
+        let counters = *self.arpd.counters();
         if self.report.poll(now, &counters) {
-            log!("counters: {} {}", counters.0, counters.1);
+            log!("counters: {counters}");
         }
         self.report.note(now, &counters);
         let deadline = match (self.arpd.next_deadline(), self.report.deadline()) {
@@ -181,17 +160,19 @@ impl Running {
         }
     }
 
+    /// [`ArpdCall::Resolve`] from client `client`.
     fn resolve(&mut self, client: usize, msg: MessageInfo) -> MessageInfo {
-        let word = microkit::get_mr(0);
         let valid = msg.label() == ArpdCall::Resolve as u64
             && msg.length() >= 1
             && client < MAX_CLIENTS
             && self.arp_clients & (1 << client) != 0;
-        let Some(ip) = u32::try_from(word).ok().filter(|_| valid).map(Ipv4Address::from_u32) else {
+        let address = u32::try_from(microkit::get_mr(0)).ok().filter(|_| valid);
+        let Some(ip) = address.map(Ipv4Address::from_u32) else {
             return microkit::msginfo(ERR_BAD_REQUEST, 0);
         };
         let now = TIMER.now();
-        let resolution = self.arpd.resolve(now, client, ip, &mut PdLink { io: &mut self.io, arp_clients: self.arp_clients });
+        let arp_clients = self.arp_clients;
+        let resolution = self.arpd.resolve(now, client, ip, &mut PdLink { net: &mut self.net, arp_clients });
         self.settle(now);
         match resolution {
             Resolution::Known(mac) => {
@@ -219,7 +200,8 @@ impl Handler for ArpdPd {
             running.alarm.fired(now);
         }
         running.receive_all(now);
-        running.arpd.tick(now, &mut PdLink { io: &mut running.io, arp_clients: running.arp_clients });
+        let arp_clients = running.arp_clients;
+        running.arpd.tick(now, &mut PdLink { net: &mut running.net, arp_clients });
         running.settle(now);
     }
 

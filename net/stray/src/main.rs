@@ -1,39 +1,34 @@
 //! stray: the stray-packet daemon protection domain. Glue between the
 //! runtime and the [`stray`] library, which decides the answers.
 //!
-//! A client of the demultiplexer like any other (its regions at
-//! `net_config::ClientRegion::client_vaddr`), named `unclaimed_ipv4` in
-//! the description's `<network>`: it receives the IPv4 frames no filter
-//! claims, and may answer them with ICMP and TCP resets. Channels:
-//! `CLIENT_MUX_CHANNEL` to the demultiplexer (one `MuxCall::Node` call at
-//! start, for the node's MAC), [`TIMER_CHANNEL`] to the timer PD (`NOW` for
-//! the rate limit, `SET_TIMEOUT` for the counter report).
-//!
-//! Its two frame buffers want `stack_size="0x10000"`.
+//! A client of the demultiplexer like any other ([`NetClient`]), named
+//! `unclaimed_ipv4` in the description's `<network>`: it receives the IPv4
+//! frames no filter claims, and may answer them with ICMP and TCP resets.
+//! Its other channel is [`TIMER_CHANNEL`] to the timer PD, `pp="true"` on
+//! stray's end (`NOW` for the rate limit, `SET_TIMEOUT` for the counter
+//! report). Its buffers and the network configuration want
+//! `stack_size="0x10000"`.
 #![no_std]
 #![no_main]
 
 use filter::Dotted;
-use microkit::{log, Channel, ChannelSet, Handler, MemoryRegion};
-use net_client::pd::MUX;
-use net_client::{Alarm, AlarmAction, ChangeReport, ClientQueues, Colons, IoCounters, TIMER_CHANNEL};
-use net_config::NetConfig;
-use net_protocol::MAX_FRAME_LEN;
+use microkit::{log, Channel, ChannelSet, Handler};
+use net_client::{Alarm, AlarmAction, ChangeReport, Colons, NetClient, MAX_FRAME_LEN, TIMER_CHANNEL};
 use packet::reply::Local;
+use packet::EthernetAddress;
 use stray::{Counters, Outcome, Stray, BURST, RATE_PER_SECOND};
 use timer_api::Timer;
 
 const TIMER: Timer = Timer::new(Channel::new(TIMER_CHANNEL));
 
-microkit::setvar_bytes!(__net_config, net_config::CONFIG_BYTES);
-
 struct Running {
     stray: Stray,
-    io: ClientQueues<MemoryRegion>,
+    net: NetClient,
     alarm: Alarm,
-    report: ChangeReport<(Counters, IoCounters)>,
-    /// The copy of a received frame, and the answer being written.
-    frame: [u8; MAX_FRAME_LEN],
+    report: ChangeReport<(Counters, u64)>,
+    /// Answers that found no transmit buffer.
+    not_sent: u64,
+    /// The answer being written.
     answer: [u8; MAX_FRAME_LEN],
 }
 
@@ -42,70 +37,59 @@ struct StrayPd(Option<Running>);
 
 impl Running {
     fn start() -> Option<Running> {
-        let config = match NetConfig::from_bytes(&__net_config.get()) {
-            Ok(config) => config,
+        let net = match NetClient::new() {
+            Ok(net) => net,
             Err(e) => {
                 log!("error: {e}");
                 return None;
             }
         };
-        let Some(me) = config.my_client() else {
-            log!("error: the network configuration has no client entry for this PD");
-            return None;
-        };
-        if !me.unclaimed_ipv4 {
+        if !net.config.my_client().is_some_and(|me| me.unclaimed_ipv4) {
             log!("warning: not the unclaimed-IPv4 client: it will receive nothing, and its answers will be refused");
         }
-        let mac = net_client::pd::node_mac(&config)?;
-        let ip = config.node.ipv4;
-        // SAFETY: as a client in the description's <network>, this PD has
-        // its six regions mapped at the client addresses, for its life.
-        let io = unsafe { ClientQueues::at_client_addresses() };
+        let mac = EthernetAddress(net.mac);
+        if !mac.is_unicast() {
+            log!("error: no usable MAC for the node ({})", Colons(net.mac));
+            return None;
+        }
+        let ip = net.config.node.ipv4;
         let mut running = Running {
             stray: Stray::new(Local { mac, ip }),
-            io,
+            net,
             alarm: Alarm::new(),
-            report: ChangeReport::new((Counters::default(), IoCounters::default())),
-            frame: [0; MAX_FRAME_LEN],
+            report: ChangeReport::new((Counters::default(), 0)),
+            not_sent: 0,
             answer: [0; MAX_FRAME_LEN],
         };
-        running.io.lend_receive_buffers();
-        MUX.notify();
         log!(
             "ready: answering stray IPv4 to {} at {}, at most {RATE_PER_SECOND} answers/s in bursts of {BURST}",
             Dotted(ip),
-            Colons(mac)
+            Colons(mac.0)
         );
-        running.receive_all(TIMER.now());
+        let now = TIMER.now();
+        running.receive_all(now);
+        running.settle(now);
         Some(running)
     }
 
-    /// Answers every waiting frame, then asks to be woken for more.
+    /// Answers every waiting frame; leaves the queues armed for the next.
     fn receive_all(&mut self, now: u64) {
-        loop {
-            while let Some(received) = self.io.receive(&mut self.frame) {
-                // `frame` holds the largest frame: `copied` is all of it.
-                let frame = &self.frame[..received.copied];
-                if let Outcome::Send { len, .. } = self.stray.handle(now, frame, &mut self.answer) {
-                    // A frame that finds no transmit slot is counted there.
-                    self.io.send(&self.answer[..len]);
+        let (stray, answer, not_sent) = (&mut self.stray, &mut self.answer, &mut self.not_sent);
+        self.net.poll(|net, frame| {
+            if let Outcome::Send { len, .. } = stray.handle(now, frame, answer) {
+                if net.send(&answer[..len]).is_err() {
+                    *not_sent += 1;
                 }
             }
-            if self.io.should_notify_mux() {
-                MUX.notify();
-            }
-            if self.io.ready_to_wait() {
-                break;
-            }
-        }
+        });
     }
 
     /// Logs the counters when due, and keeps a timeout pending for the
     /// next report.
     fn settle(&mut self, now: u64) {
-        let counters = (*self.stray.counters(), *self.io.counters());
+        let counters = (*self.stray.counters(), self.not_sent);
         if self.report.poll(now, &counters) {
-            log!("counters: {} {}", counters.0, counters.1);
+            log!("counters: {} not_sent={}", counters.0, counters.1);
         }
         self.report.note(now, &counters);
         let result = match self.alarm.plan(self.report.deadline()) {

@@ -132,9 +132,27 @@ impl MemoryRegion {
     /// Copies bytes out of the region; `false` if out of bounds.
     pub fn copy_out(&self, offset: usize, dst: &mut [u8]) -> bool {
         let Some(addr) = self.check(offset, dst.len()) else { return false };
-        for (i, b) in dst.iter_mut().enumerate() {
+        // Byte by byte up to an 8-byte boundary of the region, then words:
+        // frame copies are on the data path.
+        let head = addr.wrapping_neg() % 8;
+        let head = head.min(dst.len());
+        let (bytes, rest) = dst.split_at_mut(head);
+        for (i, b) in bytes.iter_mut().enumerate() {
             // SAFETY: in bounds (checked above).
             *b = unsafe { ((addr + i) as *const u8).read_volatile() };
+        }
+        let mut chunks = rest.chunks_exact_mut(8);
+        let mut at = addr + head;
+        for chunk in &mut chunks {
+            // SAFETY: in bounds (checked above) and 8-byte aligned.
+            let word = unsafe { (at as *const u64).read_volatile() };
+            chunk.copy_from_slice(&word.to_ne_bytes());
+            at += 8;
+        }
+        for b in chunks.into_remainder() {
+            // SAFETY: in bounds (checked above).
+            *b = unsafe { (at as *const u8).read_volatile() };
+            at += 1;
         }
         true
     }
@@ -142,9 +160,24 @@ impl MemoryRegion {
     /// Copies bytes into the region; `false` if out of bounds.
     pub fn copy_in(&self, offset: usize, src: &[u8]) -> bool {
         let Some(addr) = self.check(offset, src.len()) else { return false };
-        for (i, &b) in src.iter().enumerate() {
+        let head = (addr.wrapping_neg() % 8).min(src.len());
+        let (bytes, rest) = src.split_at(head);
+        for (i, &b) in bytes.iter().enumerate() {
             // SAFETY: in bounds (checked above) of a writable region.
             unsafe { ((addr + i) as *mut u8).write_volatile(b) };
+        }
+        let mut chunks = rest.chunks_exact(8);
+        let mut at = addr + head;
+        for chunk in &mut chunks {
+            let word = u64::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7]]);
+            // SAFETY: in bounds (checked above), 8-byte aligned, writable.
+            unsafe { (at as *mut u64).write_volatile(word) };
+            at += 8;
+        }
+        for &b in chunks.remainder() {
+            // SAFETY: in bounds (checked above) of a writable region.
+            unsafe { (at as *mut u8).write_volatile(b) };
+            at += 1;
         }
         true
     }
