@@ -130,23 +130,90 @@ impl MemoryRegion {
     }
 
     /// Copies bytes out of the region; `false` if out of bounds.
+    ///
+    /// Each byte of the region is read once, with volatile loads of eight
+    /// aligned bytes where possible (bulk data such as frames: an eighth of
+    /// the loads of a byte loop). If the peer writes the bytes meanwhile,
+    /// `dst` holds some mix of old and new bytes: check the copy, never the
+    /// region.
     pub fn copy_out(&self, offset: usize, dst: &mut [u8]) -> bool {
         let Some(addr) = self.check(offset, dst.len()) else { return false };
-        for (i, b) in dst.iter_mut().enumerate() {
-            // SAFETY: in bounds (checked above).
-            *b = unsafe { ((addr + i) as *const u8).read_volatile() };
-        }
+        // SAFETY: `[addr, addr + dst.len())` is in bounds (checked above) of
+        // a mapped region, and `dst` is a distinct private buffer.
+        unsafe { volatile_copy_out(addr, dst) };
         true
     }
 
-    /// Copies bytes into the region; `false` if out of bounds.
+    /// Copies bytes into the region; `false` if out of bounds. Volatile
+    /// stores, eight aligned bytes at a time where possible, as
+    /// [`copy_out`](Self::copy_out).
     pub fn copy_in(&self, offset: usize, src: &[u8]) -> bool {
         let Some(addr) = self.check(offset, src.len()) else { return false };
-        for (i, &b) in src.iter().enumerate() {
-            // SAFETY: in bounds (checked above) of a writable region.
-            unsafe { ((addr + i) as *mut u8).write_volatile(b) };
-        }
+        // SAFETY: in bounds (checked above) of a mapped, writable region;
+        // `src` is a distinct private buffer.
+        unsafe { volatile_copy_in(addr, src) };
         true
+    }
+}
+
+/// Bytes before the first 8-byte boundary at or after `addr`, at most `len`.
+fn head_len(addr: usize, len: usize) -> usize {
+    (addr.wrapping_neg() % 8).min(len)
+}
+
+/// Copies `dst.len()` bytes from shared memory at `addr` into `dst`: single
+/// volatile loads of the bytes before and after the 8-aligned middle,
+/// volatile `u64` loads in it.
+///
+/// # Safety
+/// `[addr, addr + dst.len())` must be mapped and readable, and not overlap `dst`.
+unsafe fn volatile_copy_out(addr: usize, dst: &mut [u8]) {
+    let head = head_len(addr, dst.len());
+    let words = (dst.len() - head) / 8;
+    let (head_dst, rest) = dst.split_at_mut(head);
+    let (word_dst, tail_dst) = rest.split_at_mut(words * 8);
+    for (i, b) in head_dst.iter_mut().enumerate() {
+        // SAFETY: in the range the caller vouches for.
+        *b = unsafe { ((addr + i) as *const u8).read_volatile() };
+    }
+    let base = addr + head;
+    for (i, chunk) in word_dst.chunks_exact_mut(8).enumerate() {
+        // SAFETY: in range, and 8-aligned (`base` is) as `read_volatile` needs.
+        let word = unsafe { ((base + 8 * i) as *const u64).read_volatile() };
+        chunk.copy_from_slice(&word.to_ne_bytes());
+    }
+    let tail = base + words * 8;
+    for (i, b) in tail_dst.iter_mut().enumerate() {
+        // SAFETY: in range.
+        *b = unsafe { ((tail + i) as *const u8).read_volatile() };
+    }
+}
+
+/// Copies `src` into shared memory at `addr`, as [`volatile_copy_out`] in
+/// the other direction.
+///
+/// # Safety
+/// `[addr, addr + src.len())` must be mapped and writable, and not overlap `src`.
+unsafe fn volatile_copy_in(addr: usize, src: &[u8]) {
+    let head = head_len(addr, src.len());
+    let words = (src.len() - head) / 8;
+    let (head_src, rest) = src.split_at(head);
+    let (word_src, tail_src) = rest.split_at(words * 8);
+    for (i, &b) in head_src.iter().enumerate() {
+        // SAFETY: in the range the caller vouches for.
+        unsafe { ((addr + i) as *mut u8).write_volatile(b) };
+    }
+    let base = addr + head;
+    for (i, chunk) in word_src.chunks_exact(8).enumerate() {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        // SAFETY: in range, and 8-aligned (`base` is).
+        unsafe { ((base + 8 * i) as *mut u64).write_volatile(u64::from_ne_bytes(word)) };
+    }
+    let tail = base + words * 8;
+    for (i, &b) in tail_src.iter().enumerate() {
+        // SAFETY: in range.
+        unsafe { ((tail + i) as *mut u8).write_volatile(b) };
     }
 }
 
@@ -191,4 +258,44 @@ macro_rules! setvar_bytes {
         #[link_section = ".data.microkit.setvar"]
         static $name: $crate::Bytes<{ $len }> = $crate::Bytes::unset();
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MemoryRegion;
+
+    /// Every offset and length around the 8-byte boundaries, both ways,
+    /// without touching a byte outside the range.
+    #[test]
+    fn copies_are_exact_at_any_alignment() {
+        #[repr(align(8))]
+        struct Backing([u8; 64]);
+        let pattern: [u8; 40] = core::array::from_fn(|i| i as u8 + 1);
+        for offset in 0..17 {
+            for len in 0..=pattern.len() {
+                let mut mem = Backing([0; 64]);
+                // SAFETY: the region is `mem`, which outlives it and is used
+                // only through it meanwhile.
+                let region = unsafe { MemoryRegion::new(mem.0.as_mut_ptr() as usize, 64) };
+                assert!(region.copy_in(offset, &pattern[..len]));
+                let mut back = [0u8; 40];
+                assert!(region.copy_out(offset, &mut back[..len]));
+                assert_eq!(back[..len], pattern[..len], "offset {offset} len {len}");
+                assert!(mem.0[..offset].iter().all(|&b| b == 0));
+                assert!(mem.0[offset + len..].iter().all(|&b| b == 0));
+                assert_eq!(mem.0[offset..offset + len], pattern[..len]);
+            }
+        }
+    }
+
+    #[test]
+    fn out_of_bounds_copies_are_refused() {
+        let mut mem = [0u8; 16];
+        // SAFETY: as above.
+        let region = unsafe { MemoryRegion::new(mem.as_mut_ptr() as usize, 16) };
+        assert!(!region.copy_in(10, &[1; 7]));
+        assert!(!region.copy_out(usize::MAX, &mut [0; 2]));
+        assert!(region.copy_in(10, &[1; 6]));
+        assert_eq!(mem[9..], [0, 1, 1, 1, 1, 1, 1]);
+    }
 }

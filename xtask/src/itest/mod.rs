@@ -33,6 +33,8 @@ pub fn run(ws: &Path) -> Result<()> {
     // bare-metal runtime, whose panic handler must not meet the std that
     // host-tool features pull in when everything is built together.
     cargo_test(ws, &["--lib", "-p", "virtio-net"])?;
+    cargo_test(ws, &["--lib", "-p", "net-mux"])?;
+    cargo_test(ws, &["--lib", "-p", "microkit"])?;
 
     println!("\n== integration tests");
     let mut tests: Vec<Test> = vec![
