@@ -33,6 +33,9 @@ microkit::setvar!(rx_free);
 microkit::setvar!(rx_active);
 microkit::setvar!(tx_free);
 microkit::setvar!(tx_active);
+// Mapped as net-protocol gives every driver client its `tx_headers`, but
+// never used: each frame this PD sends is one segment in `tx_payload`.
+microkit::setvar!(tx_headers);
 
 /// A shared region, through the runtime's bounds-checked volatile copies.
 struct Shared(MemoryRegion);
@@ -167,14 +170,23 @@ impl Handler for NetMux {
 
     fn protected(&mut self, channel: Channel, msg: MessageInfo) -> MessageInfo {
         // The driver's channel (and any other) names no client: refused.
-        let (Some(mux), Some(client)) = (self.mux.as_mut(), client_of_channel(channel.id())) else {
+        let Some(client) = client_of_channel(channel.id()) else {
             return microkit::msginfo(ERR_BAD_REQUEST, 0);
         };
+        // The arguments first: handling queues does not touch the message
+        // registers, but nothing is left to chance.
         let mut args = [0u64; 4];
         let count = (msg.length() as usize).min(args.len());
         for (i, arg) in args.iter_mut().enumerate().take(count) {
             *arg = microkit::get_mr(i);
         }
+        // A call sees the effect of every frame queued before it (a client
+        // that sent frames and then asks for its counters finds them
+        // counted, even if its notification has not been delivered yet).
+        self.run();
+        let Some(mux) = self.mux.as_mut() else {
+            return microkit::msginfo(ERR_BAD_REQUEST, 0);
+        };
         let reply = mux.call(client, msg.label(), &args[..count], &mut log_line);
         for (i, &word) in reply.words().iter().enumerate() {
             microkit::set_mr(i, word);
