@@ -2,7 +2,7 @@
 //!
 //! - `cargo xtask build [--system FILE] [--config debug|release] [--ram MIB]`
 //! - `cargo xtask run   [--system FILE] [--config debug|release] [--ram MIB]`
-//! - `cargo xtask test`
+//! - `cargo xtask test [FILTER]`
 //! - `cargo xtask bench`
 //!
 //! Each installs the Debian packages it needs when they are missing (as
@@ -26,7 +26,8 @@ const USAGE: &str = "usage: cargo xtask <build|run|test|bench> [--system FILE] [
   build   build the kernel, the PD programs and the system image; print their paths
   run     build, then boot the system in QEMU with the serial console on this terminal
           (quit QEMU with Ctrl-A X); --tap IFNAME attaches the NIC to an existing TAP device
-  test    host unit tests, then integration tests that boot the image in QEMU
+  test    host unit tests, then integration tests that boot the image in QEMU;
+          test FILTER runs only the integration tests whose name contains FILTER
   bench   throughput and boot figures beside a Linux guest in the same QEMU configuration";
 
 fn workspace() -> PathBuf {
@@ -87,7 +88,7 @@ fn run() -> Result<()> {
             let opts = parse_options(&args[1..], &ws)?;
             let built = system::build(&ws, &opts)?;
             deps::ensure_packages(deps::QEMU)?;
-            let nic = opts.tap.as_deref().map(qemu::tap_nic).unwrap_or_default();
+            let nic = opts.tap.as_deref().map(qemu::tap_nic).unwrap_or_else(qemu::user_nic);
             let nic: Vec<&str> = nic.iter().map(String::as_str).collect();
             let mut cmd = qemu::command(&built, opts.ram_mib, true, &nic);
             println!("{}", qemu::command_line(&cmd));
@@ -96,7 +97,7 @@ fn run() -> Result<()> {
                 bail!("QEMU exited with {status}");
             }
         }
-        "test" => itest::run(&ws)?,
+        "test" => itest::run(&ws, args.get(1).map(String::as_str))?,
         "bench" => bench::run(&ws)?,
         "-h" | "--help" | "help" => println!("{USAGE}"),
         other => bail!("unknown command {other:?}\n\n{USAGE}"),

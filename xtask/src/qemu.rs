@@ -42,6 +42,17 @@ pub fn tap_nic(ifname: &str) -> Vec<String> {
     ]
 }
 
+/// QEMU arguments for the NIC on QEMU's user-mode network (no root
+/// needed): the guest sits behind a NAT at 10.0.2.0/24, gateway 10.0.2.2.
+pub fn user_nic() -> Vec<String> {
+    vec![
+        "-netdev".into(),
+        "user,id=n0".into(),
+        "-device".into(),
+        "virtio-net-pci,disable-legacy=on,addr=3,netdev=n0".into(),
+    ]
+}
+
 pub fn command_line(cmd: &Command) -> String {
     std::iter::once(cmd.get_program())
         .chain(cmd.get_args())

@@ -31,12 +31,20 @@
 //! </network>
 //! ```
 //!
+//! `<client>` takes `pd`, `arp`, `may_copy` and `unclaimed_ipv4`
+//! (booleans, default `false`) and holds `<grant>`s (what it may claim, at
+//! boot and at run time), `<claim>`s (exclusive filters it holds from boot)
+//! and `<watch>`es (copy filters it holds from boot), each with a `filter`
+//! in the syntax of [`filter::text`].
+//!
 //! The builder expands each `<client>` (the `n`-th, from 0) into ordinary
-//! regions, maps and channels, all at the addresses and ids below:
+//! regions, maps and channels, all at the addresses and ids below (cached,
+//! no `setvar_vaddr`: the PDs take the addresses from this crate):
 //!
 //! - six regions `net_<pd>_<part>` for the parts of [`ClientRegion`],
-//!   mapped into the client at [`ClientRegion::client_vaddr`] and into the
-//!   demultiplexer at [`ClientRegion::mux_vaddr`]`(n)`;
+//!   mapped into the client at [`ClientRegion::client_vaddr`] (read-write,
+//!   but `rx_data` read-only) and into the demultiplexer at
+//!   [`ClientRegion::mux_vaddr`]`(n)` (read-write);
 //! - a channel: id [`CLIENT_MUX_CHANNEL`] in the client,
 //!   [`mux_client_channel`]`(n)` in the demultiplexer, which the client may
 //!   call ([`MuxCall`]);
@@ -49,9 +57,39 @@
 //!
 //! and writes the [`NetConfig`] into the symbol [`CONFIG_SYMBOL`] of the
 //! demultiplexer and of every client that has it, with [`NetConfig::me`]
-//! set to the PD's own client index. The driver's side (its regions and the
-//! channel with id [`MUX_DRIVER_CHANNEL`] in the demultiplexer) is written
-//! out in the description, as for any driver.
+//! set to the PD's own client index. The symbol is required in the
+//! demultiplexer and optional in clients; its size must be
+//! [`CONFIG_BYTES`]. The driver's side (its regions and the channel with id
+//! [`MUX_DRIVER_CHANNEL`] in the demultiplexer) is written out in the
+//! description, as for any driver.
+//!
+//! The generated items are checked with the written ones, so a PD's own
+//! maps and channels must keep clear of them: a client's channel ids start
+//! at [`FIRST_FREE_CLIENT_CHANNEL`], and its maps avoid
+//! [`CLIENT_BASE`]`..`[`ARP_TABLE_VADDR`]` + `[`ARP_TABLE_SIZE`] (the
+//! demultiplexer's avoid [`MUX_CLIENT_BASE`] onwards, one
+//! [`MUX_CLIENT_STRIDE`] per client). As protected calls go only to PDs with
+//! `pp="true"` of strictly higher priority, the demultiplexer needs
+//! `pp="true"` and a priority above every client, and arpd (with clients
+//! that have `arp="true"`) `pp="true"` and a priority above each of them.
+//!
+//! The description is also refused, with the position of the offending
+//! attribute or element, unless:
+//!
+//! - there is at most one `<network>`; `demux` names a PD; `ipv4` is
+//!   `A.B.C.D/LEN`, a unicast address that is neither the network nor the
+//!   broadcast address of its prefix (up to /30, which have both);
+//!   `gateway`, if given, is another host address on the link;
+//! - there are at most [`MAX_CLIENTS`] clients, each a different PD and
+//!   none the demultiplexer; `arpd`, if given, is one of them;
+//! - a client has at most [`MAX_GRANT_FILTERS`] `<grant>`s and at most
+//!   [`MAX_CLAIMS`] `<claim>`s and `<watch>`es together; each claim and
+//!   watch lies within one of its granted filters ([`filter::Grant::permits`]);
+//!   `<watch>` needs `may_copy="true"`;
+//! - exclusive claims do not [overlap](Filter::overlaps), whether of one
+//!   client or of two (copy filters may overlap anything);
+//! - at most one client has `unclaimed_ipv4="true"`; `arp="true"` needs
+//!   `arpd`, and arpd itself takes no `arp="true"` (it owns the table).
 #![no_std]
 #![forbid(unsafe_code)]
 

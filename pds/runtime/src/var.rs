@@ -130,90 +130,56 @@ impl MemoryRegion {
     }
 
     /// Copies bytes out of the region; `false` if out of bounds.
-    ///
-    /// Each byte of the region is read once, with volatile loads of eight
-    /// aligned bytes where possible (bulk data such as frames: an eighth of
-    /// the loads of a byte loop). If the peer writes the bytes meanwhile,
-    /// `dst` holds some mix of old and new bytes: check the copy, never the
-    /// region.
     pub fn copy_out(&self, offset: usize, dst: &mut [u8]) -> bool {
         let Some(addr) = self.check(offset, dst.len()) else { return false };
-        // SAFETY: `[addr, addr + dst.len())` is in bounds (checked above) of
-        // a mapped region, and `dst` is a distinct private buffer.
-        unsafe { volatile_copy_out(addr, dst) };
+        // Byte by byte up to an 8-byte boundary of the region, then words:
+        // frame copies are on the data path.
+        let head = addr.wrapping_neg() % 8;
+        let head = head.min(dst.len());
+        let (bytes, rest) = dst.split_at_mut(head);
+        for (i, b) in bytes.iter_mut().enumerate() {
+            // SAFETY: in bounds (checked above).
+            *b = unsafe { ((addr + i) as *const u8).read_volatile() };
+        }
+        let mut chunks = rest.chunks_exact_mut(8);
+        let mut at = addr + head;
+        for chunk in &mut chunks {
+            // SAFETY: in bounds (checked above) and 8-byte aligned.
+            let word = unsafe { (at as *const u64).read_volatile() };
+            chunk.copy_from_slice(&word.to_ne_bytes());
+            at += 8;
+        }
+        for b in chunks.into_remainder() {
+            // SAFETY: in bounds (checked above).
+            *b = unsafe { (at as *const u8).read_volatile() };
+            at += 1;
+        }
         true
     }
 
-    /// Copies bytes into the region; `false` if out of bounds. Volatile
-    /// stores, eight aligned bytes at a time where possible, as
-    /// [`copy_out`](Self::copy_out).
+    /// Copies bytes into the region; `false` if out of bounds.
     pub fn copy_in(&self, offset: usize, src: &[u8]) -> bool {
         let Some(addr) = self.check(offset, src.len()) else { return false };
-        // SAFETY: in bounds (checked above) of a mapped, writable region;
-        // `src` is a distinct private buffer.
-        unsafe { volatile_copy_in(addr, src) };
+        let head = (addr.wrapping_neg() % 8).min(src.len());
+        let (bytes, rest) = src.split_at(head);
+        for (i, &b) in bytes.iter().enumerate() {
+            // SAFETY: in bounds (checked above) of a writable region.
+            unsafe { ((addr + i) as *mut u8).write_volatile(b) };
+        }
+        let mut chunks = rest.chunks_exact(8);
+        let mut at = addr + head;
+        for chunk in &mut chunks {
+            let word = u64::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7]]);
+            // SAFETY: in bounds (checked above), 8-byte aligned, writable.
+            unsafe { (at as *mut u64).write_volatile(word) };
+            at += 8;
+        }
+        for &b in chunks.remainder() {
+            // SAFETY: in bounds (checked above) of a writable region.
+            unsafe { (at as *mut u8).write_volatile(b) };
+            at += 1;
+        }
         true
-    }
-}
-
-/// Bytes before the first 8-byte boundary at or after `addr`, at most `len`.
-fn head_len(addr: usize, len: usize) -> usize {
-    (addr.wrapping_neg() % 8).min(len)
-}
-
-/// Copies `dst.len()` bytes from shared memory at `addr` into `dst`: single
-/// volatile loads of the bytes before and after the 8-aligned middle,
-/// volatile `u64` loads in it.
-///
-/// # Safety
-/// `[addr, addr + dst.len())` must be mapped and readable, and not overlap `dst`.
-unsafe fn volatile_copy_out(addr: usize, dst: &mut [u8]) {
-    let head = head_len(addr, dst.len());
-    let words = (dst.len() - head) / 8;
-    let (head_dst, rest) = dst.split_at_mut(head);
-    let (word_dst, tail_dst) = rest.split_at_mut(words * 8);
-    for (i, b) in head_dst.iter_mut().enumerate() {
-        // SAFETY: in the range the caller vouches for.
-        *b = unsafe { ((addr + i) as *const u8).read_volatile() };
-    }
-    let base = addr + head;
-    for (i, chunk) in word_dst.chunks_exact_mut(8).enumerate() {
-        // SAFETY: in range, and 8-aligned (`base` is) as `read_volatile` needs.
-        let word = unsafe { ((base + 8 * i) as *const u64).read_volatile() };
-        chunk.copy_from_slice(&word.to_ne_bytes());
-    }
-    let tail = base + words * 8;
-    for (i, b) in tail_dst.iter_mut().enumerate() {
-        // SAFETY: in range.
-        *b = unsafe { ((tail + i) as *const u8).read_volatile() };
-    }
-}
-
-/// Copies `src` into shared memory at `addr`, as [`volatile_copy_out`] in
-/// the other direction.
-///
-/// # Safety
-/// `[addr, addr + src.len())` must be mapped and writable, and not overlap `src`.
-unsafe fn volatile_copy_in(addr: usize, src: &[u8]) {
-    let head = head_len(addr, src.len());
-    let words = (src.len() - head) / 8;
-    let (head_src, rest) = src.split_at(head);
-    let (word_src, tail_src) = rest.split_at(words * 8);
-    for (i, &b) in head_src.iter().enumerate() {
-        // SAFETY: in the range the caller vouches for.
-        unsafe { ((addr + i) as *mut u8).write_volatile(b) };
-    }
-    let base = addr + head;
-    for (i, chunk) in word_src.chunks_exact(8).enumerate() {
-        let mut word = [0; 8];
-        word.copy_from_slice(chunk);
-        // SAFETY: in range, and 8-aligned (`base` is).
-        unsafe { ((base + 8 * i) as *mut u64).write_volatile(u64::from_ne_bytes(word)) };
-    }
-    let tail = base + words * 8;
-    for (i, &b) in tail_src.iter().enumerate() {
-        // SAFETY: in range.
-        unsafe { ((tail + i) as *mut u8).write_volatile(b) };
     }
 }
 

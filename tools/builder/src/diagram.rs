@@ -101,4 +101,19 @@ mod tests {
         assert!(dot.contains(r#""a" -> "b" [dir=forward, label="0 : 3\na calls b""#), "{dot}");
         assert!(dot.contains(r#""a" -> "mr:buf" [style=dashed, arrowhead=none, label="rw @ 0x1000000"]"#), "{dot}");
     }
+
+    #[test]
+    fn generated_network_regions_appear_like_written_ones() {
+        let text = r#"<system>
+            <protection_domain name="mux" priority="200" pp="true"><program_image path="mux" /></protection_domain>
+            <protection_domain name="web" priority="100"><program_image path="web" /></protection_domain>
+            <network demux="mux" ipv4="10.0.2.15/24"><client pd="web" /></network>
+        </system>"#;
+        let sys = sdf::parse_str(Path::new("t.system"), text).expect("valid");
+        let dot = render(&sys);
+        assert!(dot.contains(r#""mr:net_web_rx_data" [shape=folder"#), "{dot}");
+        assert!(dot.contains(r#""web" -> "mr:net_web_rx_data" [style=dashed, arrowhead=none, label="r @ 0x50000000"]"#), "{dot}");
+        assert!(dot.contains(r#""mux" -> "mr:net_web_rx_data" [style=dashed, arrowhead=none, label="rw @ 0x60000000"]"#), "{dot}");
+        assert!(dot.contains(r#""web" -> "mux" [dir=both, label="0 : 1\nweb calls mux""#), "{dot}");
+    }
 }

@@ -97,6 +97,18 @@ impl Program {
         Ok(())
     }
 
+    /// Adds (or moves) a symbol: for tests, whose images are written
+    /// without a symbol table.
+    #[cfg(test)]
+    pub(crate) fn add_symbol(&mut self, name: &str, addr: u64, size: u64) {
+        self.symbols.insert(name.to_string(), (addr, size));
+    }
+
+    #[cfg(test)]
+    pub(crate) fn remove_symbol(&mut self, name: &str) {
+        self.symbols.remove(name);
+    }
+
     /// Lowest and highest (exclusive) virtual address of the image.
     pub fn extent(&self) -> (u64, u64) {
         let lo = self.segments.iter().map(|s| s.vaddr).min().unwrap_or(0);

@@ -18,6 +18,7 @@ pub mod diagram;
 pub mod elf;
 pub mod image;
 pub mod memory;
+pub mod network;
 pub mod plan;
 pub mod report;
 

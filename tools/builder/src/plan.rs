@@ -6,11 +6,13 @@
 //! here, on the host, where it can be checked and reported.
 
 use crate::elf::{page_down, page_up, Program, PAGE};
+use crate::network::{self, PatchError, Role};
 use crate::Error;
 use boot_spec::{
     badge, cspace, CapInstall, CapSource, Fill, IoPortRange, Irq, MapKind, Mapping, ObjId, Object, ObjectKind,
     PaddrPatch, PdInfo, Rights, Spec, Thread, PD_CHANNELS_SYMBOL, PD_CHILD_ENTRIES_SYMBOL, PD_NAME_LEN, PD_NAME_SYMBOL,
 };
+use net_config::{CONFIG_BYTES, CONFIG_SYMBOL};
 use sdf::{Diagnostic, MemoryRegion, PageSize, ProtectionDomain, SystemDescription};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -44,6 +46,10 @@ pub struct PdPlan {
     pub channels: Vec<String>,
     pub ioports: Vec<String>,
     pub irqs: Vec<String>,
+    /// The PD is in the `<network>` and the builder wrote its
+    /// configuration into `__net_config` (`false`: a client that does not
+    /// declare the symbol).
+    pub net_config: Option<bool>,
 }
 
 /// The builder's complete decision.
@@ -198,6 +204,7 @@ fn plan_pd(
         channels: Vec::new(),
         ioports: Vec::new(),
         irqs: Vec::new(),
+        net_config: None,
     };
 
     // --- Channels: capabilities and the masks the runtime checks. ---
@@ -319,6 +326,9 @@ fn plan_pd(
             }
         }
     }
+    if let Some(network) = &p.sys.network {
+        plan.net_config = patch_net_config(p, pd, network, program);
+    }
     for map in &pd.maps {
         if let Some(symbol) = &map.setvar_vaddr {
             if let Err(e) = program.patch(symbol, &map.vaddr.to_le_bytes()) {
@@ -408,7 +418,7 @@ fn plan_pd(
         let region: &MemoryRegion = region;
         let size = region.size;
         let (start, end) = (map.vaddr, map.vaddr + size);
-        if !claim(p, &plan.ranges, start, end, map.loc, &format!("mapping of `{}`", map.mr)) {
+        if !claim(p, &plan.ranges, start, end, map.loc, &format!("mapping of `{}`{}", map.mr, map.origin.note())) {
             continue;
         }
         let first = p.regions[&region.name];
@@ -469,6 +479,37 @@ fn plan_pd(
     });
     plan.caps.sort_by_key(|c| c.0);
     plan
+}
+
+/// Writes the network configuration into the program of `pd` if it is the
+/// demultiplexer or a client: whether it was written, `None` if the PD is
+/// not in the network. The demultiplexer must declare the symbol.
+fn patch_net_config(p: &mut Planner, pd: &ProtectionDomain, network: &sdf::Network, program: &mut Program) -> Option<bool> {
+    let role = network::role(network, &pd.name)?;
+    let config = network::config(network, role);
+    let path = program.path.display().to_string();
+    let declare = format!(
+        "declare it in the PD with `microkit::setvar_bytes!({CONFIG_SYMBOL}, net_config::CONFIG_BYTES);` and read it with `net_config::NetConfig::from_bytes`"
+    );
+    match network::patch(program, &config) {
+        Ok(()) => return Some(true),
+        Err(PatchError::Missing) if role == Role::Demux => p.error(
+            pd.program_image_loc,
+            format!("the network demultiplexer `{}` has no symbol `{CONFIG_SYMBOL}` in {path} to receive its configuration", pd.name),
+            &format!("the demultiplexer learns its clients and their grants from it: {declare}"),
+        ),
+        // Optional in clients.
+        Err(PatchError::Missing) => {}
+        Err(PatchError::Size(size)) => p.error(
+            pd.program_image_loc,
+            format!("symbol `{CONFIG_SYMBOL}` in {path} has {size} bytes, but the network configuration has {CONFIG_BYTES}"),
+            "the PD was built against another version of net-config: rebuild it",
+        ),
+        Err(PatchError::Patch(e)) => {
+            p.error(pd.program_image_loc, format!("cannot write the network configuration into {path}: {e}"), &declare)
+        }
+    }
+    Some(false)
 }
 
 /// Checks that `[start, end)` is free in a PD's address space so far (the

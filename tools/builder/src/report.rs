@@ -4,7 +4,12 @@
 use crate::memory::MemoryPlan;
 use crate::plan::Plan;
 use crate::Options;
-use sdf::SystemDescription;
+use filter::Dotted;
+use net_config::{
+    arpd_client_channel, mux_client_channel, ClientRegion, FilterKind, ARP_TABLE_REGION, ARP_TABLE_VADDR,
+    CLIENT_ARPD_CHANNEL, CLIENT_MUX_CHANNEL,
+};
+use sdf::{Network, SystemDescription};
 use std::fmt::Write;
 
 fn size(bytes: u64) -> String {
@@ -57,6 +62,10 @@ pub fn render(sys: &SystemDescription, plan: &Plan, mem: &MemoryPlan, opts: &Opt
         }
     }
 
+    if let Some(network) = &sys.network {
+        render_network(&mut r, network, plan);
+    }
+
     let _ = writeln!(r, "\n== Memory regions ==");
     for mr in &sys.memory_regions {
         let users: Vec<String> = sys
@@ -66,8 +75,9 @@ pub fn render(sys: &SystemDescription, plan: &Plan, mem: &MemoryPlan, opts: &Opt
             .collect();
         let _ = writeln!(
             r,
-            "  {}: {} in {} pages of {}{}; mapped by {}",
+            "  {}{}: {} in {} pages of {}{}; mapped by {}",
             mr.name,
+            mr.origin.note(),
             size(mr.size),
             mr.page_count(),
             size(mr.page_size.bytes()),
@@ -100,4 +110,112 @@ pub fn render(sys: &SystemDescription, plan: &Plan, mem: &MemoryPlan, opts: &Opt
          frames of one region are always physically contiguous."
     );
     r
+}
+
+/// The `<network>`: the node, and per client what it may claim, what it
+/// holds from boot, its channels and where its regions are.
+fn render_network(r: &mut String, network: &Network, plan: &Plan) {
+    let written = |pd: &str| match plan.pds.iter().find(|p| p.name == pd).and_then(|p| p.net_config) {
+        Some(true) => " (configuration written to __net_config)",
+        Some(false) => " (no __net_config symbol: configuration not written)",
+        None => "",
+    };
+    let node = &network.node;
+    let _ = writeln!(r, "\n== Network ==");
+    let _ = writeln!(
+        r,
+        "node {}/{} (link {}), gateway {}",
+        Dotted(node.ipv4),
+        node.prefix_len,
+        node.prefix(),
+        node.gateway.map_or("none".to_string(), |g| Dotted(g).to_string())
+    );
+    let _ = writeln!(r, "demultiplexer {}{}", network.demux, written(&network.demux));
+    match (&network.arpd, network.arpd_index()) {
+        (Some(arpd), Some(n)) => {
+            let _ = writeln!(r, "arpd {arpd} (client {n}), ARP table `{ARP_TABLE_REGION}` at {ARP_TABLE_VADDR:#x}");
+        }
+        _ => {
+            let _ = writeln!(r, "no arpd");
+        }
+    }
+    for (n, client) in network.clients.iter().enumerate() {
+        let mut flags = Vec::new();
+        if network.arpd.as_deref() == Some(client.pd.as_str()) {
+            flags.push("arpd");
+        }
+        if client.arp {
+            flags.push("arp");
+        }
+        if client.may_copy {
+            flags.push("may copy");
+        }
+        if client.unclaimed_ipv4 {
+            flags.push("unclaimed IPv4");
+        }
+        let flags = if flags.is_empty() { String::new() } else { format!(" [{}]", flags.join(", ")) };
+        let _ = writeln!(r, "client {n}: {}{flags}{}", client.pd, written(&client.pd));
+        let list = |filters: Vec<String>| if filters.is_empty() { "nothing".to_string() } else { filters.join(", ") };
+        let _ = writeln!(r, "  grant: {}", list(client.grant.iter().map(|g| g.filter.to_string()).collect()));
+        let claims = client
+            .claims
+            .iter()
+            .map(|c| match c.kind {
+                FilterKind::Exclusive => format!("{} (exclusive)", c.filter),
+                FilterKind::Copy => format!("{} (copy)", c.filter),
+            })
+            .collect();
+        let _ = writeln!(r, "  claims: {}", list(claims));
+        let _ = writeln!(
+            r,
+            "  channels: id {CLIENT_MUX_CHANNEL} <-> {} id {} (calls the demultiplexer)",
+            network.demux,
+            mux_client_channel(n)
+        );
+        if let (true, Some(arpd)) = (client.arp, &network.arpd) {
+            let _ = writeln!(r, "            id {CLIENT_ARPD_CHANNEL} <-> {arpd} id {} (calls arpd)", arpd_client_channel(n));
+        }
+        let _ = writeln!(
+            r,
+            "  regions: net_{}_* at {:#x}, in {} at {:#x}",
+            client.pd,
+            ClientRegion::RxData.client_vaddr(),
+            network.demux,
+            ClientRegion::RxData.mux_vaddr(n)
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn network_section_lists_the_node_and_each_client() {
+        let text = r#"<system>
+  <protection_domain name="mux" priority="200" pp="true"><program_image path="mux" /></protection_domain>
+  <protection_domain name="arpd" priority="150" pp="true"><program_image path="arpd" /></protection_domain>
+  <protection_domain name="web" priority="100"><program_image path="web" /></protection_domain>
+  <network demux="mux" arpd="arpd" ipv4="10.0.2.15/24" gateway="10.0.2.2">
+    <client pd="arpd"><grant filter="arp" /><claim filter="arp" /></client>
+    <client pd="web" arp="true" may_copy="true"><grant filter="tcp" /><claim filter="tcp dst 80" /><watch filter="tcp src 80" /></client>
+  </network>
+</system>"#;
+        let sys = sdf::parse_str(Path::new("t.system"), text).expect("valid");
+        let plan = Plan { spec: Default::default(), data: Vec::new(), object_names: Vec::new(), pds: Vec::new() };
+        let mut r = String::new();
+        render_network(&mut r, sys.network.as_ref().unwrap(), &plan);
+        for line in [
+            "node 10.0.2.15/24 (link 10.0.2.0/24), gateway 10.0.2.2",
+            "demultiplexer mux\n",
+            "arpd arpd (client 0), ARP table `net_arp_table` at 0x51000000",
+            "client 0: arpd [arpd]\n  grant: arp\n  claims: arp (exclusive)\n  channels: id 0 <-> mux id 1 (calls the demultiplexer)\n",
+            "client 1: web [arp, may copy]\n  grant: tcp\n  claims: tcp dst 80 (exclusive), tcp src 80 (copy)\n",
+            "  channels: id 0 <-> mux id 2 (calls the demultiplexer)\n            id 1 <-> arpd id 2 (calls arpd)\n",
+            "  regions: net_web_* at 0x50000000, in mux at 0x61000000",
+        ] {
+            assert!(r.contains(line), "no {line:?} in:\n{r}");
+        }
+    }
 }

@@ -3,7 +3,10 @@
 //! The format is the seL4 Microkit System Description Format — `<system>`
 //! holding `<memory_region>`, `<protection_domain>` and `<channel>` elements
 //! — with x86 additions: IOAPIC interrupts (`<irq pin=".." ioapic=".."
-//! vector="..">`) and I/O port ranges (`<ioport addr=".." size="..">`).
+//! vector="..">`), I/O port ranges (`<ioport addr=".." size="..">`) and PCI
+//! devices (`<pci_device>`), and the network node (`<network>`, specified
+//! in the `net-config` crate), which is expanded into ordinary regions,
+//! maps and channels ([`Origin::Network`]).
 //!
 //! [`parse_file`] and [`parse_str`] either return a [`SystemDescription`]
 //! that satisfies every rule, or [`Diagnostics`] listing every problem found,
@@ -21,7 +24,10 @@
 //! several values, as Microkit does: unique names, resolvable references,
 //! aligned and non-overlapping mappings, per-PD channel/irq id space,
 //! protected calls only to strictly higher priorities, system-wide
-//! uniqueness of IOAPIC lines, vectors and I/O ports.
+//! uniqueness of IOAPIC lines, vectors and I/O ports. The network's own
+//! rules (PD references, grants, overlapping claims) are checked first,
+//! then it is expanded, so that the generated items go through the rules
+//! above like written ones.
 
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations, rust_2018_idioms)]
@@ -29,6 +35,7 @@
 mod diagnostic;
 pub mod limits;
 mod model;
+mod network;
 mod parse;
 mod suggest;
 mod validate;
@@ -38,9 +45,10 @@ use std::path::Path;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Loc};
 pub use model::{
-    Channel, ChannelEnd, IoPort, Irq, Map, MemoryRegion, PageSize, PciBar, PciDevice, Perms, ProtectionDomain, SetVar,
-    SystemDescription,
+    Channel, ChannelEnd, IoPort, Irq, Map, MemoryRegion, Network, NetworkClaim, NetworkClient, NetworkFilter, Origin,
+    PageSize, PciBar, PciDevice, Perms, ProtectionDomain, SetVar, SystemDescription,
 };
+pub use network::client_region_name;
 
 /// Reads and checks the system description at `path`.
 ///

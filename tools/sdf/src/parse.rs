@@ -15,11 +15,15 @@
 //! does not trip over a guessed default value. The names such an element
 //! declared are remembered in [`Parsed::dropped_pds`] and
 //! [`Parsed::dropped_regions`], so references to them are not reported as
-//! unknown a second time.
+//! unknown a second time. A network `<client>` with any error, its filters
+//! included, is left out likewise ([`Parsed::dropped_clients`]), and a
+//! `<network>` with an error in its own attributes altogether.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use filter::{Dotted, FilterKind};
+use net_config::{MAX_CLAIMS, MAX_CLIENTS, MAX_GRANT_FILTERS};
 use roxmltree::{Document, Node};
 
 use crate::diagnostic::{Loc, Sink};
@@ -28,8 +32,8 @@ use crate::limits::{
     PD_NAME_MAX,
 };
 use crate::model::{
-    Channel, ChannelEnd, IoPort, Irq, Map, MemoryRegion, PageSize, PciBar, PciDevice, Perms, ProtectionDomain, SetVar,
-    SystemDescription,
+    Channel, ChannelEnd, IoPort, Irq, Map, MemoryRegion, Network, NetworkClaim, NetworkClient, NetworkFilter, Origin,
+    PageSize, PciBar, PciDevice, Perms, ProtectionDomain, SetVar, SystemDescription,
 };
 use crate::suggest;
 use crate::value::{self, Invalid};
@@ -46,6 +50,8 @@ pub(crate) struct Parsed {
     pub dropped_pds: HashSet<String>,
     /// Names of memory regions left out of the model because of errors.
     pub dropped_regions: HashSet<String>,
+    /// PDs of network `<client>`s left out of the model because of errors.
+    pub dropped_clients: HashSet<String>,
 }
 
 /// What may appear in one kind of element.
@@ -60,7 +66,7 @@ struct Schema {
 const SYSTEM: Schema = Schema {
     tag: "system",
     attributes: &[],
-    children: &["memory_region", "protection_domain", "channel"],
+    children: &["memory_region", "protection_domain", "channel", "network"],
     key: None,
 };
 const MEMORY_REGION: Schema = Schema {
@@ -138,6 +144,37 @@ const END: Schema = Schema {
     key: Some("pd"),
 };
 
+const NETWORK: Schema = Schema {
+    tag: "network",
+    attributes: &["demux", "arpd", "ipv4", "gateway"],
+    children: &["client"],
+    key: Some("demux"),
+};
+const CLIENT: Schema = Schema {
+    tag: "client",
+    attributes: &["pd", "arp", "may_copy", "unclaimed_ipv4"],
+    children: &["grant", "claim", "watch"],
+    key: Some("pd"),
+};
+const GRANT: Schema = Schema {
+    tag: "grant",
+    attributes: &["filter"],
+    children: &[],
+    key: None,
+};
+const CLAIM: Schema = Schema {
+    tag: "claim",
+    attributes: &["filter"],
+    children: &[],
+    key: None,
+};
+const WATCH: Schema = Schema {
+    tag: "watch",
+    attributes: &["filter"],
+    children: &[],
+    key: None,
+};
+
 const SCHEMAS: &[&Schema] = &[
     &SYSTEM,
     &MEMORY_REGION,
@@ -151,6 +188,11 @@ const SCHEMAS: &[&Schema] = &[
     &SETVAR,
     &CHANNEL,
     &END,
+    &NETWORK,
+    &CLIENT,
+    &GRANT,
+    &CLAIM,
+    &WATCH,
 ];
 
 /// Why channel and irq ids stop at 25.
@@ -197,13 +239,14 @@ pub(crate) fn parse(file: &Path, text: &str, sink: &mut Sink<'_>) -> Option<Pars
         base_dir,
         dropped_pds: HashSet::new(),
         dropped_regions: HashSet::new(),
+        dropped_clients: HashSet::new(),
     };
     let root = doc.root_element();
     if root.tag_name().name() != SYSTEM.tag {
         parser.error_at_node(
             root,
             format!("the root element is <{}>, not <system>", root.tag_name().name()),
-            "a system description is a <system> element containing <memory_region>, <protection_domain> and <channel> elements",
+            "a system description is a <system> element containing <memory_region>, <protection_domain>, <channel> and <network> elements",
         );
         return None;
     }
@@ -217,6 +260,7 @@ struct Parser<'a, 'input, 's, 'f> {
     base_dir: PathBuf,
     dropped_pds: HashSet<String>,
     dropped_regions: HashSet<String>,
+    dropped_clients: HashSet<String>,
 }
 
 /// An element being read: remembers whether any of its attributes was bad.
@@ -294,6 +338,15 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
 
     fn node_loc(&self, node: Node<'_, '_>) -> Loc {
         self.loc(node.range().start)
+    }
+
+    /// Where attribute `name` of `node` is; the element's position when it
+    /// is absent.
+    fn attribute_loc(&self, node: Node<'_, '_>, name: &str) -> Loc {
+        match node.attribute_node(name) {
+            Some(attribute) => self.loc(attribute.range().start),
+            None => self.node_loc(node),
+        }
     }
 
     fn error_at(&mut self, pos: usize, message: impl Into<String>, hint: impl Into<String>) {
@@ -393,8 +446,10 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
             protection_domains: Vec::new(),
             memory_regions: Vec::new(),
             channels: Vec::new(),
+            network: None,
         };
         let mut explicit_pp = Vec::new();
+        let mut first_network: Option<Loc> = None;
         for node in root.children().filter(Node::is_element) {
             match node.tag_name().name() {
                 "memory_region" => system.memory_regions.extend(self.memory_region(node)),
@@ -407,6 +462,21 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
                         explicit_pp.push(pp);
                     }
                 }
+                "network" => {
+                    // Read even a second one, to report its own mistakes too.
+                    let network = self.network(node);
+                    match first_network {
+                        Some(first) => self.error_at_node(
+                            node,
+                            format!("a second <network>; the first is at line {}", first.line),
+                            "a system has one network node (one demultiplexer on one driver): merge the <client>s into one <network>",
+                        ),
+                        None => {
+                            first_network = Some(self.node_loc(node));
+                            system.network = network;
+                        }
+                    }
+                }
                 _ => self.unexpected(node, &SYSTEM),
             }
         }
@@ -415,6 +485,7 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
             explicit_pp,
             dropped_pds: self.dropped_pds,
             dropped_regions: self.dropped_regions,
+            dropped_clients: self.dropped_clients,
         }
     }
 
@@ -441,6 +512,7 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
             page_size,
             phys_addr,
             loc: self.node_loc(node),
+            origin: Origin::Written,
         })
     }
 
@@ -571,6 +643,7 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
             cached,
             setvar_vaddr,
             loc: self.node_loc(node),
+            origin: Origin::Written,
         })
     }
 
@@ -732,6 +805,7 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
             Channel {
                 ends: [a, b],
                 loc: self.node_loc(node),
+                origin: Origin::Written,
             },
             [a_pp, b_pp],
         ))
@@ -762,6 +836,168 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
             },
             pp,
         ))
+    }
+}
+
+impl<'a, 'input> Parser<'a, 'input, '_, '_> {
+    /// The `<network>` element; `None` if it or any of its clients is
+    /// broken (clients' names are remembered in `dropped_clients`).
+    ///
+    /// Checked here, one element at a time: the address and gateway, the
+    /// filters' syntax, the counts the configuration has room for, and
+    /// `<watch>` only with `may_copy`. References to PDs and relations
+    /// between clients are checked by validation.
+    fn network(&mut self, node: Node<'a, 'input>) -> Option<Network> {
+        let mut el = self.open(node, &NETWORK);
+        let demux = el.required(self, "demux", value::non_empty);
+        let arpd = el.optional(self, "arpd", value::non_empty);
+        let node_address = el.required(self, "ipv4", value::ipv4_interface);
+        let gateway = el.optional(self, "gateway", value::ipv4_address);
+        let mut node_address = node_address;
+        if let (Some(address), Some(gateway)) = (node_address.as_mut(), gateway) {
+            let prefix = address.prefix();
+            let problem = if gateway == address.ipv4 {
+                Some(format!("the gateway {} is the node's own address", Dotted(gateway)))
+            } else if !address.is_on_link(gateway) {
+                Some(format!("the gateway {} is not on the link {prefix}", Dotted(gateway)))
+            } else if address.prefix_len <= 30 && (gateway == prefix.network() || gateway == address.broadcast()) {
+                Some(format!("the gateway {} is the network or broadcast address of {prefix}", Dotted(gateway)))
+            } else {
+                None
+            };
+            match problem {
+                Some(message) => {
+                    let loc = self.attribute_loc(node, "gateway");
+                    self.sink.error(
+                        loc,
+                        format!("invalid gateway on {}: {message}", el.describe()),
+                        format!(
+                            "the gateway is the router the node reaches directly: a host address inside {prefix} other than {}, or widen the prefix of ipv4=\"...\"",
+                            Dotted(address.ipv4)
+                        ),
+                    );
+                    // Nothing else depends on the gateway: keep the
+                    // network, to check the rest of it.
+                }
+                None => address.gateway = Some(gateway),
+            }
+        }
+        let mut clients = Vec::new();
+        let mut count = 0;
+        for child in node.children().filter(Node::is_element) {
+            if child.tag_name().name() != CLIENT.tag {
+                self.unexpected(child, &NETWORK);
+                continue;
+            }
+            count += 1;
+            if count == MAX_CLIENTS + 1 {
+                self.error_at_node(
+                    child,
+                    format!("too many network clients: this is number {count}, and a <network> has at most {MAX_CLIENTS}"),
+                    format!("the demultiplexer has room for {MAX_CLIENTS} clients (net_config::MAX_CLIENTS): merge the services of some PDs"),
+                );
+                el.broken = true;
+            }
+            clients.extend(self.network_client(child));
+        }
+        let (Some(demux), Some(node_address), false) = (demux, node_address, el.broken) else {
+            return None;
+        };
+        Some(Network {
+            demux,
+            arpd,
+            node: node_address,
+            clients,
+            loc: self.node_loc(node),
+            demux_loc: self.attribute_loc(node, "demux"),
+            arpd_loc: self.attribute_loc(node, "arpd"),
+        })
+    }
+
+    /// A `<client>` with its `<grant>`, `<claim>` and `<watch>` filters.
+    fn network_client(&mut self, node: Node<'a, 'input>) -> Option<NetworkClient> {
+        let mut el = self.open(node, &CLIENT);
+        let pd = el.required(self, "pd", value::non_empty);
+        let arp = el.optional(self, "arp", value::boolean).unwrap_or(false);
+        let may_copy_attribute = el.optional(self, "may_copy", value::boolean);
+        // An invalid may_copy is reported already: no follow-on errors.
+        let may_copy_known = may_copy_attribute.is_some() || el.raw("may_copy").is_none();
+        let may_copy = may_copy_attribute.unwrap_or(false);
+        let unclaimed_ipv4 = el.optional(self, "unclaimed_ipv4", value::boolean).unwrap_or(false);
+        let who = format!("network client `{}`", el.raw("pd").unwrap_or("?"));
+        let mut grant = Vec::new();
+        let mut claims = Vec::new();
+        let (mut grants_seen, mut claims_seen) = (0, 0);
+        for child in node.children().filter(Node::is_element) {
+            let schema = match child.tag_name().name() {
+                "grant" => &GRANT,
+                "claim" => &CLAIM,
+                "watch" => &WATCH,
+                _ => {
+                    self.unexpected(child, &CLIENT);
+                    continue;
+                }
+            };
+            let mut filter_el = self.open(child, schema);
+            let filter = filter_el.required(self, "filter", value::filter);
+            el.broken |= filter_el.broken;
+            let loc = self.node_loc(child);
+            if schema.tag == GRANT.tag {
+                grants_seen += 1;
+                if grants_seen == MAX_GRANT_FILTERS + 1 {
+                    self.sink.error(
+                        loc,
+                        format!("{who} has more than {MAX_GRANT_FILTERS} <grant> filters"),
+                        format!(
+                            "the configuration has room for {MAX_GRANT_FILTERS} granted filters per client (net_config::MAX_GRANT_FILTERS): grant wider filters, e.g. one port range instead of several ports"
+                        ),
+                    );
+                    el.broken = true;
+                }
+                grant.extend(filter.map(|filter| NetworkFilter { filter, loc }));
+                continue;
+            }
+            claims_seen += 1;
+            if claims_seen == MAX_CLAIMS + 1 {
+                self.sink.error(
+                    loc,
+                    format!("{who} has more than {MAX_CLAIMS} <claim> and <watch> filters together"),
+                    format!(
+                        "the configuration has room for {MAX_CLAIMS} boot-time filters per client (net_config::MAX_CLAIMS): claim wider filters, or let the PD claim more at run time (within its grant)"
+                    ),
+                );
+                el.broken = true;
+            }
+            let kind = if schema.tag == WATCH.tag { FilterKind::Copy } else { FilterKind::Exclusive };
+            if kind == FilterKind::Copy && !may_copy && may_copy_known {
+                self.sink.error(
+                    loc,
+                    format!("<watch> needs the copy privilege, and {who} does not have may_copy=\"true\""),
+                    format!(
+                        "a <watch> receives copies of frames other PDs own: add may_copy=\"true\" to <client pd=\"{}\"> if it should see them, or use <claim> to own the frames",
+                        el.raw("pd").unwrap_or("...")
+                    ),
+                );
+                el.broken = true;
+            }
+            claims.extend(filter.map(|filter| NetworkClaim { filter, kind, loc }));
+        }
+        let (Some(pd), false) = (pd, el.broken) else {
+            self.dropped_clients.extend(el.raw("pd").map(str::to_string));
+            return None;
+        };
+        Some(NetworkClient {
+            pd,
+            arp,
+            may_copy,
+            unclaimed_ipv4,
+            grant,
+            claims,
+            loc: self.node_loc(node),
+            pd_loc: self.attribute_loc(node, "pd"),
+            arp_loc: self.attribute_loc(node, "arp"),
+            unclaimed_ipv4_loc: self.attribute_loc(node, "unclaimed_ipv4"),
+        })
     }
 }
 

@@ -6,6 +6,9 @@
 
 use std::ops::RangeInclusive;
 
+use filter::{Dotted, Filter, ParseError};
+use net_config::{Ipv4Address, NodeAddress};
+
 use crate::limits::{MAX_STACK, MIN_STACK};
 use crate::model::{PageSize, Perms};
 
@@ -240,6 +243,67 @@ pub(crate) fn keyword<T: Copy>(
     }
 }
 
+/// A dotted-quad IPv4 address.
+pub(crate) fn ipv4_address(text: &str) -> Result<Ipv4Address, Invalid> {
+    filter::parse_ipv4(text).ok_or_else(|| {
+        Invalid::new(
+            "not an IPv4 address",
+            "write four decimal numbers 0..=255 separated by dots, without leading zeros, e.g. 10.0.2.2",
+        )
+    })
+}
+
+/// The node's address and the length of its on-link prefix,
+/// `A.B.C.D/LEN`: a unicast address that is neither the network nor the
+/// broadcast address of its prefix (for prefixes of up to 30 bits, which
+/// have both).
+pub(crate) fn ipv4_interface(text: &str) -> Result<NodeAddress, Invalid> {
+    const HINT: &str =
+        "write the node's address and the length of the on-link prefix, e.g. ipv4=\"10.0.2.15/24\" (QEMU's user network)";
+    let Some((address, len)) = text.split_once('/') else {
+        return Err(Invalid::new("the prefix length is missing", HINT));
+    };
+    let ipv4 = filter::parse_ipv4(address).ok_or_else(|| Invalid::new(format!("`{address}` is not an IPv4 address"), HINT))?;
+    let prefix_len = match len.parse::<u8>() {
+        Ok(n) if n <= 32 && !len.starts_with('+') => n,
+        _ => return Err(Invalid::new(format!("`{len}` is not a prefix length 0..=32"), HINT)),
+    };
+    let node = NodeAddress { ipv4, prefix_len, gateway: None };
+    if !ipv4.is_unicast() || ipv4.is_broadcast() {
+        return Err(Invalid::new(
+            format!("{address} is not a unicast address"),
+            "the node's address cannot be 0.0.0.0, loopback (127.0.0.0/8), multicast or reserved (224.0.0.0 and above)",
+        ));
+    }
+    if prefix_len <= 30 {
+        let prefix = node.prefix();
+        if ipv4 == prefix.network() || ipv4 == node.broadcast() {
+            let which = if ipv4 == prefix.network() { "network" } else { "broadcast" };
+            return Err(Invalid::new(
+                format!("{address} is the {which} address of {prefix}, not a host's"),
+                format!("give the node an address inside {prefix} other than its first and last, e.g. {}", Dotted(Ipv4Address::from_u32(prefix.network().to_u32() + 1))),
+            ));
+        }
+    }
+    Ok(node)
+}
+
+/// Terms a filter may start with, for "did you mean".
+const FILTER_TERMS: &[&str] = &["any", "arp", "ipv4", "ethertype", "tcp", "udp", "icmp", "proto", "from", "to", "src", "dst"];
+
+/// A filter in the syntax of [`filter::text`].
+pub(crate) fn filter(text: &str) -> Result<Filter, Invalid> {
+    Filter::parse(text).map_err(|error| {
+        let guess = match error {
+            ParseError::UnknownTerm(term) => crate::suggest::closest(term, FILTER_TERMS.iter().copied())
+                .map(|best| format!("did you mean `{best}`? "))
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
+        Invalid::new(error.to_string(), format!("{guess}a filter is space-separated terms, e.g. \"tcp dst 80\"; {}", filter::text::SYNTAX))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,5 +367,25 @@ mod tests {
         assert_eq!(page_size("0x1000"), Ok(PageSize::Small));
         assert_eq!(page_size("0x200000"), Ok(PageSize::Large));
         assert!(page_size("0x40000000").is_err());
+    }
+
+    #[test]
+    fn addresses_and_filters() {
+        assert_eq!(ipv4_address("10.0.2.2"), Ok(Ipv4Address::new(10, 0, 2, 2)));
+        assert!(ipv4_address("10.0.2").is_err());
+        let node = ipv4_interface("10.0.2.15/24").unwrap();
+        assert_eq!((node.ipv4, node.prefix_len, node.gateway), (Ipv4Address::new(10, 0, 2, 15), 24, None));
+        assert_eq!(ipv4_interface("10.0.2.15/32").unwrap().prefix_len, 32);
+        assert_eq!(ipv4_interface("10.0.2.0/31").unwrap().prefix_len, 31);
+        for bad in ["10.0.2.15", "10.0.2.15/33", "10.0.2.15/", "10.0.2.15/+8", "10.0.2/24", "10.0.2.0/24", "10.0.2.255/24", "127.0.0.1/8", "0.0.0.0/0", "224.0.0.1/4"] {
+            assert!(ipv4_interface(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(ipv4_interface("10.0.2.0/24").unwrap_err().reason, "10.0.2.0 is the network address of 10.0.2.0/24, not a host's");
+        assert_eq!(filter("tcp dst 80"), Ok(Filter::tcp_dst_port(80)));
+        let bad = filter("tcp dts 80").unwrap_err();
+        assert_eq!(bad.reason, "unknown term `dts`");
+        assert!(bad.hint.starts_with("did you mean `dst`? "), "{}", bad.hint);
+        assert!(bad.hint.contains(filter::text::SYNTAX));
+        assert!(filter("").is_err());
     }
 }

@@ -5,6 +5,7 @@
 pub mod blk;
 mod drivers;
 mod net;
+mod node;
 
 use crate::kernel::KernelConfig;
 use crate::qemu::{self, Session};
@@ -22,19 +23,23 @@ pub const LINE_TIMEOUT: Duration = Duration::from_secs(60);
 /// An integration test: a name and a function that passes or says why not.
 pub type Test = (&'static str, fn(&Path) -> Result<()>);
 
-pub fn run(ws: &Path) -> Result<()> {
+/// Runs the host unit tests, then every integration test; with a
+/// `filter`, only the integration tests whose name contains it.
+pub fn run(ws: &Path, filter: Option<&str>) -> Result<()> {
     crate::deps::ensure_packages(crate::deps::KERNEL_BUILD)?;
     crate::deps::ensure_packages(crate::deps::QEMU)?;
     crate::deps::ensure_packages(crate::deps::GRAPHVIZ)?;
-    println!("== host unit tests");
-    // The default members: host tools and pure libraries.
-    cargo_test(ws, &[])?;
-    // Libraries inside PD packages. Built apart: a PD package depends on the
-    // bare-metal runtime, whose panic handler must not meet the std that
-    // host-tool features pull in when everything is built together.
-    cargo_test(ws, &["--lib", "-p", "virtio-net"])?;
-    cargo_test(ws, &["--lib", "-p", "net-mux"])?;
-    cargo_test(ws, &["--lib", "-p", "microkit"])?;
+    if filter.is_none() {
+        println!("== host unit tests");
+        // The default members: host tools and pure libraries.
+        cargo_test(ws, &[])?;
+        // Libraries inside PD packages. Built apart: a PD package depends on the
+        // bare-metal runtime, whose panic handler must not meet the std that
+        // host-tool features pull in when everything is built together.
+        cargo_test(ws, &["--lib", "-p", "virtio-net"])?;
+        cargo_test(ws, &["--lib", "-p", "net-mux"])?;
+        cargo_test(ws, &["--lib", "-p", "microkit"])?;
+    }
 
     println!("\n== integration tests");
     let mut tests: Vec<Test> = vec![
@@ -50,6 +55,11 @@ pub fn run(ws: &Path) -> Result<()> {
     tests.push(("the Linux reference guest of the benchmarks echoes frames and reads its disk", crate::linux_guest::smoke_test));
     tests.extend(blk::tests());
     tests.extend(net::tests());
+    tests.extend(node::tests());
+    if let Some(filter) = filter {
+        tests.retain(|(name, _)| name.contains(filter));
+        ensure!(!tests.is_empty(), "no integration test name contains {filter:?}");
+    }
     let (mut passed, mut failed) = (0, 0);
     for (name, test) in tests {
         println!("-- {name}");
@@ -80,10 +90,10 @@ pub fn build(ws: &Path, system: &str, config: KernelConfig) -> Result<Built> {
     system::build(ws, &BuildOptions { system: ws.join(system), config, ram_mib: system::DEFAULT_RAM_MIB, tap: None })
 }
 
-/// Boots `microkit.system` and checks, in the serial output, every
+/// Boots `tests/systems/demo.system` and checks, in the serial output, every
 /// behaviour the demo is there to show.
 fn demo_boots(ws: &Path) -> Result<()> {
-    let built = build(ws, "microkit.system", KernelConfig::Debug)?;
+    let built = build(ws, "tests/systems/demo.system", KernelConfig::Debug)?;
     let report = std::fs::read_to_string(&built.report)?;
     for needle in ["== PD ping ==", "protected call channel 0 -> endpoint of pong", "memory region `shared`", "fault endpoint -> monitor"] {
         ensure!(report.contains(needle), "report lacks {needle:?}");

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use super::{hex_range, Validator};
 use crate::diagnostic::Loc;
 use crate::limits::USER_TOP;
-use crate::model::{Map, MemoryRegion, ProtectionDomain};
+use crate::model::{Map, MemoryRegion, Origin, ProtectionDomain};
+use net_config::{ClientRegion, ARP_TABLE_VADDR, MUX_CLIENT_BASE, MUX_CLIENT_STRIDE};
 use crate::suggest;
 
 impl<'p> Validator<'p, '_, '_> {
@@ -33,20 +34,23 @@ impl<'p> Validator<'p, '_, '_> {
     /// physical address aligned to the page size, since the region is built
     /// from pages of that size.
     pub(super) fn memory_regions(&mut self) {
-        let mut seen: HashMap<&str, Loc> = HashMap::new();
+        let mut seen: HashMap<&str, &MemoryRegion> = HashMap::new();
         for mr in &self.system().memory_regions {
             if let Some(first) = seen.get(mr.name.as_str()) {
                 let message = format!(
-                    "duplicate memory region name `{}`; it is first used at line {}",
-                    mr.name, first.line
+                    "duplicate memory region name `{}`{}; it is first used at line {}{}",
+                    mr.name,
+                    mr.origin.note(),
+                    first.loc.line,
+                    first.origin.note()
                 );
-                self.error(
-                    mr.loc,
-                    message,
-                    "memory region names must be unique: rename one of them",
-                );
+                let mut hint = "memory region names must be unique: rename one of them".to_string();
+                if mr.origin != first.origin {
+                    hint += "; <network> names each client's regions net_<pd>_<part> and the ARP table net_arp_table, so rename the written one";
+                }
+                self.error(mr.loc, message, hint);
             } else {
-                seen.insert(&mr.name, mr.loc);
+                seen.insert(&mr.name, mr);
             }
 
             let page = mr.page_size.bytes();
@@ -103,7 +107,7 @@ impl<'p> Validator<'p, '_, '_> {
                     continue;
                 };
                 let page = region.page_size.bytes();
-                let subject = format!("map of `{}` in `{}`", map.mr, pd.name);
+                let subject = format!("map of `{}` in `{}`{}", map.mr, pd.name, map.origin.note());
                 if map.vaddr % page != 0 {
                     self.error(
                         map.loc,
@@ -143,19 +147,29 @@ impl<'p> Validator<'p, '_, '_> {
                     .iter()
                     .find(|&&(_, start, first_end)| map.vaddr < first_end && start < end)
                 {
+                    let mut hint = format!(
+                        "move one of them: the first free address after `{}` is {first_end:#x}",
+                        first.mr
+                    );
+                    if map.origin != Origin::Written || first.origin != Origin::Written {
+                        hint += &format!(
+                            "; <network> maps each client's regions at {:#x}..{:#x} in the client, the ARP table at {ARP_TABLE_VADDR:#x}, \
+                             and client n's regions from {MUX_CLIENT_BASE:#x} + n * {MUX_CLIENT_STRIDE:#x} in the demultiplexer: move the written map",
+                            ClientRegion::RxData.client_vaddr(),
+                            ClientRegion::TxActive.client_vaddr() + ClientRegion::TxActive.size(),
+                        );
+                    }
                     self.error(
                         map.loc,
                         format!(
-                            "{subject} at {} overlaps the map of `{}` at {} (line {})",
+                            "{subject} at {} overlaps the map of `{}`{} at {} (line {})",
                             hex_range(map.vaddr, end),
                             first.mr,
+                            first.origin.note(),
                             hex_range(*start, *first_end),
                             first.loc.line
                         ),
-                        format!(
-                            "move one of them: the first free address after `{}` is {first_end:#x}",
-                            first.mr
-                        ),
+                        hint,
                     );
                 }
                 placed.push((map, map.vaddr, end));

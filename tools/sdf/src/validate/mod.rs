@@ -12,6 +12,9 @@
 mod channels;
 mod devices;
 mod memory;
+mod network;
+
+pub(crate) use network::Expansion;
 
 use std::collections::HashMap;
 
@@ -24,6 +27,10 @@ use crate::suggest;
 /// Checks `parsed` and fills in what is derived from several elements
 /// (the resolved [`crate::model::ChannelEnd::pp`]), reporting to `sink`.
 pub(crate) fn validate(parsed: &mut Parsed, sink: &mut Sink<'_>) {
+    // The network first: its rules, then its expansion into regions, maps
+    // and channels, which the rules below check like written ones.
+    let expansion = Validator { parsed, sink }.network();
+    crate::network::expand(parsed, &expansion);
     channels::resolve_protected_calls(&mut parsed.system, &parsed.explicit_pp);
     let mut v = Validator { parsed, sink };
     v.pd_names();

@@ -1,0 +1,296 @@
+//! A network PD's end of the packet demultiplexer, for PDs that handle
+//! small frames one at a time (arpd, the stray-packet daemon, test PDs).
+//!
+//! [`NetClient::new`] finds the regions and queues at the addresses the
+//! builder maps them ([`net_config::ClientRegion::client_vaddr`]), reads
+//! the configuration the builder wrote ([`net_config::CONFIG_SYMBOL`]),
+//! lends every receive buffer to the demultiplexer and asks it for the
+//! node's MAC. Then:
+//!
+//! - [`NetClient::poll`] hands each received frame to a closure as a copy on
+//!   the stack (the receive buffer goes back at once), sends what the
+//!   closure queued, reclaims sent buffers, and arms the signal requests
+//!   following the `shared-queue` protocol, so the PD may wait afterwards
+//!   without losing a wake-up. Call it from `init` and from `notified`.
+//! - [`NetClient::send`] copies a frame into a transmit buffer and queues it.
+//! - [`NetClient::install`], [`NetClient::remove`], [`NetClient::stats`]
+//!   are the demultiplexer's protected calls ([`MuxCall`]).
+//!
+//! Frames are copied once more than strictly needed (shared buffer to
+//! stack), which these PDs can afford: the copy is what they parse, so the
+//! demultiplexer's later writes to a reused buffer cannot change it
+//! mid-parse. A server that moves bulk data uses the queues directly.
+#![no_std]
+
+use filter::{Filter, FilterKind};
+use microkit::{get_mr, log, msginfo, set_mr, Channel, MemoryRegion};
+use net_config::{
+    mac_from_word, ClientRegion, MuxCall, MuxStats, NetConfig, NodeAddress, CLIENT_MUX_CHANNEL, CONFIG_BYTES, TX_BUFFERS,
+};
+use net_protocol::{
+    tx_offset, TxWindow, RX_BUFFERS, RX_BUFFER_SIZE, RX_DATA_SIZE, RX_QUEUE_CAPACITY, TX_QUEUE_CAPACITY,
+    TX_SPACE_LEN,
+};
+use shared_queue::{BufferDesc, ReceiverQueues, SenderQueues};
+
+pub use net_protocol::MAX_FRAME_LEN;
+
+microkit::setvar_bytes!(__net_config, CONFIG_BYTES);
+
+/// The channel to the demultiplexer.
+pub const MUX: Channel = Channel::new(CLIENT_MUX_CHANNEL);
+
+/// Bytes of one transmit buffer.
+const TX_BUFFER_SIZE: usize = RX_BUFFER_SIZE;
+
+/// Why a frame was not queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// Longer than [`MAX_FRAME_LEN`] or shorter than an Ethernet header.
+    BadLength,
+    /// Every transmit buffer is in flight.
+    NoBuffer,
+    /// The demultiplexer corrupted the queue indices.
+    Queue,
+}
+
+/// Why the client could not start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitError {
+    Config(net_config::ConfigError),
+    /// The configuration is the demultiplexer's, not a client's.
+    NotAClient,
+}
+
+impl core::fmt::Display for InitError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            InitError::Config(e) => write!(f, "{e}"),
+            InitError::NotAClient => write!(f, "the network configuration names this PD as the demultiplexer"),
+        }
+    }
+}
+
+/// This PD's end of the demultiplexer.
+pub struct NetClient {
+    rx: ReceiverQueues<'static, RX_QUEUE_CAPACITY>,
+    tx: SenderQueues<'static, TX_QUEUE_CAPACITY>,
+    rx_data: MemoryRegion,
+    tx_data: MemoryRegion,
+    /// Stack of transmit buffers not in flight.
+    free_tx: [u16; TX_BUFFERS],
+    free_tx_count: usize,
+    /// The description's network configuration; `config.me` is this PD.
+    pub config: NetConfig,
+    /// The node's MAC, from the demultiplexer.
+    pub mac: [u8; 6],
+    /// Frames queued since the demultiplexer was last notified.
+    unsignalled: bool,
+}
+
+/// The address of client region `r` as a pointer.
+fn region(r: ClientRegion) -> *mut u8 {
+    r.client_vaddr() as usize as *mut u8
+}
+
+impl NetClient {
+    /// Opens the queues, lends every receive buffer and learns the MAC.
+    pub fn new() -> Result<Self, InitError> {
+        let config = NetConfig::from_bytes(&__net_config.get()).map_err(InitError::Config)?;
+        if config.me.is_none() {
+            return Err(InitError::NotAClient);
+        }
+        // SAFETY: the builder maps every client region at its
+        // `client_vaddr` with its `size` for the PD's life (the `<network>`
+        // expansion): the queues read-write, rx_data read-only and tx_data
+        // read-write. This PD touches them only through these handles.
+        let (rx, tx, rx_data, tx_data) = unsafe {
+            (
+                ReceiverQueues::new(region(ClientRegion::RxFree), region(ClientRegion::RxActive), RX_DATA_SIZE),
+                SenderQueues::new(region(ClientRegion::TxFree), region(ClientRegion::TxActive), TX_SPACE_LEN),
+                MemoryRegion::new(ClientRegion::RxData.client_vaddr() as usize, RX_DATA_SIZE),
+                MemoryRegion::new(ClientRegion::TxData.client_vaddr() as usize, ClientRegion::TxData.size() as usize),
+            )
+        };
+        let mut client = NetClient {
+            rx,
+            tx,
+            rx_data,
+            tx_data,
+            free_tx: core::array::from_fn(|i| i as u16),
+            free_tx_count: TX_BUFFERS,
+            config,
+            mac: [0; 6],
+            unsignalled: false,
+        };
+        for i in 0..RX_BUFFERS {
+            client.return_rx_buffer((i * RX_BUFFER_SIZE) as u64);
+        }
+        MUX.notify();
+        let reply = MUX.pp_call(msginfo(MuxCall::Node as u64, 0));
+        if reply.label() == 0 {
+            client.mac = mac_from_word(get_mr(0));
+        } else {
+            log!("error: the demultiplexer refused the node call ({})", reply.label());
+        }
+        Ok(client)
+    }
+
+    /// The node's IPv4 configuration.
+    pub fn node(&self) -> &NodeAddress {
+        &self.config.node
+    }
+
+    /// This PD's name in the network configuration.
+    pub fn my_index(&self) -> usize {
+        usize::from(self.config.me.unwrap_or(0))
+    }
+
+    fn return_rx_buffer(&mut self, offset: u64) {
+        let desc = BufferDesc { offset, len: RX_BUFFER_SIZE as u32, cookie: 0 };
+        // rx_free holds every buffer, so it cannot be full unless corrupt.
+        if let Err(e) = self.rx.free.enqueue(desc) {
+            log!("error: rx_free: {e}");
+        }
+    }
+
+    /// Takes back transmit buffers the demultiplexer is done with.
+    fn reclaim(&mut self) {
+        loop {
+            match self.tx.free.dequeue() {
+                Ok(Some(desc)) => match net_protocol::split_tx_offset(desc.offset) {
+                    Some((TxWindow::Headers, offset))
+                        if (offset as usize).is_multiple_of(TX_BUFFER_SIZE) && self.free_tx_count < TX_BUFFERS =>
+                    {
+                        self.free_tx[self.free_tx_count] = (offset as usize / TX_BUFFER_SIZE) as u16;
+                        self.free_tx_count += 1;
+                    }
+                    _ => log!("error: unexpected descriptor on tx_free: {desc:?}"),
+                },
+                Ok(None) => break,
+                Err(e) => {
+                    log!("error: tx_free: {e}");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Transmit buffers not in flight.
+    pub fn free_tx_buffers(&mut self) -> usize {
+        self.reclaim();
+        self.free_tx_count
+    }
+
+    /// Copies `frame` into a transmit buffer and queues it. The
+    /// demultiplexer is notified at the end of the next [`poll`](Self::poll),
+    /// or by [`flush`](Self::flush).
+    pub fn send(&mut self, frame: &[u8]) -> Result<(), SendError> {
+        if frame.len() > MAX_FRAME_LEN || frame.len() < net_protocol::MIN_FRAME_LEN {
+            return Err(SendError::BadLength);
+        }
+        if self.free_tx_count == 0 {
+            self.reclaim();
+        }
+        if self.free_tx_count == 0 {
+            return Err(SendError::NoBuffer);
+        }
+        self.free_tx_count -= 1;
+        let slot = usize::from(self.free_tx[self.free_tx_count]);
+        let offset = slot * TX_BUFFER_SIZE;
+        self.tx_data.copy_in(offset, frame);
+        let desc = BufferDesc { offset: tx_offset(TxWindow::Headers, offset as u32), len: frame.len() as u32, cookie: slot as u32 };
+        if self.tx.active.enqueue(desc).is_err() {
+            self.free_tx[self.free_tx_count] = slot as u16;
+            self.free_tx_count += 1;
+            return Err(SendError::Queue);
+        }
+        self.unsignalled = true;
+        Ok(())
+    }
+
+    /// Notifies the demultiplexer of queued frames and returned buffers if
+    /// it asked to be.
+    pub fn flush(&mut self) {
+        // Evaluate both: each clears the request it reports.
+        let signal = self.tx.active.should_signal() | self.rx.free.should_signal();
+        if signal {
+            MUX.notify();
+        }
+        self.unsignalled = false;
+    }
+
+    /// Handles everything pending: each received frame goes to `on_frame`
+    /// (with this client, to reply), then queued frames are signalled and
+    /// the signal requests armed. Returns the number of frames handled.
+    pub fn poll(&mut self, mut on_frame: impl FnMut(&mut Self, &[u8])) -> usize {
+        let mut handled = 0;
+        let mut frame = [0u8; MAX_FRAME_LEN];
+        loop {
+            self.reclaim();
+            loop {
+                match self.rx.active.dequeue() {
+                    Ok(Some(desc)) => {
+                        let len = (desc.len as usize).min(MAX_FRAME_LEN);
+                        let copied = self.rx_data.copy_out(desc.offset as usize, &mut frame[..len]);
+                        self.return_rx_buffer(desc.offset - desc.offset % RX_BUFFER_SIZE as u64);
+                        if copied {
+                            on_frame(self, &frame[..len]);
+                            handled += 1;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        log!("error: rx_active: {e}");
+                        break;
+                    }
+                }
+            }
+            self.flush();
+            // Sleep only if nothing arrived while asking (shared-queue C1–C3).
+            let rx_idle = self.rx.active.request_signal_if_empty() != Ok(false);
+            let in_flight = self.free_tx_count < TX_BUFFERS;
+            let tx_idle = !in_flight || self.tx.free.request_signal_if_empty() != Ok(false);
+            if rx_idle && tx_idle {
+                return handled;
+            }
+        }
+    }
+
+    /// Installs a filter for this PD. `Ok(id)` (raw `FilterId`) or the
+    /// demultiplexer's error code (`FilterError::code`).
+    pub fn install(&self, filter: &Filter, kind: FilterKind) -> Result<u32, u64> {
+        for (i, w) in filter.to_words().into_iter().enumerate() {
+            set_mr(i, w);
+        }
+        set_mr(3, matches!(kind, FilterKind::Copy) as u64);
+        let reply = MUX.pp_call(msginfo(MuxCall::Install as u64, 4));
+        match reply.label() {
+            0 => Ok(get_mr(0) as u32),
+            code => Err(code),
+        }
+    }
+
+    /// Removes a filter of this PD by id.
+    pub fn remove(&self, id: u32) -> Result<(), u64> {
+        set_mr(0, u64::from(id));
+        match MUX.pp_call(msginfo(MuxCall::Remove as u64, 1)).label() {
+            0 => Ok(()),
+            code => Err(code),
+        }
+    }
+
+    /// This PD's and the node's counters (the demultiplexer also logs its
+    /// table).
+    pub fn stats(&self) -> Result<MuxStats, u64> {
+        let reply = MUX.pp_call(msginfo(MuxCall::Stats as u64, 0));
+        if reply.label() != 0 {
+            return Err(reply.label());
+        }
+        let mut words = [0; MuxStats::WORDS];
+        for (i, w) in words.iter_mut().enumerate().take(reply.length() as usize) {
+            *w = get_mr(i);
+        }
+        Ok(MuxStats::from_words(words))
+    }
+}

@@ -1,0 +1,232 @@
+//! net-probe: a network PD that tests the demultiplexer's rules from the
+//! inside, and a UDP service the integration test talks to from outside.
+//!
+//! The description grants it `udp dst 7000-7009` and claims `udp dst 7000`
+//! for it. At `init` it:
+//!
+//! 1. makes claims the demultiplexer must refuse, each with its own error
+//!    code (outside the grant, overlapping its own claim, a copy filter
+//!    without the privilege), and one it must accept, removes it, and
+//!    removes it again (no such filter);
+//! 2. sends frames the demultiplexer must refuse (a forged source IPv4
+//!    address, a source port it does not own) and checks the refusals in
+//!    the demultiplexer's counters;
+//! 3. asks arpd for the gateway's MAC and logs it when arpd notifies.
+//!
+//! Each step logs one line ending in `ok` or `FAILED`, which the test
+//! checks. Then it answers UDP datagrams to port 7000 with the same
+//! payload (an echo), except the payload `stats`, answered with the
+//! demultiplexer's counters, which are logged too.
+#![no_std]
+#![no_main]
+
+use filter::{Dotted, Filter, FilterError, FilterKind};
+use microkit::{get_mr, log, msginfo, set_mr, Channel, ChannelSet, Handler};
+use net_client::NetClient;
+use net_config::{mac_from_word, ArpdCall, ARP_KNOWN, ARP_PENDING, CLIENT_ARPD_CHANNEL};
+use packet::{
+    classify, udp, EtherType, EthernetAddress, EthernetRepr, IpProtocol, Ipv4Address, Ipv4Repr, Network, Transport,
+};
+
+const ARPD: Channel = Channel::new(CLIENT_ARPD_CHANNEL);
+/// The port of the echo service (claimed in the description).
+const ECHO_PORT: u16 = 7000;
+/// A port inside the grant that no one claims at boot.
+const SPARE_PORT: u16 = 7001;
+
+struct Probe {
+    net: NetClient,
+    /// Waiting for arpd to resolve this address.
+    resolving: Option<Ipv4Address>,
+    echoed: u64,
+}
+
+/// Writes an Ethernet/IPv4/UDP frame into `out`; its length.
+#[allow(clippy::too_many_arguments)]
+fn udp_frame(
+    dst_mac: EthernetAddress,
+    src_mac: EthernetAddress,
+    src: Ipv4Address,
+    dst: Ipv4Address,
+    src_port: u16,
+    dst_port: u16,
+    payload: &[u8],
+    out: &mut [u8],
+) -> Option<usize> {
+    const HEADERS: usize = 14 + 20 + 8;
+    let len = HEADERS + payload.len();
+    let frame = out.get_mut(..len)?;
+    EthernetRepr { dst: dst_mac, src: src_mac, ethertype: EtherType::IPV4 }.emit(frame)?;
+    let udp_len = (8 + payload.len()) as u16;
+    Ipv4Repr { src, dst, protocol: IpProtocol::UDP, payload_len: udp_len, ttl: Ipv4Repr::DEFAULT_TTL }.emit(&mut frame[14..])?;
+    let datagram = &mut frame[34..];
+    datagram[0..2].copy_from_slice(&src_port.to_be_bytes());
+    datagram[2..4].copy_from_slice(&dst_port.to_be_bytes());
+    datagram[4..6].copy_from_slice(&udp_len.to_be_bytes());
+    datagram[6..8].copy_from_slice(&[0, 0]);
+    datagram[8..].copy_from_slice(payload);
+    let sum = udp::checksum(src, dst, datagram);
+    datagram[6..8].copy_from_slice(&sum.to_be_bytes());
+    Some(len)
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "ok"
+    } else {
+        "FAILED"
+    }
+}
+
+impl Probe {
+    /// Step 1: claims, each expected to give one result.
+    fn claims(&self) {
+        let tries: [(&str, FilterKind, Result<(), FilterError>); 3] = [
+            ("udp dst 8000", FilterKind::Exclusive, Err(FilterError::OutOfGrant)),
+            ("udp dst 7000", FilterKind::Exclusive, Err(FilterError::Overlaps { with: filter::FilterId::from_raw(0) })),
+            ("udp dst 7002", FilterKind::Copy, Err(FilterError::CopyNotPrivileged)),
+        ];
+        for (text, kind, expected) in tries {
+            let Ok(filter) = Filter::parse(text) else { continue };
+            let got = self.net.install(&filter, kind);
+            let code = expected.err().map(|e| u64::from(e.code()));
+            log!("claim {kind:?} \"{filter}\": {got:?}, expected error {code:?}: {}", verdict(got.err() == code));
+        }
+        let spare = Filter::udp_dst_port(SPARE_PORT);
+        let installed = self.net.install(&spare, FilterKind::Exclusive);
+        let removed = installed.map(|id| (self.net.remove(id), self.net.remove(id)));
+        let no_such = u64::from(FilterError::NoSuchFilter.code());
+        let ok = matches!(removed, Ok((Ok(()), Err(code))) if code == no_such);
+        log!("claim \"{spare}\" inside the grant: installed {installed:?}, removed then removed again {removed:?}: {}", verdict(ok));
+    }
+
+    /// Step 2: frames the demultiplexer must refuse.
+    fn forged_sends(&mut self) {
+        let before = self.net.stats().map(|s| s.tx_refused).unwrap_or(0);
+        let node = *self.net.node();
+        let gateway = node.gateway.unwrap_or(node.ipv4);
+        let mac = EthernetAddress(self.net.mac);
+        let mut frame = [0u8; 128];
+        let forged: [(&str, Ipv4Address, u16); 2] = [
+            ("forged source address", Ipv4Address::new(10, 0, 2, 99), ECHO_PORT),
+            ("source port not owned", node.ipv4, 9999),
+        ];
+        for (what, src, src_port) in forged {
+            if let Some(len) = udp_frame(EthernetAddress::BROADCAST, mac, src, gateway, src_port, 9, what.as_bytes(), &mut frame) {
+                if let Err(e) = self.net.send(&frame[..len]) {
+                    log!("error: could not queue the {what} frame: {e:?}");
+                }
+            }
+        }
+        // The demultiplexer runs at a higher priority: it has handled the
+        // frames once notified, before this call returns.
+        self.net.flush();
+        let after = self.net.stats().map(|s| s.tx_refused).unwrap_or(0);
+        log!("forged sends refused: tx_refused {before} -> {after}: {}", verdict(after == before + 2));
+    }
+
+    /// Step 3 and its completion: the gateway's MAC from arpd.
+    fn resolve(&mut self) {
+        let Some(address) = self.resolving else { return };
+        set_mr(0, u64::from(address.to_u32()));
+        let reply = ARPD.pp_call(msginfo(ArpdCall::Resolve as u64, 1));
+        match reply.label() {
+            ARP_KNOWN => {
+                let [a, b, c, d, e, f] = mac_from_word(get_mr(0));
+                log!("resolved {} is-at {a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}: ok", Dotted(address));
+                self.resolving = None;
+            }
+            ARP_PENDING => log!("resolving {}: pending", Dotted(address)),
+            other => {
+                log!("resolving {}: arpd answered {other}: FAILED", Dotted(address));
+                self.resolving = None;
+            }
+        }
+    }
+}
+
+/// The UDP service: echo, or counters for `stats`.
+fn on_frame(net: &mut NetClient, echoed: &mut u64, frame: &[u8]) {
+    let Ok(parsed) = classify(frame) else { return };
+    let Network::Ipv4(ip) = parsed.network else { return };
+    let Transport::Udp { src_port, dst_port } = ip.transport else { return };
+    if dst_port != ECHO_PORT || ip.dst != net.node().ipv4 {
+        return;
+    }
+    let Some(payload) = packet::Ipv4Packet::parse(&frame[14..])
+        .ok()
+        .and_then(|p| udp::UdpDatagram::parse(p.payload()).ok())
+        .map(|d| d.payload())
+    else {
+        return;
+    };
+    let mut text = [0u8; 256];
+    let answer: &[u8] = if payload == b"stats" {
+        match net.stats() {
+            Ok(stats) => {
+                log!("stats: {stats}");
+                let mut w = Writer { buf: &mut text, len: 0 };
+                let _ = core::fmt::write(&mut w, format_args!("{stats}\n"));
+                let len = w.len;
+                &text[..len]
+            }
+            Err(code) => {
+                log!("stats call refused: {code}");
+                return;
+            }
+        }
+    } else {
+        payload
+    };
+    let mut out = [0u8; net_client::MAX_FRAME_LEN];
+    let dst_mac = parsed.src_mac;
+    let mac = EthernetAddress(net.mac);
+    if let Some(len) = udp_frame(dst_mac, mac, ip.dst, ip.src, ECHO_PORT, src_port, answer, &mut out) {
+        match net.send(&out[..len]) {
+            Ok(()) => *echoed += 1,
+            Err(e) => log!("error: echo not sent: {e:?}"),
+        }
+    }
+}
+
+/// `core::fmt::Write` into a byte buffer, truncating.
+struct Writer<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl core::fmt::Write for Writer<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+impl Handler for Probe {
+    fn init() -> Self {
+        let net = match NetClient::new() {
+            Ok(net) => net,
+            Err(e) => panic!("{e}"),
+        };
+        let node = *net.node();
+        let mut probe = Probe { net, resolving: node.gateway, echoed: 0 };
+        log!("up: {} on a /{}", Dotted(node.ipv4), node.prefix_len);
+        probe.claims();
+        probe.forged_sends();
+        probe.resolve();
+        probe.net.poll(|_, _| {});
+        probe
+    }
+
+    fn notified(&mut self, channels: ChannelSet) {
+        if channels.contains(ARPD) {
+            self.resolve();
+        }
+        let echoed = &mut self.echoed;
+        self.net.poll(|net, frame| on_frame(net, echoed, frame));
+    }
+}
+
+microkit::protection_domain!(Probe);
