@@ -78,14 +78,19 @@
 //! `tx_free` only while every `tx_payload` slot is in flight (otherwise
 //! slots are reclaimed on the next wake-up, whatever causes it). The
 //! clients' `rx_free` is never waited on: a frame finding no buffer is
-//! dropped, not held.
+//! dropped, not held. A client whose `tx_free` is full gets a request on
+//! its `tx_active` without the re-check (there is nothing to take until it
+//! reclaims): once it has reclaimed, its next `should_signal` on
+//! `tx_active` wakes the demultiplexer.
 //!
 //! # Protected calls
 //!
 //! [`Mux::call`] answers [`net_config::MuxCall`]s from client `n` (on
 //! channel [`net_config::mux_client_channel`]`(n)`; see
 //! [`client_of_channel`]), installing and removing filters inside the
-//! client's grant only.
+//! client's grant only. The PD runs [`Mux::handle`] before each call, so
+//! that a call sees the effect of every frame queued before it (a client
+//! that sent frames and then asks for its counters finds them counted).
 //!
 //! Fixed capacities, no allocation, and no `unsafe`: shared memory is
 //! reached through [`SharedMemory`] and the queue handles the caller made.
