@@ -17,13 +17,14 @@
 //! all on the driver's `rx_free` at start ([`Mux::new`]). For each frame
 //! on the driver's `rx_active` it
 //!
-//! 1. copies the frame into its own memory and gives the buffer straight
-//!    back to the driver: nothing after this reads memory the driver (or
-//!    device) may still write;
-//! 2. classifies the copy with [`filter::Table::classify_frame`]: a
-//!    malformed frame is counted there, under its reason, and dropped;
-//! 3. copies it into a free receive buffer of the exclusive receiver and
-//!    of every copy receiver, and enqueues it on that client's `rx_active`.
+//! 1. classifies the frame in place with [`filter::Table::classify_frame`]
+//!    (the driver handed the buffer over and neither it nor the device
+//!    writes it until it is returned): a malformed frame is counted there,
+//!    under its reason, and dropped;
+//! 2. copies it into a free receive buffer of the exclusive receiver and
+//!    of every copy receiver, and enqueues it on that client's `rx_active`:
+//!    the one copy of the receive path;
+//! 3. returns the buffer to the driver on its `rx_free`.
 //!
 //! Towards a client the demultiplexer plays the driver's part of
 //! `net-protocol`: the client lends its `rx_data` buffers on `rx_free`, and
@@ -161,6 +162,12 @@ pub trait SharedMemory {
     /// Copies `src` to `offset`; `false` (and nothing written) if that is
     /// not inside the region.
     fn write(&self, offset: usize, src: &[u8]) -> bool;
+    /// Runs `f` on the `len` bytes at `offset`, in place; `None` (and `f`
+    /// not run) if they are not inside the region. Only for bytes the
+    /// other side has handed over and will not write while `f` runs: a
+    /// received frame between the driver's `rx_active` and the return of
+    /// its buffer on `rx_free` (`net-protocol`).
+    fn view<R>(&self, offset: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> Option<R>;
 }
 
 /// The demultiplexer's side of the driver's regions and queues

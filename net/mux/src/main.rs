@@ -52,6 +52,20 @@ impl SharedMemory for Shared {
     fn write(&self, offset: usize, src: &[u8]) -> bool {
         self.0.copy_in(offset, src)
     }
+
+    fn view<R>(&self, offset: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        let end = offset.checked_add(len)?;
+        if end > self.0.len() {
+            return None;
+        }
+        // SAFETY: in bounds of a region mapped for the PD's life (checked
+        // above). `view` is used only on a received frame the driver has
+        // handed over: by net-protocol neither the driver nor the device
+        // writes it before we return the buffer, after `f`, so the bytes do
+        // not change while the slice lives.
+        let bytes = unsafe { core::slice::from_raw_parts((self.0.base() + offset) as *const u8, len) };
+        Some(f(bytes))
+    }
 }
 
 fn log_line(args: fmt::Arguments<'_>) {

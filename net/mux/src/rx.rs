@@ -1,5 +1,5 @@
-//! The receive path: driver `rx_active` → private copy → classification →
-//! the receivers' `rx_active`.
+//! The receive path: driver `rx_active` → classification in place → one
+//! copy into each receiver's buffer → the driver's `rx_free`.
 
 use net_protocol::{MAX_FRAME_LEN, MIN_FRAME_LEN, RX_BUFFER_SIZE, RX_DATA_SIZE};
 use shared_queue::{BufferDesc, QueueError};
@@ -30,35 +30,35 @@ impl<M: SharedMemory> Mux<'_, M> {
                 continue;
             }
             let len = desc.len as usize;
-            let copied = (MIN_FRAME_LEN..=MAX_FRAME_LEN).contains(&len)
-                && self.driver.port.rx_data.read(desc.offset as usize, &mut self.frame[..len]);
-            // The frame is ours now (or unusable): the buffer goes back.
+            let Mux { driver, table, clients, .. } = self;
+            // Classified and delivered in place: the buffer is ours until
+            // it goes back below.
+            let delivered = (MIN_FRAME_LEN..=MAX_FRAME_LEN).contains(&len)
+                && driver
+                    .port
+                    .rx_data
+                    .view(desc.offset as usize, len, |frame| {
+                        // A malformed frame is counted by the table, under its reason.
+                        let Ok(decision) = table.classify_frame(frame) else { return };
+                        let receivers = decision.exclusive.into_iter().chain(decision.copies.iter());
+                        for owner in receivers {
+                            if let Some(Some(client)) = clients.get_mut(owner.index()) {
+                                client.deliver(frame);
+                            }
+                        }
+                    })
+                    .is_some();
             let back = BufferDesc { offset: desc.offset, len: RX_BUFFER_SIZE as u32, cookie: desc.cookie };
-            if self.driver.port.rx.free.enqueue(back).is_err() {
+            if driver.port.rx.free.enqueue(back).is_err() {
                 // Cannot happen while the driver's indices are sane: we
                 // hold at most every buffer, and rx_free fits them all.
-                self.driver.counters.errors += 1;
+                driver.counters.errors += 1;
             }
-            self.driver.produced = true;
-            if !copied {
-                self.driver.counters.errors += 1;
-                continue;
-            }
-            self.driver.counters.rx_frames += 1;
-            let frame = &self.frame[..len];
-            // A malformed frame is counted by the table, under its reason.
-            let Ok(decision) = self.table.classify_frame(frame) else { continue };
-            if let Some(owner) = decision.exclusive {
-                if let Some(Some(client)) = self.clients.get_mut(owner.index()) {
-                    client.deliver(frame);
-                }
-            }
-            if !decision.copies.is_empty() {
-                for owner in decision.copies.iter() {
-                    if let Some(Some(client)) = self.clients.get_mut(owner.index()) {
-                        client.deliver(frame);
-                    }
-                }
+            driver.produced = true;
+            if delivered {
+                driver.counters.rx_frames += 1;
+            } else {
+                driver.counters.errors += 1;
             }
         }
     }

@@ -55,6 +55,11 @@ impl SharedMemory for Region {
         }
     }
 
+    fn view<R>(&self, offset: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        let mem = self.0.borrow();
+        offset.checked_add(len).and_then(|end| mem.get(offset..end)).map(f)
+    }
+
     fn write(&self, offset: usize, src: &[u8]) -> bool {
         let mut mem = self.0.borrow_mut();
         match offset.checked_add(src.len()).and_then(|end| mem.get_mut(offset..end)) {
