@@ -4,12 +4,12 @@
 //! every wake-up.
 //!
 //! Channels: irq 0 is the device's interrupt, channel 1 the client (which
-//! may also make the [`CALL_STATS`] protected call).
+//! may also make the [`CALL_STATS`] and [`CALL_MAC`] protected calls).
 #![no_std]
 #![no_main]
 
 use microkit::{log, Channel, ChannelSet, Handler, MemoryRegion, MessageInfo};
-use net_protocol::{Stats, CALL_STATS, RX_QUEUE_CAPACITY, TX_QUEUE_CAPACITY, TX_SPACE_LEN};
+use net_protocol::{Stats, CALL_MAC, CALL_STATS, RX_QUEUE_CAPACITY, TX_QUEUE_CAPACITY, TX_SPACE_LEN};
 use shared_queue::{region_size, ReceiverQueues, SenderQueues};
 use virtio::dma::DmaRegion;
 use virtio::pci::{ConfigSpace, VirtioCaps};
@@ -149,6 +149,18 @@ impl Handler for NetDriver {
     }
 
     fn protected(&mut self, _channel: Channel, msg: MessageInfo) -> MessageInfo {
+        if msg.label() == CALL_MAC {
+            return match self.driver.as_ref().and_then(Driver::mac) {
+                Some(mac) => {
+                    // The layout CALL_MAC documents: first byte lowest.
+                    let mut word = [0; 8];
+                    word[..6].copy_from_slice(&mac);
+                    microkit::set_mr(0, u64::from_le_bytes(word));
+                    microkit::msginfo(0, 1)
+                }
+                None => microkit::msginfo(1, 0),
+            };
+        }
         if msg.label() != CALL_STATS {
             return microkit::msginfo(u64::from(u32::MAX), 0);
         }

@@ -64,10 +64,11 @@
 //! frames in flight; the driver asks on `tx_active` before waiting, and on
 //! `rx_free` when the device could take more receive buffers than it has.
 //!
-//! # Statistics
+//! # Statistics and the MAC address
 //!
 //! The driver answers a protected call with label [`CALL_STATS`] with its
-//! [`Stats`] in message registers `0..Stats::WORDS`, and logs them.
+//! [`Stats`] in message registers `0..Stats::WORDS`, and logs them; one
+//! with label [`CALL_MAC`] with the device's MAC address.
 #![no_std]
 
 /// Bytes of one receive buffer. A frame (at most [`MAX_FRAME_LEN`]) starts
@@ -146,6 +147,14 @@ pub const TX_PAYLOAD_SIZE: usize = 0x10_0000;
 /// Label of the protected call that returns (and logs) the driver's
 /// [`Stats`].
 pub const CALL_STATS: u64 = 1;
+
+/// Label of the protected call that returns the device's MAC address.
+/// Reply label 0 with the address in message register 0: byte `i` of the
+/// address in bits `8i..8i+8` (the first byte lowest, the high 16 bits
+/// zero; `net_config::mac_to_word`'s layout). Any other reply label: the
+/// driver does not know the address (the device is not up, or did not
+/// offer `VIRTIO_NET_F_MAC`).
+pub const CALL_MAC: u64 = 2;
 
 /// The driver's counters, since it started. All counts are of frames
 /// unless named bytes.

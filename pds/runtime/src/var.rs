@@ -225,3 +225,43 @@ macro_rules! setvar_bytes {
         static $name: $crate::Bytes<{ $len }> = $crate::Bytes::unset();
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::MemoryRegion;
+
+    /// Every offset and length around the 8-byte boundaries, both ways,
+    /// without touching a byte outside the range.
+    #[test]
+    fn copies_are_exact_at_any_alignment() {
+        #[repr(align(8))]
+        struct Backing([u8; 64]);
+        let pattern: [u8; 40] = core::array::from_fn(|i| i as u8 + 1);
+        for offset in 0..17 {
+            for len in 0..=pattern.len() {
+                let mut mem = Backing([0; 64]);
+                // SAFETY: the region is `mem`, which outlives it and is used
+                // only through it meanwhile.
+                let region = unsafe { MemoryRegion::new(mem.0.as_mut_ptr() as usize, 64) };
+                assert!(region.copy_in(offset, &pattern[..len]));
+                let mut back = [0u8; 40];
+                assert!(region.copy_out(offset, &mut back[..len]));
+                assert_eq!(back[..len], pattern[..len], "offset {offset} len {len}");
+                assert!(mem.0[..offset].iter().all(|&b| b == 0));
+                assert!(mem.0[offset + len..].iter().all(|&b| b == 0));
+                assert_eq!(mem.0[offset..offset + len], pattern[..len]);
+            }
+        }
+    }
+
+    #[test]
+    fn out_of_bounds_copies_are_refused() {
+        let mut mem = [0u8; 16];
+        // SAFETY: as above.
+        let region = unsafe { MemoryRegion::new(mem.as_mut_ptr() as usize, 16) };
+        assert!(!region.copy_in(10, &[1; 7]));
+        assert!(!region.copy_out(usize::MAX, &mut [0; 2]));
+        assert!(region.copy_in(10, &[1; 6]));
+        assert_eq!(mem[9..], [0, 1, 1, 1, 1, 1, 1]);
+    }
+}

@@ -44,6 +44,8 @@ pub fn run(ws: &Path, filter: Option<&str>) -> Result<()> {
         for package in ["arpd", "stray"] {
             cargo_test(ws, &["--lib", "-p", package])?;
         }
+        cargo_test(ws, &["--lib", "-p", "net-mux"])?;
+        cargo_test(ws, &["--lib", "-p", "microkit"])?;
     }
 
     println!("\n== integration tests");

@@ -1,0 +1,286 @@
+//! Protected calls from the clients, boot claims, and the logs.
+
+use core::fmt;
+
+use filter::{Filter, FilterError, FilterId, FilterKind, Grant, Owner, Table};
+use net_config::{mac_to_word, MuxCall, MuxStats, ERR_BAD_REQUEST};
+use packet::Malformed;
+
+use crate::{Client, LogSink, Mux, SharedMemory, TxDrop, FILTER_SLOTS};
+
+/// The reply to a protected call: its label (0 on success, else an error
+/// code) and message registers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub label: u64,
+    words: [u64; MuxStats::WORDS],
+    len: usize,
+}
+
+impl Reply {
+    fn ok(words: &[u64]) -> Self {
+        let mut reply = Reply { label: 0, words: [0; MuxStats::WORDS], len: words.len().min(MuxStats::WORDS) };
+        reply.words[..reply.len].copy_from_slice(&words[..reply.len]);
+        reply
+    }
+
+    fn error(label: u64) -> Self {
+        Reply { label, words: [0; MuxStats::WORDS], len: 0 }
+    }
+
+    /// The message registers, from 0.
+    pub fn words(&self) -> &[u64] {
+        &self.words[..self.len]
+    }
+}
+
+/// The `kind` register of [`MuxCall::Install`].
+fn kind_from_word(word: u64) -> Option<FilterKind> {
+    match word {
+        0 => Some(FilterKind::Exclusive),
+        1 => Some(FilterKind::Copy),
+        _ => None,
+    }
+}
+
+fn kind_name(kind: FilterKind) -> &'static str {
+    match kind {
+        FilterKind::Exclusive => "exclusive",
+        FilterKind::Copy => "copy",
+    }
+}
+
+/// Why a claim was refused, for the log.
+struct Refusal<'t> {
+    error: FilterError,
+    table: &'t Table<FILTER_SLOTS>,
+    names: &'t dyn Fn(Owner) -> &'t str,
+}
+
+impl fmt::Display for Refusal<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.error {
+            FilterError::Inconsistent => write!(f, "inconsistent (matches nothing)"),
+            FilterError::OutOfGrant => write!(f, "outside its grant"),
+            FilterError::CopyNotPrivileged => write!(f, "copy filter without the copy privilege"),
+            FilterError::Overlaps { with } => match self.table.filters().find(|i| i.id == with) {
+                Some(other) => write!(f, "overlaps {}'s `{}` (id {:#x})", (self.names)(other.owner), other.filter, with.to_raw()),
+                None => write!(f, "overlaps filter {:#x}", with.to_raw()),
+            },
+            FilterError::Full => write!(f, "filter table full"),
+            FilterError::NoSuchFilter => write!(f, "no such filter"),
+            FilterError::NotOwner => write!(f, "not its filter"),
+        }?;
+        write!(f, " (error {})", self.error.code())
+    }
+}
+
+/// Non-zero counters as `name n, name n`, or `none`.
+struct NonZero<'c> {
+    counters: &'c [u64],
+    name: fn(usize) -> &'static str,
+}
+
+impl fmt::Display for NonZero<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut any = false;
+        for (i, &n) in self.counters.iter().enumerate().filter(|(_, &n)| n != 0) {
+            write!(f, "{}{} {}", if any { ", " } else { "" }, (self.name)(i), n)?;
+            any = true;
+        }
+        if !any {
+            f.write_str("none")?;
+        }
+        Ok(())
+    }
+}
+
+fn malformed_name(index: usize) -> &'static str {
+    Malformed::ALL.get(index).map_or("?", |reason| reason.name())
+}
+
+impl<M: SharedMemory> Mux<'_, M> {
+    /// Answers protected call `label` with message registers `args` from
+    /// client `client` (see [`crate::client_of_channel`]). Unknown labels,
+    /// missing or malformed arguments and unknown callers get
+    /// [`ERR_BAD_REQUEST`].
+    pub fn call(&mut self, client: usize, label: u64, args: &[u64], log: &mut LogSink<'_>) -> Reply {
+        if !matches!(self.clients.get(client), Some(Some(_))) {
+            return Reply::error(ERR_BAD_REQUEST);
+        }
+        match MuxCall::from_label(label) {
+            Some(MuxCall::Stats) => {
+                self.report(log);
+                Reply::ok(&self.stats_of(client).to_words())
+            }
+            Some(MuxCall::Install) => {
+                let &[w0, w1, w2, kind, ..] = args else { return Reply::error(ERR_BAD_REQUEST) };
+                let (Some(filter), Some(kind)) = (Filter::from_words([w0, w1, w2]), kind_from_word(kind)) else {
+                    return Reply::error(ERR_BAD_REQUEST);
+                };
+                match self.install(client, filter, kind, log) {
+                    Ok(id) => Reply::ok(&[u64::from(id.to_raw())]),
+                    Err(e) => Reply::error(u64::from(e.code())),
+                }
+            }
+            Some(MuxCall::Remove) => {
+                let Some(raw) = args.first().and_then(|&w| u32::try_from(w).ok()) else {
+                    return Reply::error(ERR_BAD_REQUEST);
+                };
+                let Some(owner) = Owner::new(client) else { return Reply::error(ERR_BAD_REQUEST) };
+                match self.table.remove(owner, FilterId::from_raw(raw)) {
+                    Ok(()) => Reply::ok(&[]),
+                    Err(e) => Reply::error(u64::from(e.code())),
+                }
+            }
+            Some(MuxCall::Node) => {
+                let node = &self.node;
+                Reply::ok(&[
+                    mac_to_word(self.mac.0),
+                    u64::from(node.ipv4.to_u32()),
+                    u64::from(node.prefix_len),
+                    node.gateway.map_or(0, |g| u64::from(g.to_u32())),
+                ])
+            }
+            None => Reply::error(ERR_BAD_REQUEST),
+        }
+    }
+
+    /// Installs `filter` for client `n` inside its grant; a refusal is
+    /// counted and logged with the client's name, the filter and why.
+    fn install(&mut self, n: usize, filter: Filter, kind: FilterKind, log: &mut LogSink<'_>) -> Result<FilterId, FilterError> {
+        let Some(Some(client)) = self.clients.get(n) else { return Err(FilterError::NotOwner) };
+        let grant = Grant { filters: client.config.grant(), may_copy: client.config.may_copy };
+        let owner = client.owner;
+        let result = self.table.install(owner, &grant, filter, kind);
+        if let Err(error) = result {
+            if let Some(Some(client)) = self.clients.get_mut(n) {
+                client.counters.claims_refused += 1;
+            }
+            let names = |owner: Owner| self.client_name(owner);
+            let why = Refusal { error, table: &self.table, names: &names };
+            log(format_args!("refused {}'s claim `{}` ({}): {}", self.client_name(owner), filter, kind_name(kind), why));
+        }
+        result
+    }
+
+    /// Installs client `n`'s claims from the description.
+    pub(crate) fn install_boot_claims(&mut self, n: usize, log: &mut LogSink<'_>) {
+        let Some(Some(client)) = self.clients.get(n) else { return };
+        let claims = client.config.claims;
+        let count = client.config.claims().len();
+        for claim in &claims[..count] {
+            let _ = self.install(n, claim.filter, claim.kind, log);
+        }
+    }
+
+    /// The counters [`MuxCall::Stats`] returns to client `n`.
+    pub fn stats_of(&self, n: usize) -> MuxStats {
+        let table = self.table.counters();
+        let own = self.client_counters(n).unwrap_or_default();
+        MuxStats {
+            rx_delivered: own.rx_delivered,
+            rx_no_buffer: own.rx_no_buffer,
+            tx_allowed: own.tx_allowed,
+            tx_refused: own.tx_refused_total(),
+            claims_refused: own.claims_refused,
+            malformed: table.malformed_total(),
+            no_match: table.no_match,
+            unclaimed_ipv4: table.unclaimed_ipv4,
+        }
+    }
+
+    /// Logs the node and its clients with their filters, one line each: at
+    /// start.
+    pub(crate) fn log_node(&self, log: &mut LogSink<'_>) {
+        let node = &self.node;
+        let mac = self.mac.0;
+        log(format_args!(
+            "node {}/{} gateway {} mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, {} clients",
+            filter::Dotted(node.ipv4),
+            node.prefix_len,
+            node.gateway.map_or(filter::Dotted(packet::Ipv4Address::UNSPECIFIED), filter::Dotted),
+            mac[0],
+            mac[1],
+            mac[2],
+            mac[3],
+            mac[4],
+            mac[5],
+            self.client_count
+        ));
+        for (n, client) in self.clients.iter().enumerate() {
+            let Some(client) = client else { continue };
+            log(format_args!("client {n} {}: {}", client.config.name(), ClientFilters { client, table: &self.table }));
+        }
+    }
+
+    /// Logs the filter table with hits, the drop counters, and each
+    /// client's counters (for [`MuxCall::Stats`]).
+    pub fn report(&self, log: &mut LogSink<'_>) {
+        for installed in self.table.filters() {
+            log(format_args!(
+                "filter {:#x} {}: {} ({}) hits {}",
+                installed.id.to_raw(),
+                self.client_name(installed.owner),
+                installed.filter,
+                kind_name(installed.kind),
+                installed.hits
+            ));
+        }
+        let table = self.table.counters();
+        let driver = &self.driver.counters;
+        log(format_args!(
+            "rx {} tx {} driver errors {}; no match {}, unclaimed ipv4 {}; malformed {}: {}",
+            driver.rx_frames,
+            driver.tx_frames,
+            driver.errors,
+            table.no_match,
+            table.unclaimed_ipv4,
+            table.malformed_total(),
+            NonZero { counters: &table.malformed, name: malformed_name }
+        ));
+        for client in self.clients.iter().flatten() {
+            let c = &client.counters;
+            log(format_args!(
+                "{}: rx delivered {} no buffer {}; tx allowed {} refused {} ({}); claims refused {}; queue errors {}",
+                client.config.name(),
+                c.rx_delivered,
+                c.rx_no_buffer,
+                c.tx_allowed,
+                c.tx_refused_total(),
+                NonZero { counters: &c.tx_refused, name: TxDrop::name_of },
+                c.claims_refused,
+                c.queue_errors
+            ));
+        }
+    }
+}
+
+/// A client's installed filters, as `arp, tcp dst 80 (copy)`, with its
+/// role for the unclaimed IPv4 traffic.
+struct ClientFilters<'c, 'a, M> {
+    client: &'c Client<'a, M>,
+    table: &'c Table<FILTER_SLOTS>,
+}
+
+impl<M> fmt::Display for ClientFilters<'_, '_, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut any = false;
+        for installed in self.table.filters().filter(|i| i.owner == self.client.owner) {
+            f.write_str(if any { ", " } else { "" })?;
+            write!(f, "{}", installed.filter)?;
+            if installed.kind == FilterKind::Copy {
+                f.write_str(" (copy)")?;
+            }
+            any = true;
+        }
+        if self.client.config.unclaimed_ipv4 {
+            write!(f, "{}unclaimed ipv4", if any { ", " } else { "" })?;
+            any = true;
+        }
+        if !any {
+            f.write_str("no filters")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,212 @@
+//! net-mux: the packet demultiplexer PD. Glue between the runtime and the
+//! [`net_mux`] library: decodes the network configuration the builder
+//! wrote, asks the driver for its MAC address, maps the driver's and the
+//! clients' regions and queues, and calls [`Mux::handle`] on every
+//! notification and [`Mux::call`] on every protected call.
+//!
+//! Channels: [`MUX_DRIVER_CHANNEL`] (0) is the virtio-net driver, which
+//! this PD notifies and calls ([`CALL_MAC`]); client `n` is on
+//! [`mux_client_channel`]`(n)` and may call this PD (`net_config::MuxCall`).
+//! The driver's regions are mapped as the description says (setvars
+//! below); the clients' at [`ClientRegion::mux_vaddr`], where the builder's
+//! `<network>` expansion maps them.
+#![no_std]
+#![no_main]
+
+use core::fmt;
+
+use microkit::{log, Channel, ChannelSet, Handler, MemoryRegion, MessageInfo};
+use net_config::{
+    mac_from_word, mux_client_channel, ClientRegion, NetConfig, CONFIG_BYTES, ERR_BAD_REQUEST, MUX_DRIVER_CHANNEL,
+};
+use net_mux::{client_of_channel, ClientPort, DriverPort, Mux, SharedMemory};
+use net_protocol::{CALL_MAC, RX_DATA_SIZE, TX_PAYLOAD_SIZE, TX_SPACE_LEN};
+use shared_queue::{ReceiverQueues, SenderQueues};
+
+const DRIVER: Channel = Channel::new(MUX_DRIVER_CHANNEL);
+
+microkit::setvar_bytes!(__net_config, CONFIG_BYTES);
+// The driver's regions (net-protocol), as the driver's client.
+microkit::setvar!(rx_data);
+microkit::setvar!(tx_payload);
+microkit::setvar!(rx_free);
+microkit::setvar!(rx_active);
+microkit::setvar!(tx_free);
+microkit::setvar!(tx_active);
+// Mapped as net-protocol gives every driver client its `tx_headers`, but
+// never used: each frame this PD sends is one segment in `tx_payload`.
+microkit::setvar!(tx_headers);
+
+/// A shared region, through the runtime's bounds-checked volatile copies.
+struct Shared(MemoryRegion);
+
+impl SharedMemory for Shared {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn read(&self, offset: usize, dst: &mut [u8]) -> bool {
+        self.0.copy_out(offset, dst)
+    }
+
+    fn write(&self, offset: usize, src: &[u8]) -> bool {
+        self.0.copy_in(offset, src)
+    }
+
+    fn view<R>(&self, offset: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        let end = offset.checked_add(len)?;
+        if end > self.0.len() {
+            return None;
+        }
+        // SAFETY: in bounds of a region mapped for the PD's life (checked
+        // above). `view` is used only on a received frame the driver has
+        // handed over: by net-protocol neither the driver nor the device
+        // writes it before we return the buffer, after `f`, so the bytes do
+        // not change while the slice lives.
+        let bytes = unsafe { core::slice::from_raw_parts((self.0.base() + offset) as *const u8, len) };
+        Some(f(bytes))
+    }
+}
+
+fn log_line(args: fmt::Arguments<'_>) {
+    log!("{args}");
+}
+
+/// The device's MAC address, from the driver.
+fn driver_mac() -> Option<[u8; 6]> {
+    let reply = DRIVER.pp_call(microkit::msginfo(CALL_MAC, 0));
+    if reply.label() != 0 || reply.length() < 1 {
+        log!("error: the driver does not know the MAC address (reply {})", reply.label());
+        return None;
+    }
+    Some(mac_from_word(microkit::get_mr(0)))
+}
+
+/// The driver's side, from the description's setvars.
+fn driver_port() -> Option<DriverPort<'static, Shared>> {
+    let addr = |v: &microkit::Var, name| microkit::setvar_required(v, name);
+    let (rxf, rxa, txf, txa) =
+        (addr(&rx_free, "rx_free")?, addr(&rx_active, "rx_active")?, addr(&tx_free, "tx_free")?, addr(&tx_active, "tx_active")?);
+    let (data, payload) = (addr(&rx_data, "rx_data")?, addr(&tx_payload, "tx_payload")?);
+    // SAFETY: the description maps the driver's four queue regions
+    // (`region_size` bytes at least, page-aligned, read-write), its
+    // `rx_data` (RX_DATA_SIZE bytes, read) and `tx_payload`
+    // (TX_PAYLOAD_SIZE bytes, read-write) at these addresses for the PD's
+    // life; this PD touches them only through these handles. Receive
+    // descriptors point into `rx_data`, transmit descriptors into the
+    // transmit address space.
+    unsafe {
+        Some(DriverPort {
+            rx: ReceiverQueues::new(rxf as *mut u8, rxa as *mut u8, RX_DATA_SIZE),
+            tx: SenderQueues::new(txf as *mut u8, txa as *mut u8, TX_SPACE_LEN),
+            rx_data: Shared(MemoryRegion::new(data as usize, RX_DATA_SIZE)),
+            tx_payload: Shared(MemoryRegion::new(payload as usize, TX_PAYLOAD_SIZE)),
+        })
+    }
+}
+
+/// Client `n`'s side, at the addresses `net-config` fixes.
+fn client_port(n: usize) -> ClientPort<'static, Shared> {
+    let at = |r: ClientRegion| r.mux_vaddr(n) as *mut u8;
+    let region = |r: ClientRegion| Shared(
+        // SAFETY: see below; `size` is the region's size.
+        unsafe { MemoryRegion::new(r.mux_vaddr(n) as usize, r.size() as usize) },
+    );
+    // SAFETY: the builder's `<network>` expansion maps client `n`'s six
+    // regions into this PD at `ClientRegion::mux_vaddr(n)`, read-write, at
+    // their `ClientRegion::size` (each queue region holds its queue, as
+    // net-config checks), page-aligned, for the PD's life; this PD touches
+    // them only through these handles. As for the driver, receive
+    // descriptors point into `rx_data` and transmit descriptors into the
+    // transmit address space.
+    unsafe {
+        ClientPort {
+            rx: SenderQueues::new(at(ClientRegion::RxFree), at(ClientRegion::RxActive), RX_DATA_SIZE),
+            tx: ReceiverQueues::new(at(ClientRegion::TxFree), at(ClientRegion::TxActive), TX_SPACE_LEN),
+            rx_data: region(ClientRegion::RxData),
+            tx_data: region(ClientRegion::TxData),
+        }
+    }
+}
+
+fn start() -> Option<Mux<'static, Shared>> {
+    let config = match NetConfig::from_bytes(&__net_config.get()) {
+        Ok(config) => config,
+        Err(e) => {
+            log!("error: {e}");
+            return None;
+        }
+    };
+    let mac = driver_mac()?;
+    let driver = driver_port()?;
+    let clients = (0..config.clients().len()).map(client_port);
+    match Mux::new(&config, mac, driver, clients, &mut log_line) {
+        Ok(mux) => Some(mux),
+        Err(e) => {
+            log!("error: {e}");
+            None
+        }
+    }
+}
+
+struct NetMux {
+    /// `None` if it could not start (said so in the log): then every frame
+    /// stays with the driver and every call is refused.
+    mux: Option<Mux<'static, Shared>>,
+}
+
+impl NetMux {
+    fn run(&mut self) {
+        let Some(mux) = self.mux.as_mut() else { return };
+        let notify = mux.handle();
+        if notify.driver {
+            DRIVER.notify();
+        }
+        for n in notify.clients() {
+            Channel::new(mux_client_channel(n)).notify();
+        }
+    }
+}
+
+impl Handler for NetMux {
+    fn init() -> Self {
+        let mut this = NetMux { mux: start() };
+        // Hands the driver its receive buffers and arms the signal requests.
+        this.run();
+        this
+    }
+
+    fn notified(&mut self, _channels: ChannelSet) {
+        // Every queue is looked at, whoever notified: the queues, not the
+        // notification bits, say what is pending.
+        self.run();
+    }
+
+    fn protected(&mut self, channel: Channel, msg: MessageInfo) -> MessageInfo {
+        // The driver's channel (and any other) names no client: refused.
+        let Some(client) = client_of_channel(channel.id()) else {
+            return microkit::msginfo(ERR_BAD_REQUEST, 0);
+        };
+        // The arguments first: handling queues does not touch the message
+        // registers, but nothing is left to chance.
+        let mut args = [0u64; 4];
+        let count = (msg.length() as usize).min(args.len());
+        for (i, arg) in args.iter_mut().enumerate().take(count) {
+            *arg = microkit::get_mr(i);
+        }
+        // A call sees the effect of every frame queued before it (a client
+        // that sent frames and then asks for its counters finds them
+        // counted, even if its notification has not been delivered yet).
+        self.run();
+        let Some(mux) = self.mux.as_mut() else {
+            return microkit::msginfo(ERR_BAD_REQUEST, 0);
+        };
+        let reply = mux.call(client, msg.label(), &args[..count], &mut log_line);
+        for (i, &word) in reply.words().iter().enumerate() {
+            microkit::set_mr(i, word);
+        }
+        microkit::msginfo(reply.label, reply.words().len() as u64)
+    }
+}
+
+microkit::protection_domain!(NetMux);

@@ -1,0 +1,945 @@
+//! The demultiplexer between a simulated driver and simulated clients, all
+//! over host memory: the same queue code on both sides of every queue.
+#![allow(unsafe_code)]
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::string::{String, ToString};
+use std::vec::Vec;
+use std::vec;
+
+use filter::{Filter, FilterError, FilterKind, PortRange, TxRefused};
+use net_config::{Claim, ClientConfig, Ipv4Address, MuxCall, MuxStats, NetConfig, NodeAddress, ERR_BAD_REQUEST, MAX_CLIENTS};
+use net_protocol::{
+    split_tx_offset, tx_offset, TxWindow, RX_BUFFERS, RX_BUFFER_SIZE, RX_DATA_SIZE, RX_QUEUE_CAPACITY, TX_MORE,
+    TX_PAYLOAD_SIZE, TX_QUEUE_CAPACITY, TX_SPACE_LEN,
+};
+use packet::{EtherType, Malformed};
+use shared_queue::{BufferDesc, QueueError, ReceiverQueues, SenderQueues};
+
+use crate::*;
+
+// --- Memory ---------------------------------------------------------------
+
+/// A data region standing in for memory mapped by two PDs.
+#[derive(Clone)]
+struct Region(Rc<RefCell<Vec<u8>>>);
+
+impl Region {
+    fn new(len: usize) -> Self {
+        Region(Rc::new(RefCell::new(vec![0; len])))
+    }
+
+    fn bytes(&self, offset: usize, len: usize) -> Vec<u8> {
+        self.0.borrow()[offset..offset + len].to_vec()
+    }
+
+    fn put(&self, offset: usize, bytes: &[u8]) {
+        self.0.borrow_mut()[offset..offset + bytes.len()].copy_from_slice(bytes);
+    }
+}
+
+impl SharedMemory for Region {
+    fn len(&self) -> usize {
+        self.0.borrow().len()
+    }
+
+    fn read(&self, offset: usize, dst: &mut [u8]) -> bool {
+        let mem = self.0.borrow();
+        match offset.checked_add(dst.len()).and_then(|end| mem.get(offset..end)) {
+            Some(src) => {
+                dst.copy_from_slice(src);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn view<R>(&self, offset: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        let mem = self.0.borrow();
+        offset.checked_add(len).and_then(|end| mem.get(offset..end)).map(f)
+    }
+
+    fn write(&self, offset: usize, src: &[u8]) -> bool {
+        let mut mem = self.0.borrow_mut();
+        match offset.checked_add(src.len()).and_then(|end| mem.get_mut(offset..end)) {
+            Some(dst) => {
+                dst.copy_from_slice(src);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A queue region: zeroed, page-aligned, large enough for either queue
+/// capacity, and leaked so that both sides' handles may be `'static`.
+fn queue_region() -> *mut u8 {
+    #[repr(C, align(4096))]
+    struct Page([u8; 0x3000]);
+    const _: () = assert!(shared_queue::region_size(TX_QUEUE_CAPACITY) <= 0x3000);
+    Box::leak(Box::new(Page([0; 0x3000]))).0.as_mut_ptr()
+}
+
+/// The offsets of a queue region's header (`shared-queue` layout).
+const TAIL: usize = 0;
+
+// --- Frames ---------------------------------------------------------------
+
+const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+const PEER_MAC: [u8; 6] = [0x52, 0x55, 0x0a, 0x00, 0x02, 0x02];
+const US: [u8; 4] = [10, 0, 2, 15];
+const PEER: [u8; 4] = [10, 0, 2, 2];
+const SYN: u8 = 0x02;
+const RST: u8 = 0x04;
+const ACK: u8 = 0x10;
+
+fn checksum(bytes: &[u8]) -> u16 {
+    let mut sum: u32 = bytes.chunks(2).map(|p| u32::from(p[0]) << 8 | u32::from(*p.get(1).unwrap_or(&0))).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+fn ethernet(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    [&dst[..], &src, &ethertype.to_be_bytes(), payload].concat()
+}
+
+fn ipv4(src: [u8; 4], dst: [u8; 4], protocol: u8, payload: &[u8]) -> Vec<u8> {
+    let total = (20 + payload.len()) as u16;
+    let mut header = vec![0x45, 0];
+    header.extend_from_slice(&total.to_be_bytes());
+    header.extend_from_slice(&[0, 1, 0x40, 0, 64, protocol, 0, 0]);
+    header.extend_from_slice(&src);
+    header.extend_from_slice(&dst);
+    let sum = checksum(&header);
+    header[10..12].copy_from_slice(&sum.to_be_bytes());
+    [header, payload.to_vec()].concat()
+}
+
+fn tcp(src_port: u16, dst_port: u16, flags: u8, data: &[u8]) -> Vec<u8> {
+    let mut segment = Vec::new();
+    segment.extend_from_slice(&src_port.to_be_bytes());
+    segment.extend_from_slice(&dst_port.to_be_bytes());
+    segment.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0x20, 0, 0, 0, 0, 0]);
+    segment.extend_from_slice(data);
+    segment
+}
+
+fn udp(src_port: u16, dst_port: u16, data: &[u8]) -> Vec<u8> {
+    let len = (8 + data.len()) as u16;
+    [&src_port.to_be_bytes()[..], &dst_port.to_be_bytes(), &len.to_be_bytes(), &[0, 0], data].concat()
+}
+
+fn icmp_echo() -> Vec<u8> {
+    let mut message = vec![8, 0, 0, 0, 0, 1, 0, 1, b'p', b'i', b'n', b'g'];
+    let sum = checksum(&message);
+    message[2..4].copy_from_slice(&sum.to_be_bytes());
+    message
+}
+
+fn arp(operation: u16, sender_mac: [u8; 6], sender_ip: [u8; 4], target_ip: [u8; 4]) -> Vec<u8> {
+    let arp = [&[0, 1, 8, 0, 6, 4][..], &operation.to_be_bytes(), &sender_mac, &sender_ip, &[0; 6], &target_ip].concat();
+    let dst = if operation == 1 { [0xff; 6] } else { PEER_MAC };
+    ethernet(dst, sender_mac, 0x0806, &arp)
+}
+
+/// From the peer to us.
+fn inbound(protocol: u8, transport: &[u8]) -> Vec<u8> {
+    ethernet(MAC, PEER_MAC, 0x0800, &ipv4(PEER, US, protocol, transport))
+}
+
+/// From us to the peer.
+fn outbound(protocol: u8, transport: &[u8]) -> Vec<u8> {
+    ethernet(PEER_MAC, MAC, 0x0800, &ipv4(US, PEER, protocol, transport))
+}
+
+// --- The simulated driver and clients -------------------------------------
+
+/// The driver's side of the driver's queues.
+struct SimDriver {
+    rx: SenderQueues<'static, RX_QUEUE_CAPACITY>,
+    tx: ReceiverQueues<'static, TX_QUEUE_CAPACITY>,
+    rx_data: Region,
+    tx_payload: Region,
+}
+
+impl SimDriver {
+    /// Puts a received frame in a buffer the demultiplexer lent; `false`
+    /// if it lent none.
+    fn receive(&mut self, frame: &[u8]) -> bool {
+        let Ok(Some(buffer)) = self.rx.free.dequeue() else { return false };
+        assert_eq!(buffer.offset % RX_BUFFER_SIZE as u64, 0);
+        self.rx_data.put(buffer.offset as usize, frame);
+        self.rx.active.enqueue(BufferDesc { offset: buffer.offset, len: frame.len() as u32, cookie: 0 }).unwrap();
+        true
+    }
+
+    /// Buffers lent and not yet used.
+    fn lent(&self) -> usize {
+        self.rx.free.len().unwrap()
+    }
+
+    /// The frames the demultiplexer gave to send, without giving their
+    /// descriptors back.
+    fn take_sent(&mut self) -> Vec<(BufferDesc, Vec<u8>)> {
+        let mut sent = Vec::new();
+        while let Some(desc) = self.tx.active.dequeue().unwrap() {
+            let (window, offset) = split_tx_offset(desc.offset).unwrap();
+            assert_eq!(window, TxWindow::Payload, "the demultiplexer sends from its tx_payload only");
+            assert_eq!(desc.cookie & TX_MORE, 0, "one descriptor per frame");
+            sent.push((desc, self.tx_payload.bytes(offset as usize, desc.len as usize)));
+        }
+        sent
+    }
+
+    /// The frames sent, their descriptors given back.
+    fn sent(&mut self) -> Vec<Vec<u8>> {
+        let sent = self.take_sent();
+        for (desc, _) in &sent {
+            self.tx.free.enqueue(*desc).unwrap();
+        }
+        sent.into_iter().map(|(_, frame)| frame).collect()
+    }
+}
+
+/// A client's side of its queues.
+struct SimClient {
+    rx: ReceiverQueues<'static, RX_QUEUE_CAPACITY>,
+    tx: SenderQueues<'static, TX_QUEUE_CAPACITY>,
+    rx_data: Region,
+    tx_data: Region,
+    tx_active_region: *mut u8,
+}
+
+impl SimClient {
+    /// Lends receive buffers `first..first + count`.
+    fn lend(&mut self, first: usize, count: usize) {
+        for i in first..first + count {
+            let desc = BufferDesc { offset: (i * RX_BUFFER_SIZE) as u64, len: RX_BUFFER_SIZE as u32, cookie: i as u32 };
+            self.rx.free.enqueue(desc).unwrap();
+        }
+    }
+
+    /// The frames received (their buffers kept).
+    fn received(&mut self) -> Vec<Vec<u8>> {
+        let mut frames = Vec::new();
+        while let Some(desc) = self.rx.active.dequeue().unwrap() {
+            assert_eq!(desc.offset % RX_BUFFER_SIZE as u64, 0);
+            assert_eq!(u64::from(desc.cookie), desc.offset / RX_BUFFER_SIZE as u64, "the lent cookie comes back");
+            frames.push(self.rx_data.bytes(desc.offset as usize, desc.len as usize));
+        }
+        frames
+    }
+
+    /// Queues a frame of the given segments, chained with TX_MORE.
+    fn send_descs(&mut self, descs: &[BufferDesc]) {
+        let n = descs.len();
+        let chained: Vec<BufferDesc> = descs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| BufferDesc { cookie: d.cookie | if i + 1 < n { TX_MORE } else { 0 }, ..*d })
+            .collect();
+        assert_eq!(self.tx.active.enqueue_batch(&chained), Ok(n));
+    }
+
+    /// Writes `frame` at `offset` of tx_data and queues it as one segment.
+    fn send(&mut self, offset: usize, frame: &[u8]) {
+        self.tx_data.put(offset, frame);
+        self.send_descs(&[header_desc(offset, frame.len(), offset as u32)]);
+    }
+
+    /// Descriptors given back on tx_free.
+    fn returned(&mut self) -> Vec<BufferDesc> {
+        let mut descs = Vec::new();
+        loop {
+            match self.tx.free.dequeue() {
+                Ok(Some(desc)) => descs.push(desc),
+                Ok(None) => return descs,
+                // A bad descriptor comes back as it was sent.
+                Err(QueueError::OutOfBounds(desc)) => descs.push(desc),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+}
+
+fn header_desc(offset: usize, len: usize, cookie: u32) -> BufferDesc {
+    BufferDesc { offset: tx_offset(TxWindow::Headers, offset as u32), len: len as u32, cookie }
+}
+
+fn filter(text: &str) -> Filter {
+    Filter::parse(text).unwrap()
+}
+
+/// arpd (0) claims ARP; stray (1) takes unclaimed IPv4; web (2) claims TCP
+/// 80 and may claim 8080–8089; watch (3) watches ICMP.
+fn config() -> NetConfig {
+    let mut arpd = ClientConfig::new("arpd");
+    arpd.add_grant(filter("arp"));
+    arpd.add_claim(Claim { filter: filter("arp"), kind: FilterKind::Exclusive });
+    arpd.arp = true;
+    let mut stray = ClientConfig::new("stray");
+    stray.unclaimed_ipv4 = true;
+    let mut web = ClientConfig::new("web");
+    web.add_grant(filter("tcp dst 80"));
+    web.add_grant(filter("tcp dst 8080-8089"));
+    web.add_claim(Claim { filter: filter("tcp dst 80"), kind: FilterKind::Exclusive });
+    let mut watch = ClientConfig::new("watch");
+    watch.may_copy = true;
+    watch.add_grant(filter("icmp"));
+    watch.add_grant(filter("tcp"));
+    watch.add_claim(Claim { filter: filter("icmp"), kind: FilterKind::Copy });
+    let mut clients = [ClientConfig::new(""); MAX_CLIENTS];
+    clients[..4].copy_from_slice(&[arpd, stray, web, watch]);
+    NetConfig {
+        node: NodeAddress { ipv4: Ipv4Address(US), prefix_len: 24, gateway: Some(Ipv4Address(PEER)) },
+        me: None,
+        arpd: Some(0),
+        clients,
+        client_count: 4,
+    }
+}
+
+const ARPD: usize = 0;
+const STRAY: usize = 1;
+const WEB: usize = 2;
+const WATCH: usize = 3;
+
+/// The demultiplexer, the simulated driver and clients, and the log.
+struct Node {
+    mux: Mux<'static, Region>,
+    driver: SimDriver,
+    clients: Vec<SimClient>,
+    log: Vec<String>,
+}
+
+fn driver_pair() -> (DriverPort<'static, Region>, SimDriver) {
+    let (rx_free, rx_active, tx_free, tx_active) = (queue_region(), queue_region(), queue_region(), queue_region());
+    let (rx_data, tx_payload) = (Region::new(RX_DATA_SIZE), Region::new(TX_PAYLOAD_SIZE));
+    // SAFETY: each queue region is fresh, page-aligned, large enough and
+    // leaked; each gets one producer and one consumer handle.
+    unsafe {
+        (
+            DriverPort {
+                rx: ReceiverQueues::new(rx_free, rx_active, RX_DATA_SIZE),
+                tx: SenderQueues::new(tx_free, tx_active, TX_SPACE_LEN),
+                rx_data: rx_data.clone(),
+                tx_payload: tx_payload.clone(),
+            },
+            SimDriver {
+                rx: SenderQueues::new(rx_free, rx_active, RX_DATA_SIZE),
+                tx: ReceiverQueues::new(tx_free, tx_active, TX_SPACE_LEN),
+                rx_data,
+                tx_payload,
+            },
+        )
+    }
+}
+
+fn client_pair() -> (ClientPort<'static, Region>, SimClient) {
+    let (rx_free, rx_active, tx_free, tx_active) = (queue_region(), queue_region(), queue_region(), queue_region());
+    let (rx_data, tx_data) = (Region::new(RX_DATA_SIZE), Region::new(net_config::TX_DATA_SIZE as usize));
+    // SAFETY: as in `driver_pair`.
+    unsafe {
+        (
+            ClientPort {
+                rx: SenderQueues::new(rx_free, rx_active, RX_DATA_SIZE),
+                tx: ReceiverQueues::new(tx_free, tx_active, TX_SPACE_LEN),
+                rx_data: rx_data.clone(),
+                tx_data: tx_data.clone(),
+            },
+            SimClient {
+                rx: ReceiverQueues::new(rx_free, rx_active, RX_DATA_SIZE),
+                tx: SenderQueues::new(tx_free, tx_active, TX_SPACE_LEN),
+                rx_data,
+                tx_data,
+                tx_active_region: tx_active,
+            },
+        )
+    }
+}
+
+impl Node {
+    /// The node of [`config`]; every client lends 16 buffers.
+    fn new() -> Node {
+        Node::with(&config())
+    }
+
+    fn with(config: &NetConfig) -> Node {
+        let (driver_port, driver) = driver_pair();
+        let (ports, clients): (Vec<_>, Vec<_>) = (0..config.clients().len()).map(|_| client_pair()).unzip();
+        let mut log = Vec::new();
+        let mux = Mux::new(config, MAC, driver_port, ports, &mut |args| log.push(args.to_string()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut node = Node { mux, driver, clients, log };
+        for client in &mut node.clients {
+            client.lend(0, 16);
+        }
+        node.handle();
+        node
+    }
+
+    fn handle(&mut self) -> Notify {
+        self.mux.handle()
+    }
+
+    /// Receives `frames` from the wire, and handles them.
+    fn wire(&mut self, frames: &[&[u8]]) -> Notify {
+        for frame in frames {
+            assert!(self.driver.receive(frame));
+        }
+        self.handle()
+    }
+
+    fn call(&mut self, client: usize, call: MuxCall, args: &[u64]) -> Reply {
+        let log = &mut self.log;
+        self.mux.call(client, call as u64, args, &mut |a| log.push(a.to_string()))
+    }
+
+    fn counters(&self, client: usize) -> ClientCounters {
+        self.mux.client_counters(client).unwrap()
+    }
+
+    fn install(&mut self, client: usize, text: &str, kind: u64) -> Reply {
+        let [w0, w1, w2] = filter(text).to_words();
+        self.call(client, MuxCall::Install, &[w0, w1, w2, kind])
+    }
+
+    fn logged(&self, needle: &str) -> bool {
+        self.log.iter().any(|line| line.contains(needle))
+    }
+}
+
+// --- Start ------------------------------------------------------------------
+
+#[test]
+fn start_installs_boot_claims_and_logs_the_clients() {
+    let node = Node::new();
+    for line in ["client 0 arpd: arp", "client 1 stray: unclaimed ipv4", "client 2 web: tcp dst 80", "client 3 watch: icmp (copy)"] {
+        assert!(node.logged(line), "{line:?} not in {:#?}", node.log);
+    }
+    assert!(node.logged("node 10.0.2.15/24 gateway 10.0.2.2 mac 52:54:00:12:34:56, 4 clients"), "{:#?}", node.log);
+    assert_eq!(node.mux.table().filters().count(), 3);
+    // Every driver buffer is lent, none used yet.
+    assert_eq!(node.driver.lent(), RX_BUFFERS);
+}
+
+#[test]
+fn refused_boot_claims_are_logged_and_counted() {
+    let mut config = config();
+    // web claims what it was not granted, and what arpd holds.
+    config.clients[WEB].add_claim(Claim { filter: filter("udp dst 53"), kind: FilterKind::Exclusive });
+    config.clients[WEB].add_grant(filter("arp"));
+    config.clients[WEB].add_claim(Claim { filter: filter("arp"), kind: FilterKind::Exclusive });
+    let node = Node::with(&config);
+    assert_eq!(node.counters(WEB).claims_refused, 2);
+    assert!(node.logged("refused web's claim `udp dst 53` (exclusive): outside its grant (error 2)"), "{:#?}", node.log);
+    assert!(node.logged("refused web's claim `arp` (exclusive): overlaps arpd's `arp`"), "{:#?}", node.log);
+}
+
+#[test]
+fn setup_errors() {
+    let (driver, _sim) = driver_pair();
+    let client_config = NetConfig { me: Some(0), ..config() };
+    let refused = Mux::new(&client_config, MAC, driver, Vec::new(), &mut |_| {});
+    assert_eq!(refused.err(), Some(SetupError::NotDemultiplexer));
+    let (driver, _sim) = driver_pair();
+    let (ports, _sims): (Vec<_>, Vec<_>) = (0..3).map(|_| client_pair()).unzip();
+    let refused = Mux::new(&config(), MAC, driver, ports, &mut |_| {});
+    assert_eq!(refused.err(), Some(SetupError::MissingClientPort(3)));
+    let (mut driver, _sim) = driver_pair();
+    driver.tx_payload = Region::new(TX_PAYLOAD_SIZE - 1);
+    let refused = Mux::new(&config(), MAC, driver, Vec::new(), &mut |_| {});
+    assert_eq!(refused.err(), Some(SetupError::RegionTooSmall { region: "tx_payload", client: None }));
+}
+
+// --- Receive ----------------------------------------------------------------
+
+#[test]
+fn frames_go_to_their_owner_only() {
+    let mut node = Node::new();
+    let request = arp(1, PEER_MAC, PEER, US);
+    let http = inbound(6, &tcp(40000, 80, SYN, b""));
+    let dns = inbound(17, &udp(5353, 53, b"query"));
+    node.wire(&[&request, &http, &dns]);
+    assert_eq!(node.clients[ARPD].received(), [request]);
+    assert_eq!(node.clients[WEB].received(), [http]);
+    // UDP 53 is nobody's: the stray-packet daemon's.
+    assert_eq!(node.clients[STRAY].received(), [dns]);
+    assert!(node.clients[WATCH].received().is_empty());
+    // Every driver buffer came back at once.
+    assert_eq!(node.driver.lent(), RX_BUFFERS);
+    assert_eq!(node.counters(WEB).rx_delivered, 1);
+    assert_eq!(node.mux.driver_counters().rx_frames, 3);
+    assert_eq!(node.mux.table().counters().unclaimed_ipv4, 1);
+    // Frames with no receiver at all: not IPv4, not claimed.
+    let other = ethernet(MAC, PEER_MAC, 0x88b5, b"experimental");
+    node.wire(&[&other]);
+    assert!(node.clients.iter_mut().all(|c| c.received().is_empty()));
+    assert_eq!(node.mux.table().counters().no_match, 1);
+}
+
+#[test]
+fn copy_filters_see_copies_and_the_owner_still_gets_the_frame() {
+    let mut node = Node::new();
+    let ping = inbound(1, &icmp_echo());
+    node.wire(&[&ping]);
+    assert_eq!(node.clients[STRAY].received(), [ping.as_slice()]);
+    assert_eq!(node.clients[WATCH].received(), [ping]);
+    // watch may also watch TCP (its grant), web keeps its traffic.
+    assert_eq!(node.install(WATCH, "tcp", 1).label, 0);
+    let http = inbound(6, &tcp(40000, 80, SYN, b""));
+    node.wire(&[&http]);
+    assert_eq!(node.clients[WEB].received(), [http.as_slice()]);
+    assert_eq!(node.clients[WATCH].received(), [http]);
+    assert_eq!(node.counters(WATCH).rx_delivered, 2);
+}
+
+#[test]
+fn a_client_without_buffers_loses_its_frames_and_nobody_else_does() {
+    let mut node = Node::new();
+    let frames: Vec<Vec<u8>> = (0..20u8).map(|i| inbound(6, &tcp(40000, 80, ACK, &[i; 10]))).collect();
+    let arp_request = arp(1, PEER_MAC, PEER, US);
+    let mut all: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+    all.push(&arp_request);
+    node.wire(&all);
+    // web lent 16 buffers.
+    assert_eq!(node.clients[WEB].received(), frames[..16]);
+    assert_eq!(node.counters(WEB).rx_no_buffer, 4);
+    assert_eq!(node.counters(WEB).rx_delivered, 16);
+    assert_eq!(node.clients[ARPD].received(), [arp_request]);
+    assert_eq!(node.counters(ARPD).rx_no_buffer, 0);
+    assert_eq!(node.driver.lent(), RX_BUFFERS);
+    // Buffers lent again are used again.
+    node.clients[WEB].lend(0, 1);
+    node.wire(&[&frames[0]]);
+    assert_eq!(node.clients[WEB].received(), [frames[0].clone()]);
+    let stats = MuxStats::from_words(node.call(WEB, MuxCall::Stats, &[]).words().try_into().unwrap());
+    assert_eq!((stats.rx_delivered, stats.rx_no_buffer), (17, 4));
+}
+
+#[test]
+fn lent_descriptors_that_are_not_buffers_are_skipped() {
+    let mut node = Node::new();
+    let web = &mut node.clients[WEB];
+    web.received();
+    // Drain the 16 good buffers, then lend a misaligned one and a good one.
+    let mut drained = 0;
+    while web.rx.free.len().unwrap() > 0 {
+        let frame = inbound(6, &tcp(40000, 80, ACK, b""));
+        node.driver.receive(&frame);
+        node.mux.handle();
+        drained += 1;
+        assert!(drained <= 16);
+    }
+    let web = &mut node.clients[WEB];
+    web.received();
+    web.rx.free.enqueue(BufferDesc { offset: 100, len: 10, cookie: 0 }).unwrap();
+    web.lend(5, 1);
+    let frame = inbound(6, &tcp(40000, 80, ACK, b"x"));
+    node.wire(&[&frame]);
+    assert_eq!(node.clients[WEB].received(), [frame]);
+    assert_eq!(node.counters(WEB).queue_errors, 1);
+}
+
+#[test]
+fn malformed_frames_are_dropped_and_counted_by_reason() {
+    let mut node = Node::new();
+    let good = inbound(6, &tcp(40000, 80, SYN, b""));
+    let truncated = good[..30].to_vec();
+    let mut bad_checksum = good.clone();
+    bad_checksum[14 + 10] ^= 0xff;
+    let mut fragment = good.clone();
+    fragment[14 + 6] = 0x20; // More Fragments
+    fragment[14 + 10..14 + 12].fill(0);
+    let sum = checksum(&fragment[14..34]);
+    fragment[14 + 10..14 + 12].copy_from_slice(&sum.to_be_bytes());
+    node.wire(&[&truncated, &bad_checksum, &fragment]);
+    assert!(node.clients.iter_mut().all(|c| c.received().is_empty()));
+    let malformed = node.mux.table().counters().malformed;
+    assert_eq!(malformed[Malformed::Truncated.index()], 1);
+    assert_eq!(malformed[Malformed::BadIpChecksum.index()], 1);
+    assert_eq!(malformed[Malformed::Fragment.index()], 1);
+    assert_eq!(node.driver.lent(), RX_BUFFERS);
+    let stats = MuxStats::from_words(node.call(STRAY, MuxCall::Stats, &[]).words().try_into().unwrap());
+    assert_eq!(stats.malformed, 3);
+    assert!(node.logged("malformed 3: truncated 1, bad-ip-checksum 1, fragment 1"), "{:#?}", node.log);
+}
+
+#[test]
+fn bad_driver_descriptors_are_counted_and_skipped() {
+    let mut node = Node::new();
+    let sim = &mut node.driver;
+    let buffer = sim.rx.free.dequeue().unwrap().unwrap();
+    // Too short, then misaligned, then a good frame.
+    sim.rx.active.enqueue(BufferDesc { offset: buffer.offset, len: 5, cookie: 0 }).unwrap();
+    sim.rx.active.enqueue(BufferDesc { offset: 7, len: 60, cookie: 0 }).unwrap();
+    let frame = arp(1, PEER_MAC, PEER, US);
+    assert!(sim.receive(&frame));
+    node.handle();
+    assert_eq!(node.clients[ARPD].received(), [frame]);
+    assert_eq!(node.mux.driver_counters().errors, 2);
+    // The short frame's buffer came back; the misaligned one named none.
+    assert_eq!(node.driver.lent(), RX_BUFFERS);
+}
+
+// --- Transmit ---------------------------------------------------------------
+
+#[test]
+fn allowed_frames_reach_the_driver_as_copies_and_descriptors_come_back_at_once() {
+    let mut node = Node::new();
+    let reply = outbound(6, &tcp(80, 40000, SYN | ACK, b"hello"));
+    let web = &mut node.clients[WEB];
+    // Header from tx_data, the rest from a received buffer (window Rx):
+    // the client's rx_data is the demultiplexer's to write, but a client
+    // may send from it in place.
+    web.tx_data.put(64, &reply[..20]);
+    web.rx_data.put(3 * RX_BUFFER_SIZE, &reply[20..]);
+    let descs = [
+        header_desc(64, 20, 7),
+        BufferDesc { offset: tx_offset(TxWindow::Rx, (3 * RX_BUFFER_SIZE) as u32), len: (reply.len() - 20) as u32, cookie: 8 },
+    ];
+    web.send_descs(&descs);
+    // Both wait for what the demultiplexer produces.
+    assert_eq!(web.tx.free.request_signal_if_empty(), Ok(true));
+    assert_eq!(node.driver.tx.active.request_signal_if_empty(), Ok(true));
+    let notify = node.handle();
+    assert!(notify.client(WEB) && notify.driver);
+    let sent = node.driver.take_sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].1, reply);
+    // Returned unchanged (TX_MORE included) as soon as they were copied.
+    let returned = node.clients[WEB].returned();
+    assert_eq!(returned, [BufferDesc { cookie: 7 | TX_MORE, ..descs[0] }, descs[1]]);
+    // The client rewriting its memory now changes nothing sent.
+    node.clients[WEB].tx_data.put(64, &[0xee; 20]);
+    assert_eq!(node.driver.tx_payload.bytes(split_tx_offset(sent[0].0.offset).unwrap().1 as usize, reply.len()), reply);
+    assert_eq!(node.counters(WEB).tx_allowed, 1);
+    // The slot is free once the driver gives the descriptor back.
+    assert_eq!(node.mux.free_tx_slots(), TX_SLOTS - 1);
+    node.driver.tx.free.enqueue(sent[0].0).unwrap();
+    node.handle();
+    assert_eq!(node.mux.free_tx_slots(), TX_SLOTS);
+}
+
+#[test]
+fn forged_or_unowned_frames_are_refused_and_counted_by_reason() {
+    let mut node = Node::new();
+    let good = outbound(6, &tcp(80, 40000, ACK, b"data"));
+    let mut forged_mac = good.clone();
+    forged_mac[6..12].copy_from_slice(&PEER_MAC);
+    let forged_ip = ethernet(PEER_MAC, MAC, 0x0800, &ipv4([10, 0, 2, 99], PEER, 6, &tcp(80, 40000, ACK, b"")));
+    let other_port = outbound(6, &tcp(81, 40000, ACK, b""));
+    let udp_frame = outbound(17, &udp(80, 40000, b""));
+    let truncated_ip = good[..30].to_vec();
+    let web = &mut node.clients[WEB];
+    for (i, frame) in [&good, &forged_mac, &forged_ip, &other_port, &udp_frame, &truncated_ip].into_iter().enumerate() {
+        web.send(i * 2048, frame);
+    }
+    node.handle();
+    assert_eq!(node.driver.sent(), [good]);
+    let c = node.counters(WEB);
+    assert_eq!(c.tx_allowed, 1);
+    let refused = |r: TxRefused| c.tx_refused[TxDrop::Refused(r).index()];
+    assert_eq!(refused(TxRefused::ForgedSourceMac), 1);
+    assert_eq!(refused(TxRefused::ForgedSourceIp), 1);
+    assert_eq!(refused(TxRefused::EndpointNotOwned), 1);
+    assert_eq!(refused(TxRefused::ProtocolNotOwned), 1);
+    assert_eq!(refused(TxRefused::Malformed(Malformed::Truncated)), 1);
+    assert_eq!(c.tx_refused_total(), 5);
+    // Every descriptor came back, refused or not.
+    assert_eq!(node.clients[WEB].returned().len(), 6);
+    let stats = MuxStats::from_words(node.call(WEB, MuxCall::Stats, &[]).words().try_into().unwrap());
+    assert_eq!((stats.tx_allowed, stats.tx_refused), (1, 5));
+    assert!(
+        node.logged("web: rx delivered 0 no buffer 0; tx allowed 1 refused 5 (malformed 1, forged-source-mac 1, forged-source-ip 1, protocol-not-owned 1, endpoint-not-owned 1)"),
+        "{:#?}",
+        node.log
+    );
+}
+
+#[test]
+fn bad_descriptors_are_refused_never_trusted() {
+    let mut node = Node::new();
+    let good = outbound(6, &tcp(80, 40000, ACK, b"data"));
+    let tx_data_size = net_config::TX_DATA_SIZE as usize;
+    let web = &mut node.clients[WEB];
+    web.tx_data.put(0, &good);
+    let len = good.len();
+    let cases: Vec<(Vec<BufferDesc>, TxDrop)> = vec![
+        // Past the end of tx_data (but inside its 4 GiB window).
+        (vec![header_desc(tx_data_size - 10, len, 0)], TxDrop::BadDescriptor),
+        // Outside the transmit address space: the queue refuses it.
+        (vec![BufferDesc { offset: TX_SPACE_LEN as u64, len: 20, cookie: 0 }], TxDrop::BadDescriptor),
+        (vec![header_desc(0, 0, 0), header_desc(0, len, 0)], TxDrop::BadDescriptor),
+        (vec![header_desc(0, 10, 0)], TxDrop::BadLength),
+        (vec![header_desc(0, 1000, 0), header_desc(0, 1000, 0)], TxDrop::BadLength),
+        (vec![BufferDesc { offset: tx_offset(TxWindow::Payload, 0), len: len as u32, cookie: 0 }], TxDrop::PayloadWindow),
+        (vec![header_desc(0, 14, 0), header_desc(14, 10, 0), header_desc(24, 10, 0), header_desc(34, 10, 0), header_desc(44, 10, 0)], TxDrop::TooManySegments),
+    ];
+    let mut descs = 0;
+    for (frame, _) in &cases {
+        web.send_descs(frame);
+        descs += frame.len();
+    }
+    // A good frame after them all still goes out.
+    web.send(0, &good);
+    node.handle();
+    assert_eq!(node.driver.sent(), [good]);
+    let c = node.counters(WEB);
+    for (_, reason) in &cases {
+        let expected = cases.iter().filter(|(_, r)| r == reason).count() as u64;
+        assert_eq!(c.tx_refused[reason.index()], expected, "{reason:?}");
+    }
+    assert_eq!(c.tx_refused_total(), cases.len() as u64);
+    assert_eq!(node.clients[WEB].returned().len(), descs + 1);
+}
+
+#[test]
+fn a_frame_split_over_wake_ups_is_assembled() {
+    let mut node = Node::new();
+    let reply = outbound(6, &tcp(80, 40000, ACK, b"split"));
+    let web = &mut node.clients[WEB];
+    web.tx_data.put(0, &reply);
+    web.tx.active.enqueue(header_desc(0, 30, TX_MORE)).unwrap();
+    node.handle();
+    assert!(node.driver.take_sent().is_empty());
+    node.clients[WEB].tx.active.enqueue(header_desc(30, reply.len() - 30, 0)).unwrap();
+    node.handle();
+    assert_eq!(node.driver.sent(), [reply]);
+    assert_eq!(node.clients[WEB].returned().len(), 2);
+}
+
+#[test]
+fn the_stray_daemon_answers_unclaimed_traffic_only() {
+    let mut node = Node::new();
+    let unreachable = outbound(1, &icmp_echo());
+    let reset_unowned = outbound(6, &tcp(9999, 40000, RST | ACK, b""));
+    let reset_for_web = outbound(6, &tcp(80, 40000, RST, b""));
+    let data_unowned = outbound(6, &tcp(9999, 40000, ACK, b"data"));
+    let stray = &mut node.clients[STRAY];
+    for (i, frame) in [&unreachable, &reset_unowned, &reset_for_web, &data_unowned].into_iter().enumerate() {
+        stray.send(i * 2048, frame);
+    }
+    node.handle();
+    assert_eq!(node.driver.sent(), [unreachable, reset_unowned]);
+    let c = node.counters(STRAY);
+    // A reset from web's port; data, which is no answer to stray traffic.
+    assert_eq!(c.tx_refused[TxDrop::Refused(TxRefused::EndpointNotOwned).index()], 1);
+    assert_eq!(c.tx_refused[TxDrop::Refused(TxRefused::ProtocolNotOwned).index()], 1);
+}
+
+#[test]
+fn arpd_may_send_arp_as_the_node_only() {
+    let mut node = Node::new();
+    let reply = arp(2, MAC, US, PEER);
+    let forged = arp(2, MAC, [10, 0, 2, 77], PEER);
+    node.clients[ARPD].send(0, &reply);
+    node.clients[ARPD].send(2048, &forged);
+    node.handle();
+    assert_eq!(node.driver.sent(), [reply]);
+    assert_eq!(node.counters(ARPD).tx_refused[TxDrop::Refused(TxRefused::ForgedArpSender).index()], 1);
+    // And nobody else may send ARP.
+    node.clients[WEB].send(0, &arp(2, MAC, US, PEER));
+    node.handle();
+    assert!(node.driver.sent().is_empty());
+    assert_eq!(node.counters(WEB).tx_refused[TxDrop::Refused(TxRefused::ProtocolNotOwned).index()], 1);
+}
+
+#[test]
+fn when_every_slot_is_in_flight_frames_wait_for_the_driver() {
+    let mut node = Node::new();
+    let reply = outbound(6, &tcp(80, 40000, ACK, b"x"));
+    let total = TX_SLOTS + 10;
+    let mut queued = 0;
+    let mut sent = Vec::new();
+    // The client can queue TX_QUEUE_CAPACITY descriptors at a time.
+    while queued < total {
+        let web = &mut node.clients[WEB];
+        web.returned();
+        let batch = (total - queued).min(web.tx.active.room().unwrap());
+        for _ in 0..batch {
+            web.send(0, &reply);
+        }
+        queued += batch;
+        node.handle();
+        sent.extend(node.driver.take_sent());
+    }
+    // The driver holds every slot: the rest wait in the client's queue,
+    // and the demultiplexer asked the driver to signal returns.
+    assert_eq!(sent.len(), TX_SLOTS);
+    assert_eq!(node.mux.free_tx_slots(), 0);
+    assert_eq!(node.clients[WEB].tx.active.len(), Ok(10));
+    for (desc, _) in sent.drain(..5) {
+        node.driver.tx.free.enqueue(desc).unwrap();
+    }
+    assert!(node.driver.tx.free.should_signal(), "the demultiplexer waits for slots");
+    node.handle();
+    assert_eq!(node.driver.take_sent().len(), 5);
+    assert_eq!(node.clients[WEB].tx.active.len(), Ok(5));
+    assert_eq!(node.counters(WEB).tx_allowed, TX_SLOTS as u64 + 5);
+}
+
+#[test]
+fn the_client_tx_free_queue_never_overflows() {
+    let mut node = Node::new();
+    let reply = outbound(6, &tcp(80, 40000, ACK, b"x"));
+    // The client fills tx_active and never reclaims tx_free.
+    for _ in 0..TX_QUEUE_CAPACITY {
+        node.clients[WEB].send(0, &reply);
+    }
+    node.handle();
+    node.driver.sent();
+    for _ in 0..TX_QUEUE_CAPACITY {
+        node.clients[WEB].send(0, &reply);
+    }
+    node.handle();
+    node.driver.sent();
+    // tx_free is full: nothing more was taken, nothing lost.
+    assert_eq!(node.clients[WEB].tx.free.len(), Ok(TX_QUEUE_CAPACITY));
+    assert_eq!(node.clients[WEB].tx.active.len(), Ok(TX_QUEUE_CAPACITY));
+    assert_eq!(node.counters(WEB).queue_errors, 0);
+    // Once it reclaims, the demultiplexer goes on.
+    assert_eq!(node.clients[WEB].returned().len(), TX_QUEUE_CAPACITY);
+    node.handle();
+    assert_eq!(node.driver.sent().len(), TX_QUEUE_CAPACITY);
+    assert_eq!(node.counters(WEB).tx_allowed, 2 * TX_QUEUE_CAPACITY as u64);
+}
+
+// --- Signalling -------------------------------------------------------------
+
+#[test]
+fn no_wake_up_is_lost() {
+    let mut node = Node::new();
+    // After handle, the demultiplexer waits on the driver's rx_active and
+    // every client's tx_active: a producer there sees the request.
+    let frame = arp(1, PEER_MAC, PEER, US);
+    assert!(node.driver.receive(&frame));
+    assert!(node.driver.rx.active.should_signal());
+    node.clients[WEB].send(0, &outbound(6, &tcp(80, 40000, ACK, b"")));
+    assert!(node.clients[WEB].tx.active.should_signal());
+    // A client that waits for frames is notified once per batch.
+    assert_eq!(node.clients[ARPD].rx.active.request_signal_if_empty(), Ok(true));
+    // As a driver whose device could take more buffers does.
+    node.driver.rx.free.request_signal();
+    assert!(node.driver.receive(&frame));
+    let notify = node.handle();
+    assert!(notify.client(ARPD));
+    assert!(!notify.client(STRAY) && !notify.client(WATCH));
+    assert!(notify.driver, "the driver asked for its buffers");
+    assert_eq!(node.clients[ARPD].received().len(), 2);
+    // Nothing asked, nothing pending: no notification.
+    let notify = node.handle();
+    assert_eq!(notify, Notify::default());
+}
+
+#[test]
+fn corrupt_client_queues_stall_only_that_client() {
+    let mut node = Node::new();
+    // web writes a tail far beyond its head: more entries than capacity.
+    let tail = node.clients[WEB].tx_active_region.cast::<u32>();
+    // SAFETY: the leaked queue region; its tail word, written as the peer
+    // PD could.
+    unsafe { tail.add(TAIL).write_volatile(0x8000_0000) };
+    let http = inbound(6, &tcp(40000, 80, SYN, b""));
+    let request = arp(1, PEER_MAC, PEER, US);
+    node.wire(&[&http, &request]);
+    assert!(node.counters(WEB).queue_errors > 0);
+    assert_eq!(node.clients[ARPD].received(), [request]);
+    // Receive towards web still works: its other queues are sane.
+    assert_eq!(node.clients[WEB].received(), [http]);
+    node.clients[ARPD].send(0, &arp(2, MAC, US, PEER));
+    node.handle();
+    assert_eq!(node.driver.sent().len(), 1);
+}
+
+// --- Protected calls ----------------------------------------------------------
+
+#[test]
+fn install_and_remove_with_distinct_errors() {
+    let mut node = Node::new();
+    // Inside the grant: installed; web now receives TCP 8080.
+    let reply = node.install(WEB, "tcp dst 8080", 0);
+    assert_eq!((reply.label, reply.words().len()), (0, 1));
+    let id = reply.words()[0];
+    let alt = inbound(6, &tcp(40000, 8080, SYN, b""));
+    node.wire(&[&alt]);
+    assert_eq!(node.clients[WEB].received(), [alt.as_slice()]);
+    // Errors, each with its code.
+    let code = |e: FilterError| u64::from(e.code());
+    let overlap = node.install(WEB, "tcp dst 8080-8081", 0);
+    assert_eq!(overlap.label, code(FilterError::Overlaps { with: filter::FilterId::from_raw(0) }));
+    assert_eq!(node.install(WEB, "udp dst 53", 0).label, code(FilterError::OutOfGrant));
+    assert_eq!(node.install(WEB, "tcp dst 80", 1).label, code(FilterError::CopyNotPrivileged));
+    let [w0, w1, w2] = Filter::ethertype(EtherType::ARP).to_ports(PortRange::single(80)).to_words();
+    assert_eq!(node.call(WEB, MuxCall::Install, &[w0, w1, w2, 0]).label, code(FilterError::Inconsistent));
+    assert_eq!(node.counters(WEB).claims_refused, 4);
+    assert!(node.logged("refused web's claim `udp dst 53` (exclusive): outside its grant (error 2)"), "{:#?}", node.log);
+    assert!(node.logged("refused web's claim `tcp dst 8080-8081` (exclusive): overlaps web's `tcp dst 8080`"), "{:#?}", node.log);
+    // Malformed requests.
+    assert_eq!(node.call(WEB, MuxCall::Install, &[u64::MAX, 0, 0, 0]).label, ERR_BAD_REQUEST);
+    let [w0, w1, w2] = filter("tcp dst 8082").to_words();
+    assert_eq!(node.call(WEB, MuxCall::Install, &[w0, w1, w2, 2]).label, ERR_BAD_REQUEST);
+    assert_eq!(node.call(WEB, MuxCall::Install, &[w0, w1, w2]).label, ERR_BAD_REQUEST);
+    assert_eq!(node.call(WEB, MuxCall::Remove, &[]).label, ERR_BAD_REQUEST);
+    assert_eq!(node.call(WEB, MuxCall::Remove, &[1 << 40]).label, ERR_BAD_REQUEST);
+    // Only the owner removes, and only what exists.
+    assert_eq!(node.call(STRAY, MuxCall::Remove, &[id]).label, code(FilterError::NotOwner));
+    assert_eq!(node.call(WEB, MuxCall::Remove, &[id + 1]).label, code(FilterError::NoSuchFilter));
+    assert_eq!(node.call(WEB, MuxCall::Remove, &[id]).label, 0);
+    assert_eq!(node.call(WEB, MuxCall::Remove, &[id]).label, code(FilterError::NoSuchFilter));
+    // Unclaimed again: the stray daemon's.
+    node.wire(&[&alt]);
+    assert!(node.clients[WEB].received().is_empty());
+    assert_eq!(node.clients[STRAY].received(), [alt]);
+    let stats = MuxStats::from_words(node.call(WEB, MuxCall::Stats, &[]).words().try_into().unwrap());
+    assert_eq!(stats.claims_refused, 4);
+}
+
+#[test]
+fn a_client_may_send_only_what_it_currently_owns() {
+    let mut node = Node::new();
+    let from_8080 = outbound(6, &tcp(8080, 40000, ACK, b""));
+    node.clients[WEB].send(0, &from_8080);
+    node.handle();
+    assert!(node.driver.sent().is_empty());
+    let id = node.install(WEB, "tcp dst 8080", 0).words()[0];
+    node.clients[WEB].send(0, &from_8080);
+    node.handle();
+    assert_eq!(node.driver.sent(), [from_8080.as_slice()]);
+    assert_eq!(node.call(WEB, MuxCall::Remove, &[id]).label, 0);
+    node.clients[WEB].send(0, &from_8080);
+    node.handle();
+    assert!(node.driver.sent().is_empty());
+}
+
+#[test]
+fn node_stats_and_unknown_calls() {
+    let mut node = Node::new();
+    let reply = node.call(ARPD, MuxCall::Node, &[]);
+    assert_eq!(reply.label, 0);
+    assert_eq!(
+        reply.words(),
+        [net_config::mac_to_word(MAC), u64::from(Ipv4Address(US).to_u32()), 24, u64::from(Ipv4Address(PEER).to_u32())]
+    );
+    let stats = node.call(ARPD, MuxCall::Stats, &[]);
+    assert_eq!((stats.label, stats.words().len()), (0, MuxStats::WORDS));
+    assert!(node.logged("filter 0x0 arpd: arp (exclusive) hits 0"), "{:#?}", node.log);
+    assert!(node.logged("filter 0x2 watch: icmp (copy) hits 0"), "{:#?}", node.log);
+    let log = &mut node.log;
+    assert_eq!(node.mux.call(ARPD, 99, &[], &mut |a| log.push(a.to_string())).label, ERR_BAD_REQUEST);
+    assert_eq!(node.mux.call(4, MuxCall::Node as u64, &[], &mut |_| {}).label, ERR_BAD_REQUEST);
+    // Channels: the driver's names no client.
+    assert_eq!(client_of_channel(net_config::MUX_DRIVER_CHANNEL), None);
+    assert_eq!(client_of_channel(net_config::mux_client_channel(2)), Some(2));
+    assert_eq!(client_of_channel(25), None);
+}
+
+#[test]
+fn notify_lists_clients() {
+    let notify = Notify { driver: false, clients: 0b1010 };
+    assert_eq!(notify.clients().collect::<Vec<_>>(), [1, 3]);
+    assert!(notify.client(3) && !notify.client(0) && !notify.client(MAX_CLIENTS));
+}
