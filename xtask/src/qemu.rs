@@ -96,7 +96,7 @@ impl Session {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(line) => {
-                    let line = line.trim_end_matches('\r').to_string();
+                    let line = line.trim_matches('\r').to_string();
                     self.transcript.push(line.clone());
                     if line.contains(needle) {
                         return Ok((line, self.started.elapsed()));
@@ -108,12 +108,21 @@ impl Session {
         }
     }
 
+    /// The first line containing `needle`, whether already read (by an
+    /// earlier `expect` waiting for something else) or still to come.
+    pub fn seen_or_expect(&mut self, needle: &str, timeout: Duration) -> Result<String> {
+        match self.transcript.iter().find(|l| l.contains(needle)) {
+            Some(line) => Ok(line.clone()),
+            None => Ok(self.expect(needle, timeout)?.0),
+        }
+    }
+
     /// Collects lines until none arrive for `quiet` (or `max` passes).
     pub fn drain(&mut self, quiet: Duration, max: Duration) {
         let end = Instant::now() + max;
         while Instant::now() < end {
             match self.lines.recv_timeout(quiet) {
-                Ok(line) => self.transcript.push(line.trim_end_matches('\r').to_string()),
+                Ok(line) => self.transcript.push(line.trim_matches('\r').to_string()),
                 Err(_) => break,
             }
         }

@@ -131,11 +131,7 @@ fn in_flight(line: &str) -> &str {
 /// figure is timed inside the guest like the Linux reference's (host time
 /// between console lines would add serial latency to a sweep of ~10 ms).
 fn time_bench(s: &mut Session, bytes: usize) -> Result<f64> {
-    const BOOT_LINE: &str = "[monitor] all PDs started";
-    let boot = match s.transcript.iter().find(|l| l.contains(BOOT_LINE)) {
-        Some(line) => line.clone(),
-        None => s.expect(BOOT_LINE, LINE_TIMEOUT)?.0,
-    };
+    let boot = s.seen_or_expect("[monitor] all PDs started", LINE_TIMEOUT)?;
     let mhz: f64 = number_before(&boot, " MHz").context("no TSC frequency in the monitor's boot line")?;
     s.expect("[blk-client] bench: start", LINE_TIMEOUT)?;
     let (line, _) = s.expect("[blk-client] bench: read ", LINE_TIMEOUT)?;

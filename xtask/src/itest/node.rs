@@ -22,10 +22,10 @@ use std::time::{Duration, Instant};
 
 pub fn tests() -> Vec<Test> {
     vec![
-        ("node answers ping and ARP; the host's neighbour table shows it", ping_and_arp),
-        ("closed ports: ICMP port unreachable for UDP (seen by tcpdump), TCP connect refused at once", closed_ports),
-        ("a burst of malformed frames is dropped and counted; every PD keeps running", malformed_burst),
-        ("claims outside a grant and forged sends are refused and counted; copy filters see copies", grants_and_forgery),
+        ("node: answers ping and ARP; the host's neighbour table shows it", ping_and_arp),
+        ("node: closed ports give ICMP port unreachable for UDP (seen by tcpdump), TCP connect refused at once", closed_ports),
+        ("node: a burst of malformed frames is dropped and counted; every PD keeps running", malformed_burst),
+        ("node: claims outside a grant and forged sends are refused and counted; copy filters see copies", grants_and_forgery),
     ]
 }
 
@@ -139,8 +139,8 @@ fn with_node(ws: &Path, check: impl FnOnce(&Netns, &mut Session) -> Result<()>) 
 
 fn wait_ready(s: &mut Session) -> Result<()> {
     s.expect("[monitor] all PDs started", LINE_TIMEOUT)?;
-    s.expect(&format!("[arpd] announced {NODE_IP} is-at {NODE_MAC}"), LINE_TIMEOUT)?;
-    s.expect("[net-watch] watching", LINE_TIMEOUT)?;
+    s.seen_or_expect(&format!("[arpd] announced {NODE_IP} is-at {NODE_MAC}"), LINE_TIMEOUT)?;
+    s.seen_or_expect("[net-watch] watching", LINE_TIMEOUT)?;
     Ok(())
 }
 
@@ -319,17 +319,20 @@ fn malformed_burst(ws: &Path) -> Result<()> {
 
 fn grants_and_forgery(ws: &Path) -> Result<()> {
     with_node(ws, |ns, s| {
-        // The probe's own checks at boot: four claims, two forged sends.
-        for _ in 0..4 {
-            let (line, _) = s.expect("[net-probe] claim", LINE_TIMEOUT)?;
+        // The probe's own checks at boot: four claims, then two forged
+        // sends. (PDs start in priority order, so some of these lines may
+        // come before the ones `wait_ready` waited for.)
+        let line = s.seen_or_expect("[net-probe] forged sends refused", LINE_TIMEOUT)?;
+        ensure!(line.ends_with(": ok"), "{line}");
+        let claims: Vec<&String> = s.transcript.iter().filter(|l| l.starts_with("[net-probe] claim")).collect();
+        ensure!(claims.len() == 4, "expected 4 claim checks, saw {}", claims.len());
+        for line in claims {
             ensure!(line.ends_with(": ok"), "{line}");
         }
-        let (line, _) = s.expect("[net-probe] forged sends refused", LINE_TIMEOUT)?;
-        ensure!(line.ends_with(": ok"), "{line}");
         // arpd resolved the gateway (this namespace's end of the link).
         let host_mac = run(Command::new("ip").args(["-n", &ns.name, "-br", "link", "show", TAP]))?;
         let host_mac = host_mac.split_whitespace().nth(2).context("no MAC in `ip -br link`")?.to_lowercase();
-        let (line, _) = s.expect("[net-probe] resolved", LINE_TIMEOUT)?;
+        let line = s.seen_or_expect("[net-probe] resolved", LINE_TIMEOUT)?;
         ensure!(line.contains(&format!("{HOST_IP} is-at {host_mac}: ok")), "{line} (host MAC {host_mac})");
 
         // The probe's claimed port works both ways: its frames pass transmit
@@ -344,7 +347,7 @@ fn grants_and_forgery(ws: &Path) -> Result<()> {
         // stray-packet daemon all the same.
         let out = run(ns.command("ping").args(["-c", "2", "-i", "0.3", "-W", "3", NODE_IP]))?;
         ensure!(out.contains("2 received"), "ping: {out}");
-        let (line, _) = s.expect("[net-watch] copy 1:", LINE_TIMEOUT)?;
+        let line = s.seen_or_expect("[net-watch] copy 1:", LINE_TIMEOUT)?;
         ensure!(line.contains(&format!("{HOST_IP} -> {NODE_IP} protocol 1")), "{line}");
         s.drain(Duration::from_millis(300), Duration::from_secs(2));
         no_faults(s)
