@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 pub fn tests() -> Vec<Test> {
     vec![
-        ("node: answers ping and ARP; the host's neighbour table shows it", ping_and_arp),
+        ("node: answers ping and ARP; the host's neighbour table shows it; arpd sees a claim of its address", ping_and_arp),
         ("node: closed ports give ICMP port unreachable for UDP (seen by tcpdump), TCP connect refused at once", closed_ports),
         ("node: a burst of malformed frames is dropped and counted; every PD keeps running", malformed_burst),
         ("node: claims outside a grant and forged sends are refused and counted; copy filters see copies", grants_and_forgery),
@@ -165,6 +165,12 @@ fn ping_and_arp(ws: &Path) -> Result<()> {
         let neigh = run(ns.command("ip").args(["neigh", "show", NODE_IP, "dev", TAP]))?;
         ensure!(neigh.to_lowercase().contains(NODE_MAC), "the host's neighbour table lacks the node: {neigh:?}");
         println!("   neighbour table: {}", neigh.trim());
+
+        // Another host claims the node's address: arpd logs it.
+        let host_mac = host_mac(ns)?;
+        ns.python(ADDRESS_THIEF, &[TAP, NODE_IP])?;
+        let line = s.seen_or_expect("[arpd] address conflict", LINE_TIMEOUT)?;
+        ensure!(line.contains(&format!("{NODE_IP} claimed by {host_mac}")), "{line} (host MAC {host_mac})");
         s.drain(Duration::from_millis(300), Duration::from_secs(2));
         no_faults(s)
     })
@@ -211,6 +217,24 @@ fn closed_ports(ws: &Path) -> Result<()> {
         s.drain(Duration::from_millis(300), Duration::from_secs(2));
         no_faults(s)
     })
+}
+
+/// Broadcasts a gratuitous ARP reply claiming an address (argv[2]) for the
+/// sender's MAC.
+const ADDRESS_THIEF: &str = r#"
+import socket, struct, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((sys.argv[1], 0))
+me = s.getsockname()[4]
+ip = socket.inet_aton(sys.argv[2])
+arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 2, me, ip, b"\xff" * 6, ip)
+s.send(b"\xff" * 6 + me + b"\x08\x06" + arp)
+"#;
+
+/// The MAC of the host's end of the TAP device, as `aa:bb:..`.
+fn host_mac(ns: &Netns) -> Result<String> {
+    let out = run(Command::new("ip").args(["-n", &ns.name, "-br", "link", "show", TAP]))?;
+    Ok(out.split_whitespace().nth(2).context("no MAC in `ip -br link`")?.to_lowercase())
 }
 
 /// Sends malformed frames of every kind the demultiplexer must drop, from
@@ -330,8 +354,7 @@ fn grants_and_forgery(ws: &Path) -> Result<()> {
             ensure!(line.ends_with(": ok"), "{line}");
         }
         // arpd resolved the gateway (this namespace's end of the link).
-        let host_mac = run(Command::new("ip").args(["-n", &ns.name, "-br", "link", "show", TAP]))?;
-        let host_mac = host_mac.split_whitespace().nth(2).context("no MAC in `ip -br link`")?.to_lowercase();
+        let host_mac = host_mac(ns)?;
         let line = s.seen_or_expect("[net-probe] resolved", LINE_TIMEOUT)?;
         ensure!(line.contains(&format!("{HOST_IP} is-at {host_mac}: ok")), "{line} (host MAC {host_mac})");
 
