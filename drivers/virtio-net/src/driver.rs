@@ -23,8 +23,8 @@
 
 use crate::{features, NET_HDR_LEN};
 use net_protocol::{
-    split_tx_offset, Stats, TxWindow, MAX_FRAME_LEN, MAX_TX_SEGMENTS, MIN_FRAME_LEN, RX_BUFFERS, RX_BUFFER_SIZE,
-    RX_QUEUE_CAPACITY, TX_MORE, TX_QUEUE_CAPACITY,
+    split_tx_offset, FrameAssembler, Stats, Step, TxFrame, TxWindow, MAX_FRAME_LEN, MAX_TX_SEGMENTS, MIN_FRAME_LEN,
+    RX_BUFFERS, RX_BUFFER_SIZE, RX_QUEUE_CAPACITY, TX_QUEUE_CAPACITY,
 };
 use shared_queue::{BufferDesc, QueueError, ReceiverQueues, SenderQueues};
 use virtio::dma::DmaRegion;
@@ -87,15 +87,6 @@ impl From<TransportError> for InitError {
     }
 }
 
-/// A frame's client descriptors, while the driver holds them.
-#[derive(Clone, Copy, Debug, Default)]
-struct TxFrame {
-    descs: [BufferDesc; MAX_TX_SEGMENTS],
-    count: usize,
-    /// A descriptor was out of bounds: refuse the frame.
-    bad: bool,
-}
-
 /// What bringing the device up yields, before the driver is assembled.
 struct Up {
     rx: SplitQueue<u32, QUEUE_SIZE>,
@@ -156,10 +147,8 @@ pub struct Driver<'a> {
     rx_held: usize,
     /// Client transmit descriptors the driver holds (in chains or pending).
     tx_held: usize,
-    /// A frame whose descriptors are still arriving.
-    pending: TxFrame,
-    /// Returning the rest of a frame that had too many descriptors.
-    discarding: bool,
+    /// Collects `tx_active` descriptors into frames.
+    assembler: FrameAssembler,
     mac: Option<[u8; 6]>,
     stats: Stats,
 }
@@ -194,8 +183,7 @@ impl<'a> Driver<'a> {
             regions,
             rx_held: 0,
             tx_held: 0,
-            pending: TxFrame::default(),
-            discarding: false,
+            assembler: FrameAssembler::default(),
             mac,
             stats: Stats::default(),
         })
@@ -349,8 +337,8 @@ impl<'a> Driver<'a> {
         while let Some(used) = self.tx.pop_used() {
             let frame = used.token;
             self.stats.tx_frames += 1;
-            self.stats.tx_bytes += frame.descs[..frame.count].iter().map(|d| u64::from(d.len)).sum::<u64>();
-            self.give_back(&frame.descs[..frame.count]);
+            self.stats.tx_bytes += frame.len() as u64;
+            self.give_back(frame.descs());
         }
     }
 
@@ -367,13 +355,12 @@ impl<'a> Driver<'a> {
     /// Takes frames from `tx_active` and posts them to the device.
     fn transmit(&mut self) {
         while self.can_take_tx() {
-            let desc = match self.tx_client.active.dequeue() {
-                Ok(Some(desc)) => desc,
+            let (desc, out_of_bounds) = match self.tx_client.active.dequeue() {
+                Ok(Some(desc)) => (desc, false),
                 Ok(None) => break,
                 Err(QueueError::OutOfBounds(desc)) => {
                     self.stats.client_errors += 1;
-                    self.pending.bad = true;
-                    desc
+                    (desc, true)
                 }
                 Err(_) => {
                     self.stats.client_errors += 1;
@@ -381,23 +368,11 @@ impl<'a> Driver<'a> {
                 }
             };
             self.tx_held += 1;
-            let last = desc.cookie & TX_MORE == 0;
-            if self.discarding {
+            match self.assembler.push(desc, out_of_bounds) {
+                Step::Held => {}
                 // The rest of a frame already refused.
-                self.give_back(&[desc]);
-                self.discarding = !last;
-                continue;
-            }
-            self.pending.descs[self.pending.count] = desc;
-            self.pending.count += 1;
-            if last || self.pending.count == MAX_TX_SEGMENTS {
-                if !last {
-                    // Too many segments: refuse, and skip to the frame's end.
-                    self.pending.bad = true;
-                    self.discarding = true;
-                }
-                let frame = core::mem::take(&mut self.pending);
-                self.submit(frame);
+                Step::Discard(desc) => self.give_back(&[desc]),
+                Step::Frame(frame) => self.submit(frame),
             }
         }
     }
@@ -407,8 +382,8 @@ impl<'a> Driver<'a> {
         let header = Segment::readable(self.headers.paddr(private::TX_HEADER - private::RX_HEADERS), NET_HDR_LEN as u32);
         let mut chain = [header; 1 + MAX_TX_SEGMENTS];
         let mut total = 0usize;
-        let mut ok = !frame.bad;
-        for (seg, desc) in chain[1..].iter_mut().zip(&frame.descs[..frame.count]) {
+        let mut ok = !frame.is_bad();
+        for (seg, desc) in chain[1..].iter_mut().zip(frame.descs()) {
             match self.resolve(desc) {
                 Some(paddr) => *seg = Segment::readable(paddr, desc.len),
                 None => ok = false,
@@ -416,11 +391,11 @@ impl<'a> Driver<'a> {
             total += desc.len as usize;
         }
         ok &= (MIN_FRAME_LEN..=MAX_FRAME_LEN).contains(&total);
-        if ok && self.tx.push(&chain[..1 + frame.count], frame).is_some() {
+        if ok && self.tx.push(&chain[..1 + frame.descs().len()], frame).is_some() {
             return;
         }
         self.stats.tx_dropped += 1;
-        self.give_back(&frame.descs[..frame.count]);
+        self.give_back(frame.descs());
     }
 
     /// The physical address of a transmit segment, if it lies within one of

@@ -42,7 +42,8 @@
 //! descriptor of the same frame follows; the other 31 bits are the client's,
 //! returned unchanged. A client publishes a frame's descriptors together
 //! (one `enqueue_batch`), though the driver copes with a frame split across
-//! wake-ups.
+//! wake-ups. [`FrameAssembler`] is the consumer's side of this rule, shared
+//! by the driver and the demultiplexer.
 //!
 //! The descriptors' `offset`s are in the *transmit address space*: the
 //! client's DMA-able regions, each in its own 4 GiB window
@@ -70,6 +71,10 @@
 //! [`Stats`] in message registers `0..Stats::WORDS`, and logs them; one
 //! with label [`CALL_MAC`] with the device's MAC address.
 #![no_std]
+
+mod gather;
+
+pub use gather::{FrameAssembler, Step, TxFrame};
 
 /// Bytes of one receive buffer. A frame (at most [`MAX_FRAME_LEN`]) starts
 /// at its first byte.

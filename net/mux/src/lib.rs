@@ -112,11 +112,11 @@ use core::fmt;
 use filter::{Owner, Table};
 use net_config::{ClientConfig, NetConfig, NodeAddress, MAX_CLIENTS};
 use net_protocol::{
-    MAX_FRAME_LEN, MAX_TX_SEGMENTS, RX_BUFFERS, RX_BUFFER_SIZE, RX_DATA_SIZE, RX_QUEUE_CAPACITY, TX_PAYLOAD_SIZE,
+    FrameAssembler, MAX_FRAME_LEN, RX_BUFFERS, RX_BUFFER_SIZE, RX_DATA_SIZE, RX_QUEUE_CAPACITY, TX_PAYLOAD_SIZE,
     TX_QUEUE_CAPACITY,
 };
 #[cfg(doc)]
-use net_protocol::{TxWindow, TX_MORE};
+use net_protocol::{TxWindow, MAX_TX_SEGMENTS, TX_MORE};
 use packet::EthernetAddress;
 use shared_queue::{BufferDesc, ReceiverQueues, SenderQueues};
 
@@ -312,26 +312,13 @@ struct Driver<'a, M> {
     counters: DriverCounters,
 }
 
-/// A frame's descriptors, collected from a client's `tx_active`.
-#[derive(Clone, Copy, Debug, Default)]
-struct TxFrame {
-    descs: [BufferDesc; MAX_TX_SEGMENTS],
-    count: usize,
-    /// A descriptor lay outside the transmit address space.
-    out_of_bounds: bool,
-    /// More than [`MAX_TX_SEGMENTS`] descriptors.
-    too_many: bool,
-}
-
 /// One client: its queues, configuration, transmit state and counters.
 struct Client<'a, M> {
     port: ClientPort<'a, M>,
     config: ClientConfig,
     owner: Owner,
-    /// The frame whose descriptors are still arriving.
-    pending: TxFrame,
-    /// Handing back the rest of a frame that had too many descriptors.
-    discarding: bool,
+    /// Collects the client's `tx_active` descriptors into frames.
+    assembler: FrameAssembler,
     /// Something was enqueued for the client during this wake-up.
     produced: bool,
     counters: ClientCounters,
@@ -406,8 +393,7 @@ impl<'a, M: SharedMemory> Mux<'a, M> {
                 port,
                 config: *client_config,
                 owner: Owner::new(n).ok_or(SetupError::MissingClientPort(n))?,
-                pending: TxFrame::default(),
-                discarding: false,
+                assembler: FrameAssembler::default(),
                 produced: false,
                 counters: ClientCounters::default(),
             });

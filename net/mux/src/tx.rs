@@ -3,11 +3,11 @@
 
 use filter::{TxHeaders, TxPolicy, TxRefused};
 use net_protocol::{
-    split_tx_offset, tx_offset, TxWindow, MAX_FRAME_LEN, MAX_TX_SEGMENTS, MIN_FRAME_LEN, TX_MORE,
+    split_tx_offset, tx_offset, Step, TxFrame, TxWindow, MAX_FRAME_LEN, MIN_FRAME_LEN,
 };
 use shared_queue::{BufferDesc, QueueError};
 
-use crate::{Client, Driver, Mux, SharedMemory, TxFrame, TX_BATCH, TX_HEADER_COPY, TX_SLOTS, TX_SLOT_SIZE};
+use crate::{Client, Driver, Mux, SharedMemory, TX_BATCH, TX_HEADER_COPY, TX_SLOTS, TX_SLOT_SIZE};
 
 /// Why a client's frame was not sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,7 +112,7 @@ impl<M: SharedMemory> Mux<'_, M> {
             }
             Err(reason) => client.counters.tx_refused[reason.index()] += 1,
         }
-        client.give_back(&frame.descs[..frame.count]);
+        client.give_back(frame.descs());
     }
 
     /// Frees the slots whose frames the driver has sent.
@@ -182,7 +182,7 @@ impl<M: SharedMemory> Client<'_, M> {
     /// room for it and for the pending descriptors of its frame, which all
     /// go back together (or, while discarding, for it alone).
     pub(crate) fn can_take_tx(&self) -> bool {
-        matches!(self.port.tx.free.room(), Ok(room) if room > self.pending.count)
+        matches!(self.port.tx.free.room(), Ok(room) if room > self.assembler.held())
     }
 
     /// The next complete frame on `tx_active`, if any. The tail of a frame
@@ -190,32 +190,19 @@ impl<M: SharedMemory> Client<'_, M> {
     fn next_frame(&mut self) -> Option<TxFrame> {
         // Bounded: each turn consumes one entry.
         while self.can_take_tx() {
-            let desc = match self.port.tx.active.dequeue() {
-                Ok(Some(desc)) => desc,
+            let (desc, out_of_bounds) = match self.port.tx.active.dequeue() {
+                Ok(Some(desc)) => (desc, false),
                 Ok(None) => return None,
-                Err(QueueError::OutOfBounds(desc)) => {
-                    self.pending.out_of_bounds = true;
-                    desc
-                }
+                Err(QueueError::OutOfBounds(desc)) => (desc, true),
                 Err(_) => {
                     self.counters.queue_errors += 1;
                     return None;
                 }
             };
-            let last = desc.cookie & TX_MORE == 0;
-            if self.discarding {
-                self.give_back(&[desc]);
-                self.discarding = !last;
-                continue;
-            }
-            self.pending.descs[self.pending.count] = desc;
-            self.pending.count += 1;
-            if last || self.pending.count == MAX_TX_SEGMENTS {
-                if !last {
-                    self.pending.too_many = true;
-                    self.discarding = true;
-                }
-                return Some(core::mem::take(&mut self.pending));
+            match self.assembler.push(desc, out_of_bounds) {
+                Step::Held => {}
+                Step::Discard(desc) => self.give_back(&[desc]),
+                Step::Frame(frame) => return Some(frame),
             }
         }
         None
@@ -231,7 +218,7 @@ impl<M: SharedMemory> Client<'_, M> {
             return Err(TxDrop::BadDescriptor);
         }
         let mut len = 0;
-        for desc in &frame.descs[..frame.count] {
+        for desc in frame.descs() {
             let (window, offset) = split_tx_offset(desc.offset).ok_or(TxDrop::BadDescriptor)?;
             let region = match window {
                 TxWindow::Headers => &self.port.tx_data,
