@@ -40,11 +40,12 @@ struct Round {
 pub fn run(ws: &Path) -> Result<()> {
     crate::deps::ensure_packages(crate::deps::QEMU)?;
     let ours = itest::build(ws, "tests/systems/net.system", KernelConfig::Debug)?;
+    let node = itest::build(ws, "tests/systems/node.system", KernelConfig::Debug)?;
     let guest = linux_guest::build(ws)?;
     let image = measure::test_image(ws, DISK_MIB)?;
     let steal_start = CpuTimes::read()?;
 
-    let (mut sel4, mut linux) = (Vec::new(), Vec::new());
+    let (mut sel4, mut linux, mut through_mux) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=ROUNDS {
         println!("round {round}/{ROUNDS}: seL4");
         let mut r = echo_round_ours(&ours)?;
@@ -54,6 +55,8 @@ pub fn run(ws: &Path) -> Result<()> {
         let mut r = echo_round_linux(&guest)?;
         r.disk_mb_s = measure::disk_read(&guest, &image)?.mb_per_sec();
         linux.push(r);
+        println!("round {round}/{ROUNDS}: seL4 network node (UDP echo behind the demultiplexer)");
+        through_mux.push(udp_echo_round_node(&node)?);
     }
     let steal = CpuTimes::read()?.steal_percent_since(&steal_start);
 
@@ -68,6 +71,13 @@ pub fn run(ws: &Path) -> Result<()> {
         row(&format!("echoed {len}-byte frames (frames/s)"), &|r| r.frames_per_s[i], true);
     }
     row(&format!("disk read, {DISK_MIB} MiB (MB/s)"), &|r| r.disk_mb_s, true);
+
+    println!("\n{:<38} {:>12} {:>12} {:>8}", "the demultiplexer's cost (seL4)", "via mux", "direct", "ratio");
+    for (i, len) in FRAME_LENS.iter().enumerate() {
+        let (a, b) = (median(through_mux.iter().map(|r| r[i])), median(sel4.iter().map(|r| r.frames_per_s[i])));
+        println!("{:<38} {a:>12.1} {b:>12.1} {:>7.2}x", format!("echoed {len}-byte frames (frames/s)"), a / b);
+    }
+    println!("(via mux: UDP to the node's net-probe PD, classified, copied in and out, checked; direct: raw frames to an echo PD on the driver)");
     println!("\nCPU steal during the run: {steal:.1}% (the host is shared; high steal makes every figure slower)");
     println!("setup: QEMU TCG, -m {} MiB, virtio-net (dgram socket) and virtio-blk; window {WINDOW}, {} s per measure, {ROUNDS} rounds interleaved", system::DEFAULT_RAM_MIB, MEASURE.as_secs());
     Ok(())
@@ -82,6 +92,28 @@ fn echo_round_ours(built: &system::Built) -> Result<Round> {
     let frames_per_s = measure_frames(&link)?;
     Ok(Round { ready_s: ready.as_secs_f64(), frames_per_s, disk_mb_s: 0.0 })
 }
+
+/// UDP echo through driver, demultiplexer and the node's `net-probe` PD:
+/// frames per second for each of [`FRAME_LENS`].
+fn udp_echo_round_node(built: &system::Built) -> Result<Vec<f64>> {
+    let link = measure::FrameLink::new()?;
+    let args = link.qemu_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut s = Session::start(qemu::command(built, system::DEFAULT_RAM_MIB, false, &args))?;
+    s.expect("[net-probe] forged sends refused", itest::LINE_TIMEOUT).context("booting the seL4 network node")?;
+    let traffic = measure::Traffic::UdpToNode { port: PROBE_PORT };
+    FRAME_LENS
+        .iter()
+        .map(|&len| {
+            let rate = measure::measure_echo_of(&traffic, &link, len, WINDOW, MEASURE)?;
+            println!("  {rate}");
+            Ok(rate.frames_per_sec())
+        })
+        .collect()
+}
+
+/// The UDP echo port of `net-probe` in `tests/systems/node.system`.
+const PROBE_PORT: u16 = 7000;
 
 fn echo_round_linux(guest: &linux_guest::Guest) -> Result<Round> {
     let g = measure::EchoGuest::boot(guest)?;

@@ -121,6 +121,11 @@ impl FrameLink {
     /// As [`Self::recv`], for test frames only: anything else the guest sends
     /// is skipped.
     fn recv_test_frame(&self, buf: &mut [u8], timeout: Duration) -> Result<Option<usize>> {
+        self.recv_echo_of(&Traffic::RawFrames, buf, timeout)
+    }
+
+    /// As [`Self::recv`], for echoes of `traffic` only.
+    fn recv_echo_of(&self, traffic: &Traffic, buf: &mut [u8], timeout: Duration) -> Result<Option<usize>> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -128,7 +133,7 @@ impl FrameLink {
                 return Ok(None);
             }
             match self.recv(buf, left)? {
-                Some(n) if frame_seq(&buf[..n]).is_none() => continue,
+                Some(n) if traffic.echo_seq(&buf[..n]).is_none() => continue,
                 received => return Ok(received),
             }
         }
@@ -233,26 +238,122 @@ pub fn measure_echo(
     window: usize,
     duration: Duration,
 ) -> Result<EchoRate> {
+    measure_echo_of(&Traffic::RawFrames, link, frame_len, window, duration)
+}
+
+/// What is sent and echoed while measuring.
+#[derive(Clone, Copy, Debug)]
+pub enum Traffic {
+    /// Raw Ethernet frames of [`ETHERTYPE`], echoed unchanged (an echo PD
+    /// on the driver, or the Linux guest's AF_PACKET echo).
+    RawFrames,
+    /// UDP datagrams from 10.0.2.2 to the network node's 10.0.2.15, to a
+    /// UDP echo service on `port` behind the demultiplexer, which answers
+    /// with addresses and ports swapped and the same payload.
+    UdpToNode { port: u16 },
+}
+
+const HOST_IP: [u8; 4] = [10, 0, 2, 2];
+const NODE_IP: [u8; 4] = [10, 0, 2, 15];
+const HOST_UDP_PORT: u16 = 40_000;
+/// Ethernet, IPv4 and UDP headers before the payload of a UDP test frame.
+const UDP_HEADERS: usize = 14 + 20 + 8;
+
+impl Traffic {
+    /// Test frame `seq` of `len` bytes (Ethernet header included).
+    fn frame(&self, seq: u64, len: usize) -> Vec<u8> {
+        match *self {
+            Traffic::RawFrames => test_frame(seq, len),
+            Traffic::UdpToNode { port } => {
+                assert!(len >= UDP_HEADERS + 8, "a UDP test frame holds its headers and sequence number");
+                let mut f = Vec::with_capacity(len);
+                f.extend_from_slice(&GUEST_MAC);
+                f.extend_from_slice(&HOST_MAC);
+                f.extend_from_slice(&[0x08, 0x00]);
+                let ip_len = (len - 14) as u16;
+                let mut ip = [0u8; 20];
+                ip[0] = 0x45;
+                ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
+                ip[6] = 0x40; // don't fragment
+                ip[8] = 64;
+                ip[9] = 17;
+                ip[12..16].copy_from_slice(&HOST_IP);
+                ip[16..20].copy_from_slice(&NODE_IP);
+                let sum = internet_checksum(&ip);
+                ip[10..12].copy_from_slice(&sum.to_be_bytes());
+                f.extend_from_slice(&ip);
+                f.extend_from_slice(&HOST_UDP_PORT.to_be_bytes());
+                f.extend_from_slice(&port.to_be_bytes());
+                f.extend_from_slice(&(ip_len - 20).to_be_bytes());
+                // Checksum 0: none (RFC 768), which IPv4 allows.
+                f.extend_from_slice(&[0, 0]);
+                f.extend_from_slice(&seq.to_be_bytes());
+                f.extend((f.len()..len).map(|i| (i * 7 + 3) as u8));
+                f
+            }
+        }
+    }
+
+    /// The sequence number of an echo of this traffic; `None` for any
+    /// other frame.
+    fn echo_seq(&self, frame: &[u8]) -> Option<u64> {
+        match *self {
+            Traffic::RawFrames => frame_seq(frame),
+            Traffic::UdpToNode { port } => {
+                let is_echo = frame.len() >= UDP_HEADERS + 8
+                    && frame[12..14] == [0x08, 0x00]
+                    && frame[23] == 17
+                    && frame[26..30] == NODE_IP
+                    && frame[34..36] == port.to_be_bytes()
+                    && frame[36..38] == HOST_UDP_PORT.to_be_bytes();
+                is_echo.then(|| u64::from_be_bytes(frame[UDP_HEADERS..UDP_HEADERS + 8].try_into().unwrap()))
+            }
+        }
+    }
+
+    /// Whether `echo` is the right answer to frame `seq` of `len` bytes.
+    fn echo_matches(&self, echo: &[u8], seq: u64, len: usize) -> bool {
+        let sent = self.frame(seq, len);
+        match self {
+            Traffic::RawFrames => echo == sent.as_slice(),
+            // Same length and payload; headers are the node's.
+            Traffic::UdpToNode { .. } => echo.len() == len && echo[UDP_HEADERS..] == sent[UDP_HEADERS..],
+        }
+    }
+}
+
+/// The Internet checksum (RFC 1071) of `data`.
+fn internet_checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum();
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// [`measure_echo`] for any [`Traffic`].
+pub fn measure_echo_of(
+    traffic: &Traffic,
+    link: &FrameLink,
+    frame_len: usize,
+    window: usize,
+    duration: Duration,
+) -> Result<EchoRate> {
     ensure!(window > 0, "the window must hold at least one frame");
-    let mut frame = test_frame(0, frame_len);
     let mut buf = vec![0; 65536];
     let (mut sent, mut echoed, mut lost, mut in_flight) = (0u64, 0u64, 0u64, 0usize);
     let start = Instant::now();
     while start.elapsed() < duration {
         while in_flight < window {
-            frame[SEQ].copy_from_slice(&sent.to_be_bytes());
-            link.send(&frame)?;
+            link.send(&traffic.frame(sent, frame_len))?;
             sent += 1;
             in_flight += 1;
         }
-        match link.recv_test_frame(&mut buf, LOSS_TIMEOUT)? {
+        match link.recv_echo_of(traffic, &mut buf, LOSS_TIMEOUT)? {
             Some(n) => {
                 let echo = &buf[..n];
-                let seq = frame_seq(echo).expect("a test frame");
-                ensure!(
-                    seq < sent && echo == test_frame(seq, frame_len),
-                    "frame {seq} came back changed"
-                );
+                let seq = traffic.echo_seq(echo).expect("an echo");
+                ensure!(seq < sent && traffic.echo_matches(echo, seq, frame_len), "frame {seq} came back changed");
                 echoed += 1;
                 // An echo later than LOSS_TIMEOUT was already counted lost.
                 in_flight = in_flight.saturating_sub(1);
@@ -265,7 +366,7 @@ pub fn measure_echo(
     }
     let elapsed = start.elapsed();
     // Let the frames still in flight arrive, so the next run starts clean.
-    while link.recv_test_frame(&mut buf, LOSS_TIMEOUT)?.is_some() {}
+    while link.recv_echo_of(traffic, &mut buf, LOSS_TIMEOUT)?.is_some() {}
     Ok(EchoRate {
         frame_len,
         window,
@@ -438,6 +539,23 @@ mod tests {
 
     fn ws() -> &'static Path {
         Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+    }
+
+    #[test]
+    fn udp_test_frames_have_valid_ip_headers_and_are_recognised_as_echoes() {
+        let t = Traffic::UdpToNode { port: 7000 };
+        let f = t.frame(42, 64);
+        assert_eq!(f.len(), 64);
+        assert_eq!(internet_checksum(&f[14..34]), 0, "the IPv4 header checksum verifies");
+        // The node's answer: addresses and ports swapped, same payload.
+        let mut echo = f.clone();
+        echo[26..30].copy_from_slice(&NODE_IP);
+        echo[30..34].copy_from_slice(&HOST_IP);
+        echo[34..36].copy_from_slice(&7000u16.to_be_bytes());
+        echo[36..38].copy_from_slice(&HOST_UDP_PORT.to_be_bytes());
+        assert_eq!(t.echo_seq(&echo), Some(42));
+        assert!(t.echo_matches(&echo, 42, 64));
+        assert_eq!(t.echo_seq(&f), None, "our own frame is not an echo");
     }
 
     #[test]
