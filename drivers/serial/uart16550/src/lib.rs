@@ -171,7 +171,7 @@ impl<P: PortIo> Uart<P> {
 
 /// The divisor latch value for `baud`.
 pub fn divisor(baud: u32) -> Result<u16, Error> {
-    if baud == 0 || BASE_BAUD % baud != 0 {
+    if baud == 0 || !BASE_BAUD.is_multiple_of(baud) {
         return Err(Error::BadBaud);
     }
     u16::try_from(BASE_BAUD / baud).map_err(|_| Error::BadBaud)

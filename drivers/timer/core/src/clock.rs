@@ -46,7 +46,7 @@ impl Clock {
 
     /// Nanoseconds at TSC value `tsc`. Monotonic in `tsc`.
     pub fn ns(&self, tsc: u64) -> u64 {
-        (u128::from(tsc) * u128::from(self.ns_per_tick_fp32) >> 32) as u64
+        ((u128::from(tsc) * u128::from(self.ns_per_tick_fp32)) >> 32) as u64
     }
 }
 
@@ -85,7 +85,7 @@ pub fn calibrate(pit: &mut impl PitCounter, mut tsc: impl FnMut() -> u64) -> Res
         let now = pit.count();
         let tsc1 = tsc();
         let elapsed = first.wrapping_sub(now);
-        if elapsed >= CALIBRATION_TICKS && elapsed <= PIT_MAX_COUNT - 1 {
+        if (CALIBRATION_TICKS..PIT_MAX_COUNT).contains(&elapsed) {
             return Clock::from_measurement(tsc1.wrapping_sub(tsc0), u64::from(elapsed))
                 .ok_or(CalibrationError::TscImplausible);
         }
