@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 pub fn tests() -> Vec<Test> {
     vec![
-        ("node: answers ping and ARP; the host's neighbour table shows it; arpd sees a claim of its address", ping_and_arp),
+        ("node: announces itself at boot, answers ping and ARP; the host's neighbour table shows it; arpd sees a claim of its address", ping_and_arp),
         ("node: closed ports give ICMP port unreachable for UDP (seen by tcpdump), TCP connect refused at once", closed_ports),
         ("node: a burst of malformed frames is dropped and counted; every PD keeps running", malformed_burst),
         ("node: claims outside a grant and forged sends are refused and counted; copy filters see copies", grants_and_forgery),
@@ -106,6 +106,49 @@ impl Drop for Netns {
     }
 }
 
+/// A `tcpdump` capture on the TAP device, to a file; decoded when done.
+struct Capture {
+    tcpdump: std::process::Child,
+    file: std::path::PathBuf,
+}
+
+impl Capture {
+    /// Starts capturing packets that match `filter` (tcpdump syntax),
+    /// stopping after `count` of them.
+    fn start(ns: &Netns, name: &str, count: u32, filter: &str) -> Result<Capture> {
+        let file = std::env::temp_dir().join(format!("{}-{name}.pcap", ns.name));
+        let mut tcpdump = ns
+            .command("tcpdump")
+            .args(["-i", TAP, "-n", "-U", "-c", &count.to_string(), "-w"])
+            .arg(&file)
+            .arg(filter)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting tcpdump")?;
+        // tcpdump says "listening on" once its filter is in place.
+        let stderr = tcpdump.stderr.take().context("tcpdump's stderr")?;
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stderr), &mut line)?;
+        ensure!(line.contains("listening on"), "tcpdump did not start: {line}");
+        Ok(Capture { tcpdump, file })
+    }
+
+    /// Waits up to `timeout` for the capture to have all its packets, then
+    /// returns them decoded (`tcpdump -n -v -r`), whatever was captured.
+    fn finish(mut self, timeout: Duration) -> Result<String> {
+        let deadline = Instant::now() + timeout;
+        while self.tcpdump.try_wait()?.is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.tcpdump.kill();
+        let _ = self.tcpdump.wait();
+        let decoded = run(Command::new("tcpdump").args(["-n", "-v", "-r"]).arg(&self.file));
+        let _ = std::fs::remove_file(&self.file);
+        decoded
+    }
+}
+
 /// Runs a command that must succeed; its stdout.
 fn run(cmd: &mut Command) -> Result<String> {
     let out = cmd.stdin(Stdio::null()).output().with_context(|| format!("running {cmd:?}"))?;
@@ -122,11 +165,22 @@ fn run(cmd: &mut Command) -> Result<String> {
 /// Builds the node, boots it in a fresh namespace and waits until every
 /// network PD is up; then runs `check`. On failure the console is printed.
 fn with_node(ws: &Path, check: impl FnOnce(&Netns, &mut Session) -> Result<()>) -> Result<()> {
+    with_node_captured(ws, None, |ns, s, _| check(ns, s))
+}
+
+/// [`with_node`], with a capture of `boot_capture` = (packets, tcpdump
+/// filter) started before QEMU, so that it sees what the node sends at boot.
+fn with_node_captured(
+    ws: &Path,
+    boot_capture: Option<(u32, &str)>,
+    check: impl FnOnce(&Netns, &mut Session, Option<Capture>) -> Result<()>,
+) -> Result<()> {
     deps::ensure_packages(TOOLS)?;
     let built = build(ws, SYSTEM, KernelConfig::Debug)?;
     let ns = Netns::new()?;
+    let capture = boot_capture.map(|(count, filter)| Capture::start(&ns, "boot", count, filter)).transpose()?;
     let mut s = ns.boot(&built)?;
-    let result = wait_ready(&mut s).and_then(|()| check(&ns, &mut s));
+    let result = wait_ready(&mut s).and_then(|()| check(&ns, &mut s, capture));
     if result.is_err() {
         s.drain(Duration::from_millis(500), Duration::from_secs(2));
         println!("   serial output:\n{}", s.transcript.iter().map(|l| format!("   | {l}")).collect::<Vec<_>>().join("\n"));
@@ -153,7 +207,15 @@ fn no_faults(s: &Session) -> Result<()> {
 }
 
 fn ping_and_arp(ws: &Path) -> Result<()> {
-    with_node(ws, |ns, s| {
+    // arpd's two announcements at boot, on the wire.
+    // (Gratuitous: sender and target protocol address are the same.)
+    let announcements = (2, "arp and ether src 52:54:00:12:34:56 and arp[14:4] = arp[24:4]");
+    with_node_captured(ws, Some(announcements), |ns, s, boot| {
+        let boot = boot.context("boot capture")?.finish(Duration::from_secs(10))?;
+        let gratuitous = boot.lines().filter(|l| l.contains(&format!("{NODE_IP} is-at {NODE_MAC}")) || l.contains(&format!("who-has {NODE_IP} tell {NODE_IP}"))).count();
+        ensure!(gratuitous == 2, "expected arpd's 2 gratuitous ARPs at boot, captured: {boot:?}");
+        println!("   at boot: {}", boot.lines().next().unwrap_or("").trim());
+
         let out = run(ns.command("ping").args(["-c", "3", "-i", "0.3", "-W", "3", NODE_IP]))?;
         ensure!(out.contains("3 received"), "ping: {out}");
         println!("   ping: {}", out.lines().find(|l| l.contains("rtt")).unwrap_or("").trim());
@@ -179,31 +241,10 @@ fn ping_and_arp(ws: &Path) -> Result<()> {
 fn closed_ports(ws: &Path) -> Result<()> {
     with_node(ws, |ns, s| {
         // Capture ICMP from the node while a UDP datagram goes to port 9.
-        let pcap = std::env::temp_dir().join(format!("{}-unreach.pcap", ns.name));
-        let mut tcpdump = ns
-            .command("tcpdump")
-            .args(["-i", TAP, "-n", "-U", "-c", "1", "-w"])
-            .arg(&pcap)
-            .args(["icmp and src host", NODE_IP])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("starting tcpdump")?;
-        // tcpdump says "listening on" once its filter is in place.
-        std::thread::sleep(Duration::from_millis(1500));
+        let capture = Capture::start(ns, "unreachable", 1, &format!("icmp and src host {NODE_IP}"))?;
         run(ns.command("sh").args(["-c", &format!("echo probe | nc -u -w 1 {NODE_IP} 9")])).ok();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while tcpdump.try_wait()?.is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        if tcpdump.try_wait()?.is_none() {
-            let _ = tcpdump.kill();
-            let _ = tcpdump.wait();
-            bail!("no ICMP from the node within 10 s of a UDP datagram to a closed port");
-        }
-        let decoded = run(Command::new("tcpdump").args(["-n", "-v", "-r"]).arg(&pcap))?;
-        let _ = std::fs::remove_file(&pcap);
-        ensure!(decoded.contains("udp port 9 unreachable"), "captured ICMP is not a port unreachable for port 9: {decoded}");
+        let decoded = capture.finish(Duration::from_secs(10))?;
+        ensure!(decoded.contains("udp port 9 unreachable"), "no ICMP port unreachable for port 9 from the node: {decoded:?}");
         println!("   captured: {}", decoded.lines().next().unwrap_or("").trim());
 
         // A TCP connect to a closed port: a reset, at once.
