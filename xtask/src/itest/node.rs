@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 pub fn tests() -> Vec<Test> {
     vec![
-        ("node: announces itself at boot, answers ping and ARP; the host's neighbour table shows it; arpd sees a claim of its address", ping_and_arp),
+        ("node: announces itself at boot, answers ping (rate-limited) and ARP; the host's neighbour table shows it; arpd sees a claim of its address", ping_and_arp),
         ("node: closed ports give ICMP port unreachable for UDP (seen by tcpdump), TCP connect refused at once", closed_ports),
         ("node: a burst of malformed frames is dropped and counted; every PD keeps running", malformed_burst),
         ("node: claims outside a grant and forged sends are refused and counted; copy filters see copies", grants_and_forgery),
@@ -227,6 +227,18 @@ fn ping_and_arp(ws: &Path) -> Result<()> {
         let neigh = run(ns.command("ip").args(["neigh", "show", NODE_IP, "dev", TAP]))?;
         ensure!(neigh.to_lowercase().contains(NODE_MAC), "the host's neighbour table lacks the node: {neigh:?}");
         println!("   neighbour table: {}", neigh.trim());
+
+        // A burst of 200 pings at once: the stray-packet daemon answers its
+        // burst allowance (50) and little more.
+        let out = ns.command("ping").args(["-q", "-l", "200", "-c", "200", "-W", "2", NODE_IP]).output()?;
+        let out = String::from_utf8_lossy(&out.stdout);
+        let received: u32 = out
+            .split(", ")
+            .find_map(|part| part.strip_suffix(" received"))
+            .and_then(|n| n.parse().ok())
+            .with_context(|| format!("ping output: {out}"))?;
+        ensure!((40..=120).contains(&received), "rate limit: {received} of 200 pings sent at once were answered");
+        println!("   rate limit: {received} of 200 pings sent at once answered");
 
         // Another host claims the node's address: arpd logs it.
         let host_mac = host_mac(ns)?;
