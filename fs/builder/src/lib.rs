@@ -25,12 +25,12 @@
 //!
 //! # Layout
 //!
-//! As the format's documentation says: each HTML page in path order,
-//! followed by the local objects it inlines (`src=`, `<link href=>`; see
+//! As the format's documentation says: each HTML page, followed by the local objects it inlines (`src=`, `<link href=>`; see
 //! [`html`]) that are not pages, not already placed and at most
 //! [`INLINE_LIMIT`] bytes (a large video a page embeds would make the
 //! span, which a cache keeps together, too large); then every other file
-//! in path order.
+//! in path order. Pages come in order of depth, then path: `/index.html`
+//! (the landing page) first, then the pages one directory down, and so on.
 //!
 //! # Failure
 //!
@@ -192,8 +192,11 @@ pub fn build(root: &Path, out: &Path, options: &Options) -> Result<Report, Error
     let mut placed = vec![false; found.len()];
     let mut order: Vec<(usize, Placement)> = Vec::with_capacity(found.len());
     let mut ordered = Vec::with_capacity(found.len());
-    for (i, f) in found.iter().enumerate() {
-        let Some(bytes) = pages.get(&i) else { continue };
+    let mut page_order: Vec<usize> = pages.keys().copied().collect();
+    page_order.sort_by_key(|&i| (found[i].url.matches('/').count(), found[i].url.as_str()));
+    for i in page_order {
+        let f = &found[i];
+        let bytes = &pages[&i];
         let leader = ordered.len();
         placed[i] = true;
         let mut p = planned[i].clone();

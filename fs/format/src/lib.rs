@@ -44,7 +44,8 @@
 //!
 //! # Layout
 //!
-//! The builder places every HTML page, in path order, followed by the local
+//! The builder places every HTML page (in order of depth, then path, so
+//! `/index.html` comes first), each followed by the local
 //! images, stylesheets, scripts and other objects it references (`src=` on
 //! any element, `href=` on `<link>`), each object once, after the first page
 //! that references it; then every other file in path order. The blocks from
