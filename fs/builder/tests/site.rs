@@ -176,8 +176,12 @@ fn large_generated_site_reads_back() {
 #[test]
 fn hidden_files_symlinks_and_mtimes() {
     let s = Scratch::new("policy");
-    s.write("index.html", b"<img src=a.png>");
+    s.write("index.html", b"<img src=a.png><video src=video.webm></video>");
     s.write("a.png", b"png");
+    // Too large to keep in the page's span.
+    s.write("video.webm", &vec![0; site_builder::INLINE_LIMIT as usize + 1]);
+    s.write("docs/a.html", b"<link rel=stylesheet href=../b.css><img src=../a.png>");
+    s.write("b.css", b"css");
     s.write(".git/config", b"secret");
     s.write(".htaccess", b"secret");
     s.write("sub/.hidden", b"secret");
@@ -192,7 +196,22 @@ fn hidden_files_symlinks_and_mtimes() {
     let report = build(&s.root(), &s.out(), &Options::default()).unwrap();
     let mut paths: Vec<&str> = report.files.iter().map(|f| f.path.as_str()).collect();
     paths.sort();
-    assert_eq!(paths, ["/.well-known/security.txt", "/a.png", "/index.html", "/link.png"]);
+    assert_eq!(paths, ["/.well-known/security.txt", "/a.png", "/b.css", "/docs/a.html", "/index.html", "/link.png", "/video.webm"]);
+    // The landing page comes first although `/docs/a.html` sorts before it;
+    // `/a.png` stays with it, `/b.css` goes after the page that needs it.
+    let order: Vec<(&str, &Placement)> = report.files.iter().map(|f| (f.path.as_str(), &f.placement)).collect();
+    assert_eq!(
+        order,
+        [
+            ("/index.html", &Placement::Page { span_blocks: 2 }),
+            ("/a.png", &Placement::InlinedIn("/index.html".into())),
+            ("/docs/a.html", &Placement::Page { span_blocks: 2 }),
+            ("/b.css", &Placement::InlinedIn("/docs/a.html".into())),
+            ("/.well-known/security.txt", &Placement::Alone),
+            ("/link.png", &Placement::Alone),
+            ("/video.webm", &Placement::Alone),
+        ]
+    );
     let mut skipped = report.skipped.clone();
     skipped.sort();
     assert_eq!(skipped, ["/.git", "/.htaccess", "/sub/.hidden", "/sub/.well-known"]);
