@@ -347,3 +347,25 @@ fn site_larger_than_allowed_is_refused() {
         other => panic!("{other}"),
     }
 }
+
+/// The demo site of `images/site` builds, and every file reads back.
+#[test]
+fn demo_site_builds() {
+    let s = Scratch::new("demo");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../images/site");
+    let report = build(&root, &s.out(), &Options::default()).unwrap();
+    let image = fs::read(s.out()).unwrap();
+    let img = Image::parse(&image).unwrap();
+    let mut files = Vec::new();
+    tree(&root, "", &mut files);
+    assert_eq!(files.len(), report.files.len());
+    for (url, path) in &files {
+        let r = img.lookup(url.as_bytes()).unwrap();
+        let at = r.data_offset() as usize;
+        assert_eq!(&image[at..at + r.size as usize], &fs::read(path).unwrap()[..], "{url}");
+    }
+    assert_eq!(report.files[0].path, "/index.html");
+    assert!(img.lookup(b"/style.css").unwrap().is_inlined());
+    assert!(img.lookup(b"/data/squares.txt").unwrap().size > 4 << 20);
+    assert!(img.is_directory(b"/docs"));
+}
