@@ -4,6 +4,7 @@
 //! - `cargo xtask run   [--system FILE] [--config debug|release] [--ram MIB]`
 //! - `cargo xtask test [FILTER]`
 //! - `cargo xtask bench`
+//! - `cargo xtask site DIR [--out FILE]`
 //!
 //! Each installs the Debian packages it needs when they are missing (as
 //! root) or says which command to run.
@@ -14,6 +15,7 @@ mod itest;
 mod kernel;
 mod linux_guest;
 mod qemu;
+mod site;
 mod system;
 
 use anyhow::{bail, Context, Result};
@@ -22,13 +24,16 @@ use std::path::{Path, PathBuf};
 use system::BuildOptions;
 
 const USAGE: &str = "usage: cargo xtask <build|run|test|bench> [--system FILE] [--config debug|release] [--ram MIB] [--tap IFNAME]
+       cargo xtask site DIR [--out FILE]
 
   build   build the kernel, the PD programs and the system image; print their paths
   run     build, then boot the system in QEMU with the serial console on this terminal
           (quit QEMU with Ctrl-A X); --tap IFNAME attaches the NIC to an existing TAP device
   test    host unit tests, then integration tests that boot the image in QEMU;
           test FILTER runs only the integration tests whose name contains FILTER
-  bench   throughput and boot figures beside a Linux guest in the same QEMU configuration";
+  bench   throughput and boot figures beside a Linux guest in the same QEMU configuration
+  site    build the site image of the document root DIR (default target/site/site.img)
+          and print what it stored";
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
@@ -99,6 +104,7 @@ fn run() -> Result<()> {
         }
         "test" => itest::run(&ws, args.get(1).map(String::as_str))?,
         "bench" => bench::run(&ws)?,
+        "site" => site::run(&ws, &args[1..], USAGE)?,
         "-h" | "--help" | "help" => println!("{USAGE}"),
         other => bail!("unknown command {other:?}\n\n{USAGE}"),
     }
