@@ -44,6 +44,9 @@ microkit::setvar!(blk_request);
 microkit::setvar!(blk_response);
 microkit::setvar!(blk_info);
 microkit::setvar!(blk_data_paddr);
+// The client's region may be larger than the protocol's default: the
+// description says how large (`<setvar symbol="blk_data_size" region_size="blk_data"/>`).
+microkit::setvar!(blk_data_size);
 
 /// The client's channel.
 const CLIENT: Channel = Channel::new(0);
@@ -84,6 +87,7 @@ fn start() -> Option<Running> {
     let response_vaddr = microkit::require_setvar!(blk_response)?;
     let info_vaddr = microkit::require_setvar!(blk_info)?;
     let data_paddr = microkit::require_setvar!(blk_data_paddr)?;
+    let data_size = blk_data_size.get().map_or(DATA_REGION_SIZE, |size| size as usize);
 
     // SAFETY: the initialiser maps a read-only snapshot of the device's
     // configuration space, CONFIG_SIZE bytes, at `pci_config` for the PD's
@@ -104,7 +108,7 @@ fn start() -> Option<Running> {
     // `virtio_queue` for the PD's life, physically contiguous at
     // `virtio_queue_paddr`, and used only through this handle.
     let queue_memory = unsafe { DmaRegion::new(queue_vaddr as usize, queue_paddr, QUEUE_REGION_SIZE) };
-    let (device, notifier) = match BlkDevice::init(&transport, queue_memory, data_paddr, DATA_REGION_SIZE) {
+    let (device, notifier) = match BlkDevice::init(&transport, queue_memory, data_paddr, data_size) {
         Ok(up) => up,
         Err(e) => {
             log!("error: device bring-up failed: {e:?}");

@@ -13,6 +13,9 @@
 //!
 //! The driver never reads or writes `blk_data` itself: it learns the region's
 //! physical base (`<setvar symbol="blk_data_paddr" region_paddr="blk_data"/>`)
+//! and, when it is not [`DATA_REGION_SIZE`] bytes, its size
+//! (`<setvar symbol="blk_data_size" region_size="blk_data"/>`, e.g. for a
+//! file cache)
 //! and hands the device physical addresses inside it, so the device moves
 //! data straight between the disk and the client's buffers. The region must
 //! be physically contiguous, as every memory region of a system description

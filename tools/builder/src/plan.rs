@@ -13,7 +13,7 @@ use boot_spec::{
     PaddrPatch, PdInfo, Rights, Spec, Thread, PD_CHANNELS_SYMBOL, PD_CHILD_ENTRIES_SYMBOL, PD_NAME_LEN, PD_NAME_SYMBOL,
 };
 use net_config::{CONFIG_BYTES, CONFIG_SYMBOL};
-use sdf::{Diagnostic, MemoryRegion, PageSize, ProtectionDomain, SystemDescription};
+use sdf::{Diagnostic, MemoryRegion, PageSize, ProtectionDomain, SetVarValue, SystemDescription};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
@@ -338,10 +338,14 @@ fn plan_pd(
     }
     let mut deferred_paddr = Vec::new();
     for sv in &pd.setvars {
-        let Some(region) = p.sys.region(&sv.region_paddr) else { continue };
-        match region.phys_addr {
-            Some(paddr) => {
-                if let Err(e) = program.patch(&sv.symbol, &paddr.to_le_bytes()) {
+        let Some(region) = p.sys.region(&sv.region) else { continue };
+        let known = match sv.value {
+            SetVarValue::Size => Some(region.size),
+            SetVarValue::Paddr => region.phys_addr,
+        };
+        match known {
+            Some(value) => {
+                if let Err(e) = program.patch(&sv.symbol, &value.to_le_bytes()) {
                     p.error(sv.loc, format!("setvar: {e} in {}", program.path.display()), &format!("declare it in the PD with `microkit::setvar!({});`", sv.symbol));
                 }
             }

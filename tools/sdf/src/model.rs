@@ -239,13 +239,25 @@ impl IoPort {
 }
 
 /// A `<setvar>`: a symbol in the PD's image patched with a region's
-/// physical address.
+/// physical address (`region_paddr`, as in Microkit) or its size in bytes
+/// (`region_size`, an extension: a driver that hands a client's region to a
+/// device must know where it ends, and the description is what sizes it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SetVar {
     pub symbol: String,
-    /// Name of the memory region whose physical address is written.
-    pub region_paddr: String,
+    /// Name of the memory region whose address or size is written.
+    pub region: String,
+    pub value: SetVarValue,
     pub loc: Loc,
+}
+
+/// What a [`SetVar`] writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetVarValue {
+    /// The region's physical address (`region_paddr`).
+    Paddr,
+    /// The region's size in bytes (`region_size`).
+    Size,
 }
 
 /// A `<pci_device>` (x86 extension): a PCI function the PD drives. The

@@ -33,7 +33,7 @@ use crate::limits::{
 };
 use crate::model::{
     Channel, ChannelEnd, IoPort, Irq, Map, MemoryRegion, Network, NetworkClaim, NetworkClient, NetworkFilter, Origin,
-    PageSize, PciBar, PciDevice, Perms, ProtectionDomain, SetVar, SystemDescription,
+    PageSize, PciBar, PciDevice, Perms, ProtectionDomain, SetVar, SetVarValue, SystemDescription,
 };
 use crate::suggest;
 use crate::value::{self, Invalid};
@@ -127,7 +127,7 @@ const IOPORT: Schema = Schema {
 };
 const SETVAR: Schema = Schema {
     tag: "setvar",
-    attributes: &["symbol", "region_paddr"],
+    attributes: &["symbol", "region_paddr", "region_size"],
     children: &[],
     key: Some("symbol"),
 };
@@ -755,15 +755,31 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
     fn setvar(&mut self, node: Node<'a, 'input>) -> Option<SetVar> {
         let mut el = self.open(node, &SETVAR);
         let symbol = el.required(self, "symbol", value::non_empty);
-        let region_paddr = el.required(self, "region_paddr", value::non_empty);
-        let (Some(symbol), Some(region_paddr), false) = (symbol, region_paddr, el.broken) else {
+        let paddr = el.optional(self, "region_paddr", value::non_empty);
+        let size = el.optional(self, "region_size", value::non_empty);
+        let (region, value) = match (paddr, size) {
+            (Some(region), None) => (region, SetVarValue::Paddr),
+            (None, Some(region)) => (region, SetVarValue::Size),
+            (paddr, size) => {
+                if !el.broken {
+                    let message = if paddr.is_some() && size.is_some() {
+                        "<setvar> has both region_paddr and region_size"
+                    } else {
+                        "<setvar> needs region_paddr or region_size"
+                    };
+                    self.error_at_node(
+                        node,
+                        message,
+                        "region_paddr=\"mr\" writes the region's physical address, region_size=\"mr\" its size in bytes: one per <setvar>",
+                    );
+                }
+                return None;
+            }
+        };
+        let (Some(symbol), false) = (symbol, el.broken) else {
             return None;
         };
-        Some(SetVar {
-            symbol,
-            region_paddr,
-            loc: self.node_loc(node),
-        })
+        Some(SetVar { symbol, region, value, loc: self.node_loc(node) })
     }
 
     /// A `<channel>` and the `pp` attributes of its ends as written.

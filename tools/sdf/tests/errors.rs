@@ -884,6 +884,23 @@ fn unknown_mr_in_map_and_setvar() {
 }
 
 #[test]
+fn setvar_with_both_or_neither_value() {
+    let all = errors(
+        r#"<system>
+  <memory_region name="r" size="0x1000" />
+  <protection_domain name="a">
+    <program_image path="a.elf" />
+    <setvar symbol="x" region_paddr="r" region_size="r" />
+    <setvar symbol="y" />
+  </protection_domain>
+</system>"#,
+    );
+    assert_eq!(all.len(), 2, "{}", Diagnostics(all.clone()));
+    check(&all[0], 5, 5, &["<setvar> has both region_paddr and region_size"], &["one per <setvar>"]);
+    check(&all[1], 6, 5, &["<setvar> needs region_paddr or region_size"], &["region_size=\"mr\" its size in bytes"]);
+}
+
+#[test]
 fn symbol_set_twice() {
     let d = single(
         r#"<system>

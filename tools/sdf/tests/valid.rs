@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sdf::{Loc, PageSize, Perms};
+use sdf::{Loc, PageSize, Perms, SetVarValue};
 
 const SYSTEM: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <system>
@@ -16,7 +16,7 @@ const SYSTEM: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
     <irq id="2" pin="4" ioapic="0" trigger="level" polarity="low" vector="40" />
     <irq id="3" pin="1" />
     <ioport id="0" addr="0x3f8" size="8" />
-    <setvar symbol="dma_paddr" region_paddr="dma" />
+    <setvar symbol="dma_paddr" region_paddr="dma" /> <setvar symbol="dma_size" region_size="dma" />
     <protection_domain name="child" id="1" priority="90" passive="true">
       <program_image path="bin/child.elf" />
     </protection_domain>
@@ -121,14 +121,9 @@ fn every_element_parses_into_the_model() {
         (0, 0x3f8, 8, 0x400)
     );
 
-    assert_eq!(ping.setvars.len(), 1);
-    assert_eq!(
-        (
-            ping.setvars[0].symbol.as_str(),
-            ping.setvars[0].region_paddr.as_str()
-        ),
-        ("dma_paddr", "dma")
-    );
+    assert_eq!(ping.setvars.len(), 2);
+    let setvars: Vec<_> = ping.setvars.iter().map(|s| (s.symbol.as_str(), s.region.as_str(), s.value)).collect();
+    assert_eq!(setvars, [("dma_paddr", "dma", SetVarValue::Paddr), ("dma_size", "dma", SetVarValue::Size)]);
 
     let child = &ping.children[0];
     assert_eq!(child.name, "child");

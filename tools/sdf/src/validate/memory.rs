@@ -186,7 +186,7 @@ impl<'p> Validator<'p, '_, '_> {
                     "<setvar symbol=\"{}\"> in protection domain `{}`",
                     setvar.symbol, pd.name
                 );
-                self.region_reference(&setvar.region_paddr, setvar.loc, &what);
+                self.region_reference(&setvar.region, setvar.loc, &what);
             }
         }
     }
