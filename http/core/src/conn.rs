@@ -22,8 +22,8 @@
 //!
 //! - The buffer holds `N` bytes: a request line and header section must fit.
 //!   A request line that does not fit, or a target longer than
-//!   [`MAX_TARGET`], gets `414`; a method longer than [`MAX_METHOD`] that
-//!   makes the line not fit gets `501`; a header section that does not fit,
+//!   [`MAX_TARGET`], gets `414`; a method token that fills the buffer gets
+//!   `501` (no method we know is that long); a header section that does not fit,
 //!   or more than [`MAX_HEADERS`] fields, gets `431`. All of these close the
 //!   connection, since the rest of the request is not read.
 //! - A request that does not parse gets `400` and the connection closes.
@@ -63,9 +63,6 @@ use crate::target::{normalize, TargetError};
 pub const MAX_HEADERS: usize = 32;
 /// Longest request target (`414` beyond).
 pub const MAX_TARGET: usize = 1024;
-/// Longest method token considered a method: a request line that does not
-/// fit the buffer gets `501` instead of `414` if its method is longer.
-pub const MAX_METHOD: usize = 16;
 /// Smallest `out` buffer that always has room for an error response.
 pub const MIN_OUT: usize = 512;
 
@@ -284,22 +281,26 @@ fn write_error(
     w.finish()
 }
 
-/// The request line is incomplete (no LF yet) and cannot grow.
-fn line_too_long<H>(data: &[u8], out: &mut [u8], date: &DateCache) -> Result<Evaluated<H>, Overflow> {
-    let method_len = data.iter().position(|&b| b == b' ').unwrap_or(data.len());
-    let status = if method_len > MAX_METHOD { Status::NotImplemented } else { Status::UriTooLong };
-    fatal(out, status, date)
-}
-
-/// After httparse refused the version: `505` for a well-formed
-/// `HTTP/x.y` (or its beginning) other than 1.0/1.1, `400` otherwise.
-fn version_error<H>(data: &[u8], out: &mut [u8], date: &DateCache) -> Result<Evaluated<H>, Overflow> {
-    let line_end = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
+/// After httparse refused the version: once the request line is complete,
+/// `505` if it is `method SP target SP HTTP/x.y` with a version other than
+/// 1.0/1.1, `400` otherwise (RFC 9112 §2.3: `HTTP-version = "HTTP/" DIGIT
+/// "." DIGIT`). Until the line is complete, the answer waits, so that it
+/// does not depend on how the line was split.
+fn version_error<H>(data: &[u8], buffer_full: bool, out: &mut [u8], date: &DateCache) -> Result<Evaluated<H>, Overflow> {
+    let Some(line_end) = data.iter().position(|&b| b == b'\n') else {
+        if buffer_full {
+            return fatal(out, Status::BadRequest, date);
+        }
+        return Ok(Evaluated::NeedMore);
+    };
     let line = &data[..line_end];
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let version = &line[line.iter().rposition(|&b| b == b' ').map_or(0, |i| i + 1)..];
-    let looks_like_http = version.len() > 5 && version.starts_with(b"HTTP/") && version[5].is_ascii_digit();
-    fatal(out, if looks_like_http { Status::VersionNotSupported } else { Status::BadRequest }, date)
+    let mut parts = line.split(|&b| b == b' ');
+    let version = parts.nth(2);
+    let well_formed = parts.next().is_none()
+        && matches!(version, Some([b'H', b'T', b'T', b'P', b'/', major, b'.', minor])
+            if major.is_ascii_digit() && minor.is_ascii_digit());
+    fatal(out, if well_formed { Status::VersionNotSupported } else { Status::BadRequest }, date)
 }
 
 fn header_is(name: &str, wanted: &str) -> bool {
@@ -347,19 +348,20 @@ fn evaluate<S: Site>(
             if req.path.is_some_and(|p| p.len() > MAX_TARGET) {
                 return fatal(out, Status::UriTooLong, date);
             }
-            if req.version.is_none() && !data.contains(&b'\n') {
+            if !data.contains(&b'\n') {
                 // Still in the request line.
-                if buffer_full {
-                    return line_too_long(data, out, date);
-                }
                 let method_len = data.iter().position(|&b| b == b' ').unwrap_or(data.len());
-                if method_len > MAX_METHOD && req.method.is_none() {
-                    // A token this long is no method of ours; but wait for
-                    // its end only as long as the buffer allows.
+                if method_len == data.len() {
+                    // A method token that fills the buffer is none we know.
+                    if buffer_full {
+                        return fatal(out, Status::NotImplemented, date);
+                    }
                     return Ok(Evaluated::NeedMore);
                 }
-                if data.len() > MAX_TARGET + MAX_METHOD + 16 {
-                    return line_too_long(data, out, date);
+                // The target is already longer than allowed, or the line
+                // cannot grow to its end.
+                if (req.path.is_none() && data.len() - method_len - 1 > MAX_TARGET) || buffer_full {
+                    return fatal(out, Status::UriTooLong, date);
                 }
                 return Ok(Evaluated::NeedMore);
             }
@@ -369,7 +371,7 @@ fn evaluate<S: Site>(
             return Ok(Evaluated::NeedMore);
         }
         Err(httparse::Error::TooManyHeaders) => return fatal(out, Status::HeaderFieldsTooLarge, date),
-        Err(httparse::Error::Version) => return version_error(data, out, date),
+        Err(httparse::Error::Version) => return version_error(data, buffer_full, out, date),
         Err(_) => return fatal(out, Status::BadRequest, date),
     };
     // httparse fills these for a complete request.
@@ -556,7 +558,6 @@ fn answer<S: Site>(
             (Status::NotModified, None)
         }
         Selected::Unsatisfiable => {
-            drop(w);
             let status = Status::RangeNotSatisfiable;
             let len = write_error(out, status, date, persistence, is_head, |w| {
                 w.put(b"Content-Range: bytes */");
@@ -666,12 +667,13 @@ fn select(headers: &[httparse::Header<'_>], info: &FileInfo<'_>, is_head: bool, 
     };
     if let Some(validator) = if_range {
         let validator = trim(validator);
-        let matches = if_range_count == 1
-            && if validator.first() == Some(&b'"') || validator.starts_with(b"W/") {
-                if_range_etag_matches(validator, info.etag)
-            } else {
-                parse_http_date(validator, now) == Some(info.last_modified) && info.last_modified < now
-            };
+        let is_etag = validator.first() == Some(&b'"') || validator.starts_with(b"W/");
+        let validator_matches = if is_etag {
+            if_range_etag_matches(validator, info.etag)
+        } else {
+            parse_http_date(validator, now) == Some(info.last_modified) && info.last_modified < now
+        };
+        let matches = if_range_count == 1 && validator_matches;
         if !matches {
             return Selected::Full;
         }

@@ -141,18 +141,20 @@ fn remove_dot_segments(path: &[u8], out: &mut [u8]) -> Result<usize, TargetError
     let mut len = 1;
     let mut ends_as_directory = true;
     for seg in path.split(|&b| b == b'/').skip(1) {
-        // Decode into the output after a separator, then decide.
-        let start = if out[len - 1] == b'/' { len } else { len + 1 };
-        if start > out.len() {
-            return Err(TargetError::TooLong);
-        }
-        let n = decode_segment(seg, &mut out[start..])?;
-        let decoded = &out[start..start + n];
-        match decoded {
-            b"" | b"." => ends_as_directory = true,
-            b".." => {
-                // Drop the last segment of the output and the `/` before
-                // it; at the root there is nothing to drop.
+        // A dot segment is at most 6 bytes encoded (`%2e%2e`): decode short
+        // segments aside first, so that one needs no room in `out`.
+        let mut short = [0u8; 6];
+        let dots = if seg.len() <= short.len() {
+            let n = decode_segment(seg, &mut short)?;
+            matches!(&short[..n], b"" | b"." | b"..").then_some(n)
+        } else {
+            None
+        };
+        match dots {
+            Some(0 | 1) => ends_as_directory = true,
+            Some(_) => {
+                // `..`: drop the last segment of the output and the `/`
+                // before it; at the root there is nothing to drop.
                 while len > 1 && out[len - 1] != b'/' {
                     len -= 1;
                 }
@@ -161,11 +163,14 @@ fn remove_dot_segments(path: &[u8], out: &mut [u8]) -> Result<usize, TargetError
                 }
                 ends_as_directory = true;
             }
-            _ => {
-                if start == len + 1 {
-                    out[len] = b'/';
+            None => {
+                // A separator unless the output is the root.
+                if out[len - 1] != b'/' {
+                    *out.get_mut(len).ok_or(TargetError::TooLong)? = b'/';
+                    len += 1;
                 }
-                len = start + n;
+                let rest = out.get_mut(len..).ok_or(TargetError::TooLong)?;
+                len += decode_segment(seg, rest)?;
                 ends_as_directory = false;
             }
         }
