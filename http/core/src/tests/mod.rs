@@ -134,7 +134,7 @@ pub fn run_chunked<const N: usize>(input: &[u8], chunk: usize) -> Vec<Resp> {
             if n == 0 {
                 // The buffer is full of one complete request waiting for
                 // poll, which drain just did; no progress means a hang.
-                assert!(state != Poll::NeedMore || conn.space().len() > 0, "no progress");
+                assert!(state != Poll::NeedMore || !conn.space().is_empty(), "no progress");
             }
         }
     }
