@@ -423,7 +423,12 @@ fn evaluate<S: Site>(
         _ => Persistence::Close,
     };
 
-    let fail = |status: Status, out: &mut [u8]| fatal::<S::Handle>(out, status, date);
+    // A response to HEAD has no body, even an error (RFC 9110 §9.3.2).
+    let fail = |status: Status, out: &mut [u8]| -> Result<Evaluated<S::Handle>, Overflow> {
+        let head_len = write_error(out, status, date, Persistence::Close, method == "HEAD", |_| {})?;
+        let outcome = Outcome { status, head_len, file_range: None, close: true, consumed: 0, skip: 0 };
+        Ok(Evaluated::Done(outcome, None))
+    };
     // Message framing (RFC 9112 §6).
     if let Some(coding) = transfer_encoding {
         let status = if coding.eq_ignore_ascii_case(b"chunked") { Status::NotImplemented } else { Status::BadRequest };

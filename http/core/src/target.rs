@@ -68,14 +68,12 @@ fn strip_form(target: &[u8]) -> Result<&[u8], TargetError> {
     if target.first() == Some(&b'/') {
         return Ok(target);
     }
-    let scheme_len = if starts_with_ignore_case(target, b"http://") {
-        7
-    } else if starts_with_ignore_case(target, b"https://") {
-        8
-    } else {
+    // Only the scheme this server speaks; the scheme name is
+    // case-insensitive (RFC 3986 §3.1).
+    if !starts_with_ignore_case(target, b"http://") {
         return Err(TargetError::BadRequest);
-    };
-    let rest = &target[scheme_len..];
+    }
+    let rest = &target[7..];
     let authority_end = rest.iter().position(|&b| b == b'/' || b == b'?').unwrap_or(rest.len());
     if authority_end == 0 || rest[..authority_end].contains(&b'@') || rest[..authority_end].contains(&b'#') {
         // No host, or userinfo (deprecated for http, RFC 9110 §4.2.4).

@@ -177,6 +177,9 @@ fn versions() {
         let r = one(format!("GET /a.txt {v}\r\nHost: t\r\n\r\n").as_bytes());
         assert_error(&r, 400, true);
     }
+    // HEAD: no body even for a closing error.
+    let r = one(b"HEAD /a.txt HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n");
+    assert_eq!((r.code, r.close, r.inline_body()), (400, true, ""));
     // HTTP/0.9 request line (no version).
     assert_error(&one(b"GET /a.txt\r\n\r\n"), 400, true);
 }

@@ -108,7 +108,7 @@ fn absolute_form() {
     assert_eq!(path("HTTP://example.com:8080/dir/"), "/dir/");
     assert_eq!(path("http://example.com"), "/");
     assert_eq!(norm("http://example.com?q").unwrap().0, "/");
-    assert_eq!(path("https://example.com/x"), "/x");
+    assert_eq!(norm("https://example.com/x"), Err(TargetError::BadRequest));
 }
 
 #[test]
