@@ -40,8 +40,8 @@ const TIMER: Timer = Timer::new(Channel::new(TIMER_CHANNEL));
 const ARPD: Channel = Channel::new(CLIENT_ARPD_CHANNEL);
 /// `<ioport id="0">`: CMOS index (0x70) and data (0x71) ports.
 const CMOS: sel4::X86IoPort = sel4::X86IoPort(cspace::IOPORT_BASE);
-const CMOS_INDEX: u64 = 0x70;
-const CMOS_DATA: u64 = 0x71;
+const CMOS_INDEX: u16 = 0x70;
+const CMOS_DATA: u16 = 0x71;
 /// The port the description's boot claim gives this PD.
 const PORT: u16 = 80;
 
@@ -82,8 +82,8 @@ impl Neighbours for PdNeighbours {
 
 /// One CMOS register.
 fn cmos(index: u8) -> u8 {
-    let _ = CMOS.out8(CMOS_INDEX, u64::from(index));
-    CMOS.in8(CMOS_DATA).map(|v| v as u8).unwrap_or(0xff)
+    let _ = CMOS.out8(u64::from(CMOS_INDEX), u64::from(index));
+    CMOS.in8(CMOS_DATA).unwrap_or(0xff)
 }
 
 /// The CMOS clock's registers, read between updates (see `httpd::rtc`).
