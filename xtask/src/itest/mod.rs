@@ -6,6 +6,7 @@ pub mod blk;
 mod drivers;
 mod net;
 mod node;
+mod web;
 
 use crate::kernel::KernelConfig;
 use crate::qemu::{self, Session};
@@ -45,6 +46,7 @@ pub fn run(ws: &Path, filter: Option<&str>) -> Result<()> {
             cargo_test(ws, &["--lib", "-p", package])?;
         }
         cargo_test(ws, &["--lib", "-p", "net-mux"])?;
+        cargo_test(ws, &["--lib", "-p", "httpd"])?;
         cargo_test(ws, &["--lib", "-p", "microkit"])?;
     }
 
@@ -63,6 +65,7 @@ pub fn run(ws: &Path, filter: Option<&str>) -> Result<()> {
     tests.extend(blk::tests());
     tests.extend(net::tests());
     tests.extend(node::tests());
+    tests.extend(web::tests());
     if let Some(filter) = filter {
         tests.retain(|(name, _)| name.contains(filter));
         ensure!(!tests.is_empty(), "no integration test name contains {filter:?}");
