@@ -49,14 +49,18 @@ pub trait Link {
     /// Whether a transmit buffer is free.
     fn can_send(&mut self) -> bool;
     /// Gives `fill` the first `len` bytes of a free transmit buffer and
-    /// queues the frame if it returns `true`. `Err(())` if no buffer could
-    /// be had (`fill` was not called).
-    fn send_with(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> bool) -> Result<bool, ()>;
+    /// queues the frame if it returns `true`. `Err(NoBuffer)` if no buffer
+    /// could be had or the queue refused it (`fill` may not have run).
+    fn send_with(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> bool) -> Result<bool, NoBuffer>;
     /// Tells the demultiplexer about queued frames (and returned buffers)
     /// now, so that it sends them and returns the buffers while the PD
     /// goes on.
     fn flush(&mut self);
 }
+
+/// A frame could not be queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoBuffer;
 
 /// What arpd said about an address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -214,7 +218,7 @@ impl<L: Link, N: Neighbours> phy::TxToken for TxToken<'_, L, N> {
         match sent {
             Ok(true) => counters.tx_frames += 1,
             Ok(false) => {}
-            Err(()) => counters.tx_no_buffer += 1,
+            Err(NoBuffer) => counters.tx_no_buffer += 1,
         }
         match (result, f) {
             (Some(r), _) => r,

@@ -24,7 +24,7 @@ use arp_table::{Table, TableReader};
 use boot_spec::cspace;
 use filter::Dotted;
 use httpd::arena::Arena;
-use httpd::device::{EthDevice, Link, Neighbours, Resolution, MAX_FRAME};
+use httpd::device::{EthDevice, Link, Neighbours, NoBuffer, Resolution, MAX_FRAME};
 use httpd::rtc::{self, Registers};
 use httpd::server::{Counters, Server, Settings, CONNECTION_BYTES};
 use httpd::site::BuiltinSite;
@@ -55,8 +55,8 @@ impl Link for PdLink {
     fn can_send(&mut self) -> bool {
         self.0.free_tx_buffers() > 0
     }
-    fn send_with(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> bool) -> Result<bool, ()> {
-        self.0.send_with(len, fill).map_err(|_| ())
+    fn send_with(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> bool) -> Result<bool, NoBuffer> {
+        self.0.send_with(len, fill).map_err(|_| NoBuffer)
     }
     fn flush(&mut self) {
         self.0.flush();

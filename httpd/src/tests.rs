@@ -2,7 +2,7 @@
 //! second smoltcp interface (the client) through Ethernet frames.
 
 use crate::arena::Arena;
-use crate::device::{strip_ethernet, DeviceCounters, EthDevice, Link, Neighbours, Resolution, ETHERNET_HEADER, MAX_FRAME};
+use crate::device::{strip_ethernet, DeviceCounters, EthDevice, Link, Neighbours, NoBuffer, Resolution, ETHERNET_HEADER, MAX_FRAME};
 use crate::server::{pool_size, Server, Settings, CONNECTION_BYTES, SECOND_NS};
 use crate::site::{pattern_byte, BuiltinSite, PATTERN_LEN};
 use net_config::{Ipv4Address, NodeAddress};
@@ -51,9 +51,9 @@ impl Link for FakeLink {
     fn can_send(&mut self) -> bool {
         self.wire.borrow().from_server.len() < self.tx_capacity
     }
-    fn send_with(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> bool) -> Result<bool, ()> {
+    fn send_with(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> bool) -> Result<bool, NoBuffer> {
         if !self.can_send() || len > MAX_FRAME {
-            return Err(());
+            return Err(NoBuffer);
         }
         // Stale bytes, as a reused transmit buffer would have.
         let mut frame = vec![0xee; len];

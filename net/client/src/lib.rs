@@ -23,7 +23,9 @@
 //! Frames are copied once more than strictly needed (shared buffer to
 //! stack), which these PDs can afford: the copy is what they parse, so the
 //! demultiplexer's later writes to a reused buffer cannot change it
-//! mid-parse. A server that moves bulk data uses `recv` and `send_with` (below).
+//! mid-parse. A server that moves bulk data copies each received frame
+//! once, into its own buffer (`recv`), and writes frames in place
+//! (`send_with`).
 //!
 //! What a daemon also needs, without the runtime (host-tested with
 //! `cargo test --lib -p net-client --no-default-features`):
