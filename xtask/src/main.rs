@@ -97,6 +97,10 @@ fn run() -> Result<()> {
             let nic: Vec<&str> = nic.iter().map(String::as_str).collect();
             let mut cmd = qemu::command(&built, opts.ram_mib, true, &nic);
             println!("{}", qemu::command_line(&cmd));
+            match &opts.tap {
+                Some(tap) => println!("the node is on {tap}: http://10.0.2.15/ if its description has a web server"),
+                None => println!("web server (if the description has one): http://{}/", qemu::HOST_HTTP),
+            }
             let status = cmd.status().context("starting QEMU")?;
             if !status.success() {
                 bail!("QEMU exited with {status}");

@@ -42,12 +42,17 @@ pub fn tap_nic(ifname: &str) -> Vec<String> {
     ]
 }
 
+/// Where `cargo xtask run` forwards the node's port 80 on the host.
+pub const HOST_HTTP: &str = "127.0.0.1:8080";
+
 /// QEMU arguments for the NIC on QEMU's user-mode network (no root
-/// needed): the guest sits behind a NAT at 10.0.2.0/24, gateway 10.0.2.2.
+/// needed): the guest sits behind a NAT at 10.0.2.0/24, gateway 10.0.2.2;
+/// connections to the host's [`HOST_HTTP`] are forwarded to the node's
+/// port 80 (QEMU connects from 10.0.2.2 to the guest's 10.0.2.15).
 pub fn user_nic() -> Vec<String> {
     vec![
         "-netdev".into(),
-        "user,id=n0".into(),
+        format!("user,id=n0,hostfwd=tcp:{HOST_HTTP}-:80"),
         "-device".into(),
         "virtio-net-pci,disable-legacy=on,addr=3,netdev=n0".into(),
     ]

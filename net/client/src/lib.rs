@@ -13,13 +13,19 @@
 //!   following the `shared-queue` protocol, so the PD may wait afterwards
 //!   without losing a wake-up. Call it from `init` and from `notified`.
 //! - [`NetClient::send`] copies a frame into a transmit buffer and queues it.
+//! - For a PD that moves bulk data (the web server's TCP/IP stack):
+//!   [`NetClient::recv`] takes one frame, [`NetClient::send_with`] writes
+//!   one straight into a transmit buffer, and [`NetClient::ready_to_wait`]
+//!   arms the signal requests before the PD waits.
 //! - [`NetClient::install`], [`NetClient::remove`], [`NetClient::stats`]
 //!   are the demultiplexer's protected calls ([`MuxCall`]).
 //!
 //! Frames are copied once more than strictly needed (shared buffer to
 //! stack), which these PDs can afford: the copy is what they parse, so the
 //! demultiplexer's later writes to a reused buffer cannot change it
-//! mid-parse. A server that moves bulk data uses the queues directly.
+//! mid-parse. A server that moves bulk data copies each received frame
+//! once, into its own buffer (`recv`), and writes frames in place
+//! (`send_with`).
 //!
 //! What a daemon also needs, without the runtime (host-tested with
 //! `cargo test --lib -p net-client --no-default-features`):
@@ -231,6 +237,88 @@ impl NetClient {
         TX_BUFFERS - self.tx_slots.in_flight()
     }
 
+    /// Fills a transmit buffer in place and queues it: `fill` gets the
+    /// buffer's first `len` bytes (their old contents unspecified) and
+    /// returns whether to send them. The checks of [`send`](Self::send)
+    /// apply: `len` must be a frame length, and a buffer must be free.
+    /// `Ok(false)`: `fill` decided not to send and the buffer is free
+    /// again. The demultiplexer is notified as for `send`.
+    pub fn send_with(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> bool) -> Result<bool, SendError> {
+        if !(net_protocol::MIN_FRAME_LEN..=MAX_FRAME_LEN).contains(&len) {
+            return Err(SendError::BadLength);
+        }
+        if self.tx_slots.in_flight() == TX_BUFFERS {
+            self.reclaim();
+        }
+        let Some(slot) = self.tx_slots.alloc() else {
+            return Err(SendError::NoBuffer);
+        };
+        let offset = slot * TX_BUFFER_SIZE;
+        // SAFETY: `offset + len <= TX_DATA_SIZE` (slot < TX_BUFFERS, len <=
+        // MAX_FRAME_LEN <= TX_BUFFER_SIZE), inside the read-write mapping of
+        // tx_data (see `new`). The slot was free: no descriptor for it is
+        // on tx_active, so the demultiplexer, which only reads a transmit
+        // buffer after it is queued and until it comes back on tx_free,
+        // does not touch these bytes while the slice lives, and this PD
+        // holds no other reference to them. The slice ends before the
+        // descriptor is published.
+        let buf = unsafe { core::slice::from_raw_parts_mut((self.tx_data.base() + offset) as *mut u8, len) };
+        if !fill(buf) {
+            self.tx_slots.release(slot);
+            return Ok(false);
+        }
+        let desc = BufferDesc { offset: tx_offset(TxWindow::Headers, offset as u32), len: len as u32, cookie: slot as u32 };
+        if self.tx.active.enqueue(desc).is_err() {
+            self.tx_slots.release(slot);
+            return Err(SendError::Queue);
+        }
+        self.unsignalled = true;
+        Ok(true)
+    }
+
+    /// Takes the next received frame: copies it into `frame` (the receive
+    /// buffer goes back to the demultiplexer at once) and returns its
+    /// length, or `None` if none is waiting. Descriptors that name no
+    /// receive buffer are logged and skipped.
+    pub fn recv(&mut self, frame: &mut [u8; MAX_FRAME_LEN]) -> Option<usize> {
+        loop {
+            match self.rx.active.dequeue() {
+                // Not a buffer's start: returning it (rounded) could lend
+                // a buffer twice.
+                Ok(Some(desc)) if !desc.offset.is_multiple_of(RX_BUFFER_SIZE as u64) => {
+                    log!("error: rx_active: not a receive buffer: {desc:?}");
+                }
+                Ok(Some(desc)) => {
+                    let len = (desc.len as usize).min(MAX_FRAME_LEN);
+                    let copied = self.rx_data.copy_out(desc.offset as usize, &mut frame[..len]);
+                    self.return_rx_buffer(desc.offset);
+                    if copied {
+                        return Some(len);
+                    }
+                }
+                Ok(None) => return None,
+                Err(e) => {
+                    log!("error: rx_active: {e}");
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Before waiting: reclaims sent buffers, notifies the demultiplexer of
+    /// what was queued and returned, and asks to be notified of the next
+    /// frame (and of returned transmit buffers while some are in flight).
+    /// `true` if the PD may wait; `false` if a frame or buffer arrived
+    /// meanwhile (shared-queue C1–C3), so handle it and ask again.
+    pub fn ready_to_wait(&mut self) -> bool {
+        self.reclaim();
+        self.flush();
+        let rx_idle = self.rx.active.request_signal_if_empty() != Ok(false);
+        let in_flight = self.tx_slots.in_flight() > 0;
+        let tx_idle = !in_flight || self.tx.free.request_signal_if_empty() != Ok(false);
+        rx_idle && tx_idle
+    }
+
     /// Copies `frame` into a transmit buffer and queues it. The
     /// demultiplexer is notified at the end of the next [`poll`](Self::poll),
     /// or by [`flush`](Self::flush).
@@ -274,35 +362,11 @@ impl NetClient {
         let mut frame = [0u8; MAX_FRAME_LEN];
         loop {
             self.reclaim();
-            loop {
-                match self.rx.active.dequeue() {
-                    // Not a buffer's start: returning it (rounded) could lend
-                    // a buffer twice.
-                    Ok(Some(desc)) if !desc.offset.is_multiple_of(RX_BUFFER_SIZE as u64) => {
-                        log!("error: rx_active: not a receive buffer: {desc:?}");
-                    }
-                    Ok(Some(desc)) => {
-                        let len = (desc.len as usize).min(MAX_FRAME_LEN);
-                        let copied = self.rx_data.copy_out(desc.offset as usize, &mut frame[..len]);
-                        self.return_rx_buffer(desc.offset);
-                        if copied {
-                            on_frame(self, &frame[..len]);
-                            handled += 1;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        log!("error: rx_active: {e}");
-                        break;
-                    }
-                }
+            while let Some(len) = self.recv(&mut frame) {
+                on_frame(self, &frame[..len]);
+                handled += 1;
             }
-            self.flush();
-            // Sleep only if nothing arrived while asking (shared-queue C1–C3).
-            let rx_idle = self.rx.active.request_signal_if_empty() != Ok(false);
-            let in_flight = self.tx_slots.in_flight() > 0;
-            let tx_idle = !in_flight || self.tx.free.request_signal_if_empty() != Ok(false);
-            if rx_idle && tx_idle {
+            if self.ready_to_wait() {
                 return handled;
             }
         }

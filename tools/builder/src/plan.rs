@@ -335,6 +335,11 @@ fn plan_pd(
                 p.error(map.loc, format!("setvar_vaddr: {e} in {}", program.path.display()), &format!("declare it in the PD with `microkit::setvar!({symbol});`"));
             }
         }
+        if let (Some(symbol), Some(region)) = (&map.setvar_size, p.sys.region(&map.mr)) {
+            if let Err(e) = program.patch(symbol, &region.size.to_le_bytes()) {
+                p.error(map.loc, format!("setvar_size: {e} in {}", program.path.display()), &format!("declare it in the PD with `microkit::setvar!({symbol});`"));
+            }
+        }
     }
     let mut deferred_paddr = Vec::new();
     for sv in &pd.setvars {
@@ -434,6 +439,9 @@ fn plan_pd(
         let mut what = format!("memory region `{}`{}", map.mr, if map.cached { "" } else { ", uncached" });
         if let Some(sym) = &map.setvar_vaddr {
             what += &format!(", setvar_vaddr {sym}");
+        }
+        if let Some(sym) = &map.setvar_size {
+            what += &format!(", setvar_size {sym}");
         }
         plan.ranges.push(VirtualRange { start, end, perms: rights_str(map.perms.read, map.perms.write, map.perms.execute), what });
     }

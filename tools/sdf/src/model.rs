@@ -108,6 +108,10 @@ pub struct Map {
     pub cached: bool,
     /// Symbol in the PD's image to patch with `vaddr`.
     pub setvar_vaddr: Option<String>,
+    /// Symbol in the PD's image to patch with the region's size in bytes
+    /// (a `u64`), as in Microkit 2: a PD that sizes its tables by the
+    /// region it is given.
+    pub setvar_size: Option<String>,
     pub loc: Loc,
     pub origin: Origin,
 }

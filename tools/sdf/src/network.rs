@@ -85,6 +85,7 @@ fn add_map(system: &mut SystemDescription, pd: &str, mr: &str, vaddr: u64, perms
             perms,
             cached: true,
             setvar_vaddr: None,
+            setvar_size: None,
             loc,
             origin: origin.clone(),
         });

@@ -109,7 +109,7 @@ const PROGRAM_IMAGE: Schema = Schema {
 };
 const MAP: Schema = Schema {
     tag: "map",
-    attributes: &["mr", "vaddr", "perms", "cached", "setvar_vaddr"],
+    attributes: &["mr", "vaddr", "perms", "cached", "setvar_vaddr", "setvar_size"],
     children: &[],
     key: Some("mr"),
 };
@@ -633,6 +633,7 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
             .unwrap_or(Perms::READ_WRITE);
         let cached = el.optional(self, "cached", value::boolean).unwrap_or(true);
         let setvar_vaddr = el.optional(self, "setvar_vaddr", value::non_empty);
+        let setvar_size = el.optional(self, "setvar_size", value::non_empty);
         let (Some(mr), Some(vaddr), false) = (mr, vaddr, el.broken) else {
             return None;
         };
@@ -642,6 +643,7 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
             perms,
             cached,
             setvar_vaddr,
+            setvar_size,
             loc: self.node_loc(node),
             origin: Origin::Written,
         })

@@ -901,6 +901,21 @@ fn setvar_with_both_or_neither_value() {
 }
 
 #[test]
+fn size_symbol_set_twice() {
+    let d = single(
+        r#"<system>
+  <memory_region name="r" size="0x1000" />
+  <protection_domain name="a">
+    <program_image path="a.elf" />
+    <map mr="r" vaddr="0x10000" setvar_size="len" />
+    <setvar symbol="len" region_paddr="r" />
+  </protection_domain>
+</system>"#,
+    );
+    check(&d, 6, 5, &["symbol `len` of protection domain `a` is already set by the <map setvar_size> at line 5"], &[]);
+}
+
+#[test]
 fn symbol_set_twice() {
     let d = single(
         r#"<system>

@@ -11,7 +11,7 @@ const SYSTEM: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
   <memory_region name="dma" size="0x20_0000" page_size="0x200000" phys_addr="0x4000_0000" />
   <protection_domain name="ping" priority="100" stack_size="0x4000">
     <program_image path="ping.elf" />
-    <map mr="shared" vaddr="0x4000000" perms="rw" setvar_vaddr="shared_vaddr" />
+    <map mr="shared" vaddr="0x4000000" perms="rw" setvar_vaddr="shared_vaddr" setvar_size="shared_size" />
     <map mr="dma" vaddr="0x4200000" perms="r" cached="false" />
     <irq id="2" pin="4" ioapic="0" trigger="level" polarity="low" vector="40" />
     <irq id="3" pin="1" />
@@ -84,11 +84,12 @@ fn every_element_parses_into_the_model() {
         ("shared", 0x400_0000, Perms::READ_WRITE, true)
     );
     assert_eq!(m.setvar_vaddr.as_deref(), Some("shared_vaddr"));
+    assert_eq!(m.setvar_size.as_deref(), Some("shared_size"));
     assert_eq!(m.loc, Loc::new(7, 5));
     let m = &ping.maps[1];
     assert_eq!(
-        (m.mr.as_str(), m.vaddr, m.cached, m.setvar_vaddr.as_deref()),
-        ("dma", 0x420_0000, false, None)
+        (m.mr.as_str(), m.vaddr, m.cached, m.setvar_vaddr.as_deref(), m.setvar_size.as_deref()),
+        ("dma", 0x420_0000, false, None, None)
     );
     assert_eq!(
         m.perms,

@@ -8,6 +8,7 @@ mod net;
 mod node;
 #[allow(dead_code)] // used by the web tests, which land with the web server
 mod http_client;
+mod web;
 #[allow(dead_code)]
 mod web_site;
 
@@ -49,6 +50,7 @@ pub fn run(ws: &Path, filter: Option<&str>) -> Result<()> {
             cargo_test(ws, &["--lib", "-p", package])?;
         }
         cargo_test(ws, &["--lib", "-p", "net-mux"])?;
+        cargo_test(ws, &["--lib", "-p", "httpd"])?;
         cargo_test(ws, &["--lib", "-p", "microkit"])?;
     }
 
@@ -67,6 +69,7 @@ pub fn run(ws: &Path, filter: Option<&str>) -> Result<()> {
     tests.extend(blk::tests());
     tests.extend(net::tests());
     tests.extend(node::tests());
+    tests.extend(web::tests());
     if let Some(filter) = filter {
         tests.retain(|(name, _)| name.contains(filter));
         ensure!(!tests.is_empty(), "no integration test name contains {filter:?}");

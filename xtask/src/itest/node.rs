@@ -31,18 +31,18 @@ pub fn tests() -> Vec<Test> {
 
 const SYSTEM: &str = "tests/systems/node.system";
 /// The node's address (from the description) and the host's end of the link.
-const NODE_IP: &str = "10.0.2.15";
+pub(super) const NODE_IP: &str = "10.0.2.15";
 const HOST_IP: &str = "10.0.2.2";
 /// QEMU's default MAC for the first NIC: what the node must answer with.
 const NODE_MAC: &str = "52:54:00:12:34:56";
 /// The TAP device inside each namespace.
-const TAP: &str = "tap0";
+pub(super) const TAP: &str = "tap0";
 /// The test PD's UDP echo service.
 const PROBE_PORT: u16 = 7000;
 
 /// Host tools the tests use.
 #[rustfmt::skip]
-const TOOLS: &[Package] = &[
+pub(super) const TOOLS: &[Package] = &[
     Package { name: "iproute2", probe: "ip" },
     Package { name: "iputils-ping", probe: "ping" },
     Package { name: "iputils-arping", probe: "arping" },
@@ -53,12 +53,12 @@ const TOOLS: &[Package] = &[
 
 /// A network namespace with a TAP device whose host end is [`HOST_IP`]/24.
 /// Deleted (with the TAP device) when dropped.
-struct Netns {
+pub(super) struct Netns {
     name: String,
 }
 
 impl Netns {
-    fn new() -> Result<Netns> {
+    pub(super) fn new() -> Result<Netns> {
         static COUNT: AtomicU32 = AtomicU32::new(0);
         let name = format!("sel4-node-{}-{}", std::process::id(), COUNT.fetch_add(1, Ordering::Relaxed));
         run(Command::new("ip").args(["netns", "add", &name])).context("creating a network namespace (the node tests need root)")?;
@@ -75,14 +75,14 @@ impl Netns {
     }
 
     /// `program args...` inside the namespace.
-    fn command(&self, program: &str) -> Command {
+    pub(super) fn command(&self, program: &str) -> Command {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.name, program]);
         cmd
     }
 
     /// Runs a Python program inside the namespace; its output.
-    fn python(&self, script: &str, args: &[&str]) -> Result<Output> {
+    pub(super) fn python(&self, script: &str, args: &[&str]) -> Result<Output> {
         let out = self.command("/usr/bin/python3").arg("-c").arg(script).args(args).output().context("running python3")?;
         ensure!(out.status.success(), "python3 failed: {}", String::from_utf8_lossy(&out.stderr));
         Ok(out)
@@ -90,7 +90,7 @@ impl Netns {
 
     /// Boots `built` in QEMU inside the namespace, on the TAP device.
     /// (`ip netns exec` execs QEMU, so the session's PID is QEMU's.)
-    fn boot(&self, built: &Built) -> Result<Session> {
+    pub(super) fn boot(&self, built: &Built) -> Result<Session> {
         let nic = qemu::tap_nic(TAP);
         let nic: Vec<&str> = nic.iter().map(String::as_str).collect();
         let qemu = qemu::command(built, system::DEFAULT_RAM_MIB, false, &nic);
@@ -150,7 +150,7 @@ impl Capture {
 }
 
 /// Runs a command that must succeed; its stdout.
-fn run(cmd: &mut Command) -> Result<String> {
+pub(super) fn run(cmd: &mut Command) -> Result<String> {
     let out = cmd.stdin(Stdio::null()).output().with_context(|| format!("running {cmd:?}"))?;
     ensure!(
         out.status.success(),
@@ -199,7 +199,7 @@ fn wait_ready(s: &mut Session) -> Result<()> {
 }
 
 /// Fails if any PD faulted or panicked so far.
-fn no_faults(s: &Session) -> Result<()> {
+pub(super) fn no_faults(s: &Session) -> Result<()> {
     if let Some(line) = s.transcript.iter().find(|l| l.contains("faulted") || l.contains("panicked")) {
         bail!("a PD failed: {line}");
     }

@@ -192,7 +192,7 @@ impl<'p> Validator<'p, '_, '_> {
     }
 
     /// Each symbol of a PD's image is patched at most once, whether by a
-    /// `<setvar>` or a `<map setvar_vaddr>`: two values for one variable
+    /// `<setvar>`, a `<map setvar_vaddr>` or a `<map setvar_size>`: two values for one variable
     /// would silently overwrite each other.
     pub(super) fn symbols(&mut self) {
         for pd in self.system().all_pds() {
@@ -223,11 +223,15 @@ fn symbol_uses(pd: &ProtectionDomain) -> Vec<(&str, Loc, &'static str)> {
         .maps
         .iter()
         .filter_map(|m| Some((m.setvar_vaddr.as_deref()?, m.loc, "<map setvar_vaddr>")));
+    let by_map_sizes = pd
+        .maps
+        .iter()
+        .filter_map(|m| Some((m.setvar_size.as_deref()?, m.loc, "<map setvar_size>")));
     let by_setvars = pd
         .setvars
         .iter()
         .map(|s| (s.symbol.as_str(), s.loc, "<setvar>"));
-    by_maps.chain(by_setvars).collect()
+    by_maps.chain(by_map_sizes).chain(by_setvars).collect()
 }
 
 /// `value` rounded up to a multiple of `align` (saturating at the top).

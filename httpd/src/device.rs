@@ -1,0 +1,276 @@
+//! The PD's network device for smoltcp: IP packets in Ethernet frames,
+//! over the demultiplexer's queues.
+//!
+//! smoltcp runs with `Medium::Ip`: ARP is arpd's job, not the stack's. So
+//! the device does the link layer itself:
+//!
+//! - **Receive.** Each frame is copied once out of the shared receive
+//!   buffer (which goes back to the demultiplexer at once: the copy is what
+//!   smoltcp parses, so the demultiplexer's later writes to a reused buffer
+//!   cannot change it mid-parse) into the device's one receive buffer. A
+//!   frame is passed on, without its Ethernet header, only if its EtherType
+//!   is IPv4 and its destination is the node's MAC or broadcast; others are
+//!   counted and dropped (the demultiplexer only delivers what this PD
+//!   claimed, so these mean a misbehaving peer or demultiplexer).
+//! - **Transmit.** smoltcp writes the IP packet straight into a transmit
+//!   buffer of the demultiplexer's queue, after room for the Ethernet
+//!   header; then the device reads the packet's destination, takes the next
+//!   hop ([`NodeAddress::next_hop`]: the destination on the link, else the
+//!   gateway) and looks its MAC up in arpd's table. On a miss it asks arpd
+//!   ([`Neighbours::resolve`]); if arpd does not know the MAC yet, the frame
+//!   is dropped and counted: TCP retransmits, and arpd notifies the PD when
+//!   the entry appears. With no free transmit buffer the device offers no
+//!   transmit token, so smoltcp keeps the data queued until buffers return.
+//!
+//! Nothing is allocated per frame: one receive buffer and one scratch
+//! transmit buffer (used only if a token cannot get a real buffer, which
+//! smoltcp's contract forces the device to run the closure anyway).
+
+use net_config::{Ipv4Address, NodeAddress};
+use smoltcp::phy::{self, DeviceCapabilities, Medium};
+use smoltcp::time::Instant;
+
+/// Bytes of an Ethernet header.
+pub const ETHERNET_HEADER: usize = 14;
+/// Largest Ethernet frame (no FCS, no VLAN tag).
+pub const MAX_FRAME: usize = 1514;
+/// Largest IP packet: the Ethernet MTU.
+pub const MTU: usize = MAX_FRAME - ETHERNET_HEADER;
+/// EtherType of IPv4.
+pub const ETHERTYPE_IPV4: u16 = 0x0800;
+/// The broadcast MAC.
+pub const BROADCAST: [u8; 6] = [0xff; 6];
+
+/// The demultiplexer's queues as the device needs them (`NetClient` in the
+/// PD, queues in memory in tests).
+pub trait Link {
+    /// Copies the next received frame into `frame`; its length, or `None`.
+    fn recv(&mut self, frame: &mut [u8; MAX_FRAME]) -> Option<usize>;
+    /// Whether a transmit buffer is free.
+    fn can_send(&mut self) -> bool;
+    /// Gives `fill` the first `len` bytes of a free transmit buffer and
+    /// queues the frame if it returns `true`. `Err(NoBuffer)` if no buffer
+    /// could be had or the queue refused it (`fill` may not have run).
+    fn send_with(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> bool) -> Result<bool, NoBuffer>;
+    /// Tells the demultiplexer about queued frames (and returned buffers)
+    /// now, so that it sends them and returns the buffers while the PD
+    /// goes on.
+    fn flush(&mut self);
+}
+
+/// A frame could not be queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoBuffer;
+
+/// What arpd said about an address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resolution {
+    Known([u8; 6]),
+    /// arpd is asking; it notifies the PD when the answer is in the table.
+    Pending,
+    /// Not on the link, or recent requests went unanswered.
+    Failed,
+}
+
+/// IPv4-to-MAC translations: arpd's table (read-only) and arpd itself.
+pub trait Neighbours {
+    /// The MAC of `ip` if the table has a usable entry (no call).
+    fn lookup(&self, ip: Ipv4Address) -> Option<[u8; 6]>;
+    /// Asks arpd (`ArpdCall::Resolve`).
+    fn resolve(&mut self, ip: Ipv4Address) -> Resolution;
+}
+
+/// Frames the device passed on or dropped, by reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceCounters {
+    /// IPv4 packets handed to smoltcp.
+    pub rx_packets: u64,
+    /// Frames shorter than an Ethernet header, or not IPv4.
+    pub rx_not_ipv4: u64,
+    /// Frames for another station.
+    pub rx_not_for_us: u64,
+    /// Frames queued to the demultiplexer.
+    pub tx_frames: u64,
+    /// Packets dropped because the next hop's MAC was not in the table
+    /// (arpd was asked).
+    pub tx_arp_miss: u64,
+    /// Packets dropped because the next hop could not be resolved at all
+    /// (no route, arpd failed), or the packet was not IPv4.
+    pub tx_no_route: u64,
+    /// Packets dropped for want of a transmit buffer at the last moment.
+    pub tx_no_buffer: u64,
+}
+
+/// Checks a received frame's Ethernet header: the IPv4 packet it carries,
+/// or why it is dropped.
+pub fn strip_ethernet<'f>(frame: &'f [u8], own_mac: &[u8; 6], counters: &mut DeviceCounters) -> Option<&'f [u8]> {
+    if frame.len() < ETHERNET_HEADER || u16::from_be_bytes([frame[12], frame[13]]) != ETHERTYPE_IPV4 {
+        counters.rx_not_ipv4 += 1;
+        return None;
+    }
+    let dst = &frame[0..6];
+    if dst != own_mac && dst != BROADCAST {
+        counters.rx_not_for_us += 1;
+        return None;
+    }
+    counters.rx_packets += 1;
+    Some(&frame[ETHERNET_HEADER..])
+}
+
+/// Writes the Ethernet header of an IPv4 frame at the start of `frame`.
+pub fn write_ethernet(frame: &mut [u8], dst: [u8; 6], src: [u8; 6]) {
+    frame[0..6].copy_from_slice(&dst);
+    frame[6..12].copy_from_slice(&src);
+    frame[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+}
+
+/// The destination of an IPv4 packet, if it is one.
+fn ipv4_destination(packet: &[u8]) -> Option<Ipv4Address> {
+    if packet.len() < 20 || packet[0] >> 4 != 4 {
+        return None;
+    }
+    Some(Ipv4Address::new(packet[16], packet[17], packet[18], packet[19]))
+}
+
+/// Decides the destination MAC of an outgoing IPv4 packet and counts a
+/// failure: table first, then arpd.
+fn destination_mac(
+    packet: &[u8],
+    node: &NodeAddress,
+    neighbours: &mut impl Neighbours,
+    counters: &mut DeviceCounters,
+) -> Option<[u8; 6]> {
+    let Some(hop) = ipv4_destination(packet).and_then(|dst| node.next_hop(dst)) else {
+        counters.tx_no_route += 1;
+        return None;
+    };
+    if let Some(mac) = neighbours.lookup(hop) {
+        return Some(mac);
+    }
+    match neighbours.resolve(hop) {
+        Resolution::Known(mac) => Some(mac),
+        Resolution::Pending => {
+            counters.tx_arp_miss += 1;
+            None
+        }
+        Resolution::Failed => {
+            counters.tx_no_route += 1;
+            None
+        }
+    }
+}
+
+/// The smoltcp device (see the module docs).
+pub struct EthDevice<L, N> {
+    pub link: L,
+    pub neighbours: N,
+    pub node: NodeAddress,
+    pub mac: [u8; 6],
+    pub counters: DeviceCounters,
+    rx_frame: [u8; MAX_FRAME],
+    tx_scratch: [u8; MAX_FRAME],
+}
+
+impl<L: Link, N: Neighbours> EthDevice<L, N> {
+    pub fn new(link: L, neighbours: N, node: NodeAddress, mac: [u8; 6]) -> Self {
+        EthDevice { link, neighbours, node, mac, counters: DeviceCounters::default(), rx_frame: [0; MAX_FRAME], tx_scratch: [0; MAX_FRAME] }
+    }
+}
+
+/// A received IPv4 packet, already copied out of the shared buffer.
+pub struct RxToken<'a> {
+    packet: &'a [u8],
+}
+
+impl phy::RxToken for RxToken<'_> {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(self.packet)
+    }
+}
+
+/// Room for one IPv4 packet in a transmit buffer.
+pub struct TxToken<'a, L, N> {
+    link: &'a mut L,
+    neighbours: &'a mut N,
+    node: &'a NodeAddress,
+    mac: [u8; 6],
+    counters: &'a mut DeviceCounters,
+    scratch: &'a mut [u8; MAX_FRAME],
+}
+
+impl<L: Link, N: Neighbours> phy::TxToken for TxToken<'_, L, N> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let TxToken { link, neighbours, node, mac, counters, scratch } = self;
+        let mut result = None;
+        let mut f = Some(f);
+        let sent = link.send_with(ETHERNET_HEADER + len, |frame| {
+            let Some(f) = f.take() else { return false };
+            let (header, packet) = frame.split_at_mut(ETHERNET_HEADER);
+            result = Some(f(packet));
+            match destination_mac(packet, node, neighbours, counters) {
+                Some(dst) => {
+                    write_ethernet(header, dst, mac);
+                    true
+                }
+                None => false,
+            }
+        });
+        match sent {
+            Ok(true) => counters.tx_frames += 1,
+            Ok(false) => {}
+            Err(NoBuffer) => counters.tx_no_buffer += 1,
+        }
+        match (result, f) {
+            (Some(r), _) => r,
+            // No buffer (or a length no frame has): smoltcp still needs its
+            // closure run; the packet goes nowhere and TCP retransmits.
+            (None, Some(f)) => f(&mut scratch[..len.min(MTU)]),
+            (None, None) => unreachable!("the closure ran and produced a result"),
+        }
+    }
+}
+
+impl<L: Link, N: Neighbours> phy::Device for EthDevice<L, N> {
+    type RxToken<'a>
+        = RxToken<'a>
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = TxToken<'a, L, N>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, _timestamp: Instant) -> Option<(RxToken<'_>, TxToken<'_, L, N>)> {
+        if !self.link.can_send() {
+            // smoltcp may answer a packet at once (an ACK); without a
+            // transmit buffer the packet waits in the queue.
+            return None;
+        }
+        loop {
+            let len = self.link.recv(&mut self.rx_frame)?;
+            let start = match strip_ethernet(&self.rx_frame[..len], &self.mac, &mut self.counters) {
+                Some(_) => ETHERNET_HEADER,
+                None => continue,
+            };
+            let EthDevice { link, neighbours, node, mac, counters, rx_frame, tx_scratch } = self;
+            let rx = RxToken { packet: &rx_frame[start..len] };
+            let tx = TxToken { link, neighbours, node, mac: *mac, counters, scratch: tx_scratch };
+            return Some((rx, tx));
+        }
+    }
+
+    fn transmit(&mut self, _timestamp: Instant) -> Option<TxToken<'_, L, N>> {
+        if !self.link.can_send() {
+            return None;
+        }
+        let EthDevice { link, neighbours, node, mac, counters, tx_scratch, .. } = self;
+        Some(TxToken { link, neighbours, node, mac: *mac, counters, scratch: tx_scratch })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ip;
+        caps.max_transmission_unit = MTU;
+        caps
+    }
+}

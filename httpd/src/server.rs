@@ -1,0 +1,568 @@
+//! The server: smoltcp's interface and TCP sockets, a fixed pool of
+//! connections, and HTTP on each.
+//!
+//! # The pool
+//!
+//! Every connection has the same storage, carved once at start out of the
+//! region the description gives the PD ([`Arena`]): a smoltcp socket, its
+//! receive ([`SOCKET_RX_BUFFER`]) and transmit ([`SOCKET_TX_BUFFER`])
+//! buffers, and a [`Slot`] (the request buffer of http-core's
+//! [`Connection`], the response head, the send position). Each connection
+//! is budgeted [`CONNECTION_BYTES`], so a region of `size` bytes holds
+//! `size / CONNECTION_BYTES` connections ([`pool_size`]): the description
+//! sizes the pool by sizing the region.
+//!
+//! A free slot's socket listens on the port; smoltcp hands each SYN to a
+//! listening socket, so every free slot can accept at once. When every
+//! slot is busy no socket listens, and smoltcp answers a SYN with a reset:
+//! the new connection is refused at once while the others go on. A slot is
+//! free again when its socket is closed; one waiting in TIME-WAIT after the
+//! server closed is reclaimed (aborted) only when no slot is free.
+//!
+//! # Serving
+//!
+//! [`Server::poll`] runs smoltcp, then for each connection: takes the
+//! bytes received into the request buffer, sends what is pending of the
+//! current response (the head, then the file range, read from the site
+//! straight into the socket's transmit buffer), and only when all of it is
+//! queued takes the next pipelined request. It repeats while anything
+//! moves, and returns when it next needs to run.
+//!
+//! # Timeouts
+//!
+//! - A connection with nothing received or sent for the idle timeout: if
+//!   part of a request had arrived it gets `408` and is closed, else it is
+//!   closed quietly (http-core's [`Connection::timeout`]). If the server
+//!   was sending and nothing moved for that long, the peer has stopped
+//!   reading: the connection is aborted.
+//! - After the server closes its side, it reads and discards what the peer
+//!   still sends (so that the peer's late data does not make the stack
+//!   reset the connection and destroy the response, RFC 9112 §9.6) until
+//!   the peer closes too, for at most the close timeout; then it aborts.
+
+use crate::arena::Arena;
+use crate::device::{EthDevice, Link, Neighbours};
+use crate::site::FileData;
+use http_core::{Body, Connection, DateCache, Poll};
+use smoltcp::iface::{Config as IfaceConfig, Interface, PollResult, SocketHandle, SocketSet, SocketStorage};
+use smoltcp::socket::tcp::{self, State};
+use smoltcp::time::Instant;
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, Ipv4Address as SmolIpv4};
+
+/// Bytes of a connection's request buffer: a request line and header
+/// section must fit (http-core answers `414`/`431` beyond).
+pub const REQUEST_BUFFER: usize = 4096;
+/// Bytes for a response head (header, or an error's small body); at least
+/// http-core's `MIN_OUT`.
+pub const HEAD_BUFFER: usize = 1024;
+/// Bytes of a socket's receive buffer (the TCP window it offers).
+pub const SOCKET_RX_BUFFER: usize = 4096;
+/// Bytes of a socket's transmit buffer: what may be in flight unacknowledged.
+pub const SOCKET_TX_BUFFER: usize = 16384;
+/// Bytes the pool budgets per connection: socket, buffers and slot, with
+/// room for alignment. [`pool_size`] divides the region by this.
+pub const CONNECTION_BYTES: usize = 32 * 1024;
+/// Most connections whatever the region's size.
+pub const MAX_CONNECTIONS: usize = 4096;
+/// Rounds of "run the stack, serve" one [`Server::poll`] makes at most
+/// before yielding.
+const MAX_ROUNDS: usize = 32;
+/// Rounds of "receive, send, next request" for one connection in one
+/// round of [`Server::poll`].
+const MAX_SERVE_ROUNDS: usize = 64;
+
+const _: () = assert!(HEAD_BUFFER >= http_core::conn::MIN_OUT);
+
+/// Connections a region of `region_bytes` holds.
+pub fn pool_size(region_bytes: usize) -> usize {
+    (region_bytes / CONNECTION_BYTES).min(MAX_CONNECTIONS)
+}
+
+/// Nanoseconds in a second and a millisecond.
+pub const SECOND_NS: u64 = 1_000_000_000;
+const MS_NS: u64 = 1_000_000;
+
+/// The server's settings.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// The TCP port to listen on.
+    pub port: u16,
+    /// See "Timeouts" in the module docs.
+    pub idle_timeout_ns: u64,
+    /// See "Timeouts" in the module docs.
+    pub close_timeout_ns: u64,
+    /// Unix time (seconds) when the clock read 0: the `Date` header is
+    /// `boot_epoch + now`.
+    pub boot_epoch: u64,
+    /// Seed of smoltcp's initial sequence numbers and ports.
+    pub random_seed: u64,
+}
+
+impl Settings {
+    pub const DEFAULT_IDLE_TIMEOUT_NS: u64 = 15 * SECOND_NS;
+    pub const DEFAULT_CLOSE_TIMEOUT_NS: u64 = 5 * SECOND_NS;
+}
+
+/// What the server did, since it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Responses produced (any status).
+    pub responses: u64,
+    /// Of those, `4xx` and `5xx`.
+    pub errors: u64,
+    /// `408` sent on idle connections with part of a request.
+    pub timeouts_408: u64,
+    /// Idle connections between requests closed quietly.
+    pub idle_closed: u64,
+    /// Connections aborted: the peer stopped reading, or did not close
+    /// after the server did, within the timeouts.
+    pub aborted: u64,
+    /// Connections aborted because the site could not give the data it had
+    /// announced.
+    pub file_errors: u64,
+    /// Times the pool became full (every slot busy: new connections are
+    /// refused until one frees).
+    pub pool_full: u64,
+    /// TIME-WAIT connections reclaimed for a new connection.
+    pub reclaimed: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SlotState {
+    /// The socket listens (or is handshaking): the slot is free.
+    Listening,
+    /// A connection is being served.
+    Open,
+    /// The server closed its side at `since`.
+    Closing { since: u64 },
+}
+
+/// One connection's HTTP state (see the module docs).
+pub struct Slot<H> {
+    socket: SocketHandle,
+    state: SlotState,
+    conn: Connection<REQUEST_BUFFER>,
+    out: [u8; HEAD_BUFFER],
+    /// `out[head_sent..head_len]` is still to be queued.
+    head_sent: usize,
+    head_len: usize,
+    /// The rest of the file range to send after the head.
+    body: Option<Body<H>>,
+    /// Close once the current response is queued.
+    close_after: bool,
+    /// When bytes last moved either way, ns.
+    last_activity: u64,
+}
+
+impl<H: Copy> Slot<H> {
+    fn new(socket: SocketHandle) -> Self {
+        Slot {
+            socket,
+            state: SlotState::Listening,
+            conn: Connection::new(),
+            out: [0; HEAD_BUFFER],
+            head_sent: 0,
+            head_len: 0,
+            body: None,
+            close_after: false,
+            last_activity: 0,
+        }
+    }
+
+    fn pending(&self) -> bool {
+        self.head_sent < self.head_len || self.body.is_some()
+    }
+
+    /// Makes the slot ready for a new connection.
+    fn open(&mut self, now: u64) {
+        self.conn = Connection::new();
+        self.state = SlotState::Open;
+        self.head_sent = 0;
+        self.head_len = 0;
+        self.body = None;
+        self.close_after = false;
+        self.last_activity = now;
+    }
+}
+
+/// Why the server could not start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartError {
+    /// The region holds no connection.
+    NoConnections,
+    /// The region is smaller than its connections need: the budget
+    /// [`CONNECTION_BYTES`] is wrong for this build.
+    RegionTooSmall,
+    /// smoltcp refused to listen on the port.
+    Listen,
+}
+
+impl core::fmt::Display for StartError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            StartError::NoConnections => write!(f, "the connection region holds no connection of {CONNECTION_BYTES} bytes"),
+            StartError::RegionTooSmall => write!(f, "the connections do not fit their region ({CONNECTION_BYTES} bytes each is too little)"),
+            StartError::Listen => write!(f, "cannot listen on the port"),
+        }
+    }
+}
+
+/// The server (see the module docs).
+pub struct Server<L, N, H: Copy + 'static> {
+    pub device: EthDevice<L, N>,
+    iface: Interface,
+    sockets: SocketSet<'static>,
+    slots: &'static mut [Slot<H>],
+    settings: Settings,
+    date: DateCache,
+    pub counters: Counters,
+    /// Whether every slot was busy after the last poll.
+    full: bool,
+}
+
+/// smoltcp's clock from the timer's nanoseconds.
+fn instant(ns: u64) -> Instant {
+    Instant::from_micros((ns / 1000) as i64)
+}
+
+fn smol_ipv4(a: net_config::Ipv4Address) -> SmolIpv4 {
+    SmolIpv4::from(a.to_u32())
+}
+
+impl<L: Link, N: Neighbours, H: Copy + 'static> Server<L, N, H> {
+    /// Sets up the interface on the device's node address and a pool of
+    /// [`pool_size`]`(arena.remaining())` connections out of `arena`, every
+    /// one listening.
+    pub fn new(mut device: EthDevice<L, N>, arena: &mut Arena, settings: Settings, now_ns: u64) -> Result<Self, StartError> {
+        let count = pool_size(arena.remaining());
+        if count == 0 {
+            return Err(StartError::NoConnections);
+        }
+        let mut config = IfaceConfig::new(HardwareAddress::Ip);
+        config.random_seed = settings.random_seed;
+        let mut iface = Interface::new(config, &mut device, instant(now_ns));
+        let node = device.node;
+        iface.update_ip_addrs(|addrs| {
+            let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(smol_ipv4(node.ipv4)), node.prefix_len.min(32)));
+        });
+        if let Some(gateway) = node.gateway {
+            let _ = iface.routes_mut().add_default_ipv4_route(smol_ipv4(gateway));
+        }
+        let storage = arena.array(count, |_| SocketStorage::EMPTY).ok_or(StartError::RegionTooSmall)?;
+        let mut sockets = SocketSet::new(&mut storage[..]);
+        let mut first_handle = None;
+        for _ in 0..count {
+            let rx = arena.bytes(SOCKET_RX_BUFFER).ok_or(StartError::RegionTooSmall)?;
+            let tx = arena.bytes(SOCKET_TX_BUFFER).ok_or(StartError::RegionTooSmall)?;
+            let mut socket = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
+            socket.set_nagle_enabled(false);
+            socket.listen(settings.port).map_err(|_| StartError::Listen)?;
+            let handle = sockets.add(socket);
+            first_handle.get_or_insert(handle);
+        }
+        // Slot i serves the i-th socket.
+        let slots = {
+            let mut handles = sockets.iter().map(|(h, _)| h);
+            let mut missing = false;
+            let slots = arena.array(count, |_| match handles.next() {
+                Some(h) => Slot::new(h),
+                None => {
+                    missing = true;
+                    Slot::new(first_handle.unwrap_or_else(|| unreachable!("count > 0")))
+                }
+            });
+            match slots {
+                Some(slots) if !missing => slots,
+                _ => return Err(StartError::RegionTooSmall),
+            }
+        };
+        let date = DateCache::new(settings.boot_epoch + now_ns / SECOND_NS);
+        Ok(Server { device, iface, sockets, slots, settings, date, counters: Counters::default(), full: false })
+    }
+
+    /// Connections in the pool.
+    pub fn pool_size(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Slots serving a connection (or closing one).
+    pub fn busy(&self) -> usize {
+        self.slots.iter().filter(|s| s.state != SlotState::Listening).count()
+    }
+
+    /// The `Date` cache (its text is the current `Date` value).
+    pub fn date(&self) -> &DateCache {
+        &self.date
+    }
+
+    /// Runs the stack and serves every connection at time `now_ns`
+    /// (see the module docs). Returns when to run again at the latest
+    /// (ns), if anything waits for time.
+    pub fn poll<S: FileData<Handle = H>>(&mut self, now_ns: u64, site: &S) -> Option<u64> {
+        self.date.update(self.settings.boot_epoch + now_ns / SECOND_NS);
+        let now = instant(now_ns);
+        let mut exhausted = true;
+        for _ in 0..MAX_ROUNDS {
+            let changed = self.iface.poll(now, &mut self.device, &mut self.sockets) == PollResult::SocketStateChanged;
+            self.device.link.flush();
+            let served = self.serve_all(now_ns, site);
+            if !changed && !served {
+                exhausted = false;
+                break;
+            }
+        }
+        if exhausted {
+            // More to do: come back at once, after others had their turn.
+            return Some(now_ns);
+        }
+        self.deadline(now_ns)
+    }
+
+    /// Serves every slot once; whether anything moved.
+    fn serve_all<S: FileData<Handle = H>>(&mut self, now: u64, site: &S) -> bool {
+        let mut moved = false;
+        for slot in self.slots.iter_mut() {
+            let socket = self.sockets.get_mut::<tcp::Socket>(slot.socket);
+            moved |= serve(slot, socket, site, &self.date, now, &self.settings, &mut self.counters);
+        }
+        let free = self.slots.iter().any(|s| s.state == SlotState::Listening);
+        if !free {
+            moved |= self.reclaim_time_wait();
+        }
+        let full = !self.slots.iter().any(|s| s.state == SlotState::Listening);
+        if full && !self.full {
+            self.counters.pool_full += 1;
+        }
+        self.full = full;
+        moved
+    }
+
+    /// With every slot busy: frees one whose connection only waits out
+    /// TIME-WAIT (the server closed it and the peer acknowledged).
+    fn reclaim_time_wait(&mut self) -> bool {
+        for slot in self.slots.iter_mut() {
+            let socket = self.sockets.get_mut::<tcp::Socket>(slot.socket);
+            if socket.state() == State::TimeWait {
+                socket.abort();
+                if socket.listen(self.settings.port).is_ok() {
+                    slot.state = SlotState::Listening;
+                    self.counters.reclaimed += 1;
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// The earliest time something is due: smoltcp's timers, idle and close
+    /// timeouts.
+    fn deadline(&mut self, now_ns: u64) -> Option<u64> {
+        let stack = self
+            .iface
+            .poll_delay(instant(now_ns), &self.sockets)
+            .map(|d| now_ns.saturating_add(d.total_micros().saturating_mul(1000)));
+        let timeouts = self.slots.iter().filter_map(|s| match s.state {
+            SlotState::Listening => None,
+            SlotState::Open => Some(s.last_activity.saturating_add(self.settings.idle_timeout_ns)),
+            SlotState::Closing { since } => Some(since.saturating_add(self.settings.close_timeout_ns)),
+        });
+        // No finer than a millisecond: smoltcp's clock is in microseconds.
+        stack.into_iter().chain(timeouts).min().map(|at| at.max(now_ns + MS_NS / 1000))
+    }
+}
+
+/// Moves received bytes into the request buffer; whether any moved.
+fn receive<H: Copy>(slot: &mut Slot<H>, socket: &mut tcp::Socket<'_>, now: u64) -> bool {
+    let mut moved = false;
+    while socket.can_recv() {
+        let taken = socket.recv(|data| {
+            let n = slot.conn.receive(data);
+            (n, n)
+        });
+        match taken {
+            Ok(n) if n > 0 => {
+                moved = true;
+                slot.last_activity = now;
+            }
+            _ => break,
+        }
+    }
+    moved
+}
+
+/// What sending the pending response did.
+#[derive(PartialEq, Eq)]
+enum Flush {
+    /// All of it is queued.
+    Done,
+    /// The socket's buffer is full (or the socket cannot send).
+    Blocked,
+    /// The site could not give the data: abort.
+    FileError,
+}
+
+/// Queues as much of the pending response as the socket takes.
+fn flush<S: FileData>(slot: &mut Slot<S::Handle>, socket: &mut tcp::Socket<'_>, site: &S, now: u64, moved: &mut bool) -> Flush {
+    while slot.head_sent < slot.head_len {
+        match socket.send_slice(&slot.out[slot.head_sent..slot.head_len]) {
+            Ok(n) if n > 0 => {
+                slot.head_sent += n;
+                slot.last_activity = now;
+                *moved = true;
+            }
+            _ => return Flush::Blocked,
+        }
+    }
+    while let Some(body) = slot.body {
+        if body.len == 0 {
+            slot.body = None;
+            break;
+        }
+        let sent = socket.send(|buf| {
+            let want = (buf.len() as u64).min(body.len) as usize;
+            let n = site.read(body.file, body.offset, &mut buf[..want]);
+            (n, (n, want))
+        });
+        match sent {
+            Ok((0, 0)) | Err(_) => return Flush::Blocked,
+            Ok((0, _)) => return Flush::FileError,
+            Ok((n, _)) => {
+                slot.body = Some(Body { file: body.file, offset: body.offset + n as u64, len: body.len - n as u64 });
+                slot.last_activity = now;
+                *moved = true;
+            }
+        }
+    }
+    Flush::Done
+}
+
+/// Serves one slot (see the module docs); whether anything moved.
+fn serve<S: FileData>(
+    slot: &mut Slot<S::Handle>,
+    socket: &mut tcp::Socket<'_>,
+    site: &S,
+    date: &DateCache,
+    now: u64,
+    settings: &Settings,
+    counters: &mut Counters,
+) -> bool {
+    let mut moved = false;
+    let state = socket.state();
+    match slot.state {
+        SlotState::Listening => match state {
+            State::Listen | State::SynReceived => return false,
+            State::Closed => {
+                // A listener that was reset: listen again.
+                return socket.listen(settings.port).is_ok();
+            }
+            _ => {
+                slot.open(now);
+                counters.accepted += 1;
+                moved = true;
+            }
+        },
+        SlotState::Open | SlotState::Closing { .. } if state == State::Closed => {
+            slot.state = SlotState::Listening;
+            let _ = socket.listen(settings.port);
+            return true;
+        }
+        _ => {}
+    }
+
+    if let SlotState::Closing { since } = slot.state {
+        // Read and discard until the peer closes too.
+        while socket.can_recv() {
+            match socket.recv(|data| (data.len(), data.len())) {
+                Ok(n) if n > 0 => moved = true,
+                _ => break,
+            }
+        }
+        if now.saturating_sub(since) >= settings.close_timeout_ns {
+            socket.abort();
+            counters.aborted += 1;
+            moved = true;
+        }
+        return moved;
+    }
+
+    // Open. The idle timeout first: it may produce a 408 to send below.
+    if now.saturating_sub(slot.last_activity) >= settings.idle_timeout_ns && !socket.can_recv() {
+        if slot.pending() {
+            // Nothing moved while sending: the peer stopped reading.
+            socket.abort();
+            counters.aborted += 1;
+            slot.state = SlotState::Closing { since: now };
+            return true;
+        }
+        match slot.conn.timeout(date, &mut slot.out) {
+            Ok(Some(len)) => {
+                slot.head_sent = 0;
+                slot.head_len = len;
+                slot.close_after = true;
+                counters.timeouts_408 += 1;
+            }
+            _ => {
+                socket.close();
+                counters.idle_closed += 1;
+                slot.state = SlotState::Closing { since: now };
+                return true;
+            }
+        }
+    }
+
+    // Bounded: each round either answers a request or takes bytes.
+    for _ in 0..MAX_SERVE_ROUNDS {
+        let received = receive(slot, socket, now);
+        moved |= received;
+        match flush(slot, socket, site, now, &mut moved) {
+            Flush::Done => {}
+            Flush::Blocked => break,
+            Flush::FileError => {
+                socket.abort();
+                counters.file_errors += 1;
+                slot.state = SlotState::Closing { since: now };
+                return true;
+            }
+        }
+        if slot.close_after {
+            socket.close();
+            slot.state = SlotState::Closing { since: now };
+            return true;
+        }
+        match slot.conn.poll(site, date, &mut slot.out) {
+            Ok(Poll::Respond(r)) => {
+                slot.head_sent = 0;
+                slot.head_len = r.head_len;
+                slot.body = r.body;
+                slot.close_after = r.close;
+                counters.responses += 1;
+                if r.status.code() >= 400 {
+                    counters.errors += 1;
+                }
+                moved = true;
+            }
+            Ok(Poll::NeedMore) => {
+                // Polling made room: more bytes may wait in the socket.
+                if socket.can_recv() {
+                    continue;
+                }
+                if !socket.may_recv() && !socket.can_recv() {
+                    // The peer closed and every request is answered.
+                    socket.close();
+                    slot.state = SlotState::Closing { since: now };
+                    moved = true;
+                }
+                break;
+            }
+            Ok(Poll::Closed) | Err(_) => {
+                socket.close();
+                slot.state = SlotState::Closing { since: now };
+                moved = true;
+                break;
+            }
+        }
+    }
+    moved
+}

@@ -1,0 +1,399 @@
+//! Host tests: the server's device on queues in memory, talking to a
+//! second smoltcp interface (the client) through Ethernet frames.
+
+use crate::arena::Arena;
+use crate::device::{strip_ethernet, DeviceCounters, EthDevice, Link, Neighbours, NoBuffer, Resolution, ETHERNET_HEADER, MAX_FRAME};
+use crate::server::{pool_size, Server, Settings, CONNECTION_BYTES, SECOND_NS};
+use crate::site::{pattern_byte, BuiltinSite, PATTERN_LEN};
+use net_config::{Ipv4Address, NodeAddress};
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::phy::{self, DeviceCapabilities, Medium};
+use smoltcp::socket::tcp;
+use smoltcp::time::Instant;
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, Ipv4Address as SmolIpv4};
+use std::boxed::Box;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::string::String;
+use std::vec;
+use std::vec::Vec;
+
+const SERVER_MAC: [u8; 6] = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
+const CLIENT_MAC: [u8; 6] = [0x52, 0x55, 0x0a, 0, 2, 2];
+const SERVER_IP: Ipv4Address = Ipv4Address::new(10, 0, 2, 15);
+const CLIENT_IP: Ipv4Address = Ipv4Address::new(10, 0, 2, 2);
+const STARTED: u64 = 1_700_000_000;
+
+/// Frames in flight both ways.
+#[derive(Default)]
+struct Wire {
+    to_server: VecDeque<Vec<u8>>,
+    from_server: VecDeque<Vec<u8>>,
+}
+
+type Shared<T> = Rc<RefCell<T>>;
+
+/// The demultiplexer's queues, in memory.
+struct FakeLink {
+    wire: Shared<Wire>,
+    /// Transmit buffers the server may fill before the "demultiplexer"
+    /// takes them.
+    tx_capacity: usize,
+}
+
+impl Link for FakeLink {
+    fn recv(&mut self, frame: &mut [u8; MAX_FRAME]) -> Option<usize> {
+        let f = self.wire.borrow_mut().to_server.pop_front()?;
+        frame[..f.len()].copy_from_slice(&f);
+        Some(f.len())
+    }
+    fn can_send(&mut self) -> bool {
+        self.wire.borrow().from_server.len() < self.tx_capacity
+    }
+    fn send_with(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> bool) -> Result<bool, NoBuffer> {
+        if !self.can_send() || len > MAX_FRAME {
+            return Err(NoBuffer);
+        }
+        // Stale bytes, as a reused transmit buffer would have.
+        let mut frame = vec![0xee; len];
+        if !fill(&mut frame) {
+            return Ok(false);
+        }
+        self.wire.borrow_mut().from_server.push_back(frame);
+        Ok(true)
+    }
+    fn flush(&mut self) {}
+}
+
+/// arpd's table and arpd, in memory.
+#[derive(Default)]
+struct ArpState {
+    table: Vec<(Ipv4Address, [u8; 6])>,
+    /// What arpd answers to a resolve.
+    answer: Option<Resolution>,
+    resolves: Vec<Ipv4Address>,
+}
+
+struct FakeNeighbours(Shared<ArpState>);
+
+impl Neighbours for FakeNeighbours {
+    fn lookup(&self, ip: Ipv4Address) -> Option<[u8; 6]> {
+        self.0.borrow().table.iter().find(|(a, _)| *a == ip).map(|(_, m)| *m)
+    }
+    fn resolve(&mut self, ip: Ipv4Address) -> Resolution {
+        let mut s = self.0.borrow_mut();
+        s.resolves.push(ip);
+        s.answer.unwrap_or(Resolution::Pending)
+    }
+}
+
+/// The client's device: IP packets in Ethernet frames on the same wire;
+/// it checks the server's framing of every frame it receives.
+struct ClientDevice {
+    wire: Shared<Wire>,
+    bad_frames: usize,
+}
+
+struct ClientRx(Vec<u8>);
+impl phy::RxToken for ClientRx {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+}
+struct ClientTx(Shared<Wire>);
+impl phy::TxToken for ClientTx {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut frame = vec![0u8; ETHERNET_HEADER + len];
+        frame[0..6].copy_from_slice(&SERVER_MAC);
+        frame[6..12].copy_from_slice(&CLIENT_MAC);
+        frame[12..14].copy_from_slice(&[8, 0]);
+        let r = f(&mut frame[ETHERNET_HEADER..]);
+        self.0.borrow_mut().to_server.push_back(frame);
+        r
+    }
+}
+
+impl phy::Device for ClientDevice {
+    type RxToken<'a> = ClientRx;
+    type TxToken<'a> = ClientTx;
+    fn receive(&mut self, _: Instant) -> Option<(ClientRx, ClientTx)> {
+        loop {
+            let frame = self.wire.borrow_mut().from_server.pop_front()?;
+            if frame[0..6] != CLIENT_MAC || frame[6..12] != SERVER_MAC || frame[12..14] != [8, 0] {
+                self.bad_frames += 1;
+                continue;
+            }
+            return Some((ClientRx(frame[ETHERNET_HEADER..].to_vec()), ClientTx(self.wire.clone())));
+        }
+    }
+    fn transmit(&mut self, _: Instant) -> Option<ClientTx> {
+        Some(ClientTx(self.wire.clone()))
+    }
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ip;
+        caps.max_transmission_unit = 1500;
+        caps
+    }
+}
+
+/// A server, a client interface, and the clock.
+struct Net {
+    server: Server<FakeLink, FakeNeighbours, usize>,
+    site: BuiltinSite,
+    arp: Shared<ArpState>,
+    client: Interface,
+    client_dev: ClientDevice,
+    sockets: SocketSet<'static>,
+    now: u64,
+    next_port: u16,
+}
+
+fn smol(a: Ipv4Address) -> SmolIpv4 {
+    SmolIpv4::from(a.to_u32())
+}
+
+impl Net {
+    /// A server with a region for `connections` connections.
+    fn new(connections: usize) -> Net {
+        let wire: Shared<Wire> = Rc::default();
+        let arp: Shared<ArpState> = Rc::default();
+        arp.borrow_mut().table.push((CLIENT_IP, CLIENT_MAC));
+        let node = NodeAddress { ipv4: SERVER_IP, prefix_len: 24, gateway: Some(CLIENT_IP) };
+        let device = EthDevice::new(FakeLink { wire: wire.clone(), tx_capacity: 64 }, FakeNeighbours(arp.clone()), node, SERVER_MAC);
+        let len = connections * CONNECTION_BYTES;
+        let region: &'static mut [u8] = Box::leak(vec![0u8; len].into_boxed_slice());
+        // SAFETY: the leaked memory is the server's alone, forever.
+        let mut arena = unsafe { Arena::new(region.as_mut_ptr() as usize, len) };
+        let settings = Settings {
+            port: 80,
+            idle_timeout_ns: 5 * SECOND_NS,
+            close_timeout_ns: 2 * SECOND_NS,
+            boot_epoch: STARTED,
+            random_seed: 1,
+        };
+        let server = Server::new(device, &mut arena, settings, 0).expect("server starts");
+        let mut client_dev = ClientDevice { wire, bad_frames: 0 };
+        let mut client = Interface::new(Config::new(HardwareAddress::Ip), &mut client_dev, Instant::from_micros(0));
+        client.update_ip_addrs(|a| a.push(IpCidr::new(IpAddress::Ipv4(smol(CLIENT_IP)), 24)).unwrap());
+        Net { server, site: BuiltinSite::new(STARTED), arp, client, client_dev, sockets: SocketSet::new(vec![]), now: 0, next_port: 40000 }
+    }
+
+    /// One step of both sides, then 1 ms passes.
+    fn step(&mut self) {
+        self.server.poll(self.now, &self.site);
+        self.client.poll(Instant::from_micros((self.now / 1000) as i64), &mut self.client_dev, &mut self.sockets);
+        self.now += 1_000_000;
+    }
+
+    /// Steps until `done` holds; panics after `max` steps.
+    fn run_until(&mut self, max: usize, mut done: impl FnMut(&mut Net) -> bool) {
+        for _ in 0..max {
+            if done(self) {
+                return;
+            }
+            self.step();
+        }
+        panic!("not done after {max} steps");
+    }
+
+    fn connect(&mut self) -> SocketHandle {
+        let rx = tcp::SocketBuffer::new(vec![0; 1 << 16]);
+        let tx = tcp::SocketBuffer::new(vec![0; 1 << 14]);
+        let mut socket = tcp::Socket::new(rx, tx);
+        self.next_port += 1;
+        socket.connect(self.client.context(), (IpAddress::Ipv4(smol(SERVER_IP)), 80), self.next_port).unwrap();
+        self.sockets.add(socket)
+    }
+
+    fn socket(&mut self, h: SocketHandle) -> &mut tcp::Socket<'static> {
+        self.sockets.get_mut::<tcp::Socket>(h)
+    }
+
+    fn established(&mut self, h: SocketHandle) -> bool {
+        self.socket(h).state() == tcp::State::Established
+    }
+
+    fn send(&mut self, h: SocketHandle, data: &[u8]) {
+        assert_eq!(self.socket(h).send_slice(data), Ok(data.len()));
+    }
+
+    /// Everything the client socket has received so far.
+    fn take(&mut self, h: SocketHandle, into: &mut Vec<u8>) {
+        let s = self.socket(h);
+        while s.can_recv() {
+            s.recv(|d| {
+                into.extend_from_slice(d);
+                (d.len(), ())
+            })
+            .unwrap();
+        }
+    }
+
+    /// Sends `request` on `h` and collects `want` bytes of response.
+    fn exchange(&mut self, h: SocketHandle, request: &[u8], want: usize) -> Vec<u8> {
+        self.send(h, request);
+        let mut got = Vec::new();
+        self.run_until(20_000, |n| {
+            n.take(h, &mut got);
+            got.len() >= want
+        });
+        got
+    }
+}
+
+/// The length of a response whose head is at the start of `bytes`.
+fn response_len(bytes: &[u8]) -> Option<usize> {
+    let text = String::from_utf8_lossy(bytes);
+    let head_end = text.find("\r\n\r\n")? + 4;
+    let len: usize = text[..head_end].lines().find_map(|l| l.strip_prefix("Content-Length: "))?.trim().parse().ok()?;
+    Some(head_end + len)
+}
+
+#[test]
+fn ethernet_is_checked_and_stripped() {
+    let mut c = DeviceCounters::default();
+    let mut frame = vec![0u8; 60];
+    frame[0..6].copy_from_slice(&SERVER_MAC);
+    frame[12..14].copy_from_slice(&[8, 0]);
+    frame[14] = 0x45;
+    assert_eq!(strip_ethernet(&frame, &SERVER_MAC, &mut c).map(|p| p.len()), Some(46));
+    frame[0..6].copy_from_slice(&[0xff; 6]);
+    assert!(strip_ethernet(&frame, &SERVER_MAC, &mut c).is_some(), "broadcast");
+    frame[0..6].copy_from_slice(&CLIENT_MAC);
+    assert!(strip_ethernet(&frame, &SERVER_MAC, &mut c).is_none(), "another station");
+    frame[0..6].copy_from_slice(&SERVER_MAC);
+    frame[12..14].copy_from_slice(&[8, 6]);
+    assert!(strip_ethernet(&frame, &SERVER_MAC, &mut c).is_none(), "ARP");
+    assert!(strip_ethernet(&frame[..13], &SERVER_MAC, &mut c).is_none(), "runt");
+    assert_eq!(c, DeviceCounters { rx_packets: 2, rx_not_ipv4: 2, rx_not_for_us: 1, ..Default::default() });
+}
+
+#[test]
+fn serves_a_page_with_ethernet_framing_both_ways() {
+    let mut net = Net::new(4);
+    let h = net.connect();
+    net.run_until(1000, |n| n.established(h));
+    let got = net.exchange(h, b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", 1);
+    let mut got = got;
+    net.run_until(1000, |n| {
+        n.take(h, &mut got);
+        response_len(&got) == Some(got.len())
+    });
+    let text = String::from_utf8(got).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.contains("Date: Tue, 14 Nov 2023 22:13:"), "{text}");
+    assert!(text.ends_with("\r\n\r\nhello from the seL4 web node\n"), "{text}");
+    assert_eq!(net.client_dev.bad_frames, 0, "every frame went to the client's MAC from the node's");
+    let c = net.server.device.counters;
+    assert!(c.rx_packets > 0 && c.tx_frames > 0 && c.tx_arp_miss == 0, "{c:?}");
+    assert_eq!(net.server.counters.accepted, 1);
+    assert_eq!(net.server.counters.responses, 1);
+}
+
+#[test]
+fn pipelined_requests_and_a_megabyte() {
+    let mut net = Net::new(2);
+    let h = net.connect();
+    net.run_until(1000, |n| n.established(h));
+    let request = b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\nHEAD /big.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /big.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\n";
+    net.send(h, request);
+    let mut got = Vec::new();
+    let mut responses = Vec::new();
+    net.run_until(200_000, |n| {
+        n.take(h, &mut got);
+        while let Some(len) = response_len(&got) {
+            // HEAD: no body although Content-Length says so.
+            let len = if responses.len() == 1 { String::from_utf8_lossy(&got).find("\r\n\r\n").unwrap() + 4 } else { len };
+            if got.len() < len {
+                break;
+            }
+            responses.push(got.drain(..len).collect::<Vec<u8>>());
+        }
+        responses.len() == 4
+    });
+    let heads: Vec<String> = responses.iter().map(|r| String::from_utf8_lossy(&r[..r.len().min(16)]).into_owned()).collect();
+    assert_eq!(heads, ["HTTP/1.1 200 OK\r", "HTTP/1.1 200 OK\r", "HTTP/1.1 200 OK\r", "HTTP/1.1 404 Not"]);
+    let big = &responses[2];
+    let body = &big[big.len() - PATTERN_LEN as usize..];
+    assert!(body.iter().enumerate().all(|(i, &b)| b == pattern_byte(i as u64)), "the megabyte arrived intact");
+    assert_eq!(net.server.counters.responses, 4);
+    assert_eq!(net.server.counters.errors, 1);
+}
+
+#[test]
+fn a_full_pool_refuses_new_connections_and_slots_are_reused() {
+    let mut net = Net::new(2);
+    assert_eq!(net.server.pool_size(), 2);
+    let a = net.connect();
+    let b = net.connect();
+    net.run_until(1000, |n| n.established(a) && n.established(b) && n.server.busy() == 2);
+    // A third: no socket listens, smoltcp resets it.
+    let c = net.connect();
+    net.run_until(1000, |n| n.socket(c).state() == tcp::State::Closed);
+    assert_eq!(net.server.counters.pool_full, 1);
+    // The two keep working.
+    for h in [a, b] {
+        let got = net.exchange(h, b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", 10);
+        assert!(got.starts_with(b"HTTP/1.1 200 OK"));
+    }
+    // The client closes one: its slot listens again and takes a newcomer.
+    net.socket(a).close();
+    net.run_until(1000, |n| n.server.busy() == 1);
+    let d = net.connect();
+    net.run_until(1000, |n| n.established(d));
+    let got = net.exchange(d, b"GET /style.css HTTP/1.1\r\nHost: x\r\n\r\n", 10);
+    assert!(got.starts_with(b"HTTP/1.1 200 OK"));
+    assert_eq!(net.server.counters.accepted, 3);
+    assert_eq!(pool_size(2 * CONNECTION_BYTES + CONNECTION_BYTES - 1), 2);
+}
+
+#[test]
+fn an_arp_miss_drops_the_frame_asks_arpd_and_tcp_recovers() {
+    let mut net = Net::new(1);
+    net.arp.borrow_mut().table.clear();
+    let h = net.connect();
+    net.run_until(200, |n| !n.arp.borrow().resolves.is_empty());
+    assert_eq!(net.arp.borrow().resolves[0], CLIENT_IP);
+    assert!(net.server.device.counters.tx_arp_miss >= 1);
+    assert!(!net.established(h), "the SYN-ACK was dropped");
+    // arpd learns the address: the retransmitted SYN-ACK goes out.
+    net.arp.borrow_mut().table.push((CLIENT_IP, CLIENT_MAC));
+    net.run_until(10_000, |n| n.established(h));
+    // A stale entry: not in the table, but arpd answers at once.
+    net.arp.borrow_mut().table.clear();
+    net.arp.borrow_mut().answer = Some(Resolution::Known(CLIENT_MAC));
+    let misses = net.server.device.counters.tx_arp_miss;
+    let got = net.exchange(h, b"GET /hello.txt HTTP/1.0\r\n\r\n", 10);
+    assert!(got.starts_with(b"HTTP/1.1 200 OK"));
+    assert_eq!(net.server.device.counters.tx_arp_miss, misses);
+    assert_eq!(net.client_dev.bad_frames, 0);
+}
+
+#[test]
+fn an_idle_partial_request_gets_408_and_an_idle_connection_is_closed() {
+    let mut net = Net::new(2);
+    let a = net.connect();
+    let b = net.connect();
+    net.run_until(1000, |n| n.established(a) && n.established(b));
+    net.send(a, b"GET /hello.txt HTTP/1.1\r\nHo");
+    let mut got = Vec::new();
+    // 5 s idle timeout; the steps are 1 ms.
+    net.run_until(7000, |n| {
+        n.take(a, &mut got);
+        !n.socket(a).may_recv() && !n.socket(b).may_recv()
+    });
+    let text = String::from_utf8(got).unwrap();
+    assert!(text.starts_with("HTTP/1.1 408 Request Timeout\r\n"), "{text}");
+    assert!(text.contains("Connection: close\r\n"));
+    let mut quiet = Vec::new();
+    net.take(b, &mut quiet);
+    assert!(quiet.is_empty(), "no 408 between requests");
+    assert_eq!(net.server.counters.timeouts_408, 1);
+    assert_eq!(net.server.counters.idle_closed, 1);
+    // Both close their side too: the slots are free again.
+    net.socket(a).close();
+    net.socket(b).close();
+    net.run_until(20_000, |n| n.server.busy() == 0);
+}
