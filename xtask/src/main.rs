@@ -93,9 +93,14 @@ fn run() -> Result<()> {
             let opts = parse_options(&args[1..], &ws)?;
             let built = system::build(&ws, &opts)?;
             deps::ensure_packages(deps::QEMU)?;
-            let nic = opts.tap.as_deref().map(qemu::tap_nic).unwrap_or_else(qemu::user_nic);
-            let nic: Vec<&str> = nic.iter().map(String::as_str).collect();
-            let mut cmd = qemu::command(&built, opts.ram_mib, true, &nic);
+            let mut devices = opts.tap.as_deref().map(qemu::tap_nic).unwrap_or_else(qemu::user_nic);
+            // The demo site, as the disk a web server's file cache reads.
+            let site = site::default_image(&ws);
+            site::build(&ws.join("images/site"), &site)?;
+            println!("site image: {} (from images/site)", site.display());
+            devices.extend(qemu::blk_drive(&site, true));
+            let devices: Vec<&str> = devices.iter().map(String::as_str).collect();
+            let mut cmd = qemu::command(&built, opts.ram_mib, true, &devices);
             println!("{}", qemu::command_line(&cmd));
             match &opts.tap {
                 Some(tap) => println!("the node is on {tap}: http://10.0.2.15/ if its description has a web server"),

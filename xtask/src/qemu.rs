@@ -58,6 +58,17 @@ pub fn user_nic() -> Vec<String> {
     ]
 }
 
+/// QEMU arguments for a modern virtio-blk device at PCI 00:05.0 (as the
+/// system descriptions expect) on a raw disk image.
+pub fn blk_drive(image: &std::path::Path, read_only: bool) -> Vec<String> {
+    vec![
+        "-drive".into(),
+        format!("file={},if=none,id=d0,format=raw{}", image.display(), if read_only { ",readonly=on" } else { "" }),
+        "-device".into(),
+        "virtio-blk-pci,disable-legacy=on,addr=5,drive=d0".into(),
+    ]
+}
+
 pub fn command_line(cmd: &Command) -> String {
     std::iter::once(cmd.get_program())
         .chain(cmd.get_args())

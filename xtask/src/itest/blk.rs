@@ -60,12 +60,7 @@ fn write_image(ws: &Path, name: &str, contents: &[u8]) -> Result<PathBuf> {
 
 /// QEMU arguments for a modern virtio-blk device at 00:05.0 on `image`.
 fn drive_args(image: &Path) -> Vec<String> {
-    vec![
-        "-drive".into(),
-        format!("file={},if=none,id=d0,format=raw", image.display()),
-        "-device".into(),
-        "virtio-blk-pci,disable-legacy=on,addr=5,drive=d0".into(),
-    ]
+    crate::qemu::blk_drive(image, false)
 }
 
 /// Boots with a random 8 MiB disk: the client's SHA-256 of the whole disk
