@@ -461,7 +461,7 @@ fn empty_files_too_large_files_and_busy() {
 /// A site several times larger than the arena, many clients each opening
 /// random files and holding them pinned for a while, the device answering
 /// in random order (and, with `faults`, corrupting and failing reads).
-fn stress(name: &str, seed: u64, faults: Faults, opens: usize) -> (TestStats, site_cache::Stats) {
+fn stress(name: &str, seed: u64, faults: Faults, opens: usize, clients: usize, hold: usize) -> (TestStats, site_cache::Stats) {
     let s = generated(name, seed, 30, 5, 24_000, 120, 90_000);
     let data = data_bytes(&s);
     // The arena: a quarter of the data.
@@ -474,17 +474,16 @@ fn stress(name: &str, seed: u64, faults: Faults, opens: usize) -> (TestStats, si
     sim.disk.faults = faults;
     let paths: Vec<&String> = s.files.keys().collect();
     let mut rng = Rng(seed.wrapping_mul(31) | 1);
-    const CLIENTS: usize = 12;
     // Per client: the file it wants, or the pinned file it is sending and
     // for how many more steps.
-    let mut want: Vec<Option<usize>> = (0..CLIENTS).map(|_| Some(rng.below(paths.len()))).collect();
-    let mut sending: Vec<Option<(Ready, usize, u32)>> = (0..CLIENTS).map(|_| None).collect();
+    let mut want: Vec<Option<usize>> = (0..clients).map(|_| Some(rng.below(paths.len()))).collect();
+    let mut sending: Vec<Option<(Ready, usize, u32)>> = (0..clients).map(|_| None).collect();
     let mut t = TestStats::default();
     let mut served = HashSet::new();
     let mut idle_rounds = 0;
     while t.finished < opens {
         let mut progress = false;
-        for c in 0..CLIENTS {
+        for c in 0..clients {
             if let Some((ready, i, left)) = &mut sending[c] {
                 // Pinned bytes never change while held.
                 assert_eq!(sim.bytes(ready), &s.files[paths[*i]][..], "{} changed while pinned", paths[*i]);
@@ -508,7 +507,7 @@ fn stress(name: &str, seed: u64, faults: Faults, opens: usize) -> (TestStats, si
                     t.ready += 1;
                     t.finished += 1;
                     want[c] = None;
-                    sending[c] = Some((ready, i, rng.below(6) as u32));
+                    sending[c] = Some((ready, i, rng.below(hold) as u32));
                     progress = true;
                 }
                 Open::Loading(_) => {}
@@ -560,7 +559,7 @@ struct TestStats {
 
 #[test]
 fn a_site_four_times_the_cache_serves_every_file_correctly() {
-    let (t, st) = stress("stress", 21, Faults::default(), 6000);
+    let (t, st) = stress("stress", 21, Faults::default(), 6000, 12, 6);
     eprintln!("{t:?}\n{st:?}");
     assert_eq!(t.ready, t.finished);
     assert_eq!(t.distinct, t.files, "every file served at least once");
@@ -569,8 +568,17 @@ fn a_site_four_times_the_cache_serves_every_file_correctly() {
 }
 
 #[test]
+fn many_long_pins_make_opens_wait_but_never_wrong() {
+    let (t, st) = stress("pins", 23, Faults::default(), 3000, 48, 60);
+    eprintln!("{t:?}\n{st:?}");
+    assert_eq!(t.ready, t.finished);
+    assert!(t.busy > 0 && st.busy > 0, "the pins filled the cache at times");
+    assert_eq!(t.distinct, t.files);
+}
+
+#[test]
 fn a_faulty_disk_never_gets_a_wrong_byte_served() {
-    let (t, st) = stress("faulty", 22, Faults { corrupt: 30, fail: 20 }, 4000);
+    let (t, st) = stress("faulty", 22, Faults { corrupt: 30, fail: 20 }, 4000, 12, 6);
     eprintln!("{t:?}\n{st:?}");
     assert!(t.corrupt > 0 && t.io_errors > 0, "faults were injected and seen");
     assert!(t.ready > t.finished / 2, "most opens still served");
