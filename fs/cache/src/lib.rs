@@ -101,6 +101,11 @@
 //! resource: when all are in use the hand evicts the next evictable group
 //! by the same rules.
 //!
+//! # Queues
+//!
+//! [`queues`] moves requests into the driver's request queue and responses
+//! out of its response queue (no runtime needed); the caller signals.
+//!
 //! # Pins
 //!
 //! [`Open::Ready`] carries a [`Pin`]: while the caller holds it the file's
@@ -112,6 +117,7 @@
 
 mod boot;
 mod cache;
+pub mod queues;
 
 pub use blk_protocol::{DiskInfo, Request, Response, Status, QUEUE_CAPACITY, SECTOR_SIZE};
 pub use boot::{Boot, BootStatus};
