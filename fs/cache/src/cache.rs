@@ -212,8 +212,10 @@ struct Flight {
 ///   has room if the cache is the queue's only user;
 /// - `FILES`: files the image may have (one 8-byte verdict each).
 ///
-/// Its size is about `48 * GROUPS + 8 * FILES` bytes: keep that in mind
-/// for the stack of the PD that holds it.
+/// Its size is about `58 * GROUPS + 8 * FILES + 12 * INFLIGHT` bytes
+/// (187 KiB for 1024 groups, 64 requests and 16384 files): the stack of the
+/// PD that holds it must have room for it (`stack_size` in the system
+/// description), or the PD keeps it in a static.
 pub struct Cache<'h, const GROUPS: usize, const INFLIGHT: usize, const FILES: usize> {
     image: Image<'h>,
     /// Region offset of arena block 0.

@@ -85,3 +85,13 @@ fn boot_and_load_through_the_queues() {
         assert!(cache.release(r.pin));
     }
 }
+
+#[test]
+fn footprint_is_as_documented() {
+    // `Cache` documents about 58 * GROUPS + 8 * FILES + 12 * INFLIGHT
+    // bytes: what a PD's stack must hold.
+    let size = std::mem::size_of::<Cache<'static, 1024, 64, 16384>>();
+    eprintln!("Cache<1024, 64, 16384>: {size} bytes");
+    assert!(size <= 64 * 1024 + 8 * 16384 + 2048, "{size}");
+    assert!(size >= 56 * 1024 + 8 * 16384, "{size}");
+}
