@@ -480,8 +480,15 @@ impl<'a> Image<'a> {
     /// The file stored at exactly `path` (already percent-decoded and
     /// free of dot segments).
     pub fn lookup(&self, path: &[u8]) -> Option<FileRecord<'a>> {
+        self.position(path).and_then(|i| self.record(i))
+    }
+
+    /// The position in the index of the file stored at exactly `path`: a
+    /// number in `0..len()` that names the file for as long as the image
+    /// is in use (a cache keys per-file state by it).
+    pub fn position(&self, path: &[u8]) -> Option<u32> {
         let i = self.lower_bound(path);
-        self.record(i).filter(|r| r.path.as_bytes() == path)
+        (i < self.len() && self.path_at(i) == path).then_some(i)
     }
 
     /// Whether `path` (with or without a trailing `/`) is a directory:

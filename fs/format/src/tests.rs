@@ -79,10 +79,13 @@ fn round_trip() {
     assert_eq!(img.len(), 6);
     let paths: Vec<&str> = img.files().map(|r| r.path).collect();
     assert_eq!(paths, ["/a.png", "/big.bin", "/docs/intro.html", "/docs/z/deep.txt", "/empty", "/index.html"]);
-    for r in img.files() {
+    for (i, r) in img.files().enumerate() {
         assert!(r.verify(data_of(&image, &r)), "{}", r.path);
         assert_eq!(img.lookup(r.path.as_bytes()), Some(r));
+        assert_eq!(img.position(r.path.as_bytes()), Some(i as u32));
     }
+    assert_eq!(img.position(b"/a.pn"), None);
+    assert_eq!(img.position(b"/zzz"), None);
     let index = img.lookup(b"/index.html").unwrap();
     let a = img.lookup(b"/a.png").unwrap();
     assert!(index.is_page() && a.is_inlined());

@@ -1,0 +1,675 @@
+//! The cache against a simulated disk: images built by `site-builder` from
+//! generated trees, a fake block device that answers requests in random
+//! order and can corrupt data or fail reads, and checks that every byte the
+//! cache hands out is the source file's, that pinned bytes never change,
+//! and that no request leaves the region or touches the head or a pinned
+//! range.
+
+use site_builder::{build, Options, Placement};
+use site_cache::{
+    Boot, BootStatus, Cache, CacheError, Completion, Config, DiskInfo, File, Open, Ready, Request, Response, Status, BLOCK_SIZE, QUEUE_CAPACITY,
+    SECTOR_SIZE,
+};
+use site_format::{FormatError, Superblock};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs;
+use std::path::PathBuf;
+
+// ---------------------------------------------------------------- helpers
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn chance(&mut self, per_mille: u64) -> bool {
+        self.next() % 1000 < per_mille
+    }
+}
+
+fn bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut r = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    (0..len).map(|_| (r.next() >> 24) as u8).collect()
+}
+
+/// A generated document root and its image.
+struct Site {
+    dir: PathBuf,
+    image: Vec<u8>,
+    /// URL path -> content.
+    files: BTreeMap<String, Vec<u8>>,
+    /// URL path -> placement in the image.
+    placement: HashMap<String, Placement>,
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Builds a site from `files` (URL path without the leading `/`, content).
+fn site(name: &str, files: Vec<(String, Vec<u8>)>) -> Site {
+    let dir = std::env::temp_dir().join(format!("site-cache-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    let root = dir.join("root");
+    let mut map = BTreeMap::new();
+    for (rel, data) in files {
+        let p = root.join(&rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, &data).unwrap();
+        map.insert(format!("/{rel}"), data);
+    }
+    let out = dir.join("site.img");
+    let report = build(&root, &out, &Options { last_modified: Some(1_700_000_000), ..Options::default() }).unwrap();
+    let placement = report.files.iter().map(|f| (f.path.clone(), f.placement.clone())).collect();
+    Site { image: fs::read(&out).unwrap(), files: map, placement, dir }
+}
+
+/// `pages` pages under a few directories, each inlining `objects` objects
+/// of up to `object_max` bytes plus a shared stylesheet; `alone` other
+/// files of up to `alone_max` bytes; and three empty files.
+fn generated(name: &str, seed: u64, pages: usize, objects: usize, object_max: usize, alone: usize, alone_max: usize) -> Site {
+    let mut rng = Rng(seed | 1);
+    let mut files = Vec::new();
+    files.push(("css/site.css".to_string(), b"body { margin: 0 }\n".repeat(40)));
+    for p in 0..pages {
+        let dir = ["", "docs/", "blog/2026/"][p % 3];
+        let mut html = format!("<!doctype html><title>page {p}</title><link rel=stylesheet href=\"/css/site.css\">\n");
+        for o in 0..objects {
+            let obj = format!("{dir}img/p{p}_{o}.png");
+            html.push_str(&format!("<img src=\"img/p{p}_{o}.png\">\n"));
+            let len = 1 + rng.below(object_max);
+            files.push((obj, bytes(rng.next(), len)));
+        }
+        html.push_str(&"<p>filler text for the page body</p>\n".repeat(rng.below(200)));
+        files.push((format!("{dir}page{p}.html"), html.into_bytes()));
+    }
+    for a in 0..alone {
+        let len = rng.below(alone_max);
+        files.push((format!("data/file{a}.bin"), bytes(rng.next(), len)));
+    }
+    for e in 0..3 {
+        files.push((format!("empty{e}.txt"), Vec::new()));
+    }
+    site(name, files)
+}
+
+/// Total bytes of data blocks in the image.
+fn data_bytes(site: &Site) -> usize {
+    site.files.values().map(|d| d.len().div_ceil(BLOCK_SIZE) * BLOCK_SIZE).sum()
+}
+
+// ------------------------------------------------------------ fake device
+
+/// What the fake device does wrong.
+#[derive(Clone, Copy, Default)]
+struct Faults {
+    /// Per mille of reads that flip one byte of their buffer.
+    corrupt: u64,
+    /// Per mille of reads that end with an I/O error.
+    fail: u64,
+}
+
+/// A block device over the image bytes, answering outstanding requests in
+/// random order, checking every request against the contract.
+struct Disk<'s> {
+    image: &'s [u8],
+    info: DiskInfo,
+    region_size: usize,
+    pending: Vec<Request>,
+    rng: Rng,
+    faults: Faults,
+    requests: u64,
+}
+
+impl<'s> Disk<'s> {
+    fn new(image: &'s [u8], max_request_sectors: u32, region_size: usize, seed: u64) -> Self {
+        let info = DiskInfo { capacity: (image.len() / SECTOR_SIZE) as u64, read_only: true, max_request_sectors };
+        Disk { image, info, region_size, pending: Vec::new(), rng: Rng(seed | 1), faults: Faults::default(), requests: 0 }
+    }
+
+    /// Checks a request as the driver would, and more: never outside the
+    /// region, never longer than allowed, never overlapping another
+    /// outstanding buffer; below `floor` (the head, once booted) never.
+    fn submit(&mut self, r: Request, floor: usize) {
+        assert_eq!(r.op, 0, "the cache only reads");
+        assert!(r.count > 0 && r.count <= self.info.max_request_sectors, "bad count {r:?}");
+        let range = blk_range(&r);
+        assert!(range.end <= self.region_size, "request outside the region: {r:?} (region {})", self.region_size);
+        assert!(range.start >= floor, "request into the head area: {r:?}");
+        assert!(r.sector + u64::from(r.count) <= self.info.capacity, "request past the disk: {r:?}");
+        for p in &self.pending {
+            assert_ne!(p.id, r.id, "two outstanding requests with one id");
+            let q = blk_range(p);
+            assert!(q.end <= range.start || range.end <= q.start, "overlapping buffers {p:?} {r:?}");
+        }
+        assert!(self.pending.len() < QUEUE_CAPACITY, "more requests outstanding than the queue holds");
+        self.requests += 1;
+        self.pending.push(r);
+    }
+
+    /// Answers one outstanding request (chosen at random), writing into
+    /// `region` whose byte 0 is region offset `base`.
+    fn answer(&mut self, region: &mut [u8], base: usize) -> Option<Response> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        let r = self.pending.swap_remove(self.rng.below(self.pending.len()));
+        if self.rng.chance(self.faults.fail) {
+            return Some(Response { id: r.id, status: Status::IoError as u32 });
+        }
+        let src = r.sector as usize * SECTOR_SIZE;
+        let range = blk_range(&r);
+        let dst = &mut region[range.start - base..range.end - base];
+        dst.copy_from_slice(&self.image[src..src + dst.len()]);
+        if self.rng.chance(self.faults.corrupt) {
+            let at = self.rng.below(dst.len());
+            dst[at] ^= 0x20;
+        }
+        Some(Response { id: r.id, status: Status::Ok as u32 })
+    }
+}
+
+fn blk_range(r: &Request) -> std::ops::Range<usize> {
+    r.offset as usize..r.offset as usize + r.count as usize * SECTOR_SIZE
+}
+
+// ------------------------------------------------------------ boot helpers
+
+/// Boots over `region` from `disk`: the cache's error, or the head area.
+fn boot(region: &mut [u8], disk: &mut Disk) -> Result<(Boot, usize), CacheError> {
+    let mut boot = Boot::new(Config { region_size: region.len(), disk: disk.info })?;
+    loop {
+        while let Some(r) = boot.next_request() {
+            disk.submit(r, 0);
+        }
+        let response = disk.answer(region, 0).expect("boot stalled: nothing outstanding");
+        if boot.complete(response, region)? == BootStatus::Ready {
+            let head = boot.head_area().unwrap();
+            return Ok((boot, head));
+        }
+    }
+}
+
+type TestCache<'h> = Cache<'h, 256, 32, 4096>;
+
+/// A booted cache with its arena and disk.
+struct Sim<'h, 's> {
+    cache: TestCache<'h>,
+    arena: &'h mut [u8],
+    disk: Disk<'s>,
+    /// Completions seen, by kind.
+    loaded: u64,
+    failed: u64,
+}
+
+impl<'h, 's> Sim<'h, 's> {
+    fn new(region: &'h mut [u8], mut disk: Disk<'s>) -> Self {
+        let (boot, head_area) = boot(region, &mut disk).unwrap();
+        let (head, arena) = region.split_at_mut(head_area);
+        let cache = boot.finish(head).unwrap();
+        assert_eq!(cache.arena_start(), head_area);
+        Sim { cache, arena, disk, loaded: 0, failed: 0 }
+    }
+
+    fn pump(&mut self) {
+        while let Some(r) = self.cache.next_request() {
+            self.disk.submit(r, self.cache.arena_start());
+        }
+    }
+
+    /// Answers one request; `false` if none was outstanding.
+    fn step(&mut self) -> bool {
+        self.pump();
+        let base = self.cache.arena_start();
+        let Some(response) = self.disk.answer(self.arena, base) else { return false };
+        match self.cache.complete(response) {
+            Completion::Loaded(_) => self.loaded += 1,
+            Completion::Failed(_) => self.failed += 1,
+            Completion::Progress => {}
+            Completion::Unexpected => panic!("the cache did not recognise its own request {}", response.id),
+        }
+        self.pump();
+        true
+    }
+
+    fn file(&self, path: &str) -> File<'h> {
+        self.cache.lookup(path.as_bytes()).unwrap_or_else(|| panic!("{path} not in the image"))
+    }
+
+    /// Opens until the answer is final (not Loading or Busy).
+    fn open_wait(&mut self, path: &str) -> Open {
+        let file = self.file(path);
+        loop {
+            match self.cache.open(&file, self.arena) {
+                Open::Loading(_) | Open::Busy => assert!(self.step(), "{path}: waiting, but nothing outstanding"),
+                other => return other,
+            }
+        }
+    }
+
+    fn bytes(&self, ready: &Ready) -> &[u8] {
+        self.cache.data(ready, self.arena)
+    }
+}
+
+fn region_of(size: usize) -> Vec<u8> {
+    vec![0xEE; size]
+}
+
+// ------------------------------------------------------------------ tests
+
+#[test]
+fn every_file_loads_verifies_and_matches_its_source() {
+    let s = generated("all", 1, 9, 4, 30_000, 30, 120_000);
+    let mut region = region_of(16 << 20);
+    let mut sim = Sim::new(&mut region, Disk::new(&s.image, 64, 16 << 20, 7));
+    for (path, data) in &s.files {
+        match sim.open_wait(path) {
+            Open::Ready(ready) => {
+                assert_eq!(sim.bytes(&ready), &data[..], "{path}");
+                assert_eq!(ready.len, data.len());
+                assert!(ready.offset >= sim.cache.arena_start() && ready.offset + ready.len <= 16 << 20);
+                assert!(sim.cache.release(ready.pin));
+            }
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+    let st = *sim.cache.stats();
+    assert_eq!(st.verified as usize, s.files.values().filter(|d| !d.is_empty()).count());
+    assert_eq!((st.corrupt, st.failed_loads, st.unexpected, st.evictions), (0, 0, 0, 0));
+    assert!(sim.cache.is_idle());
+    // A second round is served from the cache: no new load.
+    let loads = st.loads;
+    for path in s.files.keys() {
+        let Open::Ready(ready) = sim.cache.open(&sim.file(path), sim.arena) else { panic!("{path} not cached") };
+        assert!(sim.cache.release(ready.pin));
+    }
+    assert_eq!(sim.cache.stats().loads, loads);
+}
+
+#[test]
+fn a_page_and_its_objects_are_one_load() {
+    let s = generated("group", 2, 6, 5, 20_000, 4, 10_000);
+    let mut region = region_of(8 << 20);
+    let mut sim = Sim::new(&mut region, Disk::new(&s.image, 512, 8 << 20, 3));
+    let page = "/docs/page1.html";
+    let objects: Vec<&String> =
+        s.placement.iter().filter(|(_, p)| **p == Placement::InlinedIn(page.to_string())).map(|(k, _)| k).collect();
+    assert_eq!(objects.len(), 5, "the builder placed the page's images after it");
+    let Open::Ready(r) = sim.open_wait(page) else { panic!() };
+    assert!(sim.cache.release(r.pin));
+    let loads = sim.cache.stats().loads;
+    assert_eq!(loads, 1);
+    for o in &objects {
+        let Open::Ready(r) = sim.cache.open(&sim.file(o), sim.arena) else { panic!("{o} not loaded with its page") };
+        assert_eq!(sim.bytes(&r), &s.files[*o][..]);
+        assert!(sim.cache.release(r.pin));
+    }
+    assert_eq!(sim.cache.stats().loads, 1);
+    // The other way round: an object first brings its page.
+    let page2 = "/blog/2026/page2.html";
+    let obj2 = s.placement.iter().find(|(_, p)| **p == Placement::InlinedIn(page2.to_string())).unwrap().0.clone();
+    let Open::Ready(r) = sim.open_wait(&obj2) else { panic!() };
+    assert!(sim.cache.release(r.pin));
+    let Open::Ready(r) = sim.cache.open(&sim.file(page2), sim.arena) else { panic!("page not loaded with its object") };
+    assert_eq!(sim.bytes(&r), &s.files[page2][..]);
+    assert!(sim.cache.release(r.pin));
+    assert_eq!(sim.cache.stats().loads, 2);
+}
+
+#[test]
+fn a_group_is_read_with_the_fewest_requests() {
+    // One file of 300 blocks, alone in its span: 2400 sectors.
+    let s = site("fewest", vec![("big.bin".into(), bytes(5, 300 * BLOCK_SIZE))]);
+    for (max, expect) in [(2400, 1), (512, 5), (8, 300), (7, 343)] {
+        let mut region = region_of(4 << 20);
+        let mut sim = Sim::new(&mut region, Disk::new(&s.image, max, 4 << 20, 1));
+        let before = sim.disk.requests;
+        let Open::Ready(r) = sim.open_wait("/big.bin") else { panic!() };
+        assert_eq!(sim.disk.requests - before, expect, "max {max} sectors per request");
+        assert_eq!(sim.bytes(&r), &s.files["/big.bin"][..]);
+        assert!(sim.cache.release(r.pin));
+    }
+}
+
+#[test]
+fn corrupted_data_is_refused_and_reloaded_clean_later() {
+    let s = generated("corrupt", 3, 3, 2, 10_000, 40, 60_000);
+    let region_size = 1 << 20;
+    let mut region = region_of(region_size);
+    let mut sim = Sim::new(&mut region, Disk::new(&s.image, 512, region_size, 9));
+    sim.disk.faults.corrupt = 1000;
+    let path = "/data/file7.bin";
+    assert!(!s.files[path].is_empty());
+    assert_eq!(sim.open_wait(path), Open::Corrupt { detected_now: true });
+    assert_eq!(sim.cache.open(&sim.file(path), sim.arena), Open::Corrupt { detected_now: false }, "logged once, refused always");
+    assert_eq!(sim.cache.stats().corrupt, 1);
+    // Load the rest of the site through a clean device: the corrupt load
+    // is evicted in time and the file then loads and verifies.
+    sim.disk.faults.corrupt = 0;
+    let mut served = false;
+    for round in 0..4 {
+        for p in s.files.keys() {
+            match sim.open_wait(p) {
+                Open::Ready(r) => {
+                    assert_eq!(sim.bytes(&r), &s.files[p][..], "{p}");
+                    served |= p == path;
+                    assert!(sim.cache.release(r.pin));
+                }
+                Open::Corrupt { .. } => assert!(p == path && round == 0, "{p} corrupt in round {round}"),
+                other => panic!("{p}: {other:?}"),
+            }
+        }
+    }
+    assert!(served, "the file was never reloaded");
+    assert!(sim.cache.stats().evictions > 0);
+}
+
+#[test]
+fn failed_reads_tell_the_waiters_then_retry() {
+    let s = generated("fail", 4, 2, 2, 10_000, 5, 50_000);
+    let mut region = region_of(4 << 20);
+    let mut sim = Sim::new(&mut region, Disk::new(&s.image, 16, 4 << 20, 11));
+    sim.disk.faults.fail = 1000;
+    let file = sim.file("/data/file1.bin");
+    let Open::Loading(t1) = sim.cache.open(&file, sim.arena) else { panic!() };
+    let Open::Loading(t2) = sim.cache.open(&file, sim.arena) else { panic!() };
+    assert_eq!(t1, t2, "one load for both");
+    while sim.step() {}
+    assert_eq!(sim.failed, 1);
+    assert!(sim.cache.is_idle(), "a failed load sends nothing more and waits for all its answers");
+    assert!(matches!(sim.cache.open(&file, sim.arena), Open::IoError { status: 1 }));
+    assert!(matches!(sim.cache.open(&file, sim.arena), Open::IoError { status: 1 }));
+    // Both waiters told: the next open reads again.
+    sim.disk.faults.fail = 0;
+    let Open::Ready(r) = sim.open_wait("/data/file1.bin") else { panic!() };
+    assert_eq!(sim.bytes(&r), &s.files["/data/file1.bin"][..]);
+    assert!(sim.cache.release(r.pin));
+    assert_eq!(sim.cache.stats().failed_loads, 1);
+}
+
+#[test]
+fn stale_and_invented_ids_are_counted_not_trusted() {
+    let s = generated("ids", 5, 2, 1, 5_000, 3, 40_000);
+    let mut region = region_of(2 << 20);
+    let mut sim = Sim::new(&mut region, Disk::new(&s.image, 8, 2 << 20, 5));
+    let file = sim.file("/data/file2.bin");
+    assert!(matches!(sim.cache.open(&file, sim.arena), Open::Loading(_)));
+    sim.pump();
+    let real = sim.disk.pending[0];
+    for id in [real.id ^ 0x100, real.id | 0xff, u32::MAX, 0] {
+        if id != real.id {
+            assert_eq!(sim.cache.complete(Response { id, status: 0 }), Completion::Unexpected);
+        }
+    }
+    while sim.step() {}
+    // The real id again, after it was answered: stale.
+    assert_eq!(sim.cache.complete(Response { id: real.id, status: 0 }), Completion::Unexpected);
+    assert!(sim.cache.stats().unexpected >= 4);
+    let Open::Ready(r) = sim.cache.open(&file, sim.arena) else { panic!() };
+    assert_eq!(sim.bytes(&r), &s.files["/data/file2.bin"][..]);
+    assert!(sim.cache.release(r.pin));
+}
+
+#[test]
+fn empty_files_too_large_files_and_busy() {
+    let s = site(
+        "limits",
+        vec![
+            ("empty.txt".into(), Vec::new()),
+            ("huge.bin".into(), bytes(1, 200 * BLOCK_SIZE)),
+            ("a.bin".into(), bytes(2, 100 * BLOCK_SIZE)),
+            ("b.bin".into(), bytes(3, 100 * BLOCK_SIZE)),
+            ("c.bin".into(), bytes(4, 60 * BLOCK_SIZE)),
+        ],
+    );
+    // Head: superblock + 1 index block; arena: 256 blocks; groups up to 128.
+    let region_size = 258 * BLOCK_SIZE;
+    let mut region = region_of(region_size);
+    let mut sim = Sim::new(&mut region, Disk::new(&s.image, 512, region_size, 2));
+    assert_eq!(sim.cache.max_group_blocks(), 128);
+    let Open::Ready(e) = sim.open_wait("/empty.txt") else { panic!() };
+    assert_eq!(e.len, 0);
+    assert!(sim.bytes(&e).is_empty());
+    assert!(sim.cache.release(e.pin));
+    assert_eq!(sim.open_wait("/huge.bin"), Open::TooLarge);
+    // Pin a and b (200 of 256 blocks): c (60) has no room until one goes.
+    let Open::Ready(a) = sim.open_wait("/a.bin") else { panic!() };
+    let Open::Ready(b) = sim.open_wait("/b.bin") else { panic!() };
+    let c = sim.file("/c.bin");
+    assert_eq!(sim.cache.open(&c, sim.arena), Open::Busy);
+    assert_eq!(sim.cache.open(&c, sim.arena), Open::Busy);
+    assert!(sim.cache.release(a.pin));
+    // a was opened since the hand passed: a second chance, then evicted.
+    let Open::Ready(cr) = sim.open_wait("/c.bin") else { panic!() };
+    assert_eq!(sim.bytes(&cr), &s.files["/c.bin"][..]);
+    assert_eq!(sim.bytes(&b), &s.files["/b.bin"][..], "the pinned file is untouched");
+    assert!(sim.cache.release(b.pin));
+    assert!(sim.cache.release(cr.pin));
+    assert_eq!(sim.cache.stats().evictions, 1);
+}
+
+/// A site several times larger than the arena, many clients each opening
+/// random files and holding them pinned for a while, the device answering
+/// in random order (and, with `faults`, corrupting and failing reads).
+fn stress(name: &str, seed: u64, faults: Faults, opens: usize, clients: usize, hold: usize) -> (TestStats, site_cache::Stats) {
+    let s = generated(name, seed, 30, 5, 24_000, 120, 90_000);
+    let data = data_bytes(&s);
+    // The arena: a quarter of the data.
+    let head_area = Superblock::parse(&s.image).unwrap().data_first_block as usize * BLOCK_SIZE;
+    let region_size = head_area + (data / 4) / BLOCK_SIZE * BLOCK_SIZE;
+    let mut region = region_of(region_size);
+    let mut sim = Sim::new(&mut region, Disk::new(&s.image, 64, region_size, seed));
+    assert_eq!(sim.cache.arena_start(), head_area);
+    assert!(data >= 4 * sim.cache.arena_len(), "site {data} bytes, arena {}", sim.cache.arena_len());
+    sim.disk.faults = faults;
+    let paths: Vec<&String> = s.files.keys().collect();
+    let mut rng = Rng(seed.wrapping_mul(31) | 1);
+    // Per client: the file it wants, or the pinned file it is sending and
+    // for how many more steps.
+    let mut want: Vec<Option<usize>> = (0..clients).map(|_| Some(rng.below(paths.len()))).collect();
+    let mut sending: Vec<Option<(Ready, usize, u32)>> = (0..clients).map(|_| None).collect();
+    let mut t = TestStats::default();
+    let mut served = HashSet::new();
+    let mut idle_rounds = 0;
+    while t.finished < opens {
+        let mut progress = false;
+        for c in 0..clients {
+            if let Some((ready, i, left)) = &mut sending[c] {
+                // Pinned bytes never change while held.
+                assert_eq!(sim.bytes(ready), &s.files[paths[*i]][..], "{} changed while pinned", paths[*i]);
+                if *left == 0 {
+                    let (ready, _, _) = sending[c].take().unwrap();
+                    assert!(sim.cache.release(ready.pin));
+                    want[c] = Some(rng.below(paths.len()));
+                    progress = true;
+                } else {
+                    *left -= 1;
+                }
+                continue;
+            }
+            let Some(i) = want[c] else { continue };
+            let path = paths[i];
+            match sim.cache.open(&sim.file(path), sim.arena) {
+                Open::Ready(ready) => {
+                    assert_eq!(sim.bytes(&ready), &s.files[path][..], "{path} served wrong bytes");
+                    assert!(ready.offset >= head_area && ready.offset + ready.len <= region_size);
+                    served.insert(i);
+                    t.ready += 1;
+                    t.finished += 1;
+                    want[c] = None;
+                    sending[c] = Some((ready, i, rng.below(hold) as u32));
+                    progress = true;
+                }
+                Open::Loading(_) => {}
+                Open::Busy => t.busy += 1,
+                Open::Corrupt { .. } => {
+                    assert!(faults.corrupt > 0, "{path} corrupt with a clean device");
+                    t.corrupt += 1;
+                    t.finished += 1;
+                    want[c] = Some(rng.below(paths.len()));
+                    progress = true;
+                }
+                Open::IoError { .. } => {
+                    assert!(faults.fail > 0, "{path} failed with a clean device");
+                    t.io_errors += 1;
+                    t.finished += 1;
+                    want[c] = Some(rng.below(paths.len()));
+                    progress = true;
+                }
+                Open::TooLarge => panic!("{path} too large"),
+            }
+        }
+        // Answer a few requests, in random order.
+        for _ in 0..1 + rng.below(4) {
+            progress |= sim.step();
+        }
+        idle_rounds = if progress { 0 } else { idle_rounds + 1 };
+        assert!(idle_rounds < 50, "no progress: clients {want:?}, stats {:?}", sim.cache.stats());
+    }
+    for slot in sending.iter_mut() {
+        if let Some((ready, _, _)) = slot.take() {
+            assert!(sim.cache.release(ready.pin));
+        }
+    }
+    t.distinct = served.len();
+    t.files = paths.len();
+    (t, *sim.cache.stats())
+}
+
+#[derive(Debug, Default)]
+struct TestStats {
+    finished: usize,
+    ready: usize,
+    busy: usize,
+    corrupt: usize,
+    io_errors: usize,
+    distinct: usize,
+    files: usize,
+}
+
+#[test]
+fn a_site_four_times_the_cache_serves_every_file_correctly() {
+    let (t, st) = stress("stress", 21, Faults::default(), 6000, 12, 6);
+    eprintln!("{t:?}\n{st:?}");
+    assert_eq!(t.ready, t.finished);
+    assert_eq!(t.distinct, t.files, "every file served at least once");
+    assert!(st.evictions > 100, "the cache was under pressure");
+    assert_eq!((st.corrupt, st.failed_loads, st.unexpected), (0, 0, 0));
+}
+
+#[test]
+fn many_long_pins_make_opens_wait_but_never_wrong() {
+    let (t, st) = stress("pins", 23, Faults::default(), 3000, 48, 60);
+    eprintln!("{t:?}\n{st:?}");
+    assert_eq!(t.ready, t.finished);
+    assert!(t.busy > 0 && st.busy > 0, "the pins filled the cache at times");
+    assert_eq!(t.distinct, t.files);
+}
+
+#[test]
+fn a_faulty_disk_never_gets_a_wrong_byte_served() {
+    let (t, st) = stress("faulty", 22, Faults { corrupt: 30, fail: 20 }, 4000, 12, 6);
+    eprintln!("{t:?}\n{st:?}");
+    assert!(t.corrupt > 0 && t.io_errors > 0, "faults were injected and seen");
+    assert!(t.ready > t.finished / 2, "most opens still served");
+    assert!(st.corrupt > 0 && t.corrupt >= st.corrupt as usize, "each detection was an open answered Corrupt");
+    assert!(st.failed_loads > 0);
+}
+
+#[test]
+fn corrupt_images_are_refused_with_the_reason() {
+    let s = generated("image", 6, 2, 2, 5_000, 3, 10_000);
+    let try_boot = |image: &[u8], region_size: usize| -> Result<(), CacheError> {
+        let mut region = region_of(region_size);
+        let mut disk = Disk::new(image, 64, region_size, 1);
+        let (boot, head_area) = boot(&mut region, &mut disk)?;
+        boot.finish::<16, 8, 64>(&region[..head_area]).map(|_| ())
+    };
+    assert_eq!(try_boot(&s.image, 1 << 20), Ok(()));
+    let mut bad = s.image.clone();
+    bad[50] ^= 1; // inside the superblock's checksummed bytes
+    assert_eq!(try_boot(&bad, 1 << 20), Err(CacheError::CorruptImage(FormatError::SuperblockChecksum)));
+    let mut bad = s.image.clone();
+    bad[0] = b'X';
+    assert_eq!(try_boot(&bad, 1 << 20), Err(CacheError::CorruptImage(FormatError::BadMagic)));
+    let mut bad = s.image.clone();
+    bad[BLOCK_SIZE + 100] ^= 1; // inside the index
+    let e = try_boot(&bad, 1 << 20).unwrap_err();
+    assert_eq!(e, CacheError::CorruptImage(FormatError::IndexChecksum));
+    assert!(e.to_string().contains("corrupt site image, refusing to serve"), "{e}");
+    // A disk shorter than the image says.
+    let short = &s.image[..s.image.len() - BLOCK_SIZE];
+    assert!(matches!(try_boot(short, 1 << 20), Err(CacheError::ImageLargerThanDisk { .. })));
+    // A region too small for the index.
+    assert!(matches!(try_boot(&s.image, 2 * BLOCK_SIZE), Err(CacheError::IndexTooLarge { .. })));
+    // More files than the cache has room for.
+    let mut region = region_of(1 << 20);
+    let mut disk = Disk::new(&s.image, 64, 1 << 20, 1);
+    let (boot, head_area) = boot(&mut region, &mut disk).unwrap();
+    let r = boot.finish::<16, 8, 4>(&region[..head_area]);
+    assert!(matches!(r, Err(CacheError::TooManyFiles { capacity: 4, .. })));
+    // A failed read of the head.
+    let mut region = region_of(1 << 20);
+    let mut disk = Disk::new(&s.image, 64, 1 << 20, 1);
+    disk.faults.fail = 1000;
+    assert_eq!(boot_err(&mut region, &mut disk), CacheError::Io { status: Status::IoError as u32 });
+    // Nonsense configuration.
+    let disk = DiskInfo { capacity: 100, read_only: true, max_request_sectors: 0 };
+    assert_eq!(Boot::new(Config { region_size: 1 << 20, disk }).unwrap_err(), CacheError::NoRequestSize);
+    let disk = DiskInfo { capacity: 100, read_only: true, max_request_sectors: 8 };
+    assert!(matches!(Boot::new(Config { region_size: 4096, disk }), Err(CacheError::RegionTooSmall { .. })));
+}
+
+fn boot_err(region: &mut [u8], disk: &mut Disk) -> CacheError {
+    match boot(region, disk) {
+        Err(e) => e,
+        Ok(_) => panic!("boot succeeded"),
+    }
+}
+
+#[test]
+fn boot_reads_the_index_in_several_requests_in_any_order() {
+    // Enough files for an index of several blocks.
+    let files = (0..400).map(|i| (format!("dir{}/f{i}.txt", i % 7), bytes(i, (i as usize * 37) % 3000))).collect();
+    let s = site("bigindex", files);
+    let region_size = 8 << 20;
+    let mut region = region_of(region_size);
+    let mut disk = Disk::new(&s.image, 8, region_size, 4);
+    let (boot, head_area) = boot(&mut region, &mut disk).unwrap();
+    assert!(head_area > 8 * BLOCK_SIZE);
+    assert_eq!(disk.requests as usize, head_area / BLOCK_SIZE, "block 0, then one request per index block");
+    assert_eq!(boot.unexpected(), 0);
+    let (head, arena) = region.split_at_mut(head_area);
+    let mut cache: TestCache = boot.finish(head).unwrap();
+    assert_eq!(cache.image().len(), 400);
+    let mut sim_disk = disk;
+    // Serve a few files through this cache, as Sim does.
+    for path in ["/dir0/f7.txt", "/dir3/f3.txt", "/dir6/f6.txt", "/dir0/f399.txt"] {
+        let file = cache.lookup(path.as_bytes()).unwrap();
+        let ready = loop {
+            match cache.open(&file, arena) {
+                Open::Ready(r) => break r,
+                Open::Loading(_) => {
+                    while let Some(r) = cache.next_request() {
+                        sim_disk.submit(r, head_area);
+                    }
+                    let response = sim_disk.answer(arena, head_area).unwrap();
+                    cache.complete(response);
+                }
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(cache.data(&ready, arena), &s.files[path][..]);
+        assert!(cache.release(ready.pin));
+    }
+}
