@@ -9,6 +9,8 @@ mod node;
 #[allow(dead_code)] // used by the web tests, which land with the web server
 mod http_client;
 mod web;
+#[allow(dead_code)] // registered once microkit.system serves the site
+mod web_http;
 #[allow(dead_code)]
 mod web_site;
 

@@ -1,0 +1,270 @@
+//! The web server's HTTP behaviour, judged from outside: the node boots
+//! with QEMU's user-mode network forwarding a free port of the host's
+//! loopback to its port 80, as `cargo xtask run` does (no root needed),
+//! and the tests talk to it with `curl`, `wrk` and the byte-exact client
+//! of [`super::http_client`] (pipelining, malformed and partial requests).
+
+use super::http_client::{Client, Response};
+use super::{build, Test, LINE_TIMEOUT};
+use crate::deps::{self, Package};
+use crate::kernel::KernelConfig;
+use crate::qemu::{self, Session};
+use crate::system;
+use anyhow::{bail, ensure, Context, Result};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+pub fn tests() -> Vec<Test> {
+    vec![
+        ("web: GET and HEAD, HTTP/1.0 and 1.1 keep-alive, pipelining, Date once a second", methods_and_connections),
+        ("web: conditional requests (304), byte ranges (206, 416), index.html and the directory redirect", conditional_and_ranges),
+        ("web: errors 400, 404, 405 with Allow, 408, 414, 431, 501, 505 with small bodies; no escape from the root", errors),
+        ("web: 200 concurrent clients (wrk) for 10 s without an error", many_clients),
+    ]
+}
+
+/// The system the behaviour tests boot: the node as `cargo xtask run`
+/// boots it, serving `images/site`.
+const SYSTEM: &str = "microkit.system";
+const CURL: Package = Package { name: "curl", probe: "curl" };
+const WRK: Package = Package { name: "wrk", probe: "wrk" };
+
+/// Paths of `images/site` the tests use.
+const FILE: &str = "/style.css";
+const DIRECTORY: &str = "/docs";
+const LARGE: &str = "/data/squares.txt";
+
+/// The node, booted, with its HTTP port forwarded to `addr`.
+struct Web {
+    session: Session,
+    addr: String,
+}
+
+impl Web {
+    fn boot(ws: &Path) -> Result<Web> {
+        deps::ensure_packages(&[CURL, WRK])?;
+        let built = build(ws, SYSTEM, KernelConfig::Debug)?;
+        let image = crate::site::default_image(ws);
+        crate::site::build(&ws.join("images/site"), &image)?;
+        // A port free a moment ago; QEMU binds it.
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut devices = vec![
+            "-netdev".to_string(),
+            format!("user,id=n0,hostfwd=tcp:{addr}-:80"),
+            "-device".into(),
+            "virtio-net-pci,disable-legacy=on,addr=3,netdev=n0".into(),
+        ];
+        devices.extend(qemu::blk_drive(&image, true));
+        let devices: Vec<&str> = devices.iter().map(String::as_str).collect();
+        let mut session = Session::start(qemu::command(&built, system::DEFAULT_RAM_MIB, false, &devices))?;
+        session.expect("[httpd] serving", LINE_TIMEOUT)?;
+        Ok(Web { session, addr })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn client(&self) -> Result<Client> {
+        Client::connect(&self.addr)
+    }
+
+    /// One raw request on a fresh connection; its response.
+    fn raw(&self, request: &[u8]) -> Result<Response> {
+        let mut c = self.client()?;
+        c.send(request)?;
+        c.response(request.starts_with(b"HEAD"))
+    }
+}
+
+/// Runs `check` on a booted node; prints the console on failure.
+fn with_web(ws: &Path, check: impl FnOnce(&mut Web) -> Result<()>) -> Result<()> {
+    let mut web = Web::boot(ws)?;
+    let result = check(&mut web);
+    if result.is_err() {
+        web.session.drain(Duration::from_millis(500), Duration::from_secs(2));
+        let lines = web.session.transcript.iter().map(|l| format!("   | {l}")).collect::<Vec<_>>();
+        println!("   serial output:\n{}", lines.join("\n"));
+    }
+    result
+}
+
+/// The source bytes of a path of `images/site`.
+fn source(ws: &Path, path: &str) -> Result<Vec<u8>> {
+    let file: PathBuf = ws.join("images/site").join(path.trim_start_matches('/'));
+    std::fs::read(&file).with_context(|| format!("reading {}", file.display()))
+}
+
+fn expect_status(r: &Response, status: u16, what: &str) -> Result<()> {
+    ensure!(r.status == status, "{what}: status {} (expected {status}), headers {:?}", r.status, r.headers);
+    Ok(())
+}
+
+fn get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: node\r\n\r\n").into_bytes()
+}
+
+fn methods_and_connections(ws: &Path) -> Result<()> {
+    with_web(ws, |web| {
+        let expected = source(ws, FILE)?;
+        // GET and HEAD: same header, HEAD without the body.
+        let mut c = web.client()?;
+        c.send(&get(FILE))?;
+        let got = c.response(false)?;
+        expect_status(&got, 200, "GET")?;
+        ensure!(got.body == expected, "GET {FILE}: body differs from images/site");
+        c.send(format!("HEAD {FILE} HTTP/1.1\r\nHost: node\r\n\r\n").as_bytes())?;
+        let head = c.response(true)?;
+        expect_status(&head, 200, "HEAD")?;
+        for field in ["content-length", "content-type", "etag", "last-modified"] {
+            ensure!(head.header(field) == got.header(field), "HEAD and GET differ in {field}");
+        }
+        ensure!(!c.is_closed(Duration::from_millis(300))?, "HTTP/1.1 closed the connection (keep-alive expected)");
+
+        // Pipelining: three requests in one write, answered in order.
+        c.send(&[get(FILE), get(&format!("{DIRECTORY}/")), get("/no-such-file")].concat())?;
+        let statuses: Vec<u16> = (0..3).map(|_| c.response(false).map(|r| r.status)).collect::<Result<_>>()?;
+        ensure!(statuses == [200, 200, 404], "pipelined responses: {statuses:?}");
+
+        // HTTP/1.0 closes unless asked to keep the connection alive.
+        let mut c10 = web.client()?;
+        c10.send(format!("GET {FILE} HTTP/1.0\r\n\r\n").as_bytes())?;
+        expect_status(&c10.response(false)?, 200, "HTTP/1.0 GET")?;
+        ensure!(c10.is_closed(Duration::from_secs(5))?, "HTTP/1.0 without keep-alive: the connection stayed open");
+        let mut ka = web.client()?;
+        ka.send(format!("GET {FILE} HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").as_bytes())?;
+        let r = ka.response(false)?;
+        ensure!(r.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("keep-alive")), "HTTP/1.0 keep-alive: {:?}", r.headers);
+        ka.send(format!("GET {FILE} HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").as_bytes())?;
+        expect_status(&ka.response(false)?, 200, "second HTTP/1.0 keep-alive request")?;
+
+        // Date: an IMF-fixdate that moves on with the clock.
+        let first = got.header("date").context("no Date header")?.to_string();
+        ensure!(first.ends_with(" GMT") && first.len() == 29, "Date {first:?} is not an IMF-fixdate");
+        std::thread::sleep(Duration::from_millis(2100));
+        c.send(&get(FILE))?;
+        let later = c.response(false)?.header("date").context("no Date header")?.to_string();
+        ensure!(later != first, "Date did not change in 2 s: {first}");
+        println!("   Date: {first} then {later}");
+        Ok(())
+    })
+}
+
+fn conditional_and_ranges(ws: &Path) -> Result<()> {
+    with_web(ws, |web| {
+        let mut c = web.client()?;
+        c.send(&get(FILE))?;
+        let full = c.response(false)?;
+        let etag = full.header("etag").context("no ETag")?.to_string();
+        let modified = full.header("last-modified").context("no Last-Modified")?.to_string();
+        ensure!(etag.starts_with('"'), "ETag {etag} is not strong");
+
+        let conditional = |c: &mut Client, field: &str, value: &str| -> Result<Response> {
+            c.send(format!("GET {FILE} HTTP/1.1\r\nHost: node\r\n{field}: {value}\r\n\r\n").as_bytes())?;
+            c.response(false)
+        };
+        let r = conditional(&mut c, "If-None-Match", &etag)?;
+        expect_status(&r, 304, "If-None-Match with the ETag")?;
+        ensure!(r.body.is_empty() && r.header("etag") == Some(etag.as_str()), "304: {:?}", r.headers);
+        expect_status(&conditional(&mut c, "If-None-Match", "\"other\"")?, 200, "If-None-Match with another tag")?;
+        expect_status(&conditional(&mut c, "If-Modified-Since", &modified)?, 304, "If-Modified-Since = Last-Modified")?;
+        expect_status(&conditional(&mut c, "If-Modified-Since", "Sat, 01 Jan 2000 00:00:00 GMT")?, 200, "If-Modified-Since long ago")?;
+
+        // Ranges of the large file.
+        let large = source(ws, LARGE)?;
+        let len = large.len();
+        let ranged = |c: &mut Client, spec: &str| -> Result<Response> {
+            c.send(format!("GET {LARGE} HTTP/1.1\r\nHost: node\r\nRange: bytes={spec}\r\n\r\n").as_bytes())?;
+            c.response(false)
+        };
+        for (spec, start, end) in [("100-199", 100, 200), (&*format!("{}-", len - 10), len - 10, len), ("-5", len - 5, len)] {
+            let r = ranged(&mut c, spec)?;
+            expect_status(&r, 206, &format!("Range: bytes={spec}"))?;
+            ensure!(r.body == large[start..end], "Range {spec}: wrong bytes");
+            let expected = format!("bytes {start}-{}/{len}", end - 1);
+            ensure!(r.header("content-range") == Some(expected.as_str()), "Range {spec}: Content-Range {:?}", r.header("content-range"));
+        }
+        let r = ranged(&mut c, &format!("{len}-"))?;
+        expect_status(&r, 416, "unsatisfiable range")?;
+        ensure!(r.header("content-range") == Some(format!("bytes */{len}").as_str()), "416: {:?}", r.headers);
+
+        // Directories: index.html, and a redirect without the slash.
+        let index = web.raw(&get(&format!("{DIRECTORY}/")))?;
+        expect_status(&index, 200, "directory with its slash")?;
+        ensure!(index.body == source(ws, &format!("{DIRECTORY}/index.html"))?, "{DIRECTORY}/ is not its index.html");
+        let redirect = web.raw(&get(DIRECTORY))?;
+        expect_status(&redirect, 301, "directory without its slash")?;
+        ensure!(redirect.header("location").is_some_and(|l| l.ends_with(&format!("{DIRECTORY}/"))), "Location: {:?}", redirect.header("location"));
+
+        // curl agrees.
+        let out = Command::new("curl").args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-r", "0-9", &web.url(LARGE)]).output()?;
+        ensure!(String::from_utf8_lossy(&out.stdout) == "206", "curl -r 0-9: {}", String::from_utf8_lossy(&out.stdout));
+        Ok(())
+    })
+}
+
+fn errors(ws: &Path) -> Result<()> {
+    with_web(ws, |web| {
+        let cases: [(&str, Vec<u8>, u16); 8] = [
+            ("garbage", b"\x01\x02 nonsense\r\n\r\n".to_vec(), 400),
+            ("no such file", get("/no-such-file.html"), 404),
+            ("POST", format!("POST {FILE} HTTP/1.1\r\nHost: node\r\nContent-Length: 0\r\n\r\n").into_bytes(), 405),
+            ("long target", get(&format!("/{}", "a".repeat(5000))), 414),
+            ("huge header", format!("GET {FILE} HTTP/1.1\r\nHost: node\r\nX-Big: {}\r\n\r\n", "b".repeat(16000)).into_bytes(), 431),
+            ("unknown method", format!("BREW {FILE} HTTP/1.1\r\nHost: node\r\n\r\n").into_bytes(), 501),
+            ("HTTP/3.0", format!("GET {FILE} HTTP/3.0\r\nHost: node\r\n\r\n").into_bytes(), 505),
+            ("escape the root", get("/%2e%2e/%2e%2e/%2e%2e/etc/passwd"), 404),
+        ];
+        for (what, request, status) in cases {
+            let r = web.raw(&request)?;
+            expect_status(&r, status, what)?;
+            if status != 404 || what == "no such file" {
+                ensure!(!r.body.is_empty() && r.body.len() < 1024, "{what}: {status} should carry a small body ({} bytes)", r.body.len());
+            }
+            if status == 405 {
+                ensure!(r.header("allow").is_some_and(|a| a.contains("GET") && a.contains("HEAD")), "405 without Allow: {:?}", r.headers);
+            }
+        }
+        // Dot segments resolve inside the site.
+        let dotted = web.raw(&get(&format!("{DIRECTORY}/..{FILE}")))?;
+        expect_status(&dotted, 200, "dot segments")?;
+        ensure!(dotted.body == source(ws, FILE)?, "{DIRECTORY}/..{FILE} is not {FILE}");
+
+        // 408: half a request, then silence.
+        let mut c = web.client()?;
+        c.send(b"GET / HTTP/1.1\r\nHost: no")?;
+        let started = Instant::now();
+        let r = c.response(false)?;
+        expect_status(&r, 408, "idle partial request")?;
+        println!("   408 after {:.1} s", started.elapsed().as_secs_f64());
+        ensure!(c.is_closed(Duration::from_secs(5))?, "the connection stayed open after 408");
+        Ok(())
+    })
+}
+
+fn many_clients(ws: &Path) -> Result<()> {
+    with_web(ws, |web| {
+        let out = Command::new("wrk")
+            .args(["-t", "2", "-c", "200", "-d", "10s", "--timeout", "10s", &web.url("/index.html")])
+            .output()
+            .context("running wrk")?;
+        let report = String::from_utf8_lossy(&out.stdout).into_owned();
+        ensure!(out.status.success(), "wrk failed: {report}{}", String::from_utf8_lossy(&out.stderr));
+        let requests = report
+            .lines()
+            .find_map(|l| l.trim().split_once(" requests in ").map(|(n, _)| n.trim().to_string()))
+            .context("no request count in wrk's report")?;
+        println!("   wrk, 200 connections, 10 s: {requests} requests; {}", report.lines().find(|l| l.contains("Requests/sec")).unwrap_or("").trim());
+        // wrk prints these lines only when there were errors.
+        if report.contains("Socket errors") || report.contains("Non-2xx") {
+            bail!("wrk saw errors:\n{report}");
+        }
+        ensure!(requests.parse::<u64>().unwrap_or(0) > 200, "too few requests: {report}");
+        // And the server still answers afterwards.
+        expect_status(&web.raw(&get(FILE))?, 200, "after wrk")?;
+        Ok(())
+    })
+}
