@@ -281,6 +281,17 @@ fn write_error(
     w.finish()
 }
 
+/// An error response that closes the connection, with its small body,
+/// for a server that must answer a request differently from what
+/// [`Connection::poll`] produced before any of that response was sent
+/// (e.g. `500` when the file store finds a file's data corrupt or
+/// unreadable). The request was a GET (a response with a body), so the
+/// error body is included; `Connection: close` tells the client that
+/// nothing more comes on this connection.
+pub fn write_closing_error(out: &mut [u8], status: Status, date: &DateCache) -> Result<usize, Overflow> {
+    write_error(out, status, date, Persistence::Close, false, |_| {})
+}
+
 /// After httparse refused the version: once the request line is complete,
 /// `505` if it is `method SP target SP HTTP/x.y` with a version other than
 /// 1.0/1.1, `400` otherwise (RFC 9112 §2.3: `HTTP-version = "HTTP/" DIGIT
