@@ -170,6 +170,12 @@ impl<'h, R: CacheRegion<'h>> ImageStore<'h, R> {
         }
     }
 
+    /// Completions and releases so far: a change may wake waiting
+    /// connections.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
     /// The cache, once booted.
     pub fn cache(&self) -> Option<&SiteCache<'h>> {
         self.cache.as_ref()

@@ -6,10 +6,8 @@ pub mod blk;
 mod drivers;
 mod net;
 mod node;
-#[allow(dead_code)] // used by the web tests, which land with the web server
 mod http_client;
 mod web;
-#[allow(dead_code)]
 mod web_site;
 
 use crate::kernel::KernelConfig;
