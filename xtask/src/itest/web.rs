@@ -160,10 +160,19 @@ fn every_file(ws: &Path) -> Result<()> {
                 .join()
                 .map_err(|_| anyhow::anyhow!("the client thread panicked"))?
         })?;
-        s.drain(Duration::from_millis(200), Duration::from_secs(1));
-        if let Some(line) = s.transcript.iter().rev().find(|l| l.contains("[httpd] accepted=")) {
-            println!("   {line}");
+        // The counters (logged when they changed, at most every few
+        // seconds): the site is larger than the cache, so groups were evicted.
+        let evictions = |line: &str| -> Option<u64> { line.split_once("evictions=")?.1.split(' ').next()?.parse().ok() };
+        let mut line = String::new();
+        for _ in 0..10 {
+            // A report may predate the downloads; the next comes within 10 s.
+            line = s.expect("[httpd] accepted=", LINE_TIMEOUT)?.0;
+            if evictions(&line).unwrap_or(0) > 0 {
+                break;
+            }
         }
+        ensure!(evictions(&line).unwrap_or(0) > 0, "the 24 MiB cache served a 30 MiB site without evicting: {line}");
+        println!("   cache: {}", line.split_once("cache ").map_or("", |(_, c)| c));
         no_faults(s)
     })
 }
