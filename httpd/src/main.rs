@@ -14,9 +14,26 @@
 //! - `<ioport id="0" addr="0x70" size="2">`: the CMOS clock, read once for
 //!   the `Date` header (without it, dates start at the epoch).
 //!
+//! - the block driver's client regions (`lib/blk-protocol`):
+//!   `blk_request`, `blk_response` (rw) and `blk_info` (r), with
+//!   `setvar_vaddr` of the same names, and channel [`BLK_CHANNEL`] to the
+//!   driver;
+//! - the cache region `site_cache`, mapped read-only with `setvar_vaddr=
+//!   "site_cache"` and `setvar_size="site_cache_size"`: it *is* the block
+//!   client's data region (the driver's `blk_data_paddr`/`blk_data_size`
+//!   name it), so the device DMAs file blocks straight into it and the
+//!   server sends from it (`httpd::site::ImageStore`, `site-cache`).
+//!
 //! It calls the demultiplexer, arpd and the timer, so its priority must be
-//! below all three. The site is the built-in placeholder
-//! (`httpd::site::BuiltinSite`) until the file cache exists.
+//! below all three (and the block driver's, which preempts it).
+//!
+//! At start it boots the cache (superblock and index, read as soon as the
+//! driver has published the disk) and only then opens its listeners. If the
+//! image is refused (corrupt superblock or index, a disk that cannot be
+//! read...), it logs why and never listens: every connection to port 80
+//! is refused at once with a reset, and not a byte of the image is served.
+//! The cache's state (~190 KiB) lives in this PD's state, on its stack:
+//! the description gives httpd a 1 MiB stack.
 #![no_std]
 #![no_main]
 
@@ -26,8 +43,9 @@ use filter::Dotted;
 use httpd::arena::Arena;
 use httpd::device::{EthDevice, Link, Neighbours, NoBuffer, Resolution, MAX_FRAME};
 use httpd::rtc::{self, Registers};
+use blk_protocol::{Info, RequestProducer, ResponseConsumer};
 use httpd::server::{Counters, Server, Settings, CONNECTION_BYTES};
-use httpd::site::BuiltinSite;
+use httpd::site::{CacheRegion, ImageStore, ImageWait, Notice, Pumped};
 use microkit::{get_mr, log, msginfo, set_mr, Channel, ChannelSet, Handler};
 use net_client::{Alarm, AlarmAction, ChangeReport, NetClient, TIMER_CHANNEL};
 use net_config::{mac_from_word, ArpdCall, Ipv4Address, ARP_KNOWN, ARP_PENDING, ARP_TABLE_VADDR, CLIENT_ARPD_CHANNEL};
@@ -35,6 +53,16 @@ use timer_api::Timer;
 
 microkit::setvar!(httpd_connections);
 microkit::setvar!(httpd_connections_size);
+microkit::setvar!(blk_request);
+microkit::setvar!(blk_response);
+microkit::setvar!(blk_info);
+microkit::setvar!(site_cache);
+microkit::setvar!(site_cache_size);
+
+/// The channel to the block driver.
+pub const BLK_CHANNEL: u8 = 2;
+const BLK: Channel = Channel::new(BLK_CHANNEL);
+const _: () = assert!(BLK_CHANNEL >= net_config::FIRST_FREE_CLIENT_CHANNEL && BLK_CHANNEL != TIMER_CHANNEL);
 
 const TIMER: Timer = Timer::new(Channel::new(TIMER_CHANNEL));
 const ARPD: Channel = Channel::new(CLIENT_ARPD_CHANNEL);
@@ -80,6 +108,42 @@ impl Neighbours for PdNeighbours {
     }
 }
 
+/// The cache region as mapped into this PD (read-only).
+struct PdRegion {
+    base: usize,
+    size: usize,
+}
+
+impl CacheRegion<'static> for PdRegion {
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: the description maps `site_cache`, `size` bytes, readable
+        // at `base` for the PD's life. The device writes into it only the
+        // blocks of loads in progress, which the cache never reads (it
+        // reads loaded groups and the head only), so the bytes read through
+        // this slice do not change while it is used.
+        unsafe { core::slice::from_raw_parts(self.base as *const u8, self.size) }
+    }
+
+    fn head(&self, len: usize) -> Option<&'static [u8]> {
+        if len > self.size {
+            return None;
+        }
+        // SAFETY: as in `bytes`; the head (superblock and index blocks) is
+        // written by the device only during the boot, which is over when
+        // this is called: the cache's requests all lie behind it.
+        Some(unsafe { core::slice::from_raw_parts(self.base as *const u8, len) })
+    }
+}
+
+/// The block driver's queues and published disk.
+struct Blk {
+    requests: RequestProducer<'static>,
+    responses: ResponseConsumer<'static>,
+    info: &'static Info,
+    /// The response queue was found corrupt (logged once).
+    broken: bool,
+}
+
 /// One CMOS register.
 fn cmos(index: u8) -> u8 {
     let _ = CMOS.out8(u64::from(CMOS_INDEX), u64::from(index));
@@ -116,8 +180,10 @@ fn read_cmos() -> Registers {
 }
 
 struct Httpd {
-    server: Server<PdLink, PdNeighbours, usize>,
-    site: BuiltinSite,
+    server: Server<PdLink, PdNeighbours, u32, site_cache::Ready, ImageWait>,
+    store: ImageStore<'static, PdRegion>,
+    blk: Blk,
+    node: net_config::NodeAddress,
     alarm: Alarm,
     report: ChangeReport<Counters>,
 }
@@ -127,17 +193,28 @@ impl Httpd {
     /// queues' signals.
     fn run(&mut self) {
         loop {
+            self.pump_disk();
+            let events = self.store.events();
             let now = TIMER.now();
-            let due = self.server.poll(now, &self.site);
+            let due = self.server.poll(now, &mut self.store);
+            self.log_notices();
+            // Loads the polls started go out now; completions that arrived
+            // meanwhile wake the connections that wait for them.
+            self.pump_disk();
+            if self.store.events() != events && self.server.accepting() {
+                continue;
+            }
             self.report.note(now, &self.server.counters);
             if self.report.poll(now, &self.server.counters) {
                 let c = self.server.counters;
                 let d = self.server.device.counters;
+                let s = self.store.stats();
                 log!(
-                    "accepted={} responses={} errors={} timeouts_408={} idle_closed={} aborted={} file_errors={} pool_full={} reclaimed={} busy={}/{}; rx={} rx_not_ipv4={} rx_not_for_us={} tx={} tx_arp_miss={} tx_no_route={} tx_no_buffer={}",
-                    c.accepted, c.responses, c.errors, c.timeouts_408, c.idle_closed, c.aborted, c.file_errors, c.pool_full, c.reclaimed,
+                    "accepted={} responses={} errors={} timeouts_408={} idle_closed={} aborted={} file_errors={} file_waits={} pool_full={} reclaimed={} busy={}/{}; rx={} rx_not_ipv4={} rx_not_for_us={} tx={} tx_arp_miss={} tx_no_route={} tx_no_buffer={}; cache hits={} loads={} loaded={} failed={} evictions={} busy={} verified={} corrupt={}",
+                    c.accepted, c.responses, c.errors, c.timeouts_408, c.idle_closed, c.aborted, c.file_errors, c.file_waits, c.pool_full, c.reclaimed,
                     self.server.busy(), self.server.pool_size(),
-                    d.rx_packets, d.rx_not_ipv4, d.rx_not_for_us, d.tx_frames, d.tx_arp_miss, d.tx_no_route, d.tx_no_buffer
+                    d.rx_packets, d.rx_not_ipv4, d.rx_not_for_us, d.tx_frames, d.tx_arp_miss, d.tx_no_route, d.tx_no_buffer,
+                    s.hits, s.loads, s.loaded, s.failed_loads, s.evictions, s.busy, s.verified, s.corrupt
                 );
             }
             if due.is_some_and(|at| at <= now) {
@@ -159,6 +236,87 @@ impl Httpd {
                 self.alarm.failed();
             }
             return;
+        }
+    }
+}
+
+impl Httpd {
+    /// Moves the block traffic until the response queue is empty with a
+    /// signal requested; starts accepting once the image is booted.
+    fn pump_disk(&mut self) {
+        if self.blk.broken {
+            return;
+        }
+        loop {
+            match self.store.pump(self.blk.info.get(), &mut self.blk.requests, &mut self.blk.responses) {
+                Ok(Pumped::Nothing) => {}
+                Ok(Pumped::Booted) => self.booted(),
+                Ok(Pumped::Refused(e)) => {
+                    log!("{e}");
+                    log!("not serving: every connection to port {PORT} is refused");
+                }
+                Err(e) => {
+                    log!("error: the block response queue is corrupt ({e}); no more disk reads");
+                    self.blk.broken = true;
+                    return;
+                }
+            }
+            if self.blk.requests.should_signal() {
+                BLK.notify();
+            }
+            match self.blk.responses.request_signal_if_empty() {
+                Ok(false) => continue,
+                Ok(true) => return,
+                Err(e) => {
+                    log!("error: the block response queue is corrupt ({e}); no more disk reads");
+                    self.blk.broken = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn booted(&mut self) {
+        let Some(cache) = self.store.cache() else { return };
+        let sb = cache.image().superblock();
+        log!(
+            "site image: {} files in {} blocks; cache region {} KiB (index {} KiB, arena {} KiB, groups up to {} blocks)",
+            cache.image().len(),
+            sb.block_count,
+            (cache.arena_start() + cache.arena_len()) / 1024,
+            cache.arena_start() / 1024,
+            cache.arena_len() / 1024,
+            cache.max_group_blocks()
+        );
+        match self.server.accept() {
+            Ok(()) => log!(
+                "serving http://{}:{PORT}/ (site image): {} connections of {CONNECTION_BYTES} bytes",
+                Dotted(self.node.ipv4),
+                self.server.pool_size()
+            ),
+            Err(e) => log!("error: {e}"),
+        }
+    }
+
+    /// Logs what the store found about files.
+    fn log_notices(&mut self) {
+        while let Some(notice) = self.store.take_notice() {
+            match notice {
+                Notice::Corrupt { file } => log!(
+                    "corrupt file {}: its data does not match the image's record (SHA-256, piece sums); answered 500, never served",
+                    self.store.path(file)
+                ),
+                Notice::IoError { file, status } => {
+                    log!("reading {} failed (block status {status}); answered 500", self.store.path(file))
+                }
+                Notice::TooLarge { file } => {
+                    log!("{} is larger than half the file cache: it can never be served from it; answered 500", self.store.path(file))
+                }
+            }
+        }
+        if self.store.notices_dropped > 0 {
+            log!("{} more file notices not logged", self.store.notices_dropped);
+            self.store.notices_dropped = 0;
         }
     }
 }
@@ -201,12 +359,23 @@ impl Handler for Httpd {
             Ok(server) => server,
             Err(e) => panic!("{e}"),
         };
+        let vars = (blk_request.get(), blk_response.get(), blk_info.get(), site_cache.get(), site_cache_size.get());
+        let (Some(request), Some(response), Some(info), Some(cache_base), Some(cache_size)) = vars else {
+            panic!("the description must map blk_request, blk_response, blk_info and site_cache (setvar_vaddr, and setvar_size for site_cache)");
+        };
+        // SAFETY: the queue regions are pages mapped read-write for the
+        // PD's life and used only through these handles; `blk_info` is a
+        // page mapped readable, only read here (atomically).
+        let (requests, responses, info) =
+            unsafe { (RequestProducer::new(request as *mut u8), ResponseConsumer::new(response as *mut u8, ()), Info::at(info as *mut u8)) };
         log!(
-            "serving http://{}:{PORT}/ (built-in test site): {} connections of {CONNECTION_BYTES} bytes in a {size:#x}-byte region",
-            Dotted(node.ipv4),
-            server.pool_size()
+            "{} connections of {CONNECTION_BYTES} bytes in a {size:#x}-byte region; file cache {} KiB; reading the site image",
+            server.pool_size(),
+            cache_size / 1024
         );
-        let mut httpd = Httpd { server, site: BuiltinSite::new(boot_epoch), alarm: Alarm::new(), report: ChangeReport::new(Counters::default()) };
+        let store = ImageStore::new(PdRegion { base: cache_base as usize, size: cache_size as usize });
+        let blk = Blk { requests, responses, info, broken: false };
+        let mut httpd = Httpd { server, store, blk, node, alarm: Alarm::new(), report: ChangeReport::new(Counters::default()) };
         httpd.run();
         httpd
     }

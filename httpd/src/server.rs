@@ -19,14 +19,28 @@
 //! free again when its socket is closed; one waiting in TIME-WAIT after the
 //! server closed is reclaimed (aborted) only when no slot is free.
 //!
+//! No socket listens until [`Server::accept`] is called: the PD calls it
+//! once its file store is serving, so until then (and for good if the
+//! site image is refused) every connection is refused at once with a
+//! reset.
+//!
 //! # Serving
 //!
 //! [`Server::poll`] runs smoltcp, then for each connection: takes the
 //! bytes received into the request buffer, sends what is pending of the
-//! current response (the head, then the file range, read from the site
+//! current response (the head, then the file range, read from the store
 //! straight into the socket's transmit buffer), and only when all of it is
 //! queued takes the next pipelined request. It repeats while anything
 //! moves, and returns when it next needs to run.
+//!
+//! A response with a body first opens its file in the [`Store`]: nothing
+//! of it is sent until the store answers `Ready` (the pin is held until
+//! the body is queued or the connection ends, then released). On `Wait`
+//! the response is held back and the open repeated on a later poll once
+//! the store says it may have another answer (a load completed, a pin was
+//! released); the PD polls on every notification of the block driver. On
+//! `Fail` the response is replaced by that error status (a closing error
+//! response; counted in `file_errors`) before a byte of it is sent.
 //!
 //! # Timeouts
 //!
@@ -42,8 +56,8 @@
 
 use crate::arena::Arena;
 use crate::device::{EthDevice, Link, Neighbours};
-use crate::site::FileData;
-use http_core::{Body, Connection, DateCache, Poll};
+use crate::site::{Fetch, Store};
+use http_core::{write_closing_error, Body, Connection, DateCache, Poll};
 use smoltcp::iface::{Config as IfaceConfig, Interface, PollResult, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::Instant;
@@ -119,9 +133,12 @@ pub struct Counters {
     /// Connections aborted: the peer stopped reading, or did not close
     /// after the server did, within the timeouts.
     pub aborted: u64,
-    /// Connections aborted because the site could not give the data it had
-    /// announced.
+    /// Responses replaced by an error because the store could not give the
+    /// file's data (corrupt, unreadable, too large), and connections
+    /// aborted because it gave less than it had announced.
     pub file_errors: u64,
+    /// Times a response waited for the store (a load, or room).
+    pub file_waits: u64,
     /// Times the pool became full (every slot busy: new connections are
     /// refused until one frees).
     pub pool_full: u64,
@@ -140,7 +157,7 @@ enum SlotState {
 }
 
 /// One connection's HTTP state (see the module docs).
-pub struct Slot<H> {
+pub struct Slot<H, P, W> {
     socket: SocketHandle,
     state: SlotState,
     conn: Connection<REQUEST_BUFFER>,
@@ -150,13 +167,17 @@ pub struct Slot<H> {
     head_len: usize,
     /// The rest of the file range to send after the head.
     body: Option<Body<H>>,
+    /// The store's hold on the body's file, once opened.
+    pin: Option<P>,
+    /// Why the body's file could not be opened yet.
+    wait: Option<W>,
     /// Close once the current response is queued.
     close_after: bool,
     /// When bytes last moved either way, ns.
     last_activity: u64,
 }
 
-impl<H: Copy> Slot<H> {
+impl<H: Copy, P, W> Slot<H, P, W> {
     fn new(socket: SocketHandle) -> Self {
         Slot {
             socket,
@@ -166,9 +187,22 @@ impl<H: Copy> Slot<H> {
             head_sent: 0,
             head_len: 0,
             body: None,
+            pin: None,
+            wait: None,
             close_after: false,
             last_activity: 0,
         }
+    }
+
+    /// Ends the current response's hold on the store: the pin goes back,
+    /// the body and any wait are dropped. Called when the body is sent and
+    /// whenever the connection ends, so no pin outlives its connection.
+    fn drop_body<S: Store<Pin = P, Wait = W>>(&mut self, store: &mut S) {
+        if let Some(pin) = self.pin.take() {
+            store.release(pin);
+        }
+        self.body = None;
+        self.wait = None;
     }
 
     fn pending(&self) -> bool {
@@ -210,16 +244,18 @@ impl core::fmt::Display for StartError {
 }
 
 /// The server (see the module docs).
-pub struct Server<L, N, H: Copy + 'static> {
+pub struct Server<L, N, H: Copy + 'static, P: 'static, W: 'static> {
     pub device: EthDevice<L, N>,
     iface: Interface,
     sockets: SocketSet<'static>,
-    slots: &'static mut [Slot<H>],
+    slots: &'static mut [Slot<H, P, W>],
     settings: Settings,
     date: DateCache,
     pub counters: Counters,
     /// Whether every slot was busy after the last poll.
     full: bool,
+    /// Whether free slots listen ([`Server::accept`]).
+    accepting: bool,
 }
 
 /// smoltcp's clock from the timer's nanoseconds.
@@ -231,10 +267,10 @@ fn smol_ipv4(a: net_config::Ipv4Address) -> SmolIpv4 {
     SmolIpv4::from(a.to_u32())
 }
 
-impl<L: Link, N: Neighbours, H: Copy + 'static> Server<L, N, H> {
+impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: 'static> Server<L, N, H, P, W> {
     /// Sets up the interface on the device's node address and a pool of
-    /// [`pool_size`]`(arena.remaining())` connections out of `arena`, every
-    /// one listening.
+    /// [`pool_size`]`(arena.remaining())` connections out of `arena`, none
+    /// listening yet ([`Server::accept`]).
     pub fn new(mut device: EthDevice<L, N>, arena: &mut Arena, settings: Settings, now_ns: u64) -> Result<Self, StartError> {
         let count = pool_size(arena.remaining());
         if count == 0 {
@@ -258,7 +294,6 @@ impl<L: Link, N: Neighbours, H: Copy + 'static> Server<L, N, H> {
             let tx = arena.bytes(SOCKET_TX_BUFFER).ok_or(StartError::RegionTooSmall)?;
             let mut socket = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
             socket.set_nagle_enabled(false);
-            socket.listen(settings.port).map_err(|_| StartError::Listen)?;
             let handle = sockets.add(socket);
             first_handle.get_or_insert(handle);
         }
@@ -279,7 +314,24 @@ impl<L: Link, N: Neighbours, H: Copy + 'static> Server<L, N, H> {
             }
         };
         let date = DateCache::new(settings.boot_epoch + now_ns / SECOND_NS);
-        Ok(Server { device, iface, sockets, slots, settings, date, counters: Counters::default(), full: false })
+        Ok(Server { device, iface, sockets, slots, settings, date, counters: Counters::default(), full: false, accepting: false })
+    }
+
+    /// Starts accepting connections: every free slot listens on the port.
+    pub fn accept(&mut self) -> Result<(), StartError> {
+        self.accepting = true;
+        for slot in self.slots.iter() {
+            let socket = self.sockets.get_mut::<tcp::Socket>(slot.socket);
+            if slot.state == SlotState::Listening && !socket.is_listening() {
+                socket.listen(self.settings.port).map_err(|_| StartError::Listen)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether connections are accepted.
+    pub fn accepting(&self) -> bool {
+        self.accepting
     }
 
     /// Connections in the pool.
@@ -300,7 +352,7 @@ impl<L: Link, N: Neighbours, H: Copy + 'static> Server<L, N, H> {
     /// Runs the stack and serves every connection at time `now_ns`
     /// (see the module docs). Returns when to run again at the latest
     /// (ns), if anything waits for time.
-    pub fn poll<S: FileData<Handle = H>>(&mut self, now_ns: u64, site: &S) -> Option<u64> {
+    pub fn poll<S: Store<Handle = H, Pin = P, Wait = W>>(&mut self, now_ns: u64, site: &mut S) -> Option<u64> {
         self.date.update(self.settings.boot_epoch + now_ns / SECOND_NS);
         let now = instant(now_ns);
         let mut exhausted = true;
@@ -321,11 +373,11 @@ impl<L: Link, N: Neighbours, H: Copy + 'static> Server<L, N, H> {
     }
 
     /// Serves every slot once; whether anything moved.
-    fn serve_all<S: FileData<Handle = H>>(&mut self, now: u64, site: &S) -> bool {
+    fn serve_all<S: Store<Handle = H, Pin = P, Wait = W>>(&mut self, now: u64, site: &mut S) -> bool {
         let mut moved = false;
         for slot in self.slots.iter_mut() {
             let socket = self.sockets.get_mut::<tcp::Socket>(slot.socket);
-            moved |= serve(slot, socket, site, &self.date, now, &self.settings, &mut self.counters);
+            moved |= serve(slot, socket, site, &self.date, now, &self.settings, self.accepting, &mut self.counters);
         }
         let free = self.slots.iter().any(|s| s.state == SlotState::Listening);
         if !free {
@@ -344,7 +396,7 @@ impl<L: Link, N: Neighbours, H: Copy + 'static> Server<L, N, H> {
     fn reclaim_time_wait(&mut self) -> bool {
         for slot in self.slots.iter_mut() {
             let socket = self.sockets.get_mut::<tcp::Socket>(slot.socket);
-            if socket.state() == State::TimeWait {
+            if socket.state() == State::TimeWait && self.accepting {
                 socket.abort();
                 if socket.listen(self.settings.port).is_ok() {
                     slot.state = SlotState::Listening;
@@ -374,7 +426,7 @@ impl<L: Link, N: Neighbours, H: Copy + 'static> Server<L, N, H> {
 }
 
 /// Moves received bytes into the request buffer; whether any moved.
-fn receive<H: Copy>(slot: &mut Slot<H>, socket: &mut tcp::Socket<'_>, now: u64) -> bool {
+fn receive<H: Copy, P, W>(slot: &mut Slot<H, P, W>, socket: &mut tcp::Socket<'_>, now: u64) -> bool {
     let mut moved = false;
     while socket.can_recv() {
         let taken = socket.recv(|data| {
@@ -403,8 +455,52 @@ enum Flush {
     FileError,
 }
 
-/// Queues as much of the pending response as the socket takes.
-fn flush<S: FileData>(slot: &mut Slot<S::Handle>, socket: &mut tcp::Socket<'_>, site: &S, now: u64, moved: &mut bool) -> Flush {
+/// Queues as much of the pending response as the socket takes. A body's
+/// file is opened in the store before the head goes (see "Serving" in the
+/// module docs).
+fn flush<S: Store>(
+    slot: &mut Slot<S::Handle, S::Pin, S::Wait>,
+    socket: &mut tcp::Socket<'_>,
+    site: &mut S,
+    date: &DateCache,
+    now: u64,
+    counters: &mut Counters,
+    moved: &mut bool,
+) -> Flush {
+    if let (Some(body), None) = (slot.body, &slot.pin) {
+        if slot.wait.as_ref().is_some_and(|w| !site.may_retry(w)) {
+            return Flush::Blocked;
+        }
+        match site.open(body.file) {
+            Fetch::Ready(pin) => {
+                slot.pin = Some(pin);
+                slot.wait = None;
+            }
+            Fetch::Wait(wait) => {
+                if slot.wait.is_none() {
+                    counters.file_waits += 1;
+                }
+                slot.wait = Some(wait);
+                return Flush::Blocked;
+            }
+            Fetch::Fail(status) => {
+                // Nothing of the response was sent (the head waits for the
+                // open): answer the error instead, and close.
+                slot.drop_body(site);
+                counters.file_errors += 1;
+                counters.errors += 1;
+                match write_closing_error(&mut slot.out, status, date) {
+                    Ok(len) => {
+                        slot.head_sent = 0;
+                        slot.head_len = len;
+                    }
+                    Err(_) => return Flush::FileError,
+                }
+                slot.close_after = true;
+                *moved = true;
+            }
+        }
+    }
     while slot.head_sent < slot.head_len {
         match socket.send_slice(&slot.out[slot.head_sent..slot.head_len]) {
             Ok(n) if n > 0 => {
@@ -417,12 +513,14 @@ fn flush<S: FileData>(slot: &mut Slot<S::Handle>, socket: &mut tcp::Socket<'_>, 
     }
     while let Some(body) = slot.body {
         if body.len == 0 {
-            slot.body = None;
+            slot.drop_body(site);
             break;
         }
+        let Some(pin) = &slot.pin else { return Flush::FileError };
+        let store: &S = site;
         let sent = socket.send(|buf| {
             let want = (buf.len() as u64).min(body.len) as usize;
-            let n = site.read(body.file, body.offset, &mut buf[..want]);
+            let n = store.read(pin, body.offset, &mut buf[..want]);
             (n, (n, want))
         });
         match sent {
@@ -439,13 +537,15 @@ fn flush<S: FileData>(slot: &mut Slot<S::Handle>, socket: &mut tcp::Socket<'_>, 
 }
 
 /// Serves one slot (see the module docs); whether anything moved.
-fn serve<S: FileData>(
-    slot: &mut Slot<S::Handle>,
+#[allow(clippy::too_many_arguments)]
+fn serve<S: Store>(
+    slot: &mut Slot<S::Handle, S::Pin, S::Wait>,
     socket: &mut tcp::Socket<'_>,
-    site: &S,
+    site: &mut S,
     date: &DateCache,
     now: u64,
     settings: &Settings,
+    accepting: bool,
     counters: &mut Counters,
 ) -> bool {
     let mut moved = false;
@@ -453,6 +553,7 @@ fn serve<S: FileData>(
     match slot.state {
         SlotState::Listening => match state {
             State::Listen | State::SynReceived => return false,
+            State::Closed if !accepting => return false,
             State::Closed => {
                 // A listener that was reset: listen again.
                 return socket.listen(settings.port).is_ok();
@@ -464,8 +565,11 @@ fn serve<S: FileData>(
             }
         },
         SlotState::Open | SlotState::Closing { .. } if state == State::Closed => {
+            slot.drop_body(site);
             slot.state = SlotState::Listening;
-            let _ = socket.listen(settings.port);
+            if accepting {
+                let _ = socket.listen(settings.port);
+            }
             return true;
         }
         _ => {}
@@ -490,8 +594,10 @@ fn serve<S: FileData>(
     // Open. The idle timeout first: it may produce a 408 to send below.
     if now.saturating_sub(slot.last_activity) >= settings.idle_timeout_ns && !socket.can_recv() {
         if slot.pending() {
-            // Nothing moved while sending: the peer stopped reading.
+            // Nothing moved while sending (or waiting for the store that
+            // long): the peer stopped reading, or the store is stuck.
             socket.abort();
+            slot.drop_body(site);
             counters.aborted += 1;
             slot.state = SlotState::Closing { since: now };
             return true;
@@ -516,11 +622,12 @@ fn serve<S: FileData>(
     for _ in 0..MAX_SERVE_ROUNDS {
         let received = receive(slot, socket, now);
         moved |= received;
-        match flush(slot, socket, site, now, &mut moved) {
+        match flush(slot, socket, site, date, now, counters, &mut moved) {
             Flush::Done => {}
             Flush::Blocked => break,
             Flush::FileError => {
                 socket.abort();
+                slot.drop_body(site);
                 counters.file_errors += 1;
                 slot.state = SlotState::Closing { since: now };
                 return true;
@@ -531,7 +638,7 @@ fn serve<S: FileData>(
             slot.state = SlotState::Closing { since: now };
             return true;
         }
-        match slot.conn.poll(site, date, &mut slot.out) {
+        match slot.conn.poll(&*site, date, &mut slot.out) {
             Ok(Poll::Respond(r)) => {
                 slot.head_sent = 0;
                 slot.head_len = r.head_len;

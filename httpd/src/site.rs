@@ -1,229 +1,372 @@
-//! Where the server gets file data, and the built-in test site.
+//! Where the server gets its files: the [`Store`] trait, and
+//! [`ImageStore`], the site image (`fs/FORMAT.md`) served through the file
+//! cache (`site-cache`) from the block driver's disk.
 //!
-//! [`http_core::Site`] answers lookups (the precomputed header, the entity
-//! tag); [`FileData`] reads the bytes. The file cache (the disk image's
-//! blocks in a cache region) will implement both; until it exists the PD
-//! serves [`BuiltinSite`], a placeholder of a few files compiled in, so
-//! that the server can be tried end to end.
+//! # The store's contract with the server
+//!
+//! [`http_core::Site`] answers lookups (the stored header fields, the
+//! entity tag) from the image's index, which is in memory once the cache
+//! has booted. A file's *data* may not be: before the server sends the
+//! first byte of a response with a body it asks [`Store::open`]:
+//!
+//! - [`Fetch::Ready`]: the data is in memory and verified; the pin keeps it
+//!   there until [`Store::release`]. The server holds it while it sends
+//!   and gives it back when the body is sent or the connection ends.
+//! - [`Fetch::Wait`]: not now (being read from the disk, or no room until
+//!   a pin is released). The response is held back, not started, and the
+//!   open is repeated once [`Store::may_retry`] says something happened
+//!   that may change the answer.
+//! - [`Fetch::Fail`]: the data cannot be served (corrupt, unreadable, too
+//!   large for the cache): the server answers with that status instead
+//!   and closes. Not a byte of the file is sent.
 
-use http_core::date::{format_imf_fixdate, IMF_FIXDATE_LEN};
-use http_core::{FileInfo, Lookup, Site};
+use blk_protocol::queue::QueueError;
+use blk_protocol::{DiskInfo, RequestProducer, Response, ResponseConsumer, QUEUE_CAPACITY};
+use http_core::{FileInfo, Lookup, Site, Status};
+use site_cache::queues::{send_requests, take_boot_responses, take_responses, BootQueueError};
+use site_cache::{Boot, BootStatus, Cache, CacheError, Completion, Config, Open, Ready, Stats, Ticket};
 
-/// File data for the server: the body bytes of a looked-up file.
-pub trait FileData: Site {
-    /// Copies bytes of `file` from `offset` into `buf`; returns how many.
-    /// Fewer than `buf.len()` only at the end of the file; 0 for a
-    /// `buf` past the end or when the data cannot be had (the server then
-    /// aborts the connection: the header already promised the length).
-    fn read(&self, file: Self::Handle, offset: u64, buf: &mut [u8]) -> usize;
+/// The answer to [`Store::open`] (see the module docs).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fetch<P, W> {
+    Ready(P),
+    Wait(W),
+    Fail(Status),
 }
 
-/// Bytes of [`BuiltinSite`]'s generated file: 1 MiB.
-pub const PATTERN_LEN: u64 = 1 << 20;
+/// A site whose file data the server may have to wait for.
+pub trait Store: Site {
+    /// Keeps a file's data in place while the server sends it.
+    type Pin;
+    /// What a waiting connection remembers to know when to open again.
+    type Wait: Copy;
 
-/// Byte `offset` of the generated file: 64-byte lines, line `k` being `k`
-/// in 8 hex digits, a space, 54 letters starting at letter `k + 9` of the
-/// alphabet (cycling), and a newline. Cheap to check from outside.
-pub fn pattern_byte(offset: u64) -> u8 {
-    let line = offset / 64;
-    let column = offset % 64;
-    match column {
-        0..=7 => b"0123456789abcdef"[((line >> (4 * (7 - column))) & 15) as usize],
-        8 => b' ',
-        63 => b'\n',
-        _ => b'a' + ((line + column) % 26) as u8,
-    }
+    /// Asks for the data of `file` (a handle from a lookup).
+    fn open(&mut self, file: Self::Handle) -> Fetch<Self::Pin, Self::Wait>;
+    /// Whether an open answered `Wait(wait)` may now have another answer.
+    fn may_retry(&self, wait: &Self::Wait) -> bool;
+    /// Copies bytes of the pinned file from `offset` into `buf`; returns
+    /// how many: fewer than `buf.len()` only at the end of the file, 0
+    /// past it.
+    fn read(&self, pin: &Self::Pin, offset: u64, buf: &mut [u8]) -> usize;
+    /// Gives a pin back.
+    fn release(&mut self, pin: Self::Pin);
 }
 
-/// Where a built-in file's bytes come from.
-#[derive(Clone, Copy, Debug)]
-enum Data {
-    Static(&'static [u8]),
-    /// [`pattern_byte`] for `0..len`.
-    Pattern(u64),
+/// Groups the cache tracks at once.
+pub const CACHE_GROUPS: usize = 1024;
+/// Block requests outstanding at once: the queue's capacity (the cache is
+/// the queue's only user, so an enqueue always has room).
+pub const CACHE_INFLIGHT: usize = QUEUE_CAPACITY;
+/// Most files an image may have for this server.
+pub const CACHE_FILES: usize = 16384;
+/// The server's cache (about 190 KiB: the PD's stack is sized for it).
+pub type SiteCache<'h> = Cache<'h, CACHE_GROUPS, CACHE_INFLIGHT, CACHE_FILES>;
+
+/// Completed loads remembered for waiting connections; a connection that
+/// waited longer than this many completions simply opens again.
+const DONE_RING: usize = 64;
+/// Notices held for the PD to log between polls; more are counted.
+const NOTICES: usize = 16;
+
+/// The cache region as the store reads it. The block device writes into
+/// it (the blocks of loads in progress) while the store holds the cache,
+/// so the store asks for the bytes anew for each use and reads only what
+/// the cache says is loaded.
+pub trait CacheRegion<'h> {
+    /// The whole region, for one use.
+    fn bytes(&self) -> &[u8];
+    /// Its first `len` bytes, for good: the image head, which nothing
+    /// writes again once the boot has read it. `None` if the region is
+    /// shorter.
+    fn head(&self, len: usize) -> Option<&'h [u8]>;
 }
 
-impl Data {
-    fn len(&self) -> u64 {
-        match self {
-            Data::Static(bytes) => bytes.len() as u64,
-            Data::Pattern(len) => *len,
+/// Where the store stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Availability {
+    /// Waiting for the disk or reading the image head.
+    Starting,
+    /// The image is booted: lookups and opens are answered.
+    Serving,
+    /// The image cannot be served (its error); nothing ever will be.
+    Refused(CacheError),
+}
+
+/// What a [`ImageStore::pump`] changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pumped {
+    /// Nothing the server must act on.
+    Nothing,
+    /// The image head was read and verified: start serving.
+    Booted,
+    /// The image was refused (see [`CacheError`]'s message).
+    Refused(CacheError),
+}
+
+/// Something the PD should log about a file, by its index position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// Its data failed verification (logged once per load).
+    Corrupt { file: u32 },
+    /// Reading it failed with this block status.
+    IoError { file: u32, status: u32 },
+    /// Larger than the cache can ever hold.
+    TooLarge { file: u32 },
+}
+
+/// Why a waiting connection waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageWait {
+    /// For this load, which had not completed when `done` loads had.
+    Load { ticket: Ticket, done: u64 },
+    /// For room: after the `events`-th release or completion.
+    Room { events: u64 },
+}
+
+/// The site image through the file cache (see the module docs and
+/// `site-cache`'s crate docs).
+pub struct ImageStore<'h, R> {
+    region: R,
+    boot: Option<Boot>,
+    cache: Option<SiteCache<'h>>,
+    refused: Option<CacheError>,
+    /// Tickets of the last completed (loaded or failed) loads, the
+    /// `done`-th at `done % DONE_RING`.
+    completed: [Option<Ticket>; DONE_RING],
+    done: u64,
+    /// Completions and releases so far.
+    events: u64,
+    notices: [Option<Notice>; NOTICES],
+    /// Notices not held because the buffer was full.
+    pub notices_dropped: u64,
+    /// Pins the cache did not recognise on release (a bug if non-zero).
+    pub bad_releases: u64,
+}
+
+impl<'h, R: CacheRegion<'h>> ImageStore<'h, R> {
+    /// A store over the cache region, waiting for the disk.
+    pub fn new(region: R) -> Self {
+        ImageStore {
+            region,
+            boot: None,
+            cache: None,
+            refused: None,
+            completed: [None; DONE_RING],
+            done: 0,
+            events: 0,
+            notices: [None; NOTICES],
+            notices_dropped: 0,
+            bad_releases: 0,
         }
     }
-}
 
-const INDEX_HTML: &[u8] = b"<!DOCTYPE html>
-<html><head><meta charset=\"utf-8\"><title>seL4 web node</title>
-<link rel=\"stylesheet\" href=\"/style.css\"></head>
-<body><h1>Served by httpd on seL4</h1>
-<p>This page comes from the server's built-in test site, a placeholder
-until the file cache serves the site image.</p>
-<ul><li><a href=\"/hello.txt\">hello.txt</a></li>
-<li><a href=\"/docs/\">docs/</a></li>
-<li><a href=\"/big.txt\">big.txt</a> (1 MiB, generated)</li></ul>
-</body></html>
-";
-const STYLE_CSS: &[u8] = b"body { font-family: sans-serif; max-width: 40em; margin: 2em auto; }\nh1 { color: #336; }\n";
-const HELLO_TXT: &[u8] = b"hello from the seL4 web node\n";
-const DOCS_INDEX: &[u8] = b"<!DOCTYPE html>\n<html><head><title>docs</title></head><body><p>The docs directory's index.</p></body></html>\n";
-
-/// The built-in files: path, content type, data. `/docs` is a directory.
-const FILES: [(&str, &str, Data); 5] = [
-    ("/index.html", "text/html; charset=utf-8", Data::Static(INDEX_HTML)),
-    ("/style.css", "text/css", Data::Static(STYLE_CSS)),
-    ("/hello.txt", "text/plain; charset=utf-8", Data::Static(HELLO_TXT)),
-    ("/docs/index.html", "text/html; charset=utf-8", Data::Static(DOCS_INDEX)),
-    ("/big.txt", "text/plain; charset=utf-8", Data::Pattern(PATTERN_LEN)),
-];
-const DIRECTORIES: [&str; 1] = ["/docs"];
-
-/// Room for one precomputed header.
-const HEADER_ROOM: usize = 192;
-/// Room for an entity tag.
-const ETAG_ROOM: usize = 24;
-
-/// One built-in file with its precomputed `200` header fields.
-struct Builtin {
-    path: &'static str,
-    data: Data,
-    header: [u8; HEADER_ROOM],
-    header_len: usize,
-    etag: [u8; ETAG_ROOM],
-    etag_len: usize,
-}
-
-/// The placeholder site (see the module docs). Its files were "modified"
-/// when the server started (`started`, unix seconds); their entity tags
-/// are `"<length hex>-<started hex>"`.
-pub struct BuiltinSite {
-    files: [Builtin; FILES.len()],
-    pub last_modified: u64,
-}
-
-/// `core::fmt::Write` into a fixed buffer.
-struct Cursor<'a> {
-    buf: &'a mut [u8],
-    len: usize,
-}
-
-impl core::fmt::Write for Cursor<'_> {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let dst = self.buf.get_mut(self.len..self.len + s.len()).ok_or(core::fmt::Error)?;
-        dst.copy_from_slice(s.as_bytes());
-        self.len += s.len();
-        Ok(())
+    /// Where the store stands.
+    pub fn availability(&self) -> Availability {
+        match (&self.cache, self.refused) {
+            (_, Some(e)) => Availability::Refused(e),
+            (Some(_), None) => Availability::Serving,
+            (None, None) => Availability::Starting,
+        }
     }
-}
 
-impl BuiltinSite {
-    /// The site with its headers written for modification time `started`.
-    pub fn new(started: u64) -> BuiltinSite {
-        let date: [u8; IMF_FIXDATE_LEN] = format_imf_fixdate(started);
-        let date = core::str::from_utf8(&date).unwrap_or("Thu, 01 Jan 1970 00:00:00 GMT");
-        let files = FILES.map(|(path, content_type, data)| {
-            let mut file = Builtin { path, data, header: [0; HEADER_ROOM], header_len: 0, etag: [0; ETAG_ROOM], etag_len: 0 };
-            let mut etag = Cursor { buf: &mut file.etag, len: 0 };
-            // The buffers are sized for the longest values: a u64 in hex
-            // twice, and these content types.
-            let _ = core::fmt::write(&mut etag, format_args!("\"{:x}-{:x}\"", data.len(), started));
-            file.etag_len = etag.len;
-            let etag = core::str::from_utf8(&file.etag[..file.etag_len]).unwrap_or("\"\"");
-            let mut header = Cursor { buf: &mut file.header, len: 0 };
-            let _ = core::fmt::write(
-                &mut header,
-                format_args!(
-                    "Content-Type: {content_type}\r\nContent-Length: {}\r\nLast-Modified: {date}\r\nETag: {etag}\r\n",
-                    data.len()
-                ),
-            );
-            file.header_len = header.len;
-            file
-        });
-        BuiltinSite { files, last_modified: started }
+    /// Completions and releases so far: a change may wake waiting
+    /// connections.
+    pub fn events(&self) -> u64 {
+        self.events
     }
-}
 
-impl Site for BuiltinSite {
-    type Handle = usize;
+    /// The cache, once booted.
+    pub fn cache(&self) -> Option<&SiteCache<'h>> {
+        self.cache.as_ref()
+    }
 
-    fn lookup(&self, path: &str) -> Lookup<'_, usize> {
-        if let Some(i) = self.files.iter().position(|f| f.path == path) {
-            let f = &self.files[i];
-            let info = FileInfo {
-                len: f.data.len(),
-                last_modified: self.last_modified,
-                etag: &f.etag[..f.etag_len],
-                header: &f.header[..f.header_len],
+    /// The cache's counters (zero before it boots).
+    pub fn stats(&self) -> Stats {
+        self.cache.as_ref().map(|c| *c.stats()).unwrap_or_default()
+    }
+
+    /// The path of the file at index position `file`.
+    pub fn path(&self, file: u32) -> &'h str {
+        self.cache.as_ref().and_then(|c| c.file(file)).map_or("?", |f| f.record().path)
+    }
+
+    /// The oldest notice not yet taken.
+    pub fn take_notice(&mut self) -> Option<Notice> {
+        let first = self.notices.iter().position(Option::is_some)?;
+        let notice = self.notices[first].take();
+        self.notices[first..].rotate_left(1);
+        notice
+    }
+
+    fn notice(&mut self, notice: Notice) {
+        match self.notices.iter_mut().find(|n| n.is_none()) {
+            Some(free) => *free = Some(notice),
+            None => self.notices_dropped += 1,
+        }
+    }
+
+    fn refuse(&mut self, e: CacheError) -> Pumped {
+        self.boot = None;
+        self.refused = Some(e);
+        Pumped::Refused(e)
+    }
+
+    /// Moves the block traffic: starts the boot once the driver has
+    /// published the disk (`disk`), sends every request the boot or the
+    /// cache may send and takes every response. The caller then signals
+    /// the driver if the request queue asks for it, and calls again while
+    /// the response queue is not empty.
+    ///
+    /// `Err` if the response queue is corrupt (the driver wrote bogus
+    /// indices): during the boot the image is refused; afterwards the
+    /// loads in flight may never complete, which the caller logs.
+    pub fn pump(
+        &mut self,
+        disk: Option<DiskInfo>,
+        requests: &mut RequestProducer<'_>,
+        responses: &mut ResponseConsumer<'_>,
+    ) -> Result<Pumped, QueueError<Response>> {
+        if self.refused.is_some() {
+            return Ok(Pumped::Nothing);
+        }
+        if self.cache.is_none() && self.boot.is_none() {
+            let Some(disk) = disk else { return Ok(Pumped::Nothing) };
+            match Boot::new(Config { region_size: self.region.bytes().len(), disk }) {
+                Ok(boot) => self.boot = Some(boot),
+                Err(e) => return Ok(self.refuse(e)),
+            }
+        }
+        let mut pumped = Pumped::Nothing;
+        if let Some(boot) = &mut self.boot {
+            loop {
+                match take_boot_responses(boot, responses, self.region.bytes()) {
+                    Ok(BootStatus::Pending) => {}
+                    Ok(BootStatus::Ready) => break,
+                    Err(BootQueueError::Boot(e)) => return Ok(self.refuse(e)),
+                    Err(BootQueueError::Queue(q)) => {
+                        self.refuse(CacheError::Io { status: blk_protocol::Status::IoError as u32 });
+                        return Err(q);
+                    }
+                }
+                if send_requests(boot, requests) == 0 {
+                    return Ok(Pumped::Nothing);
+                }
+            }
+            let Some(boot) = self.boot.take() else { return Ok(Pumped::Nothing) };
+            let Some(head) = boot.head_area().and_then(|len| self.region.head(len)) else {
+                return Ok(self.refuse(CacheError::BootIncomplete));
             };
-            return Lookup::File(info, i);
+            match boot.finish(head) {
+                Ok(cache) => self.cache = Some(cache),
+                Err(e) => return Ok(self.refuse(e)),
+            }
+            pumped = Pumped::Booted;
         }
-        if DIRECTORIES.contains(&path) {
+        let Some(cache) = &mut self.cache else { return Ok(pumped) };
+        loop {
+            let (completed, done, events) = (&mut self.completed, &mut self.done, &mut self.events);
+            take_responses(cache, responses, |c| {
+                if let Completion::Loaded(ticket) | Completion::Failed(ticket) = c {
+                    completed[(*done % DONE_RING as u64) as usize] = Some(ticket);
+                    *done += 1;
+                    *events += 1;
+                }
+            })?;
+            if send_requests(cache, requests) == 0 {
+                return Ok(pumped);
+            }
+        }
+    }
+}
+
+/// The value of the `ETag` field in stored header fields.
+fn etag_of(fields: &[u8]) -> &[u8] {
+    fields
+        .split(|&b| b == b'\n')
+        .find_map(|line| line.strip_prefix(b"ETag: "))
+        .map_or(&[][..], |v| v.strip_suffix(b"\r").unwrap_or(v))
+}
+
+impl<'h, R: CacheRegion<'h>> Site for ImageStore<'h, R> {
+    /// The file's position in the index.
+    type Handle = u32;
+
+    fn lookup(&self, path: &str) -> Lookup<'_, u32> {
+        let Some(cache) = &self.cache else { return Lookup::NotFound };
+        if let Some(file) = cache.lookup(path.as_bytes()) {
+            let record = file.record();
+            let fields = record.fields();
+            let info = FileInfo { len: record.size, last_modified: record.last_modified, etag: etag_of(fields), header: fields };
+            return Lookup::File(info, file.id());
+        }
+        if cache.image().is_directory(path.as_bytes()) {
             return Lookup::Directory;
         }
         Lookup::NotFound
     }
 }
 
-impl FileData for BuiltinSite {
-    fn read(&self, file: usize, offset: u64, buf: &mut [u8]) -> usize {
-        let Some(f) = self.files.get(file) else { return 0 };
-        let len = f.data.len();
-        if offset >= len {
-            return 0;
+impl<'h, R: CacheRegion<'h>> Store for ImageStore<'h, R> {
+    type Pin = Ready;
+    type Wait = ImageWait;
+
+    /// `Corrupt`, `IoError` and `TooLarge` are `500` and a [`Notice`]
+    /// (`Corrupt` once per load of the file).
+    fn open(&mut self, id: u32) -> Fetch<Ready, ImageWait> {
+        let Some(cache) = &mut self.cache else { return Fetch::Fail(Status::InternalServerError) };
+        let Some(file) = cache.file(id) else { return Fetch::Fail(Status::InternalServerError) };
+        let region = self.region.bytes();
+        let arena = region.get(cache.arena_start()..).unwrap_or(&[]);
+        let notice = match cache.open(&file, arena) {
+            Open::Ready(ready) => return Fetch::Ready(ready),
+            Open::Loading(ticket) => return Fetch::Wait(ImageWait::Load { ticket, done: self.done }),
+            Open::Busy => return Fetch::Wait(ImageWait::Room { events: self.events }),
+            Open::Corrupt { detected_now: true } => Some(Notice::Corrupt { file: id }),
+            Open::Corrupt { detected_now: false } => None,
+            Open::IoError { status } => Some(Notice::IoError { file: id, status }),
+            Open::TooLarge => Some(Notice::TooLarge { file: id }),
+        };
+        if let Some(notice) = notice {
+            self.notice(notice);
         }
-        let n = (len - offset).min(buf.len() as u64) as usize;
-        match f.data {
-            Data::Static(bytes) => buf[..n].copy_from_slice(&bytes[offset as usize..offset as usize + n]),
-            Data::Pattern(_) => {
-                for (i, b) in buf[..n].iter_mut().enumerate() {
-                    *b = pattern_byte(offset + i as u64);
+        Fetch::Fail(Status::InternalServerError)
+    }
+
+    fn may_retry(&self, wait: &ImageWait) -> bool {
+        match *wait {
+            ImageWait::Room { events } => self.events != events,
+            ImageWait::Load { ticket, done } => {
+                if self.done.saturating_sub(done) >= DONE_RING as u64 {
+                    return true;
                 }
+                (done..self.done).any(|n| self.completed[(n % DONE_RING as u64) as usize] == Some(ticket))
             }
         }
-        n
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::string::String;
-
-    #[test]
-    fn headers_fit_and_say_the_length() {
-        let site = BuiltinSite::new(1_700_000_000);
-        for (path, _, data) in FILES {
-            let Lookup::File(info, _) = site.lookup(path) else { panic!("{path}") };
-            let header = String::from_utf8(info.header.to_vec()).unwrap();
-            assert!(header.contains(&std::format!("Content-Length: {}\r\n", data.len())), "{header}");
-            assert!(header.contains("Last-Modified: Tue, 14 Nov 2023 22:13:20 GMT\r\n"), "{header}");
-            assert!(header.ends_with(&std::format!("ETag: {}\r\n", String::from_utf8(info.etag.to_vec()).unwrap())));
+    fn read(&self, ready: &Ready, offset: u64, buf: &mut [u8]) -> usize {
+        let Ok(offset) = usize::try_from(offset) else { return 0 };
+        if offset >= ready.len {
+            return 0;
         }
-        assert_eq!(site.lookup("/docs"), Lookup::Directory);
-        assert_eq!(site.lookup("/nope"), Lookup::NotFound);
+        let n = (ready.len - offset).min(buf.len());
+        let start = ready.offset + offset;
+        match self.region.bytes().get(start..start + n) {
+            Some(data) => {
+                buf[..n].copy_from_slice(data);
+                n
+            }
+            None => 0,
+        }
     }
 
-    #[test]
-    fn reads_are_exact_at_the_end() {
-        let site = BuiltinSite::new(0);
-        let mut buf = [0u8; 8];
-        assert_eq!(site.read(2, 0, &mut buf), 8);
-        assert_eq!(&buf, b"hello fr");
-        let len = HELLO_TXT.len() as u64;
-        assert_eq!(site.read(2, len - 3, &mut buf), 3);
-        assert_eq!(&buf[..3], b"de\n");
-        assert_eq!(site.read(2, len, &mut buf), 0);
-        assert_eq!(site.read(99, 0, &mut buf), 0, "no such file");
-    }
-
-    #[test]
-    fn the_pattern_is_lines_of_64() {
-        let line = |k: u64| -> String { (0..64).map(|c| pattern_byte(k * 64 + c) as char).collect() };
-        assert_eq!(line(0), std::format!("00000000 {}\n", &"jklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz"[..54]));
-        assert!(line(0x1234).starts_with("00001234 "));
-        let site = BuiltinSite::new(0);
-        let mut buf = [0u8; 100];
-        assert_eq!(site.read(4, PATTERN_LEN - 10, &mut buf), 10);
-        assert_eq!(buf[9], b'\n');
+    fn release(&mut self, ready: Ready) {
+        if let Some(cache) = &mut self.cache {
+            if !cache.release(ready.pin) {
+                self.bad_releases += 1;
+            }
+            self.events += 1;
+        }
     }
 }

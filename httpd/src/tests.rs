@@ -4,7 +4,7 @@
 use crate::arena::Arena;
 use crate::device::{strip_ethernet, DeviceCounters, EthDevice, Link, Neighbours, NoBuffer, Resolution, ETHERNET_HEADER, MAX_FRAME};
 use crate::server::{pool_size, Server, Settings, CONNECTION_BYTES, SECOND_NS};
-use crate::site::{pattern_byte, BuiltinSite, PATTERN_LEN};
+use crate::builtin::{pattern_byte, BuiltinSite, PATTERN_LEN};
 use net_config::{Ipv4Address, NodeAddress};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
@@ -140,7 +140,7 @@ impl phy::Device for ClientDevice {
 
 /// A server, a client interface, and the clock.
 struct Net {
-    server: Server<FakeLink, FakeNeighbours, usize>,
+    server: Server<FakeLink, FakeNeighbours, usize, usize, u64>,
     site: BuiltinSite,
     arp: Shared<ArpState>,
     client: Interface,
@@ -173,7 +173,8 @@ impl Net {
             boot_epoch: STARTED,
             random_seed: 1,
         };
-        let server = Server::new(device, &mut arena, settings, 0).expect("server starts");
+        let mut server = Server::new(device, &mut arena, settings, 0).expect("server starts");
+        server.accept().expect("listens");
         let mut client_dev = ClientDevice { wire, bad_frames: 0 };
         let mut client = Interface::new(Config::new(HardwareAddress::Ip), &mut client_dev, Instant::from_micros(0));
         client.update_ip_addrs(|a| a.push(IpCidr::new(IpAddress::Ipv4(smol(CLIENT_IP)), 24)).unwrap());
@@ -182,7 +183,7 @@ impl Net {
 
     /// One step of both sides, then 1 ms passes.
     fn step(&mut self) {
-        self.server.poll(self.now, &self.site);
+        self.server.poll(self.now, &mut self.site);
         self.client.poll(Instant::from_micros((self.now / 1000) as i64), &mut self.client_dev, &mut self.sockets);
         self.now += 1_000_000;
     }
@@ -396,4 +397,96 @@ fn an_idle_partial_request_gets_408_and_an_idle_connection_is_closed() {
     net.socket(a).close();
     net.socket(b).close();
     net.run_until(20_000, |n| n.server.busy() == 0);
+}
+
+#[test]
+fn nothing_is_accepted_before_accept() {
+    let mut net = Net::new(2);
+    // A fresh server that was never told to accept.
+    let wire: Shared<Wire> = Rc::default();
+    let node = NodeAddress { ipv4: SERVER_IP, prefix_len: 24, gateway: Some(CLIENT_IP) };
+    let device = EthDevice::new(FakeLink { wire: wire.clone(), tx_capacity: 64 }, FakeNeighbours(net.arp.clone()), node, SERVER_MAC);
+    let region: &'static mut [u8] = Box::leak(vec![0u8; 2 * CONNECTION_BYTES].into_boxed_slice());
+    // SAFETY: the leaked memory is the server's alone, forever.
+    let mut arena = unsafe { Arena::new(region.as_mut_ptr() as usize, region.len()) };
+    let settings = Settings { port: 80, idle_timeout_ns: SECOND_NS, close_timeout_ns: SECOND_NS, boot_epoch: STARTED, random_seed: 2 };
+    net.server = Server::new(device, &mut arena, settings, 0).expect("server starts");
+    net.client_dev.wire = wire;
+    assert!(!net.server.accepting());
+    let a = net.connect();
+    net.run_until(1000, |n| n.socket(a).state() == tcp::State::Closed);
+    assert_eq!(net.server.counters.accepted, 0, "refused with a reset");
+    net.server.accept().unwrap();
+    let b = net.connect();
+    net.run_until(1000, |n| n.established(b));
+    let got = net.exchange(b, b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", 10);
+    assert!(got.starts_with(b"HTTP/1.1 200 OK"));
+}
+
+#[test]
+fn a_response_waits_for_its_file_without_starting_and_resumes() {
+    let mut net = Net::new(2);
+    net.site.gate = Some(Ok(()));
+    let h = net.connect();
+    net.run_until(1000, |n| n.established(h));
+    net.send(h, b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /style.css HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut got = Vec::new();
+    for _ in 0..200 {
+        net.step();
+        net.take(h, &mut got);
+    }
+    assert!(got.is_empty(), "nothing of the response is sent while the file waits: {:?}", String::from_utf8_lossy(&got));
+    assert_eq!(net.server.counters.file_waits, 1);
+    assert_eq!(net.site.pins, 0);
+    // The load "completes".
+    net.site.gate = None;
+    net.site.events += 1;
+    net.run_until(1000, |n| {
+        n.take(h, &mut got);
+        String::from_utf8_lossy(&got).matches("HTTP/1.1 200 OK").count() == 2 && got.ends_with(b"h1 { color: #336; }\n")
+    });
+    assert!(String::from_utf8_lossy(&got).contains("\r\n\r\nhello from the seL4 web node\n"));
+    assert_eq!((net.site.pins, net.site.released), (2, 2), "every pin went back");
+    assert!(net.established(h), "keep-alive goes on");
+}
+
+#[test]
+fn a_file_the_store_cannot_give_gets_500_and_none_of_its_bytes() {
+    let mut net = Net::new(2);
+    net.site.gate = Some(Err(http_core::Status::InternalServerError));
+    let h = net.connect();
+    net.run_until(1000, |n| n.established(h));
+    net.send(h, b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut got = Vec::new();
+    net.run_until(1000, |n| {
+        n.take(h, &mut got);
+        response_len(&got).is_some_and(|len| got.len() >= len) && !n.socket(h).may_recv()
+    });
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 500 Internal Server Error\r\n"), "{text}");
+    assert!(text.contains("Connection: close\r\n"), "{text}");
+    assert!(!text.contains("hello from") && !text.contains("ETag"), "{text}");
+    assert_eq!(net.server.counters.file_errors, 1);
+    // A new connection is served once the store can give the file.
+    net.site.gate = None;
+    let h = net.connect();
+    net.run_until(1000, |n| n.established(h));
+    let got = net.exchange(h, b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", 10);
+    assert!(got.starts_with(b"HTTP/1.1 200 OK"));
+}
+
+#[test]
+fn a_pin_is_released_when_the_connection_is_aborted_mid_body() {
+    let mut net = Net::new(2);
+    let h = net.connect();
+    net.run_until(1000, |n| n.established(h));
+    net.send(h, b"GET /big.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut got = Vec::new();
+    net.run_until(1000, |n| {
+        n.take(h, &mut got);
+        got.len() > 10_000
+    });
+    assert_eq!((net.site.pins, net.site.released), (1, 0), "pinned while sending");
+    net.socket(h).abort();
+    net.run_until(1000, |n| n.site.released == 1 && n.server.busy() == 0);
 }

@@ -281,6 +281,29 @@ fn write_error(
     w.finish()
 }
 
+/// `Accept-Ranges: bytes`, unless the stored header fields already carry
+/// an `Accept-Ranges` field (the site image's stored headers do): the
+/// field is sent once.
+fn put_accept_ranges(w: &mut Writer<'_>, header: &[u8]) {
+    let stored = header.split(|&b| b == b'\n').any(|line| {
+        line.iter().position(|&b| b == b':').is_some_and(|colon| line[..colon].eq_ignore_ascii_case(b"accept-ranges"))
+    });
+    if !stored {
+        w.put(b"Accept-Ranges: bytes\r\n");
+    }
+}
+
+/// An error response that closes the connection, with its small body,
+/// for a server that must answer a request differently from what
+/// [`Connection::poll`] produced before any of that response was sent
+/// (e.g. `500` when the file store finds a file's data corrupt or
+/// unreadable). The request was a GET (a response with a body), so the
+/// error body is included; `Connection: close` tells the client that
+/// nothing more comes on this connection.
+pub fn write_closing_error(out: &mut [u8], status: Status, date: &DateCache) -> Result<usize, Overflow> {
+    write_error(out, status, date, Persistence::Close, false, |_| {})
+}
+
 /// After httparse refused the version: once the request line is complete,
 /// `505` if it is `method SP target SP HTTP/x.y` with a version other than
 /// 1.0/1.1, `400` otherwise (RFC 9112 §2.3: `HTTP-version = "HTTP/" DIGIT
@@ -573,14 +596,14 @@ fn answer<S: Site>(
         }
         Selected::Full => {
             start(&mut w, Status::Ok, date, persistence);
-            w.put(b"Accept-Ranges: bytes\r\n");
+            put_accept_ranges(&mut w, info.header);
             w.put(info.header);
             w.put(b"\r\n");
             (Status::Ok, Some((0, info.len)))
         }
         Selected::Partial { first, last } => {
             start(&mut w, Status::PartialContent, date, persistence);
-            w.put(b"Accept-Ranges: bytes\r\n");
+            put_accept_ranges(&mut w, info.header);
             copy_fields(&mut w, info.header, |name| !name.eq_ignore_ascii_case(b"content-length"));
             w.put(b"Content-Range: bytes ");
             w.put_u64(first);

@@ -48,7 +48,7 @@ pub mod response;
 pub mod site;
 pub mod target;
 
-pub use conn::{Connection, Poll, Response};
+pub use conn::{write_closing_error, Connection, Poll, Response};
 pub use date::DateCache;
 pub use response::{Body, Status};
 pub use site::{FileInfo, Lookup, MemEntry, MemSite, Site};

@@ -6,12 +6,9 @@ pub mod blk;
 mod drivers;
 mod net;
 mod node;
-#[allow(dead_code)] // used by the web tests, which land with the web server
 mod http_client;
 mod web;
-#[allow(dead_code)] // registered once microkit.system serves the site
 mod web_http;
-#[allow(dead_code)]
 mod web_site;
 
 use crate::kernel::KernelConfig;
@@ -72,6 +69,7 @@ pub fn run(ws: &Path, filter: Option<&str>) -> Result<()> {
     tests.extend(net::tests());
     tests.extend(node::tests());
     tests.extend(web::tests());
+    tests.extend(web_http::tests());
     if let Some(filter) = filter {
         tests.retain(|(name, _)| name.contains(filter));
         ensure!(!tests.is_empty(), "no integration test name contains {filter:?}");

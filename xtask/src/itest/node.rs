@@ -81,6 +81,23 @@ impl Netns {
         cmd
     }
 
+    /// Moves the calling thread into the namespace (network namespaces
+    /// are per thread), so that its sockets reach the node.
+    pub(super) fn enter(&self) -> Result<()> {
+        use std::os::fd::AsRawFd;
+        extern "C" {
+            fn setns(fd: i32, nstype: i32) -> i32;
+        }
+        const CLONE_NEWNET: i32 = 0x4000_0000;
+        let path = format!("/var/run/netns/{}", self.name);
+        let file = std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
+        // SAFETY: setns(2) with a valid open descriptor of a network
+        // namespace; it only changes the calling thread's namespace.
+        let rc = unsafe { setns(file.as_raw_fd(), CLONE_NEWNET) };
+        ensure!(rc == 0, "setns {path}: {}", std::io::Error::last_os_error());
+        Ok(())
+    }
+
     /// Runs a Python program inside the namespace; its output.
     pub(super) fn python(&self, script: &str, args: &[&str]) -> Result<Output> {
         let out = self.command("/usr/bin/python3").arg("-c").arg(script).args(args).output().context("running python3")?;
@@ -91,7 +108,13 @@ impl Netns {
     /// Boots `built` in QEMU inside the namespace, on the TAP device.
     /// (`ip netns exec` execs QEMU, so the session's PID is QEMU's.)
     pub(super) fn boot(&self, built: &Built) -> Result<Session> {
-        let nic = qemu::tap_nic(TAP);
+        self.boot_with(built, &[])
+    }
+
+    /// [`Netns::boot`] with more QEMU device arguments (a disk).
+    pub(super) fn boot_with(&self, built: &Built, extra: &[String]) -> Result<Session> {
+        let mut nic = qemu::tap_nic(TAP);
+        nic.extend_from_slice(extra);
         let nic: Vec<&str> = nic.iter().map(String::as_str).collect();
         let qemu = qemu::command(built, system::DEFAULT_RAM_MIB, false, &nic);
         let mut cmd = self.command(&qemu.get_program().to_string_lossy());

@@ -45,7 +45,7 @@ impl Rng {
 /// Writes the site into `root` (which must not exist) and lists its files.
 pub fn generate(root: &Path) -> Result<Vec<SiteFile>> {
     fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
-    let mut rng = Rng(0x5eed_0f_5173);
+    let mut rng = Rng(0x005e_ed0f_5173);
     let mut files = Vec::new();
     let mut write = |url: String, bytes: &[u8]| -> Result<()> {
         let path = root.join(url.trim_start_matches('/'));

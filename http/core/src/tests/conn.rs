@@ -615,3 +615,35 @@ fn lm_is_what_the_site_says() {
     assert_eq!(one(&get("/a.txt", "")).field("Last-Modified"), Some(LM_TEXT));
     let _ = LM;
 }
+
+#[test]
+fn a_stored_accept_ranges_field_is_not_repeated() {
+    use crate::site::{FileInfo, MemEntry, MemSite};
+    let header = b"Content-Type: text/plain\r\nContent-Length: 4\r\nETag: \"s\"\r\nAccept-Ranges: bytes\r\n";
+    let entries = [MemEntry { path: "/s.txt", file: Some(FileInfo { len: 4, last_modified: 0, etag: b"\"s\"", header }) }];
+    let site = MemSite { entries: &entries };
+    let date = DateCache::new(super::NOW);
+    for (request, code) in [(&b"GET /s.txt HTTP/1.1\r\nHost: t\r\n\r\n"[..], 200), (&b"GET /s.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=1-2\r\n\r\n"[..], 206)] {
+        let mut conn = Connection::<1024>::new();
+        conn.receive(request);
+        let mut out = [0u8; 1024];
+        let Ok(Poll::Respond(r)) = conn.poll(&site, &date, &mut out) else { panic!("no response") };
+        assert_eq!(r.status.code(), code);
+        let head = String::from_utf8_lossy(&out[..r.head_len]);
+        assert_eq!(head.matches("Accept-Ranges").count(), 1, "{head}");
+    }
+}
+
+#[test]
+fn a_closing_error_replaces_a_response() {
+    let date = DateCache::new(super::NOW);
+    let mut out = [0u8; 512];
+    let len = crate::write_closing_error(&mut out, crate::Status::InternalServerError, &date).unwrap();
+    let text = String::from_utf8_lossy(&out[..len]);
+    assert!(text.starts_with("HTTP/1.1 500 Internal Server Error\r\n"), "{text}");
+    assert!(text.contains("\r\nConnection: close\r\n"), "{text}");
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.contains(&format!("Content-Length: {}", body.len())), "{text}");
+    assert!(body.contains("<h1>500 Internal Server Error</h1>"));
+    assert!(crate::write_closing_error(&mut out[..20], crate::Status::InternalServerError, &date).is_err());
+}
