@@ -26,7 +26,7 @@ use net_protocol::{
     split_tx_offset, FrameAssembler, Stats, Step, TxFrame, TxWindow, MAX_FRAME_LEN, MAX_TX_SEGMENTS, MIN_FRAME_LEN,
     RX_BUFFERS, RX_BUFFER_SIZE, RX_QUEUE_CAPACITY, TX_QUEUE_CAPACITY,
 };
-use shared_queue::{BufferDesc, QueueError, ReceiverQueues, SenderQueues};
+use shared_queue::{BufferDesc, Consumer, QueueError, ReceiverQueues, SenderQueues};
 use virtio::dma::DmaRegion;
 use virtio::queue::{Segment, SplitQueue};
 use virtio::transport::{Notifier, Transport, TransportError};
@@ -242,12 +242,36 @@ impl<'a> Driver<'a> {
 
     /// Re-arms interrupts and signal requests; `true` if nothing arrived
     /// meanwhile, so the PD may wait.
+    ///
+    /// A client queue is waited on whenever the device has room for what
+    /// it would bring, even if the client's *other* queue is too full for
+    /// the driver to take it now (`can_take_rx`/`can_take_tx` also count
+    /// the client's unconsumed entries). The client empties that other
+    /// queue before it produces again (it returns a receive buffer only
+    /// after consuming its frame; it reclaims sent descriptors before it
+    /// sends), so its next production is also the moment there is room.
+    /// Waiting only when there is room already would lose that wake-up:
+    /// with every receive buffer handed over and none posted, nothing
+    /// else would ever wake the driver.
     fn ready_to_sleep(&mut self) -> bool {
         // Non-short-circuit `|`: both queues must be re-armed.
         let used = self.rx.enable_interrupts() | self.tx.enable_interrupts();
-        let tx_pending = self.can_take_tx() && self.tx_client.active.request_signal_if_empty() == Ok(false);
-        let rx_pending = self.can_take_rx() && self.rx_client.free.request_signal_if_empty() == Ok(false);
+        let tx_pending = self.tx.num_free() > MAX_TX_SEGMENTS
+            && Self::wait_on(&self.tx_client.active, || self.can_take_tx());
+        let rx_pending = self.rx.num_free() >= 2 && Self::wait_on(&self.rx_client.free, || self.can_take_rx());
         !(used || tx_pending || rx_pending)
+    }
+
+    /// Asks `queue`'s producer for a signal, then looks again (shared-queue
+    /// C1–C3): `true` if entries are there and `can_take` allows taking
+    /// them now, so there is work instead of a wait.
+    fn wait_on<const N: usize>(queue: &Consumer<'_, N>, can_take: impl FnOnce() -> bool) -> bool {
+        queue.request_signal();
+        let work = queue.is_empty() == Ok(false) && can_take();
+        if work {
+            queue.cancel_signal();
+        }
+        work
     }
 
     /// Whether the device has room for a receive chain and the client's

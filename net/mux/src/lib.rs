@@ -309,6 +309,9 @@ struct Driver<'a, M> {
     in_flight: [u64; TX_SLOTS / 64],
     /// Something was enqueued for the driver during this wake-up.
     produced: bool,
+    /// Sent descriptors were taken back from its `tx_free` during this
+    /// wake-up.
+    reclaimed: bool,
     counters: DriverCounters,
 }
 
@@ -374,6 +377,7 @@ impl<'a, M: SharedMemory> Mux<'a, M> {
                 free_count: TX_SLOTS,
                 in_flight: [0; TX_SLOTS / 64],
                 produced: false,
+                reclaimed: false,
                 counters: DriverCounters::default(),
             },
             clients: core::array::from_fn(|_| None),
@@ -437,6 +441,13 @@ impl<'a, M: SharedMemory> Mux<'a, M> {
         if core::mem::take(&mut driver.produced) {
             // Non-short-circuit `|`: each clears the request it reports.
             notify.driver |= driver.port.rx.free.should_signal() | driver.port.tx.active.should_signal();
+        }
+        // The driver takes frames only while our `tx_free` has room for
+        // their return: having emptied it, wake a driver that waits with
+        // frames still queued (it cannot know we consumed; nothing else
+        // would tell it until we send again).
+        if core::mem::take(&mut driver.reclaimed) && driver.port.tx.active.is_empty() == Ok(false) {
+            notify.driver |= driver.port.tx.active.should_signal();
         }
         for (n, client) in self.clients.iter_mut().enumerate() {
             let Some(client) = client else { continue };

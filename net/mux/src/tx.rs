@@ -120,7 +120,10 @@ impl<M: SharedMemory> Mux<'_, M> {
         let driver = &mut self.driver;
         loop {
             match driver.port.tx.free.dequeue() {
-                Ok(Some(desc)) => driver.release(desc),
+                Ok(Some(desc)) => {
+                    driver.release(desc);
+                    driver.reclaimed = true;
+                }
                 Ok(None) => break,
                 Err(QueueError::OutOfBounds(_)) => driver.counters.errors += 1,
                 Err(_) => {
