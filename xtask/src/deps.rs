@@ -122,6 +122,9 @@ fn is_root() -> Result<bool> {
     Ok(out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "0")
 }
 
+/// Graphviz, to render the system diagram.
+pub const GRAPHVIZ: &[Package] = &[Package { name: "graphviz", probe: "dot" }];
+
 /// Runs apt-get non-interactively, its output going straight to the terminal.
 fn apt_get(args: &[&str]) -> Result<()> {
     let status = Command::new("apt-get")
@@ -169,5 +172,3 @@ mod tests {
     }
 }
 
-/// Graphviz, to render the system diagram.
-pub const GRAPHVIZ: &[Package] = &[Package { name: "graphviz", probe: "dot" }];

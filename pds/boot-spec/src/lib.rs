@@ -153,12 +153,19 @@ mod tests {
         assert_eq!(Spec::decode(&bytes[..bytes.len() - 1]), Err(SpecError::Decode));
     }
 
+    /// Badges fit the kernel's mint field and CSpace slots its CNode:
+    /// checked when the crate compiles.
     #[test]
     fn badges_fit_the_kernel_mint_field() {
-        assert!(badge::PROTECTED_CALL | badge::MAX_CHANNEL_ID <= badge::MAX);
-        assert!(badge::CHILD_FAULT | badge::MAX_CHILD_ID <= badge::MAX);
-        assert!((1u64 << badge::MAX_CHANNEL_ID) < badge::CHILD_FAULT);
-        assert!(cspace::CHILD_TCB_BASE + badge::MAX_CHILD_ID < cspace::END);
-        assert!(cspace::END <= 1 << cspace::RADIX_BITS);
+        const {
+            // The marker bits lie above the ids they are combined with, and
+            // the largest badge fits.
+            assert!(badge::MAX_CHANNEL_ID < badge::PROTECTED_CALL && badge::MAX_CHILD_ID < badge::CHILD_FAULT);
+            assert!(badge::PROTECTED_CALL + badge::MAX_CHANNEL_ID <= badge::MAX);
+            assert!(badge::CHILD_FAULT + badge::MAX_CHILD_ID <= badge::MAX);
+            assert!((1u64 << badge::MAX_CHANNEL_ID) < badge::CHILD_FAULT);
+            assert!(cspace::CHILD_TCB_BASE + badge::MAX_CHILD_ID < cspace::END);
+            assert!(cspace::END <= 1 << cspace::RADIX_BITS);
+        }
     }
 }

@@ -84,10 +84,8 @@ fn init_fails_without_a_uart_and_for_impossible_bauds() {
 #[test]
 fn transmit_checks_lsr_once_per_fifo_load() {
     let mut fake = FakeUart { busy_polls: 3, ..Default::default() };
-    let mut uart = Uart::new(&mut fake);
     let text = [b'a'; 40];
-    assert_eq!(uart.write(&text), 40);
-    drop(uart);
+    assert_eq!(Uart::new(&mut fake).write(&text), 40);
     assert_eq!(fake.tx, text);
     let lsr_reads = fake.log.iter().filter(|a| *a == &('r', reg::LSR, 0)).count();
     let ready = fake.log.iter().filter(|a| a.0 == 'r' && a.1 == reg::LSR && a.2 & bits::LSR_THR_EMPTY != 0).count();
@@ -104,9 +102,7 @@ fn a_stuck_transmitter_is_given_up_on() {
 #[test]
 fn text_gets_carriage_returns() {
     let mut fake = FakeUart::default();
-    let mut uart = Uart::new(&mut fake);
-    uart.write_text(b"one\ntwo\n\nthree");
-    drop(uart);
+    Uart::new(&mut fake).write_text(b"one\ntwo\n\nthree");
     assert_eq!(fake.tx, b"one\r\ntwo\r\n\r\nthree");
 }
 
