@@ -41,11 +41,16 @@ pub fn run(ws: &Path) -> Result<()> {
     crate::deps::ensure_packages(crate::deps::QEMU)?;
     let ours = itest::build(ws, "tests/systems/net.system", KernelConfig::Debug)?;
     let node = itest::build(ws, "tests/systems/node.system", KernelConfig::Debug)?;
+    let web = itest::build(ws, "microkit.system", KernelConfig::Debug)?;
+    let site = crate::site::default_image(ws);
+    crate::site::build(&ws.join("images/site"), &site)?;
+    crate::deps::ensure_packages(&[crate::deps::Package { name: "wrk", probe: "wrk" }])?;
     let guest = linux_guest::build(ws)?;
     let image = measure::test_image(ws, DISK_MIB)?;
     let steal_start = CpuTimes::read()?;
 
     let (mut sel4, mut linux, mut through_mux) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut web_sel4, mut web_linux) = (Vec::new(), Vec::new());
     for round in 1..=ROUNDS {
         println!("round {round}/{ROUNDS}: seL4");
         let mut r = echo_round_ours(&ours)?;
@@ -57,6 +62,10 @@ pub fn run(ws: &Path) -> Result<()> {
         linux.push(r);
         println!("round {round}/{ROUNDS}: seL4 network node (UDP echo behind the demultiplexer)");
         through_mux.push(udp_echo_round_node(&node)?);
+        println!("round {round}/{ROUNDS}: seL4 web node (wrk)");
+        web_sel4.push(web_round_ours(&web, &site)?);
+        println!("round {round}/{ROUNDS}: Linux busybox httpd (wrk)");
+        web_linux.push(web_round_linux(&guest)?);
     }
     let steal = CpuTimes::read()?.steal_percent_since(&steal_start);
 
@@ -78,6 +87,11 @@ pub fn run(ws: &Path) -> Result<()> {
         println!("{:<38} {a:>12.1} {b:>12.1} {:>7.2}x", format!("echoed {len}-byte frames (frames/s)"), a / b);
     }
     println!("(via mux: UDP to the node's net-probe PD, classified, copied in and out, checked; direct: raw frames to an echo PD on the driver)");
+
+    println!("\n{:<38} {:>12} {:>12} {:>8}", "web server, GET /index.html", "seL4 httpd", "busybox", "ratio");
+    let (a, b) = (median(web_sel4.iter().copied()), median(web_linux.iter().copied()));
+    println!("{:<38} {a:>12.1} {b:>12.1} {:>7.2}x", format!("requests/s, wrk -c {WEB_CONNECTIONS}"), a / b);
+    println!("(both behind QEMU user networking with a forwarded port; seL4: the web node of microkit.system serving the site image; Linux: busybox httpd serving the same page from its initramfs)");
     println!("\nCPU steal during the run: {steal:.1}% (the host is shared; high steal makes every figure slower)");
     println!("setup: QEMU TCG, -m {} MiB, virtio-net (dgram socket) and virtio-blk; window {WINDOW}, {} s per measure, {ROUNDS} rounds interleaved", system::DEFAULT_RAM_MIB, MEASURE.as_secs());
     Ok(())
@@ -110,6 +124,63 @@ fn udp_echo_round_node(built: &system::Built) -> Result<Vec<f64>> {
             Ok(rate.frames_per_sec())
         })
         .collect()
+}
+
+/// Connections wrk keeps open against each web server.
+const WEB_CONNECTIONS: usize = 32;
+
+/// Runs wrk against `addr` for [`MEASURE`]: requests per second (errors
+/// fail the round).
+fn wrk(addr: &str) -> Result<f64> {
+    let out = std::process::Command::new("wrk")
+        .args(["-t", "2", "-c", &WEB_CONNECTIONS.to_string(), "-d", &format!("{}s", MEASURE.as_secs()), "--timeout", "10s"])
+        .arg(format!("http://{addr}/index.html"))
+        .output()
+        .context("running wrk")?;
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    anyhow::ensure!(out.status.success(), "wrk failed: {report}");
+    anyhow::ensure!(!report.contains("Socket errors") && !report.contains("Non-2xx"), "wrk saw errors:\n{report}");
+    let rate = report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .context("no Requests/sec in wrk's report")?;
+    println!("  {rate:.0} requests/s");
+    Ok(rate)
+}
+
+/// A loopback port that was free a moment ago, for QEMU's forward.
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// QEMU user networking forwarding `port` on the host to the guest's 80.
+fn forwarded_nic(port: u16) -> Vec<String> {
+    vec![
+        "-netdev".into(),
+        format!("user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:80"),
+        "-device".into(),
+        "virtio-net-pci,disable-legacy=on,addr=3,netdev=n0".into(),
+    ]
+}
+
+fn web_round_ours(built: &system::Built, site: &Path) -> Result<f64> {
+    let port = free_port()?;
+    let mut args = forwarded_nic(port);
+    args.extend(qemu::blk_drive(site, true));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut s = Session::start(qemu::command(built, system::DEFAULT_RAM_MIB, false, &args))?;
+    s.expect("[httpd] serving", itest::LINE_TIMEOUT).context("booting the seL4 web node")?;
+    wrk(&format!("127.0.0.1:{port}"))
+}
+
+fn web_round_linux(guest: &linux_guest::Guest) -> Result<f64> {
+    let port = free_port()?;
+    let args = forwarded_nic(port);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut s = Session::start(linux_guest::qemu_command(guest, "httpd", &args))?;
+    s.expect("HTTPD READY", measure::BOOT_TIMEOUT).context("booting the Linux web guest")?;
+    wrk(&format!("127.0.0.1:{port}"))
 }
 
 /// The UDP echo port of `net-probe` in `tests/systems/node.system`.

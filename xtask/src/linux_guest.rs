@@ -11,9 +11,10 @@
 //!   modules, two C programs from `xtask/linux-guest/`), cached by a hash of
 //!   every input;
 //! - [`qemu_command`]: the QEMU command, in `mode=echo` (every Ethernet
-//!   frame received is sent back unchanged, as our echo PD does) or
+//!   frame received is sent back unchanged, as our echo PD does),
 //!   `mode=diskread` (read all of the disk with O_DIRECT, timed in the
-//!   guest);
+//!   guest) or `mode=httpd` (busybox httpd serving the demo site's
+//!   `index.html` on port 80);
 //! - [`measure`]: the host side of both measures, and [`smoke_test`].
 
 
@@ -68,6 +69,10 @@ const MODULES: &[&str] = &[
     "virtio_net",
     "virtio_blk",
 ];
+
+/// The page the guest's web server serves (`mode=httpd`), from the
+/// workspace.
+pub const WEB_PAGE: &str = "images/site/index.html";
 
 /// Guest programs, compiled on the host: (source in `xtask/linux-guest/`,
 /// path in the guest).
@@ -174,6 +179,9 @@ struct Inputs {
     files: Vec<(&'static str, Vec<u8>)>,
     /// `gcc --version`: it compiles the guest's programs.
     gcc_version: String,
+    /// The page `mode=httpd` serves: the demo site's `index.html`, the
+    /// same bytes our web node serves.
+    page: Vec<u8>,
 }
 
 impl Inputs {
@@ -188,6 +196,7 @@ impl Inputs {
             busybox: debian::Package::candidate(BUSYBOX)?,
             files,
             gcc_version: first_line_of(Command::new("gcc").arg("--version"))?,
+            page: read(&ws.join(WEB_PAGE))?,
         })
     }
 
@@ -211,6 +220,7 @@ impl Inputs {
         }
         text += &format!("modules {}\n", MODULES.join(" "));
         text += &format!("gcc {}\n", self.gcc_version);
+        text += &format!("page {}\n", sha256_hex(&self.page));
         text += &format!("recipe {}\n", sha256_hex(RECIPE.concat().as_bytes()));
         text
     }
@@ -240,6 +250,7 @@ fn initramfs(
         "proc",
         "sys",
         "tmp",
+        "www",
     ] {
         archive.dir(dir, 0o755);
     }
@@ -266,6 +277,7 @@ fn initramfs(
         );
     }
     archive.file("etc/modules", 0o644, (MODULES.join("\n") + "\n").as_bytes());
+    archive.file("www/index.html", 0o644, &inputs.page);
 
     for (source, dest) in PROGRAMS {
         let binary = scratch.join(source.trim_end_matches(".c"));
