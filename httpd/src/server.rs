@@ -173,6 +173,8 @@ pub struct Slot<H, P, W> {
     wait: Option<W>,
     /// Close once the current response is queued.
     close_after: bool,
+    /// The response being sent answers a HEAD.
+    head: bool,
     /// When bytes last moved either way, ns.
     last_activity: u64,
 }
@@ -190,6 +192,7 @@ impl<H: Copy, P, W> Slot<H, P, W> {
             pin: None,
             wait: None,
             close_after: false,
+            head: false,
             last_activity: 0,
         }
     }
@@ -489,7 +492,7 @@ fn flush<S: Store>(
                 slot.drop_body(site);
                 counters.file_errors += 1;
                 counters.errors += 1;
-                match write_closing_error(&mut slot.out, status, date) {
+                match write_closing_error(&mut slot.out, status, date, slot.head) {
                     Ok(len) => {
                         slot.head_sent = 0;
                         slot.head_len = len;
@@ -643,6 +646,7 @@ fn serve<S: Store>(
                 slot.head_sent = 0;
                 slot.head_len = r.head_len;
                 slot.body = r.body;
+                slot.head = r.head;
                 slot.close_after = r.close;
                 counters.responses += 1;
                 if r.status.code() >= 400 {

@@ -81,10 +81,17 @@ pub struct Response<H> {
     /// Bytes at the start of `out` to send first: the header, and the small
     /// body of an error or redirect.
     pub head_len: usize,
-    /// File data to send after the head (never for HEAD, 304 and errors).
+    /// File data to send after the head (never for 304 and errors). For a
+    /// HEAD of a file it is the file with `len` 0: no byte of it is sent,
+    /// but the server opens it as for a GET, so that a file its store
+    /// cannot serve (corrupt, unreadable) gets the same error status
+    /// either way (RFC 9110 §9.3.2: HEAD is GET without the content).
     pub body: Option<Body<H>>,
     /// Close the connection after sending this response.
     pub close: bool,
+    /// The request was HEAD: whatever replaces this response must carry
+    /// no content either ([`write_closing_error`]).
+    pub head: bool,
 }
 
 /// What [`Connection::poll`] found.
@@ -125,6 +132,7 @@ struct Outcome {
     head_len: usize,
     file_range: Option<(u64, u64)>,
     close: bool,
+    head: bool,
     consumed: usize,
     skip: u64,
 }
@@ -242,7 +250,7 @@ impl<const N: usize> Connection<N> {
             (Some((offset, len)), Some(file)) => Some(Body { file, offset, len }),
             _ => None,
         };
-        Ok(Poll::Respond(Response { status: o.status, head_len: o.head_len, body, close: o.close }))
+        Ok(Poll::Respond(Response { status: o.status, head_len: o.head_len, body, close: o.close, head: o.head }))
     }
 }
 
@@ -255,7 +263,7 @@ enum Evaluated<H> {
 /// not be read whole.
 fn fatal<H>(out: &mut [u8], status: Status, date: &DateCache) -> Result<Evaluated<H>, Overflow> {
     let head_len = write_error(out, status, date, Persistence::Close, false, |_| {})?;
-    Ok(Evaluated::Done(Outcome { status, head_len, file_range: None, close: true, consumed: 0, skip: 0 }, None))
+    Ok(Evaluated::Done(Outcome { status, head_len, file_range: None, close: true, head: false, consumed: 0, skip: 0 }, None))
 }
 
 /// Writes an error (or redirect) response with its small HTML body (not for
@@ -293,15 +301,15 @@ fn put_accept_ranges(w: &mut Writer<'_>, header: &[u8]) {
     }
 }
 
-/// An error response that closes the connection, with its small body,
-/// for a server that must answer a request differently from what
-/// [`Connection::poll`] produced before any of that response was sent
-/// (e.g. `500` when the file store finds a file's data corrupt or
-/// unreadable). The request was a GET (a response with a body), so the
-/// error body is included; `Connection: close` tells the client that
-/// nothing more comes on this connection.
-pub fn write_closing_error(out: &mut [u8], status: Status, date: &DateCache) -> Result<usize, Overflow> {
-    write_error(out, status, date, Persistence::Close, false, |_| {})
+/// An error response that closes the connection, with its small body
+/// unless it answers a HEAD (`head`: [`Response::head`]), for a server
+/// that must answer a request differently from what [`Connection::poll`]
+/// produced before any of that response was sent (e.g. `500` when the
+/// file store finds a file's data corrupt or unreadable);
+/// `Connection: close` tells the client that nothing more comes on this
+/// connection.
+pub fn write_closing_error(out: &mut [u8], status: Status, date: &DateCache, head: bool) -> Result<usize, Overflow> {
+    write_error(out, status, date, Persistence::Close, head, |_| {})
 }
 
 /// After httparse refused the version: once the request line is complete,
@@ -449,7 +457,7 @@ fn evaluate<S: Site>(
     // A response to HEAD has no body, even an error (RFC 9110 §9.3.2).
     let fail = |status: Status, out: &mut [u8]| -> Result<Evaluated<S::Handle>, Overflow> {
         let head_len = write_error(out, status, date, Persistence::Close, method == "HEAD", |_| {})?;
-        let outcome = Outcome { status, head_len, file_range: None, close: true, consumed: 0, skip: 0 };
+        let outcome = Outcome { status, head_len, file_range: None, close: true, head: method == "HEAD", consumed: 0, skip: 0 };
         Ok(Evaluated::Done(outcome, None))
     };
     // Message framing (RFC 9112 §6).
@@ -479,6 +487,7 @@ fn evaluate<S: Site>(
         head_len: answer.head_len,
         file_range,
         close: close || answer.close,
+        head: method == "HEAD",
         consumed: head_len,
         skip,
     };
@@ -621,7 +630,7 @@ fn answer<S: Site>(
         Ok(len) => Ok(Answer {
             status,
             head_len: len,
-            body: if is_head { None } else { range.map(|(offset, n)| (offset, n, file)) },
+            body: range.map(|(offset, n)| (offset, if is_head { 0 } else { n }, file)),
             close: false,
         }),
         // The site's precomputed header does not fit `out`: a server error.

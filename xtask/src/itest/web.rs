@@ -26,7 +26,7 @@ pub fn tests() -> Vec<Test> {
         ("web: every file of a generated 1,003-file site (0 B to 10 MB, larger than the cache) is served byte for byte on parallel keep-alive connections; directories redirect and serve index.html", every_file),
         ("web: curl gets a page, a redirect, a range and the 10 MB file intact; 50 parallel curls all succeed", pages_and_parallel),
         ("web: connections beyond the pool are refused at once while open ones keep working; a freed slot is reused", pool_limit),
-        ("web: a file whose data was corrupted on disk is answered 500 and logged, never served; the others are", corrupt_file),
+        ("web: a file whose data was corrupted on disk is answered 500 (GET and HEAD) and logged, never served; the others are", corrupt_file),
         ("web: an image with a corrupt superblock or index is refused: logged, and every connection refused", corrupt_head),
     ]
 }
@@ -251,6 +251,12 @@ fn corrupt_file(ws: &Path) -> Result<()> {
                         ensure!(response.header("connection") == Some("close"), "500 without Connection: close");
                         ensure!(client.is_closed(Duration::from_secs(5))?, "the connection stays open after the 500");
                     }
+                    // HEAD is GET without the content: the same 500, no body.
+                    let mut client = connect(ns)?;
+                    client.send(format!("HEAD {} HTTP/1.1\r\nHost: node\r\n\r\n", victim.url).as_bytes())?;
+                    let response = client.response(true)?;
+                    ensure!(response.status == 500, "HEAD {}: {}", victim.url, response.status);
+                    ensure!(client.is_closed(Duration::from_secs(5))?, "HEAD: no body may follow the 500 head");
                     Ok(())
                 })
                 .join()

@@ -47,7 +47,9 @@ fn head_has_the_same_header_and_no_body() {
     let h = one(b"HEAD /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(h.code, 200);
     assert_eq!(h.head, g.head);
-    assert_eq!(h.body, None);
+    // The file, for the server to open (and refuse if it cannot serve
+    // it), but none of its bytes.
+    assert_eq!(h.body, Some(Body { file: A_TXT, offset: 0, len: 0 }));
     // HEAD of an error: the Content-Length of the body, no body.
     let h = one(b"HEAD /nope HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(h.code, 404);
@@ -502,7 +504,7 @@ fn ranges() {
     }
     // HEAD ignores Range.
     let r = one(b"HEAD /big.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=0-1\r\n\r\n");
-    assert_eq!((r.code, r.body), (200, None));
+    assert_eq!((r.code, r.body), (200, Some(Body { file: BIG, offset: 0, len: 0 })));
     // A matching If-None-Match wins over Range.
     assert_eq!(one(&get("/big.bin", "Range: bytes=0-1\r\nIf-None-Match: \"big\"\r\n")).code, 304);
 }
@@ -638,12 +640,12 @@ fn a_stored_accept_ranges_field_is_not_repeated() {
 fn a_closing_error_replaces_a_response() {
     let date = DateCache::new(super::NOW);
     let mut out = [0u8; 512];
-    let len = crate::write_closing_error(&mut out, crate::Status::InternalServerError, &date).unwrap();
+    let len = crate::write_closing_error(&mut out, crate::Status::InternalServerError, &date, false).unwrap();
     let text = String::from_utf8_lossy(&out[..len]);
     assert!(text.starts_with("HTTP/1.1 500 Internal Server Error\r\n"), "{text}");
     assert!(text.contains("\r\nConnection: close\r\n"), "{text}");
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
     assert!(head.contains(&format!("Content-Length: {}", body.len())), "{text}");
     assert!(body.contains("<h1>500 Internal Server Error</h1>"));
-    assert!(crate::write_closing_error(&mut out[..20], crate::Status::InternalServerError, &date).is_err());
+    assert!(crate::write_closing_error(&mut out[..20], crate::Status::InternalServerError, &date, false).is_err());
 }
