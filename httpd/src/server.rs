@@ -204,8 +204,10 @@ impl<H: Copy, P, W> Slot<H, P, W> {
         if let Some(pin) = self.pin.take() {
             store.release(pin);
         }
+        if let Some(wait) = self.wait.take() {
+            store.abandon(wait);
+        }
         self.body = None;
-        self.wait = None;
     }
 
     fn pending(&self) -> bool {
@@ -488,7 +490,9 @@ fn flush<S: Store>(
             }
             Fetch::Fail(status) => {
                 // Nothing of the response was sent (the head waits for the
-                // open): answer the error instead, and close.
+                // open): answer the error instead, and close. The open
+                // answered the wait, so there is none to abandon.
+                slot.wait = None;
                 slot.drop_body(site);
                 counters.file_errors += 1;
                 counters.errors += 1;

@@ -51,6 +51,8 @@ pub trait Store: Site {
     fn read(&self, pin: &Self::Pin, offset: u64, buf: &mut [u8]) -> usize;
     /// Gives a pin back.
     fn release(&mut self, pin: Self::Pin);
+    /// Forgets a wait whose connection ended before it opened again.
+    fn abandon(&mut self, _wait: Self::Wait) {}
 }
 
 /// Groups the cache tracks at once.
@@ -367,6 +369,12 @@ impl<'h, R: CacheRegion<'h>> Store for ImageStore<'h, R> {
                 self.bad_releases += 1;
             }
             self.events += 1;
+        }
+    }
+
+    fn abandon(&mut self, wait: ImageWait) {
+        if let (Some(cache), ImageWait::Load { ticket, .. }) = (&mut self.cache, wait) {
+            cache.abandon(ticket);
         }
     }
 }

@@ -558,6 +558,19 @@ impl<'h, const GROUPS: usize, const INFLIGHT: usize, const FILES: usize> Cache<'
         }
     }
 
+    /// Gives back the place of a caller that got [`Open::Loading`] and will
+    /// not open the file again (its connection ended): a load that fails
+    /// answers each of its waiters' next open with [`Open::IoError`], and
+    /// without this the next *unrelated* open would get the failure meant
+    /// for the caller that left, instead of a new attempt at the disk.
+    pub fn abandon(&mut self, ticket: Ticket) {
+        if let Some(group) = self.groups.get_mut(usize::from(ticket.slot)) {
+            if group.seq == ticket.seq && matches!(group.state, State::Loading | State::Failed) {
+                group.waiters = group.waiters.saturating_sub(1);
+            }
+        }
+    }
+
     /// Gives a pin back. `false` if it names no pinned group (it came from
     /// another cache).
     pub fn release(&mut self, pin: Pin) -> bool {

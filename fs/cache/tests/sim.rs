@@ -398,6 +398,30 @@ fn failed_reads_tell_the_waiters_then_retry() {
 }
 
 #[test]
+fn a_waiter_that_left_is_not_told_of_the_failure_meant_for_it() {
+    let s = generated("abandon", 4, 2, 2, 10_000, 5, 50_000);
+    let mut region = region_of(4 << 20);
+    let mut sim = Sim::new(&mut region, Disk::new(&s.image, 16, 4 << 20, 11));
+    sim.disk.faults.fail = 1000;
+    let file = sim.file("/data/file1.bin");
+    let Open::Loading(stays) = sim.cache.open(&file, sim.arena) else { panic!() };
+    let Open::Loading(leaves) = sim.cache.open(&file, sim.arena) else { panic!() };
+    sim.cache.abandon(leaves);
+    while sim.step() {}
+    assert_eq!(sim.failed, 1);
+    // The waiter that stayed is told once; the next open reads again.
+    assert!(matches!(sim.cache.open(&file, sim.arena), Open::IoError { status: 1 }));
+    sim.disk.faults.fail = 0;
+    let Open::Ready(r) = sim.open_wait("/data/file1.bin") else { panic!("a new open must retry the disk") };
+    assert_eq!(sim.bytes(&r), &s.files["/data/file1.bin"][..]);
+    assert!(sim.cache.release(r.pin));
+    // Abandoning a ticket of a finished load changes nothing.
+    sim.cache.abandon(stays);
+    let Open::Ready(r) = sim.cache.open(&file, sim.arena) else { panic!() };
+    assert!(sim.cache.release(r.pin));
+}
+
+#[test]
 fn stale_and_invented_ids_are_counted_not_trusted() {
     let s = generated("ids", 5, 2, 1, 5_000, 3, 40_000);
     let mut region = region_of(2 << 20);
