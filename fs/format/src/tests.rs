@@ -9,21 +9,8 @@ use alloc::boxed::Box;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use sha2::{Digest, Sha256};
+use test_rng::Rng;
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn planned(path: &str, data: &[u8], flags: u32, leader: usize) -> Planned {
     let mut sums = Vec::new();
@@ -320,8 +307,8 @@ fn random_corruption_never_panics() {
         let flips = 1 + rng.below(8);
         for _ in 0..flips {
             // Mostly the superblock's fields and the index.
-            let at = if rng.below(4) == 0 { rng.below(SUPERBLOCK_LEN as u64) } else { BLOCK_SIZE as u64 + rng.below((head_len - BLOCK_SIZE) as u64) };
-            image[at as usize] = rng.next() as u8;
+            let at = if rng.below(4) == 0 { rng.below(SUPERBLOCK_LEN) } else { BLOCK_SIZE + rng.below(head_len - BLOCK_SIZE) };
+            image[at] = rng.next() as u8;
         }
         let sealed = round % 2 == 0;
         if sealed {

@@ -1,6 +1,7 @@
 use super::*;
 use std::boxed::Box;
 use std::sync::atomic::AtomicBool;
+use test_rng::Rng;
 
 const IP_A: Ipv4Address = Ipv4Address::new(10, 0, 2, 2);
 const IP_B: Ipv4Address = Ipv4Address::new(10, 0, 2, 3);
@@ -130,16 +131,6 @@ fn invalid_entries_are_refused() {
     }
 }
 
-/// xorshift64*: deterministic pseudo-random bytes.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
 
 #[test]
 fn arbitrary_contents_never_panic_and_yield_only_unicast_macs() {

@@ -6,6 +6,7 @@ use super::*;
 use arp_table::{Table, TableReader};
 use packet::{ArpSummary, EtherType, Parsed};
 use std::vec::Vec;
+use test_rng::Rng;
 
 const MAC: EthernetAddress = EthernetAddress([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
 const IP: Ipv4Address = Ipv4Address::new(10, 0, 2, 15);
@@ -434,16 +435,6 @@ fn deadlines_cover_everything_pending() {
     assert_eq!(arpd.next_deadline(), Some(T0 + 7 + REQUEST_INTERVAL_NS));
 }
 
-/// xorshift64*.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
 
 #[test]
 fn arbitrary_frames_never_panic_and_never_poison_our_address() {

@@ -12,21 +12,8 @@ use packet::{
     classify, classify_headers, classify_strict, ArpPacket, EthernetAddress, IcmpMessage,
     Ipv4Address, Ipv4Packet, TcpSegment, UdpDatagram,
 };
+use test_rng::Rng as XorShift;
 
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 fn exercise(bytes: &[u8]) {
     let local = Local {

@@ -6,6 +6,7 @@ use super::*;
 use packet::reply::NotAnswerable;
 use packet::{classify_strict, EthernetAddress, IcmpMessage, Ipv4Address, Ipv4Packet, Malformed, TcpFlags, TcpSegment};
 use std::vec::Vec;
+use test_rng::Rng;
 
 const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
 const IP: [u8; 4] = [10, 0, 2, 15];
@@ -277,16 +278,6 @@ fn the_bucket_survives_odd_clocks() {
     assert!(!never.try_take(0) && !never.try_take(u64::MAX));
 }
 
-/// xorshift64*.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
 
 #[test]
 fn mutated_frames_never_panic_and_every_answer_is_valid() {

@@ -7,6 +7,7 @@
 use anyhow::{Context, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
+use test_rng::Rng;
 
 /// Files the generated site holds (besides its index pages).
 pub const FILES: usize = 1000;
@@ -21,25 +22,11 @@ pub struct SiteFile {
     pub len: usize,
 }
 
-/// xorshift64*: deterministic bytes without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(len + 8);
-        while out.len() < len {
-            out.extend_from_slice(&self.next().to_le_bytes());
-        }
-        out.truncate(len);
-        out
-    }
+/// Deterministic bytes: the same seed, the same site.
+fn bytes(rng: &mut Rng, len: usize) -> Vec<u8> {
+    let mut out = vec![0; len];
+    rng.fill(&mut out);
+    out
 }
 
 /// Writes the site into `root` (which must not exist) and lists its files.
@@ -68,11 +55,11 @@ pub fn generate(root: &Path) -> Result<Vec<SiteFile>> {
             8 => 4096 * (1 + (rng.next() % 3) as usize),
             _ => (rng.next() % 300_000) as usize,
         };
-        let bytes = rng.bytes(len);
-        write(format!("{dir}/f{i:04}.{ext}"), &bytes)?;
+        let data = bytes(&mut rng, len);
+        write(format!("{dir}/f{i:04}.{ext}"), &data)?;
     }
     write("/empty.txt".into(), b"")?;
-    write("/large.bin".into(), &rng.bytes(LARGE))?;
+    write("/large.bin".into(), &bytes(&mut rng, LARGE))?;
     // Pages that inline some of the files above, and directory indexes.
     for d in 0..20 {
         let mut page = format!("<!doctype html>\n<html><head><title>d{d:02}</title>\n");

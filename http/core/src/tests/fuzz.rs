@@ -6,21 +6,8 @@ use crate::conn::{Connection, Poll};
 use crate::date::{parse_http_date, DateCache};
 use crate::target::normalize;
 use std::vec::Vec;
+use test_rng::Rng;
 
-/// xorshift64*: deterministic, so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 const INTERESTING: &[&[u8]] = &[
     b"\r\n", b"\n", b" ", b":", b"%", b"%2e", b"%00", b"/..", b"/", b"HTTP/1.1", b"HTTP/1.0", b"Range: bytes=",

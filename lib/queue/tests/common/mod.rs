@@ -297,14 +297,5 @@ pub fn with_timeout(secs: u64, f: impl FnOnce() + Send + 'static) {
     }
 }
 
-/// A small deterministic PRNG (xorshift64*), for hostile writes.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
+/// A small deterministic PRNG, for hostile writes.
+pub use test_rng::Rng;
