@@ -12,7 +12,9 @@
 pub struct Rng(pub u64);
 
 impl Rng {
-    /// The next 64 bits.
+    /// The next 64 bits. (An inherent method rather than `Iterator`: the
+    /// sequence never ends, and callers only ever want one number.)
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;

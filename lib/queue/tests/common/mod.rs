@@ -297,5 +297,7 @@ pub fn with_timeout(secs: u64, f: impl FnOnce() + Send + 'static) {
     }
 }
 
-/// A small deterministic PRNG, for hostile writes.
+/// A small deterministic PRNG, for hostile writes (not every test
+/// binary that includes this module uses it).
+#[allow(unused_imports)]
 pub use test_rng::Rng;
