@@ -47,7 +47,7 @@ use blk_protocol::{Info, RequestProducer, ResponseConsumer};
 use httpd::server::{Counters, Server, Settings, CONNECTION_BYTES};
 use httpd::site::{CacheRegion, ImageStore, ImageWait, Notice, Pumped};
 use microkit::{get_mr, log, msginfo, set_mr, Channel, ChannelSet, Handler};
-use net_client::{Alarm, AlarmAction, ChangeReport, NetClient, TIMER_CHANNEL};
+use net_client::{Alarm, ChangeReport, NetClient, TIMER_CHANNEL};
 use net_config::{mac_from_word, ArpdCall, Ipv4Address, ARP_KNOWN, ARP_PENDING, ARP_TABLE_VADDR, CLIENT_ARPD_CHANNEL};
 use timer_api::Timer;
 
@@ -224,17 +224,9 @@ impl Httpd {
                 continue;
             }
             let deadline = [due, self.report.deadline()].into_iter().flatten().min();
-            let armed = match self.alarm.plan(deadline) {
-                AlarmAction::Nothing => Ok(()),
-                AlarmAction::Set(at) => TIMER.set_timeout(at),
-                AlarmAction::Replace(at) => {
-                    TIMER.cancel_all();
-                    TIMER.set_timeout(at)
-                }
-            };
-            if armed.is_err() {
-                self.alarm.failed();
-            }
+            // A refused timeout leaves nothing pending; the next wake-up
+            // plans again.
+            let _ = self.alarm.arm(deadline, TIMER);
             return;
         }
     }

@@ -22,7 +22,7 @@ use arp_table::{Table, TableWriter};
 use arpd::{Arpd, Clients, Counters, Event, Link, Resolution, ANNOUNCEMENTS, MAX_REQUESTS};
 use filter::Dotted;
 use microkit::{log, Channel, ChannelSet, Handler, MessageInfo};
-use net_client::{Alarm, AlarmAction, ChangeReport, Colons, NetClient, TIMER_CHANNEL};
+use net_client::{Alarm, ChangeReport, Colons, NetClient, TIMER_CHANNEL};
 use net_config::{arpd_client_channel, mac_to_word, ArpdCall, ARP_TABLE_VADDR, ERR_BAD_REQUEST, MAX_CLIENTS};
 use packet::{EthernetAddress, Ipv4Address};
 use timer_api::Timer;
@@ -146,16 +146,7 @@ impl Running {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let result = match self.alarm.plan(deadline) {
-            AlarmAction::Nothing => Ok(()),
-            AlarmAction::Set(at) => TIMER.set_timeout(at),
-            AlarmAction::Replace(at) => {
-                TIMER.cancel_all();
-                TIMER.set_timeout(at)
-            }
-        };
-        if let Err(e) = result {
-            self.alarm.failed();
+        if let Err(e) = self.alarm.arm(deadline, TIMER) {
             log!("error: the timer refused a timeout: {e:?}");
         }
     }

@@ -51,6 +51,28 @@ pub use schedule::{Alarm, AlarmAction, ChangeReport, REPORT_PERIOD_NS};
 pub use slots::TxSlots;
 
 #[cfg(feature = "pd")]
+impl Alarm {
+    /// Plans for the daemon's earliest `deadline` ([`Alarm::plan`]) and
+    /// asks `timer` for it; if the timer refuses, nothing is pending any
+    /// more ([`Alarm::failed`]) and the error is returned for the caller
+    /// to log.
+    pub fn arm(&mut self, deadline: Option<u64>, timer: timer_api::Timer) -> Result<(), timer_api::Error> {
+        let result = match self.plan(deadline) {
+            AlarmAction::Nothing => Ok(()),
+            AlarmAction::Set(at) => timer.set_timeout(at),
+            AlarmAction::Replace(at) => {
+                timer.cancel_all();
+                timer.set_timeout(at)
+            }
+        };
+        if result.is_err() {
+            self.failed();
+        }
+        result
+    }
+}
+
+#[cfg(feature = "pd")]
 use filter::{Filter, FilterKind};
 #[cfg(feature = "pd")]
 use microkit::{get_mr, log, msginfo, set_mr, Channel, MemoryRegion};

@@ -13,7 +13,7 @@
 
 use filter::Dotted;
 use microkit::{log, Channel, ChannelSet, Handler};
-use net_client::{Alarm, AlarmAction, ChangeReport, Colons, NetClient, MAX_FRAME_LEN, TIMER_CHANNEL};
+use net_client::{Alarm, ChangeReport, Colons, NetClient, MAX_FRAME_LEN, TIMER_CHANNEL};
 use packet::reply::Local;
 use packet::EthernetAddress;
 use stray::{Counters, Outcome, Stray, BURST, RATE_PER_SECOND};
@@ -92,16 +92,7 @@ impl Running {
             log!("counters: {} not_sent={}", counters.0, counters.1);
         }
         self.report.note(now, &counters);
-        let result = match self.alarm.plan(self.report.deadline()) {
-            AlarmAction::Nothing => Ok(()),
-            AlarmAction::Set(at) => TIMER.set_timeout(at),
-            AlarmAction::Replace(at) => {
-                TIMER.cancel_all();
-                TIMER.set_timeout(at)
-            }
-        };
-        if let Err(e) = result {
-            self.alarm.failed();
+        if let Err(e) = self.alarm.arm(self.report.deadline(), TIMER) {
             log!("error: the timer refused a timeout: {e:?}");
         }
     }
