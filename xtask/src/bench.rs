@@ -129,58 +129,26 @@ fn udp_echo_round_node(built: &system::Built) -> Result<Vec<f64>> {
 /// Connections wrk keeps open against each web server.
 const WEB_CONNECTIONS: usize = 32;
 
-/// Runs wrk against `addr` for [`MEASURE`]: requests per second (errors
-/// fail the round).
+/// Requests per second wrk gets from `addr` in [`MEASURE`] (errors fail
+/// the round).
 fn wrk(addr: &str) -> Result<f64> {
-    let out = std::process::Command::new("wrk")
-        .args(["-t", "2", "-c", &WEB_CONNECTIONS.to_string(), "-d", &format!("{}s", MEASURE.as_secs()), "--timeout", "10s"])
-        .arg(format!("http://{addr}/index.html"))
-        .output()
-        .context("running wrk")?;
-    let report = String::from_utf8_lossy(&out.stdout).into_owned();
-    anyhow::ensure!(out.status.success(), "wrk failed: {report}");
-    anyhow::ensure!(!report.contains("Socket errors") && !report.contains("Non-2xx"), "wrk saw errors:\n{report}");
-    let rate = report
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .context("no Requests/sec in wrk's report")?;
-    println!("  {rate:.0} requests/s");
-    Ok(rate)
-}
-
-/// A loopback port that was free a moment ago, for QEMU's forward.
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// QEMU user networking forwarding `port` on the host to the guest's 80.
-fn forwarded_nic(port: u16) -> Vec<String> {
-    vec![
-        "-netdev".into(),
-        format!("user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:80"),
-        "-device".into(),
-        "virtio-net-pci,disable-legacy=on,addr=3,netdev=n0".into(),
-    ]
+    let run = itest::web_http::wrk(&format!("http://{addr}/index.html"), WEB_CONNECTIONS, MEASURE.as_secs())?;
+    println!("  {:.0} requests/s", run.per_second);
+    Ok(run.per_second)
 }
 
 fn web_round_ours(built: &system::Built, site: &Path) -> Result<f64> {
-    let port = free_port()?;
-    let mut args = forwarded_nic(port);
-    args.extend(qemu::blk_drive(site, true));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut s = Session::start(qemu::command(built, system::DEFAULT_RAM_MIB, false, &args))?;
-    s.expect("[httpd] serving", itest::LINE_TIMEOUT).context("booting the seL4 web node")?;
-    wrk(&format!("127.0.0.1:{port}"))
+    let web = itest::web_http::Web::start(built, site)?;
+    wrk(&web.addr)
 }
 
 fn web_round_linux(guest: &linux_guest::Guest) -> Result<f64> {
-    let port = free_port()?;
-    let args = forwarded_nic(port);
+    let addr = qemu::free_loopback_addr()?;
+    let args = qemu::user_nic_forwarding(&addr);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut s = Session::start(linux_guest::qemu_command(guest, "httpd", &args))?;
     s.expect("HTTPD READY", measure::BOOT_TIMEOUT).context("booting the Linux web guest")?;
-    wrk(&format!("127.0.0.1:{port}"))
+    wrk(&addr)
 }
 
 /// The UDP echo port of `net-probe` in `tests/systems/node.system`.

@@ -50,12 +50,26 @@ pub const HOST_HTTP: &str = "127.0.0.1:8080";
 /// connections to the host's [`HOST_HTTP`] are forwarded to the node's
 /// port 80 (QEMU connects from 10.0.2.2 to the guest's 10.0.2.15).
 pub fn user_nic() -> Vec<String> {
+    user_nic_forwarding(HOST_HTTP)
+}
+
+/// [`user_nic`], forwarding the host's `host_addr` (`127.0.0.1:PORT`) to
+/// the guest's port 80.
+pub fn user_nic_forwarding(host_addr: &str) -> Vec<String> {
     vec![
         "-netdev".into(),
-        format!("user,id=n0,hostfwd=tcp:{HOST_HTTP}-:80"),
+        format!("user,id=n0,hostfwd=tcp:{host_addr}-:80"),
         "-device".into(),
         "virtio-net-pci,disable-legacy=on,addr=3,netdev=n0".into(),
     ]
+}
+
+/// A loopback address whose port was free a moment ago, for a forward QEMU
+/// binds (another process could take it meanwhile; QEMU then fails to
+/// start and says so).
+pub fn free_loopback_addr() -> Result<String> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    Ok(format!("127.0.0.1:{port}"))
 }
 
 /// QEMU arguments for a modern virtio-blk device at PCI 00:05.0 (as the

@@ -8,7 +8,7 @@ mod net;
 mod node;
 mod http_client;
 mod web;
-mod web_http;
+pub(crate) mod web_http;
 mod web_site;
 
 use crate::kernel::KernelConfig;

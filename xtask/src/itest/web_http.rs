@@ -11,7 +11,6 @@ use crate::kernel::KernelConfig;
 use crate::qemu::{self, Session};
 use crate::system;
 use anyhow::{bail, ensure, Context, Result};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -37,9 +36,10 @@ const DIRECTORY: &str = "/docs";
 const LARGE: &str = "/data/squares.txt";
 
 /// The node, booted, with its HTTP port forwarded to `addr`.
-struct Web {
+pub(crate) struct Web {
     session: Session,
-    addr: String,
+    /// The host's end of the forward, `127.0.0.1:PORT`.
+    pub(crate) addr: String,
 }
 
 impl Web {
@@ -48,23 +48,21 @@ impl Web {
         let built = build(ws, SYSTEM, KernelConfig::Debug)?;
         let image = crate::site::default_image(ws);
         crate::site::build(&ws.join("images/site"), &image)?;
-        // A port free a moment ago; QEMU binds it.
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let addr = format!("127.0.0.1:{port}");
-        let mut devices = vec![
-            "-netdev".to_string(),
-            format!("user,id=n0,hostfwd=tcp:{addr}-:80"),
-            "-device".into(),
-            "virtio-net-pci,disable-legacy=on,addr=3,netdev=n0".into(),
-        ];
-        devices.extend(qemu::blk_drive(&image, true));
+        Web::start(&built, &image)
+    }
+
+    /// Boots `built` with `image` as its disk and waits until httpd serves.
+    pub(crate) fn start(built: &system::Built, image: &Path) -> Result<Web> {
+        let addr = qemu::free_loopback_addr()?;
+        let mut devices = qemu::user_nic_forwarding(&addr);
+        devices.extend(qemu::blk_drive(image, true));
         let devices: Vec<&str> = devices.iter().map(String::as_str).collect();
-        let mut session = Session::start(qemu::command(&built, system::DEFAULT_RAM_MIB, false, &devices))?;
-        session.expect("[httpd] serving", LINE_TIMEOUT)?;
+        let mut session = Session::start(qemu::command(built, system::DEFAULT_RAM_MIB, false, &devices))?;
+        session.expect("[httpd] serving", LINE_TIMEOUT).context("booting the web node")?;
         Ok(Web { session, addr })
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
@@ -245,24 +243,42 @@ fn errors(ws: &Path) -> Result<()> {
     })
 }
 
+/// What one `wrk` run saw.
+pub(crate) struct WrkRun {
+    pub(crate) requests: u64,
+    pub(crate) per_second: f64,
+}
+
+/// Runs `wrk` with `connections` on `url` for `seconds`; an error if it
+/// saw any socket error or a status other than 2xx/3xx (it prints those
+/// lines only when there were some).
+pub(crate) fn wrk(url: &str, connections: usize, seconds: u64) -> Result<WrkRun> {
+    let out = Command::new("wrk")
+        .args(["-t", "2", "-c", &connections.to_string(), "-d", &format!("{seconds}s"), "--timeout", "10s", url])
+        .output()
+        .context("running wrk")?;
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    ensure!(out.status.success(), "wrk failed: {report}{}", String::from_utf8_lossy(&out.stderr));
+    if report.contains("Socket errors") || report.contains("Non-2xx") {
+        bail!("wrk saw errors:\n{report}");
+    }
+    let requests = report
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in ").and_then(|(n, _)| n.trim().parse().ok()))
+        .with_context(|| format!("no request count in wrk's report:\n{report}"))?;
+    let per_second = report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .with_context(|| format!("no Requests/sec in wrk's report:\n{report}"))?;
+    Ok(WrkRun { requests, per_second })
+}
+
 fn many_clients(ws: &Path) -> Result<()> {
     with_web(ws, |web| {
-        let out = Command::new("wrk")
-            .args(["-t", "2", "-c", "200", "-d", "10s", "--timeout", "10s", &web.url("/index.html")])
-            .output()
-            .context("running wrk")?;
-        let report = String::from_utf8_lossy(&out.stdout).into_owned();
-        ensure!(out.status.success(), "wrk failed: {report}{}", String::from_utf8_lossy(&out.stderr));
-        let requests = report
-            .lines()
-            .find_map(|l| l.trim().split_once(" requests in ").map(|(n, _)| n.trim().to_string()))
-            .context("no request count in wrk's report")?;
-        println!("   wrk, 200 connections, 10 s: {requests} requests; {}", report.lines().find(|l| l.contains("Requests/sec")).unwrap_or("").trim());
-        // wrk prints these lines only when there were errors.
-        if report.contains("Socket errors") || report.contains("Non-2xx") {
-            bail!("wrk saw errors:\n{report}");
-        }
-        ensure!(requests.parse::<u64>().unwrap_or(0) > 200, "too few requests: {report}");
+        let run = wrk(&web.url("/index.html"), 200, 10)?;
+        println!("   wrk, 200 connections, 10 s: {} requests, {:.0} requests/s", run.requests, run.per_second);
+        ensure!(run.requests > 200, "too few requests: {}", run.requests);
         // And the server still answers afterwards.
         expect_status(&web.raw(&get(FILE))?, 200, "after wrk")?;
         Ok(())
