@@ -10,6 +10,8 @@
 //! bit 7 says an update is in progress, and reads twice until two reads
 //! agree. Years are taken as 2000–2099 (QEMU's clock is the host's).
 
+use http_core::date::days_from_civil;
+
 /// The registers as read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Registers {
@@ -38,17 +40,6 @@ fn from_bcd(v: u8) -> u8 {
     (v >> 4) * 10 + (v & 0x0f)
 }
 
-/// Days from 1970-01-01 to `y-m-d` (proleptic Gregorian).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 impl Registers {
     /// Unix seconds, or `None` if the values are not a date (a clock that
     /// is absent or was never set).
@@ -70,9 +61,8 @@ impl Registers {
         if seconds > 59 || minutes > 59 || hours > 23 || !(1..=31).contains(&day) || !(1..=12).contains(&month) || year > 99 {
             return None;
         }
-        let days = days_from_civil(2000 + i64::from(year), u32::from(month), u32::from(day));
-        let secs = days * 86_400 + i64::from(hours) * 3600 + i64::from(minutes) * 60 + i64::from(seconds);
-        u64::try_from(secs).ok()
+        let days = days_from_civil(2000 + u64::from(year), u64::from(month), u64::from(day));
+        Some(days * 86_400 + u64::from(hours) * 3600 + u64::from(minutes) * 60 + u64::from(seconds))
     }
 }
 

@@ -1,6 +1,7 @@
 //! The precomputed HTTP/1.1 response header of a file, and the pieces the
 //! server needs to produce the same values: the content type of an
-//! extension, IMF-fixdate (RFC 9110 §5.6.7) and the strong entity tag.
+//! extension (the date is `http-date`'s IMF-fixdate) and the strong entity
+//! tag.
 //!
 //! A stored header is the status line followed by the header fields, each
 //! line ending in CRLF, and *without* the empty line that ends a header
@@ -25,15 +26,8 @@
 /// The status line every stored header starts with.
 pub const STATUS_LINE: &[u8] = b"HTTP/1.1 200 OK\r\n";
 
-/// Length of an IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`.
-pub const IMF_FIXDATE_LEN: usize = 29;
-
 /// Length of an entity tag with its quotes.
 pub const ETAG_LEN: usize = 34;
-
-/// The latest time IMF-fixdate can show (9999-12-31 23:59:59 UTC); later
-/// times are shown as this.
-pub const MAX_HTTP_TIME: u64 = 253_402_300_799;
 
 /// The `Content-Type` of a path, from its extension (ASCII case-insensitive).
 /// Text types say UTF-8; unknown extensions are `application/octet-stream`.
@@ -90,49 +84,6 @@ pub fn is_html(path: &str) -> bool {
     content_type(path).starts_with("text/html")
 }
 
-/// `secs` (seconds since 1970-01-01 UTC) as an IMF-fixdate, the one date
-/// format HTTP senders use (RFC 9110 §5.6.7): `Sun, 06 Nov 1994 08:49:37 GMT`.
-pub fn imf_fixdate(secs: u64) -> [u8; IMF_FIXDATE_LEN] {
-    const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
-    const MONTHS: [&[u8; 3]; 12] =
-        [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
-    let secs = secs.min(MAX_HTTP_TIME);
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    let mut out = *b"Thu, 01 Jan 1970 00:00:00 GMT";
-    out[0..3].copy_from_slice(DAYS[(days % 7) as usize]);
-    two_digits(&mut out[5..7], day);
-    out[8..11].copy_from_slice(MONTHS[(month - 1) as usize]);
-    two_digits(&mut out[12..14], year / 100);
-    two_digits(&mut out[14..16], year % 100);
-    two_digits(&mut out[17..19], rem / 3600);
-    two_digits(&mut out[20..22], rem / 60 % 60);
-    two_digits(&mut out[23..25], rem % 60);
-    out
-}
-
-fn two_digits(out: &mut [u8], value: u64) {
-    out[0] = b'0' + (value / 10 % 10) as u8;
-    out[1] = b'0' + (value % 10) as u8;
-}
-
-/// (year, month 1..=12, day 1..=31) of a day count since 1970-01-01, in the
-/// proleptic Gregorian calendar: days are counted from 0000-03-01 so that the
-/// leap day ends each 400-, 100- and 4-year cycle.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468; // days from 0000-03-01 to 1970-01-01
-    let era = z / 146_097;
-    let doe = z % 146_097; // day of the 400-year era
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153; // month from March = 0
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = era * 400 + yoe + u64::from(month <= 2);
-    (year, month, day)
-}
-
 /// The strong entity tag of a file (RFC 9110 §8.8.3): the first 16 bytes of
 /// its SHA-256 in lowercase hex, quoted. Equal tags mean equal content.
 pub fn etag(sha256: &[u8; 32]) -> [u8; ETAG_LEN] {
@@ -171,7 +122,7 @@ pub fn write_header(out: &mut [u8], content_type: &str, size: u64, last_modified
     w.put(b"\r\nContent-Length: ")?;
     w.put(decimal(size, &mut digits))?;
     w.put(b"\r\nLast-Modified: ")?;
-    w.put(&imf_fixdate(last_modified))?;
+    w.put(&http_date::format_imf_fixdate(last_modified))?;
     w.put(b"\r\nETag: ")?;
     w.put(&etag(sha256))?;
     w.put(b"\r\nAccept-Ranges: bytes\r\n")?;
@@ -232,38 +183,6 @@ mod tests {
         assert_eq!(content_type("/dir.d/file"), "application/octet-stream");
         assert!(is_html("/a/b.HTM"));
         assert!(!is_html("/a/html"));
-    }
-
-    #[test]
-    fn imf_fixdate_examples() {
-        // RFC 9110 §5.6.7's example.
-        assert_eq!(&imf_fixdate(784_111_777), b"Sun, 06 Nov 1994 08:49:37 GMT");
-        assert_eq!(&imf_fixdate(0), b"Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(&imf_fixdate(951_782_400), b"Tue, 29 Feb 2000 00:00:00 GMT");
-        assert_eq!(&imf_fixdate(1_709_251_199), b"Thu, 29 Feb 2024 23:59:59 GMT");
-        assert_eq!(&imf_fixdate(4_107_542_400), b"Mon, 01 Mar 2100 00:00:00 GMT");
-        assert_eq!(&imf_fixdate(u64::MAX), b"Fri, 31 Dec 9999 23:59:59 GMT");
-    }
-
-    /// Day by day from 1970 to 2400 the calendar advances one day, with
-    /// the Gregorian leap years.
-    #[test]
-    fn calendar_is_continuous() {
-        let mut prev = civil_from_days(0);
-        for d in 1..157_000 {
-            let (y, m, day) = civil_from_days(d);
-            let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-            let month_len = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-            let (py, pm, pd) = prev;
-            if pd < month_len[(pm - 1) as usize] {
-                assert_eq!((y, m, day), (py, pm, pd + 1));
-            } else if pm < 12 {
-                assert_eq!((y, m, day), (py, pm + 1, 1));
-            } else {
-                assert_eq!((y, m, day), (py + 1, 1, 1));
-            }
-            prev = (y, m, day);
-        }
     }
 
     #[test]

@@ -43,7 +43,7 @@
 
 pub mod conditional;
 pub mod conn;
-pub mod date;
+pub use http_date as date;
 pub mod response;
 pub mod site;
 pub mod target;

@@ -2,7 +2,6 @@
 
 mod conditional;
 mod conn;
-mod date;
 mod fuzz;
 mod target;
 

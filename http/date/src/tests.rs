@@ -1,8 +1,13 @@
-use super::{LM, NOW};
-use crate::date::{format_imf_fixdate, parse_http_date, DateCache, MAX_TIME};
+use crate::{civil_from_days, days_from_civil, format_imf_fixdate, parse_http_date, DateCache, MAX_TIME};
+use std::string::String;
 
-fn fmt(secs: u64) -> std::string::String {
-    std::string::String::from_utf8(format_imf_fixdate(secs).to_vec()).unwrap()
+/// Sun, 06 Nov 1994 08:49:37 GMT
+const LM: u64 = 784_111_777;
+/// Tue, 14 Nov 2023 22:13:20 GMT
+const NOW: u64 = 1_700_000_000;
+
+fn fmt(secs: u64) -> String {
+    String::from_utf8(format_imf_fixdate(secs).to_vec()).unwrap()
 }
 
 #[test]
@@ -99,4 +104,27 @@ fn date_cache_formats_once_per_second() {
     assert_eq!(d.text(), b"Tue, 14 Nov 2023 22:13:21 GMT");
     assert_eq!(d.formats(), 2);
     assert_eq!(d.now(), NOW + 1);
+}
+
+/// Day by day from 1970 to 2400 the calendar advances one day, with the
+/// Gregorian leap years, and `days_from_civil` inverts `civil_from_days`.
+#[test]
+fn calendar_is_continuous_and_round_trips() {
+    let mut prev = civil_from_days(0);
+    assert_eq!(prev, (1970, 1, 1));
+    for d in 1..157_000 {
+        let (y, m, day) = civil_from_days(d);
+        let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        let month_len = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+        let (py, pm, pd) = prev;
+        if pd < month_len[(pm - 1) as usize] {
+            assert_eq!((y, m, day), (py, pm, pd + 1));
+        } else if pm < 12 {
+            assert_eq!((y, m, day), (py, pm + 1, 1));
+        } else {
+            assert_eq!((y, m, day), (py + 1, 1, 1));
+        }
+        assert_eq!(days_from_civil(y, m, day), d);
+        prev = (y, m, day);
+    }
 }

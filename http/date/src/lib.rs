@@ -1,10 +1,17 @@
-//! HTTP dates (RFC 9110 §5.6.7): formatting IMF-fixdate, parsing the three
+//! HTTP dates (RFC 9110 §5.6.7), shared by the server (`http-core`) and
+//! the site image (`site-format`, which stores `Last-Modified`): formatting IMF-fixdate, parsing the three
 //! formats a recipient must accept, and the once-a-second `Date` cache.
 //!
 //! Times are unix seconds (`u64`, UTC, no leap seconds). Dates before 1970
 //! cannot be represented and are refused by the parser (`None`): a
 //! condition carrying one is then ignored, which is what RFC 9110 asks of
 //! an invalid date.
+#![no_std]
+
+#[cfg(test)]
+extern crate std;
+#[cfg(test)]
+mod tests;
 
 /// Length of an IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub const IMF_FIXDATE_LEN: usize = 29;
@@ -30,7 +37,7 @@ const MAX_YEAR: u64 = 9999;
 /// Days since 1970-01-01 of the given civil date (proleptic Gregorian),
 /// for `year >= 1970` (Hinnant's `days_from_civil`, restricted to
 /// non-negative results).
-fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
+pub fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
     // Years start in March so the leap day is the last day of a year.
     let y = if month <= 2 { year - 1 } else { year };
     let era = y / 400;
@@ -44,7 +51,7 @@ fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
 
 /// The civil date (year, month 1..=12, day 1..=31) of a day count since
 /// 1970-01-01 (Hinnant's `civil_from_days`).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
+pub fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468;
     let era = z / 146_097;
     let doe = z - era * 146_097;
