@@ -163,8 +163,6 @@ pub struct NetClient {
     pub config: NetConfig,
     /// The node's MAC, from the demultiplexer.
     pub mac: [u8; 6],
-    /// Frames queued since the demultiplexer was last notified.
-    unsignalled: bool,
 }
 
 /// The address of client region `r` as a pointer.
@@ -201,7 +199,6 @@ impl NetClient {
             tx_slots: TxSlots::new(),
             config,
             mac: [0; 6],
-            unsignalled: false,
         };
         for i in 0..RX_BUFFERS {
             client.return_rx_buffer((i * RX_BUFFER_SIZE) as u64);
@@ -294,7 +291,6 @@ impl NetClient {
             self.tx_slots.release(slot);
             return Err(SendError::Queue);
         }
-        self.unsignalled = true;
         Ok(true)
     }
 
@@ -345,24 +341,11 @@ impl NetClient {
     /// demultiplexer is notified at the end of the next [`poll`](Self::poll),
     /// or by [`flush`](Self::flush).
     pub fn send(&mut self, frame: &[u8]) -> Result<(), SendError> {
-        if frame.len() > MAX_FRAME_LEN || frame.len() < net_protocol::MIN_FRAME_LEN {
-            return Err(SendError::BadLength);
-        }
-        if self.tx_slots.in_flight() == TX_BUFFERS {
-            self.reclaim();
-        }
-        let Some(slot) = self.tx_slots.alloc() else {
-            return Err(SendError::NoBuffer);
-        };
-        let offset = slot * TX_BUFFER_SIZE;
-        self.tx_data.copy_in(offset, frame);
-        let desc = BufferDesc { offset: tx_offset(TxWindow::Headers, offset as u32), len: frame.len() as u32, cookie: slot as u32 };
-        if self.tx.active.enqueue(desc).is_err() {
-            self.tx_slots.release(slot);
-            return Err(SendError::Queue);
-        }
-        self.unsignalled = true;
-        Ok(())
+        self.send_with(frame.len(), |buf| {
+            buf.copy_from_slice(frame);
+            true
+        })
+        .map(|_| ())
     }
 
     /// Notifies the demultiplexer of queued frames and returned buffers if
@@ -373,7 +356,6 @@ impl NetClient {
         if signal {
             MUX.notify();
         }
-        self.unsignalled = false;
     }
 
     /// Handles everything pending: each received frame goes to `on_frame`
