@@ -3,9 +3,19 @@
 //! generated from its offsets), served through [`Store`] with a gate that
 //! makes opens wait or fail, to exercise the server's handling of a file
 //! store that is loading or broken without a disk.
+//!
+//! Like the image's cache, it keeps file data in a region the fake NIC
+//! sends from ([`BuiltinSite::region`]), so the server sends bodies in
+//! place (unless [`BuiltinSite::in_place`] is off). A file's bytes are in
+//! the region only while it is pinned: when its last pin goes back they are
+//! overwritten, as a cache reusing the blocks would, so a frame sent from
+//! them after that carries garbage and fails the client's checksum.
 
 use http_core::date::{format_imf_fixdate, IMF_FIXDATE_LEN};
 use crate::site::{Fetch, Store};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::vec::Vec;
 use http_core::{FileInfo, Lookup, Site, Status};
 
 /// Bytes of [`BuiltinSite`]'s generated file: 1 MiB.
@@ -96,7 +106,19 @@ pub struct BuiltinSite {
     /// Opens answered `Ready` and pins given back.
     pub pins: u64,
     pub released: u64,
+    /// Whether bodies are sent in place from [`region`](Self::region).
+    pub in_place: bool,
+    /// The "cache region" the fake NIC sends from: file `i` at
+    /// `REGION_SLOT * i`, present while pinned.
+    pub region: Rc<RefCell<Vec<u8>>>,
+    /// Pins held per file.
+    held: [u32; FILES.len()],
 }
+
+/// Bytes of the region per file (the largest file rounded up).
+pub const REGION_SLOT: usize = PATTERN_LEN as usize;
+/// What a file's region bytes hold while it is not pinned.
+pub const EVICTED: u8 = 0xdd;
 
 /// `core::fmt::Write` into a fixed buffer.
 struct Cursor<'a> {
@@ -137,7 +159,16 @@ impl BuiltinSite {
             file.header_len = header.len;
             file
         });
-        BuiltinSite { files, last_modified: started, gate: None, events: 0, pins: 0, released: 0 }
+        let region = Rc::new(RefCell::new(std::vec![EVICTED; REGION_SLOT * FILES.len()]));
+        BuiltinSite { files, last_modified: started, gate: None, events: 0, pins: 0, released: 0, in_place: true, region, held: [0; FILES.len()] }
+    }
+
+    /// File `file`'s byte `offset`.
+    fn byte(&self, file: usize, offset: u64) -> u8 {
+        match self.files[file].data {
+            Data::Static(bytes) => bytes[offset as usize],
+            Data::Pattern(_) => pattern_byte(offset),
+        }
     }
 }
 
@@ -172,6 +203,13 @@ impl Store for BuiltinSite {
         match self.gate {
             None => {
                 self.pins += 1;
+                if self.held[file] == 0 {
+                    // "Loaded" into the region.
+                    let len = self.files[file].data.len() as usize;
+                    let data: Vec<u8> = (0..len as u64).map(|i| self.byte(file, i)).collect();
+                    self.region.borrow_mut()[REGION_SLOT * file..][..len].copy_from_slice(&data);
+                }
+                self.held[file] += 1;
                 Fetch::Ready(file)
             }
             Some(Ok(())) => Fetch::Wait(self.events),
@@ -201,8 +239,28 @@ impl Store for BuiltinSite {
         n
     }
 
-    fn release(&mut self, _pin: usize) {
+    fn region_offset(&self, &file: &usize) -> Option<usize> {
+        self.in_place.then_some(REGION_SLOT * file)
+    }
+
+    fn sum(&self, &file: &usize, offset: u64, len: usize) -> Option<u16> {
+        let f = self.files.get(file)?;
+        if offset.checked_add(len as u64)? > f.data.len() {
+            return None;
+        }
+        let bytes: Vec<u8> = (offset..offset + len as u64).map(|i| self.byte(file, i)).collect();
+        let mut sum = packet::checksum::Checksum::new();
+        sum.add_bytes(&bytes);
+        Some(sum.sum())
+    }
+
+    fn release(&mut self, file: usize) {
         self.released += 1;
+        self.held[file] -= 1;
+        if self.held[file] == 0 {
+            // "Evicted": the blocks are reused.
+            self.region.borrow_mut()[REGION_SLOT * file..][..REGION_SLOT].fill(EVICTED);
+        }
     }
 }
 

@@ -14,18 +14,23 @@
 //!   claimed, so these mean a misbehaving peer or demultiplexer).
 //! - **Transmit.** smoltcp writes the IP packet straight into a transmit
 //!   buffer of the demultiplexer's queue, after room for the Ethernet
-//!   header; then the device reads the packet's destination, takes the next
-//!   hop ([`NodeAddress::next_hop`]: the destination on the link, else the
-//!   gateway) and looks its MAC up in arpd's table. On a miss it asks arpd
-//!   ([`Neighbours::resolve`]); if arpd does not know the MAC yet, the frame
-//!   is dropped and counted: TCP retransmits, and arpd notifies the PD when
-//!   the entry appears. With no free transmit buffer the device offers no
-//!   transmit token, so smoltcp keeps the data queued until buffers return.
+//!   header. For TCP the device then asks the server's [`Planner`] which
+//!   ranges of the payload are file data to send in place from the file
+//!   cache ([`crate::inplace`]) and writes the TCP checksum (smoltcp is
+//!   told to leave it to the device). Then it reads the packet's
+//!   destination, takes the next hop ([`NodeAddress::next_hop`]: the
+//!   destination on the link, else the gateway) and looks its MAC up in
+//!   arpd's table. On a miss it asks arpd ([`Neighbours::resolve`]); if
+//!   arpd does not know the MAC yet, the frame is dropped and counted: TCP
+//!   retransmits, and arpd notifies the PD when the entry appears. With no
+//!   free transmit buffer the device offers no transmit token, so smoltcp
+//!   keeps the data queued until buffers return.
 //!
 //! Nothing is allocated per frame: one receive buffer and one scratch
 //! transmit buffer (used only if a token cannot get a real buffer, which
 //! smoltcp's contract forces the device to run the closure anyway).
 
+use crate::inplace::{finish_packet, InPlace, InPlaceList, Planner};
 use net_config::{Ipv4Address, NodeAddress};
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
@@ -49,9 +54,15 @@ pub trait Link {
     /// Whether a transmit buffer is free.
     fn can_send(&mut self) -> bool;
     /// Gives `fill` the first `len` bytes of a free transmit buffer and
-    /// queues the frame if it returns `true`. `Err(NoBuffer)` if no buffer
-    /// could be had or the queue refused it (`fill` may not have run).
-    fn send_with(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> bool) -> Result<bool, NoBuffer>;
+    /// queues the frame if it returns the frame's in-place ranges (sent
+    /// from the `send_from` region instead of the buffer; an empty list
+    /// sends the buffer alone). `Err(NoBuffer)` if no buffer could be had
+    /// or the queue refused it (`fill` may not have run).
+    fn send_gather(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> Option<InPlaceList>) -> Result<bool, NoBuffer>;
+    /// Transmit buffers in flight, a bit each.
+    fn tx_in_flight(&mut self) -> u64;
+    /// Transmit buffers that came back since the last call, a bit each.
+    fn take_tx_returned(&mut self) -> u64;
     /// Tells the demultiplexer about queued frames (and returned buffers)
     /// now, so that it sends them and returns the buffers while the PD
     /// goes on.
@@ -99,6 +110,11 @@ pub struct DeviceCounters {
     pub tx_no_route: u64,
     /// Packets dropped for want of a transmit buffer at the last moment.
     pub tx_no_buffer: u64,
+    /// TCP segments not sent because their sequence numbers did not fit
+    /// the connection's stream ([`crate::inplace::PlanError`]).
+    pub tx_unplanned: u64,
+    /// Payload bytes sent in place from the `send_from` region.
+    pub tx_in_place_bytes: u64,
 }
 
 /// Checks a received frame's Ethernet header: the IPv4 packet it carries,
@@ -160,7 +176,8 @@ fn destination_mac(
     }
 }
 
-/// The smoltcp device (see the module docs).
+/// The device's state: the link, arpd, and its buffers. smoltcp drives it
+/// through a [`Transmitter`], which adds the server's [`Planner`].
 pub struct EthDevice<L, N> {
     pub link: L,
     pub neighbours: N,
@@ -175,6 +192,18 @@ impl<L: Link, N: Neighbours> EthDevice<L, N> {
     pub fn new(link: L, neighbours: N, node: NodeAddress, mac: [u8; 6]) -> Self {
         EthDevice { link, neighbours, node, mac, counters: DeviceCounters::default(), rx_frame: [0; MAX_FRAME], tx_scratch: [0; MAX_FRAME] }
     }
+
+    /// The smoltcp device for one poll, planning TCP payloads with `planner`.
+    pub fn with_planner<'a, P: Planner>(&'a mut self, planner: &'a mut P) -> Transmitter<'a, L, N, P> {
+        Transmitter { device: self, planner }
+    }
+}
+
+/// The smoltcp device (see the module docs): the device's state and the
+/// planner of outgoing TCP payloads.
+pub struct Transmitter<'a, L, N, P> {
+    device: &'a mut EthDevice<L, N>,
+    planner: &'a mut P,
 }
 
 /// A received IPv4 packet, already copied out of the shared buffer.
@@ -189,31 +218,39 @@ impl phy::RxToken for RxToken<'_> {
 }
 
 /// Room for one IPv4 packet in a transmit buffer.
-pub struct TxToken<'a, L, N> {
+pub struct TxToken<'a, L, N, P> {
     link: &'a mut L,
     neighbours: &'a mut N,
     node: &'a NodeAddress,
     mac: [u8; 6],
     counters: &'a mut DeviceCounters,
     scratch: &'a mut [u8; MAX_FRAME],
+    planner: &'a mut P,
 }
 
-impl<L: Link, N: Neighbours> phy::TxToken for TxToken<'_, L, N> {
+impl<L: Link, N: Neighbours, P: Planner> phy::TxToken for TxToken<'_, L, N, P> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let TxToken { link, neighbours, node, mac, counters, scratch } = self;
+        let TxToken { link, neighbours, node, mac, counters, scratch, planner } = self;
         let mut result = None;
         let mut f = Some(f);
-        let sent = link.send_with(ETHERNET_HEADER + len, |frame| {
-            let Some(f) = f.take() else { return false };
+        let sent = link.send_gather(ETHERNET_HEADER + len, |frame| {
+            let f = f.take()?;
             let (header, packet) = frame.split_at_mut(ETHERNET_HEADER);
             result = Some(f(packet));
-            match destination_mac(packet, node, neighbours, counters) {
-                Some(dst) => {
-                    write_ethernet(header, dst, mac);
-                    true
-                }
-                None => false,
+            // Planned even if the frame is dropped below: what the stack
+            // built tells the connection's stream where it stands.
+            let Ok(ranges) = finish_packet(packet, planner) else {
+                counters.tx_unplanned += 1;
+                return None;
+            };
+            let dst = destination_mac(packet, node, neighbours, counters)?;
+            write_ethernet(header, dst, mac);
+            let mut in_frame = InPlaceList::new();
+            for r in ranges.as_slice() {
+                in_frame.push(InPlace { at: ETHERNET_HEADER + r.at, ..*r });
             }
+            counters.tx_in_place_bytes += in_frame.bytes() as u64;
+            Some(in_frame)
         });
         match sent {
             Ok(true) => counters.tx_frames += 1,
@@ -224,53 +261,63 @@ impl<L: Link, N: Neighbours> phy::TxToken for TxToken<'_, L, N> {
             (Some(r), _) => r,
             // No buffer (or a length no frame has): smoltcp still needs its
             // closure run; the packet goes nowhere and TCP retransmits.
-            (None, Some(f)) => f(&mut scratch[..len.min(MTU)]),
+            (None, Some(f)) => {
+                let packet = &mut scratch[..len.min(MTU)];
+                let r = f(packet);
+                let _ = finish_packet(packet, planner);
+                r
+            }
             (None, None) => unreachable!("the closure ran and produced a result"),
         }
     }
 }
 
-impl<L: Link, N: Neighbours> phy::Device for EthDevice<L, N> {
+impl<'d, L: Link, N: Neighbours, P: Planner> phy::Device for Transmitter<'d, L, N, P> {
     type RxToken<'a>
         = RxToken<'a>
     where
         Self: 'a;
     type TxToken<'a>
-        = TxToken<'a, L, N>
+        = TxToken<'a, L, N, P>
     where
         Self: 'a;
 
-    fn receive(&mut self, _timestamp: Instant) -> Option<(RxToken<'_>, TxToken<'_, L, N>)> {
-        if !self.link.can_send() {
+    fn receive(&mut self, _timestamp: Instant) -> Option<(RxToken<'_>, TxToken<'_, L, N, P>)> {
+        let device = &mut *self.device;
+        if !device.link.can_send() {
             // smoltcp may answer a packet at once (an ACK); without a
             // transmit buffer the packet waits in the queue.
             return None;
         }
         loop {
-            let len = self.link.recv(&mut self.rx_frame)?;
-            let start = match strip_ethernet(&self.rx_frame[..len], &self.mac, &mut self.counters) {
+            let len = device.link.recv(&mut device.rx_frame)?;
+            let start = match strip_ethernet(&device.rx_frame[..len], &device.mac, &mut device.counters) {
                 Some(_) => ETHERNET_HEADER,
                 None => continue,
             };
-            let EthDevice { link, neighbours, node, mac, counters, rx_frame, tx_scratch } = self;
+            let EthDevice { link, neighbours, node, mac, counters, rx_frame, tx_scratch } = device;
             let rx = RxToken { packet: &rx_frame[start..len] };
-            let tx = TxToken { link, neighbours, node, mac: *mac, counters, scratch: tx_scratch };
+            let tx = TxToken { link, neighbours, node, mac: *mac, counters, scratch: tx_scratch, planner: &mut *self.planner };
             return Some((rx, tx));
         }
     }
 
-    fn transmit(&mut self, _timestamp: Instant) -> Option<TxToken<'_, L, N>> {
-        if !self.link.can_send() {
+    fn transmit(&mut self, _timestamp: Instant) -> Option<TxToken<'_, L, N, P>> {
+        let device = &mut *self.device;
+        if !device.link.can_send() {
             return None;
         }
-        let EthDevice { link, neighbours, node, mac, counters, tx_scratch, .. } = self;
-        Some(TxToken { link, neighbours, node, mac: *mac, counters, scratch: tx_scratch })
+        let EthDevice { link, neighbours, node, mac, counters, tx_scratch, .. } = device;
+        Some(TxToken { link, neighbours, node, mac: *mac, counters, scratch: tx_scratch, planner: &mut *self.planner })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ip;
         caps.max_transmission_unit = MTU;
+        // The device checksums outgoing TCP itself (`finish_packet`): file
+        // data sent in place is not in the buffer smoltcp writes.
+        caps.checksum.tcp = phy::Checksum::Rx;
         caps
     }
 }

@@ -12,6 +12,8 @@ extern crate std;
 
 pub mod arena;
 pub mod device;
+pub mod endpoints;
+pub mod inplace;
 pub mod rtc;
 pub mod server;
 pub mod site;

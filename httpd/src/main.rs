@@ -42,10 +42,11 @@ use boot_spec::cspace;
 use filter::Dotted;
 use httpd::arena::Arena;
 use httpd::device::{EthDevice, Link, Neighbours, NoBuffer, Resolution, MAX_FRAME};
+use httpd::inplace::InPlaceList;
 use httpd::rtc::{self, Registers};
 use blk_protocol::{Info, RequestProducer, ResponseConsumer};
 use httpd::server::{Counters, Server, Settings, CONNECTION_BYTES};
-use httpd::site::{CacheRegion, ImageStore, ImageWait, Notice, Pumped};
+use httpd::site::{CacheRegion, ImagePin, ImageStore, ImageWait, Notice, Pumped};
 use microkit::{get_mr, log, msginfo, set_mr, Channel, ChannelSet, Handler};
 use net_client::{Alarm, ChangeReport, NetClient, TIMER_CHANNEL};
 use net_config::{mac_from_word, ArpdCall, Ipv4Address, ARP_KNOWN, ARP_PENDING, ARP_TABLE_VADDR, CLIENT_ARPD_CHANNEL};
@@ -74,20 +75,41 @@ const CMOS_DATA: u16 = 0x71;
 const PORT: u16 = 80;
 
 /// The demultiplexer's queues through [`NetClient`].
-struct PdLink(NetClient);
+struct PdLink {
+    net: NetClient,
+    /// The cache region: until the demultiplexer takes in-place ranges,
+    /// they are copied from here into the frame (temporary).
+    cache: PdRegion,
+}
 
 impl Link for PdLink {
     fn recv(&mut self, frame: &mut [u8; MAX_FRAME]) -> Option<usize> {
-        self.0.recv(frame)
+        self.net.recv(frame)
     }
     fn can_send(&mut self) -> bool {
-        self.0.free_tx_buffers() > 0
+        self.net.free_tx_buffers() > 0
     }
-    fn send_with(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> bool) -> Result<bool, NoBuffer> {
-        self.0.send_with(len, fill).map_err(|_| NoBuffer)
+    fn send_gather(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> Option<InPlaceList>) -> Result<bool, NoBuffer> {
+        let cache = &self.cache;
+        self.net
+            .send_with(len, |frame| {
+                let Some(ranges) = fill(frame) else { return false };
+                for r in ranges.as_slice() {
+                    let Some(src) = cache.bytes().get(r.offset as usize..r.offset as usize + r.len) else { return false };
+                    frame[r.at..r.at + r.len].copy_from_slice(src);
+                }
+                true
+            })
+            .map_err(|_| NoBuffer)
+    }
+    fn tx_in_flight(&mut self) -> u64 {
+        0
+    }
+    fn take_tx_returned(&mut self) -> u64 {
+        0
     }
     fn flush(&mut self) {
-        self.0.flush();
+        self.net.flush();
     }
 }
 
@@ -180,7 +202,7 @@ fn read_cmos() -> Registers {
 }
 
 struct Httpd {
-    server: Server<PdLink, PdNeighbours, u32, site_cache::Ready, ImageWait>,
+    server: Server<PdLink, PdNeighbours, u32, ImagePin, ImageWait>,
     store: ImageStore<'static, PdRegion>,
     blk: Blk,
     node: net_config::NodeAddress,
@@ -210,17 +232,17 @@ impl Httpd {
                 let d = self.server.device.counters;
                 let s = self.store.stats();
                 log!(
-                    "accepted={} responses={} errors={} timeouts_408={} idle_closed={} aborted={} file_errors={} file_waits={} pool_full={} reclaimed={} busy={}/{}; rx={} rx_not_ipv4={} rx_not_for_us={} tx={} tx_arp_miss={} tx_no_route={} tx_no_buffer={}; cache hits={} loads={} loaded={} failed={} evictions={} busy={} verified={} corrupt={}",
+                    "accepted={} responses={} errors={} timeouts_408={} idle_closed={} aborted={} file_errors={} file_waits={} pool_full={} reclaimed={} busy={}/{} copied_bytes={}; rx={} rx_not_ipv4={} rx_not_for_us={} tx={} tx_arp_miss={} tx_no_route={} tx_no_buffer={} tx_unplanned={} tx_in_place_bytes={} sum_read_bytes={}; cache hits={} loads={} loaded={} failed={} evictions={} busy={} verified={} corrupt={}",
                     c.accepted, c.responses, c.errors, c.timeouts_408, c.idle_closed, c.aborted, c.file_errors, c.file_waits, c.pool_full, c.reclaimed,
-                    self.server.busy(), self.server.pool_size(),
-                    d.rx_packets, d.rx_not_ipv4, d.rx_not_for_us, d.tx_frames, d.tx_arp_miss, d.tx_no_route, d.tx_no_buffer,
+                    self.server.busy(), self.server.pool_size(), c.copied_bytes,
+                    d.rx_packets, d.rx_not_ipv4, d.rx_not_for_us, d.tx_frames, d.tx_arp_miss, d.tx_no_route, d.tx_no_buffer, d.tx_unplanned, d.tx_in_place_bytes, self.store.sum_read_bytes(),
                     s.hits, s.loads, s.loaded, s.failed_loads, s.evictions, s.busy, s.verified, s.corrupt
                 );
             }
             if due.is_some_and(|at| at <= now) {
                 continue;
             }
-            if !self.server.device.link.0.ready_to_wait() {
+            if !self.server.device.link.net.ready_to_wait() {
                 continue;
             }
             let deadline = [due, self.report.deadline()].into_iter().flatten().min();
@@ -346,14 +368,15 @@ impl Handler for Httpd {
             boot_epoch,
             random_seed: now ^ boot_epoch.rotate_left(32),
         };
-        let device = EthDevice::new(PdLink(net), PdNeighbours(TableReader::new(table)), node, mac);
-        let server = match Server::new(device, &mut arena, settings, now) {
-            Ok(server) => server,
-            Err(e) => panic!("{e}"),
-        };
         let vars = (blk_request.get(), blk_response.get(), blk_info.get(), site_cache.get(), site_cache_size.get());
         let (Some(request), Some(response), Some(info), Some(cache_base), Some(cache_size)) = vars else {
             panic!("the description must map blk_request, blk_response, blk_info and site_cache (setvar_vaddr, and setvar_size for site_cache)");
+        };
+        let cache = PdRegion { base: cache_base as usize, size: cache_size as usize };
+        let device = EthDevice::new(PdLink { net, cache }, PdNeighbours(TableReader::new(table)), node, mac);
+        let server = match Server::new(device, &mut arena, settings, now) {
+            Ok(server) => server,
+            Err(e) => panic!("{e}"),
         };
         // SAFETY: the queue regions are pages mapped read-write for the
         // PD's life and used only through these handles; `blk_info` is a

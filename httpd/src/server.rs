@@ -28,19 +28,29 @@
 //!
 //! [`Server::poll`] runs smoltcp, then for each connection: takes the
 //! bytes received into the request buffer, sends what is pending of the
-//! current response (the head, then the file range, read from the store
-//! straight into the socket's transmit buffer), and only when all of it is
-//! queued takes the next pipelined request. It repeats while anything
+//! current response (the head, then the file range), and only when all of
+//! it is queued takes the next pipelined request. It repeats while anything
 //! moves, and returns when it next needs to run.
 //!
 //! A response with a body first opens its file in the [`Store`]: nothing
-//! of it is sent until the store answers `Ready` (the pin is held until
-//! the body is queued or the connection ends, then released). On `Wait`
-//! the response is held back and the open repeated on a later poll once
-//! the store says it may have another answer (a load completed, a pin was
-//! released); the PD polls on every notification of the block driver. On
-//! `Fail` the response is replaced by that error status (a closing error
-//! response; counted in `file_errors`) before a byte of it is sent.
+//! of it is sent until the store answers `Ready`. On `Wait` the response
+//! is held back and the open repeated on a later poll once the store says
+//! it may have another answer (a load completed, a pin was released); the
+//! PD polls on every notification of the block driver. On `Fail` the
+//! response is replaced by that error status (a closing error response;
+//! counted in `file_errors`) before a byte of it is sent.
+//!
+//! The body goes **in place** when the store keeps file data in the
+//! region the NIC may send from (the site image's cache): its bytes are
+//! only reserved in the socket, the pin moves into the connection's
+//! [`Outgoing`] stream, and each segment carrying them is sent from the
+//! cache ([`crate::inplace`]); the pin goes back once the peer has
+//! acknowledged the body (or the connection ended) and no frame in flight
+//! can still reference it. A body longer than one checksummed piece
+//! starts once its head has been sent, so its segments line up with the
+//! image's precomputed piece sums. A store without such a region (the
+//! host tests' copying mode) has the body copied into the socket's buffer,
+//! and the pin goes back when the last byte is queued.
 //!
 //! # Timeouts
 //!
@@ -56,6 +66,8 @@
 
 use crate::arena::Arena;
 use crate::device::{EthDevice, Link, Neighbours};
+use crate::endpoints::{Endpoints, Peer};
+use crate::inplace::{Copied, Outgoing, PlanError, Planned, Planner, PIECE};
 use crate::site::{Fetch, Store};
 use http_core::{write_closing_error, Body, Connection, DateCache, Poll};
 use smoltcp::iface::{Config as IfaceConfig, Interface, PollResult, SocketHandle, SocketSet, SocketStorage};
@@ -144,6 +156,10 @@ pub struct Counters {
     pub pool_full: u64,
     /// TIME-WAIT connections reclaimed for a new connection.
     pub reclaimed: u64,
+    /// File bytes copied into the stack: bodies from a store that keeps
+    /// no data in the `send_from` region (0 with the site image, whose
+    /// bodies go in place).
+    pub copied_bytes: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,6 +193,13 @@ pub struct Slot<H, P, W> {
     head: bool,
     /// When bytes last moved either way, ns.
     last_activity: u64,
+    /// The body's pin went into an extent of `outgoing`, whose bytes are
+    /// being reserved in the socket.
+    reserving: bool,
+    /// The connection's stream: what of it is file data sent in place.
+    outgoing: Outgoing<P>,
+    /// The peer, while the slot serves a connection.
+    peer: Option<Peer>,
 }
 
 impl<H: Copy, P, W> Slot<H, P, W> {
@@ -194,6 +217,9 @@ impl<H: Copy, P, W> Slot<H, P, W> {
             close_after: false,
             head: false,
             last_activity: 0,
+            reserving: false,
+            outgoing: Outgoing::new(),
+            peer: None,
         }
     }
 
@@ -208,6 +234,7 @@ impl<H: Copy, P, W> Slot<H, P, W> {
             store.abandon(wait);
         }
         self.body = None;
+        self.reserving = false;
     }
 
     fn pending(&self) -> bool {
@@ -215,8 +242,11 @@ impl<H: Copy, P, W> Slot<H, P, W> {
     }
 
     /// Makes the slot ready for a new connection.
-    fn open(&mut self, now: u64) {
+    fn open(&mut self, now: u64, peer: Option<Peer>) {
         self.conn = Connection::new();
+        self.outgoing.restart();
+        self.peer = peer;
+        self.reserving = false;
         self.state = SlotState::Open;
         self.head_sent = 0;
         self.head_len = 0;
@@ -254,6 +284,8 @@ pub struct Server<L, N, H: Copy + 'static, P: 'static, W: 'static> {
     iface: Interface,
     sockets: SocketSet<'static>,
     slots: &'static mut [Slot<H, P, W>],
+    /// The slot serving each peer, for the planner of outgoing segments.
+    endpoints: Endpoints,
     settings: Settings,
     date: DateCache,
     pub counters: Counters,
@@ -283,7 +315,7 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: 'static> Server<L
         }
         let mut config = IfaceConfig::new(HardwareAddress::Ip);
         config.random_seed = settings.random_seed;
-        let mut iface = Interface::new(config, &mut device, instant(now_ns));
+        let mut iface = Interface::new(config, &mut device.with_planner(&mut Copied), instant(now_ns));
         let node = device.node;
         iface.update_ip_addrs(|addrs| {
             let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(smol_ipv4(node.ipv4)), node.prefix_len.min(32)));
@@ -318,8 +350,9 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: 'static> Server<L
                 _ => return Err(StartError::RegionTooSmall),
             }
         };
+        let endpoints = Endpoints::new(arena, count).ok_or(StartError::RegionTooSmall)?;
         let date = DateCache::new(settings.boot_epoch + now_ns / SECOND_NS);
-        Ok(Server { device, iface, sockets, slots, settings, date, counters: Counters::default(), full: false, accepting: false })
+        Ok(Server { device, iface, sockets, slots, endpoints, settings, date, counters: Counters::default(), full: false, accepting: false })
     }
 
     /// Starts accepting connections: every free slot listens on the port.
@@ -362,8 +395,15 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: 'static> Server<L
         let now = instant(now_ns);
         let mut exhausted = true;
         for _ in 0..MAX_ROUNDS {
-            let changed = self.iface.poll(now, &mut self.device, &mut self.sockets) == PollResult::SocketStateChanged;
+            let frames = self.device.counters.tx_frames;
+            let mut planner = SlotPlanner { slots: &mut *self.slots, endpoints: &self.endpoints, store: &*site };
+            let changed = self.iface.poll(now, &mut self.device.with_planner(&mut planner), &mut self.sockets)
+                == PollResult::SocketStateChanged;
+            // Frames sent may unblock a body waiting for its head to go
+            // (see `flush`).
+            let changed = changed || self.device.counters.tx_frames != frames;
             self.device.link.flush();
+            self.retire(site);
             let served = self.serve_all(now_ns, site);
             if !changed && !served {
                 exhausted = false;
@@ -377,16 +417,55 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: 'static> Server<L
         self.deadline(now_ns)
     }
 
+    /// Releases the pins of file data no frame can reference any more:
+    /// extents the peer acknowledged, or whose connection ended, once the
+    /// transmit buffers in flight at that moment have come back
+    /// ([`crate::inplace`], "Pins").
+    fn retire<S: Store<Handle = H, Pin = P, Wait = W>>(&mut self, site: &mut S) {
+        // Returns first, then what is in flight: a buffer that comes back
+        // after this reading is reported by the next one.
+        let returned = self.device.link.take_tx_returned();
+        let in_flight = self.device.link.tx_in_flight();
+        let release = &mut |pin| site.release(pin);
+        for slot in self.slots.iter_mut() {
+            if !slot.outgoing.holds_pins() {
+                continue;
+            }
+            if returned != 0 {
+                slot.outgoing.returned(returned, release);
+            }
+            if slot.state != SlotState::Listening {
+                let socket = self.sockets.get::<tcp::Socket>(slot.socket);
+                let acked = slot.outgoing.queued.saturating_sub(socket.send_queue() as u64);
+                slot.outgoing.retire_acked(acked, in_flight, release);
+            }
+        }
+    }
+
     /// Serves every slot once; whether anything moved.
     fn serve_all<S: Store<Handle = H, Pin = P, Wait = W>>(&mut self, now: u64, site: &mut S) -> bool {
         let mut moved = false;
-        for slot in self.slots.iter_mut() {
+        let mut in_flight = None;
+        for (i, slot) in self.slots.iter_mut().enumerate() {
             let socket = self.sockets.get_mut::<tcp::Socket>(slot.socket);
+            let before = slot.state;
             moved |= serve(slot, socket, site, &self.date, now, &self.settings, self.accepting, &mut self.counters);
+            match (before, slot.state) {
+                (SlotState::Listening, SlotState::Open) => {
+                    if let Some(peer) = slot.peer {
+                        self.endpoints.insert(peer, i);
+                    }
+                }
+                (SlotState::Open | SlotState::Closing { .. }, SlotState::Listening) => {
+                    let in_flight = *in_flight.get_or_insert_with(|| self.device.link.tx_in_flight());
+                    end_connection(slot, &mut self.endpoints, site, in_flight);
+                }
+                _ => {}
+            }
         }
         let free = self.slots.iter().any(|s| s.state == SlotState::Listening);
         if !free {
-            moved |= self.reclaim_time_wait();
+            moved |= self.reclaim_time_wait(site);
         }
         let full = !self.slots.iter().any(|s| s.state == SlotState::Listening);
         if full && !self.full {
@@ -398,13 +477,15 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: 'static> Server<L
 
     /// With every slot busy: frees one whose connection only waits out
     /// TIME-WAIT (the server closed it and the peer acknowledged).
-    fn reclaim_time_wait(&mut self) -> bool {
+    fn reclaim_time_wait<S: Store<Handle = H, Pin = P, Wait = W>>(&mut self, site: &mut S) -> bool {
         for slot in self.slots.iter_mut() {
             let socket = self.sockets.get_mut::<tcp::Socket>(slot.socket);
             if socket.state() == State::TimeWait && self.accepting {
                 socket.abort();
                 if socket.listen(self.settings.port).is_ok() {
                     slot.state = SlotState::Listening;
+                    slot.drop_body(site);
+                    end_connection(slot, &mut self.endpoints, site, self.device.link.tx_in_flight());
                     self.counters.reclaimed += 1;
                     return true;
                 }
@@ -427,6 +508,43 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: 'static> Server<L
         });
         // No finer than a millisecond: smoltcp's clock is in microseconds.
         stack.into_iter().chain(timeouts).min().map(|at| at.max(now_ns + MS_NS / 1000))
+    }
+}
+
+/// A connection ended (its socket is closed): its extents retire (their
+/// pins go back once the frames in flight, `in_flight`, have come back)
+/// and its peer no longer names the slot.
+fn end_connection<S: Store>(slot: &mut Slot<S::Handle, S::Pin, S::Wait>, endpoints: &mut Endpoints, site: &mut S, in_flight: u64) {
+    slot.outgoing.retire_all(in_flight, &mut |pin| site.release(pin));
+    if let Some(peer) = slot.peer.take() {
+        endpoints.remove(peer);
+    }
+}
+
+/// The [`Planner`] of the server's segments: the connection's
+/// [`Outgoing`] stream, found by the peer; segments to no connection (a
+/// reset to a refused SYN) carry no file data.
+struct SlotPlanner<'a, H, P, W, S> {
+    slots: &'a mut [Slot<H, P, W>],
+    endpoints: &'a Endpoints,
+    store: &'a S,
+}
+
+impl<H, P, W, S: Store<Pin = P>> Planner for SlotPlanner<'_, H, P, W, S> {
+    fn plan(&mut self, peer: Peer, seq: u32, payload: &[u8]) -> Result<Planned, PlanError> {
+        match self.endpoints.get(peer).and_then(|i| self.slots.get_mut(i)) {
+            Some(slot) => slot.outgoing.plan(seq, payload, self.store),
+            None => Copied.plan(peer, seq, payload),
+        }
+    }
+}
+
+/// The peer of a connected socket, if IPv4.
+fn peer_of(socket: &tcp::Socket<'_>) -> Option<Peer> {
+    match socket.remote_endpoint()? {
+        smoltcp::wire::IpEndpoint { addr: IpAddress::Ipv4(ip), port } => Some(Peer { ip: u32::from(ip), port }),
+        #[allow(unreachable_patterns)]
+        _ => None,
     }
 }
 
@@ -472,7 +590,7 @@ fn flush<S: Store>(
     counters: &mut Counters,
     moved: &mut bool,
 ) -> Flush {
-    if let (Some(body), None) = (slot.body, &slot.pin) {
+    if let (Some(body), None, false) = (slot.body, &slot.pin, slot.reserving) {
         if slot.wait.as_ref().is_some_and(|w| !site.may_retry(w)) {
             return Flush::Blocked;
         }
@@ -511,6 +629,7 @@ fn flush<S: Store>(
     while slot.head_sent < slot.head_len {
         match socket.send_slice(&slot.out[slot.head_sent..slot.head_len]) {
             Ok(n) if n > 0 => {
+                slot.outgoing.queue_real(n);
                 slot.head_sent += n;
                 slot.last_activity = now;
                 *moved = true;
@@ -523,7 +642,45 @@ fn flush<S: Store>(
             slot.drop_body(site);
             break;
         }
+        if slot.reserving {
+            // In place: reserve the body's bytes in the socket without
+            // writing them (see `inplace`).
+            let want = slot.outgoing.to_reserve();
+            match socket.send(|buf| {
+                let n = (buf.len() as u64).min(want) as usize;
+                (n, n)
+            }) {
+                Ok(n) if n > 0 => {
+                    slot.outgoing.queue_reserved(n);
+                    slot.last_activity = now;
+                    *moved = true;
+                }
+                _ => return Flush::Blocked,
+            }
+            if slot.outgoing.to_reserve() == 0 {
+                slot.body = None;
+                slot.reserving = false;
+            }
+            continue;
+        }
         let Some(pin) = &slot.pin else { return Flush::FileError };
+        if let Some(region_offset) = site.region_offset(pin) {
+            // A body longer than a piece waits until everything before it
+            // was sent, so that its segments start on piece boundaries and
+            // their checksums are the precomputed ones.
+            if !slot.outgoing.has_room() || (body.len > PIECE && !slot.outgoing.all_sent()) {
+                return Flush::Blocked;
+            }
+            let Some(pin) = slot.pin.take() else { return Flush::FileError };
+            match slot.outgoing.begin(pin, body.offset, body.len, region_offset) {
+                Ok(()) => slot.reserving = true,
+                Err(pin) => {
+                    slot.pin = Some(pin);
+                    return Flush::Blocked;
+                }
+            }
+            continue;
+        }
         let store: &S = site;
         let sent = socket.send(|buf| {
             let want = (buf.len() as u64).min(body.len) as usize;
@@ -534,6 +691,8 @@ fn flush<S: Store>(
             Ok((0, 0)) | Err(_) => return Flush::Blocked,
             Ok((0, _)) => return Flush::FileError,
             Ok((n, _)) => {
+                slot.outgoing.queue_real(n);
+                counters.copied_bytes += n as u64;
                 slot.body = Some(Body { file: body.file, offset: body.offset + n as u64, len: body.len - n as u64 });
                 slot.last_activity = now;
                 *moved = true;
@@ -566,7 +725,7 @@ fn serve<S: Store>(
                 return socket.listen(settings.port).is_ok();
             }
             _ => {
-                slot.open(now);
+                slot.open(now, peer_of(socket));
                 counters.accepted += 1;
                 moved = true;
             }

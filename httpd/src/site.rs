@@ -22,6 +22,8 @@
 
 use blk_protocol::queue::QueueError;
 use blk_protocol::{DiskInfo, RequestProducer, Response, ResponseConsumer, QUEUE_CAPACITY};
+use crate::inplace::FileSums;
+use core::cell::Cell;
 use http_core::{FileInfo, Lookup, Site, Status};
 use site_cache::queues::{send_requests, take_boot_responses, take_responses, BootQueueError};
 use site_cache::{Boot, BootStatus, Cache, CacheError, Completion, Config, Open, Ready, Stats, Ticket};
@@ -49,10 +51,38 @@ pub trait Store: Site {
     /// how many: fewer than `buf.len()` only at the end of the file, 0
     /// past it.
     fn read(&self, pin: &Self::Pin, offset: u64, buf: &mut [u8]) -> usize;
+    /// Where the pinned file's first byte lies in the region the NIC may
+    /// send from (the description's `send_from`), if the store keeps file
+    /// data there: the server then sends the file's bytes in place
+    /// ([`crate::inplace`]) instead of copying them with [`read`](Self::read).
+    fn region_offset(&self, _pin: &Self::Pin) -> Option<usize> {
+        None
+    }
+    /// The Internet sum (RFC 1071: folded, not complemented, as if the
+    /// range started on an even byte) of `len` bytes of the pinned file at
+    /// `offset`, for a segment that carries them in place; `None` if the
+    /// range is not the file's.
+    fn sum(&self, _pin: &Self::Pin, _offset: u64, _len: usize) -> Option<u16> {
+        None
+    }
     /// Gives a pin back.
     fn release(&mut self, pin: Self::Pin);
     /// Forgets a wait whose connection ended before it opened again.
     fn abandon(&mut self, _wait: Self::Wait) {}
+}
+
+impl<S: Store> FileSums<S::Pin> for S {
+    fn sum(&self, pin: &S::Pin, offset: u64, len: usize) -> Option<u16> {
+        Store::sum(self, pin, offset, len)
+    }
+}
+
+/// [`ImageStore`]'s hold on a file: the cache's pin and the file's index
+/// position (for its piece sums).
+#[derive(Debug, PartialEq, Eq)]
+pub struct ImagePin {
+    pub file: u32,
+    pub ready: Ready,
 }
 
 /// Groups the cache tracks at once.
@@ -144,6 +174,9 @@ pub struct ImageStore<'h, R> {
     pub notices_dropped: u64,
     /// Pins the cache did not recognise on release (a bug if non-zero).
     pub bad_releases: u64,
+    /// File bytes read to checksum segments that do not cover whole
+    /// pieces (the precomputed sums cover the rest).
+    sum_read_bytes: Cell<u64>,
 }
 
 impl<'h, R: CacheRegion<'h>> ImageStore<'h, R> {
@@ -160,6 +193,7 @@ impl<'h, R: CacheRegion<'h>> ImageStore<'h, R> {
             notices: [None; NOTICES],
             notices_dropped: 0,
             bad_releases: 0,
+            sum_read_bytes: Cell::new(0),
         }
     }
 
@@ -181,6 +215,11 @@ impl<'h, R: CacheRegion<'h>> ImageStore<'h, R> {
     /// The cache, once booted.
     pub fn cache(&self) -> Option<&SiteCache<'h>> {
         self.cache.as_ref()
+    }
+
+    /// File bytes read to checksum segments (see `Store::sum`).
+    pub fn sum_read_bytes(&self) -> u64 {
+        self.sum_read_bytes.get()
     }
 
     /// The cache's counters (zero before it boots).
@@ -310,18 +349,18 @@ impl<'h, R: CacheRegion<'h>> Site for ImageStore<'h, R> {
 }
 
 impl<'h, R: CacheRegion<'h>> Store for ImageStore<'h, R> {
-    type Pin = Ready;
+    type Pin = ImagePin;
     type Wait = ImageWait;
 
     /// `Corrupt`, `IoError` and `TooLarge` are `500` and a [`Notice`]
     /// (`Corrupt` once per load of the file).
-    fn open(&mut self, id: u32) -> Fetch<Ready, ImageWait> {
+    fn open(&mut self, id: u32) -> Fetch<ImagePin, ImageWait> {
         let Some(cache) = &mut self.cache else { return Fetch::Fail(Status::InternalServerError) };
         let Some(file) = cache.file(id) else { return Fetch::Fail(Status::InternalServerError) };
         let region = self.region.bytes();
         let arena = region.get(cache.arena_start()..).unwrap_or(&[]);
         let notice = match cache.open(&file, arena) {
-            Open::Ready(ready) => return Fetch::Ready(ready),
+            Open::Ready(ready) => return Fetch::Ready(ImagePin { file: id, ready }),
             Open::Loading(ticket) => return Fetch::Wait(ImageWait::Load { ticket, done: self.done }),
             Open::Busy => return Fetch::Wait(ImageWait::Room { events: self.events }),
             Open::Corrupt { detected_now: true } => Some(Notice::Corrupt { file: id }),
@@ -347,7 +386,8 @@ impl<'h, R: CacheRegion<'h>> Store for ImageStore<'h, R> {
         }
     }
 
-    fn read(&self, ready: &Ready, offset: u64, buf: &mut [u8]) -> usize {
+    fn read(&self, pin: &ImagePin, offset: u64, buf: &mut [u8]) -> usize {
+        let ready = &pin.ready;
         let Ok(offset) = usize::try_from(offset) else { return 0 };
         if offset >= ready.len {
             return 0;
@@ -363,9 +403,30 @@ impl<'h, R: CacheRegion<'h>> Store for ImageStore<'h, R> {
         }
     }
 
-    fn release(&mut self, ready: Ready) {
+    /// The cache region is the block client's data region and the NIC's
+    /// `send_from` window: file data is sent where the disk put it.
+    fn region_offset(&self, pin: &ImagePin) -> Option<usize> {
+        Some(pin.ready.offset)
+    }
+
+    /// The image's precomputed piece sums where the range covers whole
+    /// pieces (`site_format::sums::segment_sum`), the loaded (verified)
+    /// data for the partial pieces at its ends.
+    fn sum(&self, pin: &ImagePin, offset: u64, len: usize) -> Option<u16> {
+        let record = *self.cache.as_ref()?.file(pin.file)?.record();
+        let data = self.region.bytes().get(pin.ready.offset..pin.ready.offset + pin.ready.len)?;
+        let read = |at: u64, max: usize| {
+            let at = usize::try_from(at).ok()?;
+            let bytes = data.get(at..at.checked_add(max)?.min(data.len()))?;
+            self.sum_read_bytes.set(self.sum_read_bytes.get() + bytes.len() as u64);
+            Some(bytes)
+        };
+        site_format::sums::segment_sum(record.size, record.sums, offset, len as u64, read).ok()
+    }
+
+    fn release(&mut self, pin: ImagePin) {
         if let Some(cache) = &mut self.cache {
-            if !cache.release(ready.pin) {
+            if !cache.release(pin.ready.pin) {
                 self.bad_releases += 1;
             }
             self.events += 1;
