@@ -240,6 +240,23 @@ impl<P> Outgoing<P> {
         self.current().map_or(0, |x| x.len - x.queued)
     }
 
+    /// How many bytes of the current extent to reserve when the stack has
+    /// room for `room`: all the rest if it fits, else as many as end on a
+    /// piece boundary of the file (possibly none: wait for more room). The
+    /// stack sends what it has as soon as it may (no Nagle), so a
+    /// reservation that ended mid-piece would become a short segment and
+    /// shift every later segment off the precomputed pieces.
+    pub fn reservable(&mut self, room: usize) -> usize {
+        let Some(x) = self.current() else { return 0 };
+        let rest = x.len - x.queued;
+        if room as u64 >= rest {
+            return rest as usize;
+        }
+        let from = x.file_offset + x.queued;
+        let end = (from + room as u64) / PIECE * PIECE;
+        end.saturating_sub(from) as usize
+    }
+
     /// Records `n` bytes of the current extent reserved in the stack.
     pub fn queue_reserved(&mut self, n: usize) {
         if let Some(x) = self.current() {
@@ -550,6 +567,21 @@ mod tests {
         out.retire_all(0, &mut |p| released.push(p));
         assert_eq!(released, [7, 8]);
         assert!(!out.holds_pins());
+    }
+
+    #[test]
+    fn reservations_end_on_piece_boundaries() {
+        let mut out = Outgoing::<usize>::new();
+        out.queue_real(200);
+        // A range from file offset 100.
+        out.begin(0, 100, 10_000, 0).unwrap();
+        assert_eq!(out.reservable(20_000), 10_000, "all of it fits");
+        assert_eq!(out.reservable(5000), 4280, "up to the piece boundary at 4380");
+        assert_eq!(out.reservable(1000), 0, "no boundary within reach: wait");
+        out.queue_reserved(4280);
+        assert_eq!(out.reservable(3000), 2920);
+        out.queue_reserved(2920);
+        assert_eq!(out.reservable(2900), 2800, "the rest fits");
     }
 
     #[test]

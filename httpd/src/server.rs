@@ -645,9 +645,9 @@ fn flush<S: Store>(
         if slot.reserving {
             // In place: reserve the body's bytes in the socket without
             // writing them (see `inplace`).
-            let want = slot.outgoing.to_reserve();
+            let outgoing = &mut slot.outgoing;
             match socket.send(|buf| {
-                let n = (buf.len() as u64).min(want) as usize;
+                let n = outgoing.reservable(buf.len());
                 (n, n)
             }) {
                 Ok(n) if n > 0 => {
