@@ -367,6 +367,7 @@ impl Handler for Httpd {
             close_timeout_ns: Settings::DEFAULT_CLOSE_TIMEOUT_NS,
             boot_epoch,
             random_seed: now ^ boot_epoch.rotate_left(32),
+            send_in_place: true,
         };
         let vars = (blk_request.get(), blk_response.get(), blk_info.get(), site_cache.get(), site_cache_size.get());
         let (Some(request), Some(response), Some(info), Some(cache_base), Some(cache_size)) = vars else {

@@ -122,6 +122,10 @@ pub struct Settings {
     pub boot_epoch: u64,
     /// Seed of smoltcp's initial sequence numbers and ports.
     pub random_seed: u64,
+    /// Whether the NIC may send from the store's region (the
+    /// description's `send_from` names it): bodies then go in place
+    /// ([`crate::inplace`]); otherwise they are copied into the socket.
+    pub send_in_place: bool,
 }
 
 impl Settings {
@@ -581,12 +585,14 @@ enum Flush {
 /// Queues as much of the pending response as the socket takes. A body's
 /// file is opened in the store before the head goes (see "Serving" in the
 /// module docs).
+#[allow(clippy::too_many_arguments)]
 fn flush<S: Store>(
     slot: &mut Slot<S::Handle, S::Pin, S::Wait>,
     socket: &mut tcp::Socket<'_>,
     site: &mut S,
     date: &DateCache,
     now: u64,
+    in_place: bool,
     counters: &mut Counters,
     moved: &mut bool,
 ) -> Flush {
@@ -664,7 +670,7 @@ fn flush<S: Store>(
             continue;
         }
         let Some(pin) = &slot.pin else { return Flush::FileError };
-        if let Some(region_offset) = site.region_offset(pin) {
+        if let Some(region_offset) = site.region_offset(pin).filter(|_| in_place) {
             // A body longer than a piece waits until everything before it
             // was sent, so that its segments start on piece boundaries and
             // their checksums are the precomputed ones.
@@ -788,7 +794,7 @@ fn serve<S: Store>(
     for _ in 0..MAX_SERVE_ROUNDS {
         let received = receive(slot, socket, now);
         moved |= received;
-        match flush(slot, socket, site, date, now, counters, &mut moved) {
+        match flush(slot, socket, site, date, now, settings.send_in_place, counters, &mut moved) {
             Flush::Done => {}
             Flush::Blocked => break,
             Flush::FileError => {

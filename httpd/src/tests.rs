@@ -214,6 +214,7 @@ impl Net {
             close_timeout_ns: 2 * SECOND_NS,
             boot_epoch: STARTED,
             random_seed: 1,
+            send_in_place: true,
         };
         let mut server = Server::new(device, &mut arena, settings, 0).expect("server starts");
         server.accept().expect("listens");
@@ -514,7 +515,7 @@ fn nothing_is_accepted_before_accept() {
     let region: &'static mut [u8] = Box::leak(vec![0u8; 2 * CONNECTION_BYTES].into_boxed_slice());
     // SAFETY: the leaked memory is the server's alone, forever.
     let mut arena = unsafe { Arena::new(region.as_mut_ptr() as usize, region.len()) };
-    let settings = Settings { port: 80, idle_timeout_ns: SECOND_NS, close_timeout_ns: SECOND_NS, boot_epoch: STARTED, random_seed: 2 };
+    let settings = Settings { port: 80, idle_timeout_ns: SECOND_NS, close_timeout_ns: SECOND_NS, boot_epoch: STARTED, random_seed: 2, send_in_place: true };
     net.server = Server::new(device, &mut arena, settings, 0).expect("server starts");
     net.client_dev.wire = wire;
     assert!(!net.server.accepting());
