@@ -42,6 +42,7 @@ pub fn run(ws: &Path) -> Result<()> {
     let ours = itest::build(ws, "tests/systems/net.system", KernelConfig::Debug)?;
     let node = itest::build(ws, "tests/systems/node.system", KernelConfig::Debug)?;
     let web = itest::build(ws, "microkit.system", KernelConfig::Debug)?;
+    let web_copied = itest::build(ws, &copying_web_node(ws)?, KernelConfig::Debug)?;
     let site = crate::site::default_image(ws);
     crate::site::build(&ws.join("images/site"), &site)?;
     crate::deps::ensure_packages(&[crate::deps::Package { name: "wrk", probe: "wrk" }])?;
@@ -51,6 +52,7 @@ pub fn run(ws: &Path) -> Result<()> {
 
     let (mut sel4, mut linux, mut through_mux) = (Vec::new(), Vec::new(), Vec::new());
     let (mut web_sel4, mut web_linux) = (Vec::new(), Vec::new());
+    let (mut in_place, mut copied) = (Vec::new(), Vec::new());
     for round in 1..=ROUNDS {
         println!("round {round}/{ROUNDS}: seL4");
         let mut r = echo_round_ours(&ours)?;
@@ -66,6 +68,9 @@ pub fn run(ws: &Path) -> Result<()> {
         web_sel4.push(web_round_ours(&web, &site)?);
         println!("round {round}/{ROUNDS}: Linux busybox httpd (wrk)");
         web_linux.push(web_round_linux(&guest)?);
+        println!("round {round}/{ROUNDS}: seL4 web node, bodies in place and copied (wrk)");
+        in_place.push(web_paths_round(&web, &site)?);
+        copied.push(web_paths_round(&web_copied, &site)?);
     }
     let steal = CpuTimes::read()?.steal_percent_since(&steal_start);
 
@@ -92,6 +97,14 @@ pub fn run(ws: &Path) -> Result<()> {
     let (a, b) = (median(web_sel4.iter().copied()), median(web_linux.iter().copied()));
     println!("{:<38} {a:>12.1} {b:>12.1} {:>7.2}x", format!("requests/s, wrk -c {WEB_CONNECTIONS}"), a / b);
     println!("(both behind QEMU user networking with a forwarded port; seL4: the web node of microkit.system serving the site image; Linux: busybox httpd serving the same page from its initramfs)");
+
+    println!("\n{:<38} {:>12} {:>12} {:>8}", "seL4 web node, file bodies", "in place", "copied", "ratio");
+    for (i, (path, connections)) in WEB_PATHS.iter().enumerate() {
+        let (a, b) = (median(in_place.iter().map(|r| r[i])), median(copied.iter().map(|r| r[i])));
+        let unit = if i == 0 { "requests/s" } else { "MB/s" };
+        println!("{:<38} {a:>12.1} {b:>12.1} {:>7.2}x", format!("{path} ({unit}, -c {connections})"), a / b);
+    }
+    println!("(in place: the NIC reads bodies from the file cache, checksums from the image's piece sums; copied: the same node without `send_from`, bodies copied into smoltcp's buffer and by the demultiplexer)");
     println!("\nCPU steal during the run: {steal:.1}% (the host is shared; high steal makes every figure slower)");
     println!("setup: QEMU TCG, -m {} MiB, virtio-net (dgram socket) and virtio-blk; window {WINDOW}, {} s per measure, {ROUNDS} rounds interleaved", system::DEFAULT_RAM_MIB, MEASURE.as_secs());
     Ok(())
@@ -140,6 +153,39 @@ fn wrk(addr: &str) -> Result<f64> {
 fn web_round_ours(built: &system::Built, site: &Path) -> Result<f64> {
     let web = itest::web_http::Web::start(built, site)?;
     wrk(&web.addr)
+}
+
+/// What the in-place comparison fetches, and with how many connections:
+/// a small page (requests/s) and the site's large file (MB/s).
+const WEB_PATHS: [(&str, usize); 2] = [("/index.html", WEB_CONNECTIONS), ("/data/squares.txt", 4)];
+
+/// One boot of a web node: each of [`WEB_PATHS`], the first in requests/s,
+/// the others in MB/s.
+fn web_paths_round(built: &system::Built, site: &Path) -> Result<Vec<f64>> {
+    let web = itest::web_http::Web::start(built, site)?;
+    WEB_PATHS
+        .iter()
+        .enumerate()
+        .map(|(i, &(path, connections))| {
+            let run = itest::web_http::wrk(&format!("http://{}{path}", web.addr), connections, MEASURE.as_secs())?;
+            let figure = if i == 0 { run.per_second } else { run.bytes_per_second / 1e6 };
+            println!("  {path}: {figure:.1}");
+            Ok(figure)
+        })
+        .collect()
+}
+
+/// `microkit.system` without `send_from`: the same web node, with file
+/// bodies copied instead of sent in place. Written under `target/bench`;
+/// returns its path relative to the workspace.
+fn copying_web_node(ws: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(ws.join("microkit.system"))?;
+    const GRANT: &str = r#" send_from="site_cache""#;
+    anyhow::ensure!(text.contains(GRANT), "microkit.system has no {GRANT}: the comparison would compare a node with itself");
+    let dir = ws.join("target/bench");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("web-copied.system"), text.replace(GRANT, ""))?;
+    Ok("target/bench/web-copied.system".into())
 }
 
 fn web_round_linux(guest: &linux_guest::Guest) -> Result<f64> {

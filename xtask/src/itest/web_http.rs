@@ -247,6 +247,8 @@ fn errors(ws: &Path) -> Result<()> {
 pub(crate) struct WrkRun {
     pub(crate) requests: u64,
     pub(crate) per_second: f64,
+    /// Response bytes (heads and bodies) per second.
+    pub(crate) bytes_per_second: f64,
 }
 
 /// Runs `wrk` with `connections` on `url` for `seconds`; an error if it
@@ -271,7 +273,24 @@ pub(crate) fn wrk(url: &str, connections: usize, seconds: u64) -> Result<WrkRun>
         .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
         .and_then(|v| v.trim().parse().ok())
         .with_context(|| format!("no Requests/sec in wrk's report:\n{report}"))?;
-    Ok(WrkRun { requests, per_second })
+    // `Transfer/sec:    1.23MB`, in binary units.
+    let bytes_per_second = report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Transfer/sec:"))
+        .and_then(|v| {
+            let v = v.trim();
+            let split = v.find(|c: char| c.is_ascii_alphabetic())?;
+            let scale = match &v[split..] {
+                "B" => 1.0,
+                "KB" => 1024.0,
+                "MB" => 1024.0 * 1024.0,
+                "GB" => 1024.0 * 1024.0 * 1024.0,
+                _ => return None,
+            };
+            Some(v[..split].parse::<f64>().ok()? * scale)
+        })
+        .with_context(|| format!("no Transfer/sec in wrk's report:\n{report}"))?;
+    Ok(WrkRun { requests, per_second, bytes_per_second })
 }
 
 fn many_clients(ws: &Path) -> Result<()> {
