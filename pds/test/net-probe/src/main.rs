@@ -11,19 +11,27 @@
 //! 2. sends frames the demultiplexer must refuse (a forged source IPv4
 //!    address, a source port it does not own) and checks the refusals in
 //!    the demultiplexer's counters;
-//! 3. asks arpd for the gateway's MAC and logs it when arpd notifies.
+//! 3. asks arpd for the gateway's MAC and logs it when arpd notifies;
+//! 4. fills its `send_from` region `probe_payload` with [`pattern`] and
+//!    sends a frame with an in-place range past the region's end, which
+//!    the demultiplexer must refuse (and count).
 //!
 //! Each step logs one line ending in `ok` or `FAILED`, which the test
 //! checks. Then it answers UDP datagrams to port 7000 with the same
 //! payload (an echo), except the payload `stats`, answered with the
-//! demultiplexer's counters, which are logged too.
+//! demultiplexer's counters, which are logged too, and the payload
+//! `in-place`, answered to port [`IN_PLACE_PORT`] with a datagram whose
+//! payload is [`IN_PLACE_PREFIX`], [`IN_PLACE_LEN`] bytes of the region
+//! from [`IN_PLACE_OFFSET`] sent in place (the NIC reads them there), and
+//! [`IN_PLACE_TRAILER`].
 #![no_std]
 #![no_main]
 
 use filter::{Dotted, Filter, FilterError, FilterKind};
-use microkit::{get_mr, log, msginfo, set_mr, Channel, ChannelSet, Handler};
-use net_client::NetClient;
+use microkit::{get_mr, log, msginfo, set_mr, Channel, ChannelSet, Handler, MemoryRegion};
+use net_client::{InPlace, InPlaceList, NetClient, SendError};
 use net_config::{mac_from_word, ArpdCall, ARP_KNOWN, ARP_PENDING, CLIENT_ARPD_CHANNEL};
+use packet::checksum::Checksum;
 use packet::{
     classify, udp, EtherType, EthernetAddress, EthernetRepr, IpProtocol, Ipv4Address, Ipv4Repr, Network, Transport,
 };
@@ -34,11 +42,97 @@ const ECHO_PORT: u16 = 7000;
 /// A port inside the grant that no one claims at boot.
 const SPARE_PORT: u16 = 7001;
 
+/// Where the in-place datagram goes on the host that asked for it.
+const IN_PLACE_PORT: u16 = 7009;
+/// Copied after the UDP header, before the in-place bytes.
+const IN_PLACE_PREFIX: &[u8; 16] = b"in-place follows";
+/// Where the in-place bytes start in `probe_payload`, and how many.
+const IN_PLACE_OFFSET: u32 = 0x234;
+const IN_PLACE_LEN: usize = 1000;
+/// Copied after the in-place bytes: the frame is copied, in place, copied.
+const IN_PLACE_TRAILER: &[u8; 8] = b"-the end";
+
+// The send_from region, mapped read-write: this PD writes what the NIC reads.
+microkit::setvar!(probe_payload);
+microkit::setvar!(probe_payload_size);
+
+/// Byte `i` of `probe_payload` (the integration test knows it too).
+fn pattern(i: usize) -> u8 {
+    (i % 251) as u8
+}
+
 struct Probe {
     net: NetClient,
+    /// The `send_from` region, filled with [`pattern`]; `None` if the
+    /// description did not map it (said so in the log).
+    payload: Option<MemoryRegion>,
     /// Waiting for arpd to resolve this address.
     resolving: Option<Ipv4Address>,
     echoed: u64,
+}
+
+/// Maps `probe_payload` and fills it with [`pattern`].
+fn fill_payload() -> Option<MemoryRegion> {
+    let size = microkit::require_setvar!(probe_payload_size)? as usize;
+    // SAFETY: the description maps the region `probe_payload` read-write at
+    // `probe_payload`, `probe_payload_size` bytes, for the PD's life. Only
+    // this PD writes it; the NIC reads it by DMA.
+    let region = unsafe { MemoryRegion::from_var(&probe_payload, size) }?;
+    for i in 0..size {
+        region.write(i, pattern(i));
+    }
+    Some(region)
+}
+
+/// Where an in-place datagram goes and what it names of the region.
+struct InPlaceDatagram {
+    dst_mac: EthernetAddress,
+    dst: Ipv4Address,
+    dst_port: u16,
+    /// The in-place range: `IN_PLACE_LEN` bytes of the region from here.
+    offset: u32,
+}
+
+/// Sends a UDP datagram from [`ECHO_PORT`] whose payload is the prefix,
+/// `IN_PLACE_LEN` bytes of `region` in place, and the trailer, with a UDP
+/// checksum over all of them (the in-place bytes as the region holds them;
+/// zeros for bytes outside it, a range the demultiplexer must refuse).
+fn send_in_place(net: &mut NetClient, region: &MemoryRegion, to: &InPlaceDatagram) -> Result<bool, SendError> {
+    const HEADERS: usize = 14 + 20 + 8;
+    let at = HEADERS + IN_PLACE_PREFIX.len();
+    let udp_len = 8 + IN_PLACE_PREFIX.len() + IN_PLACE_LEN + IN_PLACE_TRAILER.len();
+    let len = 14 + 20 + udp_len;
+    let mut data = [0u8; IN_PLACE_LEN];
+    let _ = region.copy_out(to.offset as usize, &mut data);
+    let src = net.node().ipv4;
+    let src_mac = EthernetAddress(net.mac);
+    net.send_gather(len, |frame| {
+        EthernetRepr { dst: to.dst_mac, src: src_mac, ethertype: EtherType::IPV4 }.emit(frame)?;
+        let ip = Ipv4Repr { src, dst: to.dst, protocol: IpProtocol::UDP, payload_len: udp_len as u16, ttl: Ipv4Repr::DEFAULT_TTL };
+        ip.emit(&mut frame[14..])?;
+        let datagram = &mut frame[34..];
+        datagram[0..2].copy_from_slice(&ECHO_PORT.to_be_bytes());
+        datagram[2..4].copy_from_slice(&to.dst_port.to_be_bytes());
+        datagram[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
+        datagram[6..8].copy_from_slice(&[0, 0]);
+        datagram[8..8 + IN_PLACE_PREFIX.len()].copy_from_slice(IN_PLACE_PREFIX);
+        let trailer_at = 8 + IN_PLACE_PREFIX.len() + IN_PLACE_LEN;
+        datagram[trailer_at..].copy_from_slice(IN_PLACE_TRAILER);
+        // Every piece is a whole number of 16-bit words.
+        let mut sum = Checksum::new();
+        sum.add_pseudo_header(src, to.dst, IpProtocol::UDP, udp_len as u16);
+        sum.add_bytes(&datagram[..8 + IN_PLACE_PREFIX.len()]);
+        sum.add_bytes(&data);
+        sum.add_bytes(&datagram[trailer_at..]);
+        let checksum = match sum.finish() {
+            0 => 0xffff,
+            value => value,
+        };
+        datagram[6..8].copy_from_slice(&checksum.to_be_bytes());
+        let mut ranges = InPlaceList::new();
+        ranges.push(InPlace { at, len: IN_PLACE_LEN, offset: to.offset }).ok()?;
+        Some(ranges)
+    })
 }
 
 /// Writes an Ethernet/IPv4/UDP frame into `out`; its length.
@@ -125,6 +219,41 @@ impl Probe {
         log!("forged sends refused: tx_refused {before} -> {after}: {}", verdict(after == before + 2));
     }
 
+    /// Step 4: an in-place range past the end of the `send_from` region,
+    /// which the demultiplexer must refuse. `NetClient` checks ranges
+    /// against the region's size in the configuration, so for this one
+    /// frame the probe pretends its region is twice as large, as a buggy
+    /// or hostile client could: the demultiplexer knows the real size.
+    fn in_place_out_of_bounds(&mut self) {
+        let Some(region) = self.payload else { return };
+        let before = self.net.stats().unwrap_or_default();
+        let me = self.net.my_index();
+        let real = self.net.config.clients[me].send_from_size;
+        self.net.config.clients[me].send_from_size = 2 * real;
+        let node = *self.net.node();
+        let to = InPlaceDatagram {
+            dst_mac: EthernetAddress::BROADCAST,
+            dst: node.gateway.unwrap_or(node.ipv4),
+            dst_port: IN_PLACE_PORT,
+            offset: (real as usize - IN_PLACE_LEN / 2) as u32,
+        };
+        let queued = send_in_place(&mut self.net, &region, &to);
+        self.net.config.clients[me].send_from_size = real;
+        self.net.flush();
+        let after = self.net.stats().unwrap_or_default();
+        let ok = queued == Ok(true)
+            && after.tx_refused == before.tx_refused + 1
+            && after.tx_in_place_bytes == before.tx_in_place_bytes;
+        log!(
+            "in-place range past the end of send_from refused: queued {queued:?}, tx_refused {} -> {}, in place {} -> {} bytes: {}",
+            before.tx_refused,
+            after.tx_refused,
+            before.tx_in_place_bytes,
+            after.tx_in_place_bytes,
+            verdict(ok)
+        );
+    }
+
     /// Step 3 and its completion: the gateway's MAC from arpd.
     fn resolve(&mut self) {
         let Some(address) = self.resolving else { return };
@@ -145,8 +274,9 @@ impl Probe {
     }
 }
 
-/// The UDP service: echo, or counters for `stats`.
-fn on_frame(net: &mut NetClient, echoed: &mut u64, frame: &[u8]) {
+/// The UDP service: echo, counters for `stats`, a datagram sent in place
+/// for `in-place`.
+fn on_frame(net: &mut NetClient, payload_region: Option<&MemoryRegion>, echoed: &mut u64, frame: &[u8]) {
     let Ok(parsed) = classify(frame) else { return };
     let Network::Ipv4(ip) = parsed.network else { return };
     let Transport::Udp { src_port, dst_port } = ip.transport else { return };
@@ -160,6 +290,21 @@ fn on_frame(net: &mut NetClient, echoed: &mut u64, frame: &[u8]) {
     else {
         return;
     };
+    if payload == b"in-place" {
+        let Some(region) = payload_region else { return };
+        let to = InPlaceDatagram { dst_mac: parsed.src_mac, dst: ip.src, dst_port: IN_PLACE_PORT, offset: IN_PLACE_OFFSET };
+        match send_in_place(net, region, &to) {
+            Ok(_) => log!(
+                "sent {} bytes in place to {}:{IN_PLACE_PORT} between {} and {} copied bytes",
+                IN_PLACE_LEN,
+                Dotted(ip.src),
+                IN_PLACE_PREFIX.len(),
+                IN_PLACE_TRAILER.len()
+            ),
+            Err(e) => log!("error: in-place datagram not sent: {e:?}"),
+        }
+        return;
+    }
     let mut text = [0u8; 256];
     let answer: &[u8] = if payload == b"stats" {
         match net.stats() {
@@ -211,10 +356,11 @@ impl Handler for Probe {
             Err(e) => panic!("{e}"),
         };
         let node = *net.node();
-        let mut probe = Probe { net, resolving: node.gateway, echoed: 0 };
+        let mut probe = Probe { net, payload: fill_payload(), resolving: node.gateway, echoed: 0 };
         log!("up: {} on a /{}", Dotted(node.ipv4), node.prefix_len);
         probe.claims();
         probe.forged_sends();
+        probe.in_place_out_of_bounds();
         probe.resolve();
         probe.net.poll(|_, _| {});
         probe
@@ -224,8 +370,8 @@ impl Handler for Probe {
         if channels.contains(ARPD) {
             self.resolve();
         }
-        let echoed = &mut self.echoed;
-        self.net.poll(|net, frame| on_frame(net, echoed, frame));
+        let (echoed, payload) = (&mut self.echoed, self.payload.as_ref());
+        self.net.poll(|net, frame| on_frame(net, payload, echoed, frame));
     }
 }
 
