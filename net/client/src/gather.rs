@@ -65,12 +65,15 @@ impl InPlaceList {
 }
 
 /// The descriptors of one frame, in frame order.
+// Used by `NetClient` (feature `pd`) and the tests.
+#[cfg_attr(not(feature = "pd"), allow(dead_code))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct FrameDescs {
     descs: [BufferDesc; MAX_FRAME_DESCS],
     len: usize,
 }
 
+#[cfg_attr(not(feature = "pd"), allow(dead_code))]
 impl FrameDescs {
     pub(crate) fn as_slice(&self) -> &[BufferDesc] {
         &self.descs[..self.len]
@@ -98,6 +101,7 @@ impl FrameDescs {
 /// [`SendError::BadLayout`] unless the ranges are at most [`MAX_IN_PLACE`],
 /// non-empty, sorted, not overlapping, inside the frame and inside the
 /// region (so none without a region).
+#[cfg_attr(not(feature = "pd"), allow(dead_code))]
 pub(crate) fn frame_descs(slot: usize, len: usize, in_place: &[InPlace], send_from_size: u64) -> Result<FrameDescs, SendError> {
     if in_place.len() > MAX_IN_PLACE {
         return Err(SendError::BadLayout);

@@ -130,6 +130,7 @@ microkit::setvar_bytes!(__net_config, CONFIG_BYTES);
 pub const MUX: Channel = Channel::new(CLIENT_MUX_CHANNEL);
 
 /// Bytes of one transmit buffer.
+#[cfg_attr(not(feature = "pd"), allow(dead_code))]
 const TX_BUFFER_SIZE: usize = net_protocol::RX_BUFFER_SIZE;
 
 /// Why a frame was not queued.

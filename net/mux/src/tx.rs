@@ -177,7 +177,7 @@ impl<M: SharedMemory> Mux<'_, M> {
             // headers checked are its first bytes, all before any byte the
             // client could still change.
             let checked = &copy[..gathered.checked];
-            if gathered.in_place > 0 && !headers_len(checked).is_some_and(|len| len <= checked.len()) {
+            if gathered.in_place > 0 && headers_len(checked).is_none_or(|len| len > checked.len()) {
                 return Err(TxDrop::InPlaceHeaders);
             }
             let headers = TxHeaders::<TX_HEADER_COPY>::copy_from(checked);
