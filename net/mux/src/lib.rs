@@ -165,11 +165,12 @@ pub const TX_HEADER_COPY: usize = 128;
 pub const TX_BATCH: usize = 32;
 
 const _: () = {
-    // Frames of one piece (the usual copied frame) never wait for room on
-    // the driver's tx_active, only for slots; frames of more pieces may
-    // wait for the driver to take some (`Driver::can_submit`).
-    assert!(TX_SLOTS <= TX_QUEUE_CAPACITY, "every slot in flight, as one descriptor each, fits in the driver's tx_active");
-    assert!(MAX_TX_SEGMENTS <= TX_QUEUE_CAPACITY);
+    // Room on the driver's tx_active is checked before each frame, for a
+    // frame of the most pieces (`Driver::can_submit`): a queue too small
+    // for one would stall transmit for good; more slots than it holds
+    // descriptors could never all be in flight.
+    assert!(MAX_TX_SEGMENTS <= TX_QUEUE_CAPACITY, "a frame of the most pieces fits in the driver's tx_active");
+    assert!(TX_SLOTS <= TX_QUEUE_CAPACITY, "every slot can be in flight");
     assert!(TX_SLOTS <= u16::MAX as usize && TX_SLOTS.is_multiple_of(64));
     assert!(MAX_FRAME_LEN <= TX_SLOT_SIZE);
     assert!(TX_HEADER_COPY >= 14 + 20 + 60);
