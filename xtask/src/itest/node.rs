@@ -26,7 +26,7 @@ pub fn tests() -> Vec<Test> {
         ("node: closed ports give ICMP port unreachable for UDP (seen by tcpdump), TCP connect refused at once", closed_ports),
         ("node: a burst of malformed frames is dropped and counted; every PD keeps running", malformed_burst),
         ("node: claims outside a grant and forged sends are refused and counted; copy filters see copies", grants_and_forgery),
-        ("node: a datagram sent in place from a client's send_from region arrives byte for byte; a range past the region is refused and counted", in_place_send),
+        ("node: datagrams sent in place from a client's send_from region (one range; the most ranges a frame may have) arrive byte for byte; a range past the region is refused and counted", in_place_send),
     ]
 }
 
@@ -505,25 +505,40 @@ fn grants_and_forgery(ws: &Path) -> Result<()> {
     })
 }
 
-/// Binds UDP port argv[3], asks the probe (argv[1], port argv[2]) for its
-/// in-place datagram, and prints the answer's source port and payload in
-/// hex. One request only: the test counts the bytes sent in place.
+/// Binds UDP port argv[3], sends argv[4] to the probe (argv[1], port
+/// argv[2]) and prints the answer's source port and payload in hex. One
+/// request only: the test counts the bytes sent in place.
 const IN_PLACE_ASKER: &str = r#"
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("0.0.0.0", int(sys.argv[3])))
 s.settimeout(10)
-s.sendto(b"in-place", (sys.argv[1], int(sys.argv[2])))
+s.sendto(sys.argv[4].encode(), (sys.argv[1], int(sys.argv[2])))
 data, addr = s.recvfrom(4096)
 print(addr[1], data.hex())
 "#;
 
-/// The payload of the probe's in-place datagram: its copied prefix, 1000
-/// bytes of its `send_from` region from 0x234 (byte `i` of the region is
-/// `i % 251`), its copied trailer.
-fn in_place_payload() -> Vec<u8> {
-    let region = (0x234..0x234 + 1000).map(|i: usize| (i % 251) as u8);
-    b"in-place follows".iter().copied().chain(region).chain(b"-the end".iter().copied()).collect()
+/// The in-place ranges (offset in the probe's `send_from` region, bytes)
+/// of its answer to `in-place` (`pds/test/net-probe`: `SINGLE`).
+const SINGLE: &[(usize, usize)] = &[(0x234, 1000)];
+/// Of its answer to `in-place-max` (`MOST`): seven ranges, the most a
+/// frame may have, at odd offsets.
+const MOST: &[(usize, usize)] = &[(0x001, 120), (0x101, 120), (0x201, 120), (0x301, 120), (0x401, 120), (0x501, 120), (0x601, 120)];
+
+/// The payload of the probe's in-place datagram with `ranges`: its copied
+/// prefix, then each range of its region (byte `i` is `i % 251`) followed
+/// by a copied `|piece-N`, the last by the copied trailer.
+fn in_place_payload(ranges: &[(usize, usize)]) -> Vec<u8> {
+    let mut payload = b"in-place follows".to_vec();
+    for (n, &(offset, len)) in ranges.iter().enumerate() {
+        payload.extend((offset..offset + len).map(|i| (i % 251) as u8));
+        if n + 1 < ranges.len() {
+            payload.extend_from_slice(format!("|piece-{n}").as_bytes());
+        } else {
+            payload.extend_from_slice(b"-the end");
+        }
+    }
+    payload
 }
 
 /// Checks a captured frame of the in-place datagram: Ethernet, IPv4 from
@@ -558,24 +573,35 @@ fn in_place_send(ws: &Path) -> Result<()> {
         let line = s.seen_or_expect("[virtio-net] in-place transmit window (send_from): 0x1000 bytes", LINE_TIMEOUT)?;
         println!("   {}", line.trim());
 
-        let capture = Capture::start(ns, "in-place", 1, &format!("udp and src host {NODE_IP} and dst port {IN_PLACE_PORT}"))?;
-        let out = ns.python(IN_PLACE_ASKER, &[NODE_IP, &PROBE_PORT.to_string(), &IN_PLACE_PORT.to_string()])?;
-        let frames = capture.finish_frames(Duration::from_secs(10))?;
-        let expected = in_place_payload();
-        ensure!(frames.len() == 1, "captured {} in-place datagrams, expected 1", frames.len());
-        check_in_place_frame(&frames[0], &expected)?;
-        // The host's UDP stack took it too (it drops a bad checksum).
-        let out = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let (port, hex) = out.split_once(' ').with_context(|| format!("python printed {out:?}"))?;
-        ensure!(port == PROBE_PORT.to_string(), "answered from port {port}");
-        let received: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16)).collect::<Result<_, _>>()?;
-        ensure!(received == expected, "the host's socket received {} bytes that differ from the expected {}", received.len(), expected.len());
-        println!("   captured and received {} bytes: 16 copied, 1000 in place, 8 copied; UDP checksum verifies", expected.len());
+        // One range between copied bytes; then the most ranges a frame may
+        // have, between copied pieces (a chain of 16 at the driver).
+        let mut in_place = 0;
+        for (request, ranges) in [("in-place", SINGLE), ("in-place-max", MOST)] {
+            let capture = Capture::start(ns, request, 1, &format!("udp and src host {NODE_IP} and dst port {IN_PLACE_PORT}"))?;
+            let out = ns.python(IN_PLACE_ASKER, &[NODE_IP, &PROBE_PORT.to_string(), &IN_PLACE_PORT.to_string(), request])?;
+            let frames = capture.finish_frames(Duration::from_secs(10))?;
+            let expected = in_place_payload(ranges);
+            ensure!(frames.len() == 1, "{request}: captured {} datagrams, expected 1", frames.len());
+            check_in_place_frame(&frames[0], &expected).with_context(|| format!("{request}: the captured frame"))?;
+            // The host's UDP stack took it too (it drops a bad checksum).
+            let out = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            let (port, hex) = out.split_once(' ').with_context(|| format!("python printed {out:?}"))?;
+            ensure!(port == PROBE_PORT.to_string(), "{request}: answered from port {port}");
+            let received: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16)).collect::<Result<_, _>>()?;
+            ensure!(received == expected, "{request}: the host's socket received {} bytes that differ from the {} expected", received.len(), expected.len());
+            let bytes: usize = ranges.iter().map(|&(_, len)| len).sum();
+            in_place += bytes;
+            println!(
+                "   {request}: captured and received {} payload bytes, {bytes} of them in place in {} ranges; UDP checksum verifies",
+                expected.len(),
+                ranges.len()
+            );
+        }
 
-        // Counted by the demultiplexer: 1000 bytes in place, and the
+        // Counted by the demultiplexer: the bytes sent in place, and the
         // probe's refused range under its reason.
         let stats = ask(ns, "stats")?;
-        ensure!(counter(&stats, "tx_in_place_bytes")? == 1000, "{stats}");
+        ensure!(counter(&stats, "tx_in_place_bytes")? == in_place as u64, "expected {in_place} bytes in place: {stats}");
         s.drain(Duration::from_millis(300), Duration::from_secs(2));
         let line = s
             .transcript
@@ -583,7 +609,7 @@ fn in_place_send(ws: &Path) -> Result<()> {
             .rev()
             .find(|l| l.starts_with("[net-mux] net-probe: rx delivered"))
             .context("no counters of net-probe in the demultiplexer's log")?;
-        ensure!(line.contains("in-place-out-of-bounds 1") && line.contains("in place 1000 bytes"), "{line}");
+        ensure!(line.contains("in-place-out-of-bounds 1") && line.contains(&format!("in place {in_place} bytes")), "{line}");
         println!("   {}", line.trim());
         no_faults(s)
     })
@@ -591,12 +617,17 @@ fn in_place_send(ws: &Path) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_in_place_frame, counter, in_place_payload, ones_complement_sum, pcap_frames};
+    use super::{check_in_place_frame, counter, in_place_payload, ones_complement_sum, pcap_frames, MOST, SINGLE};
 
     #[test]
     fn pcap_files_and_in_place_frames_are_read() {
+        assert_eq!(in_place_payload(SINGLE).len(), 16 + 1000 + 8);
+        let most = in_place_payload(MOST);
+        assert_eq!(most.len(), 16 + 7 * 120 + 6 * 8 + 8);
+        assert_eq!(&most[16 + 120..16 + 128], b"|piece-0");
+        assert_eq!((most[16], most[16 + 128]), (1, (0x101 % 251) as u8));
         // A UDP datagram as the probe sends it, checksummed here.
-        let payload = in_place_payload();
+        let payload = in_place_payload(SINGLE);
         let udp_len = 8 + payload.len();
         let mut frame = vec![0u8; 14 + 20];
         frame[12..14].copy_from_slice(&[0x08, 0x00]);

@@ -19,11 +19,14 @@
 //! Each step logs one line ending in `ok` or `FAILED`, which the test
 //! checks. Then it answers UDP datagrams to port 7000 with the same
 //! payload (an echo), except the payload `stats`, answered with the
-//! demultiplexer's counters, which are logged too, and the payload
-//! `in-place`, answered to port [`IN_PLACE_PORT`] with a datagram whose
-//! payload is [`IN_PLACE_PREFIX`], [`IN_PLACE_LEN`] bytes of the region
-//! from [`IN_PLACE_OFFSET`] sent in place (the NIC reads them there), and
-//! [`IN_PLACE_TRAILER`].
+//! demultiplexer's counters, which are logged too, and the payloads
+//! `in-place` and `in-place-max`, answered to port [`IN_PLACE_PORT`] with
+//! a datagram sent partly in place ([`SINGLE`], [`MOST`]): its payload is
+//! [`IN_PLACE_PREFIX`], then each range of the region (read by the NIC
+//! where it is) followed by a copied [`separator`], the last by
+//! [`IN_PLACE_TRAILER`] instead. In the transmit buffer, the bytes the
+//! ranges replace are [`POISON`]: a frame that took them from there would
+//! be wrong.
 #![no_std]
 #![no_main]
 
@@ -42,15 +45,27 @@ const ECHO_PORT: u16 = 7000;
 /// A port inside the grant that no one claims at boot.
 const SPARE_PORT: u16 = 7001;
 
-/// Where the in-place datagram goes on the host that asked for it.
+/// Where the in-place datagrams go on the host that asked for them.
 const IN_PLACE_PORT: u16 = 7009;
-/// Copied after the UDP header, before the in-place bytes.
+/// Copied after the UDP header, before the first in-place range.
 const IN_PLACE_PREFIX: &[u8; 16] = b"in-place follows";
-/// Where the in-place bytes start in `probe_payload`, and how many.
-const IN_PLACE_OFFSET: u32 = 0x234;
-const IN_PLACE_LEN: usize = 1000;
-/// Copied after the in-place bytes: the frame is copied, in place, copied.
+/// Copied after the last in-place range.
 const IN_PLACE_TRAILER: &[u8; 8] = b"-the end";
+/// The in-place ranges (offset in `probe_payload`, bytes) of the answer to
+/// `in-place`: 1000 bytes between a copied prefix and trailer.
+const SINGLE: [(u32, usize); 1] = [(0x234, 1000)];
+/// Of the answer to `in-place-max`: as many ranges as a frame may have
+/// (`net_client::MAX_IN_PLACE`), at odd offsets, each between copied
+/// pieces: 15 descriptors, a chain of 16 at the driver.
+const MOST: [(u32, usize); net_client::MAX_IN_PLACE] =
+    [(0x001, 120), (0x101, 120), (0x201, 120), (0x301, 120), (0x401, 120), (0x501, 120), (0x601, 120)];
+/// What the transmit buffer holds where in-place bytes go.
+const POISON: u8 = 0xee;
+
+/// The copied piece after in-place range `i` (but the last).
+fn separator(i: usize) -> [u8; 8] {
+    [b'|', b'p', b'i', b'e', b'c', b'e', b'-', b'0' + i as u8]
+}
 
 // The send_from region, mapped read-write: this PD writes what the NIC reads.
 microkit::setvar!(probe_payload);
@@ -84,53 +99,65 @@ fn fill_payload() -> Option<MemoryRegion> {
     Some(region)
 }
 
-/// Where an in-place datagram goes and what it names of the region.
-struct InPlaceDatagram {
+/// Where an in-place datagram goes and which ranges of the region it
+/// carries.
+struct InPlaceDatagram<'a> {
     dst_mac: EthernetAddress,
     dst: Ipv4Address,
     dst_port: u16,
-    /// The in-place range: `IN_PLACE_LEN` bytes of the region from here.
-    offset: u32,
+    /// (offset in the region, bytes), in payload order; even lengths.
+    ranges: &'a [(u32, usize)],
 }
 
-/// Sends a UDP datagram from [`ECHO_PORT`] whose payload is the prefix,
-/// `IN_PLACE_LEN` bytes of `region` in place, and the trailer, with a UDP
-/// checksum over all of them (the in-place bytes as the region holds them;
-/// zeros for bytes outside it, a range the demultiplexer must refuse).
+/// Sends a UDP datagram from [`ECHO_PORT`]: the prefix, each range of
+/// `region` in place followed by its separator (the last by the trailer),
+/// with a UDP checksum over the datagram as the NIC will read it (the
+/// ranges as the region holds them; zeros for bytes outside it, a range
+/// the demultiplexer must refuse).
 fn send_in_place(net: &mut NetClient, region: &MemoryRegion, to: &InPlaceDatagram) -> Result<bool, SendError> {
-    const HEADERS: usize = 14 + 20 + 8;
-    let at = HEADERS + IN_PLACE_PREFIX.len();
-    let udp_len = 8 + IN_PLACE_PREFIX.len() + IN_PLACE_LEN + IN_PLACE_TRAILER.len();
-    let len = 14 + 20 + udp_len;
-    let mut data = [0u8; IN_PLACE_LEN];
-    let _ = region.copy_out(to.offset as usize, &mut data);
+    const UDP_AT: usize = 14 + 20;
+    let in_place: usize = to.ranges.iter().map(|&(_, len)| len).sum();
+    let udp_len = 8 + IN_PLACE_PREFIX.len() + in_place + 8 * (to.ranges.len().saturating_sub(1)) + IN_PLACE_TRAILER.len();
+    let len = UDP_AT + udp_len;
     let src = net.node().ipv4;
     let src_mac = EthernetAddress(net.mac);
     net.send_gather(len, |frame| {
         EthernetRepr { dst: to.dst_mac, src: src_mac, ethertype: EtherType::IPV4 }.emit(frame)?;
         let ip = Ipv4Repr { src, dst: to.dst, protocol: IpProtocol::UDP, payload_len: udp_len as u16, ttl: Ipv4Repr::DEFAULT_TTL };
         ip.emit(&mut frame[14..])?;
-        let datagram = &mut frame[34..];
+        let datagram = frame.get_mut(UDP_AT..)?;
         datagram[0..2].copy_from_slice(&ECHO_PORT.to_be_bytes());
         datagram[2..4].copy_from_slice(&to.dst_port.to_be_bytes());
         datagram[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
         datagram[6..8].copy_from_slice(&[0, 0]);
-        datagram[8..8 + IN_PLACE_PREFIX.len()].copy_from_slice(IN_PLACE_PREFIX);
-        let trailer_at = 8 + IN_PLACE_PREFIX.len() + IN_PLACE_LEN;
-        datagram[trailer_at..].copy_from_slice(IN_PLACE_TRAILER);
-        // Every piece is a whole number of 16-bit words.
+        let mut at = 8;
+        datagram[at..at + IN_PLACE_PREFIX.len()].copy_from_slice(IN_PLACE_PREFIX);
+        at += IN_PLACE_PREFIX.len();
+        // The datagram as the NIC reads it, for the checksum only.
+        let mut wire = [0u8; net_client::MAX_FRAME_LEN];
+        let mut ranges = InPlaceList::new();
+        for (i, &(offset, range_len)) in to.ranges.iter().enumerate() {
+            datagram.get_mut(at..at + range_len)?.fill(POISON);
+            let _ = region.copy_out(offset as usize, &mut wire[at..at + range_len]);
+            ranges.push(InPlace { at: UDP_AT + at, len: range_len, offset }).ok()?;
+            at += range_len;
+            let after = if i + 1 < to.ranges.len() { separator(i) } else { *IN_PLACE_TRAILER };
+            datagram[at..at + 8].copy_from_slice(&after);
+            at += 8;
+        }
+        for (i, byte) in datagram.iter().enumerate() {
+            if !ranges.as_slice().iter().any(|r| (r.at - UDP_AT..r.at - UDP_AT + r.len).contains(&i)) {
+                wire[i] = *byte;
+            }
+        }
         let mut sum = Checksum::new();
         sum.add_pseudo_header(src, to.dst, IpProtocol::UDP, udp_len as u16);
-        sum.add_bytes(&datagram[..8 + IN_PLACE_PREFIX.len()]);
-        sum.add_bytes(&data);
-        sum.add_bytes(&datagram[trailer_at..]);
+        sum.add_bytes(&wire[..udp_len]);
         let checksum = match sum.finish() {
             0 => 0xffff,
             value => value,
         };
         datagram[6..8].copy_from_slice(&checksum.to_be_bytes());
-        let mut ranges = InPlaceList::new();
-        ranges.push(InPlace { at, len: IN_PLACE_LEN, offset: to.offset }).ok()?;
         Some(ranges)
     })
 }
@@ -231,11 +258,12 @@ impl Probe {
         let real = self.net.config.clients[me].send_from_size;
         self.net.config.clients[me].send_from_size = 2 * real;
         let node = *self.net.node();
+        let past_the_end = [((real - 500) as u32, 1000)];
         let to = InPlaceDatagram {
             dst_mac: EthernetAddress::BROADCAST,
             dst: node.gateway.unwrap_or(node.ipv4),
             dst_port: IN_PLACE_PORT,
-            offset: (real as usize - IN_PLACE_LEN / 2) as u32,
+            ranges: &past_the_end,
         };
         let queued = send_in_place(&mut self.net, &region, &to);
         self.net.config.clients[me].send_from_size = real;
@@ -290,16 +318,20 @@ fn on_frame(net: &mut NetClient, payload_region: Option<&MemoryRegion>, echoed: 
     else {
         return;
     };
-    if payload == b"in-place" {
+    let ranges: Option<&[(u32, usize)]> = match payload {
+        b"in-place" => Some(&SINGLE),
+        b"in-place-max" => Some(&MOST),
+        _ => None,
+    };
+    if let Some(ranges) = ranges {
         let Some(region) = payload_region else { return };
-        let to = InPlaceDatagram { dst_mac: parsed.src_mac, dst: ip.src, dst_port: IN_PLACE_PORT, offset: IN_PLACE_OFFSET };
+        let to = InPlaceDatagram { dst_mac: parsed.src_mac, dst: ip.src, dst_port: IN_PLACE_PORT, ranges };
         match send_in_place(net, region, &to) {
             Ok(_) => log!(
-                "sent {} bytes in place to {}:{IN_PLACE_PORT} between {} and {} copied bytes",
-                IN_PLACE_LEN,
-                Dotted(ip.src),
-                IN_PLACE_PREFIX.len(),
-                IN_PLACE_TRAILER.len()
+                "sent {} bytes in place in {} ranges to {}:{IN_PLACE_PORT}",
+                ranges.iter().map(|&(_, len)| len).sum::<usize>(),
+                ranges.len(),
+                Dotted(ip.src)
             ),
             Err(e) => log!("error: in-place datagram not sent: {e:?}"),
         }
