@@ -33,6 +33,9 @@ use virtio::transport::{Notifier, Transport, TransportError};
 
 /// Entries of each virtqueue (QEMU's default and maximum for virtio-net).
 pub const QUEUE_SIZE: usize = 256;
+// A transmit chain is the virtio-net header and up to MAX_TX_SEGMENTS
+// segments; the room checks (`can_take_tx`) keep that many free.
+const _: () = assert!(QUEUE_SIZE > 1 + MAX_TX_SEGMENTS);
 /// virtio-net queue indices (5.1.2): receiveq1, transmitq1.
 pub const RX_QUEUE: u16 = 0;
 pub const TX_QUEUE: u16 = 1;
@@ -69,7 +72,7 @@ pub struct ClientRegions {
     /// `rx_data`: [`RX_BUFFERS`] buffers of [`RX_BUFFER_SIZE`] bytes.
     pub rx_data: u64,
     /// The transmit windows ([`TxWindow`] order); `None` if absent.
-    pub tx_windows: [Option<DmaWindow>; 3],
+    pub tx_windows: [Option<DmaWindow>; TxWindow::ALL.len()],
 }
 
 /// Why the device could not be brought up.
@@ -281,8 +284,12 @@ impl<'a> Driver<'a> {
         self.rx.num_free() >= 2 && self.rx_held + queued < RX_QUEUE_CAPACITY
     }
 
-    /// Whether the device has room for a frame of the most segments, and the
-    /// client's `tx_free` room for them all once sent or refused.
+    /// Whether the device has room for a frame of the most segments (a
+    /// chain of the header and [`MAX_TX_SEGMENTS`] segments), and the
+    /// client's `tx_free` room for them all once sent or refused. Checked
+    /// before each descriptor is taken: nothing else uses the transmit
+    /// virtqueue meanwhile, so the frame those descriptors complete finds
+    /// the room still there.
     fn can_take_tx(&self) -> bool {
         let queued = self.tx_client.free.len().unwrap_or(TX_QUEUE_CAPACITY);
         self.tx.num_free() > MAX_TX_SEGMENTS && self.tx_held + queued + MAX_TX_SEGMENTS <= TX_QUEUE_CAPACITY
@@ -433,11 +440,35 @@ impl<'a> Driver<'a> {
 }
 
 /// The transmit windows for the usual regions: `tx_headers`, `rx_data`
-/// (sending received buffers in place) and, if present, `tx_payload`.
-pub fn tx_windows(headers: u64, rx_data: u64, payload: Option<u64>) -> [Option<DmaWindow>; 3] {
-    let mut w = [None; 3];
+/// (sending received buffers in place) and, if present, `tx_payload` and
+/// the `send_from` region (window [`TxWindow::Files`], whose size the
+/// description gives).
+pub fn tx_windows(
+    headers: u64,
+    rx_data: u64,
+    payload: Option<u64>,
+    send_from: Option<DmaWindow>,
+) -> [Option<DmaWindow>; TxWindow::ALL.len()] {
+    let mut w = [None; TxWindow::ALL.len()];
     w[TxWindow::Headers.index()] = Some(DmaWindow { paddr: headers, len: net_protocol::TX_HEADERS_SIZE });
     w[TxWindow::Rx.index()] = Some(DmaWindow { paddr: rx_data, len: net_protocol::RX_DATA_SIZE });
     w[TxWindow::Payload.index()] = payload.map(|paddr| DmaWindow { paddr, len: net_protocol::TX_PAYLOAD_SIZE });
+    w[TxWindow::Files.index()] = send_from;
     w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_window_in_its_place() {
+        let files = DmaWindow { paddr: 0x800_0000, len: 0x400_0000 };
+        let w = tx_windows(0x1000, 0x10_0000, None, Some(files));
+        assert_eq!(w[TxWindow::Headers.index()].map(|d| (d.paddr, d.len)), Some((0x1000, net_protocol::TX_HEADERS_SIZE)));
+        assert_eq!(w[TxWindow::Rx.index()].map(|d| (d.paddr, d.len)), Some((0x10_0000, net_protocol::RX_DATA_SIZE)));
+        assert!(w[TxWindow::Payload.index()].is_none());
+        assert_eq!(w[TxWindow::Files.index()].map(|d| (d.paddr, d.len)), Some((files.paddr, files.len)));
+        assert!(tx_windows(0, 0, Some(0x2000), None)[TxWindow::Files.index()].is_none());
+    }
 }

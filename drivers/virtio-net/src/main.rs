@@ -14,7 +14,7 @@ use shared_queue::{region_size, ReceiverQueues, SenderQueues};
 use virtio::dma::DmaRegion;
 use virtio::pci::{ConfigSpace, VirtioCaps};
 use virtio::transport::{Mmio, Transport};
-use virtio_net::driver::{self, ClientRegions, Driver};
+use virtio_net::driver::{self, ClientRegions, DmaWindow, Driver};
 
 const DEVICE_IRQ: Channel = Channel::new(0);
 const CLIENT: Channel = Channel::new(1);
@@ -35,6 +35,13 @@ microkit::setvar!(tx_active);
 microkit::setvar!(rx_data_paddr);
 microkit::setvar!(tx_headers_paddr);
 microkit::setvar!(tx_payload_paddr);
+// The client's in-place window (net_protocol::TxWindow::Files), optional:
+// `<setvar symbol="send_from_paddr" region_paddr="R" />` and
+// `<setvar symbol="send_from_size" region_size="R" />` for the region R
+// that a network client names in `<client send_from="R">`. The driver
+// never maps it; it only gives the device addresses inside it.
+microkit::setvar!(send_from_paddr);
+microkit::setvar!(send_from_size);
 
 /// The read-only configuration snapshot the initialiser mapped.
 struct Snapshot(MemoryRegion);
@@ -75,9 +82,10 @@ fn bring_up() -> Option<Driver<'static>> {
         }
     };
     let rx_data = microkit::require_setvar!(rx_data_paddr)?;
+    let send_from = send_from_window();
     let regions = ClientRegions {
         rx_data,
-        tx_windows: driver::tx_windows(microkit::require_setvar!(tx_headers_paddr)?, rx_data, tx_payload_paddr.get()),
+        tx_windows: driver::tx_windows(microkit::require_setvar!(tx_headers_paddr)?, rx_data, tx_payload_paddr.get(), send_from),
     };
     let queue = |v: &microkit::Var, name| microkit::setvar_required(v, name).map(|a| a as *mut u8);
     let (rxf, rxa, txf, txa) =
@@ -114,10 +122,33 @@ fn bring_up() -> Option<Driver<'static>> {
                 driver::QUEUE_SIZE,
                 driver::QUEUE_SIZE
             );
+            if let Some(w) = send_from {
+                log!("in-place transmit window (send_from): {:#x} bytes at physical {:#x}", w.len, w.paddr);
+            }
             Some(d)
         }
         Err(e) => {
             log!("error: bringing the device up: {e:?}");
+            None
+        }
+    }
+}
+
+/// The `send_from` window, if the description set both its variables; one
+/// without the other (or a size that is no window) is logged and ignored,
+/// so segments in that window are refused.
+fn send_from_window() -> Option<DmaWindow> {
+    match (send_from_paddr.get(), send_from_size.get()) {
+        (None, None) => None,
+        (Some(paddr), Some(size)) => match usize::try_from(size) {
+            Ok(len) if len > 0 && size <= 1 << net_protocol::TX_WINDOW_SHIFT => Some(DmaWindow { paddr, len }),
+            _ => {
+                log!("error: send_from_size {size:#x} is not a transmit window's size: no in-place transmit");
+                None
+            }
+        },
+        _ => {
+            log!("error: the description sets one of send_from_paddr and send_from_size: set both (or neither)");
             None
         }
     }

@@ -47,6 +47,8 @@ impl TxFrame {
 }
 
 /// What became of a descriptor given to [`FrameAssembler::push`].
+// The frame is handed over by value, once per frame: nothing is allocated.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
     /// Held: the frame goes on.
@@ -105,7 +107,9 @@ mod tests {
     #[test]
     fn frames_end_at_the_descriptor_without_more() {
         let mut a = FrameAssembler::default();
-        assert_eq!(a.push(desc(0, false), false), Step::Frame(TxFrame { descs: [desc(0, false), BufferDesc::default(), BufferDesc::default(), BufferDesc::default()], count: 1, out_of_bounds: false, too_many: false }));
+        let Step::Frame(single) = a.push(desc(0, false), false) else { panic!("frame expected") };
+        assert_eq!(single.descs(), [desc(0, false)]);
+        assert!(!single.is_bad());
         assert_eq!(a.push(desc(1, true), false), Step::Held);
         assert_eq!(a.held(), 1);
         let Step::Frame(frame) = a.push(desc(2, false), true) else { panic!("frame expected") };
@@ -121,11 +125,26 @@ mod tests {
         for n in 0..MAX_TX_SEGMENTS as u64 - 1 {
             assert_eq!(a.push(desc(n, true), false), Step::Held);
         }
-        let Step::Frame(frame) = a.push(desc(9, true), false) else { panic!("cut frame expected") };
+        let cut = MAX_TX_SEGMENTS as u64 + 10;
+        let Step::Frame(frame) = a.push(desc(cut, true), false) else { panic!("cut frame expected") };
         assert!(frame.too_many && frame.descs().len() == MAX_TX_SEGMENTS);
-        assert_eq!(a.push(desc(10, true), false), Step::Discard(desc(10, true)));
-        assert_eq!(a.push(desc(11, false), false), Step::Discard(desc(11, false)));
+        assert_eq!(a.push(desc(cut + 1, true), false), Step::Discard(desc(cut + 1, true)));
+        assert_eq!(a.push(desc(cut + 2, false), false), Step::Discard(desc(cut + 2, false)));
         // The next frame is collected again.
-        assert!(matches!(a.push(desc(12, false), false), Step::Frame(f) if !f.is_bad()));
+        assert!(matches!(a.push(desc(cut + 3, false), false), Step::Frame(f) if !f.is_bad()));
+    }
+
+    #[test]
+    fn a_frame_of_the_most_segments_is_whole() {
+        let mut a = FrameAssembler::default();
+        let last = MAX_TX_SEGMENTS as u64 - 1;
+        for n in 0..last {
+            assert_eq!(a.push(desc(n, true), false), Step::Held);
+        }
+        assert_eq!(a.held(), MAX_TX_SEGMENTS - 1);
+        let Step::Frame(frame) = a.push(desc(last, false), false) else { panic!("frame expected") };
+        assert!(!frame.is_bad());
+        assert_eq!(frame.descs().len(), MAX_TX_SEGMENTS);
+        assert_eq!(frame.len(), 10 * MAX_TX_SEGMENTS);
     }
 }

@@ -11,6 +11,7 @@
 //! | `rx_active`    | rw     | rw     | queue: received frames, driver → client         |
 //! | `tx_headers`   | r, DMA | rw     | client's frame headers (any layout the client likes) |
 //! | `tx_payload`   | r, DMA | rw     | optional: client's payload (e.g. file data)     |
+//! | `send_from`    | DMA only | any  | optional: a region the client sends from in place (e.g. a web server's file cache) |
 //! | `tx_active`    | rw     | rw     | queue: frames to send, client → driver          |
 //! | `tx_free`      | rw     | rw     | queue: sent descriptors coming back, driver → client |
 //!
@@ -19,6 +20,14 @@
 //! contiguous (the driver learns each one's physical base with `setvar
 //! region_paddr`); the device reads and writes them directly, so the driver
 //! never copies frame data.
+//!
+//! `send_from` ([`TxWindow::Files`]) is not mapped by the driver at all:
+//! the driver knows only its physical base and size (`setvar region_paddr`
+//! and `region_size`) and hands the device addresses inside it. Only the PD
+//! that produces its contents needs a mapping. Behind the demultiplexer
+//! (`net/config`), the region belongs to one of the demultiplexer's
+//! clients: the demultiplexer knows its size, not its contents, and passes
+//! segments in it through to the driver unchanged.
 //!
 //! # Receive
 //!
@@ -56,6 +65,17 @@
 //! of its descriptors comes back on `tx_free`, unchanged: the client then
 //! knows that the device no longer reads those bytes, and may reuse the
 //! header slot or return the received buffer it sent from.
+//!
+//! # Transmit in place from `send_from`
+//!
+//! A segment in [`TxWindow::Files`] names bytes of the `send_from` region,
+//! which the device reads by DMA where they are: nobody copies them. A
+//! frame may interleave such segments with segments in the other windows
+//! (e.g. a copied TCP header, then file data, then more copied bytes);
+//! [`MAX_TX_SEGMENTS`] bounds the whole list. Until the segment's
+//! descriptor comes back on `tx_free`, the device may still read those
+//! bytes, so their producer must not change them: that is how a web
+//! server knows when a cached file block may be evicted.
 //!
 //! # Signalling
 //!
@@ -96,8 +116,11 @@ pub const MAX_FRAME_LEN: usize = 1514;
 /// Smallest frame: an Ethernet header.
 pub const MIN_FRAME_LEN: usize = 14;
 
-/// Most descriptors one transmitted frame may have.
-pub const MAX_TX_SEGMENTS: usize = 4;
+/// Most descriptors one transmitted frame may have: room for a frame of up
+/// to 7 in-place ranges ([`TxWindow::Files`]) interleaved with up to 8
+/// copied pieces, plus one spare. A driver's chain is one virtio-net header
+/// and these, so a device queue must have more than this many entries.
+pub const MAX_TX_SEGMENTS: usize = 16;
 /// Cookie bit of a transmit descriptor: another descriptor of the same
 /// frame follows.
 pub const TX_MORE: u32 = 1 << 31;
@@ -116,11 +139,15 @@ pub enum TxWindow {
     Rx = 1,
     /// `tx_payload`: client data sent in place (optional region).
     Payload = 2,
+    /// `send_from`: the region the description lets the client send from
+    /// in place (`<client send_from="...">`, e.g. the web server's file
+    /// cache), optional. The driver knows its physical base and size only.
+    Files = 3,
 }
 
 impl TxWindow {
     /// Every window, in index order.
-    pub const ALL: [TxWindow; 3] = [TxWindow::Headers, TxWindow::Rx, TxWindow::Payload];
+    pub const ALL: [TxWindow; 4] = [TxWindow::Headers, TxWindow::Rx, TxWindow::Payload, TxWindow::Files];
 
     /// The window's index (its offset's high 32 bits).
     pub const fn index(self) -> usize {
@@ -272,6 +299,7 @@ mod tests {
         const {
             assert!(RX_QUEUE_CAPACITY.is_power_of_two() && TX_QUEUE_CAPACITY.is_power_of_two());
             assert!(TX_QUEUE_CAPACITY >= 2 * RX_BUFFERS, "an echo of every rx buffer (header + payload) fits");
+            assert!(TX_QUEUE_CAPACITY >= MAX_TX_SEGMENTS, "a frame of the most segments fits in a transmit queue");
             assert!(MAX_FRAME_LEN <= RX_BUFFER_SIZE);
         }
     }

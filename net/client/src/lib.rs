@@ -17,6 +17,13 @@
 //!   [`NetClient::recv`] takes one frame, [`NetClient::send_with`] writes
 //!   one straight into a transmit buffer, and [`NetClient::ready_to_wait`]
 //!   arms the signal requests before the PD waits.
+//! - For a PD the description lets send in place (`<client
+//!   send_from="...">`, `net_config`): [`NetClient::send_gather`] is
+//!   `send_with` where ranges of the frame ([`InPlace`]) are sent from
+//!   the `send_from` region instead of the buffer, read by the NIC where
+//!   they are. Those bytes must not change until the frame is back:
+//!   [`NetClient::tx_in_flight`] and [`NetClient::take_tx_returned`] say
+//!   which transmit buffers are out, and which came back.
 //! - [`NetClient::install`], [`NetClient::remove`], [`NetClient::stats`]
 //!   are the demultiplexer's protected calls ([`MuxCall`]).
 //!
@@ -30,7 +37,10 @@
 //! What a daemon also needs, without the runtime (host-tested with
 //! `cargo test --lib -p net-client --no-default-features`):
 //!
-//! - [`TxSlots`]: which transmit buffers are in flight;
+//! - [`TxSlots`]: which transmit buffers are in flight, and which came
+//!   back;
+//! - [`InPlace`] and [`InPlaceList`]: the in-place ranges of a frame, and
+//!   the gather list they make (checked);
 //! - [`Alarm`]: one pending timeout at the timer ([`TIMER_CHANNEL`]) for
 //!   the daemon's earliest deadline;
 //! - [`ChangeReport`]: counters logged at most every [`REPORT_PERIOD_NS`],
@@ -44,9 +54,11 @@
 #[cfg(test)]
 extern crate std;
 
+mod gather;
 mod schedule;
 mod slots;
 
+pub use gather::{InPlace, InPlaceList, MAX_FRAME_DESCS, MAX_IN_PLACE};
 pub use schedule::{Alarm, AlarmAction, ChangeReport, REPORT_PERIOD_NS};
 pub use slots::TxSlots;
 
@@ -82,7 +94,7 @@ use net_config::{
 };
 #[cfg(feature = "pd")]
 use net_protocol::{
-    tx_offset, TxWindow, RX_BUFFERS, RX_BUFFER_SIZE, RX_DATA_SIZE, RX_QUEUE_CAPACITY, TX_QUEUE_CAPACITY,
+    split_tx_offset, TxWindow, RX_BUFFERS, RX_BUFFER_SIZE, RX_DATA_SIZE, RX_QUEUE_CAPACITY, TX_MORE, TX_QUEUE_CAPACITY,
     TX_SPACE_LEN,
 };
 #[cfg(feature = "pd")]
@@ -118,16 +130,22 @@ microkit::setvar_bytes!(__net_config, CONFIG_BYTES);
 pub const MUX: Channel = Channel::new(CLIENT_MUX_CHANNEL);
 
 /// Bytes of one transmit buffer.
-#[cfg(feature = "pd")]
-const TX_BUFFER_SIZE: usize = RX_BUFFER_SIZE;
+#[cfg_attr(not(feature = "pd"), allow(dead_code))]
+const TX_BUFFER_SIZE: usize = net_protocol::RX_BUFFER_SIZE;
 
 /// Why a frame was not queued.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SendError {
     /// Longer than [`MAX_FRAME_LEN`] or shorter than an Ethernet header.
     BadLength,
-    /// Every transmit buffer is in flight.
+    /// Every transmit buffer is in flight, or the queue to the
+    /// demultiplexer has no room for a frame of the most descriptors
+    /// ([`MAX_FRAME_DESCS`]): try again once some came back.
     NoBuffer,
+    /// In-place ranges that are not at most [`MAX_IN_PLACE`], non-empty,
+    /// sorted, disjoint, inside the frame and inside the `send_from`
+    /// region (or the PD has none).
+    BadLayout,
     /// The demultiplexer corrupted the queue indices.
     Queue,
 }
@@ -231,16 +249,27 @@ impl NetClient {
         }
     }
 
-    /// Takes back transmit buffers the demultiplexer is done with.
+    /// Takes back transmit buffers the demultiplexer is done with. A
+    /// frame's descriptors carry its buffer's number as cookie: the last
+    /// one (without [`TX_MORE`]) frees the buffer, which must be in
+    /// flight; the others (pieces of the buffer, or in-place ranges) need
+    /// nothing. Anything else is logged.
     fn reclaim(&mut self) {
         loop {
             match self.tx.free.dequeue() {
-                Ok(Some(desc)) => match net_protocol::split_tx_offset(desc.offset) {
-                    Some((TxWindow::Headers, offset))
-                        if (offset as usize).is_multiple_of(TX_BUFFER_SIZE)
-                            && self.tx_slots.release(offset as usize / TX_BUFFER_SIZE) => {}
-                    _ => log!("error: unexpected descriptor on tx_free: {desc:?}"),
-                },
+                Ok(Some(desc)) => {
+                    let slot = (desc.cookie & !TX_MORE) as usize;
+                    let buffer = (slot * TX_BUFFER_SIZE) as u64..((slot + 1) * TX_BUFFER_SIZE) as u64;
+                    let ours = match split_tx_offset(desc.offset) {
+                        Some((TxWindow::Headers, offset)) => buffer.contains(&u64::from(offset)),
+                        Some((TxWindow::Files, _)) => true,
+                        _ => false,
+                    };
+                    let last = desc.cookie & TX_MORE == 0;
+                    if !ours || (last && !self.tx_slots.release(slot)) {
+                        log!("error: unexpected descriptor on tx_free: {desc:?}");
+                    }
+                }
                 Ok(None) => break,
                 Err(e) => {
                     log!("error: tx_free: {e}");
@@ -256,18 +285,67 @@ impl NetClient {
         TX_BUFFERS - self.tx_slots.in_flight()
     }
 
+    /// The transmit buffers in flight: bit `i` set for buffer `i`, queued
+    /// to the demultiplexer and not back yet (or being filled).
+    pub fn tx_in_flight(&self) -> u64 {
+        self.tx_slots.in_flight_mask()
+    }
+
+    /// The transmit buffers that came back since the last call (bit `i`:
+    /// buffer `i`), after taking back what the demultiplexer returned.
+    /// A buffer reported here is free, so every frame ever sent from it is
+    /// done, in-place ranges included: the NIC no longer reads the bytes
+    /// they named (see [`TxSlots`]). A buffer that came back and was used
+    /// again before this call is reported once its new frame is back.
+    pub fn take_tx_returned(&mut self) -> u64 {
+        self.reclaim();
+        self.tx_slots.take_returned()
+    }
+
     /// Fills a transmit buffer in place and queues it: `fill` gets the
     /// buffer's first `len` bytes (their old contents unspecified) and
     /// returns whether to send them. The checks of [`send`](Self::send)
     /// apply: `len` must be a frame length, and a buffer must be free.
     /// `Ok(false)`: `fill` decided not to send and the buffer is free
     /// again. The demultiplexer is notified as for `send`.
+    ///
+    /// [`send_gather`](Self::send_gather) with no in-place range.
     pub fn send_with(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> bool) -> Result<bool, SendError> {
+        self.send_gather(len, |buf| fill(buf).then(InPlaceList::new))
+    }
+
+    /// Like [`send_with`](Self::send_with), but `fill` may also return
+    /// in-place ranges (sorted, non-overlapping, inside the frame and the
+    /// `send_from` region, at most [`MAX_IN_PLACE`]): those bytes of the
+    /// buffer are not sent; the region's are, read by the NIC where they
+    /// are. `None` from `fill`: do not send (`Ok(false)`); an empty list:
+    /// the whole frame from the buffer. A bad list is
+    /// [`SendError::BadLayout`] (nothing sent, the buffer free again).
+    ///
+    /// The frame goes to the demultiplexer as one gather list (`net-protocol`,
+    /// published together): the buffer's pieces between the ranges (window
+    /// [`TxWindow::Headers`], at their frame positions in the buffer) and
+    /// the ranges (window [`TxWindow::Files`]), in frame order, each with
+    /// the buffer's number as cookie and [`TX_MORE`] on all but the last.
+    /// The demultiplexer checks the headers it copies out of the buffer, so
+    /// the ranges must come after the whole TCP or UDP header. The region's
+    /// bytes must not change until the buffer is reported back
+    /// ([`take_tx_returned`](Self::take_tx_returned)).
+    ///
+    /// Needs a free buffer and room on `tx_active` for a frame of
+    /// [`MAX_FRAME_DESCS`] descriptors ([`SendError::NoBuffer`]), checked
+    /// before `fill` runs, so that a filled frame is never lost for want of
+    /// room.
+    pub fn send_gather(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> Option<InPlaceList>) -> Result<bool, SendError> {
         if !(net_protocol::MIN_FRAME_LEN..=MAX_FRAME_LEN).contains(&len) {
             return Err(SendError::BadLength);
         }
         if self.tx_slots.in_flight() == TX_BUFFERS {
             self.reclaim();
+        }
+        // Only this PD adds to tx_active: the room found stays.
+        if !matches!(self.tx.active.room(), Ok(room) if room >= MAX_FRAME_DESCS) {
+            return Err(SendError::NoBuffer);
         }
         let Some(slot) = self.tx_slots.alloc() else {
             return Err(SendError::NoBuffer);
@@ -280,14 +358,22 @@ impl NetClient {
         // buffer after it is queued and until it comes back on tx_free,
         // does not touch these bytes while the slice lives, and this PD
         // holds no other reference to them. The slice ends before the
-        // descriptor is published.
+        // descriptors are published.
         let buf = unsafe { core::slice::from_raw_parts_mut((self.tx_data.base() + offset) as *mut u8, len) };
-        if !fill(buf) {
+        let Some(in_place) = fill(buf) else {
             self.tx_slots.release(slot);
             return Ok(false);
-        }
-        let desc = BufferDesc { offset: tx_offset(TxWindow::Headers, offset as u32), len: len as u32, cookie: slot as u32 };
-        if self.tx.active.enqueue(desc).is_err() {
+        };
+        let send_from_size = self.config.my_client().map_or(0, |c| c.send_from_size);
+        let descs = match gather::frame_descs(slot, len, in_place.as_slice(), send_from_size) {
+            Ok(descs) => descs,
+            Err(e) => {
+                self.tx_slots.release(slot);
+                return Err(e);
+            }
+        };
+        let descs = descs.as_slice();
+        if self.tx.active.enqueue_batch(descs) != Ok(descs.len()) {
             self.tx_slots.release(slot);
             return Err(SendError::Queue);
         }

@@ -15,29 +15,41 @@
 //! | 20     | 4     | gateway (network order; 0.0.0.0: none) |
 //! | 64 + 256·n | 256 | client `n` |
 //!
-//! A client: flags (bit 0 may_copy, 1 unclaimed_ipv4, 2 arp), grant
-//! length, claim count, one pad byte, the name ([`NAME_LEN`] bytes), then
-//! [`MAX_GRANT_FILTERS`] filters and [`MAX_CLAIMS`] claims, each filter as
-//! its three words ([`Filter::to_words`]) and each claim followed by its
-//! kind as one word (0 exclusive, 1 copy).
+//! A client (offsets from its start):
+//!
+//! | offset | bytes | field |
+//! |--------|-------|-------|
+//! | 0      | 1     | flags: bit 0 may_copy, 1 unclaimed_ipv4, 2 arp |
+//! | 1      | 1     | grant length |
+//! | 2      | 1     | claim count |
+//! | 3      | 1     | pad (0) |
+//! | 4      | [`NAME_LEN`] | the name |
+//! | 20     | 96    | [`MAX_GRANT_FILTERS`] filters, each its three words ([`Filter::to_words`]) |
+//! | 116    | 128   | [`MAX_CLAIMS`] claims, each its filter's three words and its kind as one word (0 exclusive, 1 copy) |
+//! | 248    | 8     | `send_from_size`: bytes of the region it sends from in place, at most 4 GiB (0: none) |
+//!
+//! Version 2 added `send_from_size` (version 1 left those bytes zero).
 
 use crate::{
     Claim, ClientConfig, Filter, FilterKind, Ipv4Address, NetConfig, NodeAddress, MAX_CLAIMS,
-    MAX_CLIENTS, MAX_GRANT_FILTERS, NAME_LEN,
+    MAX_CLIENTS, MAX_GRANT_FILTERS, MAX_SEND_FROM_SIZE, NAME_LEN,
 };
 
 /// First bytes of an encoded configuration.
 pub const CONFIG_MAGIC: [u8; 8] = *b"NETCFG\0\x01";
 /// Layout version; bumped with any change to the table above.
-pub const CONFIG_VERSION: u32 = 1;
+pub const CONFIG_VERSION: u32 = 2;
 
 const HEADER: usize = 64;
 const CLIENT: usize = 256;
 const CLIENT_FILTERS: usize = 4 + NAME_LEN;
+/// Offset of `send_from_size` in a client.
+const CLIENT_SEND_FROM: usize = 248;
 /// Bytes of an encoded configuration.
 pub const CONFIG_BYTES: usize = HEADER + MAX_CLIENTS * CLIENT;
 
-const _: () = assert!(CLIENT_FILTERS + (MAX_GRANT_FILTERS * 3 + MAX_CLAIMS * 4) * 8 <= CLIENT);
+const _: () = assert!(CLIENT_FILTERS + (MAX_GRANT_FILTERS * 3 + MAX_CLAIMS * 4) * 8 <= CLIENT_SEND_FROM);
+const _: () = assert!(CLIENT_SEND_FROM + 8 <= CLIENT);
 
 /// Why bytes are not a configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,6 +132,7 @@ impl NetConfig {
                 put(&mut out, at, &kind.to_le_bytes());
                 at += 8;
             }
+            put(&mut out, base + CLIENT_SEND_FROM, &client.send_from_size.to_le_bytes());
         }
         out
     }
@@ -177,6 +190,11 @@ impl NetConfig {
                 *claim = Claim { filter, kind };
                 at += 32;
             }
+            let send_from_size = word(bytes, base + CLIENT_SEND_FROM);
+            if send_from_size > MAX_SEND_FROM_SIZE {
+                return Err(ConfigError::Invalid);
+            }
+            client.send_from_size = send_from_size;
         }
         Ok(config)
     }
@@ -199,6 +217,7 @@ mod tests {
         watch.add_grant(Filter::parse("icmp").unwrap());
         watch.add_grant(Filter::parse("udp dst 7000-7009 from 10.0.2.0/24").unwrap());
         watch.add_claim(Claim { filter: Filter::parse("icmp").unwrap(), kind: FilterKind::Copy });
+        watch.send_from_size = 0x400_0000;
         let mut clients = [ClientConfig::new(""); MAX_CLIENTS];
         clients[..3].copy_from_slice(&[arpd, stray, watch]);
         NetConfig {
@@ -218,6 +237,8 @@ mod tests {
         assert_eq!(decoded.my_client().unwrap().name(), "a-very-long-name");
         assert_eq!(decoded.clients()[2].grant().len(), 2);
         assert_eq!(decoded.clients()[0].claims()[0].filter, Filter::parse("arp").unwrap());
+        assert_eq!((decoded.clients()[0].send_from_size, decoded.clients()[2].send_from_size), (0, 0x400_0000));
+        assert!(decoded.clients()[2].sends_in_place() && !decoded.clients()[1].sends_in_place());
         let none = NetConfig { me: None, node: NodeAddress { gateway: None, ..config.node }, ..config };
         assert_eq!(NetConfig::from_bytes(&none.to_bytes()), Ok(none));
     }
@@ -226,9 +247,9 @@ mod tests {
     fn unset_other_versions_and_corruption_are_refused() {
         assert_eq!(NetConfig::from_bytes(&[0xff; CONFIG_BYTES]), Err(ConfigError::Unset));
         let mut bytes = example().to_bytes();
-        bytes[8] = 2;
-        assert_eq!(NetConfig::from_bytes(&bytes), Err(ConfigError::Version(2)));
-        for (at, value) in [(12, 3), (13, 7), (14, 9), (15, 33), (HEADER, 8), (HEADER + 1, 5), (HEADER + 2, 5), (HEADER + CLIENT_FILTERS + 7, 0xff)] {
+        bytes[8] = 1;
+        assert_eq!(NetConfig::from_bytes(&bytes), Err(ConfigError::Version(1)));
+        for (at, value) in [(12, 3), (13, 7), (14, 9), (15, 33), (HEADER, 8), (HEADER + 1, 5), (HEADER + 2, 5), (HEADER + CLIENT_FILTERS + 7, 0xff), (HEADER + 2 * CLIENT + CLIENT_SEND_FROM + 4, 2)] {
             let mut bytes = example().to_bytes();
             bytes[at] = value;
             assert_eq!(NetConfig::from_bytes(&bytes), Err(ConfigError::Invalid), "byte {at} = {value}");

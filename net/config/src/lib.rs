@@ -32,10 +32,34 @@
 //! ```
 //!
 //! `<client>` takes `pd`, `arp`, `may_copy` and `unclaimed_ipv4`
-//! (booleans, default `false`) and holds `<grant>`s (what it may claim, at
-//! boot and at run time), `<claim>`s (exclusive filters it holds from boot)
-//! and `<watch>`es (copy filters it holds from boot), each with a `filter`
-//! in the syntax of [`filter::text`].
+//! (booleans, default `false`), optionally `send_from` (below), and holds
+//! `<grant>`s (what it may claim, at boot and at run time), `<claim>`s
+//! (exclusive filters it holds from boot) and `<watch>`es (copy filters it
+//! holds from boot), each with a `filter` in the syntax of
+//! [`filter::text`].
+//!
+//! # Sending in place: `send_from`
+//!
+//! `<client pd="httpd" send_from="site_cache">` names a `<memory_region>`
+//! the client may send from *in place*: segments of its frames in the
+//! transmit window [`net_protocol::TxWindow::Files`] are offsets into that
+//! region, and the NIC reads those bytes by DMA where they are (a web
+//! server's file cache: file data goes from the disk's DMA to the wire
+//! without a copy). The demultiplexer does not map the region; it learns
+//! its size from the configuration ([`ClientConfig::send_from_size`]),
+//! checks each such segment against it, and passes it through to the
+//! driver unchanged, behind the headers it copied and checked (see
+//! `net/mux`). The client maps the region as it likes (the web server:
+//! read-only).
+//!
+//! The driver has one such window, so at most one distinct region may be
+//! named across the `<network>` (several clients may name the same one).
+//! The demultiplexer's driver (the PD at the other end of its channel
+//! [`MUX_DRIVER_CHANNEL`]) must be told the region with two setvars,
+//! [`DRIVER_SEND_FROM_PADDR`] (`region_paddr`) and
+//! [`DRIVER_SEND_FROM_SIZE`] (`region_size`); the description checks
+//! enforce this when that channel is written out. The region must be
+//! physically contiguous, as every region a device reads is.
 //!
 //! The builder expands each `<client>` (the `n`-th, from 0) into ordinary
 //! regions, maps and channels, all at the addresses and ids below (cached,
@@ -89,7 +113,11 @@
 //! - exclusive claims do not [overlap](Filter::overlaps), whether of one
 //!   client or of two (copy filters may overlap anything);
 //! - at most one client has `unclaimed_ipv4="true"`; `arp="true"` needs
-//!   `arpd`, and arpd itself takes no `arp="true"` (it owns the table).
+//!   `arpd`, and arpd itself takes no `arp="true"` (it owns the table);
+//! - `send_from` names a memory region of at most 4 GiB (one transmit
+//!   window), at most one distinct region is named, and the
+//!   demultiplexer's driver, if its channel is written out, has the two
+//!   setvars for that region.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -227,6 +255,15 @@ pub const CLIENT_MUX_CHANNEL: u8 = 0;
 pub const CLIENT_ARPD_CHANNEL: u8 = 1;
 /// The demultiplexer's channel to the driver.
 pub const MUX_DRIVER_CHANNEL: u8 = 0;
+/// The driver's symbol for the physical base of the `send_from` region
+/// (`<setvar symbol="send_from_paddr" region_paddr="...">`).
+pub const DRIVER_SEND_FROM_PADDR: &str = "send_from_paddr";
+/// Largest `send_from` region: one transmit window (segments in it are
+/// 32-bit offsets).
+pub const MAX_SEND_FROM_SIZE: u64 = 1 << net_protocol::TX_WINDOW_SHIFT;
+/// The driver's symbol for the size of the `send_from` region
+/// (`<setvar symbol="send_from_size" region_size="...">`).
+pub const DRIVER_SEND_FROM_SIZE: &str = "send_from_size";
 /// Lowest channel id the network expansion does not use in a client.
 pub const FIRST_FREE_CLIENT_CHANNEL: u8 = 2;
 
@@ -329,10 +366,13 @@ pub struct MuxStats {
     pub no_match: u64,
     /// Frames sent to the unclaimed-IPv4 owner.
     pub unclaimed_ipv4: u64,
+    /// Bytes the caller sent in place from its `send_from` region (by
+    /// reference: the NIC read them where they are), in allowed frames.
+    pub tx_in_place_bytes: u64,
 }
 
 impl MuxStats {
-    pub const WORDS: usize = 8;
+    pub const WORDS: usize = 9;
 
     pub fn to_words(&self) -> [u64; Self::WORDS] {
         [
@@ -344,6 +384,7 @@ impl MuxStats {
             self.malformed,
             self.no_match,
             self.unclaimed_ipv4,
+            self.tx_in_place_bytes,
         ]
     }
 
@@ -357,6 +398,7 @@ impl MuxStats {
             malformed: w[5],
             no_match: w[6],
             unclaimed_ipv4: w[7],
+            tx_in_place_bytes: w[8],
         }
     }
 }
@@ -366,7 +408,7 @@ impl core::fmt::Display for MuxStats {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(
             f,
-            "rx_delivered={} rx_no_buffer={} tx_allowed={} tx_refused={} claims_refused={} malformed={} no_match={} unclaimed_ipv4={}",
+            "rx_delivered={} rx_no_buffer={} tx_allowed={} tx_refused={} claims_refused={} malformed={} no_match={} unclaimed_ipv4={} tx_in_place_bytes={}",
             self.rx_delivered,
             self.rx_no_buffer,
             self.tx_allowed,
@@ -374,7 +416,8 @@ impl core::fmt::Display for MuxStats {
             self.claims_refused,
             self.malformed,
             self.no_match,
-            self.unclaimed_ipv4
+            self.unclaimed_ipv4,
+            self.tx_in_place_bytes
         )
     }
 }
@@ -444,6 +487,10 @@ pub struct ClientConfig {
     pub unclaimed_ipv4: bool,
     /// Has a channel to arpd and the ARP table mapped.
     pub arp: bool,
+    /// Bytes of the region the client may send from in place
+    /// (`send_from`, window [`net_protocol::TxWindow::Files`]); 0: none.
+    /// At most 4 GiB, the window's size.
+    pub send_from_size: u64,
 }
 
 impl ClientConfig {
@@ -461,7 +508,13 @@ impl ClientConfig {
             may_copy: false,
             unclaimed_ipv4: false,
             arp: false,
+            send_from_size: 0,
         }
+    }
+
+    /// Whether the client may send from a `send_from` region in place.
+    pub fn sends_in_place(&self) -> bool {
+        self.send_from_size > 0
     }
 
     /// The name, up to its first NUL (`"?"` if not UTF-8).
@@ -574,7 +627,27 @@ mod tests {
 
     #[test]
     fn stats_words_round_trip() {
-        let s = MuxStats { rx_delivered: 1, rx_no_buffer: 2, tx_allowed: 3, tx_refused: 4, claims_refused: 5, malformed: 6, no_match: 7, unclaimed_ipv4: 8 };
+        let s = MuxStats {
+            rx_delivered: 1,
+            rx_no_buffer: 2,
+            tx_allowed: 3,
+            tx_refused: 4,
+            claims_refused: 5,
+            malformed: 6,
+            no_match: 7,
+            unclaimed_ipv4: 8,
+            tx_in_place_bytes: 9,
+        };
         assert_eq!(MuxStats::from_words(s.to_words()), s);
+        // Each word in its place, in the order of the fields.
+        assert_eq!(s.to_words(), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    }
+
+    #[test]
+    fn stats_display_names_every_counter() {
+        let s = MuxStats { tx_in_place_bytes: 1000, unclaimed_ipv4: 3, ..MuxStats::default() };
+        let text = std::format!("{s}");
+        assert!(text.ends_with(" unclaimed_ipv4=3 tx_in_place_bytes=1000"), "{text}");
+        assert_eq!(text.split(' ').count(), MuxStats::WORDS);
     }
 }

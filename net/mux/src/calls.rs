@@ -187,6 +187,7 @@ impl<M: SharedMemory> Mux<'_, M> {
             malformed: table.malformed_total(),
             no_match: table.no_match,
             unclaimed_ipv4: table.unclaimed_ipv4,
+            tx_in_place_bytes: own.tx_in_place_bytes,
         }
     }
 
@@ -242,13 +243,14 @@ impl<M: SharedMemory> Mux<'_, M> {
         for client in self.clients.iter().flatten() {
             let c = &client.counters;
             log(format_args!(
-                "{}: rx delivered {} no buffer {}; tx allowed {} refused {} ({}); claims refused {}; queue errors {}",
+                "{}: rx delivered {} no buffer {}; tx allowed {} refused {} ({}); in place {} bytes; claims refused {}; queue errors {}",
                 client.config.name(),
                 c.rx_delivered,
                 c.rx_no_buffer,
                 c.tx_allowed,
                 c.tx_refused_total(),
                 NonZero { counters: &c.tx_refused, name: TxDrop::name_of },
+                c.tx_in_place_bytes,
                 c.claims_refused,
                 c.queue_errors
             ));

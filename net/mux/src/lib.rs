@@ -8,6 +8,7 @@
 //!   driver ──rx_active──▶ copy ─▶ classify ─▶ copy ──rx_active──▶ client n
 //!          ◀──rx_free──── (buffer back at once)     ◀──rx_free──── (its empty buffers)
 //!          ◀──tx_active── copy in tx_payload ◀─ check ◀─ gather ◀──tx_active── client n
+//!                         + in-place pieces passed through
 //!          ───tx_free───▶ (slot free again)          ───tx_free───▶ (descriptors back)
 //! ```
 //!
@@ -41,33 +42,58 @@
 //! A client's frame is a gather list on its `tx_active` (`net-protocol`):
 //! one to [`MAX_TX_SEGMENTS`] descriptors, chained with [`TX_MORE`], in its
 //! windows [`TxWindow::Headers`] (the client's `tx_data` region,
-//! [`net_config::TX_DATA_SIZE`] bytes) and [`TxWindow::Rx`] (its
-//! `rx_data`). [`TxWindow::Payload`] is refused for now
-//! ([`TxDrop::PayloadWindow`]). The demultiplexer
+//! [`net_config::TX_DATA_SIZE`] bytes), [`TxWindow::Rx`] (its `rx_data`)
+//! and, for a client the description lets send in place (`send_from`),
+//! [`TxWindow::Files`] (its `send_from` region, which the demultiplexer
+//! does not map: it knows the size, [`ClientConfig::send_from_size`]).
+//! [`TxWindow::Payload`] is refused ([`TxDrop::PayloadWindow`]). The
+//! demultiplexer
 //!
-//! 1. checks each descriptor against its window and copies the whole frame
-//!    (at most [`MAX_FRAME_LEN`] bytes) into its own memory, refusing bad
-//!    descriptors, too many segments and bad lengths ([`TxDrop`]);
+//! 1. checks each descriptor against its window and copies the segments in
+//!    `tx_data` and `rx_data` into its own memory, one after the other;
+//!    an in-place segment is only checked to lie inside the `send_from`
+//!    region (refusing bad descriptors, too many segments, bad lengths of
+//!    the whole frame, at most [`MAX_FRAME_LEN`] bytes, and in-place
+//!    segments not granted or out of bounds: [`TxDrop`]);
 //! 2. checks the *copy* with the client's [`filter::TxPolicy`] (source MAC
-//!    and IPv4 address, owned protocol and endpoint; see `filter::tx`);
-//! 3. writes the checked copy into a free slot of the driver's
+//!    and IPv4 address, owned protocol and endpoint; see `filter::tx`). In
+//!    a frame with in-place segments, only the bytes copied before the
+//!    first of them are checked, and they must hold the whole headers
+//!    (Ethernet, IPv4, and the TCP header by its data offset or the UDP
+//!    header), in TCP or UDP over IPv4 ([`TxDrop::InPlaceHeaders`]): bytes
+//!    the NIC reads from the client's memory could change after any check,
+//!    so they may only be payload;
+//! 3. writes the copied bytes into one free slot of the driver's
 //!    `tx_payload` region (the driver's window [`TxWindow::Payload`], which
-//!    only the demultiplexer writes) and enqueues it on the driver's
-//!    `tx_active` as one descriptor (`cookie`: the slot number).
+//!    only the demultiplexer writes) and enqueues the frame on the driver's
+//!    `tx_active` as its pieces in frame order, published together: slot
+//!    sub-ranges and the in-place segments as the client gave them (window
+//!    [`TxWindow::Files`], same offsets), consecutive copied segments
+//!    making one piece. Each descriptor's `cookie` is the slot number, with
+//!    [`TX_MORE`] on all but the last.
 //!
-//! Whatever the verdict, the client's descriptors go back on its `tx_free`
-//! as soon as the frame has been copied: the client's bytes are no longer
-//! needed, so it may reuse them at once (simpler than waiting for the
-//! driver, and equally correct). A refused frame is counted per client and
-//! per reason. A slot becomes free again when the driver returns its
-//! descriptor on `tx_free`.
+//! The client's descriptors of a frame without in-place segments go back
+//! on its `tx_free` as soon as the frame has been copied, whatever the
+//! verdict: the client's bytes are no longer needed, so it may reuse them
+//! at once. Those of an allowed frame with in-place segments are held with
+//! its slot and go back when the driver returns the frame: until then the
+//! NIC may still read the client's `send_from` bytes, and the descriptors'
+//! return is how the client learns it may change them (a web server
+//! unpins file blocks). A refused frame is counted per client and per
+//! reason; the bytes sent in place are counted
+//! ([`ClientCounters::tx_in_place_bytes`]). A slot becomes free again when
+//! the driver returns the last descriptor of its frame on `tx_free`.
 //!
 //! Frames are taken from the clients in rounds of at most [`TX_BATCH`]
-//! frames each, so that a busy client does not starve the others of slots.
-//! A descriptor is taken from a client's `tx_active` only while its
-//! `tx_free` has room for it and for the rest of its frame held so far, so
-//! that queue never overflows even if the client does not reclaim; a frame
-//! split over wake-ups is assembled across them.
+//! frames each, so that a busy client does not starve the others of slots,
+//! and only while the driver can take a frame of the most pieces: a free
+//! slot and room for [`MAX_TX_SEGMENTS`] descriptors on its `tx_active`.
+//! Otherwise the frames wait in the clients' queues until the driver
+//! returns some. A descriptor is taken from a client's `tx_active` only
+//! while its `tx_free` has room for it and for every descriptor of the
+//! client held (of its frame still arriving and of its in-place frames at
+//! the driver), so that queue never overflows even if the client does not
+//! reclaim; a frame split over wake-ups is assembled across them.
 //!
 //! # Signalling
 //!
@@ -76,8 +102,9 @@
 //! wake-up). Before it returns, it asks for a signal on everything it waits
 //! on and looks once more ("request signal, then re-check"): the driver's
 //! `rx_active` always; each client's `tx_active`; and the driver's
-//! `tx_free` only while every `tx_payload` slot is in flight (otherwise
-//! slots are reclaimed on the next wake-up, whatever causes it). The
+//! `tx_free` only while the driver can take no frame (every `tx_payload`
+//! slot in flight, or its `tx_active` too full; otherwise slots are
+//! reclaimed on the next wake-up, whatever causes it). The
 //! clients' `rx_free` is never waited on: a frame finding no buffer is
 //! dropped, not held. A client whose `tx_free` is full gets a request on
 //! its `tx_active` without the re-check (there is nothing to take until it
@@ -112,11 +139,11 @@ use core::fmt;
 use filter::{Owner, Table};
 use net_config::{ClientConfig, NetConfig, NodeAddress, MAX_CLIENTS};
 use net_protocol::{
-    FrameAssembler, MAX_FRAME_LEN, RX_BUFFERS, RX_BUFFER_SIZE, RX_DATA_SIZE, RX_QUEUE_CAPACITY, TX_PAYLOAD_SIZE,
-    TX_QUEUE_CAPACITY,
+    FrameAssembler, TxFrame, MAX_FRAME_LEN, MAX_TX_SEGMENTS, RX_BUFFERS, RX_BUFFER_SIZE, RX_DATA_SIZE,
+    RX_QUEUE_CAPACITY, TX_PAYLOAD_SIZE, TX_QUEUE_CAPACITY,
 };
 #[cfg(doc)]
-use net_protocol::{TxWindow, MAX_TX_SEGMENTS, TX_MORE};
+use net_protocol::{TxWindow, TX_MORE};
 use packet::EthernetAddress;
 use shared_queue::{BufferDesc, ReceiverQueues, SenderQueues};
 
@@ -138,7 +165,12 @@ pub const TX_HEADER_COPY: usize = 128;
 pub const TX_BATCH: usize = 32;
 
 const _: () = {
-    assert!(TX_SLOTS <= TX_QUEUE_CAPACITY, "every slot in flight fits in the driver's tx_active");
+    // Room on the driver's tx_active is checked before each frame, for a
+    // frame of the most pieces (`Driver::can_submit`): a queue too small
+    // for one would stall transmit for good; more slots than it holds
+    // descriptors could never all be in flight.
+    assert!(MAX_TX_SEGMENTS <= TX_QUEUE_CAPACITY, "a frame of the most pieces fits in the driver's tx_active");
+    assert!(TX_SLOTS <= TX_QUEUE_CAPACITY, "every slot can be in flight");
     assert!(TX_SLOTS <= u16::MAX as usize && TX_SLOTS.is_multiple_of(64));
     assert!(MAX_FRAME_LEN <= TX_SLOT_SIZE);
     assert!(TX_HEADER_COPY >= 14 + 20 + 60);
@@ -271,6 +303,9 @@ pub struct ClientCounters {
     pub rx_no_buffer: u64,
     /// Frames it sent that passed validation and went to the driver.
     pub tx_allowed: u64,
+    /// Bytes of those frames sent in place from its `send_from` region
+    /// (read by the NIC where they are; never copied).
+    pub tx_in_place_bytes: u64,
     /// Frames it sent that were refused, by [`TxDrop::index`].
     pub tx_refused: [u64; TxDrop::COUNT],
     /// Filter claims refused (at boot and by [`net_config::MuxCall::Install`]).
@@ -307,6 +342,9 @@ struct Driver<'a, M> {
     free_count: usize,
     /// Bit per slot: handed to the driver and not yet back.
     in_flight: [u64; TX_SLOTS / 64],
+    /// Per slot in flight with in-place pieces: the client (its index) and
+    /// its frame's descriptors, returned to it with the slot.
+    held: [Option<(u8, TxFrame)>; TX_SLOTS],
     /// Something was enqueued for the driver during this wake-up.
     produced: bool,
     /// Sent descriptors were taken back from its `tx_free` during this
@@ -322,6 +360,8 @@ struct Client<'a, M> {
     owner: Owner,
     /// Collects the client's `tx_active` descriptors into frames.
     assembler: FrameAssembler,
+    /// Its descriptors held with in-place frames at the driver.
+    in_place_held: usize,
     /// Something was enqueued for the client during this wake-up.
     produced: bool,
     counters: ClientCounters,
@@ -376,6 +416,7 @@ impl<'a, M: SharedMemory> Mux<'a, M> {
                 free_slots: core::array::from_fn(|i| (TX_SLOTS - 1 - i) as u16),
                 free_count: TX_SLOTS,
                 in_flight: [0; TX_SLOTS / 64],
+                held: [None; TX_SLOTS],
                 produced: false,
                 reclaimed: false,
                 counters: DriverCounters::default(),
@@ -398,6 +439,7 @@ impl<'a, M: SharedMemory> Mux<'a, M> {
                 config: *client_config,
                 owner: Owner::new(n).ok_or(SetupError::MissingClientPort(n))?,
                 assembler: FrameAssembler::default(),
+                in_place_held: 0,
                 produced: false,
                 counters: ClientCounters::default(),
             });
@@ -461,13 +503,15 @@ impl<'a, M: SharedMemory> Mux<'a, M> {
 
     /// Arms a signal request on every queue there is reason to wait on,
     /// then looks again (C1–C3 of the `shared-queue` protocol); `true` if
-    /// nothing arrived meanwhile, so the PD may wait. `blocked`: every
-    /// transmit slot is in flight.
+    /// nothing arrived meanwhile, so the PD may wait. `blocked`: the driver
+    /// can take no frame (every transmit slot in flight, or its `tx_active`
+    /// too full).
     fn ready_to_sleep(&mut self, blocked: bool) -> bool {
         let mut work = self.driver.port.rx.active.request_signal_if_empty() == Ok(false);
         if blocked {
-            // The clients' frames wait for slots: wake up when the driver
-            // returns some.
+            // The clients' frames wait for the driver: wake up when it
+            // returns some (every descriptor on its tx_active comes back
+            // on tx_free once sent).
             work |= self.driver.port.tx.free.request_signal_if_empty() == Ok(false);
         } else {
             for client in self.clients.iter().flatten() {

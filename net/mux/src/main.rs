@@ -34,7 +34,9 @@ microkit::setvar!(rx_active);
 microkit::setvar!(tx_free);
 microkit::setvar!(tx_active);
 // Mapped as net-protocol gives every driver client its `tx_headers`, but
-// never used: each frame this PD sends is one segment in `tx_payload`.
+// never used: each frame this PD sends is made of pieces of one slot of
+// `tx_payload` and, for a client that sends in place, of its `send_from`
+// region (window Files), which this PD does not map.
 microkit::setvar!(tx_headers);
 
 /// A shared region, through the runtime's bounds-checked volatile copies.

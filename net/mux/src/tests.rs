@@ -11,8 +11,8 @@ use std::vec;
 use filter::{Filter, FilterError, FilterKind, PortRange, TxRefused};
 use net_config::{Claim, ClientConfig, Ipv4Address, MuxCall, MuxStats, NetConfig, NodeAddress, ERR_BAD_REQUEST, MAX_CLIENTS};
 use net_protocol::{
-    split_tx_offset, tx_offset, TxWindow, RX_BUFFERS, RX_BUFFER_SIZE, RX_DATA_SIZE, RX_QUEUE_CAPACITY, TX_MORE,
-    TX_PAYLOAD_SIZE, TX_QUEUE_CAPACITY, TX_SPACE_LEN,
+    split_tx_offset, tx_offset, TxWindow, MAX_TX_SEGMENTS, RX_BUFFERS, RX_BUFFER_SIZE, RX_DATA_SIZE,
+    RX_QUEUE_CAPACITY, TX_MORE, TX_PAYLOAD_SIZE, TX_QUEUE_CAPACITY, TX_SPACE_LEN,
 };
 use packet::{EtherType, Malformed};
 use shared_queue::{BufferDesc, QueueError, ReceiverQueues, SenderQueues};
@@ -163,6 +163,24 @@ struct SimDriver {
     tx: ReceiverQueues<'static, TX_QUEUE_CAPACITY>,
     rx_data: Region,
     tx_payload: Region,
+    /// The `send_from` region (web's), which the device reads in place.
+    files: Region,
+}
+
+/// A frame the demultiplexer gave the driver.
+#[derive(Clone, Debug)]
+struct Sent {
+    /// Its descriptors, as they came.
+    descs: Vec<BufferDesc>,
+    /// Its bytes, as the device reads them.
+    bytes: Vec<u8>,
+}
+
+impl Sent {
+    /// The `tx_payload` slot its cookies name.
+    fn slot(&self) -> usize {
+        (self.descs[0].cookie & !TX_MORE) as usize
+    }
 }
 
 impl SimDriver {
@@ -182,25 +200,41 @@ impl SimDriver {
     }
 
     /// The frames the demultiplexer gave to send, without giving their
-    /// descriptors back.
-    fn take_sent(&mut self) -> Vec<(BufferDesc, Vec<u8>)> {
+    /// descriptors back. Each is published whole, every descriptor with
+    /// its slot as cookie and TX_MORE on all but the last.
+    fn take_sent(&mut self) -> Vec<Sent> {
         let mut sent = Vec::new();
+        let mut frame = Sent { descs: Vec::new(), bytes: Vec::new() };
         while let Some(desc) = self.tx.active.dequeue().unwrap() {
             let (window, offset) = split_tx_offset(desc.offset).unwrap();
-            assert_eq!(window, TxWindow::Payload, "the demultiplexer sends from its tx_payload only");
-            assert_eq!(desc.cookie & TX_MORE, 0, "one descriptor per frame");
-            sent.push((desc, self.tx_payload.bytes(offset as usize, desc.len as usize)));
+            let region = match window {
+                TxWindow::Payload => &self.tx_payload,
+                TxWindow::Files => &self.files,
+                other => panic!("the demultiplexer sends from tx_payload and send_from only, not {other:?}"),
+            };
+            frame.bytes.extend(region.bytes(offset as usize, desc.len as usize));
+            frame.descs.push(desc);
+            assert_eq!(desc.cookie & !TX_MORE, frame.descs[0].cookie & !TX_MORE, "one slot per frame");
+            if desc.cookie & TX_MORE == 0 {
+                sent.push(core::mem::replace(&mut frame, Sent { descs: Vec::new(), bytes: Vec::new() }));
+            }
         }
+        assert!(frame.descs.is_empty(), "a frame published in part: {frame:?}");
         sent
+    }
+
+    /// Gives a frame's descriptors back, as sent.
+    fn give_back(&mut self, sent: &Sent) {
+        assert_eq!(self.tx.free.enqueue_batch(&sent.descs), Ok(sent.descs.len()));
     }
 
     /// The frames sent, their descriptors given back.
     fn sent(&mut self) -> Vec<Vec<u8>> {
         let sent = self.take_sent();
-        for (desc, _) in &sent {
-            self.tx.free.enqueue(*desc).unwrap();
+        for frame in &sent {
+            self.give_back(frame);
         }
-        sent.into_iter().map(|(_, frame)| frame).collect()
+        sent.into_iter().map(|frame| frame.bytes).collect()
     }
 }
 
@@ -269,6 +303,17 @@ fn header_desc(offset: usize, len: usize, cookie: u32) -> BufferDesc {
     BufferDesc { offset: tx_offset(TxWindow::Headers, offset as u32), len: len as u32, cookie }
 }
 
+fn rx_desc(offset: usize, len: usize, cookie: u32) -> BufferDesc {
+    BufferDesc { offset: tx_offset(TxWindow::Rx, offset as u32), len: len as u32, cookie }
+}
+
+fn files_desc(offset: u32, len: usize, cookie: u32) -> BufferDesc {
+    BufferDesc { offset: tx_offset(TxWindow::Files, offset), len: len as u32, cookie }
+}
+
+/// Bytes of web's `send_from` region.
+const FILES_SIZE: u64 = 0x10000;
+
 fn filter(text: &str) -> Filter {
     Filter::parse(text).unwrap()
 }
@@ -286,6 +331,7 @@ fn config() -> NetConfig {
     web.add_grant(filter("tcp dst 80"));
     web.add_grant(filter("tcp dst 8080-8089"));
     web.add_claim(Claim { filter: filter("tcp dst 80"), kind: FilterKind::Exclusive });
+    web.send_from_size = FILES_SIZE;
     let mut watch = ClientConfig::new("watch");
     watch.may_copy = true;
     watch.add_grant(filter("icmp"));
@@ -318,6 +364,7 @@ struct Node {
 fn driver_pair() -> (DriverPort<'static, Region>, SimDriver) {
     let (rx_free, rx_active, tx_free, tx_active) = (queue_region(), queue_region(), queue_region(), queue_region());
     let (rx_data, tx_payload) = (Region::new(RX_DATA_SIZE), Region::new(TX_PAYLOAD_SIZE));
+    let files = Region::new(FILES_SIZE as usize);
     // SAFETY: each queue region is fresh, page-aligned, large enough and
     // leaked; each gets one producer and one consumer handle.
     unsafe {
@@ -333,6 +380,7 @@ fn driver_pair() -> (DriverPort<'static, Region>, SimDriver) {
                 tx: ReceiverQueues::new(tx_free, tx_active, TX_SPACE_LEN),
                 rx_data,
                 tx_payload,
+                files,
             },
         )
     }
@@ -405,6 +453,20 @@ impl Node {
     fn install(&mut self, client: usize, text: &str, kind: u64) -> Reply {
         let [w0, w1, w2] = filter(text).to_words();
         self.call(client, MuxCall::Install, &[w0, w1, w2, kind])
+    }
+
+    /// Handles and lets the driver send and give back everything, until
+    /// nothing more comes; the frames sent.
+    fn drive(&mut self) -> usize {
+        let mut sent = 0;
+        loop {
+            self.handle();
+            let n = self.driver.sent().len();
+            if n == 0 {
+                return sent;
+            }
+            sent += n;
+        }
     }
 
     fn logged(&self, needle: &str) -> bool {
@@ -609,17 +671,19 @@ fn allowed_frames_reach_the_driver_as_copies_and_descriptors_come_back_at_once()
     assert!(notify.client(WEB) && notify.driver);
     let sent = node.driver.take_sent();
     assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].1, reply);
+    assert_eq!(sent[0].bytes, reply);
+    // One piece: the copied segments are consecutive in the slot.
+    assert_eq!(sent[0].descs.len(), 1);
     // Returned unchanged (TX_MORE included) as soon as they were copied.
     let returned = node.clients[WEB].returned();
     assert_eq!(returned, [BufferDesc { cookie: 7 | TX_MORE, ..descs[0] }, descs[1]]);
     // The client rewriting its memory now changes nothing sent.
     node.clients[WEB].tx_data.put(64, &[0xee; 20]);
-    assert_eq!(node.driver.tx_payload.bytes(split_tx_offset(sent[0].0.offset).unwrap().1 as usize, reply.len()), reply);
+    assert_eq!(node.driver.tx_payload.bytes(split_tx_offset(sent[0].descs[0].offset).unwrap().1 as usize, reply.len()), reply);
     assert_eq!(node.counters(WEB).tx_allowed, 1);
     // The slot is free once the driver gives the descriptor back.
     assert_eq!(node.mux.free_tx_slots(), TX_SLOTS - 1);
-    node.driver.tx.free.enqueue(sent[0].0).unwrap();
+    node.driver.give_back(&sent[0]);
     node.handle();
     assert_eq!(node.mux.free_tx_slots(), TX_SLOTS);
 }
@@ -677,7 +741,7 @@ fn bad_descriptors_are_refused_never_trusted() {
         (vec![header_desc(0, 10, 0)], TxDrop::BadLength),
         (vec![header_desc(0, 1000, 0), header_desc(0, 1000, 0)], TxDrop::BadLength),
         (vec![BufferDesc { offset: tx_offset(TxWindow::Payload, 0), len: len as u32, cookie: 0 }], TxDrop::PayloadWindow),
-        (vec![header_desc(0, 14, 0), header_desc(14, 10, 0), header_desc(24, 10, 0), header_desc(34, 10, 0), header_desc(44, 10, 0)], TxDrop::TooManySegments),
+        ((0..=MAX_TX_SEGMENTS).map(|i| header_desc(i * 4, 4, 0)).collect(), TxDrop::TooManySegments),
     ];
     let mut descs = 0;
     for (frame, _) in &cases {
@@ -772,8 +836,8 @@ fn when_every_slot_is_in_flight_frames_wait_for_the_driver() {
     assert_eq!(sent.len(), TX_SLOTS);
     assert_eq!(node.mux.free_tx_slots(), 0);
     assert_eq!(node.clients[WEB].tx.active.len(), Ok(10));
-    for (desc, _) in sent.drain(..5) {
-        node.driver.tx.free.enqueue(desc).unwrap();
+    for frame in sent.drain(..5) {
+        node.driver.give_back(&frame);
     }
     assert!(node.driver.tx.free.should_signal(), "the demultiplexer waits for slots");
     node.handle();
@@ -790,21 +854,18 @@ fn the_client_tx_free_queue_never_overflows() {
     for _ in 0..TX_QUEUE_CAPACITY {
         node.clients[WEB].send(0, &reply);
     }
-    node.handle();
-    node.driver.sent();
+    assert_eq!(node.drive(), TX_QUEUE_CAPACITY);
     for _ in 0..TX_QUEUE_CAPACITY {
         node.clients[WEB].send(0, &reply);
     }
-    node.handle();
-    node.driver.sent();
+    assert_eq!(node.drive(), 0);
     // tx_free is full: nothing more was taken, nothing lost.
     assert_eq!(node.clients[WEB].tx.free.len(), Ok(TX_QUEUE_CAPACITY));
     assert_eq!(node.clients[WEB].tx.active.len(), Ok(TX_QUEUE_CAPACITY));
     assert_eq!(node.counters(WEB).queue_errors, 0);
     // Once it reclaims, the demultiplexer goes on.
     assert_eq!(node.clients[WEB].returned().len(), TX_QUEUE_CAPACITY);
-    node.handle();
-    assert_eq!(node.driver.sent().len(), TX_QUEUE_CAPACITY);
+    assert_eq!(node.drive(), TX_QUEUE_CAPACITY);
     assert_eq!(node.counters(WEB).tx_allowed, 2 * TX_QUEUE_CAPACITY as u64);
 }
 
@@ -942,4 +1003,264 @@ fn notify_lists_clients() {
     let notify = Notify { driver: false, clients: 0b1010 };
     assert_eq!(notify.clients().collect::<Vec<_>>(), [1, 3]);
     assert!(notify.client(3) && !notify.client(0) && !notify.client(MAX_CLIENTS));
+}
+
+// --- Transmit in place --------------------------------------------------------
+
+/// An outbound TCP segment from port 80 carrying `len` bytes of data.
+fn web_reply(len: usize) -> Vec<u8> {
+    let data: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+    outbound(6, &tcp(80, 40000, ACK, &data))
+}
+
+/// Ethernet + IPv4 + TCP without options.
+const TCP_HEADERS: usize = 14 + 20 + 20;
+
+#[test]
+fn an_in_place_frame_goes_out_as_a_slot_piece_and_a_files_reference() {
+    let mut node = Node::new();
+    let reply = web_reply(1000);
+    let data = reply.len() - TCP_HEADERS;
+    let web = &mut node.clients[WEB];
+    web.tx_data.put(0, &reply[..TCP_HEADERS]);
+    node.driver.files.put(0x1234, &reply[TCP_HEADERS..]);
+    let descs = [header_desc(0, TCP_HEADERS, 7), files_desc(0x1234, data, 8)];
+    web.send_descs(&descs);
+    node.handle();
+    let sent = node.driver.take_sent();
+    assert_eq!(sent.len(), 1);
+    let frame = &sent[0];
+    assert_eq!(frame.bytes, reply);
+    let slot = frame.slot();
+    // The checked headers, copied into the slot; the data by reference,
+    // where the client said, with the slot's cookie.
+    let base = slot * TX_SLOT_SIZE;
+    assert_eq!(
+        frame.descs,
+        [
+            BufferDesc { offset: tx_offset(TxWindow::Payload, base as u32), len: TCP_HEADERS as u32, cookie: slot as u32 | TX_MORE },
+            BufferDesc { cookie: slot as u32, ..descs[1] },
+        ]
+    );
+    assert_eq!(node.driver.tx_payload.bytes(base, TCP_HEADERS), reply[..TCP_HEADERS]);
+    let c = node.counters(WEB);
+    assert_eq!((c.tx_allowed, c.tx_in_place_bytes, c.tx_refused_total()), (1, data as u64, 0));
+    // The NIC may still read the client's bytes: its descriptors wait.
+    assert!(node.clients[WEB].returned().is_empty());
+    // Rewriting its headers now changes nothing sent.
+    node.clients[WEB].tx_data.put(0, &[0xee; TCP_HEADERS]);
+    assert_eq!(node.driver.tx_payload.bytes(base, TCP_HEADERS), reply[..TCP_HEADERS]);
+    // Sent: the slot is free and the client gets its descriptors back,
+    // unchanged.
+    node.driver.give_back(frame);
+    node.handle();
+    assert_eq!(node.mux.free_tx_slots(), TX_SLOTS);
+    assert_eq!(node.clients[WEB].returned(), [BufferDesc { cookie: 7 | TX_MORE, ..descs[0] }, descs[1]]);
+    let stats = MuxStats::from_words(node.call(WEB, MuxCall::Stats, &[]).words().try_into().unwrap());
+    assert_eq!((stats.tx_allowed, stats.tx_in_place_bytes), (1, data as u64));
+    assert!(node.logged(&format!("web: rx delivered 0 no buffer 0; tx allowed 1 refused 0 (none); in place {data} bytes;")), "{:#?}", node.log);
+}
+
+#[test]
+fn in_place_frames_that_cannot_be_checked_or_are_not_granted_are_refused() {
+    let mut node = Node::new();
+    let reply = web_reply(200);
+    let data = reply.len() - TCP_HEADERS;
+    let mut with_options = reply.clone();
+    with_options[14 + 20 + 12] = 8 << 4; // a 32-byte TCP header
+    let ping = outbound(1, &icmp_echo());
+    let web = &mut node.clients[WEB];
+    web.tx_data.put(0, &reply);
+    web.tx_data.put(2048, &with_options[..TCP_HEADERS]);
+    web.tx_data.put(4096, &ping[..34]);
+    let files_end = FILES_SIZE as u32;
+    let cases: Vec<(Vec<BufferDesc>, TxDrop)> = vec![
+        // Out of the region, partly or wholly.
+        (vec![header_desc(0, TCP_HEADERS, 0), files_desc(files_end - 10, data, 0)], TxDrop::InPlaceOutOfBounds),
+        (vec![header_desc(0, TCP_HEADERS, 0), files_desc(files_end, data, 0)], TxDrop::InPlaceOutOfBounds),
+        // Past the window and the transmit address space: the queue refuses it.
+        (vec![header_desc(0, TCP_HEADERS, 0), files_desc(u32::MAX, data, 0)], TxDrop::BadDescriptor),
+        (vec![header_desc(0, TCP_HEADERS, 0), files_desc(0, 0, 0), files_desc(0, data, 0)], TxDrop::BadDescriptor),
+        // An in-place segment where the headers are.
+        (vec![header_desc(0, 40, 0), files_desc(0, reply.len() - 40, 0)], TxDrop::InPlaceHeaders),
+        (vec![files_desc(0, reply.len(), 0)], TxDrop::InPlaceHeaders),
+        (vec![header_desc(2048, TCP_HEADERS, 0), files_desc(0, data, 0)], TxDrop::InPlaceHeaders),
+        // Not TCP or UDP.
+        (vec![header_desc(4096, 34, 0), files_desc(0, ping.len() - 34, 0)], TxDrop::InPlaceHeaders),
+        // Too long as a whole.
+        (vec![header_desc(0, TCP_HEADERS, 0), files_desc(0, 1500, 0)], TxDrop::BadLength),
+    ];
+    let mut descs = 0;
+    for (frame, _) in &cases {
+        web.send_descs(frame);
+        descs += frame.len();
+    }
+    node.handle();
+    assert!(node.driver.take_sent().is_empty());
+    let c = node.counters(WEB);
+    for (_, reason) in &cases {
+        let expected = cases.iter().filter(|(_, r)| r == reason).count() as u64;
+        assert_eq!(c.tx_refused[reason.index()], expected, "{reason:?}");
+    }
+    assert_eq!((c.tx_refused_total(), c.tx_in_place_bytes), (cases.len() as u64, 0));
+    // Refused frames' descriptors come back at once.
+    assert_eq!(node.clients[WEB].returned().len(), descs);
+    let reasons = node.call(WEB, MuxCall::Stats, &[]);
+    assert_eq!(reasons.label, 0);
+    assert!(node.logged("in-place-out-of-bounds 2, in-place-headers 4"), "{:#?}", node.log);
+
+    // A client the description lets send from no region.
+    let mut config = config();
+    config.clients[WEB].send_from_size = 0;
+    let mut node = Node::with(&config);
+    node.clients[WEB].tx_data.put(0, &reply);
+    node.clients[WEB].send_descs(&[header_desc(0, TCP_HEADERS, 0), files_desc(0, data, 0)]);
+    node.handle();
+    assert!(node.driver.take_sent().is_empty());
+    assert_eq!(node.counters(WEB).tx_refused[TxDrop::InPlaceNotGranted.index()], 1);
+    // Transmit validation still applies to what is checked.
+    let mut node = Node::new();
+    let forged = ethernet(PEER_MAC, MAC, 0x0800, &ipv4([10, 0, 2, 99], PEER, 6, &tcp(80, 40000, ACK, &[0; 100])));
+    node.clients[WEB].tx_data.put(0, &forged[..TCP_HEADERS]);
+    node.clients[WEB].send_descs(&[header_desc(0, TCP_HEADERS, 0), files_desc(0, 100, 0)]);
+    node.handle();
+    assert!(node.driver.take_sent().is_empty());
+    assert_eq!(node.counters(WEB).tx_refused[TxDrop::Refused(TxRefused::ForgedSourceIp).index()], 1);
+}
+
+#[test]
+fn interleaved_pieces_go_out_in_frame_order() {
+    let mut node = Node::new();
+    let reply = web_reply(900);
+    // copied (headers and 10 bytes, from two windows), in place (300),
+    // copied (20), in place (400), copied (the rest).
+    let cuts = [0, TCP_HEADERS, TCP_HEADERS + 10, TCP_HEADERS + 310, TCP_HEADERS + 330, TCP_HEADERS + 730, reply.len()];
+    let part = |i: usize| &reply[cuts[i]..cuts[i + 1]];
+    let web = &mut node.clients[WEB];
+    web.tx_data.put(0, part(0));
+    web.rx_data.put(2 * RX_BUFFER_SIZE, part(1));
+    node.driver.files.put(0x100, part(2));
+    web.tx_data.put(2048, part(3));
+    node.driver.files.put(0x8000, part(4));
+    web.tx_data.put(4096, part(5));
+    web.send_descs(&[
+        header_desc(0, part(0).len(), 1),
+        rx_desc(2 * RX_BUFFER_SIZE, part(1).len(), 2),
+        files_desc(0x100, part(2).len(), 3),
+        header_desc(2048, part(3).len(), 4),
+        files_desc(0x8000, part(4).len(), 5),
+        header_desc(4096, part(5).len(), 6),
+    ]);
+    node.handle();
+    let sent = node.driver.take_sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].bytes, reply);
+    let slot = sent[0].slot();
+    let base = (slot * TX_SLOT_SIZE) as u32;
+    let more = slot as u32 | TX_MORE;
+    let payload = |at: usize, len: usize| BufferDesc { offset: tx_offset(TxWindow::Payload, base + at as u32), len: len as u32, cookie: more };
+    let copied_first = part(0).len() + part(1).len();
+    let mut expected = vec![
+        payload(0, copied_first),
+        files_desc(0x100, part(2).len(), more),
+        payload(copied_first, part(3).len()),
+        files_desc(0x8000, part(4).len(), more),
+        payload(copied_first + part(3).len(), part(5).len()),
+    ];
+    expected[4].cookie = slot as u32;
+    assert_eq!(sent[0].descs, expected);
+    assert_eq!(node.counters(WEB).tx_in_place_bytes, (part(2).len() + part(4).len()) as u64);
+    node.driver.give_back(&sent[0]);
+    node.handle();
+    assert_eq!(node.clients[WEB].returned().len(), 6);
+}
+
+#[test]
+fn the_slot_is_free_when_the_last_descriptor_comes_back() {
+    let mut node = Node::new();
+    let reply = web_reply(500);
+    node.clients[WEB].tx_data.put(0, &reply[..TCP_HEADERS]);
+    node.clients[WEB].send_descs(&[header_desc(0, TCP_HEADERS, 0), files_desc(0, reply.len() - TCP_HEADERS, 1)]);
+    node.handle();
+    let sent = node.driver.take_sent().remove(0);
+    // The first descriptor alone: still in flight.
+    node.driver.tx.free.enqueue(sent.descs[0]).unwrap();
+    node.handle();
+    assert_eq!(node.mux.free_tx_slots(), TX_SLOTS - 1);
+    assert!(node.clients[WEB].returned().is_empty());
+    // The last: the slot is free and the client's descriptors are back.
+    node.driver.tx.free.enqueue(sent.descs[1]).unwrap();
+    node.handle();
+    assert_eq!(node.mux.free_tx_slots(), TX_SLOTS);
+    assert_eq!(node.clients[WEB].returned().len(), 2);
+    assert_eq!(node.mux.driver_counters().errors, 0);
+    // Returned twice, or naming a slot not in flight: counted, ignored.
+    node.driver.tx.free.enqueue(sent.descs[1]).unwrap();
+    node.driver.tx.free.enqueue(sent.descs[0]).unwrap();
+    let outside = BufferDesc { offset: tx_offset(TxWindow::Payload, 0), len: 60, cookie: 3 };
+    node.driver.tx.free.enqueue(outside).unwrap();
+    node.handle();
+    assert_eq!(node.mux.driver_counters().errors, 3);
+    assert_eq!(node.mux.free_tx_slots(), TX_SLOTS);
+    assert!(node.clients[WEB].returned().is_empty());
+}
+
+#[test]
+fn a_frame_waits_while_the_driver_queue_is_nearly_full() {
+    let mut node = Node::new();
+    let small = outbound(6, &tcp(80, 40000, ACK, b"x"));
+    let reply = web_reply(300);
+    // Copied frames until the driver's tx_active has room for fewer than
+    // a frame of the most pieces.
+    let fill = TX_QUEUE_CAPACITY - MAX_TX_SEGMENTS + 1;
+    for _ in 0..fill {
+        node.clients[WEB].send(0, &small);
+    }
+    node.handle();
+    assert_eq!(node.driver.tx.active.len(), Ok(fill));
+    node.clients[WEB].returned();
+    node.clients[WEB].tx_data.put(2048, &reply[..TCP_HEADERS]);
+    node.driver.files.put(0, &reply[TCP_HEADERS..]);
+    node.clients[WEB].send_descs(&[header_desc(2048, TCP_HEADERS, 0), files_desc(0, reply.len() - TCP_HEADERS, 0)]);
+    node.handle();
+    // Not taken: it waits in the client's queue, and the demultiplexer
+    // waits for the driver to return frames.
+    assert_eq!(node.clients[WEB].tx.active.len(), Ok(2));
+    assert!(node.driver.tx.free.should_signal(), "the demultiplexer waits for the driver");
+    let first = node.driver.take_sent();
+    assert_eq!(first.len(), fill);
+    for frame in &first {
+        node.driver.give_back(frame);
+    }
+    node.handle();
+    let sent = node.driver.take_sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].bytes, reply);
+    assert_eq!(node.counters(WEB).tx_allowed, fill as u64 + 1);
+    assert_eq!(node.counters(WEB).tx_refused_total(), 0);
+}
+
+#[test]
+fn held_in_place_descriptors_keep_their_room_on_tx_free() {
+    let mut node = Node::new();
+    let reply = web_reply(100);
+    node.clients[WEB].tx_data.put(0, &reply[..TCP_HEADERS]);
+    node.driver.files.put(0, &reply[TCP_HEADERS..]);
+    let frame = [header_desc(0, TCP_HEADERS, 0), files_desc(0, reply.len() - TCP_HEADERS, 0)];
+    // The client fills tx_active with in-place frames and never reclaims.
+    for _ in 0..TX_QUEUE_CAPACITY / 2 {
+        node.clients[WEB].send_descs(&frame);
+    }
+    assert_eq!(node.drive(), TX_QUEUE_CAPACITY / 2);
+    assert_eq!(node.clients[WEB].tx.free.len(), Ok(TX_QUEUE_CAPACITY));
+    // More frames: none is taken while their descriptors could not go back.
+    for _ in 0..4 {
+        node.clients[WEB].send_descs(&frame);
+    }
+    assert_eq!(node.drive(), 0);
+    assert_eq!(node.clients[WEB].tx.active.len(), Ok(8));
+    assert_eq!(node.counters(WEB).queue_errors, 0);
+    assert_eq!(node.clients[WEB].returned().len(), TX_QUEUE_CAPACITY);
+    assert_eq!(node.drive(), 4);
+    assert_eq!(node.counters(WEB).tx_in_place_bytes, (TX_QUEUE_CAPACITY / 2 + 4) as u64 * (reply.len() - TCP_HEADERS) as u64);
 }

@@ -1,10 +1,10 @@
-//! The transmit path: the clients' `tx_active` → gathered private copy →
-//! transmit validation → a `tx_payload` slot on the driver's `tx_active`.
+//! The transmit path: the clients' `tx_active` → gathered private copy of
+//! the copied pieces → transmit validation → one `tx_payload` slot, and
+//! the in-place pieces passed through, on the driver's `tx_active`.
 
 use filter::{TxHeaders, TxPolicy, TxRefused};
-use net_protocol::{
-    split_tx_offset, tx_offset, Step, TxFrame, TxWindow, MAX_FRAME_LEN, MIN_FRAME_LEN,
-};
+use net_protocol::{split_tx_offset, tx_offset, Step, TxFrame, TxWindow, MAX_FRAME_LEN, MAX_TX_SEGMENTS, MIN_FRAME_LEN, TX_MORE};
+use packet::{ethernet, udp, EtherType, EthernetFrame, IpProtocol, Ipv4Packet, TcpSegment};
 use shared_queue::{BufferDesc, QueueError};
 
 use crate::{Client, Driver, Mux, SharedMemory, TX_BATCH, TX_HEADER_COPY, TX_SLOTS, TX_SLOT_SIZE};
@@ -22,14 +22,28 @@ pub enum TxDrop {
     /// The frame is shorter than [`MIN_FRAME_LEN`] or longer than
     /// [`MAX_FRAME_LEN`].
     BadLength,
-    /// A segment in the client's [`TxWindow::Payload`], which the
-    /// demultiplexer does not map (yet).
+    /// A segment in the client's [`TxWindow::Payload`]: a client has no
+    /// such region behind the demultiplexer (it sends from its own memory
+    /// with [`TxWindow::Files`]).
     PayloadWindow,
+    /// A segment in [`TxWindow::Files`] from a client the description
+    /// gives no `send_from` region.
+    InPlaceNotGranted,
+    /// A segment in [`TxWindow::Files`] that does not lie inside the
+    /// client's `send_from` region.
+    InPlaceOutOfBounds,
+    /// A frame with in-place segments whose copied bytes before the first
+    /// of them do not hold the whole of the headers transmit validation
+    /// checks (Ethernet, IPv4 with its options, and the TCP header by its
+    /// data offset or the UDP header), or that is not TCP or UDP over
+    /// IPv4: headers left in the client's memory could change after the
+    /// check.
+    InPlaceHeaders,
 }
 
 impl TxDrop {
     /// How many counters [`TxDrop::index`] numbers.
-    pub const COUNT: usize = TxRefused::COUNT + 4;
+    pub const COUNT: usize = TxRefused::COUNT + 7;
 
     /// A counter index: [`TxRefused::index`] for refusals, then the others.
     pub const fn index(self) -> usize {
@@ -39,6 +53,9 @@ impl TxDrop {
             TxDrop::TooManySegments => TxRefused::COUNT + 1,
             TxDrop::BadLength => TxRefused::COUNT + 2,
             TxDrop::PayloadWindow => TxRefused::COUNT + 3,
+            TxDrop::InPlaceNotGranted => TxRefused::COUNT + 4,
+            TxDrop::InPlaceOutOfBounds => TxRefused::COUNT + 5,
+            TxDrop::InPlaceHeaders => TxRefused::COUNT + 6,
         }
     }
 
@@ -55,6 +72,9 @@ impl TxDrop {
             "too-many-segments",
             "bad-length",
             "payload-window",
+            "in-place-not-granted",
+            "in-place-out-of-bounds",
+            "in-place-headers",
         ];
         if index < NAMES.len() {
             NAMES[index]
@@ -64,21 +84,77 @@ impl TxDrop {
     }
 }
 
+/// One piece of an outgoing frame, in frame order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Piece {
+    /// `len` bytes at `at` of the private copy, and so of the slot.
+    Copied { at: usize, len: usize },
+    /// The client's descriptor in [`TxWindow::Files`], passed through to
+    /// the driver with its offset and length unchanged.
+    InPlace(BufferDesc),
+    #[default]
+    None,
+}
+
+/// A client's frame, gathered: the copied pieces are consecutive in the
+/// private copy; consecutive copied segments make one piece.
+#[derive(Clone, Copy, Debug)]
+struct Gathered {
+    pieces: [Piece; MAX_TX_SEGMENTS],
+    count: usize,
+    /// Bytes in the private copy.
+    copied: usize,
+    /// Bytes passed through from the client's `send_from` region.
+    in_place: usize,
+    /// Copied bytes before the first in-place piece (all of them if none):
+    /// the only bytes transmit validation may look at.
+    checked: usize,
+}
+
+impl Gathered {
+    fn pieces(&self) -> &[Piece] {
+        &self.pieces[..self.count]
+    }
+}
+
+/// The length of the headers transmit validation reads in a frame with
+/// in-place pieces: Ethernet, IPv4 (by its IHL), then the TCP header (by
+/// its data offset, at least 20 bytes) or the UDP header. `None` if
+/// `bytes` is not the start of TCP or UDP over IPv4, or ends before these
+/// lengths can be read.
+fn headers_len(bytes: &[u8]) -> Option<usize> {
+    let ethernet = EthernetFrame::parse(bytes).ok()?;
+    if ethernet.ethertype() != EtherType::IPV4 {
+        return None;
+    }
+    let ip = Ipv4Packet::parse_header(ethernet.payload()).ok()?;
+    let transport = match ip.protocol() {
+        IpProtocol::TCP => {
+            let tcp = TcpSegment::parse_header(ip.payload()).ok()?;
+            (tcp.data_offset() >= 5).then_some(tcp.header_len())?
+        }
+        IpProtocol::UDP => udp::HEADER_LEN,
+        _ => return None,
+    };
+    Some(ethernet::HEADER_LEN + ip.header_len() + transport)
+}
+
 impl<M: SharedMemory> Mux<'_, M> {
     /// Takes the clients' frames, in rounds of at most [`TX_BATCH`] each,
-    /// while there are free slots. Returns whether it stopped for want of a
-    /// slot (the driver has them all).
+    /// while the driver can take one more ([`Driver::can_submit`]).
+    /// Returns whether it stopped because the driver could not (every slot
+    /// in flight, or its `tx_active` too full).
     pub(crate) fn transmit(&mut self) -> bool {
         loop {
             let mut progress = false;
             for n in 0..self.client_count {
                 for _ in 0..TX_BATCH {
-                    if self.driver.free_count == 0 {
+                    if !self.driver.can_submit() {
                         return true;
                     }
                     let Some(Some(client)) = self.clients.get_mut(n) else { break };
                     let Some(frame) = client.next_frame() else { break };
-                    self.send(n, &frame);
+                    self.send(n, frame);
                     progress = true;
                 }
             }
@@ -88,41 +164,65 @@ impl<M: SharedMemory> Mux<'_, M> {
         }
     }
 
-    /// Copies, checks and sends (or refuses) client `n`'s `frame`, then
-    /// hands its descriptors back to the client.
-    fn send(&mut self, n: usize, frame: &TxFrame) {
+    /// Copies, checks and sends (or refuses) client `n`'s `frame`. Its
+    /// descriptors go back to the client at once, unless the frame went to
+    /// the driver with in-place pieces: then they are held with its slot
+    /// until the driver returns it, since the NIC reads the client's
+    /// `send_from` bytes until then.
+    fn send(&mut self, n: usize, frame: TxFrame) {
         let Mux { clients, driver, table, frame: copy, node, mac, .. } = self;
         let Some(Some(client)) = clients.get_mut(n) else { return };
-        let verdict = client.gather(frame, copy).and_then(|len| {
+        let verdict = client.gather(&frame, copy).and_then(|gathered| {
             // Check a copy, send the copy: `copy` is private, and the
-            // headers checked are its first bytes.
-            let headers = TxHeaders::<TX_HEADER_COPY>::copy_from(&copy[..len]);
+            // headers checked are its first bytes, all before any byte the
+            // client could still change.
+            let checked = &copy[..gathered.checked];
+            if gathered.in_place > 0 && headers_len(checked).is_none_or(|len| len > checked.len()) {
+                return Err(TxDrop::InPlaceHeaders);
+            }
+            let headers = TxHeaders::<TX_HEADER_COPY>::copy_from(checked);
             let mut policy = TxPolicy::new(client.owner, *mac, core::slice::from_ref(&node.ipv4));
             if client.config.unclaimed_ipv4 {
                 policy = policy.answering_unclaimed();
             }
             policy.check(table, &headers).map_err(TxDrop::Refused)?;
-            Ok(len)
+            Ok(gathered)
         });
-        match verdict {
-            Ok(len) => {
-                if driver.submit(&copy[..len]) {
-                    client.counters.tx_allowed += 1;
-                }
+        let gathered = match verdict {
+            Ok(gathered) => gathered,
+            Err(reason) => {
+                client.counters.tx_refused[reason.index()] += 1;
+                client.give_back(frame.descs());
+                return;
             }
-            Err(reason) => client.counters.tx_refused[reason.index()] += 1,
+        };
+        let Some(slot) = driver.submit(&copy[..gathered.copied], &gathered) else {
+            client.give_back(frame.descs());
+            return;
+        };
+        client.counters.tx_allowed += 1;
+        if gathered.in_place == 0 {
+            client.give_back(frame.descs());
+            return;
         }
-        client.give_back(frame.descs());
+        client.counters.tx_in_place_bytes += gathered.in_place as u64;
+        client.in_place_held += frame.descs().len();
+        driver.held[slot] = Some((n as u8, frame));
     }
 
-    /// Frees the slots whose frames the driver has sent.
+    /// Frees the slots whose frames the driver has sent, and gives the
+    /// descriptors of in-place frames back to their clients.
     pub(crate) fn reclaim_slots(&mut self) {
-        let driver = &mut self.driver;
+        let Mux { driver, clients, .. } = self;
         loop {
             match driver.port.tx.free.dequeue() {
                 Ok(Some(desc)) => {
-                    driver.release(desc);
                     driver.reclaimed = true;
+                    let Some((n, frame)) = driver.release(desc) else { continue };
+                    if let Some(Some(client)) = clients.get_mut(usize::from(n)) {
+                        client.in_place_held -= frame.descs().len();
+                        client.give_back(frame.descs());
+                    }
                 }
                 Ok(None) => break,
                 Err(QueueError::OutOfBounds(_)) => driver.counters.errors += 1,
@@ -136,56 +236,99 @@ impl<M: SharedMemory> Mux<'_, M> {
 }
 
 impl<M: SharedMemory> Driver<'_, M> {
-    /// Writes `frame` into a free slot of `tx_payload` and queues it on the
-    /// driver's `tx_active`; `false` if that failed (counted).
-    fn submit(&mut self, frame: &[u8]) -> bool {
+    /// Whether a frame of the most pieces can go to the driver now: a free
+    /// slot, and room on its `tx_active` for [`MAX_TX_SEGMENTS`]
+    /// descriptors (a frame's are published together). Corrupt indices on
+    /// that queue are counted, and leave the frames waiting.
+    pub(crate) fn can_submit(&mut self) -> bool {
+        if self.free_count == 0 {
+            return false;
+        }
+        match self.port.tx.active.room() {
+            Ok(room) => room >= MAX_TX_SEGMENTS,
+            Err(_) => {
+                self.counters.errors += 1;
+                false
+            }
+        }
+    }
+
+    /// Writes the copied bytes into a free slot of `tx_payload` and queues
+    /// the frame's pieces on the driver's `tx_active`, in frame order:
+    /// slot sub-ranges (window [`TxWindow::Payload`]) and in-place pieces
+    /// as the client gave them (window [`TxWindow::Files`]), each with the
+    /// slot number as cookie, [`TX_MORE`] on all but the last. Returns the
+    /// slot, or `None` if that failed (counted).
+    fn submit(&mut self, copied: &[u8], frame: &Gathered) -> Option<usize> {
         let Some(free_count) = self.free_count.checked_sub(1) else {
             self.counters.errors += 1;
-            return false;
+            return None;
         };
         let slot = usize::from(self.free_slots[free_count]);
-        let offset = slot * TX_SLOT_SIZE;
-        let desc = BufferDesc {
-            offset: tx_offset(TxWindow::Payload, offset as u32),
-            len: frame.len() as u32,
-            cookie: slot as u32,
-        };
-        // A slot per frame in flight, and tx_active holds them all: the
-        // enqueue fails only on corrupt indices.
-        if !self.port.tx_payload.write(offset, frame) || self.port.tx.active.enqueue(desc).is_err() {
+        let base = slot * TX_SLOT_SIZE;
+        let more = slot as u32 | TX_MORE;
+        let mut descs = [BufferDesc::default(); MAX_TX_SEGMENTS];
+        for (desc, piece) in descs.iter_mut().zip(frame.pieces()) {
+            *desc = match *piece {
+                Piece::Copied { at, len } => {
+                    BufferDesc { offset: tx_offset(TxWindow::Payload, (base + at) as u32), len: len as u32, cookie: more }
+                }
+                Piece::InPlace(client) => BufferDesc { cookie: more, ..client },
+                Piece::None => BufferDesc::default(),
+            };
+        }
+        let descs = &mut descs[..frame.count];
+        let last = descs.last_mut()?;
+        last.cookie = slot as u32;
+        // `can_submit` checked the room; the enqueue fails only on corrupt
+        // indices. Room first: a frame is published whole or not at all.
+        let room = matches!(self.port.tx.active.room(), Ok(room) if room >= descs.len());
+        if !room || !self.port.tx_payload.write(base, copied) || self.port.tx.active.enqueue_batch(descs) != Ok(descs.len()) {
             self.counters.errors += 1;
-            return false;
+            return None;
         }
         self.free_count = free_count;
         self.in_flight[slot / 64] |= 1 << (slot % 64);
         self.produced = true;
         self.counters.tx_frames += 1;
-        true
+        Some(slot)
     }
 
-    /// Takes back the slot of a descriptor the driver returned, if it is
-    /// one we handed over.
-    fn release(&mut self, desc: BufferDesc) {
-        let slot = desc.cookie as usize;
-        let ours = slot < TX_SLOTS
-            && self.in_flight[slot / 64] & (1 << (slot % 64)) != 0
-            && desc.offset == tx_offset(TxWindow::Payload, (slot * TX_SLOT_SIZE) as u32);
+    /// Takes a descriptor the driver returned. One with [`TX_MORE`] must
+    /// belong to a slot in flight (nothing to do yet); the last one of a
+    /// frame frees its slot and yields the client frame held with it, if
+    /// it had in-place pieces. Anything else is counted as an error.
+    fn release(&mut self, desc: BufferDesc) -> Option<(u8, TxFrame)> {
+        let slot = (desc.cookie & !TX_MORE) as usize;
+        let in_flight = slot < TX_SLOTS && self.in_flight[slot / 64] & (1 << (slot % 64)) != 0;
+        let slot_range = (slot * TX_SLOT_SIZE) as u64..((slot + 1) * TX_SLOT_SIZE) as u64;
+        let ours = in_flight
+            && match split_tx_offset(desc.offset) {
+                Some((TxWindow::Payload, offset)) => slot_range.contains(&u64::from(offset)),
+                Some((TxWindow::Files, _)) => true,
+                _ => false,
+            };
         if !ours {
             self.counters.errors += 1;
-            return;
+            return None;
+        }
+        if desc.cookie & TX_MORE != 0 {
+            return None;
         }
         self.in_flight[slot / 64] &= !(1 << (slot % 64));
         self.free_slots[self.free_count] = slot as u16;
         self.free_count += 1;
+        self.held[slot].take()
     }
 }
 
 impl<M: SharedMemory> Client<'_, M> {
     /// Whether a descriptor may be taken from `tx_active`: `tx_free` has
-    /// room for it and for the pending descriptors of its frame, which all
-    /// go back together (or, while discarding, for it alone).
+    /// room for it and for every descriptor of this client the
+    /// demultiplexer holds (of its frame still arriving, and of its
+    /// in-place frames at the driver), which all go back there.
     pub(crate) fn can_take_tx(&self) -> bool {
-        matches!(self.port.tx.free.room(), Ok(room) if room > self.assembler.held())
+        matches!(self.port.tx.free.room(), Ok(room) if room > self.assembler.held() + self.in_place_held)
     }
 
     /// The next complete frame on `tx_active`, if any. The tail of a frame
@@ -211,41 +354,65 @@ impl<M: SharedMemory> Client<'_, M> {
         None
     }
 
-    /// Copies the frame's segments, each checked against its window, into
-    /// `copy`; returns the frame's length.
-    fn gather(&self, frame: &TxFrame, copy: &mut [u8; MAX_FRAME_LEN]) -> Result<usize, TxDrop> {
+    /// Checks each of the frame's segments against its window, copies the
+    /// segments in [`TxWindow::Headers`] and [`TxWindow::Rx`] into `copy`,
+    /// one after the other, and lists the frame's pieces.
+    fn gather(&self, frame: &TxFrame, copy: &mut [u8; MAX_FRAME_LEN]) -> Result<Gathered, TxDrop> {
         if frame.too_many {
             return Err(TxDrop::TooManySegments);
         }
         if frame.out_of_bounds {
             return Err(TxDrop::BadDescriptor);
         }
-        let mut len = 0;
+        let mut g = Gathered { pieces: [Piece::None; MAX_TX_SEGMENTS], count: 0, copied: 0, in_place: 0, checked: 0 };
         for desc in frame.descs() {
             let (window, offset) = split_tx_offset(desc.offset).ok_or(TxDrop::BadDescriptor)?;
-            let region = match window {
-                TxWindow::Headers => &self.port.tx_data,
-                TxWindow::Rx => &self.port.rx_data,
-                TxWindow::Payload => return Err(TxDrop::PayloadWindow),
-            };
             let segment = desc.len as usize;
             if segment == 0 {
                 return Err(TxDrop::BadDescriptor);
             }
-            let end = len + segment;
-            if end > MAX_FRAME_LEN {
+            if g.copied + g.in_place + segment > MAX_FRAME_LEN {
                 return Err(TxDrop::BadLength);
             }
+            let region = match window {
+                TxWindow::Headers => &self.port.tx_data,
+                TxWindow::Rx => &self.port.rx_data,
+                TxWindow::Payload => return Err(TxDrop::PayloadWindow),
+                TxWindow::Files => {
+                    if !self.config.sends_in_place() {
+                        return Err(TxDrop::InPlaceNotGranted);
+                    }
+                    if u64::from(offset) + desc.len as u64 > self.config.send_from_size {
+                        return Err(TxDrop::InPlaceOutOfBounds);
+                    }
+                    g.pieces[g.count] = Piece::InPlace(*desc);
+                    g.count += 1;
+                    g.in_place += segment;
+                    continue;
+                }
+            };
+            let (at, end) = (g.copied, g.copied + segment);
             // The region checks the segment against the window's size.
-            if !region.read(offset as usize, &mut copy[len..end]) {
+            if !region.read(offset as usize, &mut copy[at..end]) {
                 return Err(TxDrop::BadDescriptor);
             }
-            len = end;
+            g.copied = end;
+            if g.in_place == 0 {
+                g.checked = end;
+            }
+            match g.count.checked_sub(1).map(|i| &mut g.pieces[i]) {
+                // Right after the last copied bytes, in the slot as in the frame.
+                Some(Piece::Copied { len, .. }) => *len += segment,
+                _ => {
+                    g.pieces[g.count] = Piece::Copied { at, len: segment };
+                    g.count += 1;
+                }
+            }
         }
-        if len < MIN_FRAME_LEN {
+        if g.copied + g.in_place < MIN_FRAME_LEN {
             return Err(TxDrop::BadLength);
         }
-        Ok(len)
+        Ok(g)
     }
 
     /// Returns transmit descriptors on `tx_free`.
@@ -255,5 +422,43 @@ impl<M: SharedMemory> Client<'_, M> {
             self.counters.queue_errors += 1;
         }
         self.produced = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::headers_len;
+
+    /// Ethernet, IPv4 with `ihl` words, `protocol`, then `transport`.
+    fn frame(ihl: u8, protocol: u8, transport: &[u8]) -> std::vec::Vec<u8> {
+        let mut f = std::vec![0u8; 14 + 4 * usize::from(ihl)];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x40 | ihl;
+        f[16..18].copy_from_slice(&1500u16.to_be_bytes());
+        f[14 + 9] = protocol;
+        f.extend_from_slice(transport);
+        f
+    }
+
+    #[test]
+    fn headers_are_delimited_by_ihl_and_data_offset() {
+        let mut tcp = [0u8; 60];
+        tcp[12] = 5 << 4;
+        assert_eq!(headers_len(&frame(5, 6, &tcp)), Some(14 + 20 + 20));
+        tcp[12] = 8 << 4;
+        assert_eq!(headers_len(&frame(5, 6, &tcp)), Some(14 + 20 + 32));
+        assert_eq!(headers_len(&frame(6, 6, &tcp)), Some(14 + 24 + 32));
+        assert_eq!(headers_len(&frame(5, 17, &[0; 8])), Some(14 + 20 + 8));
+        // A data offset below 5 delimits nothing.
+        tcp[12] = 4 << 4;
+        assert_eq!(headers_len(&frame(5, 6, &tcp)), None);
+        // Not TCP or UDP, not IPv4, or too short to tell.
+        assert_eq!(headers_len(&frame(5, 1, &[0; 8])), None);
+        let mut arp = frame(5, 17, &[0; 8]);
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(headers_len(&arp), None);
+        assert_eq!(headers_len(&frame(5, 6, &[0; 10])), None);
+        assert_eq!(headers_len(&frame(5, 17, &[0; 8])[..30]), None);
+        assert_eq!(headers_len(&[]), None);
     }
 }

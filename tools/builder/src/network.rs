@@ -8,7 +8,7 @@
 
 use crate::elf::Program;
 use net_config::{Claim, ClientConfig, NetConfig, CONFIG_BYTES, CONFIG_SYMBOL, MAX_CLIENTS};
-use sdf::Network;
+use sdf::{Network, SystemDescription};
 
 /// How a PD takes part in the network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,16 +27,18 @@ pub fn role(network: &Network, pd: &str) -> Option<Role> {
     network.client(pd).map(|(n, _)| Role::Client(n))
 }
 
-/// The configuration for the PD playing `role`. The description is
-/// validated, so the counts fit the configuration's arrays (the excess
-/// would be dropped, never a panic).
-pub fn config(network: &Network, role: Role) -> NetConfig {
+/// The configuration for the PD playing `role` in `system`'s `network`.
+/// The description is validated, so the counts fit the configuration's
+/// arrays (the excess would be dropped, never a panic) and a `send_from`
+/// names a region of at most one transmit window.
+pub fn config(system: &SystemDescription, network: &Network, role: Role) -> NetConfig {
     let mut clients = [ClientConfig::new(""); MAX_CLIENTS];
     for (slot, client) in clients.iter_mut().zip(&network.clients) {
         let mut c = ClientConfig::new(&client.pd);
         c.may_copy = client.may_copy;
         c.unclaimed_ipv4 = client.unclaimed_ipv4;
         c.arp = client.arp;
+        c.send_from_size = client.send_from.as_deref().and_then(|name| system.region(name)).map_or(0, |r| r.size);
         for grant in &client.grant {
             c.add_grant(grant.filter);
         }
@@ -93,14 +95,22 @@ mod tests {
   <network demux="mux" arpd="arpd" ipv4="10.0.2.15/24" gateway="10.0.2.2">
     <client pd="arpd"><grant filter="arp" /><claim filter="arp" /></client>
     <client pd="stray" unclaimed_ipv4="true" />
-    <client pd="web" arp="true"><grant filter="tcp dst 80" /><grant filter="tcp dst 443" /><claim filter="tcp dst 80" /></client>
+    <client pd="web" arp="true" send_from="files"><grant filter="tcp dst 80" /><grant filter="tcp dst 443" /><claim filter="tcp dst 80" /></client>
     <client pd="watch" may_copy="true"><grant filter="icmp" /><watch filter="icmp" /></client>
   </network>
+  <memory_region name="files" size="0x200000" page_size="0x200000" />
 </system>"#;
 
+    fn system() -> SystemDescription {
+        sdf::parse_str(Path::new("t.system"), SYSTEM).expect("valid")
+    }
+
     fn network() -> Network {
-        let system = sdf::parse_str(Path::new("t.system"), SYSTEM).expect("valid");
-        system.network.expect("a network")
+        system().network.expect("a network")
+    }
+
+    fn config(network: &Network, role: Role) -> NetConfig {
+        super::config(&system(), network, role)
     }
 
     #[test]
@@ -123,13 +133,15 @@ mod tests {
         assert_eq!(names, ["arpd", "stray", "web", "watch"]);
         let web = config.my_client().unwrap();
         assert!(web.arp && !web.may_copy && !web.unclaimed_ipv4);
+        assert_eq!(web.send_from_size, 0x20_0000, "the size of the region it sends from");
+        assert!(config.clients().iter().filter(|c| c.name() != "web").all(|c| c.send_from_size == 0));
         assert_eq!(web.grant(), [Filter::tcp_dst_port(80), Filter::tcp_dst_port(443)]);
         assert_eq!(web.claims(), [Claim { filter: Filter::tcp_dst_port(80), kind: FilterKind::Exclusive }]);
         assert!(config.clients()[1].unclaimed_ipv4);
         let watch = &config.clients()[3];
         assert!(watch.may_copy);
         assert_eq!(watch.claims()[0].kind, FilterKind::Copy);
-        assert_eq!(super::config(&network, Role::Demux).me, None);
+        assert_eq!(self::config(&network, Role::Demux).me, None);
     }
 
     /// A program with `__net_config` of `size` bytes in initialised data.

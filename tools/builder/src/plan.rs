@@ -498,7 +498,7 @@ fn plan_pd(
 /// not in the network. The demultiplexer must declare the symbol.
 fn patch_net_config(p: &mut Planner, pd: &ProtectionDomain, network: &sdf::Network, program: &mut Program) -> Option<bool> {
     let role = network::role(network, &pd.name)?;
-    let config = network::config(network, role);
+    let config = network::config(p.sys, network, role);
     let path = program.path.display().to_string();
     let declare = format!(
         "declare it in the PD with `microkit::setvar_bytes!({CONFIG_SYMBOL}, net_config::CONFIG_BYTES);` and read it with `net_config::NetConfig::from_bytes`"

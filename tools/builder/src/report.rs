@@ -183,6 +183,9 @@ fn render_network(r: &mut String, network: &Network, plan: &Plan) {
             network.demux,
             ClientRegion::RxData.mux_vaddr(n)
         );
+        if let Some(region) = &client.send_from {
+            let _ = writeln!(r, "  sends in place from: {region} (transmit window Files)");
+        }
     }
 }
 
@@ -199,8 +202,9 @@ mod tests {
   <protection_domain name="web" priority="100"><program_image path="web" /></protection_domain>
   <network demux="mux" arpd="arpd" ipv4="10.0.2.15/24" gateway="10.0.2.2">
     <client pd="arpd"><grant filter="arp" /><claim filter="arp" /></client>
-    <client pd="web" arp="true" may_copy="true"><grant filter="tcp" /><claim filter="tcp dst 80" /><watch filter="tcp src 80" /></client>
+    <client pd="web" arp="true" may_copy="true" send_from="files"><grant filter="tcp" /><claim filter="tcp dst 80" /><watch filter="tcp src 80" /></client>
   </network>
+  <memory_region name="files" size="0x1000" />
 </system>"#;
         let sys = sdf::parse_str(Path::new("t.system"), text).expect("valid");
         let plan = Plan { spec: Default::default(), data: Vec::new(), object_names: Vec::new(), pds: Vec::new() };
@@ -213,7 +217,7 @@ mod tests {
             "client 0: arpd [arpd]\n  grant: arp\n  claims: arp (exclusive)\n  channels: id 0 <-> mux id 1 (calls the demultiplexer)\n",
             "client 1: web [arp, may copy]\n  grant: tcp\n  claims: tcp dst 80 (exclusive), tcp src 80 (copy)\n",
             "  channels: id 0 <-> mux id 2 (calls the demultiplexer)\n            id 1 <-> arpd id 2 (calls arpd)\n",
-            "  regions: net_web_* at 0x50000000, in mux at 0x61000000",
+            "  regions: net_web_* at 0x50000000, in mux at 0x61000000\n  sends in place from: files (transmit window Files)\n",
         ] {
             assert!(r.contains(line), "no {line:?} in:\n{r}");
         }

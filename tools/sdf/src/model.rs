@@ -375,17 +375,21 @@ pub struct NetworkClient {
     pub may_copy: bool,
     /// Receives the IPv4 frames no filter claims (at most one client).
     pub unclaimed_ipv4: bool,
+    /// The memory region it may send from in place (`send_from`: the
+    /// transmit window `net_protocol::TxWindow::Files`).
+    pub send_from: Option<String>,
     /// `<grant>`s: what the client may claim, at boot and at run time.
     pub grant: Vec<NetworkFilter>,
     /// `<claim>`s (exclusive) and `<watch>`es (copy), in file order: what
     /// it holds from boot.
     pub claims: Vec<NetworkClaim>,
     pub loc: Loc,
-    /// Where the `pd`, `arp` and `unclaimed_ipv4` attributes are (the
-    /// element's `loc` when absent), for diagnostics.
+    /// Where the `pd`, `arp`, `unclaimed_ipv4` and `send_from` attributes
+    /// are (the element's `loc` when absent), for diagnostics.
     pub pd_loc: Loc,
     pub arp_loc: Loc,
     pub unclaimed_ipv4_loc: Loc,
+    pub send_from_loc: Loc,
 }
 
 impl NetworkClient {

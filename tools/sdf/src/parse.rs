@@ -152,7 +152,7 @@ const NETWORK: Schema = Schema {
 };
 const CLIENT: Schema = Schema {
     tag: "client",
-    attributes: &["pd", "arp", "may_copy", "unclaimed_ipv4"],
+    attributes: &["pd", "arp", "may_copy", "unclaimed_ipv4", "send_from"],
     children: &["grant", "claim", "watch"],
     key: Some("pd"),
 };
@@ -942,6 +942,7 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
         let may_copy_known = may_copy_attribute.is_some() || el.raw("may_copy").is_none();
         let may_copy = may_copy_attribute.unwrap_or(false);
         let unclaimed_ipv4 = el.optional(self, "unclaimed_ipv4", value::boolean).unwrap_or(false);
+        let send_from = el.optional(self, "send_from", value::non_empty);
         let who = format!("network client `{}`", el.raw("pd").unwrap_or("?"));
         let mut grant = Vec::new();
         let mut claims = Vec::new();
@@ -1009,12 +1010,14 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
             arp,
             may_copy,
             unclaimed_ipv4,
+            send_from,
             grant,
             claims,
             loc: self.node_loc(node),
             pd_loc: self.attribute_loc(node, "pd"),
             arp_loc: self.attribute_loc(node, "arp"),
             unclaimed_ipv4_loc: self.attribute_loc(node, "unclaimed_ipv4"),
+            send_from_loc: self.attribute_loc(node, "send_from"),
         })
     }
 }

@@ -593,3 +593,98 @@ fn invalid_network_descriptions_fail_where_they_say() {
     }
     assert!(checked >= 7, "only {checked} network descriptions checked");
 }
+
+// --- send_from ----------------------------------------------------------------
+
+/// A network whose `web` sends from `files`, its driver `nic` (the other
+/// end of the demultiplexer's channel 0) with the setvars `driver_setvars`.
+fn send_from_system(client_attributes: &str, driver_setvars: &str) -> String {
+    with_pds(&format!(
+        r#"  <network demux="mux" ipv4="10.0.2.15/24">
+    <client pd="web"{client_attributes} />
+    <client pd="dns" />
+  </network>
+  <memory_region name="files" size="0x200000" page_size="0x200000" />
+  <memory_region name="other" size="0x1000" />
+  <protection_domain name="nic" priority="250" pp="true"><program_image path="nic" />{driver_setvars}
+  </protection_domain>
+  <channel><end pd="nic" id="1" /><end pd="mux" id="0" pp="true" /></channel>"#
+    ))
+}
+
+const DRIVER_TOLD: &str = r#"
+    <setvar symbol="send_from_paddr" region_paddr="files" /><setvar symbol="send_from_size" region_size="files" />"#;
+
+#[test]
+fn send_from_names_a_region_the_driver_is_told() {
+    let system = parse(&send_from_system(r#" send_from="files""#, DRIVER_TOLD));
+    let network = system.network.as_ref().unwrap();
+    let web = &network.clients[0];
+    assert_eq!(web.send_from.as_deref(), Some("files"));
+    assert_eq!(web.send_from_loc, Loc::new(8, 22));
+    assert_eq!(network.clients[1].send_from, None);
+    // Nothing is mapped for it: the client maps the region as it likes.
+    assert!(system.pd("web").unwrap().maps.iter().all(|m| m.mr != "files"));
+    assert!(system.pd("mux").unwrap().maps.iter().all(|m| m.mr != "files"));
+    // Without the driver's channel there is no driver to check.
+    parse(&with_pds(
+        r#"  <network demux="mux" ipv4="10.0.2.15/24"><client pd="web" send_from="files" /></network>
+  <memory_region name="files" size="0x1000" />"#,
+    ));
+}
+
+#[test]
+fn send_from_an_unknown_region() {
+    let d = single(&send_from_system(r#" send_from="fiels""#, DRIVER_TOLD));
+    check(&d, 8, 22, &["send_from of network client `web` names unknown memory region `fiels`"], &["did you mean `files`?"]);
+}
+
+#[test]
+fn the_driver_must_be_told_the_send_from_region() {
+    let d = single(&send_from_system(r#" send_from="files""#, ""));
+    check(
+        &d,
+        8,
+        22,
+        &["network client `web` sends from `files`, but the demultiplexer's driver `nic` is not told where that region is"],
+        &[
+            r#"add <setvar symbol="send_from_paddr" region_paddr="files" /> and <setvar symbol="send_from_size" region_size="files" /> to <protection_domain name="nic"> (line 13)"#,
+        ],
+    );
+    // Told about another region, or only half of it.
+    let d = single(&send_from_system(
+        r#" send_from="files""#,
+        r#"
+    <setvar symbol="send_from_paddr" region_paddr="other" /><setvar symbol="send_from_size" region_size="files" />"#,
+    ));
+    check(&d, 8, 22, &["driver `nic` is not told"], &[r#"add <setvar symbol="send_from_paddr" region_paddr="files" /> to"#]);
+}
+
+#[test]
+fn one_send_from_region_per_network() {
+    let d = single(&with_pds(
+        r#"  <network demux="mux" ipv4="10.0.2.15/24">
+    <client pd="web" send_from="files" />
+    <client pd="dns" send_from="files" />
+    <client pd="watch" send_from="other" />
+  </network>
+  <memory_region name="files" size="0x1000" />
+  <memory_region name="other" size="0x1000" />"#,
+    ));
+    check(
+        &d,
+        10,
+        24,
+        &["network clients `web` (line 8) and `watch` send from different regions, `files` and `other`"],
+        &["one window for in-place sends", "send_from=\"files\""],
+    );
+}
+
+#[test]
+fn a_send_from_region_fits_one_transmit_window() {
+    let d = single(&with_pds(
+        r#"  <network demux="mux" ipv4="10.0.2.15/24"><client pd="web" send_from="huge" /></network>
+  <memory_region name="huge" size="0x100200000" page_size="0x200000" />"#,
+    ));
+    check(&d, 7, 61, &["memory region `huge` that network client `web` sends from has 0x100200000 bytes, more than a transmit window's 4 GiB"], &["at most 4 GiB"]);
+}

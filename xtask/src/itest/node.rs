@@ -26,6 +26,7 @@ pub fn tests() -> Vec<Test> {
         ("node: closed ports give ICMP port unreachable for UDP (seen by tcpdump), TCP connect refused at once", closed_ports),
         ("node: a burst of malformed frames is dropped and counted; every PD keeps running", malformed_burst),
         ("node: claims outside a grant and forged sends are refused and counted; copy filters see copies", grants_and_forgery),
+        ("node: datagrams sent in place from a client's send_from region (one range; the most ranges a frame may have) arrive byte for byte; a range past the region is refused and counted", in_place_send),
     ]
 }
 
@@ -39,6 +40,8 @@ const NODE_MAC: &str = "52:54:00:12:34:56";
 pub(super) const TAP: &str = "tap0";
 /// The test PD's UDP echo service.
 const PROBE_PORT: u16 = 7000;
+/// Where the probe sends its in-place datagram (`pds/test/net-probe`).
+const IN_PLACE_PORT: u16 = 7009;
 
 /// Host tools the tests use.
 #[rustfmt::skip]
@@ -159,17 +162,66 @@ impl Capture {
 
     /// Waits up to `timeout` for the capture to have all its packets, then
     /// returns them decoded (`tcpdump -n -v -r`), whatever was captured.
-    fn finish(mut self, timeout: Duration) -> Result<String> {
+    fn finish(self, timeout: Duration) -> Result<String> {
+        let file = self.stop(timeout);
+        let decoded = run(Command::new("tcpdump").args(["-n", "-v", "-r"]).arg(&file));
+        let _ = std::fs::remove_file(&file);
+        decoded
+    }
+
+    /// [`Capture::finish`], but the frames as captured, byte for byte.
+    fn finish_frames(self, timeout: Duration) -> Result<Vec<Vec<u8>>> {
+        let file = self.stop(timeout);
+        let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()));
+        let _ = std::fs::remove_file(&file);
+        pcap_frames(&bytes?)
+    }
+
+    /// Waits up to `timeout` for tcpdump to have all its packets, stops
+    /// it, and returns the capture file.
+    fn stop(mut self, timeout: Duration) -> std::path::PathBuf {
         let deadline = Instant::now() + timeout;
-        while self.tcpdump.try_wait()?.is_none() && Instant::now() < deadline {
+        while !matches!(self.tcpdump.try_wait(), Ok(Some(_)) | Err(_)) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
         }
         let _ = self.tcpdump.kill();
         let _ = self.tcpdump.wait();
-        let decoded = run(Command::new("tcpdump").args(["-n", "-v", "-r"]).arg(&self.file));
-        let _ = std::fs::remove_file(&self.file);
-        decoded
+        self.file
     }
+}
+
+/// The frames of a pcap file (the classic format tcpdump writes: a 24-byte
+/// header, then per frame a 16-byte record header and the bytes), in
+/// either byte order.
+fn pcap_frames(bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let word = |at: usize, little: bool| -> Result<u32> {
+        let b: [u8; 4] = bytes.get(at..at + 4).context("pcap file cut short")?.try_into()?;
+        Ok(if little { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) })
+    };
+    let little = match word(0, true)? {
+        0xa1b2_c3d4 | 0xa1b2_3c4d => true,
+        0xd4c3_b2a1 | 0x4d3c_b2a1 => false,
+        magic => bail!("not a pcap file (magic {magic:#x})"),
+    };
+    let mut frames = Vec::new();
+    let mut at = 24;
+    while at < bytes.len() {
+        let len = word(at + 8, little)? as usize;
+        let frame = bytes.get(at + 16..at + 16 + len).context("pcap record cut short")?;
+        frames.push(frame.to_vec());
+        at += 16 + len;
+    }
+    Ok(frames)
+}
+
+/// The Internet checksum's one's complement sum (RFC 1071) of `data`, a
+/// trailing odd byte padded with zero.
+fn ones_complement_sum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data.chunks(2).map(|w| u32::from(w[0]) << 8 | u32::from(*w.get(1).unwrap_or(&0))).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
 }
 
 /// Runs a command that must succeed; its stdout.
@@ -453,9 +505,163 @@ fn grants_and_forgery(ws: &Path) -> Result<()> {
     })
 }
 
+/// Binds UDP port argv[3], sends argv[4] to the probe (argv[1], port
+/// argv[2]) and prints the answer's source port and payload in hex. One
+/// request only: the test counts the bytes sent in place.
+const IN_PLACE_ASKER: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", int(sys.argv[3])))
+s.settimeout(10)
+s.sendto(sys.argv[4].encode(), (sys.argv[1], int(sys.argv[2])))
+data, addr = s.recvfrom(4096)
+print(addr[1], data.hex())
+"#;
+
+/// The in-place ranges (offset in the probe's `send_from` region, bytes)
+/// of its answer to `in-place` (`pds/test/net-probe`: `SINGLE`).
+const SINGLE: &[(usize, usize)] = &[(0x234, 1000)];
+/// Of its answer to `in-place-max` (`MOST`): seven ranges, the most a
+/// frame may have, at odd offsets.
+const MOST: &[(usize, usize)] = &[(0x001, 120), (0x101, 120), (0x201, 120), (0x301, 120), (0x401, 120), (0x501, 120), (0x601, 120)];
+
+/// The payload of the probe's in-place datagram with `ranges`: its copied
+/// prefix, then each range of its region (byte `i` is `i % 251`) followed
+/// by a copied `|piece-N`, the last by the copied trailer.
+fn in_place_payload(ranges: &[(usize, usize)]) -> Vec<u8> {
+    let mut payload = b"in-place follows".to_vec();
+    for (n, &(offset, len)) in ranges.iter().enumerate() {
+        payload.extend((offset..offset + len).map(|i| (i % 251) as u8));
+        if n + 1 < ranges.len() {
+            payload.extend_from_slice(format!("|piece-{n}").as_bytes());
+        } else {
+            payload.extend_from_slice(b"-the end");
+        }
+    }
+    payload
+}
+
+/// Checks a captured frame of the in-place datagram: Ethernet, IPv4 from
+/// the node, UDP from the probe's port to [`IN_PLACE_PORT`] with a
+/// checksum that verifies, and exactly `payload`.
+fn check_in_place_frame(frame: &[u8], payload: &[u8]) -> Result<()> {
+    ensure!(frame.len() == 14 + 20 + 8 + payload.len(), "captured {} bytes, expected {}", frame.len(), 14 + 20 + 8 + payload.len());
+    ensure!(frame[12..14] == [0x08, 0x00] && frame[14] == 0x45 && frame[14 + 9] == 17, "not UDP over IPv4: {:02x?}", &frame[..34]);
+    ensure!(ones_complement_sum(&frame[14..34]) == 0xffff, "bad IPv4 header checksum");
+    let (src, dst) = (&frame[26..30], &frame[30..34]);
+    ensure!(src == [10, 0, 2, 15], "source {src:?}");
+    let udp = &frame[34..];
+    let port = |at: usize| u16::from_be_bytes([udp[at], udp[at + 1]]);
+    ensure!((port(0), port(2), usize::from(port(4))) == (PROBE_PORT, IN_PLACE_PORT, 8 + payload.len()), "UDP header {:02x?}", &udp[..8]);
+    let mut pseudo = [src, dst].concat();
+    pseudo.extend_from_slice(&[0, 17]);
+    pseudo.extend_from_slice(&udp[4..6]);
+    pseudo.extend_from_slice(udp);
+    ensure!(ones_complement_sum(&pseudo) == 0xffff, "the UDP checksum does not verify");
+    if udp[8..] != *payload {
+        let first = udp[8..].iter().zip(payload).position(|(a, b)| a != b).unwrap_or(0);
+        bail!("payload differs from byte {first}: {:02x?} vs {:02x?}", &udp[8 + first..(8 + first + 16).min(udp.len())], &payload[first..(first + 16).min(payload.len())]);
+    }
+    Ok(())
+}
+
+fn in_place_send(ws: &Path) -> Result<()> {
+    with_node(ws, |ns, s| {
+        // The probe's own check at boot: a range past its region refused.
+        let line = s.seen_or_expect("[net-probe] in-place range past the end of send_from refused", LINE_TIMEOUT)?;
+        ensure!(line.ends_with(": ok"), "{line}");
+        let line = s.seen_or_expect("[virtio-net] in-place transmit window (send_from): 0x1000 bytes", LINE_TIMEOUT)?;
+        println!("   {}", line.trim());
+
+        // One range between copied bytes; then the most ranges a frame may
+        // have, between copied pieces (a chain of 16 at the driver).
+        let mut in_place = 0;
+        for (request, ranges) in [("in-place", SINGLE), ("in-place-max", MOST)] {
+            let capture = Capture::start(ns, request, 1, &format!("udp and src host {NODE_IP} and dst port {IN_PLACE_PORT}"))?;
+            let out = ns.python(IN_PLACE_ASKER, &[NODE_IP, &PROBE_PORT.to_string(), &IN_PLACE_PORT.to_string(), request])?;
+            let frames = capture.finish_frames(Duration::from_secs(10))?;
+            let expected = in_place_payload(ranges);
+            ensure!(frames.len() == 1, "{request}: captured {} datagrams, expected 1", frames.len());
+            check_in_place_frame(&frames[0], &expected).with_context(|| format!("{request}: the captured frame"))?;
+            // The host's UDP stack took it too (it drops a bad checksum).
+            let out = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            let (port, hex) = out.split_once(' ').with_context(|| format!("python printed {out:?}"))?;
+            ensure!(port == PROBE_PORT.to_string(), "{request}: answered from port {port}");
+            let received: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16)).collect::<Result<_, _>>()?;
+            ensure!(received == expected, "{request}: the host's socket received {} bytes that differ from the {} expected", received.len(), expected.len());
+            let bytes: usize = ranges.iter().map(|&(_, len)| len).sum();
+            in_place += bytes;
+            println!(
+                "   {request}: captured and received {} payload bytes, {bytes} of them in place in {} ranges; UDP checksum verifies",
+                expected.len(),
+                ranges.len()
+            );
+        }
+
+        // Counted by the demultiplexer: the bytes sent in place, and the
+        // probe's refused range under its reason.
+        let stats = ask(ns, "stats")?;
+        ensure!(counter(&stats, "tx_in_place_bytes")? == in_place as u64, "expected {in_place} bytes in place: {stats}");
+        s.drain(Duration::from_millis(300), Duration::from_secs(2));
+        let line = s
+            .transcript
+            .iter()
+            .rev()
+            .find(|l| l.starts_with("[net-mux] net-probe: rx delivered"))
+            .context("no counters of net-probe in the demultiplexer's log")?;
+        ensure!(line.contains("in-place-out-of-bounds 1") && line.contains(&format!("in place {in_place} bytes")), "{line}");
+        println!("   {}", line.trim());
+        no_faults(s)
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::counter;
+    use super::{check_in_place_frame, counter, in_place_payload, ones_complement_sum, pcap_frames, MOST, SINGLE};
+
+    #[test]
+    fn pcap_files_and_in_place_frames_are_read() {
+        assert_eq!(in_place_payload(SINGLE).len(), 16 + 1000 + 8);
+        let most = in_place_payload(MOST);
+        assert_eq!(most.len(), 16 + 7 * 120 + 6 * 8 + 8);
+        assert_eq!(&most[16 + 120..16 + 128], b"|piece-0");
+        assert_eq!((most[16], most[16 + 128]), (1, (0x101 % 251) as u8));
+        // A UDP datagram as the probe sends it, checksummed here.
+        let payload = in_place_payload(SINGLE);
+        let udp_len = 8 + payload.len();
+        let mut frame = vec![0u8; 14 + 20];
+        frame[12..14].copy_from_slice(&[0x08, 0x00]);
+        frame[14] = 0x45;
+        frame[16..18].copy_from_slice(&((20 + udp_len) as u16).to_be_bytes());
+        frame[14 + 8] = 64;
+        frame[14 + 9] = 17;
+        frame[26..30].copy_from_slice(&[10, 0, 2, 15]);
+        frame[30..34].copy_from_slice(&[10, 0, 2, 2]);
+        let sum = !ones_complement_sum(&frame[14..34]);
+        frame[24..26].copy_from_slice(&sum.to_be_bytes());
+        let mut udp = [&7000u16.to_be_bytes()[..], &7009u16.to_be_bytes(), &(udp_len as u16).to_be_bytes(), &[0, 0], &payload].concat();
+        let pseudo = [&[10, 0, 2, 15, 10, 0, 2, 2, 0, 17][..], &(udp_len as u16).to_be_bytes(), &udp].concat();
+        let sum = !ones_complement_sum(&pseudo);
+        udp[6..8].copy_from_slice(&sum.to_be_bytes());
+        frame.extend_from_slice(&udp);
+        check_in_place_frame(&frame, &payload).unwrap();
+        // One changed byte of the in-place part is found.
+        let mut bad = frame.clone();
+        bad[14 + 20 + 8 + 100] ^= 1;
+        assert!(check_in_place_frame(&bad, &payload).is_err());
+        // As tcpdump writes it (little-endian host).
+        let mut pcap = Vec::new();
+        for w in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 0x40000, 1] {
+            pcap.extend_from_slice(&w.to_le_bytes());
+        }
+        for w in [1u32, 2, frame.len() as u32, frame.len() as u32] {
+            pcap.extend_from_slice(&w.to_le_bytes());
+        }
+        pcap.extend_from_slice(&frame);
+        assert_eq!(pcap_frames(&pcap).unwrap(), vec![frame]);
+        assert!(pcap_frames(&pcap[..pcap.len() - 1]).is_err());
+        assert!(pcap_frames(b"not a capture file at all").is_err());
+    }
 
     #[test]
     fn counters_parse() {

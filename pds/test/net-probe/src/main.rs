@@ -11,19 +11,30 @@
 //! 2. sends frames the demultiplexer must refuse (a forged source IPv4
 //!    address, a source port it does not own) and checks the refusals in
 //!    the demultiplexer's counters;
-//! 3. asks arpd for the gateway's MAC and logs it when arpd notifies.
+//! 3. asks arpd for the gateway's MAC and logs it when arpd notifies;
+//! 4. fills its `send_from` region `probe_payload` with [`pattern`] and
+//!    sends a frame with an in-place range past the region's end, which
+//!    the demultiplexer must refuse (and count).
 //!
 //! Each step logs one line ending in `ok` or `FAILED`, which the test
 //! checks. Then it answers UDP datagrams to port 7000 with the same
 //! payload (an echo), except the payload `stats`, answered with the
-//! demultiplexer's counters, which are logged too.
+//! demultiplexer's counters, which are logged too, and the payloads
+//! `in-place` and `in-place-max`, answered to port [`IN_PLACE_PORT`] with
+//! a datagram sent partly in place ([`SINGLE`], [`MOST`]): its payload is
+//! [`IN_PLACE_PREFIX`], then each range of the region (read by the NIC
+//! where it is) followed by a copied [`separator`], the last by
+//! [`IN_PLACE_TRAILER`] instead. In the transmit buffer, the bytes the
+//! ranges replace are [`POISON`]: a frame that took them from there would
+//! be wrong.
 #![no_std]
 #![no_main]
 
 use filter::{Dotted, Filter, FilterError, FilterKind};
-use microkit::{get_mr, log, msginfo, set_mr, Channel, ChannelSet, Handler};
-use net_client::NetClient;
+use microkit::{get_mr, log, msginfo, set_mr, Channel, ChannelSet, Handler, MemoryRegion};
+use net_client::{InPlace, InPlaceList, NetClient, SendError};
 use net_config::{mac_from_word, ArpdCall, ARP_KNOWN, ARP_PENDING, CLIENT_ARPD_CHANNEL};
+use packet::checksum::Checksum;
 use packet::{
     classify, udp, EtherType, EthernetAddress, EthernetRepr, IpProtocol, Ipv4Address, Ipv4Repr, Network, Transport,
 };
@@ -34,11 +45,121 @@ const ECHO_PORT: u16 = 7000;
 /// A port inside the grant that no one claims at boot.
 const SPARE_PORT: u16 = 7001;
 
+/// Where the in-place datagrams go on the host that asked for them.
+const IN_PLACE_PORT: u16 = 7009;
+/// Copied after the UDP header, before the first in-place range.
+const IN_PLACE_PREFIX: &[u8; 16] = b"in-place follows";
+/// Copied after the last in-place range.
+const IN_PLACE_TRAILER: &[u8; 8] = b"-the end";
+/// The in-place ranges (offset in `probe_payload`, bytes) of the answer to
+/// `in-place`: 1000 bytes between a copied prefix and trailer.
+const SINGLE: [(u32, usize); 1] = [(0x234, 1000)];
+/// Of the answer to `in-place-max`: as many ranges as a frame may have
+/// (`net_client::MAX_IN_PLACE`), at odd offsets, each between copied
+/// pieces: 15 descriptors, a chain of 16 at the driver.
+const MOST: [(u32, usize); net_client::MAX_IN_PLACE] =
+    [(0x001, 120), (0x101, 120), (0x201, 120), (0x301, 120), (0x401, 120), (0x501, 120), (0x601, 120)];
+/// What the transmit buffer holds where in-place bytes go.
+const POISON: u8 = 0xee;
+
+/// The copied piece after in-place range `i` (but the last).
+fn separator(i: usize) -> [u8; 8] {
+    [b'|', b'p', b'i', b'e', b'c', b'e', b'-', b'0' + i as u8]
+}
+
+// The send_from region, mapped read-write: this PD writes what the NIC reads.
+microkit::setvar!(probe_payload);
+microkit::setvar!(probe_payload_size);
+
+/// Byte `i` of `probe_payload` (the integration test knows it too).
+fn pattern(i: usize) -> u8 {
+    (i % 251) as u8
+}
+
 struct Probe {
     net: NetClient,
+    /// The `send_from` region, filled with [`pattern`]; `None` if the
+    /// description did not map it (said so in the log).
+    payload: Option<MemoryRegion>,
     /// Waiting for arpd to resolve this address.
     resolving: Option<Ipv4Address>,
     echoed: u64,
+}
+
+/// Maps `probe_payload` and fills it with [`pattern`].
+fn fill_payload() -> Option<MemoryRegion> {
+    let size = microkit::require_setvar!(probe_payload_size)? as usize;
+    // SAFETY: the description maps the region `probe_payload` read-write at
+    // `probe_payload`, `probe_payload_size` bytes, for the PD's life. Only
+    // this PD writes it; the NIC reads it by DMA.
+    let region = unsafe { MemoryRegion::from_var(&probe_payload, size) }?;
+    for i in 0..size {
+        region.write(i, pattern(i));
+    }
+    Some(region)
+}
+
+/// Where an in-place datagram goes and which ranges of the region it
+/// carries.
+struct InPlaceDatagram<'a> {
+    dst_mac: EthernetAddress,
+    dst: Ipv4Address,
+    dst_port: u16,
+    /// (offset in the region, bytes), in payload order; even lengths.
+    ranges: &'a [(u32, usize)],
+}
+
+/// Sends a UDP datagram from [`ECHO_PORT`]: the prefix, each range of
+/// `region` in place followed by its separator (the last by the trailer),
+/// with a UDP checksum over the datagram as the NIC will read it (the
+/// ranges as the region holds them; zeros for bytes outside it, a range
+/// the demultiplexer must refuse).
+fn send_in_place(net: &mut NetClient, region: &MemoryRegion, to: &InPlaceDatagram) -> Result<bool, SendError> {
+    const UDP_AT: usize = 14 + 20;
+    let in_place: usize = to.ranges.iter().map(|&(_, len)| len).sum();
+    let udp_len = 8 + IN_PLACE_PREFIX.len() + in_place + 8 * (to.ranges.len().saturating_sub(1)) + IN_PLACE_TRAILER.len();
+    let len = UDP_AT + udp_len;
+    let src = net.node().ipv4;
+    let src_mac = EthernetAddress(net.mac);
+    net.send_gather(len, |frame| {
+        EthernetRepr { dst: to.dst_mac, src: src_mac, ethertype: EtherType::IPV4 }.emit(frame)?;
+        let ip = Ipv4Repr { src, dst: to.dst, protocol: IpProtocol::UDP, payload_len: udp_len as u16, ttl: Ipv4Repr::DEFAULT_TTL };
+        ip.emit(&mut frame[14..])?;
+        let datagram = frame.get_mut(UDP_AT..)?;
+        datagram[0..2].copy_from_slice(&ECHO_PORT.to_be_bytes());
+        datagram[2..4].copy_from_slice(&to.dst_port.to_be_bytes());
+        datagram[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
+        datagram[6..8].copy_from_slice(&[0, 0]);
+        let mut at = 8;
+        datagram[at..at + IN_PLACE_PREFIX.len()].copy_from_slice(IN_PLACE_PREFIX);
+        at += IN_PLACE_PREFIX.len();
+        // The datagram as the NIC reads it, for the checksum only.
+        let mut wire = [0u8; net_client::MAX_FRAME_LEN];
+        let mut ranges = InPlaceList::new();
+        for (i, &(offset, range_len)) in to.ranges.iter().enumerate() {
+            datagram.get_mut(at..at + range_len)?.fill(POISON);
+            let _ = region.copy_out(offset as usize, &mut wire[at..at + range_len]);
+            ranges.push(InPlace { at: UDP_AT + at, len: range_len, offset }).ok()?;
+            at += range_len;
+            let after = if i + 1 < to.ranges.len() { separator(i) } else { *IN_PLACE_TRAILER };
+            datagram[at..at + 8].copy_from_slice(&after);
+            at += 8;
+        }
+        for (i, byte) in datagram.iter().enumerate() {
+            if !ranges.as_slice().iter().any(|r| (r.at - UDP_AT..r.at - UDP_AT + r.len).contains(&i)) {
+                wire[i] = *byte;
+            }
+        }
+        let mut sum = Checksum::new();
+        sum.add_pseudo_header(src, to.dst, IpProtocol::UDP, udp_len as u16);
+        sum.add_bytes(&wire[..udp_len]);
+        let checksum = match sum.finish() {
+            0 => 0xffff,
+            value => value,
+        };
+        datagram[6..8].copy_from_slice(&checksum.to_be_bytes());
+        Some(ranges)
+    })
 }
 
 /// Writes an Ethernet/IPv4/UDP frame into `out`; its length.
@@ -125,6 +246,42 @@ impl Probe {
         log!("forged sends refused: tx_refused {before} -> {after}: {}", verdict(after == before + 2));
     }
 
+    /// Step 4: an in-place range past the end of the `send_from` region,
+    /// which the demultiplexer must refuse. `NetClient` checks ranges
+    /// against the region's size in the configuration, so for this one
+    /// frame the probe pretends its region is twice as large, as a buggy
+    /// or hostile client could: the demultiplexer knows the real size.
+    fn in_place_out_of_bounds(&mut self) {
+        let Some(region) = self.payload else { return };
+        let before = self.net.stats().unwrap_or_default();
+        let me = self.net.my_index();
+        let real = self.net.config.clients[me].send_from_size;
+        self.net.config.clients[me].send_from_size = 2 * real;
+        let node = *self.net.node();
+        let past_the_end = [((real - 500) as u32, 1000)];
+        let to = InPlaceDatagram {
+            dst_mac: EthernetAddress::BROADCAST,
+            dst: node.gateway.unwrap_or(node.ipv4),
+            dst_port: IN_PLACE_PORT,
+            ranges: &past_the_end,
+        };
+        let queued = send_in_place(&mut self.net, &region, &to);
+        self.net.config.clients[me].send_from_size = real;
+        self.net.flush();
+        let after = self.net.stats().unwrap_or_default();
+        let ok = queued == Ok(true)
+            && after.tx_refused == before.tx_refused + 1
+            && after.tx_in_place_bytes == before.tx_in_place_bytes;
+        log!(
+            "in-place range past the end of send_from refused: queued {queued:?}, tx_refused {} -> {}, in place {} -> {} bytes: {}",
+            before.tx_refused,
+            after.tx_refused,
+            before.tx_in_place_bytes,
+            after.tx_in_place_bytes,
+            verdict(ok)
+        );
+    }
+
     /// Step 3 and its completion: the gateway's MAC from arpd.
     fn resolve(&mut self) {
         let Some(address) = self.resolving else { return };
@@ -145,8 +302,9 @@ impl Probe {
     }
 }
 
-/// The UDP service: echo, or counters for `stats`.
-fn on_frame(net: &mut NetClient, echoed: &mut u64, frame: &[u8]) {
+/// The UDP service: echo, counters for `stats`, a datagram sent in place
+/// for `in-place`.
+fn on_frame(net: &mut NetClient, payload_region: Option<&MemoryRegion>, echoed: &mut u64, frame: &[u8]) {
     let Ok(parsed) = classify(frame) else { return };
     let Network::Ipv4(ip) = parsed.network else { return };
     let Transport::Udp { src_port, dst_port } = ip.transport else { return };
@@ -160,6 +318,25 @@ fn on_frame(net: &mut NetClient, echoed: &mut u64, frame: &[u8]) {
     else {
         return;
     };
+    let ranges: Option<&[(u32, usize)]> = match payload {
+        b"in-place" => Some(&SINGLE),
+        b"in-place-max" => Some(&MOST),
+        _ => None,
+    };
+    if let Some(ranges) = ranges {
+        let Some(region) = payload_region else { return };
+        let to = InPlaceDatagram { dst_mac: parsed.src_mac, dst: ip.src, dst_port: IN_PLACE_PORT, ranges };
+        match send_in_place(net, region, &to) {
+            Ok(_) => log!(
+                "sent {} bytes in place in {} ranges to {}:{IN_PLACE_PORT}",
+                ranges.iter().map(|&(_, len)| len).sum::<usize>(),
+                ranges.len(),
+                Dotted(ip.src)
+            ),
+            Err(e) => log!("error: in-place datagram not sent: {e:?}"),
+        }
+        return;
+    }
     let mut text = [0u8; 256];
     let answer: &[u8] = if payload == b"stats" {
         match net.stats() {
@@ -211,10 +388,11 @@ impl Handler for Probe {
             Err(e) => panic!("{e}"),
         };
         let node = *net.node();
-        let mut probe = Probe { net, resolving: node.gateway, echoed: 0 };
+        let mut probe = Probe { net, payload: fill_payload(), resolving: node.gateway, echoed: 0 };
         log!("up: {} on a /{}", Dotted(node.ipv4), node.prefix_len);
         probe.claims();
         probe.forged_sends();
+        probe.in_place_out_of_bounds();
         probe.resolve();
         probe.net.poll(|_, _| {});
         probe
@@ -224,8 +402,8 @@ impl Handler for Probe {
         if channels.contains(ARPD) {
             self.resolve();
         }
-        let echoed = &mut self.echoed;
-        self.net.poll(|net, frame| on_frame(net, echoed, frame));
+        let (echoed, payload) = (&mut self.echoed, self.payload.as_ref());
+        self.net.poll(|net, frame| on_frame(net, payload, echoed, frame));
     }
 }
 

@@ -13,7 +13,7 @@ use crate::suggest;
 impl<'p> Validator<'p, '_, '_> {
     /// Looks up the region a `<map>` or `<setvar>` at `loc` refers to,
     /// reporting it if there is no such region.
-    fn region_reference(&mut self, name: &str, loc: Loc, what: &str) -> Option<&'p MemoryRegion> {
+    pub(super) fn region_reference(&mut self, name: &str, loc: Loc, what: &str) -> Option<&'p MemoryRegion> {
         let system = self.system();
         if let Some(region) = system.region(name) {
             return Some(region);

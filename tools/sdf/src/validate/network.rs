@@ -9,10 +9,11 @@
 use std::collections::HashMap;
 
 use filter::{FilterKind, Grant};
+use net_config::{DRIVER_SEND_FROM_PADDR, DRIVER_SEND_FROM_SIZE, MAX_SEND_FROM_SIZE, MUX_DRIVER_CHANNEL};
 
 use super::Validator;
 use crate::diagnostic::Loc;
-use crate::model::{Network, NetworkClaim, NetworkClient};
+use crate::model::{Network, NetworkClaim, NetworkClient, SetVarValue};
 use crate::suggest;
 
 /// Which parts of the network [`crate::network::expand`] generates.
@@ -130,7 +131,86 @@ impl Validator<'_, '_, '_> {
             }
         }
         self.exclusive_claims_disjoint(network);
+        self.send_from_regions(network);
         Expansion { clients, arp_table }
+    }
+
+    /// `send_from`: the NIC reaches the region through the driver's one
+    /// in-place window (`net_protocol::TxWindow::Files`), so each names an
+    /// existing region of at most one window's size, all name the same
+    /// one, and the demultiplexer's driver is told its physical base and
+    /// size. The driver is the PD at the other end of the demultiplexer's
+    /// channel `MUX_DRIVER_CHANNEL`; without that channel (a network
+    /// described without its driver) there is no driver to check.
+    fn send_from_regions(&mut self, network: &Network) {
+        let mut first: Option<(&NetworkClient, &str)> = None;
+        for client in &network.clients {
+            let Some(name) = client.send_from.as_deref() else { continue };
+            let what = format!("send_from of network client `{}`", client.pd);
+            let Some(region) = self.region_reference(name, client.send_from_loc, &what) else { continue };
+            if region.size > MAX_SEND_FROM_SIZE {
+                self.error(
+                    client.send_from_loc,
+                    format!("memory region `{name}` that network client `{}` sends from has {:#x} bytes, more than a transmit window's 4 GiB", client.pd, region.size),
+                    "in-place segments are 32-bit offsets into the region: send from a region of at most 4 GiB",
+                );
+            }
+            match first {
+                Some((earlier, earlier_region)) if earlier_region != name => self.error(
+                    client.send_from_loc,
+                    format!(
+                        "network clients `{}` (line {}) and `{}` send from different regions, `{earlier_region}` and `{name}`",
+                        earlier.pd, earlier.send_from_loc.line, client.pd
+                    ),
+                    format!(
+                        "the driver has one window for in-place sends (net_protocol::TxWindow::Files): name one region in every send_from, e.g. send_from=\"{earlier_region}\", or remove this one"
+                    ),
+                ),
+                Some(_) => {}
+                None => {
+                    first = Some((client, name));
+                    self.driver_knows_send_from(network, client, name);
+                }
+            }
+        }
+    }
+
+    /// The demultiplexer's driver has the two setvars that give it the
+    /// physical base and the size of `region`, which `client` sends from.
+    fn driver_knows_send_from(&mut self, network: &Network, client: &NetworkClient, region: &str) {
+        let system = self.system();
+        let driver = system.channels.iter().find_map(|c| match &c.ends {
+            [a, b] | [b, a] if a.pd == network.demux && a.id == MUX_DRIVER_CHANNEL => Some(b.pd.as_str()),
+            _ => None,
+        });
+        let Some(driver) = driver.and_then(|name| system.pd(name)) else { return };
+        let has = |symbol: &str, value: SetVarValue| {
+            driver.setvars.iter().any(|s| s.symbol == symbol && s.value == value && s.region == region)
+        };
+        let missing: Vec<String> = [
+            (DRIVER_SEND_FROM_PADDR, SetVarValue::Paddr, "region_paddr"),
+            (DRIVER_SEND_FROM_SIZE, SetVarValue::Size, "region_size"),
+        ]
+        .into_iter()
+        .filter(|&(symbol, value, _)| !has(symbol, value))
+        .map(|(symbol, _, attribute)| format!("<setvar symbol=\"{symbol}\" {attribute}=\"{region}\" />"))
+        .collect();
+        if missing.is_empty() {
+            return;
+        }
+        self.error(
+            client.send_from_loc,
+            format!(
+                "network client `{}` sends from `{region}`, but the demultiplexer's driver `{}` is not told where that region is",
+                client.pd, driver.name
+            ),
+            format!(
+                "the driver hands the NIC physical addresses inside the region: add {} to <protection_domain name=\"{}\"> (line {})",
+                missing.join(" and "),
+                driver.name,
+                driver.loc.line
+            ),
+        );
     }
 
     /// Every `<claim>` and `<watch>` of `client` lies within one of its

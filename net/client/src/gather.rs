@@ -1,0 +1,212 @@
+//! Frames sent partly in place: which ranges of a frame come from the
+//! `send_from` region instead of the transmit buffer, and the gather list
+//! (`net-protocol`, "Transmit") that says so to the demultiplexer.
+
+use net_protocol::{tx_offset, TxWindow, MAX_TX_SEGMENTS, TX_MORE};
+use shared_queue::BufferDesc;
+
+use crate::{SendError, TX_BUFFER_SIZE};
+
+/// A range of the frame sent from the `send_from` region instead of the
+/// transmit buffer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InPlace {
+    /// Offset of the range in the frame.
+    pub at: usize,
+    /// Bytes of the range (at least 1).
+    pub len: usize,
+    /// Offset of its bytes in the `send_from` region.
+    pub offset: u32,
+}
+
+/// Most in-place ranges in one frame: with a piece of the transmit buffer
+/// before, between and after them, a frame is at most
+/// [`MAX_FRAME_DESCS`] descriptors.
+pub const MAX_IN_PLACE: usize = (MAX_TX_SEGMENTS - 1) / 2;
+
+/// Most descriptors of a frame this client sends.
+pub const MAX_FRAME_DESCS: usize = 2 * MAX_IN_PLACE + 1;
+
+const _: () = assert!(MAX_FRAME_DESCS <= MAX_TX_SEGMENTS);
+
+/// The in-place ranges of one frame, in frame order: at most
+/// [`MAX_IN_PLACE`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InPlaceList {
+    ranges: [InPlace; MAX_IN_PLACE],
+    len: usize,
+}
+
+impl InPlaceList {
+    /// No range: the whole frame from the transmit buffer.
+    pub const fn new() -> Self {
+        InPlaceList { ranges: [InPlace { at: 0, len: 0, offset: 0 }; MAX_IN_PLACE], len: 0 }
+    }
+
+    /// Adds a range after the others; `Err(range)` if the list is full.
+    pub fn push(&mut self, range: InPlace) -> Result<(), InPlace> {
+        let slot = self.ranges.get_mut(self.len).ok_or(range)?;
+        *slot = range;
+        self.len += 1;
+        Ok(())
+    }
+
+    pub fn as_slice(&self) -> &[InPlace] {
+        &self.ranges[..self.len]
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// The descriptors of one frame, in frame order.
+// Used by `NetClient` (feature `pd`) and the tests.
+#[cfg_attr(not(feature = "pd"), allow(dead_code))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FrameDescs {
+    descs: [BufferDesc; MAX_FRAME_DESCS],
+    len: usize,
+}
+
+#[cfg_attr(not(feature = "pd"), allow(dead_code))]
+impl FrameDescs {
+    pub(crate) fn as_slice(&self) -> &[BufferDesc] {
+        &self.descs[..self.len]
+    }
+
+    fn push(&mut self, desc: BufferDesc) {
+        // At most one buffer piece before each range and one after the
+        // last: `MAX_FRAME_DESCS` (the caller checked the range count).
+        if let Some(slot) = self.descs.get_mut(self.len) {
+            *slot = desc;
+            self.len += 1;
+        }
+    }
+}
+
+/// The gather list of a frame of `len` bytes written in transmit buffer
+/// `slot`, whose `in_place` ranges come from the `send_from` region of
+/// `send_from_size` bytes: the buffer's pieces between the ranges (window
+/// [`TxWindow::Headers`], at their frame positions in the buffer: the
+/// buffer keeps the whole frame's layout, the in-place bytes in it are just
+/// not referenced) and the ranges (window [`TxWindow::Files`]), in frame
+/// order; each descriptor's cookie is `slot`, with [`TX_MORE`] on all but
+/// the last.
+///
+/// [`SendError::BadLayout`] unless the ranges are at most [`MAX_IN_PLACE`],
+/// non-empty, sorted, not overlapping, inside the frame and inside the
+/// region (so none without a region).
+#[cfg_attr(not(feature = "pd"), allow(dead_code))]
+pub(crate) fn frame_descs(slot: usize, len: usize, in_place: &[InPlace], send_from_size: u64) -> Result<FrameDescs, SendError> {
+    if in_place.len() > MAX_IN_PLACE {
+        return Err(SendError::BadLayout);
+    }
+    let buffer = slot * TX_BUFFER_SIZE;
+    let piece = |at: usize, len: usize| BufferDesc {
+        offset: tx_offset(TxWindow::Headers, (buffer + at) as u32),
+        len: len as u32,
+        cookie: slot as u32 | TX_MORE,
+    };
+    let mut descs = FrameDescs { descs: [BufferDesc::default(); MAX_FRAME_DESCS], len: 0 };
+    let mut done = 0;
+    for range in in_place {
+        let end = range.at.checked_add(range.len).ok_or(SendError::BadLayout)?;
+        let in_region = u64::from(range.offset) + range.len as u64 <= send_from_size;
+        if range.len == 0 || range.at < done || end > len || !in_region {
+            return Err(SendError::BadLayout);
+        }
+        if range.at > done {
+            descs.push(piece(done, range.at - done));
+        }
+        descs.push(BufferDesc {
+            offset: tx_offset(TxWindow::Files, range.offset),
+            len: range.len as u32,
+            cookie: slot as u32 | TX_MORE,
+        });
+        done = end;
+    }
+    if done < len {
+        descs.push(piece(done, len - done));
+    }
+    if let Some(last) = descs.descs[..descs.len].last_mut() {
+        last.cookie = slot as u32;
+    }
+    Ok(descs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REGION: u64 = 0x10000;
+
+    fn at(slot: usize, frame_at: usize, len: usize, more: bool) -> BufferDesc {
+        BufferDesc {
+            offset: tx_offset(TxWindow::Headers, (slot * TX_BUFFER_SIZE + frame_at) as u32),
+            len: len as u32,
+            cookie: slot as u32 | if more { TX_MORE } else { 0 },
+        }
+    }
+
+    fn files(slot: usize, offset: u32, len: usize, more: bool) -> BufferDesc {
+        BufferDesc { offset: tx_offset(TxWindow::Files, offset), len: len as u32, cookie: slot as u32 | if more { TX_MORE } else { 0 } }
+    }
+
+    fn range(at: usize, len: usize, offset: u32) -> InPlace {
+        InPlace { at, len, offset }
+    }
+
+    #[test]
+    fn no_range_is_the_whole_buffer() {
+        let d = frame_descs(3, 60, &[], 0).unwrap();
+        assert_eq!(d.as_slice(), [at(3, 0, 60, false)]);
+    }
+
+    #[test]
+    fn buffer_pieces_and_ranges_in_frame_order() {
+        // Headers, file data, a trailer: the buffer pieces at their frame
+        // positions.
+        let d = frame_descs(2, 1000, &[range(54, 900, 0x4000)], REGION).unwrap();
+        assert_eq!(d.as_slice(), [at(2, 0, 54, true), files(2, 0x4000, 900, true), at(2, 954, 46, false)]);
+        // Ranges at the end, and back to back: no empty buffer piece.
+        let d = frame_descs(5, 700, &[range(100, 300, 0), range(400, 300, 0x8000)], REGION).unwrap();
+        assert_eq!(d.as_slice(), [at(5, 0, 100, true), files(5, 0, 300, true), files(5, 0x8000, 300, false)]);
+        // The most ranges, each between two pieces.
+        let mut list = InPlaceList::new();
+        for i in 0..MAX_IN_PLACE {
+            list.push(range(10 + 20 * i, 10, 100 * i as u32)).unwrap();
+        }
+        assert_eq!(list.push(range(500, 1, 0)), Err(range(500, 1, 0)));
+        let d = frame_descs(0, 200, list.as_slice(), REGION).unwrap();
+        assert_eq!(d.as_slice().len(), MAX_FRAME_DESCS);
+        assert_eq!(d.as_slice().iter().filter(|d| d.cookie & TX_MORE == 0).count(), 1);
+        assert_eq!(d.as_slice().iter().map(|d| d.len as usize).sum::<usize>(), 200);
+    }
+
+    #[test]
+    fn bad_layouts_are_refused() {
+        let bad = |ranges: &[InPlace], size: u64| frame_descs(1, 1000, ranges, size);
+        for ranges in [
+            &[range(10, 0, 0)][..],                        // empty
+            &[range(900, 200, 0)],                         // past the frame
+            &[range(usize::MAX, 2, 0)],                    // overflow
+            &[range(100, 50, 0), range(120, 10, 0)],       // overlapping
+            &[range(300, 10, 0), range(100, 10, 0)],       // unsorted
+            &[range(100, 10, (REGION - 5) as u32)],        // past the region
+            &[range(100, 10, u32::MAX)],
+        ] {
+            assert_eq!(bad(ranges, REGION), Err(SendError::BadLayout), "{ranges:?}");
+        }
+        // No region: no range.
+        assert_eq!(bad(&[range(100, 10, 0)], 0), Err(SendError::BadLayout));
+        let too_many = [range(0, 1, 0); MAX_IN_PLACE + 1];
+        assert_eq!(bad(&too_many, REGION), Err(SendError::BadLayout));
+        // The last byte of the region is fine.
+        assert!(bad(&[range(100, 10, (REGION - 10) as u32)], REGION).is_ok());
+    }
+}
