@@ -247,9 +247,10 @@ impl<L: Link, N: Neighbours, P: Planner> phy::TxToken for TxToken<'_, L, N, P> {
             write_ethernet(header, dst, mac);
             let mut in_frame = InPlaceList::new();
             for r in ranges.as_slice() {
-                in_frame.push(InPlace { at: ETHERNET_HEADER + r.at, ..*r });
+                // As many ranges as the packet's: they fit.
+                in_frame.push(InPlace { at: ETHERNET_HEADER + r.at, ..*r }).ok()?;
             }
-            counters.tx_in_place_bytes += in_frame.bytes() as u64;
+            counters.tx_in_place_bytes += in_frame.as_slice().iter().map(|r| r.len as u64).sum::<u64>();
             Some(in_frame)
         });
         match sent {

@@ -54,60 +54,15 @@
 //! frame the device has yet to read.
 
 pub use crate::endpoints::Peer;
+pub use net_protocol::{InPlace, InPlaceList};
 
 /// Extents one connection holds at once (live or waiting for their frames
 /// to come back). A segment can meet at most this many, so a frame has at
-/// most this many in-place ranges: `MAX_IN_PLACE` of the network client.
-pub const MAX_EXTENTS: usize = 7;
+/// most this many in-place ranges: what the demultiplexer takes.
+pub const MAX_EXTENTS: usize = net_protocol::MAX_IN_PLACE;
 
-/// Bytes of a checksummed piece in the image (`site_format::sums::PIECE`).
-pub const PIECE: u64 = 1460;
-
-/// A range of a frame that is sent from the `send_from` region instead of
-/// the transmit buffer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct InPlace {
-    /// Offset in the frame.
-    pub at: usize,
-    /// Bytes.
-    pub len: usize,
-    /// Offset in the `send_from` region.
-    pub offset: u32,
-}
-
-/// The in-place ranges of one frame, in frame order.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct InPlaceList {
-    ranges: [InPlace; MAX_EXTENTS],
-    len: usize,
-}
-
-impl InPlaceList {
-    pub const fn new() -> Self {
-        InPlaceList { ranges: [InPlace { at: 0, len: 0, offset: 0 }; MAX_EXTENTS], len: 0 }
-    }
-
-    /// Appends a range; `false` if the list is full.
-    pub fn push(&mut self, range: InPlace) -> bool {
-        let Some(slot) = self.ranges.get_mut(self.len) else { return false };
-        *slot = range;
-        self.len += 1;
-        true
-    }
-
-    pub fn as_slice(&self) -> &[InPlace] {
-        &self.ranges[..self.len]
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Bytes sent in place.
-    pub fn bytes(&self) -> usize {
-        self.as_slice().iter().map(|r| r.len).sum()
-    }
-}
+/// Bytes of a checksummed piece in the image.
+pub const PIECE: u64 = site_format::sums::PIECE as u64;
 
 /// Stream bytes that are file data.
 #[derive(Debug)]
@@ -349,7 +304,8 @@ impl<P> Outgoing<P> {
             let file_sum = sums.sum(&x.pin, file_offset, len).ok_or(PlanError::Store)?;
             sum.add_sum(file_sum, (from - start) as usize);
             let offset = u32::try_from(x.region_offset as u64 + file_offset).map_err(|_| PlanError::Store)?;
-            planned.in_place.push(InPlace { at: (from - start) as usize, len, offset });
+            // At most MAX_EXTENTS extents are live: the list has room.
+            planned.in_place.push(InPlace { at: (from - start) as usize, len, offset }).map_err(|_| PlanError::Store)?;
             pos = to;
         }
         sum.add_bytes(&payload[(pos - start) as usize..], (pos - start) as usize);
@@ -406,7 +362,7 @@ pub fn finish_packet(packet: &mut [u8], planner: &mut impl Planner) -> Result<In
     segment[16..18].copy_from_slice(&checksum.to_be_bytes());
     let mut ranges = InPlaceList::new();
     for r in planned.in_place.as_slice() {
-        ranges.push(InPlace { at: ip_header + tcp_header + r.at, ..*r });
+        ranges.push(InPlace { at: ip_header + tcp_header + r.at, ..*r }).map_err(|_| PlanError::Store)?;
     }
     Ok(ranges)
 }

@@ -75,41 +75,26 @@ const CMOS_DATA: u16 = 0x71;
 const PORT: u16 = 80;
 
 /// The demultiplexer's queues through [`NetClient`].
-struct PdLink {
-    net: NetClient,
-    /// The cache region: until the demultiplexer takes in-place ranges,
-    /// they are copied from here into the frame (temporary).
-    cache: PdRegion,
-}
+struct PdLink(NetClient);
 
 impl Link for PdLink {
     fn recv(&mut self, frame: &mut [u8; MAX_FRAME]) -> Option<usize> {
-        self.net.recv(frame)
+        self.0.recv(frame)
     }
     fn can_send(&mut self) -> bool {
-        self.net.free_tx_buffers() > 0
+        self.0.free_tx_buffers() > 0
     }
     fn send_gather(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> Option<InPlaceList>) -> Result<bool, NoBuffer> {
-        let cache = &self.cache;
-        self.net
-            .send_with(len, |frame| {
-                let Some(ranges) = fill(frame) else { return false };
-                for r in ranges.as_slice() {
-                    let Some(src) = cache.bytes().get(r.offset as usize..r.offset as usize + r.len) else { return false };
-                    frame[r.at..r.at + r.len].copy_from_slice(src);
-                }
-                true
-            })
-            .map_err(|_| NoBuffer)
+        self.0.send_gather(len, fill).map_err(|_| NoBuffer)
     }
     fn tx_in_flight(&mut self) -> u64 {
-        0
+        self.0.tx_in_flight()
     }
     fn take_tx_returned(&mut self) -> u64 {
-        0
+        self.0.take_tx_returned()
     }
     fn flush(&mut self) {
-        self.net.flush();
+        self.0.flush();
     }
 }
 
@@ -242,7 +227,7 @@ impl Httpd {
             if due.is_some_and(|at| at <= now) {
                 continue;
             }
-            if !self.server.device.link.net.ready_to_wait() {
+            if !self.server.device.link.0.ready_to_wait() {
                 continue;
             }
             let deadline = [due, self.report.deadline()].into_iter().flatten().min();
@@ -361,20 +346,26 @@ impl Handler for Httpd {
             log!("warning: the CMOS clock reads {registers:?}, not a date: dates start at 1970");
         }
         let boot_epoch = wall.unwrap_or(0).saturating_sub(now / httpd::server::SECOND_NS);
+        let vars = (blk_request.get(), blk_response.get(), blk_info.get(), site_cache.get(), site_cache_size.get());
+        let (Some(request), Some(response), Some(info), Some(cache_base), Some(cache_size)) = vars else {
+            panic!("the description must map blk_request, blk_response, blk_info and site_cache (setvar_vaddr, and setvar_size for site_cache)");
+        };
+        // Bodies go in place if the description lets the NIC send from the
+        // cache: `send_from="site_cache"` (a region of the cache's size).
+        let send_from = net.config.clients().get(net.my_index()).map_or(0, |c| c.send_from_size);
+        let send_in_place = send_from == cache_size;
+        if !send_in_place {
+            log!("file bodies are copied: the description names no send_from region of the cache's size ({send_from} bytes, the cache {cache_size})");
+        }
         let settings = Settings {
             port: PORT,
             idle_timeout_ns: Settings::DEFAULT_IDLE_TIMEOUT_NS,
             close_timeout_ns: Settings::DEFAULT_CLOSE_TIMEOUT_NS,
             boot_epoch,
             random_seed: now ^ boot_epoch.rotate_left(32),
-            send_in_place: true,
+            send_in_place,
         };
-        let vars = (blk_request.get(), blk_response.get(), blk_info.get(), site_cache.get(), site_cache_size.get());
-        let (Some(request), Some(response), Some(info), Some(cache_base), Some(cache_size)) = vars else {
-            panic!("the description must map blk_request, blk_response, blk_info and site_cache (setvar_vaddr, and setvar_size for site_cache)");
-        };
-        let cache = PdRegion { base: cache_base as usize, size: cache_size as usize };
-        let device = EthDevice::new(PdLink { net, cache }, PdNeighbours(TableReader::new(table)), node, mac);
+        let device = EthDevice::new(PdLink(net), PdNeighbours(TableReader::new(table)), node, mac);
         let server = match Server::new(device, &mut arena, settings, now) {
             Ok(server) => server,
             Err(e) => panic!("{e}"),

@@ -93,8 +93,10 @@
 #![no_std]
 
 mod gather;
+mod in_place;
 
 pub use gather::{FrameAssembler, Step, TxFrame};
+pub use in_place::{InPlace, InPlaceList, MAX_FRAME_DESCS, MAX_IN_PLACE};
 
 /// Bytes of one receive buffer. A frame (at most [`MAX_FRAME_LEN`]) starts
 /// at its first byte.

@@ -58,7 +58,7 @@ mod gather;
 mod schedule;
 mod slots;
 
-pub use gather::{InPlace, InPlaceList, MAX_FRAME_DESCS, MAX_IN_PLACE};
+pub use net_protocol::{InPlace, InPlaceList, MAX_FRAME_DESCS, MAX_IN_PLACE};
 pub use schedule::{Alarm, AlarmAction, ChangeReport, REPORT_PERIOD_NS};
 pub use slots::TxSlots;
 
