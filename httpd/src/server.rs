@@ -290,6 +290,9 @@ pub struct Server<L, N, H: Copy + 'static, P: 'static, W: 'static> {
     slots: &'static mut [Slot<H, P, W>],
     /// The slot serving each peer, for the planner of outgoing segments.
     endpoints: Endpoints,
+    /// Slots whose stream holds pins (a bit each): the ones [`Server::retire`]
+    /// looks at.
+    pinned: &'static mut [u64],
     settings: Settings,
     date: DateCache,
     pub counters: Counters,
@@ -355,8 +358,9 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: 'static> Server<L
             }
         };
         let endpoints = Endpoints::new(arena, count).ok_or(StartError::RegionTooSmall)?;
+        let pinned = arena.array(count.div_ceil(64), |_| 0u64).ok_or(StartError::RegionTooSmall)?;
         let date = DateCache::new(settings.boot_epoch + now_ns / SECOND_NS);
-        Ok(Server { device, iface, sockets, slots, endpoints, settings, date, counters: Counters::default(), full: false, accepting: false })
+        Ok(Server { device, iface, sockets, slots, endpoints, pinned, settings, date, counters: Counters::default(), full: false, accepting: false })
     }
 
     /// Starts accepting connections: every free slot listens on the port.
@@ -431,17 +435,23 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: 'static> Server<L
         let returned = self.device.link.take_tx_returned();
         let in_flight = self.device.link.tx_in_flight();
         let release = &mut |pin| site.release(pin);
-        for slot in self.slots.iter_mut() {
-            if !slot.outgoing.holds_pins() {
-                continue;
-            }
-            if returned != 0 {
-                slot.outgoing.returned(returned, release);
-            }
-            if slot.state != SlotState::Listening {
-                let socket = self.sockets.get::<tcp::Socket>(slot.socket);
-                let acked = slot.outgoing.queued.saturating_sub(socket.send_queue() as u64);
-                slot.outgoing.retire_acked(acked, in_flight, release);
+        for (w, word) in self.pinned.iter_mut().enumerate() {
+            let mut bits = *word;
+            while bits != 0 {
+                let i = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let Some(slot) = self.slots.get_mut(i) else { continue };
+                if returned != 0 {
+                    slot.outgoing.returned(returned, release);
+                }
+                if slot.state != SlotState::Listening {
+                    let socket = self.sockets.get::<tcp::Socket>(slot.socket);
+                    let acked = slot.outgoing.queued.saturating_sub(socket.send_queue() as u64);
+                    slot.outgoing.retire_acked(acked, in_flight, release);
+                }
+                if !slot.outgoing.holds_pins() {
+                    *word &= !(1 << (i % 64));
+                }
             }
         }
     }
@@ -454,6 +464,9 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: 'static> Server<L
             let socket = self.sockets.get_mut::<tcp::Socket>(slot.socket);
             let before = slot.state;
             moved |= serve(slot, socket, site, &self.date, now, &self.settings, self.accepting, &mut self.counters);
+            if slot.outgoing.holds_pins() {
+                self.pinned[i / 64] |= 1 << (i % 64);
+            }
             match (before, slot.state) {
                 (SlotState::Listening, SlotState::Open) => {
                     if let Some(peer) = slot.peer {
