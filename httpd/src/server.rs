@@ -463,21 +463,21 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: 'static> Server<L
         for (i, slot) in self.slots.iter_mut().enumerate() {
             let socket = self.sockets.get_mut::<tcp::Socket>(slot.socket);
             let before = slot.state;
-            moved |= serve(slot, socket, site, &self.date, now, &self.settings, self.accepting, &mut self.counters);
+            let mut ctx = Ctx {
+                date: &self.date,
+                now,
+                settings: &self.settings,
+                accepting: self.accepting,
+                counters: &mut self.counters,
+                endpoints: &mut self.endpoints,
+            };
+            moved |= serve(slot, i, socket, site, &mut ctx);
             if slot.outgoing.holds_pins() {
                 self.pinned[i / 64] |= 1 << (i % 64);
             }
-            match (before, slot.state) {
-                (SlotState::Listening, SlotState::Open) => {
-                    if let Some(peer) = slot.peer {
-                        self.endpoints.insert(peer, i);
-                    }
-                }
-                (SlotState::Open | SlotState::Closing { .. }, SlotState::Listening) => {
-                    let in_flight = *in_flight.get_or_insert_with(|| self.device.link.tx_in_flight());
-                    end_connection(slot, &mut self.endpoints, site, in_flight);
-                }
-                _ => {}
+            if matches!(before, SlotState::Open | SlotState::Closing { .. }) && slot.state == SlotState::Listening {
+                let in_flight = *in_flight.get_or_insert_with(|| self.device.link.tx_in_flight());
+                end_connection(slot, i, &mut self.endpoints, site, in_flight);
             }
         }
         let free = self.slots.iter().any(|s| s.state == SlotState::Listening);
@@ -495,14 +495,14 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: 'static> Server<L
     /// With every slot busy: frees one whose connection only waits out
     /// TIME-WAIT (the server closed it and the peer acknowledged).
     fn reclaim_time_wait<S: Store<Handle = H, Pin = P, Wait = W>>(&mut self, site: &mut S) -> bool {
-        for slot in self.slots.iter_mut() {
+        for (i, slot) in self.slots.iter_mut().enumerate() {
             let socket = self.sockets.get_mut::<tcp::Socket>(slot.socket);
             if socket.state() == State::TimeWait && self.accepting {
                 socket.abort();
                 if socket.listen(self.settings.port).is_ok() {
                     slot.state = SlotState::Listening;
                     slot.drop_body(site);
-                    end_connection(slot, &mut self.endpoints, site, self.device.link.tx_in_flight());
+                    end_connection(slot, i, &mut self.endpoints, site, self.device.link.tx_in_flight());
                     self.counters.reclaimed += 1;
                     return true;
                 }
@@ -531,10 +531,19 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: 'static> Server<L
 /// A connection ended (its socket is closed): its extents retire (their
 /// pins go back once the frames in flight, `in_flight`, have come back)
 /// and its peer no longer names the slot.
-fn end_connection<S: Store>(slot: &mut Slot<S::Handle, S::Pin, S::Wait>, endpoints: &mut Endpoints, site: &mut S, in_flight: u64) {
+fn end_connection<S: Store>(
+    slot: &mut Slot<S::Handle, S::Pin, S::Wait>,
+    index: usize,
+    endpoints: &mut Endpoints,
+    site: &mut S,
+    in_flight: u64,
+) {
     slot.outgoing.retire_all(in_flight, &mut |pin| site.release(pin));
     if let Some(peer) = slot.peer.take() {
-        endpoints.remove(peer);
+        // Unless a newer connection from the same peer took it over.
+        if endpoints.get(peer) == Some(index) {
+            endpoints.remove(peer);
+        }
     }
 }
 
@@ -595,18 +604,24 @@ enum Flush {
     FileError,
 }
 
+/// What serving a slot needs of the server besides the slot.
+struct Ctx<'a> {
+    date: &'a DateCache,
+    now: u64,
+    settings: &'a Settings,
+    accepting: bool,
+    counters: &'a mut Counters,
+    endpoints: &'a mut Endpoints,
+}
+
 /// Queues as much of the pending response as the socket takes. A body's
 /// file is opened in the store before the head goes (see "Serving" in the
 /// module docs).
-#[allow(clippy::too_many_arguments)]
 fn flush<S: Store>(
     slot: &mut Slot<S::Handle, S::Pin, S::Wait>,
     socket: &mut tcp::Socket<'_>,
     site: &mut S,
-    date: &DateCache,
-    now: u64,
-    in_place: bool,
-    counters: &mut Counters,
+    ctx: &mut Ctx<'_>,
     moved: &mut bool,
 ) -> Flush {
     if let (Some(body), None, false) = (slot.body, &slot.pin, slot.reserving) {
@@ -620,7 +635,7 @@ fn flush<S: Store>(
             }
             Fetch::Wait(wait) => {
                 if slot.wait.is_none() {
-                    counters.file_waits += 1;
+                    ctx.counters.file_waits += 1;
                 }
                 slot.wait = Some(wait);
                 return Flush::Blocked;
@@ -631,9 +646,9 @@ fn flush<S: Store>(
                 // answered the wait, so there is none to abandon.
                 slot.wait = None;
                 slot.drop_body(site);
-                counters.file_errors += 1;
-                counters.errors += 1;
-                match write_closing_error(&mut slot.out, status, date, slot.head) {
+                ctx.counters.file_errors += 1;
+                ctx.counters.errors += 1;
+                match write_closing_error(&mut slot.out, status, ctx.date, slot.head) {
                     Ok(len) => {
                         slot.head_sent = 0;
                         slot.head_len = len;
@@ -650,7 +665,7 @@ fn flush<S: Store>(
             Ok(n) if n > 0 => {
                 slot.outgoing.queue_real(n);
                 slot.head_sent += n;
-                slot.last_activity = now;
+                slot.last_activity = ctx.now;
                 *moved = true;
             }
             _ => return Flush::Blocked,
@@ -671,7 +686,7 @@ fn flush<S: Store>(
             }) {
                 Ok(n) if n > 0 => {
                     slot.outgoing.queue_reserved(n);
-                    slot.last_activity = now;
+                    slot.last_activity = ctx.now;
                     *moved = true;
                 }
                 _ => return Flush::Blocked,
@@ -683,7 +698,7 @@ fn flush<S: Store>(
             continue;
         }
         let Some(pin) = &slot.pin else { return Flush::FileError };
-        if let Some(region_offset) = site.region_offset(pin).filter(|_| in_place) {
+        if let Some(region_offset) = site.region_offset(pin).filter(|_| ctx.settings.send_in_place && slot.peer.is_some()) {
             // A body longer than a piece waits until everything before it
             // was sent, so that its segments start on piece boundaries and
             // their checksums are the precomputed ones.
@@ -711,9 +726,9 @@ fn flush<S: Store>(
             Ok((0, _)) => return Flush::FileError,
             Ok((n, _)) => {
                 slot.outgoing.queue_real(n);
-                counters.copied_bytes += n as u64;
+                ctx.counters.copied_bytes += n as u64;
                 slot.body = Some(Body { file: body.file, offset: body.offset + n as u64, len: body.len - n as u64 });
-                slot.last_activity = now;
+                slot.last_activity = ctx.now;
                 *moved = true;
             }
         }
@@ -722,38 +737,37 @@ fn flush<S: Store>(
 }
 
 /// Serves one slot (see the module docs); whether anything moved.
-#[allow(clippy::too_many_arguments)]
 fn serve<S: Store>(
     slot: &mut Slot<S::Handle, S::Pin, S::Wait>,
+    index: usize,
     socket: &mut tcp::Socket<'_>,
     site: &mut S,
-    date: &DateCache,
-    now: u64,
-    settings: &Settings,
-    accepting: bool,
-    counters: &mut Counters,
+    ctx: &mut Ctx<'_>,
 ) -> bool {
     let mut moved = false;
     let state = socket.state();
     match slot.state {
         SlotState::Listening => match state {
             State::Listen | State::SynReceived => return false,
-            State::Closed if !accepting => return false,
+            State::Closed if !ctx.accepting => return false,
             State::Closed => {
                 // A listener that was reset: listen again.
-                return socket.listen(settings.port).is_ok();
+                return socket.listen(ctx.settings.port).is_ok();
             }
             _ => {
-                slot.open(now, peer_of(socket));
-                counters.accepted += 1;
+                // The planner finds the connection's segments by its peer:
+                // without one, bodies are copied (`flush`).
+                let peer = peer_of(socket).filter(|&p| ctx.endpoints.insert(p, index));
+                slot.open(ctx.now, peer);
+                ctx.counters.accepted += 1;
                 moved = true;
             }
         },
         SlotState::Open | SlotState::Closing { .. } if state == State::Closed => {
             slot.drop_body(site);
             slot.state = SlotState::Listening;
-            if accepting {
-                let _ = socket.listen(settings.port);
+            if ctx.accepting {
+                let _ = socket.listen(ctx.settings.port);
             }
             return true;
         }
@@ -768,36 +782,36 @@ fn serve<S: Store>(
                 _ => break,
             }
         }
-        if now.saturating_sub(since) >= settings.close_timeout_ns {
+        if ctx.now.saturating_sub(since) >= ctx.settings.close_timeout_ns {
             socket.abort();
-            counters.aborted += 1;
+            ctx.counters.aborted += 1;
             moved = true;
         }
         return moved;
     }
 
     // Open. The idle timeout first: it may produce a 408 to send below.
-    if now.saturating_sub(slot.last_activity) >= settings.idle_timeout_ns && !socket.can_recv() {
+    if ctx.now.saturating_sub(slot.last_activity) >= ctx.settings.idle_timeout_ns && !socket.can_recv() {
         if slot.pending() {
             // Nothing moved while sending (or waiting for the store that
             // long): the peer stopped reading, or the store is stuck.
             socket.abort();
             slot.drop_body(site);
-            counters.aborted += 1;
-            slot.state = SlotState::Closing { since: now };
+            ctx.counters.aborted += 1;
+            slot.state = SlotState::Closing { since: ctx.now };
             return true;
         }
-        match slot.conn.timeout(date, &mut slot.out) {
+        match slot.conn.timeout(ctx.date, &mut slot.out) {
             Ok(Some(len)) => {
                 slot.head_sent = 0;
                 slot.head_len = len;
                 slot.close_after = true;
-                counters.timeouts_408 += 1;
+                ctx.counters.timeouts_408 += 1;
             }
             _ => {
                 socket.close();
-                counters.idle_closed += 1;
-                slot.state = SlotState::Closing { since: now };
+                ctx.counters.idle_closed += 1;
+                slot.state = SlotState::Closing { since: ctx.now };
                 return true;
             }
         }
@@ -805,34 +819,34 @@ fn serve<S: Store>(
 
     // Bounded: each round either answers a request or takes bytes.
     for _ in 0..MAX_SERVE_ROUNDS {
-        let received = receive(slot, socket, now);
+        let received = receive(slot, socket, ctx.now);
         moved |= received;
-        match flush(slot, socket, site, date, now, settings.send_in_place, counters, &mut moved) {
+        match flush(slot, socket, site, ctx, &mut moved) {
             Flush::Done => {}
             Flush::Blocked => break,
             Flush::FileError => {
                 socket.abort();
                 slot.drop_body(site);
-                counters.file_errors += 1;
-                slot.state = SlotState::Closing { since: now };
+                ctx.counters.file_errors += 1;
+                slot.state = SlotState::Closing { since: ctx.now };
                 return true;
             }
         }
         if slot.close_after {
             socket.close();
-            slot.state = SlotState::Closing { since: now };
+            slot.state = SlotState::Closing { since: ctx.now };
             return true;
         }
-        match slot.conn.poll(&*site, date, &mut slot.out) {
+        match slot.conn.poll(&*site, ctx.date, &mut slot.out) {
             Ok(Poll::Respond(r)) => {
                 slot.head_sent = 0;
                 slot.head_len = r.head_len;
                 slot.body = r.body;
                 slot.head = r.head;
                 slot.close_after = r.close;
-                counters.responses += 1;
+                ctx.counters.responses += 1;
                 if r.status.code() >= 400 {
-                    counters.errors += 1;
+                    ctx.counters.errors += 1;
                 }
                 moved = true;
             }
@@ -844,14 +858,14 @@ fn serve<S: Store>(
                 if !socket.may_recv() && !socket.can_recv() {
                     // The peer closed and every request is answered.
                     socket.close();
-                    slot.state = SlotState::Closing { since: now };
+                    slot.state = SlotState::Closing { since: ctx.now };
                     moved = true;
                 }
                 break;
             }
             Ok(Poll::Closed) | Err(_) => {
                 socket.close();
-                slot.state = SlotState::Closing { since: now };
+                slot.state = SlotState::Closing { since: ctx.now };
                 moved = true;
                 break;
             }

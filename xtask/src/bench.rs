@@ -37,33 +37,53 @@ struct Round {
     disk_mb_s: f64,
 }
 
-pub fn run(ws: &Path) -> Result<()> {
+/// Which measures to run: all, or only the web servers'.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Only {
+    All,
+    Web,
+}
+
+impl Only {
+    pub fn parse(arg: Option<&str>) -> Result<Only> {
+        match arg {
+            None => Ok(Only::All),
+            Some("web") => Ok(Only::Web),
+            Some(other) => anyhow::bail!("unknown bench group {other:?} (try `web`, or nothing for all)"),
+        }
+    }
+}
+
+pub fn run(ws: &Path, only: Only) -> Result<()> {
     crate::deps::ensure_packages(crate::deps::QEMU)?;
-    let ours = itest::build(ws, "tests/systems/net.system", KernelConfig::Debug)?;
-    let node = itest::build(ws, "tests/systems/node.system", KernelConfig::Debug)?;
+    let all = only == Only::All;
+    let ours = if all { Some(itest::build(ws, "tests/systems/net.system", KernelConfig::Debug)?) } else { None };
+    let node = if all { Some(itest::build(ws, "tests/systems/node.system", KernelConfig::Debug)?) } else { None };
     let web = itest::build(ws, "microkit.system", KernelConfig::Debug)?;
     let web_copied = itest::build(ws, &copying_web_node(ws)?, KernelConfig::Debug)?;
     let site = crate::site::default_image(ws);
     crate::site::build(&ws.join("images/site"), &site)?;
     crate::deps::ensure_packages(&[crate::deps::Package { name: "wrk", probe: "wrk" }])?;
     let guest = linux_guest::build(ws)?;
-    let image = measure::test_image(ws, DISK_MIB)?;
+    let image = if all { Some(measure::test_image(ws, DISK_MIB)?) } else { None };
     let steal_start = CpuTimes::read()?;
 
     let (mut sel4, mut linux, mut through_mux) = (Vec::new(), Vec::new(), Vec::new());
     let (mut web_sel4, mut web_linux) = (Vec::new(), Vec::new());
     let (mut in_place, mut copied) = (Vec::new(), Vec::new());
     for round in 1..=ROUNDS {
-        println!("round {round}/{ROUNDS}: seL4");
-        let mut r = echo_round_ours(&ours)?;
-        r.disk_mb_s = itest::blk::bench_disk_read(ws)?;
-        sel4.push(r);
-        println!("round {round}/{ROUNDS}: Linux");
-        let mut r = echo_round_linux(&guest)?;
-        r.disk_mb_s = measure::disk_read(&guest, &image)?.mb_per_sec();
-        linux.push(r);
-        println!("round {round}/{ROUNDS}: seL4 network node (UDP echo behind the demultiplexer)");
-        through_mux.push(udp_echo_round_node(&node)?);
+        if let (Some(ours), Some(node), Some(image)) = (&ours, &node, &image) {
+            println!("round {round}/{ROUNDS}: seL4");
+            let mut r = echo_round_ours(ours)?;
+            r.disk_mb_s = itest::blk::bench_disk_read(ws)?;
+            sel4.push(r);
+            println!("round {round}/{ROUNDS}: Linux");
+            let mut r = echo_round_linux(&guest)?;
+            r.disk_mb_s = measure::disk_read(&guest, image)?.mb_per_sec();
+            linux.push(r);
+            println!("round {round}/{ROUNDS}: seL4 network node (UDP echo behind the demultiplexer)");
+            through_mux.push(udp_echo_round_node(node)?);
+        }
         println!("round {round}/{ROUNDS}: seL4 web node (wrk)");
         web_sel4.push(web_round_ours(&web, &site)?);
         println!("round {round}/{ROUNDS}: Linux busybox httpd (wrk)");
@@ -74,24 +94,26 @@ pub fn run(ws: &Path) -> Result<()> {
     }
     let steal = CpuTimes::read()?.steal_percent_since(&steal_start);
 
-    println!("\n{:<38} {:>12} {:>12} {:>8}", "measure (median of rounds)", "seL4", "Linux", "ratio");
-    let row = |name: &str, f: &dyn Fn(&Round) -> f64, higher_is_better: bool| {
-        let (a, b) = (median(sel4.iter().map(f)), median(linux.iter().map(f)));
-        let note = if higher_is_better { "x" } else { "x (lower is better)" };
-        println!("{name:<38} {a:>12.1} {b:>12.1} {:>7.2}{note}", a / b);
-    };
-    row("boot to echo service ready (s)", &|r| r.ready_s, false);
-    for (i, len) in FRAME_LENS.iter().enumerate() {
-        row(&format!("echoed {len}-byte frames (frames/s)"), &|r| r.frames_per_s[i], true);
-    }
-    row(&format!("disk read, {DISK_MIB} MiB (MB/s)"), &|r| r.disk_mb_s, true);
+    if all {
+        println!("\n{:<38} {:>12} {:>12} {:>8}", "measure (median of rounds)", "seL4", "Linux", "ratio");
+        let row = |name: &str, f: &dyn Fn(&Round) -> f64, higher_is_better: bool| {
+            let (a, b) = (median(sel4.iter().map(f)), median(linux.iter().map(f)));
+            let note = if higher_is_better { "x" } else { "x (lower is better)" };
+            println!("{name:<38} {a:>12.1} {b:>12.1} {:>7.2}{note}", a / b);
+        };
+        row("boot to echo service ready (s)", &|r| r.ready_s, false);
+        for (i, len) in FRAME_LENS.iter().enumerate() {
+            row(&format!("echoed {len}-byte frames (frames/s)"), &|r| r.frames_per_s[i], true);
+        }
+        row(&format!("disk read, {DISK_MIB} MiB (MB/s)"), &|r| r.disk_mb_s, true);
 
-    println!("\n{:<38} {:>12} {:>12} {:>8}", "the demultiplexer's cost (seL4)", "via mux", "direct", "ratio");
-    for (i, len) in FRAME_LENS.iter().enumerate() {
-        let (a, b) = (median(through_mux.iter().map(|r| r[i])), median(sel4.iter().map(|r| r.frames_per_s[i])));
-        println!("{:<38} {a:>12.1} {b:>12.1} {:>7.2}x", format!("echoed {len}-byte frames (frames/s)"), a / b);
+        println!("\n{:<38} {:>12} {:>12} {:>8}", "the demultiplexer's cost (seL4)", "via mux", "direct", "ratio");
+        for (i, len) in FRAME_LENS.iter().enumerate() {
+            let (a, b) = (median(through_mux.iter().map(|r| r[i])), median(sel4.iter().map(|r| r.frames_per_s[i])));
+            println!("{:<38} {a:>12.1} {b:>12.1} {:>7.2}x", format!("echoed {len}-byte frames (frames/s)"), a / b);
+        }
+        println!("(via mux: UDP to the node's net-probe PD, classified, copied in and out, checked; direct: raw frames to an echo PD on the driver)");
     }
-    println!("(via mux: UDP to the node's net-probe PD, classified, copied in and out, checked; direct: raw frames to an echo PD on the driver)");
 
     println!("\n{:<38} {:>12} {:>12} {:>8}", "web server, GET /index.html", "seL4 httpd", "busybox", "ratio");
     let (a, b) = (median(web_sel4.iter().copied()), median(web_linux.iter().copied()));

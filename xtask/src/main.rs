@@ -31,7 +31,8 @@ const USAGE: &str = "usage: cargo xtask <build|run|test|bench> [--system FILE] [
           (quit QEMU with Ctrl-A X); --tap IFNAME attaches the NIC to an existing TAP device
   test    host unit tests, then integration tests that boot the image in QEMU;
           test FILTER runs only the integration tests whose name contains FILTER
-  bench   throughput and boot figures beside a Linux guest in the same QEMU configuration
+  bench   throughput and boot figures beside a Linux guest in the same QEMU configuration;
+          bench web measures only the web servers
   site    build the site image of the document root DIR (default target/site/site.img)
           and print what it stored";
 
@@ -112,7 +113,7 @@ fn run() -> Result<()> {
             }
         }
         "test" => itest::run(&ws, args.get(1).map(String::as_str))?,
-        "bench" => bench::run(&ws)?,
+        "bench" => bench::run(&ws, bench::Only::parse(args.get(1).map(String::as_str))?)?,
         "site" => site::run(&ws, &args[1..], USAGE)?,
         "-h" | "--help" | "help" => println!("{USAGE}"),
         other => bail!("unknown command {other:?}\n\n{USAGE}"),
