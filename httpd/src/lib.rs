@@ -1,8 +1,10 @@
 //! The baseline HTTP server PD's logic, host-tested: smoltcp as the TCP/IP
 //! stack on the demultiplexer's queues ([`device`]), a fixed pool of
 //! connections carved from a region the description sizes ([`arena`],
-//! [`server`]), HTTP/1.x from `http-core`, and the site image it serves through the file cache
-//! ([`site`]). The PD (`src/main.rs`) is the glue to the runtime: the
+//! [`server`]), HTTP/1.x from `http-core`, and the site image it serves
+//! through the file cache ([`site`]), whose bytes go to the wire in place
+//! ([`inplace`]: smoltcp's segments mapped back to file ranges, found by
+//! their peer in [`endpoints`]). The PD (`src/main.rs`) is the glue to the runtime: the
 //! demultiplexer's queues (`net_client::NetClient`), arpd's table and
 //! calls, the timer, and the CMOS clock ([`rtc`]) for the `Date` header.
 #![no_std]

@@ -21,8 +21,10 @@
 //! - the cache region `site_cache`, mapped read-only with `setvar_vaddr=
 //!   "site_cache"` and `setvar_size="site_cache_size"`: it *is* the block
 //!   client's data region (the driver's `blk_data_paddr`/`blk_data_size`
-//!   name it), so the device DMAs file blocks straight into it and the
-//!   server sends from it (`httpd::site::ImageStore`, `site-cache`).
+//!   name it), so the device DMAs file blocks straight into it, and it is
+//!   httpd's `send_from` region in `<network>`, so the NIC reads response
+//!   bodies from it in place (`httpd::inplace`, `httpd::site::ImageStore`,
+//!   `site-cache`). Without that grant bodies are copied (logged at start).
 //!
 //! It calls the demultiplexer, arpd and the timer, so its priority must be
 //! below all three (and the block driver's, which preempts it).

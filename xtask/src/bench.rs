@@ -126,7 +126,7 @@ pub fn run(ws: &Path, only: Only) -> Result<()> {
         let unit = if i == 0 { "requests/s" } else { "MB/s" };
         println!("{:<38} {a:>12.1} {b:>12.1} {:>7.2}x", format!("{path} ({unit}, -c {connections})"), a / b);
     }
-    println!("(in place: the NIC reads bodies from the file cache, checksums from the image's piece sums; copied: the same node without `send_from`, bodies copied into smoltcp's buffer and by the demultiplexer)");
+    println!("(wrk on a TAP device in a network namespace, no QEMU user networking in between; in place: the NIC reads bodies from the file cache, checksums from the image's piece sums; copied: the same node without `send_from`, bodies copied into smoltcp's buffer and by the demultiplexer)");
     println!("\nCPU steal during the run: {steal:.1}% (the host is shared; high steal makes every figure slower)");
     println!("setup: QEMU TCG, -m {} MiB, virtio-net (dgram socket) and virtio-blk; window {WINDOW}, {} s per measure, {ROUNDS} rounds interleaved", system::DEFAULT_RAM_MIB, MEASURE.as_secs());
     Ok(())
@@ -181,20 +181,20 @@ fn web_round_ours(built: &system::Built, site: &Path) -> Result<f64> {
 /// a small page (requests/s) and the site's large file (MB/s).
 const WEB_PATHS: [(&str, usize); 2] = [("/index.html", WEB_CONNECTIONS), ("/data/squares.txt", 4)];
 
-/// One boot of a web node: each of [`WEB_PATHS`], the first in requests/s,
-/// the others in MB/s.
+/// One boot of a web node on a TAP device: each of [`WEB_PATHS`], the
+/// first in requests/s, the others in MB/s.
 fn web_paths_round(built: &system::Built, site: &Path) -> Result<Vec<f64>> {
-    let web = itest::web_http::Web::start(built, site)?;
-    WEB_PATHS
+    let runs = itest::web::wrk_on_tap(built, site, &WEB_PATHS, MEASURE.as_secs())?;
+    Ok(runs
         .iter()
+        .zip(WEB_PATHS)
         .enumerate()
-        .map(|(i, &(path, connections))| {
-            let run = itest::web_http::wrk(&format!("http://{}{path}", web.addr), connections, MEASURE.as_secs())?;
+        .map(|(i, (run, (path, _)))| {
             let figure = if i == 0 { run.per_second } else { run.bytes_per_second / 1e6 };
             println!("  {path}: {figure:.1}");
-            Ok(figure)
+            figure
         })
-        .collect()
+        .collect())
 }
 
 /// `microkit.system` without `send_from`: the same web node, with file

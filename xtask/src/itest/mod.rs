@@ -7,7 +7,7 @@ mod drivers;
 mod net;
 mod node;
 mod http_client;
-mod web;
+pub(crate) mod web;
 pub(crate) mod web_http;
 mod web_site;
 

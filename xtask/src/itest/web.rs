@@ -9,10 +9,12 @@
 
 use super::http_client::Client;
 use super::node::{no_faults, run, Netns, NODE_IP, TOOLS};
+use super::web_http::{wrk_command, WrkRun};
 use super::web_site::{self, SiteFile};
 use super::{build, Test, LINE_TIMEOUT};
 use crate::deps::{self, Package};
 use crate::kernel::KernelConfig;
+use crate::system::Built;
 use crate::qemu::{self, Session};
 use anyhow::{bail, ensure, Context, Result};
 use site_format::Image;
@@ -64,6 +66,20 @@ fn generated_site(ws: &Path) -> Result<Site> {
 
 /// Boots the web node with `image` as its disk in a fresh namespace, waits
 /// for `ready` on the console, runs `check`.
+/// For the bench: boots `built` with the site image `image` on a TAP
+/// device in a fresh namespace (no QEMU user networking between wrk and
+/// the node) and runs wrk inside the namespace on each `(path,
+/// connections)` for `seconds`.
+pub(crate) fn wrk_on_tap(built: &Built, image: &Path, runs: &[(&str, usize)], seconds: u64) -> Result<Vec<WrkRun>> {
+    deps::ensure_packages(TOOLS)?;
+    let ns = Netns::new()?;
+    let mut s = ns.boot_with(built, &qemu::blk_drive(image, true))?;
+    s.expect(SERVING, LINE_TIMEOUT)?;
+    runs.iter()
+        .map(|&(path, connections)| wrk_command(ns.command("wrk"), &format!("http://{NODE_IP}{path}"), connections, seconds))
+        .collect()
+}
+
 fn with_web(ws: &Path, image: &Path, ready: &str, check: impl FnOnce(&Netns, &mut Session) -> Result<()>) -> Result<()> {
     deps::ensure_packages(TOOLS)?;
     deps::ensure_packages(&[CURL])?;

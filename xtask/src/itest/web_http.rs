@@ -255,7 +255,12 @@ pub(crate) struct WrkRun {
 /// saw any socket error or a status other than 2xx/3xx (it prints those
 /// lines only when there were some).
 pub(crate) fn wrk(url: &str, connections: usize, seconds: u64) -> Result<WrkRun> {
-    let out = Command::new("wrk")
+    wrk_command(Command::new("wrk"), url, connections, seconds)
+}
+
+/// [`wrk`] with `command` as the wrk program (e.g. run in a namespace).
+pub(crate) fn wrk_command(mut command: Command, url: &str, connections: usize, seconds: u64) -> Result<WrkRun> {
+    let out = command
         .args(["-t", "2", "-c", &connections.to_string(), "-d", &format!("{seconds}s"), "--timeout", "10s", url])
         .output()
         .context("running wrk")?;
