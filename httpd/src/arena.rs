@@ -58,16 +58,21 @@ impl Arena {
     }
 }
 
+/// An arena over `len` bytes of leaked memory (filled with `0xa5`, so
+/// that nothing relies on zeroed memory), for host tests.
+#[cfg(test)]
+pub(crate) fn leaked(len: usize) -> Arena {
+    let memory: &'static mut [u8] = std::boxed::Box::leak(std::vec![0xa5u8; len].into_boxed_slice());
+    // SAFETY: leaked memory is the test's alone, forever.
+    unsafe { Arena::new(memory.as_mut_ptr() as usize, len) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::boxed::Box;
-    use std::vec;
 
     fn arena(len: usize) -> Arena {
-        let memory: &'static mut [u8] = Box::leak(vec![0xa5u8; len].into_boxed_slice());
-        // SAFETY: leaked memory is this test's alone, forever.
-        unsafe { Arena::new(memory.as_mut_ptr() as usize, len) }
+        leaked(len)
     }
 
     #[test]

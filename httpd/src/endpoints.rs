@@ -114,15 +114,8 @@ impl Endpoints {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::boxed::Box;
+    use crate::arena::leaked as arena;
     use std::collections::HashMap;
-    use std::vec;
-
-    fn arena(len: usize) -> Arena {
-        let memory: &'static mut [u8] = Box::leak(vec![0u8; len].into_boxed_slice());
-        // SAFETY: leaked memory is this test's alone, forever.
-        unsafe { Arena::new(memory.as_mut_ptr() as usize, len) }
-    }
 
     #[test]
     fn matches_a_hash_map_under_churn() {

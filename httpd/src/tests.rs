@@ -1,7 +1,6 @@
 //! Host tests: the server's device on queues in memory, talking to a
 //! second smoltcp interface (the client) through Ethernet frames.
 
-use crate::arena::Arena;
 use crate::device::{strip_ethernet, DeviceCounters, EthDevice, Link, Neighbours, NoBuffer, Resolution, ETHERNET_HEADER, MAX_FRAME};
 use crate::inplace::{InPlace, InPlaceList};
 use crate::server::{pool_size, Server, Settings, CONNECTION_BYTES, SECOND_NS};
@@ -12,7 +11,6 @@ use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, Ipv4Address as SmolIpv4};
-use std::boxed::Box;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -204,10 +202,7 @@ impl Net {
         arp.borrow_mut().table.push((CLIENT_IP, CLIENT_MAC));
         let node = NodeAddress { ipv4: SERVER_IP, prefix_len: 24, gateway: Some(CLIENT_IP) };
         let device = EthDevice::new(FakeLink { wire: wire.clone(), tx_capacity: 64 }, FakeNeighbours(arp.clone()), node, SERVER_MAC);
-        let len = connections * CONNECTION_BYTES;
-        let region: &'static mut [u8] = Box::leak(vec![0u8; len].into_boxed_slice());
-        // SAFETY: the leaked memory is the server's alone, forever.
-        let mut arena = unsafe { Arena::new(region.as_mut_ptr() as usize, len) };
+        let mut arena = crate::arena::leaked(connections * CONNECTION_BYTES);
         let settings = Settings {
             port: 80,
             idle_timeout_ns: 5 * SECOND_NS,
@@ -512,9 +507,7 @@ fn nothing_is_accepted_before_accept() {
     let wire: Shared<Wire> = Rc::default();
     let node = NodeAddress { ipv4: SERVER_IP, prefix_len: 24, gateway: Some(CLIENT_IP) };
     let device = EthDevice::new(FakeLink { wire: wire.clone(), tx_capacity: 64 }, FakeNeighbours(net.arp.clone()), node, SERVER_MAC);
-    let region: &'static mut [u8] = Box::leak(vec![0u8; 2 * CONNECTION_BYTES].into_boxed_slice());
-    // SAFETY: the leaked memory is the server's alone, forever.
-    let mut arena = unsafe { Arena::new(region.as_mut_ptr() as usize, region.len()) };
+    let mut arena = crate::arena::leaked(2 * CONNECTION_BYTES);
     let settings = Settings { port: 80, idle_timeout_ns: SECOND_NS, close_timeout_ns: SECOND_NS, boot_epoch: STARTED, random_seed: 2, send_in_place: true };
     net.server = Server::new(device, &mut arena, settings, 0).expect("server starts");
     net.client_dev.wire = wire;
