@@ -189,7 +189,7 @@ fn read_cmos() -> Registers {
 }
 
 struct Httpd {
-    server: Server<PdLink, PdNeighbours, u32, ImagePin, ImageWait>,
+    server: Server<PdLink, PdNeighbours, u32, ImagePin<'static>, ImageWait>,
     store: ImageStore<'static, PdRegion>,
     blk: Blk,
     node: net_config::NodeAddress,

@@ -77,12 +77,13 @@ impl<S: Store> FileSums<S::Pin> for S {
     }
 }
 
-/// [`ImageStore`]'s hold on a file: the cache's pin and the file's index
-/// position (for its piece sums).
+/// [`ImageStore`]'s hold on a file: the cache's pin, and the file's piece
+/// sums from the index (which stays in memory for good), taken once at
+/// open rather than per segment.
 #[derive(Debug, PartialEq, Eq)]
-pub struct ImagePin {
-    pub file: u32,
+pub struct ImagePin<'h> {
     pub ready: Ready,
+    pub sums: &'h [u8],
 }
 
 /// Groups the cache tracks at once.
@@ -349,18 +350,18 @@ impl<'h, R: CacheRegion<'h>> Site for ImageStore<'h, R> {
 }
 
 impl<'h, R: CacheRegion<'h>> Store for ImageStore<'h, R> {
-    type Pin = ImagePin;
+    type Pin = ImagePin<'h>;
     type Wait = ImageWait;
 
     /// `Corrupt`, `IoError` and `TooLarge` are `500` and a [`Notice`]
     /// (`Corrupt` once per load of the file).
-    fn open(&mut self, id: u32) -> Fetch<ImagePin, ImageWait> {
+    fn open(&mut self, id: u32) -> Fetch<ImagePin<'h>, ImageWait> {
         let Some(cache) = &mut self.cache else { return Fetch::Fail(Status::InternalServerError) };
         let Some(file) = cache.file(id) else { return Fetch::Fail(Status::InternalServerError) };
         let region = self.region.bytes();
         let arena = region.get(cache.arena_start()..).unwrap_or(&[]);
         let notice = match cache.open(&file, arena) {
-            Open::Ready(ready) => return Fetch::Ready(ImagePin { file: id, ready }),
+            Open::Ready(ready) => return Fetch::Ready(ImagePin { ready, sums: file.record().sums }),
             Open::Loading(ticket) => return Fetch::Wait(ImageWait::Load { ticket, done: self.done }),
             Open::Busy => return Fetch::Wait(ImageWait::Room { events: self.events }),
             Open::Corrupt { detected_now: true } => Some(Notice::Corrupt { file: id }),
@@ -386,7 +387,7 @@ impl<'h, R: CacheRegion<'h>> Store for ImageStore<'h, R> {
         }
     }
 
-    fn read(&self, pin: &ImagePin, offset: u64, buf: &mut [u8]) -> usize {
+    fn read(&self, pin: &ImagePin<'h>, offset: u64, buf: &mut [u8]) -> usize {
         let ready = &pin.ready;
         let Ok(offset) = usize::try_from(offset) else { return 0 };
         if offset >= ready.len {
@@ -405,15 +406,14 @@ impl<'h, R: CacheRegion<'h>> Store for ImageStore<'h, R> {
 
     /// The cache region is the block client's data region and the NIC's
     /// `send_from` window: file data is sent where the disk put it.
-    fn region_offset(&self, pin: &ImagePin) -> Option<usize> {
+    fn region_offset(&self, pin: &ImagePin<'h>) -> Option<usize> {
         Some(pin.ready.offset)
     }
 
     /// The image's precomputed piece sums where the range covers whole
     /// pieces (`site_format::sums::segment_sum`), the loaded (verified)
     /// data for the partial pieces at its ends.
-    fn sum(&self, pin: &ImagePin, offset: u64, len: usize) -> Option<u16> {
-        let record = *self.cache.as_ref()?.file(pin.file)?.record();
+    fn sum(&self, pin: &ImagePin<'h>, offset: u64, len: usize) -> Option<u16> {
         let data = self.region.bytes().get(pin.ready.offset..pin.ready.offset + pin.ready.len)?;
         let read = |at: u64, max: usize| {
             let at = usize::try_from(at).ok()?;
@@ -421,10 +421,10 @@ impl<'h, R: CacheRegion<'h>> Store for ImageStore<'h, R> {
             self.sum_read_bytes.set(self.sum_read_bytes.get() + bytes.len() as u64);
             Some(bytes)
         };
-        site_format::sums::segment_sum(record.size, record.sums, offset, len as u64, read).ok()
+        site_format::sums::segment_sum(pin.ready.len as u64, pin.sums, offset, len as u64, read).ok()
     }
 
-    fn release(&mut self, pin: ImagePin) {
+    fn release(&mut self, pin: ImagePin<'h>) {
         if let Some(cache) = &mut self.cache {
             if !cache.release(pin.ready.pin) {
                 self.bad_releases += 1;
