@@ -42,6 +42,8 @@ struct Round {
 pub enum Only {
     All,
     Web,
+    /// The demultiplexer's cost alone (seL4 only).
+    Mux,
 }
 
 impl Only {
@@ -49,13 +51,17 @@ impl Only {
         match arg {
             None => Ok(Only::All),
             Some("web") => Ok(Only::Web),
-            Some(other) => anyhow::bail!("unknown bench group {other:?} (try `web`, or nothing for all)"),
+            Some("mux") => Ok(Only::Mux),
+            Some(other) => anyhow::bail!("unknown bench group {other:?} (try `web`, `mux`, or nothing for all)"),
         }
     }
 }
 
 pub fn run(ws: &Path, only: Only) -> Result<()> {
     crate::deps::ensure_packages(crate::deps::QEMU)?;
+    if only == Only::Mux {
+        return mux_only(ws);
+    }
     let all = only == Only::All;
     let ours = if all { Some(itest::build(ws, "tests/systems/net.system", KernelConfig::Debug)?) } else { None };
     let node = if all { Some(itest::build(ws, "tests/systems/node.system", KernelConfig::Debug)?) } else { None };
@@ -107,12 +113,7 @@ pub fn run(ws: &Path, only: Only) -> Result<()> {
         }
         row(&format!("disk read, {DISK_MIB} MiB (MB/s)"), &|r| r.disk_mb_s, true);
 
-        println!("\n{:<38} {:>12} {:>12} {:>8}", "the demultiplexer's cost (seL4)", "via mux", "direct", "ratio");
-        for (i, len) in FRAME_LENS.iter().enumerate() {
-            let (a, b) = (median(through_mux.iter().map(|r| r[i])), median(sel4.iter().map(|r| r.frames_per_s[i])));
-            println!("{:<38} {a:>12.1} {b:>12.1} {:>7.2}x", format!("echoed {len}-byte frames (frames/s)"), a / b);
-        }
-        println!("(via mux: UDP to the node's net-probe PD, classified, copied in and out, checked; direct: raw frames to an echo PD on the driver)");
+        print_mux_table(&through_mux, &sel4);
     }
 
     println!("\n{:<38} {:>12} {:>12} {:>8}", "web server, GET /index.html", "seL4 httpd", "busybox", "ratio");
@@ -132,6 +133,31 @@ pub fn run(ws: &Path, only: Only) -> Result<()> {
     Ok(())
 }
 
+/// `bench mux`: the demultiplexer's cost alone, direct echo and via mux
+/// interleaved.
+fn mux_only(ws: &Path) -> Result<()> {
+    let ours = itest::build(ws, "tests/systems/net.system", KernelConfig::Debug)?;
+    let node = itest::build(ws, "tests/systems/node.system", KernelConfig::Debug)?;
+    let (mut direct, mut through_mux) = (Vec::new(), Vec::new());
+    for round in 1..=ROUNDS {
+        println!("round {round}/{ROUNDS}: seL4 echo on the driver");
+        direct.push(echo_round_ours(&ours)?);
+        println!("round {round}/{ROUNDS}: seL4 network node (UDP echo behind the demultiplexer)");
+        through_mux.push(udp_echo_round_node(&node)?);
+    }
+    print_mux_table(&through_mux, &direct);
+    Ok(())
+}
+
+fn print_mux_table(through_mux: &[Vec<f64>], direct: &[Round]) {
+    println!("\n{:<38} {:>12} {:>12} {:>8}", "the demultiplexer's cost (seL4)", "via mux", "direct", "ratio");
+    for (i, len) in FRAME_LENS.iter().enumerate() {
+        let (a, b) = (median(through_mux.iter().map(|r| r[i])), median(direct.iter().map(|r| r.frames_per_s[i])));
+        println!("{:<38} {a:>12.1} {b:>12.1} {:>7.2}x", format!("echoed {len}-byte frames (frames/s)"), a / b);
+    }
+    println!("(via mux: UDP to the node's net-probe PD, classified, copied in and out, checked; direct: raw frames to an echo PD on the driver)");
+}
+
 fn echo_round_ours(built: &system::Built) -> Result<Round> {
     let link = measure::FrameLink::new()?;
     let args = link.qemu_args();
@@ -149,7 +175,7 @@ fn udp_echo_round_node(built: &system::Built) -> Result<Vec<f64>> {
     let args = link.qemu_args();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut s = Session::start(qemu::command(built, system::DEFAULT_RAM_MIB, false, &args))?;
-    s.expect("[net-probe] forged sends refused", itest::LINE_TIMEOUT).context("booting the seL4 network node")?;
+    s.expect("[net-probe] ready", itest::LINE_TIMEOUT).context("booting the seL4 network node")?;
     let traffic = measure::Traffic::UdpToNode { port: PROBE_PORT };
     FRAME_LENS
         .iter()

@@ -32,7 +32,7 @@ const USAGE: &str = "usage: cargo xtask <build|run|test|bench> [--system FILE] [
   test    host unit tests, then integration tests that boot the image in QEMU;
           test FILTER runs only the integration tests whose name contains FILTER
   bench   throughput and boot figures beside a Linux guest in the same QEMU configuration;
-          bench web measures only the web servers
+          bench web: only the web servers; bench mux: only the demultiplexer's cost
   site    build the site image of the document root DIR (default target/site/site.img)
           and print what it stored";
 

@@ -201,6 +201,8 @@ pub struct EchoRate {
     /// Frames with no echo within [`LOSS_TIMEOUT`].
     pub lost: u64,
     pub elapsed: Duration,
+    /// When the first window was lost, and after how many echoes.
+    pub first_loss: Option<(Duration, u64)>,
 }
 
 impl EchoRate {
@@ -221,7 +223,11 @@ impl std::fmt::Display for EchoRate {
             self.lost,
             self.window,
             self.elapsed.as_secs_f64()
-        )
+        )?;
+        if let Some((at, echoed)) = self.first_loss {
+            write!(f, "; first loss at {:.3} s, after {echoed} echoes", at.as_secs_f64())?;
+        }
+        Ok(())
     }
 }
 
@@ -342,6 +348,7 @@ pub fn measure_echo_of(
     ensure!(window > 0, "the window must hold at least one frame");
     let mut buf = vec![0; 65536];
     let (mut sent, mut echoed, mut lost, mut in_flight) = (0u64, 0u64, 0u64, 0usize);
+    let mut first_loss = None;
     let start = Instant::now();
     while start.elapsed() < duration {
         while in_flight < window {
@@ -361,6 +368,7 @@ pub fn measure_echo_of(
             None => {
                 lost += in_flight as u64;
                 in_flight = 0;
+                first_loss.get_or_insert((start.elapsed(), echoed));
             }
         }
     }
@@ -374,6 +382,7 @@ pub fn measure_echo_of(
         echoed,
         lost,
         elapsed,
+        first_loss,
     })
 }
 

@@ -200,6 +200,12 @@ fn verdict(ok: bool) -> &'static str {
 }
 
 impl Probe {
+    /// Answers every datagram waiting, then arms the queues' signals.
+    fn serve(&mut self) {
+        let (echoed, payload) = (&mut self.echoed, self.payload.as_ref());
+        self.net.poll(|net, frame| on_frame(net, payload, echoed, frame));
+    }
+
     /// Step 1: claims, each expected to give one result.
     fn claims(&self) {
         let tries: [(&str, FilterKind, Result<(), FilterError>); 3] = [
@@ -394,7 +400,10 @@ impl Handler for Probe {
         probe.forged_sends();
         probe.in_place_out_of_bounds();
         probe.resolve();
-        probe.net.poll(|_, _| {});
+        // Datagrams that arrived during the checks above are answered now,
+        // not dropped: a peer may start as soon as the port is claimed.
+        probe.serve();
+        log!("ready: echoing UDP port {ECHO_PORT}");
         probe
     }
 
@@ -402,9 +411,9 @@ impl Handler for Probe {
         if channels.contains(ARPD) {
             self.resolve();
         }
-        let (echoed, payload) = (&mut self.echoed, self.payload.as_ref());
-        self.net.poll(|net, frame| on_frame(net, payload, echoed, frame));
+        self.serve();
     }
 }
+
 
 microkit::protection_domain!(Probe);
