@@ -354,7 +354,7 @@ impl Handler for Httpd {
         };
         // Bodies go in place if the description lets the NIC send from the
         // cache: `send_from="site_cache"` (a region of the cache's size).
-        let send_from = net.config.clients().get(net.my_index()).map_or(0, |c| c.send_from_size);
+        let send_from = net.config.my_client().map_or(0, |c| c.send_from_size);
         let send_in_place = send_from == cache_size;
         if !send_in_place {
             log!("file bodies are copied: the description names no send_from region of the cache's size ({send_from} bytes, the cache {cache_size})");
