@@ -245,6 +245,40 @@ fn pages_and_parallel(ws: &Path) -> Result<()> {
         let ok = lines.lines().filter(|l| *l == format!("200 {}", mid.len)).count();
         ensure!(ok == 50, "50 parallel downloads of {}: {ok} complete:\n{lines}", mid.url);
         println!("   50 parallel downloads of {} ({} bytes): all 200 and complete", mid.url, mid.len);
+
+        // Downloads of the 10 MB file cut off mid-body (the client goes
+        // away with frames in flight) beside complete ones: the complete
+        // ones arrive intact, and the cut ones' pins all go back.
+        let large_url = format!("{url}{}", &large.url[1..]);
+        let mut cut = ns
+            .command("sh")
+            .args(["-c", &format!("seq 12 | xargs -P 12 -I{{}} curl -s -m 0.4 -o /dev/null {large_url}")])
+            .stdin(Stdio::null())
+            .spawn()?;
+        let dir = std::env::temp_dir().join(format!("{}-full", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let full = format!("for i in 1 2 3; do curl -s -m 120 -o {}/$i {large_url} & done; wait", dir.display());
+        ns.command("sh").args(["-c", &full]).stdin(Stdio::null()).status()?;
+        cut.wait()?;
+        for i in 1..=3 {
+            let body = std::fs::read(dir.join(i.to_string())).context("reading a complete download")?;
+            ensure!(body == want, "{}: complete download {i} has {} bytes, differs from the source", large.url, body.len());
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        let idle = |line: &str| {
+            let server_busy = line.split_once(" busy=").and_then(|(_, v)| v.split('/').next()) == Some("0");
+            let cache = line.split_once("; cache ").map_or("", |(_, c)| c);
+            server_busy && cache.contains(" busy=0 ") && cache.ends_with("bad_releases=0")
+        };
+        let mut line = String::new();
+        for _ in 0..10 {
+            line = s.expect("[httpd] accepted=", LINE_TIMEOUT)?.0;
+            if idle(&line) {
+                break;
+            }
+        }
+        ensure!(idle(&line), "after cut-off downloads the server should be idle with every pin back: {line}");
+        println!("   12 downloads of {} cut off mid-body beside 3 complete ones: those intact, every pin back", large.url);
         no_faults(s)
     })
 }
