@@ -133,6 +133,20 @@ pub fn strip_ethernet<'f>(frame: &'f [u8], own_mac: &[u8; 6], counters: &mut Dev
     Some(&frame[ETHERNET_HEADER..])
 }
 
+/// Whether an IPv4 packet is a TCP segment with SYN or RST set (one that
+/// may change a listening socket). Malformed packets say `false`: smoltcp
+/// drops them.
+fn opens_or_resets(packet: &[u8]) -> bool {
+    const TCP: u8 = 6;
+    const SYN: u8 = 0x02;
+    const RST: u8 = 0x04;
+    if packet.len() < 20 || packet[9] != TCP {
+        return false;
+    }
+    let header = usize::from(packet[0] & 0x0f) * 4;
+    packet.get(header + 13).is_some_and(|flags| flags & (SYN | RST) != 0)
+}
+
 /// Writes the Ethernet header of an IPv4 frame at the start of `frame`.
 pub fn write_ethernet(frame: &mut [u8], dst: [u8; 6], src: [u8; 6]) {
     frame[0..6].copy_from_slice(&dst);
@@ -184,13 +198,26 @@ pub struct EthDevice<L, N> {
     pub node: NodeAddress,
     pub mac: [u8; 6],
     pub counters: DeviceCounters,
+    /// A TCP segment with SYN or RST arrived: a listening socket may have
+    /// started (or dropped) a handshake. The server looks at every slot
+    /// then, and only at its busy ones otherwise.
+    pub listeners_may_change: bool,
     rx_frame: [u8; MAX_FRAME],
     tx_scratch: [u8; MAX_FRAME],
 }
 
 impl<L: Link, N: Neighbours> EthDevice<L, N> {
     pub fn new(link: L, neighbours: N, node: NodeAddress, mac: [u8; 6]) -> Self {
-        EthDevice { link, neighbours, node, mac, counters: DeviceCounters::default(), rx_frame: [0; MAX_FRAME], tx_scratch: [0; MAX_FRAME] }
+        EthDevice {
+            link,
+            neighbours,
+            node,
+            mac,
+            counters: DeviceCounters::default(),
+            listeners_may_change: false,
+            rx_frame: [0; MAX_FRAME],
+            tx_scratch: [0; MAX_FRAME],
+        }
     }
 
     /// The smoltcp device for one poll, planning TCP payloads with `planner`.
@@ -293,10 +320,13 @@ impl<'d, L: Link, N: Neighbours, P: Planner> phy::Device for Transmitter<'d, L, 
         loop {
             let len = device.link.recv(&mut device.rx_frame)?;
             let start = match strip_ethernet(&device.rx_frame[..len], &device.mac, &mut device.counters) {
-                Some(_) => ETHERNET_HEADER,
+                Some(packet) => {
+                    device.listeners_may_change |= opens_or_resets(packet);
+                    ETHERNET_HEADER
+                }
                 None => continue,
             };
-            let EthDevice { link, neighbours, node, mac, counters, rx_frame, tx_scratch } = device;
+            let EthDevice { link, neighbours, node, mac, counters, rx_frame, tx_scratch, .. } = device;
             let rx = RxToken { packet: &rx_frame[start..len] };
             let tx = TxToken { link, neighbours, node, mac: *mac, counters, scratch: tx_scratch, planner: &mut *self.planner };
             return Some((rx, tx));

@@ -19,6 +19,7 @@ pub mod inplace;
 pub mod rtc;
 pub mod server;
 pub mod site;
+pub mod slotset;
 
 #[cfg(test)]
 mod builtin;

@@ -19,6 +19,12 @@
 //! free again when its socket is closed; one waiting in TIME-WAIT after the
 //! server closed is reclaimed (aborted) only when no slot is free.
 //!
+//! A round of serving looks only at the slots that have something to do
+//! (serving or closing a connection, or handshaking: a [`SlotSet`]), not
+//! the whole pool: a listening socket changes only when a SYN or a reset
+//! arrives, which the device reports, and the round after such a segment
+//! looks at every slot.
+//!
 //! No socket listens until [`Server::accept`] is called: the PD calls it
 //! once its file store is serving, so until then (and for good if the
 //! site image is refused) every connection is refused at once with a
@@ -69,6 +75,7 @@ use crate::device::{EthDevice, Link, Neighbours};
 use crate::endpoints::{Endpoints, Peer};
 use crate::inplace::{Copied, Outgoing, PlanError, Planned, Planner, PIECE};
 use crate::site::{Fetch, Store};
+use crate::slotset::SlotSet;
 use http_core::{write_closing_error, Body, Connection, DateCache, Poll};
 use smoltcp::iface::{Config as IfaceConfig, Interface, PollResult, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::socket::tcp::{self, State};
@@ -290,9 +297,15 @@ pub struct Server<L, N, H: Copy + 'static, P: 'static, W: 'static> {
     slots: &'static mut [Slot<H, P, W>],
     /// The slot serving each peer, for the planner of outgoing segments.
     endpoints: Endpoints,
-    /// Slots whose stream holds pins (a bit each): the ones [`Server::retire`]
-    /// looks at.
-    pinned: &'static mut [u64],
+    /// Slots whose stream holds pins: the ones [`Server::retire`] looks at.
+    pinned: SlotSet,
+    /// Slots a round of [`Server::serve_all`] looks at: serving a
+    /// connection or closing one, or handshaking. The others listen and
+    /// have nothing to do until a SYN (or a reset) arrives, which makes
+    /// the next round look at every slot.
+    active: SlotSet,
+    /// Slots serving or closing a connection.
+    busy: usize,
     settings: Settings,
     date: DateCache,
     pub counters: Counters,
@@ -358,14 +371,16 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: 'static> Server<L
             }
         };
         let endpoints = Endpoints::new(arena, count).ok_or(StartError::RegionTooSmall)?;
-        let pinned = arena.array(count.div_ceil(64), |_| 0u64).ok_or(StartError::RegionTooSmall)?;
+        let pinned = SlotSet::new(arena, count).ok_or(StartError::RegionTooSmall)?;
+        let active = SlotSet::new(arena, count).ok_or(StartError::RegionTooSmall)?;
         let date = DateCache::new(settings.boot_epoch + now_ns / SECOND_NS);
-        Ok(Server { device, iface, sockets, slots, endpoints, pinned, settings, date, counters: Counters::default(), full: false, accepting: false })
+        Ok(Server { device, iface, sockets, slots, endpoints, pinned, active, busy: 0, settings, date, counters: Counters::default(), full: false, accepting: false })
     }
 
     /// Starts accepting connections: every free slot listens on the port.
     pub fn accept(&mut self) -> Result<(), StartError> {
         self.accepting = true;
+        self.device.listeners_may_change = true;
         for slot in self.slots.iter() {
             let socket = self.sockets.get_mut::<tcp::Socket>(slot.socket);
             if slot.state == SlotState::Listening && !socket.is_listening() {
@@ -387,7 +402,7 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: 'static> Server<L
 
     /// Slots serving a connection (or closing one).
     pub fn busy(&self) -> usize {
-        self.slots.iter().filter(|s| s.state != SlotState::Listening).count()
+        self.busy
     }
 
     /// The `Date` cache (its text is the current `Date` value).
@@ -435,34 +450,52 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: 'static> Server<L
         let returned = self.device.link.take_tx_returned();
         let in_flight = self.device.link.tx_in_flight();
         let release = &mut |pin| site.release(pin);
-        for (w, word) in self.pinned.iter_mut().enumerate() {
-            let mut bits = *word;
-            while bits != 0 {
-                let i = w * 64 + bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                let Some(slot) = self.slots.get_mut(i) else { continue };
-                if returned != 0 {
-                    slot.outgoing.returned(returned, release);
-                }
-                if slot.state != SlotState::Listening {
-                    let socket = self.sockets.get::<tcp::Socket>(slot.socket);
-                    let acked = slot.outgoing.queued.saturating_sub(socket.send_queue() as u64);
-                    slot.outgoing.retire_acked(acked, in_flight, release);
-                }
-                if !slot.outgoing.holds_pins() {
-                    *word &= !(1 << (i % 64));
-                }
+        let mut next = self.pinned.first_from(0);
+        while let Some(i) = next {
+            next = self.pinned.first_from(i + 1);
+            let Some(slot) = self.slots.get_mut(i) else { continue };
+            if returned != 0 {
+                slot.outgoing.returned(returned, release);
+            }
+            if slot.state != SlotState::Listening {
+                let socket = self.sockets.get::<tcp::Socket>(slot.socket);
+                let acked = slot.outgoing.queued.saturating_sub(socket.send_queue() as u64);
+                slot.outgoing.retire_acked(acked, in_flight, release);
+            }
+            if !slot.outgoing.holds_pins() {
+                self.pinned.remove(i);
             }
         }
     }
 
-    /// Serves every slot once; whether anything moved.
+    /// Serves the active slots once (every slot after a SYN or reset
+    /// arrived); whether anything moved.
     fn serve_all<S: Store<Handle = H, Pin = P, Wait = W>>(&mut self, now: u64, site: &mut S) -> bool {
         let mut moved = false;
         let mut in_flight = None;
-        for (i, slot) in self.slots.iter_mut().enumerate() {
+        let every = core::mem::take(&mut self.device.listeners_may_change);
+        let next_of = |active: &SlotSet, from: usize| if every { Some(from) } else { active.first_from(from) };
+        let mut next = next_of(&self.active, 0);
+        while let Some(i) = next {
+            next = next_of(&self.active, i + 1);
+            let Some(slot) = self.slots.get_mut(i) else { break };
             let socket = self.sockets.get_mut::<tcp::Socket>(slot.socket);
             let before = slot.state;
+            if before == SlotState::Listening {
+                match socket.state() {
+                    // Nothing to do until a SYN arrives.
+                    State::Listen => {
+                        self.active.remove(i);
+                        continue;
+                    }
+                    // Watched until the handshake ends.
+                    State::SynReceived => {
+                        self.active.insert(i);
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
             let mut ctx = Ctx {
                 date: &self.date,
                 now,
@@ -473,18 +506,28 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: 'static> Server<L
             };
             moved |= serve(slot, i, socket, site, &mut ctx);
             if slot.outgoing.holds_pins() {
-                self.pinned[i / 64] |= 1 << (i % 64);
+                self.pinned.insert(i);
             }
-            if matches!(before, SlotState::Open | SlotState::Closing { .. }) && slot.state == SlotState::Listening {
-                let in_flight = *in_flight.get_or_insert_with(|| self.device.link.tx_in_flight());
-                end_connection(slot, i, &mut self.endpoints, site, in_flight);
+            match (before, slot.state) {
+                (SlotState::Listening, SlotState::Listening) => {}
+                (SlotState::Listening, _) => self.busy += 1,
+                (_, SlotState::Listening) => {
+                    self.busy -= 1;
+                    let in_flight = *in_flight.get_or_insert_with(|| self.device.link.tx_in_flight());
+                    end_connection(slot, i, &mut self.endpoints, site, in_flight);
+                }
+                _ => {}
+            }
+            if slot.state == SlotState::Listening {
+                self.active.remove(i);
+            } else {
+                self.active.insert(i);
             }
         }
-        let free = self.slots.iter().any(|s| s.state == SlotState::Listening);
-        if !free {
+        if self.busy == self.slots.len() {
             moved |= self.reclaim_time_wait(site);
         }
-        let full = !self.slots.iter().any(|s| s.state == SlotState::Listening);
+        let full = self.busy == self.slots.len();
         if full && !self.full {
             self.counters.pool_full += 1;
         }
@@ -495,14 +538,19 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: 'static> Server<L
     /// With every slot busy: frees one whose connection only waits out
     /// TIME-WAIT (the server closed it and the peer acknowledged).
     fn reclaim_time_wait<S: Store<Handle = H, Pin = P, Wait = W>>(&mut self, site: &mut S) -> bool {
-        for (i, slot) in self.slots.iter_mut().enumerate() {
+        let mut next = self.active.first_from(0);
+        while let Some(i) = next {
+            next = self.active.first_from(i + 1);
+            let Some(slot) = self.slots.get_mut(i) else { break };
             let socket = self.sockets.get_mut::<tcp::Socket>(slot.socket);
-            if socket.state() == State::TimeWait && self.accepting {
+            if slot.state != SlotState::Listening && socket.state() == State::TimeWait && self.accepting {
                 socket.abort();
                 if socket.listen(self.settings.port).is_ok() {
                     slot.state = SlotState::Listening;
                     slot.drop_body(site);
                     end_connection(slot, i, &mut self.endpoints, site, self.device.link.tx_in_flight());
+                    self.busy -= 1;
+                    self.active.remove(i);
                     self.counters.reclaimed += 1;
                     return true;
                 }
@@ -518,13 +566,19 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: 'static> Server<L
             .iface
             .poll_delay(instant(now_ns), &self.sockets)
             .map(|d| now_ns.saturating_add(d.total_micros().saturating_mul(1000)));
-        let timeouts = self.slots.iter().filter_map(|s| match s.state {
-            SlotState::Listening => None,
-            SlotState::Open => Some(s.last_activity.saturating_add(self.settings.idle_timeout_ns)),
-            SlotState::Closing { since } => Some(since.saturating_add(self.settings.close_timeout_ns)),
-        });
+        let mut earliest = stack;
+        let mut next = self.active.first_from(0);
+        while let Some(i) = next {
+            next = self.active.first_from(i + 1);
+            let due = self.slots.get(i).and_then(|s| match s.state {
+                SlotState::Listening => None,
+                SlotState::Open => Some(s.last_activity.saturating_add(self.settings.idle_timeout_ns)),
+                SlotState::Closing { since } => Some(since.saturating_add(self.settings.close_timeout_ns)),
+            });
+            earliest = earliest.into_iter().chain(due).min();
+        }
         // No finer than a millisecond: smoltcp's clock is in microseconds.
-        stack.into_iter().chain(timeouts).min().map(|at| at.max(now_ns + MS_NS / 1000))
+        earliest.map(|at| at.max(now_ns + MS_NS / 1000))
     }
 }
 
