@@ -1,7 +1,7 @@
 //! The baseline HTTP server PD's logic, host-tested: smoltcp as the TCP/IP
 //! stack on the demultiplexer's queues ([`device`]), a fixed pool of
 //! connections carved from a region the description sizes ([`arena`],
-//! [`server`]), HTTP/1.x from `http-core`, and the site image it serves
+//! [`server`], each connection a [`slot`]), HTTP/1.x from `http-core`, and the site image it serves
 //! through the file cache ([`site`]), whose bytes go to the wire in place
 //! ([`inplace`]: smoltcp's segments mapped back to file ranges, found by
 //! their peer in [`endpoints`]). The PD (`src/main.rs`) is the glue to the runtime: the
@@ -19,6 +19,7 @@ pub mod inplace;
 pub mod rtc;
 pub mod server;
 pub mod site;
+pub mod slot;
 pub mod slotset;
 
 #[cfg(test)]
