@@ -205,7 +205,7 @@ fn web_round_ours(built: &system::Built, site: &Path) -> Result<f64> {
 
 /// What the in-place comparison fetches, and with how many connections:
 /// a small page (requests/s) and the site's large file (MB/s).
-const WEB_PATHS: [(&str, usize); 2] = [("/index.html", WEB_CONNECTIONS), ("/data/squares.txt", 4)];
+const WEB_PATHS: [(&str, usize); 3] = [("/index.html", WEB_CONNECTIONS), ("/data/squares.txt", 4), ("/data/squares.txt", 16)];
 
 /// One boot of a web node on a TAP device: each of [`WEB_PATHS`], the
 /// first in requests/s, the others in MB/s.
