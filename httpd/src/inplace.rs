@@ -552,6 +552,74 @@ mod tests {
         assert_eq!(out.begin(99, 0, 1, 0), Err(99));
     }
 
+    /// Random streams of real bytes and file extents (files 0 and 1 of
+    /// [`files`]), cut into random segments, some sent again: every
+    /// segment's wire bytes are the stream's, its sum theirs, and no
+    /// in-place range covers a real byte.
+    #[test]
+    fn random_streams_and_segmentations() {
+        let f = files();
+        let mut rng = test_rng::Rng(11);
+        for _ in 0..200 {
+            let mut out = Outgoing::<usize>::new();
+            let mut stream = Vec::new();
+            let mut real = Vec::new(); // per stream byte: true if real
+            while out.has_room() && stream.len() < 20_000 {
+                let n = rng.below(300);
+                stream.extend((0..n).map(|i| (i * 31 + 7) as u8));
+                real.extend(std::iter::repeat_n(true, n));
+                out.queue_real(n);
+                let file = rng.below(2);
+                let size = f.0[file].len();
+                let from = rng.below(size);
+                let len = 1 + rng.below(size - from);
+                out.begin(file, from as u64, len as u64, [0, 8192][file]).unwrap();
+                while out.to_reserve() > 0 {
+                    let room = 1 + rng.below(5000);
+                    let n = out.reservable(room).max(out.to_reserve().min(room as u64) as usize);
+                    out.queue_reserved(n);
+                }
+                stream.extend_from_slice(&f.0[file][from..from + len]);
+                real.extend(std::iter::repeat_n(false, len));
+            }
+            let base = rng.next() as u32;
+            let mut at = 0;
+            while at < stream.len() {
+                let len = (1 + rng.below(1460)).min(stream.len() - at);
+                for again in [at, at.saturating_sub(rng.below(3000))] {
+                    let end = (again + len).min(stream.len());
+                    let chunk = &stream[again..end];
+                    let mut stale = chunk.to_vec();
+                    let planned = out.plan(base.wrapping_add(again as u32), &stale, &f).unwrap();
+                    for r in planned.in_place.as_slice() {
+                        assert!(real[again + r.at..again + r.at + r.len].iter().all(|&x| !x), "a real byte sent from the region");
+                        stale[r.at..r.at + r.len].fill(0xee);
+                    }
+                    assert_eq!(wire(&stale, &planned, &f), chunk);
+                    assert_eq!(planned.payload_sum, sum_of(chunk));
+                }
+                at += len;
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_packets_go_as_they_are() {
+        let mut rng = test_rng::Rng(5);
+        for _ in 0..20_000 {
+            let mut packet = std::vec![0u8; rng.below(120)];
+            rng.fill(&mut packet);
+            if packet.len() > 9 && rng.next() % 2 == 0 {
+                packet[0] = 0x40 | (packet[0] & 0x0f);
+                packet[9] = 6;
+            }
+            // Never panics; a non-TCP or malformed packet has no ranges.
+            if let Ok(ranges) = finish_packet(&mut packet, &mut Copied) {
+                assert!(ranges.is_empty());
+            }
+        }
+    }
+
     #[test]
     fn checksums_match_a_plain_computation() {
         let mut segment = std::vec![0u8; 20 + 33];
