@@ -126,7 +126,7 @@ mod tests {
         for _ in 0..20_000 {
             // Few distinct peers, so that probes collide and removals shift.
             let peer = Peer { ip: 0x0a00_0200 | (rng.next() % 4) as u32, port: 40000 + (rng.next() % 40) as u16 };
-            if rng.next() % 3 == 0 || model.len() >= slots {
+            if rng.next().is_multiple_of(3) || model.len() >= slots {
                 table.remove(peer);
                 model.remove(&(peer.ip, peer.port));
             } else {

@@ -609,7 +609,7 @@ mod tests {
         for _ in 0..20_000 {
             let mut packet = std::vec![0u8; rng.below(120)];
             rng.fill(&mut packet);
-            if packet.len() > 9 && rng.next() % 2 == 0 {
+            if packet.len() > 9 && rng.next().is_multiple_of(2) {
                 packet[0] = 0x40 | (packet[0] & 0x0f);
                 packet[9] = 6;
             }

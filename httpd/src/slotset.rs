@@ -72,7 +72,7 @@ mod tests {
         let mut model = BTreeSet::new();
         for _ in 0..5000 {
             let slot = rng.below(len);
-            if rng.next() % 2 == 0 {
+            if rng.next().is_multiple_of(2) {
                 set.insert(slot);
                 model.insert(slot);
             } else {
