@@ -147,6 +147,14 @@ impl Session {
         }
     }
 
+    /// After a failed check: collects what QEMU still prints and prints
+    /// the whole console transcript, so the reason shows in CI logs.
+    pub fn print_transcript(&mut self) {
+        self.drain(Duration::from_millis(500), Duration::from_secs(2));
+        let lines: Vec<String> = self.transcript.iter().map(|l| format!("   | {l}")).collect();
+        println!("   serial output:\n{}", lines.join("\n"));
+    }
+
     /// Collects lines until none arrive for `quiet` (or `max` passes).
     pub fn drain(&mut self, quiet: Duration, max: Duration) {
         let end = Instant::now() + max;

@@ -126,8 +126,7 @@ pub fn boot_with_and_check(built: &Built, qemu_args: &[&str], check: impl FnOnce
     let mut s = Session::start(qemu::command(built, system::DEFAULT_RAM_MIB, false, qemu_args))?;
     let result = check(&mut s);
     if result.is_err() {
-        s.drain(Duration::from_millis(500), Duration::from_secs(2));
-        println!("   serial output:\n{}", s.transcript.iter().map(|l| format!("   | {l}")).collect::<Vec<_>>().join("\n"));
+        s.print_transcript();
     }
     result
 }

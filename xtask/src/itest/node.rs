@@ -257,8 +257,7 @@ fn with_node_captured(
     let mut s = ns.boot(&built)?;
     let result = wait_ready(&mut s).and_then(|()| check(&ns, &mut s, capture));
     if result.is_err() {
-        s.drain(Duration::from_millis(500), Duration::from_secs(2));
-        println!("   serial output:\n{}", s.transcript.iter().map(|l| format!("   | {l}")).collect::<Vec<_>>().join("\n"));
+        s.print_transcript();
     }
     // QEMU stops before the namespace and its TAP device go.
     drop(s);

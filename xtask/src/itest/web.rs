@@ -91,8 +91,7 @@ fn with_web(ws: &Path, image: &Path, ready: &str, check: impl FnOnce(&Netns, &mu
         .map(|(line, _)| println!("   {line}"))
         .and_then(|()| check(&ns, &mut s));
     if result.is_err() {
-        s.drain(Duration::from_millis(500), Duration::from_secs(2));
-        println!("   serial output:\n{}", s.transcript.iter().map(|l| format!("   | {l}")).collect::<Vec<_>>().join("\n"));
+        s.print_transcript();
     }
     drop(s);
     drop(ns);

@@ -83,9 +83,7 @@ fn with_web(ws: &Path, check: impl FnOnce(&mut Web) -> Result<()>) -> Result<()>
     let mut web = Web::boot(ws)?;
     let result = check(&mut web);
     if result.is_err() {
-        web.session.drain(Duration::from_millis(500), Duration::from_secs(2));
-        let lines = web.session.transcript.iter().map(|l| format!("   | {l}")).collect::<Vec<_>>();
-        println!("   serial output:\n{}", lines.join("\n"));
+        web.session.print_transcript();
     }
     result
 }
