@@ -30,7 +30,7 @@
 //! transmit buffer (used only if a token cannot get a real buffer, which
 //! smoltcp's contract forces the device to run the closure anyway).
 
-use crate::inplace::{finish_packet, InPlace, InPlaceList, Planner};
+use crate::inplace::{finish_packet, InPlaceList, Planner};
 use net_config::{Ipv4Address, NodeAddress};
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
@@ -266,19 +266,14 @@ impl<L: Link, N: Neighbours, P: Planner> phy::TxToken for TxToken<'_, L, N, P> {
             result = Some(f(packet));
             // Planned even if the frame is dropped below: what the stack
             // built tells the connection's stream where it stands.
-            let Ok(ranges) = finish_packet(packet, planner) else {
+            let Ok(in_place) = finish_packet(packet, ETHERNET_HEADER, planner) else {
                 counters.tx_unplanned += 1;
                 return None;
             };
             let dst = destination_mac(packet, node, neighbours, counters)?;
             write_ethernet(header, dst, mac);
-            let mut in_frame = InPlaceList::new();
-            for r in ranges.as_slice() {
-                // As many ranges as the packet's: they fit.
-                in_frame.push(InPlace { at: ETHERNET_HEADER + r.at, ..*r }).ok()?;
-            }
-            counters.tx_in_place_bytes += in_frame.as_slice().iter().map(|r| r.len as u64).sum::<u64>();
-            Some(in_frame)
+            counters.tx_in_place_bytes += in_place.as_slice().iter().map(|r| r.len as u64).sum::<u64>();
+            Some(in_place)
         });
         match sent {
             Ok(true) => counters.tx_frames += 1,
@@ -292,7 +287,7 @@ impl<L: Link, N: Neighbours, P: Planner> phy::TxToken for TxToken<'_, L, N, P> {
             (None, Some(f)) => {
                 let packet = &mut scratch[..len.min(MTU)];
                 let r = f(packet);
-                let _ = finish_packet(packet, planner);
+                let _ = finish_packet(packet, ETHERNET_HEADER, planner);
                 r
             }
             (None, None) => unreachable!("the closure ran and produced a result"),

@@ -84,9 +84,6 @@ pub struct Slot<H, P, W> {
     head: bool,
     /// When bytes last moved either way, ns.
     pub(crate) last_activity: u64,
-    /// The body's pin went into an extent of `outgoing`, whose bytes are
-    /// being reserved in the socket.
-    reserving: bool,
     /// The connection's stream: what of it is file data sent in place.
     pub(crate) outgoing: Outgoing<P>,
     /// The peer, while the slot serves a connection.
@@ -108,7 +105,6 @@ impl<H: Copy, P, W> Slot<H, P, W> {
             close_after: false,
             head: false,
             last_activity: 0,
-            reserving: false,
             outgoing: Outgoing::new(),
             peer: None,
         }
@@ -125,7 +121,6 @@ impl<H: Copy, P, W> Slot<H, P, W> {
             store.abandon(wait);
         }
         self.body = None;
-        self.reserving = false;
     }
 
     fn pending(&self) -> bool {
@@ -137,7 +132,6 @@ impl<H: Copy, P, W> Slot<H, P, W> {
         self.conn = Connection::new();
         self.outgoing.restart();
         self.peer = peer;
-        self.reserving = false;
         self.state = SlotState::Open;
         self.head_sent = 0;
         self.head_len = 0;
@@ -206,7 +200,7 @@ fn flush<S: Store>(
     ctx: &mut Ctx<'_>,
     moved: &mut bool,
 ) -> Flush {
-    if let (Some(body), None, false) = (slot.body, &slot.pin, slot.reserving) {
+    if let (Some(body), None, false) = (slot.body, &slot.pin, slot.outgoing.reserving()) {
         if slot.wait.as_ref().is_some_and(|w| !site.may_retry(w)) {
             return Flush::Blocked;
         }
@@ -258,7 +252,7 @@ fn flush<S: Store>(
             slot.drop_body(site);
             break;
         }
-        if slot.reserving {
+        if slot.outgoing.reserving() {
             // In place: reserve the body's bytes in the socket without
             // writing them (see `inplace`).
             let outgoing = &mut slot.outgoing;
@@ -273,9 +267,8 @@ fn flush<S: Store>(
                 }
                 _ => return Flush::Blocked,
             }
-            if slot.outgoing.to_reserve() == 0 {
+            if !slot.outgoing.reserving() {
                 slot.body = None;
-                slot.reserving = false;
             }
             continue;
         }
@@ -288,12 +281,9 @@ fn flush<S: Store>(
                 return Flush::Blocked;
             }
             let Some(pin) = slot.pin.take() else { return Flush::FileError };
-            match slot.outgoing.begin(pin, body.offset, body.len, region_offset) {
-                Ok(()) => slot.reserving = true,
-                Err(pin) => {
-                    slot.pin = Some(pin);
-                    return Flush::Blocked;
-                }
+            if let Err(pin) = slot.outgoing.begin(pin, body.offset, body.len, region_offset) {
+                slot.pin = Some(pin);
+                return Flush::Blocked;
             }
             continue;
         }
