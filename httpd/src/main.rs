@@ -7,7 +7,7 @@
 //! - the connection region, mapped read-write with `setvar_vaddr=
 //!   "httpd_connections"` and `setvar_size="httpd_connections_size"`: the
 //!   pool holds `size / CONNECTION_BYTES` connections
-//!   (`httpd::server::pool_size`);
+//!   (`httpd_core::server::pool_size`);
 //! - channel [`TIMER_CHANNEL`] to the timer PD (`NOW`, `SET_TIMEOUT`),
 //!   `pp="true"` on httpd's end: smoltcp's clock and timers, idle timeouts;
 //! - arpd's table (read-only) and channel, from `arp="true"`;
@@ -23,7 +23,7 @@
 //!   client's data region (the driver's `blk_data_paddr`/`blk_data_size`
 //!   name it), so the device DMAs file blocks straight into it, and it is
 //!   httpd's `send_from` region in `<network>`, so the NIC reads response
-//!   bodies from it in place (`httpd::inplace`, `httpd::site::ImageStore`,
+//!   bodies from it in place (`httpd_core::inplace`, `httpd_core::site::ImageStore`,
 //!   `site-cache`). Without that grant bodies are copied (logged at start).
 //!
 //! It calls the demultiplexer, arpd and the timer, so its priority must be
@@ -39,28 +39,28 @@
 #![no_std]
 #![no_main]
 
-use arp_table::{Table, TableReader};
-use boot_spec::cspace;
-use filter::Dotted;
-use httpd::arena::Arena;
-use httpd::device::{EthDevice, Link, Neighbours, NoBuffer, Resolution, MAX_FRAME};
-use httpd::inplace::InPlaceList;
-use httpd::rtc::{self, Registers};
-use blk_protocol::{Info, RequestProducer, ResponseConsumer};
-use httpd::server::{Counters, Server, Settings, CONNECTION_BYTES};
-use httpd::site::{CacheRegion, ImagePin, ImageStore, ImageWait, Notice, Pumped};
-use microkit::{get_mr, log, msginfo, set_mr, Channel, ChannelSet, Handler};
+use net_arp_table::{Table, TableReader};
+use pds_boot_spec::cspace;
+use net_filter::Dotted;
+use httpd_core::arena::Arena;
+use httpd_core::device::{EthDevice, Link, Neighbours, NoBuffer, Resolution, MAX_FRAME};
+use httpd_core::inplace::InPlaceList;
+use httpd_core::rtc::{self, Registers};
+use lib_blk_protocol::{Info, RequestProducer, ResponseConsumer};
+use httpd_core::server::{Counters, Server, Settings, CONNECTION_BYTES};
+use httpd_core::site::{CacheRegion, ImagePin, ImageStore, ImageWait, Notice, Pumped};
+use pds_runtime::{get_mr, log, msginfo, set_mr, Channel, ChannelSet, Handler};
 use net_client::{Alarm, ChangeReport, NetClient, TIMER_CHANNEL};
 use net_config::{mac_from_word, ArpdCall, Ipv4Address, ARP_KNOWN, ARP_PENDING, ARP_TABLE_VADDR, CLIENT_ARPD_CHANNEL};
-use timer_api::Timer;
+use drivers_timer_api::Timer;
 
-microkit::setvar!(httpd_connections);
-microkit::setvar!(httpd_connections_size);
-microkit::setvar!(blk_request);
-microkit::setvar!(blk_response);
-microkit::setvar!(blk_info);
-microkit::setvar!(site_cache);
-microkit::setvar!(site_cache_size);
+pds_runtime::setvar!(httpd_connections);
+pds_runtime::setvar!(httpd_connections_size);
+pds_runtime::setvar!(blk_request);
+pds_runtime::setvar!(blk_response);
+pds_runtime::setvar!(blk_info);
+pds_runtime::setvar!(site_cache);
+pds_runtime::setvar!(site_cache_size);
 
 /// The channel to the block driver.
 pub const BLK_CHANNEL: u8 = 2;
@@ -159,7 +159,7 @@ fn cmos(index: u8) -> u8 {
     CMOS.in8(CMOS_DATA).unwrap_or(0xff)
 }
 
-/// The CMOS clock's registers, read between updates (see `httpd::rtc`).
+/// The CMOS clock's registers, read between updates (see `httpd_core::rtc`).
 fn read_cmos() -> Registers {
     let read = || {
         for _ in 0..100_000 {
@@ -347,7 +347,7 @@ impl Handler for Httpd {
         if wall.is_none() {
             log!("warning: the CMOS clock reads {registers:?}, not a date: dates start at 1970");
         }
-        let boot_epoch = wall.unwrap_or(0).saturating_sub(now / httpd::server::SECOND_NS);
+        let boot_epoch = wall.unwrap_or(0).saturating_sub(now / httpd_core::server::SECOND_NS);
         let vars = (blk_request.get(), blk_response.get(), blk_info.get(), site_cache.get(), site_cache_size.get());
         let (Some(request), Some(response), Some(info), Some(cache_base), Some(cache_size)) = vars else {
             panic!("the description must map blk_request, blk_response, blk_info and site_cache (setvar_vaddr, and setvar_size for site_cache)");
@@ -399,4 +399,4 @@ impl Handler for Httpd {
     }
 }
 
-microkit::protection_domain!(Httpd);
+pds_runtime::protection_domain!(Httpd);

@@ -5,7 +5,7 @@
 //! for every file when that is set (reproducible images).
 
 use anyhow::{bail, Context, Result};
-use site_builder::{Options, Placement, Report};
+use fs_builder::{Options, Placement, Report};
 use std::path::{Path, PathBuf};
 
 /// Where the image goes without `--out`.
@@ -38,7 +38,7 @@ pub fn build(dir: &Path, out: &Path) -> Result<Report> {
     if let Ok(epoch) = std::env::var("SOURCE_DATE_EPOCH") {
         options.last_modified = Some(epoch.trim().parse().context("SOURCE_DATE_EPOCH must be seconds since 1970")?);
     }
-    site_builder::build(dir, out, &options).with_context(|| format!("building the site image of {}", dir.display()))
+    fs_builder::build(dir, out, &options).with_context(|| format!("building the site image of {}", dir.display()))
 }
 
 pub fn print_report(report: &Report) {
@@ -61,7 +61,7 @@ pub fn print_report(report: &Report) {
         );
         bytes += f.size;
     }
-    let image_bytes = u64::from(report.block_count) * site_format::BLOCK_SIZE as u64;
+    let image_bytes = u64::from(report.block_count) * fs_format::BLOCK_SIZE as u64;
     println!(
         "{} files ({} pages), {} bytes of data; index {} bytes; {} blocks of 4096 ({:.1} MiB)",
         report.files.len(),

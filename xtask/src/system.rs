@@ -29,7 +29,7 @@ pub struct Built {
 }
 
 /// Packages that hold PD programs: every workspace member with a binary
-/// target that uses the PD runtime (`microkit`). The initialiser is apart.
+/// target that uses the PD runtime (`pds_runtime`). The initialiser is apart.
 fn program_packages(workspace: &Path) -> Result<Vec<String>> {
     let out = Command::new(env!("CARGO"))
         .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
@@ -47,7 +47,7 @@ fn program_packages(workspace: &Path) -> Result<Vec<String>> {
             .into_iter()
             .flatten()
             .any(|t| t["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bin")));
-        let uses_runtime = pkg["dependencies"].as_array().into_iter().flatten().any(|d| d["name"] == "microkit");
+        let uses_runtime = pkg["dependencies"].as_array().into_iter().flatten().any(|d| d["name"] == "pds-runtime");
         if has_bin && uses_runtime && pkg["name"] != MONITOR {
             pds.push(pkg["name"].as_str().unwrap_or_default().to_string());
         }
@@ -55,8 +55,10 @@ fn program_packages(workspace: &Path) -> Result<Vec<String>> {
     Ok(pds)
 }
 
-/// The initialiser's package (and binary) name.
-const MONITOR: &str = "monitor";
+/// The initialiser's package.
+const MONITOR: &str = "pds-monitor";
+/// The initialiser's binary.
+const MONITOR_BIN: &str = "monitor";
 
 /// Builds the bare-metal programs for a kernel config. Each config has its
 /// own target folder, since the kernel ABI crate is generated per config.
@@ -87,15 +89,15 @@ pub fn build(workspace: &Path, opts: &BuildOptions) -> Result<Built> {
     let stem = opts.system.file_stem().and_then(|s| s.to_str()).unwrap_or("system");
     let out_dir = workspace.join("target").join("system").join(format!("{stem}-{}", opts.config.name()));
     crate::deps::ensure_packages(crate::deps::GRAPHVIZ)?;
-    let options = builder::Options {
+    let options = tools_builder::Options {
         system: opts.system.clone(),
-        monitor: bin.join(MONITOR),
+        monitor: bin.join(MONITOR_BIN),
         search_path: vec![bin.clone()],
         out_dir,
-        target: builder::Target { ram_bytes: opts.ram_mib << 20 },
+        target: tools_builder::Target { ram_bytes: opts.ram_mib << 20 },
         kernel: format!("seL4 5.0.0, {} config", opts.config.name()),
     };
-    let out = builder::build(&options).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let out = tools_builder::build(&options).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(Built { kernel, image: out.image, report: out.report, dot: out.dot, svg: out.svg })
 }
 

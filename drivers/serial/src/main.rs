@@ -9,14 +9,14 @@
 //! this PD's channel `i`. Optionally, `console_input` maps a ring into which
 //! received bytes are written, signalled on channel [`INPUT_CLIENT`].
 //!
-//! The UART logic lives in the `uart16550` crate; this is the glue.
+//! The UART logic lives in the `drivers_serial_uart16550` crate; this is the glue.
 #![no_std]
 #![no_main]
 
-use boot_spec::cspace;
-use console_ring::{ConsoleRegion, Reader, Writer};
-use microkit::{log, setvar, Channel, ChannelSet, Handler, Var};
-use uart16550::{PortIo, Uart};
+use pds_boot_spec::cspace;
+use lib_console_ring::{ConsoleRegion, Reader, Writer};
+use pds_runtime::{log, setvar, Channel, ChannelSet, Handler, Var};
+use drivers_serial_uart16550::{PortIo, Uart};
 
 /// COM1's first I/O port.
 const COM1: u16 = 0x3f8;
@@ -139,7 +139,7 @@ impl Handler for Serial {
         if let Err(e) = Uart::init(Com1, BAUD) {
             panic!("COM1 at {COM1:#x}: {e:?}");
         }
-        microkit::console::set_output(print_own);
+        pds_runtime::console::set_output(print_own);
         // Start on a fresh line: the firmware may have left one unfinished.
         uart().write(b"\r\n");
         let clients = core::array::from_fn(|i| {
@@ -167,4 +167,4 @@ impl Handler for Serial {
     }
 }
 
-microkit::protection_domain!(Serial);
+pds_runtime::protection_domain!(Serial);

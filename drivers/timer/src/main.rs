@@ -12,10 +12,10 @@
 #![no_std]
 #![no_main]
 
-use boot_spec::cspace;
-use microkit::{log, msginfo, Channel, ChannelSet, Handler, MessageInfo};
-use timer_api::{label, status, TIMEOUTS_PER_CLIENT};
-use timer_core::{calibrate, pit_count_for, ArmError, Clock, PitCounter, Timeouts};
+use pds_boot_spec::cspace;
+use pds_runtime::{log, msginfo, Channel, ChannelSet, Handler, MessageInfo};
+use drivers_timer_api::{label, status, TIMEOUTS_PER_CLIENT};
+use drivers_timer_core::{calibrate, pit_count_for, ArmError, Clock, PitCounter, Timeouts};
 
 /// `<ioport id="0">`: PIT ports 0x40 (channel 0 data) to 0x43 (mode/command).
 const PIT_PORTS: sel4::X86IoPort = sel4::X86IoPort(cspace::IOPORT_BASE);
@@ -109,11 +109,11 @@ impl Handler for Timer {
         let client = usize::from(channel.id());
         match msg.label() {
             label::NOW => {
-                microkit::set_mr(0, self.now());
+                pds_runtime::set_mr(0, self.now());
                 msginfo(status::OK, 1)
             }
             label::SET_TIMEOUT if msg.length() >= 1 => {
-                let deadline = microkit::get_mr(0);
+                let deadline = pds_runtime::get_mr(0);
                 let reply = match self.timeouts.arm(client, deadline) {
                     Ok(()) => status::OK,
                     Err(ArmError::Full) => status::FULL,
@@ -140,4 +140,4 @@ impl Handler for Timer {
     }
 }
 
-microkit::protection_domain!(Timer);
+pds_runtime::protection_domain!(Timer);

@@ -29,24 +29,24 @@
 #![no_std]
 #![no_main]
 
-use blk_protocol::{Info, RequestConsumer, ResponseProducer, DATA_REGION_SIZE, SECTOR_SIZE};
-use microkit::{log, Channel, ChannelSet, Handler};
-use virtio::dma::DmaRegion;
-use virtio::pci::VirtioCaps;
-use virtio::transport::{isr, Mmio, Notifier, Transport};
-use virtio_blk_core::driver::{BlkDevice, Stats, QUEUE_MEMORY};
+use lib_blk_protocol::{Info, RequestConsumer, ResponseProducer, DATA_REGION_SIZE, SECTOR_SIZE};
+use pds_runtime::{log, Channel, ChannelSet, Handler};
+use lib_virtio::dma::DmaRegion;
+use lib_virtio::pci::VirtioCaps;
+use lib_virtio::transport::{isr, Mmio, Notifier, Transport};
+use drivers_virtio_blk_core::driver::{BlkDevice, Stats, QUEUE_MEMORY};
 
-microkit::setvar!(pci_config);
-microkit::setvar!(virtio_bar);
-microkit::setvar!(virtio_queue);
-microkit::setvar!(virtio_queue_paddr);
-microkit::setvar!(blk_request);
-microkit::setvar!(blk_response);
-microkit::setvar!(blk_info);
-microkit::setvar!(blk_data_paddr);
+pds_runtime::setvar!(pci_config);
+pds_runtime::setvar!(virtio_bar);
+pds_runtime::setvar!(virtio_queue);
+pds_runtime::setvar!(virtio_queue_paddr);
+pds_runtime::setvar!(blk_request);
+pds_runtime::setvar!(blk_response);
+pds_runtime::setvar!(blk_info);
+pds_runtime::setvar!(blk_data_paddr);
 // The client's region may be larger than the protocol's default: the
 // description says how large (`<setvar symbol="blk_data_size" region_size="blk_data"/>`).
-microkit::setvar!(blk_data_size);
+pds_runtime::setvar!(blk_data_size);
 
 /// The client's channel.
 const CLIENT: Channel = Channel::new(0);
@@ -79,14 +79,14 @@ struct Driver(Option<Running>);
 
 /// Reads a setvar the description must set.
 fn start() -> Option<Running> {
-    let config = microkit::require_setvar!(pci_config)?;
-    let bar = microkit::require_setvar!(virtio_bar)?;
-    let queue_vaddr = microkit::require_setvar!(virtio_queue)?;
-    let queue_paddr = microkit::require_setvar!(virtio_queue_paddr)?;
-    let request_vaddr = microkit::require_setvar!(blk_request)?;
-    let response_vaddr = microkit::require_setvar!(blk_response)?;
-    let info_vaddr = microkit::require_setvar!(blk_info)?;
-    let data_paddr = microkit::require_setvar!(blk_data_paddr)?;
+    let config = pds_runtime::require_setvar!(pci_config)?;
+    let bar = pds_runtime::require_setvar!(virtio_bar)?;
+    let queue_vaddr = pds_runtime::require_setvar!(virtio_queue)?;
+    let queue_paddr = pds_runtime::require_setvar!(virtio_queue_paddr)?;
+    let request_vaddr = pds_runtime::require_setvar!(blk_request)?;
+    let response_vaddr = pds_runtime::require_setvar!(blk_response)?;
+    let info_vaddr = pds_runtime::require_setvar!(blk_info)?;
+    let data_paddr = pds_runtime::require_setvar!(blk_data_paddr)?;
     let data_size = blk_data_size.get().map_or(DATA_REGION_SIZE, |size| size as usize);
 
     // SAFETY: the initialiser maps a read-only snapshot of the device's
@@ -179,4 +179,4 @@ impl Handler for Driver {
     }
 }
 
-microkit::protection_domain!(Driver);
+pds_runtime::protection_domain!(Driver);

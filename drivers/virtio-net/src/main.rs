@@ -1,5 +1,5 @@
 //! virtio-net: the driver protection domain. Glue between the runtime and
-//! the [`virtio_net`] library: finds the device's structures in the
+//! the [`drivers_virtio_net_core`] library: finds the device's structures in the
 //! configuration snapshot, brings it up, and calls [`Driver::handle`] on
 //! every wake-up.
 //!
@@ -8,13 +8,13 @@
 #![no_std]
 #![no_main]
 
-use microkit::{log, Channel, ChannelSet, Handler, MemoryRegion, MessageInfo};
-use net_protocol::{Stats, CALL_MAC, CALL_STATS, RX_QUEUE_CAPACITY, TX_QUEUE_CAPACITY, TX_SPACE_LEN};
-use shared_queue::{region_size, ReceiverQueues, SenderQueues};
-use virtio::dma::DmaRegion;
-use virtio::pci::{ConfigSpace, VirtioCaps};
-use virtio::transport::{Mmio, Transport};
-use virtio_net::driver::{self, ClientRegions, DmaWindow, Driver};
+use pds_runtime::{log, Channel, ChannelSet, Handler, MemoryRegion, MessageInfo};
+use lib_net_protocol::{Stats, CALL_MAC, CALL_STATS, RX_QUEUE_CAPACITY, TX_QUEUE_CAPACITY, TX_SPACE_LEN};
+use lib_queue::{region_size, ReceiverQueues, SenderQueues};
+use lib_virtio::dma::DmaRegion;
+use lib_virtio::pci::{ConfigSpace, VirtioCaps};
+use lib_virtio::transport::{Mmio, Transport};
+use drivers_virtio_net_core::driver::{self, ClientRegions, DmaWindow, Driver};
 
 const DEVICE_IRQ: Channel = Channel::new(0);
 const CLIENT: Channel = Channel::new(1);
@@ -24,24 +24,24 @@ const CLIENT: Channel = Channel::new(1);
 const VIRTIO_BAR: u8 = 4;
 const VIRTIO_BAR_SIZE: usize = 0x4000;
 
-microkit::setvar!(pci_config);
-microkit::setvar!(virtio_bar);
-microkit::setvar!(virtio_private);
-microkit::setvar!(virtio_private_paddr);
-microkit::setvar!(rx_free);
-microkit::setvar!(rx_active);
-microkit::setvar!(tx_free);
-microkit::setvar!(tx_active);
-microkit::setvar!(rx_data_paddr);
-microkit::setvar!(tx_headers_paddr);
-microkit::setvar!(tx_payload_paddr);
-// The client's in-place window (net_protocol::TxWindow::Files), optional:
+pds_runtime::setvar!(pci_config);
+pds_runtime::setvar!(virtio_bar);
+pds_runtime::setvar!(virtio_private);
+pds_runtime::setvar!(virtio_private_paddr);
+pds_runtime::setvar!(rx_free);
+pds_runtime::setvar!(rx_active);
+pds_runtime::setvar!(tx_free);
+pds_runtime::setvar!(tx_active);
+pds_runtime::setvar!(rx_data_paddr);
+pds_runtime::setvar!(tx_headers_paddr);
+pds_runtime::setvar!(tx_payload_paddr);
+// The client's in-place window (lib_net_protocol::TxWindow::Files), optional:
 // `<setvar symbol="send_from_paddr" region_paddr="R" />` and
 // `<setvar symbol="send_from_size" region_size="R" />` for the region R
 // that a network client names in `<client send_from="R">`. The driver
 // never maps it; it only gives the device addresses inside it.
-microkit::setvar!(send_from_paddr);
-microkit::setvar!(send_from_size);
+pds_runtime::setvar!(send_from_paddr);
+pds_runtime::setvar!(send_from_size);
 
 /// The read-only configuration snapshot the initialiser mapped.
 struct Snapshot(MemoryRegion);
@@ -73,7 +73,7 @@ fn bring_up() -> Option<Driver<'static>> {
     };
     let vendor_device = config.read_u32(0).unwrap_or(0);
     // SAFETY: the description maps VIRTIO_BAR_SIZE bytes of BAR 4, uncached.
-    let bar = unsafe { Mmio::new(microkit::require_setvar!(virtio_bar)? as *mut u8, VIRTIO_BAR_SIZE) };
+    let bar = unsafe { Mmio::new(pds_runtime::require_setvar!(virtio_bar)? as *mut u8, VIRTIO_BAR_SIZE) };
     let dev = match Transport::new(bar, VIRTIO_BAR, &caps) {
         Ok(dev) => dev,
         Err(e) => {
@@ -81,13 +81,13 @@ fn bring_up() -> Option<Driver<'static>> {
             return None;
         }
     };
-    let rx_data = microkit::require_setvar!(rx_data_paddr)?;
+    let rx_data = pds_runtime::require_setvar!(rx_data_paddr)?;
     let send_from = send_from_window();
     let regions = ClientRegions {
         rx_data,
-        tx_windows: driver::tx_windows(microkit::require_setvar!(tx_headers_paddr)?, rx_data, tx_payload_paddr.get(), send_from),
+        tx_windows: driver::tx_windows(pds_runtime::require_setvar!(tx_headers_paddr)?, rx_data, tx_payload_paddr.get(), send_from),
     };
-    let queue = |v: &microkit::Var, name| microkit::setvar_required(v, name).map(|a| a as *mut u8);
+    let queue = |v: &pds_runtime::Var, name| pds_runtime::setvar_required(v, name).map(|a| a as *mut u8);
     let (rxf, rxa, txf, txa) =
         (queue(&rx_free, "rx_free")?, queue(&rx_active, "rx_active")?, queue(&tx_free, "tx_free")?, queue(&tx_active, "tx_active")?);
     const _: () = assert!(region_size(RX_QUEUE_CAPACITY) <= 0x2000 && region_size(TX_QUEUE_CAPACITY) <= 0x3000);
@@ -97,12 +97,12 @@ fn bring_up() -> Option<Driver<'static>> {
     // into `rx_data`; transmit descriptors into the transmit address space.
     let (rx_client, tx_client) = unsafe {
         (
-            SenderQueues::new(rxf, rxa, net_protocol::RX_DATA_SIZE),
+            SenderQueues::new(rxf, rxa, lib_net_protocol::RX_DATA_SIZE),
             ReceiverQueues::new(txf, txa, TX_SPACE_LEN),
         )
     };
-    let private_paddr = microkit::require_setvar!(virtio_private_paddr)?;
-    let private_vaddr = microkit::require_setvar!(virtio_private)?;
+    let private_paddr = pds_runtime::require_setvar!(virtio_private_paddr)?;
+    let private_vaddr = pds_runtime::require_setvar!(virtio_private)?;
     // SAFETY: `virtio_private` is a private, cached (x86 DMA is coherent),
     // physically contiguous region of private::SIZE bytes, 4 KiB aligned,
     // mapped read-write only here for the PD's life, whose physical base is
@@ -141,7 +141,7 @@ fn send_from_window() -> Option<DmaWindow> {
     match (send_from_paddr.get(), send_from_size.get()) {
         (None, None) => None,
         (Some(paddr), Some(size)) => match usize::try_from(size) {
-            Ok(len) if len > 0 && size <= 1 << net_protocol::TX_WINDOW_SHIFT => Some(DmaWindow { paddr, len }),
+            Ok(len) if len > 0 && size <= 1 << lib_net_protocol::TX_WINDOW_SHIFT => Some(DmaWindow { paddr, len }),
             _ => {
                 log!("error: send_from_size {size:#x} is not a transmit window's size: no in-place transmit");
                 None
@@ -186,22 +186,22 @@ impl Handler for NetDriver {
                     // The layout CALL_MAC documents: first byte lowest.
                     let mut word = [0; 8];
                     word[..6].copy_from_slice(&mac);
-                    microkit::set_mr(0, u64::from_le_bytes(word));
-                    microkit::msginfo(0, 1)
+                    pds_runtime::set_mr(0, u64::from_le_bytes(word));
+                    pds_runtime::msginfo(0, 1)
                 }
-                None => microkit::msginfo(1, 0),
+                None => pds_runtime::msginfo(1, 0),
             };
         }
         if msg.label() != CALL_STATS {
-            return microkit::msginfo(u64::from(u32::MAX), 0);
+            return pds_runtime::msginfo(u64::from(u32::MAX), 0);
         }
         let stats = self.driver.as_ref().map(Driver::stats).unwrap_or_default();
         log!("stats: {stats}");
         for (i, w) in stats.to_words().into_iter().enumerate() {
-            microkit::set_mr(i, w);
+            pds_runtime::set_mr(i, w);
         }
-        microkit::msginfo(0, Stats::WORDS as u64)
+        pds_runtime::msginfo(0, Stats::WORDS as u64)
     }
 }
 
-microkit::protection_domain!(NetDriver);
+pds_runtime::protection_domain!(NetDriver);

@@ -17,7 +17,7 @@
 //!   is an error, as is any special file (FIFO, socket, device).
 //! - Names that cannot be served are errors, with the path and the reason:
 //!   not UTF-8, control characters, `?` or `#`, `\`, or a URL path longer
-//!   than 1024 bytes (`site_format::path`).
+//!   than 1024 bytes (`fs_format::path`).
 //! - Last-Modified is each file's modification time (whole seconds), or
 //!   [`Options::last_modified`] for all files (e.g. `SOURCE_DATE_EPOCH`).
 //!   The image is a function of the files' paths, contents and these times:
@@ -42,11 +42,11 @@
 pub mod html;
 
 use sha2::{Digest, Sha256};
-use site_format::build::{plan, PlanError, Planned};
-use site_format::http::{content_type, is_html};
-use site_format::path::{check_name, PathFault, MAX_PATH_LEN};
-use site_format::sums::{sum_of, PIECE};
-use site_format::{blocks_for, BLOCK_SIZE, FLAG_INLINED, FLAG_PAGE, MAX_BLOCKS};
+use fs_format::build::{plan, PlanError, Planned};
+use fs_format::http::{content_type, is_html};
+use fs_format::path::{check_name, PathFault, MAX_PATH_LEN};
+use fs_format::sums::{sum_of, PIECE};
+use fs_format::{blocks_for, BLOCK_SIZE, FLAG_INLINED, FLAG_PAGE, MAX_BLOCKS};
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File};

@@ -1,10 +1,10 @@
 //! Builds images from generated trees and reads every file back through
 //! the reader; every kind of bad input is refused with no image left.
 
-use site_builder::{build, Error, Options, Placement};
-use site_format::path::PathFault;
-use site_format::sums::sum_of;
-use site_format::{Image, BLOCK_SIZE};
+use fs_builder::{build, Error, Options, Placement};
+use fs_format::path::PathFault;
+use fs_format::sums::sum_of;
+use fs_format::{Image, BLOCK_SIZE};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -179,7 +179,7 @@ fn hidden_files_symlinks_and_mtimes() {
     s.write("index.html", b"<img src=a.png><video src=video.webm></video>");
     s.write("a.png", b"png");
     // Too large to keep in the page's span.
-    s.write("video.webm", &vec![0; site_builder::INLINE_LIMIT as usize + 1]);
+    s.write("video.webm", &vec![0; fs_builder::INLINE_LIMIT as usize + 1]);
     s.write("docs/a.html", b"<link rel=stylesheet href=../b.css><img src=../a.png>");
     s.write("b.css", b"css");
     s.write(".git/config", b"secret");

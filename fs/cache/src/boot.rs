@@ -3,8 +3,8 @@
 
 use crate::cache::Cache;
 use crate::{CacheError, Config, SECTORS_PER_BLOCK};
-use blk_protocol::{Request, Response, Status, QUEUE_CAPACITY, SECTOR_SIZE};
-use site_format::{Image, Superblock, BLOCK_SIZE};
+use lib_blk_protocol::{Request, Response, Status, QUEUE_CAPACITY, SECTOR_SIZE};
+use fs_format::{Image, Superblock, BLOCK_SIZE};
 
 /// Most boot requests outstanding at once (the request queue's capacity).
 const WINDOW: usize = QUEUE_CAPACITY;
@@ -205,7 +205,7 @@ impl Boot {
         let image = Image::parse(head).map_err(CacheError::CorruptImage)?;
         if *image.superblock() != sb {
             // Block 0 changed under us: nothing about this image can be trusted.
-            return Err(CacheError::CorruptImage(site_format::FormatError::SuperblockChecksum));
+            return Err(CacheError::CorruptImage(fs_format::FormatError::SuperblockChecksum));
         }
         if image.len() as usize > FILES {
             return Err(CacheError::TooManyFiles { files: image.len(), capacity: FILES });

@@ -2,8 +2,8 @@
 //! The policies are described in the crate documentation.
 
 use crate::SECTORS_PER_BLOCK;
-use blk_protocol::{Request, Response, Status, QUEUE_CAPACITY, SECTOR_SIZE};
-use site_format::{FileRecord, Image, BLOCK_SIZE};
+use lib_blk_protocol::{Request, Response, Status, QUEUE_CAPACITY, SECTOR_SIZE};
+use fs_format::{FileRecord, Image, BLOCK_SIZE};
 
 /// The slot number of a pin that holds no group (an empty file).
 const NO_SLOT: u16 = u16::MAX;

@@ -33,7 +33,7 @@
 //!
 //! [`Boot`] reads block 0, checks the superblock, reads the index blocks
 //! behind it, and [`Boot::finish`] parses the head with
-//! [`Image::parse`](site_format::Image::parse) (index SHA-256 and every
+//! [`Image::parse`](fs_format::Image::parse) (index SHA-256 and every
 //! record) into a [`Cache`]. A bad superblock or index is
 //! [`CacheError::CorruptImage`]: the server must refuse to serve and log
 //! the error (its `Display` says what is wrong). The head may take at most
@@ -66,7 +66,7 @@
 //! # Verification
 //!
 //! No byte leaves the cache unverified: the first [`Cache::open`] of a file
-//! after its group was loaded runs [`FileVerifier`](site_format::FileVerifier)
+//! after its group was loaded runs [`FileVerifier`](fs_format::FileVerifier)
 //! (length, SHA-256, every piece sum) over the loaded bytes; the verdict is
 //! kept (per file, tagged with the load it belongs to) until the group is
 //! evicted. A file that fails is [`Open::Corrupt`] for as long as that load
@@ -119,13 +119,13 @@ mod boot;
 mod cache;
 pub mod queues;
 
-pub use blk_protocol::{DiskInfo, Request, Response, Status, QUEUE_CAPACITY, SECTOR_SIZE};
+pub use lib_blk_protocol::{DiskInfo, Request, Response, Status, QUEUE_CAPACITY, SECTOR_SIZE};
 pub use boot::{Boot, BootStatus};
 pub use cache::{Cache, Completion, File, Open, Pin, Ready, Stats, Ticket};
-pub use site_format::BLOCK_SIZE;
+pub use fs_format::BLOCK_SIZE;
 
 use core::fmt;
-use site_format::FormatError;
+use fs_format::FormatError;
 
 /// Sectors in one 4096-byte block.
 pub const SECTORS_PER_BLOCK: u64 = (BLOCK_SIZE / SECTOR_SIZE) as u64;

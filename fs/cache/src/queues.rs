@@ -4,8 +4,8 @@
 //! caller, which owns the channel.
 
 use crate::{Boot, BootStatus, Cache, CacheError, Completion};
-use blk_protocol::queue::QueueError;
-use blk_protocol::{Request, RequestProducer, Response, ResponseConsumer, Status};
+use lib_blk_protocol::queue::QueueError;
+use lib_blk_protocol::{Request, RequestProducer, Response, ResponseConsumer, Status};
 
 /// Something that hands out block requests and takes their answers: the
 /// [`Cache`] or a [`Boot`].

@@ -1,9 +1,9 @@
 //! Boot and loads through real `blk-protocol` queues in memory, with a
 //! driver stand-in that answers in reverse order.
 
-use blk_protocol::{RequestConsumer, RequestProducer, ResponseConsumer, ResponseProducer, QUEUE_REGION_SIZE};
-use site_cache::queues::{send_requests, take_boot_responses, take_responses};
-use site_cache::{Boot, BootStatus, Cache, Completion, Config, DiskInfo, Open, Response, Status, SECTOR_SIZE};
+use lib_blk_protocol::{RequestConsumer, RequestProducer, ResponseConsumer, ResponseProducer, QUEUE_REGION_SIZE};
+use fs_cache::queues::{send_requests, take_boot_responses, take_responses};
+use fs_cache::{Boot, BootStatus, Cache, Completion, Config, DiskInfo, Open, Response, Status, SECTOR_SIZE};
 use std::fs;
 
 #[repr(C, align(4096))]
@@ -37,7 +37,7 @@ fn boot_and_load_through_the_queues() {
     fs::write(dir.join("root/index.html"), b"<img src=\"img/a.png\"><img src=img/b.png>").unwrap();
     fs::write(dir.join("root/img/a.png"), vec![7u8; 70_000]).unwrap();
     fs::write(dir.join("root/img/b.png"), vec![9u8; 5_000]).unwrap();
-    site_builder::build(&dir.join("root"), &dir.join("site.img"), &site_builder::Options::default()).unwrap();
+    fs_builder::build(&dir.join("root"), &dir.join("site.img"), &fs_builder::Options::default()).unwrap();
     let image = fs::read(dir.join("site.img")).unwrap();
     let _ = fs::remove_dir_all(&dir);
 

@@ -5,12 +5,12 @@
 //! and that no request leaves the region or touches the head or a pinned
 //! range.
 
-use site_builder::{build, Options, Placement};
-use site_cache::{
+use fs_builder::{build, Options, Placement};
+use fs_cache::{
     Boot, BootStatus, Cache, CacheError, Completion, Config, DiskInfo, File, Open, Ready, Request, Response, Status, BLOCK_SIZE, QUEUE_CAPACITY,
     SECTOR_SIZE,
 };
-use site_format::{FormatError, Superblock};
+use fs_format::{FormatError, Superblock};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::path::PathBuf;
@@ -485,7 +485,7 @@ fn empty_files_too_large_files_and_busy() {
 /// A site several times larger than the arena, many clients each opening
 /// random files and holding them pinned for a while, the device answering
 /// in random order (and, with `faults`, corrupting and failing reads).
-fn stress(name: &str, seed: u64, faults: Faults, opens: usize, clients: usize, hold: usize) -> (TestStats, site_cache::Stats) {
+fn stress(name: &str, seed: u64, faults: Faults, opens: usize, clients: usize, hold: usize) -> (TestStats, fs_cache::Stats) {
     let s = generated(name, seed, 30, 5, 24_000, 120, 90_000);
     let data = data_bytes(&s);
     // The arena: a quarter of the data.

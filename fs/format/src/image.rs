@@ -4,7 +4,7 @@
 use crate::http::{self, check_header, STATUS_LINE};
 use crate::path::check_path;
 use crate::sums::{self, piece_count, SumError, PIECE};
-use packet::checksum::Checksum;
+use net_packet::checksum::Checksum;
 use sha2::{Digest, Sha256};
 
 /// Size of a block: the unit of placement and of the image's length.

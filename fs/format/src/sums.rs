@@ -4,7 +4,7 @@
 //! 1500-byte Ethernet MTU with 20-byte IPv4 and TCP headers) from offset 0;
 //! the last piece may be shorter. For each piece the image stores its
 //! folded 1's complement sum (RFC 1071, not complemented, big-endian `u16`),
-//! as [`packet::checksum::Checksum::sum`] gives it for the piece alone.
+//! as [`net_packet::checksum::Checksum::sum`] gives it for the piece alone.
 //!
 //! A sender whose segments start at multiples of 1460 and hold whole pieces
 //! adds the stored sums to its pseudo-header and TCP header sum and never
@@ -23,7 +23,7 @@
 //! added. A segment starting at an odd offset is the same thing in reverse:
 //! the sum in file word alignment is swapped at the end.
 
-use packet::checksum::Checksum;
+use net_packet::checksum::Checksum;
 
 /// Length of a checksummed piece: the common TCP MSS.
 pub const PIECE: usize = 1460;

@@ -9,7 +9,7 @@ use alloc::boxed::Box;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use sha2::{Digest, Sha256};
-use test_rng::Rng;
+use lib_test_rng::Rng;
 
 
 fn planned(path: &str, data: &[u8], flags: u32, leader: usize) -> Planned {

@@ -97,14 +97,14 @@ const _: () = {
 };
 
 /// The request queue as seen by the client.
-pub type RequestProducer<'a> = shared_queue::Producer<'a, QUEUE_CAPACITY, Request>;
+pub type RequestProducer<'a> = lib_queue::Producer<'a, QUEUE_CAPACITY, Request>;
 /// The request queue as seen by the driver (made with `new(region, ())`:
 /// the queue does not check requests, the driver does).
-pub type RequestConsumer<'a> = shared_queue::Consumer<'a, QUEUE_CAPACITY, Request>;
+pub type RequestConsumer<'a> = lib_queue::Consumer<'a, QUEUE_CAPACITY, Request>;
 /// The response queue as seen by the driver.
-pub type ResponseProducer<'a> = shared_queue::Producer<'a, QUEUE_CAPACITY, Response>;
+pub type ResponseProducer<'a> = lib_queue::Producer<'a, QUEUE_CAPACITY, Response>;
 /// The response queue as seen by the client (made with `new(region, ())`).
-pub type ResponseConsumer<'a> = shared_queue::Consumer<'a, QUEUE_CAPACITY, Response>;
+pub type ResponseConsumer<'a> = lib_queue::Consumer<'a, QUEUE_CAPACITY, Response>;
 
 /// What a request asks for. In shared memory it is a `u32`; values other
 /// than these are answered with [`Status::BadOp`].

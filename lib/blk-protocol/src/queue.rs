@@ -10,7 +10,7 @@
 
 use crate::{Request, Response};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-pub use shared_queue::{region_size_for, Entry, QueueError, HEADER_SIZE};
+pub use lib_queue::{region_size_for, Entry, QueueError, HEADER_SIZE};
 
 /// [`Request`] in shared memory (32 bytes).
 ///

@@ -9,7 +9,7 @@
 //! descriptors is cut there and marked, and the rest of it, up to its last
 //! descriptor, is handed back one by one without being held.
 
-use shared_queue::BufferDesc;
+use lib_queue::BufferDesc;
 
 use crate::{MAX_TX_SEGMENTS, TX_MORE};
 

@@ -208,7 +208,7 @@
 //!
 //! ```
 //! use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
-//! use shared_queue::{Consumer, Entry, Producer, QueueError};
+//! use lib_queue::{Consumer, Entry, Producer, QueueError};
 //!
 //! #[derive(Clone, Copy, Debug, PartialEq)]
 //! struct Job { id: u32, arg: u64 }

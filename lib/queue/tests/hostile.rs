@@ -5,7 +5,7 @@
 mod common;
 
 use common::{with_timeout, Region, Rng, Wide, HEAD, SIGNAL_REQUESTED, TAIL};
-use shared_queue::{region_size, region_size_for, BufferDesc, Entry, QueueError};
+use lib_queue::{region_size, region_size_for, BufferDesc, Entry, QueueError};
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;

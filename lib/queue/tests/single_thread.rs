@@ -5,7 +5,7 @@
 mod common;
 
 use common::{slot, wide_slot, Region, Small, Wide, HEAD, SIGNAL_REQUESTED, TAIL};
-use shared_queue::{
+use lib_queue::{
     region_size, region_size_for, BufferDesc, Consumer, Producer, QueueError, DESC_SIZE,
     HEADER_SIZE,
 };
@@ -178,8 +178,8 @@ fn layout_matches_the_documentation() {
     assert_eq!(HEADER_SIZE, 128);
     assert_eq!(DESC_SIZE, 16);
     assert_eq!(region_size(512), 128 + 512 * 16);
-    assert_eq!(shared_queue::Producer::<512>::REGION_SIZE, region_size(512));
-    assert_eq!(shared_queue::Consumer::<1>::REGION_SIZE, 144);
+    assert_eq!(lib_queue::Producer::<512>::REGION_SIZE, region_size(512));
+    assert_eq!(lib_queue::Consumer::<1>::REGION_SIZE, 144);
 
     let region = Region::new(region_size(4));
     let mut tx = region.producer::<4>();

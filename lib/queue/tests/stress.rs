@@ -5,7 +5,7 @@
 mod common;
 
 use common::{with_timeout, Notification, Region, Small, Wide, HEAD, TAIL};
-use shared_queue::{
+use lib_queue::{
     region_size, region_size_for, BufferDesc, Consumer, Entry, Producer, ReceiverQueues,
     SenderQueues,
 };

@@ -86,7 +86,7 @@ extern crate std;
 
 use core::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
-pub use packet::{EthernetAddress, Ipv4Address};
+pub use net_packet::{EthernetAddress, Ipv4Address};
 
 /// Bytes of the region.
 pub const TABLE_BYTES: usize = 4096;

@@ -1,7 +1,7 @@
 use super::*;
 use std::boxed::Box;
 use std::sync::atomic::AtomicBool;
-use test_rng::Rng;
+use lib_test_rng::Rng;
 
 const IP_A: Ipv4Address = Ipv4Address::new(10, 0, 2, 2);
 const IP_B: Ipv4Address = Ipv4Address::new(10, 0, 2, 3);

@@ -2,23 +2,21 @@
 //! `send_from` region instead of the transmit buffer, and the gather list
 //! (`net-protocol`, "Transmit") that says so to the demultiplexer.
 
-use net_protocol::{tx_offset, InPlace, TxWindow, MAX_FRAME_DESCS, MAX_IN_PLACE, TX_MORE};
+use lib_net_protocol::{tx_offset, InPlace, TxWindow, MAX_FRAME_DESCS, MAX_IN_PLACE, TX_MORE};
 #[cfg(test)]
-use net_protocol::InPlaceList;
-use shared_queue::BufferDesc;
+use lib_net_protocol::InPlaceList;
+use lib_queue::BufferDesc;
 
 use crate::{SendError, TX_BUFFER_SIZE};
 
 /// The descriptors of one frame, in frame order.
 // Used by `NetClient` (feature `pd`) and the tests.
-#[cfg_attr(not(feature = "pd"), allow(dead_code))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct FrameDescs {
     descs: [BufferDesc; MAX_FRAME_DESCS],
     len: usize,
 }
 
-#[cfg_attr(not(feature = "pd"), allow(dead_code))]
 impl FrameDescs {
     pub(crate) fn as_slice(&self) -> &[BufferDesc] {
         &self.descs[..self.len]
@@ -46,7 +44,6 @@ impl FrameDescs {
 /// [`SendError::BadLayout`] unless the ranges are at most [`MAX_IN_PLACE`],
 /// non-empty, sorted, not overlapping, inside the frame and inside the
 /// region (so none without a region).
-#[cfg_attr(not(feature = "pd"), allow(dead_code))]
 pub(crate) fn frame_descs(slot: usize, len: usize, in_place: &[InPlace], send_from_size: u64) -> Result<FrameDescs, SendError> {
     if in_place.len() > MAX_IN_PLACE {
         return Err(SendError::BadLayout);

@@ -34,8 +34,7 @@
 //! once, into its own buffer (`recv`), and writes frames in place
 //! (`send_with`).
 //!
-//! What a daemon also needs, without the runtime (host-tested with
-//! `cargo test --lib -p net-client --no-default-features`):
+//! What a daemon also needs, host-tested:
 //!
 //! - [`TxSlots`]: which transmit buffers are in flight, and which came
 //!   back;
@@ -46,9 +45,6 @@
 //! - [`ChangeReport`]: counters logged at most every [`REPORT_PERIOD_NS`],
 //!   and only when they changed;
 //! - [`Colons`]: a MAC as `52:54:00:12:34:56` in logs.
-//!
-//! [`NetClient`] and everything that calls the runtime need the default
-//! feature `pd`.
 #![no_std]
 
 #[cfg(test)]
@@ -58,17 +54,16 @@ mod gather;
 mod schedule;
 mod slots;
 
-pub use net_protocol::{InPlace, InPlaceList, MAX_FRAME_DESCS, MAX_IN_PLACE};
+pub use lib_net_protocol::{InPlace, InPlaceList, MAX_FRAME_DESCS, MAX_IN_PLACE};
 pub use schedule::{Alarm, AlarmAction, ChangeReport, REPORT_PERIOD_NS};
 pub use slots::TxSlots;
 
-#[cfg(feature = "pd")]
 impl Alarm {
     /// Plans for the daemon's earliest `deadline` ([`Alarm::plan`]) and
     /// asks `timer` for it; if the timer refuses, nothing is pending any
     /// more ([`Alarm::failed`]) and the error is returned for the caller
     /// to log.
-    pub fn arm(&mut self, deadline: Option<u64>, timer: timer_api::Timer) -> Result<(), timer_api::Error> {
+    pub fn arm(&mut self, deadline: Option<u64>, timer: drivers_timer_api::Timer) -> Result<(), drivers_timer_api::Error> {
         let result = match self.plan(deadline) {
             AlarmAction::Nothing => Ok(()),
             AlarmAction::Set(at) => timer.set_timeout(at),
@@ -84,23 +79,18 @@ impl Alarm {
     }
 }
 
-#[cfg(feature = "pd")]
-use filter::{Filter, FilterKind};
-#[cfg(feature = "pd")]
-use microkit::{get_mr, log, msginfo, set_mr, Channel, MemoryRegion};
-#[cfg(feature = "pd")]
+use net_filter::{Filter, FilterKind};
+use pds_runtime::{get_mr, log, msginfo, set_mr, Channel, MemoryRegion};
 use net_config::{
     mac_from_word, ClientRegion, MuxCall, MuxStats, NetConfig, NodeAddress, CLIENT_MUX_CHANNEL, CONFIG_BYTES, TX_BUFFERS,
 };
-#[cfg(feature = "pd")]
-use net_protocol::{
+use lib_net_protocol::{
     split_tx_offset, TxWindow, RX_BUFFERS, RX_BUFFER_SIZE, RX_DATA_SIZE, RX_QUEUE_CAPACITY, TX_MORE, TX_QUEUE_CAPACITY,
     TX_SPACE_LEN,
 };
-#[cfg(feature = "pd")]
-use shared_queue::{BufferDesc, ReceiverQueues, SenderQueues};
+use lib_queue::{BufferDesc, ReceiverQueues, SenderQueues};
 
-pub use net_protocol::MAX_FRAME_LEN;
+pub use lib_net_protocol::MAX_FRAME_LEN;
 
 /// The network PDs' channel id to the timer PD (`drivers/timer`), which
 /// they call for `NOW` and `SET_TIMEOUT` and which notifies them when a
@@ -122,16 +112,13 @@ impl core::fmt::Display for Colons {
     }
 }
 
-#[cfg(feature = "pd")]
-microkit::setvar_bytes!(__net_config, CONFIG_BYTES);
+pds_runtime::setvar_bytes!(__net_config, CONFIG_BYTES);
 
 /// The channel to the demultiplexer.
-#[cfg(feature = "pd")]
 pub const MUX: Channel = Channel::new(CLIENT_MUX_CHANNEL);
 
 /// Bytes of one transmit buffer.
-#[cfg_attr(not(feature = "pd"), allow(dead_code))]
-const TX_BUFFER_SIZE: usize = net_protocol::RX_BUFFER_SIZE;
+const TX_BUFFER_SIZE: usize = lib_net_protocol::RX_BUFFER_SIZE;
 
 /// Why a frame was not queued.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,7 +155,6 @@ impl core::fmt::Display for InitError {
 }
 
 /// This PD's end of the demultiplexer.
-#[cfg(feature = "pd")]
 pub struct NetClient {
     rx: ReceiverQueues<'static, RX_QUEUE_CAPACITY>,
     tx: SenderQueues<'static, TX_QUEUE_CAPACITY>,
@@ -184,12 +170,10 @@ pub struct NetClient {
 }
 
 /// The address of client region `r` as a pointer.
-#[cfg(feature = "pd")]
 fn region(r: ClientRegion) -> *mut u8 {
     r.client_vaddr() as usize as *mut u8
 }
 
-#[cfg(feature = "pd")]
 impl NetClient {
     /// Opens the queues, lends every receive buffer and learns the MAC.
     pub fn new() -> Result<Self, InitError> {
@@ -337,7 +321,7 @@ impl NetClient {
     /// before `fill` runs, so that a filled frame is never lost for want of
     /// room.
     pub fn send_gather(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> Option<InPlaceList>) -> Result<bool, SendError> {
-        if !(net_protocol::MIN_FRAME_LEN..=MAX_FRAME_LEN).contains(&len) {
+        if !(lib_net_protocol::MIN_FRAME_LEN..=MAX_FRAME_LEN).contains(&len) {
             return Err(SendError::BadLength);
         }
         if self.tx_slots.in_flight() == TX_BUFFERS {

@@ -18,7 +18,7 @@
 //! into the receive buffer of the one client its filters choose (the one
 //! copy of the receive path), and it copies each outgoing frame out of the
 //! client's memory into its own before checking its headers and handing it
-//! to the driver (see `filter::tx`).
+//! to the driver (see `net_filter::tx`).
 //!
 //! # In the system description
 //!
@@ -36,13 +36,13 @@
 //! `<grant>`s (what it may claim, at boot and at run time), `<claim>`s
 //! (exclusive filters it holds from boot) and `<watch>`es (copy filters it
 //! holds from boot), each with a `filter` in the syntax of
-//! [`filter::text`].
+//! [`net_filter::text`].
 //!
 //! # Sending in place: `send_from`
 //!
 //! `<client pd="httpd" send_from="site_cache">` names a `<memory_region>`
 //! the client may send from *in place*: segments of its frames in the
-//! transmit window [`net_protocol::TxWindow::Files`] are offsets into that
+//! transmit window [`lib_net_protocol::TxWindow::Files`] are offsets into that
 //! region, and the NIC reads those bytes by DMA where they are (a web
 //! server's file cache: file data goes from the disk's DMA to the wire
 //! without a copy). The demultiplexer does not map the region; it learns
@@ -108,7 +108,7 @@
 //!   none the demultiplexer; `arpd`, if given, is one of them;
 //! - a client has at most [`MAX_GRANT_FILTERS`] `<grant>`s and at most
 //!   [`MAX_CLAIMS`] `<claim>`s and `<watch>`es together; each claim and
-//!   watch lies within one of its granted filters ([`filter::Grant::permits`]);
+//!   watch lies within one of its granted filters ([`net_filter::Grant::permits`]);
 //!   `<watch>` needs `may_copy="true"`;
 //! - exclusive claims do not [overlap](Filter::overlaps), whether of one
 //!   client or of two (copy filters may overlap anything);
@@ -127,10 +127,10 @@ extern crate std;
 mod blob;
 
 pub use blob::{ConfigError, CONFIG_BYTES, CONFIG_MAGIC, CONFIG_VERSION};
-pub use filter::{Filter, FilterKind};
-pub use packet::Ipv4Address;
+pub use net_filter::{Filter, FilterKind};
+pub use net_packet::Ipv4Address;
 
-use filter::Ipv4Prefix;
+use net_filter::Ipv4Prefix;
 
 /// The symbol that receives the encoded [`NetConfig`]
 /// (`[u8; CONFIG_BYTES]`).
@@ -180,9 +180,9 @@ pub const ARP_TABLE_SIZE: u64 = 0x1000;
 pub const ARP_TABLE_REGION: &str = "net_arp_table";
 
 /// Bytes of a client's transmit region: [`TX_BUFFERS`] buffers of
-/// [`net_protocol::RX_BUFFER_SIZE`] bytes.
+/// [`lib_net_protocol::RX_BUFFER_SIZE`] bytes.
 pub const TX_DATA_SIZE: u64 = 0x20000;
-/// Transmit buffers of [`net_protocol::RX_BUFFER_SIZE`] bytes in a
+/// Transmit buffers of [`lib_net_protocol::RX_BUFFER_SIZE`] bytes in a
 /// client's transmit region.
 pub const TX_BUFFERS: usize = TX_DATA_SIZE as usize / 2048;
 
@@ -260,7 +260,7 @@ pub const MUX_DRIVER_CHANNEL: u8 = 0;
 pub const DRIVER_SEND_FROM_PADDR: &str = "send_from_paddr";
 /// Largest `send_from` region: one transmit window (segments in it are
 /// 32-bit offsets).
-pub const MAX_SEND_FROM_SIZE: u64 = 1 << net_protocol::TX_WINDOW_SHIFT;
+pub const MAX_SEND_FROM_SIZE: u64 = 1 << lib_net_protocol::TX_WINDOW_SHIFT;
 /// The driver's symbol for the size of the `send_from` region
 /// (`<setvar symbol="send_from_size" region_size="...">`).
 pub const DRIVER_SEND_FROM_SIZE: &str = "send_from_size";
@@ -280,7 +280,7 @@ pub const fn arpd_client_channel(n: usize) -> u8 {
 
 /// Protected calls a client makes to the demultiplexer (the message
 /// label). The reply's label is 0 on success, else an error code
-/// ([`filter::FilterError::code`] or [`ERR_BAD_REQUEST`]).
+/// ([`net_filter::FilterError::code`] or [`ERR_BAD_REQUEST`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u64)]
 pub enum MuxCall {
@@ -488,7 +488,7 @@ pub struct ClientConfig {
     /// Has a channel to arpd and the ARP table mapped.
     pub arp: bool,
     /// Bytes of the region the client may send from in place
-    /// (`send_from`, window [`net_protocol::TxWindow::Files`]); 0: none.
+    /// (`send_from`, window [`lib_net_protocol::TxWindow::Files`]); 0: none.
     /// At most 4 GiB, the window's size.
     pub send_from_size: u64,
 }
@@ -585,10 +585,10 @@ mod tests {
 
     #[test]
     fn regions_fit_their_queues_and_do_not_overlap() {
-        use shared_queue::region_size;
-        assert!(region_size(net_protocol::RX_QUEUE_CAPACITY) as u64 <= ClientRegion::RxFree.size());
-        assert!(region_size(net_protocol::TX_QUEUE_CAPACITY) as u64 <= ClientRegion::TxFree.size());
-        assert_eq!(ClientRegion::RxData.size(), net_protocol::RX_DATA_SIZE as u64);
+        use lib_queue::region_size;
+        assert!(region_size(lib_net_protocol::RX_QUEUE_CAPACITY) as u64 <= ClientRegion::RxFree.size());
+        assert!(region_size(lib_net_protocol::TX_QUEUE_CAPACITY) as u64 <= ClientRegion::TxFree.size());
+        assert_eq!(ClientRegion::RxData.size(), lib_net_protocol::RX_DATA_SIZE as u64);
         let mut spans: std::vec::Vec<(u64, u64)> =
             ClientRegion::ALL.iter().map(|r| (r.client_vaddr(), r.client_vaddr() + r.size())).collect();
         spans.push((ARP_TABLE_VADDR, ARP_TABLE_VADDR + ARP_TABLE_SIZE));

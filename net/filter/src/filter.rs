@@ -32,7 +32,7 @@
 //!
 //! Both are exact for consistent filters, not approximations.
 
-use packet::{EtherType, IpProtocol, Ipv4Address, Parsed};
+use net_packet::{EtherType, IpProtocol, Ipv4Address, Parsed};
 
 /// An IPv4 address prefix such as `10.0.0.0/8`. Host bits are always zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -29,7 +29,7 @@
 //! receives a copy, except the frame's exclusive receiver, which already
 //! has it: each PD gets a frame at most once.
 
-use packet::{Malformed, Parsed};
+use net_packet::{Malformed, Parsed};
 
 use crate::{Filter, Grant, Owner, OwnerSet};
 
@@ -321,11 +321,11 @@ impl<const N: usize> Table<N> {
         decision
     }
 
-    /// Validates `frame` with [`packet::classify`] and decides where it
+    /// Validates `frame` with [`net_packet::classify`] and decides where it
     /// goes; a malformed frame is counted under its reason and the reason
     /// returned.
     pub fn classify_frame(&mut self, frame: &[u8]) -> Result<Decision, Malformed> {
-        match packet::classify(frame) {
+        match net_packet::classify(frame) {
             Ok(parsed) => Ok(self.classify(&parsed)),
             Err(reason) => {
                 self.count_malformed(reason);
@@ -335,7 +335,7 @@ impl<const N: usize> Table<N> {
     }
 
     /// Counts a frame dropped as malformed elsewhere (for example by a
-    /// stricter check than [`packet::classify`]).
+    /// stricter check than [`net_packet::classify`]).
     pub fn count_malformed(&mut self, reason: Malformed) {
         let counter = &mut self.counters.malformed[reason.index()];
         *counter = counter.wrapping_add(1);

@@ -40,7 +40,7 @@
 
 use core::fmt;
 
-use packet::{EtherType, IpProtocol, Ipv4Address};
+use net_packet::{EtherType, IpProtocol, Ipv4Address};
 
 use crate::{Filter, Ipv4Prefix, PortRange};
 

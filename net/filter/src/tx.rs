@@ -27,7 +27,7 @@
 //! rather than a `&[u8]` so that it cannot be given the PD's memory by
 //! mistake.
 
-use packet::{
+use net_packet::{
     classify_headers, EthernetAddress, Ipv4Address, Malformed, Network, Parsed, Transport,
 };
 
@@ -73,7 +73,7 @@ impl<const N: usize> TxHeaders<N> {
 /// Why a frame was not sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TxRefused {
-    /// The headers do not parse (see [`packet::classify_headers`]).
+    /// The headers do not parse (see [`net_packet::classify_headers`]).
     Malformed(Malformed),
     /// The Ethernet source is not the PD's MAC.
     ForgedSourceMac,

@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
-use filter::{Filter, Grant, Ipv4Prefix, PortRange};
-use packet::{EtherType, IpProtocol};
+use net_filter::{Filter, Grant, Ipv4Prefix, PortRange};
+use net_packet::{EtherType, IpProtocol};
 
 const TCP_80: Filter = Filter::tcp_dst_port(80);
 

@@ -3,13 +3,13 @@
 mod common;
 
 use common::*;
-use filter::{Filter, FilterError, FilterId, FilterKind, Grant, OwnerSet, PortRange, Table};
-use packet::{EtherType, IpProtocol, Malformed};
+use net_filter::{Filter, FilterError, FilterId, FilterKind, Grant, OwnerSet, PortRange, Table};
+use net_packet::{EtherType, IpProtocol, Malformed};
 
 const TCP_80: Filter = Filter::tcp_dst_port(80);
-const US: fn() -> packet::Ipv4Address = || ip(10, 0, 0, 1);
+const US: fn() -> net_packet::Ipv4Address = || ip(10, 0, 0, 1);
 
-fn peer() -> packet::Ipv4Address {
+fn peer() -> net_packet::Ipv4Address {
     ip(10, 1, 2, 3)
 }
 

@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
-use filter::{Filter, FilterKind, Grant, Table, TxHeaders, TxPolicy, TxRefused};
-use packet::{EtherType, EthernetAddress, Ipv4Address, Malformed};
+use net_filter::{Filter, FilterKind, Grant, Table, TxHeaders, TxPolicy, TxRefused};
+use net_packet::{EtherType, EthernetAddress, Ipv4Address, Malformed};
 
 const TCP: u8 = 6;
 const UDP: u8 = 17;

@@ -1,5 +1,5 @@
 //! net-mux: the packet demultiplexer PD. Glue between the runtime and the
-//! [`net_mux`] library: decodes the network configuration the builder
+//! [`net_mux_core`] library: decodes the network configuration the builder
 //! wrote, asks the driver for its MAC address, maps the driver's and the
 //! clients' regions and queues, and calls [`Mux::handle`] on every
 //! notification and [`Mux::call`] on every protected call.
@@ -15,29 +15,29 @@
 
 use core::fmt;
 
-use microkit::{log, Channel, ChannelSet, Handler, MemoryRegion, MessageInfo};
+use pds_runtime::{log, Channel, ChannelSet, Handler, MemoryRegion, MessageInfo};
 use net_config::{
     mac_from_word, mux_client_channel, ClientRegion, NetConfig, CONFIG_BYTES, ERR_BAD_REQUEST, MUX_DRIVER_CHANNEL,
 };
-use net_mux::{client_of_channel, ClientPort, DriverPort, Mux, SharedMemory};
-use net_protocol::{CALL_MAC, RX_DATA_SIZE, TX_PAYLOAD_SIZE, TX_SPACE_LEN};
-use shared_queue::{ReceiverQueues, SenderQueues};
+use net_mux_core::{client_of_channel, ClientPort, DriverPort, Mux, SharedMemory};
+use lib_net_protocol::{CALL_MAC, RX_DATA_SIZE, TX_PAYLOAD_SIZE, TX_SPACE_LEN};
+use lib_queue::{ReceiverQueues, SenderQueues};
 
 const DRIVER: Channel = Channel::new(MUX_DRIVER_CHANNEL);
 
-microkit::setvar_bytes!(__net_config, CONFIG_BYTES);
+pds_runtime::setvar_bytes!(__net_config, CONFIG_BYTES);
 // The driver's regions (net-protocol), as the driver's client.
-microkit::setvar!(rx_data);
-microkit::setvar!(tx_payload);
-microkit::setvar!(rx_free);
-microkit::setvar!(rx_active);
-microkit::setvar!(tx_free);
-microkit::setvar!(tx_active);
+pds_runtime::setvar!(rx_data);
+pds_runtime::setvar!(tx_payload);
+pds_runtime::setvar!(rx_free);
+pds_runtime::setvar!(rx_active);
+pds_runtime::setvar!(tx_free);
+pds_runtime::setvar!(tx_active);
 // Mapped as net-protocol gives every driver client its `tx_headers`, but
 // never used: each frame this PD sends is made of pieces of one slot of
 // `tx_payload` and, for a client that sends in place, of its `send_from`
 // region (window Files), which this PD does not map.
-microkit::setvar!(tx_headers);
+pds_runtime::setvar!(tx_headers);
 
 /// A shared region, through the runtime's bounds-checked volatile copies.
 struct Shared(MemoryRegion);
@@ -76,17 +76,17 @@ fn log_line(args: fmt::Arguments<'_>) {
 
 /// The device's MAC address, from the driver.
 fn driver_mac() -> Option<[u8; 6]> {
-    let reply = DRIVER.pp_call(microkit::msginfo(CALL_MAC, 0));
+    let reply = DRIVER.pp_call(pds_runtime::msginfo(CALL_MAC, 0));
     if reply.label() != 0 || reply.length() < 1 {
         log!("error: the driver does not know the MAC address (reply {})", reply.label());
         return None;
     }
-    Some(mac_from_word(microkit::get_mr(0)))
+    Some(mac_from_word(pds_runtime::get_mr(0)))
 }
 
 /// The driver's side, from the description's setvars.
 fn driver_port() -> Option<DriverPort<'static, Shared>> {
-    let addr = |v: &microkit::Var, name| microkit::setvar_required(v, name);
+    let addr = |v: &pds_runtime::Var, name| pds_runtime::setvar_required(v, name);
     let (rxf, rxa, txf, txa) =
         (addr(&rx_free, "rx_free")?, addr(&rx_active, "rx_active")?, addr(&tx_free, "tx_free")?, addr(&tx_active, "tx_active")?);
     let (data, payload) = (addr(&rx_data, "rx_data")?, addr(&tx_payload, "tx_payload")?);
@@ -187,28 +187,28 @@ impl Handler for NetMux {
     fn protected(&mut self, channel: Channel, msg: MessageInfo) -> MessageInfo {
         // The driver's channel (and any other) names no client: refused.
         let Some(client) = client_of_channel(channel.id()) else {
-            return microkit::msginfo(ERR_BAD_REQUEST, 0);
+            return pds_runtime::msginfo(ERR_BAD_REQUEST, 0);
         };
         // The arguments first: handling queues does not touch the message
         // registers, but nothing is left to chance.
         let mut args = [0u64; 4];
         let count = (msg.length() as usize).min(args.len());
         for (i, arg) in args.iter_mut().enumerate().take(count) {
-            *arg = microkit::get_mr(i);
+            *arg = pds_runtime::get_mr(i);
         }
         // A call sees the effect of every frame queued before it (a client
         // that sent frames and then asks for its counters finds them
         // counted, even if its notification has not been delivered yet).
         self.run();
         let Some(mux) = self.mux.as_mut() else {
-            return microkit::msginfo(ERR_BAD_REQUEST, 0);
+            return pds_runtime::msginfo(ERR_BAD_REQUEST, 0);
         };
         let reply = mux.call(client, msg.label(), &args[..count], &mut log_line);
         for (i, &word) in reply.words().iter().enumerate() {
-            microkit::set_mr(i, word);
+            pds_runtime::set_mr(i, word);
         }
-        microkit::msginfo(reply.label, reply.words().len() as u64)
+        pds_runtime::msginfo(reply.label, reply.words().len() as u64)
     }
 }
 
-microkit::protection_domain!(NetMux);
+pds_runtime::protection_domain!(NetMux);

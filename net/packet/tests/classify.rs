@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use packet::{
+use net_packet::{
     classify, classify_headers, classify_strict, ArpOperation, EtherType, EthernetAddress,
     IcmpType, IpProtocol, Ipv4Address, Malformed, Network, TcpFlags, Transport,
 };

@@ -7,12 +7,12 @@
 mod common;
 
 use common::*;
-use packet::reply::{self, Local};
-use packet::{
+use net_packet::reply::{self, Local};
+use net_packet::{
     classify, classify_headers, classify_strict, ArpPacket, EthernetAddress, IcmpMessage,
     Ipv4Address, Ipv4Packet, TcpSegment, UdpDatagram,
 };
-use test_rng::Rng as XorShift;
+use lib_test_rng::Rng as XorShift;
 
 
 fn exercise(bytes: &[u8]) {

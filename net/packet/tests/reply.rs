@@ -3,8 +3,8 @@
 mod common;
 
 use common::*;
-use packet::reply::{self, Local, NotAnswerable, ReplyError};
-use packet::{
+use net_packet::reply::{self, Local, NotAnswerable, ReplyError};
+use net_packet::{
     classify_strict, EthernetAddress, IcmpMessage, IcmpType, Ipv4Address, Ipv4Packet, Malformed,
     TcpFlags, TcpSegment,
 };

@@ -1,5 +1,5 @@
 //! stray: the stray-packet daemon protection domain. Glue between the
-//! runtime and the [`stray`] library, which decides the answers.
+//! runtime and the [`net_stray_core`] library, which decides the answers.
 //!
 //! A client of the demultiplexer like any other ([`NetClient`]), named
 //! `unclaimed_ipv4` in the description's `<network>`: it receives the IPv4
@@ -11,13 +11,13 @@
 #![no_std]
 #![no_main]
 
-use filter::Dotted;
-use microkit::{log, Channel, ChannelSet, Handler};
+use net_filter::Dotted;
+use pds_runtime::{log, Channel, ChannelSet, Handler};
 use net_client::{Alarm, ChangeReport, Colons, NetClient, MAX_FRAME_LEN, TIMER_CHANNEL};
-use packet::reply::Local;
-use packet::EthernetAddress;
-use stray::{Counters, Outcome, Stray, BURST, RATE_PER_SECOND};
-use timer_api::Timer;
+use net_packet::reply::Local;
+use net_packet::EthernetAddress;
+use net_stray_core::{Counters, Outcome, Stray, BURST, RATE_PER_SECOND};
+use drivers_timer_api::Timer;
 
 const TIMER: Timer = Timer::new(Channel::new(TIMER_CHANNEL));
 
@@ -118,4 +118,4 @@ impl Handler for StrayPd {
     }
 }
 
-microkit::protection_domain!(StrayPd);
+pds_runtime::protection_domain!(StrayPd);

@@ -1,3 +1,3 @@
 fn main() {
-    pd_link::link_bare_metal(pd_link::Base::ProtectionDomain);
+    pds_link::link_bare_metal(pds_link::Base::ProtectionDomain);
 }

@@ -4,8 +4,8 @@
 
 use crate::{fail, pci};
 use alloc::vec::Vec;
-use boot_spec::{cspace, CapSource, MapKind, ObjId, ObjectKind, Spec};
-use boot_spec::untyped::{self, Untyped};
+use pds_boot_spec::{cspace, CapSource, MapKind, ObjId, ObjectKind, Spec};
+use pds_boot_spec::untyped::{self, Untyped};
 use sel4::{init_caps, CNode, CPtr, CapData, CapRights, ObjectType, Word};
 
 /// The root task's CNode, addressed with full-word CPtrs.

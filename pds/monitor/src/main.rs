@@ -11,16 +11,17 @@
 #![no_main]
 
 extern crate alloc;
-// The runtime's bare-metal support: memcpy and friends, the personality
-// routine `core` references. Nothing else of it is used here.
-extern crate microkit;
 
 mod console;
 mod heap;
 mod init;
 mod pci;
 
-use boot_spec::{ImageHeader, Spec};
+// The runtime's bare-metal support: memcpy and friends, the personality
+// routine `core` references. Nothing else of the runtime is used here.
+pds_runtime::bare_metal_support!();
+
+use pds_boot_spec::{ImageHeader, Spec};
 use core::cell::UnsafeCell;
 use core::fmt;
 
@@ -103,7 +104,7 @@ fn monitor(spec: &Spec, fault_ep: sel4::CPtr) -> ! {
             .map_or("?", |pd| pd.name.as_str());
         let fault = sel4::Fault::from_message(info);
         match fault {
-            sel4::Fault::UnknownSyscall { syscall, fault_ip, .. } if syscall == boot_spec::PANIC_SYSCALL => {
+            sel4::Fault::UnknownSyscall { syscall, fault_ip, .. } if syscall == pds_boot_spec::PANIC_SYSCALL => {
                 log!("PD '{name}' panicked (ip {fault_ip:#x}); it is stopped, the others go on");
             }
             _ => {

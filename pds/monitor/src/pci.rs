@@ -8,7 +8,7 @@
 
 use crate::fail;
 use alloc::vec::Vec;
-use boot_spec::PciDevice;
+use pds_boot_spec::PciDevice;
 use sel4::{init_caps, X86IoPort};
 
 const CONFIG_ADDRESS: u16 = 0xcf8;

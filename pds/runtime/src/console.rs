@@ -111,7 +111,7 @@ pub fn put_bytes(bytes: &[u8]) {
 pub use pd::{flush, put_bytes, set_output};
 
 #[cfg(feature = "pd")]
-use console_ring as ring;
+use lib_console_ring as ring;
 
 #[cfg(feature = "pd")]
 mod pd {

@@ -2,7 +2,7 @@
 
 use crate::pd::{flush_deferred, Channel, ChannelSet, Child};
 use crate::Handler;
-use boot_spec::{badge, cspace};
+use pds_boot_spec::{badge, cspace};
 
 /// Runs the PD: `init`, then dispatch events forever.
 ///

@@ -9,23 +9,23 @@
 //! ```ignore
 //! #![no_std]
 //! #![no_main]
-//! use microkit::{Channel, ChannelSet, Handler};
+//! use pds_runtime::{Channel, ChannelSet, Handler};
 //! struct Pong;
 //! impl Handler for Pong {
-//!     fn init() -> Self { microkit::log!("ready"); Pong }
+//!     fn init() -> Self { pds_runtime::log!("ready"); Pong }
 //!     fn notified(&mut self, channels: ChannelSet) { /* ... */ }
 //! }
-//! microkit::protection_domain!(Pong);
+//! pds_runtime::protection_domain!(Pong);
 //! ```
 //!
 //! What a PD may do is decided by the capabilities the system builder put in
-//! its CSpace (layout in [`boot_spec::cspace`]); the channel masks the builder
-//! patches into [`boot_spec::PD_CHANNELS_SYMBOL`] only let the runtime report
+//! its CSpace (layout in [`pds_boot_spec::cspace`]); the channel masks the builder
+//! patches into [`pds_boot_spec::PD_CHANNELS_SYMBOL`] only let the runtime report
 //! a misuse clearly instead of faulting on an empty slot.
 #![no_std]
 
 pub mod console;
-#[cfg(all(not(test), target_os = "linux", target_arch = "x86_64"))]
+#[doc(hidden)]
 pub mod mem;
 mod var;
 
@@ -36,6 +36,9 @@ mod pd;
 
 #[cfg(feature = "pd")]
 pub use event_loop::run;
+#[cfg(feature = "pd")]
+#[doc(hidden)]
+pub use pd::report_panic;
 #[cfg(feature = "pd")]
 pub use pd::{name, Channel, ChannelSet, Child};
 pub use sel4::{get_mr, set_mr, Fault, MessageInfo};
@@ -107,7 +110,11 @@ macro_rules! log {
     };
 }
 
-/// Registers the PD's [`Handler`] type and provides the program entry point.
+/// Registers the PD's [`Handler`] type and provides what a bare-metal
+/// program needs: the entry point `_start`, the panic handler (it reports the
+/// panic to the monitor) and [`bare_metal_support!`]. These are expanded in
+/// the program crate, never compiled into the runtime library itself, so
+/// libraries that use the runtime's types are tested on the host with std.
 #[cfg(feature = "pd")]
 #[macro_export]
 macro_rules! protection_domain {
@@ -116,5 +123,72 @@ macro_rules! protection_domain {
         extern "C" fn __microkit_main() -> ! {
             $crate::run::<$handler>()
         }
+
+        #[panic_handler]
+        fn __microkit_panic(info: &core::panic::PanicInfo) -> ! {
+            $crate::report_panic(info)
+        }
+
+        // The entry point. The initialiser starts the thread with `rsp` at
+        // the top of its stack; align it as the SysV ABI expects at a call
+        // and enter Rust.
+        core::arch::global_asm!(
+            ".section .text.start, \"ax\"",
+            ".global _start",
+            "_start:",
+            "    and rsp, -16",
+            "    call __microkit_main",
+            "    ud2",
+        );
+
+        $crate::bare_metal_support!();
+    };
+}
+
+/// The C symbols a program linked without libc needs: `memcpy`, `memmove`,
+/// `memset`, `memcmp`, `bcmp` (from the runtime's `mem` module) and the
+/// personality routine the precompiled `core` references (programs abort on
+/// panic and never unwind, so it is never called). [`protection_domain!`]
+/// expands it; the root task, which has its own entry, uses it alone.
+#[macro_export]
+macro_rules! bare_metal_support {
+    () => {
+        /// # Safety
+        /// As C `memcpy`.
+        #[no_mangle]
+        pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+            // SAFETY: forwarded contract.
+            unsafe { $crate::mem::memcpy(dst, src, n) }
+        }
+        /// # Safety
+        /// As C `memmove`.
+        #[no_mangle]
+        pub unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+            // SAFETY: forwarded contract.
+            unsafe { $crate::mem::memmove(dst, src, n) }
+        }
+        /// # Safety
+        /// As C `memset`.
+        #[no_mangle]
+        pub unsafe extern "C" fn memset(dst: *mut u8, value: i32, n: usize) -> *mut u8 {
+            // SAFETY: forwarded contract.
+            unsafe { $crate::mem::memset(dst, value, n) }
+        }
+        /// # Safety
+        /// As C `memcmp`.
+        #[no_mangle]
+        pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+            // SAFETY: forwarded contract.
+            unsafe { $crate::mem::memcmp(a, b, n) }
+        }
+        /// # Safety
+        /// As C `bcmp`.
+        #[no_mangle]
+        pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+            // SAFETY: forwarded contract.
+            unsafe { $crate::mem::memcmp(a, b, n) }
+        }
+        #[no_mangle]
+        pub extern "C" fn rust_eh_personality() {}
     };
 }

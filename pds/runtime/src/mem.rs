@@ -1,5 +1,10 @@
 //! The memory functions the compiler emits calls to (`memcpy` and friends).
 //!
+//! They are exported under their C names only by [`bare_metal_support!`]
+//! (which [`protection_domain!`] expands), in the program crate: a library
+//! that uses the runtime can then be tested on the host, where libc's
+//! functions must not be replaced.
+//!
 //! Programs are linked without libc, and `compiler_builtins` does not provide
 //! these for the `x86_64-unknown-linux-gnu` target. They are written with
 //! `rep movsb`/`rep stosb` (fast on CPUs with ERMS) so that the compiler cannot
@@ -9,7 +14,6 @@ use core::arch::asm;
 
 /// # Safety
 /// As C `memcpy`: `dst` and `src` valid for `n` bytes, not overlapping.
-#[no_mangle]
 pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
     // SAFETY: the caller upholds memcpy's contract; rep movsb copies exactly n bytes forward.
     unsafe {
@@ -21,7 +25,6 @@ pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut 
 
 /// # Safety
 /// As C `memmove`: `dst` and `src` valid for `n` bytes; they may overlap.
-#[no_mangle]
 pub unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
     if (dst as usize).wrapping_sub(src as usize) >= n {
         // Forward copy is safe: dst is below src or the ranges do not overlap.
@@ -40,7 +43,6 @@ pub unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut
 
 /// # Safety
 /// As C `memset`: `dst` valid for `n` bytes.
-#[no_mangle]
 pub unsafe extern "C" fn memset(dst: *mut u8, value: i32, n: usize) -> *mut u8 {
     // SAFETY: the caller upholds memset's contract.
     unsafe {
@@ -52,7 +54,6 @@ pub unsafe extern "C" fn memset(dst: *mut u8, value: i32, n: usize) -> *mut u8 {
 
 /// # Safety
 /// As C `memcmp`: both pointers valid for `n` bytes.
-#[no_mangle]
 pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
     for i in 0..n {
         // SAFETY: i < n and both are valid for n bytes.
@@ -66,14 +67,7 @@ pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
 
 /// # Safety
 /// As C `bcmp`: both pointers valid for `n` bytes.
-#[no_mangle]
 pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
     // SAFETY: same contract as memcmp.
     unsafe { memcmp(a, b, n) }
 }
-
-/// The precompiled `core` for this target is built with unwinding and so
-/// references the personality routine; our programs abort on panic and never
-/// unwind, so it is never called.
-#[no_mangle]
-pub extern "C" fn rust_eh_personality() {}

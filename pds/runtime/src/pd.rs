@@ -2,7 +2,7 @@
 //! children, and how it reports a panic.
 
 use crate::log;
-use boot_spec::{badge, cspace, PD_NAME_LEN};
+use pds_boot_spec::{badge, cspace, PD_NAME_LEN};
 use core::cell::UnsafeCell;
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +20,7 @@ unsafe impl<T> Sync for Patched<T> {}
 static __microkit_pd_name: Patched<[u8; PD_NAME_LEN]> = Patched(UnsafeCell::new(*b"unnamed\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"));
 
 /// `[notify, protected call, irq, child]` masks of valid ids, patched by the
-/// builder (see `boot_spec::PD_CHANNELS_SYMBOL`).
+/// builder (see `pds_boot_spec::PD_CHANNELS_SYMBOL`).
 #[no_mangle]
 #[used]
 #[link_section = ".data.microkit.channels"]
@@ -199,7 +199,7 @@ impl Child {
         if entry == u64::MAX {
             return Err(sel4::Error::InvalidArgument);
         }
-        let regs = sel4::UserContext { rip: entry, rsp: boot_spec::layout::STACK_TOP, ..Default::default() };
+        let regs = sel4::UserContext { rip: entry, rsp: pds_boot_spec::layout::STACK_TOP, ..Default::default() };
         let words = (core::mem::size_of::<sel4::UserContext>() / 8) as u64;
         self.tcb().write_registers(true, 0, words, regs)
     }
@@ -207,11 +207,11 @@ impl Child {
 
 /// Number the panic handler passes in `rdx` to an undefined syscall, so that
 /// the monitor reports a panic rather than a generic unknown-syscall fault.
-pub const PANIC_SYSCALL: u64 = boot_spec::PANIC_SYSCALL;
+pub const PANIC_SYSCALL: u64 = pds_boot_spec::PANIC_SYSCALL;
 
-#[cfg(not(test))]
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
+/// What the panic handler of [`protection_domain!`](crate::protection_domain)
+/// does: log the panic, flush the console and make the monitor name the PD.
+pub fn report_panic(info: &core::panic::PanicInfo) -> ! {
     log!("panic: {}", info);
     // The event loop will not run again to send deferred console signals.
     crate::console::flush();
@@ -222,15 +222,3 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
         unsafe { core::arch::asm!("syscall", in("rdx") PANIC_SYSCALL, out("rcx") _, out("r11") _) };
     }
 }
-
-// The entry point. The initialiser starts the thread with `rsp` at the top
-// of its stack; align it as the SysV ABI expects at a call and enter Rust.
-#[cfg(not(test))]
-core::arch::global_asm!(
-    ".section .text.start, \"ax\"",
-    ".global _start",
-    "_start:",
-    "    and rsp, -16",
-    "    call __microkit_main",
-    "    ud2",
-);

@@ -37,7 +37,7 @@ impl Var {
 /// Declares a variable for `setvar_vaddr` or `setvar region_paddr`.
 ///
 /// ```ignore
-/// microkit::setvar!(shared_vaddr);   // <map mr="shared" ... setvar_vaddr="shared_vaddr"/>
+/// pds_runtime::setvar!(shared_vaddr);   // <map mr="shared" ... setvar_vaddr="shared_vaddr"/>
 /// let base = shared_vaddr.get().expect("shared region mapped");
 /// ```
 #[macro_export]
@@ -212,7 +212,7 @@ impl<const N: usize> Bytes<N> {
 /// Declares a byte array the builder fills in.
 ///
 /// ```ignore
-/// microkit::setvar_bytes!(__net_config, net_config::CONFIG_BYTES);
+/// pds_runtime::setvar_bytes!(__net_config, net_config::CONFIG_BYTES);
 /// let config = net_config::NetConfig::from_bytes(&__net_config.get());
 /// ```
 #[macro_export]

@@ -2,7 +2,7 @@
 //! to SVG when `dot` is installed.
 
 use crate::Error;
-use sdf::SystemDescription;
+use tools_sdf::SystemDescription;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -92,7 +92,7 @@ mod tests {
             <protection_domain name="b" priority="20" pp="true"><program_image path="b" /></protection_domain>
             <channel><end pd="a" id="0" /><end pd="b" id="3" notify="false" /></channel>
         </system>"#;
-        let sys = sdf::parse_str(Path::new("t.system"), text).expect("valid");
+        let sys = tools_sdf::parse_str(Path::new("t.system"), text).expect("valid");
         let dot = render(&sys);
         assert!(dot.contains(r#""a" [shape=box"#) && dot.contains(r#"label="a\nprio 10""#), "{dot}");
         assert!(dot.contains(r#"label="b\nprio 20, pp""#), "{dot}");
@@ -109,7 +109,7 @@ mod tests {
             <protection_domain name="web" priority="100"><program_image path="web" /></protection_domain>
             <network demux="mux" ipv4="10.0.2.15/24"><client pd="web" /></network>
         </system>"#;
-        let sys = sdf::parse_str(Path::new("t.system"), text).expect("valid");
+        let sys = tools_sdf::parse_str(Path::new("t.system"), text).expect("valid");
         let dot = render(&sys);
         assert!(dot.contains(r#""mr:net_web_rx_data" [shape=folder"#), "{dot}");
         assert!(dot.contains(r#""web" -> "mr:net_web_rx_data" [style=dashed, arrowhead=none, label="r @ 0x50000000"]"#), "{dot}");

@@ -4,7 +4,7 @@
 use crate::elf::{page_up, Program, Segment, PAGE};
 use crate::plan::Plan;
 use crate::Error;
-use boot_spec::{ImageHeader, MAGIC, SPEC_LOCATION_SYMBOL, VERSION};
+use pds_boot_spec::{ImageHeader, MAGIC, SPEC_LOCATION_SYMBOL, VERSION};
 
 /// Builds the image from the initialiser's program and the plan.
 pub fn compose(mut monitor: Program, plan: &Plan) -> Result<Vec<u8>, Error> {

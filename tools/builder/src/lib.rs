@@ -3,10 +3,10 @@
 //!
 //! seL4 on x86 boots exactly one module, the root task, so everything rides
 //! inside it: the builder appends one loadable segment to the initialiser's
-//! ELF holding the boot spec ([`boot_spec::Spec`]) and the PD images, and
+//! ELF holding the boot spec ([`pds_boot_spec::Spec`]) and the PD images, and
 //! points the initialiser at it. The steps:
 //!
-//! 1. parse and validate the description ([`sdf`]), with file:line:column
+//! 1. parse and validate the description ([`tools_sdf`]), with file:line:column
 //!    errors;
 //! 2. load every program image and lay out objects, address spaces and
 //!    CSpaces ([`plan`]);
@@ -31,7 +31,7 @@ pub use memory::Target;
 #[derive(Debug)]
 pub enum Error {
     /// Mistakes in the description, each with its position and a fix.
-    Description(sdf::Diagnostics),
+    Description(tools_sdf::Diagnostics),
     /// Anything else (unreadable files, a malformed program image).
     Other(String),
 }
@@ -57,7 +57,7 @@ impl std::error::Error for Error {}
 #[derive(Clone, Debug)]
 pub struct Options {
     pub system: PathBuf,
-    /// The initialiser's ELF (the `monitor` program).
+    /// The initialiser's ELF (the `pds_monitor` program).
     pub monitor: PathBuf,
     /// Folders searched for program images not found next to the description.
     pub search_path: Vec<PathBuf>,
@@ -89,13 +89,13 @@ fn find_program(path: &Path, search_path: &[PathBuf]) -> Option<PathBuf> {
 }
 
 pub fn build(opts: &Options) -> Result<Output, Error> {
-    let sys = sdf::parse_file(&opts.system).map_err(Error::Description)?;
+    let sys = tools_sdf::parse_file(&opts.system).map_err(Error::Description)?;
     let mut programs = Vec::new();
     let mut missing = Vec::new();
     for pd in sys.all_pds() {
         match find_program(&pd.program_image, &opts.search_path) {
             Some(path) => programs.push(elf::Program::load(&path)?),
-            None => missing.push(sdf::Diagnostic::new(
+            None => missing.push(tools_sdf::Diagnostic::new(
                 &sys.file,
                 pd.program_image_loc,
                 format!("program image `{}` of PD `{}` not found", pd.program_image.display(), pd.name),
@@ -107,7 +107,7 @@ pub fn build(opts: &Options) -> Result<Output, Error> {
         }
     }
     if !missing.is_empty() {
-        return Err(Error::Description(sdf::Diagnostics(missing)));
+        return Err(Error::Description(tools_sdf::Diagnostics(missing)));
     }
     let plan = plan::plan(&sys, programs)?;
     let monitor = elf::Program::load(&opts.monitor)?;

@@ -5,14 +5,14 @@
 //! check models that: it takes the target's RAM, removes what the kernel and
 //! the root task keep for themselves (generously), splits the rest into
 //! blocks the way the kernel does, and places every object run with the same
-//! algorithm the initialiser uses (`boot_spec::untyped`). A run that cannot be
+//! algorithm the initialiser uses (`pds_boot_spec::untyped`). A run that cannot be
 //! placed here would fail at boot, so it is an error now.
 
 use crate::plan::Plan;
 use crate::Error;
-use boot_spec::untyped::{self, Untyped};
-use boot_spec::ObjectKind;
-use sdf::{Diagnostic, Loc, SystemDescription};
+use pds_boot_spec::untyped::{self, Untyped};
+use pds_boot_spec::ObjectKind;
+use tools_sdf::{Diagnostic, Loc, SystemDescription};
 
 /// RAM below 1 MiB is firmware's; the kernel image, its data and the root
 /// task's own objects (root CNode of 2^16 slots, boot info, page tables)
@@ -174,7 +174,7 @@ pub fn check(plan: &Plan, sys: &SystemDescription, target: Target, image_bytes: 
         ));
     }
     if !errors.is_empty() {
-        return Err(Error::Description(sdf::Diagnostics(errors)));
+        return Err(Error::Description(tools_sdf::Diagnostics(errors)));
     }
     Ok(MemoryPlan { by_kind, total, available, largest_block, ram: target.ram_bytes, image_bytes, fixed, slots_needed })
 }

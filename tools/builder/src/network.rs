@@ -8,7 +8,7 @@
 
 use crate::elf::Program;
 use net_config::{Claim, ClientConfig, NetConfig, CONFIG_BYTES, CONFIG_SYMBOL, MAX_CLIENTS};
-use sdf::{Network, SystemDescription};
+use tools_sdf::{Network, SystemDescription};
 
 /// How a PD takes part in the network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,7 +102,7 @@ mod tests {
 </system>"#;
 
     fn system() -> SystemDescription {
-        sdf::parse_str(Path::new("t.system"), SYSTEM).expect("valid")
+        tools_sdf::parse_str(Path::new("t.system"), SYSTEM).expect("valid")
     }
 
     fn network() -> Network {

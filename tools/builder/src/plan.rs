@@ -8,16 +8,16 @@
 use crate::elf::{page_down, page_up, Program, PAGE};
 use crate::network::{self, PatchError, Role};
 use crate::Error;
-use boot_spec::{
+use pds_boot_spec::{
     badge, cspace, CapInstall, CapSource, Fill, IoPortRange, Irq, MapKind, Mapping, ObjId, Object, ObjectKind,
     PaddrPatch, PdInfo, Rights, Spec, Thread, PD_CHANNELS_SYMBOL, PD_CHILD_ENTRIES_SYMBOL, PD_NAME_LEN, PD_NAME_SYMBOL,
 };
 use net_config::{CONFIG_BYTES, CONFIG_SYMBOL};
-use sdf::{Diagnostic, MemoryRegion, PageSize, ProtectionDomain, SetVarValue, SystemDescription};
+use tools_sdf::{Diagnostic, MemoryRegion, PageSize, ProtectionDomain, SetVarValue, SystemDescription};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
-pub use boot_spec::layout::{IPC_BUFFER_VADDR, STACK_TOP};
+pub use pds_boot_spec::layout::{IPC_BUFFER_VADDR, STACK_TOP};
 
 const LARGE_PAGE: u64 = 2 << 20;
 
@@ -92,7 +92,7 @@ impl Planner<'_> {
         id
     }
 
-    fn error(&mut self, loc: sdf::Loc, message: String, hint: &str) {
+    fn error(&mut self, loc: tools_sdf::Loc, message: String, hint: &str) {
         self.errors.push(Diagnostic::new(&self.sys.file, loc, message, hint));
     }
 
@@ -161,7 +161,7 @@ pub fn plan(sys: &SystemDescription, mut programs: Vec<Program>) -> Result<Plan,
         plans.push(plan);
     }
     if !p.errors.is_empty() {
-        return Err(Error::Description(sdf::Diagnostics(p.errors)));
+        return Err(Error::Description(tools_sdf::Diagnostics(p.errors)));
     }
     Ok(Plan { spec: p.spec, data: p.data, object_names: p.object_names, pds: plans })
 }
@@ -332,12 +332,12 @@ fn plan_pd(
     for map in &pd.maps {
         if let Some(symbol) = &map.setvar_vaddr {
             if let Err(e) = program.patch(symbol, &map.vaddr.to_le_bytes()) {
-                p.error(map.loc, format!("setvar_vaddr: {e} in {}", program.path.display()), &format!("declare it in the PD with `microkit::setvar!({symbol});`"));
+                p.error(map.loc, format!("setvar_vaddr: {e} in {}", program.path.display()), &format!("declare it in the PD with `pds_runtime::setvar!({symbol});`"));
             }
         }
         if let (Some(symbol), Some(region)) = (&map.setvar_size, p.sys.region(&map.mr)) {
             if let Err(e) = program.patch(symbol, &region.size.to_le_bytes()) {
-                p.error(map.loc, format!("setvar_size: {e} in {}", program.path.display()), &format!("declare it in the PD with `microkit::setvar!({symbol});`"));
+                p.error(map.loc, format!("setvar_size: {e} in {}", program.path.display()), &format!("declare it in the PD with `pds_runtime::setvar!({symbol});`"));
             }
         }
     }
@@ -351,14 +351,14 @@ fn plan_pd(
         match known {
             Some(value) => {
                 if let Err(e) = program.patch(&sv.symbol, &value.to_le_bytes()) {
-                    p.error(sv.loc, format!("setvar: {e} in {}", program.path.display()), &format!("declare it in the PD with `microkit::setvar!({});`", sv.symbol));
+                    p.error(sv.loc, format!("setvar: {e} in {}", program.path.display()), &format!("declare it in the PD with `pds_runtime::setvar!({});`", sv.symbol));
                 }
             }
             None => match program.symbol(&sv.symbol) {
                 // The initialiser learns the address when it allocates the
                 // region and writes it in place.
                 Some((addr, _)) => deferred_paddr.push((addr, p.regions[&region.name])),
-                None => p.error(sv.loc, format!("setvar: symbol `{}` not found in {}", sv.symbol, program.path.display()), &format!("declare it in the PD with `microkit::setvar!({});`", sv.symbol)),
+                None => p.error(sv.loc, format!("setvar: symbol `{}` not found in {}", sv.symbol, program.path.display()), &format!("declare it in the PD with `pds_runtime::setvar!({});`", sv.symbol)),
             },
         }
     }
@@ -496,12 +496,12 @@ fn plan_pd(
 /// Writes the network configuration into the program of `pd` if it is the
 /// demultiplexer or a client: whether it was written, `None` if the PD is
 /// not in the network. The demultiplexer must declare the symbol.
-fn patch_net_config(p: &mut Planner, pd: &ProtectionDomain, network: &sdf::Network, program: &mut Program) -> Option<bool> {
+fn patch_net_config(p: &mut Planner, pd: &ProtectionDomain, network: &tools_sdf::Network, program: &mut Program) -> Option<bool> {
     let role = network::role(network, &pd.name)?;
     let config = network::config(p.sys, network, role);
     let path = program.path.display().to_string();
     let declare = format!(
-        "declare it in the PD with `microkit::setvar_bytes!({CONFIG_SYMBOL}, net_config::CONFIG_BYTES);` and read it with `net_config::NetConfig::from_bytes`"
+        "declare it in the PD with `pds_runtime::setvar_bytes!({CONFIG_SYMBOL}, net_config::CONFIG_BYTES);` and read it with `net_config::NetConfig::from_bytes`"
     );
     match network::patch(program, &config) {
         Ok(()) => return Some(true),
@@ -526,7 +526,7 @@ fn patch_net_config(p: &mut Planner, pd: &ProtectionDomain, network: &sdf::Netwo
 
 /// Checks that `[start, end)` is free in a PD's address space so far (the
 /// stack counts with its guard page); reports an error at `loc` if not.
-fn claim(p: &mut Planner, ranges: &[VirtualRange], start: u64, end: u64, loc: sdf::Loc, what: &str) -> bool {
+fn claim(p: &mut Planner, ranges: &[VirtualRange], start: u64, end: u64, loc: tools_sdf::Loc, what: &str) -> bool {
     let guard = |r: &VirtualRange| if r.end == STACK_TOP { r.start - PAGE } else { r.start };
     match ranges.iter().find(|r| start < r.end && guard(r) < end) {
         None => true,
@@ -546,14 +546,14 @@ fn claim(p: &mut Planner, ranges: &[VirtualRange], start: u64, end: u64, loc: sd
 fn plan_pci_caps(
     p: &mut Planner,
     pd: &ProtectionDomain,
-    dev: &sdf::PciDevice,
+    dev: &tools_sdf::PciDevice,
     me: &PdObjects,
     plan: &mut PdPlan,
     masks: &mut [u64; 4],
     program: &mut Program,
 ) -> u32 {
     let index = p.spec.pci_devices.len() as u32;
-    p.spec.pci_devices.push(boot_spec::PciDevice {
+    p.spec.pci_devices.push(pds_boot_spec::PciDevice {
         vendor: dev.vendor,
         device: dev.device,
         instance: dev.instance,
@@ -591,7 +591,7 @@ fn plan_pci_caps(
         .chain(dev.setvar_config.as_ref().zip(dev.config_vaddr).map(|(s, v)| (s, v, dev.loc)));
     for (symbol, vaddr, loc) in vars {
         if let Err(e) = program.patch(symbol, &vaddr.to_le_bytes()) {
-            p.error(loc, format!("setvar: {e} in {}", program.path.display()), &format!("declare it in the PD with `microkit::setvar!({symbol});`"));
+            p.error(loc, format!("setvar: {e} in {}", program.path.display()), &format!("declare it in the PD with `pds_runtime::setvar!({symbol});`"));
         }
     }
     index
@@ -602,7 +602,7 @@ fn plan_pci_caps(
 fn plan_pci_memory(
     p: &mut Planner,
     pd: &ProtectionDomain,
-    dev: &sdf::PciDevice,
+    dev: &tools_sdf::PciDevice,
     index: u32,
     plan: &mut PdPlan,
     pages: &mut BTreeMap<u64, Page>,
@@ -625,7 +625,7 @@ fn plan_pci_memory(
         let what = format!("configuration space of {name}");
         if claim(p, &plan.ranges, vaddr, vaddr + PAGE, dev.loc, &what) {
             let frame = p.add(ObjectKind::Frame { size_bits: 12, paddr: None }, 1, format!("{what} for {}", pd.name));
-            p.spec.pci_config_fills.push(boot_spec::PciConfigFill { frame, device: index });
+            p.spec.pci_config_fills.push(pds_boot_spec::PciConfigFill { frame, device: index });
             pages.insert(vaddr, Page { frame, large: false, writable: false, cached: true });
             plan.ranges.push(VirtualRange { start: vaddr, end: vaddr + PAGE, perms: "r--".into(), what: format!("{what} (snapshot at boot)") });
         }

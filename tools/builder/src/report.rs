@@ -4,12 +4,12 @@
 use crate::memory::MemoryPlan;
 use crate::plan::Plan;
 use crate::Options;
-use filter::Dotted;
+use net_filter::Dotted;
 use net_config::{
     arpd_client_channel, mux_client_channel, ClientRegion, FilterKind, ARP_TABLE_REGION, ARP_TABLE_VADDR,
     CLIENT_ARPD_CHANNEL, CLIENT_MUX_CHANNEL,
 };
-use sdf::{Network, SystemDescription};
+use tools_sdf::{Network, SystemDescription};
 use std::fmt::Write;
 
 fn size(bytes: u64) -> String {
@@ -50,7 +50,7 @@ pub fn render(sys: &SystemDescription, plan: &Plan, mem: &MemoryPlan, opts: &Opt
         for v in &pd.ranges {
             let _ = writeln!(r, "  {:#014x}..{:#014x}  {}  {:>9}  {}", v.start, v.end, v.perms, size(v.end - v.start), v.what);
         }
-        let _ = writeln!(r, "capabilities (CSpace of {} slots):", 1u64 << boot_spec::cspace::RADIX_BITS);
+        let _ = writeln!(r, "capabilities (CSpace of {} slots):", 1u64 << pds_boot_spec::cspace::RADIX_BITS);
         for (slot, what) in &pd.caps {
             let _ = writeln!(r, "  slot {slot:>3}  {what}");
         }
@@ -206,7 +206,7 @@ mod tests {
   </network>
   <memory_region name="files" size="0x1000" />
 </system>"#;
-        let sys = sdf::parse_str(Path::new("t.system"), text).expect("valid");
+        let sys = tools_sdf::parse_str(Path::new("t.system"), text).expect("valid");
         let plan = Plan { spec: Default::default(), data: Vec::new(), object_names: Vec::new(), pds: Vec::new() };
         let mut r = String::new();
         render_network(&mut r, sys.network.as_ref().unwrap(), &plan);

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let mut status = ExitCode::SUCCESS;
     for path in std::env::args().skip(1) {
-        match sdf::parse_file(Path::new(&path)) {
+        match tools_sdf::parse_file(Path::new(&path)) {
             Ok(system) => println!("{path}: ok, {} protection domains", system.all_pds().len()),
             Err(diagnostics) => {
                 eprintln!("{diagnostics}");

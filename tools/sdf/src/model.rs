@@ -8,7 +8,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use filter::{Filter, FilterKind};
+use net_filter::{Filter, FilterKind};
 use net_config::NodeAddress;
 
 use crate::diagnostic::Loc;
@@ -376,7 +376,7 @@ pub struct NetworkClient {
     /// Receives the IPv4 frames no filter claims (at most one client).
     pub unclaimed_ipv4: bool,
     /// The memory region it may send from in place (`send_from`: the
-    /// transmit window `net_protocol::TxWindow::Files`).
+    /// transmit window `lib_net_protocol::TxWindow::Files`).
     pub send_from: Option<String>,
     /// `<grant>`s: what the client may claim, at boot and at run time.
     pub grant: Vec<NetworkFilter>,

@@ -22,7 +22,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use filter::{Dotted, FilterKind};
+use net_filter::{Dotted, FilterKind};
 use net_config::{MAX_CLAIMS, MAX_CLIENTS, MAX_GRANT_FILTERS};
 use roxmltree::{Document, Node};
 

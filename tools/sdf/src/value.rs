@@ -6,7 +6,7 @@
 
 use std::ops::RangeInclusive;
 
-use filter::{Dotted, Filter, ParseError};
+use net_filter::{Dotted, Filter, ParseError};
 use net_config::{Ipv4Address, NodeAddress};
 
 use crate::limits::{MAX_STACK, MIN_STACK};
@@ -245,7 +245,7 @@ pub(crate) fn keyword<T: Copy>(
 
 /// A dotted-quad IPv4 address.
 pub(crate) fn ipv4_address(text: &str) -> Result<Ipv4Address, Invalid> {
-    filter::parse_ipv4(text).ok_or_else(|| {
+    net_filter::parse_ipv4(text).ok_or_else(|| {
         Invalid::new(
             "not an IPv4 address",
             "write four decimal numbers 0..=255 separated by dots, without leading zeros, e.g. 10.0.2.2",
@@ -263,7 +263,7 @@ pub(crate) fn ipv4_interface(text: &str) -> Result<NodeAddress, Invalid> {
     let Some((address, len)) = text.split_once('/') else {
         return Err(Invalid::new("the prefix length is missing", HINT));
     };
-    let ipv4 = filter::parse_ipv4(address).ok_or_else(|| Invalid::new(format!("`{address}` is not an IPv4 address"), HINT))?;
+    let ipv4 = net_filter::parse_ipv4(address).ok_or_else(|| Invalid::new(format!("`{address}` is not an IPv4 address"), HINT))?;
     let prefix_len = match len.parse::<u8>() {
         Ok(n) if n <= 32 && !len.starts_with('+') => n,
         _ => return Err(Invalid::new(format!("`{len}` is not a prefix length 0..=32"), HINT)),
@@ -291,7 +291,7 @@ pub(crate) fn ipv4_interface(text: &str) -> Result<NodeAddress, Invalid> {
 /// Terms a filter may start with, for "did you mean".
 const FILTER_TERMS: &[&str] = &["any", "arp", "ipv4", "ethertype", "tcp", "udp", "icmp", "proto", "from", "to", "src", "dst"];
 
-/// A filter in the syntax of [`filter::text`].
+/// A filter in the syntax of [`net_filter::text`].
 pub(crate) fn filter(text: &str) -> Result<Filter, Invalid> {
     Filter::parse(text).map_err(|error| {
         let guess = match error {
@@ -300,7 +300,7 @@ pub(crate) fn filter(text: &str) -> Result<Filter, Invalid> {
                 .unwrap_or_default(),
             _ => String::new(),
         };
-        Invalid::new(error.to_string(), format!("{guess}a filter is space-separated terms, e.g. \"tcp dst 80\"; {}", filter::text::SYNTAX))
+        Invalid::new(error.to_string(), format!("{guess}a filter is space-separated terms, e.g. \"tcp dst 80\"; {}", net_filter::text::SYNTAX))
     })
 }
 
@@ -385,7 +385,7 @@ mod tests {
         let bad = filter("tcp dts 80").unwrap_err();
         assert_eq!(bad.reason, "unknown term `dts`");
         assert!(bad.hint.starts_with("did you mean `dst`? "), "{}", bad.hint);
-        assert!(bad.hint.contains(filter::text::SYNTAX));
+        assert!(bad.hint.contains(net_filter::text::SYNTAX));
         assert!(filter("").is_err());
     }
 }

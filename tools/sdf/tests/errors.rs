@@ -4,11 +4,11 @@
 
 use std::path::Path;
 
-use sdf::{Diagnostic, Diagnostics};
+use tools_sdf::{Diagnostic, Diagnostics};
 
 /// All diagnostics for `text`, which must be rejected.
 fn errors(text: &str) -> Vec<Diagnostic> {
-    match sdf::parse_str(Path::new("microkit.system"), text) {
+    match tools_sdf::parse_str(Path::new("microkit.system"), text) {
         Ok(_) => panic!("accepted an invalid description"),
         Err(Diagnostics(all)) => all,
     }

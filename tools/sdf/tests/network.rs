@@ -8,12 +8,12 @@
 
 use std::path::Path;
 
-use filter::{Filter, FilterKind};
+use net_filter::{Filter, FilterKind};
 use net_config::{
     arpd_client_channel, mux_client_channel, ClientRegion, Ipv4Address, ARP_TABLE_REGION, ARP_TABLE_SIZE,
     ARP_TABLE_VADDR, CLIENT_ARPD_CHANNEL, CLIENT_MUX_CHANNEL,
 };
-use sdf::{client_region_name, Diagnostic, Diagnostics, Loc, Origin, Perms, SystemDescription};
+use tools_sdf::{client_region_name, Diagnostic, Diagnostics, Loc, Origin, Perms, SystemDescription};
 
 /// Five PDs whose priorities and `pp` suit a network with `mux` as the
 /// demultiplexer and `arpd` as arpd.
@@ -31,14 +31,14 @@ fn with_pds(rest: &str) -> String {
 }
 
 fn parse(text: &str) -> SystemDescription {
-    match sdf::parse_str(Path::new("net.system"), text) {
+    match tools_sdf::parse_str(Path::new("net.system"), text) {
         Ok(system) => system,
         Err(diagnostics) => panic!("rejected:\n{diagnostics}"),
     }
 }
 
 fn errors(text: &str) -> Vec<Diagnostic> {
-    match sdf::parse_str(Path::new("net.system"), text) {
+    match tools_sdf::parse_str(Path::new("net.system"), text) {
         Ok(_) => panic!("accepted an invalid description:\n{text}"),
         Err(Diagnostics(all)) => all,
     }
@@ -222,7 +222,7 @@ fn bad_filter_syntax_suggests_the_term_and_shows_the_syntax() {
     <client pd="web"><grant filter="tcp dts 80" /></client>
   </network>"#,
     ));
-    check(&d, 8, 29, &["invalid filter=\"tcp dts 80\" on <grant>", "unknown term `dts`"], &["did you mean `dst`?", filter::text::SYNTAX]);
+    check(&d, 8, 29, &["invalid filter=\"tcp dts 80\" on <grant>", "unknown term `dts`"], &["did you mean `dst`?", net_filter::text::SYNTAX]);
 
     let d = single(&with_pds(
         r#"  <network demux="mux" ipv4="10.0.2.15/24">
@@ -554,7 +554,7 @@ fn workspace() -> std::path::PathBuf {
 fn the_node_descriptions_are_valid() {
     for file in ["microkit.system", "tests/systems/node.system"] {
         let path = workspace().join(file);
-        let system = sdf::parse_file(&path).unwrap_or_else(|d| panic!("{d}"));
+        let system = tools_sdf::parse_file(&path).unwrap_or_else(|d| panic!("{d}"));
         let network = system.network.expect("a network");
         assert_eq!(network.demux, "net-mux");
         assert_eq!(network.arpd_index(), Some(0));
@@ -581,7 +581,7 @@ fn invalid_network_descriptions_fail_where_they_say() {
             .unwrap_or_else(|| panic!("{name} has no expect line"))
             .trim();
         let (at, message) = expect.split_once(": ").expect("L:C: message");
-        let Err(diagnostics) = sdf::parse_file(&path) else {
+        let Err(diagnostics) = tools_sdf::parse_file(&path) else {
             continue; // Found by the builder.
         };
         let text = diagnostics.to_string();

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sdf::{Loc, PageSize, Perms, SetVarValue};
+use tools_sdf::{Loc, PageSize, Perms, SetVarValue};
 
 const SYSTEM: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <system>
@@ -39,7 +39,7 @@ const SYSTEM: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 
 #[test]
 fn every_element_parses_into_the_model() {
-    let system = match sdf::parse_str(Path::new("/sys/demo/microkit.system"), SYSTEM) {
+    let system = match tools_sdf::parse_str(Path::new("/sys/demo/microkit.system"), SYSTEM) {
         Ok(system) => system,
         Err(diagnostics) => panic!("rejected:\n{diagnostics}"),
     };
@@ -184,7 +184,7 @@ fn parse_file_reads_from_disk_and_reports_missing_files() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("microkit.system");
     std::fs::write(&path, SYSTEM).expect("write fixture");
-    let system = sdf::parse_file(&path).expect("parses");
+    let system = tools_sdf::parse_file(&path).expect("parses");
     assert_eq!(
         system.pd("ping").map(|pd| pd.program_image.clone()),
         Some(dir.join("ping.elf"))
@@ -192,7 +192,7 @@ fn parse_file_reads_from_disk_and_reports_missing_files() {
     std::fs::remove_dir_all(&dir).ok();
 
     let missing = dir.join("missing.system");
-    let errors = sdf::parse_file(&missing).expect_err("no such file");
+    let errors = tools_sdf::parse_file(&missing).expect_err("no such file");
     assert_eq!(errors.len(), 1);
     assert_eq!(errors.0[0].loc, Loc::NONE);
     assert!(errors

@@ -17,7 +17,7 @@ use crate::kernel::KernelConfig;
 use crate::system::Built;
 use crate::qemu::{self, Session};
 use anyhow::{bail, ensure, Context, Result};
-use site_format::Image;
+use fs_format::Image;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Mutex;

@@ -7,7 +7,7 @@
 use anyhow::{Context, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
-use test_rng::Rng;
+use lib_test_rng::Rng;
 
 /// Files the generated site holds (besides its index pages).
 pub const FILES: usize = 1000;

@@ -5,7 +5,7 @@
 #![no_std]
 #![no_main]
 
-use microkit::{log, ChannelSet, Handler};
+use pds_runtime::{log, ChannelSet, Handler};
 
 /// Lines in the burst: about 5 KiB, well over the ring's 2 KiB.
 const BURST: u32 = 100;
@@ -26,4 +26,4 @@ impl Handler for Logger {
     }
 }
 
-microkit::protection_domain!(Logger);
+pds_runtime::protection_domain!(Logger);

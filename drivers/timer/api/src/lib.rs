@@ -17,7 +17,7 @@
 //! A deadline already past is notified at once.
 #![no_std]
 
-use microkit::{get_mr, msginfo, set_mr, Channel};
+use pds_runtime::{get_mr, msginfo, set_mr, Channel};
 
 /// Message labels of the calls.
 pub mod label {

@@ -5,8 +5,8 @@
 #![no_std]
 #![no_main]
 
-use microkit::{log, Channel, ChannelSet, Handler};
-use timer_api::Timer;
+use pds_runtime::{log, Channel, ChannelSet, Handler};
+use drivers_timer_api::Timer;
 
 const TIMER: Timer = Timer::new(Channel::new(0));
 /// Timeouts, in the order they are set (120 ms needs three PIT shots).
@@ -74,4 +74,4 @@ impl Handler for Client {
     }
 }
 
-microkit::protection_domain!(Client);
+pds_runtime::protection_domain!(Client);

@@ -3,10 +3,10 @@
 //! completions into responses.
 
 use crate::slots::{Buffer, Completion, RequestQueue, MAX_SLOTS};
-use virtio::dma::DmaRegion;
-use virtio::features::VERSION_1 as F_VERSION_1;
-use virtio::transport::{Notifier, Transport, TransportError};
-use blk_protocol::{buffer_range, DiskInfo, Op, Request, RequestConsumer, Response, ResponseProducer, Status, SECTOR_SIZE};
+use lib_virtio::dma::DmaRegion;
+use lib_virtio::features::VERSION_1 as F_VERSION_1;
+use lib_virtio::transport::{Notifier, Transport, TransportError};
+use lib_blk_protocol::{buffer_range, DiskInfo, Op, Request, RequestConsumer, Response, ResponseProducer, Status, SECTOR_SIZE};
 
 /// virtio-blk feature bits the driver uses (§5.2.3).
 pub mod feature {
@@ -66,7 +66,7 @@ impl From<TransportError> for InitError {
 }
 
 /// Checks a client request against the disk and the data region (the rules
-/// in `blk_protocol`'s docs) and says what to do with it.
+/// in `lib_blk_protocol`'s docs) and says what to do with it.
 pub fn validate(request: &Request, disk: &DiskInfo, data_len: usize) -> Result<Op, Status> {
     let op = Op::from_code(request.op).ok_or(Status::BadOp)?;
     if op == Op::Flush {

@@ -1,4 +1,4 @@
-//! virtio-blk requests on the shared split virtqueue ([`virtio::queue`]):
+//! virtio-blk requests on the shared split virtqueue ([`lib_virtio::queue`]):
 //! request slots, each with its own header and status byte in the driver's
 //! DMA memory.
 //!
@@ -33,12 +33,12 @@
 //! set `VIRTQ_USED_F_NO_NOTIFY`.
 
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
-use virtio::dma::DmaRegion;
-use virtio::queue::{Areas, Layout, SplitQueue};
+use lib_virtio::dma::DmaRegion;
+use lib_virtio::queue::{Areas, Layout, SplitQueue};
 
 /// A data buffer for a request: `len` bytes at physical `paddr`, written
 /// by the device for a read.
-pub use virtio::queue::Segment as Buffer;
+pub use lib_virtio::queue::Segment as Buffer;
 
 /// Most request slots (requests in flight at the device).
 pub const MAX_SLOTS: usize = 32;

@@ -1,17 +1,17 @@
 //! Host tests: request validation, and the service loop against a fake
 //! virtio-blk device that executes chains from the real queue memory and
 //! completes them out of order. (The capability walk, transport and
-//! virtqueue are tested in the `virtio` crate.)
+//! virtqueue are tested in the `lib_virtio` crate.)
 
 extern crate std;
 
 use crate::driver::{validate, BlkDevice, Stats};
 use crate::slots::{RequestQueue, MAX_SLOTS, MEMORY};
-use blk_protocol::{DiskInfo, Request, RequestConsumer, RequestProducer, Response, ResponseConsumer, ResponseProducer, Status, QUEUE_CAPACITY, QUEUE_REGION_SIZE, SECTOR_SIZE};
+use lib_blk_protocol::{DiskInfo, Request, RequestConsumer, RequestProducer, Response, ResponseConsumer, ResponseProducer, Status, QUEUE_CAPACITY, QUEUE_REGION_SIZE, SECTOR_SIZE};
 use std::vec;
 use std::vec::Vec;
-use virtio::dma::DmaRegion;
-use virtio::queue::Layout;
+use lib_virtio::dma::DmaRegion;
+use lib_virtio::queue::Layout;
 
 // ---- request validation ----
 

@@ -6,7 +6,7 @@ use crate::conn::{Connection, Poll};
 use crate::date::{parse_http_date, DateCache};
 use crate::target::normalize;
 use std::vec::Vec;
-use test_rng::Rng;
+use lib_test_rng::Rng;
 
 
 const INTERESTING: &[&[u8]] = &[

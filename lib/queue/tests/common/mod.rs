@@ -3,7 +3,7 @@
 //! a failure.
 #![allow(dead_code)] // each test file uses a different part
 
-use shared_queue::{Consumer, Entry, Producer};
+use lib_queue::{Consumer, Entry, Producer};
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{mpsc, Condvar, Mutex};
@@ -300,4 +300,4 @@ pub fn with_timeout(secs: u64, f: impl FnOnce() + Send + 'static) {
 /// A small deterministic PRNG, for hostile writes (not every test
 /// binary that includes this module uses it).
 #[allow(unused_imports)]
-pub use test_rng::Rng;
+pub use lib_test_rng::Rng;

@@ -1,8 +1,8 @@
 //! Packet summaries and header bytes for the tests.
 #![allow(dead_code)]
 
-use filter::{Ipv4Prefix, Owner};
-use packet::{
+use net_filter::{Ipv4Prefix, Owner};
+use net_packet::{
     ArpOperation, ArpSummary, EtherType, EthernetAddress, IpProtocol, Ipv4Address, Ipv4Summary,
     Network, Parsed, TcpFlags, Transport,
 };
@@ -59,7 +59,7 @@ pub fn udp(src: Ipv4Address, src_port: u16, dst: Ipv4Address, dst_port: u16) -> 
 
 pub fn icmp(src: Ipv4Address, dst: Ipv4Address) -> Parsed {
     let transport = Transport::Icmp {
-        icmp_type: packet::IcmpType::ECHO_REQUEST,
+        icmp_type: net_packet::IcmpType::ECHO_REQUEST,
         code: 0,
     };
     ipv4(src, dst, IpProtocol::ICMP, transport)

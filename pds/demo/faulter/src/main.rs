@@ -3,7 +3,7 @@
 #![no_std]
 #![no_main]
 
-use microkit::{log, ChannelSet, Handler};
+use pds_runtime::{log, ChannelSet, Handler};
 
 /// Nothing is mapped at the bottom of any PD's address space.
 const UNMAPPED: usize = 0x10;
@@ -25,4 +25,4 @@ impl Handler for Faulter {
     }
 }
 
-microkit::protection_domain!(Faulter);
+pds_runtime::protection_domain!(Faulter);

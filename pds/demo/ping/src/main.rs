@@ -5,13 +5,13 @@
 #![no_std]
 #![no_main]
 
-use microkit::{log, Channel, ChannelSet, Handler, MemoryRegion};
+use pds_runtime::{log, Channel, ChannelSet, Handler, MemoryRegion};
 
 const PONG: Channel = Channel::new(0);
 const FAULTER: Channel = Channel::new(1);
 const SHARED_SIZE: usize = 0x1000;
 
-microkit::setvar!(shared_vaddr);
+pds_runtime::setvar!(shared_vaddr);
 
 struct Ping {
     round: u32,
@@ -19,11 +19,11 @@ struct Ping {
 
 /// Calls pong's `add_mul` protected procedure.
 fn add_mul(a: u64, b: u64) -> (u64, u64) {
-    microkit::set_mr(0, a);
-    microkit::set_mr(1, b);
-    let reply = PONG.pp_call(microkit::msginfo(1, 2));
+    pds_runtime::set_mr(0, a);
+    pds_runtime::set_mr(1, b);
+    let reply = PONG.pp_call(pds_runtime::msginfo(1, 2));
     assert_eq!(reply.label(), 0, "pong refused the call");
-    (microkit::get_mr(0), microkit::get_mr(1))
+    (pds_runtime::get_mr(0), pds_runtime::get_mr(1))
 }
 
 impl Handler for Ping {
@@ -56,4 +56,4 @@ impl Handler for Ping {
     }
 }
 
-microkit::protection_domain!(Ping);
+pds_runtime::protection_domain!(Ping);

@@ -3,13 +3,13 @@
 #![no_std]
 #![no_main]
 
-use microkit::{log, Channel, ChannelSet, Handler, MemoryRegion, MessageInfo};
+use pds_runtime::{log, Channel, ChannelSet, Handler, MemoryRegion, MessageInfo};
 
 const PING: Channel = Channel::new(1);
 const SHARED_SIZE: usize = 0x1000;
 const LABEL_ADD_MUL: u64 = 1;
 
-microkit::setvar!(shared_vaddr);
+pds_runtime::setvar!(shared_vaddr);
 
 struct Pong {
     shared: MemoryRegion,
@@ -38,14 +38,14 @@ impl Handler for Pong {
 
     fn protected(&mut self, channel: Channel, msg: MessageInfo) -> MessageInfo {
         if channel != PING || msg.label() != LABEL_ADD_MUL || msg.length() != 2 {
-            return microkit::msginfo(1, 0);
+            return pds_runtime::msginfo(1, 0);
         }
-        let (a, b) = (microkit::get_mr(0), microkit::get_mr(1));
+        let (a, b) = (pds_runtime::get_mr(0), pds_runtime::get_mr(1));
         log!("protected call add_mul({a}, {b})");
-        microkit::set_mr(0, a + b);
-        microkit::set_mr(1, a * b);
-        microkit::msginfo(0, 2)
+        pds_runtime::set_mr(0, a + b);
+        pds_runtime::set_mr(1, a * b);
+        pds_runtime::msginfo(0, 2)
     }
 }
 
-microkit::protection_domain!(Pong);
+pds_runtime::protection_domain!(Pong);

@@ -18,15 +18,15 @@
 #![no_std]
 #![no_main]
 
-use blk_protocol::{DiskInfo, Info, Request, RequestProducer, Response, ResponseConsumer, Status, DATA_REGION_SIZE, SECTOR_SIZE};
+use lib_blk_protocol::{DiskInfo, Info, Request, RequestProducer, Response, ResponseConsumer, Status, DATA_REGION_SIZE, SECTOR_SIZE};
 use core::fmt;
-use microkit::{log, Channel, ChannelSet, Handler, MemoryRegion};
+use pds_runtime::{log, Channel, ChannelSet, Handler, MemoryRegion};
 use sha2::{Digest, Sha256};
 
-microkit::setvar!(blk_request);
-microkit::setvar!(blk_response);
-microkit::setvar!(blk_info);
-microkit::setvar!(blk_data);
+pds_runtime::setvar!(blk_request);
+pds_runtime::setvar!(blk_response);
+pds_runtime::setvar!(blk_info);
+pds_runtime::setvar!(blk_data);
 
 /// The driver's channel.
 const DRIVER: Channel = Channel::new(0);
@@ -360,4 +360,4 @@ impl Handler for Client {
     }
 }
 
-microkit::protection_domain!(Client);
+pds_runtime::protection_domain!(Client);

@@ -15,12 +15,12 @@
 #![no_std]
 #![no_main]
 
-use microkit::{log, Channel, ChannelSet, Handler, MemoryRegion};
-use net_protocol::{
+use pds_runtime::{log, Channel, ChannelSet, Handler, MemoryRegion};
+use lib_net_protocol::{
     tx_offset, Stats, TxWindow, CALL_STATS, RX_BUFFERS, RX_BUFFER_SIZE, RX_DATA_SIZE, RX_QUEUE_CAPACITY, TX_HEADERS_SIZE,
     TX_MORE, TX_QUEUE_CAPACITY, TX_SPACE_LEN,
 };
-use shared_queue::{BufferDesc, ReceiverQueues, SenderQueues};
+use lib_queue::{BufferDesc, ReceiverQueues, SenderQueues};
 
 const DRIVER: Channel = Channel::new(0);
 
@@ -36,12 +36,12 @@ const HEADER_SLOT: usize = 64;
 const HEADER_SLOTS: usize = TX_HEADERS_SIZE / HEADER_SLOT;
 const _: () = assert!(HEADER_SLOTS >= RX_BUFFERS, "every received buffer can be in flight at once");
 
-microkit::setvar!(rx_data);
-microkit::setvar!(rx_free);
-microkit::setvar!(rx_active);
-microkit::setvar!(tx_headers);
-microkit::setvar!(tx_free);
-microkit::setvar!(tx_active);
+pds_runtime::setvar!(rx_data);
+pds_runtime::setvar!(rx_free);
+pds_runtime::setvar!(rx_active);
+pds_runtime::setvar!(tx_headers);
+pds_runtime::setvar!(tx_free);
+pds_runtime::setvar!(tx_active);
 
 struct Echo {
     /// Frames come in on `active`; buffers go back on `free`.
@@ -72,7 +72,7 @@ impl Echo {
     /// Takes back sent frames' descriptors: header slots and receive buffers.
     fn reclaim(&mut self) {
         while let Ok(Some(desc)) = self.tx.free.dequeue() {
-            match net_protocol::split_tx_offset(desc.offset) {
+            match lib_net_protocol::split_tx_offset(desc.offset) {
                 Some((TxWindow::Headers, offset)) => {
                     self.free_slots[self.free_count] = (offset as usize / HEADER_SLOT) as u16;
                     self.free_count += 1;
@@ -146,10 +146,10 @@ impl Echo {
         let mut payload = [0u8; STATS_REQUEST.len()];
         self.rx_data.copy_out(frame.offset as usize + HEADER_LEN, &mut payload);
         if payload == STATS_REQUEST {
-            let reply = DRIVER.pp_call(microkit::msginfo(CALL_STATS, 0));
+            let reply = DRIVER.pp_call(pds_runtime::msginfo(CALL_STATS, 0));
             let mut words = [0; Stats::WORDS];
             for (i, w) in words.iter_mut().enumerate().take(reply.length() as usize) {
-                *w = microkit::get_mr(i);
+                *w = pds_runtime::get_mr(i);
             }
             let stats = Stats::from_words(words);
             log!(
@@ -189,7 +189,7 @@ impl Handler for Echo {
         // and tx_headers (read-write) at their sizes in net-protocol; this PD
         // touches them only through these handles.
         let (rx, tx, rx_data_region, headers) = unsafe {
-            let addr = |v: &microkit::Var, name: &str| {
+            let addr = |v: &pds_runtime::Var, name: &str| {
                 v.get().unwrap_or_else(|| panic!("`{name}` is not set in the system description")) as *mut u8
             };
             (
@@ -226,4 +226,4 @@ impl Handler for Echo {
     }
 }
 
-microkit::protection_domain!(Echo);
+pds_runtime::protection_domain!(Echo);

@@ -30,12 +30,12 @@
 #![no_std]
 #![no_main]
 
-use filter::{Dotted, Filter, FilterError, FilterKind};
-use microkit::{get_mr, log, msginfo, set_mr, Channel, ChannelSet, Handler, MemoryRegion};
+use net_filter::{Dotted, Filter, FilterError, FilterKind};
+use pds_runtime::{get_mr, log, msginfo, set_mr, Channel, ChannelSet, Handler, MemoryRegion};
 use net_client::{InPlace, InPlaceList, NetClient, SendError};
 use net_config::{mac_from_word, ArpdCall, ARP_KNOWN, ARP_PENDING, CLIENT_ARPD_CHANNEL};
-use packet::checksum::Checksum;
-use packet::{
+use net_packet::checksum::Checksum;
+use net_packet::{
     classify, udp, EtherType, EthernetAddress, EthernetRepr, IpProtocol, Ipv4Address, Ipv4Repr, Network, Transport,
 };
 
@@ -68,8 +68,8 @@ fn separator(i: usize) -> [u8; 8] {
 }
 
 // The send_from region, mapped read-write: this PD writes what the NIC reads.
-microkit::setvar!(probe_payload);
-microkit::setvar!(probe_payload_size);
+pds_runtime::setvar!(probe_payload);
+pds_runtime::setvar!(probe_payload_size);
 
 /// Byte `i` of `probe_payload` (the integration test knows it too).
 fn pattern(i: usize) -> u8 {
@@ -88,7 +88,7 @@ struct Probe {
 
 /// Maps `probe_payload` and fills it with [`pattern`].
 fn fill_payload() -> Option<MemoryRegion> {
-    let size = microkit::require_setvar!(probe_payload_size)? as usize;
+    let size = pds_runtime::require_setvar!(probe_payload_size)? as usize;
     // SAFETY: the description maps the region `probe_payload` read-write at
     // `probe_payload`, `probe_payload_size` bytes, for the PD's life. Only
     // this PD writes it; the NIC reads it by DMA.
@@ -210,7 +210,7 @@ impl Probe {
     fn claims(&self) {
         let tries: [(&str, FilterKind, Result<(), FilterError>); 3] = [
             ("udp dst 8000", FilterKind::Exclusive, Err(FilterError::OutOfGrant)),
-            ("udp dst 7000", FilterKind::Exclusive, Err(FilterError::Overlaps { with: filter::FilterId::from_raw(0) })),
+            ("udp dst 7000", FilterKind::Exclusive, Err(FilterError::Overlaps { with: net_filter::FilterId::from_raw(0) })),
             ("udp dst 7002", FilterKind::Copy, Err(FilterError::CopyNotPrivileged)),
         ];
         for (text, kind, expected) in tries {
@@ -317,7 +317,7 @@ fn on_frame(net: &mut NetClient, payload_region: Option<&MemoryRegion>, echoed: 
     if dst_port != ECHO_PORT || ip.dst != net.node().ipv4 {
         return;
     }
-    let Some(payload) = packet::Ipv4Packet::parse(&frame[14..])
+    let Some(payload) = net_packet::Ipv4Packet::parse(&frame[14..])
         .ok()
         .and_then(|p| udp::UdpDatagram::parse(p.payload()).ok())
         .map(|d| d.payload())
@@ -416,4 +416,4 @@ impl Handler for Probe {
 }
 
 
-microkit::protection_domain!(Probe);
+pds_runtime::protection_domain!(Probe);

@@ -6,10 +6,10 @@
 #![no_std]
 #![no_main]
 
-use filter::Dotted;
-use microkit::{log, ChannelSet, Handler};
+use net_filter::Dotted;
+use pds_runtime::{log, ChannelSet, Handler};
 use net_client::NetClient;
-use packet::{classify, Network};
+use net_packet::{classify, Network};
 
 /// Copies logged one by one; after that only counted.
 const LOGGED: u64 = 3;
@@ -53,4 +53,4 @@ impl Handler for Watch {
     }
 }
 
-microkit::protection_domain!(Watch);
+pds_runtime::protection_domain!(Watch);

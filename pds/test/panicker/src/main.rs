@@ -3,7 +3,7 @@
 #![no_std]
 #![no_main]
 
-use microkit::{log, Handler};
+use pds_runtime::{log, Handler};
 
 struct Panicker;
 
@@ -15,4 +15,4 @@ impl Handler for Panicker {
     }
 }
 
-microkit::protection_domain!(Panicker);
+pds_runtime::protection_domain!(Panicker);

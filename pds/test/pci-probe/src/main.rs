@@ -4,10 +4,10 @@
 #![no_std]
 #![no_main]
 
-use microkit::{log, Handler, MemoryRegion};
+use pds_runtime::{log, Handler, MemoryRegion};
 
-microkit::setvar!(pci_config);
-microkit::setvar!(virtio_bar);
+pds_runtime::setvar!(pci_config);
+pds_runtime::setvar!(virtio_bar);
 
 const BAR_SIZE: usize = 0x4000;
 /// virtio 1.x vendor-specific capability types (virtio spec 4.1.4).
@@ -49,4 +49,4 @@ impl Handler for Probe {
     }
 }
 
-microkit::protection_domain!(Probe);
+pds_runtime::protection_domain!(Probe);

@@ -3,7 +3,7 @@
 #![no_std]
 #![no_main]
 
-use microkit::{log, Child, Handler, MessageInfo};
+use pds_runtime::{log, Child, Handler, MessageInfo};
 
 const MAX_RESTARTS: u32 = 2;
 
@@ -18,7 +18,7 @@ impl Handler for Supervisor {
     }
 
     fn fault(&mut self, child: Child, msg: MessageInfo) -> Option<MessageInfo> {
-        let fault = microkit::Fault::from_message(msg);
+        let fault = pds_runtime::Fault::from_message(msg);
         log!("child {} faulted: {} at address {:#x}", child.id(), fault.kind_name(), fault.addr().unwrap_or(0));
         if self.restarts == MAX_RESTARTS {
             log!("child {} restarted {MAX_RESTARTS} times already; leaving it stopped", child.id());
@@ -33,4 +33,4 @@ impl Handler for Supervisor {
     }
 }
 
-microkit::protection_domain!(Supervisor);
+pds_runtime::protection_domain!(Supervisor);

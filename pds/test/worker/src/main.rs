@@ -4,7 +4,7 @@
 #![no_main]
 
 use core::sync::atomic::{AtomicU32, Ordering};
-use microkit::{log, Handler};
+use pds_runtime::{log, Handler};
 
 static RUNS: AtomicU32 = AtomicU32::new(0);
 
@@ -24,4 +24,4 @@ impl Handler for Worker {
     }
 }
 
-microkit::protection_domain!(Worker);
+pds_runtime::protection_domain!(Worker);

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use filter::{FilterKind, Grant};
+use net_filter::{FilterKind, Grant};
 use net_config::{DRIVER_SEND_FROM_PADDR, DRIVER_SEND_FROM_SIZE, MAX_SEND_FROM_SIZE, MUX_DRIVER_CHANNEL};
 
 use super::Validator;
@@ -136,7 +136,7 @@ impl Validator<'_, '_, '_> {
     }
 
     /// `send_from`: the NIC reaches the region through the driver's one
-    /// in-place window (`net_protocol::TxWindow::Files`), so each names an
+    /// in-place window (`lib_net_protocol::TxWindow::Files`), so each names an
     /// existing region of at most one window's size, all name the same
     /// one, and the demultiplexer's driver is told its physical base and
     /// size. The driver is the PD at the other end of the demultiplexer's
@@ -163,7 +163,7 @@ impl Validator<'_, '_, '_> {
                         earlier.pd, earlier.send_from_loc.line, client.pd
                     ),
                     format!(
-                        "the driver has one window for in-place sends (net_protocol::TxWindow::Files): name one region in every send_from, e.g. send_from=\"{earlier_region}\", or remove this one"
+                        "the driver has one window for in-place sends (lib_net_protocol::TxWindow::Files): name one region in every send_from, e.g. send_from=\"{earlier_region}\", or remove this one"
                     ),
                 ),
                 Some(_) => {}

@@ -66,7 +66,7 @@ mod tests {
 
     #[test]
     fn matches_a_btree_set() {
-        let mut rng = test_rng::Rng(3);
+        let mut rng = lib_test_rng::Rng(3);
         let len = 200;
         let mut set = SlotSet::new(&mut leaked(1024), len).unwrap();
         let mut model = BTreeSet::new();

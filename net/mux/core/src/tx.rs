@@ -2,10 +2,10 @@
 //! the copied pieces → transmit validation → one `tx_payload` slot, and
 //! the in-place pieces passed through, on the driver's `tx_active`.
 
-use filter::{TxHeaders, TxPolicy, TxRefused};
-use net_protocol::{split_tx_offset, tx_offset, Step, TxFrame, TxWindow, MAX_FRAME_LEN, MAX_TX_SEGMENTS, MIN_FRAME_LEN, TX_MORE};
-use packet::{ethernet, udp, EtherType, EthernetFrame, IpProtocol, Ipv4Packet, TcpSegment};
-use shared_queue::{BufferDesc, QueueError};
+use net_filter::{TxHeaders, TxPolicy, TxRefused};
+use lib_net_protocol::{split_tx_offset, tx_offset, Step, TxFrame, TxWindow, MAX_FRAME_LEN, MAX_TX_SEGMENTS, MIN_FRAME_LEN, TX_MORE};
+use net_packet::{ethernet, udp, EtherType, EthernetFrame, IpProtocol, Ipv4Packet, TcpSegment};
+use lib_queue::{BufferDesc, QueueError};
 
 use crate::{Client, Driver, Mux, SharedMemory, TX_BATCH, TX_HEADER_COPY, TX_SLOTS, TX_SLOT_SIZE};
 

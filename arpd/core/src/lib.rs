@@ -3,7 +3,7 @@
 //! `main.rs` is glue), so that it runs on the host with a fake clock.
 //!
 //! arpd is the one PD that receives ARP (its boot claim `arp`) and the only
-//! writer of the ARP table region (`arp_table`), which the other network PDs
+//! writer of the ARP table region (`net_arp_table`), which the other network PDs
 //! read. It:
 //!
 //! - **answers** requests for the node's address (RFC 826), from its own
@@ -46,10 +46,10 @@
 #[cfg(test)]
 extern crate std;
 
-use arp_table::{Entry as TableEntry, State as TableState, TableWriter, CAPACITY};
+use net_arp_table::{Entry as TableEntry, State as TableState, TableWriter, CAPACITY};
 use core::fmt;
 use net_config::NodeAddress;
-use packet::{classify, ArpOperation, ArpPacket, ArpRepr, EthernetAddress, Ipv4Address, Network};
+use net_packet::{classify, ArpOperation, ArpPacket, ArpRepr, EthernetAddress, Ipv4Address, Network};
 
 /// Nanoseconds in a second.
 pub const SECOND_NS: u64 = 1_000_000_000;
@@ -354,7 +354,7 @@ impl<'t> Arpd<'t> {
                 return;
             }
             let reply = frame
-                .get(packet::ethernet::HEADER_LEN..)
+                .get(net_packet::ethernet::HEADER_LEN..)
                 .and_then(|bytes| ArpPacket::parse(bytes).ok())
                 .and_then(|request| ArpRepr::reply_to(&request, self.mac));
             if let Some(reply) = reply {
@@ -575,7 +575,7 @@ impl<'t> Arpd<'t> {
     /// re-validating (RFC 1122 §2.3.2.1 suggests unicast polls).
     fn request(&mut self, ip: Ipv4Address, known: Option<EthernetAddress>, link: &mut impl Link) {
         let request = ArpRepr::request(self.mac, self.node.ipv4, ip);
-        let mut frame = [0u8; packet::ethernet::MIN_FRAME_LEN];
+        let mut frame = [0u8; net_packet::ethernet::MIN_FRAME_LEN];
         let Some(len) = request.emit_frame(&mut frame) else { return };
         if let Some(mac) = known {
             frame[..6].copy_from_slice(&mac.0);
@@ -588,7 +588,7 @@ impl<'t> Arpd<'t> {
     }
 
     fn send(&mut self, packet: &ArpRepr, link: &mut impl Link) -> bool {
-        let mut frame = [0u8; packet::ethernet::MIN_FRAME_LEN];
+        let mut frame = [0u8; net_packet::ethernet::MIN_FRAME_LEN];
         let sent = packet.emit_frame(&mut frame).is_some_and(|len| link.send(&frame[..len]));
         if !sent {
             self.counters.tx_dropped += 1;

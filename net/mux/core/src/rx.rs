@@ -1,8 +1,8 @@
 //! The receive path: driver `rx_active` → classification in place → one
 //! copy into each receiver's buffer → the driver's `rx_free`.
 
-use net_protocol::{MAX_FRAME_LEN, MIN_FRAME_LEN, RX_BUFFER_SIZE, RX_DATA_SIZE};
-use shared_queue::{BufferDesc, QueueError};
+use lib_net_protocol::{MAX_FRAME_LEN, MIN_FRAME_LEN, RX_BUFFER_SIZE, RX_DATA_SIZE};
+use lib_queue::{BufferDesc, QueueError};
 
 use crate::{Client, Mux, SharedMemory};
 

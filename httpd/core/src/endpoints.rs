@@ -119,7 +119,7 @@ mod tests {
 
     #[test]
     fn matches_a_hash_map_under_churn() {
-        let mut rng = test_rng::Rng(7);
+        let mut rng = lib_test_rng::Rng(7);
         let slots = 64;
         let mut table = Endpoints::new(&mut arena(1 << 16), slots).unwrap();
         let mut model: HashMap<(u32, u16), usize> = HashMap::new();

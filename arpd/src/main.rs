@@ -18,14 +18,14 @@
 #![no_std]
 #![no_main]
 
-use arp_table::{Table, TableWriter};
-use arpd::{Arpd, Clients, Counters, Event, Link, Resolution, ANNOUNCEMENTS, MAX_REQUESTS};
-use filter::Dotted;
-use microkit::{log, Channel, ChannelSet, Handler, MessageInfo};
+use net_arp_table::{Table, TableWriter};
+use arpd_core::{Arpd, Clients, Counters, Event, Link, Resolution, ANNOUNCEMENTS, MAX_REQUESTS};
+use net_filter::Dotted;
+use pds_runtime::{log, Channel, ChannelSet, Handler, MessageInfo};
 use net_client::{Alarm, ChangeReport, Colons, NetClient, TIMER_CHANNEL};
 use net_config::{arpd_client_channel, mac_to_word, ArpdCall, ARP_TABLE_VADDR, ERR_BAD_REQUEST, MAX_CLIENTS};
-use packet::{EthernetAddress, Ipv4Address};
-use timer_api::Timer;
+use net_packet::{EthernetAddress, Ipv4Address};
+use drivers_timer_api::Timer;
 
 const TIMER: Timer = Timer::new(Channel::new(TIMER_CHANNEL));
 
@@ -157,9 +157,9 @@ impl Running {
             && msg.length() >= 1
             && client < MAX_CLIENTS
             && self.arp_clients & (1 << client) != 0;
-        let address = u32::try_from(microkit::get_mr(0)).ok().filter(|_| valid);
+        let address = u32::try_from(pds_runtime::get_mr(0)).ok().filter(|_| valid);
         let Some(ip) = address.map(Ipv4Address::from_u32) else {
-            return microkit::msginfo(ERR_BAD_REQUEST, 0);
+            return pds_runtime::msginfo(ERR_BAD_REQUEST, 0);
         };
         let now = TIMER.now();
         let arp_clients = self.arp_clients;
@@ -167,10 +167,10 @@ impl Running {
         self.settle(now);
         match resolution {
             Resolution::Known(mac) => {
-                microkit::set_mr(0, mac_to_word(mac.0));
-                microkit::msginfo(resolution.label(), 1)
+                pds_runtime::set_mr(0, mac_to_word(mac.0));
+                pds_runtime::msginfo(resolution.label(), 1)
             }
-            _ => microkit::msginfo(resolution.label(), 0),
+            _ => pds_runtime::msginfo(resolution.label(), 0),
         }
     }
 }
@@ -198,14 +198,14 @@ impl Handler for ArpdPd {
 
     fn protected(&mut self, channel: Channel, msg: MessageInfo) -> MessageInfo {
         let Some(running) = &mut self.0 else {
-            return microkit::msginfo(ERR_BAD_REQUEST, 0);
+            return pds_runtime::msginfo(ERR_BAD_REQUEST, 0);
         };
         // Client n calls on arpd_client_channel(n) = n + 1.
         match usize::from(channel.id()).checked_sub(usize::from(arpd_client_channel(0))) {
             Some(client) => running.resolve(client, msg),
-            None => microkit::msginfo(ERR_BAD_REQUEST, 0),
+            None => pds_runtime::msginfo(ERR_BAD_REQUEST, 0),
         }
     }
 }
 
-microkit::protection_domain!(ArpdPd);
+pds_runtime::protection_domain!(ArpdPd);

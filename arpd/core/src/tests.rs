@@ -1,12 +1,12 @@
 //! The daemon with a fake clock and link, its table read back through a
 //! `TableReader` as clients read it. Frames are built by hand here, and the
-//! daemon's frames are checked with `packet::classify`.
+//! daemon's frames are checked with `net_packet::classify`.
 
 use super::*;
-use arp_table::{Table, TableReader};
-use packet::{ArpSummary, EtherType, Parsed};
+use net_arp_table::{Table, TableReader};
+use net_packet::{ArpSummary, EtherType, Parsed};
 use std::vec::Vec;
-use test_rng::Rng;
+use lib_test_rng::Rng;
 
 const MAC: EthernetAddress = EthernetAddress([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
 const IP: Ipv4Address = Ipv4Address::new(10, 0, 2, 15);
@@ -51,7 +51,7 @@ impl FakeLink {
             .drain(..)
             .map(|frame| {
                 assert_eq!(frame.len(), 60, "padded to the Ethernet minimum");
-                let parsed = packet::classify(&frame).expect("arpd sends valid frames");
+                let parsed = net_packet::classify(&frame).expect("arpd sends valid frames");
                 assert_eq!(parsed.ethertype, EtherType::ARP);
                 assert_eq!(parsed.src_mac, MAC, "always from our MAC");
                 let Network::Arp(arp) = parsed.network else { panic!("not ARP") };

@@ -3,7 +3,7 @@
 //! the device; the PD in `main.rs` is glue.
 //!
 //! The virtio parts every device shares (PCI capability walk, modern
-//! transport, split virtqueue) are the [`virtio`] crate; this one holds
+//! transport, split virtqueue) are the [`lib_virtio`] crate; this one holds
 //! what is particular to virtio-net:
 //!
 //! - [`features`]: what the driver asks of the device.
@@ -15,7 +15,7 @@
 //!
 //! The reasons shared with virtio-blk (write access to configuration
 //! space, Rust references to shared memory, slice-based bookkeeping,
-//! publishing on every `add`) are in the [`virtio`] crate's docs. Particular
+//! publishing on every `add`) are in the [`lib_virtio`] crate's docs. Particular
 //! to networking: **its network devices do not do gather or in-place
 //! receive into buffers we own.** `VirtIONetRaw::transmit_begin` sends one
 //! contiguous buffer holding the virtio-net header and the frame;
@@ -30,7 +30,7 @@
 //!
 //! - **receive** chains are two device-writable descriptors: a 12-byte
 //!   header slot in the driver's private memory, then a client buffer of
-//!   [`net_protocol::RX_BUFFER_SIZE`] bytes. The frame lands at the start
+//!   [`lib_net_protocol::RX_BUFFER_SIZE`] bytes. The frame lands at the start
 //!   of the client's buffer; the header (all zero, since no offload is
 //!   negotiated) is never looked at.
 //! - **transmit** chains are one device-readable descriptor for an all-zero

@@ -22,14 +22,14 @@
 //! back (so its enqueues on `rx_active` and `tx_free` never find them full).
 
 use crate::{features, NET_HDR_LEN};
-use net_protocol::{
+use lib_net_protocol::{
     split_tx_offset, FrameAssembler, Stats, Step, TxFrame, TxWindow, MAX_FRAME_LEN, MAX_TX_SEGMENTS, MIN_FRAME_LEN,
     RX_BUFFERS, RX_BUFFER_SIZE, RX_QUEUE_CAPACITY, TX_QUEUE_CAPACITY,
 };
-use shared_queue::{BufferDesc, Consumer, QueueError, ReceiverQueues, SenderQueues};
-use virtio::dma::DmaRegion;
-use virtio::queue::{Segment, SplitQueue};
-use virtio::transport::{Notifier, Transport, TransportError};
+use lib_queue::{BufferDesc, Consumer, QueueError, ReceiverQueues, SenderQueues};
+use lib_virtio::dma::DmaRegion;
+use lib_virtio::queue::{Segment, SplitQueue};
+use lib_virtio::transport::{Notifier, Transport, TransportError};
 
 /// Entries of each virtqueue (QEMU's default and maximum for virtio-net).
 pub const QUEUE_SIZE: usize = 256;
@@ -45,13 +45,13 @@ pub const TX_QUEUE: u16 = 1;
 /// transmit header.
 pub mod private {
     use super::QUEUE_SIZE;
-    use virtio::queue::Layout;
+    use lib_virtio::queue::Layout;
     pub const RX_RING: usize = 0;
     pub const TX_RING: usize = 0x4000;
     pub const RX_HEADERS: usize = 0x8000;
     /// Bytes per receive header slot (12 used).
     pub const RX_HEADER_SLOT: usize = 16;
-    pub const TX_HEADER: usize = RX_HEADERS + net_protocol::RX_BUFFERS * RX_HEADER_SLOT;
+    pub const TX_HEADER: usize = RX_HEADERS + lib_net_protocol::RX_BUFFERS * RX_HEADER_SLOT;
     /// Bytes of the region.
     pub const SIZE: usize = 0x10000;
     const _: () = assert!(Layout::new(QUEUE_SIZE).size <= TX_RING - RX_RING);
@@ -450,9 +450,9 @@ pub fn tx_windows(
     send_from: Option<DmaWindow>,
 ) -> [Option<DmaWindow>; TxWindow::ALL.len()] {
     let mut w = [None; TxWindow::ALL.len()];
-    w[TxWindow::Headers.index()] = Some(DmaWindow { paddr: headers, len: net_protocol::TX_HEADERS_SIZE });
-    w[TxWindow::Rx.index()] = Some(DmaWindow { paddr: rx_data, len: net_protocol::RX_DATA_SIZE });
-    w[TxWindow::Payload.index()] = payload.map(|paddr| DmaWindow { paddr, len: net_protocol::TX_PAYLOAD_SIZE });
+    w[TxWindow::Headers.index()] = Some(DmaWindow { paddr: headers, len: lib_net_protocol::TX_HEADERS_SIZE });
+    w[TxWindow::Rx.index()] = Some(DmaWindow { paddr: rx_data, len: lib_net_protocol::RX_DATA_SIZE });
+    w[TxWindow::Payload.index()] = payload.map(|paddr| DmaWindow { paddr, len: lib_net_protocol::TX_PAYLOAD_SIZE });
     w[TxWindow::Files.index()] = send_from;
     w
 }
@@ -465,8 +465,8 @@ mod tests {
     fn every_window_in_its_place() {
         let files = DmaWindow { paddr: 0x800_0000, len: 0x400_0000 };
         let w = tx_windows(0x1000, 0x10_0000, None, Some(files));
-        assert_eq!(w[TxWindow::Headers.index()].map(|d| (d.paddr, d.len)), Some((0x1000, net_protocol::TX_HEADERS_SIZE)));
-        assert_eq!(w[TxWindow::Rx.index()].map(|d| (d.paddr, d.len)), Some((0x10_0000, net_protocol::RX_DATA_SIZE)));
+        assert_eq!(w[TxWindow::Headers.index()].map(|d| (d.paddr, d.len)), Some((0x1000, lib_net_protocol::TX_HEADERS_SIZE)));
+        assert_eq!(w[TxWindow::Rx.index()].map(|d| (d.paddr, d.len)), Some((0x10_0000, lib_net_protocol::RX_DATA_SIZE)));
         assert!(w[TxWindow::Payload.index()].is_none());
         assert_eq!(w[TxWindow::Files.index()].map(|d| (d.paddr, d.len)), Some((files.paddr, files.len)));
         assert!(tx_windows(0, 0, Some(0x2000), None)[TxWindow::Files.index()].is_none());

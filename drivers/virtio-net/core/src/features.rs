@@ -8,22 +8,22 @@
 /// `VIRTIO_NET_F_MAC`: the device has a MAC address in its configuration.
 pub const NET_F_MAC: u64 = 1 << 5;
 /// `VIRTIO_F_RING_EVENT_IDX`: `used_event` / `avail_event` suppression.
-pub const RING_F_EVENT_IDX: u64 = virtio::features::RING_EVENT_IDX;
+pub const RING_F_EVENT_IDX: u64 = lib_virtio::features::RING_EVENT_IDX;
 /// `VIRTIO_F_VERSION_1`: the device complies with virtio 1.x.
-pub const F_VERSION_1: u64 = virtio::features::VERSION_1;
+pub const F_VERSION_1: u64 = lib_virtio::features::VERSION_1;
 
 /// Features the driver cannot work without.
 pub const REQUIRED: u64 = F_VERSION_1;
 /// Features the driver uses when offered.
 pub const OPTIONAL: u64 = NET_F_MAC | RING_F_EVENT_IDX;
 
-pub use virtio::features::Missing;
+pub use lib_virtio::features::Missing;
 
 /// The features to accept from those `offered`: every required one (or
 /// [`Missing`]), and the optional ones the device has (what
 /// `Transport::negotiate(REQUIRED, OPTIONAL)` accepts).
 pub fn negotiate(offered: u64) -> Result<u64, Missing> {
-    virtio::features::select(offered, REQUIRED, OPTIONAL)
+    lib_virtio::features::select(offered, REQUIRED, OPTIONAL)
 }
 
 #[cfg(test)]

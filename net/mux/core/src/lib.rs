@@ -18,7 +18,7 @@
 //! all on the driver's `rx_free` at start ([`Mux::new`]). For each frame
 //! on the driver's `rx_active` it
 //!
-//! 1. classifies the frame in place with [`filter::Table::classify_frame`]
+//! 1. classifies the frame in place with [`net_filter::Table::classify_frame`]
 //!    (the driver handed the buffer over and neither it nor the device
 //!    writes it until it is returned): a malformed frame is counted there,
 //!    under its reason, and dropped;
@@ -55,8 +55,8 @@
 //!    region (refusing bad descriptors, too many segments, bad lengths of
 //!    the whole frame, at most [`MAX_FRAME_LEN`] bytes, and in-place
 //!    segments not granted or out of bounds: [`TxDrop`]);
-//! 2. checks the *copy* with the client's [`filter::TxPolicy`] (source MAC
-//!    and IPv4 address, owned protocol and endpoint; see `filter::tx`). In
+//! 2. checks the *copy* with the client's [`net_filter::TxPolicy`] (source MAC
+//!    and IPv4 address, owned protocol and endpoint; see `net_filter::tx`). In
 //!    a frame with in-place segments, only the bytes copied before the
 //!    first of them are checked, and they must hold the whole headers
 //!    (Ethernet, IPv4, and the TCP header by its data offset or the UDP
@@ -136,16 +136,16 @@ mod tests;
 
 use core::fmt;
 
-use filter::{Owner, Table};
+use net_filter::{Owner, Table};
 use net_config::{ClientConfig, NetConfig, NodeAddress, MAX_CLIENTS};
-use net_protocol::{
+use lib_net_protocol::{
     FrameAssembler, TxFrame, MAX_FRAME_LEN, MAX_TX_SEGMENTS, RX_BUFFERS, RX_BUFFER_SIZE, RX_DATA_SIZE,
     RX_QUEUE_CAPACITY, TX_PAYLOAD_SIZE, TX_QUEUE_CAPACITY,
 };
 #[cfg(doc)]
-use net_protocol::{TxWindow, TX_MORE};
-use packet::EthernetAddress;
-use shared_queue::{BufferDesc, ReceiverQueues, SenderQueues};
+use lib_net_protocol::{TxWindow, TX_MORE};
+use net_packet::EthernetAddress;
+use lib_queue::{BufferDesc, ReceiverQueues, SenderQueues};
 
 pub use calls::Reply;
 pub use tx::TxDrop;
@@ -174,12 +174,12 @@ const _: () = {
     assert!(TX_SLOTS <= u16::MAX as usize && TX_SLOTS.is_multiple_of(64));
     assert!(MAX_FRAME_LEN <= TX_SLOT_SIZE);
     assert!(TX_HEADER_COPY >= 14 + 20 + 60);
-    assert!(MAX_CLIENTS <= 16 && MAX_CLIENTS <= filter::MAX_OWNERS);
+    assert!(MAX_CLIENTS <= 16 && MAX_CLIENTS <= net_filter::MAX_OWNERS);
     assert!(RX_QUEUE_CAPACITY >= RX_BUFFERS, "every driver buffer fits in its rx_free");
 };
 
 /// Byte access to a region shared with another PD (the PD implements it
-/// over `microkit::MemoryRegion`, the tests over host memory). Accesses are
+/// over `pds_runtime::MemoryRegion`, the tests over host memory). Accesses are
 /// bounds-checked against [`len`](SharedMemory::len) and copy: nothing here
 /// ever holds a reference into memory a peer may write.
 pub trait SharedMemory {
@@ -209,7 +209,7 @@ pub struct DriverPort<'a, M> {
     /// [`RX_DATA_SIZE`]); `free`: empty buffers going back.
     pub rx: ReceiverQueues<'a, RX_QUEUE_CAPACITY>,
     /// `active`: frames to send; `free`: sent descriptors coming back (a
-    /// consumer bounded by [`net_protocol::TX_SPACE_LEN`]).
+    /// consumer bounded by [`lib_net_protocol::TX_SPACE_LEN`]).
     pub tx: SenderQueues<'a, TX_QUEUE_CAPACITY>,
     /// The driver's `rx_data`, [`RX_DATA_SIZE`] bytes (read).
     pub rx_data: M,
@@ -224,7 +224,7 @@ pub struct ClientPort<'a, M> {
     /// [`RX_DATA_SIZE`]); `active`: frames for the client.
     pub rx: SenderQueues<'a, RX_QUEUE_CAPACITY>,
     /// `active`: the client's frames to send (a consumer bounded by
-    /// [`net_protocol::TX_SPACE_LEN`]); `free`: their descriptors back.
+    /// [`lib_net_protocol::TX_SPACE_LEN`]); `free`: their descriptors back.
     pub tx: ReceiverQueues<'a, TX_QUEUE_CAPACITY>,
     /// The client's `rx_data`, [`RX_DATA_SIZE`] bytes (written; also its
     /// transmit window [`TxWindow::Rx`]).
@@ -284,7 +284,7 @@ impl Notify {
     }
 }
 
-/// Where log lines go: the PD passes `microkit::log!`, tests a buffer.
+/// Where log lines go: the PD passes `pds_runtime::log!`, tests a buffer.
 pub type LogSink<'l> = dyn FnMut(fmt::Arguments<'_>) + 'l;
 
 /// The channel a protected call or notification from client `n` arrives

@@ -8,14 +8,14 @@ use std::string::{String, ToString};
 use std::vec::Vec;
 use std::vec;
 
-use filter::{Filter, FilterError, FilterKind, PortRange, TxRefused};
+use net_filter::{Filter, FilterError, FilterKind, PortRange, TxRefused};
 use net_config::{Claim, ClientConfig, Ipv4Address, MuxCall, MuxStats, NetConfig, NodeAddress, ERR_BAD_REQUEST, MAX_CLIENTS};
-use net_protocol::{
+use lib_net_protocol::{
     split_tx_offset, tx_offset, TxWindow, MAX_TX_SEGMENTS, RX_BUFFERS, RX_BUFFER_SIZE, RX_DATA_SIZE,
     RX_QUEUE_CAPACITY, TX_MORE, TX_PAYLOAD_SIZE, TX_QUEUE_CAPACITY, TX_SPACE_LEN,
 };
-use packet::{EtherType, Malformed};
-use shared_queue::{BufferDesc, QueueError, ReceiverQueues, SenderQueues};
+use net_packet::{EtherType, Malformed};
+use lib_queue::{BufferDesc, QueueError, ReceiverQueues, SenderQueues};
 
 use crate::*;
 
@@ -77,7 +77,7 @@ impl SharedMemory for Region {
 fn queue_region() -> *mut u8 {
     #[repr(C, align(4096))]
     struct Page([u8; 0x3000]);
-    const _: () = assert!(shared_queue::region_size(TX_QUEUE_CAPACITY) <= 0x3000);
+    const _: () = assert!(lib_queue::region_size(TX_QUEUE_CAPACITY) <= 0x3000);
     Box::leak(Box::new(Page([0; 0x3000]))).0.as_mut_ptr()
 }
 
@@ -931,7 +931,7 @@ fn install_and_remove_with_distinct_errors() {
     // Errors, each with its code.
     let code = |e: FilterError| u64::from(e.code());
     let overlap = node.install(WEB, "tcp dst 8080-8081", 0);
-    assert_eq!(overlap.label, code(FilterError::Overlaps { with: filter::FilterId::from_raw(0) }));
+    assert_eq!(overlap.label, code(FilterError::Overlaps { with: net_filter::FilterId::from_raw(0) }));
     assert_eq!(node.install(WEB, "udp dst 53", 0).label, code(FilterError::OutOfGrant));
     assert_eq!(node.install(WEB, "tcp dst 80", 1).label, code(FilterError::CopyNotPrivileged));
     let [w0, w1, w2] = Filter::ethertype(EtherType::ARP).to_ports(PortRange::single(80)).to_words();

@@ -20,13 +20,13 @@
 //!   large for the cache): the server answers with that status instead
 //!   and closes. Not a byte of the file is sent.
 
-use blk_protocol::queue::QueueError;
-use blk_protocol::{DiskInfo, RequestProducer, Response, ResponseConsumer, QUEUE_CAPACITY};
+use lib_blk_protocol::queue::QueueError;
+use lib_blk_protocol::{DiskInfo, RequestProducer, Response, ResponseConsumer, QUEUE_CAPACITY};
 use crate::inplace::FileSums;
 use core::cell::Cell;
 use http_core::{FileInfo, Lookup, Site, Status};
-use site_cache::queues::{send_requests, take_boot_responses, take_responses, BootQueueError};
-use site_cache::{Boot, BootStatus, Cache, CacheError, Completion, Config, Open, Ready, Stats, Ticket};
+use fs_cache::queues::{send_requests, take_boot_responses, take_responses, BootQueueError};
+use fs_cache::{Boot, BootStatus, Cache, CacheError, Completion, Config, Open, Ready, Stats, Ticket};
 
 /// The answer to [`Store::open`] (see the module docs).
 #[derive(Debug, PartialEq, Eq)]
@@ -287,7 +287,7 @@ impl<'h, R: CacheRegion<'h>> ImageStore<'h, R> {
                     Ok(BootStatus::Ready) => break,
                     Err(BootQueueError::Boot(e)) => return Ok(self.refuse(e)),
                     Err(BootQueueError::Queue(q)) => {
-                        self.refuse(CacheError::Io { status: blk_protocol::Status::IoError as u32 });
+                        self.refuse(CacheError::Io { status: lib_blk_protocol::Status::IoError as u32 });
                         return Err(q);
                     }
                 }
@@ -411,7 +411,7 @@ impl<'h, R: CacheRegion<'h>> Store for ImageStore<'h, R> {
     }
 
     /// The image's precomputed piece sums where the range covers whole
-    /// pieces (`site_format::sums::segment_sum`), the loaded (verified)
+    /// pieces (`fs_format::sums::segment_sum`), the loaded (verified)
     /// data for the partial pieces at its ends.
     fn sum(&self, pin: &ImagePin<'h>, offset: u64, len: usize) -> Option<u16> {
         let data = self.region.bytes().get(pin.ready.offset..pin.ready.offset + pin.ready.len)?;
@@ -421,7 +421,7 @@ impl<'h, R: CacheRegion<'h>> Store for ImageStore<'h, R> {
             self.sum_read_bytes.set(self.sum_read_bytes.get() + bytes.len() as u64);
             Some(bytes)
         };
-        site_format::sums::segment_sum(pin.ready.len as u64, pin.sums, offset, len as u64, read).ok()
+        fs_format::sums::segment_sum(pin.ready.len as u64, pin.sums, offset, len as u64, read).ok()
     }
 
     fn release(&mut self, pin: ImagePin<'h>) {

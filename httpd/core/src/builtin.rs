@@ -249,7 +249,7 @@ impl Store for BuiltinSite {
             return None;
         }
         let bytes: Vec<u8> = (offset..offset + len as u64).map(|i| self.byte(file, i)).collect();
-        let mut sum = packet::checksum::Checksum::new();
+        let mut sum = net_packet::checksum::Checksum::new();
         sum.add_bytes(&bytes);
         Some(sum.sum())
     }

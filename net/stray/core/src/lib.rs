@@ -15,7 +15,7 @@
 //! transport checksum; datagrams to another address, to a broadcast or
 //! multicast address, or sent as a link-layer broadcast; datagrams from
 //! a source that is not a single host; ICMP errors; resets. The frame
-//! builders of `packet::reply` enforce all of this, and write every answer
+//! builders of `net_packet::reply` enforce all of this, and write every answer
 //! from the node's MAC and address to the frame's source MAC (no ARP
 //! needed), so that it passes the demultiplexer's transmit check.
 //!
@@ -38,8 +38,8 @@
 extern crate std;
 
 use core::fmt;
-use packet::reply::{self, Local, ReplyError};
-use packet::{classify, Transport};
+use net_packet::reply::{self, Local, ReplyError};
+use net_packet::{classify, Transport};
 
 /// Nanoseconds in a second.
 pub const SECOND_NS: u64 = 1_000_000_000;

@@ -2,9 +2,9 @@
 
 use core::fmt;
 
-use filter::{Filter, FilterError, FilterId, FilterKind, Grant, Owner, Table};
+use net_filter::{Filter, FilterError, FilterId, FilterKind, Grant, Owner, Table};
 use net_config::{mac_to_word, MuxCall, MuxStats, ERR_BAD_REQUEST};
-use packet::Malformed;
+use net_packet::Malformed;
 
 use crate::{Client, LogSink, Mux, SharedMemory, TxDrop, FILTER_SLOTS};
 
@@ -198,9 +198,9 @@ impl<M: SharedMemory> Mux<'_, M> {
         let mac = self.mac.0;
         log(format_args!(
             "node {}/{} gateway {} mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, {} clients",
-            filter::Dotted(node.ipv4),
+            net_filter::Dotted(node.ipv4),
             node.prefix_len,
-            node.gateway.map_or(filter::Dotted(packet::Ipv4Address::UNSPECIFIED), filter::Dotted),
+            node.gateway.map_or(net_filter::Dotted(net_packet::Ipv4Address::UNSPECIFIED), net_filter::Dotted),
             mac[0],
             mac[1],
             mac[2],

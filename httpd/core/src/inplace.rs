@@ -54,15 +54,15 @@
 //! frame the device has yet to read.
 
 pub use crate::endpoints::Peer;
-pub use net_protocol::{InPlace, InPlaceList};
+pub use lib_net_protocol::{InPlace, InPlaceList};
 
 /// Extents one connection holds at once (live or waiting for their frames
 /// to come back). A segment can meet at most this many, so a frame has at
 /// most this many in-place ranges: what the demultiplexer takes.
-pub const MAX_EXTENTS: usize = net_protocol::MAX_IN_PLACE;
+pub const MAX_EXTENTS: usize = lib_net_protocol::MAX_IN_PLACE;
 
 /// Bytes of a checksummed piece in the image.
-pub const PIECE: u64 = site_format::sums::PIECE as u64;
+pub const PIECE: u64 = fs_format::sums::PIECE as u64;
 
 /// Stream bytes that are file data.
 #[derive(Debug)]
@@ -384,7 +384,7 @@ pub fn finish_packet(packet: &mut [u8], packet_at: usize, planner: &mut impl Pla
 /// §2(B): a part starting at an odd position has its own sum
 /// byte-swapped).
 #[derive(Clone, Copy, Debug, Default)]
-struct PayloadSum(packet::checksum::Checksum);
+struct PayloadSum(net_packet::checksum::Checksum);
 
 impl PayloadSum {
     fn add_sum(&mut self, part: u16, at: usize) {
@@ -393,7 +393,7 @@ impl PayloadSum {
 
     fn add_bytes(&mut self, bytes: &[u8], at: usize) {
         if !bytes.is_empty() {
-            let mut part = packet::checksum::Checksum::new();
+            let mut part = net_packet::checksum::Checksum::new();
             part.add_bytes(bytes);
             self.add_sum(part.sum(), at);
         }
@@ -404,11 +404,11 @@ impl PayloadSum {
 /// checksum field as the stack left it) between `src` and `dst`, given the
 /// payload's sum.
 pub fn segment_checksum(src: [u8; 4], dst: [u8; 4], segment: &[u8], header_len: usize, payload_sum: u16) -> u16 {
-    let mut sum = packet::checksum::Checksum::new();
+    let mut sum = net_packet::checksum::Checksum::new();
     sum.add_pseudo_header(
-        packet::ipv4::Ipv4Address(src),
-        packet::ipv4::Ipv4Address(dst),
-        packet::ipv4::IpProtocol::TCP,
+        net_packet::ipv4::Ipv4Address(src),
+        net_packet::ipv4::Ipv4Address(dst),
+        net_packet::ipv4::IpProtocol::TCP,
         segment.len() as u16,
     );
     // The header without its checksum field (bytes 16..18).
@@ -431,7 +431,7 @@ mod tests {
     impl FileSums<usize> for Files {
         fn sum(&self, &pin: &usize, offset: u64, len: usize) -> Option<u16> {
             let data = self.0.get(pin)?.get(offset as usize..offset as usize + len)?;
-            let mut s = packet::checksum::Checksum::new();
+            let mut s = net_packet::checksum::Checksum::new();
             s.add_bytes(data);
             Some(s.sum())
         }
@@ -454,7 +454,7 @@ mod tests {
     }
 
     fn sum_of(bytes: &[u8]) -> u16 {
-        let mut s = packet::checksum::Checksum::new();
+        let mut s = net_packet::checksum::Checksum::new();
         s.add_bytes(bytes);
         s.sum()
     }
@@ -570,7 +570,7 @@ mod tests {
     #[test]
     fn random_streams_and_segmentations() {
         let f = files();
-        let mut rng = test_rng::Rng(11);
+        let mut rng = lib_test_rng::Rng(11);
         for _ in 0..200 {
             let mut out = Outgoing::<usize>::new();
             let mut stream = Vec::new();
@@ -619,7 +619,7 @@ mod tests {
     /// TCP as far as its lengths go leaves with a checksum that verifies.
     #[test]
     fn random_packets_are_finished_or_left_alone() {
-        let mut rng = test_rng::Rng(5);
+        let mut rng = lib_test_rng::Rng(5);
         let mut checked = 0;
         for _ in 0..20_000 {
             let mut packet = std::vec![0u8; rng.below(120)];
@@ -635,9 +635,9 @@ mod tests {
             let total = if packet.len() >= 20 { usize::from(u16::from_be_bytes([packet[2], packet[3]])) } else { 0 };
             let tcp = packet.len() >= 40 && packet[0] == 0x45 && packet[9] == 6 && (40..=packet.len()).contains(&total);
             if tcp && (20..=total - 20).contains(&(usize::from(packet[32] >> 4) * 4)) {
-                let mut sum = packet::checksum::Checksum::new();
-                let address = |at: usize| packet::ipv4::Ipv4Address([packet[at], packet[at + 1], packet[at + 2], packet[at + 3]]);
-                sum.add_pseudo_header(address(12), address(16), packet::ipv4::IpProtocol::TCP, (total - 20) as u16);
+                let mut sum = net_packet::checksum::Checksum::new();
+                let address = |at: usize| net_packet::ipv4::Ipv4Address([packet[at], packet[at + 1], packet[at + 2], packet[at + 3]]);
+                sum.add_pseudo_header(address(12), address(16), net_packet::ipv4::IpProtocol::TCP, (total - 20) as u16);
                 sum.add_bytes(&packet[20..total]);
                 assert!(sum.is_valid(), "{packet:02x?}");
                 checked += 1;
@@ -656,8 +656,8 @@ mod tests {
         segment[16] = 0xab;
         let csum = segment_checksum([10, 0, 2, 15], [10, 0, 2, 2], &segment, 20, sum_of(&segment[20..]));
         segment[16..18].copy_from_slice(&csum.to_be_bytes());
-        let mut check = packet::checksum::Checksum::new();
-        check.add_pseudo_header(packet::ipv4::Ipv4Address([10, 0, 2, 15]), packet::ipv4::Ipv4Address([10, 0, 2, 2]), packet::ipv4::IpProtocol::TCP, segment.len() as u16);
+        let mut check = net_packet::checksum::Checksum::new();
+        check.add_pseudo_header(net_packet::ipv4::Ipv4Address([10, 0, 2, 15]), net_packet::ipv4::Ipv4Address([10, 0, 2, 2]), net_packet::ipv4::IpProtocol::TCP, segment.len() as u16);
         check.add_bytes(&segment);
         assert!(check.is_valid());
     }

@@ -1,12 +1,12 @@
 //! The daemon with a fake clock. Frames are built here with a separate,
-//! naive checksum; answers are checked with `packet`'s strict parser (which
+//! naive checksum; answers are checked with `net_packet`'s strict parser (which
 //! verifies every checksum) and field by field.
 
 use super::*;
-use packet::reply::NotAnswerable;
-use packet::{classify_strict, EthernetAddress, IcmpMessage, Ipv4Address, Ipv4Packet, Malformed, TcpFlags, TcpSegment};
+use net_packet::reply::NotAnswerable;
+use net_packet::{classify_strict, EthernetAddress, IcmpMessage, Ipv4Address, Ipv4Packet, Malformed, TcpFlags, TcpSegment};
 use std::vec::Vec;
-use test_rng::Rng;
+use lib_test_rng::Rng;
 
 const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
 const IP: [u8; 4] = [10, 0, 2, 15];
