@@ -145,6 +145,10 @@ fn config_file(workspace: &Path, src: &Path) -> PathBuf {
         return project;
     }
     let fallback = src.join("include/plat/pc99/autoconf.h");
-    println!("cargo:warning=sel4: {} does not exist; using the kernel's sample config {}", project.display(), fallback.display());
+    println!(
+        "cargo:warning=sel4: {} does not exist; using the kernel's sample config {}",
+        project.display(),
+        fallback.display()
+    );
     fallback
 }

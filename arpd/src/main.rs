@@ -18,14 +18,14 @@
 #![no_std]
 #![no_main]
 
-use net_arp_table::{Table, TableWriter};
 use arpd_core::{Arpd, Clients, Counters, Event, Link, Resolution, ANNOUNCEMENTS, MAX_REQUESTS};
-use net_filter::Dotted;
-use pds_runtime::{log, Channel, ChannelSet, Handler, MessageInfo};
+use drivers_timer_api::Timer;
+use net_arp_table::{Table, TableWriter};
 use net_client::{Alarm, ChangeReport, Colons, NetClient, TIMER_CHANNEL};
 use net_config::{arpd_client_channel, mac_to_word, ArpdCall, ARP_TABLE_VADDR, ERR_BAD_REQUEST, MAX_CLIENTS};
+use net_filter::Dotted;
 use net_packet::{EthernetAddress, Ipv4Address};
-use drivers_timer_api::Timer;
+use pds_runtime::{log, Channel, ChannelSet, Handler, MessageInfo};
 
 const TIMER: Timer = Timer::new(Channel::new(TIMER_CHANNEL));
 
@@ -87,7 +87,11 @@ impl Running {
         };
         let config = &net.config;
         if config.me != config.arpd {
-            log!("error: the network configuration names client {:?} as arpd, not this PD ({:?})", config.arpd, config.me);
+            log!(
+                "error: the network configuration names client {:?} as arpd, not this PD ({:?})",
+                config.arpd,
+                config.me
+            );
             return None;
         }
         let mac = EthernetAddress(net.mac);
@@ -95,12 +99,8 @@ impl Running {
             log!("error: no usable MAC for the node ({})", Colons(net.mac));
             return None;
         }
-        let arp_clients = config
-            .clients()
-            .iter()
-            .enumerate()
-            .filter(|(_, client)| client.arp)
-            .fold(0, |set, (n, _)| set | 1 << n);
+        let arp_clients =
+            config.clients().iter().enumerate().filter(|(_, client)| client.arp).fold(0, |set, (n, _)| set | 1 << n);
         let (node, clients) = (config.node, config.clients().len());
         // SAFETY: the builder maps the ARP table region (ARP_TABLE_SIZE,
         // page-aligned) read-write at ARP_TABLE_VADDR in arpd, the one

@@ -39,20 +39,20 @@
 #![no_std]
 #![no_main]
 
-use net_arp_table::{Table, TableReader};
-use pds_boot_spec::cspace;
-use net_filter::Dotted;
+use drivers_timer_api::Timer;
 use httpd_core::arena::Arena;
 use httpd_core::device::{EthDevice, Link, Neighbours, NoBuffer, Resolution, MAX_FRAME};
 use httpd_core::inplace::InPlaceList;
 use httpd_core::rtc::{self, Registers};
-use lib_blk_protocol::{Info, RequestProducer, ResponseConsumer};
 use httpd_core::server::{Counters, Server, Settings, CONNECTION_BYTES};
 use httpd_core::site::{CacheRegion, ImagePin, ImageStore, ImageWait, Notice, Pumped};
-use pds_runtime::{get_mr, log, msginfo, set_mr, Channel, ChannelSet, Handler};
+use lib_blk_protocol::{Info, RequestProducer, ResponseConsumer};
+use net_arp_table::{Table, TableReader};
 use net_client::{Alarm, ChangeReport, NetClient, TIMER_CHANNEL};
 use net_config::{mac_from_word, ArpdCall, Ipv4Address, ARP_KNOWN, ARP_PENDING, ARP_TABLE_VADDR, CLIENT_ARPD_CHANNEL};
-use drivers_timer_api::Timer;
+use net_filter::Dotted;
+use pds_boot_spec::cspace;
+use pds_runtime::{get_mr, log, msginfo, set_mr, Channel, ChannelSet, Handler};
 
 pds_runtime::setvar!(httpd_connections);
 pds_runtime::setvar!(httpd_connections_size);
@@ -86,7 +86,11 @@ impl Link for PdLink {
     fn can_send(&mut self) -> bool {
         self.0.free_tx_buffers() > 0
     }
-    fn send_gather(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> Option<InPlaceList>) -> Result<bool, NoBuffer> {
+    fn send_gather(
+        &mut self,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> Option<InPlaceList>,
+    ) -> Result<bool, NoBuffer> {
         self.0.send_gather(len, fill).map_err(|_| NoBuffer)
     }
     fn tx_in_flight(&mut self) -> u64 {
@@ -375,8 +379,13 @@ impl Handler for Httpd {
         // SAFETY: the queue regions are pages mapped read-write for the
         // PD's life and used only through these handles; `blk_info` is a
         // page mapped readable, only read here (atomically).
-        let (requests, responses, info) =
-            unsafe { (RequestProducer::new(request as *mut u8), ResponseConsumer::new(response as *mut u8, ()), Info::at(info as *mut u8)) };
+        let (requests, responses, info) = unsafe {
+            (
+                RequestProducer::new(request as *mut u8),
+                ResponseConsumer::new(response as *mut u8, ()),
+                Info::at(info as *mut u8),
+            )
+        };
         log!(
             "{} connections of {CONNECTION_BYTES} bytes in a {size:#x}-byte region; file cache {} KiB; reading the site image",
             server.pool_size(),
@@ -384,7 +393,8 @@ impl Handler for Httpd {
         );
         let store = ImageStore::new(PdRegion { base: cache_base as usize, size: cache_size as usize });
         let blk = Blk { requests, responses, info, broken: false };
-        let mut httpd = Httpd { server, store, blk, node, alarm: Alarm::new(), report: ChangeReport::new(Counters::default()) };
+        let mut httpd =
+            Httpd { server, store, blk, node, alarm: Alarm::new(), report: ChangeReport::new(Counters::default()) };
         httpd.run();
         httpd
     }

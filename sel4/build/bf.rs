@@ -41,7 +41,9 @@ impl BitfieldSpec {
             let tokens: Vec<String> = lines
                 .iter()
                 .map(|l| l.split("--").next().unwrap_or(""))
-                .flat_map(|l| l.replace('{', " { ").replace('}', " } ").split_whitespace().map(str::to_string).collect::<Vec<_>>())
+                .flat_map(|l| {
+                    l.replace('{', " { ").replace('}', " } ").split_whitespace().map(str::to_string).collect::<Vec<_>>()
+                })
                 .collect();
             spec.parse(&tokens);
         }

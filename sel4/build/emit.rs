@@ -20,16 +20,28 @@ pub fn constants(h: &Headers, bf: &BitfieldSpec, cfg: &Config, syscalls: &[Sysca
     let c = |n: &str| h.get(n);
 
     // Limits.
-    let untypeds = cfg.value("CONFIG_MAX_NUM_BOOTINFO_UNTYPED_CAPS").expect("config lacks CONFIG_MAX_NUM_BOOTINFO_UNTYPED_CAPS");
-    writeln!(o, "/// Message registers per message (`seL4_MsgMaxLength`).\npub const MSG_MAX_LENGTH: usize = {};", c("seL4_MsgMaxLength")).unwrap();
+    let untypeds =
+        cfg.value("CONFIG_MAX_NUM_BOOTINFO_UNTYPED_CAPS").expect("config lacks CONFIG_MAX_NUM_BOOTINFO_UNTYPED_CAPS");
+    writeln!(
+        o,
+        "/// Message registers per message (`seL4_MsgMaxLength`).\npub const MSG_MAX_LENGTH: usize = {};",
+        c("seL4_MsgMaxLength")
+    )
+    .unwrap();
     writeln!(o, "/// Extra caps per message: `LIBSEL4_BIT(seL4_MsgExtraCapBits) - 1`.\npub const MSG_MAX_EXTRA_CAPS: usize = {};", (1 << c("seL4_MsgExtraCapBits")) - 1).unwrap();
-    writeln!(o, "/// A CNode slot is `1 << SLOT_BITS` bytes (`seL4_SlotBits`).\npub const SLOT_BITS: u8 = {};", c("seL4_SlotBits")).unwrap();
+    writeln!(
+        o,
+        "/// A CNode slot is `1 << SLOT_BITS` bytes (`seL4_SlotBits`).\npub const SLOT_BITS: u8 = {};",
+        c("seL4_SlotBits")
+    )
+    .unwrap();
     writeln!(o, "/// `seL4_PageBits`.\npub const PAGE_BITS: u8 = {};", c("seL4_PageBits")).unwrap();
     writeln!(o, "/// `seL4_WordBits`.\npub const WORD_BITS: u32 = {};", c("seL4_WordBits")).unwrap();
     writeln!(o, "/// `seL4_MinUntypedBits`.\npub const MIN_UNTYPED_BITS: u8 = {};", c("seL4_MinUntypedBits")).unwrap();
     writeln!(o, "/// `seL4_MaxUntypedBits`.\npub const MAX_UNTYPED_BITS: u8 = {};", c("seL4_MaxUntypedBits")).unwrap();
     writeln!(o, "/// Length of `BootInfo::untyped_list` (`CONFIG_MAX_NUM_BOOTINFO_UNTYPED_CAPS`).\npub const MAX_NUM_BOOTINFO_UNTYPED_CAPS: usize = {untypeds};").unwrap();
-    writeln!(o, "/// Highest thread priority (`seL4_MaxPrio`).\npub const MAX_PRIO: u8 = {};\n", c("seL4_MaxPrio")).unwrap();
+    writeln!(o, "/// Highest thread priority (`seL4_MaxPrio`).\npub const MAX_PRIO: u8 = {};\n", c("seL4_MaxPrio"))
+        .unwrap();
 
     // Object types, in the kernel's numbering (api, then mode, then arch enum).
     o.push_str("/// Kernel object types for `Untyped::retype`, numbered as in the kernel headers.\n");
@@ -78,7 +90,12 @@ pub fn constants(h: &Headers, bf: &BitfieldSpec, cfg: &Config, syscalls: &[Sysca
     // Errors.
     o.push_str("/// Errors returned by invocations (`seL4_Error`; `seL4_NoError` is `Ok`).\n");
     o.push_str("#[repr(u64)]\n#[derive(Copy, Clone, Debug, PartialEq, Eq)]\npub enum Error {\n");
-    let errors: Vec<_> = h.enum_containing("seL4_NoError").entries.iter().filter(|(n, _)| n != "seL4_NoError" && n != "seL4_NumErrors").collect();
+    let errors: Vec<_> = h
+        .enum_containing("seL4_NoError")
+        .entries
+        .iter()
+        .filter(|(n, _)| n != "seL4_NoError" && n != "seL4_NumErrors")
+        .collect();
     for (n, v) in &errors {
         writeln!(o, "    /// `{n}`\n    {} = {v},", n.trim_start_matches("seL4_")).unwrap();
     }
@@ -104,7 +121,9 @@ pub fn constants(h: &Headers, bf: &BitfieldSpec, cfg: &Config, syscalls: &[Sysca
     o.push_str("}\n\n");
 
     // VM attributes.
-    o.push_str("/// Page attributes for mapping (`seL4_X86_VMAttributes`).\npub mod vm_attributes {\n    use crate::Word;\n");
+    o.push_str(
+        "/// Page attributes for mapping (`seL4_X86_VMAttributes`).\npub mod vm_attributes {\n    use crate::Word;\n",
+    );
     for (n, v) in &h.enum_containing("seL4_X86_Default_VMAttributes").entries {
         let short = n.trim_start_matches("seL4_X86_");
         let short = if short == "Default_VMAttributes" { "DEFAULT".to_string() } else { screaming(short) };
@@ -113,7 +132,9 @@ pub fn constants(h: &Headers, bf: &BitfieldSpec, cfg: &Config, syscalls: &[Sysca
     o.push_str("}\n\n");
 
     // Lookup failure types.
-    o.push_str("/// `seL4_LookupFailureType`, as reported in cap faults.\npub mod lookup_failure {\n    use crate::Word;\n");
+    o.push_str(
+        "/// `seL4_LookupFailureType`, as reported in cap faults.\npub mod lookup_failure {\n    use crate::Word;\n",
+    );
     for (n, v) in &h.enum_containing("seL4_NoFailure").entries {
         writeln!(o, "    pub const {}: Word = {v};", screaming(n.trim_start_matches("seL4_"))).unwrap();
     }
@@ -125,7 +146,9 @@ pub fn constants(h: &Headers, bf: &BitfieldSpec, cfg: &Config, syscalls: &[Sysca
     for (n, v) in &faults.tags {
         writeln!(o, "    pub const {}: Word = {v};", screaming(n)).unwrap();
     }
-    o.push_str("}\n\n/// Message-register positions of fault messages (`seL4_<Fault>_<Field>` enums).\npub mod fault_mr {\n");
+    o.push_str(
+        "}\n\n/// Message-register positions of fault messages (`seL4_<Fault>_<Field>` enums).\npub mod fault_mr {\n",
+    );
     for e in h.enums.iter().filter(|e| e.name.ends_with("_Msg")) {
         for (n, v) in &e.entries {
             writeln!(o, "    pub const {}: usize = {v};", screaming(n.trim_start_matches("seL4_"))).unwrap();
@@ -137,13 +160,29 @@ pub fn constants(h: &Headers, bf: &BitfieldSpec, cfg: &Config, syscalls: &[Sysca
     o.push_str("/// Layouts of one-word kernel bitfields, from the `.bf` specifications.\npub mod layout {\n    use crate::bitfield::BitField;\n");
     for block in bf.blocks.iter().filter(|b| b.size_bits == WORD_BITS) {
         for f in &block.fields {
-            writeln!(o, "    /// `{}.{}`\n    pub const {}_{}: BitField = BitField::new({}, {});", block.name, f.name,
-                screaming(block.name.trim_start_matches("seL4_")), screaming(&f.name), f.offset, f.width).unwrap();
+            writeln!(
+                o,
+                "    /// `{}.{}`\n    pub const {}_{}: BitField = BitField::new({}, {});",
+                block.name,
+                f.name,
+                screaming(block.name.trim_start_matches("seL4_")),
+                screaming(&f.name),
+                f.offset,
+                f.width
+            )
+            .unwrap();
         }
     }
     for u in bf.unions.iter().filter(|u| u.name != "seL4_Fault") {
         for (n, v) in &u.tags {
-            writeln!(o, "    /// Tag `{n}` of `{}`.\n    pub const {}_TAG_{}: u64 = {v};", u.name, screaming(u.name.trim_start_matches("seL4_")), screaming(n)).unwrap();
+            writeln!(
+                o,
+                "    /// Tag `{n}` of `{}`.\n    pub const {}_TAG_{}: u64 = {v};",
+                u.name,
+                screaming(u.name.trim_start_matches("seL4_")),
+                screaming(n)
+            )
+            .unwrap();
         }
     }
     o.push_str("}\n\n");
@@ -178,7 +217,11 @@ pub fn labels(files: &[&InterfaceFile], cfg: &Config) -> Vec<(String, u64)> {
 pub fn invocations(files: &[&InterfaceFile], cfg: &Config) -> String {
     let mut o = String::from(HEADER);
     let labels = labels(files, cfg);
-    let structs: Vec<_> = files.iter().flat_map(|f| f.structs.iter()).map(|s| crate::xml::Struct { name: s.name.clone(), members: s.members.clone() }).collect();
+    let structs: Vec<_> = files
+        .iter()
+        .flat_map(|f| f.structs.iter())
+        .map(|s| crate::xml::Struct { name: s.name.clone(), members: s.members.clone() })
+        .collect();
 
     o.push_str("/// Invocation labels, numbered as the kernel numbers them for this config.\n");
     o.push_str("#[repr(u64)]\n#[derive(Copy, Clone, Debug, PartialEq, Eq)]\npub enum InvocationLabel {\n");
@@ -193,7 +236,13 @@ pub fn invocations(files: &[&InterfaceFile], cfg: &Config) -> String {
 
     // Word-array structs (only those some enabled method uses are useful, but all are cheap).
     for s in &structs {
-        writeln!(o, "/// `{}`.\n#[repr(C)]\n#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]\npub struct {} {{", s.name, interface_type(&s.name)).unwrap();
+        writeln!(
+            o,
+            "/// `{}`.\n#[repr(C)]\n#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]\npub struct {} {{",
+            s.name,
+            interface_type(&s.name)
+        )
+        .unwrap();
         for m in &s.members {
             writeln!(o, "    pub {m}: Word,").unwrap();
         }
@@ -239,7 +288,12 @@ fn method(o: &mut String, outputs: &mut Vec<String>, ty: &str, m: &Method, struc
     // Pack the non-cap inputs.
     let data: Vec<_> = ins.iter().filter(|(_, k)| !matches!(k, Kind::Cap)).collect();
     let pos = model::positions(&data.iter().map(|(_, k)| k.size_bits()).collect::<Vec<_>>());
-    let words = data.iter().zip(&pos).map(|((_, k), at)| ((at + k.size_bits()).div_ceil(WORD_BITS)) as usize).max().unwrap_or(0);
+    let words = data
+        .iter()
+        .zip(&pos)
+        .map(|((_, k), at)| ((at + k.size_bits()).div_ceil(WORD_BITS)) as usize)
+        .max()
+        .unwrap_or(0);
     let caps: Vec<String> = ins.iter().filter(|(_, k)| matches!(k, Kind::Cap)).map(|(p, _)| param(&p.name)).collect();
 
     // Docs.
@@ -299,8 +353,20 @@ fn method(o: &mut String, outputs: &mut Vec<String>, ty: &str, m: &Method, struc
         _ => format!("{ty}{}Output", m.name),
     };
     doc(o);
-    writeln!(o, "    pub fn {call_name}(self{}{}) -> Result<{ret}> {{", if args.is_empty() { "" } else { ", " }, args.join(", ")).unwrap();
-    writeln!(o, "        {}invoke(self.0, &Self::marshal_{fname}({}))?;", if outs.is_empty() { "" } else { "let _reply = " }, arg_names.join(", ")).unwrap();
+    writeln!(
+        o,
+        "    pub fn {call_name}(self{}{}) -> Result<{ret}> {{",
+        if args.is_empty() { "" } else { ", " },
+        args.join(", ")
+    )
+    .unwrap();
+    writeln!(
+        o,
+        "        {}invoke(self.0, &Self::marshal_{fname}({}))?;",
+        if outs.is_empty() { "" } else { "let _reply = " },
+        arg_names.join(", ")
+    )
+    .unwrap();
     let unmarshal = |(p, k): &(&crate::xml::Param, Kind), at: u32| -> String {
         let (w, off) = ((at / WORD_BITS) as usize, at % WORD_BITS);
         let _ = p;
@@ -310,9 +376,12 @@ fn method(o: &mut String, outputs: &mut Vec<String>, ty: &str, m: &Method, struc
                 r => format!("{r}(get_mr({w}))"),
             },
             Kind::Scalar { bits: 1, .. } => format!("(get_mr({w}) >> {off}) & 1 != 0"),
-            Kind::Scalar { bits, rust, .. } => format!("((get_mr({w}) >> {off}) & {:#x}) as {rust}", (1u64 << bits) - 1),
+            Kind::Scalar { bits, rust, .. } => {
+                format!("((get_mr({w}) >> {off}) & {:#x}) as {rust}", (1u64 << bits) - 1)
+            }
             Kind::Struct { rust, members } => {
-                let fields: Vec<String> = members.iter().enumerate().map(|(i, mem)| format!("{mem}: get_mr({})", w + i)).collect();
+                let fields: Vec<String> =
+                    members.iter().enumerate().map(|(i, mem)| format!("{mem}: get_mr({})", w + i)).collect();
                 format!("{rust} {{ {} }}", fields.join(", "))
             }
             Kind::Cap => panic!("cap out-parameter"),
@@ -331,7 +400,9 @@ fn method(o: &mut String, outputs: &mut Vec<String>, ty: &str, m: &Method, struc
     }
     o.push_str("    }\n\n");
     if outs.len() > 1 {
-        let mut s = format!("/// Results of `{ty}::{call_name}`.\n#[derive(Copy, Clone, Debug, PartialEq, Eq)]\npub struct {ret} {{\n");
+        let mut s = format!(
+            "/// Results of `{ty}::{call_name}`.\n#[derive(Copy, Clone, Debug, PartialEq, Eq)]\npub struct {ret} {{\n"
+        );
         for (p, k) in &outs {
             writeln!(s, "    pub {}: {},", param(&p.name), k.rust()).unwrap();
         }

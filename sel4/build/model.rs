@@ -19,11 +19,28 @@ pub enum Kind {
 /// Capability types known to libsel4 for x86_64 (syscall_stub_gen.py's
 /// `CapType`s); interface names of the XML are caps as well.
 const CAP_TYPES: &[&str] = &[
-    "seL4_CPtr", "seL4_CNode", "seL4_IRQHandler", "seL4_IRQControl", "seL4_TCB", "seL4_Untyped",
-    "seL4_DomainSet", "seL4_X86_IOPort", "seL4_X86_ASIDControl", "seL4_X86_ASIDPool",
-    "seL4_X86_IOSpace", "seL4_X86_Page", "seL4_X64_PML4", "seL4_X86_PDPT", "seL4_X86_PageDirectory",
-    "seL4_X86_PageTable", "seL4_X86_IOPageTable", "seL4_X86_VCPU", "seL4_X86_EPTPML4",
-    "seL4_X86_EPTPDPT", "seL4_X86_EPTPD", "seL4_X86_EPTPT",
+    "seL4_CPtr",
+    "seL4_CNode",
+    "seL4_IRQHandler",
+    "seL4_IRQControl",
+    "seL4_TCB",
+    "seL4_Untyped",
+    "seL4_DomainSet",
+    "seL4_X86_IOPort",
+    "seL4_X86_ASIDControl",
+    "seL4_X86_ASIDPool",
+    "seL4_X86_IOSpace",
+    "seL4_X86_Page",
+    "seL4_X64_PML4",
+    "seL4_X86_PDPT",
+    "seL4_X86_PageDirectory",
+    "seL4_X86_PageTable",
+    "seL4_X86_IOPageTable",
+    "seL4_X86_VCPU",
+    "seL4_X86_EPTPML4",
+    "seL4_X86_EPTPDPT",
+    "seL4_X86_EPTPD",
+    "seL4_X86_EPTPT",
 ];
 
 pub fn kind(ty: &str, structs: &[Struct]) -> Kind {

@@ -49,6 +49,11 @@ pub fn param(name: &str) -> String {
 
 /// A snake_case name made safe from Rust keywords (`move` -> `move_`).
 pub fn ident(s: &str) -> String {
-    const KEYWORDS: &[&str] = &["as", "fn", "impl", "in", "loop", "match", "mod", "move", "ref", "self", "type", "use", "where"];
-    if KEYWORDS.contains(&s) { format!("{s}_") } else { s.to_string() }
+    const KEYWORDS: &[&str] =
+        &["as", "fn", "impl", "in", "loop", "match", "mod", "move", "ref", "self", "type", "use", "where"];
+    if KEYWORDS.contains(&s) {
+        format!("{s}_")
+    } else {
+        s.to_string()
+    }
 }

@@ -65,11 +65,8 @@ pub fn read_interfaces(path: &Path) -> InterfaceFile {
             members: s.children().filter(|m| m.has_tag_name("member")).map(|m| attr(m, "name")).collect(),
         })
         .collect();
-    let labels = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("method"))
-        .map(|m| (attr(m, "id"), attr(m, "condition")))
-        .collect();
+    let labels =
+        doc.descendants().filter(|n| n.has_tag_name("method")).map(|m| (attr(m, "id"), attr(m, "condition"))).collect();
     let interfaces = doc
         .descendants()
         .filter(|n| n.has_tag_name("interface"))
@@ -124,10 +121,19 @@ pub fn read_syscalls(path: &Path) -> Vec<Syscall> {
     let mut number = -1;
     let mut out = Vec::new();
     for section in ["api", "debug"] {
-        for config in doc.descendants().filter(|n| n.has_tag_name(section)).flat_map(|s| s.children()).filter(|c| c.has_tag_name("config")) {
+        for config in doc
+            .descendants()
+            .filter(|n| n.has_tag_name(section))
+            .flat_map(|s| s.children())
+            .filter(|c| c.has_tag_name("config"))
+        {
             let condition = config.attribute("condition").unwrap_or("").to_string();
             for sc in config.children().filter(|c| c.has_tag_name("syscall")) {
-                out.push(Syscall { name: sc.attribute("name").unwrap_or("").to_string(), condition: condition.clone(), number });
+                out.push(Syscall {
+                    name: sc.attribute("name").unwrap_or("").to_string(),
+                    condition: condition.clone(),
+                    number,
+                });
                 number -= 1;
             }
         }

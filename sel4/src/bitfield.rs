@@ -16,7 +16,11 @@ impl BitField {
     }
 
     const fn mask(self) -> Word {
-        if self.width >= Word::BITS { Word::MAX } else { (1 << self.width) - 1 }
+        if self.width >= Word::BITS {
+            Word::MAX
+        } else {
+            (1 << self.width) - 1
+        }
     }
 
     /// The field's value in `word`.

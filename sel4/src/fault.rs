@@ -8,10 +8,33 @@ use crate::{fault_label as label, fault_mr as mr, get_mr, MessageInfo, Word};
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
     Null,
-    CapFault { ip: Word, addr: Word, in_recv_phase: bool, lookup_failure_type: Word, bits_left: Word },
-    UnknownSyscall { fault_ip: Word, rsp: Word, flags: Word, syscall: Word, rax: Word },
-    UserException { fault_ip: Word, stack: Word, flags: Word, number: Word, code: Word },
-    VmFault { ip: Word, addr: Word, prefetch_fault: bool, fsr: Word },
+    CapFault {
+        ip: Word,
+        addr: Word,
+        in_recv_phase: bool,
+        lookup_failure_type: Word,
+        bits_left: Word,
+    },
+    UnknownSyscall {
+        fault_ip: Word,
+        rsp: Word,
+        flags: Word,
+        syscall: Word,
+        rax: Word,
+    },
+    UserException {
+        fault_ip: Word,
+        stack: Word,
+        flags: Word,
+        number: Word,
+        code: Word,
+    },
+    VmFault {
+        ip: Word,
+        addr: Word,
+        prefetch_fault: bool,
+        fsr: Word,
+    },
     /// A label this crate does not decode.
     Unknown(Word),
 }

@@ -16,7 +16,13 @@ pub struct Invocation {
 
 impl Invocation {
     pub fn new(label: InvocationLabel, mrs: &[Word], caps: &[CPtr]) -> Self {
-        let mut inv = Invocation { label, mrs: [0; MAX_INVOCATION_WORDS], len: mrs.len(), caps: [0; MSG_MAX_EXTRA_CAPS], num_caps: caps.len() };
+        let mut inv = Invocation {
+            label,
+            mrs: [0; MAX_INVOCATION_WORDS],
+            len: mrs.len(),
+            caps: [0; MSG_MAX_EXTRA_CAPS],
+            num_caps: caps.len(),
+        };
         inv.mrs[..mrs.len()].copy_from_slice(mrs);
         inv.caps[..caps.len()].copy_from_slice(caps);
         inv

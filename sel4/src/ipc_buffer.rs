@@ -63,13 +63,17 @@ mod backend {
         // SAFETY: the kernel sets GS base to this thread's IPC buffer, which
         // is mapped for the thread's whole life; callers bound `offset` to
         // the buffer (see the asserts above).
-        unsafe { core::arch::asm!("mov {v}, qword ptr gs:[{o}]", v = out(reg) v, o = in(reg) offset, options(nostack, readonly, preserves_flags)) };
+        unsafe {
+            core::arch::asm!("mov {v}, qword ptr gs:[{o}]", v = out(reg) v, o = in(reg) offset, options(nostack, readonly, preserves_flags))
+        };
         v
     }
 
     pub fn write(offset: usize, v: Word) {
         // SAFETY: as for `read`; the IPC buffer is the thread's own memory.
-        unsafe { core::arch::asm!("mov qword ptr gs:[{o}], {v}", v = in(reg) v, o = in(reg) offset, options(nostack, preserves_flags)) };
+        unsafe {
+            core::arch::asm!("mov qword ptr gs:[{o}], {v}", v = in(reg) v, o = in(reg) offset, options(nostack, preserves_flags))
+        };
     }
 }
 

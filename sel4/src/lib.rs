@@ -47,8 +47,9 @@ pub mod invocations {
 pub use bitfield::BitField;
 pub use bootinfo::{BootInfo, SlotRegion, UntypedDesc};
 pub use constants::{
-    fault_label, fault_mr, init_caps, layout, lookup_failure, vm_attributes, Error, ObjectType, MAX_NUM_BOOTINFO_UNTYPED_CAPS,
-    MAX_PRIO, MAX_UNTYPED_BITS, MIN_UNTYPED_BITS, MSG_MAX_EXTRA_CAPS, MSG_MAX_LENGTH, PAGE_BITS, SLOT_BITS, WORD_BITS,
+    fault_label, fault_mr, init_caps, layout, lookup_failure, vm_attributes, Error, ObjectType,
+    MAX_NUM_BOOTINFO_UNTYPED_CAPS, MAX_PRIO, MAX_UNTYPED_BITS, MIN_UNTYPED_BITS, MSG_MAX_EXTRA_CAPS, MSG_MAX_LENGTH,
+    PAGE_BITS, SLOT_BITS, WORD_BITS,
 };
 pub use fault::Fault;
 pub use invocation::{invoke, Invocation};

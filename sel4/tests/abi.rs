@@ -95,7 +95,8 @@ fn marshal_untyped_retype() {
 
 #[test]
 fn marshal_tcb_configure_and_small_params() {
-    let inv = Tcb::marshal_configure(7, PrioProps::new(255, 100), 2, CapData::guard(0, 52), 3, CapData::NONE, 0x1000, 10);
+    let inv =
+        Tcb::marshal_configure(7, PrioProps::new(255, 100), 2, CapData::guard(0, 52), 3, CapData::NONE, 0x1000, 10);
     assert_eq!(inv.mrs(), &[7, (255 << 8) | 100, (1 << 31) | (52 << 2), 0, 0x1000]);
     assert_eq!(inv.caps(), &[2, 3, 10]);
     // bool (1 bit) then u8 aligned to 8 bits share a word; count is the next word.
@@ -149,14 +150,16 @@ fn invocation_labels_match_kernel_generator() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let mut c = String::from("#include <autoconf.h>\n#include <sel4/invocation.h>\n#include <stdio.h>\nint main(void) {\n");
+    let mut c =
+        String::from("#include <autoconf.h>\n#include <sel4/invocation.h>\n#include <stdio.h>\nint main(void) {\n");
     for (name, _) in InvocationLabel::ALL {
         c += &format!("    printf(\"%s %d\\n\", \"{name}\", (int){name});\n");
     }
     c += "    printf(\"count %d\\n\", (int)nArchInvocationLabels);\n    return 0;\n}\n";
     std::fs::write(tmp.join("labels.c"), c).unwrap();
     let exe = tmp.join("labels");
-    let out = Command::new("gcc").arg("-I").arg(&inc).arg(tmp.join("labels.c")).arg("-o").arg(&exe).output().expect("gcc");
+    let out =
+        Command::new("gcc").arg("-I").arg(&inc).arg(tmp.join("labels.c")).arg("-o").arg(&exe).output().expect("gcc");
     assert!(out.status.success(), "gcc: {}", String::from_utf8_lossy(&out.stderr));
     let out = String::from_utf8(Command::new(&exe).output().unwrap().stdout).unwrap();
     let mut lines = out.lines();

@@ -205,7 +205,8 @@ fn web_round_ours(built: &system::Built, site: &Path) -> Result<f64> {
 
 /// What the in-place comparison fetches, and with how many connections:
 /// a small page (requests/s) and the site's large file (MB/s).
-const WEB_PATHS: [(&str, usize); 3] = [("/index.html", WEB_CONNECTIONS), ("/data/squares.txt", 4), ("/data/squares.txt", 16)];
+const WEB_PATHS: [(&str, usize); 3] =
+    [("/index.html", WEB_CONNECTIONS), ("/data/squares.txt", 4), ("/data/squares.txt", 16)];
 
 /// One boot of a web node on a TAP device: each of [`WEB_PATHS`], the
 /// first in requests/s, the others in MB/s.
@@ -229,7 +230,10 @@ fn web_paths_round(built: &system::Built, site: &Path) -> Result<Vec<f64>> {
 fn copying_web_node(ws: &Path) -> Result<String> {
     let text = std::fs::read_to_string(ws.join("microkit.system"))?;
     const GRANT: &str = r#" send_from="site_cache""#;
-    anyhow::ensure!(text.contains(GRANT), "microkit.system has no {GRANT}: the comparison would compare a node with itself");
+    anyhow::ensure!(
+        text.contains(GRANT),
+        "microkit.system has no {GRANT}: the comparison would compare a node with itself"
+    );
     let dir = ws.join("target/bench");
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("web-copied.system"), text.replace(GRANT, ""))?;

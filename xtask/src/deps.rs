@@ -42,10 +42,7 @@ pub const KERNEL_BUILD: &[Package] = &[
 ];
 
 /// Packages needed to boot the kernel under emulation.
-pub const QEMU: &[Package] = &[Package {
-    name: "qemu-system-x86",
-    probe: "qemu-system-x86_64",
-}];
+pub const QEMU: &[Package] = &[Package { name: "qemu-system-x86", probe: "qemu-system-x86_64" }];
 
 /// Set once `apt-get update` has succeeded, so that a process that ensures
 /// several package sets refreshes the package lists only once.
@@ -57,23 +54,13 @@ static APT_UPDATED: AtomicBool = AtomicBool::new(false);
 /// `apt-get update` per process); otherwise the error names the exact command
 /// to run.
 pub fn ensure_packages(pkgs: &[Package]) -> Result<()> {
-    let missing: Vec<&str> = pkgs
-        .iter()
-        .filter(|p| !is_present(p))
-        .map(|p| p.name)
-        .collect();
+    let missing: Vec<&str> = pkgs.iter().filter(|p| !is_present(p)).map(|p| p.name).collect();
     if missing.is_empty() {
         return Ok(());
     }
-    let install = format!(
-        "apt-get install -y --no-install-recommends {}",
-        missing.join(" ")
-    );
+    let install = format!("apt-get install -y --no-install-recommends {}", missing.join(" "));
     if !is_root()? {
-        bail!(
-            "missing Debian packages: {}; install them with: sudo {install}",
-            missing.join(" ")
-        );
+        bail!("missing Debian packages: {}; install them with: sudo {install}", missing.join(" "));
     }
     if !APT_UPDATED.load(Ordering::Relaxed) {
         apt_get(&["update"])?;
@@ -84,11 +71,7 @@ pub fn ensure_packages(pkgs: &[Package]) -> Result<()> {
     args.extend(&missing);
     apt_get(&args)?;
     if let Some(p) = pkgs.iter().find(|p| !is_present(p)) {
-        bail!(
-            "package {} was installed but {} is still not found",
-            p.name,
-            p.probe
-        );
+        bail!("package {} was installed but {} is still not found", p.name, p.probe);
     }
     Ok(())
 }
@@ -100,25 +83,18 @@ fn is_present(pkg: &Package) -> bool {
     if probe.is_absolute() {
         return probe.exists();
     }
-    env::var_os("PATH")
-        .map(|path| env::split_paths(&path).any(|dir| is_executable(&dir.join(probe))))
-        .unwrap_or(false)
+    env::var_os("PATH").map(|path| env::split_paths(&path).any(|dir| is_executable(&dir.join(probe)))).unwrap_or(false)
 }
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    path.metadata()
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+    path.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }
 
 /// Whether this process runs as root. Asks `id -u` rather than calling
 /// geteuid(2), which would need unsafe code or an extra crate.
 fn is_root() -> Result<bool> {
-    let out = Command::new("id")
-        .arg("-u")
-        .output()
-        .context("running `id -u`")?;
+    let out = Command::new("id").arg("-u").output().context("running `id -u`")?;
     Ok(out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "0")
 }
 
@@ -144,31 +120,14 @@ mod tests {
 
     #[test]
     fn probes_commands_on_path_and_absolute_files() {
-        assert!(is_present(&Package {
-            name: "coreutils",
-            probe: "ls"
-        }));
-        assert!(is_present(&Package {
-            name: "dash",
-            probe: "/bin/sh"
-        }));
-        assert!(!is_present(&Package {
-            name: "none",
-            probe: "no-such-command-xtask"
-        }));
-        assert!(!is_present(&Package {
-            name: "none",
-            probe: "/no/such/file"
-        }));
+        assert!(is_present(&Package { name: "coreutils", probe: "ls" }));
+        assert!(is_present(&Package { name: "dash", probe: "/bin/sh" }));
+        assert!(!is_present(&Package { name: "none", probe: "no-such-command-xtask" }));
+        assert!(!is_present(&Package { name: "none", probe: "/no/such/file" }));
     }
 
     #[test]
     fn nothing_to_do_when_all_present() {
-        ensure_packages(&[Package {
-            name: "coreutils",
-            probe: "ls",
-        }])
-        .unwrap();
+        ensure_packages(&[Package { name: "coreutils", probe: "ls" }]).unwrap();
     }
 }
-

@@ -39,12 +39,7 @@ impl KernelConfig {
     /// `DEBUG=1` is required on top of CONFIG_DEBUG_BUILD in the config: only
     /// it adds `-DDEBUG` and the debug-only sources (capdl.c) to the build.
     fn make_vars(self) -> Vec<&'static str> {
-        let mut vars = vec![
-            "ARCH=x86",
-            "SEL4_ARCH=x86_64",
-            "PLAT=pc99",
-            "PYTHON=/usr/bin/python3",
-        ];
+        let mut vars = vec!["ARCH=x86", "SEL4_ARCH=x86_64", "PLAT=pc99", "PYTHON=/usr/bin/python3"];
         if self == KernelConfig::Debug {
             vars.push("DEBUG=1");
         }
@@ -93,29 +88,16 @@ pub fn sel4_source(workspace: &Path) -> Result<PathBuf> {
         .stderr(Stdio::inherit())
         .output()
         .context("running cargo metadata")?;
-    ensure!(
-        output.status.success(),
-        "cargo metadata failed with {}",
-        output.status
-    );
+    ensure!(output.status.success(), "cargo metadata failed with {}", output.status);
     let metadata: serde_json::Value =
         serde_json::from_slice(&output.stdout).context("parsing cargo metadata output")?;
     let manifest = metadata["packages"]
         .as_array()
         .and_then(|pkgs| pkgs.iter().find(|p| p["name"] == "sel4-sys"))
         .and_then(|p| p["manifest_path"].as_str())
-        .context(
-            "package sel4-sys not found in cargo metadata (it should be a dependency of sel4/)",
-        )?;
-    let source = Path::new(manifest)
-        .parent()
-        .context("manifest path has no parent")?
-        .join("seL4");
-    ensure!(
-        source.join("Makefile").is_file(),
-        "no seL4 source at {}",
-        source.display()
-    );
+        .context("package sel4-sys not found in cargo metadata (it should be a dependency of sel4/)")?;
+    let source = Path::new(manifest).parent().context("manifest path has no parent")?.join("seL4");
+    ensure!(source.join("Makefile").is_file(), "no seL4 source at {}", source.display());
     Ok(source)
 }
 
@@ -145,18 +127,12 @@ pub fn build(workspace: &Path, config: KernelConfig) -> Result<Kernel> {
     // Two xtask processes (say, parallel tests) may want the same kernel:
     // the second waits here and then finds it cached.
     let lock_path = root.join(format!("{}-{key}.lock", config.name()));
-    let lock =
-        File::create(&lock_path).with_context(|| format!("creating {}", lock_path.display()))?;
-    lock.lock()
-        .with_context(|| format!("locking {}", lock_path.display()))?;
+    let lock = File::create(&lock_path).with_context(|| format!("creating {}", lock_path.display()))?;
+    lock.lock().with_context(|| format!("locking {}", lock_path.display()))?;
 
     let stamp = build_dir.join("build-inputs.txt");
     if stamp.is_file() && kernel.elf.is_file() && kernel.elf32.is_file() {
-        println!(
-            "kernel ({}): cached {}",
-            config.name(),
-            kernel.elf.display()
-        );
+        println!("kernel ({}): cached {}", config.name(), kernel.elf.display());
         return Ok(kernel);
     }
 
@@ -168,12 +144,7 @@ pub fn build(workspace: &Path, config: KernelConfig) -> Result<Kernel> {
     to_elf32(&kernel.elf, &kernel.elf32)?;
     // Written last: its presence marks the build as complete.
     fs::write(&stamp, inputs.describe()).with_context(|| format!("writing {}", stamp.display()))?;
-    println!(
-        "kernel ({}): built {} in {:.1} s",
-        config.name(),
-        kernel.elf.display(),
-        start.elapsed().as_secs_f64()
-    );
+    println!("kernel ({}): built {} in {:.1} s", config.name(), kernel.elf.display(), start.elapsed().as_secs_f64());
     Ok(kernel)
 }
 
@@ -195,10 +166,7 @@ struct BuildInputs {
 
 impl BuildInputs {
     fn collect(workspace: &Path, config: KernelConfig, pristine: &Path) -> Result<Self> {
-        let autoconf = workspace
-            .join("kernel/configs")
-            .join(config.name())
-            .join("autoconf.h");
+        let autoconf = workspace.join("kernel/configs").join(config.name()).join("autoconf.h");
         let autoconf_text = read(&autoconf)?;
         let patches = patch_files(&workspace.join("kernel/patches"))?
             .into_iter()
@@ -207,17 +175,8 @@ impl BuildInputs {
                 Ok((path, text))
             })
             .collect::<Result<_>>()?;
-        let source_version = String::from_utf8_lossy(&read(&pristine.join("VERSION"))?)
-            .trim()
-            .to_owned();
-        Ok(BuildInputs {
-            config,
-            autoconf,
-            autoconf_text,
-            patches,
-            source_version,
-            gcc_version: gcc_version()?,
-        })
+        let source_version = String::from_utf8_lossy(&read(&pristine.join("VERSION"))?).trim().to_owned();
+        Ok(BuildInputs { config, autoconf, autoconf_text, patches, source_version, gcc_version: gcc_version()? })
     }
 
     /// A human-readable account of the inputs: hashed for the cache key, and
@@ -261,26 +220,18 @@ fn patch_files(dir: &Path) -> Result<Vec<PathBuf>> {
 /// inside SOURCE_ROOT.
 fn prepare_source(pristine: &Path, inputs: &BuildInputs, dest: &Path) -> Result<()> {
     recreate_dir(dest)?;
-    copy_tree(pristine, dest)
-        .with_context(|| format!("copying {} to {}", pristine.display(), dest.display()))?;
+    copy_tree(pristine, dest).with_context(|| format!("copying {} to {}", pristine.display(), dest.display()))?;
     for (patch, _) in &inputs.patches {
         apply_patch(dest, patch)?;
     }
     let autoconf = dest.join(AUTOCONF_IN_SOURCE);
-    fs::write(&autoconf, &inputs.autoconf_text)
-        .with_context(|| format!("writing {}", autoconf.display()))
+    fs::write(&autoconf, &inputs.autoconf_text).with_context(|| format!("writing {}", autoconf.display()))
 }
 
 /// Applies one unified diff with `patch -p1`, failing on any rejected hunk.
 fn apply_patch(source: &Path, patch: &Path) -> Result<()> {
     let output = Command::new("patch")
-        .args([
-            "-p1",
-            "--batch",
-            "--forward",
-            "--no-backup-if-mismatch",
-            "-d",
-        ])
+        .args(["-p1", "--batch", "--forward", "--no-backup-if-mismatch", "-d"])
         .arg(source)
         .arg("-i")
         .arg(patch)
@@ -305,27 +256,17 @@ fn python_shim(dir: &Path) -> Result<PathBuf> {
     let shim = dir.join("python-shim");
     let link = shim.join("python");
     fs::create_dir(&shim).with_context(|| format!("creating {}", shim.display()))?;
-    std::os::unix::fs::symlink("/usr/bin/python3", &link)
-        .with_context(|| format!("creating {}", link.display()))?;
+    std::os::unix::fs::symlink("/usr/bin/python3", &link).with_context(|| format!("creating {}", link.display()))?;
     Ok(shim)
 }
 
 /// Runs the kernel's Makefile in `build_dir`, logging to `make.log` there.
-fn run_make(
-    config: KernelConfig,
-    source: &Path,
-    build_dir: &Path,
-    python_shim: &Path,
-) -> Result<()> {
+fn run_make(config: KernelConfig, source: &Path, build_dir: &Path, python_shim: &Path) -> Result<()> {
     let log_path = build_dir.join("make.log");
-    let log =
-        File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+    let log = File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
     let path = std::env::join_paths(
-        std::iter::once(python_shim.to_path_buf()).chain(
-            std::env::var_os("PATH")
-                .iter()
-                .flat_map(std::env::split_paths),
-        ),
+        std::iter::once(python_shim.to_path_buf())
+            .chain(std::env::var_os("PATH").iter().flat_map(std::env::split_paths)),
     )
     .context("building PATH")?;
     let status = Command::new("make")
@@ -359,11 +300,8 @@ fn run_make(
 
 /// Converts the kernel to ELF32: multiboot loaders refuse ELF64 images.
 fn to_elf32(elf: &Path, elf32: &Path) -> Result<()> {
-    let output = Command::new("objcopy")
-        .args(["-O", "elf32-i386"])
-        .args([elf, elf32])
-        .output()
-        .context("running objcopy")?;
+    let output =
+        Command::new("objcopy").args(["-O", "elf32-i386"]).args([elf, elf32]).output().context("running objcopy")?;
     ensure!(
         output.status.success(),
         "objcopy -O elf32-i386 {} failed: {}",
@@ -375,15 +313,8 @@ fn to_elf32(elf: &Path, elf32: &Path) -> Result<()> {
 
 /// The first line of `gcc --version`, which names the compiler and version.
 fn gcc_version() -> Result<String> {
-    let output = Command::new("gcc")
-        .arg("--version")
-        .output()
-        .context("running gcc --version")?;
-    ensure!(
-        output.status.success(),
-        "gcc --version failed with {}",
-        output.status
-    );
+    let output = Command::new("gcc").arg("--version").output().context("running gcc --version")?;
+    ensure!(output.status.success(), "gcc --version failed with {}", output.status);
     let stdout = String::from_utf8_lossy(&output.stdout);
     Ok(stdout.lines().next().unwrap_or_default().to_owned())
 }
@@ -416,10 +347,7 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 }
 
 fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn last_lines(text: &str, n: usize) -> String {
@@ -436,10 +364,7 @@ mod tests {
             config,
             autoconf: PathBuf::from("/ws/kernel/configs/x/autoconf.h"),
             autoconf_text: autoconf.as_bytes().to_vec(),
-            patches: patches
-                .iter()
-                .map(|(n, t)| (PathBuf::from(n), t.as_bytes().to_vec()))
-                .collect(),
+            patches: patches.iter().map(|(n, t)| (PathBuf::from(n), t.as_bytes().to_vec())).collect(),
             source_version: "5.0.0".into(),
             gcc_version: "gcc 12.2.0".into(),
         }
@@ -450,48 +375,28 @@ mod tests {
         let base = inputs(KernelConfig::Debug, "A", &[("0001.patch", "p")]);
         let key = base.key();
         assert_eq!(key.len(), 16);
-        assert_eq!(
-            key,
-            inputs(KernelConfig::Debug, "A", &[("0001.patch", "p")]).key()
-        );
-        assert_ne!(
-            key,
-            inputs(KernelConfig::Release, "A", &[("0001.patch", "p")]).key()
-        );
-        assert_ne!(
-            key,
-            inputs(KernelConfig::Debug, "B", &[("0001.patch", "p")]).key()
-        );
-        assert_ne!(
-            key,
-            inputs(KernelConfig::Debug, "A", &[("0001.patch", "q")]).key()
-        );
+        assert_eq!(key, inputs(KernelConfig::Debug, "A", &[("0001.patch", "p")]).key());
+        assert_ne!(key, inputs(KernelConfig::Release, "A", &[("0001.patch", "p")]).key());
+        assert_ne!(key, inputs(KernelConfig::Debug, "B", &[("0001.patch", "p")]).key());
+        assert_ne!(key, inputs(KernelConfig::Debug, "A", &[("0001.patch", "q")]).key());
         assert_ne!(key, inputs(KernelConfig::Debug, "A", &[]).key());
         assert_ne!(
             key,
-            BuildInputs {
-                source_version: "5.0.1".into(),
-                ..inputs(KernelConfig::Debug, "A", &[("0001.patch", "p")])
-            }
-            .key()
+            BuildInputs { source_version: "5.0.1".into(), ..inputs(KernelConfig::Debug, "A", &[("0001.patch", "p")]) }
+                .key()
         );
         assert_ne!(
             key,
-            BuildInputs {
-                gcc_version: "gcc 13".into(),
-                ..inputs(KernelConfig::Debug, "A", &[("0001.patch", "p")])
-            }
-            .key()
+            BuildInputs { gcc_version: "gcc 13".into(), ..inputs(KernelConfig::Debug, "A", &[("0001.patch", "p")]) }
+                .key()
         );
     }
 
     #[test]
     fn key_ignores_workspace_location() {
         let a = inputs(KernelConfig::Debug, "A", &[]);
-        let b = BuildInputs {
-            autoconf: PathBuf::from("/elsewhere/autoconf.h"),
-            ..inputs(KernelConfig::Debug, "A", &[])
-        };
+        let b =
+            BuildInputs { autoconf: PathBuf::from("/elsewhere/autoconf.h"), ..inputs(KernelConfig::Debug, "A", &[]) };
         assert_eq!(a.key(), b.key());
     }
 
@@ -502,11 +407,8 @@ mod tests {
         for name in ["0002-b.patch", "0010-c.patch", "0001-a.patch", "README.md"] {
             fs::write(dir.join(name), "").unwrap();
         }
-        let names: Vec<String> = patch_files(&dir)
-            .unwrap()
-            .iter()
-            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-            .collect();
+        let names: Vec<String> =
+            patch_files(&dir).unwrap().iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
         fs::remove_dir_all(&dir).unwrap();
         assert_eq!(names, ["0001-a.patch", "0002-b.patch", "0010-c.patch"]);
     }

@@ -17,8 +17,6 @@
 //!   `index.html` on port 80);
 //! - [`measure`]: the host side of both measures, and [`smoke_test`].
 
-
-
 mod cpio;
 mod debian;
 pub mod measure;
@@ -76,10 +74,7 @@ pub const WEB_PAGE: &str = "images/site/index.html";
 
 /// Guest programs, compiled on the host: (source in `xtask/linux-guest/`,
 /// path in the guest).
-const PROGRAMS: &[(&str, &str)] = &[
-    ("frame-echo.c", "bin/frame-echo"),
-    ("disk-read.c", "bin/disk-read"),
-];
+const PROGRAMS: &[(&str, &str)] = &[("frame-echo.c", "bin/frame-echo"), ("disk-read.c", "bin/disk-read")];
 
 /// Host tools the build runs. apt-get, apt-cache and dpkg come with every
 /// Debian system.
@@ -92,10 +87,7 @@ const BUILD_TOOLS: &[Package] = &[
 
 /// The source of the build recipe itself, hashed into the cache key so that
 /// a change to how the guest is put together rebuilds it.
-const RECIPE: &[&str] = &[
-    include_str!("linux_guest.rs"),
-    include_str!("linux_guest/cpio.rs"),
-];
+const RECIPE: &[&str] = &[include_str!("linux_guest.rs"), include_str!("linux_guest/cpio.rs")];
 
 /// Builds the guest, or reuses the cached build.
 ///
@@ -108,19 +100,14 @@ pub fn build(ws: &Path) -> Result<Guest> {
     let inputs = Inputs::collect(ws)?;
     let root = ws.join("target/linux-guest");
     let dir = root.join(inputs.key());
-    let guest = Guest {
-        kernel: dir.join("vmlinuz"),
-        initramfs: dir.join("initramfs.cpio"),
-    };
+    let guest = Guest { kernel: dir.join("vmlinuz"), initramfs: dir.join("initramfs.cpio") };
     fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
 
     // Parallel xtask processes wanting the same guest: the second waits here
     // and then finds it cached.
     let lock_path = root.join(format!("{}.lock", inputs.key()));
-    let lock =
-        File::create(&lock_path).with_context(|| format!("creating {}", lock_path.display()))?;
-    lock.lock()
-        .with_context(|| format!("locking {}", lock_path.display()))?;
+    let lock = File::create(&lock_path).with_context(|| format!("creating {}", lock_path.display()))?;
+    lock.lock().with_context(|| format!("locking {}", lock_path.display()))?;
 
     let stamp = dir.join("build-inputs.txt");
     if stamp.is_file() && guest.kernel.is_file() && guest.initramfs.is_file() {
@@ -136,16 +123,11 @@ pub fn build(ws: &Path) -> Result<Guest> {
 
     copy(&find_vmlinuz(&kernel_root)?, &guest.kernel)?;
     let initramfs = initramfs(ws, &inputs, &kernel_root, &busybox_root, &scratch)?;
-    fs::write(&guest.initramfs, initramfs)
-        .with_context(|| format!("writing {}", guest.initramfs.display()))?;
+    fs::write(&guest.initramfs, initramfs).with_context(|| format!("writing {}", guest.initramfs.display()))?;
     fs::remove_dir_all(&scratch).with_context(|| format!("removing {}", scratch.display()))?;
     // Written last: its presence marks the build as complete.
     fs::write(&stamp, inputs.describe()).with_context(|| format!("writing {}", stamp.display()))?;
-    println!(
-        "linux guest: built {} in {:.1} s",
-        dir.display(),
-        start.elapsed().as_secs_f64()
-    );
+    println!("linux guest: built {} in {:.1} s", dir.display(), start.elapsed().as_secs_f64());
     Ok(guest)
 }
 
@@ -188,9 +170,7 @@ impl Inputs {
     fn collect(ws: &Path) -> Result<Self> {
         let dir = ws.join("xtask/linux-guest");
         let names = std::iter::once("init").chain(PROGRAMS.iter().map(|(source, _)| *source));
-        let files = names
-            .map(|name| Ok((name, read(&dir.join(name))?)))
-            .collect::<Result<_>>()?;
+        let files = names.map(|name| Ok((name, read(&dir.join(name))?))).collect::<Result<_>>()?;
         Ok(Inputs {
             kernel: debian::Package::kernel_of(KERNEL_META)?,
             busybox: debian::Package::candidate(BUSYBOX)?,
@@ -201,12 +181,7 @@ impl Inputs {
     }
 
     fn file(&self, name: &str) -> &[u8] {
-        &self
-            .files
-            .iter()
-            .find(|(n, _)| *n == name)
-            .expect("every guest file is collected")
-            .1
+        &self.files.iter().find(|(n, _)| *n == name).expect("every guest file is collected").1
     }
 
     /// A readable account of the inputs, kept beside the build.
@@ -233,48 +208,22 @@ impl Inputs {
 /// The initramfs: /init, busybox as /bin/sh (init installs its other
 /// applets), the modules as `/lib/modules/<name>.ko` with their load order
 /// in /etc/modules, and the guest programs.
-fn initramfs(
-    ws: &Path,
-    inputs: &Inputs,
-    kernel_root: &Path,
-    busybox_root: &Path,
-    scratch: &Path,
-) -> Result<Vec<u8>> {
+fn initramfs(ws: &Path, inputs: &Inputs, kernel_root: &Path, busybox_root: &Path, scratch: &Path) -> Result<Vec<u8>> {
     let mut archive = cpio::Archive::new();
-    for dir in [
-        "bin",
-        "dev",
-        "etc",
-        "lib",
-        "lib/modules",
-        "proc",
-        "sys",
-        "tmp",
-        "www",
-    ] {
+    for dir in ["bin", "dev", "etc", "lib", "lib/modules", "proc", "sys", "tmp", "www"] {
         archive.dir(dir, 0o755);
     }
     // The kernel opens it as PID 1's stdin/stdout/stderr before /init runs,
     // so it must exist before devtmpfs is mounted.
     archive.char_device("dev/console", 0o600, 5, 1);
     archive.file("init", 0o755, inputs.file("init"));
-    archive.file(
-        "bin/busybox",
-        0o755,
-        &read(&busybox_root.join("bin/busybox"))?,
-    );
+    archive.file("bin/busybox", 0o755, &read(&busybox_root.join("bin/busybox"))?);
     archive.symlink("bin/sh", "busybox");
 
     let modules = module_index(kernel_root)?;
     for name in MODULES {
-        let path = modules
-            .get(*name)
-            .with_context(|| format!("module {name} not found in the kernel package"))?;
-        archive.file(
-            &format!("lib/modules/{name}.ko"),
-            0o644,
-            &module_bytes(path)?,
-        );
+        let path = modules.get(*name).with_context(|| format!("module {name} not found in the kernel package"))?;
+        archive.file(&format!("lib/modules/{name}.ko"), 0o644, &module_bytes(path)?);
     }
     archive.file("etc/modules", 0o644, (MODULES.join("\n") + "\n").as_bytes());
     archive.file("www/index.html", 0o644, &inputs.page);
@@ -292,18 +241,11 @@ fn find_vmlinuz(kernel_root: &Path) -> Result<PathBuf> {
     let boot = kernel_root.join("boot");
     let found: Vec<PathBuf> = read_dir(&boot)?
         .into_iter()
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
-        })
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-")))
         .collect();
     match found.as_slice() {
         [vmlinuz] => Ok(vmlinuz.clone()),
-        _ => bail!(
-            "expected one vmlinuz-* in {}, found {}",
-            boot.display(),
-            found.len()
-        ),
+        _ => bail!("expected one vmlinuz-* in {}, found {}", boot.display(), found.len()),
     }
 }
 
@@ -312,11 +254,7 @@ fn find_vmlinuz(kernel_root: &Path) -> Result<PathBuf> {
 fn module_index(kernel_root: &Path) -> Result<HashMap<String, PathBuf>> {
     let releases = read_dir(&kernel_root.join("lib/modules"))?;
     let [release] = releases.as_slice() else {
-        bail!(
-            "expected one kernel release under {}/lib/modules, found {}",
-            kernel_root.display(),
-            releases.len()
-        );
+        bail!("expected one kernel release under {}/lib/modules, found {}", kernel_root.display(), releases.len());
     };
     let mut index = HashMap::new();
     let mut pending = vec![release.join("kernel")];
@@ -335,10 +273,7 @@ fn module_index(kernel_root: &Path) -> Result<HashMap<String, PathBuf>> {
 /// The module name of a module file, `None` for other files.
 fn module_name(path: &Path) -> Option<String> {
     let file = path.file_name()?.to_str()?;
-    [".ko", ".ko.xz", ".ko.zst"]
-        .iter()
-        .find_map(|ext| file.strip_suffix(ext))
-        .map(str::to_owned)
+    [".ko", ".ko.xz", ".ko.zst"].iter().find_map(|ext| file.strip_suffix(ext)).map(str::to_owned)
 }
 
 /// A module's plain ELF bytes: compressed modules are decompressed here, as
@@ -346,15 +281,9 @@ fn module_name(path: &Path) -> Option<String> {
 fn module_bytes(path: &Path) -> Result<Vec<u8>> {
     let name = path.to_string_lossy();
     let tool = if name.ends_with(".xz") {
-        Package {
-            name: "xz-utils",
-            probe: "xz",
-        }
+        Package { name: "xz-utils", probe: "xz" }
     } else if name.ends_with(".zst") {
-        Package {
-            name: "zstd",
-            probe: "zstd",
-        }
+        Package { name: "zstd", probe: "zstd" }
     } else {
         return read(path);
     };
@@ -364,12 +293,7 @@ fn module_bytes(path: &Path) -> Result<Vec<u8>> {
         .arg(path)
         .output()
         .with_context(|| format!("running {} on {}", tool.probe, path.display()))?;
-    ensure!(
-        out.status.success(),
-        "{} -dc {name} failed: {}",
-        tool.probe,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ensure!(out.status.success(), "{} -dc {name} failed: {}", tool.probe, String::from_utf8_lossy(&out.stderr));
     Ok(out.stdout)
 }
 
@@ -381,11 +305,7 @@ fn compile(source: &Path, binary: &Path) -> Result<()> {
         .arg(source)
         .status()
         .context("running gcc")?;
-    ensure!(
-        status.success(),
-        "compiling {} failed ({status})",
-        source.display()
-    );
+    ensure!(status.success(), "compiling {} failed ({status})", source.display());
     Ok(())
 }
 
@@ -393,11 +313,7 @@ fn first_line_of(cmd: &mut Command) -> Result<String> {
     let name = cmd.get_program().to_string_lossy().into_owned();
     let out = cmd.output().with_context(|| format!("running {name}"))?;
     ensure!(out.status.success(), "{name} failed with {}", out.status);
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_owned())
+    Ok(String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or_default().to_owned())
 }
 
 /// The entries of a directory, sorted so that every walk is the same.
@@ -416,8 +332,7 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 }
 
 fn copy(from: &Path, to: &Path) -> Result<()> {
-    fs::copy(from, to)
-        .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    fs::copy(from, to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
     Ok(())
 }
 
@@ -429,10 +344,7 @@ fn recreate_dir(dir: &Path) -> Result<()> {
 }
 
 fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -441,34 +353,19 @@ mod tests {
 
     #[test]
     fn module_names_drop_every_kind_of_extension() {
-        assert_eq!(
-            module_name(Path::new("a/virtio_net.ko")).as_deref(),
-            Some("virtio_net")
-        );
-        assert_eq!(
-            module_name(Path::new("a/virtio.ko.xz")).as_deref(),
-            Some("virtio")
-        );
-        assert_eq!(
-            module_name(Path::new("a/failover.ko.zst")).as_deref(),
-            Some("failover")
-        );
+        assert_eq!(module_name(Path::new("a/virtio_net.ko")).as_deref(), Some("virtio_net"));
+        assert_eq!(module_name(Path::new("a/virtio.ko.xz")).as_deref(), Some("virtio"));
+        assert_eq!(module_name(Path::new("a/failover.ko.zst")).as_deref(), Some("failover"));
         assert_eq!(module_name(Path::new("a/modules.dep")), None);
     }
 
     #[test]
     fn command_boots_the_mode_with_the_callers_devices() {
-        let guest = Guest {
-            kernel: "/k".into(),
-            initramfs: "/i".into(),
-        };
+        let guest = Guest { kernel: "/k".into(), initramfs: "/i".into() };
         let cmd = qemu_command(&guest, "echo", &["-device", "x"]);
         let line = crate::qemu::command_line(&cmd);
         assert!(line.contains(&format!("-cpu {CPU} -m 512")), "{line}");
-        assert!(
-            line.contains("-kernel /k -initrd /i -append console=ttyS0 quiet panic=-1 mode=echo"),
-            "{line}"
-        );
+        assert!(line.contains("-kernel /k -initrd /i -append console=ttyS0 quiet panic=-1 mode=echo"), "{line}");
         assert!(line.ends_with("-device x"), "{line}");
     }
 

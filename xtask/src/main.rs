@@ -23,7 +23,8 @@ use kernel::KernelConfig;
 use std::path::{Path, PathBuf};
 use system::BuildOptions;
 
-const USAGE: &str = "usage: cargo xtask <build|run|test|bench> [--system FILE] [--config debug|release] [--ram MIB] [--tap IFNAME]
+const USAGE: &str =
+    "usage: cargo xtask <build|run|test|bench> [--system FILE] [--config debug|release] [--ram MIB] [--tap IFNAME]
        cargo xtask site DIR [--out FILE]
 
   build   build the kernel, the PD programs and the system image; print their paths

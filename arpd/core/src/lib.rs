@@ -46,8 +46,8 @@
 #[cfg(test)]
 extern crate std;
 
-use net_arp_table::{Entry as TableEntry, State as TableState, TableWriter, CAPACITY};
 use core::fmt;
+use net_arp_table::{Entry as TableEntry, State as TableState, TableWriter, CAPACITY};
 use net_config::NodeAddress;
 use net_packet::{classify, ArpOperation, ArpPacket, ArpRepr, EthernetAddress, Ipv4Address, Network};
 
@@ -201,13 +201,22 @@ impl fmt::Display for Counters {
 enum Phase {
     Free,
     /// Broadcast requests out; `waiters` are notified at the end.
-    Incomplete { requests: u8, next_ns: u64, waiters: Clients },
+    Incomplete {
+        requests: u8,
+        next_ns: u64,
+        waiters: Clients,
+    },
     /// No answer; resolves fail until `until_ns`.
-    Failed { until_ns: u64 },
+    Failed {
+        until_ns: u64,
+    },
     Reachable,
     Stale,
     /// Stale and asked for: unicast requests out; usable meanwhile.
-    Probing { requests: u8, next_ns: u64 },
+    Probing {
+        requests: u8,
+        next_ns: u64,
+    },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -221,7 +230,8 @@ struct Slot {
 }
 
 impl Slot {
-    const FREE: Slot = Slot { ip: Ipv4Address::UNSPECIFIED, mac: EthernetAddress::ZERO, confirmed_ns: 0, phase: Phase::Free };
+    const FREE: Slot =
+        Slot { ip: Ipv4Address::UNSPECIFIED, mac: EthernetAddress::ZERO, confirmed_ns: 0, phase: Phase::Free };
 
     /// What the table shows for this slot.
     fn published(&self) -> Option<TableEntry> {
@@ -379,7 +389,8 @@ impl<'t> Arpd<'t> {
         match slot.phase {
             Phase::Reachable | Phase::Probing { .. } => Resolution::Known(slot.mac),
             Phase::Stale => {
-                self.slots[index].phase = Phase::Probing { requests: 1, next_ns: now.saturating_add(REQUEST_INTERVAL_NS) };
+                self.slots[index].phase =
+                    Phase::Probing { requests: 1, next_ns: now.saturating_add(REQUEST_INTERVAL_NS) };
                 self.publish(index);
                 self.request(ip, Some(slot.mac), link);
                 Resolution::Known(slot.mac)
@@ -499,7 +510,14 @@ impl<'t> Arpd<'t> {
     }
 
     /// Starts resolving `ip` (in slot `index`, or a new one) for `waiter`.
-    fn start_resolution(&mut self, now: u64, index: Option<usize>, ip: Ipv4Address, waiter: Clients, link: &mut impl Link) -> Resolution {
+    fn start_resolution(
+        &mut self,
+        now: u64,
+        index: Option<usize>,
+        ip: Ipv4Address,
+        waiter: Clients,
+        link: &mut impl Link,
+    ) -> Resolution {
         let Some(index) = index.or_else(|| self.alloc(now)) else {
             return Resolution::Failed;
         };

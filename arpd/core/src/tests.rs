@@ -3,10 +3,10 @@
 //! daemon's frames are checked with `net_packet::classify`.
 
 use super::*;
+use lib_test_rng::Rng;
 use net_arp_table::{Table, TableReader};
 use net_packet::{ArpSummary, EtherType, Parsed};
 use std::vec::Vec;
-use lib_test_rng::Rng;
 
 const MAC: EthernetAddress = EthernetAddress([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
 const IP: Ipv4Address = Ipv4Address::new(10, 0, 2, 15);
@@ -72,7 +72,12 @@ fn daemon(table: &Table) -> Arpd<'_> {
 }
 
 /// An ARP frame, byte by byte.
-fn arp_frame(eth_dst: EthernetAddress, op: u16, sender: (EthernetAddress, Ipv4Address), target: (EthernetAddress, Ipv4Address)) -> Vec<u8> {
+fn arp_frame(
+    eth_dst: EthernetAddress,
+    op: u16,
+    sender: (EthernetAddress, Ipv4Address),
+    target: (EthernetAddress, Ipv4Address),
+) -> Vec<u8> {
     let mut frame = Vec::new();
     frame.extend_from_slice(&eth_dst.0);
     frame.extend_from_slice(&sender.0 .0);
@@ -118,7 +123,11 @@ fn requests_for_other_hosts_teach_nothing_new() {
     arpd.receive(T0, &request((PEER_MAC, PEER), GATEWAY), &mut link);
     // Gratuitous ARP about an address we never asked for.
     arpd.receive(T0, &request((GATEWAY_MAC, GATEWAY), GATEWAY), &mut link);
-    arpd.receive(T0, &arp_frame(EthernetAddress::BROADCAST, REPLY, (GATEWAY_MAC, GATEWAY), (GATEWAY_MAC, GATEWAY)), &mut link);
+    arpd.receive(
+        T0,
+        &arp_frame(EthernetAddress::BROADCAST, REPLY, (GATEWAY_MAC, GATEWAY), (GATEWAY_MAC, GATEWAY)),
+        &mut link,
+    );
     assert!(link.sent.is_empty());
     let reader = TableReader::new(&table);
     assert_eq!((reader.lookup(PEER), reader.lookup(GATEWAY)), (None, None));
@@ -330,7 +339,11 @@ fn announces_twice_at_start() {
     assert_eq!(sent.len(), 1);
     let (eth, arp) = sent[0];
     assert_eq!(eth.dst_mac, EthernetAddress::BROADCAST);
-    assert_eq!((arp.operation, arp.target_mac, arp.target_ip), (ArpOperation::Request, EthernetAddress::ZERO, IP), "RFC 5227 announcement");
+    assert_eq!(
+        (arp.operation, arp.target_mac, arp.target_ip),
+        (ArpOperation::Request, EthernetAddress::ZERO, IP),
+        "RFC 5227 announcement"
+    );
     assert_eq!(link.events, [Event::Announced { ip: IP, mac: MAC, number: 1 }]);
     assert_eq!(arpd.next_deadline(), Some(T0 + ANNOUNCE_INTERVAL_NS));
     arpd.tick(T0 + ANNOUNCE_INTERVAL_NS - 1, &mut link);
@@ -434,7 +447,6 @@ fn deadlines_cover_everything_pending() {
     arpd.resolve(T0 + 7, 0, GATEWAY, &mut link);
     assert_eq!(arpd.next_deadline(), Some(T0 + 7 + REQUEST_INTERVAL_NS));
 }
-
 
 #[test]
 fn arbitrary_frames_never_panic_and_never_poison_our_address() {

@@ -13,10 +13,10 @@
 #![no_std]
 #![no_main]
 
-use pds_boot_spec::cspace;
-use lib_console_ring::{ConsoleRegion, Reader, Writer};
-use pds_runtime::{log, setvar, Channel, ChannelSet, Handler, Var};
 use drivers_serial_uart16550::{PortIo, Uart};
+use lib_console_ring::{ConsoleRegion, Reader, Writer};
+use pds_boot_spec::cspace;
+use pds_runtime::{log, setvar, Channel, ChannelSet, Handler, Var};
 
 /// COM1's first I/O port.
 const COM1: u16 = 0x3f8;
@@ -111,7 +111,10 @@ impl Serial {
             }
             let dropped = client.ring.dropped();
             if dropped != client.reported_dropped {
-                log!("client {i} dropped {} bytes: its console ring was full", dropped.wrapping_sub(client.reported_dropped));
+                log!(
+                    "client {i} dropped {} bytes: its console ring was full",
+                    dropped.wrapping_sub(client.reported_dropped)
+                );
                 client.reported_dropped = dropped;
             }
         }
@@ -151,7 +154,10 @@ impl Handler for Serial {
         let input = ring_at(&console_input).map(Writer::new);
         let mut serial = Serial { clients, input };
         let count = serial.clients.iter().flatten().count();
-        log!("COM1 at {BAUD} baud, 8N1; {count} client console(s){}", if serial.input.is_some() { ", input ring" } else { "" });
+        log!(
+            "COM1 at {BAUD} baud, 8N1; {count} client console(s){}",
+            if serial.input.is_some() { ", input ring" } else { "" }
+        );
         serial.drain_clients();
         serial
     }

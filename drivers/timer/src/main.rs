@@ -12,10 +12,10 @@
 #![no_std]
 #![no_main]
 
-use pds_boot_spec::cspace;
-use pds_runtime::{log, msginfo, Channel, ChannelSet, Handler, MessageInfo};
 use drivers_timer_api::{label, status, TIMEOUTS_PER_CLIENT};
 use drivers_timer_core::{calibrate, pit_count_for, ArmError, Clock, PitCounter, Timeouts};
+use pds_boot_spec::cspace;
+use pds_runtime::{log, msginfo, Channel, ChannelSet, Handler, MessageInfo};
 
 /// `<ioport id="0">`: PIT ports 0x40 (channel 0 data) to 0x43 (mode/command).
 const PIT_PORTS: sel4::X86IoPort = sel4::X86IoPort(cspace::IOPORT_BASE);

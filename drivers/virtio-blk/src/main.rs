@@ -29,12 +29,12 @@
 #![no_std]
 #![no_main]
 
+use drivers_virtio_blk_core::driver::{BlkDevice, Stats, QUEUE_MEMORY};
 use lib_blk_protocol::{Info, RequestConsumer, ResponseProducer, DATA_REGION_SIZE, SECTOR_SIZE};
-use pds_runtime::{log, Channel, ChannelSet, Handler};
 use lib_virtio::dma::DmaRegion;
 use lib_virtio::pci::VirtioCaps;
 use lib_virtio::transport::{isr, Mmio, Notifier, Transport};
-use drivers_virtio_blk_core::driver::{BlkDevice, Stats, QUEUE_MEMORY};
+use pds_runtime::{log, Channel, ChannelSet, Handler};
 
 pds_runtime::setvar!(pci_config);
 pds_runtime::setvar!(virtio_bar);
@@ -119,8 +119,9 @@ fn start() -> Option<Running> {
     // mapped read-write for the PD's life and used only through these
     // handles; the client may write them at any time, which the queues
     // tolerate.
-    let (requests, responses) =
-        unsafe { (RequestConsumer::new(request_vaddr as *mut u8, ()), ResponseProducer::new(response_vaddr as *mut u8)) };
+    let (requests, responses) = unsafe {
+        (RequestConsumer::new(request_vaddr as *mut u8, ()), ResponseProducer::new(response_vaddr as *mut u8))
+    };
     // SAFETY: `blk_info` is a page mapped read-write for the PD's life.
     let info = unsafe { Info::at(info_vaddr as *mut u8) };
 

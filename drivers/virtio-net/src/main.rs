@@ -8,13 +8,13 @@
 #![no_std]
 #![no_main]
 
-use pds_runtime::{log, Channel, ChannelSet, Handler, MemoryRegion, MessageInfo};
+use drivers_virtio_net_core::driver::{self, ClientRegions, DmaWindow, Driver};
 use lib_net_protocol::{Stats, CALL_MAC, CALL_STATS, RX_QUEUE_CAPACITY, TX_QUEUE_CAPACITY, TX_SPACE_LEN};
 use lib_queue::{region_size, ReceiverQueues, SenderQueues};
 use lib_virtio::dma::DmaRegion;
 use lib_virtio::pci::{ConfigSpace, VirtioCaps};
 use lib_virtio::transport::{Mmio, Transport};
-use drivers_virtio_net_core::driver::{self, ClientRegions, DmaWindow, Driver};
+use pds_runtime::{log, Channel, ChannelSet, Handler, MemoryRegion, MessageInfo};
 
 const DEVICE_IRQ: Channel = Channel::new(0);
 const CLIENT: Channel = Channel::new(1);
@@ -85,21 +85,27 @@ fn bring_up() -> Option<Driver<'static>> {
     let send_from = send_from_window();
     let regions = ClientRegions {
         rx_data,
-        tx_windows: driver::tx_windows(pds_runtime::require_setvar!(tx_headers_paddr)?, rx_data, tx_payload_paddr.get(), send_from),
+        tx_windows: driver::tx_windows(
+            pds_runtime::require_setvar!(tx_headers_paddr)?,
+            rx_data,
+            tx_payload_paddr.get(),
+            send_from,
+        ),
     };
     let queue = |v: &pds_runtime::Var, name| pds_runtime::setvar_required(v, name).map(|a| a as *mut u8);
-    let (rxf, rxa, txf, txa) =
-        (queue(&rx_free, "rx_free")?, queue(&rx_active, "rx_active")?, queue(&tx_free, "tx_free")?, queue(&tx_active, "tx_active")?);
+    let (rxf, rxa, txf, txa) = (
+        queue(&rx_free, "rx_free")?,
+        queue(&rx_active, "rx_active")?,
+        queue(&tx_free, "tx_free")?,
+        queue(&tx_active, "tx_active")?,
+    );
     const _: () = assert!(region_size(RX_QUEUE_CAPACITY) <= 0x2000 && region_size(TX_QUEUE_CAPACITY) <= 0x3000);
     // SAFETY: the description maps each queue region (at least
     // `region_size` bytes, page-aligned, read-write) for the PD's life; this
     // PD touches them only through these handles. Receive descriptors point
     // into `rx_data`; transmit descriptors into the transmit address space.
     let (rx_client, tx_client) = unsafe {
-        (
-            SenderQueues::new(rxf, rxa, lib_net_protocol::RX_DATA_SIZE),
-            ReceiverQueues::new(txf, txa, TX_SPACE_LEN),
-        )
+        (SenderQueues::new(rxf, rxa, lib_net_protocol::RX_DATA_SIZE), ReceiverQueues::new(txf, txa, TX_SPACE_LEN))
     };
     let private_paddr = pds_runtime::require_setvar!(virtio_private_paddr)?;
     let private_vaddr = pds_runtime::require_setvar!(virtio_private)?;
@@ -118,7 +124,12 @@ fn bring_up() -> Option<Driver<'static>> {
                 "virtio-net {:04x}:{:04x} up: mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, {} rx / {} tx descriptors",
                 vendor_device & 0xffff,
                 vendor_device >> 16,
-                mac[0], mac[1], mac[2], mac[3], mac[4], mac[5],
+                mac[0],
+                mac[1],
+                mac[2],
+                mac[3],
+                mac[4],
+                mac[5],
                 driver::QUEUE_SIZE,
                 driver::QUEUE_SIZE
             );

@@ -41,12 +41,12 @@
 
 pub mod html;
 
-use sha2::{Digest, Sha256};
 use fs_format::build::{plan, PlanError, Planned};
 use fs_format::http::{content_type, is_html};
 use fs_format::path::{check_name, PathFault, MAX_PATH_LEN};
 use fs_format::sums::{sum_of, PIECE};
 use fs_format::{blocks_for, BLOCK_SIZE, FLAG_INLINED, FLAG_PAGE, MAX_BLOCKS};
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File};
@@ -158,7 +158,8 @@ struct Found {
 
 /// Builds the image of the tree at `root` into `out`.
 pub fn build(root: &Path, out: &Path, options: &Options) -> Result<Report, Error> {
-    let canonical_root = fs::canonicalize(root).map_err(|e| Error::Root { path: root.into(), reason: e.to_string() })?;
+    let canonical_root =
+        fs::canonicalize(root).map_err(|e| Error::Root { path: root.into(), reason: e.to_string() })?;
     if !canonical_root.is_dir() {
         return Err(Error::Root { path: root.into(), reason: "not a directory".into() });
     }

@@ -102,7 +102,8 @@ fn large_generated_site_reads_back() {
     n += 3;
     assert!(n >= 1000);
 
-    let report = build(&s.root(), &s.out(), &Options { last_modified: Some(1_700_000_000), ..Options::default() }).unwrap();
+    let report =
+        build(&s.root(), &s.out(), &Options { last_modified: Some(1_700_000_000), ..Options::default() }).unwrap();
     assert_eq!(report.files.len(), n);
     let image = fs::read(s.out()).unwrap();
     assert_eq!(image.len(), report.block_count as usize * BLOCK_SIZE);
@@ -165,7 +166,10 @@ fn large_generated_site_reads_back() {
     assert_eq!(placement("/shared.css"), Placement::InlinedIn("/pages/p00.html".into()));
     assert_eq!(placement("/pages/p00.html"), Placement::Page { span_blocks: p00.span_blocks });
     assert_eq!(placement("/big/ten-mb.dat"), Placement::Alone);
-    assert!(report.files.iter().position(|f| f.path == "/pages/p29.html").unwrap() < report.files.iter().position(|f| f.path == "/big/ten-mb.dat").unwrap());
+    assert!(
+        report.files.iter().position(|f| f.path == "/pages/p29.html").unwrap()
+            < report.files.iter().position(|f| f.path == "/big/ten-mb.dat").unwrap()
+    );
 
     // Deterministic: the same tree gives the same bytes.
     let again = s.0.join("again.img");
@@ -196,7 +200,10 @@ fn hidden_files_symlinks_and_mtimes() {
     let report = build(&s.root(), &s.out(), &Options::default()).unwrap();
     let mut paths: Vec<&str> = report.files.iter().map(|f| f.path.as_str()).collect();
     paths.sort();
-    assert_eq!(paths, ["/.well-known/security.txt", "/a.png", "/b.css", "/docs/a.html", "/index.html", "/link.png", "/video.webm"]);
+    assert_eq!(
+        paths,
+        ["/.well-known/security.txt", "/a.png", "/b.css", "/docs/a.html", "/index.html", "/link.png", "/video.webm"]
+    );
     // The landing page comes first although `/docs/a.html` sorts before it;
     // `/a.png` stays with it, `/b.css` goes after the page that needs it.
     let order: Vec<(&str, &Placement)> = report.files.iter().map(|f| (f.path.as_str(), &f.placement)).collect();

@@ -3,8 +3,8 @@
 
 use crate::cache::Cache;
 use crate::{CacheError, Config, SECTORS_PER_BLOCK};
-use lib_blk_protocol::{Request, Response, Status, QUEUE_CAPACITY, SECTOR_SIZE};
 use fs_format::{Image, Superblock, BLOCK_SIZE};
+use lib_blk_protocol::{Request, Response, Status, QUEUE_CAPACITY, SECTOR_SIZE};
 
 /// Most boot requests outstanding at once (the request queue's capacity).
 const WINDOW: usize = QUEUE_CAPACITY;
@@ -157,10 +157,15 @@ impl Boot {
     /// Checks block 0 and that the image fits the disk and its head half
     /// the region.
     fn check_superblock(&self, region: &[u8]) -> Result<Superblock, CacheError> {
-        let block = region.get(..BLOCK_SIZE).ok_or(CacheError::RegionTooSmall { region_size: region.len(), needed: BLOCK_SIZE })?;
+        let block = region
+            .get(..BLOCK_SIZE)
+            .ok_or(CacheError::RegionTooSmall { region_size: region.len(), needed: BLOCK_SIZE })?;
         let sb = Superblock::parse(block).map_err(CacheError::CorruptImage)?;
         if u64::from(sb.block_count) * SECTORS_PER_BLOCK > self.config.disk.capacity {
-            return Err(CacheError::ImageLargerThanDisk { image_blocks: sb.block_count, disk_sectors: self.config.disk.capacity });
+            return Err(CacheError::ImageLargerThanDisk {
+                image_blocks: sb.block_count,
+                disk_sectors: self.config.disk.capacity,
+            });
         }
         let head_bytes = u64::from(sb.data_first_block) * BLOCK_SIZE as u64;
         if head_bytes > (self.region_size / 2) as u64 {
@@ -201,7 +206,8 @@ impl Boot {
             _ => return Err(CacheError::BootIncomplete),
         };
         let head_area = sb.data_first_block as usize * BLOCK_SIZE;
-        let head = head.get(..head_area).ok_or(CacheError::RegionTooSmall { region_size: head.len(), needed: head_area })?;
+        let head =
+            head.get(..head_area).ok_or(CacheError::RegionTooSmall { region_size: head.len(), needed: head_area })?;
         let image = Image::parse(head).map_err(CacheError::CorruptImage)?;
         if *image.superblock() != sb {
             // Block 0 changed under us: nothing about this image can be trusted.

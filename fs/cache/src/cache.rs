@@ -2,8 +2,8 @@
 //! The policies are described in the crate documentation.
 
 use crate::SECTORS_PER_BLOCK;
-use lib_blk_protocol::{Request, Response, Status, QUEUE_CAPACITY, SECTOR_SIZE};
 use fs_format::{FileRecord, Image, BLOCK_SIZE};
+use lib_blk_protocol::{Request, Response, Status, QUEUE_CAPACITY, SECTOR_SIZE};
 
 /// The slot number of a pin that holds no group (an empty file).
 const NO_SLOT: u16 = u16::MAX;
@@ -245,7 +245,10 @@ pub struct Cache<'h, const GROUPS: usize, const INFLIGHT: usize, const FILES: us
 impl<'h, const GROUPS: usize, const INFLIGHT: usize, const FILES: usize> Cache<'h, GROUPS, INFLIGHT, FILES> {
     const CAPACITIES_OK: () = {
         assert!(GROUPS > 0 && GROUPS < NO_SLOT as usize, "GROUPS must be in 1..65535");
-        assert!(INFLIGHT > 0 && INFLIGHT <= QUEUE_CAPACITY && INFLIGHT <= 1 << FLIGHT_BITS, "INFLIGHT must be in 1..=QUEUE_CAPACITY");
+        assert!(
+            INFLIGHT > 0 && INFLIGHT <= QUEUE_CAPACITY && INFLIGHT <= 1 << FLIGHT_BITS,
+            "INFLIGHT must be in 1..=QUEUE_CAPACITY"
+        );
     };
 
     /// A cache over the region of `region_size` bytes whose first
@@ -609,7 +612,8 @@ impl<'h, const GROUPS: usize, const INFLIGHT: usize, const FILES: usize> Cache<'
             }
             let count = (group.sectors() - group.sent).min(u64::from(self.max_request_sectors));
             let sector = u64::from(group.disk_first) * SECTORS_PER_BLOCK + group.sent;
-            let offset = (self.arena_start + group.arena as usize * BLOCK_SIZE) as u64 + group.sent * SECTOR_SIZE as u64;
+            let offset =
+                (self.arena_start + group.arena as usize * BLOCK_SIZE) as u64 + group.sent * SECTOR_SIZE as u64;
             group.sent += count;
             group.outstanding += 1;
             if group.sent == group.sectors() {

@@ -119,10 +119,10 @@ mod boot;
 mod cache;
 pub mod queues;
 
-pub use lib_blk_protocol::{DiskInfo, Request, Response, Status, QUEUE_CAPACITY, SECTOR_SIZE};
 pub use boot::{Boot, BootStatus};
 pub use cache::{Cache, Completion, File, Open, Pin, Ready, Stats, Ticket};
 pub use fs_format::BLOCK_SIZE;
+pub use lib_blk_protocol::{DiskInfo, Request, Response, Status, QUEUE_CAPACITY, SECTOR_SIZE};
 
 use core::fmt;
 use fs_format::FormatError;

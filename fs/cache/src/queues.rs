@@ -75,7 +75,11 @@ pub fn take_responses<const GROUPS: usize, const INFLIGHT: usize, const FILES: u
 /// Takes every response in the queue into the boot, with the region's
 /// bytes (the superblock is read from them). `Ready` once the head is in;
 /// the boot's error if it failed.
-pub fn take_boot_responses(boot: &mut Boot, queue: &mut ResponseConsumer<'_>, region: &[u8]) -> Result<BootStatus, BootQueueError> {
+pub fn take_boot_responses(
+    boot: &mut Boot,
+    queue: &mut ResponseConsumer<'_>,
+    region: &[u8],
+) -> Result<BootStatus, BootQueueError> {
     let mut status = BootStatus::Pending;
     while let Some(response) = queue.dequeue().map_err(BootQueueError::Queue)? {
         status = boot.complete(response, region).map_err(BootQueueError::Boot)?;

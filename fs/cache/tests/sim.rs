@@ -7,8 +7,8 @@
 
 use fs_builder::{build, Options, Placement};
 use fs_cache::{
-    Boot, BootStatus, Cache, CacheError, Completion, Config, DiskInfo, File, Open, Ready, Request, Response, Status, BLOCK_SIZE, QUEUE_CAPACITY,
-    SECTOR_SIZE,
+    Boot, BootStatus, Cache, CacheError, Completion, Config, DiskInfo, File, Open, Ready, Request, Response, Status,
+    BLOCK_SIZE, QUEUE_CAPACITY, SECTOR_SIZE,
 };
 use fs_format::{FormatError, Superblock};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -76,7 +76,15 @@ fn site(name: &str, files: Vec<(String, Vec<u8>)>) -> Site {
 /// `pages` pages under a few directories, each inlining `objects` objects
 /// of up to `object_max` bytes plus a shared stylesheet; `alone` other
 /// files of up to `alone_max` bytes; and three empty files.
-fn generated(name: &str, seed: u64, pages: usize, objects: usize, object_max: usize, alone: usize, alone_max: usize) -> Site {
+fn generated(
+    name: &str,
+    seed: u64,
+    pages: usize,
+    objects: usize,
+    object_max: usize,
+    alone: usize,
+    alone_max: usize,
+) -> Site {
     let mut rng = Rng(seed | 1);
     let mut files = Vec::new();
     files.push(("css/site.css".to_string(), b"body { margin: 0 }\n".repeat(40)));
@@ -133,7 +141,15 @@ struct Disk<'s> {
 impl<'s> Disk<'s> {
     fn new(image: &'s [u8], max_request_sectors: u32, region_size: usize, seed: u64) -> Self {
         let info = DiskInfo { capacity: (image.len() / SECTOR_SIZE) as u64, read_only: true, max_request_sectors };
-        Disk { image, info, region_size, pending: Vec::new(), rng: Rng(seed | 1), faults: Faults::default(), requests: 0 }
+        Disk {
+            image,
+            info,
+            region_size,
+            pending: Vec::new(),
+            rng: Rng(seed | 1),
+            faults: Faults::default(),
+            requests: 0,
+        }
     }
 
     /// Checks a request as the driver would, and more: never outside the
@@ -351,7 +367,11 @@ fn corrupted_data_is_refused_and_reloaded_clean_later() {
     let path = "/data/file7.bin";
     assert!(!s.files[path].is_empty());
     assert_eq!(sim.open_wait(path), Open::Corrupt { detected_now: true });
-    assert_eq!(sim.cache.open(&sim.file(path), sim.arena), Open::Corrupt { detected_now: false }, "logged once, refused always");
+    assert_eq!(
+        sim.cache.open(&sim.file(path), sim.arena),
+        Open::Corrupt { detected_now: false },
+        "logged once, refused always"
+    );
     assert_eq!(sim.cache.stats().corrupt, 1);
     // Load the rest of the site through a clean device: the corrupt load
     // is evicted in time and the file then loads and verifies.
@@ -485,7 +505,14 @@ fn empty_files_too_large_files_and_busy() {
 /// A site several times larger than the arena, many clients each opening
 /// random files and holding them pinned for a while, the device answering
 /// in random order (and, with `faults`, corrupting and failing reads).
-fn stress(name: &str, seed: u64, faults: Faults, opens: usize, clients: usize, hold: usize) -> (TestStats, fs_cache::Stats) {
+fn stress(
+    name: &str,
+    seed: u64,
+    faults: Faults,
+    opens: usize,
+    clients: usize,
+    hold: usize,
+) -> (TestStats, fs_cache::Stats) {
     let s = generated(name, seed, 30, 5, 24_000, 120, 90_000);
     let data = data_bytes(&s);
     // The arena: a quarter of the data.

@@ -3,7 +3,9 @@
 //! (`alloc` feature).
 
 use crate::http::{content_type, write_header, STATUS_LINE};
-use crate::image::{blocks_for, Entry, Superblock, BLOCK_SIZE, ENTRY_SIZE, INDEX_FIRST_BLOCK, MAX_BLOCKS, MAX_INDEX_LEN};
+use crate::image::{
+    blocks_for, Entry, Superblock, BLOCK_SIZE, ENTRY_SIZE, INDEX_FIRST_BLOCK, MAX_BLOCKS, MAX_INDEX_LEN,
+};
 use crate::path::{check_path, PathFault};
 use crate::sums::piece_count;
 use alloc::string::String;
@@ -192,5 +194,10 @@ pub fn plan(files: &[Planned], max_blocks: u64) -> Result<Plan, PlanError> {
     head.extend_from_slice(&superblock.encode());
     head.extend_from_slice(&index);
     head.resize(data_first as usize * BLOCK_SIZE, 0);
-    Ok(Plan { head, first_blocks: first_blocks.iter().map(|&b| b as u32).collect(), block_count: next as u32, superblock })
+    Ok(Plan {
+        head,
+        first_blocks: first_blocks.iter().map(|&b| b as u32).collect(),
+        block_count: next as u32,
+        superblock,
+    })
 }

@@ -72,10 +72,7 @@ pub fn content_type(path: &str) -> &'static str {
         ("ogg", "audio/ogg"),
         ("wav", "audio/wav"),
     ];
-    TYPES
-        .iter()
-        .find(|(e, _)| e.eq_ignore_ascii_case(ext))
-        .map_or("application/octet-stream", |(_, t)| t)
+    TYPES.iter().find(|(e, _)| e.eq_ignore_ascii_case(ext)).map_or("application/octet-stream", |(_, t)| t)
 }
 
 /// Whether a path is an HTML page (by its extension), which the layout
@@ -113,7 +110,13 @@ pub fn decimal(value: u64, buf: &mut [u8; 20]) -> &[u8] {
 
 /// Writes the stored header of a file (see the module documentation) into
 /// `out`. Returns its length, or `None` if `out` is too small.
-pub fn write_header(out: &mut [u8], content_type: &str, size: u64, last_modified: u64, sha256: &[u8; 32]) -> Option<usize> {
+pub fn write_header(
+    out: &mut [u8],
+    content_type: &str,
+    size: u64,
+    last_modified: u64,
+    sha256: &[u8; 32],
+) -> Option<usize> {
     let mut w = Writer { out, len: 0 };
     let mut digits = [0; 20];
     w.put(STATUS_LINE)?;

@@ -93,7 +93,9 @@ impl core::fmt::Display for FormatError {
         match self {
             FormatError::ShortSuperblock => f.write_str("superblock: fewer than 4096 bytes"),
             FormatError::BadMagic => f.write_str("superblock: not a Cheetah image (bad magic)"),
-            FormatError::UnsupportedVersion(v) => write!(f, "superblock: unsupported version {v} (this reader knows {VERSION})"),
+            FormatError::UnsupportedVersion(v) => {
+                write!(f, "superblock: unsupported version {v} (this reader knows {VERSION})")
+            }
             FormatError::BadBlockSize(s) => write!(f, "superblock: block size {s}, not 4096"),
             FormatError::SuperblockChecksum => f.write_str("superblock: checksum mismatch (corrupted)"),
             FormatError::SuperblockReserved => f.write_str("superblock: reserved bytes are not zero"),

@@ -8,9 +8,8 @@ use crate::*;
 use alloc::boxed::Box;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use sha2::{Digest, Sha256};
 use lib_test_rng::Rng;
-
+use sha2::{Digest, Sha256};
 
 fn planned(path: &str, data: &[u8], flags: u32, leader: usize) -> Planned {
     let mut sums = Vec::new();
@@ -263,7 +262,11 @@ fn record_errors() {
     let put32 = |at: usize, v: u32| move |i: &mut Vec<u8>| i[at..at + 4].copy_from_slice(&v.to_le_bytes());
     let put64 = |at: usize, v: u64| move |i: &mut Vec<u8>| i[at..at + 8].copy_from_slice(&v.to_le_bytes());
     cases.push(("path offset in the table".into(), Box::new(put32(entry(1, 0), 0)), RecordFault::PathOutOfRange));
-    cases.push(("path past the index".into(), Box::new(put32(entry(1, 0), index_len - 2)), RecordFault::PathOutOfRange));
+    cases.push((
+        "path past the index".into(),
+        Box::new(put32(entry(1, 0), index_len - 2)),
+        RecordFault::PathOutOfRange,
+    ));
     cases.push(("flags".into(), Box::new(put32(entry(1, 20), 4)), RecordFault::Reserved));
     cases.push(("both flags".into(), Box::new(put32(entry(1, 20), 3)), RecordFault::Reserved));
     cases.push(("reserved".into(), Box::new(put32(entry(1, 44), 1)), RecordFault::Reserved));
@@ -276,15 +279,23 @@ fn record_errors() {
     cases.push(("data in index".into(), Box::new(put32(entry(1, 32), 1)), RecordFault::DataOutOfRange));
     cases.push(("span too short".into(), Box::new(put32(entry(1, 40), 1)), RecordFault::BadSpan));
     cases.push(("span past end".into(), Box::new(put32(entry(1, 40), u32::MAX)), RecordFault::BadSpan));
-    cases.push(("path order".into(), Box::new(|i: &mut Vec<u8>| {
-        // Record 1's path becomes record 0's: not strictly increasing.
-        let p0 = i[entry(0, 0)..entry(0, 6)].to_vec();
-        i[entry(1, 0)..entry(1, 6)].copy_from_slice(&p0);
-    }), RecordFault::NotSorted));
-    cases.push(("path bytes".into(), Box::new(move |i: &mut Vec<u8>| {
-        let off = u32::from_le_bytes(i[entry(1, 0)..entry(1, 4)].try_into().unwrap()) as usize;
-        i[BLOCK_SIZE + off] = b'x';
-    }), RecordFault::BadPath(PathFault::NotAbsolute)));
+    cases.push((
+        "path order".into(),
+        Box::new(|i: &mut Vec<u8>| {
+            // Record 1's path becomes record 0's: not strictly increasing.
+            let p0 = i[entry(0, 0)..entry(0, 6)].to_vec();
+            i[entry(1, 0)..entry(1, 6)].copy_from_slice(&p0);
+        }),
+        RecordFault::NotSorted,
+    ));
+    cases.push((
+        "path bytes".into(),
+        Box::new(move |i: &mut Vec<u8>| {
+            let off = u32::from_le_bytes(i[entry(1, 0)..entry(1, 4)].try_into().unwrap()) as usize;
+            i[BLOCK_SIZE + off] = b'x';
+        }),
+        RecordFault::BadPath(PathFault::NotAbsolute),
+    ));
     for (name, corrupt, fault) in &cases {
         let mut image = good.clone();
         corrupt(&mut image);
@@ -307,7 +318,11 @@ fn random_corruption_never_panics() {
         let flips = 1 + rng.below(8);
         for _ in 0..flips {
             // Mostly the superblock's fields and the index.
-            let at = if rng.below(4) == 0 { rng.below(SUPERBLOCK_LEN) } else { BLOCK_SIZE + rng.below(head_len - BLOCK_SIZE) };
+            let at = if rng.below(4) == 0 {
+                rng.below(SUPERBLOCK_LEN)
+            } else {
+                BLOCK_SIZE + rng.below(head_len - BLOCK_SIZE)
+            };
             image[at] = rng.next() as u8;
         }
         let sealed = round % 2 == 0;
@@ -331,7 +346,10 @@ fn random_corruption_never_panics() {
             Err(_) => refused += 1,
         }
         if !sealed {
-            assert!(Image::parse(&image).is_err() || image[..head_len] == good[..head_len], "unsealed corruption must be refused");
+            assert!(
+                Image::parse(&image).is_err() || image[..head_len] == good[..head_len],
+                "unsealed corruption must be refused"
+            );
         }
     }
     assert!(refused > 10_000, "{refused}");

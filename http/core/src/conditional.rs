@@ -9,9 +9,7 @@ fn split_etag(tag: &[u8]) -> Option<(bool, &[u8])> {
         _ => (false, tag),
     };
     match opaque {
-        [b'"', inner @ .., b'"']
-            if inner.iter().all(|&c| c == 0x21 || (0x23..=0x7e).contains(&c) || c >= 0x80) =>
-        {
+        [b'"', inner @ .., b'"'] if inner.iter().all(|&c| c == 0x21 || (0x23..=0x7e).contains(&c) || c >= 0x80) => {
             Some((weak, opaque))
         }
         _ => None,

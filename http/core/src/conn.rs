@@ -55,7 +55,9 @@
 
 use crate::conditional::{evaluate_range, if_none_match, if_range_etag_matches, NoneMatch, RangeRequest};
 use crate::date::{parse_http_date, DateCache};
-use crate::response::{copy_fields, error_body_len, put_error_body, start, Body, Overflow, Persistence, Status, Writer};
+use crate::response::{
+    copy_fields, error_body_len, put_error_body, start, Body, Overflow, Persistence, Status, Writer,
+};
 use crate::site::{FileInfo, Lookup, Site};
 use crate::target::{normalize, TargetError};
 
@@ -263,7 +265,10 @@ enum Evaluated<H> {
 /// not be read whole.
 fn fatal<H>(out: &mut [u8], status: Status, date: &DateCache) -> Result<Evaluated<H>, Overflow> {
     let head_len = write_error(out, status, date, Persistence::Close, false, |_| {})?;
-    Ok(Evaluated::Done(Outcome { status, head_len, file_range: None, close: true, head: false, consumed: 0, skip: 0 }, None))
+    Ok(Evaluated::Done(
+        Outcome { status, head_len, file_range: None, close: true, head: false, consumed: 0, skip: 0 },
+        None,
+    ))
 }
 
 /// Writes an error (or redirect) response with its small HTML body (not for
@@ -317,7 +322,12 @@ pub fn write_closing_error(out: &mut [u8], status: Status, date: &DateCache, hea
 /// 1.0/1.1, `400` otherwise (RFC 9112 §2.3: `HTTP-version = "HTTP/" DIGIT
 /// "." DIGIT`). Until the line is complete, the answer waits, so that it
 /// does not depend on how the line was split.
-fn version_error<H>(data: &[u8], buffer_full: bool, out: &mut [u8], date: &DateCache) -> Result<Evaluated<H>, Overflow> {
+fn version_error<H>(
+    data: &[u8],
+    buffer_full: bool,
+    out: &mut [u8],
+    date: &DateCache,
+) -> Result<Evaluated<H>, Overflow> {
     let Some(line_end) = data.iter().position(|&b| b == b'\n') else {
         if buffer_full {
             return fatal(out, Status::BadRequest, date);
@@ -457,7 +467,8 @@ fn evaluate<S: Site>(
     // A response to HEAD has no body, even an error (RFC 9110 §9.3.2).
     let fail = |status: Status, out: &mut [u8]| -> Result<Evaluated<S::Handle>, Overflow> {
         let head_len = write_error(out, status, date, Persistence::Close, method == "HEAD", |_| {})?;
-        let outcome = Outcome { status, head_len, file_range: None, close: true, head: method == "HEAD", consumed: 0, skip: 0 };
+        let outcome =
+            Outcome { status, head_len, file_range: None, close: true, head: method == "HEAD", consumed: 0, skip: 0 };
         Ok(Evaluated::Done(outcome, None))
     };
     // Message framing (RFC 9112 §6).

@@ -17,18 +17,10 @@ mod tests;
 pub const IMF_FIXDATE_LEN: usize = 29;
 
 const DAY_NAMES: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
-const LONG_DAY_NAMES: [&[u8]; 7] = [
-    b"Monday",
-    b"Tuesday",
-    b"Wednesday",
-    b"Thursday",
-    b"Friday",
-    b"Saturday",
-    b"Sunday",
-];
-const MONTH_NAMES: [&[u8; 3]; 12] = [
-    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
-];
+const LONG_DAY_NAMES: [&[u8]; 7] =
+    [b"Monday", b"Tuesday", b"Wednesday", b"Thursday", b"Friday", b"Saturday", b"Sunday"];
+const MONTH_NAMES: [&[u8; 3]; 12] =
+    [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
 
 /// Largest year formatted and parsed: keeps every computation far from
 /// overflow. IMF-fixdate has a four-digit year anyway.
@@ -231,8 +223,7 @@ fn parse_imf_fixdate(v: &[u8]) -> Option<u64> {
 
 /// `Sun Nov  6 08:49:37 1994` (the day is space-padded, or two digits)
 fn parse_asctime(v: &[u8]) -> Option<u64> {
-    if !is_day_name(&v[0..3]) || v[3] != b' ' || v[7] != b' ' || v[10] != b' ' || v[19] != b' '
-    {
+    if !is_day_name(&v[0..3]) || v[3] != b' ' || v[7] != b' ' || v[10] != b' ' || v[19] != b' ' {
         return None;
     }
     let month = month_of(&v[4..7])?;

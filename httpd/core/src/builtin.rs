@@ -11,12 +11,12 @@
 //! overwritten, as a cache reusing the blocks would, so a frame sent from
 //! them after that carries garbage and fails the client's checksum.
 
-use http_core::date::{format_imf_fixdate, IMF_FIXDATE_LEN};
 use crate::site::{Fetch, Store};
+use http_core::date::{format_imf_fixdate, IMF_FIXDATE_LEN};
+use http_core::{FileInfo, Lookup, Site, Status};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::vec::Vec;
-use http_core::{FileInfo, Lookup, Site, Status};
 
 /// Bytes of [`BuiltinSite`]'s generated file: 1 MiB.
 pub const PATTERN_LEN: u64 = 1 << 20;
@@ -65,7 +65,8 @@ until the file cache serves the site image.</p>
 ";
 const STYLE_CSS: &[u8] = b"body { font-family: sans-serif; max-width: 40em; margin: 2em auto; }\nh1 { color: #336; }\n";
 const HELLO_TXT: &[u8] = b"hello from the seL4 web node\n";
-const DOCS_INDEX: &[u8] = b"<!DOCTYPE html>\n<html><head><title>docs</title></head><body><p>The docs directory's index.</p></body></html>\n";
+const DOCS_INDEX: &[u8] =
+    b"<!DOCTYPE html>\n<html><head><title>docs</title></head><body><p>The docs directory's index.</p></body></html>\n";
 
 /// The built-in files: path, content type, data. `/docs` is a directory.
 const FILES: [(&str, &str, Data); 5] = [
@@ -141,7 +142,8 @@ impl BuiltinSite {
         let date: [u8; IMF_FIXDATE_LEN] = format_imf_fixdate(started);
         let date = core::str::from_utf8(&date).unwrap_or("Thu, 01 Jan 1970 00:00:00 GMT");
         let files = FILES.map(|(path, content_type, data)| {
-            let mut file = Builtin { path, data, header: [0; HEADER_ROOM], header_len: 0, etag: [0; ETAG_ROOM], etag_len: 0 };
+            let mut file =
+                Builtin { path, data, header: [0; HEADER_ROOM], header_len: 0, etag: [0; ETAG_ROOM], etag_len: 0 };
             let mut etag = Cursor { buf: &mut file.etag, len: 0 };
             // The buffers are sized for the longest values: a u64 in hex
             // twice, and these content types.
@@ -160,7 +162,17 @@ impl BuiltinSite {
             file
         });
         let region = Rc::new(RefCell::new(std::vec![EVICTED; REGION_SLOT * FILES.len()]));
-        BuiltinSite { files, last_modified: started, gate: None, events: 0, pins: 0, released: 0, in_place: true, region, held: [0; FILES.len()] }
+        BuiltinSite {
+            files,
+            last_modified: started,
+            gate: None,
+            events: 0,
+            pins: 0,
+            released: 0,
+            in_place: true,
+            region,
+            held: [0; FILES.len()],
+        }
     }
 
     /// File `file`'s byte `offset`.
@@ -299,7 +311,13 @@ mod tests {
     #[test]
     fn the_pattern_is_lines_of_64() {
         let line = |k: u64| -> String { (0..64).map(|c| pattern_byte(k * 64 + c) as char).collect() };
-        assert_eq!(line(0), std::format!("00000000 {}\n", &"jklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz"[..54]));
+        assert_eq!(
+            line(0),
+            std::format!(
+                "00000000 {}\n",
+                &"jklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz"[..54]
+            )
+        );
         assert!(line(0x1234).starts_with("00001234 "));
         let site = BuiltinSite::new(0);
         let mut buf = [0u8; 100];

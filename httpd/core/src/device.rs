@@ -58,7 +58,11 @@ pub trait Link {
     /// from the `send_from` region instead of the buffer; an empty list
     /// sends the buffer alone). `Err(NoBuffer)` if no buffer could be had
     /// or the queue refused it (`fill` may not have run).
-    fn send_gather(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> Option<InPlaceList>) -> Result<bool, NoBuffer>;
+    fn send_gather(
+        &mut self,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> Option<InPlaceList>,
+    ) -> Result<bool, NoBuffer>;
     /// Transmit buffers in flight, a bit each.
     fn tx_in_flight(&mut self) -> u64;
     /// Transmit buffers that came back since the last call, a bit each.
@@ -323,7 +327,15 @@ impl<'d, L: Link, N: Neighbours, P: Planner> phy::Device for Transmitter<'d, L, 
             };
             let EthDevice { link, neighbours, node, mac, counters, rx_frame, tx_scratch, .. } = device;
             let rx = RxToken { packet: &rx_frame[start..len] };
-            let tx = TxToken { link, neighbours, node, mac: *mac, counters, scratch: tx_scratch, planner: &mut *self.planner };
+            let tx = TxToken {
+                link,
+                neighbours,
+                node,
+                mac: *mac,
+                counters,
+                scratch: tx_scratch,
+                planner: &mut *self.planner,
+            };
             return Some((rx, tx));
         }
     }

@@ -86,7 +86,10 @@ enum Entry<P> {
     Live(Extent<P>),
     /// Acknowledged or abandoned; released once the transmit buffers in
     /// `waiting` (a bit per buffer) have come back.
-    Retiring { pin: P, waiting: u64 },
+    Retiring {
+        pin: P,
+        waiting: u64,
+    },
 }
 
 /// One connection's outgoing stream (see the module docs).
@@ -318,7 +321,10 @@ impl<P> Outgoing<P> {
             sum.add_sum(file_sum, (from - start) as usize);
             let offset = u32::try_from(x.region_offset as u64 + file_offset).map_err(|_| PlanError::Store)?;
             // At most MAX_EXTENTS extents are live: the list has room.
-            planned.in_place.push(InPlace { at: (from - start) as usize, len, offset }).map_err(|_| PlanError::Store)?;
+            planned
+                .in_place
+                .push(InPlace { at: (from - start) as usize, len, offset })
+                .map_err(|_| PlanError::Store)?;
             pos = to;
         }
         sum.add_bytes(&payload[(pos - start) as usize..], (pos - start) as usize);
@@ -351,7 +357,11 @@ impl Planner for Copied {
 /// checksum. Returns the in-place ranges, `at` relative to the frame in
 /// which the packet starts at `packet_at`. Other packets (and malformed
 /// ones, which the stack does not build) go as they are.
-pub fn finish_packet(packet: &mut [u8], packet_at: usize, planner: &mut impl Planner) -> Result<InPlaceList, PlanError> {
+pub fn finish_packet(
+    packet: &mut [u8],
+    packet_at: usize,
+    planner: &mut impl Planner,
+) -> Result<InPlaceList, PlanError> {
     const TCP: u8 = 6;
     if packet.len() < 20 || packet[0] >> 4 != 4 || packet[9] != TCP {
         return Ok(InPlaceList::new());
@@ -438,7 +448,10 @@ mod tests {
     }
 
     fn files() -> Files {
-        Files(std::vec![(0..5000u32).map(|i| (i * 7 + 3) as u8).collect(), (0..300u32).map(|i| (i * 13) as u8).collect()])
+        Files(std::vec![
+            (0..5000u32).map(|i| (i * 7 + 3) as u8).collect(),
+            (0..300u32).map(|i| (i * 13) as u8).collect()
+        ])
     }
 
     /// What the wire would carry: the payload with the in-place ranges
@@ -603,7 +616,10 @@ mod tests {
                     let mut stale = chunk.to_vec();
                     let planned = out.plan(base.wrapping_add(again as u32), &stale, &f).unwrap();
                     for r in planned.in_place.as_slice() {
-                        assert!(real[again + r.at..again + r.at + r.len].iter().all(|&x| !x), "a real byte sent from the region");
+                        assert!(
+                            real[again + r.at..again + r.at + r.len].iter().all(|&x| !x),
+                            "a real byte sent from the region"
+                        );
                         stale[r.at..r.at + r.len].fill(0xee);
                     }
                     assert_eq!(wire(&stale, &planned, &f), chunk);
@@ -636,7 +652,9 @@ mod tests {
             let tcp = packet.len() >= 40 && packet[0] == 0x45 && packet[9] == 6 && (40..=packet.len()).contains(&total);
             if tcp && (20..=total - 20).contains(&(usize::from(packet[32] >> 4) * 4)) {
                 let mut sum = net_packet::checksum::Checksum::new();
-                let address = |at: usize| net_packet::ipv4::Ipv4Address([packet[at], packet[at + 1], packet[at + 2], packet[at + 3]]);
+                let address = |at: usize| {
+                    net_packet::ipv4::Ipv4Address([packet[at], packet[at + 1], packet[at + 2], packet[at + 3]])
+                };
                 sum.add_pseudo_header(address(12), address(16), net_packet::ipv4::IpProtocol::TCP, (total - 20) as u16);
                 sum.add_bytes(&packet[20..total]);
                 assert!(sum.is_valid(), "{packet:02x?}");
@@ -657,7 +675,12 @@ mod tests {
         let csum = segment_checksum([10, 0, 2, 15], [10, 0, 2, 2], &segment, 20, sum_of(&segment[20..]));
         segment[16..18].copy_from_slice(&csum.to_be_bytes());
         let mut check = net_packet::checksum::Checksum::new();
-        check.add_pseudo_header(net_packet::ipv4::Ipv4Address([10, 0, 2, 15]), net_packet::ipv4::Ipv4Address([10, 0, 2, 2]), net_packet::ipv4::IpProtocol::TCP, segment.len() as u16);
+        check.add_pseudo_header(
+            net_packet::ipv4::Ipv4Address([10, 0, 2, 15]),
+            net_packet::ipv4::Ipv4Address([10, 0, 2, 2]),
+            net_packet::ipv4::IpProtocol::TCP,
+            segment.len() as u16,
+        );
         check.add_bytes(&segment);
         assert!(check.is_valid());
     }

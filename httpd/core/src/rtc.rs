@@ -58,7 +58,13 @@ impl Registers {
         }
         let (seconds, minutes) = (decode(self.seconds), decode(self.minutes));
         let (day, month, year) = (decode(self.day), decode(self.month), decode(self.year));
-        if seconds > 59 || minutes > 59 || hours > 23 || !(1..=31).contains(&day) || !(1..=12).contains(&month) || year > 99 {
+        if seconds > 59
+            || minutes > 59
+            || hours > 23
+            || !(1..=31).contains(&day)
+            || !(1..=12).contains(&month)
+            || year > 99
+        {
             return None;
         }
         let days = days_from_civil(2000 + u64::from(year), u64::from(month), u64::from(day));
@@ -73,7 +79,8 @@ mod tests {
     #[test]
     fn bcd_24_hour() {
         // 2023-11-14 22:13:20 UTC
-        let r = Registers { seconds: 0x20, minutes: 0x13, hours: 0x22, day: 0x14, month: 0x11, year: 0x23, status_b: 0x02 };
+        let r =
+            Registers { seconds: 0x20, minutes: 0x13, hours: 0x22, day: 0x14, month: 0x11, year: 0x23, status_b: 0x02 };
         assert_eq!(r.unix_seconds(), Some(1_700_000_000));
     }
 
@@ -90,7 +97,8 @@ mod tests {
         // 2024-02-29 00:00:00
         let r = Registers { seconds: 0, minutes: 0, hours: 0, day: 0x29, month: 0x02, year: 0x24, status_b: 0x02 };
         assert_eq!(r.unix_seconds(), Some(1_709_164_800));
-        let absent = Registers { seconds: 0xff, minutes: 0xff, hours: 0xff, day: 0xff, month: 0xff, year: 0xff, status_b: 0xff };
+        let absent =
+            Registers { seconds: 0xff, minutes: 0xff, hours: 0xff, day: 0xff, month: 0xff, year: 0xff, status_b: 0xff };
         assert_eq!(absent.unix_seconds(), None);
     }
 }

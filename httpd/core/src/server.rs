@@ -153,8 +153,12 @@ pub enum StartError {
 impl core::fmt::Display for StartError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            StartError::NoConnections => write!(f, "the connection region holds no connection of {CONNECTION_BYTES} bytes"),
-            StartError::RegionTooSmall => write!(f, "the connections do not fit their region ({CONNECTION_BYTES} bytes each is too little)"),
+            StartError::NoConnections => {
+                write!(f, "the connection region holds no connection of {CONNECTION_BYTES} bytes")
+            }
+            StartError::RegionTooSmall => {
+                write!(f, "the connections do not fit their region ({CONNECTION_BYTES} bytes each is too little)")
+            }
             StartError::Listen => write!(f, "cannot listen on the port"),
         }
     }
@@ -199,7 +203,12 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: 'static> Server<L
     /// Sets up the interface on the device's node address and a pool of
     /// [`pool_size`]`(arena.remaining())` connections out of `arena`, none
     /// listening yet ([`Server::accept`]).
-    pub fn new(mut device: EthDevice<L, N>, arena: &mut Arena, settings: Settings, now_ns: u64) -> Result<Self, StartError> {
+    pub fn new(
+        mut device: EthDevice<L, N>,
+        arena: &mut Arena,
+        settings: Settings,
+        now_ns: u64,
+    ) -> Result<Self, StartError> {
         let count = pool_size(arena.remaining());
         if count == 0 {
             return Err(StartError::NoConnections);
@@ -245,7 +254,21 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: 'static> Server<L
         let pinned = SlotSet::new(arena, count).ok_or(StartError::RegionTooSmall)?;
         let active = SlotSet::new(arena, count).ok_or(StartError::RegionTooSmall)?;
         let date = DateCache::new(settings.boot_epoch + now_ns / SECOND_NS);
-        Ok(Server { device, iface, sockets, slots, endpoints, pinned, active, busy: 0, settings, date, counters: Counters::default(), full: false, accepting: false })
+        Ok(Server {
+            device,
+            iface,
+            sockets,
+            slots,
+            endpoints,
+            pinned,
+            active,
+            busy: 0,
+            settings,
+            date,
+            counters: Counters::default(),
+            full: false,
+            accepting: false,
+        })
     }
 
     /// Starts accepting connections: every free slot listens on the port.

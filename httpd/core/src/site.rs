@@ -20,13 +20,13 @@
 //!   large for the cache): the server answers with that status instead
 //!   and closes. Not a byte of the file is sent.
 
-use lib_blk_protocol::queue::QueueError;
-use lib_blk_protocol::{DiskInfo, RequestProducer, Response, ResponseConsumer, QUEUE_CAPACITY};
 use crate::inplace::FileSums;
 use core::cell::Cell;
-use http_core::{FileInfo, Lookup, Site, Status};
 use fs_cache::queues::{send_requests, take_boot_responses, take_responses, BootQueueError};
 use fs_cache::{Boot, BootStatus, Cache, CacheError, Completion, Config, Open, Ready, Stats, Ticket};
+use http_core::{FileInfo, Lookup, Site, Status};
+use lib_blk_protocol::queue::QueueError;
+use lib_blk_protocol::{DiskInfo, RequestProducer, Response, ResponseConsumer, QUEUE_CAPACITY};
 
 /// The answer to [`Store::open`] (see the module docs).
 #[derive(Debug, PartialEq, Eq)]
@@ -339,7 +339,12 @@ impl<'h, R: CacheRegion<'h>> Site for ImageStore<'h, R> {
         if let Some(file) = cache.lookup(path.as_bytes()) {
             let record = file.record();
             let fields = record.fields();
-            let info = FileInfo { len: record.size, last_modified: record.last_modified, etag: etag_of(fields), header: fields };
+            let info = FileInfo {
+                len: record.size,
+                last_modified: record.last_modified,
+                etag: etag_of(fields),
+                header: fields,
+            };
             return Lookup::File(info, file.id());
         }
         if cache.image().is_directory(path.as_bytes()) {

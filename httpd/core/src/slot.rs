@@ -273,7 +273,9 @@ fn flush<S: Store>(
             continue;
         }
         let Some(pin) = &slot.pin else { return Flush::FileError };
-        if let Some(region_offset) = site.region_offset(pin).filter(|_| ctx.settings.send_in_place && slot.peer.is_some()) {
+        if let Some(region_offset) =
+            site.region_offset(pin).filter(|_| ctx.settings.send_in_place && slot.peer.is_some())
+        {
             // A body longer than a piece waits until everything before it
             // was sent, so that its segments start on piece boundaries and
             // their checksums are the precomputed ones.

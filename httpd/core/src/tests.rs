@@ -1,10 +1,12 @@
 //! Host tests: the server's device on queues in memory, talking to a
 //! second smoltcp interface (the client) through Ethernet frames.
 
-use crate::device::{strip_ethernet, DeviceCounters, EthDevice, Link, Neighbours, NoBuffer, Resolution, ETHERNET_HEADER, MAX_FRAME};
+use crate::builtin::{pattern_byte, BuiltinSite, PATTERN_LEN};
+use crate::device::{
+    strip_ethernet, DeviceCounters, EthDevice, Link, Neighbours, NoBuffer, Resolution, ETHERNET_HEADER, MAX_FRAME,
+};
 use crate::inplace::{InPlace, InPlaceList};
 use crate::server::{pool_size, Server, Settings, CONNECTION_BYTES, SECOND_NS};
-use crate::builtin::{pattern_byte, BuiltinSite, PATTERN_LEN};
 use net_config::{Ipv4Address, NodeAddress};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
@@ -66,7 +68,11 @@ impl Link for FakeLink {
     fn can_send(&mut self) -> bool {
         (self.wire.borrow().in_flight.count_ones() as usize) < self.tx_capacity.min(TX_BUFFERS)
     }
-    fn send_gather(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> Option<InPlaceList>) -> Result<bool, NoBuffer> {
+    fn send_gather(
+        &mut self,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> Option<InPlaceList>,
+    ) -> Result<bool, NoBuffer> {
         if !self.can_send() || len > MAX_FRAME {
             return Err(NoBuffer);
         }
@@ -75,7 +81,10 @@ impl Link for FakeLink {
         let Some(in_place) = fill(&mut frame) else { return Ok(false) };
         let mut end = 0;
         for r in in_place.as_slice() {
-            assert!(r.at >= end && r.at + r.len <= len && r.len > 0, "in-place ranges sorted, inside the frame: {in_place:?}");
+            assert!(
+                r.at >= end && r.at + r.len <= len && r.len > 0,
+                "in-place ranges sorted, inside the frame: {in_place:?}"
+            );
             end = r.at + r.len;
         }
         let mut wire = self.wire.borrow_mut();
@@ -201,7 +210,12 @@ impl Net {
         let arp: Shared<ArpState> = Rc::default();
         arp.borrow_mut().table.push((CLIENT_IP, CLIENT_MAC));
         let node = NodeAddress { ipv4: SERVER_IP, prefix_len: 24, gateway: Some(CLIENT_IP) };
-        let device = EthDevice::new(FakeLink { wire: wire.clone(), tx_capacity: 64 }, FakeNeighbours(arp.clone()), node, SERVER_MAC);
+        let device = EthDevice::new(
+            FakeLink { wire: wire.clone(), tx_capacity: 64 },
+            FakeNeighbours(arp.clone()),
+            node,
+            SERVER_MAC,
+        );
         let mut arena = crate::arena::leaked(connections * CONNECTION_BYTES);
         let settings = Settings {
             port: 80,
@@ -345,7 +359,8 @@ fn pipelined_requests_and_a_megabyte() {
         n.take(h, &mut got);
         while let Some(len) = response_len(&got) {
             // HEAD: no body although Content-Length says so.
-            let len = if responses.len() == 1 { String::from_utf8_lossy(&got).find("\r\n\r\n").unwrap() + 4 } else { len };
+            let len =
+                if responses.len() == 1 { String::from_utf8_lossy(&got).find("\r\n\r\n").unwrap() + 4 } else { len };
             if got.len() < len {
                 break;
             }
@@ -353,7 +368,8 @@ fn pipelined_requests_and_a_megabyte() {
         }
         responses.len() == 4
     });
-    let heads: Vec<String> = responses.iter().map(|r| String::from_utf8_lossy(&r[..r.len().min(16)]).into_owned()).collect();
+    let heads: Vec<String> =
+        responses.iter().map(|r| String::from_utf8_lossy(&r[..r.len().min(16)]).into_owned()).collect();
     assert_eq!(heads, ["HTTP/1.1 200 OK\r", "HTTP/1.1 200 OK\r", "HTTP/1.1 200 OK\r", "HTTP/1.1 404 Not"]);
     let big = &responses[2];
     let body = &big[big.len() - PATTERN_LEN as usize..];
@@ -363,7 +379,11 @@ fn pipelined_requests_and_a_megabyte() {
     // Every body byte went in place (retransmissions may add more).
     let bodies = PATTERN_LEN + HELLO_LEN;
     assert_eq!(net.server.counters.copied_bytes, 0);
-    assert!(net.client_dev.wire.borrow().in_place_bytes as u64 >= bodies, "{} < {bodies}", net.client_dev.wire.borrow().in_place_bytes);
+    assert!(
+        net.client_dev.wire.borrow().in_place_bytes as u64 >= bodies,
+        "{} < {bodies}",
+        net.client_dev.wire.borrow().in_place_bytes
+    );
     assert_eq!(net.server.device.counters.tx_in_place_bytes, net.client_dev.wire.borrow().in_place_bytes as u64);
     assert_eq!(net.server.device.counters.tx_unplanned, 0);
     net.run_until(1000, |n| n.site.released == n.site.pins);
@@ -413,7 +433,8 @@ fn many_small_pipelined_responses_share_segments_in_place() {
         n.take(h, &mut got);
         while let Some(len) = response_len(&got).filter(|&len| got.len() >= len) {
             let response: Vec<u8> = got.drain(..len).collect();
-            let want: &[u8] = if bodies % 2 == 0 { b"hello from the seL4 web node\n" } else { b"h1 { color: #336; }\n" };
+            let want: &[u8] =
+                if bodies % 2 == 0 { b"hello from the seL4 web node\n" } else { b"h1 { color: #336; }\n" };
             assert!(response.ends_with(want), "response {bodies}: {:?}", String::from_utf8_lossy(&response));
             bodies += 1;
         }
@@ -506,9 +527,21 @@ fn nothing_is_accepted_before_accept() {
     // A fresh server that was never told to accept.
     let wire: Shared<Wire> = Rc::default();
     let node = NodeAddress { ipv4: SERVER_IP, prefix_len: 24, gateway: Some(CLIENT_IP) };
-    let device = EthDevice::new(FakeLink { wire: wire.clone(), tx_capacity: 64 }, FakeNeighbours(net.arp.clone()), node, SERVER_MAC);
+    let device = EthDevice::new(
+        FakeLink { wire: wire.clone(), tx_capacity: 64 },
+        FakeNeighbours(net.arp.clone()),
+        node,
+        SERVER_MAC,
+    );
     let mut arena = crate::arena::leaked(2 * CONNECTION_BYTES);
-    let settings = Settings { port: 80, idle_timeout_ns: SECOND_NS, close_timeout_ns: SECOND_NS, boot_epoch: STARTED, random_seed: 2, send_in_place: true };
+    let settings = Settings {
+        port: 80,
+        idle_timeout_ns: SECOND_NS,
+        close_timeout_ns: SECOND_NS,
+        boot_epoch: STARTED,
+        random_seed: 2,
+        send_in_place: true,
+    };
     net.server = Server::new(device, &mut arena, settings, 0).expect("server starts");
     net.client_dev.wire = wire;
     assert!(!net.server.accepting());
@@ -534,7 +567,11 @@ fn a_response_waits_for_its_file_without_starting_and_resumes() {
         net.step();
         net.take(h, &mut got);
     }
-    assert!(got.is_empty(), "nothing of the response is sent while the file waits: {:?}", String::from_utf8_lossy(&got));
+    assert!(
+        got.is_empty(),
+        "nothing of the response is sent while the file waits: {:?}",
+        String::from_utf8_lossy(&got)
+    );
     assert_eq!(net.server.counters.file_waits, 1);
     assert_eq!(net.site.pins, 0);
     // The load "completes".

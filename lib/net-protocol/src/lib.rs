@@ -292,7 +292,18 @@ mod tests {
 
     #[test]
     fn stats_round_trip() {
-        let s = Stats { rx_frames: 1, rx_bytes: 2, rx_dropped: 3, tx_frames: 4, tx_bytes: 5, tx_dropped: 6, irqs: 7, device_notifies: 8, client_notifies: 9, client_errors: 10 };
+        let s = Stats {
+            rx_frames: 1,
+            rx_bytes: 2,
+            rx_dropped: 3,
+            tx_frames: 4,
+            tx_bytes: 5,
+            tx_dropped: 6,
+            irqs: 7,
+            device_notifies: 8,
+            client_notifies: 9,
+            client_errors: 10,
+        };
         assert_eq!(Stats::from_words(s.to_words()), s);
     }
 

@@ -398,9 +398,7 @@ impl<T: fmt::Debug> fmt::Display for QueueError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             QueueError::Full => f.write_str("queue full"),
-            QueueError::Corrupt => {
-                f.write_str("queue indices corrupt (more entries than capacity)")
-            }
+            QueueError::Corrupt => f.write_str("queue indices corrupt (more entries than capacity)"),
             QueueError::OutOfBounds(entry) => write!(f, "entry out of bounds: {entry:x?}"),
         }
     }
@@ -446,14 +444,8 @@ impl<'a, const N: usize, T: Entry> Ring<'a, N, T> {
     unsafe fn new(region: *mut u8) -> Self {
         const {
             assert!(N.is_power_of_two(), "queue capacity must be a power of two");
-            assert!(
-                N <= 1 << 31,
-                "queue capacity must fit free-running u32 indices"
-            );
-            let (size, align) = (
-                core::mem::size_of::<T::Slot>(),
-                core::mem::align_of::<T::Slot>(),
-            );
+            assert!(N <= 1 << 31, "queue capacity must fit free-running u32 indices");
+            let (size, align) = (core::mem::size_of::<T::Slot>(), core::mem::align_of::<T::Slot>());
             assert!(size > 0, "an entry's slot must not be empty");
             assert!(
                 align <= REGION_ALIGN && HEADER_SIZE.is_multiple_of(align),
@@ -472,12 +464,7 @@ impl<'a, const N: usize, T: Entry> Ring<'a, N, T> {
         // writes (by the peer, through its own mapping) are allowed.
         // HEADER_SIZE is a multiple of the slots' alignment, which is at most
         // the region's (checked above).
-        unsafe {
-            Ring {
-                header: &*region.cast::<Header>(),
-                slots: &*region.add(HEADER_SIZE).cast::<[T::Slot; N]>(),
-            }
-        }
+        unsafe { Ring { header: &*region.cast::<Header>(), slots: &*region.add(HEADER_SIZE).cast::<[T::Slot; N]>() } }
     }
 
     fn slot(&self, index: u32) -> &T::Slot {
@@ -680,20 +667,14 @@ impl<'a, const N: usize, T: Entry> Consumer<'a, N, T> {
     /// again before waiting: prefer
     /// [`request_signal_if_empty`](Self::request_signal_if_empty).
     pub fn request_signal(&self) {
-        self.ring
-            .header
-            .signal_requested
-            .store(1, Ordering::Relaxed);
+        self.ring.header.signal_requested.store(1, Ordering::Relaxed);
         // C2: orders the flag store (C1) before the next tail load (C3).
         fence(Ordering::SeqCst);
     }
 
     /// Withdraws a request for a notification.
     pub fn cancel_signal(&self) {
-        self.ring
-            .header
-            .signal_requested
-            .store(0, Ordering::Relaxed);
+        self.ring.header.signal_requested.store(0, Ordering::Relaxed);
     }
 
     /// Prepares to wait for the producer: requests a notification, then
@@ -715,10 +696,7 @@ impl<'a, const N: usize, T: Entry> Consumer<'a, N, T> {
 
 impl<const N: usize, T: Entry> fmt::Debug for Producer<'_, N, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Producer")
-            .field("capacity", &N)
-            .field("tail", &self.tail)
-            .finish()
+        f.debug_struct("Producer").field("capacity", &N).field("tail", &self.tail).finish()
     }
 }
 
@@ -755,12 +733,7 @@ impl<'a, const N: usize, T: Entry> SenderQueues<'a, N, T> {
     /// distinct.
     pub unsafe fn new(free_region: *mut u8, active_region: *mut u8, bounds: T::Bounds) -> Self {
         // SAFETY: the caller's contract covers both regions.
-        unsafe {
-            SenderQueues {
-                free: Consumer::new(free_region, bounds),
-                active: Producer::new(active_region),
-            }
-        }
+        unsafe { SenderQueues { free: Consumer::new(free_region, bounds), active: Producer::new(active_region) } }
     }
 }
 
@@ -787,11 +760,6 @@ impl<'a, const N: usize, T: Entry> ReceiverQueues<'a, N, T> {
     /// distinct.
     pub unsafe fn new(free_region: *mut u8, active_region: *mut u8, bounds: T::Bounds) -> Self {
         // SAFETY: the caller's contract covers both regions.
-        unsafe {
-            ReceiverQueues {
-                active: Consumer::new(active_region, bounds),
-                free: Producer::new(free_region),
-            }
-        }
+        unsafe { ReceiverQueues { active: Consumer::new(active_region, bounds), free: Producer::new(free_region) } }
     }
 }

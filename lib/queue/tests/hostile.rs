@@ -18,11 +18,7 @@ const DATA_LEN: usize = 4096;
 const PATIENCE: Duration = Duration::from_secs(60);
 
 fn desc(i: u32) -> BufferDesc {
-    BufferDesc {
-        offset: u64::from(i) * 16,
-        len: 16,
-        cookie: i,
-    }
+    BufferDesc { offset: u64::from(i) * 16, len: 16, cookie: i }
 }
 
 #[test]
@@ -35,13 +31,7 @@ fn consumer_reports_a_tail_beyond_capacity() {
     let head = region.read_u32(HEAD);
 
     // tail - head > N, including "negative" counts.
-    for bogus in [
-        head + N as u32 + 1,
-        head + 1000,
-        head.wrapping_sub(1),
-        u32::MAX,
-        head + (1 << 31),
-    ] {
+    for bogus in [head + N as u32 + 1, head + 1000, head.wrapping_sub(1), u32::MAX, head + (1 << 31)] {
         region.write_u32(TAIL, bogus);
         assert_eq!(rx.dequeue(), Err(QueueError::Corrupt), "tail {bogus}");
         assert_eq!(rx.len(), Err(QueueError::Corrupt));
@@ -68,18 +58,9 @@ fn producer_reports_a_head_beyond_capacity() {
     tx.enqueue_batch(&[desc(0), desc(1), desc(2)]).unwrap();
     let tail = region.read_u32(TAIL);
 
-    for bogus in [
-        tail + 1,
-        tail.wrapping_sub(N as u32 + 1),
-        tail + (1 << 31),
-        tail.wrapping_sub(1000),
-    ] {
+    for bogus in [tail + 1, tail.wrapping_sub(N as u32 + 1), tail + (1 << 31), tail.wrapping_sub(1000)] {
         region.write_u32(HEAD, bogus);
-        assert_eq!(
-            tx.enqueue(desc(9)),
-            Err(QueueError::Corrupt),
-            "head {bogus}"
-        );
+        assert_eq!(tx.enqueue(desc(9)), Err(QueueError::Corrupt), "head {bogus}");
         assert_eq!(tx.enqueue_batch(&[desc(9)]), Err(QueueError::Corrupt));
         assert_eq!(tx.len(), Err(QueueError::Corrupt));
         assert_eq!(region.read_u32(TAIL), tail, "nothing published");
@@ -119,32 +100,12 @@ fn descriptors_outside_the_data_region_are_consumed_and_reported() {
     let mut tx = region.producer::<N>();
     let mut rx = region.consumer::<N>(DATA_LEN);
     let bad = [
-        BufferDesc {
-            offset: DATA_LEN as u64,
-            len: 1,
-            cookie: 0,
-        },
-        BufferDesc {
-            offset: 0,
-            len: DATA_LEN as u32 + 1,
-            cookie: 0,
-        },
-        BufferDesc {
-            offset: u64::MAX,
-            len: 2,
-            cookie: 0,
-        }, // offset + len overflows
-        BufferDesc {
-            offset: u64::MAX - 4095,
-            len: 4096,
-            cookie: 0,
-        },
+        BufferDesc { offset: DATA_LEN as u64, len: 1, cookie: 0 },
+        BufferDesc { offset: 0, len: DATA_LEN as u32 + 1, cookie: 0 },
+        BufferDesc { offset: u64::MAX, len: 2, cookie: 0 }, // offset + len overflows
+        BufferDesc { offset: u64::MAX - 4095, len: 4096, cookie: 0 },
     ];
-    let good = BufferDesc {
-        offset: DATA_LEN as u64 - 1,
-        len: 1,
-        cookie: 7,
-    };
+    let good = BufferDesc { offset: DATA_LEN as u64 - 1, len: 1, cookie: 7 };
     for b in bad {
         tx.enqueue(b).unwrap();
         tx.enqueue(good).unwrap();
@@ -157,14 +118,7 @@ fn descriptors_outside_the_data_region_are_consumed_and_reported() {
     tx.enqueue(good).unwrap();
     let s = (region.read_u32(TAIL) as usize - 1) % N;
     region.write_slot(s, 4000, 97, 0);
-    assert_eq!(
-        rx.dequeue(),
-        Err(QueueError::OutOfBounds(BufferDesc {
-            offset: 4000,
-            len: 97,
-            cookie: 0
-        }))
-    );
+    assert_eq!(rx.dequeue(), Err(QueueError::OutOfBounds(BufferDesc { offset: 4000, len: 97, cookie: 0 })));
 }
 
 /// A peer thread rewrites `tail` and the slots at random, as fast as it
@@ -242,10 +196,7 @@ fn consumer_with_tail_and_slots_flipping<T>(
         "hostile producer of {}: {handed_out} handed out, {out_of_bounds} out of bounds, {corrupt} corrupt, {empty} empty",
         std::any::type_name::<T>()
     );
-    assert!(
-        handed_out > 0 && out_of_bounds > 0 && corrupt > 0,
-        "all outcomes exercised"
-    );
+    assert!(handed_out > 0 && out_of_bounds > 0 && corrupt > 0, "all outcomes exercised");
 }
 
 #[test]
@@ -259,9 +210,7 @@ fn consumer_with_tail_and_descriptors_flipping() {
         _ => queue.write_slot(i, r >> 20, (r >> 3) as u32, 4),
     };
     let good = |d: &BufferDesc| d.is_within(DATA_LEN) && d.range().end <= DATA_LEN;
-    with_timeout(120, move || {
-        consumer_with_tail_and_slots_flipping(0x1234_5678_9abc_def1, DATA_LEN, write_slot, good)
-    });
+    with_timeout(120, move || consumer_with_tail_and_slots_flipping(0x1234_5678_9abc_def1, DATA_LEN, write_slot, good));
 }
 
 /// The generic path: 32-byte entries written whole are consistent, but a
@@ -277,16 +226,10 @@ fn consumer_with_tail_and_wide_entries_flipping() {
         // Consistent but beyond the bound.
         2 => queue.write_wide_slot(i, Wide::numbered(MAX_SEQ + (r >> 40))),
         // Garbage.
-        _ => queue.write_wide_slot(
-            i,
-            Wide { seq: r >> 30, key: r, extra: !r, tag: r as u32, cookie: 0 },
-        ),
+        _ => queue.write_wide_slot(i, Wide { seq: r >> 30, key: r, extra: !r, tag: r as u32, cookie: 0 }),
     };
-    let good =
-        |w: &Wide| w.seq < MAX_SEQ && w.key == Wide::key_of(w.seq) && w.tag == Wide::tag_of(w.seq);
-    with_timeout(120, move || {
-        consumer_with_tail_and_slots_flipping(0x2468_ace0_1357_9bdf, MAX_SEQ, write_slot, good)
-    });
+    let good = |w: &Wide| w.seq < MAX_SEQ && w.key == Wide::key_of(w.seq) && w.tag == Wide::tag_of(w.seq);
+    with_timeout(120, move || consumer_with_tail_and_slots_flipping(0x2468_ace0_1357_9bdf, MAX_SEQ, write_slot, good));
 }
 
 /// A peer thread rewrites `head` and the signal flag at random while this
@@ -347,17 +290,12 @@ fn producer_with_head_and_flag_flipping<T: Entry + Debug + PartialEq>(seed: u64,
         "hostile consumer of {}: {sent} sent, {full} full, {corrupt} corrupt, {signals} signals",
         std::any::type_name::<T>()
     );
-    assert!(
-        sent > 0 && full > 0 && corrupt > 0 && signals > 0,
-        "all outcomes exercised"
-    );
+    assert!(sent > 0 && full > 0 && corrupt > 0 && signals > 0, "all outcomes exercised");
 }
 
 #[test]
 fn producer_of_descriptors_with_head_and_flag_flipping() {
-    with_timeout(120, || {
-        producer_with_head_and_flag_flipping(0x0fed_cba9_8765_4321, |round| desc(round as u32 % 256))
-    });
+    with_timeout(120, || producer_with_head_and_flag_flipping(0x0fed_cba9_8765_4321, |round| desc(round as u32 % 256)));
 }
 
 #[test]

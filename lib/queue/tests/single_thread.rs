@@ -5,19 +5,12 @@
 mod common;
 
 use common::{slot, wide_slot, Region, Small, Wide, HEAD, SIGNAL_REQUESTED, TAIL};
-use lib_queue::{
-    region_size, region_size_for, BufferDesc, Consumer, Producer, QueueError, DESC_SIZE,
-    HEADER_SIZE,
-};
+use lib_queue::{region_size, region_size_for, BufferDesc, Consumer, Producer, QueueError, DESC_SIZE, HEADER_SIZE};
 
 const DATA_LEN: usize = 1 << 20;
 
 fn desc(i: u32) -> BufferDesc {
-    BufferDesc {
-        offset: u64::from(i) * 64,
-        len: i % 64,
-        cookie: i,
-    }
+    BufferDesc { offset: u64::from(i) * 64, len: i % 64, cookie: i }
 }
 
 #[test]
@@ -57,11 +50,7 @@ fn batch_enqueues_what_fits_and_publishes_it() {
 
     let batch: Vec<_> = (0..6).map(desc).collect();
     assert_eq!(tx.enqueue_batch(&batch), Ok(4));
-    assert_eq!(
-        region.read_u32(TAIL),
-        4,
-        "one publication of the whole batch"
-    );
+    assert_eq!(region.read_u32(TAIL), 4, "one publication of the whole batch");
     assert_eq!(tx.enqueue_batch(&batch[4..]), Ok(0));
     assert_eq!(rx.dequeue(), Ok(Some(desc(0))));
     assert_eq!(rx.dequeue(), Ok(Some(desc(1))));
@@ -185,11 +174,7 @@ fn layout_matches_the_documentation() {
     let mut tx = region.producer::<4>();
     let mut rx = region.consumer::<4>(u64::MAX as usize);
     for i in 0..6u32 {
-        let d = BufferDesc {
-            offset: 0x1122_3344_5566_7700 + u64::from(i),
-            len: 0xa0 + i,
-            cookie: 0xc0 + i,
-        };
+        let d = BufferDesc { offset: 0x1122_3344_5566_7700 + u64::from(i), len: 0xa0 + i, cookie: 0xc0 + i };
         tx.enqueue(d).unwrap();
         let s = i as usize % 4;
         assert_eq!(region.read_u64(slot(s)), d.offset);
@@ -203,14 +188,7 @@ fn layout_matches_the_documentation() {
 
 #[test]
 fn descriptor_bounds() {
-    let inside = |offset: u64, len: u32| {
-        BufferDesc {
-            offset,
-            len,
-            cookie: 0,
-        }
-        .is_within(4096)
-    };
+    let inside = |offset: u64, len: u32| BufferDesc { offset, len, cookie: 0 }.is_within(4096);
     assert!(inside(0, 4096));
     assert!(inside(4095, 1));
     assert!(inside(4096, 0));
@@ -218,15 +196,7 @@ fn descriptor_bounds() {
     assert!(!inside(0, 4097));
     assert!(!inside(u64::MAX, 1), "offset + len overflows");
     assert!(!inside(u64::MAX - 10, u32::MAX));
-    assert_eq!(
-        BufferDesc {
-            offset: 100,
-            len: 28,
-            cookie: 9
-        }
-        .range(),
-        100..128
-    );
+    assert_eq!(BufferDesc { offset: 100, len: 28, cookie: 9 }.range(), 100..128);
 }
 
 #[test]

@@ -5,10 +5,7 @@
 mod common;
 
 use common::{with_timeout, Notification, Region, Small, Wide, HEAD, TAIL};
-use lib_queue::{
-    region_size, region_size_for, BufferDesc, Consumer, Entry, Producer, ReceiverQueues,
-    SenderQueues,
-};
+use lib_queue::{region_size, region_size_for, BufferDesc, Consumer, Entry, Producer, ReceiverQueues, SenderQueues};
 use std::fmt::Debug;
 use std::hint::spin_loop;
 use std::thread;
@@ -30,11 +27,7 @@ fn backoff(spins: &mut u32) {
 
 /// The descriptor carrying sequence number `seq`, in every field.
 fn numbered(seq: u64) -> BufferDesc {
-    BufferDesc {
-        offset: seq,
-        len: (seq as u32).wrapping_mul(0x9e37_79b9) >> 8,
-        cookie: !(seq as u32),
-    }
+    BufferDesc { offset: seq, len: (seq as u32).wrapping_mul(0x9e37_79b9) >> 8, cookie: !(seq as u32) }
 }
 
 #[test]
@@ -72,11 +65,7 @@ where
             while seq < MESSAGES {
                 // Single enqueues and batches of up to 8, alternately.
                 batch.clear();
-                let size = if seq % 3 == 0 {
-                    1
-                } else {
-                    (seq % 8 + 1).min(MESSAGES - seq)
-                };
+                let size = if seq % 3 == 0 { 1 } else { (seq % 8 + 1).min(MESSAGES - seq) };
                 batch.extend((seq..seq + size).map(numbered));
                 let sent = tx.enqueue_batch(&batch).unwrap();
                 if sent == 0 {
@@ -101,11 +90,7 @@ where
         });
     });
     assert_eq!(region.read_u32(HEAD), start.wrapping_add(MESSAGES as u32));
-    eprintln!(
-        "busy polling: {MESSAGES} entries of {} bytes in {:?}",
-        size_of::<T::Slot>(),
-        began.elapsed()
-    );
+    eprintln!("busy polling: {MESSAGES} entries of {} bytes in {:?}", size_of::<T::Slot>(), began.elapsed());
 }
 
 /// A full sDDF-style data flow: the receiver lends `N` buffers through
@@ -128,11 +113,7 @@ fn notified_flow<const N: usize>(messages: u64) {
     let (sender_wakeup, receiver_wakeup) = (Notification::default(), Notification::default());
 
     for i in 0..N {
-        let buf = BufferDesc {
-            offset: (i * BUF) as u64,
-            len: BUF as u32,
-            cookie: i as u32,
-        };
+        let buf = BufferDesc { offset: (i * BUF) as u64, len: BUF as u32, cookie: i as u32 };
         rx.free.enqueue(buf).unwrap();
     }
 
@@ -150,13 +131,7 @@ fn notified_flow<const N: usize>(messages: u64) {
                         // `dequeue`) and 8-aligned; this thread owns it until
                         // it enqueues it on `active` (Release).
                         unsafe { bytes.write(seq) };
-                        tx.active
-                            .enqueue(BufferDesc {
-                                len: 8,
-                                cookie: seq as u32,
-                                ..buf
-                            })
-                            .unwrap();
+                        tx.active.enqueue(BufferDesc { len: 8, cookie: seq as u32, ..buf }).unwrap();
                         seq += 1;
                         if tx.active.should_signal() {
                             receiver_wakeup.signal();
@@ -184,12 +159,7 @@ fn notified_flow<const N: usize>(messages: u64) {
                         // buffer from its dequeue (Acquire) to its enqueue.
                         assert_eq!(unsafe { bytes.read() }, expected, "buffer contents");
                         expected += 1;
-                        rx.free
-                            .enqueue(BufferDesc {
-                                len: BUF as u32,
-                                ..buf
-                            })
-                            .unwrap();
+                        rx.free.enqueue(BufferDesc { len: BUF as u32, ..buf }).unwrap();
                         // Signal per batch of 8 returned buffers; always
                         // before going to sleep (below).
                         if expected.is_multiple_of(8) && rx.free.should_signal() {

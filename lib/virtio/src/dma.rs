@@ -58,7 +58,8 @@ impl DmaRegion {
     pub fn split_at(self, offset: usize) -> Option<(DmaRegion, DmaRegion)> {
         (offset <= self.len).then(|| {
             let head = DmaRegion { vaddr: self.vaddr, paddr: self.paddr, len: offset };
-            let tail = DmaRegion { vaddr: self.vaddr + offset, paddr: self.paddr + offset as u64, len: self.len - offset };
+            let tail =
+                DmaRegion { vaddr: self.vaddr + offset, paddr: self.paddr + offset as u64, len: self.len - offset };
             (head, tail)
         })
     }

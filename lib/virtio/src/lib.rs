@@ -101,7 +101,10 @@ pub mod features {
 
         #[test]
         fn selects_only_what_is_offered_and_wanted() {
-            assert_eq!(select(VERSION_1 | RING_EVENT_IDX | 1, VERSION_1, RING_EVENT_IDX), Ok(VERSION_1 | RING_EVENT_IDX));
+            assert_eq!(
+                select(VERSION_1 | RING_EVENT_IDX | 1, VERSION_1, RING_EVENT_IDX),
+                Ok(VERSION_1 | RING_EVENT_IDX)
+            );
             assert_eq!(select(VERSION_1, VERSION_1, RING_EVENT_IDX), Ok(VERSION_1));
             assert_eq!(select(RING_EVENT_IDX, VERSION_1, RING_EVENT_IDX), Err(Missing(VERSION_1)));
         }

@@ -238,7 +238,13 @@ mod tests {
     #[test]
     fn finds_qemu_layouts() {
         let s = |offset| BarRange { bar: 4, offset, length: 0x1000 };
-        let expected = VirtioCaps { common: s(0), notify: s(0x3000), notify_off_multiplier: 4, isr: s(0x1000), device: Some(s(0x2000)) };
+        let expected = VirtioCaps {
+            common: s(0),
+            notify: s(0x3000),
+            notify_off_multiplier: 4,
+            isr: s(0x1000),
+            device: Some(s(0x2000)),
+        };
         assert_eq!(VirtioCaps::find(qemu_virtio_net().as_slice()), Ok(expected));
         assert_eq!(VirtioCaps::find(qemu_virtio_blk().as_slice()), Ok(expected));
         assert!(expected.notify.within(4, 0x4000));

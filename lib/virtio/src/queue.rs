@@ -237,7 +237,11 @@ impl<T: Copy, const N: usize> SplitQueue<T, N> {
     /// Physical addresses of the descriptor table, driver area and device
     /// area, for [`Transport::setup_queue`](crate::transport::Transport::setup_queue).
     pub fn areas(&self) -> Areas {
-        Areas { desc: self.mem.paddr(0), driver: self.mem.paddr(self.layout.avail), device: self.mem.paddr(self.layout.used) }
+        Areas {
+            desc: self.mem.paddr(0),
+            driver: self.mem.paddr(self.layout.avail),
+            device: self.mem.paddr(self.layout.used),
+        }
     }
 
     /// Descriptors not in use.
@@ -450,7 +454,13 @@ mod tests {
         }
         fn queue<T: Copy>(&mut self, size: u16, event_idx: bool) -> (SplitQueue<T, N>, Device) {
             let q = SplitQueue::new(self.region(), size, event_idx).unwrap();
-            let dev = Device { base: self.0.as_mut_ptr().cast(), size: usize::from(size), layout: Layout::new(usize::from(size)), last_avail: 0, used_idx: 0 };
+            let dev = Device {
+                base: self.0.as_mut_ptr().cast(),
+                size: usize::from(size),
+                layout: Layout::new(usize::from(size)),
+                last_avail: 0,
+                used_idx: 0,
+            };
             (q, dev)
         }
     }

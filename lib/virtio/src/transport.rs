@@ -394,7 +394,13 @@ mod tests {
 
     fn caps() -> VirtioCaps {
         let s = |offset, length| BarRange { bar: 4, offset, length };
-        VirtioCaps { common: s(0, 0x1000), notify: s(0x3000, 0x1000), notify_off_multiplier: 4, isr: s(0x1000, 0x1000), device: Some(s(0x2000, 8)) }
+        VirtioCaps {
+            common: s(0, 0x1000),
+            notify: s(0x3000, 0x1000),
+            notify_off_multiplier: 4,
+            isr: s(0x1000, 0x1000),
+            device: Some(s(0x2000, 8)),
+        }
     }
 
     #[test]
@@ -405,7 +411,10 @@ mod tests {
         assert_eq!(err, TransportError::BadStructure(CfgType::Common, caps().common));
         let notify = BarRange { bar: 4, offset: 0x3800, length: 0x1000 };
         let c = VirtioCaps { notify, ..caps() };
-        assert_eq!(Transport::new(bar.mmio(), 4, &c).unwrap_err(), TransportError::BadStructure(CfgType::Notify, notify));
+        assert_eq!(
+            Transport::new(bar.mmio(), 4, &c).unwrap_err(),
+            TransportError::BadStructure(CfgType::Notify, notify)
+        );
         let c = VirtioCaps { notify_off_multiplier: 3, ..caps() };
         assert_eq!(Transport::new(bar.mmio(), 4, &c).unwrap_err(), TransportError::BadNotifyMultiplier(3));
     }

@@ -291,9 +291,7 @@ impl<'a> TableReader<'a> {
     /// The MAC of `ip`, if the table has a usable ([`State::is_usable`])
     /// translation for it. `None` means "ask arpd", never "unreachable".
     pub fn lookup(&self, ip: Ipv4Address) -> Option<[u8; 6]> {
-        self.lookup_entry(ip)
-            .filter(|entry| entry.state.is_usable())
-            .map(|entry| entry.mac.0)
+        self.lookup_entry(ip).filter(|entry| entry.state.is_usable()).map(|entry| entry.mac.0)
     }
 
     /// The entry for `ip` in any state, read consistently.
@@ -341,12 +339,7 @@ impl<'a> TableReader<'a> {
             if !mac.is_unicast() {
                 return Err(ReadError::Invalid);
             }
-            return Ok(Some(Entry {
-                ip: Ipv4Address::from_u32(ip),
-                mac,
-                state,
-                confirmed_ns,
-            }));
+            return Ok(Some(Entry { ip: Ipv4Address::from_u32(ip), mac, state, confirmed_ns }));
         }
         Err(ReadError::Busy)
     }

@@ -1,7 +1,7 @@
 use super::*;
+use lib_test_rng::Rng;
 use std::boxed::Box;
 use std::sync::atomic::AtomicBool;
-use lib_test_rng::Rng;
 
 const IP_A: Ipv4Address = Ipv4Address::new(10, 0, 2, 2);
 const IP_B: Ipv4Address = Ipv4Address::new(10, 0, 2, 3);
@@ -130,7 +130,6 @@ fn invalid_entries_are_refused() {
         assert_eq!(writer.reader().lookup(IP_A), None);
     }
 }
-
 
 #[test]
 fn arbitrary_contents_never_panic_and_yield_only_unicast_macs() {

@@ -2,9 +2,9 @@
 //! `send_from` region instead of the transmit buffer, and the gather list
 //! (`net-protocol`, "Transmit") that says so to the demultiplexer.
 
-use lib_net_protocol::{tx_offset, InPlace, TxWindow, MAX_FRAME_DESCS, MAX_IN_PLACE, TX_MORE};
 #[cfg(test)]
 use lib_net_protocol::InPlaceList;
+use lib_net_protocol::{tx_offset, InPlace, TxWindow, MAX_FRAME_DESCS, MAX_IN_PLACE, TX_MORE};
 use lib_queue::BufferDesc;
 
 use crate::{SendError, TX_BUFFER_SIZE};
@@ -44,7 +44,12 @@ impl FrameDescs {
 /// [`SendError::BadLayout`] unless the ranges are at most [`MAX_IN_PLACE`],
 /// non-empty, sorted, not overlapping, inside the frame and inside the
 /// region (so none without a region).
-pub(crate) fn frame_descs(slot: usize, len: usize, in_place: &[InPlace], send_from_size: u64) -> Result<FrameDescs, SendError> {
+pub(crate) fn frame_descs(
+    slot: usize,
+    len: usize,
+    in_place: &[InPlace],
+    send_from_size: u64,
+) -> Result<FrameDescs, SendError> {
     if in_place.len() > MAX_IN_PLACE {
         return Err(SendError::BadLayout);
     }
@@ -96,7 +101,11 @@ mod tests {
     }
 
     fn files(slot: usize, offset: u32, len: usize, more: bool) -> BufferDesc {
-        BufferDesc { offset: tx_offset(TxWindow::Files, offset), len: len as u32, cookie: slot as u32 | if more { TX_MORE } else { 0 } }
+        BufferDesc {
+            offset: tx_offset(TxWindow::Files, offset),
+            len: len as u32,
+            cookie: slot as u32 | if more { TX_MORE } else { 0 },
+        }
     }
 
     fn range(at: usize, len: usize, offset: u32) -> InPlace {
@@ -134,12 +143,12 @@ mod tests {
     fn bad_layouts_are_refused() {
         let bad = |ranges: &[InPlace], size: u64| frame_descs(1, 1000, ranges, size);
         for ranges in [
-            &[range(10, 0, 0)][..],                        // empty
-            &[range(900, 200, 0)],                         // past the frame
-            &[range(usize::MAX, 2, 0)],                    // overflow
-            &[range(100, 50, 0), range(120, 10, 0)],       // overlapping
-            &[range(300, 10, 0), range(100, 10, 0)],       // unsorted
-            &[range(100, 10, (REGION - 5) as u32)],        // past the region
+            &[range(10, 0, 0)][..],                  // empty
+            &[range(900, 200, 0)],                   // past the frame
+            &[range(usize::MAX, 2, 0)],              // overflow
+            &[range(100, 50, 0), range(120, 10, 0)], // overlapping
+            &[range(300, 10, 0), range(100, 10, 0)], // unsorted
+            &[range(100, 10, (REGION - 5) as u32)],  // past the region
             &[range(100, 10, u32::MAX)],
         ] {
             assert_eq!(bad(ranges, REGION), Err(SendError::BadLayout), "{ranges:?}");

@@ -63,7 +63,11 @@ impl Alarm {
     /// asks `timer` for it; if the timer refuses, nothing is pending any
     /// more ([`Alarm::failed`]) and the error is returned for the caller
     /// to log.
-    pub fn arm(&mut self, deadline: Option<u64>, timer: drivers_timer_api::Timer) -> Result<(), drivers_timer_api::Error> {
+    pub fn arm(
+        &mut self,
+        deadline: Option<u64>,
+        timer: drivers_timer_api::Timer,
+    ) -> Result<(), drivers_timer_api::Error> {
         let result = match self.plan(deadline) {
             AlarmAction::Nothing => Ok(()),
             AlarmAction::Set(at) => timer.set_timeout(at),
@@ -79,16 +83,17 @@ impl Alarm {
     }
 }
 
-use net_filter::{Filter, FilterKind};
-use pds_runtime::{get_mr, log, msginfo, set_mr, Channel, MemoryRegion};
-use net_config::{
-    mac_from_word, ClientRegion, MuxCall, MuxStats, NetConfig, NodeAddress, CLIENT_MUX_CHANNEL, CONFIG_BYTES, TX_BUFFERS,
-};
 use lib_net_protocol::{
     split_tx_offset, TxWindow, RX_BUFFERS, RX_BUFFER_SIZE, RX_DATA_SIZE, RX_QUEUE_CAPACITY, TX_MORE, TX_QUEUE_CAPACITY,
     TX_SPACE_LEN,
 };
 use lib_queue::{BufferDesc, ReceiverQueues, SenderQueues};
+use net_config::{
+    mac_from_word, ClientRegion, MuxCall, MuxStats, NetConfig, NodeAddress, CLIENT_MUX_CHANNEL, CONFIG_BYTES,
+    TX_BUFFERS,
+};
+use net_filter::{Filter, FilterKind};
+use pds_runtime::{get_mr, log, msginfo, set_mr, Channel, MemoryRegion};
 
 pub use lib_net_protocol::MAX_FRAME_LEN;
 
@@ -193,15 +198,7 @@ impl NetClient {
                 MemoryRegion::new(ClientRegion::TxData.client_vaddr() as usize, ClientRegion::TxData.size() as usize),
             )
         };
-        let mut client = NetClient {
-            rx,
-            tx,
-            rx_data,
-            tx_data,
-            tx_slots: TxSlots::new(),
-            config,
-            mac: [0; 6],
-        };
+        let mut client = NetClient { rx, tx, rx_data, tx_data, tx_slots: TxSlots::new(), config, mac: [0; 6] };
         for i in 0..RX_BUFFERS {
             client.return_rx_buffer((i * RX_BUFFER_SIZE) as u64);
         }
@@ -320,7 +317,11 @@ impl NetClient {
     /// [`MAX_FRAME_DESCS`] descriptors ([`SendError::NoBuffer`]), checked
     /// before `fill` runs, so that a filled frame is never lost for want of
     /// room.
-    pub fn send_gather(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> Option<InPlaceList>) -> Result<bool, SendError> {
+    pub fn send_gather(
+        &mut self,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> Option<InPlaceList>,
+    ) -> Result<bool, SendError> {
         if !(lib_net_protocol::MIN_FRAME_LEN..=MAX_FRAME_LEN).contains(&len) {
             return Err(SendError::BadLength);
         }

@@ -31,8 +31,8 @@
 //! Version 2 added `send_from_size` (version 1 left those bytes zero).
 
 use crate::{
-    Claim, ClientConfig, Filter, FilterKind, Ipv4Address, NetConfig, NodeAddress, MAX_CLAIMS,
-    MAX_CLIENTS, MAX_GRANT_FILTERS, MAX_SEND_FROM_SIZE, NAME_LEN,
+    Claim, ClientConfig, Filter, FilterKind, Ipv4Address, NetConfig, NodeAddress, MAX_CLAIMS, MAX_CLIENTS,
+    MAX_GRANT_FILTERS, MAX_SEND_FROM_SIZE, NAME_LEN,
 };
 
 /// First bytes of an encoded configuration.
@@ -67,7 +67,9 @@ impl core::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             ConfigError::Unset => write!(f, "no network configuration: is this PD in the description's <network>?"),
-            ConfigError::Version(v) => write!(f, "network configuration of layout version {v}, expected {CONFIG_VERSION}: rebuild the image"),
+            ConfigError::Version(v) => {
+                write!(f, "network configuration of layout version {v}, expected {CONFIG_VERSION}: rebuild the image")
+            }
             ConfigError::Invalid => write!(f, "corrupt network configuration"),
         }
     }
@@ -166,7 +168,10 @@ impl NetConfig {
         for (n, client) in config.clients.iter_mut().take(count).enumerate() {
             let base = HEADER + n * CLIENT;
             let flags = bytes[base];
-            if flags & !7 != 0 || usize::from(bytes[base + 1]) > MAX_GRANT_FILTERS || usize::from(bytes[base + 2]) > MAX_CLAIMS {
+            if flags & !7 != 0
+                || usize::from(bytes[base + 1]) > MAX_GRANT_FILTERS
+                || usize::from(bytes[base + 2]) > MAX_CLAIMS
+            {
                 return Err(ConfigError::Invalid);
             }
             client.may_copy = flags & 1 != 0;
@@ -221,7 +226,11 @@ mod tests {
         let mut clients = [ClientConfig::new(""); MAX_CLIENTS];
         clients[..3].copy_from_slice(&[arpd, stray, watch]);
         NetConfig {
-            node: NodeAddress { ipv4: Ipv4Address::new(10, 0, 2, 15), prefix_len: 24, gateway: Some(Ipv4Address::new(10, 0, 2, 2)) },
+            node: NodeAddress {
+                ipv4: Ipv4Address::new(10, 0, 2, 15),
+                prefix_len: 24,
+                gateway: Some(Ipv4Address::new(10, 0, 2, 2)),
+            },
             me: Some(2),
             arpd: Some(0),
             clients,
@@ -249,7 +258,17 @@ mod tests {
         let mut bytes = example().to_bytes();
         bytes[8] = 1;
         assert_eq!(NetConfig::from_bytes(&bytes), Err(ConfigError::Version(1)));
-        for (at, value) in [(12, 3), (13, 7), (14, 9), (15, 33), (HEADER, 8), (HEADER + 1, 5), (HEADER + 2, 5), (HEADER + CLIENT_FILTERS + 7, 0xff), (HEADER + 2 * CLIENT + CLIENT_SEND_FROM + 4, 2)] {
+        for (at, value) in [
+            (12, 3),
+            (13, 7),
+            (14, 9),
+            (15, 33),
+            (HEADER, 8),
+            (HEADER + 1, 5),
+            (HEADER + 2, 5),
+            (HEADER + CLIENT_FILTERS + 7, 0xff),
+            (HEADER + 2 * CLIENT + CLIENT_SEND_FROM + 4, 2),
+        ] {
             let mut bytes = example().to_bytes();
             bytes[at] = value;
             assert_eq!(NetConfig::from_bytes(&bytes), Err(ConfigError::Invalid), "byte {at} = {value}");

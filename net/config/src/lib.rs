@@ -598,7 +598,9 @@ mod tests {
         }
         for r in ClientRegion::ALL {
             assert_eq!(r.client_vaddr() % 0x1000, 0);
-            assert!(r.mux_vaddr(MAX_CLIENTS - 1) + r.size() <= MUX_CLIENT_BASE + MAX_CLIENTS as u64 * MUX_CLIENT_STRIDE);
+            assert!(
+                r.mux_vaddr(MAX_CLIENTS - 1) + r.size() <= MUX_CLIENT_BASE + MAX_CLIENTS as u64 * MUX_CLIENT_STRIDE
+            );
         }
     }
 

@@ -43,10 +43,7 @@ pub struct Ipv4Prefix {
 
 impl Ipv4Prefix {
     /// Every address: `0.0.0.0/0`.
-    pub const ANY: Ipv4Prefix = Ipv4Prefix {
-        network: Ipv4Address::UNSPECIFIED,
-        len: 0,
-    };
+    pub const ANY: Ipv4Prefix = Ipv4Prefix { network: Ipv4Address::UNSPECIFIED, len: 0 };
 
     /// The prefix of the first `len` bits of `address` (host bits are
     /// cleared); `None` if `len` exceeds 32.
@@ -60,10 +57,7 @@ impl Ipv4Prefix {
 
     /// The one-address prefix `address/32`.
     pub fn host(address: Ipv4Address) -> Self {
-        Ipv4Prefix {
-            network: address,
-            len: 32,
-        }
+        Ipv4Prefix { network: address, len: 32 }
     }
 
     /// The first address of the prefix.
@@ -106,10 +100,7 @@ pub struct PortRange {
 
 impl PortRange {
     /// Every port, 0–65535.
-    pub const ANY: PortRange = PortRange {
-        first: 0,
-        last: u16::MAX,
-    };
+    pub const ANY: PortRange = PortRange { first: 0, last: u16::MAX };
 
     /// `first..=last`; `None` if `first > last`.
     pub const fn new(first: u16, last: u16) -> Option<Self> {
@@ -121,10 +112,7 @@ impl PortRange {
 
     /// The one port `port`.
     pub const fn single(port: u16) -> Self {
-        PortRange {
-            first: port,
-            last: port,
-        }
+        PortRange { first: port, last: port }
     }
 
     pub fn first(&self) -> u16 {
@@ -197,77 +185,47 @@ impl ProtocolSet {
 
 impl Filter {
     /// Every frame.
-    pub const ANY: Filter = Filter {
-        ethertype: None,
-        protocol: None,
-        src_addr: None,
-        dst_addr: None,
-        src_port: None,
-        dst_port: None,
-    };
+    pub const ANY: Filter =
+        Filter { ethertype: None, protocol: None, src_addr: None, dst_addr: None, src_port: None, dst_port: None };
 
     /// Frames of one EtherType, such as ARP.
     pub const fn ethertype(ethertype: EtherType) -> Filter {
-        Filter {
-            ethertype: Some(ethertype),
-            ..Filter::ANY
-        }
+        Filter { ethertype: Some(ethertype), ..Filter::ANY }
     }
 
     /// IPv4 packets of one protocol.
     pub const fn protocol(protocol: IpProtocol) -> Filter {
-        Filter {
-            protocol: Some(protocol),
-            ..Filter::ANY
-        }
+        Filter { protocol: Some(protocol), ..Filter::ANY }
     }
 
     /// TCP to one destination port, such as "TCP port 80".
     pub const fn tcp_dst_port(port: u16) -> Filter {
-        Filter {
-            dst_port: Some(PortRange::single(port)),
-            ..Filter::protocol(IpProtocol::TCP)
-        }
+        Filter { dst_port: Some(PortRange::single(port)), ..Filter::protocol(IpProtocol::TCP) }
     }
 
     /// UDP to one destination port.
     pub const fn udp_dst_port(port: u16) -> Filter {
-        Filter {
-            dst_port: Some(PortRange::single(port)),
-            ..Filter::protocol(IpProtocol::UDP)
-        }
+        Filter { dst_port: Some(PortRange::single(port)), ..Filter::protocol(IpProtocol::UDP) }
     }
 
     /// This filter restricted to sources in `prefix`.
     pub const fn from_addr(self, prefix: Ipv4Prefix) -> Filter {
-        Filter {
-            src_addr: Some(prefix),
-            ..self
-        }
+        Filter { src_addr: Some(prefix), ..self }
     }
 
     /// This filter restricted to destinations in `prefix`.
     pub const fn to_addr(self, prefix: Ipv4Prefix) -> Filter {
-        Filter {
-            dst_addr: Some(prefix),
-            ..self
-        }
+        Filter { dst_addr: Some(prefix), ..self }
     }
 
     /// This filter restricted to source ports in `range`.
     pub const fn from_ports(self, range: PortRange) -> Filter {
-        Filter {
-            src_port: Some(range),
-            ..self
-        }
+        Filter { src_port: Some(range), ..self }
     }
 
     /// This filter restricted to destination ports in `range`.
     pub const fn to_ports(self, range: PortRange) -> Filter {
-        Filter {
-            dst_port: Some(range),
-            ..self
-        }
+        Filter { dst_port: Some(range), ..self }
     }
 
     fn has_port_fields(&self) -> bool {
@@ -275,20 +233,15 @@ impl Filter {
     }
 
     fn has_ipv4_fields(&self) -> bool {
-        self.protocol.is_some()
-            || self.src_addr.is_some()
-            || self.dst_addr.is_some()
-            || self.has_port_fields()
+        self.protocol.is_some() || self.src_addr.is_some() || self.dst_addr.is_some() || self.has_port_fields()
     }
 
     /// Whether the explicit fields agree with the implied ones: no IPv4
     /// field with a non-IPv4 EtherType, no port with a protocol other than
     /// TCP or UDP. An inconsistent filter matches nothing.
     pub fn is_consistent(&self) -> bool {
-        let ethertype_ok =
-            !self.has_ipv4_fields() || self.ethertype.is_none_or(|e| e == EtherType::IPV4);
-        let protocol_ok =
-            !self.has_port_fields() || self.protocol.is_none_or(IpProtocol::has_ports);
+        let ethertype_ok = !self.has_ipv4_fields() || self.ethertype.is_none_or(|e| e == EtherType::IPV4);
+        let protocol_ok = !self.has_port_fields() || self.protocol.is_none_or(IpProtocol::has_ports);
         ethertype_ok && protocol_ok
     }
 
@@ -314,10 +267,7 @@ impl Filter {
         if !self.is_consistent() {
             return false;
         }
-        if self
-            .effective_ethertype()
-            .is_some_and(|e| e != parsed.ethertype)
-        {
+        if self.effective_ethertype().is_some_and(|e| e != parsed.ethertype) {
             return false;
         }
         if !self.has_ipv4_fields() {
@@ -344,17 +294,10 @@ impl Filter {
     /// Whether the EtherType and IPv4 protocol of `parsed` are ones this
     /// filter admits, whatever the addresses and ports.
     pub fn matches_protocol(&self, parsed: &Parsed) -> bool {
-        if !self.is_consistent()
-            || self
-                .effective_ethertype()
-                .is_some_and(|e| e != parsed.ethertype)
-        {
+        if !self.is_consistent() || self.effective_ethertype().is_some_and(|e| e != parsed.ethertype) {
             return false;
         }
-        !self.has_ipv4_fields()
-            || parsed
-                .ip_protocol()
-                .is_some_and(|p| self.protocols().contains(p))
+        !self.has_ipv4_fields() || parsed.ip_protocol().is_some_and(|p| self.protocols().contains(p))
     }
 
     /// Whether some frame matches both filters (both must be consistent).

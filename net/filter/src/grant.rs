@@ -23,18 +23,12 @@ pub struct Grant<'a> {
 impl<'a> Grant<'a> {
     /// A grant of `filters` without the copy privilege.
     pub const fn new(filters: &'a [Filter]) -> Self {
-        Grant {
-            filters,
-            may_copy: false,
-        }
+        Grant { filters, may_copy: false }
     }
 
     /// A grant of `filters` with the copy privilege.
     pub const fn privileged(filters: &'a [Filter]) -> Self {
-        Grant {
-            filters,
-            may_copy: true,
-        }
+        Grant { filters, may_copy: true }
     }
 
     /// Whether `claim` lies inside one of the granted filters.

@@ -61,9 +61,7 @@ impl OwnerSet {
     /// The members in increasing index order.
     pub fn iter(&self) -> impl Iterator<Item = Owner> {
         let bits = self.0;
-        (0..MAX_OWNERS as u8)
-            .filter(move |i| bits & (1 << i) != 0)
-            .map(Owner)
+        (0..MAX_OWNERS as u8).filter(move |i| bits & (1 << i) != 0).map(Owner)
     }
 }
 

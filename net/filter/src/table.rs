@@ -61,10 +61,7 @@ impl FilterId {
     /// The id from [`FilterId::to_raw`]; any word is accepted, and a word
     /// naming no installed filter is refused by the table.
     pub const fn from_raw(raw: u32) -> Self {
-        FilterId {
-            slot: raw as u16,
-            generation: (raw >> 16) as u16,
-        }
+        FilterId { slot: raw as u16, generation: (raw >> 16) as u16 }
     }
 }
 
@@ -185,16 +182,9 @@ impl<const N: usize> Table<N> {
     pub const fn new(unclaimed_ipv4: Option<Owner>) -> Self {
         const { assert!(N <= 1 << 16, "slot numbers are 16 bits") };
         Table {
-            slots: [Slot {
-                generation: 0,
-                entry: None,
-            }; N],
+            slots: [Slot { generation: 0, entry: None }; N],
             unclaimed_ipv4,
-            counters: Counters {
-                malformed: [0; Malformed::COUNT],
-                unclaimed_ipv4: 0,
-                no_match: 0,
-            },
+            counters: Counters { malformed: [0; Malformed::COUNT], unclaimed_ipv4: 0, no_match: 0 },
         }
     }
 
@@ -223,30 +213,15 @@ impl<const N: usize> Table<N> {
                 return Err(FilterError::Overlaps { with });
             }
         }
-        let (index, slot) = self
-            .slots
-            .iter_mut()
-            .enumerate()
-            .find(|(_, slot)| slot.entry.is_none())
-            .ok_or(FilterError::Full)?;
-        slot.entry = Some(Entry {
-            owner,
-            filter,
-            kind,
-            hits: 0,
-        });
-        Ok(FilterId {
-            slot: index as u16,
-            generation: slot.generation,
-        })
+        let (index, slot) =
+            self.slots.iter_mut().enumerate().find(|(_, slot)| slot.entry.is_none()).ok_or(FilterError::Full)?;
+        slot.entry = Some(Entry { owner, filter, kind, hits: 0 });
+        Ok(FilterId { slot: index as u16, generation: slot.generation })
     }
 
     /// Removes `owner`'s filter `id`. A PD may remove only its own filters.
     pub fn remove(&mut self, owner: Owner, id: FilterId) -> Result<(), FilterError> {
-        let slot = self
-            .slots
-            .get_mut(usize::from(id.slot))
-            .ok_or(FilterError::NoSuchFilter)?;
+        let slot = self.slots.get_mut(usize::from(id.slot)).ok_or(FilterError::NoSuchFilter)?;
         match slot.entry {
             Some(entry) if slot.generation == id.generation => {
                 if entry.owner != owner {
@@ -279,27 +254,16 @@ impl<const N: usize> Table<N> {
     /// [`Counters::unclaimed_ipv4`] or [`Counters::no_match`] when no
     /// exclusive filter matched.
     pub fn classify(&mut self, parsed: &Parsed) -> Decision {
-        let mut decision = Decision {
-            exclusive: None,
-            filter: None,
-            copies: OwnerSet::EMPTY,
-        };
+        let mut decision = Decision { exclusive: None, filter: None, copies: OwnerSet::EMPTY };
         for (index, slot) in self.slots.iter_mut().enumerate() {
-            let Some(entry) = slot
-                .entry
-                .as_mut()
-                .filter(|entry| entry.filter.matches(parsed))
-            else {
+            let Some(entry) = slot.entry.as_mut().filter(|entry| entry.filter.matches(parsed)) else {
                 continue;
             };
             entry.hits = entry.hits.wrapping_add(1);
             match entry.kind {
                 FilterKind::Exclusive if decision.exclusive.is_none() => {
                     decision.exclusive = Some(entry.owner);
-                    decision.filter = Some(FilterId {
-                        slot: index as u16,
-                        generation: slot.generation,
-                    });
+                    decision.filter = Some(FilterId { slot: index as u16, generation: slot.generation });
                 }
                 // Unreachable while no two exclusive filters overlap.
                 FilterKind::Exclusive => {}
@@ -356,10 +320,7 @@ impl<const N: usize> Table<N> {
         self.slots.iter().enumerate().filter_map(|(index, slot)| {
             let entry = slot.entry?;
             Some(Installed {
-                id: FilterId {
-                    slot: index as u16,
-                    generation: slot.generation,
-                },
+                id: FilterId { slot: index as u16, generation: slot.generation },
                 owner: entry.owner,
                 filter: entry.filter,
                 kind: entry.kind,
@@ -371,16 +332,12 @@ impl<const N: usize> Table<N> {
     /// The owner whose exclusive filter matches `parsed`, if any, without
     /// counting.
     pub fn exclusive_owner(&self, parsed: &Parsed) -> Option<Owner> {
-        self.exclusive_entries()
-            .find(|(_, entry)| entry.filter.matches(parsed))
-            .map(|(_, entry)| entry.owner)
+        self.exclusive_entries().find(|(_, entry)| entry.filter.matches(parsed)).map(|(_, entry)| entry.owner)
     }
 
     /// The exclusive filters of `owner`.
     pub fn exclusive_filters_of(&self, owner: Owner) -> impl Iterator<Item = &Filter> + '_ {
-        self.exclusive_entries()
-            .filter(move |(_, entry)| entry.owner == owner)
-            .map(|(_, entry)| &entry.filter)
+        self.exclusive_entries().filter(move |(_, entry)| entry.owner == owner).map(|(_, entry)| &entry.filter)
     }
 
     /// The unclaimed-IPv4 owner given to [`Table::new`].
@@ -390,25 +347,18 @@ impl<const N: usize> Table<N> {
 
     fn entry(&self, id: FilterId) -> Option<&Entry> {
         let slot = self.slots.get(usize::from(id.slot))?;
-        slot.entry
-            .as_ref()
-            .filter(|_| slot.generation == id.generation)
+        slot.entry.as_ref().filter(|_| slot.generation == id.generation)
     }
 
     fn exclusive_entries(&self) -> impl Iterator<Item = (FilterId, &Entry)> + '_ {
         self.slots.iter().enumerate().filter_map(|(index, slot)| {
             let entry = slot.entry.as_ref()?;
-            let id = FilterId {
-                slot: index as u16,
-                generation: slot.generation,
-            };
+            let id = FilterId { slot: index as u16, generation: slot.generation };
             (entry.kind == FilterKind::Exclusive).then_some((id, entry))
         })
     }
 
     fn exclusive_overlapping(&self, filter: &Filter) -> Option<FilterId> {
-        self.exclusive_entries()
-            .find(|(_, entry)| entry.filter.overlaps(filter))
-            .map(|(id, _)| id)
+        self.exclusive_entries().find(|(_, entry)| entry.filter.overlaps(filter)).map(|(id, _)| id)
     }
 }

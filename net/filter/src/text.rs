@@ -95,7 +95,11 @@ pub fn parse_ipv4(text: &str) -> Option<Ipv4Address> {
     for octet in &mut octets {
         let part = parts.next()?;
         // No signs, no leading zeros beyond "0" itself (they read as octal elsewhere).
-        if part.is_empty() || part.len() > 3 || !part.bytes().all(|b| b.is_ascii_digit()) || part.len() > 1 && part.starts_with('0') {
+        if part.is_empty()
+            || part.len() > 3
+            || !part.bytes().all(|b| b.is_ascii_digit())
+            || part.len() > 1 && part.starts_with('0')
+        {
             return None;
         }
         *octet = part.parse().ok()?;
@@ -351,7 +355,10 @@ mod tests {
         assert_eq!(f.dst_port, PortRange::new(7000, 7009));
         assert_eq!(f.src_addr, Ipv4Prefix::new(Ipv4Address::new(10, 0, 2, 0), 24));
         assert_eq!(Filter::parse("  any "), Ok(Filter::ANY));
-        assert_eq!(Filter::parse("to 10.0.2.15").unwrap().dst_addr, Some(Ipv4Prefix::host(Ipv4Address::new(10, 0, 2, 15))));
+        assert_eq!(
+            Filter::parse("to 10.0.2.15").unwrap().dst_addr,
+            Some(Ipv4Prefix::host(Ipv4Address::new(10, 0, 2, 15)))
+        );
         assert_eq!(Filter::parse("ethertype 0x88b5").unwrap().ethertype, Some(EtherType(0x88b5)));
         assert_eq!(Filter::parse("proto 47").unwrap().protocol, Some(IpProtocol(47)));
     }
@@ -396,7 +403,14 @@ mod tests {
 
     #[test]
     fn words_round_trip() {
-        for text in ["any", "arp", "tcp dst 80", "udp from 10.0.0.0/8 to 10.0.2.15 src 53 dst 1024-65535", "from 0.0.0.0/0", "dst 0-65535"] {
+        for text in [
+            "any",
+            "arp",
+            "tcp dst 80",
+            "udp from 10.0.0.0/8 to 10.0.2.15 src 53 dst 1024-65535",
+            "from 0.0.0.0/0",
+            "dst 0-65535",
+        ] {
             let f = Filter::parse(text).unwrap();
             assert_eq!(Filter::from_words(f.to_words()), Some(f), "{text}");
         }

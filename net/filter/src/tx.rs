@@ -27,9 +27,7 @@
 //! rather than a `&[u8]` so that it cannot be given the PD's memory by
 //! mistake.
 
-use net_packet::{
-    classify_headers, EthernetAddress, Ipv4Address, Malformed, Network, Parsed, Transport,
-};
+use net_packet::{classify_headers, EthernetAddress, Ipv4Address, Malformed, Network, Parsed, Transport};
 
 use crate::{Owner, Table};
 
@@ -138,19 +136,13 @@ impl<'a> TxPolicy<'a> {
             mac,
             addresses,
             answers_unclaimed: false,
-            counters: TxCounters {
-                allowed: 0,
-                refused: [0; TxRefused::COUNT],
-            },
+            counters: TxCounters { allowed: 0, refused: [0; TxRefused::COUNT] },
         }
     }
 
     /// This policy, also allowed to answer unclaimed traffic.
     pub const fn answering_unclaimed(self) -> Self {
-        TxPolicy {
-            answers_unclaimed: true,
-            ..self
-        }
+        TxPolicy { answers_unclaimed: true, ..self }
     }
 
     /// Checks the copied headers of a frame this PD wants to send against
@@ -184,8 +176,7 @@ impl<'a> TxPolicy<'a> {
         }
         match parsed.network {
             Network::Arp(arp) => {
-                let own_ip =
-                    arp.sender_ip.is_unspecified() || self.addresses.contains(&arp.sender_ip);
+                let own_ip = arp.sender_ip.is_unspecified() || self.addresses.contains(&arp.sender_ip);
                 if arp.sender_mac != self.mac || !own_ip {
                     return Err(TxRefused::ForgedArpSender);
                 }
@@ -204,9 +195,7 @@ impl<'a> TxPolicy<'a> {
         if stray_answer && table.exclusive_owner(&reply).is_none() {
             return Ok(());
         }
-        let owns_protocol = table
-            .exclusive_filters_of(self.owner)
-            .any(|filter| filter.matches_protocol(&reply));
+        let owns_protocol = table.exclusive_filters_of(self.owner).any(|filter| filter.matches_protocol(&reply));
         if owns_protocol || stray_answer {
             Err(TxRefused::EndpointNotOwned)
         } else {

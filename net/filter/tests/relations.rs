@@ -59,10 +59,7 @@ fn wildcards_and_implied_fields() {
 
 #[test]
 fn inconsistent_filters_match_nothing() {
-    let arp_with_protocol = Filter {
-        protocol: Some(IpProtocol::TCP),
-        ..Filter::ethertype(EtherType::ARP)
-    };
+    let arp_with_protocol = Filter { protocol: Some(IpProtocol::TCP), ..Filter::ethertype(EtherType::ARP) };
     let icmp_with_port = Filter::protocol(IpProtocol::ICMP).to_ports(PortRange::single(1));
     for filter in [arp_with_protocol, icmp_with_port] {
         assert!(!filter.is_consistent());
@@ -71,10 +68,7 @@ fn inconsistent_filters_match_nothing() {
         assert!(!filter.overlaps(&Filter::ANY));
         assert!(!filter.is_within(&Filter::ANY));
     }
-    let ipv4_with_port = Filter {
-        ethertype: Some(EtherType::IPV4),
-        ..TCP_80
-    };
+    let ipv4_with_port = Filter { ethertype: Some(EtherType::IPV4), ..TCP_80 };
     assert!(ipv4_with_port.is_consistent());
 }
 
@@ -109,9 +103,7 @@ fn overlap_with_implied_fields() {
     assert!(!port_80.overlaps(&Filter::protocol(IpProtocol::ICMP)));
     // Anything IPv4 is disjoint from ARP; the match-all filter overlaps all.
     assert!(!TCP_80.overlaps(&Filter::ethertype(EtherType::ARP)));
-    assert!(!Filter::ANY
-        .from_addr(prefix(0, 0, 0, 0, 0))
-        .overlaps(&Filter::ethertype(EtherType::ARP)));
+    assert!(!Filter::ANY.from_addr(prefix(0, 0, 0, 0, 0)).overlaps(&Filter::ethertype(EtherType::ARP)));
     assert!(Filter::ANY.overlaps(&Filter::ethertype(EtherType::ARP)));
     assert!(Filter::ANY.overlaps(&TCP_80));
     assert!(Filter::ethertype(EtherType::IPV4).overlaps(&TCP_80));
@@ -120,14 +112,8 @@ fn overlap_with_implied_fields() {
 #[test]
 fn port_range_overlap_edges() {
     let tcp_ports = |first, last| Filter::protocol(IpProtocol::TCP).to_ports(range(first, last));
-    assert!(
-        tcp_ports(8000, 8009).overlaps(&tcp_ports(8009, 8019)),
-        "shared end point"
-    );
-    assert!(
-        !tcp_ports(8000, 8009).overlaps(&tcp_ports(8010, 8019)),
-        "adjacent"
-    );
+    assert!(tcp_ports(8000, 8009).overlaps(&tcp_ports(8009, 8019)), "shared end point");
+    assert!(!tcp_ports(8000, 8009).overlaps(&tcp_ports(8010, 8019)), "adjacent");
     assert!(tcp_ports(0, 65535).overlaps(&tcp_ports(65535, 65535)));
     assert!(tcp_ports(1, 1).overlaps(&Filter::tcp_dst_port(1)));
     assert!(PortRange::new(2, 1).is_none());
@@ -228,10 +214,7 @@ fn relations_agree_with_matching() {
                 assert!(a.overlaps(b), "{a:?} and {b:?} share a packet");
             }
             if a.is_within(b) {
-                assert!(
-                    packets.iter().all(|p| !a.matches(p) || b.matches(p)),
-                    "{a:?} within {b:?}"
-                );
+                assert!(packets.iter().all(|p| !a.matches(p) || b.matches(p)), "{a:?} within {b:?}");
             }
         }
     }

@@ -22,55 +22,21 @@ fn install_checks_in_order_with_distinct_errors() {
     let mut table: Table<2> = Table::new(None);
 
     let inconsistent = Filter::protocol(IpProtocol::ICMP).to_ports(PortRange::single(1));
+    assert_eq!(table.install(httpd, &grant, inconsistent, FilterKind::Exclusive), Err(FilterError::Inconsistent));
+    assert_eq!(table.install(httpd, &grant, TCP_80, FilterKind::Copy), Err(FilterError::CopyNotPrivileged));
     assert_eq!(
-        table.install(httpd, &grant, inconsistent, FilterKind::Exclusive),
-        Err(FilterError::Inconsistent)
-    );
-    assert_eq!(
-        table.install(httpd, &grant, TCP_80, FilterKind::Copy),
-        Err(FilterError::CopyNotPrivileged)
-    );
-    assert_eq!(
-        table.install(
-            httpd,
-            &grant,
-            Filter::udp_dst_port(80),
-            FilterKind::Exclusive
-        ),
+        table.install(httpd, &grant, Filter::udp_dst_port(80), FilterKind::Exclusive),
         Err(FilterError::OutOfGrant)
     );
 
-    let id = table
-        .install(httpd, &grant, TCP_80, FilterKind::Exclusive)
-        .unwrap();
+    let id = table.install(httpd, &grant, TCP_80, FilterKind::Exclusive).unwrap();
     // Overlap with another owner's filter, and with one's own.
     let narrower = TCP_80.from_addr(prefix(10, 0, 0, 0, 8));
-    assert_eq!(
-        table.install(other, &grant, narrower, FilterKind::Exclusive),
-        Err(FilterError::Overlaps { with: id })
-    );
-    assert_eq!(
-        table.install(httpd, &grant, narrower, FilterKind::Exclusive),
-        Err(FilterError::Overlaps { with: id })
-    );
+    assert_eq!(table.install(other, &grant, narrower, FilterKind::Exclusive), Err(FilterError::Overlaps { with: id }));
+    assert_eq!(table.install(httpd, &grant, narrower, FilterKind::Exclusive), Err(FilterError::Overlaps { with: id }));
 
-    table
-        .install(
-            httpd,
-            &grant,
-            Filter::tcp_dst_port(443),
-            FilterKind::Exclusive,
-        )
-        .unwrap();
-    assert_eq!(
-        table.install(
-            httpd,
-            &grant,
-            Filter::tcp_dst_port(8080),
-            FilterKind::Exclusive
-        ),
-        Err(FilterError::Full)
-    );
+    table.install(httpd, &grant, Filter::tcp_dst_port(443), FilterKind::Exclusive).unwrap();
+    assert_eq!(table.install(httpd, &grant, Filter::tcp_dst_port(8080), FilterKind::Exclusive), Err(FilterError::Full));
 
     let codes = [
         FilterError::Inconsistent,
@@ -94,33 +60,19 @@ fn remove_only_your_own_and_ids_do_not_come_back() {
     let any = [Filter::ANY];
     let grant = Grant::new(&any);
     let mut table: Table<4> = Table::new(None);
-    let id = table
-        .install(a, &grant, TCP_80, FilterKind::Exclusive)
-        .unwrap();
+    let id = table.install(a, &grant, TCP_80, FilterKind::Exclusive).unwrap();
     assert_eq!(table.remove(b, id), Err(FilterError::NotOwner));
     assert_eq!(table.remove(a, id), Ok(()));
     assert_eq!(table.remove(a, id), Err(FilterError::NoSuchFilter));
     // The slot is reused with a new generation: the old id is stale.
-    let again = table
-        .install(a, &grant, TCP_80, FilterKind::Exclusive)
-        .unwrap();
+    let again = table.install(a, &grant, TCP_80, FilterKind::Exclusive).unwrap();
     assert_ne!(again, id);
     assert_eq!(table.remove(a, id), Err(FilterError::NoSuchFilter));
     assert_eq!(FilterId::from_raw(again.to_raw()), again);
-    assert_eq!(
-        table.remove(a, FilterId::from_raw(0xffff_ffff)),
-        Err(FilterError::NoSuchFilter)
-    );
+    assert_eq!(table.remove(a, FilterId::from_raw(0xffff_ffff)), Err(FilterError::NoSuchFilter));
     // Removal makes room for the previously overlapping claim.
     assert_eq!(table.remove(a, again), Ok(()));
-    table
-        .install(
-            b,
-            &grant,
-            TCP_80.from_addr(prefix(10, 0, 0, 0, 8)),
-            FilterKind::Exclusive,
-        )
-        .unwrap();
+    table.install(b, &grant, TCP_80.from_addr(prefix(10, 0, 0, 0, 8)), FilterKind::Exclusive).unwrap();
 }
 
 #[test]
@@ -128,25 +80,9 @@ fn remove_all_when_a_pd_restarts() {
     let any = [Filter::ANY];
     let grant = Grant::new(&any);
     let mut table: Table<4> = Table::new(None);
-    table
-        .install(owner(1), &grant, TCP_80, FilterKind::Exclusive)
-        .unwrap();
-    table
-        .install(
-            owner(1),
-            &grant,
-            Filter::tcp_dst_port(443),
-            FilterKind::Exclusive,
-        )
-        .unwrap();
-    let kept = table
-        .install(
-            owner(2),
-            &grant,
-            Filter::udp_dst_port(53),
-            FilterKind::Exclusive,
-        )
-        .unwrap();
+    table.install(owner(1), &grant, TCP_80, FilterKind::Exclusive).unwrap();
+    table.install(owner(1), &grant, Filter::tcp_dst_port(443), FilterKind::Exclusive).unwrap();
+    let kept = table.install(owner(2), &grant, Filter::udp_dst_port(53), FilterKind::Exclusive).unwrap();
     assert_eq!(table.remove_all(owner(1)), 2);
     assert_eq!(table.filters().map(|f| f.id).collect::<Vec<_>>(), [kept]);
 }
@@ -157,22 +93,8 @@ fn one_exclusive_owner_then_unclaimed_ipv4_then_drop() {
     let mut table: Table<8> = Table::new(Some(stray));
     let arp_grant = [Filter::ethertype(EtherType::ARP)];
     let web_grant = [TCP_80];
-    table
-        .install(
-            arpd,
-            &Grant::new(&arp_grant),
-            Filter::ethertype(EtherType::ARP),
-            FilterKind::Exclusive,
-        )
-        .unwrap();
-    let web = table
-        .install(
-            httpd,
-            &Grant::new(&web_grant),
-            TCP_80,
-            FilterKind::Exclusive,
-        )
-        .unwrap();
+    table.install(arpd, &Grant::new(&arp_grant), Filter::ethertype(EtherType::ARP), FilterKind::Exclusive).unwrap();
+    let web = table.install(httpd, &Grant::new(&web_grant), TCP_80, FilterKind::Exclusive).unwrap();
 
     let to_web = table.classify(&tcp(peer(), 40000, US(), 80));
     assert_eq!((to_web.exclusive, to_web.filter), (Some(httpd), Some(web)));
@@ -202,38 +124,17 @@ fn copy_filters_see_copies_once_per_pd() {
     let everything = [Filter::ANY];
     let privileged = Grant::privileged(&everything);
     let mut table: Table<8> = Table::new(Some(stray));
-    table
-        .install(
-            httpd,
-            &Grant::new(&everything),
-            TCP_80,
-            FilterKind::Exclusive,
-        )
-        .unwrap();
-    let watch_web = table
-        .install(
-            monitor,
-            &privileged,
-            Filter::protocol(IpProtocol::TCP),
-            FilterKind::Copy,
-        )
-        .unwrap();
+    table.install(httpd, &Grant::new(&everything), TCP_80, FilterKind::Exclusive).unwrap();
+    let watch_web = table.install(monitor, &privileged, Filter::protocol(IpProtocol::TCP), FilterKind::Copy).unwrap();
     // Copies may overlap anything, including each other and exclusive ones.
-    table
-        .install(monitor, &privileged, TCP_80, FilterKind::Copy)
-        .unwrap();
-    table
-        .install(httpd, &privileged, Filter::ANY, FilterKind::Copy)
-        .unwrap();
+    table.install(monitor, &privileged, TCP_80, FilterKind::Copy).unwrap();
+    table.install(httpd, &privileged, Filter::ANY, FilterKind::Copy).unwrap();
 
     let decision = table.classify(&tcp(peer(), 1, US(), 80));
     assert_eq!(decision.exclusive, Some(httpd));
     let mut expected = OwnerSet::EMPTY;
     expected.insert(monitor);
-    assert_eq!(
-        decision.copies, expected,
-        "the monitor once; httpd not again"
-    );
+    assert_eq!(decision.copies, expected, "the monitor once; httpd not again");
 
     let unclaimed = table.classify(&tcp(peer(), 1, US(), 22));
     assert_eq!(unclaimed.exclusive, Some(stray));
@@ -253,14 +154,8 @@ fn malformed_frames_are_counted_by_reason() {
     assert_eq!(table.classify_frame(&[0; 10]), Err(Malformed::Truncated));
     let mut bad_version = [0u8; 60];
     bad_version[12..15].copy_from_slice(&[0x08, 0x00, 0x65]);
-    assert_eq!(
-        table.classify_frame(&bad_version),
-        Err(Malformed::BadIpVersion)
-    );
-    assert_eq!(
-        table.classify_frame(&bad_version),
-        Err(Malformed::BadIpVersion)
-    );
+    assert_eq!(table.classify_frame(&bad_version), Err(Malformed::BadIpVersion));
+    assert_eq!(table.classify_frame(&bad_version), Err(Malformed::BadIpVersion));
     table.count_malformed(Malformed::BadL4Checksum);
     let counters = table.counters();
     assert_eq!(counters.malformed[Malformed::Truncated.index()], 1);
@@ -278,18 +173,13 @@ fn malformed_frames_are_counted_by_reason() {
 fn filter_listing_reports_hits() {
     let any = [Filter::ANY];
     let mut table: Table<3> = Table::new(None);
-    let web = table
-        .install(owner(2), &Grant::new(&any), TCP_80, FilterKind::Exclusive)
-        .unwrap();
+    let web = table.install(owner(2), &Grant::new(&any), TCP_80, FilterKind::Exclusive).unwrap();
     for _ in 0..3 {
         table.classify(&tcp(peer(), 1, US(), 80));
     }
     table.classify(&tcp(peer(), 1, US(), 81));
     let listed: Vec<_> = table.filters().collect();
     assert_eq!(listed.len(), 1);
-    assert_eq!(
-        (listed[0].id, listed[0].owner, listed[0].hits),
-        (web, owner(2), 3)
-    );
+    assert_eq!((listed[0].id, listed[0].owner, listed[0].hits), (web, owner(2), 3));
     assert_eq!(listed[0].filter, TCP_80);
 }

@@ -30,34 +30,11 @@ fn table() -> Table<8> {
     let mut table = Table::new(Some(owner(1)));
     let any = [Filter::ANY];
     let grant = Grant::new(&any);
-    table
-        .install(
-            owner(0),
-            &grant,
-            Filter::ethertype(EtherType::ARP),
-            FilterKind::Exclusive,
-        )
-        .unwrap();
-    table
-        .install(
-            owner(2),
-            &grant,
-            Filter::tcp_dst_port(80),
-            FilterKind::Exclusive,
-        )
-        .unwrap();
+    table.install(owner(0), &grant, Filter::ethertype(EtherType::ARP), FilterKind::Exclusive).unwrap();
+    table.install(owner(2), &grant, Filter::tcp_dst_port(80), FilterKind::Exclusive).unwrap();
     let dns = Filter::udp_dst_port(53).from_addr(prefix(10, 0, 0, 0, 8));
-    table
-        .install(owner(3), &grant, dns, FilterKind::Exclusive)
-        .unwrap();
-    table
-        .install(
-            owner(4),
-            &Grant::privileged(&any),
-            Filter::ANY,
-            FilterKind::Copy,
-        )
-        .unwrap();
+    table.install(owner(3), &grant, dns, FilterKind::Exclusive).unwrap();
+    table.install(owner(4), &Grant::privileged(&any), Filter::ANY, FilterKind::Copy).unwrap();
     table
 }
 
@@ -66,27 +43,15 @@ fn check(policy: &mut TxPolicy<'_>, table: &Table<8>, headers: &[u8]) -> Result<
 }
 
 fn tcp_out(src_mac: EthernetAddress, src: Ipv4Address, src_port: u16, flags: u8) -> Vec<u8> {
-    ipv4_headers(
-        src_mac,
-        src,
-        peer(),
-        TCP,
-        &tcp_header(src_port, 40000, flags),
-    )
+    ipv4_headers(src_mac, src, peer(), TCP, &tcp_header(src_port, 40000, flags))
 }
 
 #[test]
 fn owner_of_a_port_may_send_from_it() {
     let table = table();
     let mut httpd = TxPolicy::new(owner(2), MAC_US, &ADDRESSES);
-    assert_eq!(
-        check(&mut httpd, &table, &tcp_out(MAC_US, us(), 80, SYN | ACK)),
-        Ok(())
-    );
-    assert_eq!(
-        check(&mut httpd, &table, &tcp_out(MAC_US, ADDRESSES[1], 80, ACK)),
-        Ok(())
-    );
+    assert_eq!(check(&mut httpd, &table, &tcp_out(MAC_US, us(), 80, SYN | ACK)), Ok(()));
+    assert_eq!(check(&mut httpd, &table, &tcp_out(MAC_US, ADDRESSES[1], 80, ACK)), Ok(()));
 }
 
 #[test]
@@ -94,42 +59,20 @@ fn forged_source_mac_ip_and_port_are_refused() {
     let table = table();
     let mut httpd = TxPolicy::new(owner(2), MAC_US, &ADDRESSES);
     let forged_mac = EthernetAddress([0x02, 0, 0, 0, 0, 0x66]);
-    assert_eq!(
-        check(&mut httpd, &table, &tcp_out(forged_mac, us(), 80, ACK)),
-        Err(TxRefused::ForgedSourceMac)
-    );
-    assert_eq!(
-        check(
-            &mut httpd,
-            &table,
-            &tcp_out(MAC_US, ip(10, 0, 0, 2), 80, ACK)
-        ),
-        Err(TxRefused::ForgedSourceIp)
-    );
-    assert_eq!(
-        check(&mut httpd, &table, &tcp_out(MAC_US, us(), 81, ACK)),
-        Err(TxRefused::EndpointNotOwned)
-    );
+    assert_eq!(check(&mut httpd, &table, &tcp_out(forged_mac, us(), 80, ACK)), Err(TxRefused::ForgedSourceMac));
+    assert_eq!(check(&mut httpd, &table, &tcp_out(MAC_US, ip(10, 0, 0, 2), 80, ACK)), Err(TxRefused::ForgedSourceIp));
+    assert_eq!(check(&mut httpd, &table, &tcp_out(MAC_US, us(), 81, ACK)), Err(TxRefused::EndpointNotOwned));
     // Port 80 of UDP is not TCP port 80: wrong protocol.
     let udp = ipv4_headers(MAC_US, us(), peer(), UDP, &udp_header(80, 40000));
-    assert_eq!(
-        check(&mut httpd, &table, &udp),
-        Err(TxRefused::ProtocolNotOwned)
-    );
+    assert_eq!(check(&mut httpd, &table, &udp), Err(TxRefused::ProtocolNotOwned));
     let icmp = ipv4_headers(MAC_US, us(), peer(), ICMP, &[0, 0, 0, 0, 0, 0, 0, 0]);
-    assert_eq!(
-        check(&mut httpd, &table, &icmp),
-        Err(TxRefused::ProtocolNotOwned)
-    );
+    assert_eq!(check(&mut httpd, &table, &icmp), Err(TxRefused::ProtocolNotOwned));
     let other = {
         let mut frame = tcp_out(MAC_US, us(), 80, ACK);
         frame[12..14].copy_from_slice(&[0x88, 0xb5]);
         frame
     };
-    assert_eq!(
-        check(&mut httpd, &table, &other),
-        Err(TxRefused::ProtocolNotOwned)
-    );
+    assert_eq!(check(&mut httpd, &table, &other), Err(TxRefused::ProtocolNotOwned));
 
     let counters = httpd.counters();
     assert_eq!(counters.allowed, 0);
@@ -145,20 +88,14 @@ fn a_source_prefix_in_the_filter_limits_destinations() {
     let mut dns = TxPolicy::new(owner(3), MAC_US, &ADDRESSES);
     let to = |dst| ipv4_headers(MAC_US, us(), dst, UDP, &udp_header(53, 5353));
     assert_eq!(check(&mut dns, &table, &to(ip(10, 200, 0, 1))), Ok(()));
-    assert_eq!(
-        check(&mut dns, &table, &to(ip(192, 168, 0, 1))),
-        Err(TxRefused::EndpointNotOwned)
-    );
+    assert_eq!(check(&mut dns, &table, &to(ip(192, 168, 0, 1))), Err(TxRefused::EndpointNotOwned));
 }
 
 #[test]
 fn copy_filters_give_no_right_to_send() {
     let table = table();
     let mut monitor = TxPolicy::new(owner(4), MAC_US, &ADDRESSES);
-    assert_eq!(
-        check(&mut monitor, &table, &tcp_out(MAC_US, us(), 80, ACK)),
-        Err(TxRefused::ProtocolNotOwned)
-    );
+    assert_eq!(check(&mut monitor, &table, &tcp_out(MAC_US, us(), 80, ACK)), Err(TxRefused::ProtocolNotOwned));
 }
 
 #[test]
@@ -166,33 +103,18 @@ fn malformed_or_short_headers_are_refused() {
     let table = table();
     let mut httpd = TxPolicy::new(owner(2), MAC_US, &ADDRESSES);
     let frame = tcp_out(MAC_US, us(), 80, ACK);
-    assert_eq!(
-        check(&mut httpd, &table, &frame[..14 + 20 + 13]),
-        Err(TxRefused::Malformed(Malformed::Truncated))
-    );
+    assert_eq!(check(&mut httpd, &table, &frame[..14 + 20 + 13]), Err(TxRefused::Malformed(Malformed::Truncated)));
     let mut fragment = frame.clone();
     fragment[20] = 0x20; // More Fragments
-    assert_eq!(
-        check(&mut httpd, &table, &fragment),
-        Err(TxRefused::Malformed(Malformed::Fragment))
-    );
+    assert_eq!(check(&mut httpd, &table, &fragment), Err(TxRefused::Malformed(Malformed::Fragment)));
     let mut options = frame.clone();
     options[14] = 0x46;
-    assert_eq!(
-        check(&mut httpd, &table, &options),
-        Err(TxRefused::Malformed(Malformed::Options))
-    );
+    assert_eq!(check(&mut httpd, &table, &options), Err(TxRefused::Malformed(Malformed::Options)));
     // A copy shorter than the ports: the copy capacity itself truncates.
     let short_copy = TxHeaders::<40>::copy_from(&frame);
     assert_eq!(short_copy.len(), 40);
-    assert_eq!(
-        httpd.check(&table, &short_copy),
-        Err(TxRefused::Malformed(Malformed::Truncated))
-    );
-    assert_eq!(
-        httpd.counters().refused[TxRefused::Malformed(Malformed::Truncated).index()],
-        4
-    );
+    assert_eq!(httpd.check(&table, &short_copy), Err(TxRefused::Malformed(Malformed::Truncated)));
+    assert_eq!(httpd.counters().refused[TxRefused::Malformed(Malformed::Truncated).index()], 4);
 }
 
 #[test]
@@ -206,50 +128,24 @@ fn the_check_sees_only_the_copy() {
     pd_memory[34..36].copy_from_slice(&22u16.to_be_bytes());
     assert_eq!(httpd.check(&table, &copy), Ok(()));
     assert_eq!(&copy.as_bytes()[34..36], &80u16.to_be_bytes());
-    assert_eq!(
-        TxHeaders::<128>::copy_from(&pd_memory).as_bytes()[34..36],
-        22u16.to_be_bytes()
-    );
+    assert_eq!(TxHeaders::<128>::copy_from(&pd_memory).as_bytes()[34..36], 22u16.to_be_bytes());
 }
 
 #[test]
 fn arpd_sends_arp_as_itself() {
     let table = table();
     let mut arpd = TxPolicy::new(owner(0), MAC_US, &ADDRESSES);
+    assert_eq!(check(&mut arpd, &table, &arp_frame(MAC_US, MAC_US, us())), Ok(()));
     assert_eq!(
-        check(&mut arpd, &table, &arp_frame(MAC_US, MAC_US, us())),
-        Ok(())
-    );
-    assert_eq!(
-        check(
-            &mut arpd,
-            &table,
-            &arp_frame(MAC_US, MAC_US, Ipv4Address::UNSPECIFIED)
-        ),
+        check(&mut arpd, &table, &arp_frame(MAC_US, MAC_US, Ipv4Address::UNSPECIFIED)),
         Ok(()),
         "RFC 5227 probe"
     );
-    assert_eq!(
-        check(&mut arpd, &table, &arp_frame(MAC_US, MAC_PEER, us())),
-        Err(TxRefused::ForgedArpSender)
-    );
-    assert_eq!(
-        check(
-            &mut arpd,
-            &table,
-            &arp_frame(MAC_US, MAC_US, ip(10, 0, 0, 2))
-        ),
-        Err(TxRefused::ForgedArpSender)
-    );
-    assert_eq!(
-        check(&mut arpd, &table, &arp_frame(MAC_PEER, MAC_US, us())),
-        Err(TxRefused::ForgedSourceMac)
-    );
+    assert_eq!(check(&mut arpd, &table, &arp_frame(MAC_US, MAC_PEER, us())), Err(TxRefused::ForgedArpSender));
+    assert_eq!(check(&mut arpd, &table, &arp_frame(MAC_US, MAC_US, ip(10, 0, 0, 2))), Err(TxRefused::ForgedArpSender));
+    assert_eq!(check(&mut arpd, &table, &arp_frame(MAC_PEER, MAC_US, us())), Err(TxRefused::ForgedSourceMac));
     let mut httpd = TxPolicy::new(owner(2), MAC_US, &ADDRESSES);
-    assert_eq!(
-        check(&mut httpd, &table, &arp_frame(MAC_US, MAC_US, us())),
-        Err(TxRefused::ProtocolNotOwned)
-    );
+    assert_eq!(check(&mut httpd, &table, &arp_frame(MAC_US, MAC_US, us())), Err(TxRefused::ProtocolNotOwned));
 }
 
 #[test]
@@ -258,39 +154,17 @@ fn stray_daemon_answers_only_unclaimed_traffic_with_icmp_or_reset() {
     let mut stray = TxPolicy::new(owner(1), MAC_US, &ADDRESSES).answering_unclaimed();
     let icmp = ipv4_headers(MAC_US, us(), peer(), ICMP, &[3, 3, 0, 0, 0, 0, 0, 0]);
     assert_eq!(check(&mut stray, &table, &icmp), Ok(()));
-    assert_eq!(
-        check(&mut stray, &table, &tcp_out(MAC_US, us(), 22, RST | ACK)),
-        Ok(())
-    );
+    assert_eq!(check(&mut stray, &table, &tcp_out(MAC_US, us(), 22, RST | ACK)), Ok(()));
     // Not a reset; not from a port someone owns; not UDP.
-    assert_eq!(
-        check(&mut stray, &table, &tcp_out(MAC_US, us(), 22, ACK)),
-        Err(TxRefused::ProtocolNotOwned)
-    );
-    assert_eq!(
-        check(&mut stray, &table, &tcp_out(MAC_US, us(), 80, RST)),
-        Err(TxRefused::EndpointNotOwned)
-    );
+    assert_eq!(check(&mut stray, &table, &tcp_out(MAC_US, us(), 22, ACK)), Err(TxRefused::ProtocolNotOwned));
+    assert_eq!(check(&mut stray, &table, &tcp_out(MAC_US, us(), 80, RST)), Err(TxRefused::EndpointNotOwned));
     let udp = ipv4_headers(MAC_US, us(), peer(), UDP, &udp_header(9999, 5353));
-    assert_eq!(
-        check(&mut stray, &table, &udp),
-        Err(TxRefused::ProtocolNotOwned)
-    );
+    assert_eq!(check(&mut stray, &table, &udp), Err(TxRefused::ProtocolNotOwned));
     // Its addresses are still checked.
-    assert_eq!(
-        check(
-            &mut stray,
-            &table,
-            &tcp_out(MAC_US, ip(10, 0, 0, 3), 22, RST)
-        ),
-        Err(TxRefused::ForgedSourceIp)
-    );
+    assert_eq!(check(&mut stray, &table, &tcp_out(MAC_US, ip(10, 0, 0, 3), 22, RST)), Err(TxRefused::ForgedSourceIp));
     // Without the flag, a PD with no filters may send nothing.
     let mut plain = TxPolicy::new(owner(1), MAC_US, &ADDRESSES);
-    assert_eq!(
-        check(&mut plain, &table, &icmp),
-        Err(TxRefused::ProtocolNotOwned)
-    );
+    assert_eq!(check(&mut plain, &table, &icmp), Err(TxRefused::ProtocolNotOwned));
     assert_eq!(stray.counters().allowed, 2);
 }
 

@@ -15,13 +15,13 @@
 
 use core::fmt;
 
-use pds_runtime::{log, Channel, ChannelSet, Handler, MemoryRegion, MessageInfo};
+use lib_net_protocol::{CALL_MAC, RX_DATA_SIZE, TX_PAYLOAD_SIZE, TX_SPACE_LEN};
+use lib_queue::{ReceiverQueues, SenderQueues};
 use net_config::{
     mac_from_word, mux_client_channel, ClientRegion, NetConfig, CONFIG_BYTES, ERR_BAD_REQUEST, MUX_DRIVER_CHANNEL,
 };
 use net_mux_core::{client_of_channel, ClientPort, DriverPort, Mux, SharedMemory};
-use lib_net_protocol::{CALL_MAC, RX_DATA_SIZE, TX_PAYLOAD_SIZE, TX_SPACE_LEN};
-use lib_queue::{ReceiverQueues, SenderQueues};
+use pds_runtime::{log, Channel, ChannelSet, Handler, MemoryRegion, MessageInfo};
 
 const DRIVER: Channel = Channel::new(MUX_DRIVER_CHANNEL);
 
@@ -87,8 +87,12 @@ fn driver_mac() -> Option<[u8; 6]> {
 /// The driver's side, from the description's setvars.
 fn driver_port() -> Option<DriverPort<'static, Shared>> {
     let addr = |v: &pds_runtime::Var, name| pds_runtime::setvar_required(v, name);
-    let (rxf, rxa, txf, txa) =
-        (addr(&rx_free, "rx_free")?, addr(&rx_active, "rx_active")?, addr(&tx_free, "tx_free")?, addr(&tx_active, "tx_active")?);
+    let (rxf, rxa, txf, txa) = (
+        addr(&rx_free, "rx_free")?,
+        addr(&rx_active, "rx_active")?,
+        addr(&tx_free, "tx_free")?,
+        addr(&tx_active, "tx_active")?,
+    );
     let (data, payload) = (addr(&rx_data, "rx_data")?, addr(&tx_payload, "tx_payload")?);
     // SAFETY: the description maps the driver's four queue regions
     // (`region_size` bytes at least, page-aligned, read-write), its
@@ -110,10 +114,12 @@ fn driver_port() -> Option<DriverPort<'static, Shared>> {
 /// Client `n`'s side, at the addresses `net-config` fixes.
 fn client_port(n: usize) -> ClientPort<'static, Shared> {
     let at = |r: ClientRegion| r.mux_vaddr(n) as *mut u8;
-    let region = |r: ClientRegion| Shared(
-        // SAFETY: see below; `size` is the region's size.
-        unsafe { MemoryRegion::new(r.mux_vaddr(n) as usize, r.size() as usize) },
-    );
+    let region = |r: ClientRegion| {
+        Shared(
+            // SAFETY: see below; `size` is the region's size.
+            unsafe { MemoryRegion::new(r.mux_vaddr(n) as usize, r.size() as usize) },
+        )
+    };
     // SAFETY: the builder's `<network>` expansion maps client `n`'s six
     // regions into this PD at `ClientRegion::mux_vaddr(n)`, read-write, at
     // their `ClientRegion::size` (each queue region holds its queue, as

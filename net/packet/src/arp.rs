@@ -50,10 +50,7 @@ impl<'a> ArpPacket<'a> {
         let packet = ArpPacket { bytes };
         let hardware = u16::from_be_bytes(read_array(bytes, 0));
         let protocol = EtherType(u16::from_be_bytes(read_array(bytes, 2)));
-        let supported = hardware == HARDWARE_ETHERNET
-            && protocol == EtherType::IPV4
-            && bytes[4] == 6
-            && bytes[5] == 4;
+        let supported = hardware == HARDWARE_ETHERNET && protocol == EtherType::IPV4 && bytes[4] == 6 && bytes[5] == 4;
         if !supported || packet.operation().is_none() {
             return Err(Malformed::UnsupportedArp);
         }
@@ -163,12 +160,7 @@ impl ArpRepr {
     /// `buf` is shorter than 60 bytes.
     pub fn emit_frame(&self, buf: &mut [u8]) -> Option<usize> {
         let frame = buf.get_mut(..ethernet::MIN_FRAME_LEN)?;
-        EthernetRepr {
-            dst: self.ethernet_dst(),
-            src: self.sender_mac,
-            ethertype: EtherType::ARP,
-        }
-        .emit(frame)?;
+        EthernetRepr { dst: self.ethernet_dst(), src: self.sender_mac, ethertype: EtherType::ARP }.emit(frame)?;
         self.emit(&mut frame[ethernet::HEADER_LEN..])?;
         frame[ethernet::HEADER_LEN + PACKET_LEN..].fill(0);
         Some(ethernet::MIN_FRAME_LEN)
@@ -185,41 +177,27 @@ mod tests {
     const IP_B: Ipv4Address = Ipv4Address::new(10, 0, 0, 11);
 
     /// A request from A for B, as on the wire.
-    const REQUEST: [u8; 28] = [
-        0, 1, 0x08, 0, 6, 4, 0, 1, 0x02, 0, 0, 0, 0, 0xa, 10, 0, 0, 10, 0, 0, 0, 0, 0, 0, 10, 0, 0,
-        11,
-    ];
+    const REQUEST: [u8; 28] =
+        [0, 1, 0x08, 0, 6, 4, 0, 1, 0x02, 0, 0, 0, 0, 0xa, 10, 0, 0, 10, 0, 0, 0, 0, 0, 0, 10, 0, 0, 11];
 
     #[test]
     fn known_good_request() {
         let packet = ArpPacket::parse(&REQUEST).unwrap();
         assert_eq!(packet.operation(), Some(ArpOperation::Request));
         assert_eq!((packet.sender_mac(), packet.sender_ip()), (MAC_A, IP_A));
-        assert_eq!(
-            (packet.target_mac(), packet.target_ip()),
-            (EthernetAddress::ZERO, IP_B)
-        );
+        assert_eq!((packet.target_mac(), packet.target_ip()), (EthernetAddress::ZERO, IP_B));
         let mut written = [0u8; 28];
-        ArpRepr::request(MAC_A, IP_A, IP_B)
-            .emit(&mut written)
-            .unwrap();
+        ArpRepr::request(MAC_A, IP_A, IP_B).emit(&mut written).unwrap();
         assert_eq!(written, REQUEST);
     }
 
     #[test]
     fn unsupported_variants_are_refused() {
-        assert_eq!(
-            ArpPacket::parse(&REQUEST[..27]).unwrap_err(),
-            Malformed::Truncated
-        );
+        assert_eq!(ArpPacket::parse(&REQUEST[..27]).unwrap_err(), Malformed::Truncated);
         for (at, value) in [(1, 6u8), (2, 0x86), (4, 8), (5, 16), (7, 3), (7, 0)] {
             let mut bytes = REQUEST;
             bytes[at] = value;
-            assert_eq!(
-                ArpPacket::parse(&bytes).unwrap_err(),
-                Malformed::UnsupportedArp,
-                "{at}"
-            );
+            assert_eq!(ArpPacket::parse(&bytes).unwrap_err(), Malformed::UnsupportedArp, "{at}");
         }
     }
 
@@ -235,10 +213,7 @@ mod tests {
         let mut frame = [0xeeu8; 64];
         assert_eq!(reply.emit_frame(&mut frame), Some(60));
         let ethernet = ethernet::EthernetFrame::parse(&frame[..60]).unwrap();
-        assert_eq!(
-            (ethernet.dst(), ethernet.src(), ethernet.ethertype()),
-            (MAC_A, MAC_B, EtherType::ARP)
-        );
+        assert_eq!((ethernet.dst(), ethernet.src(), ethernet.ethertype()), (MAC_A, MAC_B, EtherType::ARP));
         assert!(frame[42..60].iter().all(|&b| b == 0));
         let parsed = ArpPacket::parse(ethernet.payload()).unwrap();
         assert_eq!(parsed.operation(), Some(ArpOperation::Reply));
@@ -256,10 +231,7 @@ mod tests {
     fn gratuitous_announces_own_address() {
         let announcement = ArpRepr::gratuitous(MAC_A, IP_A);
         assert_eq!(announcement.operation, ArpOperation::Request);
-        assert_eq!(
-            (announcement.sender_ip, announcement.target_ip),
-            (IP_A, IP_A)
-        );
+        assert_eq!((announcement.sender_ip, announcement.target_ip), (IP_A, IP_A));
         assert_eq!(announcement.target_mac, EthernetAddress::ZERO);
         assert_eq!(announcement.ethernet_dst(), EthernetAddress::BROADCAST);
     }

@@ -49,13 +49,7 @@ impl Checksum {
     /// Adds the IPv4 pseudo-header that TCP (RFC 793 §3.1) and UDP (RFC 768)
     /// prefix to their checksum: source address, destination address, zero,
     /// protocol, and the TCP/UDP length (header plus data).
-    pub fn add_pseudo_header(
-        &mut self,
-        src: Ipv4Address,
-        dst: Ipv4Address,
-        protocol: IpProtocol,
-        length: u16,
-    ) {
+    pub fn add_pseudo_header(&mut self, src: Ipv4Address, dst: Ipv4Address, protocol: IpProtocol, length: u16) {
         self.add_bytes(&src.0);
         self.add_bytes(&dst.0);
         self.add_word(u16::from(protocol.0));
@@ -117,11 +111,7 @@ pub fn update_word(old_checksum: u16, old_word: u16, new_word: u16) -> u16 {
 /// [`update_word`] for a 32-bit field (such as an IPv4 address), which is
 /// two 16-bit words.
 pub fn update_u32(old_checksum: u16, old_value: u32, new_value: u32) -> u16 {
-    let high = update_word(
-        old_checksum,
-        (old_value >> 16) as u16,
-        (new_value >> 16) as u16,
-    );
+    let high = update_word(old_checksum, (old_value >> 16) as u16, (new_value >> 16) as u16);
     update_word(high, old_value as u16, new_value as u16)
 }
 
@@ -179,11 +169,7 @@ mod tests {
             let mut changed = data;
             let old_word = u16::from_be_bytes([changed[4], changed[5]]);
             changed[4..6].copy_from_slice(&new_word.to_be_bytes());
-            assert_eq!(
-                update_word(old, old_word, new_word),
-                checksum(&changed),
-                "{new_word:#x}"
-            );
+            assert_eq!(update_word(old, old_word, new_word), checksum(&changed), "{new_word:#x}");
         }
         let mut changed = data;
         let old_value = u32::from_be_bytes([data[12], data[13], data[14], data[15]]);

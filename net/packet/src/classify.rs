@@ -93,10 +93,9 @@ impl Parsed {
     /// `(source, destination)` ports of TCP or UDP.
     pub fn ports(&self) -> Option<(u16, u16)> {
         match self.ipv4()?.transport {
-            Transport::Tcp {
-                src_port, dst_port, ..
+            Transport::Tcp { src_port, dst_port, .. } | Transport::Udp { src_port, dst_port } => {
+                Some((src_port, dst_port))
             }
-            | Transport::Udp { src_port, dst_port } => Some((src_port, dst_port)),
             _ => None,
         }
     }
@@ -127,34 +126,16 @@ impl Parsed {
                 dst: ip.src,
                 protocol: ip.protocol,
                 transport: match ip.transport {
-                    Transport::Tcp {
-                        src_port,
-                        dst_port,
-                        seq,
-                        ack,
-                        flags,
-                    } => Transport::Tcp {
-                        src_port: dst_port,
-                        dst_port: src_port,
-                        seq,
-                        ack,
-                        flags,
-                    },
-                    Transport::Udp { src_port, dst_port } => Transport::Udp {
-                        src_port: dst_port,
-                        dst_port: src_port,
-                    },
+                    Transport::Tcp { src_port, dst_port, seq, ack, flags } => {
+                        Transport::Tcp { src_port: dst_port, dst_port: src_port, seq, ack, flags }
+                    }
+                    Transport::Udp { src_port, dst_port } => Transport::Udp { src_port: dst_port, dst_port: src_port },
                     other => other,
                 },
             }),
             other => other,
         };
-        Parsed {
-            dst_mac: self.src_mac,
-            src_mac: self.dst_mac,
-            ethertype: self.ethertype,
-            network,
-        }
+        Parsed { dst_mac: self.src_mac, src_mac: self.dst_mac, ethertype: self.ethertype, network }
     }
 }
 
@@ -173,23 +154,13 @@ impl Parsed {
 /// point verifies the data it consumes (RFC 1122 §4.1.3.4 puts the UDP
 /// check on the receiving host). [`classify_strict`] verifies them too.
 pub fn classify(frame: &[u8]) -> Result<Parsed, Malformed> {
-    classify_with(
-        frame,
-        Checks::Received {
-            verify_l4_checksum: false,
-        },
-    )
+    classify_with(frame, Checks::Received { verify_l4_checksum: false })
 }
 
 /// [`classify`], and also verifies the TCP, UDP (when not zero) and ICMP
 /// checksums ([`Malformed::BadL4Checksum`]).
 pub fn classify_strict(frame: &[u8]) -> Result<Parsed, Malformed> {
-    classify_with(
-        frame,
-        Checks::Received {
-            verify_l4_checksum: true,
-        },
-    )
+    classify_with(frame, Checks::Received { verify_l4_checksum: true })
 }
 
 /// Summarises a copy of the *headers* of an outgoing frame, whose payload
@@ -214,12 +185,7 @@ fn classify_with(frame: &[u8], checks: Checks) -> Result<Parsed, Malformed> {
         EtherType::ARP => Network::Arp(summarise_arp(ethernet.payload())?),
         _ => Network::Other,
     };
-    Ok(Parsed {
-        dst_mac: ethernet.dst(),
-        src_mac: ethernet.src(),
-        ethertype: ethernet.ethertype(),
-        network,
-    })
+    Ok(Parsed { dst_mac: ethernet.dst(), src_mac: ethernet.src(), ethertype: ethernet.ethertype(), network })
 }
 
 fn summarise_arp(bytes: &[u8]) -> Result<ArpSummary, Malformed> {
@@ -244,10 +210,7 @@ fn summarise_ipv4(bytes: &[u8], checks: Checks) -> Result<Ipv4Summary, Malformed
     if ip.has_options() {
         return Err(Malformed::Options);
     }
-    let verify = checks
-        == Checks::Received {
-            verify_l4_checksum: true,
-        };
+    let verify = checks == Checks::Received { verify_l4_checksum: true };
     let (src, dst, payload) = (ip.src(), ip.dst(), ip.payload());
     let transport = match ip.protocol() {
         IpProtocol::TCP => {
@@ -274,27 +237,16 @@ fn summarise_ipv4(bytes: &[u8], checks: Checks) -> Result<Ipv4Summary, Malformed
             if verify && !udp.verify_checksum(src, dst) {
                 return Err(Malformed::BadL4Checksum);
             }
-            Transport::Udp {
-                src_port: udp.src_port(),
-                dst_port: udp.dst_port(),
-            }
+            Transport::Udp { src_port: udp.src_port(), dst_port: udp.dst_port() }
         }
         IpProtocol::ICMP => {
             let icmp = IcmpMessage::parse(payload)?;
             if verify && !icmp.verify_checksum() {
                 return Err(Malformed::BadL4Checksum);
             }
-            Transport::Icmp {
-                icmp_type: icmp.icmp_type(),
-                code: icmp.code(),
-            }
+            Transport::Icmp { icmp_type: icmp.icmp_type(), code: icmp.code() }
         }
         _ => Transport::Other,
     };
-    Ok(Ipv4Summary {
-        src,
-        dst,
-        protocol: ip.protocol(),
-        transport,
-    })
+    Ok(Ipv4Summary { src, dst, protocol: ip.protocol(), transport })
 }

@@ -143,10 +143,7 @@ mod tests {
 
     #[test]
     fn short_frames_are_truncated() {
-        assert_eq!(
-            EthernetFrame::parse(&[0; 13]).unwrap_err(),
-            Malformed::Truncated
-        );
+        assert_eq!(EthernetFrame::parse(&[0; 13]).unwrap_err(), Malformed::Truncated);
         assert!(EthernetFrame::parse(&[0; 14]).is_ok());
     }
 
@@ -160,10 +157,7 @@ mod tests {
         let mut buf = [0u8; 14];
         repr.emit(&mut buf).unwrap();
         let view = EthernetFrame::parse(&buf).unwrap();
-        assert_eq!(
-            (view.dst(), view.src(), view.ethertype()),
-            (repr.dst, repr.src, repr.ethertype)
-        );
+        assert_eq!((view.dst(), view.src(), view.ethertype()), (repr.dst, repr.src, repr.ethertype));
         assert!(repr.emit(&mut [0u8; 13]).is_none());
     }
 

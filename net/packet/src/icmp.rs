@@ -113,10 +113,7 @@ mod tests {
         let message = IcmpMessage::parse(&ECHO_REQUEST).unwrap();
         assert_eq!(message.icmp_type(), IcmpType::ECHO_REQUEST);
         assert_eq!(message.code(), 0);
-        assert_eq!(
-            (message.echo_identifier(), message.echo_sequence()),
-            (0x1234, 1)
-        );
+        assert_eq!((message.echo_identifier(), message.echo_sequence()), (0x1234, 1));
         assert_eq!(message.data(), b"abcd");
         assert!(message.verify_checksum());
         let mut corrupted = ECHO_REQUEST;
@@ -126,10 +123,7 @@ mod tests {
 
     #[test]
     fn short_messages_are_truncated() {
-        assert_eq!(
-            IcmpMessage::parse(&ECHO_REQUEST[..7]).unwrap_err(),
-            Malformed::Truncated
-        );
+        assert_eq!(IcmpMessage::parse(&ECHO_REQUEST[..7]).unwrap_err(), Malformed::Truncated);
     }
 
     #[test]

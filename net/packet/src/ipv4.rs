@@ -306,8 +306,8 @@ mod tests {
     /// The worked example of Wikipedia's "IPv4 header checksum": UDP,
     /// 192.168.0.1 → 192.168.0.199, checksum 0xb861 computed by hand there.
     const HEADER: [u8; 20] = [
-        0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8, 0x00,
-        0x01, 0xc0, 0xa8, 0x00, 0xc7,
+        0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8, 0x00, 0x01, 0xc0, 0xa8,
+        0x00, 0xc7,
     ];
 
     fn packet_with_payload() -> [u8; 0x73] {
@@ -353,55 +353,33 @@ mod tests {
     #[test]
     fn each_header_check_has_its_reason() {
         let good = packet_with_payload();
-        assert_eq!(
-            Ipv4Packet::parse(&good[..19]).unwrap_err(),
-            Malformed::Truncated
-        );
+        assert_eq!(Ipv4Packet::parse(&good[..19]).unwrap_err(), Malformed::Truncated);
 
         let mut bad = good;
         bad[0] = 0x65;
-        assert_eq!(
-            Ipv4Packet::parse(&bad).unwrap_err(),
-            Malformed::BadIpVersion
-        );
+        assert_eq!(Ipv4Packet::parse(&bad).unwrap_err(), Malformed::BadIpVersion);
 
         bad = good;
         bad[0] = 0x44;
         assert_eq!(Ipv4Packet::parse(&bad).unwrap_err(), Malformed::BadIhl);
         bad[0] = 0x4f; // 60 bytes of header in a 40-byte slice
-        assert_eq!(
-            Ipv4Packet::parse(&bad[..40]).unwrap_err(),
-            Malformed::BadIhl
-        );
+        assert_eq!(Ipv4Packet::parse(&bad[..40]).unwrap_err(), Malformed::BadIhl);
 
         bad = good;
         bad[2..4].copy_from_slice(&19u16.to_be_bytes());
-        assert_eq!(
-            Ipv4Packet::parse(&bad).unwrap_err(),
-            Malformed::BadTotalLength
-        );
-        assert_eq!(
-            Ipv4Packet::parse(&good[..0x72]).unwrap_err(),
-            Malformed::BadTotalLength
-        );
+        assert_eq!(Ipv4Packet::parse(&bad).unwrap_err(), Malformed::BadTotalLength);
+        assert_eq!(Ipv4Packet::parse(&good[..0x72]).unwrap_err(), Malformed::BadTotalLength);
 
         bad = good;
         bad[8] = 63; // TTL changed, checksum not updated
-        assert_eq!(
-            Ipv4Packet::parse(&bad).unwrap_err(),
-            Malformed::BadIpChecksum
-        );
+        assert_eq!(Ipv4Packet::parse(&bad).unwrap_err(), Malformed::BadIpChecksum);
     }
 
     #[test]
     fn fragments_are_reported() {
-        for (flags_offset, fragment) in [
-            (0x4000u16, false),
-            (0x2000, true),
-            (0x0001, true),
-            (0x0000, false),
-            (0x3fff, true),
-        ] {
+        for (flags_offset, fragment) in
+            [(0x4000u16, false), (0x2000, true), (0x0001, true), (0x0000, false), (0x3fff, true)]
+        {
             let mut bytes = packet_with_payload();
             bytes[6..8].copy_from_slice(&flags_offset.to_be_bytes());
             bytes[10..12].copy_from_slice(&[0, 0]);
@@ -424,18 +402,10 @@ mod tests {
         let mut bytes = [0u8; 40];
         repr.emit(&mut bytes).unwrap();
         let packet = Ipv4Packet::parse(&bytes).unwrap();
-        assert_eq!(
-            (packet.src(), packet.dst(), packet.protocol()),
-            (repr.src, repr.dst, repr.protocol)
-        );
+        assert_eq!((packet.src(), packet.dst(), packet.protocol()), (repr.src, repr.dst, repr.protocol));
         assert_eq!(packet.total_len(), 40);
         assert!(repr.emit(&mut [0u8; 19]).is_none());
-        assert!(Ipv4Repr {
-            payload_len: u16::MAX,
-            ..repr
-        }
-        .emit(&mut bytes)
-        .is_none());
+        assert!(Ipv4Repr { payload_len: u16::MAX, ..repr }.emit(&mut bytes).is_none());
     }
 
     #[test]
@@ -447,9 +417,6 @@ mod tests {
         assert!(!Ipv4Address::UNSPECIFIED.is_unicast());
         assert!(!Ipv4Address::new(127, 0, 0, 1).is_unicast());
         assert_eq!(Ipv4Address::new(10, 0, 0, 1).to_u32(), 0x0a00_0001);
-        assert_eq!(
-            Ipv4Address::from_u32(0x0a00_0001),
-            Ipv4Address::new(10, 0, 0, 1)
-        );
+        assert_eq!(Ipv4Address::from_u32(0x0a00_0001), Ipv4Address::new(10, 0, 0, 1));
     }
 }

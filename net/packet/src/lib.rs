@@ -30,10 +30,7 @@ pub mod tcp;
 pub mod udp;
 
 pub use arp::{ArpOperation, ArpPacket, ArpRepr};
-pub use classify::{
-    classify, classify_headers, classify_strict, ArpSummary, Ipv4Summary, Network, Parsed,
-    Transport,
-};
+pub use classify::{classify, classify_headers, classify_strict, ArpSummary, Ipv4Summary, Network, Parsed, Transport};
 pub use ethernet::{EtherType, EthernetAddress, EthernetFrame, EthernetRepr};
 pub use icmp::{IcmpMessage, IcmpType};
 pub use ipv4::{IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr};

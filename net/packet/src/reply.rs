@@ -84,13 +84,7 @@ const QUOTED_DATA_LEN: usize = 8;
 /// for the changed type word (RFC 1624).
 pub fn echo_reply(request: &[u8], local: Local, out: &mut [u8]) -> Result<usize, ReplyError> {
     let peer = answerable(request, local)?;
-    if !matches!(
-        peer.transport,
-        Transport::Icmp {
-            icmp_type: IcmpType::ECHO_REQUEST,
-            ..
-        }
-    ) {
+    if !matches!(peer.transport, Transport::Icmp { icmp_type: IcmpType::ECHO_REQUEST, .. }) {
         return Err(NotAnswerable::WrongKind.into());
     }
     let message = IcmpMessage::parse(ipv4_packet(request)?.payload())?;
@@ -112,11 +106,7 @@ pub fn echo_reply(request: &[u8], local: Local, out: &mut [u8]) -> Result<usize,
 /// transport protocol ... is unable to demultiplex the datagram"; the
 /// message quotes "the Internet header plus the first 64 bits of the
 /// original datagram's data" (RFC 792).
-pub fn port_unreachable(
-    offending: &[u8],
-    local: Local,
-    out: &mut [u8],
-) -> Result<usize, ReplyError> {
+pub fn port_unreachable(offending: &[u8], local: Local, out: &mut [u8]) -> Result<usize, ReplyError> {
     let peer = answerable(offending, local)?;
     if !matches!(peer.transport, Transport::Udp { .. }) {
         return Err(NotAnswerable::WrongKind.into());
@@ -129,11 +119,7 @@ pub fn port_unreachable(
 /// parses (not TCP, UDP or ICMP), into `out` and returns the frame's
 /// length. RFC 1122 §3.2.2.1: a host SHOULD send it when "the designated
 /// transport protocol is not supported". Quotes as [`port_unreachable`].
-pub fn protocol_unreachable(
-    offending: &[u8],
-    local: Local,
-    out: &mut [u8],
-) -> Result<usize, ReplyError> {
+pub fn protocol_unreachable(offending: &[u8], local: Local, out: &mut [u8]) -> Result<usize, ReplyError> {
     let peer = answerable(offending, local)?;
     if peer.transport != Transport::Other {
         return Err(NotAnswerable::WrongKind.into());
@@ -178,13 +164,7 @@ fn destination_unreachable(
 /// SEG.LEN counts SYN and FIN. The window is zero and there are no options.
 pub fn tcp_reset(segment: &[u8], local: Local, out: &mut [u8]) -> Result<usize, ReplyError> {
     let peer = answerable(segment, local)?;
-    let Transport::Tcp {
-        src_port,
-        dst_port,
-        flags,
-        ..
-    } = peer.transport
-    else {
+    let Transport::Tcp { src_port, dst_port, flags, .. } = peer.transport else {
         return Err(NotAnswerable::WrongKind.into());
     };
     if flags.rst() {
@@ -236,20 +216,12 @@ fn answerable(frame: &[u8], local: Local) -> Result<Peer, ReplyError> {
             return Err(NotAnswerable::IcmpError.into());
         }
     }
-    Ok(Peer {
-        mac: parsed.src_mac,
-        ip: ip.src,
-        transport: ip.transport,
-    })
+    Ok(Peer { mac: parsed.src_mac, ip: ip.src, transport: ip.transport })
 }
 
 /// The IPv4 packet of an already classified frame.
 fn ipv4_packet(frame: &[u8]) -> Result<Ipv4Packet<'_>, Malformed> {
-    Ipv4Packet::parse(
-        frame
-            .get(ethernet::HEADER_LEN..)
-            .ok_or(Malformed::Truncated)?,
-    )
+    Ipv4Packet::parse(frame.get(ethernet::HEADER_LEN..).ok_or(Malformed::Truncated)?)
 }
 
 /// Writes the Ethernet and IPv4 headers of an answer to `peer` carrying
@@ -266,13 +238,9 @@ fn start_ipv4_frame<'b>(
     let frame_len = (ethernet::HEADER_LEN + packet_len).max(ethernet::MIN_FRAME_LEN);
     let frame = out.get_mut(..frame_len).ok_or(ReplyError::BufferTooSmall)?;
     frame.fill(0);
-    EthernetRepr {
-        dst: peer.mac,
-        src: local.mac,
-        ethertype: EtherType::IPV4,
-    }
-    .emit(frame)
-    .ok_or(ReplyError::BufferTooSmall)?;
+    EthernetRepr { dst: peer.mac, src: local.mac, ethertype: EtherType::IPV4 }
+        .emit(frame)
+        .ok_or(ReplyError::BufferTooSmall)?;
     Ipv4Repr {
         src: local.ip,
         dst: peer.ip,

@@ -185,8 +185,8 @@ mod tests {
     /// option 0204+05b4 = 0x07b8; total 0x8372+0x0094+0x07b8 = 0x8bbe →
     /// checksum !0x8bbe = 0x7441.
     const SYN: [u8; 24] = [
-        0x9c, 0x40, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, 0, 0x60, 0x02, 0x04, 0x00, 0x74, 0x41, 0, 0,
-        0x02, 0x04, 0x05, 0xb4,
+        0x9c, 0x40, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, 0, 0x60, 0x02, 0x04, 0x00, 0x74, 0x41, 0, 0, 0x02, 0x04, 0x05,
+        0xb4,
     ];
 
     #[test]
@@ -209,18 +209,11 @@ mod tests {
 
     #[test]
     fn data_offset_is_checked() {
-        assert_eq!(
-            TcpSegment::parse(&SYN[..19]).unwrap_err(),
-            Malformed::Truncated
-        );
+        assert_eq!(TcpSegment::parse(&SYN[..19]).unwrap_err(), Malformed::Truncated);
         for offset in [0u8, 4, 7, 15] {
             let mut bytes = SYN;
             bytes[12] = offset << 4;
-            assert_eq!(
-                TcpSegment::parse(&bytes).unwrap_err(),
-                Malformed::BadTcpDataOffset,
-                "{offset}"
-            );
+            assert_eq!(TcpSegment::parse(&bytes).unwrap_err(), Malformed::BadTcpDataOffset, "{offset}");
         }
     }
 

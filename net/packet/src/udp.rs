@@ -130,25 +130,16 @@ mod tests {
         let mut bytes = DATAGRAM;
         bytes[6..8].copy_from_slice(&[0, 0]);
         bytes[9] = b'o';
-        assert!(UdpDatagram::parse(&bytes)
-            .unwrap()
-            .verify_checksum(SRC, DST));
+        assert!(UdpDatagram::parse(&bytes).unwrap().verify_checksum(SRC, DST));
     }
 
     #[test]
     fn length_must_match_the_ip_payload() {
-        assert_eq!(
-            UdpDatagram::parse(&DATAGRAM[..7]).unwrap_err(),
-            Malformed::Truncated
-        );
+        assert_eq!(UdpDatagram::parse(&DATAGRAM[..7]).unwrap_err(), Malformed::Truncated);
         for length in [0u16, 7, 9, 11] {
             let mut bytes = DATAGRAM;
             bytes[4..6].copy_from_slice(&length.to_be_bytes());
-            assert_eq!(
-                UdpDatagram::parse(&bytes).unwrap_err(),
-                Malformed::BadL4Length,
-                "{length}"
-            );
+            assert_eq!(UdpDatagram::parse(&bytes).unwrap_err(), Malformed::BadL4Length, "{length}");
         }
     }
 

@@ -4,8 +4,8 @@ mod common;
 
 use common::*;
 use net_packet::{
-    classify, classify_headers, classify_strict, ArpOperation, EtherType, EthernetAddress,
-    IcmpType, IpProtocol, Ipv4Address, Malformed, Network, TcpFlags, Transport,
+    classify, classify_headers, classify_strict, ArpOperation, EtherType, EthernetAddress, IcmpType, IpProtocol,
+    Ipv4Address, Malformed, Network, TcpFlags, Transport,
 };
 
 const SYN: u8 = 0x02;
@@ -23,10 +23,7 @@ fn tcp_frame_is_summarised() {
     assert_eq!(parsed.dst_ip(), Some(Ipv4Address(IP_LOCAL)));
     assert_eq!(parsed.ports(), Some((40000, 80)));
     assert_eq!(parsed.tcp_flags(), Some(TcpFlags::SYN));
-    assert!(matches!(
-        parsed.ipv4().unwrap().transport,
-        Transport::Tcp { seq: 1000, .. }
-    ));
+    assert!(matches!(parsed.ipv4().unwrap().transport, Transport::Tcp { seq: 1000, .. }));
 }
 
 #[test]
@@ -34,10 +31,7 @@ fn udp_frame_is_summarised() {
     let frame = udp_frame(53, b"query");
     let parsed = classify_strict(&frame).unwrap();
     assert_eq!(parsed.ip_protocol(), Some(IpProtocol::UDP));
-    assert_eq!(
-        (parsed.src_port(), parsed.dst_port()),
-        (Some(5353), Some(53))
-    );
+    assert_eq!((parsed.src_port(), parsed.dst_port()), (Some(5353), Some(53)));
     assert_eq!(parsed.tcp_flags(), None);
 }
 
@@ -46,22 +40,13 @@ fn icmp_frame_is_summarised() {
     let frame = frame_to_local(1, &icmp(8, 0, [0, 1, 0, 1], b"ping"));
     let parsed = classify_strict(&frame).unwrap();
     assert_eq!(parsed.ports(), None);
-    assert_eq!(
-        parsed.ipv4().unwrap().transport,
-        Transport::Icmp {
-            icmp_type: IcmpType::ECHO_REQUEST,
-            code: 0
-        }
-    );
+    assert_eq!(parsed.ipv4().unwrap().transport, Transport::Icmp { icmp_type: IcmpType::ECHO_REQUEST, code: 0 });
 }
 
 #[test]
 fn other_protocols_and_ethertypes_are_classified_as_other() {
     let gre = frame_to_local(47, &[0; 8]);
-    assert_eq!(
-        classify(&gre).unwrap().ipv4().unwrap().transport,
-        Transport::Other
-    );
+    assert_eq!(classify(&gre).unwrap().ipv4().unwrap().transport, Transport::Other);
     let ipv6 = ethernet(MAC_LOCAL, MAC_PEER, 0x86dd, &[0x60; 40]);
     let parsed = classify(&ipv6).unwrap();
     assert_eq!(parsed.network, Network::Other);
@@ -79,9 +64,7 @@ fn arp_frame_is_summarised() {
     arp.extend_from_slice(&[0; 18]); // Ethernet padding
     let frame = ethernet([0xff; 6], MAC_PEER, 0x0806, &arp);
     let parsed = classify(&frame).unwrap();
-    let Network::Arp(summary) = parsed.network else {
-        panic!("not ARP: {parsed:?}")
-    };
+    let Network::Arp(summary) = parsed.network else { panic!("not ARP: {parsed:?}") };
     assert_eq!(summary.operation, ArpOperation::Request);
     assert_eq!(summary.sender_ip, Ipv4Address(IP_PEER));
     assert_eq!(summary.target_ip, Ipv4Address(IP_LOCAL));

@@ -7,19 +7,15 @@
 mod common;
 
 use common::*;
+use lib_test_rng::Rng as XorShift;
 use net_packet::reply::{self, Local};
 use net_packet::{
-    classify, classify_headers, classify_strict, ArpPacket, EthernetAddress, IcmpMessage,
-    Ipv4Address, Ipv4Packet, TcpSegment, UdpDatagram,
+    classify, classify_headers, classify_strict, ArpPacket, EthernetAddress, IcmpMessage, Ipv4Address, Ipv4Packet,
+    TcpSegment, UdpDatagram,
 };
-use lib_test_rng::Rng as XorShift;
-
 
 fn exercise(bytes: &[u8]) {
-    let local = Local {
-        mac: EthernetAddress(MAC_LOCAL),
-        ip: Ipv4Address(IP_LOCAL),
-    };
+    let local = Local { mac: EthernetAddress(MAC_LOCAL), ip: Ipv4Address(IP_LOCAL) };
     let mut out = [0u8; 1600];
     for end in 0..=bytes.len() {
         let prefix = &bytes[..end];
@@ -60,11 +56,7 @@ fn random_bytes_never_panic() {
         // Make the interesting paths likely: an IPv4 or ARP EtherType and
         // a plausible version/IHL byte.
         if len > 14 {
-            let ethertype: [u8; 2] = if rng.below(4) == 0 {
-                [0x08, 0x06]
-            } else {
-                [0x08, 0x00]
-            };
+            let ethertype: [u8; 2] = if rng.below(4) == 0 { [0x08, 0x06] } else { [0x08, 0x00] };
             bytes[12..14].copy_from_slice(&ethertype);
             if rng.below(2) == 0 {
                 bytes[14] = 0x45;

@@ -5,8 +5,7 @@ mod common;
 use common::*;
 use net_packet::reply::{self, Local, NotAnswerable, ReplyError};
 use net_packet::{
-    classify_strict, EthernetAddress, IcmpMessage, IcmpType, Ipv4Address, Ipv4Packet, Malformed,
-    TcpFlags, TcpSegment,
+    classify_strict, EthernetAddress, IcmpMessage, IcmpType, Ipv4Address, Ipv4Packet, Malformed, TcpFlags, TcpSegment,
 };
 
 const FIN: u8 = 0x01;
@@ -15,10 +14,7 @@ const RST: u8 = 0x04;
 const ACK: u8 = 0x10;
 
 fn local() -> Local {
-    Local {
-        mac: EthernetAddress(MAC_LOCAL),
-        ip: Ipv4Address(IP_LOCAL),
-    }
+    Local { mac: EthernetAddress(MAC_LOCAL), ip: Ipv4Address(IP_LOCAL) }
 }
 
 /// Checks the answer's Ethernet and IPv4 headers go from us to the peer,
@@ -41,16 +37,10 @@ fn echo_reply_returns_identifier_sequence_and_data() {
     let payload = answer_payload(&out[..len]);
     let message = IcmpMessage::parse(&payload).unwrap();
     assert_eq!(message.icmp_type(), IcmpType::ECHO_REPLY);
-    assert_eq!(
-        (message.echo_identifier(), message.echo_sequence()),
-        (0xbeef, 7)
-    );
+    assert_eq!((message.echo_identifier(), message.echo_sequence()), (0xbeef, 7));
     assert_eq!(message.data(), b"0123456789abcdef-odd");
     // The incrementally updated checksum equals an independent recomputation.
-    assert_eq!(
-        payload,
-        icmp(0, 0, [0xbe, 0xef, 0, 7], b"0123456789abcdef-odd")
-    );
+    assert_eq!(payload, icmp(0, 0, [0xbe, 0xef, 0, 7], b"0123456789abcdef-odd"));
 }
 
 #[test]
@@ -62,26 +52,14 @@ fn echo_reply_refusals() {
         Err(ReplyError::NotAnswerable(NotAnswerable::WrongKind))
     );
     let udp = udp_frame(7, b"x");
-    assert_eq!(
-        reply::echo_reply(&udp, local(), &mut out),
-        Err(ReplyError::NotAnswerable(NotAnswerable::WrongKind))
-    );
-    let to_broadcast = ethernet(
-        [0xff; 6],
-        MAC_PEER,
-        0x0800,
-        &ipv4(IP_PEER, [255; 4], 1, &icmp(8, 0, [0; 4], b"")),
-    );
+    assert_eq!(reply::echo_reply(&udp, local(), &mut out), Err(ReplyError::NotAnswerable(NotAnswerable::WrongKind)));
+    let to_broadcast = ethernet([0xff; 6], MAC_PEER, 0x0800, &ipv4(IP_PEER, [255; 4], 1, &icmp(8, 0, [0; 4], b"")));
     assert_eq!(
         reply::echo_reply(&to_broadcast, local(), &mut out),
         Err(ReplyError::NotAnswerable(NotAnswerable::NotAddressedToUs))
     );
-    let from_multicast_mac = ethernet(
-        MAC_LOCAL,
-        [0x01, 0, 0x5e, 0, 0, 1],
-        0x0800,
-        &ipv4(IP_PEER, IP_LOCAL, 1, &icmp(8, 0, [0; 4], b"")),
-    );
+    let from_multicast_mac =
+        ethernet(MAC_LOCAL, [0x01, 0, 0x5e, 0, 0, 1], 0x0800, &ipv4(IP_PEER, IP_LOCAL, 1, &icmp(8, 0, [0; 4], b"")));
     assert_eq!(
         reply::echo_reply(&from_multicast_mac, local(), &mut out),
         Err(ReplyError::NotAnswerable(NotAnswerable::SourceNotUnicast))
@@ -93,10 +71,7 @@ fn echo_reply_refusals() {
         Err(ReplyError::Malformed(Malformed::BadL4Checksum))
     );
     let request = frame_to_local(1, &icmp(8, 0, [0; 4], b"abc"));
-    assert_eq!(
-        reply::echo_reply(&request, local(), &mut out[..59]),
-        Err(ReplyError::BufferTooSmall)
-    );
+    assert_eq!(reply::echo_reply(&request, local(), &mut out[..59]), Err(ReplyError::BufferTooSmall));
 }
 
 #[test]
@@ -130,11 +105,8 @@ fn nothing_sent_as_a_link_layer_broadcast_is_answered() {
     // RFC 1122 §3.2.2: to our IPv4 address, but to every station.
     let mut out = [0u8; 200];
     for dst_mac in [[0xff; 6], [0x01, 0, 0x5e, 0, 0, 1], [0x02, 0, 0, 0, 0, 0x99]] {
-        let mut frames = [
-            udp_frame(7, b"x"),
-            tcp_frame(81, 1, 0, SYN, &[]),
-            frame_to_local(1, &icmp(8, 0, [0; 4], b"")),
-        ];
+        let mut frames =
+            [udp_frame(7, b"x"), tcp_frame(81, 1, 0, SYN, &[]), frame_to_local(1, &icmp(8, 0, [0; 4], b""))];
         for frame in &mut frames {
             frame[..6].copy_from_slice(&dst_mac);
         }
@@ -149,10 +121,7 @@ fn nothing_sent_as_a_link_layer_broadcast_is_answered() {
 fn no_icmp_error_about_an_icmp_error() {
     let error = frame_to_local(1, &icmp(3, 3, [0; 4], &[0x45; 28]));
     let mut out = [0u8; 200];
-    assert_eq!(
-        reply::echo_reply(&error, local(), &mut out),
-        Err(ReplyError::NotAnswerable(NotAnswerable::IcmpError))
-    );
+    assert_eq!(reply::echo_reply(&error, local(), &mut out), Err(ReplyError::NotAnswerable(NotAnswerable::IcmpError)));
     assert_eq!(
         reply::port_unreachable(&error, local(), &mut out),
         Err(ReplyError::NotAnswerable(NotAnswerable::IcmpError))
@@ -162,12 +131,8 @@ fn no_icmp_error_about_an_icmp_error() {
 #[test]
 fn port_unreachable_refusals() {
     let mut out = [0u8; 200];
-    let from_broadcast = ethernet(
-        MAC_LOCAL,
-        MAC_PEER,
-        0x0800,
-        &ipv4([255; 4], IP_LOCAL, 17, &udp([255; 4], IP_LOCAL, 1, 2, b"")),
-    );
+    let from_broadcast =
+        ethernet(MAC_LOCAL, MAC_PEER, 0x0800, &ipv4([255; 4], IP_LOCAL, 17, &udp([255; 4], IP_LOCAL, 1, 2, b"")));
     assert_eq!(
         reply::port_unreachable(&from_broadcast, local(), &mut out),
         Err(ReplyError::NotAnswerable(NotAnswerable::SourceNotUnicast))
@@ -187,22 +152,14 @@ fn reset_for(frame: &[u8]) -> (u32, u32, TcpFlags, (u16, u16)) {
     let segment = TcpSegment::parse(&payload).unwrap();
     assert!(segment.verify_checksum(Ipv4Address(IP_LOCAL), Ipv4Address(IP_PEER)));
     assert_eq!(segment.window(), 0);
-    (
-        segment.seq(),
-        segment.ack(),
-        segment.flags(),
-        (segment.src_port(), segment.dst_port()),
-    )
+    (segment.seq(), segment.ack(), segment.flags(), (segment.src_port(), segment.dst_port()))
 }
 
 #[test]
 fn reset_without_ack_acknowledges_seq_plus_len() {
     // SYN: SEG.LEN = 1.
     let (seq, ack, flags, ports) = reset_for(&tcp_frame(81, 1000, 0, SYN, &[]));
-    assert_eq!(
-        (seq, ack, flags),
-        (0, 1001, TcpFlags::RST.union(TcpFlags::ACK))
-    );
+    assert_eq!((seq, ack, flags), (0, 1001, TcpFlags::RST.union(TcpFlags::ACK)));
     assert_eq!(ports, (81, 40000));
     // SYN+FIN with 3 bytes of data: SEG.LEN = 5, wrapping past 2^32.
     let (seq, ack, _, _) = reset_for(&tcp_frame(81, u32::MAX - 1, 0, SYN | FIN, b"abc"));

@@ -11,13 +11,13 @@
 #![no_std]
 #![no_main]
 
-use net_filter::Dotted;
-use pds_runtime::{log, Channel, ChannelSet, Handler};
+use drivers_timer_api::Timer;
 use net_client::{Alarm, ChangeReport, Colons, NetClient, MAX_FRAME_LEN, TIMER_CHANNEL};
+use net_filter::Dotted;
 use net_packet::reply::Local;
 use net_packet::EthernetAddress;
 use net_stray_core::{Counters, Outcome, Stray, BURST, RATE_PER_SECOND};
-use drivers_timer_api::Timer;
+use pds_runtime::{log, Channel, ChannelSet, Handler};
 
 const TIMER: Timer = Timer::new(Channel::new(TIMER_CHANNEL));
 

@@ -26,7 +26,6 @@ pub mod untyped;
 #[cfg(feature = "spec")]
 pub use spec::*;
 
-
 /// Magic number at the start of the embedded spec segment.
 pub const MAGIC: [u8; 8] = *b"SEL4SYS\0";
 /// Bumped whenever the encoding of [`Spec`] changes.

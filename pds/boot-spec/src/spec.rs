@@ -48,7 +48,9 @@ pub enum ObjectKind {
     Endpoint,
     Notification,
     /// A CNode of 2^radix_bits slots.
-    CNode { radix_bits: u8 },
+    CNode {
+        radix_bits: u8,
+    },
     /// Top-level paging structure (x86_64 PML4).
     VSpace,
     Pdpt,
@@ -56,10 +58,16 @@ pub enum ObjectKind {
     PageTable,
     /// Frames of 2^size_bits bytes (12 or 21). With `paddr`, the run starts at
     /// that physical address (device memory or a fixed RAM address).
-    Frame { size_bits: u8, paddr: Option<u64> },
+    Frame {
+        size_bits: u8,
+        paddr: Option<u64>,
+    },
     /// 4 KiB frames of a PCI BAR, starting at the BAR's base address, which
     /// the initialiser learns at boot. `device` indexes [`Spec::pci_devices`].
-    PciBar { device: u32, bar: u8 },
+    PciBar {
+        device: u32,
+        bar: u8,
+    },
 }
 
 /// A PCI function, found at boot as the `instance`-th function (in bus
@@ -279,4 +287,3 @@ impl Spec {
         None
     }
 }
-

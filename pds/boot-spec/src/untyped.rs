@@ -106,9 +106,9 @@ pub fn place(untypeds: &[Untyped], bits: u8, count: u64) -> Option<Placement> {
 
 /// The untyped (RAM or device) that contains `[paddr, paddr + len)`.
 pub fn containing(untypeds: &[Untyped], paddr: u64, len: u64) -> Option<usize> {
-    untypeds.iter().position(|u| {
-        paddr >= u.paddr && paddr.checked_add(len).is_some_and(|end| end <= u.paddr + u.size())
-    })
+    untypeds
+        .iter()
+        .position(|u| paddr >= u.paddr && paddr.checked_add(len).is_some_and(|end| end <= u.paddr + u.size()))
 }
 
 #[cfg(test)]

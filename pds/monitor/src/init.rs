@@ -4,8 +4,8 @@
 
 use crate::{fail, pci};
 use alloc::vec::Vec;
-use pds_boot_spec::{cspace, CapSource, MapKind, ObjId, ObjectKind, Spec};
 use pds_boot_spec::untyped::{self, Untyped};
+use pds_boot_spec::{cspace, CapSource, MapKind, ObjId, ObjectKind, Spec};
 use sel4::{init_caps, CNode, CPtr, CapData, CapRights, ObjectType, Word};
 
 /// The root task's CNode, addressed with full-word CPtrs.
@@ -69,11 +69,8 @@ fn kernel_type(kind: ObjectKind) -> (ObjectType, Word, u8) {
 
 impl<'a> Initialiser<'a> {
     pub fn new(bootinfo: &'a sel4::BootInfo, spec: &'a Spec, data: &'a [u8]) -> Self {
-        let untypeds = bootinfo
-            .untypeds()
-            .iter()
-            .map(|u| Untyped::new(u.paddr, u.size_bits, u.is_device != 0))
-            .collect();
+        let untypeds =
+            bootinfo.untypeds().iter().map(|u| Untyped::new(u.paddr, u.size_bits, u.is_device != 0)).collect();
         // Copy out of the packed struct before use.
         let empty = bootinfo.empty;
         let untyped = bootinfo.untyped;
@@ -187,7 +184,10 @@ impl<'a> Initialiser<'a> {
         let (ty, size_param, bits) = kernel_type(kind);
         let len = u64::from(count) << bits;
         let Some(ut) = untyped::containing(&self.untypeds, paddr, len) else {
-            fail(format_args!("no untyped memory covers {paddr:#x}..{:#x} (phys_addr in the description)", paddr + len));
+            fail(format_args!(
+                "no untyped memory covers {paddr:#x}..{:#x} (phys_addr in the description)",
+                paddr + len
+            ));
         };
         let padding: Vec<u8> = self.untypeds[ut]
             .padding_to(paddr, bits)
@@ -233,7 +233,9 @@ impl<'a> Initialiser<'a> {
             self.retype(ut, ty, 0, bits, 1, slot);
             let r = match ty {
                 ObjectType::X86_Pdpt => sel4::X86Pdpt(slot).map(init_caps::VSPACE, SCRATCH_VADDR, attr),
-                ObjectType::X86_PageDirectory => sel4::X86PageDirectory(slot).map(init_caps::VSPACE, SCRATCH_VADDR, attr),
+                ObjectType::X86_PageDirectory => {
+                    sel4::X86PageDirectory(slot).map(init_caps::VSPACE, SCRATCH_VADDR, attr)
+                }
                 _ => sel4::X86PageTable(slot).map(init_caps::VSPACE, SCRATCH_VADDR, attr),
             };
             match r {
@@ -366,7 +368,15 @@ impl<'a> Initialiser<'a> {
                 .or_fail(format_args!("IOAPIC {} pin {pin} vector {}", irq.ioapic, irq.vector));
             let badged = self.alloc_slot();
             CNode(ROOT)
-                .mint(badged, DEPTH, ROOT, self.slot(irq.notification), DEPTH, CapRights::ALL, CapData::badge(irq.badge))
+                .mint(
+                    badged,
+                    DEPTH,
+                    ROOT,
+                    self.slot(irq.notification),
+                    DEPTH,
+                    CapRights::ALL,
+                    CapData::badge(irq.badge),
+                )
                 .or_fail(format_args!("badge notification for irq pin {pin}"));
             sel4::IrqHandler(handler)
                 .set_notification(badged)
@@ -411,11 +421,9 @@ impl<'a> Initialiser<'a> {
             .or_fail(format_args!("configure the thread of PD '{name}'"));
             let regs = sel4::UserContext { rip: t.entry, rsp: t.stack_top, ..Default::default() };
             let words = (core::mem::size_of::<sel4::UserContext>() / 8) as Word;
-            tcb.write_registers(false, 0, words, regs)
-                .or_fail(format_args!("set the registers of PD '{name}'"));
+            tcb.write_registers(false, 0, words, regs).or_fail(format_args!("set the registers of PD '{name}'"));
             if let Some(ntfn) = t.bound_notification {
-                tcb.bind_notification(self.slot(ntfn))
-                    .or_fail(format_args!("bind the notification of PD '{name}'"));
+                tcb.bind_notification(self.slot(ntfn)).or_fail(format_args!("bind the notification of PD '{name}'"));
             }
             sel4::debug_name_thread(tcb.0, name);
         }

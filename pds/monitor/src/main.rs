@@ -21,9 +21,9 @@ mod pci;
 // routine `core` references. Nothing else of the runtime is used here.
 pds_runtime::bare_metal_support!();
 
-use pds_boot_spec::{ImageHeader, Spec};
 use core::cell::UnsafeCell;
 use core::fmt;
+use pds_boot_spec::{ImageHeader, Spec};
 
 /// `(vaddr, len)` of the spec segment, patched by the builder. The
 /// placeholder is non-zero so the symbol lives in `.data`.
@@ -74,8 +74,7 @@ extern "C" fn monitor_main(bootinfo: *const sel4::BootInfo) -> ! {
     // read-only into the root task for its lifetime.
     let bootinfo = unsafe { &*bootinfo };
     let segment = spec_segment();
-    let header = ImageHeader::from_bytes(segment)
-        .unwrap_or_else(|e| fail(format_args!("spec segment header: {e:?}")));
+    let header = ImageHeader::from_bytes(segment).unwrap_or_else(|e| fail(format_args!("spec segment header: {e:?}")));
     let spec_bytes = segment
         .get(ImageHeader::SIZE..ImageHeader::SIZE + header.spec_len as usize)
         .unwrap_or_else(|| fail(format_args!("spec truncated")));
@@ -98,10 +97,7 @@ extern "C" fn monitor_main(bootinfo: *const sel4::BootInfo) -> ! {
 fn monitor(spec: &Spec, fault_ep: sel4::CPtr) -> ! {
     loop {
         let (info, badge) = sel4::recv(fault_ep);
-        let name = badge
-            .checked_sub(1)
-            .and_then(|i| spec.pds.get(i as usize))
-            .map_or("?", |pd| pd.name.as_str());
+        let name = badge.checked_sub(1).and_then(|i| spec.pds.get(i as usize)).map_or("?", |pd| pd.name.as_str());
         let fault = sel4::Fault::from_message(info);
         match fault {
             sel4::Fault::UnknownSyscall { syscall, fault_ip, .. } if syscall == pds_boot_spec::PANIC_SYSCALL => {

@@ -61,9 +61,7 @@ pub fn read32(a: Address, offset: u8) -> u32 {
 
 pub fn write32(a: Address, offset: u8, value: u32) {
     select(a, offset);
-    port()
-        .out32(CONFIG_DATA.into(), value.into())
-        .unwrap_or_else(|e| fail(format_args!("PCI config write: {e:?}")));
+    port().out32(CONFIG_DATA.into(), value.into()).unwrap_or_else(|e| fail(format_args!("PCI config write: {e:?}")));
 }
 
 /// Every present function, in bus order, following PCI-to-PCI bridges.

@@ -115,11 +115,11 @@ use lib_console_ring as ring;
 
 #[cfg(feature = "pd")]
 mod pd {
+    use super::ring::{ConsoleRegion, Writer, REGION_SIZE};
     use super::{debug_put_bytes, CONSOLE_CHANNEL};
     use crate::Channel;
     use core::cell::UnsafeCell;
     use core::sync::atomic::{AtomicBool, Ordering};
-    use super::ring::{ConsoleRegion, Writer, REGION_SIZE};
 
     crate::setvar!(microkit_console);
 

@@ -2,10 +2,10 @@
 //! children, and how it reports a panic.
 
 use crate::log;
-use pds_boot_spec::{badge, cspace, PD_NAME_LEN};
 use core::cell::UnsafeCell;
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
+use pds_boot_spec::{badge, cspace, PD_NAME_LEN};
 
 /// Bytes patched by the builder, `[u8; PD_NAME_LEN]`, NUL padded. The
 /// placeholder is non-zero so that the array is in `.data`, not `.bss`.
@@ -126,10 +126,9 @@ impl Channel {
 
 /// Sends the deferred signals and IRQ acknowledgements.
 pub(crate) fn flush_deferred() {
-    for (set, base, is_irq) in [
-        (&DEFERRED_NOTIFY, cspace::OUTPUT_NOTIFICATION_BASE, false),
-        (&DEFERRED_IRQ_ACK, cspace::IRQ_BASE, true),
-    ] {
+    for (set, base, is_irq) in
+        [(&DEFERRED_NOTIFY, cspace::OUTPUT_NOTIFICATION_BASE, false), (&DEFERRED_IRQ_ACK, cspace::IRQ_BASE, true)]
+    {
         let mut bits = set.swap(0, Ordering::Relaxed);
         while bits != 0 {
             let id = u64::from(bits.trailing_zeros());

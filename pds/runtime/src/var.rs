@@ -169,7 +169,8 @@ impl MemoryRegion {
         let mut chunks = rest.chunks_exact(8);
         let mut at = addr + head;
         for chunk in &mut chunks {
-            let word = u64::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7]]);
+            let word =
+                u64::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7]]);
             // SAFETY: in bounds (checked above), 8-byte aligned, writable.
             unsafe { (at as *mut u64).write_volatile(word) };
             at += 8;

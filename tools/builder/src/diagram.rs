@@ -2,10 +2,10 @@
 //! to SVG when `dot` is installed.
 
 use crate::Error;
-use tools_sdf::SystemDescription;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use tools_sdf::SystemDescription;
 
 /// A DOT string literal; line breaks become DOT's centred `\n`.
 fn quote(s: &str) -> String {
@@ -28,14 +28,30 @@ pub fn render(sys: &SystemDescription) -> String {
         if !pd.irqs.is_empty() {
             label += &format!("\nirqs: {}", pd.irqs.iter().map(|i| i.pin.to_string()).collect::<Vec<_>>().join(","));
         }
-        let _ = writeln!(d, "  {} [shape=box, style=\"rounded,filled\", fillcolor=\"#dbe9f6\", label={}];", quote(&pd.name), quote(&label));
+        let _ = writeln!(
+            d,
+            "  {} [shape=box, style=\"rounded,filled\", fillcolor=\"#dbe9f6\", label={}];",
+            quote(&pd.name),
+            quote(&label)
+        );
         for child in &pd.children {
-            let _ = writeln!(d, "  {} -> {} [style=dotted, label=\"child {}\"];", quote(&pd.name), quote(&child.name), child.child_id.unwrap_or(0));
+            let _ = writeln!(
+                d,
+                "  {} -> {} [style=dotted, label=\"child {}\"];",
+                quote(&pd.name),
+                quote(&child.name),
+                child.child_id.unwrap_or(0)
+            );
         }
     }
     for mr in &sys.memory_regions {
         let label = format!("{}\n{:#x} bytes", mr.name, mr.size);
-        let _ = writeln!(d, "  {} [shape=folder, style=filled, fillcolor=\"#f6ecd0\", label={}];", quote(&format!("mr:{}", mr.name)), quote(&label));
+        let _ = writeln!(
+            d,
+            "  {} [shape=folder, style=filled, fillcolor=\"#f6ecd0\", label={}];",
+            quote(&format!("mr:{}", mr.name)),
+            quote(&label)
+        );
     }
     for ch in &sys.channels {
         let [a, b] = &ch.ends;
@@ -52,7 +68,8 @@ pub fn render(sys: &SystemDescription) -> String {
         if b.pp {
             label += &format!("\n{} calls {}", b.pd, a.pd);
         }
-        let _ = writeln!(d, "  {} -> {} [dir={dir}, label={}, penwidth=1.5];", quote(&a.pd), quote(&b.pd), quote(&label));
+        let _ =
+            writeln!(d, "  {} -> {} [dir={dir}, label={}, penwidth=1.5];", quote(&a.pd), quote(&b.pd), quote(&label));
     }
     for pd in sys.all_pds() {
         for m in &pd.maps {
@@ -112,8 +129,14 @@ mod tests {
         let sys = tools_sdf::parse_str(Path::new("t.system"), text).expect("valid");
         let dot = render(&sys);
         assert!(dot.contains(r#""mr:net_web_rx_data" [shape=folder"#), "{dot}");
-        assert!(dot.contains(r#""web" -> "mr:net_web_rx_data" [style=dashed, arrowhead=none, label="r @ 0x50000000"]"#), "{dot}");
-        assert!(dot.contains(r#""mux" -> "mr:net_web_rx_data" [style=dashed, arrowhead=none, label="rw @ 0x60000000"]"#), "{dot}");
+        assert!(
+            dot.contains(r#""web" -> "mr:net_web_rx_data" [style=dashed, arrowhead=none, label="r @ 0x50000000"]"#),
+            "{dot}"
+        );
+        assert!(
+            dot.contains(r#""mux" -> "mr:net_web_rx_data" [style=dashed, arrowhead=none, label="rw @ 0x60000000"]"#),
+            "{dot}"
+        );
         assert!(dot.contains(r#""web" -> "mux" [dir=both, label="0 : 1\nweb calls mux""#), "{dot}");
     }
 }

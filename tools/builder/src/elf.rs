@@ -67,10 +67,8 @@ impl Program {
         if segments.is_empty() {
             return Err(bad("no loadable segments".into()));
         }
-        let symbols = file
-            .symbols()
-            .filter_map(|s| Some((s.name().ok()?.to_string(), (s.address(), s.size()))))
-            .collect();
+        let symbols =
+            file.symbols().filter_map(|s| Some((s.name().ok()?.to_string(), (s.address(), s.size())))).collect();
         Ok(Program { path: path.to_path_buf(), entry: file.entry(), segments, symbols })
     }
 

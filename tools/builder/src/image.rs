@@ -25,9 +25,9 @@ pub fn compose(mut monitor: Program, plan: &Plan) -> Result<Vec<u8>, Error> {
     // Right after the initialiser's last page, leaving one page unmapped.
     let vaddr = page_up(monitor.extent().1) + PAGE;
     let location: Vec<u8> = [vaddr, segment.len() as u64].iter().flat_map(|w| w.to_le_bytes()).collect();
-    monitor
-        .patch(SPEC_LOCATION_SYMBOL, &location)
-        .map_err(|e| Error::other(format!("{}: {e}: is this the initialiser (monitor) program?", monitor.path.display())))?;
+    monitor.patch(SPEC_LOCATION_SYMBOL, &location).map_err(|e| {
+        Error::other(format!("{}: {e}: is this the initialiser (monitor) program?", monitor.path.display()))
+    })?;
     let mut segments = monitor.segments.clone();
     segments.push(Segment { vaddr, mem_size: segment.len() as u64, data: segment, writable: false, executable: false });
     Ok(crate::elf::write_executable(monitor.entry, &segments))

@@ -146,8 +146,10 @@ mod tests {
 
     /// A program with `__net_config` of `size` bytes in initialised data.
     fn program(size: u64) -> Program {
-        let data = Segment { vaddr: 0x40_2000, mem_size: 0x2000, data: vec![0xff; 0x2000], writable: true, executable: false };
-        let text = Segment { vaddr: 0x40_0000, mem_size: 0x1000, data: vec![0xc3; 0x1000], writable: false, executable: true };
+        let data =
+            Segment { vaddr: 0x40_2000, mem_size: 0x2000, data: vec![0xff; 0x2000], writable: true, executable: false };
+        let text =
+            Segment { vaddr: 0x40_0000, mem_size: 0x1000, data: vec![0xc3; 0x1000], writable: false, executable: true };
         let mut program = Program::parse(Path::new("pd"), &write_executable(0x40_0000, &[text, data])).unwrap();
         program.add_symbol(CONFIG_SYMBOL, 0x40_2100, size);
         program
@@ -176,6 +178,9 @@ mod tests {
         let mut without = program(0);
         without.remove_symbol(CONFIG_SYMBOL);
         assert_eq!(patch(&mut without, &config), Err(PatchError::Missing));
-        assert_eq!(patch(&mut program(CONFIG_BYTES as u64 - 8), &config), Err(PatchError::Size(CONFIG_BYTES as u64 - 8)));
+        assert_eq!(
+            patch(&mut program(CONFIG_BYTES as u64 - 8), &config),
+            Err(PatchError::Size(CONFIG_BYTES as u64 - 8))
+        );
     }
 }

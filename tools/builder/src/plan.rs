@@ -8,14 +8,14 @@
 use crate::elf::{page_down, page_up, Program, PAGE};
 use crate::network::{self, PatchError, Role};
 use crate::Error;
+use net_config::{CONFIG_BYTES, CONFIG_SYMBOL};
 use pds_boot_spec::{
     badge, cspace, CapInstall, CapSource, Fill, IoPortRange, Irq, MapKind, Mapping, ObjId, Object, ObjectKind,
     PaddrPatch, PdInfo, Rights, Spec, Thread, PD_CHANNELS_SYMBOL, PD_CHILD_ENTRIES_SYMBOL, PD_NAME_LEN, PD_NAME_SYMBOL,
 };
-use net_config::{CONFIG_BYTES, CONFIG_SYMBOL};
-use tools_sdf::{Diagnostic, MemoryRegion, PageSize, ProtectionDomain, SetVarValue, SystemDescription};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
+use tools_sdf::{Diagnostic, MemoryRegion, PageSize, ProtectionDomain, SetVarValue, SystemDescription};
 
 pub use pds_boot_spec::layout::{IPC_BUFFER_VADDR, STACK_TOP};
 
@@ -133,10 +133,8 @@ pub fn plan(sys: &SystemDescription, mut programs: Vec<Program>) -> Result<Plan,
     // Kernel objects of each PD first: protected calls and child faults need
     // the callee's endpoint before the caller's caps are planned.
     let index: HashMap<&str, usize> = pds.iter().enumerate().map(|(i, pd)| (pd.name.as_str(), i)).collect();
-    let parents: Vec<Option<usize>> = pds
-        .iter()
-        .map(|pd| pds.iter().position(|q| q.children.iter().any(|c| c.name == pd.name)))
-        .collect();
+    let parents: Vec<Option<usize>> =
+        pds.iter().map(|pd| pds.iter().position(|q| q.children.iter().any(|c| c.name == pd.name))).collect();
     let mut objects = Vec::new();
     for pd in &pds {
         let needs_endpoint = pd.pp || !pd.children.is_empty();
@@ -221,7 +219,8 @@ fn plan_pd(
                 let slot = cspace::OUTPUT_NOTIFICATION_BASE + u64::from(a.id);
                 let badge = 1 << b.id;
                 p.cap(me.cnode, slot, CapSource::Object(other.notification), Rights::WRITE, badge);
-                plan.caps.push((slot, format!("notify channel {} -> notification of {} (badge {badge:#x})", a.id, b.pd)));
+                plan.caps
+                    .push((slot, format!("notify channel {} -> notification of {} (badge {badge:#x})", a.id, b.pd)));
                 how.push("notifies");
             }
             if a.pp {
@@ -232,7 +231,10 @@ fn plan_pd(
                 // Grant is needed for Call: without it the kernel makes no
                 // reply capability and the caller would never be resumed.
                 p.cap(me.cnode, slot, CapSource::Object(ep), Rights::ALL, badge);
-                plan.caps.push((slot, format!("protected call channel {} -> endpoint of {} (badge {badge:#x})", a.id, b.pd)));
+                plan.caps.push((
+                    slot,
+                    format!("protected call channel {} -> endpoint of {} (badge {badge:#x})", a.id, b.pd),
+                ));
                 how.push("calls");
             }
             let how = if how.is_empty() { "receives only".to_string() } else { how.join(", ") };
@@ -243,10 +245,23 @@ fn plan_pd(
     // --- Own objects. ---
     let input = me.endpoint.unwrap_or(me.notification);
     p.cap(me.cnode, cspace::INPUT, CapSource::Object(input), Rights::ALL, 0);
-    plan.caps.push((cspace::INPUT, if me.endpoint.is_some() { "input: own endpoint (notification bound to the TCB)".into() } else { "input: own notification".into() }));
+    plan.caps.push((
+        cspace::INPUT,
+        if me.endpoint.is_some() {
+            "input: own endpoint (notification bound to the TCB)".into()
+        } else {
+            "input: own notification".into()
+        },
+    ));
     let fault_badge = match parent {
         None => {
-            p.cap(me.cnode, cspace::FAULT_EP, CapSource::Object(p.spec.fault_endpoint), Rights::ALL, pd_index as u64 + 1);
+            p.cap(
+                me.cnode,
+                cspace::FAULT_EP,
+                CapSource::Object(p.spec.fault_endpoint),
+                Rights::ALL,
+                pd_index as u64 + 1,
+            );
             format!("fault endpoint -> monitor (badge {:#x})", pd_index + 1)
         }
         Some(parent) => {
@@ -310,7 +325,8 @@ fn plan_pd(
         plan.ioports.push(desc);
     }
 
-    let pci: Vec<u32> = pd.pci_devices.iter().map(|dev| plan_pci_caps(p, pd, dev, me, &mut plan, &mut masks, program)).collect();
+    let pci: Vec<u32> =
+        pd.pci_devices.iter().map(|dev| plan_pci_caps(p, pd, dev, me, &mut plan, &mut masks, program)).collect();
 
     // --- Patch the program image: name, masks, setvars. ---
     let mut name = [0u8; PD_NAME_LEN];
@@ -322,7 +338,11 @@ fn plan_pd(
         // PDs not written against our runtime simply lack these symbols.
         if program.symbol(symbol).is_some() {
             if let Err(e) = program.patch(symbol, &bytes) {
-                p.error(pd.program_image_loc, format!("cannot patch {}: {e}", program.path.display()), "build the PD with the microkit runtime crate");
+                p.error(
+                    pd.program_image_loc,
+                    format!("cannot patch {}: {e}", program.path.display()),
+                    "build the PD with the microkit runtime crate",
+                );
             }
         }
     }
@@ -332,12 +352,20 @@ fn plan_pd(
     for map in &pd.maps {
         if let Some(symbol) = &map.setvar_vaddr {
             if let Err(e) = program.patch(symbol, &map.vaddr.to_le_bytes()) {
-                p.error(map.loc, format!("setvar_vaddr: {e} in {}", program.path.display()), &format!("declare it in the PD with `pds_runtime::setvar!({symbol});`"));
+                p.error(
+                    map.loc,
+                    format!("setvar_vaddr: {e} in {}", program.path.display()),
+                    &format!("declare it in the PD with `pds_runtime::setvar!({symbol});`"),
+                );
             }
         }
         if let (Some(symbol), Some(region)) = (&map.setvar_size, p.sys.region(&map.mr)) {
             if let Err(e) = program.patch(symbol, &region.size.to_le_bytes()) {
-                p.error(map.loc, format!("setvar_size: {e} in {}", program.path.display()), &format!("declare it in the PD with `pds_runtime::setvar!({symbol});`"));
+                p.error(
+                    map.loc,
+                    format!("setvar_size: {e} in {}", program.path.display()),
+                    &format!("declare it in the PD with `pds_runtime::setvar!({symbol});`"),
+                );
             }
         }
     }
@@ -351,34 +379,45 @@ fn plan_pd(
         match known {
             Some(value) => {
                 if let Err(e) = program.patch(&sv.symbol, &value.to_le_bytes()) {
-                    p.error(sv.loc, format!("setvar: {e} in {}", program.path.display()), &format!("declare it in the PD with `pds_runtime::setvar!({});`", sv.symbol));
+                    p.error(
+                        sv.loc,
+                        format!("setvar: {e} in {}", program.path.display()),
+                        &format!("declare it in the PD with `pds_runtime::setvar!({});`", sv.symbol),
+                    );
                 }
             }
             None => match program.symbol(&sv.symbol) {
                 // The initialiser learns the address when it allocates the
                 // region and writes it in place.
                 Some((addr, _)) => deferred_paddr.push((addr, p.regions[&region.name])),
-                None => p.error(sv.loc, format!("setvar: symbol `{}` not found in {}", sv.symbol, program.path.display()), &format!("declare it in the PD with `pds_runtime::setvar!({});`", sv.symbol)),
+                None => p.error(
+                    sv.loc,
+                    format!("setvar: symbol `{}` not found in {}", sv.symbol, program.path.display()),
+                    &format!("declare it in the PD with `pds_runtime::setvar!({});`", sv.symbol),
+                ),
             },
         }
     }
 
     // --- Address space. ---
     let mut pages: BTreeMap<u64, Page> = BTreeMap::new();
-    let image_pages: BTreeSet<u64> = program
-        .segments
-        .iter()
-        .flat_map(|s| (page_down(s.vaddr)..page_up(s.end())).step_by(PAGE as usize))
-        .collect();
+    let image_pages: BTreeSet<u64> =
+        program.segments.iter().flat_map(|s| (page_down(s.vaddr)..page_up(s.end())).step_by(PAGE as usize)).collect();
     let image_frames = p.add(
         ObjectKind::Frame { size_bits: 12, paddr: None },
         image_pages.len() as u32,
         format!("program image of {}", pd.name),
     );
-    let frame_of: HashMap<u64, ObjId> = image_pages.iter().enumerate().map(|(i, &v)| (v, image_frames + i as u32)).collect();
+    let frame_of: HashMap<u64, ObjId> =
+        image_pages.iter().enumerate().map(|(i, &v)| (v, image_frames + i as u32)).collect();
     for seg in &program.segments {
         for page in (page_down(seg.vaddr)..page_up(seg.end())).step_by(PAGE as usize) {
-            let entry = pages.entry(page).or_insert(Page { frame: frame_of[&page], large: false, writable: false, cached: true });
+            let entry = pages.entry(page).or_insert(Page {
+                frame: frame_of[&page],
+                large: false,
+                writable: false,
+                cached: true,
+            });
             entry.writable |= seg.writable;
         }
         // File bytes go to the data blob, split at page boundaries.
@@ -405,19 +444,37 @@ fn plan_pd(
     }
     p.spec.fills.sort_by_key(|f| (f.frame, f.frame_offset));
     for (addr, region) in deferred_paddr {
-        p.spec.paddr_patches.push(PaddrPatch { frame: frame_of[&page_down(addr)], offset: (addr % PAGE) as u32, region });
+        p.spec.paddr_patches.push(PaddrPatch {
+            frame: frame_of[&page_down(addr)],
+            offset: (addr % PAGE) as u32,
+            region,
+        });
     }
 
     let stack_pages = pd.stack_size / PAGE;
-    let stack = p.add(ObjectKind::Frame { size_bits: 12, paddr: None }, stack_pages as u32, format!("stack of {}", pd.name));
+    let stack =
+        p.add(ObjectKind::Frame { size_bits: 12, paddr: None }, stack_pages as u32, format!("stack of {}", pd.name));
     let stack_bottom = STACK_TOP - pd.stack_size;
     for i in 0..stack_pages {
-        pages.insert(stack_bottom + i * PAGE, Page { frame: stack + i as u32, large: false, writable: true, cached: true });
+        pages.insert(
+            stack_bottom + i * PAGE,
+            Page { frame: stack + i as u32, large: false, writable: true, cached: true },
+        );
     }
-    plan.ranges.push(VirtualRange { start: stack_bottom, end: STACK_TOP, perms: "rw-".into(), what: format!("stack ({} KiB; guard page below)", pd.stack_size / 1024) });
+    plan.ranges.push(VirtualRange {
+        start: stack_bottom,
+        end: STACK_TOP,
+        perms: "rw-".into(),
+        what: format!("stack ({} KiB; guard page below)", pd.stack_size / 1024),
+    });
     let ipc = p.add(ObjectKind::Frame { size_bits: 12, paddr: None }, 1, format!("IPC buffer of {}", pd.name));
     pages.insert(IPC_BUFFER_VADDR, Page { frame: ipc, large: false, writable: true, cached: true });
-    plan.ranges.push(VirtualRange { start: IPC_BUFFER_VADDR, end: IPC_BUFFER_VADDR + PAGE, perms: "rw-".into(), what: "IPC buffer".into() });
+    plan.ranges.push(VirtualRange {
+        start: IPC_BUFFER_VADDR,
+        end: IPC_BUFFER_VADDR + PAGE,
+        perms: "rw-".into(),
+        what: "IPC buffer".into(),
+    });
 
     for (dev, &index) in pd.pci_devices.iter().zip(&pci) {
         plan_pci_memory(p, pd, dev, index, &mut plan, &mut pages);
@@ -434,7 +491,10 @@ fn plan_pd(
         let large = region.page_size == PageSize::Large;
         let step = region.page_size.bytes();
         for i in 0..region.page_count() {
-            pages.insert(start + i * step, Page { frame: first + i as u32, large, writable: map.perms.write, cached: map.cached });
+            pages.insert(
+                start + i * step,
+                Page { frame: first + i as u32, large, writable: map.perms.write, cached: map.cached },
+            );
         }
         let mut what = format!("memory region `{}`{}", map.mr, if map.cached { "" } else { ", uncached" });
         if let Some(sym) = &map.setvar_vaddr {
@@ -443,7 +503,12 @@ fn plan_pd(
         if let Some(sym) = &map.setvar_size {
             what += &format!(", setvar_size {sym}");
         }
-        plan.ranges.push(VirtualRange { start, end, perms: rights_str(map.perms.read, map.perms.write, map.perms.execute), what });
+        plan.ranges.push(VirtualRange {
+            start,
+            end,
+            perms: rights_str(map.perms.read, map.perms.write, map.perms.execute),
+            what,
+        });
     }
     plan.ranges.sort_by_key(|r| r.start);
 
@@ -462,7 +527,12 @@ fn plan_pd(
         }
         let first = p.add(kind, set.len() as u32, format!("{what}s of {}", pd.name));
         for (i, key) in set.iter().enumerate() {
-            p.spec.mappings.push(Mapping { vspace: me.vspace, vaddr: key << shift, object: first + i as u32, kind: mk });
+            p.spec.mappings.push(Mapping {
+                vspace: me.vspace,
+                vaddr: key << shift,
+                object: first + i as u32,
+                kind: mk,
+            });
         }
     }
     for (&vaddr, page) in &pages {
@@ -496,7 +566,12 @@ fn plan_pd(
 /// Writes the network configuration into the program of `pd` if it is the
 /// demultiplexer or a client: whether it was written, `None` if the PD is
 /// not in the network. The demultiplexer must declare the symbol.
-fn patch_net_config(p: &mut Planner, pd: &ProtectionDomain, network: &tools_sdf::Network, program: &mut Program) -> Option<bool> {
+fn patch_net_config(
+    p: &mut Planner,
+    pd: &ProtectionDomain,
+    network: &tools_sdf::Network,
+    program: &mut Program,
+) -> Option<bool> {
     let role = network::role(network, &pd.name)?;
     let config = network::config(p.sys, network, role);
     let path = program.path.display().to_string();
@@ -507,14 +582,19 @@ fn patch_net_config(p: &mut Planner, pd: &ProtectionDomain, network: &tools_sdf:
         Ok(()) => return Some(true),
         Err(PatchError::Missing) if role == Role::Demux => p.error(
             pd.program_image_loc,
-            format!("the network demultiplexer `{}` has no symbol `{CONFIG_SYMBOL}` in {path} to receive its configuration", pd.name),
+            format!(
+                "the network demultiplexer `{}` has no symbol `{CONFIG_SYMBOL}` in {path} to receive its configuration",
+                pd.name
+            ),
             &format!("the demultiplexer learns its clients and their grants from it: {declare}"),
         ),
         // Optional in clients.
         Err(PatchError::Missing) => {}
         Err(PatchError::Size(size)) => p.error(
             pd.program_image_loc,
-            format!("symbol `{CONFIG_SYMBOL}` in {path} has {size} bytes, but the network configuration has {CONFIG_BYTES}"),
+            format!(
+                "symbol `{CONFIG_SYMBOL}` in {path} has {size} bytes, but the network configuration has {CONFIG_BYTES}"
+            ),
             "the PD was built against another version of net-config: rebuild it",
         ),
         Err(PatchError::Patch(e)) => {
@@ -580,7 +660,8 @@ fn plan_pci_caps(
         });
         let slot = cspace::IRQ_BASE + u64::from(id);
         p.cap(me.cnode, slot, CapSource::Irq(idx), Rights::ALL, 0);
-        let desc = format!("irq id {id}: legacy interrupt of {name} (IOAPIC pin from its interrupt line, vector {vector})");
+        let desc =
+            format!("irq id {id}: legacy interrupt of {name} (IOAPIC pin from its interrupt line, vector {vector})");
         plan.caps.push((slot, format!("IRQ handler, {desc}")));
         plan.irqs.push(desc);
     }
@@ -591,7 +672,11 @@ fn plan_pci_caps(
         .chain(dev.setvar_config.as_ref().zip(dev.config_vaddr).map(|(s, v)| (s, v, dev.loc)));
     for (symbol, vaddr, loc) in vars {
         if let Err(e) = program.patch(symbol, &vaddr.to_le_bytes()) {
-            p.error(loc, format!("setvar: {e} in {}", program.path.display()), &format!("declare it in the PD with `pds_runtime::setvar!({symbol});`"));
+            p.error(
+                loc,
+                format!("setvar: {e} in {}", program.path.display()),
+                &format!("declare it in the PD with `pds_runtime::setvar!({symbol});`"),
+            );
         }
     }
     index
@@ -614,12 +699,18 @@ fn plan_pci_memory(
             continue;
         }
         let count = (bar.size / PAGE) as u32;
-        let first = p.add(ObjectKind::PciBar { device: index, bar: bar.index }, count, format!("{what} for {}", pd.name));
+        let first =
+            p.add(ObjectKind::PciBar { device: index, bar: bar.index }, count, format!("{what} for {}", pd.name));
         for i in 0..count {
             let vaddr = bar.vaddr + u64::from(i) * PAGE;
             pages.insert(vaddr, Page { frame: first + i, large: false, writable: true, cached: false });
         }
-        plan.ranges.push(VirtualRange { start: bar.vaddr, end: bar.vaddr + bar.size, perms: "rw-".into(), what: format!("{what}, uncached") });
+        plan.ranges.push(VirtualRange {
+            start: bar.vaddr,
+            end: bar.vaddr + bar.size,
+            perms: "rw-".into(),
+            what: format!("{what}, uncached"),
+        });
     }
     if let Some(vaddr) = dev.config_vaddr {
         let what = format!("configuration space of {name}");
@@ -627,7 +718,12 @@ fn plan_pci_memory(
             let frame = p.add(ObjectKind::Frame { size_bits: 12, paddr: None }, 1, format!("{what} for {}", pd.name));
             p.spec.pci_config_fills.push(pds_boot_spec::PciConfigFill { frame, device: index });
             pages.insert(vaddr, Page { frame, large: false, writable: false, cached: true });
-            plan.ranges.push(VirtualRange { start: vaddr, end: vaddr + PAGE, perms: "r--".into(), what: format!("{what} (snapshot at boot)") });
+            plan.ranges.push(VirtualRange {
+                start: vaddr,
+                end: vaddr + PAGE,
+                perms: "r--".into(),
+                what: format!("{what} (snapshot at boot)"),
+            });
         }
     }
 }

@@ -4,13 +4,13 @@
 use crate::memory::MemoryPlan;
 use crate::plan::Plan;
 use crate::Options;
-use net_filter::Dotted;
 use net_config::{
     arpd_client_channel, mux_client_channel, ClientRegion, FilterKind, ARP_TABLE_REGION, ARP_TABLE_VADDR,
     CLIENT_ARPD_CHANNEL, CLIENT_MUX_CHANNEL,
 };
-use tools_sdf::{Network, SystemDescription};
+use net_filter::Dotted;
 use std::fmt::Write;
+use tools_sdf::{Network, SystemDescription};
 
 fn size(bytes: u64) -> String {
     match bytes {
@@ -48,7 +48,15 @@ pub fn render(sys: &SystemDescription, plan: &Plan, mem: &MemoryPlan, opts: &Opt
         let _ = writeln!(r, "program image: {} (entry {:#x})", pd.program.display(), pd.entry);
         let _ = writeln!(r, "address space:");
         for v in &pd.ranges {
-            let _ = writeln!(r, "  {:#014x}..{:#014x}  {}  {:>9}  {}", v.start, v.end, v.perms, size(v.end - v.start), v.what);
+            let _ = writeln!(
+                r,
+                "  {:#014x}..{:#014x}  {}  {:>9}  {}",
+                v.start,
+                v.end,
+                v.perms,
+                size(v.end - v.start),
+                v.what
+            );
         }
         let _ = writeln!(r, "capabilities (CSpace of {} slots):", 1u64 << pds_boot_spec::cspace::RADIX_BITS);
         for (slot, what) in &pd.caps {
@@ -71,7 +79,12 @@ pub fn render(sys: &SystemDescription, plan: &Plan, mem: &MemoryPlan, opts: &Opt
         let users: Vec<String> = sys
             .all_pds()
             .iter()
-            .flat_map(|pd| pd.maps.iter().filter(|m| m.mr == mr.name).map(|m| format!("{} at {:#x} ({})", pd.name, m.vaddr, m.perms)))
+            .flat_map(|pd| {
+                pd.maps
+                    .iter()
+                    .filter(|m| m.mr == mr.name)
+                    .map(|m| format!("{} at {:#x} ({})", pd.name, m.vaddr, m.perms))
+            })
             .collect();
         let _ = writeln!(
             r,
@@ -173,7 +186,11 @@ fn render_network(r: &mut String, network: &Network, plan: &Plan) {
             mux_client_channel(n)
         );
         if let (true, Some(arpd)) = (client.arp, &network.arpd) {
-            let _ = writeln!(r, "            id {CLIENT_ARPD_CHANNEL} <-> {arpd} id {} (calls arpd)", arpd_client_channel(n));
+            let _ = writeln!(
+                r,
+                "            id {CLIENT_ARPD_CHANNEL} <-> {arpd} id {} (calls arpd)",
+                arpd_client_channel(n)
+            );
         }
         let _ = writeln!(
             r,

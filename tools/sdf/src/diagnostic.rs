@@ -45,12 +45,7 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(file: &Path, loc: Loc, message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Diagnostic {
-            file: file.to_path_buf(),
-            loc,
-            message: message.into(),
-            hint: hint.into(),
-        }
+        Diagnostic { file: file.to_path_buf(), loc, message: message.into(), hint: hint.into() }
     }
 }
 
@@ -62,13 +57,7 @@ impl fmt::Display for Diagnostic {
         if self.loc == Loc::NONE {
             write!(f, "{}: error: {}", self.file.display(), self.message)?;
         } else {
-            write!(
-                f,
-                "{}:{}: error: {}",
-                self.file.display(),
-                self.loc,
-                self.message
-            )?;
+            write!(f, "{}:{}: error: {}", self.file.display(), self.loc, self.message)?;
         }
         if !self.hint.is_empty() {
             write!(f, "\n  hint: {}", self.hint)?;
@@ -127,15 +116,11 @@ pub(crate) struct Sink<'f> {
 
 impl<'f> Sink<'f> {
     pub(crate) fn new(file: &'f Path) -> Self {
-        Sink {
-            file,
-            diagnostics: Vec::new(),
-        }
+        Sink { file, diagnostics: Vec::new() }
     }
 
     pub(crate) fn error(&mut self, loc: Loc, message: impl Into<String>, hint: impl Into<String>) {
-        self.diagnostics
-            .push(Diagnostic::new(self.file, loc, message, hint));
+        self.diagnostics.push(Diagnostic::new(self.file, loc, message, hint));
     }
 
     /// The collected diagnostics in file order, or `None` if there are none.
@@ -156,16 +141,8 @@ mod tests {
 
     #[test]
     fn display_matches_compiler_convention() {
-        let d = Diagnostic::new(
-            Path::new("microkit.system"),
-            Loc::new(12, 5),
-            "bad",
-            "fix it",
-        );
-        assert_eq!(
-            d.to_string(),
-            "microkit.system:12:5: error: bad\n  hint: fix it"
-        );
+        let d = Diagnostic::new(Path::new("microkit.system"), Loc::new(12, 5), "bad", "fix it");
+        assert_eq!(d.to_string(), "microkit.system:12:5: error: bad\n  hint: fix it");
         let d = Diagnostic::new(Path::new("a.system"), Loc::NONE, "unreadable", "");
         assert_eq!(d.to_string(), "a.system: error: unreadable");
     }
@@ -177,9 +154,6 @@ mod tests {
             Diagnostic::new(file, Loc::new(1, 1), "one", ""),
             Diagnostic::new(file, Loc::new(2, 1), "two", "h"),
         ]);
-        assert_eq!(
-            all.to_string(),
-            "s:1:1: error: one\n\ns:2:1: error: two\n  hint: h"
-        );
+        assert_eq!(all.to_string(), "s:1:1: error: one\n\ns:2:1: error: two\n  hint: h");
     }
 }

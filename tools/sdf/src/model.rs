@@ -8,8 +8,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use net_filter::{Filter, FilterKind};
 use net_config::NodeAddress;
+use net_filter::{Filter, FilterKind};
 
 use crate::diagnostic::Loc;
 
@@ -126,11 +126,7 @@ pub struct Perms {
 
 impl Perms {
     /// The default when `perms` is not given.
-    pub const READ_WRITE: Perms = Perms {
-        read: true,
-        write: true,
-        execute: false,
-    };
+    pub const READ_WRITE: Perms = Perms { read: true, write: true, execute: false };
 }
 
 /// The letters of the rights granted, as written in the `perms` attribute.

@@ -50,14 +50,34 @@ pub(crate) fn expand(parsed: &mut Parsed, expansion: &Expansion) {
             });
             let perms = if part.client_writes() { Perms::READ_WRITE } else { READ_ONLY };
             add_map(&mut parsed.system, &client.pd, &name, part.client_vaddr(), perms, client.loc, &origin);
-            add_map(&mut parsed.system, &network.demux, &name, part.mux_vaddr(n), Perms::READ_WRITE, client.loc, &origin);
+            add_map(
+                &mut parsed.system,
+                &network.demux,
+                &name,
+                part.mux_vaddr(n),
+                Perms::READ_WRITE,
+                client.loc,
+                &origin,
+            );
         }
         // The client calls the demultiplexer (Install, Remove, Stats, Node).
-        add_channel(parsed, (&client.pd, CLIENT_MUX_CHANNEL), (&network.demux, mux_client_channel(n)), client.loc, &origin);
+        add_channel(
+            parsed,
+            (&client.pd, CLIENT_MUX_CHANNEL),
+            (&network.demux, mux_client_channel(n)),
+            client.loc,
+            &origin,
+        );
         if let (true, Some((_, arpd))) = (what.arp, arpd) {
             add_map(&mut parsed.system, &client.pd, ARP_TABLE_REGION, ARP_TABLE_VADDR, READ_ONLY, client.loc, &origin);
             // The client calls arpd (Resolve); arpd notifies it.
-            add_channel(parsed, (&client.pd, CLIENT_ARPD_CHANNEL), (&arpd.pd, arpd_client_channel(n)), client.loc, &origin);
+            add_channel(
+                parsed,
+                (&client.pd, CLIENT_ARPD_CHANNEL),
+                (&arpd.pd, arpd_client_channel(n)),
+                client.loc,
+                &origin,
+            );
         }
     }
     if let (true, Some((_, arpd))) = (expansion.arp_table, arpd) {

@@ -22,14 +22,13 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use net_filter::{Dotted, FilterKind};
 use net_config::{MAX_CLAIMS, MAX_CLIENTS, MAX_GRANT_FILTERS};
+use net_filter::{Dotted, FilterKind};
 use roxmltree::{Document, Node};
 
 use crate::diagnostic::{Loc, Sink};
 use crate::limits::{
-    MAX_CHANNEL_ID, MAX_CHILD_ID, MAX_IOAPIC_PIN, MAX_IOPORT_ID, MAX_IRQ_VECTOR, MAX_PCI_ID, MAX_PRIORITY,
-    PD_NAME_MAX,
+    MAX_CHANNEL_ID, MAX_CHILD_ID, MAX_IOAPIC_PIN, MAX_IOPORT_ID, MAX_IRQ_VECTOR, MAX_PCI_ID, MAX_PRIORITY, PD_NAME_MAX,
 };
 use crate::model::{
     Channel, ChannelEnd, IoPort, Irq, Map, MemoryRegion, Network, NetworkClaim, NetworkClient, NetworkFilter, Origin,
@@ -78,15 +77,7 @@ const MEMORY_REGION: Schema = Schema {
 const PROTECTION_DOMAIN: Schema = Schema {
     tag: "protection_domain",
     attributes: &["name", "priority", "pp", "passive", "stack_size", "id"],
-    children: &[
-        "program_image",
-        "map",
-        "irq",
-        "ioport",
-        "pci_device",
-        "setvar",
-        "protection_domain",
-    ],
+    children: &["program_image", "map", "irq", "ioport", "pci_device", "setvar", "protection_domain"],
     key: Some("name"),
 };
 const PCI_DEVICE: Schema = Schema {
@@ -95,18 +86,9 @@ const PCI_DEVICE: Schema = Schema {
     children: &["bar"],
     key: Some("id"),
 };
-const BAR: Schema = Schema {
-    tag: "bar",
-    attributes: &["index", "vaddr", "size", "setvar_vaddr"],
-    children: &[],
-    key: Some("index"),
-};
-const PROGRAM_IMAGE: Schema = Schema {
-    tag: "program_image",
-    attributes: &["path"],
-    children: &[],
-    key: Some("path"),
-};
+const BAR: Schema =
+    Schema { tag: "bar", attributes: &["index", "vaddr", "size", "setvar_vaddr"], children: &[], key: Some("index") };
+const PROGRAM_IMAGE: Schema = Schema { tag: "program_image", attributes: &["path"], children: &[], key: Some("path") };
 const MAP: Schema = Schema {
     tag: "map",
     attributes: &["mr", "vaddr", "perms", "cached", "setvar_vaddr", "setvar_size"],
@@ -119,30 +101,15 @@ const IRQ: Schema = Schema {
     children: &[],
     key: Some("id"),
 };
-const IOPORT: Schema = Schema {
-    tag: "ioport",
-    attributes: &["id", "addr", "size"],
-    children: &[],
-    key: Some("id"),
-};
+const IOPORT: Schema = Schema { tag: "ioport", attributes: &["id", "addr", "size"], children: &[], key: Some("id") };
 const SETVAR: Schema = Schema {
     tag: "setvar",
     attributes: &["symbol", "region_paddr", "region_size"],
     children: &[],
     key: Some("symbol"),
 };
-const CHANNEL: Schema = Schema {
-    tag: "channel",
-    attributes: &[],
-    children: &["end"],
-    key: None,
-};
-const END: Schema = Schema {
-    tag: "end",
-    attributes: &["pd", "id", "pp", "notify"],
-    children: &[],
-    key: Some("pd"),
-};
+const CHANNEL: Schema = Schema { tag: "channel", attributes: &[], children: &["end"], key: None };
+const END: Schema = Schema { tag: "end", attributes: &["pd", "id", "pp", "notify"], children: &[], key: Some("pd") };
 
 const NETWORK: Schema = Schema {
     tag: "network",
@@ -156,24 +123,9 @@ const CLIENT: Schema = Schema {
     children: &["grant", "claim", "watch"],
     key: Some("pd"),
 };
-const GRANT: Schema = Schema {
-    tag: "grant",
-    attributes: &["filter"],
-    children: &[],
-    key: None,
-};
-const CLAIM: Schema = Schema {
-    tag: "claim",
-    attributes: &["filter"],
-    children: &[],
-    key: None,
-};
-const WATCH: Schema = Schema {
-    tag: "watch",
-    attributes: &["filter"],
-    children: &[],
-    key: None,
-};
+const GRANT: Schema = Schema { tag: "grant", attributes: &["filter"], children: &[], key: None };
+const CLAIM: Schema = Schema { tag: "claim", attributes: &["filter"], children: &[], key: None };
+const WATCH: Schema = Schema { tag: "watch", attributes: &["filter"], children: &[], key: None };
 
 const SCHEMAS: &[&Schema] = &[
     &SYSTEM,
@@ -196,13 +148,13 @@ const SCHEMAS: &[&Schema] = &[
 ];
 
 /// Why channel and irq ids stop at 25.
-pub(crate) const CHANNEL_ID_WHY: &str = "channel and irq ids are 0..=25: seL4 5.0's CNode_Mint carries a 28-bit badge, \
+pub(crate) const CHANNEL_ID_WHY: &str =
+    "channel and irq ids are 0..=25: seL4 5.0's CNode_Mint carries a 28-bit badge, \
      in which bits 0..=25 are notification channels, bit 26 marks child faults and bit 27 protected calls";
 const CHILD_ID_WHY: &str =
     "child ids are 0..=25: the id travels in the low bits of the 28-bit fault badge, next to the child-fault bit 26";
 const PRIORITY_WHY: &str = "priorities are 0..=254; 255 is reserved for the monitor";
-const PD_NAME_WHY: &str =
-    "protection domain names are at most 63 bytes: the name is stored NUL-terminated in 64 bytes";
+const PD_NAME_WHY: &str = "protection domain names are at most 63 bytes: the name is stored NUL-terminated in 64 bytes";
 const PIN_WHY: &str = "an IOAPIC has 24 pins, 0..=23; use `ioapic` to pick another IOAPIC";
 const VECTOR_WHY: &str = "seL4 on x86 offers vectors 0..=107 to user-level IRQs";
 const PCI_ID_WHY: &str = "PCI device ids are 0..=7, a space separate from channel ids";
@@ -221,14 +173,8 @@ pub(crate) fn parse(file: &Path, text: &str, sink: &mut Sink<'_>) -> Option<Pars
             let pos = error.pos();
             let message = error.to_string();
             // roxmltree appends " at line:column"; the location is ours to print.
-            let message = message
-                .strip_suffix(&format!(" at {pos}"))
-                .unwrap_or(&message);
-            sink.error(
-                Loc::new(pos.row, pos.col),
-                format!("malformed XML: {message}"),
-                "",
-            );
+            let message = message.strip_suffix(&format!(" at {pos}")).unwrap_or(&message);
+            sink.error(Loc::new(pos.row, pos.col), format!("malformed XML: {message}"), "");
             return None;
         }
     };
@@ -295,11 +241,7 @@ impl<'a> Element<'a, '_> {
         match convert(attribute.value()) {
             Ok(value) => Some(value),
             Err(Invalid { reason, hint }) => {
-                let message = format!(
-                    "invalid {name}=\"{}\" on {}: {reason}",
-                    attribute.value(),
-                    self.describe()
-                );
+                let message = format!("invalid {name}=\"{}\" on {}: {reason}", attribute.value(), self.describe());
                 p.error_at(attribute.range().start, message, hint);
                 self.broken = true;
                 None
@@ -318,10 +260,7 @@ impl<'a> Element<'a, '_> {
             let tag = self.schema.tag;
             p.error_at_node(
                 self.node,
-                format!(
-                    "{} is missing the required attribute `{name}`",
-                    self.describe()
-                ),
+                format!("{} is missing the required attribute `{name}`", self.describe()),
                 format!("add {name}=\"...\" to <{tag}>"),
             );
             self.broken = true;
@@ -354,12 +293,7 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
         self.sink.error(loc, message, hint);
     }
 
-    fn error_at_node(
-        &mut self,
-        node: Node<'_, '_>,
-        message: impl Into<String>,
-        hint: impl Into<String>,
-    ) {
+    fn error_at_node(&mut self, node: Node<'_, '_>, message: impl Into<String>, hint: impl Into<String>) {
         let loc = self.node_loc(node);
         self.sink.error(loc, message, hint);
     }
@@ -368,11 +302,7 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
     /// schema does not know and, for elements that take no children, any
     /// child elements.
     fn open(&mut self, node: Node<'a, 'input>, schema: &'static Schema) -> Element<'a, 'input> {
-        let mut element = Element {
-            node,
-            schema,
-            broken: false,
-        };
+        let mut element = Element { node, schema, broken: false };
         for attribute in node.attributes() {
             let name = attribute.name();
             if !schema.attributes.contains(&name) {
@@ -405,26 +335,12 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
     fn unexpected(&mut self, child: Node<'_, '_>, parent: &'static Schema) {
         let tag = child.tag_name().name();
         let parent_desc = describe(child.parent().unwrap_or(child), parent);
-        let homes: Vec<&str> = SCHEMAS
-            .iter()
-            .filter(|s| s.children.contains(&tag))
-            .map(|s| s.tag)
-            .collect();
+        let homes: Vec<&str> = SCHEMAS.iter().filter(|s| s.children.contains(&tag)).map(|s| s.tag).collect();
         let (message, hint) = if !homes.is_empty() {
-            let homes = homes
-                .iter()
-                .map(|h| format!("<{h}>"))
-                .collect::<Vec<_>>()
-                .join(" or ");
-            (
-                format!("<{tag}> is not allowed in {parent_desc}"),
-                format!("<{tag}> belongs inside {homes}"),
-            )
+            let homes = homes.iter().map(|h| format!("<{h}>")).collect::<Vec<_>>().join(" or ");
+            (format!("<{tag}> is not allowed in {parent_desc}"), format!("<{tag}> belongs inside {homes}"))
         } else if parent.children.is_empty() {
-            (
-                format!("unknown element <{tag}> in {parent_desc}"),
-                format!("<{}> takes no child elements", parent.tag),
-            )
+            (format!("unknown element <{tag}> in {parent_desc}"), format!("<{}> takes no child elements", parent.tag))
         } else {
             let kind = format!("elements allowed in <{}>", parent.tag);
             (
@@ -453,9 +369,7 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
         for node in root.children().filter(Node::is_element) {
             match node.tag_name().name() {
                 "memory_region" => system.memory_regions.extend(self.memory_region(node)),
-                "protection_domain" => system
-                    .protection_domains
-                    .extend(self.protection_domain(node, false)),
+                "protection_domain" => system.protection_domains.extend(self.protection_domain(node, false)),
                 "channel" => {
                     if let Some((channel, pp)) = self.channel(node) {
                         system.channels.push(channel);
@@ -492,44 +406,22 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
     fn memory_region(&mut self, node: Node<'a, 'input>) -> Option<MemoryRegion> {
         let mut el = self.open(node, &MEMORY_REGION);
         let name = el.required(self, "name", value::non_empty);
-        let size = el.required(
-            self,
-            "size",
-            value::nonzero::<u64>("a memory region holds at least one page"),
-        );
-        let page_size = el
-            .optional(self, "page_size", value::page_size)
-            .unwrap_or(PageSize::Small);
+        let size = el.required(self, "size", value::nonzero::<u64>("a memory region holds at least one page"));
+        let page_size = el.optional(self, "page_size", value::page_size).unwrap_or(PageSize::Small);
         let phys_addr = el.optional(self, "phys_addr", value::number::<u64>);
         let (Some(name), Some(size), false) = (name, size, el.broken) else {
-            self.dropped_regions
-                .extend(el.raw("name").map(str::to_string));
+            self.dropped_regions.extend(el.raw("name").map(str::to_string));
             return None;
         };
-        Some(MemoryRegion {
-            name,
-            size,
-            page_size,
-            phys_addr,
-            loc: self.node_loc(node),
-            origin: Origin::Written,
-        })
+        Some(MemoryRegion { name, size, page_size, phys_addr, loc: self.node_loc(node), origin: Origin::Written })
     }
 
     /// A `<protection_domain>`; `is_child` when nested in another, which
     /// makes `id` required (and allowed).
-    fn protection_domain(
-        &mut self,
-        node: Node<'a, 'input>,
-        is_child: bool,
-    ) -> Option<ProtectionDomain> {
+    fn protection_domain(&mut self, node: Node<'a, 'input>, is_child: bool) -> Option<ProtectionDomain> {
         let mut el = self.open(node, &PROTECTION_DOMAIN);
         let name = el.required(self, "name", value::name(PD_NAME_MAX, PD_NAME_WHY));
-        let priority = el.optional(
-            self,
-            "priority",
-            value::number_in(0..=MAX_PRIORITY, PRIORITY_WHY),
-        );
+        let priority = el.optional(self, "priority", value::number_in(0..=MAX_PRIORITY, PRIORITY_WHY));
         let pp = el.optional(self, "pp", value::boolean);
         let passive = el.optional(self, "passive", value::boolean);
         let stack_size = el.optional(self, "stack_size", value::stack_size);
@@ -618,9 +510,7 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
             );
             return;
         }
-        pd.program_image = path
-            .map(|path| self.base_dir.join(path))
-            .unwrap_or_default();
+        pd.program_image = path.map(|path| self.base_dir.join(path)).unwrap_or_default();
         pd.program_image_loc = loc;
     }
 
@@ -628,9 +518,7 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
         let mut el = self.open(node, &MAP);
         let mr = el.required(self, "mr", value::non_empty);
         let vaddr = el.required(self, "vaddr", value::number::<u64>);
-        let perms = el
-            .optional(self, "perms", value::perms)
-            .unwrap_or(Perms::READ_WRITE);
+        let perms = el.optional(self, "perms", value::perms).unwrap_or(Perms::READ_WRITE);
         let cached = el.optional(self, "cached", value::boolean).unwrap_or(true);
         let setvar_vaddr = el.optional(self, "setvar_vaddr", value::non_empty);
         let setvar_size = el.optional(self, "setvar_size", value::non_empty);
@@ -653,63 +541,28 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
         const TRIGGERS: &[(&str, bool)] = &[("edge", false), ("level", true)];
         const POLARITIES: &[(&str, bool)] = &[("high", false), ("low", true)];
         let mut el = self.open(node, &IRQ);
-        let id = el.required(
-            self,
-            "id",
-            value::number_in(0..=MAX_CHANNEL_ID, CHANNEL_ID_WHY),
-        );
+        let id = el.required(self, "id", value::number_in(0..=MAX_CHANNEL_ID, CHANNEL_ID_WHY));
         let pin = el.required(self, "pin", value::number_in(0..=MAX_IOAPIC_PIN, PIN_WHY));
-        let ioapic = el
-            .optional(self, "ioapic", value::number::<u32>)
-            .unwrap_or(0);
-        let level_triggered = el
-            .optional(self, "trigger", value::keyword(TRIGGERS))
-            .unwrap_or(false);
-        let active_low = el
-            .optional(self, "polarity", value::keyword(POLARITIES))
-            .unwrap_or(false);
-        let vector = el.optional(
-            self,
-            "vector",
-            value::number_in(0..=MAX_IRQ_VECTOR, VECTOR_WHY),
-        );
+        let ioapic = el.optional(self, "ioapic", value::number::<u32>).unwrap_or(0);
+        let level_triggered = el.optional(self, "trigger", value::keyword(TRIGGERS)).unwrap_or(false);
+        let active_low = el.optional(self, "polarity", value::keyword(POLARITIES)).unwrap_or(false);
+        let vector = el.optional(self, "vector", value::number_in(0..=MAX_IRQ_VECTOR, VECTOR_WHY));
         let (Some(id), Some(pin), false) = (id, pin, el.broken) else {
             return None;
         };
         let vector = vector.unwrap_or(pin);
-        Some(Irq {
-            id,
-            ioapic,
-            pin,
-            level_triggered,
-            active_low,
-            vector,
-            loc: self.node_loc(node),
-        })
+        Some(Irq { id, ioapic, pin, level_triggered, active_low, vector, loc: self.node_loc(node) })
     }
 
     fn ioport(&mut self, node: Node<'a, 'input>) -> Option<IoPort> {
         let mut el = self.open(node, &IOPORT);
-        let id = el.required(
-            self,
-            "id",
-            value::number_in(0..=MAX_IOPORT_ID, IOPORT_ID_WHY),
-        );
+        let id = el.required(self, "id", value::number_in(0..=MAX_IOPORT_ID, IOPORT_ID_WHY));
         let addr = el.required(self, "addr", value::number::<u16>);
-        let size = el.required(
-            self,
-            "size",
-            value::nonzero::<u16>("an I/O port range holds at least one port"),
-        );
+        let size = el.required(self, "size", value::nonzero::<u16>("an I/O port range holds at least one port"));
         let (Some(id), Some(addr), Some(size), false) = (id, addr, size, el.broken) else {
             return None;
         };
-        Some(IoPort {
-            id,
-            addr,
-            size,
-            loc: self.node_loc(node),
-        })
+        Some(IoPort { id, addr, size, loc: self.node_loc(node) })
     }
 
     fn pci_device(&mut self, node: Node<'a, 'input>) -> Option<PciDevice> {
@@ -739,7 +592,17 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
         let (Some(id), Some(vendor), Some(device), false) = (id, vendor, device, el.broken) else {
             return None;
         };
-        Some(PciDevice { id, vendor, device, instance, config_vaddr, setvar_config, irq, bars, loc: self.node_loc(node) })
+        Some(PciDevice {
+            id,
+            vendor,
+            device,
+            instance,
+            config_vaddr,
+            setvar_config,
+            irq,
+            bars,
+            loc: self.node_loc(node),
+        })
     }
 
     fn bar(&mut self, node: Node<'a, 'input>) -> Option<PciBar> {
@@ -819,14 +682,7 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
         let Ok([(a, a_pp), (b, b_pp)]) = <[(ChannelEnd, Option<bool>); 2]>::try_from(ends) else {
             return None;
         };
-        Some((
-            Channel {
-                ends: [a, b],
-                loc: self.node_loc(node),
-                origin: Origin::Written,
-            },
-            [a_pp, b_pp],
-        ))
+        Some((Channel { ends: [a, b], loc: self.node_loc(node), origin: Origin::Written }, [a_pp, b_pp]))
     }
 
     /// One `<end>`, with its `pp` attribute as written. The resolved
@@ -834,26 +690,13 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
     fn end(&mut self, node: Node<'a, 'input>) -> Option<(ChannelEnd, Option<bool>)> {
         let mut el = self.open(node, &END);
         let pd = el.required(self, "pd", value::non_empty);
-        let id = el.required(
-            self,
-            "id",
-            value::number_in(0..=MAX_CHANNEL_ID, CHANNEL_ID_WHY),
-        );
+        let id = el.required(self, "id", value::number_in(0..=MAX_CHANNEL_ID, CHANNEL_ID_WHY));
         let pp = el.optional(self, "pp", value::boolean);
         let notify = el.optional(self, "notify", value::boolean).unwrap_or(true);
         let (Some(pd), Some(id), false) = (pd, id, el.broken) else {
             return None;
         };
-        Some((
-            ChannelEnd {
-                pd,
-                id,
-                pp: pp.unwrap_or(false),
-                notify,
-                loc: self.node_loc(node),
-            },
-            pp,
-        ))
+        Some((ChannelEnd { pd, id, pp: pp.unwrap_or(false), notify, loc: self.node_loc(node) }, pp))
     }
 }
 

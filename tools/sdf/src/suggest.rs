@@ -15,9 +15,7 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
         current[0] = i;
         for j in 1..=b.len() {
             let substitution = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (previous[j] + 1)
-                .min(current[j - 1] + 1)
-                .min(previous[j - 1] + substitution);
+            let mut best = (previous[j] + 1).min(current[j - 1] + 1).min(previous[j - 1] + substitution);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(before[j - 2] + 1);
             }
@@ -61,11 +59,7 @@ where
 
 /// `a`, `b`, `c` — names quoted and comma-separated.
 pub(crate) fn list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
-    names
-        .into_iter()
-        .map(|name| format!("`{name}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    names.into_iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]
@@ -97,9 +91,6 @@ mod tests {
             hint("pnog", "protection domains", ["ping", "pong"]),
             "did you mean `pong`? protection domains: `ping`, `pong`"
         );
-        assert_eq!(
-            hint("x", "memory regions", [] as [&str; 0]),
-            "there are no memory regions"
-        );
+        assert_eq!(hint("x", "memory regions", [] as [&str; 0]), "there are no memory regions");
     }
 }

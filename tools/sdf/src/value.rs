@@ -6,8 +6,8 @@
 
 use std::ops::RangeInclusive;
 
-use net_filter::{Dotted, Filter, ParseError};
 use net_config::{Ipv4Address, NodeAddress};
+use net_filter::{Dotted, Filter, ParseError};
 
 use crate::limits::{MAX_STACK, MIN_STACK};
 use crate::model::{PageSize, Perms};
@@ -22,14 +22,12 @@ pub(crate) struct Invalid {
 
 impl Invalid {
     pub(crate) fn new(reason: impl Into<String>, hint: impl Into<String>) -> Self {
-        Invalid {
-            reason: reason.into(),
-            hint: hint.into(),
-        }
+        Invalid { reason: reason.into(), hint: hint.into() }
     }
 }
 
-const NUMBER_HINT: &str = "write numbers in decimal (4096) or in hexadecimal with a 0x prefix (0x1000); `_` may separate digits (0x20_0000)";
+const NUMBER_HINT: &str =
+    "write numbers in decimal (4096) or in hexadecimal with a 0x prefix (0x1000); `_` may separate digits (0x20_0000)";
 
 /// Unsigned integer types attributes are parsed into.
 pub(crate) trait Number: Copy + Into<u64> + TryFrom<u64> {
@@ -62,25 +60,14 @@ pub(crate) fn number<T: Number>(text: &str) -> Result<T, Invalid> {
         && !digits.ends_with('_')
         && digits.chars().all(|c| c == '_' || c.is_digit(radix));
     if !well_formed {
-        let what = if radix == 16 {
-            "not a hexadecimal number"
-        } else {
-            "not a number"
-        };
+        let what = if radix == 16 { "not a hexadecimal number" } else { "not a number" };
         return Err(Invalid::new(what, NUMBER_HINT));
     }
-    let too_large = || {
-        Invalid::new(
-            format!("too large (the maximum is {:#x})", T::MAX.into()),
-            "",
-        )
-    };
+    let too_large = || Invalid::new(format!("too large (the maximum is {:#x})", T::MAX.into()), "");
     let mut value: u64 = 0;
     for digit in digits.chars().filter_map(|c| c.to_digit(radix)) {
-        value = value
-            .checked_mul(u64::from(radix))
-            .and_then(|v| v.checked_add(u64::from(digit)))
-            .ok_or_else(too_large)?;
+        value =
+            value.checked_mul(u64::from(radix)).and_then(|v| v.checked_add(u64::from(digit))).ok_or_else(too_large)?;
     }
     T::try_from(value).map_err(|_| too_large())
 }
@@ -91,18 +78,10 @@ pub(crate) fn number_in<T: Number + PartialOrd + std::fmt::Display>(
     why: &'static str,
 ) -> impl Fn(&str) -> Result<T, Invalid> {
     move |text| {
-        let out_of_range = || {
-            Invalid::new(
-                format!("must be in {}..={}", range.start(), range.end()),
-                why,
-            )
-        };
+        let out_of_range = || Invalid::new(format!("must be in {}..={}", range.start(), range.end()), why);
         // Parse wide first, so that "300" for a u8 reads as out of range
         // rather than as too large for the type.
-        let wide = number::<u64>(text).map_err(|e| Invalid {
-            hint: why.to_string(),
-            ..e
-        })?;
+        let wide = number::<u64>(text).map_err(|e| Invalid { hint: why.to_string(), ..e })?;
         let value = T::try_from(wide).map_err(|_| out_of_range())?;
         if range.contains(&value) {
             Ok(value)
@@ -128,20 +107,11 @@ pub(crate) fn nonzero<T: Number>(why: &'static str) -> impl Fn(&str) -> Result<T
 /// The stack is mapped page by page with a guard page below it.
 pub(crate) fn stack_size(text: &str) -> Result<u64, Invalid> {
     const HINT: &str = "stack_size is a multiple of 0x1000 from 0x1000 to 0x100_0000 (16 MiB); the default is 0x2000";
-    let size = number::<u64>(text).map_err(|e| Invalid {
-        hint: HINT.into(),
-        ..e
-    })?;
+    let size = number::<u64>(text).map_err(|e| Invalid { hint: HINT.into(), ..e })?;
     if !(MIN_STACK..=MAX_STACK).contains(&size) {
-        Err(Invalid::new(
-            format!("must be in {MIN_STACK:#x}..={MAX_STACK:#x}"),
-            HINT,
-        ))
+        Err(Invalid::new(format!("must be in {MIN_STACK:#x}..={MAX_STACK:#x}"), HINT))
     } else if size % PageSize::Small.bytes() != 0 {
-        Err(Invalid::new(
-            "not a multiple of the page size (0x1000)",
-            HINT,
-        ))
+        Err(Invalid::new("not a multiple of the page size (0x1000)", HINT))
     } else {
         Ok(size)
     }
@@ -161,11 +131,7 @@ pub(crate) fn boolean(text: &str) -> Result<bool, Invalid> {
 /// Read must be among them: x86 page tables have no way to express a page
 /// that is writable or executable but not readable.
 pub(crate) fn perms(text: &str) -> Result<Perms, Invalid> {
-    let mut perms = Perms {
-        read: false,
-        write: false,
-        execute: false,
-    };
+    let mut perms = Perms { read: false, write: false, execute: false };
     for c in text.chars() {
         let granted = match c {
             'r' => &mut perms.read,
@@ -193,10 +159,7 @@ pub(crate) fn perms(text: &str) -> Result<Perms, Invalid> {
 /// not supported for memory regions).
 pub(crate) fn page_size(text: &str) -> Result<PageSize, Invalid> {
     const HINT: &str = "page_size is 0x1000 (4 KiB, the default) or 0x200000 (2 MiB)";
-    match number::<u64>(text).map_err(|e| Invalid {
-        hint: HINT.into(),
-        ..e
-    })? {
+    match number::<u64>(text).map_err(|e| Invalid { hint: HINT.into(), ..e })? {
         0x1000 => Ok(PageSize::Small),
         0x20_0000 => Ok(PageSize::Large),
         _ => Err(Invalid::new("not a supported page size", HINT)),
@@ -209,10 +172,7 @@ pub(crate) fn name(max: usize, why: &'static str) -> impl Fn(&str) -> Result<Str
         if text.is_empty() {
             Err(Invalid::new("names must not be empty", ""))
         } else if text.len() > max {
-            Err(Invalid::new(
-                format!("{} bytes long, longer than {max}", text.len()),
-                why,
-            ))
+            Err(Invalid::new(format!("{} bytes long, longer than {max}", text.len()), why))
         } else {
             Ok(text.to_string())
         }
@@ -225,21 +185,12 @@ pub(crate) fn non_empty(text: &str) -> Result<String, Invalid> {
 }
 
 /// One of a fixed set of keywords, mapped to a value.
-pub(crate) fn keyword<T: Copy>(
-    choices: &'static [(&'static str, T)],
-) -> impl Fn(&str) -> Result<T, Invalid> {
+pub(crate) fn keyword<T: Copy>(choices: &'static [(&'static str, T)]) -> impl Fn(&str) -> Result<T, Invalid> {
     move |text| {
-        choices
-            .iter()
-            .find(|(word, _)| *word == text)
-            .map(|&(_, value)| value)
-            .ok_or_else(|| {
-                let words: Vec<&str> = choices.iter().map(|(word, _)| *word).collect();
-                Invalid::new(
-                    format!("expected one of {}", crate::suggest::list(words)),
-                    "",
-                )
-            })
+        choices.iter().find(|(word, _)| *word == text).map(|&(_, value)| value).ok_or_else(|| {
+            let words: Vec<&str> = choices.iter().map(|(word, _)| *word).collect();
+            Invalid::new(format!("expected one of {}", crate::suggest::list(words)), "")
+        })
     }
 }
 
@@ -263,7 +214,8 @@ pub(crate) fn ipv4_interface(text: &str) -> Result<NodeAddress, Invalid> {
     let Some((address, len)) = text.split_once('/') else {
         return Err(Invalid::new("the prefix length is missing", HINT));
     };
-    let ipv4 = net_filter::parse_ipv4(address).ok_or_else(|| Invalid::new(format!("`{address}` is not an IPv4 address"), HINT))?;
+    let ipv4 = net_filter::parse_ipv4(address)
+        .ok_or_else(|| Invalid::new(format!("`{address}` is not an IPv4 address"), HINT))?;
     let prefix_len = match len.parse::<u8>() {
         Ok(n) if n <= 32 && !len.starts_with('+') => n,
         _ => return Err(Invalid::new(format!("`{len}` is not a prefix length 0..=32"), HINT)),
@@ -281,7 +233,10 @@ pub(crate) fn ipv4_interface(text: &str) -> Result<NodeAddress, Invalid> {
             let which = if ipv4 == prefix.network() { "network" } else { "broadcast" };
             return Err(Invalid::new(
                 format!("{address} is the {which} address of {prefix}, not a host's"),
-                format!("give the node an address inside {prefix} other than its first and last, e.g. {}", Dotted(Ipv4Address::from_u32(prefix.network().to_u32() + 1))),
+                format!(
+                    "give the node an address inside {prefix} other than its first and last, e.g. {}",
+                    Dotted(Ipv4Address::from_u32(prefix.network().to_u32() + 1))
+                ),
             ));
         }
     }
@@ -289,7 +244,8 @@ pub(crate) fn ipv4_interface(text: &str) -> Result<NodeAddress, Invalid> {
 }
 
 /// Terms a filter may start with, for "did you mean".
-const FILTER_TERMS: &[&str] = &["any", "arp", "ipv4", "ethertype", "tcp", "udp", "icmp", "proto", "from", "to", "src", "dst"];
+const FILTER_TERMS: &[&str] =
+    &["any", "arp", "ipv4", "ethertype", "tcp", "udp", "icmp", "proto", "from", "to", "src", "dst"];
 
 /// A filter in the syntax of [`net_filter::text`].
 pub(crate) fn filter(text: &str) -> Result<Filter, Invalid> {
@@ -300,7 +256,10 @@ pub(crate) fn filter(text: &str) -> Result<Filter, Invalid> {
                 .unwrap_or_default(),
             _ => String::new(),
         };
-        Invalid::new(error.to_string(), format!("{guess}a filter is space-separated terms, e.g. \"tcp dst 80\"; {}", net_filter::text::SYNTAX))
+        Invalid::new(
+            error.to_string(),
+            format!("{guess}a filter is space-separated terms, e.g. \"tcp dst 80\"; {}", net_filter::text::SYNTAX),
+        )
     })
 }
 
@@ -316,9 +275,7 @@ mod tests {
         assert_eq!(number::<u64>("1_000"), Ok(1000));
         assert_eq!(number::<u64>(" 7 "), Ok(7));
         assert_eq!(number::<u64>("0xffff_ffff_ffff_ffff"), Ok(u64::MAX));
-        for bad in [
-            "", "0x", "-1", "12a", "0x1g", "_1", "1_", "0x_1", "1e3", "+5",
-        ] {
+        for bad in ["", "0x", "-1", "12a", "0x1g", "_1", "1_", "0x_1", "1e3", "+5"] {
             assert!(number::<u64>(bad).is_err(), "{bad:?} accepted");
         }
         assert!(number::<u64>("0x1_0000_0000_0000_0000").is_err());
@@ -330,24 +287,14 @@ mod tests {
     fn ranges() {
         let priority = number_in(0..=254u8, "");
         assert_eq!(priority("254"), Ok(254));
-        assert_eq!(
-            priority("255").map_err(|e| e.reason),
-            Err("must be in 0..=254".to_string())
-        );
+        assert_eq!(priority("255").map_err(|e| e.reason), Err("must be in 0..=254".to_string()));
         assert!(priority("300").is_err());
     }
 
     #[test]
     fn permissions() {
         assert_eq!(perms("rw"), Ok(Perms::READ_WRITE));
-        assert_eq!(
-            perms("xr"),
-            Ok(Perms {
-                read: true,
-                write: false,
-                execute: true
-            })
-        );
+        assert_eq!(perms("xr"), Ok(Perms { read: true, write: false, execute: true }));
         assert!(perms("w").is_err());
         assert!(perms("").is_err());
         assert!(perms("rq").is_err());
@@ -377,10 +324,24 @@ mod tests {
         assert_eq!((node.ipv4, node.prefix_len, node.gateway), (Ipv4Address::new(10, 0, 2, 15), 24, None));
         assert_eq!(ipv4_interface("10.0.2.15/32").unwrap().prefix_len, 32);
         assert_eq!(ipv4_interface("10.0.2.0/31").unwrap().prefix_len, 31);
-        for bad in ["10.0.2.15", "10.0.2.15/33", "10.0.2.15/", "10.0.2.15/+8", "10.0.2/24", "10.0.2.0/24", "10.0.2.255/24", "127.0.0.1/8", "0.0.0.0/0", "224.0.0.1/4"] {
+        for bad in [
+            "10.0.2.15",
+            "10.0.2.15/33",
+            "10.0.2.15/",
+            "10.0.2.15/+8",
+            "10.0.2/24",
+            "10.0.2.0/24",
+            "10.0.2.255/24",
+            "127.0.0.1/8",
+            "0.0.0.0/0",
+            "224.0.0.1/4",
+        ] {
             assert!(ipv4_interface(bad).is_err(), "{bad:?} accepted");
         }
-        assert_eq!(ipv4_interface("10.0.2.0/24").unwrap_err().reason, "10.0.2.0 is the network address of 10.0.2.0/24, not a host's");
+        assert_eq!(
+            ipv4_interface("10.0.2.0/24").unwrap_err().reason,
+            "10.0.2.0 is the network address of 10.0.2.0/24, not a host's"
+        );
         assert_eq!(filter("tcp dst 80"), Ok(Filter::tcp_dst_port(80)));
         let bad = filter("tcp dts 80").unwrap_err();
         assert_eq!(bad.reason, "unknown term `dts`");

@@ -17,12 +17,7 @@ fn errors(text: &str) -> Vec<Diagnostic> {
 /// The only diagnostic for `text`: no follow-on errors.
 fn single(text: &str) -> Diagnostic {
     let mut all = errors(text);
-    assert_eq!(
-        all.len(),
-        1,
-        "expected one error, got:\n{}",
-        Diagnostics(all.clone())
-    );
+    assert_eq!(all.len(), 1, "expected one error, got:\n{}", Diagnostics(all.clone()));
     all.remove(0)
 }
 
@@ -30,11 +25,7 @@ fn single(text: &str) -> Diagnostic {
 /// fragments.
 #[track_caller]
 fn check(d: &Diagnostic, line: u32, column: u32, message: &[&str], hint: &[&str]) {
-    assert_eq!(
-        (d.loc.line, d.loc.column),
-        (line, column),
-        "wrong location for:\n{d}"
-    );
+    assert_eq!((d.loc.line, d.loc.column), (line, column), "wrong location for:\n{d}");
     for part in message {
         assert!(d.message.contains(part), "message lacks {part:?}:\n{d}");
     }
@@ -53,10 +44,7 @@ fn display_format() {
 </system>"#,
     );
     let text = d.to_string();
-    assert!(
-        text.starts_with("microkit.system:2:31: error: invalid priority=\"255\""),
-        "{text}"
-    );
+    assert!(text.starts_with("microkit.system:2:31: error: invalid priority=\"255\""), "{text}");
     assert!(text.contains("\n  hint: priorities are 0..=254"), "{text}");
 }
 
@@ -70,10 +58,7 @@ fn malformed_xml_reports_the_parser_position() {
     );
     assert_eq!((d.loc.line, d.loc.column), (3, 3), "{d}");
     assert!(d.message.starts_with("malformed XML: "), "{d}");
-    assert!(
-        !d.message.contains(" at 2:"),
-        "position is not repeated in the message: {d}"
-    );
+    assert!(!d.message.contains(" at 2:"), "position is not repeated in the message: {d}");
 }
 
 #[test]
@@ -92,13 +77,7 @@ fn unknown_pd_in_channel() {
   </channel>
 </system>"#,
     );
-    check(
-        &d,
-        10,
-        5,
-        &["unknown protection domain `pnog`"],
-        &["did you mean `pong`?", "`ping`, `pong`"],
-    );
+    check(&d, 10, 5, &["unknown protection domain `pnog`"], &["did you mean `pong`?", "`ping`, `pong`"]);
 }
 
 #[test]
@@ -245,20 +224,8 @@ fn mapping_at_zero_or_past_user_top() {
 </system>"#,
     );
     assert_eq!(all.len(), 2, "{}", Diagnostics(all.clone()));
-    check(
-        &all[0],
-        5,
-        5,
-        &["maps the page at address 0"],
-        &["null pointer"],
-    );
-    check(
-        &all[1],
-        6,
-        5,
-        &["go past the end of user address space (0x7ffffffff000)"],
-        &["at most 0x7fffffffd000"],
-    );
+    check(&all[0], 5, 5, &["maps the page at address 0"], &["null pointer"]);
+    check(&all[1], 6, 5, &["go past the end of user address space (0x7ffffffff000)"], &["at most 0x7fffffffd000"]);
 }
 
 #[test]
@@ -302,13 +269,7 @@ fn protected_call_to_pd_without_pp() {
   </channel>
 </system>"#,
     );
-    check(
-        &d,
-        9,
-        5,
-        &["`server` does not accept them"],
-        &["add pp=\"true\" to <protection_domain name=\"server\">"],
-    );
+    check(&d, 9, 5, &["`server` does not accept them"], &["add pp=\"true\" to <protection_domain name=\"server\">"]);
 }
 
 #[test]
@@ -333,10 +294,7 @@ fn inferred_calls_between_two_pp_pds() {
         &d,
         10,
         5,
-        &[
-            "`high` (priority 2) calls `low` (priority 1)",
-            "both `high` and `low` have pp=\"true\"",
-        ],
+        &["`high` (priority 2) calls `low` (priority 1)", "both `high` and `low` have pp=\"true\""],
         &["set pp=\"true\" on the <end>"],
     );
 }
@@ -357,13 +315,7 @@ fn both_ends_pp() {
   </channel>
 </system>"#,
     );
-    check(
-        &d,
-        10,
-        5,
-        &["both ends of the channel between `a` and `b` set pp=\"true\""],
-        &[],
-    );
+    check(&d, 10, 5, &["both ends of the channel between `a` and `b` set pp=\"true\""], &[]);
 }
 
 #[test]
@@ -375,13 +327,7 @@ fn unknown_attribute_with_suggestion() {
   </protection_domain>
 </system>"#,
     );
-    check(
-        &d,
-        2,
-        31,
-        &["unknown attribute `pririty` on <protection_domain name=\"a\">"],
-        &["did you mean `priority`?"],
-    );
+    check(&d, 2, 31, &["unknown attribute `pririty` on <protection_domain name=\"a\">"], &["did you mean `priority`?"]);
 }
 
 #[test]
@@ -395,13 +341,7 @@ fn unknown_element_with_suggestion() {
   </protection_domain>
 </system>"#,
     );
-    check(
-        &d,
-        5,
-        5,
-        &["unknown element <mapp> in <protection_domain name=\"a\">"],
-        &["did you mean `map`?"],
-    );
+    check(&d, 5, 5, &["unknown element <mapp> in <protection_domain name=\"a\">"], &["did you mean `map`?"]);
 }
 
 #[test]
@@ -411,13 +351,7 @@ fn misplaced_element() {
   <map mr="r" vaddr="0x1000" />
 </system>"#,
     );
-    check(
-        &d,
-        2,
-        3,
-        &["<map> is not allowed in <system>"],
-        &["belongs inside <protection_domain>"],
-    );
+    check(&d, 2, 3, &["<map> is not allowed in <system>"], &["belongs inside <protection_domain>"]);
 }
 
 #[test]
@@ -427,13 +361,7 @@ fn bad_number() {
   <memory_region name="r" size="0x10g0" />
 </system>"#,
     );
-    check(
-        &d,
-        2,
-        27,
-        &["invalid size=\"0x10g0\" on <memory_region name=\"r\">: not a hexadecimal number"],
-        &["0x1000"],
-    );
+    check(&d, 2, 27, &["invalid size=\"0x10g0\" on <memory_region name=\"r\">: not a hexadecimal number"], &["0x1000"]);
 }
 
 #[test]
@@ -448,20 +376,8 @@ fn bad_bool_and_perms() {
 </system>"#,
     );
     assert_eq!(all.len(), 2, "{}", Diagnostics(all.clone()));
-    check(
-        &all[0],
-        3,
-        31,
-        &["invalid passive=\"yes\"", "expected `true` or `false`"],
-        &[],
-    );
-    check(
-        &all[1],
-        5,
-        32,
-        &["invalid perms=\"w\"", "must be readable"],
-        &["write-only"],
-    );
+    check(&all[0], 3, 31, &["invalid passive=\"yes\"", "expected `true` or `false`"], &[]);
+    check(&all[1], 5, 32, &["invalid perms=\"w\"", "must be readable"], &["write-only"]);
 }
 
 #[test]
@@ -471,13 +387,7 @@ fn missing_required_attribute() {
   <memory_region name="r" />
 </system>"#,
     );
-    check(
-        &d,
-        2,
-        3,
-        &["<memory_region name=\"r\"> is missing the required attribute `size`"],
-        &[],
-    );
+    check(&d, 2, 3, &["<memory_region name=\"r\"> is missing the required attribute `size`"], &[]);
 }
 
 #[test]
@@ -505,20 +415,8 @@ fn region_phys_addr_misaligned_and_bad_page_size() {
 </system>"#,
     );
     assert_eq!(all.len(), 2, "{}", Diagnostics(all.clone()));
-    check(
-        &all[0],
-        2,
-        3,
-        &["phys_addr 0xfee01000 is not aligned to its page size 0x200000"],
-        &[],
-    );
-    check(
-        &all[1],
-        3,
-        41,
-        &["invalid page_size=\"0x4000\""],
-        &["0x1000 (4 KiB, the default) or 0x200000"],
-    );
+    check(&all[0], 2, 3, &["phys_addr 0xfee01000 is not aligned to its page size 0x200000"], &[]);
+    check(&all[1], 3, 41, &["invalid page_size=\"0x4000\""], &["0x1000 (4 KiB, the default) or 0x200000"]);
 }
 
 #[test]
@@ -533,13 +431,7 @@ fn duplicate_pd_name() {
   </protection_domain>
 </system>"#,
     );
-    check(
-        &d,
-        4,
-        5,
-        &["duplicate protection domain name `a`; it is first used at line 2"],
-        &["children included"],
-    );
+    check(&d, 4, 5, &["duplicate protection domain name `a`; it is first used at line 2"], &["children included"]);
 }
 
 #[test]
@@ -550,13 +442,7 @@ fn duplicate_region_name() {
   <memory_region name="r" size="0x2000" />
 </system>"#,
     );
-    check(
-        &d,
-        3,
-        3,
-        &["duplicate memory region name `r`; it is first used at line 2"],
-        &[],
-    );
+    check(&d, 3, 3, &["duplicate memory region name `r`; it is first used at line 2"], &[]);
 }
 
 #[test]
@@ -593,13 +479,7 @@ fn missing_program_image() {
   </protection_domain>
 </system>"#,
     );
-    check(
-        &d,
-        2,
-        3,
-        &["<protection_domain name=\"a\"> has no <program_image>"],
-        &["<program_image path="],
-    );
+    check(&d, 2, 3, &["<protection_domain name=\"a\"> has no <program_image>"], &["<program_image path="]);
 }
 
 #[test]
@@ -612,13 +492,7 @@ fn second_program_image() {
   </protection_domain>
 </system>"#,
     );
-    check(
-        &d,
-        4,
-        5,
-        &["`a` has a second <program_image>; the first is at line 3"],
-        &[],
-    );
+    check(&d, 4, 5, &["`a` has a second <program_image>; the first is at line 3"], &[]);
 }
 
 #[test]
@@ -630,13 +504,7 @@ fn stack_size_rules() {
   </protection_domain>
 </system>"#,
     );
-    check(
-        &d,
-        2,
-        31,
-        &["stack_size=\"0x1800\"", "not a multiple of the page size"],
-        &["16 MiB"],
-    );
+    check(&d, 2, 31, &["stack_size=\"0x1800\"", "not a multiple of the page size"], &["16 MiB"]);
 }
 
 #[test]
@@ -677,13 +545,7 @@ fn irq_pin_claimed_twice() {
 </system>"#,
     );
     assert_eq!(all.len(), 1, "{}", Diagnostics(all.clone()));
-    check(
-        &all[0],
-        8,
-        5,
-        &["IOAPIC 0 pin 4 of `b` is already claimed by `a` at line 4"],
-        &[],
-    );
+    check(&all[0], 8, 5, &["IOAPIC 0 pin 4 of `b` is already claimed by `a` at line 4"], &[]);
 }
 
 #[test]
@@ -700,13 +562,7 @@ fn irq_pin_and_vector_ranges() {
     assert_eq!(all.len(), 3, "{}", Diagnostics(all.clone()));
     check(&all[0], 4, 17, &["invalid pin=\"24\"", "0..=23"], &[]);
     check(&all[1], 5, 25, &["invalid vector=\"108\"", "0..=107"], &[]);
-    check(
-        &all[2],
-        5,
-        38,
-        &["invalid trigger=\"rising\"", "`edge`, `level`"],
-        &[],
-    );
+    check(&all[2], 5, 38, &["invalid trigger=\"rising\"", "`edge`, `level`"], &[]);
 }
 
 #[test]
@@ -745,20 +601,8 @@ fn ioport_ids_and_space() {
 </system>"#,
     );
     assert_eq!(all.len(), 2, "{}", Diagnostics(all.clone()));
-    check(
-        &all[0],
-        5,
-        5,
-        &["ioport id 0 of protection domain `a` is already used at line 4"],
-        &["e.g. 2"],
-    );
-    check(
-        &all[1],
-        6,
-        5,
-        &["I/O ports 0xfff8..=0x10007 of `a` run past the last port"],
-        &["at most 0x8"],
-    );
+    check(&all[0], 5, 5, &["ioport id 0 of protection domain `a` is already used at line 4"], &["e.g. 2"]);
+    check(&all[1], 6, 5, &["I/O ports 0xfff8..=0x10007 of `a` run past the last port"], &["at most 0x8"]);
 }
 
 #[test]
@@ -782,12 +626,7 @@ fn channel_id_too_large() {
         9,
         17,
         &["invalid id=\"26\" on <end pd=\"a\">: must be in 0..=25"],
-        &[
-            "28-bit badge",
-            "bits 0..=25 are notification channels",
-            "bit 26",
-            "bit 27",
-        ],
+        &["28-bit badge", "bits 0..=25 are notification channels", "bit 26", "bit 27"],
     );
 }
 
@@ -813,27 +652,9 @@ fn child_ids() {
 </system>"#,
     );
     assert_eq!(all.len(), 3, "{}", Diagnostics(all.clone()));
-    check(
-        &all[0],
-        7,
-        5,
-        &["child id 1 of `parent` is used by both `c1` (line 4) and `c2`"],
-        &["e.g. 0"],
-    );
-    check(
-        &all[1],
-        10,
-        5,
-        &["<protection_domain name=\"c3\"> is missing the required attribute `id`"],
-        &[],
-    );
-    check(
-        &all[2],
-        13,
-        34,
-        &["invalid id=\"26\"", "0..=25"],
-        &["fault badge"],
-    );
+    check(&all[0], 7, 5, &["child id 1 of `parent` is used by both `c1` (line 4) and `c2`"], &["e.g. 0"]);
+    check(&all[1], 10, 5, &["<protection_domain name=\"c3\"> is missing the required attribute `id`"], &[]);
+    check(&all[2], 13, 34, &["invalid id=\"26\"", "0..=25"], &["fault badge"]);
 }
 
 #[test]
@@ -845,13 +666,7 @@ fn only_children_have_ids() {
   </protection_domain>
 </system>"#,
     );
-    check(
-        &d,
-        2,
-        33,
-        &["<protection_domain name=\"top\"> is not a child, so it cannot have an `id`"],
-        &[],
-    );
+    check(&d, 2, 33, &["<protection_domain name=\"top\"> is not a child, so it cannot have an `id`"], &[]);
 }
 
 #[test]
@@ -938,16 +753,7 @@ fn too_many_pds() {
     }
     text += "</system>\n";
     let d = single(&text);
-    check(
-        &d,
-        65,
-        3,
-        &[
-            "too many protection domains: `pd63` is number 64",
-            "at most 63",
-        ],
-        &[],
-    );
+    check(&d, 65, 3, &["too many protection domains: `pd63` is number 64", "at most 63"], &[]);
 }
 
 #[test]
@@ -981,27 +787,9 @@ fn several_errors_are_reported_together_without_follow_on_errors() {
     check(&all[0], 2, 3, &["size 0x1800 is not a multiple"], &[]);
     check(&all[1], 3, 29, &["invalid size=\"zero\""], &[]);
     check(&all[2], 4, 31, &["invalid priority=\"300\""], &[]);
-    check(
-        &all[3],
-        11,
-        5,
-        &["unknown memory region `nope`"],
-        &["memory regions: `buf`"],
-    );
-    check(
-        &all[4],
-        18,
-        5,
-        &["id 0 of protection domain `b` is already used by the channel to `a` at line 15"],
-        &[],
-    );
+    check(&all[3], 11, 5, &["unknown memory region `nope`"], &["memory regions: `buf`"]);
+    check(&all[4], 18, 5, &["id 0 of protection domain `b` is already used by the channel to `a` at line 15"], &[]);
     check(&all[5], 19, 5, &["unknown protection domain `timer`"], &[]);
     // Diagnostics are in file order, one block each.
-    assert_eq!(
-        Diagnostics(all)
-            .to_string()
-            .matches("\n\nmicrokit.system:")
-            .count(),
-        5
-    );
+    assert_eq!(Diagnostics(all).to_string().matches("\n\nmicrokit.system:").count(), 5);
 }

@@ -8,11 +8,11 @@
 
 use std::path::Path;
 
-use net_filter::{Filter, FilterKind};
 use net_config::{
     arpd_client_channel, mux_client_channel, ClientRegion, Ipv4Address, ARP_TABLE_REGION, ARP_TABLE_SIZE,
     ARP_TABLE_VADDR, CLIENT_ARPD_CHANNEL, CLIENT_MUX_CHANNEL,
 };
+use net_filter::{Filter, FilterKind};
 use tools_sdf::{client_region_name, Diagnostic, Diagnostics, Loc, Origin, Perms, SystemDescription};
 
 /// Five PDs whose priorities and `pp` suit a network with `mux` as the
@@ -128,8 +128,15 @@ fn each_client_gets_six_regions_mapped_into_it_and_the_demultiplexer() {
             let in_client: Vec<_> = pd.maps.iter().filter(|m| m.mr == name).collect();
             assert_eq!(in_client.len(), 1, "{name} in {}", client.pd);
             let perms = if part == ClientRegion::RxData { R } else { RW };
-            assert_eq!((in_client[0].vaddr, in_client[0].perms, in_client[0].cached), (part.client_vaddr(), perms, true), "{name}");
-            assert_eq!((in_client[0].loc, &in_client[0].origin, &in_client[0].setvar_vaddr), (client.loc, &origin, &None));
+            assert_eq!(
+                (in_client[0].vaddr, in_client[0].perms, in_client[0].cached),
+                (part.client_vaddr(), perms, true),
+                "{name}"
+            );
+            assert_eq!(
+                (in_client[0].loc, &in_client[0].origin, &in_client[0].setvar_vaddr),
+                (client.loc, &origin, &None)
+            );
 
             let in_mux: Vec<_> = mux.maps.iter().filter(|m| m.mr == name).collect();
             assert_eq!(in_mux.len(), 1, "{name} in mux");
@@ -170,8 +177,12 @@ fn channels_to_the_demultiplexer_and_arpd() {
 fn the_arp_table_is_arpds_and_read_only_for_arp_clients() {
     let system = parse(&with_pds(EXAMPLE));
     let table = system.region(ARP_TABLE_REGION).expect("the ARP table region");
-    assert_eq!((table.size, table.loc, &table.origin), (ARP_TABLE_SIZE, Loc::new(7, 3), &Origin::Network { client: None }));
-    let map_of = |pd: &str| system.pd(pd).unwrap().maps.iter().find(|m| m.mr == ARP_TABLE_REGION).map(|m| (m.vaddr, m.perms));
+    assert_eq!(
+        (table.size, table.loc, &table.origin),
+        (ARP_TABLE_SIZE, Loc::new(7, 3), &Origin::Network { client: None })
+    );
+    let map_of =
+        |pd: &str| system.pd(pd).unwrap().maps.iter().find(|m| m.mr == ARP_TABLE_REGION).map(|m| (m.vaddr, m.perms));
     assert_eq!(map_of("arpd"), Some((ARP_TABLE_VADDR, RW)));
     assert_eq!(map_of("web"), Some((ARP_TABLE_VADDR, R)));
     assert_eq!(map_of("dns"), None);
@@ -222,7 +233,13 @@ fn bad_filter_syntax_suggests_the_term_and_shows_the_syntax() {
     <client pd="web"><grant filter="tcp dts 80" /></client>
   </network>"#,
     ));
-    check(&d, 8, 29, &["invalid filter=\"tcp dts 80\" on <grant>", "unknown term `dts`"], &["did you mean `dst`?", net_filter::text::SYNTAX]);
+    check(
+        &d,
+        8,
+        29,
+        &["invalid filter=\"tcp dts 80\" on <grant>", "unknown term `dts`"],
+        &["did you mean `dst`?", net_filter::text::SYNTAX],
+    );
 
     let d = single(&with_pds(
         r#"  <network demux="mux" ipv4="10.0.2.15/24">
@@ -277,7 +294,13 @@ fn bad_node_address() {
 #[test]
 fn gateway_off_link_or_the_nodes_own() {
     let d = single(&with_pds(r#"  <network demux="mux" ipv4="10.0.2.15/24" gateway="10.0.3.1" />"#));
-    check(&d, 7, 44, &["the gateway 10.0.3.1 is not on the link 10.0.2.0/24"], &["inside 10.0.2.0/24 other than 10.0.2.15"]);
+    check(
+        &d,
+        7,
+        44,
+        &["the gateway 10.0.3.1 is not on the link 10.0.2.0/24"],
+        &["inside 10.0.2.0/24 other than 10.0.2.15"],
+    );
     let d = single(&with_pds(r#"  <network demux="mux" ipv4="10.0.2.15/24" gateway="10.0.2.15" />"#));
     check(&d, 7, 44, &["the gateway 10.0.2.15 is the node's own address"], &[]);
     let d = single(&with_pds(r#"  <network demux="mux" ipv4="10.0.2.15/24" gateway="10.0.2.255" />"#));
@@ -325,8 +348,10 @@ fn room_for_grants_claims_and_clients() {
     check(&d, 10, 7, &["more than 4 <claim> and <watch> filters"], &["MAX_CLAIMS", "at run time"]);
 
     let clients: String = (0..9).map(|i| format!("\n    <client pd=\"c{i}\" />")).collect();
-    let d = errors(&with_pds(&format!(r#"  <network demux="mux" ipv4="10.0.2.15/24">{clients}
-  </network>"#)));
+    let d = errors(&with_pds(&format!(
+        r#"  <network demux="mux" ipv4="10.0.2.15/24">{clients}
+  </network>"#
+    )));
     // The ninth client is too many; the network is dropped, so the unknown
     // PDs c0..c8 are not reported.
     assert_eq!(d.len(), 1, "{}", Diagnostics(d.clone()));
@@ -345,7 +370,13 @@ fn unknown_demultiplexer_client_and_arpd() {
     ));
     assert_eq!(all.len(), 3, "{}", Diagnostics(all.clone()));
     check(&all[0], 7, 12, &["<network demux> names unknown protection domain `muxx`"], &["did you mean `mux`?"]);
-    check(&all[1], 7, 25, &["arpd `arp` is not one of the network's clients"], &["did you mean `arpd`?", "<client pd=\"arp\">"]);
+    check(
+        &all[1],
+        7,
+        25,
+        &["arpd `arp` is not one of the network's clients"],
+        &["did you mean `arpd`?", "<client pd=\"arp\">"],
+    );
     check(&all[2], 9, 13, &["network <client> names unknown protection domain `wbe`"], &["did you mean `web`?"]);
 }
 
@@ -371,7 +402,13 @@ fn one_client_receives_unclaimed_ipv4() {
     <client pd="web" unclaimed_ipv4="true" />
   </network>"#,
     ));
-    check(&d, 9, 22, &["network clients `dns` (line 8) and `web` both set unclaimed_ipv4=\"true\""], &["keep unclaimed_ipv4=\"true\" on one client"]);
+    check(
+        &d,
+        9,
+        22,
+        &["network clients `dns` (line 8) and `web` both set unclaimed_ipv4=\"true\""],
+        &["keep unclaimed_ipv4=\"true\" on one client"],
+    );
 }
 
 #[test]
@@ -381,7 +418,13 @@ fn arp_needs_arpd_and_arpd_needs_no_arp() {
     <client pd="web" arp="true" />
   </network>"#,
     ));
-    check(&d, 8, 22, &["network client `web` has arp=\"true\", but the <network> names no arpd"], &["add arpd=\"...\""]);
+    check(
+        &d,
+        8,
+        22,
+        &["network client `web` has arp=\"true\", but the <network> names no arpd"],
+        &["add arpd=\"...\""],
+    );
     let d = single(&with_pds(
         r#"  <network demux="mux" arpd="arpd" ipv4="10.0.2.15/24">
     <client pd="arpd" arp="true"><grant filter="arp" /><claim filter="arp" /></client>
@@ -407,7 +450,13 @@ fn claims_and_watches_must_be_within_the_grant() {
         &["<claim> `tcp dst 80-443` of network client `web` is outside its grant"],
         &["within one granted filter", "`tcp dst 80`, `tcp dst 443`"],
     );
-    check(&all[1], 9, 22, &["<claim> `udp dst 53` of network client `dns` is outside its grant"], &["`dns` is granted nothing", "<grant filter=\"udp dst 53\" />"]);
+    check(
+        &all[1],
+        9,
+        22,
+        &["<claim> `udp dst 53` of network client `dns` is outside its grant"],
+        &["`dns` is granted nothing", "<grant filter=\"udp dst 53\" />"],
+    );
     check(&all[2], 10, 63, &["<watch> `ipv4` of network client `watch` is outside its grant"], &[]);
 }
 
@@ -429,7 +478,13 @@ fn exclusive_claims_must_not_overlap() {
         &["must not overlap", "<watch>"],
     );
     // A watch overlaps anything; udp dst 7 overlaps web's dst 1-100 first.
-    check(&all[1], 10, 84, &["`udp dst 7` of network client `watch` overlaps the claim `udp from 10.0.0.0/8 dst 1-100` of `web`"], &[]);
+    check(
+        &all[1],
+        10,
+        84,
+        &["`udp dst 7` of network client `watch` overlaps the claim `udp from 10.0.0.0/8 dst 1-100` of `web`"],
+        &[],
+    );
 
     let d = single(&with_pds(
         r#"  <network demux="mux" ipv4="10.0.2.15/24">
@@ -467,7 +522,10 @@ fn the_demultiplexer_must_outrank_its_clients() {
         &d,
         4,
         44,
-        &["network client `web` (priority 100) calls the demultiplexer `mux` (priority 100)", "strictly higher priority"],
+        &[
+            "network client `web` (priority 100) calls the demultiplexer `mux` (priority 100)",
+            "strictly higher priority",
+        ],
         &["every network client calls the demultiplexer", "raise `mux` above 100 or lower `web` below 100"],
     );
 }
@@ -486,10 +544,28 @@ fn the_demultiplexer_and_arpd_must_accept_calls() {
 </system>"#,
     );
     assert_eq!(all.len(), 4, "{}", Diagnostics(all.clone()));
-    check(&all[0], 6, 5, &["network client `arpd` calls the demultiplexer `mux`, but `mux` does not accept protected calls"], &["add pp=\"true\" to <protection_domain name=\"mux\">"]);
+    check(
+        &all[0],
+        6,
+        5,
+        &["network client `arpd` calls the demultiplexer `mux`, but `mux` does not accept protected calls"],
+        &["add pp=\"true\" to <protection_domain name=\"mux\">"],
+    );
     check(&all[1], 7, 5, &["`web` calls the demultiplexer `mux`, but `mux` does not accept"], &[]);
-    check(&all[2], 7, 5, &["network client `web` calls arpd `arpd`, but `arpd` does not accept protected calls"], &["arp=\"true\" calls arpd", "add pp=\"true\" to <protection_domain name=\"arpd\">"]);
-    check(&all[3], 7, 5, &["network client `web` (priority 100) calls arpd `arpd` (priority 100)"], &["raise `arpd` above 100"]);
+    check(
+        &all[2],
+        7,
+        5,
+        &["network client `web` calls arpd `arpd`, but `arpd` does not accept protected calls"],
+        &["arp=\"true\" calls arpd", "add pp=\"true\" to <protection_domain name=\"arpd\">"],
+    );
+    check(
+        &all[3],
+        7,
+        5,
+        &["network client `web` (priority 100) calls arpd `arpd` (priority 100)"],
+        &["raise `arpd` above 100"],
+    );
 }
 
 #[test]
@@ -539,7 +615,10 @@ fn written_maps_and_regions_clash_with_generated_ones() {
         &all[1],
         8,
         44,
-        &["map of `net_web_tx_data` in `mux` (generated by <network> for its client `web`) at 0x60100000", "overlaps the map of `buf` at 0x60100000..0x60101000 (line 5)"],
+        &[
+            "map of `net_web_tx_data` in `mux` (generated by <network> for its client `web`) at 0x60100000",
+            "overlaps the map of `buf` at 0x60100000..0x60101000 (line 5)",
+        ],
         &["from 0x60000000 + n * 0x1000000 in the demultiplexer", "move the written map"],
     );
 }
@@ -636,7 +715,13 @@ fn send_from_names_a_region_the_driver_is_told() {
 #[test]
 fn send_from_an_unknown_region() {
     let d = single(&send_from_system(r#" send_from="fiels""#, DRIVER_TOLD));
-    check(&d, 8, 22, &["send_from of network client `web` names unknown memory region `fiels`"], &["did you mean `files`?"]);
+    check(
+        &d,
+        8,
+        22,
+        &["send_from of network client `web` names unknown memory region `fiels`"],
+        &["did you mean `files`?"],
+    );
 }
 
 #[test]
@@ -657,7 +742,13 @@ fn the_driver_must_be_told_the_send_from_region() {
         r#"
     <setvar symbol="send_from_paddr" region_paddr="other" /><setvar symbol="send_from_size" region_size="files" />"#,
     ));
-    check(&d, 8, 22, &["driver `nic` is not told"], &[r#"add <setvar symbol="send_from_paddr" region_paddr="files" /> to"#]);
+    check(
+        &d,
+        8,
+        22,
+        &["driver `nic` is not told"],
+        &[r#"add <setvar symbol="send_from_paddr" region_paddr="files" /> to"#],
+    );
 }
 
 #[test]

@@ -48,17 +48,11 @@ fn every_element_parses_into_the_model() {
     // Memory regions.
     assert_eq!(system.memory_regions.len(), 2);
     let shared = system.region("shared").expect("shared");
-    assert_eq!(
-        (shared.size, shared.page_size, shared.phys_addr),
-        (0x2000, PageSize::Small, None)
-    );
+    assert_eq!((shared.size, shared.page_size, shared.phys_addr), (0x2000, PageSize::Small, None));
     assert_eq!(shared.page_count(), 2);
     assert_eq!(shared.loc, Loc::new(3, 3));
     let dma = system.region("dma").expect("dma");
-    assert_eq!(
-        (dma.size, dma.page_size, dma.phys_addr),
-        (0x20_0000, PageSize::Large, Some(0x4000_0000))
-    );
+    assert_eq!((dma.size, dma.page_size, dma.phys_addr), (0x20_0000, PageSize::Large, Some(0x4000_0000)));
     assert_eq!(dma.page_count(), 1);
     assert_eq!(PageSize::Large.bytes(), 0x20_0000);
 
@@ -68,10 +62,7 @@ fn every_element_parses_into_the_model() {
     assert_eq!(system.protection_domains.len(), 2);
 
     let ping = system.pd("ping").expect("ping");
-    assert_eq!(
-        (ping.priority, ping.pp, ping.passive, ping.stack_size),
-        (100, false, false, 0x4000)
-    );
+    assert_eq!((ping.priority, ping.pp, ping.passive, ping.stack_size), (100, false, false, 0x4000));
     assert_eq!(ping.program_image, PathBuf::from("/sys/demo/ping.elf"));
     assert_eq!(ping.program_image_loc, Loc::new(6, 5));
     assert_eq!(ping.child_id, None);
@@ -79,10 +70,7 @@ fn every_element_parses_into_the_model() {
 
     assert_eq!(ping.maps.len(), 2);
     let m = &ping.maps[0];
-    assert_eq!(
-        (m.mr.as_str(), m.vaddr, m.perms, m.cached),
-        ("shared", 0x400_0000, Perms::READ_WRITE, true)
-    );
+    assert_eq!((m.mr.as_str(), m.vaddr, m.perms, m.cached), ("shared", 0x400_0000, Perms::READ_WRITE, true));
     assert_eq!(m.setvar_vaddr.as_deref(), Some("shared_vaddr"));
     assert_eq!(m.setvar_size.as_deref(), Some("shared_size"));
     assert_eq!(m.loc, Loc::new(7, 5));
@@ -91,36 +79,19 @@ fn every_element_parses_into_the_model() {
         (m.mr.as_str(), m.vaddr, m.cached, m.setvar_vaddr.as_deref(), m.setvar_size.as_deref()),
         ("dma", 0x420_0000, false, None, None)
     );
-    assert_eq!(
-        m.perms,
-        Perms {
-            read: true,
-            write: false,
-            execute: false
-        }
-    );
+    assert_eq!(m.perms, Perms { read: true, write: false, execute: false });
 
     assert_eq!(ping.irqs.len(), 2);
     let irq = &ping.irqs[0];
     assert_eq!((irq.id, irq.ioapic, irq.pin, irq.vector), (2, 0, 4, 40));
     assert!(irq.level_triggered && irq.active_low);
     let irq = &ping.irqs[1];
-    assert_eq!(
-        (irq.id, irq.ioapic, irq.pin, irq.vector),
-        (3, 0, 1, 1),
-        "vector defaults to the pin"
-    );
-    assert!(
-        !irq.level_triggered && !irq.active_low,
-        "edge-triggered, active high by default"
-    );
+    assert_eq!((irq.id, irq.ioapic, irq.pin, irq.vector), (3, 0, 1, 1), "vector defaults to the pin");
+    assert!(!irq.level_triggered && !irq.active_low, "edge-triggered, active high by default");
 
     assert_eq!(ping.ioports.len(), 1);
     let port = &ping.ioports[0];
-    assert_eq!(
-        (port.id, port.addr, port.size, port.end()),
-        (0, 0x3f8, 8, 0x400)
-    );
+    assert_eq!((port.id, port.addr, port.size, port.end()), (0, 0x3f8, 8, 0x400));
 
     assert_eq!(ping.setvars.len(), 2);
     let setvars: Vec<_> = ping.setvars.iter().map(|s| (s.symbol.as_str(), s.region.as_str(), s.value)).collect();
@@ -128,54 +99,26 @@ fn every_element_parses_into_the_model() {
 
     let child = &ping.children[0];
     assert_eq!(child.name, "child");
-    assert_eq!(
-        (child.child_id, child.priority, child.passive),
-        (Some(1), 90, true)
-    );
+    assert_eq!((child.child_id, child.priority, child.passive), (Some(1), 90, true));
     assert_eq!(child.stack_size, 0x2000, "default stack size");
-    assert_eq!(
-        child.program_image,
-        PathBuf::from("/sys/demo/bin/child.elf")
-    );
+    assert_eq!(child.program_image, PathBuf::from("/sys/demo/bin/child.elf"));
 
     let pong = system.pd("pong").expect("pong");
     assert_eq!((pong.priority, pong.pp), (150, true));
     assert_eq!(pong.program_image, PathBuf::from("/abs/pong.elf"));
-    assert_eq!(
-        pong.maps[0].perms,
-        Perms {
-            read: true,
-            write: true,
-            execute: true
-        }
-    );
+    assert_eq!(pong.maps[0].perms, Perms { read: true, write: true, execute: true });
     assert_eq!(pong.maps[0].perms.to_string(), "rwx");
 
     // Channels, with protected calls resolved.
     assert_eq!(system.channels.len(), 2);
     let [a, b] = &system.channels[0].ends;
-    assert_eq!(
-        (a.pd.as_str(), a.id, a.pp, a.notify),
-        ("ping", 0, true, true),
-        "inferred: pong has pp"
-    );
-    assert_eq!(
-        (b.pd.as_str(), b.id, b.pp, b.notify),
-        ("pong", 1, false, false)
-    );
+    assert_eq!((a.pd.as_str(), a.id, a.pp, a.notify), ("ping", 0, true, true), "inferred: pong has pp");
+    assert_eq!((b.pd.as_str(), b.id, b.pp, b.notify), ("pong", 1, false, false));
     assert_eq!(system.channels[0].loc, Loc::new(22, 3));
     assert_eq!(a.loc, Loc::new(23, 5));
     let [a, b] = &system.channels[1].ends;
-    assert_eq!(
-        (a.pd.as_str(), a.id, a.pp),
-        ("ping", 1, false),
-        "explicit pp=false"
-    );
-    assert_eq!(
-        (b.pd.as_str(), b.id, b.pp),
-        ("child", 0, false),
-        "not inferred when an end sets pp"
-    );
+    assert_eq!((a.pd.as_str(), a.id, a.pp), ("ping", 1, false), "explicit pp=false");
+    assert_eq!((b.pd.as_str(), b.id, b.pp), ("child", 0, false), "not inferred when an end sets pp");
 }
 
 #[test]
@@ -185,17 +128,12 @@ fn parse_file_reads_from_disk_and_reports_missing_files() {
     let path = dir.join("microkit.system");
     std::fs::write(&path, SYSTEM).expect("write fixture");
     let system = tools_sdf::parse_file(&path).expect("parses");
-    assert_eq!(
-        system.pd("ping").map(|pd| pd.program_image.clone()),
-        Some(dir.join("ping.elf"))
-    );
+    assert_eq!(system.pd("ping").map(|pd| pd.program_image.clone()), Some(dir.join("ping.elf")));
     std::fs::remove_dir_all(&dir).ok();
 
     let missing = dir.join("missing.system");
     let errors = tools_sdf::parse_file(&missing).expect_err("no such file");
     assert_eq!(errors.len(), 1);
     assert_eq!(errors.0[0].loc, Loc::NONE);
-    assert!(errors
-        .to_string()
-        .starts_with(&format!("{}: error: cannot read", missing.display())));
+    assert!(errors.to_string().starts_with(&format!("{}: error: cannot read", missing.display())));
 }

@@ -78,10 +78,18 @@ fn disk_read_write(ws: &Path) -> Result<()> {
         s.expect(&format!("[virtio-blk] disk: {} sectors", original.len() / SECTOR), LINE_TIMEOUT)?;
         let (_, start) = s.expect("[blk-client] read: start", LINE_TIMEOUT)?;
         let (line, end) = s.expect("[blk-client] read: ", LINE_TIMEOUT)?;
-        ensure!(line.contains(&format!("sha256 {expected_hash}")), "client's hash differs from the host's ({expected_hash}): {line}");
+        ensure!(
+            line.contains(&format!("sha256 {expected_hash}")),
+            "client's hash differs from the host's ({expected_hash}): {line}"
+        );
         ensure!(line.contains(", 0 failed"), "some reads failed: {line}");
         println!("   disk hash matches the host's: {expected_hash}");
-        println!("   hashed {} MiB in {:.2} s of host time; {}", TEST_DISK_MIB, (end - start).as_secs_f64(), in_flight(&line));
+        println!(
+            "   hashed {} MiB in {:.2} s of host time; {}",
+            TEST_DISK_MIB,
+            (end - start).as_secs_f64(),
+            in_flight(&line)
+        );
         let (line, _) = s.expect("[blk-client] write: ", LINE_TIMEOUT)?;
         ensure!(line.ends_with("read back: OK"), "write phase failed: {line}");
         let (line, _) = s.expect("[blk-client] invalid: ", LINE_TIMEOUT)?;
@@ -103,14 +111,19 @@ fn disk_read_write(ws: &Path) -> Result<()> {
     let after = std::fs::read(&image)?;
     ensure!(after.len() == original.len(), "the image changed size");
     let mut expected = original.clone();
-    for (i, word) in expected[WRITE_START * SECTOR..(WRITE_START + WRITE_SECTORS) * SECTOR].chunks_exact_mut(8).enumerate() {
+    for (i, word) in
+        expected[WRITE_START * SECTOR..(WRITE_START + WRITE_SECTORS) * SECTOR].chunks_exact_mut(8).enumerate()
+    {
         let (lba, w) = ((WRITE_START + i / 64) as u64, (i % 64) as u64);
         word.copy_from_slice(&pattern(lba, w).to_le_bytes());
     }
     let written = WRITE_START * SECTOR..(WRITE_START + WRITE_SECTORS) * SECTOR;
     ensure!(after[written.clone()] == expected[written], "the written range does not hold the pattern");
     ensure!(Sha256::digest(&after) == Sha256::digest(&expected), "the image changed outside the written range");
-    println!("   image after the run: pattern in sectors {WRITE_START}..{}, the rest unchanged", WRITE_START + WRITE_SECTORS);
+    println!(
+        "   image after the run: pattern in sectors {WRITE_START}..{}, the rest unchanged",
+        WRITE_START + WRITE_SECTORS
+    );
     Ok(())
 }
 

@@ -63,7 +63,12 @@ fn check_timer(s: &mut Session) -> Result<()> {
     let mut last_now = 0;
     let mut figures = Vec::new();
     for e in &expiries {
-        ensure!(e.now_ns >= e.deadline_ns, "the {} ms timeout was notified {} ns early", e.ms, e.deadline_ns - e.now_ns);
+        ensure!(
+            e.now_ns >= e.deadline_ns,
+            "the {} ms timeout was notified {} ns early",
+            e.ms,
+            e.deadline_ns - e.now_ns
+        );
         ensure!(e.now_ns >= last_now, "now() went backwards: {last_now} ns, then {} ns", e.now_ns);
         let late_us = (e.now_ns - e.deadline_ns) / 1000;
         ensure!(late_us <= MAX_LATENESS_US, "the {} ms timeout was {late_us} us late", e.ms);
@@ -101,7 +106,8 @@ fn serial_release_console(ws: &Path) -> Result<()> {
             let lines: Vec<&String> = s.transcript.iter().filter(|l| l.contains(&prefix)).collect();
             ensure!(lines.len() == 100, "{} of {logger}'s 100 burst lines arrived", lines.len());
             for (i, line) in lines.iter().enumerate() {
-                let want = format!("[{logger}] burst line {:03} of 100: the quick brown fox jumps over the lazy dog", i + 1);
+                let want =
+                    format!("[{logger}] burst line {:03} of 100: the quick brown fox jumps over the lazy dog", i + 1);
                 ensure!(**line == want, "{logger}'s line {} is {line:?}, expected {want:?}", i + 1);
             }
         }
@@ -110,7 +116,9 @@ fn serial_release_console(ws: &Path) -> Result<()> {
         // A release monitor writes its own few lines to the UART directly.
         ensure!(s.position("[monitor] 5 PDs").is_some(), "the release monitor's boot line is missing");
         let through_serial = s.transcript.iter().filter(|l| l.contains("] ") && !l.contains("[monitor]")).count();
-        println!("   {through_serial} log lines from 5 PDs, all through the serial PD (release kernel: no kernel printing)");
+        println!(
+            "   {through_serial} log lines from 5 PDs, all through the serial PD (release kernel: no kernel printing)"
+        );
         Ok(())
     })
 }

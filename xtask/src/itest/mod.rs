@@ -4,9 +4,9 @@
 
 pub mod blk;
 mod drivers;
+mod http_client;
 mod net;
 mod node;
-mod http_client;
 pub(crate) mod web;
 pub(crate) mod web_http;
 mod web_site;
@@ -51,7 +51,10 @@ pub fn run(ws: &Path, filter: Option<&str>) -> Result<()> {
     // Each area of the system adds its own tests here, from its own module
     // under itest/: `tests.extend(area::tests());`
     tests.extend(drivers::tests());
-    tests.push(("the Linux reference guest of the benchmarks echoes frames and reads its disk", crate::linux_guest::smoke_test));
+    tests.push((
+        "the Linux reference guest of the benchmarks echoes frames and reads its disk",
+        crate::linux_guest::smoke_test,
+    ));
     tests.extend(blk::tests());
     tests.extend(net::tests());
     tests.extend(node::tests());
@@ -81,7 +84,8 @@ pub fn run(ws: &Path, filter: Option<&str>) -> Result<()> {
 }
 
 fn cargo_test(ws: &Path, args: &[&str]) -> Result<()> {
-    let status = Command::new(env!("CARGO")).arg("test").args(args).current_dir(ws).status().context("running cargo test")?;
+    let status =
+        Command::new(env!("CARGO")).arg("test").args(args).current_dir(ws).status().context("running cargo test")?;
     ensure!(status.success(), "host unit tests failed (cargo test {})", args.join(" "));
     Ok(())
 }
@@ -96,7 +100,12 @@ pub fn build(ws: &Path, system: &str, config: KernelConfig) -> Result<Built> {
 fn demo_boots(ws: &Path) -> Result<()> {
     let built = build(ws, "tests/systems/demo.system", KernelConfig::Debug)?;
     let report = std::fs::read_to_string(&built.report)?;
-    for needle in ["== PD ping ==", "protected call channel 0 -> endpoint of pong", "memory region `shared`", "fault endpoint -> monitor"] {
+    for needle in [
+        "== PD ping ==",
+        "protected call channel 0 -> endpoint of pong",
+        "memory region `shared`",
+        "fault endpoint -> monitor",
+    ] {
         ensure!(report.contains(needle), "report lacks {needle:?}");
     }
     boot_and_check(&built, check_demo)
@@ -109,7 +118,11 @@ pub fn boot_and_check(built: &Built, check: impl FnOnce(&mut Session) -> Result<
 }
 
 /// As [`boot_and_check`], with extra QEMU arguments (devices, netdevs).
-pub fn boot_with_and_check(built: &Built, qemu_args: &[&str], check: impl FnOnce(&mut Session) -> Result<()>) -> Result<()> {
+pub fn boot_with_and_check(
+    built: &Built,
+    qemu_args: &[&str],
+    check: impl FnOnce(&mut Session) -> Result<()>,
+) -> Result<()> {
     let mut s = Session::start(qemu::command(built, system::DEFAULT_RAM_MIB, false, qemu_args))?;
     let result = check(&mut s);
     if result.is_err() {
@@ -123,7 +136,10 @@ fn check_demo(s: &mut Session) -> Result<()> {
     s.expect("[monitor] 3 PDs", LINE_TIMEOUT)?;
     // pong has the highest priority of the three, so its init runs first.
     let (_, first_init) = s.expect("[pong] init", LINE_TIMEOUT)?;
-    println!("   boot to the first PD's init: {:.2} s of host time (QEMU start to `[pong] init`)", first_init.as_secs_f64());
+    println!(
+        "   boot to the first PD's init: {:.2} s of host time (QEMU start to `[pong] init`)",
+        first_init.as_secs_f64()
+    );
     s.expect("[faulter] init", LINE_TIMEOUT)?;
     s.expect("[ping] init: wrote 15 bytes to the shared region", LINE_TIMEOUT)?;
     // Notifying a higher-priority PD switches to it at once: pong reads the
@@ -215,7 +231,11 @@ fn invalid_descriptions(ws: &Path) -> Result<()> {
                     "{}: expected `{at}: ... {message}`, got:\n{text}",
                     file.display()
                 );
-                println!("   {} -> {}", file.file_name().unwrap_or_default().to_string_lossy(), text.lines().next().unwrap_or_default());
+                println!(
+                    "   {} -> {}",
+                    file.file_name().unwrap_or_default().to_string_lossy(),
+                    text.lines().next().unwrap_or_default()
+                );
             }
         }
     }

@@ -62,7 +62,12 @@ impl Link {
             qemu.port(),
             socket.local_addr()?.port()
         );
-        let qemu_args = vec!["-netdev".into(), netdev, "-device".into(), "virtio-net-pci,disable-legacy=on,addr=3,netdev=n0".into()];
+        let qemu_args = vec![
+            "-netdev".into(),
+            netdev,
+            "-device".into(),
+            "virtio-net-pci,disable-legacy=on,addr=3,netdev=n0".into(),
+        ];
         Ok(Link { socket, qemu, qemu_args })
     }
 
@@ -242,13 +247,26 @@ fn echo_frames(ws: &Path) -> Result<()> {
 
         let stats = request_stats(&link, s)?;
         let (echo, _) = s.expect("[net-echo] stats:", LINE_TIMEOUT)?;
-        println!("   driver: {}", s.transcript.iter().rev().find(|l| l.contains("[virtio-net] stats:")).map(String::as_str).unwrap_or(""));
+        println!(
+            "   driver: {}",
+            s.transcript.iter().rev().find(|l| l.contains("[virtio-net] stats:")).map(String::as_str).unwrap_or("")
+        );
         println!("   {echo}");
         let get = |k: &str| stats.get(k).copied().with_context(|| format!("driver stats lack {k}"));
         let frames = u64::from(TEST_FRAMES);
         // The control frame is received but not echoed.
-        ensure!(get("rx_frames")? == frames + 1, "driver rx_frames {} != {} sent + 1 control", get("rx_frames")?, frames);
-        ensure!(get("rx_bytes")? == x.sent_bytes + MIN_FRAME as u64, "driver rx_bytes {} != {}", get("rx_bytes")?, x.sent_bytes + MIN_FRAME as u64);
+        ensure!(
+            get("rx_frames")? == frames + 1,
+            "driver rx_frames {} != {} sent + 1 control",
+            get("rx_frames")?,
+            frames
+        );
+        ensure!(
+            get("rx_bytes")? == x.sent_bytes + MIN_FRAME as u64,
+            "driver rx_bytes {} != {}",
+            get("rx_bytes")?,
+            x.sent_bytes + MIN_FRAME as u64
+        );
         ensure!(get("tx_frames")? == frames, "driver tx_frames {} != {frames}", get("tx_frames")?);
         ensure!(get("tx_bytes")? == x.sent_bytes, "driver tx_bytes {} != {}", get("tx_bytes")?, x.sent_bytes);
         for k in ["rx_dropped", "tx_dropped", "client_errors"] {
@@ -297,5 +315,4 @@ mod tests {
     fn echo_frames_live() {
         echo_frames(&workspace()).unwrap();
     }
-
 }

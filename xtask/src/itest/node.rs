@@ -64,7 +64,8 @@ impl Netns {
     pub(super) fn new() -> Result<Netns> {
         static COUNT: AtomicU32 = AtomicU32::new(0);
         let name = format!("sel4-node-{}-{}", std::process::id(), COUNT.fetch_add(1, Ordering::Relaxed));
-        run(Command::new("ip").args(["netns", "add", &name])).context("creating a network namespace (the node tests need root)")?;
+        run(Command::new("ip").args(["netns", "add", &name]))
+            .context("creating a network namespace (the node tests need root)")?;
         let ns = Netns { name };
         for args in [
             vec!["link", "set", "lo", "up"],
@@ -103,7 +104,8 @@ impl Netns {
 
     /// Runs a Python program inside the namespace; its output.
     pub(super) fn python(&self, script: &str, args: &[&str]) -> Result<Output> {
-        let out = self.command("/usr/bin/python3").arg("-c").arg(script).args(args).output().context("running python3")?;
+        let out =
+            self.command("/usr/bin/python3").arg("-c").arg(script).args(args).output().context("running python3")?;
         ensure!(out.status.success(), "python3 failed: {}", String::from_utf8_lossy(&out.stderr));
         Ok(out)
     }
@@ -286,7 +288,13 @@ fn ping_and_arp(ws: &Path) -> Result<()> {
     let announcements = (2, "arp and ether src 52:54:00:12:34:56 and arp[14:4] = arp[24:4]");
     with_node_captured(ws, Some(announcements), |ns, s, boot| {
         let boot = boot.context("boot capture")?.finish(Duration::from_secs(10))?;
-        let gratuitous = boot.lines().filter(|l| l.contains(&format!("{NODE_IP} is-at {NODE_MAC}")) || l.contains(&format!("who-has {NODE_IP} tell {NODE_IP}"))).count();
+        let gratuitous = boot
+            .lines()
+            .filter(|l| {
+                l.contains(&format!("{NODE_IP} is-at {NODE_MAC}"))
+                    || l.contains(&format!("who-has {NODE_IP} tell {NODE_IP}"))
+            })
+            .count();
         ensure!(gratuitous == 2, "expected arpd's 2 gratuitous ARPs at boot, captured: {boot:?}");
         println!("   at boot: {}", boot.lines().next().unwrap_or("").trim());
 
@@ -330,7 +338,10 @@ fn closed_ports(ws: &Path) -> Result<()> {
         let capture = Capture::start(ns, "unreachable", 1, &format!("icmp and src host {NODE_IP}"))?;
         run(ns.command("sh").args(["-c", &format!("echo probe | nc -u -w 1 {NODE_IP} 9")])).ok();
         let decoded = capture.finish(Duration::from_secs(10))?;
-        ensure!(decoded.contains("udp port 9 unreachable"), "no ICMP port unreachable for port 9 from the node: {decoded:?}");
+        ensure!(
+            decoded.contains("udp port 9 unreachable"),
+            "no ICMP port unreachable for port 9 from the node: {decoded:?}"
+        );
         println!("   captured: {}", decoded.lines().next().unwrap_or("").trim());
 
         // A TCP connect to a closed port: a reset, at once.
@@ -458,9 +469,14 @@ fn malformed_burst(ws: &Path) -> Result<()> {
         let after = ask(ns, "stats")?;
         let lost = tap_dropped(ns)? - lost_before;
         let counted = counter(&after, "malformed")? - counter(&before, "malformed")?;
-        println!("   {sent} malformed frames sent, {lost} lost in the host's TAP queue; the demultiplexer counted {counted}");
+        println!(
+            "   {sent} malformed frames sent, {lost} lost in the host's TAP queue; the demultiplexer counted {counted}"
+        );
         // ...and every malformed frame that reached the node was counted.
-        ensure!(counted + lost >= sent && counted <= sent, "{counted} of {sent} malformed frames counted ({lost} lost on the host): {after}");
+        ensure!(
+            counted + lost >= sent && counted <= sent,
+            "{counted} of {sent} malformed frames counted ({lost} lost on the host): {after}"
+        );
         s.drain(Duration::from_millis(300), Duration::from_secs(2));
         let logged = s.transcript.iter().any(|l| l.starts_with("[net-mux]") && l.contains("; malformed "));
         ensure!(logged, "the demultiplexer did not log its malformed counters");
@@ -522,7 +538,8 @@ print(addr[1], data.hex())
 const SINGLE: &[(usize, usize)] = &[(0x234, 1000)];
 /// Of its answer to `in-place-max` (`MOST`): seven ranges, the most a
 /// frame may have, at odd offsets.
-const MOST: &[(usize, usize)] = &[(0x001, 120), (0x101, 120), (0x201, 120), (0x301, 120), (0x401, 120), (0x501, 120), (0x601, 120)];
+const MOST: &[(usize, usize)] =
+    &[(0x001, 120), (0x101, 120), (0x201, 120), (0x301, 120), (0x401, 120), (0x501, 120), (0x601, 120)];
 
 /// The payload of the probe's in-place datagram with `ranges`: its copied
 /// prefix, then each range of its region (byte `i` is `i % 251`) followed
@@ -544,14 +561,27 @@ fn in_place_payload(ranges: &[(usize, usize)]) -> Vec<u8> {
 /// the node, UDP from the probe's port to [`IN_PLACE_PORT`] with a
 /// checksum that verifies, and exactly `payload`.
 fn check_in_place_frame(frame: &[u8], payload: &[u8]) -> Result<()> {
-    ensure!(frame.len() == 14 + 20 + 8 + payload.len(), "captured {} bytes, expected {}", frame.len(), 14 + 20 + 8 + payload.len());
-    ensure!(frame[12..14] == [0x08, 0x00] && frame[14] == 0x45 && frame[14 + 9] == 17, "not UDP over IPv4: {:02x?}", &frame[..34]);
+    ensure!(
+        frame.len() == 14 + 20 + 8 + payload.len(),
+        "captured {} bytes, expected {}",
+        frame.len(),
+        14 + 20 + 8 + payload.len()
+    );
+    ensure!(
+        frame[12..14] == [0x08, 0x00] && frame[14] == 0x45 && frame[14 + 9] == 17,
+        "not UDP over IPv4: {:02x?}",
+        &frame[..34]
+    );
     ensure!(ones_complement_sum(&frame[14..34]) == 0xffff, "bad IPv4 header checksum");
     let (src, dst) = (&frame[26..30], &frame[30..34]);
     ensure!(src == [10, 0, 2, 15], "source {src:?}");
     let udp = &frame[34..];
     let port = |at: usize| u16::from_be_bytes([udp[at], udp[at + 1]]);
-    ensure!((port(0), port(2), usize::from(port(4))) == (PROBE_PORT, IN_PLACE_PORT, 8 + payload.len()), "UDP header {:02x?}", &udp[..8]);
+    ensure!(
+        (port(0), port(2), usize::from(port(4))) == (PROBE_PORT, IN_PLACE_PORT, 8 + payload.len()),
+        "UDP header {:02x?}",
+        &udp[..8]
+    );
     let mut pseudo = [src, dst].concat();
     pseudo.extend_from_slice(&[0, 17]);
     pseudo.extend_from_slice(&udp[4..6]);
@@ -559,7 +589,11 @@ fn check_in_place_frame(frame: &[u8], payload: &[u8]) -> Result<()> {
     ensure!(ones_complement_sum(&pseudo) == 0xffff, "the UDP checksum does not verify");
     if udp[8..] != *payload {
         let first = udp[8..].iter().zip(payload).position(|(a, b)| a != b).unwrap_or(0);
-        bail!("payload differs from byte {first}: {:02x?} vs {:02x?}", &udp[8 + first..(8 + first + 16).min(udp.len())], &payload[first..(first + 16).min(payload.len())]);
+        bail!(
+            "payload differs from byte {first}: {:02x?} vs {:02x?}",
+            &udp[8 + first..(8 + first + 16).min(udp.len())],
+            &payload[first..(first + 16).min(payload.len())]
+        );
     }
     Ok(())
 }
@@ -576,8 +610,10 @@ fn in_place_send(ws: &Path) -> Result<()> {
         // have, between copied pieces (a chain of 16 at the driver).
         let mut in_place = 0;
         for (request, ranges) in [("in-place", SINGLE), ("in-place-max", MOST)] {
-            let capture = Capture::start(ns, request, 1, &format!("udp and src host {NODE_IP} and dst port {IN_PLACE_PORT}"))?;
-            let out = ns.python(IN_PLACE_ASKER, &[NODE_IP, &PROBE_PORT.to_string(), &IN_PLACE_PORT.to_string(), request])?;
+            let capture =
+                Capture::start(ns, request, 1, &format!("udp and src host {NODE_IP} and dst port {IN_PLACE_PORT}"))?;
+            let out =
+                ns.python(IN_PLACE_ASKER, &[NODE_IP, &PROBE_PORT.to_string(), &IN_PLACE_PORT.to_string(), request])?;
             let frames = capture.finish_frames(Duration::from_secs(10))?;
             let expected = in_place_payload(ranges);
             ensure!(frames.len() == 1, "{request}: captured {} datagrams, expected 1", frames.len());
@@ -586,8 +622,14 @@ fn in_place_send(ws: &Path) -> Result<()> {
             let out = String::from_utf8_lossy(&out.stdout).trim().to_string();
             let (port, hex) = out.split_once(' ').with_context(|| format!("python printed {out:?}"))?;
             ensure!(port == PROBE_PORT.to_string(), "{request}: answered from port {port}");
-            let received: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16)).collect::<Result<_, _>>()?;
-            ensure!(received == expected, "{request}: the host's socket received {} bytes that differ from the {} expected", received.len(), expected.len());
+            let received: Vec<u8> =
+                (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16)).collect::<Result<_, _>>()?;
+            ensure!(
+                received == expected,
+                "{request}: the host's socket received {} bytes that differ from the {} expected",
+                received.len(),
+                expected.len()
+            );
             let bytes: usize = ranges.iter().map(|&(_, len)| len).sum();
             in_place += bytes;
             println!(
@@ -600,7 +642,10 @@ fn in_place_send(ws: &Path) -> Result<()> {
         // Counted by the demultiplexer: the bytes sent in place, and the
         // probe's refused range under its reason.
         let stats = ask(ns, "stats")?;
-        ensure!(counter(&stats, "tx_in_place_bytes")? == in_place as u64, "expected {in_place} bytes in place: {stats}");
+        ensure!(
+            counter(&stats, "tx_in_place_bytes")? == in_place as u64,
+            "expected {in_place} bytes in place: {stats}"
+        );
         s.drain(Duration::from_millis(300), Duration::from_secs(2));
         let line = s
             .transcript
@@ -608,7 +653,10 @@ fn in_place_send(ws: &Path) -> Result<()> {
             .rev()
             .find(|l| l.starts_with("[net-mux] net-probe: rx delivered"))
             .context("no counters of net-probe in the demultiplexer's log")?;
-        ensure!(line.contains("in-place-out-of-bounds 1") && line.contains(&format!("in place {in_place} bytes")), "{line}");
+        ensure!(
+            line.contains("in-place-out-of-bounds 1") && line.contains(&format!("in place {in_place} bytes")),
+            "{line}"
+        );
         println!("   {}", line.trim());
         no_faults(s)
     })
@@ -638,7 +686,9 @@ mod tests {
         frame[30..34].copy_from_slice(&[10, 0, 2, 2]);
         let sum = !ones_complement_sum(&frame[14..34]);
         frame[24..26].copy_from_slice(&sum.to_be_bytes());
-        let mut udp = [&7000u16.to_be_bytes()[..], &7009u16.to_be_bytes(), &(udp_len as u16).to_be_bytes(), &[0, 0], &payload].concat();
+        let mut udp =
+            [&7000u16.to_be_bytes()[..], &7009u16.to_be_bytes(), &(udp_len as u16).to_be_bytes(), &[0, 0], &payload]
+                .concat();
         let pseudo = [&[10, 0, 2, 15, 10, 0, 2, 2, 0, 17][..], &(udp_len as u16).to_be_bytes(), &udp].concat();
         let sum = !ones_complement_sum(&pseudo);
         udp[6..8].copy_from_slice(&sum.to_be_bytes());

@@ -14,8 +14,8 @@ use super::web_site::{self, SiteFile};
 use super::{build, Test, LINE_TIMEOUT};
 use crate::deps::{self, Package};
 use crate::kernel::KernelConfig;
-use crate::system::Built;
 use crate::qemu::{self, Session};
+use crate::system::Built;
 use anyhow::{bail, ensure, Context, Result};
 use fs_format::Image;
 use std::path::{Path, PathBuf};
@@ -76,20 +76,24 @@ pub(crate) fn wrk_on_tap(built: &Built, image: &Path, runs: &[(&str, usize)], se
     let mut s = ns.boot_with(built, &qemu::blk_drive(image, true))?;
     s.expect(SERVING, LINE_TIMEOUT)?;
     runs.iter()
-        .map(|&(path, connections)| wrk_command(ns.command("wrk"), &format!("http://{NODE_IP}{path}"), connections, seconds))
+        .map(|&(path, connections)| {
+            wrk_command(ns.command("wrk"), &format!("http://{NODE_IP}{path}"), connections, seconds)
+        })
         .collect()
 }
 
-fn with_web(ws: &Path, image: &Path, ready: &str, check: impl FnOnce(&Netns, &mut Session) -> Result<()>) -> Result<()> {
+fn with_web(
+    ws: &Path,
+    image: &Path,
+    ready: &str,
+    check: impl FnOnce(&Netns, &mut Session) -> Result<()>,
+) -> Result<()> {
     deps::ensure_packages(TOOLS)?;
     deps::ensure_packages(&[CURL])?;
     let built = build(ws, SYSTEM, KernelConfig::Debug)?;
     let ns = Netns::new()?;
     let mut s = ns.boot_with(&built, &qemu::blk_drive(image, true))?;
-    let result = s
-        .expect(ready, LINE_TIMEOUT)
-        .map(|(line, _)| println!("   {line}"))
-        .and_then(|()| check(&ns, &mut s));
+    let result = s.expect(ready, LINE_TIMEOUT).map(|(line, _)| println!("   {line}")).and_then(|()| check(&ns, &mut s));
     if result.is_err() {
         s.print_transcript();
     }
@@ -113,7 +117,8 @@ fn connect(ns: &Netns) -> Result<Client> {
 /// parallel and compares each body with the source file; reconnects when
 /// the server closes. Returns how many bytes were checked.
 fn check_files(ns: &Netns, files: &[&SiteFile]) -> Result<u64> {
-    let chunks: Vec<Vec<&SiteFile>> = (0..THREADS).map(|t| files.iter().skip(t).step_by(THREADS).copied().collect()).collect();
+    let chunks: Vec<Vec<&SiteFile>> =
+        (0..THREADS).map(|t| files.iter().skip(t).step_by(THREADS).copied().collect()).collect();
     std::thread::scope(|scope| {
         let workers: Vec<_> = chunks
             .iter()
@@ -125,7 +130,13 @@ fn check_files(ns: &Netns, files: &[&SiteFile]) -> Result<u64> {
                         let response = client.get(&file.url).with_context(|| format!("GET {}", file.url))?;
                         let want = std::fs::read(&file.path)?;
                         ensure!(response.status == 200, "GET {}: status {}", file.url, response.status);
-                        ensure!(response.body.len() == want.len(), "GET {}: {} bytes, the file has {}", file.url, response.body.len(), want.len());
+                        ensure!(
+                            response.body.len() == want.len(),
+                            "GET {}: {} bytes, the file has {}",
+                            file.url,
+                            response.body.len(),
+                            want.len()
+                        );
                         if let Some(at) = response.body.iter().zip(&want).position(|(a, b)| a != b) {
                             bail!("GET {}: differs from the file at byte {at}", file.url);
                         }
@@ -150,10 +161,16 @@ fn every_file(ws: &Path) -> Result<()> {
     let site = generated_site(ws)?;
     with_web(ws, &site.image, SERVING, |ns, s| {
         let files: Vec<&SiteFile> = site.files.iter().collect();
-        ensure!(files.len() > 1000 && files.iter().any(|f| f.len == 0) && files.iter().any(|f| f.len == web_site::LARGE));
+        ensure!(
+            files.len() > 1000 && files.iter().any(|f| f.len == 0) && files.iter().any(|f| f.len == web_site::LARGE)
+        );
         let started = std::time::Instant::now();
         let bytes = check_files(ns, &files)?;
-        println!("   {} files, {bytes} bytes, each equal to its source, in {:.1} s", files.len(), started.elapsed().as_secs_f64());
+        println!(
+            "   {} files, {bytes} bytes, each equal to its source, in {:.1} s",
+            files.len(),
+            started.elapsed().as_secs_f64()
+        );
         // Directories: without the slash a redirect, with it index.html.
         std::thread::scope(|scope| {
             scope
@@ -165,7 +182,12 @@ fn every_file(ws: &Path) -> Result<()> {
                     ensure!(location.ends_with("/d05/"), "GET /d05: Location {location:?}");
                     let index = client.get("/d05/")?;
                     let want = std::fs::read(ws.join("target/web-test/site/d05/index.html"))?;
-                    ensure!(index.status == 200 && index.body == want, "GET /d05/: {} with {} bytes", index.status, index.body.len());
+                    ensure!(
+                        index.status == 200 && index.body == want,
+                        "GET /d05/: {} with {} bytes",
+                        index.status,
+                        index.body.len()
+                    );
                     let root = client.get("/")?;
                     let want = std::fs::read(ws.join("target/web-test/site/index.html"))?;
                     ensure!(root.status == 200 && root.body == want, "GET /: {}", root.status);
@@ -180,7 +202,9 @@ fn every_file(ws: &Path) -> Result<()> {
         // evicted; every body byte went to the wire in place from the
         // cache, none was copied.
         let counter = |line: &str, name: &str| -> u64 {
-            line.split_once(&format!(" {name}=")).and_then(|(_, v)| v.split([' ', ';']).next()?.parse().ok()).unwrap_or(0)
+            line.split_once(&format!(" {name}="))
+                .and_then(|(_, v)| v.split([' ', ';']).next()?.parse().ok())
+                .unwrap_or(0)
         };
         let mut line = String::new();
         for _ in 0..10 {
@@ -194,7 +218,10 @@ fn every_file(ws: &Path) -> Result<()> {
         println!("   cache: {}", line.split_once("cache ").map_or("", |(_, c)| c));
         let (in_place, copied, summed) =
             (counter(&line, "tx_in_place_bytes"), counter(&line, "copied_bytes"), counter(&line, "sum_read_bytes"));
-        ensure!(copied == 0 && in_place >= bytes, "{bytes} body bytes served, {in_place} sent in place, {copied} copied: {line}");
+        ensure!(
+            copied == 0 && in_place >= bytes,
+            "{bytes} body bytes served, {in_place} sent in place, {copied} copied: {line}"
+        );
         // Segments start on the image's 1460-byte pieces (a body longer
         // than one waits for its head to go): their checksums are the
         // precomputed ones, and data is read only for the odd segment
@@ -222,7 +249,18 @@ fn pages_and_parallel(ws: &Path) -> Result<()> {
         let large = site.files.iter().find(|f| f.len == web_site::LARGE).context("no large file")?;
         let want = std::fs::read(&large.path)?;
         let file = std::env::temp_dir().join(format!("{}-large.bin", std::process::id()));
-        let head = curl(ns, &["-D", "-", "-o", &file.to_string_lossy(), "-H", "Range: bytes=64-72", &format!("{url}{}", &large.url[1..])])?;
+        let head = curl(
+            ns,
+            &[
+                "-D",
+                "-",
+                "-o",
+                &file.to_string_lossy(),
+                "-H",
+                "Range: bytes=64-72",
+                &format!("{url}{}", &large.url[1..]),
+            ],
+        )?;
         ensure!(head.starts_with("HTTP/1.1 206"), "range: {head:?}");
         let body = std::fs::read(&file).context("reading the downloaded range")?;
         ensure!(body == want[64..73], "range body {body:?}, the file has {:?}", &want[64..73]);
@@ -261,7 +299,12 @@ fn pages_and_parallel(ws: &Path) -> Result<()> {
         cut.wait()?;
         for i in 1..=3 {
             let body = std::fs::read(dir.join(i.to_string())).context("reading a complete download")?;
-            ensure!(body == want, "{}: complete download {i} has {} bytes, differs from the source", large.url, body.len());
+            ensure!(
+                body == want,
+                "{}: complete download {i} has {} bytes, differs from the source",
+                large.url,
+                body.len()
+            );
         }
         let _ = std::fs::remove_dir_all(&dir);
         let idle = |line: &str| {
@@ -277,7 +320,10 @@ fn pages_and_parallel(ws: &Path) -> Result<()> {
             }
         }
         ensure!(idle(&line), "after cut-off downloads the server should be idle with every pin back: {line}");
-        println!("   12 downloads of {} cut off mid-body beside 3 complete ones: those intact, every pin back", large.url);
+        println!(
+            "   12 downloads of {} cut off mid-body beside 3 complete ones: those intact, every pin back",
+            large.url
+        );
         no_faults(s)
     })
 }
@@ -330,7 +376,8 @@ fn corrupt_file(ws: &Path) -> Result<()> {
         let (line, _) = s.expect(&format!("[httpd] corrupt file {}", victim.url), LINE_TIMEOUT)?;
         println!("   {line}");
         // Everything else in its directory (its group and others) is served.
-        let others: Vec<&SiteFile> = site.files.iter().filter(|f| f.url.starts_with("/d03/") && f.url != victim.url).collect();
+        let others: Vec<&SiteFile> =
+            site.files.iter().filter(|f| f.url.starts_with("/d03/") && f.url != victim.url).collect();
         let bytes = check_files(ns, &others)?;
         println!("   the {} other files of /d03/ ({bytes} bytes) served intact", others.len());
         s.drain(Duration::from_millis(200), Duration::from_secs(1));
@@ -356,7 +403,10 @@ fn corrupt_head(ws: &Path) -> Result<()> {
                 scope
                     .spawn(|| -> Result<std::io::ErrorKind> {
                         ns.enter()?;
-                        match std::net::TcpStream::connect_timeout(&format!("{NODE_IP}:80").parse()?, Duration::from_secs(10)) {
+                        match std::net::TcpStream::connect_timeout(
+                            &format!("{NODE_IP}:80").parse()?,
+                            Duration::from_secs(10),
+                        ) {
                             Ok(_) => bail!("a connection was accepted"),
                             Err(e) => Ok(e.kind()),
                         }

@@ -18,8 +18,14 @@ use std::time::{Duration, Instant};
 pub fn tests() -> Vec<Test> {
     vec![
         ("web: GET and HEAD, HTTP/1.0 and 1.1 keep-alive, pipelining, Date once a second", methods_and_connections),
-        ("web: conditional requests (304), byte ranges (206, 416), index.html and the directory redirect", conditional_and_ranges),
-        ("web: errors 400, 404, 405 with Allow, 408, 414, 431, 501, 505 with small bodies; no escape from the root", errors),
+        (
+            "web: conditional requests (304), byte ranges (206, 416), index.html and the directory redirect",
+            conditional_and_ranges,
+        ),
+        (
+            "web: errors 400, 404, 405 with Allow, 408, 414, 431, 501, 505 with small bodies; no escape from the root",
+            errors,
+        ),
         ("web: 200 concurrent clients (wrk) for 10 s without an error", many_clients),
     ]
 }
@@ -133,7 +139,11 @@ fn methods_and_connections(ws: &Path) -> Result<()> {
         let mut ka = web.client()?;
         ka.send(format!("GET {FILE} HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").as_bytes())?;
         let r = ka.response(false)?;
-        ensure!(r.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("keep-alive")), "HTTP/1.0 keep-alive: {:?}", r.headers);
+        ensure!(
+            r.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("keep-alive")),
+            "HTTP/1.0 keep-alive: {:?}",
+            r.headers
+        );
         ka.send(format!("GET {FILE} HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").as_bytes())?;
         expect_status(&ka.response(false)?, 200, "second HTTP/1.0 keep-alive request")?;
 
@@ -167,7 +177,11 @@ fn conditional_and_ranges(ws: &Path) -> Result<()> {
         ensure!(r.body.is_empty() && r.header("etag") == Some(etag.as_str()), "304: {:?}", r.headers);
         expect_status(&conditional(&mut c, "If-None-Match", "\"other\"")?, 200, "If-None-Match with another tag")?;
         expect_status(&conditional(&mut c, "If-Modified-Since", &modified)?, 304, "If-Modified-Since = Last-Modified")?;
-        expect_status(&conditional(&mut c, "If-Modified-Since", "Sat, 01 Jan 2000 00:00:00 GMT")?, 200, "If-Modified-Since long ago")?;
+        expect_status(
+            &conditional(&mut c, "If-Modified-Since", "Sat, 01 Jan 2000 00:00:00 GMT")?,
+            200,
+            "If-Modified-Since long ago",
+        )?;
 
         // Ranges of the large file.
         let large = source(ws, LARGE)?;
@@ -176,12 +190,18 @@ fn conditional_and_ranges(ws: &Path) -> Result<()> {
             c.send(format!("GET {LARGE} HTTP/1.1\r\nHost: node\r\nRange: bytes={spec}\r\n\r\n").as_bytes())?;
             c.response(false)
         };
-        for (spec, start, end) in [("100-199", 100, 200), (&*format!("{}-", len - 10), len - 10, len), ("-5", len - 5, len)] {
+        for (spec, start, end) in
+            [("100-199", 100, 200), (&*format!("{}-", len - 10), len - 10, len), ("-5", len - 5, len)]
+        {
             let r = ranged(&mut c, spec)?;
             expect_status(&r, 206, &format!("Range: bytes={spec}"))?;
             ensure!(r.body == large[start..end], "Range {spec}: wrong bytes");
             let expected = format!("bytes {start}-{}/{len}", end - 1);
-            ensure!(r.header("content-range") == Some(expected.as_str()), "Range {spec}: Content-Range {:?}", r.header("content-range"));
+            ensure!(
+                r.header("content-range") == Some(expected.as_str()),
+                "Range {spec}: Content-Range {:?}",
+                r.header("content-range")
+            );
         }
         let r = ranged(&mut c, &format!("{len}-"))?;
         expect_status(&r, 416, "unsatisfiable range")?;
@@ -193,10 +213,16 @@ fn conditional_and_ranges(ws: &Path) -> Result<()> {
         ensure!(index.body == source(ws, &format!("{DIRECTORY}/index.html"))?, "{DIRECTORY}/ is not its index.html");
         let redirect = web.raw(&get(DIRECTORY))?;
         expect_status(&redirect, 301, "directory without its slash")?;
-        ensure!(redirect.header("location").is_some_and(|l| l.ends_with(&format!("{DIRECTORY}/"))), "Location: {:?}", redirect.header("location"));
+        ensure!(
+            redirect.header("location").is_some_and(|l| l.ends_with(&format!("{DIRECTORY}/"))),
+            "Location: {:?}",
+            redirect.header("location")
+        );
 
         // curl agrees.
-        let out = Command::new("curl").args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-r", "0-9", &web.url(LARGE)]).output()?;
+        let out = Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-r", "0-9", &web.url(LARGE)])
+            .output()?;
         ensure!(String::from_utf8_lossy(&out.stdout) == "206", "curl -r 0-9: {}", String::from_utf8_lossy(&out.stdout));
         Ok(())
     })
@@ -209,7 +235,11 @@ fn errors(ws: &Path) -> Result<()> {
             ("no such file", get("/no-such-file.html"), 404),
             ("POST", format!("POST {FILE} HTTP/1.1\r\nHost: node\r\nContent-Length: 0\r\n\r\n").into_bytes(), 405),
             ("long target", get(&format!("/{}", "a".repeat(5000))), 414),
-            ("huge header", format!("GET {FILE} HTTP/1.1\r\nHost: node\r\nX-Big: {}\r\n\r\n", "b".repeat(16000)).into_bytes(), 431),
+            (
+                "huge header",
+                format!("GET {FILE} HTTP/1.1\r\nHost: node\r\nX-Big: {}\r\n\r\n", "b".repeat(16000)).into_bytes(),
+                431,
+            ),
             ("unknown method", format!("BREW {FILE} HTTP/1.1\r\nHost: node\r\n\r\n").into_bytes(), 501),
             ("HTTP/3.0", format!("GET {FILE} HTTP/3.0\r\nHost: node\r\n\r\n").into_bytes(), 505),
             ("escape the root", get("/%2e%2e/%2e%2e/%2e%2e/etc/passwd"), 404),
@@ -218,10 +248,18 @@ fn errors(ws: &Path) -> Result<()> {
             let r = web.raw(&request)?;
             expect_status(&r, status, what)?;
             if status != 404 || what == "no such file" {
-                ensure!(!r.body.is_empty() && r.body.len() < 1024, "{what}: {status} should carry a small body ({} bytes)", r.body.len());
+                ensure!(
+                    !r.body.is_empty() && r.body.len() < 1024,
+                    "{what}: {status} should carry a small body ({} bytes)",
+                    r.body.len()
+                );
             }
             if status == 405 {
-                ensure!(r.header("allow").is_some_and(|a| a.contains("GET") && a.contains("HEAD")), "405 without Allow: {:?}", r.headers);
+                ensure!(
+                    r.header("allow").is_some_and(|a| a.contains("GET") && a.contains("HEAD")),
+                    "405 without Allow: {:?}",
+                    r.headers
+                );
             }
         }
         // Dot segments resolve inside the site.

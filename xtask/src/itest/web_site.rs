@@ -5,9 +5,9 @@
 //! seed gives the same bytes.
 
 use anyhow::{Context, Result};
+use lib_test_rng::Rng;
 use std::fs;
 use std::path::{Path, PathBuf};
-use lib_test_rng::Rng;
 
 /// Files the generated site holds (besides its index pages).
 pub const FILES: usize = 1000;
@@ -72,7 +72,10 @@ pub fn generate(root: &Path) -> Result<Vec<SiteFile>> {
         page += "</body></html>\n";
         write(format!("/d{d:02}/index.html"), page.as_bytes())?;
     }
-    write("/index.html".into(), b"<!doctype html>\n<html><body><h1>generated</h1><a href=\"/d00/\">d00</a></body></html>\n")?;
+    write(
+        "/index.html".into(),
+        b"<!doctype html>\n<html><body><h1>generated</h1><a href=\"/d00/\">d00</a></body></html>\n",
+    )?;
     Ok(files)
 }
 

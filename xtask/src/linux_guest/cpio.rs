@@ -35,61 +35,33 @@ struct Entry<'a> {
 
 impl Archive {
     pub fn new() -> Self {
-        Archive {
-            bytes: Vec::new(),
-            next_inode: 1,
-        }
+        Archive { bytes: Vec::new(), next_inode: 1 }
     }
 
     /// A directory with permissions `perm` (e.g. 0o755).
     pub fn dir(&mut self, path: &str, perm: u32) {
-        self.push(Entry {
-            path,
-            mode: S_IFDIR | perm,
-            data: &[],
-            rdev: (0, 0),
-        });
+        self.push(Entry { path, mode: S_IFDIR | perm, data: &[], rdev: (0, 0) });
     }
 
     /// A regular file with permissions `perm`.
     pub fn file(&mut self, path: &str, perm: u32, data: &[u8]) {
-        self.push(Entry {
-            path,
-            mode: S_IFREG | perm,
-            data,
-            rdev: (0, 0),
-        });
+        self.push(Entry { path, mode: S_IFREG | perm, data, rdev: (0, 0) });
     }
 
     /// A symbolic link to `target`; newc stores the target as the data.
     pub fn symlink(&mut self, path: &str, target: &str) {
-        self.push(Entry {
-            path,
-            mode: S_IFLNK | 0o777,
-            data: target.as_bytes(),
-            rdev: (0, 0),
-        });
+        self.push(Entry { path, mode: S_IFLNK | 0o777, data: target.as_bytes(), rdev: (0, 0) });
     }
 
     /// A character device node.
     pub fn char_device(&mut self, path: &str, perm: u32, major: u32, minor: u32) {
-        self.push(Entry {
-            path,
-            mode: S_IFCHR | perm,
-            data: &[],
-            rdev: (major, minor),
-        });
+        self.push(Entry { path, mode: S_IFCHR | perm, data: &[], rdev: (major, minor) });
     }
 
     /// Ends the archive with its trailer and returns its bytes.
     pub fn finish(mut self) -> Vec<u8> {
         self.next_inode = 0;
-        self.push(Entry {
-            path: TRAILER,
-            mode: 0,
-            data: &[],
-            rdev: (0, 0),
-        });
+        self.push(Entry { path: TRAILER, mode: 0, data: &[], rdev: (0, 0) });
         self.bytes
     }
 
@@ -98,11 +70,7 @@ impl Archive {
         let name = entry.path.trim_start_matches('/');
         let inode = self.next_inode;
         self.next_inode += 1;
-        let nlink = if entry.mode & S_IFDIR == S_IFDIR {
-            2
-        } else {
-            1
-        };
+        let nlink = if entry.mode & S_IFDIR == S_IFDIR { 2 } else { 1 };
         let fields = [
             inode,
             entry.mode,
@@ -116,12 +84,11 @@ impl Archive {
             entry.rdev.0,
             entry.rdev.1,
             u32::try_from(name.len() + 1).expect("short path"), // with its NUL
-            0, // checksum: unused by "newc" (as opposed to "crc")
+            0,                                                  // checksum: unused by "newc" (as opposed to "crc")
         ];
         self.bytes.extend_from_slice(b"070701");
         for field in fields {
-            self.bytes
-                .extend_from_slice(format!("{field:08x}").as_bytes());
+            self.bytes.extend_from_slice(format!("{field:08x}").as_bytes());
         }
         self.bytes.extend_from_slice(name.as_bytes());
         self.bytes.push(0);

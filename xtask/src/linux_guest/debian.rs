@@ -18,13 +18,9 @@ impl Package {
     /// The candidate version of `name` in the host's package lists.
     pub fn candidate(name: &str) -> Result<Package> {
         let out = apt_cache(&["policy", name])?;
-        let version = parse_candidate(&out).with_context(|| {
-            format!("no installable version of Debian package {name}{LISTS_HINT}")
-        })?;
-        Ok(Package {
-            name: name.to_owned(),
-            version,
-        })
+        let version = parse_candidate(&out)
+            .with_context(|| format!("no installable version of Debian package {name}{LISTS_HINT}"))?;
+        Ok(Package { name: name.to_owned(), version })
     }
 
     /// The kernel package that the meta-package `meta` (`linux-image-amd64`)
@@ -40,11 +36,7 @@ impl Package {
 
     /// The .deb in `cache`, downloaded on first use.
     pub fn fetch(&self, cache: &Path) -> Result<PathBuf> {
-        let deb = cache.join(format!(
-            "{}_{}.deb",
-            self.name,
-            self.version.replace(':', "%3a")
-        ));
+        let deb = cache.join(format!("{}_{}.deb", self.name, self.version.replace(':', "%3a")));
         if deb.is_file() {
             return Ok(deb);
         }
@@ -54,13 +46,9 @@ impl Package {
         recreate_dir(&partial)?;
         let spec = format!("{}={}", self.name, self.version);
         println!("linux guest: downloading {spec}");
-        run(Command::new("apt-get")
-            .arg("download")
-            .arg(&spec)
-            .current_dir(&partial))?;
+        run(Command::new("apt-get").arg("download").arg(&spec).current_dir(&partial))?;
         let fetched = single_deb(&partial)?;
-        fs::rename(&fetched, &deb)
-            .with_context(|| format!("moving {} to {}", fetched.display(), deb.display()))?;
+        fs::rename(&fetched, &deb).with_context(|| format!("moving {} to {}", fetched.display(), deb.display()))?;
         fs::remove_dir_all(&partial).with_context(|| format!("removing {}", partial.display()))?;
         Ok(deb)
     }
@@ -82,10 +70,7 @@ fn apt_cache(args: &[&str]) -> Result<String> {
 /// The `Candidate:` line of `apt-cache policy`; `(none)` means not
 /// installable.
 fn parse_candidate(policy: &str) -> Option<String> {
-    let version = policy
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Candidate:"))?
-        .trim();
+    let version = policy.lines().find_map(|l| l.trim().strip_prefix("Candidate:"))?.trim();
     (version != "(none)" && !version.is_empty()).then(|| version.to_owned())
 }
 
@@ -107,11 +92,7 @@ fn single_deb(dir: &Path) -> Result<PathBuf> {
         .collect();
     match debs.as_slice() {
         [deb] => Ok(deb.clone()),
-        _ => bail!(
-            "expected one .deb in {}, found {}",
-            dir.display(),
-            debs.len()
-        ),
+        _ => bail!("expected one .deb in {}, found {}", dir.display(), debs.len()),
     }
 }
 
@@ -150,27 +131,15 @@ mod tests {
     #[test]
     fn candidate_is_read_from_apt_cache_policy() {
         let policy = "busybox-static:\n  Installed: (none)\n  Candidate: 1:1.35.0-4+deb12u1+b1\n  Version table:\n";
-        assert_eq!(
-            parse_candidate(policy).as_deref(),
-            Some("1:1.35.0-4+deb12u1+b1")
-        );
-        assert_eq!(
-            parse_candidate("foo:\n  Installed: (none)\n  Candidate: (none)\n"),
-            None
-        );
+        assert_eq!(parse_candidate(policy).as_deref(), Some("1:1.35.0-4+deb12u1+b1"));
+        assert_eq!(parse_candidate("foo:\n  Installed: (none)\n  Candidate: (none)\n"), None);
         assert_eq!(parse_candidate(""), None);
     }
 
     #[test]
     fn kernel_is_the_linux_image_dependency() {
         let depends = "linux-image-amd64\n  Depends: linux-image-6.1.0-56-amd64\n";
-        assert_eq!(
-            parse_kernel_dependency(depends).as_deref(),
-            Some("linux-image-6.1.0-56-amd64")
-        );
-        assert_eq!(
-            parse_kernel_dependency("linux-image-amd64\n  Recommends: foo\n"),
-            None
-        );
+        assert_eq!(parse_kernel_dependency(depends).as_deref(), Some("linux-image-6.1.0-56-amd64"));
+        assert_eq!(parse_kernel_dependency("linux-image-amd64\n  Recommends: foo\n"), None);
     }
 }

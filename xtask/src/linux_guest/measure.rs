@@ -59,26 +59,16 @@ impl FrameLink {
     /// Binds the host end on a free loopback port and picks a free port for
     /// QEMU's end.
     pub fn new() -> Result<Self> {
-        let socket =
-            UdpSocket::bind("127.0.0.1:0").context("binding the host end of the frame link")?;
-        let host_port = socket
-            .local_addr()
-            .context("reading the frame link's port")?
-            .port();
+        let socket = UdpSocket::bind("127.0.0.1:0").context("binding the host end of the frame link")?;
+        let host_port = socket.local_addr().context("reading the frame link's port")?.port();
         // A port that was free a moment ago: QEMU binds it when it starts.
         let qemu_port = UdpSocket::bind("127.0.0.1:0")
             .and_then(|s| s.local_addr())
             .context("finding a free UDP port for QEMU")?
             .port();
         // Connected: send() goes to QEMU, and only QEMU's datagrams arrive.
-        socket
-            .connect(("127.0.0.1", qemu_port))
-            .context("connecting the frame link to QEMU's port")?;
-        Ok(FrameLink {
-            socket,
-            host_port,
-            qemu_port,
-        })
+        socket.connect(("127.0.0.1", qemu_port)).context("connecting the frame link to QEMU's port")?;
+        Ok(FrameLink { socket, host_port, qemu_port })
     }
 
     /// The QEMU arguments for the other end: the netdev and the virtio-net
@@ -105,9 +95,7 @@ impl FrameLink {
     /// Receives the next frame into `buf`: its length, or `None` after
     /// `timeout`.
     fn recv(&self, buf: &mut [u8], timeout: Duration) -> Result<Option<usize>> {
-        self.socket
-            .set_read_timeout(Some(timeout))
-            .context("setting the frame link's timeout")?;
+        self.socket.set_read_timeout(Some(timeout)).context("setting the frame link's timeout")?;
         match self.socket.recv(buf) {
             Ok(n) => Ok(Some(n)),
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Ok(None),
@@ -144,10 +132,7 @@ impl FrameLink {
 /// sequence number, then bytes that depend on their position only, so that
 /// any change on the way is seen.
 pub fn test_frame(seq: u64, len: usize) -> Vec<u8> {
-    assert!(
-        len >= SEQ.end,
-        "a test frame holds at least its header and sequence number"
-    );
+    assert!(len >= SEQ.end, "a test frame holds at least its header and sequence number");
     let mut frame = Vec::with_capacity(len);
     frame.extend_from_slice(&GUEST_MAC);
     frame.extend_from_slice(&HOST_MAC);
@@ -159,8 +144,7 @@ pub fn test_frame(seq: u64, len: usize) -> Vec<u8> {
 
 /// The sequence number of a test frame; `None` for other frames.
 fn frame_seq(frame: &[u8]) -> Option<u64> {
-    (frame.len() >= SEQ.end && frame[12..14] == ETHERTYPE)
-        .then(|| u64::from_be_bytes(frame[SEQ].try_into().unwrap()))
+    (frame.len() >= SEQ.end && frame[12..14] == ETHERTYPE).then(|| u64::from_be_bytes(frame[SEQ].try_into().unwrap()))
 }
 
 /// Sends one frame of each length in turn and checks that each comes back
@@ -183,10 +167,7 @@ pub fn check_echo(link: &FrameLink, lens: &[usize]) -> Result<()> {
     }
     // An echo that saw its own transmissions would answer them again.
     if let Some(n) = link.recv_test_frame(&mut buf, Duration::from_millis(300))? {
-        bail!(
-            "an extra echo came back (frame {:?}): frames are echoed more than once",
-            frame_seq(&buf[..n])
-        );
+        bail!("an extra echo came back (frame {:?}): frames are echoed more than once", frame_seq(&buf[..n]));
     }
     Ok(())
 }
@@ -238,12 +219,7 @@ impl std::fmt::Display for EchoRate {
 /// echo sustains without overrunning queues; frames with no echo within
 /// [`LOSS_TIMEOUT`] are counted lost and the window refilled. Every echo is
 /// checked to be the frame that was sent.
-pub fn measure_echo(
-    link: &FrameLink,
-    frame_len: usize,
-    window: usize,
-    duration: Duration,
-) -> Result<EchoRate> {
+pub fn measure_echo(link: &FrameLink, frame_len: usize, window: usize, duration: Duration) -> Result<EchoRate> {
     measure_echo_of(&Traffic::RawFrames, link, frame_len, window, duration)
 }
 
@@ -375,15 +351,7 @@ pub fn measure_echo_of(
     let elapsed = start.elapsed();
     // Let the frames still in flight arrive, so the next run starts clean.
     while link.recv_echo_of(traffic, &mut buf, LOSS_TIMEOUT)?.is_some() {}
-    Ok(EchoRate {
-        frame_len,
-        window,
-        sent,
-        echoed,
-        lost,
-        elapsed,
-        first_loss,
-    })
+    Ok(EchoRate { frame_len, window, sent, echoed, lost, elapsed, first_loss })
 }
 
 /// The guest booted in echo mode, with the host end of its network link.
@@ -405,13 +373,8 @@ impl EchoGuest {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut session = Session::start(qemu_command(guest, "echo", &args))?;
         let ready = session.expect("ECHO READY", BOOT_TIMEOUT);
-        let (_, ready_after) =
-            with_console(&mut session, ready).context("booting the Linux guest in echo mode")?;
-        Ok(EchoGuest {
-            session,
-            link,
-            ready_after,
-        })
+        let (_, ready_after) = with_console(&mut session, ready).context("booting the Linux guest in echo mode")?;
+        Ok(EchoGuest { session, link, ready_after })
     }
 }
 
@@ -436,26 +399,13 @@ impl DiskRead {
 /// the PCI address our system uses (00:05.0), read-only.
 pub fn disk_read(guest: &Guest, image: &Path) -> Result<DiskRead> {
     deps::ensure_packages(deps::QEMU)?;
-    let drive = format!(
-        "file={},if=none,id=d0,format=raw,readonly=on",
-        image.display()
-    );
-    let args = [
-        "-drive",
-        &drive,
-        "-device",
-        "virtio-blk-pci,disable-legacy=on,addr=5,drive=d0",
-    ];
+    let drive = format!("file={},if=none,id=d0,format=raw,readonly=on", image.display());
+    let args = ["-drive", &drive, "-device", "virtio-blk-pci,disable-legacy=on,addr=5,drive=d0"];
     let mut session = Session::start(qemu_command(guest, "diskread", &args))?;
     let result = session.expect("DISKREAD", BOOT_TIMEOUT);
-    let (line, boot_and_read) =
-        with_console(&mut session, result).context("reading the disk in the Linux guest")?;
+    let (line, boot_and_read) = with_console(&mut session, result).context("reading the disk in the Linux guest")?;
     let (bytes, ns) = parse_diskread(&line)?;
-    Ok(DiskRead {
-        bytes,
-        guest_time: Duration::from_nanos(ns),
-        boot_and_read,
-    })
+    Ok(DiskRead { bytes, guest_time: Duration::from_nanos(ns), boot_and_read })
 }
 
 /// `DISKREAD bytes=<n> ns=<t>` -> (n, t).
@@ -465,9 +415,7 @@ fn parse_diskread(line: &str) -> Result<(u64, u64)> {
             .split_whitespace()
             .find_map(|w| w.strip_prefix(name))
             .with_context(|| format!("no {name} in {line:?}"))?;
-        value
-            .parse()
-            .with_context(|| format!("bad {name} in {line:?}"))
+        value.parse().with_context(|| format!("bad {name} in {line:?}"))
     };
     Ok((field("bytes=")?, field("ns=")?))
 }
@@ -484,15 +432,12 @@ pub fn test_image(ws: &Path, mib: u64) -> Result<PathBuf> {
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     // Written under another name first: a half-written image is never used.
     let partial = path.with_extension("partial");
-    let mut file =
-        File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
+    let mut file = File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
     let block: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251) as u8).collect();
     for _ in 0..mib {
-        file.write_all(&block)
-            .with_context(|| format!("writing {}", partial.display()))?;
+        file.write_all(&block).with_context(|| format!("writing {}", partial.display()))?;
     }
-    fs::rename(&partial, &path)
-        .with_context(|| format!("renaming {} to {}", partial.display(), path.display()))?;
+    fs::rename(&partial, &path).with_context(|| format!("renaming {} to {}", partial.display(), path.display()))?;
     Ok(path)
 }
 
@@ -501,10 +446,7 @@ pub fn test_image(ws: &Path, mib: u64) -> Result<PathBuf> {
 pub fn smoke_test(ws: &Path) -> Result<()> {
     let guest = build(ws)?;
     let echo = EchoGuest::boot(&guest)?;
-    println!(
-        "   linux echo: ready {:.1} s after QEMU started",
-        echo.ready_after.as_secs_f64()
-    );
+    println!("   linux echo: ready {:.1} s after QEMU started", echo.ready_after.as_secs_f64());
     check_echo(&echo.link, &[MIN_FRAME, 64, 128, 1000, MAX_FRAME])?;
     let rate = measure_echo(&echo.link, MAX_FRAME, 8, Duration::from_secs(1))?;
     ensure!(rate.echoed > 0, "no frame echoed in a 1 s run: {rate}");
@@ -513,11 +455,7 @@ pub fn smoke_test(ws: &Path) -> Result<()> {
 
     let image = test_image(ws, 64)?;
     let read = disk_read(&guest, &image)?;
-    ensure!(
-        read.bytes == 64 << 20,
-        "the guest read {} bytes of a 64 MiB disk",
-        read.bytes
-    );
+    ensure!(read.bytes == 64 << 20, "the guest read {} bytes of a 64 MiB disk", read.bytes);
     println!(
         "   linux diskread: {:.0} MB/s ({} bytes in {:.2} s; {:.1} s with the boot)",
         read.mb_per_sec(),
@@ -534,10 +472,7 @@ fn with_console<T>(session: &mut Session, result: Result<T>) -> Result<T> {
     result.map_err(|e| {
         session.drain(Duration::from_millis(500), Duration::from_secs(2));
         let start = session.transcript.len().saturating_sub(30);
-        let tail: Vec<String> = session.transcript[start..]
-            .iter()
-            .map(|l| format!("  | {l}"))
-            .collect();
+        let tail: Vec<String> = session.transcript[start..].iter().map(|l| format!("  | {l}")).collect();
         e.context(format!("serial console (last lines):\n{}", tail.join("\n")))
     })
 }
@@ -581,10 +516,7 @@ mod tests {
 
     #[test]
     fn diskread_line_is_parsed() {
-        assert_eq!(
-            parse_diskread("DISKREAD bytes=67108864 ns=123456789").unwrap(),
-            (67108864, 123456789)
-        );
+        assert_eq!(parse_diskread("DISKREAD bytes=67108864 ns=123456789").unwrap(), (67108864, 123456789));
         assert!(parse_diskread("DISKREAD bytes=1").is_err());
         assert!(parse_diskread("DISKREAD bytes=x ns=1").is_err());
     }
@@ -602,21 +534,12 @@ mod tests {
     fn figures() {
         let guest = build(ws()).unwrap();
         let echo = EchoGuest::boot(&guest).unwrap();
-        println!(
-            "echo: ready {:.2} s after QEMU started",
-            echo.ready_after.as_secs_f64()
-        );
-        let uptime = echo
-            .session
-            .position("guest uptime")
-            .map(|i| echo.session.transcript[i].as_str());
+        println!("echo: ready {:.2} s after QEMU started", echo.ready_after.as_secs_f64());
+        let uptime = echo.session.position("guest uptime").map(|i| echo.session.transcript[i].as_str());
         println!("echo: {}", uptime.unwrap_or("no uptime line"));
         for len in [MAX_FRAME, 64] {
             for window in [1, 8, 32, 128, 256] {
-                println!(
-                    "{}",
-                    measure_echo(&echo.link, len, window, Duration::from_secs(5)).unwrap()
-                );
+                println!("{}", measure_echo(&echo.link, len, window, Duration::from_secs(5)).unwrap());
             }
         }
         drop(echo);

@@ -5,8 +5,8 @@
 #![no_std]
 #![no_main]
 
-use pds_runtime::{log, Channel, ChannelSet, Handler};
 use drivers_timer_api::Timer;
+use pds_runtime::{log, Channel, ChannelSet, Handler};
 
 const TIMER: Timer = Timer::new(Channel::new(0));
 /// Timeouts, in the order they are set (120 ms needs three PIT shots).
@@ -31,7 +31,10 @@ impl Handler for Client {
             }
             last = now;
         }
-        log!("now() read {MONOTONIC_READS} times: {} us apart on average", (last - first) / 1000 / u64::from(MONOTONIC_READS));
+        log!(
+            "now() read {MONOTONIC_READS} times: {} us apart on average",
+            (last - first) / 1000 / u64::from(MONOTONIC_READS)
+        );
         let start = TIMER.now();
         let deadlines = DELAYS_MS.map(|ms| start + ms * 1_000_000);
         for (ms, &deadline) in DELAYS_MS.iter().zip(&deadlines) {
@@ -62,7 +65,11 @@ impl Handler for Client {
             if !self.expired[i] && self.deadlines[i] <= now {
                 self.expired[i] = true;
                 let late_us = (now - self.deadlines[i]) / 1000;
-                log!("expired: {} ms timeout; deadline {} ns; now {now} ns; late {late_us} us", DELAYS_MS[i], self.deadlines[i]);
+                log!(
+                    "expired: {} ms timeout; deadline {} ns; now {now} ns; late {late_us} us",
+                    DELAYS_MS[i],
+                    self.deadlines[i]
+                );
             }
         }
         // A notification may find nothing due: when this PD ran late, one

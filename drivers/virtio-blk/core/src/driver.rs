@@ -3,10 +3,12 @@
 //! completions into responses.
 
 use crate::slots::{Buffer, Completion, RequestQueue, MAX_SLOTS};
+use lib_blk_protocol::{
+    buffer_range, DiskInfo, Op, Request, RequestConsumer, Response, ResponseProducer, Status, SECTOR_SIZE,
+};
 use lib_virtio::dma::DmaRegion;
 use lib_virtio::features::VERSION_1 as F_VERSION_1;
 use lib_virtio::transport::{Notifier, Transport, TransportError};
-use lib_blk_protocol::{buffer_range, DiskInfo, Op, Request, RequestConsumer, Response, ResponseProducer, Status, SECTOR_SIZE};
 
 /// virtio-blk feature bits the driver uses (§5.2.3).
 pub mod feature {
@@ -54,7 +56,10 @@ pub enum InitError {
     Transport(TransportError),
     /// The device's queue is too small for one request, or the queue's
     /// memory too small for the queue.
-    QueueLayout { size: u16, memory: usize },
+    QueueLayout {
+        size: u16,
+        memory: usize,
+    },
     /// The device configuration is too short to hold the capacity.
     NoCapacity,
 }
@@ -131,7 +136,12 @@ impl BlkDevice {
     /// capacity, lays out the request queue in `queue_memory` and hands it
     /// to the device, and sets `DRIVER_OK`. Requests will move data to and
     /// from the client's region at physical `data_paddr`, `data_len` bytes.
-    pub fn init(transport: &Transport, queue_memory: DmaRegion, data_paddr: u64, data_len: usize) -> Result<(BlkDevice, Notifier), InitError> {
+    pub fn init(
+        transport: &Transport,
+        queue_memory: DmaRegion,
+        data_paddr: u64,
+        data_len: usize,
+    ) -> Result<(BlkDevice, Notifier), InitError> {
         let result = Self::try_init(transport, queue_memory, data_paddr, data_len);
         if result.is_err() {
             transport.fail();
@@ -139,7 +149,12 @@ impl BlkDevice {
         result
     }
 
-    fn try_init(transport: &Transport, queue_memory: DmaRegion, data_paddr: u64, data_len: usize) -> Result<(BlkDevice, Notifier), InitError> {
+    fn try_init(
+        transport: &Transport,
+        queue_memory: DmaRegion,
+        data_paddr: u64,
+        data_len: usize,
+    ) -> Result<(BlkDevice, Notifier), InitError> {
         let features = transport.negotiate(F_VERSION_1, feature::SIZE_MAX | feature::RO | feature::FLUSH)?;
         let (capacity, size_max) = transport.read_device_config(|c| (c.u64(config::CAPACITY), c.u32(config::SIZE_MAX)));
         let mut max_request_sectors = MAX_REQUEST_SECTORS;
@@ -174,7 +189,13 @@ impl BlkDevice {
 
     /// A device whose queue is already set up, for host tests.
     #[cfg(test)]
-    pub(crate) fn for_tests(queue: RequestQueue, disk: DiskInfo, flush: bool, data_paddr: u64, data_len: usize) -> BlkDevice {
+    pub(crate) fn for_tests(
+        queue: RequestQueue,
+        disk: DiskInfo,
+        flush: bool,
+        data_paddr: u64,
+        data_len: usize,
+    ) -> BlkDevice {
         BlkDevice { queue, disk, flush, data_paddr, data_len, ids: [0; MAX_SLOTS], stats: Stats::default() }
     }
 

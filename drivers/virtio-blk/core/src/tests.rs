@@ -7,11 +7,14 @@ extern crate std;
 
 use crate::driver::{validate, BlkDevice, Stats};
 use crate::slots::{RequestQueue, MAX_SLOTS, MEMORY};
-use lib_blk_protocol::{DiskInfo, Request, RequestConsumer, RequestProducer, Response, ResponseConsumer, ResponseProducer, Status, QUEUE_CAPACITY, QUEUE_REGION_SIZE, SECTOR_SIZE};
-use std::vec;
-use std::vec::Vec;
+use lib_blk_protocol::{
+    DiskInfo, Request, RequestConsumer, RequestProducer, Response, ResponseConsumer, ResponseProducer, Status,
+    QUEUE_CAPACITY, QUEUE_REGION_SIZE, SECTOR_SIZE,
+};
 use lib_virtio::dma::DmaRegion;
 use lib_virtio::queue::Layout;
+use std::vec;
+use std::vec::Vec;
 
 // ---- request validation ----
 
@@ -105,7 +108,8 @@ impl FakeDevice {
             let mut index = head;
             loop {
                 let d = mem.queue_ptr(QUEUE_PADDR + 16 * u64::from(index));
-                let (addr, len, flags, next): (u64, u32, u16, u16) = (rd(d), rd(d.wrapping_add(8)), rd(d.wrapping_add(12)), rd(d.wrapping_add(14)));
+                let (addr, len, flags, next): (u64, u32, u16, u16) =
+                    (rd(d), rd(d.wrapping_add(8)), rd(d.wrapping_add(12)), rd(d.wrapping_add(14)));
                 chain.push((addr, len, flags));
                 if flags & 1 == 0 {
                     break;
@@ -177,8 +181,14 @@ fn rig(queue_size: u16) -> Rig {
     let (rq, rs) = (requests.0.as_mut_ptr(), responses.0.as_mut_ptr());
     // SAFETY: the boxes live in the rig as long as the handles and are
     // accessed only through them.
-    let (client_tx, driver_rx, driver_tx, client_rx) =
-        unsafe { (RequestProducer::new(rq), RequestConsumer::new(rq, ()), ResponseProducer::new(rs), ResponseConsumer::new(rs, ())) };
+    let (client_tx, driver_rx, driver_tx, client_rx) = unsafe {
+        (
+            RequestProducer::new(rq),
+            RequestConsumer::new(rq, ()),
+            ResponseProducer::new(rs),
+            ResponseConsumer::new(rs, ()),
+        )
+    };
     Rig {
         mem,
         device: FakeDevice { size: queue_size, layout, disk, last_avail: 0, used_idx: 0, flushes: 0 },
@@ -216,10 +226,14 @@ fn reads_land_in_the_data_region_and_complete_out_of_order() {
     let work = r.service();
     assert!(work.signal_client);
     assert!(!work.notify_device, "nothing new for the device");
-    let ids: Vec<u32> = r.responses().iter().map(|resp| {
-        assert_eq!(resp.status(), Some(Status::Ok));
-        resp.id
-    }).collect();
+    let ids: Vec<u32> = r
+        .responses()
+        .iter()
+        .map(|resp| {
+            assert_eq!(resp.status(), Some(Status::Ok));
+            resp.id
+        })
+        .collect();
     assert_eq!(ids, (100..108).rev().collect::<Vec<_>>(), "answered in the device's (reverse) order");
     assert_eq!(&r.mem.data[..8 * 4096], &r.device.disk[..8 * 4096]);
 }

@@ -235,7 +235,9 @@ impl<'a> Driver<'a> {
 
     /// Publishes each virtqueue once and notifies the device where it asked.
     fn kick(&mut self) {
-        for (needed, notifier) in [(self.rx.publish_and_check(), self.rx_notify), (self.tx.publish_and_check(), self.tx_notify)] {
+        for (needed, notifier) in
+            [(self.rx.publish_and_check(), self.rx_notify), (self.tx.publish_and_check(), self.tx_notify)]
+        {
             if needed {
                 notifier.notify();
                 self.stats.device_notifies += 1;
@@ -259,8 +261,8 @@ impl<'a> Driver<'a> {
     fn ready_to_sleep(&mut self) -> bool {
         // Non-short-circuit `|`: both queues must be re-armed.
         let used = self.rx.enable_interrupts() | self.tx.enable_interrupts();
-        let tx_pending = self.tx.num_free() > MAX_TX_SEGMENTS
-            && Self::wait_on(&self.tx_client.active, || self.can_take_tx());
+        let tx_pending =
+            self.tx.num_free() > MAX_TX_SEGMENTS && Self::wait_on(&self.tx_client.active, || self.can_take_tx());
         let rx_pending = self.rx.num_free() >= 2 && Self::wait_on(&self.rx_client.free, || self.can_take_rx());
         !(used || tx_pending || rx_pending)
     }
@@ -346,7 +348,8 @@ impl<'a> Driver<'a> {
         while self.can_take_rx() {
             match self.rx_client.free.dequeue() {
                 Ok(Some(desc)) => {
-                    let ok = desc.offset % RX_BUFFER_SIZE as u64 == 0 && desc.offset < (RX_BUFFERS * RX_BUFFER_SIZE) as u64;
+                    let ok =
+                        desc.offset % RX_BUFFER_SIZE as u64 == 0 && desc.offset < (RX_BUFFERS * RX_BUFFER_SIZE) as u64;
                     if ok {
                         self.post_rx(desc.offset as u32);
                     } else {
@@ -410,7 +413,8 @@ impl<'a> Driver<'a> {
 
     /// Posts a complete frame, or refuses it and gives its descriptors back.
     fn submit(&mut self, frame: TxFrame) {
-        let header = Segment::readable(self.headers.paddr(private::TX_HEADER - private::RX_HEADERS), NET_HDR_LEN as u32);
+        let header =
+            Segment::readable(self.headers.paddr(private::TX_HEADER - private::RX_HEADERS), NET_HDR_LEN as u32);
         let mut chain = [header; 1 + MAX_TX_SEGMENTS];
         let mut total = 0usize;
         let mut ok = !frame.is_bad();
@@ -465,8 +469,14 @@ mod tests {
     fn every_window_in_its_place() {
         let files = DmaWindow { paddr: 0x800_0000, len: 0x400_0000 };
         let w = tx_windows(0x1000, 0x10_0000, None, Some(files));
-        assert_eq!(w[TxWindow::Headers.index()].map(|d| (d.paddr, d.len)), Some((0x1000, lib_net_protocol::TX_HEADERS_SIZE)));
-        assert_eq!(w[TxWindow::Rx.index()].map(|d| (d.paddr, d.len)), Some((0x10_0000, lib_net_protocol::RX_DATA_SIZE)));
+        assert_eq!(
+            w[TxWindow::Headers.index()].map(|d| (d.paddr, d.len)),
+            Some((0x1000, lib_net_protocol::TX_HEADERS_SIZE))
+        );
+        assert_eq!(
+            w[TxWindow::Rx.index()].map(|d| (d.paddr, d.len)),
+            Some((0x10_0000, lib_net_protocol::RX_DATA_SIZE))
+        );
         assert!(w[TxWindow::Payload.index()].is_none());
         assert_eq!(w[TxWindow::Files.index()].map(|d| (d.paddr, d.len)), Some((files.paddr, files.len)));
         assert!(tx_windows(0, 0, Some(0x2000), None)[TxWindow::Files.index()].is_none());

@@ -17,7 +17,9 @@ fn if_none_match_weak_comparison_and_lists() {
     assert_eq!(if_none_match(b"\"ABC\"", cur), NoMatch);
     assert_eq!(if_none_match(b"\"x\", \"y\"", cur), NoMatch);
     assert_eq!(if_none_match(b"\"a,b\"", b"\"a\""), NoMatch);
-    for bad in [&b""[..], b"abc", b"\"abc", b"w/\"abc\"", b"\"abc\" x", b"*, \"abc\"", b"\"a\"b\"", b",", b"\"a\" \"abc\""] {
+    for bad in
+        [&b""[..], b"abc", b"\"abc", b"w/\"abc\"", b"\"abc\" x", b"*, \"abc\"", b"\"a\"b\"", b",", b"\"a\" \"abc\""]
+    {
         assert_eq!(if_none_match(bad, cur), Invalid, "{}", std::string::String::from_utf8_lossy(bad));
     }
 }
@@ -54,8 +56,20 @@ fn byte_ranges() {
     assert_eq!(r("bytes=-5", 0), Full);
     // Invalid or multiple or other units: ignored (200).
     for v in [
-        "bytes=5-2", "bytes=", "bytes=-", "bytes=a-b", "bytes=1-2,4-5", "bytes=0-0,-1", "items=0-1", "bytes 0-1",
-        "0-1", "bytes=18446744073709551616-", "bytes=--1", "bytes=1--2", "bytes=+1-2", "",
+        "bytes=5-2",
+        "bytes=",
+        "bytes=-",
+        "bytes=a-b",
+        "bytes=1-2,4-5",
+        "bytes=0-0,-1",
+        "items=0-1",
+        "bytes 0-1",
+        "0-1",
+        "bytes=18446744073709551616-",
+        "bytes=--1",
+        "bytes=1--2",
+        "bytes=+1-2",
+        "",
     ] {
         assert_eq!(r(v, 10), Full, "{v}");
     }

@@ -161,7 +161,9 @@ fn methods() {
         assert_eq!(r.field("Allow"), None);
     }
     // A body on a refused method is skipped; the next request is answered.
-    let r = run(b"POST /a.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\n\r\nGET /xGET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = run(
+        b"POST /a.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\n\r\nGET /xGET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
     assert_eq!(codes(&r), [405, 200]);
 }
 
@@ -341,7 +343,8 @@ fn request_bodies_are_skipped() {
         assert_eq!(r[1].body.unwrap().file, BIG);
     }
     // A body that looks like a request is not taken for one.
-    let r = run(b"GET /a.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 33\r\n\r\nGET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r =
+        run(b"GET /a.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 33\r\n\r\nGET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(codes(&r), [200]);
     // Repeated identical Content-Length is accepted.
     let r = run(b"GET /a.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nxGET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -450,10 +453,7 @@ fn conditional_get() {
         assert_eq!(one(&get("/a.txt", &format!("If-Modified-Since: {date}\r\n"))).code, 200, "{date}");
     }
     // Two IMS fields: ignored.
-    assert_eq!(
-        one(&get("/a.txt", &format!("If-Modified-Since: {lm}\r\nIf-Modified-Since: {lm}\r\n"))).code,
-        200
-    );
+    assert_eq!(one(&get("/a.txt", &format!("If-Modified-Since: {lm}\r\nIf-Modified-Since: {lm}\r\n"))).code, 200);
     // If-None-Match present (even not matching) takes precedence over IMS.
     assert_eq!(one(&get("/a.txt", &format!("If-None-Match: \"b\"\r\nIf-Modified-Since: {lm}\r\n"))).code, 200);
     assert_eq!(one(&get("/a.txt", "If-None-Match: \"a1\"\r\nIf-Modified-Since: garbage\r\n")).code, 304);
@@ -622,10 +622,14 @@ fn lm_is_what_the_site_says() {
 fn a_stored_accept_ranges_field_is_not_repeated() {
     use crate::site::{FileInfo, MemEntry, MemSite};
     let header = b"Content-Type: text/plain\r\nContent-Length: 4\r\nETag: \"s\"\r\nAccept-Ranges: bytes\r\n";
-    let entries = [MemEntry { path: "/s.txt", file: Some(FileInfo { len: 4, last_modified: 0, etag: b"\"s\"", header }) }];
+    let entries =
+        [MemEntry { path: "/s.txt", file: Some(FileInfo { len: 4, last_modified: 0, etag: b"\"s\"", header }) }];
     let site = MemSite { entries: &entries };
     let date = DateCache::new(super::NOW);
-    for (request, code) in [(&b"GET /s.txt HTTP/1.1\r\nHost: t\r\n\r\n"[..], 200), (&b"GET /s.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=1-2\r\n\r\n"[..], 206)] {
+    for (request, code) in [
+        (&b"GET /s.txt HTTP/1.1\r\nHost: t\r\n\r\n"[..], 200),
+        (&b"GET /s.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=1-2\r\n\r\n"[..], 206),
+    ] {
         let mut conn = Connection::<1024>::new();
         conn.receive(request);
         let mut out = [0u8; 1024];

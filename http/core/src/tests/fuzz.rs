@@ -5,14 +5,37 @@ use super::{pipeline_input, site, NOW};
 use crate::conn::{Connection, Poll};
 use crate::date::{parse_http_date, DateCache};
 use crate::target::normalize;
-use std::vec::Vec;
 use lib_test_rng::Rng;
-
+use std::vec::Vec;
 
 const INTERESTING: &[&[u8]] = &[
-    b"\r\n", b"\n", b" ", b":", b"%", b"%2e", b"%00", b"/..", b"/", b"HTTP/1.1", b"HTTP/1.0", b"Range: bytes=",
-    b"-", b",", b"If-None-Match: ", b"\"", b"W/", b"*", b"Content-Length: 5", b"Transfer-Encoding: chunked",
-    b"Connection: close", b"Host: x", b"If-Modified-Since: ", b"If-Range: ", b"\x00", b"\xff", b"9999999999999999999999",
+    b"\r\n",
+    b"\n",
+    b" ",
+    b":",
+    b"%",
+    b"%2e",
+    b"%00",
+    b"/..",
+    b"/",
+    b"HTTP/1.1",
+    b"HTTP/1.0",
+    b"Range: bytes=",
+    b"-",
+    b",",
+    b"If-None-Match: ",
+    b"\"",
+    b"W/",
+    b"*",
+    b"Content-Length: 5",
+    b"Transfer-Encoding: chunked",
+    b"Connection: close",
+    b"Host: x",
+    b"If-Modified-Since: ",
+    b"If-Range: ",
+    b"\x00",
+    b"\xff",
+    b"9999999999999999999999",
 ];
 
 fn mutate(rng: &mut Rng, input: &mut Vec<u8>) {

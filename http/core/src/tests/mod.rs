@@ -25,13 +25,9 @@ fn leak(s: String) -> &'static [u8] {
 
 fn file(path: &'static str, len: u64, ctype: &str, etag: &str) -> MemEntry<'static> {
     let lm = String::from_utf8(format_imf_fixdate(LM).to_vec()).unwrap();
-    let header = leak(format!(
-        "Content-Type: {ctype}\r\nContent-Length: {len}\r\nLast-Modified: {lm}\r\nETag: {etag}\r\n"
-    ));
-    MemEntry {
-        path,
-        file: Some(FileInfo { len, last_modified: LM, etag: leak(String::from(etag)), header }),
-    }
+    let header =
+        leak(format!("Content-Type: {ctype}\r\nContent-Length: {len}\r\nLast-Modified: {lm}\r\nETag: {etag}\r\n"));
+    MemEntry { path, file: Some(FileInfo { len, last_modified: LM, etag: leak(String::from(etag)), header }) }
 }
 
 /// A file whose precomputed header does not fit a 1 KiB output buffer.

@@ -4,10 +4,7 @@ use std::string::String;
 fn norm(t: &str) -> Result<(String, Option<String>), TargetError> {
     let mut out = [0u8; 256];
     let Target { path_len, query } = normalize(t.as_bytes(), &mut out)?;
-    Ok((
-        String::from_utf8_lossy(&out[..path_len]).into_owned(),
-        query.map(|q| String::from_utf8(q.to_vec()).unwrap()),
-    ))
+    Ok((String::from_utf8_lossy(&out[..path_len]).into_owned(), query.map(|q| String::from_utf8(q.to_vec()).unwrap())))
 }
 
 fn path(t: &str) -> String {

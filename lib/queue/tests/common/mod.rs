@@ -59,13 +59,7 @@ impl Wide {
 
     /// The consistent entry with sequence number `seq`.
     pub fn numbered(seq: u64) -> Wide {
-        Wide {
-            seq,
-            key: Wide::key_of(seq),
-            extra: seq.rotate_left(17),
-            tag: Wide::tag_of(seq),
-            cookie: seq as u32,
-        }
+        Wide { seq, key: Wide::key_of(seq), extra: seq.rotate_left(17), tag: Wide::tag_of(seq), cookie: seq as u32 }
     }
 }
 
@@ -118,10 +112,7 @@ unsafe impl Entry for Small {
     type Bounds = ();
 
     fn load(slot: &SmallSlot) -> Small {
-        Small {
-            id: slot.id.load(Ordering::Relaxed),
-            status: slot.status.load(Ordering::Relaxed),
-        }
+        Small { id: slot.id.load(Ordering::Relaxed), status: slot.status.load(Ordering::Relaxed) }
     }
 
     fn store(&self, slot: &SmallSlot) {

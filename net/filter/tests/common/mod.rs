@@ -3,8 +3,8 @@
 
 use net_filter::{Ipv4Prefix, Owner};
 use net_packet::{
-    ArpOperation, ArpSummary, EtherType, EthernetAddress, IpProtocol, Ipv4Address, Ipv4Summary,
-    Network, Parsed, TcpFlags, Transport,
+    ArpOperation, ArpSummary, EtherType, EthernetAddress, IpProtocol, Ipv4Address, Ipv4Summary, Network, Parsed,
+    TcpFlags, Transport,
 };
 
 pub const MAC_US: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 1]);
@@ -27,41 +27,22 @@ fn ipv4(src: Ipv4Address, dst: Ipv4Address, protocol: IpProtocol, transport: Tra
         dst_mac: MAC_US,
         src_mac: MAC_PEER,
         ethertype: EtherType::IPV4,
-        network: Network::Ipv4(Ipv4Summary {
-            src,
-            dst,
-            protocol,
-            transport,
-        }),
+        network: Network::Ipv4(Ipv4Summary { src, dst, protocol, transport }),
     }
 }
 
 /// A TCP segment (SYN) summary.
 pub fn tcp(src: Ipv4Address, src_port: u16, dst: Ipv4Address, dst_port: u16) -> Parsed {
-    let transport = Transport::Tcp {
-        src_port,
-        dst_port,
-        seq: 1,
-        ack: 0,
-        flags: TcpFlags::SYN,
-    };
+    let transport = Transport::Tcp { src_port, dst_port, seq: 1, ack: 0, flags: TcpFlags::SYN };
     ipv4(src, dst, IpProtocol::TCP, transport)
 }
 
 pub fn udp(src: Ipv4Address, src_port: u16, dst: Ipv4Address, dst_port: u16) -> Parsed {
-    ipv4(
-        src,
-        dst,
-        IpProtocol::UDP,
-        Transport::Udp { src_port, dst_port },
-    )
+    ipv4(src, dst, IpProtocol::UDP, Transport::Udp { src_port, dst_port })
 }
 
 pub fn icmp(src: Ipv4Address, dst: Ipv4Address) -> Parsed {
-    let transport = Transport::Icmp {
-        icmp_type: net_packet::IcmpType::ECHO_REQUEST,
-        code: 0,
-    };
+    let transport = Transport::Icmp { icmp_type: net_packet::IcmpType::ECHO_REQUEST, code: 0 };
     ipv4(src, dst, IpProtocol::ICMP, transport)
 }
 
@@ -85,23 +66,12 @@ pub fn arp() -> Parsed {
 }
 
 pub fn other_ethertype(ethertype: u16) -> Parsed {
-    Parsed {
-        dst_mac: MAC_US,
-        src_mac: MAC_PEER,
-        ethertype: EtherType(ethertype),
-        network: Network::Other,
-    }
+    Parsed { dst_mac: MAC_US, src_mac: MAC_PEER, ethertype: EtherType(ethertype), network: Network::Other }
 }
 
 /// Outgoing header bytes: Ethernet + IPv4 (no checksum needed) + the
 /// first bytes of the transport header.
-pub fn ipv4_headers(
-    src_mac: EthernetAddress,
-    src: Ipv4Address,
-    dst: Ipv4Address,
-    protocol: u8,
-    l4: &[u8],
-) -> Vec<u8> {
+pub fn ipv4_headers(src_mac: EthernetAddress, src: Ipv4Address, dst: Ipv4Address, protocol: u8, l4: &[u8]) -> Vec<u8> {
     let mut frame = Vec::new();
     frame.extend_from_slice(&MAC_PEER.0);
     frame.extend_from_slice(&src_mac.0);
@@ -129,11 +99,7 @@ pub fn udp_header(src_port: u16, dst_port: u16) -> Vec<u8> {
     header
 }
 
-pub fn arp_frame(
-    src_mac: EthernetAddress,
-    sender_mac: EthernetAddress,
-    sender_ip: Ipv4Address,
-) -> Vec<u8> {
+pub fn arp_frame(src_mac: EthernetAddress, sender_mac: EthernetAddress, sender_ip: Ipv4Address) -> Vec<u8> {
     let mut frame = Vec::new();
     frame.extend_from_slice(&EthernetAddress::BROADCAST.0);
     frame.extend_from_slice(&src_mac.0);

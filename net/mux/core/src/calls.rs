@@ -2,8 +2,8 @@
 
 use core::fmt;
 
-use net_filter::{Filter, FilterError, FilterId, FilterKind, Grant, Owner, Table};
 use net_config::{mac_to_word, MuxCall, MuxStats, ERR_BAD_REQUEST};
+use net_filter::{Filter, FilterError, FilterId, FilterKind, Grant, Owner, Table};
 use net_packet::Malformed;
 
 use crate::{Client, LogSink, Mux, SharedMemory, TxDrop, FILTER_SLOTS};
@@ -64,7 +64,9 @@ impl fmt::Display for Refusal<'_> {
             FilterError::OutOfGrant => write!(f, "outside its grant"),
             FilterError::CopyNotPrivileged => write!(f, "copy filter without the copy privilege"),
             FilterError::Overlaps { with } => match self.table.filters().find(|i| i.id == with) {
-                Some(other) => write!(f, "overlaps {}'s `{}` (id {:#x})", (self.names)(other.owner), other.filter, with.to_raw()),
+                Some(other) => {
+                    write!(f, "overlaps {}'s `{}` (id {:#x})", (self.names)(other.owner), other.filter, with.to_raw())
+                }
                 None => write!(f, "overlaps filter {:#x}", with.to_raw()),
             },
             FilterError::Full => write!(f, "filter table full"),
@@ -148,7 +150,13 @@ impl<M: SharedMemory> Mux<'_, M> {
 
     /// Installs `filter` for client `n` inside its grant; a refusal is
     /// counted and logged with the client's name, the filter and why.
-    fn install(&mut self, n: usize, filter: Filter, kind: FilterKind, log: &mut LogSink<'_>) -> Result<FilterId, FilterError> {
+    fn install(
+        &mut self,
+        n: usize,
+        filter: Filter,
+        kind: FilterKind,
+        log: &mut LogSink<'_>,
+    ) -> Result<FilterId, FilterError> {
         let Some(Some(client)) = self.clients.get(n) else { return Err(FilterError::NotOwner) };
         let grant = Grant { filters: client.config.grant(), may_copy: client.config.may_copy };
         let owner = client.owner;
@@ -159,7 +167,13 @@ impl<M: SharedMemory> Mux<'_, M> {
             }
             let names = |owner: Owner| self.client_name(owner);
             let why = Refusal { error, table: &self.table, names: &names };
-            log(format_args!("refused {}'s claim `{}` ({}): {}", self.client_name(owner), filter, kind_name(kind), why));
+            log(format_args!(
+                "refused {}'s claim `{}` ({}): {}",
+                self.client_name(owner),
+                filter,
+                kind_name(kind),
+                why
+            ));
         }
         result
     }

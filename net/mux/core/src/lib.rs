@@ -136,16 +136,16 @@ mod tests;
 
 use core::fmt;
 
-use net_filter::{Owner, Table};
-use net_config::{ClientConfig, NetConfig, NodeAddress, MAX_CLIENTS};
 use lib_net_protocol::{
     FrameAssembler, TxFrame, MAX_FRAME_LEN, MAX_TX_SEGMENTS, RX_BUFFERS, RX_BUFFER_SIZE, RX_DATA_SIZE,
     RX_QUEUE_CAPACITY, TX_PAYLOAD_SIZE, TX_QUEUE_CAPACITY,
 };
 #[cfg(doc)]
 use lib_net_protocol::{TxWindow, TX_MORE};
-use net_packet::EthernetAddress;
 use lib_queue::{BufferDesc, ReceiverQueues, SenderQueues};
+use net_config::{ClientConfig, NetConfig, NodeAddress, MAX_CLIENTS};
+use net_filter::{Owner, Table};
+use net_packet::EthernetAddress;
 
 pub use calls::Reply;
 pub use tx::TxDrop;
@@ -255,8 +255,12 @@ impl fmt::Display for SetupError {
         match self {
             SetupError::NotDemultiplexer => write!(f, "the network configuration is a client's (`me` is set)"),
             SetupError::MissingClientPort(n) => write!(f, "no regions for client {n}"),
-            SetupError::RegionTooSmall { region, client: None } => write!(f, "the driver's {region} region is too small"),
-            SetupError::RegionTooSmall { region, client: Some(n) } => write!(f, "client {n}'s {region} region is too small"),
+            SetupError::RegionTooSmall { region, client: None } => {
+                write!(f, "the driver's {region} region is too small")
+            }
+            SetupError::RegionTooSmall { region, client: Some(n) } => {
+                write!(f, "client {n}'s {region} region is too small")
+            }
             SetupError::DriverQueue => write!(f, "the driver's rx_free queue is corrupt"),
         }
     }

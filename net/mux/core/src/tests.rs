@@ -5,17 +5,19 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::string::{String, ToString};
-use std::vec::Vec;
 use std::vec;
+use std::vec::Vec;
 
-use net_filter::{Filter, FilterError, FilterKind, PortRange, TxRefused};
-use net_config::{Claim, ClientConfig, Ipv4Address, MuxCall, MuxStats, NetConfig, NodeAddress, ERR_BAD_REQUEST, MAX_CLIENTS};
 use lib_net_protocol::{
-    split_tx_offset, tx_offset, TxWindow, MAX_TX_SEGMENTS, RX_BUFFERS, RX_BUFFER_SIZE, RX_DATA_SIZE,
-    RX_QUEUE_CAPACITY, TX_MORE, TX_PAYLOAD_SIZE, TX_QUEUE_CAPACITY, TX_SPACE_LEN,
+    split_tx_offset, tx_offset, TxWindow, MAX_TX_SEGMENTS, RX_BUFFERS, RX_BUFFER_SIZE, RX_DATA_SIZE, RX_QUEUE_CAPACITY,
+    TX_MORE, TX_PAYLOAD_SIZE, TX_QUEUE_CAPACITY, TX_SPACE_LEN,
 };
-use net_packet::{EtherType, Malformed};
 use lib_queue::{BufferDesc, QueueError, ReceiverQueues, SenderQueues};
+use net_config::{
+    Claim, ClientConfig, Ipv4Address, MuxCall, MuxStats, NetConfig, NodeAddress, ERR_BAD_REQUEST, MAX_CLIENTS,
+};
+use net_filter::{Filter, FilterError, FilterKind, PortRange, TxRefused};
+use net_packet::{EtherType, Malformed};
 
 use crate::*;
 
@@ -140,7 +142,8 @@ fn icmp_echo() -> Vec<u8> {
 }
 
 fn arp(operation: u16, sender_mac: [u8; 6], sender_ip: [u8; 4], target_ip: [u8; 4]) -> Vec<u8> {
-    let arp = [&[0, 1, 8, 0, 6, 4][..], &operation.to_be_bytes(), &sender_mac, &sender_ip, &[0; 6], &target_ip].concat();
+    let arp =
+        [&[0, 1, 8, 0, 6, 4][..], &operation.to_be_bytes(), &sender_mac, &sender_ip, &[0; 6], &target_ip].concat();
     let dst = if operation == 1 { [0xff; 6] } else { PEER_MAC };
     ethernet(dst, sender_mac, 0x0806, &arp)
 }
@@ -479,7 +482,12 @@ impl Node {
 #[test]
 fn start_installs_boot_claims_and_logs_the_clients() {
     let node = Node::new();
-    for line in ["client 0 arpd: arp", "client 1 stray: unclaimed ipv4", "client 2 web: tcp dst 80", "client 3 watch: icmp (copy)"] {
+    for line in [
+        "client 0 arpd: arp",
+        "client 1 stray: unclaimed ipv4",
+        "client 2 web: tcp dst 80",
+        "client 3 watch: icmp (copy)",
+    ] {
         assert!(node.logged(line), "{line:?} not in {:#?}", node.log);
     }
     assert!(node.logged("node 10.0.2.15/24 gateway 10.0.2.2 mac 52:54:00:12:34:56, 4 clients"), "{:#?}", node.log);
@@ -497,7 +505,11 @@ fn refused_boot_claims_are_logged_and_counted() {
     config.clients[WEB].add_claim(Claim { filter: filter("arp"), kind: FilterKind::Exclusive });
     let node = Node::with(&config);
     assert_eq!(node.counters(WEB).claims_refused, 2);
-    assert!(node.logged("refused web's claim `udp dst 53` (exclusive): outside its grant (error 2)"), "{:#?}", node.log);
+    assert!(
+        node.logged("refused web's claim `udp dst 53` (exclusive): outside its grant (error 2)"),
+        "{:#?}",
+        node.log
+    );
     assert!(node.logged("refused web's claim `arp` (exclusive): overlaps arpd's `arp`"), "{:#?}", node.log);
 }
 
@@ -661,7 +673,11 @@ fn allowed_frames_reach_the_driver_as_copies_and_descriptors_come_back_at_once()
     web.rx_data.put(3 * RX_BUFFER_SIZE, &reply[20..]);
     let descs = [
         header_desc(64, 20, 7),
-        BufferDesc { offset: tx_offset(TxWindow::Rx, (3 * RX_BUFFER_SIZE) as u32), len: (reply.len() - 20) as u32, cookie: 8 },
+        BufferDesc {
+            offset: tx_offset(TxWindow::Rx, (3 * RX_BUFFER_SIZE) as u32),
+            len: (reply.len() - 20) as u32,
+            cookie: 8,
+        },
     ];
     web.send_descs(&descs);
     // Both wait for what the demultiplexer produces.
@@ -679,7 +695,10 @@ fn allowed_frames_reach_the_driver_as_copies_and_descriptors_come_back_at_once()
     assert_eq!(returned, [BufferDesc { cookie: 7 | TX_MORE, ..descs[0] }, descs[1]]);
     // The client rewriting its memory now changes nothing sent.
     node.clients[WEB].tx_data.put(64, &[0xee; 20]);
-    assert_eq!(node.driver.tx_payload.bytes(split_tx_offset(sent[0].descs[0].offset).unwrap().1 as usize, reply.len()), reply);
+    assert_eq!(
+        node.driver.tx_payload.bytes(split_tx_offset(sent[0].descs[0].offset).unwrap().1 as usize, reply.len()),
+        reply
+    );
     assert_eq!(node.counters(WEB).tx_allowed, 1);
     // The slot is free once the driver gives the descriptor back.
     assert_eq!(node.mux.free_tx_slots(), TX_SLOTS - 1);
@@ -740,7 +759,10 @@ fn bad_descriptors_are_refused_never_trusted() {
         (vec![header_desc(0, 0, 0), header_desc(0, len, 0)], TxDrop::BadDescriptor),
         (vec![header_desc(0, 10, 0)], TxDrop::BadLength),
         (vec![header_desc(0, 1000, 0), header_desc(0, 1000, 0)], TxDrop::BadLength),
-        (vec![BufferDesc { offset: tx_offset(TxWindow::Payload, 0), len: len as u32, cookie: 0 }], TxDrop::PayloadWindow),
+        (
+            vec![BufferDesc { offset: tx_offset(TxWindow::Payload, 0), len: len as u32, cookie: 0 }],
+            TxDrop::PayloadWindow,
+        ),
         ((0..=MAX_TX_SEGMENTS).map(|i| header_desc(i * 4, 4, 0)).collect(), TxDrop::TooManySegments),
     ];
     let mut descs = 0;
@@ -937,8 +959,16 @@ fn install_and_remove_with_distinct_errors() {
     let [w0, w1, w2] = Filter::ethertype(EtherType::ARP).to_ports(PortRange::single(80)).to_words();
     assert_eq!(node.call(WEB, MuxCall::Install, &[w0, w1, w2, 0]).label, code(FilterError::Inconsistent));
     assert_eq!(node.counters(WEB).claims_refused, 4);
-    assert!(node.logged("refused web's claim `udp dst 53` (exclusive): outside its grant (error 2)"), "{:#?}", node.log);
-    assert!(node.logged("refused web's claim `tcp dst 8080-8081` (exclusive): overlaps web's `tcp dst 8080`"), "{:#?}", node.log);
+    assert!(
+        node.logged("refused web's claim `udp dst 53` (exclusive): outside its grant (error 2)"),
+        "{:#?}",
+        node.log
+    );
+    assert!(
+        node.logged("refused web's claim `tcp dst 8080-8081` (exclusive): overlaps web's `tcp dst 8080`"),
+        "{:#?}",
+        node.log
+    );
     // Malformed requests.
     assert_eq!(node.call(WEB, MuxCall::Install, &[u64::MAX, 0, 0, 0]).label, ERR_BAD_REQUEST);
     let [w0, w1, w2] = filter("tcp dst 8082").to_words();
@@ -1038,7 +1068,11 @@ fn an_in_place_frame_goes_out_as_a_slot_piece_and_a_files_reference() {
     assert_eq!(
         frame.descs,
         [
-            BufferDesc { offset: tx_offset(TxWindow::Payload, base as u32), len: TCP_HEADERS as u32, cookie: slot as u32 | TX_MORE },
+            BufferDesc {
+                offset: tx_offset(TxWindow::Payload, base as u32),
+                len: TCP_HEADERS as u32,
+                cookie: slot as u32 | TX_MORE
+            },
             BufferDesc { cookie: slot as u32, ..descs[1] },
         ]
     );
@@ -1058,7 +1092,11 @@ fn an_in_place_frame_goes_out_as_a_slot_piece_and_a_files_reference() {
     assert_eq!(node.clients[WEB].returned(), [BufferDesc { cookie: 7 | TX_MORE, ..descs[0] }, descs[1]]);
     let stats = MuxStats::from_words(node.call(WEB, MuxCall::Stats, &[]).words().try_into().unwrap());
     assert_eq!((stats.tx_allowed, stats.tx_in_place_bytes), (1, data as u64));
-    assert!(node.logged(&format!("web: rx delivered 0 no buffer 0; tx allowed 1 refused 0 (none); in place {data} bytes;")), "{:#?}", node.log);
+    assert!(
+        node.logged(&format!("web: rx delivered 0 no buffer 0; tx allowed 1 refused 0 (none); in place {data} bytes;")),
+        "{:#?}",
+        node.log
+    );
 }
 
 #[test]
@@ -1158,7 +1196,11 @@ fn interleaved_pieces_go_out_in_frame_order() {
     let slot = sent[0].slot();
     let base = (slot * TX_SLOT_SIZE) as u32;
     let more = slot as u32 | TX_MORE;
-    let payload = |at: usize, len: usize| BufferDesc { offset: tx_offset(TxWindow::Payload, base + at as u32), len: len as u32, cookie: more };
+    let payload = |at: usize, len: usize| BufferDesc {
+        offset: tx_offset(TxWindow::Payload, base + at as u32),
+        len: len as u32,
+        cookie: more,
+    };
     let copied_first = part(0).len() + part(1).len();
     let mut expected = vec![
         payload(0, copied_first),
@@ -1262,5 +1304,8 @@ fn held_in_place_descriptors_keep_their_room_on_tx_free() {
     assert_eq!(node.counters(WEB).queue_errors, 0);
     assert_eq!(node.clients[WEB].returned().len(), TX_QUEUE_CAPACITY);
     assert_eq!(node.drive(), 4);
-    assert_eq!(node.counters(WEB).tx_in_place_bytes, (TX_QUEUE_CAPACITY / 2 + 4) as u64 * (reply.len() - TCP_HEADERS) as u64);
+    assert_eq!(
+        node.counters(WEB).tx_in_place_bytes,
+        (TX_QUEUE_CAPACITY / 2 + 4) as u64 * (reply.len() - TCP_HEADERS) as u64
+    );
 }

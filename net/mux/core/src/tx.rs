@@ -2,10 +2,12 @@
 //! the copied pieces → transmit validation → one `tx_payload` slot, and
 //! the in-place pieces passed through, on the driver's `tx_active`.
 
-use net_filter::{TxHeaders, TxPolicy, TxRefused};
-use lib_net_protocol::{split_tx_offset, tx_offset, Step, TxFrame, TxWindow, MAX_FRAME_LEN, MAX_TX_SEGMENTS, MIN_FRAME_LEN, TX_MORE};
-use net_packet::{ethernet, udp, EtherType, EthernetFrame, IpProtocol, Ipv4Packet, TcpSegment};
+use lib_net_protocol::{
+    split_tx_offset, tx_offset, Step, TxFrame, TxWindow, MAX_FRAME_LEN, MAX_TX_SEGMENTS, MIN_FRAME_LEN, TX_MORE,
+};
 use lib_queue::{BufferDesc, QueueError};
+use net_filter::{TxHeaders, TxPolicy, TxRefused};
+use net_packet::{ethernet, udp, EtherType, EthernetFrame, IpProtocol, Ipv4Packet, TcpSegment};
 
 use crate::{Client, Driver, Mux, SharedMemory, TX_BATCH, TX_HEADER_COPY, TX_SLOTS, TX_SLOT_SIZE};
 
@@ -270,9 +272,11 @@ impl<M: SharedMemory> Driver<'_, M> {
         let mut descs = [BufferDesc::default(); MAX_TX_SEGMENTS];
         for (desc, piece) in descs.iter_mut().zip(frame.pieces()) {
             *desc = match *piece {
-                Piece::Copied { at, len } => {
-                    BufferDesc { offset: tx_offset(TxWindow::Payload, (base + at) as u32), len: len as u32, cookie: more }
-                }
+                Piece::Copied { at, len } => BufferDesc {
+                    offset: tx_offset(TxWindow::Payload, (base + at) as u32),
+                    len: len as u32,
+                    cookie: more,
+                },
                 Piece::InPlace(client) => BufferDesc { cookie: more, ..client },
                 Piece::None => BufferDesc::default(),
             };
@@ -283,7 +287,10 @@ impl<M: SharedMemory> Driver<'_, M> {
         // `can_submit` checked the room; the enqueue fails only on corrupt
         // indices. Room first: a frame is published whole or not at all.
         let room = matches!(self.port.tx.active.room(), Ok(room) if room >= descs.len());
-        if !room || !self.port.tx_payload.write(base, copied) || self.port.tx.active.enqueue_batch(descs) != Ok(descs.len()) {
+        if !room
+            || !self.port.tx_payload.write(base, copied)
+            || self.port.tx.active.enqueue_batch(descs) != Ok(descs.len())
+        {
             self.counters.errors += 1;
             return None;
         }

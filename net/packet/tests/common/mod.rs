@@ -105,20 +105,12 @@ pub fn icmp(icmp_type: u8, code: u8, rest: [u8; 4], data: &[u8]) -> Vec<u8> {
 
 /// A whole frame from the peer to us: Ethernet + IPv4 + `l4`.
 pub fn frame_to_local(protocol: u8, l4: &[u8]) -> Vec<u8> {
-    ethernet(
-        MAC_LOCAL,
-        MAC_PEER,
-        0x0800,
-        &ipv4(IP_PEER, IP_LOCAL, protocol, l4),
-    )
+    ethernet(MAC_LOCAL, MAC_PEER, 0x0800, &ipv4(IP_PEER, IP_LOCAL, protocol, l4))
 }
 
 /// A TCP frame from the peer's port 40000 to our `dst_port`.
 pub fn tcp_frame(dst_port: u16, seq: u32, ack: u32, flags: u8, data: &[u8]) -> Vec<u8> {
-    frame_to_local(
-        6,
-        &tcp(IP_PEER, IP_LOCAL, 40000, dst_port, seq, ack, flags, data),
-    )
+    frame_to_local(6, &tcp(IP_PEER, IP_LOCAL, 40000, dst_port, seq, ack, flags, data))
 }
 
 /// A UDP frame from the peer's port 5353 to our `dst_port`.

@@ -195,7 +195,9 @@ impl Stray {
             Some(Transport::Icmp { .. }) => (Answer::EchoReply, reply::echo_reply(frame, self.local, out)),
             Some(Transport::Udp { .. }) => (Answer::PortUnreachable, reply::port_unreachable(frame, self.local, out)),
             Some(Transport::Tcp { .. }) => (Answer::Reset, reply::tcp_reset(frame, self.local, out)),
-            Some(Transport::Other) => (Answer::ProtocolUnreachable, reply::protocol_unreachable(frame, self.local, out)),
+            Some(Transport::Other) => {
+                (Answer::ProtocolUnreachable, reply::protocol_unreachable(frame, self.local, out))
+            }
             // ARP, IPv6, ...: not IPv4, which is all this daemon receives.
             None => return Outcome::Ignored(ReplyError::NotAnswerable(reply::NotAnswerable::WrongKind)),
         };

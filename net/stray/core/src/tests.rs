@@ -3,10 +3,12 @@
 //! verifies every checksum) and field by field.
 
 use super::*;
-use net_packet::reply::NotAnswerable;
-use net_packet::{classify_strict, EthernetAddress, IcmpMessage, Ipv4Address, Ipv4Packet, Malformed, TcpFlags, TcpSegment};
-use std::vec::Vec;
 use lib_test_rng::Rng;
+use net_packet::reply::NotAnswerable;
+use net_packet::{
+    classify_strict, EthernetAddress, IcmpMessage, Ipv4Address, Ipv4Packet, Malformed, TcpFlags, TcpSegment,
+};
+use std::vec::Vec;
 
 const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
 const IP: [u8; 4] = [10, 0, 2, 15];
@@ -108,7 +110,11 @@ fn answer(stray: &mut Stray, now: u64, frame: &[u8], expect: Answer) -> Vec<u8> 
     assert_eq!(answer, expect);
     let sent = &out[..len];
     let parsed = classify_strict(sent).expect("answers are valid, checksums included");
-    assert_eq!((parsed.src_mac, parsed.dst_mac), (EthernetAddress(MAC), EthernetAddress(PEER_MAC)), "to the frame's source MAC");
+    assert_eq!(
+        (parsed.src_mac, parsed.dst_mac),
+        (EthernetAddress(MAC), EthernetAddress(PEER_MAC)),
+        "to the frame's source MAC"
+    );
     assert_eq!((parsed.src_ip(), parsed.dst_ip()), (Some(Ipv4Address(IP)), Some(Ipv4Address(PEER))));
     Ipv4Packet::parse(&sent[14..]).unwrap().payload().to_vec()
 }
@@ -204,10 +210,16 @@ fn what_must_not_be_answered_is_not() {
     // ICMP errors, and ICMP that is not an echo request.
     let mut unreachable = std::vec![3, 3, 0, 0, 0, 0, 0, 0];
     unreachable.extend_from_slice(&to_us(17, &udp(9, b""))[14..14 + 28]);
-    assert_eq!(ignored(&mut stray, &to_us(1, &unreachable)), Outcome::Ignored(ReplyError::NotAnswerable(NotAnswerable::IcmpError)));
+    assert_eq!(
+        ignored(&mut stray, &to_us(1, &unreachable)),
+        Outcome::Ignored(ReplyError::NotAnswerable(NotAnswerable::IcmpError))
+    );
     let mut echo_reply = ping.clone();
     echo_reply[0] = 0;
-    assert_eq!(ignored(&mut stray, &to_us(1, &echo_reply)), Outcome::Ignored(ReplyError::NotAnswerable(NotAnswerable::WrongKind)));
+    assert_eq!(
+        ignored(&mut stray, &to_us(1, &echo_reply)),
+        Outcome::Ignored(ReplyError::NotAnswerable(NotAnswerable::WrongKind))
+    );
     assert_eq!(stray.counters().ignored, 17);
     // Bad checksums: discarded silently (RFC 1122 §3.2.2, §4.1.3.4).
     let mut corrupt = to_us(17, &udp(9, b"data"));
@@ -277,7 +289,6 @@ fn the_bucket_survives_odd_clocks() {
     let mut never = TokenBucket::new(0, 0);
     assert!(!never.try_take(0) && !never.try_take(u64::MAX));
 }
-
 
 #[test]
 fn mutated_frames_never_panic_and_every_answer_is_valid() {

@@ -18,8 +18,10 @@
 #![no_std]
 #![no_main]
 
-use lib_blk_protocol::{DiskInfo, Info, Request, RequestProducer, Response, ResponseConsumer, Status, DATA_REGION_SIZE, SECTOR_SIZE};
 use core::fmt;
+use lib_blk_protocol::{
+    DiskInfo, Info, Request, RequestProducer, Response, ResponseConsumer, Status, DATA_REGION_SIZE, SECTOR_SIZE,
+};
 use pds_runtime::{log, Channel, ChannelSet, Handler, MemoryRegion};
 use sha2::{Digest, Sha256};
 
@@ -84,7 +86,15 @@ struct Sweep {
 impl Sweep {
     fn new(disk: &DiskInfo, hash: bool) -> Sweep {
         let chunks = disk.capacity.div_ceil(CHUNK_SECTORS);
-        Sweep { chunks, next_request: 0, next_consume: 0, arrived: 0, hasher: hash.then(Sha256::new), failures: 0, started: rdtsc() }
+        Sweep {
+            chunks,
+            next_request: 0,
+            next_consume: 0,
+            arrived: 0,
+            hasher: hash.then(Sha256::new),
+            failures: 0,
+            started: rdtsc(),
+        }
     }
 
     fn done(&self) -> bool {
@@ -171,7 +181,9 @@ impl Client {
                 // anyone else writes it while the slice lives. Its contents
                 // were written by the device before the driver answered, and
                 // the response was dequeued with Acquire.
-                let bytes = unsafe { core::slice::from_raw_parts((base + offset) as *const u8, sectors as usize * SECTOR_SIZE) };
+                let bytes = unsafe {
+                    core::slice::from_raw_parts((base + offset) as *const u8, sectors as usize * SECTOR_SIZE)
+                };
                 hasher.update(bytes);
             }
             sweep.next_consume += 1;
@@ -244,7 +256,12 @@ impl Client {
                     for i in 0..WRITE_REQUESTS {
                         let sector = WRITE_START + i * WRITE_REQUEST_SECTORS;
                         let offset = READ_BACK_OFFSET + i * WRITE_REQUEST_SECTORS * SECTOR_SIZE as u64;
-                        self.submit(Request::read(READ_BACK_ID + i as u32, sector, WRITE_REQUEST_SECTORS as u32, offset));
+                        self.submit(Request::read(
+                            READ_BACK_ID + i as u32,
+                            sector,
+                            WRITE_REQUEST_SECTORS as u32,
+                            offset,
+                        ));
                     }
                     Phase::ReadBack { pending: WRITE_REQUESTS }
                 }
@@ -346,10 +363,16 @@ impl Handler for Client {
         // SAFETY: the queue regions are pages mapped read-write for the PD's
         // life and used only through these handles; `blk_info` is a page
         // mapped (at least) readable, only read here.
-        let (requests, responses, info) =
-            unsafe { (RequestProducer::new(request as *mut u8), ResponseConsumer::new(response as *mut u8, ()), Info::at(info as *mut u8)) };
+        let (requests, responses, info) = unsafe {
+            (
+                RequestProducer::new(request as *mut u8),
+                ResponseConsumer::new(response as *mut u8, ()),
+                Info::at(info as *mut u8),
+            )
+        };
         let disk = DiskInfo { capacity: 0, read_only: true, max_request_sectors: 0 };
-        let mut client = Client { requests, responses, info, data, disk, phase: Phase::WaitReady, outstanding: 0, peak: 0 };
+        let mut client =
+            Client { requests, responses, info, data, disk, phase: Phase::WaitReady, outstanding: 0, peak: 0 };
         // The driver may already be up; if not, it notifies when it is.
         client.run();
         client

@@ -15,12 +15,12 @@
 #![no_std]
 #![no_main]
 
-use pds_runtime::{log, Channel, ChannelSet, Handler, MemoryRegion};
 use lib_net_protocol::{
-    tx_offset, Stats, TxWindow, CALL_STATS, RX_BUFFERS, RX_BUFFER_SIZE, RX_DATA_SIZE, RX_QUEUE_CAPACITY, TX_HEADERS_SIZE,
-    TX_MORE, TX_QUEUE_CAPACITY, TX_SPACE_LEN,
+    tx_offset, Stats, TxWindow, CALL_STATS, RX_BUFFERS, RX_BUFFER_SIZE, RX_DATA_SIZE, RX_QUEUE_CAPACITY,
+    TX_HEADERS_SIZE, TX_MORE, TX_QUEUE_CAPACITY, TX_SPACE_LEN,
 };
 use lib_queue::{BufferDesc, ReceiverQueues, SenderQueues};
+use pds_runtime::{log, Channel, ChannelSet, Handler, MemoryRegion};
 
 const DRIVER: Channel = Channel::new(0);
 

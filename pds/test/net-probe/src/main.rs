@@ -30,14 +30,14 @@
 #![no_std]
 #![no_main]
 
-use net_filter::{Dotted, Filter, FilterError, FilterKind};
-use pds_runtime::{get_mr, log, msginfo, set_mr, Channel, ChannelSet, Handler, MemoryRegion};
 use net_client::{InPlace, InPlaceList, NetClient, SendError};
 use net_config::{mac_from_word, ArpdCall, ARP_KNOWN, ARP_PENDING, CLIENT_ARPD_CHANNEL};
+use net_filter::{Dotted, Filter, FilterError, FilterKind};
 use net_packet::checksum::Checksum;
 use net_packet::{
     classify, udp, EtherType, EthernetAddress, EthernetRepr, IpProtocol, Ipv4Address, Ipv4Repr, Network, Transport,
 };
+use pds_runtime::{get_mr, log, msginfo, set_mr, Channel, ChannelSet, Handler, MemoryRegion};
 
 const ARPD: Channel = Channel::new(CLIENT_ARPD_CHANNEL);
 /// The port of the echo service (claimed in the description).
@@ -117,13 +117,20 @@ struct InPlaceDatagram<'a> {
 fn send_in_place(net: &mut NetClient, region: &MemoryRegion, to: &InPlaceDatagram) -> Result<bool, SendError> {
     const UDP_AT: usize = 14 + 20;
     let in_place: usize = to.ranges.iter().map(|&(_, len)| len).sum();
-    let udp_len = 8 + IN_PLACE_PREFIX.len() + in_place + 8 * (to.ranges.len().saturating_sub(1)) + IN_PLACE_TRAILER.len();
+    let udp_len =
+        8 + IN_PLACE_PREFIX.len() + in_place + 8 * (to.ranges.len().saturating_sub(1)) + IN_PLACE_TRAILER.len();
     let len = UDP_AT + udp_len;
     let src = net.node().ipv4;
     let src_mac = EthernetAddress(net.mac);
     net.send_gather(len, |frame| {
         EthernetRepr { dst: to.dst_mac, src: src_mac, ethertype: EtherType::IPV4 }.emit(frame)?;
-        let ip = Ipv4Repr { src, dst: to.dst, protocol: IpProtocol::UDP, payload_len: udp_len as u16, ttl: Ipv4Repr::DEFAULT_TTL };
+        let ip = Ipv4Repr {
+            src,
+            dst: to.dst,
+            protocol: IpProtocol::UDP,
+            payload_len: udp_len as u16,
+            ttl: Ipv4Repr::DEFAULT_TTL,
+        };
         ip.emit(&mut frame[14..])?;
         let datagram = frame.get_mut(UDP_AT..)?;
         datagram[0..2].copy_from_slice(&ECHO_PORT.to_be_bytes());
@@ -179,7 +186,8 @@ fn udp_frame(
     let frame = out.get_mut(..len)?;
     EthernetRepr { dst: dst_mac, src: src_mac, ethertype: EtherType::IPV4 }.emit(frame)?;
     let udp_len = (8 + payload.len()) as u16;
-    Ipv4Repr { src, dst, protocol: IpProtocol::UDP, payload_len: udp_len, ttl: Ipv4Repr::DEFAULT_TTL }.emit(&mut frame[14..])?;
+    Ipv4Repr { src, dst, protocol: IpProtocol::UDP, payload_len: udp_len, ttl: Ipv4Repr::DEFAULT_TTL }
+        .emit(&mut frame[14..])?;
     let datagram = &mut frame[34..];
     datagram[0..2].copy_from_slice(&src_port.to_be_bytes());
     datagram[2..4].copy_from_slice(&dst_port.to_be_bytes());
@@ -210,7 +218,11 @@ impl Probe {
     fn claims(&self) {
         let tries: [(&str, FilterKind, Result<(), FilterError>); 3] = [
             ("udp dst 8000", FilterKind::Exclusive, Err(FilterError::OutOfGrant)),
-            ("udp dst 7000", FilterKind::Exclusive, Err(FilterError::Overlaps { with: net_filter::FilterId::from_raw(0) })),
+            (
+                "udp dst 7000",
+                FilterKind::Exclusive,
+                Err(FilterError::Overlaps { with: net_filter::FilterId::from_raw(0) }),
+            ),
             ("udp dst 7002", FilterKind::Copy, Err(FilterError::CopyNotPrivileged)),
         ];
         for (text, kind, expected) in tries {
@@ -224,7 +236,10 @@ impl Probe {
         let removed = installed.map(|id| (self.net.remove(id), self.net.remove(id)));
         let no_such = u64::from(FilterError::NoSuchFilter.code());
         let ok = matches!(removed, Ok((Ok(()), Err(code))) if code == no_such);
-        log!("claim \"{spare}\" inside the grant: installed {installed:?}, removed then removed again {removed:?}: {}", verdict(ok));
+        log!(
+            "claim \"{spare}\" inside the grant: installed {installed:?}, removed then removed again {removed:?}: {}",
+            verdict(ok)
+        );
     }
 
     /// Step 2: frames the demultiplexer must refuse.
@@ -239,7 +254,9 @@ impl Probe {
             ("source port not owned", node.ipv4, 9999),
         ];
         for (what, src, src_port) in forged {
-            if let Some(len) = udp_frame(EthernetAddress::BROADCAST, mac, src, gateway, src_port, 9, what.as_bytes(), &mut frame) {
+            if let Some(len) =
+                udp_frame(EthernetAddress::BROADCAST, mac, src, gateway, src_port, 9, what.as_bytes(), &mut frame)
+            {
                 if let Err(e) = self.net.send(&frame[..len]) {
                     log!("error: could not queue the {what} frame: {e:?}");
                 }
@@ -414,6 +431,5 @@ impl Handler for Probe {
         self.serve();
     }
 }
-
 
 pds_runtime::protection_domain!(Probe);

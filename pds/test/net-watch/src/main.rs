@@ -6,10 +6,10 @@
 #![no_std]
 #![no_main]
 
-use net_filter::Dotted;
-use pds_runtime::{log, ChannelSet, Handler};
 use net_client::NetClient;
+use net_filter::Dotted;
 use net_packet::{classify, Network};
+use pds_runtime::{log, ChannelSet, Handler};
 
 /// Copies logged one by one; after that only counted.
 const LOGGED: u64 = 3;

@@ -20,9 +20,8 @@ struct Probe;
 impl Handler for Probe {
     fn init() -> Self {
         // SAFETY: the description maps the 4 KiB snapshot and 16 KiB of BAR 4 there.
-        let (config, bar) = unsafe {
-            (MemoryRegion::from_var(&pci_config, 0x1000), MemoryRegion::from_var(&virtio_bar, BAR_SIZE))
-        };
+        let (config, bar) =
+            unsafe { (MemoryRegion::from_var(&pci_config, 0x1000), MemoryRegion::from_var(&virtio_bar, BAR_SIZE)) };
         let (Some(config), Some(bar)) = (config, bar) else {
             log!("pci_config or virtio_bar not set");
             return Probe;

@@ -17,15 +17,8 @@ use net_config::{CLIENT_ARPD_CHANNEL, CLIENT_MUX_CHANNEL, FIRST_FREE_CLIENT_CHAN
 /// other iff the other PD has `pp="true"`. When both PDs have
 /// `pp="true"` that infers calls both ways, one of which
 /// [`Validator::protected_calls`] then rejects.
-pub(super) fn resolve_protected_calls(
-    system: &mut SystemDescription,
-    explicit: &[[Option<bool>; 2]],
-) {
-    let accepts_calls: HashMap<String, bool> = system
-        .all_pds()
-        .iter()
-        .map(|pd| (pd.name.clone(), pd.pp))
-        .collect();
+pub(super) fn resolve_protected_calls(system: &mut SystemDescription, explicit: &[[Option<bool>; 2]]) {
+    let accepts_calls: HashMap<String, bool> = system.all_pds().iter().map(|pd| (pd.name.clone(), pd.pp)).collect();
     let accepts = |pd: &str| accepts_calls.get(pd).copied().unwrap_or(false);
     for (channel, &[a_pp, b_pp]) in system.channels.iter_mut().zip(explicit) {
         let [a, b] = &mut channel.ends;
@@ -89,8 +82,7 @@ impl Validator<'_, '_, '_> {
     /// Checks that the PD at `caller_end` may call the PD at `callee_end`.
     fn protected_call(&mut self, caller_end: &ChannelEnd, callee_end: &ChannelEnd, inferred: bool) {
         let system = self.system();
-        let (Some(caller), Some(callee)) = (system.pd(&caller_end.pd), system.pd(&callee_end.pd))
-        else {
+        let (Some(caller), Some(callee)) = (system.pd(&caller_end.pd), system.pd(&callee_end.pd)) else {
             return; // Unknown PDs are reported by `channel_ends`.
         };
         if caller.name == callee.name {
@@ -116,10 +108,7 @@ impl Validator<'_, '_, '_> {
                     caller.name, callee.name
                 )
             } else {
-                format!(
-                    " (inferred: neither end sets pp and `{}` has pp=\"true\")",
-                    callee.name
-                )
+                format!(" (inferred: neither end sets pp and `{}` has pp=\"true\")", callee.name)
             };
             let hint = if inferred && caller.pp {
                 format!(
@@ -154,7 +143,10 @@ impl Validator<'_, '_, '_> {
         };
         let is_demux = system.network.as_ref().is_some_and(|n| n.demux == callee.name);
         let (role, why) = if is_demux {
-            ("the demultiplexer", "every network client calls the demultiplexer (to claim filters, for counters and the node's address)")
+            (
+                "the demultiplexer",
+                "every network client calls the demultiplexer (to claim filters, for counters and the node's address)",
+            )
         } else {
             ("arpd", "every network client with arp=\"true\" calls arpd (to resolve addresses)")
         };
@@ -205,9 +197,7 @@ impl Validator<'_, '_, '_> {
         for pd in system.all_pds() {
             for irq in &pd.irqs {
                 let what = format!("the irq on IOAPIC {} pin {}", irq.ioapic, irq.pin);
-                uses.entry(&pd.name)
-                    .or_default()
-                    .push((irq.id, irq.loc, what, false));
+                uses.entry(&pd.name).or_default().push((irq.id, irq.loc, what, false));
             }
             for dev in &pd.pci_devices {
                 if let Some(id) = dev.irq {

@@ -87,11 +87,7 @@ impl Validator<'_, '_, '_> {
                 if port.end() > IOPORT_SPACE {
                     self.error(
                         port.loc,
-                        format!(
-                            "I/O ports {} of `{}` run past the last port, 0xffff",
-                            port_range(port),
-                            pd.name
-                        ),
+                        format!("I/O ports {} of `{}` run past the last port, 0xffff", port_range(port), pd.name),
                         format!(
                             "with addr {:#x}, size can be at most {:#x}",
                             port.addr,
@@ -110,9 +106,7 @@ impl Validator<'_, '_, '_> {
             .collect();
         ports.sort_by_key(|(_, port)| port.loc);
         for (i, &(pd, port)) in ports.iter().enumerate() {
-            if let Some(&(first_pd, first)) =
-                ports[..i].iter().find(|(_, first)| overlaps(first, port))
-            {
+            if let Some(&(first_pd, first)) = ports[..i].iter().find(|(_, first)| overlaps(first, port)) {
                 self.error(
                     port.loc,
                     format!(
@@ -170,12 +164,19 @@ impl Validator<'_, '_, '_> {
                 claimed.push((&pd.name, dev));
                 for (j, bar) in dev.bars.iter().enumerate() {
                     if dev.bars[..j].iter().any(|b| b.index == bar.index) {
-                        self.error(bar.loc, format!("BAR {} of this PCI device is described twice", bar.index), "describe each BAR once");
+                        self.error(
+                            bar.loc,
+                            format!("BAR {} of this PCI device is described twice", bar.index),
+                            "describe each BAR once",
+                        );
                     }
                     if bar.vaddr % 0x1000 != 0 || bar.size % 0x1000 != 0 {
                         self.error(
                             bar.loc,
-                            format!("BAR {} mapping at {:#x} of {:#x} bytes is not page aligned", bar.index, bar.vaddr, bar.size),
+                            format!(
+                                "BAR {} mapping at {:#x} of {:#x} bytes is not page aligned",
+                                bar.index, bar.vaddr, bar.size
+                            ),
                             "vaddr and size must be multiples of 0x1000",
                         );
                     }

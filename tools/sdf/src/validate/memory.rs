@@ -7,8 +7,8 @@ use super::{hex_range, Validator};
 use crate::diagnostic::Loc;
 use crate::limits::USER_TOP;
 use crate::model::{Map, MemoryRegion, Origin, ProtectionDomain};
-use net_config::{ClientRegion, ARP_TABLE_VADDR, MUX_CLIENT_BASE, MUX_CLIENT_STRIDE};
 use crate::suggest;
+use net_config::{ClientRegion, ARP_TABLE_VADDR, MUX_CLIENT_BASE, MUX_CLIENT_STRIDE};
 
 impl<'p> Validator<'p, '_, '_> {
     /// Looks up the region a `<map>` or `<setvar>` at `loc` refers to,
@@ -21,11 +21,7 @@ impl<'p> Validator<'p, '_, '_> {
         if !self.parsed.dropped_regions.contains(name) {
             let names = system.memory_regions.iter().map(|mr| mr.name.as_str());
             let hint = suggest::hint(name, "memory regions", names);
-            self.error(
-                loc,
-                format!("{what} names unknown memory region `{name}`"),
-                hint,
-            );
+            self.error(loc, format!("{what} names unknown memory region `{name}`"), hint);
         }
         None
     }
@@ -78,10 +74,7 @@ impl<'p> Validator<'p, '_, '_> {
                 if phys_addr.checked_add(mr.size).is_none() {
                     self.error(
                         mr.loc,
-                        format!(
-                            "memory region `{}` runs past the end of the physical address space",
-                            mr.name
-                        ),
+                        format!("memory region `{}` runs past the end of the physical address space", mr.name),
                         "check phys_addr and size",
                     );
                 }
@@ -143,14 +136,11 @@ impl<'p> Validator<'p, '_, '_> {
                         continue;
                     }
                 };
-                if let Some((first, start, first_end)) = placed
-                    .iter()
-                    .find(|&&(_, start, first_end)| map.vaddr < first_end && start < end)
+                if let Some((first, start, first_end)) =
+                    placed.iter().find(|&&(_, start, first_end)| map.vaddr < first_end && start < end)
                 {
-                    let mut hint = format!(
-                        "move one of them: the first free address after `{}` is {first_end:#x}",
-                        first.mr
-                    );
+                    let mut hint =
+                        format!("move one of them: the first free address after `{}` is {first_end:#x}", first.mr);
                     if map.origin != Origin::Written || first.origin != Origin::Written {
                         hint += &format!(
                             "; <network> maps each client's regions at {:#x}..{:#x} in the client, the ARP table at {ARP_TABLE_VADDR:#x}, \
@@ -182,10 +172,7 @@ impl<'p> Validator<'p, '_, '_> {
     pub(super) fn setvars(&mut self) {
         for pd in self.system().all_pds() {
             for setvar in &pd.setvars {
-                let what = format!(
-                    "<setvar symbol=\"{}\"> in protection domain `{}`",
-                    setvar.symbol, pd.name
-                );
+                let what = format!("<setvar symbol=\"{}\"> in protection domain `{}`", setvar.symbol, pd.name);
                 self.region_reference(&setvar.region, setvar.loc, &what);
             }
         }
@@ -219,18 +206,9 @@ impl<'p> Validator<'p, '_, '_> {
 
 /// Every symbol `pd` patches, where, and by which kind of element.
 fn symbol_uses(pd: &ProtectionDomain) -> Vec<(&str, Loc, &'static str)> {
-    let by_maps = pd
-        .maps
-        .iter()
-        .filter_map(|m| Some((m.setvar_vaddr.as_deref()?, m.loc, "<map setvar_vaddr>")));
-    let by_map_sizes = pd
-        .maps
-        .iter()
-        .filter_map(|m| Some((m.setvar_size.as_deref()?, m.loc, "<map setvar_size>")));
-    let by_setvars = pd
-        .setvars
-        .iter()
-        .map(|s| (s.symbol.as_str(), s.loc, "<setvar>"));
+    let by_maps = pd.maps.iter().filter_map(|m| Some((m.setvar_vaddr.as_deref()?, m.loc, "<map setvar_vaddr>")));
+    let by_map_sizes = pd.maps.iter().filter_map(|m| Some((m.setvar_size.as_deref()?, m.loc, "<map setvar_size>")));
+    let by_setvars = pd.setvars.iter().map(|s| (s.symbol.as_str(), s.loc, "<setvar>"));
     by_maps.chain(by_map_sizes).chain(by_setvars).collect()
 }
 

@@ -72,11 +72,7 @@ impl<'p> Validator<'p, '_, '_> {
             let pds = self.system().all_pds();
             let names = pds.iter().map(|pd| pd.name.as_str());
             let hint = suggest::hint(name, "protection domains", names);
-            self.error(
-                loc,
-                format!("{what} names unknown protection domain `{name}`"),
-                hint,
-            );
+            self.error(loc, format!("{what} names unknown protection domain `{name}`"), hint);
         }
         false
     }
@@ -89,10 +85,7 @@ impl<'p> Validator<'p, '_, '_> {
             if let Some(&first) = seen.get(pd.name.as_str()) {
                 self.error(
                     pd.loc,
-                    format!(
-                        "duplicate protection domain name `{}`; it is first used at line {}",
-                        pd.name, first.line
-                    ),
+                    format!("duplicate protection domain name `{}`; it is first used at line {}", pd.name, first.line),
                     "protection domain names must be unique, children included: rename one of them",
                 );
             } else {
@@ -148,10 +141,7 @@ impl<'p> Validator<'p, '_, '_> {
 
 /// ", e.g. 3": the lowest id in `0..=max` not in `used`, if any.
 fn free_id_hint(used: &[u8], max: u8) -> String {
-    (0..=max)
-        .find(|id| !used.contains(id))
-        .map(|id| format!(", e.g. {id}"))
-        .unwrap_or_default()
+    (0..=max).find(|id| !used.contains(id)).map(|id| format!(", e.g. {id}")).unwrap_or_default()
 }
 
 /// `0x1000..0x3000` (half-open, as Rust writes ranges).

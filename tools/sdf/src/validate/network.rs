@@ -8,8 +8,8 @@
 
 use std::collections::HashMap;
 
-use net_filter::{FilterKind, Grant};
 use net_config::{DRIVER_SEND_FROM_PADDR, DRIVER_SEND_FROM_SIZE, MAX_SEND_FROM_SIZE, MUX_DRIVER_CHANNEL};
+use net_filter::{FilterKind, Grant};
 
 use super::Validator;
 use crate::diagnostic::Loc;
