@@ -13,6 +13,7 @@ mod bench;
 mod deps;
 mod itest;
 mod kernel;
+mod lint;
 mod linux_guest;
 mod qemu;
 mod site;
@@ -26,6 +27,7 @@ use system::BuildOptions;
 const USAGE: &str =
     "usage: cargo xtask <build|run|test|bench> [--system FILE] [--config debug|release] [--ram MIB] [--tap IFNAME]
        cargo xtask site DIR [--out FILE]
+       cargo xtask lint
 
   build   build the kernel, the PD programs and the system image; print their paths
   run     build, then boot the system in QEMU with the serial console on this terminal
@@ -35,7 +37,9 @@ const USAGE: &str =
   bench   throughput and boot figures beside a Linux guest in the same QEMU configuration;
           bench web: only the web servers; bench mux: only the demultiplexer's cost
   site    build the site image of the document root DIR (default target/site/site.img)
-          and print what it stored";
+          and print what it stored
+  lint    the gate .ci/run passes first: cargo fmt --check, clippy -D warnings on the host
+          crates and on the PD programs";
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
@@ -116,6 +120,7 @@ fn run() -> Result<()> {
         "test" => itest::run(&ws, args.get(1).map(String::as_str))?,
         "bench" => bench::run(&ws, bench::Only::parse(args.get(1).map(String::as_str))?)?,
         "site" => site::run(&ws, &args[1..], USAGE)?,
+        "lint" => lint::run(&ws)?,
         "-h" | "--help" | "help" => println!("{USAGE}"),
         other => bail!("unknown command {other:?}\n\n{USAGE}"),
     }

@@ -29,8 +29,8 @@ pub struct Built {
 }
 
 /// Packages that hold PD programs: every workspace member with a binary
-/// target that uses the PD runtime (`pds_runtime`). The initialiser is apart.
-fn program_packages(workspace: &Path) -> Result<Vec<String>> {
+/// target that uses the PD runtime (`pds-runtime`). The initialiser is apart.
+pub fn program_packages(workspace: &Path) -> Result<Vec<String>> {
     let out = Command::new(env!("CARGO"))
         .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
         .current_dir(workspace)
@@ -55,6 +55,14 @@ fn program_packages(workspace: &Path) -> Result<Vec<String>> {
     Ok(pds)
 }
 
+/// The groups the bare-metal programs are built (and linted) in: the
+/// initialiser alone, then the PD programs together. The initialiser enables
+/// the boot spec's allocating decoder, which PDs must not link (cargo unifies
+/// features within one invocation).
+pub fn program_groups(pds: Vec<String>) -> [Vec<String>; 2] {
+    [vec![MONITOR.to_string()], pds]
+}
+
 /// The initialiser's package.
 const MONITOR: &str = "pds-monitor";
 /// The initialiser's binary.
@@ -62,13 +70,10 @@ const MONITOR_BIN: &str = "monitor";
 
 /// Builds the bare-metal programs for a kernel config. Each config has its
 /// own target folder, since the kernel ABI crate is generated per config.
-/// The initialiser is built on its own: it enables the boot spec's
-/// allocating decoder, which PDs must not link (cargo unifies features
-/// within one invocation).
 fn build_programs(workspace: &Path, kernel: &Kernel) -> Result<PathBuf> {
     let target_dir = workspace.join("target").join(format!("pds-{}", kernel.config.name()));
     let pds = program_packages(workspace)?;
-    for group in [vec![MONITOR.to_string()], pds] {
+    for group in program_groups(pds) {
         let mut cmd = Command::new(env!("CARGO"));
         cmd.arg("build").arg("--release").arg("--target-dir").arg(&target_dir);
         for p in &group {

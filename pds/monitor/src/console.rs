@@ -63,6 +63,6 @@ impl Write for Line {
 /// Writes `[monitor] message\n`.
 pub fn print(args: fmt::Arguments) {
     let mut line = Line { buf: [0; 256], len: 0 };
-    let _ = write!(line, "[monitor] {args}\n");
+    let _ = writeln!(line, "[monitor] {args}");
     put_bytes(&line.buf[..line.len]);
 }

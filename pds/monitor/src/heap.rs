@@ -19,6 +19,9 @@ struct Bump {
 // SAFETY: the root task is single-threaded; `next` is only advanced.
 unsafe impl Sync for Bump {}
 
+// SAFETY: `alloc` returns a block of the layout's size and alignment inside
+// the arena, never handed out before (the bump only moves up), or null when
+// the arena is full; `dealloc` frees nothing, which is always sound.
 unsafe impl GlobalAlloc for Bump {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let base = self.arena.0.get() as usize;
