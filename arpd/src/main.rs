@@ -6,7 +6,7 @@
 //! `arp`, the node's MAC from the demultiplexer), plus:
 //!
 //! - the ARP table region, read-write, at `net_config::ARP_TABLE_VADDR`;
-//! - channel [`TIMER_CHANNEL`] to the timer PD (`NOW`, `SET_TIMEOUT`),
+//! - channel the channel named `timer` to the timer PD (`NOW`, `SET_TIMEOUT`),
 //!   `pp="true"` on arpd's end;
 //! - channel `arpd_client_channel(n)` to each client `n` with `arp="true"`,
 //!   which calls [`ArpdCall::Resolve`] and is notified when an entry it
@@ -21,13 +21,17 @@
 use arpd_core::{Arpd, Clients, Counters, Event, Link, Resolution, ANNOUNCEMENTS, MAX_REQUESTS};
 use drivers_timer_api::Timer;
 use net_arp_table::{Table, TableWriter};
-use net_client::{Alarm, ChangeReport, Colons, NetClient, TIMER_CHANNEL};
+use net_client::{Alarm, ChangeReport, Colons, NetClient};
 use net_config::{arpd_client_channel, mac_to_word, ArpdCall, ARP_TABLE_VADDR, ERR_BAD_REQUEST, MAX_CLIENTS};
 use net_filter::Dotted;
 use net_packet::{EthernetAddress, Ipv4Address};
 use pds_runtime::{log, Channel, ChannelSet, Handler, MessageInfo};
 
-const TIMER: Timer = Timer::new(Channel::new(TIMER_CHANNEL));
+// The timer, by the name of this PD's channel end in the description.
+pds_runtime::channel!(TIMER_CHANNEL = "timer", call);
+fn timer() -> Timer {
+    Timer::new(TIMER_CHANNEL.get())
+}
 
 /// The PD's side of [`Link`]: frames to the demultiplexer, notifications
 /// to clients, events to the log.
@@ -120,7 +124,7 @@ impl Running {
             Colons(mac.0),
             arp_clients.count_ones(),
         );
-        let now = TIMER.now();
+        let now = timer().now();
         running.arpd.start(now, &mut PdLink { net: &mut running.net, arp_clients });
         running.receive_all(now);
         running.settle(now);
@@ -146,7 +150,7 @@ impl Running {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        if let Err(e) = self.alarm.arm(deadline, TIMER) {
+        if let Err(e) = self.alarm.arm(deadline, timer()) {
             log!("error: the timer refused a timeout: {e:?}");
         }
     }
@@ -161,7 +165,7 @@ impl Running {
         let Some(ip) = address.map(Ipv4Address::from_u32) else {
             return pds_runtime::msginfo(ERR_BAD_REQUEST, 0);
         };
-        let now = TIMER.now();
+        let now = timer().now();
         let arp_clients = self.arp_clients;
         let resolution = self.arpd.resolve(now, client, ip, &mut PdLink { net: &mut self.net, arp_clients });
         self.settle(now);
@@ -186,8 +190,8 @@ impl Handler for ArpdPd {
 
     fn notified(&mut self, channels: ChannelSet) {
         let Some(running) = &mut self.0 else { return };
-        let now = TIMER.now();
-        if channels.contains(TIMER.channel()) {
+        let now = timer().now();
+        if channels.contains(timer().channel()) {
             running.alarm.fired(now);
         }
         running.receive_all(now);

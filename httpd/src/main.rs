@@ -8,7 +8,7 @@
 //!   "httpd_connections"` and `setvar_size="httpd_connections_size"`: the
 //!   pool holds `size / CONNECTION_BYTES` connections
 //!   (`httpd_core::server::pool_size`);
-//! - channel [`TIMER_CHANNEL`] to the timer PD (`NOW`, `SET_TIMEOUT`),
+//! - channel the channel named `timer` to the timer PD (`NOW`, `SET_TIMEOUT`),
 //!   `pp="true"` on httpd's end: smoltcp's clock and timers, idle timeouts;
 //! - arpd's table (read-only) and channel, from `arp="true"`;
 //! - `<ioport id="0" addr="0x70" size="2">`: the CMOS clock, read once for
@@ -16,7 +16,7 @@
 //!
 //! - the block driver's client regions (`lib/blk-protocol`):
 //!   `blk_request`, `blk_response` (rw) and `blk_info` (r), with
-//!   `setvar_vaddr` of the same names, and channel [`BLK_CHANNEL`] to the
+//!   `setvar_vaddr` of the same names, and the channel named `blk` to the
 //!   driver;
 //! - the cache region `site_cache`, mapped read-only with `setvar_vaddr=
 //!   "site_cache"` and `setvar_size="site_cache_size"`: it *is* the block
@@ -48,7 +48,7 @@ use httpd_core::server::{Counters, Server, Settings, CONNECTION_BYTES};
 use httpd_core::site::{CacheRegion, ImagePin, ImageStore, ImageWait, Notice, Pumped};
 use lib_blk_protocol::{Info, RequestProducer, ResponseConsumer};
 use net_arp_table::{Table, TableReader};
-use net_client::{Alarm, ChangeReport, NetClient, TIMER_CHANNEL};
+use net_client::{Alarm, ChangeReport, NetClient};
 use net_config::{mac_from_word, ArpdCall, Ipv4Address, ARP_KNOWN, ARP_PENDING, ARP_TABLE_VADDR, CLIENT_ARPD_CHANNEL};
 use net_filter::Dotted;
 use pds_boot_spec::cspace;
@@ -62,12 +62,14 @@ pds_runtime::setvar!(blk_info);
 pds_runtime::setvar!(site_cache);
 pds_runtime::setvar!(site_cache_size);
 
-/// The channel to the block driver.
-pub const BLK_CHANNEL: u8 = 2;
-const BLK: Channel = Channel::new(BLK_CHANNEL);
-const _: () = assert!(BLK_CHANNEL >= net_config::FIRST_FREE_CLIENT_CHANNEL && BLK_CHANNEL != TIMER_CHANNEL);
+// The block driver, by the name of this PD's channel end in the description.
+pds_runtime::channel!(BLK = "blk");
 
-const TIMER: Timer = Timer::new(Channel::new(TIMER_CHANNEL));
+// The timer, by the name of this PD's channel end in the description.
+pds_runtime::channel!(TIMER_CHANNEL = "timer", call);
+fn timer() -> Timer {
+    Timer::new(TIMER_CHANNEL.get())
+}
 const ARPD: Channel = Channel::new(CLIENT_ARPD_CHANNEL);
 /// `<ioport id="0">`: CMOS index (0x70) and data (0x71) ports.
 const CMOS: sel4::X86IoPort = sel4::X86IoPort(cspace::IOPORT_BASE);
@@ -208,7 +210,7 @@ impl Httpd {
         loop {
             self.pump_disk();
             let events = self.store.events();
-            let now = TIMER.now();
+            let now = timer().now();
             let due = self.server.poll(now, &mut self.store);
             self.log_notices();
             // Loads the polls started go out now; completions that arrived
@@ -239,7 +241,7 @@ impl Httpd {
             let deadline = [due, self.report.deadline()].into_iter().flatten().min();
             // A refused timeout leaves nothing pending; the next wake-up
             // plans again.
-            let _ = self.alarm.arm(deadline, TIMER);
+            let _ = self.alarm.arm(deadline, timer());
             return;
         }
     }
@@ -267,7 +269,7 @@ impl Httpd {
                 }
             }
             if self.blk.requests.should_signal() {
-                BLK.notify();
+                BLK.get().notify();
             }
             match self.blk.responses.request_signal_if_empty() {
                 Ok(false) => continue,
@@ -345,7 +347,7 @@ impl Handler for Httpd {
         // read-write at `base` with `size` bytes for the PD's life, into this
         // PD only (web.system); nothing else in the PD uses it.
         let mut arena = unsafe { Arena::new(base as usize, size as usize) };
-        let now = TIMER.now();
+        let now = timer().now();
         let registers = read_cmos();
         let wall = registers.unix_seconds();
         if wall.is_none() {
@@ -400,8 +402,8 @@ impl Handler for Httpd {
     }
 
     fn notified(&mut self, channels: ChannelSet) {
-        if channels.contains(TIMER.channel()) {
-            self.alarm.fired(TIMER.now());
+        if channels.contains(timer().channel()) {
+            self.alarm.fired(timer().now());
         }
         // Frames, returned buffers, arpd's answer, the timer: all of it is
         // one more poll.

@@ -24,8 +24,8 @@ const COM1: u16 = 0x3f8;
 const COM1_PORTS: sel4::X86IoPort = sel4::X86IoPort(cspace::IOPORT_BASE);
 const BAUD: u32 = 115_200;
 
-/// `<irq id="24" pin="4">`: the UART's interrupt.
-const UART_IRQ: Channel = Channel::new(24);
+// The UART's interrupt (`<irq ... setvar_id="uart">`).
+pds_runtime::channel!(UART_IRQ = "uart", irq);
 /// Channel to the PD that reads `console_input`.
 const INPUT_CLIENT: Channel = Channel::new(8);
 
@@ -163,10 +163,10 @@ impl Handler for Serial {
     }
 
     fn notified(&mut self, channels: ChannelSet) {
-        if channels.contains(UART_IRQ) {
+        if channels.contains(UART_IRQ.get()) {
             // Acknowledge before reading: a byte that arrives after the last
             // read raises a new edge, which must find the line unmasked.
-            UART_IRQ.irq_ack();
+            UART_IRQ.get().irq_ack();
             self.receive();
         }
         self.drain_clients();

@@ -26,8 +26,8 @@ const PIT_CMD_CH0_ONE_SHOT: u8 = 0b0011_0000;
 /// Command: latch channel 0's count for reading.
 const PIT_CMD_CH0_LATCH: u8 = 0b0000_0000;
 
-/// `<irq id="24">`: PIT channel 0's interrupt.
-const PIT_IRQ: Channel = Channel::new(24);
+// PIT channel 0's interrupt (`<irq ... setvar_id="pit">`).
+pds_runtime::channel!(PIT_IRQ = "pit", irq);
 /// Client channels are 0..CLIENTS.
 const CLIENTS: usize = 24;
 
@@ -131,10 +131,10 @@ impl Handler for Timer {
     }
 
     fn notified(&mut self, channels: ChannelSet) {
-        if channels.contains(PIT_IRQ) {
+        if channels.contains(PIT_IRQ.get()) {
             // Acknowledge before re-arming: a short shot could otherwise end
             // while the line is still masked, and an edge then is lost.
-            PIT_IRQ.irq_ack();
+            PIT_IRQ.get().irq_ack();
             self.service();
         }
     }

@@ -34,7 +34,7 @@ use lib_blk_protocol::{Info, RequestConsumer, ResponseProducer, DATA_REGION_SIZE
 use lib_virtio::dma::DmaRegion;
 use lib_virtio::pci::VirtioCaps;
 use lib_virtio::transport::{isr, Mmio, Notifier, Transport};
-use pds_runtime::{log, Channel, ChannelSet, Handler};
+use pds_runtime::{log, ChannelSet, Handler};
 
 pds_runtime::setvar!(pci_config);
 pds_runtime::setvar!(virtio_bar);
@@ -48,10 +48,10 @@ pds_runtime::setvar!(blk_data_paddr);
 // description says how large (`<setvar symbol="blk_data_size" region_size="blk_data"/>`).
 pds_runtime::setvar!(blk_data_size);
 
-/// The client's channel.
-const CLIENT: Channel = Channel::new(0);
-/// The device's interrupt (`<pci_device irq="1">`).
-const DEVICE_IRQ: Channel = Channel::new(1);
+// The client's channel (`setvar_id="client"` on this PD's end).
+pds_runtime::channel!(CLIENT = "client");
+// The device's interrupt (`<pci_device irq="..." setvar_irq="device">`).
+pds_runtime::channel!(DEVICE_IRQ = "device", irq);
 
 /// The BAR holding the virtio structures, and how much of it is mapped.
 const BAR_INDEX: u8 = 4;
@@ -138,7 +138,7 @@ fn start() -> Option<Running> {
     // Ask for the client's first signal before telling it the disk is ready.
     running.service();
     info.publish(disk);
-    CLIENT.notify();
+    CLIENT.get().notify();
     Some(running)
 }
 
@@ -151,7 +151,7 @@ impl Running {
             self.notifier.notify();
         }
         if work.signal_client {
-            CLIENT.notify();
+            CLIENT.get().notify();
         }
         let stats = self.device.stats;
         let trouble = |s: &Stats| s.device_errors + s.bogus_completions + s.lost_responses + s.corrupt_queue;
@@ -169,13 +169,13 @@ impl Handler for Driver {
 
     fn notified(&mut self, channels: ChannelSet) {
         let Some(driver) = &mut self.0 else { return };
-        let interrupt = channels.contains(DEVICE_IRQ);
+        let interrupt = channels.contains(DEVICE_IRQ.get());
         if interrupt && driver.transport.read_isr() & isr::CONFIG != 0 {
             log!("device configuration changed (capacity is not re-read)");
         }
         driver.service();
         if interrupt {
-            DEVICE_IRQ.irq_ack();
+            DEVICE_IRQ.get().irq_ack();
         }
     }
 }

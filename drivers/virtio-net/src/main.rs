@@ -16,8 +16,10 @@ use lib_virtio::pci::{ConfigSpace, VirtioCaps};
 use lib_virtio::transport::{Mmio, Transport};
 use pds_runtime::{log, Channel, ChannelSet, Handler, MemoryRegion, MessageInfo};
 
-const DEVICE_IRQ: Channel = Channel::new(0);
-const CLIENT: Channel = Channel::new(1);
+// The device's interrupt (`<pci_device irq="..." setvar_irq="device">`).
+pds_runtime::channel!(DEVICE_IRQ = "device", irq);
+// The demultiplexer's channel (`setvar_id="client"` on this PD's end).
+pds_runtime::channel!(CLIENT = "client");
 
 /// The BAR holding the virtio structures (QEMU: BAR 4), and how much of it
 /// the description maps.
@@ -171,22 +173,22 @@ impl Handler for NetDriver {
         if let Some(d) = driver.as_mut() {
             // Arms the signal requests: the client's first buffers wake us.
             if d.handle(false) {
-                CLIENT.notify();
+                CLIENT.get().notify();
             }
         }
         NetDriver { driver }
     }
 
     fn notified(&mut self, channels: ChannelSet) {
-        let irq = channels.contains(DEVICE_IRQ);
+        let irq = channels.contains(DEVICE_IRQ.get());
         if let Some(d) = self.driver.as_mut() {
             if d.handle(irq) {
-                CLIENT.deferred_notify();
+                CLIENT.get().deferred_notify();
             }
         }
         if irq {
             // The ISR read in `handle` lowered the line; let it fire again.
-            DEVICE_IRQ.irq_ack();
+            DEVICE_IRQ.get().irq_ack();
         }
     }
 

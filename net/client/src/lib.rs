@@ -40,7 +40,7 @@
 //!   back;
 //! - [`InPlace`] and [`InPlaceList`]: the in-place ranges of a frame, and
 //!   the gather list they make (checked);
-//! - [`Alarm`]: one pending timeout at the timer ([`TIMER_CHANNEL`]) for
+//! - [`Alarm`]: one pending timeout at the timer (a `drivers_timer_api::Timer`) for
 //!   the daemon's earliest deadline;
 //! - [`ChangeReport`]: counters logged at most every [`REPORT_PERIOD_NS`],
 //!   and only when they changed;
@@ -97,15 +97,8 @@ use pds_runtime::{get_mr, log, msginfo, set_mr, Channel, MemoryRegion};
 
 pub use lib_net_protocol::MAX_FRAME_LEN;
 
-/// The network PDs' channel id to the timer PD (`drivers/timer`), which
-/// they call for `NOW` and `SET_TIMEOUT` and which notifies them when a
-/// timeout expires.
-pub const TIMER_CHANNEL: u8 = 10;
-
 /// Nanoseconds in a second.
 pub const SECOND_NS: u64 = 1_000_000_000;
-
-const _: () = assert!(TIMER_CHANNEL >= net_config::FIRST_FREE_CLIENT_CHANNEL);
 
 /// A MAC as `52:54:00:12:34:56`, for logs.
 pub struct Colons(pub [u8; 6]);

@@ -4,7 +4,7 @@
 //! A client of the demultiplexer like any other ([`NetClient`]), named
 //! `unclaimed_ipv4` in the description's `<network>`: it receives the IPv4
 //! frames no filter claims, and may answer them with ICMP and TCP resets.
-//! Its other channel is [`TIMER_CHANNEL`] to the timer PD, `pp="true"` on
+//! Its other channel is the channel named `timer` to the timer PD, `pp="true"` on
 //! stray's end (`NOW` for the rate limit, `SET_TIMEOUT` for the counter
 //! report). Its buffers and the network configuration want
 //! `stack_size="0x10000"`.
@@ -12,14 +12,18 @@
 #![no_main]
 
 use drivers_timer_api::Timer;
-use net_client::{Alarm, ChangeReport, Colons, NetClient, MAX_FRAME_LEN, TIMER_CHANNEL};
+use net_client::{Alarm, ChangeReport, Colons, NetClient, MAX_FRAME_LEN};
 use net_filter::Dotted;
 use net_packet::reply::Local;
 use net_packet::EthernetAddress;
 use net_stray_core::{Counters, Outcome, Stray, BURST, RATE_PER_SECOND};
-use pds_runtime::{log, Channel, ChannelSet, Handler};
+use pds_runtime::{log, ChannelSet, Handler};
 
-const TIMER: Timer = Timer::new(Channel::new(TIMER_CHANNEL));
+// The timer, by the name of this PD's channel end in the description.
+pds_runtime::channel!(TIMER_CHANNEL = "timer", call);
+fn timer() -> Timer {
+    Timer::new(TIMER_CHANNEL.get())
+}
 
 struct Running {
     stray: Stray,
@@ -66,7 +70,7 @@ impl Running {
             Dotted(ip),
             Colons(mac.0)
         );
-        let now = TIMER.now();
+        let now = timer().now();
         running.receive_all(now);
         running.settle(now);
         Some(running)
@@ -92,7 +96,7 @@ impl Running {
             log!("counters: {} not_sent={}", counters.0, counters.1);
         }
         self.report.note(now, &counters);
-        if let Err(e) = self.alarm.arm(self.report.deadline(), TIMER) {
+        if let Err(e) = self.alarm.arm(self.report.deadline(), timer()) {
             log!("error: the timer refused a timeout: {e:?}");
         }
     }
@@ -109,8 +113,8 @@ impl Handler for StrayPd {
 
     fn notified(&mut self, channels: ChannelSet) {
         let Some(running) = &mut self.0 else { return };
-        let now = TIMER.now();
-        if channels.contains(TIMER.channel()) {
+        let now = timer().now();
+        if channels.contains(timer().channel()) {
             running.alarm.fired(now);
         }
         running.receive_all(now);

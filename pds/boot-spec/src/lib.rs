@@ -41,6 +41,83 @@ pub const PD_NAME_LEN: usize = 64;
 /// notified, protected-called, IRQ-acked, and child ids (see [`ChannelMasks`]).
 pub const PD_CHANNELS_SYMBOL: &str = "__microkit_channels";
 
+/// Channels by name: a program refers to a channel (or IRQ) by the name the
+/// description gives its end (`<end pd="httpd" id="2" setvar_id="blk"/>`,
+/// `<irq ... setvar_id="device"/>`). The runtime's `channel!` declares a
+/// `u64` symbol `__microkit_id_<name>` whose placeholder says what the
+/// program does with the channel ([`ChannelUse`]); the builder checks it
+/// against the description (a name with no end, a name no program declares,
+/// a call on an end that may not call, a channel used as an IRQ) and writes
+/// the id over the placeholder.
+pub mod channel_names {
+    /// Prefix of the symbol of the channel named `name`.
+    pub const SYMBOL_PREFIX: &str = "__microkit_id_";
+    /// High bits of every placeholder: never a valid id (ids are < 64).
+    pub const PLACEHOLDER: u64 = 0xC4A7_0000_0000_0000;
+    /// What a program does with a named channel: the low bits of its
+    /// placeholder.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    #[repr(u64)]
+    pub enum ChannelUse {
+        /// Notifies the other end and/or is notified by it.
+        Notify = 1,
+        /// Makes protected calls to the other end (which must accept them).
+        Call = 2,
+        /// Receives and acknowledges an interrupt (`<irq>` or a PCI device's).
+        Irq = 3,
+        /// Accepts protected calls from the other end.
+        Serve = 4,
+    }
+
+    impl ChannelUse {
+        /// The placeholder a program's symbol starts with.
+        pub const fn placeholder(self) -> u64 {
+            PLACEHOLDER | self as u64
+        }
+
+        /// The use a placeholder declares; `None` if it is not one (for
+        /// example an id the builder already wrote).
+        pub fn from_placeholder(value: u64) -> Option<ChannelUse> {
+            if value & !0xff != PLACEHOLDER {
+                return None;
+            }
+            Some(match value & 0xff {
+                1 => ChannelUse::Notify,
+                2 => ChannelUse::Call,
+                3 => ChannelUse::Irq,
+                4 => ChannelUse::Serve,
+                _ => return None,
+            })
+        }
+
+        /// How a report or error names it.
+        pub fn describe(self) -> &'static str {
+            match self {
+                ChannelUse::Notify => "notifies or is notified",
+                ChannelUse::Call => "makes protected calls",
+                ChannelUse::Irq => "receives an interrupt",
+                ChannelUse::Serve => "accepts protected calls",
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn placeholders_round_trip_and_ids_are_not_placeholders() {
+            for u in [ChannelUse::Notify, ChannelUse::Call, ChannelUse::Irq, ChannelUse::Serve] {
+                assert_eq!(ChannelUse::from_placeholder(u.placeholder()), Some(u));
+            }
+            for id in 0..64 {
+                assert_eq!(ChannelUse::from_placeholder(id), None);
+            }
+            assert_eq!(ChannelUse::from_placeholder(PLACEHOLDER | 9), None);
+        }
+    }
+}
+
 /// Symbol in a parent PD: `[u64; badge::MAX_CHILD_ID + 1]`, the entry point
 /// of each child by id (for restarting a child after a fault).
 pub const PD_CHILD_ENTRIES_SYMBOL: &str = "__microkit_child_entries";

@@ -41,8 +41,9 @@ pub use event_loop::run;
 pub use pd::report_panic;
 #[cfg(feature = "pd")]
 pub use pd::{name, Channel, ChannelSet, Child};
+pub use pds_boot_spec::channel_names::ChannelUse;
 pub use sel4::{get_mr, set_mr, Fault, MessageInfo};
-pub use var::{Bytes, Integer, MemoryRegion, Var};
+pub use var::{Bytes, Integer, MemoryRegion, NamedChannel, Var};
 
 /// A message info with `label` and `count` message registers, as
 /// libmicrokit's `microkit_msginfo_new`.

@@ -51,6 +51,71 @@ macro_rules! setvar {
     };
 }
 
+/// A channel (or IRQ) of this PD known by the name the description gives
+/// its end (`setvar_id`); declare one with [`channel!`](crate::channel). The
+/// builder refuses to build a system whose description does not name it, or
+/// names it for a different use, and writes its id here: renumbering a
+/// channel in the description never needs a change in the program.
+#[repr(transparent)]
+pub struct NamedChannel(UnsafeCell<u64>);
+
+// SAFETY: as for `Var`: written into the image before the PD starts, only
+// read afterwards by the PD's single thread.
+unsafe impl Sync for NamedChannel {}
+
+impl NamedChannel {
+    /// The placeholder of a channel used as `usage` (what the builder checks).
+    pub const fn placeholder(usage: pds_boot_spec::channel_names::ChannelUse) -> NamedChannel {
+        NamedChannel(UnsafeCell::new(usage.placeholder()))
+    }
+
+    /// The channel's id in this PD, as the builder wrote it.
+    ///
+    /// # Panics
+    /// If the builder did not write it, which it only fails to do for a
+    /// program it did not build into an image (the build fails otherwise).
+    #[cfg(feature = "pd")]
+    pub fn get(&self) -> crate::Channel {
+        // SAFETY: valid for the program's lifetime; volatile because the value
+        // was patched into the image after compilation.
+        let v = unsafe { self.0.get().read_volatile() };
+        assert!(v < 64, "a named channel was not patched by the system builder");
+        crate::Channel::new(v as u8)
+    }
+}
+
+/// Declares a channel known by its name in the description:
+///
+/// ```ignore
+/// pds_runtime::channel!(BLK = "blk");              // <end pd="httpd" id="2" setvar_id="blk"/>
+/// pds_runtime::channel!(TIMER = "timer", call);    // the other end accepts protected calls
+/// pds_runtime::channel!(CLIENTS = "client", serve); // this end accepts them
+/// pds_runtime::channel!(DEVICE = "device", irq);   // <irq ... setvar_id="device"/>
+/// BLK.get().notify();
+/// ```
+#[macro_export]
+macro_rules! channel {
+    ($vis:vis $rust:ident = $name:literal) => {
+        $crate::channel!(@ $vis $rust, $name, Notify);
+    };
+    ($vis:vis $rust:ident = $name:literal, call) => {
+        $crate::channel!(@ $vis $rust, $name, Call);
+    };
+    ($vis:vis $rust:ident = $name:literal, serve) => {
+        $crate::channel!(@ $vis $rust, $name, Serve);
+    };
+    ($vis:vis $rust:ident = $name:literal, irq) => {
+        $crate::channel!(@ $vis $rust, $name, Irq);
+    };
+    (@ $vis:vis $rust:ident, $name:literal, $usage:ident) => {
+        #[used]
+        #[export_name = concat!("__microkit_id_", $name)]
+        #[link_section = ".data.microkit.setvar"]
+        $vis static $rust: $crate::NamedChannel =
+            $crate::NamedChannel::placeholder($crate::ChannelUse::$usage);
+    };
+}
+
 /// Plain integers: every bit pattern is a valid value, so reading memory
 /// another PD wrote can never produce an invalid `T`.
 pub trait Integer: Copy + sealed::Sealed {}

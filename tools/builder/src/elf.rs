@@ -77,6 +77,19 @@ impl Program {
         self.symbols.get(name).copied()
     }
 
+    /// Names of every symbol.
+    pub fn symbol_names(&self) -> impl Iterator<Item = &str> {
+        self.symbols.keys().map(String::as_str)
+    }
+
+    /// The initial value of a `u64` symbol in initialised data.
+    pub fn read_u64(&self, name: &str) -> Option<u64> {
+        let (addr, _) = self.symbol(name)?;
+        let seg = self.segments.iter().find(|s| addr >= s.vaddr && addr + 8 <= s.vaddr + s.data.len() as u64)?;
+        let at = (addr - seg.vaddr) as usize;
+        Some(u64::from_le_bytes(seg.data[at..at + 8].try_into().ok()?))
+    }
+
     /// Overwrites the initial bytes of a symbol. The symbol must lie in the
     /// file-backed part of a segment (initialised data), which is why the
     /// runtime gives every patchable variable a non-zero placeholder.

@@ -18,6 +18,7 @@ pub mod diagram;
 pub mod elf;
 pub mod image;
 pub mod memory;
+pub mod names;
 pub mod network;
 pub mod plan;
 pub mod report;
@@ -109,6 +110,7 @@ pub fn build(opts: &Options) -> Result<Output, Error> {
     if !missing.is_empty() {
         return Err(Error::Description(tools_sdf::Diagnostics(missing)));
     }
+    names::bind(&sys, &mut programs).map_err(Error::Description)?;
     let plan = plan::plan(&sys, programs)?;
     let monitor = elf::Program::load(&opts.monitor)?;
     let image = image::compose(monitor, &plan)?;

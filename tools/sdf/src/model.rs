@@ -202,6 +202,9 @@ pub struct ChannelEnd {
     pub pp: bool,
     /// This end may notify the other end.
     pub notify: bool,
+    /// The name the PD's program knows this channel by (`setvar_id`): the
+    /// builder writes `id` into the program's `__microkit_id_<name>`.
+    pub setvar_id: Option<String>,
     pub loc: Loc,
 }
 
@@ -216,6 +219,8 @@ pub struct Irq {
     pub active_low: bool,
     /// CPU vector; unique in the system. Defaults to the pin number.
     pub vector: u32,
+    /// The name the PD's program knows this interrupt's channel by.
+    pub setvar_id: Option<String>,
     pub loc: Loc,
 }
 
@@ -278,6 +283,8 @@ pub struct PciDevice {
     pub setvar_config: Option<String>,
     /// The channel id (shared with channels and irqs) for its interrupt.
     pub irq: Option<u8>,
+    /// The name the PD's program knows that interrupt's channel by.
+    pub setvar_irq: Option<String>,
     pub bars: Vec<PciBar>,
     pub loc: Loc,
 }

@@ -115,7 +115,8 @@ fn add_map(system: &mut SystemDescription, pd: &str, mr: &str, vaddr: u64, perms
 /// A channel on which `caller` makes protected calls to `callee`; both
 /// ends notify.
 fn add_channel(parsed: &mut Parsed, caller: (&str, u8), callee: (&str, u8), loc: Loc, origin: &Origin) {
-    let end = |(pd, id): (&str, u8)| ChannelEnd { pd: pd.to_string(), id, pp: false, notify: true, loc };
+    let end =
+        |(pd, id): (&str, u8)| ChannelEnd { pd: pd.to_string(), id, pp: false, notify: true, setvar_id: None, loc };
     parsed.system.channels.push(Channel { ends: [end(caller), end(callee)], loc, origin: origin.clone() });
     // As if written `pp="true"` on the caller's end: resolved with the rest.
     parsed.explicit_pp.push([Some(true), None]);

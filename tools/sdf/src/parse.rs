@@ -82,7 +82,7 @@ const PROTECTION_DOMAIN: Schema = Schema {
 };
 const PCI_DEVICE: Schema = Schema {
     tag: "pci_device",
-    attributes: &["id", "vendor", "device", "instance", "config_vaddr", "setvar_config", "irq"],
+    attributes: &["id", "vendor", "device", "instance", "config_vaddr", "setvar_config", "irq", "setvar_irq"],
     children: &["bar"],
     key: Some("id"),
 };
@@ -97,7 +97,7 @@ const MAP: Schema = Schema {
 };
 const IRQ: Schema = Schema {
     tag: "irq",
-    attributes: &["id", "pin", "ioapic", "trigger", "polarity", "vector"],
+    attributes: &["id", "pin", "ioapic", "trigger", "polarity", "vector", "setvar_id"],
     children: &[],
     key: Some("id"),
 };
@@ -109,7 +109,8 @@ const SETVAR: Schema = Schema {
     key: Some("symbol"),
 };
 const CHANNEL: Schema = Schema { tag: "channel", attributes: &[], children: &["end"], key: None };
-const END: Schema = Schema { tag: "end", attributes: &["pd", "id", "pp", "notify"], children: &[], key: Some("pd") };
+const END: Schema =
+    Schema { tag: "end", attributes: &["pd", "id", "pp", "notify", "setvar_id"], children: &[], key: Some("pd") };
 
 const NETWORK: Schema = Schema {
     tag: "network",
@@ -547,11 +548,12 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
         let level_triggered = el.optional(self, "trigger", value::keyword(TRIGGERS)).unwrap_or(false);
         let active_low = el.optional(self, "polarity", value::keyword(POLARITIES)).unwrap_or(false);
         let vector = el.optional(self, "vector", value::number_in(0..=MAX_IRQ_VECTOR, VECTOR_WHY));
+        let setvar_id = el.optional(self, "setvar_id", value::non_empty);
         let (Some(id), Some(pin), false) = (id, pin, el.broken) else {
             return None;
         };
         let vector = vector.unwrap_or(pin);
-        Some(Irq { id, ioapic, pin, level_triggered, active_low, vector, loc: self.node_loc(node) })
+        Some(Irq { id, ioapic, pin, level_triggered, active_low, vector, setvar_id, loc: self.node_loc(node) })
     }
 
     fn ioport(&mut self, node: Node<'a, 'input>) -> Option<IoPort> {
@@ -574,6 +576,15 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
         let config_vaddr = el.optional(self, "config_vaddr", value::number::<u64>);
         let setvar_config = el.optional(self, "setvar_config", value::non_empty);
         let irq = el.optional(self, "irq", value::number_in(0..=MAX_CHANNEL_ID, CHANNEL_ID_WHY));
+        let setvar_irq = el.optional(self, "setvar_irq", value::non_empty);
+        if setvar_irq.is_some() && irq.is_none() {
+            self.sink.error(
+                self.node_loc(node),
+                format!("{} has `setvar_irq` but no `irq`", el.describe()),
+                "add irq=\"N\" (a free channel id) so the device's interrupt is delivered",
+            );
+            el.broken = true;
+        }
         if setvar_config.is_some() && config_vaddr.is_none() {
             self.sink.error(
                 self.node_loc(node),
@@ -599,6 +610,7 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
             instance,
             config_vaddr,
             setvar_config,
+            setvar_irq,
             irq,
             bars,
             loc: self.node_loc(node),
@@ -693,10 +705,11 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
         let id = el.required(self, "id", value::number_in(0..=MAX_CHANNEL_ID, CHANNEL_ID_WHY));
         let pp = el.optional(self, "pp", value::boolean);
         let notify = el.optional(self, "notify", value::boolean).unwrap_or(true);
+        let setvar_id = el.optional(self, "setvar_id", value::non_empty);
         let (Some(pd), Some(id), false) = (pd, id, el.broken) else {
             return None;
         };
-        Some((ChannelEnd { pd, id, pp: pp.unwrap_or(false), notify, loc: self.node_loc(node) }, pp))
+        Some((ChannelEnd { pd, id, pp: pp.unwrap_or(false), notify, setvar_id, loc: self.node_loc(node) }, pp))
     }
 }
 

@@ -11,8 +11,43 @@ use std::time::Duration;
 pub fn tests() -> Vec<Test> {
     vec![
         ("timer: timeouts expire in deadline order, never early; now() is monotonic", timer_timeouts),
+        (
+            "timer: channels and the interrupt renumbered in the description alone keep the same behaviour",
+            timer_renumbered,
+        ),
         ("serial: a release build logs through the serial PD's console rings", serial_release_console),
     ]
+}
+
+/// `tests/systems/timer.system` with every id changed (the client's end
+/// 0 -> 9, the timer's end 0 -> 3, the PIT's irq 24 -> 25) and nothing
+/// else: the programs know their channels by name (`setvar_id`), the
+/// builder writes the new ids, and the timer behaves exactly as before.
+fn timer_renumbered(ws: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(ws.join("tests/systems/timer.system"))?;
+    let mut renumbered = text.clone();
+    for (from, to) in [
+        (r#"<end pd="timer-client" id="0""#, r#"<end pd="timer-client" id="9""#),
+        (r#"<end pd="timer" id="0""#, r#"<end pd="timer" id="3""#),
+        (r#"<irq id="24" pin="2""#, r#"<irq id="25" pin="2""#),
+    ] {
+        ensure!(renumbered.contains(from), "tests/systems/timer.system no longer has `{from}`");
+        renumbered = renumbered.replace(from, to);
+    }
+    let dir = ws.join("target/itest");
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("timer-renumbered.system");
+    std::fs::write(&file, renumbered)?;
+    let built = build(ws, file.to_str().context("path is UTF-8")?, KernelConfig::Debug)?;
+    let report = std::fs::read_to_string(&built.report)?;
+    for planned in [
+        "protected call channel 9 -> endpoint of timer",
+        "notify channel 3 -> notification of timer-client",
+        "irq id 25",
+    ] {
+        ensure!(report.contains(planned), "the report does not show `{planned}`:\n{report}");
+    }
+    boot_and_check(&built, check_timer)
 }
 
 /// Boots `tests/systems/timer.system` (debug kernel, logs via the kernel).

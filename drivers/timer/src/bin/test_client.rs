@@ -6,9 +6,13 @@
 #![no_main]
 
 use drivers_timer_api::Timer;
-use pds_runtime::{log, Channel, ChannelSet, Handler};
+use pds_runtime::{log, ChannelSet, Handler};
 
-const TIMER: Timer = Timer::new(Channel::new(0));
+// The timer, by the name of this PD's channel end in the description.
+pds_runtime::channel!(TIMER_CHANNEL = "timer", call);
+fn timer() -> Timer {
+    Timer::new(TIMER_CHANNEL.get())
+}
 /// Timeouts, in the order they are set (120 ms needs three PIT shots).
 const DELAYS_MS: [u64; 5] = [30, 10, 50, 20, 120];
 /// `now()` reads checked for monotonicity at start.
@@ -22,10 +26,10 @@ struct Client {
 
 impl Handler for Client {
     fn init() -> Self {
-        let mut last = TIMER.now();
+        let mut last = timer().now();
         let first = last;
         for _ in 0..MONOTONIC_READS {
-            let now = TIMER.now();
+            let now = timer().now();
             if now < last {
                 log!("error: now() went backwards: {last} then {now}");
             }
@@ -35,10 +39,10 @@ impl Handler for Client {
             "now() read {MONOTONIC_READS} times: {} us apart on average",
             (last - first) / 1000 / u64::from(MONOTONIC_READS)
         );
-        let start = TIMER.now();
+        let start = timer().now();
         let deadlines = DELAYS_MS.map(|ms| start + ms * 1_000_000);
         for (ms, &deadline) in DELAYS_MS.iter().zip(&deadlines) {
-            match TIMER.set_timeout(deadline) {
+            match timer().set_timeout(deadline) {
                 Ok(()) => log!("set {ms} ms timeout: deadline {deadline} ns"),
                 Err(e) => log!("error: set {ms} ms timeout: {e:?}"),
             }
@@ -47,10 +51,10 @@ impl Handler for Client {
     }
 
     fn notified(&mut self, channels: ChannelSet) {
-        if !channels.contains(TIMER.channel()) {
+        if !channels.contains(timer().channel()) {
             return;
         }
-        let now = TIMER.now();
+        let now = timer().now();
         if now < self.last_now {
             log!("error: now() went backwards: {} then {now}", self.last_now);
         }

@@ -22,7 +22,7 @@ use core::fmt;
 use lib_blk_protocol::{
     DiskInfo, Info, Request, RequestProducer, Response, ResponseConsumer, Status, DATA_REGION_SIZE, SECTOR_SIZE,
 };
-use pds_runtime::{log, Channel, ChannelSet, Handler, MemoryRegion};
+use pds_runtime::{log, ChannelSet, Handler, MemoryRegion};
 use sha2::{Digest, Sha256};
 
 pds_runtime::setvar!(blk_request);
@@ -30,8 +30,8 @@ pds_runtime::setvar!(blk_response);
 pds_runtime::setvar!(blk_info);
 pds_runtime::setvar!(blk_data);
 
-/// The driver's channel.
-const DRIVER: Channel = Channel::new(0);
+// The block driver (`setvar_id="blk"`).
+pds_runtime::channel!(DRIVER = "blk");
 
 /// Requests in flight during a read sweep.
 const PIPELINE: u64 = 32;
@@ -334,7 +334,7 @@ impl Client {
             }
             self.advance();
             if self.requests.should_signal() {
-                DRIVER.notify();
+                DRIVER.get().notify();
             }
             if matches!(self.phase, Phase::WaitReady | Phase::Done) {
                 return;

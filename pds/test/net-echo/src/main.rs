@@ -20,9 +20,10 @@ use lib_net_protocol::{
     TX_HEADERS_SIZE, TX_MORE, TX_QUEUE_CAPACITY, TX_SPACE_LEN,
 };
 use lib_queue::{BufferDesc, ReceiverQueues, SenderQueues};
-use pds_runtime::{log, Channel, ChannelSet, Handler, MemoryRegion};
+use pds_runtime::{log, ChannelSet, Handler, MemoryRegion};
 
-const DRIVER: Channel = Channel::new(0);
+// The NIC driver (`setvar_id="driver"`).
+pds_runtime::channel!(DRIVER = "driver");
 
 /// EtherType of control frames (IEEE 802 local experimental 1).
 const CONTROL_ETHERTYPE: u16 = 0x88b5;
@@ -146,7 +147,7 @@ impl Echo {
         let mut payload = [0u8; STATS_REQUEST.len()];
         self.rx_data.copy_out(frame.offset as usize + HEADER_LEN, &mut payload);
         if payload == STATS_REQUEST {
-            let reply = DRIVER.pp_call(pds_runtime::msginfo(CALL_STATS, 0));
+            let reply = DRIVER.get().pp_call(pds_runtime::msginfo(CALL_STATS, 0));
             let mut words = [0; Stats::WORDS];
             for (i, w) in words.iter_mut().enumerate().take(reply.length() as usize) {
                 *w = pds_runtime::get_mr(i);
@@ -171,7 +172,7 @@ impl Echo {
             self.echo();
             // Evaluate both: each clears its request when it reports one.
             if self.tx.active.should_signal() | self.rx.free.should_signal() {
-                DRIVER.notify();
+                DRIVER.get().notify();
             }
             let frames_waiting = self.can_echo() && self.rx.active.request_signal_if_empty() == Ok(false);
             let sent_waiting = self.in_flight > 0 && self.tx.free.request_signal_if_empty() == Ok(false);
@@ -220,7 +221,7 @@ impl Handler for Echo {
     }
 
     fn notified(&mut self, channels: ChannelSet) {
-        if channels.contains(DRIVER) {
+        if channels.contains(DRIVER.get()) {
             self.run();
         }
     }
