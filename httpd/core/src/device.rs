@@ -32,19 +32,16 @@
 
 use crate::inplace::{finish_packet, InPlaceList, Planner};
 use net_config::{Ipv4Address, NodeAddress};
+use net_packet::{EtherType, EthernetAddress, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Packet, TcpSegment};
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
 /// Bytes of an Ethernet header.
-pub const ETHERNET_HEADER: usize = 14;
+pub const ETHERNET_HEADER: usize = net_packet::ethernet::HEADER_LEN;
 /// Largest Ethernet frame (no FCS, no VLAN tag).
 pub const MAX_FRAME: usize = 1514;
 /// Largest IP packet: the Ethernet MTU.
 pub const MTU: usize = MAX_FRAME - ETHERNET_HEADER;
-/// EtherType of IPv4.
-pub const ETHERTYPE_IPV4: u16 = 0x0800;
-/// The broadcast MAC.
-pub const BROADCAST: [u8; 6] = [0xff; 6];
 
 /// The demultiplexer's queues as the device needs them (`NetClient` in the
 /// PD, queues in memory in tests).
@@ -124,46 +121,43 @@ pub struct DeviceCounters {
 /// Checks a received frame's Ethernet header: the IPv4 packet it carries,
 /// or why it is dropped.
 pub fn strip_ethernet<'f>(frame: &'f [u8], own_mac: &[u8; 6], counters: &mut DeviceCounters) -> Option<&'f [u8]> {
-    if frame.len() < ETHERNET_HEADER || u16::from_be_bytes([frame[12], frame[13]]) != ETHERTYPE_IPV4 {
+    let Some(frame) = EthernetFrame::parse(frame).ok().filter(|f| f.ethertype() == EtherType::IPV4) else {
         counters.rx_not_ipv4 += 1;
         return None;
-    }
-    let dst = &frame[0..6];
-    if dst != own_mac && dst != BROADCAST {
+    };
+    let dst = frame.dst();
+    if dst.0 != *own_mac && !dst.is_broadcast() {
         counters.rx_not_for_us += 1;
         return None;
     }
     counters.rx_packets += 1;
-    Some(&frame[ETHERNET_HEADER..])
+    Some(frame.payload())
 }
 
 /// Whether an IPv4 packet is a TCP segment with SYN or RST set (one that
 /// may change a listening socket). Malformed packets say `false`: smoltcp
 /// drops them.
 fn opens_or_resets(packet: &[u8]) -> bool {
-    const TCP: u8 = 6;
-    const SYN: u8 = 0x02;
-    const RST: u8 = 0x04;
-    if packet.len() < 20 || packet[9] != TCP {
+    let Ok(ip) = Ipv4Packet::parse_header(packet) else {
         return false;
-    }
-    let header = usize::from(packet[0] & 0x0f) * 4;
-    packet.get(header + 13).is_some_and(|flags| flags & (SYN | RST) != 0)
+    };
+    ip.protocol() == IpProtocol::TCP
+        && TcpSegment::parse_header(ip.payload()).is_ok_and(|tcp| {
+            let flags = tcp.flags();
+            flags.syn() || flags.rst()
+        })
 }
 
-/// Writes the Ethernet header of an IPv4 frame at the start of `frame`.
-pub fn write_ethernet(frame: &mut [u8], dst: [u8; 6], src: [u8; 6]) {
-    frame[0..6].copy_from_slice(&dst);
-    frame[6..12].copy_from_slice(&src);
-    frame[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+/// Writes the Ethernet header of an IPv4 frame from `src` to `dst` (the
+/// next hop) at the start of `frame`; `None` if `frame` is shorter than a
+/// header.
+pub fn write_ethernet(frame: &mut [u8], dst: [u8; 6], src: [u8; 6]) -> Option<()> {
+    EthernetRepr { dst: EthernetAddress(dst), src: EthernetAddress(src), ethertype: EtherType::IPV4 }.emit(frame)
 }
 
 /// The destination of an IPv4 packet, if it is one.
 fn ipv4_destination(packet: &[u8]) -> Option<Ipv4Address> {
-    if packet.len() < 20 || packet[0] >> 4 != 4 {
-        return None;
-    }
-    Some(Ipv4Address::new(packet[16], packet[17], packet[18], packet[19]))
+    Ipv4Packet::parse_header(packet).ok().map(|ip| ip.dst())
 }
 
 /// Decides the destination MAC of an outgoing IPv4 packet and counts a
@@ -275,7 +269,7 @@ impl<L: Link, N: Neighbours, P: Planner> phy::TxToken for TxToken<'_, L, N, P> {
                 return None;
             };
             let dst = destination_mac(packet, node, neighbours, counters)?;
-            write_ethernet(header, dst, mac);
+            write_ethernet(header, dst, mac)?;
             counters.tx_in_place_bytes += in_place.as_slice().iter().map(|r| r.len as u64).sum::<u64>();
             Some(in_place)
         });

@@ -55,6 +55,7 @@
 
 pub use crate::endpoints::Peer;
 pub use lib_net_protocol::{InPlace, InPlaceList};
+use net_packet::{tcp, IpProtocol, Ipv4Packet, TcpSegment};
 
 /// Extents one connection holds at once (live or waiting for their frames
 /// to come back). A segment can meet at most this many, so a frame has at
@@ -362,27 +363,24 @@ pub fn finish_packet(
     packet_at: usize,
     planner: &mut impl Planner,
 ) -> Result<InPlaceList, PlanError> {
-    const TCP: u8 = 6;
-    if packet.len() < 20 || packet[0] >> 4 != 4 || packet[9] != TCP {
+    let Ok(ip) = Ipv4Packet::parse_header(packet) else {
+        return Ok(InPlaceList::new());
+    };
+    if ip.protocol() != IpProtocol::TCP {
         return Ok(InPlaceList::new());
     }
-    let ip_header = usize::from(packet[0] & 0x0f) * 4;
-    let total = usize::from(u16::from_be_bytes([packet[2], packet[3]])).min(packet.len());
-    if ip_header < 20 || total < ip_header + 20 {
+    // The segment: the IP payload up to the total length (or the end of
+    // the buffer, if shorter).
+    let segment = ip.payload();
+    let Ok(tcp) = TcpSegment::parse(segment) else {
         return Ok(InPlaceList::new());
-    }
-    let (ip, segment) = packet[..total].split_at_mut(ip_header);
-    let tcp_header = usize::from(segment[12] >> 4) * 4;
-    if tcp_header < 20 || tcp_header > segment.len() {
-        return Ok(InPlaceList::new());
-    }
-    let src = [ip[12], ip[13], ip[14], ip[15]];
-    let dst = [ip[16], ip[17], ip[18], ip[19]];
-    let peer = Peer { ip: u32::from_be_bytes(dst), port: u16::from_be_bytes([segment[2], segment[3]]) };
-    let seq = u32::from_be_bytes([segment[4], segment[5], segment[6], segment[7]]);
-    let planned = planner.plan(peer, seq, &segment[tcp_header..])?;
-    let checksum = segment_checksum(src, dst, segment, tcp_header, planned.payload_sum);
-    segment[16..18].copy_from_slice(&checksum.to_be_bytes());
+    };
+    let (ip_header, tcp_header) = (ip.header_len(), tcp.header_len());
+    let peer = Peer { ip: ip.dst().to_u32(), port: tcp.dst_port() };
+    let planned = planner.plan(peer, tcp.seq(), tcp.payload())?;
+    let checksum = segment_checksum(ip.src().0, ip.dst().0, segment, tcp_header, planned.payload_sum);
+    // `parse` saw a whole TCP header there: the field is in the buffer.
+    tcp::set_checksum(&mut packet[ip_header..], checksum).ok_or(PlanError::Store)?;
     let mut ranges = InPlaceList::new();
     for r in planned.in_place.as_slice() {
         ranges.push(InPlace { at: packet_at + ip_header + tcp_header + r.at, ..*r }).map_err(|_| PlanError::Store)?;
@@ -421,9 +419,9 @@ pub fn segment_checksum(src: [u8; 4], dst: [u8; 4], segment: &[u8], header_len: 
         net_packet::ipv4::IpProtocol::TCP,
         segment.len() as u16,
     );
-    // The header without its checksum field (bytes 16..18).
-    sum.add_bytes(&segment[..16]);
-    sum.add_bytes(&segment[18..header_len]);
+    // The header without its checksum field.
+    sum.add_bytes(&segment[..tcp::CHECKSUM_FIELD.start]);
+    sum.add_bytes(&segment[tcp::CHECKSUM_FIELD.end..header_len]);
     // The header is a whole number of 32-bit words: the payload starts on
     // an even byte.
     sum.add_word(payload_sum);

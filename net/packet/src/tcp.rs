@@ -8,6 +8,10 @@
 //! | Offset| Rsrvd |W|C|R|C|S|S|Y|I|            Window             |
 //! |           Checksum            |         Urgent Pointer        |
 //! ```
+//!
+//! Writing: a stack that leaves the checksum to the device (as the web
+//! server's does, whose payload bytes are partly elsewhere) sums the header
+//! around [`CHECKSUM_FIELD`] and stores the result with [`set_checksum`].
 
 use crate::checksum::Checksum;
 use crate::ethernet::read_array;
@@ -16,6 +20,9 @@ use crate::Malformed;
 
 /// Bytes of a TCP header without options (data offset 5).
 pub const HEADER_LEN: usize = 20;
+/// Where the Checksum field lies in the header: bytes 16 and 17 (RFC 9293
+/// §3.1), big-endian.
+pub const CHECKSUM_FIELD: core::ops::Range<usize> = 16..18;
 
 /// The eight control bits of RFC 9293 §3.1 (CWR and ECE from RFC 3168).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -109,7 +116,8 @@ impl<'a> TcpSegment<'a> {
         self.bytes[12] >> 4
     }
 
-    /// The header length in bytes, options included.
+    /// The header length in bytes, options included: where the data
+    /// ([`TcpSegment::payload`]) starts in the segment.
     pub fn header_len(&self) -> usize {
         usize::from(self.data_offset()) * 4
     }
@@ -123,8 +131,9 @@ impl<'a> TcpSegment<'a> {
         u16::from_be_bytes(read_array(self.bytes, 14))
     }
 
+    /// The Checksum field ([`CHECKSUM_FIELD`]).
     pub fn checksum(&self) -> u16 {
-        u16::from_be_bytes(read_array(self.bytes, 16))
+        u16::from_be_bytes(read_array(self.bytes, CHECKSUM_FIELD.start))
     }
 
     pub fn urgent_pointer(&self) -> u16 {
@@ -160,6 +169,17 @@ impl<'a> TcpSegment<'a> {
         sum.add_bytes(self.bytes);
         sum.is_valid()
     }
+}
+
+/// Writes `checksum` into the Checksum field ([`CHECKSUM_FIELD`]) of the
+/// TCP header at the start of `segment`, big-endian; nothing else changes.
+/// `None` if `segment` is shorter than the fixed 20-byte header.
+pub fn set_checksum(segment: &mut [u8], checksum: u16) -> Option<()> {
+    if segment.len() < HEADER_LEN {
+        return None;
+    }
+    segment[CHECKSUM_FIELD].copy_from_slice(&checksum.to_be_bytes());
+    Some(())
 }
 
 /// The TCP checksum of `segment` (header with a zero checksum field, then
@@ -205,6 +225,47 @@ mod tests {
         let mut zeroed = SYN;
         zeroed[16..18].copy_from_slice(&[0, 0]);
         assert_eq!(checksum(SRC, DST, &zeroed), 0x7441);
+    }
+
+    #[test]
+    fn set_checksum_writes_only_the_checksum_field() {
+        let mut bytes = SYN;
+        bytes[CHECKSUM_FIELD].copy_from_slice(&[0, 0]);
+        let sum = checksum(SRC, DST, &bytes);
+        set_checksum(&mut bytes, sum).unwrap();
+        assert_eq!(bytes, SYN);
+        let segment = TcpSegment::parse(&bytes).unwrap();
+        assert_eq!(segment.checksum(), 0x7441);
+        assert!(segment.verify_checksum(SRC, DST));
+        set_checksum(&mut bytes, 0xbeef).unwrap();
+        assert_eq!(TcpSegment::parse(&bytes).unwrap().checksum(), 0xbeef);
+        assert_eq!(bytes[..16], SYN[..16]);
+        assert_eq!(bytes[18..], SYN[18..]);
+    }
+
+    #[test]
+    fn set_checksum_needs_the_fixed_header() {
+        let mut short = [0u8; HEADER_LEN - 1];
+        assert!(set_checksum(&mut short, 0x1234).is_none());
+        assert_eq!(short, [0u8; HEADER_LEN - 1]);
+        assert!(set_checksum(&mut [0u8; HEADER_LEN], 0x1234).is_some());
+    }
+
+    #[test]
+    fn checksum_field_is_the_one_the_view_reads() {
+        let mut bytes = [0u8; HEADER_LEN];
+        bytes[CHECKSUM_FIELD].copy_from_slice(&[0xab, 0xcd]);
+        assert_eq!(TcpSegment::parse_header(&bytes).unwrap().checksum(), 0xabcd);
+    }
+
+    #[test]
+    fn payload_starts_at_the_header_length() {
+        let mut bytes = [0u8; 32];
+        bytes[12] = 6 << 4;
+        bytes[24..].copy_from_slice(b"payload!");
+        let segment = TcpSegment::parse(&bytes).unwrap();
+        assert_eq!(segment.header_len(), 24);
+        assert_eq!(segment.payload(), b"payload!");
     }
 
     #[test]
