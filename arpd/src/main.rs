@@ -9,7 +9,7 @@
 //! - channel the channel named `timer` to the timer PD (`NOW`, `SET_TIMEOUT`),
 //!   `pp="true"` on arpd's end;
 //! - channel `arpd_client_channel(n)` to each client `n` with `arp="true"`,
-//!   which calls [`ArpdCall::Resolve`] and is notified when an entry it
+//!   which calls [`arpd_api::RESOLVE`] and is notified when an entry it
 //!   waits for appears or fails.
 //!
 //! arpd is called by clients and calls the demultiplexer and the timer, so
@@ -18,13 +18,13 @@
 #![no_std]
 #![no_main]
 
-use arpd_core::{Arpd, Clients, Counters, Event, Link, Resolution, ANNOUNCEMENTS, MAX_REQUESTS};
+use arpd_core::{Arpd, Clients, Counters, Event, Link, ANNOUNCEMENTS, MAX_REQUESTS};
 use drivers_timer_api::Timer;
 use net_arp_table::{Table, TableWriter};
 use net_client::{Alarm, ChangeReport, Colons, NetClient};
-use net_config::{arpd_client_channel, mac_to_word, ArpdCall, ARP_TABLE_VADDR, ERR_BAD_REQUEST, MAX_CLIENTS};
+use net_config::{arpd_client_channel, ARP_TABLE_VADDR, MAX_CLIENTS};
 use net_filter::Dotted;
-use net_packet::{EthernetAddress, Ipv4Address};
+use net_packet::EthernetAddress;
 use pds_runtime::{log, Channel, ChannelSet, Handler, MessageInfo};
 
 // The timer, by the name of this PD's channel end in the description.
@@ -155,27 +155,18 @@ impl Running {
         }
     }
 
-    /// [`ArpdCall::Resolve`] from client `client`.
+    /// [`arpd_api::RESOLVE`] from client `client`.
     fn resolve(&mut self, client: usize, msg: MessageInfo) -> MessageInfo {
-        let valid = msg.label() == ArpdCall::Resolve as u64
-            && msg.length() >= 1
-            && client < MAX_CLIENTS
-            && self.arp_clients & (1 << client) != 0;
-        let address = u32::try_from(pds_runtime::get_mr(0)).ok().filter(|_| valid);
-        let Some(ip) = address.map(Ipv4Address::from_u32) else {
-            return pds_runtime::msginfo(ERR_BAD_REQUEST, 0);
+        let allowed = client < MAX_CLIENTS && self.arp_clients & (1 << client) != 0;
+        let request = arpd_api::decode_request(msg.label(), msg.length(), pds_runtime::get_mr(0));
+        let (true, Ok(ip)) = (allowed, request) else {
+            return pds_runtime::msginfo(arpd_api::ERR_BAD_REQUEST, 0);
         };
         let now = timer().now();
         let arp_clients = self.arp_clients;
         let resolution = self.arpd.resolve(now, client, ip, &mut PdLink { net: &mut self.net, arp_clients });
         self.settle(now);
-        match resolution {
-            Resolution::Known(mac) => {
-                pds_runtime::set_mr(0, mac_to_word(mac.0));
-                pds_runtime::msginfo(resolution.label(), 1)
-            }
-            _ => pds_runtime::msginfo(resolution.label(), 0),
-        }
+        arpd_api::reply_message(resolution)
     }
 }
 
@@ -202,12 +193,12 @@ impl Handler for ArpdPd {
 
     fn protected(&mut self, channel: Channel, msg: MessageInfo) -> MessageInfo {
         let Some(running) = &mut self.0 else {
-            return pds_runtime::msginfo(ERR_BAD_REQUEST, 0);
+            return pds_runtime::msginfo(arpd_api::ERR_BAD_REQUEST, 0);
         };
         // Client n calls on arpd_client_channel(n) = n + 1.
         match usize::from(channel.id()).checked_sub(usize::from(arpd_client_channel(0))) {
             Some(client) => running.resolve(client, msg),
-            None => pds_runtime::msginfo(ERR_BAD_REQUEST, 0),
+            None => pds_runtime::msginfo(arpd_api::ERR_BAD_REQUEST, 0),
         }
     }
 }

@@ -49,10 +49,10 @@ use httpd_core::site::{CacheRegion, ImagePin, ImageStore, ImageWait, Notice, Pum
 use lib_blk_protocol::{Info, RequestProducer, ResponseConsumer};
 use net_arp_table::{Table, TableReader};
 use net_client::{Alarm, ChangeReport, NetClient};
-use net_config::{mac_from_word, ArpdCall, Ipv4Address, ARP_KNOWN, ARP_PENDING, ARP_TABLE_VADDR, CLIENT_ARPD_CHANNEL};
+use net_config::{Ipv4Address, ARP_TABLE_VADDR, CLIENT_ARPD_CHANNEL};
 use net_filter::Dotted;
 use pds_boot_spec::cspace;
-use pds_runtime::{get_mr, log, msginfo, set_mr, Channel, ChannelSet, Handler};
+use pds_runtime::{log, Channel, ChannelSet, Handler};
 
 pds_runtime::setvar!(httpd_connections);
 pds_runtime::setvar!(httpd_connections_size);
@@ -70,7 +70,7 @@ pds_runtime::channel!(TIMER_CHANNEL = "timer", call);
 fn timer() -> Timer {
     Timer::new(TIMER_CHANNEL.get())
 }
-const ARPD: Channel = Channel::new(CLIENT_ARPD_CHANNEL);
+const ARPD: arpd_api::Arpd = arpd_api::Arpd::new(Channel::new(CLIENT_ARPD_CHANNEL));
 /// `<ioport id="0">`: CMOS index (0x70) and data (0x71) ports.
 const CMOS: sel4::X86IoPort = sel4::X86IoPort(cspace::IOPORT_BASE);
 const CMOS_INDEX: u16 = 0x70;
@@ -114,12 +114,7 @@ impl Neighbours for PdNeighbours {
         self.0.lookup(ip)
     }
     fn resolve(&mut self, ip: Ipv4Address) -> Resolution {
-        set_mr(0, u64::from(ip.to_u32()));
-        match ARPD.pp_call(msginfo(ArpdCall::Resolve as u64, 1)).label() {
-            ARP_KNOWN => Resolution::Known(mac_from_word(get_mr(0))),
-            ARP_PENDING => Resolution::Pending,
-            _ => Resolution::Failed,
-        }
+        ARPD.resolve(ip)
     }
 }
 

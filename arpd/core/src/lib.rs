@@ -14,7 +14,7 @@
 //!   from a packet whose target is the node (it is about to talk to us).
 //!   Gratuitous ARP about addresses we never asked for is not learnt.
 //!   Senders that are not a unicast host on the link are never learnt;
-//! - **resolves** for clients ([`Arpd::resolve`], the `ArpdCall::Resolve`
+//! - **resolves** for clients ([`Arpd::resolve`], the `arpd_api::RESOLVE`
 //!   call): known → [`Resolution::Known`]; unknown → a broadcast request,
 //!   repeated [`MAX_REQUESTS`] times [`REQUEST_INTERVAL_NS`] apart (RFC 1122
 //!   §2.3.2.1: at most one request a second per address), and
@@ -78,33 +78,8 @@ pub type Clients = u32;
 
 const _: () = assert!(net_config::MAX_CLIENTS <= Clients::BITS as usize);
 
-/// The answer to a resolve call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Resolution {
-    Known(EthernetAddress),
-    /// Requests are out; the caller is notified when the entry appears or
-    /// resolution fails.
-    Pending,
-    /// Not a neighbour's address: outside the on-link prefix, or not a
-    /// single host (unspecified, broadcast, multicast, loopback, the
-    /// link's broadcast or network address), or the node's own.
-    NotOnLink,
-    /// Recent requests went unanswered, or the table is full of
-    /// resolutions in progress.
-    Failed,
-}
-
-impl Resolution {
-    /// The reply label (`net_config::ARP_*`).
-    pub fn label(self) -> u64 {
-        match self {
-            Resolution::Known(_) => net_config::ARP_KNOWN,
-            Resolution::Pending => net_config::ARP_PENDING,
-            Resolution::NotOnLink => net_config::ARP_NOT_ON_LINK,
-            Resolution::Failed => net_config::ARP_FAILED,
-        }
-    }
-}
+/// The answer to a resolve call (the protocol's own type).
+pub use arpd_api::Resolution;
 
 /// Something the PD should log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

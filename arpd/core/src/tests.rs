@@ -197,7 +197,7 @@ fn resolves_and_notifies_every_waiting_client() {
     assert_eq!(link.notified, [1 << 2 | 1 << 5]);
     assert_eq!(TableReader::new(&table).lookup(GATEWAY), Some(GATEWAY_MAC.0));
     assert_eq!(arpd.resolve(T0 + 3000, 2, GATEWAY, &mut link), Resolution::Known(GATEWAY_MAC));
-    assert_eq!(arpd.resolve(T0 + 3000, 2, GATEWAY, &mut link).label(), net_config::ARP_KNOWN);
+    assert_eq!(arpd.resolve(T0 + 3000, 2, GATEWAY, &mut link).label(), 0);
     assert_eq!(arpd.counters().resolved, 1);
 }
 
@@ -219,7 +219,7 @@ fn unanswered_requests_are_repeated_then_fail_and_are_held() {
     assert_eq!(link.events, [Event::Unreachable { ip: PEER }]);
     let failed_at = T0 + 3 * REQUEST_INTERVAL_NS;
     assert_eq!(arpd.resolve(failed_at + 1, 1, PEER, &mut link), Resolution::Failed);
-    assert_eq!(arpd.resolve(failed_at + 1, 1, PEER, &mut link).label(), net_config::ARP_FAILED);
+    assert_eq!(arpd.resolve(failed_at + 1, 1, PEER, &mut link).label(), 3);
     assert!(link.sent.is_empty(), "no requests while the failure is held");
     assert_eq!(arpd.counters().failed, 1);
     // The hold ends: a new resolve asks again.
@@ -259,7 +259,7 @@ fn only_neighbours_are_resolved() {
         assert_eq!(arpd.resolve(T0, 0, ip, &mut link), Resolution::NotOnLink, "{ip:?}");
     }
     assert!(link.sent.is_empty());
-    assert_eq!(Resolution::NotOnLink.label(), net_config::ARP_NOT_ON_LINK);
+    assert_eq!(Resolution::NotOnLink.label(), 2);
     // On a /31 both addresses are hosts (RFC 3021).
     let point_to_point = NodeAddress { ipv4: Ipv4Address::new(10, 9, 9, 0), prefix_len: 31, gateway: None };
     let table = Table::new();

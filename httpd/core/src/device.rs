@@ -74,21 +74,14 @@ pub trait Link {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NoBuffer;
 
-/// What arpd said about an address.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Resolution {
-    Known([u8; 6]),
-    /// arpd is asking; it notifies the PD when the answer is in the table.
-    Pending,
-    /// Not on the link, or recent requests went unanswered.
-    Failed,
-}
+/// What arpd said about an address (its protocol's own type).
+pub use arpd_api::Resolution;
 
 /// IPv4-to-MAC translations: arpd's table (read-only) and arpd itself.
 pub trait Neighbours {
     /// The MAC of `ip` if the table has a usable entry (no call).
     fn lookup(&self, ip: Ipv4Address) -> Option<[u8; 6]>;
-    /// Asks arpd (`ArpdCall::Resolve`).
+    /// Asks arpd (`arpd_api::Arpd::resolve`).
     fn resolve(&mut self, ip: Ipv4Address) -> Resolution;
 }
 
@@ -176,12 +169,12 @@ fn destination_mac(
         return Some(mac);
     }
     match neighbours.resolve(hop) {
-        Resolution::Known(mac) => Some(mac),
+        Resolution::Known(mac) => Some(mac.0),
         Resolution::Pending => {
             counters.tx_arp_miss += 1;
             None
         }
-        Resolution::Failed => {
+        Resolution::Failed | Resolution::NotOnLink => {
             counters.tx_no_route += 1;
             None
         }

@@ -486,7 +486,7 @@ fn an_arp_miss_drops_the_frame_asks_arpd_and_tcp_recovers() {
     net.run_until(10_000, |n| n.established(h));
     // A stale entry: not in the table, but arpd answers at once.
     net.arp.borrow_mut().table.clear();
-    net.arp.borrow_mut().answer = Some(Resolution::Known(CLIENT_MAC));
+    net.arp.borrow_mut().answer = Some(Resolution::Known(net_packet::EthernetAddress(CLIENT_MAC)));
     let misses = net.server.device.counters.tx_arp_miss;
     let got = net.exchange(h, b"GET /hello.txt HTTP/1.0\r\n\r\n", 10);
     assert!(got.starts_with(b"HTTP/1.1 200 OK"));

@@ -77,7 +77,7 @@
 //! [`READ_ATTEMPTS`] inconsistent reads (a writer that died mid-write leaves
 //! an odd counter forever) and treats it as absent; it ignores entries with
 //! an unknown state or a MAC that is not a unicast address. A miss is
-//! always safe: the client then asks arpd (`net_config::ArpdCall::Resolve`),
+//! always safe: the client then asks arpd (`arpd_api::Arpd::resolve`),
 //! which answers from its own private state.
 #![no_std]
 
@@ -112,7 +112,7 @@ pub enum State {
     /// Older, and arpd is asking the neighbour again (a client asked for it):
     /// use it meanwhile.
     Probing = 2,
-    /// Not confirmed for a while: ask arpd (`ArpdCall::Resolve`) before
+    /// Not confirmed for a while: ask arpd (`arpd_api::Arpd::resolve`) before
     /// using it; arpd answers at once and re-validates it.
     Stale = 3,
 }

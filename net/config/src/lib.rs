@@ -74,7 +74,7 @@
 //!   call ([`MuxCall`]);
 //! - with `arp="true"`, a channel: id [`CLIENT_ARPD_CHANNEL`] in the
 //!   client, [`arpd_client_channel`]`(n)` in arpd, which the client may
-//!   call ([`ArpdCall`]); arpd notifies it when an entry it asked for
+//!   call (`arpd_api`); arpd notifies it when an entry it asked for
 //!   appears;
 //! - the ARP table region `net_arp_table`, mapped read-write into arpd and
 //!   read-only into every client with `arp="true"`, at [`ARP_TABLE_VADDR`].
@@ -314,24 +314,6 @@ impl MuxCall {
 
 /// Reply label of a call with an unknown label or malformed arguments.
 pub const ERR_BAD_REQUEST: u64 = 100;
-
-/// Protected calls a client makes to arpd.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u64)]
-pub enum ArpdCall {
-    /// Resolve register 0 (an IPv4 address, `to_u32`, which must be on the
-    /// link: resolve the gateway for others). Reply label [`ARP_KNOWN`]
-    /// with the MAC in register 0 as for [`MuxCall::Node`];
-    /// [`ARP_PENDING`] when arpd is asking the network and will notify the
-    /// caller when the table changes; [`ARP_NOT_ON_LINK`]; [`ARP_FAILED`] when
-    /// recent requests went unanswered.
-    Resolve = 1,
-}
-
-pub const ARP_KNOWN: u64 = 0;
-pub const ARP_PENDING: u64 = 1;
-pub const ARP_NOT_ON_LINK: u64 = 2;
-pub const ARP_FAILED: u64 = 3;
 
 /// A MAC address in one message register, as [`MuxCall::Node`] returns it.
 pub fn mac_to_word(mac: [u8; 6]) -> u64 {

@@ -30,14 +30,15 @@
 #![no_std]
 #![no_main]
 
+use arpd_api::{Arpd, Resolution};
 use net_client::{InPlace, InPlaceList, NetClient, SendError};
-use net_config::{mac_from_word, ArpdCall, ARP_KNOWN, ARP_PENDING, CLIENT_ARPD_CHANNEL};
+use net_config::CLIENT_ARPD_CHANNEL;
 use net_filter::{Dotted, Filter, FilterError, FilterKind};
 use net_packet::checksum::Checksum;
 use net_packet::{
     classify, udp, EtherType, EthernetAddress, EthernetRepr, IpProtocol, Ipv4Address, Ipv4Repr, Network, Transport,
 };
-use pds_runtime::{get_mr, log, msginfo, set_mr, Channel, ChannelSet, Handler, MemoryRegion};
+use pds_runtime::{log, Channel, ChannelSet, Handler, MemoryRegion};
 
 const ARPD: Channel = Channel::new(CLIENT_ARPD_CHANNEL);
 /// The port of the echo service (claimed in the description).
@@ -308,17 +309,15 @@ impl Probe {
     /// Step 3 and its completion: the gateway's MAC from arpd.
     fn resolve(&mut self) {
         let Some(address) = self.resolving else { return };
-        set_mr(0, u64::from(address.to_u32()));
-        let reply = ARPD.pp_call(msginfo(ArpdCall::Resolve as u64, 1));
-        match reply.label() {
-            ARP_KNOWN => {
-                let [a, b, c, d, e, f] = mac_from_word(get_mr(0));
+        match Arpd::new(ARPD).resolve(address) {
+            Resolution::Known(mac) => {
+                let [a, b, c, d, e, f] = mac.0;
                 log!("resolved {} is-at {a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}: ok", Dotted(address));
                 self.resolving = None;
             }
-            ARP_PENDING => log!("resolving {}: pending", Dotted(address)),
+            Resolution::Pending => log!("resolving {}: pending", Dotted(address)),
             other => {
-                log!("resolving {}: arpd answered {other}: FAILED", Dotted(address));
+                log!("resolving {}: arpd answered {other:?}: FAILED", Dotted(address));
                 self.resolving = None;
             }
         }
