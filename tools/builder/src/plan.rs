@@ -866,3 +866,5 @@ fn plan_pci_memory(
     }
 }
 
+#[cfg(test)]
+mod tests;
