@@ -6,7 +6,10 @@
 //! nothing itself; every choice was made (and reported) by the builder.
 //!
 //! As monitor it is then the fault handler of every top-level PD: it names
-//! the PD that faulted and how, and the rest of the system runs on.
+//! the PD that faulted and how, and the rest of the system runs on. What a
+//! fault means and what is done about it is decided in `pds-monitor-core`
+//! (`core/`), host-tested; this program is the glue (system calls,
+//! console, I/O ports).
 #![no_std]
 #![no_main]
 
@@ -24,6 +27,7 @@ pds_runtime::bare_metal_support!();
 use core::cell::UnsafeCell;
 use core::fmt;
 use pds_boot_spec::{ImageHeader, Spec};
+use pds_monitor_core::fault::{Action, FaultReport};
 
 /// `(vaddr, len)` of the spec segment, patched by the builder. The
 /// placeholder is non-zero so the symbol lives in `.data`.
@@ -92,36 +96,17 @@ extern "C" fn monitor_main(bootinfo: *const sel4::BootInfo) -> ! {
     monitor(&spec, fault_ep)
 }
 
-/// Reports each fault of a top-level PD. The faulting thread is not replied
-/// to, so it stays stopped; every other PD keeps running.
+/// Reports each fault of a top-level PD, as `pds_monitor_core::fault`
+/// decides: the faulting thread is not replied to, so it stays stopped;
+/// every other PD keeps running.
 fn monitor(spec: &Spec, fault_ep: sel4::CPtr) -> ! {
     loop {
         let (info, badge) = sel4::recv(fault_ep);
-        let name = badge.checked_sub(1).and_then(|i| spec.pds.get(i as usize)).map_or("?", |pd| pd.name.as_str());
-        let fault = sel4::Fault::from_message(info);
-        match fault {
-            sel4::Fault::UnknownSyscall { syscall, fault_ip, .. } if syscall == pds_boot_spec::PANIC_SYSCALL => {
-                log!("PD '{name}' panicked (ip {fault_ip:#x}); it is stopped, the others go on");
-            }
-            _ => {
-                log!(
-                    "PD '{name}' faulted: {} at address {} ip {}; it is stopped, the others go on",
-                    fault.kind_name(),
-                    Hex(fault.addr()),
-                    Hex(fault.ip()),
-                );
-            }
-        }
-    }
-}
-
-/// Formats an optional address.
-struct Hex(Option<u64>);
-impl fmt::Display for Hex {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(v) => write!(f, "{v:#x}"),
-            None => f.write_str("-"),
+        let report = FaultReport::new(&spec.pds, badge, sel4::Fault::from_message(info));
+        log!("{report}");
+        match report.action {
+            // No reply: the thread stays blocked on its fault.
+            Action::LeaveStopped => {}
         }
     }
 }

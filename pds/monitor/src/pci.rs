@@ -5,37 +5,22 @@
 //! cannot know them: it names devices by vendor, device and instance, and the
 //! initialiser resolves them here, sizes the BARs, and turns on memory
 //! decoding and bus mastering before handing the device to its driver PD.
+//! What the registers mean is decided in `pds_monitor_core::pci`; this
+//! module does the port I/O.
 
 use crate::fail;
 use alloc::vec::Vec;
 use pds_boot_spec::PciDevice;
+use pds_monitor_core::pci::{
+    bar_base_and_size, bar_fits, config_address, driver_command, find, ids, is_absent, secondary_bus, sizing_command,
+    BarKind, Header, BAR0, COMMAND, HEADER_TYPE, INTERRUPT_LINE, SECONDARY_BUS,
+};
 use sel4::{init_caps, X86IoPort};
+
+pub use pds_monitor_core::pci::Address;
 
 const CONFIG_ADDRESS: u16 = 0xcf8;
 const CONFIG_DATA: u16 = 0xcfc;
-
-const COMMAND: u8 = 0x04;
-const COMMAND_MEMORY: u32 = 1 << 1;
-const COMMAND_BUS_MASTER: u32 = 1 << 2;
-const COMMAND_INTX_DISABLE: u32 = 1 << 10;
-const HEADER_TYPE: u8 = 0x0c;
-const BAR0: u8 = 0x10;
-const SECONDARY_BUS: u8 = 0x18;
-const INTERRUPT_LINE: u8 = 0x3c;
-
-/// A function's address on the bus.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Address {
-    pub bus: u8,
-    pub device: u8,
-    pub function: u8,
-}
-
-impl core::fmt::Display for Address {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "{:02x}:{:02x}.{}", self.bus, self.device, self.function)
-    }
-}
 
 fn port() -> X86IoPort {
     X86IoPort(init_caps::IO_PORT)
@@ -44,11 +29,7 @@ fn port() -> X86IoPort {
 /// Points CONFIG_ADDRESS at a register of a function. (seL4 5.0's XML gives
 /// `In32` a 16-bit port and `Out32` a word-sized one.)
 fn select(a: Address, offset: u8) {
-    let addr = 1 << 31
-        | u32::from(a.bus) << 16
-        | u32::from(a.device) << 11
-        | u32::from(a.function) << 8
-        | u32::from(offset & 0xfc);
+    let addr = config_address(a, offset);
     port()
         .out32(CONFIG_ADDRESS.into(), addr.into())
         .unwrap_or_else(|e| fail(format_args!("PCI config address: {e:?}")));
@@ -73,21 +54,22 @@ pub fn enumerate() -> Vec<(Address, u16, u16)> {
             for function in 0..8 {
                 let a = Address { bus, device, function };
                 let id = read32(a, 0);
-                if id & 0xffff == 0xffff {
+                if is_absent(id) {
                     if function == 0 {
                         break;
                     }
                     continue;
                 }
-                found.push((a, id as u16, (id >> 16) as u16));
-                let header = read32(a, HEADER_TYPE) >> 16;
-                if header & 0x7f == 1 {
-                    let secondary = (read32(a, SECONDARY_BUS) >> 8) as u8;
+                let (vendor, device) = ids(id);
+                found.push((a, vendor, device));
+                let header = Header::from_register(read32(a, HEADER_TYPE));
+                if header.bridge {
+                    let secondary = secondary_bus(read32(a, SECONDARY_BUS));
                     if secondary > bus {
                         buses.push(secondary);
                     }
                 }
-                if function == 0 && header & 0x80 == 0 {
+                if function == 0 && !header.multi_function {
                     break; // single-function device
                 }
             }
@@ -116,24 +98,23 @@ impl Resolved {
 fn size_bar(a: Address, index: u8) -> (u64, u64) {
     let off = BAR0 + 4 * index;
     let low = read32(a, off);
-    if low & 1 != 0 {
+    let kind = BarKind::from_register(low);
+    if kind == BarKind::Io {
         fail(format_args!("PCI {a} BAR {index} is an IO BAR; only memory BARs can be mapped"));
     }
-    let is64 = (low >> 1) & 3 == 2;
     write32(a, off, u32::MAX);
-    let mut mask = u64::from(read32(a, off) & !0xf);
+    let mask_low = read32(a, off);
     write32(a, off, low);
-    let mut base = u64::from(low & !0xf);
-    if is64 {
+    let (high, mask_high) = if kind == BarKind::Memory64 {
         let high = read32(a, off + 4);
         write32(a, off + 4, u32::MAX);
-        mask |= u64::from(read32(a, off + 4)) << 32;
+        let mask_high = read32(a, off + 4);
         write32(a, off + 4, high);
-        base |= u64::from(high) << 32;
+        (Some(high), Some(mask_high))
     } else {
-        mask |= 0xffff_ffff_0000_0000;
-    }
-    (base, (!mask).wrapping_add(1))
+        (None, None)
+    };
+    bar_base_and_size(low, high, mask_low, mask_high)
 }
 
 /// Finds every device of the spec and prepares it for its driver.
@@ -145,24 +126,20 @@ pub fn resolve(devices: &[PciDevice]) -> Vec<Resolved> {
     devices
         .iter()
         .map(|want| {
-            let Some(&(address, _, _)) = present
-                .iter()
-                .filter(|(_, v, d)| (*v, *d) == (want.vendor, want.device))
-                .nth(usize::from(want.instance))
-            else {
+            let Some(address) = find(&present, want.vendor, want.device, want.instance) else {
                 fail(format_args!(
                     "PCI device {:04x}:{:04x} instance {} for PD '{}' is not present (is the QEMU -device missing?)",
                     want.vendor, want.device, want.instance, want.owner
                 ));
             };
             let command = read32(address, COMMAND) & 0xffff;
-            write32(address, COMMAND, command & !COMMAND_MEMORY);
+            write32(address, COMMAND, sizing_command(command));
             let bars = want
                 .bars
                 .iter()
                 .map(|&(index, need)| {
                     let (base, size) = size_bar(address, index);
-                    if size < need || base == 0 {
+                    if !bar_fits(base, size, need) {
                         fail(format_args!(
                             "PCI {address} BAR {index} is {size:#x} bytes at {base:#x}; PD '{}' maps {need:#x}",
                             want.owner
@@ -171,8 +148,7 @@ pub fn resolve(devices: &[PciDevice]) -> Vec<Resolved> {
                     (index, base, size)
                 })
                 .collect();
-            let command = (command | COMMAND_MEMORY | COMMAND_BUS_MASTER) & !COMMAND_INTX_DISABLE;
-            write32(address, COMMAND, command);
+            write32(address, COMMAND, driver_command(command));
             let interrupt_line = read32(address, INTERRUPT_LINE) as u8;
             crate::log!(
                 "PCI {address} {:04x}:{:04x} -> PD '{}' (interrupt line {interrupt_line})",

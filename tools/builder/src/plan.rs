@@ -154,9 +154,8 @@ pub fn plan(sys: &SystemDescription, mut programs: Vec<Program>) -> Result<Plan,
     let entries: Vec<u64> = programs.iter().map(|prog| prog.entry).collect();
     let mut plans = Vec::new();
     for (i, pd) in pds.iter().enumerate() {
-        let program = &mut programs[i];
-        let plan = plan_pd(&mut p, i, pd, program, &objects, &index, parents[i], &entries);
-        plans.push(plan);
+        let input = PdInput { index: i, pd, objects: &objects, by_name: &index, parent: parents[i], entries: &entries };
+        plans.push(plan_pd(&mut p, &input, &mut programs[i]));
     }
     if !p.errors.is_empty() {
         return Err(Error::Description(tools_sdf::Diagnostics(p.errors)));
@@ -176,19 +175,81 @@ struct Page {
     cached: bool,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn plan_pd(
-    p: &mut Planner,
-    pd_index: usize,
-    pd: &ProtectionDomain,
-    program: &mut Program,
-    objects: &[PdObjects],
-    index: &HashMap<&str, usize>,
+/// What the steps of [`plan_pd`] read about the PD being planned.
+struct PdInput<'a, 'd> {
+    /// The PD's index in [`SystemDescription::all_pds`] order.
+    index: usize,
+    pd: &'d ProtectionDomain,
+    /// Kernel objects of every PD, by index.
+    objects: &'a [PdObjects],
+    /// Index of every PD by name.
+    by_name: &'a HashMap<&'d str, usize>,
+    /// Index of the PD's parent, if it is a child.
     parent: Option<usize>,
-    entries: &[u64],
-) -> PdPlan {
-    let me = &objects[pd_index];
-    let mut plan = PdPlan {
+    /// Entry point of every PD's program, by index.
+    entries: &'a [u64],
+}
+
+impl PdInput<'_, '_> {
+    /// The PD's own kernel objects.
+    fn me(&self) -> &PdObjects {
+        &self.objects[self.index]
+    }
+
+    /// Kernel objects of the PD called `name` (validated to exist).
+    fn objects_of(&self, name: &str) -> &PdObjects {
+        &self.objects[self.by_name[name]]
+    }
+}
+
+/// Plans one PD, in steps: its CSpace (channels, own objects, children,
+/// IRQs, I/O ports, PCI devices), the patches to its program image, its
+/// address space (image, stack and IPC buffer, PCI memory, memory regions,
+/// paging structures) and its thread. The steps run in this order because
+/// objects, capabilities and fills are numbered in the order they are
+/// added.
+fn plan_pd(p: &mut Planner, input: &PdInput, program: &mut Program) -> PdPlan {
+    let mut plan = new_pd_plan(p, input, program);
+    // The channel masks the runtime checks: notify, protected call, IRQ,
+    // child.
+    let mut masks = [0u64; 4];
+
+    plan_channels(p, input, &mut plan, &mut masks);
+    plan_own_caps(p, input, &mut plan);
+    let child_entries = plan_children(p, input, &mut plan, &mut masks);
+    plan_irqs(p, input, &mut plan, &mut masks);
+    plan_ioports(p, input, &mut plan);
+    let pd = input.pd;
+    let me = input.me();
+    let pci: Vec<u32> =
+        pd.pci_devices.iter().map(|dev| plan_pci_caps(p, pd, dev, me, &mut plan, &mut masks, program)).collect();
+
+    patch_runtime_symbols(p, pd, program, &masks, &child_entries);
+    if let Some(network) = &p.sys.network {
+        plan.net_config = patch_net_config(p, pd, network, program);
+    }
+    patch_map_setvars(p, pd, program);
+    let deferred_paddr = patch_setvars(p, pd, program);
+
+    let mut pages: BTreeMap<u64, Page> = BTreeMap::new();
+    plan_image(p, pd, program, deferred_paddr, &mut plan, &mut pages);
+    let ipc = plan_stack_and_ipc_buffer(p, pd, &mut plan, &mut pages);
+    for (dev, &index) in pd.pci_devices.iter().zip(&pci) {
+        plan_pci_memory(p, pd, dev, index, &mut plan, &mut pages);
+    }
+    plan_maps(p, pd, &mut plan, &mut pages);
+    plan.ranges.sort_by_key(|r| r.start);
+    plan_paging_structures(p, pd, me, &pages);
+
+    plan_thread(p, input, program, ipc);
+    plan.caps.sort_by_key(|c| c.0);
+    plan
+}
+
+/// The report's account of the PD, before its capabilities and ranges.
+fn new_pd_plan(p: &Planner, input: &PdInput, program: &Program) -> PdPlan {
+    let pd = input.pd;
+    PdPlan {
         name: pd.name.clone(),
         priority: pd.priority,
         pp: pd.pp,
@@ -196,23 +257,28 @@ fn plan_pd(
         stack_size: pd.stack_size,
         program: program.path.clone(),
         entry: program.entry,
-        parent: parent.map(|i| p.spec.pds[i].name.clone()),
+        parent: input.parent.map(|i| p.spec.pds[i].name.clone()),
         ranges: Vec::new(),
         caps: Vec::new(),
         channels: Vec::new(),
         ioports: Vec::new(),
         irqs: Vec::new(),
         net_config: None,
-    };
+    }
+}
 
-    // --- Channels: capabilities and the masks the runtime checks. ---
-    let mut masks = [0u64; 4];
+/// Channels: for each end the PD holds, a notification capability (write
+/// only, badged with the other end's id) if it may notify, and an endpoint
+/// capability (all rights, badged as a protected call with the other end's
+/// id) if it may call; and the masks the runtime checks.
+fn plan_channels(p: &mut Planner, input: &PdInput, plan: &mut PdPlan, masks: &mut [u64; 4]) {
+    let me = input.me();
     for ch in &p.sys.channels {
         for (a, b) in [(&ch.ends[0], &ch.ends[1]), (&ch.ends[1], &ch.ends[0])] {
-            if a.pd != pd.name {
+            if a.pd != input.pd.name {
                 continue;
             }
-            let other = &objects[index[b.pd.as_str()]];
+            let other = input.objects_of(&b.pd);
             let mut how = Vec::new();
             if a.notify {
                 masks[0] |= 1 << a.id;
@@ -241,10 +307,17 @@ fn plan_pd(
             plan.channels.push(format!("id {} <-> {} id {} ({how})", a.id, b.pd, b.id));
         }
     }
+}
 
-    // --- Own objects. ---
-    let input = me.endpoint.unwrap_or(me.notification);
-    p.cap(me.cnode, cspace::INPUT, CapSource::Object(input), Rights::ALL, 0);
+/// The PD's own objects: its input (its endpoint if it has one, else its
+/// notification), its fault endpoint (the monitor's, badged with the PD's
+/// index + 1, or its parent's, badged as a child fault with its child id),
+/// its notification and its TCB.
+fn plan_own_caps(p: &mut Planner, input: &PdInput, plan: &mut PdPlan) {
+    let me = input.me();
+    let pd_index = input.index;
+    let in_cap = me.endpoint.unwrap_or(me.notification);
+    p.cap(me.cnode, cspace::INPUT, CapSource::Object(in_cap), Rights::ALL, 0);
     plan.caps.push((
         cspace::INPUT,
         if me.endpoint.is_some() {
@@ -253,7 +326,7 @@ fn plan_pd(
             "input: own notification".into()
         },
     ));
-    let fault_badge = match parent {
+    let fault_badge = match input.parent {
         None => {
             p.cap(
                 me.cnode,
@@ -265,8 +338,8 @@ fn plan_pd(
             format!("fault endpoint -> monitor (badge {:#x})", pd_index + 1)
         }
         Some(parent) => {
-            let id = u64::from(pd.child_id.unwrap_or(0));
-            let ep = objects[parent].endpoint.expect("a parent has an endpoint");
+            let id = u64::from(input.pd.child_id.unwrap_or(0));
+            let ep = input.objects[parent].endpoint.expect("a parent has an endpoint");
             p.cap(me.cnode, cspace::FAULT_EP, CapSource::Object(ep), Rights::ALL, badge::CHILD_FAULT | id);
             format!("fault endpoint -> parent {} (badge {:#x})", p.spec.pds[parent].name, badge::CHILD_FAULT | id)
         }
@@ -276,18 +349,35 @@ fn plan_pd(
     plan.caps.push((cspace::NOTIFICATION, "own notification".into()));
     p.cap(me.cnode, cspace::TCB, CapSource::Object(me.tcb), Rights::ALL, 0);
     plan.caps.push((cspace::TCB, "own TCB".into()));
+}
+
+/// Children: the TCB of each child (all rights) at its child id, the child
+/// mask, and the table of the children's entry points (`u64::MAX` where
+/// there is no child), which the runtime uses to restart them.
+fn plan_children(
+    p: &mut Planner,
+    input: &PdInput,
+    plan: &mut PdPlan,
+    masks: &mut [u64; 4],
+) -> [u64; badge::MAX_CHILD_ID as usize + 1] {
+    let me = input.me();
     let mut child_entries = [u64::MAX; badge::MAX_CHILD_ID as usize + 1];
-    for child in &pd.children {
+    for child in &input.pd.children {
         let id = child.child_id.unwrap_or(0);
         masks[3] |= 1 << id;
-        child_entries[usize::from(id)] = entries[index[child.name.as_str()]];
+        child_entries[usize::from(id)] = input.entries[input.by_name[child.name.as_str()]];
         let slot = cspace::CHILD_TCB_BASE + u64::from(id);
-        p.cap(me.cnode, slot, CapSource::Object(objects[index[child.name.as_str()]].tcb), Rights::ALL, 0);
+        p.cap(me.cnode, slot, CapSource::Object(input.objects_of(&child.name).tcb), Rights::ALL, 0);
         plan.caps.push((slot, format!("TCB of child {} (id {id})", child.name)));
     }
+    child_entries
+}
 
-    // --- IRQs and IO ports. ---
-    for irq in &pd.irqs {
+/// IRQs the PD declares: a spec entry delivering to the PD's notification
+/// with badge `1 << id`, and an IRQ handler capability at the id.
+fn plan_irqs(p: &mut Planner, input: &PdInput, plan: &mut PdPlan, masks: &mut [u64; 4]) {
+    let me = input.me();
+    for irq in &input.pd.irqs {
         masks[2] |= 1 << irq.id;
         let idx = p.spec.irqs.len() as u32;
         p.spec.irqs.push(Irq {
@@ -314,7 +404,13 @@ fn plan_pd(
         plan.caps.push((slot, format!("IRQ handler, {desc}")));
         plan.irqs.push(desc);
     }
-    for port in &pd.ioports {
+}
+
+/// I/O port ranges the PD declares: a spec entry and an I/O port capability
+/// at the id.
+fn plan_ioports(p: &mut Planner, input: &PdInput, plan: &mut PdPlan) {
+    let me = input.me();
+    for port in &input.pd.ioports {
         let idx = p.spec.ioports.len() as u32;
         let last = port.addr as u32 + port.size as u32 - 1;
         p.spec.ioports.push(IoPortRange { first: port.addr, last: last as u16 });
@@ -324,11 +420,17 @@ fn plan_pd(
         plan.caps.push((slot, format!("IO ports, {desc}")));
         plan.ioports.push(desc);
     }
+}
 
-    let pci: Vec<u32> =
-        pd.pci_devices.iter().map(|dev| plan_pci_caps(p, pd, dev, me, &mut plan, &mut masks, program)).collect();
-
-    // --- Patch the program image: name, masks, setvars. ---
+/// Writes the PD's name, channel masks and children's entry points into
+/// its program, if it declares the runtime's symbols.
+fn patch_runtime_symbols(
+    p: &mut Planner,
+    pd: &ProtectionDomain,
+    program: &mut Program,
+    masks: &[u64; 4],
+    child_entries: &[u64],
+) {
     let mut name = [0u8; PD_NAME_LEN];
     name[..pd.name.len()].copy_from_slice(pd.name.as_bytes());
     let mut runtime_patches = vec![(PD_NAME_SYMBOL, name.to_vec())];
@@ -346,9 +448,11 @@ fn plan_pd(
             }
         }
     }
-    if let Some(network) = &p.sys.network {
-        plan.net_config = patch_net_config(p, pd, network, program);
-    }
+}
+
+/// Writes each `<map>`'s `setvar_vaddr` (its address) and `setvar_size`
+/// (its region's size) into the program.
+fn patch_map_setvars(p: &mut Planner, pd: &ProtectionDomain, program: &mut Program) {
     for map in &pd.maps {
         if let Some(symbol) = &map.setvar_vaddr {
             if let Err(e) = program.patch(symbol, &map.vaddr.to_le_bytes()) {
@@ -369,6 +473,13 @@ fn plan_pd(
             }
         }
     }
+}
+
+/// Writes each `<setvar>` known now (a region's size, a fixed physical
+/// address) into the program; returns the (symbol address, region) pairs
+/// whose physical address the initialiser writes once it has allocated
+/// the region.
+fn patch_setvars(p: &mut Planner, pd: &ProtectionDomain, program: &mut Program) -> Vec<(u64, ObjId)> {
     let mut deferred_paddr = Vec::new();
     for sv in &pd.setvars {
         let Some(region) = p.sys.region(&sv.region) else { continue };
@@ -398,9 +509,20 @@ fn plan_pd(
             },
         }
     }
+    deferred_paddr
+}
 
-    // --- Address space. ---
-    let mut pages: BTreeMap<u64, Page> = BTreeMap::new();
+/// The program image: one fresh frame per page its segments touch
+/// (writable if any segment on it is), the fills copying the file bytes
+/// into them, and the deferred physical-address patches.
+fn plan_image(
+    p: &mut Planner,
+    pd: &ProtectionDomain,
+    program: &Program,
+    deferred_paddr: Vec<(u64, ObjId)>,
+    plan: &mut PdPlan,
+    pages: &mut BTreeMap<u64, Page>,
+) {
     let image_pages: BTreeSet<u64> =
         program.segments.iter().flat_map(|s| (page_down(s.vaddr)..page_up(s.end())).step_by(PAGE as usize)).collect();
     let image_frames = p.add(
@@ -450,7 +572,17 @@ fn plan_pd(
             region,
         });
     }
+}
 
+/// The stack (read-write, below [`STACK_TOP`], with an unmapped guard page
+/// below it) and the IPC buffer page (read-write); returns the IPC
+/// buffer's frame.
+fn plan_stack_and_ipc_buffer(
+    p: &mut Planner,
+    pd: &ProtectionDomain,
+    plan: &mut PdPlan,
+    pages: &mut BTreeMap<u64, Page>,
+) -> ObjId {
     let stack_pages = pd.stack_size / PAGE;
     let stack =
         p.add(ObjectKind::Frame { size_bits: 12, paddr: None }, stack_pages as u32, format!("stack of {}", pd.name));
@@ -475,10 +607,13 @@ fn plan_pd(
         perms: "rw-".into(),
         what: "IPC buffer".into(),
     });
+    ipc
+}
 
-    for (dev, &index) in pd.pci_devices.iter().zip(&pci) {
-        plan_pci_memory(p, pd, dev, index, &mut plan, &mut pages);
-    }
+/// Memory regions the PD maps: every page of the region at the map's
+/// address, writable only if the map's perms say `w`, cached unless the map
+/// says otherwise. A map overlapping what is already planned is an error.
+fn plan_maps(p: &mut Planner, pd: &ProtectionDomain, plan: &mut PdPlan, pages: &mut BTreeMap<u64, Page>) {
     for map in &pd.maps {
         let Some(region) = p.sys.region(&map.mr) else { continue };
         let region: &MemoryRegion = region;
@@ -510,10 +645,11 @@ fn plan_pd(
             what,
         });
     }
-    plan.ranges.sort_by_key(|r| r.start);
+}
 
-    // Paging structures: one PDPT per 512 GiB, one page directory per GiB
-    // and one page table per 2 MiB that holds 4 KiB pages.
+/// Paging structures: one PDPT per 512 GiB, one page directory per GiB
+/// and one page table per 2 MiB that holds 4 KiB pages; then every page.
+fn plan_paging_structures(p: &mut Planner, pd: &ProtectionDomain, me: &PdObjects, pages: &BTreeMap<u64, Page>) {
     let pdpts: BTreeSet<u64> = pages.keys().map(|v| v >> 39).collect();
     let dirs: BTreeSet<u64> = pages.keys().map(|v| v >> 30).collect();
     let tables: BTreeSet<u64> = pages.iter().filter(|(_, pg)| !pg.large).map(|(v, _)| v >> 21).collect();
@@ -535,7 +671,7 @@ fn plan_pd(
             });
         }
     }
-    for (&vaddr, page) in &pages {
+    for (&vaddr, page) in pages {
         debug_assert!(!page.large || vaddr % LARGE_PAGE == 0);
         p.spec.mappings.push(Mapping {
             vspace: me.vspace,
@@ -544,23 +680,25 @@ fn plan_pd(
             kind: MapKind::Frame { writable: page.writable, cached: page.cached },
         });
     }
+}
 
-    // --- The thread. ---
+/// The PD's thread: its TCB, CSpace, VSpace, IPC buffer, priority, entry
+/// and stack, with its notification bound if it has an endpoint.
+fn plan_thread(p: &mut Planner, input: &PdInput, program: &Program, ipc: ObjId) {
+    let me = input.me();
     p.spec.threads.push(Thread {
-        pd: pd_index as u32,
+        pd: input.index as u32,
         tcb: me.tcb,
         cspace: me.cnode,
         vspace: me.vspace,
         ipc_buffer: ipc,
         ipc_buffer_vaddr: IPC_BUFFER_VADDR,
-        priority: pd.priority,
+        priority: input.pd.priority,
         fault_ep: cspace::FAULT_EP,
         entry: program.entry,
         stack_top: STACK_TOP,
         bound_notification: me.endpoint.map(|_| me.notification),
     });
-    plan.caps.sort_by_key(|c| c.0);
-    plan
 }
 
 /// Writes the network configuration into the program of `pd` if it is the
@@ -727,3 +865,6 @@ fn plan_pci_memory(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

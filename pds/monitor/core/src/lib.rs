@@ -1,0 +1,15 @@
+//! The monitor's decisions, without the kernel: the program `pds-monitor`
+//! (`pds/monitor`) receives fault messages and touches PCI configuration
+//! space; what those mean and what it does about them is decided here, so
+//! that it runs and is tested on the host.
+//!
+//! - [`fault`]: which PD a fault message names, what happened (a panic or
+//!   another fault), the line the monitor logs, and what it does (leaves
+//!   the PD stopped).
+//! - [`pci`]: configuration-address encoding, finding the spec's devices
+//!   among those present, BAR decoding and sizing, the command register
+//!   given to drivers.
+#![no_std]
+
+pub mod fault;
+pub mod pci;

@@ -1,0 +1,552 @@
+//! The capability plan, pinned: which capabilities each PD's CSpace
+//! receives, from which object, with which rights and badge.
+
+use super::*;
+use crate::elf::{write_executable, Segment};
+use std::path::Path;
+
+/// A synthetic program for `pd`: a page of code and a data segment holding
+/// every symbol the description patches (so the planner's patching steps
+/// succeed without a bare-metal build).
+fn program_for(sys: &SystemDescription, pd: &ProtectionDomain) -> Program {
+    let mut symbols: Vec<(String, u64)> = vec![
+        (PD_NAME_SYMBOL.into(), PD_NAME_LEN as u64),
+        (PD_CHANNELS_SYMBOL.into(), 32),
+        (PD_CHILD_ENTRIES_SYMBOL.into(), (badge::MAX_CHILD_ID + 1) * 8),
+    ];
+    if sys.network.as_ref().is_some_and(|n| network::role(n, &pd.name).is_some()) {
+        symbols.push((CONFIG_SYMBOL.into(), CONFIG_BYTES as u64));
+    }
+    for map in &pd.maps {
+        symbols.extend(map.setvar_vaddr.iter().chain(&map.setvar_size).map(|s| (s.clone(), 8)));
+    }
+    symbols.extend(pd.setvars.iter().map(|s| (s.symbol.clone(), 8)));
+    for dev in &pd.pci_devices {
+        symbols.extend(dev.bars.iter().filter_map(|b| b.setvar_vaddr.clone()).map(|s| (s, 8)));
+        symbols.extend(dev.setvar_config.iter().map(|s| (s.clone(), 8)));
+    }
+    const TEXT: u64 = 0x40_0000;
+    const DATA: u64 = 0x40_1000;
+    let size = page_up(symbols.iter().map(|s| (s.1 + 7) & !7).sum::<u64>().max(1));
+    let text =
+        Segment { vaddr: TEXT, mem_size: PAGE, data: vec![0xc3; PAGE as usize], writable: false, executable: true };
+    let data =
+        Segment { vaddr: DATA, mem_size: size, data: vec![0xff; size as usize], writable: true, executable: false };
+    let path = pd.program_image.clone();
+    let mut program = Program::parse(&path, &write_executable(TEXT, &[text, data])).expect("a valid ELF");
+    let mut at = DATA;
+    for (name, len) in symbols {
+        program.add_symbol(&name, at, len);
+        at += (len + 7) & !7;
+    }
+    program
+}
+
+fn plan_system(sys: &SystemDescription) -> Plan {
+    let programs = sys.all_pds().into_iter().map(|pd| program_for(sys, pd)).collect();
+    match super::plan(sys, programs) {
+        Ok(plan) => plan,
+        Err(e) => panic!("the plan failed: {e}"),
+    }
+}
+
+fn parse(text: &str) -> SystemDescription {
+    match tools_sdf::parse_str(Path::new("t.system"), text) {
+        Ok(sys) => sys,
+        Err(e) => panic!("invalid description: {e}"),
+    }
+}
+
+fn microkit_system() -> SystemDescription {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../microkit.system");
+    match tools_sdf::parse_file(&path) {
+        Ok(sys) => sys,
+        Err(e) => panic!("{}: {e}", path.display()),
+    }
+}
+
+fn rights(r: Rights) -> String {
+    format!("{}{}{}", if r.read { 'R' } else { '-' }, if r.write { 'W' } else { '-' }, if r.grant { 'G' } else { '-' })
+}
+
+/// Every capability the plan installs, per PD (by name), as readable lines
+/// `slot N: WHAT, rights RWG, badge 0x..`, in slot order.
+fn cap_table(plan: &Plan) -> BTreeMap<String, Vec<String>> {
+    // Name of each single object, by id.
+    let mut names = HashMap::new();
+    let mut id = 0;
+    for (object, name) in plan.spec.objects.iter().zip(&plan.object_names) {
+        if object.count == 1 {
+            names.insert(id, name.clone());
+        }
+        id += object.count;
+    }
+    let pd_of_cnode: HashMap<ObjId, &str> =
+        plan.spec.threads.iter().map(|t| (t.cspace, plan.spec.pds[t.pd as usize].name.as_str())).collect();
+    let mut table: BTreeMap<String, Vec<(u64, String)>> =
+        plan.spec.pds.iter().map(|pd| (pd.name.clone(), Vec::new())).collect();
+    for cap in &plan.spec.caps {
+        let what = match cap.source {
+            CapSource::Object(id) => names.get(&id).cloned().unwrap_or_else(|| format!("object {id}")),
+            CapSource::Irq(i) => {
+                let irq = &plan.spec.irqs[i as usize];
+                let source = match irq.pci_device {
+                    Some(d) => {
+                        let dev = &plan.spec.pci_devices[d as usize];
+                        format!("PCI {:04x}:{:04x}", dev.vendor, dev.device)
+                    }
+                    None => format!("IOAPIC {} pin {}", irq.ioapic, irq.pin),
+                };
+                let to = names.get(&irq.notification).cloned().unwrap_or_default();
+                format!("IRQ handler of {source}, delivered to {to} (badge {:#x})", irq.badge)
+            }
+            CapSource::IoPort(i) => {
+                let range = &plan.spec.ioports[i as usize];
+                format!("I/O ports {:#x}..={:#x}", range.first, range.last)
+            }
+        };
+        let line = format!("slot {}: {what}, rights {}, badge {:#x}", cap.slot, rights(cap.rights), cap.badge);
+        table.get_mut(pd_of_cnode[&cap.cnode]).expect("a PD").push((cap.slot, line));
+    }
+    table
+        .into_iter()
+        .map(|(pd, mut caps)| {
+            caps.sort();
+            (pd, caps.into_iter().map(|c| c.1).collect())
+        })
+        .collect()
+}
+
+/// The cap lines of one PD.
+fn caps_of(plan: &Plan, pd: &str) -> Vec<String> {
+    cap_table(plan).remove(pd).unwrap_or_else(|| panic!("no PD `{pd}`"))
+}
+
+/// Every shared or device page run a PD maps (memory regions, PCI BARs,
+/// configuration snapshots; not its image, stack or IPC buffer), per PD,
+/// as `NAME at 0x..: rw|r-[, uncached]`.
+fn map_table(plan: &Plan) -> BTreeMap<String, Vec<String>> {
+    let mut runs = Vec::new();
+    let mut id = 0;
+    for (object, name) in plan.spec.objects.iter().zip(&plan.object_names) {
+        runs.push((id, id + object.count, name.as_str()));
+        id += object.count;
+    }
+    let run_of = |object: ObjId| runs.iter().find(|r| r.0 <= object && object < r.1).expect("an object run").2;
+    let pd_of_vspace: HashMap<ObjId, &str> =
+        plan.spec.threads.iter().map(|t| (t.vspace, plan.spec.pds[t.pd as usize].name.as_str())).collect();
+    // (PD, run) -> (lowest vaddr, (writable, cached) of every page).
+    type Access = (u64, BTreeSet<(bool, bool)>);
+    let mut seen: BTreeMap<(String, String), Access> = BTreeMap::new();
+    for m in &plan.spec.mappings {
+        let MapKind::Frame { writable, cached } = m.kind else { continue };
+        let run = run_of(m.object);
+        if ["program image", "stack of", "IPC buffer"].iter().any(|p| run.starts_with(p)) {
+            continue;
+        }
+        let entry =
+            seen.entry((pd_of_vspace[&m.vspace].to_string(), run.to_string())).or_insert((u64::MAX, BTreeSet::new()));
+        entry.0 = entry.0.min(m.vaddr);
+        entry.1.insert((writable, cached));
+    }
+    let mut table: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for ((pd, run), (vaddr, access)) in seen {
+        let access: Vec<String> = access
+            .into_iter()
+            .map(|(w, c)| format!("{}{}", if w { "rw" } else { "r-" }, if c { "" } else { ", uncached" }))
+            .collect();
+        let run = run.strip_suffix(&format!(" for {pd}")).unwrap_or(&run).to_string();
+        table.entry(pd).or_default().push(format!("{run} at {vaddr:#x}: {}", access.join(" and ")));
+    }
+    table
+}
+
+/// Fails with the lines missing from and the lines added to each PD's
+/// table, so a change in the plan reads as a difference.
+fn assert_table(what: &str, actual: &BTreeMap<String, Vec<String>>, expected: &[(&str, &[&str])]) {
+    let expected: BTreeMap<String, Vec<String>> =
+        expected.iter().map(|(pd, lines)| (pd.to_string(), lines.iter().map(|l| l.to_string()).collect())).collect();
+    let mut diff = String::new();
+    for pd in actual.keys().chain(expected.keys()).collect::<BTreeSet<_>>() {
+        let (a, e) = (actual.get(pd).cloned().unwrap_or_default(), expected.get(pd).cloned().unwrap_or_default());
+        for line in e.iter().filter(|l| !a.contains(l)) {
+            diff += &format!("  {pd}: - {line}\n");
+        }
+        for line in a.iter().filter(|l| !e.contains(l)) {
+            diff += &format!("  {pd}: + {line}\n");
+        }
+    }
+    assert!(diff.is_empty(), "the {what} differ from the pinned table (- expected, + planned):\n{diff}");
+}
+
+const PP_SYSTEM: &str = r#"<system>
+  <protection_domain name="server" priority="200" pp="true"><program_image path="server" /></protection_domain>
+  <protection_domain name="client" priority="100"><program_image path="client" /></protection_domain>
+  <protection_domain name="peer" priority="100"><program_image path="peer" /></protection_domain>
+  <channel><end pd="server" id="3" /><end pd="client" id="5" pp="true" /></channel>
+  <channel><end pd="client" id="6" /><end pd="peer" id="1" /></channel>
+</system>"#;
+
+#[test]
+fn a_pp_pd_receives_on_its_endpoint_and_others_on_their_notification() {
+    let plan = plan_system(&parse(PP_SYSTEM));
+    let server = caps_of(&plan, "server");
+    assert_eq!(server[0], "slot 1: endpoint of server, rights RWG, badge 0x0");
+    assert_eq!(caps_of(&plan, "client")[0], "slot 1: notification of client, rights RWG, badge 0x0");
+    assert_eq!(caps_of(&plan, "peer")[0], "slot 1: notification of peer, rights RWG, badge 0x0");
+    // Only the pp PD has an endpoint, with its notification bound.
+    let bound: Vec<bool> = plan.spec.threads.iter().map(|t| t.bound_notification.is_some()).collect();
+    assert_eq!(bound, [true, false, false]);
+}
+
+#[test]
+fn the_caller_of_a_pp_channel_gets_the_endpoint_badged_with_the_callee_end() {
+    let plan = plan_system(&parse(PP_SYSTEM));
+    let client = caps_of(&plan, "client");
+    let slot = cspace::PROTECTED_CALL_BASE + 5;
+    assert!(
+        client
+            .contains(&format!("slot {slot}: endpoint of server, rights RWG, badge {:#x}", badge::PROTECTED_CALL | 3)),
+        "{client:#?}"
+    );
+    // The callee cannot call back, and no one else may call.
+    let calls =
+        |caps: &[String]| caps.iter().filter(|c| c.contains("endpoint of") && !c.starts_with("slot 1:")).count();
+    assert_eq!(calls(&caps_of(&plan, "server")), 0);
+    assert_eq!(calls(&caps_of(&plan, "peer")), 0);
+    assert_eq!(calls(&client), 1);
+}
+
+#[test]
+fn notifying_ends_get_a_write_only_notification_badged_with_the_other_end() {
+    let plan = plan_system(&parse(PP_SYSTEM));
+    let base = cspace::OUTPUT_NOTIFICATION_BASE;
+    assert!(
+        caps_of(&plan, "client").contains(&format!("slot {}: notification of peer, rights -W-, badge 0x2", base + 6))
+    );
+    assert!(
+        caps_of(&plan, "peer").contains(&format!("slot {}: notification of client, rights -W-, badge 0x40", base + 1))
+    );
+    assert!(caps_of(&plan, "server")
+        .contains(&format!("slot {}: notification of client, rights -W-, badge 0x20", base + 3)));
+}
+
+#[test]
+fn map_perms_decide_whether_pages_are_writable() {
+    let sys = parse(
+        r#"<system>
+  <memory_region name="shared" size="0x2000" />
+  <memory_region name="dev" size="0x1000" />
+  <protection_domain name="writer" priority="100"><program_image path="writer" />
+    <map mr="shared" vaddr="0x20000000" perms="rw" />
+    <map mr="dev" vaddr="0x30000000" perms="rw" cached="false" />
+  </protection_domain>
+  <protection_domain name="reader" priority="100"><program_image path="reader" />
+    <map mr="shared" vaddr="0x20000000" perms="r" />
+  </protection_domain>
+</system>"#,
+    );
+    let plan = plan_system(&sys);
+    assert_table(
+        "mappings",
+        &map_table(&plan),
+        &[
+            (
+                "writer",
+                &["memory region `dev` at 0x30000000: rw, uncached", "memory region `shared` at 0x20000000: rw"],
+            ),
+            ("reader", &["memory region `shared` at 0x20000000: r-"]),
+        ],
+    );
+    // Both pages of the region, in both PDs.
+    let shared: Vec<_> =
+        plan.spec.mappings.iter().filter(|m| m.vaddr >= 0x2000_0000 && m.vaddr < 0x2000_2000).collect();
+    assert_eq!(shared.iter().filter(|m| matches!(m.kind, MapKind::Frame { .. })).count(), 4);
+}
+
+const DEVICE_SYSTEM: &str = r#"<system>
+  <protection_domain name="plain" priority="100"><program_image path="plain" /></protection_domain>
+  <protection_domain name="clock" priority="200"><program_image path="clock" />
+    <ioport id="1" addr="0x40" size="4" />
+    <irq id="7" pin="2" trigger="edge" polarity="high" />
+  </protection_domain>
+</system>"#;
+
+#[test]
+fn io_ports_and_irqs_go_only_to_the_pd_that_declares_them() {
+    let plan = plan_system(&parse(DEVICE_SYSTEM));
+    let clock = caps_of(&plan, "clock");
+    assert!(clock.contains(&format!("slot {}: I/O ports 0x40..=0x43, rights RWG, badge 0x0", cspace::IOPORT_BASE + 1)));
+    let vector = plan.spec.irqs[0].vector;
+    assert_eq!(plan.spec.irqs.len(), 1);
+    assert!(
+        clock.contains(&format!(
+            "slot {}: IRQ handler of IOAPIC 0 pin 2, delivered to notification of clock (badge 0x80), rights RWG, badge 0x0",
+            cspace::IRQ_BASE + 7
+        )),
+        "{clock:#?} (vector {vector})"
+    );
+    let plain = caps_of(&plan, "plain");
+    assert!(!plain.iter().any(|c| c.contains("IRQ") || c.contains("I/O ports")), "{plain:#?}");
+    // Only the own objects: input, fault endpoint, notification, TCB.
+    assert_eq!(plain.len(), 4, "{plain:#?}");
+    assert_eq!(plan.spec.ioports, [IoPortRange { first: 0x40, last: 0x43 }]);
+}
+
+#[test]
+fn children_are_controlled_by_their_parent_and_fault_to_it() {
+    let sys = parse(
+        r#"<system>
+  <protection_domain name="supervisor" priority="100"><program_image path="supervisor" />
+    <protection_domain name="worker" id="2" priority="90"><program_image path="worker" /></protection_domain>
+  </protection_domain>
+  <protection_domain name="loner" priority="80"><program_image path="loner" /></protection_domain>
+</system>"#,
+    );
+    let plan = plan_system(&sys);
+    assert_table(
+        "capabilities",
+        &cap_table(&plan),
+        &[
+            (
+                "supervisor",
+                &[
+                    // A parent has an endpoint, for its children's faults.
+                    "slot 1: endpoint of supervisor, rights RWG, badge 0x0",
+                    "slot 2: monitor fault endpoint, rights RWG, badge 0x1",
+                    "slot 3: notification of supervisor, rights RWG, badge 0x0",
+                    "slot 4: TCB of supervisor, rights RWG, badge 0x0",
+                    "slot 322: TCB of worker, rights RWG, badge 0x0",
+                ],
+            ),
+            (
+                "worker",
+                &[
+                    "slot 1: notification of worker, rights RWG, badge 0x0",
+                    "slot 2: endpoint of supervisor, rights RWG, badge 0x4000002",
+                    "slot 3: notification of worker, rights RWG, badge 0x0",
+                    "slot 4: TCB of worker, rights RWG, badge 0x0",
+                ],
+            ),
+            (
+                "loner",
+                &[
+                    "slot 1: notification of loner, rights RWG, badge 0x0",
+                    "slot 2: monitor fault endpoint, rights RWG, badge 0x3",
+                    "slot 3: notification of loner, rights RWG, badge 0x0",
+                    "slot 4: TCB of loner, rights RWG, badge 0x0",
+                ],
+            ),
+        ],
+    );
+    assert_eq!(badge::CHILD_FAULT | 2, 0x400_0002);
+    let parents: Vec<Option<u32>> = plan.spec.pds.iter().map(|pd| pd.parent).collect();
+    assert_eq!(parents, [None, Some(0), None]);
+    assert!(plan.spec.threads.iter().all(|t| t.fault_ep == cspace::FAULT_EP));
+}
+
+/// The plan of the real system, pinned: every capability of every PD and
+/// every shared or device mapping. A change in what the builder grants
+/// fails here with the difference, line by line.
+#[test]
+fn microkit_system_plan_is_pinned() {
+    let plan = plan_system(&microkit_system());
+    assert_table("capabilities", &cap_table(&plan), MICROKIT_CAPS);
+    assert_table("mappings", &map_table(&plan), MICROKIT_MAPS);
+}
+
+/// Every capability of every PD of `microkit.system`: `slot N: object,
+/// rights RWG (read, write, grant), badge`.
+const MICROKIT_CAPS: &[(&str, &[&str])] = &[
+(
+"arpd",
+&[
+    "slot 1: endpoint of arpd, rights RWG, badge 0x0",
+    "slot 2: monitor fault endpoint, rights RWG, badge 0x4",
+    "slot 3: notification of arpd, rights RWG, badge 0x0",
+    "slot 4: TCB of arpd, rights RWG, badge 0x0",
+    "slot 64: notification of net-mux, rights -W-, badge 0x2",
+    "slot 67: notification of httpd, rights -W-, badge 0x2",
+    "slot 74: notification of timer, rights -W-, badge 0x1",
+    "slot 128: endpoint of net-mux, rights RWG, badge 0x8000001",
+    "slot 138: endpoint of timer, rights RWG, badge 0x8000000",
+],
+),
+(
+"httpd",
+&[
+    "slot 1: notification of httpd, rights RWG, badge 0x0",
+    "slot 2: monitor fault endpoint, rights RWG, badge 0x7",
+    "slot 3: notification of httpd, rights RWG, badge 0x0",
+    "slot 4: TCB of httpd, rights RWG, badge 0x0",
+    "slot 64: notification of net-mux, rights -W-, badge 0x8",
+    "slot 65: notification of arpd, rights -W-, badge 0x8",
+    "slot 66: notification of virtio-blk, rights -W-, badge 0x1",
+    "slot 74: notification of timer, rights -W-, badge 0x4",
+    "slot 128: endpoint of net-mux, rights RWG, badge 0x8000003",
+    "slot 129: endpoint of arpd, rights RWG, badge 0x8000003",
+    "slot 138: endpoint of timer, rights RWG, badge 0x8000002",
+    "slot 256: I/O ports 0x70..=0x71, rights RWG, badge 0x0",
+],
+),
+(
+"net-mux",
+&[
+    "slot 1: endpoint of net-mux, rights RWG, badge 0x0",
+    "slot 2: monitor fault endpoint, rights RWG, badge 0x3",
+    "slot 3: notification of net-mux, rights RWG, badge 0x0",
+    "slot 4: TCB of net-mux, rights RWG, badge 0x0",
+    "slot 64: notification of virtio-net, rights -W-, badge 0x2",
+    "slot 65: notification of arpd, rights -W-, badge 0x1",
+    "slot 66: notification of stray, rights -W-, badge 0x1",
+    "slot 67: notification of httpd, rights -W-, badge 0x1",
+    "slot 128: endpoint of virtio-net, rights RWG, badge 0x8000001",
+],
+),
+(
+"stray",
+&[
+    "slot 1: notification of stray, rights RWG, badge 0x0",
+    "slot 2: monitor fault endpoint, rights RWG, badge 0x5",
+    "slot 3: notification of stray, rights RWG, badge 0x0",
+    "slot 4: TCB of stray, rights RWG, badge 0x0",
+    "slot 64: notification of net-mux, rights -W-, badge 0x4",
+    "slot 74: notification of timer, rights -W-, badge 0x2",
+    "slot 128: endpoint of net-mux, rights RWG, badge 0x8000002",
+    "slot 138: endpoint of timer, rights RWG, badge 0x8000001",
+],
+),
+(
+"timer",
+&[
+    "slot 1: endpoint of timer, rights RWG, badge 0x0",
+    "slot 2: monitor fault endpoint, rights RWG, badge 0x1",
+    "slot 3: notification of timer, rights RWG, badge 0x0",
+    "slot 4: TCB of timer, rights RWG, badge 0x0",
+    "slot 64: notification of arpd, rights -W-, badge 0x400",
+    "slot 65: notification of stray, rights -W-, badge 0x400",
+    "slot 66: notification of httpd, rights -W-, badge 0x400",
+    "slot 216: IRQ handler of IOAPIC 0 pin 2, delivered to notification of timer (badge 0x1000000), rights RWG, badge 0x0",
+    "slot 256: I/O ports 0x40..=0x43, rights RWG, badge 0x0",
+],
+),
+(
+"virtio-blk",
+&[
+    "slot 1: notification of virtio-blk, rights RWG, badge 0x0",
+    "slot 2: monitor fault endpoint, rights RWG, badge 0x6",
+    "slot 3: notification of virtio-blk, rights RWG, badge 0x0",
+    "slot 4: TCB of virtio-blk, rights RWG, badge 0x0",
+    "slot 64: notification of httpd, rights -W-, badge 0x4",
+    "slot 193: IRQ handler of PCI 1af4:1042, delivered to notification of virtio-blk (badge 0x2), rights RWG, badge 0x0",
+],
+),
+(
+"virtio-net",
+&[
+    "slot 1: endpoint of virtio-net, rights RWG, badge 0x0",
+    "slot 2: monitor fault endpoint, rights RWG, badge 0x2",
+    "slot 3: notification of virtio-net, rights RWG, badge 0x0",
+    "slot 4: TCB of virtio-net, rights RWG, badge 0x0",
+    "slot 65: notification of net-mux, rights -W-, badge 0x1",
+    "slot 192: IRQ handler of PCI 1af4:1041, delivered to notification of virtio-net (badge 0x1), rights RWG, badge 0x0",
+],
+),
+];
+/// Every memory region, BAR and configuration page each PD of
+/// `microkit.system` maps (the timer maps none).
+const MICROKIT_MAPS: &[(&str, &[&str])] = &[
+    (
+        "arpd",
+        &[
+            "memory region `net_arp_table` at 0x51000000: rw",
+            "memory region `net_arpd_rx_active` at 0x50202000: rw",
+            "memory region `net_arpd_rx_data` at 0x50000000: r-",
+            "memory region `net_arpd_rx_free` at 0x50200000: rw",
+            "memory region `net_arpd_tx_active` at 0x50208000: rw",
+            "memory region `net_arpd_tx_data` at 0x50100000: rw",
+            "memory region `net_arpd_tx_free` at 0x50204000: rw",
+        ],
+    ),
+    (
+        "httpd",
+        &[
+            "memory region `blk_info` at 0x30002000: r-",
+            "memory region `blk_request` at 0x30000000: rw",
+            "memory region `blk_response` at 0x30001000: rw",
+            "memory region `httpd_connections` at 0x20000000: rw",
+            "memory region `net_arp_table` at 0x51000000: r-",
+            "memory region `net_httpd_rx_active` at 0x50202000: rw",
+            "memory region `net_httpd_rx_data` at 0x50000000: r-",
+            "memory region `net_httpd_rx_free` at 0x50200000: rw",
+            "memory region `net_httpd_tx_active` at 0x50208000: rw",
+            "memory region `net_httpd_tx_data` at 0x50100000: rw",
+            "memory region `net_httpd_tx_free` at 0x50204000: rw",
+            "memory region `site_cache` at 0x40000000: r-",
+        ],
+    ),
+    (
+        "net-mux",
+        &[
+            "memory region `net_arpd_rx_active` at 0x60202000: rw",
+            "memory region `net_arpd_rx_data` at 0x60000000: rw",
+            "memory region `net_arpd_rx_free` at 0x60200000: rw",
+            "memory region `net_arpd_tx_active` at 0x60208000: rw",
+            "memory region `net_arpd_tx_data` at 0x60100000: rw",
+            "memory region `net_arpd_tx_free` at 0x60204000: rw",
+            "memory region `net_httpd_rx_active` at 0x62202000: rw",
+            "memory region `net_httpd_rx_data` at 0x62000000: rw",
+            "memory region `net_httpd_rx_free` at 0x62200000: rw",
+            "memory region `net_httpd_tx_active` at 0x62208000: rw",
+            "memory region `net_httpd_tx_data` at 0x62100000: rw",
+            "memory region `net_httpd_tx_free` at 0x62204000: rw",
+            "memory region `net_rx_active` at 0x30002000: rw",
+            "memory region `net_rx_data` at 0x40000000: r-",
+            "memory region `net_rx_free` at 0x30000000: rw",
+            "memory region `net_stray_rx_active` at 0x61202000: rw",
+            "memory region `net_stray_rx_data` at 0x61000000: rw",
+            "memory region `net_stray_rx_free` at 0x61200000: rw",
+            "memory region `net_stray_tx_active` at 0x61208000: rw",
+            "memory region `net_stray_tx_data` at 0x61100000: rw",
+            "memory region `net_stray_tx_free` at 0x61204000: rw",
+            "memory region `net_tx_active` at 0x30008000: rw",
+            "memory region `net_tx_free` at 0x30004000: rw",
+            "memory region `net_tx_headers` at 0x40100000: rw",
+            "memory region `net_tx_payload` at 0x40200000: rw",
+        ],
+    ),
+    (
+        "stray",
+        &[
+            "memory region `net_stray_rx_active` at 0x50202000: rw",
+            "memory region `net_stray_rx_data` at 0x50000000: r-",
+            "memory region `net_stray_rx_free` at 0x50200000: rw",
+            "memory region `net_stray_tx_active` at 0x50208000: rw",
+            "memory region `net_stray_tx_data` at 0x50100000: rw",
+            "memory region `net_stray_tx_free` at 0x50204000: rw",
+        ],
+    ),
+    (
+        "virtio-blk",
+        &[
+            "BAR 4 of PCI 1af4:1042#0 at 0x10100000: rw, uncached",
+            "configuration space of PCI 1af4:1042#0 at 0x10000000: r-",
+            "memory region `blk_info` at 0x4002000: rw",
+            "memory region `blk_request` at 0x4000000: rw",
+            "memory region `blk_response` at 0x4001000: rw",
+            "memory region `blk_virtio` at 0x10200000: rw",
+        ],
+    ),
+    (
+        "virtio-net",
+        &[
+            "BAR 4 of PCI 1af4:1041#0 at 0x10100000: rw, uncached",
+            "configuration space of PCI 1af4:1041#0 at 0x10000000: r-",
+            "memory region `net_rx_active` at 0x30002000: rw",
+            "memory region `net_rx_free` at 0x30000000: rw",
+            "memory region `net_tx_active` at 0x30008000: rw",
+            "memory region `net_tx_free` at 0x30004000: rw",
+            "memory region `net_virtio` at 0x20000000: rw",
+        ],
+    ),
+];
