@@ -7,7 +7,7 @@
 //! high); client `i` (0..8) maps its console region here with
 //! `setvar_vaddr="console_client_<i>"` and has its channel 25 connected to
 //! this PD's channel `i`. Optionally, `console_input` maps a ring into which
-//! received bytes are written, signalled on channel [`INPUT_CLIENT`].
+//! received bytes are written, signalled on the channel named `input` (if any).
 //!
 //! The UART logic lives in the `drivers_serial_uart16550` crate; this is the glue.
 #![no_std]
@@ -16,7 +16,7 @@
 use drivers_serial_uart16550::{PortIo, Uart};
 use lib_console_ring::{ConsoleRegion, Reader, Writer};
 use pds_boot_spec::cspace;
-use pds_runtime::{log, setvar, Channel, ChannelSet, Handler, Var};
+use pds_runtime::{log, setvar, ChannelSet, Handler, Var};
 
 /// COM1's first I/O port.
 const COM1: u16 = 0x3f8;
@@ -26,8 +26,9 @@ const BAUD: u32 = 115_200;
 
 // The UART's interrupt (`<irq ... setvar_id="uart">`).
 pds_runtime::channel!(UART_IRQ = "uart", irq);
-/// Channel to the PD that reads `console_input`.
-const INPUT_CLIENT: Channel = Channel::new(8);
+// The client that receives input bytes, if the description names one
+// (`setvar_id="input"`).
+pds_runtime::channel!(INPUT_CLIENT = "input", optional);
 
 setvar!(console_client_0);
 setvar!(console_client_1);
@@ -131,7 +132,9 @@ impl Serial {
             }
             if let Some(input) = &mut self.input {
                 input.write(&buf[..n]);
-                INPUT_CLIENT.deferred_notify();
+                if let Some(client) = INPUT_CLIENT.get_optional() {
+                    client.deferred_notify();
+                }
             }
         }
     }

@@ -54,6 +54,10 @@ pub mod channel_names {
     pub const SYMBOL_PREFIX: &str = "__microkit_id_";
     /// High bits of every placeholder: never a valid id (ids are < 64).
     pub const PLACEHOLDER: u64 = 0xC4A7_0000_0000_0000;
+    /// Placeholder bit of a name the program can do without (the console's
+    /// channel, an optional client): the builder accepts a description that
+    /// does not name it and leaves the placeholder.
+    pub const OPTIONAL: u64 = 0x100;
     /// What a program does with a named channel: the low bits of its
     /// placeholder.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,23 +75,25 @@ pub mod channel_names {
 
     impl ChannelUse {
         /// The placeholder a program's symbol starts with.
-        pub const fn placeholder(self) -> u64 {
-            PLACEHOLDER | self as u64
+        pub const fn placeholder(self, optional: bool) -> u64 {
+            PLACEHOLDER | self as u64 | if optional { OPTIONAL } else { 0 }
         }
 
-        /// The use a placeholder declares; `None` if it is not one (for
-        /// example an id the builder already wrote).
-        pub fn from_placeholder(value: u64) -> Option<ChannelUse> {
-            if value & !0xff != PLACEHOLDER {
+        /// The use a placeholder declares, and whether the name is optional;
+        /// `None` if it is not one (for example an id the builder already
+        /// wrote).
+        pub fn from_placeholder(value: u64) -> Option<(ChannelUse, bool)> {
+            if value & !(0xff | OPTIONAL) != PLACEHOLDER {
                 return None;
             }
-            Some(match value & 0xff {
+            let usage = match value & 0xff {
                 1 => ChannelUse::Notify,
                 2 => ChannelUse::Call,
                 3 => ChannelUse::Irq,
                 4 => ChannelUse::Serve,
                 _ => return None,
-            })
+            };
+            Some((usage, value & OPTIONAL != 0))
         }
 
         /// How a report or error names it.
@@ -108,7 +114,9 @@ pub mod channel_names {
         #[test]
         fn placeholders_round_trip_and_ids_are_not_placeholders() {
             for u in [ChannelUse::Notify, ChannelUse::Call, ChannelUse::Irq, ChannelUse::Serve] {
-                assert_eq!(ChannelUse::from_placeholder(u.placeholder()), Some(u));
+                for optional in [false, true] {
+                    assert_eq!(ChannelUse::from_placeholder(u.placeholder(optional)), Some((u, optional)));
+                }
             }
             for id in 0..64 {
                 assert_eq!(ChannelUse::from_placeholder(id), None);

@@ -13,10 +13,11 @@
 //!    straight to the device;
 //! 2. the PD's **console ring**, by this convention: the description maps a
 //!    4 KiB region with `setvar_vaddr="microkit_console"` into the PD, and
-//!    the PD's channel [`CONSOLE_CHANNEL`] (id 25, the highest: reserved for
-//!    the console as stdout is fd 1) leads to the serial driver PD, which
-//!    maps the same region and prints what arrives. Bytes go into the ring
-//!    (`console-ring` protocol) and channel 25 gets a *deferred* notify: a
+//!    the PD's channel end named `console` (`setvar_id="console"`; by
+//!    custom id 25, the highest, as stdout is fd 1) leads to the serial
+//!    driver PD, which maps the same region and prints what arrives. Bytes
+//!    go into the ring (`console-ring` protocol) and that channel gets a
+//!    *deferred* notify: a
 //!    burst of lines in one handler is one signal, sent by the event loop
 //!    before it waits again (after `init` too). When a line does not fit,
 //!    the runtime signals at once first: the serial driver runs at a higher
@@ -34,7 +35,7 @@
 //! <protection_domain name="serial" ...>
 //!     <map mr="console_ping" vaddr="0x5000000" perms="rw" setvar_vaddr="console_client_0" />
 //! </protection_domain>
-//! <channel> <end pd="ping" id="25" /> <end pd="serial" id="0" /> </channel>
+//! <channel> <end pd="ping" id="25" setvar_id="console" /> <end pd="serial" id="0" /> </channel>
 //! ```
 //!
 //! Without feature `pd` (the root task), bytes always go to the kernel's
@@ -44,10 +45,6 @@ use core::fmt::{self, Write};
 
 /// Longest line written in one piece; longer messages are split.
 const LINE: usize = 256;
-
-/// The channel id on which a PD's console ring is signalled to the serial
-/// driver PD.
-pub const CONSOLE_CHANNEL: u8 = 25;
 
 /// Formats into a stack buffer, flushing whenever it fills.
 pub struct LineWriter {
@@ -115,19 +112,21 @@ use lib_console_ring as ring;
 
 #[cfg(feature = "pd")]
 mod pd {
+    use super::debug_put_bytes;
     use super::ring::{ConsoleRegion, Writer, REGION_SIZE};
-    use super::{debug_put_bytes, CONSOLE_CHANNEL};
     use crate::Channel;
     use core::cell::UnsafeCell;
     use core::sync::atomic::{AtomicBool, Ordering};
 
     crate::setvar!(microkit_console);
+    crate::channel!(CONSOLE = "console", optional);
 
     /// Where this PD's console bytes go, decided on first use.
     enum Sink {
         Undecided,
         Output(fn(&[u8])),
-        Ring(Writer<'static>),
+        /// The ring, and the channel that signals the serial driver.
+        Ring(Writer<'static>, Channel),
         Debug,
     }
 
@@ -149,9 +148,9 @@ mod pd {
         // live (one thread; nested calls are turned away above).
         let sink = unsafe { &mut *STATE.0.get() };
         if let Sink::Undecided = sink {
-            *sink = match mapped_region() {
-                Some(region) => Sink::Ring(Writer::new(region)),
-                None => Sink::Debug,
+            *sink = match (mapped_region(), CONSOLE.get_optional()) {
+                (Some(region), Some(channel)) => Sink::Ring(Writer::new(region), channel),
+                _ => Sink::Debug,
             };
         }
         let r = f(sink);
@@ -169,21 +168,17 @@ mod pd {
 
     const _: () = assert!(REGION_SIZE == 4096);
 
-    fn channel() -> Channel {
-        Channel::new(CONSOLE_CHANNEL)
-    }
-
     /// Writes raw bytes to the console.
     pub fn put_bytes(bytes: &[u8]) {
         let done = with_sink(|sink| match sink {
             Sink::Output(out) => out(bytes),
-            Sink::Ring(ring) => {
+            Sink::Ring(ring, channel) => {
                 if ring.free() < bytes.len() {
                     // Let the (higher-priority) serial driver drain it now.
-                    channel().notify();
+                    channel.notify();
                 }
                 ring.write(bytes);
-                channel().deferred_notify();
+                channel.deferred_notify();
             }
             Sink::Debug | Sink::Undecided => debug_put_bytes(bytes),
         });
@@ -197,9 +192,9 @@ mod pd {
     /// deferred notify is only sent when the event loop waits.
     pub fn flush() {
         with_sink(|sink| {
-            if let Sink::Ring(ring) = sink {
+            if let Sink::Ring(ring, channel) = sink {
                 if ring.pending() > 0 {
-                    channel().notify();
+                    channel.notify();
                 }
             }
         });

@@ -65,8 +65,17 @@ unsafe impl Sync for NamedChannel {}
 
 impl NamedChannel {
     /// The placeholder of a channel used as `usage` (what the builder checks).
-    pub const fn placeholder(usage: pds_boot_spec::channel_names::ChannelUse) -> NamedChannel {
-        NamedChannel(UnsafeCell::new(usage.placeholder()))
+    pub const fn placeholder(usage: pds_boot_spec::channel_names::ChannelUse, optional: bool) -> NamedChannel {
+        NamedChannel(UnsafeCell::new(usage.placeholder(optional)))
+    }
+
+    /// The channel's id, or `None` for an optional name the description
+    /// does not give.
+    #[cfg(feature = "pd")]
+    pub fn get_optional(&self) -> Option<crate::Channel> {
+        // SAFETY: as in `get`.
+        let v = unsafe { self.0.get().read_volatile() };
+        (v < 64).then(|| crate::Channel::new(v as u8))
     }
 
     /// The channel's id in this PD, as the builder wrote it.
@@ -91,28 +100,35 @@ impl NamedChannel {
 /// pds_runtime::channel!(TIMER = "timer", call);    // the other end accepts protected calls
 /// pds_runtime::channel!(CLIENTS = "client", serve); // this end accepts them
 /// pds_runtime::channel!(DEVICE = "device", irq);   // <irq ... setvar_id="device"/>
+/// pds_runtime::channel!(INPUT = "input", optional); // may be absent: INPUT.get_optional()
 /// BLK.get().notify();
 /// ```
+///
+/// The symbol's prefix is `pds_boot_spec::channel_names::SYMBOL_PREFIX`,
+/// written out here because an attribute needs a literal.
 #[macro_export]
 macro_rules! channel {
     ($vis:vis $rust:ident = $name:literal) => {
-        $crate::channel!(@ $vis $rust, $name, Notify);
+        $crate::channel!(@ $vis $rust, $name, Notify, false);
+    };
+    ($vis:vis $rust:ident = $name:literal, optional) => {
+        $crate::channel!(@ $vis $rust, $name, Notify, true);
     };
     ($vis:vis $rust:ident = $name:literal, call) => {
-        $crate::channel!(@ $vis $rust, $name, Call);
+        $crate::channel!(@ $vis $rust, $name, Call, false);
     };
     ($vis:vis $rust:ident = $name:literal, serve) => {
-        $crate::channel!(@ $vis $rust, $name, Serve);
+        $crate::channel!(@ $vis $rust, $name, Serve, false);
     };
     ($vis:vis $rust:ident = $name:literal, irq) => {
-        $crate::channel!(@ $vis $rust, $name, Irq);
+        $crate::channel!(@ $vis $rust, $name, Irq, false);
     };
-    (@ $vis:vis $rust:ident, $name:literal, $usage:ident) => {
+    (@ $vis:vis $rust:ident, $name:literal, $usage:ident, $optional:expr) => {
         #[used]
         #[export_name = concat!("__microkit_id_", $name)]
         #[link_section = ".data.microkit.setvar"]
         $vis static $rust: $crate::NamedChannel =
-            $crate::NamedChannel::placeholder($crate::ChannelUse::$usage);
+            $crate::NamedChannel::placeholder($crate::ChannelUse::$usage, $optional);
     };
 }
 

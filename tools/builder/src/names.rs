@@ -8,7 +8,8 @@
 //! every PD's program against its description, and fails with the
 //! description's file:line:column and a fix when they disagree:
 //!
-//! - the program uses a name that no end, irq or device of the PD has;
+//! - the program uses a name that no end, irq or device of the PD has
+//!   (unless it declared the name optional);
 //! - the description names a channel that the program does not declare;
 //! - one name is given to two ends of the same PD;
 //! - the use does not match: a call on an end that may not make protected
@@ -81,8 +82,9 @@ fn bindings(sys: &SystemDescription, pd: &ProtectionDomain, errors: &mut Vec<Dia
     out
 }
 
-/// The names a program declares, with what it does with each.
-fn declared(program: &Program) -> BTreeMap<String, Option<ChannelUse>> {
+/// The names a program declares, with what it does with each and whether
+/// the name is optional.
+fn declared(program: &Program) -> BTreeMap<String, Option<(ChannelUse, bool)>> {
     program
         .symbol_names()
         .filter_map(|s| s.strip_prefix(SYMBOL_PREFIX).map(|n| (n.to_string(), s.to_string())))
@@ -121,7 +123,7 @@ pub fn bind(sys: &SystemDescription, programs: &mut [Program]) -> Result<(), Dia
         let declared = declared(program);
         let program_name = pd.program_image.file_name().unwrap_or_default().to_string_lossy();
         for (name, usage) in &declared {
-            let Some(usage) = *usage else {
+            let Some((usage, optional)) = *usage else {
                 errors.push(Diagnostic::new(
                     &sys.file,
                     pd.program_image_loc,
@@ -131,6 +133,7 @@ pub fn bind(sys: &SystemDescription, programs: &mut [Program]) -> Result<(), Dia
                 continue;
             };
             match bound.get(name) {
+                None if optional => {}
                 None => errors.push(Diagnostic::new(
                     &sys.file,
                     pd.loc,
