@@ -9,11 +9,11 @@
 //! this PD's channel `i`. Optionally, `console_input` maps a ring into which
 //! received bytes are written, signalled on the channel named `input` (if any).
 //!
-//! The UART logic lives in the `drivers_serial_uart16550` crate; this is the glue.
+//! The UART logic lives in the `drivers_serial_core` crate; this is the glue.
 #![no_std]
 #![no_main]
 
-use drivers_serial_uart16550::{PortIo, Uart};
+use drivers_serial_core::{PortIo, Uart};
 use lib_console_ring::{ConsoleRegion, Reader, Writer};
 use pds_boot_spec::cspace;
 use pds_runtime::{log, setvar, ChannelSet, Handler, Var};
