@@ -11,9 +11,10 @@ pub(crate) mod web;
 pub(crate) mod web_http;
 mod web_site;
 
-use crate::kernel::KernelConfig;
-use crate::qemu::{self, Session};
-use crate::system::{self, BuildOptions, Built};
+use crate::harness::deps;
+use crate::harness::kernel::KernelConfig;
+use crate::harness::qemu::{self, Session};
+use crate::harness::system::{self, BuildOptions, Built};
 use anyhow::{bail, ensure, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,9 +31,9 @@ pub type Test = (&'static str, fn(&Path) -> Result<()>);
 /// Runs the host unit tests, then every integration test; with a
 /// `filter`, only the integration tests whose name contains it.
 pub fn run(ws: &Path, filter: Option<&str>) -> Result<()> {
-    crate::deps::ensure_packages(crate::deps::KERNEL_BUILD)?;
-    crate::deps::ensure_packages(crate::deps::QEMU)?;
-    crate::deps::ensure_packages(crate::deps::GRAPHVIZ)?;
+    deps::ensure_packages(deps::KERNEL_BUILD)?;
+    deps::ensure_packages(deps::QEMU)?;
+    deps::ensure_packages(deps::GRAPHVIZ)?;
     if filter.is_none() {
         println!("== host unit tests");
         // Every library's host tests: the workspace root selects them all
