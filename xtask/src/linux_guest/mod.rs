@@ -40,7 +40,7 @@ pub struct Guest {
     pub initramfs: PathBuf,
 }
 
-/// Our kernel's CPU model (`CPU` in qemu.rs, which must stay equal), used for
+/// Our kernel's CPU model (`CPU` in harness/qemu.rs, which must stay equal), used for
 /// Linux too so that both run on the same emulated processor. Linux boots
 /// with it.
 const CPU: &str = "Nehalem,+fsgsbase,+pdpe1gb,+xsaveopt";
@@ -132,7 +132,7 @@ pub fn build(ws: &Path) -> Result<Guest> {
 }
 
 /// The QEMU command that boots the guest in `mode` (`echo` or `diskread`),
-/// in the configuration our system boots in (see qemu.rs), with the caller's
+/// in the configuration our system boots in (see harness/qemu.rs), with the caller's
 /// devices in `extra`: say a virtio-net-pci or virtio-blk-pci device and its
 /// backend.
 ///
