@@ -11,7 +11,7 @@
 //!   tools turn on `std` in dependencies (serde) that the programs share, which
 //!   would meet the programs' own panic handler.
 
-use crate::system::{program_groups, program_packages};
+use crate::harness::system::{program_groups, program_packages};
 use anyhow::{ensure, Context, Result};
 use std::path::Path;
 use std::process::Command;

@@ -1,45 +1,90 @@
-//! `cargo xtask`: the one entry point for building, running and testing.
-//!
-//! - `cargo xtask build [--system FILE] [--config debug|release] [--ram MIB]`
-//! - `cargo xtask run   [--system FILE] [--config debug|release] [--ram MIB]`
-//! - `cargo xtask test [FILTER]`
-//! - `cargo xtask bench`
-//! - `cargo xtask site DIR [--out FILE]`
-//!
-//! Each installs the Debian packages it needs when they are missing (as
-//! root) or says which command to run.
+//! `cargo xtask`: the one entry point for building, running, testing and
+//! benchmarking. Its parts, one module each: [`harness`] (kernel, system and
+//! site images, QEMU, Debian packages), [`itest`] (integration tests),
+//! [`bench`] (benchmarks), [`linux_guest`] (the benchmarks' Linux reference
+//! guest) and [`lint`] (the lint gate). `cargo xtask help` lists the commands;
+//! [`COMMANDS`] is that list, and the dispatcher accepts exactly its names.
 
 mod bench;
-mod deps;
+mod harness;
 mod itest;
-mod kernel;
 mod lint;
 mod linux_guest;
-mod qemu;
-mod site;
-mod system;
 
 use anyhow::{bail, Context, Result};
-use kernel::KernelConfig;
+use harness::kernel::KernelConfig;
+use harness::system::{self, BuildOptions};
+use harness::{deps, qemu};
 use std::path::{Path, PathBuf};
-use system::BuildOptions;
 
-const USAGE: &str =
-    "usage: cargo xtask <build|run|test|bench> [--system FILE] [--config debug|release] [--ram MIB] [--tap IFNAME]
-       cargo xtask site DIR [--out FILE]
-       cargo xtask lint
+// Kept at the crate root until the in-body `crate::site::...` paths of
+// itest/web.rs and itest/web_http.rs say `crate::harness::site`.
+use harness::site;
 
-  build   build the kernel, the PD programs and the system image; print their paths
-  run     build, then boot the system in QEMU with the serial console on this terminal
-          (quit QEMU with Ctrl-A X); --tap IFNAME attaches the NIC to an existing TAP device
-  test    host unit tests, then integration tests that boot the image in QEMU;
-          test FILTER runs only the integration tests whose name contains FILTER
-  bench   throughput and boot figures beside a Linux guest in the same QEMU configuration;
-          bench web: only the web servers; bench mux: only the demultiplexer's cost
-  site    build the site image of the document root DIR (default target/site/site.img)
-          and print what it stored
-  lint    the gate .ci/run passes first: cargo fmt --check, clippy -D warnings on the host
-          crates and on the PD programs";
+/// A command of `cargo xtask`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cmd {
+    Build,
+    Run,
+    Test,
+    Bench,
+    Site,
+    Lint,
+    Help,
+}
+
+/// Every command: the names that select it, its arguments and what it does,
+/// in one line. The usage text is made from this table and [`Cmd::parse`]
+/// reads it, so the help lists exactly what is accepted.
+const COMMANDS: &[(Cmd, &[&str], &str, &str)] = &[
+    (Cmd::Build, &["build"], "[OPTIONS]", "build the kernel, the PD programs and the system image; print their paths"),
+    (Cmd::Run, &["run"], "[OPTIONS]", "build, then boot the image in QEMU, console on this terminal (quit: Ctrl-A X)"),
+    (
+        Cmd::Test,
+        &["test"],
+        "[FILTER]",
+        "host unit tests, then the integration tests; FILTER: only those whose name contains it",
+    ),
+    (
+        Cmd::Bench,
+        &["bench"],
+        "[web|mux]",
+        "figures beside a Linux guest in the same QEMU; web: web servers, mux: demux cost",
+    ),
+    (Cmd::Site, &["site"], "DIR [--out FILE]", "build the site image of the document root DIR; print what it stored"),
+    (Cmd::Lint, &["lint"], "", "the gate .ci/run passes first: cargo fmt --check, clippy -D warnings"),
+    (Cmd::Help, &["help", "-h", "--help"], "", "this text (also with no command)"),
+];
+
+impl Cmd {
+    fn parse(name: &str) -> Option<Cmd> {
+        COMMANDS.iter().find(|(_, names, _, _)| names.contains(&name)).map(|&(cmd, ..)| cmd)
+    }
+}
+
+/// The usage text: every command in one line, then the options.
+fn usage() -> String {
+    let mut text = String::from("usage: cargo xtask COMMAND [ARGUMENTS]\n\ncommands:\n");
+    for (_, names, args, what) in COMMANDS {
+        let call = format!("{} {args}", names.join(", "));
+        text += &format!("  {:<22}  {what}\n", call.trim_end());
+    }
+    text += &format!(
+        "\noptions of build and run:
+  --system FILE           the system description (default microkit.system)
+  --config debug|release  the kernel configuration (default debug; release: no kernel printing)
+  --ram MIB               QEMU's memory, which the builder checks the system against (default {})
+  --tap IFNAME            run: attach the NIC to this existing TAP device
+                          (default: QEMU user networking, web server on http://{}/)
+site: --out FILE          where the image goes (default target/site/site.img)
+
+Each command installs the Debian packages it needs when they are missing (as root)
+or says which command to run.",
+        system::DEFAULT_RAM_MIB,
+        qemu::HOST_HTTP
+    );
+    text
+}
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
@@ -54,7 +99,7 @@ fn parse_options(args: &[String], ws: &Path) -> Result<BuildOptions> {
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().cloned().with_context(|| format!("{name} needs a value\n\n{USAGE}"));
+        let mut value = |name: &str| it.next().cloned().with_context(|| format!("{name} needs a value\n\n{}", usage()));
         match arg.as_str() {
             "--system" => {
                 let v = PathBuf::from(value("--system")?);
@@ -69,7 +114,7 @@ fn parse_options(args: &[String], ws: &Path) -> Result<BuildOptions> {
             }
             "--ram" => opts.ram_mib = value("--ram")?.parse().context("--ram takes MiB, e.g. 512")?,
             "--tap" => opts.tap = Some(value("--tap")?),
-            other => bail!("unknown option {other:?}\n\n{USAGE}"),
+            other => bail!("unknown option {other:?}\n\n{}", usage()),
         }
     }
     Ok(opts)
@@ -85,17 +130,18 @@ fn main() {
 fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let ws = workspace();
-    let Some(cmd) = args.first() else {
-        println!("{USAGE}");
+    let Some(name) = args.first() else {
+        println!("{}", usage());
         return Ok(());
     };
-    match cmd.as_str() {
-        "build" => {
+    let Some(cmd) = Cmd::parse(name) else { bail!("unknown command {name:?}\n\n{}", usage()) };
+    match cmd {
+        Cmd::Build => {
             let opts = parse_options(&args[1..], &ws)?;
             let built = system::build(&ws, &opts)?;
             system::print_paths(&built);
         }
-        "run" => {
+        Cmd::Run => {
             let opts = parse_options(&args[1..], &ws)?;
             let built = system::build(&ws, &opts)?;
             deps::ensure_packages(deps::QEMU)?;
@@ -117,12 +163,52 @@ fn run() -> Result<()> {
                 bail!("QEMU exited with {status}");
             }
         }
-        "test" => itest::run(&ws, args.get(1).map(String::as_str))?,
-        "bench" => bench::run(&ws, bench::Only::parse(args.get(1).map(String::as_str))?)?,
-        "site" => site::run(&ws, &args[1..], USAGE)?,
-        "lint" => lint::run(&ws)?,
-        "-h" | "--help" | "help" => println!("{USAGE}"),
-        other => bail!("unknown command {other:?}\n\n{USAGE}"),
+        Cmd::Test => itest::run(&ws, args.get(1).map(String::as_str))?,
+        Cmd::Bench => bench::run(&ws, bench::Only::parse(args.get(1).map(String::as_str))?)?,
+        Cmd::Site => site::run(&ws, &args[1..], &usage())?,
+        Cmd::Lint => lint::run(&ws)?,
+        Cmd::Help => println!("{}", usage()),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_names_every_command_the_dispatcher_accepts() {
+        let text = usage();
+        for (cmd, names, _, _) in COMMANDS {
+            for name in *names {
+                assert_eq!(Cmd::parse(name), Some(*cmd), "{name}");
+                assert!(text.lines().any(|l| l.split([' ', ',']).any(|w| w == *name)), "{name} is not in the usage");
+            }
+        }
+        for unknown in ["", "tests", "Build", "--system"] {
+            assert_eq!(Cmd::parse(unknown), None, "{unknown:?}");
+        }
+    }
+
+    #[test]
+    fn usage_names_every_bench_group() {
+        let text = usage();
+        for group in ["web", "mux"] {
+            assert!(bench::Only::parse(Some(group)).is_ok(), "{group}");
+            assert!(text.contains(group), "bench {group} is not in the usage");
+        }
+        assert!(bench::Only::parse(Some("other")).is_err());
+    }
+
+    #[test]
+    fn usage_names_every_build_option() {
+        let text = usage();
+        let ws = workspace();
+        for (option, value) in [("--system", "x.system"), ("--config", "release"), ("--ram", "256"), ("--tap", "tap0")]
+        {
+            assert!(parse_options(&[option.into(), value.into()], &ws).is_ok(), "{option}");
+            assert!(text.contains(option), "{option} is not in the usage");
+        }
+        assert!(parse_options(&["--other".into()], &ws).is_err());
+    }
 }

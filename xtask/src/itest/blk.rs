@@ -3,8 +3,8 @@
 //! and reads back.
 
 use super::{boot_with_and_check, build, Test, LINE_TIMEOUT};
-use crate::kernel::KernelConfig;
-use crate::qemu::Session;
+use crate::harness::kernel::KernelConfig;
+use crate::harness::qemu::Session;
 use anyhow::{ensure, Context, Result};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -60,7 +60,7 @@ fn write_image(ws: &Path, name: &str, contents: &[u8]) -> Result<PathBuf> {
 
 /// QEMU arguments for a modern virtio-blk device at 00:05.0 on `image`.
 fn drive_args(image: &Path) -> Vec<String> {
-    crate::qemu::blk_drive(image, false)
+    crate::harness::qemu::blk_drive(image, false)
 }
 
 /// Boots with a random 8 MiB disk: the client's SHA-256 of the whole disk

@@ -2,8 +2,8 @@
 //! serial console of a booted system.
 
 use super::{boot_and_check, build, Test, LINE_TIMEOUT};
-use crate::kernel::KernelConfig;
-use crate::qemu::Session;
+use crate::harness::kernel::KernelConfig;
+use crate::harness::qemu::Session;
 use anyhow::{bail, ensure, Context, Result};
 use std::path::Path;
 use std::time::Duration;

@@ -11,9 +11,10 @@ pub(crate) mod web;
 pub(crate) mod web_http;
 mod web_site;
 
-use crate::kernel::KernelConfig;
-use crate::qemu::{self, Session};
-use crate::system::{self, BuildOptions, Built};
+use crate::harness::deps;
+use crate::harness::kernel::KernelConfig;
+use crate::harness::qemu::{self, Session};
+use crate::harness::system::{self, BuildOptions, Built};
 use anyhow::{bail, ensure, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,9 +31,9 @@ pub type Test = (&'static str, fn(&Path) -> Result<()>);
 /// Runs the host unit tests, then every integration test; with a
 /// `filter`, only the integration tests whose name contains it.
 pub fn run(ws: &Path, filter: Option<&str>) -> Result<()> {
-    crate::deps::ensure_packages(crate::deps::KERNEL_BUILD)?;
-    crate::deps::ensure_packages(crate::deps::QEMU)?;
-    crate::deps::ensure_packages(crate::deps::GRAPHVIZ)?;
+    deps::ensure_packages(deps::KERNEL_BUILD)?;
+    deps::ensure_packages(deps::QEMU)?;
+    deps::ensure_packages(deps::GRAPHVIZ)?;
     if filter.is_none() {
         println!("== host unit tests");
         // Every library's host tests: the workspace root selects them all
@@ -199,6 +200,9 @@ fn pci_device_granted(ws: &Path) -> Result<()> {
 /// which error it must produce and where:
 /// `<!-- expect 12:9: unknown protection domain -->`.
 fn invalid_descriptions(ws: &Path) -> Result<()> {
+    // The PD programs the descriptions name, built as for any debug image:
+    // the test must not depend on an earlier one having built them.
+    build(ws, "tests/systems/demo.system", KernelConfig::Debug)?;
     let dir = ws.join("tests/invalid");
     let bin = ws.join("target/pds-debug/release");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;

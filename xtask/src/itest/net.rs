@@ -9,8 +9,8 @@
 //! frame) and checks that the driver's counters agree with what was sent.
 
 use super::{boot_with_and_check, build, Test, LINE_TIMEOUT};
-use crate::kernel::KernelConfig;
-use crate::qemu::Session;
+use crate::harness::kernel::KernelConfig;
+use crate::harness::qemu::Session;
 use anyhow::{ensure, Context, Result};
 use std::collections::HashMap;
 use std::io::ErrorKind;

@@ -10,10 +10,10 @@
 //! Needs root (CI runs as root).
 
 use super::{build, Test, LINE_TIMEOUT};
-use crate::deps::{self, Package};
-use crate::kernel::KernelConfig;
-use crate::qemu::{self, Session};
-use crate::system::{self, Built};
+use crate::harness::deps::{self, Package};
+use crate::harness::kernel::KernelConfig;
+use crate::harness::qemu::{self, Session};
+use crate::harness::system::{self, Built};
 use anyhow::{bail, ensure, Context, Result};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

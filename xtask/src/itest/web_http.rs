@@ -6,10 +6,10 @@
 
 use super::http_client::{Client, Response};
 use super::{build, Test, LINE_TIMEOUT};
-use crate::deps::{self, Package};
-use crate::kernel::KernelConfig;
-use crate::qemu::{self, Session};
-use crate::system;
+use crate::harness::deps::{self, Package};
+use crate::harness::kernel::KernelConfig;
+use crate::harness::qemu::{self, Session};
+use crate::harness::system;
 use anyhow::{bail, ensure, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;

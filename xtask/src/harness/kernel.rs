@@ -7,7 +7,7 @@
 //! the kernel's own Makefile out of tree. kernel/README.md tells the whole
 //! story; this module only automates it.
 
-use crate::deps;
+use crate::harness::deps;
 use anyhow::{bail, ensure, Context, Result};
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};

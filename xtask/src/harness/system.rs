@@ -1,6 +1,7 @@
 //! `cargo xtask build`: kernel, programs and system image, in that order.
 
-use crate::kernel::{self, Kernel, KernelConfig};
+use crate::harness::deps;
+use crate::harness::kernel::{self, Kernel, KernelConfig};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -93,7 +94,7 @@ pub fn build(workspace: &Path, opts: &BuildOptions) -> Result<Built> {
     let bin = build_programs(workspace, &kernel)?;
     let stem = opts.system.file_stem().and_then(|s| s.to_str()).unwrap_or("system");
     let out_dir = workspace.join("target").join("system").join(format!("{stem}-{}", opts.config.name()));
-    crate::deps::ensure_packages(crate::deps::GRAPHVIZ)?;
+    deps::ensure_packages(deps::GRAPHVIZ)?;
     let options = tools_builder::Options {
         system: opts.system.clone(),
         monitor: bin.join(MONITOR_BIN),

@@ -1,17 +1,20 @@
-//! `cargo xtask bench`: figures for this system beside the same measure for
-//! a Linux guest in the same QEMU configuration, run in the same invocation,
-//! as ratios.
+//! Benchmarks (`cargo xtask bench`): figures for this system beside the same
+//! measure for a Linux guest in the same QEMU configuration, run in the same
+//! invocation, as ratios. [`frames`] is the frame-rate measure both share.
 //!
 //! The machines are shared and noisy (the host is itself a VM), so the two
 //! systems are interleaved round by round (A B A B ...), each figure is the
 //! median of its rounds, and the CPU steal seen during the whole run is
 //! printed beside the table.
 
+pub mod frames;
+
+use crate::harness::kernel::KernelConfig;
+use crate::harness::qemu::{self, Session};
+use crate::harness::system;
+use crate::harness::{deps, site};
 use crate::itest;
-use crate::kernel::KernelConfig;
 use crate::linux_guest::{self, measure};
-use crate::qemu::{self, Session};
-use crate::system;
 use anyhow::{Context, Result};
 use std::path::Path;
 use std::time::Duration;
@@ -58,7 +61,7 @@ impl Only {
 }
 
 pub fn run(ws: &Path, only: Only) -> Result<()> {
-    crate::deps::ensure_packages(crate::deps::QEMU)?;
+    deps::ensure_packages(deps::QEMU)?;
     if only == Only::Mux {
         return mux_only(ws);
     }
@@ -67,9 +70,9 @@ pub fn run(ws: &Path, only: Only) -> Result<()> {
     let node = if all { Some(itest::build(ws, "tests/systems/node.system", KernelConfig::Debug)?) } else { None };
     let web = itest::build(ws, "microkit.system", KernelConfig::Debug)?;
     let web_copied = itest::build(ws, &copying_web_node(ws)?, KernelConfig::Debug)?;
-    let site = crate::site::default_image(ws);
-    crate::site::build(&ws.join("images/site"), &site)?;
-    crate::deps::ensure_packages(&[crate::deps::Package { name: "wrk", probe: "wrk" }])?;
+    let site = site::default_image(ws);
+    site::build(&ws.join("images/site"), &site)?;
+    deps::ensure_packages(&[deps::Package { name: "wrk", probe: "wrk" }])?;
     let guest = linux_guest::build(ws)?;
     let image = if all { Some(measure::test_image(ws, DISK_MIB)?) } else { None };
     let steal_start = CpuTimes::read()?;
@@ -159,7 +162,7 @@ fn print_mux_table(through_mux: &[Vec<f64>], direct: &[Round]) {
 }
 
 fn echo_round_ours(built: &system::Built) -> Result<Round> {
-    let link = measure::FrameLink::new()?;
+    let link = frames::FrameLink::new()?;
     let args = link.qemu_args();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut s = Session::start(qemu::command(built, system::DEFAULT_RAM_MIB, false, &args))?;
@@ -171,16 +174,16 @@ fn echo_round_ours(built: &system::Built) -> Result<Round> {
 /// UDP echo through driver, demultiplexer and the node's `net-probe` PD:
 /// frames per second for each of [`FRAME_LENS`].
 fn udp_echo_round_node(built: &system::Built) -> Result<Vec<f64>> {
-    let link = measure::FrameLink::new()?;
+    let link = frames::FrameLink::new()?;
     let args = link.qemu_args();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut s = Session::start(qemu::command(built, system::DEFAULT_RAM_MIB, false, &args))?;
     s.expect("[net-probe] ready", itest::LINE_TIMEOUT).context("booting the seL4 network node")?;
-    let traffic = measure::Traffic::UdpToNode { port: PROBE_PORT };
+    let traffic = frames::Traffic::UdpToNode { port: PROBE_PORT };
     FRAME_LENS
         .iter()
         .map(|&len| {
-            let rate = measure::measure_echo_of(&traffic, &link, len, WINDOW, MEASURE)?;
+            let rate = frames::measure_echo_of(&traffic, &link, len, WINDOW, MEASURE)?;
             println!("  {rate}");
             Ok(rate.frames_per_sec())
         })
@@ -258,11 +261,11 @@ fn echo_round_linux(guest: &linux_guest::Guest) -> Result<Round> {
     Ok(Round { ready_s: g.ready_after.as_secs_f64(), frames_per_s, disk_mb_s: 0.0 })
 }
 
-fn measure_frames(link: &measure::FrameLink) -> Result<Vec<f64>> {
+fn measure_frames(link: &frames::FrameLink) -> Result<Vec<f64>> {
     FRAME_LENS
         .iter()
         .map(|&len| {
-            let rate = measure::measure_echo(link, len, WINDOW, MEASURE)?;
+            let rate = frames::measure_echo(link, len, WINDOW, MEASURE)?;
             println!("  {rate}");
             Ok(rate.frames_per_sec())
         })

@@ -4,8 +4,8 @@
 //! A figure of our system means little alone, so each is printed beside the
 //! same measure taken, in the same run, from Linux on the same emulated
 //! machine (see `../shared/BASELINE-FACTS.md`). This module builds that Linux
-//! guest from Debian packages only, boots it with the device configuration
-//! our system uses, and measures it:
+//! guest from Debian packages only and boots it with the device configuration
+//! our system uses; `crate::bench` measures it:
 //!
 //! - [`build`]: a Debian kernel and a small initramfs (busybox, the virtio
 //!   modules, two C programs from `xtask/linux-guest/`), cached by a hash of
@@ -15,7 +15,7 @@
 //!   `mode=diskread` (read all of the disk with O_DIRECT, timed in the
 //!   guest) or `mode=httpd` (busybox httpd serving the demo site's
 //!   `index.html` on port 80);
-//! - [`measure`]: the host side of both measures, and [`smoke_test`].
+//! - [`measure`]: the guest booted for each measure, and [`smoke_test`].
 
 mod cpio;
 mod debian;
@@ -24,7 +24,7 @@ pub mod measure;
 #[allow(unused_imports)] // Until `cargo xtask bench` and `test` call them.
 pub use measure::smoke_test;
 
-use crate::deps::{self, Package};
+use crate::harness::deps::{self, Package};
 use anyhow::{bail, ensure, Context, Result};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -40,7 +40,7 @@ pub struct Guest {
     pub initramfs: PathBuf,
 }
 
-/// Our kernel's CPU model (`CPU` in qemu.rs, which must stay equal), used for
+/// Our kernel's CPU model (`CPU` in harness/qemu.rs, which must stay equal), used for
 /// Linux too so that both run on the same emulated processor. Linux boots
 /// with it.
 const CPU: &str = "Nehalem,+fsgsbase,+pdpe1gb,+xsaveopt";
@@ -87,7 +87,7 @@ const BUILD_TOOLS: &[Package] = &[
 
 /// The source of the build recipe itself, hashed into the cache key so that
 /// a change to how the guest is put together rebuilds it.
-const RECIPE: &[&str] = &[include_str!("linux_guest.rs"), include_str!("linux_guest/cpio.rs")];
+const RECIPE: &[&str] = &[include_str!("mod.rs"), include_str!("cpio.rs")];
 
 /// Builds the guest, or reuses the cached build.
 ///
@@ -132,11 +132,11 @@ pub fn build(ws: &Path) -> Result<Guest> {
 }
 
 /// The QEMU command that boots the guest in `mode` (`echo` or `diskread`),
-/// in the configuration our system boots in (see qemu.rs), with the caller's
+/// in the configuration our system boots in (see harness/qemu.rs), with the caller's
 /// devices in `extra`: say a virtio-net-pci or virtio-blk-pci device and its
 /// backend.
 ///
-/// The serial console is QEMU's stdout, for [`crate::qemu::Session`]. The
+/// The serial console is QEMU's stdout, for [`crate::harness::qemu::Session`]. The
 /// kernel runs `quiet`; `panic=-1` turns a kernel panic (or /init dying)
 /// into a reboot, which `-no-reboot` turns into QEMU exiting, so a broken
 /// guest fails a test at once rather than at its timeout.
@@ -363,7 +363,7 @@ mod tests {
     fn command_boots_the_mode_with_the_callers_devices() {
         let guest = Guest { kernel: "/k".into(), initramfs: "/i".into() };
         let cmd = qemu_command(&guest, "echo", &["-device", "x"]);
-        let line = crate::qemu::command_line(&cmd);
+        let line = crate::harness::qemu::command_line(&cmd);
         assert!(line.contains(&format!("-cpu {CPU} -m 512")), "{line}");
         assert!(line.contains("-kernel /k -initrd /i -append console=ttyS0 quiet panic=-1 mode=echo"), "{line}");
         assert!(line.ends_with("-device x"), "{line}");

@@ -2,7 +2,7 @@
 //! test can read the serial console of, with timeouts. QEMU is always
 //! stopped by its PID when the session ends, whatever happened.
 
-use crate::system::Built;
+use crate::harness::system::Built;
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
