@@ -29,9 +29,7 @@ use pds_runtime::{log, Channel, ChannelSet, Handler, MessageInfo};
 
 // The timer, by the name of this PD's channel end in the description.
 pds_runtime::channel!(TIMER_CHANNEL = "timer", call);
-fn timer() -> Timer {
-    Timer::new(TIMER_CHANNEL.get())
-}
+static TIMER: Timer = Timer::named(&TIMER_CHANNEL);
 
 /// The PD's side of [`Link`]: frames to the demultiplexer, notifications
 /// to clients, events to the log.
@@ -124,7 +122,7 @@ impl Running {
             Colons(mac.0),
             arp_clients.count_ones(),
         );
-        let now = timer().now();
+        let now = TIMER.now();
         running.arpd.start(now, &mut PdLink { net: &mut running.net, arp_clients });
         running.receive_all(now);
         running.settle(now);
@@ -150,7 +148,7 @@ impl Running {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        if let Err(e) = self.alarm.arm(deadline, timer()) {
+        if let Err(e) = self.alarm.arm(deadline, TIMER) {
             log!("error: the timer refused a timeout: {e:?}");
         }
     }
@@ -162,7 +160,7 @@ impl Running {
         let (true, Ok(ip)) = (allowed, request) else {
             return pds_runtime::msginfo(arpd_api::ERR_BAD_REQUEST, 0);
         };
-        let now = timer().now();
+        let now = TIMER.now();
         let arp_clients = self.arp_clients;
         let resolution = self.arpd.resolve(now, client, ip, &mut PdLink { net: &mut self.net, arp_clients });
         self.settle(now);
@@ -181,8 +179,8 @@ impl Handler for ArpdPd {
 
     fn notified(&mut self, channels: ChannelSet) {
         let Some(running) = &mut self.0 else { return };
-        let now = timer().now();
-        if channels.contains(timer().channel()) {
+        let now = TIMER.now();
+        if channels.contains(TIMER.channel()) {
             running.alarm.fired(now);
         }
         running.receive_all(now);

@@ -67,9 +67,7 @@ pds_runtime::channel!(BLK = "blk");
 
 // The timer, by the name of this PD's channel end in the description.
 pds_runtime::channel!(TIMER_CHANNEL = "timer", call);
-fn timer() -> Timer {
-    Timer::new(TIMER_CHANNEL.get())
-}
+static TIMER: Timer = Timer::named(&TIMER_CHANNEL);
 const ARPD: arpd_api::Arpd = arpd_api::Arpd::new(Channel::new(CLIENT_ARPD_CHANNEL));
 /// `<ioport id="0">`: CMOS index (0x70) and data (0x71) ports.
 const CMOS: sel4::X86IoPort = sel4::X86IoPort(cspace::IOPORT_BASE);
@@ -205,7 +203,7 @@ impl Httpd {
         loop {
             self.pump_disk();
             let events = self.store.events();
-            let now = timer().now();
+            let now = TIMER.now();
             let due = self.server.poll(now, &mut self.store);
             self.log_notices();
             // Loads the polls started go out now; completions that arrived
@@ -236,7 +234,7 @@ impl Httpd {
             let deadline = [due, self.report.deadline()].into_iter().flatten().min();
             // A refused timeout leaves nothing pending; the next wake-up
             // plans again.
-            let _ = self.alarm.arm(deadline, timer());
+            let _ = self.alarm.arm(deadline, TIMER);
             return;
         }
     }
@@ -342,7 +340,7 @@ impl Handler for Httpd {
         // read-write at `base` with `size` bytes for the PD's life, into this
         // PD only (web.system); nothing else in the PD uses it.
         let mut arena = unsafe { Arena::new(base as usize, size as usize) };
-        let now = timer().now();
+        let now = TIMER.now();
         let registers = read_cmos();
         let wall = registers.unix_seconds();
         if wall.is_none() {
@@ -397,8 +395,8 @@ impl Handler for Httpd {
     }
 
     fn notified(&mut self, channels: ChannelSet) {
-        if channels.contains(timer().channel()) {
-            self.alarm.fired(timer().now());
+        if channels.contains(TIMER.channel()) {
+            self.alarm.fired(TIMER.now());
         }
         // Frames, returned buffers, arpd's answer, the timer: all of it is
         // one more poll.

@@ -21,9 +21,7 @@ use pds_runtime::{log, ChannelSet, Handler};
 
 // The timer, by the name of this PD's channel end in the description.
 pds_runtime::channel!(TIMER_CHANNEL = "timer", call);
-fn timer() -> Timer {
-    Timer::new(TIMER_CHANNEL.get())
-}
+static TIMER: Timer = Timer::named(&TIMER_CHANNEL);
 
 struct Running {
     stray: Stray,
@@ -70,7 +68,7 @@ impl Running {
             Dotted(ip),
             Colons(mac.0)
         );
-        let now = timer().now();
+        let now = TIMER.now();
         running.receive_all(now);
         running.settle(now);
         Some(running)
@@ -96,7 +94,7 @@ impl Running {
             log!("counters: {} not_sent={}", counters.0, counters.1);
         }
         self.report.note(now, &counters);
-        if let Err(e) = self.alarm.arm(self.report.deadline(), timer()) {
+        if let Err(e) = self.alarm.arm(self.report.deadline(), TIMER) {
             log!("error: the timer refused a timeout: {e:?}");
         }
     }
@@ -113,8 +111,8 @@ impl Handler for StrayPd {
 
     fn notified(&mut self, channels: ChannelSet) {
         let Some(running) = &mut self.0 else { return };
-        let now = timer().now();
-        if channels.contains(timer().channel()) {
+        let now = TIMER.now();
+        if channels.contains(TIMER.channel()) {
             running.alarm.fired(now);
         }
         running.receive_all(now);

@@ -17,7 +17,7 @@
 //! A deadline already past is notified at once.
 #![no_std]
 
-use pds_runtime::{get_mr, msginfo, set_mr, Channel};
+use pds_runtime::{get_mr, msginfo, set_mr, Channel, NamedChannel};
 
 /// Message labels of the calls.
 pub mod label {
@@ -47,30 +47,37 @@ pub enum Error {
     Refused(u64),
 }
 
-/// The timer PD, seen from a client through its channel.
-#[derive(Clone, Copy, Debug)]
-pub struct Timer(Channel);
+/// The timer PD, seen from a client through its channel, which the client
+/// knows by name:
+///
+/// ```ignore
+/// pds_runtime::channel!(TIMER_CHANNEL = "timer", call); // <end ... setvar_id="timer"/>
+/// static TIMER: Timer = Timer::named(&TIMER_CHANNEL);
+/// let now = TIMER.now();
+/// ```
+#[derive(Clone, Copy)]
+pub struct Timer(&'static NamedChannel);
 
 impl Timer {
-    pub const fn new(channel: Channel) -> Self {
+    pub const fn named(channel: &'static NamedChannel) -> Self {
         Timer(channel)
     }
 
     /// The channel the timer notifies when a timeout expires.
     pub fn channel(self) -> Channel {
-        self.0
+        self.0.get()
     }
 
     /// Nanoseconds since boot; never goes backwards.
     pub fn now(self) -> u64 {
-        self.0.pp_call(msginfo(label::NOW, 0));
+        self.channel().pp_call(msginfo(label::NOW, 0));
         get_mr(0)
     }
 
     /// Asks for a notification once the clock reaches `deadline_ns`.
     pub fn set_timeout(self, deadline_ns: u64) -> Result<(), Error> {
         set_mr(0, deadline_ns);
-        match self.0.pp_call(msginfo(label::SET_TIMEOUT, 1)).label() {
+        match self.channel().pp_call(msginfo(label::SET_TIMEOUT, 1)).label() {
             status::OK => Ok(()),
             status::FULL => Err(Error::Full),
             other => Err(Error::Refused(other)),
@@ -85,6 +92,6 @@ impl Timer {
 
     /// Drops all of this client's pending timeouts.
     pub fn cancel_all(self) {
-        self.0.pp_call(msginfo(label::CANCEL_ALL, 0));
+        self.channel().pp_call(msginfo(label::CANCEL_ALL, 0));
     }
 }

@@ -10,9 +10,7 @@ use pds_runtime::{log, ChannelSet, Handler};
 
 // The timer, by the name of this PD's channel end in the description.
 pds_runtime::channel!(TIMER_CHANNEL = "timer", call);
-fn timer() -> Timer {
-    Timer::new(TIMER_CHANNEL.get())
-}
+static TIMER: Timer = Timer::named(&TIMER_CHANNEL);
 /// Timeouts, in the order they are set (120 ms needs three PIT shots).
 const DELAYS_MS: [u64; 5] = [30, 10, 50, 20, 120];
 /// `now()` reads checked for monotonicity at start.
@@ -26,10 +24,10 @@ struct Client {
 
 impl Handler for Client {
     fn init() -> Self {
-        let mut last = timer().now();
+        let mut last = TIMER.now();
         let first = last;
         for _ in 0..MONOTONIC_READS {
-            let now = timer().now();
+            let now = TIMER.now();
             if now < last {
                 log!("error: now() went backwards: {last} then {now}");
             }
@@ -39,10 +37,10 @@ impl Handler for Client {
             "now() read {MONOTONIC_READS} times: {} us apart on average",
             (last - first) / 1000 / u64::from(MONOTONIC_READS)
         );
-        let start = timer().now();
+        let start = TIMER.now();
         let deadlines = DELAYS_MS.map(|ms| start + ms * 1_000_000);
         for (ms, &deadline) in DELAYS_MS.iter().zip(&deadlines) {
-            match timer().set_timeout(deadline) {
+            match TIMER.set_timeout(deadline) {
                 Ok(()) => log!("set {ms} ms timeout: deadline {deadline} ns"),
                 Err(e) => log!("error: set {ms} ms timeout: {e:?}"),
             }
@@ -51,10 +49,10 @@ impl Handler for Client {
     }
 
     fn notified(&mut self, channels: ChannelSet) {
-        if !channels.contains(timer().channel()) {
+        if !channels.contains(TIMER.channel()) {
             return;
         }
-        let now = timer().now();
+        let now = TIMER.now();
         if now < self.last_now {
             log!("error: now() went backwards: {} then {now}", self.last_now);
         }
