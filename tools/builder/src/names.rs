@@ -186,3 +186,126 @@ pub fn bind(sys: &SystemDescription, programs: &mut [Program]) -> Result<(), Dia
         Err(Diagnostics(errors))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::elf::{write_executable, Segment, PAGE};
+    use std::path::Path;
+
+    const DATA: u64 = 0x40_1000;
+
+    /// A program declaring `names` as `channel!` does: a `u64` placeholder
+    /// each, in initialised data.
+    fn program(names: &[(&str, ChannelUse, bool)]) -> Program {
+        let text =
+            Segment { vaddr: 0x40_0000, mem_size: PAGE, data: vec![0xc3; 4096], writable: false, executable: true };
+        let mut data = Vec::new();
+        for (_, usage, optional) in names {
+            data.extend_from_slice(&usage.placeholder(*optional).to_le_bytes());
+        }
+        data.resize(4096, 0);
+        let data = Segment { vaddr: DATA, mem_size: PAGE, data, writable: true, executable: false };
+        let mut p = Program::parse(Path::new("client"), &write_executable(0x40_0000, &[text, data])).expect("an ELF");
+        for (i, (name, _, _)) in names.iter().enumerate() {
+            p.add_symbol(&format!("{SYMBOL_PREFIX}{name}"), DATA + 8 * i as u64, 8);
+        }
+        p
+    }
+
+    /// A timer serving a client, with the client's end and the irq as given.
+    fn system(client_end: &str, timer_end: &str, irq: &str) -> SystemDescription {
+        let text = format!(
+            r#"<system>
+    <protection_domain name="timer" priority="200" pp="true">
+        <program_image path="timer" />
+        <irq id="24" pin="2" {irq} />
+    </protection_domain>
+    <protection_domain name="client" priority="100">
+        <program_image path="client" />
+    </protection_domain>
+    <channel>
+        <end pd="client" {client_end} />
+        <end pd="timer" {timer_end} />
+    </channel>
+</system>"#
+        );
+        tools_sdf::parse_str(Path::new("t.system"), &text).expect("a valid description")
+    }
+
+    fn bind_both(sys: &SystemDescription, client: Program) -> Result<Vec<Program>, String> {
+        let timer = program(&[("pit", ChannelUse::Irq, false)]);
+        let mut programs = vec![timer, client];
+        bind(sys, &mut programs).map(|()| programs).map_err(|e| e.to_string())
+    }
+
+    /// The diagnostics of a binding that must fail.
+    fn refused(sys: &SystemDescription, client: Program) -> String {
+        match bind_both(sys, client) {
+            Ok(_) => panic!("bound, but must be refused"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn bound_names_get_the_ids_of_the_description_whatever_they_are() {
+        for (client_id, irq_id) in [(0, 24), (9, 25), (3, 7)] {
+            let mut sys = system(&format!(r#"id="{client_id}" setvar_id="timer""#), r#"id="1""#, r#"setvar_id="pit""#);
+            // The same system with the irq renumbered.
+            sys.protection_domains[0].irqs[0].id = irq_id;
+            let client = program(&[("timer", ChannelUse::Call, false)]);
+            let programs = bind_both(&sys, client).expect("consistent");
+            assert_eq!(programs[1].read_u64("__microkit_id_timer"), Some(client_id));
+            assert_eq!(programs[0].read_u64("__microkit_id_pit"), Some(u64::from(irq_id)));
+        }
+    }
+
+    #[test]
+    fn a_name_the_description_does_not_give_fails_at_the_pd_unless_optional() {
+        let sys = system(r#"id="0""#, r#"id="0""#, r#"setvar_id="pit""#);
+        let err = refused(&sys, program(&[("timer", ChannelUse::Call, false)]));
+        assert!(err.contains("t.system:6:5: error: program `client` of `client` uses the channel `timer`"), "{err}");
+        assert!(err.contains(r#"add setvar_id="timer""#), "{err}");
+
+        let programs = bind_both(&sys, program(&[("console", ChannelUse::Notify, true)])).expect("optional");
+        let left = programs[1].read_u64("__microkit_id_console").expect("declared");
+        assert_eq!(ChannelUse::from_placeholder(left), Some((ChannelUse::Notify, true)), "placeholder left");
+    }
+
+    #[test]
+    fn a_name_the_program_does_not_declare_fails_at_the_end() {
+        let sys = system(r#"id="0" setvar_id="timr""#, r#"id="0""#, r#"setvar_id="pit""#);
+        let err = refused(&sys, program(&[("timer", ChannelUse::Call, false)]));
+        assert!(
+            err.contains("t.system:10:9: error: the <end> of the channel to `timer` (id 0) is named `timr`"),
+            "{err}"
+        );
+        assert!(err.contains("(it names: timer)"), "{err}");
+    }
+
+    #[test]
+    fn the_use_must_match_the_end() {
+        // A call on an end that may not call.
+        let sys = system(r#"id="0" pp="false" setvar_id="timer""#, r#"id="0" pp="false""#, r#"setvar_id="pit""#);
+        let err = refused(&sys, program(&[("timer", ChannelUse::Call, false)]));
+        assert!(err.contains("uses `timer` as a channel it makes protected calls on"), "{err}");
+        // Serving a channel whose other end does not call.
+        let err = refused(&sys, program(&[("timer", ChannelUse::Serve, false)]));
+        assert!(err.contains("whose other end makes protected calls"), "{err}");
+        // An interrupt's name on a channel, and a channel's name on an interrupt.
+        let sys = system(r#"id="0" setvar_id="timer""#, r#"id="0" setvar_id="pit""#, "");
+        let err = refused(&sys, program(&[("timer", ChannelUse::Call, false)]));
+        assert!(err.contains("uses `pit` as an interrupt, but `pit` is the <end> of the channel to `client`"), "{err}");
+        let sys = system(r#"id="0""#, r#"id="0""#, r#"setvar_id="pit""#);
+        let mut programs = vec![program(&[("pit", ChannelUse::Notify, false)]), program(&[])];
+        let err = bind(&sys, &mut programs).expect_err("a channel's use on an interrupt").to_string();
+        assert!(err.contains("uses `pit` as a channel, but `pit` is the <irq> on pin 2 (id 24)"), "{err}");
+    }
+
+    #[test]
+    fn one_name_twice_in_a_pd_is_refused() {
+        let sys = system(r#"id="0" setvar_id="timer""#, r#"id="0" setvar_id="pit""#, r#"setvar_id="pit""#);
+        let err = refused(&sys, program(&[("timer", ChannelUse::Call, false)]));
+        assert!(err.contains("`timer` names two channels `pit`"), "{err}");
+    }
+}
