@@ -54,13 +54,13 @@ use net_filter::Dotted;
 use pds_boot_spec::cspace;
 use pds_runtime::{log, Channel, ChannelSet, Handler};
 
-pds_runtime::setvar!(httpd_connections);
-pds_runtime::setvar!(httpd_connections_size);
-pds_runtime::setvar!(blk_request);
-pds_runtime::setvar!(blk_response);
-pds_runtime::setvar!(blk_info);
-pds_runtime::setvar!(site_cache);
-pds_runtime::setvar!(site_cache_size);
+pds_runtime::setvar!(httpd_connections, rw);
+pds_runtime::setvar!(httpd_connections_size, size);
+pds_runtime::setvar!(blk_request, rw);
+pds_runtime::setvar!(blk_response, rw);
+pds_runtime::setvar!(blk_info, r);
+pds_runtime::setvar!(site_cache, r);
+pds_runtime::setvar!(site_cache_size, size);
 
 // The block driver, by the name of this PD's channel end in the description.
 pds_runtime::channel!(BLK = "blk");

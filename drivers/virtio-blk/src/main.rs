@@ -36,14 +36,14 @@ use lib_virtio::pci::VirtioCaps;
 use lib_virtio::transport::{isr, Mmio, Notifier, Transport};
 use pds_runtime::{log, ChannelSet, Handler};
 
-pds_runtime::setvar!(pci_config);
-pds_runtime::setvar!(virtio_bar);
-pds_runtime::setvar!(virtio_queue);
-pds_runtime::setvar!(virtio_queue_paddr);
-pds_runtime::setvar!(blk_request);
-pds_runtime::setvar!(blk_response);
-pds_runtime::setvar!(blk_info);
-pds_runtime::setvar!(blk_data_paddr);
+pds_runtime::setvar!(pci_config, r);
+pds_runtime::setvar!(virtio_bar, rw);
+pds_runtime::setvar!(virtio_queue, rw);
+pds_runtime::setvar!(virtio_queue_paddr, paddr);
+pds_runtime::setvar!(blk_request, rw);
+pds_runtime::setvar!(blk_response, rw);
+pds_runtime::setvar!(blk_info, rw);
+pds_runtime::setvar!(blk_data_paddr, paddr);
 // The client's region may be larger than the protocol's default: the
 // description says how large (`<setvar symbol="blk_data_size" region_size="blk_data"/>`).
 pds_runtime::setvar!(blk_data_size);

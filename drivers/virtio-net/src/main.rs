@@ -26,16 +26,17 @@ pds_runtime::channel!(CLIENT = "client");
 const VIRTIO_BAR: u8 = 4;
 const VIRTIO_BAR_SIZE: usize = 0x4000;
 
-pds_runtime::setvar!(pci_config);
-pds_runtime::setvar!(virtio_bar);
-pds_runtime::setvar!(virtio_private);
-pds_runtime::setvar!(virtio_private_paddr);
-pds_runtime::setvar!(rx_free);
-pds_runtime::setvar!(rx_active);
-pds_runtime::setvar!(tx_free);
-pds_runtime::setvar!(tx_active);
-pds_runtime::setvar!(rx_data_paddr);
-pds_runtime::setvar!(tx_headers_paddr);
+pds_runtime::setvar!(pci_config, r);
+pds_runtime::setvar!(virtio_bar, rw);
+pds_runtime::setvar!(virtio_private, rw);
+pds_runtime::setvar!(virtio_private_paddr, paddr);
+pds_runtime::setvar!(rx_free, rw);
+pds_runtime::setvar!(rx_active, rw);
+pds_runtime::setvar!(tx_free, rw);
+pds_runtime::setvar!(tx_active, rw);
+pds_runtime::setvar!(rx_data_paddr, paddr);
+pds_runtime::setvar!(tx_headers_paddr, paddr);
+// The payload window is optional (the echo test gathers headers only).
 pds_runtime::setvar!(tx_payload_paddr);
 // The client's in-place window (lib_net_protocol::TxWindow::Files), optional:
 // `<setvar symbol="send_from_paddr" region_paddr="R" />` and

@@ -27,17 +27,17 @@ const DRIVER: Channel = Channel::new(MUX_DRIVER_CHANNEL);
 
 pds_runtime::setvar_bytes!(__net_config, CONFIG_BYTES);
 // The driver's regions (net-protocol), as the driver's client.
-pds_runtime::setvar!(rx_data);
-pds_runtime::setvar!(tx_payload);
-pds_runtime::setvar!(rx_free);
-pds_runtime::setvar!(rx_active);
-pds_runtime::setvar!(tx_free);
-pds_runtime::setvar!(tx_active);
+pds_runtime::setvar!(rx_data, r);
+pds_runtime::setvar!(tx_payload, rw);
+pds_runtime::setvar!(rx_free, rw);
+pds_runtime::setvar!(rx_active, rw);
+pds_runtime::setvar!(tx_free, rw);
+pds_runtime::setvar!(tx_active, rw);
 // Mapped as net-protocol gives every driver client its `tx_headers`, but
 // never used: each frame this PD sends is made of pieces of one slot of
 // `tx_payload` and, for a client that sends in place, of its `send_from`
 // region (window Files), which this PD does not map.
-pds_runtime::setvar!(tx_headers);
+pds_runtime::setvar!(tx_headers, rw);
 
 /// A shared region, through the runtime's bounds-checked volatile copies.
 struct Shared(MemoryRegion);

@@ -126,6 +126,79 @@ pub mod channel_names {
     }
 }
 
+/// Variables a program cannot run without: the runtime's
+/// `setvar!(name, r | rw | paddr | size)` gives the variable `name` a
+/// placeholder saying what it needs ([`SetvarNeed`]); the builder checks
+/// that the PD's description sets it that way (a `<map>` with
+/// `setvar_vaddr="name"` and the rights, a `<setvar symbol="name">` with
+/// `region_paddr` or `region_size`, or a `setvar_size`) and fails the build
+/// with the description's position otherwise. A plain `setvar!(name)` is
+/// optional (its placeholder is `u64::MAX`).
+pub mod setvar_needs {
+    /// High bits of every placeholder: neither an address a PD maps nor a
+    /// size or physical address.
+    pub const PLACEHOLDER: u64 = 0xC4A8_0000_0000_0000;
+
+    /// What a required variable must be set to.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    #[repr(u64)]
+    pub enum SetvarNeed {
+        /// The address of a mapping the PD reads.
+        Read = 1,
+        /// The address of a mapping the PD writes.
+        Write = 2,
+        /// A region's physical address (a driver's DMA).
+        Paddr = 3,
+        /// A region's size in bytes.
+        Size = 4,
+    }
+
+    impl SetvarNeed {
+        pub const fn placeholder(self) -> u64 {
+            PLACEHOLDER | self as u64
+        }
+
+        /// The need a placeholder declares; `None` for any other value.
+        pub fn from_placeholder(value: u64) -> Option<SetvarNeed> {
+            if value & !0xff != PLACEHOLDER {
+                return None;
+            }
+            Some(match value & 0xff {
+                1 => SetvarNeed::Read,
+                2 => SetvarNeed::Write,
+                3 => SetvarNeed::Paddr,
+                4 => SetvarNeed::Size,
+                _ => return None,
+            })
+        }
+
+        /// How an error names it.
+        pub fn describe(self) -> &'static str {
+            match self {
+                SetvarNeed::Read => "the address of a mapping it reads",
+                SetvarNeed::Write => "the address of a mapping it writes",
+                SetvarNeed::Paddr => "a region's physical address",
+                SetvarNeed::Size => "a region's size",
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn placeholders_round_trip_and_real_values_are_not_placeholders() {
+            for n in [SetvarNeed::Read, SetvarNeed::Write, SetvarNeed::Paddr, SetvarNeed::Size] {
+                assert_eq!(SetvarNeed::from_placeholder(n.placeholder()), Some(n));
+            }
+            for v in [0, 0x4000_0000, 0x7fff_ffff_f000, u64::MAX, PLACEHOLDER | 9] {
+                assert_eq!(SetvarNeed::from_placeholder(v), None);
+            }
+        }
+    }
+}
+
 /// Symbol in a parent PD: `[u64; badge::MAX_CHILD_ID + 1]`, the entry point
 /// of each child by id (for restarting a child after a fault).
 pub const PD_CHILD_ENTRIES_SYMBOL: &str = "__microkit_child_entries";

@@ -42,6 +42,7 @@ pub use pd::report_panic;
 #[cfg(feature = "pd")]
 pub use pd::{name, Channel, ChannelSet, Child};
 pub use pds_boot_spec::channel_names::ChannelUse;
+pub use pds_boot_spec::setvar_needs::SetvarNeed;
 pub use sel4::{get_mr, set_mr, Fault, MessageInfo};
 pub use var::{Bytes, Integer, MemoryRegion, NamedChannel, Var};
 

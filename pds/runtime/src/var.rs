@@ -24,13 +24,20 @@ impl Var {
         Var(UnsafeCell::new(u64::MAX))
     }
 
+    /// A variable the program needs set as `need`: the builder refuses a
+    /// description that does not (see `pds_boot_spec::setvar_needs`).
+    pub const fn required(need: pds_boot_spec::setvar_needs::SetvarNeed) -> Var {
+        Var(UnsafeCell::new(need.placeholder()))
+    }
+
     /// The patched value, or `None` if the system description did not set it.
     pub fn get(&self) -> Option<u64> {
         // SAFETY: the cell is valid for the program's lifetime; the volatile
         // read stops the compiler from folding in the initial value, since the
         // real one was written into the image after compilation.
         let v = unsafe { self.0.get().read_volatile() };
-        (v != u64::MAX).then_some(v)
+        let unset = v == u64::MAX || pds_boot_spec::setvar_needs::SetvarNeed::from_placeholder(v).is_some();
+        (!unset).then_some(v)
     }
 }
 
@@ -40,14 +47,39 @@ impl Var {
 /// pds_runtime::setvar!(shared_vaddr);   // <map mr="shared" ... setvar_vaddr="shared_vaddr"/>
 /// let base = shared_vaddr.get().expect("shared region mapped");
 /// ```
+///
+/// With what the program needs, the builder checks the description sets it
+/// so, and fails the build with the description's position otherwise:
+///
+/// ```ignore
+/// pds_runtime::setvar!(site_cache, r);        // a <map ... setvar_vaddr="site_cache"> (any rights)
+/// pds_runtime::setvar!(blk_request, rw);      // ... with perms="rw"
+/// pds_runtime::setvar!(blk_data_paddr, paddr); // <setvar symbol="blk_data_paddr" region_paddr="..."/>
+/// pds_runtime::setvar!(blk_data_size, size);   // region_size, or a map's setvar_size
+/// ```
 #[macro_export]
 macro_rules! setvar {
     ($name:ident) => {
+        $crate::setvar!(@ $name, $crate::Var::unset());
+    };
+    ($name:ident, r) => {
+        $crate::setvar!(@ $name, $crate::Var::required($crate::SetvarNeed::Read));
+    };
+    ($name:ident, rw) => {
+        $crate::setvar!(@ $name, $crate::Var::required($crate::SetvarNeed::Write));
+    };
+    ($name:ident, paddr) => {
+        $crate::setvar!(@ $name, $crate::Var::required($crate::SetvarNeed::Paddr));
+    };
+    ($name:ident, size) => {
+        $crate::setvar!(@ $name, $crate::Var::required($crate::SetvarNeed::Size));
+    };
+    (@ $name:ident, $init:expr) => {
         #[allow(non_upper_case_globals)]
         #[no_mangle]
         #[used]
         #[link_section = ".data.microkit.setvar"]
-        static $name: $crate::Var = $crate::Var::unset();
+        static $name: $crate::Var = $init;
     };
 }
 

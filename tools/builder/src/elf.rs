@@ -115,6 +115,14 @@ impl Program {
         self.symbols.insert(name.to_string(), (addr, size));
     }
 
+    /// Adds a `u64` symbol at `addr` and writes `value` there: a test's
+    /// stand-in for a variable a program declares.
+    #[cfg(test)]
+    pub(crate) fn patch_or_add(&mut self, name: &str, addr: u64, value: u64) {
+        self.add_symbol(name, addr, 8);
+        self.patch(name, &value.to_le_bytes()).expect("inside initialised data");
+    }
+
     #[cfg(test)]
     pub(crate) fn remove_symbol(&mut self, name: &str) {
         self.symbols.remove(name);

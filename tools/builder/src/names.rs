@@ -18,10 +18,18 @@
 //!
 //! Then it writes each id over its placeholder. Renumbering a channel in the
 //! description therefore changes no program: the builder writes the new id.
+//!
+//! Variables are checked the same way: a program's `setvar!(name, r | rw |
+//! paddr | size)` says what it cannot run without ([`SetvarNeed`]), and the
+//! PD's description must set `name` so (a `<map>` with `setvar_vaddr` and,
+//! for `rw`, write rights; `<setvar region_paddr>`; `<setvar region_size>`
+//! or a map's `setvar_size`). The planner writes the values.
 
 use crate::elf::Program;
 use pds_boot_spec::channel_names::{ChannelUse, SYMBOL_PREFIX};
+use pds_boot_spec::setvar_needs::SetvarNeed;
 use std::collections::BTreeMap;
+use tools_sdf::SetVarValue;
 use tools_sdf::{Diagnostic, Diagnostics, Loc, ProtectionDomain, SystemDescription};
 
 /// What the description says one name of a PD is.
@@ -114,11 +122,101 @@ fn mismatch(usage: ChannelUse, b: &Binding) -> Option<(&'static str, &'static st
     }
 }
 
+/// What the description sets a variable of a PD to.
+enum SetTo {
+    /// The address of a mapping, with its rights.
+    Mapping {
+        writable: bool,
+        loc: Loc,
+    },
+    Paddr,
+    Size,
+}
+
+/// What `pd`'s description sets the variable `name` to, if anything.
+fn set_to(pd: &ProtectionDomain, name: &str) -> Option<SetTo> {
+    let named = |s: &Option<String>| s.as_deref() == Some(name);
+    for map in &pd.maps {
+        if named(&map.setvar_vaddr) {
+            return Some(SetTo::Mapping { writable: map.perms.write, loc: map.loc });
+        }
+        if named(&map.setvar_size) {
+            return Some(SetTo::Size);
+        }
+    }
+    for dev in &pd.pci_devices {
+        if named(&dev.setvar_config) {
+            return Some(SetTo::Mapping { writable: false, loc: dev.loc });
+        }
+        if let Some(bar) = dev.bars.iter().find(|b| named(&b.setvar_vaddr)) {
+            return Some(SetTo::Mapping { writable: true, loc: bar.loc });
+        }
+    }
+    pd.setvars.iter().find(|s| s.symbol == name).map(|s| match s.value {
+        SetVarValue::Paddr => SetTo::Paddr,
+        SetVarValue::Size => SetTo::Size,
+    })
+}
+
+/// The required variables of `program` that `pd`'s description does not set
+/// as the program needs.
+fn check_setvars(sys: &SystemDescription, pd: &ProtectionDomain, program: &Program, errors: &mut Vec<Diagnostic>) {
+    let program_name = pd.program_image.file_name().unwrap_or_default().to_string_lossy();
+    let needs = program.symbol_names().filter(|s| !s.starts_with(SYMBOL_PREFIX)).filter_map(|s| {
+        let need = program.read_u64(s).and_then(SetvarNeed::from_placeholder)?;
+        Some((s.to_string(), need))
+    });
+    let mut needs: Vec<(String, SetvarNeed)> = needs.collect();
+    needs.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, need) in needs {
+        let problem = match (need, set_to(pd, &name)) {
+            (SetvarNeed::Read, Some(SetTo::Mapping { .. })) => None,
+            (SetvarNeed::Write, Some(SetTo::Mapping { writable: true, .. })) => None,
+            (SetvarNeed::Write, Some(SetTo::Mapping { writable: false, loc })) => Some((
+                loc,
+                format!("`{name}` is a read-only mapping, but program `{program_name}` of `{}` writes it", pd.name),
+                "map it with perms=\"rw\" if the PD may write it (or fix the program)".to_string(),
+            )),
+            (SetvarNeed::Paddr, Some(SetTo::Paddr)) | (SetvarNeed::Size, Some(SetTo::Size)) => None,
+            (_, found) => Some((
+                pd.loc,
+                format!(
+                    "program `{program_name}` of `{}` needs `{name}` ({}), which {}",
+                    pd.name,
+                    need.describe(),
+                    match found {
+                        None => "the description does not set",
+                        Some(SetTo::Mapping { .. }) => "the description sets to a mapping's address",
+                        Some(SetTo::Paddr) => "the description sets to a physical address",
+                        Some(SetTo::Size) => "the description sets to a size",
+                    }
+                ),
+                match need {
+                    SetvarNeed::Read | SetvarNeed::Write => format!(
+                        "add setvar_vaddr=\"{name}\" to the <map> of the region it means{}",
+                        if need == SetvarNeed::Write { " (perms=\"rw\")" } else { "" }
+                    ),
+                    SetvarNeed::Paddr => {
+                        format!("add <setvar symbol=\"{name}\" region_paddr=\"REGION\" /> to `{}`", pd.name)
+                    }
+                    SetvarNeed::Size => {
+                        format!("add <setvar symbol=\"{name}\" region_size=\"REGION\" /> to `{}`", pd.name)
+                    }
+                },
+            )),
+        };
+        if let Some((loc, message, hint)) = problem {
+            errors.push(Diagnostic::new(&sys.file, loc, message, hint));
+        }
+    }
+}
+
 /// Checks every PD's program against its description and writes the ids of
 /// its named channels. `programs[i]` is the program of `sys.all_pds()[i]`.
 pub fn bind(sys: &SystemDescription, programs: &mut [Program]) -> Result<(), Diagnostics> {
     let mut errors = Vec::new();
     for (pd, program) in sys.all_pds().into_iter().zip(programs.iter_mut()) {
+        check_setvars(sys, pd, program, &mut errors);
         let bound = bindings(sys, pd, &mut errors);
         let declared = declared(program);
         let program_name = pd.program_image.file_name().unwrap_or_default().to_string_lossy();
@@ -307,5 +405,60 @@ mod tests {
         let sys = system(r#"id="0" setvar_id="timer""#, r#"id="0" setvar_id="pit""#, r#"setvar_id="pit""#);
         let err = refused(&sys, program(&[("timer", ChannelUse::Call, false)]));
         assert!(err.contains("`timer` names two channels `pit`"), "{err}");
+    }
+
+    /// A program that needs `name` as `need`.
+    fn needing(name: &str, need: SetvarNeed) -> Program {
+        let mut p = program(&[]);
+        p.patch_or_add(name, DATA, need.placeholder());
+        p
+    }
+
+    fn pd_with(body: &str) -> SystemDescription {
+        let text = format!(
+            r#"<system>
+    <memory_region name="shared" size="0x1000" />
+    <protection_domain name="client" priority="100">
+        <program_image path="client" />
+        {body}
+    </protection_domain>
+</system>"#
+        );
+        tools_sdf::parse_str(Path::new("t.system"), &text).expect("a valid description")
+    }
+
+    fn setvar_errors(sys: &SystemDescription, program: Program) -> String {
+        let mut errors = Vec::new();
+        check_setvars(sys, sys.all_pds()[0], &program, &mut errors);
+        Diagnostics(errors).to_string()
+    }
+
+    #[test]
+    fn required_variables_must_be_set_as_the_program_needs() {
+        let rw = r#"<map mr="shared" vaddr="0x4000000" perms="rw" setvar_vaddr="v" />"#;
+        let r = r#"<map mr="shared" vaddr="0x4000000" perms="r" setvar_vaddr="v" />"#;
+        let paddr = r#"<setvar symbol="v" region_paddr="shared" />"#;
+        let size = r#"<setvar symbol="v" region_size="shared" />"#;
+        for (body, need, error) in [
+            (rw, SetvarNeed::Write, None),
+            (rw, SetvarNeed::Read, None),
+            (r, SetvarNeed::Read, None),
+            (r, SetvarNeed::Write, Some("t.system:5:9: error: `v` is a read-only mapping")),
+            (paddr, SetvarNeed::Paddr, None),
+            (size, SetvarNeed::Size, None),
+            (paddr, SetvarNeed::Size, Some("needs `v` (a region's size), which the description sets to a physical address")),
+            (size, SetvarNeed::Read, Some("needs `v` (the address of a mapping it reads), which the description sets to a size")),
+            ("", SetvarNeed::Paddr, Some("t.system:3:5: error: program `client` of `client` needs `v` (a region's physical address), which the description does not set")),
+        ] {
+            let found = setvar_errors(&pd_with(body), needing("v", need));
+            match error {
+                None => assert!(found.is_empty(), "{body} / {need:?}: {found}"),
+                Some(e) => assert!(found.contains(e), "{body} / {need:?}: {found}"),
+            }
+        }
+        // An optional variable (`setvar!(v)`, placeholder u64::MAX) may be left unset.
+        let mut optional = program(&[]);
+        optional.patch_or_add("v", DATA, u64::MAX);
+        assert_eq!(setvar_errors(&pd_with(""), optional), "");
     }
 }
