@@ -159,6 +159,15 @@ fn consumer_with_tail_and_slots_flipping<T>(
             }
         });
 
+        // A failed assertion below must stop the peer too, or the scope
+        // waits for it until `with_timeout` gives up.
+        struct StopOnDrop<'a>(&'a AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let _stop_peer = StopOnDrop(&stop);
         let mut rx = queue.consumer_of::<N, T>(bounds);
         // At least ROUNDS, and on until every outcome was seen: how the two
         // threads interleave depends on the machine's load.
