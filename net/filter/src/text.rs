@@ -426,15 +426,83 @@ mod tests {
         assert_eq!(Filter::from_words([(good[0] & !(0x3f << 32)) | 33 << 32, good[1], good[2]]), None);
         assert_eq!(Filter::from_words([good[0], good[1], (9000 << 16) | 7000]), None);
         assert_eq!(Filter::from_words([good[0], good[1] | 5, good[2]]), None);
-        // Any words: never a panic.
+    }
+
+    /// Random words, most of them a valid encoding built field by field
+    /// (random present fields, values, prefix lengths and ranges), some with
+    /// one random bit flipped: a valid encoding decodes to a filter that
+    /// encodes back to the same words, and no words make it panic.
+    #[test]
+    fn random_words_round_trip() {
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        for _ in 0..10_000 {
+        let mut next = move || {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            if let Some(f) = Filter::from_words([x & 0x3f3f_3fff_ffff, x.rotate_left(17), x.rotate_left(31)]) {
-                assert_eq!(f.to_words(), [x & 0x3f3f_3fff_ffff, x.rotate_left(17), x.rotate_left(31)]);
+            x
+        };
+        const ROUNDS: usize = 10_000;
+        let (mut round_trips, mut text_round_trips, mut refused, mut flipped) = (0, 0, 0, 0);
+        for _ in 0..ROUNDS {
+            let present = next() & 0x3f;
+            let has = |bit: u64| present & bit != 0;
+            let (mut w0, mut w1, mut w2) = (present << 24, 0u64, 0u64);
+            if has(1) {
+                w0 |= next() & 0xffff;
+            }
+            if has(2) {
+                w0 |= (next() & 0xff) << 16;
+            }
+            // A prefix: a length 0..=32 and a network without host bits.
+            let mut prefix = || {
+                let len = (next() % 33) as u32;
+                let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+                (u64::from(len), u64::from(next() as u32 & mask))
+            };
+            if has(4) {
+                let (len, network) = prefix();
+                w0 |= len << 32;
+                w1 |= network << 32;
+            }
+            if has(8) {
+                let (len, network) = prefix();
+                w0 |= len << 40;
+                w1 |= network;
+            }
+            // A range: first <= last.
+            let mut range = || {
+                let (a, b) = (next() as u16, next() as u16);
+                let (first, last) = (a.min(b), a.max(b));
+                u64::from(first) << 16 | u64::from(last)
+            };
+            if has(16) {
+                w2 |= range() << 32;
+            }
+            if has(32) {
+                w2 |= range();
+            }
+            let mut words = [w0, w1, w2];
+            let flip = next();
+            if flip % 8 == 0 {
+                // One bit flipped anywhere: mostly not an encoding any more.
+                words[(flip >> 8) as usize % 3] ^= 1 << ((flip >> 16) % 64);
+                flipped += 1;
+                match Filter::from_words(words) {
+                    Some(f) => assert_eq!(f.to_words(), words, "{words:#x?} decoded to {f}"),
+                    None => refused += 1,
+                }
+            } else {
+                let f = Filter::from_words(words).unwrap_or_else(|| panic!("{words:#x?} refused"));
+                assert_eq!(f.to_words(), words, "{words:#x?} decoded to {f}");
+                round_trips += 1;
+                if f.is_consistent() {
+                    assert_eq!(Filter::parse(&f.to_string()), Ok(f), "{f}");
+                    text_round_trips += 1;
+                }
             }
         }
+        assert!(round_trips >= ROUNDS * 8 / 10, "{round_trips} round trips checked of {ROUNDS}");
+        assert!(text_round_trips >= ROUNDS / 4, "{text_round_trips} text round trips checked of {ROUNDS}");
+        assert!(refused >= flipped / 4 && refused > 0, "{refused} of {flipped} flipped words refused");
     }
 }

@@ -117,6 +117,8 @@ pub fn update_u32(old_checksum: u16, old_value: u32, new_value: u32) -> u16 {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
+
     use super::*;
 
     /// RFC 1071 §3's worked example: bytes 00 01 f2 03 f4 f5 f6 f7 sum to
@@ -150,11 +152,42 @@ mod tests {
         assert!(!verify(&data));
     }
 
+    /// The 1's complement sum of `data` by plain arithmetic in a `u64`
+    /// (no overflow below 2^48 bytes), folded at the end.
+    fn reference_sum(data: &[u8]) -> u16 {
+        let mut sum: u64 = data.chunks(2).map(|w| u64::from(w[0]) << 8 | u64::from(*w.get(1).unwrap_or(&0))).sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        sum as u16
+    }
+
+    /// A `u32` that only folded at the end would overflow after 65,538
+    /// words of `0xffff` (131,076 bytes): runs of ones and of large words
+    /// well past that, in one piece and in many, must sum exactly.
     #[test]
     fn long_runs_of_ones_do_not_overflow() {
-        let data = [0xff; 70_000];
         assert_eq!(Checksum { sum: 0 }.sum(), 0);
-        assert_eq!(checksum(&data), 0x0000);
+        for len in [131_074, 131_076, 131_077, 140_000, 1 << 20] {
+            let ones = std::vec![0xffu8; len];
+            let want = reference_sum(&ones);
+            assert_eq!(checksum(&ones), !want, "{len} bytes of 0xff");
+            assert_eq!(checksum(&ones[..len & !1]), 0x0000, "{len} bytes of 0xff");
+            let large: std::vec::Vec<u8> = (0..len).map(|i| if i % 2 == 0 { 0xff } else { 0xf0 | i as u8 }).collect();
+            let want = reference_sum(&large);
+            assert_eq!(checksum(&large), !want, "{len} bytes of large words");
+            // The same data in 1460-byte pieces (even, so the padding rule holds).
+            let mut pieces = Checksum::new();
+            for piece in large.chunks(1460) {
+                pieces.add_bytes(piece);
+            }
+            assert_eq!(pieces.sum(), want, "{len} bytes in pieces");
+            let mut pieces = Checksum::new();
+            for _ in 0..len / 2 {
+                pieces.add_word(0xffff);
+            }
+            assert!(pieces.is_valid(), "{} words of 0xffff", len / 2);
+        }
     }
 
     #[test]

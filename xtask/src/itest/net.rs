@@ -304,15 +304,4 @@ mod tests {
         assert!((0..10_000).map(varied_len).all(|l| (MIN_FRAME..=MAX_FRAME).contains(&l)));
         assert!((0..10_000).map(varied_len).any(|l| l == MAX_FRAME) || (0..10_000).map(varied_len).max() > Some(1500));
     }
-
-    fn workspace() -> std::path::PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask is in the workspace").to_path_buf()
-    }
-
-    /// The integration test on its own: `cargo test -p xtask -- --ignored echo_frames_live`.
-    #[test]
-    #[ignore = "boots QEMU; run by `cargo xtask test`"]
-    fn echo_frames_live() {
-        echo_frames(&workspace()).unwrap();
-    }
 }

@@ -201,23 +201,25 @@ fn every_file(ws: &Path) -> Result<()> {
         // seconds): the site is larger than the cache, so groups were
         // evicted; every body byte went to the wire in place from the
         // cache, none was copied.
-        let counter = |line: &str, name: &str| -> u64 {
-            line.split_once(&format!(" {name}="))
-                .and_then(|(_, v)| v.split([' ', ';']).next()?.parse().ok())
-                .unwrap_or(0)
+        // A counter missing from the line (renamed, dropped) is an error,
+        // never a 0 that passes.
+        let counter = |line: &str, name: &str| -> Result<u64> {
+            let (_, v) = line.split_once(&format!(" {name}=")).with_context(|| format!("no {name} in {line:?}"))?;
+            let v = v.split([' ', ';']).next().unwrap_or("");
+            v.parse().with_context(|| format!("{name}={v:?} in {line:?}"))
         };
         let mut line = String::new();
         for _ in 0..10 {
             // A report may predate the downloads; the next comes within 10 s.
             line = s.expect("[httpd] accepted=", LINE_TIMEOUT)?.0;
-            if counter(&line, "evictions") > 0 && counter(&line, "tx_in_place_bytes") >= bytes {
+            if counter(&line, "evictions")? > 0 && counter(&line, "tx_in_place_bytes")? >= bytes {
                 break;
             }
         }
-        ensure!(counter(&line, "evictions") > 0, "the 24 MiB cache served a 30 MiB site without evicting: {line}");
+        ensure!(counter(&line, "evictions")? > 0, "the 24 MiB cache served a 30 MiB site without evicting: {line}");
         println!("   cache: {}", line.split_once("cache ").map_or("", |(_, c)| c));
         let (in_place, copied, summed) =
-            (counter(&line, "tx_in_place_bytes"), counter(&line, "copied_bytes"), counter(&line, "sum_read_bytes"));
+            (counter(&line, "tx_in_place_bytes")?, counter(&line, "copied_bytes")?, counter(&line, "sum_read_bytes")?);
         ensure!(
             copied == 0 && in_place >= bytes,
             "{bytes} body bytes served, {in_place} sent in place, {copied} copied: {line}"
@@ -287,16 +289,38 @@ fn pages_and_parallel(ws: &Path) -> Result<()> {
         // away with frames in flight) beside complete ones: the complete
         // ones arrive intact, and the cut ones' pins all go back.
         let large_url = format!("{url}{}", &large.url[1..]);
-        let mut cut = ns
+        let cut = ns
             .command("sh")
-            .args(["-c", &format!("seq 12 | xargs -P 12 -I{{}} curl -s -m 0.4 -o /dev/null {large_url}")])
+            .args([
+                "-c",
+                &format!(
+                    "seq 12 | xargs -P 12 -I{{}} curl -s -m 0.4 -o /dev/null -w '%{{exitcode}} %{{size_download}}\\n' {large_url}"
+                ),
+            ])
             .stdin(Stdio::null())
+            .stdout(Stdio::piped())
             .spawn()?;
         let dir = std::env::temp_dir().join(format!("{}-full", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let full = format!("for i in 1 2 3; do curl -s -m 120 -o {}/$i {large_url} & done; wait", dir.display());
         ns.command("sh").args(["-c", &full]).stdin(Stdio::null()).status()?;
-        cut.wait()?;
+        let cut = cut.wait_with_output()?;
+        // Each cut-off download stopped short of the file (curl's exit 28:
+        // the time limit); at least one was cut mid-body.
+        let cut = String::from_utf8_lossy(&cut.stdout).into_owned();
+        let mut received = Vec::new();
+        for line in cut.lines() {
+            let (code, bytes) = line.split_once(' ').with_context(|| format!("curl printed {line:?}"))?;
+            let bytes: usize = bytes.parse().with_context(|| format!("curl printed {line:?}"))?;
+            ensure!(
+                code == "28" && bytes < large.len,
+                "a download cut off after 0.4 s ended with {code} after {bytes} of {} bytes:\n{cut}",
+                large.len
+            );
+            received.push(bytes);
+        }
+        ensure!(received.len() == 12, "12 cut-off downloads, {} reported:\n{cut}", received.len());
+        ensure!(received.iter().any(|&b| b > 0), "no cut-off download received any of the body:\n{cut}");
         for i in 1..=3 {
             let body = std::fs::read(dir.join(i.to_string())).context("reading a complete download")?;
             ensure!(
@@ -321,8 +345,8 @@ fn pages_and_parallel(ws: &Path) -> Result<()> {
         }
         ensure!(idle(&line), "after cut-off downloads the server should be idle with every pin back: {line}");
         println!(
-            "   12 downloads of {} cut off mid-body beside 3 complete ones: those intact, every pin back",
-            large.url
+            "   12 downloads of {} cut off mid-body ({:?} bytes of {}) beside 3 complete ones: those intact, every pin back",
+            large.url, received, large.len
         );
         no_faults(s)
     })
@@ -423,25 +447,14 @@ fn corrupt_head(ws: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Fills the pool with idle connections, then checks that one more is
-/// refused at once, that a pooled connection still gets answers, and that
-/// closing one frees a slot for a newcomer.
+/// Fills the pool with connections, each answered once (so the server
+/// holds every one, established), then checks that one more is refused
+/// (and prints how long the refusal took), that pooled connections still
+/// get answers, and that closing one frees a slot for a newcomer (waited
+/// for by retrying with a deadline).
 const POOL_FILLER: &str = r#"
 import socket, sys, time
 host, pool = sys.argv[1], int(sys.argv[2])
-held = []
-for i in range(pool):
-    s = socket.create_connection((host, 80), timeout=10)
-    held.append(s)
-time.sleep(1)  # the server has seen every handshake complete
-extra = socket.socket()
-extra.settimeout(10)
-t = time.time()
-try:
-    extra.connect((host, 80))
-    sys.exit("connection %d was accepted with a pool of %d" % (pool + 1, pool))
-except ConnectionRefusedError:
-    print("refused after %.0f ms" % ((time.time() - t) * 1000))
 def get(s):
     s.sendall(b"GET /index.html HTTP/1.1\r\nHost: n\r\n\r\n")
     data = b""
@@ -451,10 +464,35 @@ def get(s):
             sys.exit("connection closed early: %r" % data)
         data += chunk
     return data.split(b"\r\n")[0].decode()
+held = []
+for i in range(pool):
+    s = socket.create_connection((host, 80), timeout=10)
+    held.append(s)
+# Every connection answered: the server holds them all.
+for s in held:
+    status = get(s)
+    if status != "HTTP/1.1 200 OK":
+        sys.exit("a pooled connection got %r" % status)
+extra = socket.socket()
+extra.settimeout(10)
+t = time.monotonic()
+try:
+    extra.connect((host, 80))
+    sys.exit("connection %d was accepted with a pool of %d" % (pool + 1, pool))
+except ConnectionRefusedError:
+    print("refused after %d ms" % ((time.monotonic() - t) * 1000))
 print("pooled connections answer:", get(held[0]), "/", get(held[-1]))
 held.pop().close()
-time.sleep(1)
-newcomer = socket.create_connection((host, 80), timeout=10)
+# The slot is free once the server has seen the close: retry until then.
+deadline = time.monotonic() + 10
+while True:
+    try:
+        newcomer = socket.create_connection((host, 80), timeout=10)
+        break
+    except ConnectionRefusedError:
+        if time.monotonic() > deadline:
+            sys.exit("no slot freed 10 s after a pooled connection closed")
+        time.sleep(0.05)
 print("after one closed, a newcomer gets:", get(newcomer))
 "#;
 
@@ -466,7 +504,14 @@ fn pool_limit(ws: &Path) -> Result<()> {
         for line in text.lines() {
             println!("   {line}");
         }
-        ensure!(text.contains("refused after"), "{text}");
+        // "At once": the first SYN was answered with a reset. Linux sends
+        // the first retransmission after 1 s, so a refusal any later means
+        // a SYN went unanswered (dropped, or queued until a timeout).
+        let ms: u64 = text
+            .split_once("refused after ")
+            .and_then(|(_, rest)| rest.split(' ').next()?.parse().ok())
+            .with_context(|| format!("connection {} was not refused: {text}", POOL + 1))?;
+        ensure!(ms < 1000, "connection {} refused only after {ms} ms, not at once", POOL + 1);
         ensure!(text.contains("answer: HTTP/1.1 200 OK / HTTP/1.1 200 OK"), "{text}");
         ensure!(text.contains("newcomer gets: HTTP/1.1 200 OK"), "{text}");
         no_faults(s)

@@ -122,8 +122,15 @@ fn methods_and_connections(ws: &Path) -> Result<()> {
         let head = c.response(true)?;
         expect_status(&head, 200, "HEAD")?;
         for field in ["content-length", "content-type", "etag", "last-modified"] {
-            ensure!(head.header(field) == got.header(field), "HEAD and GET differ in {field}");
+            let value = got.header(field).with_context(|| format!("GET {FILE} without {field}: {:?}", got.headers))?;
+            ensure!(head.header(field) == Some(value), "HEAD and GET differ in {field}: {:?}", head.headers);
         }
+        ensure!(
+            head.header("content-length") == Some(expected.len().to_string().as_str()),
+            "HEAD {FILE}: Content-Length {:?}, the file has {} bytes",
+            head.header("content-length"),
+            expected.len()
+        );
         ensure!(!c.is_closed(Duration::from_millis(300))?, "HTTP/1.1 closed the connection (keep-alive expected)");
 
         // Pipelining: three requests in one write, answered in order.
@@ -242,7 +249,7 @@ fn errors(ws: &Path) -> Result<()> {
             ),
             ("unknown method", format!("BREW {FILE} HTTP/1.1\r\nHost: node\r\n\r\n").into_bytes(), 501),
             ("HTTP/3.0", format!("GET {FILE} HTTP/3.0\r\nHost: node\r\n\r\n").into_bytes(), 505),
-            ("escape the root", get("/%2e%2e/%2e%2e/%2e%2e/etc/passwd"), 404),
+            ("escape the root", get("/../../../etc/passwd"), 404),
         ];
         for (what, request, status) in cases {
             let r = web.raw(&request)?;
@@ -262,6 +269,25 @@ fn errors(ws: &Path) -> Result<()> {
                 );
             }
         }
+        // No escape from the root: `..` at the root stays at the root
+        // (RFC 3986 §5.2.4), so climbing above it and naming a file serves
+        // the root's file. Each path below names a real file of the site
+        // under a broken normalisation: `..` ignored gives /docs/index.html
+        // (not the root's index.html), `..` kept or encoded dots taken as
+        // a name gives a 404 and a root that `..` removes a garbled path.
+        for (climb, file) in [
+            ("/%2e%2e/%2e%2e/%2e%2e", FILE),
+            ("/../..", FILE),
+            ("/docs/%2e%2e/%2e%2e/%2E%2E", "/index.html"),
+            ("/docs/../../..", "/index.html"),
+            ("/docs/../../docs/%2e./..", "/index.html"),
+        ] {
+            let path = format!("{climb}{file}");
+            let r = web.raw(&get(&path))?;
+            expect_status(&r, 200, &path)?;
+            ensure!(r.body == source(ws, file)?, "{path} is not the root's {file} ({} bytes)", r.body.len());
+        }
+        ensure!(source(ws, "/index.html")? != source(ws, "/docs/index.html")?, "the two index pages are alike");
         // Dot segments resolve inside the site.
         let dotted = web.raw(&get(&format!("{DIRECTORY}/..{FILE}")))?;
         expect_status(&dotted, 200, "dot segments")?;

@@ -144,48 +144,10 @@ fn with_console<T>(session: &mut Session, result: Result<T>) -> Result<T> {
 mod tests {
     use super::*;
 
-    fn ws() -> &'static Path {
-        Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
-    }
-
     #[test]
     fn diskread_line_is_parsed() {
         assert_eq!(parse_diskread("DISKREAD bytes=67108864 ns=123456789").unwrap(), (67108864, 123456789));
         assert!(parse_diskread("DISKREAD bytes=1").is_err());
         assert!(parse_diskread("DISKREAD bytes=x ns=1").is_err());
-    }
-
-    /// Boots both modes for real: `cargo test -p xtask -- --ignored smoke`.
-    #[test]
-    #[ignore]
-    fn smoke() {
-        smoke_test(ws()).unwrap();
-    }
-
-    /// First figures: `cargo test -p xtask -- --ignored --nocapture figures`.
-    #[test]
-    #[ignore]
-    fn figures() {
-        let guest = build(ws()).unwrap();
-        let echo = EchoGuest::boot(&guest).unwrap();
-        println!("echo: ready {:.2} s after QEMU started", echo.ready_after.as_secs_f64());
-        let uptime = echo.session.position("guest uptime").map(|i| echo.session.transcript[i].as_str());
-        println!("echo: {}", uptime.unwrap_or("no uptime line"));
-        for len in [MAX_FRAME, 64] {
-            for window in [1, 8, 32, 128, 256] {
-                println!("{}", measure_echo(&echo.link, len, window, Duration::from_secs(5)).unwrap());
-            }
-        }
-        drop(echo);
-        let image = test_image(ws(), 512).unwrap();
-        for _ in 0..3 {
-            let read = disk_read(&guest, &image).unwrap();
-            println!(
-                "diskread: {:.1} MB/s, {:.3} s in the guest, {:.2} s QEMU start to result",
-                read.mb_per_sec(),
-                read.guest_time.as_secs_f64(),
-                read.boot_and_read.as_secs_f64()
-            );
-        }
     }
 }
