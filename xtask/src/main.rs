@@ -14,12 +14,8 @@ mod linux_guest;
 use anyhow::{bail, Context, Result};
 use harness::kernel::KernelConfig;
 use harness::system::{self, BuildOptions};
-use harness::{deps, qemu};
+use harness::{deps, qemu, site};
 use std::path::{Path, PathBuf};
-
-// Kept at the crate root until the in-body `crate::site::...` paths of
-// itest/web.rs and itest/web_http.rs say `crate::harness::site`.
-use harness::site;
 
 /// A command of `cargo xtask`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

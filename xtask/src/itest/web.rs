@@ -59,7 +59,7 @@ fn generated_site(ws: &Path) -> Result<Site> {
     let _ = std::fs::remove_dir_all(&root);
     let files = web_site::generate(&root)?;
     let image = dir.join("site.img");
-    crate::site::build(&root, &image)?;
+    crate::harness::site::build(&root, &image)?;
     *made = Some((files.clone(), image.clone()));
     Ok(Site { files, image })
 }

@@ -52,8 +52,8 @@ impl Web {
     fn boot(ws: &Path) -> Result<Web> {
         deps::ensure_packages(&[CURL, WRK])?;
         let built = build(ws, SYSTEM, KernelConfig::Debug)?;
-        let image = crate::site::default_image(ws);
-        crate::site::build(&ws.join("images/site"), &image)?;
+        let image = crate::harness::site::default_image(ws);
+        crate::harness::site::build(&ws.join("images/site"), &image)?;
         Web::start(&built, &image)
     }
 
