@@ -115,7 +115,11 @@ const NO_NOTIFICATION: u16 = 0xffff;
 /// A BAR of plain memory holding the four virtio structures, for a
 /// [`Transport`]. Every queue shares one notification register (notify
 /// offset 0), which holds the index of the queue notified last.
-pub struct SimBar(Vec<u64>);
+pub struct SimBar {
+    /// Taken once from `_memory`, whose heap buffer never moves.
+    base: *mut u8,
+    _memory: Vec<u64>,
+}
 
 impl SimBar {
     /// A device offering `features` with `queues` queues of at most
@@ -125,7 +129,8 @@ impl SimBar {
     /// selected, so the device offers `features | features << 32` for a
     /// 32-bit `features` (bit 0 therefore also offers `VERSION_1`).
     pub fn new(features: u32, queues: u16, queue_size: u16, config: &[u8]) -> SimBar {
-        let mut bar = SimBar(vec![0; BAR_LEN / 8]);
+        let mut memory = vec![0u64; BAR_LEN / 8];
+        let bar = SimBar { base: memory.as_mut_ptr().cast(), _memory: memory };
         let mmio = bar.mmio();
         mmio.write(COMMON as usize + common::DEVICE_FEATURE, features);
         mmio.write(COMMON as usize + common::NUM_QUEUES, queues);
@@ -138,14 +143,15 @@ impl SimBar {
         bar
     }
 
-    fn mmio(&mut self) -> Mmio {
+    fn mmio(&self) -> Mmio {
         // SAFETY: the vector is plain memory of BAR_LEN bytes that lives as
-        // long as `self`, which tests keep alive longer than the transport.
-        unsafe { Mmio::new(self.0.as_mut_ptr().cast(), BAR_LEN) }
+        // long as `self`, which tests keep alive longer than the transport;
+        // it is only accessed through `Mmio` handles (volatile accesses).
+        unsafe { Mmio::new(self.base, BAR_LEN) }
     }
 
     /// The transport over this BAR.
-    pub fn transport(&mut self) -> Transport {
+    pub fn transport(&self) -> Transport {
         let s = |offset, length| BarRange { bar: 4, offset, length };
         let caps = VirtioCaps {
             common: s(COMMON, 0x1000),
@@ -159,7 +165,7 @@ impl SimBar {
 
     /// The index of the queue notified last since the previous call, if
     /// any; clears the register.
-    pub fn take_notification(&mut self) -> Option<u16> {
+    pub fn take_notification(&self) -> Option<u16> {
         let mmio = self.mmio();
         let q: u16 = mmio.read(NOTIFY as usize);
         mmio.write(NOTIFY as usize, NO_NOTIFICATION);
@@ -167,7 +173,7 @@ impl SimBar {
     }
 
     /// The device status byte (§2.1).
-    pub fn status(&mut self) -> u8 {
+    pub fn status(&self) -> u8 {
         self.mmio().read(COMMON as usize + 0x14)
     }
 }

@@ -15,7 +15,7 @@
 
 extern crate std;
 
-use crate::driver::{private, tx_windows, ClientRegions, DmaWindow, Driver, QUEUE_SIZE, RX_QUEUE, TX_QUEUE};
+use crate::driver::{private, tx_windows, ClientRegions, DmaWindow, Driver, InitError, QUEUE_SIZE, RX_QUEUE, TX_QUEUE};
 use crate::NET_HDR_LEN;
 use lib_net_protocol::{
     tx_offset, Stats, TxWindow, MAX_FRAME_LEN, MAX_TX_SEGMENTS, MIN_FRAME_LEN, RX_BUFFERS, RX_BUFFER_SIZE,
@@ -159,6 +159,18 @@ struct Rig {
 }
 
 fn rig(event_idx: bool) -> Rig {
+    let features = 1 | (crate::features::NET_F_MAC as u32) | if event_idx { 1 << 29 } else { 0 };
+    let mut r = rig_with(features, QUEUE_SIZE as u16).unwrap_or_else(|e| panic!("bring-up: {e:?}"));
+    assert_eq!(r.driver.mac(), Some(MAC));
+    // The PD's init: one pass that arms the signal requests.
+    r.wake(false);
+    r
+}
+
+/// A rig whose device offers `features` (see [`SimBar::new`]) and queues
+/// of at most `queue_size` entries, just brought up.
+fn rig_with(features: u32, queue_size: u16) -> Result<Rig, (InitError, u8)> {
+    let event_idx = features & (1 << 29) != 0;
     let mut mem = SimMemory::default();
     mem.add(PRIVATE, private::SIZE);
     mem.add(RX_DATA, RX_DATA_SIZE);
@@ -170,10 +182,9 @@ fn rig(event_idx: bool) -> Rig {
         (mem.add(q(0), region_size(RX_QUEUE_CAPACITY)), mem.add(q(1), region_size(RX_QUEUE_CAPACITY)));
     let (tx_free, tx_active) =
         (mem.add(q(2), region_size(TX_QUEUE_CAPACITY)), mem.add(q(3), region_size(TX_QUEUE_CAPACITY)));
-    let features = 1 | (crate::features::NET_F_MAC as u32) | if event_idx { 1 << 29 } else { 0 };
     let mut config = [0; 8];
     config[..6].copy_from_slice(&MAC);
-    let mut bar = SimBar::new(features, 2, QUEUE_SIZE as u16, &config);
+    let bar = SimBar::new(features, 2, queue_size, &config);
     let regions = ClientRegions {
         rx_data: RX_DATA,
         tx_windows: tx_windows(TX_HEADERS, RX_DATA, Some(PAYLOAD), Some(DmaWindow { paddr: FILES, len: FILES_LEN })),
@@ -190,7 +201,10 @@ fn rig(event_idx: bool) -> Rig {
     };
     // SAFETY: the private region is private::SIZE bytes, page aligned, in
     // `mem`; the client regions are at the addresses given.
-    let driver = unsafe { Driver::new(bar.transport(), mem.dma(PRIVATE), regions, rx_client, tx_client) }.unwrap();
+    let driver = match unsafe { Driver::new(bar.transport(), mem.dma(PRIVATE), regions, rx_client, tx_client) } {
+        Ok(d) => d,
+        Err(e) => return Err((e, bar.status())),
+    };
     let ring = |offset: usize| mem.ptr(PRIVATE + offset as u64, Layout::new(QUEUE_SIZE).size);
     // SAFETY: the rings live in `mem`, kept by the rig.
     let (rxq, txq) = unsafe {
@@ -210,14 +224,29 @@ fn rig(event_idx: bool) -> Rig {
         sent: Vec::new(),
         notified: [false; 2],
     };
-    let mut r = Rig { driver, client_rx, client_tx, dev, driver_woken: false, client_woken: false, bar, mem };
-    assert_eq!(r.driver.mac(), Some(MAC));
-    // The PD's init: one pass that arms the signal requests.
-    r.wake(false);
-    r
+    Ok(Rig { driver, client_rx, client_tx, dev, driver_woken: false, client_woken: false, bar, mem })
+}
+
+#[test]
+fn bring_up_failures_leave_the_device_failed() {
+    use lib_virtio::transport::{status, TransportError};
+    // Bit 0 of the simulated feature word is also VERSION_1 (bit 32).
+    let (e, st) = rig_with(crate::features::NET_F_MAC as u32, 256).err().unwrap();
+    assert_eq!(e, InitError::Transport(TransportError::MissingFeatures(crate::features::F_VERSION_1)));
+    assert_ne!(st & status::FAILED, 0);
+    let (e, st) = rig_with(1, 128).err().unwrap();
+    assert_eq!(e, InitError::Transport(TransportError::QueueTooSmall { queue: RX_QUEUE, max: 128 }));
+    assert_eq!(st & (status::FAILED | status::DRIVER_OK), status::FAILED);
+    let r = rig_with(1, 256).ok().unwrap();
+    assert_eq!(r.driver.mac(), None, "no MAC without VIRTIO_NET_F_MAC");
+    assert_eq!(r.bar_status() & (status::FAILED | status::DRIVER_OK), status::DRIVER_OK);
 }
 
 impl Rig {
+    fn bar_status(&self) -> u8 {
+        self.bar.status()
+    }
+
     /// Runs the driver once and routes its device notifications.
     fn wake(&mut self, irq: bool) {
         let before = self.driver.stats().device_notifies;
