@@ -732,3 +732,33 @@ fn a_transmit_chain_returned_twice_gives_its_descriptors_back_once() {
     assert_eq!(r.driver.stats().tx_frames, 1);
     assert_eq!(r.driver.stats(), Stats { tx_frames: 1, tx_bytes: 120, ..r.driver.stats() });
 }
+
+/// A burst of nearly a whole `tx_active` at once: its descriptors fill
+/// `tx_free` before the client reclaims any. The client reclaims when told
+/// and sends nothing more, so nothing but the device wakes the driver: it
+/// must have taken the whole burst. (It used to stop a frame's worth of
+/// room short of a full `tx_free`, leaving the last frames unsent until the
+/// client sent again.)
+#[test]
+fn a_burst_that_fills_tx_free_is_all_sent_once_the_client_reclaims() {
+    let mut r = rig(true);
+    let frames = (TX_QUEUE_CAPACITY / 2 - 6) as u32;
+    let mut expected = Vec::new();
+    for i in 0..frames {
+        expected.push(r.send(&[(TxWindow::Headers, 0, 40), (TxWindow::Files, 64 * i, 60)], 2 * i));
+    }
+    assert_eq!(r.client_tx.free.request_signal_if_empty(), Ok(true));
+    r.settle();
+    let mut back = Vec::new();
+    for _ in 0..4 {
+        // The client reclaims when told, and sends nothing more.
+        if core::mem::take(&mut r.client_woken) {
+            back.extend(r.reclaim());
+            assert_eq!(r.client_tx.free.request_signal_if_empty(), Ok(true));
+        }
+        r.settle();
+    }
+    back.extend(r.reclaim());
+    assert_eq!(r.dev.sent.len(), expected.len(), "every frame of the burst is sent");
+    assert_eq!(back.len(), 2 * frames as usize);
+}
