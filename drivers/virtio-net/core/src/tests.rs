@@ -762,3 +762,30 @@ fn a_burst_that_fills_tx_free_is_all_sent_once_the_client_reclaims() {
     assert_eq!(r.dev.sent.len(), expected.len(), "every frame of the burst is sent");
     assert_eq!(back.len(), 2 * frames as usize);
 }
+
+/// A client that does not reclaim: the driver takes no more than
+/// `tx_free` can give back, loses nothing, and carries on when the client
+/// reclaims and sends again.
+#[test]
+fn a_full_tx_free_holds_the_driver_back_without_loss() {
+    let mut r = rig(true);
+    let frames = (TX_QUEUE_CAPACITY / 2) as u32;
+    for i in 0..frames {
+        r.send(&[(TxWindow::Headers, 0, 40), (TxWindow::Files, 64 * i, 60)], 2 * i);
+    }
+    r.settle();
+    assert_eq!(r.dev.sent.len(), frames as usize);
+    assert_eq!(r.client_tx.free.len(), Ok(TX_QUEUE_CAPACITY));
+    r.send(&[(TxWindow::Headers, 0, 60)], 2 * frames);
+    r.send(&[(TxWindow::Headers, 0, 60)], 2 * frames + 1);
+    r.settle();
+    assert_eq!(r.dev.sent.len(), frames as usize, "no room to give them back: not taken");
+    assert_eq!(r.driver.stats().client_errors, 0);
+    assert_eq!(r.reclaim().len(), TX_QUEUE_CAPACITY);
+    r.send(&[(TxWindow::Headers, 0, 60)], 2 * frames + 2);
+    r.settle();
+    assert_eq!(r.dev.sent.len(), frames as usize + 3);
+    let back: Vec<u32> = r.reclaim().iter().map(|d| d.cookie & !TX_MORE).collect();
+    assert_eq!(back, [2 * frames, 2 * frames + 1, 2 * frames + 2]);
+    assert_eq!(r.driver.stats().client_errors, 0);
+}
