@@ -16,6 +16,9 @@
 //!   chains of any length with a caller-chosen token per chain in flight,
 //!   batched publication, event-index or flag suppression both ways, and
 //!   hostile-device checks on the used ring.
+//! - `sim` (feature `sim`, for drivers' host tests): a simulated device's
+//!   side of all this: physical memory, a plain-memory BAR, and the
+//!   device's side of a split virtqueue.
 //!
 //! What stays in each driver is what the device type needs: which features,
 //! which queues, what a chain carries (virtio-net: a header slot and a client
@@ -69,6 +72,8 @@ extern crate std;
 pub mod dma;
 pub mod pci;
 pub mod queue;
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;
 pub mod transport;
 
 /// Device-independent feature bits (§6).

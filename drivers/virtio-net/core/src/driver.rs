@@ -288,13 +288,21 @@ impl<'a> Driver<'a> {
 
     /// Whether the device has room for a frame of the most segments (a
     /// chain of the header and [`MAX_TX_SEGMENTS`] segments), and the
-    /// client's `tx_free` room for them all once sent or refused. Checked
-    /// before each descriptor is taken: nothing else uses the transmit
-    /// virtqueue meanwhile, so the frame those descriptors complete finds
-    /// the room still there.
+    /// client's `tx_free` room for one more descriptor besides every one
+    /// held. Checked before each descriptor is taken: nothing else uses the
+    /// transmit virtqueue meanwhile, so the frame those descriptors
+    /// complete finds the ring's room still there; and `tx_free` only
+    /// fills with descriptors the driver held, so `tx_held + queued` never
+    /// exceeds its capacity and every give-back fits.
+    ///
+    /// The room asked of `tx_free` is per descriptor, not per frame: the
+    /// driver is not woken when the client empties `tx_free` (only when it
+    /// produces on `tx_active`), so a burst of up to a full `tx_active`
+    /// sent at once, with `tx_free` empty, must be taken whole even if the
+    /// client then reclaims and sends nothing more.
     fn can_take_tx(&self) -> bool {
         let queued = self.tx_client.free.len().unwrap_or(TX_QUEUE_CAPACITY);
-        self.tx.num_free() > MAX_TX_SEGMENTS && self.tx_held + queued + MAX_TX_SEGMENTS <= TX_QUEUE_CAPACITY
+        self.tx.num_free() > MAX_TX_SEGMENTS && self.tx_held + queued < TX_QUEUE_CAPACITY
     }
 
     /// Hands received frames to the client.

@@ -47,3 +47,6 @@ pub mod features;
 /// Bytes of `struct virtio_net_hdr` with `VIRTIO_F_VERSION_1` (5.1.6: the
 /// `num_buffers` field is always present).
 pub const NET_HDR_LEN: usize = 12;
+
+#[cfg(test)]
+mod tests;
