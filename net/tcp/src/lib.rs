@@ -1,0 +1,33 @@
+//! A TCP made for serving files (Cheetah's server TCP), `no_std` and
+//! sans-I/O: the caller hands it received segments and the time, and it
+//! says what to send; nothing here allocates, and every capacity is fixed
+//! when the tables are made.
+//!
+//! What it is for, and what follows from it:
+//!
+//! - **Only passive opens.** A server never connects out, so there is no
+//!   SYN-SENT and no simultaneous open (RFC 9293 §3.5 is needed only in
+//!   the LISTEN → SYN-RECEIVED direction).
+//! - **No state before the handshake completes.** A SYN is answered with a
+//!   SYN-ACK whose sequence number is a SYN cookie (RFC 4987 §3.6) carrying
+//!   the peer's MSS and window scale; a connection is made only when the
+//!   final ACK returns a valid cookie, so no rate of SYNs from any sources
+//!   can fill a table.
+//! - **Compact TIME-WAIT.** A closed connection leaves a small record
+//!   (addresses, ports, sequence numbers, expiry), never its buffers; the
+//!   slot and the data it pinned are free at once.
+//! - **The file cache is the retransmission pool.** A connection's output
+//!   is a byte stream the application describes (a response head in its own
+//!   buffer, then ranges of pinned files with precomputed checksums); a
+//!   segment, first sent or retransmitted, names the stream range it
+//!   carries, and the application resolves it to bytes where they are.
+//!
+//! Modules, each citing the rules it implements:
+//!
+//! - [`seq`]: sequence numbers and their modular comparison (RFC 9293 §3.4).
+#![no_std]
+
+#[cfg(test)]
+extern crate std;
+
+pub mod seq;
