@@ -165,6 +165,12 @@ pub enum DriverError {
     Unexpected { label: u64, words: usize },
 }
 
+impl From<BadRequest> for DriverError {
+    fn from(_: BadRequest) -> Self {
+        DriverError::BadRequest
+    }
+}
+
 /// Most registers of a driver's reply.
 pub const DRIVER_REPLY_WORDS: usize = Stats::WORDS;
 
