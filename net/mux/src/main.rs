@@ -2,7 +2,7 @@
 //! [`net_mux_core`] library: decodes the network configuration the builder
 //! wrote, asks the driver for its MAC address, maps the driver's and the
 //! clients' regions and queues, and calls [`Mux::handle`] on every
-//! notification and [`Mux::call`] on every protected call.
+//! notification and [`Mux::answer`] on every protected call.
 //!
 //! Channels: [`MUX_DRIVER_CHANNEL`] (0) is the network driver, which
 //! this PD notifies and calls ([`lib_net_protocol::Driver`]); client `n` is
