@@ -24,8 +24,9 @@ use pds_runtime::{get_mr, msginfo, set_mr, Channel, MessageInfo};
 
 /// Label of the resolve request.
 pub const RESOLVE: u64 = 1;
-/// Reply label of a malformed request (the value every PD's calls use).
-pub use net_config::ERR_BAD_REQUEST;
+/// Reply label of a malformed request, and the error decoding one gives
+/// (the network's calls share them: `lib-net-protocol`).
+pub use lib_net_protocol::{BadRequest, ERR_BAD_REQUEST};
 
 /// arpd's answer to a resolve call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,10 +77,6 @@ impl Resolution {
     }
 }
 
-/// A malformed request (answer [`ERR_BAD_REQUEST`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BadRequest;
-
 /// The address a request asks for: `label`, the number of message
 /// registers it carries and the first of them.
 pub fn decode_request(label: u64, count: u64, mr0: u64) -> Result<Ipv4Address, BadRequest> {
@@ -90,14 +87,15 @@ pub fn decode_request(label: u64, count: u64, mr0: u64) -> Result<Ipv4Address, B
 }
 
 /// A MAC in one message register: the bytes in the low 48 bits, the first
-/// byte lowest (`net_config::mac_to_word`, as the demultiplexer's `Node`).
+/// byte lowest (`lib_net_protocol::mac_to_word`, the layout of every
+/// network call: the demultiplexer's `Node`, the driver's MAC).
 pub fn mac_to_word(mac: EthernetAddress) -> u64 {
-    net_config::mac_to_word(mac.0)
+    lib_net_protocol::mac_to_word(mac.0)
 }
 
 /// The inverse of [`mac_to_word`] (the high 16 bits are ignored).
 pub fn mac_from_word(word: u64) -> EthernetAddress {
-    EthernetAddress(net_config::mac_from_word(word))
+    EthernetAddress(lib_net_protocol::mac_from_word(word))
 }
 
 /// arpd seen from a client, through the client's channel to it.

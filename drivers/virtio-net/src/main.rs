@@ -4,12 +4,15 @@
 //! every wake-up.
 //!
 //! Channels: irq 0 is the device's interrupt, channel 1 the client (which
-//! may also make the [`CALL_STATS`] and [`CALL_MAC`] protected calls).
+//! may also make the driver's protected calls, [`DriverRequest`]: the
+//! counters and the MAC address).
 #![no_std]
 #![no_main]
 
 use drivers_virtio_net_core::driver::{self, ClientRegions, DmaWindow, Driver};
-use lib_net_protocol::{Stats, CALL_MAC, CALL_STATS, RX_QUEUE_CAPACITY, TX_QUEUE_CAPACITY, TX_SPACE_LEN};
+use lib_net_protocol::{
+    driver_reply, DriverError, DriverReply, DriverRequest, RX_QUEUE_CAPACITY, TX_QUEUE_CAPACITY, TX_SPACE_LEN,
+};
 use lib_queue::{region_size, ReceiverQueues, SenderQueues};
 use lib_virtio::dma::DmaRegion;
 use lib_virtio::pci::{ConfigSpace, VirtioCaps};
@@ -194,27 +197,18 @@ impl Handler for NetDriver {
     }
 
     fn protected(&mut self, _channel: Channel, msg: MessageInfo) -> MessageInfo {
-        if msg.label() == CALL_MAC {
-            return match self.driver.as_ref().and_then(Driver::mac) {
-                Some(mac) => {
-                    // The layout CALL_MAC documents: first byte lowest.
-                    let mut word = [0; 8];
-                    word[..6].copy_from_slice(&mac);
-                    pds_runtime::set_mr(0, u64::from_le_bytes(word));
-                    pds_runtime::msginfo(0, 1)
-                }
-                None => pds_runtime::msginfo(1, 0),
-            };
-        }
-        if msg.label() != CALL_STATS {
-            return pds_runtime::msginfo(u64::from(u32::MAX), 0);
-        }
-        let stats = self.driver.as_ref().map(Driver::stats).unwrap_or_default();
-        log!("stats: {stats}");
-        for (i, w) in stats.to_words().into_iter().enumerate() {
-            pds_runtime::set_mr(i, w);
-        }
-        pds_runtime::msginfo(0, Stats::WORDS as u64)
+        let result = match DriverRequest::from_registers(msg) {
+            Ok(DriverRequest::Mac) => {
+                self.driver.as_ref().and_then(Driver::mac).map(DriverReply::Mac).ok_or(DriverError::NoMac)
+            }
+            Ok(DriverRequest::Stats) => {
+                let stats = self.driver.as_ref().map(Driver::stats).unwrap_or_default();
+                log!("stats: {stats}");
+                Ok(DriverReply::Stats(stats))
+            }
+            Err(bad) => Err(bad.into()),
+        };
+        driver_reply(&result)
     }
 }
 

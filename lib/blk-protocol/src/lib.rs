@@ -219,6 +219,12 @@ pub struct Response {
 }
 
 impl Response {
+    /// The answer to request `id`, ending with `status` (its code in
+    /// shared memory).
+    pub const fn new(id: u32, status: Status) -> Response {
+        Response { id, status: status as u32 }
+    }
+
     /// The status, or `None` for a code this crate does not know.
     pub fn status(&self) -> Option<Status> {
         Status::from_code(self.status)

@@ -98,3 +98,22 @@ fn codes_round_trip() {
     }
     assert_eq!(Status::from_code(7), None);
 }
+
+#[test]
+fn responses_carry_every_status_by_its_code() {
+    let all = [
+        Status::Ok,
+        Status::IoError,
+        Status::Unsupported,
+        Status::BadOp,
+        Status::OutOfRange,
+        Status::BadBuffer,
+        Status::ReadOnly,
+    ];
+    for (code, status) in all.into_iter().enumerate() {
+        let response = Response::new(7, status);
+        assert_eq!((response.id, response.status), (7, code as u32));
+        assert_eq!(response.status(), Some(status));
+    }
+    assert_eq!(Response { id: 7, status: all.len() as u32 }.status(), None);
+}

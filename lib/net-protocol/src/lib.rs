@@ -85,15 +85,25 @@
 //! frames in flight; the driver asks on `tx_active` before waiting, and on
 //! `rx_free` when the device could take more receive buffers than it has.
 //!
-//! # Statistics and the MAC address
+//! # Statistics and the MAC address: the driver's calls
 //!
-//! The driver answers a protected call with label [`CALL_STATS`] with its
-//! [`Stats`] in message registers `0..Stats::WORDS`, and logs them; one
-//! with label [`CALL_MAC`] with the device's MAC address.
+//! The client may call the driver for its [`Stats`] ([`CALL_STATS`]) and
+//! the device's MAC address ([`CALL_MAC`]): requests, replies, their
+//! encoding in message registers, the client [`Driver`] and the driver's
+//! decode and reply helpers are in [`calls`] (re-exported here), with the
+//! pieces all the network's calls share ([`Message`], [`ERR_BAD_REQUEST`],
+//! [`mac_to_word`]).
 #![no_std]
 
+pub mod calls;
 mod gather;
 mod in_place;
+
+pub use calls::{
+    driver_reply, encode_driver_reply, mac_from_word, mac_to_word, BadRequest, Driver, DriverError, DriverReply,
+    DriverReplyMessage, DriverRequest, Message, CALL_MAC, CALL_STATS, DRIVER_REPLY_WORDS, ERR_BAD_REQUEST, ERR_NO_MAC,
+    OK,
+};
 
 pub use gather::{FrameAssembler, Step, TxFrame};
 pub use in_place::{InPlace, InPlaceList, MAX_FRAME_DESCS, MAX_IN_PLACE};
@@ -177,18 +187,6 @@ pub fn split_tx_offset(offset: u64) -> Option<(TxWindow, u32)> {
 pub const TX_HEADERS_SIZE: usize = 0x4000;
 /// Bytes of the optional `tx_payload` region.
 pub const TX_PAYLOAD_SIZE: usize = 0x10_0000;
-
-/// Label of the protected call that returns (and logs) the driver's
-/// [`Stats`].
-pub const CALL_STATS: u64 = 1;
-
-/// Label of the protected call that returns the device's MAC address.
-/// Reply label 0 with the address in message register 0: byte `i` of the
-/// address in bits `8i..8i+8` (the first byte lowest, the high 16 bits
-/// zero; `net_config::mac_to_word`'s layout). Any other reply label: the
-/// driver does not know the address (the device is not up, or did not
-/// offer `VIRTIO_NET_F_MAC`).
-pub const CALL_MAC: u64 = 2;
 
 /// The driver's counters, since it started. All counts are of frames
 /// unless named bytes.

@@ -25,7 +25,8 @@
 //!   [`NetClient::tx_in_flight`] and [`NetClient::take_tx_returned`] say
 //!   which transmit buffers are out, and which came back.
 //! - [`NetClient::install`], [`NetClient::remove`], [`NetClient::stats`]
-//!   are the demultiplexer's protected calls ([`MuxCall`]).
+//!   are the demultiplexer's protected calls, made through [`MUX`]
+//!   (`net_mux_api::Mux`, which defines them).
 //!
 //! Frames are copied once more than strictly needed (shared buffer to
 //! stack), which these PDs can afford: the copy is what they parse, so the
@@ -88,12 +89,11 @@ use lib_net_protocol::{
     TX_SPACE_LEN,
 };
 use lib_queue::{BufferDesc, ReceiverQueues, SenderQueues};
-use net_config::{
-    mac_from_word, ClientRegion, MuxCall, MuxStats, NetConfig, NodeAddress, CLIENT_MUX_CHANNEL, CONFIG_BYTES,
-    TX_BUFFERS,
-};
-use net_filter::{Filter, FilterKind};
-use pds_runtime::{get_mr, log, msginfo, set_mr, Channel, MemoryRegion};
+use net_config::{ClientRegion, NetConfig, NodeAddress, CLIENT_MUX_CHANNEL, CONFIG_BYTES, TX_BUFFERS};
+use net_filter::{Filter, FilterId, FilterKind};
+use pds_runtime::{log, Channel, MemoryRegion};
+
+pub use net_mux_api::{Mux, MuxError, MuxStats};
 
 pub use lib_net_protocol::MAX_FRAME_LEN;
 
@@ -112,8 +112,8 @@ impl core::fmt::Display for Colons {
 
 pds_runtime::setvar_bytes!(__net_config, CONFIG_BYTES);
 
-/// The channel to the demultiplexer.
-pub const MUX: Channel = Channel::new(CLIENT_MUX_CHANNEL);
+/// The demultiplexer, on the client's channel to it.
+pub const MUX: Mux = Mux::new(Channel::new(CLIENT_MUX_CHANNEL));
 
 /// Bytes of one transmit buffer.
 const TX_BUFFER_SIZE: usize = lib_net_protocol::RX_BUFFER_SIZE;
@@ -195,12 +195,10 @@ impl NetClient {
         for i in 0..RX_BUFFERS {
             client.return_rx_buffer((i * RX_BUFFER_SIZE) as u64);
         }
-        MUX.notify();
-        let reply = MUX.pp_call(msginfo(MuxCall::Node as u64, 0));
-        if reply.label() == 0 {
-            client.mac = mac_from_word(get_mr(0));
-        } else {
-            log!("error: the demultiplexer refused the node call ({})", reply.label());
+        MUX.channel().notify();
+        match MUX.node() {
+            Ok(node) => client.mac = node.mac,
+            Err(e) => log!("error: the demultiplexer refused the node call: {e}"),
         }
         Ok(client)
     }
@@ -418,7 +416,7 @@ impl NetClient {
         // Evaluate both: each clears the request it reports.
         let signal = self.tx.active.should_signal() | self.rx.free.should_signal();
         if signal {
-            MUX.notify();
+            MUX.channel().notify();
         }
     }
 
@@ -440,41 +438,20 @@ impl NetClient {
         }
     }
 
-    /// Installs a filter for this PD. `Ok(id)` (raw `FilterId`) or the
-    /// demultiplexer's error code (`FilterError::code`).
-    pub fn install(&self, filter: &Filter, kind: FilterKind) -> Result<u32, u64> {
-        for (i, w) in filter.to_words().into_iter().enumerate() {
-            set_mr(i, w);
-        }
-        set_mr(3, matches!(kind, FilterKind::Copy) as u64);
-        let reply = MUX.pp_call(msginfo(MuxCall::Install as u64, 4));
-        match reply.label() {
-            0 => Ok(get_mr(0) as u32),
-            code => Err(code),
-        }
+    /// Installs a filter for this PD, inside its grant ([`Mux::install`]).
+    pub fn install(&self, filter: &Filter, kind: FilterKind) -> Result<FilterId, MuxError> {
+        MUX.install(filter, kind)
     }
 
-    /// Removes a filter of this PD by id.
-    pub fn remove(&self, id: u32) -> Result<(), u64> {
-        set_mr(0, u64::from(id));
-        match MUX.pp_call(msginfo(MuxCall::Remove as u64, 1)).label() {
-            0 => Ok(()),
-            code => Err(code),
-        }
+    /// Removes a filter of this PD ([`Mux::remove`]).
+    pub fn remove(&self, id: FilterId) -> Result<(), MuxError> {
+        MUX.remove(id)
     }
 
-    /// This PD's and the node's counters (the demultiplexer also logs its
-    /// table).
-    pub fn stats(&self) -> Result<MuxStats, u64> {
-        let reply = MUX.pp_call(msginfo(MuxCall::Stats as u64, 0));
-        if reply.label() != 0 {
-            return Err(reply.label());
-        }
-        let mut words = [0; MuxStats::WORDS];
-        for (i, w) in words.iter_mut().enumerate().take(reply.length() as usize) {
-            *w = get_mr(i);
-        }
-        Ok(MuxStats::from_words(words))
+    /// This PD's and the node's counters; the demultiplexer also logs its
+    /// table ([`Mux::stats`]).
+    pub fn stats(&self) -> Result<MuxStats, MuxError> {
+        MUX.stats()
     }
 }
 

@@ -71,7 +71,7 @@
 //!   [`ClientRegion::mux_vaddr`]`(n)` (read-write);
 //! - a channel: id [`CLIENT_MUX_CHANNEL`] in the client,
 //!   [`mux_client_channel`]`(n)` in the demultiplexer, which the client may
-//!   call ([`MuxCall`]);
+//!   call (`net_mux_api`: the call protocol is defined there);
 //! - with `arp="true"`, a channel: id [`CLIENT_ARPD_CHANNEL`] in the
 //!   client, [`arpd_client_channel`]`(n)` in arpd, which the client may
 //!   call (`arpd_api`); arpd notifies it when an entry it asked for
@@ -247,7 +247,7 @@ impl ClientRegion {
     }
 }
 
-// --- Channels and calls -------------------------------------------------
+// --- Channels -----------------------------------------------------------
 
 /// The client's channel to the demultiplexer.
 pub const CLIENT_MUX_CHANNEL: u8 = 0;
@@ -276,132 +276,6 @@ pub const fn mux_client_channel(n: usize) -> u8 {
 /// is [`CLIENT_MUX_CHANNEL`], as for any client).
 pub const fn arpd_client_channel(n: usize) -> u8 {
     1 + n as u8
-}
-
-/// Protected calls a client makes to the demultiplexer (the message
-/// label). The reply's label is 0 on success, else an error code
-/// ([`net_filter::FilterError::code`] or [`ERR_BAD_REQUEST`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u64)]
-pub enum MuxCall {
-    /// The caller's counters and the demultiplexer's ([`MuxStats`], in
-    /// message registers `0..MuxStats::WORDS`); the demultiplexer also logs
-    /// its filter table.
-    Stats = 1,
-    /// Install a filter: registers 0–2 [`Filter::to_words`], register 3 the
-    /// kind (0 exclusive, 1 copy). Reply: register 0 the filter id
-    /// (`FilterId::to_raw`).
-    Install = 2,
-    /// Remove a filter: register 0 its id.
-    Remove = 3,
-    /// The node: register 0 the MAC (bytes in the low 48 bits, first byte
-    /// lowest), 1 the IPv4 address (`to_u32`), 2 the prefix length, 3 the
-    /// gateway (0 if none).
-    Node = 4,
-}
-
-impl MuxCall {
-    pub fn from_label(label: u64) -> Option<MuxCall> {
-        Some(match label {
-            1 => MuxCall::Stats,
-            2 => MuxCall::Install,
-            3 => MuxCall::Remove,
-            4 => MuxCall::Node,
-            _ => return None,
-        })
-    }
-}
-
-/// Reply label of a call with an unknown label or malformed arguments.
-pub const ERR_BAD_REQUEST: u64 = 100;
-
-/// A MAC address in one message register, as [`MuxCall::Node`] returns it.
-pub fn mac_to_word(mac: [u8; 6]) -> u64 {
-    let mut bytes = [0; 8];
-    bytes[..6].copy_from_slice(&mac);
-    u64::from_le_bytes(bytes)
-}
-
-/// The inverse of [`mac_to_word`] (the high 16 bits are ignored).
-pub fn mac_from_word(word: u64) -> [u8; 6] {
-    let b = word.to_le_bytes();
-    [b[0], b[1], b[2], b[3], b[4], b[5]]
-}
-
-/// Counters the demultiplexer returns for [`MuxCall::Stats`]: the caller's
-/// own, then the node's.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MuxStats {
-    /// Frames copied into the caller's receive queue.
-    pub rx_delivered: u64,
-    /// Frames for the caller dropped because its queue had no free buffer.
-    pub rx_no_buffer: u64,
-    /// Frames the caller sent that passed transmit validation.
-    pub tx_allowed: u64,
-    /// Frames the caller sent that were refused (any reason).
-    pub tx_refused: u64,
-    /// Filter claims of the caller that were refused.
-    pub claims_refused: u64,
-    /// Malformed frames dropped, all reasons.
-    pub malformed: u64,
-    /// Valid frames no PD received.
-    pub no_match: u64,
-    /// Frames sent to the unclaimed-IPv4 owner.
-    pub unclaimed_ipv4: u64,
-    /// Bytes the caller sent in place from its `send_from` region (by
-    /// reference: the NIC read them where they are), in allowed frames.
-    pub tx_in_place_bytes: u64,
-}
-
-impl MuxStats {
-    pub const WORDS: usize = 9;
-
-    pub fn to_words(&self) -> [u64; Self::WORDS] {
-        [
-            self.rx_delivered,
-            self.rx_no_buffer,
-            self.tx_allowed,
-            self.tx_refused,
-            self.claims_refused,
-            self.malformed,
-            self.no_match,
-            self.unclaimed_ipv4,
-            self.tx_in_place_bytes,
-        ]
-    }
-
-    pub fn from_words(w: [u64; Self::WORDS]) -> Self {
-        MuxStats {
-            rx_delivered: w[0],
-            rx_no_buffer: w[1],
-            tx_allowed: w[2],
-            tx_refused: w[3],
-            claims_refused: w[4],
-            malformed: w[5],
-            no_match: w[6],
-            unclaimed_ipv4: w[7],
-            tx_in_place_bytes: w[8],
-        }
-    }
-}
-
-impl core::fmt::Display for MuxStats {
-    /// `key=value` pairs, the form tests parse.
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(
-            f,
-            "rx_delivered={} rx_no_buffer={} tx_allowed={} tx_refused={} claims_refused={} malformed={} no_match={} unclaimed_ipv4={} tx_in_place_bytes={}",
-            self.rx_delivered,
-            self.rx_no_buffer,
-            self.tx_allowed,
-            self.tx_refused,
-            self.claims_refused,
-            self.malformed,
-            self.no_match,
-            self.unclaimed_ipv4,
-            self.tx_in_place_bytes
-        )
-    }
 }
 
 // --- Configuration ------------------------------------------------------
@@ -600,38 +474,5 @@ mod tests {
         assert_eq!(isolated.next_hop(Ipv4Address::new(10, 0, 2, 1)), None);
         assert_eq!(isolated.broadcast(), node.ipv4);
         assert_eq!(NodeAddress { prefix_len: 0, ..node }.broadcast(), Ipv4Address::BROADCAST);
-    }
-
-    #[test]
-    fn macs_in_words() {
-        let mac = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
-        assert_eq!(mac_from_word(mac_to_word(mac)), mac);
-        assert_eq!(mac_to_word(mac) >> 48, 0);
-    }
-
-    #[test]
-    fn stats_words_round_trip() {
-        let s = MuxStats {
-            rx_delivered: 1,
-            rx_no_buffer: 2,
-            tx_allowed: 3,
-            tx_refused: 4,
-            claims_refused: 5,
-            malformed: 6,
-            no_match: 7,
-            unclaimed_ipv4: 8,
-            tx_in_place_bytes: 9,
-        };
-        assert_eq!(MuxStats::from_words(s.to_words()), s);
-        // Each word in its place, in the order of the fields.
-        assert_eq!(s.to_words(), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    }
-
-    #[test]
-    fn stats_display_names_every_counter() {
-        let s = MuxStats { tx_in_place_bytes: 1000, unclaimed_ipv4: 3, ..MuxStats::default() };
-        let text = std::format!("{s}");
-        assert!(text.ends_with(" unclaimed_ipv4=3 tx_in_place_bytes=1000"), "{text}");
-        assert_eq!(text.split(' ').count(), MuxStats::WORDS);
     }
 }

@@ -2,11 +2,12 @@
 //! [`net_mux_core`] library: decodes the network configuration the builder
 //! wrote, asks the driver for its MAC address, maps the driver's and the
 //! clients' regions and queues, and calls [`Mux::handle`] on every
-//! notification and [`Mux::call`] on every protected call.
+//! notification and [`Mux::answer`] on every protected call.
 //!
-//! Channels: [`MUX_DRIVER_CHANNEL`] (0) is the virtio-net driver, which
-//! this PD notifies and calls ([`CALL_MAC`]); client `n` is on
-//! [`mux_client_channel`]`(n)` and may call this PD (`net_config::MuxCall`).
+//! Channels: [`MUX_DRIVER_CHANNEL`] (0) is the network driver, which
+//! this PD notifies and calls ([`lib_net_protocol::Driver`]); client `n` is
+//! on [`mux_client_channel`]`(n)` and may call this PD (the calls of
+//! `net_mux_api`, answered by [`Mux::answer`]).
 //! The driver's regions are mapped as the description says (setvars
 //! below); the clients' at [`ClientRegion::mux_vaddr`], where the builder's
 //! `<network>` expansion maps them.
@@ -15,15 +16,14 @@
 
 use core::fmt;
 
-use lib_net_protocol::{CALL_MAC, RX_DATA_SIZE, TX_PAYLOAD_SIZE, TX_SPACE_LEN};
+use lib_net_protocol::{Driver, RX_DATA_SIZE, TX_PAYLOAD_SIZE, TX_SPACE_LEN};
 use lib_queue::{ReceiverQueues, SenderQueues};
-use net_config::{
-    mac_from_word, mux_client_channel, ClientRegion, NetConfig, CONFIG_BYTES, ERR_BAD_REQUEST, MUX_DRIVER_CHANNEL,
-};
+use net_config::{mux_client_channel, ClientRegion, NetConfig, CONFIG_BYTES, MUX_DRIVER_CHANNEL};
+use net_mux_api::{MuxError, RequestMessage};
 use net_mux_core::{client_of_channel, ClientPort, DriverPort, Mux, SharedMemory};
 use pds_runtime::{log, Channel, ChannelSet, Handler, MemoryRegion, MessageInfo};
 
-const DRIVER: Channel = Channel::new(MUX_DRIVER_CHANNEL);
+const DRIVER: Driver = Driver::new(Channel::new(MUX_DRIVER_CHANNEL));
 
 pds_runtime::setvar_bytes!(__net_config, CONFIG_BYTES);
 // The driver's regions (net-protocol), as the driver's client.
@@ -76,12 +76,7 @@ fn log_line(args: fmt::Arguments<'_>) {
 
 /// The device's MAC address, from the driver.
 fn driver_mac() -> Option<[u8; 6]> {
-    let reply = DRIVER.pp_call(pds_runtime::msginfo(CALL_MAC, 0));
-    if reply.label() != 0 || reply.length() < 1 {
-        log!("error: the driver does not know the MAC address (reply {})", reply.label());
-        return None;
-    }
-    Some(mac_from_word(pds_runtime::get_mr(0)))
+    DRIVER.mac().map_err(|e| log!("error: the driver does not know the MAC address ({e:?})")).ok()
 }
 
 /// The driver's side, from the description's setvars.
@@ -168,7 +163,7 @@ impl NetMux {
         let Some(mux) = self.mux.as_mut() else { return };
         let notify = mux.handle();
         if notify.driver {
-            DRIVER.notify();
+            DRIVER.channel().notify();
         }
         for n in notify.clients() {
             Channel::new(mux_client_channel(n)).notify();
@@ -193,27 +188,19 @@ impl Handler for NetMux {
     fn protected(&mut self, channel: Channel, msg: MessageInfo) -> MessageInfo {
         // The driver's channel (and any other) names no client: refused.
         let Some(client) = client_of_channel(channel.id()) else {
-            return pds_runtime::msginfo(ERR_BAD_REQUEST, 0);
+            return net_mux_api::reply_message(&Err(MuxError::BadRequest));
         };
-        // The arguments first: handling queues does not touch the message
+        // The request first: handling queues does not touch the message
         // registers, but nothing is left to chance.
-        let mut args = [0u64; 4];
-        let count = (msg.length() as usize).min(args.len());
-        for (i, arg) in args.iter_mut().enumerate().take(count) {
-            *arg = pds_runtime::get_mr(i);
-        }
+        let request = RequestMessage::from_registers(msg);
         // A call sees the effect of every frame queued before it (a client
         // that sent frames and then asks for its counters finds them
         // counted, even if its notification has not been delivered yet).
         self.run();
         let Some(mux) = self.mux.as_mut() else {
-            return pds_runtime::msginfo(ERR_BAD_REQUEST, 0);
+            return net_mux_api::reply_message(&Err(MuxError::BadRequest));
         };
-        let reply = mux.call(client, msg.label(), &args[..count], &mut log_line);
-        for (i, &word) in reply.words().iter().enumerate() {
-            pds_runtime::set_mr(i, word);
-        }
-        pds_runtime::msginfo(reply.label, reply.words().len() as u64)
+        mux.answer(client, request.label(), request.words(), &mut log_line).to_registers()
     }
 }
 

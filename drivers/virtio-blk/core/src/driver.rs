@@ -301,7 +301,7 @@ impl BlkDevice {
     }
 
     fn respond(&mut self, responses: &mut ResponseProducer, id: u32, status: Status) {
-        if responses.enqueue(Response { id, status: status as u32 }).is_err() {
+        if responses.enqueue(Response::new(id, status)).is_err() {
             self.stats.lost_responses += 1;
         }
     }

@@ -249,7 +249,7 @@ fn writes_and_flush_reach_the_disk() {
     r.service();
     let mut resp = r.responses();
     resp.sort_by_key(|x| x.id);
-    assert_eq!(resp, [Response { id: 1, status: 0 }, Response { id: 2, status: 0 }]);
+    assert_eq!(resp, [Response::new(1, Status::Ok), Response::new(2, Status::Ok)]);
     assert!(r.device.disk[10 * 512..12 * 512].iter().all(|&b| b == 0xab));
     assert_eq!(r.device.flushes, 1);
 }

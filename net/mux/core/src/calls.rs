@@ -2,46 +2,11 @@
 
 use core::fmt;
 
-use net_config::{mac_to_word, MuxCall, MuxStats, ERR_BAD_REQUEST};
 use net_filter::{Filter, FilterError, FilterId, FilterKind, Grant, Owner, Table};
+use net_mux_api::{encode_reply, MuxError, MuxStats, NodeInfo, Reply, ReplyMessage, Request};
 use net_packet::Malformed;
 
 use crate::{Client, LogSink, Mux, SharedMemory, TxDrop, FILTER_SLOTS};
-
-/// The reply to a protected call: its label (0 on success, else an error
-/// code) and message registers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Reply {
-    pub label: u64,
-    words: [u64; MuxStats::WORDS],
-    len: usize,
-}
-
-impl Reply {
-    fn ok(words: &[u64]) -> Self {
-        let mut reply = Reply { label: 0, words: [0; MuxStats::WORDS], len: words.len().min(MuxStats::WORDS) };
-        reply.words[..reply.len].copy_from_slice(&words[..reply.len]);
-        reply
-    }
-
-    fn error(label: u64) -> Self {
-        Reply { label, words: [0; MuxStats::WORDS], len: 0 }
-    }
-
-    /// The message registers, from 0.
-    pub fn words(&self) -> &[u64] {
-        &self.words[..self.len]
-    }
-}
-
-/// The `kind` register of [`MuxCall::Install`].
-fn kind_from_word(word: u64) -> Option<FilterKind> {
-    match word {
-        0 => Some(FilterKind::Exclusive),
-        1 => Some(FilterKind::Copy),
-        _ => None,
-    }
-}
 
 fn kind_name(kind: FilterKind) -> &'static str {
     match kind {
@@ -102,50 +67,40 @@ fn malformed_name(index: usize) -> &'static str {
 }
 
 impl<M: SharedMemory> Mux<'_, M> {
-    /// Answers protected call `label` with message registers `args` from
-    /// client `client` (see [`crate::client_of_channel`]). Unknown labels,
-    /// missing or malformed arguments and unknown callers get
-    /// [`ERR_BAD_REQUEST`].
-    pub fn call(&mut self, client: usize, label: u64, args: &[u64], log: &mut LogSink<'_>) -> Reply {
-        if !matches!(self.clients.get(client), Some(Some(_))) {
-            return Reply::error(ERR_BAD_REQUEST);
+    /// Answers `request` from client `n` (see [`crate::client_of_channel`]).
+    /// An unknown caller gets [`MuxError::BadRequest`]; Install and Remove
+    /// the filter table's refusal, if any (a refused install is counted
+    /// and logged); Stats also logs the table ([`Mux::report`]).
+    pub fn call(&mut self, n: usize, request: &Request, log: &mut LogSink<'_>) -> Result<Reply, MuxError> {
+        if !matches!(self.clients.get(n), Some(Some(_))) {
+            return Err(MuxError::BadRequest);
         }
-        match MuxCall::from_label(label) {
-            Some(MuxCall::Stats) => {
+        match *request {
+            Request::Stats => {
                 self.report(log);
-                Reply::ok(&self.stats_of(client).to_words())
+                Ok(Reply::Stats(self.stats_of(n)))
             }
-            Some(MuxCall::Install) => {
-                let &[w0, w1, w2, kind, ..] = args else { return Reply::error(ERR_BAD_REQUEST) };
-                let (Some(filter), Some(kind)) = (Filter::from_words([w0, w1, w2]), kind_from_word(kind)) else {
-                    return Reply::error(ERR_BAD_REQUEST);
-                };
-                match self.install(client, filter, kind, log) {
-                    Ok(id) => Reply::ok(&[u64::from(id.to_raw())]),
-                    Err(e) => Reply::error(u64::from(e.code())),
-                }
+            Request::Install { filter, kind } => Ok(Reply::Installed(self.install(n, filter, kind, log)?)),
+            Request::Remove(id) => {
+                let owner = Owner::new(n).ok_or(MuxError::BadRequest)?;
+                self.table.remove(owner, id)?;
+                Ok(Reply::Removed)
             }
-            Some(MuxCall::Remove) => {
-                let Some(raw) = args.first().and_then(|&w| u32::try_from(w).ok()) else {
-                    return Reply::error(ERR_BAD_REQUEST);
-                };
-                let Some(owner) = Owner::new(client) else { return Reply::error(ERR_BAD_REQUEST) };
-                match self.table.remove(owner, FilterId::from_raw(raw)) {
-                    Ok(()) => Reply::ok(&[]),
-                    Err(e) => Reply::error(u64::from(e.code())),
-                }
-            }
-            Some(MuxCall::Node) => {
-                let node = &self.node;
-                Reply::ok(&[
-                    mac_to_word(self.mac.0),
-                    u64::from(node.ipv4.to_u32()),
-                    u64::from(node.prefix_len),
-                    node.gateway.map_or(0, |g| u64::from(g.to_u32())),
-                ])
-            }
-            None => Reply::error(ERR_BAD_REQUEST),
+            Request::Node => Ok(Reply::Node(NodeInfo { mac: self.mac.0, address: self.node })),
         }
+    }
+
+    /// Answers the protected call with `label` and registers `words` from
+    /// client `n`: decodes it ([`Request::decode`]; a malformed one is
+    /// answered [`MuxError::BadRequest`]), [`calls`](Self::call) and
+    /// encodes the reply ([`encode_reply`]). What the PD does with each
+    /// call.
+    pub fn answer(&mut self, n: usize, label: u64, words: &[u64], log: &mut LogSink<'_>) -> ReplyMessage {
+        let result = match Request::decode(label, words) {
+            Ok(request) => self.call(n, &request, log),
+            Err(bad) => Err(bad.into()),
+        };
+        encode_reply(&result)
     }
 
     /// Installs `filter` for client `n` inside its grant; a refusal is
@@ -188,7 +143,7 @@ impl<M: SharedMemory> Mux<'_, M> {
         }
     }
 
-    /// The counters [`MuxCall::Stats`] returns to client `n`.
+    /// The counters [`Request::Stats`] returns to client `n`.
     pub fn stats_of(&self, n: usize) -> MuxStats {
         let table = self.table.counters();
         let own = self.client_counters(n).unwrap_or_default();
@@ -230,7 +185,7 @@ impl<M: SharedMemory> Mux<'_, M> {
     }
 
     /// Logs the filter table with hits, the drop counters, and each
-    /// client's counters (for [`MuxCall::Stats`]).
+    /// client's counters (for [`Request::Stats`]).
     pub fn report(&self, log: &mut LogSink<'_>) {
         for installed in self.table.filters() {
             log(format_args!(

@@ -113,9 +113,10 @@
 //!
 //! # Protected calls
 //!
-//! [`Mux::call`] answers [`net_config::MuxCall`]s from client `n` (on
-//! channel [`net_config::mux_client_channel`]`(n)`; see
-//! [`client_of_channel`]), installing and removing filters inside the
+//! [`Mux::call`] answers the calls of `net_mux_api` ([`net_mux_api::Request`])
+//! from client `n` (on channel [`net_config::mux_client_channel`]`(n)`; see
+//! [`client_of_channel`]), and [`Mux::answer`] the same calls as they
+//! arrive in message registers, installing and removing filters inside the
 //! client's grant only. The PD runs [`Mux::handle`] before each call, so
 //! that a call sees the effect of every frame queued before it (a client
 //! that sent frames and then asks for its counters finds them counted).
@@ -147,7 +148,6 @@ use net_config::{ClientConfig, NetConfig, NodeAddress, MAX_CLIENTS};
 use net_filter::{Owner, Table};
 use net_packet::EthernetAddress;
 
-pub use calls::Reply;
 pub use tx::TxDrop;
 
 /// Slots of the filter table (boot claims and run-time installs of every
@@ -312,7 +312,7 @@ pub struct ClientCounters {
     pub tx_in_place_bytes: u64,
     /// Frames it sent that were refused, by [`TxDrop::index`].
     pub tx_refused: [u64; TxDrop::COUNT],
-    /// Filter claims refused (at boot and by [`net_config::MuxCall::Install`]).
+    /// Filter claims refused (at boot and by [`net_mux_api::Request::Install`]).
     pub claims_refused: u64,
     /// Bad entries in its queues: descriptors outside their region,
     /// receive buffers not at a buffer's start, corrupt indices.

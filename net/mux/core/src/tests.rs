@@ -13,10 +13,9 @@ use lib_net_protocol::{
     TX_MORE, TX_PAYLOAD_SIZE, TX_QUEUE_CAPACITY, TX_SPACE_LEN,
 };
 use lib_queue::{BufferDesc, QueueError, ReceiverQueues, SenderQueues};
-use net_config::{
-    Claim, ClientConfig, Ipv4Address, MuxCall, MuxStats, NetConfig, NodeAddress, ERR_BAD_REQUEST, MAX_CLIENTS,
-};
+use net_config::{Claim, ClientConfig, Ipv4Address, NetConfig, NodeAddress, MAX_CLIENTS};
 use net_filter::{Filter, FilterError, FilterKind, PortRange, TxRefused};
+use net_mux_api::{label, FilterId, MuxError, MuxStats, NodeInfo, Reply, Request, ERR_BAD_REQUEST, OK};
 use net_packet::{EtherType, Malformed};
 
 use crate::*;
@@ -444,18 +443,37 @@ impl Node {
         self.handle()
     }
 
-    fn call(&mut self, client: usize, call: MuxCall, args: &[u64]) -> Reply {
+    fn call(&mut self, client: usize, request: Request) -> Result<Reply, MuxError> {
         let log = &mut self.log;
-        self.mux.call(client, call as u64, args, &mut |a| log.push(a.to_string()))
+        self.mux.call(client, &request, &mut |a| log.push(a.to_string()))
+    }
+
+    /// The call as the PD gets it: a label and registers.
+    fn answer(&mut self, client: usize, label: u64, words: &[u64]) -> net_mux_api::ReplyMessage {
+        let log = &mut self.log;
+        self.mux.answer(client, label, words, &mut |a| log.push(a.to_string()))
+    }
+
+    fn stats(&mut self, client: usize) -> MuxStats {
+        match self.call(client, Request::Stats) {
+            Ok(Reply::Stats(stats)) => stats,
+            other => panic!("stats: {other:?}"),
+        }
+    }
+
+    fn remove(&mut self, client: usize, id: FilterId) -> Result<Reply, MuxError> {
+        self.call(client, Request::Remove(id))
     }
 
     fn counters(&self, client: usize) -> ClientCounters {
         self.mux.client_counters(client).unwrap()
     }
 
-    fn install(&mut self, client: usize, text: &str, kind: u64) -> Reply {
-        let [w0, w1, w2] = filter(text).to_words();
-        self.call(client, MuxCall::Install, &[w0, w1, w2, kind])
+    fn install(&mut self, client: usize, text: &str, kind: FilterKind) -> Result<FilterId, MuxError> {
+        match self.call(client, Request::Install { filter: filter(text), kind })? {
+            Reply::Installed(id) => Ok(id),
+            other => panic!("install: {other:?}"),
+        }
     }
 
     /// Handles and lets the driver send and give back everything, until
@@ -563,7 +581,7 @@ fn copy_filters_see_copies_and_the_owner_still_gets_the_frame() {
     assert_eq!(node.clients[STRAY].received(), [ping.as_slice()]);
     assert_eq!(node.clients[WATCH].received(), [ping]);
     // watch may also watch TCP (its grant), web keeps its traffic.
-    assert_eq!(node.install(WATCH, "tcp", 1).label, 0);
+    assert!(node.install(WATCH, "tcp", FilterKind::Copy).is_ok());
     let http = inbound(6, &tcp(40000, 80, SYN, b""));
     node.wire(&[&http]);
     assert_eq!(node.clients[WEB].received(), [http.as_slice()]);
@@ -590,7 +608,7 @@ fn a_client_without_buffers_loses_its_frames_and_nobody_else_does() {
     node.clients[WEB].lend(0, 1);
     node.wire(&[&frames[0]]);
     assert_eq!(node.clients[WEB].received(), [frames[0].clone()]);
-    let stats = MuxStats::from_words(node.call(WEB, MuxCall::Stats, &[]).words().try_into().unwrap());
+    let stats = node.stats(WEB);
     assert_eq!((stats.rx_delivered, stats.rx_no_buffer), (17, 4));
 }
 
@@ -637,7 +655,7 @@ fn malformed_frames_are_dropped_and_counted_by_reason() {
     assert_eq!(malformed[Malformed::BadIpChecksum.index()], 1);
     assert_eq!(malformed[Malformed::Fragment.index()], 1);
     assert_eq!(node.driver.lent(), RX_BUFFERS);
-    let stats = MuxStats::from_words(node.call(STRAY, MuxCall::Stats, &[]).words().try_into().unwrap());
+    let stats = node.stats(STRAY);
     assert_eq!(stats.malformed, 3);
     assert!(node.logged("malformed 3: truncated 1, bad-ip-checksum 1, fragment 1"), "{:#?}", node.log);
 }
@@ -734,7 +752,7 @@ fn forged_or_unowned_frames_are_refused_and_counted_by_reason() {
     assert_eq!(c.tx_refused_total(), 5);
     // Every descriptor came back, refused or not.
     assert_eq!(node.clients[WEB].returned().len(), 6);
-    let stats = MuxStats::from_words(node.call(WEB, MuxCall::Stats, &[]).words().try_into().unwrap());
+    let stats = node.stats(WEB);
     assert_eq!((stats.tx_allowed, stats.tx_refused), (1, 5));
     assert!(
         node.logged("web: rx delivered 0 no buffer 0; tx allowed 1 refused 5 (malformed 1, forged-source-mac 1, forged-source-ip 1, protocol-not-owned 1, endpoint-not-owned 1)"),
@@ -940,24 +958,31 @@ fn corrupt_client_queues_stall_only_that_client() {
 
 // --- Protected calls ----------------------------------------------------------
 
+/// A call the filter table refused.
+fn refused<T>(e: FilterError) -> Result<T, MuxError> {
+    Err(MuxError::Filter(e))
+}
+
 #[test]
 fn install_and_remove_with_distinct_errors() {
     let mut node = Node::new();
     // Inside the grant: installed; web now receives TCP 8080.
-    let reply = node.install(WEB, "tcp dst 8080", 0);
-    assert_eq!((reply.label, reply.words().len()), (0, 1));
-    let id = reply.words()[0];
+    let id = node.install(WEB, "tcp dst 8080", FilterKind::Exclusive).unwrap();
     let alt = inbound(6, &tcp(40000, 8080, SYN, b""));
     node.wire(&[&alt]);
     assert_eq!(node.clients[WEB].received(), [alt.as_slice()]);
-    // Errors, each with its code.
-    let code = |e: FilterError| u64::from(e.code());
-    let overlap = node.install(WEB, "tcp dst 8080-8081", 0);
-    assert_eq!(overlap.label, code(FilterError::Overlaps { with: net_filter::FilterId::from_raw(0) }));
-    assert_eq!(node.install(WEB, "udp dst 53", 0).label, code(FilterError::OutOfGrant));
-    assert_eq!(node.install(WEB, "tcp dst 80", 1).label, code(FilterError::CopyNotPrivileged));
-    let [w0, w1, w2] = Filter::ethertype(EtherType::ARP).to_ports(PortRange::single(80)).to_words();
-    assert_eq!(node.call(WEB, MuxCall::Install, &[w0, w1, w2, 0]).label, code(FilterError::Inconsistent));
+    // Errors, each its own, an overlap naming the filter it overlaps.
+    assert_eq!(
+        node.install(WEB, "tcp dst 8080-8081", FilterKind::Exclusive),
+        refused(FilterError::Overlaps { with: id })
+    );
+    assert_eq!(node.install(WEB, "udp dst 53", FilterKind::Exclusive), refused(FilterError::OutOfGrant));
+    assert_eq!(node.install(WEB, "tcp dst 80", FilterKind::Copy), refused(FilterError::CopyNotPrivileged));
+    let inconsistent = Filter::ethertype(EtherType::ARP).to_ports(PortRange::single(80));
+    assert_eq!(
+        node.call(WEB, Request::Install { filter: inconsistent, kind: FilterKind::Exclusive }),
+        refused(FilterError::Inconsistent)
+    );
     assert_eq!(node.counters(WEB).claims_refused, 4);
     assert!(
         node.logged("refused web's claim `udp dst 53` (exclusive): outside its grant (error 2)"),
@@ -969,24 +994,58 @@ fn install_and_remove_with_distinct_errors() {
         "{:#?}",
         node.log
     );
-    // Malformed requests.
-    assert_eq!(node.call(WEB, MuxCall::Install, &[u64::MAX, 0, 0, 0]).label, ERR_BAD_REQUEST);
-    let [w0, w1, w2] = filter("tcp dst 8082").to_words();
-    assert_eq!(node.call(WEB, MuxCall::Install, &[w0, w1, w2, 2]).label, ERR_BAD_REQUEST);
-    assert_eq!(node.call(WEB, MuxCall::Install, &[w0, w1, w2]).label, ERR_BAD_REQUEST);
-    assert_eq!(node.call(WEB, MuxCall::Remove, &[]).label, ERR_BAD_REQUEST);
-    assert_eq!(node.call(WEB, MuxCall::Remove, &[1 << 40]).label, ERR_BAD_REQUEST);
     // Only the owner removes, and only what exists.
-    assert_eq!(node.call(STRAY, MuxCall::Remove, &[id]).label, code(FilterError::NotOwner));
-    assert_eq!(node.call(WEB, MuxCall::Remove, &[id + 1]).label, code(FilterError::NoSuchFilter));
-    assert_eq!(node.call(WEB, MuxCall::Remove, &[id]).label, 0);
-    assert_eq!(node.call(WEB, MuxCall::Remove, &[id]).label, code(FilterError::NoSuchFilter));
+    let other = FilterId::from_raw(id.to_raw() + 1);
+    assert_eq!(node.remove(STRAY, id), refused(FilterError::NotOwner));
+    assert_eq!(node.remove(WEB, other), refused(FilterError::NoSuchFilter));
+    assert_eq!(node.remove(WEB, id), Ok(Reply::Removed));
+    assert_eq!(node.remove(WEB, id), refused(FilterError::NoSuchFilter));
     // Unclaimed again: the stray daemon's.
     node.wire(&[&alt]);
     assert!(node.clients[WEB].received().is_empty());
     assert_eq!(node.clients[STRAY].received(), [alt]);
-    let stats = MuxStats::from_words(node.call(WEB, MuxCall::Stats, &[]).words().try_into().unwrap());
+    let stats = node.stats(WEB);
     assert_eq!(stats.claims_refused, 4);
+}
+
+#[test]
+fn calls_in_registers_are_decoded_answered_and_encoded() {
+    let mut node = Node::new();
+    // What a client's registers carry, and what goes back.
+    let [w0, w1, w2] = filter("tcp dst 8080").to_words();
+    let installed = node.answer(WEB, label::INSTALL, &[w0, w1, w2, 0]);
+    assert_eq!((installed.label(), installed.words().len()), (OK, 1));
+    let id = installed.words()[0];
+    let overlap = node.answer(WEB, label::INSTALL, &[w0, w1, w2, 0]);
+    assert_eq!(
+        (overlap.label(), overlap.words()),
+        (u64::from(FilterError::Overlaps { with: FilterId::from_raw(0) }.code()), &[id][..])
+    );
+    let out_of_grant = node.answer(WEB, label::INSTALL, &{
+        let [w0, w1, w2] = filter("udp dst 53").to_words();
+        [w0, w1, w2, 0]
+    });
+    assert_eq!((out_of_grant.label(), out_of_grant.words().len()), (u64::from(FilterError::OutOfGrant.code()), 0));
+    // Malformed requests: refused before the table sees them (not counted).
+    let malformed: [(u64, &[u64]); 7] = [
+        (label::INSTALL, &[u64::MAX, 0, 0, 0]),
+        (label::INSTALL, &[w0, w1, w2, 2]),
+        (label::INSTALL, &[w0, w1, w2]),
+        (label::REMOVE, &[]),
+        (label::REMOVE, &[1 << 40]),
+        (0, &[]),
+        (99, &[]),
+    ];
+    for (label, words) in malformed {
+        let reply = node.answer(WEB, label, words);
+        assert_eq!((reply.label(), reply.words().len()), (ERR_BAD_REQUEST, 0), "{label} {words:?}");
+    }
+    assert_eq!(node.counters(WEB).claims_refused, 2);
+    let removed = node.answer(WEB, label::REMOVE, &[id]);
+    assert_eq!((removed.label(), removed.words().len()), (OK, 0));
+    let stats = node.answer(WEB, label::STATS, &[]);
+    assert_eq!((stats.label(), stats.words().len()), (OK, MuxStats::WORDS));
+    assert_eq!(stats.words()[4], 2, "claims refused");
 }
 
 #[test]
@@ -996,11 +1055,11 @@ fn a_client_may_send_only_what_it_currently_owns() {
     node.clients[WEB].send(0, &from_8080);
     node.handle();
     assert!(node.driver.sent().is_empty());
-    let id = node.install(WEB, "tcp dst 8080", 0).words()[0];
+    let id = node.install(WEB, "tcp dst 8080", FilterKind::Exclusive).unwrap();
     node.clients[WEB].send(0, &from_8080);
     node.handle();
     assert_eq!(node.driver.sent(), [from_8080.as_slice()]);
-    assert_eq!(node.call(WEB, MuxCall::Remove, &[id]).label, 0);
+    assert_eq!(node.remove(WEB, id), Ok(Reply::Removed));
     node.clients[WEB].send(0, &from_8080);
     node.handle();
     assert!(node.driver.sent().is_empty());
@@ -1009,19 +1068,28 @@ fn a_client_may_send_only_what_it_currently_owns() {
 #[test]
 fn node_stats_and_unknown_calls() {
     let mut node = Node::new();
-    let reply = node.call(ARPD, MuxCall::Node, &[]);
-    assert_eq!(reply.label, 0);
+    let address = NodeAddress { ipv4: Ipv4Address(US), prefix_len: 24, gateway: Some(Ipv4Address(PEER)) };
+    assert_eq!(node.call(ARPD, Request::Node), Ok(Reply::Node(NodeInfo { mac: MAC, address })));
+    // In registers, as the API documents.
+    let reply = node.answer(ARPD, label::NODE, &[]);
     assert_eq!(
-        reply.words(),
-        [net_config::mac_to_word(MAC), u64::from(Ipv4Address(US).to_u32()), 24, u64::from(Ipv4Address(PEER).to_u32())]
+        (reply.label(), reply.words()),
+        (
+            OK,
+            &[
+                net_mux_api::mac_to_word(MAC),
+                u64::from(Ipv4Address(US).to_u32()),
+                24,
+                u64::from(Ipv4Address(PEER).to_u32())
+            ][..]
+        )
     );
-    let stats = node.call(ARPD, MuxCall::Stats, &[]);
-    assert_eq!((stats.label, stats.words().len()), (0, MuxStats::WORDS));
+    assert!(matches!(node.call(ARPD, Request::Stats), Ok(Reply::Stats(_))));
     assert!(node.logged("filter 0x0 arpd: arp (exclusive) hits 0"), "{:#?}", node.log);
     assert!(node.logged("filter 0x2 watch: icmp (copy) hits 0"), "{:#?}", node.log);
-    let log = &mut node.log;
-    assert_eq!(node.mux.call(ARPD, 99, &[], &mut |a| log.push(a.to_string())).label, ERR_BAD_REQUEST);
-    assert_eq!(node.mux.call(4, MuxCall::Node as u64, &[], &mut |_| {}).label, ERR_BAD_REQUEST);
+    // A client index with no client is refused, whatever the call.
+    assert_eq!(node.call(4, Request::Node), Err(MuxError::BadRequest));
+    assert_eq!(node.answer(4, label::NODE, &[]).label(), ERR_BAD_REQUEST);
     // Channels: the driver's names no client.
     assert_eq!(client_of_channel(net_config::MUX_DRIVER_CHANNEL), None);
     assert_eq!(client_of_channel(net_config::mux_client_channel(2)), Some(2));
@@ -1090,7 +1158,7 @@ fn an_in_place_frame_goes_out_as_a_slot_piece_and_a_files_reference() {
     node.handle();
     assert_eq!(node.mux.free_tx_slots(), TX_SLOTS);
     assert_eq!(node.clients[WEB].returned(), [BufferDesc { cookie: 7 | TX_MORE, ..descs[0] }, descs[1]]);
-    let stats = MuxStats::from_words(node.call(WEB, MuxCall::Stats, &[]).words().try_into().unwrap());
+    let stats = node.stats(WEB);
     assert_eq!((stats.tx_allowed, stats.tx_in_place_bytes), (1, data as u64));
     assert!(
         node.logged(&format!("web: rx delivered 0 no buffer 0; tx allowed 1 refused 0 (none); in place {data} bytes;")),
@@ -1143,8 +1211,7 @@ fn in_place_frames_that_cannot_be_checked_or_are_not_granted_are_refused() {
     assert_eq!((c.tx_refused_total(), c.tx_in_place_bytes), (cases.len() as u64, 0));
     // Refused frames' descriptors come back at once.
     assert_eq!(node.clients[WEB].returned().len(), descs);
-    let reasons = node.call(WEB, MuxCall::Stats, &[]);
-    assert_eq!(reasons.label, 0);
+    assert!(matches!(node.call(WEB, Request::Stats), Ok(Reply::Stats(_))));
     assert!(node.logged("in-place-out-of-bounds 2, in-place-headers 4"), "{:#?}", node.log);
 
     // A client the description lets send from no region.

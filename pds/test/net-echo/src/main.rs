@@ -16,8 +16,8 @@
 #![no_main]
 
 use lib_net_protocol::{
-    tx_offset, Stats, TxWindow, CALL_STATS, RX_BUFFERS, RX_BUFFER_SIZE, RX_DATA_SIZE, RX_QUEUE_CAPACITY,
-    TX_HEADERS_SIZE, TX_MORE, TX_QUEUE_CAPACITY, TX_SPACE_LEN,
+    tx_offset, Driver, TxWindow, RX_BUFFERS, RX_BUFFER_SIZE, RX_DATA_SIZE, RX_QUEUE_CAPACITY, TX_HEADERS_SIZE, TX_MORE,
+    TX_QUEUE_CAPACITY, TX_SPACE_LEN,
 };
 use lib_queue::{BufferDesc, ReceiverQueues, SenderQueues};
 use pds_runtime::{log, ChannelSet, Handler, MemoryRegion};
@@ -147,12 +147,10 @@ impl Echo {
         let mut payload = [0u8; STATS_REQUEST.len()];
         self.rx_data.copy_out(frame.offset as usize + HEADER_LEN, &mut payload);
         if payload == STATS_REQUEST {
-            let reply = DRIVER.get().pp_call(pds_runtime::msginfo(CALL_STATS, 0));
-            let mut words = [0; Stats::WORDS];
-            for (i, w) in words.iter_mut().enumerate().take(reply.length() as usize) {
-                *w = pds_runtime::get_mr(i);
-            }
-            let stats = Stats::from_words(words);
+            let stats = Driver::new(DRIVER.get()).stats().unwrap_or_else(|e| {
+                log!("error: the driver refused the stats call ({e:?})");
+                Default::default()
+            });
             log!(
                 "stats: echoed {} frames, {} bytes; {} in flight; driver rx {} tx {}",
                 self.echoed_frames,
