@@ -158,7 +158,7 @@ impl Running {
         let allowed = client < MAX_CLIENTS && self.arp_clients & (1 << client) != 0;
         let request = arpd_api::decode_request(msg.label(), msg.length(), pds_runtime::get_mr(0));
         let (true, Ok(ip)) = (allowed, request) else {
-            return pds_runtime::msginfo(arpd_api::ERR_BAD_REQUEST, 0);
+            return arpd_api::bad_request();
         };
         let now = TIMER.now();
         let arp_clients = self.arp_clients;
@@ -191,12 +191,12 @@ impl Handler for ArpdPd {
 
     fn protected(&mut self, channel: Channel, msg: MessageInfo) -> MessageInfo {
         let Some(running) = &mut self.0 else {
-            return pds_runtime::msginfo(arpd_api::ERR_BAD_REQUEST, 0);
+            return arpd_api::bad_request();
         };
         // Client n calls on arpd_client_channel(n) = n + 1.
         match usize::from(channel.id()).checked_sub(usize::from(arpd_client_channel(0))) {
             Some(client) => running.resolve(client, msg),
-            None => pds_runtime::msginfo(arpd_api::ERR_BAD_REQUEST, 0),
+            None => arpd_api::bad_request(),
         }
     }
 }

@@ -121,6 +121,12 @@ impl Arpd {
     }
 }
 
+/// The server's reply to a malformed request ([`ERR_BAD_REQUEST`], no
+/// registers).
+pub fn bad_request() -> MessageInfo {
+    msginfo(ERR_BAD_REQUEST, 0)
+}
+
 /// The server's reply message for `resolution` (sets the registers).
 pub fn reply_message(resolution: Resolution) -> MessageInfo {
     match resolution.reply() {

@@ -19,7 +19,7 @@
 //! | 68 + 32·i       | 4    | entry `i`: `state`        | 0 empty, [`State`] otherwise |
 //! | 72 + 32·i       | 4    | entry `i`: `ip`           | IPv4 address, host order (`Ipv4Address::to_u32`) |
 //! | 76 + 32·i       | 4    | (reserved)                | zero |
-//! | 80 + 32·i       | 8    | entry `i`: `mac`          | MAC in the low 48 bits, first byte lowest (`net_config::mac_to_word`) |
+//! | 80 + 32·i       | 8    | entry `i`: `mac`          | MAC in the low 48 bits, first byte lowest (`lib_net_protocol::mac_to_word`) |
 //! | 88 + 32·i       | 8    | entry `i`: `confirmed_ns` | when the neighbour last proved the translation, timer ns since boot |
 //!
 //! The layout is compiled into both sides: a reader never takes the
