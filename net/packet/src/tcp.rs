@@ -191,6 +191,125 @@ pub fn checksum(src: Ipv4Address, dst: Ipv4Address, segment: &[u8]) -> u16 {
     sum.finish()
 }
 
+/// The options a server acts on (RFC 9293 §3.2; RFC 7323 §2-3; RFC 2018
+/// §2), as far as they could be read. Unknown options are skipped by their
+/// length; a malformed option (a length below 2 or past the end) ends the
+/// list, keeping what came before it, as RFC 9293 §3.2 asks a receiver to
+/// be robust ("MUST be prepared to handle an illegal option length ...
+/// without crashing"; the rest of the options is then ignored).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpOptions {
+    /// Maximum Segment Size (kind 2, length 4; only meaningful on a SYN).
+    pub mss: Option<u16>,
+    /// Window Scale shift (kind 3, length 3; RFC 7323 §2.3: a shift above
+    /// 14 is used as 14).
+    pub window_scale: Option<u8>,
+    /// SACK-Permitted (kind 4, length 2).
+    pub sack_permitted: bool,
+    /// Timestamps (kind 8, length 10): TSval and TSecr.
+    pub timestamps: Option<(u32, u32)>,
+}
+
+/// Option kinds (RFC 9293 §3.2, RFC 7323, RFC 2018).
+pub mod option_kind {
+    pub const END: u8 = 0;
+    pub const NOP: u8 = 1;
+    pub const MSS: u8 = 2;
+    pub const WINDOW_SCALE: u8 = 3;
+    pub const SACK_PERMITTED: u8 = 4;
+    pub const TIMESTAMPS: u8 = 8;
+}
+
+/// RFC 7323 §2.3: "If a Window Scale option is received with a shift.cnt
+/// value larger than 14, the TCP SHOULD log the error but MUST use 14".
+pub const MAX_WINDOW_SCALE: u8 = 14;
+
+impl TcpOptions {
+    /// Reads the options of a segment ([`TcpSegment::options`]).
+    pub fn parse(mut options: &[u8]) -> TcpOptions {
+        let mut out = TcpOptions::default();
+        while let [kind, rest @ ..] = options {
+            match *kind {
+                option_kind::END => break,
+                option_kind::NOP => {
+                    options = rest;
+                    continue;
+                }
+                _ => {}
+            }
+            let Some(&len) = rest.first() else { break };
+            let len = usize::from(len);
+            if len < 2 || len > options.len() {
+                break;
+            }
+            let body = &options[2..len];
+            match (*kind, body) {
+                (option_kind::MSS, &[a, b]) => out.mss = Some(u16::from_be_bytes([a, b])),
+                (option_kind::WINDOW_SCALE, &[shift]) => out.window_scale = Some(shift.min(MAX_WINDOW_SCALE)),
+                (option_kind::SACK_PERMITTED, &[]) => out.sack_permitted = true,
+                (option_kind::TIMESTAMPS, &[a, b, c, d, e, f, g, h]) => {
+                    out.timestamps = Some((u32::from_be_bytes([a, b, c, d]), u32::from_be_bytes([e, f, g, h])))
+                }
+                _ => {}
+            }
+            options = &options[len..];
+        }
+        out
+    }
+}
+
+/// A TCP header to write: the fixed fields and the options a server sends
+/// (MSS and Window Scale on a SYN-ACK).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpHeader {
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: TcpFlags,
+    pub window: u16,
+    pub mss: Option<u16>,
+    pub window_scale: Option<u8>,
+}
+
+impl TcpHeader {
+    /// Bytes the header takes: 20, plus 4 for MSS, plus 4 for Window
+    /// Scale (a NOP and the 3-byte option, keeping 32-bit alignment).
+    pub const fn len(&self) -> usize {
+        HEADER_LEN + if self.mss.is_some() { 4 } else { 0 } + if self.window_scale.is_some() { 4 } else { 0 }
+    }
+
+    /// Always false: a header has at least its fixed 20 bytes.
+    pub const fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Writes the header at the start of `out` with a zero checksum and
+    /// urgent pointer; returns its length, or `None` if `out` is too short.
+    pub fn emit(&self, out: &mut [u8]) -> Option<usize> {
+        let len = self.len();
+        let out = out.get_mut(..len)?;
+        out[0..2].copy_from_slice(&self.src_port.to_be_bytes());
+        out[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
+        out[4..8].copy_from_slice(&self.seq.to_be_bytes());
+        out[8..12].copy_from_slice(&self.ack.to_be_bytes());
+        out[12] = ((len / 4) as u8) << 4;
+        out[13] = self.flags.0;
+        out[14..16].copy_from_slice(&self.window.to_be_bytes());
+        out[16..20].fill(0);
+        let mut at = HEADER_LEN;
+        if let Some(mss) = self.mss {
+            let [a, b] = mss.to_be_bytes();
+            out[at..at + 4].copy_from_slice(&[option_kind::MSS, 4, a, b]);
+            at += 4;
+        }
+        if let Some(shift) = self.window_scale {
+            out[at..at + 4].copy_from_slice(&[option_kind::NOP, option_kind::WINDOW_SCALE, 3, shift]);
+        }
+        Some(len)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,5 +405,71 @@ mod tests {
         assert_eq!(TcpSegment::parse(&bytes).unwrap().segment_len(), 5);
         bytes[13] = TcpFlags::ACK.0;
         assert_eq!(TcpSegment::parse(&bytes).unwrap().segment_len(), 3);
+    }
+
+    #[test]
+    fn options_are_read_with_nops_and_unknown_kinds_skipped() {
+        // MSS 1460, NOP, WS 7, SACK-permitted, an unknown kind 30 of 4 bytes, timestamps.
+        let opts = [2, 4, 0x05, 0xb4, 1, 3, 3, 7, 4, 2, 30, 4, 9, 9, 8, 10, 0, 0, 0, 5, 0, 0, 0, 6];
+        let o = TcpOptions::parse(&opts);
+        assert_eq!(o.mss, Some(1460));
+        assert_eq!(o.window_scale, Some(7));
+        assert!(o.sack_permitted);
+        assert_eq!(o.timestamps, Some((5, 6)));
+    }
+
+    #[test]
+    fn a_window_scale_above_14_is_used_as_14() {
+        assert_eq!(TcpOptions::parse(&[3, 3, 15]).window_scale, Some(14));
+    }
+
+    #[test]
+    fn a_malformed_option_ends_the_list_and_keeps_what_came_before() {
+        // MSS, then a zero length (would loop forever if not refused), then WS.
+        assert_eq!(TcpOptions::parse(&[2, 4, 0x02, 0x18, 5, 0, 3, 3, 2]).mss, Some(536));
+        assert_eq!(TcpOptions::parse(&[2, 4, 0x02, 0x18, 5, 0, 3, 3, 2]).window_scale, None);
+        // A length past the end, an END, and a cut-off kind.
+        assert_eq!(TcpOptions::parse(&[3, 9, 2]), TcpOptions::default());
+        assert_eq!(TcpOptions::parse(&[0, 2, 4, 1, 1]).mss, None);
+        assert_eq!(TcpOptions::parse(&[2]), TcpOptions::default());
+        // A known kind with the wrong length is skipped, not misread.
+        assert_eq!(TcpOptions::parse(&[2, 3, 1, 3, 3, 4]), TcpOptions { window_scale: Some(4), ..Default::default() });
+    }
+
+    #[test]
+    fn random_option_bytes_never_panic() {
+        let mut rng = lib_test_rng::Rng(0x0b7);
+        let mut buf = [0u8; 40];
+        for _ in 0..100_000 {
+            let n = rng.below(41);
+            rng.fill(&mut buf[..n]);
+            let _ = TcpOptions::parse(&buf[..n]);
+        }
+    }
+
+    #[test]
+    fn an_emitted_header_reads_back_with_its_options() {
+        let h = TcpHeader {
+            src_port: 80,
+            dst_port: 40000,
+            seq: 0xdead_beef,
+            ack: 7,
+            flags: TcpFlags::SYN.union(TcpFlags::ACK),
+            window: 65535,
+            mss: Some(1460),
+            window_scale: Some(7),
+        };
+        let mut buf = [0xaa; 40];
+        assert_eq!(h.emit(&mut buf), Some(28));
+        let s = TcpSegment::parse(&buf[..28]).unwrap();
+        assert_eq!((s.src_port(), s.dst_port(), s.seq(), s.ack(), s.window()), (80, 40000, 0xdead_beef, 7, 65535));
+        assert_eq!(s.flags(), h.flags);
+        assert_eq!(s.header_len(), 28);
+        assert_eq!(s.checksum(), 0);
+        let o = TcpOptions::parse(s.options());
+        assert_eq!((o.mss, o.window_scale), (Some(1460), Some(7)));
+        let plain = TcpHeader { mss: None, window_scale: None, ..h };
+        assert_eq!(plain.emit(&mut buf), Some(20));
+        assert_eq!(plain.emit(&mut buf[..19]), None);
     }
 }
