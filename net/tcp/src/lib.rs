@@ -25,9 +25,13 @@
 //! Modules, each citing the rules it implements:
 //!
 //! - [`seq`]: sequence numbers and their modular comparison (RFC 9293 §3.4).
+//! - [`accept`]: which segments a synchronized connection accepts (RFC 9293
+//!   §3.10.7.4, hardened by RFC 5961 against blind RST, SYN and data
+//!   injection), and the challenge-ACK budget.
 #![no_std]
 
 #[cfg(test)]
 extern crate std;
 
+pub mod accept;
 pub mod seq;
