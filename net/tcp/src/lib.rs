@@ -25,9 +25,12 @@
 //! Modules, each citing the rules it implements:
 //!
 //! - [`seq`]: sequence numbers and their modular comparison (RFC 9293 §3.4).
+//! - [`rto`]: the retransmission timer (RFC 6298), with Karn's algorithm
+//!   and exponential backoff.
 #![no_std]
 
 #[cfg(test)]
 extern crate std;
 
+pub mod rto;
 pub mod seq;
