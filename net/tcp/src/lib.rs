@@ -25,6 +25,8 @@
 //! Modules, each citing the rules it implements:
 //!
 //! - [`seq`]: sequence numbers and their modular comparison (RFC 9293 §3.4).
+//! - [`congestion`]: NewReno congestion control (RFC 5681, RFC 6582) in
+//!   bytes, and the classification of duplicate ACKs (RFC 5681 §2).
 //! - [`rto`]: the retransmission timer (RFC 6298), with Karn's algorithm
 //!   and exponential backoff.
 #![no_std]
@@ -32,5 +34,6 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod congestion;
 pub mod rto;
 pub mod seq;
