@@ -25,15 +25,15 @@
 //! Modules, each citing the rules it implements:
 //!
 //! - [`seq`]: sequence numbers and their modular comparison (RFC 9293 §3.4).
-//! - [`congestion`]: NewReno congestion control (RFC 5681, RFC 6582) in
-//!   bytes, and the classification of duplicate ACKs (RFC 5681 §2).
-//! - [`rto`]: the retransmission timer (RFC 6298), with Karn's algorithm
-//!   and exponential backoff.
+//! - [`congestion`]: NewReno (RFC 5681, RFC 6582) and duplicate ACKs.
+//! - [`delack`]: delayed ACKs (RFC 1122 §4.2.3.2, RFC 5681 §4.2).
+//! - [`rto`]: the retransmission timer (RFC 6298), with Karn and backoff.
 #![no_std]
 
 #[cfg(test)]
 extern crate std;
 
 pub mod congestion;
+pub mod delack;
 pub mod rto;
 pub mod seq;
