@@ -398,8 +398,9 @@ mod tests {
     /// against the rules: RTO within [MIN_RTO, MAX_RTO]; a running timer's
     /// deadline within now + MAX_RTO; SRTT within the range of the valid
     /// samples; after a valid sample no backoff and RTO = SRTT +
-    /// max(G, 4·RTTVAR) clamped; a retransmitted sample changes nothing
-    /// but the deadline.
+    /// max(G, 4·RTTVAR) clamped, with SRTT and RTTVAR within a few ns of
+    /// the §2.2-2.3 formulas computed exactly; a retransmitted sample
+    /// changes nothing but the deadline.
     #[test]
     fn rto_random_events_keep_the_rfc6298_invariants() {
         let mut rng = Rng(0x6298);
@@ -407,6 +408,9 @@ mod tests {
             let mut t = Rto::new();
             let mut now = 0u64;
             let (mut lo, mut hi) = (u64::MAX, 0u64);
+            // The RFC's formulas in exact arithmetic (α and β are binary
+            // fractions), scaled by 2^16: (SRTT, RTTVAR).
+            let mut exact: Option<(u128, u128)> = None;
             for _ in 0..500 {
                 now += rng.next() % (2 * SEC);
                 match rng.below(5) {
@@ -431,6 +435,15 @@ mod tests {
                                 let r = s.rtt.min(MAX_SAMPLE);
                                 lo = lo.min(r);
                                 hi = hi.max(r);
+                                let r16 = u128::from(r) << 16;
+                                exact = Some(match exact {
+                                    None => (r16, r16 / 2),
+                                    Some((srtt, var)) => ((7 * srtt + r16) / 8, (3 * var + srtt.abs_diff(r16)) / 4),
+                                });
+                                let (srtt, var) = exact.unwrap();
+                                let near = |got: u64, want: u128| (u128::from(got) << 16).abs_diff(want) <= 16 << 16;
+                                assert!(near(t.srtt().unwrap(), srtt), "SRTT drifted from §2.3");
+                                assert!(near(t.rttvar().unwrap(), var), "RTTVAR drifted from §2.3");
                                 assert_eq!(t.backoffs(), 0);
                                 let want = t.srtt().unwrap() + GRANULARITY.max(t.rttvar4);
                                 assert_eq!(t.rto(), want.clamp(MIN_RTO, MAX_RTO));
