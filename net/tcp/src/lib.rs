@@ -28,10 +28,16 @@
 //! - [`accept`]: which segments a synchronized connection accepts (RFC 9293
 //!   §3.10.7.4, hardened by RFC 5961 against blind RST, SYN and data
 //!   injection), and the challenge-ACK budget.
+//! - [`congestion`]: NewReno (RFC 5681, RFC 6582) and duplicate ACKs.
+//! - [`delack`]: delayed ACKs (RFC 1122 §4.2.3.2, RFC 5681 §4.2).
+//! - [`rto`]: the retransmission timer (RFC 6298), with Karn and backoff.
 #![no_std]
 
 #[cfg(test)]
 extern crate std;
 
 pub mod accept;
+pub mod congestion;
+pub mod delack;
+pub mod rto;
 pub mod seq;
