@@ -25,9 +25,11 @@
 //! Modules, each citing the rules it implements:
 //!
 //! - [`seq`]: sequence numbers and their modular comparison (RFC 9293 §3.4).
+//! - [`cookie`]: SYN cookies (RFC 4987 §3.6): MSS and window scale (RFC 7323 §2) in a MAC'd ISN.
 #![no_std]
 
 #[cfg(test)]
 extern crate std;
 
+pub mod cookie;
 pub mod seq;
