@@ -26,6 +26,7 @@
 //!
 //! - [`seq`]: sequence numbers and their modular comparison (RFC 9293 §3.4).
 //! - [`cookie`]: SYN cookies (RFC 4987 §3.6): MSS and window scale (RFC 7323 §2) in a MAC'd ISN.
+//! - [`timewait`]: compact TIME-WAIT records and what a segment that hits one gets (RFC 9293 §3.10.7.4, RFC 1337, RFC 1122 §4.2.2.13).
 #![no_std]
 
 #[cfg(test)]
@@ -33,3 +34,4 @@ extern crate std;
 
 pub mod cookie;
 pub mod seq;
+pub mod timewait;
