@@ -31,6 +31,8 @@
 //! - [`congestion`]: NewReno (RFC 5681, RFC 6582) and duplicate ACKs.
 //! - [`delack`]: delayed ACKs (RFC 1122 §4.2.3.2, RFC 5681 §4.2).
 //! - [`rto`]: the retransmission timer (RFC 6298), with Karn and backoff.
+//! - [`cookie`]: SYN cookies (RFC 4987 §3.6): MSS and window scale (RFC 7323 §2) in a MAC'd ISN.
+//! - [`timewait`]: compact TIME-WAIT records and what a segment that hits one gets (RFC 9293 §3.10.7.4, RFC 1337, RFC 1122 §4.2.2.13).
 #![no_std]
 
 #[cfg(test)]
@@ -38,6 +40,8 @@ extern crate std;
 
 pub mod accept;
 pub mod congestion;
+pub mod cookie;
 pub mod delack;
 pub mod rto;
 pub mod seq;
+pub mod timewait;
