@@ -40,6 +40,7 @@ extern crate std;
 
 pub mod accept;
 pub mod congestion;
+pub mod conn;
 pub mod cookie;
 pub mod delack;
 pub mod rto;

@@ -205,6 +205,32 @@ impl Rto {
         self.deadline = Some(now.saturating_add(self.rto));
     }
 
+    /// An ACK of new data arrived without a valid sample (the segments it
+    /// covers were all sent more than once): the backoff ends and RTO is
+    /// computed again from the last estimate (or is [`INITIAL_RTO`] without
+    /// one).
+    ///
+    /// A deliberate departure from §5.5, which keeps the backed-off RTO
+    /// until a valid sample: after a timeout this TCP sends everything from
+    /// SND.UNA again (go-back-N, without SACK or timestamps), and Karn's
+    /// rule (§3) gives no sample until SND.UNA passes SND.MAX. With a
+    /// backed-off RTO every further loss in that stretch would cost the
+    /// whole backed-off interval (up to a minute). The backoff is there to
+    /// stop hammering a path that delivers nothing; an ACK of new data shows
+    /// this one delivers. (RFC 8961 §4 lets time-based loss detection adapt
+    /// so.)
+    pub fn on_progress(&mut self) {
+        if self.backoffs == 0 {
+            return;
+        }
+        self.backoffs = 0;
+        self.rto = if self.measured {
+            (self.srtt8 / 8 + GRANULARITY.max(self.rttvar4)).clamp(MIN_RTO, MAX_RTO)
+        } else {
+            INITIAL_RTO
+        };
+    }
+
     /// Feeds one valid round-trip sample `r` (§2.2 for the first, §2.3
     /// after) and recomputes RTO from the estimate, dropping any backoff.
     fn take_sample(&mut self, r: u64) {
