@@ -580,7 +580,10 @@ mod tests {
         let mut cc = steady(ISS1);
         cc.on_timeout(ISS1, 20 * MSS);
         assert_eq!((cc.window(), cc.ssthresh()), (MSS, 10 * MSS));
-        cc.on_timeout(ISS1, 20 * MSS);
+        // The second expiry is held even when the flight reported differs
+        // (a caller counting from a SND.NXT pulled back to SND.UNA would
+        // otherwise drive ssthresh to 2·SMSS).
+        cc.on_timeout(ISS1, MSS);
         assert_eq!((cc.window(), cc.ssthresh()), (MSS, 10 * MSS));
         // A new segment's timeout halves again.
         cc.on_ack(ISS1 + MSS, MSS, 8 * MSS);
