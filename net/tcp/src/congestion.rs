@@ -466,6 +466,28 @@ mod tests {
     }
 
     #[test]
+    fn congestion_avoidance_carries_the_byte_count_remainder() {
+        // RFC 3465 §2.1: "bytes_acked is reduced by the value of cwnd", not
+        // cleared, so ACKs that straddle a window still count in full.
+        let mut cc = steady(ISS1);
+        let mut una = ISS1;
+        let step = MSS + MSS / 2;
+        for _ in 0..14 {
+            una += step;
+            cc.on_ack(una, step, 20 * MSS);
+        }
+        // 21 SMSS acked: one SMSS of growth, one SMSS carried over.
+        assert_eq!(cc.window(), 21 * MSS);
+        assert_eq!(cc.bytes_acked, MSS);
+        // 20 more SMSS complete the 21-SMSS window.
+        for _ in 0..20 {
+            una += MSS;
+            cc.on_ack(una, MSS, 20 * MSS);
+        }
+        assert_eq!(cc.window(), 22 * MSS);
+    }
+
+    #[test]
     fn newreno_third_dup_ack_fast_retransmits_and_halves() {
         // RFC 5681 §3.2 steps 2-3: ssthresh = max(FlightSize/2, 2·SMSS),
         // cwnd = ssthresh + 3·SMSS; RFC 6582 step 2: recover = SND.MAX.
