@@ -110,8 +110,8 @@ pub const ABC_LIMIT_SEGMENTS: u32 = 2;
 /// The initial (and restart) window for a given SMSS: min(10·SMSS,
 /// max(2·SMSS, 14600)) (RFC 6928 §2).
 pub const fn initial_window(smss: u32) -> u32 {
-    let floor = if 2 * smss > IW_BYTES { 2 * smss } else { IW_BYTES };
-    let segments = IW_SEGMENTS * smss;
+    let floor = if smss.saturating_mul(2) > IW_BYTES { smss.saturating_mul(2) } else { IW_BYTES };
+    let segments = smss.saturating_mul(IW_SEGMENTS);
     if segments < floor {
         segments
     } else {
@@ -216,10 +216,18 @@ pub struct NewReno {
 
 impl NewReno {
     /// The state of a connection just made, with SND.UNA = `snd_una` (the
-    /// ISS + 1) and a sender MSS of `smss` bytes (at least 1): cwnd = IW,
-    /// ssthresh arbitrarily high (RFC 5681 §3.1), `recover` = SND.UNA.
+    /// ISS + 1) and a sender MSS of `smss` bytes: cwnd = IW, ssthresh
+    /// arbitrarily high (RFC 5681 §3.1), `recover` = SND.UNA. `smss` is
+    /// taken within 1..=65535, the range of the MSS option (RFC 9293
+    /// §3.7.1), which keeps every multiple of it here far from overflow.
     pub const fn new(smss: u32, snd_una: Seq) -> NewReno {
-        let smss = if smss == 0 { 1 } else { smss };
+        let smss = if smss == 0 {
+            1
+        } else if smss > u16::MAX as u32 {
+            u16::MAX as u32
+        } else {
+            smss
+        };
         NewReno {
             smss,
             cwnd: initial_window(smss),
