@@ -110,8 +110,8 @@ pub const ABC_LIMIT_SEGMENTS: u32 = 2;
 /// The initial (and restart) window for a given SMSS: min(10·SMSS,
 /// max(2·SMSS, 14600)) (RFC 6928 §2).
 pub const fn initial_window(smss: u32) -> u32 {
-    let floor = if 2 * smss > IW_BYTES { 2 * smss } else { IW_BYTES };
-    let segments = IW_SEGMENTS * smss;
+    let floor = if smss.saturating_mul(2) > IW_BYTES { smss.saturating_mul(2) } else { IW_BYTES };
+    let segments = smss.saturating_mul(IW_SEGMENTS);
     if segments < floor {
         segments
     } else {
@@ -216,10 +216,18 @@ pub struct NewReno {
 
 impl NewReno {
     /// The state of a connection just made, with SND.UNA = `snd_una` (the
-    /// ISS + 1) and a sender MSS of `smss` bytes (at least 1): cwnd = IW,
-    /// ssthresh arbitrarily high (RFC 5681 §3.1), `recover` = SND.UNA.
+    /// ISS + 1) and a sender MSS of `smss` bytes: cwnd = IW, ssthresh
+    /// arbitrarily high (RFC 5681 §3.1), `recover` = SND.UNA. `smss` is
+    /// taken within 1..=65535, the range of the MSS option (RFC 9293
+    /// §3.7.1), which keeps every multiple of it here far from overflow.
     pub const fn new(smss: u32, snd_una: Seq) -> NewReno {
-        let smss = if smss == 0 { 1 } else { smss };
+        let smss = if smss == 0 {
+            1
+        } else if smss > u16::MAX as u32 {
+            u16::MAX as u32
+        } else {
+            smss
+        };
         NewReno {
             smss,
             cwnd: initial_window(smss),
@@ -466,6 +474,28 @@ mod tests {
     }
 
     #[test]
+    fn congestion_avoidance_carries_the_byte_count_remainder() {
+        // RFC 3465 §2.1: "bytes_acked is reduced by the value of cwnd", not
+        // cleared, so ACKs that straddle a window still count in full.
+        let mut cc = steady(ISS1);
+        let mut una = ISS1;
+        let step = MSS + MSS / 2;
+        for _ in 0..14 {
+            una += step;
+            cc.on_ack(una, step, 20 * MSS);
+        }
+        // 21 SMSS acked: one SMSS of growth, one SMSS carried over.
+        assert_eq!(cc.window(), 21 * MSS);
+        assert_eq!(cc.bytes_acked, MSS);
+        // 20 more SMSS complete the 21-SMSS window.
+        for _ in 0..20 {
+            una += MSS;
+            cc.on_ack(una, MSS, 20 * MSS);
+        }
+        assert_eq!(cc.window(), 22 * MSS);
+    }
+
+    #[test]
     fn newreno_third_dup_ack_fast_retransmits_and_halves() {
         // RFC 5681 §3.2 steps 2-3: ssthresh = max(FlightSize/2, 2·SMSS),
         // cwnd = ssthresh + 3·SMSS; RFC 6582 step 2: recover = SND.MAX.
@@ -580,7 +610,10 @@ mod tests {
         let mut cc = steady(ISS1);
         cc.on_timeout(ISS1, 20 * MSS);
         assert_eq!((cc.window(), cc.ssthresh()), (MSS, 10 * MSS));
-        cc.on_timeout(ISS1, 20 * MSS);
+        // The second expiry is held even when the flight reported differs
+        // (a caller counting from a SND.NXT pulled back to SND.UNA would
+        // otherwise drive ssthresh to 2·SMSS).
+        cc.on_timeout(ISS1, MSS);
         assert_eq!((cc.window(), cc.ssthresh()), (MSS, 10 * MSS));
         // A new segment's timeout halves again.
         cc.on_ack(ISS1 + MSS, MSS, 8 * MSS);
