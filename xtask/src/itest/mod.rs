@@ -2,8 +2,10 @@
 //! build real images and judge them from outside: booting in QEMU and
 //! reading the serial console, or feeding the builder broken descriptions.
 
+mod badlink;
 pub mod blk;
 mod drivers;
+mod hostile;
 mod http_client;
 mod net;
 mod node;
@@ -61,6 +63,7 @@ pub fn run(ws: &Path, filter: Option<&str>) -> Result<()> {
     tests.extend(node::tests());
     tests.extend(web::tests());
     tests.extend(web_http::tests());
+    tests.extend(hostile::tests());
     if let Some(filter) = filter {
         tests.retain(|(name, _)| name.contains(filter));
         ensure!(!tests.is_empty(), "no integration test name contains {filter:?}");

@@ -118,9 +118,15 @@ impl Netns {
 
     /// [`Netns::boot`] with more QEMU device arguments (a disk).
     pub(super) fn boot_with(&self, built: &Built, extra: &[String]) -> Result<Session> {
-        let mut nic = qemu::tap_nic(TAP);
-        nic.extend_from_slice(extra);
-        let nic: Vec<&str> = nic.iter().map(String::as_str).collect();
+        let mut devices = qemu::tap_nic(TAP);
+        devices.extend_from_slice(extra);
+        self.boot_devices(built, &devices)
+    }
+
+    /// Boots `built` in QEMU inside the namespace with exactly `devices`
+    /// (the NIC included: for a NIC that is not the TAP device).
+    pub(super) fn boot_devices(&self, built: &Built, devices: &[String]) -> Result<Session> {
+        let nic: Vec<&str> = devices.iter().map(String::as_str).collect();
         let qemu = qemu::command(built, system::DEFAULT_RAM_MIB, false, &nic);
         let mut cmd = self.command(&qemu.get_program().to_string_lossy());
         cmd.args(qemu.get_args());

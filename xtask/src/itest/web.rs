@@ -36,19 +36,19 @@ pub fn tests() -> Vec<Test> {
 const SYSTEM: &str = "tests/systems/web.system";
 /// The pool the description sizes: a 2 MiB region of 32 KiB connections.
 const POOL: usize = 64;
-const CURL: Package = Package { name: "curl", probe: "curl" };
+pub(super) const CURL: Package = Package { name: "curl", probe: "curl" };
 /// httpd's line once it listens.
-const SERVING: &str = "[httpd] serving";
+pub(super) const SERVING: &str = "[httpd] serving";
 /// Parallel keep-alive connections of the byte-for-byte check.
 const THREADS: usize = 8;
 
 /// The generated site and its image, made once per test run.
-struct Site {
-    files: Vec<SiteFile>,
-    image: PathBuf,
+pub(super) struct Site {
+    pub(super) files: Vec<SiteFile>,
+    pub(super) image: PathBuf,
 }
 
-fn generated_site(ws: &Path) -> Result<Site> {
+pub(super) fn generated_site(ws: &Path) -> Result<Site> {
     static MADE: Mutex<Option<(Vec<SiteFile>, PathBuf)>> = Mutex::new(None);
     let mut made = MADE.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((files, image)) = made.as_ref() {
@@ -116,7 +116,7 @@ fn connect(ns: &Netns) -> Result<Client> {
 /// GETs every file in `files` on [`THREADS`] keep-alive connections in
 /// parallel and compares each body with the source file; reconnects when
 /// the server closes. Returns how many bytes were checked.
-fn check_files(ns: &Netns, files: &[&SiteFile]) -> Result<u64> {
+pub(super) fn check_files(ns: &Netns, files: &[&SiteFile]) -> Result<u64> {
     let chunks: Vec<Vec<&SiteFile>> =
         (0..THREADS).map(|t| files.iter().skip(t).step_by(THREADS).copied().collect()).collect();
     std::thread::scope(|scope| {
