@@ -34,13 +34,22 @@ pub fn tests() -> Vec<Test> {
 /// They join [`tests`] when `tests/systems/web.system` runs it.
 #[allow(dead_code)]
 pub fn tests_for_the_new_tcp() -> Vec<Test> {
-    vec![(
-        "hostile: through 5 % loss, reordering, duplication and 50 ms delay both ways, every tenth file of the generated site and the 10 MB file arrive byte for byte",
-        bad_network,
-    )]
+    vec![
+        (
+            "hostile: through 5 % loss, reordering, duplication and 50 ms delay both ways, every tenth file of the generated site and the 10 MB file arrive byte for byte",
+            bad_network,
+        ),
+        ("hostile: during a flood of SYNs from a silent address, legitimate clients are served", syn_flood),
+        (
+            "hostile: 1000 slow-header and 1000 slow-read connections (slowhttptest) from one address leave clients from another served",
+            slow_clients,
+        ),
+    ]
 }
 
 const SYSTEM: &str = "tests/systems/web.system";
+const HPING3: Package = Package { name: "hping3", probe: "hping3" };
+const SLOWHTTPTEST: Package = Package { name: "slowhttptest", probe: "slowhttptest" };
 const SCAPY: Package = Package { name: "python3-scapy", probe: "/usr/lib/python3/dist-packages/scapy" };
 /// The impairment of both directions.
 const BAD: Impairment = Impairment {
@@ -173,6 +182,81 @@ fn blind_injection(ws: &Path) -> Result<()> {
             .args(["-sS", "-m", "30", "-o", "/dev/null", "-w", "%{http_code}"])
             .arg(format!("http://{NODE_IP}/")))?;
         ensure!(page == "200", "GET / after the attack: {page}");
+        Ok(())
+    })
+}
+
+/// An address in the namespace's subnet that nothing answers for: the
+/// flood's forged source, so the node's SYN-ACKs go nowhere.
+const SILENT: &str = "10.0.2.99";
+/// A second address of the namespace, for the legitimate clients while the
+/// first one attacks (a per-source limit must not shut them out).
+const SECOND: &str = "10.0.2.3";
+
+/// `count` GETs of `/` from `source`, one after another, each within
+/// `timeout` seconds; how many were answered 200.
+fn legitimate_gets(ns: &Netns, source: &str, count: usize, timeout: u32) -> Result<usize> {
+    let mut ok = 0;
+    for _ in 0..count {
+        let status = ns
+            .command("curl")
+            .args(["-s", "-m", &timeout.to_string(), "--interface", source, "-o", "/dev/null", "-w", "%{http_code}"])
+            .arg(format!("http://{NODE_IP}/"))
+            .output()?;
+        if String::from_utf8_lossy(&status.stdout) == "200" {
+            ok += 1;
+        }
+    }
+    Ok(ok)
+}
+
+fn syn_flood(ws: &Path) -> Result<()> {
+    deps::ensure_packages(&[HPING3])?;
+    with_site(ws, |ns, _s, _files| {
+        // 10,000 SYNs a second from a silent source, far more than any
+        // table of half-open connections holds, for the whole check.
+        let mut flood = ns
+            .command("hping3")
+            .args(["-q", "-S", "-p", "80", "-i", "u100", "-a", SILENT, NODE_IP])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting hping3")?;
+        std::thread::sleep(Duration::from_secs(3));
+        let during = legitimate_gets(ns, "10.0.2.2", 10, 10);
+        let _ = flood.kill();
+        let _ = flood.wait();
+        let during = during?;
+        println!("   during the flood: {during} of 10 GETs answered");
+        ensure!(during == 10, "only {during} of 10 GETs were answered during the SYN flood");
+        let after = legitimate_gets(ns, "10.0.2.2", 5, 10)?;
+        ensure!(after == 5, "only {after} of 5 GETs were answered after the flood");
+        Ok(())
+    })
+}
+
+fn slow_clients(ws: &Path) -> Result<()> {
+    deps::ensure_packages(&[SLOWHTTPTEST])?;
+    with_site(ws, |ns, _s, _files| {
+        run(ns.command("ip").args(["addr", "add", &format!("{SECOND}/24"), "dev", super::node::TAP]))?;
+        let url = format!("http://{NODE_IP}/");
+        for (mode, extra) in [("-H", &["-i", "10"][..]), ("-X", &["-k", "3", "-n", "5", "-w", "10", "-y", "20"][..])] {
+            let mut attack = ns
+                .command("slowhttptest")
+                .args([mode, "-c", "1000", "-r", "500", "-l", "40", "-u", &url])
+                .args(extra)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("starting slowhttptest")?;
+            std::thread::sleep(Duration::from_secs(8));
+            let served = legitimate_gets(ns, SECOND, 10, 10);
+            let _ = attack.kill();
+            let _ = attack.wait();
+            let served = served?;
+            println!("   slowhttptest {mode} with 1000 connections: {served} of 10 GETs from {SECOND} answered");
+            ensure!(served == 10, "slowhttptest {mode}: only {served} of 10 GETs from another address were answered");
+        }
         Ok(())
     })
 }
