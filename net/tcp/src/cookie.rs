@@ -58,10 +58,12 @@
 //!
 //! Since no state exists until the final ACK, a lost final ACK is
 //! recovered by the peer's first data segment, which carries the same
-//! acknowledgment number and `seq = ISN + 1`; only if that segment is
-//! lost too, and a later one arrives first, is the connection refused (its
-//! `seq` no longer names the ISN), and the peer's retransmission then
-//! succeeds. The server's own ISN is a cookie, not a clock-driven number,
+//! acknowledgment number and `seq = ISN + 1`. If that segment is lost too
+//! and a later one arrives first, its `seq` no longer names the ISN and
+//! the cookie fails; so a failed cookie is dropped silently (as Linux
+//! does), not answered with the RST that RFC 9293 §3.10.7.2 gives an ACK
+//! in LISTEN, which would kill a connection the peer's retransmission of
+//! its first segment is about to open. The server's own ISN is a cookie, not a clock-driven number,
 //! so it does not grow across incarnations of a 4-tuple (RFC 1122
 //! §4.2.2.13's condition for reopening from TIME-WAIT): see
 //! [`crate::timewait`] for what that costs.
@@ -245,8 +247,9 @@ impl CookieJar {
     /// and `seg_ack` are the segment's sequence and acknowledgment numbers,
     /// so the peer's ISN is `seg_seq - 1` and the cookie `seg_ack - 1`.
     /// `Some` when the cookie was made for this 4-tuple and ISN during the
-    /// current or the previous period; `None` otherwise (the caller then
-    /// answers as to any segment for no connection: RFC 9293 §3.10.7.1).
+    /// current or the previous period; `None` otherwise, and the caller
+    /// drops the segment without a RST (module docs: it may be a later
+    /// segment of a connection whose first ones were lost).
     pub fn validate(&self, tuple: &FourTuple, seg_seq: Seq, seg_ack: Seq, now_ms: u64) -> Option<Negotiated> {
         let cookie = (seg_ack + u32::MAX).0;
         let peer_isn = seg_seq + u32::MAX;

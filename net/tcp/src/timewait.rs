@@ -527,6 +527,22 @@ mod tests {
         assert_eq!(t.len(), 4);
     }
 
+    #[test]
+    fn a_clock_that_steps_back_leaves_no_expired_record_behind_a_live_one() {
+        // expire() stops at the first live record, so the list must stay in
+        // expiry order even if the caller's clock goes backwards: a record
+        // inserted "earlier" lives as long as the last one.
+        let mut t = TimeWaitTable::<8>::new([10; 16]);
+        t.insert(tuple(1), Seq(1), Seq(1), 100_000);
+        t.insert(tuple(2), Seq(2), Seq(2), 0);
+        let now = TIME_WAIT_MS + 1_000;
+        t.expire(now);
+        for n in [1, 2] {
+            assert!(t.lookup(&tuple(n), now).is_some(), "record {n} held but expired");
+        }
+        assert_eq!(t.expire(100_000 + TIME_WAIT_MS), 2);
+    }
+
     /// The model: a map from 4-tuple to (record, expiry in ms, order of
     /// insertion or restart), the first to expire evicted when full.
     #[derive(Default)]
