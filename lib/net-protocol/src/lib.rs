@@ -37,7 +37,7 @@
 //! on `rx_active` is `{offset, len, cookie}` with `offset` the start of a
 //! buffer (a multiple of [`RX_BUFFER_SIZE`]), `len` the frame length (the
 //! Ethernet frame without FCS, [`MIN_FRAME_LEN`]`..=`[`MAX_FRAME_LEN`]) and
-//! `cookie` unspecified. The frame starts at the buffer's first byte.
+//! `cookie` its checksum state ("Offloads" below; 0 without offloads). The frame starts at the buffer's first byte.
 //! The client returns a buffer by enqueueing a descriptor with the same
 //! `offset` on `rx_free` (`len` is ignored); until then it may read it, and
 //! may transmit from it in place (window [`TxWindow::Rx`]).
@@ -77,6 +77,52 @@
 //! bytes, so their producer must not change them: that is how a web
 //! server knows when a cached file block may be evicted.
 //!
+//! # Offloads
+//!
+//! Where the device has them (virtio 1.x spec 5.1.3: `VIRTIO_NET_F_CSUM`,
+//! `VIRTIO_NET_F_HOST_TSO4`, `VIRTIO_NET_F_GUEST_CSUM`), the driver
+//! negotiates them and says which it has: the protected call
+//! [`CALL_OFFLOADS`] answers reply label 0 with message register 0 the
+//! bits [`OFFLOAD_TX_CSUM`], [`OFFLOAD_TSO4`], [`OFFLOAD_RX_CSUM`]. The
+//! demultiplexer asks once at boot and tells each client in the fifth word
+//! of its `Node` call (`net-config`). Without them nothing changes: frames
+//! carry complete checksums and are at most [`MAX_FRAME_LEN`] bytes.
+//!
+//! **Transmit.** A frame asks for offloads with an *offload descriptor* as
+//! its first descriptor: window [`TxWindow::Offload`], which names no
+//! bytes, its offset and length encoding a [`TxOffload`] (`csum_start`,
+//! `csum_offset`, `hdr_len`, flags `CSUM`/`TSO4`, MSS; layout in
+//! [`TxOffload`]'s docs). It comes back on `tx_free` like any other. With
+//! `CSUM` the frame's TCP or UDP checksum field holds only the
+//! pseudo-header sum and the device completes it; with `TSO4` the frame
+//! is one IPv4 TCP segment of up to [`MAX_TSO_FRAME_LEN`] bytes that the
+//! device cuts into packets of `mss` payload bytes. A driver refuses
+//! (`tx_dropped`) an offload descriptor anywhere but first, a request it
+//! did not negotiate, and a frame longer than [`MAX_FRAME_LEN`] without
+//! `TSO4`; the demultiplexer checks more (the fields against the headers
+//! it copied) and counts its refusals per reason.
+//!
+//! *Limits.* The offload descriptor is one of the frame's
+//! [`MAX_TX_SEGMENTS`] = 16: the spare one above, so a frame with
+//! [`MAX_IN_PLACE`] = 7 in-place ranges and 8 copied pieces still fits.
+//! Behind the demultiplexer the copied pieces are at most
+//! [`MAX_FRAME_LEN`] bytes in all (its private copy) and must hold the
+//! whole headers; the rest of a TSO frame is in-place ranges of
+//! `send_from`, each up to the 4 GiB window, so a 64 KiB frame is a
+//! header and one to seven ranges (e.g. seven 8 KiB blocks of a file cache
+//! and a copied header: 14 + 20 + 20 + 57344 bytes < [`MAX_TSO_FRAME_LEN`]),
+//! whatever the cache's block size, as long as the total is at most
+//! [`MAX_TSO_FRAME_LEN`].
+//!
+//! **Receive.** The cookie of a descriptor on `rx_active`:
+//! [`RX_CSUM_VALID`] says the frame's TCP/UDP checksum was
+//! verified by the device (virtio `DATA_VALID`), so the client need not;
+//! on the driver's `rx_active` only, [`RX_CSUM_PARTIAL`] with
+//! [`rx_csum_start`]/[`rx_csum_offset`] says the checksum field holds
+//! only the pseudo-header sum (virtio `NEEDS_CSUM` on receive): the
+//! demultiplexer completes it in each copy it delivers and marks that
+//! copy [`RX_CSUM_VALID`]. Other bits are zero.
+//!
 //! # Signalling
 //!
 //! Per the `shared-queue` protocol: each side notifies the other only if
@@ -89,14 +135,20 @@
 //!
 //! The driver answers a protected call with label [`CALL_STATS`] with its
 //! [`Stats`] in message registers `0..Stats::WORDS`, and logs them; one
-//! with label [`CALL_MAC`] with the device's MAC address.
+//! with label [`CALL_MAC`] with the device's MAC address; one with label
+//! [`CALL_OFFLOADS`] with its offloads (above).
 #![no_std]
 
 mod gather;
 mod in_place;
+mod offload;
 
 pub use gather::{FrameAssembler, Step, TxFrame};
 pub use in_place::{InPlace, InPlaceList, MAX_FRAME_DESCS, MAX_IN_PLACE};
+pub use offload::{
+    rx_csum_offset, rx_csum_start, rx_partial_cookie, TxOffload, MAX_TSO_FRAME_LEN, OFFLOAD_ALL, OFFLOAD_RX_CSUM,
+    OFFLOAD_TSO4, OFFLOAD_TX_CSUM, RX_CSUM_PARTIAL, RX_CSUM_VALID,
+};
 
 /// Bytes of one receive buffer. A frame (at most [`MAX_FRAME_LEN`]) starts
 /// at its first byte.
@@ -120,7 +172,8 @@ pub const MIN_FRAME_LEN: usize = 14;
 
 /// Most descriptors one transmitted frame may have: room for a frame of up
 /// to 7 in-place ranges ([`TxWindow::Files`]) interleaved with up to 8
-/// copied pieces, plus one spare. A driver's chain is one virtio-net header
+/// copied pieces, plus one spare: the offload descriptor
+/// ([`TxWindow::Offload`]) if the frame has one. A driver's chain is one virtio-net header
 /// and these, so a device queue must have more than this many entries.
 pub const MAX_TX_SEGMENTS: usize = 16;
 /// Cookie bit of a transmit descriptor: another descriptor of the same
@@ -145,11 +198,15 @@ pub enum TxWindow {
     /// in place (`<client send_from="...">`, e.g. the web server's file
     /// cache), optional. The driver knows its physical base and size only.
     Files = 3,
+    /// Not a region: a frame's offload descriptor ([`TxOffload`]) lies in
+    /// this window and names no bytes.
+    Offload = 4,
 }
 
 impl TxWindow {
     /// Every window, in index order.
-    pub const ALL: [TxWindow; 4] = [TxWindow::Headers, TxWindow::Rx, TxWindow::Payload, TxWindow::Files];
+    pub const ALL: [TxWindow; 5] =
+        [TxWindow::Headers, TxWindow::Rx, TxWindow::Payload, TxWindow::Files, TxWindow::Offload];
 
     /// The window's index (its offset's high 32 bits).
     pub const fn index(self) -> usize {
@@ -189,6 +246,12 @@ pub const CALL_STATS: u64 = 1;
 /// driver does not know the address (the device is not up, or did not
 /// offer `VIRTIO_NET_F_MAC`).
 pub const CALL_MAC: u64 = 2;
+
+/// Label of the protected call that returns the offloads the driver
+/// negotiated: reply label 0, message register 0 the bits
+/// [`OFFLOAD_TX_CSUM`], [`OFFLOAD_TSO4`], [`OFFLOAD_RX_CSUM`] (0: none, or
+/// the device is not up).
+pub const CALL_OFFLOADS: u64 = 3;
 
 /// The driver's counters, since it started. All counts are of frames
 /// unless named bytes.
