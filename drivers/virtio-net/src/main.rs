@@ -4,12 +4,14 @@
 //! every wake-up.
 //!
 //! Channels: irq 0 is the device's interrupt, channel 1 the client (which
-//! may also make the [`CALL_STATS`] and [`CALL_MAC`] protected calls).
+//! may also make the [`CALL_STATS`] and [`CALL_MAC`] protected calls, and
+//! [`CALL_OFFLOADS`]).
 #![no_std]
 #![no_main]
 
 use drivers_virtio_net_core::driver::{self, ClientRegions, DmaWindow, Driver};
 use lib_net_protocol::{Stats, CALL_MAC, CALL_STATS, RX_QUEUE_CAPACITY, TX_QUEUE_CAPACITY, TX_SPACE_LEN};
+use lib_net_protocol::{CALL_OFFLOADS, OFFLOAD_RX_CSUM, OFFLOAD_TSO4, OFFLOAD_TX_CSUM};
 use lib_queue::{region_size, ReceiverQueues, SenderQueues};
 use lib_virtio::dma::DmaRegion;
 use lib_virtio::pci::{ConfigSpace, VirtioCaps};
@@ -136,6 +138,14 @@ fn bring_up() -> Option<Driver<'static>> {
                 driver::QUEUE_SIZE,
                 driver::QUEUE_SIZE
             );
+            let (offered, accepted) = d.features();
+            let o = d.offloads();
+            log!(
+                "features offered {offered:#x}, accepted {accepted:#x}: offloads tx-csum {} tso4 {} rx-csum {}",
+                o & OFFLOAD_TX_CSUM != 0,
+                o & OFFLOAD_TSO4 != 0,
+                o & OFFLOAD_RX_CSUM != 0
+            );
             if let Some(w) = send_from {
                 log!("in-place transmit window (send_from): {:#x} bytes at physical {:#x}", w.len, w.paddr);
             }
@@ -194,6 +204,10 @@ impl Handler for NetDriver {
     }
 
     fn protected(&mut self, _channel: Channel, msg: MessageInfo) -> MessageInfo {
+        if msg.label() == CALL_OFFLOADS {
+            pds_runtime::set_mr(0, self.driver.as_ref().map_or(0, Driver::offloads));
+            return pds_runtime::msginfo(0, 1);
+        }
         if msg.label() == CALL_MAC {
             return match self.driver.as_ref().and_then(Driver::mac) {
                 Some(mac) => {
