@@ -296,7 +296,9 @@ pub enum MuxCall {
     Remove = 3,
     /// The node: register 0 the MAC (bytes in the low 48 bits, first byte
     /// lowest), 1 the IPv4 address (`to_u32`), 2 the prefix length, 3 the
-    /// gateway (0 if none).
+    /// gateway (0 if none), 4 the driver's offloads (`lib_net_protocol`'s
+    /// `OFFLOAD_*` bits: what a frame's offload descriptor may ask, and
+    /// whether received frames may carry `RX_CSUM_VALID`).
     Node = 4,
 }
 

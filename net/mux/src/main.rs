@@ -15,6 +15,7 @@
 
 use core::fmt;
 
+use lib_net_protocol::CALL_OFFLOADS;
 use lib_net_protocol::{CALL_MAC, RX_DATA_SIZE, TX_PAYLOAD_SIZE, TX_SPACE_LEN};
 use lib_queue::{ReceiverQueues, SenderQueues};
 use net_config::{
@@ -84,6 +85,17 @@ fn driver_mac() -> Option<[u8; 6]> {
     Some(mac_from_word(pds_runtime::get_mr(0)))
 }
 
+/// The driver's offloads (`net-protocol` `OFFLOAD_*` bits); none if it
+/// does not say.
+fn driver_offloads() -> u64 {
+    let reply = DRIVER.pp_call(pds_runtime::msginfo(CALL_OFFLOADS, 0));
+    if reply.label() != 0 || reply.length() < 1 {
+        log!("the driver names no offloads (reply {}): none used", reply.label());
+        return 0;
+    }
+    pds_runtime::get_mr(0)
+}
+
 /// The driver's side, from the description's setvars.
 fn driver_port() -> Option<DriverPort<'static, Shared>> {
     let addr = |v: &pds_runtime::Var, name| pds_runtime::setvar_required(v, name);
@@ -149,7 +161,10 @@ fn start() -> Option<Mux<'static, Shared>> {
     let driver = driver_port()?;
     let clients = (0..config.clients().len()).map(client_port);
     match Mux::new(&config, mac, driver, clients, &mut log_line) {
-        Ok(mux) => Some(mux),
+        Ok(mut mux) => {
+            mux.set_offloads(driver_offloads(), &mut log_line);
+            Some(mux)
+        }
         Err(e) => {
             log!("error: {e}");
             None

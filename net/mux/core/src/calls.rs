@@ -142,6 +142,7 @@ impl<M: SharedMemory> Mux<'_, M> {
                     u64::from(node.ipv4.to_u32()),
                     u64::from(node.prefix_len),
                     node.gateway.map_or(0, |g| u64::from(g.to_u32())),
+                    self.offloads,
                 ])
             }
             None => Reply::error(ERR_BAD_REQUEST),
