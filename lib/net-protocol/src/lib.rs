@@ -104,15 +104,21 @@
 //!
 //! *Limits.* The offload descriptor is one of the frame's
 //! [`MAX_TX_SEGMENTS`] = 16: the spare one above, so a frame with
-//! [`MAX_IN_PLACE`] = 7 in-place ranges and 8 copied pieces still fits.
-//! Behind the demultiplexer the copied pieces are at most
-//! [`MAX_FRAME_LEN`] bytes in all (its private copy) and must hold the
-//! whole headers; the rest of a TSO frame is in-place ranges of
-//! `send_from`, each up to the 4 GiB window, so a 64 KiB frame is a
-//! header and one to seven ranges (e.g. seven 8 KiB blocks of a file cache
-//! and a copied header: 14 + 20 + 20 + 57344 bytes < [`MAX_TSO_FRAME_LEN`]),
-//! whatever the cache's block size, as long as the total is at most
-//! [`MAX_TSO_FRAME_LEN`].
+//! [`MAX_IN_PLACE`] = 7 in-place ranges and 8 copied pieces still fits
+//! (16 descriptors, a chain of 1 + 15 at the driver). Behind the
+//! demultiplexer the copied pieces are at most [`MAX_FRAME_LEN`] bytes in
+//! all (its private copy) and must hold the whole headers; the rest of a
+//! TSO frame is in-place ranges of `send_from`. A range's length is a
+//! descriptor's `u32`, bounded only by the region, so a frame of
+//! [`MAX_TSO_FRAME_LEN`] bytes is a copied header and one to seven ranges:
+//! the file cache (`fs/cache`) keeps each file contiguous in its arena, so
+//! a 64 KiB segment of one file is a single range (14 + 20 + 20 + 65480
+//! bytes, say); seven ranges would allow it to gather seven separate
+//! pieces. The driver's limits agree: its transmit chains are at most
+//! 1 + [`MAX_TX_SEGMENTS`] descriptors of a 256-entry ring, and its
+//! length check is [`MAX_TSO_FRAME_LEN`] with `TSO4`. A client's own
+//! transmit buffer (`net-client`, 2 KiB per frame laid out whole) cannot
+//! yet describe a frame longer than [`MAX_FRAME_LEN`].
 //!
 //! **Receive.** The cookie of a descriptor on `rx_active`:
 //! [`RX_CSUM_VALID`] says the frame's TCP/UDP checksum was
