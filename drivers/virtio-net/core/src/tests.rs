@@ -956,3 +956,22 @@ fn without_guest_csum_the_receive_header_is_not_read() {
     let d = r.client_rx.active.dequeue().unwrap().unwrap();
     assert_eq!(d.cookie, 0);
 }
+
+#[test]
+fn an_offloaded_frame_of_the_most_descriptors_is_a_chain_of_sixteen() {
+    let mut r = offload_rig(OFFLOADS_OFFERED);
+    // The offload descriptor, then 15 segments: 8 copied, 7 in place.
+    let mut segments = vec![(TxWindow::Headers, 0, 54)];
+    for i in 0..7u32 {
+        segments.push((TxWindow::Files, 0x1000 * i + 1, 2000));
+        segments.push((TxWindow::Headers, 100 + i, 1));
+    }
+    assert_eq!(segments.len() + 1, MAX_TX_SEGMENTS);
+    let bytes = r.send_offload(TxOffload::tso4(34, 54, 1460), &segments, 0);
+    r.settle();
+    assert_eq!(r.dev.sent.len(), 1);
+    assert_eq!(r.dev.sent[0].bytes, bytes);
+    assert_eq!(r.dev.sent[0].segments.len(), MAX_TX_SEGMENTS - 1, "the header slot and 15 segments");
+    assert_eq!(r.dev.sent[0].header, net_hdr(1, 1, 54, 1460, 34, 16));
+    assert_eq!(r.reclaim().len(), MAX_TX_SEGMENTS);
+}
