@@ -5,7 +5,7 @@
 //!
 //! Channels: irq 0 is the device's interrupt, channel 1 the client (which
 //! may also make the driver's protected calls, [`DriverRequest`]: the
-//! counters and the MAC address).
+//! counters, the MAC address and the offloads negotiated).
 #![no_std]
 #![no_main]
 
@@ -13,6 +13,7 @@ use drivers_virtio_net_core::driver::{self, ClientRegions, DmaWindow, Driver};
 use lib_net_protocol::{
     driver_reply, DriverError, DriverReply, DriverRequest, RX_QUEUE_CAPACITY, TX_QUEUE_CAPACITY, TX_SPACE_LEN,
 };
+use lib_net_protocol::{OFFLOAD_RX_CSUM, OFFLOAD_TSO4, OFFLOAD_TX_CSUM};
 use lib_queue::{region_size, ReceiverQueues, SenderQueues};
 use lib_virtio::dma::DmaRegion;
 use lib_virtio::pci::{ConfigSpace, VirtioCaps};
@@ -139,6 +140,14 @@ fn bring_up() -> Option<Driver<'static>> {
                 driver::QUEUE_SIZE,
                 driver::QUEUE_SIZE
             );
+            let (offered, accepted) = d.features();
+            let o = d.offloads();
+            log!(
+                "features offered {offered:#x}, accepted {accepted:#x}: offloads tx-csum {} tso4 {} rx-csum {}",
+                o & OFFLOAD_TX_CSUM != 0,
+                o & OFFLOAD_TSO4 != 0,
+                o & OFFLOAD_RX_CSUM != 0
+            );
             if let Some(w) = send_from {
                 log!("in-place transmit window (send_from): {:#x} bytes at physical {:#x}", w.len, w.paddr);
             }
@@ -206,6 +215,7 @@ impl Handler for NetDriver {
                 log!("stats: {stats}");
                 Ok(DriverReply::Stats(stats))
             }
+            Ok(DriverRequest::Offloads) => Ok(DriverReply::Offloads(self.driver.as_ref().map_or(0, Driver::offloads))),
             Err(bad) => Err(bad.into()),
         };
         driver_reply(&result)

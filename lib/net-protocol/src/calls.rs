@@ -10,6 +10,7 @@
 //! | [`CALL_STATS`] | none | [`OK`] | MR0–MR9: [`Stats::to_words`] (the field order of [`Stats`]) |
 //! | [`CALL_MAC`] | none | [`OK`] | MR0: the device's MAC ([`mac_to_word`]) |
 //! | | | [`ERR_NO_MAC`] | none: the driver does not know the address (the device is not up, or did not offer one) |
+//! | [`CALL_OFFLOADS`] | none | [`OK`] | MR0: the offloads negotiated, bits [`OFFLOAD_TX_CSUM`](crate::OFFLOAD_TX_CSUM), [`OFFLOAD_TSO4`](crate::OFFLOAD_TSO4), [`OFFLOAD_RX_CSUM`](crate::OFFLOAD_RX_CSUM) (0: none, or the device is not up) |
 //!
 //! Registers a request carries beyond its arguments are ignored. Any other
 //! label is answered [`ERR_BAD_REQUEST`] with no registers. A driver logs
@@ -54,6 +55,12 @@ pub const CALL_STATS: u64 = 1;
 
 /// Label of the protected call that returns the device's MAC address.
 pub const CALL_MAC: u64 = 2;
+
+/// Label of the protected call that returns the offloads the driver
+/// negotiated (crate documentation, "Offloads"): reply [`OK`], MR0 the bits
+/// [`OFFLOAD_TX_CSUM`](crate::OFFLOAD_TX_CSUM), [`OFFLOAD_TSO4`](crate::OFFLOAD_TSO4), [`OFFLOAD_RX_CSUM`](crate::OFFLOAD_RX_CSUM) (0: none, or
+/// the device is not up).
+pub const CALL_OFFLOADS: u64 = 3;
 
 /// Reply label of [`CALL_MAC`] when the driver does not know the address
 /// (the device is not up, or did not offer `VIRTIO_NET_F_MAC`).
@@ -142,6 +149,8 @@ pub enum DriverRequest {
     Stats,
     /// [`CALL_MAC`]: the device's MAC address.
     Mac,
+    /// [`CALL_OFFLOADS`]: the offloads the driver negotiated.
+    Offloads,
 }
 
 /// What the driver answers to a [`DriverRequest`] that succeeded.
@@ -151,6 +160,21 @@ pub enum DriverReply {
     Stats(Stats),
     /// To [`DriverRequest::Mac`].
     Mac([u8; 6]),
+    /// To [`DriverRequest::Offloads`]: the offload bits
+    /// ([`OFFLOAD_TX_CSUM`](crate::OFFLOAD_TX_CSUM), [`OFFLOAD_TSO4`](crate::OFFLOAD_TSO4), [`OFFLOAD_RX_CSUM`](crate::OFFLOAD_RX_CSUM)).
+    Offloads(u64),
+}
+
+impl DriverReply {
+    /// This reply as the error of a call that expected another kind (a
+    /// decoder never gives one: its label and register count).
+    fn unexpected(self) -> DriverError {
+        let words = match self {
+            DriverReply::Stats(_) => Stats::WORDS,
+            DriverReply::Mac(_) | DriverReply::Offloads(_) => 1,
+        };
+        DriverError::Unexpected { label: OK, words }
+    }
 }
 
 /// Why a call to the driver did not succeed.
@@ -183,6 +207,7 @@ impl DriverRequest {
         match self {
             DriverRequest::Stats => CALL_STATS,
             DriverRequest::Mac => CALL_MAC,
+            DriverRequest::Offloads => CALL_OFFLOADS,
         }
     }
 
@@ -197,6 +222,7 @@ impl DriverRequest {
         match label {
             CALL_STATS => Ok(DriverRequest::Stats),
             CALL_MAC => Ok(DriverRequest::Mac),
+            CALL_OFFLOADS => Ok(DriverRequest::Offloads),
             _ => Err(BadRequest),
         }
     }
@@ -217,6 +243,7 @@ impl DriverRequest {
                 Ok(DriverReply::Stats(Stats::from_words(words)))
             }
             (OK, DriverRequest::Mac) => words.first().map(|&w| DriverReply::Mac(mac_from_word(w))).ok_or(unexpected),
+            (OK, DriverRequest::Offloads) => words.first().map(|&w| DriverReply::Offloads(w)).ok_or(unexpected),
             (ERR_NO_MAC, DriverRequest::Mac) => Err(DriverError::NoMac),
             (ERR_BAD_REQUEST, _) => Err(DriverError::BadRequest),
             _ => Err(unexpected),
@@ -231,6 +258,7 @@ pub fn encode_driver_reply(result: &Result<DriverReply, DriverError>) -> DriverR
     match result {
         Ok(DriverReply::Stats(stats)) => Message::with_words(OK, &stats.to_words()),
         Ok(DriverReply::Mac(mac)) => Message::with_words(OK, &[mac_to_word(*mac)]),
+        Ok(DriverReply::Offloads(bits)) => Message::with_words(OK, &[*bits]),
         Err(DriverError::BadRequest) => Message::new(ERR_BAD_REQUEST),
         Err(DriverError::NoMac) => Message::new(ERR_NO_MAC),
         Err(DriverError::Unexpected { label, .. }) => Message::new(*label),
@@ -267,7 +295,7 @@ impl Driver {
     pub fn stats(self) -> Result<Stats, DriverError> {
         match self.call(DriverRequest::Stats)? {
             DriverReply::Stats(stats) => Ok(stats),
-            DriverReply::Mac(_) => Err(DriverError::Unexpected { label: OK, words: 1 }),
+            other => Err(other.unexpected()),
         }
     }
 
@@ -275,7 +303,17 @@ impl Driver {
     pub fn mac(self) -> Result<[u8; 6], DriverError> {
         match self.call(DriverRequest::Mac)? {
             DriverReply::Mac(mac) => Ok(mac),
-            DriverReply::Stats(_) => Err(DriverError::Unexpected { label: OK, words: Stats::WORDS }),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    /// The offloads the driver negotiated: bits [`OFFLOAD_TX_CSUM`](crate::OFFLOAD_TX_CSUM),
+    /// [`OFFLOAD_TSO4`](crate::OFFLOAD_TSO4), [`OFFLOAD_RX_CSUM`](crate::OFFLOAD_RX_CSUM) (0: none, or the device is not
+    /// up).
+    pub fn offloads(self) -> Result<u64, DriverError> {
+        match self.call(DriverRequest::Offloads)? {
+            DriverReply::Offloads(bits) => Ok(bits),
+            other => Err(other.unexpected()),
         }
     }
 }
@@ -283,6 +321,7 @@ impl Driver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{OFFLOAD_RX_CSUM, OFFLOAD_TSO4, OFFLOAD_TX_CSUM};
 
     const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
 
@@ -292,12 +331,14 @@ mod tests {
 
     #[test]
     fn every_request_survives_its_encoding() {
-        for request in [DriverRequest::Stats, DriverRequest::Mac] {
+        for request in [DriverRequest::Stats, DriverRequest::Mac, DriverRequest::Offloads] {
             let message = request.encode();
             assert_eq!(DriverRequest::decode(message.label(), message.words()), Ok(request));
         }
         assert_eq!(DriverRequest::decode(CALL_STATS, &[7, 8]), Ok(DriverRequest::Stats), "extra registers ignored");
-        for label in [0, 3, ERR_BAD_REQUEST, u64::from(u32::MAX)] {
+        assert_eq!(DriverRequest::Offloads.label(), 3, "the label h9's drivers answer");
+        assert_eq!(DriverRequest::decode(CALL_OFFLOADS, &[1]), Ok(DriverRequest::Offloads), "extra registers ignored");
+        for label in [0, 4, ERR_BAD_REQUEST, u64::from(u32::MAX)] {
             assert_eq!(DriverRequest::decode(label, &[]), Err(BadRequest), "label {label}");
         }
     }
@@ -310,6 +351,9 @@ mod tests {
             (DriverRequest::Mac, Err(DriverError::NoMac)),
             (DriverRequest::Stats, Err(DriverError::BadRequest)),
             (DriverRequest::Mac, Err(DriverError::BadRequest)),
+            (DriverRequest::Offloads, Ok(DriverReply::Offloads(0))),
+            (DriverRequest::Offloads, Ok(DriverReply::Offloads(OFFLOAD_TX_CSUM | OFFLOAD_TSO4 | OFFLOAD_RX_CSUM))),
+            (DriverRequest::Offloads, Err(DriverError::BadRequest)),
         ];
         for (request, result) in cases {
             let reply = encode_driver_reply(&result);
@@ -323,6 +367,8 @@ mod tests {
         assert_eq!((reply.label(), reply.words()), (OK, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10][..]));
         let reply = encode_driver_reply(&Ok(DriverReply::Mac(MAC)));
         assert_eq!((reply.label(), reply.words()), (OK, &[0x5634_1200_5452][..]));
+        let reply = encode_driver_reply(&Ok(DriverReply::Offloads(OFFLOAD_TX_CSUM | OFFLOAD_RX_CSUM)));
+        assert_eq!((reply.label(), reply.words()), (OK, &[0b101][..]));
         let reply = encode_driver_reply(&Err(DriverError::NoMac));
         assert_eq!((reply.label(), reply.words().len()), (ERR_NO_MAC, 0));
         let reply = encode_driver_reply(&Err(DriverError::BadRequest));
@@ -335,11 +381,15 @@ mod tests {
         assert_eq!(DriverRequest::Stats.decode_reply(&short), Err(DriverError::Unexpected { label: OK, words: 3 }));
         let empty: Message<10> = Message::new(OK);
         assert_eq!(DriverRequest::Mac.decode_reply(&empty), Err(DriverError::Unexpected { label: OK, words: 0 }));
+        assert_eq!(DriverRequest::Offloads.decode_reply(&empty), Err(DriverError::Unexpected { label: OK, words: 0 }));
         // ERR_NO_MAC answers only the MAC call.
-        assert_eq!(
-            DriverRequest::Stats.decode_reply(&Message::<10>::new(ERR_NO_MAC)),
-            Err(DriverError::Unexpected { label: ERR_NO_MAC, words: 0 })
-        );
+        for request in [DriverRequest::Stats, DriverRequest::Offloads] {
+            assert_eq!(
+                request.decode_reply(&Message::<10>::new(ERR_NO_MAC)),
+                Err(DriverError::Unexpected { label: ERR_NO_MAC, words: 0 }),
+                "{request:?}"
+            );
+        }
         // The runtime's answer to a PD that serves no calls.
         let refused = u64::from(u32::MAX);
         assert_eq!(

@@ -11,7 +11,7 @@
 
 use lib_queue::BufferDesc;
 
-use crate::{MAX_TX_SEGMENTS, TX_MORE};
+use crate::{split_tx_offset, TxWindow, MAX_TX_SEGMENTS, TX_MORE};
 
 /// The descriptors of one frame, as they came off `tx_active`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -36,9 +36,14 @@ impl TxFrame {
         self.out_of_bounds || self.too_many
     }
 
-    /// Total bytes of its segments.
+    /// Total bytes of its segments: the frame's length (an offload
+    /// descriptor, [`TxWindow::Offload`], names no bytes).
     pub fn len(&self) -> usize {
-        self.descs().iter().map(|d| d.len as usize).sum()
+        self.descs()
+            .iter()
+            .filter(|d| !matches!(split_tx_offset(d.offset), Some((TxWindow::Offload, _))))
+            .map(|d| d.len as usize)
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {

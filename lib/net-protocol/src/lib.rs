@@ -37,7 +37,7 @@
 //! on `rx_active` is `{offset, len, cookie}` with `offset` the start of a
 //! buffer (a multiple of [`RX_BUFFER_SIZE`]), `len` the frame length (the
 //! Ethernet frame without FCS, [`MIN_FRAME_LEN`]`..=`[`MAX_FRAME_LEN`]) and
-//! `cookie` unspecified. The frame starts at the buffer's first byte.
+//! `cookie` its checksum state ("Offloads" below; 0 without offloads). The frame starts at the buffer's first byte.
 //! The client returns a buffer by enqueueing a descriptor with the same
 //! `offset` on `rx_free` (`len` is ignored); until then it may read it, and
 //! may transmit from it in place (window [`TxWindow::Rx`]).
@@ -77,6 +77,59 @@
 //! bytes, so their producer must not change them: that is how a web
 //! server knows when a cached file block may be evicted.
 //!
+//! # Offloads
+//!
+//! Where the device has them (virtio 1.x spec 5.1.3: `VIRTIO_NET_F_CSUM`,
+//! `VIRTIO_NET_F_HOST_TSO4`, `VIRTIO_NET_F_GUEST_CSUM`), the driver
+//! negotiates them and says which it has: the protected call
+//! [`CALL_OFFLOADS`] ([`Driver::offloads`]) answers reply label 0 with
+//! message register 0 the bits [`OFFLOAD_TX_CSUM`], [`OFFLOAD_TSO4`],
+//! [`OFFLOAD_RX_CSUM`]. The demultiplexer asks once at boot and tells each
+//! client in the fifth register of its `Node` call (`net-mux-api`'s
+//! `NodeInfo::offloads`). Without them nothing changes: frames
+//! carry complete checksums and are at most [`MAX_FRAME_LEN`] bytes.
+//!
+//! **Transmit.** A frame asks for offloads with an *offload descriptor* as
+//! its first descriptor: window [`TxWindow::Offload`], which names no
+//! bytes, its offset and length encoding a [`TxOffload`] (`csum_start`,
+//! `csum_offset`, `hdr_len`, flags `CSUM`/`TSO4`, MSS; layout in
+//! [`TxOffload`]'s docs). It comes back on `tx_free` like any other. With
+//! `CSUM` the frame's TCP or UDP checksum field holds only the
+//! pseudo-header sum and the device completes it; with `TSO4` the frame
+//! is one IPv4 TCP segment of up to [`MAX_TSO_FRAME_LEN`] bytes that the
+//! device cuts into packets of `mss` payload bytes. A driver refuses
+//! (`tx_dropped`) an offload descriptor anywhere but first, a request it
+//! did not negotiate, and a frame longer than [`MAX_FRAME_LEN`] without
+//! `TSO4`; the demultiplexer checks more (the fields against the headers
+//! it copied) and counts its refusals per reason.
+//!
+//! *Limits.* The offload descriptor is one of the frame's
+//! [`MAX_TX_SEGMENTS`] = 16: the spare one above, so a frame with
+//! [`MAX_IN_PLACE`] = 7 in-place ranges and 8 copied pieces still fits
+//! (16 descriptors, a chain of 1 + 15 at the driver). Behind the
+//! demultiplexer the copied pieces are at most [`MAX_FRAME_LEN`] bytes in
+//! all (its private copy) and must hold the whole headers; the rest of a
+//! TSO frame is in-place ranges of `send_from`. A range's length is a
+//! descriptor's `u32`, bounded only by the region, so a frame of
+//! [`MAX_TSO_FRAME_LEN`] bytes is a copied header and one to seven ranges:
+//! the file cache (`fs/cache`) keeps each file contiguous in its arena, so
+//! a 64 KiB segment of one file is a single range (14 + 20 + 20 + 65480
+//! bytes, say); seven ranges would allow it to gather seven separate
+//! pieces. The driver's limits agree: its transmit chains are at most
+//! 1 + [`MAX_TX_SEGMENTS`] descriptors of a 256-entry ring, and its
+//! length check is [`MAX_TSO_FRAME_LEN`] with `TSO4`. A client's own
+//! transmit buffer (`net-client`, 2 KiB per frame laid out whole) cannot
+//! yet describe a frame longer than [`MAX_FRAME_LEN`].
+//!
+//! **Receive.** The cookie of a descriptor on `rx_active`:
+//! [`RX_CSUM_VALID`] says the frame's TCP/UDP checksum was
+//! verified by the device (virtio `DATA_VALID`), so the client need not;
+//! on the driver's `rx_active` only, [`RX_CSUM_PARTIAL`] with
+//! [`rx_csum_start`]/[`rx_csum_offset`] says the checksum field holds
+//! only the pseudo-header sum (virtio `NEEDS_CSUM` on receive): the
+//! demultiplexer completes it in each copy it delivers and marks that
+//! copy [`RX_CSUM_VALID`]. Other bits are zero.
+//!
 //! # Signalling
 //!
 //! Per the `shared-queue` protocol: each side notifies the other only if
@@ -87,26 +140,32 @@
 //!
 //! # Statistics and the MAC address: the driver's calls
 //!
-//! The client may call the driver for its [`Stats`] ([`CALL_STATS`]) and
-//! the device's MAC address ([`CALL_MAC`]): requests, replies, their
-//! encoding in message registers, the client [`Driver`] and the driver's
-//! decode and reply helpers are in [`calls`] (re-exported here), with the
-//! pieces all the network's calls share ([`Message`], [`ERR_BAD_REQUEST`],
+//! The client may call the driver for its [`Stats`] ([`CALL_STATS`]), the
+//! device's MAC address ([`CALL_MAC`]) and the offloads it negotiated
+//! ([`CALL_OFFLOADS`], above): requests, replies, their encoding in
+//! message registers, the client [`Driver`] and the driver's decode and
+//! reply helpers are in [`calls`] (re-exported here), with the pieces all
+//! the network's calls share ([`Message`], [`ERR_BAD_REQUEST`],
 //! [`mac_to_word`]).
 #![no_std]
 
 pub mod calls;
 mod gather;
 mod in_place;
+mod offload;
 
 pub use calls::{
     driver_reply, encode_driver_reply, mac_from_word, mac_to_word, BadRequest, Driver, DriverError, DriverReply,
-    DriverReplyMessage, DriverRequest, Message, CALL_MAC, CALL_STATS, DRIVER_REPLY_WORDS, ERR_BAD_REQUEST, ERR_NO_MAC,
-    OK,
+    DriverReplyMessage, DriverRequest, Message, CALL_MAC, CALL_OFFLOADS, CALL_STATS, DRIVER_REPLY_WORDS,
+    ERR_BAD_REQUEST, ERR_NO_MAC, OK,
 };
 
 pub use gather::{FrameAssembler, Step, TxFrame};
 pub use in_place::{InPlace, InPlaceList, MAX_FRAME_DESCS, MAX_IN_PLACE};
+pub use offload::{
+    rx_csum_offset, rx_csum_start, rx_partial_cookie, TxOffload, MAX_TSO_FRAME_LEN, OFFLOAD_ALL, OFFLOAD_RX_CSUM,
+    OFFLOAD_TSO4, OFFLOAD_TX_CSUM, RX_CSUM_PARTIAL, RX_CSUM_VALID,
+};
 
 /// Bytes of one receive buffer. A frame (at most [`MAX_FRAME_LEN`]) starts
 /// at its first byte.
@@ -130,7 +189,8 @@ pub const MIN_FRAME_LEN: usize = 14;
 
 /// Most descriptors one transmitted frame may have: room for a frame of up
 /// to 7 in-place ranges ([`TxWindow::Files`]) interleaved with up to 8
-/// copied pieces, plus one spare. A driver's chain is one virtio-net header
+/// copied pieces, plus one spare: the offload descriptor
+/// ([`TxWindow::Offload`]) if the frame has one. A driver's chain is one virtio-net header
 /// and these, so a device queue must have more than this many entries.
 pub const MAX_TX_SEGMENTS: usize = 16;
 /// Cookie bit of a transmit descriptor: another descriptor of the same
@@ -155,11 +215,15 @@ pub enum TxWindow {
     /// in place (`<client send_from="...">`, e.g. the web server's file
     /// cache), optional. The driver knows its physical base and size only.
     Files = 3,
+    /// Not a region: a frame's offload descriptor ([`TxOffload`]) lies in
+    /// this window and names no bytes.
+    Offload = 4,
 }
 
 impl TxWindow {
     /// Every window, in index order.
-    pub const ALL: [TxWindow; 4] = [TxWindow::Headers, TxWindow::Rx, TxWindow::Payload, TxWindow::Files];
+    pub const ALL: [TxWindow; 5] =
+        [TxWindow::Headers, TxWindow::Rx, TxWindow::Payload, TxWindow::Files, TxWindow::Offload];
 
     /// The window's index (its offset's high 32 bits).
     pub const fn index(self) -> usize {

@@ -232,10 +232,18 @@ impl Transport {
     /// and its check. Returns the accepted features. On failure the device
     /// is left with `FAILED` set.
     pub fn negotiate(&self, required: u64, wanted: u64) -> Result<u64, TransportError> {
+        self.negotiate_with(required, |_| wanted)
+    }
+
+    /// [`negotiate`](Self::negotiate), the optional features chosen by
+    /// `wanted` from those the device offers (for features that depend on
+    /// others, e.g. virtio-net's `HOST_TSO4` on `CSUM`, 5.1.3.1).
+    pub fn negotiate_with(&self, required: u64, wanted: impl FnOnce(u64) -> u64) -> Result<u64, TransportError> {
         self.reset()?;
         self.add_status(status::ACKNOWLEDGE);
         self.add_status(status::DRIVER);
-        let result = match features::select(self.device_features(), required, wanted) {
+        let offered = self.device_features();
+        let result = match features::select(offered, required, wanted(offered)) {
             Err(features::Missing(bits)) => Err(TransportError::MissingFeatures(bits)),
             Ok(accepted) => {
                 self.set_driver_features(accepted);

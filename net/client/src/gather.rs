@@ -4,7 +4,7 @@
 
 #[cfg(test)]
 use lib_net_protocol::InPlaceList;
-use lib_net_protocol::{tx_offset, InPlace, TxWindow, MAX_FRAME_DESCS, MAX_IN_PLACE, TX_MORE};
+use lib_net_protocol::{tx_offset, InPlace, TxOffload, TxWindow, MAX_IN_PLACE, MAX_TX_SEGMENTS, TX_MORE};
 use lib_queue::BufferDesc;
 
 use crate::{SendError, TX_BUFFER_SIZE};
@@ -13,7 +13,8 @@ use crate::{SendError, TX_BUFFER_SIZE};
 // Used by `NetClient` (feature `pd`) and the tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct FrameDescs {
-    descs: [BufferDesc; MAX_FRAME_DESCS],
+    /// `MAX_FRAME_DESCS` pieces and ranges, after an offload descriptor.
+    descs: [BufferDesc; MAX_TX_SEGMENTS],
     len: usize,
 }
 
@@ -22,9 +23,22 @@ impl FrameDescs {
         &self.descs[..self.len]
     }
 
+    /// The frame's list with `offload`'s descriptor first (`net-protocol`,
+    /// "Offloads"), its cookie the frame's.
+    pub(crate) fn with_offload(self, offload: TxOffload) -> FrameDescs {
+        let mut d = FrameDescs { descs: [BufferDesc::default(); MAX_TX_SEGMENTS], len: 0 };
+        let cookie = self.as_slice().first().map_or(0, |first| first.cookie | TX_MORE);
+        d.push(offload.to_desc(cookie));
+        for desc in self.as_slice() {
+            d.push(*desc);
+        }
+        d
+    }
+
     fn push(&mut self, desc: BufferDesc) {
         // At most one buffer piece before each range and one after the
-        // last: `MAX_FRAME_DESCS` (the caller checked the range count).
+        // last: `MAX_FRAME_DESCS` (the caller checked the range count),
+        // after at most one offload descriptor.
         if let Some(slot) = self.descs.get_mut(self.len) {
             *slot = desc;
             self.len += 1;
@@ -59,7 +73,7 @@ pub(crate) fn frame_descs(
         len: len as u32,
         cookie: slot as u32 | TX_MORE,
     };
-    let mut descs = FrameDescs { descs: [BufferDesc::default(); MAX_FRAME_DESCS], len: 0 };
+    let mut descs = FrameDescs { descs: [BufferDesc::default(); MAX_TX_SEGMENTS], len: 0 };
     let mut done = 0;
     for range in in_place {
         let end = range.at.checked_add(range.len).ok_or(SendError::BadLayout)?;
@@ -89,6 +103,7 @@ pub(crate) fn frame_descs(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lib_net_protocol::MAX_FRAME_DESCS;
 
     const REGION: u64 = 0x10000;
 
@@ -137,6 +152,12 @@ mod tests {
         assert_eq!(d.as_slice().len(), MAX_FRAME_DESCS);
         assert_eq!(d.as_slice().iter().filter(|d| d.cookie & TX_MORE == 0).count(), 1);
         assert_eq!(d.as_slice().iter().map(|d| d.len as usize).sum::<usize>(), 200);
+        // An offload descriptor before them: the most a frame may have.
+        let offload = TxOffload::checksum(34, 42, false);
+        let o = d.with_offload(offload);
+        assert_eq!(o.as_slice().len(), MAX_TX_SEGMENTS);
+        assert_eq!(o.as_slice()[0], offload.to_desc(TX_MORE));
+        assert_eq!(&o.as_slice()[1..], d.as_slice());
     }
 
     #[test]

@@ -56,6 +56,7 @@ mod schedule;
 mod slots;
 
 pub use lib_net_protocol::{InPlace, InPlaceList, MAX_FRAME_DESCS, MAX_IN_PLACE};
+pub use lib_net_protocol::{TxOffload, OFFLOAD_RX_CSUM, OFFLOAD_TSO4, OFFLOAD_TX_CSUM};
 pub use schedule::{Alarm, AlarmAction, ChangeReport, REPORT_PERIOD_NS};
 pub use slots::TxSlots;
 
@@ -129,7 +130,8 @@ pub enum SendError {
     NoBuffer,
     /// In-place ranges that are not at most [`MAX_IN_PLACE`], non-empty,
     /// sorted, disjoint, inside the frame and inside the `send_from`
-    /// region (or the PD has none).
+    /// region (or the PD has none); or an offload request the driver
+    /// cannot honour.
     BadLayout,
     /// The demultiplexer corrupted the queue indices.
     Queue,
@@ -165,6 +167,9 @@ pub struct NetClient {
     pub config: NetConfig,
     /// The node's MAC, from the demultiplexer.
     pub mac: [u8; 6],
+    /// The driver's offloads (`net-protocol` `OFFLOAD_*` bits), from the
+    /// demultiplexer (`NodeInfo::offloads` of [`Mux::node`]).
+    pub offloads: u64,
 }
 
 /// The address of client region `r` as a pointer.
@@ -191,13 +196,17 @@ impl NetClient {
                 MemoryRegion::new(ClientRegion::TxData.client_vaddr() as usize, ClientRegion::TxData.size() as usize),
             )
         };
-        let mut client = NetClient { rx, tx, rx_data, tx_data, tx_slots: TxSlots::new(), config, mac: [0; 6] };
+        let mut client =
+            NetClient { rx, tx, rx_data, tx_data, tx_slots: TxSlots::new(), config, mac: [0; 6], offloads: 0 };
         for i in 0..RX_BUFFERS {
             client.return_rx_buffer((i * RX_BUFFER_SIZE) as u64);
         }
         MUX.channel().notify();
         match MUX.node() {
-            Ok(node) => client.mac = node.mac,
+            Ok(node) => {
+                client.mac = node.mac;
+                client.offloads = node.offloads;
+            }
             Err(e) => log!("error: the demultiplexer refused the node call: {e}"),
         }
         Ok(client)
@@ -313,14 +322,33 @@ impl NetClient {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> Option<InPlaceList>,
     ) -> Result<bool, SendError> {
+        self.send_offloaded(len, None, fill)
+    }
+
+    /// [`send_gather`](Self::send_gather) with an offload request
+    /// (`net-protocol`, "Offloads": e.g. `TxOffload::checksum`, the
+    /// checksum field holding the pseudo-header sum), which the driver must
+    /// have (the field [`offloads`](Self::offloads); else [`SendError::BadLayout`],
+    /// nothing sent). The frame is at most [`MAX_FRAME_LEN`] bytes laid out
+    /// in the buffer as for `send_gather`, so TSO frames (longer) cannot
+    /// be sent this way yet.
+    pub fn send_offloaded(
+        &mut self,
+        len: usize,
+        offload: Option<TxOffload>,
+        fill: impl FnOnce(&mut [u8]) -> Option<InPlaceList>,
+    ) -> Result<bool, SendError> {
         if !(lib_net_protocol::MIN_FRAME_LEN..=MAX_FRAME_LEN).contains(&len) {
             return Err(SendError::BadLength);
+        }
+        if offload.is_some_and(|o| o.needs() & !self.offloads != 0) {
+            return Err(SendError::BadLayout);
         }
         if self.tx_slots.in_flight() == TX_BUFFERS {
             self.reclaim();
         }
         // Only this PD adds to tx_active: the room found stays.
-        if !matches!(self.tx.active.room(), Ok(room) if room >= MAX_FRAME_DESCS) {
+        if !matches!(self.tx.active.room(), Ok(room) if room > MAX_FRAME_DESCS) {
             return Err(SendError::NoBuffer);
         }
         let Some(slot) = self.tx_slots.alloc() else {
@@ -342,7 +370,10 @@ impl NetClient {
         };
         let send_from_size = self.config.my_client().map_or(0, |c| c.send_from_size);
         let descs = match gather::frame_descs(slot, len, in_place.as_slice(), send_from_size) {
-            Ok(descs) => descs,
+            Ok(descs) => match offload {
+                Some(offload) => descs.with_offload(offload),
+                None => descs,
+            },
             Err(e) => {
                 self.tx_slots.release(slot);
                 return Err(e);
@@ -361,6 +392,13 @@ impl NetClient {
     /// length, or `None` if none is waiting. Descriptors that name no
     /// receive buffer are logged and skipped.
     pub fn recv(&mut self, frame: &mut [u8; MAX_FRAME_LEN]) -> Option<usize> {
+        self.recv_checked(frame).map(|(len, _)| len)
+    }
+
+    /// [`recv`](Self::recv), and whether the frame's TCP/UDP checksum was
+    /// verified before it got here (`RX_CSUM_VALID`: by the device, or
+    /// completed by the demultiplexer), so need not be checked again.
+    pub fn recv_checked(&mut self, frame: &mut [u8; MAX_FRAME_LEN]) -> Option<(usize, bool)> {
         loop {
             match self.rx.active.dequeue() {
                 // Not a buffer's start: returning it (rounded) could lend
@@ -373,7 +411,7 @@ impl NetClient {
                     let copied = self.rx_data.copy_out(desc.offset as usize, &mut frame[..len]);
                     self.return_rx_buffer(desc.offset);
                     if copied {
-                        return Some(len);
+                        return Some((len, desc.cookie & lib_net_protocol::RX_CSUM_VALID != 0));
                     }
                 }
                 Ok(None) => return None,

@@ -79,6 +79,15 @@ fn driver_mac() -> Option<[u8; 6]> {
     DRIVER.mac().map_err(|e| log!("error: the driver does not know the MAC address ({e:?})")).ok()
 }
 
+/// The driver's offloads (`net-protocol` `OFFLOAD_*` bits); none if it
+/// does not say.
+fn driver_offloads() -> u64 {
+    DRIVER.offloads().unwrap_or_else(|e| {
+        log!("the driver names no offloads ({e:?}): none used");
+        0
+    })
+}
+
 /// The driver's side, from the description's setvars.
 fn driver_port() -> Option<DriverPort<'static, Shared>> {
     let addr = |v: &pds_runtime::Var, name| pds_runtime::setvar_required(v, name);
@@ -144,7 +153,10 @@ fn start() -> Option<Mux<'static, Shared>> {
     let driver = driver_port()?;
     let clients = (0..config.clients().len()).map(client_port);
     match Mux::new(&config, mac, driver, clients, &mut log_line) {
-        Ok(mux) => Some(mux),
+        Ok(mut mux) => {
+            mux.set_offloads(driver_offloads(), &mut log_line);
+            Some(mux)
+        }
         Err(e) => {
             log!("error: {e}");
             None

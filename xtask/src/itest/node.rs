@@ -26,7 +26,7 @@ pub fn tests() -> Vec<Test> {
         ("node: closed ports give ICMP port unreachable for UDP (seen by tcpdump), TCP connect refused at once", closed_ports),
         ("node: a burst of malformed frames is dropped and counted; every PD keeps running", malformed_burst),
         ("node: claims outside a grant and forged sends are refused and counted; copy filters see copies", grants_and_forgery),
-        ("node: datagrams sent in place from a client's send_from region (one range; the most ranges a frame may have) arrive byte for byte; a range past the region is refused and counted", in_place_send),
+        ("node: datagrams sent in place from a client's send_from region (one range; the most ranges a frame may have; one with checksum offload) arrive byte for byte; a range past the region is refused and counted", in_place_send),
     ]
 }
 
@@ -574,10 +574,29 @@ fn in_place_payload(ranges: &[(usize, usize)]) -> Vec<u8> {
     payload
 }
 
+/// How a captured datagram's UDP checksum was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum UdpChecksum {
+    /// It verifies.
+    Complete,
+    /// It holds exactly the pseudo-header sum: the frame left the guest
+    /// with checksum offload (virtio `NEEDS_CSUM`) and QEMU handed it to
+    /// the host with its virtio header (TAP `vnet_hdr`), so the host kernel
+    /// took it as a partial checksum, which it never completes for a
+    /// packet it delivers itself (a capture on the TAP shows it so).
+    Partial,
+}
+
 /// Checks a captured frame of the in-place datagram: Ethernet, IPv4 from
 /// the node, UDP from the probe's port to [`IN_PLACE_PORT`] with a
-/// checksum that verifies, and exactly `payload`.
+/// checksum that verifies (or, if `partial_ok`, holds the pseudo-header
+/// sum), and exactly `payload`.
+#[cfg(test)]
 fn check_in_place_frame(frame: &[u8], payload: &[u8]) -> Result<()> {
+    check_in_place_frame_checksum(frame, payload, false).map(|_| ())
+}
+
+fn check_in_place_frame_checksum(frame: &[u8], payload: &[u8], partial_ok: bool) -> Result<UdpChecksum> {
     ensure!(
         frame.len() == 14 + 20 + 8 + payload.len(),
         "captured {} bytes, expected {}",
@@ -602,8 +621,18 @@ fn check_in_place_frame(frame: &[u8], payload: &[u8]) -> Result<()> {
     let mut pseudo = [src, dst].concat();
     pseudo.extend_from_slice(&[0, 17]);
     pseudo.extend_from_slice(&udp[4..6]);
+    let header_sum = ones_complement_sum(&pseudo);
     pseudo.extend_from_slice(udp);
-    ensure!(ones_complement_sum(&pseudo) == 0xffff, "the UDP checksum does not verify");
+    let checksum = if ones_complement_sum(&pseudo) == 0xffff {
+        UdpChecksum::Complete
+    } else {
+        let field = u16::from_be_bytes([udp[6], udp[7]]);
+        ensure!(
+            partial_ok && field == header_sum,
+            "the UDP checksum does not verify (field {field:#06x}; pseudo-header sum {header_sum:#06x})"
+        );
+        UdpChecksum::Partial
+    };
     if udp[8..] != *payload {
         let first = udp[8..].iter().zip(payload).position(|(a, b)| a != b).unwrap_or(0);
         bail!(
@@ -612,7 +641,7 @@ fn check_in_place_frame(frame: &[u8], payload: &[u8]) -> Result<()> {
             &payload[first..(first + 16).min(payload.len())]
         );
     }
-    Ok(())
+    Ok(checksum)
 }
 
 fn in_place_send(ws: &Path) -> Result<()> {
@@ -626,7 +655,7 @@ fn in_place_send(ws: &Path) -> Result<()> {
         // One range between copied bytes; then the most ranges a frame may
         // have, between copied pieces (a chain of 16 at the driver).
         let mut in_place = 0;
-        for (request, ranges) in [("in-place", SINGLE), ("in-place-max", MOST)] {
+        for (request, ranges) in [("in-place", SINGLE), ("in-place-max", MOST), ("in-place-csum", SINGLE)] {
             let capture =
                 Capture::start(ns, request, 1, &format!("udp and src host {NODE_IP} and dst port {IN_PLACE_PORT}"))?;
             let out =
@@ -634,7 +663,9 @@ fn in_place_send(ws: &Path) -> Result<()> {
             let frames = capture.finish_frames(Duration::from_secs(10))?;
             let expected = in_place_payload(ranges);
             ensure!(frames.len() == 1, "{request}: captured {} datagrams, expected 1", frames.len());
-            check_in_place_frame(&frames[0], &expected).with_context(|| format!("{request}: the captured frame"))?;
+            let offloaded = request == "in-place-csum";
+            let checksum = check_in_place_frame_checksum(&frames[0], &expected, offloaded)
+                .with_context(|| format!("{request}: the captured frame"))?;
             // The host's UDP stack took it too (it drops a bad checksum).
             let out = String::from_utf8_lossy(&out.stdout).trim().to_string();
             let (port, hex) = out.split_once(' ').with_context(|| format!("python printed {out:?}"))?;
@@ -650,10 +681,28 @@ fn in_place_send(ws: &Path) -> Result<()> {
             let bytes: usize = ranges.iter().map(|&(_, len)| len).sum();
             in_place += bytes;
             println!(
-                "   {request}: captured and received {} payload bytes, {bytes} of them in place in {} ranges; UDP checksum verifies",
+                "   {request}: captured and received {} payload bytes, {bytes} of them in place in {} ranges; UDP checksum {}",
                 expected.len(),
-                ranges.len()
+                ranges.len(),
+                match checksum {
+                    UdpChecksum::Complete => "verifies",
+                    // The host's socket took it (above): the kernel drops a
+                    // bad checksum unless the virtio header said partial.
+                    UdpChecksum::Partial => "partial (pseudo-header sum) on the TAP, completed by no one: \
+                        the host took it as NEEDS_CSUM from the virtio header",
+                }
             );
+        }
+        // The probe asked for the device's checksum only if the driver
+        // negotiated it.
+        let line = s.seen_or_expect(
+            "[net-probe] sent 1000 bytes in place in 1 ranges to 10.0.2.2:7009, checksum by the device",
+            LINE_TIMEOUT,
+        )?;
+        println!("   {}", line.trim());
+        for wanted in ["[virtio-net] features offered", "[net-mux] driver offloads:"] {
+            let line = s.seen_or_expect(wanted, LINE_TIMEOUT)?;
+            println!("   {}", line.trim());
         }
 
         // Counted by the demultiplexer: the bytes sent in place, and the
@@ -715,6 +764,17 @@ mod tests {
         let mut bad = frame.clone();
         bad[14 + 20 + 8 + 100] ^= 1;
         assert!(check_in_place_frame(&bad, &payload).is_err());
+        // With checksum offload: complete, or exactly the pseudo-header sum.
+        use super::{check_in_place_frame_checksum, UdpChecksum};
+        assert_eq!(check_in_place_frame_checksum(&frame, &payload, true).unwrap(), UdpChecksum::Complete);
+        let mut partial = frame.clone();
+        let header_sum =
+            ones_complement_sum(&[&[10, 0, 2, 15, 10, 0, 2, 2, 0, 17][..], &(udp_len as u16).to_be_bytes()].concat());
+        partial[40..42].copy_from_slice(&header_sum.to_be_bytes());
+        assert_eq!(check_in_place_frame_checksum(&partial, &payload, true).unwrap(), UdpChecksum::Partial);
+        assert!(check_in_place_frame_checksum(&partial, &payload, false).is_err());
+        partial[40] ^= 1;
+        assert!(check_in_place_frame_checksum(&partial, &payload, true).is_err());
         // As tcpdump writes it (little-endian host).
         let mut pcap = Vec::new();
         for w in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 0x40000, 1] {

@@ -22,9 +22,11 @@
 //! back (so its enqueues on `rx_active` and `tx_free` never find them full).
 
 use crate::{features, NET_HDR_LEN};
+use core::sync::atomic::{AtomicU16, AtomicU8, Ordering};
 use lib_net_protocol::{
-    split_tx_offset, FrameAssembler, Stats, Step, TxFrame, TxWindow, MAX_FRAME_LEN, MAX_TX_SEGMENTS, MIN_FRAME_LEN,
-    RX_BUFFERS, RX_BUFFER_SIZE, RX_QUEUE_CAPACITY, TX_QUEUE_CAPACITY,
+    rx_partial_cookie, split_tx_offset, FrameAssembler, Stats, Step, TxFrame, TxOffload, TxWindow, MAX_FRAME_LEN,
+    MAX_TSO_FRAME_LEN, MAX_TX_SEGMENTS, MIN_FRAME_LEN, OFFLOAD_RX_CSUM, RX_BUFFERS, RX_BUFFER_SIZE, RX_CSUM_VALID,
+    RX_QUEUE_CAPACITY, TX_QUEUE_CAPACITY,
 };
 use lib_queue::{BufferDesc, Consumer, QueueError, ReceiverQueues, SenderQueues};
 use lib_virtio::dma::DmaRegion;
@@ -41,8 +43,8 @@ pub const RX_QUEUE: u16 = 0;
 pub const TX_QUEUE: u16 = 1;
 
 /// Layout of the driver's private DMA memory: the two virtqueues, the
-/// receive header slots (one per client buffer), and the shared all-zero
-/// transmit header.
+/// receive header slots (one per client buffer), and the transmit header
+/// slots (one per chain in flight).
 pub mod private {
     use super::QUEUE_SIZE;
     use lib_virtio::queue::Layout;
@@ -51,12 +53,19 @@ pub mod private {
     pub const RX_HEADERS: usize = 0x8000;
     /// Bytes per receive header slot (12 used).
     pub const RX_HEADER_SLOT: usize = 16;
-    pub const TX_HEADER: usize = RX_HEADERS + lib_net_protocol::RX_BUFFERS * RX_HEADER_SLOT;
+    /// The transmit header slots: [`TX_HEADER_SLOTS`] of
+    /// [`TX_HEADER_SLOT`] bytes (12 used), each a chain's `virtio_net_hdr`.
+    pub const TX_HEADERS: usize = RX_HEADERS + lib_net_protocol::RX_BUFFERS * RX_HEADER_SLOT;
+    pub const TX_HEADER_SLOT: usize = 16;
+    /// A transmit chain is at least two descriptors (header and one
+    /// segment), so at most half the queue's entries are chains.
+    pub const TX_HEADER_SLOTS: usize = QUEUE_SIZE / 2;
     /// Bytes of the region.
     pub const SIZE: usize = 0x10000;
     const _: () = assert!(Layout::new(QUEUE_SIZE).size <= TX_RING - RX_RING);
     const _: () = assert!(Layout::new(QUEUE_SIZE).size <= RX_HEADERS - TX_RING);
-    const _: () = assert!(TX_HEADER + 16 <= SIZE);
+    const _: () = assert!(TX_HEADERS + TX_HEADER_SLOTS * TX_HEADER_SLOT <= SIZE);
+    const _: () = assert!(TX_HEADER_SLOTS <= 256, "slot numbers are u8");
 }
 
 /// A physically contiguous region the device may reach.
@@ -93,22 +102,27 @@ impl From<TransportError> for InitError {
 /// What bringing the device up yields, before the driver is assembled.
 struct Up {
     rx: SplitQueue<u32, QUEUE_SIZE>,
-    tx: SplitQueue<TxFrame, QUEUE_SIZE>,
+    tx: SplitQueue<(TxFrame, u8), QUEUE_SIZE>,
     rx_notify: Notifier,
     tx_notify: Notifier,
     headers: DmaRegion,
     mac: Option<[u8; 6]>,
+    /// Features offered and accepted.
+    features: (u64, u64),
 }
 
 impl Up {
     /// Steps 1–8 of bring-up, the queues in `private`.
     fn new(dev: &Transport, private: DmaRegion) -> Result<Up, InitError> {
-        let accepted = dev.negotiate(features::REQUIRED, features::OPTIONAL)?;
+        let mut offered = 0;
+        let accepted = dev.negotiate_with(features::REQUIRED, |o| {
+            offered = o;
+            features::wanted(o)
+        })?;
         let event_idx = accepted & features::RING_F_EVENT_IDX != 0;
         let (rings, headers) = private.split_at(private::RX_HEADERS).ok_or(InitError::PrivateMemory)?;
         let (rx_ring, tx_ring) = rings.split_at(private::TX_RING).ok_or(InitError::PrivateMemory)?;
         let headers = headers.split_at(private::SIZE - private::RX_HEADERS).ok_or(InitError::PrivateMemory)?.0;
-        // The transmit header slot must read as zeros: no offloads.
         headers.zero();
         let size = QUEUE_SIZE as u16;
         let rx = SplitQueue::new(rx_ring, size, event_idx).ok_or(InitError::PrivateMemory)?;
@@ -125,7 +139,7 @@ impl Up {
             })
         });
         dev.driver_ok();
-        Ok(Up { rx, tx, rx_notify, tx_notify, headers, mac })
+        Ok(Up { rx, tx, rx_notify, tx_notify, headers, mac, features: (offered, accepted) })
     }
 }
 
@@ -134,17 +148,25 @@ pub struct Driver<'a> {
     dev: Transport,
     /// Receive chains carry the client buffer (offset in `rx_data`) they fill.
     rx: SplitQueue<u32, QUEUE_SIZE>,
-    /// Transmit chains carry the client descriptors of their frame.
-    tx: SplitQueue<TxFrame, QUEUE_SIZE>,
+    /// Transmit chains carry the client descriptors of their frame and
+    /// their header slot.
+    tx: SplitQueue<(TxFrame, u8), QUEUE_SIZE>,
     rx_notify: Notifier,
     tx_notify: Notifier,
     /// Received frames go out on `active`; empty buffers come in on `free`.
     rx_client: SenderQueues<'a, RX_QUEUE_CAPACITY>,
     /// Frames to send come in on `active`; sent descriptors go out on `free`.
     tx_client: ReceiverQueues<'a, TX_QUEUE_CAPACITY>,
-    /// The receive header slots and the transmit header
-    /// (`private[RX_HEADERS..]`), only ever read or written by the device.
+    /// The receive and transmit header slots (`private[RX_HEADERS..]`): the
+    /// device writes the former, the driver the latter.
     headers: DmaRegion,
+    /// Free transmit header slots: `tx_slots[..tx_slots_free]`.
+    tx_slots: [u8; private::TX_HEADER_SLOTS],
+    tx_slots_free: usize,
+    /// `net-protocol` offload bits negotiated.
+    offloads: u64,
+    /// Device features offered and accepted.
+    features: (u64, u64),
     regions: ClientRegions,
     /// Client receive buffers the driver holds (posted to the device).
     rx_held: usize,
@@ -173,7 +195,8 @@ impl<'a> Driver<'a> {
         rx_client: SenderQueues<'a, RX_QUEUE_CAPACITY>,
         tx_client: ReceiverQueues<'a, TX_QUEUE_CAPACITY>,
     ) -> Result<Self, InitError> {
-        let Up { rx, tx, rx_notify, tx_notify, headers, mac } = Up::new(&dev, private).inspect_err(|_| dev.fail())?;
+        let Up { rx, tx, rx_notify, tx_notify, headers, mac, features } =
+            Up::new(&dev, private).inspect_err(|_| dev.fail())?;
         Ok(Driver {
             dev,
             rx,
@@ -183,6 +206,10 @@ impl<'a> Driver<'a> {
             rx_client,
             tx_client,
             headers,
+            tx_slots: core::array::from_fn(|i| i as u8),
+            tx_slots_free: private::TX_HEADER_SLOTS,
+            offloads: features::offloads(features.1),
+            features,
             regions,
             rx_held: 0,
             tx_held: 0,
@@ -195,6 +222,17 @@ impl<'a> Driver<'a> {
     /// The MAC address, if the device told it.
     pub fn mac(&self) -> Option<[u8; 6]> {
         self.mac
+    }
+
+    /// The offloads negotiated (`net-protocol`'s `OFFLOAD_*` bits): the
+    /// answer to `DriverRequest::Offloads` (`CALL_OFFLOADS`).
+    pub fn offloads(&self) -> u64 {
+        self.offloads
+    }
+
+    /// The device's features: (offered, accepted), for the log.
+    pub fn features(&self) -> (u64, u64) {
+        self.features
     }
 
     pub fn stats(&self) -> Stats {
@@ -318,7 +356,12 @@ impl<'a> Driver<'a> {
                 self.post_rx(offset);
                 continue;
             }
-            let desc = BufferDesc { offset: u64::from(offset), len: frame_len as u32, cookie: 0 };
+            let Some(cookie) = self.rx_checksum(offset) else {
+                self.stats.rx_dropped += 1;
+                self.post_rx(offset);
+                continue;
+            };
+            let desc = BufferDesc { offset: u64::from(offset), len: frame_len as u32, cookie };
             match self.rx_client.active.enqueue(desc) {
                 Ok(()) => {
                     self.stats.rx_frames += 1;
@@ -333,6 +376,29 @@ impl<'a> Driver<'a> {
                 }
             }
         }
+    }
+
+    /// The checksum state of the frame received into buffer `offset`, as
+    /// its `rx_active` cookie: from the `flags` of its `virtio_net_hdr`
+    /// (5.1.6.4) if `VIRTIO_NET_F_GUEST_CSUM` was negotiated, else 0.
+    /// `DATA_VALID`: [`RX_CSUM_VALID`]; `NEEDS_CSUM`: a partial checksum,
+    /// whose `csum_start` and `csum_offset` go along (`None` if they do not
+    /// fit the cookie or lie beyond a frame: the frame is dropped).
+    fn rx_checksum(&self, offset: u32) -> Option<u32> {
+        if self.offloads & OFFLOAD_RX_CSUM == 0 {
+            return Some(0);
+        }
+        let slot = offset as usize / RX_BUFFER_SIZE * private::RX_HEADER_SLOT;
+        let flags = self.headers.at::<AtomicU8>(slot + hdr::FLAGS).load(Ordering::Relaxed);
+        if flags & hdr::F_DATA_VALID != 0 {
+            return Some(RX_CSUM_VALID);
+        }
+        if flags & hdr::F_NEEDS_CSUM == 0 {
+            return Some(0);
+        }
+        let field = |at| u16::from_le(self.headers.at::<AtomicU16>(slot + at).load(Ordering::Relaxed));
+        let (start, offset) = (u8::try_from(field(hdr::CSUM_START)).ok()?, u8::try_from(field(hdr::CSUM_OFFSET)).ok()?);
+        Some(rx_partial_cookie(start, offset))
     }
 
     /// Posts client buffer `offset` to the device: a 12-byte header slot,
@@ -377,7 +443,8 @@ impl<'a> Driver<'a> {
     /// Returns sent frames' descriptors to the client.
     fn complete_tx(&mut self) {
         while let Some(used) = self.tx.pop_used() {
-            let frame = used.token;
+            let (frame, slot) = used.token;
+            self.free_slot(slot);
             self.stats.tx_frames += 1;
             self.stats.tx_bytes += frame.len() as u64;
             self.give_back(frame.descs());
@@ -420,25 +487,83 @@ impl<'a> Driver<'a> {
     }
 
     /// Posts a complete frame, or refuses it and gives its descriptors back.
+    ///
+    /// Its chain is a header slot holding the frame's `virtio_net_hdr`
+    /// (5.1.6.2: all zero, or what its offload descriptor asks), then its
+    /// data segments. A frame is refused if a descriptor is bad, it asks
+    /// for an offload not negotiated, or its length is outside
+    /// `MIN_FRAME_LEN..=MAX_FRAME_LEN` (`..=MAX_TSO_FRAME_LEN` with TSO).
     fn submit(&mut self, frame: TxFrame) {
-        let header =
-            Segment::readable(self.headers.paddr(private::TX_HEADER - private::RX_HEADERS), NET_HDR_LEN as u32);
+        let (offload, data) = match frame.descs().split_first() {
+            Some((first, rest)) if matches!(split_tx_offset(first.offset), Some((TxWindow::Offload, _))) => {
+                (TxOffload::from_desc(first).ok_or(()), rest)
+            }
+            _ => (Ok(TxOffload::default()), frame.descs()),
+        };
+        let mut ok = !frame.is_bad() && !data.is_empty();
+        let offload = offload.unwrap_or_else(|()| {
+            ok = false;
+            TxOffload::default()
+        });
+        ok &= offload.needs() & !self.offloads == 0;
+        let Some(slot) = self.tx_slots_free.checked_sub(1).map(|n| self.tx_slots[n]) else {
+            // Cannot happen: a slot per chain in flight, at most half the ring.
+            self.stats.tx_dropped += 1;
+            self.give_back(frame.descs());
+            return;
+        };
+        let header = Segment::readable(self.tx_header(slot), NET_HDR_LEN as u32);
         let mut chain = [header; 1 + MAX_TX_SEGMENTS];
         let mut total = 0usize;
-        let mut ok = !frame.is_bad();
-        for (seg, desc) in chain[1..].iter_mut().zip(frame.descs()) {
+        for (seg, desc) in chain[1..].iter_mut().zip(data) {
             match self.resolve(desc) {
                 Some(paddr) => *seg = Segment::readable(paddr, desc.len),
                 None => ok = false,
             }
             total += desc.len as usize;
         }
-        ok &= (MIN_FRAME_LEN..=MAX_FRAME_LEN).contains(&total);
-        if ok && self.tx.push(&chain[..1 + frame.descs().len()], frame).is_some() {
-            return;
+        let max = if offload.tso() { MAX_TSO_FRAME_LEN } else { MAX_FRAME_LEN };
+        ok &= (MIN_FRAME_LEN..=max).contains(&total);
+        if ok {
+            self.write_tx_header(slot, &offload, total);
+            if self.tx.push(&chain[..1 + data.len()], (frame, slot)).is_some() {
+                self.tx_slots_free -= 1;
+                return;
+            }
         }
         self.stats.tx_dropped += 1;
         self.give_back(frame.descs());
+    }
+
+    /// The physical address of transmit header slot `slot`.
+    fn tx_header(&self, slot: u8) -> u64 {
+        self.headers.paddr(private::TX_HEADERS - private::RX_HEADERS + usize::from(slot) * private::TX_HEADER_SLOT)
+    }
+
+    /// Writes the `virtio_net_hdr` (5.1.6, 5.1.6.2) of a frame of `len`
+    /// bytes into slot `slot`: `flags = NEEDS_CSUM`, `csum_start` and
+    /// `csum_offset` if it asks for checksum offload; `gso_type = TCPV4`,
+    /// `gso_size = mss` and `hdr_len` if it asks for TSO and is more than
+    /// one segment; zero otherwise.
+    fn write_tx_header(&self, slot: u8, offload: &TxOffload, len: usize) {
+        let at = private::TX_HEADERS - private::RX_HEADERS + usize::from(slot) * private::TX_HEADER_SLOT;
+        let u8_at = |o: usize, v: u8| self.headers.at::<AtomicU8>(at + o).store(v, Ordering::Relaxed);
+        let u16_at = |o: usize, v: u16| self.headers.at::<AtomicU16>(at + o).store(v.to_le(), Ordering::Relaxed);
+        let csum = offload.csum();
+        let gso = offload.segments(len);
+        u8_at(hdr::FLAGS, if csum { hdr::F_NEEDS_CSUM } else { 0 });
+        u8_at(hdr::GSO_TYPE, if gso { hdr::GSO_TCPV4 } else { hdr::GSO_NONE });
+        u16_at(hdr::HDR_LEN, if gso { u16::from(offload.hdr_len) } else { 0 });
+        u16_at(hdr::GSO_SIZE, if gso { offload.mss } else { 0 });
+        u16_at(hdr::CSUM_START, if csum { u16::from(offload.csum_start) } else { 0 });
+        u16_at(hdr::CSUM_OFFSET, if csum { u16::from(offload.csum_offset) } else { 0 });
+        u16_at(hdr::NUM_BUFFERS, 0);
+    }
+
+    /// Returns a transmit header slot to the free stack.
+    fn free_slot(&mut self, slot: u8) {
+        self.tx_slots[self.tx_slots_free] = slot;
+        self.tx_slots_free += 1;
     }
 
     /// The physical address of a transmit segment, if it lies within one of
@@ -449,6 +574,25 @@ impl<'a> Driver<'a> {
         let end = (offset as usize).checked_add(desc.len as usize)?;
         (desc.len > 0 && end <= region.len).then_some(region.paddr + u64::from(offset))
     }
+}
+
+/// `struct virtio_net_hdr` (virtio 1.x spec 5.1.6): field offsets and values.
+pub mod hdr {
+    pub const FLAGS: usize = 0;
+    pub const GSO_TYPE: usize = 1;
+    pub const HDR_LEN: usize = 2;
+    pub const GSO_SIZE: usize = 4;
+    pub const CSUM_START: usize = 6;
+    pub const CSUM_OFFSET: usize = 8;
+    pub const NUM_BUFFERS: usize = 10;
+    /// `VIRTIO_NET_HDR_F_NEEDS_CSUM`.
+    pub const F_NEEDS_CSUM: u8 = 1;
+    /// `VIRTIO_NET_HDR_F_DATA_VALID`.
+    pub const F_DATA_VALID: u8 = 2;
+    /// `VIRTIO_NET_HDR_GSO_NONE`.
+    pub const GSO_NONE: u8 = 0;
+    /// `VIRTIO_NET_HDR_GSO_TCPV4`.
+    pub const GSO_TCPV4: u8 = 1;
 }
 
 /// The transmit windows for the usual regions: `tx_headers`, `rx_data`

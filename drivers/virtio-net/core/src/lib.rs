@@ -31,11 +31,19 @@
 //! - **receive** chains are two device-writable descriptors: a 12-byte
 //!   header slot in the driver's private memory, then a client buffer of
 //!   [`lib_net_protocol::RX_BUFFER_SIZE`] bytes. The frame lands at the start
-//!   of the client's buffer; the header (all zero, since no offload is
-//!   negotiated) is never looked at.
-//! - **transmit** chains are one device-readable descriptor for an all-zero
-//!   header shared by every frame (no checksum or segmentation offload),
-//!   then the client's segments as they are.
+//!   of the client's buffer. With `VIRTIO_NET_F_GUEST_CSUM` the header's
+//!   `flags` (5.1.6.4) become the frame's `rx_active` cookie:
+//!   `DATA_VALID` as `RX_CSUM_VALID`, `NEEDS_CSUM` as `RX_CSUM_PARTIAL`
+//!   with `csum_start` and `csum_offset`; otherwise the header is not read.
+//! - **transmit** chains are one device-readable descriptor for the frame's
+//!   header, in a slot of the driver's private memory per chain in flight,
+//!   then the client's segments as they are. The header is all zero unless
+//!   the frame's first descriptor is an offload descriptor
+//!   (`lib_net_protocol::TxOffload`): then `flags = NEEDS_CSUM`,
+//!   `csum_start`, `csum_offset` (5.1.6.2, `VIRTIO_NET_F_CSUM`) and, for a
+//!   TCP segment of more than one MSS, `gso_type = TCPV4`, `gso_size`,
+//!   `hdr_len` (`VIRTIO_NET_F_HOST_TSO4`). The offload descriptor itself
+//!   names no bytes and is not part of the chain.
 //!
 //! No receive buffer is smaller than 1526 bytes (12 + 1514), as 5.1.6.3.1
 //! asks when `VIRTIO_NET_F_MRG_RXBUF` is not negotiated.

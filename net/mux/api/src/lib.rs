@@ -9,7 +9,7 @@
 //! | [`label::STATS`] | none | [`OK`] | MR0–MR8: the caller's and the node's counters ([`MuxStats::to_words`], the field order of [`MuxStats`]) |
 //! | [`label::INSTALL`] | MR0–MR2: the filter ([`Filter::to_words`]); MR3: its kind (0 exclusive, 1 copy) | [`OK`] | MR0: the filter's id ([`FilterId::to_raw`]) |
 //! | [`label::REMOVE`] | MR0: the filter's id ([`FilterId::to_raw`], at most 32 bits) | [`OK`] | none |
-//! | [`label::NODE`] | none | [`OK`] | MR0: the node's MAC ([`mac_to_word`]); MR1: its IPv4 address (`Ipv4Address::to_u32`); MR2: the on-link prefix length (0–32); MR3: the gateway (`to_u32`, 0 if none) |
+//! | [`label::NODE`] | none | [`OK`] | MR0: the node's MAC ([`mac_to_word`]); MR1: its IPv4 address (`Ipv4Address::to_u32`); MR2: the on-link prefix length (0–32); MR3: the gateway (`to_u32`, 0 if none); MR4: the driver's offloads ([`NodeInfo::offloads`]: the bits [`OFFLOAD_TX_CSUM`], [`OFFLOAD_TSO4`], [`OFFLOAD_RX_CSUM`], 0 if none) |
 //!
 //! Install and Remove are refused with the filter table's error code
 //! ([`FilterError::code`], 1–7) as the reply label and no registers, except
@@ -38,7 +38,10 @@ extern crate std;
 
 use core::fmt;
 
-pub use lib_net_protocol::{mac_from_word, mac_to_word, BadRequest, Message, ERR_BAD_REQUEST, OK};
+pub use lib_net_protocol::{
+    mac_from_word, mac_to_word, BadRequest, Message, ERR_BAD_REQUEST, OFFLOAD_RX_CSUM, OFFLOAD_TSO4, OFFLOAD_TX_CSUM,
+    OK,
+};
 pub use net_config::NodeAddress;
 pub use net_filter::{Filter, FilterError, FilterId, FilterKind};
 
@@ -53,7 +56,7 @@ pub mod label {
     pub const INSTALL: u64 = 2;
     /// Remove one of the caller's filters.
     pub const REMOVE: u64 = 3;
-    /// The node's MAC and IPv4 configuration.
+    /// The node's MAC, IPv4 configuration and offloads.
     pub const NODE: u64 = 4;
 }
 
@@ -77,7 +80,7 @@ pub enum Request {
     /// The caller's and the node's counters (the demultiplexer also logs
     /// its table).
     Stats,
-    /// The node's MAC and address.
+    /// The node's MAC, address and offloads.
     Node,
 }
 
@@ -101,6 +104,11 @@ pub struct NodeInfo {
     pub mac: [u8; 6],
     /// The node's IPv4 configuration (from the description).
     pub address: NodeAddress,
+    /// The offloads the NIC's driver negotiated (`lib_net_protocol`'s
+    /// "Offloads"): [`OFFLOAD_TX_CSUM`] and [`OFFLOAD_TSO4`] say what a
+    /// frame's offload descriptor may ask, [`OFFLOAD_RX_CSUM`] that
+    /// received frames may carry `RX_CSUM_VALID`; 0 if none.
+    pub offloads: u64,
 }
 
 /// Why a call to the demultiplexer did not succeed.
@@ -266,7 +274,7 @@ impl Request {
                 Ok(Reply::Stats(MuxStats::from_words(words)))
             }
             Request::Node => {
-                let &[mac, ipv4, prefix_len, gateway, ..] = words else { return Err(unexpected) };
+                let &[mac, ipv4, prefix_len, gateway, offloads, ..] = words else { return Err(unexpected) };
                 let ipv4 = u32::try_from(ipv4).map_err(|_| unexpected)?;
                 let prefix_len = u8::try_from(prefix_len).ok().filter(|&p| p <= 32).ok_or(unexpected)?;
                 let gateway = u32::try_from(gateway).map_err(|_| unexpected)?;
@@ -277,6 +285,7 @@ impl Request {
                         prefix_len,
                         gateway: (gateway != 0).then(|| Ipv4Address::from_u32(gateway)),
                     },
+                    offloads,
                 }))
             }
         }
@@ -298,6 +307,7 @@ pub fn encode_reply(result: &Result<Reply, MuxError>) -> ReplyMessage {
                     u64::from(address.ipv4.to_u32()),
                     u64::from(address.prefix_len),
                     address.gateway.map_or(0, |g| u64::from(g.to_u32())),
+                    node.offloads,
                 ],
             )
         }
@@ -362,7 +372,7 @@ impl Mux {
         }
     }
 
-    /// The node's MAC and address.
+    /// The node's MAC, address and offloads.
     pub fn node(self) -> Result<NodeInfo, MuxError> {
         match self.call(&Request::Node)? {
             Reply::Node(node) => Ok(node),
@@ -472,8 +482,14 @@ mod tests {
     }
 
     fn node(gateway: Option<Ipv4Address>) -> NodeInfo {
-        NodeInfo { mac: MAC, address: NodeAddress { ipv4: Ipv4Address::new(10, 0, 2, 15), prefix_len: 24, gateway } }
+        NodeInfo {
+            mac: MAC,
+            address: NodeAddress { ipv4: Ipv4Address::new(10, 0, 2, 15), prefix_len: 24, gateway },
+            offloads: 0,
+        }
     }
+
+    const ALL_OFFLOADS: u64 = OFFLOAD_TX_CSUM | OFFLOAD_TSO4 | OFFLOAD_RX_CSUM;
 
     fn requests() -> [Request; 6] {
         [
@@ -534,12 +550,14 @@ mod tests {
     #[test]
     fn every_reply_survives_its_encoding() {
         let [install, _, remove, _, stats_request, node_request] = requests();
-        let cases: [(Request, Result<Reply, MuxError>); 14] = [
+        let cases: [(Request, Result<Reply, MuxError>); 16] = [
             (install, Ok(Reply::Installed(FilterId::from_raw(0x0001_0004)))),
             (remove, Ok(Reply::Removed)),
             (stats_request, Ok(Reply::Stats(stats()))),
             (node_request, Ok(Reply::Node(node(Some(Ipv4Address::new(10, 0, 2, 2)))))),
             (node_request, Ok(Reply::Node(node(None)))),
+            (node_request, Ok(Reply::Node(NodeInfo { offloads: ALL_OFFLOADS, ..node(None) }))),
+            (node_request, Ok(Reply::Node(NodeInfo { offloads: OFFLOAD_RX_CSUM, ..node(None) }))),
             (install, Err(MuxError::Filter(FilterError::Inconsistent))),
             (install, Err(MuxError::Filter(FilterError::OutOfGrant))),
             (install, Err(MuxError::Filter(FilterError::CopyNotPrivileged))),
@@ -559,9 +577,13 @@ mod tests {
     #[test]
     fn replies_have_the_documented_layout() {
         let reply = encode_reply(&Ok(Reply::Node(node(Some(Ipv4Address::new(10, 0, 2, 2))))));
-        assert_eq!((reply.label(), reply.words()), (OK, &[0x5634_1200_5452, 0x0a00_020f, 24, 0x0a00_0202][..]));
+        assert_eq!((reply.label(), reply.words()), (OK, &[0x5634_1200_5452, 0x0a00_020f, 24, 0x0a00_0202, 0][..]));
         let reply = encode_reply(&Ok(Reply::Node(node(None))));
         assert_eq!(reply.words()[3], 0, "no gateway");
+        let reply = encode_reply(&Ok(Reply::Node(NodeInfo { offloads: OFFLOAD_TX_CSUM | OFFLOAD_TSO4, ..node(None) })));
+        assert_eq!(reply.words()[4], 0b011, "the offload bits in MR4");
+        let reply = encode_reply(&Ok(Reply::Node(NodeInfo { offloads: ALL_OFFLOADS, ..node(None) })));
+        assert_eq!(reply.words()[4], 0b111, "every offload");
         let reply = encode_reply(&Ok(Reply::Stats(stats())));
         assert_eq!((reply.label(), reply.words()), (OK, &[1, 2, 3, 4, 5, 6, 7, 8, 9][..]));
         let reply = encode_reply(&Ok(Reply::Installed(FilterId::from_raw(0x0001_0004))));
@@ -591,8 +613,13 @@ mod tests {
         let unexpected = |label, words| Err(MuxError::Unexpected { label, words });
         assert_eq!(stats_request.decode_reply(&ReplyMessage::with_words(OK, &[1, 2])), unexpected(OK, 2));
         assert_eq!(node_request.decode_reply(&ReplyMessage::with_words(OK, &[1, 2, 3])), unexpected(OK, 3));
-        assert_eq!(node_request.decode_reply(&ReplyMessage::with_words(OK, &[1, 2, 33, 0])), unexpected(OK, 4));
-        assert_eq!(node_request.decode_reply(&ReplyMessage::with_words(OK, &[1, 1 << 32, 24, 0])), unexpected(OK, 4));
+        // The four registers of a Node reply without the offloads.
+        assert_eq!(node_request.decode_reply(&ReplyMessage::with_words(OK, &[1, 2, 24, 0])), unexpected(OK, 4));
+        assert_eq!(node_request.decode_reply(&ReplyMessage::with_words(OK, &[1, 2, 33, 0, 0])), unexpected(OK, 5));
+        assert_eq!(
+            node_request.decode_reply(&ReplyMessage::with_words(OK, &[1, 1 << 32, 24, 0, 0])),
+            unexpected(OK, 5)
+        );
         assert_eq!(install.decode_reply(&ReplyMessage::new(OK)), unexpected(OK, 0));
         assert_eq!(install.decode_reply(&ReplyMessage::with_words(OK, &[1 << 32])), unexpected(OK, 1));
         // Overlaps without the other filter's id.

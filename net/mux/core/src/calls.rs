@@ -86,7 +86,7 @@ impl<M: SharedMemory> Mux<'_, M> {
                 self.table.remove(owner, id)?;
                 Ok(Reply::Removed)
             }
-            Request::Node => Ok(Reply::Node(NodeInfo { mac: self.mac.0, address: self.node })),
+            Request::Node => Ok(Reply::Node(NodeInfo { mac: self.mac.0, address: self.node, offloads: self.offloads })),
         }
     }
 

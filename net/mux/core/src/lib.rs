@@ -33,7 +33,11 @@
 //! arrives. None free (or `rx_active` full) drops the frame for that client
 //! and counts it in [`ClientCounters::rx_no_buffer`]: one slow PD never
 //! holds up the others. The descriptor on `rx_active` is the lent one with
-//! `len` set to the frame's length (its `cookie` comes back unchanged). A
+//! `len` set to the frame's length and `cookie` its checksum state
+//! (`net-protocol`, "Offloads"): `RX_CSUM_VALID` if the device verified
+//! the checksum, or if it was partial (a frame from the host's own stack,
+//! virtio `NEEDS_CSUM`) and the demultiplexer completed it in the copy;
+//! 0 otherwise. A
 //! lent descriptor whose offset is not the start of a buffer is dropped and
 //! counted in [`ClientCounters::queue_errors`].
 //!
@@ -63,13 +67,26 @@
 //!    header), in TCP or UDP over IPv4 ([`TxDrop::InPlaceHeaders`]): bytes
 //!    the NIC reads from the client's memory could change after any check,
 //!    so they may only be payload;
+//!
+//!    A frame may begin with an offload descriptor (`net-protocol`'s
+//!    `TxOffload`: the device computes the TCP/UDP checksum, and may cut a
+//!    TCP segment of up to `MAX_TSO_FRAME_LEN` bytes into MSS-sized
+//!    packets). The headers are checked as above, the checksum field is
+//!    not (it holds the pseudo-header sum), and the request is refused if
+//!    the driver lacks the offload ([`TxDrop::OffloadUnavailable`]; the
+//!    driver's offloads are given by [`Mux::set_offloads`] and told to
+//!    clients by the `Node` call, `NodeInfo::offloads`) or if its fields
+//!    are not what the copied headers say ([`TxDrop::OffloadMismatch`]). The copied bytes are at
+//!    most [`MAX_FRAME_LEN`] even then: a longer TSO frame's rest is
+//!    in place;
 //! 3. writes the copied bytes into one free slot of the driver's
 //!    `tx_payload` region (the driver's window [`TxWindow::Payload`], which
 //!    only the demultiplexer writes) and enqueues the frame on the driver's
 //!    `tx_active` as its pieces in frame order, published together: slot
 //!    sub-ranges and the in-place segments as the client gave them (window
 //!    [`TxWindow::Files`], same offsets), consecutive copied segments
-//!    making one piece. Each descriptor's `cookie` is the slot number, with
+//!    making one piece, after the offload descriptor as checked if the
+//!    frame had one. Each descriptor's `cookie` is the slot number, with
 //!    [`TX_MORE`] on all but the last.
 //!
 //! The client's descriptors of a frame without in-place segments go back
@@ -138,8 +155,8 @@ mod tests;
 use core::fmt;
 
 use lib_net_protocol::{
-    FrameAssembler, TxFrame, MAX_FRAME_LEN, MAX_TX_SEGMENTS, RX_BUFFERS, RX_BUFFER_SIZE, RX_DATA_SIZE,
-    RX_QUEUE_CAPACITY, TX_PAYLOAD_SIZE, TX_QUEUE_CAPACITY,
+    FrameAssembler, TxFrame, MAX_FRAME_LEN, MAX_TX_SEGMENTS, OFFLOAD_ALL, OFFLOAD_RX_CSUM, OFFLOAD_TSO4,
+    OFFLOAD_TX_CSUM, RX_BUFFERS, RX_BUFFER_SIZE, RX_DATA_SIZE, RX_QUEUE_CAPACITY, TX_PAYLOAD_SIZE, TX_QUEUE_CAPACITY,
 };
 #[cfg(doc)]
 use lib_net_protocol::{TxWindow, TX_MORE};
@@ -382,6 +399,9 @@ pub struct Mux<'a, M> {
     /// The frame being handled: a private copy, the only bytes classified,
     /// checked, and copied on.
     frame: [u8; MAX_FRAME_LEN],
+    /// The driver's offloads (`net-protocol` `OFFLOAD_*` bits): what
+    /// clients may ask of it, and what the `Node` call tells them.
+    offloads: u64,
 }
 
 impl<'a, M: SharedMemory> Mux<'a, M> {
@@ -428,6 +448,7 @@ impl<'a, M: SharedMemory> Mux<'a, M> {
             clients: core::array::from_fn(|_| None),
             client_count: config.clients().len(),
             frame: [0; MAX_FRAME_LEN],
+            offloads: 0,
         };
         let mut ports = clients.into_iter();
         for (n, client_config) in config.clients().iter().enumerate() {
@@ -460,6 +481,24 @@ impl<'a, M: SharedMemory> Mux<'a, M> {
         }
         mux.driver.produced = true;
         Ok(mux)
+    }
+
+    /// Records the offloads the driver has (its `Driver::offloads` answer;
+    /// none until this is called) and logs them.
+    pub fn set_offloads(&mut self, offloads: u64, log: &mut LogSink<'_>) {
+        self.offloads = offloads & OFFLOAD_ALL;
+        let on = |bit| if self.offloads & bit != 0 { "yes" } else { "no" };
+        log(format_args!(
+            "driver offloads: tx checksum {}, tso4 {}, rx checksum {}",
+            on(OFFLOAD_TX_CSUM),
+            on(OFFLOAD_TSO4),
+            on(OFFLOAD_RX_CSUM)
+        ));
+    }
+
+    /// The driver's offloads, as [`set_offloads`](Self::set_offloads) recorded them.
+    pub fn offloads(&self) -> u64 {
+        self.offloads
     }
 
     /// Does everything pending (see the crate documentation): returned

@@ -1,7 +1,10 @@
 //! The receive path: driver `rx_active` → classification in place → one
 //! copy into each receiver's buffer → the driver's `rx_free`.
 
-use lib_net_protocol::{MAX_FRAME_LEN, MIN_FRAME_LEN, RX_BUFFER_SIZE, RX_DATA_SIZE};
+use lib_net_protocol::{
+    rx_csum_offset, rx_csum_start, MAX_FRAME_LEN, MIN_FRAME_LEN, RX_BUFFER_SIZE, RX_CSUM_PARTIAL, RX_CSUM_VALID,
+    RX_DATA_SIZE,
+};
 use lib_queue::{BufferDesc, QueueError};
 
 use crate::{Client, Mux, SharedMemory};
@@ -40,10 +43,11 @@ impl<M: SharedMemory> Mux<'_, M> {
                     .view(desc.offset as usize, len, |frame| {
                         // A malformed frame is counted by the table, under its reason.
                         let Ok(decision) = table.classify_frame(frame) else { return };
+                        let (cookie, fix) = checksum_state(frame, desc.cookie);
                         let receivers = decision.exclusive.into_iter().chain(decision.copies.iter());
                         for owner in receivers {
                             if let Some(Some(client)) = clients.get_mut(owner.index()) {
-                                client.deliver(frame);
+                                client.deliver(frame, cookie, fix);
                             }
                         }
                     })
@@ -64,11 +68,39 @@ impl<M: SharedMemory> Mux<'_, M> {
     }
 }
 
+/// The cookie a client's copy of `frame` carries, from the driver's
+/// `cookie` (`net-protocol`, "Offloads"), and the checksum to write into
+/// that copy: (offset in the frame, bytes). A valid checksum stays valid; a
+/// partial one (the pseudo-header sum only, from the host's own stack) is
+/// completed, as the device would have: the Internet checksum of the bytes
+/// from `csum_start` to the end, stored at `csum_start + csum_offset`, 0
+/// sent as 0xffff (virtio 1.x spec 5.1.6.2.1 and 5.1.6.4). Anything else,
+/// or a partial checksum whose field lies outside the frame, is not vouched
+/// for (cookie 0).
+fn checksum_state(frame: &[u8], cookie: u32) -> (u32, Option<(usize, [u8; 2])>) {
+    if cookie & RX_CSUM_VALID != 0 {
+        return (RX_CSUM_VALID, None);
+    }
+    if cookie & RX_CSUM_PARTIAL == 0 {
+        return (0, None);
+    }
+    let (start, at) = (rx_csum_start(cookie), rx_csum_start(cookie) + rx_csum_offset(cookie));
+    if at + 2 > frame.len() || start > at {
+        return (0, None);
+    }
+    let sum = match net_packet::checksum::checksum(&frame[start..]) {
+        0 => 0xffff,
+        sum => sum,
+    };
+    (RX_CSUM_VALID, Some((at, sum.to_be_bytes())))
+}
+
 impl<M: SharedMemory> Client<'_, M> {
-    /// Copies `frame` into a buffer the client lent and queues it on the
-    /// client's `rx_active`; with no buffer (or no room) the frame is
+    /// Copies `frame` into a buffer the client lent, with the checksum
+    /// `fix` written into the copy, and queues it on the client's
+    /// `rx_active` with `cookie`; with no buffer (or no room) the frame is
     /// dropped and counted.
-    fn deliver(&mut self, frame: &[u8]) {
+    fn deliver(&mut self, frame: &[u8], cookie: u32, fix: Option<(usize, [u8; 2])>) {
         // Room first: a buffer taken from rx_free must not be lost.
         if !matches!(self.port.rx.active.room(), Ok(room) if room > 0) {
             self.counters.rx_no_buffer += 1;
@@ -98,7 +130,11 @@ impl<M: SharedMemory> Client<'_, M> {
                 self.counters.queue_errors += 1;
                 continue;
             }
-            let filled = BufferDesc { offset: buffer.offset, len: frame.len() as u32, cookie: buffer.cookie };
+            if let Some((at, sum)) = fix {
+                // Inside the frame just written (checked by `checksum_state`).
+                self.port.rx_data.write(start + at, &sum);
+            }
+            let filled = BufferDesc { offset: buffer.offset, len: frame.len() as u32, cookie };
             if self.port.rx.active.enqueue(filled).is_err() {
                 // Room was checked; only corrupt indices get here.
                 self.counters.queue_errors += 1;

@@ -9,8 +9,9 @@ use std::vec;
 use std::vec::Vec;
 
 use lib_net_protocol::{
-    split_tx_offset, tx_offset, TxWindow, MAX_TX_SEGMENTS, RX_BUFFERS, RX_BUFFER_SIZE, RX_DATA_SIZE, RX_QUEUE_CAPACITY,
-    TX_MORE, TX_PAYLOAD_SIZE, TX_QUEUE_CAPACITY, TX_SPACE_LEN,
+    rx_partial_cookie, split_tx_offset, tx_offset, TxOffload, TxWindow, MAX_TSO_FRAME_LEN, MAX_TX_SEGMENTS,
+    OFFLOAD_ALL, OFFLOAD_RX_CSUM, OFFLOAD_TX_CSUM, RX_BUFFERS, RX_BUFFER_SIZE, RX_CSUM_VALID, RX_DATA_SIZE,
+    RX_QUEUE_CAPACITY, TX_MORE, TX_PAYLOAD_SIZE, TX_QUEUE_CAPACITY, TX_SPACE_LEN,
 };
 use lib_queue::{BufferDesc, QueueError, ReceiverQueues, SenderQueues};
 use net_config::{Claim, ClientConfig, Ipv4Address, NetConfig, NodeAddress, MAX_CLIENTS};
@@ -176,6 +177,8 @@ struct Sent {
     descs: Vec<BufferDesc>,
     /// Its bytes, as the device reads them.
     bytes: Vec<u8>,
+    /// What its offload descriptor (first, if any) asks.
+    offload: Option<TxOffload>,
 }
 
 impl Sent {
@@ -189,10 +192,15 @@ impl SimDriver {
     /// Puts a received frame in a buffer the demultiplexer lent; `false`
     /// if it lent none.
     fn receive(&mut self, frame: &[u8]) -> bool {
+        self.receive_with(frame, 0)
+    }
+
+    /// [`receive`](Self::receive) with `cookie`, the checksum state.
+    fn receive_with(&mut self, frame: &[u8], cookie: u32) -> bool {
         let Ok(Some(buffer)) = self.rx.free.dequeue() else { return false };
         assert_eq!(buffer.offset % RX_BUFFER_SIZE as u64, 0);
         self.rx_data.put(buffer.offset as usize, frame);
-        self.rx.active.enqueue(BufferDesc { offset: buffer.offset, len: frame.len() as u32, cookie: 0 }).unwrap();
+        self.rx.active.enqueue(BufferDesc { offset: buffer.offset, len: frame.len() as u32, cookie }).unwrap();
         true
     }
 
@@ -206,19 +214,26 @@ impl SimDriver {
     /// its slot as cookie and TX_MORE on all but the last.
     fn take_sent(&mut self) -> Vec<Sent> {
         let mut sent = Vec::new();
-        let mut frame = Sent { descs: Vec::new(), bytes: Vec::new() };
+        let mut frame = Sent { descs: Vec::new(), bytes: Vec::new(), offload: None };
         while let Some(desc) = self.tx.active.dequeue().unwrap() {
             let (window, offset) = split_tx_offset(desc.offset).unwrap();
             let region = match window {
-                TxWindow::Payload => &self.tx_payload,
-                TxWindow::Files => &self.files,
+                TxWindow::Payload => Some(&self.tx_payload),
+                TxWindow::Files => Some(&self.files),
+                TxWindow::Offload => {
+                    assert!(frame.descs.is_empty(), "the offload descriptor comes first");
+                    frame.offload = Some(TxOffload::from_desc(&desc).expect("a well-formed offload descriptor"));
+                    None
+                }
                 other => panic!("the demultiplexer sends from tx_payload and send_from only, not {other:?}"),
             };
-            frame.bytes.extend(region.bytes(offset as usize, desc.len as usize));
+            if let Some(region) = region {
+                frame.bytes.extend(region.bytes(offset as usize, desc.len as usize));
+            }
             frame.descs.push(desc);
             assert_eq!(desc.cookie & !TX_MORE, frame.descs[0].cookie & !TX_MORE, "one slot per frame");
             if desc.cookie & TX_MORE == 0 {
-                sent.push(core::mem::replace(&mut frame, Sent { descs: Vec::new(), bytes: Vec::new() }));
+                sent.push(core::mem::replace(&mut frame, Sent { descs: Vec::new(), bytes: Vec::new(), offload: None }));
             }
         }
         assert!(frame.descs.is_empty(), "a frame published in part: {frame:?}");
@@ -260,11 +275,16 @@ impl SimClient {
 
     /// The frames received (their buffers kept).
     fn received(&mut self) -> Vec<Vec<u8>> {
+        self.received_with_cookies().into_iter().map(|(frame, _)| frame).collect()
+    }
+
+    /// The frames received with their cookies (their checksum state).
+    fn received_with_cookies(&mut self) -> Vec<(Vec<u8>, u32)> {
         let mut frames = Vec::new();
         while let Some(desc) = self.rx.active.dequeue().unwrap() {
             assert_eq!(desc.offset % RX_BUFFER_SIZE as u64, 0);
-            assert_eq!(u64::from(desc.cookie), desc.offset / RX_BUFFER_SIZE as u64, "the lent cookie comes back");
-            frames.push(self.rx_data.bytes(desc.offset as usize, desc.len as usize));
+            assert!(desc.cookie == 0 || desc.cookie == RX_CSUM_VALID, "the cookie is the checksum state");
+            frames.push((self.rx_data.bytes(desc.offset as usize, desc.len as usize), desc.cookie));
         }
         frames
     }
@@ -1069,7 +1089,7 @@ fn a_client_may_send_only_what_it_currently_owns() {
 fn node_stats_and_unknown_calls() {
     let mut node = Node::new();
     let address = NodeAddress { ipv4: Ipv4Address(US), prefix_len: 24, gateway: Some(Ipv4Address(PEER)) };
-    assert_eq!(node.call(ARPD, Request::Node), Ok(Reply::Node(NodeInfo { mac: MAC, address })));
+    assert_eq!(node.call(ARPD, Request::Node), Ok(Reply::Node(NodeInfo { mac: MAC, address, offloads: 0 })));
     // In registers, as the API documents.
     let reply = node.answer(ARPD, label::NODE, &[]);
     assert_eq!(
@@ -1080,10 +1100,18 @@ fn node_stats_and_unknown_calls() {
                 net_mux_api::mac_to_word(MAC),
                 u64::from(Ipv4Address(US).to_u32()),
                 24,
-                u64::from(Ipv4Address(PEER).to_u32())
+                u64::from(Ipv4Address(PEER).to_u32()),
+                0
             ][..]
         )
     );
+    // The driver's offloads, masked to the known bits, in the fifth register.
+    node.mux.set_offloads(OFFLOAD_TX_CSUM | OFFLOAD_RX_CSUM | 1 << 40, &mut |_| {});
+    assert_eq!(
+        node.call(ARPD, Request::Node),
+        Ok(Reply::Node(NodeInfo { mac: MAC, address, offloads: OFFLOAD_TX_CSUM | OFFLOAD_RX_CSUM }))
+    );
+    assert_eq!(node.answer(ARPD, label::NODE, &[]).words()[4], OFFLOAD_TX_CSUM | OFFLOAD_RX_CSUM, "the fifth word");
     assert!(matches!(node.call(ARPD, Request::Stats), Ok(Reply::Stats(_))));
     assert!(node.logged("filter 0x0 arpd: arp (exclusive) hits 0"), "{:#?}", node.log);
     assert!(node.logged("filter 0x2 watch: icmp (copy) hits 0"), "{:#?}", node.log);
@@ -1184,8 +1212,9 @@ fn in_place_frames_that_cannot_be_checked_or_are_not_granted_are_refused() {
         // Out of the region, partly or wholly.
         (vec![header_desc(0, TCP_HEADERS, 0), files_desc(files_end - 10, data, 0)], TxDrop::InPlaceOutOfBounds),
         (vec![header_desc(0, TCP_HEADERS, 0), files_desc(files_end, data, 0)], TxDrop::InPlaceOutOfBounds),
-        // Past the window and the transmit address space: the queue refuses it.
-        (vec![header_desc(0, TCP_HEADERS, 0), files_desc(u32::MAX, data, 0)], TxDrop::BadDescriptor),
+        // Past the window (into the offload window's part of the transmit
+        // address space, which the queue accepts): out of the region.
+        (vec![header_desc(0, TCP_HEADERS, 0), files_desc(u32::MAX, data, 0)], TxDrop::InPlaceOutOfBounds),
         (vec![header_desc(0, TCP_HEADERS, 0), files_desc(0, 0, 0), files_desc(0, data, 0)], TxDrop::BadDescriptor),
         // An in-place segment where the headers are.
         (vec![header_desc(0, 40, 0), files_desc(0, reply.len() - 40, 0)], TxDrop::InPlaceHeaders),
@@ -1212,7 +1241,7 @@ fn in_place_frames_that_cannot_be_checked_or_are_not_granted_are_refused() {
     // Refused frames' descriptors come back at once.
     assert_eq!(node.clients[WEB].returned().len(), descs);
     assert!(matches!(node.call(WEB, Request::Stats), Ok(Reply::Stats(_))));
-    assert!(node.logged("in-place-out-of-bounds 2, in-place-headers 4"), "{:#?}", node.log);
+    assert!(node.logged("in-place-out-of-bounds 3, in-place-headers 4"), "{:#?}", node.log);
 
     // A client the description lets send from no region.
     let mut config = config();
@@ -1375,4 +1404,200 @@ fn held_in_place_descriptors_keep_their_room_on_tx_free() {
         node.counters(WEB).tx_in_place_bytes,
         (TX_QUEUE_CAPACITY / 2 + 4) as u64 * (reply.len() - TCP_HEADERS) as u64
     );
+}
+
+// --- Offloads ---------------------------------------------------------------
+
+/// The pseudo-header sum (RFC 793, RFC 768) of a `length`-byte TCP or UDP
+/// segment from us to the peer, folded and not complemented: what a
+/// checksum field holds for the device to complete (virtio 5.1.6.2).
+fn pseudo_sum(src: [u8; 4], dst: [u8; 4], protocol: u8, length: usize) -> u16 {
+    let pseudo = [&src[..], &dst, &[0, protocol], &(length as u16).to_be_bytes()].concat();
+    !checksum(&pseudo)
+}
+
+/// Whether the TCP or UDP checksum of `frame` (Ethernet, IPv4 without
+/// options) verifies.
+fn l4_checksum_ok(frame: &[u8]) -> bool {
+    let ip = &frame[14..];
+    let pseudo = [&ip[12..20], &[0, ip[9]], &((ip.len() - 20) as u16).to_be_bytes()].concat();
+    checksum(&[pseudo, ip[20..].to_vec()].concat()) == 0
+}
+
+/// `frame` with the TCP checksum field holding only the pseudo-header sum.
+fn with_pseudo_sum(mut frame: Vec<u8>, src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
+    let sum = pseudo_sum(src, dst, 6, frame.len() - 34);
+    frame[34 + 16..34 + 18].copy_from_slice(&sum.to_be_bytes());
+    frame
+}
+
+fn tx_refusals(node: &Node, client: usize, reason: TxDrop) -> u64 {
+    node.counters(client).tx_refused[reason.index()]
+}
+
+#[test]
+fn a_checksum_offloaded_frame_is_checked_and_passed_on_with_its_request() {
+    let mut node = Node::new();
+    node.mux.set_offloads(OFFLOAD_ALL, &mut |_| {});
+    let reply = with_pseudo_sum(web_reply(300), US, PEER);
+    assert!(!l4_checksum_ok(&reply), "only the pseudo-header sum");
+    let asked = TxOffload::checksum(34, TCP_HEADERS as u8, true);
+    node.clients[WEB].tx_data.put(0, &reply);
+    node.clients[WEB].send_descs(&[asked.to_desc(5), header_desc(0, reply.len(), 6)]);
+    node.handle();
+    let sent = node.driver.take_sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].bytes, reply, "the checksum field is left for the device");
+    assert_eq!(sent[0].offload, Some(asked));
+    assert_eq!(sent[0].descs[0], asked.to_desc(sent[0].slot() as u32 | TX_MORE));
+    node.driver.give_back(&sent[0]);
+    node.handle();
+    // Without in-place pieces the client's descriptors came back at once,
+    // the offload descriptor with them.
+    let back = node.clients[WEB].returned();
+    assert_eq!(back, [asked.to_desc(5 | TX_MORE), header_desc(0, reply.len(), 6)]);
+    assert_eq!(node.counters(WEB).tx_allowed, 1);
+    assert_eq!(node.mux.free_tx_slots(), TX_SLOTS);
+}
+
+#[test]
+fn offloaded_frames_still_have_their_headers_checked() {
+    let mut node = Node::new();
+    node.mux.set_offloads(OFFLOAD_ALL, &mut |_| {});
+    let asked = TxOffload::checksum(34, TCP_HEADERS as u8, true);
+    // A forged source address, and a port web does not own.
+    let forged = with_pseudo_sum(
+        ethernet(PEER_MAC, MAC, 0x0800, &ipv4([10, 0, 2, 99], PEER, 6, &tcp(80, 1, ACK, b"x"))),
+        [10, 0, 2, 99],
+        PEER,
+    );
+    let unowned = with_pseudo_sum(outbound(6, &tcp(22, 40000, ACK, b"x")), US, PEER);
+    let web = &mut node.clients[WEB];
+    web.tx_data.put(0, &forged);
+    web.tx_data.put(2048, &unowned);
+    web.send_descs(&[asked.to_desc(0), header_desc(0, forged.len(), 0)]);
+    web.send_descs(&[asked.to_desc(0), header_desc(2048, unowned.len(), 0)]);
+    node.handle();
+    assert!(node.driver.take_sent().is_empty());
+    assert_eq!(tx_refusals(&node, WEB, TxDrop::Refused(TxRefused::ForgedSourceIp)), 1);
+    assert_eq!(tx_refusals(&node, WEB, TxDrop::Refused(TxRefused::EndpointNotOwned)), 1);
+}
+
+#[test]
+fn offload_requests_are_refused_without_the_driver_s_feature_or_when_they_do_not_fit() {
+    let mut node = Node::new();
+    let reply = with_pseudo_sum(web_reply(100), US, PEER);
+    let csum = TxOffload::checksum(34, TCP_HEADERS as u8, true);
+    let tso = TxOffload::tso4(34, TCP_HEADERS as u8, 1460);
+    node.clients[WEB].tx_data.put(0, &reply);
+    let frame = |offload: TxOffload| [offload.to_desc(0), header_desc(0, reply.len(), 0)];
+    // No offload at the driver (the default until `set_offloads`).
+    node.clients[WEB].send_descs(&frame(csum));
+    node.handle();
+    assert_eq!(tx_refusals(&node, WEB, TxDrop::OffloadUnavailable), 1);
+    // Checksum, not TSO.
+    node.mux.set_offloads(OFFLOAD_TX_CSUM | OFFLOAD_RX_CSUM, &mut |_| {});
+    node.clients[WEB].send_descs(&frame(tso));
+    node.handle();
+    assert_eq!(tx_refusals(&node, WEB, TxDrop::OffloadUnavailable), 2);
+    node.mux.set_offloads(OFFLOAD_ALL, &mut |_| {});
+    let udp_frame = outbound(17, &udp(80, 40000, b"hello"));
+    node.clients[WEB].tx_data.put(4096, &udp_frame);
+    let mismatches: Vec<Vec<BufferDesc>> = vec![
+        // Fields other than the headers say.
+        frame(TxOffload::checksum(34, TCP_HEADERS as u8, false)).to_vec(),
+        frame(TxOffload::checksum(38, TCP_HEADERS as u8, true)).to_vec(),
+        frame(TxOffload::checksum(34, TCP_HEADERS as u8 + 4, true)).to_vec(),
+        // Packets longer than an MTU.
+        frame(TxOffload::tso4(34, TCP_HEADERS as u8, 1500)).to_vec(),
+        // TSO on UDP.
+        vec![TxOffload::tso4(34, 42, 1000).to_desc(0), header_desc(4096, udp_frame.len(), 0)],
+        // Not first.
+        vec![header_desc(0, reply.len(), 0), csum.to_desc(0)],
+        // Malformed: TSO without an MSS.
+        vec![TxOffload { mss: 0, ..tso }.to_desc(0), header_desc(0, reply.len(), 0)],
+        // Headers not all copied.
+        vec![csum.to_desc(0), header_desc(0, 40, 0)],
+    ];
+    for descs in &mismatches {
+        node.clients[WEB].send_descs(descs);
+    }
+    node.handle();
+    assert!(node.driver.take_sent().is_empty());
+    let c = node.counters(WEB);
+    assert_eq!(tx_refusals(&node, WEB, TxDrop::OffloadMismatch), mismatches.len() as u64, "{:?}", c.tx_refused);
+    assert_eq!(c.tx_refused_total(), 2 + mismatches.len() as u64);
+    let report = &mut Vec::new();
+    node.mux.report(&mut |a| report.push(a.to_string()));
+    assert!(
+        report.iter().any(|l| l.contains("offload-unavailable 2") && l.contains("offload-mismatch 8")),
+        "{report:#?}"
+    );
+}
+
+#[test]
+fn a_64_kib_tso_frame_is_a_copied_header_and_seven_in_place_ranges() {
+    let mut node = Node::new();
+    node.mux.set_offloads(OFFLOAD_ALL, &mut |_| {});
+    // 7 ranges of 9000 bytes of web's send_from region: 63054 bytes.
+    let data = 7 * 9000;
+    let reply = with_pseudo_sum(web_reply(data), US, PEER);
+    assert!(reply.len() > MAX_FRAME_LEN && reply.len() <= MAX_TSO_FRAME_LEN);
+    node.clients[WEB].tx_data.put(0, &reply[..TCP_HEADERS]);
+    let mut descs = vec![TxOffload::tso4(34, TCP_HEADERS as u8, 1460).to_desc(0), header_desc(0, TCP_HEADERS, 1)];
+    for i in 0..7 {
+        let at = 0x100 + i * 9000;
+        node.driver.files.put(at, &reply[TCP_HEADERS + i * 9000..TCP_HEADERS + (i + 1) * 9000]);
+        descs.push(files_desc(at as u32, 9000, 2 + i as u32));
+    }
+    assert_eq!(descs.len(), 9);
+    node.clients[WEB].send_descs(&descs);
+    node.handle();
+    let sent = node.driver.take_sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].bytes, reply);
+    assert_eq!(sent[0].offload, Some(TxOffload::tso4(34, TCP_HEADERS as u8, 1460)));
+    assert_eq!(node.counters(WEB).tx_in_place_bytes, data as u64);
+    // The same frame without TSO is too long.
+    descs[0] = TxOffload::checksum(34, TCP_HEADERS as u8, true).to_desc(0);
+    node.clients[WEB].send_descs(&descs);
+    descs.remove(0);
+    node.clients[WEB].send_descs(&descs);
+    node.handle();
+    assert!(node.driver.take_sent().is_empty());
+    assert_eq!(tx_refusals(&node, WEB, TxDrop::BadLength), 2);
+    // The most in-place ranges with an offload descriptor: 1 + 15 descriptors.
+    let mut most = vec![TxOffload::tso4(34, TCP_HEADERS as u8, 1460).to_desc(0), header_desc(0, TCP_HEADERS, 0)];
+    for i in 0..7 {
+        most.push(files_desc((0x100 + i * 9000) as u32, 9000, 0));
+        most.push(header_desc(0, 1, 0));
+    }
+    assert_eq!(most.len(), MAX_TX_SEGMENTS);
+    node.clients[WEB].send_descs(&most);
+    node.handle();
+    let sent = node.driver.take_sent();
+    assert_eq!(sent.len(), 1, "a frame of the most descriptors passes (its checksum is the device's)");
+    assert_eq!(sent[0].descs.len(), MAX_TX_SEGMENTS);
+}
+
+#[test]
+fn received_checksum_states_reach_the_clients_and_partial_ones_are_completed() {
+    let mut node = Node::new();
+    let request = inbound(6, &tcp(40000, 80, ACK, b"GET / HTTP/1.0\r\n\r\n"));
+    let partial = with_pseudo_sum(request.clone(), PEER, US);
+    assert!(!l4_checksum_ok(&partial));
+    assert!(node.driver.receive_with(&request, RX_CSUM_VALID));
+    assert!(node.driver.receive_with(&partial, rx_partial_cookie(34, 16)));
+    assert!(node.driver.receive(&request));
+    // A partial checksum whose field is past the frame: delivered as is, unvouched.
+    assert!(node.driver.receive_with(&partial, rx_partial_cookie(34, 250)));
+    node.handle();
+    let got = node.clients[WEB].received_with_cookies();
+    assert_eq!(got.len(), 4);
+    assert_eq!(got[0], (request.clone(), RX_CSUM_VALID));
+    assert_eq!(got[1].1, RX_CSUM_VALID);
+    assert!(l4_checksum_ok(&got[1].0), "completed in the copy");
+    assert_eq!((&got[1].0[..50], &got[1].0[52..]), (&partial[..50], &partial[52..]), "only the checksum differs");
+    assert_eq!(got[2], (request.clone(), 0));
+    assert_eq!(got[3], (partial, 0));
 }

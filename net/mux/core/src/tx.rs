@@ -3,7 +3,8 @@
 //! the in-place pieces passed through, on the driver's `tx_active`.
 
 use lib_net_protocol::{
-    split_tx_offset, tx_offset, Step, TxFrame, TxWindow, MAX_FRAME_LEN, MAX_TX_SEGMENTS, MIN_FRAME_LEN, TX_MORE,
+    split_tx_offset, tx_offset, Step, TxFrame, TxOffload, TxWindow, MAX_FRAME_LEN, MAX_TSO_FRAME_LEN, MAX_TX_SEGMENTS,
+    MIN_FRAME_LEN, TX_MORE,
 };
 use lib_queue::{BufferDesc, QueueError};
 use net_filter::{TxHeaders, TxPolicy, TxRefused};
@@ -41,11 +42,20 @@ pub enum TxDrop {
     /// IPv4: headers left in the client's memory could change after the
     /// check.
     InPlaceHeaders,
+    /// A frame asks for an offload (checksum, TSO) the driver does not
+    /// have.
+    OffloadUnavailable,
+    /// A frame's offload request does not fit it: an offload descriptor
+    /// not first or malformed; not TCP or UDP over IPv4 with the whole
+    /// headers copied; `csum_start`, `csum_offset` or `hdr_len` other than
+    /// its headers say; TSO not on TCP, or with packets (headers and MSS)
+    /// larger than [`MAX_FRAME_LEN`].
+    OffloadMismatch,
 }
 
 impl TxDrop {
     /// How many counters [`TxDrop::index`] numbers.
-    pub const COUNT: usize = TxRefused::COUNT + 7;
+    pub const COUNT: usize = TxRefused::COUNT + 9;
 
     /// A counter index: [`TxRefused::index`] for refusals, then the others.
     pub const fn index(self) -> usize {
@@ -58,6 +68,8 @@ impl TxDrop {
             TxDrop::InPlaceNotGranted => TxRefused::COUNT + 4,
             TxDrop::InPlaceOutOfBounds => TxRefused::COUNT + 5,
             TxDrop::InPlaceHeaders => TxRefused::COUNT + 6,
+            TxDrop::OffloadUnavailable => TxRefused::COUNT + 7,
+            TxDrop::OffloadMismatch => TxRefused::COUNT + 8,
         }
     }
 
@@ -77,6 +89,8 @@ impl TxDrop {
             "in-place-not-granted",
             "in-place-out-of-bounds",
             "in-place-headers",
+            "offload-unavailable",
+            "offload-mismatch",
         ];
         if index < NAMES.len() {
             NAMES[index]
@@ -111,12 +125,35 @@ struct Gathered {
     /// Copied bytes before the first in-place piece (all of them if none):
     /// the only bytes transmit validation may look at.
     checked: usize,
+    /// What the frame's offload descriptor asked, if it had one.
+    offload: Option<TxOffload>,
 }
 
 impl Gathered {
     fn pieces(&self) -> &[Piece] {
         &self.pieces[..self.count]
     }
+}
+
+/// The offload request that fits the headers at the start of `bytes` with
+/// the flags and MSS of `asked`: `csum_start` at the TCP or UDP header,
+/// `csum_offset` at its checksum field, `hdr_len` the end of the headers.
+/// `None` if `bytes` does not start with the whole headers of TCP or UDP
+/// over IPv4, or `asked` is TSO on UDP or makes packets longer than
+/// [`MAX_FRAME_LEN`].
+fn offload_for(bytes: &[u8], asked: TxOffload) -> Option<TxOffload> {
+    let hdr_len = headers_len(bytes).filter(|&len| len <= bytes.len())?;
+    let ip = Ipv4Packet::parse_header(EthernetFrame::parse(bytes).ok()?.payload()).ok()?;
+    let tcp = ip.protocol() == IpProtocol::TCP;
+    let csum_start = u8::try_from(ethernet::HEADER_LEN + ip.header_len()).ok()?;
+    let hdr_len = u8::try_from(hdr_len).ok()?;
+    let fits = !asked.tso() || (tcp && hdr_len as usize + asked.mss as usize <= MAX_FRAME_LEN);
+    let expected = if asked.tso() {
+        TxOffload::tso4(csum_start, hdr_len, asked.mss)
+    } else {
+        TxOffload::checksum(csum_start, hdr_len, tcp)
+    };
+    fits.then_some(expected)
 }
 
 /// The length of the headers transmit validation reads in a frame with
@@ -172,7 +209,7 @@ impl<M: SharedMemory> Mux<'_, M> {
     /// until the driver returns it, since the NIC reads the client's
     /// `send_from` bytes until then.
     fn send(&mut self, n: usize, frame: TxFrame) {
-        let Mux { clients, driver, table, frame: copy, node, mac, .. } = self;
+        let Mux { clients, driver, table, frame: copy, node, mac, offloads, .. } = self;
         let Some(Some(client)) = clients.get_mut(n) else { return };
         let verdict = client.gather(&frame, copy).and_then(|gathered| {
             // Check a copy, send the copy: `copy` is private, and the
@@ -181,6 +218,18 @@ impl<M: SharedMemory> Mux<'_, M> {
             let checked = &copy[..gathered.checked];
             if gathered.in_place > 0 && headers_len(checked).is_none_or(|len| len > checked.len()) {
                 return Err(TxDrop::InPlaceHeaders);
+            }
+            // An offload request must be one the driver can honour and
+            // must say what the checked headers say: the driver and the
+            // device trust its fields. The checksum field itself is not
+            // looked at (it holds the pseudo-header sum, per virtio).
+            if let Some(asked) = gathered.offload {
+                if asked.needs() & !*offloads != 0 {
+                    return Err(TxDrop::OffloadUnavailable);
+                }
+                if offload_for(checked, asked) != Some(asked) {
+                    return Err(TxDrop::OffloadMismatch);
+                }
             }
             let headers = TxHeaders::<TX_HEADER_COPY>::copy_from(checked);
             let mut policy = TxPolicy::new(client.owner, *mac, core::slice::from_ref(&node.ipv4));
@@ -270,7 +319,13 @@ impl<M: SharedMemory> Driver<'_, M> {
         let base = slot * TX_SLOT_SIZE;
         let more = slot as u32 | TX_MORE;
         let mut descs = [BufferDesc::default(); MAX_TX_SEGMENTS];
-        for (desc, piece) in descs.iter_mut().zip(frame.pieces()) {
+        // The offload descriptor first, as checked; the pieces after it
+        // (a client's frame with one has at most MAX_TX_SEGMENTS - 1 pieces).
+        let first = usize::from(frame.offload.is_some());
+        if let Some(offload) = frame.offload {
+            descs[0] = offload.to_desc(more);
+        }
+        for (desc, piece) in descs[first..].iter_mut().zip(frame.pieces()) {
             *desc = match *piece {
                 Piece::Copied { at, len } => BufferDesc {
                     offset: tx_offset(TxWindow::Payload, (base + at) as u32),
@@ -281,7 +336,7 @@ impl<M: SharedMemory> Driver<'_, M> {
                 Piece::None => BufferDesc::default(),
             };
         }
-        let descs = &mut descs[..frame.count];
+        let descs = &mut descs[..first + frame.count];
         let last = descs.last_mut()?;
         last.cookie = slot as u32;
         // `can_submit` checked the room; the enqueue fails only on corrupt
@@ -312,7 +367,7 @@ impl<M: SharedMemory> Driver<'_, M> {
         let ours = in_flight
             && match split_tx_offset(desc.offset) {
                 Some((TxWindow::Payload, offset)) => slot_range.contains(&u64::from(offset)),
-                Some((TxWindow::Files, _)) => true,
+                Some((TxWindow::Files | TxWindow::Offload, _)) => true,
                 _ => false,
             };
         if !ours {
@@ -371,20 +426,39 @@ impl<M: SharedMemory> Client<'_, M> {
         if frame.out_of_bounds {
             return Err(TxDrop::BadDescriptor);
         }
-        let mut g = Gathered { pieces: [Piece::None; MAX_TX_SEGMENTS], count: 0, copied: 0, in_place: 0, checked: 0 };
-        for desc in frame.descs() {
+        let mut g = Gathered {
+            pieces: [Piece::None; MAX_TX_SEGMENTS],
+            count: 0,
+            copied: 0,
+            in_place: 0,
+            checked: 0,
+            offload: None,
+        };
+        let mut max_len = MAX_FRAME_LEN;
+        for (i, desc) in frame.descs().iter().enumerate() {
             let (window, offset) = split_tx_offset(desc.offset).ok_or(TxDrop::BadDescriptor)?;
+            if window == TxWindow::Offload {
+                // First, and well formed; checked against the headers later.
+                let offload = TxOffload::from_desc(desc).filter(|_| i == 0).ok_or(TxDrop::OffloadMismatch)?;
+                if offload.tso() {
+                    max_len = MAX_TSO_FRAME_LEN;
+                }
+                g.offload = Some(offload);
+                continue;
+            }
             let segment = desc.len as usize;
             if segment == 0 {
                 return Err(TxDrop::BadDescriptor);
             }
-            if g.copied + g.in_place + segment > MAX_FRAME_LEN {
+            if g.copied + g.in_place + segment > max_len {
                 return Err(TxDrop::BadLength);
             }
             let region = match window {
                 TxWindow::Headers => &self.port.tx_data,
                 TxWindow::Rx => &self.port.rx_data,
                 TxWindow::Payload => return Err(TxDrop::PayloadWindow),
+                // Taken above.
+                TxWindow::Offload => return Err(TxDrop::OffloadMismatch),
                 TxWindow::Files => {
                     if !self.config.sends_in_place() {
                         return Err(TxDrop::InPlaceNotGranted);
@@ -399,6 +473,10 @@ impl<M: SharedMemory> Client<'_, M> {
                 }
             };
             let (at, end) = (g.copied, g.copied + segment);
+            // The copied bytes of any frame, TSO or not, fit the private copy.
+            if end > MAX_FRAME_LEN {
+                return Err(TxDrop::BadLength);
+            }
             // The region checks the segment against the window's size.
             if !region.read(offset as usize, &mut copy[at..end]) {
                 return Err(TxDrop::BadDescriptor);

@@ -26,12 +26,16 @@
 //! where it is) followed by a copied [`separator`], the last by
 //! [`IN_PLACE_TRAILER`] instead. In the transmit buffer, the bytes the
 //! ranges replace are [`POISON`]: a frame that took them from there would
-//! be wrong.
+//! be wrong. The payload `in-place-csum` is answered like `in-place`, but
+//! with checksum offload (`net-protocol`, "Offloads") if the driver has
+//! it: the UDP checksum field holds only the pseudo-header sum, and the
+//! device (QEMU, or the host behind a TAP with virtio headers) completes
+//! it.
 #![no_std]
 #![no_main]
 
 use arpd_api::{Arpd, Resolution};
-use net_client::{InPlace, InPlaceList, MuxError, NetClient, SendError};
+use net_client::{InPlace, InPlaceList, MuxError, NetClient, SendError, TxOffload, OFFLOAD_TX_CSUM};
 use net_config::CLIENT_ARPD_CHANNEL;
 use net_filter::{Dotted, Filter, FilterError, FilterId, FilterKind};
 use net_packet::checksum::Checksum;
@@ -108,13 +112,16 @@ struct InPlaceDatagram<'a> {
     dst_port: u16,
     /// (offset in the region, bytes), in payload order; even lengths.
     ranges: &'a [(u32, usize)],
+    /// Ask the device for the UDP checksum.
+    offload: bool,
 }
 
 /// Sends a UDP datagram from [`ECHO_PORT`]: the prefix, each range of
 /// `region` in place followed by its separator (the last by the trailer),
 /// with a UDP checksum over the datagram as the NIC will read it (the
 /// ranges as the region holds them; zeros for bytes outside it, a range
-/// the demultiplexer must refuse).
+/// the demultiplexer must refuse); with `offload`, only the pseudo-header
+/// sum, for the device to complete (virtio 1.x spec 5.1.6.2).
 fn send_in_place(net: &mut NetClient, region: &MemoryRegion, to: &InPlaceDatagram) -> Result<bool, SendError> {
     const UDP_AT: usize = 14 + 20;
     let in_place: usize = to.ranges.iter().map(|&(_, len)| len).sum();
@@ -123,7 +130,8 @@ fn send_in_place(net: &mut NetClient, region: &MemoryRegion, to: &InPlaceDatagra
     let len = UDP_AT + udp_len;
     let src = net.node().ipv4;
     let src_mac = EthernetAddress(net.mac);
-    net.send_gather(len, |frame| {
+    let offload = to.offload.then_some(TxOffload::checksum(UDP_AT as u8, (UDP_AT + 8) as u8, false));
+    net.send_offloaded(len, offload, |frame| {
         EthernetRepr { dst: to.dst_mac, src: src_mac, ethertype: EtherType::IPV4 }.emit(frame)?;
         let ip = Ipv4Repr {
             src,
@@ -160,10 +168,14 @@ fn send_in_place(net: &mut NetClient, region: &MemoryRegion, to: &InPlaceDatagra
         }
         let mut sum = Checksum::new();
         sum.add_pseudo_header(src, to.dst, IpProtocol::UDP, udp_len as u16);
-        sum.add_bytes(&wire[..udp_len]);
-        let checksum = match sum.finish() {
-            0 => 0xffff,
-            value => value,
+        let checksum = if to.offload {
+            sum.sum()
+        } else {
+            sum.add_bytes(&wire[..udp_len]);
+            match sum.finish() {
+                0 => 0xffff,
+                value => value,
+            }
         };
         datagram[6..8].copy_from_slice(&checksum.to_be_bytes());
         Some(ranges)
@@ -289,6 +301,7 @@ impl Probe {
             dst: node.gateway.unwrap_or(node.ipv4),
             dst_port: IN_PLACE_PORT,
             ranges: &past_the_end,
+            offload: false,
         };
         let queued = send_in_place(&mut self.net, &region, &to);
         self.net.config.clients[me].send_from_size = real;
@@ -341,20 +354,22 @@ fn on_frame(net: &mut NetClient, payload_region: Option<&MemoryRegion>, echoed: 
     else {
         return;
     };
-    let ranges: Option<&[(u32, usize)]> = match payload {
-        b"in-place" => Some(&SINGLE),
-        b"in-place-max" => Some(&MOST),
+    let ranges: Option<(&[(u32, usize)], bool)> = match payload {
+        b"in-place" => Some((&SINGLE, false)),
+        b"in-place-max" => Some((&MOST, false)),
+        b"in-place-csum" => Some((&SINGLE, net.offloads & OFFLOAD_TX_CSUM != 0)),
         _ => None,
     };
-    if let Some(ranges) = ranges {
+    if let Some((ranges, offload)) = ranges {
         let Some(region) = payload_region else { return };
-        let to = InPlaceDatagram { dst_mac: parsed.src_mac, dst: ip.src, dst_port: IN_PLACE_PORT, ranges };
+        let to = InPlaceDatagram { dst_mac: parsed.src_mac, dst: ip.src, dst_port: IN_PLACE_PORT, ranges, offload };
         match send_in_place(net, region, &to) {
             Ok(_) => log!(
-                "sent {} bytes in place in {} ranges to {}:{IN_PLACE_PORT}",
+                "sent {} bytes in place in {} ranges to {}:{IN_PLACE_PORT}, checksum by {}",
                 ranges.iter().map(|&(_, len)| len).sum::<usize>(),
                 ranges.len(),
-                Dotted(ip.src)
+                Dotted(ip.src),
+                if offload { "the device" } else { "the probe" }
             ),
             Err(e) => log!("error: in-place datagram not sent: {e:?}"),
         }
@@ -420,6 +435,7 @@ impl Handler for Probe {
         // Datagrams that arrived during the checks above are answered now,
         // not dropped: a peer may start as soon as the port is claimed.
         probe.serve();
+        log!("driver offloads (from the demultiplexer): {:#x}", probe.net.offloads);
         log!("ready: echoing UDP port {ECHO_PORT}");
         probe
     }
