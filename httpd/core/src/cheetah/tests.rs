@@ -289,6 +289,8 @@ fn a_region_of_8_mib_holds_over_10000_connections() {
         super::work_bytes::<usize, crate::site::ImagePin<'static>, crate::site::ImageWait>(),
         super::time_wait_bytes()
     );
+    let small = layout::<usize, crate::site::ImagePin<'static>, crate::site::ImageWait>(2 << 20);
+    std::println!("2 MiB: {} connections, {} work contexts", small.connections, small.works);
     assert!(l.connections >= 10_000, "{l:?}");
     assert!(l.works >= 64, "{l:?}");
     // And the server carves what the layout says.
