@@ -463,7 +463,9 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: Copy + 'static> S
             self.visit(i, now, site);
         }
         self.wire.link.flush();
-        if more || self.starved {
+        // Starved of transmit buffers, the PD waits for them to come back
+        // (it asks to be notified: `NetClient::ready_to_wait`).
+        if more {
             return Some(now);
         }
         (self.next_sweep != u64::MAX).then_some(self.next_sweep.max(now + MS_NS / 10))
@@ -499,7 +501,7 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: Copy + 'static> S
         let w = self.free_work?;
         let work = &mut self.works[w as usize];
         self.free_work = work.next_free;
-        work.restart();
+        work.restart(self.table.slots[owner].written);
         work.owner = Some(owner as u32);
         self.busy_works.insert(w as usize);
         Some(w)
@@ -683,6 +685,10 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: Copy + 'static> S
             if !served && !sent {
                 break;
             }
+        }
+        if self.starved {
+            // Out of transmit buffers: look again once they come back.
+            self.dirty.insert(i);
         }
         let waiting = slot.work.is_some_and(|w| self.works[w as usize].pending.wait.is_some());
         if waiting {

@@ -120,8 +120,10 @@ impl<H, P, W> Work<H, P, W> {
         }
     }
 
-    /// Ready for a new connection (no live extents, nothing pending).
-    pub fn restart(&mut self) {
+    /// Ready for a connection whose stream is `base` bytes long so far (an
+    /// idle keep-alive connection takes a context again: its stream goes
+    /// on where it was). No live extents, nothing pending.
+    pub fn restart(&mut self, base: u64) {
         self.http = Connection::new();
         self.written = 0;
         self.freed = 0;
@@ -129,6 +131,8 @@ impl<H, P, W> Work<H, P, W> {
         self.count = 0;
         self.outgoing.restart();
         self.outgoing.base_seq = Some(0);
+        self.outgoing.queued = base;
+        self.outgoing.sent = base;
         self.pending.head = None;
         self.pending.body = None;
         self.pending.head_request = false;

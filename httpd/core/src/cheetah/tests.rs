@@ -314,10 +314,20 @@ fn serves_a_page_keep_alive_and_idle_connections_hold_no_buffer() {
     assert!(r[0].starts_with(b"HTTP/1.1 404"));
     // Once acknowledged, the connection holds no work context.
     net.run_until(2000, |n| n.server.works_in_use() == 0);
+    // A request after that takes one again, and the stream goes on.
+    for _ in 0..3 {
+        let r = net.responses(h, b"GET /style.css HTTP/1.1\r\nHost: x\r\n\r\n", 1, 2000);
+        assert!(
+            r[0].starts_with(b"HTTP/1.1 200 OK") && r[0].ends_with(b"color: #336; }\n"),
+            "{}",
+            String::from_utf8_lossy(&r[0])
+        );
+        net.run_until(2000, |n| n.server.works_in_use() == 0);
+    }
     assert_eq!(net.server.connections(), 1);
     assert_eq!(net.client_dev.bad_frames, 0);
     assert_eq!(net.server.counters.accepted, 1);
-    assert_eq!(net.server.counters.responses, 2);
+    assert_eq!(net.server.counters.responses, 5);
     // The idle timeout closes it (FIN), and the peer's close ends it.
     net.run_until(7000, |n| !n.socket(h).may_recv());
     assert_eq!(net.server.counters.idle_closed, 1);
