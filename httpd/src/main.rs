@@ -77,13 +77,15 @@ impl Web for Cheetah {
     }
 
     /// `busy` counts work contexts in use (a connection with a request or
-    /// response in progress, or pins waiting for the NIC).
+    /// response in progress, or pins waiting for the NIC); `copied_bytes`
+    /// is always 0 (bodies go only in place), logged as the smoltcp
+    /// variant logs it.
     fn log_counters(&self, store: &Store) {
         let c = self.0.counters;
         let d = self.0.wire.counters;
         let s = store.stats();
         log!(
-            "accepted={} responses={} errors={} timeouts_408={} idle_closed={} aborted={} time_wait={} file_errors={} file_waits={} busy={}/{} connections={}/{} time_wait_records={} syn_acks={} table_full={} per_source_refused={} resets={} resets_limited={} rx_bad={} no_work={}; rx={} rx_not_ipv4={} rx_not_for_us={} tx={} tx_arp_miss={} tx_no_route={} tx_no_buffer={} tx_unplanned={} tx_in_place_bytes={} sum_read_bytes={}; cache hits={} loads={} loaded={} failed={} evictions={} busy={} verified={} corrupt={} bad_releases={}",
+            "accepted={} responses={} errors={} timeouts_408={} idle_closed={} aborted={} time_wait={} file_errors={} file_waits={} busy={}/{} connections={}/{} time_wait_records={} syn_acks={} table_full={} per_source_refused={} resets={} resets_limited={} rx_bad={} no_work={} copied_bytes=0; rx={} rx_not_ipv4={} rx_not_for_us={} tx={} tx_arp_miss={} tx_no_route={} tx_no_buffer={} tx_unplanned={} tx_in_place_bytes={} sum_read_bytes={}; cache hits={} loads={} loaded={} failed={} evictions={} busy={} verified={} corrupt={} bad_releases={}",
             c.accepted, c.responses, c.errors, c.timeouts_408, c.idle_closed, c.aborted, c.time_wait, c.file_errors, c.file_waits,
             self.0.works_in_use(), self.0.works(), self.0.connections(), self.0.capacity(), self.0.time_wait_records(),
             c.syn_acks, c.table_full, c.per_source_refused, c.resets, c.resets_limited, c.rx_bad, c.no_work,

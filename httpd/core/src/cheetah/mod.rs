@@ -77,14 +77,16 @@
 //!   [`table`] for the shared counters).
 //! - **Slow reader.** A peer that stops reading (zero window) keeps its
 //!   pins while net-tcp probes the window; net-tcp gives up with a RST
-//!   after [`net_tcp::conn::MAX_RETRIES`] expiries of the retransmission
-//!   timer in a row without progress. The timer starts at the RTO (at
-//!   least 200 ms, RFC 6298) and doubles up to 60 s, so the worst case is
-//!   0.2 + 0.4 + ... + 25.6 s ≈ 51 s from the last progress when the RTO was
-//!   at its minimum, and at most 8 × 60 s = 8 min with a 60 s RTO (a peer
-//!   whose measured round trip was that long). A peer that answers each
-//!   probe with a zero window makes no progress either and is given up
-//!   the same way. Its pins are released when the RST's frame comes back.
+//!   at the first expiry of the retransmission timer after
+//!   [`net_tcp::conn::MAX_RETRIES`] (8) expiries in a row without progress
+//!   (a probe answered with a zero window is no progress). The timer
+//!   starts at the RTO (at least 200 ms, RFC 6298) and doubles up to 60 s,
+//!   so the worst case from the last progress is 0.2 + 0.4 + ... + 51.2 s
+//!   = 102 s when the RTO was at its minimum (the test
+//!   `a_reader_with_a_closed_window_is_given_up_and_its_pins_go_back`
+//!   measures it), and at most 9 × 60 s = 9 minutes for a peer whose
+//!   measured round trip made the RTO 60 s. Its pins are released when the
+//!   frames that may read them (the RST's included) come back.
 //! - **FIN-WAIT-2** lasts at most net-tcp's 60 s.
 //!
 //! Nothing here allocates; every table is carved at start.

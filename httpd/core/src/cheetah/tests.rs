@@ -239,13 +239,28 @@ fn drain(net: &mut Net) -> Vec<Seen> {
 /// A frame from `src:port` to the server with a valid checksum.
 #[allow(clippy::too_many_arguments)]
 fn raw(src: [u8; 4], port: u16, seq: u32, ack: u32, flags: TcpFlags, options: bool, payload: &[u8]) -> Vec<u8> {
+    raw_window(src, port, seq, ack, flags, options, payload, 65535)
+}
+
+/// [`raw`] with the window field `window`.
+#[allow(clippy::too_many_arguments)]
+fn raw_window(
+    src: [u8; 4],
+    port: u16,
+    seq: u32,
+    ack: u32,
+    flags: TcpFlags,
+    options: bool,
+    payload: &[u8],
+    window: u16,
+) -> Vec<u8> {
     let h = TcpHeader {
         src_port: port,
         dst_port: 80,
         seq,
         ack,
         flags,
-        window: 65535,
+        window,
         mss: options.then_some(1460),
         window_scale: options.then_some(7),
     };
@@ -351,6 +366,10 @@ fn pipelined_requests_a_megabyte_in_place_and_pins_go_back() {
     assert!(r[3].ends_with(b"\r\n\r\n{ fon"), "{:?}", String::from_utf8_lossy(&r[3]));
     let c = net.server.wire.counters;
     assert_eq!(c.tx_unplanned, 0);
+    // The megabyte went in whole pieces (its segments start on the body's
+    // first byte and are full: the image's sums, not reads).
+    let (summed, partial) = (net.site.summed.get(), net.site.summed_partial.get());
+    assert!(summed >= PATTERN_LEN && partial * 100 <= summed, "{partial} of {summed} bytes summed from partial pieces");
     assert!(c.tx_in_place_bytes >= PATTERN_LEN, "{c:?}");
     assert_eq!(c.tx_in_place_bytes, net.wire.borrow().in_place_bytes as u64);
     net.run_until(1000, |n| n.site.released == n.site.pins && n.server.works_in_use() == 0);
@@ -566,4 +585,50 @@ fn a_file_that_waits_and_one_that_fails() {
     let r = net.responses(h, b"GET /big.txt HTTP/1.1\r\nHost: x\r\n\r\n", 1, 2000);
     assert!(r[0].starts_with(b"HTTP/1.1 500"), "{}", String::from_utf8_lossy(&r[0]));
     assert_eq!(net.server.counters.file_errors, 1);
+}
+
+/// A reader that stops reading: it answers every segment (the window
+/// probes included) with a zero window and never takes more. net-tcp
+/// gives up after its retries (about 102 s from a 200 ms RTO: 0.2 + 0.4 +
+/// ... + 51.2 s), the server sends a reset, the slot is freed and every
+/// pin goes back once the frames are.
+#[test]
+fn a_reader_with_a_closed_window_is_given_up_and_its_pins_go_back() {
+    let mut net = Net::default();
+    let client = [10, 0, 2, 2];
+    inject(&mut net, raw(client, 6000, 50, 0, SYN, false, &[]));
+    net.server_step();
+    let iss = drain(&mut net)[0].seq;
+    let request = b"GET /big.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+    inject(&mut net, raw_window(client, 6000, 51, iss + 1, ACK, false, request, 2920));
+    let rcv = 51 + request.len() as u32;
+    let mut got = 0u32;
+    let mut reset_at = None;
+    let start = net.now;
+    for _ in 0..400_000 {
+        net.server_step();
+        for seen in drain(&mut net) {
+            if seen.flags.rst() {
+                reset_at = Some(net.now);
+            }
+            if seen.seq == iss + 1 + got && got < 2920 {
+                got += seen.payload.len() as u32;
+            }
+            // Everything taken so far acknowledged, the window shut.
+            inject(&mut net, raw_window(client, 6000, rcv, iss + 1 + got, ACK, false, &[], 0));
+        }
+        if reset_at.is_some() {
+            break;
+        }
+    }
+    let at = reset_at.expect("the server gave up with a reset");
+    let took = (at - start) / SECOND;
+    assert!((60..=240).contains(&took), "gave up after {took} s");
+    assert_eq!(net.server.connections(), 0);
+    for _ in 0..10 {
+        net.server_step();
+    }
+    assert_eq!(net.site.released, net.site.pins, "every pin back");
+    assert_eq!(net.server.works_in_use(), 0);
+    std::println!("a zero-window reader was given up after {took} s");
 }
