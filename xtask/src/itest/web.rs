@@ -55,8 +55,9 @@ pub fn tests() -> Vec<Test> {
 
 /// The systems of the variants (see [`both`]).
 const SYSTEMS: [&str; 2] = ["tests/systems/web.system", "tests/systems/web-smoltcp.system"];
-/// The pool the description sizes: a 2 MiB region of 32 KiB connections.
-const POOL: usize = 64;
+/// The smoltcp server's pool as `web-smoltcp.system` sizes it: an 8 MiB
+/// region of 32 KiB connections.
+const POOL: usize = 256;
 const CURL: Package = Package { name: "curl", probe: "curl" };
 /// httpd's line once it listens.
 const SERVING: &str = "[httpd] serving";

@@ -155,7 +155,9 @@ pub struct Settings {
     /// Unix time (seconds) when the clock read 0 (`Date`).
     pub boot_epoch: u64,
     /// Secret seed of the SYN cookies and the hash tables (16 bytes from
-    /// the caller's entropy).
+    /// the caller's entropy). The cookie secret is rotated every
+    /// `net_tcp::cookie::SECRET_ROTATION_MS` to keys derived from it
+    /// (SipHash as a PRF: one leaked key does not give the others).
     pub seed: [u8; 16],
     /// The device verified received TCP checksums: not checked again.
     pub checksum_verified: bool,
@@ -203,7 +205,8 @@ pub struct Counters {
     pub timeouts_408: u64,
     /// Idle keep-alive connections closed.
     pub idle_closed: u64,
-    /// Connections given up by TCP (RST sent).
+    /// Connections that ended (reset by the peer, or given up by TCP with a
+    /// RST) before the peer had acknowledged the whole stream.
     pub aborted: u64,
     /// Connections that ended in a TIME-WAIT record.
     pub time_wait: u64,
@@ -732,10 +735,10 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: Copy + 'static> S
     /// the NIC gave back the frames that may read its pins), its slot is
     /// free.
     fn end<S: Store<Handle = H, Pin = P, Wait = W>>(&mut self, i: usize, site: &mut S) {
-        if self.table.slots[i].tcp.as_ref().is_some_and(|c| c.state() == State::Closed) {
-            // A reset, or TCP gave up.
-            self.counters.aborted +=
-                u64::from(self.table.slots[i].tcp.as_ref().is_some_and(|c| c.acked() < self.table.slots[i].written));
+        let slot = &self.table.slots[i];
+        if slot.tcp.as_ref().is_some_and(|c| c.state() == State::Closed && c.acked() < slot.written) {
+            // Reset, or given up, before the peer had the whole stream.
+            self.counters.aborted += 1;
         }
         if let Some(w) = self.table.slots[i].work.take() {
             let in_flight = self.wire.link.tx_in_flight();
