@@ -114,6 +114,11 @@ pub struct BuiltinSite {
     pub region: Rc<RefCell<Vec<u8>>>,
     /// Pins held per file.
     held: [u32; FILES.len()],
+    /// Bytes summed for segments, and of those the bytes of ranges that are
+    /// not whole 1460-byte pieces (the image's precomputed sums cover only
+    /// whole pieces: the rest must be read to sum them).
+    pub summed: std::cell::Cell<u64>,
+    pub summed_partial: std::cell::Cell<u64>,
 }
 
 /// Bytes of the region per file (the largest file rounded up).
@@ -172,6 +177,8 @@ impl BuiltinSite {
             in_place: true,
             region,
             held: [0; FILES.len()],
+            summed: std::cell::Cell::new(0),
+            summed_partial: std::cell::Cell::new(0),
         }
     }
 
@@ -259,6 +266,12 @@ impl Store for BuiltinSite {
         let f = self.files.get(file)?;
         if offset.checked_add(len as u64)? > f.data.len() {
             return None;
+        }
+        let piece = crate::inplace::PIECE;
+        let whole = offset.is_multiple_of(piece) && (len as u64 == piece || offset + len as u64 == f.data.len());
+        self.summed.set(self.summed.get() + len as u64);
+        if !whole {
+            self.summed_partial.set(self.summed_partial.get() + len as u64);
         }
         let bytes: Vec<u8> = (offset..offset + len as u64).map(|i| self.byte(file, i)).collect();
         let mut sum = net_packet::checksum::Checksum::new();

@@ -13,6 +13,7 @@
 extern crate std;
 
 pub mod arena;
+pub mod cheetah;
 pub mod device;
 pub mod endpoints;
 pub mod inplace;

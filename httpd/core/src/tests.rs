@@ -20,43 +20,43 @@ use std::string::String;
 use std::vec;
 use std::vec::Vec;
 
-const SERVER_MAC: [u8; 6] = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
-const CLIENT_MAC: [u8; 6] = [0x52, 0x55, 0x0a, 0, 2, 2];
-const SERVER_IP: Ipv4Address = Ipv4Address::new(10, 0, 2, 15);
-const CLIENT_IP: Ipv4Address = Ipv4Address::new(10, 0, 2, 2);
-const STARTED: u64 = 1_700_000_000;
+pub(crate) const SERVER_MAC: [u8; 6] = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
+pub(crate) const CLIENT_MAC: [u8; 6] = [0x52, 0x55, 0x0a, 0, 2, 2];
+pub(crate) const SERVER_IP: Ipv4Address = Ipv4Address::new(10, 0, 2, 15);
+pub(crate) const CLIENT_IP: Ipv4Address = Ipv4Address::new(10, 0, 2, 2);
+pub(crate) const STARTED: u64 = 1_700_000_000;
 
 /// Transmit buffers of the fake link (as net-client's).
-const TX_BUFFERS: usize = 64;
+pub(crate) const TX_BUFFERS: usize = 64;
 
 /// A frame the server queued: its buffer's bytes, the ranges to take from
 /// the region instead, and the buffer it holds until "sent".
-struct Queued {
-    frame: Vec<u8>,
-    in_place: Vec<InPlace>,
-    buffer: usize,
+pub(crate) struct Queued {
+    pub(crate) frame: Vec<u8>,
+    pub(crate) in_place: Vec<InPlace>,
+    pub(crate) buffer: usize,
 }
 
 /// Frames in flight both ways.
 #[derive(Default)]
-struct Wire {
-    to_server: VecDeque<Vec<u8>>,
-    from_server: VecDeque<Queued>,
+pub(crate) struct Wire {
+    pub(crate) to_server: VecDeque<Vec<u8>>,
+    pub(crate) from_server: VecDeque<Queued>,
     /// Buffers in flight and come back, a bit each.
-    in_flight: u64,
-    returned: u64,
+    pub(crate) in_flight: u64,
+    pub(crate) returned: u64,
     /// Bytes the "NIC" took from the region.
-    in_place_bytes: usize,
+    pub(crate) in_place_bytes: usize,
 }
 
-type Shared<T> = Rc<RefCell<T>>;
+pub(crate) type Shared<T> = Rc<RefCell<T>>;
 
 /// The demultiplexer's queues, in memory.
-struct FakeLink {
-    wire: Shared<Wire>,
+pub(crate) struct FakeLink {
+    pub(crate) wire: Shared<Wire>,
     /// Transmit buffers the server may fill before the "demultiplexer"
     /// takes them.
-    tx_capacity: usize,
+    pub(crate) tx_capacity: usize,
 }
 
 impl Link for FakeLink {
@@ -104,14 +104,14 @@ impl Link for FakeLink {
 
 /// arpd's table and arpd, in memory.
 #[derive(Default)]
-struct ArpState {
-    table: Vec<(Ipv4Address, [u8; 6])>,
+pub(crate) struct ArpState {
+    pub(crate) table: Vec<(Ipv4Address, [u8; 6])>,
     /// What arpd answers to a resolve.
-    answer: Option<Resolution>,
-    resolves: Vec<Ipv4Address>,
+    pub(crate) answer: Option<Resolution>,
+    pub(crate) resolves: Vec<Ipv4Address>,
 }
 
-struct FakeNeighbours(Shared<ArpState>);
+pub(crate) struct FakeNeighbours(pub(crate) Shared<ArpState>);
 
 impl Neighbours for FakeNeighbours {
     fn lookup(&self, ip: Ipv4Address) -> Option<[u8; 6]> {
@@ -129,19 +129,19 @@ impl Neighbours for FakeNeighbours {
 /// the server's NIC: a frame's in-place ranges are read from the store's
 /// region when the frame is taken off the wire (the DMA), and its transmit
 /// buffer comes back then.
-struct ClientDevice {
-    wire: Shared<Wire>,
-    region: Shared<Vec<u8>>,
-    bad_frames: usize,
+pub(crate) struct ClientDevice {
+    pub(crate) wire: Shared<Wire>,
+    pub(crate) region: Shared<Vec<u8>>,
+    pub(crate) bad_frames: usize,
 }
 
-struct ClientRx(Vec<u8>);
+pub(crate) struct ClientRx(Vec<u8>);
 impl phy::RxToken for ClientRx {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
         f(&self.0)
     }
 }
-struct ClientTx(Shared<Wire>);
+pub(crate) struct ClientTx(pub(crate) Shared<Wire>);
 impl phy::TxToken for ClientTx {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let mut frame = vec![0u8; ETHERNET_HEADER + len];
@@ -188,18 +188,18 @@ impl phy::Device for ClientDevice {
 }
 
 /// A server, a client interface, and the clock.
-struct Net {
-    server: Server<FakeLink, FakeNeighbours, usize, usize, u64>,
-    site: BuiltinSite,
-    arp: Shared<ArpState>,
-    client: Interface,
-    client_dev: ClientDevice,
-    sockets: SocketSet<'static>,
-    now: u64,
-    next_port: u16,
+pub(crate) struct Net {
+    pub(crate) server: Server<FakeLink, FakeNeighbours, usize, usize, u64>,
+    pub(crate) site: BuiltinSite,
+    pub(crate) arp: Shared<ArpState>,
+    pub(crate) client: Interface,
+    pub(crate) client_dev: ClientDevice,
+    pub(crate) sockets: SocketSet<'static>,
+    pub(crate) now: u64,
+    pub(crate) next_port: u16,
 }
 
-fn smol(a: Ipv4Address) -> SmolIpv4 {
+pub(crate) fn smol(a: Ipv4Address) -> SmolIpv4 {
     SmolIpv4::from(a.to_u32())
 }
 
@@ -298,7 +298,7 @@ impl Net {
 }
 
 /// The length of a response whose head is at the start of `bytes`.
-fn response_len(bytes: &[u8]) -> Option<usize> {
+pub(crate) fn response_len(bytes: &[u8]) -> Option<usize> {
     let text = String::from_utf8_lossy(bytes);
     let head_end = text.find("\r\n\r\n")? + 4;
     let len: usize = text[..head_end].lines().find_map(|l| l.strip_prefix("Content-Length: "))?.trim().parse().ok()?;

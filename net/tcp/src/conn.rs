@@ -578,6 +578,14 @@ impl Conn {
         } else if len == 0 && available > 0 && self.wnd == 0 && in_flight == 0 && self.probe_due {
             // RFC 9293 §3.8.6.1: probe a closed window with one byte.
             len = 1;
+        } else if len < self.smss && u64::from(len) < available && in_flight > 0 {
+            // Sender SWS avoidance (RFC 9293 §3.8.6.2.1): no short segment
+            // in the middle of the stream while data is in flight; the ACKs
+            // of what is in flight open room for a full one. (With nothing
+            // in flight what the window allows goes, so a window below one
+            // MSS cannot stall.) Full segments also keep file data on the
+            // 1460-byte pieces whose sums the image holds.
+            len = 0;
         }
         let ends_stream = offset + u64::from(len) == self.written;
         // The FIN goes with the segment that reaches the stream's end,
@@ -741,6 +749,30 @@ mod tests {
         }
         let resent = conn.poll(3 * MS, 4096).expect("fast retransmit");
         assert_eq!((resent.seq, resent.offset, resent.len), (iss + 1, 0, 1460));
+    }
+
+    #[test]
+    fn no_short_segment_goes_in_the_middle_of_the_stream_while_data_is_in_flight() {
+        let mut limiter = ChallengeLimiter::per_second();
+        let (mut conn, iss) = handshake(5, 0);
+        let request = b"GET /big HTTP/1.1\r\n\r\n";
+        // A window of one and a half segments (scaled by 7: 17 << 7 = 2176).
+        conn.on_segment(0, &ack_segment(Seq(6), iss + 1, 17, request, false), 4096, &mut limiter);
+        conn.extend(5000);
+        let first = drain(&mut conn, MS, 4096);
+        assert_eq!(first.iter().map(|t| t.len).collect::<Vec<_>>(), [1460], "not the 716 bytes left in the window");
+        let rcv = Seq(6) + request.len() as u32;
+        let mut lens: Vec<u32> = Vec::new();
+        for step in 0..10 {
+            let sent: u32 = 1460 + lens.iter().sum::<u32>();
+            conn.on_segment((2 + step) * MS, &ack_segment(rcv, iss + 1 + sent, 17, &[], false), 4096, &mut limiter);
+            let more = drain(&mut conn, (2 + step) * MS, 4096);
+            lens.extend(more.iter().map(|t| t.len));
+            if 1460 + lens.iter().sum::<u32>() == 5000 {
+                break;
+            }
+        }
+        assert_eq!(lens, [1460, 1460, 620], "full segments, the stream's end last");
     }
 
     #[test]

@@ -23,19 +23,41 @@ use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::Duration;
 
+/// The test `$f` on both variants of httpd, named after them: variant 0 is
+/// the Cheetah server (`httpd`, the default), 1 the smoltcp one
+/// (`httpd-smoltcp`).
+macro_rules! both {
+    ($name:literal, $f:ident) => {
+        [
+            (concat!("web [Cheetah]: ", $name), $f::<0> as fn(&Path) -> Result<()>),
+            (concat!("web [smoltcp]: ", $name), $f::<1>),
+        ]
+    };
+}
+pub(crate) use both;
+
 pub fn tests() -> Vec<Test> {
-    vec![
-        ("web: every file of a generated 1,003-file site (0 B to 10 MB, larger than the cache) is served byte for byte on parallel keep-alive connections; directories redirect and serve index.html", every_file),
-        ("web: curl gets a page, a redirect, a range and the 10 MB file intact; 50 parallel curls all succeed", pages_and_parallel),
-        ("web: connections beyond the pool are refused at once while open ones keep working; a freed slot is reused", pool_limit),
-        ("web: a file whose data was corrupted on disk is answered 500 (GET and HEAD) and logged, never served; the others are", corrupt_file),
-        ("web: an image with a corrupt superblock or index is refused: logged, and every connection refused", corrupt_head),
-    ]
+    let mut tests = Vec::new();
+    tests.extend(both!("every file of a generated 1,003-file site (0 B to 10 MB, larger than the cache) is served byte for byte on parallel keep-alive connections; directories redirect and serve index.html", every_file));
+    tests.extend(both!(
+        "curl gets a page, a redirect, a range and the 10 MB file intact; 50 parallel curls all succeed",
+        pages_and_parallel
+    ));
+    tests.push(("web [Cheetah]: 1,024 connections from one address are held, the source's limit: one more gets no answer until one closes (its cookie still valid), then it is served", source_limit));
+    tests.push(("web [smoltcp]: connections beyond the pool are refused at once while open ones keep working; a freed slot is reused", pool_limit));
+    tests.extend(both!("a file whose data was corrupted on disk is answered 500 (GET and HEAD) and logged, never served; the others are", corrupt_file));
+    tests.extend(both!(
+        "an image with a corrupt superblock or index is refused: logged, and every connection refused",
+        corrupt_head
+    ));
+    tests
 }
 
-const SYSTEM: &str = "tests/systems/web.system";
-/// The pool the description sizes: a 2 MiB region of 32 KiB connections.
-const POOL: usize = 64;
+/// The systems of the variants (see [`both`]).
+const SYSTEMS: [&str; 2] = ["tests/systems/web.system", "tests/systems/web-smoltcp.system"];
+/// The smoltcp server's pool as `web-smoltcp.system` sizes it: an 8 MiB
+/// region of 32 KiB connections.
+const POOL: usize = 256;
 pub(super) const CURL: Package = Package { name: "curl", probe: "curl" };
 /// httpd's line once it listens.
 pub(super) const SERVING: &str = "[httpd] serving";
@@ -84,13 +106,14 @@ pub(crate) fn wrk_on_tap(built: &Built, image: &Path, runs: &[(&str, usize)], se
 
 fn with_web(
     ws: &Path,
+    variant: usize,
     image: &Path,
     ready: &str,
     check: impl FnOnce(&Netns, &mut Session) -> Result<()>,
 ) -> Result<()> {
     deps::ensure_packages(TOOLS)?;
     deps::ensure_packages(&[CURL])?;
-    let built = build(ws, SYSTEM, KernelConfig::Debug)?;
+    let built = build(ws, SYSTEMS[variant], KernelConfig::Debug)?;
     let ns = Netns::new()?;
     let mut s = ns.boot_with(&built, &qemu::blk_drive(image, true))?;
     let result = s.expect(ready, LINE_TIMEOUT).map(|(line, _)| println!("   {line}")).and_then(|()| check(&ns, &mut s));
@@ -157,9 +180,9 @@ pub(super) fn check_files(ns: &Netns, files: &[&SiteFile]) -> Result<u64> {
     })
 }
 
-fn every_file(ws: &Path) -> Result<()> {
+fn every_file<const V: usize>(ws: &Path) -> Result<()> {
     let site = generated_site(ws)?;
-    with_web(ws, &site.image, SERVING, |ns, s| {
+    with_web(ws, V, &site.image, SERVING, |ns, s| {
         let files: Vec<&SiteFile> = site.files.iter().collect();
         ensure!(
             files.len() > 1000 && files.iter().any(|f| f.len == 0) && files.iter().any(|f| f.len == web_site::LARGE)
@@ -237,9 +260,9 @@ fn every_file(ws: &Path) -> Result<()> {
     })
 }
 
-fn pages_and_parallel(ws: &Path) -> Result<()> {
+fn pages_and_parallel<const V: usize>(ws: &Path) -> Result<()> {
     let site = generated_site(ws)?;
-    with_web(ws, &site.image, SERVING, |ns, s| {
+    with_web(ws, V, &site.image, SERVING, |ns, s| {
         let url = format!("http://{NODE_IP}/");
         let page = curl(ns, &["-i", &url])?;
         ensure!(page.starts_with("HTTP/1.1 200 OK"), "GET /: {page}");
@@ -363,7 +386,7 @@ fn corrupted_copy(image: &Path, name: &str, offset: u64) -> Result<PathBuf> {
     Ok(out)
 }
 
-fn corrupt_file(ws: &Path) -> Result<()> {
+fn corrupt_file<const V: usize>(ws: &Path) -> Result<()> {
     let site = generated_site(ws)?;
     // A file of some size in /d03/, whose other files are checked after.
     let victim = site.files.iter().find(|f| f.url.starts_with("/d03/") && f.len > 5000).context("no victim")?;
@@ -373,7 +396,7 @@ fn corrupt_file(ws: &Path) -> Result<()> {
     let offset = record.data_offset() + record.size / 2;
     let corrupted = corrupted_copy(&site.image, "corrupt-file.img", offset)?;
     println!("   flipped byte {} of {} ({} bytes)", record.size / 2, victim.url, victim.len);
-    with_web(ws, &corrupted, SERVING, |ns, s| {
+    with_web(ws, V, &corrupted, SERVING, |ns, s| {
         std::thread::scope(|scope| {
             scope
                 .spawn(|| -> Result<()> {
@@ -411,7 +434,7 @@ fn corrupt_file(ws: &Path) -> Result<()> {
     })
 }
 
-fn corrupt_head(ws: &Path) -> Result<()> {
+fn corrupt_head<const V: usize>(ws: &Path) -> Result<()> {
     let site = generated_site(ws)?;
     let bytes = std::fs::read(&site.image)?;
     let image = Image::parse(&bytes).map_err(|e| anyhow::anyhow!("the image does not parse: {e}"))?;
@@ -421,7 +444,7 @@ fn corrupt_head(ws: &Path) -> Result<()> {
     // starts at block 1).
     for (name, offset) in [("corrupt-superblock.img", 20), ("corrupt-index.img", 4096 + index_len / 2)] {
         let corrupted = corrupted_copy(&site.image, name, offset)?;
-        with_web(ws, &corrupted, "[httpd] corrupt site image, refusing to serve", |ns, s| {
+        with_web(ws, V, &corrupted, "[httpd] corrupt site image, refusing to serve", |ns, s| {
             s.expect("[httpd] not serving", LINE_TIMEOUT)?;
             let refused = std::thread::scope(|scope| {
                 scope
@@ -498,7 +521,7 @@ print("after one closed, a newcomer gets:", get(newcomer))
 
 fn pool_limit(ws: &Path) -> Result<()> {
     let site = generated_site(ws)?;
-    with_web(ws, &site.image, SERVING, |ns, s| {
+    with_web(ws, 1, &site.image, SERVING, |ns, s| {
         let out = ns.python(POOL_FILLER, &[NODE_IP, &POOL.to_string()])?;
         let text = String::from_utf8_lossy(&out.stdout);
         for line in text.lines() {
@@ -514,6 +537,59 @@ fn pool_limit(ws: &Path) -> Result<()> {
         ensure!(ms < 1000, "connection {} refused only after {ms} ms, not at once", POOL + 1);
         ensure!(text.contains("answer: HTTP/1.1 200 OK / HTTP/1.1 200 OK"), "{text}");
         ensure!(text.contains("newcomer gets: HTTP/1.1 200 OK"), "{text}");
+        no_faults(s)
+    })
+}
+
+/// Opens `limit` connections from this address (Cheetah's per-source
+/// limit), has each answered, then one more: its handshake completes (the
+/// SYN-ACK is a cookie, no state) but its request is not answered while
+/// the source is at its limit; once one closes, the request sent again
+/// opens it.
+const SOURCE_FILLER: &str = r#"
+import resource, socket, sys, time
+host, limit = sys.argv[1], int(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_NOFILE, (limit + 256, limit + 256))
+def get(s):
+    s.sendall(b"GET /index.html HTTP/1.1\r\nHost: n\r\n\r\n")
+    return read(s)
+def read(s):
+    data = b""
+    while not data.endswith(b"</body></html>\n"):
+        chunk = s.recv(4096)
+        if not chunk:
+            sys.exit("connection closed early: %r" % data)
+        data += chunk
+    return data.split(b"\r\n")[0].decode()
+held = []
+t = time.monotonic()
+for i in range(limit):
+    held.append(socket.create_connection((host, 80), timeout=30))
+print("%d connections held in %d ms" % (limit, (time.monotonic() - t) * 1000))
+extra = socket.create_connection((host, 80), timeout=3)
+extra.sendall(b"GET /index.html HTTP/1.1\r\nHost: n\r\n\r\n")
+try:
+    extra.recv(4096)
+    sys.exit("connection %d was served beyond the limit" % (limit + 1))
+except socket.timeout:
+    print("over the limit: not answered")
+held.pop(0).close()
+extra.settimeout(60)
+print("after one closed, the waiting one gets:", read(extra))
+print("a held connection answers:", get(held[-1]))
+"#;
+
+fn source_limit(ws: &Path) -> Result<()> {
+    let site = generated_site(ws)?;
+    with_web(ws, 0, &site.image, SERVING, |ns, s| {
+        let out = ns.python(SOURCE_FILLER, &[NODE_IP, "1024"])?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        for line in text.lines() {
+            println!("   {line}");
+        }
+        ensure!(text.contains("over the limit: not answered"), "{text}");
+        ensure!(text.contains("the waiting one gets: HTTP/1.1 200 OK"), "{text}");
+        ensure!(text.contains("a held connection answers: HTTP/1.1 200 OK"), "{text}");
         no_faults(s)
     })
 }

@@ -5,6 +5,7 @@
 //! of [`super::http_client`] (pipelining, malformed and partial requests).
 
 use super::http_client::{Client, Response};
+use super::web::both;
 use super::{build, Test, LINE_TIMEOUT};
 use crate::harness::deps::{self, Package};
 use crate::harness::kernel::KernelConfig;
@@ -16,23 +17,28 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 pub fn tests() -> Vec<Test> {
-    vec![
-        ("web: GET and HEAD, HTTP/1.0 and 1.1 keep-alive, pipelining, Date once a second", methods_and_connections),
-        (
-            "web: conditional requests (304), byte ranges (206, 416), index.html and the directory redirect",
-            conditional_and_ranges,
-        ),
-        (
-            "web: errors 400, 404, 405 with Allow, 408, 414, 431, 501, 505 with small bodies; no escape from the root",
-            errors,
-        ),
-        ("web: 200 concurrent clients (wrk) for 10 s without an error", many_clients),
-    ]
+    let mut tests = Vec::new();
+    tests.extend(both!(
+        "GET and HEAD, HTTP/1.0 and 1.1 keep-alive, pipelining, Date once a second",
+        methods_and_connections
+    ));
+    tests.extend(both!(
+        "conditional requests (304), byte ranges (206, 416), index.html and the directory redirect",
+        conditional_and_ranges
+    ));
+    tests.extend(both!(
+        "errors 400, 404, 405 with Allow, 408, 414, 431, 501, 505 with small bodies; no escape from the root",
+        errors
+    ));
+    tests.extend(both!("200 concurrent clients (wrk) for 10 s without an error", many_clients));
+    tests
 }
 
-/// The system the behaviour tests boot: the node as `cargo xtask run`
-/// boots it, serving `images/site`.
-const SYSTEM: &str = "microkit.system";
+/// The systems the behaviour tests boot, per variant
+/// ([`both`]): the node as `cargo xtask run` boots it
+/// (the Cheetah server), and the web test node with the smoltcp server,
+/// serving `images/site`.
+const SYSTEMS: [&str; 2] = ["microkit.system", "tests/systems/web-smoltcp.system"];
 const CURL: Package = Package { name: "curl", probe: "curl" };
 const WRK: Package = Package { name: "wrk", probe: "wrk" };
 
@@ -49,9 +55,9 @@ pub(crate) struct Web {
 }
 
 impl Web {
-    fn boot(ws: &Path) -> Result<Web> {
+    fn boot(ws: &Path, variant: usize) -> Result<Web> {
         deps::ensure_packages(&[CURL, WRK])?;
-        let built = build(ws, SYSTEM, KernelConfig::Debug)?;
+        let built = build(ws, SYSTEMS[variant], KernelConfig::Debug)?;
         let image = crate::harness::site::default_image(ws);
         crate::harness::site::build(&ws.join("images/site"), &image)?;
         Web::start(&built, &image)
@@ -85,8 +91,8 @@ impl Web {
 }
 
 /// Runs `check` on a booted node; prints the console on failure.
-fn with_web(ws: &Path, check: impl FnOnce(&mut Web) -> Result<()>) -> Result<()> {
-    let mut web = Web::boot(ws)?;
+fn with_web(ws: &Path, variant: usize, check: impl FnOnce(&mut Web) -> Result<()>) -> Result<()> {
+    let mut web = Web::boot(ws, variant)?;
     let result = check(&mut web);
     if result.is_err() {
         web.session.print_transcript();
@@ -109,8 +115,8 @@ fn get(path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: node\r\n\r\n").into_bytes()
 }
 
-fn methods_and_connections(ws: &Path) -> Result<()> {
-    with_web(ws, |web| {
+fn methods_and_connections<const V: usize>(ws: &Path) -> Result<()> {
+    with_web(ws, V, |web| {
         let expected = source(ws, FILE)?;
         // GET and HEAD: same header, HEAD without the body.
         let mut c = web.client()?;
@@ -166,8 +172,8 @@ fn methods_and_connections(ws: &Path) -> Result<()> {
     })
 }
 
-fn conditional_and_ranges(ws: &Path) -> Result<()> {
-    with_web(ws, |web| {
+fn conditional_and_ranges<const V: usize>(ws: &Path) -> Result<()> {
+    with_web(ws, V, |web| {
         let mut c = web.client()?;
         c.send(&get(FILE))?;
         let full = c.response(false)?;
@@ -235,8 +241,8 @@ fn conditional_and_ranges(ws: &Path) -> Result<()> {
     })
 }
 
-fn errors(ws: &Path) -> Result<()> {
-    with_web(ws, |web| {
+fn errors<const V: usize>(ws: &Path) -> Result<()> {
+    with_web(ws, V, |web| {
         let cases: [(&str, Vec<u8>, u16); 8] = [
             ("garbage", b"\x01\x02 nonsense\r\n\r\n".to_vec(), 400),
             ("no such file", get("/no-such-file.html"), 404),
@@ -360,8 +366,8 @@ pub(crate) fn wrk_command(mut command: Command, url: &str, connections: usize, s
     Ok(WrkRun { requests, per_second, bytes_per_second })
 }
 
-fn many_clients(ws: &Path) -> Result<()> {
-    with_web(ws, |web| {
+fn many_clients<const V: usize>(ws: &Path) -> Result<()> {
+    with_web(ws, V, |web| {
         let run = wrk(&web.url("/index.html"), 200, 10)?;
         println!("   wrk, 200 connections, 10 s: {} requests, {:.0} requests/s", run.requests, run.per_second);
         ensure!(run.requests > 200, "too few requests: {}", run.requests);

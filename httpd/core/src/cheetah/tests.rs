@@ -1,0 +1,634 @@
+//! Host tests of the Cheetah server: real smoltcp clients over the
+//! simulated link of the smoltcp server's tests ([`crate::tests`]), and a
+//! raw client that writes and reads segments by hand where the exact
+//! segments on the wire matter.
+
+use super::{layout, Server, Settings, Wire as Side};
+use crate::builtin::{pattern_byte, BuiltinSite, PATTERN_LEN};
+use crate::device::{DeviceCounters, ETHERNET_HEADER};
+use crate::tests::{
+    response_len, smol, ClientDevice, FakeLink, FakeNeighbours, Shared, Wire, CLIENT_IP, CLIENT_MAC, SERVER_IP,
+    SERVER_MAC, STARTED,
+};
+use lib_test_rng::Rng;
+use net_config::{Ipv4Address, NodeAddress};
+use net_packet::tcp::{TcpFlags, TcpHeader, TcpOptions};
+use net_packet::{IpProtocol, Ipv4Packet, TcpSegment};
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::socket::tcp;
+use smoltcp::time::Instant;
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
+use std::rc::Rc;
+use std::string::String;
+use std::vec;
+use std::vec::Vec;
+
+const MS: u64 = 1_000_000;
+const SECOND: u64 = 1000 * MS;
+
+type Cheetah = Server<FakeLink, FakeNeighbours, usize, usize, u64>;
+
+struct Net {
+    server: Cheetah,
+    site: BuiltinSite,
+    wire: Shared<Wire>,
+    client: Interface,
+    client_dev: ClientDevice,
+    sockets: SocketSet<'static>,
+    now: u64,
+    next_port: u16,
+    /// Loss and reordering on the link: percent lost each way, and a
+    /// generator.
+    loss: Option<(Rng, usize)>,
+}
+
+fn settings() -> Settings {
+    let mut s = Settings::new(80, STARTED, [9; 16], true);
+    s.idle_timeout_ns = 5 * SECOND;
+    s.header_timeout_ns = 3 * SECOND;
+    s
+}
+
+impl Net {
+    fn new(region: usize, settings: Settings) -> Net {
+        let wire: Shared<Wire> = Rc::default();
+        let arp: Shared<crate::tests::ArpState> = Rc::default();
+        arp.borrow_mut().table.push((CLIENT_IP, CLIENT_MAC));
+        let node = NodeAddress { ipv4: SERVER_IP, prefix_len: 24, gateway: Some(CLIENT_IP) };
+        let side = Side {
+            link: FakeLink { wire: wire.clone(), tx_capacity: 64 },
+            neighbours: FakeNeighbours(arp),
+            node,
+            mac: SERVER_MAC,
+            counters: DeviceCounters::default(),
+        };
+        let mut arena = crate::arena::leaked(region);
+        let mut server = Server::new(side, &mut arena, settings, 0).expect("server starts");
+        server.accept();
+        let site = BuiltinSite::new(STARTED);
+        let mut client_dev = ClientDevice { wire: wire.clone(), region: site.region.clone(), bad_frames: 0 };
+        let mut client = Interface::new(Config::new(HardwareAddress::Ip), &mut client_dev, Instant::from_micros(0));
+        client.update_ip_addrs(|a| a.push(IpCidr::new(IpAddress::Ipv4(smol(CLIENT_IP)), 24)).unwrap());
+        Net {
+            server,
+            site,
+            wire,
+            client,
+            client_dev,
+            sockets: SocketSet::new(vec![]),
+            now: 0,
+            next_port: 40000,
+            loss: None,
+        }
+    }
+
+    fn default() -> Net {
+        Net::new(4 << 20, settings())
+    }
+
+    /// Loses and reorders frames in flight (the lossy link).
+    fn disturb(&mut self) {
+        let Some((rng, percent)) = self.loss.as_mut() else { return };
+        let mut wire = self.wire.borrow_mut();
+        let mut kept = std::collections::VecDeque::new();
+        while let Some(q) = wire.from_server.pop_front() {
+            if rng.below(100) < *percent {
+                // The NIC sent it; the network lost it.
+                wire.in_flight &= !(1 << q.buffer);
+                wire.returned |= 1 << q.buffer;
+            } else {
+                kept.push_back(q);
+            }
+        }
+        if kept.len() >= 2 && rng.below(4) == 0 {
+            let i = rng.below(kept.len() - 1);
+            kept.swap(i, i + 1);
+        }
+        wire.from_server = kept;
+        let mut kept = std::collections::VecDeque::new();
+        while let Some(f) = wire.to_server.pop_front() {
+            if rng.below(100) >= *percent {
+                kept.push_back(f);
+            }
+        }
+        if kept.len() >= 2 && rng.below(4) == 0 {
+            let i = rng.below(kept.len() - 1);
+            kept.swap(i, i + 1);
+        }
+        wire.to_server = kept;
+    }
+
+    fn step(&mut self) {
+        self.server.poll(self.now, &mut self.site);
+        self.disturb();
+        self.client.poll(Instant::from_micros((self.now / 1000) as i64), &mut self.client_dev, &mut self.sockets);
+        self.disturb();
+        self.now += MS;
+    }
+
+    /// A step of the server alone (the raw client reads the wire).
+    fn server_step(&mut self) {
+        self.server.poll(self.now, &mut self.site);
+        self.now += MS;
+    }
+
+    fn run_until(&mut self, max: usize, mut done: impl FnMut(&mut Net) -> bool) {
+        for _ in 0..max {
+            if done(self) {
+                return;
+            }
+            self.step();
+        }
+        panic!("not done after {max} steps");
+    }
+
+    fn connect(&mut self) -> SocketHandle {
+        let rx = tcp::SocketBuffer::new(vec![0; 1 << 16]);
+        let tx = tcp::SocketBuffer::new(vec![0; 1 << 14]);
+        let mut socket = tcp::Socket::new(rx, tx);
+        self.next_port += 1;
+        socket.connect(self.client.context(), (IpAddress::Ipv4(smol(SERVER_IP)), 80), self.next_port).unwrap();
+        self.sockets.add(socket)
+    }
+
+    fn socket(&mut self, h: SocketHandle) -> &mut tcp::Socket<'static> {
+        self.sockets.get_mut::<tcp::Socket>(h)
+    }
+
+    fn established(&mut self, h: SocketHandle) -> bool {
+        self.socket(h).state() == tcp::State::Established
+    }
+
+    fn send(&mut self, h: SocketHandle, data: &[u8]) {
+        assert_eq!(self.socket(h).send_slice(data), Ok(data.len()));
+    }
+
+    fn take(&mut self, h: SocketHandle, into: &mut Vec<u8>) {
+        let s = self.socket(h);
+        while s.can_recv() {
+            s.recv(|d| {
+                into.extend_from_slice(d);
+                (d.len(), ())
+            })
+            .unwrap();
+        }
+    }
+
+    /// Sends `request` and collects responses until `count` whole ones
+    /// arrived (HEAD responses are not expected here).
+    fn responses(&mut self, h: SocketHandle, request: &[u8], count: usize, max: usize) -> Vec<Vec<u8>> {
+        self.send(h, request);
+        let mut got = Vec::new();
+        let mut responses = Vec::new();
+        self.run_until(max, |n| {
+            n.take(h, &mut got);
+            while let Some(len) = response_len(&got) {
+                if got.len() < len {
+                    break;
+                }
+                responses.push(got.drain(..len).collect::<Vec<u8>>());
+            }
+            responses.len() >= count
+        });
+        responses
+    }
+}
+
+/// A segment the raw client reads off the wire.
+#[derive(Debug)]
+struct Seen {
+    dst: [u8; 4],
+    dst_port: u16,
+    seq: u32,
+    ack: u32,
+    flags: TcpFlags,
+    options: TcpOptions,
+    payload: Vec<u8>,
+}
+
+/// Takes every frame the server queued (as the NIC would: in-place ranges
+/// read from the region, buffers given back), checks its checksums.
+fn drain(net: &mut Net) -> Vec<Seen> {
+    let mut out = Vec::new();
+    let mut wire = net.wire.borrow_mut();
+    let region = net.site.region.borrow();
+    while let Some(q) = wire.from_server.pop_front() {
+        let mut frame = q.frame;
+        for r in &q.in_place {
+            frame[r.at..r.at + r.len].copy_from_slice(&region[r.offset as usize..][..r.len]);
+        }
+        wire.in_flight &= !(1 << q.buffer);
+        wire.returned |= 1 << q.buffer;
+        let ip = Ipv4Packet::parse(&frame[ETHERNET_HEADER..]).expect("a valid IPv4 header");
+        assert_eq!(ip.protocol(), IpProtocol::TCP);
+        let seg = TcpSegment::parse(ip.payload()).expect("a TCP segment");
+        assert!(seg.verify_checksum(ip.src(), ip.dst()), "TCP checksum");
+        out.push(Seen {
+            dst: ip.dst().0,
+            dst_port: seg.dst_port(),
+            seq: seg.seq(),
+            ack: seg.ack(),
+            flags: seg.flags(),
+            options: TcpOptions::parse(seg.options()),
+            payload: seg.payload().to_vec(),
+        });
+    }
+    out
+}
+
+/// A frame from `src:port` to the server with a valid checksum.
+#[allow(clippy::too_many_arguments)]
+fn raw(src: [u8; 4], port: u16, seq: u32, ack: u32, flags: TcpFlags, options: bool, payload: &[u8]) -> Vec<u8> {
+    raw_window(src, port, seq, ack, flags, options, payload, 65535)
+}
+
+/// [`raw`] with the window field `window`.
+#[allow(clippy::too_many_arguments)]
+fn raw_window(
+    src: [u8; 4],
+    port: u16,
+    seq: u32,
+    ack: u32,
+    flags: TcpFlags,
+    options: bool,
+    payload: &[u8],
+    window: u16,
+) -> Vec<u8> {
+    let h = TcpHeader {
+        src_port: port,
+        dst_port: 80,
+        seq,
+        ack,
+        flags,
+        window,
+        mss: options.then_some(1460),
+        window_scale: options.then_some(7),
+    };
+    let tcp_len = h.len() + payload.len();
+    let mut frame = vec![0u8; ETHERNET_HEADER + 20 + tcp_len];
+    frame[0..6].copy_from_slice(&SERVER_MAC);
+    frame[6..12].copy_from_slice(&CLIENT_MAC);
+    frame[12..14].copy_from_slice(&[8, 0]);
+    net_packet::ipv4::Ipv4Repr {
+        src: Ipv4Address(src),
+        dst: SERVER_IP,
+        protocol: IpProtocol::TCP,
+        payload_len: tcp_len as u16,
+        ttl: 64,
+    }
+    .emit(&mut frame[ETHERNET_HEADER..])
+    .unwrap();
+    let seg = &mut frame[ETHERNET_HEADER + 20..];
+    let hl = h.emit(seg).unwrap();
+    seg[hl..].copy_from_slice(payload);
+    let sum = net_packet::tcp::checksum(Ipv4Address(src), SERVER_IP, seg);
+    net_packet::tcp::set_checksum(seg, sum).unwrap();
+    frame
+}
+
+fn inject(net: &mut Net, frame: Vec<u8>) {
+    net.wire.borrow_mut().to_server.push_back(frame);
+}
+
+const SYN: TcpFlags = TcpFlags::SYN;
+const ACK: TcpFlags = TcpFlags::ACK;
+
+#[test]
+fn a_region_of_8_mib_holds_over_10000_connections() {
+    let l = layout::<usize, crate::site::ImagePin<'static>, crate::site::ImageWait>(8 << 20);
+    std::println!(
+        "8 MiB: {} connections of {} bytes, {} work contexts of {} bytes, TIME-WAIT {} bytes",
+        l.connections,
+        super::connection_bytes(),
+        l.works,
+        super::work_bytes::<usize, crate::site::ImagePin<'static>, crate::site::ImageWait>(),
+        super::time_wait_bytes()
+    );
+    let small = layout::<usize, crate::site::ImagePin<'static>, crate::site::ImageWait>(2 << 20);
+    std::println!("2 MiB: {} connections, {} work contexts", small.connections, small.works);
+    assert!(l.connections >= 10_000, "{l:?}");
+    assert!(l.works >= 64, "{l:?}");
+    // And the server carves what the layout says.
+    let net = Net::new(8 << 20, settings());
+    let l = layout::<usize, usize, u64>(8 << 20);
+    assert_eq!((net.server.capacity(), net.server.works()), (l.connections, l.works));
+}
+
+#[test]
+fn serves_a_page_keep_alive_and_idle_connections_hold_no_buffer() {
+    let mut net = Net::default();
+    let h = net.connect();
+    net.run_until(1000, |n| n.established(h));
+    let r = net.responses(h, b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", 1, 2000);
+    let text = String::from_utf8(r[0].clone()).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.contains("Date: Tue, 14 Nov 2023 22:13:"), "{text}");
+    assert!(text.ends_with("\r\n\r\nhello from the seL4 web node\n"), "{text}");
+    // Keep-alive: the next request on the same connection.
+    let r = net.responses(h, b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", 1, 2000);
+    assert!(r[0].starts_with(b"HTTP/1.1 404"));
+    // Once acknowledged, the connection holds no work context.
+    net.run_until(2000, |n| n.server.works_in_use() == 0);
+    // A request after that takes one again, and the stream goes on.
+    for _ in 0..3 {
+        let r = net.responses(h, b"GET /style.css HTTP/1.1\r\nHost: x\r\n\r\n", 1, 2000);
+        assert!(
+            r[0].starts_with(b"HTTP/1.1 200 OK") && r[0].ends_with(b"color: #336; }\n"),
+            "{}",
+            String::from_utf8_lossy(&r[0])
+        );
+        net.run_until(2000, |n| n.server.works_in_use() == 0);
+    }
+    assert_eq!(net.server.connections(), 1);
+    assert_eq!(net.client_dev.bad_frames, 0);
+    assert_eq!(net.server.counters.accepted, 1);
+    assert_eq!(net.server.counters.responses, 5);
+    // The idle timeout closes it (FIN), and the peer's close ends it.
+    net.run_until(7000, |n| !n.socket(h).may_recv());
+    assert_eq!(net.server.counters.idle_closed, 1);
+    net.socket(h).close();
+    net.run_until(2000, |n| n.server.connections() == 0);
+    assert_eq!(net.server.time_wait_records(), 1, "the server closed first: a TIME-WAIT record, no slot");
+}
+
+#[test]
+fn pipelined_requests_a_megabyte_in_place_and_pins_go_back() {
+    let mut net = Net::default();
+    let h = net.connect();
+    net.run_until(1000, |n| n.established(h));
+    let request = b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /big.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\nGET /style.css HTTP/1.1\r\nHost: x\r\nRange: bytes=5-9\r\n\r\n";
+    let r = net.responses(h, request, 4, 100_000);
+    let heads: Vec<String> = r.iter().map(|r| String::from_utf8_lossy(&r[..r.len().min(16)]).into_owned()).collect();
+    assert_eq!(heads, ["HTTP/1.1 200 OK\r", "HTTP/1.1 200 OK\r", "HTTP/1.1 404 Not", "HTTP/1.1 206 Par"]);
+    let big = &r[1];
+    let body = &big[big.len() - PATTERN_LEN as usize..];
+    assert!(body.iter().enumerate().all(|(i, &b)| b == pattern_byte(i as u64)), "the megabyte arrived intact");
+    assert!(r[3].ends_with(b"\r\n\r\n{ fon"), "{:?}", String::from_utf8_lossy(&r[3]));
+    let c = net.server.wire.counters;
+    assert_eq!(c.tx_unplanned, 0);
+    // The megabyte went in whole pieces (its segments start on the body's
+    // first byte and are full: the image's sums, not reads).
+    let (summed, partial) = (net.site.summed.get(), net.site.summed_partial.get());
+    assert!(summed >= PATTERN_LEN && partial * 100 <= summed, "{partial} of {summed} bytes summed from partial pieces");
+    assert!(c.tx_in_place_bytes >= PATTERN_LEN, "{c:?}");
+    assert_eq!(c.tx_in_place_bytes, net.wire.borrow().in_place_bytes as u64);
+    net.run_until(1000, |n| n.site.released == n.site.pins && n.server.works_in_use() == 0);
+}
+
+#[test]
+fn the_close_mode_exchange_is_three_segments_from_the_server() {
+    let mut net = Net::default();
+    let client = [10, 0, 2, 2];
+    inject(&mut net, raw(client, 5000, 1000, 0, SYN, true, &[]));
+    net.server_step();
+    let seen = drain(&mut net);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let synack = &seen[0];
+    assert_eq!(synack.flags.0 & 0x3f, TcpFlags::SYN.union(ACK).0);
+    assert_eq!((synack.ack, synack.dst, synack.dst_port), (1001, client, 5000));
+    assert_eq!(synack.options.mss, Some(1460));
+    assert_eq!(synack.options.window_scale, Some(0), "window scaling, offered since the peer did");
+    assert_eq!(net.server.connections(), 0, "no state for a SYN");
+    let iss = synack.seq;
+    let request = b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    inject(&mut net, raw(client, 5000, 1001, iss + 1, ACK.union(TcpFlags::PSH), false, request));
+    net.server_step();
+    let seen = drain(&mut net);
+    assert_eq!(seen.len(), 1, "the response and the FIN in one segment, with the request's ACK: {seen:?}");
+    let response = &seen[0];
+    assert!(response.flags.fin() && response.flags.ack());
+    assert_eq!(response.ack, 1001 + request.len() as u32);
+    assert_eq!(response.seq, iss + 1);
+    let text = String::from_utf8(response.payload.clone()).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n") && text.ends_with("hello from the seL4 web node\n"), "{text}");
+    // The client acknowledges the FIN and sends its own.
+    let fin_seq = 1001 + request.len() as u32;
+    let end = iss + 1 + response.payload.len() as u32 + 1;
+    inject(&mut net, raw(client, 5000, fin_seq, end, ACK.union(TcpFlags::FIN), false, &[]));
+    net.server_step();
+    let seen = drain(&mut net);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!((seen[0].flags.0 & 0x3f, seen[0].seq, seen[0].ack), (ACK.0, end, fin_seq + 1));
+    assert_eq!(net.server.connections(), 0, "the slot is free");
+    assert_eq!(net.server.time_wait_records(), 1, "a TIME-WAIT record instead");
+    // The client's FIN again (our ACK was lost): the record answers.
+    inject(&mut net, raw(client, 5000, fin_seq, end, ACK.union(TcpFlags::FIN), false, &[]));
+    net.server_step();
+    let seen = drain(&mut net);
+    assert_eq!((seen.len(), seen[0].seq, seen[0].ack), (1, end, fin_seq + 1));
+    for _ in 0..100 {
+        net.server_step();
+    }
+    assert_eq!(net.site.released, net.site.pins);
+}
+
+#[test]
+fn a_syn_flood_from_many_addresses_leaves_no_state_while_a_client_is_served() {
+    let mut net = Net::default();
+    let mut rng = Rng(77);
+    let h = net.connect();
+    let mut got = Vec::new();
+    let mut sent = false;
+    for round in 0..3000u32 {
+        for _ in 0..20 {
+            let src = [198, 51, (rng.next() % 256) as u8, (rng.next() % 256) as u8];
+            inject(&mut net, raw(src, (rng.next() % 60000) as u16 + 1024, rng.next() as u32, 0, SYN, true, &[]));
+        }
+        net.step();
+        if !sent && net.established(h) {
+            net.send(h, b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+            sent = true;
+        }
+        net.take(h, &mut got);
+        if response_len(&got) == Some(got.len()) && round > 100 {
+            break;
+        }
+    }
+    assert_eq!(response_len(&got), Some(got.len()), "served during the flood");
+    assert!(got.starts_with(b"HTTP/1.1 200 OK"));
+    assert_eq!(net.server.connections(), 1, "only the real client holds a slot");
+    assert!(net.server.counters.syn_acks > 2000, "{:?}", net.server.counters);
+    // Forged ACKs with guessed cookies make nothing either.
+    for _ in 0..2000 {
+        let src = [198, 51, (rng.next() % 256) as u8, 1];
+        inject(&mut net, raw(src, 3333, rng.next() as u32, rng.next() as u32, ACK, false, &[]));
+        net.step();
+    }
+    assert_eq!(net.server.connections(), 1);
+    assert!(net.server.counters.resets > 0, "answered with (rate-limited) resets");
+}
+
+#[test]
+fn a_megabyte_arrives_whole_over_a_lossy_reordering_link() {
+    for seed in 0..3u64 {
+        let mut net = Net::default();
+        net.loss = Some((Rng(1000 + seed), 3));
+        let h = net.connect();
+        net.run_until(20_000, |n| n.established(h));
+        let r = net.responses(h, b"GET /big.txt HTTP/1.1\r\nHost: x\r\n\r\n", 1, 600_000);
+        let body = &r[0][r[0].len() - PATTERN_LEN as usize..];
+        assert!(body.iter().enumerate().all(|(i, &b)| b == pattern_byte(i as u64)), "seed {seed}");
+        net.loss = None;
+        net.run_until(200_000, |n| n.site.released == n.site.pins && n.server.works_in_use() == 0);
+    }
+}
+
+#[test]
+fn connections_per_source_are_limited() {
+    let mut s = settings();
+    s.max_per_source = 2;
+    let mut net = Net::new(4 << 20, s);
+    let a = net.connect();
+    let b = net.connect();
+    net.run_until(1000, |n| n.established(a) && n.established(b) && n.server.connections() == 2);
+    let c = net.connect();
+    // The client thinks it is connected (its final ACK was dropped), but
+    // its request gets nothing while the source is at its limit.
+    net.run_until(1000, |n| n.established(c));
+    net.send(c, b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    for _ in 0..500 {
+        net.step();
+    }
+    assert_eq!(net.server.connections(), 2);
+    assert!(net.server.counters.per_source_refused >= 1);
+    let mut got = Vec::new();
+    net.take(c, &mut got);
+    assert!(got.is_empty());
+    // One closes: the retransmitted request (its cookie still valid) opens c.
+    net.socket(a).close();
+    net.run_until(30_000, |n| {
+        n.take(c, &mut got);
+        response_len(&got) == Some(got.len())
+    });
+    assert!(got.starts_with(b"HTTP/1.1 200 OK"));
+}
+
+#[test]
+fn a_trickled_request_is_closed_at_the_header_deadline() {
+    let mut net = Net::default();
+    let h = net.connect();
+    net.run_until(1000, |n| n.established(h));
+    let request = b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    let mut got = Vec::new();
+    let mut at = 0;
+    let start = net.now;
+    // One byte every 100 ms: far more often than the idle timeout, too
+    // slow to finish within the deadline (3 s in these settings).
+    while at < request.len() && net.socket(h).may_recv() {
+        net.send(h, &request[at..at + 1]);
+        at += 1;
+        for _ in 0..100 {
+            net.step();
+        }
+        net.take(h, &mut got);
+        if !got.is_empty() {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&got).into_owned();
+    assert!(text.starts_with("HTTP/1.1 408 Request Timeout\r\n"), "{text}");
+    let took = net.now - start;
+    assert!((3 * SECOND..4 * SECOND).contains(&took), "{} ms", took / MS);
+    assert_eq!(net.server.counters.timeouts_408, 1);
+}
+
+#[test]
+fn a_full_table_drops_the_cookie_ack_and_the_client_gets_in_later() {
+    // A region with room for a few slots only.
+    let region =
+        (super::time_wait_bytes()..).step_by(1024).find(|&r| layout::<usize, usize, u64>(r).connections >= 6).unwrap();
+    let l = layout::<usize, usize, u64>(region);
+    let mut net = Net::new(region, settings());
+    assert_eq!(net.server.capacity(), l.connections);
+    let mut open = Vec::new();
+    for _ in 0..l.connections {
+        open.push(net.connect());
+    }
+    net.run_until(5000, |n| n.server.connections() == l.connections);
+    let late = net.connect();
+    net.run_until(1000, |n| n.established(late));
+    net.send(late, b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    for _ in 0..300 {
+        net.step();
+    }
+    assert!(net.server.counters.table_full >= 1);
+    net.socket(open[0]).abort();
+    let mut got = Vec::new();
+    net.run_until(30_000, |n| {
+        n.take(late, &mut got);
+        response_len(&got) == Some(got.len())
+    });
+    assert!(got.starts_with(b"HTTP/1.1 200 OK"));
+}
+
+#[test]
+fn a_file_that_waits_and_one_that_fails() {
+    let mut net = Net::default();
+    let h = net.connect();
+    net.run_until(1000, |n| n.established(h));
+    net.site.gate = Some(Ok(()));
+    net.send(h, b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    for _ in 0..200 {
+        net.step();
+    }
+    let mut got = Vec::new();
+    net.take(h, &mut got);
+    assert!(got.is_empty(), "nothing of the response before the file is ready");
+    net.site.gate = None;
+    net.site.events += 1;
+    net.run_until(2000, |n| {
+        n.take(h, &mut got);
+        response_len(&got) == Some(got.len())
+    });
+    assert!(got.starts_with(b"HTTP/1.1 200 OK"));
+    net.site.gate = Some(Err(http_core::Status::InternalServerError));
+    let r = net.responses(h, b"GET /big.txt HTTP/1.1\r\nHost: x\r\n\r\n", 1, 2000);
+    assert!(r[0].starts_with(b"HTTP/1.1 500"), "{}", String::from_utf8_lossy(&r[0]));
+    assert_eq!(net.server.counters.file_errors, 1);
+}
+
+/// A reader that stops reading: it answers every segment (the window
+/// probes included) with a zero window and never takes more. net-tcp
+/// gives up after its retries (about 102 s from a 200 ms RTO: 0.2 + 0.4 +
+/// ... + 51.2 s), the server sends a reset, the slot is freed and every
+/// pin goes back once the frames are.
+#[test]
+fn a_reader_with_a_closed_window_is_given_up_and_its_pins_go_back() {
+    let mut net = Net::default();
+    let client = [10, 0, 2, 2];
+    inject(&mut net, raw(client, 6000, 50, 0, SYN, false, &[]));
+    net.server_step();
+    let iss = drain(&mut net)[0].seq;
+    let request = b"GET /big.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+    inject(&mut net, raw_window(client, 6000, 51, iss + 1, ACK, false, request, 2920));
+    let rcv = 51 + request.len() as u32;
+    let mut got = 0u32;
+    let mut reset_at = None;
+    let start = net.now;
+    for _ in 0..400_000 {
+        net.server_step();
+        for seen in drain(&mut net) {
+            if seen.flags.rst() {
+                reset_at = Some(net.now);
+            }
+            if seen.seq == iss + 1 + got && got < 2920 {
+                got += seen.payload.len() as u32;
+            }
+            // Everything taken so far acknowledged, the window shut.
+            inject(&mut net, raw_window(client, 6000, rcv, iss + 1 + got, ACK, false, &[], 0));
+        }
+        if reset_at.is_some() {
+            break;
+        }
+    }
+    let at = reset_at.expect("the server gave up with a reset");
+    let took = (at - start) / SECOND;
+    assert!((60..=240).contains(&took), "gave up after {took} s");
+    assert_eq!(net.server.connections(), 0);
+    for _ in 0..10 {
+        net.server_step();
+    }
+    assert_eq!(net.site.released, net.site.pins, "every pin back");
+    assert_eq!(net.server.works_in_use(), 0);
+    std::println!("a zero-window reader was given up after {took} s");
+}

@@ -1,0 +1,407 @@
+//! The HTTP server protection domain's glue between the runtime and
+//! httpd-core, shared by its two programs: `httpd` (the Cheetah server,
+//! `httpd_core::cheetah`, on net-tcp: `src/main.rs`) and `httpd-smoltcp`
+//! (the smoltcp server, `httpd_core::server`: `src/smoltcp.rs`). Each
+//! program names its server ([`Web`]); everything else is here.
+//!
+//! A client of the demultiplexer (`<client pd="httpd" arp="true">`, boot
+//! claim `tcp dst 80`) with:
+//!
+//! - the connection region, mapped read-write with `setvar_vaddr=
+//!   "httpd_connections"` and `setvar_size="httpd_connections_size"`: the
+//!   server carves its connections from it (`httpd_core::server::pool_size`,
+//!   `httpd_core::cheetah::layout`);
+//! - channel the channel named `timer` to the timer PD (`NOW`, `SET_TIMEOUT`),
+//!   `pp="true"` on httpd's end: smoltcp's clock and timers, idle timeouts;
+//! - arpd's table (read-only) and channel, from `arp="true"`;
+//! - `<ioport id="0" addr="0x70" size="2">`: the CMOS clock, read once for
+//!   the `Date` header (without it, dates start at the epoch).
+//!
+//! - the block driver's client regions (`lib/blk-protocol`):
+//!   `blk_request`, `blk_response` (rw) and `blk_info` (r), with
+//!   `setvar_vaddr` of the same names, and the channel named `blk` to the
+//!   driver;
+//! - the cache region `site_cache`, mapped read-only with `setvar_vaddr=
+//!   "site_cache"` and `setvar_size="site_cache_size"`: it *is* the block
+//!   client's data region (the driver's `blk_data_paddr`/`blk_data_size`
+//!   name it), so the device DMAs file blocks straight into it, and it is
+//!   httpd's `send_from` region in `<network>`, so the NIC reads response
+//!   bodies from it in place (`httpd_core::inplace`, `httpd_core::site::ImageStore`,
+//!   `site-cache`). Without that grant bodies are copied (logged at start).
+//!
+//! It calls the demultiplexer, arpd and the timer, so its priority must be
+//! below all three (and the block driver's, which preempts it).
+//!
+//! At start it boots the cache (superblock and index, read as soon as the
+//! driver has published the disk) and only then opens its listeners. If the
+//! image is refused (corrupt superblock or index, a disk that cannot be
+//! read...), it logs why and never listens: every connection to port 80
+//! is refused at once with a reset, and not a byte of the image is served.
+//! The cache's state (~190 KiB) lives in this PD's state, on its stack:
+//! the description gives httpd a 1 MiB stack.
+use drivers_timer_api::Timer;
+use httpd_core::arena::Arena;
+use httpd_core::device::{Link, Neighbours, NoBuffer, Resolution, MAX_FRAME};
+use httpd_core::inplace::InPlaceList;
+use httpd_core::rtc::{self, Registers};
+use httpd_core::site::{CacheRegion, ImageStore, Notice, Pumped};
+use lib_blk_protocol::{Info, RequestProducer, ResponseConsumer};
+use net_arp_table::{Table, TableReader};
+use net_client::{Alarm, ChangeReport, NetClient};
+use net_config::{Ipv4Address, NodeAddress, ARP_TABLE_VADDR, CLIENT_ARPD_CHANNEL};
+use pds_boot_spec::cspace;
+use pds_runtime::{log, Channel, ChannelSet, Handler};
+
+pds_runtime::setvar!(httpd_connections, rw);
+pds_runtime::setvar!(httpd_connections_size, size);
+pds_runtime::setvar!(blk_request, rw);
+pds_runtime::setvar!(blk_response, rw);
+pds_runtime::setvar!(blk_info, r);
+pds_runtime::setvar!(site_cache, r);
+pds_runtime::setvar!(site_cache_size, size);
+
+// The block driver, by the name of this PD's channel end in the description.
+pds_runtime::channel!(BLK = "blk");
+
+// The timer, by the name of this PD's channel end in the description.
+pds_runtime::channel!(TIMER_CHANNEL = "timer", call);
+pub(crate) static TIMER: Timer = Timer::named(&TIMER_CHANNEL);
+const ARPD: arpd_api::Arpd = arpd_api::Arpd::new(Channel::new(CLIENT_ARPD_CHANNEL));
+/// `<ioport id="0">`: CMOS index (0x70) and data (0x71) ports.
+const CMOS: sel4::X86IoPort = sel4::X86IoPort(cspace::IOPORT_BASE);
+const CMOS_INDEX: u16 = 0x70;
+const CMOS_DATA: u16 = 0x71;
+/// The port the description's boot claim gives this PD.
+pub(crate) const PORT: u16 = 80;
+
+/// The demultiplexer's queues through [`NetClient`].
+pub(crate) struct PdLink(pub(crate) NetClient);
+
+impl Link for PdLink {
+    fn recv(&mut self, frame: &mut [u8; MAX_FRAME]) -> Option<usize> {
+        self.0.recv(frame)
+    }
+    fn can_send(&mut self) -> bool {
+        self.0.free_tx_buffers() > 0
+    }
+    fn send_gather(
+        &mut self,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> Option<InPlaceList>,
+    ) -> Result<bool, NoBuffer> {
+        self.0.send_gather(len, fill).map_err(|_| NoBuffer)
+    }
+    fn tx_in_flight(&mut self) -> u64 {
+        self.0.tx_in_flight()
+    }
+    fn take_tx_returned(&mut self) -> u64 {
+        self.0.take_tx_returned()
+    }
+    fn flush(&mut self) {
+        self.0.flush();
+    }
+}
+
+/// arpd's table, read-only, and arpd's `Resolve` call.
+pub(crate) struct PdNeighbours(TableReader<'static>);
+
+impl Neighbours for PdNeighbours {
+    fn lookup(&self, ip: Ipv4Address) -> Option<[u8; 6]> {
+        self.0.lookup(ip)
+    }
+    fn resolve(&mut self, ip: Ipv4Address) -> Resolution {
+        ARPD.resolve(ip)
+    }
+}
+
+/// The cache region as mapped into this PD (read-only).
+pub(crate) struct PdRegion {
+    base: usize,
+    size: usize,
+}
+
+impl CacheRegion<'static> for PdRegion {
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: the description maps `site_cache`, `size` bytes, readable
+        // at `base` for the PD's life. The device writes into it only the
+        // blocks of loads in progress, which the cache never reads (it
+        // reads loaded groups and the head only), so the bytes read through
+        // this slice do not change while it is used.
+        unsafe { core::slice::from_raw_parts(self.base as *const u8, self.size) }
+    }
+
+    fn head(&self, len: usize) -> Option<&'static [u8]> {
+        if len > self.size {
+            return None;
+        }
+        // SAFETY: as in `bytes`; the head (superblock and index blocks) is
+        // written by the device only during the boot, which is over when
+        // this is called: the cache's requests all lie behind it.
+        Some(unsafe { core::slice::from_raw_parts(self.base as *const u8, len) })
+    }
+}
+
+/// The block driver's queues and published disk.
+struct Blk {
+    requests: RequestProducer<'static>,
+    responses: ResponseConsumer<'static>,
+    info: &'static Info,
+    /// The response queue was found corrupt (logged once).
+    broken: bool,
+}
+
+/// One CMOS register.
+fn cmos(index: u8) -> u8 {
+    let _ = CMOS.out8(u64::from(CMOS_INDEX), u64::from(index));
+    CMOS.in8(CMOS_DATA).unwrap_or(0xff)
+}
+
+/// The CMOS clock's registers, read between updates (see `httpd_core::rtc`).
+fn read_cmos() -> Registers {
+    let read = || {
+        for _ in 0..100_000 {
+            if cmos(rtc::STATUS_A) & rtc::UPDATE_IN_PROGRESS == 0 {
+                break;
+            }
+        }
+        Registers {
+            seconds: cmos(rtc::SECONDS),
+            minutes: cmos(rtc::MINUTES),
+            hours: cmos(rtc::HOURS),
+            day: cmos(rtc::DAY),
+            month: cmos(rtc::MONTH),
+            year: cmos(rtc::YEAR),
+            status_b: cmos(rtc::STATUS_B),
+        }
+    };
+    let mut last = read();
+    for _ in 0..4 {
+        let again = read();
+        if again == last {
+            break;
+        }
+        last = again;
+    }
+    last
+}
+
+/// The store the servers serve.
+pub(crate) type Store = ImageStore<'static, PdRegion>;
+
+/// What the PD needs of its server (the program chooses which).
+pub(crate) trait Web: Sized {
+    type Counters: Copy + PartialEq + Default;
+    /// Starts the server on the link, carving its connections from `arena`.
+    #[allow(clippy::too_many_arguments)]
+    fn start(
+        link: PdLink,
+        neighbours: PdNeighbours,
+        node: NodeAddress,
+        mac: [u8; 6],
+        arena: &mut Arena,
+        now: u64,
+        boot_epoch: u64,
+        send_in_place: bool,
+    ) -> Self;
+    fn poll(&mut self, now: u64, store: &mut Store) -> Option<u64>;
+    /// Starts accepting connections (logs why not).
+    fn accept(&mut self);
+    fn accepting(&self) -> bool;
+    fn counters(&self) -> Self::Counters;
+    fn log_counters(&self, store: &Store);
+    fn ready_to_wait(&mut self) -> bool;
+    /// Logs what the pool holds.
+    fn log_pool(&self, region: u64, cache: u64);
+    /// Logs that it serves.
+    fn log_serving(&self, node: &NodeAddress);
+}
+
+pub(crate) struct Httpd<W: Web> {
+    server: W,
+    store: Store,
+    blk: Blk,
+    node: net_config::NodeAddress,
+    alarm: Alarm,
+    report: ChangeReport<W::Counters>,
+}
+
+impl<W: Web> Httpd<W> {
+    /// Serves until nothing is left to do, then arms the timer and the
+    /// queues' signals.
+    fn run(&mut self) {
+        loop {
+            self.pump_disk();
+            let events = self.store.events();
+            let now = TIMER.now();
+            let due = self.server.poll(now, &mut self.store);
+            self.log_notices();
+            // Loads the polls started go out now; completions that arrived
+            // meanwhile wake the connections that wait for them.
+            self.pump_disk();
+            if self.store.events() != events && self.server.accepting() {
+                continue;
+            }
+            let counters = self.server.counters();
+            self.report.note(now, &counters);
+            if self.report.poll(now, &counters) {
+                self.server.log_counters(&self.store);
+            }
+            if due.is_some_and(|at| at <= now) {
+                continue;
+            }
+            if !self.server.ready_to_wait() {
+                continue;
+            }
+            let deadline = [due, self.report.deadline()].into_iter().flatten().min();
+            // A refused timeout leaves nothing pending; the next wake-up
+            // plans again.
+            let _ = self.alarm.arm(deadline, TIMER);
+            return;
+        }
+    }
+}
+
+impl<W: Web> Httpd<W> {
+    /// Moves the block traffic until the response queue is empty with a
+    /// signal requested; starts accepting once the image is booted.
+    fn pump_disk(&mut self) {
+        if self.blk.broken {
+            return;
+        }
+        loop {
+            match self.store.pump(self.blk.info.get(), &mut self.blk.requests, &mut self.blk.responses) {
+                Ok(Pumped::Nothing) => {}
+                Ok(Pumped::Booted) => self.booted(),
+                Ok(Pumped::Refused(e)) => {
+                    log!("{e}");
+                    log!("not serving: every connection to port {PORT} is refused");
+                }
+                Err(e) => {
+                    log!("error: the block response queue is corrupt ({e}); no more disk reads");
+                    self.blk.broken = true;
+                    return;
+                }
+            }
+            if self.blk.requests.should_signal() {
+                BLK.get().notify();
+            }
+            match self.blk.responses.request_signal_if_empty() {
+                Ok(false) => continue,
+                Ok(true) => return,
+                Err(e) => {
+                    log!("error: the block response queue is corrupt ({e}); no more disk reads");
+                    self.blk.broken = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn booted(&mut self) {
+        let Some(cache) = self.store.cache() else { return };
+        let sb = cache.image().superblock();
+        log!(
+            "site image: {} files in {} blocks; cache region {} KiB (index {} KiB, arena {} KiB, groups up to {} blocks)",
+            cache.image().len(),
+            sb.block_count,
+            (cache.arena_start() + cache.arena_len()) / 1024,
+            cache.arena_start() / 1024,
+            cache.arena_len() / 1024,
+            cache.max_group_blocks()
+        );
+        self.server.accept();
+        if self.server.accepting() {
+            self.server.log_serving(&self.node);
+        }
+    }
+
+    /// Logs what the store found about files.
+    fn log_notices(&mut self) {
+        while let Some(notice) = self.store.take_notice() {
+            match notice {
+                Notice::Corrupt { file } => log!(
+                    "corrupt file {}: its data does not match the image's record (SHA-256, piece sums); answered 500, never served",
+                    self.store.path(file)
+                ),
+                Notice::IoError { file, status } => {
+                    log!("reading {} failed (block status {status}); answered 500", self.store.path(file))
+                }
+                Notice::TooLarge { file } => {
+                    log!("{} is larger than half the file cache: it can never be served from it; answered 500", self.store.path(file))
+                }
+            }
+        }
+        if self.store.notices_dropped > 0 {
+            log!("{} more file notices not logged", self.store.notices_dropped);
+            self.store.notices_dropped = 0;
+        }
+    }
+}
+
+impl<W: Web> Handler for Httpd<W> {
+    fn init() -> Self {
+        let net = match NetClient::new() {
+            Ok(net) => net,
+            Err(e) => panic!("{e}"),
+        };
+        let node = *net.node();
+        let mac = net.mac;
+        // SAFETY: `arp="true"` maps the ARP table read-only at
+        // ARP_TABLE_VADDR (64-byte aligned, TABLE_BYTES long) for the PD's
+        // life; only this reader touches it here.
+        let table = unsafe { Table::from_addr(ARP_TABLE_VADDR as usize) };
+        let (Some(base), Some(size)) = (httpd_connections.get(), httpd_connections_size.get()) else {
+            panic!("the description maps no connection region (setvar_vaddr httpd_connections, setvar_size httpd_connections_size)");
+        };
+        // SAFETY: the description maps the region `httpd_connections`
+        // read-write at `base` with `size` bytes for the PD's life, into this
+        // PD only (web.system); nothing else in the PD uses it.
+        let mut arena = unsafe { Arena::new(base as usize, size as usize) };
+        let now = TIMER.now();
+        let registers = read_cmos();
+        let wall = registers.unix_seconds();
+        if wall.is_none() {
+            log!("warning: the CMOS clock reads {registers:?}, not a date: dates start at 1970");
+        }
+        let boot_epoch = wall.unwrap_or(0).saturating_sub(now / httpd_core::server::SECOND_NS);
+        let vars = (blk_request.get(), blk_response.get(), blk_info.get(), site_cache.get(), site_cache_size.get());
+        let (Some(request), Some(response), Some(info), Some(cache_base), Some(cache_size)) = vars else {
+            panic!("the description must map blk_request, blk_response, blk_info and site_cache (setvar_vaddr, and setvar_size for site_cache)");
+        };
+        // Bodies go in place if the description lets the NIC send from the
+        // cache: `send_from="site_cache"` (a region of the cache's size).
+        let send_from = net.config.my_client().map_or(0, |c| c.send_from_size);
+        let send_in_place = send_from == cache_size;
+        if !send_in_place {
+            log!("file bodies are copied: the description names no send_from region of the cache's size ({send_from} bytes, the cache {cache_size})");
+        }
+        let neighbours = PdNeighbours(TableReader::new(table));
+        let server = W::start(PdLink(net), neighbours, node, mac, &mut arena, now, boot_epoch, send_in_place);
+        // SAFETY: the queue regions are pages mapped read-write for the
+        // PD's life and used only through these handles; `blk_info` is a
+        // page mapped readable, only read here (atomically).
+        let (requests, responses, info) = unsafe {
+            (
+                RequestProducer::new(request as *mut u8),
+                ResponseConsumer::new(response as *mut u8, ()),
+                Info::at(info as *mut u8),
+            )
+        };
+        server.log_pool(size, cache_size);
+        let store = ImageStore::new(PdRegion { base: cache_base as usize, size: cache_size as usize });
+        let blk = Blk { requests, responses, info, broken: false };
+        let mut httpd =
+            Httpd { server, store, blk, node, alarm: Alarm::new(), report: ChangeReport::new(W::Counters::default()) };
+        httpd.run();
+        httpd
+    }
+
+    fn notified(&mut self, channels: ChannelSet) {
+        if channels.contains(TIMER.channel()) {
+            self.alarm.fired(TIMER.now());
+        }
+        // Frames, returned buffers, arpd's answer, the timer: all of it is
+        // one more poll.
+        self.run();
+    }
+}

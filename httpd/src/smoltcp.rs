@@ -1,0 +1,102 @@
+//! httpd-smoltcp: the web server PD with the smoltcp server
+//! (`httpd_core::server`: one smoltcp socket per 32 KiB slot), kept as the
+//! variant to compare the Cheetah server (`httpd`) against. The glue is
+//! [`pd`]'s; `tests/systems/web-smoltcp.system` runs it.
+#![no_std]
+#![no_main]
+
+mod pd;
+
+use httpd_core::arena::Arena;
+use httpd_core::device::EthDevice;
+use httpd_core::server::{Counters, Server, Settings, CONNECTION_BYTES};
+use httpd_core::site::{ImagePin, ImageWait};
+use net_config::NodeAddress;
+use net_filter::Dotted;
+use pd::{PdLink, PdNeighbours, Store, Web, PORT};
+use pds_runtime::log;
+
+struct Smoltcp(Server<PdLink, PdNeighbours, u32, ImagePin<'static>, ImageWait>);
+
+impl Web for Smoltcp {
+    type Counters = Counters;
+
+    fn start(
+        link: PdLink,
+        neighbours: PdNeighbours,
+        node: NodeAddress,
+        mac: [u8; 6],
+        arena: &mut Arena,
+        now: u64,
+        boot_epoch: u64,
+        send_in_place: bool,
+    ) -> Self {
+        let settings = Settings {
+            port: PORT,
+            idle_timeout_ns: Settings::DEFAULT_IDLE_TIMEOUT_NS,
+            close_timeout_ns: Settings::DEFAULT_CLOSE_TIMEOUT_NS,
+            boot_epoch,
+            random_seed: now ^ boot_epoch.rotate_left(32),
+            send_in_place,
+        };
+        let device = EthDevice::new(link, neighbours, node, mac);
+        match Server::new(device, arena, settings, now) {
+            Ok(server) => Smoltcp(server),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn poll(&mut self, now: u64, store: &mut Store) -> Option<u64> {
+        self.0.poll(now, store)
+    }
+
+    fn accept(&mut self) {
+        if let Err(e) = self.0.accept() {
+            log!("error: {e}");
+        }
+    }
+
+    fn accepting(&self) -> bool {
+        self.0.accepting()
+    }
+
+    fn counters(&self) -> Counters {
+        self.0.counters
+    }
+
+    fn log_counters(&self, store: &Store) {
+        let c = self.0.counters;
+        let d = self.0.device.counters;
+        let s = store.stats();
+        log!(
+            "accepted={} responses={} errors={} timeouts_408={} idle_closed={} aborted={} file_errors={} file_waits={} pool_full={} reclaimed={} busy={}/{} copied_bytes={}; rx={} rx_not_ipv4={} rx_not_for_us={} tx={} tx_arp_miss={} tx_no_route={} tx_no_buffer={} tx_unplanned={} tx_in_place_bytes={} sum_read_bytes={}; cache hits={} loads={} loaded={} failed={} evictions={} busy={} verified={} corrupt={} bad_releases={}",
+            c.accepted, c.responses, c.errors, c.timeouts_408, c.idle_closed, c.aborted, c.file_errors, c.file_waits, c.pool_full, c.reclaimed,
+            self.0.busy(), self.0.pool_size(), c.copied_bytes,
+            d.rx_packets, d.rx_not_ipv4, d.rx_not_for_us, d.tx_frames, d.tx_arp_miss, d.tx_no_route, d.tx_no_buffer, d.tx_unplanned, d.tx_in_place_bytes, store.sum_read_bytes(),
+            s.hits, s.loads, s.loaded, s.failed_loads, s.evictions, s.busy, s.verified, s.corrupt, store.bad_releases
+        );
+    }
+
+    fn ready_to_wait(&mut self) -> bool {
+        self.0.device.link.0.ready_to_wait()
+    }
+
+    fn log_pool(&self, region: u64, cache: u64) {
+        log!(
+            "{} connections of {CONNECTION_BYTES} bytes in a {region:#x}-byte region; file cache {} KiB; reading the site image",
+            self.0.pool_size(),
+            cache / 1024
+        );
+    }
+
+    fn log_serving(&self, node: &NodeAddress) {
+        log!(
+            "serving http://{}:{PORT}/ (site image): {} connections of {CONNECTION_BYTES} bytes",
+            Dotted(node.ipv4),
+            self.0.pool_size()
+        );
+    }
+}
+
+type Pd = pd::Httpd<Smoltcp>;
+pds_runtime::protection_domain!(Pd);
