@@ -177,11 +177,14 @@ struct Errors {
     timeout: u64,
     /// Responses with a status other than 2xx or 3xx.
     status: u64,
+    /// Runs that could not start: wrk's first connection was refused (or
+    /// unanswered) after every retry, so the run has no requests at all.
+    unreachable: u64,
 }
 
 impl Errors {
     fn total(&self) -> u64 {
-        self.connect + self.read + self.write + self.timeout + self.status
+        self.connect + self.read + self.write + self.timeout + self.status + self.unreachable
     }
 
     fn add(&mut self, other: &Errors) {
@@ -190,6 +193,7 @@ impl Errors {
         self.write += other.write;
         self.timeout += other.timeout;
         self.status += other.status;
+        self.unreachable += other.unreachable;
     }
 
     /// `0`, or the total and its non-zero parts.
@@ -230,14 +234,32 @@ struct Run {
     steal: f64,
 }
 
+/// The capture run: server-to-client TCP segments, of which resets, the
+/// requests wrk completed meanwhile, and what tcpdump says it dropped.
+#[derive(Clone, Copy, Debug)]
+struct Segments {
+    captured: u64,
+    resets: u64,
+    requests: u64,
+    dropped: u64,
+}
+
+impl Segments {
+    fn per_request(&self) -> f64 {
+        self.captured as f64 / self.requests.max(1) as f64
+    }
+
+    fn resets_per_request(&self) -> f64 {
+        self.resets as f64 / self.requests.max(1) as f64
+    }
+}
+
 /// One system's figures from one boot.
 #[derive(Clone, Debug, Default)]
 struct SystemRound {
     boot_s: Option<f64>,
     runs: Vec<Run>,
-    /// Server-to-client segments and completed requests of the capture run,
-    /// and what tcpdump said it dropped.
-    segments: Option<(u64, u64, u64)>,
+    segments: Option<Segments>,
     /// The run under the SYN flood, and the SYNs per second sent.
     flood: Option<(Run, f64)>,
     /// What went wrong, if the round ended early.
@@ -457,8 +479,27 @@ fn check_files(ns: &Netns, files: &[(String, Vec<u8>)], docroot: &Path) -> Resul
     Ok(())
 }
 
-/// One wrk run of `m` for `seconds`, in the namespace.
+/// Attempts of a wrk run whose first connection fails, a second apart.
+const WRK_ATTEMPTS: usize = 3;
+
+/// One wrk run of `m` for `seconds`, in the namespace, after a pause that
+/// lets the previous run's connections close. wrk refuses to start when
+/// its first connection fails; after [`WRK_ATTEMPTS`] such refusals the
+/// run counts as no request at all and one error ([`Errors::unreachable`]).
 fn wrk(ns: &Netns, m: &Measure, script: &Path, seconds: u64) -> Result<WrkReport> {
+    for attempt in 1..=WRK_ATTEMPTS {
+        std::thread::sleep(Duration::from_secs(1));
+        match wrk_once(ns, m, script, seconds)? {
+            Some(report) => return Ok(report),
+            None => println!("  {}: wrk could not connect (attempt {attempt} of {WRK_ATTEMPTS})", m.name),
+        }
+    }
+    let errors = Errors { unreachable: 1, ..Errors::default() };
+    Ok(WrkReport { requests: 0, per_second: 0.0, bytes_per_second: 0.0, p50_ms: f64::NAN, p99_ms: f64::NAN, errors })
+}
+
+/// One wrk run; `None` if wrk could not make its first connection.
+fn wrk_once(ns: &Netns, m: &Measure, script: &Path, seconds: u64) -> Result<Option<WrkReport>> {
     let mut cmd = ns.command("wrk");
     cmd.args(["-t", "1", "-c", &m.clients.to_string(), "-d", &format!("{seconds}s"), "--timeout", "30s", "--latency"]);
     if m.close {
@@ -469,9 +510,12 @@ fn wrk(ns: &Netns, m: &Measure, script: &Path, seconds: u64) -> Result<WrkReport
     }
     cmd.arg(format!("http://{}{}", netns::SERVER_IP, m.path.as_deref().unwrap_or("/")));
     let out = cmd.stdin(Stdio::null()).output().context("running wrk")?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    ensure!(out.status.success(), "wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr));
-    parse_wrk(&text)
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && text.contains("unable to connect") {
+        return Ok(None);
+    }
+    ensure!(out.status.success(), "wrk failed: {text}");
+    parse_wrk(&text).map(Some)
 }
 
 /// Reads wrk's report (`--latency`): requests, rates, the 50 % and 99 %
@@ -512,7 +556,9 @@ fn parse_wrk(text: &str) -> Result<WrkReport> {
     if let Some(status) = field("Non-2xx or 3xx responses:") {
         errors.status = status.parse().with_context(|| format!("wrk's non-2xx count: {status:?}"))?;
     }
-    Ok(WrkReport { requests, per_second, bytes_per_second, p50_ms: latency("50%")?, p99_ms: latency("99%")?, errors })
+    // Without a completed request wrk prints latencies of 0: none measured.
+    let (p50_ms, p99_ms) = if requests == 0 { (f64::NAN, f64::NAN) } else { (latency("50%")?, latency("99%")?) };
+    Ok(WrkReport { requests, per_second, bytes_per_second, p50_ms, p99_ms, errors })
 }
 
 /// `1.23ms`, `456.00us`, `2.00s`, `1.00m` -> milliseconds.
@@ -554,9 +600,8 @@ fn stop(child: &mut std::process::Child, signal: &str) -> Result<()> {
 }
 
 /// Close-mode run `m` for `seconds` under tcpdump on the TAP device:
-/// (server-to-client TCP segments, completed requests, segments tcpdump
-/// says the kernel dropped).
-fn segments(ns: &Netns, m: &Measure, script: &Path, seconds: u64) -> Result<(u64, u64, u64)> {
+/// the server-to-client TCP segments.
+fn segments(ns: &Netns, m: &Measure, script: &Path, seconds: u64) -> Result<Segments> {
     let file = std::env::temp_dir().join(format!("sel4-bench-{}.pcap", std::process::id()));
     let filter = format!("tcp and src host {} and src port 80", netns::SERVER_IP);
     let mut tcpdump = ns
@@ -584,7 +629,7 @@ fn segments(ns: &Netns, m: &Measure, script: &Path, seconds: u64) -> Result<(u64
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stderr, &mut rest)?;
     tcpdump.wait()?;
-    let captured = pcap_records(&std::fs::read(&file).context("reading the capture")?)?;
+    let (captured, resets) = pcap_segments(&std::fs::read(&file).context("reading the capture")?)?;
     let _ = std::fs::remove_file(&file);
     let report = report?;
     let dropped = rest
@@ -592,31 +637,39 @@ fn segments(ns: &Netns, m: &Measure, script: &Path, seconds: u64) -> Result<(u64
         .find_map(|l| l.strip_suffix(" packets dropped by kernel").and_then(|n| n.trim().parse().ok()))
         .unwrap_or(0);
     println!(
-        "  capture ({}): {captured} server segments for {} requests ({:.2} per request), {dropped} dropped by the capture; errors {}",
+        "  capture ({}): {captured} server segments ({resets} resets) for {} requests ({:.2} per request), {dropped} dropped by the capture; errors {}",
         m.name,
         report.requests,
         captured as f64 / report.requests.max(1) as f64,
         report.errors.describe()
     );
-    Ok((captured, report.requests, dropped))
+    Ok(Segments { captured, resets, requests: report.requests, dropped })
 }
 
-/// The number of records in a classic pcap file.
-fn pcap_records(bytes: &[u8]) -> Result<u64> {
+/// Segments of a classic pcap file of Ethernet frames: (all records, those
+/// that carry a TCP RST).
+fn pcap_segments(bytes: &[u8]) -> Result<(u64, u64)> {
     ensure!(bytes.len() >= 24, "pcap file cut short");
     let little = match u32::from_le_bytes(bytes[..4].try_into()?) {
         0xa1b2_c3d4 | 0xa1b2_3c4d => true,
         0xd4c3_b2a1 | 0x4d3c_b2a1 => false,
         magic => bail!("not a pcap file (magic {magic:#x})"),
     };
-    let (mut at, mut count) = (24, 0);
+    let (mut at, mut count, mut resets) = (24, 0, 0);
     while at + 16 <= bytes.len() {
         let len: [u8; 4] = bytes[at + 8..at + 12].try_into()?;
         let len = if little { u32::from_le_bytes(len) } else { u32::from_be_bytes(len) } as usize;
+        let frame = bytes.get(at + 16..at + 16 + len).unwrap_or(&[]);
+        // Ethernet (14 bytes), IPv4 (IHL words), TCP flags at byte 13.
+        let ip = frame.get(14..).unwrap_or(&[]);
+        let flags = ip.first().and_then(|b| ip.get(usize::from(b & 0xf) * 4 + 13));
+        if flags.is_some_and(|f| f & 0x04 != 0) {
+            resets += 1;
+        }
         at += 16 + len;
         count += 1;
     }
-    Ok(count)
+    Ok((count, resets))
 }
 
 /// Close-mode run `m` for `seconds` while hping3 floods the server's port
@@ -698,12 +751,12 @@ impl Timestamp {
 /// Every run, one line each.
 fn tsv(list: &[Measure], rounds: &[Vec<SystemRound>], started: &Timestamp) -> String {
     let mut text = String::from(
-        "started\tsystem\tround\tmeasure\trequests\treq_per_s\tbytes_per_s\tp50_ms\tp99_ms\terr_connect\terr_read\terr_write\terr_timeout\terr_status\tsteal_pct\tnote\n",
+        "started\tsystem\tround\tmeasure\trequests\treq_per_s\tbytes_per_s\tp50_ms\tp99_ms\terr_connect\terr_read\terr_write\terr_timeout\terr_status\terr_unreachable\tsteal_pct\tnote\n",
     );
     let mut line = |system: &str, round: usize, measure: &str, run: Option<&Run>, note: &str| {
         let figures = match run.and_then(|r| r.report.as_ref()) {
             Some(r) => format!(
-                "{}\t{:.1}\t{:.0}\t{:.3}\t{:.3}\t{}\t{}\t{}\t{}\t{}",
+                "{}\t{:.1}\t{:.0}\t{:.3}\t{:.3}\t{}\t{}\t{}\t{}\t{}\t{}",
                 r.requests,
                 r.per_second,
                 r.bytes_per_second,
@@ -713,9 +766,10 @@ fn tsv(list: &[Measure], rounds: &[Vec<SystemRound>], started: &Timestamp) -> St
                 r.errors.read,
                 r.errors.write,
                 r.errors.timeout,
-                r.errors.status
+                r.errors.status,
+                r.errors.unreachable
             ),
-            None => "\t\t\t\t\t\t\t\t\t".into(),
+            None => "\t\t\t\t\t\t\t\t\t\t".into(),
         };
         let steal = run.map_or(String::new(), |r| format!("{:.1}", r.steal));
         let _ = writeln!(text, "{}\t{system}\t{round}\t{measure}\t{figures}\t{steal}\t{note}", started.readable);
@@ -733,8 +787,11 @@ fn tsv(list: &[Measure], rounds: &[Vec<SystemRound>], started: &Timestamp) -> St
             for (m, run) in list.iter().zip(&round.runs) {
                 line(system.name, r, &m.name, Some(run), "");
             }
-            if let Some((segments, requests, dropped)) = round.segments {
-                let note = format!("{segments} server segments / {requests} requests; {dropped} dropped by tcpdump");
+            if let Some(g) = round.segments {
+                let note = format!(
+                    "{} server segments ({} resets) / {} requests; {} dropped by tcpdump",
+                    g.captured, g.resets, g.requests, g.dropped
+                );
                 line(system.name, r, "segment capture", None, &note);
             }
             if let Some((run, rate)) = &round.flood {
@@ -842,16 +899,21 @@ fn markdown(
     let probe = &list[probe_index(list)];
     let boot: Vec<Option<f64>> = (0..SYSTEMS.len()).map(|s| median_of(rounds[s].iter().map(|r| r.boot_s))).collect();
     writeln!(t, "| boot: QEMU start to first HTTP 200 (host s) | {} |", row_of(&boot, |v| figure(Some(v), 1)))?;
-    let segments: Vec<Option<f64>> = (0..SYSTEMS.len())
-        .map(|s| median_of(rounds[s].iter().map(|r| r.segments.map(|(n, req, _)| n as f64 / req.max(1) as f64))))
+    let segments: Vec<String> = rounds
+        .iter()
+        .map(|rs| {
+            let all = median_of(rs.iter().map(|r| r.segments.map(|g| g.per_request())));
+            let resets = median_of(rs.iter().map(|r| r.segments.map(|g| g.resets_per_request())));
+            format!("{} (resets {})", figure(all, 2), figure(resets, 2))
+        })
         .collect();
-    let dropped: u64 = rounds.iter().flatten().filter_map(|r| r.segments.map(|(_, _, d)| d)).sum();
+    let dropped: u64 = rounds.iter().flatten().filter_map(|r| r.segments.map(|g| g.dropped)).sum();
     writeln!(
         t,
-        "| server TCP segments per request ({}; tcpdump, {} s) | {} |",
+        "| server TCP segments per completed request ({}; tcpdump, {} s) | {} |",
         probe.name,
         plan.capture_seconds,
-        row_of(&segments, |v| figure(Some(v), 2))
+        segments.join(" | ")
     )?;
     let probe_index = probe_index(list);
     let flood: Vec<String> = (0..SYSTEMS.len())
@@ -945,7 +1007,7 @@ Transfer/sec:      1.65MB
         assert!((r.bytes_per_second - 1.65 * 1024.0 * 1024.0).abs() < 1.0);
         assert!((r.p50_ms - 11.40).abs() < 1e-9);
         assert!((r.p99_ms - 1020.0).abs() < 1e-9);
-        assert_eq!(r.errors, Errors { connect: 0, read: 12, write: 3, timeout: 1, status: 5 });
+        assert_eq!(r.errors, Errors { connect: 0, read: 12, write: 3, timeout: 1, status: 5, unreachable: 0 });
         assert_eq!(r.errors.describe(), "21 (read 12, write 3, timeout 1, status 5)");
     }
 
@@ -991,16 +1053,19 @@ Transfer/sec:      1.65MB
     }
 
     #[test]
-    fn pcap_records_are_counted() {
+    fn pcap_segments_are_counted() {
         let mut pcap = 0xa1b2_c3d4u32.to_le_bytes().to_vec();
         pcap.resize(24, 0);
-        for len in [60u32, 1514] {
+        for (len, flags) in [(60u32, 0x12u8), (1514, 0x10), (60, 0x14)] {
             let mut header = vec![0; 16];
             header[8..12].copy_from_slice(&len.to_le_bytes());
             pcap.extend(header);
-            pcap.extend(vec![0; len as usize]);
+            let mut frame = vec![0; len as usize];
+            frame[14] = 0x45; // IPv4, 20-byte header
+            frame[14 + 20 + 13] = flags;
+            pcap.extend(frame);
         }
-        assert_eq!(pcap_records(&pcap).unwrap(), 2);
-        assert!(pcap_records(b"nope").is_err());
+        assert_eq!(pcap_segments(&pcap).unwrap(), (3, 1));
+        assert!(pcap_segments(b"nope").is_err());
     }
 }
