@@ -207,6 +207,7 @@ impl Errors {
             ("write", self.write),
             ("timeout", self.timeout),
             ("status", self.status),
+            ("run refused at start", self.unreachable),
         ]
         .iter()
         .filter(|(_, n)| *n > 0)
@@ -291,6 +292,7 @@ pub fn run(ws: &Path, quick: bool) -> Result<()> {
     let list = measures();
     let started = Timestamp::now()?;
     let steal_start = CpuTimes::read()?;
+    let load_start = load_average();
     let mut rounds: Vec<Vec<SystemRound>> = vec![Vec::new(); SYSTEMS.len()];
     let ctx = RoundContext { files: &files, docroot: &docroot, script: &script, plan };
     for round in 1..=plan.rounds {
@@ -311,9 +313,10 @@ pub fn run(ws: &Path, quick: bool) -> Result<()> {
         }
     }
     let steal = CpuTimes::read()?.steal_percent_since(&steal_start);
+    let load = format!("{} at the start, {} at the end", load_start, load_average());
 
     let tsv = tsv(&list, &rounds, &started);
-    let markdown = markdown(&list, &rounds, steal, &plan, &started, quick)?;
+    let markdown = markdown(&list, &rounds, (steal, &load), &plan, &started, quick)?;
     println!("\n{markdown}");
     std::fs::create_dir_all(&out_dir)?;
     for (ext, text) in [("tsv", &tsv), ("md", &markdown)] {
@@ -836,7 +839,7 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
 fn markdown(
     list: &[Measure],
     rounds: &[Vec<SystemRound>],
-    steal: f64,
+    (steal, load): (f64, &str),
     plan: &Plan,
     started: &Timestamp,
     quick: bool,
@@ -849,7 +852,7 @@ fn markdown(
     writeln!(t, "Web servers, {} ({}); `{command}`", started.readable, machine()?)?;
     writeln!(
         t,
-        "{} rounds interleaved, medians; wrk -t1 for {} s per figure; CPU steal {steal:.1} % over the run ({lo:.0}-{hi:.0} % per figure)\n",
+        "{} rounds interleaved, medians; wrk -t1 for {} s per figure; CPU steal {steal:.1} % over the run ({lo:.0}-{hi:.0} % per figure); load average {load}\n",
         plan.rounds, plan.seconds
     )?;
     let reference = SYSTEMS[REFERENCE].name;
@@ -966,6 +969,13 @@ fn row_of(values: &[Option<f64>], show: impl Fn(f64) -> String) -> String {
     values.iter().map(|v| v.map_or("-".into(), &show)).collect::<Vec<_>>().join(" | ")
 }
 
+/// The host's 1-minute load average (other work on the machine slows
+/// QEMU as steal does).
+fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace().next().unwrap_or("?").to_owned()
+}
+
 /// The host, in a few words: CPU model, cores, kernel.
 fn machine() -> Result<String> {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
@@ -1022,6 +1032,8 @@ Transfer/sec:      1.65MB
         assert_eq!(r.errors.total(), 0);
         assert_eq!(r.errors.describe(), "0");
         assert!(parse_wrk("garbage").is_err());
+        let refused = Errors { unreachable: 1, ..Errors::default() };
+        assert_eq!(refused.describe(), "1 (run refused at start)");
     }
 
     #[test]
