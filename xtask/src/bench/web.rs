@@ -207,7 +207,7 @@ impl Errors {
             ("write", self.write),
             ("timeout", self.timeout),
             ("status", self.status),
-            ("run refused at start", self.unreachable),
+            ("unreachable", self.unreachable),
         ]
         .iter()
         .filter(|(_, n)| *n > 0)
@@ -1033,7 +1033,7 @@ Transfer/sec:      1.65MB
         assert_eq!(r.errors.describe(), "0");
         assert!(parse_wrk("garbage").is_err());
         let refused = Errors { unreachable: 1, ..Errors::default() };
-        assert_eq!(refused.describe(), "1 (run refused at start)");
+        assert_eq!(refused.describe(), "1 (unreachable 1)");
     }
 
     #[test]
