@@ -144,7 +144,7 @@ pub fn build(ws: &Path) -> Result<Guest> {
     Ok(guest)
 }
 
-/// The QEMU command that boots the guest in `mode` (`echo` or `diskread`),
+/// The QEMU command that boots the guest in `mode` (`echo`, `diskread` or `nginx`),
 /// in the configuration our system boots in (see harness/qemu.rs), with the caller's
 /// devices in `extra`: say a virtio-net-pci or virtio-blk-pci device and its
 /// backend.
