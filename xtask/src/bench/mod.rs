@@ -1,6 +1,8 @@
 //! Benchmarks (`cargo xtask bench`): figures for this system beside the same
 //! measure for a Linux guest in the same QEMU configuration, run in the same
-//! invocation, as ratios. [`frames`] is the frame-rate measure both share.
+//! invocation, as ratios. [`frames`] is the frame-rate measure both share;
+//! [`web`] is the web servers' benchmark (`cargo xtask bench web`: the web
+//! node against Linux with nginx), run last by `cargo xtask bench`.
 //!
 //! The machines are shared and noisy (the host is itself a VM), so the two
 //! systems are interleaved round by round (A B A B ...), each figure is the
@@ -8,6 +10,8 @@
 //! printed beside the table.
 
 pub mod frames;
+pub mod netns;
+mod web;
 
 use crate::harness::kernel::KernelConfig;
 use crate::harness::qemu::{self, Session};
@@ -40,10 +44,11 @@ struct Round {
     disk_mb_s: f64,
 }
 
-/// Which measures to run: all, or only the web servers'.
+/// Which measures to run: all, or one group.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Only {
     All,
+    /// The web servers: this system's against Linux with nginx ([`web`]).
     Web,
     /// The demultiplexer's cost alone (seL4 only).
     Mux,
@@ -60,69 +65,76 @@ impl Only {
     }
 }
 
-pub fn run(ws: &Path, only: Only) -> Result<()> {
-    deps::ensure_packages(deps::QEMU)?;
-    if only == Only::Mux {
-        return mux_only(ws);
+/// `cargo xtask bench [web|mux] [--quick]`: `--quick` shortens the web
+/// benchmark's runs (2 s instead of 10 s), for development.
+pub fn run(ws: &Path, args: &[String]) -> Result<()> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let groups: Vec<&str> = args.iter().map(String::as_str).filter(|a| *a != "--quick").collect();
+    if let Some(flag) = groups.iter().find(|a| a.starts_with("--")) {
+        anyhow::bail!("unknown bench option {flag:?} (try --quick)");
     }
-    let all = only == Only::All;
-    let ours = if all { Some(itest::build(ws, "tests/systems/net.system", KernelConfig::Debug)?) } else { None };
-    let node = if all { Some(itest::build(ws, "tests/systems/node.system", KernelConfig::Debug)?) } else { None };
+    anyhow::ensure!(groups.len() <= 1, "one bench group at most, not {groups:?}");
+    match Only::parse(groups.first().copied())? {
+        Only::Web => web::run(ws, quick),
+        Only::Mux => {
+            deps::ensure_packages(deps::QEMU)?;
+            mux_only(ws)
+        }
+        Only::All => {
+            deps::ensure_packages(deps::QEMU)?;
+            echo_disk_mux_in_place(ws)?;
+            println!("\nthe web servers:");
+            web::run(ws, quick)
+        }
+    }
+}
+
+/// Echo, disk, the demultiplexer's cost and bodies sent in place versus
+/// copied, interleaved round by round.
+fn echo_disk_mux_in_place(ws: &Path) -> Result<()> {
+    let ours = itest::build(ws, "tests/systems/net.system", KernelConfig::Debug)?;
+    let node = itest::build(ws, "tests/systems/node.system", KernelConfig::Debug)?;
     let web = itest::build(ws, "microkit.system", KernelConfig::Debug)?;
     let web_copied = itest::build(ws, &copying_web_node(ws)?, KernelConfig::Debug)?;
     let site = site::default_image(ws);
     site::build(&ws.join("images/site"), &site)?;
     deps::ensure_packages(&[deps::Package { name: "wrk", probe: "wrk" }])?;
     let guest = linux_guest::build(ws)?;
-    let image = if all { Some(measure::test_image(ws, DISK_MIB)?) } else { None };
+    let image = measure::test_image(ws, DISK_MIB)?;
     let steal_start = CpuTimes::read()?;
 
     let (mut sel4, mut linux, mut through_mux) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut web_sel4, mut web_linux) = (Vec::new(), Vec::new());
     let (mut in_place, mut copied) = (Vec::new(), Vec::new());
     for round in 1..=ROUNDS {
-        if let (Some(ours), Some(node), Some(image)) = (&ours, &node, &image) {
-            println!("round {round}/{ROUNDS}: seL4");
-            let mut r = echo_round_ours(ours)?;
-            r.disk_mb_s = itest::blk::bench_disk_read(ws)?;
-            sel4.push(r);
-            println!("round {round}/{ROUNDS}: Linux");
-            let mut r = echo_round_linux(&guest)?;
-            r.disk_mb_s = measure::disk_read(&guest, image)?.mb_per_sec();
-            linux.push(r);
-            println!("round {round}/{ROUNDS}: seL4 network node (UDP echo behind the demultiplexer)");
-            through_mux.push(udp_echo_round_node(node)?);
-        }
-        println!("round {round}/{ROUNDS}: seL4 web node (wrk)");
-        web_sel4.push(web_round_ours(&web, &site)?);
-        println!("round {round}/{ROUNDS}: Linux busybox httpd (wrk)");
-        web_linux.push(web_round_linux(&guest)?);
+        println!("round {round}/{ROUNDS}: seL4");
+        let mut r = echo_round_ours(&ours)?;
+        r.disk_mb_s = itest::blk::bench_disk_read(ws)?;
+        sel4.push(r);
+        println!("round {round}/{ROUNDS}: Linux");
+        let mut r = echo_round_linux(&guest)?;
+        r.disk_mb_s = measure::disk_read(&guest, &image)?.mb_per_sec();
+        linux.push(r);
+        println!("round {round}/{ROUNDS}: seL4 network node (UDP echo behind the demultiplexer)");
+        through_mux.push(udp_echo_round_node(&node)?);
         println!("round {round}/{ROUNDS}: seL4 web node, bodies in place and copied (wrk)");
         in_place.push(web_paths_round(&web, &site)?);
         copied.push(web_paths_round(&web_copied, &site)?);
     }
     let steal = CpuTimes::read()?.steal_percent_since(&steal_start);
 
-    if all {
-        println!("\n{:<38} {:>12} {:>12} {:>8}", "measure (median of rounds)", "seL4", "Linux", "ratio");
-        let row = |name: &str, f: &dyn Fn(&Round) -> f64, higher_is_better: bool| {
-            let (a, b) = (median(sel4.iter().map(f)), median(linux.iter().map(f)));
-            let note = if higher_is_better { "x" } else { "x (lower is better)" };
-            println!("{name:<38} {a:>12.1} {b:>12.1} {:>7.2}{note}", a / b);
-        };
-        row("boot to echo service ready (s)", &|r| r.ready_s, false);
-        for (i, len) in FRAME_LENS.iter().enumerate() {
-            row(&format!("echoed {len}-byte frames (frames/s)"), &|r| r.frames_per_s[i], true);
-        }
-        row(&format!("disk read, {DISK_MIB} MiB (MB/s)"), &|r| r.disk_mb_s, true);
-
-        print_mux_table(&through_mux, &sel4);
+    println!("\n{:<38} {:>12} {:>12} {:>8}", "measure (median of rounds)", "seL4", "Linux", "ratio");
+    let row = |name: &str, f: &dyn Fn(&Round) -> f64, higher_is_better: bool| {
+        let (a, b) = (median(sel4.iter().map(f)), median(linux.iter().map(f)));
+        let note = if higher_is_better { "x" } else { "x (lower is better)" };
+        println!("{name:<38} {a:>12.1} {b:>12.1} {:>7.2}{note}", a / b);
+    };
+    row("boot to echo service ready (s)", &|r| r.ready_s, false);
+    for (i, len) in FRAME_LENS.iter().enumerate() {
+        row(&format!("echoed {len}-byte frames (frames/s)"), &|r| r.frames_per_s[i], true);
     }
+    row(&format!("disk read, {DISK_MIB} MiB (MB/s)"), &|r| r.disk_mb_s, true);
 
-    println!("\n{:<38} {:>12} {:>12} {:>8}", "web server, GET /index.html", "seL4 httpd", "busybox", "ratio");
-    let (a, b) = (median(web_sel4.iter().copied()), median(web_linux.iter().copied()));
-    println!("{:<38} {a:>12.1} {b:>12.1} {:>7.2}x", format!("requests/s, wrk -c {WEB_CONNECTIONS}"), a / b);
-    println!("(both behind QEMU user networking with a forwarded port; seL4: the web node of microkit.system serving the site image; Linux: busybox httpd serving the same page from its initramfs)");
+    print_mux_table(&through_mux, &sel4);
 
     println!("\n{:<38} {:>12} {:>12} {:>8}", "seL4 web node, file bodies", "in place", "copied", "ratio");
     for (i, (path, connections)) in WEB_PATHS.iter().enumerate() {
@@ -190,21 +202,8 @@ fn udp_echo_round_node(built: &system::Built) -> Result<Vec<f64>> {
         .collect()
 }
 
-/// Connections wrk keeps open against each web server.
+/// Connections of the in-place comparison's small page.
 const WEB_CONNECTIONS: usize = 32;
-
-/// Requests per second wrk gets from `addr` in [`MEASURE`] (errors fail
-/// the round).
-fn wrk(addr: &str) -> Result<f64> {
-    let run = itest::web_http::wrk(&format!("http://{addr}/index.html"), WEB_CONNECTIONS, MEASURE.as_secs())?;
-    println!("  {:.0} requests/s", run.per_second);
-    Ok(run.per_second)
-}
-
-fn web_round_ours(built: &system::Built, site: &Path) -> Result<f64> {
-    let web = itest::web_http::Web::start(built, site)?;
-    wrk(&web.addr)
-}
 
 /// What the in-place comparison fetches, and with how many connections:
 /// a small page (requests/s) and the site's large file (MB/s).
@@ -243,15 +242,6 @@ fn copying_web_node(ws: &Path) -> Result<String> {
     Ok("target/bench/web-copied.system".into())
 }
 
-fn web_round_linux(guest: &linux_guest::Guest) -> Result<f64> {
-    let addr = qemu::free_loopback_addr()?;
-    let args = qemu::user_nic_forwarding(&addr);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut s = Session::start(linux_guest::qemu_command(guest, "httpd", &args))?;
-    s.expect("HTTPD READY", measure::BOOT_TIMEOUT).context("booting the Linux web guest")?;
-    wrk(&addr)
-}
-
 /// The UDP echo port of `net-probe` in `tests/systems/node.system`.
 const PROBE_PORT: u16 = 7000;
 
@@ -272,20 +262,20 @@ fn measure_frames(link: &frames::FrameLink) -> Result<Vec<f64>> {
         .collect()
 }
 
-fn median(values: impl Iterator<Item = f64>) -> f64 {
+pub(super) fn median(values: impl Iterator<Item = f64>) -> f64 {
     let mut v: Vec<f64> = values.collect();
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// The machine-wide CPU time counters of /proc/stat, in clock ticks.
-struct CpuTimes {
+pub(super) struct CpuTimes {
     total: u64,
     steal: u64,
 }
 
 impl CpuTimes {
-    fn read() -> Result<Self> {
+    pub(super) fn read() -> Result<Self> {
         let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
         let line = stat.lines().next().context("/proc/stat is empty")?;
         let fields: Vec<u64> = line.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
@@ -293,7 +283,7 @@ impl CpuTimes {
         Ok(CpuTimes { total: fields.iter().take(8).sum(), steal: fields.get(7).copied().unwrap_or(0) })
     }
 
-    fn steal_percent_since(&self, start: &CpuTimes) -> f64 {
+    pub(super) fn steal_percent_since(&self, start: &CpuTimes) -> f64 {
         let total = self.total.saturating_sub(start.total).max(1);
         100.0 * self.steal.saturating_sub(start.steal) as f64 / total as f64
     }

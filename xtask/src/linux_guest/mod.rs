@@ -8,13 +8,16 @@
 //! our system uses; `crate::bench` measures it:
 //!
 //! - [`build`]: a Debian kernel and a small initramfs (busybox, the virtio
-//!   modules, two C programs from `xtask/linux-guest/`), cached by a hash of
-//!   every input;
+//!   modules, two C programs from `xtask/linux-guest/`, and nginx with the
+//!   shared libraries it links), cached by a hash of every input;
+//! - [`with_document_root`]: that guest with a web site added at `/www`
+//!   (a second cpio archive after the first, which the kernel unpacks over
+//!   it), for the web benchmark;
 //! - [`qemu_command`]: the QEMU command, in `mode=echo` (every Ethernet
 //!   frame received is sent back unchanged, as our echo PD does),
 //!   `mode=diskread` (read all of the disk with O_DIRECT, timed in the
-//!   guest) or `mode=httpd` (busybox httpd serving the demo site's
-//!   `index.html` on port 80);
+//!   guest) or `mode=nginx` (nginx serving `/www` on 10.0.2.15:80, the
+//!   address our web node has, configured by `xtask/linux-guest/nginx.conf`);
 //! - [`measure`]: the guest booted for each measure, and [`smoke_test`].
 
 mod cpio;
@@ -68,9 +71,16 @@ const MODULES: &[&str] = &[
     "virtio_blk",
 ];
 
-/// The page the guest's web server serves (`mode=httpd`), from the
-/// workspace.
-pub const WEB_PAGE: &str = "images/site/index.html";
+/// The Debian package of the guest's web server. In Debian 12 `nginx-light`
+/// is a transitional package that depends on this one, which holds
+/// `/usr/sbin/nginx` (modules are separate packages; the guest loads none).
+const NGINX: &str = "nginx";
+
+/// nginx's path in its package and in the guest.
+const NGINX_BINARY: &str = "usr/sbin/nginx";
+
+/// Where the web benchmark's guests keep their document root: `/www`.
+const DOCUMENT_ROOT: &str = "www";
 
 /// Guest programs, compiled on the host: (source in `xtask/linux-guest/`,
 /// path in the guest).
@@ -118,20 +128,23 @@ pub fn build(ws: &Path) -> Result<Guest> {
     let scratch = dir.join("scratch");
     let kernel_root = scratch.join("kernel");
     let busybox_root = scratch.join("busybox");
+    let nginx_root = scratch.join("nginx");
     debian::unpack(&inputs.kernel.fetch(&root.join("debs"))?, &kernel_root)?;
     debian::unpack(&inputs.busybox.fetch(&root.join("debs"))?, &busybox_root)?;
+    debian::unpack(&inputs.nginx.fetch(&root.join("debs"))?, &nginx_root)?;
 
     copy(&find_vmlinuz(&kernel_root)?, &guest.kernel)?;
-    let initramfs = initramfs(ws, &inputs, &kernel_root, &busybox_root, &scratch)?;
+    let roots = Roots { kernel: &kernel_root, busybox: &busybox_root, nginx: &nginx_root };
+    let (initramfs, libraries) = initramfs(ws, &inputs, &roots, &scratch)?;
     fs::write(&guest.initramfs, initramfs).with_context(|| format!("writing {}", guest.initramfs.display()))?;
     fs::remove_dir_all(&scratch).with_context(|| format!("removing {}", scratch.display()))?;
     // Written last: its presence marks the build as complete.
-    fs::write(&stamp, inputs.describe()).with_context(|| format!("writing {}", stamp.display()))?;
+    fs::write(&stamp, inputs.describe() + &libraries).with_context(|| format!("writing {}", stamp.display()))?;
     println!("linux guest: built {} in {:.1} s", dir.display(), start.elapsed().as_secs_f64());
     Ok(guest)
 }
 
-/// The QEMU command that boots the guest in `mode` (`echo` or `diskread`),
+/// The QEMU command that boots the guest in `mode` (`echo`, `diskread` or `nginx`),
 /// in the configuration our system boots in (see harness/qemu.rs), with the caller's
 /// devices in `extra`: say a virtio-net-pci or virtio-blk-pci device and its
 /// backend.
@@ -157,26 +170,24 @@ pub fn qemu_command(guest: &Guest, mode: &str, extra: &[&str]) -> Command {
 struct Inputs {
     kernel: debian::Package,
     busybox: debian::Package,
+    nginx: debian::Package,
     /// The files of `xtask/linux-guest/` that go into the guest, by name.
     files: Vec<(&'static str, Vec<u8>)>,
     /// `gcc --version`: it compiles the guest's programs.
     gcc_version: String,
-    /// The page `mode=httpd` serves: the demo site's `index.html`, the
-    /// same bytes our web node serves.
-    page: Vec<u8>,
 }
 
 impl Inputs {
     fn collect(ws: &Path) -> Result<Self> {
         let dir = ws.join("xtask/linux-guest");
-        let names = std::iter::once("init").chain(PROGRAMS.iter().map(|(source, _)| *source));
+        let names = ["init", "nginx.conf"].into_iter().chain(PROGRAMS.iter().map(|(source, _)| *source));
         let files = names.map(|name| Ok((name, read(&dir.join(name))?))).collect::<Result<_>>()?;
         Ok(Inputs {
             kernel: debian::Package::kernel_of(KERNEL_META)?,
             busybox: debian::Package::candidate(BUSYBOX)?,
+            nginx: debian::Package::candidate(NGINX)?,
             files,
             gcc_version: first_line_of(Command::new("gcc").arg("--version"))?,
-            page: read(&ws.join(WEB_PAGE))?,
         })
     }
 
@@ -187,7 +198,7 @@ impl Inputs {
     /// A readable account of the inputs, kept beside the build.
     fn describe(&self) -> String {
         let mut text = String::new();
-        for pkg in [&self.kernel, &self.busybox] {
+        for pkg in [&self.kernel, &self.busybox, &self.nginx] {
             text += &format!("package {} {}\n", pkg.name, pkg.version);
         }
         for (name, content) in &self.files {
@@ -195,7 +206,6 @@ impl Inputs {
         }
         text += &format!("modules {}\n", MODULES.join(" "));
         text += &format!("gcc {}\n", self.gcc_version);
-        text += &format!("page {}\n", sha256_hex(&self.page));
         text += &format!("recipe {}\n", sha256_hex(RECIPE.concat().as_bytes()));
         text
     }
@@ -205,12 +215,28 @@ impl Inputs {
     }
 }
 
+/// The unpacked Debian packages a guest is made of.
+struct Roots<'a> {
+    kernel: &'a Path,
+    busybox: &'a Path,
+    nginx: &'a Path,
+}
+
 /// The initramfs: /init, busybox as /bin/sh (init installs its other
 /// applets), the modules as `/lib/modules/<name>.ko` with their load order
-/// in /etc/modules, and the guest programs.
-fn initramfs(ws: &Path, inputs: &Inputs, kernel_root: &Path, busybox_root: &Path, scratch: &Path) -> Result<Vec<u8>> {
+/// in /etc/modules, the guest programs, and nginx with its configuration and
+/// libraries. Also returns a list of the libraries copied from the host
+/// (path and hash), for the build's record.
+fn initramfs(ws: &Path, inputs: &Inputs, roots: &Roots, scratch: &Path) -> Result<(Vec<u8>, String)> {
+    let (kernel_root, busybox_root) = (roots.kernel, roots.busybox);
     let mut archive = cpio::Archive::new();
-    for dir in ["bin", "dev", "etc", "lib", "lib/modules", "proc", "sys", "tmp", "www"] {
+    #[rustfmt::skip]
+    let dirs = [
+        "bin", "dev", "etc", "etc/nginx", "lib", "lib/modules", "lib64", "lib/x86_64-linux-gnu", "proc", "run",
+        "sys", "tmp", "usr", "usr/sbin", "var", "var/lib", "var/lib/nginx", "var/log", "var/log/nginx",
+        DOCUMENT_ROOT,
+    ];
+    for dir in dirs {
         archive.dir(dir, 0o755);
     }
     // The kernel opens it as PID 1's stdin/stdout/stderr before /init runs,
@@ -226,14 +252,82 @@ fn initramfs(ws: &Path, inputs: &Inputs, kernel_root: &Path, busybox_root: &Path
         archive.file(&format!("lib/modules/{name}.ko"), 0o644, &module_bytes(path)?);
     }
     archive.file("etc/modules", 0o644, (MODULES.join("\n") + "\n").as_bytes());
-    archive.file("www/index.html", 0o644, &inputs.page);
 
     for (source, dest) in PROGRAMS {
         let binary = scratch.join(source.trim_end_matches(".c"));
         compile(&ws.join("xtask/linux-guest").join(source), &binary)?;
         archive.file(dest, 0o755, &read(&binary)?);
     }
-    Ok(archive.finish())
+
+    // nginx: the binary, its configuration, the users it names, and the
+    // libraries the dynamic loader will look for, at the paths ldd gives.
+    let nginx = roots.nginx.join(NGINX_BINARY);
+    archive.file(NGINX_BINARY, 0o755, &read(&nginx)?);
+    archive.file("etc/nginx/nginx.conf", 0o644, inputs.file("nginx.conf"));
+    archive.file("etc/passwd", 0o644, b"root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n");
+    archive.file("etc/group", 0o644, b"root:x:0:\nnogroup:x:65534:\n");
+    archive.file("etc/nsswitch.conf", 0o644, b"passwd: files\ngroup: files\n");
+    let mut record = String::new();
+    for library in shared_libraries(&nginx)? {
+        let bytes = read(&library)?;
+        let path = library.to_string_lossy().trim_start_matches('/').to_owned();
+        ensure!(
+            path.starts_with("lib/x86_64-linux-gnu/") || path.starts_with("lib64/"),
+            "nginx links {path}, outside the guest's library folders"
+        );
+        record += &format!("library {path} {}\n", sha256_hex(&bytes));
+        archive.file(&path, 0o755, &bytes);
+    }
+    Ok((archive.finish(), record))
+}
+
+/// The shared libraries `binary` needs, as absolute paths on the host
+/// (`ldd`'s `name => /path (address)` lines and the loader's own line).
+fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>> {
+    let out = Command::new("ldd").arg(binary).output().context("running ldd")?;
+    ensure!(out.status.success(), "ldd {} failed: {}", binary.display(), String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let libraries: Vec<PathBuf> = parse_ldd(&text);
+    ensure!(libraries.iter().any(|l| l.ends_with("libc.so.6")), "ldd {} lists no libc:\n{text}", binary.display());
+    Ok(libraries)
+}
+
+fn parse_ldd(text: &str) -> Vec<PathBuf> {
+    text.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            let path = line.split_once("=>").map_or(line, |(_, p)| p.trim());
+            let path = path.split_whitespace().next()?;
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect()
+}
+
+/// `guest` with the files of `root` added under `/www`: its initramfs
+/// followed by a second archive of the site (the kernel unpacks each in
+/// turn), written to `out`. The files keep their relative paths.
+pub fn with_document_root(guest: &Guest, root: &Path, out: &Path) -> Result<Guest> {
+    let mut archive = cpio::Archive::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for path in read_dir(&dir)? {
+            let relative = path.strip_prefix(root)?.to_string_lossy().into_owned();
+            let inside = format!("{DOCUMENT_ROOT}/{relative}");
+            if path.is_dir() {
+                archive.dir(&inside, 0o755);
+                pending.push(path);
+            } else {
+                archive.file(&inside, 0o644, &read(&path)?);
+            }
+        }
+    }
+    let mut bytes = read(&guest.initramfs)?;
+    // Each archive of a concatenation starts on a 4-byte boundary; ours end
+    // on one already.
+    ensure!(bytes.len() % 4 == 0, "{} does not end on a 4-byte boundary", guest.initramfs.display());
+    bytes.extend(archive.finish());
+    fs::write(out, bytes).with_context(|| format!("writing {}", out.display()))?;
+    Ok(Guest { kernel: guest.kernel.clone(), initramfs: out.to_path_buf() })
 }
 
 /// The kernel image of an unpacked linux-image package: `boot/vmlinuz-*`.
@@ -357,6 +451,13 @@ mod tests {
         assert_eq!(module_name(Path::new("a/virtio.ko.xz")).as_deref(), Some("virtio"));
         assert_eq!(module_name(Path::new("a/failover.ko.zst")).as_deref(), Some("failover"));
         assert_eq!(module_name(Path::new("a/modules.dep")), None);
+    }
+
+    #[test]
+    fn ldd_lines_give_the_library_paths() {
+        let text = "\tlinux-vdso.so.1 (0x00007fb1469f7000)\n\tlibz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x1)\n\t/lib64/ld-linux-x86-64.so.2 (0x2)\n";
+        let want: Vec<PathBuf> = vec!["/lib/x86_64-linux-gnu/libz.so.1".into(), "/lib64/ld-linux-x86-64.so.2".into()];
+        assert_eq!(parse_ldd(text), want);
     }
 
     #[test]
