@@ -3,7 +3,8 @@
 //!
 //! A figure of our system means little alone, so each is printed beside the
 //! same measure taken, in the same run, from Linux on the same emulated
-//! machine (see `../shared/BASELINE-FACTS.md`). This module builds that Linux
+//! machine (README, "Benchmarks": how the guest is built and run, and why
+//! its nginx is configured as it is). This module builds that Linux
 //! guest from Debian packages only and boots it with the device configuration
 //! our system uses; `crate::bench` measures it:
 //!
