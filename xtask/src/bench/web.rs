@@ -304,9 +304,9 @@ pub fn run(ws: &Path, quick: bool) -> Result<()> {
                     (Kind::Sel4 { .. }, Some(built)) => {
                         let drive = qemu::blk_drive(&image, true);
                         let drive: Vec<&str> = drive.iter().map(String::as_str).collect();
-                        ns.start_qemu(qemu::command(built, system::DEFAULT_RAM_MIB, false, &drive))
+                        ns.start_on_tap(qemu::command(built, system::DEFAULT_RAM_MIB, false, &drive))
                     }
-                    (Kind::LinuxNginx, _) => ns.start_qemu(linux_guest::qemu_command(&web_guest, "nginx", &[])),
+                    (Kind::LinuxNginx, _) => ns.start_on_tap(linux_guest::qemu_command(&web_guest, "nginx", &[])),
                     (Kind::Sel4 { .. }, None) => bail!("{} was not built", system.name),
                 }
             };
@@ -354,7 +354,7 @@ struct RoundContext<'a> {
 fn system_round(ctx: &RoundContext, list: &[Measure], boot: &dyn Fn(&Netns) -> Result<Session>) -> SystemRound {
     let mut round = SystemRound::default();
     let result = (|| -> Result<()> {
-        let ns = Netns::new()?;
+        let ns = netns::for_load()?;
         let started = Instant::now();
         let mut session = boot(&ns)?;
         let booted = first_response(&ns, started, &mut session);

@@ -4,6 +4,7 @@
 
 pub mod deps;
 pub mod kernel;
+pub mod netns;
 pub mod qemu;
 pub mod site;
 pub mod system;

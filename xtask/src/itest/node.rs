@@ -12,12 +12,10 @@
 use super::{build, Test, LINE_TIMEOUT};
 use crate::harness::deps::{self, Package};
 use crate::harness::kernel::KernelConfig;
-use crate::harness::qemu::{self, Session};
-use crate::harness::system::{self, Built};
+use crate::harness::qemu::Session;
 use anyhow::{bail, ensure, Context, Result};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn tests() -> Vec<Test> {
@@ -31,13 +29,9 @@ pub fn tests() -> Vec<Test> {
 }
 
 const SYSTEM: &str = "tests/systems/node.system";
-/// The node's address (from the description) and the host's end of the link.
-pub(super) const NODE_IP: &str = "10.0.2.15";
-const HOST_IP: &str = "10.0.2.2";
+pub(super) use crate::harness::netns::{run, Netns, HOST_IP, NODE_IP, TAP};
 /// QEMU's default MAC for the first NIC: what the node must answer with.
 const NODE_MAC: &str = "52:54:00:12:34:56";
-/// The TAP device inside each namespace.
-pub(super) const TAP: &str = "tap0";
 /// The test PD's UDP echo service.
 const PROBE_PORT: u16 = 7000;
 /// Where the probe sends its in-place datagram (`pds/test/net-probe`).
@@ -54,92 +48,6 @@ pub(super) const TOOLS: &[Package] = &[
     Package { name: "python3", probe: "/usr/bin/python3" },
 ];
 
-/// A network namespace with a TAP device whose host end is [`HOST_IP`]/24.
-/// Deleted (with the TAP device) when dropped.
-pub(super) struct Netns {
-    name: String,
-}
-
-impl Netns {
-    pub(super) fn new() -> Result<Netns> {
-        static COUNT: AtomicU32 = AtomicU32::new(0);
-        let name = format!("sel4-node-{}-{}", std::process::id(), COUNT.fetch_add(1, Ordering::Relaxed));
-        run(Command::new("ip").args(["netns", "add", &name]))
-            .context("creating a network namespace (the node tests need root)")?;
-        let ns = Netns { name };
-        for args in [
-            vec!["link", "set", "lo", "up"],
-            vec!["tuntap", "add", "dev", TAP, "mode", "tap"],
-            vec!["addr", "add", &format!("{HOST_IP}/24"), "dev", TAP],
-            vec!["link", "set", TAP, "up"],
-        ] {
-            run(Command::new("ip").arg("-n").arg(&ns.name).args(&args))?;
-        }
-        Ok(ns)
-    }
-
-    /// `program args...` inside the namespace.
-    pub(super) fn command(&self, program: &str) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.name, program]);
-        cmd
-    }
-
-    /// Moves the calling thread into the namespace (network namespaces
-    /// are per thread), so that its sockets reach the node.
-    pub(super) fn enter(&self) -> Result<()> {
-        use std::os::fd::AsRawFd;
-        extern "C" {
-            fn setns(fd: i32, nstype: i32) -> i32;
-        }
-        const CLONE_NEWNET: i32 = 0x4000_0000;
-        let path = format!("/var/run/netns/{}", self.name);
-        let file = std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
-        // SAFETY: setns(2) with a valid open descriptor of a network
-        // namespace; it only changes the calling thread's namespace.
-        let rc = unsafe { setns(file.as_raw_fd(), CLONE_NEWNET) };
-        ensure!(rc == 0, "setns {path}: {}", std::io::Error::last_os_error());
-        Ok(())
-    }
-
-    /// Runs a Python program inside the namespace; its output.
-    pub(super) fn python(&self, script: &str, args: &[&str]) -> Result<Output> {
-        let out =
-            self.command("/usr/bin/python3").arg("-c").arg(script).args(args).output().context("running python3")?;
-        ensure!(out.status.success(), "python3 failed: {}", String::from_utf8_lossy(&out.stderr));
-        Ok(out)
-    }
-
-    /// Boots `built` in QEMU inside the namespace, on the TAP device.
-    /// (`ip netns exec` execs QEMU, so the session's PID is QEMU's.)
-    pub(super) fn boot(&self, built: &Built) -> Result<Session> {
-        self.boot_with(built, &[])
-    }
-
-    /// [`Netns::boot`] with more QEMU device arguments (a disk).
-    pub(super) fn boot_with(&self, built: &Built, extra: &[String]) -> Result<Session> {
-        let mut devices = qemu::tap_nic(TAP);
-        devices.extend_from_slice(extra);
-        self.boot_devices(built, &devices)
-    }
-
-    /// Boots `built` in QEMU inside the namespace with exactly `devices`
-    /// (the NIC included: for a NIC that is not the TAP device).
-    pub(super) fn boot_devices(&self, built: &Built, devices: &[String]) -> Result<Session> {
-        let nic: Vec<&str> = devices.iter().map(String::as_str).collect();
-        let qemu = qemu::command(built, system::DEFAULT_RAM_MIB, false, &nic);
-        let mut cmd = self.command(&qemu.get_program().to_string_lossy());
-        cmd.args(qemu.get_args());
-        Session::start(cmd)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
-    }
-}
-
 /// A `tcpdump` capture on the TAP device, to a file; decoded when done.
 struct Capture {
     tcpdump: std::process::Child,
@@ -150,7 +58,7 @@ impl Capture {
     /// Starts capturing packets that match `filter` (tcpdump syntax),
     /// stopping after `count` of them.
     fn start(ns: &Netns, name: &str, count: u32, filter: &str) -> Result<Capture> {
-        let file = std::env::temp_dir().join(format!("{}-{name}.pcap", ns.name));
+        let file = std::env::temp_dir().join(format!("{}-{name}.pcap", ns.name()));
         let mut tcpdump = ns
             .command("tcpdump")
             .args(["-i", TAP, "-n", "-U", "-c", &count.to_string(), "-w"])
@@ -230,19 +138,6 @@ fn ones_complement_sum(data: &[u8]) -> u16 {
         sum = (sum & 0xffff) + (sum >> 16);
     }
     sum as u16
-}
-
-/// Runs a command that must succeed; its stdout.
-pub(super) fn run(cmd: &mut Command) -> Result<String> {
-    let out = cmd.stdin(Stdio::null()).output().with_context(|| format!("running {cmd:?}"))?;
-    ensure!(
-        out.status.success(),
-        "{cmd:?} failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Builds the node, boots it in a fresh namespace and waits until every
@@ -377,7 +272,7 @@ s.send(b"\xff" * 6 + me + b"\x08\x06" + arp)
 
 /// The MAC of the host's end of the TAP device, as `aa:bb:..`.
 fn host_mac(ns: &Netns) -> Result<String> {
-    let out = run(Command::new("ip").args(["-n", &ns.name, "-br", "link", "show", TAP]))?;
+    let out = run(Command::new("ip").args(["-n", ns.name(), "-br", "link", "show", TAP]))?;
     Ok(out.split_whitespace().nth(2).context("no MAC in `ip -br link`")?.to_lowercase())
 }
 
