@@ -17,7 +17,7 @@ use httpd_core::device::DeviceCounters;
 use httpd_core::site::{ImagePin, ImageWait};
 use net_config::NodeAddress;
 use net_filter::Dotted;
-use pd::{PdLink, PdNeighbours, Store, Web, PORT};
+use pd::{DeviceAndCache, PdLink, PdNeighbours, Start, Store, Web, PORT};
 use pds_runtime::log;
 
 struct Cheetah(Server<PdLink, PdNeighbours, u32, ImagePin<'static>, ImageWait>);
@@ -42,16 +42,8 @@ fn seed(now: u64, boot_epoch: u64) -> [u8; 16] {
 impl Web for Cheetah {
     type Counters = Report;
 
-    fn start(
-        link: PdLink,
-        neighbours: PdNeighbours,
-        node: NodeAddress,
-        mac: [u8; 6],
-        arena: &mut Arena,
-        now: u64,
-        boot_epoch: u64,
-        send_in_place: bool,
-    ) -> Self {
+    fn start(start: Start, arena: &mut Arena) -> Self {
+        let Start { link, neighbours, node, mac, now, boot_epoch, send_in_place } = start;
         let settings = Settings::new(PORT, boot_epoch, seed(now, boot_epoch), send_in_place);
         let wire = Wire { link, neighbours, node, mac, counters: DeviceCounters::default() };
         match Server::new(wire, arena, settings, now) {
@@ -83,14 +75,12 @@ impl Web for Cheetah {
     fn log_counters(&self, store: &Store) {
         let c = self.0.counters;
         let d = self.0.wire.counters;
-        let s = store.stats();
         log!(
-            "accepted={} responses={} errors={} timeouts_408={} idle_closed={} aborted={} time_wait={} file_errors={} file_waits={} busy={}/{} connections={}/{} time_wait_records={} syn_acks={} table_full={} per_source_refused={} resets={} resets_limited={} rx_bad={} no_work={} copied_bytes=0; rx={} rx_not_ipv4={} rx_not_for_us={} tx={} tx_arp_miss={} tx_no_route={} tx_no_buffer={} tx_unplanned={} tx_in_place_bytes={} sum_read_bytes={}; cache hits={} loads={} loaded={} failed={} evictions={} busy={} verified={} corrupt={} bad_releases={}",
+            "accepted={} responses={} errors={} timeouts_408={} idle_closed={} aborted={} time_wait={} file_errors={} file_waits={} busy={}/{} connections={}/{} time_wait_records={} syn_acks={} table_full={} per_source_refused={} resets={} resets_limited={} rx_bad={} no_work={} copied_bytes=0; {}",
             c.accepted, c.responses, c.errors, c.timeouts_408, c.idle_closed, c.aborted, c.time_wait, c.file_errors, c.file_waits,
             self.0.works_in_use(), self.0.works(), self.0.connections(), self.0.capacity(), self.0.time_wait_records(),
             c.syn_acks, c.table_full, c.per_source_refused, c.resets, c.resets_limited, c.rx_bad, c.no_work,
-            d.rx_packets, d.rx_not_ipv4, d.rx_not_for_us, d.tx_frames, d.tx_arp_miss, d.tx_no_route, d.tx_no_buffer, d.tx_unplanned, d.tx_in_place_bytes, store.sum_read_bytes(),
-            s.hits, s.loads, s.loaded, s.failed_loads, s.evictions, s.busy, s.verified, s.corrupt, store.bad_releases
+            DeviceAndCache(&d, store)
         );
     }
 

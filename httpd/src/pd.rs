@@ -41,6 +41,7 @@
 //! the description gives httpd a 1 MiB stack.
 use drivers_timer_api::Timer;
 use httpd_core::arena::Arena;
+use httpd_core::device::DeviceCounters;
 use httpd_core::device::{Link, Neighbours, NoBuffer, Resolution, MAX_FRAME};
 use httpd_core::inplace::InPlaceList;
 use httpd_core::rtc::{self, Registers};
@@ -188,21 +189,40 @@ fn read_cmos() -> Registers {
 /// The store the servers serve.
 pub(crate) type Store = ImageStore<'static, PdRegion>;
 
+/// What a server starts with: the link and arpd, the node's address, the
+/// clock, and whether bodies may go in place.
+pub(crate) struct Start {
+    pub link: PdLink,
+    pub neighbours: PdNeighbours,
+    pub node: NodeAddress,
+    pub mac: [u8; 6],
+    pub now: u64,
+    pub boot_epoch: u64,
+    pub send_in_place: bool,
+}
+
+/// The part of the counter line both servers log the same way: the
+/// device's counters and the file cache's (tests read these fields).
+pub(crate) struct DeviceAndCache<'a>(pub &'a DeviceCounters, pub &'a Store);
+
+impl core::fmt::Display for DeviceAndCache<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let (d, store) = (self.0, self.1);
+        let s = store.stats();
+        write!(
+            f,
+            "rx={} rx_not_ipv4={} rx_not_for_us={} tx={} tx_arp_miss={} tx_no_route={} tx_no_buffer={} tx_unplanned={} tx_in_place_bytes={} sum_read_bytes={}; cache hits={} loads={} loaded={} failed={} evictions={} busy={} verified={} corrupt={} bad_releases={}",
+            d.rx_packets, d.rx_not_ipv4, d.rx_not_for_us, d.tx_frames, d.tx_arp_miss, d.tx_no_route, d.tx_no_buffer, d.tx_unplanned, d.tx_in_place_bytes, store.sum_read_bytes(),
+            s.hits, s.loads, s.loaded, s.failed_loads, s.evictions, s.busy, s.verified, s.corrupt, store.bad_releases
+        )
+    }
+}
+
 /// What the PD needs of its server (the program chooses which).
 pub(crate) trait Web: Sized {
     type Counters: Copy + PartialEq + Default;
     /// Starts the server on the link, carving its connections from `arena`.
-    #[allow(clippy::too_many_arguments)]
-    fn start(
-        link: PdLink,
-        neighbours: PdNeighbours,
-        node: NodeAddress,
-        mac: [u8; 6],
-        arena: &mut Arena,
-        now: u64,
-        boot_epoch: u64,
-        send_in_place: bool,
-    ) -> Self;
+    fn start(start: Start, arena: &mut Arena) -> Self;
     fn poll(&mut self, now: u64, store: &mut Store) -> Option<u64>;
     /// Starts accepting connections (logs why not).
     fn accept(&mut self);
@@ -376,7 +396,8 @@ impl<W: Web> Handler for Httpd<W> {
             log!("file bodies are copied: the description names no send_from region of the cache's size ({send_from} bytes, the cache {cache_size})");
         }
         let neighbours = PdNeighbours(TableReader::new(table));
-        let server = W::start(PdLink(net), neighbours, node, mac, &mut arena, now, boot_epoch, send_in_place);
+        let start = Start { link: PdLink(net), neighbours, node, mac, now, boot_epoch, send_in_place };
+        let server = W::start(start, &mut arena);
         // SAFETY: the queue regions are pages mapped read-write for the
         // PD's life and used only through these handles; `blk_info` is a
         // page mapped readable, only read here (atomically).

@@ -13,7 +13,7 @@ use httpd_core::server::{Counters, Server, Settings, CONNECTION_BYTES};
 use httpd_core::site::{ImagePin, ImageWait};
 use net_config::NodeAddress;
 use net_filter::Dotted;
-use pd::{PdLink, PdNeighbours, Store, Web, PORT};
+use pd::{DeviceAndCache, PdLink, PdNeighbours, Start, Store, Web, PORT};
 use pds_runtime::log;
 
 struct Smoltcp(Server<PdLink, PdNeighbours, u32, ImagePin<'static>, ImageWait>);
@@ -21,16 +21,8 @@ struct Smoltcp(Server<PdLink, PdNeighbours, u32, ImagePin<'static>, ImageWait>);
 impl Web for Smoltcp {
     type Counters = Counters;
 
-    fn start(
-        link: PdLink,
-        neighbours: PdNeighbours,
-        node: NodeAddress,
-        mac: [u8; 6],
-        arena: &mut Arena,
-        now: u64,
-        boot_epoch: u64,
-        send_in_place: bool,
-    ) -> Self {
+    fn start(start: Start, arena: &mut Arena) -> Self {
+        let Start { link, neighbours, node, mac, now, boot_epoch, send_in_place } = start;
         let settings = Settings {
             port: PORT,
             idle_timeout_ns: Settings::DEFAULT_IDLE_TIMEOUT_NS,
@@ -67,13 +59,11 @@ impl Web for Smoltcp {
     fn log_counters(&self, store: &Store) {
         let c = self.0.counters;
         let d = self.0.device.counters;
-        let s = store.stats();
         log!(
-            "accepted={} responses={} errors={} timeouts_408={} idle_closed={} aborted={} file_errors={} file_waits={} pool_full={} reclaimed={} busy={}/{} copied_bytes={}; rx={} rx_not_ipv4={} rx_not_for_us={} tx={} tx_arp_miss={} tx_no_route={} tx_no_buffer={} tx_unplanned={} tx_in_place_bytes={} sum_read_bytes={}; cache hits={} loads={} loaded={} failed={} evictions={} busy={} verified={} corrupt={} bad_releases={}",
+            "accepted={} responses={} errors={} timeouts_408={} idle_closed={} aborted={} file_errors={} file_waits={} pool_full={} reclaimed={} busy={}/{} copied_bytes={}; {}",
             c.accepted, c.responses, c.errors, c.timeouts_408, c.idle_closed, c.aborted, c.file_errors, c.file_waits, c.pool_full, c.reclaimed,
             self.0.busy(), self.0.pool_size(), c.copied_bytes,
-            d.rx_packets, d.rx_not_ipv4, d.rx_not_for_us, d.tx_frames, d.tx_arp_miss, d.tx_no_route, d.tx_no_buffer, d.tx_unplanned, d.tx_in_place_bytes, store.sum_read_bytes(),
-            s.hits, s.loads, s.loaded, s.failed_loads, s.evictions, s.busy, s.verified, s.corrupt, store.bad_releases
+            DeviceAndCache(&d, store)
         );
     }
 
