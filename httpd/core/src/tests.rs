@@ -234,15 +234,31 @@ impl Net {
         Net { server, site, arp, client, client_dev, sockets: SocketSet::new(vec![]), now: 0, next_port: 40000 }
     }
 
-    /// One step of both sides, then 1 ms passes.
-    fn step(&mut self) {
-        self.server.poll(self.now, &mut self.site);
-        self.client.poll(Instant::from_micros((self.now / 1000) as i64), &mut self.client_dev, &mut self.sockets);
-        self.now += 1_000_000;
+    /// Sends `request` on `h` and collects `want` bytes of response.
+    fn exchange(&mut self, h: SocketHandle, request: &[u8], want: usize) -> Vec<u8> {
+        self.send(h, request);
+        let mut got = Vec::new();
+        self.run_until(20_000, |n| {
+            n.take(h, &mut got);
+            got.len() >= want
+        });
+        got
     }
+}
+
+/// The smoltcp clients' side of a test network, written once for the
+/// harnesses of both servers: a network gives access to its client
+/// interface, sockets and next port, and steps itself.
+pub(crate) trait ClientSide {
+    fn client_parts(&mut self) -> (&mut Interface, &mut SocketSet<'static>, &mut u16);
+    /// One step of the server and the clients, then 1 ms passes.
+    fn step(&mut self);
 
     /// Steps until `done` holds; panics after `max` steps.
-    fn run_until(&mut self, max: usize, mut done: impl FnMut(&mut Net) -> bool) {
+    fn run_until(&mut self, max: usize, mut done: impl FnMut(&mut Self) -> bool)
+    where
+        Self: Sized,
+    {
         for _ in 0..max {
             if done(self) {
                 return;
@@ -252,17 +268,19 @@ impl Net {
         panic!("not done after {max} steps");
     }
 
+    /// A new client connection to the server's port 80.
     fn connect(&mut self) -> SocketHandle {
         let rx = tcp::SocketBuffer::new(vec![0; 1 << 16]);
         let tx = tcp::SocketBuffer::new(vec![0; 1 << 14]);
         let mut socket = tcp::Socket::new(rx, tx);
-        self.next_port += 1;
-        socket.connect(self.client.context(), (IpAddress::Ipv4(smol(SERVER_IP)), 80), self.next_port).unwrap();
-        self.sockets.add(socket)
+        let (client, sockets, next_port) = self.client_parts();
+        *next_port += 1;
+        socket.connect(client.context(), (IpAddress::Ipv4(smol(SERVER_IP)), 80), *next_port).unwrap();
+        sockets.add(socket)
     }
 
     fn socket(&mut self, h: SocketHandle) -> &mut tcp::Socket<'static> {
-        self.sockets.get_mut::<tcp::Socket>(h)
+        self.client_parts().1.get_mut::<tcp::Socket>(h)
     }
 
     fn established(&mut self, h: SocketHandle) -> bool {
@@ -284,16 +302,17 @@ impl Net {
             .unwrap();
         }
     }
+}
 
-    /// Sends `request` on `h` and collects `want` bytes of response.
-    fn exchange(&mut self, h: SocketHandle, request: &[u8], want: usize) -> Vec<u8> {
-        self.send(h, request);
-        let mut got = Vec::new();
-        self.run_until(20_000, |n| {
-            n.take(h, &mut got);
-            got.len() >= want
-        });
-        got
+impl ClientSide for Net {
+    fn client_parts(&mut self) -> (&mut Interface, &mut SocketSet<'static>, &mut u16) {
+        (&mut self.client, &mut self.sockets, &mut self.next_port)
+    }
+
+    fn step(&mut self) {
+        self.server.poll(self.now, &mut self.site);
+        self.client.poll(Instant::from_micros((self.now / 1000) as i64), &mut self.client_dev, &mut self.sockets);
+        self.now += 1_000_000;
     }
 }
 

@@ -7,15 +7,14 @@ use super::{layout, Server, Settings, Wire as Side};
 use crate::builtin::{pattern_byte, BuiltinSite, PATTERN_LEN};
 use crate::device::{DeviceCounters, ETHERNET_HEADER};
 use crate::tests::{
-    response_len, smol, ClientDevice, FakeLink, FakeNeighbours, Shared, Wire, CLIENT_IP, CLIENT_MAC, SERVER_IP,
-    SERVER_MAC, STARTED,
+    response_len, smol, ClientDevice, ClientSide, FakeLink, FakeNeighbours, Shared, Wire, CLIENT_IP, CLIENT_MAC,
+    SERVER_IP, SERVER_MAC, STARTED,
 };
 use lib_test_rng::Rng;
 use net_config::{Ipv4Address, NodeAddress};
 use net_packet::tcp::{TcpFlags, TcpHeader, TcpOptions};
 use net_packet::{IpProtocol, Ipv4Packet, TcpSegment};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
-use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
 use std::rc::Rc;
@@ -118,60 +117,10 @@ impl Net {
         wire.to_server = kept;
     }
 
-    fn step(&mut self) {
-        self.server.poll(self.now, &mut self.site);
-        self.disturb();
-        self.client.poll(Instant::from_micros((self.now / 1000) as i64), &mut self.client_dev, &mut self.sockets);
-        self.disturb();
-        self.now += MS;
-    }
-
     /// A step of the server alone (the raw client reads the wire).
     fn server_step(&mut self) {
         self.server.poll(self.now, &mut self.site);
         self.now += MS;
-    }
-
-    fn run_until(&mut self, max: usize, mut done: impl FnMut(&mut Net) -> bool) {
-        for _ in 0..max {
-            if done(self) {
-                return;
-            }
-            self.step();
-        }
-        panic!("not done after {max} steps");
-    }
-
-    fn connect(&mut self) -> SocketHandle {
-        let rx = tcp::SocketBuffer::new(vec![0; 1 << 16]);
-        let tx = tcp::SocketBuffer::new(vec![0; 1 << 14]);
-        let mut socket = tcp::Socket::new(rx, tx);
-        self.next_port += 1;
-        socket.connect(self.client.context(), (IpAddress::Ipv4(smol(SERVER_IP)), 80), self.next_port).unwrap();
-        self.sockets.add(socket)
-    }
-
-    fn socket(&mut self, h: SocketHandle) -> &mut tcp::Socket<'static> {
-        self.sockets.get_mut::<tcp::Socket>(h)
-    }
-
-    fn established(&mut self, h: SocketHandle) -> bool {
-        self.socket(h).state() == tcp::State::Established
-    }
-
-    fn send(&mut self, h: SocketHandle, data: &[u8]) {
-        assert_eq!(self.socket(h).send_slice(data), Ok(data.len()));
-    }
-
-    fn take(&mut self, h: SocketHandle, into: &mut Vec<u8>) {
-        let s = self.socket(h);
-        while s.can_recv() {
-            s.recv(|d| {
-                into.extend_from_slice(d);
-                (d.len(), ())
-            })
-            .unwrap();
-        }
     }
 
     /// Sends `request` and collects responses until `count` whole ones
@@ -191,6 +140,20 @@ impl Net {
             responses.len() >= count
         });
         responses
+    }
+}
+
+impl ClientSide for Net {
+    fn client_parts(&mut self) -> (&mut Interface, &mut SocketSet<'static>, &mut u16) {
+        (&mut self.client, &mut self.sockets, &mut self.next_port)
+    }
+
+    fn step(&mut self) {
+        self.server.poll(self.now, &mut self.site);
+        self.disturb();
+        self.client.poll(Instant::from_micros((self.now / 1000) as i64), &mut self.client_dev, &mut self.sockets);
+        self.disturb();
+        self.now += MS;
     }
 }
 
