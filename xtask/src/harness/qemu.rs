@@ -42,6 +42,20 @@ pub fn tap_nic(ifname: &str) -> Vec<String> {
     ]
 }
 
+/// QEMU arguments for the NIC on a `dgram` netdev: each Ethernet frame is a
+/// UDP datagram between QEMU's `127.0.0.1:qemu_port` and the test's
+/// `127.0.0.1:peer_port` (no root needed for the link itself).
+pub fn dgram_nic(qemu_port: u16, peer_port: u16) -> Vec<String> {
+    vec![
+        "-netdev".into(),
+        format!(
+            "dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port={qemu_port},remote.type=inet,remote.host=127.0.0.1,remote.port={peer_port}"
+        ),
+        "-device".into(),
+        "virtio-net-pci,disable-legacy=on,addr=3,netdev=n0".into(),
+    ]
+}
+
 /// Where `cargo xtask run` forwards the node's port 80 on the host.
 pub const HOST_HTTP: &str = "127.0.0.1:8080";
 

@@ -128,16 +128,7 @@ impl BadLink {
         })?;
         socket.set_read_timeout(Some(Duration::from_millis(20)))?;
         let qemu: SocketAddr = format!("127.0.0.1:{qemu_port}").parse()?;
-        let netdev = format!(
-            "dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port={qemu_port},remote.type=inet,remote.host=127.0.0.1,remote.port={}",
-            socket.local_addr()?.port()
-        );
-        let qemu_args = vec![
-            "-netdev".into(),
-            netdev,
-            "-device".into(),
-            "virtio-net-pci,disable-legacy=on,addr=3,netdev=n0".into(),
-        ];
+        let qemu_args = crate::harness::qemu::dgram_nic(qemu_port, socket.local_addr()?.port());
 
         let queue = Arc::new(Mutex::new((BinaryHeap::<Due>::new(), Rng(seed | 1), 0u64)));
         let schedule = {

@@ -57,17 +57,7 @@ impl Link {
     fn new() -> Result<Link> {
         let socket = UdpSocket::bind("127.0.0.1:0").context("binding the test's UDP socket")?;
         let qemu = UdpSocket::bind("127.0.0.1:0")?.local_addr()?;
-        let netdev = format!(
-            "dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port={},remote.type=inet,remote.host=127.0.0.1,remote.port={}",
-            qemu.port(),
-            socket.local_addr()?.port()
-        );
-        let qemu_args = vec![
-            "-netdev".into(),
-            netdev,
-            "-device".into(),
-            "virtio-net-pci,disable-legacy=on,addr=3,netdev=n0".into(),
-        ];
+        let qemu_args = crate::harness::qemu::dgram_nic(qemu.port(), socket.local_addr()?.port());
         Ok(Link { socket, qemu, qemu_args })
     }
 
