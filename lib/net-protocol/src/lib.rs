@@ -118,8 +118,9 @@
 //! pieces. The driver's limits agree: its transmit chains are at most
 //! 1 + [`MAX_TX_SEGMENTS`] descriptors of a 256-entry ring, and its
 //! length check is [`MAX_TSO_FRAME_LEN`] with `TSO4`. A client's own
-//! transmit buffer (`net-client`, 2 KiB per frame laid out whole) cannot
-//! yet describe a frame longer than [`MAX_FRAME_LEN`].
+//! transmit buffer (`net-client`, 2 KiB per frame) holds a TSO frame's
+//! first [`MAX_FRAME_LEN`] bytes only: its copied headers; the rest is
+//! in place.
 //!
 //! **Receive.** The cookie of a descriptor on `rx_active`:
 //! [`RX_CSUM_VALID`] says the frame's TCP/UDP checksum was

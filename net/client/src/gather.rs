@@ -4,7 +4,9 @@
 
 #[cfg(test)]
 use lib_net_protocol::InPlaceList;
-use lib_net_protocol::{tx_offset, InPlace, TxOffload, TxWindow, MAX_IN_PLACE, MAX_TX_SEGMENTS, TX_MORE};
+use lib_net_protocol::{
+    tx_offset, InPlace, TxOffload, TxWindow, MAX_FRAME_LEN, MAX_IN_PLACE, MAX_TX_SEGMENTS, TX_MORE,
+};
 use lib_queue::BufferDesc;
 
 use crate::{SendError, TX_BUFFER_SIZE};
@@ -57,7 +59,9 @@ impl FrameDescs {
 ///
 /// [`SendError::BadLayout`] unless the ranges are at most [`MAX_IN_PLACE`],
 /// non-empty, sorted, not overlapping, inside the frame and inside the
-/// region (so none without a region).
+/// region (so none without a region), and every buffer piece lies in the
+/// buffer's first [`MAX_FRAME_LEN`] bytes (a longer, TSO, frame has only
+/// its headers there and the rest in place).
 pub(crate) fn frame_descs(
     slot: usize,
     len: usize,
@@ -68,10 +72,12 @@ pub(crate) fn frame_descs(
         return Err(SendError::BadLayout);
     }
     let buffer = slot * TX_BUFFER_SIZE;
-    let piece = |at: usize, len: usize| BufferDesc {
-        offset: tx_offset(TxWindow::Headers, (buffer + at) as u32),
-        len: len as u32,
-        cookie: slot as u32 | TX_MORE,
+    let piece = |at: usize, len: usize| {
+        (at + len <= MAX_FRAME_LEN).then_some(BufferDesc {
+            offset: tx_offset(TxWindow::Headers, (buffer + at) as u32),
+            len: len as u32,
+            cookie: slot as u32 | TX_MORE,
+        })
     };
     let mut descs = FrameDescs { descs: [BufferDesc::default(); MAX_TX_SEGMENTS], len: 0 };
     let mut done = 0;
@@ -82,7 +88,7 @@ pub(crate) fn frame_descs(
             return Err(SendError::BadLayout);
         }
         if range.at > done {
-            descs.push(piece(done, range.at - done));
+            descs.push(piece(done, range.at - done).ok_or(SendError::BadLayout)?);
         }
         descs.push(BufferDesc {
             offset: tx_offset(TxWindow::Files, range.offset),
@@ -92,7 +98,7 @@ pub(crate) fn frame_descs(
         done = end;
     }
     if done < len {
-        descs.push(piece(done, len - done));
+        descs.push(piece(done, len - done).ok_or(SendError::BadLayout)?);
     }
     if let Some(last) = descs.descs[..descs.len].last_mut() {
         last.cookie = slot as u32;
@@ -180,5 +186,22 @@ mod tests {
         assert_eq!(bad(&too_many, REGION), Err(SendError::BadLayout));
         // The last byte of the region is fine.
         assert!(bad(&[range(100, 10, (REGION - 10) as u32)], REGION).is_ok());
+    }
+
+    #[test]
+    fn a_long_frame_keeps_only_its_headers_in_the_buffer() {
+        // A TSO frame: 54 bytes of headers, 64,000 bytes in place.
+        let big = 0x20000;
+        let d = frame_descs(4, 54 + 64_000, &[range(54, 64_000, 0x100)], big).unwrap();
+        assert_eq!(d.as_slice(), [at(4, 0, 54, true), files(4, 0x100, 64_000, false)]);
+        // Copied bytes past the buffer's MAX_FRAME_LEN: refused, before or
+        // after the ranges.
+        let tail = frame_descs(4, 54 + 64_000, &[range(54, 63_000, 0x100)], big);
+        assert_eq!(tail, Err(SendError::BadLayout));
+        let gap = frame_descs(4, 54 + 64_000, &[range(54, 2000, 0), range(2054 + 10, 61_990, 0x1000)], big);
+        assert_eq!(gap, Err(SendError::BadLayout));
+        // Up to the buffer's end is fine.
+        assert!(frame_descs(4, MAX_FRAME_LEN + 10, &[range(MAX_FRAME_LEN, 10, 0)], big).is_ok());
+        assert_eq!(frame_descs(4, MAX_FRAME_LEN + 1, &[], big), Err(SendError::BadLayout));
     }
 }

@@ -96,7 +96,7 @@ use pds_runtime::{log, Channel, MemoryRegion};
 
 pub use net_mux_api::{Mux, MuxError, MuxStats};
 
-pub use lib_net_protocol::MAX_FRAME_LEN;
+pub use lib_net_protocol::{MAX_FRAME_LEN, MAX_TSO_FRAME_LEN};
 
 /// Nanoseconds in a second.
 pub const SECOND_NS: u64 = 1_000_000_000;
@@ -329,16 +329,23 @@ impl NetClient {
     /// (`net-protocol`, "Offloads": e.g. `TxOffload::checksum`, the
     /// checksum field holding the pseudo-header sum), which the driver must
     /// have (the field [`offloads`](Self::offloads); else [`SendError::BadLayout`],
-    /// nothing sent). The frame is at most [`MAX_FRAME_LEN`] bytes laid out
-    /// in the buffer as for `send_gather`, so TSO frames (longer) cannot
-    /// be sent this way yet.
+    /// nothing sent).
+    ///
+    /// With TSO (`TxOffload::tso4`) the frame may be up to
+    /// [`MAX_TSO_FRAME_LEN`] bytes. The buffer still holds the frame's
+    /// layout, but only its first [`MAX_FRAME_LEN`] bytes: `fill` gets
+    /// those (the headers, which the demultiplexer copies and checks), and
+    /// every byte of the frame beyond them must be in an in-place range
+    /// (else [`SendError::BadLayout`]). A TSO frame is typically the
+    /// headers and one range of a cached file.
     pub fn send_offloaded(
         &mut self,
         len: usize,
         offload: Option<TxOffload>,
         fill: impl FnOnce(&mut [u8]) -> Option<InPlaceList>,
     ) -> Result<bool, SendError> {
-        if !(lib_net_protocol::MIN_FRAME_LEN..=MAX_FRAME_LEN).contains(&len) {
+        let max = if offload.is_some_and(|o| o.tso()) { MAX_TSO_FRAME_LEN } else { MAX_FRAME_LEN };
+        if !(lib_net_protocol::MIN_FRAME_LEN..=max).contains(&len) {
             return Err(SendError::BadLength);
         }
         if offload.is_some_and(|o| o.needs() & !self.offloads != 0) {
@@ -355,15 +362,16 @@ impl NetClient {
             return Err(SendError::NoBuffer);
         };
         let offset = slot * TX_BUFFER_SIZE;
-        // SAFETY: `offset + len <= TX_DATA_SIZE` (slot < TX_BUFFERS, len <=
-        // MAX_FRAME_LEN <= TX_BUFFER_SIZE), inside the read-write mapping of
+        let buffered = len.min(MAX_FRAME_LEN);
+        // SAFETY: `offset + buffered <= TX_DATA_SIZE` (slot < TX_BUFFERS,
+        // buffered <= MAX_FRAME_LEN <= TX_BUFFER_SIZE), inside the read-write mapping of
         // tx_data (see `new`). The slot was free: no descriptor for it is
         // on tx_active, so the demultiplexer, which only reads a transmit
         // buffer after it is queued and until it comes back on tx_free,
         // does not touch these bytes while the slice lives, and this PD
         // holds no other reference to them. The slice ends before the
         // descriptors are published.
-        let buf = unsafe { core::slice::from_raw_parts_mut((self.tx_data.base() + offset) as *mut u8, len) };
+        let buf = unsafe { core::slice::from_raw_parts_mut((self.tx_data.base() + offset) as *mut u8, buffered) };
         let Some(in_place) = fill(buf) else {
             self.tx_slots.release(slot);
             return Ok(false);

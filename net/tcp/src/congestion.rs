@@ -105,6 +105,19 @@ pub const IW_BYTES: u32 = 14_600;
 /// second segment (delayed ACKs, RFC 1122 §4.2.3.2); counting bytes with
 /// L = 2·SMSS lets cwnd double per RTT as slow start intends, where
 /// RFC 5681 eq. 2's min(N, SMSS) would grow it only by half.
+///
+/// **Segmentation offload.** A "segment" here is what this sender hands
+/// to the device at once: with TSO ([`NewReno::on_burst`]) up to 64 KiB
+/// that the device cuts into SMSS-sized packets back to back. Receivers
+/// see such a burst arrive together and often acknowledge it with one ACK
+/// (Linux's GRO merges it; a delayed ACK covers it). With L = 2·SMSS
+/// slow start would then grow by two SMSS per burst, linearly rather than
+/// doubling per RTT. So L is two of the largest bursts sent so far, never
+/// less than 2·SMSS: the ACK of a burst may add what it acknowledges, as
+/// the ACKs of its packets one by one would have. (RFC 3465 §2.2's reason
+/// for L, bursts released by ACK division or stretch ACKs, is kept: one
+/// ACK never adds more than two bursts, and bursts of that size already
+/// leave at once. Linux's `tcp_slow_start` has no per-ACK limit at all.)
 pub const ABC_LIMIT_SEGMENTS: u32 = 2;
 
 /// The initial (and restart) window for a given SMSS: min(10·SMSS,
@@ -212,6 +225,9 @@ pub struct NewReno {
     timed_out_at: Option<Seq>,
     /// When data was last sent, nanoseconds since boot.
     last_send: Option<u64>,
+    /// The largest burst handed to the device at once (at least SMSS):
+    /// ABC's segment ([`ABC_LIMIT_SEGMENTS`]).
+    burst: u32,
 }
 
 impl NewReno {
@@ -239,6 +255,7 @@ impl NewReno {
             after_timeout: false,
             timed_out_at: None,
             last_send: None,
+            burst: smss,
         }
     }
 
@@ -285,6 +302,13 @@ impl NewReno {
         self.last_send = Some(now);
     }
 
+    /// `bytes` of data are about to leave as one burst (one TSO segment
+    /// the device cuts into SMSS-sized packets): ABC's L grows to two of
+    /// the largest ([`ABC_LIMIT_SEGMENTS`]).
+    pub fn on_burst(&mut self, bytes: u32) {
+        self.burst = self.burst.max(bytes);
+    }
+
     /// An ACK moved SND.UNA forward to `ack`, acknowledging `acked` new
     /// bytes and leaving `flight` bytes outstanding.
     pub fn on_ack(&mut self, ack: Seq, acked: u32, flight: u32) -> Action {
@@ -311,7 +335,7 @@ impl NewReno {
         }
         if self.cwnd < self.ssthresh {
             // Slow start (RFC 5681 eq. 2 with ABC, RFC 3465 §2.2-2.3).
-            let limit = if self.after_timeout { self.smss } else { ABC_LIMIT_SEGMENTS * self.smss };
+            let limit = if self.after_timeout { self.smss } else { ABC_LIMIT_SEGMENTS.saturating_mul(self.burst) };
             self.cwnd = self.cwnd.saturating_add(acked.min(limit));
         } else {
             // Congestion avoidance by byte counting (RFC 3465 §2.1).
@@ -445,6 +469,21 @@ mod tests {
         assert_eq!(cc.window(), w + 100 + 2 * MSS);
         cc.on_ack(ISS1 + 100 + 7 * MSS, 5 * MSS, 0);
         assert_eq!(cc.window(), w + 100 + 4 * MSS, "capped at L");
+    }
+
+    #[test]
+    fn slow_start_counts_a_tso_burst_acked_at_once_as_its_packets() {
+        // ABC_LIMIT_SEGMENTS: L is two of the largest bursts.
+        let mut cc = NewReno::new(MSS, ISS1);
+        let w = cc.window();
+        cc.on_burst(10 * MSS);
+        cc.on_ack(ISS1 + 10 * MSS, 10 * MSS, 0);
+        assert_eq!(cc.window(), w + 10 * MSS, "a burst's ACK adds what it acknowledges");
+        cc.on_ack(ISS1 + 35 * MSS, 25 * MSS, 0);
+        assert_eq!(cc.window(), w + 30 * MSS, "capped at two bursts");
+        cc.on_burst(4 * MSS);
+        cc.on_ack(ISS1 + 60 * MSS, 25 * MSS, 0);
+        assert_eq!(cc.window(), w + 50 * MSS, "the largest burst counts");
     }
 
     #[test]

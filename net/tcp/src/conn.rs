@@ -513,8 +513,23 @@ impl Conn {
     }
 
     /// The next segment to send at `now`, if any, with `room` bytes of
-    /// receive room for the window it offers. Call until `None`.
+    /// receive room for the window it offers. Call until `None`. Segments
+    /// carry at most SMSS bytes.
     pub fn poll(&mut self, now: u64, room: u32) -> Option<Transmit> {
+        self.poll_with(now, room, |_| 0)
+    }
+
+    /// [`Conn::poll`] for a sender whose device segments TCP (TSO):
+    /// `burst(offset)` says how many stream bytes from `offset` the caller
+    /// can hand to the device as one segment that the device cuts into
+    /// SMSS-sized packets (0 or at most SMSS: an ordinary segment). A
+    /// segment longer than SMSS is a whole number of SMSS, unless it ends
+    /// what was written, so that every packet but the stream's last is
+    /// full (what the sender SWS rule asks of each). Fast retransmissions
+    /// stay one SMSS; a go-back-N after a timeout may burst, within cwnd.
+    /// Each burst is reported to congestion control
+    /// ([`NewReno::on_burst`]): ABC counts it as one segment.
+    pub fn poll_with(&mut self, now: u64, room: u32, burst: impl Fn(u64) -> u32) -> Option<Transmit> {
         let window = self.window_field(room);
         let t = Transmit {
             seq: self.nxt,
@@ -536,11 +551,12 @@ impl Conn {
         if self.state != State::TimeWait {
             if self.retransmit_now {
                 self.retransmit_now = false;
-                if let Some(first) = self.segment(now, self.una, true, window) {
+                if let Some(first) = self.segment(now, self.una, true, window, 0) {
                     return Some(first);
                 }
             }
-            if let Some(next) = self.segment(now, self.nxt, false, window) {
+            let burst = burst(self.offset_of(self.nxt));
+            if let Some(next) = self.segment(now, self.nxt, false, window, burst) {
                 return Some(next);
             }
         }
@@ -561,14 +577,20 @@ impl Conn {
     }
 
     /// The segment starting at `seq` (SND.NXT, or SND.UNA for a fast
-    /// retransmission), if the windows allow any of it.
-    fn segment(&mut self, now: u64, seq: Seq, again: bool, window_field: u16) -> Option<Transmit> {
+    /// retransmission), if the windows allow any of it; at most `burst`
+    /// bytes if that is more than SMSS ([`Conn::poll_with`]).
+    fn segment(&mut self, now: u64, seq: Seq, again: bool, window_field: u16, burst: u32) -> Option<Transmit> {
         let offset = self.offset_of(seq);
         let available = self.written.saturating_sub(offset);
         let in_flight = seq - self.una;
         let window = self.wnd.min(self.cc.window());
         let usable = window.saturating_sub(in_flight);
-        let mut len = available.min(u64::from(usable)).min(u64::from(self.smss)) as u32;
+        let most = burst.max(self.smss);
+        let mut len = available.min(u64::from(usable)).min(u64::from(most)) as u32;
+        if len > self.smss && u64::from(len) < available {
+            // Whole packets only, but for the last of what was written.
+            len -= len % self.smss;
+        }
         if again {
             // A fast retransmission resends one segment of what was sent
             // (never beyond SND.MAX), whatever the window.
@@ -601,6 +623,9 @@ impl Conn {
         }
         self.probe_due = false;
         self.cc.on_send(now, self.rto.rto(), self.flight());
+        if len > self.smss {
+            self.cc.on_burst(len);
+        }
         let end = seq + len + u32::from(fin);
         if !again {
             self.nxt = end;
@@ -917,6 +942,8 @@ mod tests {
         let mut rng = Rng(0x7c9 + seed * 0x9e37_79b9);
         let loss = rng.below(15);
         let response_len = [0u64, 1, 100, 1460, 1461, 20_000, 150_000][rng.below(7)];
+        // The sender's bursts: none, or a TSO device (`poll_with`).
+        let burst = [0u32, 3 * 1460 + 100, 64_000][rng.below(3)];
         let mut limiter = ChallengeLimiter::per_second();
         let (mut conn, iss) = handshake(rng.next() as u32, 0);
         let request_len = 1 + rng.below(600);
@@ -990,10 +1017,15 @@ mod tests {
                 }
             }
             conn.on_timer(now);
-            while let Some(t) = conn.poll(now, 4096) {
+            while let Some(t) = conn.poll_with(now, 4096, |_| burst) {
                 assert!(!t.rst, "seed {seed} (loss {loss}%, {response_len} B, buffer {buffer}): the connection gave up at {} ms: {conn:?}, received {}, unread {unread}", now / MS, received.len());
                 let bytes = (t.offset..t.offset + u64::from(t.len)).map(byte).collect();
-                assert!(t.offset + u64::from(t.len) <= response_len, "beyond the stream");
+                let end = t.offset + u64::from(t.len);
+                assert!(end <= response_len, "beyond the stream");
+                assert!(t.len <= burst.max(conn.smss()), "seed {seed}: a burst longer than asked");
+                if t.len > conn.smss() && end < response_len {
+                    assert_eq!(t.len % conn.smss(), 0, "seed {seed}: a burst of whole packets");
+                }
                 to_client.send(&mut rng, now, ServerSegment { t, bytes }, loss);
             }
             // Deliver to the client.
