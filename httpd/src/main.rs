@@ -100,9 +100,10 @@ impl Web for Cheetah {
 
     fn log_serving(&self, node: &NodeAddress) {
         log!(
-            "serving http://{}:{PORT}/ (site image): Cheetah TCP, {} connections",
+            "serving http://{}:{PORT}/ (site image): Cheetah TCP, {} connections, segmentation offload {}",
             Dotted(node.ipv4),
-            self.0.capacity()
+            self.0.capacity(),
+            if self.0.segmentation_offload() { "on" } else { "off" }
         );
     }
 }

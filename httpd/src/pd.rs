@@ -48,7 +48,7 @@ use httpd_core::rtc::{self, Registers};
 use httpd_core::site::{CacheRegion, ImageStore, Notice, Pumped};
 use lib_blk_protocol::{Info, RequestProducer, ResponseConsumer};
 use net_arp_table::{Table, TableReader};
-use net_client::{Alarm, ChangeReport, NetClient};
+use net_client::{Alarm, ChangeReport, NetClient, TxOffload};
 use net_config::{Ipv4Address, NodeAddress, ARP_TABLE_VADDR, CLIENT_ARPD_CHANNEL};
 use pds_boot_spec::cspace;
 use pds_runtime::{log, Channel, ChannelSet, Handler};
@@ -85,12 +85,16 @@ impl Link for PdLink {
     fn can_send(&mut self) -> bool {
         self.0.free_tx_buffers() > 0
     }
-    fn send_gather(
+    fn send_offloaded(
         &mut self,
         len: usize,
+        offload: Option<TxOffload>,
         fill: impl FnOnce(&mut [u8]) -> Option<InPlaceList>,
     ) -> Result<bool, NoBuffer> {
-        self.0.send_gather(len, fill).map_err(|_| NoBuffer)
+        self.0.send_offloaded(len, offload, fill).map_err(|_| NoBuffer)
+    }
+    fn offloads(&self) -> u64 {
+        self.0.offloads
     }
     fn tx_in_flight(&mut self) -> u64 {
         self.0.tx_in_flight()

@@ -31,6 +31,7 @@
 //! smoltcp's contract forces the device to run the closure anyway).
 
 use crate::inplace::{finish_packet, InPlaceList, Planner};
+use lib_net_protocol::TxOffload;
 use net_config::{Ipv4Address, NodeAddress};
 use net_packet::{EtherType, EthernetAddress, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Packet, TcpSegment};
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
@@ -59,7 +60,22 @@ pub trait Link {
         &mut self,
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> Option<InPlaceList>,
+    ) -> Result<bool, NoBuffer> {
+        self.send_offloaded(len, None, fill)
+    }
+    /// [`send_gather`](Link::send_gather) with an offload request for the
+    /// device (`net-protocol`, "Offloads"). With TSO the frame may be up to
+    /// [`MAX_TSO_FRAME_LEN`](lib_net_protocol::MAX_TSO_FRAME_LEN) bytes:
+    /// `fill` gets its first [`MAX_FRAME`] (the headers) and the rest must
+    /// be in place.
+    fn send_offloaded(
+        &mut self,
+        len: usize,
+        offload: Option<TxOffload>,
+        fill: impl FnOnce(&mut [u8]) -> Option<InPlaceList>,
     ) -> Result<bool, NoBuffer>;
+    /// The offloads the driver has (`net-protocol` `OFFLOAD_*` bits).
+    fn offloads(&self) -> u64;
     /// Transmit buffers in flight, a bit each.
     fn tx_in_flight(&mut self) -> u64;
     /// Transmit buffers that came back since the last call, a bit each.

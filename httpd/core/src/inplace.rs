@@ -279,6 +279,20 @@ impl<P> Outgoing<P> {
         }
     }
 
+    /// The file bytes from stream offset `start` on that lie in one run of
+    /// the region: the region offset of the first and how many, or `None`
+    /// if `start` is not in an extent's queued bytes. A segment the device
+    /// cuts (TSO) names such a run as its one in-place range.
+    pub fn in_place_run(&self, start: u64) -> Option<(u32, u64)> {
+        self.entries.iter().find_map(|e| match e {
+            Entry::Live(x) if x.start <= start && start < x.start + x.queued => {
+                let offset = x.region_offset as u64 + x.file_offset + (start - x.start);
+                Some((u32::try_from(offset).ok()?, x.start + x.queued - start))
+            }
+            _ => None,
+        })
+    }
+
     /// Plans a segment with sequence number `seq` whose payload is
     /// `payload` (as the stack wrote it): records what it says about the
     /// stream, and returns its in-place ranges and payload sum.

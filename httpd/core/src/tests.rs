@@ -7,6 +7,7 @@ use crate::device::{
 };
 use crate::inplace::{InPlace, InPlaceList};
 use crate::server::{pool_size, Server, Settings, CONNECTION_BYTES, SECOND_NS};
+use lib_net_protocol::{TxOffload, MAX_TSO_FRAME_LEN};
 use net_config::{Ipv4Address, NodeAddress};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
@@ -35,6 +36,8 @@ pub(crate) struct Queued {
     pub(crate) frame: Vec<u8>,
     pub(crate) in_place: Vec<InPlace>,
     pub(crate) buffer: usize,
+    /// What the frame asked of the device.
+    pub(crate) offload: Option<TxOffload>,
 }
 
 /// Frames in flight both ways.
@@ -47,6 +50,78 @@ pub(crate) struct Wire {
     pub(crate) returned: u64,
     /// Bytes the "NIC" took from the region.
     pub(crate) in_place_bytes: usize,
+    /// Packets the "NIC" cut from a TSO frame, not yet delivered.
+    pub(crate) cut: VecDeque<Vec<u8>>,
+    /// Frames that asked for TSO, and packets cut from them.
+    pub(crate) tso_frames: usize,
+    pub(crate) tso_packets: usize,
+}
+
+/// What a virtio-net device does with a frame's offload request (virtio
+/// 1.x spec 5.1.6.2, Linux's `tcp_gso_segment`): completes the TCP
+/// checksum, whose field must hold the pseudo-header sum over the whole
+/// segment's length (checked: a wrong sum fails the test), and with TSO
+/// cuts the segment into packets of `mss` payload bytes, each with its
+/// own IPv4 total length, identification and header checksum, sequence
+/// number, FIN and PSH on the last only, and checksum.
+pub(crate) fn offloaded(frame: Vec<u8>, offload: TxOffload) -> Vec<Vec<u8>> {
+    use net_packet::checksum::{checksum, Checksum};
+    let start = usize::from(offload.csum_start);
+    let hdr = usize::from(offload.hdr_len);
+    assert_eq!(offload.csum_offset, 16, "TCP only");
+    let field = start + 16;
+    let pseudo = |packet: &[u8], tcp_len: usize| {
+        let mut sum = Checksum::new();
+        sum.add_bytes(&packet[ETHERNET_HEADER + 12..ETHERNET_HEADER + 20]);
+        sum.add_word(6);
+        sum.add_word(tcp_len as u16);
+        sum.sum()
+    };
+    assert_eq!(
+        u16::from_be_bytes([frame[field], frame[field + 1]]),
+        pseudo(&frame, frame.len() - start),
+        "the checksum field holds the pseudo-header sum of the whole segment"
+    );
+    let complete = |mut packet: Vec<u8>| {
+        let tcp_len = packet.len() - start;
+        let sum = pseudo(&packet, tcp_len);
+        packet[field..field + 2].copy_from_slice(&[0, 0]);
+        let mut all = Checksum::new();
+        all.add_word(sum);
+        all.add_bytes(&packet[start..]);
+        packet[field..field + 2].copy_from_slice(&all.finish().to_be_bytes());
+        packet
+    };
+    if !offload.tso() || frame.len() - hdr <= usize::from(offload.mss) {
+        return vec![complete(frame)];
+    }
+    let chunks: Vec<&[u8]> = frame[hdr..].chunks(usize::from(offload.mss)).collect();
+    let seq = u32::from_be_bytes(frame[start + 4..start + 8].try_into().unwrap());
+    let id = u16::from_be_bytes([frame[ETHERNET_HEADER + 4], frame[ETHERNET_HEADER + 5]]);
+    let flags = frame[start + 13];
+    let mut packets = Vec::new();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let mut p = frame[..hdr].to_vec();
+        p.extend_from_slice(chunk);
+        let ip = ETHERNET_HEADER;
+        let total = (p.len() - ip) as u16;
+        p[ip + 2..ip + 4].copy_from_slice(&total.to_be_bytes());
+        p[ip + 4..ip + 6].copy_from_slice(&id.wrapping_add(i as u16).to_be_bytes());
+        p[ip + 10..ip + 12].copy_from_slice(&[0, 0]);
+        let sum = checksum(&p[ip..start]);
+        p[ip + 10..ip + 12].copy_from_slice(&sum.to_be_bytes());
+        let offset = (i * usize::from(offload.mss)) as u32;
+        p[start + 4..start + 8].copy_from_slice(&seq.wrapping_add(offset).to_be_bytes());
+        if i + 1 < chunks.len() {
+            // FIN and PSH belong to the last packet.
+            p[start + 13] = flags & !(0x01 | 0x08);
+        }
+        // The pseudo-header sum of this packet, as the device rewrites it.
+        let sum = pseudo(&p, p.len() - start);
+        p[field..field + 2].copy_from_slice(&sum.to_be_bytes());
+        packets.push(complete(p));
+    }
+    packets
 }
 
 pub(crate) type Shared<T> = Rc<RefCell<T>>;
@@ -57,6 +132,9 @@ pub(crate) struct FakeLink {
     /// Transmit buffers the server may fill before the "demultiplexer"
     /// takes them.
     pub(crate) tx_capacity: usize,
+    /// The "driver's" offloads (`OFFLOAD_*`), done by the client's device
+    /// ([`offloaded`]).
+    pub(crate) offloads: u64,
 }
 
 impl Link for FakeLink {
@@ -68,30 +146,41 @@ impl Link for FakeLink {
     fn can_send(&mut self) -> bool {
         (self.wire.borrow().in_flight.count_ones() as usize) < self.tx_capacity.min(TX_BUFFERS)
     }
-    fn send_gather(
+    fn send_offloaded(
         &mut self,
         len: usize,
+        offload: Option<TxOffload>,
         fill: impl FnOnce(&mut [u8]) -> Option<InPlaceList>,
     ) -> Result<bool, NoBuffer> {
-        if !self.can_send() || len > MAX_FRAME {
+        let tso = offload.is_some_and(|o| o.tso());
+        let max = if tso { MAX_TSO_FRAME_LEN } else { MAX_FRAME };
+        if !self.can_send() || len > max {
             return Err(NoBuffer);
         }
-        // Stale bytes, as a reused transmit buffer would have.
+        assert!(offload.is_none_or(|o| o.needs() & !self.offloads == 0), "an offload the driver lacks: {offload:?}");
+        // Stale bytes, as a reused transmit buffer would have; a long
+        // (TSO) frame's buffer holds only its first MAX_FRAME bytes, as
+        // net-client's.
         let mut frame = vec![0xee; len];
-        let Some(in_place) = fill(&mut frame) else { return Ok(false) };
+        let Some(in_place) = fill(&mut frame[..len.min(MAX_FRAME)]) else { return Ok(false) };
         let mut end = 0;
         for r in in_place.as_slice() {
             assert!(
                 r.at >= end && r.at + r.len <= len && r.len > 0,
                 "in-place ranges sorted, inside the frame: {in_place:?}"
             );
+            assert!(r.at <= MAX_FRAME || r.at == end, "a copied piece past the buffer: {in_place:?}");
             end = r.at + r.len;
         }
+        assert!(end == len || len <= MAX_FRAME, "a copied tail past the buffer: {in_place:?}");
         let mut wire = self.wire.borrow_mut();
         let buffer = (!wire.in_flight).trailing_zeros() as usize;
         wire.in_flight |= 1 << buffer;
-        wire.from_server.push_back(Queued { frame, in_place: in_place.as_slice().to_vec(), buffer });
+        wire.from_server.push_back(Queued { frame, in_place: in_place.as_slice().to_vec(), buffer, offload });
         Ok(true)
+    }
+    fn offloads(&self) -> u64 {
+        self.offloads
     }
     fn tx_in_flight(&mut self) -> u64 {
         self.wire.borrow().in_flight
@@ -160,14 +249,32 @@ impl phy::Device for ClientDevice {
     fn receive(&mut self, _: Instant) -> Option<(ClientRx, ClientTx)> {
         loop {
             let mut wire = self.wire.borrow_mut();
-            let Queued { mut frame, in_place, buffer } = wire.from_server.pop_front()?;
-            let region = self.region.borrow();
-            for r in &in_place {
-                frame[r.at..r.at + r.len].copy_from_slice(&region[r.offset as usize..][..r.len]);
-                wire.in_place_bytes += r.len;
-            }
-            wire.in_flight &= !(1 << buffer);
-            wire.returned |= 1 << buffer;
+            let frame = match wire.cut.pop_front() {
+                Some(packet) => packet,
+                None => {
+                    let Queued { mut frame, in_place, buffer, offload } = wire.from_server.pop_front()?;
+                    let region = self.region.borrow();
+                    for r in &in_place {
+                        frame[r.at..r.at + r.len].copy_from_slice(&region[r.offset as usize..][..r.len]);
+                        wire.in_place_bytes += r.len;
+                    }
+                    wire.in_flight &= !(1 << buffer);
+                    wire.returned |= 1 << buffer;
+                    match offload {
+                        Some(o) => {
+                            let mut packets = offloaded(frame, o);
+                            if packets.len() > 1 {
+                                wire.tso_frames += 1;
+                                wire.tso_packets += packets.len();
+                            }
+                            let first = packets.remove(0);
+                            wire.cut.extend(packets);
+                            first
+                        }
+                        None => frame,
+                    }
+                }
+            };
             drop(wire);
             if frame[0..6] != CLIENT_MAC || frame[6..12] != SERVER_MAC || frame[12..14] != [8, 0] {
                 self.bad_frames += 1;
@@ -211,7 +318,7 @@ impl Net {
         arp.borrow_mut().table.push((CLIENT_IP, CLIENT_MAC));
         let node = NodeAddress { ipv4: SERVER_IP, prefix_len: 24, gateway: Some(CLIENT_IP) };
         let device = EthDevice::new(
-            FakeLink { wire: wire.clone(), tx_capacity: 64 },
+            FakeLink { wire: wire.clone(), tx_capacity: 64, offloads: 0 },
             FakeNeighbours(arp.clone()),
             node,
             SERVER_MAC,
@@ -547,7 +654,7 @@ fn nothing_is_accepted_before_accept() {
     let wire: Shared<Wire> = Rc::default();
     let node = NodeAddress { ipv4: SERVER_IP, prefix_len: 24, gateway: Some(CLIENT_IP) };
     let device = EthDevice::new(
-        FakeLink { wire: wire.clone(), tx_capacity: 64 },
+        FakeLink { wire: wire.clone(), tx_capacity: 64, offloads: 0 },
         FakeNeighbours(net.arp.clone()),
         node,
         SERVER_MAC,

@@ -46,6 +46,24 @@
 //! (next hop from [`Neighbours`]), IPv4, TCP ([`TcpHeader::emit`]), head
 //! bytes copied, file bytes named in place, the checksum from the sums.
 //!
+//! # Segmentation offload
+//!
+//! When the driver has TCP segmentation and checksum offload (virtio
+//! `HOST_TSO4` and `CSUM`, told by the demultiplexer's `Node` reply) and
+//! [`Settings::offload`] is on, file data goes in *bursts*: net-tcp's
+//! [`Conn::poll_with`] may send up to [`MAX_BURST`] bytes that lie in one
+//! in-place run of the cache ([`Outgoing::in_place_run`](crate::inplace::Outgoing::in_place_run)),
+//! a whole number of SMSS-sized packets (but for the stream's last). The
+//! frame is the 54 bytes of headers in the transmit buffer and the run
+//! named in place, with an offload request (`TxOffload::tso4`): the
+//! device cuts it into packets and computes each checksum, so the TCP
+//! checksum field holds only the pseudo-header sum over the whole segment
+//! (as Linux's `__tcp_v4_send_check` leaves it) and no piece sum is read.
+//! One frame through the demultiplexer and the driver then carries up to
+//! 44 packets; that per-frame cost, not bytes, is what QEMU's TCG and the
+//! PDs pay. Heads and the first piece of a body (which shares a segment
+//! with the head) go as ordinary segments with the image's sums.
+//!
 //! When a connection reaches TIME-WAIT it becomes a 24-byte record in the
 //! TIME-WAIT table and its slot and work context are freed at once (pins
 //! still referenced by frames in the NIC wait for them to come back);
@@ -103,6 +121,7 @@ use crate::inplace::{segment_checksum, InPlace, InPlaceList, Planned, PIECE};
 use crate::site::{Fetch, Store};
 use crate::slotset::SlotSet;
 use http_core::{write_closing_error, DateCache, Poll, Status};
+use lib_net_protocol::{TxOffload, OFFLOAD_TSO4, OFFLOAD_TX_CSUM};
 use net_config::{Ipv4Address, NodeAddress};
 use net_packet::tcp::{TcpFlags, TcpHeader, TcpOptions};
 use net_packet::{tcp, IpProtocol, Ipv4Packet, TcpSegment};
@@ -141,6 +160,9 @@ pub const MAX_WORKS: usize = 1024;
 pub const MAX_CONNECTIONS: usize = 1 << 20;
 /// Frames taken from the link per poll before the server yields.
 const MAX_FRAMES_PER_POLL: usize = 256;
+/// Most payload bytes in one burst the device segments: an IPv4 packet's
+/// most (65535) less the IPv4 and TCP headers.
+pub const MAX_BURST: u64 = 65_535 - 40;
 /// Rounds of "serve, send" per connection visit.
 const MAX_SERVE_ROUNDS: usize = 64;
 
@@ -164,6 +186,9 @@ pub struct Settings {
     /// Whether the NIC may send from the store's region. Cheetah sends
     /// bodies only in place: without it, responses with a body are `500`.
     pub send_in_place: bool,
+    /// Use the device's TCP segmentation and checksum offload when it has
+    /// both (module docs, "Segmentation offload").
+    pub offload: bool,
 }
 
 impl Settings {
@@ -178,6 +203,7 @@ impl Settings {
             seed,
             checksum_verified: false,
             send_in_place,
+            offload: true,
         }
     }
 }
@@ -299,6 +325,9 @@ pub struct Server<L, N, H: Copy + 'static, P: 'static, W: Copy + 'static> {
     scratch: [u8; MAX_HEAD],
     /// Something could not be sent for want of a buffer: poll again soon.
     starved: bool,
+    /// File data goes in bursts the device cuts ([`Settings::offload`]
+    /// and the driver has TSO and checksum offload).
+    tso: bool,
 }
 
 /// A key derived from the seed for one use.
@@ -322,6 +351,7 @@ struct Parts<'a, L, N, H, P, W> {
     date: &'a DateCache,
     counters: &'a mut Counters,
     scratch: &'a mut [u8; MAX_HEAD],
+    tso: bool,
 }
 
 impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: Copy + 'static> Server<L, N, H, P, W> {
@@ -350,6 +380,8 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: Copy + 'static> S
         let dirty = SlotSet::new(arena, connections).ok_or(StartError::RegionTooSmall)?;
         let waiting = SlotSet::new(arena, connections).ok_or(StartError::RegionTooSmall)?;
         let table = Table::new(slots, buckets, per_source, derive(&settings.seed, 2));
+        let both = OFFLOAD_TSO4 | OFFLOAD_TX_CSUM;
+        let tso = settings.offload && settings.send_in_place && wire.link.offloads() & both == both;
         Ok(Server {
             wire,
             table,
@@ -373,6 +405,7 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: Copy + 'static> S
             rx: Some(rx),
             scratch: [0; MAX_HEAD],
             starved: false,
+            tso,
         })
     }
 
@@ -383,6 +416,11 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: Copy + 'static> S
 
     pub fn accepting(&self) -> bool {
         self.accepting
+    }
+
+    /// Whether file data goes in bursts the device segments (TSO).
+    pub fn segmentation_offload(&self) -> bool {
+        self.tso
     }
 
     /// Connection slots.
@@ -567,7 +605,7 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: Copy + 'static> S
             Some(Decision::AckAgain { seq, ack }) => {
                 if self.resets.allow(now) {
                     let h = header(&tuple, seq, ack, TcpFlags::ACK, 0);
-                    send::<L, N, H, P, W, S>(&mut self.wire, &tuple, h, None, site);
+                    send::<L, N, H, P, W, S>(&mut self.wire, &tuple, h, None, site, None);
                 }
                 return;
             }
@@ -584,7 +622,7 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: Copy + 'static> S
                 header(&tuple, iss, incoming.seq + 1, TcpFlags::SYN.union(TcpFlags::ACK), REQUEST_BUFFER as u16);
             h.mss = Some(self.config.mss);
             h.window_scale = options.window_scale.map(|_| self.config.rcv_wscale);
-            send::<L, N, H, P, W, S>(&mut self.wire, &tuple, h, None, site);
+            send::<L, N, H, P, W, S>(&mut self.wire, &tuple, h, None, site, None);
             self.counters.syn_acks += 1;
             return;
         }
@@ -620,7 +658,7 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: Copy + 'static> S
                 header(&tuple, Seq(0), incoming.seq + len, TcpFlags::RST.union(TcpFlags::ACK), 0)
             }
         };
-        send::<L, N, H, P, W, S>(&mut self.wire, &tuple, h, None, site);
+        send::<L, N, H, P, W, S>(&mut self.wire, &tuple, h, None, site, None);
         self.counters.resets += 1;
     }
 
@@ -683,6 +721,7 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: Copy + 'static> S
             date: &self.date,
             counters: &mut self.counters,
             scratch: &mut self.scratch,
+            tso: self.tso,
         };
         for _ in 0..3 {
             let served = serve(slot, &mut parts, now, site);
@@ -1007,9 +1046,16 @@ fn transmit<L: Link, N: Neighbours, H, S: Store>(
             *starved = true;
             break;
         }
-        let Some(t) = conn.poll(now, room) else { break };
+        // With TSO, file data goes in bursts of one in-place run.
+        let works = &*parts.works;
+        let burst = |offset| match (parts.tso, slot.work) {
+            (true, Some(w)) => works[w as usize].outgoing.in_place_run(offset).map_or(0, |(_, len)| len.min(MAX_BURST)),
+            _ => 0,
+        } as u32;
+        let Some(t) = conn.poll_with(now, room, burst) else { break };
+        let mss = (t.len > conn.smss()).then_some(conn.smss() as u16);
         let work = slot.work.and_then(|w| parts.works.get_mut(w as usize));
-        send_transmit(parts.wire, &tuple, &t, work, site);
+        send_transmit(parts.wire, &tuple, &t, work, site, mss);
         slot.sent = slot.sent.max(t.offset + u64::from(t.len));
         sent = true;
     }
@@ -1030,12 +1076,15 @@ fn header(tuple: &FourTuple, seq: Seq, ack: Seq, flags: TcpFlags, window: u16) -
     }
 }
 
+/// Sends `t`; `tso`: a burst the device cuts into packets of that many
+/// payload bytes.
 fn send_transmit<L: Link, N: Neighbours, H, P, W, S: crate::inplace::FileSums<P>>(
     wire: &mut Wire<L, N>,
     tuple: &FourTuple,
     t: &Transmit,
     work: Option<&mut Work<H, P, W>>,
     sums: &S,
+    tso: Option<u16>,
 ) {
     let mut flags = TcpFlags::ACK;
     if t.fin {
@@ -1049,17 +1098,21 @@ fn send_transmit<L: Link, N: Neighbours, H, P, W, S: crate::inplace::FileSums<P>
     }
     let h = header(tuple, t.seq, t.ack, flags, t.window);
     let payload = (t.len > 0).then_some(()).and(work).map(|w| (t.offset, t.len as usize, w));
-    send(wire, tuple, h, payload, sums);
+    send(wire, tuple, h, payload, sums, tso);
 }
 
 /// Builds and queues one frame: Ethernet to the next hop, IPv4, `h`, and
-/// the stream bytes `payload` names (offset, length, the stream).
+/// the stream bytes `payload` names (offset, length, the stream). With
+/// `tso` (the packets' payload size) the frame is a burst of file data in
+/// one in-place run for the device to cut and checksum (module docs,
+/// "Segmentation offload").
 fn send<L: Link, N: Neighbours, H, P, W, S: crate::inplace::FileSums<P>>(
     wire: &mut Wire<L, N>,
     tuple: &FourTuple,
     h: TcpHeader,
     payload: Option<(u64, usize, &mut Work<H, P, W>)>,
     sums: &S,
+    tso: Option<u16>,
 ) {
     let dst = Ipv4Address(tuple.remote_addr);
     let src = Ipv4Address(tuple.local_addr);
@@ -1089,7 +1142,8 @@ fn send<L: Link, N: Neighbours, H, P, W, S: crate::inplace::FileSums<P>>(
     let own = wire.mac;
     let mut unplanned = false;
     let mut in_place_bytes = 0;
-    let sent = wire.link.send_gather(total, |frame| {
+    let offload = tso.map(|mss| TxOffload::tso4((eth + ip_len) as u8, (eth + ip_len + tcp_len) as u8, mss));
+    let sent = wire.link.send_offloaded(total, offload, |frame| {
         write_ethernet(&mut frame[..eth], mac, own)?;
         net_packet::ipv4::Ipv4Repr {
             src,
@@ -1101,6 +1155,23 @@ fn send<L: Link, N: Neighbours, H, P, W, S: crate::inplace::FileSums<P>>(
         .emit(&mut frame[eth..])?;
         let segment = &mut frame[eth + ip_len..];
         h.emit(segment)?;
+        if tso.is_some() {
+            // The device completes the checksum from the pseudo-header sum
+            // over the whole segment (`TxOffload`'s docs).
+            let Some((offset, len, work)) = payload else { return None };
+            let run = work.outgoing.in_place_run(offset).filter(|&(_, run)| run >= len as u64);
+            let Some((region, _)) = run else {
+                unplanned = true;
+                return None;
+            };
+            let mut sum = net_packet::checksum::Checksum::new();
+            sum.add_pseudo_header(src, dst, IpProtocol::TCP, (tcp_len + len) as u16);
+            tcp::set_checksum(segment, sum.sum())?;
+            in_place_bytes += len as u64;
+            let mut ranges = InPlaceList::new();
+            ranges.push(InPlace { at: eth + ip_len + tcp_len, len, offset: region }).ok()?;
+            return Some(ranges);
+        }
         let planned = match payload {
             Some((offset, _, work)) => match work.resolve(offset, &mut segment[tcp_len..], sums) {
                 Ok(p) => p,

@@ -10,6 +10,7 @@ use crate::tests::{
     response_len, smol, ClientDevice, ClientSide, FakeLink, FakeNeighbours, Shared, Wire, CLIENT_IP, CLIENT_MAC,
     SERVER_IP, SERVER_MAC, STARTED,
 };
+use lib_net_protocol::{OFFLOAD_TSO4, OFFLOAD_TX_CSUM};
 use lib_test_rng::Rng;
 use net_config::{Ipv4Address, NodeAddress};
 use net_packet::tcp::{TcpFlags, TcpHeader, TcpOptions};
@@ -50,12 +51,17 @@ fn settings() -> Settings {
 
 impl Net {
     fn new(region: usize, settings: Settings) -> Net {
+        Net::with_offloads(region, settings, 0)
+    }
+
+    /// A server whose "driver" has `offloads` (`OFFLOAD_*`).
+    fn with_offloads(region: usize, settings: Settings, offloads: u64) -> Net {
         let wire: Shared<Wire> = Rc::default();
         let arp: Shared<crate::tests::ArpState> = Rc::default();
         arp.borrow_mut().table.push((CLIENT_IP, CLIENT_MAC));
         let node = NodeAddress { ipv4: SERVER_IP, prefix_len: 24, gateway: Some(CLIENT_IP) };
         let side = Side {
-            link: FakeLink { wire: wire.clone(), tx_capacity: 64 },
+            link: FakeLink { wire: wire.clone(), tx_capacity: 64, offloads },
             neighbours: FakeNeighbours(arp),
             node,
             mac: SERVER_MAC,
@@ -338,6 +344,58 @@ fn pipelined_requests_a_megabyte_in_place_and_pins_go_back() {
     net.run_until(1000, |n| n.site.released == n.site.pins && n.server.works_in_use() == 0);
 }
 
+/// A "driver" with TSO and checksum offload: the client's device cuts and
+/// checksums what the server asks it to ([`crate::tests::offloaded`]).
+const TSO: u64 = OFFLOAD_TSO4 | OFFLOAD_TX_CSUM;
+
+#[test]
+fn with_tso_a_megabyte_goes_in_bursts_the_device_cuts() {
+    let mut net = Net::with_offloads(4 << 20, settings(), TSO);
+    assert!(net.server.segmentation_offload());
+    let h = net.connect();
+    net.run_until(1000, |n| n.established(h));
+    let request = b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /big.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /style.css HTTP/1.1\r\nHost: x\r\n\r\n";
+    let r = net.responses(h, request, 3, 100_000);
+    let big = &r[1];
+    let body = &big[big.len() - PATTERN_LEN as usize..];
+    assert!(body.iter().enumerate().all(|(i, &b)| b == pattern_byte(i as u64)), "the megabyte arrived intact");
+    assert!(r[2].starts_with(b"HTTP/1.1 200 OK\r\n"), "and the response after it");
+    assert_eq!(net.client_dev.bad_frames, 0);
+    let c = net.server.wire.counters;
+    assert_eq!(c.tx_unplanned, 0);
+    let wire = net.wire.borrow();
+    // Bursts of many packets: the client's 64 KiB window holds 44.
+    assert!(
+        wire.tso_frames > 0 && wire.tso_packets >= 20 * wire.tso_frames,
+        "{} bursts, {} packets",
+        wire.tso_frames,
+        wire.tso_packets
+    );
+    assert!(
+        wire.tso_packets as u64 * 1460 >= PATTERN_LEN * 9 / 10,
+        "most of the megabyte in bursts: {} packets",
+        wire.tso_packets
+    );
+    assert!(c.tx_frames * 10 < PATTERN_LEN / 1460, "{} frames for {} packets", c.tx_frames, PATTERN_LEN / 1460);
+    // Only the first piece's payload was summed by the server (it shares a
+    // packet with the head): the device summed the rest.
+    let summed = net.site.summed.get() + net.site.summed_partial.get();
+    assert!(summed < 4 * 1460, "{summed} bytes summed");
+    drop(wire);
+    net.run_until(1000, |n| n.site.released == n.site.pins && n.server.works_in_use() == 0);
+}
+
+#[test]
+fn without_checksum_offload_tso_is_not_used() {
+    for offloads in [0, OFFLOAD_TSO4, OFFLOAD_TX_CSUM] {
+        let net = Net::with_offloads(1 << 20, settings(), offloads);
+        assert!(!net.server.segmentation_offload(), "{offloads:#x}");
+    }
+    let mut off = settings();
+    off.offload = false;
+    assert!(!Net::with_offloads(1 << 20, off, TSO).server.segmentation_offload(), "turned off");
+}
+
 #[test]
 fn the_close_mode_exchange_is_three_segments_from_the_server() {
     let mut net = Net::default();
@@ -431,6 +489,22 @@ fn a_megabyte_arrives_whole_over_a_lossy_reordering_link() {
         let r = net.responses(h, b"GET /big.txt HTTP/1.1\r\nHost: x\r\n\r\n", 1, 600_000);
         let body = &r[0][r[0].len() - PATTERN_LEN as usize..];
         assert!(body.iter().enumerate().all(|(i, &b)| b == pattern_byte(i as u64)), "seed {seed}");
+        net.loss = None;
+        net.run_until(200_000, |n| n.site.released == n.site.pins && n.server.works_in_use() == 0);
+    }
+}
+
+#[test]
+fn with_tso_a_megabyte_arrives_whole_over_a_lossy_reordering_link() {
+    for seed in 0..3u64 {
+        let mut net = Net::with_offloads(4 << 20, settings(), TSO);
+        net.loss = Some((Rng(2000 + seed), 3));
+        let h = net.connect();
+        net.run_until(20_000, |n| n.established(h));
+        let r = net.responses(h, b"GET /big.txt HTTP/1.1\r\nHost: x\r\n\r\n", 1, 600_000);
+        let body = &r[0][r[0].len() - PATTERN_LEN as usize..];
+        assert!(body.iter().enumerate().all(|(i, &b)| b == pattern_byte(i as u64)), "seed {seed}");
+        assert!(net.wire.borrow().tso_frames > 0, "seed {seed}: bursts were sent");
         net.loss = None;
         net.run_until(200_000, |n| n.site.released == n.site.pins && n.server.works_in_use() == 0);
     }
