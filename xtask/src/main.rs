@@ -44,8 +44,8 @@ const COMMANDS: &[(Cmd, &[&str], &str, &str)] = &[
     (
         Cmd::Bench,
         &["bench"],
-        "[web|mux] [--quick]",
-        "figures beside a Linux guest in the same QEMU; web: web node vs nginx, mux: demux cost",
+        "[web|mux] [--quick] [--only TEXT]",
+        "figures beside a Linux guest in the same QEMU; web: web node vs nginx, mux: demux cost; --only: web measures named with TEXT (A|B: either)",
     ),
     (Cmd::Site, &["site"], "DIR [--out FILE]", "build the site image of the document root DIR; print what it stored"),
     (Cmd::Lint, &["lint"], "", "the gate .ci/run passes first: cargo fmt --check, clippy -D warnings"),

@@ -65,17 +65,25 @@ impl Only {
     }
 }
 
-/// `cargo xtask bench [web|mux] [--quick]`: `--quick` shortens the web
-/// benchmark's runs (2 s instead of 10 s), for development.
+/// `cargo xtask bench [web|mux] [--quick] [--only TEXT]`: `--quick`
+/// shortens the web benchmark's runs (2 s instead of 10 s), `--only` keeps
+/// the web measures whose name contains TEXT (e.g. "1 MB"), for
+/// development.
 pub fn run(ws: &Path, args: &[String]) -> Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
-    let groups: Vec<&str> = args.iter().map(String::as_str).filter(|a| *a != "--quick").collect();
-    if let Some(flag) = groups.iter().find(|a| a.starts_with("--")) {
-        anyhow::bail!("unknown bench option {flag:?} (try --quick)");
+    let mut only = None;
+    let mut groups: Vec<&str> = Vec::new();
+    let mut rest = args.iter().map(String::as_str).filter(|a| *a != "--quick");
+    while let Some(arg) = rest.next() {
+        match arg {
+            "--only" => only = Some(rest.next().context("--only needs a text (a measure's name contains it)")?),
+            flag if flag.starts_with("--") => anyhow::bail!("unknown bench option {flag:?} (try --quick, --only TEXT)"),
+            group => groups.push(group),
+        }
     }
     anyhow::ensure!(groups.len() <= 1, "one bench group at most, not {groups:?}");
     match Only::parse(groups.first().copied())? {
-        Only::Web => web::run(ws, quick),
+        Only::Web => web::run(ws, quick, only),
         Only::Mux => {
             deps::ensure_packages(deps::QEMU)?;
             mux_only(ws)
@@ -84,7 +92,7 @@ pub fn run(ws: &Path, args: &[String]) -> Result<()> {
             deps::ensure_packages(deps::QEMU)?;
             echo_disk_mux_in_place(ws)?;
             println!("\nthe web servers:");
-            web::run(ws, quick)
+            web::run(ws, quick, only)
         }
     }
 }

@@ -161,12 +161,10 @@ fn measures() -> Vec<Measure> {
 }
 
 /// The probe measure (close mode, [`PROBE_SIZE`], [`PROBE_CLIENTS`]): its
-/// index in [`measures`].
-fn probe_index(list: &[Measure]) -> usize {
+/// index in the list (`None` if `--only` left it out).
+fn probe_index(list: &[Measure]) -> Option<usize> {
     let path = size_path(SIZES[PROBE_SIZE].1);
-    list.iter()
-        .position(|m| m.close && m.clients == PROBE_CLIENTS && m.path.as_deref() == Some(&path))
-        .expect("the probe is one of the measures")
+    list.iter().position(|m| m.close && m.clients == PROBE_CLIENTS && m.path.as_deref() == Some(&path))
 }
 
 /// Errors wrk counted.
@@ -268,8 +266,11 @@ struct SystemRound {
     failure: Option<String>,
 }
 
-/// Runs the web benchmark; `quick` shortens every run for development.
-pub fn run(ws: &Path, quick: bool) -> Result<()> {
+/// Runs the web benchmark; `quick` shortens every run for development;
+/// `only`: only the measures whose name contains it, or one of its
+/// `|`-separated parts (the capture and the
+/// SYN flood need the probe measure, "1 KB, close, 16 conn.").
+pub fn run(ws: &Path, quick: bool, only: Option<&str>) -> Result<()> {
     let plan = Plan::new(quick);
     deps::ensure_packages(deps::QEMU)?;
     deps::ensure_packages(TOOLS)?;
@@ -290,7 +291,9 @@ pub fn run(ws: &Path, quick: bool) -> Result<()> {
         })
         .collect::<Result<_>>()?;
 
-    let list = measures();
+    let wanted = |m: &Measure| only.is_none_or(|o| o.split('|').any(|o| m.name.contains(o)));
+    let list: Vec<Measure> = measures().into_iter().filter(wanted).collect();
+    anyhow::ensure!(!list.is_empty(), "no measure's name contains {:?}", only.unwrap_or(""));
     let started = Timestamp::now()?;
     let steal_start = CpuTimes::read()?;
     let load_start = load_average();
@@ -373,9 +376,10 @@ fn system_round(ctx: &RoundContext, list: &[Measure], boot: &dyn Fn(&Netns) -> R
             print_run(&m.name, &run);
             round.runs.push(run);
         }
-        let probe = &list[probe_index(list)];
-        round.segments = Some(segments(&ns, probe, ctx.script, ctx.plan.capture_seconds)?);
-        round.flood = Some(flood(&ns, probe, ctx.script, ctx.plan.flood_seconds)?);
+        if let Some(probe) = probe_index(list).map(|i| &list[i]) {
+            round.segments = Some(segments(&ns, probe, ctx.script, ctx.plan.capture_seconds)?);
+            round.flood = Some(flood(&ns, probe, ctx.script, ctx.plan.flood_seconds)?);
+        }
         // Still alive after the flood?
         if let Err(e) = get(&ns, &size_path(0), Duration::from_secs(10)) {
             println!("  after the flood: {e:#}");
@@ -900,7 +904,7 @@ fn markdown(
     // The other measures: one value per system.
     writeln!(t, "\n| measure | {} |", SYSTEMS.iter().map(|s| s.name).collect::<Vec<_>>().join(" | "))?;
     writeln!(t, "|---|{}", "---:|".repeat(SYSTEMS.len()))?;
-    let probe = &list[probe_index(list)];
+    let probe_name = probe_index(list).map_or("not measured: --only", |i| list[i].name.as_str());
     let boot: Vec<Option<f64>> = (0..SYSTEMS.len()).map(|s| median_of(rounds[s].iter().map(|r| r.boot_s))).collect();
     writeln!(t, "| boot: QEMU start to first HTTP 200 (host s) | {} |", row_of(&boot, |v| figure(Some(v), 1)))?;
     let segments: Vec<String> = rounds
@@ -915,7 +919,7 @@ fn markdown(
     writeln!(
         t,
         "| server TCP segments per completed request ({}; tcpdump, {} s) | {} |",
-        probe.name,
+        probe_name,
         plan.capture_seconds,
         segments.join(" | ")
     )?;
@@ -926,7 +930,7 @@ fn markdown(
             let rate = median_of(rounds[s].iter().map(|r| r.flood.as_ref().map(|f| f.1)));
             let mut errors = Errors::default();
             rounds[s].iter().filter_map(|r| r.flood.as_ref()?.0.report.as_ref()).for_each(|r| errors.add(&r.errors));
-            match (under, per_second(s, probe_index)) {
+            match (under, probe_index.and_then(|m| per_second(s, m))) {
                 (Some(u), Some(base)) if base > 0.0 => format!(
                     "{:.2} ({} of {} req/s; {} SYN/s; errors {})",
                     u / base,
@@ -942,7 +946,7 @@ fn markdown(
     writeln!(
         t,
         "| SYN flood (hping3 from a silent address): legitimate req/s ({}) during / without | {} |",
-        probe.name,
+        probe_name,
         flood.join(" | ")
     )?;
     let failures: Vec<String> = SYSTEMS

@@ -328,6 +328,9 @@ pub struct Server<L, N, H: Copy + 'static, P: 'static, W: Copy + 'static> {
     /// File data goes in bursts the device cuts ([`Settings::offload`]
     /// and the driver has TSO and checksum offload).
     tso: bool,
+    /// The connection visited first: the one after the connection whose
+    /// visit used the last transmit buffer in an earlier round.
+    turn: usize,
 }
 
 /// A key derived from the seed for one use.
@@ -406,6 +409,7 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: Copy + 'static> S
             scratch: [0; MAX_HEAD],
             starved: false,
             tso,
+            turn: 0,
         })
     }
 
@@ -499,11 +503,26 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: Copy + 'static> S
                 self.dirty.insert(i);
             }
         }
-        let mut next = self.dirty.first_from(0);
-        while let Some(i) = next {
-            next = self.dirty.first_from(i + 1);
-            self.dirty.remove(i);
-            self.visit(i, now, site);
+        // Connections are visited from `turn` round to it again. When
+        // transmit buffers run out during a visit, the next round starts
+        // after that connection: the ones that found none go first then
+        // (round robin; from slot 0 every time, the lowest slots would take
+        // every buffer that comes back and the others stall).
+        let turn = self.turn;
+        let mut first_starved = None;
+        for (from, to) in [(turn, usize::MAX), (0, turn)] {
+            let mut next = self.dirty.first_from(from);
+            while let Some(i) = next.filter(|&i| i < to) {
+                next = self.dirty.first_from(i + 1);
+                self.dirty.remove(i);
+                self.visit(i, now, site);
+                if self.starved && first_starved.is_none() {
+                    first_starved = Some(i);
+                }
+            }
+        }
+        if let Some(i) = first_starved {
+            self.turn = if i + 1 < self.table.capacity() { i + 1 } else { 0 };
         }
         self.wire.link.flush();
         // Starved of transmit buffers, the PD waits for them to come back

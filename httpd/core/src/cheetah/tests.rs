@@ -386,6 +386,28 @@ fn with_tso_a_megabyte_goes_in_bursts_the_device_cuts() {
 }
 
 #[test]
+fn parallel_downloads_share_scarce_transmit_buffers() {
+    let mut net = Net::default();
+    net.server.wire.link.tx_capacity = 3;
+    let clients: Vec<SocketHandle> = (0..6).map(|_| net.connect()).collect();
+    net.run_until(1000, |n| clients.iter().all(|&h| n.established(h)));
+    for &h in &clients {
+        net.send(h, b"GET /big.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    }
+    let mut got = vec![Vec::new(); clients.len()];
+    for _ in 0..400 {
+        net.step();
+        for (i, &h) in clients.iter().enumerate() {
+            net.take(h, &mut got[i]);
+        }
+    }
+    let lens: Vec<usize> = got.iter().map(Vec::len).collect();
+    let (least, most) = (*lens.iter().min().unwrap(), *lens.iter().max().unwrap());
+    assert!(most < PATTERN_LEN as usize, "none finished yet: {lens:?}");
+    assert!(least * 2 >= most, "each connection gets its turn at the buffers: {lens:?}");
+}
+
+#[test]
 fn without_checksum_offload_tso_is_not_used() {
     for offloads in [0, OFFLOAD_TSO4, OFFLOAD_TX_CSUM] {
         let net = Net::with_offloads(1 << 20, settings(), offloads);
