@@ -1177,7 +1177,7 @@ fn send<L: Link, N: Neighbours, H, P, W, S: crate::inplace::FileSums<P>>(
         if tso.is_some() {
             // The device completes the checksum from the pseudo-header sum
             // over the whole segment (`TxOffload`'s docs).
-            let Some((offset, len, work)) = payload else { return None };
+            let (offset, len, work) = payload?;
             let run = work.outgoing.in_place_run(offset).filter(|&(_, run)| run >= len as u64);
             let Some((region, _)) = run else {
                 unplanned = true;
