@@ -1064,7 +1064,7 @@ Transfer/sec:      1.65MB
     #[test]
     fn the_probe_is_a_close_mode_measure() {
         let list = measures();
-        let probe = &list[probe_index(&list)];
+        let probe = &list[probe_index(&list).expect("the full list has the probe")];
         assert!(probe.close && probe.clients == PROBE_CLIENTS, "{probe:?}");
         assert_eq!(list.len(), SIZES.len() * 2 * CLIENTS.len() + CLIENTS.len());
     }
