@@ -45,7 +45,7 @@ impl Web for Cheetah {
     fn start(start: Start, arena: &mut Arena) -> Self {
         let Start { link, neighbours, node, mac, now, boot_epoch, send_in_place } = start;
         let settings = Settings::new(PORT, boot_epoch, seed(now, boot_epoch), send_in_place);
-        let wire = Wire { link, neighbours, node, mac, counters: DeviceCounters::default() };
+        let wire = Wire::new(link, neighbours, node, mac);
         match Server::new(wire, arena, settings, now) {
             Ok(server) => Cheetah(server),
             Err(e) => panic!("{e}"),

@@ -101,6 +101,49 @@ pub trait Neighbours {
     fn resolve(&mut self, ip: Ipv4Address) -> Resolution;
 }
 
+/// How long a next hop arpd could not resolve is not asked about again:
+/// frames to it are dropped meanwhile (counted as before: `tx_arp_miss`
+/// while arpd was still asking, `tx_no_route` once it gave up). arpd
+/// notifies the PD when the entry appears, and the table is read first,
+/// so a neighbour that answers is used at once.
+pub const ASK_AGAIN_NS: u64 = 200_000_000;
+/// Next hops [`Unanswered`] remembers (direct-mapped): a /24's worth.
+pub const UNANSWERED_SLOTS: usize = 256;
+
+/// Next hops arpd lately could not resolve, so that a flood of segments
+/// from a silent or forged address costs one call to arpd per
+/// [`ASK_AGAIN_NS`], not one per segment (each is a protected call, two
+/// context switches and arpd's work, for an answer known in advance).
+/// Direct-mapped by address: a colliding address only costs a call.
+pub struct Unanswered {
+    /// (address, until when, whether arpd had given up), or until = 0.
+    slots: [(Ipv4Address, u64, bool); UNANSWERED_SLOTS],
+}
+
+impl Default for Unanswered {
+    fn default() -> Self {
+        Unanswered { slots: [(Ipv4Address([0; 4]), 0, false); UNANSWERED_SLOTS] }
+    }
+}
+
+impl Unanswered {
+    fn slot(ip: Ipv4Address) -> usize {
+        (u32::from_be_bytes(ip.0).wrapping_mul(0x9e37_79b1) >> 24) as usize % UNANSWERED_SLOTS
+    }
+
+    /// Whether `ip` went unanswered less than [`ASK_AGAIN_NS`] before
+    /// `now`: `Some(failed)` (arpd had given up), or `None` (ask arpd).
+    pub fn recent(&self, ip: Ipv4Address, now: u64) -> Option<bool> {
+        let (at, until, failed) = self.slots[Self::slot(ip)];
+        (at == ip && now < until).then_some(failed)
+    }
+
+    /// arpd did not resolve `ip` at `now` (`failed`: it gave up).
+    pub fn note(&mut self, ip: Ipv4Address, now: u64, failed: bool) {
+        self.slots[Self::slot(ip)] = (ip, now.saturating_add(ASK_AGAIN_NS), failed);
+    }
+}
+
 /// Frames the device passed on or dropped, by reason.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DeviceCounters {

@@ -116,7 +116,9 @@ pub mod table;
 mod tests;
 
 use crate::arena::Arena;
-use crate::device::{strip_ethernet, write_ethernet, DeviceCounters, Link, Neighbours, Resolution, MAX_FRAME};
+use crate::device::{
+    strip_ethernet, write_ethernet, DeviceCounters, Link, Neighbours, Resolution, Unanswered, MAX_FRAME,
+};
 use crate::inplace::{segment_checksum, InPlace, InPlaceList, Planned, PIECE};
 use crate::site::{Fetch, Store};
 use crate::slotset::SlotSet;
@@ -296,6 +298,24 @@ pub struct Wire<L, N> {
     pub node: NodeAddress,
     pub mac: [u8; 6],
     pub counters: DeviceCounters,
+    /// Next hops arpd lately could not resolve.
+    unanswered: Unanswered,
+    /// The time of the poll in progress.
+    now: u64,
+}
+
+impl<L, N> Wire<L, N> {
+    pub fn new(link: L, neighbours: N, node: NodeAddress, mac: [u8; 6]) -> Self {
+        Wire {
+            link,
+            neighbours,
+            node,
+            mac,
+            counters: DeviceCounters::default(),
+            unanswered: Unanswered::default(),
+            now: 0,
+        }
+    }
 }
 
 /// The server (module docs).
@@ -460,6 +480,7 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: Copy + 'static> S
     /// again at the latest.
     pub fn poll<S: Store<Handle = H, Pin = P, Wait = W>>(&mut self, now: u64, site: &mut S) -> Option<u64> {
         self.date.update(self.settings.boot_epoch + now / SECOND_NS);
+        self.wire.now = now;
         let now_ms = now / MS_NS;
         if self.jar.rotation_due(now_ms) {
             self.rotations += 1;
@@ -1139,19 +1160,37 @@ fn send<L: Link, N: Neighbours, H, P, W, S: crate::inplace::FileSums<P>>(
         wire.counters.tx_no_route += 1;
         return;
     };
+    // The next hop's MAC from arpd's table; else arpd is asked, unless it
+    // could not resolve the hop lately (`device::Unanswered`).
     let mac = match wire.neighbours.lookup(hop) {
         Some(mac) => mac,
-        None => match wire.neighbours.resolve(hop) {
-            Resolution::Known(mac) => mac.0,
-            Resolution::Pending => {
-                wire.counters.tx_arp_miss += 1;
-                return;
+        None => {
+            let recent = wire.unanswered.recent(hop, wire.now);
+            let resolution = match recent {
+                Some(false) => Resolution::Pending,
+                Some(true) => Resolution::Failed,
+                None => wire.neighbours.resolve(hop),
+            };
+            let failed = match resolution {
+                Resolution::Known(mac) => Ok(mac.0),
+                Resolution::Pending => Err(false),
+                Resolution::Failed | Resolution::NotOnLink => Err(true),
+            };
+            match failed {
+                Ok(mac) => mac,
+                Err(failed) => {
+                    if failed {
+                        wire.counters.tx_no_route += 1;
+                    } else {
+                        wire.counters.tx_arp_miss += 1;
+                    }
+                    if recent.is_none() {
+                        wire.unanswered.note(hop, wire.now, failed);
+                    }
+                    return;
+                }
             }
-            Resolution::Failed | Resolution::NotOnLink => {
-                wire.counters.tx_no_route += 1;
-                return;
-            }
-        },
+        }
     };
     let eth = crate::device::ETHERNET_HEADER;
     let ip_len = net_packet::ipv4::HEADER_LEN;

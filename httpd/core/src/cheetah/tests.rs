@@ -5,7 +5,7 @@
 
 use super::{layout, Server, Settings, Wire as Side};
 use crate::builtin::{pattern_byte, BuiltinSite, PATTERN_LEN};
-use crate::device::{DeviceCounters, ETHERNET_HEADER};
+use crate::device::ETHERNET_HEADER;
 use crate::tests::{
     response_len, smol, ClientDevice, ClientSide, FakeLink, FakeNeighbours, Shared, Wire, CLIENT_IP, CLIENT_MAC,
     SERVER_IP, SERVER_MAC, STARTED,
@@ -30,6 +30,8 @@ type Cheetah = Server<FakeLink, FakeNeighbours, usize, usize, u64>;
 
 struct Net {
     server: Cheetah,
+    /// arpd's table and answers.
+    arp: Shared<crate::tests::ArpState>,
     site: BuiltinSite,
     wire: Shared<Wire>,
     client: Interface,
@@ -60,13 +62,12 @@ impl Net {
         let arp: Shared<crate::tests::ArpState> = Rc::default();
         arp.borrow_mut().table.push((CLIENT_IP, CLIENT_MAC));
         let node = NodeAddress { ipv4: SERVER_IP, prefix_len: 24, gateway: Some(CLIENT_IP) };
-        let side = Side {
-            link: FakeLink { wire: wire.clone(), tx_capacity: 64, offloads },
-            neighbours: FakeNeighbours(arp),
+        let side = Side::new(
+            FakeLink { wire: wire.clone(), tx_capacity: 64, offloads },
+            FakeNeighbours(arp.clone()),
             node,
-            mac: SERVER_MAC,
-            counters: DeviceCounters::default(),
-        };
+            SERVER_MAC,
+        );
         let mut arena = crate::arena::leaked(region);
         let mut server = Server::new(side, &mut arena, settings, 0).expect("server starts");
         server.accept();
@@ -76,6 +77,7 @@ impl Net {
         client.update_ip_addrs(|a| a.push(IpCidr::new(IpAddress::Ipv4(smol(CLIENT_IP)), 24)).unwrap());
         Net {
             server,
+            arp,
             site,
             wire,
             client,
@@ -499,6 +501,44 @@ fn a_syn_flood_from_many_addresses_leaves_no_state_while_a_client_is_served() {
     }
     assert_eq!(net.server.connections(), 1);
     assert!(net.server.counters.resets > 0, "answered with (rate-limited) resets");
+}
+
+#[test]
+fn a_syn_flood_from_a_silent_neighbour_asks_arpd_once_per_period() {
+    // device::Unanswered: not one protected call to arpd per SYN.
+    let mut net = Net::default();
+    let silent = [10, 0, 2, 99];
+    let mut rng = Rng(78);
+    let flood = |net: &mut Net, rng: &mut Rng, steps: usize| {
+        for _ in 0..steps {
+            for _ in 0..20 {
+                let port = (rng.next() % 60000) as u16 + 1024;
+                inject(net, raw(silent, port, rng.next() as u32, 0, SYN, true, &[]));
+            }
+            net.server_step();
+        }
+    };
+    let asked = |net: &Net| net.arp.borrow().resolves.iter().filter(|a| a.0 == silent).count();
+    // 2,000 SYNs in 100 ms: arpd is asked once.
+    flood(&mut net, &mut rng, 100);
+    assert_eq!(net.server.counters.syn_acks, 2000);
+    assert_eq!(asked(&net), 1, "one call for {} SYN-ACKs", net.server.counters.syn_acks);
+    assert_eq!(net.server.wire.counters.tx_arp_miss, 2000);
+    // A period later, once more.
+    flood(&mut net, &mut rng, 150);
+    assert_eq!(asked(&net), 2);
+    // arpd gives up (asked at 400 ms): not asked again for a period
+    // either (at 600 ms).
+    net.arp.borrow_mut().answer = Some(crate::device::Resolution::Failed);
+    flood(&mut net, &mut rng, 360);
+    assert_eq!(asked(&net), 4, "{:?}", net.server.wire.counters);
+    assert_eq!(net.server.wire.counters.tx_no_route, 4200, "from 400 to 610 ms");
+    // The neighbour answers (arpd's table has it): used at once.
+    net.arp.borrow_mut().table.push((Ipv4Address(silent), [2, 0, 0, 0, 0, 99]));
+    let frames = net.server.wire.counters.tx_frames;
+    flood(&mut net, &mut rng, 1);
+    assert_eq!(net.server.wire.counters.tx_frames, frames + 20, "the SYN-ACKs go");
+    assert_eq!(asked(&net), 4);
 }
 
 #[test]
