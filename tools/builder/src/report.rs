@@ -58,9 +58,15 @@ pub fn render(sys: &SystemDescription, plan: &Plan, mem: &MemoryPlan, opts: &Opt
                 v.what
             );
         }
-        let _ = writeln!(r, "capabilities (CSpace of {} slots):", 1u64 << pds_boot_spec::cspace::RADIX_BITS);
-        for (slot, what) in &pd.caps {
-            let _ = writeln!(r, "  slot {slot:>3}  {what}");
+        let _ = writeln!(
+            r,
+            "capabilities ({} of {} CSpace slots; rights R receive, W send, G grant, n/a: the kind has none):",
+            pd.caps.len(),
+            1u64 << pds_boot_spec::cspace::RADIX_BITS
+        );
+        for cap in &pd.caps {
+            let rights = cap.rights.map_or("n/a".to_string(), |r| r.to_string());
+            let _ = writeln!(r, "  slot {:>3}  {rights:<3}  {}", cap.slot, cap.what);
         }
         if !pd.channels.is_empty() {
             let _ = writeln!(r, "channels:");

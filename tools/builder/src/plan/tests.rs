@@ -65,12 +65,17 @@ fn microkit_system() -> SystemDescription {
     }
 }
 
-fn rights(r: Rights) -> String {
-    format!("{}{}{}", if r.read { 'R' } else { '-' }, if r.write { 'W' } else { '-' }, if r.grant { 'G' } else { '-' })
+/// `RWG` letters, or `n/a` for a slot whose kind has no rights bits.
+fn rights(slot: u64, r: Rights) -> String {
+    match SlotRole::of(slot) {
+        Some(role) if !role.has_rights() => "n/a".into(),
+        _ => r.to_string(),
+    }
 }
 
 /// Every capability the plan installs, per PD (by name), as readable lines
-/// `slot N: WHAT, rights RWG, badge 0x..`, in slot order.
+/// `slot N: WHAT, rights RWG, badge 0x..`, in slot order (rights `n/a`
+/// for kinds without rights bits).
 fn cap_table(plan: &Plan) -> BTreeMap<String, Vec<String>> {
     // Name of each single object, by id.
     let mut names = HashMap::new();
@@ -105,7 +110,8 @@ fn cap_table(plan: &Plan) -> BTreeMap<String, Vec<String>> {
                 format!("I/O ports {:#x}..={:#x}", range.first, range.last)
             }
         };
-        let line = format!("slot {}: {what}, rights {}, badge {:#x}", cap.slot, rights(cap.rights), cap.badge);
+        let line =
+            format!("slot {}: {what}, rights {}, badge {:#x}", cap.slot, rights(cap.slot, cap.rights), cap.badge);
         table.get_mut(pd_of_cnode[&cap.cnode]).expect("a PD").push((cap.slot, line));
     }
     table
@@ -164,6 +170,12 @@ fn map_table(plan: &Plan) -> BTreeMap<String, Vec<String>> {
 /// Fails with the lines missing from and the lines added to each PD's
 /// table, so a change in the plan reads as a difference.
 fn assert_table(what: &str, actual: &BTreeMap<String, Vec<String>>, expected: &[(&str, &[&str])]) {
+    let diff = table_diff(actual, expected);
+    assert!(diff.is_empty(), "the {what} differ from the pinned table (- expected, + planned):\n{diff}");
+}
+
+/// The lines missing from (`-`) and added to (`+`) each PD's table.
+fn table_diff(actual: &BTreeMap<String, Vec<String>>, expected: &[(&str, &[&str])]) -> String {
     let expected: BTreeMap<String, Vec<String>> =
         expected.iter().map(|(pd, lines)| (pd.to_string(), lines.iter().map(|l| l.to_string()).collect())).collect();
     let mut diff = String::new();
@@ -176,7 +188,7 @@ fn assert_table(what: &str, actual: &BTreeMap<String, Vec<String>>, expected: &[
             diff += &format!("  {pd}: + {line}\n");
         }
     }
-    assert!(diff.is_empty(), "the {what} differ from the pinned table (- expected, + planned):\n{diff}");
+    diff
 }
 
 const PP_SYSTEM: &str = r#"<system>
@@ -191,9 +203,9 @@ const PP_SYSTEM: &str = r#"<system>
 fn a_pp_pd_receives_on_its_endpoint_and_others_on_their_notification() {
     let plan = plan_system(&parse(PP_SYSTEM));
     let server = caps_of(&plan, "server");
-    assert_eq!(server[0], "slot 1: endpoint of server, rights RWG, badge 0x0");
-    assert_eq!(caps_of(&plan, "client")[0], "slot 1: notification of client, rights RWG, badge 0x0");
-    assert_eq!(caps_of(&plan, "peer")[0], "slot 1: notification of peer, rights RWG, badge 0x0");
+    assert_eq!(server[0], "slot 1: endpoint of server, rights R--, badge 0x0");
+    assert_eq!(caps_of(&plan, "client")[0], "slot 1: notification of client, rights R--, badge 0x0");
+    assert_eq!(caps_of(&plan, "peer")[0], "slot 1: notification of peer, rights R--, badge 0x0");
     // Only the pp PD has an endpoint, with its notification bound.
     let bound: Vec<bool> = plan.spec.threads.iter().map(|t| t.bound_notification.is_some()).collect();
     assert_eq!(bound, [true, false, false]);
@@ -206,7 +218,7 @@ fn the_caller_of_a_pp_channel_gets_the_endpoint_badged_with_the_callee_end() {
     let slot = cspace::PROTECTED_CALL_BASE + 5;
     assert!(
         client
-            .contains(&format!("slot {slot}: endpoint of server, rights RWG, badge {:#x}", badge::PROTECTED_CALL | 3)),
+            .contains(&format!("slot {slot}: endpoint of server, rights -WG, badge {:#x}", badge::PROTECTED_CALL | 3)),
         "{client:#?}"
     );
     // The callee cannot call back, and no one else may call.
@@ -276,20 +288,20 @@ const DEVICE_SYSTEM: &str = r#"<system>
 fn io_ports_and_irqs_go_only_to_the_pd_that_declares_them() {
     let plan = plan_system(&parse(DEVICE_SYSTEM));
     let clock = caps_of(&plan, "clock");
-    assert!(clock.contains(&format!("slot {}: I/O ports 0x40..=0x43, rights RWG, badge 0x0", cspace::IOPORT_BASE + 1)));
+    assert!(clock.contains(&format!("slot {}: I/O ports 0x40..=0x43, rights n/a, badge 0x0", cspace::IOPORT_BASE + 1)));
     let vector = plan.spec.irqs[0].vector;
     assert_eq!(plan.spec.irqs.len(), 1);
     assert!(
         clock.contains(&format!(
-            "slot {}: IRQ handler of IOAPIC 0 pin 2, delivered to notification of clock (badge 0x80), rights RWG, badge 0x0",
+            "slot {}: IRQ handler of IOAPIC 0 pin 2, delivered to notification of clock (badge 0x80), rights n/a, badge 0x0",
             cspace::IRQ_BASE + 7
         )),
         "{clock:#?} (vector {vector})"
     );
     let plain = caps_of(&plan, "plain");
     assert!(!plain.iter().any(|c| c.contains("IRQ") || c.contains("I/O ports")), "{plain:#?}");
-    // Only the own objects: input, fault endpoint, notification, TCB.
-    assert_eq!(plain.len(), 4, "{plain:#?}");
+    // Only the own objects: input, fault endpoint, notification (no TCB).
+    assert_eq!(plain.len(), 3, "{plain:#?}");
     assert_eq!(plan.spec.ioports, [IoPortRange { first: 0x40, last: 0x43 }]);
 }
 
@@ -312,29 +324,26 @@ fn children_are_controlled_by_their_parent_and_fault_to_it() {
                 "supervisor",
                 &[
                     // A parent has an endpoint, for its children's faults.
-                    "slot 1: endpoint of supervisor, rights RWG, badge 0x0",
-                    "slot 2: monitor fault endpoint, rights RWG, badge 0x1",
-                    "slot 3: notification of supervisor, rights RWG, badge 0x0",
-                    "slot 4: TCB of supervisor, rights RWG, badge 0x0",
-                    "slot 322: TCB of worker, rights RWG, badge 0x0",
+                    "slot 1: endpoint of supervisor, rights R--, badge 0x0",
+                    "slot 2: monitor fault endpoint, rights -WG, badge 0x1",
+                    "slot 3: notification of supervisor, rights R--, badge 0x0",
+                    "slot 322: TCB of worker, rights n/a, badge 0x0",
                 ],
             ),
             (
                 "worker",
                 &[
-                    "slot 1: notification of worker, rights RWG, badge 0x0",
-                    "slot 2: endpoint of supervisor, rights RWG, badge 0x4000002",
-                    "slot 3: notification of worker, rights RWG, badge 0x0",
-                    "slot 4: TCB of worker, rights RWG, badge 0x0",
+                    "slot 1: notification of worker, rights R--, badge 0x0",
+                    "slot 2: endpoint of supervisor, rights -WG, badge 0x4000002",
+                    "slot 3: notification of worker, rights R--, badge 0x0",
                 ],
             ),
             (
                 "loner",
                 &[
-                    "slot 1: notification of loner, rights RWG, badge 0x0",
-                    "slot 2: monitor fault endpoint, rights RWG, badge 0x3",
-                    "slot 3: notification of loner, rights RWG, badge 0x0",
-                    "slot 4: TCB of loner, rights RWG, badge 0x0",
+                    "slot 1: notification of loner, rights R--, badge 0x0",
+                    "slot 2: monitor fault endpoint, rights -WG, badge 0x3",
+                    "slot 3: notification of loner, rights R--, badge 0x0",
                 ],
             ),
         ],
@@ -356,100 +365,94 @@ fn microkit_system_plan_is_pinned() {
 }
 
 /// Every capability of every PD of `microkit.system`: `slot N: object,
-/// rights RWG (read, write, grant), badge`.
+/// rights` (R receive, W send, G grant; `n/a` for IRQ handlers, I/O ports
+/// and TCBs, which have no rights bits)`, badge`.
 const MICROKIT_CAPS: &[(&str, &[&str])] = &[
 (
 "arpd",
 &[
-    "slot 1: endpoint of arpd, rights RWG, badge 0x0",
-    "slot 2: monitor fault endpoint, rights RWG, badge 0x4",
-    "slot 3: notification of arpd, rights RWG, badge 0x0",
-    "slot 4: TCB of arpd, rights RWG, badge 0x0",
+    "slot 1: endpoint of arpd, rights R--, badge 0x0",
+    "slot 2: monitor fault endpoint, rights -WG, badge 0x4",
+    "slot 3: notification of arpd, rights R--, badge 0x0",
     "slot 64: notification of net-mux, rights -W-, badge 0x2",
     "slot 67: notification of httpd, rights -W-, badge 0x2",
     "slot 74: notification of timer, rights -W-, badge 0x1",
-    "slot 128: endpoint of net-mux, rights RWG, badge 0x8000001",
-    "slot 138: endpoint of timer, rights RWG, badge 0x8000000",
+    "slot 128: endpoint of net-mux, rights -WG, badge 0x8000001",
+    "slot 138: endpoint of timer, rights -WG, badge 0x8000000",
 ],
 ),
 (
 "httpd",
 &[
-    "slot 1: notification of httpd, rights RWG, badge 0x0",
-    "slot 2: monitor fault endpoint, rights RWG, badge 0x7",
-    "slot 3: notification of httpd, rights RWG, badge 0x0",
-    "slot 4: TCB of httpd, rights RWG, badge 0x0",
+    "slot 1: notification of httpd, rights R--, badge 0x0",
+    "slot 2: monitor fault endpoint, rights -WG, badge 0x7",
+    "slot 3: notification of httpd, rights R--, badge 0x0",
     "slot 64: notification of net-mux, rights -W-, badge 0x8",
     "slot 65: notification of arpd, rights -W-, badge 0x8",
     "slot 66: notification of virtio-blk, rights -W-, badge 0x1",
     "slot 74: notification of timer, rights -W-, badge 0x4",
-    "slot 128: endpoint of net-mux, rights RWG, badge 0x8000003",
-    "slot 129: endpoint of arpd, rights RWG, badge 0x8000003",
-    "slot 138: endpoint of timer, rights RWG, badge 0x8000002",
-    "slot 256: I/O ports 0x70..=0x71, rights RWG, badge 0x0",
+    "slot 128: endpoint of net-mux, rights -WG, badge 0x8000003",
+    "slot 129: endpoint of arpd, rights -WG, badge 0x8000003",
+    "slot 138: endpoint of timer, rights -WG, badge 0x8000002",
+    "slot 256: I/O ports 0x70..=0x71, rights n/a, badge 0x0",
 ],
 ),
 (
 "net-mux",
 &[
-    "slot 1: endpoint of net-mux, rights RWG, badge 0x0",
-    "slot 2: monitor fault endpoint, rights RWG, badge 0x3",
-    "slot 3: notification of net-mux, rights RWG, badge 0x0",
-    "slot 4: TCB of net-mux, rights RWG, badge 0x0",
+    "slot 1: endpoint of net-mux, rights R--, badge 0x0",
+    "slot 2: monitor fault endpoint, rights -WG, badge 0x3",
+    "slot 3: notification of net-mux, rights R--, badge 0x0",
     "slot 64: notification of virtio-net, rights -W-, badge 0x2",
     "slot 65: notification of arpd, rights -W-, badge 0x1",
     "slot 66: notification of stray, rights -W-, badge 0x1",
     "slot 67: notification of httpd, rights -W-, badge 0x1",
-    "slot 128: endpoint of virtio-net, rights RWG, badge 0x8000001",
+    "slot 128: endpoint of virtio-net, rights -WG, badge 0x8000001",
 ],
 ),
 (
 "stray",
 &[
-    "slot 1: notification of stray, rights RWG, badge 0x0",
-    "slot 2: monitor fault endpoint, rights RWG, badge 0x5",
-    "slot 3: notification of stray, rights RWG, badge 0x0",
-    "slot 4: TCB of stray, rights RWG, badge 0x0",
+    "slot 1: notification of stray, rights R--, badge 0x0",
+    "slot 2: monitor fault endpoint, rights -WG, badge 0x5",
+    "slot 3: notification of stray, rights R--, badge 0x0",
     "slot 64: notification of net-mux, rights -W-, badge 0x4",
     "slot 74: notification of timer, rights -W-, badge 0x2",
-    "slot 128: endpoint of net-mux, rights RWG, badge 0x8000002",
-    "slot 138: endpoint of timer, rights RWG, badge 0x8000001",
+    "slot 128: endpoint of net-mux, rights -WG, badge 0x8000002",
+    "slot 138: endpoint of timer, rights -WG, badge 0x8000001",
 ],
 ),
 (
 "timer",
 &[
-    "slot 1: endpoint of timer, rights RWG, badge 0x0",
-    "slot 2: monitor fault endpoint, rights RWG, badge 0x1",
-    "slot 3: notification of timer, rights RWG, badge 0x0",
-    "slot 4: TCB of timer, rights RWG, badge 0x0",
+    "slot 1: endpoint of timer, rights R--, badge 0x0",
+    "slot 2: monitor fault endpoint, rights -WG, badge 0x1",
+    "slot 3: notification of timer, rights R--, badge 0x0",
     "slot 64: notification of arpd, rights -W-, badge 0x400",
     "slot 65: notification of stray, rights -W-, badge 0x400",
     "slot 66: notification of httpd, rights -W-, badge 0x400",
-    "slot 216: IRQ handler of IOAPIC 0 pin 2, delivered to notification of timer (badge 0x1000000), rights RWG, badge 0x0",
-    "slot 256: I/O ports 0x40..=0x43, rights RWG, badge 0x0",
+    "slot 216: IRQ handler of IOAPIC 0 pin 2, delivered to notification of timer (badge 0x1000000), rights n/a, badge 0x0",
+    "slot 256: I/O ports 0x40..=0x43, rights n/a, badge 0x0",
 ],
 ),
 (
 "virtio-blk",
 &[
-    "slot 1: notification of virtio-blk, rights RWG, badge 0x0",
-    "slot 2: monitor fault endpoint, rights RWG, badge 0x6",
-    "slot 3: notification of virtio-blk, rights RWG, badge 0x0",
-    "slot 4: TCB of virtio-blk, rights RWG, badge 0x0",
+    "slot 1: notification of virtio-blk, rights R--, badge 0x0",
+    "slot 2: monitor fault endpoint, rights -WG, badge 0x6",
+    "slot 3: notification of virtio-blk, rights R--, badge 0x0",
     "slot 64: notification of httpd, rights -W-, badge 0x4",
-    "slot 193: IRQ handler of PCI 1af4:1042, delivered to notification of virtio-blk (badge 0x2), rights RWG, badge 0x0",
+    "slot 193: IRQ handler of PCI 1af4:1042, delivered to notification of virtio-blk (badge 0x2), rights n/a, badge 0x0",
 ],
 ),
 (
 "virtio-net",
 &[
-    "slot 1: endpoint of virtio-net, rights RWG, badge 0x0",
-    "slot 2: monitor fault endpoint, rights RWG, badge 0x2",
-    "slot 3: notification of virtio-net, rights RWG, badge 0x0",
-    "slot 4: TCB of virtio-net, rights RWG, badge 0x0",
+    "slot 1: endpoint of virtio-net, rights R--, badge 0x0",
+    "slot 2: monitor fault endpoint, rights -WG, badge 0x2",
+    "slot 3: notification of virtio-net, rights R--, badge 0x0",
     "slot 65: notification of net-mux, rights -W-, badge 0x1",
-    "slot 192: IRQ handler of PCI 1af4:1041, delivered to notification of virtio-net (badge 0x1), rights RWG, badge 0x0",
+    "slot 192: IRQ handler of PCI 1af4:1041, delivered to notification of virtio-net (badge 0x1), rights n/a, badge 0x0",
 ],
 ),
 ];
