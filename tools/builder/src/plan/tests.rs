@@ -553,3 +553,167 @@ const MICROKIT_MAPS: &[(&str, &[&str])] = &[
         ],
     ),
 ];
+
+/// The least-privilege properties, checked on a plan independently of
+/// `rights::check` (which the planner runs): only the owner of an endpoint
+/// or notification receives on it, and never on the monitor's fault
+/// endpoint; callers and fault senders hold Write and Grant, notifiers
+/// Write; no PD holds its own TCB, only a parent its children's; an IRQ
+/// handler only in the PD whose notification the interrupt is delivered
+/// to. Returns each PD's I/O port ranges, for the caller to pin.
+fn assert_least_privilege(plan: &Plan) -> BTreeMap<String, Vec<(u16, u16)>> {
+    let spec = &plan.spec;
+    let kind = |id: ObjId| spec.locate(id).map(|(o, _)| o.kind);
+    let thread_of_cnode: HashMap<ObjId, &Thread> = spec.threads.iter().map(|t| (t.cspace, t)).collect();
+    let name = |t: &Thread| spec.pds[t.pd as usize].name.clone();
+    let own_notification =
+        |t: &Thread| spec.caps.iter().find(|c| c.cnode == t.cspace && c.slot == cspace::NOTIFICATION).map(|c| c.source);
+    let mut readers: BTreeMap<ObjId, BTreeSet<String>> = BTreeMap::new();
+    let mut ports: BTreeMap<String, Vec<(u16, u16)>> = BTreeMap::new();
+    for cap in &spec.caps {
+        let t = thread_of_cnode[&cap.cnode];
+        let pd = name(t);
+        let at = format!("{pd} slot {}", cap.slot);
+        match cap.source {
+            CapSource::Object(id) => match kind(id) {
+                Some(ObjectKind::Endpoint | ObjectKind::Notification) => {
+                    if cap.rights.read {
+                        assert!(
+                            [cspace::INPUT, cspace::NOTIFICATION].contains(&cap.slot),
+                            "{at}: Read outside its own slots"
+                        );
+                        assert_ne!(id, spec.fault_endpoint, "{at}: Read on the monitor's fault endpoint");
+                        assert!(!cap.rights.write && !cap.rights.grant, "{at}: its own object, to receive only");
+                        readers.entry(id).or_default().insert(pd.clone());
+                    } else if kind(id) == Some(ObjectKind::Endpoint) {
+                        assert_eq!(cap.rights, Rights::WRITE_GRANT, "{at}: a call or fault endpoint");
+                    } else {
+                        assert_eq!(cap.rights, Rights::WRITE, "{at}: a peer's notification");
+                    }
+                }
+                Some(ObjectKind::Tcb) => {
+                    assert_ne!(id, t.tcb, "{at}: the PD's own TCB");
+                    let child = spec.threads.iter().find(|c| c.tcb == id).expect("a PD's TCB");
+                    assert_eq!(spec.pds[child.pd as usize].parent, Some(t.pd), "{at}: the TCB of a PD not its child");
+                }
+                other => panic!("{at}: a PD holds {other:?}"),
+            },
+            CapSource::Irq(i) => {
+                let to = spec.irqs[i as usize].notification;
+                assert_eq!(own_notification(t), Some(CapSource::Object(to)), "{at}: an IRQ delivered to another PD");
+            }
+            CapSource::IoPort(i) => {
+                let r = &spec.ioports[i as usize];
+                ports.entry(pd).or_default().push((r.first, r.last));
+            }
+        }
+    }
+    for (id, pds) in readers {
+        assert_eq!(pds.len(), 1, "object {id} is received on by {pds:?}");
+    }
+    let all: Vec<(u16, u16)> = ports.values().flatten().copied().collect();
+    for (i, a) in all.iter().enumerate() {
+        assert!(all[..i].iter().all(|b| a.1 < b.0 || b.1 < a.0), "I/O ports {a:x?} held twice");
+        assert!(a.1 < 0xcf8 || 0xcff < a.0, "PCI configuration ports {a:x?} given to a PD");
+    }
+    ports
+}
+
+#[test]
+fn microkit_system_grants_least_privilege() {
+    let plan = plan_system(&microkit_system());
+    let ports = assert_least_privilege(&plan);
+    // The PIT is the timer's; the CMOS real-time clock (0x70-0x71) is
+    // httpd's, which reads it for the `Date` header.
+    let expected: BTreeMap<String, Vec<(u16, u16)>> =
+        [("httpd".to_string(), vec![(0x70, 0x71)]), ("timer".to_string(), vec![(0x40, 0x43)])].into();
+    assert_eq!(ports, expected);
+    // The interrupts: the timer's PIT line and each virtio device's.
+    let holders: Vec<String> = cap_table(&plan)
+        .into_iter()
+        .filter(|(_, caps)| caps.iter().any(|c| c.contains("IRQ handler")))
+        .map(|(pd, _)| pd)
+        .collect();
+    assert_eq!(holders, ["timer", "virtio-blk", "virtio-net"]);
+}
+
+#[test]
+fn every_shipped_description_grants_least_privilege() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut files = vec![root.join("microkit.system")];
+    let mut tests: Vec<_> = std::fs::read_dir(root.join("tests/systems"))
+        .expect("tests/systems")
+        .map(|e| e.expect("an entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "system"))
+        .collect();
+    tests.sort();
+    files.extend(tests);
+    assert!(files.len() > 5, "{files:?}");
+    for path in files {
+        let sys = tools_sdf::parse_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        // `plan` itself refuses a plan that breaks `rights::check`.
+        let plan = plan_system(&sys);
+        assert_least_privilege(&plan);
+        let checked = rights::check(&plan.spec).expect("checked by the planner");
+        assert_eq!(checked.pds, plan.pds.len(), "{}", path.display());
+    }
+}
+
+/// What `rights::check` says about `spec` once `mutate` has changed the
+/// capability at `slot` of PD `pd`.
+fn mutated(plan: &Plan, pd: &str, slot: u64, mutate: impl FnOnce(&mut CapInstall)) -> Vec<rights::Violation> {
+    let mut spec = plan.spec.clone();
+    let index = spec.pds.iter().position(|p| p.name == pd).expect("a PD") as u32;
+    let cnode = spec.threads.iter().find(|t| t.pd == index).expect("its thread").cspace;
+    let cap = spec.caps.iter_mut().find(|c| c.cnode == cnode && c.slot == slot).expect("a planned cap");
+    mutate(cap);
+    rights::check(&spec).err().unwrap_or_default()
+}
+
+#[test]
+fn a_plan_granting_more_fails_the_rules_and_the_pin() {
+    let plan = plan_system(&microkit_system());
+    let call = cspace::PROTECTED_CALL_BASE;
+    // httpd calling net-mux with Read again, as before least privilege.
+    let v = mutated(&plan, "httpd", call, |c| c.rights = Rights::ALL);
+    assert!(
+        v.iter().any(|v| v.pd == "httpd"
+            && v.slot == call
+            && v.problem == rights::Problem::WrongRights { expected: Rights::WRITE_GRANT, found: Rights::ALL }),
+        "{v:#?}"
+    );
+    let mut spec = plan.spec.clone();
+    spec.caps.iter_mut().filter(|c| c.slot == call).for_each(|c| c.rights = Rights::ALL);
+    let loose = Plan { spec, data: Vec::new(), object_names: plan.object_names.clone(), pds: Vec::new() };
+    let diff = table_diff(&cap_table(&loose), MICROKIT_CAPS);
+    assert!(diff.contains("httpd: + slot 128: endpoint of net-mux, rights RWG"), "{diff}");
+
+    // The monitor's fault endpoint with Read.
+    let v = mutated(&plan, "arpd", cspace::FAULT_EP, |c| c.rights = Rights::ALL);
+    assert!(v.iter().any(|v| v.pd == "arpd" && matches!(v.problem, rights::Problem::WrongRights { .. })), "{v:#?}");
+    // A peer's notification with Read.
+    let v = mutated(&plan, "net-mux", cspace::OUTPUT_NOTIFICATION_BASE + 3, |c| c.rights = Rights::ALL);
+    assert!(v.iter().any(|v| matches!(v.problem, rights::Problem::ReadShared { .. })), "{v:#?}");
+    // httpd's own notification replaced by the NIC driver's IRQ handler.
+    let irq = plan.spec.caps.iter().find(|c| matches!(c.source, CapSource::Irq(_))).expect("an IRQ").source;
+    let v = mutated(&plan, "httpd", cspace::NOTIFICATION, |c| {
+        c.slot = cspace::IRQ_BASE;
+        c.source = irq;
+        c.rights = Rights::NONE;
+    });
+    assert!(v.iter().any(|v| v.pd == "httpd" && v.problem == rights::Problem::NotOwnNotification), "{v:#?}");
+    // A PD's own TCB back in slot 4.
+    let mut spec = plan.spec.clone();
+    let stray = spec.pds.iter().position(|p| p.name == "stray").expect("stray") as u32;
+    let t = spec.threads.iter().find(|t| t.pd == stray).expect("its thread").clone();
+    spec.caps.push(CapInstall {
+        cnode: t.cspace,
+        slot: 4,
+        source: CapSource::Object(t.tcb),
+        rights: Rights::ALL,
+        badge: 0,
+    });
+    let v = rights::check(&spec).expect_err("an own TCB");
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!((v[0].pd.as_str(), v[0].slot, &v[0].problem), ("stray", 4, &rights::Problem::NoSuchSlot));
+}
