@@ -892,4 +892,4 @@ fn plan_pci_memory(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

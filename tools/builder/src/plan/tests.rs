@@ -42,7 +42,7 @@ fn program_for(sys: &SystemDescription, pd: &ProtectionDomain) -> Program {
     program
 }
 
-fn plan_system(sys: &SystemDescription) -> Plan {
+pub(crate) fn plan_system(sys: &SystemDescription) -> Plan {
     let programs = sys.all_pds().into_iter().map(|pd| program_for(sys, pd)).collect();
     match super::plan(sys, programs) {
         Ok(plan) => plan,
@@ -57,7 +57,7 @@ fn parse(text: &str) -> SystemDescription {
     }
 }
 
-fn microkit_system() -> SystemDescription {
+pub(crate) fn microkit_system() -> SystemDescription {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../microkit.system");
     match tools_sdf::parse_file(&path) {
         Ok(sys) => sys,
