@@ -717,3 +717,8 @@ fn a_plan_granting_more_fails_the_rules_and_the_pin() {
     assert_eq!(v.len(), 1, "{v:#?}");
     assert_eq!((v[0].pd.as_str(), v[0].slot, &v[0].problem), ("stray", 4, &rights::Problem::NoSuchSlot));
 }
+
+#[test]
+fn the_description_and_the_boot_check_reserve_the_same_pci_configuration_ports() {
+    assert_eq!(tools_sdf::limits::PCI_CONFIG_PORTS, rights::PCI_CONFIG_PORTS);
+}
