@@ -20,6 +20,8 @@ extern crate alloc;
 extern crate std;
 
 #[cfg(feature = "spec")]
+pub mod rights;
+#[cfg(feature = "spec")]
 mod spec;
 pub mod untyped;
 
@@ -227,8 +229,10 @@ pub mod cspace {
     pub const FAULT_EP: u64 = 2;
     /// The PD's own notification object.
     pub const NOTIFICATION: u64 = 3;
-    /// The PD's own TCB.
-    pub const TCB: u64 = 4;
+    // Slot 4 held the PD's own TCB, which no PD uses: it stays empty (a PD
+    // that could suspend, reconfigure or rewrite its own thread holds more
+    // than its job needs). The monitor holds every PD's TCB; a parent holds
+    // its children's at `CHILD_TCB_BASE`.
     /// Notification cap for channel `id`: `OUTPUT_NOTIFICATION_BASE + id`.
     pub const OUTPUT_NOTIFICATION_BASE: u64 = 64;
     /// Endpoint cap for a protected call on channel `id`.

@@ -154,18 +154,47 @@ pub enum CapSource {
     IoPort(u32),
 }
 
+/// The rights mask a capability is minted with (`seL4_CapRights`). The
+/// kernel ANDs it with the source's rights, and the initialiser mints from
+/// the original capability of each object (all rights), so the installed
+/// capability has exactly these. On seL4 5.0 only endpoint, notification
+/// and frame capabilities have rights bits; IRQ handler, I/O port and TCB
+/// capabilities are minted with [`Rights::NONE`], which the kernel ignores
+/// for them. [`crate::rights`] says which rights each slot may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rights {
+    /// Receive (`seL4_Recv` on an endpoint, wait or poll on a
+    /// notification).
     pub read: bool,
+    /// Send (`seL4_Send`, `seL4_Call` on an endpoint, signal a
+    /// notification).
     pub write: bool,
+    /// Send capabilities along, and (seL4 5.0) have a reply capability
+    /// made for a `seL4_Call` or a fault message.
     pub grant: bool,
 }
 
 impl Rights {
     pub const ALL: Rights = Rights { read: true, write: true, grant: true };
-    pub const READ_WRITE: Rights = Rights { read: true, write: true, grant: false };
-    /// Enough to signal a notification or call an endpoint.
+    /// No rights: for capabilities whose kind has none (IRQ handler, I/O
+    /// ports, TCB).
+    pub const NONE: Rights = Rights { read: false, write: false, grant: false };
+    /// Receive only: a PD's own endpoint or notification.
+    pub const READ: Rights = Rights { read: true, write: false, grant: false };
+    /// Signal only: a peer's notification.
     pub const WRITE: Rights = Rights { read: false, write: true, grant: false };
+    /// Send with a reply: `seL4_Call` on a server's endpoint, and the
+    /// kernel's fault message on a fault endpoint (seL4 5.0 has no
+    /// GrantReply right: both need Grant, see [`crate::rights`]).
+    pub const WRITE_GRANT: Rights = Rights { read: false, write: true, grant: true };
+}
+
+impl core::fmt::Display for Rights {
+    /// `RWG` with `-` for a right not held, as in the report.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let letter = |held: bool, c: char| if held { c } else { '-' };
+        write!(f, "{}{}{}", letter(self.read, 'R'), letter(self.write, 'W'), letter(self.grant, 'G'))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

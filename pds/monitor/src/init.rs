@@ -1,11 +1,13 @@
 //! Executing the boot spec, step by step, in the order the kernel needs:
 //! objects, address-space IDs, frame contents, mappings, IRQs and IO ports,
-//! capabilities, threads.
+//! capabilities (checked against the least-privilege rules before, and
+//! against the plan with the kernel after), threads.
 
 use crate::{fail, pci};
 use alloc::vec::Vec;
 use pds_boot_spec::untyped::{self, Untyped};
-use pds_boot_spec::{cspace, CapSource, MapKind, ObjId, ObjectKind, Spec};
+use pds_boot_spec::{cspace, rights, CapSource, MapKind, ObjId, ObjectKind, Spec};
+use pds_monitor_core::caps;
 use sel4::{init_caps, CNode, CPtr, CapData, CapRights, ObjectType, Word};
 
 /// The root task's CNode, addressed with full-word CPtrs.
@@ -107,7 +109,9 @@ impl<'a> Initialiser<'a> {
         self.patch_paddrs();
         self.map_all();
         self.get_irqs();
+        let rules = self.check_rights();
         self.install_caps();
+        self.check_installed(rules);
         self.start_threads();
         self.slot(self.spec.fault_endpoint)
     }
@@ -374,7 +378,8 @@ impl<'a> Initialiser<'a> {
                     ROOT,
                     self.slot(irq.notification),
                     DEPTH,
-                    CapRights::ALL,
+                    // The kernel only signals it (`capNtfnCanSend`).
+                    CapRights::WRITE_ONLY,
                     CapData::badge(irq.badge),
                 )
                 .or_fail(format_args!("badge notification for irq pin {pin}"));
@@ -382,6 +387,61 @@ impl<'a> Initialiser<'a> {
                 .set_notification(badged)
                 .or_fail(format_args!("bind irq pin {pin} to its notification"));
             self.irq_slots.push(handler);
+        }
+    }
+
+    /// Refuses to boot a spec whose capabilities break the least-privilege
+    /// rules (`pds_boot_spec::rights`), before any is minted: the rights
+    /// minted are exactly the spec's, so this is what decides them.
+    fn check_rights(&self) -> rights::Checked {
+        rights::check(self.spec).unwrap_or_else(|violations| {
+            for v in &violations {
+                crate::log!("capability check FAILED: {v}");
+            }
+            fail(format_args!(
+                "{} capabilities break the least-privilege rules: none minted, no PD started",
+                violations.len()
+            ))
+        })
+    }
+
+    /// Asks the kernel whether every PD's CSpace holds capabilities in
+    /// exactly the planned slots (`pds_monitor_core::caps`), prints the
+    /// result, and stops the boot on a difference. Each question is put so
+    /// that the expected answer comes from a call that succeeds, since a
+    /// failing CNode call makes the debug kernel print an error: a planned
+    /// slot is copied out (to a scratch slot, then deleted), an empty one
+    /// receives a rightless copy of the fault endpoint, deleted at once.
+    fn check_installed(&mut self, rules: rights::Checked) {
+        let scratch = self.alloc_slot();
+        let filler = self.slot(self.spec.fault_endpoint);
+        let objects = self.objects;
+        let slot_of = |id: ObjId| objects + CPtr::from(id);
+        let result = caps::verify_installed(self.spec, rules, |cnode, slot, planned| {
+            let pd_cnode = CNode(slot_of(cnode));
+            let bits = cspace::RADIX_BITS;
+            if planned {
+                let copied = CNode(ROOT).copy(scratch, DEPTH, slot_of(cnode), slot, bits, CapRights::NONE);
+                if copied.is_ok() {
+                    CNode(ROOT).delete(scratch, DEPTH).or_fail(format_args!("delete the scratch copy of slot {slot}"));
+                }
+                copied.is_ok()
+            } else {
+                let empty = pd_cnode.copy(slot, bits, ROOT, filler, DEPTH, CapRights::NONE).is_ok();
+                if empty {
+                    pd_cnode.delete(slot, bits).or_fail(format_args!("delete the probe in slot {slot}"));
+                }
+                !empty
+            }
+        });
+        match result {
+            Ok(installed) => crate::log!("{installed}"),
+            Err(mismatches) => {
+                for m in &mismatches {
+                    crate::log!("capability check FAILED: {m}");
+                }
+                fail(format_args!("{} CSpace slots differ from the plan: no PD started", mismatches.len()))
+            }
         }
     }
 

@@ -9,6 +9,7 @@ use crate::elf::{page_down, page_up, Program, PAGE};
 use crate::network::{self, PatchError, Role};
 use crate::Error;
 use net_config::{CONFIG_BYTES, CONFIG_SYMBOL};
+use pds_boot_spec::rights::{self, SlotRole};
 use pds_boot_spec::{
     badge, cspace, CapInstall, CapSource, Fill, IoPortRange, Irq, MapKind, Mapping, ObjId, Object, ObjectKind,
     PaddrPatch, PdInfo, Rights, Spec, Thread, PD_CHANNELS_SYMBOL, PD_CHILD_ENTRIES_SYMBOL, PD_NAME_LEN, PD_NAME_SYMBOL,
@@ -42,7 +43,8 @@ pub struct PdPlan {
     pub entry: u64,
     pub parent: Option<String>,
     pub ranges: Vec<VirtualRange>,
-    pub caps: Vec<(u64, String)>,
+    /// Every capability in the PD's CSpace, in slot order.
+    pub caps: Vec<PdCap>,
     pub channels: Vec<String>,
     pub ioports: Vec<String>,
     pub irqs: Vec<String>,
@@ -50,6 +52,17 @@ pub struct PdPlan {
     /// configuration into `__net_config` (`false`: a client that does not
     /// declare the symbol).
     pub net_config: Option<bool>,
+}
+
+/// One capability of a PD, for the report.
+#[derive(Clone, Debug)]
+pub struct PdCap {
+    pub slot: u64,
+    /// The rights it is minted with; `None` for kinds that have no rights
+    /// bits (IRQ handler, I/O ports, TCB).
+    pub rights: Option<Rights>,
+    /// What it is: the object, the channel, the badge.
+    pub what: String,
 }
 
 /// The builder's complete decision.
@@ -96,8 +109,22 @@ impl Planner<'_> {
         self.errors.push(Diagnostic::new(&self.sys.file, loc, message, hint));
     }
 
-    fn cap(&mut self, cnode: ObjId, slot: u64, source: CapSource, rights: Rights, badge: u64) {
+    /// Installs a capability into `slot` of a PD's CSpace (`cnode`) and
+    /// records it, with `what` it is, in the PD's part of the report.
+    #[allow(clippy::too_many_arguments)]
+    fn cap(
+        &mut self,
+        plan: &mut PdPlan,
+        cnode: ObjId,
+        slot: u64,
+        source: CapSource,
+        rights: Rights,
+        badge: u64,
+        what: String,
+    ) {
         self.spec.caps.push(CapInstall { cnode, slot, source, rights, badge });
+        let has_rights = SlotRole::of(slot).is_none_or(SlotRole::has_rights);
+        plan.caps.push(PdCap { slot, rights: has_rights.then_some(rights), what });
     }
 }
 
@@ -159,6 +186,16 @@ pub fn plan(sys: &SystemDescription, mut programs: Vec<Program>) -> Result<Plan,
     }
     if !p.errors.is_empty() {
         return Err(Error::Description(tools_sdf::Diagnostics(p.errors)));
+    }
+    // Least privilege: a plan that gives any PD more than its job needs is
+    // a builder bug (the description cannot ask for it), and the
+    // initialiser would refuse to boot it.
+    if let Err(violations) = rights::check(&p.spec) {
+        let list: Vec<String> = violations.iter().map(|v| format!("  {v}")).collect();
+        return Err(Error::other(format!(
+            "the plan breaks the least-privilege rules (pds-boot-spec `rights`):\n{}",
+            list.join("\n")
+        )));
     }
     Ok(Plan { spec: p.spec, data: p.data, object_names: p.object_names, pds: plans })
 }
@@ -242,7 +279,7 @@ fn plan_pd(p: &mut Planner, input: &PdInput, program: &mut Program) -> PdPlan {
     plan_paging_structures(p, pd, me, &pages);
 
     plan_thread(p, input, program, ipc);
-    plan.caps.sort_by_key(|c| c.0);
+    plan.caps.sort_by_key(|c| c.slot);
     plan
 }
 
@@ -269,8 +306,9 @@ fn new_pd_plan(p: &Planner, input: &PdInput, program: &Program) -> PdPlan {
 
 /// Channels: for each end the PD holds, a notification capability (write
 /// only, badged with the other end's id) if it may notify, and an endpoint
-/// capability (all rights, badged as a protected call with the other end's
-/// id) if it may call; and the masks the runtime checks.
+/// capability (write and grant, never read: badged as a protected call
+/// with the other end's id) if it may call; and the masks the runtime
+/// checks.
 fn plan_channels(p: &mut Planner, input: &PdInput, plan: &mut PdPlan, masks: &mut [u64; 4]) {
     let me = input.me();
     for ch in &p.sys.channels {
@@ -284,9 +322,8 @@ fn plan_channels(p: &mut Planner, input: &PdInput, plan: &mut PdPlan, masks: &mu
                 masks[0] |= 1 << a.id;
                 let slot = cspace::OUTPUT_NOTIFICATION_BASE + u64::from(a.id);
                 let badge = 1 << b.id;
-                p.cap(me.cnode, slot, CapSource::Object(other.notification), Rights::WRITE, badge);
-                plan.caps
-                    .push((slot, format!("notify channel {} -> notification of {} (badge {badge:#x})", a.id, b.pd)));
+                let what = format!("notify channel {} -> notification of {} (badge {badge:#x})", a.id, b.pd);
+                p.cap(plan, me.cnode, slot, CapSource::Object(other.notification), Rights::WRITE, badge, what);
                 how.push("notifies");
             }
             if a.pp {
@@ -294,13 +331,13 @@ fn plan_channels(p: &mut Planner, input: &PdInput, plan: &mut PdPlan, masks: &mu
                 let slot = cspace::PROTECTED_CALL_BASE + u64::from(a.id);
                 let badge = badge::PROTECTED_CALL | u64::from(b.id);
                 let ep = other.endpoint.expect("validated: the callee has pp and so an endpoint");
-                // Grant is needed for Call: without it the kernel makes no
-                // reply capability and the caller would never be resumed.
-                p.cap(me.cnode, slot, CapSource::Object(ep), Rights::ALL, badge);
-                plan.caps.push((
-                    slot,
-                    format!("protected call channel {} -> endpoint of {} (badge {badge:#x})", a.id, b.pd),
-                ));
+                // Write to call; Grant because seL4 5.0 makes the reply
+                // capability only for a sender that may grant (`sendIPC`),
+                // else the caller would never be resumed. Never Read: a
+                // caller that could receive on the server's endpoint could
+                // take other callers' requests.
+                let what = format!("protected call channel {} -> endpoint of {} (badge {badge:#x})", a.id, b.pd);
+                p.cap(plan, me.cnode, slot, CapSource::Object(ep), Rights::WRITE_GRANT, badge, what);
                 how.push("calls");
             }
             let how = if how.is_empty() { "receives only".to_string() } else { how.join(", ") };
@@ -310,48 +347,39 @@ fn plan_channels(p: &mut Planner, input: &PdInput, plan: &mut PdPlan, masks: &mu
 }
 
 /// The PD's own objects: its input (its endpoint if it has one, else its
-/// notification), its fault endpoint (the monitor's, badged with the PD's
-/// index + 1, or its parent's, badged as a child fault with its child id),
-/// its notification and its TCB.
+/// notification) and its notification, to receive on (read only); its
+/// fault endpoint (the monitor's, badged with the PD's index + 1, or its
+/// parent's, badged as a child fault with its child id), to be sent on by
+/// the kernel only (write and grant, which `sendFaultIPC` requires; never
+/// read, or the PD could receive other PDs' faults). No capability to its
+/// own TCB: no PD needs one.
 fn plan_own_caps(p: &mut Planner, input: &PdInput, plan: &mut PdPlan) {
     let me = input.me();
     let pd_index = input.index;
     let in_cap = me.endpoint.unwrap_or(me.notification);
-    p.cap(me.cnode, cspace::INPUT, CapSource::Object(in_cap), Rights::ALL, 0);
-    plan.caps.push((
-        cspace::INPUT,
-        if me.endpoint.is_some() {
-            "input: own endpoint (notification bound to the TCB)".into()
-        } else {
-            "input: own notification".into()
-        },
-    ));
-    let fault_badge = match input.parent {
+    let what = if me.endpoint.is_some() {
+        "input: own endpoint (notification bound to the TCB)"
+    } else {
+        "input: own notification"
+    };
+    p.cap(plan, me.cnode, cspace::INPUT, CapSource::Object(in_cap), Rights::READ, 0, what.into());
+    let (ep, badge, what) = match input.parent {
         None => {
-            p.cap(
-                me.cnode,
-                cspace::FAULT_EP,
-                CapSource::Object(p.spec.fault_endpoint),
-                Rights::ALL,
-                pd_index as u64 + 1,
-            );
-            format!("fault endpoint -> monitor (badge {:#x})", pd_index + 1)
+            let badge = pd_index as u64 + 1;
+            (p.spec.fault_endpoint, badge, format!("fault endpoint -> monitor (badge {badge:#x})"))
         }
         Some(parent) => {
-            let id = u64::from(input.pd.child_id.unwrap_or(0));
+            let badge = badge::CHILD_FAULT | u64::from(input.pd.child_id.unwrap_or(0));
             let ep = input.objects[parent].endpoint.expect("a parent has an endpoint");
-            p.cap(me.cnode, cspace::FAULT_EP, CapSource::Object(ep), Rights::ALL, badge::CHILD_FAULT | id);
-            format!("fault endpoint -> parent {} (badge {:#x})", p.spec.pds[parent].name, badge::CHILD_FAULT | id)
+            (ep, badge, format!("fault endpoint -> parent {} (badge {badge:#x})", p.spec.pds[parent].name))
         }
     };
-    plan.caps.push((cspace::FAULT_EP, fault_badge));
-    p.cap(me.cnode, cspace::NOTIFICATION, CapSource::Object(me.notification), Rights::ALL, 0);
-    plan.caps.push((cspace::NOTIFICATION, "own notification".into()));
-    p.cap(me.cnode, cspace::TCB, CapSource::Object(me.tcb), Rights::ALL, 0);
-    plan.caps.push((cspace::TCB, "own TCB".into()));
+    p.cap(plan, me.cnode, cspace::FAULT_EP, CapSource::Object(ep), Rights::WRITE_GRANT, badge, what);
+    let what = "own notification".to_string();
+    p.cap(plan, me.cnode, cspace::NOTIFICATION, CapSource::Object(me.notification), Rights::READ, 0, what);
 }
 
-/// Children: the TCB of each child (all rights) at its child id, the child
+/// Children: the TCB of each child at its child id (to restart it), the child
 /// mask, and the table of the children's entry points (`u64::MAX` where
 /// there is no child), which the runtime uses to restart them.
 fn plan_children(
@@ -367,8 +395,8 @@ fn plan_children(
         masks[3] |= 1 << id;
         child_entries[usize::from(id)] = input.entries[input.by_name[child.name.as_str()]];
         let slot = cspace::CHILD_TCB_BASE + u64::from(id);
-        p.cap(me.cnode, slot, CapSource::Object(input.objects_of(&child.name).tcb), Rights::ALL, 0);
-        plan.caps.push((slot, format!("TCB of child {} (id {id})", child.name)));
+        let tcb = CapSource::Object(input.objects_of(&child.name).tcb);
+        p.cap(plan, me.cnode, slot, tcb, Rights::NONE, 0, format!("TCB of child {} (id {id})", child.name));
     }
     child_entries
 }
@@ -391,7 +419,6 @@ fn plan_irqs(p: &mut Planner, input: &PdInput, plan: &mut PdPlan, masks: &mut [u
             badge: 1 << irq.id,
         });
         let slot = cspace::IRQ_BASE + u64::from(irq.id);
-        p.cap(me.cnode, slot, CapSource::Irq(idx), Rights::ALL, 0);
         let desc = format!(
             "irq id {}: IOAPIC {} pin {} vector {} ({}, active {})",
             irq.id,
@@ -401,7 +428,7 @@ fn plan_irqs(p: &mut Planner, input: &PdInput, plan: &mut PdPlan, masks: &mut [u
             if irq.level_triggered { "level" } else { "edge" },
             if irq.active_low { "low" } else { "high" }
         );
-        plan.caps.push((slot, format!("IRQ handler, {desc}")));
+        p.cap(plan, me.cnode, slot, CapSource::Irq(idx), Rights::NONE, 0, format!("IRQ handler, {desc}"));
         plan.irqs.push(desc);
     }
 }
@@ -415,9 +442,8 @@ fn plan_ioports(p: &mut Planner, input: &PdInput, plan: &mut PdPlan) {
         let last = port.addr as u32 + port.size as u32 - 1;
         p.spec.ioports.push(IoPortRange { first: port.addr, last: last as u16 });
         let slot = cspace::IOPORT_BASE + u64::from(port.id);
-        p.cap(me.cnode, slot, CapSource::IoPort(idx), Rights::ALL, 0);
         let desc = format!("ioport id {}: {:#x}..={:#x}", port.id, port.addr, last);
-        plan.caps.push((slot, format!("IO ports, {desc}")));
+        p.cap(plan, me.cnode, slot, CapSource::IoPort(idx), Rights::NONE, 0, format!("I/O ports, {desc}"));
         plan.ioports.push(desc);
     }
 }
@@ -797,10 +823,9 @@ fn plan_pci_caps(
             badge: 1 << id,
         });
         let slot = cspace::IRQ_BASE + u64::from(id);
-        p.cap(me.cnode, slot, CapSource::Irq(idx), Rights::ALL, 0);
         let desc =
             format!("irq id {id}: legacy interrupt of {name} (IOAPIC pin from its interrupt line, vector {vector})");
-        plan.caps.push((slot, format!("IRQ handler, {desc}")));
+        p.cap(plan, me.cnode, slot, CapSource::Irq(idx), Rights::NONE, 0, format!("IRQ handler, {desc}"));
         plan.irqs.push(desc);
     }
     let vars = dev
@@ -867,4 +892,4 @@ fn plan_pci_memory(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -2,13 +2,14 @@
 //! channels, then the memory plan.
 
 use crate::memory::MemoryPlan;
-use crate::plan::Plan;
+use crate::plan::{PdPlan, Plan};
 use crate::Options;
 use net_config::{
     arpd_client_channel, mux_client_channel, ClientRegion, FilterKind, ARP_TABLE_REGION, ARP_TABLE_VADDR,
     CLIENT_ARPD_CHANNEL, CLIENT_MUX_CHANNEL,
 };
 use net_filter::Dotted;
+use pds_boot_spec::rights::{self, SlotRole};
 use std::fmt::Write;
 use tools_sdf::{Network, SystemDescription};
 
@@ -35,40 +36,10 @@ pub fn render(sys: &SystemDescription, plan: &Plan, mem: &MemoryPlan, opts: &Opt
     );
 
     for pd in &plan.pds {
-        let _ = writeln!(r, "\n== PD {} ==", pd.name);
-        let _ = writeln!(
-            r,
-            "priority {}, pp {}, passive {}, stack {}{}",
-            pd.priority,
-            if pd.pp { "yes" } else { "no" },
-            if pd.passive { "yes" } else { "no" },
-            size(pd.stack_size),
-            pd.parent.as_ref().map(|p| format!(", child of {p}")).unwrap_or_default()
-        );
-        let _ = writeln!(r, "program image: {} (entry {:#x})", pd.program.display(), pd.entry);
-        let _ = writeln!(r, "address space:");
-        for v in &pd.ranges {
-            let _ = writeln!(
-                r,
-                "  {:#014x}..{:#014x}  {}  {:>9}  {}",
-                v.start,
-                v.end,
-                v.perms,
-                size(v.end - v.start),
-                v.what
-            );
-        }
-        let _ = writeln!(r, "capabilities (CSpace of {} slots):", 1u64 << pds_boot_spec::cspace::RADIX_BITS);
-        for (slot, what) in &pd.caps {
-            let _ = writeln!(r, "  slot {slot:>3}  {what}");
-        }
-        if !pd.channels.is_empty() {
-            let _ = writeln!(r, "channels:");
-            for c in &pd.channels {
-                let _ = writeln!(r, "  {c}");
-            }
-        }
+        render_pd(&mut r, pd);
     }
+
+    render_rights(&mut r, plan);
 
     if let Some(network) = &sys.network {
         render_network(&mut r, network, plan);
@@ -123,6 +94,91 @@ pub fn render(sys: &SystemDescription, plan: &Plan, mem: &MemoryPlan, opts: &Opt
          frames of one region are always physically contiguous."
     );
     r
+}
+
+/// One PD: priority, program, address space, capabilities with their
+/// rights, channels.
+fn render_pd(r: &mut String, pd: &PdPlan) {
+    let _ = writeln!(r, "\n== PD {} ==", pd.name);
+    let _ = writeln!(
+        r,
+        "priority {}, pp {}, passive {}, stack {}{}",
+        pd.priority,
+        if pd.pp { "yes" } else { "no" },
+        if pd.passive { "yes" } else { "no" },
+        size(pd.stack_size),
+        pd.parent.as_ref().map(|p| format!(", child of {p}")).unwrap_or_default()
+    );
+    let _ = writeln!(r, "program image: {} (entry {:#x})", pd.program.display(), pd.entry);
+    let _ = writeln!(r, "address space:");
+    for v in &pd.ranges {
+        let _ =
+            writeln!(r, "  {:#014x}..{:#014x}  {}  {:>9}  {}", v.start, v.end, v.perms, size(v.end - v.start), v.what);
+    }
+    let _ = writeln!(
+        r,
+        "capabilities ({} of {} CSpace slots; rights R receive, W send, G grant, n/a: the kind has none):",
+        pd.caps.len(),
+        1u64 << pds_boot_spec::cspace::RADIX_BITS
+    );
+    for cap in &pd.caps {
+        let rights = cap.rights.map_or("n/a".to_string(), |r| r.to_string());
+        let _ = writeln!(r, "  slot {:>3}  {rights:<3}  {}", cap.slot, cap.what);
+    }
+    if !pd.channels.is_empty() {
+        let _ = writeln!(r, "channels:");
+        for c in &pd.channels {
+            let _ = writeln!(r, "  {c}");
+        }
+    }
+}
+
+/// The least-privilege rules every capability follows, with how many
+/// capabilities of each role the system has, and the result of the check
+/// the initialiser repeats at boot.
+fn render_rights(r: &mut String, plan: &Plan) {
+    use pds_boot_spec::cspace::*;
+    let _ = writeln!(r, "\n== Capability rights ==");
+    match rights::check(&plan.spec) {
+        Ok(c) => {
+            let _ = writeln!(
+                r,
+                "{} capabilities in {} PDs follow the least-privilege rules (pds-boot-spec `rights`); \
+                 the initialiser checks them again before it mints any, then that every PD's CSpace \
+                 holds capabilities in exactly the planned slots",
+                c.caps, c.pds
+            );
+        }
+        Err(violations) => {
+            let _ = writeln!(r, "the plan breaks the least-privilege rules:");
+            for v in violations {
+                let _ = writeln!(r, "  {v}");
+            }
+        }
+    }
+    let rows = [
+        (INPUT, "the PD's own endpoint or notification: receives only"),
+        (FAULT_EP, "the monitor's (or parent's) fault endpoint: the kernel sends the PD's faults"),
+        (NOTIFICATION, "the PD's own notification: receives only"),
+        (OUTPUT_NOTIFICATION_BASE, "a peer's notification: signal only"),
+        (PROTECTED_CALL_BASE, "a server's endpoint: seL4_Call (Grant makes the reply cap on seL4 5.0)"),
+        (IRQ_BASE, "an interrupt delivered to the PD's own notification"),
+        (IOPORT_BASE, "I/O ports of a device the PD alone drives"),
+        (CHILD_TCB_BASE, "a child's TCB, to restart it"),
+    ];
+    let _ = writeln!(r, "  {:<17} {:<6} {:>5}  what", "role", "rights", "caps");
+    for (slot, what) in rows {
+        let role = SlotRole::of(slot).expect("a slot of the layout");
+        let count = plan
+            .spec
+            .caps
+            .iter()
+            .filter(|c| SlotRole::of(c.slot).map(rights::describe) == Some(rights::describe(role)))
+            .count();
+        let shown = if role.has_rights() { role.rights().to_string() } else { "n/a".to_string() };
+        let _ = writeln!(r, "  {:<17} {shown:<6} {count:>5}  {what}", rights::describe(role));
+    }
+    let _ = writeln!(r, "  no PD holds its own TCB, CNode, address space or frames");
 }
 
 /// The `<network>`: the node, and per client what it may claim, what it
@@ -210,6 +266,44 @@ fn render_network(r: &mut String, network: &Network, plan: &Plan) {
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn each_pd_lists_its_capabilities_with_their_rights() {
+        let plan = crate::plan::tests::plan_system(&crate::plan::tests::microkit_system());
+        let httpd = plan.pds.iter().find(|pd| pd.name == "httpd").expect("httpd");
+        let mut r = String::new();
+        render_pd(&mut r, httpd);
+        for line in [
+            "capabilities (11 of 512 CSpace slots; rights R receive, W send, G grant, n/a: the kind has none):\n",
+            "  slot   1  R--  input: own notification\n",
+            "  slot   2  -WG  fault endpoint -> monitor (badge 0x7)\n",
+            "  slot   3  R--  own notification\n",
+            "  slot  64  -W-  notify channel 0 -> notification of net-mux (badge 0x8)\n",
+            "  slot 128  -WG  protected call channel 0 -> endpoint of net-mux (badge 0x8000003)\n",
+            "  slot 256  n/a  I/O ports, ioport id 0: 0x70..=0x71\n",
+        ] {
+            assert!(r.contains(line), "no {line:?} in:\n{r}");
+        }
+        assert!(!r.contains("TCB"), "{r}");
+    }
+
+    #[test]
+    fn the_rights_section_has_the_rules_and_their_counts() {
+        let plan = crate::plan::tests::plan_system(&crate::plan::tests::microkit_system());
+        let mut r = String::new();
+        render_rights(&mut r, &plan);
+        for line in [
+            "52 capabilities in 7 PDs follow the least-privilege rules",
+            "  input             R--        7  the PD's own endpoint or notification: receives only\n",
+            "  fault endpoint    -WG        7  ",
+            "  notify            -W-       18  a peer's notification: signal only\n",
+            "  protected call    -WG        8  ",
+            "  IRQ handler       n/a        3  ",
+            "  I/O ports         n/a        2  ",
+        ] {
+            assert!(r.contains(line), "no {line:?} in:\n{r}");
+        }
+    }
 
     #[test]
     fn network_section_lists_the_node_and_each_client() {

@@ -20,6 +20,11 @@ pub const MAX_PRIORITY: u8 = 254;
 /// field of the PD's runtime data.
 pub const PD_NAME_MAX: usize = 63;
 
+/// The I/O ports of PCI configuration space (`0xcf8..=0xcff`, inclusive):
+/// the initialiser's alone (pds-boot-spec `rights::PCI_CONFIG_PORTS`, which
+/// the boot-time check uses).
+pub const PCI_CONFIG_PORTS: (u16, u16) = (0xcf8, 0xcff);
+
 /// Highest I/O port range id. Port ranges have their own id space.
 pub const MAX_IOPORT_ID: u8 = 63;
 

@@ -589,6 +589,28 @@ fn ioport_overlap() {
 }
 
 #[test]
+fn ioport_pci_configuration_space_is_the_initialisers() {
+    // The range ends one port before 0xcf8 (accepted) and one that touches
+    // its last port (refused).
+    let d = single(
+        r#"<system>
+  <protection_domain name="a">
+    <program_image path="a.elf" />
+    <ioport id="0" addr="0xcf0" size="8" />
+    <ioport id="1" addr="0xcff" size="1" />
+  </protection_domain>
+</system>"#,
+    );
+    check(
+        &d,
+        5,
+        5,
+        &["I/O ports 0xcff..=0xcff of `a` reach the PCI configuration ports 0xcf8..=0xcff"],
+        &["<pci_device>"],
+    );
+}
+
+#[test]
 fn ioport_ids_and_space() {
     let all = errors(
         r#"<system>

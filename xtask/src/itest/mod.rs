@@ -138,6 +138,11 @@ pub fn boot_with_and_check(
 fn check_demo(s: &mut Session) -> Result<()> {
     s.expect("Booting all finished", LINE_TIMEOUT)?;
     s.expect("[monitor] 3 PDs", LINE_TIMEOUT)?;
+    // The capability self-check: 3 caps each (input, fault endpoint, own
+    // notification), ping's notify and call caps, pong's notify caps; the
+    // kernel printed no error while the initialiser probed the CSpaces.
+    s.expect("[monitor] capabilities checked: 13 caps in 3 PDs match the plan", LINE_TIMEOUT)?;
+    ensure!(s.position("<<seL4").is_none(), "the kernel reported an error during the boot");
     // pong has the highest priority of the three, so its init runs first.
     let (_, first_init) = s.expect("[pong] init", LINE_TIMEOUT)?;
     println!(
@@ -171,6 +176,8 @@ fn check_demo(s: &mut Session) -> Result<()> {
 fn faults_are_handled(ws: &Path) -> Result<()> {
     let built = build(ws, "tests/systems/faults.system", KernelConfig::Debug)?;
     boot_and_check(&built, |s| {
+        // The supervisor holds its child's TCB, and no PD its own.
+        s.expect("[monitor] capabilities checked: 10 caps in 3 PDs match the plan", LINE_TIMEOUT)?;
         s.expect("[worker] run 1", LINE_TIMEOUT)?;
         s.expect("[supervisor] child 0 faulted: VM fault at address 0x20", LINE_TIMEOUT)?;
         s.expect("[supervisor] restarted child 0 (restart 1)", LINE_TIMEOUT)?;

@@ -6,10 +6,18 @@
 //! - [`fault`]: which PD a fault message names, what happened (a panic or
 //!   another fault), the line the monitor logs, and what it does (leaves
 //!   the PD stopped).
+//! - [`caps`]: the capability self-check at boot: what the kernel can
+//!   confirm about the capabilities installed, and the line the monitor
+//!   prints.
 //! - [`pci`]: configuration-address encoding, finding the spec's devices
 //!   among those present, BAR decoding and sizing, the command register
 //!   given to drivers.
 #![no_std]
 
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+pub mod caps;
 pub mod fault;
 pub mod pci;

@@ -42,7 +42,7 @@ fn program_for(sys: &SystemDescription, pd: &ProtectionDomain) -> Program {
     program
 }
 
-fn plan_system(sys: &SystemDescription) -> Plan {
+pub(crate) fn plan_system(sys: &SystemDescription) -> Plan {
     let programs = sys.all_pds().into_iter().map(|pd| program_for(sys, pd)).collect();
     match super::plan(sys, programs) {
         Ok(plan) => plan,
@@ -57,7 +57,7 @@ fn parse(text: &str) -> SystemDescription {
     }
 }
 
-fn microkit_system() -> SystemDescription {
+pub(crate) fn microkit_system() -> SystemDescription {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../microkit.system");
     match tools_sdf::parse_file(&path) {
         Ok(sys) => sys,
@@ -65,12 +65,17 @@ fn microkit_system() -> SystemDescription {
     }
 }
 
-fn rights(r: Rights) -> String {
-    format!("{}{}{}", if r.read { 'R' } else { '-' }, if r.write { 'W' } else { '-' }, if r.grant { 'G' } else { '-' })
+/// `RWG` letters, or `n/a` for a slot whose kind has no rights bits.
+fn rights(slot: u64, r: Rights) -> String {
+    match SlotRole::of(slot) {
+        Some(role) if !role.has_rights() => "n/a".into(),
+        _ => r.to_string(),
+    }
 }
 
 /// Every capability the plan installs, per PD (by name), as readable lines
-/// `slot N: WHAT, rights RWG, badge 0x..`, in slot order.
+/// `slot N: WHAT, rights RWG, badge 0x..`, in slot order (rights `n/a`
+/// for kinds without rights bits).
 fn cap_table(plan: &Plan) -> BTreeMap<String, Vec<String>> {
     // Name of each single object, by id.
     let mut names = HashMap::new();
@@ -105,7 +110,8 @@ fn cap_table(plan: &Plan) -> BTreeMap<String, Vec<String>> {
                 format!("I/O ports {:#x}..={:#x}", range.first, range.last)
             }
         };
-        let line = format!("slot {}: {what}, rights {}, badge {:#x}", cap.slot, rights(cap.rights), cap.badge);
+        let line =
+            format!("slot {}: {what}, rights {}, badge {:#x}", cap.slot, rights(cap.slot, cap.rights), cap.badge);
         table.get_mut(pd_of_cnode[&cap.cnode]).expect("a PD").push((cap.slot, line));
     }
     table
@@ -164,6 +170,12 @@ fn map_table(plan: &Plan) -> BTreeMap<String, Vec<String>> {
 /// Fails with the lines missing from and the lines added to each PD's
 /// table, so a change in the plan reads as a difference.
 fn assert_table(what: &str, actual: &BTreeMap<String, Vec<String>>, expected: &[(&str, &[&str])]) {
+    let diff = table_diff(actual, expected);
+    assert!(diff.is_empty(), "the {what} differ from the pinned table (- expected, + planned):\n{diff}");
+}
+
+/// The lines missing from (`-`) and added to (`+`) each PD's table.
+fn table_diff(actual: &BTreeMap<String, Vec<String>>, expected: &[(&str, &[&str])]) -> String {
     let expected: BTreeMap<String, Vec<String>> =
         expected.iter().map(|(pd, lines)| (pd.to_string(), lines.iter().map(|l| l.to_string()).collect())).collect();
     let mut diff = String::new();
@@ -176,7 +188,7 @@ fn assert_table(what: &str, actual: &BTreeMap<String, Vec<String>>, expected: &[
             diff += &format!("  {pd}: + {line}\n");
         }
     }
-    assert!(diff.is_empty(), "the {what} differ from the pinned table (- expected, + planned):\n{diff}");
+    diff
 }
 
 const PP_SYSTEM: &str = r#"<system>
@@ -191,9 +203,9 @@ const PP_SYSTEM: &str = r#"<system>
 fn a_pp_pd_receives_on_its_endpoint_and_others_on_their_notification() {
     let plan = plan_system(&parse(PP_SYSTEM));
     let server = caps_of(&plan, "server");
-    assert_eq!(server[0], "slot 1: endpoint of server, rights RWG, badge 0x0");
-    assert_eq!(caps_of(&plan, "client")[0], "slot 1: notification of client, rights RWG, badge 0x0");
-    assert_eq!(caps_of(&plan, "peer")[0], "slot 1: notification of peer, rights RWG, badge 0x0");
+    assert_eq!(server[0], "slot 1: endpoint of server, rights R--, badge 0x0");
+    assert_eq!(caps_of(&plan, "client")[0], "slot 1: notification of client, rights R--, badge 0x0");
+    assert_eq!(caps_of(&plan, "peer")[0], "slot 1: notification of peer, rights R--, badge 0x0");
     // Only the pp PD has an endpoint, with its notification bound.
     let bound: Vec<bool> = plan.spec.threads.iter().map(|t| t.bound_notification.is_some()).collect();
     assert_eq!(bound, [true, false, false]);
@@ -206,7 +218,7 @@ fn the_caller_of_a_pp_channel_gets_the_endpoint_badged_with_the_callee_end() {
     let slot = cspace::PROTECTED_CALL_BASE + 5;
     assert!(
         client
-            .contains(&format!("slot {slot}: endpoint of server, rights RWG, badge {:#x}", badge::PROTECTED_CALL | 3)),
+            .contains(&format!("slot {slot}: endpoint of server, rights -WG, badge {:#x}", badge::PROTECTED_CALL | 3)),
         "{client:#?}"
     );
     // The callee cannot call back, and no one else may call.
@@ -276,20 +288,20 @@ const DEVICE_SYSTEM: &str = r#"<system>
 fn io_ports_and_irqs_go_only_to_the_pd_that_declares_them() {
     let plan = plan_system(&parse(DEVICE_SYSTEM));
     let clock = caps_of(&plan, "clock");
-    assert!(clock.contains(&format!("slot {}: I/O ports 0x40..=0x43, rights RWG, badge 0x0", cspace::IOPORT_BASE + 1)));
+    assert!(clock.contains(&format!("slot {}: I/O ports 0x40..=0x43, rights n/a, badge 0x0", cspace::IOPORT_BASE + 1)));
     let vector = plan.spec.irqs[0].vector;
     assert_eq!(plan.spec.irqs.len(), 1);
     assert!(
         clock.contains(&format!(
-            "slot {}: IRQ handler of IOAPIC 0 pin 2, delivered to notification of clock (badge 0x80), rights RWG, badge 0x0",
+            "slot {}: IRQ handler of IOAPIC 0 pin 2, delivered to notification of clock (badge 0x80), rights n/a, badge 0x0",
             cspace::IRQ_BASE + 7
         )),
         "{clock:#?} (vector {vector})"
     );
     let plain = caps_of(&plan, "plain");
     assert!(!plain.iter().any(|c| c.contains("IRQ") || c.contains("I/O ports")), "{plain:#?}");
-    // Only the own objects: input, fault endpoint, notification, TCB.
-    assert_eq!(plain.len(), 4, "{plain:#?}");
+    // Only the own objects: input, fault endpoint, notification (no TCB).
+    assert_eq!(plain.len(), 3, "{plain:#?}");
     assert_eq!(plan.spec.ioports, [IoPortRange { first: 0x40, last: 0x43 }]);
 }
 
@@ -312,29 +324,26 @@ fn children_are_controlled_by_their_parent_and_fault_to_it() {
                 "supervisor",
                 &[
                     // A parent has an endpoint, for its children's faults.
-                    "slot 1: endpoint of supervisor, rights RWG, badge 0x0",
-                    "slot 2: monitor fault endpoint, rights RWG, badge 0x1",
-                    "slot 3: notification of supervisor, rights RWG, badge 0x0",
-                    "slot 4: TCB of supervisor, rights RWG, badge 0x0",
-                    "slot 322: TCB of worker, rights RWG, badge 0x0",
+                    "slot 1: endpoint of supervisor, rights R--, badge 0x0",
+                    "slot 2: monitor fault endpoint, rights -WG, badge 0x1",
+                    "slot 3: notification of supervisor, rights R--, badge 0x0",
+                    "slot 322: TCB of worker, rights n/a, badge 0x0",
                 ],
             ),
             (
                 "worker",
                 &[
-                    "slot 1: notification of worker, rights RWG, badge 0x0",
-                    "slot 2: endpoint of supervisor, rights RWG, badge 0x4000002",
-                    "slot 3: notification of worker, rights RWG, badge 0x0",
-                    "slot 4: TCB of worker, rights RWG, badge 0x0",
+                    "slot 1: notification of worker, rights R--, badge 0x0",
+                    "slot 2: endpoint of supervisor, rights -WG, badge 0x4000002",
+                    "slot 3: notification of worker, rights R--, badge 0x0",
                 ],
             ),
             (
                 "loner",
                 &[
-                    "slot 1: notification of loner, rights RWG, badge 0x0",
-                    "slot 2: monitor fault endpoint, rights RWG, badge 0x3",
-                    "slot 3: notification of loner, rights RWG, badge 0x0",
-                    "slot 4: TCB of loner, rights RWG, badge 0x0",
+                    "slot 1: notification of loner, rights R--, badge 0x0",
+                    "slot 2: monitor fault endpoint, rights -WG, badge 0x3",
+                    "slot 3: notification of loner, rights R--, badge 0x0",
                 ],
             ),
         ],
@@ -356,100 +365,94 @@ fn microkit_system_plan_is_pinned() {
 }
 
 /// Every capability of every PD of `microkit.system`: `slot N: object,
-/// rights RWG (read, write, grant), badge`.
+/// rights` (R receive, W send, G grant; `n/a` for IRQ handlers, I/O ports
+/// and TCBs, which have no rights bits)`, badge`.
 const MICROKIT_CAPS: &[(&str, &[&str])] = &[
 (
 "arpd",
 &[
-    "slot 1: endpoint of arpd, rights RWG, badge 0x0",
-    "slot 2: monitor fault endpoint, rights RWG, badge 0x4",
-    "slot 3: notification of arpd, rights RWG, badge 0x0",
-    "slot 4: TCB of arpd, rights RWG, badge 0x0",
+    "slot 1: endpoint of arpd, rights R--, badge 0x0",
+    "slot 2: monitor fault endpoint, rights -WG, badge 0x4",
+    "slot 3: notification of arpd, rights R--, badge 0x0",
     "slot 64: notification of net-mux, rights -W-, badge 0x2",
     "slot 67: notification of httpd, rights -W-, badge 0x2",
     "slot 74: notification of timer, rights -W-, badge 0x1",
-    "slot 128: endpoint of net-mux, rights RWG, badge 0x8000001",
-    "slot 138: endpoint of timer, rights RWG, badge 0x8000000",
+    "slot 128: endpoint of net-mux, rights -WG, badge 0x8000001",
+    "slot 138: endpoint of timer, rights -WG, badge 0x8000000",
 ],
 ),
 (
 "httpd",
 &[
-    "slot 1: notification of httpd, rights RWG, badge 0x0",
-    "slot 2: monitor fault endpoint, rights RWG, badge 0x7",
-    "slot 3: notification of httpd, rights RWG, badge 0x0",
-    "slot 4: TCB of httpd, rights RWG, badge 0x0",
+    "slot 1: notification of httpd, rights R--, badge 0x0",
+    "slot 2: monitor fault endpoint, rights -WG, badge 0x7",
+    "slot 3: notification of httpd, rights R--, badge 0x0",
     "slot 64: notification of net-mux, rights -W-, badge 0x8",
     "slot 65: notification of arpd, rights -W-, badge 0x8",
     "slot 66: notification of virtio-blk, rights -W-, badge 0x1",
     "slot 74: notification of timer, rights -W-, badge 0x4",
-    "slot 128: endpoint of net-mux, rights RWG, badge 0x8000003",
-    "slot 129: endpoint of arpd, rights RWG, badge 0x8000003",
-    "slot 138: endpoint of timer, rights RWG, badge 0x8000002",
-    "slot 256: I/O ports 0x70..=0x71, rights RWG, badge 0x0",
+    "slot 128: endpoint of net-mux, rights -WG, badge 0x8000003",
+    "slot 129: endpoint of arpd, rights -WG, badge 0x8000003",
+    "slot 138: endpoint of timer, rights -WG, badge 0x8000002",
+    "slot 256: I/O ports 0x70..=0x71, rights n/a, badge 0x0",
 ],
 ),
 (
 "net-mux",
 &[
-    "slot 1: endpoint of net-mux, rights RWG, badge 0x0",
-    "slot 2: monitor fault endpoint, rights RWG, badge 0x3",
-    "slot 3: notification of net-mux, rights RWG, badge 0x0",
-    "slot 4: TCB of net-mux, rights RWG, badge 0x0",
+    "slot 1: endpoint of net-mux, rights R--, badge 0x0",
+    "slot 2: monitor fault endpoint, rights -WG, badge 0x3",
+    "slot 3: notification of net-mux, rights R--, badge 0x0",
     "slot 64: notification of virtio-net, rights -W-, badge 0x2",
     "slot 65: notification of arpd, rights -W-, badge 0x1",
     "slot 66: notification of stray, rights -W-, badge 0x1",
     "slot 67: notification of httpd, rights -W-, badge 0x1",
-    "slot 128: endpoint of virtio-net, rights RWG, badge 0x8000001",
+    "slot 128: endpoint of virtio-net, rights -WG, badge 0x8000001",
 ],
 ),
 (
 "stray",
 &[
-    "slot 1: notification of stray, rights RWG, badge 0x0",
-    "slot 2: monitor fault endpoint, rights RWG, badge 0x5",
-    "slot 3: notification of stray, rights RWG, badge 0x0",
-    "slot 4: TCB of stray, rights RWG, badge 0x0",
+    "slot 1: notification of stray, rights R--, badge 0x0",
+    "slot 2: monitor fault endpoint, rights -WG, badge 0x5",
+    "slot 3: notification of stray, rights R--, badge 0x0",
     "slot 64: notification of net-mux, rights -W-, badge 0x4",
     "slot 74: notification of timer, rights -W-, badge 0x2",
-    "slot 128: endpoint of net-mux, rights RWG, badge 0x8000002",
-    "slot 138: endpoint of timer, rights RWG, badge 0x8000001",
+    "slot 128: endpoint of net-mux, rights -WG, badge 0x8000002",
+    "slot 138: endpoint of timer, rights -WG, badge 0x8000001",
 ],
 ),
 (
 "timer",
 &[
-    "slot 1: endpoint of timer, rights RWG, badge 0x0",
-    "slot 2: monitor fault endpoint, rights RWG, badge 0x1",
-    "slot 3: notification of timer, rights RWG, badge 0x0",
-    "slot 4: TCB of timer, rights RWG, badge 0x0",
+    "slot 1: endpoint of timer, rights R--, badge 0x0",
+    "slot 2: monitor fault endpoint, rights -WG, badge 0x1",
+    "slot 3: notification of timer, rights R--, badge 0x0",
     "slot 64: notification of arpd, rights -W-, badge 0x400",
     "slot 65: notification of stray, rights -W-, badge 0x400",
     "slot 66: notification of httpd, rights -W-, badge 0x400",
-    "slot 216: IRQ handler of IOAPIC 0 pin 2, delivered to notification of timer (badge 0x1000000), rights RWG, badge 0x0",
-    "slot 256: I/O ports 0x40..=0x43, rights RWG, badge 0x0",
+    "slot 216: IRQ handler of IOAPIC 0 pin 2, delivered to notification of timer (badge 0x1000000), rights n/a, badge 0x0",
+    "slot 256: I/O ports 0x40..=0x43, rights n/a, badge 0x0",
 ],
 ),
 (
 "virtio-blk",
 &[
-    "slot 1: notification of virtio-blk, rights RWG, badge 0x0",
-    "slot 2: monitor fault endpoint, rights RWG, badge 0x6",
-    "slot 3: notification of virtio-blk, rights RWG, badge 0x0",
-    "slot 4: TCB of virtio-blk, rights RWG, badge 0x0",
+    "slot 1: notification of virtio-blk, rights R--, badge 0x0",
+    "slot 2: monitor fault endpoint, rights -WG, badge 0x6",
+    "slot 3: notification of virtio-blk, rights R--, badge 0x0",
     "slot 64: notification of httpd, rights -W-, badge 0x4",
-    "slot 193: IRQ handler of PCI 1af4:1042, delivered to notification of virtio-blk (badge 0x2), rights RWG, badge 0x0",
+    "slot 193: IRQ handler of PCI 1af4:1042, delivered to notification of virtio-blk (badge 0x2), rights n/a, badge 0x0",
 ],
 ),
 (
 "virtio-net",
 &[
-    "slot 1: endpoint of virtio-net, rights RWG, badge 0x0",
-    "slot 2: monitor fault endpoint, rights RWG, badge 0x2",
-    "slot 3: notification of virtio-net, rights RWG, badge 0x0",
-    "slot 4: TCB of virtio-net, rights RWG, badge 0x0",
+    "slot 1: endpoint of virtio-net, rights R--, badge 0x0",
+    "slot 2: monitor fault endpoint, rights -WG, badge 0x2",
+    "slot 3: notification of virtio-net, rights R--, badge 0x0",
     "slot 65: notification of net-mux, rights -W-, badge 0x1",
-    "slot 192: IRQ handler of PCI 1af4:1041, delivered to notification of virtio-net (badge 0x1), rights RWG, badge 0x0",
+    "slot 192: IRQ handler of PCI 1af4:1041, delivered to notification of virtio-net (badge 0x1), rights n/a, badge 0x0",
 ],
 ),
 ];
@@ -550,3 +553,172 @@ const MICROKIT_MAPS: &[(&str, &[&str])] = &[
         ],
     ),
 ];
+
+/// The least-privilege properties, checked on a plan independently of
+/// `rights::check` (which the planner runs): only the owner of an endpoint
+/// or notification receives on it, and never on the monitor's fault
+/// endpoint; callers and fault senders hold Write and Grant, notifiers
+/// Write; no PD holds its own TCB, only a parent its children's; an IRQ
+/// handler only in the PD whose notification the interrupt is delivered
+/// to. Returns each PD's I/O port ranges, for the caller to pin.
+fn assert_least_privilege(plan: &Plan) -> BTreeMap<String, Vec<(u16, u16)>> {
+    let spec = &plan.spec;
+    let kind = |id: ObjId| spec.locate(id).map(|(o, _)| o.kind);
+    let thread_of_cnode: HashMap<ObjId, &Thread> = spec.threads.iter().map(|t| (t.cspace, t)).collect();
+    let name = |t: &Thread| spec.pds[t.pd as usize].name.clone();
+    let own_notification =
+        |t: &Thread| spec.caps.iter().find(|c| c.cnode == t.cspace && c.slot == cspace::NOTIFICATION).map(|c| c.source);
+    let mut readers: BTreeMap<ObjId, BTreeSet<String>> = BTreeMap::new();
+    let mut ports: BTreeMap<String, Vec<(u16, u16)>> = BTreeMap::new();
+    for cap in &spec.caps {
+        let t = thread_of_cnode[&cap.cnode];
+        let pd = name(t);
+        let at = format!("{pd} slot {}", cap.slot);
+        match cap.source {
+            CapSource::Object(id) => match kind(id) {
+                Some(ObjectKind::Endpoint | ObjectKind::Notification) => {
+                    if cap.rights.read {
+                        assert!(
+                            [cspace::INPUT, cspace::NOTIFICATION].contains(&cap.slot),
+                            "{at}: Read outside its own slots"
+                        );
+                        assert_ne!(id, spec.fault_endpoint, "{at}: Read on the monitor's fault endpoint");
+                        assert!(!cap.rights.write && !cap.rights.grant, "{at}: its own object, to receive only");
+                        readers.entry(id).or_default().insert(pd.clone());
+                    } else if kind(id) == Some(ObjectKind::Endpoint) {
+                        assert_eq!(cap.rights, Rights::WRITE_GRANT, "{at}: a call or fault endpoint");
+                    } else {
+                        assert_eq!(cap.rights, Rights::WRITE, "{at}: a peer's notification");
+                    }
+                }
+                Some(ObjectKind::Tcb) => {
+                    assert_ne!(id, t.tcb, "{at}: the PD's own TCB");
+                    let child = spec.threads.iter().find(|c| c.tcb == id).expect("a PD's TCB");
+                    assert_eq!(spec.pds[child.pd as usize].parent, Some(t.pd), "{at}: the TCB of a PD not its child");
+                }
+                other => panic!("{at}: a PD holds {other:?}"),
+            },
+            CapSource::Irq(i) => {
+                let to = spec.irqs[i as usize].notification;
+                assert_eq!(own_notification(t), Some(CapSource::Object(to)), "{at}: an IRQ delivered to another PD");
+            }
+            CapSource::IoPort(i) => {
+                let r = &spec.ioports[i as usize];
+                ports.entry(pd).or_default().push((r.first, r.last));
+            }
+        }
+    }
+    for (id, pds) in readers {
+        assert_eq!(pds.len(), 1, "object {id} is received on by {pds:?}");
+    }
+    let all: Vec<(u16, u16)> = ports.values().flatten().copied().collect();
+    for (i, a) in all.iter().enumerate() {
+        assert!(all[..i].iter().all(|b| a.1 < b.0 || b.1 < a.0), "I/O ports {a:x?} held twice");
+        assert!(a.1 < 0xcf8 || 0xcff < a.0, "PCI configuration ports {a:x?} given to a PD");
+    }
+    ports
+}
+
+#[test]
+fn microkit_system_grants_least_privilege() {
+    let plan = plan_system(&microkit_system());
+    let ports = assert_least_privilege(&plan);
+    // The PIT is the timer's; the CMOS real-time clock (0x70-0x71) is
+    // httpd's, which reads it for the `Date` header.
+    let expected: BTreeMap<String, Vec<(u16, u16)>> =
+        [("httpd".to_string(), vec![(0x70, 0x71)]), ("timer".to_string(), vec![(0x40, 0x43)])].into();
+    assert_eq!(ports, expected);
+    // The interrupts: the timer's PIT line and each virtio device's.
+    let holders: Vec<String> = cap_table(&plan)
+        .into_iter()
+        .filter(|(_, caps)| caps.iter().any(|c| c.contains("IRQ handler")))
+        .map(|(pd, _)| pd)
+        .collect();
+    assert_eq!(holders, ["timer", "virtio-blk", "virtio-net"]);
+}
+
+#[test]
+fn every_shipped_description_grants_least_privilege() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut files = vec![root.join("microkit.system")];
+    let mut tests: Vec<_> = std::fs::read_dir(root.join("tests/systems"))
+        .expect("tests/systems")
+        .map(|e| e.expect("an entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "system"))
+        .collect();
+    tests.sort();
+    files.extend(tests);
+    assert!(files.len() > 5, "{files:?}");
+    for path in files {
+        let sys = tools_sdf::parse_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        // `plan` itself refuses a plan that breaks `rights::check`.
+        let plan = plan_system(&sys);
+        assert_least_privilege(&plan);
+        let checked = rights::check(&plan.spec).expect("checked by the planner");
+        assert_eq!(checked.pds, plan.pds.len(), "{}", path.display());
+    }
+}
+
+/// What `rights::check` says about `spec` once `mutate` has changed the
+/// capability at `slot` of PD `pd`.
+fn mutated(plan: &Plan, pd: &str, slot: u64, mutate: impl FnOnce(&mut CapInstall)) -> Vec<rights::Violation> {
+    let mut spec = plan.spec.clone();
+    let index = spec.pds.iter().position(|p| p.name == pd).expect("a PD") as u32;
+    let cnode = spec.threads.iter().find(|t| t.pd == index).expect("its thread").cspace;
+    let cap = spec.caps.iter_mut().find(|c| c.cnode == cnode && c.slot == slot).expect("a planned cap");
+    mutate(cap);
+    rights::check(&spec).err().unwrap_or_default()
+}
+
+#[test]
+fn a_plan_granting_more_fails_the_rules_and_the_pin() {
+    let plan = plan_system(&microkit_system());
+    let call = cspace::PROTECTED_CALL_BASE;
+    // httpd calling net-mux with Read again, as before least privilege.
+    let v = mutated(&plan, "httpd", call, |c| c.rights = Rights::ALL);
+    assert!(
+        v.iter().any(|v| v.pd == "httpd"
+            && v.slot == call
+            && v.problem == rights::Problem::WrongRights { expected: Rights::WRITE_GRANT, found: Rights::ALL }),
+        "{v:#?}"
+    );
+    let mut spec = plan.spec.clone();
+    spec.caps.iter_mut().filter(|c| c.slot == call).for_each(|c| c.rights = Rights::ALL);
+    let loose = Plan { spec, data: Vec::new(), object_names: plan.object_names.clone(), pds: Vec::new() };
+    let diff = table_diff(&cap_table(&loose), MICROKIT_CAPS);
+    assert!(diff.contains("httpd: + slot 128: endpoint of net-mux, rights RWG"), "{diff}");
+
+    // The monitor's fault endpoint with Read.
+    let v = mutated(&plan, "arpd", cspace::FAULT_EP, |c| c.rights = Rights::ALL);
+    assert!(v.iter().any(|v| v.pd == "arpd" && matches!(v.problem, rights::Problem::WrongRights { .. })), "{v:#?}");
+    // A peer's notification with Read.
+    let v = mutated(&plan, "net-mux", cspace::OUTPUT_NOTIFICATION_BASE + 3, |c| c.rights = Rights::ALL);
+    assert!(v.iter().any(|v| matches!(v.problem, rights::Problem::ReadShared { .. })), "{v:#?}");
+    // httpd's own notification replaced by the NIC driver's IRQ handler.
+    let irq = plan.spec.caps.iter().find(|c| matches!(c.source, CapSource::Irq(_))).expect("an IRQ").source;
+    let v = mutated(&plan, "httpd", cspace::NOTIFICATION, |c| {
+        c.slot = cspace::IRQ_BASE;
+        c.source = irq;
+        c.rights = Rights::NONE;
+    });
+    assert!(v.iter().any(|v| v.pd == "httpd" && v.problem == rights::Problem::NotOwnNotification), "{v:#?}");
+    // A PD's own TCB back in slot 4.
+    let mut spec = plan.spec.clone();
+    let stray = spec.pds.iter().position(|p| p.name == "stray").expect("stray") as u32;
+    let t = spec.threads.iter().find(|t| t.pd == stray).expect("its thread").clone();
+    spec.caps.push(CapInstall {
+        cnode: t.cspace,
+        slot: 4,
+        source: CapSource::Object(t.tcb),
+        rights: Rights::ALL,
+        badge: 0,
+    });
+    let v = rights::check(&spec).expect_err("an own TCB");
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!((v[0].pd.as_str(), v[0].slot, &v[0].problem), ("stray", 4, &rights::Problem::NoSuchSlot));
+}
+
+#[test]
+fn the_description_and_the_boot_check_reserve_the_same_pci_configuration_ports() {
+    assert_eq!(tools_sdf::limits::PCI_CONFIG_PORTS, rights::PCI_CONFIG_PORTS);
+}

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::{free_id_hint, Validator};
 use crate::diagnostic::Loc;
-use crate::limits::{IOPORT_SPACE, MAX_IOPORT_ID, MAX_IRQ_VECTOR};
+use crate::limits::{IOPORT_SPACE, MAX_IOPORT_ID, MAX_IRQ_VECTOR, PCI_CONFIG_PORTS};
 use crate::model::{IoPort, Irq, PciDevice};
 
 impl Validator<'_, '_, '_> {
@@ -63,7 +63,10 @@ impl Validator<'_, '_, '_> {
     /// - fit in the 64 Ki port space;
     /// - ids are unique per PD (the id selects the PD's port capability);
     /// - ranges do not overlap anywhere in the system: a device's ports
-    ///   belong to one driver.
+    ///   belong to one driver;
+    /// - none reaches the PCI configuration ports ([`PCI_CONFIG_PORTS`]),
+    ///   which are the initialiser's: a PD holding them could reprogram
+    ///   every device (its BARs, its bus mastering).
     pub(super) fn ioports(&mut self) {
         for pd in self.system().all_pds() {
             let mut ids: HashMap<u8, Loc> = HashMap::new();
@@ -83,6 +86,19 @@ impl Validator<'_, '_, '_> {
                     );
                 } else {
                     ids.insert(port.id, port.loc);
+                }
+                let (first, last) = PCI_CONFIG_PORTS;
+                if u32::from(port.addr) <= u32::from(last) && u32::from(first) < port.end() {
+                    self.error(
+                        port.loc,
+                        format!(
+                            "I/O ports {} of `{}` reach the PCI configuration ports {first:#x}..={last:#x}",
+                            port_range(port),
+                            pd.name
+                        ),
+                        "configuration space is the initialiser's: declare the device with <pci_device> and \
+                         read its configuration from the snapshot the initialiser maps (config_vaddr)",
+                    );
                 }
                 if port.end() > IOPORT_SPACE {
                     self.error(
