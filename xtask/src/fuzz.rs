@@ -3,8 +3,9 @@
 //! another PD; `tests/README.md`, "Fuzzing") for a short time each, and
 //! fails on the first crash, panic, leak or timeout.
 //!
-//! Each target starts from its committed corpus (`fuzz/corpus/TARGET`) and
-//! the inputs of the bugs fuzzing found (`fuzz/regressions/TARGET`): every
+//! Each target starts from its committed corpus (`fuzz/corpus/TARGET`),
+//! real inputs kept elsewhere ([`SEED_DIRS`]) and the inputs of the bugs
+//! fuzzing found (`fuzz/regressions/TARGET`): every
 //! one of those is run first, so a bug that comes back fails at once. New
 //! inputs go to a scratch corpus under `target/fuzz/`, never into the
 //! committed one. A crashing input is written under `fuzz/artifacts/`.
@@ -20,6 +21,10 @@ use std::process::Command;
 
 /// Seconds each target runs when `--seconds` is not given.
 pub const DEFAULT_SECONDS: u32 = 20;
+
+/// Real inputs kept elsewhere in the repository that seed a target too
+/// (read, never written): the system descriptions, valid and invalid.
+const SEED_DIRS: &[(&str, &[&str])] = &[("system_description", &["tests/systems", "tests/invalid"])];
 
 /// The toolchain the targets build with.
 const TOOLCHAIN: &str = "nightly";
@@ -87,6 +92,9 @@ pub fn run(ws: &Path, args: &[String]) -> Result<()> {
             if dir.is_dir() {
                 args.push(dir.display().to_string());
             }
+        }
+        for (_, dirs) in SEED_DIRS.iter().filter(|(t, _)| t == target) {
+            args.extend(dirs.iter().map(|d| ws.join(d).display().to_string()));
         }
         args.extend(["--".into(), format!("-max_total_time={}", options.seconds), "-print_final_stats=1".into()]);
         println!("== fuzz {target}: {} s", options.seconds);
