@@ -1,6 +1,9 @@
 //! `cargo xtask lint`: the gate `.ci/run` passes before the tests.
 //!
-//! - `cargo fmt --all --check` (style in `rustfmt.toml`);
+//! - `cargo fmt --all --check` (style in `rustfmt.toml`), and the same
+//!   over the fuzz targets (`fuzz/`, a workspace of its own). They are not
+//!   given to clippy: they build only with the nightly toolchain and
+//!   libFuzzer, which `cargo xtask fuzz` uses;
 //! - `cargo clippy --all-targets -- -D warnings` over every host crate
 //!   (the libraries, tools and xtask; lints in the workspace's
 //!   `[workspace.lints]`);
@@ -19,6 +22,11 @@ use std::process::Command;
 pub fn run(ws: &Path) -> Result<()> {
     println!("== cargo fmt --check");
     cargo(ws, &["fmt", "--all", "--check"], "the tree is not formatted: run `cargo fmt --all`")?;
+    cargo(
+        ws,
+        &["fmt", "--manifest-path", "fuzz/Cargo.toml", "--check"],
+        "the fuzz targets are not formatted: run `cargo fmt --manifest-path fuzz/Cargo.toml`",
+    )?;
 
     let groups = program_groups(program_packages(ws)?);
     println!("== cargo clippy: host crates");

@@ -2,10 +2,12 @@
 //! benchmarking. Its parts, one module each: [`harness`] (kernel, system and
 //! site images, QEMU, Debian packages), [`itest`] (integration tests),
 //! [`bench`] (benchmarks), [`linux_guest`] (the benchmarks' Linux reference
-//! guest) and [`lint`] (the lint gate). `cargo xtask help` lists the commands;
+//! guest), [`lint`] (the lint gate) and [`fuzz`] (the fuzz targets).
+//! `cargo xtask help` lists the commands;
 //! [`COMMANDS`] is that list, and the dispatcher accepts exactly its names.
 
 mod bench;
+mod fuzz;
 mod harness;
 mod itest;
 mod lint;
@@ -26,6 +28,7 @@ enum Cmd {
     Bench,
     Site,
     Lint,
+    Fuzz,
     Help,
 }
 
@@ -49,6 +52,12 @@ const COMMANDS: &[(Cmd, &[&str], &str, &str)] = &[
     ),
     (Cmd::Site, &["site"], "DIR [--out FILE]", "build the site image of the document root DIR; print what it stored"),
     (Cmd::Lint, &["lint"], "", "the gate .ci/run passes first: cargo fmt --check, clippy -D warnings"),
+    (
+        Cmd::Fuzz,
+        &["fuzz"],
+        "[--seconds N] [TARGET]",
+        "run the cargo-fuzz targets (nightly) over their corpus, N s each (default 20); fails on a crash",
+    ),
     (Cmd::Help, &["help", "-h", "--help"], "", "this text (also with no command)"),
 ];
 
@@ -163,6 +172,7 @@ fn run() -> Result<()> {
         Cmd::Bench => bench::run(&ws, &args[1..])?,
         Cmd::Site => site::run(&ws, &args[1..], &usage())?,
         Cmd::Lint => lint::run(&ws)?,
+        Cmd::Fuzz => fuzz::run(&ws, &args[1..])?,
         Cmd::Help => println!("{}", usage()),
     }
     Ok(())

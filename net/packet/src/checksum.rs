@@ -99,7 +99,11 @@ pub fn verify(data: &[u8]) -> bool {
 /// `HC' = ~(~HC + ~m + m')`.
 ///
 /// Unlike eqn. 2 of RFC 1141 this never yields `0x0000` (positive zero) for
-/// a header whose checksum must be `0xffff`; RFC 1624 §3 shows why.
+/// a header whose checksum must be `0xffff`; RFC 1624 §3 shows why, for
+/// data that is never all zero, such as an IPv4 header. When every word
+/// covered is zero after the change, it gives `0x0000` where the checksum
+/// must be `0xffff` (the sum of all-zero words is +0, not -0): a checksum
+/// over data that can be all zero is recomputed instead.
 pub fn update_word(old_checksum: u16, old_word: u16, new_word: u16) -> u16 {
     let mut sum = Checksum::new();
     sum.add_word(!old_checksum);
@@ -208,6 +212,16 @@ mod tests {
         let old_value = u32::from_be_bytes([data[12], data[13], data[14], data[15]]);
         changed[12..16].copy_from_slice(&0x0a00_0001u32.to_be_bytes());
         assert_eq!(update_u32(old, old_value, 0x0a00_0001), checksum(&changed));
+    }
+
+    /// The limit [`update_word`] documents: data that becomes all zero.
+    #[test]
+    fn incremental_update_to_all_zero_data_gives_positive_zero() {
+        let data = [0x08, 0x00, 0, 0];
+        let old = checksum(&data);
+        assert_eq!(update_word(old, 0x0800, 0x0000), 0x0000);
+        assert_eq!(checksum(&[0; 4]), 0xffff);
+        assert!(!verify(&[0, 0, 0, 0]), "0x0000 over all-zero data does not verify");
     }
 
     /// RFC 1624 §4's example: a header whose checksum is 0x0000 after the

@@ -80,8 +80,10 @@ const QUOTED_DATA_LEN: usize = 8;
 /// returns the frame's length. RFC 792: "To form an echo reply message, the
 /// source and destination addresses are simply reversed, the type code
 /// changed to 0, and the checksum recomputed"; identifier, sequence number
-/// and data are returned unchanged. The checksum is updated incrementally
-/// for the changed type word (RFC 1624).
+/// and data are returned unchanged. The checksum is computed afresh over
+/// the reply (the request's was verified): RFC 1624's incremental update
+/// would give 0x0000 for a reply whose words are all zero (identifier,
+/// sequence and data zero), where the checksum must be 0xffff.
 pub fn echo_reply(request: &[u8], local: Local, out: &mut [u8]) -> Result<usize, ReplyError> {
     let peer = answerable(request, local)?;
     if !matches!(peer.transport, Transport::Icmp { icmp_type: IcmpType::ECHO_REQUEST, .. }) {
@@ -92,10 +94,9 @@ pub fn echo_reply(request: &[u8], local: Local, out: &mut [u8]) -> Result<usize,
     let frame = start_ipv4_frame(out, &peer, local, IpProtocol::ICMP, icmp_len)?;
     let reply = &mut frame[ethernet::HEADER_LEN + ipv4::HEADER_LEN..];
     reply[..icmp_len].copy_from_slice(message.as_bytes());
-    let old_type_word = u16::from_be_bytes([reply[0], reply[1]]);
     reply[0] = IcmpType::ECHO_REPLY.0;
-    let new_type_word = u16::from_be_bytes([reply[0], reply[1]]);
-    let sum = checksum::update_word(message.checksum(), old_type_word, new_type_word);
+    reply[2..4].fill(0);
+    let sum = checksum::checksum(&reply[..icmp_len]);
     reply[2..4].copy_from_slice(&sum.to_be_bytes());
     Ok(frame.len())
 }

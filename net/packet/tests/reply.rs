@@ -43,6 +43,22 @@ fn echo_reply_returns_identifier_sequence_and_data() {
     assert_eq!(payload, icmp(0, 0, [0xbe, 0xef, 0, 7], b"0123456789abcdef-odd"));
 }
 
+/// Found by the `packet` fuzz target: an echo request whose identifier,
+/// sequence number and data are all zero (scapy's `IP()/ICMP()`, for one)
+/// has a reply that sums to +0, whose checksum is 0xffff. RFC 1624's
+/// incremental update gives 0x0000 there, which no receiver accepts.
+#[test]
+fn echo_reply_to_an_all_zero_request_has_a_valid_checksum() {
+    for data in [&[][..], &[0; 8]] {
+        let request = frame_to_local(1, &icmp(8, 0, [0; 4], data));
+        let mut out = [0u8; 200];
+        let len = reply::echo_reply(&request, local(), &mut out).unwrap();
+        let payload = answer_payload(&out[..len]);
+        assert_eq!(payload, icmp(0, 0, [0; 4], data));
+        assert_eq!(IcmpMessage::parse(&payload).unwrap().checksum(), 0xffff);
+    }
+}
+
 #[test]
 fn echo_reply_refusals() {
     let mut out = [0u8; 200];

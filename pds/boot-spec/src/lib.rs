@@ -314,6 +314,24 @@ mod tests {
         assert_eq!(Spec::decode(&bytes[..bytes.len() - 1]), Err(SpecError::Decode));
     }
 
+    /// Found by the `ipc` fuzz target: a decoded spec whose counts add up
+    /// past `u32::MAX` overflowed (a panic in debug builds, a wrapped small
+    /// count in release ones).
+    #[test]
+    fn counts_past_u32_saturate() {
+        let spec = Spec {
+            objects: vec![
+                Object { kind: ObjectKind::Tcb, count: u32::MAX - 1 },
+                Object { kind: ObjectKind::CNode { radix_bits: 9 }, count: 3 },
+            ],
+            ..Default::default()
+        };
+        let spec = Spec::decode(&spec.encode()).unwrap();
+        assert_eq!(spec.instance_count(), u32::MAX);
+        assert_eq!(spec.locate(u32::MAX - 2).unwrap().1, u32::MAX - 2);
+        assert_eq!(spec.locate(u32::MAX - 1).unwrap(), (&spec.objects[1], 0));
+    }
+
     /// Badges fit the kernel's mint field and CSpace slots its CNode:
     /// checked when the crate compiles.
     #[test]

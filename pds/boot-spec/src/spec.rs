@@ -300,18 +300,22 @@ impl Spec {
     }
 
     /// Total number of object instances (each needs one slot in the monitor).
+    /// A decoded spec may hold any counts: a total above `u32::MAX` is
+    /// `u32::MAX`, more than any slot space holds, never a wrapped small
+    /// number.
     pub fn instance_count(&self) -> u32 {
-        self.objects.iter().map(|o| o.count).sum()
+        self.objects.iter().fold(0u32, |total, o| total.saturating_add(o.count))
     }
 
     /// The run an instance belongs to and its index within the run.
     pub fn locate(&self, id: ObjId) -> Option<(&Object, u32)> {
         let mut first = 0u32;
         for o in &self.objects {
-            if id < first + o.count {
+            let end = first.saturating_add(o.count);
+            if id < end {
                 return Some((o, id - first));
             }
-            first += o.count;
+            first = end;
         }
         None
     }

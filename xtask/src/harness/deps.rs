@@ -101,6 +101,48 @@ fn is_root() -> Result<bool> {
 /// Graphviz, to render the system diagram.
 pub const GRAPHVIZ: &[Package] = &[Package { name: "graphviz", probe: "dot" }];
 
+/// A cargo subcommand from crates.io, and the arguments that show it is
+/// installed (a run that succeeds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CargoTool {
+    /// The crate `cargo install` takes.
+    pub krate: &'static str,
+    /// Arguments to `cargo` that succeed once it is installed.
+    pub probe: &'static [&'static str],
+}
+
+/// cargo-fuzz, which `cargo xtask fuzz` runs (with the nightly toolchain).
+pub const CARGO_FUZZ: CargoTool = CargoTool { krate: "cargo-fuzz", probe: &["fuzz", "--version"] };
+
+/// Makes sure a cargo subcommand is installed: if its probe fails, runs
+/// `cargo install --locked` (into `~/.cargo/bin`, for any user), and
+/// probes again.
+pub fn ensure_cargo_tool(tool: &CargoTool) -> Result<()> {
+    let present = || {
+        Command::new(env!("CARGO"))
+            .args(tool.probe)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if present() {
+        return Ok(());
+    }
+    println!("installing {} from crates.io (cargo install --locked {})", tool.krate, tool.krate);
+    let status = Command::new(env!("CARGO"))
+        .args(["install", "--locked", tool.krate])
+        .status()
+        .context("running cargo install")?;
+    if !status.success() {
+        bail!("`cargo install --locked {}` failed with {status}", tool.krate);
+    }
+    if !present() {
+        bail!("{} was installed but `cargo {}` still fails", tool.krate, tool.probe.join(" "));
+    }
+    Ok(())
+}
+
 /// Runs apt-get non-interactively, its output going straight to the terminal.
 fn apt_get(args: &[&str]) -> Result<()> {
     let status = Command::new("apt-get")
