@@ -38,6 +38,15 @@ pub const QUEUE_SIZE: usize = 256;
 // A transmit chain is the virtio-net header and up to MAX_TX_SEGMENTS
 // segments; the room checks (`can_take_tx`) keep that many free.
 const _: () = assert!(QUEUE_SIZE > 1 + MAX_TX_SEGMENTS);
+/// Receive chains posted to the device below which returned receive
+/// buffers wake the driver (a quarter of the ring's chains). Above it the
+/// driver does not wait on `rx_free`: the next frame's interrupt reposts
+/// whatever came back. (Woken for every batch the client returned, the
+/// driver ran twice per received frame when frames came one by one, as a
+/// SYN flood's do.) While at least one chain is posted, a frame always
+/// brings that interrupt, so no buffer waits for ever.
+pub const RX_REFILL_BELOW: usize = QUEUE_SIZE / 2 / 4;
+const _: () = assert!(RX_REFILL_BELOW >= 1);
 /// virtio-net queue indices (5.1.2): receiveq1, transmitq1.
 pub const RX_QUEUE: u16 = 0;
 pub const TX_QUEUE: u16 = 1;
@@ -295,13 +304,16 @@ impl<'a> Driver<'a> {
     /// sends), so its next production is also the moment there is room.
     /// Waiting only when there is room already would lose that wake-up:
     /// with every receive buffer handed over and none posted, nothing
-    /// else would ever wake the driver.
+    /// else would ever wake the driver. `rx_free` is waited on only while
+    /// fewer than [`RX_REFILL_BELOW`] chains are posted.
     fn ready_to_sleep(&mut self) -> bool {
         // Non-short-circuit `|`: both queues must be re-armed.
         let used = self.rx.enable_interrupts() | self.tx.enable_interrupts();
         let tx_pending =
             self.tx.num_free() > MAX_TX_SEGMENTS && Self::wait_on(&self.tx_client.active, || self.can_take_tx());
-        let rx_pending = self.rx.num_free() >= 2 && Self::wait_on(&self.rx_client.free, || self.can_take_rx());
+        let rx_low = self.rx_held < RX_REFILL_BELOW;
+        let rx_pending =
+            self.rx.num_free() >= 2 && rx_low && Self::wait_on(&self.rx_client.free, || self.can_take_rx());
         !(used || tx_pending || rx_pending)
     }
 

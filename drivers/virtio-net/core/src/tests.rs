@@ -15,7 +15,9 @@
 
 extern crate std;
 
-use crate::driver::{private, tx_windows, ClientRegions, DmaWindow, Driver, InitError, QUEUE_SIZE, RX_QUEUE, TX_QUEUE};
+use crate::driver::{
+    private, tx_windows, ClientRegions, DmaWindow, Driver, InitError, QUEUE_SIZE, RX_QUEUE, RX_REFILL_BELOW, TX_QUEUE,
+};
 use crate::NET_HDR_LEN;
 use lib_net_protocol::{
     tx_offset, Stats, TxOffload, TxWindow, MAX_FRAME_LEN, MAX_TX_SEGMENTS, MIN_FRAME_LEN, RX_BUFFERS, RX_BUFFER_SIZE,
@@ -377,6 +379,38 @@ fn received_frames_reach_the_client_in_order_and_buffers_are_reposted() {
     assert_eq!(s.rx_bytes, frames.iter().map(|f| f.len() as u64).sum::<u64>());
     // Every buffer is accounted for: posted, or waiting in `rx_free`.
     assert_eq!(r.dev.rx_posted.len() + r.client_rx.free.len().unwrap(), RX_BUFFERS);
+}
+
+#[test]
+fn returned_buffers_wake_the_driver_only_when_the_device_runs_low() {
+    // RX_REFILL_BELOW: one wake per returned batch saved while the device
+    // has plenty posted; the next interrupt reposts them.
+    let mut r = rig(true);
+    r.lend(0..RX_CHAINS);
+    r.settle();
+    assert_eq!(r.dev.rx_posted.len(), RX_CHAINS);
+    r.dev.wire.extend((0..10).map(|i| frame(200 + i, 60)));
+    r.settle();
+    let got = r.receive();
+    assert_eq!(got.len(), 10);
+    r.give_back(got.iter().map(|&(o, _)| o));
+    assert!(!r.driver_woken, "{} chains posted: no wake for returned buffers", r.dev.rx_posted.len());
+    // The next frame's interrupt reposts them.
+    r.dev.wire.push_back(frame(300, 60));
+    r.settle();
+    assert_eq!(r.receive().len(), 1);
+    assert_eq!(r.dev.rx_posted.len(), RX_CHAINS - 1, "the ten came back into the ring");
+    // Run the ring down below the mark: now returned buffers wake it.
+    let many = RX_CHAINS - RX_REFILL_BELOW + 1;
+    r.dev.wire.extend((0..many).map(|i| frame(400 + i as u64, 60)));
+    r.settle();
+    let got = r.receive();
+    assert_eq!(got.len(), many);
+    assert!(r.dev.rx_posted.len() < RX_REFILL_BELOW);
+    r.give_back(got.iter().map(|&(o, _)| o));
+    assert!(r.driver_woken, "low on posted buffers: returned ones wake the driver");
+    r.settle();
+    assert_eq!(r.dev.rx_posted.len(), RX_CHAINS - 1, "and are posted at once (one the client kept)");
 }
 
 #[test]
