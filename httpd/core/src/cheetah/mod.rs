@@ -77,7 +77,7 @@
 //! ([`stream::Work`]) taken from a pool only while the connection has work:
 //! part of a request received, a response pending or unacknowledged. An
 //! idle keep-alive connection holds none. [`Layout`] carves the region:
-//! the TIME-WAIT table, a quarter of the rest for work contexts (at most
+//! the TIME-WAIT table, half of the rest for work contexts (at most
 //! [`MAX_WORKS`]), and the remainder for slots.
 //!
 //! # Hostile clients
@@ -274,7 +274,7 @@ pub fn layout<H, P, W>(bytes: usize) -> Layout {
     // Alignment and the small fixed arrays.
     let fixed = time_wait_bytes() + MAX_FRAME + 4096;
     let rest = bytes.saturating_sub(fixed);
-    let works = (rest / 4 / work_bytes::<H, P, W>()).clamp(1, MAX_WORKS);
+    let works = (rest / 2 / work_bytes::<H, P, W>()).clamp(1, MAX_WORKS);
     let left = rest.saturating_sub(works * (work_bytes::<H, P, W>() + 1));
     Layout { connections: (left / connection_bytes()).min(MAX_CONNECTIONS), works }
 }
