@@ -262,6 +262,9 @@ struct SystemRound {
     segments: Option<Segments>,
     /// The run under the SYN flood, and the SYNs per second sent.
     flood: Option<(Run, f64)>,
+    /// Host CPU microseconds QEMU spent per SYN of a slow flood (above
+    /// its idle use): the per-packet cost of the whole receive path.
+    syn_cost_us: Option<f64>,
     /// What went wrong, if the round ended early.
     failure: Option<String>,
 }
@@ -378,6 +381,7 @@ fn system_round(ctx: &RoundContext, list: &[Measure], boot: &dyn Fn(&Netns) -> R
         }
         if let Some(probe) = probe_index(list).map(|i| &list[i]) {
             round.segments = Some(segments(&ns, probe, ctx.script, ctx.plan.capture_seconds)?);
+            round.syn_cost_us = syn_cost(&ns, &session);
             round.flood = Some(flood(&ns, probe, ctx.script, ctx.plan.flood_seconds)?);
         }
         // Still alive after the flood?
@@ -731,6 +735,44 @@ fn flood(ns: &Netns, m: &Measure, script: &Path, seconds: u64) -> Result<(Run, f
     Ok((run, rate))
 }
 
+/// SYNs a second of the slow flood that [`syn_cost`] measures: far below
+/// what any of the systems absorbs, so that each is answered.
+const PROFILE_SYNS_PER_SECOND: u32 = 1000;
+const PROFILE_SECONDS: u64 = 3;
+
+/// Host CPU microseconds QEMU spends per SYN from a silent address (the
+/// receive path through every layer, and the answer's), measured as its
+/// CPU time during a flood of [`PROFILE_SYNS_PER_SECOND`] less its CPU
+/// time while idle for as long, over the SYNs sent. QEMU's TCG runs the
+/// guest's one CPU on one host thread, so this is the guest's per-packet
+/// cost in host time.
+fn syn_cost(ns: &Netns, session: &Session) -> Option<f64> {
+    let window = Duration::from_secs(PROFILE_SECONDS);
+    let idle_start = session.cpu_seconds()?;
+    std::thread::sleep(window);
+    let idle = session.cpu_seconds()? - idle_start;
+    let count = PROFILE_SYNS_PER_SECOND as u64 * PROFILE_SECONDS;
+    let start = session.cpu_seconds()?;
+    let began = Instant::now();
+    let sent = ns
+        .command("hping3")
+        .args(["-q", "-S", "-p", "80", "-a", netns::SILENT_IP, "-c", &count.to_string()])
+        .args(["-i", &format!("u{}", 1_000_000 / PROFILE_SYNS_PER_SECOND), netns::SERVER_IP])
+        .output()
+        .ok()?;
+    let busy = session.cpu_seconds()? - start;
+    if !sent.status.success() {
+        return None;
+    }
+    let idle_during = idle / window.as_secs_f64() * began.elapsed().as_secs_f64();
+    let cost = (busy - idle_during).max(0.0) * 1e6 / count as f64;
+    println!(
+        "  a SYN costs {cost:.0} us of host CPU ({count} at {PROFILE_SYNS_PER_SECOND}/s; QEMU idle: {:.0} %)",
+        idle * 100.0 / PROFILE_SECONDS as f64
+    );
+    Some(cost)
+}
+
 /// The TAP device's counters: frames sent to the guest, dropped on the
 /// way to it, received from it.
 fn tap_counters(ns: &Netns) -> Result<(u64, u64, u64)> {
@@ -971,6 +1013,13 @@ fn markdown(
         "| SYN flood (hping3 from a silent address): legitimate req/s ({}) during / without | {} |",
         probe_name,
         flood.join(" | ")
+    )?;
+    let costs: Vec<Option<f64>> =
+        (0..SYSTEMS.len()).map(|s| median_of(rounds[s].iter().map(|r| r.syn_cost_us))).collect();
+    writeln!(
+        t,
+        "| host CPU per SYN from a silent address ({PROFILE_SYNS_PER_SECOND}/s for {PROFILE_SECONDS} s, QEMU's time less its idle time), us | {} |",
+        row_of(&costs, |v| figure(Some(v), 0))
     )?;
     let failures: Vec<String> = SYSTEMS
         .iter()

@@ -106,6 +106,9 @@ pub fn command_line(cmd: &Command) -> String {
 }
 
 /// A running QEMU whose serial output is read line by line.
+/// `sysconf(_SC_CLK_TCK)` on Linux (USER_HZ, the unit of `/proc`'s times).
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+
 pub struct Session {
     child: Child,
     lines: Receiver<String>,
@@ -159,6 +162,19 @@ impl Session {
             Some(line) => Ok(line.clone()),
             None => Ok(self.expect(needle, timeout)?.0),
         }
+    }
+
+    /// Host CPU seconds QEMU has used so far (user and system, from
+    /// `/proc/PID/stat`; the child is QEMU itself, or `ip netns exec`,
+    /// which execs it). `None` if it cannot be read.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        // The fields after the command name (which may hold spaces) in
+        // parentheses: utime and stime are the 14th and 15th of the line.
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        Some(ticks / CLOCK_TICKS_PER_SECOND)
     }
 
     /// After a failed check: collects what QEMU still prints and prints
