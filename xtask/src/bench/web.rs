@@ -726,13 +726,15 @@ fn flood(ns: &Netns, m: &Measure, script: &Path, seconds: u64) -> Result<(Run, f
     }
     let out = hping.wait_with_output()?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    let sent: u64 = text
-        .lines()
-        .find_map(|l| l.split_once(" packets transmitted").and_then(|(n, _)| n.trim().parse().ok()))
-        .with_context(|| format!("no packet count in hping3's output:\n{text}"))?;
+    let sent = transmitted(&text).with_context(|| format!("no packet count in hping3's output:\n{text}"))?;
     let rate = sent as f64 / elapsed;
     print_run(&format!("under a SYN flood of {rate:.0}/s, {}", m.name), &run);
     Ok((run, rate))
+}
+
+/// The packets hping3 says it sent ("N packets transmitted").
+fn transmitted(text: &str) -> Option<u64> {
+    text.lines().find_map(|l| l.split_once(" packets transmitted").and_then(|(n, _)| n.trim().parse().ok()))
 }
 
 /// SYNs a second of the slow flood that [`syn_cost`] measures: far below
@@ -761,11 +763,15 @@ fn syn_cost(ns: &Netns, session: &Session) -> Option<f64> {
         .output()
         .ok()?;
     let busy = session.cpu_seconds()? - start;
-    if !sent.status.success() {
+    // hping3 exits with 1 when nothing answered (the silent address gets
+    // no SYN-ACK): the count it printed says what was sent.
+    let text = String::from_utf8_lossy(&sent.stdout).into_owned() + &String::from_utf8_lossy(&sent.stderr);
+    let Some(count) = transmitted(&text) else {
+        println!("  the SYN cost was not measured: no packet count in hping3's output:\n{text}");
         return None;
-    }
+    };
     let idle_during = idle / window.as_secs_f64() * began.elapsed().as_secs_f64();
-    let cost = (busy - idle_during).max(0.0) * 1e6 / count as f64;
+    let cost = (busy - idle_during).max(0.0) * 1e6 / count.max(1) as f64;
     println!(
         "  a SYN costs {cost:.0} us of host CPU ({count} at {PROFILE_SYNS_PER_SECOND}/s; QEMU idle: {:.0} %)",
         idle * 100.0 / PROFILE_SECONDS as f64
