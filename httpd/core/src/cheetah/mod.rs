@@ -782,6 +782,12 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: Copy + 'static> S
         }
         let Some(conn) = slot.tcp.as_ref() else { return };
         match conn.state() {
+            // Out of transmit buffers, its last segment (the ACK of the
+            // peer's FIN, or a RST) may not have gone: the connection ends
+            // on a later visit, once it has. (Turned into a TIME-WAIT
+            // record now, the ACK would be lost and the peer would resend
+            // its FIN into the record's rate-limited answers.)
+            State::TimeWait | State::Closed if self.starved => {}
             State::TimeWait => {
                 let (snd, rcv) = conn.next_numbers();
                 self.timewait.insert(slot.tuple, snd, rcv, now / MS_NS);

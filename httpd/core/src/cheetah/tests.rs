@@ -468,6 +468,41 @@ fn the_close_mode_exchange_is_three_segments_from_the_server() {
 }
 
 #[test]
+fn the_ack_of_the_peer_s_fin_waits_for_a_transmit_buffer_before_time_wait() {
+    // Two connections' FINs arrive together with one transmit buffer free:
+    // the first ACK takes it, and the second connection becomes a TIME-WAIT
+    // record only once its ACK went too (else the peer resends its FIN
+    // into the record's rate-limited answers, as a benchmark showed).
+    let mut net = Net::default();
+    let client = [10, 0, 2, 2];
+    let request = b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let mut ends = Vec::new();
+    for port in [5001, 5002] {
+        inject(&mut net, raw(client, port, 1000, 0, SYN, true, &[]));
+        net.server_step();
+        let iss = drain(&mut net)[0].seq;
+        inject(&mut net, raw(client, port, 1001, iss + 1, ACK, false, request));
+        net.server_step();
+        let response = drain(&mut net);
+        assert!(response[0].flags.fin());
+        ends.push(iss + 1 + response[0].payload.len() as u32 + 1);
+    }
+    let fin_seq = 1001 + request.len() as u32;
+    net.server.wire.link.tx_capacity = 1;
+    for (port, end) in [5001, 5002].into_iter().zip(&ends) {
+        inject(&mut net, raw(client, port, fin_seq, *end, ACK.union(TcpFlags::FIN), false, &[]));
+    }
+    let mut acked = Vec::new();
+    for _ in 0..4 {
+        net.server_step();
+        acked.extend(drain(&mut net).into_iter().map(|s| (s.dst_port, s.flags.0 & 0x3f, s.ack)));
+    }
+    acked.sort();
+    assert_eq!(acked, [(5001, ACK.0, fin_seq + 1), (5002, ACK.0, fin_seq + 1)], "both FINs acknowledged");
+    assert_eq!((net.server.connections(), net.server.time_wait_records()), (0, 2));
+}
+
+#[test]
 fn a_syn_flood_from_many_addresses_leaves_no_state_while_a_client_is_served() {
     let mut net = Net::default();
     let mut rng = Rng(77);
