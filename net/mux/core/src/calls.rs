@@ -3,7 +3,7 @@
 use core::fmt;
 
 use net_filter::{Filter, FilterError, FilterId, FilterKind, Grant, Owner, Table};
-use net_mux_api::{encode_reply, MuxError, MuxStats, NodeInfo, Reply, ReplyMessage, Request};
+use net_mux_api::{encode_reply, MuxError, MuxStats, NodeInfo, Reply, ReplyMessage, Request, MAX_FILTERS_PER_CLIENT};
 use net_packet::Malformed;
 
 use crate::{Client, LogSink, Mux, SharedMemory, TxDrop, FILTER_SLOTS};
@@ -37,6 +37,7 @@ impl fmt::Display for Refusal<'_> {
             FilterError::Full => write!(f, "filter table full"),
             FilterError::NoSuchFilter => write!(f, "no such filter"),
             FilterError::NotOwner => write!(f, "not its filter"),
+            FilterError::QuotaExceeded => write!(f, "holds {MAX_FILTERS_PER_CLIENT} filters already (its quota)"),
         }?;
         write!(f, " (error {})", self.error.code())
     }
@@ -103,8 +104,10 @@ impl<M: SharedMemory> Mux<'_, M> {
         encode_reply(&result)
     }
 
-    /// Installs `filter` for client `n` inside its grant; a refusal is
-    /// counted and logged with the client's name, the filter and why.
+    /// Installs `filter` for client `n` inside its grant and its quota (at
+    /// most [`MAX_FILTERS_PER_CLIENT`] filters held, checked first); a
+    /// refusal is counted and logged with the client's name, the filter and
+    /// why.
     fn install(
         &mut self,
         n: usize,
@@ -115,7 +118,11 @@ impl<M: SharedMemory> Mux<'_, M> {
         let Some(Some(client)) = self.clients.get(n) else { return Err(FilterError::NotOwner) };
         let grant = Grant { filters: client.config.grant(), may_copy: client.config.may_copy };
         let owner = client.owner;
-        let result = self.table.install(owner, &grant, filter, kind);
+        let result = if self.table.count_of(owner) >= MAX_FILTERS_PER_CLIENT {
+            Err(FilterError::QuotaExceeded)
+        } else {
+            self.table.install(owner, &grant, filter, kind)
+        };
         if let Err(error) = result {
             if let Some(Some(client)) = self.clients.get_mut(n) {
                 client.counters.claims_refused += 1;

@@ -102,9 +102,13 @@
 //! the driver returns the last descriptor of its frame on `tx_free`.
 //!
 //! Frames are taken from the clients in rounds of at most [`TX_BATCH`]
-//! frames each, so that a busy client does not starve the others of slots,
-//! and only while the driver can take a frame of the most pieces: a free
-//! slot and room for [`MAX_TX_SEGMENTS`] descriptors on its `tx_active`.
+//! frames each, so that a busy client does not starve the others of slots;
+//! a round starts with the client whose turn the driver cut short in the
+//! previous one (or the next client, if that one had sent in its turn),
+//! not with client 0, so the slots the driver frees go round the busy
+//! clients in turn. Frames are taken only while the driver can take a
+//! frame of the most pieces: a free slot and room for [`MAX_TX_SEGMENTS`]
+//! descriptors on its `tx_active`.
 //! Otherwise the frames wait in the clients' queues until the driver
 //! returns some. A descriptor is taken from a client's `tx_active` only
 //! while its `tx_free` has room for it and for every descriptor of the
@@ -192,6 +196,9 @@ const _: () = {
     assert!(MAX_FRAME_LEN <= TX_SLOT_SIZE);
     assert!(TX_HEADER_COPY >= 14 + 20 + 60);
     assert!(MAX_CLIENTS <= 16 && MAX_CLIENTS <= net_filter::MAX_OWNERS);
+    // Quotas: no client can fill the table for another.
+    assert!(MAX_CLIENTS * net_mux_api::MAX_FILTERS_PER_CLIENT <= FILTER_SLOTS);
+    assert!(net_config::MAX_CLAIMS <= net_mux_api::MAX_FILTERS_PER_CLIENT);
     assert!(RX_QUEUE_CAPACITY >= RX_BUFFERS, "every driver buffer fits in its rx_free");
 };
 
@@ -402,6 +409,8 @@ pub struct Mux<'a, M> {
     /// The driver's offloads (`net-protocol` `OFFLOAD_*` bits): what
     /// clients may ask of it, and what the `Node` call tells them.
     offloads: u64,
+    /// The client whose transmit turn comes first in the next round.
+    tx_next: usize,
 }
 
 impl<'a, M: SharedMemory> Mux<'a, M> {
@@ -449,6 +458,7 @@ impl<'a, M: SharedMemory> Mux<'a, M> {
             client_count: config.clients().len(),
             frame: [0; MAX_FRAME_LEN],
             offloads: 0,
+            tx_next: 0,
         };
         let mut ports = clients.into_iter();
         for (n, client_config) in config.clients().iter().enumerate() {

@@ -1601,3 +1601,60 @@ fn received_checksum_states_reach_the_clients_and_partial_ones_are_completed() {
     assert_eq!(got[2], (request.clone(), 0));
     assert_eq!(got[3], (partial, 0));
 }
+
+// --- Least privilege: quotas, fairness ---------------------------------------
+
+#[test]
+fn a_client_holds_at_most_its_quota_of_filters_and_others_still_install() {
+    let mut node = Node::new();
+    // watch holds its boot watch `icmp`; it may hold MAX_FILTERS_PER_CLIENT.
+    let quota = net_mux_api::MAX_FILTERS_PER_CLIENT;
+    let mut ids = Vec::new();
+    for port in 1..quota {
+        ids.push(node.install(WATCH, &std::format!("tcp dst {port}"), FilterKind::Copy).unwrap());
+    }
+    assert_eq!(node.mux.table().count_of(net_filter::Owner::new(WATCH).unwrap()), quota);
+    assert_eq!(node.install(WATCH, "tcp dst 999", FilterKind::Copy), refused(FilterError::QuotaExceeded));
+    assert_eq!(node.counters(WATCH).claims_refused, 1);
+    assert!(node.logged("refused watch's claim `tcp dst 999` (copy): holds 8 filters already (its quota) (error 8)"));
+    // The table is not full: another client installs.
+    assert!(node.install(WEB, "tcp dst 8080", FilterKind::Exclusive).is_ok());
+    // A removal makes room again.
+    assert_eq!(node.remove(WATCH, ids[0]), Ok(Reply::Removed));
+    assert!(node.install(WATCH, "tcp dst 999", FilterKind::Copy).is_ok());
+}
+
+#[test]
+fn two_busy_clients_both_progress_when_the_driver_frees_few_slots() {
+    let mut node = Node::new();
+    node.install(WATCH, "tcp dst 443", FilterKind::Exclusive).unwrap();
+    let from_web = outbound(6, &tcp(80, 40000, ACK, b"w"));
+    let from_watch = outbound(6, &tcp(443, 40000, ACK, b"x"));
+    for (client, frame) in [(WEB, &from_web), (WATCH, &from_watch)] {
+        node.clients[client].tx_data.put(0, frame);
+        for _ in 0..TX_QUEUE_CAPACITY {
+            node.clients[client].send_descs(&[header_desc(0, frame.len(), 0)]);
+        }
+    }
+    node.handle();
+    // Every slot in flight; then the driver returns 8 frames per wake-up.
+    let mut in_flight = node.driver.take_sent();
+    assert!(in_flight.len() > TX_SLOTS - MAX_TX_SEGMENTS);
+    let (mut web, mut watch) = (0, 0);
+    for _ in 0..16 {
+        for frame in in_flight.drain(..8) {
+            node.driver.give_back(&frame);
+        }
+        node.clients[WEB].returned();
+        node.clients[WATCH].returned();
+        node.handle();
+        let sent = node.driver.take_sent();
+        web += sent.iter().filter(|f| f.bytes == from_web).count();
+        watch += sent.iter().filter(|f| f.bytes == from_watch).count();
+        in_flight.extend(sent);
+    }
+    // Turns alternate: neither client takes every freed slot (with rounds
+    // that always began at client 0, web took all of them).
+    assert!(web + watch >= 16 * 8);
+    assert!(web.abs_diff(watch) <= 16, "web {web}, watch {watch}");
+}

@@ -183,12 +183,23 @@ impl<M: SharedMemory> Mux<'_, M> {
     /// while the driver can take one more ([`Driver::can_submit`]).
     /// Returns whether it stopped because the driver could not (every slot
     /// in flight, or its `tx_active` too full).
+    ///
+    /// Round robin across wake-ups: a round starts with the client whose
+    /// turn the driver cut short last time ([`Mux::tx_next`]), or the one
+    /// after it if it had sent in that turn, never always with client 0, so
+    /// that a client that always has frames waiting cannot take every slot
+    /// the driver frees while the others wait.
     pub(crate) fn transmit(&mut self) -> bool {
+        let count = self.client_count.max(1);
         loop {
             let mut progress = false;
-            for n in 0..self.client_count {
-                for _ in 0..TX_BATCH {
+            let first = self.tx_next % count;
+            for n in (first..count).chain(0..first) {
+                for sent in 0..TX_BATCH {
                     if !self.driver.can_submit() {
+                        // Its turn was cut short: it goes first next time,
+                        // unless it had sent already (then the next one).
+                        self.tx_next = if sent == 0 { n } else { (n + 1) % count };
                         return true;
                     }
                     let Some(Some(client)) = self.clients.get_mut(n) else { break };
