@@ -207,10 +207,12 @@ impl<M: SharedMemory> Mux<'_, M> {
         let table = self.table.counters();
         let driver = &self.driver.counters;
         log(format_args!(
-            "rx {} tx {} driver errors {}; no match {}, unclaimed ipv4 {}; malformed {}: {}",
+            "rx {} tx {} driver errors {}; not for the node {}: {}; no match {}, unclaimed ipv4 {}; malformed {}: {}",
             driver.rx_frames,
             driver.tx_frames,
             driver.errors,
+            driver.rx_refused.iter().sum::<u64>(),
+            NonZero { counters: &driver.rx_refused, name: crate::RxRefused::name_of },
             table.no_match,
             table.unclaimed_ipv4,
             table.malformed_total(),

@@ -18,14 +18,23 @@
 //! all on the driver's `rx_free` at start ([`Mux::new`]). For each frame
 //! on the driver's `rx_active` it
 //!
-//! 1. classifies the frame in place with [`net_filter::Table::classify_frame`]
+//! 1. drops a frame not addressed to the node, counted per reason
+//!    ([`RxRefused`], [`DriverCounters::rx_refused`]): the NIC receives
+//!    every frame on the link (QEMU's virtio-net, like a promiscuous
+//!    NIC, filters nothing), so the Ethernet destination must be the
+//!    node's MAC or broadcast (multicast: no PD can subscribe, so none),
+//!    and an IPv4 destination the node's address or a broadcast of its
+//!    link (RFC 1122 §3.3.4.2: a host that does not forward discards the
+//!    rest). No other PD sees such a frame, and the stray daemon never
+//!    answers one;
+//! 2. classifies the frame in place with [`net_filter::Table::classify_frame`]
 //!    (the driver handed the buffer over and neither it nor the device
 //!    writes it until it is returned): a malformed frame is counted there,
 //!    under its reason, and dropped;
-//! 2. copies it into a free receive buffer of the exclusive receiver and
+//! 3. copies it into a free receive buffer of the exclusive receiver and
 //!    of every copy receiver, and enqueues it on that client's `rx_active`:
 //!    the one copy of the receive path;
-//! 3. returns the buffer to the driver on its `rx_free`.
+//! 4. returns the buffer to the driver on its `rx_free`.
 //!
 //! Towards a client the demultiplexer plays the driver's part of
 //! `net-protocol`: the client lends its `rx_data` buffers on `rx_free`, and
@@ -169,6 +178,7 @@ use net_config::{ClientConfig, NetConfig, NodeAddress, MAX_CLIENTS};
 use net_filter::{Owner, Table};
 use net_packet::EthernetAddress;
 
+pub use rx::RxRefused;
 pub use tx::TxDrop;
 
 /// Slots of the filter table (boot claims and run-time installs of every
@@ -360,6 +370,9 @@ pub struct DriverCounters {
     /// Bad entries from the driver: lengths or offsets outside
     /// `net-protocol`, unknown transmit slots, corrupt indices.
     pub errors: u64,
+    /// Received frames not addressed to the node, dropped before
+    /// classification, by [`RxRefused::index`].
+    pub rx_refused: [u64; RxRefused::COUNT],
 }
 
 /// The driver side: its queues and the `tx_payload` slots.

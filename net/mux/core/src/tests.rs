@@ -1658,3 +1658,38 @@ fn two_busy_clients_both_progress_when_the_driver_frees_few_slots() {
     assert!(web + watch >= 16 * 8);
     assert!(web.abs_diff(watch) <= 16, "web {web}, watch {watch}");
 }
+
+#[test]
+fn frames_not_addressed_to_the_node_reach_no_client_and_are_counted_by_reason() {
+    let mut node = Node::new();
+    let other_mac = [0x52, 0x54, 0x00, 0x99, 0x99, 0x99];
+    let web = ipv4(PEER, US, 6, &tcp(40000, 80, SYN, b""));
+    let to_other_station = ethernet(other_mac, PEER_MAC, 0x0800, &web);
+    let to_multicast = ethernet([0x01, 0x00, 0x5e, 0, 0, 1], PEER_MAC, 0x0800, &web);
+    let to_other_host = ethernet(MAC, PEER_MAC, 0x0800, &ipv4(PEER, [10, 0, 2, 99], 6, &tcp(40000, 80, SYN, b"")));
+    let arp_for_another = {
+        let mut frame = arp(2, PEER_MAC, PEER, US);
+        frame[..6].copy_from_slice(&other_mac);
+        frame
+    };
+    node.wire(&[&to_other_station, &to_multicast, &to_other_host, &arp_for_another]);
+    for client in &mut node.clients {
+        assert!(client.received().is_empty());
+    }
+    let refused = node.mux.driver_counters().rx_refused;
+    assert_eq!(refused[RxRefused::NotOurMac.index()], 2);
+    assert_eq!(refused[RxRefused::Multicast.index()], 1);
+    assert_eq!(refused[RxRefused::NotOurIp.index()], 1);
+    assert_eq!(node.mux.table().counters().unclaimed_ipv4, 0, "not classified");
+    // What is the node's still arrives: to its MAC, and IPv4 broadcasts in
+    // a link-layer broadcast (to the stray daemon, which will not answer).
+    let broadcast_udp = ethernet([0xff; 6], PEER_MAC, 0x0800, &ipv4(PEER, [10, 0, 2, 255], 17, &udp(68, 67, b"")));
+    let limited = ethernet([0xff; 6], PEER_MAC, 0x0800, &ipv4(PEER, [255; 4], 17, &udp(68, 67, b"")));
+    let syn = ethernet(MAC, PEER_MAC, 0x0800, &web);
+    node.wire(&[&broadcast_udp, &limited, &syn, &arp(1, PEER_MAC, PEER, US)]);
+    assert_eq!(node.clients[WEB].received(), [syn]);
+    assert_eq!(node.clients[STRAY].received(), [broadcast_udp, limited]);
+    assert_eq!(node.clients[ARPD].received().len(), 1);
+    node.stats(WEB);
+    assert!(node.logged("not for the node 4: not-our-mac 2, multicast 1, not-our-ip 1"), "{:#?}", node.log);
+}
