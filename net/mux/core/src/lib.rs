@@ -158,6 +158,7 @@
 #![cfg_attr(not(test), forbid(unsafe_code))]
 #![cfg_attr(test, deny(unsafe_code))]
 
+mod answers;
 mod calls;
 mod rx;
 mod tx;
@@ -178,6 +179,7 @@ use net_config::{ClientConfig, NetConfig, NodeAddress, MAX_CLIENTS};
 use net_filter::{Owner, Table};
 use net_packet::EthernetAddress;
 
+pub use answers::TICKETS;
 pub use rx::RxRefused;
 pub use tx::TxDrop;
 
@@ -424,6 +426,11 @@ pub struct Mux<'a, M> {
     offloads: u64,
     /// The client whose transmit turn comes first in the next round.
     tx_next: usize,
+    /// The tickets and rate limits of the clients' answers (`answers`).
+    answers: answers::Answers,
+    /// Monotonic time in nanoseconds (the timer PD's `NOW`), if the PD
+    /// has a clock: answer rate limits and log rate limits need it.
+    clock: Option<fn() -> u64>,
 }
 
 impl<'a, M: SharedMemory> Mux<'a, M> {
@@ -472,6 +479,8 @@ impl<'a, M: SharedMemory> Mux<'a, M> {
             frame: [0; MAX_FRAME_LEN],
             offloads: 0,
             tx_next: 0,
+            answers: answers::Answers::new(),
+            clock: None,
         };
         let mut ports = clients.into_iter();
         for (n, client_config) in config.clients().iter().enumerate() {
@@ -517,6 +526,15 @@ impl<'a, M: SharedMemory> Mux<'a, M> {
             on(OFFLOAD_TSO4),
             on(OFFLOAD_RX_CSUM)
         ));
+    }
+
+    /// Gives the demultiplexer a clock: monotonic nanoseconds (the PD
+    /// passes the timer PD's `NOW`). It is read only when a rate limit
+    /// must decide (an answer bucket with no whole token left, a log line
+    /// over its budget). Without one, answers are not rate-limited here
+    /// and the log budget never refills.
+    pub fn set_clock(&mut self, clock: fn() -> u64) {
+        self.clock = Some(clock);
     }
 
     /// The driver's offloads, as [`set_offloads`](Self::set_offloads) recorded them.

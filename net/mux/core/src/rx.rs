@@ -103,7 +103,7 @@ impl<M: SharedMemory> Mux<'_, M> {
                 continue;
             }
             let len = desc.len as usize;
-            let Mux { driver, table, clients, mac, node, .. } = self;
+            let Mux { driver, table, clients, mac, node, answers, .. } = self;
             // Classified and delivered in place: the buffer is ours until
             // it goes back below.
             let delivered = (MIN_FRAME_LEN..=MAX_FRAME_LEN).contains(&len)
@@ -120,6 +120,15 @@ impl<M: SharedMemory> Mux<'_, M> {
                         // A malformed frame is counted by the table, under its reason.
                         let Ok(decision) = table.classify_frame(frame) else { return };
                         let (cookie, fix) = checksum_state(frame, desc.cookie);
+                        // The one answer its receiver may send to it, if
+                        // the receiver has an answer policy.
+                        if let Some(owner) = decision.exclusive {
+                            if let Some(Some(client)) = clients.get(owner.index()) {
+                                if client.config.answers.any() {
+                                    answers.record(owner.index(), &client.config.answers, *mac, node, frame);
+                                }
+                            }
+                        }
                         let receivers = decision.exclusive.into_iter().chain(decision.copies.iter());
                         for owner in receivers {
                             if let Some(Some(client)) = clients.get_mut(owner.index()) {

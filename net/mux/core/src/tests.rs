@@ -349,6 +349,7 @@ fn config() -> NetConfig {
     arpd.arp = true;
     let mut stray = ClientConfig::new("stray");
     stray.unclaimed_ipv4 = true;
+    stray.answers = net_config::AnswerPolicy::UNCLAIMED_IPV4;
     let mut web = ClientConfig::new("web");
     web.add_grant(filter("tcp dst 80"));
     web.add_grant(filter("tcp dst 8080-8089"));
@@ -836,23 +837,130 @@ fn a_frame_split_over_wake_ups_is_assembled() {
     assert_eq!(node.clients[WEB].returned().len(), 2);
 }
 
+fn icmp_echo_seq(seq: u16) -> Vec<u8> {
+    let mut message = icmp_echo();
+    message[6..8].copy_from_slice(&seq.to_be_bytes());
+    message[2..4].fill(0);
+    let sum = checksum(&message);
+    message[2..4].copy_from_slice(&sum.to_be_bytes());
+    message
+}
+
+/// A TCP header with sequence and acknowledgment numbers.
+fn tcp_seq(src_port: u16, dst_port: u16, seq: u32, ack: u32, flags: u8) -> Vec<u8> {
+    let mut segment = tcp(src_port, dst_port, flags, b"");
+    segment[4..8].copy_from_slice(&seq.to_be_bytes());
+    segment[8..12].copy_from_slice(&ack.to_be_bytes());
+    segment
+}
+
+fn local() -> net_packet::reply::Local {
+    net_packet::reply::Local { mac: net_packet::EthernetAddress(MAC), ip: net_packet::Ipv4Address(US) }
+}
+
+/// The stray daemon's answer to `frame`, as `build` writes it.
+fn answer(
+    frame: &[u8],
+    build: fn(&[u8], net_packet::reply::Local, &mut [u8]) -> Result<usize, net_packet::reply::ReplyError>,
+) -> Vec<u8> {
+    let mut out = [0; 1514];
+    let len = build(frame, local(), &mut out).unwrap();
+    out[..len].to_vec()
+}
+
+fn refused_for(node: &Node, client: usize, reason: TxDrop) -> u64 {
+    node.counters(client).tx_refused[reason.index()]
+}
+
 #[test]
 fn the_stray_daemon_answers_unclaimed_traffic_only() {
     let mut node = Node::new();
-    let unreachable = outbound(1, &icmp_echo());
-    let reset_unowned = outbound(6, &tcp(9999, 40000, RST | ACK, b""));
-    let reset_for_web = outbound(6, &tcp(80, 40000, RST, b""));
+    let reset_for_web = outbound(6, &tcp_seq(80, 40000, 0, 1, RST | ACK));
     let data_unowned = outbound(6, &tcp(9999, 40000, ACK, b"data"));
     let stray = &mut node.clients[STRAY];
-    for (i, frame) in [&unreachable, &reset_unowned, &reset_for_web, &data_unowned].into_iter().enumerate() {
+    for (i, frame) in [&reset_for_web, &data_unowned].into_iter().enumerate() {
         stray.send(i * 2048, frame);
     }
     node.handle();
-    assert_eq!(node.driver.sent(), [unreachable, reset_unowned]);
+    assert!(node.driver.sent().is_empty());
     let c = node.counters(STRAY);
     // A reset from web's port; data, which is no answer to stray traffic.
     assert_eq!(c.tx_refused[TxDrop::Refused(TxRefused::EndpointNotOwned).index()], 1);
     assert_eq!(c.tx_refused[TxDrop::Refused(TxRefused::ProtocolNotOwned).index()], 1);
+}
+
+#[test]
+fn the_stray_daemon_answers_each_frame_it_received_once_and_nothing_else() {
+    let mut node = Node::new();
+    let echo = inbound(1, &icmp_echo());
+    let datagram = inbound(17, &udp(5353, 9999, b"hello"));
+    let syn = inbound(6, &tcp_seq(40000, 9999, 100, 0, SYN));
+    let ack = inbound(6, &tcp_seq(40001, 9999, 5, 777, ACK));
+    node.wire(&[&echo, &datagram, &syn, &ack]);
+    assert_eq!(node.clients[STRAY].received().len(), 4);
+    let reply = answer(&echo, net_packet::reply::echo_reply);
+    let unreachable = answer(&datagram, net_packet::reply::port_unreachable);
+    // RFC 9293 §3.10.7.1, by hand: no ACK -> <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
+    let reset_to_syn = outbound(6, &tcp_seq(9999, 40000, 0, 101, RST | ACK));
+    // ACK -> <SEQ=SEG.ACK><CTL=RST>.
+    let reset_to_ack = outbound(6, &tcp_seq(9999, 40001, 777, 0, RST));
+    let good = [&reply, &unreachable, &reset_to_syn, &reset_to_ack];
+    // Right shapes, but no frame received asks for them: another echo
+    // identifier; an unreachable quoting a segment of web's connection (it
+    // would make the peer abort it); resets with the wrong numbers; a
+    // reset to a port that sent nothing.
+    let mut other_echo = reply.clone();
+    other_echo[14 + 20 + 5] ^= 1;
+    let forged_segment = inbound(6, &tcp_seq(40000, 80, 1, 1, ACK));
+    let forged_quote = answer(&datagram, net_packet::reply::port_unreachable);
+    let mut forged_quote = forged_quote;
+    let quoted_at = 14 + 20 + 8;
+    forged_quote[quoted_at..quoted_at + 28].copy_from_slice(&forged_segment[14..14 + 28]);
+    let wrong_ack = outbound(6, &tcp_seq(9999, 40000, 0, 100, RST | ACK));
+    let wrong_seq = outbound(6, &tcp_seq(9999, 40001, 778, 0, RST));
+    let wrong_port = outbound(6, &tcp_seq(9998, 40000, 0, 101, RST | ACK));
+    let bad = [&other_echo, &forged_quote, &wrong_ack, &wrong_seq, &wrong_port];
+    for (i, frame) in bad.iter().chain(&good).chain(&good).enumerate() {
+        node.clients[STRAY].send(i * 2048, frame);
+    }
+    node.handle();
+    let sent = node.driver.sent();
+    assert_eq!(sent, good.map(|f| f.clone()), "each good answer once, nothing else");
+    assert_eq!(refused_for(&node, STRAY, TxDrop::NotAnAnswer), (bad.len() + good.len()) as u64);
+}
+
+static NOW_NS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn fake_now() -> u64 {
+    NOW_NS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[test]
+fn answers_are_rate_limited_by_the_policy_on_the_clock() {
+    let mut config = config();
+    config.clients[STRAY].answers =
+        net_config::AnswerPolicy { burst: 2, rate_per_second: 1, ..config.clients[STRAY].answers };
+    let mut node = Node::with(&config);
+    node.mux.set_clock(fake_now);
+    NOW_NS.store(5_000_000_000, std::sync::atomic::Ordering::Relaxed);
+    let requests: Vec<Vec<u8>> = (1..=4).map(|seq| inbound(1, &icmp_echo_seq(seq))).collect();
+    node.wire(&requests.iter().map(Vec::as_slice).collect::<Vec<_>>());
+    let replies: Vec<Vec<u8>> = requests.iter().map(|r| answer(r, net_packet::reply::echo_reply)).collect();
+    for (i, reply) in replies[..3].iter().enumerate() {
+        node.clients[STRAY].send(i * 2048, reply);
+    }
+    node.handle();
+    // The burst of 2, then the bucket is empty.
+    assert_eq!(node.driver.sent(), replies[..2]);
+    assert_eq!(refused_for(&node, STRAY, TxDrop::AnswerRateLimited), 1);
+    // A second later, one more token: the third (still ticketed) goes, the
+    // fourth must wait again.
+    NOW_NS.store(6_000_000_000, std::sync::atomic::Ordering::Relaxed);
+    node.clients[STRAY].send(0, &replies[2]);
+    node.clients[STRAY].send(2048, &replies[3]);
+    node.handle();
+    assert_eq!(node.driver.sent(), replies[2..3]);
+    assert_eq!(refused_for(&node, STRAY, TxDrop::AnswerRateLimited), 2);
 }
 
 #[test]
