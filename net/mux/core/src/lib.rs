@@ -150,6 +150,10 @@
 //! client's grant only. The PD runs [`Mux::handle`] before each call, so
 //! that a call sees the effect of every frame queued before it (a client
 //! that sent frames and then asks for its counters finds them counted).
+//! What a client's calls log is limited to [`LOG_LINES_PER_SECOND`] lines
+//! a second per client, the rest counted and summarized
+//! ([`Mux::log_lines_suppressed`]): Stats and refused Installs cannot
+//! flood the console the PDs share.
 //!
 //! Fixed capacities, no allocation, and no `unsafe`: shared memory is
 //! reached through [`SharedMemory`] and the queue handles the caller made.
@@ -180,6 +184,7 @@ use net_filter::{Owner, Table};
 use net_packet::EthernetAddress;
 
 pub use answers::TICKETS;
+pub use calls::LOG_LINES_PER_SECOND;
 pub use rx::RxRefused;
 pub use tx::TxDrop;
 
@@ -431,6 +436,8 @@ pub struct Mux<'a, M> {
     /// Monotonic time in nanoseconds (the timer PD's `NOW`), if the PD
     /// has a clock: answer rate limits and log rate limits need it.
     clock: Option<fn() -> u64>,
+    /// What each client's calls may still log (`calls`).
+    log_budgets: [calls::LogBudget; MAX_CLIENTS],
 }
 
 impl<'a, M: SharedMemory> Mux<'a, M> {
@@ -481,6 +488,7 @@ impl<'a, M: SharedMemory> Mux<'a, M> {
             tx_next: 0,
             answers: answers::Answers::new(),
             clock: None,
+            log_budgets: [calls::LogBudget::default(); MAX_CLIENTS],
         };
         let mut ports = clients.into_iter();
         for (n, client_config) in config.clients().iter().enumerate() {

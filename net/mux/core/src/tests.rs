@@ -1801,3 +1801,36 @@ fn frames_not_addressed_to_the_node_reach_no_client_and_are_counted_by_reason() 
     node.stats(WEB);
     assert!(node.logged("not for the node 4: not-our-mac 2, multicast 1, not-our-ip 1"), "{:#?}", node.log);
 }
+
+static LOG_NOW_NS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn log_now() -> u64 {
+    LOG_NOW_NS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[test]
+fn a_client_s_calls_log_at_most_their_budget_a_second_and_the_rest_is_summarized() {
+    let mut node = Node::new();
+    node.mux.set_clock(log_now);
+    LOG_NOW_NS.store(10_000_000_000, std::sync::atomic::Ordering::Relaxed);
+    let budget = LOG_LINES_PER_SECOND as usize;
+    node.log.clear();
+    // Refused installs, one line each, far more than the budget.
+    for _ in 0..3 * budget {
+        assert!(node.install(WEB, "udp dst 53", FilterKind::Exclusive).is_err());
+    }
+    assert_eq!(node.log.len(), budget);
+    assert_eq!(node.mux.log_lines_suppressed(WEB), 2 * budget as u64);
+    assert_eq!(node.counters(WEB).claims_refused, 3 * budget as u64, "every refusal still counted");
+    // Another client's budget is its own.
+    node.log.clear();
+    node.stats(ARPD);
+    assert!(node.logged("arpd: rx delivered"), "{:#?}", node.log);
+    // A second later: one summary line, then the line.
+    LOG_NOW_NS.store(11_000_000_000, std::sync::atomic::Ordering::Relaxed);
+    node.log.clear();
+    assert!(node.install(WEB, "udp dst 53", FilterKind::Exclusive).is_err());
+    assert_eq!(node.log.len(), 2, "{:#?}", node.log);
+    assert!(node.log[0].contains(&std::format!("web: {} log lines of its calls suppressed", 2 * budget)));
+    assert!(node.log[1].contains("refused web's claim `udp dst 53`"));
+}
