@@ -103,7 +103,10 @@ impl Answers {
 
     /// Writes the ticket for `frame`, just delivered to `client` (whose
     /// policy is `policy`) as its exclusive receiver, if the frame may be
-    /// answered with a kind the policy allows.
+    /// answered with a kind the policy allows. `fix` is the checksum the
+    /// client's copy got written (a partial checksum completed, at this
+    /// offset of the frame): the client quotes its copy, so the ticket
+    /// quotes it too.
     pub(crate) fn record(
         &mut self,
         client: usize,
@@ -111,8 +114,17 @@ impl Answers {
         mac: EthernetAddress,
         node: &NodeAddress,
         frame: &[u8],
+        fix: Option<(usize, [u8; 2])>,
     ) {
-        let Some(ticket) = ticket_for(client, policy, mac, node, frame) else { return };
+        let Some(mut ticket) = ticket_for(client, policy, mac, node, frame) else { return };
+        if let (Some((at, sum)), Expect::Unreachable { quoted, len, .. }) = (fix, &mut ticket.expect) {
+            // The quoted datagram starts after the Ethernet header.
+            for (i, byte) in sum.into_iter().enumerate() {
+                if let Some(q) = (at + i).checked_sub(14).filter(|&q| q < *len) {
+                    quoted[q] = byte;
+                }
+            }
+        }
         self.tickets[self.next] = Some(ticket);
         self.next = (self.next + 1) % TICKETS;
     }

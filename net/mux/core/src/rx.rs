@@ -125,7 +125,7 @@ impl<M: SharedMemory> Mux<'_, M> {
                         if let Some(owner) = decision.exclusive {
                             if let Some(Some(client)) = clients.get(owner.index()) {
                                 if client.config.answers.any() {
-                                    answers.record(owner.index(), &client.config.answers, *mac, node, frame);
+                                    answers.record(owner.index(), &client.config.answers, *mac, node, frame, fix);
                                 }
                             }
                         }

@@ -1834,3 +1834,20 @@ fn a_client_s_calls_log_at_most_their_budget_a_second_and_the_rest_is_summarized
     assert!(node.log[0].contains(&std::format!("web: {} log lines of its calls suppressed", 2 * budget)));
     assert!(node.log[1].contains("refused web's claim `udp dst 53`"));
 }
+
+#[test]
+fn an_unreachable_quoting_a_datagram_whose_partial_checksum_was_completed_is_an_answer() {
+    let mut node = Node::new();
+    let mut datagram = inbound(17, &udp(5353, 9, b"from the host's own stack"));
+    let sum = pseudo_sum(PEER, US, 17, datagram.len() - 34);
+    datagram[34 + 6..34 + 8].copy_from_slice(&sum.to_be_bytes());
+    assert!(node.driver.receive_with(&datagram, rx_partial_cookie(34, 6)));
+    node.handle();
+    // stray quotes its copy, whose checksum the demultiplexer completed.
+    let copy = node.clients[STRAY].received().remove(0);
+    assert_ne!(copy, datagram);
+    let unreachable = answer(&copy, net_packet::reply::port_unreachable);
+    node.clients[STRAY].send(0, &unreachable);
+    node.handle();
+    assert_eq!(node.driver.sent(), [unreachable]);
+}
