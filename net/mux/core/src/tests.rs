@@ -858,11 +858,11 @@ fn local() -> net_packet::reply::Local {
     net_packet::reply::Local { mac: net_packet::EthernetAddress(MAC), ip: net_packet::Ipv4Address(US) }
 }
 
+/// One of `net_packet::reply`'s answer builders.
+type Builder = fn(&[u8], net_packet::reply::Local, &mut [u8]) -> Result<usize, net_packet::reply::ReplyError>;
+
 /// The stray daemon's answer to `frame`, as `build` writes it.
-fn answer(
-    frame: &[u8],
-    build: fn(&[u8], net_packet::reply::Local, &mut [u8]) -> Result<usize, net_packet::reply::ReplyError>,
-) -> Vec<u8> {
+fn answer(frame: &[u8], build: Builder) -> Vec<u8> {
     let mut out = [0; 1514];
     let len = build(frame, local(), &mut out).unwrap();
     out[..len].to_vec()
