@@ -32,21 +32,22 @@
 //! policy's `burst` tokens refilled at `rate_per_second` (the same numbers
 //! the client limits itself with, from the same configuration), on the
 //! demultiplexer's clock ([`crate::Mux::set_clock`]: the timer PD's `NOW`).
-//! The clock is read only when the bucket has no whole token left, so a
-//! client within its limit costs no call; without a clock the rate is not
-//! enforced here (the tickets still are).
+//! The clock is read at a client's first answer and then only when the
+//! bucket has no whole token left, so a client within its limit costs no
+//! call; without a clock the rate is not enforced here (the tickets still
+//! are).
 //!
 //! Refusals: [`TxDrop::NotAnAnswer`] (no ticket matches) and
 //! [`TxDrop::AnswerRateLimited`].
 
 use net_config::{
     AnswerPolicy, NodeAddress, ANSWER_ECHO_REPLY, ANSWER_PORT_UNREACHABLE, ANSWER_PROTOCOL_UNREACHABLE, ANSWER_RESET,
+    MAX_CLIENTS,
 };
 use net_packet::icmp::{self, IcmpMessage, IcmpType};
 use net_packet::{EthernetAddress, EthernetFrame, IpProtocol, Ipv4Address, Ipv4Packet, TcpSegment};
 
 use crate::TxDrop;
-use net_config::MAX_CLIENTS;
 
 /// Tickets kept, for all clients together.
 pub const TICKETS: usize = 2 * lib_net_protocol::RX_BUFFERS;
@@ -157,8 +158,10 @@ impl Bucket {
     fn take(&mut self, policy: &AnswerPolicy, clock: Option<fn() -> u64>) -> bool {
         let burst_units = u64::from(policy.burst).saturating_mul(SECOND_NS);
         if !self.started {
+            // Full at the first answer, and refilled from then on.
             self.started = true;
             self.units = burst_units;
+            self.refilled_ns = clock.map(|clock| clock());
         }
         if self.units < SECOND_NS {
             let Some(clock) = clock else { return true };

@@ -961,6 +961,33 @@ fn answers_are_rate_limited_by_the_policy_on_the_clock() {
     node.handle();
     assert_eq!(node.driver.sent(), replies[2..3]);
     assert_eq!(refused_for(&node, STRAY, TxDrop::AnswerRateLimited), 2);
+    // Long after the burst was spent, the bucket is full again: the next
+    // answers go at once, up to the burst.
+    NOW_NS.store(60_000_000_000, std::sync::atomic::Ordering::Relaxed);
+    let later: Vec<Vec<u8>> = (10..13).map(|seq| inbound(1, &icmp_echo_seq(seq))).collect();
+    node.wire(&later.iter().map(Vec::as_slice).collect::<Vec<_>>());
+    for (i, request) in later.iter().enumerate() {
+        node.clients[STRAY].send(i * 2048, &answer(request, net_packet::reply::echo_reply));
+    }
+    node.handle();
+    assert_eq!(node.driver.sent().len(), 2);
+    assert_eq!(refused_for(&node, STRAY, TxDrop::AnswerRateLimited), 3);
+    // A bucket is full from its first answer on: a burst spent at once is
+    // refilled by the time of the next answer, however late.
+    let mut node = Node::with(&config);
+    node.mux.set_clock(fake_now);
+    NOW_NS.store(100_000_000_000, std::sync::atomic::Ordering::Relaxed);
+    let requests: Vec<Vec<u8>> = (20..23).map(|seq| inbound(1, &icmp_echo_seq(seq))).collect();
+    node.wire(&requests.iter().map(Vec::as_slice).collect::<Vec<_>>());
+    for (i, request) in requests[..2].iter().enumerate() {
+        node.clients[STRAY].send(i * 2048, &answer(request, net_packet::reply::echo_reply));
+    }
+    node.handle();
+    assert_eq!(node.driver.sent().len(), 2);
+    NOW_NS.store(110_000_000_000, std::sync::atomic::Ordering::Relaxed);
+    node.clients[STRAY].send(0, &answer(&requests[2], net_packet::reply::echo_reply));
+    node.handle();
+    assert_eq!(node.driver.sent().len(), 1, "ten seconds later");
 }
 
 #[test]
