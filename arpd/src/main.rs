@@ -63,6 +63,13 @@ impl Link for PdLink<'_> {
                 log!("address conflict: {} claimed by {}; defending it", Dotted(ip), Colons(mac.0))
             }
             Event::Unreachable { ip } => log!("{} did not answer {MAX_REQUESTS} requests", Dotted(ip)),
+            Event::ChangeRefused { ip, claimed, owner } => log!(
+                "refused {} is-at {}: {} answered at its known MAC (conflict or spoof)",
+                Dotted(ip),
+                Colons(claimed.0),
+                Colons(owner.0)
+            ),
+            Event::Changed { ip, mac } => log!("{} moved to {} (its old MAC stayed silent)", Dotted(ip), Colons(mac.0)),
         }
     }
 }

@@ -14,6 +14,30 @@
 //!   from a packet whose target is the node (it is about to talk to us).
 //!   Gratuitous ARP about addresses we never asked for is not learnt.
 //!   Senders that are not a unicast host on the link are never learnt;
+//! - **confirms a changed MAC** before it replaces a live translation
+//!   (reachable, stale or probing; the gateway's too). RFC 826's merge
+//!   rule would overwrite it at once, which lets any station on the link
+//!   take over a neighbour's traffic with one forged packet. Instead, a
+//!   packet that gives a live entry's address another MAC starts a check:
+//!   a unicast request goes to the *old* MAC (RFC 1122 §2.3.2.1's unicast
+//!   poll; RFC 5227 §2.1.1's probe-and-wait in the other direction), and
+//!   the entry keeps its old MAC meanwhile. If the old owner answers within
+//!   [`CHANGE_CONFIRM_NS`], the change is refused and counted
+//!   ([`Counters::changes_refused`], [`Event::ChangeRefused`]): two hosts
+//!   claim the address, and the one we have been talking to wins. If it
+//!   stays silent, the new MAC is taken when the time is up (a host that
+//!   really moved, RFC 5227 §3's "address reuse"). Further claims while a
+//!   check runs start nothing (at most one poll per entry per check);
+//! - **keeps live entries through floods**: the table is bounded
+//!   ([`net_arp_table::CAPACITY`]); a new entry takes a free slot, else an
+//!   expired failure, else the oldest stale entry, else (for a resolution
+//!   only) the oldest failure, else the oldest reachable entry, but never
+//!   one *in use*: the gateway's (the description's static next hop, so it
+//!   counts as always used), or one a client resolved within
+//!   [`IN_USE_NS`]. With none to take, learning from an unsolicited
+//!   packet is refused and a resolution fails ([`Counters::table_full`]):
+//!   a flood of new senders cannot push out the addresses the node talks
+//!   to;
 //! - **resolves** for clients ([`Arpd::resolve`], the `arpd_api::RESOLVE`
 //!   call): known → [`Resolution::Known`]; unknown → a broadcast request,
 //!   repeated [`MAX_REQUESTS`] times [`REQUEST_INTERVAL_NS`] apart (RFC 1122
@@ -72,6 +96,13 @@ pub const ANNOUNCE_INTERVAL_NS: u64 = 2 * SECOND_NS;
 /// Least time between two defences of the address (RFC 5227
 /// `DEFEND_INTERVAL`).
 pub const DEFEND_INTERVAL_NS: u64 = 10 * SECOND_NS;
+/// How long the old owner of a live translation has to answer before a
+/// changed MAC replaces it (RFC 5227's `PROBE_WAIT` order: a host that is
+/// up answers a unicast request within milliseconds).
+pub const CHANGE_CONFIRM_NS: u64 = SECOND_NS;
+/// An entry a client resolved this recently is in use: never evicted for
+/// a new one.
+pub const IN_USE_NS: u64 = REACHABLE_NS;
 
 /// A set of clients, bit `n` for client `n` (`net_config::MAX_CLIENTS` ≤ 32).
 pub type Clients = u32;
@@ -92,6 +123,11 @@ pub enum Event {
     Conflict { ip: Ipv4Address, mac: EthernetAddress },
     /// No answer to [`MAX_REQUESTS`] requests.
     Unreachable { ip: Ipv4Address },
+    /// A packet said `ip` is at `claimed`, but the host we knew at `owner`
+    /// answered the check: the translation stays.
+    ChangeRefused { ip: Ipv4Address, claimed: EthernetAddress, owner: EthernetAddress },
+    /// Nobody answered at the old MAC: `ip` is now at `mac`.
+    Changed { ip: Ipv4Address, mac: EthernetAddress },
 }
 
 /// What the daemon needs from its PD.
@@ -124,8 +160,13 @@ pub struct Counters {
     pub learned: u64,
     /// Entries updated by the merge rule (including resolutions completed).
     pub updated: u64,
-    /// Updates that changed an entry's MAC.
+    /// Changes of an entry's MAC, taken after the old MAC stayed silent.
     pub mac_changes: u64,
+    /// Changes of a live entry's MAC that started a check.
+    pub changes_checked: u64,
+    /// Changes refused: the old owner answered the check (a conflict or
+    /// a spoof).
+    pub changes_refused: u64,
     /// Packets claiming our address from another MAC.
     pub conflicts: u64,
     /// Resolve calls.
@@ -138,7 +179,8 @@ pub struct Counters {
     pub revalidated: u64,
     /// Entries dropped: stale and unused, or re-validation unanswered.
     pub expired: u64,
-    /// Entries that found no slot (every slot resolving or re-validating).
+    /// Entries that found no slot (every slot resolving, re-validating or
+    /// in use).
     pub table_full: u64,
     /// Frames the PD could not send.
     pub tx_dropped: u64,
@@ -149,7 +191,7 @@ impl fmt::Display for Counters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "frames={} malformed={} ignored={} requests_answered={} requests_sent={} announcements={} learned={} updated={} mac_changes={} conflicts={} resolve_calls={} resolved={} failed={} revalidated={} expired={} table_full={} tx_dropped={}",
+            "frames={} malformed={} ignored={} requests_answered={} requests_sent={} announcements={} learned={} updated={} mac_changes={} changes_checked={} changes_refused={} conflicts={} resolve_calls={} resolved={} failed={} revalidated={} expired={} table_full={} tx_dropped={}",
             self.frames,
             self.malformed,
             self.ignored,
@@ -159,6 +201,8 @@ impl fmt::Display for Counters {
             self.learned,
             self.updated,
             self.mac_changes,
+            self.changes_checked,
+            self.changes_refused,
             self.conflicts,
             self.resolve_calls,
             self.resolved,
@@ -194,6 +238,14 @@ enum Phase {
     },
 }
 
+/// A claimed change of a live entry's MAC, being checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Change {
+    mac: EthernetAddress,
+    /// When the old MAC has had its chance.
+    until_ns: u64,
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Slot {
     ip: Ipv4Address,
@@ -201,12 +253,22 @@ struct Slot {
     mac: EthernetAddress,
     /// When the neighbour last proved `mac`.
     confirmed_ns: u64,
+    /// When a client last resolved it (0: never).
+    used_ns: u64,
+    /// A change of `mac` being checked.
+    change: Option<Change>,
     phase: Phase,
 }
 
 impl Slot {
-    const FREE: Slot =
-        Slot { ip: Ipv4Address::UNSPECIFIED, mac: EthernetAddress::ZERO, confirmed_ns: 0, phase: Phase::Free };
+    const FREE: Slot = Slot {
+        ip: Ipv4Address::UNSPECIFIED,
+        mac: EthernetAddress::ZERO,
+        confirmed_ns: 0,
+        used_ns: 0,
+        change: None,
+        phase: Phase::Free,
+    };
 
     /// What the table shows for this slot.
     fn published(&self) -> Option<TableEntry> {
@@ -221,6 +283,14 @@ impl Slot {
 
     /// The next time something is due for this slot.
     fn deadline(&self) -> Option<u64> {
+        let phase = self.phase_deadline();
+        match self.change {
+            Some(change) => Some(phase.map_or(change.until_ns, |due| due.min(change.until_ns))),
+            None => phase,
+        }
+    }
+
+    fn phase_deadline(&self) -> Option<u64> {
         match self.phase {
             Phase::Free => None,
             Phase::Incomplete { next_ns, .. } | Phase::Probing { next_ns, .. } => Some(next_ns),
@@ -361,6 +431,7 @@ impl<'t> Arpd<'t> {
             return self.start_resolution(now, None, ip, waiter, link);
         };
         let slot = self.slots[index];
+        self.slots[index].used_ns = now;
         match slot.phase {
             Phase::Reachable | Phase::Probing { .. } => Resolution::Known(slot.mac),
             Phase::Stale => {
@@ -385,6 +456,18 @@ impl<'t> Arpd<'t> {
         for index in 0..CAPACITY {
             let slot = self.slots[index];
             if slot.deadline().is_none_or(|due| due > now) {
+                continue;
+            }
+            if let Some(change) = slot.change.filter(|change| change.until_ns <= now) {
+                // The old MAC stayed silent: the host moved.
+                self.counters.mac_changes += 1;
+                self.slots[index] =
+                    Slot { mac: change.mac, confirmed_ns: now, change: None, phase: Phase::Reachable, ..slot };
+                self.publish(index);
+                link.event(Event::Changed { ip: slot.ip, mac: change.mac });
+                continue;
+            }
+            if slot.phase_deadline().is_none_or(|due| due > now) {
                 continue;
             }
             match slot.phase {
@@ -433,9 +516,16 @@ impl<'t> Arpd<'t> {
         self.slots.iter().position(|slot| slot.phase != Phase::Free && slot.ip == ip)
     }
 
+    /// Whether slot `slot` is in use (see the crate docs): the gateway's,
+    /// or resolved by a client within [`IN_USE_NS`].
+    fn in_use(&self, slot: &Slot, now: u64) -> bool {
+        Some(slot.ip) == self.node.gateway || (slot.used_ns != 0 && now.saturating_sub(slot.used_ns) < IN_USE_NS)
+    }
+
     /// A slot for a new entry: a free one, else one whose failure is no
     /// longer held, else the oldest stale, else the oldest failure, else
-    /// the oldest reachable. Never one being resolved or re-validated.
+    /// the oldest reachable. Never one being resolved or re-validated,
+    /// nor one in use ([`Arpd::in_use`]).
     fn alloc(&mut self, now: u64) -> Option<usize> {
         let free = self.slots.iter().position(|slot| match slot.phase {
             Phase::Free => true,
@@ -443,7 +533,9 @@ impl<'t> Arpd<'t> {
             _ => false,
         });
         let oldest = |want: fn(&Phase) -> bool, key: fn(&Slot) -> u64| {
-            (0..CAPACITY).filter(|&i| want(&self.slots[i].phase)).min_by_key(|&i| key(&self.slots[i]))
+            (0..CAPACITY)
+                .filter(|&i| want(&self.slots[i].phase) && !self.in_use(&self.slots[i], now))
+                .min_by_key(|&i| key(&self.slots[i]))
         };
         let index = free
             .or_else(|| oldest(|p| *p == Phase::Stale, |s| s.confirmed_ns))
@@ -506,23 +598,42 @@ impl<'t> Arpd<'t> {
         Resolution::Pending
     }
 
-    /// The neighbour at `ip` proved it is at `mac` at `now`.
+    /// A packet says the neighbour of slot `index` is at `mac` at `now`:
+    /// it confirms the entry, or (another MAC for a live entry) starts or
+    /// settles the check of the change (see the crate docs).
     fn confirm(&mut self, index: usize, mac: EthernetAddress, now: u64, link: &mut impl Link) {
+        let slot = self.slots[index];
+        if slot.published().is_some() {
+            if slot.mac != mac {
+                if slot.change.is_none() {
+                    self.counters.changes_checked += 1;
+                    self.slots[index].change = Some(Change { mac, until_ns: now.saturating_add(CHANGE_CONFIRM_NS) });
+                    self.request(slot.ip, Some(slot.mac), link);
+                }
+                // The entry keeps its MAC until the check is over.
+                return;
+            }
+            if let Some(change) = slot.change {
+                // The host we knew answered: the change is refused.
+                self.counters.changes_refused += 1;
+                self.slots[index].change = None;
+                link.event(Event::ChangeRefused { ip: slot.ip, claimed: change.mac, owner: mac });
+            }
+        }
         let slot = self.slots[index];
         match slot.phase {
             Phase::Incomplete { waiters, .. } => {
                 self.counters.resolved += 1;
                 if waiters != 0 {
                     link.notify(waiters);
+                    self.slots[index].used_ns = now;
                 }
             }
             Phase::Probing { .. } => self.counters.revalidated += 1,
             _ => {}
         }
-        if slot.published().is_some() && slot.mac != mac {
-            self.counters.mac_changes += 1;
-        }
         self.counters.updated += 1;
+        let slot = self.slots[index];
         self.slots[index] = Slot { mac, confirmed_ns: now, phase: Phase::Reachable, ..slot };
         self.publish(index);
     }
@@ -530,7 +641,7 @@ impl<'t> Arpd<'t> {
     /// Adds a translation learnt from a packet addressed to us.
     fn learn(&mut self, now: u64, ip: Ipv4Address, mac: EthernetAddress) {
         let Some(index) = self.alloc(now) else { return };
-        self.slots[index] = Slot { ip, mac, confirmed_ns: now, phase: Phase::Reachable };
+        self.slots[index] = Slot { ip, mac, confirmed_ns: now, phase: Phase::Reachable, ..Slot::FREE };
         self.counters.learned += 1;
         self.publish(index);
     }

@@ -135,16 +135,57 @@ fn requests_for_other_hosts_teach_nothing_new() {
 }
 
 #[test]
-fn known_entries_are_updated_by_any_packet_from_them() {
+fn a_changed_mac_is_taken_only_after_the_old_one_stays_silent() {
     let table = Table::new();
+    let reader = TableReader::new(&table);
     let (mut arpd, mut link) = (daemon(&table), FakeLink::default());
     arpd.receive(T0, &request((PEER_MAC, PEER), IP), &mut link);
-    // The peer moves to another MAC and says so with a gratuitous ARP.
+    link.take_sent();
+    // The peer "moves" to another MAC and says so with a gratuitous ARP:
+    // the entry keeps its MAC, and a unicast request asks the old one.
     arpd.receive(T0 + SECOND_NS, &request((OTHER_MAC, PEER), PEER), &mut link);
-    let reader = TableReader::new(&table);
+    assert_eq!(reader.lookup(PEER), Some(PEER_MAC.0));
+    let sent = link.take_sent();
+    assert_eq!(sent.len(), 1);
+    let (eth, arp) = sent[0];
+    assert_eq!((eth.dst_mac, arp.operation, arp.target_ip), (PEER_MAC, ArpOperation::Request, PEER));
+    // Repeating the claim starts no second check.
+    arpd.receive(T0 + SECOND_NS + 1, &request((OTHER_MAC, PEER), PEER), &mut link);
+    assert!(link.take_sent().is_empty());
+    assert_eq!(arpd.next_deadline(), Some(T0 + SECOND_NS + CHANGE_CONFIRM_NS));
+    // Nobody answers at the old MAC: the new one is taken when time is up.
+    arpd.tick(T0 + SECOND_NS + CHANGE_CONFIRM_NS - 1, &mut link);
+    assert_eq!(reader.lookup(PEER), Some(PEER_MAC.0));
+    let done = T0 + SECOND_NS + CHANGE_CONFIRM_NS;
+    arpd.tick(done, &mut link);
     assert_eq!(reader.lookup(PEER), Some(OTHER_MAC.0));
-    assert_eq!(reader.lookup_entry(PEER).unwrap().confirmed_ns, T0 + SECOND_NS);
-    assert_eq!((arpd.counters().updated, arpd.counters().mac_changes), (1, 1));
+    assert_eq!(reader.lookup_entry(PEER).unwrap().confirmed_ns, done);
+    assert!(link.events.contains(&Event::Changed { ip: PEER, mac: OTHER_MAC }));
+    let c = arpd.counters();
+    assert_eq!((c.changes_checked, c.mac_changes, c.changes_refused), (1, 1, 0));
+}
+
+#[test]
+fn a_forged_gateway_mac_is_refused_when_the_gateway_answers_the_check() {
+    let table = Table::new();
+    let reader = TableReader::new(&table);
+    let (mut arpd, mut link) = (daemon(&table), FakeLink::default());
+    assert_eq!(arpd.resolve(T0, 0, GATEWAY, &mut link), Resolution::Pending);
+    arpd.receive(T0 + 1, &reply_to_us((GATEWAY_MAC, GATEWAY)), &mut link);
+    link.take_sent();
+    // A forged reply: the gateway is at the attacker's MAC.
+    arpd.receive(T0 + 2, &reply_to_us((OTHER_MAC, GATEWAY)), &mut link);
+    assert_eq!(reader.lookup(GATEWAY), Some(GATEWAY_MAC.0), "not replaced at once");
+    let sent = link.take_sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0.dst_mac, GATEWAY_MAC, "the check goes to the old MAC");
+    // The gateway answers: the change is refused, for good.
+    arpd.receive(T0 + 3, &reply_to_us((GATEWAY_MAC, GATEWAY)), &mut link);
+    arpd.tick(T0 + 3 + 2 * CHANGE_CONFIRM_NS, &mut link);
+    assert_eq!(reader.lookup(GATEWAY), Some(GATEWAY_MAC.0));
+    assert!(link.events.contains(&Event::ChangeRefused { ip: GATEWAY, claimed: OTHER_MAC, owner: GATEWAY_MAC }));
+    let c = arpd.counters();
+    assert_eq!((c.changes_checked, c.changes_refused, c.mac_changes), (1, 1, 0));
 }
 
 #[test]
@@ -473,4 +514,41 @@ fn arbitrary_frames_never_panic_and_never_poison_our_address() {
     assert_eq!(TableReader::new(&table).lookup_entry(IP), None);
     let c = arpd.counters();
     assert!(c.malformed > 0 && c.learned > 0 && c.requests_answered > 0);
+}
+
+#[test]
+fn a_flood_of_new_senders_never_evicts_the_gateway_or_entries_in_use() {
+    let table = Table::new();
+    let reader = TableReader::new(&table);
+    let (mut arpd, mut link) = (daemon(&table), FakeLink::default());
+    // The gateway, learnt at boot, and a peer a client uses.
+    arpd.resolve(T0, 0, GATEWAY, &mut link);
+    arpd.receive(T0 + 1, &reply_to_us((GATEWAY_MAC, GATEWAY)), &mut link);
+    arpd.receive(T0 + 2, &request((PEER_MAC, PEER), IP), &mut link);
+    assert_eq!(arpd.resolve(T0 + 3, 1, PEER, &mut link), Resolution::Known(PEER_MAC));
+    // A flood of new senders asking for us, more than the table holds.
+    let host = |i: usize| Ipv4Address::new(10, 0, 2, 20 + i as u8);
+    let mac = |i: usize| EthernetAddress([0x02, 0, 0, 0, 2, i as u8]);
+    for i in 0..CAPACITY + 50 {
+        arpd.receive(T0 + 10 + i as u64, &request((mac(i), host(i)), IP), &mut link);
+    }
+    assert_eq!(reader.lookup(GATEWAY), Some(GATEWAY_MAC.0), "the gateway stays");
+    assert_eq!(reader.lookup(PEER), Some(PEER_MAC.0), "an entry in use stays");
+    // Flood entries took the rest, the oldest unused making room.
+    assert_eq!(reader.lookup(host(CAPACITY + 49)), Some(mac(CAPACITY + 49).0));
+    // Once the peer is no longer used, it may go like any other.
+    let later = T0 + 3 + IN_USE_NS;
+    arpd.receive(later, &request((mac(250), host(230)), IP), &mut link);
+    assert_eq!(reader.lookup(PEER), None);
+    assert_eq!(reader.lookup(GATEWAY), Some(GATEWAY_MAC.0), "the gateway is always in use");
+    // With every slot in use, learning is refused.
+    let table = Table::new();
+    let (mut arpd, mut link) = (daemon(&table), FakeLink::default());
+    for i in 0..CAPACITY {
+        arpd.receive(T0, &request((mac(i), host(i)), IP), &mut link);
+        arpd.resolve(T0, 0, host(i), &mut link);
+    }
+    arpd.receive(T0 + 1, &request((PEER_MAC, PEER), IP), &mut link);
+    assert_eq!(TableReader::new(&table).lookup(PEER), None);
+    assert_eq!(arpd.counters().table_full, 1);
 }

@@ -22,33 +22,39 @@
 //! | 0      | 1     | flags: bit 0 may_copy, 1 unclaimed_ipv4, 2 arp |
 //! | 1      | 1     | grant length |
 //! | 2      | 1     | claim count |
-//! | 3      | 1     | pad (0) |
+//! | 3      | 1     | answer kinds ([`AnswerPolicy::kinds`](crate::AnswerPolicy), bits 0–3) |
 //! | 4      | [`NAME_LEN`] | the name |
 //! | 20     | 96    | [`MAX_GRANT_FILTERS`] filters, each its three words ([`Filter::to_words`]) |
 //! | 116    | 128   | [`MAX_CLAIMS`] claims, each its filter's three words and its kind as one word (0 exclusive, 1 copy) |
+//! | 244    | 2     | answers a second ([`AnswerPolicy::rate_per_second`](crate::AnswerPolicy)) |
+//! | 246    | 2     | answers in a burst ([`AnswerPolicy::burst`](crate::AnswerPolicy)) |
 //! | 248    | 8     | `send_from_size`: bytes of the region it sends from in place, at most 4 GiB (0: none) |
 //!
-//! Version 2 added `send_from_size` (version 1 left those bytes zero).
+//! Version 2 added `send_from_size` (version 1 left those bytes zero);
+//! version 3 the answer policy (byte 3 and 244–247, zero before).
 
 use crate::{
-    Claim, ClientConfig, Filter, FilterKind, Ipv4Address, NetConfig, NodeAddress, MAX_CLAIMS, MAX_CLIENTS,
-    MAX_GRANT_FILTERS, MAX_SEND_FROM_SIZE, NAME_LEN,
+    AnswerPolicy, Claim, ClientConfig, Filter, FilterKind, Ipv4Address, NetConfig, NodeAddress, ANSWER_ALL, MAX_CLAIMS,
+    MAX_CLIENTS, MAX_GRANT_FILTERS, MAX_SEND_FROM_SIZE, NAME_LEN,
 };
 
 /// First bytes of an encoded configuration.
 pub const CONFIG_MAGIC: [u8; 8] = *b"NETCFG\0\x01";
 /// Layout version; bumped with any change to the table above.
-pub const CONFIG_VERSION: u32 = 2;
+pub const CONFIG_VERSION: u32 = 3;
 
 const HEADER: usize = 64;
 const CLIENT: usize = 256;
 const CLIENT_FILTERS: usize = 4 + NAME_LEN;
 /// Offset of `send_from_size` in a client.
 const CLIENT_SEND_FROM: usize = 248;
+/// Offset of the answer rate and burst in a client.
+const CLIENT_ANSWERS: usize = 244;
 /// Bytes of an encoded configuration.
 pub const CONFIG_BYTES: usize = HEADER + MAX_CLIENTS * CLIENT;
 
-const _: () = assert!(CLIENT_FILTERS + (MAX_GRANT_FILTERS * 3 + MAX_CLAIMS * 4) * 8 <= CLIENT_SEND_FROM);
+const _: () = assert!(CLIENT_FILTERS + (MAX_GRANT_FILTERS * 3 + MAX_CLAIMS * 4) * 8 <= CLIENT_ANSWERS);
+const _: () = assert!(CLIENT_ANSWERS + 4 <= CLIENT_SEND_FROM);
 const _: () = assert!(CLIENT_SEND_FROM + 8 <= CLIENT);
 
 /// Why bytes are not a configuration.
@@ -114,6 +120,9 @@ impl NetConfig {
             out[base] = u8::from(client.may_copy) | u8::from(client.unclaimed_ipv4) << 1 | u8::from(client.arp) << 2;
             out[base + 1] = client.grant_len;
             out[base + 2] = client.claims_len;
+            out[base + 3] = client.answers.kinds;
+            put(&mut out, base + CLIENT_ANSWERS, &client.answers.rate_per_second.to_le_bytes());
+            put(&mut out, base + CLIENT_ANSWERS + 2, &client.answers.burst.to_le_bytes());
             put(&mut out, base + 4, &client.name);
             let mut at = base + CLIENT_FILTERS;
             for filter in &client.grant {
@@ -171,6 +180,7 @@ impl NetConfig {
             if flags & !7 != 0
                 || usize::from(bytes[base + 1]) > MAX_GRANT_FILTERS
                 || usize::from(bytes[base + 2]) > MAX_CLAIMS
+                || bytes[base + 3] & !ANSWER_ALL != 0
             {
                 return Err(ConfigError::Invalid);
             }
@@ -179,6 +189,12 @@ impl NetConfig {
             client.arp = flags & 4 != 0;
             client.grant_len = bytes[base + 1];
             client.claims_len = bytes[base + 2];
+            let half = |at: usize| u16::from_le_bytes([bytes[base + at], bytes[base + at + 1]]);
+            client.answers = AnswerPolicy {
+                kinds: bytes[base + 3],
+                rate_per_second: half(CLIENT_ANSWERS),
+                burst: half(CLIENT_ANSWERS + 2),
+            };
             client.name.copy_from_slice(&bytes[base + 4..base + 4 + NAME_LEN]);
             let mut at = base + CLIENT_FILTERS;
             for filter in &mut client.grant {
@@ -216,6 +232,11 @@ mod tests {
         arpd.add_claim(Claim { filter: arp, kind: FilterKind::Exclusive });
         let mut stray = ClientConfig::new("stray");
         stray.unclaimed_ipv4 = true;
+        stray.answers = crate::AnswerPolicy {
+            kinds: crate::ANSWER_ECHO_REPLY | crate::ANSWER_RESET,
+            rate_per_second: 300,
+            burst: 7,
+        };
         let mut watch = ClientConfig::new("a-very-long-name-indeed");
         watch.may_copy = true;
         watch.arp = true;
@@ -248,6 +269,9 @@ mod tests {
         assert_eq!(decoded.clients()[0].claims()[0].filter, Filter::parse("arp").unwrap());
         assert_eq!((decoded.clients()[0].send_from_size, decoded.clients()[2].send_from_size), (0, 0x400_0000));
         assert!(decoded.clients()[2].sends_in_place() && !decoded.clients()[1].sends_in_place());
+        let answers = decoded.clients()[1].answers;
+        assert_eq!((answers.kinds, answers.rate_per_second, answers.burst), (9, 300, 7));
+        assert!(!decoded.clients()[0].answers.any());
         let none = NetConfig { me: None, node: NodeAddress { gateway: None, ..config.node }, ..config };
         assert_eq!(NetConfig::from_bytes(&none.to_bytes()), Ok(none));
     }
@@ -266,6 +290,7 @@ mod tests {
             (HEADER, 8),
             (HEADER + 1, 5),
             (HEADER + 2, 5),
+            (HEADER + CLIENT + 3, 0x10),
             (HEADER + CLIENT_FILTERS + 7, 0xff),
             (HEADER + 2 * CLIENT + CLIENT_SEND_FROM + 4, 2),
         ] {

@@ -318,6 +318,55 @@ impl NodeAddress {
     }
 }
 
+/// What a client may send *in answer* to a frame it received, beyond the
+/// traffic its own filters give it (`net_filter::tx`): the stray-packet
+/// daemon's whole transmit right. The demultiplexer enforces it (`net-mux`,
+/// "Answers"): each answer must be the one its kind prescribes for a frame
+/// the demultiplexer delivered to the client, at most once per frame, and
+/// at most `rate_per_second` a second in bursts of `burst`; the client
+/// reads the same limit from here, so the two never disagree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnswerPolicy {
+    /// The kinds allowed: the `ANSWER_*` bits.
+    pub kinds: u8,
+    /// Answers a second, sustained.
+    pub rate_per_second: u16,
+    /// Answers in a burst after a quiet time.
+    pub burst: u16,
+}
+
+/// An ICMP echo reply (type 0) to an echo request (RFC 792).
+pub const ANSWER_ECHO_REPLY: u8 = 1;
+/// ICMP destination unreachable, port unreachable (type 3 code 3), to a
+/// UDP datagram (RFC 1122 §3.2.2.1), quoting it (RFC 792).
+pub const ANSWER_PORT_UNREACHABLE: u8 = 2;
+/// ICMP destination unreachable, protocol unreachable (type 3 code 2), to
+/// a datagram of a protocol other than ICMP, TCP and UDP.
+pub const ANSWER_PROTOCOL_UNREACHABLE: u8 = 4;
+/// A TCP reset to a segment without RST, in RFC 9293 §3.10.7.1's form.
+pub const ANSWER_RESET: u8 = 8;
+/// Every kind.
+pub const ANSWER_ALL: u8 = 15;
+
+impl AnswerPolicy {
+    /// No answers.
+    pub const NONE: AnswerPolicy = AnswerPolicy { kinds: 0, rate_per_second: 0, burst: 0 };
+    /// The unclaimed-IPv4 client's (the stray-packet daemon's): every
+    /// kind, 100 a second in bursts of 50 (BSD's `icmplim` order of
+    /// magnitude; see `net-stray-core`, "Rate limit").
+    pub const UNCLAIMED_IPV4: AnswerPolicy = AnswerPolicy { kinds: ANSWER_ALL, rate_per_second: 100, burst: 50 };
+
+    /// Whether answers of `kind` (an `ANSWER_*` bit) are allowed.
+    pub const fn allows(&self, kind: u8) -> bool {
+        self.kinds & kind != 0
+    }
+
+    /// Whether any answer is allowed.
+    pub const fn any(&self) -> bool {
+        self.kinds != 0
+    }
+}
+
 /// A filter a client holds from boot: claimed from the description.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Claim {
@@ -347,6 +396,10 @@ pub struct ClientConfig {
     /// (`send_from`, window [`lib_net_protocol::TxWindow::Files`]); 0: none.
     /// At most 4 GiB, the window's size.
     pub send_from_size: u64,
+    /// What it may send in answer to frames it received (the builder gives
+    /// the unclaimed-IPv4 client [`AnswerPolicy::UNCLAIMED_IPV4`], every
+    /// other client none).
+    pub answers: AnswerPolicy,
 }
 
 impl ClientConfig {
@@ -365,6 +418,7 @@ impl ClientConfig {
             unclaimed_ipv4: false,
             arp: false,
             send_from_size: 0,
+            answers: AnswerPolicy::NONE,
         }
     }
 

@@ -34,4 +34,4 @@ pub use grant::Grant;
 pub use owner::{Owner, OwnerSet, MAX_OWNERS};
 pub use table::{Counters, Decision, FilterError, FilterId, FilterKind, Installed, Table};
 pub use text::{parse_ipv4, parse_prefix, Dotted, ParseError};
-pub use tx::{TxCounters, TxHeaders, TxPolicy, TxRefused};
+pub use tx::{answer_shape, AnswerShape, TxCounters, TxHeaders, TxPolicy, TxRefused};

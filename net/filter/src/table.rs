@@ -85,6 +85,10 @@ pub enum FilterError {
     NoSuchFilter,
     /// The filter belongs to another owner.
     NotOwner,
+    /// The claimant already holds as many filters as it may (the
+    /// demultiplexer's per-client quota, `net_mux_api::MAX_FILTERS_PER_CLIENT`):
+    /// one PD cannot fill the table for the others.
+    QuotaExceeded,
 }
 
 impl FilterError {
@@ -99,6 +103,7 @@ impl FilterError {
             FilterError::Full => 5,
             FilterError::NoSuchFilter => 6,
             FilterError::NotOwner => 7,
+            FilterError::QuotaExceeded => 8,
         }
     }
 }
@@ -327,6 +332,11 @@ impl<const N: usize> Table<N> {
                 hits: entry.hits,
             })
         })
+    }
+
+    /// How many filters (exclusive and copy) `owner` holds.
+    pub fn count_of(&self, owner: Owner) -> usize {
+        self.slots.iter().filter(|slot| slot.entry.is_some_and(|entry| entry.owner == owner)).count()
     }
 
     /// The owner whose exclusive filter matches `parsed`, if any, without

@@ -10,9 +10,23 @@
 //!
 //! The stray-packet daemon owns no filters; it receives what no one claims
 //! ([`Table::new`]'s unclaimed-IPv4 owner). With
-//! [`TxPolicy::answers_unclaimed`] it may send ICMP, and TCP segments with
-//! RST set, whose reverse no exclusive filter claims: it can answer stray
-//! traffic but neither speak for a port someone owns nor send data.
+//! [`TxPolicy::answers_unclaimed`] it may send, whenever the reverse is
+//! claimed by no exclusive filter, only what its job makes ([`answer_shape`]):
+//!
+//! - ICMP echo reply, type 0 code 0 (RFC 792);
+//! - ICMP destination unreachable, type 3, code 2 (protocol) or 3 (port)
+//!   (RFC 1122 §3.2.2.1);
+//! - a TCP reset in one of RFC 9293 §3.10.7.1's two forms: flags exactly
+//!   RST (`<SEQ=SEG.ACK><CTL=RST>`), or exactly RST and ACK with sequence
+//!   number zero (`<SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>`).
+//!
+//! No other ICMP type or code (no redirect, no "fragmentation needed", no
+//! echo request), no segment with SYN, FIN, PSH or URG: it can answer
+//! stray traffic but neither speak for a port someone owns, nor send
+//! data, nor originate anything. That these headers answer a frame it
+//! really received (the sequence numbers, the quoted datagram, the echo
+//! identifier) needs state this stateless check has not: the demultiplexer
+//! checks it (`net-mux`, "Answers").
 //!
 //! # Check a copy, send the copy
 //!
@@ -27,6 +41,7 @@
 //! rather than a `&[u8]` so that it cannot be given the PD's memory by
 //! mistake.
 
+use net_packet::icmp::{self, IcmpType};
 use net_packet::{classify_headers, EthernetAddress, Ipv4Address, Malformed, Network, Parsed, Transport};
 
 use crate::{Owner, Table};
@@ -204,12 +219,41 @@ impl<'a> TxPolicy<'a> {
     }
 }
 
-/// Whether `parsed` is something the stray-packet daemon sends: ICMP, or a
-/// TCP segment with RST set.
-fn is_answer_to_stray(parsed: &Parsed) -> bool {
-    match parsed.ipv4().map(|ip| ip.transport) {
-        Some(Transport::Icmp { .. }) => true,
-        Some(Transport::Tcp { flags, .. }) => flags.rst(),
-        _ => false,
+/// The kinds of answer to stray traffic ([`answer_shape`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnswerShape {
+    /// ICMP type 0 code 0.
+    EchoReply,
+    /// ICMP type 3 code 3.
+    PortUnreachable,
+    /// ICMP type 3 code 2.
+    ProtocolUnreachable,
+    /// TCP with flags exactly RST.
+    Reset,
+    /// TCP with flags exactly RST and ACK, sequence number 0.
+    ResetAck,
+}
+
+/// The kind of answer to stray traffic `parsed` is, if it has the shape of
+/// one (see the module documentation): the headers the stray-packet daemon
+/// may send, and nothing else.
+pub fn answer_shape(parsed: &Parsed) -> Option<AnswerShape> {
+    const RST: u8 = 0x04;
+    const ACK: u8 = 0x10;
+    match parsed.ipv4()?.transport {
+        Transport::Icmp { icmp_type, code: 0 } if icmp_type == IcmpType::ECHO_REPLY => Some(AnswerShape::EchoReply),
+        Transport::Icmp { icmp_type, code } if icmp_type == IcmpType::DESTINATION_UNREACHABLE => match code {
+            icmp::unreachable::PORT => Some(AnswerShape::PortUnreachable),
+            icmp::unreachable::PROTOCOL => Some(AnswerShape::ProtocolUnreachable),
+            _ => None,
+        },
+        Transport::Tcp { flags, .. } if flags.0 == RST => Some(AnswerShape::Reset),
+        Transport::Tcp { flags, seq: 0, .. } if flags.0 == RST | ACK => Some(AnswerShape::ResetAck),
+        _ => None,
     }
+}
+
+/// Whether `parsed` is something the stray-packet daemon sends.
+fn is_answer_to_stray(parsed: &Parsed) -> bool {
+    answer_shape(parsed).is_some()
 }

@@ -36,6 +36,7 @@ fn install_checks_in_order_with_distinct_errors() {
     assert_eq!(table.install(httpd, &grant, narrower, FilterKind::Exclusive), Err(FilterError::Overlaps { with: id }));
 
     table.install(httpd, &grant, Filter::tcp_dst_port(443), FilterKind::Exclusive).unwrap();
+    assert_eq!((table.count_of(httpd), table.count_of(other)), (2, 0));
     assert_eq!(table.install(httpd, &grant, Filter::tcp_dst_port(8080), FilterKind::Exclusive), Err(FilterError::Full));
 
     let codes = [
@@ -46,6 +47,7 @@ fn install_checks_in_order_with_distinct_errors() {
         FilterError::Full,
         FilterError::NoSuchFilter,
         FilterError::NotOwner,
+        FilterError::QuotaExceeded,
     ]
     .map(FilterError::code);
     for (i, code) in codes.iter().enumerate() {

@@ -148,24 +148,53 @@ fn arpd_sends_arp_as_itself() {
     assert_eq!(check(&mut httpd, &table, &arp_frame(MAC_US, MAC_US, us())), Err(TxRefused::ProtocolNotOwned));
 }
 
+/// A reset from `src_port` with sequence number `seq` and `flags`.
+fn reset_out(src_port: u16, seq: u32, flags: u8) -> Vec<u8> {
+    let mut tcp = tcp_header(src_port, 40000, flags);
+    tcp[4..8].copy_from_slice(&seq.to_be_bytes());
+    ipv4_headers(MAC_US, us(), peer(), TCP, &tcp)
+}
+
+fn icmp_out(icmp_type: u8, code: u8) -> Vec<u8> {
+    ipv4_headers(MAC_US, us(), peer(), ICMP, &[icmp_type, code, 0, 0, 0, 0, 0, 0])
+}
+
 #[test]
-fn stray_daemon_answers_only_unclaimed_traffic_with_icmp_or_reset() {
+fn stray_daemon_answers_only_unclaimed_traffic_with_its_answers() {
     let table = table();
     let mut stray = TxPolicy::new(owner(1), MAC_US, &ADDRESSES).answering_unclaimed();
-    let icmp = ipv4_headers(MAC_US, us(), peer(), ICMP, &[3, 3, 0, 0, 0, 0, 0, 0]);
-    assert_eq!(check(&mut stray, &table, &icmp), Ok(()));
-    assert_eq!(check(&mut stray, &table, &tcp_out(MAC_US, us(), 22, RST | ACK)), Ok(()));
-    // Not a reset; not from a port someone owns; not UDP.
-    assert_eq!(check(&mut stray, &table, &tcp_out(MAC_US, us(), 22, ACK)), Err(TxRefused::ProtocolNotOwned));
-    assert_eq!(check(&mut stray, &table, &tcp_out(MAC_US, us(), 80, RST)), Err(TxRefused::EndpointNotOwned));
+    // Echo reply; port and protocol unreachable; the two reset forms.
+    for allowed in [icmp_out(0, 0), icmp_out(3, 3), icmp_out(3, 2), reset_out(22, 7, RST), reset_out(22, 0, RST | ACK)]
+    {
+        assert_eq!(check(&mut stray, &table, &allowed), Ok(()), "{allowed:x?}");
+    }
+    // Any other ICMP: an echo request, a redirect, "fragmentation needed",
+    // host unreachable, an echo reply with a code.
+    for (icmp_type, code) in [(8, 0), (5, 1), (3, 4), (3, 1), (0, 1), (11, 0)] {
+        assert_eq!(
+            check(&mut stray, &table, &icmp_out(icmp_type, code)),
+            Err(TxRefused::ProtocolNotOwned),
+            "type {icmp_type} code {code}"
+        );
+    }
+    // Resets with other flags, or RST+ACK with a sequence number.
+    for (seq, flags) in [(0, RST | SYN), (0, RST | ACK | 0x01), (0, RST | 0x08), (5, RST | ACK), (0, ACK)] {
+        assert_eq!(
+            check(&mut stray, &table, &reset_out(22, seq, flags)),
+            Err(TxRefused::ProtocolNotOwned),
+            "seq {seq} flags {flags:#x}"
+        );
+    }
+    // Not from a port someone owns; not UDP.
+    assert_eq!(check(&mut stray, &table, &reset_out(80, 1, RST)), Err(TxRefused::EndpointNotOwned));
     let udp = ipv4_headers(MAC_US, us(), peer(), UDP, &udp_header(9999, 5353));
     assert_eq!(check(&mut stray, &table, &udp), Err(TxRefused::ProtocolNotOwned));
     // Its addresses are still checked.
     assert_eq!(check(&mut stray, &table, &tcp_out(MAC_US, ip(10, 0, 0, 3), 22, RST)), Err(TxRefused::ForgedSourceIp));
     // Without the flag, a PD with no filters may send nothing.
     let mut plain = TxPolicy::new(owner(1), MAC_US, &ADDRESSES);
-    assert_eq!(check(&mut plain, &table, &icmp), Err(TxRefused::ProtocolNotOwned));
-    assert_eq!(stray.counters().allowed, 2);
+    assert_eq!(check(&mut plain, &table, &icmp_out(0, 0)), Err(TxRefused::ProtocolNotOwned));
+    assert_eq!(stray.counters().allowed, 5);
 }
 
 #[test]

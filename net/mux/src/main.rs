@@ -7,7 +7,10 @@
 //! Channels: [`MUX_DRIVER_CHANNEL`] (0) is the network driver, which
 //! this PD notifies and calls ([`lib_net_protocol::Driver`]); client `n` is
 //! on [`mux_client_channel`]`(n)` and may call this PD (the calls of
-//! `net_mux_api`, answered by [`Mux::answer`]).
+//! `net_mux_api`, answered by [`Mux::answer`]); the channel named `timer`
+//! (`pp="true"` on this end) is the timer PD, whose `NOW` is the clock of
+//! the answer and log rate limits ([`Mux::set_clock`]; called only when a
+//! limit must decide).
 //! The driver's regions are mapped as the description says (setvars
 //! below); the clients' at [`ClientRegion::mux_vaddr`], where the builder's
 //! `<network>` expansion maps them.
@@ -16,6 +19,7 @@
 
 use core::fmt;
 
+use drivers_timer_api::Timer;
 use lib_net_protocol::{Driver, RX_DATA_SIZE, TX_PAYLOAD_SIZE, TX_SPACE_LEN};
 use lib_queue::{ReceiverQueues, SenderQueues};
 use net_config::{mux_client_channel, ClientRegion, NetConfig, CONFIG_BYTES, MUX_DRIVER_CHANNEL};
@@ -24,6 +28,15 @@ use net_mux_core::{client_of_channel, ClientPort, DriverPort, Mux, SharedMemory}
 use pds_runtime::{log, Channel, ChannelSet, Handler, MemoryRegion, MessageInfo};
 
 const DRIVER: Driver = Driver::new(Channel::new(MUX_DRIVER_CHANNEL));
+
+// The timer, by the name of this PD's channel end in the description.
+pds_runtime::channel!(TIMER_CHANNEL = "timer", call);
+static TIMER: Timer = Timer::named(&TIMER_CHANNEL);
+
+/// The clock of the rate limits: the timer PD's monotonic nanoseconds.
+fn now() -> u64 {
+    TIMER.now()
+}
 
 pds_runtime::setvar_bytes!(__net_config, CONFIG_BYTES);
 // The driver's regions (net-protocol), as the driver's client.
@@ -155,6 +168,7 @@ fn start() -> Option<Mux<'static, Shared>> {
     match Mux::new(&config, mac, driver, clients, &mut log_line) {
         Ok(mut mux) => {
             mux.set_offloads(driver_offloads(), &mut log_line);
+            mux.set_clock(now);
             Some(mux)
         }
         Err(e) => {

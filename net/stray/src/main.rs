@@ -13,10 +13,11 @@
 
 use drivers_timer_api::Timer;
 use net_client::{Alarm, ChangeReport, Colons, NetClient, MAX_FRAME_LEN};
+use net_config::AnswerPolicy;
 use net_filter::Dotted;
 use net_packet::reply::Local;
 use net_packet::EthernetAddress;
-use net_stray_core::{Counters, Outcome, Stray, BURST, RATE_PER_SECOND};
+use net_stray_core::{Counters, Outcome, Stray, TokenBucket};
 use pds_runtime::{log, ChannelSet, Handler};
 
 // The timer, by the name of this PD's channel end in the description.
@@ -49,6 +50,9 @@ impl Running {
         if !net.config.my_client().is_some_and(|me| me.unclaimed_ipv4) {
             log!("warning: not the unclaimed-IPv4 client: it will receive nothing, and its answers will be refused");
         }
+        // The limit the demultiplexer enforces too, from the same
+        // configuration (net-config's AnswerPolicy).
+        let policy = net.config.my_client().map_or(AnswerPolicy::NONE, |me| me.answers);
         let mac = EthernetAddress(net.mac);
         if !mac.is_unicast() {
             log!("error: no usable MAC for the node ({})", Colons(net.mac));
@@ -56,7 +60,11 @@ impl Running {
         }
         let ip = net.config.node.ipv4;
         let mut running = Running {
-            stray: Stray::new(Local { mac, ip }),
+            stray: Stray::with_limit(
+                Local { mac, ip },
+                TokenBucket::new(u64::from(policy.rate_per_second), u64::from(policy.burst)),
+            )
+            .answering(policy.kinds),
             net,
             alarm: Alarm::new(),
             report: ChangeReport::new((Counters::default(), 0)),
@@ -64,9 +72,12 @@ impl Running {
             answer: [0; MAX_FRAME_LEN],
         };
         log!(
-            "ready: answering stray IPv4 to {} at {}, at most {RATE_PER_SECOND} answers/s in bursts of {BURST}",
+            "ready: answering stray IPv4 to {} at {}, at most {} answers/s in bursts of {} (kinds {:#x})",
             Dotted(ip),
-            Colons(mac.0)
+            Colons(mac.0),
+            policy.rate_per_second,
+            policy.burst,
+            policy.kinds
         );
         let now = TIMER.now();
         running.receive_all(now);

@@ -37,6 +37,9 @@ pub fn config(system: &SystemDescription, network: &Network, role: Role) -> NetC
         let mut c = ClientConfig::new(&client.pd);
         c.may_copy = client.may_copy;
         c.unclaimed_ipv4 = client.unclaimed_ipv4;
+        if client.unclaimed_ipv4 {
+            c.answers = net_config::AnswerPolicy::UNCLAIMED_IPV4;
+        }
         c.arp = client.arp;
         c.send_from_size = client.send_from.as_deref().and_then(|name| system.region(name)).map_or(0, |r| r.size);
         for grant in &client.grant {
@@ -138,6 +141,8 @@ mod tests {
         assert_eq!(web.grant(), [Filter::tcp_dst_port(80), Filter::tcp_dst_port(443)]);
         assert_eq!(web.claims(), [Claim { filter: Filter::tcp_dst_port(80), kind: FilterKind::Exclusive }]);
         assert!(config.clients()[1].unclaimed_ipv4);
+        assert_eq!(config.clients()[1].answers, net_config::AnswerPolicy::UNCLAIMED_IPV4);
+        assert!(!config.clients()[0].answers.any());
         let watch = &config.clients()[3];
         assert!(watch.may_copy);
         assert_eq!(watch.claims()[0].kind, FilterKind::Copy);

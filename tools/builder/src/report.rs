@@ -293,11 +293,11 @@ mod tests {
         let mut r = String::new();
         render_rights(&mut r, &plan);
         for line in [
-            "52 capabilities in 7 PDs follow the least-privilege rules",
+            "55 capabilities in 7 PDs follow the least-privilege rules",
             "  input             R--        7  the PD's own endpoint or notification: receives only\n",
             "  fault endpoint    -WG        7  ",
-            "  notify            -W-       18  a peer's notification: signal only\n",
-            "  protected call    -WG        8  ",
+            "  notify            -W-       20  a peer's notification: signal only\n",
+            "  protected call    -WG        9  ",
             "  IRQ handler       n/a        3  ",
             "  I/O ports         n/a        2  ",
         ] {

@@ -12,7 +12,8 @@
 //! | [`label::NODE`] | none | [`OK`] | MR0: the node's MAC ([`mac_to_word`]); MR1: its IPv4 address (`Ipv4Address::to_u32`); MR2: the on-link prefix length (0–32); MR3: the gateway (`to_u32`, 0 if none); MR4: the driver's offloads ([`NodeInfo::offloads`]: the bits [`OFFLOAD_TX_CSUM`], [`OFFLOAD_TSO4`], [`OFFLOAD_RX_CSUM`], 0 if none) |
 //!
 //! Install and Remove are refused with the filter table's error code
-//! ([`FilterError::code`], 1–7) as the reply label and no registers, except
+//! ([`FilterError::code`], 1–8; 8 is the per-client quota,
+//! [`MAX_FILTERS_PER_CLIENT`]) as the reply label and no registers, except
 //! [`FilterError::Overlaps`], whose MR0 is the id of the installed filter
 //! the claim overlaps. A request with an unknown label, missing arguments
 //! (fewer registers than the table lists), a filter that does not decode
@@ -59,6 +60,14 @@ pub mod label {
     /// The node's MAC, IPv4 configuration and offloads.
     pub const NODE: u64 = 4;
 }
+
+/// Most filters one client may hold at once (its boot claims and watches
+/// and those it installs), across kinds: Install beyond it is refused with
+/// [`FilterError::QuotaExceeded`]. With `net_config::MAX_CLIENTS` clients
+/// of [`MAX_FILTERS_PER_CLIENT`] each the demultiplexer's table (its
+/// `FILTER_SLOTS`, which it checks at compile time) never fills: no client
+/// can take the slots another needs.
+pub const MAX_FILTERS_PER_CLIENT: usize = 8;
 
 /// Most registers of a request.
 pub const REQUEST_WORDS: usize = 4;
@@ -159,7 +168,7 @@ impl fmt::Display for MuxError {
 
 /// Every filter error, for decoding a code (`Overlaps` with a placeholder
 /// id).
-const FILTER_ERRORS: [FilterError; 7] = [
+const FILTER_ERRORS: [FilterError; 8] = [
     FilterError::Inconsistent,
     FilterError::OutOfGrant,
     FilterError::CopyNotPrivileged,
@@ -167,6 +176,7 @@ const FILTER_ERRORS: [FilterError; 7] = [
     FilterError::Full,
     FilterError::NoSuchFilter,
     FilterError::NotOwner,
+    FilterError::QuotaExceeded,
 ];
 
 /// The filter error a reply with `label` and registers `words` carries.
@@ -626,7 +636,7 @@ mod tests {
         assert_eq!(install.decode_reply(&ReplyMessage::new(4)), unexpected(4, 0));
         // Filter codes answer only Install and Remove; unknown codes nothing.
         assert_eq!(stats_request.decode_reply(&ReplyMessage::new(2)), unexpected(2, 0));
-        assert_eq!(remove.decode_reply(&ReplyMessage::new(8)), unexpected(8, 0));
+        assert_eq!(remove.decode_reply(&ReplyMessage::new(9)), unexpected(9, 0));
         // The runtime's answer to a PD that serves no calls.
         let refused = u64::from(u32::MAX);
         assert_eq!(node_request.decode_reply(&ReplyMessage::new(refused)), unexpected(refused, 0));

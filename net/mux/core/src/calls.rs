@@ -3,7 +3,7 @@
 use core::fmt;
 
 use net_filter::{Filter, FilterError, FilterId, FilterKind, Grant, Owner, Table};
-use net_mux_api::{encode_reply, MuxError, MuxStats, NodeInfo, Reply, ReplyMessage, Request};
+use net_mux_api::{encode_reply, MuxError, MuxStats, NodeInfo, Reply, ReplyMessage, Request, MAX_FILTERS_PER_CLIENT};
 use net_packet::Malformed;
 
 use crate::{Client, LogSink, Mux, SharedMemory, TxDrop, FILTER_SLOTS};
@@ -37,8 +37,53 @@ impl fmt::Display for Refusal<'_> {
             FilterError::Full => write!(f, "filter table full"),
             FilterError::NoSuchFilter => write!(f, "no such filter"),
             FilterError::NotOwner => write!(f, "not its filter"),
+            FilterError::QuotaExceeded => write!(f, "holds {MAX_FILTERS_PER_CLIENT} filters already (its quota)"),
         }?;
         write!(f, " (error {})", self.error.code())
+    }
+}
+
+/// Lines a client's calls may log in a second: one full Stats report (a
+/// line per filter, the node's, one per client) fits, with room to spare.
+pub const LOG_LINES_PER_SECOND: u32 = (FILTER_SLOTS + 1 + net_config::MAX_CLIENTS + 7) as u32;
+
+/// A client's log budget: windows of a second, each starting at the first
+/// line logged in it, with at most [`LOG_LINES_PER_SECOND`] lines. The
+/// clock (see [`Mux::set_clock`]) is read at a window's first line and
+/// when its budget is spent; without a clock the budget never refills.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct LogBudget {
+    window_start: Option<u64>,
+    used: u32,
+    /// Lines suppressed in the current window, not yet summarized.
+    suppressed: u64,
+    suppressed_total: u64,
+}
+
+impl LogBudget {
+    /// Whether a line may be logged now: `Some(n)` with `n` lines
+    /// suppressed before it (to summarize first), or `None` (suppressed
+    /// and counted).
+    fn take(&mut self, clock: Option<fn() -> u64>) -> Option<u64> {
+        let now = || clock.map(|c| c());
+        if self.used == 0 && self.window_start.is_none() {
+            self.window_start = now().or(Some(0));
+        }
+        if self.used >= LOG_LINES_PER_SECOND {
+            let over = match (now(), self.window_start) {
+                (Some(now), Some(start)) => now.saturating_sub(start) >= 1_000_000_000,
+                _ => false,
+            };
+            if !over {
+                self.suppressed += 1;
+                self.suppressed_total += 1;
+                return None;
+            }
+            self.window_start = now();
+            self.used = 0;
+        }
+        self.used += 1;
+        Some(core::mem::take(&mut self.suppressed))
     }
 }
 
@@ -71,10 +116,37 @@ impl<M: SharedMemory> Mux<'_, M> {
     /// An unknown caller gets [`MuxError::BadRequest`]; Install and Remove
     /// the filter table's refusal, if any (a refused install is counted
     /// and logged); Stats also logs the table ([`Mux::report`]).
+    ///
+    /// What a call logs is limited per client ([`LogBudget`]): at most
+    /// [`LOG_LINES_PER_SECOND`] lines in a second, the rest counted and
+    /// summarized in one line when the client may log again, so no client
+    /// can flood the console (which every PD shares) with calls.
     pub fn call(&mut self, n: usize, request: &Request, log: &mut LogSink<'_>) -> Result<Reply, MuxError> {
-        if !matches!(self.clients.get(n), Some(Some(_))) {
+        let Some(Some(client)) = self.clients.get(n) else {
             return Err(MuxError::BadRequest);
-        }
+        };
+        let config = client.config;
+        let clock = self.clock;
+        let mut budget = self.log_budgets[n];
+        let result = {
+            let mut limited = |args: fmt::Arguments<'_>| {
+                if let Some(suppressed) = budget.take(clock) {
+                    if suppressed > 0 {
+                        log(format_args!(
+                            "{}: {suppressed} log lines of its calls suppressed (over {LOG_LINES_PER_SECOND} a second)",
+                            config.name()
+                        ));
+                    }
+                    log(args);
+                }
+            };
+            self.call_unlimited(n, request, &mut limited)
+        };
+        self.log_budgets[n] = budget;
+        result
+    }
+
+    fn call_unlimited(&mut self, n: usize, request: &Request, log: &mut LogSink<'_>) -> Result<Reply, MuxError> {
         match *request {
             Request::Stats => {
                 self.report(log);
@@ -90,6 +162,11 @@ impl<M: SharedMemory> Mux<'_, M> {
         }
     }
 
+    /// Log lines of client `n`'s calls suppressed so far (all windows).
+    pub fn log_lines_suppressed(&self, n: usize) -> u64 {
+        self.log_budgets.get(n).map_or(0, |b| b.suppressed_total)
+    }
+
     /// Answers the protected call with `label` and registers `words` from
     /// client `n`: decodes it ([`Request::decode`]; a malformed one is
     /// answered [`MuxError::BadRequest`]), [`calls`](Self::call) and
@@ -103,8 +180,10 @@ impl<M: SharedMemory> Mux<'_, M> {
         encode_reply(&result)
     }
 
-    /// Installs `filter` for client `n` inside its grant; a refusal is
-    /// counted and logged with the client's name, the filter and why.
+    /// Installs `filter` for client `n` inside its grant and its quota (at
+    /// most [`MAX_FILTERS_PER_CLIENT`] filters held, checked first); a
+    /// refusal is counted and logged with the client's name, the filter and
+    /// why.
     fn install(
         &mut self,
         n: usize,
@@ -115,7 +194,11 @@ impl<M: SharedMemory> Mux<'_, M> {
         let Some(Some(client)) = self.clients.get(n) else { return Err(FilterError::NotOwner) };
         let grant = Grant { filters: client.config.grant(), may_copy: client.config.may_copy };
         let owner = client.owner;
-        let result = self.table.install(owner, &grant, filter, kind);
+        let result = if self.table.count_of(owner) >= MAX_FILTERS_PER_CLIENT {
+            Err(FilterError::QuotaExceeded)
+        } else {
+            self.table.install(owner, &grant, filter, kind)
+        };
         if let Err(error) = result {
             if let Some(Some(client)) = self.clients.get_mut(n) {
                 client.counters.claims_refused += 1;
@@ -200,10 +283,12 @@ impl<M: SharedMemory> Mux<'_, M> {
         let table = self.table.counters();
         let driver = &self.driver.counters;
         log(format_args!(
-            "rx {} tx {} driver errors {}; no match {}, unclaimed ipv4 {}; malformed {}: {}",
+            "rx {} tx {} driver errors {}; not for the node {}: {}; no match {}, unclaimed ipv4 {}; malformed {}: {}",
             driver.rx_frames,
             driver.tx_frames,
             driver.errors,
+            driver.rx_refused.iter().sum::<u64>(),
+            NonZero { counters: &driver.rx_refused, name: crate::RxRefused::name_of },
             table.no_match,
             table.unclaimed_ipv4,
             table.malformed_total(),

@@ -18,14 +18,23 @@
 //! all on the driver's `rx_free` at start ([`Mux::new`]). For each frame
 //! on the driver's `rx_active` it
 //!
-//! 1. classifies the frame in place with [`net_filter::Table::classify_frame`]
+//! 1. drops a frame not addressed to the node, counted per reason
+//!    ([`RxRefused`], [`DriverCounters::rx_refused`]): the NIC receives
+//!    every frame on the link (QEMU's virtio-net, like a promiscuous
+//!    NIC, filters nothing), so the Ethernet destination must be the
+//!    node's MAC or broadcast (multicast: no PD can subscribe, so none),
+//!    and an IPv4 destination the node's address or a broadcast of its
+//!    link (RFC 1122 §3.3.4.2: a host that does not forward discards the
+//!    rest). No other PD sees such a frame, and the stray daemon never
+//!    answers one;
+//! 2. classifies the frame in place with [`net_filter::Table::classify_frame`]
 //!    (the driver handed the buffer over and neither it nor the device
 //!    writes it until it is returned): a malformed frame is counted there,
 //!    under its reason, and dropped;
-//! 2. copies it into a free receive buffer of the exclusive receiver and
+//! 3. copies it into a free receive buffer of the exclusive receiver and
 //!    of every copy receiver, and enqueues it on that client's `rx_active`:
 //!    the one copy of the receive path;
-//! 3. returns the buffer to the driver on its `rx_free`.
+//! 4. returns the buffer to the driver on its `rx_free`.
 //!
 //! Towards a client the demultiplexer plays the driver's part of
 //! `net-protocol`: the client lends its `rx_data` buffers on `rx_free`, and
@@ -102,9 +111,13 @@
 //! the driver returns the last descriptor of its frame on `tx_free`.
 //!
 //! Frames are taken from the clients in rounds of at most [`TX_BATCH`]
-//! frames each, so that a busy client does not starve the others of slots,
-//! and only while the driver can take a frame of the most pieces: a free
-//! slot and room for [`MAX_TX_SEGMENTS`] descriptors on its `tx_active`.
+//! frames each, so that a busy client does not starve the others of slots;
+//! a round starts with the client whose turn the driver cut short in the
+//! previous one (or the next client, if that one had sent in its turn),
+//! not with client 0, so the slots the driver frees go round the busy
+//! clients in turn. Frames are taken only while the driver can take a
+//! frame of the most pieces: a free slot and room for [`MAX_TX_SEGMENTS`]
+//! descriptors on its `tx_active`.
 //! Otherwise the frames wait in the clients' queues until the driver
 //! returns some. A descriptor is taken from a client's `tx_active` only
 //! while its `tx_free` has room for it and for every descriptor of the
@@ -137,6 +150,10 @@
 //! client's grant only. The PD runs [`Mux::handle`] before each call, so
 //! that a call sees the effect of every frame queued before it (a client
 //! that sent frames and then asks for its counters finds them counted).
+//! What a client's calls log is limited to [`LOG_LINES_PER_SECOND`] lines
+//! a second per client, the rest counted and summarized
+//! ([`Mux::log_lines_suppressed`]): Stats and refused Installs cannot
+//! flood the console the PDs share.
 //!
 //! Fixed capacities, no allocation, and no `unsafe`: shared memory is
 //! reached through [`SharedMemory`] and the queue handles the caller made.
@@ -145,6 +162,7 @@
 #![cfg_attr(not(test), forbid(unsafe_code))]
 #![cfg_attr(test, deny(unsafe_code))]
 
+mod answers;
 mod calls;
 mod rx;
 mod tx;
@@ -165,6 +183,9 @@ use net_config::{ClientConfig, NetConfig, NodeAddress, MAX_CLIENTS};
 use net_filter::{Owner, Table};
 use net_packet::EthernetAddress;
 
+pub use answers::TICKETS;
+pub use calls::LOG_LINES_PER_SECOND;
+pub use rx::RxRefused;
 pub use tx::TxDrop;
 
 /// Slots of the filter table (boot claims and run-time installs of every
@@ -192,6 +213,9 @@ const _: () = {
     assert!(MAX_FRAME_LEN <= TX_SLOT_SIZE);
     assert!(TX_HEADER_COPY >= 14 + 20 + 60);
     assert!(MAX_CLIENTS <= 16 && MAX_CLIENTS <= net_filter::MAX_OWNERS);
+    // Quotas: no client can fill the table for another.
+    assert!(MAX_CLIENTS * net_mux_api::MAX_FILTERS_PER_CLIENT <= FILTER_SLOTS);
+    assert!(net_config::MAX_CLAIMS <= net_mux_api::MAX_FILTERS_PER_CLIENT);
     assert!(RX_QUEUE_CAPACITY >= RX_BUFFERS, "every driver buffer fits in its rx_free");
 };
 
@@ -353,6 +377,9 @@ pub struct DriverCounters {
     /// Bad entries from the driver: lengths or offsets outside
     /// `net-protocol`, unknown transmit slots, corrupt indices.
     pub errors: u64,
+    /// Received frames not addressed to the node, dropped before
+    /// classification, by [`RxRefused::index`].
+    pub rx_refused: [u64; RxRefused::COUNT],
 }
 
 /// The driver side: its queues and the `tx_payload` slots.
@@ -402,6 +429,15 @@ pub struct Mux<'a, M> {
     /// The driver's offloads (`net-protocol` `OFFLOAD_*` bits): what
     /// clients may ask of it, and what the `Node` call tells them.
     offloads: u64,
+    /// The client whose transmit turn comes first in the next round.
+    tx_next: usize,
+    /// The tickets and rate limits of the clients' answers (`answers`).
+    answers: answers::Answers,
+    /// Monotonic time in nanoseconds (the timer PD's `NOW`), if the PD
+    /// has a clock: answer rate limits and log rate limits need it.
+    clock: Option<fn() -> u64>,
+    /// What each client's calls may still log (`calls`).
+    log_budgets: [calls::LogBudget; MAX_CLIENTS],
 }
 
 impl<'a, M: SharedMemory> Mux<'a, M> {
@@ -449,6 +485,10 @@ impl<'a, M: SharedMemory> Mux<'a, M> {
             client_count: config.clients().len(),
             frame: [0; MAX_FRAME_LEN],
             offloads: 0,
+            tx_next: 0,
+            answers: answers::Answers::new(),
+            clock: None,
+            log_budgets: [calls::LogBudget::default(); MAX_CLIENTS],
         };
         let mut ports = clients.into_iter();
         for (n, client_config) in config.clients().iter().enumerate() {
@@ -494,6 +534,15 @@ impl<'a, M: SharedMemory> Mux<'a, M> {
             on(OFFLOAD_TSO4),
             on(OFFLOAD_RX_CSUM)
         ));
+    }
+
+    /// Gives the demultiplexer a clock: monotonic nanoseconds (the PD
+    /// passes the timer PD's `NOW`). It is read only when a rate limit
+    /// must decide (an answer bucket with no whole token left, a log line
+    /// over its budget). Without one, answers are not rate-limited here
+    /// and the log budget never refills.
+    pub fn set_clock(&mut self, clock: fn() -> u64) {
+        self.clock = Some(clock);
     }
 
     /// The driver's offloads, as [`set_offloads`](Self::set_offloads) recorded them.

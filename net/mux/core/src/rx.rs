@@ -6,8 +6,78 @@ use lib_net_protocol::{
     RX_DATA_SIZE,
 };
 use lib_queue::{BufferDesc, QueueError};
+use net_config::NodeAddress;
+use net_packet::{ethernet, EtherType, EthernetAddress, Ipv4Address};
 
 use crate::{Client, Mux, SharedMemory};
+
+/// Why a received frame was not for the node (the NIC receives every frame
+/// on the link; the demultiplexer delivers only the node's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RxRefused {
+    /// The Ethernet destination is another station's unicast address.
+    NotOurMac,
+    /// A multicast Ethernet destination other than broadcast: no PD can
+    /// subscribe to a multicast group (there is no call for it), so none
+    /// is delivered.
+    Multicast,
+    /// An IPv4 destination other than the node's address, the limited
+    /// broadcast 255.255.255.255 or the link's directed broadcast.
+    NotOurIp,
+}
+
+impl RxRefused {
+    /// How many counters [`RxRefused::index`] numbers.
+    pub const COUNT: usize = 3;
+
+    pub const fn index(self) -> usize {
+        match self {
+            RxRefused::NotOurMac => 0,
+            RxRefused::Multicast => 1,
+            RxRefused::NotOurIp => 2,
+        }
+    }
+
+    /// The name of counter `index`, for logs.
+    pub const fn name_of(index: usize) -> &'static str {
+        match index {
+            0 => "not-our-mac",
+            1 => "multicast",
+            2 => "not-our-ip",
+            _ => "?",
+        }
+    }
+}
+
+/// Whether `frame` is addressed to the node at `mac` and `node`: its
+/// Ethernet destination is `mac` or broadcast (RFC 894 carries IPv4 to
+/// the station's own address or broadcast; RFC 1122 §3.3.6 lets a host
+/// drop a datagram sent to a link-layer broadcast only at the IP layer,
+/// which the rule below does), and an IPv4 packet's destination is the
+/// node's address or a broadcast of its link (RFC 1122 §3.3.4.2 has a host
+/// without forwarding discard datagrams for other addresses; §3.2.1.3 lists
+/// the broadcasts). Frames too short to carry the IPv4 destination are left
+/// to classification, which drops them as malformed.
+pub(crate) fn addressed_to_node(frame: &[u8], mac: EthernetAddress, node: &NodeAddress) -> Result<(), RxRefused> {
+    let Some(dst) = frame.get(..6) else { return Ok(()) };
+    let dst = EthernetAddress([dst[0], dst[1], dst[2], dst[3], dst[4], dst[5]]);
+    if dst != mac && !dst.is_broadcast() {
+        return Err(if dst.is_multicast() { RxRefused::Multicast } else { RxRefused::NotOurMac });
+    }
+    let ipv4 = frame.get(12..14) == Some(&EtherType::IPV4.0.to_be_bytes()[..]);
+    let at = ethernet::HEADER_LEN + 16;
+    match frame.get(at..at + 4) {
+        Some(ip) if ipv4 => {
+            let ip = Ipv4Address([ip[0], ip[1], ip[2], ip[3]]);
+            if ip == node.ipv4 || ip == Ipv4Address::BROADCAST || ip == node.broadcast() {
+                Ok(())
+            } else {
+                Err(RxRefused::NotOurIp)
+            }
+        }
+        _ => Ok(()),
+    }
+}
 
 impl<M: SharedMemory> Mux<'_, M> {
     /// Takes every frame the driver has received, hands each buffer back at
@@ -33,7 +103,7 @@ impl<M: SharedMemory> Mux<'_, M> {
                 continue;
             }
             let len = desc.len as usize;
-            let Mux { driver, table, clients, .. } = self;
+            let Mux { driver, table, clients, mac, node, answers, .. } = self;
             // Classified and delivered in place: the buffer is ours until
             // it goes back below.
             let delivered = (MIN_FRAME_LEN..=MAX_FRAME_LEN).contains(&len)
@@ -41,9 +111,24 @@ impl<M: SharedMemory> Mux<'_, M> {
                     .port
                     .rx_data
                     .view(desc.offset as usize, len, |frame| {
+                        // Not the node's: counted, never delivered, not
+                        // classified (no filter hit, no stray answer).
+                        if let Err(reason) = addressed_to_node(frame, *mac, node) {
+                            driver.counters.rx_refused[reason.index()] += 1;
+                            return;
+                        }
                         // A malformed frame is counted by the table, under its reason.
                         let Ok(decision) = table.classify_frame(frame) else { return };
                         let (cookie, fix) = checksum_state(frame, desc.cookie);
+                        // The one answer its receiver may send to it, if
+                        // the receiver has an answer policy.
+                        if let Some(owner) = decision.exclusive {
+                            if let Some(Some(client)) = clients.get(owner.index()) {
+                                if client.config.answers.any() {
+                                    answers.record(owner.index(), &client.config.answers, *mac, node, frame, fix);
+                                }
+                            }
+                        }
                         let receivers = decision.exclusive.into_iter().chain(decision.copies.iter());
                         for owner in receivers {
                             if let Some(Some(client)) = clients.get_mut(owner.index()) {

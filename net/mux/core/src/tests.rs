@@ -349,6 +349,7 @@ fn config() -> NetConfig {
     arpd.arp = true;
     let mut stray = ClientConfig::new("stray");
     stray.unclaimed_ipv4 = true;
+    stray.answers = net_config::AnswerPolicy::UNCLAIMED_IPV4;
     let mut web = ClientConfig::new("web");
     web.add_grant(filter("tcp dst 80"));
     web.add_grant(filter("tcp dst 8080-8089"));
@@ -836,23 +837,157 @@ fn a_frame_split_over_wake_ups_is_assembled() {
     assert_eq!(node.clients[WEB].returned().len(), 2);
 }
 
+fn icmp_echo_seq(seq: u16) -> Vec<u8> {
+    let mut message = icmp_echo();
+    message[6..8].copy_from_slice(&seq.to_be_bytes());
+    message[2..4].fill(0);
+    let sum = checksum(&message);
+    message[2..4].copy_from_slice(&sum.to_be_bytes());
+    message
+}
+
+/// A TCP header with sequence and acknowledgment numbers.
+fn tcp_seq(src_port: u16, dst_port: u16, seq: u32, ack: u32, flags: u8) -> Vec<u8> {
+    let mut segment = tcp(src_port, dst_port, flags, b"");
+    segment[4..8].copy_from_slice(&seq.to_be_bytes());
+    segment[8..12].copy_from_slice(&ack.to_be_bytes());
+    segment
+}
+
+fn local() -> net_packet::reply::Local {
+    net_packet::reply::Local { mac: net_packet::EthernetAddress(MAC), ip: net_packet::Ipv4Address(US) }
+}
+
+/// One of `net_packet::reply`'s answer builders.
+type Builder = fn(&[u8], net_packet::reply::Local, &mut [u8]) -> Result<usize, net_packet::reply::ReplyError>;
+
+/// The stray daemon's answer to `frame`, as `build` writes it.
+fn answer(frame: &[u8], build: Builder) -> Vec<u8> {
+    let mut out = [0; 1514];
+    let len = build(frame, local(), &mut out).unwrap();
+    out[..len].to_vec()
+}
+
+fn refused_for(node: &Node, client: usize, reason: TxDrop) -> u64 {
+    node.counters(client).tx_refused[reason.index()]
+}
+
 #[test]
 fn the_stray_daemon_answers_unclaimed_traffic_only() {
     let mut node = Node::new();
-    let unreachable = outbound(1, &icmp_echo());
-    let reset_unowned = outbound(6, &tcp(9999, 40000, RST | ACK, b""));
-    let reset_for_web = outbound(6, &tcp(80, 40000, RST, b""));
+    let reset_for_web = outbound(6, &tcp_seq(80, 40000, 0, 1, RST | ACK));
     let data_unowned = outbound(6, &tcp(9999, 40000, ACK, b"data"));
     let stray = &mut node.clients[STRAY];
-    for (i, frame) in [&unreachable, &reset_unowned, &reset_for_web, &data_unowned].into_iter().enumerate() {
+    for (i, frame) in [&reset_for_web, &data_unowned].into_iter().enumerate() {
         stray.send(i * 2048, frame);
     }
     node.handle();
-    assert_eq!(node.driver.sent(), [unreachable, reset_unowned]);
+    assert!(node.driver.sent().is_empty());
     let c = node.counters(STRAY);
     // A reset from web's port; data, which is no answer to stray traffic.
     assert_eq!(c.tx_refused[TxDrop::Refused(TxRefused::EndpointNotOwned).index()], 1);
     assert_eq!(c.tx_refused[TxDrop::Refused(TxRefused::ProtocolNotOwned).index()], 1);
+}
+
+#[test]
+fn the_stray_daemon_answers_each_frame_it_received_once_and_nothing_else() {
+    let mut node = Node::new();
+    let echo = inbound(1, &icmp_echo());
+    let datagram = inbound(17, &udp(5353, 9999, b"hello"));
+    let syn = inbound(6, &tcp_seq(40000, 9999, 100, 0, SYN));
+    let ack = inbound(6, &tcp_seq(40001, 9999, 5, 777, ACK));
+    node.wire(&[&echo, &datagram, &syn, &ack]);
+    assert_eq!(node.clients[STRAY].received().len(), 4);
+    let reply = answer(&echo, net_packet::reply::echo_reply);
+    let unreachable = answer(&datagram, net_packet::reply::port_unreachable);
+    // RFC 9293 §3.10.7.1, by hand: no ACK -> <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
+    let reset_to_syn = outbound(6, &tcp_seq(9999, 40000, 0, 101, RST | ACK));
+    // ACK -> <SEQ=SEG.ACK><CTL=RST>.
+    let reset_to_ack = outbound(6, &tcp_seq(9999, 40001, 777, 0, RST));
+    let good = [&reply, &unreachable, &reset_to_syn, &reset_to_ack];
+    // Right shapes, but no frame received asks for them: another echo
+    // identifier; an unreachable quoting a segment of web's connection (it
+    // would make the peer abort it); resets with the wrong numbers; a
+    // reset to a port that sent nothing.
+    let mut other_echo = reply.clone();
+    other_echo[14 + 20 + 5] ^= 1;
+    let forged_segment = inbound(6, &tcp_seq(40000, 80, 1, 1, ACK));
+    let forged_quote = answer(&datagram, net_packet::reply::port_unreachable);
+    let mut forged_quote = forged_quote;
+    let quoted_at = 14 + 20 + 8;
+    forged_quote[quoted_at..quoted_at + 28].copy_from_slice(&forged_segment[14..14 + 28]);
+    let wrong_ack = outbound(6, &tcp_seq(9999, 40000, 0, 100, RST | ACK));
+    let wrong_seq = outbound(6, &tcp_seq(9999, 40001, 778, 0, RST));
+    let wrong_port = outbound(6, &tcp_seq(9998, 40000, 0, 101, RST | ACK));
+    let bad = [&other_echo, &forged_quote, &wrong_ack, &wrong_seq, &wrong_port];
+    for (i, frame) in bad.iter().chain(&good).chain(&good).enumerate() {
+        node.clients[STRAY].send(i * 2048, frame);
+    }
+    node.handle();
+    let sent = node.driver.sent();
+    assert_eq!(sent, good.map(|f| f.clone()), "each good answer once, nothing else");
+    assert_eq!(refused_for(&node, STRAY, TxDrop::NotAnAnswer), (bad.len() + good.len()) as u64);
+}
+
+static NOW_NS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn fake_now() -> u64 {
+    NOW_NS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[test]
+fn answers_are_rate_limited_by_the_policy_on_the_clock() {
+    let mut config = config();
+    config.clients[STRAY].answers =
+        net_config::AnswerPolicy { burst: 2, rate_per_second: 1, ..config.clients[STRAY].answers };
+    let mut node = Node::with(&config);
+    node.mux.set_clock(fake_now);
+    NOW_NS.store(5_000_000_000, std::sync::atomic::Ordering::Relaxed);
+    let requests: Vec<Vec<u8>> = (1..=4).map(|seq| inbound(1, &icmp_echo_seq(seq))).collect();
+    node.wire(&requests.iter().map(Vec::as_slice).collect::<Vec<_>>());
+    let replies: Vec<Vec<u8>> = requests.iter().map(|r| answer(r, net_packet::reply::echo_reply)).collect();
+    for (i, reply) in replies[..3].iter().enumerate() {
+        node.clients[STRAY].send(i * 2048, reply);
+    }
+    node.handle();
+    // The burst of 2, then the bucket is empty.
+    assert_eq!(node.driver.sent(), replies[..2]);
+    assert_eq!(refused_for(&node, STRAY, TxDrop::AnswerRateLimited), 1);
+    // A second later, one more token: the third (still ticketed) goes, the
+    // fourth must wait again.
+    NOW_NS.store(6_000_000_000, std::sync::atomic::Ordering::Relaxed);
+    node.clients[STRAY].send(0, &replies[2]);
+    node.clients[STRAY].send(2048, &replies[3]);
+    node.handle();
+    assert_eq!(node.driver.sent(), replies[2..3]);
+    assert_eq!(refused_for(&node, STRAY, TxDrop::AnswerRateLimited), 2);
+    // Long after the burst was spent, the bucket is full again: the next
+    // answers go at once, up to the burst.
+    NOW_NS.store(60_000_000_000, std::sync::atomic::Ordering::Relaxed);
+    let later: Vec<Vec<u8>> = (10..13).map(|seq| inbound(1, &icmp_echo_seq(seq))).collect();
+    node.wire(&later.iter().map(Vec::as_slice).collect::<Vec<_>>());
+    for (i, request) in later.iter().enumerate() {
+        node.clients[STRAY].send(i * 2048, &answer(request, net_packet::reply::echo_reply));
+    }
+    node.handle();
+    assert_eq!(node.driver.sent().len(), 2);
+    assert_eq!(refused_for(&node, STRAY, TxDrop::AnswerRateLimited), 3);
+    // A bucket is full from its first answer on: a burst spent at once is
+    // refilled by the time of the next answer, however late.
+    let mut node = Node::with(&config);
+    node.mux.set_clock(fake_now);
+    NOW_NS.store(100_000_000_000, std::sync::atomic::Ordering::Relaxed);
+    let requests: Vec<Vec<u8>> = (20..23).map(|seq| inbound(1, &icmp_echo_seq(seq))).collect();
+    node.wire(&requests.iter().map(Vec::as_slice).collect::<Vec<_>>());
+    for (i, request) in requests[..2].iter().enumerate() {
+        node.clients[STRAY].send(i * 2048, &answer(request, net_packet::reply::echo_reply));
+    }
+    node.handle();
+    assert_eq!(node.driver.sent().len(), 2);
+    NOW_NS.store(110_000_000_000, std::sync::atomic::Ordering::Relaxed);
+    node.clients[STRAY].send(0, &answer(&requests[2], net_packet::reply::echo_reply));
+    node.handle();
+    assert_eq!(node.driver.sent().len(), 1, "ten seconds later");
 }
 
 #[test]
@@ -1600,4 +1735,146 @@ fn received_checksum_states_reach_the_clients_and_partial_ones_are_completed() {
     assert_eq!((&got[1].0[..50], &got[1].0[52..]), (&partial[..50], &partial[52..]), "only the checksum differs");
     assert_eq!(got[2], (request.clone(), 0));
     assert_eq!(got[3], (partial, 0));
+}
+
+// --- Least privilege: quotas, fairness ---------------------------------------
+
+#[test]
+fn a_client_holds_at_most_its_quota_of_filters_and_others_still_install() {
+    let mut node = Node::new();
+    // watch holds its boot watch `icmp`; it may hold MAX_FILTERS_PER_CLIENT.
+    let quota = net_mux_api::MAX_FILTERS_PER_CLIENT;
+    let mut ids = Vec::new();
+    for port in 1..quota {
+        ids.push(node.install(WATCH, &std::format!("tcp dst {port}"), FilterKind::Copy).unwrap());
+    }
+    assert_eq!(node.mux.table().count_of(net_filter::Owner::new(WATCH).unwrap()), quota);
+    assert_eq!(node.install(WATCH, "tcp dst 999", FilterKind::Copy), refused(FilterError::QuotaExceeded));
+    assert_eq!(node.counters(WATCH).claims_refused, 1);
+    assert!(node.logged("refused watch's claim `tcp dst 999` (copy): holds 8 filters already (its quota) (error 8)"));
+    // The table is not full: another client installs.
+    assert!(node.install(WEB, "tcp dst 8080", FilterKind::Exclusive).is_ok());
+    // A removal makes room again.
+    assert_eq!(node.remove(WATCH, ids[0]), Ok(Reply::Removed));
+    assert!(node.install(WATCH, "tcp dst 999", FilterKind::Copy).is_ok());
+}
+
+#[test]
+fn two_busy_clients_both_progress_when_the_driver_frees_few_slots() {
+    let mut node = Node::new();
+    node.install(WATCH, "tcp dst 443", FilterKind::Exclusive).unwrap();
+    let from_web = outbound(6, &tcp(80, 40000, ACK, b"w"));
+    let from_watch = outbound(6, &tcp(443, 40000, ACK, b"x"));
+    for (client, frame) in [(WEB, &from_web), (WATCH, &from_watch)] {
+        node.clients[client].tx_data.put(0, frame);
+        for _ in 0..TX_QUEUE_CAPACITY {
+            node.clients[client].send_descs(&[header_desc(0, frame.len(), 0)]);
+        }
+    }
+    node.handle();
+    // Every slot in flight; then the driver returns 8 frames per wake-up.
+    let mut in_flight = node.driver.take_sent();
+    assert!(in_flight.len() > TX_SLOTS - MAX_TX_SEGMENTS);
+    let (mut web, mut watch) = (0, 0);
+    for _ in 0..16 {
+        for frame in in_flight.drain(..8) {
+            node.driver.give_back(&frame);
+        }
+        node.clients[WEB].returned();
+        node.clients[WATCH].returned();
+        node.handle();
+        let sent = node.driver.take_sent();
+        web += sent.iter().filter(|f| f.bytes == from_web).count();
+        watch += sent.iter().filter(|f| f.bytes == from_watch).count();
+        in_flight.extend(sent);
+    }
+    // Turns alternate: neither client takes every freed slot (with rounds
+    // that always began at client 0, web took all of them).
+    assert!(web + watch >= 16 * 8);
+    assert!(web.abs_diff(watch) <= 16, "web {web}, watch {watch}");
+}
+
+#[test]
+fn frames_not_addressed_to_the_node_reach_no_client_and_are_counted_by_reason() {
+    let mut node = Node::new();
+    let other_mac = [0x52, 0x54, 0x00, 0x99, 0x99, 0x99];
+    let web = ipv4(PEER, US, 6, &tcp(40000, 80, SYN, b""));
+    let to_other_station = ethernet(other_mac, PEER_MAC, 0x0800, &web);
+    let to_multicast = ethernet([0x01, 0x00, 0x5e, 0, 0, 1], PEER_MAC, 0x0800, &web);
+    let to_other_host = ethernet(MAC, PEER_MAC, 0x0800, &ipv4(PEER, [10, 0, 2, 99], 6, &tcp(40000, 80, SYN, b"")));
+    let arp_for_another = {
+        let mut frame = arp(2, PEER_MAC, PEER, US);
+        frame[..6].copy_from_slice(&other_mac);
+        frame
+    };
+    node.wire(&[&to_other_station, &to_multicast, &to_other_host, &arp_for_another]);
+    for client in &mut node.clients {
+        assert!(client.received().is_empty());
+    }
+    let refused = node.mux.driver_counters().rx_refused;
+    assert_eq!(refused[RxRefused::NotOurMac.index()], 2);
+    assert_eq!(refused[RxRefused::Multicast.index()], 1);
+    assert_eq!(refused[RxRefused::NotOurIp.index()], 1);
+    assert_eq!(node.mux.table().counters().unclaimed_ipv4, 0, "not classified");
+    // What is the node's still arrives: to its MAC, and IPv4 broadcasts in
+    // a link-layer broadcast (to the stray daemon, which will not answer).
+    let broadcast_udp = ethernet([0xff; 6], PEER_MAC, 0x0800, &ipv4(PEER, [10, 0, 2, 255], 17, &udp(68, 67, b"")));
+    let limited = ethernet([0xff; 6], PEER_MAC, 0x0800, &ipv4(PEER, [255; 4], 17, &udp(68, 67, b"")));
+    let syn = ethernet(MAC, PEER_MAC, 0x0800, &web);
+    node.wire(&[&broadcast_udp, &limited, &syn, &arp(1, PEER_MAC, PEER, US)]);
+    assert_eq!(node.clients[WEB].received(), [syn]);
+    assert_eq!(node.clients[STRAY].received(), [broadcast_udp, limited]);
+    assert_eq!(node.clients[ARPD].received().len(), 1);
+    node.stats(WEB);
+    assert!(node.logged("not for the node 4: not-our-mac 2, multicast 1, not-our-ip 1"), "{:#?}", node.log);
+}
+
+static LOG_NOW_NS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn log_now() -> u64 {
+    LOG_NOW_NS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[test]
+fn a_client_s_calls_log_at_most_their_budget_a_second_and_the_rest_is_summarized() {
+    let mut node = Node::new();
+    node.mux.set_clock(log_now);
+    LOG_NOW_NS.store(10_000_000_000, std::sync::atomic::Ordering::Relaxed);
+    let budget = LOG_LINES_PER_SECOND as usize;
+    node.log.clear();
+    // Refused installs, one line each, far more than the budget.
+    for _ in 0..3 * budget {
+        assert!(node.install(WEB, "udp dst 53", FilterKind::Exclusive).is_err());
+    }
+    assert_eq!(node.log.len(), budget);
+    assert_eq!(node.mux.log_lines_suppressed(WEB), 2 * budget as u64);
+    assert_eq!(node.counters(WEB).claims_refused, 3 * budget as u64, "every refusal still counted");
+    // Another client's budget is its own.
+    node.log.clear();
+    node.stats(ARPD);
+    assert!(node.logged("arpd: rx delivered"), "{:#?}", node.log);
+    // A second later: one summary line, then the line.
+    LOG_NOW_NS.store(11_000_000_000, std::sync::atomic::Ordering::Relaxed);
+    node.log.clear();
+    assert!(node.install(WEB, "udp dst 53", FilterKind::Exclusive).is_err());
+    assert_eq!(node.log.len(), 2, "{:#?}", node.log);
+    assert!(node.log[0].contains(&std::format!("web: {} log lines of its calls suppressed", 2 * budget)));
+    assert!(node.log[1].contains("refused web's claim `udp dst 53`"));
+}
+
+#[test]
+fn an_unreachable_quoting_a_datagram_whose_partial_checksum_was_completed_is_an_answer() {
+    let mut node = Node::new();
+    let mut datagram = inbound(17, &udp(5353, 9, b"from the host's own stack"));
+    let sum = pseudo_sum(PEER, US, 17, datagram.len() - 34);
+    datagram[34 + 6..34 + 8].copy_from_slice(&sum.to_be_bytes());
+    assert!(node.driver.receive_with(&datagram, rx_partial_cookie(34, 6)));
+    node.handle();
+    // stray quotes its copy, whose checksum the demultiplexer completed.
+    let copy = node.clients[STRAY].received().remove(0);
+    assert_ne!(copy, datagram);
+    let unreachable = answer(&copy, net_packet::reply::port_unreachable);
+    node.clients[STRAY].send(0, &unreachable);
+    node.handle();
+    assert_eq!(node.driver.sent(), [unreachable]);
 }

@@ -45,6 +45,12 @@ pub enum TxDrop {
     /// A frame asks for an offload (checksum, TSO) the driver does not
     /// have.
     OffloadUnavailable,
+    /// From a client with an answer policy, a frame its own filters do not
+    /// cover that answers no frame it received (no live ticket; see
+    /// `answers`).
+    NotAnAnswer,
+    /// An answer over the client's answer rate.
+    AnswerRateLimited,
     /// A frame's offload request does not fit it: an offload descriptor
     /// not first or malformed; not TCP or UDP over IPv4 with the whole
     /// headers copied; `csum_start`, `csum_offset` or `hdr_len` other than
@@ -55,7 +61,7 @@ pub enum TxDrop {
 
 impl TxDrop {
     /// How many counters [`TxDrop::index`] numbers.
-    pub const COUNT: usize = TxRefused::COUNT + 9;
+    pub const COUNT: usize = TxRefused::COUNT + 11;
 
     /// A counter index: [`TxRefused::index`] for refusals, then the others.
     pub const fn index(self) -> usize {
@@ -70,6 +76,8 @@ impl TxDrop {
             TxDrop::InPlaceHeaders => TxRefused::COUNT + 6,
             TxDrop::OffloadUnavailable => TxRefused::COUNT + 7,
             TxDrop::OffloadMismatch => TxRefused::COUNT + 8,
+            TxDrop::NotAnAnswer => TxRefused::COUNT + 9,
+            TxDrop::AnswerRateLimited => TxRefused::COUNT + 10,
         }
     }
 
@@ -91,6 +99,8 @@ impl TxDrop {
             "in-place-headers",
             "offload-unavailable",
             "offload-mismatch",
+            "not-an-answer",
+            "answer-rate-limited",
         ];
         if index < NAMES.len() {
             NAMES[index]
@@ -156,6 +166,16 @@ fn offload_for(bytes: &[u8], asked: TxOffload) -> Option<TxOffload> {
     fits.then_some(expected)
 }
 
+/// Whether one of `owner`'s exclusive filters admits the reverse of the
+/// frame starting with `headers` (the traffic of its own, for which it needs
+/// no ticket).
+fn owns_reverse<const N: usize>(table: &net_filter::Table<N>, owner: net_filter::Owner, headers: &[u8]) -> bool {
+    let Ok(parsed) = net_packet::classify_headers(headers) else { return false };
+    let reply = parsed.reversed();
+    let mut own = table.exclusive_filters_of(owner);
+    own.any(|filter| filter.matches(&reply))
+}
+
 /// The length of the headers transmit validation reads in a frame with
 /// in-place pieces: Ethernet, IPv4 (by its IHL), then the TCP header (by
 /// its data offset, at least 20 bytes) or the UDP header. `None` if
@@ -183,12 +203,23 @@ impl<M: SharedMemory> Mux<'_, M> {
     /// while the driver can take one more ([`Driver::can_submit`]).
     /// Returns whether it stopped because the driver could not (every slot
     /// in flight, or its `tx_active` too full).
+    ///
+    /// Round robin across wake-ups: a round starts with the client whose
+    /// turn the driver cut short last time ([`Mux::tx_next`]), or the one
+    /// after it if it had sent in that turn, never always with client 0, so
+    /// that a client that always has frames waiting cannot take every slot
+    /// the driver frees while the others wait.
     pub(crate) fn transmit(&mut self) -> bool {
+        let count = self.client_count.max(1);
         loop {
             let mut progress = false;
-            for n in 0..self.client_count {
-                for _ in 0..TX_BATCH {
+            let first = self.tx_next % count;
+            for n in (first..count).chain(0..first) {
+                for sent in 0..TX_BATCH {
                     if !self.driver.can_submit() {
+                        // Its turn was cut short: it goes first next time,
+                        // unless it had sent already (then the next one).
+                        self.tx_next = if sent == 0 { n } else { (n + 1) % count };
                         return true;
                     }
                     let Some(Some(client)) = self.clients.get_mut(n) else { break };
@@ -209,7 +240,7 @@ impl<M: SharedMemory> Mux<'_, M> {
     /// until the driver returns it, since the NIC reads the client's
     /// `send_from` bytes until then.
     fn send(&mut self, n: usize, frame: TxFrame) {
-        let Mux { clients, driver, table, frame: copy, node, mac, offloads, .. } = self;
+        let Mux { clients, driver, table, frame: copy, node, mac, offloads, answers, clock, .. } = self;
         let Some(Some(client)) = clients.get_mut(n) else { return };
         let verdict = client.gather(&frame, copy).and_then(|gathered| {
             // Check a copy, send the copy: `copy` is private, and the
@@ -237,6 +268,14 @@ impl<M: SharedMemory> Mux<'_, M> {
                 policy = policy.answering_unclaimed();
             }
             policy.check(table, &headers).map_err(TxDrop::Refused)?;
+            // Beyond its own filters' traffic, a client with an answer
+            // policy sends only answers to frames it received.
+            if client.config.answers.any() && !owns_reverse(table, client.owner, headers.as_bytes()) {
+                if gathered.in_place > 0 {
+                    return Err(TxDrop::NotAnAnswer);
+                }
+                answers.redeem(n, &client.config.answers, &copy[..gathered.copied], *clock)?;
+            }
             Ok(gathered)
         });
         let gathered = match verdict {

@@ -11,6 +11,14 @@
 //! | another protocol | ICMP protocol unreachable (RFC 1122 §3.2.2.1) |
 //! | anything else | nothing |
 //!
+//! Only the kinds its policy allows (`net_config::AnswerPolicy`, from the
+//! description's `<network>`: the unclaimed-IPv4 client gets every kind)
+//! are sent; the others are counted (`not_allowed`). The demultiplexer
+//! enforces the same policy on what the PD sends (`net-mux`, "Answers"):
+//! each answer must be the one this table prescribes for a frame it
+//! delivered to the PD, once, within the same rate limit, so a
+//! compromised daemon can send nothing else.
+//!
 //! Never answered (RFC 1122 §3.2.2, RFC 9293): frames with a bad IPv4 or
 //! transport checksum; datagrams to another address, to a broadcast or
 //! multicast address, or sent as a link-layer broadcast; datagrams from
@@ -43,10 +51,13 @@ use net_packet::{classify, Transport};
 
 /// Nanoseconds in a second.
 pub const SECOND_NS: u64 = 1_000_000_000;
-/// Answers a second, sustained.
-pub const RATE_PER_SECOND: u64 = 100;
-/// Answers in a burst, after a quiet time.
-pub const BURST: u64 = 50;
+/// Answers a second, sustained, by default (the PD takes its limit from
+/// its configuration, `net_config::AnswerPolicy`, which the demultiplexer
+/// enforces too: the unclaimed-IPv4 client's is
+/// `AnswerPolicy::UNCLAIMED_IPV4`, these numbers).
+pub const RATE_PER_SECOND: u64 = net_config::AnswerPolicy::UNCLAIMED_IPV4.rate_per_second as u64;
+/// Answers in a burst, after a quiet time, by default.
+pub const BURST: u64 = net_config::AnswerPolicy::UNCLAIMED_IPV4.burst as u64;
 
 /// A token bucket: `burst` tokens, refilled at `rate` a second, in
 /// nanosecond time. Starts full.
@@ -94,9 +105,24 @@ pub enum Answer {
     Reset,
 }
 
+impl Answer {
+    /// Its bit in `net_config::AnswerPolicy::kinds`.
+    pub const fn kind_bit(self) -> u8 {
+        match self {
+            Answer::EchoReply => net_config::ANSWER_ECHO_REPLY,
+            Answer::PortUnreachable => net_config::ANSWER_PORT_UNREACHABLE,
+            Answer::ProtocolUnreachable => net_config::ANSWER_PROTOCOL_UNREACHABLE,
+            Answer::Reset => net_config::ANSWER_RESET,
+        }
+    }
+}
+
 /// What became of a received frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
+    /// It would have been answered, but its policy does not allow this
+    /// kind (the demultiplexer would refuse it).
+    NotAllowed(Answer),
     /// Send the first `len` bytes of the output buffer.
     Send { answer: Answer, len: usize },
     /// It would have been answered, but the bucket is empty.
@@ -114,6 +140,8 @@ pub struct Counters {
     pub resets: u64,
     /// Answers not sent for the rate limit.
     pub rate_limited: u64,
+    /// Answers not sent because the policy does not allow their kind.
+    pub not_allowed: u64,
     /// Valid frames that must not be answered (see the crate docs).
     pub ignored: u64,
     /// Frames with a bad header, length or checksum.
@@ -128,12 +156,13 @@ impl fmt::Display for Counters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "echo_replies={} port_unreachable={} protocol_unreachable={} resets={} rate_limited={} ignored={} malformed={} too_large={}",
+            "echo_replies={} port_unreachable={} protocol_unreachable={} resets={} rate_limited={} not_allowed={} ignored={} malformed={} too_large={}",
             self.echo_replies,
             self.port_unreachable,
             self.protocol_unreachable,
             self.resets,
             self.rate_limited,
+            self.not_allowed,
             self.ignored,
             self.malformed,
             self.too_large
@@ -146,18 +175,28 @@ impl fmt::Display for Counters {
 pub struct Stray {
     local: Local,
     bucket: TokenBucket,
+    /// The kinds it may send (`net_config::ANSWER_*` bits).
+    kinds: u8,
     counters: Counters,
 }
 
 impl Stray {
-    /// The daemon answering for `local`, with the default rate limit.
+    /// The daemon answering for `local` with every kind, with the default
+    /// rate limit.
     pub fn new(local: Local) -> Self {
         Self::with_limit(local, TokenBucket::new(RATE_PER_SECOND, BURST))
     }
 
-    /// The daemon answering for `local`, rate-limited by `bucket`.
+    /// The daemon answering for `local` with every kind, rate-limited by
+    /// `bucket`.
     pub fn with_limit(local: Local, bucket: TokenBucket) -> Self {
-        Stray { local, bucket, counters: Counters::default() }
+        Stray { local, bucket, kinds: net_config::ANSWER_ALL, counters: Counters::default() }
+    }
+
+    /// This daemon, answering only the kinds in `kinds` (its policy's
+    /// `net_config::ANSWER_*` bits; the demultiplexer refuses the others).
+    pub fn answering(self, kinds: u8) -> Self {
+        Stray { kinds, ..self }
     }
 
     pub fn counters(&self) -> &Counters {
@@ -177,6 +216,7 @@ impl Stray {
                 Answer::Reset => c.resets += 1,
             },
             Outcome::RateLimited(_) => c.rate_limited += 1,
+            Outcome::NotAllowed(_) => c.not_allowed += 1,
             Outcome::Ignored(ReplyError::Malformed(_)) => c.malformed += 1,
             Outcome::Ignored(ReplyError::NotAnswerable(_)) => c.ignored += 1,
             Outcome::Ignored(ReplyError::BufferTooSmall) => c.too_large += 1,
@@ -202,6 +242,7 @@ impl Stray {
             None => return Outcome::Ignored(ReplyError::NotAnswerable(reply::NotAnswerable::WrongKind)),
         };
         match built {
+            Ok(_) if self.kinds & answer.kind_bit() == 0 => Outcome::NotAllowed(answer),
             Ok(len) if self.bucket.try_take(now_ns) => Outcome::Send { answer, len },
             Ok(_) => Outcome::RateLimited(answer),
             Err(e) => Outcome::Ignored(e),

@@ -320,3 +320,19 @@ fn mutated_frames_never_panic_and_every_answer_is_valid() {
     assert!(answered > 1000, "{answered}");
     assert!(stray.counters().malformed > 0 && stray.counters().ignored > 0);
 }
+
+#[test]
+fn only_the_kinds_of_its_policy_are_answered() {
+    let mut stray = Stray::new(local()).answering(net_config::ANSWER_ECHO_REPLY);
+    answer(&mut stray, T0, &to_us(1, &echo_request(1, 1, b"x")), Answer::EchoReply);
+    let mut out = [0u8; 1514];
+    let datagram = to_us(17, &udp(5353, b"d"));
+    assert_eq!(stray.handle(T0, &datagram, &mut out), Outcome::NotAllowed(Answer::PortUnreachable));
+    let syn = to_us(6, &tcp(22, 5, 0, 0x02, b""));
+    assert_eq!(stray.handle(T0, &syn, &mut out), Outcome::NotAllowed(Answer::Reset));
+    assert_eq!((stray.counters().echo_replies, stray.counters().not_allowed), (1, 2));
+    assert_eq!(
+        Stray::new(local()).answering(0).handle(T0, &datagram, &mut out),
+        Outcome::NotAllowed(Answer::PortUnreachable)
+    );
+}

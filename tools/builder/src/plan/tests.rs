@@ -407,7 +407,9 @@ const MICROKIT_CAPS: &[(&str, &[&str])] = &[
     "slot 65: notification of arpd, rights -W-, badge 0x1",
     "slot 66: notification of stray, rights -W-, badge 0x1",
     "slot 67: notification of httpd, rights -W-, badge 0x1",
+    "slot 84: notification of timer, rights -W-, badge 0x8",
     "slot 128: endpoint of virtio-net, rights -WG, badge 0x8000001",
+    "slot 148: endpoint of timer, rights -WG, badge 0x8000003",
 ],
 ),
 (
@@ -431,6 +433,7 @@ const MICROKIT_CAPS: &[(&str, &[&str])] = &[
     "slot 64: notification of arpd, rights -W-, badge 0x400",
     "slot 65: notification of stray, rights -W-, badge 0x400",
     "slot 66: notification of httpd, rights -W-, badge 0x400",
+    "slot 67: notification of net-mux, rights -W-, badge 0x100000",
     "slot 216: IRQ handler of IOAPIC 0 pin 2, delivered to notification of timer (badge 0x1000000), rights n/a, badge 0x0",
     "slot 256: I/O ports 0x40..=0x43, rights n/a, badge 0x0",
 ],
