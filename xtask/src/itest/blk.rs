@@ -2,8 +2,7 @@
 //! (`tests/systems/blk.system`), judged against a disk image the host made
 //! and reads back.
 
-use super::{boot_with_and_check, build, Test, LINE_TIMEOUT};
-use crate::harness::kernel::KernelConfig;
+use super::{boot_with_and_check, build, Test, KERNEL_CONSOLE, LINE_TIMEOUT};
 use crate::harness::qemu::Session;
 use anyhow::{ensure, Context, Result};
 use sha2::{Digest, Sha256};
@@ -70,7 +69,7 @@ fn disk_read_write(ws: &Path) -> Result<()> {
     let original = random_disk(TEST_DISK_MIB << 20, 0x5eed_b10c);
     let image = write_image(ws, "disk.img", &original)?;
     let expected_hash = hex(&Sha256::digest(&original));
-    let built = build(ws, SYSTEM, KernelConfig::Debug)?;
+    let built = build(ws, SYSTEM, KERNEL_CONSOLE)?;
     let args = drive_args(&image);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     boot_with_and_check(&built, &args, |s| {
@@ -162,7 +161,7 @@ fn number_before(line: &str, unit: &str) -> Option<f64> {
 pub fn bench_disk_read(ws: &Path) -> Result<f64> {
     let disk = random_disk(BENCH_DISK_MIB << 20, 0xbe4c);
     let image = write_image(ws, "bench.img", &disk)?;
-    let built = build(ws, SYSTEM, KernelConfig::Debug)?;
+    let built = build(ws, SYSTEM, KERNEL_CONSOLE)?;
     let args = drive_args(&image);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut result = 0.0;

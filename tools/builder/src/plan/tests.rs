@@ -377,6 +377,7 @@ const MICROKIT_CAPS: &[(&str, &[&str])] = &[
     "slot 64: notification of net-mux, rights -W-, badge 0x2",
     "slot 67: notification of httpd, rights -W-, badge 0x2",
     "slot 74: notification of timer, rights -W-, badge 0x1",
+    "slot 89: notification of serial, rights -W-, badge 0x8",
     "slot 128: endpoint of net-mux, rights -WG, badge 0x8000001",
     "slot 138: endpoint of timer, rights -WG, badge 0x8000000",
 ],
@@ -391,10 +392,10 @@ const MICROKIT_CAPS: &[(&str, &[&str])] = &[
     "slot 65: notification of arpd, rights -W-, badge 0x8",
     "slot 66: notification of virtio-blk, rights -W-, badge 0x1",
     "slot 74: notification of timer, rights -W-, badge 0x4",
+    "slot 89: notification of serial, rights -W-, badge 0x40",
     "slot 128: endpoint of net-mux, rights -WG, badge 0x8000003",
     "slot 129: endpoint of arpd, rights -WG, badge 0x8000003",
     "slot 138: endpoint of timer, rights -WG, badge 0x8000002",
-    "slot 256: I/O ports 0x70..=0x71, rights n/a, badge 0x0",
 ],
 ),
 (
@@ -407,6 +408,7 @@ const MICROKIT_CAPS: &[(&str, &[&str])] = &[
     "slot 65: notification of arpd, rights -W-, badge 0x1",
     "slot 66: notification of stray, rights -W-, badge 0x1",
     "slot 67: notification of httpd, rights -W-, badge 0x1",
+    "slot 89: notification of serial, rights -W-, badge 0x4",
     "slot 128: endpoint of virtio-net, rights -WG, badge 0x8000001",
 ],
 ),
@@ -418,6 +420,7 @@ const MICROKIT_CAPS: &[(&str, &[&str])] = &[
     "slot 3: notification of stray, rights R--, badge 0x0",
     "slot 64: notification of net-mux, rights -W-, badge 0x4",
     "slot 74: notification of timer, rights -W-, badge 0x2",
+    "slot 89: notification of serial, rights -W-, badge 0x10",
     "slot 128: endpoint of net-mux, rights -WG, badge 0x8000002",
     "slot 138: endpoint of timer, rights -WG, badge 0x8000001",
 ],
@@ -431,8 +434,10 @@ const MICROKIT_CAPS: &[(&str, &[&str])] = &[
     "slot 64: notification of arpd, rights -W-, badge 0x400",
     "slot 65: notification of stray, rights -W-, badge 0x400",
     "slot 66: notification of httpd, rights -W-, badge 0x400",
+    "slot 89: notification of serial, rights -W-, badge 0x1",
     "slot 216: IRQ handler of IOAPIC 0 pin 2, delivered to notification of timer (badge 0x1000000), rights n/a, badge 0x0",
     "slot 256: I/O ports 0x40..=0x43, rights n/a, badge 0x0",
+    "slot 257: I/O ports 0x70..=0x71, rights n/a, badge 0x0",
 ],
 ),
 (
@@ -442,6 +447,7 @@ const MICROKIT_CAPS: &[(&str, &[&str])] = &[
     "slot 2: monitor fault endpoint, rights -WG, badge 0x6",
     "slot 3: notification of virtio-blk, rights R--, badge 0x0",
     "slot 64: notification of httpd, rights -W-, badge 0x4",
+    "slot 89: notification of serial, rights -W-, badge 0x20",
     "slot 193: IRQ handler of PCI 1af4:1042, delivered to notification of virtio-blk (badge 0x2), rights n/a, badge 0x0",
 ],
 ),
@@ -452,7 +458,25 @@ const MICROKIT_CAPS: &[(&str, &[&str])] = &[
     "slot 2: monitor fault endpoint, rights -WG, badge 0x2",
     "slot 3: notification of virtio-net, rights R--, badge 0x0",
     "slot 65: notification of net-mux, rights -W-, badge 0x1",
+    "slot 89: notification of serial, rights -W-, badge 0x2",
     "slot 192: IRQ handler of PCI 1af4:1041, delivered to notification of virtio-net (badge 0x1), rights n/a, badge 0x0",
+],
+),
+(
+"serial",
+&[
+    "slot 1: notification of serial, rights R--, badge 0x0",
+    "slot 2: monitor fault endpoint, rights -WG, badge 0x8",
+    "slot 3: notification of serial, rights R--, badge 0x0",
+    "slot 64: notification of timer, rights -W-, badge 0x2000000",
+    "slot 65: notification of virtio-net, rights -W-, badge 0x2000000",
+    "slot 66: notification of net-mux, rights -W-, badge 0x2000000",
+    "slot 67: notification of arpd, rights -W-, badge 0x2000000",
+    "slot 68: notification of stray, rights -W-, badge 0x2000000",
+    "slot 69: notification of virtio-blk, rights -W-, badge 0x2000000",
+    "slot 70: notification of httpd, rights -W-, badge 0x2000000",
+    "slot 216: IRQ handler of IOAPIC 0 pin 4, delivered to notification of serial (badge 0x1000000), rights n/a, badge 0x0",
+    "slot 256: I/O ports 0x3f8..=0x3ff, rights n/a, badge 0x0",
 ],
 ),
 ];
@@ -462,6 +486,7 @@ const MICROKIT_MAPS: &[(&str, &[&str])] = &[
     (
         "arpd",
         &[
+            "memory region `console_arpd` at 0x5000000: rw",
             "memory region `net_arp_table` at 0x51000000: rw",
             "memory region `net_arpd_rx_active` at 0x50202000: rw",
             "memory region `net_arpd_rx_data` at 0x50000000: r-",
@@ -477,6 +502,7 @@ const MICROKIT_MAPS: &[(&str, &[&str])] = &[
             "memory region `blk_info` at 0x30002000: r-",
             "memory region `blk_request` at 0x30000000: rw",
             "memory region `blk_response` at 0x30001000: rw",
+            "memory region `console_httpd` at 0x5000000: rw",
             "memory region `httpd_connections` at 0x20000000: rw",
             "memory region `net_arp_table` at 0x51000000: r-",
             "memory region `net_httpd_rx_active` at 0x50202000: rw",
@@ -491,6 +517,7 @@ const MICROKIT_MAPS: &[(&str, &[&str])] = &[
     (
         "net-mux",
         &[
+            "memory region `console_net_mux` at 0x5000000: rw",
             "memory region `net_arpd_rx_active` at 0x60202000: rw",
             "memory region `net_arpd_rx_data` at 0x60000000: rw",
             "memory region `net_arpd_rx_free` at 0x60200000: rw",
@@ -521,6 +548,7 @@ const MICROKIT_MAPS: &[(&str, &[&str])] = &[
     (
         "stray",
         &[
+            "memory region `console_stray` at 0x5000000: rw",
             "memory region `net_stray_rx_active` at 0x50202000: rw",
             "memory region `net_stray_rx_data` at 0x50000000: r-",
             "memory region `net_stray_rx_free` at 0x50200000: rw",
@@ -538,6 +566,7 @@ const MICROKIT_MAPS: &[(&str, &[&str])] = &[
             "memory region `blk_request` at 0x4000000: rw",
             "memory region `blk_response` at 0x4001000: rw",
             "memory region `blk_virtio` at 0x10200000: rw",
+            "memory region `console_virtio_blk` at 0x5000000: rw",
         ],
     ),
     (
@@ -545,6 +574,7 @@ const MICROKIT_MAPS: &[(&str, &[&str])] = &[
         &[
             "BAR 4 of PCI 1af4:1041#0 at 0x10100000: rw, uncached",
             "configuration space of PCI 1af4:1041#0 at 0x10000000: r-",
+            "memory region `console_virtio_net` at 0x5000000: rw",
             "memory region `net_rx_active` at 0x30002000: rw",
             "memory region `net_rx_free` at 0x30000000: rw",
             "memory region `net_tx_active` at 0x30008000: rw",
@@ -552,6 +582,19 @@ const MICROKIT_MAPS: &[(&str, &[&str])] = &[
             "memory region `net_virtio` at 0x20000000: rw",
         ],
     ),
+    (
+        "serial",
+        &[
+            "memory region `console_arpd` at 0x5003000: rw",
+            "memory region `console_httpd` at 0x5006000: rw",
+            "memory region `console_net_mux` at 0x5002000: rw",
+            "memory region `console_stray` at 0x5004000: rw",
+            "memory region `console_timer` at 0x5000000: rw",
+            "memory region `console_virtio_blk` at 0x5005000: rw",
+            "memory region `console_virtio_net` at 0x5001000: rw",
+        ],
+    ),
+    ("timer", &["memory region `console_timer` at 0x5000000: rw"]),
 ];
 
 /// The least-privilege properties, checked on a plan independently of
@@ -623,10 +666,11 @@ fn assert_least_privilege(plan: &Plan) -> BTreeMap<String, Vec<(u16, u16)>> {
 fn microkit_system_grants_least_privilege() {
     let plan = plan_system(&microkit_system());
     let ports = assert_least_privilege(&plan);
-    // The PIT is the timer's; the CMOS real-time clock (0x70-0x71) is
-    // httpd's, which reads it for the `Date` header.
+    // The PIT and the CMOS real-time clock (0x70-0x71, the wall clock it
+    // hands out) are the timer's; COM1 is the serial console's. httpd holds
+    // no I/O port.
     let expected: BTreeMap<String, Vec<(u16, u16)>> =
-        [("httpd".to_string(), vec![(0x70, 0x71)]), ("timer".to_string(), vec![(0x40, 0x43)])].into();
+        [("serial".to_string(), vec![(0x3f8, 0x3ff)]), ("timer".to_string(), vec![(0x40, 0x43), (0x70, 0x71)])].into();
     assert_eq!(ports, expected);
     // The interrupts: the timer's PIT line and each virtio device's.
     let holders: Vec<String> = cap_table(&plan)
@@ -634,7 +678,7 @@ fn microkit_system_grants_least_privilege() {
         .filter(|(_, caps)| caps.iter().any(|c| c.contains("IRQ handler")))
         .map(|(pd, _)| pd)
         .collect();
-    assert_eq!(holders, ["timer", "virtio-blk", "virtio-net"]);
+    assert_eq!(holders, ["serial", "timer", "virtio-blk", "virtio-net"]);
 }
 
 #[test]
