@@ -158,6 +158,7 @@ fn run() -> Result<()> {
             // The demo site, as the disk a web server's file cache reads.
             let site = site::default_image(&ws);
             site::build(&ws.join("images/site"), &site)?;
+            site::check_fits_window(&opts.system, &site)?;
             println!("site image: {} (from images/site)", site.display());
             devices.extend(qemu::blk_drive(&site, true));
             let devices: Vec<&str> = devices.iter().map(String::as_str).collect();

@@ -20,7 +20,11 @@ fn program_for(sys: &SystemDescription, pd: &ProtectionDomain) -> Program {
     for map in &pd.maps {
         symbols.extend(map.setvar_vaddr.iter().chain(&map.setvar_size).map(|s| (s.clone(), 8)));
     }
-    symbols.extend(pd.setvars.iter().map(|s| (s.symbol.clone(), 8)));
+    // A window of sectors is two u64s (`pds_runtime::SectorsVar`).
+    symbols.extend(pd.setvars.iter().map(|s| {
+        let len = if matches!(s.value, tools_sdf::SetVarValue::Sectors { .. }) { 16 } else { 8 };
+        (s.symbol.clone(), len)
+    }));
     for dev in &pd.pci_devices {
         symbols.extend(dev.bars.iter().filter_map(|b| b.setvar_vaddr.clone()).map(|s| (s, 8)));
         symbols.extend(dev.setvar_config.iter().map(|s| (s.clone(), 8)));
