@@ -145,12 +145,12 @@ fn start() -> Option<Running> {
         device.slots(),
         disk.max_request_sectors as usize * SECTOR_SIZE / 1024
     );
+    let (given_start, given_end) = client_sectors.get().unwrap_or((0, 0));
     log!(
-        "client window: sectors {}..{} ({} KiB of the disk; the description's {:?}); requests outside it are refused",
+        "client window: sectors {}..{} of the disk ({} KiB; the description gives {given_start}..{given_end}); requests outside it are refused",
         window.start,
         window.end,
         window.sectors() * SECTOR_SIZE as u64 / 1024,
-        client_sectors.get().map(|(start, end)| start..end)
     );
     let mut running = Running { transport, device, notifier, requests, responses, logged: Stats::default() };
     // Ask for the client's first signal before telling it the disk is ready.
