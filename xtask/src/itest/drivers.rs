@@ -25,14 +25,17 @@ pub fn tests() -> Vec<Test> {
 
 /// `microkit.system` with every id it writes changed (the channels of
 /// arpd, stray and httpd to the timer, httpd's to the block driver, the
-/// drivers' to their clients, the PIT's and both PCI devices' interrupts),
+/// drivers' to their clients, the timer's and httpd's to the console, the
+/// PIT's and both PCI devices' interrupts),
 /// the programs unchanged: the web node boots and serves `images/site`
 /// byte for byte. (The ids of the `<network>` element's channels are the
 /// expansion's, from `net-config`, and are not written in the file.)
 fn microkit_renumbered(ws: &Path) -> Result<()> {
     let mut text = std::fs::read_to_string(ws.join("microkit.system"))?;
     for (from, to) in [
-        (r#"<irq id="24" pin="2""#, r#"<irq id="25" pin="2""#),
+        (r#"<irq id="24" pin="2""#, r#"<irq id="23" pin="2""#),
+        (r#"<end pd="timer" id="25""#, r#"<end pd="timer" id="20""#),
+        (r#"<end pd="httpd" id="25""#, r#"<end pd="httpd" id="24""#),
         (r#"device="0x1041" irq="0""#, r#"device="0x1041" irq="5""#),
         (r#"device="0x1042" irq="1""#, r#"device="0x1042" irq="6""#),
         (r#"<end pd="virtio-net" id="1""#, r#"<end pd="virtio-net" id="4""#),
