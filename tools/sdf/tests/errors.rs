@@ -733,8 +733,20 @@ fn setvar_with_both_or_neither_value() {
 </system>"#,
     );
     assert_eq!(all.len(), 2, "{}", Diagnostics(all.clone()));
-    check(&all[0], 5, 5, &["<setvar> has both region_paddr and region_size"], &["one per <setvar>"]);
-    check(&all[1], 6, 5, &["<setvar> needs region_paddr or region_size"], &["region_size=\"mr\" its size in bytes"]);
+    check(
+        &all[0],
+        5,
+        5,
+        &["<setvar> has more than one of region_paddr, region_size and sectors"],
+        &["one per <setvar>"],
+    );
+    check(
+        &all[1],
+        6,
+        5,
+        &["<setvar> needs region_paddr, region_size or sectors"],
+        &["region_size=\"mr\" its size in bytes"],
+    );
 }
 
 #[test]
