@@ -32,7 +32,7 @@
 use drivers_timer_core::Timeouts;
 use drivers_virtio_blk_core::driver::validate;
 use fuzz::Input;
-use lib_blk_protocol::{DiskInfo, Op, Request as BlkRequest, Status};
+use lib_blk_protocol::{DiskInfo, Op, Request as BlkRequest, Status, Window};
 use lib_net_protocol::{
     encode_driver_reply, split_tx_offset, tx_offset, DriverError, DriverRequest, FrameAssembler, Step, TxOffload,
     MAX_TX_SEGMENTS, TX_MORE,
@@ -165,18 +165,27 @@ fn blk(input: &mut Input<'_>) {
         max_request_sectors: u32::from(input.u8()),
     };
     let data_len = lib_blk_protocol::DATA_REGION_SIZE >> (input.u8() % 4);
-    match validate(&request, &disk, data_len) {
+    let start = if input.bool() { u64::from(input.u16()) } else { input.u64() };
+    let window = Window { start, end: start.saturating_add(u64::from(input.u32())) };
+    match validate(&request, &disk, &window, data_len) {
         Ok(Op::Flush) => assert_eq!(request.op, 2),
         Ok(op) => {
             // Accepted: the device may touch exactly these sectors and bytes.
             assert_eq!(Op::from_code(request.op), Some(op));
             assert!(request.count > 0 && request.count <= disk.max_request_sectors);
             assert!(request.sector + u64::from(request.count) <= disk.capacity, "sectors inside the disk");
+            assert!(
+                request.sector >= window.start && request.sector + u64::from(request.count) <= window.end,
+                "sectors inside the client's window"
+            );
             assert!(request.offset + request.bytes() <= data_len as u64, "the buffer inside blk_data");
             assert!(!(op == Op::Write && disk.read_only));
         }
         Err(status) => {
-            assert!(matches!(status, Status::BadOp | Status::BadBuffer | Status::OutOfRange | Status::ReadOnly));
+            assert!(matches!(
+                status,
+                Status::BadOp | Status::BadBuffer | Status::OutOfRange | Status::OutsideWindow | Status::ReadOnly
+            ));
             assert_eq!(Status::from_code(status as u32), Some(status));
         }
     }

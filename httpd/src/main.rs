@@ -4,8 +4,8 @@
 //! glue is [`pd`]'s; `httpd-smoltcp` is the smoltcp variant.
 //!
 //! The secret of the SYN cookies and hash tables is mixed from the TSC, the
-//! timer and the CMOS clock at start (no better entropy source exists in
-//! this system yet).
+//! timer and the wall clock (the timer's, from the CMOS clock) at start
+//! (no better entropy source exists in this system yet).
 #![no_std]
 #![no_main]
 

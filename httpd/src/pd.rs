@@ -13,10 +13,9 @@
 //!   `httpd_core::cheetah::layout`);
 //! - channel the channel named `timer` to the timer PD (`NOW`, `SET_TIMEOUT`),
 //!   `pp="true"` on httpd's end: smoltcp's clock and timers, idle timeouts;
+//!   and `BOOT_EPOCH`, the wall clock at boot for the `Date` header (the
+//!   timer holds the CMOS clock; without one, dates start at the epoch);
 //! - arpd's table (read-only) and channel, from `arp="true"`;
-//! - `<ioport id="0" addr="0x70" size="2">`: the CMOS clock, read once for
-//!   the `Date` header (without it, dates start at the epoch).
-//!
 //! - the block driver's client regions (`lib/blk-protocol`):
 //!   `blk_request`, `blk_response` (rw) and `blk_info` (r), with
 //!   `setvar_vaddr` of the same names, and the channel named `blk` to the
@@ -44,13 +43,11 @@ use httpd_core::arena::Arena;
 use httpd_core::device::DeviceCounters;
 use httpd_core::device::{Link, Neighbours, NoBuffer, Resolution, MAX_FRAME};
 use httpd_core::inplace::InPlaceList;
-use httpd_core::rtc::{self, Registers};
 use httpd_core::site::{CacheRegion, ImageStore, Notice, Pumped};
 use lib_blk_protocol::{Info, RequestProducer, ResponseConsumer};
 use net_arp_table::{Table, TableReader};
 use net_client::{Alarm, ChangeReport, NetClient, TxOffload};
 use net_config::{Ipv4Address, NodeAddress, ARP_TABLE_VADDR, CLIENT_ARPD_CHANNEL};
-use pds_boot_spec::cspace;
 use pds_runtime::{log, Channel, ChannelSet, Handler};
 
 pds_runtime::setvar!(httpd_connections, rw);
@@ -68,10 +65,6 @@ pds_runtime::channel!(BLK = "blk");
 pds_runtime::channel!(TIMER_CHANNEL = "timer", call);
 pub(crate) static TIMER: Timer = Timer::named(&TIMER_CHANNEL);
 const ARPD: arpd_api::Arpd = arpd_api::Arpd::new(Channel::new(CLIENT_ARPD_CHANNEL));
-/// `<ioport id="0">`: CMOS index (0x70) and data (0x71) ports.
-const CMOS: sel4::X86IoPort = sel4::X86IoPort(cspace::IOPORT_BASE);
-const CMOS_INDEX: u16 = 0x70;
-const CMOS_DATA: u16 = 0x71;
 /// The port the description's boot claim gives this PD.
 pub(crate) const PORT: u16 = 80;
 
@@ -153,41 +146,6 @@ struct Blk {
     info: &'static Info,
     /// The response queue was found corrupt (logged once).
     broken: bool,
-}
-
-/// One CMOS register.
-fn cmos(index: u8) -> u8 {
-    let _ = CMOS.out8(u64::from(CMOS_INDEX), u64::from(index));
-    CMOS.in8(CMOS_DATA).unwrap_or(0xff)
-}
-
-/// The CMOS clock's registers, read between updates (see `httpd_core::rtc`).
-fn read_cmos() -> Registers {
-    let read = || {
-        for _ in 0..100_000 {
-            if cmos(rtc::STATUS_A) & rtc::UPDATE_IN_PROGRESS == 0 {
-                break;
-            }
-        }
-        Registers {
-            seconds: cmos(rtc::SECONDS),
-            minutes: cmos(rtc::MINUTES),
-            hours: cmos(rtc::HOURS),
-            day: cmos(rtc::DAY),
-            month: cmos(rtc::MONTH),
-            year: cmos(rtc::YEAR),
-            status_b: cmos(rtc::STATUS_B),
-        }
-    };
-    let mut last = read();
-    for _ in 0..4 {
-        let again = read();
-        if again == last {
-            break;
-        }
-        last = again;
-    }
-    last
 }
 
 /// The store the servers serve.
@@ -382,12 +340,10 @@ impl<W: Web> Handler for Httpd<W> {
         // PD only (web.system); nothing else in the PD uses it.
         let mut arena = unsafe { Arena::new(base as usize, size as usize) };
         let now = TIMER.now();
-        let registers = read_cmos();
-        let wall = registers.unix_seconds();
-        if wall.is_none() {
-            log!("warning: the CMOS clock reads {registers:?}, not a date: dates start at 1970");
-        }
-        let boot_epoch = wall.unwrap_or(0).saturating_sub(now / httpd_core::server::SECOND_NS);
+        let boot_epoch = TIMER.boot_epoch().unwrap_or_else(|| {
+            log!("warning: the timer has no wall clock: dates start at 1970");
+            0
+        });
         let vars = (blk_request.get(), blk_response.get(), blk_info.get(), site_cache.get(), site_cache_size.get());
         let (Some(request), Some(response), Some(info), Some(cache_base), Some(cache_size)) = vars else {
             panic!("the description must map blk_request, blk_response, blk_info and site_cache (setvar_vaddr, and setvar_size for site_cache)");

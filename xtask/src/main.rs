@@ -77,7 +77,9 @@ fn usage() -> String {
     text += &format!(
         "\noptions of build and run:
   --system FILE           the system description (default microkit.system)
-  --config debug|release  the kernel configuration (default debug; release: no kernel printing)
+  --config release|debug  the kernel configuration (default release: no kernel debug calls,
+                          PDs log through the serial PD; debug: kernel printing and debug
+                          calls, for development)
   --ram MIB               QEMU's memory, which the builder checks the system against (default {})
   --tap IFNAME            run: attach the NIC to this existing TAP device
                           (default: QEMU user networking, web server on http://{}/)
@@ -98,7 +100,9 @@ fn workspace() -> PathBuf {
 fn parse_options(args: &[String], ws: &Path) -> Result<BuildOptions> {
     let mut opts = BuildOptions {
         system: ws.join("microkit.system"),
-        config: KernelConfig::Debug,
+        // A deployment image by default: no kernel debug calls (a PD can
+        // neither halt the machine nor print through the kernel).
+        config: KernelConfig::Release,
         ram_mib: system::DEFAULT_RAM_MIB,
         tap: None,
     };
@@ -154,6 +158,7 @@ fn run() -> Result<()> {
             // The demo site, as the disk a web server's file cache reads.
             let site = site::default_image(&ws);
             site::build(&ws.join("images/site"), &site)?;
+            site::check_fits_window(&opts.system, &site)?;
             println!("site image: {} (from images/site)", site.display());
             devices.extend(qemu::blk_drive(&site, true));
             let devices: Vec<&str> = devices.iter().map(String::as_str).collect();
@@ -216,5 +221,15 @@ mod tests {
             assert!(text.contains(option), "{option} is not in the usage");
         }
         assert!(parse_options(&["--other".into()], &ws).is_err());
+    }
+
+    #[test]
+    fn build_and_run_default_to_the_release_kernel() {
+        let ws = workspace();
+        assert_eq!(parse_options(&[], &ws).unwrap().config, KernelConfig::Release);
+        let debug = parse_options(&["--config".into(), "debug".into()], &ws).unwrap();
+        assert_eq!(debug.config, KernelConfig::Debug);
+        assert!(parse_options(&["--config".into(), "other".into()], &ws).is_err());
+        assert!(usage().contains("default release"));
     }
 }

@@ -6,13 +6,20 @@
 //! override maps ISA IRQ 0 to GSI 2. The protocol is in `timer-api`, the
 //! bookkeeping in `timer-core`; this is the glue.
 //!
+//! The wall clock: at boot it reads the CMOS real-time clock once
+//! (`timer-core`'s `rtc`) and answers `BOOT_EPOCH` with the Unix time at
+//! which `NOW` read 0. It is the only PD that holds the CMOS ports.
+//!
 //! Description: `<ioport id="0" addr="0x40" size="4"/>`, `<irq id="24"
 //! pin="2" trigger="edge"/>`, and channel `i` (0..24) per client, on which
-//! the client calls and is notified.
+//! the client calls and is notified; optionally `<ioport id="1"
+//! addr="0x70" size="2"/>`, the CMOS clock (without it the timer has no
+//! wall clock, logs so, and answers `BOOT_EPOCH` with `NO_CLOCK`).
 #![no_std]
 #![no_main]
 
 use drivers_timer_api::{label, status, TIMEOUTS_PER_CLIENT};
+use drivers_timer_core::rtc::{self, CmosPorts};
 use drivers_timer_core::{calibrate, pit_count_for, ArmError, Clock, PitCounter, Timeouts};
 use pds_boot_spec::cspace;
 use pds_runtime::{log, msginfo, Channel, ChannelSet, Handler, MessageInfo};
@@ -25,6 +32,10 @@ const PIT_COMMAND: u16 = 0x43;
 const PIT_CMD_CH0_ONE_SHOT: u8 = 0b0011_0000;
 /// Command: latch channel 0's count for reading.
 const PIT_CMD_CH0_LATCH: u8 = 0b0000_0000;
+/// `<ioport id="1">`: CMOS index (0x70) and data (0x71) ports.
+const CMOS_PORTS: sel4::X86IoPort = sel4::X86IoPort(cspace::IOPORT_BASE + 1);
+const CMOS_INDEX: u16 = 0x70;
+const CMOS_DATA: u16 = 0x71;
 
 // PIT channel 0's interrupt (`<irq ... setvar_id="pit">`).
 pds_runtime::channel!(PIT_IRQ = "pit", irq);
@@ -61,6 +72,22 @@ impl PitCounter for Pit {
     }
 }
 
+/// The CMOS clock through its I/O port capability.
+struct Cmos;
+
+impl CmosPorts for Cmos {
+    fn register(&mut self, index: u8) -> u8 {
+        let _ = CMOS_PORTS.out8(u64::from(CMOS_INDEX), u64::from(index));
+        CMOS_PORTS.in8(CMOS_DATA).unwrap_or(0xff)
+    }
+}
+
+/// Whether the description gave this PD the CMOS ports: reading status
+/// register A (a side-effect-free register) succeeds.
+fn have_cmos() -> bool {
+    CMOS_PORTS.out8(u64::from(CMOS_INDEX), u64::from(rtc::STATUS_A)).is_ok()
+}
+
 fn rdtsc() -> u64 {
     // SAFETY: RDTSC only reads the time-stamp counter; seL4 leaves it
     // available at user level (CR4.TSD clear).
@@ -72,6 +99,8 @@ struct Timer {
     timeouts: Timeouts<CLIENTS, TIMEOUTS_PER_CLIENT>,
     /// Largest time handed out so far: `NOW` never goes backwards.
     last_now: u64,
+    /// The Unix time at which `NOW` read 0, if there is a wall clock.
+    boot_epoch: Option<u64>,
 }
 
 impl Timer {
@@ -102,7 +131,22 @@ impl Handler for Timer {
         };
         let hz = clock.tsc_hz();
         log!("TSC {}.{:03} MHz (calibrated against the PIT)", hz / 1_000_000, hz / 1_000 % 1_000);
-        Timer { clock, timeouts: Timeouts::new(), last_now: 0 }
+        let mut timer = Timer { clock, timeouts: Timeouts::new(), last_now: 0, boot_epoch: None };
+        if have_cmos() {
+            let registers = rtc::read(&mut Cmos);
+            let now = timer.now();
+            match registers.unix_seconds() {
+                Some(wall) => {
+                    let epoch = rtc::boot_epoch(wall, now);
+                    log!("wall clock: the CMOS clock reads Unix time {wall}; boot epoch {epoch}");
+                    timer.boot_epoch = Some(epoch);
+                }
+                None => log!("warning: the CMOS clock reads {registers:?}, not a date: no wall clock"),
+            }
+        } else {
+            log!("no CMOS clock ports (<ioport id=\"1\" addr=\"0x70\" size=\"2\">): no wall clock");
+        }
+        timer
     }
 
     fn protected(&mut self, channel: Channel, msg: MessageInfo) -> MessageInfo {
@@ -122,6 +166,13 @@ impl Handler for Timer {
                 self.service();
                 msginfo(reply, 0)
             }
+            label::BOOT_EPOCH => match self.boot_epoch {
+                Some(epoch) => {
+                    pds_runtime::set_mr(0, epoch);
+                    msginfo(status::OK, 1)
+                }
+                None => msginfo(status::NO_CLOCK, 0),
+            },
             label::CANCEL_ALL => {
                 self.timeouts.cancel_all(client);
                 msginfo(status::OK, 0)

@@ -17,7 +17,12 @@
 //! - `blk_request`, `blk_response`, `blk_info` mapped read-write
 //!   (`setvar_vaddr` of those names) and `<setvar symbol="blk_data_paddr"
 //!   region_paddr="blk_data"/>`;
-//! - channel 0 to the client.
+//! - the client's window of the disk, `<setvar symbol="client_sectors"
+//!   sectors="FIRST-LAST"/>` (required: the builder refuses a description
+//!   without it): the only sectors the client may read or write. Requests
+//!   outside it are answered `OutsideWindow`, counted, and logged (the
+//!   1st, 2nd, 4th, 8th, ... of them);
+//! - the channel named `client` to the client.
 //!
 //! # Interrupts
 //!
@@ -29,8 +34,8 @@
 #![no_std]
 #![no_main]
 
-use drivers_virtio_blk_core::driver::{BlkDevice, Stats, QUEUE_MEMORY};
-use lib_blk_protocol::{Info, RequestConsumer, ResponseProducer, DATA_REGION_SIZE, SECTOR_SIZE};
+use drivers_virtio_blk_core::driver::{log_refusals, BlkDevice, Stats, QUEUE_MEMORY};
+use lib_blk_protocol::{Info, RequestConsumer, ResponseProducer, Window, DATA_REGION_SIZE, SECTOR_SIZE};
 use lib_virtio::dma::DmaRegion;
 use lib_virtio::pci::VirtioCaps;
 use lib_virtio::transport::{isr, Mmio, Notifier, Transport};
@@ -47,6 +52,8 @@ pds_runtime::setvar!(blk_data_paddr, paddr);
 // The client's region may be larger than the protocol's default: the
 // description says how large (`<setvar symbol="blk_data_size" region_size="blk_data"/>`).
 pds_runtime::setvar!(blk_data_size);
+// The sectors the client may use (`<setvar symbol="client_sectors" sectors="FIRST-LAST"/>`).
+pds_runtime::setvar!(client_sectors, sectors);
 
 // The client's channel (`setvar_id="client"` on this PD's end).
 pds_runtime::channel!(CLIENT = "client");
@@ -88,6 +95,9 @@ fn start() -> Option<Running> {
     let info_vaddr = pds_runtime::require_setvar!(blk_info)?;
     let data_paddr = pds_runtime::require_setvar!(blk_data_paddr)?;
     let data_size = blk_data_size.get().map_or(DATA_REGION_SIZE, |size| size as usize);
+    // The builder refuses a description without the window; an unset one
+    // here (a program not built by it) gives the client nothing.
+    let window = client_sectors.get().map_or(Window { start: 0, end: 0 }, |(start, end)| Window { start, end });
 
     // SAFETY: the initialiser maps a read-only snapshot of the device's
     // configuration space, CONFIG_SIZE bytes, at `pci_config` for the PD's
@@ -108,7 +118,7 @@ fn start() -> Option<Running> {
     // `virtio_queue` for the PD's life, physically contiguous at
     // `virtio_queue_paddr`, and used only through this handle.
     let queue_memory = unsafe { DmaRegion::new(queue_vaddr as usize, queue_paddr, QUEUE_REGION_SIZE) };
-    let (device, notifier) = match BlkDevice::init(&transport, queue_memory, data_paddr, data_size) {
+    let (device, notifier) = match BlkDevice::init(&transport, queue_memory, data_paddr, data_size, window) {
         Ok(up) => up,
         Err(e) => {
             log!("error: device bring-up failed: {e:?}");
@@ -126,6 +136,7 @@ fn start() -> Option<Running> {
     let info = unsafe { Info::at(info_vaddr as *mut u8) };
 
     let disk = device.disk();
+    let window = device.window();
     log!(
         "disk: {} sectors ({} KiB){}, {} requests in flight, up to {} KiB each",
         disk.capacity,
@@ -134,10 +145,17 @@ fn start() -> Option<Running> {
         device.slots(),
         disk.max_request_sectors as usize * SECTOR_SIZE / 1024
     );
+    let (given_start, given_end) = client_sectors.get().unwrap_or((0, 0));
+    log!(
+        "client window: sectors {}..{} of the disk ({} KiB; the description gives {given_start}..{given_end}); requests outside it are refused",
+        window.start,
+        window.end,
+        window.sectors() * SECTOR_SIZE as u64 / 1024,
+    );
     let mut running = Running { transport, device, notifier, requests, responses, logged: Stats::default() };
     // Ask for the client's first signal before telling it the disk is ready.
     running.service();
-    info.publish(disk);
+    info.publish(disk, window);
     CLIENT.get().notify();
     Some(running)
 }
@@ -154,6 +172,19 @@ impl Running {
             CLIENT.get().notify();
         }
         let stats = self.device.stats;
+        if log_refusals(self.logged.outside_window, stats.outside_window) {
+            if let Some(r) = self.device.last_outside_window {
+                let window = self.device.window();
+                log!(
+                    "refused a request outside the client's window: sectors {}..{} (window {}..{}); {} refused so far",
+                    r.sector,
+                    r.sector.saturating_add(u64::from(r.count)),
+                    window.start,
+                    window.end,
+                    stats.outside_window
+                );
+            }
+        }
         let trouble = |s: &Stats| s.device_errors + s.bogus_completions + s.lost_responses + s.corrupt_queue;
         if trouble(&stats) != trouble(&self.logged) {
             log!("warning: {stats:?}");

@@ -6,7 +6,8 @@
 //! ([`inplace`]: smoltcp's segments mapped back to file ranges, found by
 //! their peer in [`endpoints`]). The PD (`src/main.rs`) is the glue to the runtime: the
 //! demultiplexer's queues (`net_client::NetClient`), arpd's table and
-//! calls, the timer, and the CMOS clock ([`rtc`]) for the `Date` header.
+//! calls, and the timer (monotonic time, and the wall clock at boot for the
+//! `Date` header).
 #![no_std]
 
 #[cfg(test)]
@@ -17,7 +18,6 @@ pub mod cheetah;
 pub mod device;
 pub mod endpoints;
 pub mod inplace;
-pub mod rtc;
 pub mod server;
 pub mod site;
 pub mod slot;

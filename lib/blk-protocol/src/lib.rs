@@ -44,7 +44,21 @@
 //! - `count` zero or above [`Info::max_request_sectors`], or a buffer not
 //!   entirely inside `blk_data`: [`Status::BadBuffer`];
 //! - sectors past the end of the disk: [`Status::OutOfRange`];
+//! - sectors outside the client's window ([`Window`], below):
+//!   [`Status::OutsideWindow`];
 //! - a write to a read-only disk: [`Status::ReadOnly`].
+//!
+//! # The client's window
+//!
+//! A client may read and write only the sectors of its **window**, a run
+//! of sectors the system description gives the driver (`<setvar
+//! symbol="client_sectors" sectors="FIRST-LAST"/>`, both inclusive): a
+//! partition of the disk, e.g. the site image a web server serves, and
+//! nothing else on the disk. The driver publishes the window in [`Info`]
+//! ([`Info::window`]) with the disk's other parameters, and answers any
+//! request that touches a sector outside it (and inside the disk) with
+//! [`Status::OutsideWindow`]; such a request never reaches the device.
+//! Sector numbers stay the disk's: the window does not renumber them.
 //!
 //! # Queues and signalling
 //!
@@ -191,6 +205,9 @@ pub enum Status {
     BadBuffer = 5,
     /// A write to a read-only disk.
     ReadOnly = 6,
+    /// The sectors are on the disk but not all inside the client's
+    /// [`Window`].
+    OutsideWindow = 7,
 }
 
 impl Status {
@@ -204,6 +221,7 @@ impl Status {
             4 => Status::OutOfRange,
             5 => Status::BadBuffer,
             6 => Status::ReadOnly,
+            7 => Status::OutsideWindow,
             _ => return None,
         })
     }
@@ -241,12 +259,54 @@ impl Response {
 /// | 4      | 4    | `read_only` (0 or 1)  |
 /// | 8      | 8    | `capacity` (sectors)  |
 /// | 16     | 4    | `max_request_sectors` |
+/// | 24     | 8    | `window_start` (first sector of the [`Window`]) |
+/// | 32     | 8    | `window_end` (one past its last sector) |
 #[repr(C)]
 pub struct Info {
     ready: AtomicU32,
     read_only: AtomicU32,
     capacity: AtomicU64,
     max_request_sectors: AtomicU32,
+    window_start: AtomicU64,
+    window_end: AtomicU64,
+}
+
+/// The sectors a client may read and write: `start..end` (`end`
+/// exclusive), in the disk's numbering.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    /// First sector inside.
+    pub start: u64,
+    /// One past the last sector inside; `start <= end`.
+    pub end: u64,
+}
+
+impl Window {
+    /// The window `first..=last` (as the description writes it); `None`
+    /// if `last` is before `first` or is the last `u64` (the end would
+    /// not be representable).
+    pub fn from_inclusive(first: u64, last: u64) -> Option<Window> {
+        (first <= last).then_some(())?;
+        Some(Window { start: first, end: last.checked_add(1)? })
+    }
+
+    /// The window clipped to a disk of `capacity` sectors.
+    pub fn clip(self, capacity: u64) -> Window {
+        let end = self.end.min(capacity);
+        Window { start: self.start.min(end), end }
+    }
+
+    /// Sectors inside.
+    pub const fn sectors(&self) -> u64 {
+        self.end - self.start
+    }
+
+    /// Whether the `count` sectors from `sector` are all inside (checked
+    /// without overflow; an empty run is inside if it starts inside or at
+    /// the end).
+    pub fn contains(&self, sector: u64, count: u64) -> bool {
+        sector >= self.start && sector.checked_add(count).is_some_and(|end| end <= self.end)
+    }
 }
 
 /// A copy of [`Info`]'s fields, read once the driver is ready.
@@ -275,13 +335,28 @@ impl Info {
         unsafe { &*region.cast::<Info>() }
     }
 
-    /// Driver: writes the fields, then sets `ready` (with `Release`, so a
-    /// client that sees `ready` sees the fields).
-    pub fn publish(&self, disk: DiskInfo) {
+    /// Driver: writes the fields and the client's window, then sets
+    /// `ready` (with `Release`, so a client that sees `ready` sees the
+    /// fields).
+    pub fn publish(&self, disk: DiskInfo, window: Window) {
         self.capacity.store(disk.capacity, Ordering::Relaxed);
         self.read_only.store(u32::from(disk.read_only), Ordering::Relaxed);
         self.max_request_sectors.store(disk.max_request_sectors, Ordering::Relaxed);
+        self.window_start.store(window.start, Ordering::Relaxed);
+        self.window_end.store(window.end, Ordering::Relaxed);
         self.ready.store(1, Ordering::Release);
+    }
+
+    /// Client: the sectors it may read and write, or `None` until the
+    /// driver is ready. A window the peer wrote inconsistently
+    /// (`end < start`) reads as empty.
+    pub fn window(&self) -> Option<Window> {
+        if self.ready.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let start = self.window_start.load(Ordering::Relaxed);
+        let end = self.window_end.load(Ordering::Relaxed);
+        Some(Window { start, end: end.max(start) })
     }
 
     /// Client: the disk's parameters, or `None` until the driver is ready.

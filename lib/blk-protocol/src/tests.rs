@@ -82,9 +82,38 @@ fn info_is_invisible_until_published() {
     // SAFETY: the region is aligned, outlives the reference and is accessed only through it.
     let info = unsafe { Info::at(mem.0.as_mut_ptr()) };
     assert_eq!(info.get(), None);
+    assert_eq!(info.window(), None);
     let disk = DiskInfo { capacity: 16384, read_only: false, max_request_sectors: 256 };
-    info.publish(disk);
+    let window = Window { start: 2048, end: 8192 };
+    info.publish(disk, window);
     assert_eq!(info.get(), Some(disk));
+    assert_eq!(info.window(), Some(window));
+}
+
+#[test]
+fn a_window_holds_exactly_its_sectors() {
+    let w = Window::from_inclusive(100, 199).unwrap();
+    assert_eq!((w.start, w.end, w.sectors()), (100, 200, 100));
+    assert!(w.contains(100, 100));
+    assert!(w.contains(150, 1));
+    assert!(w.contains(199, 1));
+    assert!(!w.contains(99, 1), "the sector before");
+    assert!(!w.contains(99, 2), "a run that starts before");
+    assert!(!w.contains(200, 1), "the sector after");
+    assert!(!w.contains(199, 2), "a run that ends after");
+    assert!(!w.contains(150, u64::MAX), "an end that overflows");
+    assert_eq!(Window::from_inclusive(5, 5), Some(Window { start: 5, end: 6 }));
+    assert_eq!(Window::from_inclusive(6, 5), None);
+    assert_eq!(Window::from_inclusive(0, u64::MAX), None);
+}
+
+#[test]
+fn a_window_is_clipped_to_the_disk() {
+    let w = Window { start: 100, end: 200 };
+    assert_eq!(w.clip(1000), w);
+    assert_eq!(w.clip(150), Window { start: 100, end: 150 });
+    assert_eq!(w.clip(50), Window { start: 50, end: 50 });
+    assert_eq!(w.clip(50).sectors(), 0);
 }
 
 #[test]
@@ -93,10 +122,10 @@ fn codes_round_trip() {
         assert_eq!(Op::from_code(op as u32), Some(op));
     }
     assert_eq!(Op::from_code(3), None);
-    for code in 0..7 {
+    for code in 0..8 {
         assert_eq!(Status::from_code(code).map(|s| s as u32), Some(code));
     }
-    assert_eq!(Status::from_code(7), None);
+    assert_eq!(Status::from_code(8), None);
 }
 
 #[test]
@@ -109,6 +138,7 @@ fn responses_carry_every_status_by_its_code() {
         Status::OutOfRange,
         Status::BadBuffer,
         Status::ReadOnly,
+        Status::OutsideWindow,
     ];
     for (code, status) in all.into_iter().enumerate() {
         let response = Response::new(7, status);

@@ -129,11 +129,11 @@ pub mod channel_names {
 }
 
 /// Variables a program cannot run without: the runtime's
-/// `setvar!(name, r | rw | paddr | size)` gives the variable `name` a
+/// `setvar!(name, r | rw | paddr | size | sectors)` gives the variable `name` a
 /// placeholder saying what it needs ([`SetvarNeed`]); the builder checks
 /// that the PD's description sets it that way (a `<map>` with
 /// `setvar_vaddr="name"` and the rights, a `<setvar symbol="name">` with
-/// `region_paddr` or `region_size`, or a `setvar_size`) and fails the build
+/// `region_paddr`, `region_size` or `sectors`, or a `setvar_size`) and fails the build
 /// with the description's position otherwise. A plain `setvar!(name)` is
 /// optional (its placeholder is `u64::MAX`).
 pub mod setvar_needs {
@@ -153,6 +153,10 @@ pub mod setvar_needs {
         Paddr = 3,
         /// A region's size in bytes.
         Size = 4,
+        /// A run of disk sectors (`sectors="FIRST-LAST"`): a block
+        /// client's window. The variable is two `u64`s; the placeholder is
+        /// the first.
+        Sectors = 5,
     }
 
     impl SetvarNeed {
@@ -170,6 +174,7 @@ pub mod setvar_needs {
                 2 => SetvarNeed::Write,
                 3 => SetvarNeed::Paddr,
                 4 => SetvarNeed::Size,
+                5 => SetvarNeed::Sectors,
                 _ => return None,
             })
         }
@@ -181,6 +186,7 @@ pub mod setvar_needs {
                 SetvarNeed::Write => "the address of a mapping it writes",
                 SetvarNeed::Paddr => "a region's physical address",
                 SetvarNeed::Size => "a region's size",
+                SetvarNeed::Sectors => "a run of disk sectors",
             }
         }
     }
@@ -191,7 +197,7 @@ pub mod setvar_needs {
 
         #[test]
         fn placeholders_round_trip_and_real_values_are_not_placeholders() {
-            for n in [SetvarNeed::Read, SetvarNeed::Write, SetvarNeed::Paddr, SetvarNeed::Size] {
+            for n in [SetvarNeed::Read, SetvarNeed::Write, SetvarNeed::Paddr, SetvarNeed::Size, SetvarNeed::Sectors] {
                 assert_eq!(SetvarNeed::from_placeholder(n.placeholder()), Some(n));
             }
             for v in [0, 0x4000_0000, 0x7fff_ffff_f000, u64::MAX, PLACEHOLDER | 9] {

@@ -44,7 +44,7 @@ pub use pd::{name, Channel, ChannelSet, Child};
 pub use pds_boot_spec::channel_names::ChannelUse;
 pub use pds_boot_spec::setvar_needs::SetvarNeed;
 pub use sel4::{get_mr, set_mr, Fault, MessageInfo};
-pub use var::{Bytes, Integer, MemoryRegion, NamedChannel, Var};
+pub use var::{Bytes, Integer, MemoryRegion, NamedChannel, SectorsVar, Var};
 
 /// A message info with `label` and `count` message registers, as
 /// libmicrokit's `microkit_msginfo_new`.

@@ -41,6 +41,35 @@ impl Var {
     }
 }
 
+/// A run of disk sectors the system builder fills in (`<setvar
+/// symbol="name" sectors="FIRST-LAST"/>`): two `u64`s, the first sector and
+/// one past the last. Declare one with [`setvar!`](crate::setvar)`(name,
+/// sectors)`; the builder refuses a description that does not set it.
+#[repr(C)]
+pub struct SectorsVar(UnsafeCell<[u64; 2]>);
+
+// SAFETY: as for `Var`: written into the image before the PD starts, only
+// read afterwards by the PD's single thread.
+unsafe impl Sync for SectorsVar {}
+
+impl SectorsVar {
+    /// A required run of sectors: its first word is the placeholder of
+    /// [`SetvarNeed::Sectors`](pds_boot_spec::setvar_needs::SetvarNeed).
+    pub const fn required() -> SectorsVar {
+        SectorsVar(UnsafeCell::new([pds_boot_spec::setvar_needs::SetvarNeed::Sectors.placeholder(), u64::MAX]))
+    }
+
+    /// The sectors `start..end` (`end` exclusive), or `None` if the
+    /// description did not set them (or set an empty or reversed run).
+    pub fn get(&self) -> Option<(u64, u64)> {
+        // SAFETY: valid for the program's lifetime; volatile because the
+        // value was patched into the image after compilation.
+        let [start, end] = unsafe { self.0.get().read_volatile() };
+        let unset = pds_boot_spec::setvar_needs::SetvarNeed::from_placeholder(start).is_some();
+        (!unset && start < end).then_some((start, end))
+    }
+}
+
 /// Declares a variable for `setvar_vaddr` or `setvar region_paddr`.
 ///
 /// ```ignore
@@ -56,6 +85,7 @@ impl Var {
 /// pds_runtime::setvar!(blk_request, rw);      // ... with perms="rw"
 /// pds_runtime::setvar!(blk_data_paddr, paddr); // <setvar symbol="blk_data_paddr" region_paddr="..."/>
 /// pds_runtime::setvar!(blk_data_size, size);   // region_size, or a map's setvar_size
+/// pds_runtime::setvar!(client_sectors, sectors); // <setvar symbol="client_sectors" sectors="0-0x3ffff"/>
 /// ```
 #[macro_export]
 macro_rules! setvar {
@@ -73,6 +103,13 @@ macro_rules! setvar {
     };
     ($name:ident, size) => {
         $crate::setvar!(@ $name, $crate::Var::required($crate::SetvarNeed::Size));
+    };
+    ($name:ident, sectors) => {
+        #[allow(non_upper_case_globals)]
+        #[no_mangle]
+        #[used]
+        #[link_section = ".data.microkit.setvar"]
+        static $name: $crate::SectorsVar = $crate::SectorsVar::required();
     };
     (@ $name:ident, $init:expr) => {
         #[allow(non_upper_case_globals)]

@@ -131,6 +131,7 @@ enum SetTo {
     },
     Paddr,
     Size,
+    Sectors,
 }
 
 /// What `pd`'s description sets the variable `name` to, if anything.
@@ -155,6 +156,7 @@ fn set_to(pd: &ProtectionDomain, name: &str) -> Option<SetTo> {
     pd.setvars.iter().find(|s| s.symbol == name).map(|s| match s.value {
         SetVarValue::Paddr => SetTo::Paddr,
         SetVarValue::Size => SetTo::Size,
+        SetVarValue::Sectors { .. } => SetTo::Sectors,
     })
 }
 
@@ -177,7 +179,9 @@ fn check_setvars(sys: &SystemDescription, pd: &ProtectionDomain, program: &Progr
                 format!("`{name}` is a read-only mapping, but program `{program_name}` of `{}` writes it", pd.name),
                 "map it with perms=\"rw\" if the PD may write it (or fix the program)".to_string(),
             )),
-            (SetvarNeed::Paddr, Some(SetTo::Paddr)) | (SetvarNeed::Size, Some(SetTo::Size)) => None,
+            (SetvarNeed::Paddr, Some(SetTo::Paddr))
+            | (SetvarNeed::Size, Some(SetTo::Size))
+            | (SetvarNeed::Sectors, Some(SetTo::Sectors)) => None,
             (_, found) => Some((
                 pd.loc,
                 format!(
@@ -189,6 +193,7 @@ fn check_setvars(sys: &SystemDescription, pd: &ProtectionDomain, program: &Progr
                         Some(SetTo::Mapping { .. }) => "the description sets to a mapping's address",
                         Some(SetTo::Paddr) => "the description sets to a physical address",
                         Some(SetTo::Size) => "the description sets to a size",
+                        Some(SetTo::Sectors) => "the description sets to a run of sectors",
                     }
                 ),
                 match need {
@@ -202,6 +207,10 @@ fn check_setvars(sys: &SystemDescription, pd: &ProtectionDomain, program: &Progr
                     SetvarNeed::Size => {
                         format!("add <setvar symbol=\"{name}\" region_size=\"REGION\" /> to `{}`", pd.name)
                     }
+                    SetvarNeed::Sectors => format!(
+                        "add <setvar symbol=\"{name}\" sectors=\"FIRST-LAST\" /> to `{}`: the sectors of the disk its client may use",
+                        pd.name
+                    ),
                 },
             )),
         };

@@ -508,10 +508,23 @@ fn patch_map_setvars(p: &mut Planner, pd: &ProtectionDomain, program: &mut Progr
 fn patch_setvars(p: &mut Planner, pd: &ProtectionDomain, program: &mut Program) -> Vec<(u64, ObjId)> {
     let mut deferred_paddr = Vec::new();
     for sv in &pd.setvars {
+        if let SetVarValue::Sectors { first, last } = sv.value {
+            // `first` and one past `last`: lib_blk_protocol::Window.
+            let bytes: Vec<u8> = [first, last + 1].iter().flat_map(|v| v.to_le_bytes()).collect();
+            if let Err(e) = program.patch(&sv.symbol, &bytes) {
+                p.error(
+                    sv.loc,
+                    format!("setvar: {e} in {}", program.path.display()),
+                    &format!("declare it in the PD with `pds_runtime::setvar!({}, sectors);`", sv.symbol),
+                );
+            }
+            continue;
+        }
         let Some(region) = p.sys.region(&sv.region) else { continue };
         let known = match sv.value {
             SetVarValue::Size => Some(region.size),
             SetVarValue::Paddr => region.phys_addr,
+            SetVarValue::Sectors { .. } => unreachable!("handled above"),
         };
         match known {
             Some(value) => {

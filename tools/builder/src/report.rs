@@ -280,11 +280,13 @@ mod tests {
             "  slot   3  R--  own notification\n",
             "  slot  64  -W-  notify channel 0 -> notification of net-mux (badge 0x8)\n",
             "  slot 128  -WG  protected call channel 0 -> endpoint of net-mux (badge 0x8000003)\n",
-            "  slot 256  n/a  I/O ports, ioport id 0: 0x70..=0x71\n",
+            "  slot  89  -W-  notify channel 25 -> notification of serial (badge 0x40)\n",
         ] {
             assert!(r.contains(line), "no {line:?} in:\n{r}");
         }
         assert!(!r.contains("TCB"), "{r}");
+        // The CMOS clock is the timer's: httpd holds no I/O port.
+        assert!(!r.contains("I/O ports"), "{r}");
     }
 
     #[test]
@@ -293,13 +295,13 @@ mod tests {
         let mut r = String::new();
         render_rights(&mut r, &plan);
         for line in [
-            "55 capabilities in 7 PDs follow the least-privilege rules",
-            "  input             R--        7  the PD's own endpoint or notification: receives only\n",
-            "  fault endpoint    -WG        7  ",
-            "  notify            -W-       20  a peer's notification: signal only\n",
+            "74 capabilities in 8 PDs follow the least-privilege rules",
+            "  input             R--        8  the PD's own endpoint or notification: receives only\n",
+            "  fault endpoint    -WG        8  ",
+            "  notify            -W-       34  a peer's notification: signal only\n",
             "  protected call    -WG        9  ",
-            "  IRQ handler       n/a        3  ",
-            "  I/O ports         n/a        2  ",
+            "  IRQ handler       n/a        4  ",
+            "  I/O ports         n/a        3  ",
         ] {
             assert!(r.contains(line), "no {line:?} in:\n{r}");
         }

@@ -246,11 +246,14 @@ impl IoPort {
 /// A `<setvar>`: a symbol in the PD's image patched with a region's
 /// physical address (`region_paddr`, as in Microkit) or its size in bytes
 /// (`region_size`, an extension: a driver that hands a client's region to a
-/// device must know where it ends, and the description is what sizes it).
+/// device must know where it ends, and the description is what sizes it),
+/// or with a run of disk sectors (`sectors="FIRST-LAST"`, an extension: the
+/// window of the disk a block driver lets its client use).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SetVar {
     pub symbol: String,
-    /// Name of the memory region whose address or size is written.
+    /// Name of the memory region whose address or size is written; empty
+    /// for [`SetVarValue::Sectors`], which names none.
     pub region: String,
     pub value: SetVarValue,
     pub loc: Loc,
@@ -263,6 +266,10 @@ pub enum SetVarValue {
     Paddr,
     /// The region's size in bytes (`region_size`).
     Size,
+    /// The sectors `first..=last` (`sectors="FIRST-LAST"`), written as two
+    /// `u64`s: `first`, then `last + 1` (`lib_blk_protocol::Window`).
+    /// `first <= last < u64::MAX` in a parsed description.
+    Sectors { first: u64, last: u64 },
 }
 
 /// A `<pci_device>` (x86 extension): a PCI function the PD drives. The

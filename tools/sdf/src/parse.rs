@@ -104,7 +104,7 @@ const IRQ: Schema = Schema {
 const IOPORT: Schema = Schema { tag: "ioport", attributes: &["id", "addr", "size"], children: &[], key: Some("id") };
 const SETVAR: Schema = Schema {
     tag: "setvar",
-    attributes: &["symbol", "region_paddr", "region_size"],
+    attributes: &["symbol", "region_paddr", "region_size", "sectors"],
     children: &[],
     key: Some("symbol"),
 };
@@ -634,20 +634,23 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
         let symbol = el.required(self, "symbol", value::non_empty);
         let paddr = el.optional(self, "region_paddr", value::non_empty);
         let size = el.optional(self, "region_size", value::non_empty);
-        let (region, value) = match (paddr, size) {
-            (Some(region), None) => (region, SetVarValue::Paddr),
-            (None, Some(region)) => (region, SetVarValue::Size),
-            (paddr, size) => {
-                if !el.broken {
-                    let message = if paddr.is_some() && size.is_some() {
-                        "<setvar> has both region_paddr and region_size"
+        let sectors = el.optional(self, "sectors", value::sectors);
+        let given = ["region_paddr", "region_size", "sectors"].iter().filter(|a| el.raw(a).is_some()).count();
+        let (region, value) = match (paddr, size, sectors) {
+            (Some(region), None, None) => (region, SetVarValue::Paddr),
+            (None, Some(region), None) => (region, SetVarValue::Size),
+            (None, None, Some((first, last))) => (String::new(), SetVarValue::Sectors { first, last }),
+            _ => {
+                if !el.broken || given > 1 {
+                    let message = if given > 1 {
+                        "<setvar> has more than one of region_paddr, region_size and sectors"
                     } else {
-                        "<setvar> needs region_paddr or region_size"
+                        "<setvar> needs region_paddr, region_size or sectors"
                     };
                     self.error_at_node(
                         node,
                         message,
-                        "region_paddr=\"mr\" writes the region's physical address, region_size=\"mr\" its size in bytes: one per <setvar>",
+                        "region_paddr=\"mr\" writes the region's physical address, region_size=\"mr\" its size in bytes, sectors=\"FIRST-LAST\" a block client's window of the disk: one per <setvar>",
                     );
                 }
                 return None;

@@ -118,6 +118,25 @@ pub(crate) fn stack_size(text: &str) -> Result<u64, Invalid> {
 }
 
 /// `true` or `false`, exactly, as in Microkit.
+/// A run of disk sectors `FIRST-LAST`, both inclusive (numbers as
+/// [`number`] reads them): `last` is not before `first`, and is not the
+/// last `u64` (its successor ends the window).
+pub(crate) fn sectors(text: &str) -> Result<(u64, u64), Invalid> {
+    const HINT: &str = "write sectors=\"FIRST-LAST\": the first and last sector (512 bytes each) the client may use, both inclusive, e.g. sectors=\"0-0x3ffff\" for the first 128 MiB";
+    let Some((first, last)) = text.split_once('-') else {
+        return Err(Invalid::new("not a run of sectors FIRST-LAST", HINT));
+    };
+    let first = number::<u64>(first).map_err(|e| Invalid { hint: HINT.into(), ..e })?;
+    let last = number::<u64>(last).map_err(|e| Invalid { hint: HINT.into(), ..e })?;
+    if last < first {
+        return Err(Invalid::new(format!("the last sector {last:#x} is before the first {first:#x}"), HINT));
+    }
+    if last == u64::MAX {
+        return Err(Invalid::new("the last sector must be below 2^64 - 1 (the window ends after it)", HINT));
+    }
+    Ok((first, last))
+}
+
 pub(crate) fn boolean(text: &str) -> Result<bool, Invalid> {
     match text {
         "true" => Ok(true),

@@ -733,8 +733,20 @@ fn setvar_with_both_or_neither_value() {
 </system>"#,
     );
     assert_eq!(all.len(), 2, "{}", Diagnostics(all.clone()));
-    check(&all[0], 5, 5, &["<setvar> has both region_paddr and region_size"], &["one per <setvar>"]);
-    check(&all[1], 6, 5, &["<setvar> needs region_paddr or region_size"], &["region_size=\"mr\" its size in bytes"]);
+    check(
+        &all[0],
+        5,
+        5,
+        &["<setvar> has more than one of region_paddr, region_size and sectors"],
+        &["one per <setvar>"],
+    );
+    check(
+        &all[1],
+        6,
+        5,
+        &["<setvar> needs region_paddr, region_size or sectors"],
+        &["region_size=\"mr\" its size in bytes"],
+    );
 }
 
 #[test]
@@ -814,4 +826,49 @@ fn several_errors_are_reported_together_without_follow_on_errors() {
     check(&all[5], 19, 5, &["unknown protection domain `timer`"], &[]);
     // Diagnostics are in file order, one block each.
     assert_eq!(Diagnostics(all).to_string().matches("\n\nmicrokit.system:").count(), 5);
+}
+
+#[test]
+fn a_window_of_sectors_is_parsed_and_checked() {
+    let system = |sectors: &str| {
+        format!(
+            r#"<system>
+  <protection_domain name="blk" priority="200">
+    <program_image path="blk.elf" />
+    <setvar symbol="client_sectors" sectors="{sectors}" />
+  </protection_domain>
+</system>"#
+        )
+    };
+    let sys = tools_sdf::parse_str(Path::new("microkit.system"), &system("0x800-0x107ff")).expect("valid");
+    let setvar = &sys.pd("blk").expect("blk").setvars[0];
+    assert_eq!(setvar.value, tools_sdf::SetVarValue::Sectors { first: 0x800, last: 0x107ff });
+    assert_eq!(setvar.region, "", "a window names no region");
+    let one = tools_sdf::parse_str(Path::new("microkit.system"), &system("7-7")).expect("one sector");
+    assert_eq!(one.pd("blk").unwrap().setvars[0].value, tools_sdf::SetVarValue::Sectors { first: 7, last: 7 });
+
+    let d = single(&system("0x4000-0x100"));
+    check(
+        &d,
+        4,
+        37,
+        &["invalid sectors=\"0x4000-0x100\"", "the last sector 0x100 is before the first 0x4000"],
+        &["FIRST-LAST"],
+    );
+    let d = single(&system("0x4000"));
+    check(&d, 4, 37, &["not a run of sectors FIRST-LAST"], &["both inclusive"]);
+    let d = single(&system("0-0xffffffffffffffff"));
+    check(&d, 4, 37, &["below 2^64 - 1"], &[]);
+    let d = single(&system("0-lots"));
+    check(&d, 4, 37, &["invalid sectors=\"0-lots\""], &["FIRST-LAST"]);
+    let d = single(
+        r#"<system>
+  <protection_domain name="blk" priority="200">
+    <program_image path="blk.elf" />
+    <setvar symbol="w" sectors="0-9" region_size="r" />
+  </protection_domain>
+  <memory_region name="r" size="0x1000" />
+</system>"#,
+    );
+    check(&d, 4, 5, &["more than one of region_paddr, region_size and sectors"], &["sectors=\"FIRST-LAST\""]);
 }

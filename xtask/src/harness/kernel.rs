@@ -18,9 +18,13 @@ use std::time::Instant;
 /// The kernel configurations the project builds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KernelConfig {
-    /// Kernel printing, asserts and the debug syscalls: for development.
+    /// Kernel printing, asserts and the debug syscalls (a PD may print
+    /// through the kernel, halt the machine, name threads): for development
+    /// (`cargo xtask build --config debug`).
     Debug,
-    /// No printing or debug syscalls: for benchmarks and deployment.
+    /// No printing or debug syscalls: the default of `cargo xtask build`
+    /// and `run`, for deployment and benchmarks. PDs log through the serial
+    /// PD's console rings, the monitor to COM1 directly.
     Release,
 }
 

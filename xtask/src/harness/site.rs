@@ -76,3 +76,62 @@ pub fn print_report(report: &Report) {
     }
     println!("image: {}", report.image.display());
 }
+
+/// The block client's window a description gives its block driver
+/// (`<setvar symbol="client_sectors" sectors="FIRST-LAST"/>` in the PD
+/// running `virtio-blk`), as `first..=last`; `None` if it has no block
+/// driver.
+pub fn disk_window(system: &Path) -> Result<Option<(u64, u64)>> {
+    let sys = tools_sdf::parse_file(system).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let window = sys
+        .all_pds()
+        .into_iter()
+        .filter(|pd| pd.program_image.file_name().is_some_and(|f| f == "virtio-blk"))
+        .flat_map(|pd| &pd.setvars)
+        .find_map(|s| match s.value {
+            tools_sdf::SetVarValue::Sectors { first, last } => Some((first, last)),
+            _ => None,
+        });
+    Ok(window)
+}
+
+/// Checks that the site image `image` lies inside the disk window
+/// `system` gives the web server: the image starts at sector 0 (its
+/// superblock), so the window must start there and hold every sector of
+/// the image, or the server could not read its end.
+pub fn check_fits_window(system: &Path, image: &Path) -> Result<()> {
+    let Some((first, last)) = disk_window(system)? else { return Ok(()) };
+    let len = std::fs::metadata(image).with_context(|| format!("reading {}", image.display()))?.len();
+    let sectors = len.div_ceil(lib_blk_protocol::SECTOR_SIZE as u64);
+    anyhow::ensure!(
+        first == 0 && sectors <= last + 1,
+        "the site image {} ({len} bytes, {sectors} sectors) does not fit the web server's window of the disk in {} \
+         (sectors {first:#x}-{last:#x}): widen client_sectors there",
+        image.display(),
+        system.display()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_web_node_gives_httpd_the_site_partition() {
+        let ws = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        assert_eq!(disk_window(&ws.join("microkit.system")).unwrap(), Some((0, 0x3ffff)));
+        assert_eq!(disk_window(&ws.join("tests/systems/blk.system")).unwrap(), Some((0x800, 0x107ff)));
+        assert_eq!(disk_window(&ws.join("tests/systems/demo.system")).unwrap(), None);
+        let dir = ws.join("target/site-window-test");
+        std::fs::create_dir_all(&dir).unwrap();
+        let (small, large) = (dir.join("small.img"), dir.join("large.img"));
+        std::fs::write(&small, vec![0u8; 4096]).unwrap();
+        std::fs::File::create(&large).unwrap().set_len((0x40000 * 512) + 1).unwrap();
+        check_fits_window(&ws.join("microkit.system"), &small).unwrap();
+        let e = check_fits_window(&ws.join("microkit.system"), &large).unwrap_err().to_string();
+        assert!(e.contains("does not fit") && e.contains("client_sectors"), "{e}");
+        // The block test's window starts 1 MiB in: no site image fits it.
+        assert!(check_fits_window(&ws.join("tests/systems/blk.system"), &small).is_err());
+    }
+}

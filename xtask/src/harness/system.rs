@@ -109,7 +109,15 @@ pub fn build(workspace: &Path, opts: &BuildOptions) -> Result<Built> {
 
 /// What `cargo xtask build` prints: where everything went.
 pub fn print_paths(b: &Built) {
-    println!("kernel:       {}", b.kernel.elf32.display());
+    println!(
+        "kernel:       {} ({} config{})",
+        b.kernel.elf32.display(),
+        b.kernel.config.name(),
+        match b.kernel.config {
+            KernelConfig::Release => ": no kernel printing or debug calls",
+            KernelConfig::Debug => ": kernel printing and debug calls, for development",
+        }
+    );
     println!("system image: {}", b.image.display());
     println!("report:       {}", b.report.display());
     match &b.svg {

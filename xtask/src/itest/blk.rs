@@ -2,8 +2,7 @@
 //! (`tests/systems/blk.system`), judged against a disk image the host made
 //! and reads back.
 
-use super::{boot_with_and_check, build, Test, LINE_TIMEOUT};
-use crate::harness::kernel::KernelConfig;
+use super::{boot_with_and_check, build, Test, KERNEL_CONSOLE, LINE_TIMEOUT};
 use crate::harness::qemu::Session;
 use anyhow::{ensure, Context, Result};
 use sha2::{Digest, Sha256};
@@ -16,6 +15,11 @@ const SECTOR: usize = 512;
 const TEST_DISK_MIB: usize = 8;
 /// Size of the disk `bench_disk_read` reads.
 pub const BENCH_DISK_MIB: usize = 32;
+/// The client's window (`tests/systems/blk.system`'s `client_sectors`,
+/// `0x800-0x107ff`): the sectors from `WINDOW_START`, at most
+/// `WINDOW_SECTORS` of them (clipped to the disk).
+const WINDOW_START: usize = 0x800;
+const WINDOW_SECTORS: usize = 0x10000;
 /// The range the client writes (`pds/test/blk-client`: `WRITE_START`,
 /// `WRITE_SECTORS`) and its pattern.
 const WRITE_START: usize = 2048;
@@ -26,7 +30,17 @@ fn pattern(lba: u64, word: u64) -> u64 {
 }
 
 pub fn tests() -> Vec<Test> {
-    vec![("virtio-blk: a client reads, hashes, writes, flushes and verifies the disk", disk_read_write)]
+    vec![(
+        "virtio-blk: a client reads, hashes, writes, flushes and verifies its window of the disk; requests outside it are refused",
+        disk_read_write,
+    )]
+}
+
+/// The bytes of `disk` inside the client's window.
+fn window_of(disk: &[u8]) -> std::ops::Range<usize> {
+    let sectors = disk.len() / SECTOR;
+    let end = sectors.min(WINDOW_START + WINDOW_SECTORS);
+    WINDOW_START.min(end) * SECTOR..end * SECTOR
 }
 
 /// `len` bytes from a fixed-seed generator (SplitMix64): the same disk on
@@ -63,19 +77,26 @@ fn drive_args(image: &Path) -> Vec<String> {
     crate::harness::qemu::blk_drive(image, false)
 }
 
-/// Boots with a random 8 MiB disk: the client's SHA-256 of the whole disk
-/// must be the host's; after its write phase, the image on the host must
-/// hold the pattern in the written range and be unchanged elsewhere.
+/// Boots with a random 8 MiB disk: the client's SHA-256 of its window
+/// (the disk from 1 MiB in) must be the host's; its requests for sectors
+/// before the window must be refused (`OutsideWindow`, logged by the
+/// driver) while the rest of its work goes on; after its write phase, the
+/// image on the host must hold the pattern in the written range and be
+/// unchanged elsewhere (the write outside the window included).
 fn disk_read_write(ws: &Path) -> Result<()> {
     let original = random_disk(TEST_DISK_MIB << 20, 0x5eed_b10c);
     let image = write_image(ws, "disk.img", &original)?;
-    let expected_hash = hex(&Sha256::digest(&original));
-    let built = build(ws, SYSTEM, KernelConfig::Debug)?;
+    let window = window_of(&original);
+    let expected_hash = hex(&Sha256::digest(&original[window.clone()]));
+    let built = build(ws, SYSTEM, KERNEL_CONSOLE)?;
     let args = drive_args(&image);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     boot_with_and_check(&built, &args, |s| {
         s.expect("[monitor] PCI 00:05.0 1af4:1042 -> PD 'virtio-blk'", LINE_TIMEOUT)?;
         s.expect(&format!("[virtio-blk] disk: {} sectors", original.len() / SECTOR), LINE_TIMEOUT)?;
+        let (line, _) = s.expect("[virtio-blk] client window: ", LINE_TIMEOUT)?;
+        let sectors = format!("sectors {}..{}", window.start / SECTOR, window.end / SECTOR);
+        ensure!(line.contains(&sectors), "the driver's window is not {sectors}: {line}");
         let (_, start) = s.expect("[blk-client] read: start", LINE_TIMEOUT)?;
         let (line, end) = s.expect("[blk-client] read: ", LINE_TIMEOUT)?;
         ensure!(
@@ -83,22 +104,30 @@ fn disk_read_write(ws: &Path) -> Result<()> {
             "client's hash differs from the host's ({expected_hash}): {line}"
         );
         ensure!(line.contains(", 0 failed"), "some reads failed: {line}");
-        println!("   disk hash matches the host's: {expected_hash}");
+        println!("   hash of the window ({sectors}) matches the host's: {expected_hash}");
         println!(
-            "   hashed {} MiB in {:.2} s of host time; {}",
-            TEST_DISK_MIB,
+            "   hashed {} MiB (the window) in {:.2} s of host time; {}",
+            window.len() >> 20,
             (end - start).as_secs_f64(),
             in_flight(&line)
         );
         let (line, _) = s.expect("[blk-client] write: ", LINE_TIMEOUT)?;
         ensure!(line.ends_with("read back: OK"), "write phase failed: {line}");
         let (line, _) = s.expect("[blk-client] invalid: ", LINE_TIMEOUT)?;
-        ensure!(
-            line.contains("past the end -> OutOfRange") && line.contains("outside the data region -> BadBuffer"),
-            "invalid requests got the wrong statuses: {line}"
-        );
+        for expected in [
+            "read past the end -> OutOfRange",
+            "buffer outside the data region -> BadBuffer",
+            "read before the window -> OutsideWindow",
+            "read across the window's start -> OutsideWindow",
+            "write outside the window -> OutsideWindow",
+        ] {
+            ensure!(line.contains(expected), "invalid requests got the wrong statuses (no `{expected}`): {line}");
+        }
         println!("   invalid requests: {}", line.split_once("invalid: ").map_or("", |(_, rest)| rest));
-        let mib_s = time_bench(s, original.len())?;
+        let refused = s.seen_or_expect("[virtio-blk] refused a request outside the client's window", LINE_TIMEOUT)?;
+        println!("   {}", refused.trim_start_matches("[virtio-blk] "));
+        // Still served after the refusals: the bench reads the window again.
+        let mib_s = time_bench(s, window.len())?;
         println!("   read throughput (no hashing): {mib_s:.1} MB/s");
         s.expect("[blk-client] done", LINE_TIMEOUT)?;
         s.drain(Duration::from_millis(300), Duration::from_secs(1));
@@ -121,7 +150,7 @@ fn disk_read_write(ws: &Path) -> Result<()> {
     ensure!(after[written.clone()] == expected[written], "the written range does not hold the pattern");
     ensure!(Sha256::digest(&after) == Sha256::digest(&expected), "the image changed outside the written range");
     println!(
-        "   image after the run: pattern in sectors {WRITE_START}..{}, the rest unchanged",
+        "   image after the run: pattern in sectors {WRITE_START}..{}, the rest unchanged (the refused write to sector 0 too)",
         WRITE_START + WRITE_SECTORS
     );
     Ok(())
@@ -155,19 +184,21 @@ fn number_before(line: &str, unit: &str) -> Option<f64> {
     head.rsplit(|c: char| !c.is_ascii_digit() && c != '.').next()?.parse().ok()
 }
 
-/// Reads a 32 MiB disk through the driver and the client (up to 32
+/// Reads 32 MiB (the client's window of a disk 1 MiB larger) through the driver and the client (up to 32
 /// requests of 64 KiB in flight, no hashing) in QEMU (TCG); returns the
 /// throughput in MB/s (10⁶ bytes per second), timed on the host between the
 /// client's log lines around the read.
 pub fn bench_disk_read(ws: &Path) -> Result<f64> {
-    let disk = random_disk(BENCH_DISK_MIB << 20, 0xbe4c);
+    // The window starts 1 MiB in: the disk holds that much more, so that
+    // the client reads BENCH_DISK_MIB, as the Linux guest does.
+    let disk = random_disk((BENCH_DISK_MIB << 20) + WINDOW_START * SECTOR, 0xbe4c);
     let image = write_image(ws, "bench.img", &disk)?;
-    let built = build(ws, SYSTEM, KernelConfig::Debug)?;
+    let built = build(ws, SYSTEM, KERNEL_CONSOLE)?;
     let args = drive_args(&image);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut result = 0.0;
     boot_with_and_check(&built, &args, |s| {
-        result = time_bench(s, disk.len())?;
+        result = time_bench(s, window_of(&disk).len())?;
         Ok(())
     })?;
     Ok(result)

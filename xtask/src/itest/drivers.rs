@@ -1,7 +1,7 @@
 //! Device driver PDs: the serial console and the timer, judged from the
 //! serial console of a booted system.
 
-use super::{boot_and_check, build, Test, LINE_TIMEOUT};
+use super::{boot_and_check, build, Test, KERNEL_CONSOLE, LINE_TIMEOUT};
 use crate::harness::kernel::KernelConfig;
 use crate::harness::qemu::Session;
 use anyhow::{bail, ensure, Context, Result};
@@ -25,14 +25,17 @@ pub fn tests() -> Vec<Test> {
 
 /// `microkit.system` with every id it writes changed (the channels of
 /// arpd, stray and httpd to the timer, httpd's to the block driver, the
-/// drivers' to their clients, the PIT's and both PCI devices' interrupts),
+/// drivers' to their clients, the timer's and httpd's to the console, the
+/// PIT's and both PCI devices' interrupts),
 /// the programs unchanged: the web node boots and serves `images/site`
 /// byte for byte. (The ids of the `<network>` element's channels are the
 /// expansion's, from `net-config`, and are not written in the file.)
 fn microkit_renumbered(ws: &Path) -> Result<()> {
     let mut text = std::fs::read_to_string(ws.join("microkit.system"))?;
     for (from, to) in [
-        (r#"<irq id="24" pin="2""#, r#"<irq id="25" pin="2""#),
+        (r#"<irq id="24" pin="2""#, r#"<irq id="23" pin="2""#),
+        (r#"<end pd="timer" id="25""#, r#"<end pd="timer" id="20""#),
+        (r#"<end pd="httpd" id="25""#, r#"<end pd="httpd" id="24""#),
         (r#"device="0x1041" irq="0""#, r#"device="0x1041" irq="5""#),
         (r#"device="0x1042" irq="1""#, r#"device="0x1042" irq="6""#),
         (r#"<end pd="virtio-net" id="1""#, r#"<end pd="virtio-net" id="4""#),
@@ -52,7 +55,8 @@ fn microkit_renumbered(ws: &Path) -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let file = dir.join("microkit-renumbered.system");
     std::fs::write(&file, text)?;
-    let built = build(ws, file.to_str().context("path is UTF-8")?, KernelConfig::Debug)?;
+    // The node as deployed: the release kernel.
+    let built = build(ws, file.to_str().context("path is UTF-8")?, KernelConfig::Release)?;
     let image = crate::harness::site::default_image(ws);
     crate::harness::site::build(&ws.join("images/site"), &image)?;
     let web = super::web_http::Web::start(&built, &image)?;
@@ -87,7 +91,7 @@ fn timer_renumbered(ws: &Path) -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let file = dir.join("timer-renumbered.system");
     std::fs::write(&file, renumbered)?;
-    let built = build(ws, file.to_str().context("path is UTF-8")?, KernelConfig::Debug)?;
+    let built = build(ws, file.to_str().context("path is UTF-8")?, KERNEL_CONSOLE)?;
     let report = std::fs::read_to_string(&built.report)?;
     for planned in [
         "protected call channel 9 -> endpoint of timer",
@@ -101,7 +105,7 @@ fn timer_renumbered(ws: &Path) -> Result<()> {
 
 /// Boots `tests/systems/timer.system` (debug kernel, logs via the kernel).
 fn timer_timeouts(ws: &Path) -> Result<()> {
-    let built = build(ws, "tests/systems/timer.system", KernelConfig::Debug)?;
+    let built = build(ws, "tests/systems/timer.system", KERNEL_CONSOLE)?;
     boot_and_check(&built, check_timer)
 }
 
@@ -128,10 +132,36 @@ fn parse_expiry(line: &str) -> Result<Expiry> {
     Ok(Expiry { ms: field("expired:")?, deadline_ns: field("deadline")?, now_ns: field("now")? })
 }
 
+/// How far the guest's wall clock may be from the host's: QEMU's CMOS
+/// clock is the host's UTC (`-rtc base=utc`, the default), read at boot
+/// with one-second resolution; the rest is the console's delay.
+const MAX_WALL_CLOCK_SKEW_S: u64 = 30;
+
+/// The timer's wall clock (the CMOS clock, read by the timer PD at boot
+/// and handed out as a boot epoch): the client's boot epoch plus its
+/// `now()` is the host's time.
+fn check_wall_clock(s: &mut Session) -> Result<()> {
+    let (line, _) = s.expect("[timer-client] wall clock: boot epoch", LINE_TIMEOUT)?;
+    let field = |key: &str| -> Result<u64> {
+        let rest = line.split(key).nth(1).with_context(|| format!("no {key:?} in {line:?}"))?;
+        let digits: String = rest.trim_start().chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().with_context(|| format!("bad number after {key:?} in {line:?}"))
+    };
+    let guest = field("boot epoch")? + field("; now")? / 1_000_000_000;
+    let host = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    ensure!(
+        guest.abs_diff(host) <= MAX_WALL_CLOCK_SKEW_S,
+        "the guest's wall clock reads {guest}, the host's {host}: {line}"
+    );
+    println!("   wall clock (the timer's, from the CMOS clock): {guest}, host {host}");
+    Ok(())
+}
+
 fn check_timer(s: &mut Session) -> Result<()> {
     let (calibrated, _) = s.expect("[timer] TSC", LINE_TIMEOUT)?;
     println!("   {}", calibrated.trim_start_matches("[timer] "));
     s.expect("[timer-client] now() read", LINE_TIMEOUT)?;
+    check_wall_clock(s)?;
     let mut expiries = Vec::new();
     for _ in TIMEOUTS_MS {
         let (line, _) = s.expect("[timer-client] expired:", LINE_TIMEOUT)?;

@@ -11,9 +11,8 @@ use super::badlink::{BadLink, Impairment};
 use super::node::{no_faults, run, Netns, NODE_IP, TOOLS};
 use super::web::{check_files, generated_site, CURL, SERVING};
 use super::web_site::{self, SiteFile};
-use super::{build, Test, LINE_TIMEOUT};
+use super::{build, Test, KERNEL_CONSOLE, LINE_TIMEOUT};
 use crate::harness::deps::{self, Package};
-use crate::harness::kernel::KernelConfig;
 use crate::harness::qemu::{self, Session};
 use anyhow::{ensure, Context, Result};
 use std::path::Path;
@@ -64,7 +63,7 @@ fn with_site(ws: &Path, check: impl FnOnce(&Netns, &mut Session, &[SiteFile]) ->
     deps::ensure_packages(TOOLS)?;
     deps::ensure_packages(&[CURL])?;
     let site = generated_site(ws)?;
-    let built = build(ws, SYSTEM, KernelConfig::Debug)?;
+    let built = build(ws, SYSTEM, KERNEL_CONSOLE)?;
     let ns = Netns::new()?;
     let mut s = ns.boot_with(&built, &qemu::blk_drive(&site.image, true))?;
     let result = s
@@ -102,7 +101,7 @@ fn bad_network(ws: &Path) -> Result<()> {
     deps::ensure_packages(TOOLS)?;
     deps::ensure_packages(&[CURL])?;
     let site = generated_site(ws)?;
-    let built = build(ws, SYSTEM, KernelConfig::Debug)?;
+    let built = build(ws, SYSTEM, KERNEL_CONSOLE)?;
     let ns = Netns::new()?;
     let link = BadLink::start(&ns, BAD, 0xbad)?;
     let mut devices = link.qemu_args().to_vec();

@@ -27,6 +27,14 @@ use std::time::Duration;
 /// (`cargo xtask bench` measures speed).
 pub const LINE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The kernel configuration of the test systems that have no serial PD
+/// (every one but `microkit.system` and `serial-release.system`): their
+/// PDs log through the kernel's debug console (`seL4_DebugPutChar`), which
+/// the tests read, so they boot the debug kernel. The deployed node
+/// (`microkit.system`, `cargo xtask build`'s default) boots the release
+/// kernel in its tests (`web_http`, the renumbered node, `release_builds`).
+pub const KERNEL_CONSOLE: KernelConfig = KernelConfig::Debug;
+
 /// An integration test: a name and a function that passes or says why not.
 pub type Test = (&'static str, fn(&Path) -> Result<()>);
 
@@ -102,7 +110,7 @@ pub fn build(ws: &Path, system: &str, config: KernelConfig) -> Result<Built> {
 /// Boots `tests/systems/demo.system` and checks, in the serial output, every
 /// behaviour the demo is there to show.
 fn demo_boots(ws: &Path) -> Result<()> {
-    let built = build(ws, "tests/systems/demo.system", KernelConfig::Debug)?;
+    let built = build(ws, "tests/systems/demo.system", KERNEL_CONSOLE)?;
     let report = std::fs::read_to_string(&built.report)?;
     for needle in [
         "== PD ping ==",
@@ -174,7 +182,7 @@ fn check_demo(s: &mut Session) -> Result<()> {
 /// Boots `tests/systems/faults.system`: a child PD faults and its parent's
 /// `fault` handler restarts it; another PD panics and the monitor says so.
 fn faults_are_handled(ws: &Path) -> Result<()> {
-    let built = build(ws, "tests/systems/faults.system", KernelConfig::Debug)?;
+    let built = build(ws, "tests/systems/faults.system", KERNEL_CONSOLE)?;
     boot_and_check(&built, |s| {
         // The supervisor holds its child's TCB, and no PD its own.
         s.expect("[monitor] capabilities checked: 10 caps in 3 PDs match the plan", LINE_TIMEOUT)?;
@@ -195,7 +203,7 @@ fn faults_are_handled(ws: &Path) -> Result<()> {
 /// reads the device's identity from its configuration snapshot and the
 /// virtio common configuration through the BAR the initialiser mapped.
 fn pci_device_granted(ws: &Path) -> Result<()> {
-    let built = build(ws, "tests/systems/pci.system", KernelConfig::Debug)?;
+    let built = build(ws, "tests/systems/pci.system", KERNEL_CONSOLE)?;
     let args = ["-netdev", "user,id=n0", "-device", "virtio-net-pci,disable-legacy=on,addr=3,netdev=n0"];
     boot_with_and_check(&built, &args, |s| {
         s.expect("[monitor] PCI 00:03.0 1af4:1041 -> PD 'pci-probe'", LINE_TIMEOUT)?;
@@ -212,7 +220,7 @@ fn pci_device_granted(ws: &Path) -> Result<()> {
 fn invalid_descriptions(ws: &Path) -> Result<()> {
     // The PD programs the descriptions name, built as for any debug image:
     // the test must not depend on an earlier one having built them.
-    build(ws, "tests/systems/demo.system", KernelConfig::Debug)?;
+    build(ws, "tests/systems/demo.system", KERNEL_CONSOLE)?;
     let dir = ws.join("tests/invalid");
     let bin = ws.join("target/pds-debug/release");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;

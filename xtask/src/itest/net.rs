@@ -8,8 +8,7 @@
 //! once and unchanged. Then it asks the echo PD for statistics (a control
 //! frame) and checks that the driver's counters agree with what was sent.
 
-use super::{boot_with_and_check, build, Test, LINE_TIMEOUT};
-use crate::harness::kernel::KernelConfig;
+use super::{boot_with_and_check, build, Test, KERNEL_CONSOLE, LINE_TIMEOUT};
 use crate::harness::qemu::Session;
 use anyhow::{ensure, Context, Result};
 use std::collections::HashMap;
@@ -213,7 +212,7 @@ fn wait_ready(s: &mut Session) -> Result<()> {
 /// Thousands of frames of varied sizes, echoed by the guest: every one back
 /// intact, and the driver's statistics agree.
 fn echo_frames(ws: &Path) -> Result<()> {
-    let built = build(ws, SYSTEM, KernelConfig::Debug)?;
+    let built = build(ws, SYSTEM, KERNEL_CONSOLE)?;
     let link = Link::new()?;
     boot_with_and_check(&built, &link.args(), |s| {
         wait_ready(s)?;

@@ -9,9 +9,8 @@
 //! all run in the namespace. Nothing touches the machine's own network.
 //! Needs root (CI runs as root).
 
-use super::{build, Test, LINE_TIMEOUT};
+use super::{build, Test, KERNEL_CONSOLE, LINE_TIMEOUT};
 use crate::harness::deps::{self, Package};
-use crate::harness::kernel::KernelConfig;
 use crate::harness::qemu::Session;
 use anyhow::{bail, ensure, Context, Result};
 use std::path::Path;
@@ -154,7 +153,7 @@ fn with_node_captured(
     check: impl FnOnce(&Netns, &mut Session, Option<Capture>) -> Result<()>,
 ) -> Result<()> {
     deps::ensure_packages(TOOLS)?;
-    let built = build(ws, SYSTEM, KernelConfig::Debug)?;
+    let built = build(ws, SYSTEM, KERNEL_CONSOLE)?;
     let ns = Netns::new()?;
     let capture = boot_capture.map(|(count, filter)| Capture::start(&ns, "boot", count, filter)).transpose()?;
     let mut s = ns.boot(&built)?;

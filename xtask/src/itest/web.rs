@@ -11,9 +11,8 @@ use super::http_client::Client;
 use super::node::{no_faults, run, Netns, NODE_IP, TOOLS};
 use super::web_http::{wrk_command, WrkRun};
 use super::web_site::{self, SiteFile};
-use super::{build, Test, LINE_TIMEOUT};
+use super::{build, Test, KERNEL_CONSOLE, LINE_TIMEOUT};
 use crate::harness::deps::{self, Package};
-use crate::harness::kernel::KernelConfig;
 use crate::harness::qemu::{self, Session};
 use crate::harness::system::Built;
 use anyhow::{bail, ensure, Context, Result};
@@ -113,7 +112,7 @@ fn with_web(
 ) -> Result<()> {
     deps::ensure_packages(TOOLS)?;
     deps::ensure_packages(&[CURL])?;
-    let built = build(ws, SYSTEMS[variant], KernelConfig::Debug)?;
+    let built = build(ws, SYSTEMS[variant], KERNEL_CONSOLE)?;
     let ns = Netns::new()?;
     let mut s = ns.boot_with(&built, &qemu::blk_drive(image, true))?;
     let result = s.expect(ready, LINE_TIMEOUT).map(|(line, _)| println!("   {line}")).and_then(|()| check(&ns, &mut s));

@@ -39,6 +39,13 @@ pub fn tests() -> Vec<Test> {
 /// (the Cheetah server), and the web test node with the smoltcp server,
 /// serving `images/site`.
 const SYSTEMS: [&str; 2] = ["microkit.system", "tests/systems/web-smoltcp.system"];
+/// The kernel configuration each of [`SYSTEMS`] boots: the web node as it
+/// is deployed (the release kernel, `cargo xtask run`'s default: no kernel
+/// debug calls; its PDs log through the serial PD), and the smoltcp test
+/// node on the debug kernel, because it has no serial PD: its PDs log
+/// through the kernel's debug console, which the test reads
+/// (`[httpd] serving`).
+const CONFIGS: [KernelConfig; 2] = [KernelConfig::Release, KernelConfig::Debug];
 const CURL: Package = Package { name: "curl", probe: "curl" };
 const WRK: Package = Package { name: "wrk", probe: "wrk" };
 
@@ -57,7 +64,7 @@ pub(crate) struct Web {
 impl Web {
     fn boot(ws: &Path, variant: usize) -> Result<Web> {
         deps::ensure_packages(&[CURL, WRK])?;
-        let built = build(ws, SYSTEMS[variant], KernelConfig::Debug)?;
+        let built = build(ws, SYSTEMS[variant], CONFIGS[variant])?;
         let image = crate::harness::site::default_image(ws);
         crate::harness::site::build(&ws.join("images/site"), &image)?;
         Web::start(&built, &image)
@@ -71,6 +78,12 @@ impl Web {
         let devices: Vec<&str> = devices.iter().map(String::as_str).collect();
         let mut session = Session::start(qemu::command(built, system::DEFAULT_RAM_MIB, false, &devices))?;
         session.expect("[httpd] serving", LINE_TIMEOUT).context("booting the web node")?;
+        if built.kernel.config == KernelConfig::Release {
+            // Nothing came from the kernel: every PD line through the
+            // serial PD, the monitor's own to COM1.
+            ensure!(session.position("Booting all finished").is_none(), "the kernel printed: not a release kernel");
+            ensure!(session.position("[monitor] all PDs started").is_some(), "the monitor's boot line is missing");
+        }
         Ok(Web { session, addr })
     }
 

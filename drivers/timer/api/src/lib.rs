@@ -8,6 +8,7 @@
 //! | [`label::NOW`] | none | MR0: nanoseconds since boot |
 //! | [`label::SET_TIMEOUT`] | MR0: absolute deadline, ns since boot | label [`status::OK`] or [`status::FULL`] |
 //! | [`label::CANCEL_ALL`] | none | label [`status::OK`] |
+//! | [`label::BOOT_EPOCH`] | none | label [`status::OK`], MR0: the Unix time (seconds) at which `NOW` read 0; or label [`status::NO_CLOCK`] |
 //!
 //! Deadlines are absolute, in the clock `NOW` reads: a client that wants a
 //! period adds it to its last deadline and never drifts. Each client may
@@ -15,6 +16,13 @@
 //! have passed, the timer notifies the client's channel once; the client
 //! reads `NOW` and compares with its own deadlines to see which.
 //! A deadline already past is notified at once.
+//!
+//! The wall clock: the timer reads the CMOS real-time clock once at boot
+//! (it alone holds its ports) and answers `BOOT_EPOCH` with the Unix time
+//! at which `NOW` read 0, so that a client's wall-clock time is
+//! `boot_epoch + now / 10^9` seconds, in the same clock as its timeouts.
+//! Without the clock's ports in its description, or with a clock that does
+//! not hold a date, the timer answers [`status::NO_CLOCK`].
 #![no_std]
 
 use pds_runtime::{get_mr, msginfo, set_mr, Channel, NamedChannel};
@@ -24,6 +32,7 @@ pub mod label {
     pub const NOW: u64 = 1;
     pub const SET_TIMEOUT: u64 = 2;
     pub const CANCEL_ALL: u64 = 3;
+    pub const BOOT_EPOCH: u64 = 4;
 }
 
 /// Reply labels.
@@ -33,6 +42,9 @@ pub mod status {
     pub const FULL: u64 = 1;
     /// Unknown label, or a channel that is not a client's.
     pub const REFUSED: u64 = 2;
+    /// `BOOT_EPOCH`: the timer has no wall clock (no CMOS ports, or the
+    /// clock does not hold a date).
+    pub const NO_CLOCK: u64 = 3;
 }
 
 /// Timeouts one client may have pending at once.
@@ -88,6 +100,16 @@ impl Timer {
     pub fn set_timeout_after(self, ns: u64) -> Result<u64, Error> {
         let deadline = self.now().saturating_add(ns);
         self.set_timeout(deadline).map(|()| deadline)
+    }
+
+    /// The Unix time, in seconds, at which [`Timer::now`] read 0 (the wall
+    /// clock at boot, read once by the timer), or `None` if the timer has
+    /// no wall clock.
+    pub fn boot_epoch(self) -> Option<u64> {
+        match self.channel().pp_call(msginfo(label::BOOT_EPOCH, 0)).label() {
+            status::OK => Some(get_mr(0)),
+            _ => None,
+        }
     }
 
     /// Drops all of this client's pending timeouts.

@@ -10,10 +10,13 @@
 //!   ([`pit_count_for`]).
 //! - Pending timeouts are a fixed table, a few per client
 //!   ([`Timeouts`]).
+//! - The date comes from the CMOS real-time clock, read once at boot
+//!   ([`rtc`]): clients ask for the Unix time at which the clock read 0.
 #![no_std]
 #![forbid(unsafe_code)]
 
 mod clock;
+pub mod rtc;
 mod timeouts;
 
 pub use clock::*;

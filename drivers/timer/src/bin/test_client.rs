@@ -1,7 +1,8 @@
 //! timer-test-client: a PD for the integration tests. Sets timeouts in
 //! shuffled order, one longer than a PIT shot, and logs each expiry with
 //! the time read from the timer, so that a test can check their order and
-//! lateness from the console.
+//! lateness from the console. It also logs the timer's wall clock (the
+//! boot epoch and `now()`), which the test compares with the host's.
 #![no_std]
 #![no_main]
 
@@ -37,6 +38,10 @@ impl Handler for Client {
             "now() read {MONOTONIC_READS} times: {} us apart on average",
             (last - first) / 1000 / u64::from(MONOTONIC_READS)
         );
+        match TIMER.boot_epoch() {
+            Some(epoch) => log!("wall clock: boot epoch {epoch} s; now {} ns", TIMER.now()),
+            None => log!("error: the timer has no wall clock"),
+        }
         let start = TIMER.now();
         let deadlines = DELAYS_MS.map(|ms| start + ms * 1_000_000);
         for (ms, &deadline) in DELAYS_MS.iter().zip(&deadlines) {

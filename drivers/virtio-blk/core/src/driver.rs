@@ -4,7 +4,7 @@
 
 use crate::slots::{Buffer, Completion, RequestQueue, MAX_SLOTS};
 use lib_blk_protocol::{
-    buffer_range, DiskInfo, Op, Request, RequestConsumer, Response, ResponseProducer, Status, SECTOR_SIZE,
+    buffer_range, DiskInfo, Op, Request, RequestConsumer, Response, ResponseProducer, Status, Window, SECTOR_SIZE,
 };
 use lib_virtio::dma::DmaRegion;
 use lib_virtio::features::VERSION_1 as F_VERSION_1;
@@ -70,9 +70,11 @@ impl From<TransportError> for InitError {
     }
 }
 
-/// Checks a client request against the disk and the data region (the rules
-/// in `lib_blk_protocol`'s docs) and says what to do with it.
-pub fn validate(request: &Request, disk: &DiskInfo, data_len: usize) -> Result<Op, Status> {
+/// Checks a client request against the disk, the client's window and the
+/// data region (the rules in `lib_blk_protocol`'s docs) and says what to do
+/// with it. Sectors past the end of the disk are [`Status::OutOfRange`];
+/// sectors on the disk outside `window` are [`Status::OutsideWindow`].
+pub fn validate(request: &Request, disk: &DiskInfo, window: &Window, data_len: usize) -> Result<Op, Status> {
     let op = Op::from_code(request.op).ok_or(Status::BadOp)?;
     if op == Op::Flush {
         return Ok(op);
@@ -83,6 +85,9 @@ pub fn validate(request: &Request, disk: &DiskInfo, data_len: usize) -> Result<O
     match request.sector.checked_add(u64::from(request.count)) {
         Some(end) if end <= disk.capacity => {}
         _ => return Err(Status::OutOfRange),
+    }
+    if !window.contains(request.sector, u64::from(request.count)) {
+        return Err(Status::OutsideWindow);
     }
     if op == Op::Write && disk.read_only {
         return Err(Status::ReadOnly);
@@ -104,8 +109,10 @@ pub struct Work {
 pub struct Stats {
     /// Requests taken from the client.
     pub requests: u64,
-    /// Requests refused without reaching the device.
+    /// Requests refused without reaching the device (all reasons).
     pub rejected: u64,
+    /// Of those, requests for sectors outside the client's window.
+    pub outside_window: u64,
     /// Requests the device completed with an error.
     pub device_errors: u64,
     /// Used elements the device returned that named no request in flight.
@@ -117,10 +124,27 @@ pub struct Stats {
     pub corrupt_queue: u64,
 }
 
+/// Whether the driver logs refusals of a kind when their count went from
+/// `before` to `now` (one batch may refuse several): if the 1st, 2nd, 4th,
+/// 8th, ... refusal is among them. A client that keeps asking for what it
+/// may not have cannot flood the console (at most 64 lines over any number
+/// of refusals), while the first one, and the count, are always seen.
+pub fn log_refusals(before: u64, now: u64) -> bool {
+    match (before, now) {
+        (_, 0) => false,
+        (0, _) => true,
+        _ => now.ilog2() > before.ilog2(),
+    }
+}
+
 /// A virtio-blk device and the requests in flight on it.
 pub struct BlkDevice {
     queue: RequestQueue,
     disk: DiskInfo,
+    /// The sectors the client may use (clipped to the disk).
+    window: Window,
+    /// The last request refused for lying outside the window.
+    pub last_outside_window: Option<Request>,
     /// The device has a write-back cache (`VIRTIO_BLK_F_FLUSH`).
     flush: bool,
     /// The client's data region: physical base and length.
@@ -135,14 +159,16 @@ impl BlkDevice {
     /// Brings the device up (§3.1.1): negotiates features, reads the
     /// capacity, lays out the request queue in `queue_memory` and hands it
     /// to the device, and sets `DRIVER_OK`. Requests will move data to and
-    /// from the client's region at physical `data_paddr`, `data_len` bytes.
+    /// from the client's region at physical `data_paddr`, `data_len` bytes,
+    /// and only sectors inside `window` (clipped to the disk).
     pub fn init(
         transport: &Transport,
         queue_memory: DmaRegion,
         data_paddr: u64,
         data_len: usize,
+        window: Window,
     ) -> Result<(BlkDevice, Notifier), InitError> {
-        let result = Self::try_init(transport, queue_memory, data_paddr, data_len);
+        let result = Self::try_init(transport, queue_memory, data_paddr, data_len, window);
         if result.is_err() {
             transport.fail();
         }
@@ -154,6 +180,7 @@ impl BlkDevice {
         queue_memory: DmaRegion,
         data_paddr: u64,
         data_len: usize,
+        window: Window,
     ) -> Result<(BlkDevice, Notifier), InitError> {
         let features = transport.negotiate(F_VERSION_1, feature::SIZE_MAX | feature::RO | feature::FLUSH)?;
         let (capacity, size_max) = transport.read_device_config(|c| (c.u64(config::CAPACITY), c.u32(config::SIZE_MAX)));
@@ -178,6 +205,8 @@ impl BlkDevice {
         let device = BlkDevice {
             queue,
             disk,
+            window: window.clip(capacity),
+            last_outside_window: None,
             flush: features & feature::FLUSH != 0,
             data_paddr,
             data_len,
@@ -192,16 +221,33 @@ impl BlkDevice {
     pub(crate) fn for_tests(
         queue: RequestQueue,
         disk: DiskInfo,
+        window: Window,
         flush: bool,
         data_paddr: u64,
         data_len: usize,
     ) -> BlkDevice {
-        BlkDevice { queue, disk, flush, data_paddr, data_len, ids: [0; MAX_SLOTS], stats: Stats::default() }
+        BlkDevice {
+            queue,
+            disk,
+            window: window.clip(disk.capacity),
+            last_outside_window: None,
+            flush,
+            data_paddr,
+            data_len,
+            ids: [0; MAX_SLOTS],
+            stats: Stats::default(),
+        }
     }
 
     /// What the client is told about the disk.
     pub fn disk(&self) -> DiskInfo {
         self.disk
+    }
+
+    /// The sectors the client may use, clipped to the disk: what it is
+    /// told ([`lib_blk_protocol::Info::publish`]) and what is enforced.
+    pub fn window(&self) -> Window {
+        self.window
     }
 
     /// Requests the device may have in flight at once.
@@ -274,9 +320,13 @@ impl BlkDevice {
                 }
             };
             self.stats.requests += 1;
-            match validate(&request, &self.disk, self.data_len) {
+            match validate(&request, &self.disk, &self.window, self.data_len) {
                 Err(status) => {
                     self.stats.rejected += 1;
+                    if status == Status::OutsideWindow {
+                        self.stats.outside_window += 1;
+                        self.last_outside_window = Some(request);
+                    }
                     self.respond(responses, request.id, status);
                 }
                 // Without a write-back cache every completed write is already

@@ -5,10 +5,10 @@
 
 extern crate std;
 
-use crate::driver::{validate, BlkDevice, Stats};
+use crate::driver::{log_refusals, validate, BlkDevice, Stats};
 use crate::slots::{RequestQueue, MAX_SLOTS, MEMORY};
 use lib_blk_protocol::{
-    DiskInfo, Request, RequestConsumer, RequestProducer, Response, ResponseConsumer, ResponseProducer, Status,
+    DiskInfo, Request, RequestConsumer, RequestProducer, Response, ResponseConsumer, ResponseProducer, Status, Window,
     QUEUE_CAPACITY, QUEUE_REGION_SIZE, SECTOR_SIZE,
 };
 use lib_virtio::dma::DmaRegion;
@@ -19,14 +19,16 @@ use std::vec::Vec;
 // ---- request validation ----
 
 const DISK: DiskInfo = DiskInfo { capacity: 1024, read_only: false, max_request_sectors: 64 };
+/// The whole of [`DISK`].
+const ALL: Window = Window { start: 0, end: 1024 };
 
 #[test]
 fn validation_follows_the_protocol_rules() {
     let data = 64 * 1024;
-    assert!(validate(&Request::read(1, 0, 8, 0), &DISK, data).is_ok());
-    assert!(validate(&Request::write(1, 1016, 8, 60 * 1024), &DISK, data).is_ok());
-    assert!(validate(&Request::flush(1), &DISK, data).is_ok());
-    let bad = |r: Request| validate(&r, &DISK, data).unwrap_err();
+    assert!(validate(&Request::read(1, 0, 8, 0), &DISK, &ALL, data).is_ok());
+    assert!(validate(&Request::write(1, 1016, 8, 60 * 1024), &DISK, &ALL, data).is_ok());
+    assert!(validate(&Request::flush(1), &DISK, &ALL, data).is_ok());
+    let bad = |r: Request| validate(&r, &DISK, &ALL, data).unwrap_err();
     assert_eq!(bad(Request { op: 9, ..Request::read(1, 0, 1, 0) }), Status::BadOp);
     assert_eq!(bad(Request::read(1, 1020, 8, 0)), Status::OutOfRange);
     assert_eq!(bad(Request::read(1, u64::MAX, 1, 0)), Status::OutOfRange);
@@ -35,7 +37,52 @@ fn validation_follows_the_protocol_rules() {
     assert_eq!(bad(Request::read(1, 0, 8, 61 * 1024)), Status::BadBuffer);
     assert_eq!(bad(Request::read(1, 0, 8, u64::MAX - 100)), Status::BadBuffer);
     let ro = DiskInfo { read_only: true, ..DISK };
-    assert_eq!(validate(&Request::write(1, 0, 1, 0), &ro, data), Err(Status::ReadOnly));
+    assert_eq!(validate(&Request::write(1, 0, 1, 0), &ro, &ALL, data), Err(Status::ReadOnly));
+}
+
+#[test]
+fn validation_refuses_sectors_outside_the_window() {
+    let data = 64 * 1024;
+    let window = Window { start: 100, end: 200 };
+    let check = |r: Request| validate(&r, &DISK, &window, data);
+    assert!(check(Request::read(1, 100, 8, 0)).is_ok(), "the first sectors");
+    assert!(check(Request::write(1, 192, 8, 0)).is_ok(), "the last sectors");
+    assert!(check(Request::flush(1)).is_ok(), "a flush names no sector");
+    for (sector, count, what) in [
+        (0, 1, "the disk's first sector"),
+        (99, 1, "the sector before"),
+        (96, 8, "a run across the start"),
+        (200, 1, "the sector after"),
+        (196, 8, "a run across the end"),
+        (1016, 8, "the disk's last sectors"),
+    ] {
+        assert_eq!(check(Request::read(1, sector, count, 0)), Err(Status::OutsideWindow), "read: {what}");
+        assert_eq!(check(Request::write(1, sector, count, 0)), Err(Status::OutsideWindow), "write: {what}");
+    }
+    // Past the end of the disk is still that, whatever the window.
+    assert_eq!(check(Request::read(1, 1020, 8, 0)), Err(Status::OutOfRange));
+    // A malformed request is refused for that before its sectors are looked at.
+    assert_eq!(check(Request::read(1, 0, 0, 0)), Err(Status::BadBuffer));
+    // On a read-only disk, a write inside the window is refused as a write.
+    let ro = DiskInfo { read_only: true, ..DISK };
+    assert_eq!(validate(&Request::write(1, 150, 1, 0), &ro, &window, data), Err(Status::ReadOnly));
+    assert_eq!(validate(&Request::write(1, 50, 1, 0), &ro, &window, data), Err(Status::OutsideWindow));
+}
+
+#[test]
+fn refusals_are_logged_at_a_falling_rate() {
+    // One at a time: the 1st, 2nd, 4th, ... are logged.
+    let logged: Vec<u64> = (1..=1000).filter(|&n| log_refusals(n - 1, n)).collect();
+    assert_eq!(logged, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]);
+    // Several in one batch: logged if a power of two is among them.
+    assert!(log_refusals(0, 3));
+    assert!(log_refusals(3, 5), "the 4th");
+    assert!(!log_refusals(4, 7));
+    assert!(log_refusals(7, 8));
+    assert!(!log_refusals(5, 5), "none new");
+    assert!(!log_refusals(0, 0));
+    assert!(log_refusals(1, u64::MAX));
+    assert!(!log_refusals(1 << 63, u64::MAX));
 }
 
 // ---- the service loop against a fake device ----
@@ -170,11 +217,16 @@ struct Rig {
 }
 
 fn rig(queue_size: u16) -> Rig {
+    rig_with_window(queue_size, Window { start: 0, end: 256 })
+}
+
+/// A rig whose client may use the sectors of `window` of the 256-sector disk.
+fn rig_with_window(queue_size: u16, window: Window) -> Rig {
     let layout = Layout::new(usize::from(queue_size));
     let mut mem = Memory::new(MEMORY);
     let queue = RequestQueue::new(mem.queue_region(), queue_size).unwrap();
     let disk_info = DiskInfo { capacity: 256, read_only: false, max_request_sectors: 64 };
-    let driver = BlkDevice::for_tests(queue, disk_info, true, DATA_PADDR, DATA_LEN);
+    let driver = BlkDevice::for_tests(queue, disk_info, window, true, DATA_PADDR, DATA_LEN);
     let disk = (0..256 * SECTOR_SIZE).map(|i| (i * 7 + i / SECTOR_SIZE) as u8).collect();
     let mut requests = std::boxed::Box::new(Page([0; QUEUE_REGION_SIZE]));
     let mut responses = std::boxed::Box::new(Page([0; QUEUE_REGION_SIZE]));
@@ -266,6 +318,48 @@ fn bad_requests_are_answered_without_reaching_the_device() {
     let statuses: Vec<_> = r.responses().iter().map(|x| (x.id, x.status())).collect();
     assert_eq!(statuses, [(1, Some(Status::OutOfRange)), (2, Some(Status::BadBuffer)), (3, Some(Status::BadOp))]);
     assert_eq!(r.driver.stats, Stats { requests: 3, rejected: 3, ..Stats::default() });
+}
+
+#[test]
+fn requests_outside_the_window_are_refused_counted_and_never_reach_the_device() {
+    let mut r = rig_with_window(128, Window { start: 16, end: 128 });
+    assert_eq!(r.driver.window(), Window { start: 16, end: 128 });
+    r.mem.data[..512].fill(0xee);
+    r.client_tx.enqueue(Request::read(1, 16, 8, 0)).unwrap();
+    r.client_tx.enqueue(Request::read(2, 0, 1, 4096)).unwrap();
+    r.client_tx.enqueue(Request::write(3, 15, 2, 0)).unwrap();
+    r.client_tx.enqueue(Request::read(4, 127, 1, 8192)).unwrap();
+    r.client_tx.enqueue(Request::write(5, 128, 1, 0)).unwrap();
+    r.client_tx.enqueue(Request::read(6, 250, 8, 0)).unwrap();
+    r.service();
+    assert_eq!(r.device.run(&mut r.mem), 2, "only the two requests inside the window reach the device");
+    r.service();
+    let mut statuses: Vec<_> = r.responses().iter().map(|x| (x.id, x.status())).collect();
+    statuses.sort_by_key(|s| s.0);
+    assert_eq!(
+        statuses,
+        [
+            (1, Some(Status::Ok)),
+            (2, Some(Status::OutsideWindow)),
+            (3, Some(Status::OutsideWindow)),
+            (4, Some(Status::Ok)),
+            (5, Some(Status::OutsideWindow)),
+            (6, Some(Status::OutOfRange)),
+        ]
+    );
+    assert_eq!(r.driver.stats, Stats { requests: 6, rejected: 4, outside_window: 3, ..Stats::default() });
+    assert_eq!(r.driver.last_outside_window, Some(Request::write(5, 128, 1, 0)));
+    // Nothing outside the window was read into the buffer or written.
+    assert!(r.mem.data[4096..4096 + 512].iter().all(|&b| b == 0));
+    let original: Vec<u8> = (0..256 * SECTOR_SIZE).map(|i| (i * 7 + i / SECTOR_SIZE) as u8).collect();
+    assert_eq!(r.device.disk, original, "the refused writes changed the disk");
+    assert_eq!(&r.mem.data[..8 * 512], &r.device.disk[16 * 512..24 * 512]);
+}
+
+#[test]
+fn a_window_past_the_disk_is_clipped() {
+    let r = rig_with_window(128, Window { start: 200, end: 1000 });
+    assert_eq!(r.driver.window(), Window { start: 200, end: 256 });
 }
 
 #[test]

@@ -1,16 +1,20 @@
 //! blk-client: exercises the block driver through `blk-protocol`, in
 //! phases, each logged for the integration test to check:
 //!
-//! 1. **hash**: reads the whole disk with [`PIPELINE`] requests of
+//! 1. **hash**: reads its whole window of the disk (`Info::window`: the
+//!    sectors the driver lets it use) with [`PIPELINE`] requests of
 //!    [`CHUNK_SECTORS`] in flight, hashes it in disk order (SHA-256) as
 //!    chunks complete (in any order), and logs the hash;
 //! 2. **write**: writes [`pattern`] to [`WRITE_SECTORS`] sectors from
 //!    [`WRITE_START`], all requests in flight at once, flushes, reads them
 //!    back into other buffers and verifies them;
-//! 3. **invalid**: sends a read past the end of the disk and one whose
-//!    buffer lies outside the data region, and logs the statuses;
-//! 4. **bench**: reads the whole disk again without hashing, between two
-//!    log lines the host times (and TSC cycles, logged).
+//! 3. **invalid**: sends a read past the end of the disk, one whose
+//!    buffer lies outside the data region, a read of the sector before its
+//!    window, a read across the window's start and a write to the disk's
+//!    first sector (outside the window), and logs the statuses;
+//! 4. **bench**: reads its window again without hashing, between two
+//!    log lines the host times (and TSC cycles, logged): the disk is still
+//!    served after the refusals.
 //!
 //! The data region is cut into [`PIPELINE`] buffers of one chunk each; a
 //! read sweep puts chunk `i` in buffer `i % PIPELINE`, so a buffer is reused
@@ -20,7 +24,7 @@
 
 use core::fmt;
 use lib_blk_protocol::{
-    DiskInfo, Info, Request, RequestProducer, Response, ResponseConsumer, Status, DATA_REGION_SIZE, SECTOR_SIZE,
+    DiskInfo, Info, Request, RequestProducer, Response, ResponseConsumer, Status, Window, DATA_REGION_SIZE, SECTOR_SIZE,
 };
 use pds_runtime::{log, ChannelSet, Handler, MemoryRegion};
 use sha2::{Digest, Sha256};
@@ -51,9 +55,15 @@ const FLUSH_ID: u32 = 0x2000;
 const READ_BACK_ID: u32 = 0x3000;
 /// Where read-backs land: after the written buffers.
 const READ_BACK_OFFSET: u64 = WRITE_SECTORS * SECTOR_SIZE as u64;
-/// Ids of the invalid requests.
-const PAST_END_ID: u32 = 0x4000;
-const OUTSIDE_ID: u32 = 0x4001;
+/// The invalid requests, by index (their ids are `INVALID_ID + index`).
+const INVALID: [&str; 5] = [
+    "read past the end",
+    "buffer outside the data region",
+    "read before the window",
+    "read across the window's start",
+    "write outside the window",
+];
+const INVALID_ID: u32 = 0x4000;
 
 /// The 8-byte word `word` of sector `lba` in the written range: a tag,
 /// the sector number and the word's index, so that a misplaced or torn
@@ -84,8 +94,9 @@ struct Sweep {
 }
 
 impl Sweep {
-    fn new(disk: &DiskInfo, hash: bool) -> Sweep {
-        let chunks = disk.capacity.div_ceil(CHUNK_SECTORS);
+    /// A sweep over the sectors of `window`.
+    fn new(window: &Window, hash: bool) -> Sweep {
+        let chunks = window.sectors().div_ceil(CHUNK_SECTORS);
         Sweep {
             chunks,
             next_request: 0,
@@ -108,7 +119,7 @@ enum Phase {
     Write { pending: u64 },
     Flush,
     ReadBack { pending: u64 },
-    Invalid { past_end: Option<Status>, outside: Option<Status> },
+    Invalid { answers: [Option<u32>; INVALID.len()] },
     Bench(Sweep),
     Done,
 }
@@ -119,11 +130,29 @@ struct Client {
     info: &'static Info,
     data: MemoryRegion,
     disk: DiskInfo,
+    /// The sectors the driver lets this client use.
+    window: Window,
     phase: Phase,
     /// Requests enqueued and not yet answered.
     outstanding: u64,
     /// Most requests outstanding at once.
     peak: u64,
+}
+
+/// The invalid requests with their statuses: `what -> Status; ...`.
+struct Answers<'a>(&'a [Option<u32>; INVALID.len()]);
+
+impl fmt::Display for Answers<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (what, answer)) in INVALID.iter().zip(self.0).enumerate() {
+            let sep = if i == 0 { "" } else { "; " };
+            match answer.and_then(Status::from_code) {
+                Some(status) => write!(f, "{sep}{what} -> {status:?}")?,
+                None => write!(f, "{sep}{what} -> status {answer:?}")?,
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A SHA-256 digest in hex.
@@ -148,14 +177,14 @@ impl Client {
 
     /// Requests chunks while buffers are free.
     fn pump(&mut self) {
-        let capacity = self.disk.capacity;
+        let window = self.window;
         let (Phase::Hash(sweep) | Phase::Bench(sweep)) = &mut self.phase else { return };
         let mut batch = [Request::default(); PIPELINE as usize];
         let mut n = 0;
         while sweep.next_request < sweep.chunks && sweep.next_request < sweep.next_consume + PIPELINE {
             let chunk = sweep.next_request;
-            let sector = chunk * CHUNK_SECTORS;
-            let count = CHUNK_SECTORS.min(capacity - sector) as u32;
+            let sector = window.start + chunk * CHUNK_SECTORS;
+            let count = CHUNK_SECTORS.min(window.end - sector) as u32;
             batch[n] = Request::read(chunk as u32, sector, count, (chunk % PIPELINE) * CHUNK as u64);
             n += 1;
             sweep.next_request += 1;
@@ -167,14 +196,14 @@ impl Client {
 
     /// Consumes the chunks that have arrived, in disk order.
     fn consume(&mut self) {
-        let capacity = self.disk.capacity;
+        let sectors_in_window = self.window.sectors();
         let base = self.data.base();
         let (Phase::Hash(sweep) | Phase::Bench(sweep)) = &mut self.phase else { return };
         while !sweep.done() && sweep.arrived & (1 << (sweep.next_consume % PIPELINE)) != 0 {
             let chunk = sweep.next_consume;
             sweep.arrived &= !(1 << (chunk % PIPELINE));
             if let Some(hasher) = &mut sweep.hasher {
-                let sectors = CHUNK_SECTORS.min(capacity - chunk * CHUNK_SECTORS);
+                let sectors = CHUNK_SECTORS.min(sectors_in_window - chunk * CHUNK_SECTORS);
                 let offset = (chunk % PIPELINE) as usize * CHUNK;
                 // SAFETY: the buffer is inside the mapped data region, and
                 // no request for it is outstanding: neither the device nor
@@ -218,10 +247,9 @@ impl Client {
                     log!("error: flush: {status:?}");
                 }
             }
-            Phase::Invalid { past_end, outside } => match response.id {
-                PAST_END_ID => *past_end = status,
-                OUTSIDE_ID => *outside = status,
-                id => log!("error: unexpected response {id:#x}"),
+            Phase::Invalid { answers } => match answers.get_mut(response.id.wrapping_sub(INVALID_ID) as usize) {
+                Some(answer) => *answer = Some(response.status),
+                None => log!("error: unexpected response {:#x}", response.id),
             },
             Phase::WaitReady | Phase::Done => log!("error: unexpected response {:#x}", response.id),
         }
@@ -231,19 +259,26 @@ impl Client {
     fn advance(&mut self) {
         loop {
             let next = match &mut self.phase {
-                Phase::WaitReady => match self.info.get() {
-                    Some(disk) => {
+                Phase::WaitReady => match (self.info.get(), self.info.window()) {
+                    (Some(disk), Some(window)) => {
                         self.disk = disk;
-                        log!("disk: {} sectors, max {} per request", disk.capacity, disk.max_request_sectors);
+                        self.window = window;
+                        log!(
+                            "disk: {} sectors, max {} per request; window: sectors {}..{}",
+                            disk.capacity,
+                            disk.max_request_sectors,
+                            window.start,
+                            window.end
+                        );
                         log!("read: start ({} KiB requests, {PIPELINE} in flight)", CHUNK / 1024);
-                        Phase::Hash(Sweep::new(&disk, true))
+                        Phase::Hash(Sweep::new(&window, true))
                     }
-                    None => return,
+                    _ => return,
                 },
                 Phase::Hash(sweep) if sweep.done() => {
                     let cycles = rdtsc() - sweep.started;
                     let digest = Hex(sweep.hasher.take().map(|h| h.finalize().into()).unwrap_or_default());
-                    let bytes = self.disk.capacity * SECTOR_SIZE as u64;
+                    let bytes = self.window.sectors() * SECTOR_SIZE as u64;
                     let failures = sweep.failures;
                     log!("read: {bytes} bytes, sha256 {digest}, {cycles} TSC cycles, {} requests in flight at most, {failures} failed", self.peak);
                     self.start_write()
@@ -268,18 +303,29 @@ impl Client {
                 Phase::ReadBack { pending: 0 } => {
                     let verdict = if self.verify() { "OK" } else { "MISMATCH" };
                     log!("write: {WRITE_SECTORS} sectors at {WRITE_START} in {WRITE_REQUESTS} requests in flight, flushed, read back: {verdict}");
-                    self.submit(Request::read(PAST_END_ID, self.disk.capacity, 1, 0));
-                    self.submit(Request::read(OUTSIDE_ID, 0, 1, DATA_REGION_SIZE as u64));
-                    Phase::Invalid { past_end: None, outside: None }
+                    let (start, id) = (self.window.start, |i: u32| INVALID_ID + i);
+                    self.submit(Request::read(id(0), self.disk.capacity, 1, 0));
+                    self.submit(Request::read(id(1), start, 1, DATA_REGION_SIZE as u64));
+                    // The sector before the window (the disk's last one if
+                    // the window starts at 0: outside it too, unless the
+                    // window is the whole disk).
+                    let before = start.checked_sub(1).unwrap_or(self.disk.capacity - 1);
+                    self.submit(Request::read(id(2), before, 1, 0));
+                    self.submit(Request::read(id(3), before, 2, 0));
+                    // The first sector of the disk, overwritten with the
+                    // pattern if the driver let it through.
+                    let outside = if start > 0 { 0 } else { before };
+                    self.submit(Request::write(id(4), outside, 1, 0));
+                    Phase::Invalid { answers: [None; INVALID.len()] }
                 }
-                Phase::Invalid { past_end: Some(past_end), outside: Some(outside) } => {
-                    log!("invalid: read past the end -> {past_end:?}; buffer outside the data region -> {outside:?}");
+                Phase::Invalid { answers } if answers.iter().all(Option::is_some) => {
+                    log!("invalid: {}", Answers(answers));
                     log!("bench: start");
-                    Phase::Bench(Sweep::new(&self.disk, false))
+                    Phase::Bench(Sweep::new(&self.window, false))
                 }
                 Phase::Bench(sweep) if sweep.done() => {
                     let cycles = rdtsc() - sweep.started;
-                    let bytes = self.disk.capacity * SECTOR_SIZE as u64;
+                    let bytes = self.window.sectors() * SECTOR_SIZE as u64;
                     log!("bench: read {bytes} bytes in {cycles} TSC cycles, {} failed", sweep.failures);
                     log!("done");
                     Phase::Done
@@ -295,8 +341,8 @@ impl Client {
 
     /// Fills the write buffers with the pattern and sends every write.
     fn start_write(&mut self) -> Phase {
-        if self.disk.capacity < WRITE_START + WRITE_SECTORS || self.disk.read_only {
-            log!("write: skipped (disk too small or read-only)");
+        if !self.window.contains(WRITE_START, WRITE_SECTORS) || self.disk.read_only {
+            log!("write: skipped (outside the window or read-only)");
             return Phase::ReadBack { pending: 0 };
         }
         for i in 0..WRITE_SECTORS * SECTOR_SIZE as u64 / 8 {
@@ -371,8 +417,9 @@ impl Handler for Client {
             )
         };
         let disk = DiskInfo { capacity: 0, read_only: true, max_request_sectors: 0 };
+        let window = Window { start: 0, end: 0 };
         let mut client =
-            Client { requests, responses, info, data, disk, phase: Phase::WaitReady, outstanding: 0, peak: 0 };
+            Client { requests, responses, info, data, disk, window, phase: Phase::WaitReady, outstanding: 0, peak: 0 };
         // The driver may already be up; if not, it notifies when it is.
         client.run();
         client

@@ -20,7 +20,11 @@ fn program_for(sys: &SystemDescription, pd: &ProtectionDomain) -> Program {
     for map in &pd.maps {
         symbols.extend(map.setvar_vaddr.iter().chain(&map.setvar_size).map(|s| (s.clone(), 8)));
     }
-    symbols.extend(pd.setvars.iter().map(|s| (s.symbol.clone(), 8)));
+    // A window of sectors is two u64s (`pds_runtime::SectorsVar`).
+    symbols.extend(pd.setvars.iter().map(|s| {
+        let len = if matches!(s.value, tools_sdf::SetVarValue::Sectors { .. }) { 16 } else { 8 };
+        (s.symbol.clone(), len)
+    }));
     for dev in &pd.pci_devices {
         symbols.extend(dev.bars.iter().filter_map(|b| b.setvar_vaddr.clone()).map(|s| (s, 8)));
         symbols.extend(dev.setvar_config.iter().map(|s| (s.clone(), 8)));
@@ -377,6 +381,7 @@ const MICROKIT_CAPS: &[(&str, &[&str])] = &[
     "slot 64: notification of net-mux, rights -W-, badge 0x2",
     "slot 67: notification of httpd, rights -W-, badge 0x2",
     "slot 74: notification of timer, rights -W-, badge 0x1",
+    "slot 89: notification of serial, rights -W-, badge 0x8",
     "slot 128: endpoint of net-mux, rights -WG, badge 0x8000001",
     "slot 138: endpoint of timer, rights -WG, badge 0x8000000",
 ],
@@ -391,10 +396,10 @@ const MICROKIT_CAPS: &[(&str, &[&str])] = &[
     "slot 65: notification of arpd, rights -W-, badge 0x8",
     "slot 66: notification of virtio-blk, rights -W-, badge 0x1",
     "slot 74: notification of timer, rights -W-, badge 0x4",
+    "slot 89: notification of serial, rights -W-, badge 0x40",
     "slot 128: endpoint of net-mux, rights -WG, badge 0x8000003",
     "slot 129: endpoint of arpd, rights -WG, badge 0x8000003",
     "slot 138: endpoint of timer, rights -WG, badge 0x8000002",
-    "slot 256: I/O ports 0x70..=0x71, rights n/a, badge 0x0",
 ],
 ),
 (
@@ -408,6 +413,7 @@ const MICROKIT_CAPS: &[(&str, &[&str])] = &[
     "slot 66: notification of stray, rights -W-, badge 0x1",
     "slot 67: notification of httpd, rights -W-, badge 0x1",
     "slot 84: notification of timer, rights -W-, badge 0x8",
+    "slot 89: notification of serial, rights -W-, badge 0x4",
     "slot 128: endpoint of virtio-net, rights -WG, badge 0x8000001",
     "slot 148: endpoint of timer, rights -WG, badge 0x8000003",
 ],
@@ -420,6 +426,7 @@ const MICROKIT_CAPS: &[(&str, &[&str])] = &[
     "slot 3: notification of stray, rights R--, badge 0x0",
     "slot 64: notification of net-mux, rights -W-, badge 0x4",
     "slot 74: notification of timer, rights -W-, badge 0x2",
+    "slot 89: notification of serial, rights -W-, badge 0x10",
     "slot 128: endpoint of net-mux, rights -WG, badge 0x8000002",
     "slot 138: endpoint of timer, rights -WG, badge 0x8000001",
 ],
@@ -434,8 +441,10 @@ const MICROKIT_CAPS: &[(&str, &[&str])] = &[
     "slot 65: notification of stray, rights -W-, badge 0x400",
     "slot 66: notification of httpd, rights -W-, badge 0x400",
     "slot 67: notification of net-mux, rights -W-, badge 0x100000",
+    "slot 89: notification of serial, rights -W-, badge 0x1",
     "slot 216: IRQ handler of IOAPIC 0 pin 2, delivered to notification of timer (badge 0x1000000), rights n/a, badge 0x0",
     "slot 256: I/O ports 0x40..=0x43, rights n/a, badge 0x0",
+    "slot 257: I/O ports 0x70..=0x71, rights n/a, badge 0x0",
 ],
 ),
 (
@@ -445,6 +454,7 @@ const MICROKIT_CAPS: &[(&str, &[&str])] = &[
     "slot 2: monitor fault endpoint, rights -WG, badge 0x6",
     "slot 3: notification of virtio-blk, rights R--, badge 0x0",
     "slot 64: notification of httpd, rights -W-, badge 0x4",
+    "slot 89: notification of serial, rights -W-, badge 0x20",
     "slot 193: IRQ handler of PCI 1af4:1042, delivered to notification of virtio-blk (badge 0x2), rights n/a, badge 0x0",
 ],
 ),
@@ -455,7 +465,25 @@ const MICROKIT_CAPS: &[(&str, &[&str])] = &[
     "slot 2: monitor fault endpoint, rights -WG, badge 0x2",
     "slot 3: notification of virtio-net, rights R--, badge 0x0",
     "slot 65: notification of net-mux, rights -W-, badge 0x1",
+    "slot 89: notification of serial, rights -W-, badge 0x2",
     "slot 192: IRQ handler of PCI 1af4:1041, delivered to notification of virtio-net (badge 0x1), rights n/a, badge 0x0",
+],
+),
+(
+"serial",
+&[
+    "slot 1: notification of serial, rights R--, badge 0x0",
+    "slot 2: monitor fault endpoint, rights -WG, badge 0x8",
+    "slot 3: notification of serial, rights R--, badge 0x0",
+    "slot 64: notification of timer, rights -W-, badge 0x2000000",
+    "slot 65: notification of virtio-net, rights -W-, badge 0x2000000",
+    "slot 66: notification of net-mux, rights -W-, badge 0x2000000",
+    "slot 67: notification of arpd, rights -W-, badge 0x2000000",
+    "slot 68: notification of stray, rights -W-, badge 0x2000000",
+    "slot 69: notification of virtio-blk, rights -W-, badge 0x2000000",
+    "slot 70: notification of httpd, rights -W-, badge 0x2000000",
+    "slot 216: IRQ handler of IOAPIC 0 pin 4, delivered to notification of serial (badge 0x1000000), rights n/a, badge 0x0",
+    "slot 256: I/O ports 0x3f8..=0x3ff, rights n/a, badge 0x0",
 ],
 ),
 ];
@@ -465,6 +493,7 @@ const MICROKIT_MAPS: &[(&str, &[&str])] = &[
     (
         "arpd",
         &[
+            "memory region `console_arpd` at 0x5000000: rw",
             "memory region `net_arp_table` at 0x51000000: rw",
             "memory region `net_arpd_rx_active` at 0x50202000: rw",
             "memory region `net_arpd_rx_data` at 0x50000000: r-",
@@ -480,6 +509,7 @@ const MICROKIT_MAPS: &[(&str, &[&str])] = &[
             "memory region `blk_info` at 0x30002000: r-",
             "memory region `blk_request` at 0x30000000: rw",
             "memory region `blk_response` at 0x30001000: rw",
+            "memory region `console_httpd` at 0x5000000: rw",
             "memory region `httpd_connections` at 0x20000000: rw",
             "memory region `net_arp_table` at 0x51000000: r-",
             "memory region `net_httpd_rx_active` at 0x50202000: rw",
@@ -494,6 +524,7 @@ const MICROKIT_MAPS: &[(&str, &[&str])] = &[
     (
         "net-mux",
         &[
+            "memory region `console_net_mux` at 0x5000000: rw",
             "memory region `net_arpd_rx_active` at 0x60202000: rw",
             "memory region `net_arpd_rx_data` at 0x60000000: rw",
             "memory region `net_arpd_rx_free` at 0x60200000: rw",
@@ -524,6 +555,7 @@ const MICROKIT_MAPS: &[(&str, &[&str])] = &[
     (
         "stray",
         &[
+            "memory region `console_stray` at 0x5000000: rw",
             "memory region `net_stray_rx_active` at 0x50202000: rw",
             "memory region `net_stray_rx_data` at 0x50000000: r-",
             "memory region `net_stray_rx_free` at 0x50200000: rw",
@@ -541,6 +573,7 @@ const MICROKIT_MAPS: &[(&str, &[&str])] = &[
             "memory region `blk_request` at 0x4000000: rw",
             "memory region `blk_response` at 0x4001000: rw",
             "memory region `blk_virtio` at 0x10200000: rw",
+            "memory region `console_virtio_blk` at 0x5000000: rw",
         ],
     ),
     (
@@ -548,6 +581,7 @@ const MICROKIT_MAPS: &[(&str, &[&str])] = &[
         &[
             "BAR 4 of PCI 1af4:1041#0 at 0x10100000: rw, uncached",
             "configuration space of PCI 1af4:1041#0 at 0x10000000: r-",
+            "memory region `console_virtio_net` at 0x5000000: rw",
             "memory region `net_rx_active` at 0x30002000: rw",
             "memory region `net_rx_free` at 0x30000000: rw",
             "memory region `net_tx_active` at 0x30008000: rw",
@@ -555,6 +589,19 @@ const MICROKIT_MAPS: &[(&str, &[&str])] = &[
             "memory region `net_virtio` at 0x20000000: rw",
         ],
     ),
+    (
+        "serial",
+        &[
+            "memory region `console_arpd` at 0x5003000: rw",
+            "memory region `console_httpd` at 0x5006000: rw",
+            "memory region `console_net_mux` at 0x5002000: rw",
+            "memory region `console_stray` at 0x5004000: rw",
+            "memory region `console_timer` at 0x5000000: rw",
+            "memory region `console_virtio_blk` at 0x5005000: rw",
+            "memory region `console_virtio_net` at 0x5001000: rw",
+        ],
+    ),
+    ("timer", &["memory region `console_timer` at 0x5000000: rw"]),
 ];
 
 /// The least-privilege properties, checked on a plan independently of
@@ -626,10 +673,11 @@ fn assert_least_privilege(plan: &Plan) -> BTreeMap<String, Vec<(u16, u16)>> {
 fn microkit_system_grants_least_privilege() {
     let plan = plan_system(&microkit_system());
     let ports = assert_least_privilege(&plan);
-    // The PIT is the timer's; the CMOS real-time clock (0x70-0x71) is
-    // httpd's, which reads it for the `Date` header.
+    // The PIT and the CMOS real-time clock (0x70-0x71, the wall clock it
+    // hands out) are the timer's; COM1 is the serial console's. httpd holds
+    // no I/O port.
     let expected: BTreeMap<String, Vec<(u16, u16)>> =
-        [("httpd".to_string(), vec![(0x70, 0x71)]), ("timer".to_string(), vec![(0x40, 0x43)])].into();
+        [("serial".to_string(), vec![(0x3f8, 0x3ff)]), ("timer".to_string(), vec![(0x40, 0x43), (0x70, 0x71)])].into();
     assert_eq!(ports, expected);
     // The interrupts: the timer's PIT line and each virtio device's.
     let holders: Vec<String> = cap_table(&plan)
@@ -637,7 +685,7 @@ fn microkit_system_grants_least_privilege() {
         .filter(|(_, caps)| caps.iter().any(|c| c.contains("IRQ handler")))
         .map(|(pd, _)| pd)
         .collect();
-    assert_eq!(holders, ["timer", "virtio-blk", "virtio-net"]);
+    assert_eq!(holders, ["serial", "timer", "virtio-blk", "virtio-net"]);
 }
 
 #[test]

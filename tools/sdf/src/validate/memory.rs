@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use super::{hex_range, Validator};
 use crate::diagnostic::Loc;
 use crate::limits::USER_TOP;
-use crate::model::{Map, MemoryRegion, Origin, ProtectionDomain};
+use crate::model::{Map, MemoryRegion, Origin, ProtectionDomain, SetVarValue};
 use crate::suggest;
 use net_config::{ClientRegion, ARP_TABLE_VADDR, MUX_CLIENT_BASE, MUX_CLIENT_STRIDE};
 
@@ -168,10 +168,13 @@ impl<'p> Validator<'p, '_, '_> {
     }
 
     /// A `<setvar>`'s region must exist: its physical address is what the
-    /// symbol is set to.
+    /// symbol is set to. (A window of sectors names no region.)
     pub(super) fn setvars(&mut self) {
         for pd in self.system().all_pds() {
             for setvar in &pd.setvars {
+                if matches!(setvar.value, SetVarValue::Sectors { .. }) {
+                    continue;
+                }
                 let what = format!("<setvar symbol=\"{}\"> in protection domain `{}`", setvar.symbol, pd.name);
                 self.region_reference(&setvar.region, setvar.loc, &what);
             }
