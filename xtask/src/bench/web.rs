@@ -388,6 +388,7 @@ fn system_round(ctx: &RoundContext, list: &[Measure], boot: &dyn Fn(&Netns) -> R
         if let Err(e) = get(&ns, &size_path(0), Duration::from_secs(10)) {
             println!("  after the flood: {e:#}");
         }
+        print_counters(&mut session);
         drop(session);
         drop(ns);
         Ok(())
@@ -397,6 +398,17 @@ fn system_round(ctx: &RoundContext, list: &[Measure], boot: &dyn Fn(&Netns) -> R
         round.failure = Some(format!("{e:#}"));
     }
     round
+}
+
+/// The seL4 servers' counter lines (logged at most every 10 s when they
+/// changed): where frames were dropped or requests waited, for the round
+/// just measured. Nothing for nginx (its console has no such line).
+fn print_counters(session: &mut Session) {
+    session.drain(Duration::from_secs(12), Duration::from_secs(12));
+    let counters = |l: &&String| l.contains("accepted=") || l.contains("no_work=") || l.contains("rx_dropped");
+    if let Some(line) = session.transcript.iter().rev().find(counters) {
+        println!("  counters: {line}");
+    }
 }
 
 /// Runs `f` and the CPU steal meanwhile.
