@@ -251,6 +251,7 @@ impl<W: Web> Httpd<W> {
             return;
         }
         loop {
+            let sent = self.store.requests_sent();
             match self.store.pump(self.blk.info.get(), &mut self.blk.requests, &mut self.blk.responses) {
                 Ok(Pumped::Nothing) => {}
                 Ok(Pumped::Booted) => self.booted(),
@@ -264,7 +265,9 @@ impl<W: Web> Httpd<W> {
                     return;
                 }
             }
-            if self.blk.requests.should_signal() {
+            // Only after enqueueing (lib-queue's P2-P3): else the driver
+            // would be woken for nothing, and so on back and forth.
+            if self.store.requests_sent() != sent && self.blk.requests.should_signal() {
                 BLK.get().notify();
             }
             match self.blk.responses.request_signal_if_empty() {

@@ -170,6 +170,10 @@ pub struct ImageStore<'h, R> {
     done: u64,
     /// Completions and releases so far.
     events: u64,
+    /// Block requests enqueued so far: the driver is notified only after
+    /// some were (a notification with nothing new woke it for nothing, and
+    /// its answer woke this PD for nothing, round and round).
+    requests_sent: u64,
     notices: [Option<Notice>; NOTICES],
     /// Notices not held because the buffer was full.
     pub notices_dropped: u64,
@@ -191,6 +195,7 @@ impl<'h, R: CacheRegion<'h>> ImageStore<'h, R> {
             completed: [None; DONE_RING],
             done: 0,
             events: 0,
+            requests_sent: 0,
             notices: [None; NOTICES],
             notices_dropped: 0,
             bad_releases: 0,
@@ -211,6 +216,11 @@ impl<'h, R: CacheRegion<'h>> ImageStore<'h, R> {
     /// connections.
     pub fn events(&self) -> u64 {
         self.events
+    }
+
+    /// Block requests enqueued so far.
+    pub fn requests_sent(&self) -> u64 {
+        self.requests_sent
     }
 
     /// The cache, once booted.
@@ -291,7 +301,9 @@ impl<'h, R: CacheRegion<'h>> ImageStore<'h, R> {
                         return Err(q);
                     }
                 }
-                if send_requests(boot, requests) == 0 {
+                let sent = send_requests(boot, requests);
+                self.requests_sent += sent as u64;
+                if sent == 0 {
                     return Ok(Pumped::Nothing);
                 }
             }
@@ -315,7 +327,9 @@ impl<'h, R: CacheRegion<'h>> ImageStore<'h, R> {
                     *events += 1;
                 }
             })?;
-            if send_requests(cache, requests) == 0 {
+            let sent = send_requests(cache, requests);
+            self.requests_sent += sent as u64;
+            if sent == 0 {
                 return Ok(pumped);
             }
         }

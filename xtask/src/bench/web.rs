@@ -753,6 +753,9 @@ fn transmitted(text: &str) -> Option<u64> {
 /// what any of the systems absorbs, so that each is answered.
 const PROFILE_SYNS_PER_SECOND: u32 = 1000;
 const PROFILE_SECONDS: u64 = 3;
+/// Above this share of a core while the guest is idle, QEMU's CPU time
+/// says nothing about the guest's work.
+const MAX_IDLE_SHARE: f64 = 0.5;
 
 /// Host CPU microseconds QEMU spends per SYN from a silent address (the
 /// receive path through every layer, and the answer's), measured as its
@@ -782,7 +785,17 @@ fn syn_cost(ns: &Netns, session: &Session) -> Option<f64> {
         println!("  the SYN cost was not measured: no packet count in hping3's output:\n{text}");
         return None;
     };
-    let idle_during = idle / window.as_secs_f64() * began.elapsed().as_secs_f64();
+    let idle_share = idle / window.as_secs_f64();
+    if idle_share > MAX_IDLE_SHARE {
+        // The vCPU thread never sleeps (the guest does not halt when it has
+        // nothing to do): CPU time then measures nothing.
+        println!(
+            "  the SYN cost was not measured: QEMU used {:.0} % of a core while the guest was idle",
+            idle_share * 100.0
+        );
+        return None;
+    }
+    let idle_during = idle_share * began.elapsed().as_secs_f64();
     let cost = (busy - idle_during).max(0.0) * 1e6 / count.max(1) as f64;
     println!(
         "  a SYN costs {cost:.0} us of host CPU ({count} at {PROFILE_SYNS_PER_SECOND}/s; QEMU idle: {:.0} %)",

@@ -145,6 +145,8 @@ pub struct BlkDevice {
     window: Window,
     /// The last request refused for lying outside the window.
     pub last_outside_window: Option<Request>,
+    /// Responses enqueued so far (the client is signalled only after some).
+    responded: u64,
     /// The device has a write-back cache (`VIRTIO_BLK_F_FLUSH`).
     flush: bool,
     /// The client's data region: physical base and length.
@@ -207,6 +209,7 @@ impl BlkDevice {
             disk,
             window: window.clip(capacity),
             last_outside_window: None,
+            responded: 0,
             flush: features & feature::FLUSH != 0,
             data_paddr,
             data_len,
@@ -231,6 +234,7 @@ impl BlkDevice {
             disk,
             window: window.clip(disk.capacity),
             last_outside_window: None,
+            responded: 0,
             flush,
             data_paddr,
             data_len,
@@ -260,6 +264,7 @@ impl BlkDevice {
     /// (answering bad ones at once), publishes them, and, if the request
     /// queue is empty, asks the client to signal its next request.
     pub fn service(&mut self, requests: &mut RequestConsumer, responses: &mut ResponseProducer) -> Work {
+        let before = self.responded;
         loop {
             self.complete(responses);
             if !self.accept(requests, responses) {
@@ -276,7 +281,13 @@ impl BlkDevice {
                 }
             }
         }
-        Work { notify_device: self.queue.publish(), signal_client: responses.should_signal() }
+        // The client is signalled only after responses were enqueued
+        // (lib-queue's P2-P3): its standing request for a signal is no
+        // reason to wake it, and waking it for nothing made it notify the
+        // driver back for nothing, round and round, a host core spent on
+        // an idle node.
+        let responded = self.responded != before;
+        Work { notify_device: self.queue.publish(), signal_client: responded && responses.should_signal() }
     }
 
     /// Turns every completion in the used ring into a response.
@@ -354,5 +365,6 @@ impl BlkDevice {
         if responses.enqueue(Response::new(id, status)).is_err() {
             self.stats.lost_responses += 1;
         }
+        self.responded += 1;
     }
 }

@@ -291,6 +291,24 @@ fn reads_land_in_the_data_region_and_complete_out_of_order() {
 }
 
 #[test]
+fn a_waiting_client_is_signalled_only_when_responses_were_enqueued() {
+    // A client that asked for a signal and a wake-up that brought nothing
+    // new: no signal (else client and driver woke each other for ever).
+    let mut r = rig(128);
+    assert_eq!(r.client_rx.request_signal_if_empty(), Ok(true));
+    for _ in 0..3 {
+        let work = r.service();
+        assert!(!work.signal_client && !work.notify_device, "nothing happened");
+    }
+    // The request stands: the first response signals.
+    r.client_tx.enqueue(Request::read(7, 0, 8, 0)).unwrap();
+    assert!(!r.service().signal_client, "no response yet");
+    assert_eq!(r.device.run(&mut r.mem), 1);
+    assert!(r.service().signal_client);
+    assert_eq!(r.responses().len(), 1);
+}
+
+#[test]
 fn writes_and_flush_reach_the_disk() {
     let mut r = rig(128);
     r.mem.data[..1024].fill(0xab);
