@@ -130,12 +130,10 @@ fn all_refused(rows: &[Outcome]) -> Result<()> {
     Ok(())
 }
 
-/// The red team's line for `attempt` (the first, or of round `last` if
-/// `last`).
-fn attempt_line<'a>(s: &'a Session, attempt: &str, last: bool) -> Option<&'a str> {
+/// The red team's first line for `attempt` (round 1's).
+fn attempt_line<'a>(s: &'a Session, attempt: &str) -> Option<&'a str> {
     let prefix = format!("[redteam] {attempt}: ");
-    let mut lines = s.transcript.iter().filter(|l| l.starts_with(&prefix));
-    if last { lines.last() } else { lines.next() }.map(String::as_str)
+    s.transcript.iter().find(|l| l.starts_with(&prefix)).map(String::as_str)
 }
 
 /// `curl` of `/` in the namespace; fails unless it is `index.html`.
@@ -223,7 +221,7 @@ fn judge(ns: &Netns, s: &mut Session, index: &[u8]) -> Result<()> {
 
     // What the red team saw, first round.
     for &attempt in ANSWERED {
-        let line = attempt_line(s, attempt, false).with_context(|| format!("no line of the red team's {attempt}"))?;
+        let line = attempt_line(s, attempt).with_context(|| format!("no line of the red team's {attempt}"))?;
         let observed = line.trim_start_matches(&format!("[redteam] {attempt}: ")).to_string();
         rows.push(Outcome {
             attempt: attempt.into(),
@@ -233,7 +231,7 @@ fn judge(ns: &Netns, s: &mut Session, index: &[u8]) -> Result<()> {
             known_limit: false,
         });
     }
-    let control = attempt_line(s, "control-frame", false).context("no control frame line")?;
+    let control = attempt_line(s, "control-frame").context("no control frame line")?;
     ensure!(control.ends_with("allowed (control)"), "the control frame was refused: {control}");
 
     // The demultiplexer's counters for the red team (the Stats report of

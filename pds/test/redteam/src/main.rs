@@ -452,7 +452,9 @@ impl RedTeam {
                 blk.pending += 1;
             }
         }
-        BLK.get_optional().map(Channel::notify);
+        if let Some(driver) = BLK.get_optional() {
+            driver.notify();
+        }
     }
 
     /// Logs the block driver's answers.
