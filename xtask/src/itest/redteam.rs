@@ -94,7 +94,8 @@ const FAULTING: &[(&str, &str, &str)] = &[
 
 /// The demultiplexer's reasons the red team's forged frames must be
 /// counted under (`net-mux-core`'s `TxDrop` names).
-const TX_REASONS: &[&str] = &["forged-source-mac", "forged-source-ip", "endpoint-not-owned", "in-place-out-of-bounds"];
+const TX_REASONS: &[&str] =
+    &["forged-source-mac", "forged-source-ip", "forged-arp-sender", "endpoint-not-owned", "in-place-out-of-bounds"];
 
 /// Lines of the red team's console flood per round (`FLOOD_LINES` in the
 /// program).
@@ -300,11 +301,11 @@ fn sparse_disk(ws: &Path) -> Result<std::path::PathBuf> {
 /// The red team's block attempts and what the driver must answer.
 const BLK_ATTEMPTS: &[(&str, &str)] = &[
     ("blk-read-past-window", "OutsideWindow"),
-    ("blk-read-across-window-start", "OutsideWindow"),
-    ("blk-read-wrapping-sector", "OutsideWindow"),
-    ("blk-buffer-outside-data-region", ""),
-    ("blk-unknown-op", ""),
-    ("blk-write-read-only-disk", ""),
+    ("blk-read-across-window-end", "OutsideWindow"),
+    ("blk-read-wrapping-sector", "OutOfRange"),
+    ("blk-buffer-outside-data-region", "BadBuffer"),
+    ("blk-unknown-op", "BadOp"),
+    ("blk-write-read-only-disk", "ReadOnly"),
 ];
 
 fn in_httpds_place(ws: &Path) -> Result<()> {

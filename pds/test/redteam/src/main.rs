@@ -440,7 +440,7 @@ impl RedTeam {
         let data = blk.data_len;
         let requests = [
             Request::read(10, window.end, 1, 0),
-            Request::read(11, window.start.wrapping_sub(1), 2, 0),
+            Request::read(11, window.end - 1, 2, 0),
             Request::read(12, u64::MAX - 7, 16, 0),
             Request::read(13, window.start, 8, data - 512),
             Request { op: 99, count: 1, sector: window.start, offset: 0, id: 14 },
@@ -465,7 +465,7 @@ impl RedTeam {
             let status = response.status();
             let attempt = match response.id {
                 10 => "blk-read-past-window",
-                11 => "blk-read-across-window-start",
+                11 => "blk-read-across-window-end",
                 12 => "blk-read-wrapping-sector",
                 13 => "blk-buffer-outside-data-region",
                 14 => "blk-unknown-op",
