@@ -16,8 +16,10 @@
 //!   without Read or an I/O port capability it does not hold, a VM fault
 //!   for a write to a read-only or unmapped page, a user exception for an
 //!   `in`/`out` instruction, an unknown syscall for the debug calls);
-//! - the log floods: the demultiplexer's summary of suppressed lines, and
-//!   how many of the red team's own flood lines reached the console;
+//! - the log floods: the demultiplexer's summary of suppressed lines, the
+//!   monitor's reports of a PD's own fault messages (one: the monitor
+//!   stops the PD), and how many of the red team's own flood lines reached
+//!   the console;
 //! - meanwhile the node serves: `curl` gets `/` before, during a second
 //!   round of attacks (triggered by a connection to the red team's port
 //!   81) and after, byte for byte; no other PD faults.
@@ -97,6 +99,8 @@ const FAULTING: &[(&str, &str, &str)] = &[
 const TX_REASONS: &[&str] =
     &["forged-source-mac", "forged-source-ip", "forged-arp-sender", "endpoint-not-owned", "in-place-out-of-bounds"];
 
+/// Fault messages `rt-fake-faults` sends (`FAKE_FAULTS` in the program).
+const FAKE_FAULTS: usize = 1000;
 /// Lines of the red team's console flood per round (`FLOOD_LINES` in the
 /// program).
 const FLOOD_LINES: usize = 500;
@@ -188,6 +192,9 @@ fn judge(ns: &Netns, s: &mut Session, index: &[u8]) -> Result<()> {
         });
     }
 
+    // Fault messages of its own, to flood the monitor's log: reported once.
+    s.seen_or_expect("PD 'rt-fake-faults' faulted", LINE_TIMEOUT)?;
+
     // The node serves before, during a second round and after.
     let before = get_index(ns, index, "before the second round")?;
     let during = ns
@@ -261,6 +268,15 @@ fn judge(ns: &Netns, s: &mut Session, index: &[u8]) -> Result<()> {
             None => format!("no suppression summary ({mux_lines} net-mux lines)"),
         },
         refused: suppressed.is_some(),
+        known_limit: false,
+    });
+
+    let fake = s.transcript.iter().filter(|l| l.contains("PD 'rt-fake-faults' faulted")).count();
+    rows.push(Outcome {
+        attempt: format!("fake-faults ({FAKE_FAULTS} fault messages sent on its own fault endpoint)"),
+        judged_by: "monitor",
+        observed: format!("{fake} report(s); the PD stopped at the first"),
+        refused: fake == 1,
         known_limit: false,
     });
 

@@ -52,6 +52,8 @@ const MY_PORT: u16 = 81;
 const HTTPD_PORT: u16 = 80;
 /// Lines of the console flood, per round.
 const FLOOD_LINES: u32 = 500;
+/// Fault messages `rt-fake-faults` sends.
+const FAKE_FAULTS: u64 = 1000;
 /// Refused claims of the demultiplexer's log flood, per round.
 const CLAIM_FLOOD: u32 = 200;
 
@@ -131,6 +133,15 @@ fn faulting_attempt(attempt: &str) {
         // release kernel has no such system calls.
         "debug-putchar" => debug_syscall(-9, u64::from(b'!')),
         "debug-halt" => debug_syscall(-10, 0),
+        // Flood the monitor's log with fault messages of its own (the
+        // fault endpoint capability has Write): the monitor must report
+        // the first and stop the PD.
+        "fake-faults" => {
+            for i in 0..FAKE_FAULTS {
+                pds_runtime::set_mr(0, 0x1000 + i);
+                sel4::send(cspace::FAULT_EP, sel4::MessageInfo::new(sel4::fault_label::VM_FAULT, 0, 0, 4));
+            }
+        }
         _ => {}
     }
 }
