@@ -103,7 +103,7 @@ const TX_REASONS: &[&str] =
 const FAKE_FAULTS: usize = 1000;
 /// Lines of the red team's console flood per round (`FLOOD_LINES` in the
 /// program).
-const FLOOD_LINES: usize = 500;
+const FLOOD_LINES: usize = 2000;
 
 /// One row of the table.
 struct Outcome {
@@ -280,14 +280,19 @@ fn judge(ns: &Netns, s: &mut Session, index: &[u8]) -> Result<()> {
         known_limit: false,
     });
 
-    // The console flood: how many of round 1's lines reached the console.
+    // The console flood: how many of round 1's lines reached the console,
+    // and the serial PD's count of the rest.
     let printed = s.transcript.iter().filter(|l| l.starts_with("[redteam] flood 1.")).count();
+    let over = s.transcript.iter().find(|l| l.starts_with("[serial] client 7 wrote"));
     rows.push(Outcome {
         attempt: "flood-console".into(),
         judged_by: "console",
-        observed: format!("{printed} of its {FLOOD_LINES} flood lines of round 1 printed"),
-        refused: printed < FLOOD_LINES,
-        known_limit: true,
+        observed: format!(
+            "{printed} of its {FLOOD_LINES} flood lines of round 1 printed; {}",
+            over.map_or("the serial PD reported no drop", |l| l.trim_start_matches("[serial] "))
+        ),
+        refused: printed < FLOOD_LINES && over.is_some(),
+        known_limit: false,
     });
 
     // Nothing but the rt-* PDs faulted: the red team itself and every PD

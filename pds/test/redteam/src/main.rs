@@ -24,7 +24,10 @@
 //!
 //! The PD `redteam` repeats its network attempts ([`RedTeam::round`]) each
 //! time a TCP segment reaches the port it claims (81), so that the test
-//! can attack while it downloads the site from httpd.
+//! can attack while it downloads the site from httpd. A round ends with its
+//! console flood, which spends the PD's console budget (the serial PD
+//! drops the rest); its last line, `round N done` with the demultiplexer's
+//! counters, is logged two seconds later, on the timer.
 #![no_std]
 #![no_main]
 
@@ -44,6 +47,11 @@ const MUX: Channel = Channel::new(CLIENT_MUX_CHANNEL);
 const ARPD: Channel = Channel::new(CLIENT_ARPD_CHANNEL);
 /// The timer channel's id in every red-team PD that has one (httpd's id).
 const TIMER_ID: u64 = 10;
+const TIMER: Channel = Channel::new(TIMER_ID as u8);
+/// How long after its console flood a round ends (logs its last lines):
+/// past the serial PD's budget window (about a second), which the flood
+/// spent, so that the lines are printed.
+const ROUND_END_NS: u64 = 2_000_000_000;
 
 /// The port the description claims for `redteam` (its grant: `tcp dst
 /// 80-89`, so that claims overlapping httpd's port 80 are inside it).
@@ -51,7 +59,7 @@ const MY_PORT: u16 = 81;
 /// httpd's port.
 const HTTPD_PORT: u16 = 80;
 /// Lines of the console flood, per round.
-const FLOOD_LINES: u32 = 500;
+const FLOOD_LINES: u32 = 2000;
 /// Fault messages `rt-fake-faults` sends.
 const FAKE_FAULTS: u64 = 1000;
 /// Refused claims of the demultiplexer's log flood, per round.
@@ -416,7 +424,8 @@ impl RedTeam {
         log!("mux-unknown-call: label 0x77: reply label {}: {}", reply.label(), verdict(reply.label() != 0));
     }
 
-    /// One round of the network attempts.
+    /// One round of the network attempts, the console flood last; the
+    /// round ends ([`Self::round_end`]) when the timer says so.
     fn round(&mut self) {
         self.rounds += 1;
         let round = self.rounds;
@@ -425,7 +434,20 @@ impl RedTeam {
         self.in_place_out_of_bounds();
         self.flood_mux_log();
         self.flood_console(round);
-        // The demultiplexer logs the refusals by reason when asked.
+        pds_runtime::set_mr(0, 0);
+        let now = TIMER.pp_call(pds_runtime::msginfo(drivers_timer_api::label::NOW, 0));
+        let deadline = pds_runtime::get_mr(0).saturating_add(ROUND_END_NS);
+        pds_runtime::set_mr(0, deadline);
+        let set = TIMER.pp_call(pds_runtime::msginfo(drivers_timer_api::label::SET_TIMEOUT, 1));
+        if now.label() != drivers_timer_api::status::OK || set.label() != drivers_timer_api::status::OK {
+            self.round_end();
+        }
+    }
+
+    /// The end of the last round: the demultiplexer's counters (it logs
+    /// the refusals by reason when asked).
+    fn round_end(&mut self) {
+        let round = self.rounds;
         match self.net.stats() {
             Ok(stats) => log!("round {round} done: {stats}"),
             Err(e) => log!("round {round} done: stats refused: {e}"),
@@ -578,6 +600,9 @@ impl Handler for RedTeam {
     }
 
     fn notified(&mut self, channels: ChannelSet) {
+        if channels.contains(TIMER) && self.blk.is_none() {
+            self.round_end();
+        }
         if BLK.get_optional().is_some_and(|b| channels.contains(b)) {
             self.blk_attempts();
             self.blk_answers();
