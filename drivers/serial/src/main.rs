@@ -6,7 +6,7 @@
 //! Description: COM1's ports and ISA IRQ 4 (IOAPIC pin 4, edge, active
 //! high); client `i` (0..8) maps its console region here with
 //! `setvar_vaddr="console_client_<i>"` and has its channel 25 connected to
-//! this PD's channel `i`. Each client may print 16 KiB a second (about:
+//! this PD's channel `i`. Each client may print 32 KiB a second (about:
 //! `drivers_serial_core`'s budget); the rest is dropped and counted, so no
 //! PD can flood the console the others share. Optionally, `console_input`
 //! maps a ring into which received bytes are written, signalled on the

@@ -59,7 +59,7 @@ const MY_PORT: u16 = 81;
 /// httpd's port.
 const HTTPD_PORT: u16 = 80;
 /// Lines of the console flood, per round.
-const FLOOD_LINES: u32 = 2000;
+const FLOOD_LINES: u32 = 4000;
 /// Fault messages `rt-fake-faults` sends.
 const FAKE_FAULTS: u64 = 1000;
 /// Refused claims of the demultiplexer's log flood, per round.
