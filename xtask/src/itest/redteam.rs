@@ -65,6 +65,8 @@ const ANSWERED: &[&str] = &[
     "arpd-resolve-off-link",
     "arpd-unknown-call",
     "mux-unknown-call",
+    "io-port-invoke-0",
+    "io-port-invoke-1",
     "forged-source-mac",
     "forged-source-ip",
     "forged-source-port",
@@ -89,7 +91,6 @@ const FAULTING: &[(&str, &str, &str)] = &[
     ("rt-io-cmos", "user exception", "out to the CMOS index port 0x70 (the timer's)"),
     ("rt-io-pci", "user exception", "out to PCI configuration port 0xcf8 (the initialiser's)"),
     ("rt-io-com1", "user exception", "out to COM1 0x3f8 (the serial PD's)"),
-    ("rt-io-invoke", "cap fault", "X86IOPort_In8 on an I/O port capability slot it has not"),
     ("rt-debug-putchar", "unknown syscall", "seL4_DebugPutChar on the release kernel"),
     ("rt-debug-halt", "unknown syscall", "seL4_DebugHalt on the release kernel"),
 ];

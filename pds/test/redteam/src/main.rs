@@ -128,12 +128,6 @@ fn faulting_attempt(attempt: &str) {
             // without its port; it must fault.
             unsafe { core::arch::asm!("out dx, al", in("dx") 0x3f8u16, in("al") b'!') }
         }
-        // The kernel's way to the ports: an I/O port capability the PD
-        // does not hold (the slot of ioport 1, the timer's CMOS ports).
-        "io-invoke" => {
-            let inv = sel4::Invocation::new(sel4::InvocationLabel::X86IOPortIn8, &[0x70], &[]);
-            let _ = sel4::invoke(cspace::IOPORT_BASE + 1, &inv);
-        }
         // The NIC's registers, where its driver maps them: nothing is
         // mapped there in this PD.
         "nic-regs" => write_mapped(Some(0x1010_0000)),
@@ -398,7 +392,8 @@ impl RedTeam {
         log!("flood-console: done (round {round})");
     }
 
-    /// Calls arpd and the demultiplexer with what they must refuse.
+    /// Calls arpd, the demultiplexer and the kernel (I/O ports) with what
+    /// they must refuse.
     fn bad_calls(&mut self) {
         let node = *self.net.node();
         let arpd = Arpd::new(ARPD);
@@ -422,6 +417,20 @@ impl RedTeam {
         );
         let reply = MUX.pp_call(pds_runtime::msginfo(0x77, 0));
         log!("mux-unknown-call: label 0x77: reply label {}: {}", reply.label(), verdict(reply.label() != 0));
+        // The kernel's way to I/O ports: the slots where an I/O port
+        // capability would be (the timer's ioport 1 is the CMOS clock's)
+        // are empty here; the kernel answers an invocation of an empty
+        // slot with an error.
+        for (id, port) in [(0u64, 0x70u64), (1, 0xcf8)] {
+            let inv = sel4::Invocation::new(sel4::InvocationLabel::X86IOPortIn8, &[port], &[]);
+            let got = sel4::invoke(cspace::IOPORT_BASE + id, &inv);
+            log!(
+                "io-port-invoke-{id}: X86IOPort_In8({port:#x}) on slot {}: {:?}: {}",
+                cspace::IOPORT_BASE + id,
+                got.map(|_| ()),
+                verdict(got.is_err())
+            );
+        }
     }
 
     /// One round of the network attempts, the console flood last; the
