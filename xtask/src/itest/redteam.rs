@@ -120,10 +120,14 @@ fn print_table(rows: &[Outcome]) {
     println!("   | attempt | judged by | observed | outcome |");
     println!("   |---|---|---|---|");
     for r in rows {
-        let outcome = match (r.refused, r.known_limit) {
-            (true, _) => "refused",
-            (false, true) => "NOT refused (known limit, README)",
-            (false, false) => "NOT REFUSED",
+        // Rows in parentheses are checks of the whole, not attempts.
+        let check = r.attempt.starts_with('(');
+        let outcome = match (r.refused, r.known_limit, check) {
+            (true, _, true) => "ok",
+            (false, _, true) => "FAILED",
+            (true, _, false) => "refused",
+            (false, true, false) => "NOT refused (known limit, README)",
+            (false, false, false) => "NOT REFUSED",
         };
         println!("   | {} | {} | {} | {outcome} |", r.attempt, r.judged_by, r.observed.replace('|', "/"));
     }
@@ -185,7 +189,7 @@ fn judge(ns: &Netns, s: &mut Session, index: &[u8]) -> Result<()> {
         let observed = line.split_once("faulted: ").map_or(line.as_str(), |(_, r)| r);
         let observed = observed.split(';').next().unwrap_or(observed).to_string();
         rows.push(Outcome {
-            attempt: format!("{} ({what})", pd.trim_start_matches("rt-")),
+            attempt: format!("{}: {what}", pd.trim_start_matches("rt-")),
             judged_by: "monitor",
             refused: observed.starts_with(kind),
             observed,
@@ -228,7 +232,7 @@ fn judge(ns: &Netns, s: &mut Session, index: &[u8]) -> Result<()> {
     let after = get_index(ns, index, "after the attacks")?;
     s.drain(Duration::from_millis(500), Duration::from_secs(3));
     rows.push(Outcome {
-        attempt: "(the node keeps serving)".into(),
+        attempt: "(httpd keeps serving)".into(),
         judged_by: "curl",
         observed: format!("before: {before}; during round 2: {ok} of 20 GETs 200; after: {after}"),
         refused: true,
@@ -269,7 +273,7 @@ fn judge(ns: &Netns, s: &mut Session, index: &[u8]) -> Result<()> {
     let suppressed = s.transcript.iter().find(|l| l.starts_with("[net-mux] redteam: ") && l.contains("suppressed"));
     let mux_lines = s.transcript.iter().filter(|l| l.starts_with("[net-mux]")).count();
     rows.push(Outcome {
-        attempt: "flood-mux-log (from outside)".into(),
+        attempt: "(flood-mux-log, from outside)".into(),
         judged_by: "net-mux log",
         observed: match suppressed {
             Some(l) => format!("{} ({mux_lines} net-mux lines in all)", l.trim_start_matches("[net-mux] ")),
@@ -281,7 +285,7 @@ fn judge(ns: &Netns, s: &mut Session, index: &[u8]) -> Result<()> {
 
     let fake = s.transcript.iter().filter(|l| l.contains("PD 'rt-fake-faults' faulted")).count();
     rows.push(Outcome {
-        attempt: format!("fake-faults ({FAKE_FAULTS} fault messages sent on its own fault endpoint)"),
+        attempt: format!("fake-faults: {FAKE_FAULTS} fault messages sent on its own fault endpoint"),
         judged_by: "monitor",
         observed: format!("{fake} report(s); the PD stopped at the first"),
         refused: fake == 1,
