@@ -13,9 +13,10 @@
 //!   the demultiplexer's counters by reason in its Stats report;
 //! - attempts refused by a fault: the monitor's report of the `rt-*` PD,
 //!   with the kind of fault each must take (a cap fault for a receive
-//!   without Read or an I/O port capability it does not hold, a VM fault
-//!   for a write to a read-only or unmapped page, a user exception for an
-//!   `in`/`out` instruction, an unknown syscall for the debug calls);
+//!   without Read, a VM fault for a write to a read-only or unmapped page,
+//!   a user exception for an `out` instruction without the port, an
+//!   unknown syscall for the debug calls, one report for a PD's own fault
+//!   messages);
 //! - the log floods: the demultiplexer's summary of suppressed lines, the
 //!   monitor's reports of a PD's own fault messages (one: the monitor
 //!   stops the PD), and how many of the red team's own flood lines reached
