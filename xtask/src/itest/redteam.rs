@@ -113,8 +113,6 @@ struct Outcome {
     judged_by: &'static str,
     observed: String,
     refused: bool,
-    /// Not refused, and written in the README as a known limit.
-    known_limit: bool,
 }
 
 fn print_table(rows: &[Outcome]) {
@@ -123,20 +121,19 @@ fn print_table(rows: &[Outcome]) {
     for r in rows {
         // Rows in parentheses are checks of the whole, not attempts.
         let check = r.attempt.starts_with('(');
-        let outcome = match (r.refused, r.known_limit, check) {
-            (true, _, true) => "ok",
-            (false, _, true) => "FAILED",
-            (true, _, false) => "refused",
-            (false, true, false) => "NOT refused (known limit, README)",
-            (false, false, false) => "NOT REFUSED",
+        let outcome = match (r.refused, check) {
+            (true, true) => "ok",
+            (false, true) => "FAILED",
+            (true, false) => "refused",
+            (false, false) => "NOT REFUSED",
         };
         println!("   | {} | {} | {} | {outcome} |", r.attempt, r.judged_by, r.observed.replace('|', "/"));
     }
 }
 
-/// Fails listing the rows not refused (known limits aside).
+/// Fails listing the rows not refused.
 fn all_refused(rows: &[Outcome]) -> Result<()> {
-    let failed: Vec<&str> = rows.iter().filter(|r| !r.refused && !r.known_limit).map(|r| r.attempt.as_str()).collect();
+    let failed: Vec<&str> = rows.iter().filter(|r| !r.refused).map(|r| r.attempt.as_str()).collect();
     ensure!(failed.is_empty(), "not refused: {}", failed.join(", "));
     Ok(())
 }
@@ -194,7 +191,6 @@ fn judge(ns: &Netns, s: &mut Session, index: &[u8]) -> Result<()> {
             judged_by: "monitor",
             refused: observed.starts_with(kind),
             observed,
-            known_limit: false,
         });
     }
 
@@ -237,7 +233,6 @@ fn judge(ns: &Netns, s: &mut Session, index: &[u8]) -> Result<()> {
         judged_by: "curl",
         observed: format!("before: {before}; during round 2: {ok} of 20 GETs 200; after: {after}"),
         refused: true,
-        known_limit: false,
     });
 
     // What the red team saw, first round.
@@ -249,7 +244,6 @@ fn judge(ns: &Netns, s: &mut Session, index: &[u8]) -> Result<()> {
             judged_by: "redteam",
             refused: observed.ends_with(": refused"),
             observed: observed.trim_end_matches(": refused").to_string(),
-            known_limit: false,
         });
     }
     let control = attempt_line(s, "control-frame").context("no control frame line")?;
@@ -269,7 +263,6 @@ fn judge(ns: &Netns, s: &mut Session, index: &[u8]) -> Result<()> {
         judged_by: "net-mux Stats",
         observed: mux.split_once("tx ").map_or(mux.as_str(), |(_, r)| r).split(';').next().unwrap_or("").to_string(),
         refused: missing.is_empty(),
-        known_limit: false,
     });
     let suppressed = s.transcript.iter().find(|l| l.starts_with("[net-mux] redteam: ") && l.contains("suppressed"));
     let mux_lines = s.transcript.iter().filter(|l| l.starts_with("[net-mux]")).count();
@@ -281,7 +274,6 @@ fn judge(ns: &Netns, s: &mut Session, index: &[u8]) -> Result<()> {
             None => format!("no suppression summary ({mux_lines} net-mux lines)"),
         },
         refused: suppressed.is_some(),
-        known_limit: false,
     });
 
     let fake = s.transcript.iter().filter(|l| l.contains("PD 'rt-fake-faults' faulted")).count();
@@ -290,7 +282,6 @@ fn judge(ns: &Netns, s: &mut Session, index: &[u8]) -> Result<()> {
         judged_by: "monitor",
         observed: format!("{fake} report(s); the PD stopped at the first"),
         refused: fake == 1,
-        known_limit: false,
     });
 
     // The console flood: how many of round 1's lines reached the console,
@@ -305,7 +296,6 @@ fn judge(ns: &Netns, s: &mut Session, index: &[u8]) -> Result<()> {
             over.map_or("the serial PD reported no drop", |l| l.trim_start_matches("[serial] "))
         ),
         refused: printed < FLOOD_LINES && over.is_some(),
-        known_limit: false,
     });
 
     // Nothing but the rt-* PDs faulted: the red team itself and every PD
@@ -359,7 +349,6 @@ fn in_httpds_place(ws: &Path) -> Result<()> {
                 judged_by: "redteam (driver's answer)",
                 refused: observed.ends_with(": refused") && observed.contains(status),
                 observed: observed.trim_end_matches(": refused").to_string(),
-                known_limit: false,
             });
         }
         let control = s.seen_or_expect("[redteam] blk-control-read", LINE_TIMEOUT)?;
@@ -376,7 +365,6 @@ fn in_httpds_place(ws: &Path) -> Result<()> {
             judged_by: "virtio-blk log",
             observed: logged.trim_start_matches("[virtio-blk] ").to_string(),
             refused: true,
-            known_limit: false,
         });
         if let Some(line) = s.transcript.iter().find(|l| l.contains("faulted") || l.contains("panicked")) {
             bail!("a PD failed: {line}");
