@@ -6,14 +6,17 @@
 //! Description: COM1's ports and ISA IRQ 4 (IOAPIC pin 4, edge, active
 //! high); client `i` (0..8) maps its console region here with
 //! `setvar_vaddr="console_client_<i>"` and has its channel 25 connected to
-//! this PD's channel `i`. Optionally, `console_input` maps a ring into which
-//! received bytes are written, signalled on the channel named `input` (if any).
+//! this PD's channel `i`. Each client may print 32 KiB a second (about:
+//! `drivers_serial_core`'s budget); the rest is dropped and counted, so no
+//! PD can flood the console the others share. Optionally, `console_input`
+//! maps a ring into which received bytes are written, signalled on the
+//! channel named `input` (if any).
 //!
 //! The UART logic lives in the `drivers_serial_core` crate; this is the glue.
 #![no_std]
 #![no_main]
 
-use drivers_serial_core::{PortIo, Uart};
+use drivers_serial_core::{Budget, PortIo, Uart, BUDGET_BYTES};
 use lib_console_ring::{ConsoleRegion, Reader, Writer};
 use pds_boot_spec::cspace;
 use pds_runtime::{log, setvar, ChannelSet, Handler, Var};
@@ -88,6 +91,15 @@ struct Client {
     ring: Reader<'static>,
     /// The client's dropped-byte count when we last reported it.
     reported_dropped: u32,
+    /// Its share of the console: what it writes over budget is dropped.
+    budget: Budget,
+}
+
+/// The time-stamp counter: the budgets' clock.
+fn rdtsc() -> u64 {
+    // SAFETY: RDTSC only reads the time-stamp counter, which seL4 leaves
+    // readable at user level.
+    unsafe { core::arch::x86_64::_rdtsc() }
 }
 
 struct Serial {
@@ -96,19 +108,25 @@ struct Serial {
 }
 
 impl Serial {
-    /// Prints everything every client has written, one ring at a time so
-    /// that lines stay whole. Any wake-up drains all rings: a signal only
-    /// says "something may be there", and draining is cheap when empty.
+    /// Prints what every client has written, one ring at a time so that
+    /// lines stay whole, each within its budget (`drivers_serial_core`'s
+    /// `budget`: what a client writes beyond it is dropped and the count
+    /// logged when its window ends). Any wake-up drains all rings: a signal
+    /// only says "something may be there", and draining is cheap when empty.
     fn drain_clients(&mut self) {
         let mut buf = [0u8; 256];
         for (i, client) in self.clients.iter_mut().enumerate() {
             let Some(client) = client else { continue };
+            if let Some(over) = client.budget.take_report(rdtsc()) {
+                log!("client {i} wrote {over} bytes over its console budget ({BUDGET_BYTES} bytes a second): dropped");
+            }
             loop {
                 let n = client.ring.read(&mut buf);
                 if n == 0 {
                     break;
                 }
-                uart().write_text(&buf[..n]);
+                let printed = client.budget.admit(rdtsc(), &buf[..n]);
+                uart().write_text(&buf[printed]);
             }
             let dropped = client.ring.dropped();
             if dropped != client.reported_dropped {
@@ -151,7 +169,7 @@ impl Handler for Serial {
         let clients = core::array::from_fn(|i| {
             ring_at(CLIENT_RINGS[i]).map(|region| {
                 let ring = Reader::new(region);
-                Client { reported_dropped: ring.dropped(), ring }
+                Client { reported_dropped: ring.dropped(), ring, budget: Budget::default() }
             })
         });
         let input = ring_at(&console_input).map(Writer::new);

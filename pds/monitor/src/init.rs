@@ -25,6 +25,21 @@ pub fn cycles() -> u64 {
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
+/// What the monitor keeps of the built system: its fault endpoint, and
+/// where the objects' capabilities are (object `id` at `objects + id`), so
+/// that it can stop a PD's thread.
+pub struct Booted {
+    pub fault_ep: CPtr,
+    pub objects: CPtr,
+}
+
+impl Booted {
+    /// The capability to object `id` (e.g. a thread's TCB).
+    pub fn object(&self, id: ObjId) -> CPtr {
+        self.objects + CPtr::from(id)
+    }
+}
+
 pub struct Initialiser<'a> {
     spec: &'a Spec,
     data: &'a [u8],
@@ -98,8 +113,8 @@ impl<'a> Initialiser<'a> {
         }
     }
 
-    /// Builds the whole system and returns the monitor's fault endpoint.
-    pub fn run(mut self) -> CPtr {
+    /// Builds the whole system and returns what the monitor needs of it.
+    pub fn run(mut self) -> Booted {
         self.pci = pci::resolve(&self.spec.pci_devices);
         self.create_objects();
         self.assign_asids();
@@ -113,7 +128,7 @@ impl<'a> Initialiser<'a> {
         self.install_caps();
         self.check_installed(rules);
         self.start_threads();
-        self.slot(self.spec.fault_endpoint)
+        Booted { fault_ep: self.slot(self.spec.fault_endpoint), objects: self.objects }
     }
 
     fn slot(&self, id: ObjId) -> CPtr {

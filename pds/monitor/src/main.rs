@@ -89,24 +89,34 @@ extern "C" fn monitor_main(bootinfo: *const sel4::BootInfo) -> ! {
     log!("{} PDs, {} objects, {} mappings", spec.pds.len(), spec.instance_count(), spec.mappings.len());
 
     let start = init::cycles();
-    let fault_ep = init::Initialiser::new(bootinfo, &spec, data).run();
+    let booted = init::Initialiser::new(bootinfo, &spec, data).run();
     let cycles = init::cycles() - start;
     let mhz = { bootinfo.arch_info }.max(1);
     log!("all PDs started ({} ms; TSC {mhz} MHz as the kernel measured it)", cycles / (mhz * 1000));
-    monitor(&spec, fault_ep)
+    monitor(&spec, &booted)
 }
 
 /// Reports each fault of a top-level PD, as `pds_monitor_core::fault`
-/// decides: the faulting thread is not replied to, so it stays stopped;
-/// every other PD keeps running.
-fn monitor(spec: &Spec, fault_ep: sel4::CPtr) -> ! {
+/// decides, and stops the PD: the faulting thread is not replied to, and
+/// it is suspended, so that a PD that sends fault messages itself (its
+/// fault endpoint capability has Write) is stopped at the first like one
+/// that faulted, and is reported once. Every other PD keeps running.
+fn monitor(spec: &Spec, booted: &init::Booted) -> ! {
     loop {
-        let (info, badge) = sel4::recv(fault_ep);
+        let (info, badge) = sel4::recv(booted.fault_ep);
         let report = FaultReport::new(&spec.pds, badge, sel4::Fault::from_message(info));
         log!("{report}");
         match report.action {
-            // No reply: the thread stays blocked on its fault.
-            Action::LeaveStopped => {}
+            // No reply; suspended (a real fault blocks the thread already,
+            // a message it sent itself does not).
+            Action::LeaveStopped => {
+                let threads = spec.threads.iter().filter(|t| report.pd == Some(t.pd as usize));
+                for thread in threads {
+                    if let Err(e) = sel4::Tcb(booted.object(thread.tcb)).suspend() {
+                        log!("could not suspend PD '{}': {e:?}", report.name);
+                    }
+                }
+            }
         }
     }
 }

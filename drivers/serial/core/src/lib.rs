@@ -7,6 +7,10 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+mod budget;
+
+pub use budget::{Budget, BUDGET_BYTES, WINDOW_CYCLES};
+
 /// Access to the UART's eight registers, by offset from its base port.
 pub trait PortIo {
     fn read(&mut self, offset: u8) -> u8;

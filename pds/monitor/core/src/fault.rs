@@ -20,8 +20,11 @@ pub const UNKNOWN_PD: &str = "?";
 /// What the monitor does with the faulting PD.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// No reply: the thread stays blocked on its fault and nothing else
-    /// changes.
+    /// No reply, and the thread is suspended: it stays stopped, whether it
+    /// faulted (blocked on its fault) or sent the fault message itself (a
+    /// fake fault: its fault endpoint capability has Write, so without the
+    /// suspension it could go on and flood the monitor's log). Nothing
+    /// else changes.
     LeaveStopped,
 }
 
