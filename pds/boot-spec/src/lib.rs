@@ -31,7 +31,7 @@ pub use spec::*;
 /// Magic number at the start of the embedded spec segment.
 pub const MAGIC: [u8; 8] = *b"SEL4SYS\0";
 /// Bumped whenever the encoding of [`Spec`] changes.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Symbol in the root task: `[u64; 2]` = (vaddr, length) of the spec segment.
 pub const SPEC_LOCATION_SYMBOL: &str = "__boot_spec_location";
@@ -277,6 +277,62 @@ pub mod badge {
 /// which the monitor reports as a panic of that PD.
 pub const PANIC_SYSCALL: u64 = 0x0050_414e_4943; // "PANIC"
 
+/// What passes between the monitor and a PD besides the kernel's fault
+/// messages. Every top-level PD's fault endpoint capability (slot
+/// [`cspace::FAULT_EP`]) is the monitor's endpoint, badged with the PD's
+/// index + 1; the kernel sends a PD's faults there, and the PD itself may
+/// send on it (the capability has Write and Grant, which the kernel's
+/// fault messages need). Labels of the kernel's fault messages are small
+/// (`seL4_Fault_*`, below 8 on seL4 5.0 x86_64); the monitor's own labels
+/// are at the top of the 20-bit label space, and anything else a PD sends
+/// there is treated as a fault (reported, the PD stopped).
+///
+/// # Restart
+///
+/// The monitor restarts a PD (policy `on_fault`) with its memory reset to
+/// the image ([`PdInfo::reset_frames`](crate::PdInfo)), `rip` at its entry,
+/// `rsp` at its stack top and `rdi` = the number of restarts so far (0
+/// at boot, when every register is 0). The runtime then:
+///
+/// 1. answers the protected call its predecessor was serving, if any,
+///    with [`LABEL_SERVER_RESTARTED`]: on the non-MCS kernel a faulted
+///    server's TCB keeps the caller's reply capability in its caller slot
+///    (`suspend` and `restart` do not touch it, seL4 5.0
+///    `src/kernel/thread.c`), but its first `seL4_Recv` would delete it
+///    (`handleRecv` calls `deleteCallerCap`, `src/api/syscall.c`), and a
+///    deleted reply capability never wakes its caller
+///    (`finaliseCap` of a reply cap does nothing, `src/object/objecttype.c`):
+///    the caller would wait forever. Whether a call is unanswered is the
+///    word at [`IN_CALL_USER_DATA`] of the IPC buffer (`userData`, which
+///    the kernel never touches and a restart does not reset): 1 from the
+///    receipt of a call until its reply is sent;
+/// 2. runs `init`;
+/// 3. sends the monitor [`LABEL_RESTARTED`] (no registers; `seL4_Send`)
+///    and enters its event loop: the monitor logs that the PD is back and
+///    how long after its fault.
+pub mod monitor_protocol {
+    /// Label of the reply a restarted server sends to the caller its
+    /// predecessor was serving: the call's effect is unknown (it may have
+    /// happened or not), and the server is back. Every protocol's client
+    /// turns it into an error of its own.
+    pub const LABEL_SERVER_RESTARTED: u64 = 0xF_FFF0;
+    /// Label of a restarted PD's message to the monitor: its `init` is
+    /// done and it is in its event loop.
+    pub const LABEL_RESTARTED: u64 = 0xF_FFF1;
+    /// Label of a fault-injection request (only from a PD the spec marks
+    /// [`fault_injector`](crate::PdInfo)): MR0 is the index + 1 of the PD
+    /// to fault. The monitor makes that PD take a genuine VM fault: it
+    /// points its instruction pointer at [`INJECTED_FAULT_IP`] (never
+    /// mapped) and resumes it, and the fault goes the normal way.
+    pub const LABEL_INJECT_FAULT: u64 = 0xF_FFF2;
+    /// Where an injected fault's instruction pointer points: in the first
+    /// page, which the builder never maps.
+    pub const INJECTED_FAULT_IP: u64 = 0xdead;
+    /// Offset in the IPC buffer of the word that says whether the PD holds
+    /// an unanswered protected call (`seL4_IPCBuffer.userData`).
+    pub const IN_CALL_USER_DATA: usize = 8 + 8 * 120;
+}
+
 /// Index of one kernel object instance in [`Spec::objects`] order, counting
 /// every instance of a run separately.
 pub type ObjId = u32;
@@ -307,7 +363,7 @@ mod tests {
                 Object { kind: ObjectKind::Frame { size_bits: 12, paddr: None }, count: 3 },
                 Object { kind: ObjectKind::CNode { radix_bits: 9 }, count: 1 },
             ],
-            pds: vec![PdInfo { name: "a".into(), parent: None }],
+            pds: vec![PdInfo { name: "a".into(), parent: None, ..Default::default() }],
             ..Default::default()
         };
         let bytes = spec.encode();

@@ -224,11 +224,61 @@ pub struct Thread {
     pub bound_notification: Option<ObjId>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct PdInfo {
     pub name: String,
     /// Index of the parent PD, for child PDs (their faults go to the parent).
     pub parent: Option<u32>,
+    /// What the monitor does when this PD faults (`on_fault` in the
+    /// description; children are their parent's business and stay
+    /// [`FaultPolicy::Stop`]).
+    pub on_fault: FaultPolicy,
+    /// The PD's private writable memory, as runs of 4 KiB frames: the
+    /// writable pages of its program image and its stack. A restart
+    /// zeroes each and copies back its [`Spec::fills`] and
+    /// [`Spec::paddr_patches`], which makes it what the initialiser
+    /// made. Memory regions (shared or not) are not in it: a PD
+    /// re-initialises what it keeps there, and a peer may rely on it.
+    pub reset_frames: Vec<FrameRun>,
+    /// The monitor honours this PD's fault-injection requests
+    /// ([`crate::monitor_protocol::LABEL_INJECT_FAULT`]): a test PD
+    /// (`inject_faults="true"`), never in a deployed system (the builder
+    /// says so loudly in its report and on its output).
+    pub fault_injector: bool,
+}
+
+/// `count` consecutive frame objects from `first`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrameRun {
+    pub first: ObjId,
+    pub count: u32,
+}
+
+/// A PD's fault policy: `on_fault` of `<protection_domain>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum FaultPolicy {
+    /// Report the fault and leave the PD stopped (the default: as Microkit
+    /// without a fault handler).
+    #[default]
+    Stop,
+    /// Report, reset the PD's memory to its image and start it again, at
+    /// once, after every fault.
+    Restart,
+    /// As [`FaultPolicy::Restart`], with the delays and the limit of
+    /// `pds-monitor-core`'s `restart::Backoff`: a PD that keeps faulting
+    /// is started again later and later, then left stopped.
+    RestartBackoff,
+}
+
+impl FaultPolicy {
+    /// The attribute value that names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultPolicy::Stop => "stop",
+            FaultPolicy::Restart => "restart",
+            FaultPolicy::RestartBackoff => "restart-backoff",
+        }
+    }
 }
 
 /// Fixed-size header at the start of the spec segment.

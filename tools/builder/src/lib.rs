@@ -112,6 +112,9 @@ pub fn build(opts: &Options) -> Result<Output, Error> {
     }
     names::bind(&sys, &mut programs).map_err(Error::Description)?;
     let plan = plan::plan(&sys, programs)?;
+    for info in plan.spec.pds.iter().filter(|info| info.fault_injector) {
+        eprintln!("{}", report::fault_injection_warning(&info.name));
+    }
     let monitor = elf::Program::load(&opts.monitor)?;
     let image = image::compose(monitor, &plan)?;
     let memory = memory::check(&plan, &sys, opts.target, image.len() as u64)?;

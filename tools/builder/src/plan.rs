@@ -11,12 +11,13 @@ use crate::Error;
 use net_config::{CONFIG_BYTES, CONFIG_SYMBOL};
 use pds_boot_spec::rights::{self, SlotRole};
 use pds_boot_spec::{
-    badge, cspace, CapInstall, CapSource, Fill, IoPortRange, Irq, MapKind, Mapping, ObjId, Object, ObjectKind,
-    PaddrPatch, PdInfo, Rights, Spec, Thread, PD_CHANNELS_SYMBOL, PD_CHILD_ENTRIES_SYMBOL, PD_NAME_LEN, PD_NAME_SYMBOL,
+    badge, cspace, CapInstall, CapSource, FaultPolicy, Fill, FrameRun, IoPortRange, Irq, MapKind, Mapping, ObjId,
+    Object, ObjectKind, PaddrPatch, PdInfo, Rights, Spec, Thread, PD_CHANNELS_SYMBOL, PD_CHILD_ENTRIES_SYMBOL,
+    PD_NAME_LEN, PD_NAME_SYMBOL,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
-use tools_sdf::{Diagnostic, MemoryRegion, PageSize, ProtectionDomain, SetVarValue, SystemDescription};
+use tools_sdf::{Diagnostic, MemoryRegion, OnFault, PageSize, ProtectionDomain, SetVarValue, SystemDescription};
 
 pub use pds_boot_spec::layout::{IPC_BUFFER_VADDR, STACK_TOP};
 
@@ -38,6 +39,10 @@ pub struct PdPlan {
     pub priority: u8,
     pub pp: bool,
     pub passive: bool,
+    /// The fault policy's name (`on_fault`).
+    pub on_fault: &'static str,
+    /// The monitor makes any PD fault on this PD's request (test systems).
+    pub inject_faults: bool,
     pub stack_size: u64,
     pub program: PathBuf,
     pub entry: u64,
@@ -172,7 +177,17 @@ pub fn plan(sys: &SystemDescription, mut programs: Vec<Program>) -> Result<Plan,
             notification: p.add(ObjectKind::Notification, 1, format!("notification of {}", pd.name)),
             endpoint: needs_endpoint.then(|| p.add(ObjectKind::Endpoint, 1, format!("endpoint of {}", pd.name))),
         });
-        p.spec.pds.push(PdInfo { name: pd.name.clone(), parent: None });
+        p.spec.pds.push(PdInfo {
+            name: pd.name.clone(),
+            parent: None,
+            on_fault: match pd.on_fault {
+                OnFault::Stop => FaultPolicy::Stop,
+                OnFault::Restart => FaultPolicy::Restart,
+                OnFault::RestartBackoff => FaultPolicy::RestartBackoff,
+            },
+            reset_frames: Vec::new(),
+            fault_injector: pd.inject_faults,
+        });
     }
     for (i, parent) in parents.iter().enumerate() {
         p.spec.pds[i].parent = parent.map(|x| x as u32);
@@ -270,7 +285,9 @@ fn plan_pd(p: &mut Planner, input: &PdInput, program: &mut Program) -> PdPlan {
 
     let mut pages: BTreeMap<u64, Page> = BTreeMap::new();
     plan_image(p, pd, program, deferred_paddr, &mut plan, &mut pages);
-    let ipc = plan_stack_and_ipc_buffer(p, pd, &mut plan, &mut pages);
+    let image_writable: Vec<ObjId> = pages.values().filter(|page| page.writable).map(|page| page.frame).collect();
+    let (stack, ipc) = plan_stack_and_ipc_buffer(p, pd, &mut plan, &mut pages);
+    p.spec.pds[input.index].reset_frames = frame_runs(image_writable.into_iter().chain(stack));
     for (dev, &index) in pd.pci_devices.iter().zip(&pci) {
         plan_pci_memory(p, pd, dev, index, &mut plan, &mut pages);
     }
@@ -283,6 +300,18 @@ fn plan_pd(p: &mut Planner, input: &PdInput, program: &mut Program) -> PdPlan {
     plan
 }
 
+/// Consecutive frame ids as runs (`ids` ascending).
+fn frame_runs(ids: impl IntoIterator<Item = ObjId>) -> Vec<FrameRun> {
+    let mut runs: Vec<FrameRun> = Vec::new();
+    for id in ids {
+        match runs.last_mut() {
+            Some(run) if run.first + run.count == id => run.count += 1,
+            _ => runs.push(FrameRun { first: id, count: 1 }),
+        }
+    }
+    runs
+}
+
 /// The report's account of the PD, before its capabilities and ranges.
 fn new_pd_plan(p: &Planner, input: &PdInput, program: &Program) -> PdPlan {
     let pd = input.pd;
@@ -291,6 +320,8 @@ fn new_pd_plan(p: &Planner, input: &PdInput, program: &Program) -> PdPlan {
         priority: pd.priority,
         pp: pd.pp,
         passive: pd.passive,
+        on_fault: p.spec.pds[input.index].on_fault.name(),
+        inject_faults: pd.inject_faults,
         stack_size: pd.stack_size,
         program: program.path.clone(),
         entry: program.entry,
@@ -614,14 +645,14 @@ fn plan_image(
 }
 
 /// The stack (read-write, below [`STACK_TOP`], with an unmapped guard page
-/// below it) and the IPC buffer page (read-write); returns the IPC
-/// buffer's frame.
+/// below it) and the IPC buffer page (read-write); returns the stack's
+/// frames and the IPC buffer's frame.
 fn plan_stack_and_ipc_buffer(
     p: &mut Planner,
     pd: &ProtectionDomain,
     plan: &mut PdPlan,
     pages: &mut BTreeMap<u64, Page>,
-) -> ObjId {
+) -> (std::ops::Range<ObjId>, ObjId) {
     let stack_pages = pd.stack_size / PAGE;
     let stack =
         p.add(ObjectKind::Frame { size_bits: 12, paddr: None }, stack_pages as u32, format!("stack of {}", pd.name));
@@ -646,7 +677,7 @@ fn plan_stack_and_ipc_buffer(
         perms: "rw-".into(),
         what: "IPC buffer".into(),
     });
-    ipc
+    (stack..stack + stack_pages as u32, ipc)
 }
 
 /// Memory regions the PD maps: every page of the region at the map's

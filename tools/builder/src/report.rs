@@ -34,6 +34,9 @@ pub fn render(sys: &SystemDescription, plan: &Plan, mem: &MemoryPlan, opts: &Opt
         sys.channels.len(),
         plan.spec.instance_count()
     );
+    for info in plan.spec.pds.iter().filter(|info| info.fault_injector) {
+        let _ = writeln!(r, "{}", fault_injection_warning(&info.name));
+    }
 
     for pd in &plan.pds {
         render_pd(&mut r, pd);
@@ -96,6 +99,12 @@ pub fn render(sys: &SystemDescription, plan: &Plan, mem: &MemoryPlan, opts: &Opt
     r
 }
 
+/// The line the report starts with, and the builder prints, for each PD
+/// that may make others fault: a test system, never a deployment.
+pub fn fault_injection_warning(pd: &str) -> String {
+    format!("WARNING: TEST SYSTEM: PD '{pd}' may make any PD fault (inject_faults=\"true\"): never deploy this image")
+}
+
 /// One PD: priority, program, address space, capabilities with their
 /// rights, channels.
 fn render_pd(r: &mut String, pd: &PdPlan) {
@@ -109,6 +118,10 @@ fn render_pd(r: &mut String, pd: &PdPlan) {
         size(pd.stack_size),
         pd.parent.as_ref().map(|p| format!(", child of {p}")).unwrap_or_default()
     );
+    let _ = writeln!(r, "on fault: {}", pd.on_fault);
+    if pd.inject_faults {
+        let _ = writeln!(r, "{}", fault_injection_warning(&pd.name));
+    }
     let _ = writeln!(r, "program image: {} (entry {:#x})", pd.program.display(), pd.entry);
     let _ = writeln!(r, "address space:");
     for v in &pd.ranges {

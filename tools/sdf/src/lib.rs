@@ -45,8 +45,8 @@ use std::path::Path;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Loc};
 pub use model::{
-    Channel, ChannelEnd, IoPort, Irq, Map, MemoryRegion, Network, NetworkClaim, NetworkClient, NetworkFilter, Origin,
-    PageSize, PciBar, PciDevice, Perms, ProtectionDomain, SetVar, SetVarValue, SystemDescription,
+    Channel, ChannelEnd, IoPort, Irq, Map, MemoryRegion, Network, NetworkClaim, NetworkClient, NetworkFilter, OnFault,
+    Origin, PageSize, PciBar, PciDevice, Perms, ProtectionDomain, SetVar, SetVarValue, SystemDescription,
 };
 pub use network::client_region_name;
 

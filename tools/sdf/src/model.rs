@@ -83,6 +83,11 @@ pub struct ProtectionDomain {
     /// Passive PDs give up their scheduling context after `init`.
     pub passive: bool,
     pub stack_size: u64,
+    /// What the monitor does when this PD faults (`on_fault`).
+    pub on_fault: OnFault,
+    /// The monitor makes any PD fault on this PD's request
+    /// (`inject_faults="true"`): for test systems only.
+    pub inject_faults: bool,
     /// The ELF to run, resolved against the directory of the `.system` file.
     pub program_image: PathBuf,
     pub program_image_loc: Loc,
@@ -96,6 +101,19 @@ pub struct ProtectionDomain {
     /// This PD's id in its parent's child id space; `Some` exactly for children.
     pub child_id: Option<u8>,
     pub loc: Loc,
+}
+
+/// A PD's fault policy, the `on_fault` attribute.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnFault {
+    /// `stop` (the default): the fault is reported and the PD left stopped.
+    #[default]
+    Stop,
+    /// `restart`: the PD is reset to its image and started again at once.
+    Restart,
+    /// `restart-backoff`: restarted later and later while it keeps
+    /// faulting, then left stopped.
+    RestartBackoff,
 }
 
 /// A `<map>`: a memory region mapped into a PD's address space.

@@ -76,7 +76,7 @@ const MEMORY_REGION: Schema = Schema {
 };
 const PROTECTION_DOMAIN: Schema = Schema {
     tag: "protection_domain",
-    attributes: &["name", "priority", "pp", "passive", "stack_size", "id"],
+    attributes: &["name", "priority", "pp", "passive", "stack_size", "id", "on_fault", "inject_faults"],
     children: &["program_image", "map", "irq", "ioport", "pci_device", "setvar", "protection_domain"],
     key: Some("name"),
 };
@@ -426,6 +426,18 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
         let pp = el.optional(self, "pp", value::boolean);
         let passive = el.optional(self, "passive", value::boolean);
         let stack_size = el.optional(self, "stack_size", value::stack_size);
+        let on_fault = el.optional(self, "on_fault", value::on_fault);
+        let inject_faults = el.optional(self, "inject_faults", value::boolean);
+        if is_child {
+            if let Some(attr) = node.attribute_node("on_fault") {
+                self.error_at(
+                    attr.range().start,
+                    format!("{} is a child, so its faults go to its parent, not to the monitor", el.describe()),
+                    "remove on_fault: a parent decides about its children's faults (the runtime's Handler::fault)",
+                );
+                el.broken = true;
+            }
+        }
         let child_id = if is_child {
             el.required(self, "id", value::number_in(0..=MAX_CHILD_ID, CHILD_ID_WHY))
         } else {
@@ -446,6 +458,8 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
             pp: pp.unwrap_or(false),
             passive: passive.unwrap_or(false),
             stack_size: stack_size.unwrap_or(DEFAULT_STACK_SIZE),
+            on_fault: on_fault.unwrap_or_default(),
+            inject_faults: inject_faults.unwrap_or(false),
             program_image: PathBuf::new(),
             program_image_loc: Loc::NONE,
             maps: Vec::new(),

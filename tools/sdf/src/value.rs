@@ -10,7 +10,7 @@ use net_config::{Ipv4Address, NodeAddress};
 use net_filter::{Dotted, Filter, ParseError};
 
 use crate::limits::{MAX_STACK, MIN_STACK};
-use crate::model::{PageSize, Perms};
+use crate::model::{OnFault, PageSize, Perms};
 
 /// Why an attribute value was rejected.
 #[derive(Debug, PartialEq, Eq)]
@@ -142,6 +142,24 @@ pub(crate) fn boolean(text: &str) -> Result<bool, Invalid> {
         "true" => Ok(true),
         "false" => Ok(false),
         _ => Err(Invalid::new("expected `true` or `false`", "")),
+    }
+}
+
+/// `on_fault`: what the monitor does when the PD faults.
+pub(crate) fn on_fault(text: &str) -> Result<OnFault, Invalid> {
+    const HINT: &str = "on_fault is `stop` (report the fault, leave the PD stopped; the default), `restart` (reset the PD to its image and start it again at once) or `restart-backoff` (restart, later and later when it keeps faulting, then stop)";
+    match text {
+        "stop" => Ok(OnFault::Stop),
+        "restart" => Ok(OnFault::Restart),
+        "restart-backoff" => Ok(OnFault::RestartBackoff),
+        _ => {
+            let close = crate::suggest::closest(text, ["stop", "restart", "restart-backoff"]);
+            let reason = match close {
+                Some(c) => format!("not a fault policy (did you mean `{c}`?)"),
+                None => "not a fault policy".to_string(),
+            };
+            Err(Invalid::new(reason, HINT))
+        }
     }
 }
 
@@ -317,6 +335,18 @@ mod tests {
         assert!(perms("w").is_err());
         assert!(perms("").is_err());
         assert!(perms("rq").is_err());
+    }
+
+    #[test]
+    fn fault_policies() {
+        assert_eq!(on_fault("stop"), Ok(OnFault::Stop));
+        assert_eq!(on_fault("restart"), Ok(OnFault::Restart));
+        assert_eq!(on_fault("restart-backoff"), Ok(OnFault::RestartBackoff));
+        let wrong = on_fault("restrat").unwrap_err();
+        assert!(wrong.reason.contains("did you mean `restart`"), "{wrong:?}");
+        assert!(wrong.hint.contains("restart-backoff"));
+        assert!(on_fault("Restart").is_err());
+        assert!(on_fault("").is_err());
     }
 
     #[test]

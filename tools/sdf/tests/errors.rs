@@ -872,3 +872,30 @@ fn a_window_of_sectors_is_parsed_and_checked() {
     );
     check(&d, 4, 5, &["more than one of region_paddr, region_size and sectors"], &["sectors=\"FIRST-LAST\""]);
 }
+
+#[test]
+fn on_fault_must_name_a_policy() {
+    let d = single(
+        r#"<system>
+  <protection_domain name="a" on_fault="restrat">
+    <program_image path="a.elf" />
+  </protection_domain>
+</system>"#,
+    );
+    check(&d, 2, 31, &["invalid on_fault=\"restrat\"", "did you mean `restart`"], &["stop", "restart-backoff"]);
+}
+
+#[test]
+fn a_child_has_no_on_fault() {
+    let d = single(
+        r#"<system>
+  <protection_domain name="parent">
+    <program_image path="p.elf" />
+    <protection_domain name="child" id="1" on_fault="restart">
+      <program_image path="c.elf" />
+    </protection_domain>
+  </protection_domain>
+</system>"#,
+    );
+    check(&d, 4, 44, &["child", "parent"], &["remove on_fault"]);
+}

@@ -91,7 +91,10 @@ fn spec() -> Spec {
             cap(CLIENT_CNODE, cspace::IOPORT_BASE + 1, CapSource::IoPort(0), Rights::NONE, 0),
         ],
         threads: vec![thread(0, SERVER_TCB, Some(SERVER_NTFN)), thread(1, CLIENT_TCB, None)],
-        pds: vec![PdInfo { name: "server".into(), parent: None }, PdInfo { name: "client".into(), parent: None }],
+        pds: vec![
+            PdInfo { name: "server".into(), parent: None, ..Default::default() },
+            PdInfo { name: "client".into(), parent: None, ..Default::default() },
+        ],
         fault_endpoint: FAULT_EP,
         ..Default::default()
     }

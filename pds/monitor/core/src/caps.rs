@@ -146,7 +146,10 @@ mod tests {
         Spec {
             caps: vec![cap(10, 1), cap(10, 2), cap(10, 3), cap(20, 1), cap(20, 2), cap(20, 3), cap(20, 128)],
             threads: vec![thread(0, 10), thread(1, 20)],
-            pds: vec![PdInfo { name: "a".into(), parent: None }, PdInfo { name: "b".into(), parent: None }],
+            pds: vec![
+                PdInfo { name: "a".into(), parent: None, ..Default::default() },
+                PdInfo { name: "b".into(), parent: None, ..Default::default() },
+            ],
             ..Default::default()
         }
     }

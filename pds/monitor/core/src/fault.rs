@@ -8,7 +8,8 @@
 //! handler stopping the PD on purpose (it has printed the panic message);
 //! any other fault is reported with its kind, address and instruction
 //! pointer. Either way the monitor does not reply, so the faulting thread
-//! stays stopped and every other PD runs on.
+//! stays stopped and every other PD runs on; then the PD's fault policy
+//! ([`crate::restart`]) may start it again ([`FaultReport::decide`]).
 
 use core::fmt;
 use pds_boot_spec::{PdInfo, PANIC_SYSCALL};
@@ -26,6 +27,13 @@ pub enum Action {
     /// suspension it could go on and flood the monitor's log). Nothing
     /// else changes.
     LeaveStopped,
+    /// As `LeaveStopped`, and then its memory is reset to its image and
+    /// it is started again, `delay_ns` after the fault: restart number
+    /// `restart` of the PD.
+    Restart { restart: u32, delay_ns: u64 },
+    /// As `LeaveStopped`, for good: it faulted `faults` times in a streak
+    /// ([`crate::restart`]).
+    GiveUp { faults: u32 },
 }
 
 /// What happened to the PD.
@@ -82,6 +90,17 @@ impl<'a> FaultReport<'a> {
         };
         FaultReport { pd, name, what, action: Action::LeaveStopped }
     }
+
+    /// Applies the PD's restart decision: what the monitor does, and the
+    /// end of the line it logs.
+    pub fn decide(&mut self, decision: crate::restart::Decision) {
+        use crate::restart::Decision;
+        self.action = match decision {
+            Decision::Stop => Action::LeaveStopped,
+            Decision::GiveUp { faults } => Action::GiveUp { faults },
+            Decision::Restart { restart, delay_ns } => Action::Restart { restart, delay_ns },
+        };
+    }
 }
 
 /// An optional address: `0x..`, or `-` when the fault has none.
@@ -107,6 +126,13 @@ impl fmt::Display for FaultReport<'_> {
         }
         match self.action {
             Action::LeaveStopped => f.write_str("; it is stopped, the others go on"),
+            Action::Restart { restart, delay_ns: 0 } => write!(f, "; restarting it (restart {restart})"),
+            Action::Restart { restart, delay_ns } => {
+                write!(f, "; restarting it in {} ms (restart {restart})", delay_ns / 1_000_000)
+            }
+            Action::GiveUp { faults } => {
+                write!(f, "; {faults} faults in a row: it is stopped for good, the others go on")
+            }
         }
     }
 }

@@ -5,7 +5,9 @@
 //!
 //! - [`fault`]: which PD a fault message names, what happened (a panic or
 //!   another fault), the line the monitor logs, and what it does (leaves
-//!   the PD stopped).
+//!   the PD stopped, or not: see [`restart`]).
+//! - [`restart`]: the fault policies and the backoff rule: whether and
+//!   when a faulted PD is started again.
 //! - [`caps`]: the capability self-check at boot: what the kernel can
 //!   confirm about the capabilities installed, and the line the monitor
 //!   prints.
@@ -21,3 +23,4 @@ extern crate std;
 pub mod caps;
 pub mod fault;
 pub mod pci;
+pub mod restart;

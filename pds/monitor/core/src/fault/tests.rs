@@ -6,7 +6,10 @@ use std::string::{String, ToString};
 use std::vec::Vec;
 
 fn pds() -> Vec<PdInfo> {
-    ["timer", "net-mux", "httpd"].iter().map(|n| PdInfo { name: n.to_string(), parent: None }).collect()
+    ["timer", "net-mux", "httpd"]
+        .iter()
+        .map(|n| PdInfo { name: n.to_string(), parent: None, ..Default::default() })
+        .collect()
 }
 
 fn line(pds: &[PdInfo], badge: u64, fault: Fault) -> String {
@@ -102,4 +105,20 @@ fn a_badge_naming_no_pd_is_reported_as_unknown() {
         assert!(report.to_string().starts_with("PD '?' faulted: VM fault"), "{report}");
     }
     assert_eq!(line(&[], 1, panic_at(0x10)), "PD '?' panicked (ip 0x10); it is stopped, the others go on");
+}
+
+#[test]
+fn the_decision_ends_the_line() {
+    use crate::restart::Decision;
+    let pds = pds();
+    let mut report = FaultReport::new(&pds, 2, VM_FAULT);
+    report.decide(Decision::Restart { restart: 3, delay_ns: 0 });
+    assert_eq!(report.action, Action::Restart { restart: 3, delay_ns: 0 });
+    assert!(report.to_string().ends_with("; restarting it (restart 3)"), "{report}");
+    report.decide(Decision::Restart { restart: 4, delay_ns: 20_000_000 });
+    assert!(report.to_string().ends_with("; restarting it in 20 ms (restart 4)"), "{report}");
+    report.decide(Decision::GiveUp { faults: 6 });
+    assert!(report.to_string().ends_with("; 6 faults in a row: it is stopped for good, the others go on"), "{report}");
+    report.decide(Decision::Stop);
+    assert!(report.to_string().ends_with("; it is stopped, the others go on"), "{report}");
 }
