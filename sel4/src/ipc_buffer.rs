@@ -19,6 +19,7 @@ pub struct IpcBuffer {
 
 const MSG: usize = core::mem::offset_of!(IpcBuffer, msg);
 const CAPS: usize = core::mem::offset_of!(IpcBuffer, caps_or_badges);
+const USER_DATA: usize = core::mem::offset_of!(IpcBuffer, user_data);
 const RECV_CNODE: usize = core::mem::offset_of!(IpcBuffer, receive_cnode);
 const RECV_INDEX: usize = core::mem::offset_of!(IpcBuffer, receive_index);
 const RECV_DEPTH: usize = core::mem::offset_of!(IpcBuffer, receive_depth);
@@ -33,6 +34,17 @@ pub fn set_mr(i: usize, v: Word) {
 pub fn get_mr(i: usize) -> Word {
     assert!(i < MSG_MAX_LENGTH);
     backend::read(MSG + 8 * i)
+}
+
+/// The IPC buffer's `userData` word: the thread's own, never read or
+/// written by the kernel.
+pub fn user_data() -> Word {
+    backend::read(USER_DATA)
+}
+
+/// Sets the IPC buffer's `userData` word.
+pub fn set_user_data(v: Word) {
+    backend::write(USER_DATA, v);
 }
 
 /// Extra cap `i` of the next message sent.

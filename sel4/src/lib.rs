@@ -54,7 +54,7 @@ pub use constants::{
 pub use fault::Fault;
 pub use invocation::{invoke, Invocation};
 pub use invocations::*;
-pub use ipc_buffer::{get_badge, get_mr, set_cap, set_mr, set_receive_path, IpcBuffer};
+pub use ipc_buffer::{get_badge, get_mr, set_cap, set_mr, set_receive_path, set_user_data, user_data, IpcBuffer};
 pub use syscalls::*;
 pub use types::{CapData, CapRights, MessageInfo, PrioProps};
 

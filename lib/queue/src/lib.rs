@@ -152,6 +152,28 @@
 //! and P3 reads the old flag while P1 sits in the producer's; the consumer
 //! sleeps on a non-empty queue that nobody will signal.
 //!
+//! # Starting over
+//!
+//! When one side's PD is restarted (its memory reset to its program image
+//! by the monitor), the queues it shared still hold the old indices and
+//! entries, which the new side knows nothing about. The two sides then
+//! start over with empty queues:
+//!
+//! 1. the restarted side, before it makes any handle, asks its peer to
+//!    reset (a protected call to the peer, e.g. `net-mux-api`'s Attach);
+//! 2. the peer, while that call blocks the restarted side (so it neither
+//!    runs nor holds a handle), calls `reset` on its handles of every
+//!    shared queue: each region's `head` and `tail` become 0, with the
+//!    peer's own indices, and no signal is requested. What the queues
+//!    held is dropped: each protocol says what becomes of the buffers
+//!    those entries named (e.g. the peer takes back the ones it had lent);
+//! 3. the restarted side then makes its handles, which read the zeros
+//!    ("carrying on from" the indices found there), and starts as at boot.
+//!
+//! `reset` only writes the header: a side that calls it while the peer
+//! runs loses entries and may see [`QueueError::Corrupt`], never worse
+//! (the hostile-peer rules below still hold).
+//!
 //! # A hostile peer
 //!
 //! The peer PD may write any value to any byte of the queue region at any
@@ -467,6 +489,15 @@ impl<'a, const N: usize, T: Entry> Ring<'a, N, T> {
         unsafe { Ring { header: &*region.cast::<Header>(), slots: &*region.add(HEADER_SIZE).cast::<[T::Slot; N]>() } }
     }
 
+    /// Both shared indices to 0 and no signal requested: an empty queue,
+    /// as in a fresh region ("Starting over" in the crate docs).
+    fn reset(&self) {
+        self.header.head.store(0, Ordering::Relaxed);
+        self.header.tail.store(0, Ordering::Relaxed);
+        self.header.signal_requested.store(0, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+    }
+
     fn slot(&self, index: u32) -> &T::Slot {
         // `N` is a power of two no larger than 2^31, so `N - 1` fits in a u32
         // and the mask is `index % N`: always in bounds.
@@ -522,6 +553,14 @@ impl<'a, const N: usize, T: Entry> Producer<'a, N, T> {
     /// The queue's capacity, `N`.
     pub const fn capacity(&self) -> usize {
         N
+    }
+
+    /// Empties the queue for both sides, dropping what it held: the shared
+    /// `tail` and `head` and this side's index become 0, and no signal is
+    /// requested ("Starting over" in the crate docs).
+    pub fn reset(&mut self) {
+        self.ring.reset();
+        self.tail = 0;
     }
 
     /// Number of entries not yet consumed, as far as the consumer has told.
@@ -624,6 +663,13 @@ impl<'a, const N: usize, T: Entry> Consumer<'a, N, T> {
     /// The queue's capacity, `N`.
     pub const fn capacity(&self) -> usize {
         N
+    }
+
+    /// Empties the queue for both sides, dropping what it held, as
+    /// [`Producer::reset`].
+    pub fn reset(&mut self) {
+        self.ring.reset();
+        self.head = 0;
     }
 
     /// Number of entries waiting.
@@ -735,6 +781,12 @@ impl<'a, const N: usize, T: Entry> SenderQueues<'a, N, T> {
         // SAFETY: the caller's contract covers both regions.
         unsafe { SenderQueues { free: Consumer::new(free_region, bounds), active: Producer::new(active_region) } }
     }
+
+    /// Empties both queues ([`Producer::reset`]).
+    pub fn reset(&mut self) {
+        self.free.reset();
+        self.active.reset();
+    }
 }
 
 /// The two queues of one direction of data flow, as seen by the side that
@@ -761,5 +813,11 @@ impl<'a, const N: usize, T: Entry> ReceiverQueues<'a, N, T> {
     pub unsafe fn new(free_region: *mut u8, active_region: *mut u8, bounds: T::Bounds) -> Self {
         // SAFETY: the caller's contract covers both regions.
         unsafe { ReceiverQueues { active: Consumer::new(active_region, bounds), free: Producer::new(free_region) } }
+    }
+
+    /// Empties both queues ([`Producer::reset`]).
+    pub fn reset(&mut self) {
+        self.active.reset();
+        self.free.reset();
     }
 }

@@ -309,3 +309,47 @@ fn small_unchecked_entries_and_the_signal_flag() {
     assert_eq!(rx.dequeue(), Ok(Some(Small { id: u32::MAX, status: u32::MAX })));
     assert_eq!(rx.dequeue(), Ok(None));
 }
+
+/// "Starting over": the surviving side resets its handle while the
+/// restarted side holds none; the new side's handle then starts from an
+/// empty queue, whatever the old indices and entries were.
+#[test]
+fn a_reset_empties_the_queue_for_a_new_peer_from_either_side() {
+    for reset_by_producer in [true, false] {
+        let region = Region::new(region_size(8));
+        let mut tx = region.producer::<8>();
+        let mut old_rx = region.consumer::<8>(DATA_LEN);
+        for i in 0..11 {
+            tx.enqueue(desc(i)).unwrap();
+            if i < 6 {
+                assert_eq!(old_rx.dequeue(), Ok(Some(desc(i))));
+            }
+        }
+        old_rx.request_signal();
+        assert_eq!((region.read_u32(TAIL), region.read_u32(HEAD)), (11, 6));
+        if reset_by_producer {
+            tx.reset();
+        } else {
+            old_rx.reset();
+        }
+        assert_eq!((region.read_u32(TAIL), region.read_u32(HEAD), region.read_u32(SIGNAL_REQUESTED)), (0, 0, 0));
+        if reset_by_producer {
+            // The restarted consumer starts from the zeros.
+            let mut rx = region.consumer::<8>(DATA_LEN);
+            assert_eq!(rx.dequeue(), Ok(None));
+            tx.enqueue(desc(20)).unwrap();
+            assert_eq!(rx.dequeue(), Ok(Some(desc(20))));
+            assert_eq!(tx.len(), Ok(0));
+        } else {
+            // The restarted producer starts from the zeros, and all 8
+            // slots are free again.
+            let mut tx = region.producer::<8>();
+            assert_eq!(old_rx.dequeue(), Ok(None));
+            for i in 0..8 {
+                tx.enqueue(desc(30 + i)).unwrap();
+            }
+            assert_eq!(tx.is_full(), Ok(true));
+            assert_eq!(old_rx.dequeue(), Ok(Some(desc(30))));
+        }
+    }
+}

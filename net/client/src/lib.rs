@@ -1,11 +1,12 @@
 //! A network PD's end of the packet demultiplexer, for PDs that handle
 //! small frames one at a time (arpd, the stray-packet daemon, test PDs).
 //!
-//! [`NetClient::new`] finds the regions and queues at the addresses the
-//! builder maps them ([`net_config::ClientRegion::client_vaddr`]), reads
-//! the configuration the builder wrote ([`net_config::CONFIG_SYMBOL`]),
-//! lends every receive buffer to the demultiplexer and asks it for the
-//! node's MAC. Then:
+//! [`NetClient::new`] attaches to the demultiplexer (`Mux::attach`, which
+//! gives a restarted PD a clean slate and tells the node's MAC), finds
+//! the regions and queues at the addresses the builder maps them
+//! ([`net_config::ClientRegion::client_vaddr`]), reads the configuration
+//! the builder wrote ([`net_config::CONFIG_SYMBOL`]) and lends every
+//! receive buffer to the demultiplexer. Then:
 //!
 //! - [`NetClient::poll`] hands each received frame to a closure as a copy on
 //!   the stack (the receive buffer goes back at once), sends what the
@@ -184,6 +185,10 @@ impl NetClient {
         if config.me.is_none() {
             return Err(InitError::NotAClient);
         }
+        // Attach first, before any queue handle reads the shared indices:
+        // after a restart the demultiplexer empties the queues in this
+        // call (`net-mux-api`, Attach; `lib-queue`, "Starting over").
+        let node = MUX.attach();
         // SAFETY: the builder maps every client region at its
         // `client_vaddr` with its `size` for the PD's life (the `<network>`
         // expansion): the queues read-write, rx_data read-only and tx_data
@@ -202,12 +207,12 @@ impl NetClient {
             client.return_rx_buffer((i * RX_BUFFER_SIZE) as u64);
         }
         MUX.channel().notify();
-        match MUX.node() {
+        match node {
             Ok(node) => {
                 client.mac = node.mac;
                 client.offloads = node.offloads;
             }
-            Err(e) => log!("error: the demultiplexer refused the node call: {e}"),
+            Err(e) => log!("error: the demultiplexer refused the attach call: {e}"),
         }
         Ok(client)
     }

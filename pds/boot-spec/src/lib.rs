@@ -320,8 +320,9 @@ pub mod monitor_protocol {
     /// done and it is in its event loop.
     pub const LABEL_RESTARTED: u64 = 0xF_FFF1;
     /// Label of a fault-injection request (only from a PD the spec marks
-    /// [`fault_injector`](crate::PdInfo)): MR0 is the index + 1 of the PD
-    /// to fault. The monitor makes that PD take a genuine VM fault: it
+    /// [`fault_injector`](crate::PdInfo)): the registers hold the name of
+    /// the PD to fault, 8 bytes a register, the first byte lowest,
+    /// NUL-padded (at most [`crate::PD_NAME_LEN`] bytes: 8 registers). The monitor makes that PD take a genuine VM fault: it
     /// points its instruction pointer at [`INJECTED_FAULT_IP`] (never
     /// mapped) and resumes it, and the fault goes the normal way.
     pub const LABEL_INJECT_FAULT: u64 = 0xF_FFF2;
@@ -331,6 +332,42 @@ pub mod monitor_protocol {
     /// Offset in the IPC buffer of the word that says whether the PD holds
     /// an unanswered protected call (`seL4_IPCBuffer.userData`).
     pub const IN_CALL_USER_DATA: usize = 8 + 8 * 120;
+
+    /// Registers of a name in [`LABEL_INJECT_FAULT`].
+    pub const NAME_WORDS: usize = crate::PD_NAME_LEN / 8;
+
+    /// `name` as the registers of [`LABEL_INJECT_FAULT`] (truncated to
+    /// [`crate::PD_NAME_LEN`] bytes).
+    pub fn name_to_words(name: &str) -> [u64; NAME_WORDS] {
+        let mut words = [0u64; NAME_WORDS];
+        for (i, b) in name.bytes().take(crate::PD_NAME_LEN).enumerate() {
+            words[i / 8] |= u64::from(b) << (8 * (i % 8));
+        }
+        words
+    }
+
+    /// Whether the registers `words` of [`LABEL_INJECT_FAULT`] name `name`.
+    pub fn words_name(words: &[u64], name: &str) -> bool {
+        name.len() <= crate::PD_NAME_LEN && words.len() == NAME_WORDS && words == name_to_words(name)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn names_round_trip_through_registers() {
+            let words = name_to_words("arpd");
+            assert_eq!(words[0], u64::from_le_bytes(*b"arpd\0\0\0\0"));
+            assert!(words[1..].iter().all(|&w| w == 0));
+            assert!(words_name(&words, "arpd"));
+            assert!(!words_name(&words, "arp"));
+            assert!(!words_name(&words, "arpd2"));
+            let long = "virtio-net-driver-with-a-long-name";
+            assert!(words_name(&name_to_words(long), long));
+            assert!(!words_name(&words[..7], "arpd"));
+        }
+    }
 }
 
 /// Index of one kernel object instance in [`Spec::objects`] order, counting

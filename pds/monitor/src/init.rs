@@ -25,12 +25,28 @@ pub fn cycles() -> u64 {
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
+/// Maps the 4 KiB frame whose (unmapped) capability is in `slot` at the
+/// scratch address, runs `f` on its bytes, and unmaps it. The monitor
+/// keeps each frame object's original capability unmapped (every
+/// mapping into a PD uses a copy, `map_all`), so it can do this at any
+/// time: the initialiser to fill frames, the monitor to reset them.
+pub fn with_frame(slot: CPtr, f: impl FnOnce(&mut [u8])) -> sel4::Result<()> {
+    let page = sel4::X86Page(slot);
+    page.map(init_caps::VSPACE, SCRATCH_VADDR, CapRights::READ_WRITE, sel4::vm_attributes::DEFAULT)?;
+    // SAFETY: the frame was just mapped read-write at SCRATCH_VADDR and
+    // nothing else refers to that window while `f` runs.
+    f(unsafe { core::slice::from_raw_parts_mut(SCRATCH_VADDR as *mut u8, 4096) });
+    page.unmap()
+}
+
 /// What the monitor keeps of the built system: its fault endpoint, and
 /// where the objects' capabilities are (object `id` at `objects + id`), so
 /// that it can stop a PD's thread.
 pub struct Booted {
     pub fault_ep: CPtr,
     pub objects: CPtr,
+    /// TSC when the PDs were started.
+    pub started: u64,
 }
 
 impl Booted {
@@ -128,7 +144,7 @@ impl<'a> Initialiser<'a> {
         self.install_caps();
         self.check_installed(rules);
         self.start_threads();
-        Booted { fault_ep: self.slot(self.spec.fault_endpoint), objects: self.objects }
+        Booted { fault_ep: self.slot(self.spec.fault_endpoint), objects: self.objects, started: cycles() }
     }
 
     fn slot(&self, id: ObjId) -> CPtr {
@@ -266,13 +282,7 @@ impl<'a> Initialiser<'a> {
 
     /// Maps a 4 KiB frame at the scratch address, runs `f` on it, unmaps it.
     fn with_frame(&self, frame: ObjId, f: impl FnOnce(&mut [u8])) {
-        let page = sel4::X86Page(self.slot(frame));
-        page.map(init_caps::VSPACE, SCRATCH_VADDR, CapRights::READ_WRITE, sel4::vm_attributes::DEFAULT)
-            .or_fail(format_args!("map frame object {frame} for loading"));
-        // SAFETY: the frame was just mapped read-write at SCRATCH_VADDR and
-        // nothing else refers to that window while `f` runs.
-        f(unsafe { core::slice::from_raw_parts_mut(SCRATCH_VADDR as *mut u8, 4096) });
-        page.unmap().or_fail(format_args!("unmap frame object {frame}"));
+        with_frame(self.slot(frame), f).or_fail(format_args!("map frame object {frame} for loading"));
     }
 
     /// Copies PD image bytes into their frames (fresh frames are zeroed by

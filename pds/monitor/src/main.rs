@@ -19,6 +19,7 @@ mod console;
 mod heap;
 mod init;
 mod pci;
+mod restart;
 
 // The runtime's bare-metal support: memcpy and friends, the personality
 // routine `core` references. Nothing else of the runtime is used here.
@@ -26,8 +27,10 @@ pds_runtime::bare_metal_support!();
 
 use core::cell::UnsafeCell;
 use core::fmt;
+use pds_boot_spec::monitor_protocol::{words_name, LABEL_INJECT_FAULT, LABEL_RESTARTED, NAME_WORDS};
 use pds_boot_spec::{ImageHeader, Spec};
-use pds_monitor_core::fault::{Action, FaultReport};
+use pds_monitor_core::fault::{pd_index, Action, FaultReport};
+use pds_monitor_core::restart::History;
 
 /// `(vaddr, len)` of the spec segment, patched by the builder. The
 /// placeholder is non-zero so the symbol lives in `.data`.
@@ -93,31 +96,238 @@ extern "C" fn monitor_main(bootinfo: *const sel4::BootInfo) -> ! {
     let cycles = init::cycles() - start;
     let mhz = { bootinfo.arch_info }.max(1);
     log!("all PDs started ({} ms; TSC {mhz} MHz as the kernel measured it)", cycles / (mhz * 1000));
-    monitor(&spec, &booted)
+    for pd in spec.pds.iter().filter(|pd| pd.fault_injector) {
+        log!("WARNING: TEST SYSTEM: PD '{}' may make any PD fault (inject_faults)", pd.name);
+    }
+    Monitor::new(&spec, data, &booted, mhz).run()
 }
 
-/// Reports each fault of a top-level PD, as `pds_monitor_core::fault`
-/// decides, and stops the PD: the faulting thread is not replied to, and
-/// it is suspended, so that a PD that sends fault messages itself (its
-/// fault endpoint capability has Write) is stopped at the first like one
-/// that faulted, and is reported once. Every other PD keeps running.
-fn monitor(spec: &Spec, booted: &init::Booted) -> ! {
-    loop {
-        let (info, badge) = sel4::recv(booted.fault_ep);
-        let report = FaultReport::new(&spec.pds, badge, sel4::Fault::from_message(info));
-        log!("{report}");
-        match report.action {
-            // No reply; suspended (a real fault blocks the thread already,
-            // a message it sent itself does not).
-            Action::LeaveStopped => {
-                let threads = spec.threads.iter().filter(|t| report.pd == Some(t.pd as usize));
-                for thread in threads {
-                    if let Err(e) = sel4::Tcb(booted.object(thread.tcb)).suspend() {
-                        log!("could not suspend PD '{}': {e:?}", report.name);
+/// Where a PD is in its life, as the monitor sees it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Life {
+    /// Running as started (at boot or by a restart that reported back).
+    Running,
+    /// Stopped after a fault, for good or until `restart_at` (TSC).
+    Stopped { restart_at: Option<u64>, restart: u32, fault_at: u64 },
+    /// Restarted (its threads at their entry), its runtime not yet back
+    /// in its event loop.
+    Restarting { restart: u32, fault_at: u64, started_at: u64 },
+}
+
+/// The monitor: every top-level PD's fault handler.
+struct Monitor<'a> {
+    spec: &'a Spec,
+    data: &'a [u8],
+    booted: &'a init::Booted,
+    /// TSC cycles per microsecond (the kernel's measure).
+    mhz: u64,
+    boot: u64,
+    life: alloc::vec::Vec<Life>,
+    history: alloc::vec::Vec<History>,
+    /// Whether the monitor lowered its priority to wait for a delayed
+    /// restart.
+    waiting_low: bool,
+}
+
+/// The monitor's priority while it waits for a delayed restart: the
+/// lowest, so that it polls only when no PD wants to run.
+const WAITING_PRIORITY: u8 = 0;
+/// Its priority otherwise (the root task's: above every PD).
+const MONITOR_PRIORITY: u8 = 255;
+
+impl<'a> Monitor<'a> {
+    fn new(spec: &'a Spec, data: &'a [u8], booted: &'a init::Booted, mhz: u64) -> Self {
+        Monitor {
+            spec,
+            data,
+            booted,
+            mhz,
+            boot: booted.started,
+            life: alloc::vec![Life::Running; spec.pds.len()],
+            history: alloc::vec![History::default(); spec.pds.len()],
+            waiting_low: false,
+        }
+    }
+
+    /// Microseconds since the PDs were started, for log lines (`t=`).
+    fn micros(&self, tsc: u64) -> u64 {
+        tsc.saturating_sub(self.boot) / self.mhz
+    }
+
+    fn nanos(&self, tsc: u64) -> u64 {
+        self.micros(tsc).saturating_mul(1000)
+    }
+
+    /// Receives the next message on the fault endpoint. With a delayed
+    /// restart pending, polls at the lowest priority instead (the monitor
+    /// has no timer of its own), starting what falls due.
+    fn next_message(&mut self) -> (sel4::MessageInfo, u64) {
+        loop {
+            let due = self.life.iter().filter_map(|l| match *l {
+                Life::Stopped { restart_at: Some(at), .. } => Some(at),
+                _ => None,
+            });
+            let Some(next) = due.min() else {
+                self.set_waiting_low(false);
+                return sel4::recv(self.booted.fault_ep);
+            };
+            if init::cycles() >= next {
+                self.set_waiting_low(false);
+                for pd in 0..self.life.len() {
+                    if let Life::Stopped { restart_at: Some(at), restart, fault_at } = self.life[pd] {
+                        if at <= next {
+                            self.start_again(pd, restart, fault_at);
+                        }
                     }
                 }
+                continue;
+            }
+            self.set_waiting_low(true);
+            let (info, badge) = sel4::nb_recv(self.booted.fault_ep);
+            // Every capability to the endpoint is badged: 0 is "nothing".
+            if badge != 0 {
+                return (info, badge);
+            }
+            sel4::yield_now();
+        }
+    }
+
+    fn set_waiting_low(&mut self, low: bool) {
+        if self.waiting_low != low {
+            let priority = if low { WAITING_PRIORITY } else { MONITOR_PRIORITY };
+            if let Err(e) = sel4::Tcb(sel4::init_caps::TCB).set_priority(priority) {
+                log!("could not set the monitor's priority to {priority}: {e:?}");
+            }
+            self.waiting_low = low;
+        }
+    }
+
+    /// Handles every message on the fault endpoint, forever.
+    fn run(mut self) -> ! {
+        loop {
+            let (info, badge) = self.next_message();
+            let pd = pd_index(badge, self.spec.pds.len());
+            match (pd, info.label()) {
+                (Some(pd), LABEL_RESTARTED) if matches!(self.life[pd], Life::Restarting { .. }) => self.back(pd),
+                (Some(pd), LABEL_INJECT_FAULT) if self.spec.pds[pd].fault_injector => {
+                    let mut words = [0u64; NAME_WORDS];
+                    for (i, w) in words.iter_mut().enumerate() {
+                        *w = sel4::get_mr(i);
+                    }
+                    self.inject(pd, &words);
+                }
+                _ => self.fault(badge, info),
             }
         }
+    }
+
+    /// A fault message (or anything else a PD sent on its fault
+    /// endpoint): report it, stop the PD, apply its policy.
+    fn fault(&mut self, badge: u64, info: sel4::MessageInfo) {
+        let now = init::cycles();
+        let mut report = FaultReport::new(&self.spec.pds, badge, sel4::Fault::from_message(info));
+        let Some(pd) = report.pd else {
+            log!("{report}");
+            return;
+        };
+        // A fake fault or a fault of a PD already stopped is reported and
+        // the PD stopped; only a PD that was running is restarted.
+        let now_ns = self.nanos(now);
+        let decision = self.history[pd].on_fault(self.spec.pds[pd].on_fault, now_ns);
+        report.decide(decision);
+        log!("{report} (t={})", Seconds(self.micros(now)));
+        self.stop(pd, report.name);
+        self.life[pd] = match report.action {
+            Action::LeaveStopped | Action::GiveUp { .. } => {
+                Life::Stopped { restart_at: None, restart: 0, fault_at: now }
+            }
+            Action::Restart { restart, delay_ns } => {
+                let delay = delay_ns / 1000 * self.mhz;
+                Life::Stopped { restart_at: Some(now + delay), restart, fault_at: now }
+            }
+        };
+        if let Life::Stopped { restart_at: Some(at), restart, fault_at } = self.life[pd] {
+            if at <= now {
+                self.start_again(pd, restart, fault_at);
+            }
+        }
+    }
+
+    /// Suspends every thread of PD `pd`: a real fault blocks the thread
+    /// already, a message it sent itself does not.
+    fn stop(&self, pd: usize, name: &str) {
+        for thread in self.spec.threads.iter().filter(|t| t.pd as usize == pd) {
+            if let Err(e) = sel4::Tcb(self.booted.object(thread.tcb)).suspend() {
+                log!("could not suspend PD '{name}': {e:?}");
+            }
+        }
+    }
+
+    fn start_again(&mut self, pd: usize, restart: u32, fault_at: u64) {
+        let name = self.spec.pds[pd].name.as_str();
+        match restart::restart(self.spec, self.data, self.booted, pd, restart) {
+            Ok(()) => {
+                self.life[pd] = Life::Restarting { restart, fault_at, started_at: init::cycles() };
+            }
+            Err(e) => {
+                log!("could not restart PD '{name}': {e}; it is stopped");
+                self.stop(pd, name);
+                self.life[pd] = Life::Stopped { restart_at: None, restart, fault_at };
+            }
+        }
+    }
+
+    /// A restarted PD's runtime is back in its event loop.
+    fn back(&mut self, pd: usize) {
+        let now = init::cycles();
+        if let Life::Restarting { restart, fault_at, started_at } = self.life[pd] {
+            log!(
+                "PD '{}' is back (restart {restart}): in its event loop {} after its fault, init took {} (t={})",
+                self.spec.pds[pd].name,
+                Millis(now.saturating_sub(fault_at) / self.mhz),
+                Millis(now.saturating_sub(started_at) / self.mhz),
+                Seconds(self.micros(now))
+            );
+        }
+        self.life[pd] = Life::Running;
+    }
+
+    /// A fault-injection request of PD `from` (a test PD): make the PD
+    /// that `words` name fault.
+    fn inject(&mut self, from: usize, words: &[u64; NAME_WORDS]) {
+        let injector = self.spec.pds[from].name.as_str();
+        let found = self.spec.pds.iter().position(|pd| pd.parent.is_none() && words_name(words, &pd.name));
+        let Some(target) = found.filter(|&t| t != from) else {
+            log!("PD '{injector}' asked to inject a fault into a PD that is not another top-level PD: nothing done");
+            return;
+        };
+        let name = self.spec.pds[target].name.as_str();
+        log!("PD '{injector}' injects a fault into PD '{name}' (t={})", Seconds(self.micros(init::cycles())));
+        if self.life[target] != Life::Running {
+            log!("PD '{name}' is not running: nothing injected");
+            return;
+        }
+        if let Err(e) = restart::inject_fault(self.spec, self.booted, target) {
+            log!("could not inject a fault into PD '{name}': {e}");
+        }
+    }
+}
+
+/// Microseconds as `S.ssssss`.
+struct Seconds(u64);
+
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:06}", self.0 / 1_000_000, self.0 % 1_000_000)
+    }
+}
+
+/// Microseconds as `M.mmm ms`.
+struct Millis(u64);
+
+impl fmt::Display for Millis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:03} ms", self.0 / 1000, self.0 % 1000)
     }
 }
 

@@ -1,8 +1,11 @@
 //! The event loop, as libmicrokit's `handler_loop`.
 
-use crate::pd::{flush_deferred, Channel, ChannelSet, Child};
+use crate::pd::{flush_deferred, set_restarts, Channel, ChannelSet, Child};
 use crate::Handler;
-use pds_boot_spec::{badge, cspace};
+use pds_boot_spec::{badge, cspace, monitor_protocol};
+
+/// `userData` while a protected call is unanswered.
+const IN_CALL: u64 = 1;
 
 /// Runs the PD: `init`, then dispatch events forever.
 ///
@@ -12,17 +15,38 @@ use pds_boot_spec::{badge, cspace};
 /// is a child's fault; any other badge is a notification word whose set bits
 /// are the channels (and IRQs) signalled. Replying and waiting for the next
 /// event is one system call (`ReplyRecv`).
-pub fn run<H: Handler>() -> ! {
+///
+/// `restarts` is how many times the monitor restarted the PD (0 at
+/// boot). After a restart (`pds_boot_spec::monitor_protocol`), the
+/// runtime first answers the protected call its predecessor died
+/// serving, if any, with `LABEL_SERVER_RESTARTED`, and once `init` is
+/// done tells the monitor it is back. From the receipt of a protected
+/// call until its reply is sent, the IPC buffer's `userData` word is 1.
+pub fn run<H: Handler>(restarts: u64) -> ! {
+    set_restarts(restarts);
+    if restarts > 0 && sel4::user_data() == IN_CALL {
+        sel4::reply(crate::msginfo(monitor_protocol::LABEL_SERVER_RESTARTED, 0));
+    }
+    sel4::set_user_data(0);
     let mut handler = H::init();
+    if restarts > 0 {
+        sel4::send(cspace::FAULT_EP, crate::msginfo(monitor_protocol::LABEL_RESTARTED, 0));
+    }
     let mut reply = None;
     loop {
         flush_deferred();
         let (info, badge) = match reply.take() {
-            Some(msg) => sel4::reply_recv(cspace::INPUT, msg),
+            Some(msg) => {
+                // The reply goes with the next wait, in one system call,
+                // which cannot fault: the call is answered from here on.
+                sel4::set_user_data(0);
+                sel4::reply_recv(cspace::INPUT, msg)
+            }
             None => sel4::recv(cspace::INPUT),
         };
         let id = (badge & badge::ID_MASK) as u8;
         if badge & badge::PROTECTED_CALL != 0 {
+            sel4::set_user_data(IN_CALL);
             reply = Some(handler.protected(Channel::new(id), info));
         } else if badge & badge::CHILD_FAULT != 0 {
             reply = handler.fault(Child(id), info);

@@ -40,7 +40,7 @@ pub use event_loop::run;
 #[doc(hidden)]
 pub use pd::report_panic;
 #[cfg(feature = "pd")]
-pub use pd::{name, Channel, ChannelSet, Child};
+pub use pd::{name, restarts, Channel, ChannelSet, Child};
 pub use pds_boot_spec::channel_names::ChannelUse;
 pub use pds_boot_spec::setvar_needs::SetvarNeed;
 pub use sel4::{get_mr, set_mr, Fault, MessageInfo};
@@ -121,9 +121,10 @@ macro_rules! log {
 #[macro_export]
 macro_rules! protection_domain {
     ($handler:ty) => {
+        // `restarts`: `rdi` as the monitor set it (0 at boot).
         #[no_mangle]
-        extern "C" fn __microkit_main() -> ! {
-            $crate::run::<$handler>()
+        extern "C" fn __microkit_main(restarts: u64) -> ! {
+            $crate::run::<$handler>(restarts)
         }
 
         #[panic_handler]
@@ -133,7 +134,8 @@ macro_rules! protection_domain {
 
         // The entry point. The initialiser starts the thread with `rsp` at
         // the top of its stack; align it as the SysV ABI expects at a call
-        // and enter Rust.
+        // and enter Rust. `rdi` (the number of restarts, set by the
+        // monitor) is the first argument.
         core::arch::global_asm!(
             ".section .text.start, \"ax\"",
             ".global _start",

@@ -59,6 +59,19 @@ impl fmt::Debug for Channel {
     }
 }
 
+/// How many times the monitor restarted this PD (0 at boot).
+static RESTARTS: AtomicU64 = AtomicU64::new(0);
+
+/// How many times the monitor restarted this PD after a fault (0 at
+/// boot): a PD's `init` may say so, or do what only a restart needs.
+pub fn restarts() -> u64 {
+    RESTARTS.load(Ordering::Relaxed)
+}
+
+pub(crate) fn set_restarts(n: u64) {
+    RESTARTS.store(n, Ordering::Relaxed);
+}
+
 /// Signals to send when the current event has been handled.
 static DEFERRED_NOTIFY: AtomicU64 = AtomicU64::new(0);
 /// IRQs to acknowledge when the current event has been handled.

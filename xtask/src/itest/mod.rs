@@ -9,6 +9,7 @@ mod hostile;
 mod http_client;
 mod net;
 mod node;
+mod recovery;
 mod redteam;
 pub(crate) mod web;
 pub(crate) mod web_http;
@@ -74,6 +75,7 @@ pub fn run(ws: &Path, filter: Option<&str>) -> Result<()> {
     tests.extend(web_http::tests());
     tests.extend(hostile::tests());
     tests.extend(redteam::tests());
+    tests.extend(recovery::tests());
     if let Some(filter) = filter {
         tests.retain(|(name, _)| name.contains(filter));
         ensure!(!tests.is_empty(), "no integration test name contains {filter:?}");

@@ -10,6 +10,31 @@
 //! | [`label::INSTALL`] | MR0–MR2: the filter ([`Filter::to_words`]); MR3: its kind (0 exclusive, 1 copy) | [`OK`] | MR0: the filter's id ([`FilterId::to_raw`]) |
 //! | [`label::REMOVE`] | MR0: the filter's id ([`FilterId::to_raw`], at most 32 bits) | [`OK`] | none |
 //! | [`label::NODE`] | none | [`OK`] | MR0: the node's MAC ([`mac_to_word`]); MR1: its IPv4 address (`Ipv4Address::to_u32`); MR2: the on-link prefix length (0–32); MR3: the gateway (`to_u32`, 0 if none); MR4: the driver's offloads ([`NodeInfo::offloads`]: the bits [`OFFLOAD_TX_CSUM`], [`OFFLOAD_TSO4`], [`OFFLOAD_RX_CSUM`], 0 if none) |
+//! | [`label::ATTACH`] | none | [`OK`] | as [`label::NODE`] |
+//!
+//! **Attach** is a client's first call, before it makes its queue handles
+//! (`lib-queue`, "Starting over"), at boot and after the monitor restarted
+//! it: the demultiplexer forgets the caller's previous life. On every
+//! Attach after the first it
+//!
+//! - removes every filter the caller holds and installs its boot claims
+//!   (the description's) again: the caller installs its own again, as at
+//!   boot;
+//! - resets the caller's four queues to empty (`rx_free`, `rx_active`,
+//!   `tx_active`, `tx_free`): the frames queued to it are dropped, the
+//!   receive buffers it had lent are forgotten (it lends them all again),
+//!   and so are its frames not yet taken;
+//! - forgets its frames at the driver that hold descriptors (frames sent
+//!   in place): their `tx_payload` slots come back from the driver as
+//!   usual, but their descriptors are not returned to the caller, which
+//!   no longer knows them. The NIC may still read the caller's `send_from`
+//!   bytes of those frames until the driver returns them; a restarted
+//!   caller that rewrites that region at once may put changed bytes on
+//!   the wire in frames of connections it has forgotten anyway;
+//! - logs one line saying what it dropped. Counters are kept.
+//!
+//! The first Attach changes nothing (the queues are fresh and the boot
+//! claims just installed). Attach answers like Node.
 //!
 //! Install and Remove are refused with the filter table's error code
 //! ([`FilterError::code`], 1–8; 8 is the per-client quota,
@@ -47,6 +72,7 @@ pub use net_config::NodeAddress;
 pub use net_filter::{Filter, FilterError, FilterId, FilterKind};
 
 use net_config::Ipv4Address;
+use pds_boot_spec::monitor_protocol::LABEL_SERVER_RESTARTED;
 use pds_runtime::{Channel, MessageInfo};
 
 /// Labels of the requests.
@@ -59,6 +85,8 @@ pub mod label {
     pub const REMOVE: u64 = 3;
     /// The node's MAC, IPv4 configuration and offloads.
     pub const NODE: u64 = 4;
+    /// The caller starts (or starts again): a clean slate, then as NODE.
+    pub const ATTACH: u64 = 5;
 }
 
 /// Most filters one client may hold at once (its boot claims and watches
@@ -91,6 +119,9 @@ pub enum Request {
     Stats,
     /// The node's MAC, address and offloads.
     Node,
+    /// The caller starts: forget its previous life (crate docs), then as
+    /// [`Request::Node`].
+    Attach,
 }
 
 /// What the demultiplexer answers to a [`Request`] that succeeded.
@@ -131,6 +162,10 @@ pub enum MuxError {
     /// A reply this protocol does not define: its label and register count
     /// (the demultiplexer never sends one).
     Unexpected { label: u64, words: usize },
+    /// The demultiplexer was restarted while it handled the call
+    /// (`pds_boot_spec::monitor_protocol::LABEL_SERVER_RESTARTED`): the
+    /// call may or may not have taken effect.
+    ServerRestarted,
 }
 
 impl MuxError {
@@ -140,6 +175,7 @@ impl MuxError {
             MuxError::BadRequest => ERR_BAD_REQUEST,
             MuxError::Filter(e) => e.code() as u64,
             MuxError::Unexpected { label, .. } => label,
+            MuxError::ServerRestarted => LABEL_SERVER_RESTARTED,
         }
     }
 }
@@ -162,6 +198,7 @@ impl fmt::Display for MuxError {
             MuxError::BadRequest => write!(f, "bad request (error {ERR_BAD_REQUEST})"),
             MuxError::Filter(e) => write!(f, "{e:?} (error {})", e.code()),
             MuxError::Unexpected { label, words } => write!(f, "unexpected reply {label} with {words} registers"),
+            MuxError::ServerRestarted => write!(f, "the demultiplexer restarted during the call"),
         }
     }
 }
@@ -215,6 +252,7 @@ impl Request {
             Request::Remove(_) => label::REMOVE,
             Request::Stats => label::STATS,
             Request::Node => label::NODE,
+            Request::Attach => label::ATTACH,
         }
     }
 
@@ -226,7 +264,7 @@ impl Request {
                 Message::with_words(self.label(), &[w0, w1, w2, kind_to_word(*kind)])
             }
             Request::Remove(id) => Message::with_words(self.label(), &[u64::from(id.to_raw())]),
-            Request::Stats | Request::Node => Message::new(self.label()),
+            Request::Stats | Request::Node | Request::Attach => Message::new(self.label()),
         }
     }
 
@@ -235,6 +273,7 @@ impl Request {
         match label {
             label::STATS => Ok(Request::Stats),
             label::NODE => Ok(Request::Node),
+            label::ATTACH => Ok(Request::Attach),
             label::INSTALL => {
                 let &[w0, w1, w2, kind, ..] = words else { return Err(BadRequest) };
                 let filter = Filter::from_words([w0, w1, w2]).ok_or(BadRequest)?;
@@ -263,12 +302,13 @@ impl Request {
         match reply.label() {
             OK => {}
             ERR_BAD_REQUEST => return Err(MuxError::BadRequest),
+            LABEL_SERVER_RESTARTED => return Err(MuxError::ServerRestarted),
             code => {
                 return match self {
                     Request::Install { .. } | Request::Remove(_) => {
                         filter_error(code, words).map(MuxError::Filter).ok_or(unexpected).and_then(Err)
                     }
-                    Request::Stats | Request::Node => Err(unexpected),
+                    Request::Stats | Request::Node | Request::Attach => Err(unexpected),
                 }
             }
         }
@@ -283,7 +323,7 @@ impl Request {
                     words.get(..MuxStats::WORDS).and_then(|w| w.try_into().ok()).ok_or(unexpected)?;
                 Ok(Reply::Stats(MuxStats::from_words(words)))
             }
-            Request::Node => {
+            Request::Node | Request::Attach => {
                 let &[mac, ipv4, prefix_len, gateway, offloads, ..] = words else { return Err(unexpected) };
                 let ipv4 = u32::try_from(ipv4).map_err(|_| unexpected)?;
                 let prefix_len = u8::try_from(prefix_len).ok().filter(|&p| p <= 32).ok_or(unexpected)?;
@@ -385,6 +425,16 @@ impl Mux {
     /// The node's MAC, address and offloads.
     pub fn node(self) -> Result<NodeInfo, MuxError> {
         match self.call(&Request::Node)? {
+            Reply::Node(node) => Ok(node),
+            other => Err(mismatch(&other)),
+        }
+    }
+
+    /// Starts this PD's life as a client (crate docs, Attach): call it
+    /// before making the queue handles. The node's MAC, address and
+    /// offloads.
+    pub fn attach(self) -> Result<NodeInfo, MuxError> {
+        match self.call(&Request::Attach)? {
             Reply::Node(node) => Ok(node),
             other => Err(mismatch(&other)),
         }

@@ -1,6 +1,7 @@
 //! Protected calls from the clients, boot claims, and the logs.
 
 use core::fmt;
+use lib_net_protocol::FrameAssembler;
 
 use net_filter::{Filter, FilterError, FilterId, FilterKind, Grant, Owner, Table};
 use net_mux_api::{encode_reply, MuxError, MuxStats, NodeInfo, Reply, ReplyMessage, Request, MAX_FILTERS_PER_CLIENT};
@@ -159,7 +160,44 @@ impl<M: SharedMemory> Mux<'_, M> {
                 Ok(Reply::Removed)
             }
             Request::Node => Ok(Reply::Node(NodeInfo { mac: self.mac.0, address: self.node, offloads: self.offloads })),
+            Request::Attach => {
+                self.attach(n, log);
+                Ok(Reply::Node(NodeInfo { mac: self.mac.0, address: self.node, offloads: self.offloads }))
+            }
         }
+    }
+
+    /// Client `n` starts (`net-mux-api`, Attach): on every Attach but its
+    /// first, forget its previous life. Its filters go and its boot
+    /// claims come back; its queues are emptied (it makes its handles
+    /// after this call returns, so it reads the zeros); its frame being
+    /// assembled is dropped; its frames at the driver no longer return
+    /// their descriptors to it (the slots still come back).
+    pub(crate) fn attach(&mut self, n: usize, log: &mut LogSink<'_>) {
+        let Some(Some(client)) = self.clients.get_mut(n) else { return };
+        if !client.attached {
+            client.attached = true;
+            return;
+        }
+        client.port.rx.reset();
+        client.port.tx.reset();
+        client.assembler = FrameAssembler::default();
+        client.in_place_held = 0;
+        client.produced = false;
+        let config = client.config;
+        let name = config.name();
+        let mut forgotten = 0;
+        for held in self.driver.held.iter_mut() {
+            if held.is_some_and(|(owner, _)| usize::from(owner) == n) {
+                *held = None;
+                forgotten += 1;
+            }
+        }
+        let removed = Owner::new(n).map_or(0, |owner| self.table.remove_all(owner));
+        self.install_boot_claims(n, log);
+        log(format_args!(
+            "client {n} {name} attached again (restarted): its queues emptied, {removed} filters removed and its boot claims installed again, {forgotten} of its frames at the driver forgotten"
+        ));
     }
 
     /// Log lines of client `n`'s calls suppressed so far (all windows).

@@ -150,7 +150,9 @@
 //! client's grant only. The PD runs [`Mux::handle`] before each call, so
 //! that a call sees the effect of every frame queued before it (a client
 //! that sent frames and then asks for its counters finds them counted).
-//! What a client's calls log is limited to [`LOG_LINES_PER_SECOND`] lines
+//! Attach ([`net_mux_api::Request::Attach`]) gives a restarted client a
+//! clean slate (its filters, queues and frames in flight; the protocol is
+//! in `net-mux-api`). What a client's calls log is limited to [`LOG_LINES_PER_SECOND`] lines
 //! a second per client, the rest counted and summarized
 //! ([`Mux::log_lines_suppressed`]): Stats and refused Installs cannot
 //! flood the console the PDs share.
@@ -410,6 +412,9 @@ struct Client<'a, M> {
     assembler: FrameAssembler,
     /// Its descriptors held with in-place frames at the driver.
     in_place_held: usize,
+    /// It made its first Attach call (`net-mux-api`): the next one is a
+    /// restarted client's.
+    attached: bool,
     /// Something was enqueued for the client during this wake-up.
     produced: bool,
     counters: ClientCounters,
@@ -505,6 +510,7 @@ impl<'a, M: SharedMemory> Mux<'a, M> {
                 owner: Owner::new(n).ok_or(SetupError::MissingClientPort(n))?,
                 assembler: FrameAssembler::default(),
                 in_place_held: 0,
+                attached: false,
                 produced: false,
                 counters: ClientCounters::default(),
             });

@@ -1,0 +1,164 @@
+//! Recovery: PDs killed by fault injection while `wrk` runs come back.
+//!
+//! `tests/systems/recovery.system` is the web node of `microkit.system`
+//! (release kernel, serial console, httpd serving `images/site`, the same
+//! `on_fault` policies) plus the test PD `fault-injector`
+//! (`pds/test/fault-injector`), which asks the monitor to make arpd, stray
+//! and httpd fault, in that order, 6, 9 and 12 s after it starts: the
+//! monitor points the PD's instruction pointer at an unmapped page, so the
+//! PD takes a genuine VM fault. The test boots it in a network namespace
+//! on a TAP device, starts `wrk` against `/index.html`, and for each PD:
+//!
+//! - the monitor reports the fault and restarts it (`restart 1`), and the
+//!   PD's runtime reports back from its event loop; the monitor's line
+//!   says how long after the fault (TSC, the kernel's calibration): that
+//!   recovery time must be at most 100 ms, and is printed;
+//! - the demultiplexer gave it a clean slate (`attached again`);
+//! - it serves again, judged from outside: arpd answers `arping`, stray
+//!   answers `ping`, httpd serves `/` byte for byte to `curl`.
+//!
+//! Then: no other PD faulted or restarted, each target restarted once,
+//! `wrk` made requests throughout (its errors, from the connections httpd
+//! forgot when it restarted, are printed, not judged), and a last `curl`
+//! gets `/` byte for byte.
+
+use super::node::{Netns, NODE_IP, TAP, TOOLS};
+use super::web::{CURL, SERVING};
+use super::{build, Test, LINE_TIMEOUT};
+use crate::harness::deps::{self, Package};
+use crate::harness::kernel::KernelConfig;
+use crate::harness::qemu::{self, Session};
+use anyhow::{ensure, Context, Result};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+pub fn tests() -> Vec<Test> {
+    vec![(
+        "recovery: arpd, stray and httpd killed by fault injection while wrk runs are each back within 100 ms, serving, and no other PD restarts",
+        killed_pds_come_back,
+    )]
+}
+
+const SYSTEM: &str = "tests/systems/recovery.system";
+const WRK: Package = Package { name: "wrk", probe: "wrk" };
+/// The PDs fault-injector kills, in its order.
+const TARGETS: &[&str] = &["arpd", "stray", "httpd"];
+/// The most a PD may take from its fault to its event loop.
+const MAX_RECOVERY_MS: f64 = 100.0;
+
+fn killed_pds_come_back(ws: &Path) -> Result<()> {
+    deps::ensure_packages(TOOLS)?;
+    deps::ensure_packages(&[CURL, WRK])?;
+    let built = build(ws, SYSTEM, KernelConfig::Release)?;
+    let report = std::fs::read_to_string(&built.report)?;
+    ensure!(
+        report.contains("WARNING: TEST SYSTEM: PD 'fault-injector'"),
+        "the report does not warn of fault injection"
+    );
+    let image = crate::harness::site::default_image(ws);
+    crate::harness::site::build(&ws.join("images/site"), &image)?;
+    let index = std::fs::read(ws.join("images/site/index.html"))?;
+    let ns = Netns::new()?;
+    let mut s = ns.boot_with(&built, &qemu::blk_drive(&image, true))?;
+    let result = judge(&ns, &mut s, &index);
+    if result.is_err() {
+        s.print_transcript();
+    }
+    drop(s);
+    drop(ns);
+    result
+}
+
+/// `curl` of `/` in the namespace; fails unless it is `index.html`.
+fn get_index(ns: &Netns, index: &[u8], when: &str) -> Result<()> {
+    let out = ns
+        .command("curl")
+        .args(["-sS", "-m", "20", &format!("http://{NODE_IP}/")])
+        .stdin(Stdio::null())
+        .output()
+        .context("running curl")?;
+    ensure!(out.status.success(), "curl {when}: {}", String::from_utf8_lossy(&out.stderr));
+    ensure!(out.stdout == index, "curl {when}: the body differs from images/site/index.html");
+    Ok(())
+}
+
+/// The number after `key` in `line`, up to the next space.
+fn number_after(line: &str, key: &str) -> Option<f64> {
+    let rest = &line[line.find(key)? + key.len()..];
+    rest.split(|c: char| c == ' ' || c == ')' || c == ',').next()?.parse().ok()
+}
+
+/// Whether `command` succeeds (quietly).
+fn succeeds(mut command: Command) -> Result<bool> {
+    Ok(command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status()?.success())
+}
+
+fn judge(ns: &Netns, s: &mut Session, index: &[u8]) -> Result<()> {
+    s.expect(SERVING, LINE_TIMEOUT).context("booting the node")?;
+    s.seen_or_expect("WARNING: TEST SYSTEM: PD 'fault-injector'", LINE_TIMEOUT)?;
+    get_index(ns, index, "before the faults")?;
+    let wrk = ns
+        .command("wrk")
+        .args(["-t", "1", "-c", "16", "-d", "14s", "--timeout", "5s", &format!("http://{NODE_IP}/index.html")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting wrk")?;
+
+    let mut rows = Vec::new();
+    for target in TARGETS {
+        let fault = s.seen_or_expect(&format!("[monitor] PD '{target}' faulted"), LINE_TIMEOUT)?;
+        ensure!(fault.contains("restarting it (restart 1)"), "{target} not restarted at once: {fault}");
+        let back = s.seen_or_expect(&format!("[monitor] PD '{target}' is back"), LINE_TIMEOUT)?;
+        let recovery = number_after(&back, "event loop ").with_context(|| format!("no recovery time in {back:?}"))?;
+        let init = number_after(&back, "init took ").unwrap_or(f64::NAN);
+        s.seen_or_expect(&format!("{target} attached again (restarted)"), LINE_TIMEOUT)?;
+        let serving = match *target {
+            "arpd" => {
+                let mut c = ns.command("arping");
+                c.args(["-c", "1", "-w", "5", "-I", TAP, NODE_IP]);
+                ("arping answered", succeeds(c)?)
+            }
+            "stray" => {
+                let mut c = ns.command("ping");
+                c.args(["-c", "1", "-W", "5", NODE_IP]);
+                ("ping answered", succeeds(c)?)
+            }
+            _ => ("curl / byte for byte", get_index(ns, index, &format!("after {target}'s restart")).is_ok()),
+        };
+        println!(
+            "   {target:<6} fault -> event loop {recovery:>8.3} ms (its init {init:.3} ms); {}: {}",
+            serving.0,
+            if serving.1 { "yes" } else { "NO" }
+        );
+        rows.push((*target, recovery, serving));
+    }
+
+    let out = wrk.wait_with_output().context("waiting for wrk")?;
+    let report = String::from_utf8_lossy(&out.stdout);
+    let summary: Vec<&str> = report
+        .lines()
+        .filter(|l| l.contains("requests in") || l.contains("Socket errors") || l.contains("Requests/sec"))
+        .map(str::trim)
+        .collect();
+    println!("   wrk meanwhile (16 connections): {}", summary.join("; "));
+    get_index(ns, index, "at the end")?;
+    s.drain(std::time::Duration::from_millis(300), std::time::Duration::from_secs(2));
+
+    for (target, recovery, (what, ok)) in &rows {
+        ensure!(*recovery <= MAX_RECOVERY_MS, "{target} took {recovery:.3} ms, more than {MAX_RECOVERY_MS} ms");
+        ensure!(*ok, "{target} restarted but not serving: {what} failed");
+    }
+    let faults: Vec<&String> =
+        s.transcript.iter().filter(|l| l.contains("faulted") || l.contains("panicked")).collect();
+    for target in TARGETS {
+        let n = faults.iter().filter(|l| l.contains(&format!("PD '{target}' faulted"))).count();
+        ensure!(n == 1, "{target} faulted {n} times");
+    }
+    ensure!(faults.len() == TARGETS.len(), "other PDs faulted: {faults:?}");
+    let backs = s.transcript.iter().filter(|l| l.contains("is back (restart")).count();
+    ensure!(backs == TARGETS.len(), "{backs} restarts reported, expected {}", TARGETS.len());
+    ensure!(report.contains("requests in"), "wrk made no requests: {report}");
+    Ok(())
+}
