@@ -258,6 +258,8 @@ impl<W: Web> Httpd<W> {
                 Ok(Pumped::Refused(e)) => {
                     log!("{e}");
                     log!("not serving: every connection to port {PORT} is refused");
+                    // Up as it can be: the monitor may count it back.
+                    pds_runtime::serving();
                 }
                 Err(e) => {
                     log!("error: the block response queue is corrupt ({e}); no more disk reads");
@@ -298,6 +300,7 @@ impl<W: Web> Httpd<W> {
         if self.server.accepting() {
             self.server.log_serving(&self.node);
         }
+        pds_runtime::serving();
     }
 
     /// Logs what the store found about files.
@@ -324,6 +327,10 @@ impl<W: Web> Httpd<W> {
 }
 
 impl<W: Web> Handler for Httpd<W> {
+    /// httpd serves once it has read and checked the site image, later
+    /// than `init` (`booted`).
+    const SERVING_AFTER_INIT: bool = false;
+
     fn init() -> Self {
         let net = match NetClient::new() {
             Ok(net) => net,

@@ -113,7 +113,11 @@ impl Arpd {
     }
 
     /// Asks arpd for `ip`'s MAC. A refused call (which a client with
-    /// `arp="true"` never gets) reads as [`Resolution::Failed`].
+    /// `arp="true"` never gets) reads as [`Resolution::Failed`], and so
+    /// does the answer of an arpd restarted during the call
+    /// (`pds_boot_spec::monitor_protocol::LABEL_SERVER_RESTARTED`): the
+    /// caller retries later, as after any failure, and the restarted arpd
+    /// resolves afresh.
     pub fn resolve(self, ip: Ipv4Address) -> Resolution {
         set_mr(0, u64::from(ip.to_u32()));
         let reply = self.0.pp_call(msginfo(RESOLVE, 1));
@@ -161,6 +165,8 @@ mod tests {
             assert!(labels[i + 1..].iter().all(|b| b != a));
         }
         assert_eq!(Resolution::from_reply(ERR_BAD_REQUEST, 0), None);
+        // A restarted arpd's answer to the call its predecessor died in.
+        assert_eq!(Resolution::from_reply(0xF_FFF0, 0), None);
     }
 
     #[test]

@@ -109,8 +109,8 @@ enum Life {
     Running,
     /// Stopped after a fault, for good or until `restart_at` (TSC).
     Stopped { restart_at: Option<u64>, restart: u32, fault_at: u64 },
-    /// Restarted (its threads at their entry), its runtime not yet back
-    /// in its event loop.
+    /// Restarted (its threads at their entry), not yet serving (its
+    /// runtime has not sent `LABEL_RESTARTED`).
     Restarting { restart: u32, fault_at: u64, started_at: u64 },
 }
 
@@ -277,12 +277,13 @@ impl<'a> Monitor<'a> {
         }
     }
 
-    /// A restarted PD's runtime is back in its event loop.
+    /// A restarted PD serves again (its runtime says so: `init` returned,
+    /// or the PD called `pds_runtime::serving`).
     fn back(&mut self, pd: usize) {
         let now = init::cycles();
         if let Life::Restarting { restart, fault_at, started_at } = self.life[pd] {
             log!(
-                "PD '{}' is back (restart {restart}): in its event loop {} after its fault, init took {} (t={})",
+                "PD '{}' is back (restart {restart}): serving {} after its fault, {} after its restart (t={})",
                 self.spec.pds[pd].name,
                 Millis(now.saturating_sub(fault_at) / self.mhz),
                 Millis(now.saturating_sub(started_at) / self.mhz),

@@ -20,7 +20,8 @@ const IN_CALL: u64 = 1;
 /// boot). After a restart (`pds_boot_spec::monitor_protocol`), the
 /// runtime first answers the protected call its predecessor died
 /// serving, if any, with `LABEL_SERVER_RESTARTED`, and once `init` is
-/// done tells the monitor it is back. From the receipt of a protected
+/// done tells the monitor it is back ([`crate::serving`]; later for a PD
+/// whose `Handler::SERVING_AFTER_INIT` is false). From the receipt of a protected
 /// call until its reply is sent, the IPC buffer's `userData` word is 1.
 pub fn run<H: Handler>(restarts: u64) -> ! {
     set_restarts(restarts);
@@ -29,8 +30,8 @@ pub fn run<H: Handler>(restarts: u64) -> ! {
     }
     sel4::set_user_data(0);
     let mut handler = H::init();
-    if restarts > 0 {
-        sel4::send(cspace::FAULT_EP, crate::msginfo(monitor_protocol::LABEL_RESTARTED, 0));
+    if H::SERVING_AFTER_INIT {
+        crate::serving();
     }
     let mut reply = None;
     loop {

@@ -40,7 +40,7 @@ pub use event_loop::run;
 #[doc(hidden)]
 pub use pd::report_panic;
 #[cfg(feature = "pd")]
-pub use pd::{name, restarts, Channel, ChannelSet, Child};
+pub use pd::{name, restarts, serving, Channel, ChannelSet, Child};
 pub use pds_boot_spec::channel_names::ChannelUse;
 pub use pds_boot_spec::setvar_needs::SetvarNeed;
 pub use sel4::{get_mr, set_mr, Fault, MessageInfo};
@@ -56,6 +56,12 @@ pub fn msginfo(label: u64, count: u64) -> MessageInfo {
 /// only the events it expects.
 #[cfg(feature = "pd")]
 pub trait Handler: Sized {
+    /// Whether the PD serves once `init` returns. After a restart the
+    /// runtime then tells the monitor the PD is back as `init` returns; a
+    /// PD that serves only later (httpd, once it has read its site image)
+    /// sets this `false` and calls [`serving`] when it does.
+    const SERVING_AFTER_INIT: bool = true;
+
     /// Runs once, before any event is delivered.
     fn init() -> Self;
 

@@ -4,7 +4,7 @@
 use crate::log;
 use core::cell::UnsafeCell;
 use core::fmt;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use pds_boot_spec::{badge, cspace, PD_NAME_LEN};
 
 /// Bytes patched by the builder, `[u8; PD_NAME_LEN]`, NUL padded. The
@@ -70,6 +70,20 @@ pub fn restarts() -> u64 {
 
 pub(crate) fn set_restarts(n: u64) {
     RESTARTS.store(n, Ordering::Relaxed);
+}
+
+/// Whether [`serving`] has told the monitor.
+static SERVING_REPORTED: AtomicBool = AtomicBool::new(false);
+
+/// Tells the monitor that this PD, restarted after a fault, serves again
+/// (`pds_boot_spec::monitor_protocol::LABEL_RESTARTED`): the monitor logs
+/// how long after the fault. Once per life; nothing at boot. The runtime
+/// calls it when `init` returns unless the handler's
+/// `SERVING_AFTER_INIT` is false.
+pub fn serving() {
+    if restarts() > 0 && !SERVING_REPORTED.swap(true, Ordering::Relaxed) {
+        sel4::send(cspace::FAULT_EP, crate::msginfo(pds_boot_spec::monitor_protocol::LABEL_RESTARTED, 0));
+    }
 }
 
 /// Signals to send when the current event has been handled.

@@ -1,5 +1,10 @@
 //! Recovery: PDs killed by fault injection while `wrk` runs come back.
 //!
+//! `tests/systems/restart.system` first: a server restarted in the middle
+//! of a protected call answers the caller with the error label
+//! `LABEL_SERVER_RESTARTED` instead of leaving it blocked, and its memory
+//! is its image's again (a `.bss` counter and a `.data` word).
+//!
 //! `tests/systems/recovery.system` is the web node of `microkit.system`
 //! (release kernel, serial console, httpd serving `images/site`, the same
 //! `on_fault` policies) plus the test PD `fault-injector`
@@ -10,8 +15,10 @@
 //! on a TAP device, starts `wrk` against `/index.html`, and for each PD:
 //!
 //! - the monitor reports the fault and restarts it (`restart 1`), and the
-//!   PD's runtime reports back from its event loop; the monitor's line
-//!   says how long after the fault (TSC, the kernel's calibration): that
+//!   PD reports that it serves again (arpd and stray when their `init`
+//!   returns, httpd once it has read its site image and accepts
+//!   connections: `pds_runtime::serving`); the monitor's line says how
+//!   long after the fault (its TSC, the kernel's calibration): that
 //!   recovery time must be at most 100 ms, and is printed;
 //! - the demultiplexer gave it a clean slate (`attached again`);
 //! - it serves again, judged from outside: arpd answers `arping`, stray
@@ -24,7 +31,7 @@
 
 use super::node::{Netns, NODE_IP, TAP, TOOLS};
 use super::web::{CURL, SERVING};
-use super::{build, Test, LINE_TIMEOUT};
+use super::{boot_and_check, build, Test, KERNEL_CONSOLE, LINE_TIMEOUT};
 use crate::harness::deps::{self, Package};
 use crate::harness::kernel::KernelConfig;
 use crate::harness::qemu::{self, Session};
@@ -33,10 +40,39 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 pub fn tests() -> Vec<Test> {
-    vec![(
-        "recovery: arpd, stray and httpd killed by fault injection while wrk runs are each back within 100 ms, serving, and no other PD restarts",
-        killed_pds_come_back,
-    )]
+    vec![
+        (
+            "recovery: a server restarted in the middle of a protected call answers that call with an error and comes back with its memory as in its image",
+            dying_call_answered,
+        ),
+        (
+            "recovery: arpd, stray and httpd killed by fault injection while wrk runs are each back within 100 ms, serving, and no other PD restarts",
+            killed_pds_come_back,
+        ),
+    ]
+}
+
+/// `tests/systems/restart.system`: call-client calls call-server twice,
+/// has it fault in the middle of a third call, and calls once more. The
+/// dying call must be answered `LABEL_SERVER_RESTARTED` (0xffff0), and the
+/// restarted server's `.bss` counter and `.data` word must be as in its
+/// image again.
+fn dying_call_answered(ws: &Path) -> Result<()> {
+    let built = build(ws, "tests/systems/restart.system", KERNEL_CONSOLE)?;
+    boot_and_check(&built, |s| {
+        s.expect("[call-client] count: (0, 1, 24301) then (0, 2, 24302)", LINE_TIMEOUT)?;
+        let fault = s.expect("[monitor] PD 'call-server' faulted", LINE_TIMEOUT)?.0;
+        ensure!(fault.contains("restarting it (restart 1)"), "not restarted: {fault}");
+        s.seen_or_expect("[call-server] init (restart 1): 0 calls served, data 0x5eed", LINE_TIMEOUT)?;
+        s.seen_or_expect("[monitor] PD 'call-server' is back (restart 1)", LINE_TIMEOUT)?;
+        s.seen_or_expect(
+            "[call-client] the dying call answered label 0xffff0: the server restarted: ok",
+            LINE_TIMEOUT,
+        )?;
+        s.seen_or_expect("[call-client] count after the restart: (0, 1, 24301)", LINE_TIMEOUT)?;
+        s.seen_or_expect("[call-client] done", LINE_TIMEOUT)?;
+        Ok(())
+    })
 }
 
 const SYSTEM: &str = "tests/systems/recovery.system";
@@ -61,7 +97,7 @@ fn killed_pds_come_back(ws: &Path) -> Result<()> {
     let ns = Netns::new()?;
     let mut s = ns.boot_with(&built, &qemu::blk_drive(&image, true))?;
     let result = judge(&ns, &mut s, &index);
-    if result.is_err() {
+    if result.is_err() || std::env::var_os("RECOVERY_TRANSCRIPT").is_some() {
         s.print_transcript();
     }
     drop(s);
@@ -111,8 +147,8 @@ fn judge(ns: &Netns, s: &mut Session, index: &[u8]) -> Result<()> {
         let fault = s.seen_or_expect(&format!("[monitor] PD '{target}' faulted"), LINE_TIMEOUT)?;
         ensure!(fault.contains("restarting it (restart 1)"), "{target} not restarted at once: {fault}");
         let back = s.seen_or_expect(&format!("[monitor] PD '{target}' is back"), LINE_TIMEOUT)?;
-        let recovery = number_after(&back, "event loop ").with_context(|| format!("no recovery time in {back:?}"))?;
-        let init = number_after(&back, "init took ").unwrap_or(f64::NAN);
+        let recovery = number_after(&back, "serving ").with_context(|| format!("no recovery time in {back:?}"))?;
+        let init = number_after(&back, "fault, ").unwrap_or(f64::NAN);
         s.seen_or_expect(&format!("{target} attached again (restarted)"), LINE_TIMEOUT)?;
         let serving = match *target {
             "arpd" => {
@@ -128,7 +164,7 @@ fn judge(ns: &Netns, s: &mut Session, index: &[u8]) -> Result<()> {
             _ => ("curl / byte for byte", get_index(ns, index, &format!("after {target}'s restart")).is_ok()),
         };
         println!(
-            "   {target:<6} fault -> event loop {recovery:>8.3} ms (its init {init:.3} ms); {}: {}",
+            "   {target:<6} fault -> serving {recovery:>8.3} ms (restart -> serving {init:.3} ms); {}: {}",
             serving.0,
             if serving.1 { "yes" } else { "NO" }
         );

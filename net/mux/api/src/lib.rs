@@ -714,3 +714,31 @@ mod tests {
         assert_eq!(std::format!("{}", MuxError::BadRequest), "bad request (error 100)");
     }
 }
+
+#[cfg(test)]
+mod attach_tests {
+    use super::*;
+
+    #[test]
+    fn attach_is_label_5_without_registers_and_answers_like_node() {
+        let message = Request::Attach.encode();
+        assert_eq!((message.label(), message.words().len()), (label::ATTACH, 0));
+        assert_eq!(Request::decode(label::ATTACH, &[]), Ok(Request::Attach));
+        let node = NodeInfo {
+            mac: [2, 0, 0, 0, 0, 1],
+            address: NodeAddress { ipv4: Ipv4Address::new(10, 0, 2, 15), prefix_len: 24, gateway: None },
+            offloads: OFFLOAD_TSO4,
+        };
+        let reply = encode_reply(&Ok(Reply::Node(node)));
+        assert_eq!(Request::Attach.decode_reply(&reply), Ok(Reply::Node(node)));
+    }
+
+    #[test]
+    fn a_restarted_demultiplexers_error_reply_is_its_own_error_for_every_call() {
+        let reply: ReplyMessage = Message::new(LABEL_SERVER_RESTARTED);
+        for request in [Request::Stats, Request::Node, Request::Attach, Request::Remove(FilterId::from_raw(1))] {
+            assert_eq!(request.decode_reply(&reply), Err(MuxError::ServerRestarted), "{request:?}");
+        }
+        assert_eq!(encode_reply(&Err(MuxError::ServerRestarted)).label(), LABEL_SERVER_RESTARTED);
+    }
+}

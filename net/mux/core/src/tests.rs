@@ -262,9 +262,23 @@ struct SimClient {
     rx_data: Region,
     tx_data: Region,
     tx_active_region: *mut u8,
+    /// rx_free, rx_active, tx_free, tx_active.
+    queue_regions: [*mut u8; 4],
 }
 
 impl SimClient {
+    /// New handles over the same regions, as a restarted client makes
+    /// them (reading the indices the regions hold).
+    fn reopen(&mut self) {
+        let [rx_free, rx_active, tx_free, tx_active] = self.queue_regions;
+        // SAFETY: as in `client_pair`; the old handles are replaced, so
+        // each region still has one handle on this side.
+        unsafe {
+            self.rx = ReceiverQueues::new(rx_free, rx_active, RX_DATA_SIZE);
+            self.tx = SenderQueues::new(tx_free, tx_active, TX_SPACE_LEN);
+        }
+    }
+
     /// Lends receive buffers `first..first + count`.
     fn lend(&mut self, first: usize, count: usize) {
         for i in first..first + count {
@@ -427,6 +441,7 @@ fn client_pair() -> (ClientPort<'static, Region>, SimClient) {
                 rx_data,
                 tx_data,
                 tx_active_region: tx_active,
+                queue_regions: [rx_free, rx_active, tx_free, tx_active],
             },
         )
     }
@@ -1877,4 +1892,69 @@ fn an_unreachable_quoting_a_datagram_whose_partial_checksum_was_completed_is_an_
     node.clients[STRAY].send(0, &unreachable);
     node.handle();
     assert_eq!(node.driver.sent(), [unreachable]);
+}
+
+// --- Attach (a restarted client) ---------------------------------------------
+
+/// A client's first Attach (at boot) changes nothing; a later one (after
+/// a restart) removes its run-time filters and keeps its boot claims,
+/// empties its four queues (queued frames and lent buffers dropped,
+/// frames not taken dropped), forgets its in-place frames at the driver
+/// (their slots still come back, their descriptors not), logs what it
+/// did, and leaves the other clients alone.
+#[test]
+fn a_restarted_client_attaches_again_to_a_clean_slate() {
+    let mut node = Node::new();
+    let ok = |r: Result<Reply, MuxError>| assert!(matches!(r, Ok(Reply::Node(_))), "{r:?}");
+    for client in 0..4 {
+        ok(node.call(client, Request::Attach));
+    }
+    assert!(!node.logged("attached again"));
+    assert_eq!(node.mux.table().filters().count(), 3);
+
+    // Web's past life: an extra filter, an in-place frame at the driver, a
+    // frame queued for it, and a frame it queued that is not taken yet.
+    node.install(WEB, "tcp dst 8080", FilterKind::Exclusive).unwrap();
+    let reply = web_reply(1000);
+    let data = reply.len() - TCP_HEADERS;
+    node.clients[WEB].tx_data.put(0, &reply[..TCP_HEADERS]);
+    node.clients[WEB].send_descs(&[header_desc(0, TCP_HEADERS, 7), files_desc(0x1234, data, 8)]);
+    node.handle();
+    let in_place = node.driver.take_sent();
+    assert_eq!(in_place.len(), 1);
+    node.wire(&[&inbound(6, &tcp(40000, 80, 0x18, b"GET / HTTP/1.1\r\n\r\n"))]);
+    node.clients[WEB].send(0, &reply[..TCP_HEADERS]);
+    let free_slots = node.mux.free_tx_slots();
+
+    ok(node.call(WEB, Request::Attach));
+    assert!(node.logged(
+        "client 2 web attached again (restarted): its queues emptied, 2 filters removed and its boot claims installed again, 1 of its frames at the driver forgotten"
+    ));
+    let web_filters: Vec<Filter> =
+        node.mux.table().filters().filter(|f| f.owner.index() == WEB).map(|f| f.filter).collect();
+    assert_eq!(web_filters, [filter("tcp dst 80")]);
+
+    // The restarted client's fresh handles see empty queues.
+    let web = &mut node.clients[WEB];
+    web.reopen();
+    assert!(web.rx.active.dequeue().unwrap().is_none(), "the frame queued for it is dropped");
+    assert!(web.tx.free.dequeue().unwrap().is_none());
+    node.handle();
+    assert!(node.driver.take_sent().is_empty(), "the frame it had not had taken is dropped");
+    // The driver returns the in-place frame: the slot is free again, and
+    // nothing goes to the client.
+    node.driver.give_back(&in_place[0]);
+    node.handle();
+    assert_eq!(node.mux.free_tx_slots(), free_slots + 1);
+    assert!(node.clients[WEB].returned().is_empty());
+
+    // It starts over as at boot: lends buffers, receives, sends.
+    node.clients[WEB].lend(0, 16);
+    node.wire(&[&inbound(6, &tcp(40000, 80, 0x18, b"again"))]);
+    assert_eq!(node.clients[WEB].received().len(), 1);
+    node.clients[WEB].send(0, &reply[..TCP_HEADERS]);
+    assert_eq!(node.drive(), 1);
+    // The others were not touched: arpd still gets ARP.
+    node.wire(&[&arp(1, PEER_MAC, PEER, US)]);
+    assert_eq!(node.clients[ARPD].received().len(), 1);
 }
