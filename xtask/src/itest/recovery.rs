@@ -121,7 +121,7 @@ fn get_index(ns: &Netns, index: &[u8], when: &str) -> Result<()> {
 /// The number after `key` in `line`, up to the next space.
 fn number_after(line: &str, key: &str) -> Option<f64> {
     let rest = &line[line.find(key)? + key.len()..];
-    rest.split(|c: char| c == ' ' || c == ')' || c == ',').next()?.parse().ok()
+    rest.split([' ', ')', ',']).next()?.parse().ok()
 }
 
 /// Whether `command` succeeds (quietly).
