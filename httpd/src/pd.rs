@@ -44,7 +44,7 @@ use httpd_core::device::DeviceCounters;
 use httpd_core::device::{Link, Neighbours, NoBuffer, Resolution, MAX_FRAME};
 use httpd_core::inplace::InPlaceList;
 use httpd_core::site::{CacheRegion, ImageStore, Notice, Pumped};
-use lib_blk_protocol::{Info, RequestProducer, ResponseConsumer};
+use lib_blk_protocol::{ClientSync, Info, RequestProducer, ResponseConsumer, SyncPoll};
 use net_arp_table::{Table, TableReader};
 use net_client::{Alarm, ChangeReport, NetClient, TxOffload};
 use net_config::{Ipv4Address, NodeAddress, ARP_TABLE_VADDR, CLIENT_ARPD_CHANNEL};
@@ -144,6 +144,8 @@ struct Blk {
     requests: RequestProducer<'static>,
     responses: ResponseConsumer<'static>,
     info: &'static Info,
+    /// Whose the queues are, across restarts of either side.
+    sync: ClientSync,
     /// The response queue was found corrupt (logged once).
     broken: bool,
 }
@@ -251,6 +253,34 @@ impl<W: Web> Httpd<W> {
             return;
         }
         loop {
+            // Whose are the queues (lib-blk-protocol, "Starting over")?
+            match self.blk.sync.poll(self.blk.info, &mut self.blk.requests, &mut self.blk.responses) {
+                Ok(SyncPoll::Synced) => {}
+                Ok(SyncPoll::DriverRestarted) => {
+                    let lost = self.store.driver_restarted();
+                    log!("the block driver restarted: {lost} requests in flight lost (their loads failed); syncing");
+                    continue;
+                }
+                Ok(SyncPoll::Pending { sent }) => {
+                    if sent && self.blk.requests.should_signal() {
+                        BLK.get().notify();
+                    }
+                    match self.blk.responses.request_signal_if_empty() {
+                        Ok(false) => continue,
+                        Ok(true) => return,
+                        Err(e) => {
+                            log!("error: the block response queue is corrupt ({e}); no more disk reads");
+                            self.blk.broken = true;
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    log!("error: the block response queue is corrupt ({e}); no more disk reads");
+                    self.blk.broken = true;
+                    return;
+                }
+            }
             let sent = self.store.requests_sent();
             match self.store.pump(self.blk.info.get(), &mut self.blk.requests, &mut self.blk.responses) {
                 Ok(Pumped::Nothing) => {}
@@ -380,7 +410,8 @@ impl<W: Web> Handler for Httpd<W> {
         };
         server.log_pool(size, cache_size);
         let store = ImageStore::new(PdRegion { base: cache_base as usize, size: cache_size as usize });
-        let blk = Blk { requests, responses, info, broken: false };
+        let sync = ClientSync::new(pds_runtime::restarts() as u32);
+        let blk = Blk { requests, responses, info, sync, broken: false };
         let mut httpd =
             Httpd { server, store, blk, node, alarm: Alarm::new(), report: ChangeReport::new(W::Counters::default()) };
         httpd.run();

@@ -152,10 +152,22 @@ fn start() -> Option<Running> {
         window.end,
         window.sectors() * SECTOR_SIZE as u64 / 1024,
     );
+    // This life of the driver (lib-blk-protocol, "Starting over"): one
+    // more than the last the region holds (0 in a fresh region). After a
+    // restart the device was reset above (nothing of the previous life is
+    // in flight) and the client's requests count from its Sync.
+    let epoch = info.epoch().wrapping_add(1);
     let mut running = Running { transport, device, notifier, requests, responses, logged: Stats::default() };
+    if pds_runtime::restarts() > 0 {
+        running.device.restarted(epoch);
+        // The previous life may have died with the interrupt taken and
+        // not acknowledged: the line would stay masked.
+        DEVICE_IRQ.get().irq_ack();
+        log!("restarted (life {epoch}): the device was reset; requests up to the client's Sync are dropped");
+    }
     // Ask for the client's first signal before telling it the disk is ready.
     running.service();
-    info.publish(disk, window);
+    info.publish(disk, window, epoch);
     CLIENT.get().notify();
     Some(running)
 }
@@ -184,6 +196,9 @@ impl Running {
                     stats.outside_window
                 );
             }
+        }
+        if stats.dropped_after_restart != self.logged.dropped_after_restart && self.device.synced() {
+            log!("the client synced: {} requests of its earlier view dropped", stats.dropped_after_restart);
         }
         let trouble = |s: &Stats| s.device_errors + s.bogus_completions + s.lost_responses + s.corrupt_queue;
         if trouble(&stats) != trouble(&self.logged) {

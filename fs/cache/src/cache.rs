@@ -9,8 +9,11 @@ use lib_blk_protocol::{Request, Response, Status, QUEUE_CAPACITY, SECTOR_SIZE};
 const NO_SLOT: u16 = u16::MAX;
 /// Low bits of a request id: the in-flight table index.
 const FLIGHT_BITS: u32 = 8;
-/// The rest: the index's generation, so that stale ids are recognised.
-const GEN_MASK: u32 = u32::MAX >> FLIGHT_BITS;
+/// The rest: the index's generation, so that stale ids are recognised;
+/// 20 bits, which keeps every id below `lib_blk_protocol::SYNC_MARK` (the
+/// ids of a client's Syncs).
+const GEN_MASK: u32 = u32::MAX >> (FLIGHT_BITS + 4);
+const _: () = assert!((GEN_MASK << FLIGHT_BITS | ((1 << FLIGHT_BITS) - 1)) < lib_blk_protocol::SYNC_MARK);
 /// Mark of an empty file whose record does not match empty content.
 const EMPTY_CORRUPT: u64 = u64::MAX;
 
@@ -630,6 +633,25 @@ impl<'h, const GROUPS: usize, const INFLIGHT: usize, const FILES: usize> Cache<'
             return Some(Request::read(id, sector, count as u32, offset));
         }
         None
+    }
+
+    /// Answers every request in flight as failed ([`Status::IoError`]),
+    /// through [`complete`](Self::complete), calling `on` with each
+    /// completion: for requests the driver will never answer because it
+    /// was restarted (`lib_blk_protocol`, "Starting over"). The loads they
+    /// belong to fail (their waiters get the error, their arena space is
+    /// freed) and load again at the next open. Returns how many.
+    pub fn fail_in_flight(&mut self, mut on: impl FnMut(Completion)) -> usize {
+        let mut failed = 0;
+        for index in 0..INFLIGHT {
+            let flight = self.flights[index];
+            if flight.active {
+                let id = flight.gen << FLIGHT_BITS | index as u32;
+                on(self.complete(Response::new(id, Status::IoError)));
+                failed += 1;
+            }
+        }
+        failed
     }
 
     /// Takes the driver's answer to a request (in any order). When the

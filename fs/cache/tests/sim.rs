@@ -417,6 +417,33 @@ fn failed_reads_tell_the_waiters_then_retry() {
     assert_eq!(sim.cache.stats().failed_loads, 1);
 }
 
+/// A restarted block driver never answers what was in flight: the cache
+/// fails those loads itself, once each, tells their waiters, and the next
+/// open reads the file again.
+#[test]
+fn requests_lost_with_a_restarted_driver_fail_their_loads_then_retry() {
+    let s = generated("lost", 4, 2, 2, 10_000, 5, 50_000);
+    let mut region = region_of(4 << 20);
+    let mut sim = Sim::new(&mut region, Disk::new(&s.image, 16, 4 << 20, 11));
+    let file = sim.file("/data/file1.bin");
+    let Open::Loading(ticket) = sim.cache.open(&file, sim.arena) else { panic!() };
+    sim.pump();
+    let lost = sim.disk.pending.len();
+    assert!(lost > 0);
+    assert_eq!(sim.cache.in_flight(), lost);
+    // The driver restarts: its requests are gone.
+    sim.disk.pending.clear();
+    let mut failed = Vec::new();
+    assert_eq!(sim.cache.fail_in_flight(|c| failed.push(c)), lost);
+    assert_eq!(failed.iter().filter(|c| **c == Completion::Failed(ticket)).count(), 1, "the load fails once");
+    assert!(sim.cache.is_idle());
+    assert_eq!(sim.cache.fail_in_flight(|_| panic!("nothing left")), 0);
+    assert!(matches!(sim.cache.open(&file, sim.arena), Open::IoError { status: 1 }));
+    let Open::Ready(r) = sim.open_wait("/data/file1.bin") else { panic!("a new open must read again") };
+    assert_eq!(sim.bytes(&r), &s.files["/data/file1.bin"][..]);
+    assert!(sim.cache.release(r.pin));
+}
+
 #[test]
 fn a_waiter_that_left_is_not_told_of_the_failure_meant_for_it() {
     let s = generated("abandon", 4, 2, 2, 10_000, 5, 50_000);

@@ -334,6 +334,28 @@ impl<'h, R: CacheRegion<'h>> ImageStore<'h, R> {
             }
         }
     }
+
+    /// The block driver was restarted (`lib_blk_protocol`, "Starting
+    /// over"): what was in flight will never be answered. A boot in
+    /// progress starts again (its requests are sent anew once the client
+    /// has synced); in a booted cache the loads in flight fail
+    /// ([`Cache::fail_in_flight`](fs_cache::Cache::fail_in_flight): their
+    /// waiters get the error, the next open reads again). Returns how many
+    /// requests were lost.
+    pub fn driver_restarted(&mut self) -> usize {
+        if self.boot.take().is_some() {
+            return 0;
+        }
+        let Some(cache) = &mut self.cache else { return 0 };
+        let (completed, done, events) = (&mut self.completed, &mut self.done, &mut self.events);
+        cache.fail_in_flight(|c| {
+            if let Completion::Loaded(ticket) | Completion::Failed(ticket) = c {
+                completed[(*done % DONE_RING as u64) as usize] = Some(ticket);
+                *done += 1;
+                *events += 1;
+            }
+        })
+    }
 }
 
 /// The value of the `ETag` field in stored header fields.

@@ -82,11 +82,48 @@
 //! The driver fills in [`Info`] once its device is ready, sets
 //! [`Info::ready`] last, and then notifies the client. A client that finds
 //! `ready` unset in its `init` waits for that notification.
+//!
+//! # Starting over
+//!
+//! Either side may be restarted by the monitor (its memory reset to its
+//! image; the shared regions keep what they held). The queues keep
+//! working across a restart (each side's handles carry on from the
+//! indices in the regions, `lib-queue`), so what must be settled is which
+//! requests and responses belong to which life, and when the device has
+//! stopped writing into buffers a previous life asked it to fill.
+//!
+//! - [`Op::Sync`] is a barrier: the driver answers it (`Ok`, its `id`)
+//!   only once every request it took before it has been answered, and
+//!   takes no request after it until then. Once its answer arrives the
+//!   device writes into no buffer of an earlier request.
+//! - `epoch` in [`Info`] counts the driver's lives: 1 at boot, one more at
+//!   each restart. A restarted driver resets the device (which drops what
+//!   was in flight: no more DMA, no answers), then takes no request but a
+//!   Sync whose `id` ends in its `epoch` (low 16 bits, [`sync_id`]):
+//!   everything before it in the request queue belongs to the client's
+//!   previous view of the driver and is dropped unanswered.
+//! - A client syncs ([`ClientSync`]) when it starts (at boot, and after its
+//!   own restart) and whenever it sees `epoch` change: it enqueues a Sync
+//!   with an `id` from [`sync_id`] (its own life in the high bits, so a
+//!   Sync of its previous life cannot be taken for its own) and discards
+//!   every response until the Sync's. When the driver restarted, the
+//!   client first answers its own requests in flight as failed (they
+//!   are lost), and may send them again.
+//!
+//! A client restarted while its predecessor had requests in flight thus
+//! never mistakes their answers for its own, and never hands out a buffer
+//! the device still fills; a client of a restarted driver gets no answer
+//! to a lost request, and knows which were lost. A client that never
+//! syncs works as before with a driver that is never restarted (the first
+//! life of a driver takes requests without a Sync).
 #![no_std]
 
 pub mod queue;
+mod sync;
 #[cfg(test)]
 mod tests;
+
+pub use sync::{is_sync_for, sync_id, ClientSync, SyncPoll, SYNC_MARK};
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -131,6 +168,10 @@ pub enum Op {
     Write = 1,
     /// Make every completed write durable.
     Flush = 2,
+    /// A barrier ("Starting over" in the crate docs): answered `Ok` once
+    /// every request taken before it has been answered; ignores `sector`,
+    /// `count` and `offset`.
+    Sync = 3,
 }
 
 impl Op {
@@ -140,6 +181,7 @@ impl Op {
             0 => Some(Op::Read),
             1 => Some(Op::Write),
             2 => Some(Op::Flush),
+            3 => Some(Op::Sync),
             _ => None,
         }
     }
@@ -178,6 +220,11 @@ impl Request {
     /// Makes every write answered so far durable.
     pub const fn flush(id: u32) -> Request {
         Request { op: Op::Flush as u32, count: 0, sector: 0, offset: 0, id }
+    }
+
+    /// A barrier: answered once everything taken before it is.
+    pub const fn sync(id: u32) -> Request {
+        Request { op: Op::Sync as u32, count: 0, sector: 0, offset: 0, id }
     }
 
     /// Bytes the request transfers.
@@ -261,6 +308,7 @@ impl Response {
 /// | 16     | 4    | `max_request_sectors` |
 /// | 24     | 8    | `window_start` (first sector of the [`Window`]) |
 /// | 32     | 8    | `window_end` (one past its last sector) |
+/// | 40     | 4    | `epoch`: the driver's life, 1 at boot, one more at each restart |
 #[repr(C)]
 pub struct Info {
     ready: AtomicU32,
@@ -269,6 +317,7 @@ pub struct Info {
     max_request_sectors: AtomicU32,
     window_start: AtomicU64,
     window_end: AtomicU64,
+    epoch: AtomicU32,
 }
 
 /// The sectors a client may read and write: `start..end` (`end`
@@ -338,13 +387,20 @@ impl Info {
     /// Driver: writes the fields and the client's window, then sets
     /// `ready` (with `Release`, so a client that sees `ready` sees the
     /// fields).
-    pub fn publish(&self, disk: DiskInfo, window: Window) {
+    pub fn publish(&self, disk: DiskInfo, window: Window, epoch: u32) {
+        self.epoch.store(epoch, Ordering::Relaxed);
         self.capacity.store(disk.capacity, Ordering::Relaxed);
         self.read_only.store(u32::from(disk.read_only), Ordering::Relaxed);
         self.max_request_sectors.store(disk.max_request_sectors, Ordering::Relaxed);
         self.window_start.store(window.start, Ordering::Relaxed);
         self.window_end.store(window.end, Ordering::Relaxed);
         self.ready.store(1, Ordering::Release);
+    }
+
+    /// The driver's life (`epoch`) as the region holds it: a driver reads
+    /// its predecessor's at start and publishes one more.
+    pub fn epoch(&self) -> u32 {
+        self.epoch.load(Ordering::Acquire)
     }
 
     /// Client: the sectors it may read and write, or `None` until the

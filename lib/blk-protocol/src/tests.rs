@@ -85,7 +85,8 @@ fn info_is_invisible_until_published() {
     assert_eq!(info.window(), None);
     let disk = DiskInfo { capacity: 16384, read_only: false, max_request_sectors: 256 };
     let window = Window { start: 2048, end: 8192 };
-    info.publish(disk, window);
+    info.publish(disk, window, 1);
+    assert_eq!(info.epoch(), 1);
     assert_eq!(info.get(), Some(disk));
     assert_eq!(info.window(), Some(window));
 }
@@ -118,10 +119,10 @@ fn a_window_is_clipped_to_the_disk() {
 
 #[test]
 fn codes_round_trip() {
-    for op in [Op::Read, Op::Write, Op::Flush] {
+    for op in [Op::Read, Op::Write, Op::Flush, Op::Sync] {
         assert_eq!(Op::from_code(op as u32), Some(op));
     }
-    assert_eq!(Op::from_code(3), None);
+    assert_eq!(Op::from_code(4), None);
     for code in 0..8 {
         assert_eq!(Status::from_code(code).map(|s| s as u32), Some(code));
     }
@@ -146,4 +147,125 @@ fn responses_carry_every_status_by_its_code() {
         assert_eq!(response.status(), Some(status));
     }
     assert_eq!(Response { id: 7, status: all.len() as u32 }.status(), None);
+}
+
+// --- Starting over -----------------------------------------------------------
+
+/// A client's queues and the driver's ends of them, over host memory.
+struct Link {
+    _mem: [Box<Region>; 3],
+    info: &'static Info,
+    client_requests: RequestProducer<'static>,
+    client_responses: ResponseConsumer<'static>,
+    driver_requests: RequestConsumer<'static>,
+    driver_responses: ResponseProducer<'static>,
+}
+
+fn link() -> Link {
+    let mut mem = [region(), region(), region()];
+    let (req, resp, info) = (mem[0].0.as_mut_ptr(), mem[1].0.as_mut_ptr(), mem[2].0.as_mut_ptr());
+    // SAFETY: the boxes live in the Link as long as the handles (their
+    // contents never move), and each region has one handle per side.
+    unsafe {
+        Link {
+            info: &*(Info::at(info) as *const Info),
+            client_requests: RequestProducer::new(req),
+            client_responses: ResponseConsumer::new(resp, ()),
+            driver_requests: RequestConsumer::new(req, ()),
+            driver_responses: ResponseProducer::new(resp),
+            _mem: mem,
+        }
+    }
+}
+
+const DISK: DiskInfo = DiskInfo { capacity: 1 << 20, read_only: true, max_request_sectors: 256 };
+const WHOLE: Window = Window { start: 0, end: 1 << 20 };
+
+#[test]
+fn sync_ids_carry_both_lives_and_only_match_their_epoch() {
+    assert_eq!(sync_id(3, 2), 0xF003_0002);
+    assert!(is_sync_for(sync_id(3, 2), 2));
+    assert!(is_sync_for(sync_id(0, 0x1_0002), 2), "16 bits of the epoch");
+    assert!(!is_sync_for(sync_id(3, 2), 3));
+    assert!(!is_sync_for(2, 2), "not a sync id");
+}
+
+#[test]
+fn a_restarted_client_discards_its_predecessors_answers_until_its_sync() {
+    let mut l = link();
+    let mut sync = ClientSync::new(1);
+    // Not ready: nothing sent.
+    assert_eq!(
+        sync.poll(l.info, &mut l.client_requests, &mut l.client_responses),
+        Ok(SyncPoll::Pending { sent: false })
+    );
+    l.info.publish(DISK, WHOLE, 1);
+    // The predecessor's requests 7 and 8 are in flight at the driver.
+    l.client_requests.enqueue(Request::read(7, 0, 8, 0)).unwrap();
+    l.client_requests.enqueue(Request::read(8, 8, 8, 4096)).unwrap();
+    assert_eq!(
+        sync.poll(l.info, &mut l.client_requests, &mut l.client_responses),
+        Ok(SyncPoll::Pending { sent: true })
+    );
+    // The driver answers 8, then 7, then the Sync (after both, as it must).
+    let taken: std::vec::Vec<Request> = core::iter::from_fn(|| l.driver_requests.dequeue().unwrap()).collect();
+    assert_eq!(taken.len(), 3);
+    assert_eq!(taken[2], Request::sync(sync_id(1, 1)));
+    l.driver_responses.enqueue(Response::new(8, Status::Ok)).unwrap();
+    assert_eq!(
+        sync.poll(l.info, &mut l.client_requests, &mut l.client_responses),
+        Ok(SyncPoll::Pending { sent: false })
+    );
+    l.driver_responses.enqueue(Response::new(7, Status::Ok)).unwrap();
+    l.driver_responses.enqueue(Response::new(sync_id(1, 1), Status::Ok)).unwrap();
+    l.driver_responses.enqueue(Response::new(1, Status::Ok)).unwrap();
+    assert_eq!(sync.poll(l.info, &mut l.client_requests, &mut l.client_responses), Ok(SyncPoll::Synced));
+    assert_eq!(sync.discarded, 2);
+    // What follows the Sync's answer is the client's own.
+    assert_eq!(l.client_responses.dequeue(), Ok(Some(Response::new(1, Status::Ok))));
+    assert_eq!(sync.poll(l.info, &mut l.client_requests, &mut l.client_responses), Ok(SyncPoll::Synced));
+}
+
+#[test]
+fn a_restarted_driver_is_noticed_once_then_synced_with() {
+    let mut l = link();
+    let mut sync = ClientSync::new(0);
+    l.info.publish(DISK, WHOLE, 1);
+    sync.poll(l.info, &mut l.client_requests, &mut l.client_responses).unwrap();
+    assert_eq!(l.driver_requests.dequeue(), Ok(Some(Request::sync(sync_id(0, 1)))));
+    l.driver_responses.enqueue(Response::new(sync_id(0, 1), Status::Ok)).unwrap();
+    assert_eq!(sync.poll(l.info, &mut l.client_requests, &mut l.client_responses), Ok(SyncPoll::Synced));
+    l.client_requests.enqueue(Request::read(5, 0, 8, 0)).unwrap();
+    // The driver restarts: request 5 is lost.
+    l.info.publish(DISK, WHOLE, 2);
+    assert_eq!(sync.poll(l.info, &mut l.client_requests, &mut l.client_responses), Ok(SyncPoll::DriverRestarted));
+    assert_eq!(
+        sync.poll(l.info, &mut l.client_requests, &mut l.client_responses),
+        Ok(SyncPoll::Pending { sent: true })
+    );
+    // The new driver drops everything before its Sync.
+    assert_eq!(l.driver_requests.dequeue(), Ok(Some(Request::read(5, 0, 8, 0))));
+    let s = l.driver_requests.dequeue().unwrap().unwrap();
+    assert!(s.op == Op::Sync as u32 && is_sync_for(s.id, 2));
+    l.driver_responses.enqueue(Response::new(s.id, Status::Ok)).unwrap();
+    assert_eq!(sync.poll(l.info, &mut l.client_requests, &mut l.client_responses), Ok(SyncPoll::Synced));
+}
+
+#[test]
+fn a_full_request_queue_delays_the_sync() {
+    let mut l = link();
+    let mut sync = ClientSync::new(2);
+    l.info.publish(DISK, WHOLE, 1);
+    for i in 0..QUEUE_CAPACITY as u32 {
+        l.client_requests.enqueue(Request::read(i, 0, 1, 0)).unwrap();
+    }
+    assert_eq!(
+        sync.poll(l.info, &mut l.client_requests, &mut l.client_responses),
+        Ok(SyncPoll::Pending { sent: false })
+    );
+    l.driver_requests.dequeue().unwrap();
+    assert_eq!(
+        sync.poll(l.info, &mut l.client_requests, &mut l.client_responses),
+        Ok(SyncPoll::Pending { sent: true })
+    );
 }

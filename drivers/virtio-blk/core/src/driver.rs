@@ -4,7 +4,8 @@
 
 use crate::slots::{Buffer, Completion, RequestQueue, MAX_SLOTS};
 use lib_blk_protocol::{
-    buffer_range, DiskInfo, Op, Request, RequestConsumer, Response, ResponseProducer, Status, Window, SECTOR_SIZE,
+    buffer_range, is_sync_for, DiskInfo, Op, Request, RequestConsumer, Response, ResponseProducer, Status, Window,
+    SECTOR_SIZE,
 };
 use lib_virtio::dma::DmaRegion;
 use lib_virtio::features::VERSION_1 as F_VERSION_1;
@@ -76,7 +77,7 @@ impl From<TransportError> for InitError {
 /// sectors on the disk outside `window` are [`Status::OutsideWindow`].
 pub fn validate(request: &Request, disk: &DiskInfo, window: &Window, data_len: usize) -> Result<Op, Status> {
     let op = Op::from_code(request.op).ok_or(Status::BadOp)?;
-    if op == Op::Flush {
+    if op == Op::Flush || op == Op::Sync {
         return Ok(op);
     }
     if request.count == 0 || request.count > disk.max_request_sectors || buffer_range(request, data_len).is_none() {
@@ -122,6 +123,9 @@ pub struct Stats {
     pub lost_responses: u64,
     /// Times a queue's shared indices were found corrupt.
     pub corrupt_queue: u64,
+    /// Requests dropped unanswered by a restarted driver before the
+    /// client's Sync (`lib_blk_protocol`, "Starting over").
+    pub dropped_after_restart: u64,
 }
 
 /// Whether the driver logs refusals of a kind when their count went from
@@ -154,6 +158,12 @@ pub struct BlkDevice {
     data_len: usize,
     /// The client's id of the request in each slot.
     ids: [u32; MAX_SLOTS],
+    /// A Sync taken while requests were in flight: answered (and requests
+    /// taken again) once none is.
+    sync_pending: Option<u32>,
+    /// A restarted driver's life (`Info`'s epoch): until the client's Sync
+    /// for it arrives, requests are dropped unanswered.
+    awaiting_sync: Option<u32>,
     pub stats: Stats,
 }
 
@@ -214,6 +224,8 @@ impl BlkDevice {
             data_paddr,
             data_len,
             ids: [0; MAX_SLOTS],
+            sync_pending: None,
+            awaiting_sync: None,
             stats: Stats::default(),
         };
         Ok((device, notifier))
@@ -239,8 +251,23 @@ impl BlkDevice {
             data_paddr,
             data_len,
             ids: [0; MAX_SLOTS],
+            sync_pending: None,
+            awaiting_sync: None,
             stats: Stats::default(),
         }
+    }
+
+    /// This is a restarted driver in its life `epoch` (`lib_blk_protocol`,
+    /// "Starting over"): the device was reset, so nothing the client asked
+    /// before is in flight any more; every request up to the client's
+    /// Sync for `epoch` is dropped unanswered.
+    pub fn restarted(&mut self, epoch: u32) {
+        self.awaiting_sync = Some(epoch);
+    }
+
+    /// Not waiting for a restarted driver's Sync.
+    pub fn synced(&self) -> bool {
+        self.awaiting_sync.is_none()
     }
 
     /// What the client is told about the disk.
@@ -267,6 +294,10 @@ impl BlkDevice {
         let before = self.responded;
         loop {
             self.complete(responses);
+            if let Some(id) = self.sync_pending.filter(|_| self.queue.in_flight() == 0) {
+                self.sync_pending = None;
+                self.respond(responses, id, Status::Ok);
+            }
             if !self.accept(requests, responses) {
                 break;
             }
@@ -313,6 +344,9 @@ impl BlkDevice {
     /// whether it stopped because the request queue is empty.
     fn accept(&mut self, requests: &mut RequestConsumer, responses: &mut ResponseProducer) -> bool {
         loop {
+            if self.sync_pending.is_some() {
+                return false;
+            }
             let Some(slot) = self.queue.free_slot() else { return false };
             match responses.room() {
                 Ok(room) if room > self.queue.in_flight() => {}
@@ -330,6 +364,14 @@ impl BlkDevice {
                     return false;
                 }
             };
+            if let Some(epoch) = self.awaiting_sync {
+                if request.op == Op::Sync as u32 && is_sync_for(request.id, epoch) {
+                    self.awaiting_sync = None;
+                } else {
+                    self.stats.dropped_after_restart += 1;
+                    continue;
+                }
+            }
             self.stats.requests += 1;
             match validate(&request, &self.disk, &self.window, self.data_len) {
                 Err(status) => {
@@ -343,6 +385,10 @@ impl BlkDevice {
                 // Without a write-back cache every completed write is already
                 // durable (§5.2.5): a flush has nothing to wait for.
                 Ok(Op::Flush) if !self.flush => self.respond(responses, request.id, Status::Ok),
+                // A barrier: answered once nothing taken before it is in
+                // flight; nothing is taken after it until then.
+                Ok(Op::Sync) if self.queue.in_flight() == 0 => self.respond(responses, request.id, Status::Ok),
+                Ok(Op::Sync) => self.sync_pending = Some(request.id),
                 Ok(op) => {
                     let data = (op != Op::Flush).then(|| Buffer {
                         paddr: self.data_paddr + request.offset,
@@ -352,7 +398,7 @@ impl BlkDevice {
                     let kind = match op {
                         Op::Read => kind::IN,
                         Op::Write => kind::OUT,
-                        Op::Flush => kind::FLUSH,
+                        Op::Flush | Op::Sync => kind::FLUSH,
                     };
                     self.ids[usize::from(slot)] = request.id;
                     self.queue.submit(slot, kind, request.sector, data);

@@ -8,8 +8,8 @@ extern crate std;
 use crate::driver::{log_refusals, validate, BlkDevice, Stats};
 use crate::slots::{RequestQueue, MAX_SLOTS, MEMORY};
 use lib_blk_protocol::{
-    DiskInfo, Request, RequestConsumer, RequestProducer, Response, ResponseConsumer, ResponseProducer, Status, Window,
-    QUEUE_CAPACITY, QUEUE_REGION_SIZE, SECTOR_SIZE,
+    sync_id, DiskInfo, Request, RequestConsumer, RequestProducer, Response, ResponseConsumer, ResponseProducer, Status,
+    Window, QUEUE_CAPACITY, QUEUE_REGION_SIZE, SECTOR_SIZE,
 };
 use lib_virtio::dma::DmaRegion;
 use lib_virtio::queue::Layout;
@@ -436,4 +436,45 @@ fn queue_memory_is_checked() {
     assert!(RequestQueue::new(mem.queue_region(), 2).is_none(), "no room for a request");
     assert!(RequestQueue::new(mem.queue_region(), 256).is_none(), "beyond the queue size asked for");
     assert_eq!(RequestQueue::new(mem.queue_region(), 4).map(|q| q.slots()), Some(1));
+}
+
+// --- Starting over (lib_blk_protocol) ------------------------------------------
+
+#[test]
+fn a_sync_is_answered_only_after_everything_before_it_and_holds_back_what_follows() {
+    let mut r = rig(128);
+    r.client_tx.enqueue(Request::read(1, 0, 8, 0)).unwrap();
+    r.client_tx.enqueue(Request::read(2, 8, 8, 4096)).unwrap();
+    r.client_tx.enqueue(Request::sync(sync_id(1, 1))).unwrap();
+    r.client_tx.enqueue(Request::read(3, 16, 8, 8192)).unwrap();
+    r.service();
+    assert!(r.responses().is_empty(), "two reads in flight: the sync waits");
+    // Only the two reads reached the device; the third waits behind the sync.
+    assert_eq!(r.device.run(&mut r.mem), 2);
+    r.service();
+    let ids: Vec<u32> = r.responses().iter().map(|resp| resp.id).collect();
+    assert_eq!(ids, [2, 1, sync_id(1, 1)], "the sync after both reads");
+    assert_eq!(r.device.run(&mut r.mem), 1, "then what followed it");
+    r.service();
+    assert_eq!(r.responses(), [Response::new(3, Status::Ok)]);
+    // With nothing in flight a sync is answered at once.
+    r.client_tx.enqueue(Request::sync(sync_id(1, 1))).unwrap();
+    r.service();
+    assert_eq!(r.responses(), [Response::new(sync_id(1, 1), Status::Ok)]);
+}
+
+#[test]
+fn a_restarted_driver_drops_requests_until_the_sync_for_its_epoch() {
+    let mut r = rig(128);
+    r.driver.restarted(2);
+    r.client_tx.enqueue(Request::read(1, 0, 8, 0)).unwrap();
+    r.client_tx.enqueue(Request::sync(sync_id(0, 1))).unwrap();
+    r.client_tx.enqueue(Request::sync(sync_id(0, 2))).unwrap();
+    r.client_tx.enqueue(Request::read(4, 8, 8, 4096)).unwrap();
+    r.service();
+    assert_eq!(r.driver.stats.dropped_after_restart, 2, "the old read and the sync for the old epoch");
+    assert_eq!(r.responses(), [Response::new(sync_id(0, 2), Status::Ok)]);
+    assert_eq!(r.device.run(&mut r.mem), 1);
+    r.service();
+    assert_eq!(r.responses(), [Response::new(4, Status::Ok)]);
 }
