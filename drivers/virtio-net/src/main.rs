@@ -181,11 +181,24 @@ fn send_from_window() -> Option<DmaWindow> {
 }
 
 impl Handler for NetDriver {
+    /// After a restart the driver serves once its client attached again
+    /// (`DriverRequest::Attach`).
+    const SERVING_AFTER_INIT: bool = false;
+
     fn init() -> Self {
         let mut driver = bring_up();
         if let Some(d) = driver.as_mut() {
-            // Arms the signal requests: the client's first buffers wake us.
-            if d.handle(false) {
+            if pds_runtime::restarts() > 0 {
+                // net-protocol, "Starting over": the bring-up reset the
+                // device; the client must start over on the queues.
+                log!("restarted: the device was reset; waiting for the client to attach again");
+                d.restarted();
+                CLIENT.get().notify();
+                // The previous life may have died with the interrupt taken
+                // and not acknowledged: the line would stay masked.
+                DEVICE_IRQ.get().irq_ack();
+            } else if d.handle(false) {
+                // Arms the signal requests: the client's first buffers wake us.
                 CLIENT.get().notify();
             }
         }
@@ -216,6 +229,14 @@ impl Handler for NetDriver {
                 Ok(DriverReply::Stats(stats))
             }
             Ok(DriverRequest::Offloads) => Ok(DriverReply::Offloads(self.driver.as_ref().map_or(0, Driver::offloads))),
+            Ok(DriverRequest::Attach) => {
+                if let Some(d) = self.driver.as_mut() {
+                    d.attach();
+                    log!("the client attached again: serving the queues");
+                    pds_runtime::serving();
+                }
+                Ok(DriverReply::Attached)
+            }
             Err(bad) => Err(bad.into()),
         };
         driver_reply(&result)

@@ -11,6 +11,7 @@
 //! | [`CALL_MAC`] | none | [`OK`] | MR0: the device's MAC ([`mac_to_word`]) |
 //! | | | [`ERR_NO_MAC`] | none: the driver does not know the address (the device is not up, or did not offer one) |
 //! | [`CALL_OFFLOADS`] | none | [`OK`] | MR0: the offloads negotiated, bits [`OFFLOAD_TX_CSUM`](crate::OFFLOAD_TX_CSUM), [`OFFLOAD_TSO4`](crate::OFFLOAD_TSO4), [`OFFLOAD_RX_CSUM`](crate::OFFLOAD_RX_CSUM) (0: none, or the device is not up) |
+//! | [`CALL_ATTACH`] | none | [`OK`] | none: the driver emptied its ends of the four queues (crate docs, "Starting over") |
 //!
 //! Registers a request carries beyond its arguments are ignored. Any other
 //! label is answered [`ERR_BAD_REQUEST`] with no registers. A driver logs
@@ -61,6 +62,12 @@ pub const CALL_MAC: u64 = 2;
 /// [`OFFLOAD_TX_CSUM`](crate::OFFLOAD_TX_CSUM), [`OFFLOAD_TSO4`](crate::OFFLOAD_TSO4), [`OFFLOAD_RX_CSUM`](crate::OFFLOAD_RX_CSUM) (0: none, or
 /// the device is not up).
 pub const CALL_OFFLOADS: u64 = 3;
+
+/// Label of the protected call with which the client answers a restarted
+/// driver's restart marker (crate docs, "Starting over"): the driver
+/// resets its ends of the four queues and serves them again. Reply [`OK`],
+/// no registers.
+pub const CALL_ATTACH: u64 = 4;
 
 /// Reply label of [`CALL_MAC`] when the driver does not know the address
 /// (the device is not up, or did not offer `VIRTIO_NET_F_MAC`).
@@ -151,6 +158,8 @@ pub enum DriverRequest {
     Mac,
     /// [`CALL_OFFLOADS`]: the offloads the driver negotiated.
     Offloads,
+    /// [`CALL_ATTACH`]: start over on the queues after a restart.
+    Attach,
 }
 
 /// What the driver answers to a [`DriverRequest`] that succeeded.
@@ -163,6 +172,8 @@ pub enum DriverReply {
     /// To [`DriverRequest::Offloads`]: the offload bits
     /// ([`OFFLOAD_TX_CSUM`](crate::OFFLOAD_TX_CSUM), [`OFFLOAD_TSO4`](crate::OFFLOAD_TSO4), [`OFFLOAD_RX_CSUM`](crate::OFFLOAD_RX_CSUM)).
     Offloads(u64),
+    /// To [`DriverRequest::Attach`].
+    Attached,
 }
 
 impl DriverReply {
@@ -172,6 +183,7 @@ impl DriverReply {
         let words = match self {
             DriverReply::Stats(_) => Stats::WORDS,
             DriverReply::Mac(_) | DriverReply::Offloads(_) => 1,
+            DriverReply::Attached => 0,
         };
         DriverError::Unexpected { label: OK, words }
     }
@@ -208,6 +220,7 @@ impl DriverRequest {
             DriverRequest::Stats => CALL_STATS,
             DriverRequest::Mac => CALL_MAC,
             DriverRequest::Offloads => CALL_OFFLOADS,
+            DriverRequest::Attach => CALL_ATTACH,
         }
     }
 
@@ -223,6 +236,7 @@ impl DriverRequest {
             CALL_STATS => Ok(DriverRequest::Stats),
             CALL_MAC => Ok(DriverRequest::Mac),
             CALL_OFFLOADS => Ok(DriverRequest::Offloads),
+            CALL_ATTACH => Ok(DriverRequest::Attach),
             _ => Err(BadRequest),
         }
     }
@@ -244,6 +258,7 @@ impl DriverRequest {
             }
             (OK, DriverRequest::Mac) => words.first().map(|&w| DriverReply::Mac(mac_from_word(w))).ok_or(unexpected),
             (OK, DriverRequest::Offloads) => words.first().map(|&w| DriverReply::Offloads(w)).ok_or(unexpected),
+            (OK, DriverRequest::Attach) => Ok(DriverReply::Attached),
             (ERR_NO_MAC, DriverRequest::Mac) => Err(DriverError::NoMac),
             (ERR_BAD_REQUEST, _) => Err(DriverError::BadRequest),
             _ => Err(unexpected),
@@ -259,6 +274,7 @@ pub fn encode_driver_reply(result: &Result<DriverReply, DriverError>) -> DriverR
         Ok(DriverReply::Stats(stats)) => Message::with_words(OK, &stats.to_words()),
         Ok(DriverReply::Mac(mac)) => Message::with_words(OK, &[mac_to_word(*mac)]),
         Ok(DriverReply::Offloads(bits)) => Message::with_words(OK, &[*bits]),
+        Ok(DriverReply::Attached) => Message::new(OK),
         Err(DriverError::BadRequest) => Message::new(ERR_BAD_REQUEST),
         Err(DriverError::NoMac) => Message::new(ERR_NO_MAC),
         Err(DriverError::Unexpected { label, .. }) => Message::new(*label),
@@ -316,6 +332,16 @@ impl Driver {
             other => Err(other.unexpected()),
         }
     }
+
+    /// Answers a restarted driver's restart marker: the driver empties its
+    /// ends of the queues (crate docs, "Starting over"); the caller then
+    /// empties its own.
+    pub fn attach(self) -> Result<(), DriverError> {
+        match self.call(DriverRequest::Attach)? {
+            DriverReply::Attached => Ok(()),
+            other => Err(other.unexpected()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -331,14 +357,15 @@ mod tests {
 
     #[test]
     fn every_request_survives_its_encoding() {
-        for request in [DriverRequest::Stats, DriverRequest::Mac, DriverRequest::Offloads] {
+        for request in [DriverRequest::Stats, DriverRequest::Mac, DriverRequest::Offloads, DriverRequest::Attach] {
             let message = request.encode();
             assert_eq!(DriverRequest::decode(message.label(), message.words()), Ok(request));
         }
         assert_eq!(DriverRequest::decode(CALL_STATS, &[7, 8]), Ok(DriverRequest::Stats), "extra registers ignored");
         assert_eq!(DriverRequest::Offloads.label(), 3, "the label h9's drivers answer");
         assert_eq!(DriverRequest::decode(CALL_OFFLOADS, &[1]), Ok(DriverRequest::Offloads), "extra registers ignored");
-        for label in [0, 4, ERR_BAD_REQUEST, u64::from(u32::MAX)] {
+        assert_eq!(DriverRequest::Attach.label(), 4);
+        for label in [0, 5, ERR_BAD_REQUEST, u64::from(u32::MAX)] {
             assert_eq!(DriverRequest::decode(label, &[]), Err(BadRequest), "label {label}");
         }
     }
@@ -354,6 +381,8 @@ mod tests {
             (DriverRequest::Offloads, Ok(DriverReply::Offloads(0))),
             (DriverRequest::Offloads, Ok(DriverReply::Offloads(OFFLOAD_TX_CSUM | OFFLOAD_TSO4 | OFFLOAD_RX_CSUM))),
             (DriverRequest::Offloads, Err(DriverError::BadRequest)),
+            (DriverRequest::Attach, Ok(DriverReply::Attached)),
+            (DriverRequest::Attach, Err(DriverError::BadRequest)),
         ];
         for (request, result) in cases {
             let reply = encode_driver_reply(&result);

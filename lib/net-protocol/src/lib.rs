@@ -131,6 +131,28 @@
 //! demultiplexer completes it in each copy it delivers and marks that
 //! copy [`RX_CSUM_VALID`]. Other bits are zero.
 //!
+//! # Starting over
+//!
+//! When the monitor restarts the driver (its memory reset to its image),
+//! the device is reset by the new driver's bring-up: every buffer it had
+//! posted and every frame it had not sent are dropped, and nothing will
+//! come back for them. The queue regions still hold the old indices. The
+//! two sides start over (as `lib-queue`'s "Starting over" describes):
+//!
+//! 1. the restarted driver enqueues one **restart marker** on `rx_active`
+//!    (its own producer: [`RX_RESTART_OFFSET`], `len` 0, `cookie` 0; see
+//!    [`is_restart_marker`]), notifies the client, and touches no queue
+//!    until step 2;
+//! 2. the client, on dequeueing the marker (a descriptor outside
+//!    `rx_data`, so its consumer hands it out as out of bounds), makes the
+//!    protected call [`CALL_ATTACH`]; the driver resets its ends of the
+//!    four queues while the client is blocked in it;
+//! 3. the client resets its ends, lends every receive buffer again, and
+//!    takes back every frame it had at the driver as sent (the device will
+//!    not read those bytes any more), then carries on.
+//!
+//! Frames received before the marker are the old driver's, and valid.
+//!
 //! # Signalling
 //!
 //! Per the `shared-queue` protocol: each side notifies the other only if
@@ -157,7 +179,7 @@ mod offload;
 
 pub use calls::{
     driver_reply, encode_driver_reply, mac_from_word, mac_to_word, BadRequest, Driver, DriverError, DriverReply,
-    DriverReplyMessage, DriverRequest, Message, CALL_MAC, CALL_OFFLOADS, CALL_STATS, DRIVER_REPLY_WORDS,
+    DriverReplyMessage, DriverRequest, Message, CALL_ATTACH, CALL_MAC, CALL_OFFLOADS, CALL_STATS, DRIVER_REPLY_WORDS,
     ERR_BAD_REQUEST, ERR_NO_MAC, OK,
 };
 
@@ -246,6 +268,15 @@ pub const fn tx_offset(window: TxWindow, offset: u32) -> u64 {
 pub fn split_tx_offset(offset: u64) -> Option<(TxWindow, u32)> {
     let window = *TxWindow::ALL.get(usize::try_from(offset >> TX_WINDOW_SHIFT).ok()?)?;
     Some((window, offset as u32))
+}
+
+/// The offset of a restarted driver's restart marker on `rx_active`
+/// (crate docs, "Starting over"): no buffer's.
+pub const RX_RESTART_OFFSET: u64 = u64::MAX;
+
+/// Whether `desc` is a restarted driver's restart marker.
+pub fn is_restart_marker(desc: &lib_queue::BufferDesc) -> bool {
+    desc.offset == RX_RESTART_OFFSET && desc.len == 0
 }
 
 /// Bytes of the `tx_headers` region.

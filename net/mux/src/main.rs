@@ -187,7 +187,18 @@ struct NetMux {
 impl NetMux {
     fn run(&mut self) {
         let Some(mux) = self.mux.as_mut() else { return };
-        let notify = mux.handle();
+        let mut notify = mux.handle();
+        if notify.driver_restarted {
+            // net-protocol, "Starting over": the driver empties its side
+            // in this call, then this PD its own.
+            match DRIVER.attach() {
+                Ok(()) => {
+                    mux.driver_attached(&mut log_line);
+                    notify = mux.handle();
+                }
+                Err(e) => log!("error: the restarted driver refused the attach call ({e:?}): no more frames"),
+            }
+        }
         if notify.driver {
             DRIVER.channel().notify();
         }

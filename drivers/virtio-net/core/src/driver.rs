@@ -26,7 +26,7 @@ use core::sync::atomic::{AtomicU16, AtomicU8, Ordering};
 use lib_net_protocol::{
     rx_partial_cookie, split_tx_offset, FrameAssembler, Stats, Step, TxFrame, TxOffload, TxWindow, MAX_FRAME_LEN,
     MAX_TSO_FRAME_LEN, MAX_TX_SEGMENTS, MIN_FRAME_LEN, OFFLOAD_RX_CSUM, RX_BUFFERS, RX_BUFFER_SIZE, RX_CSUM_VALID,
-    RX_QUEUE_CAPACITY, TX_QUEUE_CAPACITY,
+    RX_QUEUE_CAPACITY, RX_RESTART_OFFSET, TX_QUEUE_CAPACITY,
 };
 use lib_queue::{BufferDesc, Consumer, QueueError, ReceiverQueues, SenderQueues};
 use lib_virtio::dma::DmaRegion;
@@ -185,6 +185,12 @@ pub struct Driver<'a> {
     assembler: FrameAssembler,
     mac: Option<[u8; 6]>,
     stats: Stats,
+    /// A restarted driver that sent its restart marker and waits for the
+    /// client's Attach (`net-protocol`, "Starting over"): the queues are
+    /// not touched meanwhile.
+    awaiting_attach: bool,
+    /// The restart marker is on `rx_active`.
+    marker_sent: bool,
 }
 
 impl<'a> Driver<'a> {
@@ -225,7 +231,47 @@ impl<'a> Driver<'a> {
             assembler: FrameAssembler::default(),
             mac,
             stats: Stats::default(),
+            awaiting_attach: false,
+            marker_sent: false,
         })
+    }
+
+    /// This driver was restarted (`net-protocol`, "Starting over"): its
+    /// bring-up reset the device, so nothing of the previous life is
+    /// posted or in flight. Enqueues the restart marker on `rx_active` and
+    /// leaves the queues alone until [`attach`](Self::attach). Returns
+    /// whether to notify the client (always: it must see the marker).
+    pub fn restarted(&mut self) -> bool {
+        self.awaiting_attach = true;
+        self.send_marker();
+        true
+    }
+
+    /// Enqueues the restart marker if it is not out yet; whether it went
+    /// out now. On a full `rx_active` (the client still has the old
+    /// driver's frames to take) it asks for a signal on `rx_free`, where
+    /// the client returns their buffers once taken: the next wake-up tries
+    /// again.
+    fn send_marker(&mut self) -> bool {
+        if self.marker_sent {
+            return false;
+        }
+        let marker = BufferDesc { offset: RX_RESTART_OFFSET, len: 0, cookie: 0 };
+        self.marker_sent = self.rx_client.active.enqueue(marker).is_ok();
+        if !self.marker_sent {
+            self.rx_client.free.request_signal();
+        }
+        self.marker_sent
+    }
+
+    /// The client's Attach after the restart marker: empties this side of
+    /// the four queues (the client is blocked in the call, and empties its
+    /// side after it) and serves them again.
+    pub fn attach(&mut self) {
+        self.rx_client.reset();
+        self.tx_client.reset();
+        self.assembler = FrameAssembler::default();
+        self.awaiting_attach = false;
     }
 
     /// The MAC address, if the device told it.
@@ -260,6 +306,9 @@ impl<'a> Driver<'a> {
             // Both causes (used ring, configuration change) are handled by
             // looking at everything, so the value itself is not needed.
             let _ = self.dev.read_isr();
+        }
+        if self.awaiting_attach {
+            return self.send_marker() && self.rx_client.active.should_signal();
         }
         let mut notify_client = false;
         loop {

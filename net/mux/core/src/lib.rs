@@ -314,6 +314,10 @@ impl fmt::Display for SetupError {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Notify {
     pub driver: bool,
+    /// The driver was restarted: the PD makes the driver's Attach call
+    /// (`net-protocol`, "Starting over"), then [`Mux::driver_attached`],
+    /// then handles again.
+    pub driver_restarted: bool,
     /// Bit `n`: client `n`.
     clients: u16,
 }
@@ -400,6 +404,12 @@ struct Driver<'a, M> {
     /// Sent descriptors were taken back from its `tx_free` during this
     /// wake-up.
     reclaimed: bool,
+    /// Its restart marker was found on `rx_active` (`net-protocol`,
+    /// "Starting over"): nothing goes to it until it has attached again.
+    restarted: bool,
+    /// Notify it after the next wake-up whatever it asked: its queues were
+    /// reset, signal requests with them.
+    force_notify: bool,
     counters: DriverCounters,
 }
 
@@ -484,6 +494,8 @@ impl<'a, M: SharedMemory> Mux<'a, M> {
                 held: [None; TX_SLOTS],
                 produced: false,
                 reclaimed: false,
+                restarted: false,
+                force_notify: false,
                 counters: DriverCounters::default(),
             },
             clients: core::array::from_fn(|_| None),
@@ -529,6 +541,49 @@ impl<'a, M: SharedMemory> Mux<'a, M> {
         Ok(mux)
     }
 
+    /// The driver attached again after its restart (the PD made the call
+    /// [`Notify::driver_restarted`] asked for; `net-protocol`, "Starting
+    /// over"): empties this side of the driver's four queues, takes back
+    /// every transmit slot it had at the driver (the reset device sends
+    /// none of them; a client's in-place descriptors go back to it, since
+    /// the NIC no longer reads those bytes), lends every receive buffer
+    /// again, and logs what it did. The driver is notified after the next
+    /// [`handle`](Self::handle).
+    pub fn driver_attached(&mut self, log: &mut LogSink<'_>) {
+        let Mux { driver, clients, .. } = self;
+        driver.port.rx.reset();
+        driver.port.tx.reset();
+        let mut dropped = 0;
+        for slot in 0..TX_SLOTS {
+            let bit = 1u64 << (slot % 64);
+            if driver.in_flight[slot / 64] & bit == 0 {
+                continue;
+            }
+            driver.in_flight[slot / 64] &= !bit;
+            driver.free_slots[driver.free_count] = slot as u16;
+            driver.free_count += 1;
+            dropped += 1;
+            if let Some((n, frame)) = driver.held[slot].take() {
+                if let Some(Some(client)) = clients.get_mut(usize::from(n)) {
+                    client.in_place_held -= frame.descs().len();
+                    client.give_back(frame.descs());
+                }
+            }
+        }
+        for i in 0..RX_BUFFERS {
+            let desc = BufferDesc { offset: (i * RX_BUFFER_SIZE) as u64, len: RX_BUFFER_SIZE as u32, cookie: 0 };
+            if driver.port.rx.free.enqueue(desc).is_err() {
+                driver.counters.errors += 1;
+            }
+        }
+        driver.produced = true;
+        driver.force_notify = true;
+        driver.restarted = false;
+        log(format_args!(
+            "the driver attached again (restarted): its queues emptied, {RX_BUFFERS} receive buffers lent again, {dropped} frames it had not sent dropped"
+        ));
+    }
+
     /// Records the offloads the driver has (its `Driver::offloads` answer;
     /// none until this is called) and logs them.
     pub fn set_offloads(&mut self, offloads: u64, log: &mut LogSink<'_>) {
@@ -565,6 +620,12 @@ impl<'a, M: SharedMemory> Mux<'a, M> {
         loop {
             self.reclaim_slots();
             self.receive();
+            if self.driver.restarted {
+                self.collect_signals(&mut notify);
+                notify.driver = false;
+                notify.driver_restarted = true;
+                return notify;
+            }
             let blocked = self.transmit();
             self.collect_signals(&mut notify);
             if self.ready_to_sleep(blocked) {
@@ -578,6 +639,7 @@ impl<'a, M: SharedMemory> Mux<'a, M> {
     /// since the last call (P2–P3 of the `shared-queue` protocol).
     fn collect_signals(&mut self, notify: &mut Notify) {
         let driver = &mut self.driver;
+        notify.driver |= core::mem::take(&mut driver.force_notify);
         if core::mem::take(&mut driver.produced) {
             // Non-short-circuit `|`: each clears the request it reports.
             notify.driver |= driver.port.rx.free.should_signal() | driver.port.tx.active.should_signal();

@@ -2,8 +2,8 @@
 //! copy into each receiver's buffer → the driver's `rx_free`.
 
 use lib_net_protocol::{
-    rx_csum_offset, rx_csum_start, MAX_FRAME_LEN, MIN_FRAME_LEN, RX_BUFFER_SIZE, RX_CSUM_PARTIAL, RX_CSUM_VALID,
-    RX_DATA_SIZE,
+    is_restart_marker, rx_csum_offset, rx_csum_start, MAX_FRAME_LEN, MIN_FRAME_LEN, RX_BUFFER_SIZE, RX_CSUM_PARTIAL,
+    RX_CSUM_VALID, RX_DATA_SIZE,
 };
 use lib_queue::{BufferDesc, QueueError};
 use net_config::NodeAddress;
@@ -87,6 +87,12 @@ impl<M: SharedMemory> Mux<'_, M> {
             let desc = match self.driver.port.rx.active.dequeue() {
                 Ok(Some(desc)) => desc,
                 Ok(None) => break,
+                // A restarted driver's marker (net-protocol, "Starting
+                // over"): nothing more from it until it attached again.
+                Err(QueueError::OutOfBounds(desc)) if is_restart_marker(&desc) => {
+                    self.driver.restarted = true;
+                    break;
+                }
                 // Consumed: look at the next one.
                 Err(QueueError::OutOfBounds(_)) => {
                     self.driver.counters.errors += 1;

@@ -11,7 +11,7 @@ use std::vec::Vec;
 use lib_net_protocol::{
     rx_partial_cookie, split_tx_offset, tx_offset, TxOffload, TxWindow, MAX_TSO_FRAME_LEN, MAX_TX_SEGMENTS,
     OFFLOAD_ALL, OFFLOAD_RX_CSUM, OFFLOAD_TX_CSUM, RX_BUFFERS, RX_BUFFER_SIZE, RX_CSUM_VALID, RX_DATA_SIZE,
-    RX_QUEUE_CAPACITY, TX_MORE, TX_PAYLOAD_SIZE, TX_QUEUE_CAPACITY, TX_SPACE_LEN,
+    RX_QUEUE_CAPACITY, RX_RESTART_OFFSET, TX_MORE, TX_PAYLOAD_SIZE, TX_QUEUE_CAPACITY, TX_SPACE_LEN,
 };
 use lib_queue::{BufferDesc, QueueError, ReceiverQueues, SenderQueues};
 use net_config::{Claim, ClientConfig, Ipv4Address, NetConfig, NodeAddress, MAX_CLIENTS};
@@ -1276,7 +1276,7 @@ fn node_stats_and_unknown_calls() {
 
 #[test]
 fn notify_lists_clients() {
-    let notify = Notify { driver: false, clients: 0b1010 };
+    let notify = Notify { driver: false, driver_restarted: false, clients: 0b1010 };
     assert_eq!(notify.clients().collect::<Vec<_>>(), [1, 3]);
     assert!(notify.client(3) && !notify.client(0) && !notify.client(MAX_CLIENTS));
 }
@@ -1955,6 +1955,64 @@ fn a_restarted_client_attaches_again_to_a_clean_slate() {
     node.clients[WEB].send(0, &reply[..TCP_HEADERS]);
     assert_eq!(node.drive(), 1);
     // The others were not touched: arpd still gets ARP.
+    node.wire(&[&arp(1, PEER_MAC, PEER, US)]);
+    assert_eq!(node.clients[ARPD].received().len(), 1);
+}
+
+// --- A restarted driver (net-protocol, "Starting over") ----------------------
+
+/// The driver dies with buffers posted and frames in flight (one copied,
+/// one web sent in place); its successor puts the restart marker on
+/// `rx_active`. The demultiplexer stops there and asks for the Attach
+/// call; once attached it takes back every slot (web gets its in-place
+/// descriptors back), lends every buffer again, notifies the driver, and
+/// traffic flows both ways as before.
+#[test]
+fn a_restarted_driver_is_attached_again_and_gets_every_buffer_back() {
+    let mut node = Node::new();
+    let full = node.mux.free_tx_slots();
+    // One frame from the wire took a buffer; arpd sends a copied frame and
+    // web an in-place one, and neither comes back.
+    node.wire(&[&arp(1, PEER_MAC, PEER, US)]);
+    assert_eq!(node.clients[ARPD].received().len(), 1);
+    node.clients[ARPD].send(0, &arp(2, MAC, US, PEER));
+    let reply = web_reply(1000);
+    let data = reply.len() - TCP_HEADERS;
+    node.clients[WEB].tx_data.put(0, &reply[..TCP_HEADERS]);
+    node.clients[WEB].send_descs(&[header_desc(0, TCP_HEADERS, 7), files_desc(0x1234, data, 8)]);
+    node.handle();
+    assert_eq!(node.driver.take_sent().len(), 2);
+    assert_eq!(node.mux.free_tx_slots(), full - 2);
+    assert!(node.clients[ARPD].returned().len() == 1 && node.clients[WEB].returned().is_empty());
+
+    // The driver restarts: a frame the old one received, then the marker.
+    assert!(node.driver.receive(&arp(1, PEER_MAC, PEER, US)));
+    node.driver.rx.active.enqueue(BufferDesc { offset: RX_RESTART_OFFSET, len: 0, cookie: 0 }).unwrap();
+    let notify = node.handle();
+    assert!(notify.driver_restarted && !notify.driver);
+    assert_eq!(node.clients[ARPD].received().len(), 1, "the old driver's frame is delivered");
+    // Nothing goes to the driver until it attached.
+    node.clients[ARPD].send(0, &arp(2, MAC, US, PEER));
+    assert!(node.handle().driver_restarted);
+    assert!(node.driver.take_sent().is_empty());
+
+    // The Attach call: the driver empties its side, then the
+    // demultiplexer its own.
+    node.driver.rx.reset();
+    node.driver.tx.reset();
+    let log = &mut node.log;
+    node.mux.driver_attached(&mut |a| log.push(a.to_string()));
+    assert!(node.logged(&format!(
+        "the driver attached again (restarted): its queues emptied, {RX_BUFFERS} receive buffers lent again, 2 frames it had not sent dropped"
+    )));
+    assert_eq!(node.mux.free_tx_slots(), full);
+    let returned = node.clients[WEB].returned();
+    assert_eq!(returned.len(), 2, "web's in-place descriptors come back: the NIC reads them no more");
+    let notify = node.handle();
+    assert!(notify.driver && !notify.driver_restarted, "its signal requests were reset: notified anyway");
+    assert_eq!(node.driver.lent(), RX_BUFFERS);
+    // arpd's frame queued meanwhile goes out now, and frames come in.
+    assert_eq!(node.driver.sent().len(), 1);
     node.wire(&[&arp(1, PEER_MAC, PEER, US)]);
     assert_eq!(node.clients[ARPD].received().len(), 1);
 }

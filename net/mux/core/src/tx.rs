@@ -540,7 +540,7 @@ impl<M: SharedMemory> Client<'_, M> {
     }
 
     /// Returns transmit descriptors on `tx_free`.
-    fn give_back(&mut self, descs: &[BufferDesc]) {
+    pub(crate) fn give_back(&mut self, descs: &[BufferDesc]) {
         // `can_take_tx` kept room for them; only corrupt indices fail.
         if !matches!(self.port.tx.free.enqueue_batch(descs), Ok(n) if n == descs.len()) {
             self.counters.queue_errors += 1;
