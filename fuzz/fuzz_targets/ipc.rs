@@ -92,6 +92,7 @@ fn mux_reply(input: &mut Input<'_>) {
     let requests = [
         Request::Stats,
         Request::Node,
+        Request::Attach,
         Request::Remove(net_filter::FilterId::from_raw(input.u32())),
         Request::Install { filter: Filter::parse("tcp dst 80").unwrap(), kind: net_filter::FilterKind::Exclusive },
     ];
@@ -153,7 +154,7 @@ fn arpd(input: &mut Input<'_>) {
 
 fn blk(input: &mut Input<'_>) {
     let request = BlkRequest {
-        op: u32::from(input.u8() % 4),
+        op: u32::from(input.u8() % 5),
         count: if input.bool() { u32::from(input.u8()) } else { input.u32() },
         sector: if input.bool() { u64::from(input.u16()) } else { input.u64() },
         offset: if input.bool() { u64::from(input.u32() % 0x30_0000) } else { input.u64() },
@@ -169,6 +170,7 @@ fn blk(input: &mut Input<'_>) {
     let window = Window { start, end: start.saturating_add(u64::from(input.u32())) };
     match validate(&request, &disk, &window, data_len) {
         Ok(Op::Flush) => assert_eq!(request.op, 2),
+        Ok(Op::Sync) => assert_eq!(request.op, 3),
         Ok(op) => {
             // Accepted: the device may touch exactly these sectors and bytes.
             assert_eq!(Op::from_code(request.op), Some(op));
@@ -242,7 +244,8 @@ fn timer(input: &mut Input<'_>) {
 }
 
 fn fault(input: &mut Input<'_>) {
-    let pds: Vec<PdInfo> = (0..input.u8() % 8).map(|i| PdInfo { name: format!("pd{i}"), parent: None }).collect();
+    let pds: Vec<PdInfo> =
+        (0..input.u8() % 8).map(|i| PdInfo { name: format!("pd{i}"), parent: None, ..Default::default() }).collect();
     let badge = if input.bool() { u64::from(input.u8()) } else { input.u64() };
     let fault = match input.u8() % 6 {
         0 => Fault::Null,
