@@ -773,3 +773,66 @@ fn a_plan_granting_more_fails_the_rules_and_the_pin() {
 fn the_description_and_the_boot_check_reserve_the_same_pci_configuration_ports() {
     assert_eq!(tools_sdf::limits::PCI_CONFIG_PORTS, rights::PCI_CONFIG_PORTS);
 }
+
+/// The fault policies of `microkit.system` (README, "Recovery"), pinned;
+/// no PD of it may make others fault; and every PD's reset frames are its
+/// writable image pages and its whole stack, never a memory region.
+#[test]
+fn microkit_system_fault_policies_and_reset_frames() {
+    let plan = plan_system(&microkit_system());
+    let policies: Vec<String> = plan.spec.pds.iter().map(|pd| format!("{}: {}", pd.name, pd.on_fault.name())).collect();
+    assert_eq!(
+        policies,
+        [
+            "timer: stop",
+            "virtio-net: restart-backoff",
+            "net-mux: stop",
+            "arpd: restart-backoff",
+            "stray: restart-backoff",
+            "virtio-blk: restart-backoff",
+            "httpd: restart-backoff",
+            "serial: stop",
+        ]
+    );
+    assert!(plan.spec.pds.iter().all(|pd| !pd.fault_injector), "a deployed system injects no faults");
+    let sys = microkit_system();
+    // `object_names` has one name per run of objects.
+    let run_of = |id: u32| {
+        let mut first = 0;
+        for (run, object) in plan.spec.objects.iter().enumerate() {
+            if id < first + object.count {
+                return run;
+            }
+            first += object.count;
+        }
+        panic!("no object {id}")
+    };
+    for (info, pd) in plan.spec.pds.iter().zip(sys.all_pds()) {
+        let frames: u32 = info.reset_frames.iter().map(|run| run.count).sum();
+        assert!(frames as u64 >= pd.stack_size / 4096 + 1, "{}: its stack and a data page at least", info.name);
+        for run in &info.reset_frames {
+            for id in run.first..run.first + run.count {
+                let name = &plan.object_names[run_of(id)];
+                assert!(
+                    name.starts_with("program image of") || name.starts_with("stack of"),
+                    "{}: resets {name}",
+                    info.name
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_fault_injector_is_marked_in_the_spec() {
+    let sys = parse(
+        r#"<system>
+  <protection_domain name="victim" on_fault="restart"><program_image path="a" /></protection_domain>
+  <protection_domain name="killer" inject_faults="true"><program_image path="b" /></protection_domain>
+</system>"#,
+    );
+    let plan = plan_system(&sys);
+    let marked: Vec<(&str, bool, &str)> =
+        plan.spec.pds.iter().map(|pd| (pd.name.as_str(), pd.fault_injector, pd.on_fault.name())).collect();
+    assert_eq!(marked, [("victim", false, "restart"), ("killer", true, "stop")]);
+}
