@@ -809,7 +809,7 @@ fn microkit_system_fault_policies_and_reset_frames() {
     };
     for (info, pd) in plan.spec.pds.iter().zip(sys.all_pds()) {
         let frames: u32 = info.reset_frames.iter().map(|run| run.count).sum();
-        assert!(frames as u64 >= pd.stack_size / 4096 + 1, "{}: its stack and a data page at least", info.name);
+        assert!(u64::from(frames) > pd.stack_size / 4096, "{}: its stack and a data page at least", info.name);
         for run in &info.reset_frames {
             for id in run.first..run.first + run.count {
                 let name = &plan.object_names[run_of(id)];
