@@ -33,6 +33,9 @@
 //! `wrk` made requests throughout (its errors, from the connections httpd
 //! forgot when it restarted, are printed, not judged), and a last `curl`
 //! gets `/` byte for byte.
+//!
+//! With `RECOVERY_TRANSCRIPT` set in the environment the console is
+//! printed even when the test passes.
 
 use super::node::{Netns, NODE_IP, TAP, TOOLS};
 use super::web::{CURL, SERVING};
