@@ -319,14 +319,8 @@ impl<'h, R: CacheRegion<'h>> ImageStore<'h, R> {
         }
         let Some(cache) = &mut self.cache else { return Ok(pumped) };
         loop {
-            let (completed, done, events) = (&mut self.completed, &mut self.done, &mut self.events);
-            take_responses(cache, responses, |c| {
-                if let Completion::Loaded(ticket) | Completion::Failed(ticket) = c {
-                    completed[(*done % DONE_RING as u64) as usize] = Some(ticket);
-                    *done += 1;
-                    *events += 1;
-                }
-            })?;
+            let mut done = Done { completed: &mut self.completed, done: &mut self.done, events: &mut self.events };
+            take_responses(cache, responses, |c| done.note(c))?;
             let sent = send_requests(cache, requests);
             self.requests_sent += sent as u64;
             if sent == 0 {
@@ -347,14 +341,27 @@ impl<'h, R: CacheRegion<'h>> ImageStore<'h, R> {
             return 0;
         }
         let Some(cache) = &mut self.cache else { return 0 };
-        let (completed, done, events) = (&mut self.completed, &mut self.done, &mut self.events);
-        cache.fail_in_flight(|c| {
-            if let Completion::Loaded(ticket) | Completion::Failed(ticket) = c {
-                completed[(*done % DONE_RING as u64) as usize] = Some(ticket);
-                *done += 1;
-                *events += 1;
-            }
-        })
+        let mut done = Done { completed: &mut self.completed, done: &mut self.done, events: &mut self.events };
+        cache.fail_in_flight(|c| done.note(c))
+    }
+}
+
+/// The store's record of completed loads, borrowed while the cache is.
+struct Done<'a> {
+    completed: &'a mut [Option<Ticket>; DONE_RING],
+    done: &'a mut u64,
+    events: &'a mut u64,
+}
+
+impl Done<'_> {
+    /// Remembers a finished load (loaded or failed) for the connections
+    /// waiting for it.
+    fn note(&mut self, c: Completion) {
+        if let Completion::Loaded(ticket) | Completion::Failed(ticket) = c {
+            self.completed[(*self.done % DONE_RING as u64) as usize] = Some(ticket);
+            *self.done += 1;
+            *self.events += 1;
+        }
     }
 }
 
