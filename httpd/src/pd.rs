@@ -254,8 +254,8 @@ impl<W: Web> Httpd<W> {
         }
         loop {
             // Whose are the queues (lib-blk-protocol, "Starting over")?
-            match self.blk.sync.poll(self.blk.info, &mut self.blk.requests, &mut self.blk.responses) {
-                Ok(SyncPoll::Synced) => {}
+            let synced = match self.blk.sync.poll(self.blk.info, &mut self.blk.requests, &mut self.blk.responses) {
+                Ok(SyncPoll::Synced) => true,
                 Ok(SyncPoll::DriverRestarted) => {
                     let lost = self.store.driver_restarted();
                     log!("the block driver restarted: {lost} requests in flight lost (their loads failed); syncing");
@@ -265,53 +265,42 @@ impl<W: Web> Httpd<W> {
                     if sent && self.blk.requests.should_signal() {
                         BLK.get().notify();
                     }
-                    match self.blk.responses.request_signal_if_empty() {
-                        Ok(false) => continue,
-                        Ok(true) => return,
-                        Err(e) => {
-                            log!("error: the block response queue is corrupt ({e}); no more disk reads");
-                            self.blk.broken = true;
-                            return;
-                        }
+                    false
+                }
+                Err(e) => return self.blk_broken(e),
+            };
+            if synced {
+                let sent = self.store.requests_sent();
+                match self.store.pump(self.blk.info.get(), &mut self.blk.requests, &mut self.blk.responses) {
+                    Ok(Pumped::Nothing) => {}
+                    Ok(Pumped::Booted) => self.booted(),
+                    Ok(Pumped::Refused(e)) => {
+                        log!("{e}");
+                        log!("not serving: every connection to port {PORT} is refused");
+                        // Up as it can be: the monitor may count it back.
+                        pds_runtime::serving();
                     }
+                    Err(e) => return self.blk_broken(e),
                 }
-                Err(e) => {
-                    log!("error: the block response queue is corrupt ({e}); no more disk reads");
-                    self.blk.broken = true;
-                    return;
+                // Only after enqueueing (lib-queue's P2-P3): else the driver
+                // would be woken for nothing, and so on back and forth.
+                if self.store.requests_sent() != sent && self.blk.requests.should_signal() {
+                    BLK.get().notify();
                 }
-            }
-            let sent = self.store.requests_sent();
-            match self.store.pump(self.blk.info.get(), &mut self.blk.requests, &mut self.blk.responses) {
-                Ok(Pumped::Nothing) => {}
-                Ok(Pumped::Booted) => self.booted(),
-                Ok(Pumped::Refused(e)) => {
-                    log!("{e}");
-                    log!("not serving: every connection to port {PORT} is refused");
-                    // Up as it can be: the monitor may count it back.
-                    pds_runtime::serving();
-                }
-                Err(e) => {
-                    log!("error: the block response queue is corrupt ({e}); no more disk reads");
-                    self.blk.broken = true;
-                    return;
-                }
-            }
-            // Only after enqueueing (lib-queue's P2-P3): else the driver
-            // would be woken for nothing, and so on back and forth.
-            if self.store.requests_sent() != sent && self.blk.requests.should_signal() {
-                BLK.get().notify();
             }
             match self.blk.responses.request_signal_if_empty() {
                 Ok(false) => continue,
                 Ok(true) => return,
-                Err(e) => {
-                    log!("error: the block response queue is corrupt ({e}); no more disk reads");
-                    self.blk.broken = true;
-                    return;
-                }
+                Err(e) => return self.blk_broken(e),
             }
         }
+    }
+
+    /// The block response queue is corrupt: logged once, no more disk
+    /// reads.
+    fn blk_broken(&mut self, e: impl core::fmt::Display) {
+        log!("error: the block response queue is corrupt ({e}); no more disk reads");
+        self.blk.broken = true;
     }
 
     fn booted(&mut self) {
