@@ -164,7 +164,10 @@ pub(crate) struct Start {
 }
 
 /// The part of the counter line both servers log the same way: the
-/// device's counters and the file cache's (tests read these fields).
+/// device's counters, the file cache's and what the demultiplexer counted
+/// for httpd (frames it delivered, frames it dropped because httpd's
+/// receive queue had no free buffer; asked by one protected call per
+/// counter line). Tests and the benchmark read these fields.
 pub(crate) struct DeviceAndCache<'a>(pub &'a DeviceCounters, pub &'a Store);
 
 impl core::fmt::Display for DeviceAndCache<'_> {
@@ -176,7 +179,15 @@ impl core::fmt::Display for DeviceAndCache<'_> {
             "rx={} rx_not_ipv4={} rx_not_for_us={} tx={} tx_arp_miss={} tx_no_route={} tx_no_buffer={} tx_unplanned={} tx_in_place_bytes={} sum_read_bytes={}; cache hits={} loads={} loaded={} failed={} evictions={} busy={} verified={} corrupt={} bad_releases={}",
             d.rx_packets, d.rx_not_ipv4, d.rx_not_for_us, d.tx_frames, d.tx_arp_miss, d.tx_no_route, d.tx_no_buffer, d.tx_unplanned, d.tx_in_place_bytes, store.sum_read_bytes(),
             s.hits, s.loads, s.loaded, s.failed_loads, s.evictions, s.busy, s.verified, s.corrupt, store.bad_releases
-        )
+        )?;
+        match net_client::MUX.stats() {
+            Ok(m) => write!(
+                f,
+                "; mux rx_delivered={} rx_no_buffer={} tx_refused={}",
+                m.rx_delivered, m.rx_no_buffer, m.tx_refused
+            ),
+            Err(e) => write!(f, "; mux stats refused: {e}"),
+        }
     }
 }
 

@@ -115,13 +115,26 @@ fn with_web(
     let built = build(ws, SYSTEMS[variant], KERNEL_CONSOLE)?;
     let ns = Netns::new()?;
     let mut s = ns.boot_with(&built, &qemu::blk_drive(image, true))?;
-    let result = s.expect(ready, LINE_TIMEOUT).map(|(line, _)| println!("   {line}")).and_then(|()| check(&ns, &mut s));
+    let result = s
+        .expect(ready, LINE_TIMEOUT)
+        .map(|(line, _)| println!("   {line}"))
+        .and_then(|()| check(&ns, &mut s))
+        .and_then(|()| no_error_lines(&s));
     if result.is_err() {
         s.print_transcript();
     }
     drop(s);
     drop(ns);
     result
+}
+
+/// Whatever a test did to the node, no PD may have logged an `error:`
+/// line: those name broken invariants (a queue, a descriptor, a device),
+/// which a client would not notice until much later.
+fn no_error_lines(s: &Session) -> Result<()> {
+    let errors: Vec<&String> = s.transcript.iter().filter(|l| l.contains("] error: ")).collect();
+    ensure!(errors.is_empty(), "{} error line(s) on the console, the first: {}", errors.len(), errors[0]);
+    Ok(())
 }
 
 /// `curl` in the namespace with `args`; its stdout.
