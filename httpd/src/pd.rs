@@ -38,7 +38,7 @@
 //! is refused at once with a reset, and not a byte of the image is served.
 //! The cache's state (~190 KiB) lives in this PD's state, on its stack:
 //! the description gives httpd a 1 MiB stack.
-use drivers_timer_api::Timer;
+use drivers_timer_api::{LocalClock, Timer};
 use httpd_core::arena::Arena;
 use httpd_core::device::DeviceCounters;
 use httpd_core::device::{Link, Neighbours, NoBuffer, Resolution, MAX_FRAME};
@@ -216,6 +216,9 @@ pub(crate) struct Httpd<W: Web> {
     node: net_config::NodeAddress,
     alarm: Alarm,
     report: ChangeReport<W::Counters>,
+    /// The timer's clock read here (`drivers-timer-api`'s `LocalClock`):
+    /// one reading per turn of the loop, without a call each.
+    clock: Option<LocalClock>,
 }
 
 impl<W: Web> Httpd<W> {
@@ -225,7 +228,7 @@ impl<W: Web> Httpd<W> {
         loop {
             self.pump_disk();
             let events = self.store.events();
-            let now = TIMER.now();
+            let now = self.now();
             let due = self.server.poll(now, &mut self.store);
             self.log_notices();
             // Loads the polls started go out now; completions that arrived
@@ -255,6 +258,14 @@ impl<W: Web> Httpd<W> {
 }
 
 impl<W: Web> Httpd<W> {
+    /// Nanoseconds since boot, in the timer's clock.
+    fn now(&mut self) -> u64 {
+        match &mut self.clock {
+            Some(clock) => clock.now(),
+            None => TIMER.now(),
+        }
+    }
+
     /// Moves the block traffic until the response queue is empty with a
     /// signal requested; starts accepting once the image is booted.
     fn pump_disk(&mut self) {
@@ -385,15 +396,27 @@ impl<W: Web> Handler for Httpd<W> {
         server.log_pool(size, cache_size);
         let store = ImageStore::new(PdRegion { base: cache_base as usize, size: cache_size as usize });
         let blk = Blk { requests, responses, info, broken: false };
-        let mut httpd =
-            Httpd { server, store, blk, node, alarm: Alarm::new(), report: ChangeReport::new(W::Counters::default()) };
+        let clock = TIMER.local_clock();
+        if clock.is_none() {
+            log!("warning: the timer does not give its TSC scale: every reading of the clock is a call");
+        }
+        let mut httpd = Httpd {
+            server,
+            store,
+            blk,
+            node,
+            alarm: Alarm::new(),
+            report: ChangeReport::new(W::Counters::default()),
+            clock,
+        };
         httpd.run();
         httpd
     }
 
     fn notified(&mut self, channels: ChannelSet) {
         if channels.contains(TIMER.channel()) {
-            self.alarm.fired(TIMER.now());
+            let now = self.now();
+            self.alarm.fired(now);
         }
         // Frames, returned buffers, arpd's answer, the timer: all of it is
         // one more poll.
