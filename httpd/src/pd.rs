@@ -46,7 +46,7 @@ use httpd_core::inplace::InPlaceList;
 use httpd_core::site::{CacheRegion, ImageStore, Notice, Pumped};
 use lib_blk_protocol::{Info, RequestProducer, ResponseConsumer};
 use net_arp_table::{Table, TableReader};
-use net_client::{Alarm, ChangeReport, NetClient, TxOffload};
+use net_client::{Alarm, ChangeReport, MuxError, MuxStats, NetClient, TxOffload};
 use net_config::{Ipv4Address, NodeAddress, ARP_TABLE_VADDR, CLIENT_ARPD_CHANNEL};
 use pds_runtime::{log, Channel, ChannelSet, Handler};
 
@@ -164,11 +164,20 @@ pub(crate) struct Start {
 }
 
 /// The part of the counter line both servers log the same way: the
-/// device's counters, the file cache's and what the demultiplexer counted
-/// for httpd (frames it delivered, frames it dropped because httpd's
-/// receive queue had no free buffer; asked by one protected call per
-/// counter line). Tests and the benchmark read these fields.
-pub(crate) struct DeviceAndCache<'a>(pub &'a DeviceCounters, pub &'a Store);
+/// device's counters, what the demultiplexer counted for httpd (frames it
+/// delivered, frames it dropped because httpd's receive queue had no free
+/// buffer: [`DeviceAndCache::mux`]) and the file cache's. Tests and the
+/// benchmark read these fields.
+pub(crate) struct DeviceAndCache<'a>(pub &'a DeviceCounters, pub &'a Store, pub Result<MuxStats, MuxError>);
+
+impl DeviceAndCache<'_> {
+    /// The demultiplexer's counters for this PD: one protected call, made
+    /// before the line is formatted (the demultiplexer logs during the
+    /// call, and a half-written line would be printed around its lines).
+    pub fn mux() -> Result<MuxStats, MuxError> {
+        net_client::MUX.stats()
+    }
+}
 
 impl core::fmt::Display for DeviceAndCache<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -176,18 +185,22 @@ impl core::fmt::Display for DeviceAndCache<'_> {
         let s = store.stats();
         write!(
             f,
-            "rx={} rx_not_ipv4={} rx_not_for_us={} tx={} tx_arp_miss={} tx_no_route={} tx_no_buffer={} tx_unplanned={} tx_in_place_bytes={} sum_read_bytes={}; cache hits={} loads={} loaded={} failed={} evictions={} busy={} verified={} corrupt={} bad_releases={}",
+            "rx={} rx_not_ipv4={} rx_not_for_us={} tx={} tx_arp_miss={} tx_no_route={} tx_no_buffer={} tx_unplanned={} tx_in_place_bytes={} sum_read_bytes={}; ",
             d.rx_packets, d.rx_not_ipv4, d.rx_not_for_us, d.tx_frames, d.tx_arp_miss, d.tx_no_route, d.tx_no_buffer, d.tx_unplanned, d.tx_in_place_bytes, store.sum_read_bytes(),
-            s.hits, s.loads, s.loaded, s.failed_loads, s.evictions, s.busy, s.verified, s.corrupt, store.bad_releases
         )?;
-        match net_client::MUX.stats() {
+        match &self.2 {
             Ok(m) => write!(
                 f,
-                "; mux rx_delivered={} rx_no_buffer={} tx_refused={}",
+                "mux rx_delivered={} rx_no_buffer={} tx_refused={}; ",
                 m.rx_delivered, m.rx_no_buffer, m.tx_refused
-            ),
-            Err(e) => write!(f, "; mux stats refused: {e}"),
+            )?,
+            Err(e) => write!(f, "mux stats refused: {e}; ")?,
         }
+        write!(
+            f,
+            "cache hits={} loads={} loaded={} failed={} evictions={} busy={} verified={} corrupt={} bad_releases={}",
+            s.hits, s.loads, s.loaded, s.failed_loads, s.evictions, s.busy, s.verified, s.corrupt, store.bad_releases
+        )
     }
 }
 

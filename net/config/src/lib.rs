@@ -240,6 +240,14 @@ impl ClientRegion {
         MUX_CLIENT_BASE + n as u64 * MUX_CLIENT_STRIDE + self.offset()
     }
 
+    /// Whether the region is made of 2 MiB pages: the receive buffers
+    /// (2 MiB, at 2 MiB-aligned addresses in the client and the
+    /// demultiplexer), which in 4 KiB pages would be 512 frames and 1,024
+    /// mappings per client for the initialiser to make at boot.
+    pub const fn large_pages(self) -> bool {
+        matches!(self, ClientRegion::RxData)
+    }
+
     /// Whether the client may write it (all but the receive buffers, which
     /// only the demultiplexer fills).
     pub const fn client_writes(self) -> bool {
@@ -499,6 +507,12 @@ mod tests {
         assert!(region_size(lib_net_protocol::CLIENT_RX_QUEUE_CAPACITY) as u64 <= ClientRegion::RxFree.size());
         assert!(region_size(lib_net_protocol::TX_QUEUE_CAPACITY) as u64 <= ClientRegion::TxFree.size());
         assert_eq!(ClientRegion::RxData.size(), lib_net_protocol::CLIENT_RX_DATA_SIZE as u64);
+        const LARGE: u64 = 0x20_0000;
+        for r in ClientRegion::ALL.into_iter().filter(|r| r.large_pages()) {
+            assert_eq!(r.size() % LARGE, 0, "{r:?}");
+            assert_eq!(r.client_vaddr() % LARGE, 0, "{r:?}");
+            assert!((0..MAX_CLIENTS).all(|n| r.mux_vaddr(n) % LARGE == 0), "{r:?}");
+        }
         let mut spans: std::vec::Vec<(u64, u64)> =
             ClientRegion::ALL.iter().map(|r| (r.client_vaddr(), r.client_vaddr() + r.size())).collect();
         spans.push((ARP_TABLE_VADDR, ARP_TABLE_VADDR + ARP_TABLE_SIZE));

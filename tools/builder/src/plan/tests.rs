@@ -373,6 +373,15 @@ fn microkit_system_plan_is_pinned() {
 /// and TCBs, which have no rights bits)`, badge`.
 const MICROKIT_CAPS: &[(&str, &[&str])] = &[
 (
+"idle",
+&[
+    "slot 1: notification of idle, rights R--, badge 0x0",
+    "slot 2: monitor fault endpoint, rights -WG, badge 0x9",
+    "slot 3: notification of idle, rights R--, badge 0x0",
+    "slot 64: notification of virtio-net, rights -W-, badge 0x800",
+],
+),
+(
 "arpd",
 &[
     "slot 1: endpoint of arpd, rights R--, badge 0x0",
@@ -441,6 +450,7 @@ const MICROKIT_CAPS: &[(&str, &[&str])] = &[
     "slot 65: notification of stray, rights -W-, badge 0x400",
     "slot 66: notification of httpd, rights -W-, badge 0x400",
     "slot 67: notification of net-mux, rights -W-, badge 0x100000",
+    "slot 68: notification of virtio-net, rights -W-, badge 0x400",
     "slot 89: notification of serial, rights -W-, badge 0x1",
     "slot 216: IRQ handler of IOAPIC 0 pin 2, delivered to notification of timer (badge 0x1000000), rights n/a, badge 0x0",
     "slot 256: I/O ports 0x40..=0x43, rights n/a, badge 0x0",
@@ -465,7 +475,10 @@ const MICROKIT_CAPS: &[(&str, &[&str])] = &[
     "slot 2: monitor fault endpoint, rights -WG, badge 0x2",
     "slot 3: notification of virtio-net, rights R--, badge 0x0",
     "slot 65: notification of net-mux, rights -W-, badge 0x1",
+    "slot 74: notification of timer, rights -W-, badge 0x10",
+    "slot 75: notification of idle, rights -W-, badge 0x1",
     "slot 89: notification of serial, rights -W-, badge 0x2",
+    "slot 138: endpoint of timer, rights -WG, badge 0x8000004",
     "slot 192: IRQ handler of PCI 1af4:1041, delivered to notification of virtio-net (badge 0x1), rights n/a, badge 0x0",
 ],
 ),
