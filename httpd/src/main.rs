@@ -73,6 +73,7 @@ impl Web for Cheetah {
     /// is always 0 (bodies go only in place), logged as the smoltcp
     /// variant logs it.
     fn log_counters(&self, store: &Store) {
+        let mux = DeviceAndCache::mux();
         let c = self.0.counters;
         let d = self.0.wire.counters;
         log!(
@@ -80,7 +81,7 @@ impl Web for Cheetah {
             c.accepted, c.responses, c.errors, c.timeouts_408, c.idle_closed, c.aborted, c.time_wait, c.file_errors, c.file_waits,
             self.0.works_in_use(), self.0.works(), self.0.connections(), self.0.capacity(), self.0.time_wait_records(),
             c.syn_acks, c.table_full, c.per_source_refused, c.resets, c.resets_limited, c.rx_bad, c.no_work,
-            DeviceAndCache(&d, store)
+            DeviceAndCache(&d, store, mux)
         );
     }
 

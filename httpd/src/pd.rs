@@ -38,7 +38,7 @@
 //! is refused at once with a reset, and not a byte of the image is served.
 //! The cache's state (~190 KiB) lives in this PD's state, on its stack:
 //! the description gives httpd a 1 MiB stack.
-use drivers_timer_api::Timer;
+use drivers_timer_api::{LocalClock, Timer};
 use httpd_core::arena::Arena;
 use httpd_core::device::DeviceCounters;
 use httpd_core::device::{Link, Neighbours, NoBuffer, Resolution, MAX_FRAME};
@@ -46,7 +46,7 @@ use httpd_core::inplace::InPlaceList;
 use httpd_core::site::{CacheRegion, ImageStore, Notice, Pumped};
 use lib_blk_protocol::{ClientSync, Info, RequestProducer, ResponseConsumer, SyncPoll};
 use net_arp_table::{Table, TableReader};
-use net_client::{Alarm, ChangeReport, NetClient, TxOffload};
+use net_client::{Alarm, ChangeReport, MuxError, MuxStats, NetClient, TxOffload};
 use net_config::{Ipv4Address, NodeAddress, ARP_TABLE_VADDR, CLIENT_ARPD_CHANNEL};
 use pds_runtime::{log, Channel, ChannelSet, Handler};
 
@@ -166,8 +166,20 @@ pub(crate) struct Start {
 }
 
 /// The part of the counter line both servers log the same way: the
-/// device's counters and the file cache's (tests read these fields).
-pub(crate) struct DeviceAndCache<'a>(pub &'a DeviceCounters, pub &'a Store);
+/// device's counters, what the demultiplexer counted for httpd (frames it
+/// delivered, frames it dropped because httpd's receive queue had no free
+/// buffer: [`DeviceAndCache::mux`]) and the file cache's. Tests and the
+/// benchmark read these fields.
+pub(crate) struct DeviceAndCache<'a>(pub &'a DeviceCounters, pub &'a Store, pub Result<MuxStats, MuxError>);
+
+impl DeviceAndCache<'_> {
+    /// The demultiplexer's counters for this PD: one protected call, made
+    /// before the line is formatted (the demultiplexer logs during the
+    /// call, and a half-written line would be printed around its lines).
+    pub fn mux() -> Result<MuxStats, MuxError> {
+        net_client::MUX.stats()
+    }
+}
 
 impl core::fmt::Display for DeviceAndCache<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -175,8 +187,20 @@ impl core::fmt::Display for DeviceAndCache<'_> {
         let s = store.stats();
         write!(
             f,
-            "rx={} rx_not_ipv4={} rx_not_for_us={} tx={} tx_arp_miss={} tx_no_route={} tx_no_buffer={} tx_unplanned={} tx_in_place_bytes={} sum_read_bytes={}; cache hits={} loads={} loaded={} failed={} evictions={} busy={} verified={} corrupt={} bad_releases={}",
+            "rx={} rx_not_ipv4={} rx_not_for_us={} tx={} tx_arp_miss={} tx_no_route={} tx_no_buffer={} tx_unplanned={} tx_in_place_bytes={} sum_read_bytes={}; ",
             d.rx_packets, d.rx_not_ipv4, d.rx_not_for_us, d.tx_frames, d.tx_arp_miss, d.tx_no_route, d.tx_no_buffer, d.tx_unplanned, d.tx_in_place_bytes, store.sum_read_bytes(),
+        )?;
+        match &self.2 {
+            Ok(m) => write!(
+                f,
+                "mux rx_delivered={} rx_no_buffer={} tx_refused={}; ",
+                m.rx_delivered, m.rx_no_buffer, m.tx_refused
+            )?,
+            Err(e) => write!(f, "mux stats refused: {e}; ")?,
+        }
+        write!(
+            f,
+            "cache hits={} loads={} loaded={} failed={} evictions={} busy={} verified={} corrupt={} bad_releases={}",
             s.hits, s.loads, s.loaded, s.failed_loads, s.evictions, s.busy, s.verified, s.corrupt, store.bad_releases
         )
     }
@@ -207,6 +231,9 @@ pub(crate) struct Httpd<W: Web> {
     node: net_config::NodeAddress,
     alarm: Alarm,
     report: ChangeReport<W::Counters>,
+    /// The timer's clock read here (`drivers-timer-api`'s `LocalClock`):
+    /// one reading per turn of the loop, without a call each.
+    clock: Option<LocalClock>,
 }
 
 impl<W: Web> Httpd<W> {
@@ -216,7 +243,7 @@ impl<W: Web> Httpd<W> {
         loop {
             self.pump_disk();
             let events = self.store.events();
-            let now = TIMER.now();
+            let now = self.now();
             let due = self.server.poll(now, &mut self.store);
             self.log_notices();
             // Loads the polls started go out now; completions that arrived
@@ -246,6 +273,14 @@ impl<W: Web> Httpd<W> {
 }
 
 impl<W: Web> Httpd<W> {
+    /// Nanoseconds since boot, in the timer's clock.
+    fn now(&mut self) -> u64 {
+        match &mut self.clock {
+            Some(clock) => clock.now(),
+            None => TIMER.now(),
+        }
+    }
+
     /// Moves the block traffic until the response queue is empty with a
     /// signal requested; starts accepting once the image is booted.
     fn pump_disk(&mut self) {
@@ -401,15 +436,27 @@ impl<W: Web> Handler for Httpd<W> {
         let store = ImageStore::new(PdRegion { base: cache_base as usize, size: cache_size as usize });
         let sync = ClientSync::new(pds_runtime::restarts() as u32);
         let blk = Blk { requests, responses, info, sync, broken: false };
-        let mut httpd =
-            Httpd { server, store, blk, node, alarm: Alarm::new(), report: ChangeReport::new(W::Counters::default()) };
+        let clock = TIMER.local_clock();
+        if clock.is_none() {
+            log!("warning: the timer does not give its TSC scale: every reading of the clock is a call");
+        }
+        let mut httpd = Httpd {
+            server,
+            store,
+            blk,
+            node,
+            alarm: Alarm::new(),
+            report: ChangeReport::new(W::Counters::default()),
+            clock,
+        };
         httpd.run();
         httpd
     }
 
     fn notified(&mut self, channels: ChannelSet) {
         if channels.contains(TIMER.channel()) {
-            self.alarm.fired(TIMER.now());
+            let now = self.now();
+            self.alarm.fired(now);
         }
         // Frames, returned buffers, arpd's answer, the timer: all of it is
         // one more poll.

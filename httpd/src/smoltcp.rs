@@ -57,13 +57,14 @@ impl Web for Smoltcp {
     }
 
     fn log_counters(&self, store: &Store) {
+        let mux = DeviceAndCache::mux();
         let c = self.0.counters;
         let d = self.0.device.counters;
         log!(
             "accepted={} responses={} errors={} timeouts_408={} idle_closed={} aborted={} file_errors={} file_waits={} pool_full={} reclaimed={} busy={}/{} copied_bytes={}; {}",
             c.accepted, c.responses, c.errors, c.timeouts_408, c.idle_closed, c.aborted, c.file_errors, c.file_waits, c.pool_full, c.reclaimed,
             self.0.busy(), self.0.pool_size(), c.copied_bytes,
-            DeviceAndCache(&d, store)
+            DeviceAndCache(&d, store, mux)
         );
     }
 

@@ -18,7 +18,7 @@
 #![no_std]
 #![no_main]
 
-use drivers_timer_api::{label, status, TIMEOUTS_PER_CLIENT};
+use drivers_timer_api::{label, rdtsc, status, TIMEOUTS_PER_CLIENT};
 use drivers_timer_core::rtc::{self, CmosPorts};
 use drivers_timer_core::{calibrate, pit_count_for, ArmError, Clock, PitCounter, Timeouts};
 use pds_boot_spec::cspace;
@@ -86,12 +86,6 @@ impl CmosPorts for Cmos {
 /// register A (a side-effect-free register) succeeds.
 fn have_cmos() -> bool {
     CMOS_PORTS.out8(u64::from(CMOS_INDEX), u64::from(rtc::STATUS_A)).is_ok()
-}
-
-fn rdtsc() -> u64 {
-    // SAFETY: RDTSC only reads the time-stamp counter; seL4 leaves it
-    // available at user level (CR4.TSD clear).
-    unsafe { core::arch::x86_64::_rdtsc() }
 }
 
 struct Timer {
@@ -173,6 +167,10 @@ impl Handler for Timer {
                 }
                 None => msginfo(status::NO_CLOCK, 0),
             },
+            label::TSC_SCALE => {
+                pds_runtime::set_mr(0, self.clock.scale().0);
+                msginfo(status::OK, 1)
+            }
             label::CANCEL_ALL => {
                 self.timeouts.cancel_all(client);
                 msginfo(status::OK, 0)

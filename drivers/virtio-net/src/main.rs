@@ -5,10 +5,19 @@
 //!
 //! Channels: irq 0 is the device's interrupt, channel 1 the client (which
 //! may also make the driver's protected calls, [`DriverRequest`]: the
-//! counters, the MAC address and the offloads negotiated).
+//! counters, the MAC address and the offloads negotiated). The channel
+//! named `timer`, optional, is the timer PD: with it the driver reads the
+//! clock (`LocalClock`) and moderates the device's interrupts, polling on
+//! the timer's timeouts while frames come fast (the library's "Interrupt
+//! moderation"); without it, one interrupt per used-ring batch as ever.
+//! The channel named `idle`, optional, is the idle PD (`drivers/idle`):
+//! while polling, the driver also polls whenever the machine would
+//! otherwise idle, so that moderation costs no latency when the CPU has
+//! time to spare.
 #![no_std]
 #![no_main]
 
+use drivers_timer_api::{LocalClock, Timer};
 use drivers_virtio_net_core::driver::{self, ClientRegions, DmaWindow, Driver};
 use lib_net_protocol::{
     driver_reply, DriverError, DriverReply, DriverRequest, RX_QUEUE_CAPACITY, TX_QUEUE_CAPACITY, TX_SPACE_LEN,
@@ -24,6 +33,14 @@ use pds_runtime::{log, Channel, ChannelSet, Handler, MemoryRegion, MessageInfo};
 pds_runtime::channel!(DEVICE_IRQ = "device", irq);
 // The demultiplexer's channel (`setvar_id="client"` on this PD's end).
 pds_runtime::channel!(CLIENT = "client");
+// The timer, if the description gives one (`setvar_id="timer"`, pp="true"
+// on this end): the clock and the timeouts of interrupt moderation.
+pds_runtime::channel!(TIMER_CHANNEL = "timer", call, optional);
+static TIMER: Timer = Timer::named(&TIMER_CHANNEL);
+// The idle PD, if the description gives one (`setvar_id="idle"`): while
+// polling, the driver asks it to say when nothing else runs, and polls
+// then (drivers/idle).
+pds_runtime::channel!(IDLE = "idle", optional);
 
 /// The BAR holding the virtio structures (QEMU: BAR 4), and how much of it
 /// the description maps.
@@ -62,6 +79,10 @@ impl ConfigSpace for Snapshot {
 struct NetDriver {
     /// `None` if the device could not be brought up (said so in the log).
     driver: Option<Driver<'static>>,
+    /// The timer's clock, if the description gives a timer.
+    clock: Option<LocalClock>,
+    /// The poll timeout armed and not yet fired.
+    poll_armed: bool,
 }
 
 /// The address of a mapped region, or a log line naming the missing setvar.
@@ -202,14 +223,42 @@ impl Handler for NetDriver {
                 CLIENT.get().notify();
             }
         }
-        NetDriver { driver }
+        let clock = TIMER_CHANNEL.get_optional().and_then(|_| TIMER.local_clock());
+        match clock {
+            Some(_) => log!(
+                "interrupt moderation: polling every {} us while interrupts come less than {} us apart",
+                driver::POLL_NS / 1000,
+                driver::BUSY_GAP_NS / 1000
+            ),
+            None => log!("no timer: an interrupt per batch of frames, no moderation"),
+        }
+        NetDriver { driver, clock, poll_armed: false }
     }
 
     fn notified(&mut self, channels: ChannelSet) {
         let irq = channels.contains(DEVICE_IRQ.get());
+        let timer = TIMER_CHANNEL.get_optional().is_some_and(|t| channels.contains(t));
+        if timer {
+            self.poll_armed = false;
+        }
+        let poll = timer || IDLE.get_optional().is_some_and(|i| channels.contains(i));
         if let Some(d) = self.driver.as_mut() {
-            if d.handle(irq) {
+            let now = self.clock.as_mut().map(LocalClock::now);
+            let handled = d.handle_at(irq, poll, now);
+            if handled.notify_client {
                 CLIENT.get().deferred_notify();
+            }
+            // One timeout at a time: an earlier one armed still wakes us in
+            // time, and a poll that finds nothing ends polling.
+            if let (Some(_), Some(idle)) = (handled.poll_at, IDLE.get_optional()) {
+                idle.deferred_notify();
+            }
+            if let Some(at) = handled.poll_at.filter(|_| !self.poll_armed) {
+                self.poll_armed = TIMER.set_timeout(at).is_ok();
+                // Without a poll to come, interrupts must be armed again.
+                if !self.poll_armed && d.stop_polling() {
+                    CLIENT.get().deferred_notify();
+                }
             }
         }
         if irq {
@@ -225,7 +274,8 @@ impl Handler for NetDriver {
             }
             Ok(DriverRequest::Stats) => {
                 let stats = self.driver.as_ref().map(Driver::stats).unwrap_or_default();
-                log!("stats: {stats}");
+                let (started, polls) = self.driver.as_ref().map_or((0, 0), Driver::moderation);
+                log!("stats: {stats}; moderation: polling started {started} times, {polls} polls found work");
                 Ok(DriverReply::Stats(stats))
             }
             Ok(DriverRequest::Offloads) => Ok(DriverReply::Offloads(self.driver.as_ref().map_or(0, Driver::offloads))),

@@ -201,6 +201,21 @@ pub const RX_DATA_SIZE: usize = RX_BUFFER_SIZE * RX_BUFFERS;
 /// Capacity of `rx_free` and `rx_active`: every receive buffer fits in
 /// either queue, so the driver never has to hold a frame back for room.
 pub const RX_QUEUE_CAPACITY: usize = RX_BUFFERS;
+
+/// Receive buffers in a client's `rx_data` (the demultiplexer plays the
+/// driver there). More than the driver's [`RX_BUFFERS`]: the driver's
+/// buffers come back as soon as the demultiplexer has copied a frame out,
+/// but a client's wait until the client runs, and the client runs below
+/// the driver and the demultiplexer. A server's queue must hold what all
+/// its connections may send at once while it is busy: with 256 keep-alive
+/// clients each sending a request and a few ACKs, 256 buffers overflowed
+/// (the demultiplexer dropped a few hundred frames a second and each cost
+/// its connection a 200 ms retransmission timeout); 1024 did not.
+pub const CLIENT_RX_BUFFERS: usize = 1024;
+/// Bytes of a client's `rx_data` region.
+pub const CLIENT_RX_DATA_SIZE: usize = RX_BUFFER_SIZE * CLIENT_RX_BUFFERS;
+/// Capacity of a client's `rx_free` and `rx_active`: every buffer fits.
+pub const CLIENT_RX_QUEUE_CAPACITY: usize = CLIENT_RX_BUFFERS;
 /// Capacity of `tx_free` and `tx_active`, in descriptors (not frames).
 pub const TX_QUEUE_CAPACITY: usize = 512;
 

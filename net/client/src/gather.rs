@@ -5,7 +5,7 @@
 #[cfg(test)]
 use lib_net_protocol::InPlaceList;
 use lib_net_protocol::{
-    tx_offset, InPlace, TxOffload, TxWindow, MAX_FRAME_LEN, MAX_IN_PLACE, MAX_TX_SEGMENTS, TX_MORE,
+    split_tx_offset, tx_offset, InPlace, TxOffload, TxWindow, MAX_FRAME_LEN, MAX_IN_PLACE, MAX_TX_SEGMENTS, TX_MORE,
 };
 use lib_queue::BufferDesc;
 
@@ -106,6 +106,24 @@ pub(crate) fn frame_descs(
     Ok(descs)
 }
 
+/// What a descriptor back on `tx_free` is, by the rules [`frame_descs`]
+/// and [`FrameDescs::with_offload`] made it: a piece of transmit buffer
+/// `slot`'s frame (`last`: the frame's final descriptor, which frees the
+/// buffer). Any descriptor of a frame this client sent is one: a buffer
+/// piece inside its buffer's bytes, an in-place range, or the frame's
+/// offload descriptor (`TxWindow::Offload`, which names no bytes).
+/// `None`: nothing this client sent (a confused or hostile demultiplexer).
+pub(crate) fn returned(desc: &BufferDesc) -> Option<(usize, bool)> {
+    let slot = (desc.cookie & !TX_MORE) as usize;
+    let buffer = (slot * TX_BUFFER_SIZE) as u64..((slot + 1) * TX_BUFFER_SIZE) as u64;
+    let ours = match split_tx_offset(desc.offset)? {
+        (TxWindow::Headers, offset) => buffer.contains(&u64::from(offset)),
+        (TxWindow::Files | TxWindow::Offload, _) => true,
+        (TxWindow::Rx | TxWindow::Payload, _) => false,
+    };
+    ours.then_some((slot, desc.cookie & TX_MORE == 0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,5 +221,33 @@ mod tests {
         // Up to the buffer's end is fine.
         assert!(frame_descs(4, MAX_FRAME_LEN + 10, &[range(MAX_FRAME_LEN, 10, 0)], big).is_ok());
         assert_eq!(frame_descs(4, MAX_FRAME_LEN + 1, &[], big), Err(SendError::BadLayout));
+    }
+
+    #[test]
+    fn every_descriptor_of_a_sent_frame_comes_back_as_its_buffer_s() {
+        // Whatever a frame was made of (buffer pieces, ranges, an offload
+        // descriptor first), each of its descriptors back on tx_free names
+        // its buffer, and exactly one, the last, frees it.
+        let tso = TxOffload::tso4(34, 54, 1460);
+        let csum = TxOffload::checksum(34, 50, false);
+        let frames = [
+            (7, frame_descs(7, 60, &[], 0).unwrap()),
+            (2, frame_descs(2, 1000, &[range(54, 900, 0x4000)], REGION).unwrap()),
+            (4, frame_descs(4, 54 + 64_000, &[range(54, 64_000, 0x100)], 0x20000).unwrap().with_offload(tso)),
+            (9, frame_descs(9, 700, &[range(100, 300, 0)], REGION).unwrap().with_offload(csum)),
+        ];
+        for (slot, frame) in frames {
+            let back: std::vec::Vec<_> = frame.as_slice().iter().map(returned).collect();
+            assert!(back.iter().all(|b| b.is_some_and(|(s, _)| s == slot)), "{frame:?}: {back:?}");
+            assert_eq!(back.last(), Some(&Some((slot, true))), "{frame:?}");
+            assert_eq!(back.iter().filter(|b| b.is_some_and(|(_, last)| last)).count(), 1);
+        }
+        // Not this client's: received buffers, the payload window, another
+        // buffer's bytes, a window that does not exist.
+        let foreign = |offset, cookie| returned(&BufferDesc { offset, len: 10, cookie });
+        assert_eq!(foreign(tx_offset(TxWindow::Rx, 0), 0), None);
+        assert_eq!(foreign(tx_offset(TxWindow::Payload, 0), 0), None);
+        assert_eq!(foreign(tx_offset(TxWindow::Headers, TX_BUFFER_SIZE as u32), 0), None);
+        assert_eq!(foreign(5 << 32, 0), None);
     }
 }

@@ -87,8 +87,7 @@ impl Alarm {
 }
 
 use lib_net_protocol::{
-    split_tx_offset, TxWindow, RX_BUFFERS, RX_BUFFER_SIZE, RX_DATA_SIZE, RX_QUEUE_CAPACITY, TX_MORE, TX_QUEUE_CAPACITY,
-    TX_SPACE_LEN,
+    CLIENT_RX_BUFFERS, CLIENT_RX_DATA_SIZE, CLIENT_RX_QUEUE_CAPACITY, RX_BUFFER_SIZE, TX_QUEUE_CAPACITY, TX_SPACE_LEN,
 };
 use lib_queue::{BufferDesc, ReceiverQueues, SenderQueues};
 use net_config::{ClientRegion, NetConfig, NodeAddress, CLIENT_MUX_CHANNEL, CONFIG_BYTES, TX_BUFFERS};
@@ -157,7 +156,7 @@ impl core::fmt::Display for InitError {
 
 /// This PD's end of the demultiplexer.
 pub struct NetClient {
-    rx: ReceiverQueues<'static, RX_QUEUE_CAPACITY>,
+    rx: ReceiverQueues<'static, CLIENT_RX_QUEUE_CAPACITY>,
     tx: SenderQueues<'static, TX_QUEUE_CAPACITY>,
     rx_data: MemoryRegion,
     tx_data: MemoryRegion,
@@ -195,15 +194,15 @@ impl NetClient {
         // read-write. This PD touches them only through these handles.
         let (rx, tx, rx_data, tx_data) = unsafe {
             (
-                ReceiverQueues::new(region(ClientRegion::RxFree), region(ClientRegion::RxActive), RX_DATA_SIZE),
+                ReceiverQueues::new(region(ClientRegion::RxFree), region(ClientRegion::RxActive), CLIENT_RX_DATA_SIZE),
                 SenderQueues::new(region(ClientRegion::TxFree), region(ClientRegion::TxActive), TX_SPACE_LEN),
-                MemoryRegion::new(ClientRegion::RxData.client_vaddr() as usize, RX_DATA_SIZE),
+                MemoryRegion::new(ClientRegion::RxData.client_vaddr() as usize, CLIENT_RX_DATA_SIZE),
                 MemoryRegion::new(ClientRegion::TxData.client_vaddr() as usize, ClientRegion::TxData.size() as usize),
             )
         };
         let mut client =
             NetClient { rx, tx, rx_data, tx_data, tx_slots: TxSlots::new(), config, mac: [0; 6], offloads: 0 };
-        for i in 0..RX_BUFFERS {
+        for i in 0..CLIENT_RX_BUFFERS {
             client.return_rx_buffer((i * RX_BUFFER_SIZE) as u64);
         }
         MUX.channel().notify();
@@ -237,25 +236,18 @@ impl NetClient {
 
     /// Takes back transmit buffers the demultiplexer is done with. A
     /// frame's descriptors carry its buffer's number as cookie: the last
-    /// one (without [`TX_MORE`]) frees the buffer, which must be in
-    /// flight; the others (pieces of the buffer, or in-place ranges) need
-    /// nothing. Anything else is logged.
+    /// one (without [`TX_MORE`](lib_net_protocol::TX_MORE)) frees the buffer, which must be in
+    /// flight; the others (pieces of the buffer, in-place ranges, the
+    /// offload descriptor) need nothing (`gather::returned`). Anything
+    /// else is logged.
     fn reclaim(&mut self) {
         loop {
             match self.tx.free.dequeue() {
-                Ok(Some(desc)) => {
-                    let slot = (desc.cookie & !TX_MORE) as usize;
-                    let buffer = (slot * TX_BUFFER_SIZE) as u64..((slot + 1) * TX_BUFFER_SIZE) as u64;
-                    let ours = match split_tx_offset(desc.offset) {
-                        Some((TxWindow::Headers, offset)) => buffer.contains(&u64::from(offset)),
-                        Some((TxWindow::Files, _)) => true,
-                        _ => false,
-                    };
-                    let last = desc.cookie & TX_MORE == 0;
-                    if !ours || (last && !self.tx_slots.release(slot)) {
-                        log!("error: unexpected descriptor on tx_free: {desc:?}");
-                    }
-                }
+                Ok(Some(desc)) => match gather::returned(&desc) {
+                    Some((slot, true)) if self.tx_slots.release(slot) => {}
+                    Some((_, false)) => {}
+                    _ => log!("error: unexpected descriptor on tx_free: {desc:?}"),
+                },
                 Ok(None) => break,
                 Err(e) => {
                     log!("error: tx_free: {e}");
@@ -310,9 +302,9 @@ impl NetClient {
     ///
     /// The frame goes to the demultiplexer as one gather list (`net-protocol`,
     /// published together): the buffer's pieces between the ranges (window
-    /// [`TxWindow::Headers`], at their frame positions in the buffer) and
-    /// the ranges (window [`TxWindow::Files`]), in frame order, each with
-    /// the buffer's number as cookie and [`TX_MORE`] on all but the last.
+    /// [`TxWindow::Headers`](lib_net_protocol::TxWindow::Headers), at their frame positions in the buffer) and
+    /// the ranges (window [`TxWindow::Files`](lib_net_protocol::TxWindow::Files)), in frame order, each with
+    /// the buffer's number as cookie and [`TX_MORE`](lib_net_protocol::TX_MORE) on all but the last.
     /// The demultiplexer checks the headers it copies out of the buffer, so
     /// the ranges must come after the whole TCP or UDP header. The region's
     /// bytes must not change until the buffer is reported back

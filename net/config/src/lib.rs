@@ -211,9 +211,9 @@ impl ClientRegion {
     /// Bytes of the region.
     pub const fn size(self) -> u64 {
         match self {
-            ClientRegion::RxData => 0x80000,
+            ClientRegion::RxData => lib_net_protocol::CLIENT_RX_DATA_SIZE as u64,
             ClientRegion::TxData => TX_DATA_SIZE,
-            ClientRegion::RxFree | ClientRegion::RxActive => 0x2000,
+            ClientRegion::RxFree | ClientRegion::RxActive => 0x8000,
             ClientRegion::TxFree | ClientRegion::TxActive => 0x3000,
         }
     }
@@ -222,11 +222,11 @@ impl ClientRegion {
     const fn offset(self) -> u64 {
         match self {
             ClientRegion::RxData => 0,
-            ClientRegion::TxData => 0x10_0000,
-            ClientRegion::RxFree => 0x20_0000,
-            ClientRegion::RxActive => 0x20_2000,
-            ClientRegion::TxFree => 0x20_4000,
-            ClientRegion::TxActive => 0x20_8000,
+            ClientRegion::TxData => 0x20_0000,
+            ClientRegion::RxFree => 0x30_0000,
+            ClientRegion::RxActive => 0x30_8000,
+            ClientRegion::TxFree => 0x31_0000,
+            ClientRegion::TxActive => 0x31_4000,
         }
     }
 
@@ -238,6 +238,14 @@ impl ClientRegion {
     /// Where the demultiplexer maps client `n`'s.
     pub const fn mux_vaddr(self, n: usize) -> u64 {
         MUX_CLIENT_BASE + n as u64 * MUX_CLIENT_STRIDE + self.offset()
+    }
+
+    /// Whether the region is made of 2 MiB pages: the receive buffers
+    /// (2 MiB, at 2 MiB-aligned addresses in the client and the
+    /// demultiplexer), which in 4 KiB pages would be 512 frames and 1,024
+    /// mappings per client for the initialiser to make at boot.
+    pub const fn large_pages(self) -> bool {
+        matches!(self, ClientRegion::RxData)
     }
 
     /// Whether the client may write it (all but the receive buffers, which
@@ -496,9 +504,15 @@ mod tests {
     #[test]
     fn regions_fit_their_queues_and_do_not_overlap() {
         use lib_queue::region_size;
-        assert!(region_size(lib_net_protocol::RX_QUEUE_CAPACITY) as u64 <= ClientRegion::RxFree.size());
+        assert!(region_size(lib_net_protocol::CLIENT_RX_QUEUE_CAPACITY) as u64 <= ClientRegion::RxFree.size());
         assert!(region_size(lib_net_protocol::TX_QUEUE_CAPACITY) as u64 <= ClientRegion::TxFree.size());
-        assert_eq!(ClientRegion::RxData.size(), lib_net_protocol::RX_DATA_SIZE as u64);
+        assert_eq!(ClientRegion::RxData.size(), lib_net_protocol::CLIENT_RX_DATA_SIZE as u64);
+        const LARGE: u64 = 0x20_0000;
+        for r in ClientRegion::ALL.into_iter().filter(|r| r.large_pages()) {
+            assert_eq!(r.size() % LARGE, 0, "{r:?}");
+            assert_eq!(r.client_vaddr() % LARGE, 0, "{r:?}");
+            assert!((0..MAX_CLIENTS).all(|n| r.mux_vaddr(n) % LARGE == 0), "{r:?}");
+        }
         let mut spans: std::vec::Vec<(u64, u64)> =
             ClientRegion::ALL.iter().map(|r| (r.client_vaddr(), r.client_vaddr() + r.size())).collect();
         spans.push((ARP_TABLE_VADDR, ARP_TABLE_VADDR + ARP_TABLE_SIZE));

@@ -20,7 +20,7 @@
 use core::fmt;
 
 use drivers_timer_api::Timer;
-use lib_net_protocol::{Driver, RX_DATA_SIZE, TX_PAYLOAD_SIZE, TX_SPACE_LEN};
+use lib_net_protocol::{Driver, CLIENT_RX_DATA_SIZE, RX_DATA_SIZE, TX_PAYLOAD_SIZE, TX_SPACE_LEN};
 use lib_queue::{ReceiverQueues, SenderQueues};
 use net_config::{mux_client_channel, ClientRegion, NetConfig, CONFIG_BYTES, MUX_DRIVER_CHANNEL};
 use net_mux_api::{MuxError, RequestMessage};
@@ -146,7 +146,7 @@ fn client_port(n: usize) -> ClientPort<'static, Shared> {
     // transmit address space.
     unsafe {
         ClientPort {
-            rx: SenderQueues::new(at(ClientRegion::RxFree), at(ClientRegion::RxActive), RX_DATA_SIZE),
+            rx: SenderQueues::new(at(ClientRegion::RxFree), at(ClientRegion::RxActive), CLIENT_RX_DATA_SIZE),
             tx: ReceiverQueues::new(at(ClientRegion::TxFree), at(ClientRegion::TxActive), TX_SPACE_LEN),
             rx_data: region(ClientRegion::RxData),
             tx_data: region(ClientRegion::TxData),

@@ -170,6 +170,7 @@ impl NamedChannel {
 /// pds_runtime::channel!(CLIENTS = "client", serve); // this end accepts them
 /// pds_runtime::channel!(DEVICE = "device", irq);   // <irq ... setvar_id="device"/>
 /// pds_runtime::channel!(INPUT = "input", optional); // may be absent: INPUT.get_optional()
+/// pds_runtime::channel!(CLOCK = "timer", call, optional); // both
 /// BLK.get().notify();
 /// ```
 ///
@@ -185,6 +186,9 @@ macro_rules! channel {
     };
     ($vis:vis $rust:ident = $name:literal, call) => {
         $crate::channel!(@ $vis $rust, $name, Call, false);
+    };
+    ($vis:vis $rust:ident = $name:literal, call, optional) => {
+        $crate::channel!(@ $vis $rust, $name, Call, true);
     };
     ($vis:vis $rust:ident = $name:literal, serve) => {
         $crate::channel!(@ $vis $rust, $name, Serve, false);

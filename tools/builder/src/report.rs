@@ -308,11 +308,11 @@ mod tests {
         let mut r = String::new();
         render_rights(&mut r, &plan);
         for line in [
-            "74 capabilities in 8 PDs follow the least-privilege rules",
-            "  input             R--        8  the PD's own endpoint or notification: receives only\n",
-            "  fault endpoint    -WG        8  ",
-            "  notify            -W-       34  a peer's notification: signal only\n",
-            "  protected call    -WG        9  ",
+            "82 capabilities in 9 PDs follow the least-privilege rules",
+            "  input             R--        9  the PD's own endpoint or notification: receives only\n",
+            "  fault endpoint    -WG        9  ",
+            "  notify            -W-       38  a peer's notification: signal only\n",
+            "  protected call    -WG       10  ",
             "  IRQ handler       n/a        4  ",
             "  I/O ports         n/a        3  ",
         ] {

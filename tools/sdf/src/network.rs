@@ -43,7 +43,7 @@ pub(crate) fn expand(parsed: &mut Parsed, expansion: &Expansion) {
             parsed.system.memory_regions.push(MemoryRegion {
                 name: name.clone(),
                 size: part.size(),
-                page_size: PageSize::Small,
+                page_size: if part.large_pages() { PageSize::Large } else { PageSize::Small },
                 phys_addr: None,
                 loc: client.loc,
                 origin: origin.clone(),

@@ -161,6 +161,9 @@ fn check_timer(s: &mut Session) -> Result<()> {
     let (calibrated, _) = s.expect("[timer] TSC", LINE_TIMEOUT)?;
     println!("   {}", calibrated.trim_start_matches("[timer] "));
     s.expect("[timer-client] now() read", LINE_TIMEOUT)?;
+    let (local, _) = s.expect("[timer-client] local clock read against now()", LINE_TIMEOUT)?;
+    ensure!(local.ends_with(" 0 disagreements"), "{local}");
+    println!("   {}", local.trim_start_matches("[timer-client] "));
     check_wall_clock(s)?;
     let mut expiries = Vec::new();
     for _ in TIMEOUTS_MS {

@@ -1,5 +1,7 @@
 //! TSC to nanoseconds, and PIT arithmetic.
 
+pub use drivers_timer_api::TscScale;
+
 /// The PIT's input clock, the same on every PC (a third of the NTSC colour
 /// burst frequency, 14.31818 MHz / 12).
 pub const PIT_HZ: u64 = 1_193_182;
@@ -16,8 +18,8 @@ pub const CALIBRATION_READ_LIMIT: u32 = 10_000_000;
 /// machine's reset, which is as close to boot as we can tell).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Clock {
-    /// Nanoseconds per TSC tick, as a 32.32 fixed-point number.
-    ns_per_tick_fp32: u64,
+    /// Nanoseconds per TSC tick.
+    scale: TscScale,
     tsc_hz: u64,
 }
 
@@ -36,7 +38,7 @@ impl Clock {
         // (1e9 << 32) * pit / (tsc * PIT_HZ): below 2^42 for a TSC of 1 MHz
         // or more, so it fits.
         let fp = (u128::from(NS_PER_SEC) << 32) * u128::from(pit_ticks) / (u128::from(tsc_ticks) * u128::from(PIT_HZ));
-        Some(Clock { ns_per_tick_fp32: fp as u64, tsc_hz: tsc_hz as u64 })
+        Some(Clock { scale: TscScale(fp as u64), tsc_hz: tsc_hz as u64 })
     }
 
     /// The measured TSC frequency.
@@ -46,7 +48,13 @@ impl Clock {
 
     /// Nanoseconds at TSC value `tsc`. Monotonic in `tsc`.
     pub fn ns(&self, tsc: u64) -> u64 {
-        ((u128::from(tsc) * u128::from(self.ns_per_tick_fp32)) >> 32) as u64
+        self.scale.ns(tsc)
+    }
+
+    /// The scale [`ns`](Self::ns) applies, which clients read the clock
+    /// with ([`TscScale`]).
+    pub fn scale(&self) -> TscScale {
+        self.scale
     }
 }
 

@@ -38,6 +38,24 @@ impl Handler for Client {
             "now() read {MONOTONIC_READS} times: {} us apart on average",
             (last - first) / 1000 / u64::from(MONOTONIC_READS)
         );
+        // The clock read locally is the timer's: each call's answer lies
+        // between a local reading before and one after it.
+        match TIMER.local_clock() {
+            Some(mut local) => {
+                let mut disagreements = 0;
+                for _ in 0..MONOTONIC_READS {
+                    let (before, now, after) = (local.now(), TIMER.now(), local.now());
+                    if !(before <= now && now <= after) {
+                        disagreements += 1;
+                        if disagreements == 1 {
+                            log!("error: the local clock disagrees with now(): {before} <= {now} <= {after} does not hold");
+                        }
+                    }
+                }
+                log!("local clock read against now() {MONOTONIC_READS} times: {disagreements} disagreements");
+            }
+            None => log!("error: the timer gives no TSC scale for a local clock"),
+        }
         match TIMER.boot_epoch() {
             Some(epoch) => log!("wall clock: boot epoch {epoch} s; now {} ns", TIMER.now()),
             None => log!("error: the timer has no wall clock"),

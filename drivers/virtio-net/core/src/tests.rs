@@ -16,7 +16,8 @@
 extern crate std;
 
 use crate::driver::{
-    private, tx_windows, ClientRegions, DmaWindow, Driver, InitError, QUEUE_SIZE, RX_QUEUE, RX_REFILL_BELOW, TX_QUEUE,
+    private, tx_windows, ClientRegions, DmaWindow, Driver, Handled, InitError, BUSY_GAP_NS, POLL_NS, QUEUE_SIZE,
+    RX_QUEUE, RX_REFILL_BELOW, TX_QUEUE,
 };
 use crate::NET_HDR_LEN;
 use lib_net_protocol::{
@@ -272,6 +273,22 @@ impl Rig {
         }
     }
 
+    /// The device puts what is on the wire into posted chains; if that
+    /// raises an interrupt the driver handles it at `now`. The interrupt,
+    /// and the driver's answer.
+    fn arrive_at(&mut self, now: u64) -> (bool, Option<Handled>) {
+        self.dev.deliver(&self.mem);
+        let irq = self.dev.rxq.publish_used() | self.dev.txq.publish_used();
+        (irq, irq.then(|| self.wake_at(true, now)))
+    }
+
+    /// Runs the driver once at `now` (`irq`: for an interrupt).
+    fn wake_at(&mut self, irq: bool, now: u64) -> Handled {
+        let handled = self.driver.handle_at(irq, !irq, Some(now));
+        self.client_woken |= handled.notify_client;
+        handled
+    }
+
     /// Lets device and driver run until neither has anything to do.
     fn settle(&mut self) {
         for _ in 0..10_000 {
@@ -411,6 +428,51 @@ fn returned_buffers_wake_the_driver_only_when_the_device_runs_low() {
     assert!(r.driver_woken, "low on posted buffers: returned ones wake the driver");
     r.settle();
     assert_eq!(r.dev.rx_posted.len(), RX_CHAINS - 1, "and are posted at once (one the client kept)");
+}
+
+#[test]
+fn interrupts_close_together_turn_into_polling_and_a_quiet_poll_turns_it_back() {
+    for event_idx in [true, false] {
+        let mut r = rig(event_idx);
+        r.lend(0..RX_CHAINS);
+        r.settle();
+        let us = 1_000;
+        // Frames far apart: an interrupt each, no polling.
+        r.dev.wire.push_back(frame(1, 60));
+        let (irq, handled) = r.arrive_at(0);
+        assert!(irq && handled.unwrap().poll_at.is_none(), "event_idx {event_idx}");
+        r.dev.wire.push_back(frame(2, 60));
+        let (irq, handled) = r.arrive_at(BUSY_GAP_NS + us);
+        assert!(irq && handled.unwrap().poll_at.is_none(), "event_idx {event_idx}");
+        // The next one comes soon after: poll from now on.
+        let t = 2 * BUSY_GAP_NS;
+        r.dev.wire.push_back(frame(3, 60));
+        let (irq, handled) = r.arrive_at(t);
+        assert!(irq, "event_idx {event_idx}");
+        assert_eq!(handled.unwrap().poll_at, Some(t + POLL_NS), "event_idx {event_idx}");
+        // The client's wake-ups find nothing new, and polling goes on.
+        let client = r.driver.handle_at(false, false, Some(t + us));
+        assert_eq!(client.poll_at, Some(t + us + POLL_NS), "event_idx {event_idx}");
+        // Frames keep coming: no interrupt for any; the poll takes them all.
+        for i in 0..20 {
+            r.dev.wire.push_back(frame(10 + i, 60));
+            assert_eq!(r.arrive_at(t + i * us), (false, None), "event_idx {event_idx}: frame {i}");
+        }
+        let got = r.receive();
+        assert_eq!(got.len(), 3, "before the poll the client has only the first three");
+        let handled = r.wake_at(false, t + POLL_NS);
+        assert_eq!(handled.poll_at, Some(t + 2 * POLL_NS), "work found: poll again");
+        assert_eq!(r.receive().len(), 20, "event_idx {event_idx}");
+        // A poll that finds nothing ends polling: interrupts again.
+        let quiet = t + 2 * POLL_NS;
+        assert_eq!(r.wake_at(false, quiet).poll_at, None, "event_idx {event_idx}");
+        r.dev.wire.push_back(frame(40, 60));
+        let (irq, handled) = r.arrive_at(quiet + BUSY_GAP_NS);
+        assert!(irq, "event_idx {event_idx}: armed again");
+        assert_eq!(handled.unwrap().poll_at, None);
+        assert_eq!(r.driver.moderation().0, 1, "polling started once");
+        assert_eq!(r.receive().len(), 1);
+    }
 }
 
 #[test]

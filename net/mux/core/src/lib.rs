@@ -175,8 +175,9 @@ mod tests;
 use core::fmt;
 
 use lib_net_protocol::{
-    FrameAssembler, TxFrame, MAX_FRAME_LEN, MAX_TX_SEGMENTS, OFFLOAD_ALL, OFFLOAD_RX_CSUM, OFFLOAD_TSO4,
-    OFFLOAD_TX_CSUM, RX_BUFFERS, RX_BUFFER_SIZE, RX_DATA_SIZE, RX_QUEUE_CAPACITY, TX_PAYLOAD_SIZE, TX_QUEUE_CAPACITY,
+    FrameAssembler, TxFrame, CLIENT_RX_DATA_SIZE, CLIENT_RX_QUEUE_CAPACITY, MAX_FRAME_LEN, MAX_TX_SEGMENTS,
+    OFFLOAD_ALL, OFFLOAD_RX_CSUM, OFFLOAD_TSO4, OFFLOAD_TX_CSUM, RX_BUFFERS, RX_BUFFER_SIZE, RX_DATA_SIZE,
+    RX_QUEUE_CAPACITY, TX_PAYLOAD_SIZE, TX_QUEUE_CAPACITY,
 };
 #[cfg(doc)]
 use lib_net_protocol::{TxWindow, TX_MORE};
@@ -264,12 +265,12 @@ pub struct DriverPort<'a, M> {
 /// the driver there).
 pub struct ClientPort<'a, M> {
     /// `free`: buffers the client lends (a consumer bounded by
-    /// [`RX_DATA_SIZE`]); `active`: frames for the client.
-    pub rx: SenderQueues<'a, RX_QUEUE_CAPACITY>,
+    /// [`CLIENT_RX_DATA_SIZE`]); `active`: frames for the client.
+    pub rx: SenderQueues<'a, CLIENT_RX_QUEUE_CAPACITY>,
     /// `active`: the client's frames to send (a consumer bounded by
     /// [`lib_net_protocol::TX_SPACE_LEN`]); `free`: their descriptors back.
     pub tx: ReceiverQueues<'a, TX_QUEUE_CAPACITY>,
-    /// The client's `rx_data`, [`RX_DATA_SIZE`] bytes (written; also its
+    /// The client's `rx_data`, [`CLIENT_RX_DATA_SIZE`] bytes (written; also its
     /// transmit window [`TxWindow::Rx`]).
     pub rx_data: M,
     /// The client's `tx_data`, [`net_config::TX_DATA_SIZE`] bytes (read:
@@ -510,7 +511,7 @@ impl<'a, M: SharedMemory> Mux<'a, M> {
         let mut ports = clients.into_iter();
         for (n, client_config) in config.clients().iter().enumerate() {
             let port = ports.next().ok_or(SetupError::MissingClientPort(n))?;
-            if port.rx_data.len() < RX_DATA_SIZE {
+            if port.rx_data.len() < CLIENT_RX_DATA_SIZE {
                 return too_small("rx_data", Some(n));
             }
             if port.tx_data.len() < net_config::TX_DATA_SIZE as usize {

@@ -2,8 +2,8 @@
 //! copy into each receiver's buffer → the driver's `rx_free`.
 
 use lib_net_protocol::{
-    is_restart_marker, rx_csum_offset, rx_csum_start, MAX_FRAME_LEN, MIN_FRAME_LEN, RX_BUFFER_SIZE, RX_CSUM_PARTIAL,
-    RX_CSUM_VALID, RX_DATA_SIZE,
+    is_restart_marker, rx_csum_offset, rx_csum_start, CLIENT_RX_DATA_SIZE, MAX_FRAME_LEN, MIN_FRAME_LEN,
+    RX_BUFFER_SIZE, RX_CSUM_PARTIAL, RX_CSUM_VALID,
 };
 use lib_queue::{BufferDesc, QueueError};
 use net_config::NodeAddress;
@@ -216,7 +216,7 @@ impl<M: SharedMemory> Client<'_, M> {
                 }
             };
             let start = buffer.offset as usize;
-            let is_buffer = buffer.offset % RX_BUFFER_SIZE as u64 == 0 && start < RX_DATA_SIZE;
+            let is_buffer = buffer.offset % RX_BUFFER_SIZE as u64 == 0 && start < CLIENT_RX_DATA_SIZE;
             if !is_buffer || !self.port.rx_data.write(start, frame) {
                 self.counters.queue_errors += 1;
                 continue;

@@ -9,9 +9,10 @@ use std::vec;
 use std::vec::Vec;
 
 use lib_net_protocol::{
-    rx_partial_cookie, split_tx_offset, tx_offset, TxOffload, TxWindow, MAX_TSO_FRAME_LEN, MAX_TX_SEGMENTS,
-    OFFLOAD_ALL, OFFLOAD_RX_CSUM, OFFLOAD_TX_CSUM, RX_BUFFERS, RX_BUFFER_SIZE, RX_CSUM_VALID, RX_DATA_SIZE,
-    RX_QUEUE_CAPACITY, RX_RESTART_OFFSET, TX_MORE, TX_PAYLOAD_SIZE, TX_QUEUE_CAPACITY, TX_SPACE_LEN,
+    rx_partial_cookie, split_tx_offset, tx_offset, TxOffload, TxWindow, CLIENT_RX_BUFFERS, CLIENT_RX_DATA_SIZE,
+    CLIENT_RX_QUEUE_CAPACITY, MAX_TSO_FRAME_LEN, MAX_TX_SEGMENTS, OFFLOAD_ALL, OFFLOAD_RX_CSUM, OFFLOAD_TX_CSUM,
+    RX_BUFFERS, RX_BUFFER_SIZE, RX_CSUM_VALID, RX_DATA_SIZE, RX_QUEUE_CAPACITY, RX_RESTART_OFFSET, TX_MORE,
+    TX_PAYLOAD_SIZE, TX_QUEUE_CAPACITY, TX_SPACE_LEN,
 };
 use lib_queue::{BufferDesc, QueueError, ReceiverQueues, SenderQueues};
 use net_config::{Claim, ClientConfig, Ipv4Address, NetConfig, NodeAddress, MAX_CLIENTS};
@@ -78,9 +79,10 @@ impl SharedMemory for Region {
 /// capacity, and leaked so that both sides' handles may be `'static`.
 fn queue_region() -> *mut u8 {
     #[repr(C, align(4096))]
-    struct Page([u8; 0x3000]);
-    const _: () = assert!(lib_queue::region_size(TX_QUEUE_CAPACITY) <= 0x3000);
-    Box::leak(Box::new(Page([0; 0x3000]))).0.as_mut_ptr()
+    struct Page([u8; 0x8000]);
+    const _: () = assert!(lib_queue::region_size(TX_QUEUE_CAPACITY) <= 0x8000);
+    const _: () = assert!(lib_queue::region_size(CLIENT_RX_QUEUE_CAPACITY) <= 0x8000);
+    Box::leak(Box::new(Page([0; 0x8000]))).0.as_mut_ptr()
 }
 
 /// The offsets of a queue region's header (`shared-queue` layout).
@@ -257,7 +259,7 @@ impl SimDriver {
 
 /// A client's side of its queues.
 struct SimClient {
-    rx: ReceiverQueues<'static, RX_QUEUE_CAPACITY>,
+    rx: ReceiverQueues<'static, CLIENT_RX_QUEUE_CAPACITY>,
     tx: SenderQueues<'static, TX_QUEUE_CAPACITY>,
     rx_data: Region,
     tx_data: Region,
@@ -274,7 +276,7 @@ impl SimClient {
         // SAFETY: as in `client_pair`; the old handles are replaced, so
         // each region still has one handle on this side.
         unsafe {
-            self.rx = ReceiverQueues::new(rx_free, rx_active, RX_DATA_SIZE);
+            self.rx = ReceiverQueues::new(rx_free, rx_active, CLIENT_RX_DATA_SIZE);
             self.tx = SenderQueues::new(tx_free, tx_active, TX_SPACE_LEN);
         }
     }
@@ -425,18 +427,18 @@ fn driver_pair() -> (DriverPort<'static, Region>, SimDriver) {
 
 fn client_pair() -> (ClientPort<'static, Region>, SimClient) {
     let (rx_free, rx_active, tx_free, tx_active) = (queue_region(), queue_region(), queue_region(), queue_region());
-    let (rx_data, tx_data) = (Region::new(RX_DATA_SIZE), Region::new(net_config::TX_DATA_SIZE as usize));
+    let (rx_data, tx_data) = (Region::new(CLIENT_RX_DATA_SIZE), Region::new(net_config::TX_DATA_SIZE as usize));
     // SAFETY: as in `driver_pair`.
     unsafe {
         (
             ClientPort {
-                rx: SenderQueues::new(rx_free, rx_active, RX_DATA_SIZE),
+                rx: SenderQueues::new(rx_free, rx_active, CLIENT_RX_DATA_SIZE),
                 tx: ReceiverQueues::new(tx_free, tx_active, TX_SPACE_LEN),
                 rx_data: rx_data.clone(),
                 tx_data: tx_data.clone(),
             },
             SimClient {
-                rx: ReceiverQueues::new(rx_free, rx_active, RX_DATA_SIZE),
+                rx: ReceiverQueues::new(rx_free, rx_active, CLIENT_RX_DATA_SIZE),
                 tx: SenderQueues::new(tx_free, tx_active, TX_SPACE_LEN),
                 rx_data,
                 tx_data,
@@ -646,6 +648,23 @@ fn a_client_without_buffers_loses_its_frames_and_nobody_else_does() {
     assert_eq!(node.clients[WEB].received(), [frames[0].clone()]);
     let stats = node.stats(WEB);
     assert_eq!((stats.rx_delivered, stats.rx_no_buffer), (17, 4));
+}
+
+#[test]
+fn a_client_queue_holds_every_buffer_it_lends_more_than_the_driver_has() {
+    // A server that lends all its buffers and does not run while frames
+    // arrive (it runs below the demultiplexer) gets CLIENT_RX_BUFFERS of
+    // them, four times what the driver's ring holds, before any is lost.
+    let mut node = Node::new();
+    node.clients[WEB].lend(16, CLIENT_RX_BUFFERS - 16);
+    let frame = inbound(6, &tcp(40000, 80, ACK, b"x"));
+    for _ in 0..CLIENT_RX_BUFFERS / RX_BUFFERS + 1 {
+        node.wire(&vec![frame.as_slice(); RX_BUFFERS]);
+    }
+    assert_eq!(node.counters(WEB).rx_delivered, CLIENT_RX_BUFFERS as u64);
+    assert_eq!(node.counters(WEB).rx_no_buffer, RX_BUFFERS as u64);
+    assert_eq!(node.counters(WEB).queue_errors, 0);
+    assert_eq!(node.clients[WEB].received().len(), CLIENT_RX_BUFFERS);
 }
 
 #[test]
