@@ -103,6 +103,14 @@ const MAX_RECOVERY_MS: f64 = 100.0;
 fn killed_pds_come_back(ws: &Path) -> Result<()> {
     deps::ensure_packages(TOOLS)?;
     deps::ensure_packages(&[CURL, WRK])?;
+    // As close to the deployed node as it can be: every element line of
+    // microkit.system is in it.
+    let deployed = std::fs::read_to_string(ws.join("microkit.system"))?;
+    let test_system = std::fs::read_to_string(ws.join(SYSTEM))?;
+    let body = &deployed[deployed.find("<system>").context("microkit.system has no <system>")?..];
+    for line in body.lines().map(str::trim).filter(|l| l.starts_with('<') && !l.starts_with("<!--")) {
+        ensure!(test_system.contains(line), "{SYSTEM} lacks microkit.system's {line:?}: make it follow");
+    }
     let built = build(ws, SYSTEM, KernelConfig::Release)?;
     let report = std::fs::read_to_string(&built.report)?;
     ensure!(
