@@ -31,6 +31,12 @@ pub fn command(built: &Built, ram_mib: u64, interactive: bool, extra: &[&str]) -
     cmd
 }
 
+/// The NIC every system is given: virtio-net, modern only, at PCI 00:03.0
+/// as the system descriptions expect, on the netdev `n0`, without an
+/// option ROM (`romfile=`): SeaBIOS would otherwise run QEMU's iPXE ROM at
+/// every boot, which none of the systems uses (they boot by `-kernel`).
+const NIC_DEVICE: &str = "virtio-net-pci,disable-legacy=on,addr=3,netdev=n0,romfile=";
+
 /// QEMU arguments for the NIC (virtio-net, modern only, PCI 00:03.0 as the
 /// system descriptions expect) on an existing TAP device.
 pub fn tap_nic(ifname: &str) -> Vec<String> {
@@ -38,7 +44,7 @@ pub fn tap_nic(ifname: &str) -> Vec<String> {
         "-netdev".into(),
         format!("tap,id=n0,ifname={ifname},script=no,downscript=no"),
         "-device".into(),
-        "virtio-net-pci,disable-legacy=on,addr=3,netdev=n0".into(),
+        NIC_DEVICE.into(),
     ]
 }
 
@@ -52,7 +58,7 @@ pub fn dgram_nic(qemu_port: u16, peer_port: u16) -> Vec<String> {
             "dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port={qemu_port},remote.type=inet,remote.host=127.0.0.1,remote.port={peer_port}"
         ),
         "-device".into(),
-        "virtio-net-pci,disable-legacy=on,addr=3,netdev=n0".into(),
+        NIC_DEVICE.into(),
     ]
 }
 
@@ -70,12 +76,7 @@ pub fn user_nic() -> Vec<String> {
 /// [`user_nic`], forwarding the host's `host_addr` (`127.0.0.1:PORT`) to
 /// the guest's port 80.
 pub fn user_nic_forwarding(host_addr: &str) -> Vec<String> {
-    vec![
-        "-netdev".into(),
-        format!("user,id=n0,hostfwd=tcp:{host_addr}-:80"),
-        "-device".into(),
-        "virtio-net-pci,disable-legacy=on,addr=3,netdev=n0".into(),
-    ]
+    vec!["-netdev".into(), format!("user,id=n0,hostfwd=tcp:{host_addr}-:80"), "-device".into(), NIC_DEVICE.into()]
 }
 
 /// A loopback address whose port was free a moment ago, for a forward QEMU
