@@ -18,7 +18,7 @@
 #![no_main]
 
 use drivers_timer_api::{LocalClock, Timer};
-use drivers_virtio_net_core::driver::{self, ClientRegions, DmaWindow, Driver};
+use drivers_virtio_net_core::driver::{self, ClientRegions, DmaWindow, Driver, ReceiveFilter};
 use lib_net_protocol::{
     driver_reply, DriverError, DriverReply, DriverRequest, RX_QUEUE_CAPACITY, TX_QUEUE_CAPACITY, TX_SPACE_LEN,
 };
@@ -201,6 +201,16 @@ fn send_from_window() -> Option<DmaWindow> {
     }
 }
 
+/// Says what the device lets through.
+fn log_filter(filter: ReceiveFilter) {
+    match filter {
+        ReceiveFilter::NodeOnly => log!("receive filter: promiscuous mode off: the device passes frames to the node's MAC and broadcasts only"),
+        ReceiveFilter::Pending => {}
+        ReceiveFilter::Refused(code) => log!("warning: receive filter: the device refused promiscuous off (code {code}); the demultiplexer drops frames not for the node"),
+        ReceiveFilter::Unavailable => log!("receive filter: the device has no receive-mode control; it stays promiscuous and the demultiplexer drops frames not for the node"),
+    }
+}
+
 impl Handler for NetDriver {
     /// After a restart the driver serves once its client attached again
     /// (`DriverRequest::Attach`).
@@ -222,6 +232,11 @@ impl Handler for NetDriver {
                 // Arms the signal requests: the client's first buffers wake us.
                 CLIENT.get().notify();
             }
+        }
+        match driver.as_mut().map(|d| (d.take_filter_change(), d.receive_filter())) {
+            Some((_, ReceiveFilter::Unavailable)) => log_filter(ReceiveFilter::Unavailable),
+            Some((Some(ReceiveFilter::NodeOnly | ReceiveFilter::Refused(_)), filter)) => log_filter(filter),
+            _ => {}
         }
         let clock = TIMER_CHANNEL.get_optional().and_then(|_| TIMER.local_clock());
         match clock {
@@ -260,6 +275,9 @@ impl Handler for NetDriver {
                     CLIENT.get().deferred_notify();
                 }
             }
+        }
+        if let Some(filter) = self.driver.as_mut().and_then(Driver::take_filter_change) {
+            log_filter(filter);
         }
         if irq {
             // The ISR read in `handle` lowered the line; let it fire again.

@@ -8,7 +8,7 @@
 //! about 30 MiB, more than the description's 24 MiB cache). Needs root.
 
 use super::http_client::Client;
-use super::node::{no_faults, run, Netns, NODE_IP, TOOLS};
+use super::node::{no_faults, run, Netns, NODE_IP, TAP, TOOLS};
 use super::web_http::{wrk_command, WrkRun};
 use super::web_site::{self, SiteFile};
 use super::{build, Test, KERNEL_CONSOLE, LINE_TIMEOUT};
@@ -44,6 +44,7 @@ pub fn tests() -> Vec<Test> {
     ));
     tests.push(("web [Cheetah]: 1,024 connections from one address are held, the source's limit: one more gets no answer until one closes (its cookie still valid), then it is served", source_limit));
     tests.push(("web [smoltcp]: connections beyond the pool are refused at once while open ones keep working; a freed slot is reused", pool_limit));
+    tests.push(("web [Cheetah]: the NIC passes only the node's frames: 200 frames to another MAC and to a multicast group reach no PD (the demultiplexer counts none not for the node), and the node serves", receive_filter));
     tests.extend(both!("a file whose data was corrupted on disk is answered 500 (GET and HEAD) and logged, never served; the others are", corrupt_file));
     tests.extend(both!(
         "an image with a corrupt superblock or index is refused: logged, and every connection refused",
@@ -599,6 +600,55 @@ extra.settimeout(60)
 print("after one closed, the waiting one gets:", read(extra))
 print("a held connection answers:", get(held[-1]))
 "#;
+
+/// Sends `argv[2]` IPv4/UDP frames to the node's address from the TAP
+/// device (`argv[1]`) to each of two Ethernet destinations that are not
+/// the node's: another unicast MAC and a multicast group.
+const FOREIGN_FRAMES: &str = r#"
+import socket, struct, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((sys.argv[1], 0))
+payload = b"x" * 20
+udp = struct.pack("!HHHH", 5000, 9, 8 + len(payload), 0) + payload
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, bytes([10, 0, 2, 2]), bytes([10, 0, 2, 15]))
+total = sum((ip[i] << 8) | ip[i + 1] for i in range(0, 20, 2))
+while total >> 16:
+    total = (total & 0xffff) + (total >> 16)
+ip = ip[:10] + struct.pack("!H", ~total & 0xffff) + ip[12:]
+n = int(sys.argv[2])
+for dst in ("020000000099", "01005e000001"):
+    for _ in range(n):
+        s.send(bytes.fromhex(dst) + bytes.fromhex("020000000001") + b"\x08\x00" + ip + udp)
+print("sent", 2 * n)
+"#;
+
+/// virtio-net turns the device's promiscuous mode off (its control queue,
+/// `drivers/virtio-net` `control`): frames to another unicast MAC or to a
+/// multicast group never reach the driver, so the demultiplexer, which
+/// would count each as not for the node (`not-our-mac`, `multicast`),
+/// counts none. Without the command it counts all 200.
+fn receive_filter(ws: &Path) -> Result<()> {
+    let site = generated_site(ws)?;
+    with_web(ws, 0, &site.image, SERVING, |ns, s| {
+        let said = "[virtio-net] receive filter: promiscuous mode off";
+        ensure!(s.position(said).is_some(), "no {said:?} on the console");
+        let out = ns.python(FOREIGN_FRAMES, &[TAP, "100"])?;
+        println!("   {}", String::from_utf8_lossy(&out.stdout).trim());
+        // A request changes httpd's counters: its next counter line asks
+        // the demultiplexer for its counters, which it logs.
+        let page = curl(ns, &["-o", "/dev/null", "-w", "%{http_code}", &format!("http://{NODE_IP}/")])?;
+        ensure!(page == "200" || page == "404", "GET / answered {page:?}");
+        let (line, _) = s.expect("[net-mux] rx ", Duration::from_secs(30))?;
+        println!("   {}", line.trim_start_matches("[net-mux] "));
+        let refused = line
+            .split_once("not for the node ")
+            .and_then(|(_, rest)| rest.split(':').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .with_context(|| format!("no count of frames not for the node in {line:?}"))?;
+        ensure!(refused == 0, "the demultiplexer saw {refused} frames not for the node: the NIC let them through");
+        no_faults(s)
+    })
+}
 
 fn source_limit(ws: &Path) -> Result<()> {
     let site = generated_site(ws)?;

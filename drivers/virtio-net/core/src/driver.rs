@@ -88,8 +88,9 @@ pub const RX_QUEUE: u16 = 0;
 pub const TX_QUEUE: u16 = 1;
 
 /// Layout of the driver's private DMA memory: the two virtqueues, the
-/// receive header slots (one per client buffer), and the transmit header
-/// slots (one per chain in flight).
+/// receive header slots (one per client buffer), the transmit header
+/// slots (one per chain in flight), and the control queue with its one
+/// command.
 pub mod private {
     use super::QUEUE_SIZE;
     use lib_virtio::queue::Layout;
@@ -105,12 +106,98 @@ pub mod private {
     /// A transmit chain is at least two descriptors (header and one
     /// segment), so at most half the queue's entries are chains.
     pub const TX_HEADER_SLOTS: usize = QUEUE_SIZE / 2;
+    /// The control virtqueue ([`super::control`]) and its command bytes.
+    pub const CTRL_RING: usize = 0xc000;
+    pub const CTRL_COMMAND: usize = 0xf000;
     /// Bytes of the region.
     pub const SIZE: usize = 0x10000;
     const _: () = assert!(Layout::new(QUEUE_SIZE).size <= TX_RING - RX_RING);
     const _: () = assert!(Layout::new(QUEUE_SIZE).size <= RX_HEADERS - TX_RING);
-    const _: () = assert!(TX_HEADERS + TX_HEADER_SLOTS * TX_HEADER_SLOT <= SIZE);
+    const _: () = assert!(TX_HEADERS + TX_HEADER_SLOTS * TX_HEADER_SLOT <= CTRL_RING);
+    const _: () = assert!(Layout::new(super::control::SIZE).size <= CTRL_COMMAND - CTRL_RING);
+    const _: () = assert!(CTRL_COMMAND + super::control::COMMAND_LEN <= SIZE);
     const _: () = assert!(TX_HEADER_SLOTS <= 256, "slot numbers are u8");
+}
+
+/// The control virtqueue (5.1.6.5), used for one command: receive mode
+/// "promiscuous off" (`VIRTIO_NET_CTRL_RX_PROMISC` with 0, 5.1.6.5.1), so
+/// that the device passes up only frames to the node's MAC address and
+/// broadcasts (its default receive mode is promiscuous, which would let
+/// any frame on the wire cost the driver and the demultiplexer a
+/// wake-up; all-multicast is off by default, and the MAC table empty). The
+/// command goes out at bring-up; its answer is taken on a later wake-up
+/// like any used buffer ([`Driver::receive_filter`]).
+pub mod control {
+    /// The control queue's index without `VIRTIO_NET_F_MQ` (5.1.2).
+    pub const QUEUE: u16 = 2;
+    /// Entries of the control queue: one command at a time.
+    pub const SIZE: usize = 4;
+    /// `VIRTIO_NET_CTRL_RX` and its `VIRTIO_NET_CTRL_RX_PROMISC` command.
+    pub const CLASS_RX: u8 = 0;
+    pub const RX_PROMISC: u8 = 0;
+    /// The device's answer: `VIRTIO_NET_OK`.
+    pub const OK: u8 = 0;
+    /// The command's bytes in private memory: class, command, the data
+    /// byte (0: off), then the device's ack.
+    pub const COMMAND_LEN: usize = 4;
+    pub const PROMISC_OFF: [u8; 3] = [CLASS_RX, RX_PROMISC, 0];
+}
+
+/// The device's receive filter, as far as the driver set it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReceiveFilter {
+    /// The device has no control queue with receive-mode commands: it
+    /// stays promiscuous (the demultiplexer still drops frames not for
+    /// the node, `net-mux` "addressed_to_node").
+    Unavailable,
+    /// "Promiscuous off" is sent, not yet answered.
+    Pending,
+    /// The device passes only frames to the node's MAC and broadcasts.
+    NodeOnly,
+    /// The device answered with this error code (it stays promiscuous).
+    Refused(u8),
+}
+
+/// The control queue, its doorbell, the command's memory and what came of
+/// the command.
+struct Control {
+    queue: SplitQueue<(), { control::SIZE }>,
+    notify: Notifier,
+    command: DmaRegion,
+    filter: ReceiveFilter,
+    /// The filter changed since [`Driver::take_filter_change`] last looked.
+    changed: bool,
+}
+
+impl Control {
+    /// Writes "promiscuous off" and hands it to the device.
+    fn send_promisc_off(&mut self) {
+        for (i, &byte) in control::PROMISC_OFF.iter().enumerate() {
+            self.command.at::<AtomicU8>(i).store(byte, Ordering::Relaxed);
+        }
+        // Not OK until the device says so.
+        self.command.at::<AtomicU8>(3).store(0xff, Ordering::Relaxed);
+        let p = |offset| self.command.paddr(offset);
+        // 5.1.6.5: the header and data device-readable, the ack writable.
+        let chain = [Segment::readable(p(0), 2), Segment::readable(p(2), 1), Segment::writable(p(3), 1)];
+        if self.queue.push(&chain, ()).is_some() {
+            self.queue.publish_and_check();
+            self.notify.notify();
+            self.filter = ReceiveFilter::Pending;
+        } else {
+            self.filter = ReceiveFilter::Refused(0xff);
+        }
+        self.changed = true;
+    }
+
+    /// Takes the device's answer, if it came.
+    fn complete(&mut self) {
+        if self.queue.pop_used().is_some() {
+            let ack = self.command.at::<AtomicU8>(3).load(Ordering::Acquire);
+            self.filter = if ack == control::OK { ReceiveFilter::NodeOnly } else { ReceiveFilter::Refused(ack) };
+            self.changed = true;
+        }
+    }
 }
 
 /// A physically contiguous region the device may reach.
@@ -154,6 +241,7 @@ struct Up {
     mac: Option<[u8; 6]>,
     /// Features offered and accepted.
     features: (u64, u64),
+    control: Option<Control>,
 }
 
 impl Up {
@@ -167,13 +255,26 @@ impl Up {
         let event_idx = accepted & features::RING_F_EVENT_IDX != 0;
         let (rings, headers) = private.split_at(private::RX_HEADERS).ok_or(InitError::PrivateMemory)?;
         let (rx_ring, tx_ring) = rings.split_at(private::TX_RING).ok_or(InitError::PrivateMemory)?;
-        let headers = headers.split_at(private::SIZE - private::RX_HEADERS).ok_or(InitError::PrivateMemory)?.0;
+        let (headers, control_mem) =
+            headers.split_at(private::CTRL_RING - private::RX_HEADERS).ok_or(InitError::PrivateMemory)?;
         headers.zero();
         let size = QUEUE_SIZE as u16;
         let rx = SplitQueue::new(rx_ring, size, event_idx).ok_or(InitError::PrivateMemory)?;
         let tx = SplitQueue::new(tx_ring, size, event_idx).ok_or(InitError::PrivateMemory)?;
         let rx_notify = dev.setup_queue(RX_QUEUE, size, rx.areas())?;
         let tx_notify = dev.setup_queue(TX_QUEUE, size, tx.areas())?;
+        let both = features::NET_F_CTRL_VQ | features::NET_F_CTRL_RX;
+        let mut control = match accepted & both == both {
+            true => {
+                let (ring, rest) =
+                    control_mem.split_at(private::CTRL_COMMAND - private::CTRL_RING).ok_or(InitError::PrivateMemory)?;
+                let command = rest.split_at(control::COMMAND_LEN).ok_or(InitError::PrivateMemory)?.0;
+                let queue = SplitQueue::new(ring, control::SIZE as u16, event_idx).ok_or(InitError::PrivateMemory)?;
+                let notify = dev.setup_queue(control::QUEUE, control::SIZE as u16, queue.areas())?;
+                Some(Control { queue, notify, command, filter: ReceiveFilter::Pending, changed: false })
+            }
+            false => None,
+        };
         let mac = (accepted & features::NET_F_MAC != 0).then(|| {
             dev.read_device_config(|c| {
                 let mut mac = [0; 6];
@@ -184,7 +285,11 @@ impl Up {
             })
         });
         dev.driver_ok();
-        Ok(Up { rx, tx, rx_notify, tx_notify, headers, mac, features: (offered, accepted) })
+        // Commands go to a live device (after DRIVER_OK, 3.1.1).
+        if let Some(c) = control.as_mut() {
+            c.send_promisc_off();
+        }
+        Ok(Up { rx, tx, rx_notify, tx_notify, headers, mac, features: (offered, accepted), control })
     }
 }
 
@@ -235,6 +340,8 @@ pub struct Driver<'a> {
     /// Wake-ups spent polling and times polling started (for the log).
     polls: u64,
     polling_started: u64,
+    /// The control queue, if the device has one with receive-mode commands.
+    control: Option<Control>,
 }
 
 impl<'a> Driver<'a> {
@@ -254,7 +361,7 @@ impl<'a> Driver<'a> {
         rx_client: SenderQueues<'a, RX_QUEUE_CAPACITY>,
         tx_client: ReceiverQueues<'a, TX_QUEUE_CAPACITY>,
     ) -> Result<Self, InitError> {
-        let Up { rx, tx, rx_notify, tx_notify, headers, mac, features } =
+        let Up { rx, tx, rx_notify, tx_notify, headers, mac, features, control } =
             Up::new(&dev, private).inspect_err(|_| dev.fail())?;
         Ok(Driver {
             dev,
@@ -281,7 +388,19 @@ impl<'a> Driver<'a> {
             last_irq: None,
             polls: 0,
             polling_started: 0,
+            control,
         })
+    }
+
+    /// The device's receive filter as far as the driver set it.
+    pub fn receive_filter(&self) -> ReceiveFilter {
+        self.control.as_ref().map_or(ReceiveFilter::Unavailable, |c| c.filter)
+    }
+
+    /// The receive filter, if it changed since the last call (for the log).
+    pub fn take_filter_change(&mut self) -> Option<ReceiveFilter> {
+        let c = self.control.as_mut()?;
+        core::mem::take(&mut c.changed).then_some(c.filter)
     }
 
     /// This driver was restarted (`net-protocol`, "Starting over"): its
@@ -400,6 +519,9 @@ impl<'a> Driver<'a> {
             // Both causes (used ring, configuration change) are handled by
             // looking at everything, so the value itself is not needed.
             let _ = self.dev.read_isr();
+        }
+        if let Some(c) = self.control.as_mut() {
+            c.complete();
         }
         if self.awaiting_attach {
             return self.send_marker() && self.rx_client.active.should_signal();

@@ -7,7 +7,8 @@
 //! 5.1.3.1 lets the driver accept only with `CSUM`) and receive checksum
 //! (`GUEST_CSUM`). No mergeable receive buffers, no receive-side
 //! segmentation (`GUEST_TSO*`: received frames stay at most 1514 bytes, so
-//! the 1526-byte receive chains suffice), no control queue.
+//! the 1526-byte receive chains suffice), and the control queue only to
+//! turn promiscuous mode off (`CTRL_VQ` and `CTRL_RX`, 5.1.6.5.1).
 
 /// `VIRTIO_NET_F_CSUM` (5.1.3): the device completes partial checksums of
 /// frames the driver sends.
@@ -18,6 +19,11 @@ pub const NET_F_GUEST_CSUM: u64 = 1 << 1;
 /// `VIRTIO_NET_F_HOST_TSO4` (5.1.3): the device segments IPv4 TCP; needs
 /// `CSUM` (5.1.3.1).
 pub const NET_F_HOST_TSO4: u64 = 1 << 11;
+/// `VIRTIO_NET_F_CTRL_VQ` (5.1.3): the device has a control virtqueue.
+pub const NET_F_CTRL_VQ: u64 = 1 << 17;
+/// `VIRTIO_NET_F_CTRL_RX` (5.1.3): the control queue takes receive-mode
+/// commands (promiscuous, all-multicast); needs `CTRL_VQ` (5.1.3.1).
+pub const NET_F_CTRL_RX: u64 = 1 << 18;
 /// `VIRTIO_NET_F_MAC`: the device has a MAC address in its configuration.
 pub const NET_F_MAC: u64 = 1 << 5;
 /// `VIRTIO_F_RING_EVENT_IDX`: `used_event` / `avail_event` suppression.
@@ -28,7 +34,8 @@ pub const F_VERSION_1: u64 = lib_virtio::features::VERSION_1;
 /// Features the driver cannot work without.
 pub const REQUIRED: u64 = F_VERSION_1;
 /// Features the driver uses when offered.
-pub const OPTIONAL: u64 = NET_F_MAC | RING_F_EVENT_IDX | NET_F_CSUM | NET_F_GUEST_CSUM | NET_F_HOST_TSO4;
+pub const OPTIONAL: u64 =
+    NET_F_MAC | RING_F_EVENT_IDX | NET_F_CSUM | NET_F_GUEST_CSUM | NET_F_HOST_TSO4 | NET_F_CTRL_VQ | NET_F_CTRL_RX;
 
 pub use lib_virtio::features::Missing;
 
@@ -47,13 +54,11 @@ pub const fn wanted(offered: u64) -> u64 {
 
 /// The optional features the driver may accept from `offered`: those it
 /// knows, less any whose prerequisite is not offered (5.1.3.1:
-/// `HOST_TSO4` needs `CSUM`).
+/// `HOST_TSO4` needs `CSUM`, `CTRL_RX` needs `CTRL_VQ`).
 pub const fn offerable(offered: u64) -> u64 {
-    if offered & NET_F_CSUM == 0 {
-        !NET_F_HOST_TSO4
-    } else {
-        !0
-    }
+    let tso = if offered & NET_F_CSUM == 0 { !NET_F_HOST_TSO4 } else { !0 };
+    let ctrl_rx = if offered & NET_F_CTRL_VQ == 0 { !NET_F_CTRL_RX } else { !0 };
+    tso & ctrl_rx
 }
 
 /// The `net-protocol` offload bits of the `accepted` features.
@@ -80,6 +85,11 @@ mod tests {
         assert_eq!(offloads(accepted), lib_net_protocol::OFFLOAD_ALL);
         assert_eq!(negotiate(F_VERSION_1), Ok(F_VERSION_1));
         assert_eq!(offloads(F_VERSION_1), 0);
+        // What QEMU 7.2 offered on a TAP device (the driver's log line):
+        // the control queue with receive-mode commands too.
+        let tap: u64 = 0x101_30bf_ffa7;
+        let control = NET_F_CTRL_VQ | NET_F_CTRL_RX;
+        assert_eq!(negotiate(tap).unwrap(), F_VERSION_1 | NET_F_MAC | RING_F_EVENT_IDX | offload | control);
     }
 
     #[test]
@@ -94,9 +104,11 @@ mod tests {
         let accepted = negotiate(F_VERSION_1 | NET_F_CSUM).unwrap();
         assert_eq!(accepted, F_VERSION_1 | NET_F_CSUM);
         assert_eq!(offloads(accepted), OFFLOAD_TX_CSUM);
-        // Offloads the driver does not do (GUEST_TSO4, MRG_RXBUF, CTRL_VQ) are never accepted.
-        let others = (1 << 7) | (1 << 15) | (1 << 17);
+        // Offloads the driver does not do (GUEST_TSO4, MRG_RXBUF, MQ) are never accepted.
+        let others = (1 << 7) | (1 << 15) | (1 << 22);
         assert_eq!(negotiate(F_VERSION_1 | others), Ok(F_VERSION_1));
+        // CTRL_RX needs CTRL_VQ (5.1.3.1).
+        assert_eq!(negotiate(F_VERSION_1 | NET_F_CTRL_RX), Ok(F_VERSION_1));
     }
 
     #[test]

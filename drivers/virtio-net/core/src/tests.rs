@@ -195,7 +195,8 @@ fn rig_with(features: u32, queue_size: u16) -> Result<Rig, (InitError, u8)> {
         (mem.add(q(2), region_size(TX_QUEUE_CAPACITY)), mem.add(q(3), region_size(TX_QUEUE_CAPACITY)));
     let mut config = [0; 8];
     config[..6].copy_from_slice(&MAC);
-    let bar = SimBar::new(features, 2, queue_size, &config);
+    // receiveq, transmitq, controlq (used only if its features are offered).
+    let bar = SimBar::new(features, 3, queue_size, &config);
     let regions = ClientRegions {
         rx_data: RX_DATA,
         tx_windows: tx_windows(TX_HEADERS, RX_DATA, Some(PAYLOAD), Some(DmaWindow { paddr: FILES, len: FILES_LEN })),
@@ -237,6 +238,42 @@ fn rig_with(features: u32, queue_size: u16) -> Result<Rig, (InitError, u8)> {
         notified: [false; 2],
     };
     Ok(Rig { driver, client_rx, client_tx, dev, driver_woken: false, client_woken: false, bar, mem })
+}
+
+#[test]
+fn promiscuous_mode_goes_off_through_the_control_queue() {
+    use crate::driver::{control, ReceiveFilter};
+    use crate::features::{NET_F_CTRL_RX, NET_F_CTRL_VQ, NET_F_MAC};
+    let control_features = (NET_F_CTRL_VQ | NET_F_CTRL_RX) as u32;
+    for (ack, want) in [(control::OK, ReceiveFilter::NodeOnly), (1, ReceiveFilter::Refused(1))] {
+        let features = 1 | NET_F_MAC as u32 | (1 << 29) | control_features;
+        let mut r = rig_with(features, QUEUE_SIZE as u16).unwrap_or_else(|e| panic!("bring-up: {e:?}"));
+        // Sent at bring-up, after DRIVER_OK; not answered yet.
+        assert_eq!(r.driver.receive_filter(), ReceiveFilter::Pending);
+        assert_eq!(r.bar.take_notification(), Some(control::QUEUE));
+        // The device's side of the control queue takes the command.
+        let ring = r.mem.ptr(PRIVATE + private::CTRL_RING as u64, Layout::new(control::SIZE).size);
+        // SAFETY: the ring lives in `r.mem`, which outlives `q`.
+        let mut q = unsafe { DeviceQueue::new(ring, control::SIZE as u16, true) };
+        let chain = q.pop_avail().expect("the command's chain");
+        let read: Vec<u8> =
+            chain.descs.iter().filter(|d| !d.device_writes).flat_map(|d| r.mem.read(d.paddr, d.len as usize)).collect();
+        assert_eq!(read, control::PROMISC_OFF, "class RX, command PROMISC, data 0 (5.1.6.5.1)");
+        let acks: Vec<_> = chain.descs.iter().filter(|d| d.device_writes).collect();
+        assert_eq!((acks.len(), acks[0].len), (1, 1), "one writable ack byte, last");
+        assert!(chain.descs.last().unwrap().device_writes);
+        r.mem.write(acks[0].paddr, &[ack]);
+        q.push_used(u32::from(chain.head), 1);
+        assert!(q.publish_used(), "the driver asked for the answer's interrupt");
+        r.wake(true);
+        assert_eq!(r.driver.receive_filter(), want);
+        assert_eq!(r.driver.take_filter_change(), Some(want));
+        assert_eq!(r.driver.take_filter_change(), None, "reported once");
+    }
+    // A device without receive-mode commands: nothing is sent.
+    let mut r = rig(true);
+    assert_eq!(r.driver.receive_filter(), ReceiveFilter::Unavailable);
+    assert_eq!(r.driver.take_filter_change(), None);
 }
 
 #[test]
