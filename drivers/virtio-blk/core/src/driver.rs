@@ -214,26 +214,13 @@ impl BlkDevice {
         let queue = RequestQueue::new(queue_memory, size).ok_or(InitError::QueueLayout { size, memory })?;
         let notifier = transport.setup_queue(REQUEST_QUEUE, size, queue.areas())?;
         transport.driver_ok();
-        let device = BlkDevice {
-            queue,
-            disk,
-            window: window.clip(capacity),
-            last_outside_window: None,
-            responded: 0,
-            flush: features & feature::FLUSH != 0,
-            data_paddr,
-            data_len,
-            ids: [0; MAX_SLOTS],
-            sync_pending: None,
-            awaiting_sync: None,
-            stats: Stats::default(),
-        };
-        Ok((device, notifier))
+        let flush = features & feature::FLUSH != 0;
+        Ok((Self::with_queue(queue, disk, window, flush, data_paddr, data_len), notifier))
     }
 
-    /// A device whose queue is already set up, for host tests.
-    #[cfg(test)]
-    pub(crate) fn for_tests(
+    /// The driver's state for a device whose queue is set up (bring-up's
+    /// end; the host tests start here).
+    pub(crate) fn with_queue(
         queue: RequestQueue,
         disk: DiskInfo,
         window: Window,

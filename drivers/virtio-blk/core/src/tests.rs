@@ -226,7 +226,7 @@ fn rig_with_window(queue_size: u16, window: Window) -> Rig {
     let mut mem = Memory::new(MEMORY);
     let queue = RequestQueue::new(mem.queue_region(), queue_size).unwrap();
     let disk_info = DiskInfo { capacity: 256, read_only: false, max_request_sectors: 64 };
-    let driver = BlkDevice::for_tests(queue, disk_info, window, true, DATA_PADDR, DATA_LEN);
+    let driver = BlkDevice::with_queue(queue, disk_info, window, true, DATA_PADDR, DATA_LEN);
     let disk = (0..256 * SECTOR_SIZE).map(|i| (i * 7 + i / SECTOR_SIZE) as u8).collect();
     let mut requests = std::boxed::Box::new(Page([0; QUEUE_REGION_SIZE]));
     let mut responses = std::boxed::Box::new(Page([0; QUEUE_REGION_SIZE]));
