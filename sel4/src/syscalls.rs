@@ -142,6 +142,15 @@ pub fn debug_halt() -> ! {
     }
 }
 
+/// System call `number`, whatever the kernel was built with, `arg` in the
+/// destination register and no message: for a test that checks how a
+/// kernel answers a call it may not have (the red team calls the debug
+/// calls on the release kernel, which must answer with an unknown-syscall
+/// fault to the caller's fault handler). No PD needs it otherwise.
+pub fn unchecked_syscall(number: i64, arg: Word) {
+    raw(number, arg, 0, &mut [0; 4]);
+}
+
 /// Name a thread for the kernel's debug output (a no-op on release kernels).
 /// The name travels as a NUL-terminated string in the message registers
 /// (truncated to fit).

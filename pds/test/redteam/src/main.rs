@@ -133,8 +133,9 @@ fn faulting_attempt(attempt: &str) {
         "nic-regs" => write_mapped(Some(0x1010_0000)),
         // The debug kernel's calls: print as anyone, halt the machine. The
         // release kernel has no such system calls.
-        "debug-putchar" => debug_syscall(-9, u64::from(b'!')),
-        "debug-halt" => debug_syscall(-10, 0),
+        // The debug kernel's seL4_DebugPutChar (-9) and seL4_DebugHalt (-10).
+        "debug-putchar" => sel4::unchecked_syscall(-9, u64::from(b'!')),
+        "debug-halt" => sel4::unchecked_syscall(-10, 0),
         // Flood the monitor's log with fault messages of its own (the
         // fault endpoint capability has Write): the monitor must report
         // the first and stop the PD.
@@ -154,27 +155,6 @@ fn write_mapped(vaddr: Option<u64>) {
     // SAFETY: not safe, on purpose: the description maps this address
     // read-only in this PD, or not at all; the write must fault.
     unsafe { (vaddr as *mut u64).write_volatile(0x5eed_dead_beef_0bad) }
-}
-
-/// System call `number` with `arg` in rdi, as the debug kernel's
-/// `seL4_DebugPutChar` (-9) and `seL4_DebugHalt` (-10) are made.
-fn debug_syscall(number: i64, arg: u64) {
-    // SAFETY: not safe, on purpose: a system call the release kernel does
-    // not have; it must answer with an unknown-syscall fault. The kernel
-    // clobbers rcx and r11 and zeroes rsp, kept in r12 as `sel4` does.
-    unsafe {
-        core::arch::asm!(
-            "mov r12, rsp",
-            "syscall",
-            "mov rsp, r12",
-            inout("rdx") number => _,
-            inout("rdi") arg => _,
-            inout("rsi") 0u64 => _,
-            out("rcx") _,
-            out("r11") _,
-            out("r12") _,
-        );
-    }
 }
 
 /// The block protocol, as httpd has it.
