@@ -45,6 +45,16 @@ impl std::fmt::Display for Impairment {
     }
 }
 
+/// The bad network of issue 11's acceptance (netem's `loss 5% duplicate 2%
+/// delay 50ms 10ms reorder 10%`), in each direction.
+pub(super) const BAD_LINK: Impairment = Impairment {
+    loss_percent: 5,
+    duplicate_percent: 2,
+    delay: Duration::from_millis(50),
+    jitter: Duration::from_millis(10),
+    reorder_percent: 10,
+};
+
 /// A frame waiting for its time, and where it goes.
 struct Due {
     at: Instant,

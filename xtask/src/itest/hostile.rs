@@ -7,7 +7,7 @@
 //! a web system in a network namespace ([`super::node::Netns`]); root
 //! needed.
 
-use super::badlink::{BadLink, Impairment};
+use super::badlink::{BadLink, BAD_LINK};
 use super::node::{no_faults, run, Netns, NODE_IP, TOOLS};
 use super::web::{check_files, generated_site, CURL, SERVING};
 use super::web_site::{self, SiteFile};
@@ -46,14 +46,6 @@ const SYSTEM: &str = "tests/systems/web.system";
 const HPING3: Package = Package { name: "hping3", probe: "hping3" };
 const SLOWHTTPTEST: Package = Package { name: "slowhttptest", probe: "slowhttptest" };
 const SCAPY: Package = Package { name: "python3-scapy", probe: "/usr/lib/python3/dist-packages/scapy" };
-/// The impairment of both directions.
-const BAD: Impairment = Impairment {
-    loss_percent: 5,
-    duplicate_percent: 2,
-    delay: Duration::from_millis(50),
-    jitter: Duration::from_millis(10),
-    reorder_percent: 10,
-};
 /// The client port of the attacked download (fixed so the attacker knows the
 /// 4-tuple, as a blind attacker who guesses it would).
 const VICTIM_PORT: u16 = 45_000;
@@ -103,12 +95,12 @@ fn bad_network(ws: &Path) -> Result<()> {
     let site = generated_site(ws)?;
     let built = build(ws, SYSTEM, KERNEL_CONSOLE)?;
     let ns = Netns::new()?;
-    let link = BadLink::start(&ns, BAD, 0xbad)?;
+    let link = BadLink::start(&ns, BAD_LINK, 0xbad)?;
     let mut devices = link.qemu_args().to_vec();
     devices.extend(qemu::blk_drive(&site.image, true));
     let mut s = ns.boot_devices(&built, &devices)?;
     let result = s.expect(SERVING, LINE_TIMEOUT).map(|(line, _)| println!("   {line}")).and_then(|()| {
-        println!("   the link: {BAD}, both ways");
+        println!("   the link: {BAD_LINK}, both ways");
         let sample: Vec<&SiteFile> = site.files.iter().step_by(10).collect();
         let start = Instant::now();
         let bytes = check_files(&ns, &sample)?;

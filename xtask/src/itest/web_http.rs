@@ -3,8 +3,16 @@
 //! loopback to its port 80, as `cargo xtask run` does (no root needed),
 //! and the tests talk to it with `curl`, `wrk` and the byte-exact client
 //! of [`super::http_client`] (pipelining, malformed and partial requests).
+//!
+//! The same suite runs a third time against the Cheetah server on a bad
+//! network ([`super::badlink::BAD_LINK`]: 5 % loss, duplication, reordering
+//! and 50 ms delay both ways, between a network namespace's TAP device and
+//! QEMU): the checks run on a thread inside the namespace, so their
+//! sockets, curl and wrk all cross the bad link (root needed).
 
+use super::badlink::{BadLink, BAD_LINK};
 use super::http_client::{Client, Response};
+use super::node::{Netns, NODE_IP};
 use super::web::both;
 use super::{build, Test, LINE_TIMEOUT};
 use crate::harness::deps::{self, Package};
@@ -31,21 +39,37 @@ pub fn tests() -> Vec<Test> {
         errors
     ));
     tests.extend(both!("200 concurrent clients (wrk) for 10 s without an error", many_clients));
+    tests.extend([
+        (ON_BAD_LINK[0], methods_and_connections::<BAD_LINK_VARIANT> as fn(&Path) -> Result<()>),
+        (ON_BAD_LINK[1], conditional_and_ranges::<BAD_LINK_VARIANT>),
+        (ON_BAD_LINK[2], errors::<BAD_LINK_VARIANT>),
+        (ON_BAD_LINK[3], many_clients::<BAD_LINK_VARIANT>),
+    ]);
     tests
 }
+
+/// The variant of the Cheetah node behind the bad link.
+const BAD_LINK_VARIANT: usize = 2;
+const ON_BAD_LINK: [&str; 4] = [
+    "web [Cheetah, bad link]: GET and HEAD, keep-alive, pipelining and Date through 5 % loss, reordering, duplication and 50 ms delay",
+    "web [Cheetah, bad link]: conditional requests, byte ranges and redirects through the bad link",
+    "web [Cheetah, bad link]: every error status and no escape from the root through the bad link",
+    "web [Cheetah, bad link]: 200 concurrent clients (wrk) for 10 s without an error through the bad link",
+];
 
 /// The systems the behaviour tests boot, per variant
 /// ([`both`]): the node as `cargo xtask run` boots it
 /// (the Cheetah server), and the web test node with the smoltcp server,
-/// serving `images/site`.
-const SYSTEMS: [&str; 2] = ["microkit.system", "tests/systems/web-smoltcp.system"];
+/// serving `images/site`; then the first again, on the bad link
+/// ([`BAD_LINK_VARIANT`]).
+const SYSTEMS: [&str; 3] = ["microkit.system", "tests/systems/web-smoltcp.system", "microkit.system"];
 /// The kernel configuration each of [`SYSTEMS`] boots: the web node as it
 /// is deployed (the release kernel, `cargo xtask run`'s default: no kernel
 /// debug calls; its PDs log through the serial PD), and the smoltcp test
 /// node on the debug kernel, because it has no serial PD: its PDs log
 /// through the kernel's debug console, which the test reads
 /// (`[httpd] serving`).
-const CONFIGS: [KernelConfig; 2] = [KernelConfig::Release, KernelConfig::Debug];
+const CONFIGS: [KernelConfig; 3] = [KernelConfig::Release, KernelConfig::Debug, KernelConfig::Release];
 const CURL: Package = Package { name: "curl", probe: "curl" };
 const WRK: Package = Package { name: "wrk", probe: "wrk" };
 
@@ -57,8 +81,12 @@ const LARGE: &str = "/data/squares.txt";
 /// The node, booted, with its HTTP port forwarded to `addr`.
 pub(crate) struct Web {
     session: Session,
-    /// The host's end of the forward, `127.0.0.1:PORT`.
+    /// The host's end of the forward, `127.0.0.1:PORT`, or the node's
+    /// address in [`Web::bad_link`]'s namespace.
     pub(crate) addr: String,
+    /// The namespace and relay of a node on the bad link (dropped after
+    /// the session: QEMU stops first).
+    bad_link: Option<(BadLink, Netns)>,
 }
 
 impl Web {
@@ -67,7 +95,25 @@ impl Web {
         let built = build(ws, SYSTEMS[variant], CONFIGS[variant])?;
         let image = crate::harness::site::default_image(ws);
         crate::harness::site::build(&ws.join("images/site"), &image)?;
-        Web::start(&built, &image)
+        if variant == BAD_LINK_VARIANT {
+            Web::start_on_bad_link(&built, &image)
+        } else {
+            Web::start(&built, &image)
+        }
+    }
+
+    /// Boots `built` with `image` in a new namespace, its NIC behind the
+    /// bad link's relay; the node is reached at its own address from
+    /// inside the namespace.
+    fn start_on_bad_link(built: &system::Built, image: &Path) -> Result<Web> {
+        let ns = Netns::new()?;
+        let link = BadLink::start(&ns, BAD_LINK, 0x5eed)?;
+        let mut devices = link.qemu_args().to_vec();
+        devices.extend(qemu::blk_drive(image, true));
+        let mut session = ns.boot_devices(built, &devices)?;
+        session.expect("[httpd] serving", LINE_TIMEOUT).context("booting the web node")?;
+        println!("   the link: {BAD_LINK}, both ways");
+        Ok(Web { session, addr: format!("{NODE_IP}:80"), bad_link: Some((link, ns)) })
     }
 
     /// Boots `built` with `image` as its disk and waits until httpd serves.
@@ -84,7 +130,7 @@ impl Web {
             ensure!(session.position("Booting all finished").is_none(), "the kernel printed: not a release kernel");
             ensure!(session.position("[monitor] all PDs started").is_some(), "the monitor's boot line is missing");
         }
-        Ok(Web { session, addr })
+        Ok(Web { session, addr, bad_link: None })
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
@@ -103,10 +149,24 @@ impl Web {
     }
 }
 
-/// Runs `check` on a booted node; prints the console on failure.
-fn with_web(ws: &Path, variant: usize, check: impl FnOnce(&mut Web) -> Result<()>) -> Result<()> {
+/// Runs `check` on a booted node (for the bad link, on a thread inside its
+/// namespace, whose sockets and child processes are there too); prints the
+/// console on failure.
+fn with_web(ws: &Path, variant: usize, check: impl FnOnce(&mut Web) -> Result<()> + Send) -> Result<()> {
     let mut web = Web::boot(ws, variant)?;
-    let result = check(&mut web);
+    let result = match web.bad_link.take() {
+        None => check(&mut web),
+        Some((link, ns)) => {
+            let result = std::thread::scope(|s| {
+                s.spawn(|| ns.enter().and_then(|()| check(&mut web)))
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("the check panicked")))
+            });
+            println!("   {}", link.summary());
+            web.bad_link = Some((link, ns));
+            result
+        }
+    };
     if result.is_err() {
         web.session.print_transcript();
     }
