@@ -92,7 +92,7 @@
 //!   received for this long is closed (FIN).
 //! - **Per source** ([`Settings::max_per_source`], default
 //!   [`MAX_PER_SOURCE`]): connections from one address (see
-//!   [`table`] for the shared counters).
+//!   [`table`]: counted exactly per address, never shared).
 //! - **Slow reader.** A peer that stops reading (zero window) keeps its
 //!   pins while net-tcp probes the window; net-tcp gives up with a RST
 //!   at the first expiry of the retransmission timer after
@@ -133,7 +133,7 @@ use net_tcp::cookie::{CookieJar, FourTuple};
 use net_tcp::seq::Seq;
 use net_tcp::timewait::{Arrival, Decision, TimeWaitTable};
 use stream::{Work, MAX_HEAD, REQUEST_BUFFER};
-use table::{Slot, Table};
+use table::{Slot, SourceCount, Table};
 
 /// Nanoseconds in a second and a millisecond.
 pub const SECOND_NS: u64 = 1_000_000_000;
@@ -256,7 +256,9 @@ pub struct Layout {
 /// per-source counters and sets (buckets are a power of two, at most
 /// twice the slots).
 pub fn connection_bytes() -> usize {
-    core::mem::size_of::<Slot>() + 2 * 4 + 2 * 2 + 1
+    // Up to two buckets and four per-source entries per slot (each table
+    // rounds up to a power of two), and the bit sets.
+    core::mem::size_of::<Slot>() + 2 * 4 + 4 * core::mem::size_of::<SourceCount>() + 1
 }
 
 /// Bytes of one work context.
@@ -398,7 +400,9 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: Copy + 'static> S
         let buckets_len = connections.next_power_of_two();
         let slots = arena.array(connections, |_| Table::empty_slot()).ok_or(StartError::RegionTooSmall)?;
         let buckets = arena.array(buckets_len, |_| table::NIL).ok_or(StartError::RegionTooSmall)?;
-        let per_source = arena.array(buckets_len, |_| 0u16).ok_or(StartError::RegionTooSmall)?;
+        let per_source = arena
+            .array(SourceCount::entries_for(connections), |_| SourceCount::EMPTY)
+            .ok_or(StartError::RegionTooSmall)?;
         let used = SlotSet::new(arena, connections).ok_or(StartError::RegionTooSmall)?;
         let dirty = SlotSet::new(arena, connections).ok_or(StartError::RegionTooSmall)?;
         let waiting = SlotSet::new(arena, connections).ok_or(StartError::RegionTooSmall)?;
