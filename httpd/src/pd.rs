@@ -41,7 +41,7 @@
 use drivers_timer_api::{LocalClock, Timer};
 use httpd_core::arena::Arena;
 use httpd_core::device::DeviceCounters;
-use httpd_core::device::{Link, Neighbours, NoBuffer, Resolution, MAX_FRAME};
+use httpd_core::device::{Link, Neighbours, NoBuffer, Received, Resolution, MAX_FRAME};
 use httpd_core::inplace::InPlaceList;
 use httpd_core::site::{CacheRegion, ImageStore, Notice, Pumped};
 use lib_blk_protocol::{ClientSync, Info, RequestProducer, ResponseConsumer, SyncPoll};
@@ -72,8 +72,8 @@ pub(crate) const PORT: u16 = 80;
 pub(crate) struct PdLink(pub(crate) NetClient);
 
 impl Link for PdLink {
-    fn recv(&mut self, frame: &mut [u8; MAX_FRAME]) -> Option<usize> {
-        self.0.recv(frame)
+    fn recv(&mut self, frame: &mut [u8; MAX_FRAME]) -> Option<Received> {
+        self.0.recv_checked(frame).map(|(len, checksum_verified)| Received { len, checksum_verified })
     }
     fn can_send(&mut self) -> bool {
         self.0.free_tx_buffers() > 0

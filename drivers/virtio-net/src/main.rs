@@ -293,7 +293,7 @@ impl Handler for NetDriver {
             Ok(DriverRequest::Stats) => {
                 let stats = self.driver.as_ref().map(Driver::stats).unwrap_or_default();
                 let (started, polls) = self.driver.as_ref().map_or((0, 0), Driver::moderation);
-                log!("stats: {stats} polling_started={started} polls_with_work={polls}");
+                log!("stats: {stats} polling_started={started} polls_with_work={polls} wakes={}", pds_runtime::wakes());
                 Ok(DriverReply::Stats(stats))
             }
             Ok(DriverRequest::Offloads) => Ok(DriverReply::Offloads(self.driver.as_ref().map_or(0, Driver::offloads))),

@@ -298,9 +298,14 @@ fn write_error(
 /// an `Accept-Ranges` field (the site image's stored headers do): the
 /// field is sent once.
 fn put_accept_ranges(w: &mut Writer<'_>, header: &[u8]) {
-    let stored = header.split(|&b| b == b'\n').any(|line| {
-        line.iter().position(|&b| b == b':').is_some_and(|colon| line[..colon].eq_ignore_ascii_case(b"accept-ranges"))
-    });
+    // The site image's builder writes the field last (`fs_format::http`):
+    // found without a scan of every line.
+    let stored = header.ends_with(b"\r\nAccept-Ranges: bytes\r\n")
+        || header.split(|&b| b == b'\n').any(|line| {
+            line.iter()
+                .position(|&b| b == b':')
+                .is_some_and(|colon| line[..colon].eq_ignore_ascii_case(b"accept-ranges"))
+        });
     if !stored {
         w.put(b"Accept-Ranges: bytes\r\n");
     }

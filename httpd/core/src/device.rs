@@ -44,11 +44,22 @@ pub const MAX_FRAME: usize = 1514;
 /// Largest IP packet: the Ethernet MTU.
 pub const MTU: usize = MAX_FRAME - ETHERNET_HEADER;
 
+/// A frame [`Link::recv`] copied in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Received {
+    pub len: usize,
+    /// The frame's TCP/UDP checksum was verified before it got here
+    /// (`lib_net_protocol::RX_CSUM_VALID`: by the device, or completed by
+    /// the demultiplexer): the receiver need not sum the segment again.
+    pub checksum_verified: bool,
+}
+
 /// The demultiplexer's queues as the device needs them (`NetClient` in the
 /// PD, queues in memory in tests).
 pub trait Link {
-    /// Copies the next received frame into `frame`; its length, or `None`.
-    fn recv(&mut self, frame: &mut [u8; MAX_FRAME]) -> Option<usize>;
+    /// Copies the next received frame into `frame`; its length and whether
+    /// its checksum was verified, or `None`.
+    fn recv(&mut self, frame: &mut [u8; MAX_FRAME]) -> Option<Received>;
     /// Whether a transmit buffer is free.
     fn can_send(&mut self) -> bool;
     /// Gives `fill` the first `len` bytes of a free transmit buffer and
@@ -363,7 +374,7 @@ impl<'d, L: Link, N: Neighbours, P: Planner> phy::Device for Transmitter<'d, L, 
             return None;
         }
         loop {
-            let len = device.link.recv(&mut device.rx_frame)?;
+            let len = device.link.recv(&mut device.rx_frame)?.len;
             let start = match strip_ethernet(&device.rx_frame[..len], &device.mac, &mut device.counters) {
                 Some(packet) => {
                     device.listeners_may_change |= opens_or_resets(packet);

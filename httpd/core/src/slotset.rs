@@ -4,27 +4,40 @@
 
 use crate::arena::Arena;
 
-/// Slots `0..len`, each in the set or not.
+/// Slots `0..len`, each in the set or not: a bit per slot, and a summary
+/// bit per word of slots that says whether the word has any member, so
+/// that walking a sparse set of thousands of slots skips empty words 64 at
+/// a time (the server walks its sets on every poll; with 11,706 slots a
+/// walk read 183 words, most of them empty, before the summary).
 pub struct SlotSet {
     words: &'static mut [u64],
+    /// Bit `w % 64` of word `w / 64`: `words[w]` is not zero.
+    summary: &'static mut [u64],
 }
 
 impl SlotSet {
     /// An empty set for `len` slots out of `arena`; `None` if it does not
     /// fit.
     pub fn new(arena: &mut Arena, len: usize) -> Option<Self> {
-        Some(SlotSet { words: arena.array(len.div_ceil(64), |_| 0u64)? })
+        let words = len.div_ceil(64);
+        Some(SlotSet { words: arena.array(words, |_| 0u64)?, summary: arena.array(words.div_ceil(64), |_| 0u64)? })
     }
 
     pub fn insert(&mut self, slot: usize) {
-        if let Some(word) = self.words.get_mut(slot / 64) {
+        let w = slot / 64;
+        if let Some(word) = self.words.get_mut(w) {
             *word |= 1 << (slot % 64);
+            self.summary[w / 64] |= 1 << (w % 64);
         }
     }
 
     pub fn remove(&mut self, slot: usize) {
-        if let Some(word) = self.words.get_mut(slot / 64) {
+        let w = slot / 64;
+        if let Some(word) = self.words.get_mut(w) {
             *word &= !(1 << (slot % 64));
+            if *word == 0 {
+                self.summary[w / 64] &= !(1 << (w % 64));
+            }
         }
     }
 
@@ -36,14 +49,25 @@ impl SlotSet {
     /// `first_from(i + 1)` after `i` visits each member once even if the
     /// set changes on the way (members added behind the walk are not seen).
     pub fn first_from(&self, from: usize) -> Option<usize> {
-        let mut w = from / 64;
-        let mut bits = *self.words.get(w)? & (u64::MAX << (from % 64));
+        let w = from / 64;
+        let bits = *self.words.get(w)? & (u64::MAX << (from % 64));
+        if bits != 0 {
+            return Some(w * 64 + bits.trailing_zeros() as usize);
+        }
+        let w = self.first_word_from(w + 1)?;
+        Some(w * 64 + self.words[w].trailing_zeros() as usize)
+    }
+
+    /// The first non-empty word not below `from`, by the summary.
+    fn first_word_from(&self, from: usize) -> Option<usize> {
+        let mut s = from / 64;
+        let mut bits = *self.summary.get(s)? & (u64::MAX.checked_shl((from % 64) as u32).unwrap_or(0));
         loop {
             if bits != 0 {
-                return Some(w * 64 + bits.trailing_zeros() as usize);
+                return Some(s * 64 + bits.trailing_zeros() as usize);
             }
-            w += 1;
-            bits = *self.words.get(w)?;
+            s += 1;
+            bits = *self.summary.get(s)?;
         }
     }
 
@@ -53,7 +77,7 @@ impl SlotSet {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.words.iter().all(|&w| w == 0)
+        self.summary.iter().all(|&w| w == 0)
     }
 }
 
@@ -64,25 +88,32 @@ mod tests {
     use std::collections::BTreeSet;
     use std::vec::Vec;
 
+    /// Random inserts and removes against a model, for sets of one
+    /// summary word and of several (sparse: most words empty, so a walk
+    /// must go through the summary); a summary bit left set or cleared
+    /// wrongly fails it.
     #[test]
     fn matches_a_btree_set() {
         let mut rng = lib_test_rng::Rng(3);
-        let len = 200;
-        let mut set = SlotSet::new(&mut leaked(1024), len).unwrap();
-        let mut model = BTreeSet::new();
-        for _ in 0..5000 {
-            let slot = rng.below(len);
-            if rng.next().is_multiple_of(2) {
-                set.insert(slot);
-                model.insert(slot);
-            } else {
-                set.remove(slot);
-                model.remove(&slot);
+        for len in [200, 4100, 9000] {
+            let mut set = SlotSet::new(&mut leaked(4096), len).unwrap();
+            let mut model = BTreeSet::new();
+            for _ in 0..5000 {
+                // Slots crowd a few places, so words empty and fill again.
+                let slot = (rng.below(8) * len / 8 + rng.below(70)).min(len - 1);
+                if rng.next().is_multiple_of(2) {
+                    set.insert(slot);
+                    model.insert(slot);
+                } else {
+                    set.remove(slot);
+                    model.remove(&slot);
+                }
+                let from = rng.below(len + 10);
+                assert_eq!(set.first_from(from), model.range(from..).next().copied(), "len {len} from {from}");
+                assert_eq!(set.len(), model.len());
+                assert_eq!(set.is_empty(), model.is_empty());
+                assert_eq!(set.contains(slot), model.contains(&slot));
             }
-            let from = rng.below(len + 10);
-            assert_eq!(set.first_from(from), model.range(from..).next().copied());
-            assert_eq!(set.len(), model.len());
-            assert_eq!(set.contains(slot), model.contains(&slot));
         }
     }
 

@@ -3,7 +3,8 @@
 
 use crate::builtin::{pattern_byte, BuiltinSite, PATTERN_LEN};
 use crate::device::{
-    strip_ethernet, DeviceCounters, EthDevice, Link, Neighbours, NoBuffer, Resolution, ETHERNET_HEADER, MAX_FRAME,
+    strip_ethernet, DeviceCounters, EthDevice, Link, Neighbours, NoBuffer, Received, Resolution, ETHERNET_HEADER,
+    MAX_FRAME,
 };
 use crate::inplace::{InPlace, InPlaceList};
 use crate::server::{pool_size, Server, Settings, CONNECTION_BYTES, SECOND_NS};
@@ -55,6 +56,8 @@ pub(crate) struct Wire {
     /// Frames that asked for TSO, and packets cut from them.
     pub(crate) tso_frames: usize,
     pub(crate) tso_packets: usize,
+    /// The "device" verified the checksums of the frames it delivers.
+    pub(crate) checksum_verified: bool,
 }
 
 /// What a virtio-net device does with a frame's offload request (virtio
@@ -138,10 +141,11 @@ pub(crate) struct FakeLink {
 }
 
 impl Link for FakeLink {
-    fn recv(&mut self, frame: &mut [u8; MAX_FRAME]) -> Option<usize> {
-        let f = self.wire.borrow_mut().to_server.pop_front()?;
+    fn recv(&mut self, frame: &mut [u8; MAX_FRAME]) -> Option<Received> {
+        let mut wire = self.wire.borrow_mut();
+        let f = wire.to_server.pop_front()?;
         frame[..f.len()].copy_from_slice(&f);
-        Some(f.len())
+        Some(Received { len: f.len(), checksum_verified: wire.checksum_verified })
     }
     fn can_send(&mut self) -> bool {
         (self.wire.borrow().in_flight.count_ones() as usize) < self.tx_capacity.min(TX_BUFFERS)

@@ -237,7 +237,12 @@ impl Handler for NetMux {
         let Some(mux) = self.mux.as_mut() else {
             return net_mux_api::reply_message(&Err(MuxError::BadRequest));
         };
-        mux.answer(client, request.label(), request.words(), &mut log_line).to_registers()
+        let stats = request.label() == net_mux_api::label::STATS;
+        let reply = mux.answer(client, request.label(), request.words(), &mut log_line).to_registers();
+        if stats {
+            log!("wakes {}", pds_runtime::wakes());
+        }
+        reply
     }
 }
 

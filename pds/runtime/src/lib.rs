@@ -35,7 +35,7 @@ mod event_loop;
 mod pd;
 
 #[cfg(feature = "pd")]
-pub use event_loop::run;
+pub use event_loop::{run, wakes};
 #[cfg(feature = "pd")]
 #[doc(hidden)]
 pub use pd::report_panic;

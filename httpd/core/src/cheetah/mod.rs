@@ -6,9 +6,9 @@
 //!
 //! Each frame is parsed with net-packet: Ethernet (to the node's MAC or
 //! broadcast, IPv4), IPv4 (header checksum, no fragments, to the node's
-//! address), TCP (its checksum verified unless
-//! [`Settings::checksum_verified`] says the device did). Then, for the
-//! server's port, in this order:
+//! address), TCP (its checksum verified unless the frame says the device
+//! or the demultiplexer did: [`crate::device::Received::checksum_verified`]).
+//! Then, for the server's port, in this order:
 //!
 //! 1. **A known connection** (the [`table`]'s 4-tuple index): the segment
 //!    goes to net-tcp's [`Conn::on_segment`] (RFC 9293 §3.10.7.4 with RFC
@@ -183,8 +183,6 @@ pub struct Settings {
     /// `net_tcp::cookie::SECRET_ROTATION_MS` to keys derived from it
     /// (SipHash as a PRF: one leaked key does not give the others).
     pub seed: [u8; 16],
-    /// The device verified received TCP checksums: not checked again.
-    pub checksum_verified: bool,
     /// Whether the NIC may send from the store's region. Cheetah sends
     /// bodies only in place: without it, responses with a body are `500`.
     pub send_in_place: bool,
@@ -203,7 +201,6 @@ impl Settings {
             max_per_source: MAX_PER_SOURCE,
             boot_epoch,
             seed,
-            checksum_verified: false,
             send_in_place,
             offload: true,
         }
@@ -506,8 +503,8 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: Copy + 'static> S
             }
             let Some(rx) = self.rx.take() else { break };
             let got = self.wire.link.recv(rx);
-            if let Some(len) = got {
-                self.on_frame(&rx[..len], now, site);
+            if let Some(r) = got {
+                self.on_frame(&rx[..r.len], r.checksum_verified, now, site);
             }
             self.rx = Some(rx);
             if got.is_none() {
@@ -594,7 +591,13 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: Copy + 'static> S
         Some(w)
     }
 
-    fn on_frame<S: Store<Handle = H, Pin = P, Wait = W>>(&mut self, frame: &[u8], now: u64, site: &mut S) {
+    fn on_frame<S: Store<Handle = H, Pin = P, Wait = W>>(
+        &mut self,
+        frame: &[u8],
+        checksum_verified: bool,
+        now: u64,
+        site: &mut S,
+    ) {
         let Some(packet) = strip_ethernet(frame, &self.wire.mac, &mut self.wire.counters) else { return };
         let Ok(ip) = Ipv4Packet::parse(packet) else {
             self.counters.rx_bad += 1;
@@ -609,7 +612,7 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: Copy + 'static> S
             self.counters.rx_bad += 1;
             return;
         };
-        if !self.settings.checksum_verified && !seg.verify_checksum(ip.src(), ip.dst()) {
+        if !checksum_verified && !seg.verify_checksum(ip.src(), ip.dst()) {
             self.counters.rx_bad += 1;
             return;
         }
