@@ -2035,3 +2035,40 @@ fn a_restarted_driver_is_attached_again_and_gets_every_buffer_back() {
     node.wire(&[&arp(1, PEER_MAC, PEER, US)]);
     assert_eq!(node.clients[ARPD].received().len(), 1);
 }
+
+// --- Profile -----------------------------------------------------------------
+
+/// Frames each way the per-frame profile runs.
+const PROFILED_FRAMES: usize = 2000;
+
+/// Not a check: the demultiplexer's work per frame, for `valgrind
+/// --tool=callgrind` (as httpd-core's `profile_keep_alive_requests_and_syns`;
+/// run this test binary with `--ignored --exact tests::profile_frames_each_way`
+/// and read `Mux::handle`'s inclusive count). Each round: a request from
+/// the wire for web (checksum verified by the device), which web takes and
+/// lends back, then web's response (headers from `tx_data`, 1,000 bytes in
+/// place), which the driver sends and gives back.
+#[test]
+#[ignore = "a profile, run under callgrind"]
+fn profile_frames_each_way() {
+    let mut node = Node::new();
+    let request = inbound(6, &tcp(40000, 80, ACK, b"GET /index.html HTTP/1.1\r\nHost: node\r\n\r\n"));
+    let reply = web_reply(1000);
+    node.driver.files.put(0x1234, &reply[TCP_HEADERS..]);
+    node.clients[WEB].tx_data.put(0, &reply[..TCP_HEADERS]);
+    let descs = [header_desc(0, TCP_HEADERS, 7), files_desc(0x1234, reply.len() - TCP_HEADERS, 8)];
+    for _ in 0..PROFILED_FRAMES {
+        assert!(node.driver.receive_with(&request, RX_CSUM_VALID));
+        node.handle();
+        let web = &mut node.clients[WEB];
+        let desc = web.rx.active.dequeue().unwrap().expect("the request delivered");
+        web.lend(desc.offset as usize / RX_BUFFER_SIZE, 1);
+        web.send_descs(&descs);
+        node.handle();
+        let sent = node.driver.take_sent();
+        assert_eq!(sent.len(), 1);
+        node.driver.give_back(&sent[0]);
+        node.handle();
+        assert_eq!(node.clients[WEB].returned().len(), 2);
+    }
+}
