@@ -241,6 +241,11 @@ impl Handler for NetMux {
         let reply = mux.answer(client, request.label(), request.words(), &mut log_line).to_registers();
         if stats {
             log!("wakes {}", pds_runtime::wakes());
+            // The driver logs its counters (and wake-ups) in turn: one
+            // line of each on the client's cadence.
+            if let Err(e) = DRIVER.stats() {
+                log!("the driver's counters: {e:?}");
+            }
         }
         reply
     }
