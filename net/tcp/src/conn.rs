@@ -170,6 +170,9 @@ pub struct Conn {
     snd_max: Seq,
     /// The stream offset of SND.UNA (the stream may outgrow 2^32 bytes).
     una_offset: u64,
+    /// The sequence number of stream offset 0 (ISS + 1), which numbers
+    /// the FIN whatever SND.UNA has passed.
+    stream_start: Seq,
     /// SND.WND in bytes (scaled), SND.WL1, SND.WL2.
     wnd: u32,
     wl1: Seq,
@@ -232,6 +235,7 @@ impl Conn {
             nxt: una,
             snd_max: una,
             una_offset: 0,
+            stream_start: una,
             wnd: 0,
             wl1: irs,
             wl2: iss,
@@ -273,6 +277,13 @@ impl Conn {
     /// The stream offset below which the peer has everything.
     pub fn acked(&self) -> u64 {
         self.una_offset
+    }
+
+    /// SND.UNA and SND.WND (in bytes, scaled): what bounds the sequence
+    /// numbers of new data sent (`SND.UNA + SND.WND`, RFC 9293 §3.3.1),
+    /// for callers and checks that watch the send window.
+    pub fn send_window(&self) -> (Seq, u32) {
+        (self.una, self.wnd)
     }
 
     /// The application made the stream longer: it now ends at `written`.
@@ -394,9 +405,12 @@ impl Conn {
     }
 
     /// The sequence number after the stream's last byte (the FIN's, once
-    /// the application closed).
+    /// the application closed). Counted from the stream's start, not from
+    /// SND.UNA: once the FIN is acknowledged SND.UNA is past it, and a
+    /// number counted from there would name a FIN one beyond ours (a
+    /// second FIN in FIN-WAIT-2; the fuzz target `tcp` found it).
     fn stream_end(&self) -> Seq {
-        self.una + (self.written - self.una_offset) as u32
+        self.stream_start + self.written as u32
     }
 
     /// Whether our FIN is acknowledged.
@@ -866,6 +880,35 @@ mod tests {
             assert!(now < 1_000 * 1_000 * MS, "never gave up");
         }
         assert!(probes >= 1, "the window was probed");
+    }
+
+    /// Found by the `tcp` fuzz target: once the peer had acknowledged our
+    /// FIN (FIN-WAIT-2), the FIN's sequence number was computed from
+    /// SND.UNA, which had moved past it, so the connection sent a second
+    /// FIN one beyond the first (and counted it in SND.MAX, the TIME-WAIT
+    /// record's `snd_nxt`).
+    #[test]
+    fn fin_wait_2_sends_nothing_more_and_time_wait_keeps_the_fin_s_numbers() {
+        let mut limiter = ChallengeLimiter::per_second();
+        let (mut conn, iss) = handshake(1000, 0);
+        conn.on_segment(MS, &ack_segment(Seq(1001), iss + 1, 512, &[b'G'; 100], false), 4096, &mut limiter);
+        conn.extend(500);
+        conn.close();
+        let sent = drain(&mut conn, 2 * MS, 4096);
+        assert_eq!((sent.len(), sent[0].fin, sent[0].seq), (1, true, iss + 1));
+        // The client acknowledges the response and the FIN, and has not closed yet.
+        conn.on_segment(3 * MS, &ack_segment(Seq(1101), iss + 502, 512, &[], false), 4096, &mut limiter);
+        assert_eq!(conn.state(), State::FinWait2);
+        assert_eq!(conn.acked(), 500);
+        let after = drain(&mut conn, 3 * MS, 4096);
+        assert!(after.iter().all(|t| !t.fin && t.len == 0), "a second FIN: {after:?}");
+        assert_eq!(conn.next_numbers(), (iss + 502, Seq(1101)));
+        assert_eq!(conn.deadline(), Some(3 * MS + FIN_WAIT2_NS), "only FIN-WAIT-2's limit runs");
+        conn.on_segment(4 * MS, &ack_segment(Seq(1101), iss + 502, 512, &[], true), 4096, &mut limiter);
+        assert_eq!(conn.state(), State::TimeWait);
+        let last = drain(&mut conn, 4 * MS, 4096);
+        assert_eq!(last.iter().map(|t| (t.seq, t.ack, t.fin)).collect::<Vec<_>>(), [(iss + 502, Seq(1102), false)]);
+        assert_eq!(conn.next_numbers(), (iss + 502, Seq(1102)), "what the TIME-WAIT record keeps");
     }
 
     #[test]
