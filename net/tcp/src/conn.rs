@@ -413,9 +413,19 @@ impl Conn {
         self.stream_start + self.written as u32
     }
 
-    /// Whether our FIN is acknowledged.
+    /// Whether our FIN is acknowledged: every byte of the stream is, and
+    /// SND.UNA is one past its end. (Stream offsets pin it: sequence
+    /// numbers alone repeat every 4 GiB of stream.)
     fn fin_acked(&self) -> bool {
-        self.closing && self.una == self.stream_end() + 1
+        self.closing && self.una_offset == self.written && self.una == self.stream_end() + 1
+    }
+
+    /// Whether our FIN has been sent: the highest sequence number sent is
+    /// one past the stream's last byte, by stream offset (a stream more
+    /// than 4 GiB ahead of SND.UNA has many sequence numbers equal to its
+    /// end's, modulo 2^32).
+    fn fin_sent(&self) -> bool {
+        self.closing && self.offset_of(self.snd_max) == self.written + 1
     }
 
     /// The ACK and window parts of an accepted segment.
@@ -435,7 +445,7 @@ impl Conn {
         );
         match kind {
             AckKind::New { acked } => {
-                let fin_now_acked = self.closing && ack == self.stream_end() + 1;
+                let fin_now_acked = ack == self.snd_max && self.fin_sent();
                 let data_acked = acked - u32::from(fin_now_acked);
                 self.una_offset += u64::from(data_acked);
                 self.una = ack;
@@ -608,7 +618,7 @@ impl Conn {
         if again {
             // A fast retransmission resends one segment of what was sent
             // (never beyond SND.MAX), whatever the window.
-            let fin_sent = self.closing && self.snd_max == self.stream_end() + 1;
+            let fin_sent = self.fin_sent();
             let sent = (self.snd_max - seq).saturating_sub(u32::from(fin_sent));
             len = available.min(u64::from(self.smss)).min(u64::from(sent)) as u32;
         } else if len == 0 && available > 0 && self.wnd == 0 && in_flight == 0 && self.probe_due {
@@ -631,7 +641,7 @@ impl Conn {
             && ends_stream
             && seq + len == self.stream_end()
             && !self.fin_acked()
-            && (!again || self.snd_max == self.stream_end() + 1);
+            && (!again || self.fin_sent());
         if len == 0 && !fin {
             return None;
         }
@@ -909,6 +919,28 @@ mod tests {
         let last = drain(&mut conn, 4 * MS, 4096);
         assert_eq!(last.iter().map(|t| (t.seq, t.ack, t.fin)).collect::<Vec<_>>(), [(iss + 502, Seq(1102), false)]);
         assert_eq!(conn.next_numbers(), (iss + 502, Seq(1102)), "what the TIME-WAIT record keeps");
+    }
+
+    /// A stream more than 4 GiB ahead of SND.UNA has sequence numbers
+    /// equal, modulo 2^32, to its FIN's: an ACK of its first bytes was
+    /// taken for the ACK of the FIN (one byte short in `acked`, the FIN
+    /// thought acknowledged and never sent). What the FIN is, is decided by
+    /// stream offsets now.
+    #[test]
+    fn a_stream_longer_than_4_gib_is_not_taken_for_its_fin() {
+        let mut limiter = ChallengeLimiter::per_second();
+        let (mut conn, iss) = handshake(1000, 0);
+        conn.on_segment(MS, &ack_segment(Seq(1001), iss + 1, 65535, &[b'G'; 100], false), 4096, &mut limiter);
+        let len = (1u64 << 32) + 100;
+        conn.extend(len);
+        conn.close();
+        let sent = drain(&mut conn, 2 * MS, 4096);
+        assert!(sent.iter().all(|t| !t.fin) && sent.len() == 10, "{sent:?}");
+        // The ACK of the first 101 bytes: iss + 1 + 101 is the FIN's number modulo 2^32.
+        conn.on_segment(3 * MS, &ack_segment(Seq(1101), iss + 102, 65535, &[], false), 4096, &mut limiter);
+        assert_eq!((conn.state(), conn.acked()), (State::Established, 101));
+        let more = drain(&mut conn, 3 * MS, 4096);
+        assert!(more.iter().all(|t| !t.fin && t.offset >= 101 && t.seq - (iss + 1) == t.offset as u32), "{more:?}");
     }
 
     #[test]
