@@ -170,6 +170,9 @@ pub struct Conn {
     snd_max: Seq,
     /// The stream offset of SND.UNA (the stream may outgrow 2^32 bytes).
     una_offset: u64,
+    /// The sequence number of stream offset 0 (ISS + 1), which numbers
+    /// the FIN whatever SND.UNA has passed.
+    stream_start: Seq,
     /// SND.WND in bytes (scaled), SND.WL1, SND.WL2.
     wnd: u32,
     wl1: Seq,
@@ -232,6 +235,7 @@ impl Conn {
             nxt: una,
             snd_max: una,
             una_offset: 0,
+            stream_start: una,
             wnd: 0,
             wl1: irs,
             wl2: iss,
@@ -273,6 +277,13 @@ impl Conn {
     /// The stream offset below which the peer has everything.
     pub fn acked(&self) -> u64 {
         self.una_offset
+    }
+
+    /// SND.UNA and SND.WND (in bytes, scaled): what bounds the sequence
+    /// numbers of new data sent (`SND.UNA + SND.WND`, RFC 9293 §3.3.1),
+    /// for callers and checks that watch the send window.
+    pub fn send_window(&self) -> (Seq, u32) {
+        (self.una, self.wnd)
     }
 
     /// The application made the stream longer: it now ends at `written`.
@@ -394,14 +405,27 @@ impl Conn {
     }
 
     /// The sequence number after the stream's last byte (the FIN's, once
-    /// the application closed).
+    /// the application closed). Counted from the stream's start, not from
+    /// SND.UNA: once the FIN is acknowledged SND.UNA is past it, and a
+    /// number counted from there would name a FIN one beyond ours (a
+    /// second FIN in FIN-WAIT-2; the fuzz target `tcp` found it).
     fn stream_end(&self) -> Seq {
-        self.una + (self.written - self.una_offset) as u32
+        self.stream_start + self.written as u32
     }
 
-    /// Whether our FIN is acknowledged.
+    /// Whether our FIN is acknowledged: every byte of the stream is, and
+    /// SND.UNA is one past its end. (Stream offsets pin it: sequence
+    /// numbers alone repeat every 4 GiB of stream.)
     fn fin_acked(&self) -> bool {
-        self.closing && self.una == self.stream_end() + 1
+        self.closing && self.una_offset == self.written && self.una == self.stream_end() + 1
+    }
+
+    /// Whether our FIN has been sent: the highest sequence number sent is
+    /// one past the stream's last byte, by stream offset (a stream more
+    /// than 4 GiB ahead of SND.UNA has many sequence numbers equal to its
+    /// end's, modulo 2^32).
+    fn fin_sent(&self) -> bool {
+        self.closing && self.offset_of(self.snd_max) == self.written + 1
     }
 
     /// The ACK and window parts of an accepted segment.
@@ -421,7 +445,7 @@ impl Conn {
         );
         match kind {
             AckKind::New { acked } => {
-                let fin_now_acked = self.closing && ack == self.stream_end() + 1;
+                let fin_now_acked = ack == self.snd_max && self.fin_sent();
                 let data_acked = acked - u32::from(fin_now_acked);
                 self.una_offset += u64::from(data_acked);
                 self.una = ack;
@@ -594,7 +618,7 @@ impl Conn {
         if again {
             // A fast retransmission resends one segment of what was sent
             // (never beyond SND.MAX), whatever the window.
-            let fin_sent = self.closing && self.snd_max == self.stream_end() + 1;
+            let fin_sent = self.fin_sent();
             let sent = (self.snd_max - seq).saturating_sub(u32::from(fin_sent));
             len = available.min(u64::from(self.smss)).min(u64::from(sent)) as u32;
         } else if len == 0 && available > 0 && self.wnd == 0 && in_flight == 0 && self.probe_due {
@@ -617,7 +641,7 @@ impl Conn {
             && ends_stream
             && seq + len == self.stream_end()
             && !self.fin_acked()
-            && (!again || self.snd_max == self.stream_end() + 1);
+            && (!again || self.fin_sent());
         if len == 0 && !fin {
             return None;
         }
@@ -866,6 +890,57 @@ mod tests {
             assert!(now < 1_000 * 1_000 * MS, "never gave up");
         }
         assert!(probes >= 1, "the window was probed");
+    }
+
+    /// Found by the `tcp` fuzz target: once the peer had acknowledged our
+    /// FIN (FIN-WAIT-2), the FIN's sequence number was computed from
+    /// SND.UNA, which had moved past it, so the connection sent a second
+    /// FIN one beyond the first (and counted it in SND.MAX, the TIME-WAIT
+    /// record's `snd_nxt`).
+    #[test]
+    fn fin_wait_2_sends_nothing_more_and_time_wait_keeps_the_fin_s_numbers() {
+        let mut limiter = ChallengeLimiter::per_second();
+        let (mut conn, iss) = handshake(1000, 0);
+        conn.on_segment(MS, &ack_segment(Seq(1001), iss + 1, 512, &[b'G'; 100], false), 4096, &mut limiter);
+        conn.extend(500);
+        conn.close();
+        let sent = drain(&mut conn, 2 * MS, 4096);
+        assert_eq!((sent.len(), sent[0].fin, sent[0].seq), (1, true, iss + 1));
+        // The client acknowledges the response and the FIN, and has not closed yet.
+        conn.on_segment(3 * MS, &ack_segment(Seq(1101), iss + 502, 512, &[], false), 4096, &mut limiter);
+        assert_eq!(conn.state(), State::FinWait2);
+        assert_eq!(conn.acked(), 500);
+        let after = drain(&mut conn, 3 * MS, 4096);
+        assert!(after.iter().all(|t| !t.fin && t.len == 0), "a second FIN: {after:?}");
+        assert_eq!(conn.next_numbers(), (iss + 502, Seq(1101)));
+        assert_eq!(conn.deadline(), Some(3 * MS + FIN_WAIT2_NS), "only FIN-WAIT-2's limit runs");
+        conn.on_segment(4 * MS, &ack_segment(Seq(1101), iss + 502, 512, &[], true), 4096, &mut limiter);
+        assert_eq!(conn.state(), State::TimeWait);
+        let last = drain(&mut conn, 4 * MS, 4096);
+        assert_eq!(last.iter().map(|t| (t.seq, t.ack, t.fin)).collect::<Vec<_>>(), [(iss + 502, Seq(1102), false)]);
+        assert_eq!(conn.next_numbers(), (iss + 502, Seq(1102)), "what the TIME-WAIT record keeps");
+    }
+
+    /// A stream more than 4 GiB ahead of SND.UNA has sequence numbers
+    /// equal, modulo 2^32, to its FIN's: an ACK of its first bytes was
+    /// taken for the ACK of the FIN (one byte short in `acked`, the FIN
+    /// thought acknowledged and never sent). What the FIN is, is decided by
+    /// stream offsets now.
+    #[test]
+    fn a_stream_longer_than_4_gib_is_not_taken_for_its_fin() {
+        let mut limiter = ChallengeLimiter::per_second();
+        let (mut conn, iss) = handshake(1000, 0);
+        conn.on_segment(MS, &ack_segment(Seq(1001), iss + 1, 65535, &[b'G'; 100], false), 4096, &mut limiter);
+        let len = (1u64 << 32) + 100;
+        conn.extend(len);
+        conn.close();
+        let sent = drain(&mut conn, 2 * MS, 4096);
+        assert!(sent.iter().all(|t| !t.fin) && sent.len() == 10, "{sent:?}");
+        // The ACK of the first 101 bytes: iss + 1 + 101 is the FIN's number modulo 2^32.
+        conn.on_segment(3 * MS, &ack_segment(Seq(1101), iss + 102, 65535, &[], false), 4096, &mut limiter);
+        assert_eq!((conn.state(), conn.acked()), (State::Established, 101));
+        let more = drain(&mut conn, 3 * MS, 4096);
+        assert!(more.iter().all(|t| !t.fin && t.offset >= 101 && t.seq - (iss + 1) == t.offset as u32), "{more:?}");
     }
 
     #[test]
