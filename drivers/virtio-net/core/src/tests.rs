@@ -512,6 +512,38 @@ fn interrupts_close_together_turn_into_polling_and_a_quiet_poll_turns_it_back() 
     }
 }
 
+/// While polling, the client's wake-up (a frame to send) sends it but
+/// leaves the frames that arrived on the used ring: the next poll hands
+/// them over in one batch. Fails if a client wake-up takes them (each
+/// would then be a batch of its own under a flood).
+#[test]
+fn while_polling_a_client_wake_up_sends_and_received_frames_wait_for_the_poll() {
+    for event_idx in [true, false] {
+        let mut r = rig(event_idx);
+        r.lend(0..RX_CHAINS);
+        r.settle();
+        // Two interrupts close together: polling.
+        for (i, at) in [(1, 0), (2, BUSY_GAP_NS / 2)] {
+            r.dev.wire.push_back(frame(i, 60));
+            assert!(r.arrive_at(at).0);
+        }
+        let t = BUSY_GAP_NS / 2;
+        assert_eq!(r.receive().len(), 2);
+        r.dev.wire.push_back(frame(3, 60));
+        r.dev.wire.push_back(frame(4, 60));
+        assert_eq!(r.arrive_at(t + 10_000), (false, None), "event_idx {event_idx}: no interrupt while polling");
+        let sent = r.send(&[(TxWindow::Headers, 0, 60)], 0);
+        let handled = r.driver.handle_at(false, false, Some(t + 20_000));
+        assert!(handled.poll_at.is_some(), "event_idx {event_idx}: still polling");
+        r.dev.take_tx(&r.mem);
+        assert_eq!(r.dev.sent.last().map(|s| &s.bytes), Some(&sent), "event_idx {event_idx}: the frame went out");
+        assert!(r.receive().is_empty(), "event_idx {event_idx}: the client's wake-up took received frames");
+        // The poll takes both.
+        r.wake_at(false, t + POLL_NS);
+        assert_eq!(r.receive().len(), 2, "event_idx {event_idx}");
+    }
+}
+
 #[test]
 fn without_free_buffers_frames_wait_and_flow_again_when_buffers_return() {
     let mut r = rig(true);
