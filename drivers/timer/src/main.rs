@@ -20,7 +20,7 @@
 
 use drivers_timer_api::{label, rdtsc, status, TIMEOUTS_PER_CLIENT};
 use drivers_timer_core::rtc::{self, CmosPorts};
-use drivers_timer_core::{calibrate, pit_count_for, ArmError, Clock, PitCounter, Timeouts};
+use drivers_timer_core::{calibrate, ArmError, Clock, PitCounter, Shot, Timeouts};
 use pds_boot_spec::cspace;
 use pds_runtime::{log, msginfo, Channel, ChannelSet, Handler, MessageInfo};
 
@@ -54,6 +54,15 @@ impl Pit {
     /// Writing the command drops the output, so each shot is a new edge.
     fn one_shot(count: u16) {
         Self::out(PIT_COMMAND, PIT_CMD_CH0_ONE_SHOT);
+        Self::reload(count);
+    }
+
+    /// A new count for the one-shot mode the command set (mode 0, low byte
+    /// then high byte): in mode 0 writing the first byte stops the count and
+    /// drops the output, writing the second loads the new count (Intel
+    /// 82C54, "Mode 0"), so each reload is a new edge too, in two port
+    /// writes instead of three.
+    fn reload(count: u16) {
         Self::out(PIT_CHANNEL0, count as u8);
         Self::out(PIT_CHANNEL0, (count >> 8) as u8);
     }
@@ -95,6 +104,8 @@ struct Timer {
     last_now: u64,
     /// The Unix time at which `NOW` read 0, if there is a wall clock.
     boot_epoch: Option<u64>,
+    /// The shot in flight (`timer-core`'s [`Shot`]).
+    shot: Shot,
 }
 
 impl Timer {
@@ -105,14 +116,16 @@ impl Timer {
 
     /// Notifies the clients whose deadlines have passed, then points the
     /// PIT at the nearest remaining one (or as far towards it as one shot
-    /// reaches; the shot's interrupt then just re-arms).
+    /// reaches; the shot's interrupt then just re-arms), unless the shot in
+    /// flight ends in time for it. Calibration left the PIT in the one-shot
+    /// mode, so a shot is a reload.
     fn service(&mut self) {
         let now = self.now();
         for client in self.timeouts.expire(now).iter() {
             Channel::new(client as u8).deferred_notify();
         }
-        if let Some(next) = self.timeouts.next() {
-            Pit::one_shot(pit_count_for(next.saturating_sub(now)));
+        if let Some(count) = self.timeouts.next().and_then(|next| self.shot.plan(now, next)) {
+            Pit::reload(count);
         }
     }
 }
@@ -125,7 +138,10 @@ impl Handler for Timer {
         };
         let hz = clock.tsc_hz();
         log!("TSC {}.{:03} MHz (calibrated against the PIT)", hz / 1_000_000, hz / 1_000 % 1_000);
-        let mut timer = Timer { clock, timeouts: Timeouts::new(), last_now: 0, boot_epoch: None };
+        // Calibration's shot may still run: its interrupt comes while no
+        // deadline is armed, and the first service programs one anyway.
+        let mut timer =
+            Timer { clock, timeouts: Timeouts::new(), last_now: 0, boot_epoch: None, shot: Shot::default() };
         if have_cmos() {
             let registers = rtc::read(&mut Cmos);
             let now = timer.now();
@@ -184,6 +200,7 @@ impl Handler for Timer {
             // Acknowledge before re-arming: a short shot could otherwise end
             // while the line is still masked, and an edge then is lost.
             PIT_IRQ.get().irq_ack();
+            self.shot.fired();
             self.service();
         }
     }

@@ -45,6 +45,33 @@ fn pit_counts_round_up_and_clamp() {
     }
 }
 
+/// A shot is programmed only when no shot in flight ends in time: a later
+/// deadline leaves it, an earlier one replaces it, and after its interrupt
+/// the next deadline programs one again. Shots are never late for the
+/// deadline they were programmed for, and never reprogrammed for one they
+/// cover (fails if `plan` reprograms always, or never).
+#[test]
+fn a_shot_in_flight_that_ends_in_time_is_left_alone() {
+    let ms = 1_000_000;
+    let mut shot = Shot::default();
+    let first = shot.plan(0, 5 * ms).expect("nothing in flight");
+    assert!(pit_ns_for(first) >= 5 * ms);
+    assert_eq!(shot.plan(ms, 6 * ms), None, "a later deadline: the shot comes first");
+    assert_eq!(shot.plan(2 * ms, 5 * ms + pit_ns_for(1)), None, "the same deadline");
+    let earlier = shot.plan(2 * ms, 3 * ms).expect("an earlier deadline");
+    assert!(2 * ms + pit_ns_for(earlier) >= 3 * ms && pit_ns_for(earlier) < 2 * ms);
+    assert_eq!(shot.plan(2 * ms, 4 * ms), None);
+    // The end passed before its interrupt was seen: program again.
+    assert!(shot.plan(4 * ms, 9 * ms).is_some());
+    shot.fired();
+    assert!(shot.plan(9 * ms, 9 * ms).is_some(), "after the interrupt");
+    // A deadline beyond the longest shot: the PIT's longest, and later
+    // deadlines wait for its interrupt.
+    shot.fired();
+    assert_eq!(shot.plan(10 * ms, 500 * ms), Some(PIT_MAX_COUNT));
+    assert_eq!(shot.plan(11 * ms, 400 * ms), None);
+}
+
 /// A PIT that counts `per_read` ticks between reads, and a TSC at `hz`
 /// that follows it.
 struct FakePit {

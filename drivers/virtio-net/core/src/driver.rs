@@ -30,11 +30,13 @@
 //! batch. A poll that finds nothing new on either used ring ends
 //! polling: interrupts are re-armed and checked once more as always. While
 //! polling, a wake-up by the client (frames to send) sends them but leaves
-//! received frames on the used ring for the next poll: the client sends
-//! after every batch it handles, and each of those wake-ups would
-//! otherwise hand it a batch of one or two frames and wake it again
-//! (measured under a SYN flood: 0.71 notifications of the client per
-//! legitimate request, most of them for one flood SYN). Under
+//! received frames on the used ring unless [`RX_BATCH_NS`] passed since
+//! they were last taken: the client sends after every batch it handles,
+//! and each of those wake-ups would otherwise hand it a batch of one or two
+//! frames and wake it again (measured under a SYN flood: 0.71
+//! notifications of the client per legitimate request, most of them for
+//! one flood SYN). Under load those wake-ups pace the batches, and the
+//! poll timer ([`POLL_NS`]) is the backstop. Under
 //! a flood every PD downstream (driver, demultiplexer, server) then wakes
 //! once per batch rather than once per frame, and a lightly loaded node
 //! keeps one interrupt per frame and its latency. Receive buffers still
@@ -75,9 +77,17 @@ const _: () = assert!(RX_REFILL_BELOW >= 1);
 /// moderation"): 5,000 interrupts a second, about where a wake-up per
 /// frame starts to cost the emulated machine more than the frame's work.
 pub const BUSY_GAP_NS: u64 = 200_000;
-/// The period of polling: the longest a frame waits on the used ring
-/// while the driver polls.
-pub const POLL_NS: u64 = 500_000;
+/// The poll timer's period: the longest a frame waits on the used ring
+/// while the driver polls and nothing else wakes it. Under load the
+/// client's wake-ups take received frames first ([`RX_BATCH_NS`]), and the
+/// timer is only the backstop: each of its shots is an interrupt, a wake-up
+/// of the timer PD and a protected call to arm the next (at 500 µs the
+/// timer PD drew a quarter of the samples during a SYN flood).
+pub const POLL_NS: u64 = 2_000_000;
+/// While polling, a wake-up by the client (frames to send) also takes the
+/// received frames if they were last taken at least this long ago; else
+/// they wait, so that they reach the client in batches.
+pub const RX_BATCH_NS: u64 = 500_000;
 
 /// What [`Driver::handle_at`] asks of its PD.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -343,6 +353,8 @@ pub struct Driver<'a> {
     polling: bool,
     /// When the last device interrupt was handled, if the PD gives time.
     last_irq: Option<u64>,
+    /// When received frames were last taken (ns), if the PD gives time.
+    last_rx: u64,
     /// Wake-ups spent polling and times polling started (for the log).
     polls: u64,
     polling_started: u64,
@@ -392,6 +404,7 @@ impl<'a> Driver<'a> {
             marker_sent: false,
             polling: false,
             last_irq: None,
+            last_rx: 0,
             polls: 0,
             polling_started: 0,
             control,
@@ -498,8 +511,14 @@ impl<'a> Driver<'a> {
             Some(_) if self.polling && poll => self.polls += 1,
             _ => {}
         }
-        // Received frames wait for a poll while polling (module docs).
-        let take_rx = irq || poll || !self.polling;
+        // Received frames wait for a poll, or for a client wake-up
+        // RX_BATCH_NS after they were last taken, while polling (module
+        // docs).
+        let take_rx =
+            irq || poll || !self.polling || now.is_some_and(|now| now.saturating_sub(self.last_rx) >= RX_BATCH_NS);
+        if take_rx {
+            self.last_rx = now.unwrap_or(0);
+        }
         let notify_client = self.handle_work(irq, take_rx);
         let poll_at = match now {
             Some(now) if self.polling => Some(now + POLL_NS),

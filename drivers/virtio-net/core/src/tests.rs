@@ -17,7 +17,7 @@ extern crate std;
 
 use crate::driver::{
     private, tx_windows, ClientRegions, DmaWindow, Driver, Handled, InitError, BUSY_GAP_NS, POLL_NS, QUEUE_SIZE,
-    RX_QUEUE, RX_REFILL_BELOW, TX_QUEUE,
+    RX_BATCH_NS, RX_QUEUE, RX_REFILL_BELOW, TX_QUEUE,
 };
 use crate::NET_HDR_LEN;
 use lib_net_protocol::{
@@ -541,6 +541,15 @@ fn while_polling_a_client_wake_up_sends_and_received_frames_wait_for_the_poll() 
         // The poll takes both.
         r.wake_at(false, t + POLL_NS);
         assert_eq!(r.receive().len(), 2, "event_idx {event_idx}");
+        // A client wake-up RX_BATCH_NS after they were last taken takes
+        // them too (under load, the client's wake-ups pace the batches).
+        r.dev.wire.push_back(frame(5, 60));
+        r.dev.deliver(&r.mem);
+        r.dev.rxq.publish_used();
+        r.driver.handle_at(false, false, Some(t + POLL_NS + RX_BATCH_NS - 1));
+        assert!(r.receive().is_empty(), "event_idx {event_idx}: taken before RX_BATCH_NS");
+        r.driver.handle_at(false, false, Some(t + POLL_NS + RX_BATCH_NS));
+        assert_eq!(r.receive().len(), 1, "event_idx {event_idx}");
     }
 }
 
