@@ -237,17 +237,17 @@ impl Handler for NetMux {
         let Some(mux) = self.mux.as_mut() else {
             return net_mux_api::reply_message(&Err(MuxError::BadRequest));
         };
-        let stats = request.label() == net_mux_api::label::STATS;
-        let reply = mux.answer(client, request.label(), request.words(), &mut log_line).to_registers();
-        if stats {
+        if request.label() == net_mux_api::label::STATS {
             log!("wakes {}", pds_runtime::wakes());
-            // The driver logs its counters (and wake-ups) in turn: one
-            // line of each on the client's cadence.
+            // The driver logs its counters (and wake-ups) in turn: one line
+            // of each on the client's cadence. Before the answer: the call
+            // to the driver uses the message registers the reply is
+            // written into.
             if let Err(e) = DRIVER.stats() {
                 log!("the driver's counters: {e:?}");
             }
         }
-        reply
+        mux.answer(client, request.label(), request.words(), &mut log_line).to_registers()
     }
 }
 
