@@ -118,21 +118,21 @@ impl Table {
         Slot::empty(NIL)
     }
 
-    fn hash(&self, bytes: &[u8]) -> usize {
+    /// The keyed hash of `bytes`, reduced to an index of a power-of-two
+    /// table of `len` entries.
+    fn hash(&self, bytes: &[u8], len: usize) -> usize {
         let mut h = SipHasher13::new_with_key(&self.key);
         h.write(bytes);
-        h.finish() as usize & (self.buckets.len() - 1)
+        h.finish() as usize & (len - 1)
     }
 
     fn bucket(&self, tuple: &FourTuple) -> usize {
-        self.hash(&tuple.bytes())
+        self.hash(&tuple.bytes(), self.buckets.len())
     }
 
     /// Where `addr`'s probe starts in the per-source table.
     fn source_home(&self, addr: [u8; 4]) -> usize {
-        let mut h = SipHasher13::new_with_key(&self.key);
-        h.write(&addr);
-        h.finish() as usize & (self.per_source.len() - 1)
+        self.hash(&addr, self.per_source.len())
     }
 
     /// `addr`'s entry (`Ok`), or the empty entry where it would go
