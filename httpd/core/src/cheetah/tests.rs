@@ -257,6 +257,17 @@ fn raw_window(
     frame
 }
 
+/// Sends a raw SYN (`options`: MSS and window scale) from `src:port` with
+/// sequence number `seq`; the server's initial sequence number, from its
+/// SYN-ACK (the only frame it sends).
+fn syn_ack_seq(net: &mut Net, src: [u8; 4], port: u16, seq: u32, options: bool) -> u32 {
+    inject(net, raw(src, port, seq, 0, SYN, options, &[]));
+    net.server_step();
+    let seen = drain(net);
+    assert_eq!(seen.len(), 1, "one SYN-ACK: {seen:?}");
+    seen[0].seq
+}
+
 fn inject(net: &mut Net, frame: Vec<u8>) {
     net.wire.borrow_mut().to_server.push_back(frame);
 }
@@ -478,9 +489,7 @@ fn the_ack_of_the_peer_s_fin_waits_for_a_transmit_buffer_before_time_wait() {
     let request = b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     let mut ends = Vec::new();
     for port in [5001, 5002] {
-        inject(&mut net, raw(client, port, 1000, 0, SYN, true, &[]));
-        net.server_step();
-        let iss = drain(&mut net)[0].seq;
+        let iss = syn_ack_seq(&mut net, client, port, 1000, true);
         inject(&mut net, raw(client, port, 1001, iss + 1, ACK, false, request));
         net.server_step();
         let response = drain(&mut net);
@@ -552,9 +561,7 @@ fn a_syn_flood_from_many_addresses_leaves_no_state_while_a_client_is_served() {
 fn a_bare_ack_that_overtakes_the_request_is_not_reset() {
     let mut net = Net::default();
     let client = [10, 0, 2, 2];
-    inject(&mut net, raw(client, 5000, 1000, 0, SYN, true, &[]));
-    net.server_step();
-    let iss = drain(&mut net)[0].seq;
+    let iss = syn_ack_seq(&mut net, client, 5000, 1000, true);
     let request = b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n";
     let after = 1001 + request.len() as u32;
     inject(&mut net, raw(client, 5000, after, iss + 1, ACK, false, &[]));
@@ -760,9 +767,7 @@ fn a_file_that_waits_and_one_that_fails() {
 fn a_reader_with_a_closed_window_is_given_up_and_its_pins_go_back() {
     let mut net = Net::default();
     let client = [10, 0, 2, 2];
-    inject(&mut net, raw(client, 6000, 50, 0, SYN, false, &[]));
-    net.server_step();
-    let iss = drain(&mut net)[0].seq;
+    let iss = syn_ack_seq(&mut net, client, 6000, 50, false);
     let request = b"GET /big.txt HTTP/1.1\r\nHost: x\r\n\r\n";
     inject(&mut net, raw_window(client, 6000, 51, iss + 1, ACK, false, request, 2920));
     let rcv = 51 + request.len() as u32;
@@ -844,9 +849,7 @@ fn profile_keep_alive_requests() {
     let mut net = Net::default();
     net.wire.borrow_mut().checksum_verified = true;
     let client = [10, 0, 2, 2];
-    inject(&mut net, raw(client, 5000, 1000, 0, SYN, true, &[]));
-    net.server_step();
-    let iss = drain(&mut net)[0].seq;
+    let iss = syn_ack_seq(&mut net, client, 5000, 1000, true);
     let request = b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n";
     let (mut seq, mut ack) = (1001u32, iss.wrapping_add(1));
     inject(&mut net, raw(client, 5000, seq, ack, ACK, false, &[]));
