@@ -30,7 +30,7 @@ pub fn tests() -> Vec<Test> {
 const SYSTEM: &str = "tests/systems/node.system";
 pub(super) use crate::harness::netns::{run, Netns, HOST_IP, NODE_IP, TAP};
 /// QEMU's default MAC for the first NIC: what the node must answer with.
-const NODE_MAC: &str = "52:54:00:12:34:56";
+pub(super) const NODE_MAC: &str = "52:54:00:12:34:56";
 /// The test PD's UDP echo service.
 const PROBE_PORT: u16 = 7000;
 /// Where the probe sends its in-place datagram (`pds/test/net-probe`).
