@@ -3,9 +3,9 @@
 //! hundred bytes, compact TIME-WAIT, bodies sent from the file cache). The
 //! glue is [`pd`]'s; `httpd-smoltcp` is the smoltcp variant.
 //!
-//! The secret of the SYN cookies and hash tables is mixed from the TSC, the
-//! timer and the wall clock (the timer's, from the CMOS clock) at start
-//! (no better entropy source exists in this system yet).
+//! The secret of the SYN cookies and hash tables is 16 bytes from
+//! `lib-entropy` (RDSEED, else RDRAND, else the clocks, which is logged as
+//! guessable).
 #![no_std]
 #![no_main]
 
@@ -29,22 +29,14 @@ struct Report {
     device: DeviceCounters,
 }
 
-/// 16 bytes from what varies between boots: the TSC, the timer, the wall clock.
-fn seed(now: u64, boot_epoch: u64) -> [u8; 16] {
-    // SAFETY: RDTSC reads a counter; it has no memory effects.
-    let tsc = unsafe { core::arch::x86_64::_rdtsc() };
-    let mut s = [0u8; 16];
-    s[..8].copy_from_slice(&(tsc ^ boot_epoch.rotate_left(32)).to_le_bytes());
-    s[8..].copy_from_slice(&(now.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ tsc.rotate_left(17)).to_le_bytes());
-    s
-}
-
 impl Web for Cheetah {
     type Counters = Report;
 
     fn start(start: Start, arena: &mut Arena) -> Self {
         let Start { link, neighbours, node, mac, now, boot_epoch, send_in_place } = start;
-        let settings = Settings::new(PORT, boot_epoch, seed(now, boot_epoch), send_in_place);
+        let seed = lib_entropy::seed::<16>(now ^ boot_epoch);
+        log!("cookie and hash secrets from {}", seed.source.describe());
+        let settings = Settings::new(PORT, boot_epoch, seed.bytes, send_in_place);
         let wire = Wire::new(link, neighbours, node, mac);
         match Server::new(wire, arena, settings, now) {
             Ok(server) => Cheetah(server),

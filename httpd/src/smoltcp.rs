@@ -28,7 +28,7 @@ impl Web for Smoltcp {
             idle_timeout_ns: Settings::DEFAULT_IDLE_TIMEOUT_NS,
             close_timeout_ns: Settings::DEFAULT_CLOSE_TIMEOUT_NS,
             boot_epoch,
-            random_seed: now ^ boot_epoch.rotate_left(32),
+            random_seed: u64::from_le_bytes(lib_entropy::seed::<8>(now ^ boot_epoch).bytes),
             send_in_place,
         };
         let device = EthDevice::new(link, neighbours, node, mac);

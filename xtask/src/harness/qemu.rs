@@ -10,8 +10,10 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 /// The CPU model the kernel config expects: fsgsbase (FSGSBASE_INST),
-/// 1 GiB pages (HUGE_PAGE), xsaveopt. `+invtsc` makes TCG refuse to start.
-const CPU: &str = "Nehalem,+fsgsbase,+pdpe1gb,+xsaveopt";
+/// 1 GiB pages (HUGE_PAGE), xsaveopt; rdrand for the PDs' secrets
+/// (`lib-entropy`; TCG draws it from the host's `getrandom`). `+invtsc`
+/// makes TCG refuse to start. The Linux reference guest boots with it too.
+pub const CPU: &str = "Nehalem,+fsgsbase,+pdpe1gb,+xsaveopt,+rdrand";
 
 /// The QEMU command for an image. `interactive` puts the serial console on
 /// the terminal (with QEMU's monitor on Ctrl-A C); otherwise the console is

@@ -129,6 +129,12 @@ impl Web {
             // serial PD, the monitor's own to COM1.
             ensure!(session.position("Booting all finished").is_none(), "the kernel printed: not a release kernel");
             ensure!(session.position("[monitor] all PDs started").is_some(), "the monitor's boot line is missing");
+            // The Cheetah server's secrets come from the CPU's generator
+            // (QEMU's `+rdrand`), never from the guessable clocks.
+            ensure!(
+                session.position("[httpd] cookie and hash secrets from RDRAND").is_some(),
+                "httpd's secrets did not come from RDRAND"
+            );
         }
         Ok(Web { session, addr, bad_link: None })
     }

@@ -44,10 +44,9 @@ pub struct Guest {
     pub initramfs: PathBuf,
 }
 
-/// Our kernel's CPU model (`CPU` in harness/qemu.rs, which must stay equal), used for
-/// Linux too so that both run on the same emulated processor. Linux boots
-/// with it.
-const CPU: &str = "Nehalem,+fsgsbase,+pdpe1gb,+xsaveopt";
+// Our kernel's CPU model, used for Linux too so that both run on the same
+// emulated processor (Linux boots with it and seeds its RNG from RDRAND).
+use crate::harness::qemu::CPU;
 
 /// Guest RAM, as our system's default.
 const RAM_MIB: &str = "512";
