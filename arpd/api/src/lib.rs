@@ -117,7 +117,8 @@ impl Arpd {
     /// does the answer of an arpd restarted during the call
     /// (`pds_boot_spec::monitor_protocol::LABEL_SERVER_RESTARTED`): the
     /// caller retries later, as after any failure, and the restarted arpd
-    /// resolves afresh.
+    /// resolves afresh. An arpd stopped for good answers every call
+    /// `LABEL_SERVER_STOPPED`, which reads as [`Resolution::Failed`] too.
     pub fn resolve(self, ip: Ipv4Address) -> Resolution {
         set_mr(0, u64::from(ip.to_u32()));
         let reply = self.0.pp_call(msginfo(RESOLVE, 1));

@@ -310,12 +310,31 @@ pub const PANIC_SYSCALL: u64 = 0x0050_414e_4943; // "PANIC"
 /// 3. sends the monitor [`LABEL_RESTARTED`] (no registers; `seL4_Send`)
 ///    and enters its event loop: the monitor logs that the PD is back and
 ///    how long after its fault.
+///
+/// # Stopped for good
+///
+/// A PD that accepts protected calls ([`Spec::accepts_calls`](crate::Spec))
+/// and is stopped for good (policy `stop`, or a `restart-backoff` streak
+/// given up) would leave its callers blocked on its endpoint forever: no
+/// one else may receive there. So the monitor resets it as for a restart
+/// and starts it with `rdi` = [`STOPPED_FOR_GOOD`]; the runtime then runs
+/// no `init` and none of the PD's code, only a loop that answers every
+/// protected call (the one its predecessor died in first) with
+/// [`LABEL_SERVER_STOPPED`] and ignores every other event. It never tells
+/// the monitor it serves.
 pub mod monitor_protocol {
     /// Label of the reply a restarted server sends to the caller its
     /// predecessor was serving: the call's effect is unknown (it may have
     /// happened or not), and the server is back. Every protocol's client
     /// turns it into an error of its own.
     pub const LABEL_SERVER_RESTARTED: u64 = 0xF_FFF0;
+    /// Label of every reply of a server stopped for good ("Stopped for
+    /// good" above): the call did not take effect, and no later call will.
+    /// Every protocol's client turns it into an error of its own.
+    pub const LABEL_SERVER_STOPPED: u64 = 0xF_FFF3;
+    /// `rdi` of a PD started only to answer its callers
+    /// [`LABEL_SERVER_STOPPED`]; any other value is its number of restarts.
+    pub const STOPPED_FOR_GOOD: u64 = u64::MAX;
     /// Label of a restarted PD's message to the monitor: its `init` is
     /// done and it is in its event loop.
     pub const LABEL_RESTARTED: u64 = 0xF_FFF1;

@@ -357,6 +357,19 @@ impl Spec {
         self.objects.iter().fold(0u32, |total, o| total.saturating_add(o.count))
     }
 
+    /// Whether PD `pd` accepts protected calls (or has children): its
+    /// input capability ([`crate::cspace::INPUT`]) is an endpoint, on which
+    /// callers wait for it.
+    pub fn accepts_calls(&self, pd: u32) -> bool {
+        let Some(cnode) = self.threads.iter().find(|t| t.pd == pd).map(|t| t.cspace) else {
+            return false;
+        };
+        self.caps.iter().filter(|c| c.cnode == cnode && c.slot == crate::cspace::INPUT).any(|c| match c.source {
+            CapSource::Object(id) => self.locate(id).is_some_and(|(o, _)| o.kind == ObjectKind::Endpoint),
+            _ => false,
+        })
+    }
+
     /// The run an instance belongs to and its index within the run.
     pub fn locate(&self, id: ObjId) -> Option<(&Object, u32)> {
         let mut first = 0u32;

@@ -27,7 +27,7 @@ pds_runtime::bare_metal_support!();
 
 use core::cell::UnsafeCell;
 use core::fmt;
-use pds_boot_spec::monitor_protocol::{words_name, LABEL_INJECT_FAULT, LABEL_RESTARTED, NAME_WORDS};
+use pds_boot_spec::monitor_protocol::{words_name, LABEL_INJECT_FAULT, LABEL_RESTARTED, NAME_WORDS, STOPPED_FOR_GOOD};
 use pds_boot_spec::{ImageHeader, Spec};
 use pds_monitor_core::fault::{pd_index, Action, FaultReport};
 use pds_monitor_core::restart::History;
@@ -246,9 +246,27 @@ impl<'a> Monitor<'a> {
                 Life::Stopped { restart_at: Some(now + delay), restart, fault_at: now }
             }
         };
-        if let Life::Stopped { restart_at: Some(at), restart, fault_at } = self.life[pd] {
-            if at <= now {
-                self.start_again(pd, restart, fault_at);
+        match self.life[pd] {
+            Life::Stopped { restart_at: Some(at), restart, fault_at } if at <= now => {
+                self.start_again(pd, restart, fault_at)
+            }
+            Life::Stopped { restart_at: None, .. } => self.answer_callers(pd, report.name),
+            _ => {}
+        }
+    }
+
+    /// PD `pd` is stopped for good: if callers wait on its endpoint, start
+    /// it again to answer them `LABEL_SERVER_STOPPED`, and nothing else
+    /// (`pds_boot_spec::monitor_protocol`, "Stopped for good").
+    fn answer_callers(&self, pd: usize, name: &str) {
+        if !self.spec.accepts_calls(pd as u32) {
+            return;
+        }
+        match restart::restart(self.spec, self.data, self.booted, pd, STOPPED_FOR_GOOD) {
+            Ok(()) => log!("PD '{name}' answers every call 'stopped' (LABEL_SERVER_STOPPED) from now on"),
+            Err(e) => {
+                log!("could not start PD '{name}' to answer its callers: {e}; they wait");
+                self.stop(pd, name);
             }
         }
     }
@@ -265,7 +283,7 @@ impl<'a> Monitor<'a> {
 
     fn start_again(&mut self, pd: usize, restart: u32, fault_at: u64) {
         let name = self.spec.pds[pd].name.as_str();
-        match restart::restart(self.spec, self.data, self.booted, pd, restart) {
+        match restart::restart(self.spec, self.data, self.booted, pd, u64::from(restart)) {
             Ok(()) => {
                 self.life[pd] = Life::Restarting { restart, fault_at, started_at: init::cycles() };
             }
@@ -273,6 +291,7 @@ impl<'a> Monitor<'a> {
                 log!("could not restart PD '{name}': {e}; it is stopped");
                 self.stop(pd, name);
                 self.life[pd] = Life::Stopped { restart_at: None, restart, fault_at };
+                self.answer_callers(pd, name);
             }
         }
     }

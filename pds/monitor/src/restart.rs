@@ -24,8 +24,10 @@ use crate::init::{with_frame, Booted};
 use pds_boot_spec::{monitor_protocol, Spec};
 
 /// Resets the memory of PD `pd` and starts its threads at their entry
-/// with `rdi` = `restarts`. The threads must be stopped (suspended).
-pub fn restart(spec: &Spec, data: &[u8], booted: &Booted, pd: usize, restarts: u32) -> Result<(), &'static str> {
+/// with `rdi` = `rdi`: the number of restarts, or
+/// [`monitor_protocol::STOPPED_FOR_GOOD`]. The threads must be stopped
+/// (suspended).
+pub fn restart(spec: &Spec, data: &[u8], booted: &Booted, pd: usize, rdi: u64) -> Result<(), &'static str> {
     let info = spec.pds.get(pd).ok_or("no such PD")?;
     for run in &info.reset_frames {
         for frame in run.first..run.first.saturating_add(run.count) {
@@ -33,12 +35,7 @@ pub fn restart(spec: &Spec, data: &[u8], booted: &Booted, pd: usize, restarts: u
         }
     }
     for thread in spec.threads.iter().filter(|t| t.pd as usize == pd) {
-        let regs = sel4::UserContext {
-            rip: thread.entry,
-            rsp: thread.stack_top,
-            rdi: u64::from(restarts),
-            ..Default::default()
-        };
+        let regs = sel4::UserContext { rip: thread.entry, rsp: thread.stack_top, rdi, ..Default::default() };
         let words = (core::mem::size_of::<sel4::UserContext>() / 8) as sel4::Word;
         sel4::Tcb(booted.object(thread.tcb))
             .write_registers(true, 0, words, regs)

@@ -34,7 +34,13 @@ pub fn wakes() -> u64 {
 /// done tells the monitor it is back ([`crate::serving`]; later for a PD
 /// whose `Handler::SERVING_AFTER_INIT` is false). From the receipt of a protected
 /// call until its reply is sent, the IPC buffer's `userData` word is 1.
+///
+/// `restarts` = [`monitor_protocol::STOPPED_FOR_GOOD`] means the PD is
+/// stopped for good: only [`answer_stopped`] runs.
 pub fn run<H: Handler>(restarts: u64) -> ! {
+    if restarts == monitor_protocol::STOPPED_FOR_GOOD {
+        answer_stopped();
+    }
     set_restarts(restarts);
     if restarts > 0 && sel4::user_data() == IN_CALL {
         sel4::reply(crate::msginfo(monitor_protocol::LABEL_SERVER_RESTARTED, 0));
@@ -66,5 +72,25 @@ pub fn run<H: Handler>(restarts: u64) -> ! {
         } else {
             handler.notified(ChannelSet(badge));
         }
+    }
+}
+
+/// A server stopped for good (`pds_boot_spec::monitor_protocol`, "Stopped
+/// for good"): answers the call its predecessor died in, and every later
+/// protected call, [`monitor_protocol::LABEL_SERVER_STOPPED`]; ignores
+/// notifications and child faults. Runs none of the PD's own code.
+fn answer_stopped() -> ! {
+    let stopped = crate::msginfo(monitor_protocol::LABEL_SERVER_STOPPED, 0);
+    if sel4::user_data() == IN_CALL {
+        sel4::reply(stopped);
+    }
+    sel4::set_user_data(0);
+    let (_, mut badge) = sel4::recv(cspace::INPUT);
+    loop {
+        badge = if badge & badge::PROTECTED_CALL != 0 {
+            sel4::reply_recv(cspace::INPUT, stopped).1
+        } else {
+            sel4::recv(cspace::INPUT).1
+        };
     }
 }

@@ -50,7 +50,7 @@ use std::process::{Command, Stdio};
 pub fn tests() -> Vec<Test> {
     vec![
         (
-            "recovery: a server restarted in the middle of a protected call answers that call with an error and comes back with its memory as in its image; its second fault is restarted after the backoff",
+            "recovery: a server restarted in the middle of a protected call answers that call with an error and comes back with its memory as in its image; its second fault is restarted after the backoff; once stopped for good it answers every call with an error",
             dying_call_answered,
         ),
         (
@@ -65,7 +65,11 @@ pub fn tests() -> Vec<Test> {
 /// dying call must be answered `LABEL_SERVER_RESTARTED` (0xffff0), and the
 /// restarted server's `.bss` counter and `.data` word must be as in its
 /// image again. A second fault (`restart-backoff`) is restarted no sooner
-/// than 10 ms after it, and its call answered the same way.
+/// than 10 ms after it, and its call answered the same way. Further faults
+/// until the monitor gives up (the 6th of the streak): the call the
+/// server died in and every later call are answered
+/// `LABEL_SERVER_STOPPED` (0xffff3) by the stopped server, which runs
+/// none of its own code.
 fn dying_call_answered(ws: &Path) -> Result<()> {
     let built = build(ws, "tests/systems/restart.system", KERNEL_CONSOLE)?;
     boot_and_check(&built, |s| {
@@ -88,7 +92,25 @@ fn dying_call_answered(ws: &Path) -> Result<()> {
         ensure!(after >= 10.0, "restarted {after} ms after its second fault, before the 10 ms backoff");
         println!("   second fault: back {after:.3} ms after it (backoff 10 ms)");
         s.seen_or_expect("[call-client] the second dying call answered label 0xffff0", LINE_TIMEOUT)?;
+        // Faults until the streak is given up (restart-backoff: 5
+        // restarts, the 6th fault stops it for good): the dying call of
+        // the last one and every later call are answered "stopped".
+        let given_up = s.seen_or_expect("faults in a row: it is stopped for good", LINE_TIMEOUT)?;
+        ensure!(given_up.contains("PD 'call-server' faulted") && given_up.contains("6 faults"), "{given_up}");
+        s.seen_or_expect(
+            "[monitor] PD 'call-server' answers every call 'stopped' (LABEL_SERVER_STOPPED)",
+            LINE_TIMEOUT,
+        )?;
+        s.seen_or_expect("[call-client] dying call 4 more answered label 0xffff3", LINE_TIMEOUT)?;
+        s.seen_or_expect(
+            "[call-client] calls to the stopped server answered labels 0xffff3 and 0xffff3: ok",
+            LINE_TIMEOUT,
+        )?;
         s.seen_or_expect("[call-client] done", LINE_TIMEOUT)?;
+        ensure!(
+            s.position("[call-server] init (restart 6)").is_none(),
+            "the server stopped for good ran its init again"
+        );
         Ok(())
     })
 }

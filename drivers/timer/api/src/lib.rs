@@ -135,8 +135,18 @@ impl Timer {
     }
 
     /// Nanoseconds since boot; never goes backwards.
+    ///
+    /// # Panics
+    /// If the timer does not answer with a time: a timer stopped for good
+    /// answers `LABEL_SERVER_STOPPED`, and the caller cannot go on without
+    /// a clock (its fault policy decides what happens to it).
     pub fn now(self) -> u64 {
-        self.channel().pp_call(msginfo(label::NOW, 0));
+        let reply = self.channel().pp_call(msginfo(label::NOW, 0));
+        assert!(
+            reply.label() == status::OK && reply.length() == 1,
+            "the timer answered NOW with label {:#x}",
+            reply.label()
+        );
         get_mr(0)
     }
 

@@ -72,7 +72,7 @@ pub use net_config::NodeAddress;
 pub use net_filter::{Filter, FilterError, FilterId, FilterKind};
 
 use net_config::Ipv4Address;
-use pds_boot_spec::monitor_protocol::LABEL_SERVER_RESTARTED;
+use pds_boot_spec::monitor_protocol::{LABEL_SERVER_RESTARTED, LABEL_SERVER_STOPPED};
 use pds_runtime::{Channel, MessageInfo};
 
 /// Labels of the requests.
@@ -166,6 +166,10 @@ pub enum MuxError {
     /// (`pds_boot_spec::monitor_protocol::LABEL_SERVER_RESTARTED`): the
     /// call may or may not have taken effect.
     ServerRestarted,
+    /// The demultiplexer is stopped for good
+    /// (`pds_boot_spec::monitor_protocol::LABEL_SERVER_STOPPED`): the call
+    /// did not take effect, and no later call will.
+    ServerStopped,
 }
 
 impl MuxError {
@@ -176,6 +180,7 @@ impl MuxError {
             MuxError::Filter(e) => e.code() as u64,
             MuxError::Unexpected { label, .. } => label,
             MuxError::ServerRestarted => LABEL_SERVER_RESTARTED,
+            MuxError::ServerStopped => LABEL_SERVER_STOPPED,
         }
     }
 }
@@ -199,6 +204,7 @@ impl fmt::Display for MuxError {
             MuxError::Filter(e) => write!(f, "{e:?} (error {})", e.code()),
             MuxError::Unexpected { label, words } => write!(f, "unexpected reply {label} with {words} registers"),
             MuxError::ServerRestarted => write!(f, "the demultiplexer restarted during the call"),
+            MuxError::ServerStopped => write!(f, "the demultiplexer is stopped for good"),
         }
     }
 }
@@ -303,6 +309,7 @@ impl Request {
             OK => {}
             ERR_BAD_REQUEST => return Err(MuxError::BadRequest),
             LABEL_SERVER_RESTARTED => return Err(MuxError::ServerRestarted),
+            LABEL_SERVER_STOPPED => return Err(MuxError::ServerStopped),
             code => {
                 return match self {
                     Request::Install { .. } | Request::Remove(_) => {
@@ -740,5 +747,14 @@ mod attach_tests {
             assert_eq!(request.decode_reply(&reply), Err(MuxError::ServerRestarted), "{request:?}");
         }
         assert_eq!(encode_reply(&Err(MuxError::ServerRestarted)).label(), LABEL_SERVER_RESTARTED);
+    }
+
+    #[test]
+    fn a_stopped_demultiplexers_answer_is_its_own_error_for_every_call() {
+        let reply: ReplyMessage = Message::new(LABEL_SERVER_STOPPED);
+        for request in [Request::Stats, Request::Node, Request::Attach, Request::Remove(FilterId::from_raw(1))] {
+            assert_eq!(request.decode_reply(&reply), Err(MuxError::ServerStopped), "{request:?}");
+        }
+        assert_eq!(encode_reply(&Err(MuxError::ServerStopped)).label(), LABEL_SERVER_STOPPED);
     }
 }

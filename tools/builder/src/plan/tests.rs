@@ -837,6 +837,20 @@ fn microkit_system_fault_policies_and_reset_frames() {
     }
 }
 
+/// The PDs of `microkit.system` whose callers the monitor answers
+/// `LABEL_SERVER_STOPPED` when they are stopped for good: those that
+/// receive on an endpoint (every PD some channel end calls with `pp`).
+#[test]
+fn microkit_system_servers_that_accept_calls() {
+    let plan = plan_system(&microkit_system());
+    let servers: Vec<&str> = (0..plan.spec.pds.len() as u32)
+        .filter(|&pd| plan.spec.accepts_calls(pd))
+        .map(|pd| plan.spec.pds[pd as usize].name.as_str())
+        .collect();
+    assert_eq!(servers, ["timer", "virtio-net", "net-mux", "arpd"]);
+    assert!(!plan.spec.accepts_calls(plan.spec.pds.len() as u32), "no such PD");
+}
+
 #[test]
 fn a_fault_injector_is_marked_in_the_spec() {
     let sys = parse(
