@@ -1,0 +1,298 @@
+//! The contract between the **file cache PD** and the **server PDs** it
+//! serves (httpd, ftpd, the next one): which regions they share, what a
+//! request and a response are, how pins and quotas work, and how either
+//! side starts over. Issue 13's first step; the cache PD and the servers'
+//! clients are built on it (README, "The file cache as its own PD").
+//!
+//! # Why a PD of its own, and why queues
+//!
+//! Today the cache (`fs-cache`) lives inside httpd, so a second server
+//! would need a second copy of the disk path and could not share what is
+//! cached. As its own PD the cache alone talks to the disk driver and
+//! verifies files (`fs-cache`'s SHA-256 and piece sums); each server maps
+//! the cache region **read-only** and may send from it in place (the NIC
+//! reads it: the servers' `send_from`), so zero copy stays zero copy, and
+//! a compromised server can neither change a file nor see another
+//! server's requests.
+//!
+//! Requests travel in `lib-queue` rings, not protected calls: a server's
+//! event loop never blocks on the cache, many opens and releases go in one
+//! wake-up each way, and the cache answers an open when its data is loaded
+//! (a call would have to return "wait" and be repeated). A server keeps
+//! the pins of files it serves often (its own choice, within its quota),
+//! so a request for a hot file costs no round trip to the cache at all.
+//!
+//! # Regions
+//!
+//! | region                 | cache PD | server | holds |
+//! |------------------------|----------|--------|-------|
+//! | `cache_data`           | rw (and the disk's DMA) | r | the cache: the image's head (superblock and index) at offset 0, file groups after it (`fs-cache`'s layout) |
+//! | `cache_info`           | rw       | r      | [`Info`]: ready, the cache's life, the head's length, the server's quota |
+//! | `cache_request` (one per server)  | rw | rw | queue of [`Request`]s, server → cache |
+//! | `cache_response` (one per server) | rw | rw | queue of [`Response`]s, cache → server |
+//!
+//! A server finds files itself: it parses the head in `cache_data`
+//! (`fs_format::Image::parse`, once, at start) and looks paths up in it,
+//! so a lookup is no message. It names a file by its **position** in the
+//! index (`Image::position`).
+//!
+//! # Requests and responses
+//!
+//! - [`Request::open`]`(file, tag)`: the server wants file number `file`'s
+//!   data. The cache answers exactly once, with the same `tag`: [`Kind::Ready`]
+//!   (the data is loaded and verified, at `offset` in `cache_data`, held by
+//!   pin `pin` until the server releases it), or a failure ([`Kind::Corrupt`],
+//!   [`Kind::IoError`], [`Kind::TooLarge`], [`Kind::NoSuchFile`],
+//!   [`Kind::OverQuota`], [`Kind::BadRequest`]). An open may wait in the
+//!   cache for as long as the load takes; opens are answered in any order.
+//! - [`Request::release`]`(pin)`: the server is done with a pin. No
+//!   answer. A pin the server does not hold (never given, already
+//!   released, from an earlier life) is counted and ignored: it cannot
+//!   release another server's pin, whose numbers are another table's.
+//!
+//! While a server holds a pin, the cache never evicts or overwrites the
+//! file's group: the server (and the NIC, for it) may read the file's
+//! bytes at `offset..offset + size` for as long as it holds it.
+//!
+//! # Quotas
+//!
+//! Each server may pin at most its **quota** of the cache, in blocks of
+//! `fs_format::BLOCK_SIZE` (`<setvar symbol="cache_quota_blocks" .../>` in
+//! the description, published in [`Info`]). A pin counts the blocks of the
+//! group it holds in place (a page and the objects it inlines are one
+//! group); an open that would take a server past its quota is answered
+//! [`Kind::OverQuota`], and the server must release something first. So
+//! one server cannot pin the whole cache and starve another, and the
+//! cache's own replacement works in what the quotas leave. Pins are also
+//! bounded in number: [`PINS_PER_SERVER`].
+//!
+//! # Queues and signalling
+//!
+//! Both queues are `lib-queue` rings with its layout, ordering,
+//! sleep/wake protocol and hostile-peer checks; the entries' shared forms
+//! are in [`queue`]. Each side notifies the other only if it asked, once
+//! per batch. A server keeps at most [`QUEUE_CAPACITY`] opens outstanding
+//! (enqueued and not yet answered) so that the response queue always has
+//! room; the cache takes a request only when the response queue has room
+//! for it and every open it holds, so a server that breaks the rule only
+//! stalls itself.
+//!
+//! # Starting over
+//!
+//! - A restarted **server** first enqueues [`Request::hello`] with its
+//!   life (`pds_runtime::restarts`) before anything else: the cache then
+//!   releases every pin the server held and drops its waiting opens (their
+//!   answers would name tags of the dead life). Answers already in the
+//!   response queue carry tags of the old life; a server discards every
+//!   response until the [`Kind::Hello`] answer with its life.
+//! - A restarted **cache** counts its lives in [`Info::epoch`]. A server
+//!   that sees the epoch change forgets all its pins (the new life has
+//!   none, and may load other files where they were) and ends every
+//!   transfer that reads from them: a TCP connection whose unacknowledged
+//!   bytes were in the cache is reset, since their retransmission would
+//!   send whatever the new life placed there.
+#![no_std]
+
+pub mod pins;
+pub mod queue;
+#[cfg(test)]
+mod tests;
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+/// Capacity of both queues of a server, in entries.
+pub const QUEUE_CAPACITY: usize = 64;
+/// Pins one server may hold at once (one per file it is sending, plus the
+/// hot files it keeps).
+pub const PINS_PER_SERVER: usize = 1024;
+/// Bytes of each queue region (one page).
+pub const QUEUE_REGION_SIZE: usize = 0x1000;
+/// Bytes of the `cache_info` region.
+pub const INFO_REGION_SIZE: usize = 0x1000;
+
+const _: () = {
+    assert!(queue::region_size_for::<Request>(QUEUE_CAPACITY) <= QUEUE_REGION_SIZE);
+    assert!(queue::region_size_for::<Response>(QUEUE_CAPACITY) <= QUEUE_REGION_SIZE);
+    assert!(core::mem::size_of::<Info>() <= INFO_REGION_SIZE);
+    assert!(PINS_PER_SERVER <= 1 << 16, "a pin number carries its slot in 16 bits");
+};
+
+/// The request queue as the server sees it.
+pub type RequestProducer<'a> = lib_queue::Producer<'a, QUEUE_CAPACITY, Request>;
+/// The request queue as the cache sees it (`new(region, ())`: the cache
+/// validates each request itself).
+pub type RequestConsumer<'a> = lib_queue::Consumer<'a, QUEUE_CAPACITY, Request>;
+/// The response queue as the cache sees it.
+pub type ResponseProducer<'a> = lib_queue::Producer<'a, QUEUE_CAPACITY, Response>;
+/// The response queue as the server sees it.
+pub type ResponseConsumer<'a> = lib_queue::Consumer<'a, QUEUE_CAPACITY, Response>;
+
+/// What a request asks. In shared memory a `u32`; other values are
+/// answered [`Kind::BadRequest`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Op {
+    /// `arg` = file position in the index, `tag` = the server's name for
+    /// the open.
+    Open = 0,
+    /// `arg` = a pin number from a [`Kind::Ready`] answer.
+    Release = 1,
+    /// `arg` = the server's life: forget every pin and open of its
+    /// earlier lives (crate docs, "Starting over").
+    Hello = 2,
+}
+
+/// A request from a server, raw: the cache validates it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Request {
+    /// An [`Op`] code.
+    pub op: u32,
+    /// The operation's argument (see [`Op`]).
+    pub arg: u32,
+    /// The server's name for an open, returned in its [`Response`].
+    pub tag: u32,
+}
+
+impl Request {
+    pub const fn open(file: u32, tag: u32) -> Request {
+        Request { op: Op::Open as u32, arg: file, tag }
+    }
+
+    pub const fn release(pin: u32) -> Request {
+        Request { op: Op::Release as u32, arg: pin, tag: 0 }
+    }
+
+    pub const fn hello(life: u32) -> Request {
+        Request { op: Op::Hello as u32, arg: life, tag: life }
+    }
+
+    /// The operation, or `None` for an unknown code.
+    pub fn op(&self) -> Option<Op> {
+        match self.op {
+            0 => Some(Op::Open),
+            1 => Some(Op::Release),
+            2 => Some(Op::Hello),
+            _ => None,
+        }
+    }
+}
+
+/// How an open (or a hello) was answered. In shared memory a `u32`; a
+/// server treats unknown values as [`Kind::BadRequest`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Kind {
+    /// Loaded and verified: `offset` and `pin` are valid.
+    Ready = 0,
+    /// The file's bytes do not match the image's SHA-256 or piece sums
+    /// (`fs-cache` verification); never sent.
+    Corrupt = 1,
+    /// The disk failed the read; a later open tries again.
+    IoError = 2,
+    /// Larger than half the cache: never servable from it.
+    TooLarge = 3,
+    /// No file has this position in the index.
+    NoSuchFile = 4,
+    /// The pin would take the server past its quota (or its
+    /// [`PINS_PER_SERVER`]): release one and open again.
+    OverQuota = 5,
+    /// An unknown operation.
+    BadRequest = 6,
+    /// The answer to [`Request::hello`]: everything of earlier lives is
+    /// forgotten; `tag` is the life.
+    Hello = 7,
+}
+
+impl Kind {
+    pub fn from_code(code: u32) -> Option<Kind> {
+        Some(match code {
+            0 => Kind::Ready,
+            1 => Kind::Corrupt,
+            2 => Kind::IoError,
+            3 => Kind::TooLarge,
+            4 => Kind::NoSuchFile,
+            5 => Kind::OverQuota,
+            6 => Kind::BadRequest,
+            7 => Kind::Hello,
+            _ => return None,
+        })
+    }
+}
+
+/// The cache's answer to an open or a hello.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Response {
+    /// A [`Kind`] code.
+    pub kind: u32,
+    /// The request's `tag`.
+    pub tag: u32,
+    /// With [`Kind::Ready`]: the pin to release.
+    pub pin: u32,
+    /// With [`Kind::Ready`]: the file's first byte in `cache_data`.
+    pub offset: u64,
+}
+
+impl Response {
+    pub const fn ready(tag: u32, pin: u32, offset: u64) -> Response {
+        Response { kind: Kind::Ready as u32, tag, pin, offset }
+    }
+
+    /// A failed open (or a hello's answer): no pin.
+    pub const fn other(tag: u32, kind: Kind) -> Response {
+        Response { kind: kind as u32, tag, pin: 0, offset: 0 }
+    }
+
+    /// The kind, unknown codes as [`Kind::BadRequest`].
+    pub fn kind(&self) -> Kind {
+        Kind::from_code(self.kind).unwrap_or(Kind::BadRequest)
+    }
+}
+
+/// What the cache tells every server, in `cache_info`; read-only for them.
+///
+/// | offset | size | field |
+/// |--------|------|-------|
+/// | 0      | 4    | `ready` (0 or 1): the head is loaded and verified |
+/// | 4      | 4    | `epoch`: the cache's life, 1 at boot, one more at each restart |
+/// | 8      | 4    | `head_len`: bytes of the head at offset 0 of `cache_data` |
+/// | 12     | 4    | `quota_blocks`: this server's quota |
+#[repr(C)]
+pub struct Info {
+    ready: AtomicU32,
+    epoch: AtomicU32,
+    head_len: AtomicU32,
+    quota_blocks: AtomicU32,
+}
+
+/// A server's view of [`Info`] at one moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InfoSnapshot {
+    pub epoch: u32,
+    pub head_len: u32,
+    pub quota_blocks: u32,
+}
+
+impl Info {
+    /// Publishes the cache's state: everything first, `ready` last
+    /// (`Release`), so a server that sees `ready` sees the rest.
+    pub fn publish(&self, epoch: u32, head_len: u32, quota_blocks: u32) {
+        self.epoch.store(epoch, Ordering::Relaxed);
+        self.head_len.store(head_len, Ordering::Relaxed);
+        self.quota_blocks.store(quota_blocks, Ordering::Relaxed);
+        self.ready.store(1, Ordering::Release);
+    }
+
+    /// Withdraws `ready` (a restarted cache, before it reloads the head).
+    pub fn withdraw(&self) {
+        self.ready.store(0, Ordering::Release);
+    }
+
+    /// The state, if the cache is ready.
+    pub fn read(&self) -> Option<InfoSnapshot> {
+        (self.ready.load(Ordering::Acquire) == 1).then(|| InfoSnapshot {
+            epoch: self.epoch.load(Ordering::Relaxed),
+            head_len: self.head_len.load(Ordering::Relaxed),
+            quota_blocks: self.quota_blocks.load(Ordering::Relaxed),
+        })
+    }
+}
