@@ -592,6 +592,16 @@ impl<'h, const GROUPS: usize, const INFLIGHT: usize, const FILES: usize> Cache<'
         }
     }
 
+    /// Blocks of the group `pin` holds in place (what a server's quota
+    /// counts, `lib-cache-protocol`); 0 for an empty file's pin or a pin
+    /// of another cache.
+    pub fn pinned_blocks(&self, pin: &Pin) -> u32 {
+        match self.groups.get(usize::from(pin.slot)) {
+            Some(group) if group.seq == pin.seq && group.state == State::Loaded => group.blocks,
+            _ => 0,
+        }
+    }
+
     /// The bytes of a ready file, from `arena` (the region from
     /// [`Cache::arena_start`] on).
     pub fn data<'a>(&self, ready: &Ready, arena: &'a [u8]) -> &'a [u8] {

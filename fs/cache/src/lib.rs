@@ -106,6 +106,11 @@
 //! [`queues`] moves requests into the driver's request queue and responses
 //! out of its response queue (no runtime needed); the caller signals.
 //!
+//! # Serving other PDs
+//!
+//! [`serve`] answers the requests of several server PDs from one cache
+//! (`lib-cache-protocol`): their pins, quotas, waiting opens and restarts.
+//!
 //! # Pins
 //!
 //! [`Open::Ready`] carries a [`Pin`]: while the caller holds it the file's
@@ -118,6 +123,7 @@
 mod boot;
 mod cache;
 pub mod queues;
+pub mod serve;
 
 pub use boot::{Boot, BootStatus};
 pub use cache::{Cache, Completion, File, Open, Pin, Ready, Stats, Ticket};

@@ -751,3 +751,300 @@ fn boot_reads_the_index_in_several_requests_in_any_order() {
         assert!(cache.release(ready.pin));
     }
 }
+
+// ------------------------------------- serving server PDs (`serve`)
+
+use fs_cache::serve::Servers;
+use lib_cache_protocol::{Kind, Request as CacheRequest, Response as CacheResponse};
+
+/// The cache PD with two servers: requests in, responses out, the disk
+/// answered in random order.
+struct Node<'h, 's> {
+    sim: Sim<'h, 's>,
+    servers: Box<Servers<2, 128>>,
+    answers: Vec<(usize, CacheResponse)>,
+}
+
+impl<'h, 's> Node<'h, 's> {
+    fn new(sim: Sim<'h, 's>, quotas: [u64; 2]) -> Self {
+        Node { sim, servers: Box::new(Servers::new(quotas)), answers: Vec::new() }
+    }
+
+    fn request(&mut self, server: usize, r: CacheRequest) {
+        assert!(self.servers.can_take(server), "server {server} past its outstanding opens");
+        let answers = &mut self.answers;
+        self.servers.request(&mut self.sim.cache, self.sim.arena, server, r, &mut |s, a| answers.push((s, a)));
+        self.sim.pump();
+    }
+
+    /// Answers one block request and hands its completion on; `false` if
+    /// none was outstanding.
+    fn step(&mut self) -> bool {
+        self.sim.pump();
+        let base = self.sim.cache.arena_start();
+        let Some(response) = self.sim.disk.answer(self.sim.arena, base) else { return false };
+        let completion = self.sim.cache.complete(response);
+        let answers = &mut self.answers;
+        self.servers.completed(&mut self.sim.cache, self.sim.arena, completion, &mut |s, a| answers.push((s, a)));
+        self.sim.pump();
+        true
+    }
+
+    fn settle(&mut self) {
+        while self.step() {}
+    }
+
+    fn position(&self, path: &str) -> u32 {
+        self.sim.file(path).id()
+    }
+
+    /// The answer to `server`'s open `tag`, taken out of the answers.
+    fn answer(&mut self, server: usize, tag: u32) -> Option<CacheResponse> {
+        let i = self.answers.iter().position(|&(s, a)| s == server && a.tag == tag)?;
+        Some(self.answers.remove(i).1)
+    }
+}
+
+fn served_bytes<'a>(node: &'a Node, a: &CacheResponse, len: usize) -> &'a [u8] {
+    let start = a.offset as usize - node.sim.cache.arena_start();
+    &node.sim.arena[start..start + len]
+}
+
+#[test]
+fn two_servers_get_every_file_through_the_protocol_byte_for_byte() {
+    let s = generated("serve", 11, 6, 4, 20_000, 20, 60_000);
+    let mut region = region_of(8 << 20);
+    let mut node = Node::new(Sim::new(&mut region, Disk::new(&s.image, 64, 8 << 20, 5)), [u64::MAX, u64::MAX]);
+    let paths: Vec<&String> = s.files.keys().collect();
+    for chunk in paths.chunks(16) {
+        // Both servers ask for the same files at once: one load each, two pins.
+        for (tag, path) in chunk.iter().enumerate() {
+            let file = node.position(path);
+            node.request(0, CacheRequest::open(file, tag as u32));
+            node.request(1, CacheRequest::open(file, 100 + tag as u32));
+        }
+        node.settle();
+        for (tag, path) in chunk.iter().enumerate() {
+            let data = &s.files[*path];
+            for (server, tag) in [(0, tag as u32), (1, 100 + tag as u32)] {
+                let a = node.answer(server, tag).unwrap_or_else(|| panic!("{path}: server {server} unanswered"));
+                assert_eq!(a.kind(), Kind::Ready, "{path}");
+                assert_eq!(served_bytes(&node, &a, data.len()), &data[..], "{path}");
+                node.request(server, CacheRequest::release(a.pin));
+            }
+        }
+        assert!(node.answers.is_empty(), "{:?}", node.answers);
+    }
+    for server in 0..2 {
+        assert_eq!(node.servers.held(server), (0, 0));
+        assert_eq!(node.servers.stats(server).ready, s.files.len() as u64);
+        assert_eq!(node.servers.bad_releases(server), 0);
+    }
+    assert!(node.sim.cache.is_idle());
+}
+
+#[test]
+fn a_server_past_its_quota_is_refused_and_the_other_is_served() {
+    let s = generated("quota", 12, 0, 0, 1, 8, 40_000);
+    let mut region = region_of(8 << 20);
+    let quota = 12; // blocks: two or three of the files
+    let mut node = Node::new(Sim::new(&mut region, Disk::new(&s.image, 64, 8 << 20, 6)), [quota, u64::MAX]);
+    let files: Vec<(u32, usize)> = s
+        .files
+        .iter()
+        .filter(|(p, d)| p.starts_with("/data/") && d.len() > 4096)
+        .map(|(p, d)| (node.position(p), d.len()))
+        .collect();
+    assert!(files.len() >= 5);
+    let mut pins = Vec::new();
+    let mut refused = 0;
+    for (tag, &(file, _)) in files.iter().enumerate() {
+        node.request(0, CacheRequest::open(file, tag as u32));
+        node.settle();
+        let a = node.answer(0, tag as u32).unwrap();
+        match a.kind() {
+            Kind::Ready => pins.push(a.pin),
+            Kind::OverQuota => refused += 1,
+            other => panic!("{other:?}"),
+        }
+        assert!(node.servers.held(0).1 <= quota, "held past the quota");
+        // The other server gets every file meanwhile.
+        node.request(1, CacheRequest::open(file, 1000 + tag as u32));
+        node.settle();
+        assert_eq!(node.answer(1, 1000 + tag as u32).unwrap().kind(), Kind::Ready);
+    }
+    assert!(refused > 0 && !pins.is_empty(), "quota never reached: {refused} refused, {} pinned", pins.len());
+    assert_eq!(node.servers.stats(0).over_quota, refused);
+    // Releasing makes room again.
+    for pin in pins {
+        node.request(0, CacheRequest::release(pin));
+    }
+    node.request(0, CacheRequest::open(files[files.len() - 1].0, 77));
+    node.settle();
+    assert_eq!(node.answer(0, 77).unwrap().kind(), Kind::Ready);
+}
+
+#[test]
+fn a_hello_frees_a_servers_pins_and_waits_and_old_numbers_release_nothing() {
+    let s = generated("hello", 13, 3, 2, 10_000, 6, 30_000);
+    let mut region = region_of(8 << 20);
+    let mut node = Node::new(Sim::new(&mut region, Disk::new(&s.image, 64, 8 << 20, 8)), [u64::MAX, u64::MAX]);
+    let paths: Vec<&String> = s.files.keys().filter(|p| !s.files[*p].is_empty()).collect();
+    let first = node.position(paths[0]);
+    node.request(0, CacheRequest::open(first, 1));
+    node.request(1, CacheRequest::open(first, 1));
+    node.settle();
+    let old = node.answer(0, 1).unwrap();
+    let kept = node.answer(1, 1).unwrap();
+    assert_eq!((old.kind(), kept.kind()), (Kind::Ready, Kind::Ready));
+    // Server 0 has an open waiting for a load when it restarts.
+    node.request(0, CacheRequest::open(node.position(paths[paths.len() - 1]), 2));
+    node.request(0, CacheRequest::hello(1));
+    assert_eq!(node.answer(0, 1).map(|a| a.kind()), Some(Kind::Hello), "the hello's answer carries the life");
+    assert_eq!(node.servers.held(0), (0, 0));
+    node.settle();
+    assert_eq!(node.answer(0, 2), None, "the open of the dead life is never answered");
+    node.request(0, CacheRequest::release(old.pin));
+    assert_eq!(node.servers.bad_releases(0), 1, "a number of the earlier life");
+    // Server 1's pin is untouched: its bytes are still the file's.
+    let data = &s.files[paths[0]];
+    assert_eq!(served_bytes(&node, &kept, data.len()), &data[..]);
+    assert_eq!(node.servers.held(1).0, 1);
+    assert!(node.sim.cache.is_idle());
+}
+
+#[test]
+fn failed_and_corrupt_loads_answer_each_waiting_open_once() {
+    let s = generated("faults", 14, 4, 3, 15_000, 12, 50_000);
+    let mut region = region_of(8 << 20);
+    let mut disk = Disk::new(&s.image, 16, 8 << 20, 9);
+    let mut sim = Sim::new(&mut region, {
+        disk.faults = Faults { corrupt: 0, fail: 0 };
+        disk
+    });
+    sim.disk.faults = Faults { corrupt: 150, fail: 150 };
+    let mut node = Node::new(sim, [u64::MAX, u64::MAX]);
+    let paths: Vec<&String> = s.files.keys().collect();
+    let mut kinds = BTreeMap::new();
+    for round in 0..3u32 {
+        for (i, path) in paths.iter().enumerate() {
+            let file = node.position(path);
+            let tag = round * 1000 + i as u32;
+            node.request((i + round as usize) % 2, CacheRequest::open(file, tag));
+            if i % 8 == 7 {
+                node.settle();
+            }
+        }
+        node.settle();
+        for (i, path) in paths.iter().enumerate() {
+            let server = (i + round as usize) % 2;
+            let tag = round * 1000 + i as u32;
+            let a = node.answer(server, tag).unwrap_or_else(|| panic!("{path}: unanswered"));
+            *kinds.entry(format!("{:?}", a.kind())).or_insert(0) += 1;
+            match a.kind() {
+                Kind::Ready => {
+                    let data = &s.files[*path];
+                    assert_eq!(served_bytes(&node, &a, data.len()), &data[..], "{path}: a corrupt byte was served");
+                    node.request(server, CacheRequest::release(a.pin));
+                }
+                Kind::IoError | Kind::Corrupt => {}
+                other => panic!("{path}: {other:?}"),
+            }
+        }
+        assert!(node.answers.is_empty(), "answered twice: {:?}", node.answers);
+    }
+    assert!(kinds.contains_key("Ready") && kinds.contains_key("IoError"), "{kinds:?}");
+    assert!(node.sim.cache.is_idle());
+}
+
+#[test]
+fn unknown_requests_and_files_are_answered_as_errors() {
+    let s = generated("bad", 15, 1, 1, 1_000, 1, 1_000);
+    let mut region = region_of(4 << 20);
+    let mut node = Node::new(Sim::new(&mut region, Disk::new(&s.image, 64, 4 << 20, 10)), [u64::MAX, u64::MAX]);
+    node.request(0, CacheRequest { op: 77, arg: 0, tag: 5 });
+    node.request(1, CacheRequest::open(u32::MAX, 6));
+    assert_eq!(node.answer(0, 5).map(|a| a.kind()), Some(Kind::BadRequest));
+    assert_eq!(node.answer(1, 6).map(|a| a.kind()), Some(Kind::NoSuchFile));
+    node.request(1, CacheRequest::release(0x0001_0000));
+    assert_eq!(node.servers.bad_releases(1), 1);
+}
+
+#[test]
+fn a_server_may_have_at_most_a_queue_of_opens_waiting() {
+    let s = generated("flood", 16, 0, 0, 1, 80, 9_000);
+    let mut region = region_of(4 << 20);
+    let mut node = Node::new(Sim::new(&mut region, Disk::new(&s.image, 8, 4 << 20, 11)), [u64::MAX, u64::MAX]);
+    let files: Vec<u32> = s.files.keys().filter(|p| p.starts_with("/data/")).map(|p| node.position(p)).collect();
+    let mut sent = 0;
+    for (tag, &file) in files.iter().enumerate() {
+        if !node.servers.can_take(0) {
+            break;
+        }
+        node.request(0, CacheRequest::open(file, tag as u32));
+        sent += 1;
+    }
+    let answered_at_once = node.answers.len();
+    assert_eq!(
+        sent - answered_at_once,
+        lib_cache_protocol::QUEUE_CAPACITY,
+        "waiting opens stop at the queue's capacity"
+    );
+    assert!(node.servers.can_take(1), "the other server is not held up");
+    node.settle();
+    assert_eq!(node.answers.len(), sent);
+}
+
+/// An open waiting for one load is opened again only when *that* load
+/// ends: each open of a loading group is one more waiter the cache owes an
+/// error if the load fails, so an open repeated on another load's
+/// completion would leave a debt that fails a later, unrelated open.
+#[test]
+fn a_failed_load_owes_each_waiting_open_one_error_and_then_loads_again() {
+    let s = generated("debt", 17, 0, 0, 1, 8, 30_000);
+    let mut region = region_of(4 << 20);
+    let mut node = Node::new(Sim::new(&mut region, Disk::new(&s.image, 8, 4 << 20, 12)), [u64::MAX, u64::MAX]);
+    let files: Vec<u32> = s
+        .files
+        .iter()
+        .filter(|(p, d)| p.starts_with("/data/") && d.len() > 8192)
+        .map(|(p, _)| node.position(p))
+        .take(3)
+        .collect();
+    assert_eq!(files.len(), 3);
+    node.sim.disk.faults = Faults { corrupt: 0, fail: 1000 };
+    for (i, &file) in files.iter().enumerate() {
+        node.request(i % 2, CacheRequest::open(file, i as u32));
+    }
+    node.settle();
+    for i in 0..files.len() {
+        assert_eq!(node.answer(i % 2, i as u32).map(|a| a.kind()), Some(Kind::IoError), "open {i}");
+    }
+    assert!(node.answers.is_empty(), "one answer each: {:?}", node.answers);
+    // The disk works again: every file loads afresh.
+    node.sim.disk.faults = Faults::default();
+    for (i, &file) in files.iter().enumerate() {
+        node.request(0, CacheRequest::open(file, 10 + i as u32));
+    }
+    node.settle();
+    for i in 0..files.len() {
+        let a = node.answer(0, 10 + i as u32).unwrap();
+        assert_eq!(a.kind(), Kind::Ready, "file {i} after the disk recovered");
+        node.request(0, CacheRequest::release(a.pin));
+    }
+    // A server that restarts (hello) while its open waits gives its place
+    // back: the failed load owes it nothing, and the next open loads.
+    let other =
+        s.files.iter().find(|(p, d)| p.starts_with("/data/") && d.len() > 8192 && !files.contains(&node.position(p)));
+    let file = node.position(other.expect("a fourth file").0);
+    node.sim.disk.faults = Faults { corrupt: 0, fail: 1000 };
+    node.request(1, CacheRequest::open(file, 20));
+    node.request(1, CacheRequest::hello(2));
+    node.settle();
+    assert_eq!(node.answer(1, 2).map(|a| a.kind()), Some(Kind::Hello));
+    assert!(node.answers.is_empty(), "{:?}", node.answers);
+    node.sim.disk.faults = Faults::default();
+    node.request(0, CacheRequest::open(file, 21));
+    node.settle();
+    assert_eq!(node.answer(0, 21).map(|a| a.kind()), Some(Kind::Ready), "a debt left by the restarted server");
+}
