@@ -1,7 +1,7 @@
 //! TYPE A (RFC 959 §3.1.1.1): file data sent as NVT-ASCII lines.
 //!
 //! The site's files are stored as they are; in TYPE A each end of line
-//! is sent as CRLF (RFC 959 §3.1.1.1: "the <CRLF> sequence should be used
+//! is sent as CRLF (RFC 959 §3.1.1.1: "the `<CRLF>` sequence should be used
 //! where necessary to denote the end of a line"). [`AsciiEncoder`]
 //! converts a file streamed in chunks of any size, its state carried from
 //! one chunk to the next:

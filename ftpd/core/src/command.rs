@@ -244,13 +244,13 @@ pub enum Command<'l> {
     Port,
     /// EPRT (RFC 2428 §2): active mode, refused.
     Eprt,
-    /// LIST [path] (RFC 959 §4.1.3); leading `-options` are in the path.
+    /// LIST `[path]` (RFC 959 §4.1.3); leading `-options` are in the path.
     List(Option<&'l [u8]>),
-    /// NLST [path] (RFC 959 §4.1.3).
+    /// NLST `[path]` (RFC 959 §4.1.3).
     Nlst(Option<&'l [u8]>),
-    /// MLSD [path] (RFC 3659 §7).
+    /// MLSD `[path]` (RFC 3659 §7).
     Mlsd(Option<&'l [u8]>),
-    /// MLST [path] (RFC 3659 §7).
+    /// MLST `[path]` (RFC 3659 §7).
     Mlst(Option<&'l [u8]>),
     /// SIZE path (RFC 3659 §4).
     Size(&'l [u8]),
@@ -266,9 +266,9 @@ pub enum Command<'l> {
     Quit,
     /// ABOR (RFC 959 §4.1.3).
     Abor,
-    /// STAT [path] (RFC 959 §4.1.3).
+    /// STAT `[path]` (RFC 959 §4.1.3).
     Stat(Option<&'l [u8]>),
-    /// HELP [topic].
+    /// HELP `[topic]`.
     Help,
     /// STOR, STOU, APPE, DELE, RMD/XRMD, MKD/XMKD, RNFR.
     Write(WriteVerb),
@@ -493,6 +493,12 @@ mod tests {
         out.clear();
         lines_of(&mut r, &exact, &mut out);
         assert_eq!(out, [Ok(std::vec![b'b'; MAX_LINE])]);
+        // One more, ended by a bare LF: too long, and nothing to discard.
+        let mut over = std::vec![b'c'; MAX_LINE + 1];
+        over.extend_from_slice(b"\nNOOP\n");
+        out.clear();
+        lines_of(&mut r, &over, &mut out);
+        assert_eq!(out, [Err(()), Ok(b"NOOP".to_vec())]);
     }
 
     #[test]

@@ -61,7 +61,8 @@
 //! its argument must be a directory). LIST and NLST skip leading words
 //! starting with `-` (`LIST -la`, sent by many clients; as vsftpd does, a
 //! name starting with `-` can therefore only be listed by a path such as
-//! `./-x`).
+//! `./-x`). There is no globbing (RFC 959 leaves it to the server): `*`
+//! is a byte of a name like any other.
 //!
 //! # TYPE, MODE, STRU, REST, SIZE
 //!
@@ -107,9 +108,9 @@
 //! | [`IDLE_TIMEOUT_NS`] | 300 s without a command, no transfer running | 421, close |
 //! | [`DATA_CONNECT_TIMEOUT_NS`] | 30 s from the 227/229 (or from the transfer command) to the data connection | listener closed; with a transfer waiting, 425 |
 //! | [`RATE_PER_SECOND`], [`RATE_BURST`] | 20 commands a second, bursts of 40 | 421, close |
-//! | [`MAX_BAD_COMMANDS`] | 20 replies 500–504 or 530 | 421, close |
-//! | [`MAX_LOGIN_FAILURES`] | 3 refused user names | 421, close |
-//! | [`MAX_UNUSED_PASSIVE`] | 20 listeners replaced or expired unused | 421, close |
+//! | [`MAX_BAD_COMMANDS`] | more than 20 replies 500–504 or 530 | 421, close |
+//! | [`MAX_LOGIN_FAILURES`] | the 3rd refused user name | 421 (instead of 530), close |
+//! | [`MAX_UNUSED_PASSIVE`] | more than 20 listeners replaced or expired unused | 421, close |
 //!
 //! The rate limit closes rather than delays: delaying would keep the
 //! connection and its buffers busy for a client that is misbehaving, and

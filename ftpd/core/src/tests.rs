@@ -753,3 +753,32 @@ fn cursor_for_a_file_and_empty() {
     }
     assert_eq!(got, b"old.bin\r\n");
 }
+
+#[test]
+fn the_longest_paths_fit_every_reply() {
+    // A stored path of MAX_PATH_LEN bytes full of `"`: PWD doubles each
+    // (RFC 959 Appendix II), MLST names it twice (RFC 3659 §7.2); both
+    // must fit a Reply whole, and the line holding RETR of it must fit
+    // the line reader.
+    let max = fs_format::path::MAX_PATH_LEN;
+    let dir = std::format!("/{}", "\"".repeat(max - 3));
+    let file = std::format!("{dir}/f");
+    assert_eq!(file.len(), max);
+    let head = site(&[SiteFile::new(&file, b"x")]);
+    let image = Image::parse(&head).unwrap();
+    let mut c = Client::new(image);
+    c.login();
+    assert_eq!(c.code(&std::format!("CWD {dir}")), "250");
+    let (t, _) = c.send("PWD");
+    let quoted = dir.replace('"', "\"\"");
+    assert_eq!(t, std::format!("257 \"{quoted}\" is the current directory.\r\n"));
+    let (t, _) = c.send(&std::format!("MLST {file}"));
+    assert_eq!(t, std::format!("250-Listing {file}\r\n type=file;size=1;modify=20231114221320; {file}\r\n250 End\r\n"));
+    let line = std::format!("RETR {file}\r\n");
+    let mut reader = LineReader::new();
+    let (used, input) = reader.feed(line.as_bytes());
+    assert_eq!((used, input), (line.len(), Some(Input::Line(&line.as_bytes()[..line.len() - 2]))));
+    // One byte more than any stored path: 550, not a panic or a cut path.
+    assert_eq!(c.code(&std::format!("RETR {file}x")), "550");
+    assert_eq!(c.code(&std::format!("CWD {dir}/{}", "y".repeat(10))), "550");
+}
