@@ -59,6 +59,30 @@
 //! | 554 | RETR after REST past the end (RFC 3659 §5.4) |
 //!
 //! See [`session`] for the reasons, with the RFC rule behind each.
+//!
+//! # Memory
+//!
+//! Per control connection the PD keeps a [`Session`] (1120 bytes: the
+//! current directory is a path buffer of `fs_format::path::MAX_PATH_LEN`),
+//! a [`LineReader`] (1048 bytes) and, while a listing is sent, a
+//! [`ListCursor`] (40 bytes; it is inside [`Action::Transfer`]). A
+//! [`Reply`] (4104 bytes) is needed only until its bytes are queued on the
+//! connection, so one per PD serves every session. Sizes on x86-64, pinned
+//! by a test.
+//!
+//! # What the PD does
+//!
+//! On a new control connection: [`Session::new`] with its address and the
+//! peer's, send [`Session::greeting`] (or [`refuse_busy`] when it has no
+//! session free). For each chunk of received bytes: [`LineReader::feed`]
+//! until the chunk is used up, each [`Input`] to [`Session::input`], send
+//! the reply, do the [`Action`]. Arm a timer for [`Session::deadline`] and
+//! call [`Session::poll`]. For passive mode: open a listener on a port of
+//! its range, report it ([`Session::passive_opened`]), ask
+//! [`Session::data_connection`] before accepting a connection on it. For a
+//! transfer: the file's bytes from the cache (through the
+//! [`AsciiEncoder`] in TYPE A) or [`ListCursor::fill`] into the data
+//! connection's buffer; then [`Session::transfer_done`].
 #![no_std]
 #![forbid(unsafe_code)]
 

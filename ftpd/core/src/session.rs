@@ -110,7 +110,11 @@
 //! | [`RATE_PER_SECOND`], [`RATE_BURST`] | 20 commands a second, bursts of 40 | 421, close |
 //! | [`MAX_BAD_COMMANDS`] | more than 20 replies 500–504 or 530 | 421, close |
 //! | [`MAX_LOGIN_FAILURES`] | the 3rd refused user name | 421 (instead of 530), close |
-//! | [`MAX_UNUSED_PASSIVE`] | more than 20 listeners replaced or expired unused | 421, close |
+//! | [`MAX_UNUSED_PASSIVE`] | more than 20 listeners in a row replaced or expired unused (a transfer resets the count) | 421, close |
+//!
+//! Only complete lines are activity: a client trickling bytes without a
+//! line end (or the tail of an overlong line) is closed by the idle or
+//! login timeout like a silent one.
 //!
 //! The rate limit closes rather than delays: delaying would keep the
 //! connection and its buffers busy for a client that is misbehaving, and
@@ -445,6 +449,7 @@ impl Session {
                 if let Some(action) = self.rate_limit(now, reply) {
                     return action;
                 }
+                self.last_command = now;
                 reply.line(500, "Command line too long.");
                 self.count_bad(500, reply).unwrap_or(Action::None)
             }
@@ -737,7 +742,8 @@ impl Session {
             self.facts = Facts::parse(value);
             let mut text = FactsText::default();
             let _ = self.facts.selected(&mut text);
-            reply.line_fmt(200, format_args!("MLST OPTS {}", text.as_str()));
+            let sp = if text.as_str().is_empty() { "" } else { " " };
+            reply.line_fmt(200, format_args!("MLST OPTS{sp}{}", text.as_str()));
         } else {
             reply.line(501, "Option not understood.");
         }

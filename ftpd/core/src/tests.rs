@@ -782,3 +782,64 @@ fn the_longest_paths_fit_every_reply() {
     assert_eq!(c.code(&std::format!("RETR {file}x")), "550");
     assert_eq!(c.code(&std::format!("CWD {dir}/{}", "y".repeat(10))), "550");
 }
+
+#[test]
+fn sizes_of_the_state_a_pd_keeps() {
+    // What the PD holds per control connection (documented in lib.rs).
+    std::println!(
+        "Session {} LineReader {} ListCursor {} Reply {} Action {}",
+        core::mem::size_of::<Session>(),
+        core::mem::size_of::<LineReader>(),
+        core::mem::size_of::<ListCursor>(),
+        core::mem::size_of::<Reply>(),
+        core::mem::size_of::<Action>()
+    );
+    assert!(core::mem::size_of::<Session>() <= 1200);
+    assert!(core::mem::size_of::<LineReader>() <= 1100);
+    assert!(core::mem::size_of::<ListCursor>() <= 48);
+    assert!(core::mem::size_of::<Action>() <= 64);
+}
+
+#[test]
+fn every_other_command_needs_login() {
+    // RFC 959 §4.1.1: access control; only the documented commands are
+    // served before login.
+    let head = sample_site();
+    let image = Image::parse(&head).unwrap();
+    let mut c = Client::new(image);
+    for line in [
+        "PWD",
+        "CWD /",
+        "CDUP",
+        "TYPE I",
+        "MODE S",
+        "STRU F",
+        "PASV",
+        "EPSV",
+        "PORT 1,2,3,4,5,6",
+        "LIST",
+        "NLST",
+        "MLSD",
+        "MLST",
+        "SIZE /index.html",
+        "MDTM /index.html",
+        "REST 1",
+        "RETR /index.html",
+        "STAT",
+        "STOR x",
+        "DELE x",
+        "RNTO x",
+        "SITE x",
+        "ALLO 1",
+        "ACCT x",
+        "REIN",
+        "SMNT x",
+    ] {
+        assert_eq!(c.code(line), "530", "{line}");
+        c.now += SEC; // stay clear of the rate limit
+        c.session = Session::new(Config { server: SERVER, peer: PEER }, c.now); // and of the error limit
+    }
+    for (line, code) in [("SYST", "215"), ("NOOP", "200"), ("HELP", "214"), ("OPTS UTF8 ON", "200"), ("ABOR", "225")] {
+        assert_eq!(c.code(line), code, "{line}");
+    }
+}
