@@ -317,16 +317,16 @@ impl Session {
         }
         let mut d = match self.data {
             Data::Listening { since, connected: false } | Data::Transfer { since, connected: false } => {
-                Some(since + DATA_CONNECT_TIMEOUT_NS)
+                Some(since.saturating_add(DATA_CONNECT_TIMEOUT_NS))
             }
             _ => None,
         };
         let mut earliest = |t: u64| d = Some(d.map_or(t, |d: u64| d.min(t)));
         if self.login != Login::In {
-            earliest(self.started + LOGIN_TIMEOUT_NS);
+            earliest(self.started.saturating_add(LOGIN_TIMEOUT_NS));
         }
         if !self.transferring() {
-            earliest(self.last_command + IDLE_TIMEOUT_NS);
+            earliest(self.last_command.saturating_add(IDLE_TIMEOUT_NS));
         }
         d
     }
@@ -336,22 +336,22 @@ impl Session {
         if self.closed {
             return Action::None;
         }
-        if self.login != Login::In && now >= self.started + LOGIN_TIMEOUT_NS {
+        if self.login != Login::In && now >= self.started.saturating_add(LOGIN_TIMEOUT_NS) {
             reply.line(421, "Login timeout; closing control connection.");
             return self.close();
         }
-        if !self.transferring() && now >= self.last_command + IDLE_TIMEOUT_NS {
+        if !self.transferring() && now >= self.last_command.saturating_add(IDLE_TIMEOUT_NS) {
             reply.line(421, "Timeout; closing control connection.");
             return self.close();
         }
         match self.data {
-            Data::Transfer { since, connected: false } if now >= since + DATA_CONNECT_TIMEOUT_NS => {
+            Data::Transfer { since, connected: false } if now >= since.saturating_add(DATA_CONNECT_TIMEOUT_NS) => {
                 self.data = Data::None;
                 reply.line(425, "Failed to establish data connection.");
                 self.last_command = now;
                 Action::Abort
             }
-            Data::Listening { since, connected: false } if now >= since + DATA_CONNECT_TIMEOUT_NS => {
+            Data::Listening { since, connected: false } if now >= since.saturating_add(DATA_CONNECT_TIMEOUT_NS) => {
                 self.data = Data::None;
                 self.unused_passive(reply).unwrap_or(Action::ClosePassive)
             }
