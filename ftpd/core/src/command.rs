@@ -16,7 +16,10 @@
 //!   ignore it); `IAC` and any other command (IP, DM, AYT, ...) are
 //!   dropped. So the `IAC IP IAC DM ABOR` that RFC 959 §4.1.3 asks a client
 //!   to send reaches the parser as a plain `ABOR`. (0xFF is never part of
-//!   UTF-8, so no path is lost to this.)
+//!   UTF-8, so no path is lost to this.) Subnegotiation (`IAC SB ... IAC
+//!   SE`) follows no negotiated option and is not expected: its `IAC`
+//!   pairs are dropped and the bytes between reach the parser, which
+//!   refuses what they make.
 //! - **Length.** A line holds at most [`MAX_LINE`] bytes (1032: a verb, a
 //!   space and the longest stored path, `fs_format::path::MAX_PATH_LEN` =
 //!   1024, with room to spare), not counting its end. RFC 959 sets no
