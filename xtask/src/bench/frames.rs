@@ -73,7 +73,7 @@ impl FrameLink {
                 self.qemu_port, self.host_port
             ),
             "-device".into(),
-            format!("virtio-net-pci,disable-legacy=on,addr=3,netdev=n0,mac={mac}"),
+            format!("virtio-net-pci,disable-legacy=on,iommu_platform=on,addr=3,netdev=n0,mac={mac}"),
         ]
     }
 

@@ -208,7 +208,7 @@ fn faults_are_handled(ws: &Path) -> Result<()> {
 /// virtio common configuration through the BAR the initialiser mapped.
 fn pci_device_granted(ws: &Path) -> Result<()> {
     let built = build(ws, "tests/systems/pci.system", KERNEL_CONSOLE)?;
-    let args = ["-netdev", "user,id=n0", "-device", "virtio-net-pci,disable-legacy=on,addr=3,netdev=n0"];
+    let args = ["-netdev", "user,id=n0", "-device", "virtio-net-pci,disable-legacy=on,iommu_platform=on,addr=3,netdev=n0"];
     boot_with_and_check(&built, &args, |s| {
         s.expect("[monitor] PCI 00:03.0 1af4:1041 -> PD 'pci-probe'", LINE_TIMEOUT)?;
         s.expect("[pci-probe] config space: vendor 0x1af4 device 0x1041", LINE_TIMEOUT)?;
