@@ -54,10 +54,7 @@ pub struct MemoryPlan {
 /// 1 GiB (likewise).
 pub fn dma_slots(spec: &pds_boot_spec::Spec) -> u64 {
     let per_window = |count: u64| count + count.div_ceil(512) + 1 + count.div_ceil(512 * 512) + 1;
-    spec.pci_devices
-        .iter()
-        .map(|d| 2 + d.dma.iter().map(|w| per_window(u64::from(w.frames.count))).sum::<u64>())
-        .sum()
+    spec.pci_devices.iter().map(|d| 2 + d.dma.iter().map(|w| per_window(u64::from(w.frames.count))).sum::<u64>()).sum()
 }
 
 /// Object size in bytes as log2.

@@ -11,8 +11,8 @@ use crate::Error;
 use net_config::{CONFIG_BYTES, CONFIG_SYMBOL};
 use pds_boot_spec::rights::{self, SlotRole};
 use pds_boot_spec::{
-    badge, cspace, CapInstall, CapSource, DmaWindow, FaultPolicy, Fill, FrameRun, IoPortRange, Irq, MapKind, Mapping, ObjId,
-    Object, ObjectKind, PaddrPatch, PdInfo, Rights, Spec, Thread, PD_CHANNELS_SYMBOL, PD_CHILD_ENTRIES_SYMBOL,
+    badge, cspace, CapInstall, CapSource, DmaWindow, FaultPolicy, Fill, FrameRun, IoPortRange, Irq, MapKind, Mapping,
+    ObjId, Object, ObjectKind, PaddrPatch, PdInfo, Rights, Spec, Thread, PD_CHANNELS_SYMBOL, PD_CHILD_ENTRIES_SYMBOL,
     PD_NAME_LEN, PD_NAME_SYMBOL,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -922,7 +922,11 @@ fn plan_dma(p: &mut Planner, pd: &ProtectionDomain, plan: &mut PdPlan, device: &
             continue;
         }
         let frames = FrameRun { first: p.regions[&region.name], count: region.page_count() as u32 };
-        plan.dma.push(format!("{device}: memory region `{}` ({} KiB), read and write", region.name, region.size / 1024));
+        plan.dma.push(format!(
+            "{device}: memory region `{}` ({} KiB), read and write",
+            region.name,
+            region.size / 1024
+        ));
         windows.push(DmaWindow { region: region.name.clone(), frames });
     }
     windows

@@ -20,15 +20,26 @@ const CPU: &str = "Nehalem,+fsgsbase,+pdpe1gb,+xsaveopt";
 /// (seL4 5.0 routes IOAPIC interrupts without it). QEMU's virtio devices
 /// use the IOMMU only with `iommu_platform=on` (without it they bypass it):
 /// [`NIC_DEVICE`] and [`blk_drive`] set it.
-pub const MACHINE: [&str; 4] = ["-machine", "q35", "-device", "intel-iommu,intremap=off"];
+pub const MACHINE: &[&str] = &["-machine", "q35", "-device", "intel-iommu,intremap=off"];
+
+/// The machine without an IOMMU (i440FX, QEMU's `pc`): devices reach all
+/// of memory by DMA. Only the IOMMU test boots it, to show that its
+/// attack is real where nothing stops it.
+pub const MACHINE_WITHOUT_IOMMU: &[&str] = &["-machine", "pc"];
 
 /// The QEMU command for an image. `interactive` puts the serial console on
 /// the terminal (with QEMU's monitor on Ctrl-A C); otherwise the console is
 /// a plain pipe for a test to read.
 /// `extra` adds devices, netdevs and drives.
 pub fn command(built: &Built, ram_mib: u64, interactive: bool, extra: &[&str]) -> Command {
+    command_on(MACHINE, built, ram_mib, interactive, extra)
+}
+
+/// [`command`] on another machine (`machine`: QEMU's `-machine` and the
+/// devices that come with it).
+pub fn command_on(machine: &[&str], built: &Built, ram_mib: u64, interactive: bool, extra: &[&str]) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(MACHINE)
+    cmd.args(machine)
         .args(["-accel", "tcg", "-cpu", CPU, "-m"])
         .arg(ram_mib.to_string())
         .args(["-nographic", "-no-reboot"])

@@ -98,7 +98,8 @@ impl Device {
         // only through this handle.
         let memory = unsafe { DmaRegion::new(vaddr + QUEUE_AT, paddr + QUEUE_AT as u64, QUEUE_BYTES) };
         let queue = Queue::new(memory, QUEUE_SIZE, false)?;
-        let notifier = transport.setup_queue(0, QUEUE_SIZE, queue.areas()).inspect_err(|e| log!("error: {e:?}")).ok()?;
+        let notifier =
+            transport.setup_queue(0, QUEUE_SIZE, queue.areas()).inspect_err(|e| log!("error: {e:?}")).ok()?;
         transport.driver_ok();
         Some(Device { transport, queue, notifier, vaddr, paddr })
     }
