@@ -12,6 +12,24 @@ use pds_monitor_core::caps;
 use pds_monitor_core::iommu::{self, Platform};
 use sel4::{init_caps, CNode, CPtr, CapData, CapRights, ObjectType, Word};
 
+/// A device's DMA regions for its boot line: `a (rw), b (r)`, or `no
+/// memory` (written piece by piece: the initialiser formats nothing on
+/// the heap).
+struct DmaList<'a>(&'a [pds_boot_spec::DmaWindow]);
+
+impl core::fmt::Display for DmaList<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("no memory");
+        }
+        for (i, w) in self.0.iter().enumerate() {
+            let comma = if i == 0 { "" } else { ", " };
+            write!(f, "{comma}{} ({})", w.region, w.access())?;
+        }
+        Ok(())
+    }
+}
+
 /// The root task's CNode, addressed with full-word CPtrs.
 const ROOT: CPtr = init_caps::CNODE;
 const DEPTH: u8 = 64;
@@ -369,8 +387,9 @@ impl<'a> Initialiser<'a> {
     }
 
     /// Gives each PCI device its IOSpace: its DMA regions (the spec's
-    /// `PciDevice::dma`), mapped read-write at I/O virtual addresses equal
-    /// to their physical addresses, and nothing else
+    /// `PciDevice::dma`), mapped with their access (read, write or both)
+    /// at I/O virtual addresses equal to their physical addresses, and
+    /// nothing else
     /// (`pds_monitor_core::iommu`). Runs before any driver starts, so no
     /// device is ever programmed without its IOSpace in place.
     fn map_iospaces(&mut self) {
@@ -400,31 +419,40 @@ impl<'a> Initialiser<'a> {
             let mut pages = 0u64;
             let mut tables = 0u64;
             for window in &device.dma {
+                let rights = CapRights::new(false, window.device_reads, window.device_writes);
                 for id in window.frames.first..window.frames.first + window.frames.count {
                     let paddr = sel4::X86Page(self.slot(id))
                         .get_address()
                         .or_fail(format_args!("physical address of frame object {id}"));
                     let copy = self.copy_cap(id);
-                    tables += self.map_io(copy, iospace, paddr, levels, address);
+                    tables += self.map_io(copy, iospace, rights, paddr, levels, address);
                     pages += 1;
                 }
             }
-            let regions: Vec<&str> = device.dma.iter().map(|w| w.region.as_str()).collect();
             crate::log!(
                 "IOMMU: PCI {address} ({}) may DMA to {} ({pages} pages, {tables} IO page tables, domain {domain}), nothing else",
                 device.owner,
-                if regions.is_empty() { "no memory".into() } else { regions.join(", ") }
+                DmaList(&device.dma)
             );
         }
     }
 
     /// Maps the frame capability `frame` (a copy: it maps once) into
-    /// `iospace` at `ioaddr`, adding the IO page tables that are missing
+    /// `iospace` at `ioaddr` with `rights` (Read: the device may read it,
+    /// Write: write it), adding the IO page tables that are missing
     /// on the way (at most one per level). Returns how many it added.
-    fn map_io(&mut self, frame: CPtr, iospace: CPtr, ioaddr: u64, levels: u64, address: pci::Address) -> u64 {
+    fn map_io(
+        &mut self,
+        frame: CPtr,
+        iospace: CPtr,
+        rights: CapRights,
+        ioaddr: u64,
+        levels: u64,
+        address: pci::Address,
+    ) -> u64 {
         let mut added = 0;
         loop {
-            match sel4::X86Page(frame).map_io(iospace, CapRights::READ_WRITE, ioaddr) {
+            match sel4::X86Page(frame).map_io(iospace, rights, ioaddr) {
                 Ok(()) => return added,
                 Err(sel4::Error::FailedLookup) if added < levels => {
                     let ty = ObjectType::X86_IoPageTable;

@@ -17,7 +17,9 @@ use pds_boot_spec::{
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
-use tools_sdf::{Diagnostic, MemoryRegion, OnFault, PageSize, ProtectionDomain, SetVarValue, SystemDescription};
+use tools_sdf::{
+    Diagnostic, DmaAccess, MemoryRegion, OnFault, PageSize, ProtectionDomain, SetVarValue, SystemDescription,
+};
 
 pub use pds_boot_spec::layout::{IPC_BUFFER_VADDR, STACK_TOP};
 
@@ -896,17 +898,20 @@ fn plan_pci_caps(
 
 /// The memory a PCI device may reach by DMA behind an IOMMU: every region
 /// whose physical address its driver is given (`setvar region_paddr`), in
-/// the order of the setvars, each once. That is the whole of what the
-/// driver can point the device at (a driver learns no other physical
-/// address), so it is what the device's IOSpace maps. A PD with several
-/// devices gives each the same regions. seL4 5.0 maps only 4 KiB frames
-/// into an IOSpace (`X86PageMapIO` refuses larger ones), so such a region
-/// must have 4 KiB pages.
+/// the order of the setvars, each once, with the access its `dma`
+/// attributes give (read, write or both; two setvars of one region allow
+/// what either does). That is the whole of what the driver can point the
+/// device at (a driver learns no other physical address), so it is what
+/// the device's IOSpace maps. A PD with several devices gives each the
+/// same regions. seL4 5.0 maps only 4 KiB frames into an IOSpace
+/// (`X86PageMapIO` refuses larger ones), so such a region must have 4 KiB
+/// pages.
 fn plan_dma(p: &mut Planner, pd: &ProtectionDomain, plan: &mut PdPlan, device: &str) -> Vec<DmaWindow> {
-    let mut windows: Vec<DmaWindow> = Vec::new();
+    let mut windows: Vec<(DmaWindow, DmaAccess)> = Vec::new();
     for sv in pd.setvars.iter().filter(|sv| sv.value == SetVarValue::Paddr) {
         let Some(region) = p.sys.region(&sv.region) else { continue };
-        if windows.iter().any(|w| w.region == region.name) {
+        if let Some((_, access)) = windows.iter_mut().find(|(w, _)| w.region == region.name) {
+            *access = access.union(sv.dma);
             continue;
         }
         if region.page_size != PageSize::Small {
@@ -922,14 +927,24 @@ fn plan_dma(p: &mut Planner, pd: &ProtectionDomain, plan: &mut PdPlan, device: &
             continue;
         }
         let frames = FrameRun { first: p.regions[&region.name], count: region.page_count() as u32 };
-        plan.dma.push(format!(
-            "{device}: memory region `{}` ({} KiB), read and write",
-            region.name,
-            region.size / 1024
-        ));
-        windows.push(DmaWindow { region: region.name.clone(), frames });
+        let window = DmaWindow { region: region.name.clone(), frames, device_reads: true, device_writes: true };
+        windows.push((window, sv.dma));
     }
     windows
+        .into_iter()
+        .map(|(mut w, access)| {
+            w.device_reads = access.device_reads();
+            w.device_writes = access.device_writes();
+            let what = match access {
+                DmaAccess::Read => "the device reads it",
+                DmaAccess::Write => "the device writes it",
+                DmaAccess::ReadWrite => "read and write",
+            };
+            let kib = u64::from(w.frames.count) * 4;
+            plan.dma.push(format!("{device}: memory region `{}` ({kib} KiB), {}: {what}", w.region, w.access()));
+            w
+        })
+        .collect()
 }
 
 /// A PCI device's BAR pages (uncached) and configuration snapshot page

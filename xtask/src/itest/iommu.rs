@@ -7,12 +7,15 @@
 //! description). Judged from outside:
 //!
 //! - on the harness's machine (q35 with VT-d): the initialiser maps only
-//!   the rogue's region into the device's IOSpace (its boot line says so),
-//!   the read into its own region brings the pattern, the kernel reports
-//!   the IOMMU's fault on the canary's address, and the canary is intact;
-//! - on QEMU's `pc` machine (no IOMMU), the same image: the read into the
-//!   canary overwrites it with the pattern. This is the control that the
-//!   attack is real, so the first run cannot pass by accident.
+//!   the rogue's two regions into the device's IOSpace (its boot line says
+//!   so), the read into its own region brings the pattern, a read into
+//!   its region the device may only read (`dma="r"`) leaves it intact,
+//!   the kernel reports the IOMMU's fault on the canary's address, and the
+//!   canary is intact;
+//! - on QEMU's `pc` machine (no IOMMU), the same image: both the
+//!   read-only region and the canary are overwritten with the pattern.
+//!   This is the control that the attacks are real, so the first run
+//!   cannot pass by accident.
 
 use super::{build, Test, KERNEL_CONSOLE, LINE_TIMEOUT};
 use crate::harness::qemu::{self, Session};
@@ -46,8 +49,9 @@ fn disk(ws: &Path) -> Result<std::path::PathBuf> {
 }
 
 /// Boots `built` on `machine` with the disk; returns the session once the
-/// canary has judged the attack (its line is returned too).
-fn boot(built: &Built, machine: &[&str], image: &Path) -> Result<(Session, String)> {
+/// canary has judged the attack, with the rogue's line about its
+/// read-only region and the canary's verdict.
+fn boot(built: &Built, machine: &[&str], image: &Path) -> Result<(Session, String, String)> {
     let drive = qemu::blk_drive(image, true);
     let drive: Vec<&str> = drive.iter().map(String::as_str).collect();
     let mut s = Session::start(qemu::command_on(machine, built, system::DEFAULT_RAM_MIB, false, &drive))?;
@@ -56,12 +60,13 @@ fn boot(built: &Built, machine: &[&str], image: &Path) -> Result<(Session, Strin
         let (line, _) = s.expect("[dma-rogue] control: ", LINE_TIMEOUT)?;
         let text = std::str::from_utf8(&PATTERN[..17]).expect("ASCII");
         ensure!(line.contains(&format!("status 0, data '{text}'")), "the read into its own region failed: {line}");
+        let (read_only, _) = s.expect("[dma-rogue] read-only region: ", LINE_TIMEOUT)?;
         s.expect("[dma-rogue] attack: ", LINE_TIMEOUT)?;
         let (verdict, _) = s.expect("[dma-canary] canary ", LINE_TIMEOUT)?;
-        Ok(verdict)
+        Ok((read_only, verdict))
     })();
     match result {
-        Ok(verdict) => Ok((s, verdict)),
+        Ok((read_only, verdict)) => Ok((s, read_only, verdict)),
         Err(e) => {
             s.print_transcript();
             Err(e)
@@ -83,10 +88,10 @@ fn rogue_dma(ws: &Path) -> Result<()> {
     let built = build(ws, SYSTEM, KERNEL_CONSOLE)?;
 
     // Behind VT-d.
-    let (mut s, verdict) = boot(&built, qemu::MACHINE, &image)?;
+    let (mut s, read_only, verdict) = boot(&built, qemu::MACHINE, &image)?;
     let mapped = line_with(&mut s, "[monitor] IOMMU: PCI 00:05.0").context("the monitor did not map the IOSpace")?;
     ensure!(
-        mapped.contains("may DMA to rogue_dma (4 pages") && mapped.contains("nothing else"),
+        mapped.contains("may DMA to rogue_dma (rw), rogue_ro (r) (5 pages") && mapped.contains("nothing else"),
         "the IOSpace is not the rogue's region alone: {mapped}"
     );
     let canary = line_with(&mut s, "[dma-canary] canary at physical ").context("the canary did not say where it is")?;
@@ -97,19 +102,24 @@ fn rogue_dma(ws: &Path) -> Result<()> {
         .context("no address in the canary's line")?
         .trim_start_matches("0x")
         .to_string();
-    ensure!(verdict.contains("canary intact: 4096 bytes of 0xc5"), "behind the IOMMU the canary changed: {verdict}");
-    let fault = line_with(&mut s, "IOMMU: DMA write page fault").context("the kernel reported no IOMMU fault")?;
     ensure!(
-        fault.contains("from bus/dev/fun 0x28") && fault.contains(&format!(":{address} ")),
-        "the fault is not the device's (00:05.0, request id 0x28) at the canary ({address}): {fault}"
+        read_only.contains("intact: 4096 bytes of 0x5a"),
+        "behind the IOMMU the device wrote a region it may only read: {read_only}"
     );
+    ensure!(verdict.contains("canary intact: 4096 bytes of 0xc5"), "behind the IOMMU the canary changed: {verdict}");
+    // The kernel's report of the IOMMU's fault: the device (00:05.0,
+    // request id 0x28) writing at the canary's address.
+    let fault =
+        line_with(&mut s, &format!("IOMMU: DMA write page fault from bus/dev/fun 0x28 on address 0x0:{address} "))
+            .context("the kernel reported no IOMMU fault of 00:05.0 at the canary's address")?;
     println!("   behind VT-d: {mapped}");
+    println!("   behind VT-d: {}", read_only.trim());
     println!("   behind VT-d: {}", fault.trim());
     println!("   behind VT-d: {}", verdict.trim());
     drop(s);
 
     // The same image without an IOMMU: the attack lands.
-    let (s, verdict) = boot(&built, qemu::MACHINE_WITHOUT_IOMMU, &image)?;
+    let (s, read_only, verdict) = boot(&built, qemu::MACHINE_WITHOUT_IOMMU, &image)?;
     ensure!(
         s.position("[monitor] no IOMMU (no DMAR table)").is_some(),
         "the monitor did not say that the pc machine has no IOMMU"
@@ -119,6 +129,11 @@ fn rogue_dma(ws: &Path) -> Result<()> {
         verdict.contains("canary OVERWRITTEN: 512 of 4096 bytes changed") && verdict.contains(&head),
         "without an IOMMU the attack should have landed (the control): {verdict}"
     );
+    ensure!(
+        read_only.contains("OVERWRITTEN: 512 bytes changed"),
+        "without an IOMMU the device should have written the read-only region (the control): {read_only}"
+    );
+    println!("   without an IOMMU (-machine pc): {}", read_only.trim());
     println!("   without an IOMMU (-machine pc): {}", verdict.trim());
     Ok(())
 }

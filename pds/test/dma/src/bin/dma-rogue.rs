@@ -9,14 +9,17 @@
 //!
 //! 1. control: reads sector 0 into its own buffer (inside its region),
 //!    and logs the completion's status and the first bytes read;
-//! 2. attack: reads sector 0 into the canary's physical address (outside
+//! 2. reads sector 0 into `rogue_ro`, a DMA region its device may only
+//!    read (`dma="r"`), which it filled with [`RO_BYTE`], and logs
+//!    whether the region is intact;
+//! 3. attack: reads sector 0 into the canary's physical address (outside
 //!    its regions), and logs whether and how the request completed within
 //!    [`WAIT_CYCLES`] and the device status;
-//! 3. notifies the canary, which checks its bytes.
+//! 4. notifies the canary, which checks its bytes.
 //!
-//! Behind an IOMMU the device's write to the canary faults (the debug
-//! kernel logs `IOMMU: DMA ... page fault`) and the canary stays intact;
-//! without one it is overwritten. It polls the used ring; the device's
+//! Behind an IOMMU the device's writes to the read-only region and to the
+//! canary fault (the debug kernel logs `IOMMU: DMA write page fault`) and
+//! both stay intact; without one both are overwritten. It polls the used ring; the device's
 //! interrupt is not routed to it.
 #![no_std]
 #![no_main]
@@ -33,6 +36,8 @@ pds_runtime::setvar!(virtio_bar, rw);
 pds_runtime::setvar!(rogue_dma, rw);
 pds_runtime::setvar!(rogue_dma_paddr, paddr);
 pds_runtime::setvar!(mailbox, r);
+pds_runtime::setvar!(rogue_ro, rw);
+pds_runtime::setvar!(rogue_ro_paddr, paddr);
 
 // The canary's channel (`setvar_id="canary"`).
 pds_runtime::channel!(CANARY = "canary");
@@ -56,6 +61,9 @@ const T_IN: u32 = 0;
 /// the host's, about 2.2 GHz here). The PD has no timer; this is a bound,
 /// not a measurement.
 const WAIT_CYCLES: u64 = 6_000_000_000;
+/// What `rogue_ro` holds (one page).
+const RO_BYTE: u8 = 0x5a;
+const RO_SIZE: usize = 0x1000;
 /// A status byte no device writes (`S_OK` 0, `S_IOERR` 1, `S_UNSUPP` 2).
 const NO_STATUS: u8 = 0xff;
 
@@ -148,6 +156,42 @@ impl Device {
     }
 }
 
+/// Step 2: the device writes a region it may only read.
+fn read_only_region(device: &mut Device) {
+    let (Some(vaddr), Some(paddr)) =
+        (pds_runtime::require_setvar!(rogue_ro), pds_runtime::require_setvar!(rogue_ro_paddr))
+    else {
+        return;
+    };
+    // SAFETY: `rogue_ro` is a page mapped read-write at `vaddr` for the
+    // PD's life; only this PD maps it, and the device writes it (if at
+    // all) only while the request below is in flight.
+    let bytes = unsafe { core::slice::from_raw_parts_mut(vaddr as *mut u8, RO_SIZE) };
+    bytes.fill(RO_BYTE);
+    let status = device.read_sector_0(paddr);
+    // SAFETY: each pointer is into the mapped page; volatile, as the device
+    // may have written it.
+    let changed = bytes.iter().filter(|b| unsafe { core::ptr::read_volatile(*b) } != RO_BYTE).count();
+    let status = Completion(status);
+    if changed == 0 {
+        log!("read-only region: sector 0 into {paddr:#x} (the device may only read it): {status}; intact: {RO_SIZE} bytes of {RO_BYTE:#04x}");
+    } else {
+        log!("read-only region: sector 0 into {paddr:#x} (the device may only read it): {status}; OVERWRITTEN: {changed} bytes changed");
+    }
+}
+
+/// A request's outcome: `completed, status N` or `no completion`.
+struct Completion(Option<u8>);
+
+impl core::fmt::Display for Completion {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(status) => write!(f, "completed, status {status}"),
+            None => f.write_str("no completion"),
+        }
+    }
+}
+
 impl Handler for Rogue {
     fn init() -> Self {
         let Some(mailbox_vaddr) = pds_runtime::require_setvar!(mailbox) else { return Rogue };
@@ -167,6 +211,7 @@ impl Handler for Rogue {
             }
             None => log!("control: sector 0 into its own region at {own:#x}: no completion"),
         }
+        read_only_region(&mut device);
         if target == 0 {
             log!("error: the mailbox holds no address");
         } else {
