@@ -3,8 +3,6 @@
  *
  * Started from the sel4test config that ships as include/plat/pc99/autoconf.h
  * (a release build for real hardware). Changed from upstream, and why:
- *  - CONFIG_IOMMU and CONFIG_MAX_RMRR_ENTRIES removed: no VT-d under QEMU; DMA
- *    uses physical addresses.
  *  - CONFIG_X2APIC replaced by CONFIG_XAPIC: QEMU 7.2's TCG emulates no
  *    x2APIC; every x86 machine has an xAPIC.
  *  - CONFIG_SUPPORT_PCID removed: TCG has no INVPCID and the kernel halts
@@ -14,11 +12,18 @@
  *  - No CONFIG_DEBUG_BUILD / CONFIG_PRINTING: no kernel printing and no debug
  *    syscalls. This is the only difference from ../debug/autoconf.h; keep
  *    every other line identical so invocation labels and the ABI match.
+ *  - CONFIG_ROOT_CNODE_SIZE_BITS 16 -> 17 (131072 slots, 4 MiB): the
+ *    initialiser needs a slot per object, per mapping of a frame, and per
+ *    frame it maps into a device's IOSpace; the web node's 64 MiB file
+ *    cache in 4 KiB frames (the IOMMU maps no larger ones) alone needs
+ *    3 x 16384 of them.
  *  - Duplicate definitions of CONFIG_MAX_NUM_NODES and CONFIG_KERNEL_STACK_BITS
  *    dropped.
- * Kept as upstream (and relied upon): FSGSBASE_INST, HUGE_PAGE, FASTPATH,
+ * Kept as upstream (and relied upon): IOMMU (VT-d: QEMU's q35 machine with
+ * -device intel-iommu emulates it; without a DMAR table the kernel runs
+ * without one), MAX_RMRR_ENTRIES 32, FSGSBASE_INST, HUGE_PAGE, FASTPATH,
  * IRQ_IOAPIC, MAX_NUM_NODES 1, NUM_DOMAINS 1, RETYPE_FAN_OUT_LIMIT 256,
- * ROOT_CNODE_SIZE_BITS 16, MAX_NUM_BOOTINFO_UNTYPED_CAPS 230 (user code
+ * MAX_NUM_BOOTINFO_UNTYPED_CAPS 230 (user code
  * assumes this value: it fixes the size of seL4_BootInfo). No VTX, no
  * benchmarks, no HARDWARE_DEBUG_API: each would add invocation labels or
  * syscalls. The sel4test userland and build-system options (CONFIG_LIB_*,
@@ -31,6 +36,8 @@
 #define CONFIG_XAPIC 1
 
 /* As shipped upstream, minus the removals listed above. */
+#define CONFIG_IOMMU 1
+#define CONFIG_MAX_RMRR_ENTRIES 32
 #define CONFIG_LIB_SEL4_SIMPLE 1
 #define CONFIG_HAVE_CACHE 1
 #define CONFIG_LIB_SEL4_DEBUG 1
@@ -102,7 +109,7 @@
 #define CONFIG_USER_OPTIMISATION_O2 1
 #define CONFIG_LIB_CPIO 1
 #define CONFIG_RETYPE_FAN_OUT_LIMIT 256
-#define CONFIG_ROOT_CNODE_SIZE_BITS 16
+#define CONFIG_ROOT_CNODE_SIZE_BITS 17
 #define CONFIG_NUM_PRIORITIES 256
 #define CONFIG_TESTPRINTER_REGEX ".*"
 #define CONFIG_APP_SEL4TEST 1

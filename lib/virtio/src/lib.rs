@@ -84,6 +84,16 @@ pub mod features {
     /// `VIRTIO_F_VERSION_1`: the device complies with virtio 1.x (is not
     /// legacy).
     pub const VERSION_1: u64 = 1 << 32;
+    /// `VIRTIO_F_ACCESS_PLATFORM`: the device reaches memory through the
+    /// platform's address translation (an IOMMU), so the addresses the
+    /// driver gives it are bus addresses, not physical ones (§6). A driver
+    /// SHOULD accept it when offered (§6.1), and a device behind an IOMMU
+    /// may refuse `FEATURES_OK` without it: QEMU's `iommu_platform=on`
+    /// devices do. The transport always accepts it when offered
+    /// ([`crate::transport::Transport::negotiate_with`]); the system maps
+    /// each device's DMA regions at their physical addresses (IOVA equals
+    /// physical address), so the drivers' addresses stay the same.
+    pub const ACCESS_PLATFORM: u64 = 1 << 33;
 
     /// The device lacks required features (the missing bits).
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]

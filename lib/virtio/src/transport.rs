@@ -230,7 +230,8 @@ impl Transport {
     /// Steps 1–6 of device initialisation (§3.1.1): reset, `ACKNOWLEDGE`,
     /// `DRIVER`, feature negotiation ([`features::select`]), `FEATURES_OK`
     /// and its check. Returns the accepted features. On failure the device
-    /// is left with `FAILED` set.
+    /// is left with `FAILED` set. [`features::ACCESS_PLATFORM`] is always
+    /// accepted when offered: a device behind an IOMMU needs it.
     pub fn negotiate(&self, required: u64, wanted: u64) -> Result<u64, TransportError> {
         self.negotiate_with(required, |_| wanted)
     }
@@ -243,7 +244,8 @@ impl Transport {
         self.add_status(status::ACKNOWLEDGE);
         self.add_status(status::DRIVER);
         let offered = self.device_features();
-        let result = match features::select(offered, required, wanted(offered)) {
+        let wanted = wanted(offered) | features::ACCESS_PLATFORM;
+        let result = match features::select(offered, required, wanted) {
             Err(features::Missing(bits)) => Err(TransportError::MissingFeatures(bits)),
             Ok(accepted) => {
                 self.set_driver_features(accepted);
@@ -462,5 +464,21 @@ mod tests {
         let (low, all, beyond) = t.read_device_config(|c| (c.u32(0), c.u64(0), c.u32(6)));
         assert_eq!((low, all, beyond), (Some(0x1234_5678), Some(0x9abc_def0_1234_5678), None));
         assert_eq!(t.read_device_config(|c| c.u8(7)), Some(0x9a));
+    }
+
+    #[test]
+    fn access_platform_is_accepted_when_offered_and_only_then() {
+        let mut bar = Bar::new();
+        let regs = bar.mmio();
+        let t = Transport::new(regs, 4, &caps()).unwrap();
+        // Plain memory: the word offered is the same for both halves, so
+        // bit 1 offers bit 33 (ACCESS_PLATFORM) and bit 0 VERSION_1.
+        regs.write::<u32>(common::DEVICE_FEATURE, 0b11);
+        let accepted = t.negotiate(features::VERSION_1, 0).unwrap();
+        assert_eq!(accepted, features::VERSION_1 | features::ACCESS_PLATFORM);
+        regs.write::<u32>(common::DRIVER_FEATURE_SELECT, 1);
+        assert_eq!(regs.read::<u32>(common::DRIVER_FEATURE), 0b11, "the high half written last: bits 32 and 33");
+        regs.write::<u32>(common::DEVICE_FEATURE, 0b01);
+        assert_eq!(t.negotiate(features::VERSION_1, 0), Ok(features::VERSION_1), "not offered: not accepted");
     }
 }

@@ -31,7 +31,7 @@ pub use spec::*;
 /// Magic number at the start of the embedded spec segment.
 pub const MAGIC: [u8; 8] = *b"SEL4SYS\0";
 /// Bumped whenever the encoding of [`Spec`] changes.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// Symbol in the root task: `[u64; 2]` = (vaddr, length) of the spec segment.
 pub const SPEC_LOCATION_SYMBOL: &str = "__boot_spec_location";

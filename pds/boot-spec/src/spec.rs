@@ -82,6 +82,40 @@ pub struct PciDevice {
     pub bars: Vec<(u8, u64)>,
     /// Name of the PD driving it, for boot messages.
     pub owner: String,
+    /// The memory the device may reach by DMA, where the platform has an
+    /// IOMMU: each region whose physical address its driver is given
+    /// (`setvar region_paddr`), with the access its `dma` attribute
+    /// gives. The initialiser maps these frames, and no
+    /// others, into the device's IOSpace at their physical addresses
+    /// (I/O virtual address = physical address, so drivers compute
+    /// addresses as without an IOMMU). Every frame is 4 KiB: seL4 5.0
+    /// maps only 4 KiB frames into an IOSpace (`X86PageMapIO`).
+    pub dma: Vec<DmaWindow>,
+}
+
+/// One memory region a device may reach by DMA.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DmaWindow {
+    /// The region's name, for boot messages.
+    pub region: String,
+    /// Its frames (4 KiB each, physically contiguous).
+    pub frames: FrameRun,
+    /// The device may read the region (memory to device).
+    pub device_reads: bool,
+    /// The device may write the region (device to memory).
+    pub device_writes: bool,
+}
+
+impl DmaWindow {
+    /// `r`, `w` or `rw`, as the description writes it.
+    pub fn access(&self) -> &'static str {
+        match (self.device_reads, self.device_writes) {
+            (true, true) => "rw",
+            (true, false) => "r",
+            (false, true) => "w",
+            (false, false) => "-",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,5 +1,6 @@
 //! Executing the boot spec, step by step, in the order the kernel needs:
-//! objects, address-space IDs, frame contents, mappings, IRQs and IO ports,
+//! objects, address-space IDs, frame contents, mappings, the devices'
+//! IOSpaces (where the machine has an IOMMU), IRQs and IO ports,
 //! capabilities (checked against the least-privilege rules before, and
 //! against the plan with the kernel after), threads.
 
@@ -8,7 +9,26 @@ use alloc::vec::Vec;
 use pds_boot_spec::untyped::{self, Untyped};
 use pds_boot_spec::{cspace, rights, CapSource, MapKind, ObjId, ObjectKind, Spec};
 use pds_monitor_core::caps;
+use pds_monitor_core::iommu::{self, Platform};
 use sel4::{init_caps, CNode, CPtr, CapData, CapRights, ObjectType, Word};
+
+/// A device's DMA regions for its boot line: `a (rw), b (r)`, or `no
+/// memory` (written piece by piece: the initialiser formats nothing on
+/// the heap).
+struct DmaList<'a>(&'a [pds_boot_spec::DmaWindow]);
+
+impl core::fmt::Display for DmaList<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("no memory");
+        }
+        for (i, w) in self.0.iter().enumerate() {
+            let comma = if i == 0 { "" } else { ", " };
+            write!(f, "{comma}{} ({})", w.region, w.access())?;
+        }
+        Ok(())
+    }
+}
 
 /// The root task's CNode, addressed with full-word CPtrs.
 const ROOT: CPtr = init_caps::CNODE;
@@ -67,6 +87,8 @@ pub struct Initialiser<'a> {
     slot_end: CPtr,
     irq_slots: Vec<CPtr>,
     pci: Vec<pci::Resolved>,
+    /// Boot info's `numIOPTLevels`: whether devices are behind an IOMMU.
+    platform: Platform,
 }
 
 /// Unwraps the result of a kernel invocation or stops the boot, naming the
@@ -126,6 +148,7 @@ impl<'a> Initialiser<'a> {
             slot_end: empty.end,
             irq_slots: Vec::new(),
             pci: Vec::new(),
+            platform: Platform::from_bootinfo(bootinfo.num_io_pt_levels),
         }
     }
 
@@ -139,6 +162,7 @@ impl<'a> Initialiser<'a> {
         self.fill_pci_configs();
         self.patch_paddrs();
         self.map_all();
+        self.map_iospaces();
         self.get_irqs();
         let rules = self.check_rights();
         self.install_caps();
@@ -358,6 +382,92 @@ impl<'a> Initialiser<'a> {
                     let copy = self.copy_cap(m.object);
                     sel4::X86Page(copy).map(vspace, m.vaddr, rights, attr).or_fail(what)
                 }
+            }
+        }
+    }
+
+    /// Gives each PCI device its IOSpace: its DMA regions (the spec's
+    /// `PciDevice::dma`), mapped with their access (read, write or both)
+    /// at I/O virtual addresses equal to their physical addresses, and
+    /// nothing else
+    /// (`pds_monitor_core::iommu`). Runs before any driver starts, so no
+    /// device is ever programmed without its IOSpace in place.
+    fn map_iospaces(&mut self) {
+        let Platform::Iommu { levels } = self.platform else {
+            if self.spec.pci_devices.iter().any(|d| !d.dma.is_empty()) {
+                crate::log!("no IOMMU (no DMAR table): PCI devices reach all of memory by DMA");
+            }
+            return;
+        };
+        for index in 0..self.spec.pci_devices.len() {
+            let address = self.pci[index].address;
+            let device = &self.spec.pci_devices[index];
+            let domain = iommu::domain_id(index)
+                .unwrap_or_else(|| fail(format_args!("no VT-d domain id left for PCI device {index}")));
+            let iospace = self.alloc_slot();
+            CNode(ROOT)
+                .mint(
+                    iospace,
+                    DEPTH,
+                    ROOT,
+                    init_caps::IO_SPACE,
+                    DEPTH,
+                    CapRights::ALL,
+                    CapData(iommu::iospace_cap_data(domain, address)),
+                )
+                .or_fail(format_args!("mint the IOSpace of PCI {address} (domain {domain})"));
+            let mut pages = 0u64;
+            let mut tables = 0u64;
+            for window in &device.dma {
+                let rights = CapRights::new(false, window.device_reads, window.device_writes);
+                for id in window.frames.first..window.frames.first + window.frames.count {
+                    let paddr = sel4::X86Page(self.slot(id))
+                        .get_address()
+                        .or_fail(format_args!("physical address of frame object {id}"));
+                    let copy = self.copy_cap(id);
+                    tables += self.map_io(copy, iospace, rights, paddr, levels, address);
+                    pages += 1;
+                }
+            }
+            crate::log!(
+                "IOMMU: PCI {address} ({}) may DMA to {} ({pages} pages, {tables} IO page tables, domain {domain}), nothing else",
+                device.owner,
+                DmaList(&device.dma)
+            );
+        }
+    }
+
+    /// Maps the frame capability `frame` (a copy: it maps once) into
+    /// `iospace` at `ioaddr` with `rights` (Read: the device may read it,
+    /// Write: write it), adding the IO page tables that are missing
+    /// on the way (at most one per level). Returns how many it added.
+    fn map_io(
+        &mut self,
+        frame: CPtr,
+        iospace: CPtr,
+        rights: CapRights,
+        ioaddr: u64,
+        levels: u64,
+        address: pci::Address,
+    ) -> u64 {
+        let mut added = 0;
+        loop {
+            match sel4::X86Page(frame).map_io(iospace, rights, ioaddr) {
+                Ok(()) => return added,
+                Err(sel4::Error::FailedLookup) if added < levels => {
+                    let ty = ObjectType::X86_IoPageTable;
+                    let bits = ty.fixed_size_bits().expect("IO page table");
+                    let slot = self.alloc_slot();
+                    let ut = untyped::place(&self.untypeds, bits, 1)
+                        .unwrap_or_else(|| fail(format_args!("no memory for an IO page table")))
+                        .untyped;
+                    self.retype(ut, ty, 0, bits, 1, slot);
+                    sel4::X86IoPageTable(slot)
+                        .map(iospace, ioaddr)
+                        .or_fail(format_args!("map an IO page table for PCI {address} at {ioaddr:#x}"));
+                    added += 1;
+                }
+                Err(e) => fail(format_args!("map frame {ioaddr:#x} into the IOSpace of PCI {address}: {e:?}")),
             }
         }
     }

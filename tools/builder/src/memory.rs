@@ -14,13 +14,16 @@ use pds_boot_spec::untyped::{self, Untyped};
 use pds_boot_spec::ObjectKind;
 use tools_sdf::{Diagnostic, Loc, SystemDescription};
 
-/// RAM below 1 MiB is firmware's; the kernel image, its data and the root
-/// task's own objects (root CNode of 2^16 slots, boot info, page tables)
-/// come next. The figure is deliberately generous.
-const KERNEL_AND_ROOT_TASK: u64 = 16 << 20;
+/// RAM below 1 MiB is firmware's; the kernel image, its data (with an
+/// IOMMU, its VT-d root and context tables: 257 pages), the root task's own
+/// objects (root CNode of 2^17 slots: 4 MiB, boot info, page tables) and
+/// the IO page tables the initialiser makes for the devices' DMA regions
+/// (one per 2 MiB of a region, and a few per device) come next. The
+/// figure is deliberately generous.
+const KERNEL_AND_ROOT_TASK: u64 = 24 << 20;
 /// Slots the root task needs beyond one per object (cap copies, IRQ
 /// handlers, padding), and the size of its CNode (kernel config).
-const ROOT_CNODE_SLOTS: u64 = 1 << 16;
+const ROOT_CNODE_SLOTS: u64 = 1 << 17;
 const ROOT_RESERVED_SLOTS: u64 = 1024;
 
 /// The machine the image is built for.
@@ -41,6 +44,17 @@ pub struct MemoryPlan {
     pub image_bytes: u64,
     pub fixed: Vec<(String, u64, u64)>,
     pub slots_needed: u64,
+}
+
+/// Root CNode slots the initialiser needs for the devices' IOSpaces, where
+/// the machine has an IOMMU: per device its IOSpace capability and the
+/// top IO page table, per DMA frame a copy of its capability (a frame
+/// capability maps once), and the IO page tables: at most one per 2 MiB
+/// of a window (and one more where it straddles a boundary) and one per
+/// 1 GiB (likewise).
+pub fn dma_slots(spec: &pds_boot_spec::Spec) -> u64 {
+    let per_window = |count: u64| count + count.div_ceil(512) + 1 + count.div_ceil(512 * 512) + 1;
+    spec.pci_devices.iter().map(|d| 2 + d.dma.iter().map(|w| per_window(u64::from(w.frames.count))).sum::<u64>()).sum()
 }
 
 /// Object size in bytes as log2.
@@ -164,7 +178,8 @@ pub fn check(plan: &Plan, sys: &SystemDescription, target: Target, image_bytes: 
     let slots_needed = u64::from(plan.spec.instance_count())
         + plan.spec.mappings.len() as u64
         + 2 * plan.spec.irqs.len() as u64
-        + plan.spec.ioports.len() as u64;
+        + plan.spec.ioports.len() as u64
+        + dma_slots(&plan.spec);
     if slots_needed + ROOT_RESERVED_SLOTS > ROOT_CNODE_SLOTS {
         errors.push(Diagnostic::new(
             &sys.file,

@@ -11,13 +11,15 @@ use crate::Error;
 use net_config::{CONFIG_BYTES, CONFIG_SYMBOL};
 use pds_boot_spec::rights::{self, SlotRole};
 use pds_boot_spec::{
-    badge, cspace, CapInstall, CapSource, FaultPolicy, Fill, FrameRun, IoPortRange, Irq, MapKind, Mapping, ObjId,
-    Object, ObjectKind, PaddrPatch, PdInfo, Rights, Spec, Thread, PD_CHANNELS_SYMBOL, PD_CHILD_ENTRIES_SYMBOL,
+    badge, cspace, CapInstall, CapSource, DmaWindow, FaultPolicy, Fill, FrameRun, IoPortRange, Irq, MapKind, Mapping,
+    ObjId, Object, ObjectKind, PaddrPatch, PdInfo, Rights, Spec, Thread, PD_CHANNELS_SYMBOL, PD_CHILD_ENTRIES_SYMBOL,
     PD_NAME_LEN, PD_NAME_SYMBOL,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
-use tools_sdf::{Diagnostic, MemoryRegion, OnFault, PageSize, ProtectionDomain, SetVarValue, SystemDescription};
+use tools_sdf::{
+    Diagnostic, DmaAccess, MemoryRegion, OnFault, PageSize, ProtectionDomain, SetVarValue, SystemDescription,
+};
 
 pub use pds_boot_spec::layout::{IPC_BUFFER_VADDR, STACK_TOP};
 
@@ -53,6 +55,8 @@ pub struct PdPlan {
     pub channels: Vec<String>,
     pub ioports: Vec<String>,
     pub irqs: Vec<String>,
+    /// What each of its PCI devices may reach by DMA behind an IOMMU.
+    pub dma: Vec<String>,
     /// The PD is in the `<network>` and the builder wrote its
     /// configuration into `__net_config` (`false`: a client that does not
     /// declare the symbol).
@@ -331,6 +335,7 @@ fn new_pd_plan(p: &Planner, input: &PdInput, program: &Program) -> PdPlan {
         channels: Vec::new(),
         ioports: Vec::new(),
         irqs: Vec::new(),
+        dma: Vec::new(),
         net_config: None,
     }
 }
@@ -841,14 +846,16 @@ fn plan_pci_caps(
     program: &mut Program,
 ) -> u32 {
     let index = p.spec.pci_devices.len() as u32;
+    let name = format!("PCI {:04x}:{:04x}#{}", dev.vendor, dev.device, dev.instance);
+    let dma = plan_dma(p, pd, plan, &name);
     p.spec.pci_devices.push(pds_boot_spec::PciDevice {
         vendor: dev.vendor,
         device: dev.device,
         instance: dev.instance,
         bars: dev.bars.iter().map(|b| (b.index, b.size)).collect(),
         owner: pd.name.clone(),
+        dma,
     });
-    let name = format!("PCI {:04x}:{:04x}#{}", dev.vendor, dev.device, dev.instance);
     if let Some(id) = dev.irq {
         masks[2] |= 1 << id;
         // PCI interrupts are level-triggered; QEMU's ACPI tables mark the
@@ -887,6 +894,57 @@ fn plan_pci_caps(
         }
     }
     index
+}
+
+/// The memory a PCI device may reach by DMA behind an IOMMU: every region
+/// whose physical address its driver is given (`setvar region_paddr`), in
+/// the order of the setvars, each once, with the access its `dma`
+/// attributes give (read, write or both; two setvars of one region allow
+/// what either does). That is the whole of what the driver can point the
+/// device at (a driver learns no other physical address), so it is what
+/// the device's IOSpace maps. A PD with several devices gives each the
+/// same regions. seL4 5.0 maps only 4 KiB frames into an IOSpace
+/// (`X86PageMapIO` refuses larger ones), so such a region must have 4 KiB
+/// pages.
+fn plan_dma(p: &mut Planner, pd: &ProtectionDomain, plan: &mut PdPlan, device: &str) -> Vec<DmaWindow> {
+    let mut windows: Vec<(DmaWindow, DmaAccess)> = Vec::new();
+    for sv in pd.setvars.iter().filter(|sv| sv.value == SetVarValue::Paddr) {
+        let Some(region) = p.sys.region(&sv.region) else { continue };
+        if let Some((_, access)) = windows.iter_mut().find(|(w, _)| w.region == region.name) {
+            *access = access.union(sv.dma);
+            continue;
+        }
+        if region.page_size != PageSize::Small {
+            p.error(
+                sv.loc,
+                format!(
+                    "memory region `{}` is a DMA region of {device} (its driver `{}` is given its physical address), \
+                     but has 2 MiB pages: seL4 5.0 maps only 4 KiB frames into a device's IOSpace",
+                    region.name, pd.name
+                ),
+                "give the region page_size=\"0x1000\" (the default)",
+            );
+            continue;
+        }
+        let frames = FrameRun { first: p.regions[&region.name], count: region.page_count() as u32 };
+        let window = DmaWindow { region: region.name.clone(), frames, device_reads: true, device_writes: true };
+        windows.push((window, sv.dma));
+    }
+    windows
+        .into_iter()
+        .map(|(mut w, access)| {
+            w.device_reads = access.device_reads();
+            w.device_writes = access.device_writes();
+            let what = match access {
+                DmaAccess::Read => "the device reads it",
+                DmaAccess::Write => "the device writes it",
+                DmaAccess::ReadWrite => "read and write",
+            };
+            let kib = u64::from(w.frames.count) * 4;
+            plan.dma.push(format!("{device}: memory region `{}` ({kib} KiB), {}: {what}", w.region, w.access()));
+            w
+        })
+        .collect()
 }
 
 /// A PCI device's BAR pages (uncached) and configuration snapshot page

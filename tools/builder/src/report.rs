@@ -90,7 +90,7 @@ pub fn render(sys: &SystemDescription, plan: &Plan, mem: &MemoryPlan, opts: &Opt
         size(mem.largest_block)
     );
     let _ = writeln!(r, "  root task image {} (initialiser, boot spec, PD images)", size(mem.image_bytes));
-    let _ = writeln!(r, "  initialiser CNode slots needed: {} of 65536", mem.slots_needed);
+    let _ = writeln!(r, "  initialiser CNode slots needed: {} of 131072", mem.slots_needed);
     let _ = writeln!(
         r,
         "  Physical addresses are chosen at boot from the untyped memory the kernel reports; \
@@ -137,6 +137,12 @@ fn render_pd(r: &mut String, pd: &PdPlan) {
     for cap in &pd.caps {
         let rights = cap.rights.map_or("n/a".to_string(), |r| r.to_string());
         let _ = writeln!(r, "  slot {:>3}  {rights:<3}  {}", cap.slot, cap.what);
+    }
+    if !pd.dma.is_empty() {
+        let _ = writeln!(r, "DMA (the device's IOSpace, where the machine has an IOMMU; nothing else is mapped):");
+        for d in &pd.dma {
+            let _ = writeln!(r, "  {d}");
+        }
     }
     if !pd.channels.is_empty() {
         let _ = writeln!(r, "channels:");

@@ -45,8 +45,9 @@ use std::path::Path;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Loc};
 pub use model::{
-    Channel, ChannelEnd, IoPort, Irq, Map, MemoryRegion, Network, NetworkClaim, NetworkClient, NetworkFilter, OnFault,
-    Origin, PageSize, PciBar, PciDevice, Perms, ProtectionDomain, SetVar, SetVarValue, SystemDescription,
+    Channel, ChannelEnd, DmaAccess, IoPort, Irq, Map, MemoryRegion, Network, NetworkClaim, NetworkClient,
+    NetworkFilter, OnFault, Origin, PageSize, PciBar, PciDevice, Perms, ProtectionDomain, SetVar, SetVarValue,
+    SystemDescription,
 };
 pub use network::client_region_name;
 

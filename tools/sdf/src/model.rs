@@ -274,7 +274,44 @@ pub struct SetVar {
     /// for [`SetVarValue::Sectors`], which names none.
     pub region: String,
     pub value: SetVarValue,
+    /// For [`SetVarValue::Paddr`] in a PD that drives a PCI device: what
+    /// the device may do with the region by DMA behind an IOMMU (`dma`,
+    /// an extension; default [`DmaAccess::ReadWrite`]).
+    pub dma: DmaAccess,
     pub loc: Loc,
+}
+
+/// What a device may do with one of its DMA regions (`dma="r"`, `"w"` or
+/// `"rw"` on a `<setvar region_paddr>`): read it (memory to device, e.g.
+/// frames to send), write it (device to memory, e.g. blocks read from a
+/// disk), or both (queues). The region is mapped into the device's
+/// IOSpace with exactly these rights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DmaAccess {
+    Read,
+    Write,
+    ReadWrite,
+}
+
+impl DmaAccess {
+    /// Whether the device may read the region.
+    pub fn device_reads(self) -> bool {
+        self != DmaAccess::Write
+    }
+
+    /// Whether the device may write the region.
+    pub fn device_writes(self) -> bool {
+        self != DmaAccess::Read
+    }
+
+    /// The access that allows both `self` and `other`.
+    pub fn union(self, other: DmaAccess) -> DmaAccess {
+        if self == other {
+            self
+        } else {
+            DmaAccess::ReadWrite
+        }
+    }
 }
 
 /// What a [`SetVar`] writes.

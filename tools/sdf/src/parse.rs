@@ -31,8 +31,9 @@ use crate::limits::{
     MAX_CHANNEL_ID, MAX_CHILD_ID, MAX_IOAPIC_PIN, MAX_IOPORT_ID, MAX_IRQ_VECTOR, MAX_PCI_ID, MAX_PRIORITY, PD_NAME_MAX,
 };
 use crate::model::{
-    Channel, ChannelEnd, IoPort, Irq, Map, MemoryRegion, Network, NetworkClaim, NetworkClient, NetworkFilter, Origin,
-    PageSize, PciBar, PciDevice, Perms, ProtectionDomain, SetVar, SetVarValue, SystemDescription,
+    Channel, ChannelEnd, DmaAccess, IoPort, Irq, Map, MemoryRegion, Network, NetworkClaim, NetworkClient,
+    NetworkFilter, Origin, PageSize, PciBar, PciDevice, Perms, ProtectionDomain, SetVar, SetVarValue,
+    SystemDescription,
 };
 use crate::suggest;
 use crate::value::{self, Invalid};
@@ -104,7 +105,7 @@ const IRQ: Schema = Schema {
 const IOPORT: Schema = Schema { tag: "ioport", attributes: &["id", "addr", "size"], children: &[], key: Some("id") };
 const SETVAR: Schema = Schema {
     tag: "setvar",
-    attributes: &["symbol", "region_paddr", "region_size", "sectors"],
+    attributes: &["symbol", "region_paddr", "region_size", "sectors", "dma"],
     children: &[],
     key: Some("symbol"),
 };
@@ -649,6 +650,11 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
         let paddr = el.optional(self, "region_paddr", value::non_empty);
         let size = el.optional(self, "region_size", value::non_empty);
         let sectors = el.optional(self, "sectors", value::sectors);
+        let dma = el.optional(
+            self,
+            "dma",
+            value::keyword(&[("r", DmaAccess::Read), ("w", DmaAccess::Write), ("rw", DmaAccess::ReadWrite)]),
+        );
         let given = ["region_paddr", "region_size", "sectors"].iter().filter(|a| el.raw(a).is_some()).count();
         let (region, value) = match (paddr, size, sectors) {
             (Some(region), None, None) => (region, SetVarValue::Paddr),
@@ -670,10 +676,19 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
                 return None;
             }
         };
+        if dma.is_some() && value != SetVarValue::Paddr {
+            self.error_at_node(
+                node,
+                "dma= applies only to a <setvar region_paddr>",
+                "dma=\"r\", \"w\" or \"rw\" says what the PD's device may do by DMA with the region whose physical address the setvar writes",
+            );
+            return None;
+        }
         let (Some(symbol), false) = (symbol, el.broken) else {
             return None;
         };
-        Some(SetVar { symbol, region, value, loc: self.node_loc(node) })
+        let dma = dma.unwrap_or(DmaAccess::ReadWrite);
+        Some(SetVar { symbol, region, value, dma, loc: self.node_loc(node) })
     }
 
     /// A `<channel>` and the `pp` attributes of its ends as written.

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use tools_sdf::{Diagnostic, Diagnostics};
+use tools_sdf::{parse_str, Diagnostic, Diagnostics, DmaAccess};
 
 /// All diagnostics for `text`, which must be rejected.
 fn errors(text: &str) -> Vec<Diagnostic> {
@@ -871,6 +871,35 @@ fn a_window_of_sectors_is_parsed_and_checked() {
 </system>"#,
     );
     check(&d, 4, 5, &["more than one of region_paddr, region_size and sectors"], &["sectors=\"FIRST-LAST\""]);
+}
+
+#[test]
+fn dma_access_is_r_w_or_rw_and_only_on_region_paddr() {
+    let system = |setvar: &str| {
+        format!(
+            r#"<system>
+  <protection_domain name="drv" priority="200">
+    <program_image path="drv.elf" />
+    {setvar}
+  </protection_domain>
+  <memory_region name="r" size="0x1000" />
+</system>"#
+        )
+    };
+    let d = single(&system(r#"<setvar symbol="s" region_size="r" dma="r" />"#));
+    check(&d, 4, 5, &["dma= applies only to a <setvar region_paddr>"], &["dma=\"r\", \"w\" or \"rw\""]);
+    let d = single(&system(r#"<setvar symbol="p" region_paddr="r" dma="wr" />"#));
+    check(&d, 4, 41, &["invalid dma=\"wr\"", "`r`", "`rw`"], &[]);
+    for (text, access) in [("r", DmaAccess::Read), ("w", DmaAccess::Write), ("rw", DmaAccess::ReadWrite)] {
+        let sys = parse_str(
+            Path::new("t.system"),
+            &system(&format!(r#"<setvar symbol="p" region_paddr="r" dma="{text}" />"#)),
+        )
+        .expect("valid");
+        assert_eq!(sys.protection_domains[0].setvars[0].dma, access);
+    }
+    let sys = parse_str(Path::new("t.system"), &system(r#"<setvar symbol="p" region_paddr="r" />"#)).expect("valid");
+    assert_eq!(sys.protection_domains[0].setvars[0].dma, DmaAccess::ReadWrite, "the default");
 }
 
 #[test]

@@ -62,8 +62,19 @@ impl FrameLink {
     }
 
     /// The QEMU arguments for the other end: the netdev and the virtio-net
-    /// device at the PCI address our system uses (00:03.0), modern only.
+    /// device at the PCI address our system uses (00:03.0), modern only,
+    /// behind the IOMMU (`iommu_platform=on`, `harness::qemu::MACHINE`).
     pub fn qemu_args(&self) -> Vec<String> {
+        self.qemu_args_with("iommu_platform=on,")
+    }
+
+    /// [`FrameLink::qemu_args`] without `iommu_platform`, for the Linux
+    /// guest, which boots `-machine pc` as its figures were measured.
+    pub fn qemu_args_without_iommu(&self) -> Vec<String> {
+        self.qemu_args_with("")
+    }
+
+    fn qemu_args_with(&self, iommu: &str) -> Vec<String> {
         let mac = GUEST_MAC.map(|b| format!("{b:02x}")).join(":");
         vec![
             "-netdev".into(),
@@ -73,7 +84,7 @@ impl FrameLink {
                 self.qemu_port, self.host_port
             ),
             "-device".into(),
-            format!("virtio-net-pci,disable-legacy=on,addr=3,netdev=n0,mac={mac}"),
+            format!("virtio-net-pci,disable-legacy=on,{iommu}addr=3,netdev=n0,mac={mac}"),
         ]
     }
 

@@ -311,9 +311,12 @@ pub fn run(ws: &Path, quick: bool, only: Option<&str>) -> Result<()> {
                     (Kind::Sel4 { .. }, Some(built)) => {
                         let drive = qemu::blk_drive(&image, true);
                         let drive: Vec<&str> = drive.iter().map(String::as_str).collect();
-                        ns.start_on_tap(qemu::command(built, system::DEFAULT_RAM_MIB, false, &drive))
+                        ns.start_on_tap(qemu::command(built, system::DEFAULT_RAM_MIB, false, &drive), qemu::NIC_DEVICE)
                     }
-                    (Kind::LinuxNginx, _) => ns.start_on_tap(linux_guest::qemu_command(&web_guest, "nginx", &[])),
+                    (Kind::LinuxNginx, _) => ns.start_on_tap(
+                        linux_guest::qemu_command(&web_guest, "nginx", &[]),
+                        qemu::NIC_DEVICE_WITHOUT_IOMMU,
+                    ),
                     (Kind::Sel4 { .. }, None) => bail!("{} was not built", system.name),
                 }
             };

@@ -78,10 +78,11 @@ impl Netns {
     }
 
     /// Starts `qemu` (a QEMU command without a NIC) inside the namespace,
-    /// with a virtio-net NIC on the TAP device.
-    pub fn start_on_tap(&self, qemu: Command) -> Result<Session> {
+    /// with a virtio-net NIC (`device`: [`qemu::NIC_DEVICE`] behind the
+    /// IOMMU, or another) on the TAP device.
+    pub fn start_on_tap(&self, qemu: Command, device: &str) -> Result<Session> {
         let mut cmd = self.command(&qemu.get_program().to_string_lossy());
-        cmd.args(qemu.get_args()).args(qemu::tap_nic(TAP));
+        cmd.args(qemu.get_args()).args(qemu::tap_nic_device(TAP, device));
         Session::start(cmd)
     }
 

@@ -7,6 +7,7 @@ pub mod blk;
 mod drivers;
 mod hostile;
 mod http_client;
+mod iommu;
 mod net;
 mod node;
 mod recovery;
@@ -69,6 +70,7 @@ pub fn run(ws: &Path, filter: Option<&str>) -> Result<()> {
         crate::linux_guest::smoke_test,
     ));
     tests.extend(blk::tests());
+    tests.extend(iommu::tests());
     tests.extend(net::tests());
     tests.extend(node::tests());
     tests.extend(web::tests());
@@ -208,7 +210,8 @@ fn faults_are_handled(ws: &Path) -> Result<()> {
 /// virtio common configuration through the BAR the initialiser mapped.
 fn pci_device_granted(ws: &Path) -> Result<()> {
     let built = build(ws, "tests/systems/pci.system", KERNEL_CONSOLE)?;
-    let args = ["-netdev", "user,id=n0", "-device", "virtio-net-pci,disable-legacy=on,addr=3,netdev=n0"];
+    let args =
+        ["-netdev", "user,id=n0", "-device", "virtio-net-pci,disable-legacy=on,iommu_platform=on,addr=3,netdev=n0"];
     boot_with_and_check(&built, &args, |s| {
         s.expect("[monitor] PCI 00:03.0 1af4:1041 -> PD 'pci-probe'", LINE_TIMEOUT)?;
         s.expect("[pci-probe] config space: vendor 0x1af4 device 0x1041", LINE_TIMEOUT)?;

@@ -32,7 +32,7 @@ impl EchoGuest {
     pub fn boot(guest: &Guest) -> Result<Self> {
         deps::ensure_packages(deps::QEMU)?;
         let link = FrameLink::new()?;
-        let args = link.qemu_args();
+        let args = link.qemu_args_without_iommu();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut session = Session::start(qemu_command(guest, "echo", &args))?;
         let ready = session.expect("ECHO READY", BOOT_TIMEOUT);

@@ -14,6 +14,8 @@
 //! - [`pci`]: configuration-address encoding, finding the spec's devices
 //!   among those present, BAR decoding and sizing, the command register
 //!   given to drivers.
+//! - [`iommu`]: the devices' IOSpaces: request ids, domain ids, the
+//!   IOSpace mint data, whether the machine has an IOMMU.
 #![no_std]
 
 extern crate alloc;
@@ -22,5 +24,6 @@ extern crate std;
 
 pub mod caps;
 pub mod fault;
+pub mod iommu;
 pub mod pci;
 pub mod restart;

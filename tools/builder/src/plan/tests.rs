@@ -864,3 +864,97 @@ fn a_fault_injector_is_marked_in_the_spec() {
         plan.spec.pds.iter().map(|pd| (pd.name.as_str(), pd.fault_injector, pd.on_fault.name())).collect();
     assert_eq!(marked, [("victim", false, "restart"), ("killer", true, "stop")]);
 }
+
+/// Each device's DMA windows, as `owner: region (frames, access)` lines.
+fn dma_of(plan: &Plan) -> Vec<String> {
+    plan.spec
+        .pci_devices
+        .iter()
+        .flat_map(|d| {
+            d.dma.iter().map(move |w| format!("{}: {} ({} frames, {})", d.owner, w.region, w.frames.count, w.access()))
+        })
+        .collect()
+}
+
+#[test]
+fn a_device_may_dma_to_exactly_the_regions_its_driver_learns_the_address_of() {
+    let plan = plan_system(&microkit_system());
+    assert_eq!(
+        dma_of(&plan),
+        [
+            // The rings both ways; received frames written; what is sent
+            // (headers, payload, the file cache in place) only read.
+            "virtio-net: net_virtio (16 frames, rw)",
+            "virtio-net: net_rx_data (128 frames, w)",
+            "virtio-net: net_tx_headers (4 frames, r)",
+            "virtio-net: net_tx_payload (256 frames, r)",
+            "virtio-net: site_cache (16384 frames, r)",
+            // The queue both ways; the file cache only filled (the disk
+            // is read-only).
+            "virtio-blk: blk_virtio (4 frames, rw)",
+            "virtio-blk: site_cache (16384 frames, w)",
+        ]
+    );
+    // The windows are the regions' own frames, 4 KiB each.
+    for d in &plan.spec.pci_devices {
+        for w in &d.dma {
+            let (object, index) = plan.spec.locate(w.frames.first).expect("a planned object");
+            assert_eq!(index, 0, "{}: a window starts at its region's first frame", w.region);
+            assert_eq!(object.count, w.frames.count, "{}: the whole region", w.region);
+            assert!(matches!(object.kind, ObjectKind::Frame { size_bits: 12, .. }), "{}", w.region);
+        }
+    }
+    // Nothing the driver is not given: no queue shared with a client, no
+    // console ring, no region of another PD.
+    let virtio_net: Vec<&str> = plan.spec.pci_devices[0].dma.iter().map(|w| w.region.as_str()).collect();
+    assert!(!virtio_net.iter().any(|r| r.starts_with("net_rx_free") || r.starts_with("console")));
+}
+
+const DMA_SYSTEM: &str = r#"<?xml version="1.0"?>
+<system>
+  <memory_region name="ring" size="0x2000" />
+  <memory_region name="big" size="0x400000" page_size="0x200000" />
+  <memory_region name="private" size="0x1000" />
+  <protection_domain name="drv" priority="100">
+    <program_image path="drv" />
+    <pci_device id="0" vendor="0x1af4" device="0x1041" irq="1">
+      <bar index="4" vaddr="0x10100000" size="0x4000" />
+    </pci_device>
+    <map mr="private" vaddr="0x20000000" perms="rw" />
+    <setvar symbol="ring_paddr" region_paddr="ring" dma="r" />
+    <setvar symbol="ring_paddr_again" region_paddr="ring" RING_AGAIN />
+    BIG
+  </protection_domain>
+</system>"#;
+
+#[test]
+fn dma_regions_are_listed_once_and_mapped_regions_are_not_dma_regions() {
+    let system = |again: &str| DMA_SYSTEM.replace("BIG", "").replace("RING_AGAIN", again);
+    // Two setvars of one region: one window, with what either allows
+    // (the default is rw).
+    let plan = plan_system(&parse(&system("")));
+    assert_eq!(dma_of(&plan), ["drv: ring (2 frames, rw)"]);
+    assert_eq!(plan.pds[0].dma, ["PCI 1af4:1041#0: memory region `ring` (8 KiB), rw: read and write"]);
+    let plan = plan_system(&parse(&system(r#"dma="r""#)));
+    assert_eq!(dma_of(&plan), ["drv: ring (2 frames, r)"]);
+    assert_eq!(plan.pds[0].dma, ["PCI 1af4:1041#0: memory region `ring` (8 KiB), r: the device reads it"]);
+    let plan = plan_system(&parse(&system(r#"dma="w""#)));
+    assert_eq!(dma_of(&plan), ["drv: ring (2 frames, rw)"]);
+    let w = &plan.spec.pci_devices[0].dma[0];
+    assert!(w.device_reads && w.device_writes);
+}
+
+#[test]
+fn a_dma_region_of_2_mib_pages_is_refused() {
+    let sys = parse(
+        &DMA_SYSTEM.replace("BIG", r#"<setvar symbol="big_paddr" region_paddr="big" />"#).replace("RING_AGAIN", ""),
+    );
+    let programs = sys.all_pds().into_iter().map(|pd| program_for(&sys, pd)).collect();
+    let Err(e) = super::plan(&sys, programs) else { panic!("a 2 MiB-page DMA region was accepted") };
+    let message = e.to_string();
+    assert!(
+        message.contains("memory region `big` is a DMA region of PCI 1af4:1041#0")
+            && message.contains("seL4 5.0 maps only 4 KiB frames into a device's IOSpace"),
+        "{message}"
+    );
+}
