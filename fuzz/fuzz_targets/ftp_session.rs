@@ -100,7 +100,10 @@ fuzz_target!(|data: &[u8]| {
                         continue;
                     }
                     if matches!(line, Line::TooLong) {
-                        assert!(reply.as_bytes().starts_with(b"500") || reply.as_bytes().starts_with(b"421"), "{reply:?}");
+                        assert!(
+                            reply.as_bytes().starts_with(b"500") || reply.as_bytes().starts_with(b"421"),
+                            "{reply:?}"
+                        );
                     }
                     if action != Action::OpenPassive {
                         assert!(!reply.is_empty(), "{line:?} got no reply");
