@@ -122,6 +122,7 @@
 
 mod boot;
 mod cache;
+pub mod disk;
 pub mod queues;
 pub mod serve;
 

@@ -22,8 +22,9 @@
 
 use crate::inplace::FileSums;
 use core::cell::Cell;
-use fs_cache::queues::{send_requests, take_boot_responses, take_responses, BootQueueError};
-use fs_cache::{Boot, BootStatus, Cache, CacheError, Completion, Config, Open, Ready, Stats, Ticket};
+use fs_cache::disk::DiskCache;
+pub use fs_cache::disk::{Availability, CacheRegion, Pumped};
+use fs_cache::{Cache, Completion, Open, Ready, Stats, Ticket};
 use http_core::{FileInfo, Lookup, Site, Status};
 use lib_blk_protocol::queue::QueueError;
 use lib_blk_protocol::{DiskInfo, RequestProducer, Response, ResponseConsumer, QUEUE_CAPACITY};
@@ -102,41 +103,6 @@ const DONE_RING: usize = 64;
 /// Notices held for the PD to log between polls; more are counted.
 const NOTICES: usize = 16;
 
-/// The cache region as the store reads it. The block device writes into
-/// it (the blocks of loads in progress) while the store holds the cache,
-/// so the store asks for the bytes anew for each use and reads only what
-/// the cache says is loaded.
-pub trait CacheRegion<'h> {
-    /// The whole region, for one use.
-    fn bytes(&self) -> &[u8];
-    /// Its first `len` bytes, for good: the image head, which nothing
-    /// writes again once the boot has read it. `None` if the region is
-    /// shorter.
-    fn head(&self, len: usize) -> Option<&'h [u8]>;
-}
-
-/// Where the store stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Availability {
-    /// Waiting for the disk or reading the image head.
-    Starting,
-    /// The image is booted: lookups and opens are answered.
-    Serving,
-    /// The image cannot be served (its error); nothing ever will be.
-    Refused(CacheError),
-}
-
-/// What a [`ImageStore::pump`] changed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Pumped {
-    /// Nothing the server must act on.
-    Nothing,
-    /// The image head was read and verified: start serving.
-    Booted,
-    /// The image was refused (see [`CacheError`]'s message).
-    Refused(CacheError),
-}
-
 /// Something the PD should log about a file, by its index position.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Notice {
@@ -160,20 +126,13 @@ pub enum ImageWait {
 /// The site image through the file cache (see the module docs and
 /// `site-cache`'s crate docs).
 pub struct ImageStore<'h, R> {
-    region: R,
-    boot: Option<Boot>,
-    cache: Option<SiteCache<'h>>,
-    refused: Option<CacheError>,
+    disk: DiskCache<'h, R, CACHE_GROUPS, CACHE_INFLIGHT, CACHE_FILES>,
     /// Tickets of the last completed (loaded or failed) loads, the
     /// `done`-th at `done % DONE_RING`.
     completed: [Option<Ticket>; DONE_RING],
     done: u64,
     /// Completions and releases so far.
     events: u64,
-    /// Block requests enqueued so far: the driver is notified only after
-    /// some were (a notification with nothing new woke it for nothing, and
-    /// its answer woke this PD for nothing, round and round).
-    requests_sent: u64,
     notices: [Option<Notice>; NOTICES],
     /// Notices not held because the buffer was full.
     pub notices_dropped: u64,
@@ -188,14 +147,10 @@ impl<'h, R: CacheRegion<'h>> ImageStore<'h, R> {
     /// A store over the cache region, waiting for the disk.
     pub fn new(region: R) -> Self {
         ImageStore {
-            region,
-            boot: None,
-            cache: None,
-            refused: None,
+            disk: DiskCache::new(region),
             completed: [None; DONE_RING],
             done: 0,
             events: 0,
-            requests_sent: 0,
             notices: [None; NOTICES],
             notices_dropped: 0,
             bad_releases: 0,
@@ -205,11 +160,7 @@ impl<'h, R: CacheRegion<'h>> ImageStore<'h, R> {
 
     /// Where the store stands.
     pub fn availability(&self) -> Availability {
-        match (&self.cache, self.refused) {
-            (_, Some(e)) => Availability::Refused(e),
-            (Some(_), None) => Availability::Serving,
-            (None, None) => Availability::Starting,
-        }
+        self.disk.availability()
     }
 
     /// Completions and releases so far: a change may wake waiting
@@ -220,12 +171,12 @@ impl<'h, R: CacheRegion<'h>> ImageStore<'h, R> {
 
     /// Block requests enqueued so far.
     pub fn requests_sent(&self) -> u64 {
-        self.requests_sent
+        self.disk.requests_sent()
     }
 
     /// The cache, once booted.
     pub fn cache(&self) -> Option<&SiteCache<'h>> {
-        self.cache.as_ref()
+        self.disk.cache()
     }
 
     /// File bytes read to checksum segments (see `Store::sum`).
@@ -235,12 +186,12 @@ impl<'h, R: CacheRegion<'h>> ImageStore<'h, R> {
 
     /// The cache's counters (zero before it boots).
     pub fn stats(&self) -> Stats {
-        self.cache.as_ref().map(|c| *c.stats()).unwrap_or_default()
+        self.disk.cache().map(|c| *c.stats()).unwrap_or_default()
     }
 
     /// The path of the file at index position `file`.
     pub fn path(&self, file: u32) -> &'h str {
-        self.cache.as_ref().and_then(|c| c.file(file)).map_or("?", |f| f.record().path)
+        self.disk.cache().and_then(|c| c.file(file)).map_or("?", |f| f.record().path)
     }
 
     /// The oldest notice not yet taken.
@@ -258,91 +209,26 @@ impl<'h, R: CacheRegion<'h>> ImageStore<'h, R> {
         }
     }
 
-    fn refuse(&mut self, e: CacheError) -> Pumped {
-        self.boot = None;
-        self.refused = Some(e);
-        Pumped::Refused(e)
-    }
-
-    /// Moves the block traffic: starts the boot once the driver has
-    /// published the disk (`disk`), sends every request the boot or the
-    /// cache may send and takes every response. The caller then signals
-    /// the driver if the request queue asks for it, and calls again while
-    /// the response queue is not empty.
-    ///
-    /// `Err` if the response queue is corrupt (the driver wrote bogus
-    /// indices): during the boot the image is refused; afterwards the
-    /// loads in flight may never complete, which the caller logs.
+    /// Moves the block traffic ([`DiskCache::pump`]), remembering each
+    /// completed load for the connections waiting for it. The caller then
+    /// signals the driver if the request queue asks for it, and calls again
+    /// while the response queue is not empty.
     pub fn pump(
         &mut self,
         disk: Option<DiskInfo>,
         requests: &mut RequestProducer<'_>,
         responses: &mut ResponseConsumer<'_>,
     ) -> Result<Pumped, QueueError<Response>> {
-        if self.refused.is_some() {
-            return Ok(Pumped::Nothing);
-        }
-        if self.cache.is_none() && self.boot.is_none() {
-            let Some(disk) = disk else { return Ok(Pumped::Nothing) };
-            match Boot::new(Config { region_size: self.region.bytes().len(), disk }) {
-                Ok(boot) => self.boot = Some(boot),
-                Err(e) => return Ok(self.refuse(e)),
-            }
-        }
-        let mut pumped = Pumped::Nothing;
-        if let Some(boot) = &mut self.boot {
-            loop {
-                match take_boot_responses(boot, responses, self.region.bytes()) {
-                    Ok(BootStatus::Pending) => {}
-                    Ok(BootStatus::Ready) => break,
-                    Err(BootQueueError::Boot(e)) => return Ok(self.refuse(e)),
-                    Err(BootQueueError::Queue(q)) => {
-                        self.refuse(CacheError::Io { status: lib_blk_protocol::Status::IoError as u32 });
-                        return Err(q);
-                    }
-                }
-                let sent = send_requests(boot, requests);
-                self.requests_sent += sent as u64;
-                if sent == 0 {
-                    return Ok(Pumped::Nothing);
-                }
-            }
-            let Some(boot) = self.boot.take() else { return Ok(Pumped::Nothing) };
-            let Some(head) = boot.head_area().and_then(|len| self.region.head(len)) else {
-                return Ok(self.refuse(CacheError::BootIncomplete));
-            };
-            match boot.finish(head) {
-                Ok(cache) => self.cache = Some(cache),
-                Err(e) => return Ok(self.refuse(e)),
-            }
-            pumped = Pumped::Booted;
-        }
-        let Some(cache) = &mut self.cache else { return Ok(pumped) };
-        loop {
-            let mut done = Done { completed: &mut self.completed, done: &mut self.done, events: &mut self.events };
-            take_responses(cache, responses, |c| done.note(c))?;
-            let sent = send_requests(cache, requests);
-            self.requests_sent += sent as u64;
-            if sent == 0 {
-                return Ok(pumped);
-            }
-        }
+        let mut done = Done { completed: &mut self.completed, done: &mut self.done, events: &mut self.events };
+        self.disk.pump(disk, requests, responses, |c| done.note(c))
     }
 
-    /// The block driver was restarted (`lib_blk_protocol`, "Starting
-    /// over"): what was in flight will never be answered. A boot in
-    /// progress starts again (its requests are sent anew once the client
-    /// has synced); in a booted cache the loads in flight fail
-    /// ([`Cache::fail_in_flight`](fs_cache::Cache::fail_in_flight): their
-    /// waiters get the error, the next open reads again). Returns how many
-    /// requests were lost.
+    /// The block driver was restarted ([`DiskCache::driver_restarted`]):
+    /// the loads in flight fail, and their waiters are told. Returns how
+    /// many requests were lost.
     pub fn driver_restarted(&mut self) -> usize {
-        if self.boot.take().is_some() {
-            return 0;
-        }
-        let Some(cache) = &mut self.cache else { return 0 };
         let mut done = Done { completed: &mut self.completed, done: &mut self.done, events: &mut self.events };
-        cache.fail_in_flight(|c| done.note(c))
+        self.disk.driver_restarted(|c| done.note(c))
     }
 }
 
@@ -378,7 +264,7 @@ impl<'h, R: CacheRegion<'h>> Site for ImageStore<'h, R> {
     type Handle = u32;
 
     fn lookup(&self, path: &str) -> Lookup<'_, u32> {
-        let Some(cache) = &self.cache else { return Lookup::NotFound };
+        let Some(cache) = self.disk.cache() else { return Lookup::NotFound };
         if let Some(file) = cache.lookup(path.as_bytes()) {
             let record = file.record();
             let fields = record.fields();
@@ -404,9 +290,9 @@ impl<'h, R: CacheRegion<'h>> Store for ImageStore<'h, R> {
     /// `Corrupt`, `IoError` and `TooLarge` are `500` and a [`Notice`]
     /// (`Corrupt` once per load of the file).
     fn open(&mut self, id: u32) -> Fetch<ImagePin<'h>, ImageWait> {
-        let Some(cache) = &mut self.cache else { return Fetch::Fail(Status::InternalServerError) };
+        let Some((cache, region)) = self.disk.parts() else { return Fetch::Fail(Status::InternalServerError) };
         let Some(file) = cache.file(id) else { return Fetch::Fail(Status::InternalServerError) };
-        let region = self.region.bytes();
+        let region = region.bytes();
         let arena = region.get(cache.arena_start()..).unwrap_or(&[]);
         let notice = match cache.open(&file, arena) {
             Open::Ready(ready) => return Fetch::Ready(ImagePin { ready, sums: file.record().sums }),
@@ -443,7 +329,7 @@ impl<'h, R: CacheRegion<'h>> Store for ImageStore<'h, R> {
         }
         let n = (ready.len - offset).min(buf.len());
         let start = ready.offset + offset;
-        match self.region.bytes().get(start..start + n) {
+        match self.disk.region().bytes().get(start..start + n) {
             Some(data) => {
                 buf[..n].copy_from_slice(data);
                 n
@@ -462,7 +348,7 @@ impl<'h, R: CacheRegion<'h>> Store for ImageStore<'h, R> {
     /// pieces (`fs_format::sums::segment_sum`), the loaded (verified)
     /// data for the partial pieces at its ends.
     fn sum(&self, pin: &ImagePin<'h>, offset: u64, len: usize) -> Option<u16> {
-        let data = self.region.bytes().get(pin.ready.offset..pin.ready.offset + pin.ready.len)?;
+        let data = self.disk.region().bytes().get(pin.ready.offset..pin.ready.offset + pin.ready.len)?;
         let read = |at: u64, max: usize| {
             let at = usize::try_from(at).ok()?;
             let bytes = data.get(at..at.checked_add(max)?.min(data.len()))?;
@@ -473,7 +359,7 @@ impl<'h, R: CacheRegion<'h>> Store for ImageStore<'h, R> {
     }
 
     fn release(&mut self, pin: ImagePin<'h>) {
-        if let Some(cache) = &mut self.cache {
+        if let Some((cache, _)) = self.disk.parts() {
             if !cache.release(pin.ready.pin) {
                 self.bad_releases += 1;
             }
@@ -482,7 +368,7 @@ impl<'h, R: CacheRegion<'h>> Store for ImageStore<'h, R> {
     }
 
     fn abandon(&mut self, wait: ImageWait) {
-        if let (Some(cache), ImageWait::Load { ticket, .. }) = (&mut self.cache, wait) {
+        if let (Some((cache, _)), ImageWait::Load { ticket, .. }) = (self.disk.parts(), wait) {
             cache.abandon(ticket);
         }
     }

@@ -1,0 +1,182 @@
+//! The cache over the block driver's queues: the boot (superblock and
+//! index), then the loads, as one object its PD pumps (httpd's store
+//! today; the file cache PD's, `serve`, next). It owns what both need: the
+//! cache region, the boot in progress or the booted [`Cache`], the image's
+//! refusal, and the count of requests sent (so that the PD notifies the
+//! driver only when there is something new).
+
+use crate::queues::{send_requests, take_boot_responses, take_responses, BootQueueError};
+use crate::{Boot, BootStatus, Cache, CacheError, Completion, Config};
+use lib_blk_protocol::queue::QueueError;
+use lib_blk_protocol::{DiskInfo, RequestProducer, Response, ResponseConsumer};
+
+/// The cache region as the cache reads it. The block device writes into
+/// it (the blocks of loads in progress) while the cache is in use, so the
+/// bytes are asked for anew for each use and only what the cache says is
+/// loaded is read.
+pub trait CacheRegion<'h> {
+    /// The whole region, for one use.
+    fn bytes(&self) -> &[u8];
+    /// Its first `len` bytes, for good: the image head, which nothing
+    /// writes again once the boot has read it. `None` if the region is
+    /// shorter.
+    fn head(&self, len: usize) -> Option<&'h [u8]>;
+}
+
+/// Where the disk cache stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Availability {
+    /// Waiting for the disk or reading the image head.
+    Starting,
+    /// The image is booted: lookups and opens are answered.
+    Serving,
+    /// The image cannot be served (its error); nothing ever will be.
+    Refused(CacheError),
+}
+
+/// What a [`DiskCache::pump`] changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pumped {
+    /// Nothing the PD must act on.
+    Nothing,
+    /// The image head was read and verified: start serving.
+    Booted,
+    /// The image was refused (see [`CacheError`]'s message).
+    Refused(CacheError),
+}
+
+/// The cache of the image on the driver's disk, booting or booted.
+pub struct DiskCache<'h, R, const GROUPS: usize, const INFLIGHT: usize, const FILES: usize> {
+    region: R,
+    boot: Option<Boot>,
+    cache: Option<Cache<'h, GROUPS, INFLIGHT, FILES>>,
+    refused: Option<CacheError>,
+    /// Block requests enqueued so far: the driver is notified only after
+    /// some were (a notification with nothing new woke it for nothing, and
+    /// its answer woke the PD for nothing, round and round).
+    requests_sent: u64,
+}
+
+impl<'h, R: CacheRegion<'h>, const GROUPS: usize, const INFLIGHT: usize, const FILES: usize>
+    DiskCache<'h, R, GROUPS, INFLIGHT, FILES>
+{
+    /// A cache over `region`, waiting for the disk.
+    pub fn new(region: R) -> Self {
+        DiskCache { region, boot: None, cache: None, refused: None, requests_sent: 0 }
+    }
+
+    pub fn availability(&self) -> Availability {
+        match (&self.cache, self.refused) {
+            (_, Some(e)) => Availability::Refused(e),
+            (Some(_), None) => Availability::Serving,
+            (None, None) => Availability::Starting,
+        }
+    }
+
+    /// Block requests enqueued so far.
+    pub fn requests_sent(&self) -> u64 {
+        self.requests_sent
+    }
+
+    /// The cache, once booted.
+    pub fn cache(&self) -> Option<&Cache<'h, GROUPS, INFLIGHT, FILES>> {
+        self.cache.as_ref()
+    }
+
+    pub fn region(&self) -> &R {
+        &self.region
+    }
+
+    /// The booted cache and the region, to open files (`Cache::open` reads
+    /// the arena from the region).
+    pub fn parts(&mut self) -> Option<(&mut Cache<'h, GROUPS, INFLIGHT, FILES>, &R)> {
+        Some((self.cache.as_mut()?, &self.region))
+    }
+
+    fn refuse(&mut self, e: CacheError) -> Pumped {
+        self.boot = None;
+        self.refused = Some(e);
+        Pumped::Refused(e)
+    }
+
+    /// Moves the block traffic: starts the boot once the driver has
+    /// published the disk (`disk`), sends every request the boot or the
+    /// cache may send and takes every response, telling `on` of each
+    /// completion of a load. The caller then signals the driver if the
+    /// request queue asks for it, and calls again while the response
+    /// queue is not empty.
+    ///
+    /// `Err` if the response queue is corrupt (the driver wrote bogus
+    /// indices): during the boot the image is refused; afterwards the
+    /// loads in flight may never complete, which the caller logs.
+    pub fn pump(
+        &mut self,
+        disk: Option<DiskInfo>,
+        requests: &mut RequestProducer<'_>,
+        responses: &mut ResponseConsumer<'_>,
+        mut on: impl FnMut(Completion),
+    ) -> Result<Pumped, QueueError<Response>> {
+        if self.refused.is_some() {
+            return Ok(Pumped::Nothing);
+        }
+        if self.cache.is_none() && self.boot.is_none() {
+            let Some(disk) = disk else { return Ok(Pumped::Nothing) };
+            match Boot::new(Config { region_size: self.region.bytes().len(), disk }) {
+                Ok(boot) => self.boot = Some(boot),
+                Err(e) => return Ok(self.refuse(e)),
+            }
+        }
+        let mut pumped = Pumped::Nothing;
+        if let Some(boot) = &mut self.boot {
+            loop {
+                match take_boot_responses(boot, responses, self.region.bytes()) {
+                    Ok(BootStatus::Pending) => {}
+                    Ok(BootStatus::Ready) => break,
+                    Err(BootQueueError::Boot(e)) => return Ok(self.refuse(e)),
+                    Err(BootQueueError::Queue(q)) => {
+                        self.refuse(CacheError::Io { status: lib_blk_protocol::Status::IoError as u32 });
+                        return Err(q);
+                    }
+                }
+                let sent = send_requests(boot, requests);
+                self.requests_sent += sent as u64;
+                if sent == 0 {
+                    return Ok(Pumped::Nothing);
+                }
+            }
+            let Some(boot) = self.boot.take() else { return Ok(Pumped::Nothing) };
+            let Some(head) = boot.head_area().and_then(|len| self.region.head(len)) else {
+                return Ok(self.refuse(CacheError::BootIncomplete));
+            };
+            match boot.finish(head) {
+                Ok(cache) => self.cache = Some(cache),
+                Err(e) => return Ok(self.refuse(e)),
+            }
+            pumped = Pumped::Booted;
+        }
+        let Some(cache) = &mut self.cache else { return Ok(pumped) };
+        loop {
+            take_responses(cache, responses, &mut on)?;
+            let sent = send_requests(cache, requests);
+            self.requests_sent += sent as u64;
+            if sent == 0 {
+                return Ok(pumped);
+            }
+        }
+    }
+
+    /// The block driver was restarted (`lib_blk_protocol`, "Starting
+    /// over"): what was in flight will never be answered. A boot in
+    /// progress starts again (its requests are sent anew once the client
+    /// has synced); in a booted cache the loads in flight fail
+    /// ([`Cache::fail_in_flight`]: their waiters get the error, the next
+    /// open reads again), each told to `on`. Returns how many requests
+    /// were lost.
+    pub fn driver_restarted(&mut self, on: impl FnMut(Completion)) -> usize {
+        if self.boot.take().is_some() {
+            return 0;
+        }
+        let Some(cache) = &mut self.cache else { return 0 };
+        cache.fail_in_flight(on)
+    }
+}
