@@ -34,9 +34,13 @@ pub(crate) fn closest<'a, I>(name: &str, candidates: I) -> Option<&'a str>
 where
     I: IntoIterator<Item = &'a str>,
 {
-    let limit = (name.chars().count() + 1) / 3;
+    let length = name.chars().count();
+    let limit = (length + 1) / 3;
     candidates
         .into_iter()
+        // At least one edit per character of difference in length: the
+        // table (the costly part, with many names) is only for the others.
+        .filter(|candidate| candidate.chars().count().abs_diff(length) <= limit)
         .map(|candidate| (edit_distance(name, candidate), candidate))
         .filter(|&(distance, _)| distance <= limit)
         .min_by_key(|&(distance, _)| distance)
@@ -83,6 +87,23 @@ mod tests {
         assert_eq!(closest("timr", names), Some("timer"));
         assert_eq!(closest("serial", names), None);
         assert_eq!(closest("c", ["b"]), None);
+    }
+
+    /// Skipping candidates by length changes no answer: they are those
+    /// whose distance is over the limit anyway.
+    #[test]
+    fn closest_is_the_nearest_within_the_limit() {
+        let names = ["a", "ab", "abc", "abcd", "abcdef", "abcdefgh", "bacd", "ébcd", "xyzxyzxyz", "abdc", ""];
+        for name in names.iter().chain(&["abce", "abcdefg", "acbdef", "é", "xyzxyz", "abcdefghijk"]) {
+            let limit = (name.chars().count() + 1) / 3;
+            let nearest = names
+                .iter()
+                .map(|c| (edit_distance(name, c), *c))
+                .filter(|&(d, _)| d <= limit)
+                .min_by_key(|&(d, _)| d)
+                .map(|(_, c)| c);
+            assert_eq!(closest(name, names), nearest, "{name}");
+        }
     }
 
     #[test]
