@@ -86,27 +86,71 @@ const CLIENTS: usize = 2;
 const PAGE: usize = 4096;
 
 /// A data region standing in for memory two PDs map: `len` bytes, zero
-/// until written, kept in pages so that the 2 MiB regions cost nothing
-/// until used.
+/// until written. The bytes outlive the input: each region's buffer comes
+/// from a pool kept by the thread, and goes back to it when the last
+/// handle is dropped, with the pages written zeroed again (only those:
+/// the six regions are 6 MiB, most of it never touched). Allocating them
+/// for each input, or keeping them as maps of pages, was most of the
+/// target's time.
 #[derive(Clone)]
 struct Region {
     len: usize,
-    pages: Rc<RefCell<BTreeMap<usize, Box<[u8; PAGE]>>>>,
+    memory: Rc<Memory>,
+}
+
+/// A region's bytes and the pages written since they were last zero.
+struct Memory {
+    bytes: RefCell<Vec<u8>>,
+    /// A bit per page.
+    dirty: RefCell<Vec<u64>>,
+}
+
+thread_local! {
+    /// Zeroed buffers of the sizes the regions have.
+    static POOL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Region {
     fn new(len: usize) -> Self {
-        Region { len, pages: Rc::default() }
+        let reused = POOL.with_borrow_mut(|pool| pool.iter().position(|b| b.len() == len).map(|i| pool.swap_remove(i)));
+        let bytes = reused.unwrap_or_else(|| vec![0; len]);
+        let dirty = vec![0; len.div_ceil(PAGE).div_ceil(64)];
+        Region { len, memory: Rc::new(Memory { bytes: RefCell::new(bytes), dirty: RefCell::new(dirty) }) }
     }
 
-    fn bytes(&self, offset: usize, len: usize) -> Vec<u8> {
-        let mut v = vec![0; len];
-        assert!(self.read(offset, &mut v), "{offset:#x}+{len} outside a region of {:#x}", self.len);
-        v
+    /// Appends the `len` bytes at `offset` to `to` (no copy of its own:
+    /// the checks read every frame's bytes, hundreds an input).
+    fn append_to(&self, offset: usize, len: usize, to: &mut Vec<u8>) {
+        assert!(self.inside(offset, len), "{offset:#x}+{len} outside a region of {:#x}", self.len);
+        to.extend_from_slice(&self.memory.bytes.borrow()[offset..offset + len]);
+    }
+
+    /// Appends the `len` bytes at `offset` to the last of `pieces` if it
+    /// is copied bytes, else as a new piece.
+    fn append_piece(&self, offset: usize, len: usize, pieces: &mut Vec<Piece>) {
+        if !matches!(pieces.last(), Some(Piece::Copied(_))) {
+            pieces.push(Piece::Copied(Vec::new()));
+        }
+        let Some(Piece::Copied(bytes)) = pieces.last_mut() else { unreachable!() };
+        self.append_to(offset, len, bytes);
     }
 
     fn inside(&self, offset: usize, len: usize) -> bool {
         offset.checked_add(len).is_some_and(|end| end <= self.len)
+    }
+}
+
+impl Drop for Memory {
+    fn drop(&mut self) {
+        let mut bytes = std::mem::take(self.bytes.get_mut());
+        for (word, &bits) in self.dirty.get_mut().iter().enumerate() {
+            for bit in (0..64).filter(|b| bits >> b & 1 != 0) {
+                let page = (word * 64 + bit) * PAGE;
+                let end = (page + PAGE).min(bytes.len());
+                bytes[page..end].fill(0);
+            }
+        }
+        POOL.with_borrow_mut(|pool| pool.push(bytes));
     }
 }
 
@@ -119,18 +163,7 @@ impl SharedMemory for Region {
         if !self.inside(offset, dst.len()) {
             return false;
         }
-        let pages = self.pages.borrow();
-        let mut done = 0;
-        while done < dst.len() {
-            let at = offset + done;
-            let n = (PAGE - at % PAGE).min(dst.len() - done);
-            let out = &mut dst[done..done + n];
-            match pages.get(&(at / PAGE)) {
-                Some(p) => out.copy_from_slice(&p[at % PAGE..at % PAGE + n]),
-                None => out.fill(0),
-            }
-            done += n;
-        }
+        dst.copy_from_slice(&self.memory.bytes.borrow()[offset..offset + dst.len()]);
         true
     }
 
@@ -138,21 +171,19 @@ impl SharedMemory for Region {
         if !self.inside(offset, src.len()) {
             return false;
         }
-        let mut pages = self.pages.borrow_mut();
-        let mut done = 0;
-        while done < src.len() {
-            let at = offset + done;
-            let n = (PAGE - at % PAGE).min(src.len() - done);
-            let page = pages.entry(at / PAGE).or_insert_with(|| Box::new([0; PAGE]));
-            page[at % PAGE..at % PAGE + n].copy_from_slice(&src[done..done + n]);
-            done += n;
+        if !src.is_empty() {
+            let mut dirty = self.memory.dirty.borrow_mut();
+            for page in offset / PAGE..=(offset + src.len() - 1) / PAGE {
+                dirty[page / 64] |= 1 << (page % 64);
+            }
         }
+        self.memory.bytes.borrow_mut()[offset..offset + src.len()].copy_from_slice(src);
         true
     }
 
     fn view<R>(&self, offset: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
-        let mut copy = vec![0; len];
-        self.read(offset, &mut copy).then(|| f(&copy))
+        // In place: the demultiplexer writes no region while it views one.
+        self.inside(offset, len).then(|| f(&self.memory.bytes.borrow()[offset..offset + len]))
     }
 }
 
@@ -368,7 +399,9 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let config = config();
-    let mut mux = Box::new(Mux::new(&config, MAC, driver_port, ports, &mut |_| {}).expect("the node starts"));
+    // On the stack: boxed, its 186 KB were mapped, faulted in and unmapped
+    // for every input.
+    let mut mux = Mux::new(&config, MAC, driver_port, ports, &mut |_| {}).expect("the node starts");
     let offloads = u64::from(input.u8()) & OFFLOAD_ALL;
     mux.set_offloads(offloads, &mut |_| {});
     let mut node = Node { offloads, clients, in_flight: BTreeMap::new(), returned_frames: 0, errors: 0 };
@@ -611,9 +644,11 @@ impl Node {
         driver: &mut ReceiverQueues<'static, TX_QUEUE_CAPACITY>,
         tx_payload: &Region,
     ) {
-        let before: Vec<_> = (0..CLIENTS).map(|c| mux.client_counters(c).unwrap()).collect();
+        // Arrays, not vectors: this runs a hundred times an input or more,
+        // and each allocation costs AddressSanitizer a stack trace.
+        let before: [_; CLIENTS] = std::array::from_fn(|c| mux.client_counters(c).unwrap());
         let driver_before = mux.driver_counters();
-        let queued: Vec<usize> = self.clients.iter().map(|c| c.tx.active.len().unwrap()).collect();
+        let queued: [usize; CLIENTS] = std::array::from_fn(|c| self.clients[c].tx.active.len().unwrap());
         mux.handle();
         let driver_after = mux.driver_counters();
         assert_eq!(driver_after.errors - driver_before.errors, self.errors, "errors counted for bad returns");
@@ -650,7 +685,7 @@ impl Node {
         for c in 0..CLIENTS {
             let after = mux.client_counters(c).unwrap();
             let allowed = after.tx_allowed - before[c].tx_allowed;
-            let refused: Vec<u64> = (0..TxDrop::COUNT).map(|i| after.tx_refused[i] - before[c].tx_refused[i]).collect();
+            let refused: [u64; TxDrop::COUNT] = std::array::from_fn(|i| after.tx_refused[i] - before[c].tx_refused[i]);
             let mine: Vec<&ModelFrame> = frames.iter().filter(|f| f.client == c).collect();
             assert_eq!(
                 allowed + refused.iter().sum::<u64>(),
@@ -736,7 +771,13 @@ impl Node {
         driver: &mut ReceiverQueues<'static, TX_QUEUE_CAPACITY>,
         tx_payload: &Region,
     ) -> Option<DriverFrame> {
-        let mut frame = DriverFrame { slot: 0, held: None, descs: Vec::new(), offload: None, pieces: Vec::new() };
+        let mut frame = DriverFrame {
+            slot: 0,
+            held: None,
+            descs: Vec::with_capacity(MAX_TX_SEGMENTS),
+            offload: None,
+            pieces: Vec::with_capacity(MAX_TX_SEGMENTS),
+        };
         let (mut copied, mut total) = (0usize, 0usize);
         loop {
             let d = match driver.active.dequeue() {
@@ -764,11 +805,7 @@ impl Node {
                     let o = offset as usize;
                     assert!(d.len > 0 && o == start + copied, "copied pieces one after the other in the slot");
                     assert!(o + d.len as usize <= start + TX_SLOT_SIZE, "a piece beyond its slot");
-                    let bytes = tx_payload.bytes(o, d.len as usize);
-                    match frame.pieces.last_mut() {
-                        Some(Piece::Copied(v)) => v.extend(bytes),
-                        _ => frame.pieces.push(Piece::Copied(bytes)),
-                    }
+                    tx_payload.append_piece(o, d.len as usize, &mut frame.pieces);
                     copied += d.len as usize;
                     total += d.len as usize;
                 }
@@ -807,7 +844,7 @@ impl Node {
             client: f.client,
             descs: f.descs.clone(),
             offload: None,
-            pieces: Vec::new(),
+            pieces: Vec::with_capacity(f.descs.len()),
             checked: Vec::new(),
             in_place: false,
         };
@@ -866,14 +903,10 @@ impl Node {
                 faults.push(TxDrop::BadDescriptor);
                 continue;
             }
-            let bytes = region.bytes(offset as usize, len);
             if !c.in_place {
-                c.checked.extend_from_slice(&bytes);
+                region.append_to(offset as usize, len, &mut c.checked);
             }
-            match c.pieces.last_mut() {
-                Some(Piece::Copied(v)) => v.extend(bytes),
-                _ => c.pieces.push(Piece::Copied(bytes)),
-            }
+            region.append_piece(offset as usize, len, &mut c.pieces);
         }
         if total < MIN_FRAME_LEN {
             faults.push(TxDrop::BadLength);

@@ -156,7 +156,7 @@ pub struct Transmit {
 }
 
 /// One connection.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Conn {
     state: State,
     config: Config,

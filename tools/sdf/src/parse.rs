@@ -183,6 +183,7 @@ pub(crate) fn parse(file: &Path, text: &str, sink: &mut Sink<'_>) -> Option<Pars
     let base_dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut parser = Parser {
         doc: &doc,
+        lines: Lines::new(doc.input_text()),
         sink,
         base_dir,
         dropped_pds: HashSet::new(),
@@ -203,12 +204,41 @@ pub(crate) fn parse(file: &Path, text: &str, sink: &mut Sink<'_>) -> Option<Pars
 
 struct Parser<'a, 'input, 's, 'f> {
     doc: &'a Document<'input>,
+    /// The document's newlines, for [`Parser::loc`].
+    lines: Lines,
     sink: &'s mut Sink<'f>,
     /// Directory of the .system file: program images are relative to it.
     base_dir: PathBuf,
     dropped_pds: HashSet<String>,
     dropped_regions: HashSet<String>,
     dropped_clients: HashSet<String>,
+}
+
+/// Line and column of byte offsets in a text, as roxmltree's
+/// `Document::text_pos_at` gives them (line: 1 + the newlines before the
+/// offset; column: 1 + the characters between the last of them and the
+/// offset; an offset past the end is the end), from the newlines' offsets
+/// found once. `text_pos_at` scans the text from its start at every call,
+/// and every element and attribute asks for its location: that made a
+/// description's parse quadratic in its length.
+struct Lines {
+    /// The byte offset of every `\n` of the text, in order.
+    newlines: Vec<usize>,
+}
+
+impl Lines {
+    fn new(text: &str) -> Self {
+        Lines { newlines: text.match_indices('\n').map(|(at, _)| at).collect() }
+    }
+
+    /// Where byte `pos` of `text` (the text given to [`Lines::new`]) is.
+    fn loc(&self, text: &str, pos: usize) -> Loc {
+        let pos = pos.min(text.len());
+        let before = self.newlines.partition_point(|&at| at < pos);
+        let line_start = before.checked_sub(1).map_or(0, |i| self.newlines[i] + 1);
+        let column = text[line_start..pos].chars().count();
+        Loc::new(before as u32 + 1, column as u32 + 1)
+    }
 }
 
 /// An element being read: remembers whether any of its attributes was bad.
@@ -273,8 +303,7 @@ impl<'a> Element<'a, '_> {
 
 impl<'a, 'input> Parser<'a, 'input, '_, '_> {
     fn loc(&self, pos: usize) -> Loc {
-        let pos = self.doc.text_pos_at(pos);
-        Loc::new(pos.row, pos.col)
+        self.lines.loc(self.doc.input_text(), pos)
     }
 
     fn node_loc(&self, node: Node<'_, '_>) -> Loc {
@@ -915,5 +944,32 @@ fn describe(node: Node<'_, '_>, schema: &Schema) -> String {
     match schema.key.and_then(|key| Some((key, node.attribute(key)?))) {
         Some((key, value)) => format!("<{} {key}=\"{value}\">", schema.tag),
         None => format!("<{}>", schema.tag),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Lines::loc` is roxmltree's `text_pos_at` at every offset: on each
+    /// character boundary, past the end, across `\r\n`, blank lines and
+    /// characters of more than one byte.
+    #[test]
+    fn lines_give_roxmltree_s_positions() {
+        let texts = [
+            "",
+            "<system/>",
+            "\n\n<system>\r\n  <a b=\"é€\"/>\n\t<c/></system>\n",
+            "<system>\n<pd name=\"x\"\n      priority=\"1\"/>\u{1F600}x\n</system>",
+        ];
+        for text in texts {
+            let doc = Document::parse(text).unwrap_or_else(|_| Document::parse("<x/>").unwrap());
+            let doc_text = doc.input_text();
+            let lines = Lines::new(doc_text);
+            for pos in (0..=doc_text.len() + 3).filter(|&p| p > doc_text.len() || doc_text.is_char_boundary(p)) {
+                let want = doc.text_pos_at(pos);
+                assert_eq!(lines.loc(doc_text, pos), Loc::new(want.row, want.col), "offset {pos} of {doc_text:?}");
+            }
+        }
     }
 }
