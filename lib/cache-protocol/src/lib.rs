@@ -168,12 +168,7 @@ impl Request {
 
     /// The operation, or `None` for an unknown code.
     pub fn op(&self) -> Option<Op> {
-        match self.op {
-            0 => Some(Op::Open),
-            1 => Some(Op::Release),
-            2 => Some(Op::Hello),
-            _ => None,
-        }
+        [Op::Open, Op::Release, Op::Hello].into_iter().find(|&op| op as u32 == self.op)
     }
 }
 
@@ -204,18 +199,20 @@ pub enum Kind {
 }
 
 impl Kind {
+    const ALL: [Kind; 8] = [
+        Kind::Ready,
+        Kind::Corrupt,
+        Kind::IoError,
+        Kind::TooLarge,
+        Kind::NoSuchFile,
+        Kind::OverQuota,
+        Kind::BadRequest,
+        Kind::Hello,
+    ];
+
+    /// The kind whose code (its discriminant) is `code`.
     pub fn from_code(code: u32) -> Option<Kind> {
-        Some(match code {
-            0 => Kind::Ready,
-            1 => Kind::Corrupt,
-            2 => Kind::IoError,
-            3 => Kind::TooLarge,
-            4 => Kind::NoSuchFile,
-            5 => Kind::OverQuota,
-            6 => Kind::BadRequest,
-            7 => Kind::Hello,
-            _ => return None,
-        })
+        Kind::ALL.into_iter().find(|&k| k as u32 == code)
     }
 }
 
