@@ -24,7 +24,7 @@
 //! requests only waits for its own answers.
 
 use crate::cache::{Cache, Completion, Open, Pin, Ticket};
-use lib_cache_protocol::pins::{PinTable, Refused};
+use lib_cache_protocol::pins::PinTable;
 use lib_cache_protocol::{Kind, Op, Request, Response, PINS_PER_SERVER, QUEUE_CAPACITY};
 
 /// An open not answered yet.
@@ -220,9 +220,10 @@ impl<const SERVERS: usize, const WAITS: usize> Servers<SERVERS, WAITS> {
                             answer(server, Response::ready(wait.tag, number, ready.offset as u64));
                             return None;
                         }
-                        Err((why, pin)) => {
+                        // Past the quota or the pin count: both are `OverQuota`
+                        // to the server (release something, open again).
+                        Err((_, pin)) => {
                             cache.release(pin);
-                            debug_assert!(matches!(why, Refused::OverQuota | Refused::Full));
                             stats.over_quota += 1;
                             answer(server, Response::other(wait.tag, Kind::OverQuota));
                             return None;
