@@ -60,10 +60,11 @@
 //! recovered by the peer's first data segment, which carries the same
 //! acknowledgment number and `seq = ISN + 1`. If that segment is lost too
 //! and a later one arrives first, its `seq` no longer names the ISN and
-//! the cookie fails; so a failed cookie is dropped silently (as Linux
-//! does), not answered with the RST that RFC 9293 §3.10.7.2 gives an ACK
-//! in LISTEN, which would kill a connection the peer's retransmission of
-//! its first segment is about to open. The server's own ISN is a cookie, not a clock-driven number,
+//! the cookie fails. Such a segment must not get the RST that RFC 9293
+//! §3.10.7.2 gives an ACK in LISTEN, which would kill a connection the
+//! peer's retransmission of its first segment is about to open:
+//! [`CookieJar::acknowledges_earlier`] recognises it (a bare ACK carries
+//! nothing to lose and the caller may simply drop it). The server's own ISN is a cookie, not a clock-driven number,
 //! so it does not grow across incarnations of a 4-tuple (RFC 1122
 //! §4.2.2.13's condition for reopening from TIME-WAIT): see
 //! [`crate::timewait`] for what that costs.
@@ -133,6 +134,11 @@ pub const MAX_WSCALE: u8 = 14;
 /// The width of the MAC in a cookie: 25 bits, so a guessed cookie is
 /// accepted with probability 2^-25 (see the module docs).
 pub const MAC_BITS: u32 = 25;
+
+/// How many segments before a later one the peer's first data segment may
+/// lie for [`CookieJar::acknowledges_earlier`]: 10, RFC 6928's initial
+/// window, the most a peer sends before the server's first acknowledgment.
+pub const EARLY_SEGMENTS: u32 = 10;
 
 const MAC_MASK: u32 = (1 << MAC_BITS) - 1;
 /// The window scale index that says "the SYN offered no window scaling".
@@ -262,6 +268,33 @@ impl CookieJar {
         }
         let ws = data & 0xf;
         Some(Negotiated { mss: MSS_TABLE[(data >> 4) as usize], peer_wscale: (ws != NO_WSCALE).then_some(ws as u8) })
+    }
+
+    /// Whether `seg_ack` acknowledges a cookie this jar made for `tuple` and
+    /// a peer ISN up to [`EARLY_SEGMENTS`] segments before `seg_seq`: the
+    /// segment is a later one of a handshake whose final ACK and first
+    /// data segment were lost or overtaken (a multi-segment request on a
+    /// reordering path). [`CookieJar::validate`] refuses it, since its
+    /// `seq` does not name the ISN; the caller drops it instead of
+    /// answering with a reset, which would kill the connection that the
+    /// peer's retransmission of its first segment is about to open.
+    ///
+    /// The earlier segments are taken to be `len` bytes each (the
+    /// segment's own payload length: a burst's segments are full) or any
+    /// entry of [`MSS_TABLE`] (the segment is a burst's short last one),
+    /// so at most 5 × [`EARLY_SEGMENTS`] ISNs are tried: the caller
+    /// should call this only within a rate limit (its reset budget). A
+    /// `true` opens nothing, so the guesses weaken no cookie: a forger
+    /// who hits one (probability about 2^-19) gets silence, not a reset.
+    pub fn acknowledges_earlier(&self, tuple: &FourTuple, seg_seq: Seq, seg_ack: Seq, len: u32, now_ms: u64) -> bool {
+        let mut sizes = core::iter::once(len).chain(MSS_TABLE.iter().map(|&m| u32::from(m)));
+        sizes.any(|size| {
+            size > 0
+                && (1..=EARLY_SEGMENTS).any(|j| {
+                    let first = seg_seq + j.wrapping_mul(size).wrapping_neg();
+                    self.validate(tuple, first, seg_ack, now_ms).is_some()
+                })
+        })
     }
 
     /// SipHash-2-4 under the secret for counter `t`, having absorbed the
@@ -431,6 +464,47 @@ mod tests {
                 assert_eq!(check(&jar, &tuple, isn, cookie, after), None, "expired at {after}");
             }
         }
+    }
+
+    /// A later segment of the first burst (full-sized, or the burst's
+    /// short last one after full segments of the peer's MSS) is recognised
+    /// up to [`EARLY_SEGMENTS`] segments on, though `validate` refuses it;
+    /// a segment further on, another 4-tuple, an expired cookie and random
+    /// acknowledgments are not.
+    #[test]
+    fn later_segments_of_the_first_burst_are_recognised_and_nothing_else() {
+        let mut rng = Rng(0xea71);
+        let jar = CookieJar::new(random_seed(&mut rng), 0);
+        for _ in 0..500 {
+            let tuple = random_tuple(&mut rng);
+            let isn = Seq(rng.next() as u32);
+            let mss = MSS_TABLE[rng.below(MSS_TABLE.len())];
+            let now = rng.next() % (1 << 40);
+            let ack = jar.encode(&tuple, isn, Some(mss), Some(7), now) + 1;
+            let first = isn + 1;
+            let full = u32::from(mss);
+            let j = 1 + rng.below(EARLY_SEGMENTS as usize) as u32;
+            let short = 1 + rng.below(full as usize - 1) as u32;
+            let seq = first + j * full;
+            assert!(jar.validate(&tuple, first, ack, now).is_some());
+            assert_eq!(jar.validate(&tuple, seq, ack, now), None);
+            assert!(jar.acknowledges_earlier(&tuple, seq, ack, full, now), "full segment {j}");
+            assert!(jar.acknowledges_earlier(&tuple, seq, ack, short, now), "short last segment {j}");
+            let beyond = first + (EARLY_SEGMENTS + 1) * full;
+            assert!(!jar.acknowledges_earlier(&tuple, beyond, ack, full, now), "beyond the initial window");
+            assert!(!jar.acknowledges_earlier(&tuple, seq + 1, ack, full, now), "not on a segment boundary");
+            let other = FourTuple { remote_port: tuple.remote_port ^ 1, ..tuple };
+            assert!(!jar.acknowledges_earlier(&other, seq, ack, full, now), "another 4-tuple");
+            let expired = (now / COOKIE_PERIOD_MS + 2) * COOKIE_PERIOD_MS;
+            assert!(!jar.acknowledges_earlier(&tuple, seq, ack, full, expired), "expired");
+        }
+        let random = (0..20_000)
+            .filter(|_| {
+                let (seq, ack) = (Seq(rng.next() as u32), Seq(rng.next() as u32));
+                jar.acknowledges_earlier(&random_tuple(&mut rng), seq, ack, 1460, 0)
+            })
+            .count();
+        assert_eq!(random, 0, "random acknowledgments taken for a handshake's");
     }
 
     #[test]
