@@ -1,4 +1,4 @@
-//! `fs-format` and `fs-cache`: the site image reader (superblock, path
+//! `fs-format` and `fs-cache-core`: the site image reader (superblock, path
 //! index, stored headers, piece sums) and the file cache that boots from a
 //! disk holding such an image and loads files from it.
 //!
@@ -26,7 +26,7 @@
 
 #![no_main]
 
-use fs_cache::{Boot, BootStatus, Cache, CacheError, Config, DiskInfo, Open, Request, Response, Status, SECTOR_SIZE};
+use fs_cache_core::{Boot, BootStatus, Cache, CacheError, Config, DiskInfo, Open, Request, Response, Status, SECTOR_SIZE};
 use fs_format::sums::piece_count;
 use fs_format::{
     blocks_for, path::check_path, Entry, FileRecord, Image, Superblock, BLOCK_SIZE, ENTRY_SIZE, INDEX_FIRST_BLOCK,

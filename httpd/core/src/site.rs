@@ -22,9 +22,9 @@
 
 use crate::inplace::FileSums;
 use core::cell::Cell;
-use fs_cache::disk::DiskCache;
-pub use fs_cache::disk::{Availability, CacheRegion, Pumped};
-use fs_cache::{Cache, Completion, Open, Ready, Stats, Ticket};
+use fs_cache_core::disk::DiskCache;
+pub use fs_cache_core::disk::{Availability, CacheRegion, Pumped};
+use fs_cache_core::{Cache, Completion, Open, Ready, Stats, Ticket};
 use http_core::{FileInfo, Lookup, Site, Status};
 use lib_blk_protocol::queue::QueueError;
 use lib_blk_protocol::{DiskInfo, RequestProducer, Response, ResponseConsumer, QUEUE_CAPACITY};

@@ -6,10 +6,10 @@
 //!
 //! # Why a PD of its own, and why queues
 //!
-//! Today the cache (`fs-cache`) lives inside httpd, so a second server
+//! Today the cache (`fs-cache-core`) lives inside httpd, so a second server
 //! would need a second copy of the disk path and could not share what is
 //! cached. As its own PD the cache alone talks to the disk driver and
-//! verifies files (`fs-cache`'s SHA-256 and piece sums); each server maps
+//! verifies files (`fs-cache-core`'s SHA-256 and piece sums); each server maps
 //! the cache region **read-only** and may send from it in place (the NIC
 //! reads it: the servers' `send_from`), so zero copy stays zero copy, and
 //! a compromised server can neither change a file nor see another
@@ -26,7 +26,7 @@
 //!
 //! | region                 | cache PD | server | holds |
 //! |------------------------|----------|--------|-------|
-//! | `cache_data`           | rw (and the disk's DMA) | r | the cache: the image's head (superblock and index) at offset 0, file groups after it (`fs-cache`'s layout) |
+//! | `cache_data`           | rw (and the disk's DMA) | r | the cache: the image's head (superblock and index) at offset 0, file groups after it (`fs-cache-core`'s layout) |
 //! | `cache_info`           | rw       | r      | [`Info`]: ready, the cache's life, the head's length, the server's quota |
 //! | `cache_request` (one per server)  | rw | rw | queue of [`Request`]s, server → cache |
 //! | `cache_response` (one per server) | rw | rw | queue of [`Response`]s, cache → server |
@@ -180,7 +180,7 @@ pub enum Kind {
     /// Loaded and verified: `offset` and `pin` are valid.
     Ready = 0,
     /// The file's bytes do not match the image's SHA-256 or piece sums
-    /// (`fs-cache` verification); never sent.
+    /// (`fs-cache-core` verification); never sent.
     Corrupt = 1,
     /// The disk failed the read; a later open tries again.
     IoError = 2,

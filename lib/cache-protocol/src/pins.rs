@@ -20,7 +20,7 @@ pub enum Refused {
     Full,
 }
 
-/// One server's pins: `P` is the cache's own hold on a group (`fs-cache`'s
+/// One server's pins: `P` is the cache's own hold on a group (`fs-cache-core`'s
 /// `Pin`), kept here until the server releases the number it was given.
 pub struct PinTable<P, const N: usize> {
     slots: [Option<Held<P>>; N],

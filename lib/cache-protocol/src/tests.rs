@@ -76,7 +76,7 @@ fn info_is_read_only_once_ready() {
     assert_eq!(info.read().map(|i| i.epoch), Some(2));
 }
 
-/// A pin of the cache, as `fs-cache` would give it: not `Copy`, so the
+/// A pin of the cache, as `fs-cache-core` would give it: not `Copy`, so the
 /// table can only hand it back once.
 #[derive(Debug, PartialEq, Eq)]
 struct CachePin(u32);

@@ -6,7 +6,7 @@
 //! range.
 
 use fs_builder::{build, Options, Placement};
-use fs_cache::{
+use fs_cache_core::{
     Boot, BootStatus, Cache, CacheError, Completion, Config, DiskInfo, File, Open, Ready, Request, Response, Status,
     BLOCK_SIZE, QUEUE_CAPACITY, SECTOR_SIZE,
 };
@@ -539,7 +539,7 @@ fn stress(
     opens: usize,
     clients: usize,
     hold: usize,
-) -> (TestStats, fs_cache::Stats) {
+) -> (TestStats, fs_cache_core::Stats) {
     let s = generated(name, seed, 30, 5, 24_000, 120, 90_000);
     let data = data_bytes(&s);
     // The arena: a quarter of the data.
@@ -754,7 +754,7 @@ fn boot_reads_the_index_in_several_requests_in_any_order() {
 
 // ------------------------------------- serving server PDs (`serve`)
 
-use fs_cache::serve::Servers;
+use fs_cache_core::serve::Servers;
 use lib_cache_protocol::{Kind, Request as CacheRequest, Response as CacheResponse};
 
 /// The cache PD with two servers: requests in, responses out, the disk

@@ -1,8 +1,8 @@
 //! Boot and loads through real `blk-protocol` queues in memory, with a
 //! driver stand-in that answers in reverse order.
 
-use fs_cache::queues::{send_requests, take_boot_responses, take_responses};
-use fs_cache::{Boot, BootStatus, Cache, Completion, Config, DiskInfo, Open, Response, Status, SECTOR_SIZE};
+use fs_cache_core::queues::{send_requests, take_boot_responses, take_responses};
+use fs_cache_core::{Boot, BootStatus, Cache, Completion, Config, DiskInfo, Open, Response, Status, SECTOR_SIZE};
 use lib_blk_protocol::{RequestConsumer, RequestProducer, ResponseConsumer, ResponseProducer, QUEUE_REGION_SIZE};
 use std::fs;
 
