@@ -157,6 +157,9 @@ pub mod setvar_needs {
         /// client's window. The variable is two `u64`s; the placeholder is
         /// the first.
         Sectors = 5,
+        /// A number the description gives (`value="N"`): a setting such as
+        /// a client's quota.
+        Number = 6,
     }
 
     impl SetvarNeed {
@@ -175,6 +178,7 @@ pub mod setvar_needs {
                 3 => SetvarNeed::Paddr,
                 4 => SetvarNeed::Size,
                 5 => SetvarNeed::Sectors,
+                6 => SetvarNeed::Number,
                 _ => return None,
             })
         }
@@ -187,6 +191,7 @@ pub mod setvar_needs {
                 SetvarNeed::Paddr => "a region's physical address",
                 SetvarNeed::Size => "a region's size",
                 SetvarNeed::Sectors => "a run of disk sectors",
+                SetvarNeed::Number => "a number",
             }
         }
     }
@@ -197,7 +202,14 @@ pub mod setvar_needs {
 
         #[test]
         fn placeholders_round_trip_and_real_values_are_not_placeholders() {
-            for n in [SetvarNeed::Read, SetvarNeed::Write, SetvarNeed::Paddr, SetvarNeed::Size, SetvarNeed::Sectors] {
+            for n in [
+                SetvarNeed::Read,
+                SetvarNeed::Write,
+                SetvarNeed::Paddr,
+                SetvarNeed::Size,
+                SetvarNeed::Sectors,
+                SetvarNeed::Number,
+            ] {
                 assert_eq!(SetvarNeed::from_placeholder(n.placeholder()), Some(n));
             }
             for v in [0, 0x4000_0000, 0x7fff_ffff_f000, u64::MAX, PLACEHOLDER | 9] {

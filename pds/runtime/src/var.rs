@@ -104,6 +104,9 @@ macro_rules! setvar {
     ($name:ident, size) => {
         $crate::setvar!(@ $name, $crate::Var::required($crate::SetvarNeed::Size));
     };
+    ($name:ident, number) => {
+        $crate::setvar!(@ $name, $crate::Var::required($crate::SetvarNeed::Number));
+    };
     ($name:ident, sectors) => {
         #[allow(non_upper_case_globals)]
         #[no_mangle]

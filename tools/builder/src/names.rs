@@ -132,6 +132,7 @@ enum SetTo {
     Paddr,
     Size,
     Sectors,
+    Number,
 }
 
 /// What `pd`'s description sets the variable `name` to, if anything.
@@ -157,6 +158,7 @@ fn set_to(pd: &ProtectionDomain, name: &str) -> Option<SetTo> {
         SetVarValue::Paddr => SetTo::Paddr,
         SetVarValue::Size => SetTo::Size,
         SetVarValue::Sectors { .. } => SetTo::Sectors,
+        SetVarValue::Number(_) => SetTo::Number,
     })
 }
 
@@ -181,7 +183,8 @@ fn check_setvars(sys: &SystemDescription, pd: &ProtectionDomain, program: &Progr
             )),
             (SetvarNeed::Paddr, Some(SetTo::Paddr))
             | (SetvarNeed::Size, Some(SetTo::Size))
-            | (SetvarNeed::Sectors, Some(SetTo::Sectors)) => None,
+            | (SetvarNeed::Sectors, Some(SetTo::Sectors))
+            | (SetvarNeed::Number, Some(SetTo::Number)) => None,
             (_, found) => Some((
                 pd.loc,
                 format!(
@@ -194,6 +197,7 @@ fn check_setvars(sys: &SystemDescription, pd: &ProtectionDomain, program: &Progr
                         Some(SetTo::Paddr) => "the description sets to a physical address",
                         Some(SetTo::Size) => "the description sets to a size",
                         Some(SetTo::Sectors) => "the description sets to a run of sectors",
+                        Some(SetTo::Number) => "the description sets to a number",
                     }
                 ),
                 match need {
@@ -211,6 +215,7 @@ fn check_setvars(sys: &SystemDescription, pd: &ProtectionDomain, program: &Progr
                         "add <setvar symbol=\"{name}\" sectors=\"FIRST-LAST\" /> to `{}`: the sectors of the disk its client may use",
                         pd.name
                     ),
+                    SetvarNeed::Number => format!("add <setvar symbol=\"{name}\" value=\"N\" /> to `{}`", pd.name),
                 },
             )),
         };
@@ -448,6 +453,7 @@ mod tests {
         let r = r#"<map mr="shared" vaddr="0x4000000" perms="r" setvar_vaddr="v" />"#;
         let paddr = r#"<setvar symbol="v" region_paddr="shared" />"#;
         let size = r#"<setvar symbol="v" region_size="shared" />"#;
+        let number = r#"<setvar symbol="v" value="4096" />"#;
         for (body, need, error) in [
             (rw, SetvarNeed::Write, None),
             (rw, SetvarNeed::Read, None),
@@ -455,6 +461,10 @@ mod tests {
             (r, SetvarNeed::Write, Some("t.system:5:9: error: `v` is a read-only mapping")),
             (paddr, SetvarNeed::Paddr, None),
             (size, SetvarNeed::Size, None),
+            (number, SetvarNeed::Number, None),
+            (size, SetvarNeed::Number, Some("needs `v` (a number), which the description sets to a size")),
+            (number, SetvarNeed::Size, Some("needs `v` (a region's size), which the description sets to a number")),
+            ("", SetvarNeed::Number, Some("add <setvar symbol=\"v\" value=\"N\" /> to `client`")),
             (paddr, SetvarNeed::Size, Some("needs `v` (a region's size), which the description sets to a physical address")),
             (size, SetvarNeed::Read, Some("needs `v` (the address of a mapping it reads), which the description sets to a size")),
             ("", SetvarNeed::Paddr, Some("t.system:3:5: error: program `client` of `client` needs `v` (a region's physical address), which the description does not set")),

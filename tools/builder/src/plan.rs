@@ -556,10 +556,10 @@ fn patch_setvars(p: &mut Planner, pd: &ProtectionDomain, program: &mut Program) 
             }
             continue;
         }
-        let Some(region) = p.sys.region(&sv.region) else { continue };
         let known = match sv.value {
-            SetVarValue::Size => Some(region.size),
-            SetVarValue::Paddr => region.phys_addr,
+            SetVarValue::Number(n) => Some(n),
+            SetVarValue::Size => p.sys.region(&sv.region).map(|r| r.size),
+            SetVarValue::Paddr => p.sys.region(&sv.region).and_then(|r| r.phys_addr),
             SetVarValue::Sectors { .. } => unreachable!("handled above"),
         };
         match known {
@@ -572,10 +572,13 @@ fn patch_setvars(p: &mut Planner, pd: &ProtectionDomain, program: &mut Program) 
                     );
                 }
             }
+            // A region the description does not declare was reported by
+            // the checks; nothing to write.
+            None if p.sys.region(&sv.region).is_none() => {}
             None => match program.symbol(&sv.symbol) {
                 // The initialiser learns the address when it allocates the
                 // region and writes it in place.
-                Some((addr, _)) => deferred_paddr.push((addr, p.regions[&region.name])),
+                Some((addr, _)) => deferred_paddr.push((addr, p.regions[&sv.region])),
                 None => p.error(
                     sv.loc,
                     format!("setvar: symbol `{}` not found in {}", sv.symbol, program.path.display()),

@@ -266,12 +266,14 @@ impl IoPort {
 /// (`region_size`, an extension: a driver that hands a client's region to a
 /// device must know where it ends, and the description is what sizes it),
 /// or with a run of disk sectors (`sectors="FIRST-LAST"`, an extension: the
-/// window of the disk a block driver lets its client use).
+/// window of the disk a block driver lets its client use), or with a number
+/// (`value="N"`, an extension: a setting, such as a client's quota).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SetVar {
     pub symbol: String,
     /// Name of the memory region whose address or size is written; empty
-    /// for [`SetVarValue::Sectors`], which names none.
+    /// for [`SetVarValue::Sectors`] and [`SetVarValue::Number`], which name
+    /// none.
     pub region: String,
     pub value: SetVarValue,
     /// For [`SetVarValue::Paddr`] in a PD that drives a PCI device: what
@@ -325,6 +327,9 @@ pub enum SetVarValue {
     /// `u64`s: `first`, then `last + 1` (`lib_blk_protocol::Window`).
     /// `first <= last < u64::MAX` in a parsed description.
     Sectors { first: u64, last: u64 },
+    /// A number (`value="N"`, an extension): a setting the description
+    /// gives the PD, such as a client's quota.
+    Number(u64),
 }
 
 /// A `<pci_device>` (x86 extension): a PCI function the PD drives. The

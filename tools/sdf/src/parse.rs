@@ -105,7 +105,7 @@ const IRQ: Schema = Schema {
 const IOPORT: Schema = Schema { tag: "ioport", attributes: &["id", "addr", "size"], children: &[], key: Some("id") };
 const SETVAR: Schema = Schema {
     tag: "setvar",
-    attributes: &["symbol", "region_paddr", "region_size", "sectors", "dma"],
+    attributes: &["symbol", "region_paddr", "region_size", "sectors", "value", "dma"],
     children: &[],
     key: Some("symbol"),
 };
@@ -679,27 +679,29 @@ impl<'a, 'input> Parser<'a, 'input, '_, '_> {
         let paddr = el.optional(self, "region_paddr", value::non_empty);
         let size = el.optional(self, "region_size", value::non_empty);
         let sectors = el.optional(self, "sectors", value::sectors);
+        let number = el.optional(self, "value", value::number::<u64>);
         let dma = el.optional(
             self,
             "dma",
             value::keyword(&[("r", DmaAccess::Read), ("w", DmaAccess::Write), ("rw", DmaAccess::ReadWrite)]),
         );
-        let given = ["region_paddr", "region_size", "sectors"].iter().filter(|a| el.raw(a).is_some()).count();
-        let (region, value) = match (paddr, size, sectors) {
-            (Some(region), None, None) => (region, SetVarValue::Paddr),
-            (None, Some(region), None) => (region, SetVarValue::Size),
-            (None, None, Some((first, last))) => (String::new(), SetVarValue::Sectors { first, last }),
+        let given = ["region_paddr", "region_size", "sectors", "value"].iter().filter(|a| el.raw(a).is_some()).count();
+        let (region, value) = match (paddr, size, sectors, number) {
+            (Some(region), None, None, None) => (region, SetVarValue::Paddr),
+            (None, Some(region), None, None) => (region, SetVarValue::Size),
+            (None, None, Some((first, last)), None) => (String::new(), SetVarValue::Sectors { first, last }),
+            (None, None, None, Some(n)) => (String::new(), SetVarValue::Number(n)),
             _ => {
                 if !el.broken || given > 1 {
                     let message = if given > 1 {
-                        "<setvar> has more than one of region_paddr, region_size and sectors"
+                        "<setvar> has more than one of region_paddr, region_size, sectors and value"
                     } else {
-                        "<setvar> needs region_paddr, region_size or sectors"
+                        "<setvar> needs region_paddr, region_size, sectors or value"
                     };
                     self.error_at_node(
                         node,
                         message,
-                        "region_paddr=\"mr\" writes the region's physical address, region_size=\"mr\" its size in bytes, sectors=\"FIRST-LAST\" a block client's window of the disk: one per <setvar>",
+                        "region_paddr=\"mr\" writes the region's physical address, region_size=\"mr\" its size in bytes, sectors=\"FIRST-LAST\" a block client's window of the disk, value=\"N\" a number: one per <setvar>",
                     );
                 }
                 return None;

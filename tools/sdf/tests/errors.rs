@@ -737,14 +737,14 @@ fn setvar_with_both_or_neither_value() {
         &all[0],
         5,
         5,
-        &["<setvar> has more than one of region_paddr, region_size and sectors"],
+        &["<setvar> has more than one of region_paddr, region_size, sectors and value"],
         &["one per <setvar>"],
     );
     check(
         &all[1],
         6,
         5,
-        &["<setvar> needs region_paddr, region_size or sectors"],
+        &["<setvar> needs region_paddr, region_size, sectors or value"],
         &["region_size=\"mr\" its size in bytes"],
     );
 }
@@ -870,7 +870,41 @@ fn a_window_of_sectors_is_parsed_and_checked() {
   <memory_region name="r" size="0x1000" />
 </system>"#,
     );
-    check(&d, 4, 5, &["more than one of region_paddr, region_size and sectors"], &["sectors=\"FIRST-LAST\""]);
+    check(&d, 4, 5, &["more than one of region_paddr, region_size, sectors and value"], &["sectors=\"FIRST-LAST\""]);
+}
+
+#[test]
+fn a_number_is_parsed_and_checked() {
+    let system = |value: &str| {
+        format!(
+            r#"<system>
+  <protection_domain name="cache" priority="150">
+    <program_image path="cache.elf" />
+    <setvar symbol="quota_0" value="{value}" />
+  </protection_domain>
+</system>"#
+        )
+    };
+    for (text, n) in [("8192", 8192), ("0x2000", 0x2000), ("0", 0), ("0xffffffffffffffff", u64::MAX)] {
+        let sys = tools_sdf::parse_str(Path::new("microkit.system"), &system(text)).expect("valid");
+        let setvar = &sys.pd("cache").expect("cache").setvars[0];
+        assert_eq!(setvar.value, tools_sdf::SetVarValue::Number(n), "{text}");
+        assert_eq!(setvar.region, "", "a number names no region");
+    }
+    let d = single(&system("lots"));
+    check(&d, 4, 30, &["invalid value=\"lots\"", "not a number"], &["hexadecimal"]);
+    let d = single(&system("0x10000000000000000"));
+    check(&d, 4, 30, &["invalid value="], &[]);
+    let d = single(
+        r#"<system>
+  <protection_domain name="cache" priority="150">
+    <program_image path="cache.elf" />
+    <setvar symbol="w" value="9" region_size="r" />
+  </protection_domain>
+  <memory_region name="r" size="0x1000" />
+</system>"#,
+    );
+    check(&d, 4, 5, &["more than one of region_paddr, region_size, sectors and value"], &["value=\"N\" a number"]);
 }
 
 #[test]

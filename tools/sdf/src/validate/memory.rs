@@ -168,11 +168,11 @@ impl<'p> Validator<'p, '_, '_> {
     }
 
     /// A `<setvar>`'s region must exist: its physical address is what the
-    /// symbol is set to. (A window of sectors names no region.)
+    /// symbol is set to. (A window of sectors and a number name no region.)
     pub(super) fn setvars(&mut self) {
         for pd in self.system().all_pds() {
             for setvar in &pd.setvars {
-                if matches!(setvar.value, SetVarValue::Sectors { .. }) {
+                if matches!(setvar.value, SetVarValue::Sectors { .. } | SetVarValue::Number(_)) {
                     continue;
                 }
                 let what = format!("<setvar symbol=\"{}\"> in protection domain `{}`", setvar.symbol, pd.name);
