@@ -26,7 +26,9 @@
 
 #![no_main]
 
-use fs_cache_core::{Boot, BootStatus, Cache, CacheError, Config, DiskInfo, Open, Request, Response, Status, SECTOR_SIZE};
+use fs_cache_core::{
+    Boot, BootStatus, Cache, CacheError, Config, DiskInfo, Open, Request, Response, Status, SECTOR_SIZE,
+};
 use fs_format::sums::piece_count;
 use fs_format::{
     blocks_for, path::check_path, Entry, FileRecord, Image, Superblock, BLOCK_SIZE, ENTRY_SIZE, INDEX_FIRST_BLOCK,

@@ -43,8 +43,8 @@ use httpd_core::arena::Arena;
 use httpd_core::device::DeviceCounters;
 use httpd_core::device::{Link, Neighbours, NoBuffer, Received, Resolution, MAX_FRAME};
 use httpd_core::inplace::InPlaceList;
-use httpd_core::site::{CacheRegion, ImageStore, Notice, Pumped};
-use lib_blk_protocol::{ClientSync, Info, RequestProducer, ResponseConsumer, SyncPoll};
+use httpd_core::site::{BlockClient, BlockEvent, CacheRegion, ImageStore, Notice};
+use lib_blk_protocol::{Info, RequestProducer, ResponseConsumer};
 use net_arp_table::{Table, TableReader};
 use net_client::{Alarm, ChangeReport, MuxError, MuxStats, NetClient, TxOffload};
 use net_config::{Ipv4Address, NodeAddress, ARP_TABLE_VADDR, CLIENT_ARPD_CHANNEL};
@@ -139,17 +139,6 @@ impl CacheRegion<'static> for PdRegion {
     }
 }
 
-/// The block driver's queues and published disk.
-struct Blk {
-    requests: RequestProducer<'static>,
-    responses: ResponseConsumer<'static>,
-    info: &'static Info,
-    /// Whose the queues are, across restarts of either side.
-    sync: ClientSync,
-    /// The response queue was found corrupt (logged once).
-    broken: bool,
-}
-
 /// The store the servers serve.
 pub(crate) type Store = ImageStore<'static, PdRegion>;
 
@@ -227,7 +216,7 @@ pub(crate) trait Web: Sized {
 pub(crate) struct Httpd<W: Web> {
     server: W,
     store: Store,
-    blk: Blk,
+    blk: BlockClient<'static>,
     node: net_config::NodeAddress,
     alarm: Alarm,
     report: ChangeReport<W::Counters>,
@@ -282,60 +271,27 @@ impl<W: Web> Httpd<W> {
     }
 
     /// Moves the block traffic until the response queue is empty with a
-    /// signal requested; starts accepting once the image is booted.
+    /// signal requested ([`ImageStore::run`]); starts accepting once the
+    /// image is booted.
     fn pump_disk(&mut self) {
-        if self.blk.broken {
-            return;
-        }
-        loop {
-            // Whose are the queues (lib-blk-protocol, "Starting over")?
-            let synced = match self.blk.sync.poll(self.blk.info, &mut self.blk.requests, &mut self.blk.responses) {
-                Ok(SyncPoll::Synced) => true,
-                Ok(SyncPoll::DriverRestarted) => {
-                    let lost = self.store.driver_restarted();
-                    log!("the block driver restarted: {lost} requests in flight lost (their loads failed); syncing");
-                    continue;
-                }
-                Ok(SyncPoll::Pending { sent }) => {
-                    if sent && self.blk.requests.should_signal() {
-                        BLK.get().notify();
-                    }
-                    false
-                }
-                Err(e) => return self.blk_broken(e),
-            };
-            if synced {
-                let sent = self.store.requests_sent();
-                match self.store.pump(self.blk.info.get(), &mut self.blk.requests, &mut self.blk.responses) {
-                    Ok(Pumped::Nothing) => {}
-                    Ok(Pumped::Booted) => self.booted(),
-                    Ok(Pumped::Refused(e)) => {
-                        log!("{e}");
-                        log!("not serving: every connection to port {PORT} is refused");
-                        // Up as it can be: the monitor may count it back.
-                        pds_runtime::serving();
-                    }
-                    Err(e) => return self.blk_broken(e),
-                }
-                // Only after enqueueing (lib-queue's P2-P3): else the driver
-                // would be woken for nothing, and so on back and forth.
-                if self.store.requests_sent() != sent && self.blk.requests.should_signal() {
-                    BLK.get().notify();
-                }
+        let mut booted = false;
+        let event = |e| match e {
+            BlockEvent::Booted => booted = true,
+            BlockEvent::Refused(e) => {
+                log!("{e}");
+                log!("not serving: every connection to port {PORT} is refused");
+                // Up as it can be: the monitor may count it back.
+                pds_runtime::serving();
             }
-            match self.blk.responses.request_signal_if_empty() {
-                Ok(false) => continue,
-                Ok(true) => return,
-                Err(e) => return self.blk_broken(e),
+            BlockEvent::DriverRestarted { lost } => {
+                log!("the block driver restarted: {lost} requests in flight lost (their loads failed); syncing")
             }
+            BlockEvent::Broken(e) => log!("error: the block response queue is corrupt ({e}); no more disk reads"),
+        };
+        self.store.run(&mut self.blk, event, || BLK.get().notify());
+        if booted {
+            self.booted();
         }
-    }
-
-    /// The block response queue is corrupt: logged once, no more disk
-    /// reads.
-    fn blk_broken(&mut self, e: impl core::fmt::Display) {
-        log!("error: the block response queue is corrupt ({e}); no more disk reads");
-        self.blk.broken = true;
     }
 
     fn booted(&mut self) {
@@ -434,8 +390,7 @@ impl<W: Web> Handler for Httpd<W> {
         };
         server.log_pool(size, cache_size);
         let store = ImageStore::new(PdRegion { base: cache_base as usize, size: cache_size as usize });
-        let sync = ClientSync::new(pds_runtime::restarts() as u32);
-        let blk = Blk { requests, responses, info, sync, broken: false };
+        let blk = BlockClient::new(requests, responses, info, pds_runtime::restarts() as u32);
         let clock = TIMER.local_clock();
         if clock.is_none() {
             log!("warning: the timer does not give its TSC scale: every reading of the clock is a call");

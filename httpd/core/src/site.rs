@@ -23,11 +23,10 @@
 use crate::inplace::FileSums;
 use core::cell::Cell;
 use fs_cache_core::disk::DiskCache;
-pub use fs_cache_core::disk::{Availability, CacheRegion, Pumped};
+pub use fs_cache_core::disk::{Availability, BlockClient, BlockEvent, CacheRegion};
 use fs_cache_core::{Cache, Completion, Open, Ready, Stats, Ticket};
 use http_core::{FileInfo, Lookup, Site, Status};
-use lib_blk_protocol::queue::QueueError;
-use lib_blk_protocol::{DiskInfo, RequestProducer, Response, ResponseConsumer, QUEUE_CAPACITY};
+use lib_blk_protocol::QUEUE_CAPACITY;
 
 /// The answer to [`Store::open`] (see the module docs).
 #[derive(Debug, PartialEq, Eq)]
@@ -209,26 +208,12 @@ impl<'h, R: CacheRegion<'h>> ImageStore<'h, R> {
         }
     }
 
-    /// Moves the block traffic ([`DiskCache::pump`]), remembering each
-    /// completed load for the connections waiting for it. The caller then
-    /// signals the driver if the request queue asks for it, and calls again
-    /// while the response queue is not empty.
-    pub fn pump(
-        &mut self,
-        disk: Option<DiskInfo>,
-        requests: &mut RequestProducer<'_>,
-        responses: &mut ResponseConsumer<'_>,
-    ) -> Result<Pumped, QueueError<Response>> {
+    /// Moves all the block traffic ([`DiskCache::run`]: the sync with the
+    /// driver, the boot, the loads), remembering each completed load for
+    /// the connections waiting for it.
+    pub fn run(&mut self, blk: &mut BlockClient<'_>, event: impl FnMut(BlockEvent), notify: impl FnMut()) {
         let mut done = Done { completed: &mut self.completed, done: &mut self.done, events: &mut self.events };
-        self.disk.pump(disk, requests, responses, |c| done.note(c))
-    }
-
-    /// The block driver was restarted ([`DiskCache::driver_restarted`]):
-    /// the loads in flight fail, and their waiters are told. Returns how
-    /// many requests were lost.
-    pub fn driver_restarted(&mut self) -> usize {
-        let mut done = Done { completed: &mut self.completed, done: &mut self.done, events: &mut self.events };
-        self.disk.driver_restarted(|c| done.note(c))
+        self.disk.run(blk, |c| done.note(c), event, notify)
     }
 }
 

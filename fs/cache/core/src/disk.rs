@@ -4,11 +4,16 @@
 //! cache region, the boot in progress or the booted [`Cache`], the image's
 //! refusal, and the count of requests sent (so that the PD notifies the
 //! driver only when there is something new).
+//!
+//! [`BlockClient`] is the PD's end of the driver's queues, with the sync
+//! that makes them the client's across restarts of either side
+//! (`lib_blk_protocol`, "Starting over"); [`DiskCache::run`] moves all the
+//! traffic between them until there is nothing left to do.
 
 use crate::queues::{send_requests, take_boot_responses, take_responses, BootQueueError};
 use crate::{Boot, BootStatus, Cache, CacheError, Completion, Config};
 use lib_blk_protocol::queue::QueueError;
-use lib_blk_protocol::{DiskInfo, RequestProducer, Response, ResponseConsumer};
+use lib_blk_protocol::{ClientSync, DiskInfo, Info, RequestProducer, Response, ResponseConsumer, SyncPoll};
 
 /// The cache region as the cache reads it. The block device writes into
 /// it (the blocks of loads in progress) while the cache is in use, so the
@@ -178,5 +183,110 @@ impl<'h, R: CacheRegion<'h>, const GROUPS: usize, const INFLIGHT: usize, const F
         }
         let Some(cache) = &mut self.cache else { return 0 };
         cache.fail_in_flight(on)
+    }
+}
+
+/// The block driver's queues and published disk, as a client PD holds them.
+pub struct BlockClient<'q> {
+    pub requests: RequestProducer<'q>,
+    pub responses: ResponseConsumer<'q>,
+    pub info: &'q Info,
+    /// Whose the queues are, across restarts of either side.
+    sync: ClientSync,
+    /// The response queue was found corrupt: no more disk traffic.
+    broken: bool,
+}
+
+/// What [`DiskCache::run`] tells its PD, to log or act on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockEvent {
+    /// The image head was read and verified: start serving.
+    Booted,
+    /// The image was refused (its error says why): nothing will be served.
+    Refused(CacheError),
+    /// The driver was restarted: `lost` requests in flight were never
+    /// answered (their loads failed); the queues are synced again.
+    DriverRestarted { lost: usize },
+    /// The response queue is corrupt (the driver wrote bogus indices): no
+    /// more disk reads. Told once.
+    Broken(QueueError<Response>),
+}
+
+impl<'q> BlockClient<'q> {
+    /// The client end of the queues, for the client's life `life` (its
+    /// restart count: `pds_runtime::restarts`).
+    pub fn new(requests: RequestProducer<'q>, responses: ResponseConsumer<'q>, info: &'q Info, life: u32) -> Self {
+        BlockClient { requests, responses, info, sync: ClientSync::new(life), broken: false }
+    }
+
+    /// Whether the response queue was found corrupt.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+}
+
+impl<'h, R: CacheRegion<'h>, const GROUPS: usize, const INFLIGHT: usize, const FILES: usize>
+    DiskCache<'h, R, GROUPS, INFLIGHT, FILES>
+{
+    /// Moves the block traffic until the response queue is empty with a
+    /// signal requested: syncs the queues with the driver (again after it
+    /// restarted), boots, sends and takes ([`DiskCache::pump`]). Each
+    /// completed or failed load goes to `on`, each [`BlockEvent`] to
+    /// `event`; `notify` is called when the driver should be signalled
+    /// (only after something was enqueued, and only if it asked:
+    /// lib-queue's P2-P3, else the driver would be woken for nothing, and
+    /// so on back and forth).
+    pub fn run(
+        &mut self,
+        blk: &mut BlockClient<'_>,
+        mut on: impl FnMut(Completion),
+        mut event: impl FnMut(BlockEvent),
+        mut notify: impl FnMut(),
+    ) {
+        if blk.broken {
+            return;
+        }
+        if let Err(e) = self.run_until_quiet(blk, &mut on, &mut event, &mut notify) {
+            blk.broken = true;
+            event(BlockEvent::Broken(e));
+        }
+    }
+
+    /// [`DiskCache::run`]'s loop; `Err` when the response queue is corrupt.
+    fn run_until_quiet(
+        &mut self,
+        blk: &mut BlockClient<'_>,
+        on: &mut impl FnMut(Completion),
+        event: &mut impl FnMut(BlockEvent),
+        notify: &mut impl FnMut(),
+    ) -> Result<(), QueueError<Response>> {
+        loop {
+            match blk.sync.poll(blk.info, &mut blk.requests, &mut blk.responses)? {
+                SyncPoll::Synced => {
+                    let sent = self.requests_sent;
+                    match self.pump(blk.info.get(), &mut blk.requests, &mut blk.responses, &mut *on)? {
+                        Pumped::Nothing => {}
+                        Pumped::Booted => event(BlockEvent::Booted),
+                        Pumped::Refused(e) => event(BlockEvent::Refused(e)),
+                    }
+                    if self.requests_sent != sent && blk.requests.should_signal() {
+                        notify();
+                    }
+                }
+                SyncPoll::DriverRestarted => {
+                    let lost = self.driver_restarted(&mut *on);
+                    event(BlockEvent::DriverRestarted { lost });
+                    continue;
+                }
+                SyncPoll::Pending { sent } => {
+                    if sent && blk.requests.should_signal() {
+                        notify();
+                    }
+                }
+            }
+            if blk.responses.request_signal_if_empty()? {
+                return Ok(());
+            }
+        }
     }
 }
