@@ -24,9 +24,8 @@ use crate::inplace::FileSums;
 use core::cell::Cell;
 use fs_cache_core::disk::DiskCache;
 pub use fs_cache_core::disk::{Availability, BlockClient, BlockEvent, CacheRegion};
-use fs_cache_core::{Cache, Completion, Open, Ready, Stats, Ticket};
+use fs_cache_core::{Completion, Open, Ready, Stats, Ticket};
 use http_core::{FileInfo, Lookup, Site, Status};
-use lib_blk_protocol::QUEUE_CAPACITY;
 
 /// The answer to [`Store::open`] (see the module docs).
 #[derive(Debug, PartialEq, Eq)]
@@ -86,15 +85,7 @@ pub struct ImagePin<'h> {
     pub sums: &'h [u8],
 }
 
-/// Groups the cache tracks at once.
-pub const CACHE_GROUPS: usize = 1024;
-/// Block requests outstanding at once: the queue's capacity (the cache is
-/// the queue's only user, so an enqueue always has room).
-pub const CACHE_INFLIGHT: usize = QUEUE_CAPACITY;
-/// Most files an image may have for this server.
-pub const CACHE_FILES: usize = 16384;
-/// The server's cache (about 190 KiB: the PD's stack is sized for it).
-pub type SiteCache<'h> = Cache<'h, CACHE_GROUPS, CACHE_INFLIGHT, CACHE_FILES>;
+pub use fs_cache_core::{SiteCache, CACHE_FILES, CACHE_GROUPS, CACHE_INFLIGHT};
 
 /// Completed loads remembered for waiting connections; a connection that
 /// waited longer than this many completions simply opens again.

@@ -270,6 +270,20 @@ pub struct InfoSnapshot {
 }
 
 impl Info {
+    /// The `Info` in a `cache_info` region at `region`.
+    ///
+    /// # Safety
+    ///
+    /// `region` must be valid for reads (and writes, in the cache PD, which
+    /// publishes) of `size_of::<Info>()` bytes, 4-byte aligned, for `'a`,
+    /// and accessed in this address space only atomically meanwhile. The
+    /// peer may write any bytes there at any time.
+    pub unsafe fn at<'a>(region: *mut u8) -> &'a Info {
+        // SAFETY: the caller's contract; `Info` is made of atomics only, for
+        // which every bit pattern is valid and concurrent writes are allowed.
+        unsafe { &*region.cast::<Info>() }
+    }
+
     /// Publishes the cache's state: everything first, `ready` last
     /// (`Release`), so a server that sees `ready` sees the rest.
     pub fn publish(&self, epoch: u32, head_len: u32, quota_blocks: u32) {

@@ -134,6 +134,17 @@ pub use lib_blk_protocol::{DiskInfo, Request, Response, Status, QUEUE_CAPACITY, 
 use core::fmt;
 use fs_format::FormatError;
 
+/// Groups a site's cache tracks at once, as the PDs size it.
+pub const CACHE_GROUPS: usize = 1024;
+/// Block requests outstanding at once: the block queue's capacity (the
+/// cache is the queue's only user, so an enqueue always has room).
+pub const CACHE_INFLIGHT: usize = QUEUE_CAPACITY;
+/// Most files an image may have.
+pub const CACHE_FILES: usize = 16384;
+/// A site's cache as the PDs size it (about 190 KiB: the PD that holds it
+/// sizes its stack for it).
+pub type SiteCache<'h> = Cache<'h, CACHE_GROUPS, CACHE_INFLIGHT, CACHE_FILES>;
+
 /// Sectors in one 4096-byte block.
 pub const SECTORS_PER_BLOCK: u64 = (BLOCK_SIZE / SECTOR_SIZE) as u64;
 

@@ -84,6 +84,13 @@ impl<const SERVERS: usize, const WAITS: usize> Servers<SERVERS, WAITS> {
         self.waiting.get(server).is_some_and(|&w| w < QUEUE_CAPACITY)
     }
 
+    /// Opens of `server` waiting in the cache: each will be answered, so
+    /// its response queue must keep room for them (the PD takes a request
+    /// only while the room exceeds this).
+    pub fn waiting(&self, server: usize) -> usize {
+        self.waiting.get(server).copied().unwrap_or(0)
+    }
+
     pub fn stats(&self, server: usize) -> ServerStats {
         self.stats[server]
     }

@@ -1,0 +1,356 @@
+//! file-cache: the file cache PD (issue 13). It alone is the disk
+//! driver's client: it boots the site image (superblock and index), loads
+//! files into the cache region by DMA, verifies each before it is served,
+//! and answers the opens and releases of the server PDs (httpd, ftpd)
+//! under their quotas. `lib-cache-protocol`'s crate docs are the contract
+//! with the servers; the logic is `fs-cache-core` (`disk::DiskCache` over
+//! the block queues, `serve::Servers` for the servers); this is the glue.
+//!
+//! Description:
+//!
+//! - the block driver's client regions (`lib/blk-protocol`): `blk_request`,
+//!   `blk_response` (rw) and `blk_info` (r), with `setvar_vaddr` of the same
+//!   names, and the channel named `blk` to the driver;
+//! - the cache region, mapped read-only with `setvar_vaddr="cache_data"`
+//!   and `setvar_size="cache_data_size"`: the driver's client data region
+//!   (the device writes the blocks into it by DMA) and the servers'
+//!   read-only view of the files; this PD only reads it (the head, and
+//!   each loaded file to verify it);
+//! - per server `i` (0 or 1): its request and response queues
+//!   (`cache_request_<i>`, `cache_response_<i>`, rw), its `Info` page
+//!   (`cache_info_<i>`, rw here, read-only in the server), its quota in
+//!   blocks (`<setvar symbol="cache_quota_blocks_<i>" value="N" />`) and
+//!   the channel named `server_<i>` to it. Server 0 is required; server 1
+//!   is optional, all or nothing.
+//!
+//! It calls no one: its priority must be above the servers' (their
+//! notifications are answered at once) and below the block driver's.
+//!
+//! Its state (the cache, ~190 KiB, and a pin table per server) is built
+//! on the stack: the description gives it a 1 MiB stack.
+#![no_std]
+#![no_main]
+
+use fs_cache_core::disk::{BlockClient, BlockEvent, CacheRegion, DiskCache};
+use fs_cache_core::serve::Servers;
+use fs_cache_core::{Completion, CACHE_FILES, CACHE_GROUPS, CACHE_INFLIGHT};
+use lib_cache_protocol::{Info, RequestConsumer, Response, ResponseProducer, QUEUE_CAPACITY};
+use pds_runtime::{log, setvar, ChannelSet, Handler, NamedChannel, Var};
+
+setvar!(blk_request, rw);
+setvar!(blk_response, rw);
+setvar!(blk_info, r);
+setvar!(cache_data, r);
+setvar!(cache_data_size, size);
+setvar!(cache_request_0, rw);
+setvar!(cache_response_0, rw);
+setvar!(cache_info_0, rw);
+setvar!(cache_quota_blocks_0, number);
+setvar!(cache_request_1);
+setvar!(cache_response_1);
+setvar!(cache_info_1);
+setvar!(cache_quota_blocks_1);
+
+// The block driver, by the name of this PD's channel end in the description.
+pds_runtime::channel!(BLK = "blk");
+// The servers.
+pds_runtime::channel!(SERVER_0 = "server_0");
+pds_runtime::channel!(SERVER_1 = "server_1", optional);
+
+/// The most servers one cache serves.
+const SERVERS: usize = 2;
+/// Opens that may wait in the cache: every server's whole queue.
+const WAITS: usize = SERVERS * QUEUE_CAPACITY;
+
+/// Server `i`'s variables: request queue, response queue, info page,
+/// quota; and its channel.
+static SERVER_VARS: [[&Var; 4]; SERVERS] = [
+    [&cache_request_0, &cache_response_0, &cache_info_0, &cache_quota_blocks_0],
+    [&cache_request_1, &cache_response_1, &cache_info_1, &cache_quota_blocks_1],
+];
+static SERVER_CHANNELS: [&NamedChannel; SERVERS] = [&SERVER_0, &SERVER_1];
+
+/// The cache region as mapped into this PD (read-only).
+struct MappedRegion {
+    base: usize,
+    size: usize,
+}
+
+impl CacheRegion<'static> for MappedRegion {
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: the description maps `cache_data`, `size` bytes, readable
+        // at `base` for the PD's life. The device writes into it only the
+        // blocks of loads in progress, which the cache never reads (it
+        // reads loaded groups and the head only), so the bytes read through
+        // this slice do not change while it is used.
+        unsafe { core::slice::from_raw_parts(self.base as *const u8, self.size) }
+    }
+
+    fn head(&self, len: usize) -> Option<&'static [u8]> {
+        if len > self.size {
+            return None;
+        }
+        // SAFETY: as in `bytes`; the head (superblock and index blocks) is
+        // written by the device only during the boot, which is over when
+        // this is called: the cache's requests all lie behind it.
+        Some(unsafe { core::slice::from_raw_parts(self.base as *const u8, len) })
+    }
+}
+
+/// One server's end of the protocol, as the cache holds it.
+struct Server {
+    requests: RequestConsumer<'static>,
+    responses: ResponseProducer<'static>,
+    info: &'static Info,
+    quota_blocks: u64,
+    /// Responses enqueued since the server was last signalled.
+    answered: bool,
+    /// Responses that found its queue full (the room rule makes this a
+    /// bug; counted, never blocking).
+    lost: u64,
+}
+
+struct FileCache {
+    disk: DiskCache<'static, MappedRegion, CACHE_GROUPS, CACHE_INFLIGHT, CACHE_FILES>,
+    blk: BlockClient<'static>,
+    servers: Servers<SERVERS, WAITS>,
+    ends: [Option<Server>; SERVERS],
+    /// This life of the cache, published to the servers (1 at boot).
+    epoch: u32,
+}
+
+/// Loads completed during one run of the block traffic, answered after it.
+struct Completed {
+    list: [Option<Completion>; CACHE_GROUPS],
+    len: usize,
+}
+
+impl FileCache {
+    /// Moves the block traffic and the servers' requests until neither
+    /// has anything left, then sleeps with every queue's signal requested.
+    fn run(&mut self) {
+        loop {
+            let mut completed = Completed { list: [None; CACHE_GROUPS], len: 0 };
+            let mut booted = false;
+            let event = |e| match e {
+                BlockEvent::Booted => booted = true,
+                BlockEvent::Refused(e) => {
+                    log!("{e}");
+                    log!("not serving: every open is left waiting (the servers see the cache never ready)");
+                    pds_runtime::serving();
+                }
+                BlockEvent::DriverRestarted { lost } => {
+                    log!("the block driver restarted: {lost} requests in flight lost (their loads failed); syncing")
+                }
+                BlockEvent::Broken(e) => log!("error: the block response queue is corrupt ({e}); no more disk reads"),
+            };
+            let on = |c| {
+                if let Some(slot) = completed.list.get_mut(completed.len) {
+                    *slot = Some(c);
+                    completed.len += 1;
+                }
+            };
+            self.disk.run(&mut self.blk, on, event, || BLK.get().notify());
+            if booted {
+                self.booted();
+            }
+            let sent = self.disk.requests_sent();
+            self.answer(&completed);
+            self.take_requests();
+            self.log_corrupt();
+            for (i, end) in self.ends.iter_mut().enumerate() {
+                let Some(end) = end else { continue };
+                if core::mem::take(&mut end.answered) && end.responses.should_signal() {
+                    SERVER_CHANNELS[i].get().notify();
+                }
+            }
+            // Opens that started loads: their requests go to the driver now.
+            if self.disk.requests_sent() != sent {
+                continue;
+            }
+            // Before the boot, requests wait (the driver's answers wake
+            // this PD); after it, sleep only with every queue that may be
+            // read empty and its signal requested.
+            if self.disk.cache().is_none() || self.quiet() {
+                return;
+            }
+        }
+    }
+
+    /// Whether every request queue this PD may read now is empty with a
+    /// signal requested. A server whose response queue lacks room for
+    /// more answers is not read (nor waited for): it notifies this PD when
+    /// it has read its answers with requests still queued (crate docs of
+    /// `lib-cache-protocol`, "Queues and signalling"). A corrupt queue is
+    /// never read again.
+    fn quiet(&mut self) -> bool {
+        let servers = &self.servers;
+        self.ends.iter().enumerate().all(|(i, end)| {
+            let Some(end) = end else { return true };
+            let room = end.responses.room().unwrap_or(0);
+            if !servers.can_take(i) || room <= servers.waiting(i) {
+                return true;
+            }
+            end.requests.request_signal_if_empty().unwrap_or(true)
+        })
+    }
+
+    /// Publishes the cache to every server: the head is verified.
+    fn booted(&mut self) {
+        let Some(cache) = self.disk.cache() else { return };
+        let sb = cache.image().superblock();
+        log!(
+            "site image: {} files in {} blocks; cache region {} KiB (index {} KiB, arena {} KiB, groups up to {} blocks); life {}",
+            cache.image().len(),
+            sb.block_count,
+            (cache.arena_start() + cache.arena_len()) / 1024,
+            cache.arena_start() / 1024,
+            cache.arena_len() / 1024,
+            cache.max_group_blocks(),
+            self.epoch
+        );
+        let head_len = cache.arena_start() as u32;
+        for (i, end) in self.ends.iter().enumerate() {
+            if let Some(end) = end {
+                end.info.publish(self.epoch, head_len, end.quota_blocks as u32);
+                log!("server {i}: quota {} blocks ({} KiB)", end.quota_blocks, end.quota_blocks * 4);
+                SERVER_CHANNELS[i].get().notify();
+            }
+        }
+        pds_runtime::serving();
+    }
+
+    /// Answers the opens that waited for the loads in `completed`.
+    fn answer(&mut self, completed: &Completed) {
+        let Some((cache, region)) = self.disk.parts() else { return };
+        let arena = region.bytes().get(cache.arena_start()..).unwrap_or(&[]);
+        let ends = &mut self.ends;
+        for c in completed.list[..completed.len].iter().flatten() {
+            self.servers.completed(cache, arena, *c, &mut |i, r| enqueue(ends, i, r));
+        }
+    }
+
+    /// Takes each server's requests while its response queue has room for
+    /// the answer and for every open of it waiting here.
+    fn take_requests(&mut self) {
+        let Some((cache, region)) = self.disk.parts() else { return };
+        let arena = region.bytes().get(cache.arena_start()..).unwrap_or(&[]);
+        for i in 0..SERVERS {
+            while let Some(end) = self.ends[i].as_mut() {
+                let room = end.responses.room().unwrap_or(0);
+                if !self.servers.can_take(i) || room <= self.servers.waiting(i) {
+                    break;
+                }
+                let request = match end.requests.dequeue() {
+                    Ok(Some(request)) => request,
+                    Ok(None) => break,
+                    Err(e) => {
+                        log!("server {i}'s request queue is corrupt ({e}): not read again");
+                        self.ends[i] = None;
+                        break;
+                    }
+                };
+                let hello = request.op() == Some(lib_cache_protocol::Op::Hello);
+                let ends = &mut self.ends;
+                self.servers.request(cache, arena, i, request, &mut |s, r| enqueue(ends, s, r));
+                if hello {
+                    log!("server {i} started over (life {}): its pins and waiting opens are forgotten", request.arg);
+                }
+            }
+        }
+    }
+
+    /// Logs a file an open found corrupt (once per load).
+    fn log_corrupt(&mut self) {
+        while let Some(file) = self.servers.take_newly_corrupt() {
+            let path = self.disk.cache().and_then(|c| c.file(file)).map_or("?", |f| f.record().path);
+            log!("corrupt file {path}: its data does not match the image's record (SHA-256, piece sums); never served");
+        }
+    }
+}
+
+/// Enqueues response `r` for server `i`.
+fn enqueue(ends: &mut [Option<Server>; SERVERS], i: usize, r: Response) {
+    let Some(end) = ends.get_mut(i).and_then(Option::as_mut) else { return };
+    match end.responses.enqueue(r) {
+        Ok(()) => end.answered = true,
+        Err(_) => end.lost += 1,
+    }
+}
+
+/// Server `i`'s end, if the description gives it (all of it, or none).
+fn server_end(i: usize) -> Option<Server> {
+    let [request, response, info, quota] = SERVER_VARS[i].map(Var::get);
+    let (request, response, info) = match (request, response, info) {
+        (Some(q), Some(r), Some(info)) => (q, r, info),
+        (None, None, None) if quota.is_none() => return None,
+        _ => panic!(
+            "server {i}: the description must map all of cache_request_{i}, cache_response_{i} and cache_info_{i}, or none"
+        ),
+    };
+    let Some(quota_blocks) = quota else {
+        panic!(
+            "server {i} has no quota: add <setvar symbol=\"cache_quota_blocks_{i}\" value=\"BLOCKS\" /> to file-cache"
+        );
+    };
+    // SAFETY: the description maps each of these regions, a page, read-
+    // write at these addresses for the PD's life (the builder checks the
+    // mappings' rights against `setvar!`'s `rw` for server 0; server 1's
+    // regions are mapped by the same lines); only these handles use them.
+    let (requests, responses, info) = unsafe {
+        (
+            RequestConsumer::new(request as *mut u8, ()),
+            ResponseProducer::new(response as *mut u8),
+            Info::at(info as *mut u8),
+        )
+    };
+    // Not ready until this life's head is verified.
+    info.withdraw();
+    Some(Server { requests, responses, info, quota_blocks, answered: false, lost: 0 })
+}
+
+impl Handler for FileCache {
+    /// The cache serves once it has read and verified the image head.
+    const SERVING_AFTER_INIT: bool = false;
+
+    fn init() -> Self {
+        let vars = (blk_request.get(), blk_response.get(), blk_info.get(), cache_data.get(), cache_data_size.get());
+        let (Some(request), Some(response), Some(info), Some(base), Some(size)) = vars else {
+            panic!("the description must map blk_request, blk_response, blk_info and cache_data (setvar_vaddr, and setvar_size for cache_data)");
+        };
+        // SAFETY: the block queue regions are pages mapped read-write for
+        // the PD's life and used only through these handles; `blk_info` is
+        // a page mapped readable, only read here (atomically).
+        let blk = unsafe {
+            BlockClient::new(
+                lib_blk_protocol::RequestProducer::new(request as *mut u8),
+                lib_blk_protocol::ResponseConsumer::new(response as *mut u8, ()),
+                lib_blk_protocol::Info::at(info as *mut u8),
+                pds_runtime::restarts() as u32,
+            )
+        };
+        let ends: [Option<Server>; SERVERS] = core::array::from_fn(server_end);
+        if ends[0].is_none() {
+            panic!("the description gives server 0 no queues (cache_request_0, cache_response_0, cache_info_0)");
+        }
+        let quotas = core::array::from_fn(|i| ends[i].as_ref().map_or(0, |e| e.quota_blocks));
+        log!("cache region {} KiB; {} server(s); reading the site image", size / 1024, ends.iter().flatten().count());
+        let mut cache = FileCache {
+            disk: DiskCache::new(MappedRegion { base: base as usize, size: size as usize }),
+            blk,
+            servers: Servers::new(quotas),
+            ends,
+            epoch: pds_runtime::restarts() as u32 + 1,
+        };
+        cache.run();
+        cache
+    }
+
+    fn notified(&mut self, _channels: ChannelSet) {
+        // The driver's answers, a server's requests: all of it is one more
+        // run.
+        self.run();
+    }
+}
+
+pds_runtime::protection_domain!(FileCache);
