@@ -154,9 +154,8 @@ impl FileCache {
             if booted {
                 self.booted();
             }
-            let sent = self.disk.requests_sent();
             self.answer(&completed);
-            self.take_requests();
+            let taken = self.take_requests();
             self.log_corrupt();
             for (i, end) in self.ends.iter_mut().enumerate() {
                 let Some(end) = end else { continue };
@@ -164,8 +163,9 @@ impl FileCache {
                     SERVER_CHANNELS[i].get().notify();
                 }
             }
-            // Opens that started loads: their requests go to the driver now.
-            if self.disk.requests_sent() != sent {
+            // Opens (taken now, or retried as loads completed) may have
+            // started loads: their block requests go to the driver now.
+            if taken > 0 || completed.len > 0 {
                 continue;
             }
             // Before the boot, requests wait (the driver's answers wake
@@ -231,9 +231,10 @@ impl FileCache {
     }
 
     /// Takes each server's requests while its response queue has room for
-    /// the answer and for every open of it waiting here.
-    fn take_requests(&mut self) {
-        let Some((cache, region)) = self.disk.parts() else { return };
+    /// the answer and for every open of it waiting here; how many.
+    fn take_requests(&mut self) -> usize {
+        let mut taken = 0;
+        let Some((cache, region)) = self.disk.parts() else { return 0 };
         let arena = region.bytes().get(cache.arena_start()..).unwrap_or(&[]);
         for i in 0..SERVERS {
             while let Some(end) = self.ends[i].as_mut() {
@@ -250,6 +251,7 @@ impl FileCache {
                         break;
                     }
                 };
+                taken += 1;
                 let hello = request.op() == Some(lib_cache_protocol::Op::Hello);
                 let ends = &mut self.ends;
                 self.servers.request(cache, arena, i, request, &mut |s, r| enqueue(ends, s, r));
@@ -258,6 +260,7 @@ impl FileCache {
                 }
             }
         }
+        taken
     }
 
     /// Logs a file an open found corrupt (once per load).

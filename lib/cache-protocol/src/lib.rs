@@ -75,7 +75,10 @@
 //! (enqueued and not yet answered) so that the response queue always has
 //! room; the cache takes a request only when the response queue has room
 //! for it and every open it holds, so a server that breaks the rule only
-//! stalls itself.
+//! stalls itself. A cache that stops taking requests for lack of that room
+//! does not wait for a signal on the request queue (it is not empty): so
+//! a server that has read answers while requests of its own are still
+//! queued notifies the cache, whether or not the queue asks for it.
 //!
 //! # Starting over
 //!

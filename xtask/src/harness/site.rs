@@ -32,6 +32,26 @@ pub fn run(workspace: &Path, args: &[String], usage: &str) -> Result<()> {
     Ok(())
 }
 
+/// Every file under the document root `dir`: its URL path (`/a/b.html`)
+/// and where it is, in path order.
+pub fn files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let rel = path.strip_prefix(dir)?.to_string_lossy().into_owned();
+                files.push((format!("/{rel}"), path));
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
 /// Builds the image of `dir` into `out`.
 pub fn build(dir: &Path, out: &Path) -> Result<Report> {
     let mut options = Options::default();

@@ -4,6 +4,7 @@
 
 mod badlink;
 pub mod blk;
+pub mod cache;
 mod drivers;
 mod hostile;
 mod http_client;
@@ -70,6 +71,7 @@ pub fn run(ws: &Path, filter: Option<&str>) -> Result<()> {
         crate::linux_guest::smoke_test,
     ));
     tests.extend(blk::tests());
+    tests.extend(cache::tests());
     tests.extend(iommu::tests());
     tests.extend(net::tests());
     tests.extend(node::tests());

@@ -169,20 +169,9 @@ fn get_index(ns: &Netns, index: &[u8], when: &str) -> Result<()> {
 /// `curl` of every file under `site` in the namespace, each compared
 /// with its source byte for byte; how many.
 fn get_site(ns: &Netns, site: &Path) -> Result<usize> {
-    let mut files = Vec::new();
-    let mut dirs = vec![site.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let path = entry?.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else {
-                files.push(path);
-            }
-        }
-    }
-    for file in &files {
-        let rel = file.strip_prefix(site)?.to_string_lossy().into_owned();
+    let files = crate::harness::site::files(site)?;
+    for (rel, file) in &files {
+        let rel = rel.trim_start_matches('/');
         let out = ns
             .command("curl")
             .args(["-sS", "-m", "20", &format!("http://{NODE_IP}/{rel}")])
