@@ -96,6 +96,7 @@
 //!   send whatever the new life placed there.
 #![no_std]
 
+pub mod client;
 pub mod pins;
 pub mod queue;
 #[cfg(test)]

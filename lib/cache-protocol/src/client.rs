@@ -1,0 +1,697 @@
+//! The **server's end** of the protocol: what httpd (and ftpd) embed to
+//! open files of the cache PD, share their pins, keep hot ones, and start
+//! over. `no_std`, no allocation, fixed capacity; sans-I/O apart from the
+//! two queues and `cache_info` it is given.
+//!
+//! A [`Client`] of `FILES` entries names each file it tracks (pinned,
+//! being opened, or owing a failure to its waiters) by one entry. The
+//! owner opens files by their index position ([`Client::open`]), gets a
+//! [`Handle`] and the file's offset in `cache_data`, and gives the handle
+//! back ([`Client::release`]) when it is done sending; it calls
+//! [`Client::poll`] when the cache notifies it (and at start), and
+//! [`Client::should_signal`] before it waits.
+//!
+//! # Rules
+//!
+//! **Starting.** The client's first request is [`Request::hello`] with the
+//! owner's life, sent once the cache is ready. Every response before the
+//! [`Kind::Hello`] answer carrying that life is discarded (it answers a
+//! request of an earlier life of the server, whose tags may equal this
+//! life's) and counted ([`ClientStats::stale`]). Until that answer every
+//! open waits ([`Opened::Wait`]).
+//!
+//! **The cache's lives.** The client reads [`Info`] at every call that
+//! may send or answer. While the cache is not ready, or its epoch is not
+//! the one the client greeted, opens wait and nothing is sent; while it is
+//! not ready, [`poll`](Client::poll) does not even take responses. When
+//! `poll` sees the epoch change, every pin the client holds is void: it
+//! forgets them all **without releasing them** (the new life holds none;
+//! a release could name one of the new life's pins), forgets its
+//! outstanding opens, the releases it owed and the failures it kept, and
+//! says hello again; `poll` reports it ([`Polled::epoch_changed`]) so that
+//! the owner ends every transfer that reads from the old pins. Handles
+//! carry a generation: a handle of the old life is stale, and releasing it
+//! is counted ([`ClientStats::stale_handles`]) and changes nothing. The
+//! second hello makes the new life drop the pins it gave to opens the old
+//! life had not taken (their answers, with forgotten tags, are ignored).
+//!
+//! **One pin per file, shared.** If the client holds the file's pin, an
+//! open counts one more local user and is answered
+//! [`Opened::Ready`] at once: a hot file costs no message. If an open of
+//! the file is outstanding, the open waits for it (opens are coalesced).
+//! Otherwise the client sends [`Request::open`] and the open waits. Tags
+//! are `sequence << 16 | entry`, the sequence one more for each open sent,
+//! so an answer names its entry and a stale answer (an earlier sequence)
+//! names nothing.
+//!
+//! **Outstanding opens.** At most [`QUEUE_CAPACITY`] opens are outstanding
+//! (sent, not answered), as the crate docs require; an open past that, or
+//! that finds the request queue full, is sent later by `poll` (entries in
+//! turn, so none waits forever), after every release owed.
+//!
+//! **Answers.** [`Kind::Ready`] records the pin, its offset and no local
+//! user: each waiter becomes a user when it opens again. A failure is
+//! kept for the waiters of the file: each that opens again (or abandons)
+//! takes one, opens get [`Opened::Fail`] while any is owed, and once none
+//! is owed the entry is forgotten, so a later open tries again (an
+//! [`Kind::IoError`] is transient). [`Kind::OverQuota`]: the client
+//! releases its least recently used kept pin and sends the open again; if
+//! it keeps none, the open fails with `OverQuota`. An answer whose tag
+//! names no outstanding open, an unexpected hello, a `Ready` naming a pin
+//! the client already holds: counted ([`ClientStats::unexpected`]) and
+//! ignored; unknown kinds are [`Kind::BadRequest`] failures. No response
+//! content makes the client panic.
+//!
+//! **Keeping pins.** When a file's last user releases it and no waiter is
+//! about to claim it, its pin is **kept** (hot) while the client keeps at
+//! most [`Config::keep`] such pins; past that, the least recently used
+//! kept pin is released. Kept pins are also released, least recently used
+//! first, when the cache answers `OverQuota` and when the table needs an
+//! entry. So the quota bounds what is kept without the client knowing
+//! files' sizes. A release that finds the request queue full (or the cache
+//! not ready) is owed, its entry held, and sent first by a later `poll`.
+//!
+//! **Waiting.** [`Opened::Wait`] gives a [`WaitToken`]: the owner opens
+//! the file again when [`Client::may_retry`] says the answer may have
+//! changed (after a `poll`), or gives the token up with
+//! [`Client::abandon`] (the connection ended), so that a failure is not
+//! kept for it and an open not yet sent is not sent.
+//!
+//! **Signalling.** Requests are enqueued as calls go; the owner calls
+//! [`Client::should_signal`] once per batch, before it waits, and
+//! notifies the cache if it says so (`lib-queue`'s protocol: it asks
+//! only if something was enqueued since). [`Client::request_signal_if_empty`]
+//! asks the cache to notify when it answers.
+
+use crate::{Info, Kind, Request, RequestProducer, Response, ResponseConsumer, QUEUE_CAPACITY};
+
+/// The owner's choices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Most pins kept with no user (hot files).
+    pub keep: usize,
+}
+
+/// One user's hold on an open file, given by [`Client::open`] and given
+/// back to [`Client::release`]. Neither `Copy` nor `Clone`: each
+/// `Ready` counts one user, released once.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Handle {
+    slot: u32,
+    generation: u32,
+}
+
+/// What a waiting open waits for; see [`Client::may_retry`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaitToken(Wait);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wait {
+    /// The hello's answer, or a ready cache of the greeted epoch.
+    Start,
+    /// The answer to the open of the file in `slot`.
+    File { slot: u32, generation: u32 },
+    /// A free entry (the table was full): any entry freed since `frees`.
+    Room { frees: u64 },
+}
+
+/// The answer to [`Client::open`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Opened {
+    /// The file's bytes are at `offset..offset + size` in `cache_data`
+    /// until `handle` is released (or the epoch changes). The owner checks
+    /// the range against the region before it reads (the offset is the
+    /// cache's word).
+    Ready { handle: Handle, offset: u64 },
+    /// Not now: open again once [`Client::may_retry`] says so, or
+    /// [`Client::abandon`] the token.
+    Wait(WaitToken),
+    /// The cache's answer for this open (never `Ready` or `Hello`).
+    Fail(Kind),
+}
+
+/// What a [`Client::poll`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Polled {
+    /// Responses taken (some waits may retry).
+    pub answers: usize,
+    /// The cache started a new life: every handle is stale, and every
+    /// transfer reading from the old pins must end (crate docs,
+    /// "Starting over").
+    pub epoch_changed: bool,
+}
+
+/// Counters, for the owner's log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// Calls of [`Client::open`].
+    pub opens: u64,
+    /// Opens answered from a pin already held (no message).
+    pub hits: u64,
+    /// Open requests sent (re-sent ones included).
+    pub sent: u64,
+    /// `Ready` answers taken.
+    pub ready: u64,
+    /// Failure answers taken (`OverQuota` counted when final).
+    pub failed: u64,
+    /// Opens sent again after an `OverQuota` released a kept pin.
+    pub over_quota_retries: u64,
+    /// Release requests sent.
+    pub releases: u64,
+    /// Responses discarded while waiting for the hello's answer.
+    pub stale: u64,
+    /// Responses that named no outstanding open, or were otherwise wrong.
+    pub unexpected: u64,
+    /// Releases of handles the client no longer holds.
+    pub stale_handles: u64,
+    /// Epoch changes seen.
+    pub epoch_changes: u64,
+    /// Queue operations that found a corrupt queue.
+    pub corrupt_queue: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// The hello is to be sent.
+    Hello,
+    /// The hello is sent; its answer is awaited.
+    Greeting,
+    /// Answered: opens go.
+    Live,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Free,
+    /// An open to send.
+    Wanted,
+    /// An open sent with this tag.
+    Opening {
+        tag: u32,
+    },
+    /// The file's pin.
+    Pinned {
+        pin: u32,
+        offset: u64,
+    },
+    /// A failure owed to `waiters`.
+    Failed {
+        kind: Kind,
+    },
+    /// A pin to release (the entry names no file any more).
+    Releasing {
+        pin: u32,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    state: State,
+    file: u32,
+    /// One more each time the entry is given to a file.
+    generation: u32,
+    /// Handles out.
+    users: u32,
+    /// Opens answered `Wait` on this entry and not yet opened again or
+    /// abandoned.
+    waiters: u32,
+    /// When last opened or released (the client's clock), for LRU.
+    used: u64,
+}
+
+const FREE: Entry = Entry { state: State::Free, file: 0, generation: 0, users: 0, waiters: 0, used: 0 };
+
+/// A server's client of the file cache PD (module docs).
+pub struct Client<'q, const FILES: usize> {
+    requests: RequestProducer<'q>,
+    responses: ResponseConsumer<'q>,
+    info: &'q Info,
+    life: u32,
+    config: Config,
+    phase: Phase,
+    /// The epoch greeted (meaningful once the hello is sent).
+    epoch: u32,
+    entries: [Entry; FILES],
+    /// Entries `Opening` (opens outstanding), `Wanted` and `Releasing`
+    /// (releases owed).
+    in_flight: usize,
+    wanted: usize,
+    owed: usize,
+    /// Where the next scan for opens to send starts (each in turn).
+    cursor: usize,
+    clock: u64,
+    /// Entries freed, or pins kept, so far (for `Room` waits).
+    frees: u64,
+    sequence: u16,
+    unsignalled: bool,
+    stats: ClientStats,
+}
+
+impl<'q, const FILES: usize> Client<'q, FILES> {
+    const FITS: () = assert!(FILES >= 1 && FILES <= 1 << 16, "a tag carries its entry in 16 bits");
+
+    /// A client over its two queues and `cache_info`, for the owner's
+    /// `life` (`pds_runtime::restarts`; each life of the server must
+    /// differ). Sends nothing yet: the owner calls [`poll`](Self::poll).
+    pub fn new(
+        requests: RequestProducer<'q>,
+        responses: ResponseConsumer<'q>,
+        info: &'q Info,
+        life: u32,
+        config: Config,
+    ) -> Self {
+        let () = Self::FITS;
+        Client {
+            requests,
+            responses,
+            info,
+            life,
+            config,
+            phase: Phase::Hello,
+            epoch: 0,
+            entries: [FREE; FILES],
+            in_flight: 0,
+            wanted: 0,
+            owed: 0,
+            cursor: 0,
+            clock: 0,
+            frees: 0,
+            sequence: 0,
+            unsignalled: false,
+            stats: ClientStats::default(),
+        }
+    }
+
+    /// Whether opens go now: the hello is answered and the cache is ready
+    /// in the greeted epoch.
+    pub fn is_live(&self) -> bool {
+        self.phase == Phase::Live && self.current()
+    }
+
+    pub fn stats(&self) -> ClientStats {
+        self.stats
+    }
+
+    /// Pins held (kept ones included, owed releases not).
+    pub fn pins(&self) -> usize {
+        self.entries.iter().filter(|e| matches!(e.state, State::Pinned { .. })).count()
+    }
+
+    /// Pins kept with no user and no waiter.
+    pub fn kept(&self) -> usize {
+        self.entries.iter().filter(|e| Self::evictable(e)).count()
+    }
+
+    /// Opens sent and not answered.
+    pub fn outstanding(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Whether `handle` still holds its file (not released, not of an
+    /// earlier epoch).
+    pub fn holds(&self, handle: &Handle) -> bool {
+        self.entry_of(handle).is_some()
+    }
+
+    /// The offset of `handle`'s file in `cache_data`, if it still holds it.
+    pub fn offset(&self, handle: &Handle) -> Option<u64> {
+        match self.entry_of(handle)?.state {
+            State::Pinned { offset, .. } => Some(offset),
+            _ => None,
+        }
+    }
+
+    /// Asks for file `file` (its position in the index); see the module
+    /// docs, "One pin per file".
+    pub fn open(&mut self, file: u32) -> Opened {
+        self.stats.opens += 1;
+        if !self.is_live() {
+            return Opened::Wait(WaitToken(Wait::Start));
+        }
+        self.clock += 1;
+        if let Some(slot) = self.find(file) {
+            let clock = self.clock;
+            let e = &mut self.entries[slot];
+            let wait = WaitToken(Wait::File { slot: slot as u32, generation: e.generation });
+            match e.state {
+                State::Pinned { offset, .. } => {
+                    let Some(users) = e.users.checked_add(1) else { return Opened::Wait(wait) };
+                    e.users = users;
+                    e.waiters = e.waiters.saturating_sub(1);
+                    e.used = clock;
+                    self.stats.hits += 1;
+                    return Opened::Ready { handle: Handle { slot: slot as u32, generation: e.generation }, offset };
+                }
+                State::Wanted | State::Opening { .. } => {
+                    e.waiters = e.waiters.saturating_add(1);
+                    return Opened::Wait(wait);
+                }
+                State::Failed { kind } => {
+                    e.waiters = e.waiters.saturating_sub(1);
+                    if e.waiters == 0 {
+                        self.free(slot);
+                    }
+                    return Opened::Fail(kind);
+                }
+                // `find` returns only entries that name a file.
+                State::Free | State::Releasing { .. } => {}
+            }
+        }
+        let Some(slot) = self.allocate() else { return Opened::Wait(WaitToken(Wait::Room { frees: self.frees })) };
+        let e = &mut self.entries[slot];
+        e.generation = e.generation.wrapping_add(1);
+        *e = Entry { state: State::Wanted, file, generation: e.generation, users: 0, waiters: 1, used: self.clock };
+        self.wanted += 1;
+        let wait = WaitToken(Wait::File { slot: slot as u32, generation: e.generation });
+        if self.wanted == 1 && self.owed == 0 {
+            self.send_open(slot);
+        } else {
+            self.pump();
+        }
+        Opened::Wait(wait)
+    }
+
+    /// Whether an open answered `Wait(token)` may now have another answer.
+    pub fn may_retry(&self, token: &WaitToken) -> bool {
+        match token.0 {
+            Wait::Start => self.is_live(),
+            Wait::File { slot, generation } => self.entries.get(slot as usize).is_none_or(|e| {
+                e.generation != generation || !matches!(e.state, State::Wanted | State::Opening { .. })
+            }),
+            Wait::Room { frees } => self.frees != frees,
+        }
+    }
+
+    /// Gives up a wait (its connection ended before it opened again).
+    pub fn abandon(&mut self, token: WaitToken) {
+        let Wait::File { slot, generation } = token.0 else { return };
+        let slot = slot as usize;
+        let Some(e) = self.entries.get_mut(slot) else { return };
+        if e.generation != generation || e.waiters == 0 {
+            return;
+        }
+        e.waiters -= 1;
+        if e.waiters > 0 || e.users > 0 {
+            return;
+        }
+        match e.state {
+            State::Wanted => {
+                self.wanted -= 1;
+                self.free(slot);
+            }
+            State::Failed { .. } => self.free(slot),
+            State::Pinned { .. } => self.trim(),
+            _ => {}
+        }
+    }
+
+    /// Gives back one user's hold. The pin is kept or released (module
+    /// docs, "Keeping pins"); a stale handle is counted and changes nothing.
+    pub fn release(&mut self, handle: Handle) {
+        let Some(slot) = self.entry_of(&handle).map(|_| handle.slot as usize) else {
+            self.stats.stale_handles += 1;
+            return;
+        };
+        self.clock += 1;
+        let e = &mut self.entries[slot];
+        e.users -= 1;
+        e.used = self.clock;
+        if e.users == 0 && e.waiters == 0 {
+            self.trim();
+        }
+    }
+
+    /// Takes the cache's answers, notices a new epoch, says hello, and
+    /// sends what is owed (module docs). Call at start and whenever the
+    /// cache notifies.
+    pub fn poll(&mut self) -> Polled {
+        let mut polled = Polled::default();
+        let Some(info) = self.info.read() else { return polled };
+        if self.phase != Phase::Hello && info.epoch != self.epoch {
+            self.restart();
+            self.stats.epoch_changes += 1;
+            polled.epoch_changed = true;
+        }
+        if self.phase == Phase::Hello && self.enqueue(Request::hello(self.life)) {
+            self.phase = Phase::Greeting;
+            self.epoch = info.epoch;
+        }
+        loop {
+            match self.responses.dequeue() {
+                Ok(Some(response)) => {
+                    polled.answers += 1;
+                    self.take(response);
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    self.stats.corrupt_queue += 1;
+                    break;
+                }
+            }
+        }
+        self.pump();
+        polled
+    }
+
+    /// Whether the owner must notify the cache now: call once per batch of
+    /// calls, before waiting.
+    pub fn should_signal(&mut self) -> bool {
+        core::mem::take(&mut self.unsignalled) && self.requests.should_signal()
+    }
+
+    /// Asks the cache to notify when it answers; `true` if the response
+    /// queue is empty (the owner may wait), `false` if answers arrived
+    /// meanwhile (poll again). A corrupt queue counts as empty: nothing
+    /// can be taken from it.
+    pub fn request_signal_if_empty(&mut self) -> bool {
+        self.responses.request_signal_if_empty().unwrap_or_else(|_| {
+            self.stats.corrupt_queue += 1;
+            true
+        })
+    }
+
+    // ----------------------------------------------------------- inside
+
+    fn current(&self) -> bool {
+        self.phase != Phase::Hello && self.info.read().is_some_and(|i| i.epoch == self.epoch)
+    }
+
+    fn evictable(e: &Entry) -> bool {
+        matches!(e.state, State::Pinned { .. }) && e.users == 0 && e.waiters == 0
+    }
+
+    fn entry_of(&self, handle: &Handle) -> Option<&Entry> {
+        self.entries
+            .get(handle.slot as usize)
+            .filter(|e| e.generation == handle.generation && matches!(e.state, State::Pinned { .. }) && e.users > 0)
+    }
+
+    /// The entry naming `file`.
+    fn find(&self, file: u32) -> Option<usize> {
+        self.entries.iter().position(|e| {
+            e.file == file
+                && matches!(
+                    e.state,
+                    State::Wanted | State::Opening { .. } | State::Pinned { .. } | State::Failed { .. }
+                )
+        })
+    }
+
+    fn free(&mut self, slot: usize) {
+        self.entries[slot].state = State::Free;
+        self.frees += 1;
+    }
+
+    fn enqueue(&mut self, request: Request) -> bool {
+        match self.requests.enqueue(request) {
+            Ok(()) => {
+                self.unsignalled = true;
+                true
+            }
+            Err(crate::queue::QueueError::Corrupt) => {
+                self.stats.corrupt_queue += 1;
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// A free entry, releasing the least recently used kept pin for one if
+    /// none is free and no release is owed already.
+    fn allocate(&mut self) -> Option<usize> {
+        if let Some(slot) = self.entries.iter().position(|e| e.state == State::Free) {
+            return Some(slot);
+        }
+        if self.owed > 0 {
+            return None;
+        }
+        let victim = self.least_recently_used()?;
+        self.evict(victim);
+        (self.entries[victim].state == State::Free).then_some(victim)
+    }
+
+    fn least_recently_used(&self) -> Option<usize> {
+        let mut best: Option<(usize, u64)> = None;
+        for (slot, e) in self.entries.iter().enumerate() {
+            if Self::evictable(e) && best.is_none_or(|(_, used)| e.used < used) {
+                best = Some((slot, e.used));
+            }
+        }
+        best.map(|(slot, _)| slot)
+    }
+
+    /// Releases the pin of entry `slot` (kept, no user, no waiter): now if
+    /// the queue takes it, else owed.
+    fn evict(&mut self, slot: usize) {
+        let State::Pinned { pin, .. } = self.entries[slot].state else { return };
+        if self.owed == 0 && self.current() && self.enqueue(Request::release(pin)) {
+            self.stats.releases += 1;
+            self.free(slot);
+        } else {
+            self.entries[slot].state = State::Releasing { pin };
+            self.owed += 1;
+        }
+    }
+
+    /// Releases kept pins, least recently used first, down to `keep`.
+    /// Called when a pin becomes kept: its entry may now be taken for
+    /// another file, so `Room` waits may retry.
+    fn trim(&mut self) {
+        self.frees += 1;
+        let mut kept = self.kept();
+        while kept > self.config.keep {
+            let Some(victim) = self.least_recently_used() else { return };
+            self.evict(victim);
+            kept -= 1;
+        }
+    }
+
+    fn send_open(&mut self, slot: usize) -> bool {
+        if self.in_flight >= QUEUE_CAPACITY || !self.current() {
+            return false;
+        }
+        let sequence = self.sequence.wrapping_add(1);
+        let tag = u32::from(sequence) << 16 | slot as u32;
+        if !self.enqueue(Request::open(self.entries[slot].file, tag)) {
+            return false;
+        }
+        self.sequence = sequence;
+        self.entries[slot].state = State::Opening { tag };
+        self.wanted -= 1;
+        self.in_flight += 1;
+        self.stats.sent += 1;
+        true
+    }
+
+    /// Sends the releases owed, then the opens wanted (each entry in
+    /// turn), while the queue has room and the cache is current.
+    fn pump(&mut self) {
+        if self.phase != Phase::Live || !self.current() {
+            return;
+        }
+        for slot in 0..FILES {
+            if self.owed == 0 {
+                break;
+            }
+            if let State::Releasing { pin } = self.entries[slot].state {
+                if !self.enqueue(Request::release(pin)) {
+                    return;
+                }
+                self.stats.releases += 1;
+                self.owed -= 1;
+                self.free(slot);
+            }
+        }
+        if self.owed > 0 {
+            return;
+        }
+        for k in 0..FILES {
+            if self.wanted == 0 || self.in_flight >= QUEUE_CAPACITY {
+                return;
+            }
+            let slot = (self.cursor + k) % FILES;
+            if self.entries[slot].state == State::Wanted {
+                if !self.send_open(slot) {
+                    return;
+                }
+                self.cursor = (slot + 1) % FILES;
+            }
+        }
+    }
+
+    /// The cache started a new life: forget everything, release nothing,
+    /// say hello again.
+    fn restart(&mut self) {
+        for e in self.entries.iter_mut() {
+            e.state = State::Free;
+        }
+        self.frees += 1;
+        self.in_flight = 0;
+        self.wanted = 0;
+        self.owed = 0;
+        self.phase = Phase::Hello;
+    }
+
+    /// One response.
+    fn take(&mut self, response: Response) {
+        if self.phase != Phase::Live {
+            if response.kind == Kind::Hello as u32 && response.tag == self.life && self.phase == Phase::Greeting {
+                self.phase = Phase::Live;
+            } else {
+                self.stats.stale += 1;
+            }
+            return;
+        }
+        let slot = (response.tag & 0xffff) as usize;
+        let outstanding = self.entries.get(slot).is_some_and(|e| e.state == State::Opening { tag: response.tag });
+        if !outstanding || response.kind == Kind::Hello as u32 {
+            self.stats.unexpected += 1;
+            return;
+        }
+        self.in_flight -= 1;
+        match response.kind() {
+            Kind::Ready => {
+                let pin = response.pin;
+                let held = self
+                    .entries
+                    .iter()
+                    .any(|e| matches!(e.state, State::Pinned { pin: p, .. } | State::Releasing { pin: p } if p == pin));
+                if held {
+                    // Two files cannot share a pin: the cache is wrong.
+                    self.stats.unexpected += 1;
+                    self.fail(slot, Kind::BadRequest);
+                    return;
+                }
+                self.stats.ready += 1;
+                self.entries[slot].state = State::Pinned { pin, offset: response.offset };
+                if self.entries[slot].waiters == 0 {
+                    self.trim();
+                }
+            }
+            // Nobody waits for it any more: no pin is worth releasing.
+            Kind::OverQuota if self.entries[slot].waiters == 0 => self.fail(slot, Kind::OverQuota),
+            Kind::OverQuota => match self.least_recently_used() {
+                Some(victim) => {
+                    self.evict(victim);
+                    self.entries[slot].state = State::Wanted;
+                    self.wanted += 1;
+                    self.stats.over_quota_retries += 1;
+                }
+                None => self.fail(slot, Kind::OverQuota),
+            },
+            kind => self.fail(slot, kind),
+        }
+    }
+
+    fn fail(&mut self, slot: usize, kind: Kind) {
+        self.stats.failed += 1;
+        if self.entries[slot].waiters == 0 {
+            self.free(slot);
+        } else {
+            self.entries[slot].state = State::Failed { kind };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
