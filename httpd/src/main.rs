@@ -14,13 +14,14 @@ mod pd;
 use httpd_core::arena::Arena;
 use httpd_core::cheetah::{connection_bytes, Counters, Server, Settings, Wire};
 use httpd_core::device::DeviceCounters;
-use httpd_core::site::{ImagePin, ImageWait};
+use httpd_core::site::CachePin;
+use lib_cache_protocol::client::WaitToken;
 use net_config::NodeAddress;
 use net_filter::Dotted;
 use pd::{DeviceAndCache, PdLink, PdNeighbours, Start, Store, Web, PORT};
 use pds_runtime::log;
 
-struct Cheetah(Server<PdLink, PdNeighbours, u32, ImagePin<'static>, ImageWait>);
+struct Cheetah(Server<PdLink, PdNeighbours, u32, CachePin<'static>, WaitToken>);
 
 /// The counters the PD reports (when they change).
 #[derive(Clone, Copy, Default, PartialEq)]
@@ -89,6 +90,10 @@ impl Web for Cheetah {
             self.0.works(),
             cache / 1024
         );
+    }
+
+    fn abort_transfers(&mut self, _store: &mut Store) -> usize {
+        self.0.abort_transfers()
     }
 
     fn log_serving(&self, node: &NodeAddress) {

@@ -16,35 +16,35 @@
 //!   and `BOOT_EPOCH`, the wall clock at boot for the `Date` header (the
 //!   timer holds the CMOS clock; without one, dates start at the epoch);
 //! - arpd's table (read-only) and channel, from `arp="true"`;
-//! - the block driver's client regions (`lib/blk-protocol`):
-//!   `blk_request`, `blk_response` (rw) and `blk_info` (r), with
-//!   `setvar_vaddr` of the same names, and the channel named `blk` to the
-//!   driver;
+//! - its end of the file cache PD's protocol (`lib-cache-protocol`):
+//!   `cache_request`, `cache_response` (rw) and `cache_info` (r), with
+//!   `setvar_vaddr` of the same names, and the channel named `cache` to
+//!   the file cache PD (`fs/cache`);
 //! - the cache region `site_cache`, mapped read-only with `setvar_vaddr=
-//!   "site_cache"` and `setvar_size="site_cache_size"`: it *is* the block
-//!   client's data region (the driver's `blk_data_paddr`/`blk_data_size`
-//!   name it), so the device DMAs file blocks straight into it, and it is
-//!   httpd's `send_from` region in `<network>`, so the NIC reads response
-//!   bodies from it in place (`httpd_core::inplace`, `httpd_core::site::ImageStore`,
-//!   `site-cache`). Without that grant bodies are copied (logged at start).
+//!   "site_cache"` and `setvar_size="site_cache_size"`: the file cache
+//!   PD's region, into which the disk DMAs file blocks, and httpd's
+//!   `send_from` region in `<network>`, so the NIC reads response bodies
+//!   from it in place (`httpd_core::inplace`, `httpd_core::site::CacheStore`).
+//!   Without that grant bodies are copied (logged at start).
 //!
 //! It calls the demultiplexer, arpd and the timer, so its priority must be
-//! below all three (and the block driver's, which preempts it).
+//! below all three (and the file cache's, which answers its requests).
 //!
-//! At start it boots the cache (superblock and index, read as soon as the
-//! driver has published the disk) and only then opens its listeners. If the
-//! image is refused (corrupt superblock or index, a disk that cannot be
-//! read...), it logs why and never listens: every connection to port 80
-//! is refused at once with a reset, and not a byte of the image is served.
-//! The cache's state (~190 KiB) lives in this PD's state, on its stack:
-//! the description gives httpd a 1 MiB stack.
+//! At start it says hello to the file cache, waits until the cache has
+//! verified the image head, parses the index from the region, and only
+//! then opens its listeners. If the cache refuses the image (corrupt
+//! superblock or index, a disk that cannot be read...: the cache's log
+//! says why), httpd never listens: every connection to port 80 is refused
+//! at once with a reset, and not a byte of the image is served. When the
+//! cache restarts, every connection sending from it is reset (its bytes
+//! may be gone) and the others go on.
 use drivers_timer_api::{LocalClock, Timer};
 use httpd_core::arena::Arena;
 use httpd_core::device::DeviceCounters;
 use httpd_core::device::{Link, Neighbours, NoBuffer, Received, Resolution, MAX_FRAME};
 use httpd_core::inplace::InPlaceList;
-use httpd_core::site::{BlockClient, BlockEvent, CacheRegion, ImageStore, Notice};
-use lib_blk_protocol::{Info, RequestProducer, ResponseConsumer};
+use httpd_core::site::{Availability, CacheRegion, CacheStore};
+use lib_cache_protocol::{Info, RequestProducer, ResponseConsumer};
 use net_arp_table::{Table, TableReader};
 use net_client::{Alarm, ChangeReport, MuxError, MuxStats, NetClient, TxOffload};
 use net_config::{Ipv4Address, NodeAddress, ARP_TABLE_VADDR, CLIENT_ARPD_CHANNEL};
@@ -52,14 +52,14 @@ use pds_runtime::{log, Channel, ChannelSet, Handler};
 
 pds_runtime::setvar!(httpd_connections, rw);
 pds_runtime::setvar!(httpd_connections_size, size);
-pds_runtime::setvar!(blk_request, rw);
-pds_runtime::setvar!(blk_response, rw);
-pds_runtime::setvar!(blk_info, r);
+pds_runtime::setvar!(cache_request, rw);
+pds_runtime::setvar!(cache_response, rw);
+pds_runtime::setvar!(cache_info, r);
 pds_runtime::setvar!(site_cache, r);
 pds_runtime::setvar!(site_cache_size, size);
 
-// The block driver, by the name of this PD's channel end in the description.
-pds_runtime::channel!(BLK = "blk");
+// The file cache PD, by the name of this PD's channel end in the description.
+pds_runtime::channel!(CACHE = "cache");
 
 // The timer, by the name of this PD's channel end in the description.
 pds_runtime::channel!(TIMER_CHANNEL = "timer", call);
@@ -122,9 +122,9 @@ impl CacheRegion<'static> for PdRegion {
     fn bytes(&self) -> &[u8] {
         // SAFETY: the description maps `site_cache`, `size` bytes, readable
         // at `base` for the PD's life. The device writes into it only the
-        // blocks of loads in progress, which the cache never reads (it
-        // reads loaded groups and the head only), so the bytes read through
-        // this slice do not change while it is used.
+        // blocks of loads in progress, which this PD never reads (it reads
+        // pinned files and the head only), so the bytes read through this
+        // slice do not change while it is used.
         unsafe { core::slice::from_raw_parts(self.base as *const u8, self.size) }
     }
 
@@ -133,14 +133,15 @@ impl CacheRegion<'static> for PdRegion {
             return None;
         }
         // SAFETY: as in `bytes`; the head (superblock and index blocks) is
-        // written by the device only during the boot, which is over when
-        // this is called: the cache's requests all lie behind it.
+        // written by the device only during the cache's boot, which is over
+        // when this is called (the cache published it): its loads all lie
+        // behind it.
         Some(unsafe { core::slice::from_raw_parts(self.base as *const u8, len) })
     }
 }
 
 /// The store the servers serve.
-pub(crate) type Store = ImageStore<'static, PdRegion>;
+pub(crate) type Store = CacheStore<'static, PdRegion>;
 
 /// What a server starts with: the link and arpd, the node's address, the
 /// clock, and whether bodies may go in place.
@@ -173,7 +174,7 @@ impl DeviceAndCache<'_> {
 impl core::fmt::Display for DeviceAndCache<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let (d, store) = (self.0, self.1);
-        let s = store.stats();
+        let s = store.counters();
         write!(
             f,
             "rx={} rx_not_ipv4={} rx_not_for_us={} tx={} tx_arp_miss={} tx_no_route={} tx_no_buffer={} tx_unplanned={} tx_in_place_bytes={} sum_read_bytes={}; ",
@@ -187,10 +188,13 @@ impl core::fmt::Display for DeviceAndCache<'_> {
             )?,
             Err(e) => write!(f, "mux stats refused: {e}; ")?,
         }
+        let c = store.client_stats();
+        let fail = store.failures;
         write!(
             f,
-            "cache hits={} loads={} loaded={} failed={} evictions={} busy={} verified={} corrupt={} bad_releases={}",
-            s.hits, s.loads, s.loaded, s.failed_loads, s.evictions, s.busy, s.verified, s.corrupt, store.bad_releases
+            "client opens={} hits={} sent={} stale_handles={} unexpected={} failed={}/{}/{}/{}/{}; cache hits={} loads={} loaded={} failed={} evictions={} busy={} verified={} corrupt={} pins={} blocks={} bad_releases={}",
+            c.opens, c.hits, c.sent, c.stale_handles, c.unexpected, fail.corrupt, fail.io_error, fail.too_large, fail.over_quota, fail.other,
+            s.hits, s.loads, s.loaded, s.failed_loads, s.evictions, s.busy, s.verified, s.corrupt, s.pins, s.blocks, s.bad_releases
         )
     }
 }
@@ -211,12 +215,18 @@ pub(crate) trait Web: Sized {
     fn log_pool(&self, region: u64, cache: u64);
     /// Logs that it serves.
     fn log_serving(&self, node: &NodeAddress);
+    /// Resets every connection that sends from the cache (its pins are
+    /// void); how many.
+    fn abort_transfers(&mut self, store: &mut Store) -> usize;
 }
 
 pub(crate) struct Httpd<W: Web> {
     server: W,
     store: Store,
-    blk: BlockClient<'static>,
+    /// The index was parsed and the server told to accept.
+    started: bool,
+    /// The cache's refusal was logged.
+    refused: bool,
     node: net_config::NodeAddress,
     alarm: Alarm,
     report: ChangeReport<W::Counters>,
@@ -230,14 +240,13 @@ impl<W: Web> Httpd<W> {
     /// queues' signals.
     fn run(&mut self) {
         loop {
-            self.pump_disk();
+            self.pump_cache();
             let events = self.store.events();
             let now = self.now();
             let due = self.server.poll(now, &mut self.store);
-            self.log_notices();
-            // Loads the polls started go out now; completions that arrived
+            // Opens the polls made go out now; answers that arrived
             // meanwhile wake the connections that wait for them.
-            self.pump_disk();
+            self.pump_cache();
             if self.store.events() != events && self.server.accepting() {
                 continue;
             }
@@ -270,69 +279,48 @@ impl<W: Web> Httpd<W> {
         }
     }
 
-    /// Moves the block traffic until the response queue is empty with a
-    /// signal requested ([`ImageStore::run`]); starts accepting once the
-    /// image is booted.
-    fn pump_disk(&mut self) {
-        let mut booted = false;
-        let event = |e| match e {
-            BlockEvent::Booted => booted = true,
-            BlockEvent::Refused(e) => {
-                log!("{e}");
-                log!("not serving: every connection to port {PORT} is refused");
-                // Up as it can be: the monitor may count it back.
-                pds_runtime::serving();
+    /// Takes the file cache's answers and sends the requests owed until
+    /// its response queue is empty with a signal requested; starts
+    /// accepting once the index is parsed, never if the cache refused the
+    /// image; resets the transfers of a cache that restarted.
+    fn pump_cache(&mut self) {
+        loop {
+            let polled = self.store.poll();
+            if polled.epoch_changed {
+                let aborted = self.server.abort_transfers(&mut self.store);
+                log!("the file cache restarted: {aborted} connections sending from it reset");
             }
-            BlockEvent::DriverRestarted { lost } => {
-                log!("the block driver restarted: {lost} requests in flight lost (their loads failed); syncing")
+            match self.store.availability() {
+                Availability::Serving if !self.started => self.booted(),
+                Availability::Refused if !self.refused => {
+                    self.refused = true;
+                    if self.store.bad_head {
+                        log!("error: the file cache published an index that does not parse");
+                    }
+                    log!("not serving: the file cache refused the site image (its log says why); every connection to port {PORT} is refused");
+                    // Up as it can be: the monitor may count it back.
+                    pds_runtime::serving();
+                }
+                _ => {}
             }
-            BlockEvent::Broken(e) => log!("error: the block response queue is corrupt ({e}); no more disk reads"),
-        };
-        self.store.run(&mut self.blk, event, || BLK.get().notify());
-        if booted {
-            self.booted();
+            if self.store.should_signal() {
+                CACHE.get().notify();
+            }
+            if self.store.request_signal_if_empty() {
+                return;
+            }
         }
     }
 
     fn booted(&mut self) {
-        let Some(cache) = self.store.cache() else { return };
-        let sb = cache.image().superblock();
-        log!(
-            "site image: {} files in {} blocks; cache region {} KiB (index {} KiB, arena {} KiB, groups up to {} blocks)",
-            cache.image().len(),
-            sb.block_count,
-            (cache.arena_start() + cache.arena_len()) / 1024,
-            cache.arena_start() / 1024,
-            cache.arena_len() / 1024,
-            cache.max_group_blocks()
-        );
+        let Some(image) = self.store.image() else { return };
+        self.started = true;
+        log!("site image: {} files in {} blocks, from the file cache", image.len(), image.superblock().block_count);
         self.server.accept();
         if self.server.accepting() {
             self.server.log_serving(&self.node);
         }
         pds_runtime::serving();
-    }
-
-    /// Logs what the store found about files.
-    fn log_notices(&mut self) {
-        while let Some(notice) = self.store.take_notice() {
-            match notice {
-                Notice::Corrupt { file } => log!(
-                    "corrupt file {}: its data does not match the image's record (SHA-256, piece sums); answered 500, never served",
-                    self.store.path(file)
-                ),
-                Notice::IoError { file, status } => {
-                    log!("reading {} failed (block status {status}); answered 500", self.store.path(file))
-                }
-                Notice::TooLarge { file } => {
-                    log!("{} is larger than half the file cache: it can never be served from it; answered 500", self.store.path(file))
-                }
-            }
-        }
-        if self.store.notices_dropped > 0 {
-            log!("{} more file notices not logged", self.store.notices_dropped);
-            self.store.notices_dropped = 0;
-        }
     }
 }
 
@@ -364,9 +352,10 @@ impl<W: Web> Handler for Httpd<W> {
             log!("warning: the timer has no wall clock: dates start at 1970");
             0
         });
-        let vars = (blk_request.get(), blk_response.get(), blk_info.get(), site_cache.get(), site_cache_size.get());
+        let vars =
+            (cache_request.get(), cache_response.get(), cache_info.get(), site_cache.get(), site_cache_size.get());
         let (Some(request), Some(response), Some(info), Some(cache_base), Some(cache_size)) = vars else {
-            panic!("the description must map blk_request, blk_response, blk_info and site_cache (setvar_vaddr, and setvar_size for site_cache)");
+            panic!("the description must map cache_request, cache_response, cache_info and site_cache (setvar_vaddr, and setvar_size for site_cache)");
         };
         // Bodies go in place if the description lets the NIC send from the
         // cache: `send_from="site_cache"` (a region of the cache's size).
@@ -379,7 +368,7 @@ impl<W: Web> Handler for Httpd<W> {
         let start = Start { link: PdLink(net), neighbours, node, mac, now, boot_epoch, send_in_place };
         let server = W::start(start, &mut arena);
         // SAFETY: the queue regions are pages mapped read-write for the
-        // PD's life and used only through these handles; `blk_info` is a
+        // PD's life and used only through these handles; `cache_info` is a
         // page mapped readable, only read here (atomically).
         let (requests, responses, info) = unsafe {
             (
@@ -389,8 +378,8 @@ impl<W: Web> Handler for Httpd<W> {
             )
         };
         server.log_pool(size, cache_size);
-        let store = ImageStore::new(PdRegion { base: cache_base as usize, size: cache_size as usize });
-        let blk = BlockClient::new(requests, responses, info, pds_runtime::restarts() as u32);
+        let region = PdRegion { base: cache_base as usize, size: cache_size as usize };
+        let store = CacheStore::new(requests, responses, info, pds_runtime::restarts() as u32, region);
         let clock = TIMER.local_clock();
         if clock.is_none() {
             log!("warning: the timer does not give its TSC scale: every reading of the clock is a call");
@@ -398,7 +387,8 @@ impl<W: Web> Handler for Httpd<W> {
         let mut httpd = Httpd {
             server,
             store,
-            blk,
+            started: false,
+            refused: false,
             node,
             alarm: Alarm::new(),
             report: ChangeReport::new(W::Counters::default()),

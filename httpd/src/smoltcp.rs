@@ -10,13 +10,14 @@ mod pd;
 use httpd_core::arena::Arena;
 use httpd_core::device::EthDevice;
 use httpd_core::server::{Counters, Server, Settings, CONNECTION_BYTES};
-use httpd_core::site::{ImagePin, ImageWait};
+use httpd_core::site::CachePin;
+use lib_cache_protocol::client::WaitToken;
 use net_config::NodeAddress;
 use net_filter::Dotted;
 use pd::{DeviceAndCache, PdLink, PdNeighbours, Start, Store, Web, PORT};
 use pds_runtime::log;
 
-struct Smoltcp(Server<PdLink, PdNeighbours, u32, ImagePin<'static>, ImageWait>);
+struct Smoltcp(Server<PdLink, PdNeighbours, u32, CachePin<'static>, WaitToken>);
 
 impl Web for Smoltcp {
     type Counters = Counters;
@@ -78,6 +79,10 @@ impl Web for Smoltcp {
             self.0.pool_size(),
             cache / 1024
         );
+    }
+
+    fn abort_transfers(&mut self, store: &mut Store) -> usize {
+        self.0.abort_transfers(store)
     }
 
     fn log_serving(&self, node: &NodeAddress) {

@@ -34,7 +34,7 @@
 use fs_cache_core::disk::{BlockClient, BlockEvent, CacheRegion, DiskCache};
 use fs_cache_core::serve::Servers;
 use fs_cache_core::{Completion, CACHE_FILES, CACHE_GROUPS, CACHE_INFLIGHT};
-use lib_cache_protocol::{Info, RequestConsumer, Response, ResponseProducer, QUEUE_CAPACITY};
+use lib_cache_protocol::{Counters, Info, RequestConsumer, Response, ResponseProducer, QUEUE_CAPACITY};
 use pds_runtime::{log, setvar, ChannelSet, Handler, NamedChannel, Var};
 
 setvar!(blk_request, rw);
@@ -132,12 +132,13 @@ impl FileCache {
         loop {
             let mut completed = Completed { list: [None; CACHE_GROUPS], len: 0 };
             let mut booted = false;
+            let mut refused = false;
             let event = |e| match e {
                 BlockEvent::Booted => booted = true,
                 BlockEvent::Refused(e) => {
                     log!("{e}");
-                    log!("not serving: every open is left waiting (the servers see the cache never ready)");
-                    pds_runtime::serving();
+                    log!("not serving: the servers are told the image is refused");
+                    refused = true;
                 }
                 BlockEvent::DriverRestarted { lost } => {
                     log!("the block driver restarted: {lost} requests in flight lost (their loads failed); syncing")
@@ -153,6 +154,18 @@ impl FileCache {
             self.disk.run(&mut self.blk, on, event, || BLK.get().notify());
             if booted {
                 self.booted();
+            }
+            if refused {
+                for end in self.ends.iter().flatten() {
+                    end.info.refuse();
+                }
+                for (i, end) in self.ends.iter().enumerate() {
+                    if end.is_some() {
+                        SERVER_CHANNELS[i].get().notify();
+                    }
+                }
+                // Up as it can be: the monitor may count it back.
+                pds_runtime::serving();
             }
             self.answer(&completed);
             let taken = self.take_requests();
@@ -172,6 +185,7 @@ impl FileCache {
             // this PD); after it, sleep only with every queue that may be
             // read empty and its signal requested.
             if self.disk.cache().is_none() || self.quiet() {
+                self.publish_counters();
                 return;
             }
         }
@@ -193,6 +207,29 @@ impl FileCache {
             }
             end.requests.request_signal_if_empty().unwrap_or(true)
         })
+    }
+
+    /// Publishes the counters in every server's `Info`, for its log.
+    fn publish_counters(&self) {
+        let Some(cache) = self.disk.cache() else { return };
+        let s = cache.stats();
+        for (i, end) in self.ends.iter().enumerate() {
+            let Some(end) = end else { continue };
+            let (pins, blocks) = self.servers.held(i);
+            end.info.publish_counters(&Counters {
+                hits: s.hits,
+                loads: s.loads,
+                loaded: s.loaded,
+                failed_loads: s.failed_loads,
+                evictions: s.evictions,
+                busy: s.busy,
+                verified: s.verified,
+                corrupt: s.corrupt,
+                pins: pins as u64,
+                blocks,
+                bad_releases: self.servers.bad_releases(i),
+            });
+        }
     }
 
     /// Publishes the cache to every server: the head is verified.

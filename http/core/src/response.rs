@@ -22,6 +22,9 @@ pub enum Status {
     HeaderFieldsTooLarge,
     InternalServerError,
     NotImplemented,
+    /// 503: the server cannot take the request now (RFC 9110 §15.6.4), e.g.
+    /// it holds too much of the file cache to pin one more file.
+    ServiceUnavailable,
     VersionNotSupported,
 }
 
@@ -41,6 +44,7 @@ impl Status {
             Status::HeaderFieldsTooLarge => 431,
             Status::InternalServerError => 500,
             Status::NotImplemented => 501,
+            Status::ServiceUnavailable => 503,
             Status::VersionNotSupported => 505,
         }
     }
@@ -60,6 +64,7 @@ impl Status {
             Status::HeaderFieldsTooLarge => "Request Header Fields Too Large",
             Status::InternalServerError => "Internal Server Error",
             Status::NotImplemented => "Not Implemented",
+            Status::ServiceUnavailable => "Service Unavailable",
             Status::VersionNotSupported => "HTTP Version Not Supported",
         }
     }

@@ -362,6 +362,24 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: 'static> Server<L
         }
     }
 
+    /// The store's pins are void (the file cache PD restarted): every
+    /// connection whose response reads from a pin is aborted with a reset
+    /// and its pin given back. How many.
+    pub fn abort_transfers<S: Store<Handle = H, Pin = P, Wait = W>>(&mut self, site: &mut S) -> usize {
+        let mut aborted = 0;
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            if slot.state == SlotState::Listening || !(slot.holds_pin() || slot.outgoing.holds_pins()) {
+                continue;
+            }
+            self.sockets.get_mut::<tcp::Socket>(slot.socket).abort();
+            slot.drop_body(site);
+            self.active.insert(i);
+            aborted += 1;
+        }
+        self.counters.aborted += aborted as u64;
+        aborted
+    }
+
     /// Serves the active slots once (every slot after a SYN or reset
     /// arrived); whether anything moved.
     fn serve_all<S: Store<Handle = H, Pin = P, Wait = W>>(&mut self, now: u64, site: &mut S) -> bool {

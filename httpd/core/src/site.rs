@@ -1,6 +1,7 @@
 //! Where the server gets its files: the [`Store`] trait, and
-//! [`ImageStore`], the site image (`fs/FORMAT.md`) served through the file
-//! cache (`site-cache`) from the block driver's disk.
+//! [`CacheStore`], the site image (`fs/FORMAT.md`) served through the
+//! file cache PD (`fs/cache`), whose region this PD maps read-only and
+//! whose protocol is `lib-cache-protocol`'s.
 //!
 //! # The store's contract with the server
 //!
@@ -22,10 +23,10 @@
 
 use crate::inplace::FileSums;
 use core::cell::Cell;
-use fs_cache_core::disk::DiskCache;
-pub use fs_cache_core::disk::{Availability, BlockClient, BlockEvent, CacheRegion};
-use fs_cache_core::{Completion, Open, Ready, Stats, Ticket};
+use fs_format::Image;
 use http_core::{FileInfo, Lookup, Site, Status};
+use lib_cache_protocol::client::{Client, Config, Handle, Opened, Polled, WaitToken};
+use lib_cache_protocol::{Counters, Info, Kind};
 
 /// The answer to [`Store::open`] (see the module docs).
 #[derive(Debug, PartialEq, Eq)]
@@ -76,97 +77,168 @@ impl<S: Store> FileSums<S::Pin> for S {
     }
 }
 
-/// [`ImageStore`]'s hold on a file: the cache's pin, and the file's piece
-/// sums from the index (which stays in memory for good), taken once at
-/// open rather than per segment.
+/// Files the client tracks at once (pinned, being opened, or owing a
+/// failure): one entry each (`lib_cache_protocol::client`).
+pub const CLIENT_FILES: usize = 1024;
+/// Pins kept with no user (hot files: a request for one costs no message
+/// to the cache); the cache's quota bounds them too.
+pub const KEEP_PINS: usize = 256;
+
+/// [`CacheStore`]'s hold on a file: the client's handle, where the file
+/// lies in the region, and its piece sums from the index (which stays in
+/// the region for good), taken once at open rather than per segment.
 #[derive(Debug, PartialEq, Eq)]
-pub struct ImagePin<'h> {
-    pub ready: Ready,
-    pub sums: &'h [u8],
+pub struct CachePin<'h> {
+    handle: Handle,
+    offset: usize,
+    len: usize,
+    sums: &'h [u8],
 }
 
-pub use fs_cache_core::{SiteCache, CACHE_FILES, CACHE_GROUPS, CACHE_INFLIGHT};
-
-/// Completed loads remembered for waiting connections; a connection that
-/// waited longer than this many completions simply opens again.
-const DONE_RING: usize = 64;
-/// Notices held for the PD to log between polls; more are counted.
-const NOTICES: usize = 16;
-
-/// Something the PD should log about a file, by its index position.
+/// Where the store stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Notice {
-    /// Its data failed verification (logged once per load).
-    Corrupt { file: u32 },
-    /// Reading it failed with this block status.
-    IoError { file: u32, status: u32 },
-    /// Larger than the cache can ever hold.
-    TooLarge { file: u32 },
+pub enum Availability {
+    /// Waiting for the cache PD (its boot, the hello's answer).
+    Starting,
+    /// The index is parsed and opens go: lookups and opens are answered.
+    Serving,
+    /// The cache refused the image (its log says why): nothing will be
+    /// served.
+    Refused,
 }
 
-/// Why a waiting connection waits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ImageWait {
-    /// For this load, which had not completed when `done` loads had.
-    Load { ticket: Ticket, done: u64 },
-    /// For room: after the `events`-th release or completion.
-    Room { events: u64 },
+/// The cache region as this PD reads it (mapped read-only). The device
+/// writes into it (the blocks of loads in progress) while it is in use,
+/// so the bytes are asked for anew for each use and only a pinned file's
+/// range, or the head, is read.
+pub trait CacheRegion<'h> {
+    /// The whole region, for one use.
+    fn bytes(&self) -> &[u8];
+    /// Its first `len` bytes, for good: the image head, which the cache
+    /// never writes again once it has published it. `None` if the region
+    /// is shorter.
+    fn head(&self, len: usize) -> Option<&'h [u8]>;
 }
 
-/// The site image through the file cache (see the module docs and
-/// `site-cache`'s crate docs).
-pub struct ImageStore<'h, R> {
-    disk: DiskCache<'h, R, CACHE_GROUPS, CACHE_INFLIGHT, CACHE_FILES>,
-    /// Tickets of the last completed (loaded or failed) loads, the
-    /// `done`-th at `done % DONE_RING`.
-    completed: [Option<Ticket>; DONE_RING],
-    done: u64,
-    /// Completions and releases so far.
+/// The site image through the file cache PD: lookups in the index, which
+/// the server parses from the region once the cache publishes it; file
+/// data by the client's opens, pins shared and kept (module docs of
+/// `lib_cache_protocol::client`).
+pub struct CacheStore<'h, R> {
+    client: Client<'h, CLIENT_FILES>,
+    info: &'h Info,
+    region: R,
+    image: Option<Image<'h>>,
+    /// Answers taken so far: a change may wake waiting connections.
     events: u64,
-    notices: [Option<Notice>; NOTICES],
-    /// Notices not held because the buffer was full.
-    pub notices_dropped: u64,
-    /// Pins the cache did not recognise on release (a bug if non-zero).
-    pub bad_releases: u64,
+    /// Opens the cache failed, by what it said, for the log.
+    pub failures: Failures,
+    /// The index did not parse (the cache said it was verified: logged
+    /// once, nothing served).
+    pub bad_head: bool,
     /// File bytes read to checksum segments that do not cover whole
     /// pieces (the precomputed sums cover the rest).
     sum_read_bytes: Cell<u64>,
 }
 
-impl<'h, R: CacheRegion<'h>> ImageStore<'h, R> {
-    /// A store over the cache region, waiting for the disk.
-    pub fn new(region: R) -> Self {
-        ImageStore {
-            disk: DiskCache::new(region),
-            completed: [None; DONE_RING],
-            done: 0,
+/// Opens the cache failed, by kind (the cache PD logs each file).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Failures {
+    pub corrupt: u64,
+    pub io_error: u64,
+    pub too_large: u64,
+    pub over_quota: u64,
+    /// Answers that make no sense for an open (`NoSuchFile` for a file of
+    /// the index, `BadRequest`), and Ready answers outside the region.
+    pub other: u64,
+}
+
+impl<'h, R: CacheRegion<'h>> CacheStore<'h, R> {
+    /// A store over the cache PD's queues and `info`, for this PD's `life`
+    /// (`pds_runtime::restarts`), reading files from `region`.
+    pub fn new(
+        requests: lib_cache_protocol::RequestProducer<'h>,
+        responses: lib_cache_protocol::ResponseConsumer<'h>,
+        info: &'h Info,
+        life: u32,
+        region: R,
+    ) -> Self {
+        CacheStore {
+            client: Client::new(requests, responses, info, life, Config { keep: KEEP_PINS }),
+            info,
+            region,
+            image: None,
             events: 0,
-            notices: [None; NOTICES],
-            notices_dropped: 0,
-            bad_releases: 0,
+            failures: Failures::default(),
+            bad_head: false,
             sum_read_bytes: Cell::new(0),
         }
     }
 
-    /// Where the store stands.
-    pub fn availability(&self) -> Availability {
-        self.disk.availability()
+    /// Takes the cache's answers and sends what is owed
+    /// ([`Client::poll`]); parses the index once the client is live. When
+    /// `epoch_changed`, every pin is void: the caller ends every transfer
+    /// that reads from the cache.
+    pub fn poll(&mut self) -> Polled {
+        let polled = self.client.poll();
+        self.events += polled.answers as u64;
+        if polled.epoch_changed {
+            self.events += 1;
+        }
+        if self.image.is_none() && !self.bad_head && self.client.is_live() {
+            let head = self.info.read().and_then(|i| self.region.head(i.head_len as usize));
+            match head.map(Image::parse) {
+                Some(Ok(image)) => self.image = Some(image),
+                _ => self.bad_head = true,
+            }
+        }
+        polled
     }
 
-    /// Completions and releases so far: a change may wake waiting
+    /// Where the store stands.
+    pub fn availability(&self) -> Availability {
+        if self.info.refused() || self.bad_head {
+            Availability::Refused
+        } else if self.image.is_some() && self.client.is_live() {
+            Availability::Serving
+        } else {
+            Availability::Starting
+        }
+    }
+
+    /// The index, once parsed.
+    pub fn image(&self) -> Option<&Image<'h>> {
+        self.image.as_ref()
+    }
+
+    /// Answers taken and epoch changes so far: a change may wake waiting
     /// connections.
     pub fn events(&self) -> u64 {
         self.events
     }
 
-    /// Block requests enqueued so far.
-    pub fn requests_sent(&self) -> u64 {
-        self.disk.requests_sent()
+    /// Whether the cache must be notified now (requests were queued since
+    /// the last time it was, and it asked; or answers were read while
+    /// requests are still queued: `lib-cache-protocol`, "Queues and
+    /// signalling").
+    pub fn should_signal(&mut self) -> bool {
+        self.client.should_signal()
     }
 
-    /// The cache, once booted.
-    pub fn cache(&self) -> Option<&SiteCache<'h>> {
-        self.disk.cache()
+    /// Asks the cache to notify when it answers; `true` if nothing is
+    /// waiting to be taken (the PD may sleep).
+    pub fn request_signal_if_empty(&mut self) -> bool {
+        self.client.request_signal_if_empty()
+    }
+
+    /// The client's counters.
+    pub fn client_stats(&self) -> lib_cache_protocol::client::ClientStats {
+        self.client.stats()
+    }
+
+    /// The cache PD's counters as it last published them.
+    pub fn counters(&self) -> Counters {
+        self.info.counters()
     }
 
     /// File bytes read to checksum segments (see `Store::sum`).
@@ -174,56 +246,9 @@ impl<'h, R: CacheRegion<'h>> ImageStore<'h, R> {
         self.sum_read_bytes.get()
     }
 
-    /// The cache's counters (zero before it boots).
-    pub fn stats(&self) -> Stats {
-        self.disk.cache().map(|c| *c.stats()).unwrap_or_default()
-    }
-
-    /// The path of the file at index position `file`.
-    pub fn path(&self, file: u32) -> &'h str {
-        self.disk.cache().and_then(|c| c.file(file)).map_or("?", |f| f.record().path)
-    }
-
-    /// The oldest notice not yet taken.
-    pub fn take_notice(&mut self) -> Option<Notice> {
-        let first = self.notices.iter().position(Option::is_some)?;
-        let notice = self.notices[first].take();
-        self.notices[first..].rotate_left(1);
-        notice
-    }
-
-    fn notice(&mut self, notice: Notice) {
-        match self.notices.iter_mut().find(|n| n.is_none()) {
-            Some(free) => *free = Some(notice),
-            None => self.notices_dropped += 1,
-        }
-    }
-
-    /// Moves all the block traffic ([`DiskCache::run`]: the sync with the
-    /// driver, the boot, the loads), remembering each completed load for
-    /// the connections waiting for it.
-    pub fn run(&mut self, blk: &mut BlockClient<'_>, event: impl FnMut(BlockEvent), notify: impl FnMut()) {
-        let mut done = Done { completed: &mut self.completed, done: &mut self.done, events: &mut self.events };
-        self.disk.run(blk, |c| done.note(c), event, notify)
-    }
-}
-
-/// The store's record of completed loads, borrowed while the cache is.
-struct Done<'a> {
-    completed: &'a mut [Option<Ticket>; DONE_RING],
-    done: &'a mut u64,
-    events: &'a mut u64,
-}
-
-impl Done<'_> {
-    /// Remembers a finished load (loaded or failed) for the connections
-    /// waiting for it.
-    fn note(&mut self, c: Completion) {
-        if let Completion::Loaded(ticket) | Completion::Failed(ticket) = c {
-            self.completed[(*self.done % DONE_RING as u64) as usize] = Some(ticket);
-            *self.done += 1;
-            *self.events += 1;
-        }
+    /// The pinned file's bytes in the region.
+    fn data(&self, pin: &CachePin<'h>) -> Option<&[u8]> {
+        self.region.bytes().get(pin.offset..pin.offset.checked_add(pin.len)?)
     }
 }
 
@@ -235,14 +260,14 @@ fn etag_of(fields: &[u8]) -> &[u8] {
         .map_or(&[][..], |v| v.strip_suffix(b"\r").unwrap_or(v))
 }
 
-impl<'h, R: CacheRegion<'h>> Site for ImageStore<'h, R> {
+impl<'h, R: CacheRegion<'h>> Site for CacheStore<'h, R> {
     /// The file's position in the index.
     type Handle = u32;
 
     fn lookup(&self, path: &str) -> Lookup<'_, u32> {
-        let Some(cache) = self.disk.cache() else { return Lookup::NotFound };
-        if let Some(file) = cache.lookup(path.as_bytes()) {
-            let record = file.record();
+        let Some(image) = &self.image else { return Lookup::NotFound };
+        if let Some(position) = image.position(path.as_bytes()) {
+            let Some(record) = image.record(position) else { return Lookup::NotFound };
             let fields = record.fields();
             let info = FileInfo {
                 len: record.size,
@@ -250,102 +275,98 @@ impl<'h, R: CacheRegion<'h>> Site for ImageStore<'h, R> {
                 etag: etag_of(fields),
                 header: fields,
             };
-            return Lookup::File(info, file.id());
+            return Lookup::File(info, position);
         }
-        if cache.image().is_directory(path.as_bytes()) {
+        if image.is_directory(path.as_bytes()) {
             return Lookup::Directory;
         }
         Lookup::NotFound
     }
 }
 
-impl<'h, R: CacheRegion<'h>> Store for ImageStore<'h, R> {
-    type Pin = ImagePin<'h>;
-    type Wait = ImageWait;
+impl<'h, R: CacheRegion<'h>> Store for CacheStore<'h, R> {
+    type Pin = CachePin<'h>;
+    type Wait = WaitToken;
 
-    /// `Corrupt`, `IoError` and `TooLarge` are `500` and a [`Notice`]
-    /// (`Corrupt` once per load of the file).
-    fn open(&mut self, id: u32) -> Fetch<ImagePin<'h>, ImageWait> {
-        let Some((cache, region)) = self.disk.parts() else { return Fetch::Fail(Status::InternalServerError) };
-        let Some(file) = cache.file(id) else { return Fetch::Fail(Status::InternalServerError) };
-        let region = region.bytes();
-        let arena = region.get(cache.arena_start()..).unwrap_or(&[]);
-        let notice = match cache.open(&file, arena) {
-            Open::Ready(ready) => return Fetch::Ready(ImagePin { ready, sums: file.record().sums }),
-            Open::Loading(ticket) => return Fetch::Wait(ImageWait::Load { ticket, done: self.done }),
-            Open::Busy => return Fetch::Wait(ImageWait::Room { events: self.events }),
-            Open::Corrupt { detected_now: true } => Some(Notice::Corrupt { file: id }),
-            Open::Corrupt { detected_now: false } => None,
-            Open::IoError { status } => Some(Notice::IoError { file: id, status }),
-            Open::TooLarge => Some(Notice::TooLarge { file: id }),
+    /// A failure is `500` (`503` over the quota: the server holds too much
+    /// of the cache for now), counted in [`CacheStore::failures`]; the
+    /// cache PD logs the file.
+    fn open(&mut self, id: u32) -> Fetch<CachePin<'h>, WaitToken> {
+        let Some(record) = self.image.as_ref().and_then(|im| im.record(id)) else {
+            return Fetch::Fail(Status::InternalServerError);
         };
-        if let Some(notice) = notice {
-            self.notice(notice);
-        }
-        Fetch::Fail(Status::InternalServerError)
-    }
-
-    fn may_retry(&self, wait: &ImageWait) -> bool {
-        match *wait {
-            ImageWait::Room { events } => self.events != events,
-            ImageWait::Load { ticket, done } => {
-                if self.done.saturating_sub(done) >= DONE_RING as u64 {
-                    return true;
+        match self.client.open(id) {
+            Opened::Ready { handle, offset } => {
+                let region_len = self.region.bytes().len() as u64;
+                let fits = offset.checked_add(record.size).is_some_and(|end| end <= region_len);
+                match (usize::try_from(offset), usize::try_from(record.size), fits) {
+                    (Ok(offset), Ok(len), true) => Fetch::Ready(CachePin { handle, offset, len, sums: record.sums }),
+                    _ => {
+                        // The cache's word, not to be trusted: a range
+                        // outside the region is never read.
+                        self.client.release(handle);
+                        self.failures.other += 1;
+                        Fetch::Fail(Status::InternalServerError)
+                    }
                 }
-                (done..self.done).any(|n| self.completed[(n % DONE_RING as u64) as usize] == Some(ticket))
+            }
+            Opened::Wait(token) => Fetch::Wait(token),
+            Opened::Fail(kind) => {
+                let f = &mut self.failures;
+                match kind {
+                    Kind::Corrupt => f.corrupt += 1,
+                    Kind::IoError => f.io_error += 1,
+                    Kind::TooLarge => f.too_large += 1,
+                    Kind::OverQuota => {
+                        f.over_quota += 1;
+                        return Fetch::Fail(Status::ServiceUnavailable);
+                    }
+                    _ => f.other += 1,
+                }
+                Fetch::Fail(Status::InternalServerError)
             }
         }
     }
 
-    fn read(&self, pin: &ImagePin<'h>, offset: u64, buf: &mut [u8]) -> usize {
-        let ready = &pin.ready;
+    fn may_retry(&self, wait: &WaitToken) -> bool {
+        self.client.may_retry(wait)
+    }
+
+    fn read(&self, pin: &CachePin<'h>, offset: u64, buf: &mut [u8]) -> usize {
+        let Some(data) = self.data(pin) else { return 0 };
         let Ok(offset) = usize::try_from(offset) else { return 0 };
-        if offset >= ready.len {
-            return 0;
-        }
-        let n = (ready.len - offset).min(buf.len());
-        let start = ready.offset + offset;
-        match self.disk.region().bytes().get(start..start + n) {
-            Some(data) => {
-                buf[..n].copy_from_slice(data);
-                n
-            }
-            None => 0,
-        }
+        let Some(rest) = data.get(offset..) else { return 0 };
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        n
     }
 
-    /// The cache region is the block client's data region and the NIC's
-    /// `send_from` window: file data is sent where the disk put it.
-    fn region_offset(&self, pin: &ImagePin<'h>) -> Option<usize> {
-        Some(pin.ready.offset)
+    /// The cache region is the NIC's `send_from` window: file data is sent
+    /// where the disk put it.
+    fn region_offset(&self, pin: &CachePin<'h>) -> Option<usize> {
+        Some(pin.offset)
     }
 
     /// The image's precomputed piece sums where the range covers whole
     /// pieces (`fs_format::sums::segment_sum`), the loaded (verified)
     /// data for the partial pieces at its ends.
-    fn sum(&self, pin: &ImagePin<'h>, offset: u64, len: usize) -> Option<u16> {
-        let data = self.disk.region().bytes().get(pin.ready.offset..pin.ready.offset + pin.ready.len)?;
+    fn sum(&self, pin: &CachePin<'h>, offset: u64, len: usize) -> Option<u16> {
+        let data = self.data(pin)?;
         let read = |at: u64, max: usize| {
             let at = usize::try_from(at).ok()?;
             let bytes = data.get(at..at.checked_add(max)?.min(data.len()))?;
             self.sum_read_bytes.set(self.sum_read_bytes.get() + bytes.len() as u64);
             Some(bytes)
         };
-        fs_format::sums::segment_sum(pin.ready.len as u64, pin.sums, offset, len as u64, read).ok()
+        fs_format::sums::segment_sum(pin.len as u64, pin.sums, offset, len as u64, read).ok()
     }
 
-    fn release(&mut self, pin: ImagePin<'h>) {
-        if let Some((cache, _)) = self.disk.parts() {
-            if !cache.release(pin.ready.pin) {
-                self.bad_releases += 1;
-            }
-            self.events += 1;
-        }
+    fn release(&mut self, pin: CachePin<'h>) {
+        self.client.release(pin.handle);
+        self.events += 1;
     }
 
-    fn abandon(&mut self, wait: ImageWait) {
-        if let (Some((cache, _)), ImageWait::Load { ticket, .. }) = (self.disk.parts(), wait) {
-            cache.abandon(ticket);
-        }
+    fn abandon(&mut self, wait: WaitToken) {
+        self.client.abandon(wait);
     }
 }

@@ -110,6 +110,11 @@ impl<H: Copy, P, W> Slot<H, P, W> {
         }
     }
 
+    /// Whether the current response holds a pin of the store.
+    pub(crate) fn holds_pin(&self) -> bool {
+        self.pin.is_some()
+    }
+
     /// Ends the current response's hold on the store: the pin goes back,
     /// the body and any wait are dropped. Called when the body is sent and
     /// whenever the connection ends, so no pin outlives its connection.

@@ -102,7 +102,7 @@ pub mod queue;
 #[cfg(test)]
 mod tests;
 
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Capacity of both queues of a server, in entries.
 pub const QUEUE_CAPACITY: usize = 64;
@@ -253,17 +253,77 @@ impl Response {
 ///
 /// | offset | size | field |
 /// |--------|------|-------|
-/// | 0      | 4    | `ready` (0 or 1): the head is loaded and verified |
+/// | 0      | 4    | `ready`: 0 while the cache starts, 1 once the head is loaded and verified, 2 if it refused the image (for good: nothing will be served) |
 /// | 4      | 4    | `epoch`: the cache's life, 1 at boot, one more at each restart |
 /// | 8      | 4    | `head_len`: bytes of the head at offset 0 of `cache_data` |
 /// | 12     | 4    | `quota_blocks`: this server's quota |
+/// | 16     | 88   | [`Counters`], eleven `u64`s in its field order, for the server's log |
 #[repr(C)]
 pub struct Info {
     ready: AtomicU32,
     epoch: AtomicU32,
     head_len: AtomicU32,
     quota_blocks: AtomicU32,
+    counters: [AtomicU64; COUNTERS],
 }
+
+const COUNTERS: usize = 11;
+
+/// The cache's counters as it last published them in a server's
+/// [`Info`] (after each batch of work), for the server's log: the cache
+/// has no clock of its own to report them by. The cache's are the whole
+/// cache's; the last three are this server's. Each field is read
+/// atomically, the whole not: a snapshot may mix two publications.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Opens answered from data in memory.
+    pub hits: u64,
+    /// Loads started, completed, failed.
+    pub loads: u64,
+    pub loaded: u64,
+    pub failed_loads: u64,
+    /// Groups evicted to make room.
+    pub evictions: u64,
+    /// Opens that found no room at once.
+    pub busy: u64,
+    /// Files that passed verification, and that failed it.
+    pub verified: u64,
+    pub corrupt: u64,
+    /// This server's pins and their blocks.
+    pub pins: u64,
+    pub blocks: u64,
+    /// This server's releases of pins it did not hold.
+    pub bad_releases: u64,
+}
+
+impl Counters {
+    fn to_array(self) -> [u64; COUNTERS] {
+        let Counters {
+            hits,
+            loads,
+            loaded,
+            failed_loads,
+            evictions,
+            busy,
+            verified,
+            corrupt,
+            pins,
+            blocks,
+            bad_releases,
+        } = self;
+        [hits, loads, loaded, failed_loads, evictions, busy, verified, corrupt, pins, blocks, bad_releases]
+    }
+
+    fn from_array(a: [u64; COUNTERS]) -> Counters {
+        let [hits, loads, loaded, failed_loads, evictions, busy, verified, corrupt, pins, blocks, bad_releases] = a;
+        Counters { hits, loads, loaded, failed_loads, evictions, busy, verified, corrupt, pins, blocks, bad_releases }
+    }
+}
+
+/// `ready`'s values.
+const STARTING: u32 = 0;
+const READY: u32 = 1;
+const REFUSED: u32 = 2;
 
 /// A server's view of [`Info`] at one moment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -294,17 +354,39 @@ impl Info {
         self.epoch.store(epoch, Ordering::Relaxed);
         self.head_len.store(head_len, Ordering::Relaxed);
         self.quota_blocks.store(quota_blocks, Ordering::Relaxed);
-        self.ready.store(1, Ordering::Release);
+        self.ready.store(READY, Ordering::Release);
     }
 
     /// Withdraws `ready` (a restarted cache, before it reloads the head).
     pub fn withdraw(&self) {
-        self.ready.store(0, Ordering::Release);
+        self.ready.store(STARTING, Ordering::Release);
+    }
+
+    /// Says the image was refused: the cache will never be ready.
+    pub fn refuse(&self) {
+        self.ready.store(REFUSED, Ordering::Release);
+    }
+
+    /// Whether the cache refused the image (its log says why).
+    pub fn refused(&self) -> bool {
+        self.ready.load(Ordering::Acquire) == REFUSED
+    }
+
+    /// Publishes the counters (cache PD).
+    pub fn publish_counters(&self, counters: &Counters) {
+        for (field, value) in self.counters.iter().zip(counters.to_array()) {
+            field.store(value, Ordering::Relaxed);
+        }
+    }
+
+    /// The counters as last published (zero before).
+    pub fn counters(&self) -> Counters {
+        Counters::from_array(core::array::from_fn(|i| self.counters[i].load(Ordering::Relaxed)))
     }
 
     /// The state, if the cache is ready.
     pub fn read(&self) -> Option<InfoSnapshot> {
-        (self.ready.load(Ordering::Acquire) == 1).then(|| InfoSnapshot {
+        (self.ready.load(Ordering::Acquire) == READY).then(|| InfoSnapshot {
             epoch: self.epoch.load(Ordering::Relaxed),
             head_len: self.head_len.load(Ordering::Relaxed),
             quota_blocks: self.quota_blocks.load(Ordering::Relaxed),

@@ -76,6 +76,33 @@ fn info_is_read_only_once_ready() {
     assert_eq!(info.read().map(|i| i.epoch), Some(2));
 }
 
+#[test]
+fn a_refused_image_is_never_ready_and_counters_read_back_field_by_field() {
+    // SAFETY: an all-zero `Info` is valid (atomics of zero).
+    let info: Info = unsafe { core::mem::zeroed() };
+    assert!(!info.refused());
+    info.refuse();
+    assert!(info.refused());
+    assert_eq!(info.read(), None, "refused is not ready");
+    assert_eq!(info.counters(), Counters::default());
+    let c = Counters {
+        hits: 1,
+        loads: 2,
+        loaded: 3,
+        failed_loads: 4,
+        evictions: 5,
+        busy: 6,
+        verified: 7,
+        corrupt: 8,
+        pins: 9,
+        blocks: 10,
+        bad_releases: 11,
+    };
+    info.publish_counters(&c);
+    assert_eq!(info.counters(), c, "each field in its place");
+    assert_eq!(core::mem::size_of::<Info>(), 16 + 11 * 8, "the layout the docs give");
+}
+
 /// A pin of the cache, as `fs-cache-core` would give it: not `Copy`, so the
 /// table can only hand it back once.
 #[derive(Debug, PartialEq, Eq)]

@@ -297,6 +297,18 @@ impl Conn {
         self.closing = true;
     }
 
+    /// Ends the connection at once with a reset (RFC 9293 §3.10.6, ABORT
+    /// call: "send a reset segment", everything queued is dropped): the
+    /// next [`Conn::poll`] gives the RST, and the state is `Closed`. For an
+    /// application that can no longer produce the stream it promised (its
+    /// bytes are gone). Nothing happens once closed or in TIME-WAIT.
+    pub fn abort(&mut self) {
+        if !matches!(self.state, State::Closed | State::TimeWait) {
+            self.state = State::Closed;
+            self.rst_now = true;
+        }
+    }
+
     /// Bytes sent and not yet acknowledged (the FIN counts one).
     fn flight(&self) -> u32 {
         self.nxt - self.una
@@ -845,6 +857,24 @@ mod tests {
         // The rest, sent again, is taken once there is room.
         let got = conn.on_segment(MS, &ack_segment(Seq(101), iss + 1, 65535, &[b'x'; 300], false), 500, &mut limiter);
         assert_eq!(got.data, 200..300);
+    }
+
+    #[test]
+    fn an_abort_sends_one_reset_and_nothing_after() {
+        let mut limiter = ChallengeLimiter::per_second();
+        let (mut conn, iss) = handshake(100, 0);
+        conn.on_segment(0, &ack_segment(Seq(101), iss + 1, 65535, &[], false), 4096, &mut limiter);
+        conn.extend(5000);
+        assert!(!drain(&mut conn, 0, 4096).is_empty(), "data goes out");
+        conn.abort();
+        assert_eq!(conn.state(), State::Closed);
+        let rst = conn.poll(0, 4096).expect("the reset");
+        assert!(rst.rst, "{rst:?}");
+        assert!(conn.poll(0, 4096).is_none(), "one reset, then nothing");
+        // The peer's ACK after the abort changes nothing.
+        conn.on_segment(MS, &ack_segment(Seq(101), iss + 1, 65535, &[], false), 4096, &mut limiter);
+        assert_eq!(conn.state(), State::Closed);
+        assert!(conn.poll(MS, 4096).is_none());
     }
 
     #[test]

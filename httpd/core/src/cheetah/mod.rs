@@ -863,6 +863,31 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: Copy + 'static> S
         }
     }
 
+    /// The store's pins are void (the file cache PD restarted: what they
+    /// named may be overwritten): every connection whose response reads
+    /// from a pin, in flight or about to be sent, is reset (net-tcp's
+    /// [`Conn::abort`]), since a retransmission could send other bytes
+    /// than the ones promised. Waiting responses open again. How many.
+    pub fn abort_transfers(&mut self) -> usize {
+        let mut aborted = 0;
+        let mut next = self.used.first_from(0);
+        while let Some(i) = next {
+            next = self.used.first_from(i + 1);
+            let slot = &mut self.table.slots[i];
+            let Some(w) = slot.work else { continue };
+            let work = &self.works[w as usize];
+            if work.pending.pin.is_none() && !work.outgoing.holds_pins() {
+                continue;
+            }
+            if let Some(conn) = slot.tcp.as_mut() {
+                conn.abort();
+                aborted += 1;
+                self.dirty.insert(i);
+            }
+        }
+        aborted
+    }
+
     /// Connection `i` is over: its work context retires (orphaned until
     /// the NIC gave back the frames that may read its pins), its slot is
     /// free.

@@ -277,16 +277,16 @@ const ACK: TcpFlags = TcpFlags::ACK;
 
 #[test]
 fn a_region_of_8_mib_holds_over_10000_connections() {
-    let l = layout::<usize, crate::site::ImagePin<'static>, crate::site::ImageWait>(8 << 20);
+    let l = layout::<usize, crate::site::CachePin<'static>, lib_cache_protocol::client::WaitToken>(8 << 20);
     std::println!(
         "8 MiB: {} connections of {} bytes, {} work contexts of {} bytes, TIME-WAIT {} bytes",
         l.connections,
         super::connection_bytes(),
         l.works,
-        super::work_bytes::<usize, crate::site::ImagePin<'static>, crate::site::ImageWait>(),
+        super::work_bytes::<usize, crate::site::CachePin<'static>, lib_cache_protocol::client::WaitToken>(),
         super::time_wait_bytes()
     );
-    let small = layout::<usize, crate::site::ImagePin<'static>, crate::site::ImageWait>(2 << 20);
+    let small = layout::<usize, crate::site::CachePin<'static>, lib_cache_protocol::client::WaitToken>(2 << 20);
     std::println!("2 MiB: {} connections, {} work contexts", small.connections, small.works);
     assert!(l.connections >= 10_000, "{l:?}");
     assert!(l.works >= 64, "{l:?}");
