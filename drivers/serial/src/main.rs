@@ -4,7 +4,7 @@
 //! kernel, which prints nothing itself, still has a console.
 //!
 //! Description: COM1's ports and ISA IRQ 4 (IOAPIC pin 4, edge, active
-//! high); client `i` (0..8) maps its console region here with
+//! high); client `i` (0..CLIENTS) maps its console region here with
 //! `setvar_vaddr="console_client_<i>"` and has its channel 25 connected to
 //! this PD's channel `i`. Each client may print 32 KiB a second (about:
 //! `drivers_serial_core`'s budget); the rest is dropped and counted, so no
@@ -41,10 +41,21 @@ setvar!(console_client_4);
 setvar!(console_client_5);
 setvar!(console_client_6);
 setvar!(console_client_7);
+setvar!(console_client_8);
+setvar!(console_client_9);
+setvar!(console_client_10);
+setvar!(console_client_11);
+setvar!(console_client_12);
+setvar!(console_client_13);
+setvar!(console_client_14);
+setvar!(console_client_15);
 setvar!(console_input);
 
+/// The most clients: rings `console_client_0` to `console_client_15`.
+const CLIENTS: usize = 16;
+
 /// Client `i`'s ring address, patched by the builder; its channel is `i`.
-static CLIENT_RINGS: [&Var; 8] = [
+static CLIENT_RINGS: [&Var; CLIENTS] = [
     &console_client_0,
     &console_client_1,
     &console_client_2,
@@ -53,6 +64,14 @@ static CLIENT_RINGS: [&Var; 8] = [
     &console_client_5,
     &console_client_6,
     &console_client_7,
+    &console_client_8,
+    &console_client_9,
+    &console_client_10,
+    &console_client_11,
+    &console_client_12,
+    &console_client_13,
+    &console_client_14,
+    &console_client_15,
 ];
 
 /// COM1's registers through the I/O port capability.
@@ -103,7 +122,7 @@ fn rdtsc() -> u64 {
 }
 
 struct Serial {
-    clients: [Option<Client>; 8],
+    clients: [Option<Client>; CLIENTS],
     input: Option<Writer<'static>>,
 }
 

@@ -295,7 +295,7 @@ mod tests {
         for line in [
             "capabilities (11 of 512 CSpace slots; rights R receive, W send, G grant, n/a: the kind has none):\n",
             "  slot   1  R--  input: own notification\n",
-            "  slot   2  -WG  fault endpoint -> monitor (badge 0x7)\n",
+            "  slot   2  -WG  fault endpoint -> monitor (badge 0x8)\n",
             "  slot   3  R--  own notification\n",
             "  slot  64  -W-  notify channel 0 -> notification of net-mux (badge 0x8)\n",
             "  slot 128  -WG  protected call channel 0 -> endpoint of net-mux (badge 0x8000003)\n",
@@ -314,10 +314,10 @@ mod tests {
         let mut r = String::new();
         render_rights(&mut r, &plan);
         for line in [
-            "82 capabilities in 9 PDs follow the least-privilege rules",
-            "  input             R--        9  the PD's own endpoint or notification: receives only\n",
-            "  fault endpoint    -WG        9  ",
-            "  notify            -W-       38  a peer's notification: signal only\n",
+            "89 capabilities in 10 PDs follow the least-privilege rules",
+            "  input             R--       10  the PD's own endpoint or notification: receives only\n",
+            "  fault endpoint    -WG       10  ",
+            "  notify            -W-       42  a peer's notification: signal only\n",
             "  protected call    -WG       10  ",
             "  IRQ handler       n/a        4  ",
             "  I/O ports         n/a        3  ",

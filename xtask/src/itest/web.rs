@@ -442,7 +442,7 @@ fn corrupt_file<const V: usize>(ws: &Path) -> Result<()> {
                 .join()
                 .map_err(|_| anyhow::anyhow!("the client thread panicked"))?
         })?;
-        let (line, _) = s.expect(&format!("[httpd] corrupt file {}", victim.url), LINE_TIMEOUT)?;
+        let (line, _) = s.expect(&format!("[file-cache] corrupt file {}", victim.url), LINE_TIMEOUT)?;
         println!("   {line}");
         // Everything else in its directory (its group and others) is served.
         let others: Vec<&SiteFile> =
@@ -450,7 +450,7 @@ fn corrupt_file<const V: usize>(ws: &Path) -> Result<()> {
         let bytes = check_files(ns, &others)?;
         println!("   the {} other files of /d03/ ({bytes} bytes) served intact", others.len());
         s.drain(Duration::from_millis(200), Duration::from_secs(1));
-        let logged = s.transcript.iter().filter(|l| l.contains("[httpd] corrupt file")).count();
+        let logged = s.transcript.iter().filter(|l| l.contains("[file-cache] corrupt file")).count();
         ensure!(logged == 1, "the corrupt file was logged {logged} times");
         no_faults(s)
     })
@@ -466,7 +466,7 @@ fn corrupt_head<const V: usize>(ws: &Path) -> Result<()> {
     // starts at block 1).
     for (name, offset) in [("corrupt-superblock.img", 20), ("corrupt-index.img", 4096 + index_len / 2)] {
         let corrupted = corrupted_copy(&site.image, name, offset)?;
-        with_web(ws, V, &corrupted, "[httpd] corrupt site image, refusing to serve", |ns, s| {
+        with_web(ws, V, &corrupted, "[file-cache] corrupt site image, refusing to serve", |ns, s| {
             s.expect("[httpd] not serving", LINE_TIMEOUT)?;
             let refused = std::thread::scope(|scope| {
                 scope

@@ -20,7 +20,7 @@
 //! [`faulting_attempt`]), that holds the capability or mapping it abuses
 //! and makes that one attempt at `init`; the monitor reports its fault,
 //! which is the observation. Those PDs have no console (the serial PD has
-//! eight rings), so the monitor's line is their only output.
+//! sixteen rings, too few for these PDs beside the others), so the monitor's line is their only output.
 //!
 //! The PD `redteam` repeats its network attempts ([`RedTeam::round`]) each
 //! time a TCP segment reaches the port it claims (81), so that the test
