@@ -1,14 +1,15 @@
 //! The contract between the **file cache PD** and the **server PDs** it
 //! serves (httpd, ftpd, the next one): which regions they share, what a
 //! request and a response are, how pins and quotas work, and how either
-//! side starts over. Issue 13's first step; the cache PD and the servers'
-//! clients are built on it (README, "The file cache as its own PD").
+//! side starts over. The cache PD (`fs/cache`, program `file-cache`) and
+//! the servers' [`client`] are built on it (README, "The file cache as its
+//! own PD").
 //!
 //! # Why a PD of its own, and why queues
 //!
-//! Today the cache (`fs-cache-core`) lives inside httpd, so a second server
-//! would need a second copy of the disk path and could not share what is
-//! cached. As its own PD the cache alone talks to the disk driver and
+//! Inside a server, the cache would make a second server need a second
+//! copy of the disk path, and the two could not share what is cached.
+//! As its own PD the cache alone talks to the disk driver and
 //! verifies files (`fs-cache-core`'s SHA-256 and piece sums); each server maps
 //! the cache region **read-only** and may send from it in place (the NIC
 //! reads it: the servers' `send_from`), so zero copy stays zero copy, and
@@ -88,7 +89,7 @@
 //!   answers would name tags of the dead life). Answers already in the
 //!   response queue carry tags of the old life; a server discards every
 //!   response until the [`Kind::Hello`] answer with its life.
-//! - A restarted **cache** counts its lives in [`Info::epoch`]. A server
+//! - A restarted **cache** counts its lives in [`Info`]'s epoch. A server
 //!   that sees the epoch change forgets all its pins (the new life has
 //!   none, and may load other files where they were) and ends every
 //!   transfer that reads from them: a TCP connection whose unacknowledged
