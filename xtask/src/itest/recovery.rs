@@ -9,8 +9,8 @@
 //! (release kernel, serial console, httpd serving `images/site`, the same
 //! `on_fault` policies) plus the test PD `fault-injector`
 //! (`pds/test/fault-injector`), which asks the monitor to make arpd, stray,
-//! httpd, virtio-blk and virtio-net fault, in that order, 6, 9, 12, 15 and
-//! 18 s after it starts: the monitor points the PD's instruction pointer
+//! httpd, file-cache, virtio-blk and virtio-net fault, in that order, 6, 9,
+//! 12, 15, 18 and 21 s after it starts: the monitor points the PD's instruction pointer
 //! at an unmapped page, so the PD takes a genuine VM fault. The test boots it in a network namespace
 //! on a TAP device, starts `wrk` against `/index.html`, and for each PD:
 //!
@@ -25,9 +25,11 @@
 //!   the restarted NIC driver again (`attached again`);
 //! - it serves again, judged from outside: arpd answers `arping`, stray
 //!   answers `ping`, httpd and virtio-net serve `/` byte for byte to
-//!   `curl`, and after virtio-blk's restart every file of the site is
-//!   served byte for byte (httpd's cache, emptied by its own restart
-//!   before, reads them through the restarted driver).
+//!   `curl`, and after file-cache's and virtio-blk's restarts every file of
+//!   the site is served byte for byte (the cache, emptied by its own
+//!   restart, reads them again, the second time through the restarted
+//!   driver; httpd reset the connections that were sending from the old
+//!   cache and greeted the new one).
 //!
 //! Then: no other PD faulted or restarted, each target restarted once,
 //! `wrk` made requests throughout (its errors, from the connections httpd
@@ -54,7 +56,7 @@ pub fn tests() -> Vec<Test> {
             dying_call_answered,
         ),
         (
-            "recovery: arpd, stray, httpd, virtio-blk and virtio-net killed by fault injection while wrk runs are each back within 100 ms, serving, and no other PD restarts",
+            "recovery: arpd, stray, httpd, file-cache, virtio-blk and virtio-net killed by fault injection while wrk runs are each back within 100 ms, serving, and no other PD restarts",
             killed_pds_come_back,
         ),
     ]
@@ -118,7 +120,7 @@ fn dying_call_answered(ws: &Path) -> Result<()> {
 const SYSTEM: &str = "tests/systems/recovery.system";
 const WRK: Package = Package { name: "wrk", probe: "wrk" };
 /// The PDs fault-injector kills, in its order.
-const TARGETS: &[&str] = &["arpd", "stray", "httpd", "virtio-blk", "virtio-net"];
+const TARGETS: &[&str] = &["arpd", "stray", "httpd", "file-cache", "virtio-blk", "virtio-net"];
 /// The most a PD may take from its fault to its event loop.
 const MAX_RECOVERY_MS: f64 = 100.0;
 
@@ -213,7 +215,7 @@ fn judge(ns: &Netns, s: &mut Session, index: &[u8], site: &Path) -> Result<()> {
     get_index(ns, index, "before the faults")?;
     let wrk = ns
         .command("wrk")
-        .args(["-t", "1", "-c", "16", "-d", "20s", "--timeout", "5s", &format!("http://{NODE_IP}/index.html")])
+        .args(["-t", "1", "-c", "16", "-d", "23s", "--timeout", "5s", &format!("http://{NODE_IP}/index.html")])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -241,11 +243,11 @@ fn judge(ns: &Netns, s: &mut Session, index: &[u8], site: &Path) -> Result<()> {
             "httpd" => ("curl / byte for byte", get_index(ns, index, &format!("after {target}'s restart")).is_ok()),
             // After httpd's restart its cache is empty: every file it
             // serves now is read through the restarted driver.
-            "virtio-blk" => ("every file of the site byte for byte", get_site(ns, site).is_ok()),
+            "file-cache" | "virtio-blk" => ("every file of the site byte for byte", get_site(ns, site).is_ok()),
             _ => ("curl / byte for byte", get_index(ns, index, &format!("after {target}'s restart")).is_ok()),
         };
         println!(
-            "   {target:<6} fault -> serving {recovery:>8.3} ms (restart -> serving {init:.3} ms); {}: {}",
+            "   {target:<10} fault -> serving {recovery:>8.3} ms (restart -> serving {init:.3} ms); {}: {}",
             serving.0,
             if serving.1 { "yes" } else { "NO" }
         );

@@ -27,8 +27,14 @@ static TIMER: Timer = Timer::named(&TIMER_CHANNEL);
 
 /// When (ms after init) to fault which PD. `tests/systems/recovery.system`
 /// and `xtask/src/itest/recovery.rs` follow it.
-const SCHEDULE: &[(u64, &str)] =
-    &[(6_000, "arpd"), (9_000, "stray"), (12_000, "httpd"), (15_000, "virtio-blk"), (18_000, "virtio-net")];
+const SCHEDULE: &[(u64, &str)] = &[
+    (6_000, "arpd"),
+    (9_000, "stray"),
+    (12_000, "httpd"),
+    (15_000, "file-cache"),
+    (18_000, "virtio-blk"),
+    (21_000, "virtio-net"),
+];
 
 const MS: u64 = 1_000_000;
 
