@@ -602,14 +602,13 @@ impl<'q, const FILES: usize> Client<'q, FILES> {
                 self.free(slot);
             }
         }
-        if self.owed > 0 {
-            return;
-        }
+        // Every release owed is sent (a failed one returned above).
+        let start = self.cursor;
         for k in 0..FILES {
             if self.wanted == 0 || self.in_flight >= QUEUE_CAPACITY {
                 return;
             }
-            let slot = (self.cursor + k) % FILES;
+            let slot = (start + k) % FILES;
             if self.entries[slot].state == State::Wanted {
                 if !self.send_open(slot) {
                     return;

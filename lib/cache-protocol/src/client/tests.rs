@@ -434,6 +434,26 @@ fn an_epoch_change_voids_every_pin_without_releasing_it() {
 }
 
 #[test]
+fn a_wait_of_an_earlier_epoch_may_retry_even_when_its_entry_is_reused() {
+    let (mut fake, tx, rx) = Fake::new(16, 1000, 16);
+    let mut client: Client<'_, 1> = fake.client(tx, rx, 0);
+    greet(&mut client, &mut fake);
+    let Opened::Wait(w) = client.open(1) else { panic!() };
+    fake.die();
+    fake.come_back();
+    assert!(client.poll().epoch_changed);
+    greet(&mut client, &mut fake);
+    // Another file takes the one entry before the waiter opens again.
+    let Opened::Wait(other) = client.open(2) else { panic!() };
+    assert!(!client.may_retry(&other));
+    assert!(client.may_retry(&w), "the open it waited for is gone");
+    // It opens again: the table is full, so it waits for room.
+    let Opened::Wait(room) = client.open(1) else { panic!() };
+    assert_eq!(room, WaitToken(Wait::Room { frees: client.frees }));
+    fake.check();
+}
+
+#[test]
 fn a_stale_handle_releases_nothing_even_when_its_entry_is_reused() {
     let (mut fake, tx, rx) = Fake::new(16, 1000, 7);
     let mut client: Client<'_, 1> = fake.client(tx, rx, 0);
@@ -575,6 +595,48 @@ fn releases_owed_while_the_queue_is_full_go_first_later() {
         let Opened::Ready { handle, .. } = client.open(f) else { panic!("file {f}") };
         client.release(handle);
     }
+    fake.check();
+}
+
+#[test]
+fn a_release_owed_goes_before_any_later_open() {
+    let (mut fake, tx, rx) = Fake::new(16, 1000, 14);
+    let mut client: Client<'_, 16> = fake.client(tx, rx, 0);
+    greet(&mut client, &mut fake);
+    let (h, _) = open_ready(&mut client, &mut fake, 1);
+    // Released while the cache is not ready: owed.
+    fake.info.withdraw();
+    client.release(h);
+    assert_eq!(fake.requests.len().unwrap(), 0);
+    fake.info.publish(1, 8192, 1000);
+    let before = fake.log.len();
+    assert!(matches!(client.open(2), Opened::Wait(_)));
+    fake.take();
+    let ops: Vec<Option<Op>> = fake.log[before..].iter().map(Request::op).collect();
+    assert_eq!(ops, [Some(Op::Release), Some(Op::Open)]);
+    fake.check();
+}
+
+#[test]
+fn at_most_a_queue_of_opens_is_outstanding() {
+    let (mut fake, tx, rx) = Fake::new(200, 100_000, 15);
+    let mut client: Client<'_, 128> = fake.client(tx, rx, 0);
+    greet(&mut client, &mut fake);
+    for f in 0..QUEUE_CAPACITY as u32 {
+        assert!(matches!(client.open(f), Opened::Wait(_)));
+    }
+    // The cache takes every open and answers none yet.
+    fake.take();
+    assert_eq!(fake.pending.len(), QUEUE_CAPACITY);
+    for f in QUEUE_CAPACITY as u32..QUEUE_CAPACITY as u32 + 6 {
+        assert!(matches!(client.open(f), Opened::Wait(_)));
+    }
+    client.poll();
+    assert_eq!(fake.requests.len().unwrap(), 0, "an open past the queue's worth was sent");
+    assert_eq!(client.outstanding(), QUEUE_CAPACITY);
+    fake.answer(2);
+    client.poll();
+    assert_eq!(fake.requests.len().unwrap(), 2, "one open for each answer");
     fake.check();
 }
 
