@@ -146,7 +146,8 @@ pub struct Polled {
 pub struct ClientStats {
     /// Calls of [`Client::open`].
     pub opens: u64,
-    /// Opens answered from a pin already held (no message).
+    /// Opens answered `Ready` from a pin already held, without a message
+    /// (a waiter claiming its answer, a hot file).
     pub hits: u64,
     /// Open requests sent (re-sent ones included).
     pub sent: u64,

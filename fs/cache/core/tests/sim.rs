@@ -1048,3 +1048,219 @@ fn a_failed_load_owes_each_waiting_open_one_error_and_then_loads_again() {
     node.settle();
     assert_eq!(node.answer(0, 21).map(|a| a.kind()), Some(Kind::Ready), "a debt left by the restarted server");
 }
+
+// ------------------- servers' clients (`lib_cache_protocol::client`)
+
+use lib_cache_protocol::client::{Client, ClientStats, Config as ClientConfig, Handle, Opened, WaitToken};
+use lib_cache_protocol::{
+    Info, RequestConsumer, RequestProducer, ResponseConsumer, ResponseProducer, QUEUE_REGION_SIZE,
+};
+use std::collections::VecDeque;
+
+#[repr(C, align(4096))]
+struct QueuePage([u8; QUEUE_REGION_SIZE]);
+
+/// A zeroed queue region for the rest of the process.
+fn queue_page() -> *mut u8 {
+    Box::leak(Box::new(QueuePage([0; QUEUE_REGION_SIZE]))).0.as_mut_ptr()
+}
+
+/// The cache PD's ends of one server's queues.
+struct Port {
+    requests: RequestConsumer<'static>,
+    responses: ResponseProducer<'static>,
+}
+
+/// One server PD: its client of the cache and what it is doing with it.
+struct ServerPd {
+    client: Client<'static, 256>,
+    /// Files (indices into the test's list) still to serve.
+    todo: VecDeque<usize>,
+    waits: Vec<(WaitToken, usize)>,
+    /// Handles being "sent from", and for how many more rounds.
+    sending: Vec<(Handle, usize, usize)>,
+    served: usize,
+    over_quota: usize,
+}
+
+/// The regions a server shares with the cache PD.
+#[derive(Clone, Copy)]
+struct Regions {
+    info: &'static Info,
+    requests: *mut u8,
+    responses: *mut u8,
+}
+
+/// Connects a server (quota `quota` blocks) to the cache PD, whose head is
+/// `head_len` bytes.
+fn connect(head_len: usize, quota: u64) -> (Port, Regions) {
+    // SAFETY: an all-zero `Info` is valid (atomics of zero).
+    let info: &'static Info = Box::leak(Box::new(unsafe { std::mem::zeroed::<Info>() }));
+    info.publish(1, head_len as u32, quota as u32);
+    let (requests, responses) = (queue_page(), queue_page());
+    // SAFETY: both regions are page-aligned, a page long, live for the
+    // rest of the process and are accessed only through the handles of
+    // one cache PD and one server at a time.
+    let port =
+        unsafe { Port { requests: RequestConsumer::new(requests, ()), responses: ResponseProducer::new(responses) } };
+    (port, Regions { info, requests, responses })
+}
+
+/// A server PD in its life `life`, keeping `keep` pins: its client's
+/// handles carry on from the queues' indices, as after a restart.
+fn server(regions: Regions, keep: usize, life: u32) -> ServerPd {
+    // SAFETY: as in `connect`; the server's previous handles are gone.
+    let (tx, rx) = unsafe { (RequestProducer::new(regions.requests), ResponseConsumer::new(regions.responses, ())) };
+    let client = Client::new(tx, rx, regions.info, life, ClientConfig { keep });
+    ServerPd { client, todo: VecDeque::new(), waits: Vec::new(), sending: Vec::new(), served: 0, over_quota: 0 }
+}
+
+/// The cache PD's turn: takes each server's requests while it may, lets
+/// the disk answer a few block requests, and enqueues the answers (the
+/// response queue must have room: the clients keep at most a queue of
+/// opens outstanding).
+fn cache_pd_round(node: &mut Node, ports: &mut [Port; 2], steps: usize) {
+    for (server, port) in ports.iter_mut().enumerate() {
+        while node.servers.can_take(server) {
+            let Some(r) = port.requests.dequeue().unwrap() else { break };
+            node.request(server, r);
+        }
+    }
+    for _ in 0..steps {
+        if !node.step() {
+            break;
+        }
+    }
+    for (server, answer) in node.answers.drain(..) {
+        ports[server].responses.enqueue(answer).expect("a response queue overflowed");
+    }
+}
+
+/// A server's turn: takes answers, sends from what it holds and releases
+/// it after a while, retries waits, and opens more files, checking every
+/// byte of every file it is given against the source.
+fn server_round(pd: &mut ServerPd, node: &Node, files: &[(String, u32, Vec<u8>)], rng: &mut Rng) {
+    const WINDOW: usize = 24;
+    let polled = pd.client.poll();
+    assert!(!polled.epoch_changed);
+    let mut i = 0;
+    while i < pd.sending.len() {
+        if pd.sending[i].2 == 0 {
+            let (handle, _, _) = pd.sending.swap_remove(i);
+            pd.client.release(handle);
+        } else {
+            pd.sending[i].2 -= 1;
+            i += 1;
+        }
+    }
+    let mut opens: Vec<usize> = Vec::new();
+    pd.waits.retain(|(token, f)| {
+        let retry = pd.client.may_retry(token);
+        if retry {
+            opens.push(*f);
+        }
+        !retry
+    });
+    while pd.waits.len() + pd.sending.len() + opens.len() < WINDOW {
+        let Some(f) = pd.todo.pop_front() else { break };
+        opens.push(f);
+    }
+    for f in opens {
+        let (path, position, data) = &files[f];
+        match pd.client.open(*position) {
+            Opened::Ready { handle, offset } => {
+                let start = offset as usize - node.sim.cache.arena_start();
+                assert_eq!(&node.sim.arena[start..start + data.len()], &data[..], "{path}: wrong bytes served");
+                pd.sending.push((handle, f, rng.below(3)));
+                pd.served += 1;
+            }
+            Opened::Wait(token) => pd.waits.push((token, f)),
+            // Nothing kept to release: try again later.
+            Opened::Fail(lib_cache_protocol::Kind::OverQuota) => {
+                pd.over_quota += 1;
+                pd.todo.push_back(f);
+            }
+            Opened::Fail(kind) => panic!("{path}: {kind:?}"),
+        }
+    }
+    let _ = pd.client.should_signal();
+}
+
+/// Two servers' clients and the cache PD's `Servers` over real queues:
+/// every file of a site larger than the cache, twice each (the second
+/// time often from a kept pin), byte for byte. Server 0's quota is a
+/// little more than the largest group, so opens are refused past it and
+/// the client releases its least recently used kept pins and opens again.
+#[test]
+fn two_clients_get_every_file_through_the_queues_byte_for_byte() {
+    let s = generated("clients", 21, 10, 4, 20_000, 40, 60_000);
+    let region_size = 1 << 20;
+    assert!(data_bytes(&s) > region_size, "the site must not fit the cache");
+    let mut region = region_of(region_size);
+    let largest_group = s
+        .placement
+        .iter()
+        .map(|(path, p)| match p {
+            Placement::Page { span_blocks } => *span_blocks as usize,
+            _ => s.files[path].len().div_ceil(BLOCK_SIZE),
+        })
+        .max()
+        .unwrap() as u64;
+    let quotas = [largest_group + 2, 4 * largest_group];
+    let mut node = Node::new(Sim::new(&mut region, Disk::new(&s.image, 16, region_size, 21)), quotas);
+    let files: Vec<(String, u32, Vec<u8>)> =
+        s.files.iter().map(|(path, data)| (path.clone(), node.position(path), data.clone())).collect();
+    let head_len = node.sim.cache.arena_start();
+    let (p0, r0) = connect(head_len, quotas[0]);
+    let (p1, r1) = connect(head_len, quotas[1]);
+    let (mut pd0, mut pd1) = (server(r0, 16, 1), server(r1, 8, 1));
+    let mut ports = [p0, p1];
+    let mut rng = Rng(21);
+    for pd in [&mut pd0, &mut pd1] {
+        let mut order: Vec<usize> = (0..files.len()).chain(0..files.len()).collect();
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i + 1));
+        }
+        pd.todo = order.into();
+    }
+    let total = 2 * files.len();
+    for round in 0.. {
+        assert!(round < 20_000, "stalled: served {} and {} of {total}", pd0.served, pd1.served);
+        server_round(&mut pd0, &node, &files, &mut rng);
+        server_round(&mut pd1, &node, &files, &mut rng);
+        cache_pd_round(&mut node, &mut ports, 1 + rng.below(4));
+        assert!(node.servers.held(0).1 <= quotas[0], "server 0 past its quota");
+        if round == 40 {
+            // Server 1 restarts: what it held and waited for is dropped,
+            // and it serves everything again in its next life.
+            assert!(!pd1.waits.is_empty() && pd1.client.pins() > 0, "restart with nothing under way");
+            let mut todo = pd1.todo;
+            todo.extend(pd1.waits.iter().map(|&(_, f)| f));
+            pd1 = ServerPd { todo, served: pd1.served, ..server(r1, 8, 2) };
+        }
+        if pd0.served == total && pd1.served == total && pd0.sending.is_empty() && pd1.sending.is_empty() {
+            break;
+        }
+    }
+    // Settle: every release reaches the cache.
+    for _ in 0..4 {
+        server_round(&mut pd0, &node, &files, &mut rng);
+        server_round(&mut pd1, &node, &files, &mut rng);
+        cache_pd_round(&mut node, &mut ports, usize::MAX);
+    }
+    let stats: [ClientStats; 2] = [pd0.client.stats(), pd1.client.stats()];
+    for (server, pd) in [&pd0, &pd1].into_iter().enumerate() {
+        assert!(pd.waits.is_empty() && pd.todo.is_empty());
+        assert_eq!(node.servers.held(server).0, pd.client.pins(), "server {server}: the cache and the client disagree");
+        assert_eq!(node.servers.bad_releases(server), 0, "server {server}");
+        let st = stats[server];
+        assert_eq!((st.unexpected, st.stale_handles), (0, 0), "server {server}: {st:?}");
+        assert!(st.hits > st.ready, "server {server}: no answer served two opens: {st:?}");
+    }
+    assert!(stats[0].over_quota_retries > 0, "server 0 never went past its quota: {:?}", stats[0]);
+    assert_eq!(node.servers.stats(1).hellos, 2);
+    assert!(stats[1].stale > 0, "no answer of server 1's first life was left to discard");
+    assert!(node.servers.stats(0).over_quota > 0);
+    // The site is larger than the cache: files were loaded again.
+    assert!(node.sim.disk.requests > files.len() as u64, "{} block requests", node.sim.disk.requests);
+}
