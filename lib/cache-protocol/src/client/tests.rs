@@ -260,7 +260,10 @@ fn open_ready<const F: usize>(client: &mut Client<'static, F>, fake: &mut Fake, 
     let mut opened = client.open(file);
     for _ in 0..20 {
         match opened {
-            Opened::Ready { handle, offset } => return (handle, offset),
+            Opened::Ready { handle, offset } => {
+                client.check();
+                return (handle, offset);
+            }
             Opened::Wait(token) => {
                 client.poll();
                 fake.step();
@@ -796,6 +799,7 @@ fn the_client_keeps_every_rule_under_random_use() {
                 _ => {}
             }
             fake.check();
+            client.check();
             assert!(client.outstanding() <= QUEUE_CAPACITY);
             if client.is_live() {
                 for (h, file, offset) in &handles {
@@ -841,6 +845,7 @@ fn the_client_keeps_every_rule_under_random_use() {
             fake.step();
         }
         fake.check();
+        client.check();
         assert_eq!(fake.files_pinned.len(), client.pins(), "seed {seed}: a pin leaked");
         assert!(client.pins() <= keep, "seed {seed}");
         assert_eq!(client.outstanding(), 0, "seed {seed}");
