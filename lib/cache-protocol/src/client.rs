@@ -17,8 +17,9 @@
 //! owner's life, sent once the cache is ready. Every response before the
 //! [`Kind::Hello`] answer carrying that life is discarded (it answers a
 //! request of an earlier life of the server, whose tags may equal this
-//! life's) and counted ([`ClientStats::stale`]). Until that answer every
-//! open waits ([`Opened::Wait`]).
+//! life's) and counted ([`ClientStats::stale`]); those waiting when the
+//! hello is sent are taken first, so that the cache finds room to answer
+//! it. Until that answer every open waits ([`Opened::Wait`]).
 //!
 //! **The cache's lives.** The client reads [`Info`] at every call that
 //! may send or answer. While the cache is not ready, or its epoch is not
@@ -485,10 +486,8 @@ impl<'q, const FILES: usize> Client<'q, FILES> {
             self.stats.epoch_changes += 1;
             polled.epoch_changed = true;
         }
-        if self.phase == Phase::Hello && self.enqueue(Request::hello(self.life)) {
-            self.phase = Phase::Greeting;
-            self.epoch = info.epoch;
-        }
+        // Answers first: a queue full of an earlier life's answers is
+        // emptied before the hello goes, so the cache has room to answer it.
         loop {
             match self.responses.dequeue() {
                 Ok(Some(response)) => {
@@ -501,6 +500,10 @@ impl<'q, const FILES: usize> Client<'q, FILES> {
                     break;
                 }
             }
+        }
+        if self.phase == Phase::Hello && self.enqueue(Request::hello(self.life)) {
+            self.phase = Phase::Greeting;
+            self.epoch = info.epoch;
         }
         self.pump();
         polled
