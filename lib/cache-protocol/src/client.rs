@@ -42,8 +42,9 @@
 //! the file is outstanding, the open waits for it (opens are coalesced).
 //! Otherwise the client sends [`Request::open`] and the open waits. Tags
 //! are `sequence << 16 | entry`, the sequence one more for each open sent,
-//! so an answer names its entry and a stale answer (an earlier sequence)
-//! names nothing.
+//! so an answer names its entry and a stale answer (an earlier sequence;
+//! the sequence wraps only after 2¹⁶ opens, far more than the queues
+//! hold) names nothing.
 //!
 //! **Outstanding opens.** At most [`QUEUE_CAPACITY`] opens are outstanding
 //! (sent, not answered), as the crate docs require; an open past that, or
@@ -76,13 +77,39 @@
 //! the file again when [`Client::may_retry`] says the answer may have
 //! changed (after a `poll`), or gives the token up with
 //! [`Client::abandon`] (the connection ended), so that a failure is not
-//! kept for it and an open not yet sent is not sent.
+//! kept for it and an open not yet sent is not sent. When every entry is
+//! taken (by files in use, opens under way, failures owed, releases owed)
+//! and no kept pin can give its entry up, an open waits for an entry.
 //!
 //! **Signalling.** Requests are enqueued as calls go; the owner calls
 //! [`Client::should_signal`] once per batch, before it waits, and
 //! notifies the cache if it says so (`lib-queue`'s protocol: it asks
 //! only if something was enqueued since). [`Client::request_signal_if_empty`]
 //! asks the cache to notify when it answers.
+//!
+//! # Use
+//!
+//! ```ignore
+//! let mut cache = Client::<1024>::new(requests, responses, info, life, Config { keep: 256 });
+//! // at start, and on each notification from the cache:
+//! if cache.poll().epoch_changed {
+//!     reset_every_connection_sending_from_the_cache();
+//! }
+//! for conn in waiting_connections() {
+//!     if cache.may_retry(&conn.wait) {
+//!         match cache.open(conn.file) {
+//!             Opened::Ready { handle, offset } => conn.send_from(handle, offset),
+//!             Opened::Wait(token) => conn.wait = token,
+//!             Opened::Fail(kind) => conn.answer_error(kind),
+//!         }
+//!     }
+//! }
+//! // a connection done with a file: cache.release(handle);
+//! // a connection closed while waiting: cache.abandon(token);
+//! if cache.should_signal() {
+//!     CACHE_CHANNEL.notify();
+//! }
+//! ```
 
 use crate::{Info, Kind, Request, RequestProducer, Response, ResponseConsumer, QUEUE_CAPACITY};
 

@@ -87,7 +87,7 @@
 //!   answers would name tags of the dead life). Answers already in the
 //!   response queue carry tags of the old life; a server discards every
 //!   response until the [`Kind::Hello`] answer with its life.
-//! - A restarted **cache** counts its lives in [`Info::epoch`]. A server
+//! - A restarted **cache** counts its lives in [`InfoSnapshot::epoch`]. A server
 //!   that sees the epoch change forgets all its pins (the new life has
 //!   none, and may load other files where they were), releasing none of
 //!   them, and ends every transfer that reads from them: a TCP connection
