@@ -63,6 +63,9 @@ struct Fake {
     /// Every request taken, for the tests that look at the order.
     log: Vec<Request>,
     violations: Vec<String>,
+    /// Requests of the server sent to the previous life that this one
+    /// takes: not held to the rules of a greeted life.
+    carried: usize,
     rng: Rng,
 }
 
@@ -98,6 +101,7 @@ impl Fake {
             quota,
             log: Vec::new(),
             violations: Vec::new(),
+            carried: 0,
             rng: Rng(seed | 1),
         };
         (fake, tx, prx)
@@ -129,6 +133,8 @@ impl Fake {
         while self.room() > self.pending.len() {
             let Some(r) = self.requests.dequeue().unwrap() else { break };
             self.log.push(r);
+            let carried = self.carried > 0;
+            self.carried = self.carried.saturating_sub(1);
             match r.op() {
                 Some(Op::Hello) => {
                     if r.arg != LIFE {
@@ -139,6 +145,13 @@ impl Fake {
                     self.files_pinned.clear();
                     self.pending.clear();
                     self.responses.enqueue(Response::other(r.tag, Kind::Hello)).unwrap();
+                }
+                // Answered as any open: a pin the server never hears of,
+                // until its hello.
+                Some(Op::Open) if carried => self.pending.push((r.tag, r.arg)),
+                Some(Op::Release) if carried => {
+                    self.pins.release(r.arg);
+                    self.files_pinned.remove(&r.arg);
                 }
                 Some(Op::Open) if !self.greeted => self.violation(format!("open {r:?} before the hello")),
                 Some(Op::Open) => {
@@ -201,11 +214,16 @@ impl Fake {
         self.take();
     }
 
-    /// The cache dies (having taken, and dropped, whatever was in the
-    /// request queue; its answers already sent stay in the response queue)
-    /// and a new life starts booting.
-    fn die(&mut self) {
-        while self.requests.dequeue().unwrap().is_some() {}
+    /// The cache dies and a new life starts booting. The old life took
+    /// (and dropped) what was in the request queue, or, with `carry`, left
+    /// it for the new life; its answers already sent stay in the response
+    /// queue.
+    fn die(&mut self, carry: bool) {
+        if carry {
+            self.carried = self.requests.len().unwrap();
+        } else {
+            while self.requests.dequeue().unwrap().is_some() {}
+        }
         self.epoch += 1;
         self.down = true;
         self.greeted = false;
@@ -410,7 +428,7 @@ fn an_epoch_change_voids_every_pin_without_releasing_it() {
     // An open answered by the old life, the answer still in the queue.
     let Opened::Wait(waiting) = client.open(4) else { panic!() };
     fake.step();
-    fake.die();
+    fake.die(false);
     assert!(matches!(client.open(1), Opened::Wait(_)), "the old life's pin is not handed out");
     fake.come_back();
     assert!(matches!(client.open(1), Opened::Wait(_)), "nor in the new life before the client noticed");
@@ -436,13 +454,39 @@ fn an_epoch_change_voids_every_pin_without_releasing_it() {
     assert_eq!(client.stats().epoch_changes, 1);
 }
 
+/// A new life may take requests sent to the old one: an open answered
+/// with a pin whose tag the client forgot. The second hello drops it.
+#[test]
+fn the_hello_after_an_epoch_change_drops_pins_given_for_forgotten_opens() {
+    let (mut fake, tx, rx) = Fake::new(16, 1000, 17);
+    let mut client: Client<'_, 16> = fake.client(tx, rx, 4);
+    greet(&mut client, &mut fake);
+    let Opened::Wait(w) = client.open(3) else { panic!() };
+    fake.die(true);
+    fake.come_back();
+    // The new life answers the open before the client notices it.
+    fake.step();
+    assert!(fake.holds_file(3));
+    assert!(client.poll().epoch_changed);
+    assert_eq!(client.stats().stale, 1, "the answer to the forgotten open");
+    fake.step();
+    assert!(!fake.holds_file(3), "the pin leaked");
+    client.poll();
+    assert!(client.is_live() && client.may_retry(&w));
+    let (h, offset) = open_ready(&mut client, &mut fake, 3);
+    assert_eq!(offset, offset_of(2, 3));
+    client.release(h);
+    assert_eq!(fake.files_pinned.len(), client.pins());
+    fake.check();
+}
+
 #[test]
 fn a_wait_of_an_earlier_epoch_may_retry_even_when_its_entry_is_reused() {
     let (mut fake, tx, rx) = Fake::new(16, 1000, 16);
     let mut client: Client<'_, 1> = fake.client(tx, rx, 0);
     greet(&mut client, &mut fake);
     let Opened::Wait(w) = client.open(1) else { panic!() };
-    fake.die();
+    fake.die(false);
     fake.come_back();
     assert!(client.poll().epoch_changed);
     greet(&mut client, &mut fake);
@@ -793,7 +837,8 @@ fn the_client_keeps_every_rule_under_random_use() {
                     if fake.down {
                         fake.come_back();
                     } else {
-                        fake.die();
+                        let carry = rng.below(2) == 0;
+                        fake.die(carry);
                     }
                 }
                 _ => {}
