@@ -1081,6 +1081,8 @@ struct ServerPd {
     sending: Vec<(Handle, usize, usize)>,
     served: usize,
     over_quota: usize,
+    /// Epoch changes seen: every transfer from the cache was reset.
+    resets: usize,
 }
 
 /// The regions a server shares with the cache PD.
@@ -1097,13 +1099,22 @@ fn connect(head_len: usize, quota: u64) -> (Port, Regions) {
     // SAFETY: an all-zero `Info` is valid (atomics of zero).
     let info: &'static Info = Box::leak(Box::new(unsafe { std::mem::zeroed::<Info>() }));
     info.publish(1, head_len as u32, quota as u32);
-    let (requests, responses) = (queue_page(), queue_page());
+    let regions = Regions { info, requests: queue_page(), responses: queue_page() };
+    (port(regions), regions)
+}
+
+/// The cache PD's ends of a server's queues, carrying on from their
+/// indices (as a restarted cache PD's are).
+fn port(regions: Regions) -> Port {
     // SAFETY: both regions are page-aligned, a page long, live for the
     // rest of the process and are accessed only through the handles of
     // one cache PD and one server at a time.
-    let port =
-        unsafe { Port { requests: RequestConsumer::new(requests, ()), responses: ResponseProducer::new(responses) } };
-    (port, Regions { info, requests, responses })
+    unsafe {
+        Port {
+            requests: RequestConsumer::new(regions.requests, ()),
+            responses: ResponseProducer::new(regions.responses),
+        }
+    }
 }
 
 /// A server PD in its life `life`, keeping `keep` pins: its client's
@@ -1112,7 +1123,15 @@ fn server(regions: Regions, keep: usize, life: u32) -> ServerPd {
     // SAFETY: as in `connect`; the server's previous handles are gone.
     let (tx, rx) = unsafe { (RequestProducer::new(regions.requests), ResponseConsumer::new(regions.responses, ())) };
     let client = Client::new(tx, rx, regions.info, life, ClientConfig { keep });
-    ServerPd { client, todo: VecDeque::new(), waits: Vec::new(), sending: Vec::new(), served: 0, over_quota: 0 }
+    ServerPd {
+        client,
+        todo: VecDeque::new(),
+        waits: Vec::new(),
+        sending: Vec::new(),
+        served: 0,
+        over_quota: 0,
+        resets: 0,
+    }
 }
 
 /// The cache PD's turn: takes each server's requests while it may, lets
@@ -1141,8 +1160,12 @@ fn cache_pd_round(node: &mut Node, ports: &mut [Port; 2], steps: usize) {
 /// byte of every file it is given against the source.
 fn server_round(pd: &mut ServerPd, node: &Node, files: &[(String, u32, Vec<u8>)], rng: &mut Rng) {
     const WINDOW: usize = 24;
-    let polled = pd.client.poll();
-    assert!(!polled.epoch_changed);
+    if pd.client.poll().epoch_changed {
+        // Every transfer reading from the cache ends; the handles are
+        // stale (releasing one would change nothing).
+        pd.sending.clear();
+        pd.resets += 1;
+    }
     let mut i = 0;
     while i < pd.sending.len() {
         if pd.sending[i].2 == 0 {
@@ -1258,9 +1281,100 @@ fn two_clients_get_every_file_through_the_queues_byte_for_byte() {
         assert!(st.hits > st.ready, "server {server}: no answer served two opens: {st:?}");
     }
     assert!(stats[0].over_quota_retries > 0, "server 0 never went past its quota: {:?}", stats[0]);
+    assert_eq!((pd0.resets, pd1.resets), (0, 0));
     assert_eq!(node.servers.stats(1).hellos, 2);
     assert!(stats[1].stale > 0, "no answer of server 1's first life was left to discard");
     assert!(node.servers.stats(0).over_quota > 0);
     // The site is larger than the cache: files were loaded again.
     assert!(node.sim.disk.requests > files.len() as u64, "{} block requests", node.sim.disk.requests);
+}
+
+/// Serves `pds`' files until every one is served and nothing is held, for
+/// at most `limit` rounds; whether they were.
+fn serve_all(
+    node: &mut Node,
+    ports: &mut [Port; 2],
+    pds: &mut [ServerPd; 2],
+    files: &[(String, u32, Vec<u8>)],
+    rng: &mut Rng,
+    limit: usize,
+) -> bool {
+    for _ in 0..limit {
+        for pd in pds.iter_mut() {
+            server_round(pd, node, files, rng);
+        }
+        cache_pd_round(node, ports, 1 + rng.below(4));
+        if pds.iter().all(|pd| pd.todo.is_empty() && pd.waits.is_empty() && pd.sending.is_empty()) {
+            return true;
+        }
+    }
+    false
+}
+
+/// The cache PD restarts while both servers are sending from it and
+/// waiting for it: the old life takes what was queued and answers what it
+/// can, then the new life boots on the same region and queues. Both
+/// clients notice the new epoch, reset their transfers, release nothing
+/// of the old life, say hello again, discard the old life's answers, and
+/// get every remaining file, byte for byte, from the new life.
+#[test]
+fn a_restarted_cache_pd_serves_both_clients_again_after_their_hellos() {
+    let s = generated("restart", 22, 6, 3, 20_000, 20, 60_000);
+    let region_size = 1 << 20;
+    let mut region = region_of(region_size);
+    let quotas = [64, 64];
+    let mut rng = Rng(22);
+    let mut node = Node::new(Sim::new(&mut region, Disk::new(&s.image, 16, region_size, 22)), quotas);
+    let files: Vec<(String, u32, Vec<u8>)> =
+        s.files.iter().map(|(path, data)| (path.clone(), node.position(path), data.clone())).collect();
+    let head_len = node.sim.cache.arena_start();
+    let (p0, r0) = connect(head_len, quotas[0]);
+    let (p1, r1) = connect(head_len, quotas[1]);
+    let mut ports = [p0, p1];
+    let mut pds = [server(r0, 8, 1), server(r1, 8, 1)];
+    for pd in pds.iter_mut() {
+        let mut order: Vec<usize> = (0..files.len()).collect();
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i + 1));
+        }
+        pd.todo = order.into();
+    }
+    assert!(!serve_all(&mut node, &mut ports, &mut pds, &files, &mut rng, 12), "done before the restart");
+    assert!(pds.iter().all(|pd| !pd.waits.is_empty() && pd.client.pins() > 0), "a restart with nothing under way");
+    // The old life takes what is queued and answers what it can (its
+    // answers stay in the queues), then dies.
+    cache_pd_round(&mut node, &mut ports, 16);
+    for r in [r0, r1] {
+        r.info.withdraw();
+    }
+    drop(ports);
+    drop(node);
+    let mut node = Node::new(Sim::new(&mut region, Disk::new(&s.image, 16, region_size, 23)), quotas);
+    let mut ports = [port(r0), port(r1)];
+    // Booting: the servers wait, and send nothing.
+    for pd in pds.iter_mut() {
+        let before = pd.client.stats().sent;
+        server_round(pd, &node, &files, &mut rng);
+        assert_eq!((pd.client.stats().sent, pd.resets), (before, 0));
+    }
+    for (r, quota) in [r0, r1].into_iter().zip(quotas) {
+        r.info.publish(2, head_len as u32, quota as u32);
+    }
+    assert!(serve_all(&mut node, &mut ports, &mut pds, &files, &mut rng, 10_000), "stalled after the restart");
+    for _ in 0..3 {
+        for pd in pds.iter_mut() {
+            server_round(pd, &node, &files, &mut rng);
+        }
+        cache_pd_round(&mut node, &mut ports, usize::MAX);
+    }
+    for (server, pd) in pds.iter().enumerate() {
+        let st = pd.client.stats();
+        assert_eq!((pd.resets, st.epoch_changes), (1, 1), "server {server}");
+        assert_eq!(pd.served, files.len(), "server {server}");
+        assert_eq!(node.servers.stats(server).hellos, 1, "server {server}: the hello of the new epoch");
+        assert_eq!(node.servers.bad_releases(server), 0, "server {server}: a release of the old life's pins");
+        assert_eq!(node.servers.held(server).0, pd.client.pins(), "server {server}");
+        assert_eq!(st.unexpected, 0, "server {server}: {st:?}");
+    }
+    assert!(pds.iter().any(|pd| pd.client.stats().stale > 0), "no answer of the old life was left to discard");
 }
