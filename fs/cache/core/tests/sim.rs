@@ -1347,9 +1347,9 @@ fn a_restarted_cache_pd_serves_both_clients_again_after_their_hellos() {
     for r in [r0, r1] {
         r.info.withdraw();
     }
-    drop(ports);
     drop(node);
     let mut node = Node::new(Sim::new(&mut region, Disk::new(&s.image, 16, region_size, 23)), quotas);
+    // The new life's ends of the queues (the old life's are unused from here).
     let mut ports = [port(r0), port(r1)];
     // Booting: the servers wait, and send nothing.
     for pd in pds.iter_mut() {
