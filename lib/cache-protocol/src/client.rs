@@ -17,8 +17,9 @@
 //! owner's life, sent once the cache is ready. Every response before the
 //! [`Kind::Hello`] answer carrying that life is discarded (it answers a
 //! request of an earlier life of the server, whose tags may equal this
-//! life's) and counted ([`ClientStats::stale`]). Until that answer every
-//! open waits ([`Opened::Wait`]).
+//! life's) and counted ([`ClientStats::stale`]); those waiting when the
+//! hello is sent are taken first, so that the cache finds room to answer
+//! it. Until that answer every open waits ([`Opened::Wait`]).
 //!
 //! **The cache's lives.** The client reads [`Info`] at every call that
 //! may send or answer. While the cache is not ready, or its epoch is not
@@ -41,8 +42,9 @@
 //! the file is outstanding, the open waits for it (opens are coalesced).
 //! Otherwise the client sends [`Request::open`] and the open waits. Tags
 //! are `sequence << 16 | entry`, the sequence one more for each open sent,
-//! so an answer names its entry and a stale answer (an earlier sequence)
-//! names nothing.
+//! so an answer names its entry and a stale answer (an earlier sequence;
+//! the sequence wraps only after 2¹⁶ opens, far more than the queues
+//! hold) names nothing.
 //!
 //! **Outstanding opens.** At most [`QUEUE_CAPACITY`] opens are outstanding
 //! (sent, not answered), as the crate docs require; an open past that, or
@@ -75,13 +77,43 @@
 //! the file again when [`Client::may_retry`] says the answer may have
 //! changed (after a `poll`), or gives the token up with
 //! [`Client::abandon`] (the connection ended), so that a failure is not
-//! kept for it and an open not yet sent is not sent.
+//! kept for it and an open not yet sent is not sent. When every entry is
+//! taken (by files in use, opens under way, failures owed, releases owed)
+//! and no kept pin can give its entry up, an open waits for an entry.
 //!
 //! **Signalling.** Requests are enqueued as calls go; the owner calls
 //! [`Client::should_signal`] once per batch, before it waits, and
 //! notifies the cache if it says so (`lib-queue`'s protocol: it asks
-//! only if something was enqueued since). [`Client::request_signal_if_empty`]
-//! asks the cache to notify when it answers.
+//! only if something was enqueued since), and also whenever `poll` took
+//! answers while requests of its own were still queued: the cache may
+//! have stopped taking them for lack of room for its answers, and it
+//! waits for no signal on a queue that is not empty (crate docs, "Queues
+//! and signalling"). [`Client::request_signal_if_empty`] asks the cache to
+//! notify when it answers.
+//!
+//! # Use
+//!
+//! ```ignore
+//! let mut cache = Client::<1024>::new(requests, responses, info, life, Config { keep: 256 });
+//! // at start, and on each notification from the cache:
+//! if cache.poll().epoch_changed {
+//!     reset_every_connection_sending_from_the_cache();
+//! }
+//! for conn in waiting_connections() {
+//!     if cache.may_retry(&conn.wait) {
+//!         match cache.open(conn.file) {
+//!             Opened::Ready { handle, offset } => conn.send_from(handle, offset),
+//!             Opened::Wait(token) => conn.wait = token,
+//!             Opened::Fail(kind) => conn.answer_error(kind),
+//!         }
+//!     }
+//! }
+//! // a connection done with a file: cache.release(handle);
+//! // a connection closed while waiting: cache.abandon(token);
+//! if cache.should_signal() {
+//!     CACHE_CHANNEL.notify();
+//! }
+//! ```
 
 use crate::{Info, Kind, Request, RequestProducer, Response, ResponseConsumer, QUEUE_CAPACITY};
 
@@ -146,7 +178,8 @@ pub struct Polled {
 pub struct ClientStats {
     /// Calls of [`Client::open`].
     pub opens: u64,
-    /// Opens answered from a pin already held (no message).
+    /// Opens answered `Ready` from a pin already held, without a message
+    /// (a waiter claiming its answer, a hot file).
     pub hits: u64,
     /// Open requests sent (re-sent ones included).
     pub sent: u64,
@@ -215,13 +248,51 @@ struct Entry {
     /// Opens answered `Wait` on this entry and not yet opened again or
     /// abandoned.
     waiters: u32,
-    /// When last opened or released (the client's clock), for LRU.
-    used: u64,
+    /// Where the entry is listed (kept in step with `state`, `users` and
+    /// `waiters` by `Client::update`): in its file's hash chain (it names
+    /// a file), in the list of kept pins (evictable), on the free stack.
+    indexed: bool,
+    kept: bool,
+    stacked: bool,
+    /// The next entry of its hash chain, and its neighbours in the list
+    /// of kept pins, as `slot + 1` (0: none).
+    chain: u16,
+    older: u16,
+    newer: u16,
 }
 
-const FREE: Entry = Entry { state: State::Free, file: 0, generation: 0, users: 0, waiters: 0, used: 0 };
+const FREE: Entry = Entry {
+    state: State::Free,
+    file: 0,
+    generation: 0,
+    users: 0,
+    waiters: 0,
+    indexed: false,
+    kept: false,
+    stacked: false,
+    chain: NONE,
+    older: NONE,
+    newer: NONE,
+};
+
+/// No entry, in a link (links are `slot + 1`).
+const NONE: u16 = 0;
+
+fn link(slot: usize) -> u16 {
+    // `FILES < 2^16` (`Client::FITS`): `slot + 1` fits.
+    (slot + 1) as u16
+}
+
+fn slot_of(link: u16) -> Option<usize> {
+    usize::from(link).checked_sub(1)
+}
 
 /// A server's client of the file cache PD (module docs).
+///
+/// Every operation on a file is O(1) (a hash chain by file number, a list
+/// of kept pins in the order they were kept, a stack of free entries),
+/// apart from a `Ready` answer, which checks the pin against every entry,
+/// and sending owed releases and opens, which scans the table once.
 pub struct Client<'q, const FILES: usize> {
     requests: RequestProducer<'q>,
     responses: ResponseConsumer<'q>,
@@ -232,6 +303,15 @@ pub struct Client<'q, const FILES: usize> {
     /// The epoch greeted (meaningful once the hello is sent).
     epoch: u32,
     entries: [Entry; FILES],
+    /// Hash chains of the entries naming a file, by file number.
+    buckets: [u16; FILES],
+    /// Free entries: `free[..free_len]`.
+    free: [u16; FILES],
+    free_len: usize,
+    /// The kept pins, oldest first, and how many.
+    oldest: u16,
+    newest: u16,
+    kept: usize,
     /// Entries `Opening` (opens outstanding), `Wanted` and `Releasing`
     /// (releases owed).
     in_flight: usize,
@@ -239,16 +319,18 @@ pub struct Client<'q, const FILES: usize> {
     owed: usize,
     /// Where the next scan for opens to send starts (each in turn).
     cursor: usize,
-    clock: u64,
     /// Entries freed, or pins kept, so far (for `Room` waits).
     frees: u64,
     sequence: u16,
     unsignalled: bool,
+    /// Answers were taken while requests were queued: notify the cache
+    /// whether or not it asked.
+    nudge: bool,
     stats: ClientStats,
 }
 
 impl<'q, const FILES: usize> Client<'q, FILES> {
-    const FITS: () = assert!(FILES >= 1 && FILES <= 1 << 16, "a tag carries its entry in 16 bits");
+    const FITS: () = assert!(FILES >= 1 && FILES < 1 << 16, "a tag carries its entry in 16 bits");
 
     /// A client over its two queues and `cache_info`, for the owner's
     /// `life` (`pds_runtime::restarts`; each life of the server must
@@ -261,7 +343,7 @@ impl<'q, const FILES: usize> Client<'q, FILES> {
         config: Config,
     ) -> Self {
         let () = Self::FITS;
-        Client {
+        let mut client = Client {
             requests,
             responses,
             info,
@@ -270,16 +352,24 @@ impl<'q, const FILES: usize> Client<'q, FILES> {
             phase: Phase::Hello,
             epoch: 0,
             entries: [FREE; FILES],
+            buckets: [NONE; FILES],
+            free: [0; FILES],
+            free_len: 0,
+            oldest: NONE,
+            newest: NONE,
+            kept: 0,
             in_flight: 0,
             wanted: 0,
             owed: 0,
             cursor: 0,
-            clock: 0,
             frees: 0,
             sequence: 0,
             unsignalled: false,
+            nudge: false,
             stats: ClientStats::default(),
-        }
+        };
+        client.forget_all();
+        client
     }
 
     /// Whether opens go now: the hello is answered and the cache is ready
@@ -292,14 +382,14 @@ impl<'q, const FILES: usize> Client<'q, FILES> {
         self.stats
     }
 
-    /// Pins held (kept ones included, owed releases not).
+    /// Pins held (kept ones included, owed releases not). Counts them.
     pub fn pins(&self) -> usize {
         self.entries.iter().filter(|e| matches!(e.state, State::Pinned { .. })).count()
     }
 
     /// Pins kept with no user and no waiter.
     pub fn kept(&self) -> usize {
-        self.entries.iter().filter(|e| Self::evictable(e)).count()
+        self.kept
     }
 
     /// Opens sent and not answered.
@@ -328,47 +418,48 @@ impl<'q, const FILES: usize> Client<'q, FILES> {
         if !self.is_live() {
             return Opened::Wait(WaitToken(Wait::Start));
         }
-        self.clock += 1;
         if let Some(slot) = self.find(file) {
-            let clock = self.clock;
             let e = &mut self.entries[slot];
             let wait = WaitToken(Wait::File { slot: slot as u32, generation: e.generation });
-            match e.state {
-                State::Pinned { offset, .. } => {
-                    let Some(users) = e.users.checked_add(1) else { return Opened::Wait(wait) };
-                    e.users = users;
-                    e.waiters = e.waiters.saturating_sub(1);
-                    e.used = clock;
-                    self.stats.hits += 1;
-                    return Opened::Ready { handle: Handle { slot: slot as u32, generation: e.generation }, offset };
-                }
-                State::Wanted | State::Opening { .. } => {
-                    e.waiters = e.waiters.saturating_add(1);
-                    return Opened::Wait(wait);
-                }
+            let opened = match e.state {
+                State::Pinned { offset, .. } => match e.users.checked_add(1) {
+                    Some(users) => {
+                        e.users = users;
+                        e.waiters = e.waiters.saturating_sub(1);
+                        self.stats.hits += 1;
+                        Opened::Ready { handle: Handle { slot: slot as u32, generation: e.generation }, offset }
+                    }
+                    None => Opened::Wait(wait),
+                },
                 State::Failed { kind } => {
                     e.waiters = e.waiters.saturating_sub(1);
                     if e.waiters == 0 {
-                        self.free(slot);
+                        e.state = State::Free;
                     }
-                    return Opened::Fail(kind);
+                    Opened::Fail(kind)
                 }
-                // `find` returns only entries that name a file.
-                State::Free | State::Releasing { .. } => {}
-            }
+                // Wanted or Opening (`find` returns only entries naming a
+                // file).
+                _ => {
+                    e.waiters = e.waiters.saturating_add(1);
+                    Opened::Wait(wait)
+                }
+            };
+            self.update(slot);
+            return opened;
         }
         let Some(slot) = self.allocate() else { return Opened::Wait(WaitToken(Wait::Room { frees: self.frees })) };
         let e = &mut self.entries[slot];
-        e.generation = e.generation.wrapping_add(1);
-        *e = Entry { state: State::Wanted, file, generation: e.generation, users: 0, waiters: 1, used: self.clock };
+        let generation = e.generation.wrapping_add(1);
+        *e = Entry { state: State::Wanted, file, generation, users: 0, waiters: 1, ..FREE };
+        self.update(slot);
         self.wanted += 1;
-        let wait = WaitToken(Wait::File { slot: slot as u32, generation: e.generation });
         if self.wanted == 1 && self.owed == 0 {
             self.send_open(slot);
         } else {
             self.pump();
         }
-        Opened::Wait(wait)
+        Opened::Wait(WaitToken(Wait::File { slot: slot as u32, generation }))
     }
 
     /// Whether an open answered `Wait(token)` may now have another answer.
@@ -387,38 +478,35 @@ impl<'q, const FILES: usize> Client<'q, FILES> {
         let Wait::File { slot, generation } = token.0 else { return };
         let slot = slot as usize;
         let Some(e) = self.entries.get_mut(slot) else { return };
-        if e.generation != generation || e.waiters == 0 {
+        if e.generation != generation || e.waiters == 0 || !e.indexed {
             return;
         }
         e.waiters -= 1;
-        if e.waiters > 0 || e.users > 0 {
-            return;
-        }
-        match e.state {
-            State::Wanted => {
-                self.wanted -= 1;
-                self.free(slot);
+        if e.waiters == 0 && e.users == 0 {
+            match e.state {
+                State::Wanted => {
+                    e.state = State::Free;
+                    self.wanted -= 1;
+                }
+                State::Failed { .. } => e.state = State::Free,
+                _ => {}
             }
-            State::Failed { .. } => self.free(slot),
-            State::Pinned { .. } => self.trim(),
-            _ => {}
         }
+        self.update(slot);
+        self.trim();
     }
 
     /// Gives back one user's hold. The pin is kept or released (module
     /// docs, "Keeping pins"); a stale handle is counted and changes nothing.
     pub fn release(&mut self, handle: Handle) {
-        let Some(slot) = self.entry_of(&handle).map(|_| handle.slot as usize) else {
+        if self.entry_of(&handle).is_none() {
             self.stats.stale_handles += 1;
             return;
-        };
-        self.clock += 1;
-        let e = &mut self.entries[slot];
-        e.users -= 1;
-        e.used = self.clock;
-        if e.users == 0 && e.waiters == 0 {
-            self.trim();
         }
+        let slot = handle.slot as usize;
+        self.entries[slot].users -= 1;
+        self.update(slot);
+        self.trim();
     }
 
     /// Takes the cache's answers, notices a new epoch, says hello, and
@@ -428,14 +516,13 @@ impl<'q, const FILES: usize> Client<'q, FILES> {
         let mut polled = Polled::default();
         let Some(info) = self.info.read() else { return polled };
         if self.phase != Phase::Hello && info.epoch != self.epoch {
-            self.restart();
+            self.forget_all();
+            self.phase = Phase::Hello;
             self.stats.epoch_changes += 1;
             polled.epoch_changed = true;
         }
-        if self.phase == Phase::Hello && self.enqueue(Request::hello(self.life)) {
-            self.phase = Phase::Greeting;
-            self.epoch = info.epoch;
-        }
+        // Answers first: a queue full of an earlier life's answers is
+        // emptied before the hello goes, so the cache has room to answer it.
         loop {
             match self.responses.dequeue() {
                 Ok(Some(response)) => {
@@ -449,6 +536,13 @@ impl<'q, const FILES: usize> Client<'q, FILES> {
                 }
             }
         }
+        if polled.answers > 0 && !self.requests.is_empty().unwrap_or(true) {
+            self.nudge = true;
+        }
+        if self.phase == Phase::Hello && self.enqueue(Request::hello(self.life)) {
+            self.phase = Phase::Greeting;
+            self.epoch = info.epoch;
+        }
         self.pump();
         polled
     }
@@ -456,7 +550,9 @@ impl<'q, const FILES: usize> Client<'q, FILES> {
     /// Whether the owner must notify the cache now: call once per batch of
     /// calls, before waiting.
     pub fn should_signal(&mut self) -> bool {
-        core::mem::take(&mut self.unsignalled) && self.requests.should_signal()
+        let nudge = core::mem::take(&mut self.nudge);
+        let asked = core::mem::take(&mut self.unsignalled) && self.requests.should_signal();
+        asked || nudge
     }
 
     /// Asks the cache to notify when it answers; `true` if the response
@@ -476,6 +572,10 @@ impl<'q, const FILES: usize> Client<'q, FILES> {
         self.phase != Phase::Hello && self.info.read().is_some_and(|i| i.epoch == self.epoch)
     }
 
+    fn names_file(e: &Entry) -> bool {
+        matches!(e.state, State::Wanted | State::Opening { .. } | State::Pinned { .. } | State::Failed { .. })
+    }
+
     fn evictable(e: &Entry) -> bool {
         matches!(e.state, State::Pinned { .. }) && e.users == 0 && e.waiters == 0
     }
@@ -486,20 +586,111 @@ impl<'q, const FILES: usize> Client<'q, FILES> {
             .filter(|e| e.generation == handle.generation && matches!(e.state, State::Pinned { .. }) && e.users > 0)
     }
 
-    /// The entry naming `file`.
-    fn find(&self, file: u32) -> Option<usize> {
-        self.entries.iter().position(|e| {
-            e.file == file
-                && matches!(
-                    e.state,
-                    State::Wanted | State::Opening { .. } | State::Pinned { .. } | State::Failed { .. }
-                )
-        })
+    fn bucket(file: u32) -> usize {
+        // The high bits of a multiplicative hash, scaled to the table.
+        ((u64::from(file.wrapping_mul(0x9e37_79b1)) * FILES as u64) >> 32) as usize
     }
 
-    fn free(&mut self, slot: usize) {
-        self.entries[slot].state = State::Free;
-        self.frees += 1;
+    /// The entry naming `file`.
+    fn find(&self, file: u32) -> Option<usize> {
+        let mut at = self.buckets[Self::bucket(file)];
+        // A chain holds at most every entry once: bounded even if broken.
+        for _ in 0..FILES {
+            let slot = slot_of(at)?;
+            let e = &self.entries[slot];
+            if e.file == file {
+                return Some(slot);
+            }
+            at = e.chain;
+        }
+        None
+    }
+
+    /// Brings entry `slot`'s listings in step with its state, after any
+    /// change to its state, users or waiters.
+    fn update(&mut self, slot: usize) {
+        let e = self.entries[slot];
+        let (named, evictable) = (Self::names_file(&e), Self::evictable(&e));
+        if named != e.indexed {
+            if named {
+                let bucket = Self::bucket(e.file);
+                self.entries[slot].chain = self.buckets[bucket];
+                self.buckets[bucket] = link(slot);
+            } else {
+                self.unchain(slot);
+            }
+            self.entries[slot].indexed = named;
+        }
+        if evictable != e.kept {
+            if evictable {
+                self.entries[slot].older = self.newest;
+                self.entries[slot].newer = NONE;
+                match slot_of(self.newest) {
+                    Some(newest) => self.entries[newest].newer = link(slot),
+                    None => self.oldest = link(slot),
+                }
+                self.newest = link(slot);
+                self.kept += 1;
+                // Its entry may be taken for another file.
+                self.frees += 1;
+            } else {
+                let (older, newer) = (e.older, e.newer);
+                match slot_of(older) {
+                    Some(o) => self.entries[o].newer = newer,
+                    None => self.oldest = newer,
+                }
+                match slot_of(newer) {
+                    Some(n) => self.entries[n].older = older,
+                    None => self.newest = older,
+                }
+                self.entries[slot].older = NONE;
+                self.entries[slot].newer = NONE;
+                self.kept -= 1;
+            }
+            self.entries[slot].kept = evictable;
+        }
+        if e.state == State::Free && !e.stacked {
+            self.free[self.free_len] = slot as u16;
+            self.free_len += 1;
+            self.entries[slot].stacked = true;
+            self.frees += 1;
+        }
+    }
+
+    /// Takes entry `slot` out of its hash chain.
+    fn unchain(&mut self, slot: usize) {
+        let bucket = Self::bucket(self.entries[slot].file);
+        let next = self.entries[slot].chain;
+        self.entries[slot].chain = NONE;
+        if self.buckets[bucket] == link(slot) {
+            self.buckets[bucket] = next;
+            return;
+        }
+        let mut at = self.buckets[bucket];
+        for _ in 0..FILES {
+            let Some(prev) = slot_of(at) else { return };
+            if self.entries[prev].chain == link(slot) {
+                self.entries[prev].chain = next;
+                return;
+            }
+            at = self.entries[prev].chain;
+        }
+    }
+
+    /// Every entry free and unlisted (generations kept: handles and waits
+    /// of before stay stale).
+    fn forget_all(&mut self) {
+        for e in self.entries.iter_mut() {
+            *e = Entry { generation: e.generation, ..FREE };
+        }
+        self.buckets = [NONE; FILES];
+        self.free_len = 0;
+        (self.oldest, self.newest, self.kept) = (NONE, NONE, 0);
+        (self.in_flight, self.wanted, self.owed) = (0, 0, 0);
+        // Slot 0 on top of the stack.
+        for slot in (0..FILES).rev() {
+            self.update(slot);
+        }
     }
 
     fn enqueue(&mut self, request: Request) -> bool {
@@ -516,53 +707,50 @@ impl<'q, const FILES: usize> Client<'q, FILES> {
         }
     }
 
-    /// A free entry, releasing the least recently used kept pin for one if
-    /// none is free and no release is owed already.
+    fn pop_free(&mut self) -> Option<usize> {
+        while self.free_len > 0 {
+            self.free_len -= 1;
+            let slot = usize::from(self.free[self.free_len]);
+            self.entries[slot].stacked = false;
+            if self.entries[slot].state == State::Free {
+                return Some(slot);
+            }
+        }
+        None
+    }
+
+    /// A free entry, releasing the least recently kept pin for one if none
+    /// is free and no release is owed already.
     fn allocate(&mut self) -> Option<usize> {
-        if let Some(slot) = self.entries.iter().position(|e| e.state == State::Free) {
+        if let Some(slot) = self.pop_free() {
             return Some(slot);
         }
         if self.owed > 0 {
             return None;
         }
-        let victim = self.least_recently_used()?;
-        self.evict(victim);
-        (self.entries[victim].state == State::Free).then_some(victim)
+        self.evict(slot_of(self.oldest)?);
+        self.pop_free()
     }
 
-    fn least_recently_used(&self) -> Option<usize> {
-        let mut best: Option<(usize, u64)> = None;
-        for (slot, e) in self.entries.iter().enumerate() {
-            if Self::evictable(e) && best.is_none_or(|(_, used)| e.used < used) {
-                best = Some((slot, e.used));
-            }
-        }
-        best.map(|(slot, _)| slot)
-    }
-
-    /// Releases the pin of entry `slot` (kept, no user, no waiter): now if
+    /// Releases the pin of entry `slot` (kept: no user, no waiter): now if
     /// the queue takes it, else owed.
     fn evict(&mut self, slot: usize) {
         let State::Pinned { pin, .. } = self.entries[slot].state else { return };
         if self.owed == 0 && self.current() && self.enqueue(Request::release(pin)) {
             self.stats.releases += 1;
-            self.free(slot);
+            self.entries[slot].state = State::Free;
         } else {
             self.entries[slot].state = State::Releasing { pin };
             self.owed += 1;
         }
+        self.update(slot);
     }
 
-    /// Releases kept pins, least recently used first, down to `keep`.
-    /// Called when a pin becomes kept: its entry may now be taken for
-    /// another file, so `Room` waits may retry.
+    /// Releases kept pins, the least recently kept first, down to `keep`.
     fn trim(&mut self) {
-        self.frees += 1;
-        let mut kept = self.kept();
-        while kept > self.config.keep {
-            let Some(victim) = self.least_recently_used() else { return };
-            self.evict(victim);
-            kept -= 1;
+        while self.kept > self.config.keep {
+            let Some(oldest) = slot_of(self.oldest) else { return };
+            self.evict(oldest);
         }
     }
 
@@ -599,17 +787,17 @@ impl<'q, const FILES: usize> Client<'q, FILES> {
                 }
                 self.stats.releases += 1;
                 self.owed -= 1;
-                self.free(slot);
+                self.entries[slot].state = State::Free;
+                self.update(slot);
             }
         }
-        if self.owed > 0 {
-            return;
-        }
+        // Every release owed is sent (a failed one returned above).
+        let start = self.cursor;
         for k in 0..FILES {
             if self.wanted == 0 || self.in_flight >= QUEUE_CAPACITY {
                 return;
             }
-            let slot = (self.cursor + k) % FILES;
+            let slot = (start + k) % FILES;
             if self.entries[slot].state == State::Wanted {
                 if !self.send_open(slot) {
                     return;
@@ -617,19 +805,6 @@ impl<'q, const FILES: usize> Client<'q, FILES> {
                 self.cursor = (slot + 1) % FILES;
             }
         }
-    }
-
-    /// The cache started a new life: forget everything, release nothing,
-    /// say hello again.
-    fn restart(&mut self) {
-        for e in self.entries.iter_mut() {
-            e.state = State::Free;
-        }
-        self.frees += 1;
-        self.in_flight = 0;
-        self.wanted = 0;
-        self.owed = 0;
-        self.phase = Phase::Hello;
     }
 
     /// One response.
@@ -664,16 +839,16 @@ impl<'q, const FILES: usize> Client<'q, FILES> {
                 }
                 self.stats.ready += 1;
                 self.entries[slot].state = State::Pinned { pin, offset: response.offset };
-                if self.entries[slot].waiters == 0 {
-                    self.trim();
-                }
+                self.update(slot);
+                self.trim();
             }
             // Nobody waits for it any more: no pin is worth releasing.
             Kind::OverQuota if self.entries[slot].waiters == 0 => self.fail(slot, Kind::OverQuota),
-            Kind::OverQuota => match self.least_recently_used() {
+            Kind::OverQuota => match slot_of(self.oldest) {
                 Some(victim) => {
                     self.evict(victim);
                     self.entries[slot].state = State::Wanted;
+                    self.update(slot);
                     self.wanted += 1;
                     self.stats.over_quota_retries += 1;
                 }
@@ -685,11 +860,48 @@ impl<'q, const FILES: usize> Client<'q, FILES> {
 
     fn fail(&mut self, slot: usize, kind: Kind) {
         self.stats.failed += 1;
-        if self.entries[slot].waiters == 0 {
-            self.free(slot);
-        } else {
-            self.entries[slot].state = State::Failed { kind };
+        self.entries[slot].state = if self.entries[slot].waiters == 0 { State::Free } else { State::Failed { kind } };
+        self.update(slot);
+    }
+
+    /// Checks every listing against the entries (tests).
+    #[cfg(test)]
+    fn check(&self) {
+        let mut chained = 0;
+        for (bucket, &first) in self.buckets.iter().enumerate() {
+            let mut at = first;
+            while let Some(slot) = slot_of(at) {
+                let e = &self.entries[slot];
+                assert!(e.indexed && Self::bucket(e.file) == bucket, "entry {slot} in the wrong chain");
+                chained += 1;
+                assert!(chained <= FILES, "a chain loops");
+                at = e.chain;
+            }
         }
+        let named: usize = self.entries.iter().filter(|e| Self::names_file(e)).count();
+        assert_eq!(chained, named);
+        for (slot, e) in self.entries.iter().enumerate() {
+            assert_eq!(e.indexed, Self::names_file(e), "entry {slot}");
+            assert_eq!(e.kept, Self::evictable(e), "entry {slot}");
+            assert_eq!(e.stacked, e.state == State::Free, "entry {slot}");
+            if Self::names_file(e) {
+                assert_eq!(self.find(e.file), Some(slot), "entry {slot}: one entry per file");
+            }
+        }
+        let (mut at, mut previous, mut kept) = (self.oldest, NONE, 0);
+        while let Some(slot) = slot_of(at) {
+            assert!(self.entries[slot].kept && self.entries[slot].older == previous);
+            kept += 1;
+            assert!(kept <= FILES, "the kept list loops");
+            (previous, at) = (at, self.entries[slot].newer);
+        }
+        assert_eq!((previous, kept), (self.newest, self.kept));
+        assert!(self.kept <= self.config.keep);
+        assert_eq!(self.free_len, self.entries.iter().filter(|e| e.state == State::Free).count());
+        let count = |f: fn(&State) -> bool| self.entries.iter().filter(|e| f(&e.state)).count();
+        assert_eq!(self.in_flight, count(|s| matches!(s, State::Opening { .. })));
+        assert_eq!(self.wanted, count(|s| *s == State::Wanted));
+        assert_eq!(self.owed, count(|s| matches!(s, State::Releasing { .. })));
     }
 }
 

@@ -2,8 +2,9 @@
 //! serves (httpd, ftpd, the next one): which regions they share, what a
 //! request and a response are, how pins and quotas work, and how either
 //! side starts over. The cache PD (`fs/cache`, program `file-cache`) and
-//! the servers' [`client`] are built on it (README, "The file cache as its
-//! own PD").
+//! the servers' end, [`client::Client`], which httpd and ftpd embed (its
+//! module docs state its rules), are built on it (README, "The file cache
+//! as its own PD").
 //!
 //! # Why a PD of its own, and why queues
 //!
@@ -91,10 +92,13 @@
 //!   response until the [`Kind::Hello`] answer with its life.
 //! - A restarted **cache** counts its lives in [`Info`]'s epoch. A server
 //!   that sees the epoch change forgets all its pins (the new life has
-//!   none, and may load other files where they were) and ends every
-//!   transfer that reads from them: a TCP connection whose unacknowledged
-//!   bytes were in the cache is reset, since their retransmission would
-//!   send whatever the new life placed there.
+//!   none, and may load other files where they were), releasing none of
+//!   them, and ends every transfer that reads from them: a TCP connection
+//!   whose unacknowledged bytes were in the cache is reset, since their
+//!   retransmission would send whatever the new life placed there. It
+//!   then enqueues its hello again, so that the new life drops the pins
+//!   it gave for opens the old life had not taken (the server forgot
+//!   their tags), and discards responses until its answer.
 #![no_std]
 
 pub mod client;

@@ -1048,3 +1048,333 @@ fn a_failed_load_owes_each_waiting_open_one_error_and_then_loads_again() {
     node.settle();
     assert_eq!(node.answer(0, 21).map(|a| a.kind()), Some(Kind::Ready), "a debt left by the restarted server");
 }
+
+// ------------------- servers' clients (`lib_cache_protocol::client`)
+
+use lib_cache_protocol::client::{Client, ClientStats, Config as ClientConfig, Handle, Opened, WaitToken};
+use lib_cache_protocol::{
+    Info, RequestConsumer, RequestProducer, ResponseConsumer, ResponseProducer, QUEUE_REGION_SIZE,
+};
+use std::collections::VecDeque;
+
+#[repr(C, align(4096))]
+struct QueuePage([u8; QUEUE_REGION_SIZE]);
+
+/// A zeroed queue region for the rest of the process.
+fn queue_page() -> *mut u8 {
+    Box::leak(Box::new(QueuePage([0; QUEUE_REGION_SIZE]))).0.as_mut_ptr()
+}
+
+/// The cache PD's ends of one server's queues.
+struct Port {
+    requests: RequestConsumer<'static>,
+    responses: ResponseProducer<'static>,
+}
+
+/// One server PD: its client of the cache and what it is doing with it.
+struct ServerPd {
+    client: Client<'static, 256>,
+    /// Files (indices into the test's list) still to serve.
+    todo: VecDeque<usize>,
+    waits: Vec<(WaitToken, usize)>,
+    /// Handles being "sent from", and for how many more rounds.
+    sending: Vec<(Handle, usize, usize)>,
+    served: usize,
+    over_quota: usize,
+    /// Epoch changes seen: every transfer from the cache was reset.
+    resets: usize,
+}
+
+/// The regions a server shares with the cache PD.
+#[derive(Clone, Copy)]
+struct Regions {
+    info: &'static Info,
+    requests: *mut u8,
+    responses: *mut u8,
+}
+
+/// Connects a server (quota `quota` blocks) to the cache PD, whose head is
+/// `head_len` bytes.
+fn connect(head_len: usize, quota: u64) -> (Port, Regions) {
+    // SAFETY: an all-zero `Info` is valid (atomics of zero).
+    let info: &'static Info = Box::leak(Box::new(unsafe { std::mem::zeroed::<Info>() }));
+    info.publish(1, head_len as u32, quota as u32);
+    let regions = Regions { info, requests: queue_page(), responses: queue_page() };
+    (port(regions), regions)
+}
+
+/// The cache PD's ends of a server's queues, carrying on from their
+/// indices (as a restarted cache PD's are).
+fn port(regions: Regions) -> Port {
+    // SAFETY: both regions are page-aligned, a page long, live for the
+    // rest of the process and are accessed only through the handles of
+    // one cache PD and one server at a time.
+    unsafe {
+        Port {
+            requests: RequestConsumer::new(regions.requests, ()),
+            responses: ResponseProducer::new(regions.responses),
+        }
+    }
+}
+
+/// A server PD in its life `life`, keeping `keep` pins: its client's
+/// handles carry on from the queues' indices, as after a restart.
+fn server(regions: Regions, keep: usize, life: u32) -> ServerPd {
+    // SAFETY: as in `connect`; the server's previous handles are gone.
+    let (tx, rx) = unsafe { (RequestProducer::new(regions.requests), ResponseConsumer::new(regions.responses, ())) };
+    let client = Client::new(tx, rx, regions.info, life, ClientConfig { keep });
+    ServerPd {
+        client,
+        todo: VecDeque::new(),
+        waits: Vec::new(),
+        sending: Vec::new(),
+        served: 0,
+        over_quota: 0,
+        resets: 0,
+    }
+}
+
+/// The cache PD's turn: takes each server's requests while it may, lets
+/// the disk answer a few block requests, and enqueues the answers (the
+/// response queue must have room: the clients keep at most a queue of
+/// opens outstanding).
+fn cache_pd_round(node: &mut Node, ports: &mut [Port; 2], steps: usize) {
+    for (server, port) in ports.iter_mut().enumerate() {
+        while node.servers.can_take(server) {
+            let Some(r) = port.requests.dequeue().unwrap() else { break };
+            node.request(server, r);
+        }
+    }
+    for _ in 0..steps {
+        if !node.step() {
+            break;
+        }
+    }
+    for (server, answer) in node.answers.drain(..) {
+        ports[server].responses.enqueue(answer).expect("a response queue overflowed");
+    }
+}
+
+/// A server's turn: takes answers, sends from what it holds and releases
+/// it after a while, retries waits, and opens more files, checking every
+/// byte of every file it is given against the source.
+fn server_round(pd: &mut ServerPd, node: &Node, files: &[(String, u32, Vec<u8>)], rng: &mut Rng) {
+    const WINDOW: usize = 24;
+    if pd.client.poll().epoch_changed {
+        // Every transfer reading from the cache ends; the handles are
+        // stale (releasing one would change nothing).
+        pd.sending.clear();
+        pd.resets += 1;
+    }
+    let mut i = 0;
+    while i < pd.sending.len() {
+        if pd.sending[i].2 == 0 {
+            let (handle, _, _) = pd.sending.swap_remove(i);
+            pd.client.release(handle);
+        } else {
+            pd.sending[i].2 -= 1;
+            i += 1;
+        }
+    }
+    let mut opens: Vec<usize> = Vec::new();
+    pd.waits.retain(|(token, f)| {
+        let retry = pd.client.may_retry(token);
+        if retry {
+            opens.push(*f);
+        }
+        !retry
+    });
+    while pd.waits.len() + pd.sending.len() + opens.len() < WINDOW {
+        let Some(f) = pd.todo.pop_front() else { break };
+        opens.push(f);
+    }
+    for f in opens {
+        let (path, position, data) = &files[f];
+        match pd.client.open(*position) {
+            Opened::Ready { handle, offset } => {
+                let start = offset as usize - node.sim.cache.arena_start();
+                assert_eq!(&node.sim.arena[start..start + data.len()], &data[..], "{path}: wrong bytes served");
+                pd.sending.push((handle, f, rng.below(3)));
+                pd.served += 1;
+            }
+            Opened::Wait(token) => pd.waits.push((token, f)),
+            // Nothing kept to release: try again later.
+            Opened::Fail(lib_cache_protocol::Kind::OverQuota) => {
+                pd.over_quota += 1;
+                pd.todo.push_back(f);
+            }
+            Opened::Fail(kind) => panic!("{path}: {kind:?}"),
+        }
+    }
+    let _ = pd.client.should_signal();
+}
+
+/// Two servers' clients and the cache PD's `Servers` over real queues:
+/// every file of a site larger than the cache, twice each (the second
+/// time often from a kept pin), byte for byte. Server 0's quota is a
+/// little more than the largest group, so opens are refused past it and
+/// the client releases its least recently used kept pins and opens again.
+#[test]
+fn two_clients_get_every_file_through_the_queues_byte_for_byte() {
+    let s = generated("clients", 21, 10, 4, 20_000, 40, 60_000);
+    let region_size = 1 << 20;
+    assert!(data_bytes(&s) > region_size, "the site must not fit the cache");
+    let mut region = region_of(region_size);
+    let largest_group = s
+        .placement
+        .iter()
+        .map(|(path, p)| match p {
+            Placement::Page { span_blocks } => *span_blocks as usize,
+            _ => s.files[path].len().div_ceil(BLOCK_SIZE),
+        })
+        .max()
+        .unwrap() as u64;
+    let quotas = [largest_group + 2, 4 * largest_group];
+    let mut node = Node::new(Sim::new(&mut region, Disk::new(&s.image, 16, region_size, 21)), quotas);
+    let files: Vec<(String, u32, Vec<u8>)> =
+        s.files.iter().map(|(path, data)| (path.clone(), node.position(path), data.clone())).collect();
+    let head_len = node.sim.cache.arena_start();
+    let (p0, r0) = connect(head_len, quotas[0]);
+    let (p1, r1) = connect(head_len, quotas[1]);
+    let (mut pd0, mut pd1) = (server(r0, 16, 1), server(r1, 8, 1));
+    let mut ports = [p0, p1];
+    let mut rng = Rng(21);
+    for pd in [&mut pd0, &mut pd1] {
+        let mut order: Vec<usize> = (0..files.len()).chain(0..files.len()).collect();
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i + 1));
+        }
+        pd.todo = order.into();
+    }
+    let total = 2 * files.len();
+    for round in 0.. {
+        assert!(round < 20_000, "stalled: served {} and {} of {total}", pd0.served, pd1.served);
+        server_round(&mut pd0, &node, &files, &mut rng);
+        server_round(&mut pd1, &node, &files, &mut rng);
+        cache_pd_round(&mut node, &mut ports, 1 + rng.below(4));
+        assert!(node.servers.held(0).1 <= quotas[0], "server 0 past its quota");
+        if round == 40 {
+            // Server 1 restarts: what it held and waited for is dropped,
+            // and it serves everything again in its next life.
+            assert!(!pd1.waits.is_empty() && pd1.client.pins() > 0, "restart with nothing under way");
+            let mut todo = pd1.todo;
+            todo.extend(pd1.waits.iter().map(|&(_, f)| f));
+            pd1 = ServerPd { todo, served: pd1.served, ..server(r1, 8, 2) };
+        }
+        if pd0.served == total && pd1.served == total && pd0.sending.is_empty() && pd1.sending.is_empty() {
+            break;
+        }
+    }
+    // Settle: every release reaches the cache.
+    for _ in 0..4 {
+        server_round(&mut pd0, &node, &files, &mut rng);
+        server_round(&mut pd1, &node, &files, &mut rng);
+        cache_pd_round(&mut node, &mut ports, usize::MAX);
+    }
+    let stats: [ClientStats; 2] = [pd0.client.stats(), pd1.client.stats()];
+    for (server, pd) in [&pd0, &pd1].into_iter().enumerate() {
+        assert!(pd.waits.is_empty() && pd.todo.is_empty());
+        assert_eq!(node.servers.held(server).0, pd.client.pins(), "server {server}: the cache and the client disagree");
+        assert_eq!(node.servers.bad_releases(server), 0, "server {server}");
+        let st = stats[server];
+        assert_eq!((st.unexpected, st.stale_handles), (0, 0), "server {server}: {st:?}");
+        assert!(st.hits > st.ready, "server {server}: no answer served two opens: {st:?}");
+    }
+    assert!(stats[0].over_quota_retries > 0, "server 0 never went past its quota: {:?}", stats[0]);
+    assert_eq!((pd0.resets, pd1.resets), (0, 0));
+    assert_eq!(node.servers.stats(1).hellos, 2);
+    assert!(stats[1].stale > 0, "no answer of server 1's first life was left to discard");
+    assert!(node.servers.stats(0).over_quota > 0);
+    // The site is larger than the cache: files were loaded again.
+    assert!(node.sim.disk.requests > files.len() as u64, "{} block requests", node.sim.disk.requests);
+}
+
+/// Serves `pds`' files until every one is served and nothing is held, for
+/// at most `limit` rounds; whether they were.
+fn serve_all(
+    node: &mut Node,
+    ports: &mut [Port; 2],
+    pds: &mut [ServerPd; 2],
+    files: &[(String, u32, Vec<u8>)],
+    rng: &mut Rng,
+    limit: usize,
+) -> bool {
+    for _ in 0..limit {
+        for pd in pds.iter_mut() {
+            server_round(pd, node, files, rng);
+        }
+        cache_pd_round(node, ports, 1 + rng.below(4));
+        if pds.iter().all(|pd| pd.todo.is_empty() && pd.waits.is_empty() && pd.sending.is_empty()) {
+            return true;
+        }
+    }
+    false
+}
+
+/// The cache PD restarts while both servers are sending from it and
+/// waiting for it: the old life takes what was queued and answers what it
+/// can, then the new life boots on the same region and queues. Both
+/// clients notice the new epoch, reset their transfers, release nothing
+/// of the old life, say hello again, discard the old life's answers, and
+/// get every remaining file, byte for byte, from the new life.
+#[test]
+fn a_restarted_cache_pd_serves_both_clients_again_after_their_hellos() {
+    let s = generated("restart", 22, 6, 3, 20_000, 20, 60_000);
+    let region_size = 1 << 20;
+    let mut region = region_of(region_size);
+    let quotas = [64, 64];
+    let mut rng = Rng(22);
+    let mut node = Node::new(Sim::new(&mut region, Disk::new(&s.image, 16, region_size, 22)), quotas);
+    let files: Vec<(String, u32, Vec<u8>)> =
+        s.files.iter().map(|(path, data)| (path.clone(), node.position(path), data.clone())).collect();
+    let head_len = node.sim.cache.arena_start();
+    let (p0, r0) = connect(head_len, quotas[0]);
+    let (p1, r1) = connect(head_len, quotas[1]);
+    let mut ports = [p0, p1];
+    let mut pds = [server(r0, 8, 1), server(r1, 8, 1)];
+    for pd in pds.iter_mut() {
+        let mut order: Vec<usize> = (0..files.len()).collect();
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i + 1));
+        }
+        pd.todo = order.into();
+    }
+    assert!(!serve_all(&mut node, &mut ports, &mut pds, &files, &mut rng, 12), "done before the restart");
+    assert!(pds.iter().all(|pd| !pd.waits.is_empty() && pd.client.pins() > 0), "a restart with nothing under way");
+    // The old life takes what is queued and answers what it can (its
+    // answers stay in the queues), then dies.
+    cache_pd_round(&mut node, &mut ports, 16);
+    for r in [r0, r1] {
+        r.info.withdraw();
+    }
+    drop(node);
+    let mut node = Node::new(Sim::new(&mut region, Disk::new(&s.image, 16, region_size, 23)), quotas);
+    // The new life's ends of the queues (the old life's are unused from here).
+    let mut ports = [port(r0), port(r1)];
+    // Booting: the servers wait, and send nothing.
+    for pd in pds.iter_mut() {
+        let before = pd.client.stats().sent;
+        server_round(pd, &node, &files, &mut rng);
+        assert_eq!((pd.client.stats().sent, pd.resets), (before, 0));
+    }
+    for (r, quota) in [r0, r1].into_iter().zip(quotas) {
+        r.info.publish(2, head_len as u32, quota as u32);
+    }
+    assert!(serve_all(&mut node, &mut ports, &mut pds, &files, &mut rng, 10_000), "stalled after the restart");
+    for _ in 0..3 {
+        for pd in pds.iter_mut() {
+            server_round(pd, &node, &files, &mut rng);
+        }
+        cache_pd_round(&mut node, &mut ports, usize::MAX);
+    }
+    for (server, pd) in pds.iter().enumerate() {
+        let st = pd.client.stats();
+        assert_eq!((pd.resets, st.epoch_changes), (1, 1), "server {server}");
+        assert_eq!(pd.served, files.len(), "server {server}");
+        assert_eq!(node.servers.stats(server).hellos, 1, "server {server}: the hello of the new epoch");
+        assert_eq!(node.servers.bad_releases(server), 0, "server {server}: a release of the old life's pins");
+        assert_eq!(node.servers.held(server).0, pd.client.pins(), "server {server}");
+        assert_eq!(st.unexpected, 0, "server {server}: {st:?}");
+    }
+    assert!(pds.iter().any(|pd| pd.client.stats().stale > 0), "no answer of the old life was left to discard");
+}

@@ -63,6 +63,9 @@ struct Fake {
     /// Every request taken, for the tests that look at the order.
     log: Vec<Request>,
     violations: Vec<String>,
+    /// Requests of the server sent to the previous life that this one
+    /// takes: not held to the rules of a greeted life.
+    carried: usize,
     rng: Rng,
 }
 
@@ -98,6 +101,7 @@ impl Fake {
             quota,
             log: Vec::new(),
             violations: Vec::new(),
+            carried: 0,
             rng: Rng(seed | 1),
         };
         (fake, tx, prx)
@@ -129,6 +133,8 @@ impl Fake {
         while self.room() > self.pending.len() {
             let Some(r) = self.requests.dequeue().unwrap() else { break };
             self.log.push(r);
+            let carried = self.carried > 0;
+            self.carried = self.carried.saturating_sub(1);
             match r.op() {
                 Some(Op::Hello) => {
                     if r.arg != LIFE {
@@ -139,6 +145,13 @@ impl Fake {
                     self.files_pinned.clear();
                     self.pending.clear();
                     self.responses.enqueue(Response::other(r.tag, Kind::Hello)).unwrap();
+                }
+                // Answered as any open: a pin the server never hears of,
+                // until its hello.
+                Some(Op::Open) if carried => self.pending.push((r.tag, r.arg)),
+                Some(Op::Release) if carried => {
+                    self.pins.release(r.arg);
+                    self.files_pinned.remove(&r.arg);
                 }
                 Some(Op::Open) if !self.greeted => self.violation(format!("open {r:?} before the hello")),
                 Some(Op::Open) => {
@@ -201,11 +214,16 @@ impl Fake {
         self.take();
     }
 
-    /// The cache dies (having taken, and dropped, whatever was in the
-    /// request queue; its answers already sent stay in the response queue)
-    /// and a new life starts booting.
-    fn die(&mut self) {
-        while self.requests.dequeue().unwrap().is_some() {}
+    /// The cache dies and a new life starts booting. The old life took
+    /// (and dropped) what was in the request queue, or, with `carry`, left
+    /// it for the new life; its answers already sent stay in the response
+    /// queue.
+    fn die(&mut self, carry: bool) {
+        if carry {
+            self.carried = self.requests.len().unwrap();
+        } else {
+            while self.requests.dequeue().unwrap().is_some() {}
+        }
         self.epoch += 1;
         self.down = true;
         self.greeted = false;
@@ -260,7 +278,10 @@ fn open_ready<const F: usize>(client: &mut Client<'static, F>, fake: &mut Fake, 
     let mut opened = client.open(file);
     for _ in 0..20 {
         match opened {
-            Opened::Ready { handle, offset } => return (handle, offset),
+            Opened::Ready { handle, offset } => {
+                client.check();
+                return (handle, offset);
+            }
             Opened::Wait(token) => {
                 client.poll();
                 fake.step();
@@ -407,7 +428,7 @@ fn an_epoch_change_voids_every_pin_without_releasing_it() {
     // An open answered by the old life, the answer still in the queue.
     let Opened::Wait(waiting) = client.open(4) else { panic!() };
     fake.step();
-    fake.die();
+    fake.die(false);
     assert!(matches!(client.open(1), Opened::Wait(_)), "the old life's pin is not handed out");
     fake.come_back();
     assert!(matches!(client.open(1), Opened::Wait(_)), "nor in the new life before the client noticed");
@@ -431,6 +452,52 @@ fn an_epoch_change_voids_every_pin_without_releasing_it() {
     fake.step();
     fake.check();
     assert_eq!(client.stats().epoch_changes, 1);
+}
+
+/// A new life may take requests sent to the old one: an open answered
+/// with a pin whose tag the client forgot. The second hello drops it.
+#[test]
+fn the_hello_after_an_epoch_change_drops_pins_given_for_forgotten_opens() {
+    let (mut fake, tx, rx) = Fake::new(16, 1000, 17);
+    let mut client: Client<'_, 16> = fake.client(tx, rx, 4);
+    greet(&mut client, &mut fake);
+    let Opened::Wait(w) = client.open(3) else { panic!() };
+    fake.die(true);
+    fake.come_back();
+    // The new life answers the open before the client notices it.
+    fake.step();
+    assert!(fake.holds_file(3));
+    assert!(client.poll().epoch_changed);
+    assert_eq!(client.stats().stale, 1, "the answer to the forgotten open");
+    fake.step();
+    assert!(!fake.holds_file(3), "the pin leaked");
+    client.poll();
+    assert!(client.is_live() && client.may_retry(&w));
+    let (h, offset) = open_ready(&mut client, &mut fake, 3);
+    assert_eq!(offset, offset_of(2, 3));
+    client.release(h);
+    assert_eq!(fake.files_pinned.len(), client.pins());
+    fake.check();
+}
+
+#[test]
+fn a_wait_of_an_earlier_epoch_may_retry_even_when_its_entry_is_reused() {
+    let (mut fake, tx, rx) = Fake::new(16, 1000, 16);
+    let mut client: Client<'_, 1> = fake.client(tx, rx, 0);
+    greet(&mut client, &mut fake);
+    let Opened::Wait(w) = client.open(1) else { panic!() };
+    fake.die(false);
+    fake.come_back();
+    assert!(client.poll().epoch_changed);
+    greet(&mut client, &mut fake);
+    // Another file takes the one entry before the waiter opens again.
+    let Opened::Wait(other) = client.open(2) else { panic!() };
+    assert!(!client.may_retry(&other));
+    assert!(client.may_retry(&w), "the open it waited for is gone");
+    // It opens again: the table is full, so it waits for room.
+    let Opened::Wait(room) = client.open(1) else { panic!() };
+    assert_eq!(room, WaitToken(Wait::Room { frees: client.frees }));
+    fake.check();
 }
 
 #[test]
@@ -575,6 +642,48 @@ fn releases_owed_while_the_queue_is_full_go_first_later() {
         let Opened::Ready { handle, .. } = client.open(f) else { panic!("file {f}") };
         client.release(handle);
     }
+    fake.check();
+}
+
+#[test]
+fn a_release_owed_goes_before_any_later_open() {
+    let (mut fake, tx, rx) = Fake::new(16, 1000, 14);
+    let mut client: Client<'_, 16> = fake.client(tx, rx, 0);
+    greet(&mut client, &mut fake);
+    let (h, _) = open_ready(&mut client, &mut fake, 1);
+    // Released while the cache is not ready: owed.
+    fake.info.withdraw();
+    client.release(h);
+    assert_eq!(fake.requests.len().unwrap(), 0);
+    fake.info.publish(1, 8192, 1000);
+    let before = fake.log.len();
+    assert!(matches!(client.open(2), Opened::Wait(_)));
+    fake.take();
+    let ops: Vec<Option<Op>> = fake.log[before..].iter().map(Request::op).collect();
+    assert_eq!(ops, [Some(Op::Release), Some(Op::Open)]);
+    fake.check();
+}
+
+#[test]
+fn at_most_a_queue_of_opens_is_outstanding() {
+    let (mut fake, tx, rx) = Fake::new(200, 100_000, 15);
+    let mut client: Client<'_, 128> = fake.client(tx, rx, 0);
+    greet(&mut client, &mut fake);
+    for f in 0..QUEUE_CAPACITY as u32 {
+        assert!(matches!(client.open(f), Opened::Wait(_)));
+    }
+    // The cache takes every open and answers none yet.
+    fake.take();
+    assert_eq!(fake.pending.len(), QUEUE_CAPACITY);
+    for f in QUEUE_CAPACITY as u32..QUEUE_CAPACITY as u32 + 6 {
+        assert!(matches!(client.open(f), Opened::Wait(_)));
+    }
+    client.poll();
+    assert_eq!(fake.requests.len().unwrap(), 0, "an open past the queue's worth was sent");
+    assert_eq!(client.outstanding(), QUEUE_CAPACITY);
+    fake.answer(2);
+    client.poll();
+    assert_eq!(fake.requests.len().unwrap(), 2, "one open for each answer");
     fake.check();
 }
 
@@ -728,12 +837,14 @@ fn the_client_keeps_every_rule_under_random_use() {
                     if fake.down {
                         fake.come_back();
                     } else {
-                        fake.die();
+                        let carry = rng.below(2) == 0;
+                        fake.die(carry);
                     }
                 }
                 _ => {}
             }
             fake.check();
+            client.check();
             assert!(client.outstanding() <= QUEUE_CAPACITY);
             if client.is_live() {
                 for (h, file, offset) in &handles {
@@ -779,6 +890,7 @@ fn the_client_keeps_every_rule_under_random_use() {
             fake.step();
         }
         fake.check();
+        client.check();
         assert_eq!(fake.files_pinned.len(), client.pins(), "seed {seed}: a pin leaked");
         assert!(client.pins() <= keep, "seed {seed}");
         assert_eq!(client.outstanding(), 0, "seed {seed}");
@@ -808,4 +920,32 @@ fn the_client_keeps_every_rule_under_random_use() {
     ] {
         assert!(n >= 20, "{what}: only {n} ({t:?})");
     }
+}
+
+/// The cache stops taking requests when its answers would not fit, and it
+/// waits for no signal on a request queue that is not empty; so a client
+/// that takes answers while requests of its own are still queued must
+/// notify the cache even though the cache did not ask (module docs,
+/// "Signalling"). Taking answers with nothing queued asks for nothing.
+#[test]
+fn answers_taken_while_requests_wait_notify_the_cache() {
+    let (mut fake, tx, rx) = Fake::new(8, 1000, 11);
+    let mut client: Client<'_, 8> = fake.client(tx, rx, 4);
+    greet(&mut client, &mut fake);
+    client.should_signal();
+    let _first = client.open(1);
+    fake.step();
+    // The answer waits in the response queue; the next open is queued
+    // behind the cache's back (it does not take it).
+    let _second = client.open(2);
+    client.should_signal();
+    assert_eq!(fake.requests.len().unwrap(), 1);
+    let polled = client.poll();
+    assert_eq!(polled.answers, 1);
+    assert!(client.should_signal(), "answers read with a request still queued: the cache must hear of it");
+    assert!(!client.should_signal(), "once");
+    fake.step();
+    let polled = client.poll();
+    assert_eq!((polled.answers, fake.requests.len().unwrap()), (1, 0));
+    assert!(!client.should_signal(), "nothing queued, nothing enqueued: no notification");
 }
