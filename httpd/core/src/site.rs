@@ -370,3 +370,227 @@ impl<'h, R: CacheRegion<'h>> Store for CacheStore<'h, R> {
         self.client.abandon(wait);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! [`CacheStore`] against a small fake of the file cache PD over real
+    //! queues: the site image itself is the region, and the fake answers
+    //! an open with the file's place in the image, or with the failure the
+    //! test gives that file.
+
+    use super::*;
+    use lib_cache_protocol::{
+        Op, RequestConsumer, RequestProducer, Response, ResponseConsumer, ResponseProducer, QUEUE_REGION_SIZE,
+    };
+    use std::boxed::Box;
+    use std::collections::BTreeMap;
+    use std::vec::Vec;
+
+    #[repr(C, align(4096))]
+    struct Page([u8; QUEUE_REGION_SIZE]);
+
+    fn page() -> *mut u8 {
+        Box::leak(Box::new(Page([0; QUEUE_REGION_SIZE]))).0.as_mut_ptr()
+    }
+
+    /// The image as the region.
+    struct Bytes(&'static [u8]);
+
+    impl CacheRegion<'static> for Bytes {
+        fn bytes(&self) -> &[u8] {
+            self.0
+        }
+        fn head(&self, len: usize) -> Option<&'static [u8]> {
+            self.0.get(..len)
+        }
+    }
+
+    struct Fake {
+        requests: RequestConsumer<'static>,
+        responses: ResponseProducer<'static>,
+        /// What each open of a file position gets (default: `Ready` at its
+        /// place in the image).
+        answers: BTreeMap<u32, Kind>,
+        /// Files whose `Ready` points past the region.
+        outside: Vec<u32>,
+        places: Vec<u64>,
+        released: Vec<u32>,
+        next_pin: u32,
+    }
+
+    impl Fake {
+        /// Answers every request queued.
+        fn serve(&mut self) {
+            while let Some(r) = self.requests.dequeue().unwrap() {
+                let answer = match r.op() {
+                    Some(Op::Hello) => Response::other(r.tag, Kind::Hello),
+                    Some(Op::Release) => {
+                        self.released.push(r.arg);
+                        continue;
+                    }
+                    Some(Op::Open) => match self.answers.get(&r.arg) {
+                        Some(&kind) => Response::other(r.tag, kind),
+                        None => {
+                            self.next_pin += 1;
+                            let place =
+                                if self.outside.contains(&r.arg) { 1 << 40 } else { self.places[r.arg as usize] };
+                            Response::ready(r.tag, self.next_pin, place)
+                        }
+                    },
+                    None => Response::other(r.tag, Kind::BadRequest),
+                };
+                self.responses.enqueue(answer).unwrap();
+            }
+        }
+    }
+
+    /// A two-file site, its image, and a store over a fake cache of it.
+    fn setup(name: &str) -> (CacheStore<'static, Bytes>, Fake, &'static Info, Vec<u8>, Vec<u8>) {
+        let root = std::env::temp_dir().join(std::format!("httpd-cache-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let index = b"<html><body>hello</body></html>\n".to_vec();
+        let big: Vec<u8> = (0..10_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+        std::fs::write(root.join("index.html"), &index).unwrap();
+        std::fs::write(root.join("big.bin"), &big).unwrap();
+        let out = root.join("site.img");
+        fs_builder::build(&root, &out, &fs_builder::Options::default()).unwrap();
+        let image: &'static [u8] = Box::leak(std::fs::read(&out).unwrap().into_boxed_slice());
+        let _ = std::fs::remove_dir_all(&root);
+        let parsed = Image::parse(image).unwrap();
+        let places = (0..parsed.len()).map(|i| parsed.record(i).unwrap().data_offset()).collect();
+        // SAFETY: an all-zero `Info` is valid (atomics of zero).
+        let info: &'static Info = Box::leak(Box::new(unsafe { core::mem::zeroed::<Info>() }));
+        let (rq, rs) = (page(), page());
+        // SAFETY: each page is aligned, large enough, lives for the process
+        // and is used only through these handles.
+        let (tx, rx, ctx, crx) = unsafe {
+            (
+                RequestProducer::new(rq),
+                RequestConsumer::new(rq, ()),
+                ResponseProducer::new(rs),
+                ResponseConsumer::new(rs, ()),
+            )
+        };
+        let fake = Fake {
+            requests: rx,
+            responses: ctx,
+            answers: BTreeMap::new(),
+            outside: Vec::new(),
+            places,
+            released: Vec::new(),
+            next_pin: 0,
+        };
+        let store = CacheStore::new(tx, crx, info, 0, Bytes(image));
+        (store, fake, info, index, big)
+    }
+
+    /// Polls and lets the fake answer until the store serves.
+    fn start(store: &mut CacheStore<'static, Bytes>, fake: &mut Fake, info: &Info) {
+        assert_eq!(store.availability(), Availability::Starting);
+        assert!(matches!(store.lookup("/index.html"), Lookup::NotFound), "no index before the cache is ready");
+        let head_len = Image::parse(store.region.bytes()).unwrap().superblock().head_len() as u32;
+        info.publish(1, head_len, 100);
+        for _ in 0..3 {
+            store.poll();
+            fake.serve();
+        }
+        store.poll();
+        assert_eq!(store.availability(), Availability::Serving);
+    }
+
+    /// Opens `file` until the answer is final.
+    fn open(store: &mut CacheStore<'static, Bytes>, fake: &mut Fake, file: u32) -> Fetch<CachePin<'static>, WaitToken> {
+        for _ in 0..4 {
+            match store.open(file) {
+                Fetch::Wait(token) => {
+                    fake.serve();
+                    store.poll();
+                    assert!(store.may_retry(&token));
+                }
+                other => return other,
+            }
+        }
+        panic!("file {file} never answered");
+    }
+
+    fn position(store: &CacheStore<'static, Bytes>, path: &str) -> u32 {
+        match store.lookup(path) {
+            Lookup::File(_, position) => position,
+            _ => panic!("{path} is not a file"),
+        }
+    }
+
+    #[test]
+    fn files_are_read_and_summed_where_the_cache_put_them_and_a_hot_one_needs_no_message() {
+        let (mut store, mut fake, info, index, big) = setup("ready");
+        start(&mut store, &mut fake, info);
+        assert!(matches!(store.lookup("/"), Lookup::Directory));
+        assert!(matches!(store.lookup("/nope"), Lookup::NotFound));
+        let Lookup::File(file_info, _) = store.lookup("/big.bin") else { panic!() };
+        assert_eq!(file_info.len, big.len() as u64);
+        for (path, want) in [("/index.html", &index), ("/big.bin", &big)] {
+            let file = position(&store, path);
+            let Fetch::Ready(pin) = open(&mut store, &mut fake, file) else { panic!("{path}") };
+            let mut got = std::vec![0u8; want.len() + 10];
+            assert_eq!(store.read(&pin, 0, &mut got), want.len());
+            assert_eq!(&got[..want.len()], &want[..], "{path}");
+            assert_eq!(store.read(&pin, want.len() as u64, &mut got), 0, "past the end");
+            let sum = !net_packet::checksum::checksum(want);
+            assert_eq!(Store::sum(&store, &pin, 0, want.len()), Some(sum), "{path}: the precomputed sums");
+            if let Some(tail) = want.get(1461..) {
+                let sum = !net_packet::checksum::checksum(tail);
+                assert_eq!(Store::sum(&store, &pin, 1461, tail.len()), Some(sum), "{path}: an odd start");
+            }
+            store.release(pin);
+        }
+        // Kept: opening again costs no message, and nothing was released.
+        let sent = store.client_stats().sent;
+        let file = position(&store, "/big.bin");
+        assert!(matches!(store.open(file), Fetch::Ready(_)));
+        assert_eq!(store.client_stats().sent, sent);
+        assert!(fake.released.is_empty());
+    }
+
+    #[test]
+    fn failures_are_500_over_the_quota_503_and_an_offset_outside_the_region_is_never_read() {
+        let (mut store, mut fake, info, _, _) = setup("fail");
+        start(&mut store, &mut fake, info);
+        let (index, big) = (position(&store, "/index.html"), position(&store, "/big.bin"));
+        fake.answers.insert(index, Kind::Corrupt);
+        assert!(matches!(open(&mut store, &mut fake, index), Fetch::Fail(Status::InternalServerError)));
+        assert_eq!(store.failures.corrupt, 1);
+        fake.answers.insert(index, Kind::OverQuota);
+        assert!(matches!(open(&mut store, &mut fake, index), Fetch::Fail(Status::ServiceUnavailable)));
+        assert_eq!(store.failures.over_quota, 1);
+        fake.answers.clear();
+        fake.outside.push(big);
+        assert!(matches!(open(&mut store, &mut fake, big), Fetch::Fail(Status::InternalServerError)));
+        assert_eq!(store.failures.other, 1);
+        // The client still holds that pin (kept: its file is answered
+        // from it without a message), and the store refuses it again
+        // rather than read outside the region.
+        let sent = store.client_stats().sent;
+        assert!(matches!(store.open(big), Fetch::Fail(Status::InternalServerError)));
+        assert_eq!((store.failures.other, store.client_stats().sent), (2, sent));
+    }
+
+    #[test]
+    fn a_refused_image_is_refused_and_a_head_that_does_not_parse_too() {
+        let (mut store, _fake, info, _, _) = setup("refused");
+        info.refuse();
+        store.poll();
+        assert_eq!(store.availability(), Availability::Refused);
+        let (mut store, mut fake, info, _, _) = setup("bad-head");
+        // The cache says ready with a head of 100 bytes: not an index.
+        info.publish(1, 100, 10);
+        for _ in 0..3 {
+            store.poll();
+            fake.serve();
+        }
+        store.poll();
+        assert!(store.bad_head);
+        assert_eq!(store.availability(), Availability::Refused);
+        assert!(matches!(store.lookup("/index.html"), Lookup::NotFound));
+    }
+}
