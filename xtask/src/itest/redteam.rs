@@ -25,9 +25,10 @@
 //!   round of attacks (triggered by a connection to the red team's port
 //!   81) and after, byte for byte; no other PD faults.
 //!
-//! `tests/systems/redteam-blk.system` puts the red team in httpd's place
-//! exactly (the block driver serves one client) for the disk attempts,
-//! judged by the driver's answers and its refusal log.
+//! `tests/systems/redteam-blk.system` gives the red team httpd's network
+//! capabilities and the block queues the file cache holds (the block
+//! driver serves one client) for the disk attempts, judged by the driver's
+//! answers and its refusal log.
 //!
 //! Both print a table of attempts and outcomes.
 
@@ -45,7 +46,7 @@ use std::time::Duration;
 pub fn tests() -> Vec<Test> {
     vec![
         ("redteam: a compromised httpd's attempts from inside (receive on its endpoints, write read-only regions, I/O ports, forged frames, claims on httpd's traffic, the filter quota, arpd and mux calls, in-place ranges outside send_from, the debug calls, log floods) are each refused while httpd serves the site before, during and after", beside_httpd),
-        ("redteam: in httpd's place, its disk requests outside the window, outside its data region, of an unknown operation and writing the read-only disk are refused by the block driver", in_httpds_place),
+        ("redteam: with the disk queues the file cache holds, its disk requests outside the window, outside its data region, of an unknown operation and writing the read-only disk are refused by the block driver", with_the_disk),
     ]
 }
 
@@ -332,7 +333,7 @@ const BLK_ATTEMPTS: &[(&str, &str)] = &[
     ("blk-write-read-only-disk", "ReadOnly"),
 ];
 
-fn in_httpds_place(ws: &Path) -> Result<()> {
+fn with_the_disk(ws: &Path) -> Result<()> {
     let built = build(ws, BLK_SYSTEM, KernelConfig::Release)?;
     let disk = sparse_disk(ws)?;
     let mut devices = qemu::user_nic();
