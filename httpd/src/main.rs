@@ -70,10 +70,10 @@ impl Web for Cheetah {
         let c = self.0.counters;
         let d = self.0.wire.counters;
         log!(
-            "accepted={} responses={} errors={} timeouts_408={} idle_closed={} aborted={} time_wait={} file_errors={} file_waits={} busy={}/{} connections={}/{} time_wait_records={} syn_acks={} table_full={} per_source_refused={} resets={} resets_limited={} bare_acks_dropped={} early_segments_dropped={} rx_bad={} no_work={} wakes={} copied_bytes=0; {}",
+            "accepted={} responses={} errors={} timeouts_408={} idle_closed={} aborted={} time_wait={} file_errors={} file_waits={} busy={}/{} connections={}/{} time_wait_records={} syn_acks={} table_full={} per_source_refused={} resets={} resets_limited={} bare_acks_dropped={} early_segments_dropped={} rx_bad={} no_work={} source_works_refused={} wakes={} copied_bytes=0; {}",
             c.accepted, c.responses, c.errors, c.timeouts_408, c.idle_closed, c.aborted, c.time_wait, c.file_errors, c.file_waits,
             self.0.works_in_use(), self.0.works(), self.0.connections(), self.0.capacity(), self.0.time_wait_records(),
-            c.syn_acks, c.table_full, c.per_source_refused, c.resets, c.resets_limited, c.bare_acks_dropped, c.early_segments_dropped, c.rx_bad, c.no_work,
+            c.syn_acks, c.table_full, c.per_source_refused, c.resets, c.resets_limited, c.bare_acks_dropped, c.early_segments_dropped, c.rx_bad, c.no_work, c.source_works_refused,
             pds_runtime::wakes(), DeviceAndCache(&d, store, mux)
         );
     }

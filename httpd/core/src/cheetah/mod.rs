@@ -112,7 +112,13 @@
 //!   received for this long is closed (FIN).
 //! - **Per source** ([`Settings::max_per_source`], default
 //!   [`MAX_PER_SOURCE`]): connections from one address (see
-//!   [`table`]: counted exactly per address, never shared).
+//!   [`table`]: counted exactly per address, never shared); and the work
+//!   contexts (request buffers) their requests hold: at most a quarter of
+//!   them ([`WORK_SHARE_PER_SOURCE`], or [`Settings::max_works_per_source`]
+//!   if lower), so that one address that trickles a thousand requests
+//!   (slowloris) cannot take every buffer from the others. Data of a
+//!   connection whose source holds its share is not taken (counted in
+//!   `source_works_refused`); the peer sends it again.
 //! - **Slow reader.** A peer that stops reading (zero window) keeps its
 //!   pins while net-tcp probes the window; net-tcp gives up with a RST
 //!   at the first expiry of the retransmission timer after
@@ -169,6 +175,8 @@ pub const IDLE_TIMEOUT_NS: u64 = 15 * SECOND_NS;
 /// above one browser's handful; it keeps one address from taking the
 /// whole table.
 pub const MAX_PER_SOURCE: u16 = 1024;
+/// One source address may hold at most 1/4 of the work contexts.
+pub const WORK_SHARE_PER_SOURCE: usize = 4;
 /// Resets to segments for no connection, and ACKs from TIME-WAIT records,
 /// per second (as `stray`'s 100/s).
 pub const RSTS_PER_SECOND: u32 = 100;
@@ -196,6 +204,9 @@ pub struct Settings {
     pub idle_timeout_ns: u64,
     pub header_timeout_ns: u64,
     pub max_per_source: u16,
+    /// Work contexts one source may hold, if fewer than its share
+    /// ([`WORK_SHARE_PER_SOURCE`]) of them.
+    pub max_works_per_source: u16,
     /// Unix time (seconds) when the clock read 0 (`Date`).
     pub boot_epoch: u64,
     /// Secret seed of the SYN cookies and the hash tables (16 bytes from
@@ -219,6 +230,7 @@ impl Settings {
             idle_timeout_ns: IDLE_TIMEOUT_NS,
             header_timeout_ns: HEADER_TIMEOUT_NS,
             max_per_source: MAX_PER_SOURCE,
+            max_works_per_source: u16::MAX,
             boot_epoch,
             seed,
             send_in_place,
@@ -267,6 +279,9 @@ pub struct Counters {
     /// Data segments that found no free work context (dropped; the peer
     /// retransmits).
     pub no_work: u64,
+    /// Data not taken because its source holds its share of the work
+    /// contexts (module docs, "Per source").
+    pub source_works_refused: u64,
 }
 
 /// How a region is carved.
@@ -609,7 +624,15 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: Copy + 'static> S
     }
 
     fn take_work(&mut self, owner: usize) -> Option<u32> {
+        let source = self.table.slots[owner].tuple.remote_addr;
+        let share = (self.works.len() / WORK_SHARE_PER_SOURCE).max(1);
+        let limit = share.min(usize::from(self.settings.max_works_per_source));
+        if usize::from(self.table.works_of_source(source)) >= limit {
+            self.counters.source_works_refused += 1;
+            return None;
+        }
         let w = self.free_work?;
+        self.table.source_work(source, true);
         let work = &mut self.works[w as usize];
         self.free_work = work.next_free;
         work.restart(self.table.slots[owner].written);
@@ -851,7 +874,9 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: Copy + 'static> S
                         let work = &mut self.works[w as usize];
                         if !work.outgoing.holds_pins() && work.pending.pin.is_none() && work.pending.wait.is_none() {
                             slot.work = None;
+                            let source = slot.tuple.remote_addr;
                             self.free_work_context(w as usize);
+                            self.table.source_work(source, false);
                         }
                     }
                 }
@@ -898,6 +923,7 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: Copy + 'static> S
             self.counters.aborted += 1;
         }
         if let Some(w) = self.table.slots[i].work.take() {
+            self.table.source_work(self.table.slots[i].tuple.remote_addr, false);
             let in_flight = self.wire.link.tx_in_flight();
             let work = &mut self.works[w as usize];
             if let Some(pin) = work.pending.pin.take() {

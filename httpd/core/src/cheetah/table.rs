@@ -66,16 +66,17 @@ impl Slot {
     }
 }
 
-/// A source address and its connections (module docs, "Per source");
-/// `count` 0 is an empty entry.
+/// A source address, its connections and the work contexts they hold
+/// (module docs, "Per source"); `count` 0 is an empty entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SourceCount {
     addr: [u8; 4],
     count: u16,
+    works: u16,
 }
 
 impl SourceCount {
-    pub const EMPTY: SourceCount = SourceCount { addr: [0; 4], count: 0 };
+    pub const EMPTY: SourceCount = SourceCount { addr: [0; 4], count: 0, works: 0 };
 
     /// Entries of the per-source table for `slots` connection slots: at
     /// least twice as many, a power of two.
@@ -160,7 +161,21 @@ impl Table {
     fn source_added(&mut self, addr: [u8; 4]) {
         match self.source_entry(addr) {
             Ok(i) => self.per_source[i].count = self.per_source[i].count.saturating_add(1),
-            Err(i) => self.per_source[i] = SourceCount { addr, count: 1 },
+            Err(i) => self.per_source[i] = SourceCount { addr, count: 1, works: 0 },
+        }
+    }
+
+    /// Work contexts held by the connections from `addr`.
+    pub fn works_of_source(&self, addr: [u8; 4]) -> u16 {
+        self.source_entry(addr).map_or(0, |i| self.per_source[i].works)
+    }
+
+    /// A connection from `addr` took a work context (`taken`) or gave its
+    /// back. The source has that connection, so it has an entry.
+    pub fn source_work(&mut self, addr: [u8; 4], taken: bool) {
+        if let Ok(i) = self.source_entry(addr) {
+            let works = &mut self.per_source[i].works;
+            *works = if taken { works.saturating_add(1) } else { works.saturating_sub(1) };
         }
     }
 
