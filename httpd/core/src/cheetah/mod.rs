@@ -113,12 +113,15 @@
 //! - **Per source** ([`Settings::max_per_source`], default
 //!   [`MAX_PER_SOURCE`]): connections from one address (see
 //!   [`table`]: counted exactly per address, never shared); and the work
-//!   contexts (request buffers) their requests hold: at most a quarter of
-//!   them ([`WORK_SHARE_PER_SOURCE`], or [`Settings::max_works_per_source`]
-//!   if lower), so that one address that trickles a thousand requests
-//!   (slowloris) cannot take every buffer from the others. Data of a
-//!   connection whose source holds its share is not taken (counted in
-//!   `source_works_refused`); the peer sends it again.
+//!   contexts (request buffers) their requests hold: once no more than a
+//!   share of them is free (a quarter, [`WORK_SHARE_PER_SOURCE`], or
+//!   [`Settings::max_works_per_source`] if fewer), a source that holds
+//!   that share or more gets no more, so one address that trickles a
+//!   thousand requests (slowloris) leaves a quarter of the buffers to the
+//!   others, while one busy client (a benchmark, a NAT) may use all it
+//!   needs as long as they are plentiful. Data of a connection refused so
+//!   is not taken (counted in `source_works_refused`); the peer sends it
+//!   again.
 //! - **Slow reader.** A peer that stops reading (zero window) keeps its
 //!   pins while net-tcp probes the window; net-tcp gives up with a RST
 //!   at the first expiry of the retransmission timer after
@@ -175,7 +178,8 @@ pub const IDLE_TIMEOUT_NS: u64 = 15 * SECOND_NS;
 /// above one browser's handful; it keeps one address from taking the
 /// whole table.
 pub const MAX_PER_SOURCE: u16 = 1024;
-/// One source address may hold at most 1/4 of the work contexts.
+/// When no more than 1/4 of the work contexts are free, a source holding
+/// 1/4 or more of them gets no more (module docs, "Per source").
 pub const WORK_SHARE_PER_SOURCE: usize = 4;
 /// Resets to segments for no connection, and ACKs from TIME-WAIT records,
 /// per second (as `stray`'s 100/s).
@@ -204,8 +208,9 @@ pub struct Settings {
     pub idle_timeout_ns: u64,
     pub header_timeout_ns: u64,
     pub max_per_source: u16,
-    /// Work contexts one source may hold, if fewer than its share
-    /// ([`WORK_SHARE_PER_SOURCE`]) of them.
+    /// The share of the work contexts kept for the other sources when few
+    /// are free, if fewer than [`WORK_SHARE_PER_SOURCE`]'s (module docs,
+    /// "Per source").
     pub max_works_per_source: u16,
     /// Unix time (seconds) when the clock read 0 (`Date`).
     pub boot_epoch: u64,
@@ -627,7 +632,8 @@ impl<L: Link, N: Neighbours, H: Copy + 'static, P: 'static, W: Copy + 'static> S
         let source = self.table.slots[owner].tuple.remote_addr;
         let share = (self.works.len() / WORK_SHARE_PER_SOURCE).max(1);
         let limit = share.min(usize::from(self.settings.max_works_per_source));
-        if usize::from(self.table.works_of_source(source)) >= limit {
+        let free = self.works.len() - self.works_in_use();
+        if free <= limit && usize::from(self.table.works_of_source(source)) >= limit {
             self.counters.source_works_refused += 1;
             return None;
         }

@@ -3,7 +3,7 @@
 //! raw client that writes and reads segments by hand where the exact
 //! segments on the wire matter.
 
-use super::{layout, Server, Settings, Wire as Side};
+use super::{layout, Server, Settings, Wire as Side, WORK_SHARE_PER_SOURCE};
 use crate::builtin::{pattern_byte, BuiltinSite, PATTERN_LEN};
 use crate::device::ETHERNET_HEADER;
 use crate::tests::{
@@ -712,25 +712,27 @@ fn connections_per_source_are_limited() {
     assert!(got.starts_with(b"HTTP/1.1 200 OK"));
 }
 
-/// One source that trickles requests on many connections holds at most
-/// its share of the work contexts (here 2); a third connection's data is
-/// not taken, and a request from another address is answered at once
-/// (module docs, "Per source"). Fails if one source may take them all.
+/// One source that trickles requests on many connections takes work
+/// contexts while they are plentiful, and none once only the others'
+/// share (a quarter) is left free; a request from another address is
+/// answered at once (module docs, "Per source"). Fails if one source may
+/// take them all.
 #[test]
 fn one_source_cannot_take_every_work_context() {
-    let mut s = settings();
-    s.max_works_per_source = 2;
-    let mut net = Net::new(4 << 20, s);
+    let mut net = Net::new(1 << 20, settings());
+    let works = net.server.works();
+    let share = works / WORK_SHARE_PER_SOURCE;
+    assert!(share >= 2, "{works} work contexts");
     let (a, b) = ([10, 0, 2, 2], [192, 0, 2, 9]);
     let partial = b"GET /hello.txt HTTP/1.1\r\nHo";
-    for port in 5001..5004 {
+    for port in 5000..5000 + works as u16 {
         let iss = syn_ack_seq(&mut net, a, port, 1000, true);
         inject(&mut net, raw(a, port, 1001, iss + 1, ACK.union(TcpFlags::PSH), false, partial));
         net.server_step();
         drain(&mut net);
     }
-    assert_eq!((net.server.connections(), net.server.works_in_use()), (3, 2));
-    assert_eq!(net.server.counters.source_works_refused, 1);
+    assert_eq!(net.server.works_in_use(), works - share, "the others' share stays free");
+    assert_eq!(net.server.counters.source_works_refused, share as u64);
     let iss = syn_ack_seq(&mut net, b, 6000, 5000, true);
     let request = b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n";
     inject(&mut net, raw(b, 6000, 5001, iss + 1, ACK.union(TcpFlags::PSH), false, request));
