@@ -43,7 +43,8 @@ use httpd_core::arena::Arena;
 use httpd_core::device::DeviceCounters;
 use httpd_core::device::{Link, Neighbours, NoBuffer, Received, Resolution, MAX_FRAME};
 use httpd_core::inplace::InPlaceList;
-use httpd_core::site::{Availability, CacheRegion, CacheStore};
+use httpd_core::site::{Availability, CacheStore};
+use lib_cache_protocol::region::MappedRegion;
 use lib_cache_protocol::{Info, RequestProducer, ResponseConsumer};
 use net_arp_table::{Table, TableReader};
 use net_client::{Alarm, ChangeReport, MuxError, MuxStats, NetClient, TxOffload};
@@ -112,36 +113,8 @@ impl Neighbours for PdNeighbours {
     }
 }
 
-/// The cache region as mapped into this PD (read-only).
-pub(crate) struct PdRegion {
-    base: usize,
-    size: usize,
-}
-
-impl CacheRegion<'static> for PdRegion {
-    fn bytes(&self) -> &[u8] {
-        // SAFETY: the description maps `site_cache`, `size` bytes, readable
-        // at `base` for the PD's life. The device writes into it only the
-        // blocks of loads in progress, which this PD never reads (it reads
-        // pinned files and the head only), so the bytes read through this
-        // slice do not change while it is used.
-        unsafe { core::slice::from_raw_parts(self.base as *const u8, self.size) }
-    }
-
-    fn head(&self, len: usize) -> Option<&'static [u8]> {
-        if len > self.size {
-            return None;
-        }
-        // SAFETY: as in `bytes`; the head (superblock and index blocks) is
-        // written by the device only during the cache's boot, which is over
-        // when this is called (the cache published it): its loads all lie
-        // behind it.
-        Some(unsafe { core::slice::from_raw_parts(self.base as *const u8, len) })
-    }
-}
-
 /// The store the servers serve.
-pub(crate) type Store = CacheStore<'static, PdRegion>;
+pub(crate) type Store = CacheStore<'static, MappedRegion>;
 
 /// What a server starts with: the link and arpd, the node's address, the
 /// clock, and whether bodies may go in place.
@@ -378,7 +351,11 @@ impl<W: Web> Handler for Httpd<W> {
             )
         };
         server.log_pool(size, cache_size);
-        let region = PdRegion { base: cache_base as usize, size: cache_size as usize };
+        // SAFETY: the description maps `site_cache`, `cache_size` bytes,
+        // readable at `cache_base` for the PD's life; httpd reads only the
+        // head the cache published and the files it pins, which the
+        // device does not write.
+        let region = unsafe { MappedRegion::new(cache_base as usize, cache_size as usize) };
         let store = CacheStore::new(requests, responses, info, pds_runtime::restarts() as u32, region);
         let clock = TIMER.local_clock();
         if clock.is_none() {

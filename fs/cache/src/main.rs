@@ -34,6 +34,7 @@
 use fs_cache_core::disk::{BlockClient, BlockEvent, CacheRegion, DiskCache};
 use fs_cache_core::serve::Servers;
 use fs_cache_core::{Completion, CACHE_FILES, CACHE_GROUPS, CACHE_INFLIGHT};
+use lib_cache_protocol::region::MappedRegion;
 use lib_cache_protocol::{Counters, Info, RequestConsumer, Response, ResponseProducer, QUEUE_CAPACITY};
 use pds_runtime::{log, setvar, ChannelSet, Handler, NamedChannel, Var};
 
@@ -69,33 +70,6 @@ static SERVER_VARS: [[&Var; 4]; SERVERS] = [
     [&cache_request_1, &cache_response_1, &cache_info_1, &cache_quota_blocks_1],
 ];
 static SERVER_CHANNELS: [&NamedChannel; SERVERS] = [&SERVER_0, &SERVER_1];
-
-/// The cache region as mapped into this PD (read-only).
-struct MappedRegion {
-    base: usize,
-    size: usize,
-}
-
-impl CacheRegion<'static> for MappedRegion {
-    fn bytes(&self) -> &[u8] {
-        // SAFETY: the description maps `cache_data`, `size` bytes, readable
-        // at `base` for the PD's life. The device writes into it only the
-        // blocks of loads in progress, which the cache never reads (it
-        // reads loaded groups and the head only), so the bytes read through
-        // this slice do not change while it is used.
-        unsafe { core::slice::from_raw_parts(self.base as *const u8, self.size) }
-    }
-
-    fn head(&self, len: usize) -> Option<&'static [u8]> {
-        if len > self.size {
-            return None;
-        }
-        // SAFETY: as in `bytes`; the head (superblock and index blocks) is
-        // written by the device only during the boot, which is over when
-        // this is called: the cache's requests all lie behind it.
-        Some(unsafe { core::slice::from_raw_parts(self.base as *const u8, len) })
-    }
-}
 
 /// One server's end of the protocol, as the cache holds it.
 struct Server {
@@ -376,7 +350,10 @@ impl Handler for FileCache {
         let quotas = core::array::from_fn(|i| ends[i].as_ref().map_or(0, |e| e.quota_blocks));
         log!("cache region {} KiB; {} server(s); reading the site image", size / 1024, ends.iter().flatten().count());
         let mut cache = FileCache {
-            disk: DiskCache::new(MappedRegion { base: base as usize, size: size as usize }),
+            // SAFETY: the description maps `cache_data`, `size` bytes,
+            // readable at `base` for the PD's life; the cache reads only
+            // its head and loaded groups, which the device does not write.
+            disk: DiskCache::new(unsafe { MappedRegion::new(base as usize, size as usize) }),
             blk,
             servers: Servers::new(quotas),
             ends,

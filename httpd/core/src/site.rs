@@ -26,6 +26,7 @@ use core::cell::Cell;
 use fs_format::Image;
 use http_core::{FileInfo, Lookup, Site, Status};
 use lib_cache_protocol::client::{Client, Config, Handle, Opened, Polled, WaitToken};
+pub use lib_cache_protocol::region::CacheRegion;
 use lib_cache_protocol::{Counters, Info, Kind};
 
 /// The answer to [`Store::open`] (see the module docs).
@@ -105,19 +106,6 @@ pub enum Availability {
     /// The cache refused the image (its log says why): nothing will be
     /// served.
     Refused,
-}
-
-/// The cache region as this PD reads it (mapped read-only). The device
-/// writes into it (the blocks of loads in progress) while it is in use,
-/// so the bytes are asked for anew for each use and only a pinned file's
-/// range, or the head, is read.
-pub trait CacheRegion<'h> {
-    /// The whole region, for one use.
-    fn bytes(&self) -> &[u8];
-    /// Its first `len` bytes, for good: the image head, which the cache
-    /// never writes again once it has published it. `None` if the region
-    /// is shorter.
-    fn head(&self, len: usize) -> Option<&'h [u8]>;
 }
 
 /// The site image through the file cache PD: lookups in the index, which

@@ -104,6 +104,7 @@
 pub mod client;
 pub mod pins;
 pub mod queue;
+pub mod region;
 #[cfg(test)]
 mod tests;
 

@@ -14,19 +14,7 @@ use crate::queues::{send_requests, take_boot_responses, take_responses, BootQueu
 use crate::{Boot, BootStatus, Cache, CacheError, Completion, Config};
 use lib_blk_protocol::queue::QueueError;
 use lib_blk_protocol::{ClientSync, DiskInfo, Info, RequestProducer, Response, ResponseConsumer, SyncPoll};
-
-/// The cache region as the cache reads it. The block device writes into
-/// it (the blocks of loads in progress) while the cache is in use, so the
-/// bytes are asked for anew for each use and only what the cache says is
-/// loaded is read.
-pub trait CacheRegion<'h> {
-    /// The whole region, for one use.
-    fn bytes(&self) -> &[u8];
-    /// Its first `len` bytes, for good: the image head, which nothing
-    /// writes again once the boot has read it. `None` if the region is
-    /// shorter.
-    fn head(&self, len: usize) -> Option<&'h [u8]>;
-}
+pub use lib_cache_protocol::region::CacheRegion;
 
 /// Where the disk cache stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -20,6 +20,7 @@
 #![no_main]
 
 use fs_format::Image;
+use lib_cache_protocol::region::{CacheRegion, MappedRegion};
 use lib_cache_protocol::{Info, Kind, Request, RequestProducer, Response, ResponseConsumer, QUEUE_CAPACITY};
 use pds_runtime::{log, ChannelSet, Handler};
 use sha2::{Digest, Sha256};
@@ -55,7 +56,7 @@ struct Client {
     requests: RequestProducer<'static>,
     responses: ResponseConsumer<'static>,
     info: &'static Info,
-    data: &'static [u8],
+    data: MappedRegion,
     life: u32,
     phase: Phase,
     image: Option<Image<'static>>,
@@ -134,7 +135,7 @@ impl Client {
     /// Once the cache is ready: parses the index and opens every file.
     fn start_files(&mut self) {
         let Some(info) = self.info.read() else { return };
-        let Some(head) = self.data.get(..info.head_len as usize) else {
+        let Some(head) = self.data.head(info.head_len as usize) else {
             log!("error: the head ({} bytes) is longer than the region", info.head_len);
             self.phase = Phase::Done;
             return;
@@ -165,10 +166,10 @@ impl Client {
     }
 
     /// The bytes and path of file `i` at `offset` in the region.
-    fn file(&self, i: u32, offset: u64) -> Option<(&'static str, &'static [u8])> {
+    fn file(&self, i: u32, offset: u64) -> Option<(&'static str, &[u8])> {
         let record = self.image.as_ref()?.record(i)?;
         let start = usize::try_from(offset).ok()?;
-        Some((record.path, self.data.get(start..start.checked_add(record.size as usize)?)?))
+        Some((record.path, self.data.bytes().get(start..start.checked_add(record.size as usize)?)?))
     }
 
     fn answer(&mut self, r: Response) {
@@ -292,7 +293,7 @@ impl Handler for Client {
                 RequestProducer::new(request as *mut u8),
                 ResponseConsumer::new(response as *mut u8, ()),
                 Info::at(info as *mut u8),
-                core::slice::from_raw_parts(base as *const u8, size as usize),
+                MappedRegion::new(base as usize, size as usize),
             )
         };
         let life = pds_runtime::restarts() as u32;
