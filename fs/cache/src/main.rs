@@ -176,7 +176,7 @@ impl FileCache {
         self.ends.iter().enumerate().all(|(i, end)| {
             let Some(end) = end else { return true };
             let room = end.responses.room().unwrap_or(0);
-            if !servers.can_take(i) || room <= servers.waiting(i) {
+            if !servers.may_take(i, room) {
                 return true;
             }
             end.requests.request_signal_if_empty().unwrap_or(true)
@@ -241,8 +241,9 @@ impl FileCache {
         }
     }
 
-    /// Takes each server's requests while its response queue has room for
-    /// the answer and for every open of it waiting here; how many.
+    /// Takes each server's requests while `Servers::may_take` allows (room
+    /// for the answer beside those owed, or only releases due: its module
+    /// docs, "Taking requests"); how many.
     fn take_requests(&mut self) -> usize {
         let mut taken = 0;
         let Some((cache, region)) = self.disk.parts() else { return 0 };
@@ -250,7 +251,7 @@ impl FileCache {
         for i in 0..SERVERS {
             while let Some(end) = self.ends[i].as_mut() {
                 let room = end.responses.room().unwrap_or(0);
-                if !self.servers.can_take(i) || room <= self.servers.waiting(i) {
+                if !self.servers.may_take(i, room) {
                     break;
                 }
                 let request = match end.requests.dequeue() {

@@ -76,8 +76,10 @@
 //! per batch. A server keeps at most [`QUEUE_CAPACITY`] opens outstanding
 //! (enqueued and not yet answered) so that the response queue always has
 //! room; the cache takes a request only when the response queue has room
-//! for it and every open it holds, so a server that breaks the rule only
-//! stalls itself. A cache that stops taking requests for lack of that room
+//! for it and every open it holds, or when the server has a queue of opens
+//! waiting (then only releases and hellos can follow, and they may be what
+//! the waits need; an open taken then is dropped unanswered), so a server
+//! that breaks the rule only stalls itself. A cache that stops taking requests for lack of that room
 //! does not wait for a signal on the request queue (it is not empty): so
 //! a server that has read answers while requests of its own are still
 //! queued notifies the cache, whether or not the queue asks for it.

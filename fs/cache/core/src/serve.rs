@@ -18,10 +18,22 @@
 //! it, whom a failed load owes an [`Open::IoError`]. One that found no
 //! room is opened again after every completed load and every release.
 //! Each is answered when the open's answer is final. A server may
-//! have at most [`QUEUE_CAPACITY`] opens waiting: the PD takes a server's
-//! requests only while [`Servers::can_take`] says so, so the table (sized
+//! have at most [`QUEUE_CAPACITY`] opens waiting, so the table (sized
 //! `SERVERS × QUEUE_CAPACITY`) never overflows and a server that floods
 //! requests only waits for its own answers.
+//!
+//! # Taking requests
+//!
+//! The PD takes a server's requests only while [`Servers::may_take`] says
+//! so: while its response queue has room for one more answer beside the
+//! answers owed to its waiting opens, or while it has
+//! [`QUEUE_CAPACITY`] opens waiting. In that second case a server that
+//! keeps the protocol's rule (at most a queue of opens outstanding) has
+//! only releases and hellos queued, which need no room, and taking them
+//! is what may end the waits: opens that found no room may be waiting
+//! for this very server's pins to go back. An open (or unknown request)
+//! taken then breaks the rule: it is dropped unanswered and counted
+//! ([`ServerStats::overruns`]), and only that server waits for it.
 
 use crate::cache::{Cache, Completion, Open, Pin, Ticket};
 use lib_cache_protocol::pins::PinTable;
@@ -47,6 +59,10 @@ pub struct ServerStats {
     pub releases: u64,
     pub bad_requests: u64,
     pub hellos: u64,
+    /// Opens and unknown requests taken while the server already had
+    /// [`QUEUE_CAPACITY`] opens waiting (it broke the protocol's rule):
+    /// dropped, never answered (module docs, "Taking requests").
+    pub overruns: u64,
 }
 
 /// The servers of one cache. Large (a pin table per server): the PD keeps
@@ -82,6 +98,13 @@ impl<const SERVERS: usize, const WAITS: usize> Servers<SERVERS, WAITS> {
     /// waiting opens are below [`QUEUE_CAPACITY`]).
     pub fn can_take(&self, server: usize) -> bool {
         self.waiting.get(server).is_some_and(|&w| w < QUEUE_CAPACITY)
+    }
+
+    /// Whether the PD may take `server`'s next request now, its response
+    /// queue having `room` free entries (module docs, "Taking requests").
+    pub fn may_take(&self, server: usize, room: usize) -> bool {
+        let waiting = self.waiting(server);
+        server < SERVERS && (room > waiting || waiting >= QUEUE_CAPACITY)
     }
 
     /// Opens of `server` waiting in the cache: each will be answered, so
@@ -121,6 +144,11 @@ impl<const SERVERS: usize, const WAITS: usize> Servers<SERVERS, WAITS> {
         request: Request,
         answer: &mut impl FnMut(usize, Response),
     ) {
+        let full = self.waiting[server] >= QUEUE_CAPACITY;
+        if full && !matches!(request.op(), Some(Op::Release | Op::Hello)) {
+            self.stats[server].overruns += 1;
+            return;
+        }
         match request.op() {
             Some(Op::Open) => {
                 self.stats[server].opens += 1;

@@ -995,6 +995,48 @@ fn a_server_may_have_at_most_a_queue_of_opens_waiting() {
     assert_eq!(node.answers.len(), sent);
 }
 
+/// With a queue of opens waiting, the server's next requests are still
+/// taken (`may_take`): a release goes through (it may be what the waits
+/// need), while one more open breaks the rule and is dropped unanswered
+/// and counted, and the waits are all answered in the end.
+#[test]
+fn with_a_queue_of_opens_waiting_releases_are_still_taken() {
+    let s = generated("full-waits", 17, 0, 0, 1, 80, 9_000);
+    let mut region = region_of(4 << 20);
+    let mut node = Node::new(Sim::new(&mut region, Disk::new(&s.image, 8, 4 << 20, 12)), [u64::MAX, u64::MAX]);
+    let files: Vec<u32> = s.files.keys().filter(|p| p.starts_with("/data/")).map(|p| node.position(p)).collect();
+    // A pin first, to release later.
+    node.request(0, CacheRequest::open(files[0], 1000));
+    node.settle();
+    let held = node.answer(0, 1000).expect("answered");
+    assert_eq!(held.kind(), Kind::Ready);
+    let (pins, _) = node.servers.held(0);
+    let room = lib_cache_protocol::QUEUE_CAPACITY;
+    let mut tag = 0;
+    while node.servers.can_take(0) {
+        node.request(0, CacheRequest::open(files[1 + tag as usize], tag));
+        tag += 1;
+    }
+    assert_eq!(node.servers.waiting(0), lib_cache_protocol::QUEUE_CAPACITY);
+    assert!(node.servers.may_take(0, room), "a full queue of waits still lets releases in");
+    let answers = &mut node.answers;
+    node.servers.request(&mut node.sim.cache, node.sim.arena, 0, CacheRequest::release(held.pin), &mut |s, a| {
+        answers.push((s, a))
+    });
+    assert_eq!(node.servers.held(0).0, pins - 1, "the release was taken");
+    let before = node.answers.len();
+    let answers = &mut node.answers;
+    node.servers.request(&mut node.sim.cache, node.sim.arena, 0, CacheRequest::open(files[70], 9999), &mut |s, a| {
+        answers.push((s, a))
+    });
+    assert_eq!(node.servers.stats(0).overruns, 1);
+    assert_eq!(node.answers.len(), before, "the extra open is not answered");
+    node.settle();
+    assert_eq!(node.servers.waiting(0), 0);
+    assert!((0..tag).all(|t| node.answer(0, t).is_some()), "every waiting open answered");
+    assert!(node.answer(0, 9999).is_none());
+}
+
 /// An open waiting for one load is opened again only when *that* load
 /// ends: each open of a loading group is one more waiter the cache owes an
 /// error if the load fails, so an open repeated on another load's
