@@ -758,3 +758,29 @@ fn a_pin_is_released_when_the_connection_is_aborted_mid_body() {
     net.socket(h).abort();
     net.run_until(1000, |n| n.site.released == 1 && n.server.busy() == 0);
 }
+
+/// The store's pins became void (the file cache PD restarted): the server
+/// resets the connection that sends from one and gives its pin back; the
+/// client sees the reset, and a new connection is served.
+#[test]
+fn abort_transfers_resets_the_connections_that_send_from_pins() {
+    let mut net = Net::new(2);
+    let h = net.connect();
+    net.run_until(1000, |n| n.established(h));
+    net.send(h, b"GET /big.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut got = Vec::new();
+    net.run_until(1000, |n| {
+        n.take(h, &mut got);
+        got.len() > 10_000
+    });
+    assert_eq!(net.server.abort_transfers(&mut net.site), 1);
+    net.run_until(1000, |n| n.site.released == n.site.pins && !n.socket(h).is_open());
+    let h2 = net.connect();
+    net.run_until(1000, |n| n.established(h2));
+    let mut got = net.exchange(h2, b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", 1);
+    net.run_until(1000, |n| {
+        n.take(h2, &mut got);
+        response_len(&got) == Some(got.len())
+    });
+    assert!(got.starts_with(b"HTTP/1.1 200 OK"));
+}

@@ -950,3 +950,26 @@ fn profile_syns() {
     }
     assert_eq!(net.server.counters.syn_acks, u64::from(PROFILED_REQUESTS));
 }
+
+/// The store's pins became void (the file cache PD restarted): the server
+/// resets the connection that sends from one (net-tcp's `Conn::abort`),
+/// every pin goes back, the client sees the reset, and a new connection
+/// is served.
+#[test]
+fn abort_transfers_resets_the_connections_that_send_from_pins() {
+    let mut net = Net::default();
+    let idle = net.connect();
+    let h = net.connect();
+    net.run_until(1000, |n| n.established(h) && n.established(idle));
+    net.send(h, b"GET /big.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut got = Vec::new();
+    net.run_until(5_000, |n| {
+        n.take(h, &mut got);
+        got.len() > 10_000
+    });
+    assert_eq!(net.server.abort_transfers(), 1, "only the connection that sends from a pin");
+    net.run_until(10_000, |n| n.site.released == n.site.pins && !n.socket(h).is_open());
+    assert!(net.socket(idle).is_open(), "an idle connection is left alone");
+    let r = net.responses(idle, b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", 1, 10_000);
+    assert!(r[0].starts_with(b"HTTP/1.1 200 OK"));
+}
