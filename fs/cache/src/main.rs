@@ -33,7 +33,7 @@
 
 use fs_cache_core::disk::{BlockClient, BlockEvent, CacheRegion, DiskCache};
 use fs_cache_core::serve::Servers;
-use fs_cache_core::{Completion, CACHE_FILES, CACHE_GROUPS, CACHE_INFLIGHT};
+use fs_cache_core::{Completion, BLOCK_SIZE, CACHE_FILES, CACHE_GROUPS, CACHE_INFLIGHT};
 use lib_cache_protocol::region::MappedRegion;
 use lib_cache_protocol::{Counters, Info, RequestConsumer, Response, ResponseProducer, QUEUE_CAPACITY};
 use pds_runtime::{log, setvar, ChannelSet, Handler, NamedChannel, Var};
@@ -79,8 +79,8 @@ struct Server {
     quota_blocks: u64,
     /// Responses enqueued since the server was last signalled.
     answered: bool,
-    /// Responses that found its queue full (the room rule makes this a
-    /// bug; counted, never blocking).
+    /// Responses that found its queue full or corrupt (the room rule
+    /// makes a full one a bug): counted and logged, never blocking.
     lost: u64,
 }
 
@@ -89,14 +89,9 @@ struct FileCache {
     blk: BlockClient<'static>,
     servers: Servers<SERVERS, WAITS>,
     ends: [Option<Server>; SERVERS],
-    /// This life of the cache, published to the servers (1 at boot).
-    epoch: u32,
-}
-
-/// Loads completed during one run of the block traffic, answered after it.
-struct Completed {
-    list: [Option<Completion>; CACHE_GROUPS],
-    len: usize,
+    /// Loads that ended during one run of the block traffic, answered
+    /// after it (kept here, not built on every wake-up).
+    completed: [Completion; CACHE_GROUPS],
 }
 
 impl FileCache {
@@ -104,7 +99,7 @@ impl FileCache {
     /// has anything left, then sleeps with every queue's signal requested.
     fn run(&mut self) {
         loop {
-            let mut completed = Completed { list: [None; CACHE_GROUPS], len: 0 };
+            let mut completed = 0;
             let mut booted = false;
             let mut refused = false;
             let event = |e| match e {
@@ -119,10 +114,14 @@ impl FileCache {
                 }
                 BlockEvent::Broken(e) => log!("error: the block response queue is corrupt ({e}); no more disk reads"),
             };
+            // Only loads that ended wake waiting opens (`Servers::completed`).
+            // No load starts during a run (opens start them, after it), so
+            // at most one ends per group: the list holds them all.
+            let list = &mut self.completed;
             let on = |c| {
-                if let Some(slot) = completed.list.get_mut(completed.len) {
-                    *slot = Some(c);
-                    completed.len += 1;
+                if let (Completion::Loaded(_) | Completion::Failed(_), Some(slot)) = (c, list.get_mut(completed)) {
+                    *slot = c;
+                    completed += 1;
                 }
             };
             self.disk.run(&mut self.blk, on, event, || BLK.get().notify());
@@ -130,18 +129,16 @@ impl FileCache {
                 self.booted();
             }
             if refused {
-                for end in self.ends.iter().flatten() {
-                    end.info.refuse();
-                }
                 for (i, end) in self.ends.iter().enumerate() {
-                    if end.is_some() {
+                    if let Some(end) = end {
+                        end.info.refuse();
                         SERVER_CHANNELS[i].get().notify();
                     }
                 }
                 // Up as it can be: the monitor may count it back.
                 pds_runtime::serving();
             }
-            self.answer(&completed);
+            self.answer(completed);
             let taken = self.take_requests();
             self.log_corrupt();
             for (i, end) in self.ends.iter_mut().enumerate() {
@@ -152,7 +149,7 @@ impl FileCache {
             }
             // Opens (taken now, or retried as loads completed) may have
             // started loads: their block requests go to the driver now.
-            if taken > 0 || completed.len > 0 {
+            if taken > 0 || completed > 0 {
                 continue;
             }
             // Before the boot, requests wait (the driver's answers wake
@@ -209,6 +206,8 @@ impl FileCache {
     /// Publishes the cache to every server: the head is verified.
     fn booted(&mut self) {
         let Some(cache) = self.disk.cache() else { return };
+        // This life of the cache: 1 at boot, one more at each restart.
+        let epoch = pds_runtime::restarts() as u32 + 1;
         let sb = cache.image().superblock();
         log!(
             "site image: {} files in {} blocks; cache region {} KiB (index {} KiB, arena {} KiB, groups up to {} blocks); life {}",
@@ -218,26 +217,28 @@ impl FileCache {
             cache.arena_start() / 1024,
             cache.arena_len() / 1024,
             cache.max_group_blocks(),
-            self.epoch
+            epoch
         );
         let head_len = cache.arena_start() as u32;
         for (i, end) in self.ends.iter().enumerate() {
             if let Some(end) = end {
-                end.info.publish(self.epoch, head_len, end.quota_blocks as u32);
-                log!("server {i}: quota {} blocks ({} KiB)", end.quota_blocks, end.quota_blocks * 4);
+                end.info.publish(epoch, head_len, end.quota_blocks as u32);
+                let kib = end.quota_blocks * BLOCK_SIZE as u64 / 1024;
+                log!("server {i}: quota {} blocks ({kib} KiB)", end.quota_blocks);
                 SERVER_CHANNELS[i].get().notify();
             }
         }
         pds_runtime::serving();
     }
 
-    /// Answers the opens that waited for the loads in `completed`.
-    fn answer(&mut self, completed: &Completed) {
+    /// Answers the opens that waited for the first `count` loads of
+    /// `self.completed`.
+    fn answer(&mut self, count: usize) {
         let Some((cache, region)) = self.disk.parts() else { return };
         let arena = region.bytes().get(cache.arena_start()..).unwrap_or(&[]);
         let ends = &mut self.ends;
-        for c in completed.list[..completed.len].iter().flatten() {
-            self.servers.completed(cache, arena, *c, &mut |i, r| enqueue(ends, i, r));
+        for &c in &self.completed[..count] {
+            self.servers.completed(cache, arena, c, &mut |i, r| enqueue(ends, i, r));
         }
     }
 
@@ -289,7 +290,13 @@ fn enqueue(ends: &mut [Option<Server>; SERVERS], i: usize, r: Response) {
     let Some(end) = ends.get_mut(i).and_then(Option::as_mut) else { return };
     match end.responses.enqueue(r) {
         Ok(()) => end.answered = true,
-        Err(_) => end.lost += 1,
+        Err(e) => {
+            end.lost += 1;
+            // The 1st, 2nd, 4th, ... so that a broken queue cannot flood.
+            if end.lost.is_power_of_two() {
+                log!("error: server {i}'s response queue took no answer ({e}): {} lost so far", end.lost);
+            }
+        }
     }
 }
 
@@ -358,7 +365,7 @@ impl Handler for FileCache {
             blk,
             servers: Servers::new(quotas),
             ends,
-            epoch: pds_runtime::restarts() as u32 + 1,
+            completed: [Completion::Unexpected; CACHE_GROUPS],
         };
         cache.run();
         cache

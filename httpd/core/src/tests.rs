@@ -743,9 +743,8 @@ fn a_file_the_store_cannot_give_gets_500_and_none_of_its_bytes() {
     assert!(got.starts_with(b"HTTP/1.1 200 OK"));
 }
 
-#[test]
-fn a_pin_is_released_when_the_connection_is_aborted_mid_body() {
-    let mut net = Net::new(2);
+/// A connection of `net` in the middle of `/big.txt`'s body (its pin held).
+fn mid_body(net: &mut Net) -> SocketHandle {
     let h = net.connect();
     net.run_until(1000, |n| n.established(h));
     net.send(h, b"GET /big.txt HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -754,6 +753,13 @@ fn a_pin_is_released_when_the_connection_is_aborted_mid_body() {
         n.take(h, &mut got);
         got.len() > 10_000
     });
+    h
+}
+
+#[test]
+fn a_pin_is_released_when_the_connection_is_aborted_mid_body() {
+    let mut net = Net::new(2);
+    let h = mid_body(&mut net);
     assert_eq!((net.site.pins, net.site.released), (1, 0), "pinned while sending");
     net.socket(h).abort();
     net.run_until(1000, |n| n.site.released == 1 && n.server.busy() == 0);
@@ -765,14 +771,7 @@ fn a_pin_is_released_when_the_connection_is_aborted_mid_body() {
 #[test]
 fn abort_transfers_resets_the_connections_that_send_from_pins() {
     let mut net = Net::new(2);
-    let h = net.connect();
-    net.run_until(1000, |n| n.established(h));
-    net.send(h, b"GET /big.txt HTTP/1.1\r\nHost: x\r\n\r\n");
-    let mut got = Vec::new();
-    net.run_until(1000, |n| {
-        n.take(h, &mut got);
-        got.len() > 10_000
-    });
+    let h = mid_body(&mut net);
     assert_eq!(net.server.abort_transfers(&mut net.site), 1);
     net.run_until(1000, |n| n.site.released == n.site.pins && !n.socket(h).is_open());
     let h2 = net.connect();

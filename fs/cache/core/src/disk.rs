@@ -16,20 +16,9 @@ use lib_blk_protocol::queue::QueueError;
 use lib_blk_protocol::{ClientSync, DiskInfo, Info, RequestProducer, Response, ResponseConsumer, SyncPoll};
 pub use lib_cache_protocol::region::CacheRegion;
 
-/// Where the disk cache stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Availability {
-    /// Waiting for the disk or reading the image head.
-    Starting,
-    /// The image is booted: lookups and opens are answered.
-    Serving,
-    /// The image cannot be served (its error); nothing ever will be.
-    Refused(CacheError),
-}
-
 /// What a [`DiskCache::pump`] changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Pumped {
+enum Pumped {
     /// Nothing the PD must act on.
     Nothing,
     /// The image head was read and verified: start serving.
@@ -58,26 +47,9 @@ impl<'h, R: CacheRegion<'h>, const GROUPS: usize, const INFLIGHT: usize, const F
         DiskCache { region, boot: None, cache: None, refused: None, requests_sent: 0 }
     }
 
-    pub fn availability(&self) -> Availability {
-        match (&self.cache, self.refused) {
-            (_, Some(e)) => Availability::Refused(e),
-            (Some(_), None) => Availability::Serving,
-            (None, None) => Availability::Starting,
-        }
-    }
-
-    /// Block requests enqueued so far.
-    pub fn requests_sent(&self) -> u64 {
-        self.requests_sent
-    }
-
     /// The cache, once booted.
     pub fn cache(&self) -> Option<&Cache<'h, GROUPS, INFLIGHT, FILES>> {
         self.cache.as_ref()
-    }
-
-    pub fn region(&self) -> &R {
-        &self.region
     }
 
     /// The booted cache and the region, to open files (`Cache::open` reads
@@ -102,7 +74,7 @@ impl<'h, R: CacheRegion<'h>, const GROUPS: usize, const INFLIGHT: usize, const F
     /// `Err` if the response queue is corrupt (the driver wrote bogus
     /// indices): during the boot the image is refused; afterwards the
     /// loads in flight may never complete, which the caller logs.
-    pub fn pump(
+    fn pump(
         &mut self,
         disk: Option<DiskInfo>,
         requests: &mut RequestProducer<'_>,
@@ -165,7 +137,7 @@ impl<'h, R: CacheRegion<'h>, const GROUPS: usize, const INFLIGHT: usize, const F
     /// ([`Cache::fail_in_flight`]: their waiters get the error, the next
     /// open reads again), each told to `on`. Returns how many requests
     /// were lost.
-    pub fn driver_restarted(&mut self, on: impl FnMut(Completion)) -> usize {
+    fn driver_restarted(&mut self, on: impl FnMut(Completion)) -> usize {
         if self.boot.take().is_some() {
             return 0;
         }
