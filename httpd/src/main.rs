@@ -12,21 +12,21 @@
 mod pd;
 
 use httpd_core::arena::Arena;
-use httpd_core::cheetah::{connection_bytes, Counters, Server, Settings, Wire};
+use httpd_core::cheetah::{connection_bytes, server, Counters, Server, Settings, Wire};
 use httpd_core::device::DeviceCounters;
-use httpd_core::site::CachePin;
-use lib_cache_protocol::client::WaitToken;
+use net_serve::server::Counters as TcpCounters;
 use net_config::NodeAddress;
 use net_filter::Dotted;
 use pd::{DeviceAndCache, PdLink, PdNeighbours, Start, Store, Web, PORT};
 use pds_runtime::log;
 
-struct Cheetah(Server<PdLink, PdNeighbours, u32, CachePin<'static>, WaitToken>);
+struct Cheetah(Server<PdLink, PdNeighbours, Store>);
 
 /// The counters the PD reports (when they change).
 #[derive(Clone, Copy, Default, PartialEq)]
 struct Report {
-    server: Counters,
+    tcp: TcpCounters,
+    http: Counters,
     device: DeviceCounters,
 }
 
@@ -39,7 +39,7 @@ impl Web for Cheetah {
         log!("cookie and hash secrets from {}", seed.source.describe());
         let settings = Settings::new(PORT, boot_epoch, seed.bytes, send_in_place);
         let wire = Wire::new(link, neighbours, node, mac);
-        match Server::new(wire, arena, settings, now) {
+        match server(wire, arena, settings, now) {
             Ok(server) => Cheetah(server),
             Err(e) => panic!("{e}"),
         }
@@ -58,7 +58,7 @@ impl Web for Cheetah {
     }
 
     fn counters(&self) -> Report {
-        Report { server: self.0.counters, device: self.0.wire.counters }
+        Report { tcp: self.0.counters, http: self.0.service.counters, device: self.0.wire.counters }
     }
 
     /// `busy` counts work contexts in use (a connection with a request or
@@ -67,11 +67,11 @@ impl Web for Cheetah {
     /// variant logs it.
     fn log_counters(&self, store: &Store) {
         let mux = DeviceAndCache::mux();
-        let c = self.0.counters;
+        let (c, h) = (self.0.counters, self.0.service.counters);
         let d = self.0.wire.counters;
         log!(
             "accepted={} responses={} errors={} timeouts_408={} idle_closed={} aborted={} time_wait={} file_errors={} file_waits={} busy={}/{} connections={}/{} time_wait_records={} syn_acks={} table_full={} per_source_refused={} resets={} resets_limited={} bare_acks_dropped={} early_segments_dropped={} rx_bad={} no_work={} source_works_refused={} wakes={} copied_bytes=0; {}",
-            c.accepted, c.responses, c.errors, c.timeouts_408, c.idle_closed, c.aborted, c.time_wait, c.file_errors, c.file_waits,
+            c.accepted, h.responses, h.errors, h.timeouts_408, h.idle_closed, c.aborted, c.time_wait, h.file_errors, h.file_waits,
             self.0.works_in_use(), self.0.works(), self.0.connections(), self.0.capacity(), self.0.time_wait_records(),
             c.syn_acks, c.table_full, c.per_source_refused, c.resets, c.resets_limited, c.bare_acks_dropped, c.early_segments_dropped, c.rx_bad, c.no_work, c.source_works_refused,
             pds_runtime::wakes(), DeviceAndCache(&d, store, mux)
@@ -86,7 +86,7 @@ impl Web for Cheetah {
         log!(
             "Cheetah TCP: {} connections of {} bytes and {} work contexts in a {region:#x}-byte region; file cache {} KiB; reading the site image",
             self.0.capacity(),
-            connection_bytes(),
+            connection_bytes::<Store>(),
             self.0.works(),
             cache / 1024
         );

@@ -161,6 +161,12 @@ impl<const N: usize> Connection<N> {
         &mut self.buf[self.end..]
     }
 
+    /// How long [`Self::space`] would be: the buffer less the unprocessed
+    /// bytes.
+    pub fn room(&self) -> usize {
+        N - (self.end - self.start)
+    }
+
     /// Records that `n` bytes were written at the start of [`Self::space`].
     pub fn filled(&mut self, n: usize) {
         self.end = (self.end + n).min(N);

@@ -11,6 +11,7 @@
 //! overwritten, as a cache reusing the blocks would, so a frame sent from
 //! them after that carries garbage and fails the client's checksum.
 
+use crate::inplace::Pins;
 use crate::site::{Fetch, Store};
 use http_core::date::{format_imf_fixdate, IMF_FIXDATE_LEN};
 use http_core::{FileInfo, Lookup, Site, Status};
@@ -212,9 +213,42 @@ impl Site for BuiltinSite {
     }
 }
 
-impl Store for BuiltinSite {
+impl Pins for BuiltinSite {
     /// The file's index.
     type Pin = usize;
+
+    fn region_offset(&self, &file: &usize) -> Option<usize> {
+        self.in_place.then_some(REGION_SLOT * file)
+    }
+
+    fn sum(&self, &file: &usize, offset: u64, len: usize) -> Option<u16> {
+        let f = self.files.get(file)?;
+        if offset.checked_add(len as u64)? > f.data.len() {
+            return None;
+        }
+        let piece = crate::inplace::PIECE;
+        let whole = offset.is_multiple_of(piece) && (len as u64 == piece || offset + len as u64 == f.data.len());
+        self.summed.set(self.summed.get() + len as u64);
+        if !whole {
+            self.summed_partial.set(self.summed_partial.get() + len as u64);
+        }
+        let bytes: Vec<u8> = (offset..offset + len as u64).map(|i| self.byte(file, i)).collect();
+        let mut sum = net_packet::checksum::Checksum::new();
+        sum.add_bytes(&bytes);
+        Some(sum.sum())
+    }
+
+    fn release(&mut self, file: usize) {
+        self.released += 1;
+        self.held[file] -= 1;
+        if self.held[file] == 0 {
+            // "Evicted": the blocks are reused.
+            self.region.borrow_mut()[REGION_SLOT * file..][..REGION_SLOT].fill(EVICTED);
+        }
+    }
+}
+
+impl Store for BuiltinSite {
     /// The `events` count when the open was refused.
     type Wait = u64;
 
@@ -256,36 +290,6 @@ impl Store for BuiltinSite {
             }
         }
         n
-    }
-
-    fn region_offset(&self, &file: &usize) -> Option<usize> {
-        self.in_place.then_some(REGION_SLOT * file)
-    }
-
-    fn sum(&self, &file: &usize, offset: u64, len: usize) -> Option<u16> {
-        let f = self.files.get(file)?;
-        if offset.checked_add(len as u64)? > f.data.len() {
-            return None;
-        }
-        let piece = crate::inplace::PIECE;
-        let whole = offset.is_multiple_of(piece) && (len as u64 == piece || offset + len as u64 == f.data.len());
-        self.summed.set(self.summed.get() + len as u64);
-        if !whole {
-            self.summed_partial.set(self.summed_partial.get() + len as u64);
-        }
-        let bytes: Vec<u8> = (offset..offset + len as u64).map(|i| self.byte(file, i)).collect();
-        let mut sum = net_packet::checksum::Checksum::new();
-        sum.add_bytes(&bytes);
-        Some(sum.sum())
-    }
-
-    fn release(&mut self, file: usize) {
-        self.released += 1;
-        self.held[file] -= 1;
-        if self.held[file] == 0 {
-            // "Evicted": the blocks are reused.
-            self.region.borrow_mut()[REGION_SLOT * file..][..REGION_SLOT].fill(EVICTED);
-        }
     }
 }
 

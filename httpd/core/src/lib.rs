@@ -13,7 +13,6 @@
 #[cfg(test)]
 extern crate std;
 
-pub mod arena;
 pub mod cheetah;
 pub mod device;
 pub mod endpoints;
@@ -21,7 +20,8 @@ pub mod inplace;
 pub mod server;
 pub mod site;
 pub mod slot;
-pub mod slotset;
+
+pub use net_serve::{arena, slotset};
 
 #[cfg(test)]
 mod builtin;

@@ -21,7 +21,7 @@
 //!   large for the cache): the server answers with that status instead
 //!   and closes. Not a byte of the file is sent.
 
-use crate::inplace::FileSums;
+use crate::inplace::Pins;
 use core::cell::Cell;
 use fs_format::Image;
 use http_core::{FileInfo, Lookup, Site, Status};
@@ -38,9 +38,7 @@ pub enum Fetch<P, W> {
 }
 
 /// A site whose file data the server may have to wait for.
-pub trait Store: Site {
-    /// Keeps a file's data in place while the server sends it.
-    type Pin;
+pub trait Store: Site + Pins {
     /// What a waiting connection remembers to know when to open again.
     type Wait: Copy;
 
@@ -50,32 +48,11 @@ pub trait Store: Site {
     fn may_retry(&self, wait: &Self::Wait) -> bool;
     /// Copies bytes of the pinned file from `offset` into `buf`; returns
     /// how many: fewer than `buf.len()` only at the end of the file, 0
-    /// past it.
+    /// past it (when [`Pins::region_offset`] says the file is not in the
+    /// region the NIC sends from).
     fn read(&self, pin: &Self::Pin, offset: u64, buf: &mut [u8]) -> usize;
-    /// Where the pinned file's first byte lies in the region the NIC may
-    /// send from (the description's `send_from`), if the store keeps file
-    /// data there: the server then sends the file's bytes in place
-    /// ([`crate::inplace`]) instead of copying them with [`read`](Self::read).
-    fn region_offset(&self, _pin: &Self::Pin) -> Option<usize> {
-        None
-    }
-    /// The Internet sum (RFC 1071: folded, not complemented, as if the
-    /// range started on an even byte) of `len` bytes of the pinned file at
-    /// `offset`, for a segment that carries them in place; `None` if the
-    /// range is not the file's.
-    fn sum(&self, _pin: &Self::Pin, _offset: u64, _len: usize) -> Option<u16> {
-        None
-    }
-    /// Gives a pin back.
-    fn release(&mut self, pin: Self::Pin);
     /// Forgets a wait whose connection ended before it opened again.
     fn abandon(&mut self, _wait: Self::Wait) {}
-}
-
-impl<S: Store> FileSums<S::Pin> for S {
-    fn sum(&self, pin: &S::Pin, offset: u64, len: usize) -> Option<u16> {
-        Store::sum(self, pin, offset, len)
-    }
 }
 
 /// Files the client tracks at once (pinned, being opened, or owing a
@@ -272,8 +249,36 @@ impl<'h, R: CacheRegion<'h>> Site for CacheStore<'h, R> {
     }
 }
 
-impl<'h, R: CacheRegion<'h>> Store for CacheStore<'h, R> {
+impl<'h, R: CacheRegion<'h>> Pins for CacheStore<'h, R> {
     type Pin = CachePin<'h>;
+
+    /// The cache region is the NIC's `send_from` window: file data is sent
+    /// where the disk put it.
+    fn region_offset(&self, pin: &CachePin<'h>) -> Option<usize> {
+        Some(pin.offset)
+    }
+
+    /// The image's precomputed piece sums where the range covers whole
+    /// pieces (`fs_format::sums::segment_sum`), the loaded (verified)
+    /// data for the partial pieces at its ends.
+    fn sum(&self, pin: &CachePin<'h>, offset: u64, len: usize) -> Option<u16> {
+        let data = self.data(pin)?;
+        let read = |at: u64, max: usize| {
+            let at = usize::try_from(at).ok()?;
+            let bytes = data.get(at..at.checked_add(max)?.min(data.len()))?;
+            self.sum_read_bytes.set(self.sum_read_bytes.get() + bytes.len() as u64);
+            Some(bytes)
+        };
+        fs_format::sums::segment_sum(pin.len as u64, pin.sums, offset, len as u64, read).ok()
+    }
+
+    fn release(&mut self, pin: CachePin<'h>) {
+        self.client.release(pin.handle);
+        self.events += 1;
+    }
+}
+
+impl<'h, R: CacheRegion<'h>> Store for CacheStore<'h, R> {
     type Wait = WaitToken;
 
     /// A failure is `500` (`503` over the quota: the server holds too much
@@ -327,31 +332,6 @@ impl<'h, R: CacheRegion<'h>> Store for CacheStore<'h, R> {
         let n = rest.len().min(buf.len());
         buf[..n].copy_from_slice(&rest[..n]);
         n
-    }
-
-    /// The cache region is the NIC's `send_from` window: file data is sent
-    /// where the disk put it.
-    fn region_offset(&self, pin: &CachePin<'h>) -> Option<usize> {
-        Some(pin.offset)
-    }
-
-    /// The image's precomputed piece sums where the range covers whole
-    /// pieces (`fs_format::sums::segment_sum`), the loaded (verified)
-    /// data for the partial pieces at its ends.
-    fn sum(&self, pin: &CachePin<'h>, offset: u64, len: usize) -> Option<u16> {
-        let data = self.data(pin)?;
-        let read = |at: u64, max: usize| {
-            let at = usize::try_from(at).ok()?;
-            let bytes = data.get(at..at.checked_add(max)?.min(data.len()))?;
-            self.sum_read_bytes.set(self.sum_read_bytes.get() + bytes.len() as u64);
-            Some(bytes)
-        };
-        fs_format::sums::segment_sum(pin.len as u64, pin.sums, offset, len as u64, read).ok()
-    }
-
-    fn release(&mut self, pin: CachePin<'h>) {
-        self.client.release(pin.handle);
-        self.events += 1;
     }
 
     fn abandon(&mut self, wait: WaitToken) {
@@ -525,10 +505,10 @@ mod tests {
             assert_eq!(&got[..want.len()], &want[..], "{path}");
             assert_eq!(store.read(&pin, want.len() as u64, &mut got), 0, "past the end");
             let sum = !net_packet::checksum::checksum(want);
-            assert_eq!(Store::sum(&store, &pin, 0, want.len()), Some(sum), "{path}: the precomputed sums");
+            assert_eq!(Pins::sum(&store, &pin, 0, want.len()), Some(sum), "{path}: the precomputed sums");
             if let Some(tail) = want.get(1461..) {
                 let sum = !net_packet::checksum::checksum(tail);
-                assert_eq!(Store::sum(&store, &pin, 1461, tail.len()), Some(sum), "{path}: an odd start");
+                assert_eq!(Pins::sum(&store, &pin, 1461, tail.len()), Some(sum), "{path}: an odd start");
             }
             store.release(pin);
         }

@@ -26,7 +26,7 @@ use std::vec::Vec;
 const MS: u64 = 1_000_000;
 const SECOND: u64 = 1000 * MS;
 
-type Cheetah = Server<FakeLink, FakeNeighbours, usize, usize, u64>;
+type Cheetah = Server<FakeLink, FakeNeighbours, BuiltinSite>;
 
 struct Net {
     server: Cheetah,
@@ -69,7 +69,7 @@ impl Net {
             SERVER_MAC,
         );
         let mut arena = crate::arena::leaked(region);
-        let mut server = Server::new(side, &mut arena, settings, 0).expect("server starts");
+        let mut server = super::server(side, &mut arena, settings, 0).expect("server starts");
         server.accept();
         let site = BuiltinSite::new(STARTED);
         let mut client_dev = ClientDevice { wire: wire.clone(), region: site.region.clone(), bad_frames: 0 };
@@ -277,22 +277,22 @@ const ACK: TcpFlags = TcpFlags::ACK;
 
 #[test]
 fn a_region_of_8_mib_holds_over_10000_connections() {
-    let l = layout::<usize, crate::site::CachePin<'static>, lib_cache_protocol::client::WaitToken>(8 << 20);
+    let l = layout::<crate::site::CacheStore<'static, lib_cache_protocol::region::MappedRegion>>(8 << 20);
     std::println!(
         "8 MiB: {} connections of {} bytes, {} work contexts of {} bytes, TIME-WAIT {} bytes",
         l.connections,
-        super::connection_bytes(),
+        super::connection_bytes::<crate::site::CacheStore<'static, lib_cache_protocol::region::MappedRegion>>(),
         l.works,
-        super::work_bytes::<usize, crate::site::CachePin<'static>, lib_cache_protocol::client::WaitToken>(),
-        super::time_wait_bytes()
+        super::work_bytes::<crate::site::CacheStore<'static, lib_cache_protocol::region::MappedRegion>>(),
+        net_serve::server::time_wait_bytes()
     );
-    let small = layout::<usize, crate::site::CachePin<'static>, lib_cache_protocol::client::WaitToken>(2 << 20);
+    let small = layout::<crate::site::CacheStore<'static, lib_cache_protocol::region::MappedRegion>>(2 << 20);
     std::println!("2 MiB: {} connections, {} work contexts", small.connections, small.works);
     assert!(l.connections >= 10_000, "{l:?}");
     assert!(l.works >= 64, "{l:?}");
     // And the server carves what the layout says.
     let net = Net::new(8 << 20, settings());
-    let l = layout::<usize, usize, u64>(8 << 20);
+    let l = layout::<BuiltinSite>(8 << 20);
     assert_eq!((net.server.capacity(), net.server.works()), (l.connections, l.works));
 }
 
@@ -324,10 +324,10 @@ fn serves_a_page_keep_alive_and_idle_connections_hold_no_buffer() {
     assert_eq!(net.server.connections(), 1);
     assert_eq!(net.client_dev.bad_frames, 0);
     assert_eq!(net.server.counters.accepted, 1);
-    assert_eq!(net.server.counters.responses, 5);
+    assert_eq!(net.server.service.counters.responses, 5);
     // The idle timeout closes it (FIN), and the peer's close ends it.
     net.run_until(7000, |n| !n.socket(h).may_recv());
-    assert_eq!(net.server.counters.idle_closed, 1);
+    assert_eq!(net.server.service.counters.idle_closed, 1);
     net.socket(h).close();
     net.run_until(2000, |n| n.server.connections() == 0);
     assert_eq!(net.server.time_wait_records(), 1, "the server closed first: a TIME-WAIT record, no slot");
@@ -767,15 +767,15 @@ fn a_trickled_request_is_closed_at_the_header_deadline() {
     assert!(text.starts_with("HTTP/1.1 408 Request Timeout\r\n"), "{text}");
     let took = net.now - start;
     assert!((3 * SECOND..4 * SECOND).contains(&took), "{} ms", took / MS);
-    assert_eq!(net.server.counters.timeouts_408, 1);
+    assert_eq!(net.server.service.counters.timeouts_408, 1);
 }
 
 #[test]
 fn a_full_table_drops_the_cookie_ack_and_the_client_gets_in_later() {
     // A region with room for a few slots only.
     let region =
-        (super::time_wait_bytes()..).step_by(1024).find(|&r| layout::<usize, usize, u64>(r).connections >= 6).unwrap();
-    let l = layout::<usize, usize, u64>(region);
+        (net_serve::server::time_wait_bytes()..).step_by(1024).find(|&r| layout::<BuiltinSite>(r).connections >= 6).unwrap();
+    let l = layout::<BuiltinSite>(region);
     let mut net = Net::new(region, settings());
     assert_eq!(net.server.capacity(), l.connections);
     let mut open = Vec::new();
@@ -822,7 +822,7 @@ fn a_file_that_waits_and_one_that_fails() {
     net.site.gate = Some(Err(http_core::Status::InternalServerError));
     let r = net.responses(h, b"GET /big.txt HTTP/1.1\r\nHost: x\r\n\r\n", 1, 2000);
     assert!(r[0].starts_with(b"HTTP/1.1 500"), "{}", String::from_utf8_lossy(&r[0]));
-    assert_eq!(net.server.counters.file_errors, 1);
+    assert_eq!(net.server.service.counters.file_errors, 1);
 }
 
 /// A reader that stops reading: it answers every segment (the window
@@ -932,7 +932,7 @@ fn profile_keep_alive_requests() {
         inject(&mut net, raw(client, 5000, seq, ack, ACK, false, &[]));
     }
     net.server_step();
-    assert_eq!(net.server.counters.responses, u64::from(PROFILED_REQUESTS));
+    assert_eq!(net.server.service.counters.responses, u64::from(PROFILED_REQUESTS));
 }
 
 /// Not a check: as [`profile_keep_alive_requests`], for

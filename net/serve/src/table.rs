@@ -3,9 +3,11 @@
 //! of connections per source address.
 //!
 //! - **Slots.** A slot holds one connection's TCP state (net-tcp's
-//!   [`Conn`]), its 4-tuple and the little HTTP state that outlives a
-//!   request (timestamps, whether it closes), and the index of its work
-//!   context ([`super::stream`]) while it has one. Free slots are chained.
+//!   [`Conn`]), its 4-tuple, timestamps, whether it closes, the little
+//!   state its service keeps for the connection's life (`C`: for HTTP when
+//!   the request began, for FTP the session it belongs to), and the index
+//!   of its work context ([`crate::server::Work`]) while it has one. Free
+//!   slots are chained.
 //! - **Index.** Buckets (a power of two, at least as many as slots) of
 //!   chains through the slots, hashed with SipHash-1-3 under a key from the
 //!   caller's seed: a peer who cannot guess the key cannot aim its
@@ -15,7 +17,7 @@
 //!   address's keyed hash, deletion by backward shift, Knuth's Algorithm
 //!   6.4R) of at least twice as many entries as slots, so it is never more
 //!   than half full (each connection brings at most one address). A source
-//!   with [`super::MAX_PER_SOURCE`] connections gets no more, and no other
+//!   with [`crate::server::MAX_PER_SOURCE`] connections gets no more, and no other
 //!   source shares its count: colliding addresses (which a peer who learnt
 //!   the key could choose) cost a longer probe, never another's limit.
 
@@ -28,15 +30,15 @@ use siphasher::sip::SipHasher13;
 pub const NIL: u32 = u32::MAX;
 
 /// One connection (module docs).
-pub struct Slot {
+pub struct Slot<C> {
     pub tuple: FourTuple,
     pub tcp: Option<Conn>,
     /// The work context, while it has one.
     pub work: Option<u32>,
     /// When bytes last moved either way (ns): the idle timeout.
     pub last_activity: u64,
-    /// When the request being received began (ns): the header deadline.
-    pub request_started: Option<u64>,
+    /// The service's state for this connection.
+    pub service: C,
     /// The server closed its side (a FIN follows the stream).
     pub closing: bool,
     /// The peer's FIN arrived.
@@ -49,19 +51,39 @@ pub struct Slot {
     pub next: u32,
 }
 
-impl Slot {
-    fn empty(next: u32) -> Slot {
+impl<C: Default> Slot<C> {
+    fn empty(next: u32) -> Slot<C> {
         Slot {
             tuple: FourTuple::default(),
             tcp: None,
             work: None,
             last_activity: 0,
-            request_started: None,
+            service: C::default(),
             closing: false,
             peer_closed: false,
             sent: 0,
             written: 0,
             next,
+        }
+    }
+}
+
+impl<C> Slot<C> {
+    /// The server closes its side (a FIN follows the stream).
+    pub fn close(&mut self) {
+        if !self.closing {
+            self.closing = true;
+            if let Some(conn) = self.tcp.as_mut() {
+                conn.close();
+            }
+        }
+    }
+
+    /// The stream is now `len` bytes long: TCP may send up to there.
+    pub fn extend(&mut self, len: u64) {
+        self.written = len;
+        if let Some(conn) = self.tcp.as_mut() {
+            conn.extend(len);
         }
     }
 }
@@ -86,8 +108,8 @@ impl SourceCount {
 }
 
 /// The table (module docs).
-pub struct Table {
-    pub slots: &'static mut [Slot],
+pub struct Table<C: 'static> {
+    pub slots: &'static mut [Slot<C>],
     buckets: &'static mut [u32],
     per_source: &'static mut [SourceCount],
     free: u32,
@@ -95,15 +117,15 @@ pub struct Table {
     key: [u8; 16],
 }
 
-impl Table {
+impl<C: Default> Table<C> {
     /// A table over `slots`, `buckets` (a power of two) and `per_source`
     /// ([`SourceCount::entries_for`] the slots).
     pub fn new(
-        slots: &'static mut [Slot],
+        slots: &'static mut [Slot<C>],
         buckets: &'static mut [u32],
         per_source: &'static mut [SourceCount],
         key: [u8; 16],
-    ) -> Table {
+    ) -> Table<C> {
         assert!(per_source.len() >= SourceCount::entries_for(slots.len()) && per_source.len().is_power_of_two());
         let n = slots.len();
         for (i, s) in slots.iter_mut().enumerate() {
@@ -115,7 +137,7 @@ impl Table {
     }
 
     /// An empty slot, for [`Table::new`].
-    pub fn empty_slot() -> Slot {
+    pub fn empty_slot() -> Slot<C> {
         Slot::empty(NIL)
     }
 
@@ -280,8 +302,8 @@ mod tests {
     use std::collections::HashMap;
     use std::vec::Vec;
 
-    fn table(slots: usize, key: [u8; 16]) -> Table {
-        let leak = |n, f: &dyn Fn() -> Slot| -> &'static mut [Slot] { Box::leak((0..n).map(|_| f()).collect()) };
+    fn table(slots: usize, key: [u8; 16]) -> Table<()> {
+        let leak = |n, f: &dyn Fn() -> Slot<()>| -> &'static mut [Slot<()>] { Box::leak((0..n).map(|_| f()).collect()) };
         let buckets = Box::leak(std::vec![NIL; slots.next_power_of_two()].into_boxed_slice());
         let sources = Box::leak(std::vec![SourceCount::EMPTY; SourceCount::entries_for(slots)].into_boxed_slice());
         Table::new(leak(slots, &Table::empty_slot), buckets, sources, key)

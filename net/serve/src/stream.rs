@@ -1,19 +1,17 @@
-//! A connection's *work context*: what a connection holds only while it
-//! has work in progress, taken from a shared pool ([`super::table`]) and
-//! given back as soon as the connection is idle.
+//! A connection's outgoing stream, the part of a *work context*
+//! ([`crate::server::Work`]: what a connection holds only while it has work
+//! in progress, taken from a shared pool and given back as soon as the
+//! connection is idle) that the engine sends from.
 //!
 //! # What it holds
 //!
-//! - the request buffer (http-core's [`Connection`]), needed while part of
-//!   a request has arrived or requests wait to be answered;
-//! - the outgoing stream's *head ring* ([`HEAD_RING`] bytes): every
-//!   response head (and the small body of an error or redirect) is copied
-//!   there and stays until the peer acknowledges it, since a
-//!   retransmission is rebuilt from it;
+//! - the *head ring* ([`HEAD_RING`] bytes): every byte the service writes
+//!   (an HTTP response head, the small body of an error, an FTP reply, a
+//!   listing) is copied there and stays until the peer acknowledges it,
+//!   since a retransmission is rebuilt from it;
 //! - the stream's file extents ([`Outgoing`], the same machinery the
 //!   smoltcp server uses: pins, retirement on acknowledgment and on the
-//!   NIC's return of the frames, the piece sums);
-//! - the response in progress (its body, pin, or wait for the store).
+//!   NIC's return of the frames, the piece sums).
 //!
 //! # The stream
 //!
@@ -29,33 +27,29 @@
 //! lives at `ring[k % HEAD_RING]`; a run records the stream offset of its
 //! first byte and its first count. A run is dropped (its bytes free) when
 //! the peer has acknowledged all of it. A new response is taken from
-//! http-core only when [`MAX_HEAD`] bytes are free, so its head always
-//! fits.
+//! service only when [`MAX_HEAD`] bytes are free ([`Stream::head_room`]),
+//! so its head always fits.
 //!
 //! # When it is given back
 //!
-//! When no partial request is buffered, no response is pending, the whole
-//! stream is acknowledged and no extent still holds a pin (waiting for
-//! frames to come back): [`Work::is_idle`]. An idle keep-alive connection
-//! therefore holds no buffer at all. A connection that ends while pins
-//! wait for the NIC leaves its context *orphaned* until they are released.
+//! When nothing is held, the whole stream is acknowledged and no extent
+//! still holds a pin (waiting for frames to come back): [`Stream::is_idle`]
+//! (and the service says its part is idle too). An idle keep-alive
+//! connection therefore holds no buffer at all. A connection that ends
+//! while pins wait for the NIC leaves its context *orphaned* until they
+//! are released.
 
 use crate::inplace::{FileSums, Outgoing, PlanError, Planned};
-use http_core::{Body, Connection};
 
-/// Bytes of the request buffer: a request line and header section must
-/// fit (http-core answers `414`/`431` beyond), as in the smoltcp server.
-pub const REQUEST_BUFFER: usize = 4096;
-/// Bytes http-core may write for one response head: the smoltcp server's
-/// `HEAD_BUFFER` (at least http-core's `MIN_OUT`).
+/// Bytes a service may write into the ring at once (an HTTP response
+/// head: the smoltcp server's `HEAD_BUFFER`, at least http-core's
+/// `MIN_OUT`).
 pub const MAX_HEAD: usize = 1024;
 /// Bytes of the head ring: two heads of the largest size, so a pipelined
 /// response may be produced while the previous one's head is unacknowledged.
 pub const HEAD_RING: usize = 2 * MAX_HEAD;
 /// Head runs the ring tracks at once.
 pub const RUNS: usize = 8;
-
-const _: () = assert!(MAX_HEAD >= http_core::conn::MIN_OUT);
 
 /// Head bytes of the stream: `len` bytes from stream offset `start`, the
 /// `count`-th head byte onwards in the ring.
@@ -66,24 +60,8 @@ struct Run {
     len: u32,
 }
 
-/// The response in progress.
-pub struct Pending<H, P, W> {
-    /// The file range to send after the head (its head is held in the ring
-    /// but not yet in the stream until the file is opened).
-    pub body: Option<Body<H>>,
-    pub pin: Option<P>,
-    pub wait: Option<W>,
-    /// Uncommitted head bytes in the ring: `(count, len)`.
-    pub head: Option<(u64, usize)>,
-    /// The request was HEAD.
-    pub head_request: bool,
-    /// Close once this response is in the stream.
-    pub close_after: bool,
-}
-
-/// One work context (module docs).
-pub struct Work<H, P, W> {
-    pub http: Connection<REQUEST_BUFFER>,
+/// A connection's outgoing stream (module docs).
+pub struct Stream<P> {
     ring: [u8; HEAD_RING],
     /// Head bytes written and freed, counted from the context's start.
     written: u64,
@@ -93,20 +71,15 @@ pub struct Work<H, P, W> {
     first: usize,
     count: usize,
     pub outgoing: Outgoing<P>,
-    pub pending: Pending<H, P, W>,
-    /// The connection slot that owns it, or `None` (free, or orphaned with
-    /// pins retiring).
-    pub owner: Option<u32>,
-    /// Next in the free list.
-    pub next_free: Option<u32>,
+    /// Uncommitted head bytes in the ring: `(count, len)`.
+    held: Option<(u64, usize)>,
 }
 
-impl<H, P, W> Work<H, P, W> {
+impl<P> Stream<P> {
     pub fn new() -> Self {
         let mut outgoing = Outgoing::new();
         outgoing.base_seq = Some(0);
-        Work {
-            http: Connection::new(),
+        Stream {
             ring: [0; HEAD_RING],
             written: 0,
             freed: 0,
@@ -114,9 +87,7 @@ impl<H, P, W> Work<H, P, W> {
             first: 0,
             count: 0,
             outgoing,
-            pending: Pending { body: None, pin: None, wait: None, head: None, head_request: false, close_after: false },
-            owner: None,
-            next_free: None,
+            held: None,
         }
     }
 
@@ -124,7 +95,6 @@ impl<H, P, W> Work<H, P, W> {
     /// idle keep-alive connection takes a context again: its stream goes
     /// on where it was). No live extents, nothing pending.
     pub fn restart(&mut self, base: u64) {
-        self.http = Connection::new();
         self.written = 0;
         self.freed = 0;
         self.first = 0;
@@ -133,10 +103,7 @@ impl<H, P, W> Work<H, P, W> {
         self.outgoing.base_seq = Some(0);
         self.outgoing.queued = base;
         self.outgoing.sent = base;
-        self.pending.head = None;
-        self.pending.body = None;
-        self.pending.head_request = false;
-        self.pending.close_after = false;
+        self.held = None;
     }
 
     /// The stream's length.
@@ -157,19 +124,24 @@ impl<H, P, W> Work<H, P, W> {
             self.ring[((at + i as u64) % HEAD_RING as u64) as usize] = b;
         }
         self.written += head.len() as u64;
-        self.pending.head = Some((at, head.len()));
+        self.held = Some((at, head.len()));
+    }
+
+    /// Whether bytes are held, not yet in the stream.
+    pub fn holds_head(&self) -> bool {
+        self.held.is_some()
     }
 
     /// Drops the held head (its response is replaced).
     pub fn drop_head(&mut self) {
-        if let Some((at, _)) = self.pending.head.take() {
+        if let Some((at, _)) = self.held.take() {
             self.written = at;
         }
     }
 
     /// Appends the held head to the stream; the stream's new length.
     pub fn commit_head(&mut self) -> u64 {
-        if let Some((at, len)) = self.pending.head.take() {
+        if let Some((at, len)) = self.held.take() {
             if len > 0 {
                 let slot = (self.first + self.count) % RUNS;
                 self.runs[slot] = Run { start: self.outgoing.queued, count: at, len: len as u32 };
@@ -193,23 +165,16 @@ impl<H, P, W> Work<H, P, W> {
             self.first = (self.first + 1) % RUNS;
             self.count -= 1;
         }
-        if self.count == 0 && self.pending.head.is_none() {
+        if self.count == 0 && self.held.is_none() {
             self.freed = self.written;
         }
         self.outgoing.retire_acked(acked, in_flight, release);
     }
 
-    /// Whether the context may go back to the pool of a connection whose
-    /// stream is acknowledged up to `acked`.
+    /// Whether the stream needs its context no more, acknowledged up to
+    /// `acked`: nothing held, everything acknowledged, no pin retiring.
     pub fn is_idle(&self, acked: u64) -> bool {
-        self.http.is_idle()
-            && !self.http.is_closed()
-            && self.pending.body.is_none()
-            && self.pending.pin.is_none()
-            && self.pending.wait.is_none()
-            && self.pending.head.is_none()
-            && acked >= self.outgoing.queued
-            && !self.outgoing.holds_pins()
+        self.held.is_none() && acked >= self.outgoing.queued && !self.outgoing.holds_pins()
     }
 
     /// Fills `payload` with stream bytes `[offset, offset + len)`: head
@@ -231,7 +196,7 @@ impl<H, P, W> Work<H, P, W> {
     }
 }
 
-impl<H, P, W> Default for Work<H, P, W> {
+impl<P> Default for Stream<P> {
     fn default() -> Self {
         Self::new()
     }

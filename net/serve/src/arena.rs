@@ -59,9 +59,11 @@ impl Arena {
 }
 
 /// An arena over `len` bytes of leaked memory (filled with `0xa5`, so
-/// that nothing relies on zeroed memory), for host tests.
-#[cfg(test)]
-pub(crate) fn leaked(len: usize) -> Arena {
+/// that nothing relies on zeroed memory), for host tests (feature
+/// `host-tests`).
+#[cfg(any(test, feature = "host-tests"))]
+pub fn leaked(len: usize) -> Arena {
+    extern crate std;
     let memory: &'static mut [u8] = std::boxed::Box::leak(std::vec![0xa5u8; len].into_boxed_slice());
     // SAFETY: leaked memory is the test's alone, forever.
     unsafe { Arena::new(memory.as_mut_ptr() as usize, len) }
