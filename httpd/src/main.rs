@@ -1,7 +1,7 @@
 //! httpd: the web server PD with the Cheetah server
 //! (`httpd_core::cheetah` on net-tcp: SYN cookies, connections of a few
 //! hundred bytes, compact TIME-WAIT, bodies sent from the file cache). The
-//! glue is [`pd`]'s; `httpd-smoltcp` is the smoltcp variant.
+//! glue is net-serve-pd's; `httpd-smoltcp` is the smoltcp variant.
 //!
 //! The secret of the SYN cookies and hash tables is 16 bytes from
 //! `lib-entropy` (RDSEED, else RDRAND, else the clocks, which is logged as
@@ -9,15 +9,14 @@
 #![no_std]
 #![no_main]
 
-mod pd;
-
 use httpd_core::arena::Arena;
 use httpd_core::cheetah::{connection_bytes, server, Counters, Server, Settings, Wire};
 use httpd_core::device::DeviceCounters;
-use net_serve::server::Counters as TcpCounters;
+use httpd_core::PORT;
 use net_config::NodeAddress;
 use net_filter::Dotted;
-use pd::{DeviceAndCache, PdLink, PdNeighbours, Start, Store, Web, PORT};
+use net_serve::server::Counters as TcpCounters;
+use net_serve_pd::{DeviceAndCache, PdLink, PdNeighbours, Server as Web, Start, Store};
 use pds_runtime::log;
 
 struct Cheetah(Server<PdLink, PdNeighbours, Store>);
@@ -106,5 +105,5 @@ impl Web for Cheetah {
     }
 }
 
-type Pd = pd::Httpd<Cheetah>;
+type Pd = net_serve_pd::ServerPd<Cheetah>;
 pds_runtime::protection_domain!(Pd);

@@ -1,23 +1,22 @@
 //! httpd-smoltcp: the web server PD with the smoltcp server
 //! (`httpd_core::server`: one smoltcp socket per 32 KiB slot), kept as the
 //! variant to compare the Cheetah server (`httpd`) against. The glue is
-//! [`pd`]'s; `tests/systems/web-smoltcp.system` runs it.
+//! net-serve-pd's; `tests/systems/web-smoltcp.system` runs it.
 #![no_std]
 #![no_main]
-
-mod pd;
 
 use httpd_core::arena::Arena;
 use httpd_core::device::EthDevice;
 use httpd_core::server::{Counters, Server, Settings, CONNECTION_BYTES};
-use httpd_core::site::CachePin;
-use lib_cache_protocol::client::WaitToken;
+use httpd_core::PORT;
 use net_config::NodeAddress;
 use net_filter::Dotted;
-use pd::{DeviceAndCache, PdLink, PdNeighbours, Start, Store, Web, PORT};
+use net_serve_pd::{DeviceAndCache, PdLink, PdNeighbours, Server as Web, Start, Store};
 use pds_runtime::log;
 
-struct Smoltcp(Server<PdLink, PdNeighbours, u32, CachePin<'static>, WaitToken>);
+struct Smoltcp(
+    Server<PdLink, PdNeighbours, u32, fs_cache_store::CachePin<'static>, lib_cache_protocol::client::WaitToken>,
+);
 
 impl Web for Smoltcp {
     type Counters = Counters;
@@ -94,5 +93,5 @@ impl Web for Smoltcp {
     }
 }
 
-type Pd = pd::Httpd<Smoltcp>;
+type Pd = net_serve_pd::ServerPd<Smoltcp>;
 pds_runtime::protection_domain!(Pd);

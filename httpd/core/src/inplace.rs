@@ -4,8 +4,8 @@
 //! asks which ranges of each segment smoltcp built are file data.
 
 pub use crate::endpoints::Peer;
-pub use net_serve::inplace::*;
 use net_packet::{tcp, IpProtocol, Ipv4Packet, TcpSegment};
+pub use net_serve::inplace::*;
 
 /// Where an outgoing TCP segment's payload comes from: the server's
 /// connections ([`Outgoing::plan`] for the connection to `peer`).
@@ -61,7 +61,6 @@ pub fn finish_packet(
     Ok(ranges)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,5 +98,4 @@ mod tests {
         }
         assert!(checked > 1000, "only {checked} TCP packets checked");
     }
-
 }

@@ -23,6 +23,9 @@ pub mod slot;
 
 pub use net_serve::{arena, slotset};
 
+/// The port httpd serves: the description's boot claim (`tcp dst 80`).
+pub const PORT: u16 = 80;
+
 #[cfg(test)]
 mod builtin;
 

@@ -175,4 +175,3 @@ pub fn strip_ethernet<'f>(frame: &'f [u8], own_mac: &[u8; 6], counters: &mut Dev
 pub fn write_ethernet(frame: &mut [u8], dst: [u8; 6], src: [u8; 6]) -> Option<()> {
     EthernetRepr { dst: EthernetAddress(dst), src: EthernetAddress(src), ethertype: EtherType::IPV4 }.emit(frame)
 }
-

@@ -143,7 +143,9 @@
 
 use crate::arena::Arena;
 use crate::inplace::{segment_checksum, InPlace, InPlaceList, Pins, Planned};
-use crate::link::{strip_ethernet, write_ethernet, DeviceCounters, Link, Neighbours, Resolution, Unanswered, MAX_FRAME};
+use crate::link::{
+    strip_ethernet, write_ethernet, DeviceCounters, Link, Neighbours, Resolution, Unanswered, MAX_FRAME,
+};
 use crate::slotset::SlotSet;
 use crate::stream::Stream;
 use crate::table::{Slot, SourceCount, Table};
@@ -909,7 +911,8 @@ impl<L: Link, N: Neighbours, A: Service> Server<L, N, A> {
         for _ in 0..3 {
             let work = slot.work.map(|w| &mut self.works[w as usize]);
             let served = self.service.serve(i, slot, work, now, store, &mut Wakes(&mut self.dirty));
-            let sent = transmit(&self.service, slot, &mut self.wire, self.works, now, store, self.tso, &mut self.starved);
+            let sent =
+                transmit(&self.service, slot, &mut self.wire, self.works, now, store, self.tso, &mut self.starved);
             if !served && !sent {
                 break;
             }

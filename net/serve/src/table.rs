@@ -303,7 +303,8 @@ mod tests {
     use std::vec::Vec;
 
     fn table(slots: usize, key: [u8; 16]) -> Table<()> {
-        let leak = |n, f: &dyn Fn() -> Slot<()>| -> &'static mut [Slot<()>] { Box::leak((0..n).map(|_| f()).collect()) };
+        let leak =
+            |n, f: &dyn Fn() -> Slot<()>| -> &'static mut [Slot<()>] { Box::leak((0..n).map(|_| f()).collect()) };
         let buckets = Box::leak(std::vec![NIL; slots.next_power_of_two()].into_boxed_slice());
         let sources = Box::leak(std::vec![SourceCount::EMPTY; SourceCount::entries_for(slots)].into_boxed_slice());
         Table::new(leak(slots, &Table::empty_slot), buckets, sources, key)

@@ -201,7 +201,10 @@ pub fn work_bytes<S: Store>() -> usize {
     engine::work_bytes::<Http<S>>()
 }
 
-type Work<S> = engine::Work<<S as crate::inplace::Pins>::Pin, HttpWork<<S as http_core::Site>::Handle, <S as crate::inplace::Pins>::Pin, <S as Store>::Wait>>;
+type Work<S> = engine::Work<
+    <S as crate::inplace::Pins>::Pin,
+    HttpWork<<S as http_core::Site>::Handle, <S as crate::inplace::Pins>::Pin, <S as Store>::Wait>,
+>;
 
 impl<S: Store> Service for Http<S> {
     type Store = S;
@@ -316,7 +319,13 @@ fn close(slot: &mut Slot<HttpConn>) {
 }
 
 /// HTTP on one connection (module docs); whether anything moved.
-fn serve<S: Store>(parts: &mut Http<S>, slot: &mut Slot<HttpConn>, work: Option<&mut Work<S>>, now: u64, site: &mut S) -> bool {
+fn serve<S: Store>(
+    parts: &mut Http<S>,
+    slot: &mut Slot<HttpConn>,
+    work: Option<&mut Work<S>>,
+    now: u64,
+    site: &mut S,
+) -> bool {
     if slot.closing || slot.tcp.is_none() {
         return false;
     }
@@ -484,4 +493,3 @@ fn replace_with_error<S: Store>(
     }
     work.pending.close_after = true;
 }
-

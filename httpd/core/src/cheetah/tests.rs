@@ -773,8 +773,10 @@ fn a_trickled_request_is_closed_at_the_header_deadline() {
 #[test]
 fn a_full_table_drops_the_cookie_ack_and_the_client_gets_in_later() {
     // A region with room for a few slots only.
-    let region =
-        (net_serve::server::time_wait_bytes()..).step_by(1024).find(|&r| layout::<BuiltinSite>(r).connections >= 6).unwrap();
+    let region = (net_serve::server::time_wait_bytes()..)
+        .step_by(1024)
+        .find(|&r| layout::<BuiltinSite>(r).connections >= 6)
+        .unwrap();
     let l = layout::<BuiltinSite>(region);
     let mut net = Net::new(region, settings());
     assert_eq!(net.server.capacity(), l.connections);

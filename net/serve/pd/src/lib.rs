@@ -1,58 +1,61 @@
-//! The HTTP server protection domain's glue between the runtime and
-//! httpd-core, shared by its two programs: `httpd` (the Cheetah server,
-//! `httpd_core::cheetah`, on net-tcp: `src/main.rs`) and `httpd-smoltcp`
-//! (the smoltcp server, `httpd_core::server`: `src/smoltcp.rs`). Each
-//! program names its server ([`Web`]); everything else is here.
+//! The glue every server PD shares (httpd, httpd-smoltcp, ftpd): the
+//! runtime, the demultiplexer's queues, arpd, the timer and the file cache
+//! PD, around the program's [`Server`]. A PD names its server and does
+//! `pds_runtime::protection_domain!(net_serve_pd::ServerPd<MyServer>)`;
+//! everything else is here, so every server PD has one shape.
 //!
-//! A client of the demultiplexer (`<client pd="httpd" arp="true">`, boot
-//! claim `tcp dst 80`) with:
+//! What the description gives such a PD (`docs/ADDING-A-DOMAIN.md` walks
+//! through it with ftpd):
 //!
+//! - a client of the demultiplexer (`<client pd="..." arp="true"
+//!   send_from="site_cache">` with its boot claims: the server's ports);
 //! - the connection region, mapped read-write with `setvar_vaddr=
-//!   "httpd_connections"` and `setvar_size="httpd_connections_size"`: the
-//!   server carves its connections from it (`httpd_core::server::pool_size`,
-//!   `httpd_core::cheetah::layout`);
-//! - channel the channel named `timer` to the timer PD (`NOW`, `SET_TIMEOUT`),
-//!   `pp="true"` on httpd's end: smoltcp's clock and timers, idle timeouts;
-//!   and `BOOT_EPOCH`, the wall clock at boot for the `Date` header (the
-//!   timer holds the CMOS clock; without one, dates start at the epoch);
+//!   "connections"` and `setvar_size="connections_size"`: the server
+//!   carves its connections from it (net-serve's `layout`);
+//! - the channel named `timer` to the timer PD (`NOW`, `SET_TIMEOUT`),
+//!   `pp="true"` on the server's end: timeouts, and `BOOT_EPOCH`, the wall
+//!   clock at boot (the timer holds the CMOS clock; without one, dates
+//!   start at the epoch);
 //! - arpd's table (read-only) and channel, from `arp="true"`;
 //! - its end of the file cache PD's protocol (`lib-cache-protocol`):
 //!   `cache_request`, `cache_response` (rw) and `cache_info` (r), with
 //!   `setvar_vaddr` of the same names, and the channel named `cache` to
-//!   the file cache PD (`fs/cache`);
+//!   the file cache PD (`fs/cache`), whose server slot (`server_N` there)
+//!   and quota (`cache_quota_blocks_N`) are this PD's;
 //! - the cache region `site_cache`, mapped read-only with `setvar_vaddr=
 //!   "site_cache"` and `setvar_size="site_cache_size"`: the file cache
-//!   PD's region, into which the disk DMAs file blocks, and httpd's
-//!   `send_from` region in `<network>`, so the NIC reads response bodies
-//!   from it in place (`httpd_core::inplace`, `httpd_core::site::CacheStore`).
-//!   Without that grant bodies are copied (logged at start).
+//!   PD's region, into which the disk DMAs file blocks, and the PD's
+//!   `send_from` region in `<network>`, so the NIC reads file bytes from it
+//!   in place (net-serve's `inplace`, fs-cache-store's `CacheStore`).
+//!   Without that grant file bytes are copied (logged at start).
 //!
 //! It calls the demultiplexer, arpd and the timer, so its priority must be
 //! below all three (and the file cache's, which answers its requests).
 //!
 //! At start it says hello to the file cache, waits until the cache has
 //! verified the image head, parses the index from the region, and only
-//! then opens its listeners. If the cache refuses the image (corrupt
+//! then accepts connections. If the cache refuses the image (corrupt
 //! superblock or index, a disk that cannot be read...: the cache's log
-//! says why), httpd never listens: every connection to port 80 is refused
-//! at once with a reset, and not a byte of the image is served. When the
+//! says why), the server never accepts: every connection is refused at
+//! once with a reset, and not a byte of the image is served. When the
 //! cache restarts, every connection sending from it is reset (its bytes
 //! may be gone) and the others go on.
+#![no_std]
+
 use drivers_timer_api::{LocalClock, Timer};
-use httpd_core::arena::Arena;
-use httpd_core::device::DeviceCounters;
-use httpd_core::device::{Link, Neighbours, NoBuffer, Received, Resolution, MAX_FRAME};
-use httpd_core::inplace::InPlaceList;
-use httpd_core::site::{Availability, CacheStore};
+use fs_cache_store::{Availability, CacheStore};
 use lib_cache_protocol::region::MappedRegion;
 use lib_cache_protocol::{Info, RequestProducer, ResponseConsumer};
 use net_arp_table::{Table, TableReader};
 use net_client::{Alarm, ChangeReport, MuxError, MuxStats, NetClient, TxOffload};
 use net_config::{Ipv4Address, NodeAddress, ARP_TABLE_VADDR, CLIENT_ARPD_CHANNEL};
+use net_serve::arena::Arena;
+use net_serve::inplace::InPlaceList;
+use net_serve::link::{DeviceCounters, Link, Neighbours, NoBuffer, Received, Resolution, MAX_FRAME};
 use pds_runtime::{log, Channel, ChannelSet, Handler};
 
-pds_runtime::setvar!(httpd_connections, rw);
-pds_runtime::setvar!(httpd_connections_size, size);
+pds_runtime::setvar!(connections, rw);
+pds_runtime::setvar!(connections_size, size);
 pds_runtime::setvar!(cache_request, rw);
 pds_runtime::setvar!(cache_response, rw);
 pds_runtime::setvar!(cache_info, r);
@@ -64,13 +67,11 @@ pds_runtime::channel!(CACHE = "cache");
 
 // The timer, by the name of this PD's channel end in the description.
 pds_runtime::channel!(TIMER_CHANNEL = "timer", call);
-pub(crate) static TIMER: Timer = Timer::named(&TIMER_CHANNEL);
+pub static TIMER: Timer = Timer::named(&TIMER_CHANNEL);
 const ARPD: arpd_api::Arpd = arpd_api::Arpd::new(Channel::new(CLIENT_ARPD_CHANNEL));
-/// The port the description's boot claim gives this PD.
-pub(crate) const PORT: u16 = 80;
 
 /// The demultiplexer's queues through [`NetClient`].
-pub(crate) struct PdLink(pub(crate) NetClient);
+pub struct PdLink(pub NetClient);
 
 impl Link for PdLink {
     fn recv(&mut self, frame: &mut [u8; MAX_FRAME]) -> Option<Received> {
@@ -102,7 +103,7 @@ impl Link for PdLink {
 }
 
 /// arpd's table, read-only, and arpd's `Resolve` call.
-pub(crate) struct PdNeighbours(TableReader<'static>);
+pub struct PdNeighbours(TableReader<'static>);
 
 impl Neighbours for PdNeighbours {
     fn lookup(&self, ip: Ipv4Address) -> Option<[u8; 6]> {
@@ -114,11 +115,11 @@ impl Neighbours for PdNeighbours {
 }
 
 /// The store the servers serve.
-pub(crate) type Store = CacheStore<'static, MappedRegion>;
+pub type Store = CacheStore<'static, MappedRegion>;
 
 /// What a server starts with: the link and arpd, the node's address, the
 /// clock, and whether bodies may go in place.
-pub(crate) struct Start {
+pub struct Start {
     pub link: PdLink,
     pub neighbours: PdNeighbours,
     pub node: NodeAddress,
@@ -129,11 +130,11 @@ pub(crate) struct Start {
 }
 
 /// The part of the counter line both servers log the same way: the
-/// device's counters, what the demultiplexer counted for httpd (frames it
-/// delivered, frames it dropped because httpd's receive queue had no free
+/// device's counters, what the demultiplexer counted for the PD (frames it
+/// delivered, frames it dropped because the PD's receive queue had no free
 /// buffer: [`DeviceAndCache::mux`]) and the file cache's. Tests and the
 /// benchmark read these fields.
-pub(crate) struct DeviceAndCache<'a>(pub &'a DeviceCounters, pub &'a Store, pub Result<MuxStats, MuxError>);
+pub struct DeviceAndCache<'a>(pub &'a DeviceCounters, pub &'a Store, pub Result<MuxStats, MuxError>);
 
 impl DeviceAndCache<'_> {
     /// The demultiplexer's counters for this PD: one protected call, made
@@ -173,7 +174,7 @@ impl core::fmt::Display for DeviceAndCache<'_> {
 }
 
 /// What the PD needs of its server (the program chooses which).
-pub(crate) trait Web: Sized {
+pub trait Server: Sized {
     type Counters: Copy + PartialEq + Default;
     /// Starts the server on the link, carving its connections from `arena`.
     fn start(start: Start, arena: &mut Arena) -> Self;
@@ -193,7 +194,7 @@ pub(crate) trait Web: Sized {
     fn abort_transfers(&mut self, store: &mut Store) -> usize;
 }
 
-pub(crate) struct Httpd<W: Web> {
+pub struct ServerPd<W: Server> {
     server: W,
     store: Store,
     /// The index was parsed and the server told to accept.
@@ -208,7 +209,7 @@ pub(crate) struct Httpd<W: Web> {
     clock: Option<LocalClock>,
 }
 
-impl<W: Web> Httpd<W> {
+impl<W: Server> ServerPd<W> {
     /// Serves until nothing is left to do, then arms the timer and the
     /// queues' signals.
     fn run(&mut self) {
@@ -243,7 +244,7 @@ impl<W: Web> Httpd<W> {
     }
 }
 
-impl<W: Web> Httpd<W> {
+impl<W: Server> ServerPd<W> {
     /// Nanoseconds since boot, in the timer's clock.
     fn now(&mut self) -> u64 {
         match &mut self.clock {
@@ -270,7 +271,7 @@ impl<W: Web> Httpd<W> {
                     if self.store.bad_head {
                         log!("error: the file cache published an index that does not parse");
                     }
-                    log!("not serving: the file cache refused the site image (its log says why); every connection to port {PORT} is refused");
+                    log!("not serving: the file cache refused the site image (its log says why); every connection is refused");
                     // Up as it can be: the monitor may count it back.
                     pds_runtime::serving();
                 }
@@ -297,8 +298,8 @@ impl<W: Web> Httpd<W> {
     }
 }
 
-impl<W: Web> Handler for Httpd<W> {
-    /// httpd serves once it has read and checked the site image, later
+impl<W: Server> Handler for ServerPd<W> {
+    /// The PD serves once it has read and checked the site image, later
     /// than `init` (`booted`).
     const SERVING_AFTER_INIT: bool = false;
 
@@ -313,12 +314,14 @@ impl<W: Web> Handler for Httpd<W> {
         // ARP_TABLE_VADDR (64-byte aligned, TABLE_BYTES long) for the PD's
         // life; only this reader touches it here.
         let table = unsafe { Table::from_addr(ARP_TABLE_VADDR as usize) };
-        let (Some(base), Some(size)) = (httpd_connections.get(), httpd_connections_size.get()) else {
-            panic!("the description maps no connection region (setvar_vaddr httpd_connections, setvar_size httpd_connections_size)");
+        let (Some(base), Some(size)) = (connections.get(), connections_size.get()) else {
+            panic!(
+                "the description maps no connection region (setvar_vaddr connections, setvar_size connections_size)"
+            );
         };
-        // SAFETY: the description maps the region `httpd_connections`
+        // SAFETY: the description maps the PD's connection region
         // read-write at `base` with `size` bytes for the PD's life, into this
-        // PD only (web.system); nothing else in the PD uses it.
+        // PD only; nothing else in the PD uses it.
         let mut arena = unsafe { Arena::new(base as usize, size as usize) };
         let now = TIMER.now();
         let boot_epoch = TIMER.boot_epoch().unwrap_or_else(|| {
@@ -352,7 +355,7 @@ impl<W: Web> Handler for Httpd<W> {
         };
         server.log_pool(size, cache_size);
         // SAFETY: the description maps `site_cache`, `cache_size` bytes,
-        // readable at `cache_base` for the PD's life; httpd reads only the
+        // readable at `cache_base` for the PD's life; the PD reads only the
         // head the cache published and the files it pins, which the
         // device does not write.
         let region = unsafe { MappedRegion::new(cache_base as usize, cache_size as usize) };
@@ -361,7 +364,7 @@ impl<W: Web> Handler for Httpd<W> {
         if clock.is_none() {
             log!("warning: the timer does not give its TSC scale: every reading of the clock is a call");
         }
-        let mut httpd = Httpd {
+        let mut pd = ServerPd {
             server,
             store,
             started: false,
@@ -371,8 +374,8 @@ impl<W: Web> Handler for Httpd<W> {
             report: ChangeReport::new(W::Counters::default()),
             clock,
         };
-        httpd.run();
-        httpd
+        pd.run();
+        pd
     }
 
     fn notified(&mut self, channels: ChannelSet) {
