@@ -291,7 +291,12 @@ pub enum Phase {
 #[derive(Clone, Copy, Debug)]
 enum Sending {
     /// File bytes `next..end`, through `ascii` in TYPE A.
-    Retr { position: u32, next: u64, end: u64, ascii: Option<AsciiEncoder> },
+    Retr {
+        position: u32,
+        next: u64,
+        end: u64,
+        ascii: Option<AsciiEncoder>,
+    },
     Listing(ListCursor),
 }
 
@@ -799,8 +804,7 @@ impl<S> Ftp<S> {
                         if let Some(region) = region {
                             // In place, once it may start on a piece
                             // boundary of the stream (module docs).
-                            let may_start =
-                                stream.outgoing.has_room() && (len <= PIECE || slot.sent >= slot.written);
+                            let may_start = stream.outgoing.has_room() && (len <= PIECE || slot.sent >= slot.written);
                             if !may_start {
                                 return Sent::Stalled;
                             }
@@ -986,7 +990,9 @@ impl<S: FtpStore> Service for Ftp<S> {
     ) -> bool {
         match slot.service {
             FtpConn::Control(s) => self.control(i, usize::from(s), slot, work, now, store, wakes),
-            FtpConn::Data { session, phase } => self.data(i, usize::from(session), phase, slot, work, now, store, wakes),
+            FtpConn::Data { session, phase } => {
+                self.data(i, usize::from(session), phase, slot, work, now, store, wakes)
+            }
             FtpConn::Busy { written: false } => {
                 let Some(w) = work.as_deref_mut() else { return false };
                 if slot.closing || !w.stream.head_room() {
@@ -1018,7 +1024,11 @@ impl<S: FtpStore> Service for Ftp<S> {
     }
 
     fn is_idle(&self, work: &Self::Work) -> bool {
-        work.input_len == 0 && !work.reply_pending && work.sending.is_none() && work.pin.is_none() && work.wait.is_none()
+        work.input_len == 0
+            && !work.reply_pending
+            && work.sending.is_none()
+            && work.pin.is_none()
+            && work.wait.is_none()
     }
 
     fn holds(&self, work: &Self::Work) -> bool {
@@ -1087,3 +1097,6 @@ impl<S: FtpStore> Service for Ftp<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
