@@ -527,7 +527,7 @@ impl<S> Ftp<S> {
         i: usize,
         s: usize,
         slot: &mut Slot<FtpConn>,
-        mut work: Option<&mut engine::Work<S::Pin, FtpWork<S::Pin, S::Wait>>>,
+        mut work: Option<&mut WorkOf<S>>,
         now: u64,
         store: &mut S,
         wakes: &mut Wakes<'_>,
@@ -623,7 +623,7 @@ impl<S> Ftp<S> {
         s: usize,
         phase: Phase,
         slot: &mut Slot<FtpConn>,
-        work: Option<&mut engine::Work<S::Pin, FtpWork<S::Pin, S::Wait>>>,
+        work: Option<&mut WorkOf<S>>,
         now: u64,
         store: &mut S,
         wakes: &mut Wakes<'_>,
@@ -849,6 +849,9 @@ impl<S> Ftp<S> {
     }
 }
 
+/// A work context of the server over store `S`.
+type WorkOf<S> = engine::Work<<S as Pins>::Pin, FtpWork<<S as Pins>::Pin, <S as FtpStore>::Wait>>;
+
 /// What [`Ftp::send`] did.
 enum Sent {
     /// Appended some; more to come.
@@ -983,7 +986,7 @@ impl<S: FtpStore> Service for Ftp<S> {
         &mut self,
         i: usize,
         slot: &mut Slot<FtpConn>,
-        mut work: Option<&mut engine::Work<PinOf<Self>, Self::Work>>,
+        work: Option<&mut engine::Work<PinOf<Self>, Self::Work>>,
         now: u64,
         store: &mut S,
         wakes: &mut Wakes<'_>,
@@ -994,7 +997,7 @@ impl<S: FtpStore> Service for Ftp<S> {
                 self.data(i, usize::from(session), phase, slot, work, now, store, wakes)
             }
             FtpConn::Busy { written: false } => {
-                let Some(w) = work.as_deref_mut() else { return false };
+                let Some(w) = work else { return false };
                 if slot.closing || !w.stream.head_room() {
                     return false;
                 }
