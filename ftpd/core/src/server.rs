@@ -611,6 +611,10 @@ impl<S> Ftp<S> {
         }
         if let Some(w) = work {
             w.app.reply_pending = self.sessions[s].reply_pending();
+            if w.app.input_len > 0 && !w.app.reply_pending {
+                // Lines left after the last round: the next visit reads on.
+                wakes.wake(i);
+            }
         }
         moved
     }
@@ -800,36 +804,21 @@ impl<S> Ftp<S> {
                     }
                     None => {
                         let region = if self.settings.send_in_place { store.region_offset(pin) } else { None };
-                        let len = end - *next;
-                        if let Some(region) = region {
-                            // In place, once it may start on a piece
-                            // boundary of the stream (module docs).
-                            let may_start = stream.outgoing.has_room() && (len <= PIECE || slot.sent >= slot.written);
-                            if !may_start {
-                                return Sent::Stalled;
-                            }
-                            let Some(pin) = app.pin.take() else { return Sent::Stalled };
-                            match stream.outgoing.begin(pin, *next, len, region) {
-                                Ok(()) => {
-                                    stream.outgoing.queue_reserved(len as usize);
-                                    slot.extend(stream.stream_len());
-                                    self.counters.bytes_in_place += len;
-                                    *next = end;
-                                    return Sent::All;
-                                }
-                                Err(pin) => {
-                                    app.pin = Some(pin);
-                                    return Sent::Stalled;
-                                }
-                            }
-                        }
-                        // Copied through the ring.
+                        // Bytes before the file's next piece boundary go
+                        // through the ring (a restart mid-piece), so that
+                        // the extent's segments cover whole pieces and
+                        // take the image's sums; without the region, all.
+                        let copy_to = match region {
+                            None => end,
+                            Some(_) if end - *next <= PIECE => *next,
+                            Some(_) => next.next_multiple_of(PIECE).min(end),
+                        };
                         let mut moved = false;
-                        while *next < end {
+                        while *next < copy_to {
                             if !stream.head_room() {
                                 return if moved { Sent::More } else { Sent::Stalled };
                             }
-                            let want = (end - *next).min(MAX_HEAD as u64) as usize;
+                            let want = (copy_to - *next).min(MAX_HEAD as u64) as usize;
                             let got = store.read(pin, *next, &mut self.scratch[..want]);
                             if got == 0 {
                                 return Sent::Failed;
@@ -840,7 +829,32 @@ impl<S> Ftp<S> {
                             *next += got as u64;
                             moved = true;
                         }
-                        Sent::All
+                        let (Some(region), true) = (region, *next < end) else { return Sent::All };
+                        // In place, once it may start on a piece boundary
+                        // of the stream (module docs).
+                        let len = end - *next;
+                        let may_start = stream.outgoing.has_room() && (len <= PIECE || slot.sent >= slot.written);
+                        if !may_start {
+                            return if moved { Sent::More } else { Sent::Stalled };
+                        }
+                        let Some(pin) = app.pin.take() else { return Sent::Stalled };
+                        match stream.outgoing.begin(pin, *next, len, region) {
+                            Ok(()) => {
+                                stream.outgoing.queue_reserved(len as usize);
+                                slot.extend(stream.stream_len());
+                                self.counters.bytes_in_place += len;
+                                *next = end;
+                                Sent::All
+                            }
+                            Err(pin) => {
+                                app.pin = Some(pin);
+                                if moved {
+                                    Sent::More
+                                } else {
+                                    Sent::Stalled
+                                }
+                            }
+                        }
                     }
                 }
             }

@@ -59,6 +59,9 @@ struct TestStore {
     in_place: bool,
     opens: u64,
     released: u64,
+    /// Bytes summed for segments that do not cover one whole piece of
+    /// the image (its precomputed sums do not serve them).
+    partial_sums: core::cell::Cell<u64>,
 }
 
 impl TestStore {
@@ -83,6 +86,7 @@ impl TestStore {
             in_place: true,
             opens: 0,
             released: 0,
+            partial_sums: core::cell::Cell::new(0),
         }
     }
 
@@ -99,7 +103,12 @@ impl Pins for TestStore {
     }
 
     fn sum(&self, &file: &usize, offset: u64, len: usize) -> Option<u16> {
-        let bytes = self.data.get(file)?.get(offset as usize..offset as usize + len)?;
+        let data = self.data.get(file)?;
+        let bytes = data.get(offset as usize..offset as usize + len)?;
+        let whole = offset % PIECE == 0 && (len as u64 == PIECE || offset as usize + len == data.len());
+        if !whole {
+            self.partial_sums.set(self.partial_sums.get() + len as u64);
+        }
         let mut sum = net_packet::checksum::Checksum::new();
         sum.add_bytes(bytes);
         Some(sum.sum())
@@ -407,6 +416,7 @@ fn retr_binary_is_sent_in_place() {
     assert!(data == big(300_000), "{} bytes", data.len());
     let counters = net.server.service.counters;
     assert_eq!(counters.bytes_in_place, 300_000);
+    assert_eq!(net.store.partial_sums.get(), 0, "segments cover whole pieces");
     assert!(net.server.wire.counters.tx_in_place_bytes >= 300_000);
     assert_eq!(net.client_dev.bad_frames, 0);
     // The pin goes back once everything is acknowledged.
@@ -449,6 +459,11 @@ fn rest_resumes_a_binary_retr() {
     assert_eq!(last, "226 Transfer complete.\r\n");
     assert!(data[..] == big(300_000)[100_001..], "{} bytes", data.len());
     assert_eq!(net.client_dev.bad_frames, 0);
+    // The bytes up to the next piece boundary (69 × 1460) are copied, the
+    // rest sent in place in whole pieces with the image's sums.
+    let counters = net.server.service.counters;
+    assert_eq!((counters.bytes_copied, counters.bytes_in_place), (100_740 - 100_001, 300_000 - 100_740));
+    assert_eq!(net.store.partial_sums.get(), 0);
     // REST past the end: 554 (RFC 3659 §5.4), and no transfer.
     assert!(c.command(&mut net, "REST 300001").starts_with("350 "));
     let port = c.pasv(&mut net);
