@@ -105,7 +105,7 @@ impl Pins for TestStore {
     fn sum(&self, &file: &usize, offset: u64, len: usize) -> Option<u16> {
         let data = self.data.get(file)?;
         let bytes = data.get(offset as usize..offset as usize + len)?;
-        let whole = offset % PIECE == 0 && (len as u64 == PIECE || offset as usize + len == data.len());
+        let whole = offset.is_multiple_of(PIECE) && (len as u64 == PIECE || offset as usize + len == data.len());
         if !whole {
             self.partial_sums.set(self.partial_sums.get() + len as u64);
         }
