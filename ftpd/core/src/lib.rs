@@ -91,6 +91,7 @@ pub mod command;
 pub mod listing;
 pub mod path;
 pub mod reply;
+pub mod server;
 pub mod session;
 pub mod time;
 

@@ -14,6 +14,8 @@
 //!   carry file bytes in place ([`inplace::Pins`]: the store).
 //! - [`link`]: the demultiplexer's queues, arpd, Ethernet framing.
 //! - [`arena`], [`slotset`]: fixed tables carved from a region at start.
+//! - `testing` (feature `host-tests`): the fake link and smoltcp clients
+//!   of other crates' host tests.
 //!
 //! Nothing here allocates; every table is carved at start.
 #![no_std]
@@ -28,3 +30,5 @@ pub mod server;
 pub mod slotset;
 pub mod stream;
 pub mod table;
+#[cfg(feature = "host-tests")]
+pub mod testing;

@@ -309,6 +309,23 @@ impl Conn {
         }
     }
 
+    /// The sequence number of a reset the peer accepts: SND.MAX (RFC 9293
+    /// §3.10.6, ABORT: `<SEQ=SND.NXT>`), unless that lies past the right
+    /// edge of the peer's window, as after a zero-window probe whose byte
+    /// the peer did not take: then the edge, `SND.UNA + SND.WND`. A
+    /// receiver takes a RST only within its window, and with a closed one
+    /// only at exactly RCV.NXT (RFC 9293 §3.10.7.4, RFC 5961 §3.2), so a
+    /// reset one byte past it would be ignored and the peer left
+    /// connected (Linux's `tcp_acceptable_seq` does the same).
+    fn reset_seq(&self) -> Seq {
+        let edge = self.una + self.wnd;
+        if self.snd_max.gt(edge) {
+            edge
+        } else {
+            self.snd_max
+        }
+    }
+
     /// Bytes sent and not yet acknowledged (the FIN counts one).
     fn flight(&self) -> u32 {
         self.nxt - self.una
@@ -579,7 +596,7 @@ impl Conn {
         };
         if self.rst_now {
             self.rst_now = false;
-            return Some(Transmit { rst: true, seq: self.snd_max, window: 0, ..t });
+            return Some(Transmit { rst: true, seq: self.reset_seq(), window: 0, ..t });
         }
         if matches!(self.state, State::Closed) {
             return None;
@@ -920,6 +937,40 @@ mod tests {
             assert!(now < 1_000 * 1_000 * MS, "never gave up");
         }
         assert!(probes >= 1, "the window was probed");
+    }
+
+    /// An abort after a zero-window probe: the probe's byte lies past the
+    /// peer's closed window, so the reset goes at the window's edge
+    /// (SND.UNA), the only number the peer accepts a RST at; at SND.MAX,
+    /// one beyond, the peer ignored it and stayed connected (seen with
+    /// smoltcp as the client of an FTP transfer aborted by ABOR).
+    #[test]
+    fn an_abort_after_a_window_probe_resets_at_the_window_edge() {
+        let mut limiter = ChallengeLimiter::per_second();
+        let (mut conn, iss) = handshake(100, 0);
+        conn.on_segment(0, &ack_segment(Seq(101), iss + 1, 0, &[], false), 4096, &mut limiter);
+        conn.extend(1000);
+        let mut now = 0;
+        let mut probed = false;
+        while !probed {
+            now = conn.deadline().unwrap_or(now + 100 * MS).max(now + MS);
+            conn.on_timer(now);
+            probed = drain(&mut conn, now, 4096).iter().any(|t| t.len == 1);
+        }
+        // The peer did not take the probe's byte: it acknowledges iss + 1
+        // with its window still closed.
+        conn.on_segment(now, &ack_segment(Seq(101), iss + 1, 0, &[], false), 4096, &mut limiter);
+        conn.abort();
+        let rst = conn.poll(now, 4096).expect("the reset");
+        assert!(rst.rst);
+        assert_eq!(rst.seq, iss + 1, "at the peer's RCV.NXT, not past it");
+        // With an open window the reset goes at SND.MAX.
+        let (mut conn, iss) = handshake(100, 0);
+        conn.on_segment(0, &ack_segment(Seq(101), iss + 1, 65535, &[], false), 4096, &mut limiter);
+        conn.extend(500);
+        drain(&mut conn, 0, 4096);
+        conn.abort();
+        assert_eq!(conn.poll(0, 4096).expect("the reset").seq, iss + 501);
     }
 
     /// Found by the `tcp` fuzz target: once the peer had acknowledged our
