@@ -154,7 +154,8 @@ fn run() -> Result<()> {
             let opts = parse_options(&args[1..], &ws)?;
             let built = system::build(&ws, &opts)?;
             deps::ensure_packages(deps::QEMU)?;
-            let mut devices = opts.tap.as_deref().map(qemu::tap_nic).unwrap_or_else(qemu::user_nic);
+            let served = system::served(&opts.system)?;
+            let mut devices = opts.tap.as_deref().map(qemu::tap_nic).unwrap_or_else(|| qemu::user_nic_serving(&served));
             // The demo site, as the disk a web server's file cache reads.
             let site = site::default_image(&ws);
             site::build(&ws.join("images/site"), &site)?;
@@ -164,9 +165,19 @@ fn run() -> Result<()> {
             let devices: Vec<&str> = devices.iter().map(String::as_str).collect();
             let mut cmd = qemu::command(&built, opts.ram_mib, true, &devices);
             println!("{}", qemu::command_line(&cmd));
-            match &opts.tap {
-                Some(tap) => println!("the node is on {tap}: http://10.0.2.15/ if its description has a web server"),
-                None => println!("web server (if the description has one): http://{}/", qemu::HOST_HTTP),
+            match (&opts.tap, served.http) {
+                (Some(tap), Some(_)) => println!("the node is on {tap}: web server on http://10.0.2.15/"),
+                (None, Some(_)) => println!("web server: http://{}/", qemu::HOST_HTTP),
+                (_, None) => println!("no web server in {}", opts.system.display()),
+            }
+            if let Some((control, first, last)) = served.ftp {
+                match &opts.tap {
+                    Some(_) => println!("FTP server: ftp://10.0.2.15:{control}/ (anonymous, passive ports {first}-{last})"),
+                    None => println!(
+                        "FTP server: ftp://{}/ (anonymous; passive ports {first}-{last} forwarded to 127.0.0.1; use EPSV, which curl does, or ignore the PASV address: curl --ftp-skip-pasv-ip, lftp -e 'set ftp:ignore-pasv-address yes')",
+                        qemu::HOST_FTP
+                    ),
+                }
             }
             let status = cmd.status().context("starting QEMU")?;
             if !status.success() {

@@ -87,6 +87,7 @@
 #![forbid(unsafe_code)]
 
 pub mod ascii;
+pub mod cache;
 pub mod command;
 pub mod listing;
 pub mod path;

@@ -401,6 +401,21 @@ impl<S> Ftp<S> {
         })
     }
 
+    /// Sessions the table holds.
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// The control port.
+    pub fn control_port(&self) -> u16 {
+        self.settings.control_port
+    }
+
+    /// The passive range: its first port and how many.
+    pub fn passive_ports(&self) -> (u16, u16) {
+        (self.settings.passive_first, self.settings.passive_count)
+    }
+
     /// Sessions in use.
     pub fn sessions_in_use(&self) -> usize {
         self.sessions.iter().filter(|e| e.session.is_some()).count()

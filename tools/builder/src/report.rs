@@ -314,11 +314,11 @@ mod tests {
         let mut r = String::new();
         render_rights(&mut r, &plan);
         for line in [
-            "89 capabilities in 10 PDs follow the least-privilege rules",
-            "  input             R--       10  the PD's own endpoint or notification: receives only\n",
-            "  fault endpoint    -WG       10  ",
-            "  notify            -W-       42  a peer's notification: signal only\n",
-            "  protected call    -WG       10  ",
+            "105 capabilities in 11 PDs follow the least-privilege rules",
+            "  input             R--       11  the PD's own endpoint or notification: receives only\n",
+            "  fault endpoint    -WG       11  ",
+            "  notify            -W-       52  a peer's notification: signal only\n",
+            "  protected call    -WG       13  ",
             "  IRQ handler       n/a        4  ",
             "  I/O ports         n/a        3  ",
         ] {

@@ -107,6 +107,27 @@ pub fn user_nic() -> Vec<String> {
     user_nic_forwarding(HOST_HTTP)
 }
 
+/// Where `cargo xtask run` forwards the node's FTP control port on the
+/// host (its passive ports are forwarded to the same port numbers).
+pub const HOST_FTP: &str = "127.0.0.1:8021";
+
+/// [`user_nic`] for a node that serves `served`: HTTP on [`HOST_HTTP`],
+/// FTP's control port on [`HOST_FTP`] and each passive port on the same
+/// port of 127.0.0.1 (an EPSV reply names only the port, which then
+/// works from the host; a PASV reply names the node's 10.0.2.15, which
+/// clients must ignore: curl's `--ftp-skip-pasv-ip`, lftp's
+/// `ftp:ignore-pasv-address`, Python's ftplib does by default).
+pub fn user_nic_serving(served: &crate::harness::system::Served) -> Vec<String> {
+    let mut netdev = format!("user,id=n0,hostfwd=tcp:{HOST_HTTP}-:{}", served.http.unwrap_or(80));
+    if let Some((control, first, last)) = served.ftp {
+        netdev.push_str(&format!(",hostfwd=tcp:{HOST_FTP}-:{control}"));
+        for port in first..=last {
+            netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{port}-:{port}"));
+        }
+    }
+    vec!["-netdev".into(), netdev, "-device".into(), NIC_DEVICE.into()]
+}
+
 /// [`user_nic`], forwarding the host's `host_addr` (`127.0.0.1:PORT`) to
 /// the guest's port 80.
 pub fn user_nic_forwarding(host_addr: &str) -> Vec<String> {

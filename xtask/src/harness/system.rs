@@ -126,3 +126,66 @@ pub fn print_paths(b: &Built) {
     }
     println!("boot by hand: multiboot kernel {} with module {}", b.kernel.elf32.display(), b.image.display());
 }
+
+/// What a description's servers listen on, from their claims in
+/// `<network>`: the TCP port of the PD running `httpd` (or
+/// `httpd-smoltcp`), and the control port and passive range of the PD
+/// running `ftpd` (its claim of one port and its claim of a range, as
+/// ftpd itself reads them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Served {
+    pub http: Option<u16>,
+    /// Control port, first and last passive port.
+    pub ftp: Option<(u16, u16, u16)>,
+}
+
+/// [`Served`] for the description at `system`.
+pub fn served(system: &Path) -> Result<Served> {
+    let sys = tools_sdf::parse_file(system).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let program = |name: &str| {
+        sys.all_pds()
+            .into_iter()
+            .find(|pd| pd.name == name)
+            .and_then(|pd| pd.program_image.file_name())
+            .map(|f| f.to_string_lossy().into_owned())
+    };
+    let mut served = Served::default();
+    for client in sys.network.iter().flat_map(|n| &n.clients) {
+        let tcp_ports = client
+            .claims
+            .iter()
+            .filter(|c| c.filter.protocol == Some(net_packet::IpProtocol::TCP))
+            .filter_map(|c| c.filter.dst_port)
+            .map(|p| (p.first(), p.last()));
+        match program(&client.pd).as_deref() {
+            Some("httpd" | "httpd-smoltcp") => {
+                served.http = tcp_ports.clone().find(|(a, b)| a == b).map(|(a, _)| a);
+            }
+            Some("ftpd") => {
+                let control = tcp_ports.clone().find(|(a, b)| a == b).map(|(a, _)| a);
+                let passive = tcp_ports.clone().find(|(a, b)| a < b);
+                if let (Some(control), Some((first, last))) = (control, passive) {
+                    served.ftp = Some((control, first, last));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(served)
+}
+
+#[cfg(test)]
+mod served_tests {
+    use super::*;
+
+    #[test]
+    fn the_deployed_node_serves_http_on_80_and_ftp_on_21_with_a_passive_range() {
+        let ws = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let s = served(&ws.join("microkit.system")).unwrap();
+        assert_eq!(s.http, Some(80));
+        let (control, first, last) = s.ftp.expect("ftpd in microkit.system");
+        assert_eq!(control, 21);
+        assert!(first < last, "{first}-{last}");
+        assert_eq!(served(&ws.join("tests/systems/web.system")).unwrap().ftp, None);
+    }
+}
