@@ -379,14 +379,34 @@ pub struct Ftp<S> {
 }
 
 /// Bytes of the session table for `sessions` sessions and `ports`
-/// passive ports.
+/// passive ports (with alignment).
 pub fn sessions_bytes(sessions: usize, ports: u16) -> usize {
-    sessions * core::mem::size_of::<Entry>() + usize::from(ports) * 4 + 64
+    sessions * core::mem::size_of::<Entry>() + usize::from(ports) * core::mem::size_of::<Option<u16>>() + 64
+}
+
+/// What a region of `bytes` holds for the engine once the session table
+/// of `settings` is carved from it ([`server`]).
+pub fn layout<S: FtpStore>(bytes: usize, settings: &Settings) -> engine::Layout {
+    let rest = bytes.saturating_sub(sessions_bytes(settings.sessions, settings.passive_count));
+    engine::layout::<Ftp<S>>(rest, engine::MAX_WORKS)
+}
+
+/// Bytes a connection slot costs (with its index entries).
+pub fn connection_bytes<S: FtpStore>() -> usize {
+    engine::connection_bytes::<Ftp<S>>()
+}
+
+/// Bytes of one work context.
+pub fn work_bytes<S: FtpStore>() -> usize {
+    engine::work_bytes::<Ftp<S>>()
 }
 
 impl<S> Ftp<S> {
     /// The service with its session table out of `arena`.
-    pub fn new(arena: &mut Arena, settings: Settings) -> Result<Ftp<S>, StartError> {
+    pub fn new(arena: &mut Arena, mut settings: Settings) -> Result<Ftp<S>, StartError> {
+        // The range ends at port 65535 at the latest.
+        let most = 65_536 - u32::from(settings.passive_first);
+        settings.passive_count = u32::from(settings.passive_count).min(most) as u16;
         let sessions = arena.array(settings.sessions.min(usize::from(u16::MAX)), |_| Entry::empty());
         let sessions = sessions.ok_or(StartError::RegionTooSmall)?;
         let ports = arena.array(usize::from(settings.passive_count), |_| None).ok_or(StartError::RegionTooSmall)?;

@@ -757,3 +757,32 @@ fn the_login_timeout_closes_the_session() {
     net.socket(h).close();
     net.run_until(2000, |n| n.server.service.sessions_in_use() == 0);
 }
+
+#[test]
+fn memory() {
+    let entry = core::mem::size_of::<Entry>();
+    let conn = core::mem::size_of::<FtpConn>();
+    let work = work_bytes::<TestStore>();
+    std::println!("session {entry} bytes, connection state {conn}, work context {work}");
+    assert!(entry <= 6600, "{entry}");
+    assert!(conn <= 8, "{conn}");
+    let s = settings();
+    let l = layout::<TestStore>(4 << 20, &s);
+    let net = Net::new(s, TestStore::new(&files()));
+    assert_eq!((net.server.capacity(), net.server.works()), (l.connections, l.works));
+}
+
+#[test]
+fn a_passive_range_past_65535_is_cut() {
+    let mut s = settings();
+    s.passive_first = 65_530;
+    s.passive_count = 100;
+    let net = Net::new(s, TestStore::new(&files()));
+    let mut net = net;
+    let mut c = Control::open(&mut net);
+    c.login(&mut net);
+    for _ in 0..10 {
+        let port = c.pasv(&mut net);
+        assert!(port >= 65_530, "{port}");
+    }
+}
