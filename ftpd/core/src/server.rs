@@ -81,7 +81,13 @@
 //! - **RETR in TYPE A** (RFC 959 §3.1.1.1, end of line as CRLF) and
 //!   **listings** (LIST, NLST, MLSD: RFC 959 §4.1.3, RFC 3659 §7) are
 //!   made by the server: [`AsciiEncoder`] or [`ListCursor::fill`] into a
-//!   scratch buffer, copied into the ring in pieces as it has room.
+//!   scratch buffer, copied into the ring in pieces as it has room. The
+//!   ring (net-serve's `HEAD_RING`, 2 KiB) keeps copied bytes until they
+//!   are acknowledged, so these go at most 2 KiB per round trip: fine for
+//!   listings and text files, slow for a large file in TYPE A.
+//! - A **restart mid-piece** (REST in TYPE I) copies the bytes up to the
+//!   file's next piece boundary through the ring and sends the rest in
+//!   place, so that the in-place segments still cover whole pieces.
 //!
 //! When all of it is acknowledged the transfer is **complete** (`226`,
 //! RFC 959 §4.2 "Closing data connection. Requested file action
