@@ -7,6 +7,7 @@
 
 use super::*;
 use crate::tests::{site, SiteFile};
+use lib_test_rng::Rng;
 use net_config::{Ipv4Address, NodeAddress};
 use net_packet::tcp::{TcpFlags, TcpHeader};
 use net_packet::{IpProtocol, Ipv4Packet, TcpSegment};
@@ -169,6 +170,8 @@ struct Net {
     sockets: SocketSet<'static>,
     now: u64,
     next_port: u16,
+    /// Loss and reordering on the link: a generator and percent lost.
+    loss: Option<(Rng, usize)>,
 }
 
 impl ClientSide for Net {
@@ -178,7 +181,9 @@ impl ClientSide for Net {
 
     fn step(&mut self) {
         self.server.poll(self.now, &mut self.store);
+        self.disturb();
         self.client.poll(Instant::from_micros((self.now / 1000) as i64), &mut self.client_dev, &mut self.sockets);
+        self.disturb();
         self.now += MS;
     }
 }
@@ -220,7 +225,23 @@ impl Net {
         let mut client =
             Interface::new(IfaceConfig::new(HardwareAddress::Ip), &mut client_dev, Instant::from_micros(0));
         client.update_ip_addrs(|a| a.push(IpCidr::new(IpAddress::Ipv4(smol(CLIENT_IP)), 24)).unwrap());
-        Net { server, store, wire, client, client_dev, sockets: SocketSet::new(vec![]), now: 0, next_port: 40000 }
+        Net {
+            server,
+            store,
+            wire,
+            client,
+            client_dev,
+            sockets: SocketSet::new(vec![]),
+            now: 0,
+            next_port: 40000,
+            loss: None,
+        }
+    }
+
+    fn disturb(&mut self) {
+        if let Some((rng, percent)) = self.loss.as_mut() {
+            self.wire.borrow_mut().disturb(rng, *percent);
+        }
     }
 
     fn default() -> Net {
@@ -785,4 +806,71 @@ fn a_passive_range_past_65535_is_cut() {
         let port = c.pasv(&mut net);
         assert!(port >= 65_530, "{port}");
     }
+}
+
+/// Connects to `port` over a loss-free link, then restores the loss.
+///
+/// The engine keeps no state before the handshake completes (SYN
+/// cookies), so when the client's last ACK of the handshake is lost on a
+/// connection where the server speaks first (an FTP greeting, a data
+/// connection), neither side sends anything: the client believes it is
+/// connected, the server never learnt of it. (A client sends its ACK
+/// again only in answer to a retransmitted SYN-ACK, which a server
+/// without state cannot send.) The data connection then times out (425
+/// after 30 s); the tests here keep handshakes whole and lose everything
+/// after them.
+fn connect_losslessly(net: &mut Net, port: u16) -> SocketHandle {
+    let loss = net.loss.take();
+    let before = net.server.counters.accepted;
+    let h = net.connect_to(port);
+    net.run_until(1000, |n| n.established(h) && n.server.counters.accepted > before);
+    net.loss = loss;
+    h
+}
+
+#[test]
+fn transfers_arrive_whole_over_a_lossy_reordering_link() {
+    for seed in 0..4 {
+        let mut net = Net::default();
+        let h = connect_losslessly(&mut net, CONTROL_PORT);
+        net.loss = Some((Rng(3000 + seed), 3));
+        let mut c = Control { h, pending: Vec::new() };
+        assert!(c.reply(&mut net).starts_with("220 "));
+        c.login(&mut net);
+        let lossy = |net: &mut Net, c: &mut Control, command: &str| {
+            let port = c.pasv(net);
+            let d = connect_losslessly(net, port);
+            assert!(c.command(net, command).starts_with("125 "));
+            let data = receive_all(net, d);
+            assert_eq!(c.reply(net), "226 Transfer complete.\r\n", "seed {seed}: {command}");
+            data
+        };
+        let data = lossy(&mut net, &mut c, "RETR /pub/notes.txt");
+        let want: Vec<u8> =
+            big(10_000).iter().flat_map(|&b| if b == b'\n' { vec![b'\r', b'\n'] } else { vec![b] }).collect();
+        assert!(data == want, "seed {seed}: {} bytes", data.len());
+        assert!(c.command(&mut net, "TYPE I").starts_with("200 "));
+        let data = lossy(&mut net, &mut c, "RETR /pub/big.bin");
+        assert!(data == big(300_000), "seed {seed}: {} bytes", data.len());
+        let data = lossy(&mut net, &mut c, "NLST /pub");
+        assert_eq!(data, b"big.bin\r\nhuge.bin\r\nnotes.txt\r\n");
+        assert_eq!(net.client_dev.bad_frames, 0);
+        net.loss = None;
+        net.run_until(5000, |n| n.store.pins() == 0);
+    }
+}
+
+#[test]
+fn a_transfer_without_its_data_connection_is_425_after_30_s() {
+    let mut net = Net::default();
+    let mut c = Control::open(&mut net);
+    c.login(&mut net);
+    let _port = c.pasv(&mut net);
+    assert!(c.command(&mut net, "LIST").starts_with("150 "));
+    // The client never connects: 425 (RFC 959 §4.2) after 30 s, and the
+    // listener is closed.
+    net.now += 31_000_000_000;
+    assert_eq!(c.reply(&mut net), "425 Failed to establish data connection.\r\n");
+    assert_eq!(net.server.service.listeners(), 0);
+    assert!(c.command(&mut net, "NOOP").starts_with("200 "));
 }
