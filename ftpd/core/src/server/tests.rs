@@ -874,3 +874,40 @@ fn a_transfer_without_its_data_connection_is_425_after_30_s() {
     assert_eq!(net.server.service.listeners(), 0);
     assert!(c.command(&mut net, "NOOP").starts_with("200 "));
 }
+
+#[test]
+fn quit_or_a_lost_control_connection_during_a_transfer_resets_the_data_connection() {
+    for quit in [true, false] {
+        let mut net = Net::default();
+        let mut c = Control::open(&mut net);
+        c.login(&mut net);
+        assert!(c.command(&mut net, "TYPE I").starts_with("200 "));
+        let port = c.pasv(&mut net);
+        let d = net.connect_small(port);
+        net.run_until(1000, |n| n.established(d));
+        assert!(c.command(&mut net, "RETR /pub/huge.bin").starts_with("125 "));
+        for _ in 0..100 {
+            net.step();
+        }
+        if quit {
+            // QUIT during a transfer: 426 for it, then 221 (the client
+            // asked to go), and the control connection closes.
+            c.send(&mut net, "QUIT");
+            assert_eq!(c.reply(&mut net), "426 Connection closed; transfer aborted.\r\n");
+            assert_eq!(c.reply(&mut net), "221 Goodbye.\r\n");
+            let h = c.h;
+            net.run_until(1000, |n| !n.socket(h).may_recv());
+            net.socket(h).close();
+        } else {
+            net.socket(c.h).abort();
+        }
+        // Either way the data connection is reset, its pin goes back and
+        // the session is free.
+        net.run_until(1000, |n| n.socket(d).state() == tcp::State::Closed);
+        net.run_until(3000, |n| {
+            n.store.pins() == 0 && n.server.service.sessions_in_use() == 0 && n.server.connections() == 0
+        });
+        assert_eq!(net.server.service.counters.aborted, 1, "quit {quit}");
+        assert_eq!(net.server.service.listeners(), 0);
+    }
+}
