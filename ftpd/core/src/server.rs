@@ -952,6 +952,11 @@ impl<S: FtpStore> Service for Ftp<S> {
         })
     }
 
+    fn speaks_first(&self, _tuple: &FourTuple) -> bool {
+        // The greeting, and the data of every transfer (module docs).
+        true
+    }
+
     fn opened(&mut self, i: usize, tuple: &FourTuple, now: u64) -> Option<FtpConn> {
         if tuple.local_port == self.settings.control_port {
             let Some(s) = self.sessions.iter().position(|e| e.session.is_none()) else {
