@@ -28,6 +28,12 @@
 //!   959 §3.2); a refused one is reset. The listener then closes: its port
 //!   is free for the next PASV of any session.
 //!
+//! The server speaks first on both (the greeting; the data), so every
+//! FTP connection is one the engine sends its SYN-ACK again for until the
+//! handshake completes (`Service::speaks_first`): with SYN cookies alone,
+//! a lost last ACK of the handshake would leave the client waiting for a
+//! greeting or data from a server that never learnt of the connection.
+//!
 //! Passive mode only (PASV, RFC 959 §4.1.2; EPSV, RFC 2428 §3); active
 //! mode (PORT, EPRT) is refused by the session, which avoids the bounce
 //! attack of RFC 2577 §3. A session holds **at most one listener**: each
