@@ -56,6 +56,8 @@ struct TestStore {
     held: Vec<u32>,
     /// `None`: opens are served; `Some(true)`: `Wait`; `Some(false)`: fail.
     gate: Option<bool>,
+    /// Whether the index is there (the cache has published it).
+    serving: bool,
     events: u64,
     in_place: bool,
     opens: u64,
@@ -83,6 +85,7 @@ impl TestStore {
             region: Rc::new(core::cell::RefCell::new(vec![EVICTED; REGION_SLOT * n])),
             held: vec![0; n],
             gate: None,
+            serving: true,
             events: 0,
             in_place: true,
             opens: 0,
@@ -128,7 +131,7 @@ impl FtpStore for TestStore {
     type Wait = u64;
 
     fn image(&self) -> Option<&Image<'_>> {
-        Some(&self.image)
+        self.serving.then_some(&self.image)
     }
 
     fn open(&mut self, position: u32) -> Opened<usize, u64> {
@@ -920,4 +923,37 @@ fn a_lost_last_ack_of_a_handshake_is_recovered_by_the_syn_ack_sent_again() {
         net.step();
     }
     assert_eq!(net.server.counters.syn_acks_again, 2);
+}
+
+#[test]
+fn without_the_index_a_command_gets_421_and_the_connection_closes() {
+    let mut store = TestStore::new(&files());
+    store.serving = false;
+    let mut net = Net::new(settings(), store);
+    let mut c = Control::open(&mut net);
+    assert_eq!(c.command(&mut net, "USER anonymous"), "421 Service not available; closing control connection.\r\n");
+    let h = c.h;
+    net.run_until(1000, |n| !n.socket(h).may_recv());
+    net.socket(h).close();
+    net.run_until(2000, |n| n.server.service.sessions_in_use() == 0);
+}
+
+#[test]
+fn abor_or_a_new_pasv_drops_an_idle_data_connection() {
+    let mut net = Net::default();
+    let mut c = Control::open(&mut net);
+    c.login(&mut net);
+    for command in ["ABOR", "PASV"] {
+        let port = c.pasv(&mut net);
+        let d = net.connect_to(port);
+        net.run_until(1000, |n| n.established(d));
+        let r = c.command(&mut net, command);
+        assert!(r.starts_with(if command == "ABOR" { "225 " } else { "227 " }), "{r}");
+        // The connection of the listener closed (ABOR) or replaced (PASV)
+        // is reset: one connection per PASV, for its transfer only.
+        net.run_until(1000, |n| n.socket(d).state() == tcp::State::Closed);
+    }
+    assert_eq!(net.server.service.listeners(), 1, "the last PASV's");
+    let (_, data, _) = transfer(&mut net, &mut c, "NLST /pub");
+    assert_eq!(data, b"big.bin\r\nhuge.bin\r\nnotes.txt\r\n");
 }
