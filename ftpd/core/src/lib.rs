@@ -22,6 +22,10 @@
 //!   [`ListCursor`].
 //! - [`ascii`]: TYPE A conversion of file data in chunks, with REST.
 //! - [`time`]: `YYYYMMDDHHMMSS` (RFC 3659 §2.3) and `ls -l` dates.
+//! - [`server`]: all of the above on net-serve's engine ([`server::Ftp`],
+//!   its `Service`): control and data connections, passive listeners,
+//!   replies queued in pieces, file data sent in place from the cache
+//!   ([`server::FtpStore`]). The PD gives it the link and the store.
 //!
 //! # Replies
 //!
@@ -67,12 +71,14 @@
 //! a [`LineReader`] (1048 bytes) and, while a listing is sent, a
 //! [`ListCursor`] (40 bytes; it is inside [`Action::Transfer`]). A
 //! [`Reply`] (4104 bytes) is needed only until its bytes are queued on the
-//! connection, so one per PD serves every session. Sizes on x86-64, pinned
-//! by a test.
+//! connection; [`server`] keeps one per session all the same, since a
+//! reply may wait for room in the connection's stream (a session's entry
+//! there is 6352 bytes). Sizes on x86-64, pinned by tests.
 //!
 //! # What the PD does
 //!
-//! On a new control connection: [`Session::new`] with its address and the
+//! [`server`] does what follows on net-serve's engine; a PD on another
+//! stack would do it itself. On a new control connection: [`Session::new`] with its address and the
 //! peer's, send [`Session::greeting`] (or [`refuse_busy`] when it has no
 //! session free). For each chunk of received bytes: [`LineReader::feed`]
 //! until the chunk is used up, each [`Input`] to [`Session::input`], send

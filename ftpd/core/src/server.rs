@@ -28,6 +28,12 @@
 //!   959 §3.2); a refused one is reset. The listener then closes: its port
 //!   is free for the next PASV of any session.
 //!
+//! The server speaks first on both (the greeting; the data), so every
+//! FTP connection is one the engine sends its SYN-ACK again for until the
+//! handshake completes (`Service::speaks_first`): with SYN cookies alone,
+//! a lost last ACK of the handshake would leave the client waiting for a
+//! greeting or data from a server that never learnt of the connection.
+//!
 //! Passive mode only (PASV, RFC 959 §4.1.2; EPSV, RFC 2428 §3); active
 //! mode (PORT, EPRT) is refused by the session, which avoids the bounce
 //! attack of RFC 2577 §3. A session holds **at most one listener**: each
@@ -81,7 +87,13 @@
 //! - **RETR in TYPE A** (RFC 959 §3.1.1.1, end of line as CRLF) and
 //!   **listings** (LIST, NLST, MLSD: RFC 959 §4.1.3, RFC 3659 §7) are
 //!   made by the server: [`AsciiEncoder`] or [`ListCursor::fill`] into a
-//!   scratch buffer, copied into the ring in pieces as it has room.
+//!   scratch buffer, copied into the ring in pieces as it has room. The
+//!   ring (net-serve's `HEAD_RING`, 2 KiB) keeps copied bytes until they
+//!   are acknowledged, so these go at most 2 KiB per round trip: fine for
+//!   listings and text files, slow for a large file in TYPE A.
+//! - A **restart mid-piece** (REST in TYPE I) copies the bytes up to the
+//!   file's next piece boundary through the ring and sends the rest in
+//!   place, so that the in-place segments still cover whole pieces.
 //!
 //! When all of it is acknowledged the transfer is **complete** (`226`,
 //! RFC 959 §4.2 "Closing data connection. Requested file action
@@ -379,14 +391,34 @@ pub struct Ftp<S> {
 }
 
 /// Bytes of the session table for `sessions` sessions and `ports`
-/// passive ports.
+/// passive ports (with alignment).
 pub fn sessions_bytes(sessions: usize, ports: u16) -> usize {
-    sessions * core::mem::size_of::<Entry>() + usize::from(ports) * 4 + 64
+    sessions * core::mem::size_of::<Entry>() + usize::from(ports) * core::mem::size_of::<Option<u16>>() + 64
+}
+
+/// What a region of `bytes` holds for the engine once the session table
+/// of `settings` is carved from it ([`server`]).
+pub fn layout<S: FtpStore>(bytes: usize, settings: &Settings) -> engine::Layout {
+    let rest = bytes.saturating_sub(sessions_bytes(settings.sessions, settings.passive_count));
+    engine::layout::<Ftp<S>>(rest, engine::MAX_WORKS)
+}
+
+/// Bytes a connection slot costs (with its index entries).
+pub fn connection_bytes<S: FtpStore>() -> usize {
+    engine::connection_bytes::<Ftp<S>>()
+}
+
+/// Bytes of one work context.
+pub fn work_bytes<S: FtpStore>() -> usize {
+    engine::work_bytes::<Ftp<S>>()
 }
 
 impl<S> Ftp<S> {
     /// The service with its session table out of `arena`.
-    pub fn new(arena: &mut Arena, settings: Settings) -> Result<Ftp<S>, StartError> {
+    pub fn new(arena: &mut Arena, mut settings: Settings) -> Result<Ftp<S>, StartError> {
+        // The range ends at port 65535 at the latest.
+        let most = 65_536 - u32::from(settings.passive_first);
+        settings.passive_count = u32::from(settings.passive_count).min(most) as u16;
         let sessions = arena.array(settings.sessions.min(usize::from(u16::MAX)), |_| Entry::empty());
         let sessions = sessions.ok_or(StartError::RegionTooSmall)?;
         let ports = arena.array(usize::from(settings.passive_count), |_| None).ok_or(StartError::RegionTooSmall)?;
@@ -939,6 +971,11 @@ impl<S: FtpStore> Service for Ftp<S> {
             let e = &self.sessions[s];
             e.session.is_some() && e.peer == tuple.remote_addr && !matches!(e.data, DataLink::Open(_))
         })
+    }
+
+    fn speaks_first(&self, _tuple: &FourTuple) -> bool {
+        // The greeting, and the data of every transfer (module docs).
+        true
     }
 
     fn opened(&mut self, i: usize, tuple: &FourTuple, now: u64) -> Option<FtpConn> {

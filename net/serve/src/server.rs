@@ -21,7 +21,18 @@
 //!    (RFC 4987 §3.6, [`CookieJar::encode`]) carrying the peer's MSS and
 //!    window scale, offering MSS 1460 and window scaling if the peer did
 //!    (RFC 7323 §1.3). **No state is kept**, so no rate of SYNs from any
-//!    number of addresses fills anything.
+//!    number of addresses fills anything. Except, below, for a connection
+//!    the server speaks first on ([`Service::speaks_first`]: FTP's
+//!    greeting and data connections): if the handshake's last ACK is
+//!    lost there, the client believes it is connected and waits, and a
+//!    server without state never sends anything, so both wait for ever.
+//!    The SYN of such a connection is remembered in a small table
+//!    ([`HANDSHAKES`] entries, the oldest overwritten: a flood of SYNs
+//!    only makes it plain cookies again) and the SYN-ACK sent again after
+//!    1, 2 and 4 s (RFC 6298's initial RTO, doubled) until the connection
+//!    is made; the client answers it with its ACK again (RFC 9293
+//!    §3.10.7.4: an unacceptable segment gets an ACK), which opens the
+//!    connection (4).
 //! 4. **An ACK with a valid cookie** (the handshake's last segment, or the
 //!    first data segment carrying the same acknowledgment): a connection in
 //!    the table, and the segment is processed on it. If the table is full,
@@ -182,6 +193,11 @@ pub const TIME_WAIT_RECORDS: usize = 4096;
 pub const MAX_WORKS: usize = 1024;
 /// Most connection slots whatever the region.
 pub const MAX_CONNECTIONS: usize = 1 << 20;
+/// SYNs of connections the server speaks first on, remembered to send
+/// their SYN-ACK again (module docs, "Per received frame" 3).
+pub const HANDSHAKES: usize = 32;
+/// Times a remembered SYN-ACK is sent again.
+const HANDSHAKE_RETRIES: u8 = 3;
 /// Frames taken from the link per poll before the server yields.
 const MAX_FRAMES_PER_POLL: usize = 256;
 /// Most payload bytes in one burst the device segments: an IPv4 packet's
@@ -213,6 +229,12 @@ pub trait Service {
     /// Whether a connection to `tuple` may open (a SYN): no state may be
     /// kept for it. `false`: the SYN gets a reset.
     fn listens(&self, tuple: &FourTuple) -> bool;
+    /// Whether the server speaks first on a connection to `tuple` (FTP):
+    /// its SYN-ACK is then sent again until the handshake completes
+    /// (module docs, "Per received frame" 3).
+    fn speaks_first(&self, _tuple: &FourTuple) -> bool {
+        false
+    }
     /// Connection `i` to `tuple` is made (its cookie validated): its state,
     /// or `None` to drop the segment (the peer retransmits).
     fn opened(&mut self, i: usize, tuple: &FourTuple, now: u64) -> Option<Self::Conn>;
@@ -322,6 +344,8 @@ impl Settings {
 pub struct Counters {
     /// SYN-ACKs sent (cookies).
     pub syn_acks: u64,
+    /// SYN-ACKs sent again for connections the server speaks first on.
+    pub syn_acks_again: u64,
     /// Connections made from valid cookies.
     pub accepted: u64,
     /// Valid cookies dropped: the table was full.
@@ -464,6 +488,21 @@ pub struct Server<L, N, A: Service + 'static> {
     /// The connection visited first: the one after the connection whose
     /// visit used the last transmit buffer in an earlier round.
     turn: usize,
+    /// SYN-ACKs to send again, and where the next one is recorded.
+    handshakes: [Option<Handshake>; HANDSHAKES],
+    next_handshake: usize,
+}
+
+/// A SYN-ACK sent for a connection the server speaks first on, to send
+/// again until the connection is made.
+#[derive(Clone, Copy, Debug)]
+struct Handshake {
+    tuple: FourTuple,
+    /// The SYN-ACK's header (the cookie as its sequence number).
+    header: TcpHeader,
+    /// When to send it again (ns), and how many times it was.
+    due: u64,
+    tries: u8,
 }
 
 /// A key derived from the seed for one use.
@@ -542,6 +581,8 @@ impl<L: Link, N: Neighbours, A: Service> Server<L, N, A> {
             starved: false,
             tso,
             turn: 0,
+            handshakes: [None; HANDSHAKES],
+            next_handshake: 0,
         })
     }
 
@@ -637,6 +678,7 @@ impl<L: Link, N: Neighbours, A: Service> Server<L, N, A> {
                 self.dirty.insert(i);
             }
         }
+        self.handshakes_again(now, store);
         // Connections are visited from `turn` round to it again. When
         // transmit buffers run out during a visit, the next round starts
         // after that connection: the ones that found none go first then
@@ -720,6 +762,50 @@ impl<L: Link, N: Neighbours, A: Service> Server<L, N, A> {
         Some(w)
     }
 
+    /// Sends again the SYN-ACKs due of connections not made yet
+    /// ([`Service::speaks_first`]); forgets those made or given up.
+    fn handshakes_again(&mut self, now: u64, store: &mut A::Store) {
+        for k in 0..HANDSHAKES {
+            let Some(h) = self.handshakes[k] else { continue };
+            if self.table.find(&h.tuple).is_some() || !self.accepting {
+                self.handshakes[k] = None;
+                continue;
+            }
+            if now >= h.due {
+                if h.tries >= HANDSHAKE_RETRIES {
+                    self.handshakes[k] = None;
+                    continue;
+                }
+                if !self.wire.link.can_send() {
+                    // Out of buffers: on a later poll.
+                    self.starved = true;
+                    self.next_sweep = self.next_sweep.min(h.due);
+                    continue;
+                }
+                send::<L, N, PinOf<A>, A::Store>(&mut self.wire, &h.tuple, h.header, None, store, None);
+                self.counters.syn_acks_again += 1;
+                let tries = h.tries + 1;
+                self.handshakes[k] = Some(Handshake { due: now + (SECOND_NS << tries), tries, ..h });
+            }
+            if let Some(h) = self.handshakes[k] {
+                self.next_sweep = self.next_sweep.min(h.due);
+            }
+        }
+    }
+
+    /// Remembers the SYN-ACK `header` sent to `tuple` to send it again
+    /// ([`Service::speaks_first`]).
+    fn remember_handshake(&mut self, tuple: FourTuple, header: TcpHeader, now: u64) {
+        let k = self.handshakes.iter().position(|h| h.is_some_and(|h| h.tuple == tuple)).unwrap_or_else(|| {
+            let k = self.handshakes.iter().position(Option::is_none).unwrap_or(self.next_handshake);
+            self.next_handshake = (k + 1) % HANDSHAKES;
+            k
+        });
+        let due = now + SECOND_NS;
+        self.handshakes[k] = Some(Handshake { tuple, header, due, tries: 0 });
+        self.next_sweep = self.next_sweep.min(due);
+    }
+
     /// Visits connection `i` in the next poll.
     pub fn wake(&mut self, i: usize) {
         if self.used.contains(i) {
@@ -787,6 +873,12 @@ impl<L: Link, N: Neighbours, A: Service> Server<L, N, A> {
             Some(Decision::Reopen) | None => {}
         }
         if incoming.rst {
+            // The client gave up its handshake: no SYN-ACK again.
+            for h in self.handshakes.iter_mut() {
+                if h.is_some_and(|h| h.tuple == tuple) {
+                    *h = None;
+                }
+            }
             return;
         }
         let listening = self.accepting && self.service.listens(&tuple);
@@ -799,6 +891,9 @@ impl<L: Link, N: Neighbours, A: Service> Server<L, N, A> {
             h.window_scale = options.window_scale.map(|_| self.config.rcv_wscale);
             send::<L, N, PinOf<A>, A::Store>(&mut self.wire, &tuple, h, None, store, None);
             self.counters.syn_acks += 1;
+            if self.service.speaks_first(&tuple) {
+                self.remember_handshake(tuple, h, now);
+            }
             return;
         }
         if let (Some(ack), false, true) = (incoming.ack, incoming.syn, listening) {

@@ -9,6 +9,7 @@
 
 use crate::link::{Link, Neighbours, NoBuffer, Received, Resolution, ETHERNET_HEADER, MAX_FRAME};
 use lib_net_protocol::{InPlace, InPlaceList, TxOffload, MAX_TSO_FRAME_LEN};
+use lib_test_rng::Rng;
 use net_config::Ipv4Address;
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
@@ -56,6 +57,40 @@ pub struct Wire {
     pub tso_packets: usize,
     /// The "device" verified the checksums of the frames it delivers.
     pub checksum_verified: bool,
+}
+
+impl Wire {
+    /// Loses `percent` of the frames in flight each way and now and then
+    /// swaps two neighbours (a lossy, reordering link). A lost frame of
+    /// the server's gives its transmit buffer back: the NIC sent it, the
+    /// network lost it.
+    pub fn disturb(&mut self, rng: &mut Rng, percent: usize) {
+        let mut kept = VecDeque::new();
+        while let Some(q) = self.from_server.pop_front() {
+            if rng.below(100) < percent {
+                self.in_flight &= !(1 << q.buffer);
+                self.returned |= 1 << q.buffer;
+            } else {
+                kept.push_back(q);
+            }
+        }
+        if kept.len() >= 2 && rng.below(4) == 0 {
+            let i = rng.below(kept.len() - 1);
+            kept.swap(i, i + 1);
+        }
+        self.from_server = kept;
+        let mut kept = VecDeque::new();
+        while let Some(f) = self.to_server.pop_front() {
+            if rng.below(100) >= percent {
+                kept.push_back(f);
+            }
+        }
+        if kept.len() >= 2 && rng.below(4) == 0 {
+            let i = rng.below(kept.len() - 1);
+            kept.swap(i, i + 1);
+        }
+        self.to_server = kept;
+    }
 }
 
 /// What a virtio-net device does with a frame's offload request (virtio

@@ -7,6 +7,7 @@
 
 use super::*;
 use crate::tests::{site, SiteFile};
+use lib_test_rng::Rng;
 use net_config::{Ipv4Address, NodeAddress};
 use net_packet::tcp::{TcpFlags, TcpHeader};
 use net_packet::{IpProtocol, Ipv4Packet, TcpSegment};
@@ -55,6 +56,8 @@ struct TestStore {
     held: Vec<u32>,
     /// `None`: opens are served; `Some(true)`: `Wait`; `Some(false)`: fail.
     gate: Option<bool>,
+    /// Whether the index is there (the cache has published it).
+    serving: bool,
     events: u64,
     in_place: bool,
     opens: u64,
@@ -82,6 +85,7 @@ impl TestStore {
             region: Rc::new(core::cell::RefCell::new(vec![EVICTED; REGION_SLOT * n])),
             held: vec![0; n],
             gate: None,
+            serving: true,
             events: 0,
             in_place: true,
             opens: 0,
@@ -127,7 +131,7 @@ impl FtpStore for TestStore {
     type Wait = u64;
 
     fn image(&self) -> Option<&Image<'_>> {
-        Some(&self.image)
+        self.serving.then_some(&self.image)
     }
 
     fn open(&mut self, position: u32) -> Opened<usize, u64> {
@@ -169,6 +173,8 @@ struct Net {
     sockets: SocketSet<'static>,
     now: u64,
     next_port: u16,
+    /// Loss and reordering on the link: a generator and percent lost.
+    loss: Option<(Rng, usize)>,
 }
 
 impl ClientSide for Net {
@@ -178,7 +184,9 @@ impl ClientSide for Net {
 
     fn step(&mut self) {
         self.server.poll(self.now, &mut self.store);
+        self.disturb();
         self.client.poll(Instant::from_micros((self.now / 1000) as i64), &mut self.client_dev, &mut self.sockets);
+        self.disturb();
         self.now += MS;
     }
 }
@@ -220,7 +228,23 @@ impl Net {
         let mut client =
             Interface::new(IfaceConfig::new(HardwareAddress::Ip), &mut client_dev, Instant::from_micros(0));
         client.update_ip_addrs(|a| a.push(IpCidr::new(IpAddress::Ipv4(smol(CLIENT_IP)), 24)).unwrap());
-        Net { server, store, wire, client, client_dev, sockets: SocketSet::new(vec![]), now: 0, next_port: 40000 }
+        Net {
+            server,
+            store,
+            wire,
+            client,
+            client_dev,
+            sockets: SocketSet::new(vec![]),
+            now: 0,
+            next_port: 40000,
+            loss: None,
+        }
+    }
+
+    fn disturb(&mut self) {
+        if let Some((rng, percent)) = self.loss.as_mut() {
+            self.wire.borrow_mut().disturb(rng, *percent);
+        }
     }
 
     fn default() -> Net {
@@ -324,7 +348,7 @@ impl Control {
 /// (then the client closes too).
 fn receive_all(net: &mut Net, h: SocketHandle) -> Vec<u8> {
     let mut got = Vec::new();
-    net.run_until(1000, |n| n.socket(h).state() != tcp::State::SynSent);
+    net.run_until(20_000, |n| n.socket(h).state() != tcp::State::SynSent);
     net.run_until(200_000, |n| {
         n.take(h, &mut got);
         !n.socket(h).may_recv() && !n.socket(h).can_recv()
@@ -350,7 +374,7 @@ fn transfer(net: &mut Net, c: &mut Control, command: &str) -> (String, Vec<u8>, 
 fn transfer_connected(net: &mut Net, c: &mut Control, command: &str) -> (String, Vec<u8>, String) {
     let port = c.pasv(net);
     let d = net.connect_to(port);
-    net.run_until(1000, |n| n.established(d));
+    net.run_until(20_000, |n| n.established(d));
     let first = c.command(net, command);
     assert!(first.starts_with("125 "), "{first}");
     let data = receive_all(net, d);
@@ -756,4 +780,180 @@ fn the_login_timeout_closes_the_session() {
     net.run_until(2000, |n| !n.socket(h).may_recv());
     net.socket(h).close();
     net.run_until(2000, |n| n.server.service.sessions_in_use() == 0);
+}
+
+#[test]
+fn memory() {
+    let entry = core::mem::size_of::<Entry>();
+    let conn = core::mem::size_of::<FtpConn>();
+    let work = work_bytes::<TestStore>();
+    std::println!("session {entry} bytes, connection state {conn}, work context {work}");
+    assert!(entry <= 6600, "{entry}");
+    assert!(conn <= 8, "{conn}");
+    let s = settings();
+    let l = layout::<TestStore>(4 << 20, &s);
+    let net = Net::new(s, TestStore::new(&files()));
+    assert_eq!((net.server.capacity(), net.server.works()), (l.connections, l.works));
+}
+
+#[test]
+fn a_passive_range_past_65535_is_cut() {
+    let mut s = settings();
+    s.passive_first = 65_530;
+    s.passive_count = 100;
+    let net = Net::new(s, TestStore::new(&files()));
+    let mut net = net;
+    let mut c = Control::open(&mut net);
+    c.login(&mut net);
+    for _ in 0..10 {
+        let port = c.pasv(&mut net);
+        assert!(port >= 65_530, "{port}");
+    }
+}
+
+#[test]
+fn transfers_arrive_whole_over_a_lossy_reordering_link() {
+    // Handshakes included: a lost last ACK is recovered by the SYN-ACK
+    // sent again (`Service::speaks_first`).
+    for seed in 0..6 {
+        let mut net = Net::default();
+        net.loss = Some((Rng(3000 + seed), 3));
+        let mut c = Control::open(&mut net);
+        c.login(&mut net);
+        let (_, data, last) = transfer(&mut net, &mut c, "RETR /pub/notes.txt");
+        let want: Vec<u8> =
+            big(10_000).iter().flat_map(|&b| if b == b'\n' { vec![b'\r', b'\n'] } else { vec![b] }).collect();
+        assert!(data == want, "seed {seed}: {} bytes", data.len());
+        assert_eq!(last, "226 Transfer complete.\r\n");
+        assert!(c.command(&mut net, "TYPE I").starts_with("200 "));
+        let (_, data, last) = transfer(&mut net, &mut c, "RETR /pub/big.bin");
+        assert!(data == big(300_000), "seed {seed}: {} bytes", data.len());
+        assert_eq!(last, "226 Transfer complete.\r\n");
+        let (_, data, _) = transfer_connected(&mut net, &mut c, "NLST /pub");
+        assert_eq!(data, b"big.bin\r\nhuge.bin\r\nnotes.txt\r\n");
+        assert_eq!(net.client_dev.bad_frames, 0);
+        net.loss = None;
+        net.run_until(5000, |n| n.store.pins() == 0);
+    }
+}
+
+#[test]
+fn a_transfer_without_its_data_connection_is_425_after_30_s() {
+    let mut net = Net::default();
+    let mut c = Control::open(&mut net);
+    c.login(&mut net);
+    let _port = c.pasv(&mut net);
+    assert!(c.command(&mut net, "LIST").starts_with("150 "));
+    // The client never connects: 425 (RFC 959 §4.2) after 30 s, and the
+    // listener is closed.
+    net.now += 31_000_000_000;
+    assert_eq!(c.reply(&mut net), "425 Failed to establish data connection.\r\n");
+    assert_eq!(net.server.service.listeners(), 0);
+    assert!(c.command(&mut net, "NOOP").starts_with("200 "));
+}
+
+#[test]
+fn quit_or_a_lost_control_connection_during_a_transfer_resets_the_data_connection() {
+    for quit in [true, false] {
+        let mut net = Net::default();
+        let mut c = Control::open(&mut net);
+        c.login(&mut net);
+        assert!(c.command(&mut net, "TYPE I").starts_with("200 "));
+        let port = c.pasv(&mut net);
+        let d = net.connect_small(port);
+        net.run_until(1000, |n| n.established(d));
+        assert!(c.command(&mut net, "RETR /pub/huge.bin").starts_with("125 "));
+        for _ in 0..100 {
+            net.step();
+        }
+        if quit {
+            // QUIT during a transfer: 426 for it, then 221 (the client
+            // asked to go), and the control connection closes.
+            c.send(&mut net, "QUIT");
+            assert_eq!(c.reply(&mut net), "426 Connection closed; transfer aborted.\r\n");
+            assert_eq!(c.reply(&mut net), "221 Goodbye.\r\n");
+            let h = c.h;
+            net.run_until(1000, |n| !n.socket(h).may_recv());
+            net.socket(h).close();
+        } else {
+            net.socket(c.h).abort();
+        }
+        // Either way the data connection is reset, its pin goes back and
+        // the session is free.
+        net.run_until(1000, |n| n.socket(d).state() == tcp::State::Closed);
+        net.run_until(3000, |n| {
+            n.store.pins() == 0 && n.server.service.sessions_in_use() == 0 && n.server.connections() == 0
+        });
+        assert_eq!(net.server.service.counters.aborted, 1, "quit {quit}");
+        assert_eq!(net.server.service.listeners(), 0);
+    }
+}
+
+/// Connects to `port`, losing the client's last ACK of the handshake.
+fn connect_losing_the_last_ack(net: &mut Net, port: u16) -> SocketHandle {
+    let h = net.connect_to(port);
+    net.run_until(100, |n| n.established(h));
+    // The client's ACK is on the wire, not yet at the server: lost.
+    let lost = net.wire.borrow_mut().to_server.drain(..).count();
+    assert_eq!(lost, 1);
+    h
+}
+
+#[test]
+fn a_lost_last_ack_of_a_handshake_is_recovered_by_the_syn_ack_sent_again() {
+    let mut net = Net::default();
+    // The control connection: the greeting comes all the same, once the
+    // SYN-ACK sent again after 1 s has made the client ACK again.
+    let h = connect_losing_the_last_ack(&mut net, CONTROL_PORT);
+    let start = net.now;
+    let mut c = Control { h, pending: Vec::new() };
+    assert!(c.reply(&mut net).starts_with("220 "));
+    assert!(net.now - start >= 1_000 * MS, "after the SYN-ACK's timeout");
+    assert_eq!(net.server.counters.syn_acks_again, 1);
+    c.login(&mut net);
+    // A data connection, both ways round.
+    let port = c.pasv(&mut net);
+    let d = connect_losing_the_last_ack(&mut net, port);
+    assert!(c.command(&mut net, "NLST /pub").starts_with("150 "));
+    assert_eq!(receive_all(&mut net, d), b"big.bin\r\nhuge.bin\r\nnotes.txt\r\n");
+    assert_eq!(c.reply(&mut net), "226 Transfer complete.\r\n");
+    assert_eq!(net.server.counters.syn_acks_again, 2);
+    // A made connection's SYN-ACK is not sent again.
+    for _ in 0..5000 {
+        net.step();
+    }
+    assert_eq!(net.server.counters.syn_acks_again, 2);
+}
+
+#[test]
+fn without_the_index_a_command_gets_421_and_the_connection_closes() {
+    let mut store = TestStore::new(&files());
+    store.serving = false;
+    let mut net = Net::new(settings(), store);
+    let mut c = Control::open(&mut net);
+    assert_eq!(c.command(&mut net, "USER anonymous"), "421 Service not available; closing control connection.\r\n");
+    let h = c.h;
+    net.run_until(1000, |n| !n.socket(h).may_recv());
+    net.socket(h).close();
+    net.run_until(2000, |n| n.server.service.sessions_in_use() == 0);
+}
+
+#[test]
+fn abor_or_a_new_pasv_drops_an_idle_data_connection() {
+    let mut net = Net::default();
+    let mut c = Control::open(&mut net);
+    c.login(&mut net);
+    for command in ["ABOR", "PASV"] {
+        let port = c.pasv(&mut net);
+        let d = net.connect_to(port);
+        net.run_until(1000, |n| n.established(d));
+        let r = c.command(&mut net, command);
+        assert!(r.starts_with(if command == "ABOR" { "225 " } else { "227 " }), "{r}");
+        // The connection of the listener closed (ABOR) or replaced (PASV)
+        // is reset: one connection per PASV, for its transfer only.
+        net.run_until(1000, |n| n.socket(d).state() == tcp::State::Closed);
+    }
+    assert_eq!(net.server.service.listeners(), 1, "the last PASV's");
+    let (_, data, _) = transfer(&mut net, &mut c, "NLST /pub");
+    assert_eq!(data, b"big.bin\r\nhuge.bin\r\nnotes.txt\r\n");
 }

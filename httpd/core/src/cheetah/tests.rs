@@ -96,33 +96,7 @@ impl Net {
     /// Loses and reorders frames in flight (the lossy link).
     fn disturb(&mut self) {
         let Some((rng, percent)) = self.loss.as_mut() else { return };
-        let mut wire = self.wire.borrow_mut();
-        let mut kept = std::collections::VecDeque::new();
-        while let Some(q) = wire.from_server.pop_front() {
-            if rng.below(100) < *percent {
-                // The NIC sent it; the network lost it.
-                wire.in_flight &= !(1 << q.buffer);
-                wire.returned |= 1 << q.buffer;
-            } else {
-                kept.push_back(q);
-            }
-        }
-        if kept.len() >= 2 && rng.below(4) == 0 {
-            let i = rng.below(kept.len() - 1);
-            kept.swap(i, i + 1);
-        }
-        wire.from_server = kept;
-        let mut kept = std::collections::VecDeque::new();
-        while let Some(f) = wire.to_server.pop_front() {
-            if rng.below(100) >= *percent {
-                kept.push_back(f);
-            }
-        }
-        if kept.len() >= 2 && rng.below(4) == 0 {
-            let i = rng.below(kept.len() - 1);
-            kept.swap(i, i + 1);
-        }
-        wire.to_server = kept;
+        self.wire.borrow_mut().disturb(rng, *percent);
     }
 
     /// A step of the server alone (the raw client reads the wire).
