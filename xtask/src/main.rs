@@ -47,8 +47,8 @@ const COMMANDS: &[(Cmd, &[&str], &str, &str)] = &[
     (
         Cmd::Bench,
         &["bench"],
-        "[web|mux] [--quick] [--only TEXT]",
-        "figures beside a Linux guest in the same QEMU; web: web node vs nginx, mux: demux cost; --only: web measures named with TEXT (A|B: either)",
+        "[web|ftp|mux] [--quick] [--only TEXT]",
+        "figures beside a Linux guest in the same QEMU; web: web node vs nginx, ftp: ftpd vs vsftpd, mux: demux cost; --only: web measures named with TEXT (A|B: either)",
     ),
     (Cmd::Site, &["site"], "DIR [--out FILE]", "build the site image of the document root DIR; print what it stored"),
     (Cmd::Lint, &["lint"], "", "the gate .ci/run passes first: cargo fmt --check, clippy -D warnings"),
@@ -215,7 +215,7 @@ mod tests {
     #[test]
     fn usage_names_every_bench_group() {
         let text = usage();
-        for group in ["web", "mux"] {
+        for group in ["web", "ftp", "mux"] {
             assert!(bench::Only::parse(Some(group)).is_ok(), "{group}");
             assert!(text.contains(group), "bench {group} is not in the usage");
         }

@@ -2,7 +2,10 @@
 //! measure for a Linux guest in the same QEMU configuration, run in the same
 //! invocation, as ratios. [`frames`] is the frame-rate measure both share;
 //! [`web`] is the web servers' benchmark (`cargo xtask bench web`: the web
-//! node against Linux with nginx), run last by `cargo xtask bench`.
+//! node against Linux with nginx) and [`ftp`] the FTP servers' (`cargo
+//! xtask bench ftp`: the node's ftpd against Linux with vsftpd, MB/s of
+//! one and of 8 parallel downloads of a 10 MB file), run last by `cargo
+//! xtask bench`, in that order.
 //!
 //! The machines are shared and noisy (the host is itself a VM), so the two
 //! systems are interleaved round by round (A B A B ...), each figure is the
@@ -10,6 +13,7 @@
 //! printed beside the table.
 
 pub mod frames;
+mod ftp;
 pub mod netns;
 mod web;
 
@@ -50,6 +54,8 @@ pub enum Only {
     All,
     /// The web servers: this system's against Linux with nginx ([`web`]).
     Web,
+    /// The FTP servers: this system's against Linux with vsftpd ([`ftp`]).
+    Ftp,
     /// The demultiplexer's cost alone (seL4 only).
     Mux,
 }
@@ -59,16 +65,17 @@ impl Only {
         match arg {
             None => Ok(Only::All),
             Some("web") => Ok(Only::Web),
+            Some("ftp") => Ok(Only::Ftp),
             Some("mux") => Ok(Only::Mux),
-            Some(other) => anyhow::bail!("unknown bench group {other:?} (try `web`, `mux`, or nothing for all)"),
+            Some(other) => anyhow::bail!("unknown bench group {other:?} (try `web`, `ftp`, `mux`, or nothing for all)"),
         }
     }
 }
 
-/// `cargo xtask bench [web|mux] [--quick] [--only TEXT]`: `--quick`
-/// shortens the web benchmark's runs (2 s instead of 10 s), `--only` keeps
-/// the web measures whose name contains TEXT (e.g. "1 MB"), for
-/// development.
+/// `cargo xtask bench [web|ftp|mux] [--quick] [--only TEXT]`: `--quick`
+/// shortens the web and FTP benchmarks' runs (2 s instead of 10 s),
+/// `--only` keeps the web measures whose name contains TEXT (e.g. "1 MB"),
+/// for development.
 pub fn run(ws: &Path, args: &[String]) -> Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
     let mut only = None;
@@ -84,6 +91,10 @@ pub fn run(ws: &Path, args: &[String]) -> Result<()> {
     anyhow::ensure!(groups.len() <= 1, "one bench group at most, not {groups:?}");
     match Only::parse(groups.first().copied())? {
         Only::Web => web::run(ws, quick, only),
+        Only::Ftp => {
+            anyhow::ensure!(only.is_none(), "--only chooses web measures; `bench ftp` has two, always run");
+            ftp::run(ws, quick)
+        }
         Only::Mux => {
             deps::ensure_packages(deps::QEMU)?;
             mux_only(ws)
@@ -92,7 +103,9 @@ pub fn run(ws: &Path, args: &[String]) -> Result<()> {
             deps::ensure_packages(deps::QEMU)?;
             echo_disk_mux_in_place(ws)?;
             println!("\nthe web servers:");
-            web::run(ws, quick, only)
+            web::run(ws, quick, only)?;
+            println!("\nthe FTP servers:");
+            ftp::run(ws, quick)
         }
     }
 }

@@ -57,8 +57,10 @@ pub enum Kind {
     /// [`netns::SERVER_IP`], built with the release kernel configuration;
     /// its disk is the site image.
     Sel4 { description: &'static str },
-    /// The Linux reference guest (`crate::linux_guest`) running nginx.
-    LinuxNginx,
+    /// The Linux reference guest (`crate::linux_guest`), in the mode the
+    /// benchmark boots it in: nginx here, nginx and vsftpd for
+    /// [`super::ftp`].
+    Linux,
 }
 
 /// Every system measured, in table order. Another seL4 web server (say with
@@ -66,7 +68,7 @@ pub enum Kind {
 pub const SYSTEMS: &[System] = &[
     System { name: "seL4 httpd (Cheetah TCP)", kind: Kind::Sel4 { description: "microkit.system" } },
     System { name: "seL4 httpd (smoltcp)", kind: Kind::Sel4 { description: "tests/systems/web-smoltcp.system" } },
-    System { name: "Linux 6.1 nginx", kind: Kind::LinuxNginx },
+    System { name: "Linux 6.1 nginx", kind: Kind::Linux },
 ];
 
 /// The system every other is compared with (its index in [`SYSTEMS`]).
@@ -92,7 +94,7 @@ const PROBE_CLIENTS: usize = 16;
 const FLOOD_INTERVAL_US: u32 = 100;
 
 /// The path of a size's file in the document root.
-fn size_path(bytes: usize) -> String {
+pub(super) fn size_path(bytes: usize) -> String {
     format!("/size/{bytes}.bin")
 }
 
@@ -170,24 +172,24 @@ fn probe_index(list: &[Measure]) -> Option<usize> {
 
 /// Errors wrk counted.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-struct Errors {
-    connect: u64,
-    read: u64,
-    write: u64,
-    timeout: u64,
+pub(super) struct Errors {
+    pub(super) connect: u64,
+    pub(super) read: u64,
+    pub(super) write: u64,
+    pub(super) timeout: u64,
     /// Responses with a status other than 2xx or 3xx.
-    status: u64,
+    pub(super) status: u64,
     /// Runs that could not start: wrk's first connection was refused (or
     /// unanswered) after every retry, so the run has no requests at all.
-    unreachable: u64,
+    pub(super) unreachable: u64,
 }
 
 impl Errors {
-    fn total(&self) -> u64 {
+    pub(super) fn total(&self) -> u64 {
         self.connect + self.read + self.write + self.timeout + self.status + self.unreachable
     }
 
-    fn add(&mut self, other: &Errors) {
+    pub(super) fn add(&mut self, other: &Errors) {
         self.connect += other.connect;
         self.read += other.read;
         self.write += other.write;
@@ -197,7 +199,7 @@ impl Errors {
     }
 
     /// `0`, or the total and its non-zero parts.
-    fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         if self.total() == 0 {
             return "0".into();
         }
@@ -291,7 +293,7 @@ pub fn run(ws: &Path, quick: bool, only: Option<&str>) -> Result<()> {
         .iter()
         .map(|s| match s.kind {
             Kind::Sel4 { description } => itest::build(ws, description, KernelConfig::Release).map(Some),
-            Kind::LinuxNginx => Ok(None),
+            Kind::Linux => Ok(None),
         })
         .collect::<Result<_>>()?;
 
@@ -306,20 +308,7 @@ pub fn run(ws: &Path, quick: bool, only: Option<&str>) -> Result<()> {
     for round in 1..=plan.rounds {
         for (i, system) in SYSTEMS.iter().enumerate() {
             println!("round {round}/{}: {}", plan.rounds, system.name);
-            let boot = |ns: &Netns| -> Result<Session> {
-                match (&system.kind, &built[i]) {
-                    (Kind::Sel4 { .. }, Some(built)) => {
-                        let drive = qemu::blk_drive(&image, true);
-                        let drive: Vec<&str> = drive.iter().map(String::as_str).collect();
-                        ns.start_on_tap(qemu::command(built, system::DEFAULT_RAM_MIB, false, &drive), qemu::NIC_DEVICE)
-                    }
-                    (Kind::LinuxNginx, _) => ns.start_on_tap(
-                        linux_guest::qemu_command(&web_guest, "nginx", &[]),
-                        qemu::NIC_DEVICE_WITHOUT_IOMMU,
-                    ),
-                    (Kind::Sel4 { .. }, None) => bail!("{} was not built", system.name),
-                }
-            };
+            let boot = |ns: &Netns| boot(ns, system, built[i].as_ref(), &image, (&web_guest, "nginx"));
             rounds[i].push(system_round(&ctx, &list, &boot));
         }
     }
@@ -338,6 +327,29 @@ pub fn run(ws: &Path, quick: bool, only: Option<&str>) -> Result<()> {
     }
     println!("(also as target/bench/web-latest.tsv and web-latest.md)");
     Ok(())
+}
+
+/// Boots `system` in QEMU on the TAP device of `ns`: a seL4 system
+/// (`built`) with `image` as its read-only disk, or the Linux guest
+/// `linux.0` in mode `linux.1`.
+pub(super) fn boot(
+    ns: &Netns,
+    system: &System,
+    built: Option<&system::Built>,
+    image: &Path,
+    linux: (&linux_guest::Guest, &str),
+) -> Result<Session> {
+    match (&system.kind, built) {
+        (Kind::Sel4 { .. }, Some(built)) => {
+            let drive = qemu::blk_drive(image, true);
+            let drive: Vec<&str> = drive.iter().map(String::as_str).collect();
+            ns.start_on_tap(qemu::command(built, system::DEFAULT_RAM_MIB, false, &drive), qemu::NIC_DEVICE)
+        }
+        (Kind::Linux, _) => {
+            ns.start_on_tap(linux_guest::qemu_command(linux.0, linux.1, &[]), qemu::NIC_DEVICE_WITHOUT_IOMMU)
+        }
+        (Kind::Sel4 { .. }, None) => bail!("{} was not built", system.name),
+    }
 }
 
 /// Host tools the web benchmark runs in the namespace.
@@ -443,7 +455,7 @@ fn print_run(name: &str, run: &Run) {
     }
 }
 
-fn print_console_tail(session: &mut Session) {
+pub(super) fn print_console_tail(session: &mut Session) {
     session.drain(Duration::from_millis(300), Duration::from_secs(2));
     let start = session.transcript.len().saturating_sub(20);
     for line in &session.transcript[start..] {
@@ -865,6 +877,13 @@ fn tap_counters(ns: &Netns) -> Result<(u64, u64, u64)> {
 fn write_site(root: &Path) -> Result<Vec<(String, Vec<u8>)>> {
     let mut files: Vec<(String, usize)> = SIZES.iter().map(|&(_, n)| (size_path(n), n)).collect();
     files.extend(specweb_files());
+    write_files(root, files)
+}
+
+/// Writes a document root of `files` (URL path, length), emptied first:
+/// random bytes, the i-th file's from seed i (the same bytes every time).
+/// Returns every file as (URL path, content).
+pub(super) fn write_files(root: &Path, files: Vec<(String, usize)>) -> Result<Vec<(String, Vec<u8>)>> {
     let mut out = Vec::new();
     let _ = std::fs::remove_dir_all(root);
     for (i, (path, len)) in files.into_iter().enumerate() {
@@ -880,15 +899,15 @@ fn write_site(root: &Path) -> Result<Vec<(String, Vec<u8>)>> {
 }
 
 /// When the run started, for the file names and the table.
-struct Timestamp {
+pub(super) struct Timestamp {
     /// `2026-12-06 20:20 UTC`
-    readable: String,
+    pub(super) readable: String,
     /// `20261206T2020Z`
-    compact: String,
+    pub(super) compact: String,
 }
 
 impl Timestamp {
-    fn now() -> Result<Timestamp> {
+    pub(super) fn now() -> Result<Timestamp> {
         let date = |format: &str| -> Result<String> {
             Ok(netns::run(Command::new("date").args(["-u", format]))?.trim().to_owned())
         };
@@ -954,12 +973,12 @@ fn tsv(list: &[Measure], rounds: &[Vec<SystemRound>], started: &Timestamp) -> St
 }
 
 /// The median of the rounds' figures (rounds without one left out).
-fn median_of(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+pub(super) fn median_of(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
     let v: Vec<f64> = values.flatten().filter(|x| x.is_finite()).collect();
     (!v.is_empty()).then(|| median(v.into_iter()))
 }
 
-fn figure(v: Option<f64>, decimals: usize) -> String {
+pub(super) fn figure(v: Option<f64>, decimals: usize) -> String {
     match v {
         Some(v) if v >= 1000.0 && decimals == 0 => {
             let s = format!("{v:.0}");
@@ -971,7 +990,7 @@ fn figure(v: Option<f64>, decimals: usize) -> String {
     }
 }
 
-fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+pub(super) fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
         _ => "-".into(),
@@ -1123,13 +1142,13 @@ fn row_of(values: &[Option<f64>], show: impl Fn(f64) -> String) -> String {
 
 /// The host's 1-minute load average (other work on the machine slows
 /// QEMU as steal does).
-fn load_average() -> String {
+pub(super) fn load_average() -> String {
     let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     text.split_whitespace().next().unwrap_or("?").to_owned()
 }
 
 /// The host, in a few words: CPU model, cores, kernel.
-fn machine() -> Result<String> {
+pub(super) fn machine() -> Result<String> {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()

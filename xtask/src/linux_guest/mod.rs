@@ -11,14 +11,22 @@
 //! - [`build`]: a Debian kernel and a small initramfs (busybox, the virtio
 //!   modules, two C programs from `xtask/linux-guest/`, and nginx with the
 //!   shared libraries it links), cached by a hash of every input;
+//! - [`build_with_ftp`]: the same guest with vsftpd added (from the Debian
+//!   package, with the libraries it links and `xtask/linux-guest/vsftpd.conf`),
+//!   for the FTP benchmark: a second cpio archive after the first, so
+//!   that the plain guest, which the other benchmarks boot, stays as it
+//!   was, byte for byte but for /init;
 //! - [`with_document_root`]: that guest with a web site added at `/www`
 //!   (a second cpio archive after the first, which the kernel unpacks over
 //!   it), for the web benchmark;
 //! - [`qemu_command`]: the QEMU command, in `mode=echo` (every Ethernet
 //!   frame received is sent back unchanged, as our echo PD does),
 //!   `mode=diskread` (read all of the disk with O_DIRECT, timed in the
-//!   guest) or `mode=nginx` (nginx serving `/www` on 10.0.2.15:80, the
-//!   address our web node has, configured by `xtask/linux-guest/nginx.conf`);
+//!   guest), `mode=nginx` (nginx serving `/www` on 10.0.2.15:80, the
+//!   address our web node has, configured by `xtask/linux-guest/nginx.conf`)
+//!   or `mode=nginx-vsftpd` (the same nginx, then vsftpd serving `/www` by
+//!   anonymous FTP on port 21, passive ports 50000-50031, configured by
+//!   `xtask/linux-guest/vsftpd.conf`; only with [`build_with_ftp`]'s guest);
 //! - [`measure`]: the guest booted for each measure, and [`smoke_test`].
 
 mod cpio;
@@ -79,6 +87,20 @@ const NGINX: &str = "nginx";
 /// nginx's path in its package and in the guest.
 const NGINX_BINARY: &str = "usr/sbin/nginx";
 
+/// The Debian package of the guest's FTP server (the FTP benchmark's
+/// reference), and its binary's path in the package and in the guest.
+const VSFTPD: &str = "vsftpd";
+const VSFTPD_BINARY: &str = "usr/sbin/vsftpd";
+
+/// The guest's users: root, and nobody for nginx's worker (and vsftpd's
+/// unprivileged side).
+const PASSWD: &str = "root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n";
+const GROUP: &str = "root:x:0:\nnogroup:x:65534:\n";
+/// vsftpd's anonymous user (`ftp_username`), whose home is the document
+/// root (`anon_root`): added by the FTP variant.
+const FTP_USER: &str = "ftp:x:100:101:ftp:/www:/bin/false\n";
+const FTP_GROUP: &str = "ftp:x:101:\n";
+
 /// Where the web benchmark's guests keep their document root: `/www`.
 const DOCUMENT_ROOT: &str = "www";
 
@@ -93,6 +115,13 @@ const BUILD_TOOLS: &[Package] = &[
     Package { name: "gcc", probe: "gcc" },
     // For `gcc -static`.
     Package { name: "libc6-dev", probe: "/usr/lib/x86_64-linux-gnu/libc.a" },
+    // The libraries vsftpd links (ldd resolves them on the host, and the
+    // guest gets the host's copies; their own dependencies come with them).
+    // The host needs no vsftpd, which would start a server on its port 21.
+    Package { name: "libwrap0", probe: "/lib/x86_64-linux-gnu/libwrap.so.0" },
+    Package { name: "libpam0g", probe: "/lib/x86_64-linux-gnu/libpam.so.0" },
+    Package { name: "libcap2", probe: "/lib/x86_64-linux-gnu/libcap.so.2" },
+    Package { name: "libssl3", probe: "/lib/x86_64-linux-gnu/libssl.so.3" },
 ];
 
 /// The source of the build recipe itself, hashed into the cache key so that
@@ -106,11 +135,25 @@ const RECIPE: &[&str] = &[include_str!("mod.rs"), include_str!("cpio.rs")];
 /// (see [`Inputs`]). The kernel and busybox versions are the ones apt would
 /// install now, so a Debian update rebuilds the guest.
 pub fn build(ws: &Path) -> Result<Guest> {
+    Ok(build_both(ws)?.0)
+}
+
+/// [`build`]'s guest with vsftpd: its initramfs followed by a second
+/// archive holding vsftpd, its configuration, the libraries it links that
+/// nginx does not, its empty `secure_chroot_dir`, and `/etc/passwd` and
+/// `/etc/group` with the `ftp` user added. Built and cached with it.
+pub fn build_with_ftp(ws: &Path) -> Result<Guest> {
+    Ok(build_both(ws)?.1)
+}
+
+/// The plain guest and its FTP variant (same kernel).
+fn build_both(ws: &Path) -> Result<(Guest, Guest)> {
     deps::ensure_packages(BUILD_TOOLS)?;
     let inputs = Inputs::collect(ws)?;
     let root = ws.join("target/linux-guest");
     let dir = root.join(inputs.key());
     let guest = Guest { kernel: dir.join("vmlinuz"), initramfs: dir.join("initramfs.cpio") };
+    let ftp = Guest { kernel: guest.kernel.clone(), initramfs: dir.join("initramfs-ftp.cpio") };
     fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
 
     // Parallel xtask processes wanting the same guest: the second waits here
@@ -120,8 +163,8 @@ pub fn build(ws: &Path) -> Result<Guest> {
     lock.lock().with_context(|| format!("locking {}", lock_path.display()))?;
 
     let stamp = dir.join("build-inputs.txt");
-    if stamp.is_file() && guest.kernel.is_file() && guest.initramfs.is_file() {
-        return Ok(guest);
+    if stamp.is_file() && guest.kernel.is_file() && guest.initramfs.is_file() && ftp.initramfs.is_file() {
+        return Ok((guest, ftp));
     }
     let start = Instant::now();
     recreate_dir(&dir)?;
@@ -129,22 +172,32 @@ pub fn build(ws: &Path) -> Result<Guest> {
     let kernel_root = scratch.join("kernel");
     let busybox_root = scratch.join("busybox");
     let nginx_root = scratch.join("nginx");
+    let vsftpd_root = scratch.join("vsftpd");
     debian::unpack(&inputs.kernel.fetch(&root.join("debs"))?, &kernel_root)?;
     debian::unpack(&inputs.busybox.fetch(&root.join("debs"))?, &busybox_root)?;
     debian::unpack(&inputs.nginx.fetch(&root.join("debs"))?, &nginx_root)?;
+    debian::unpack(&inputs.vsftpd.fetch(&root.join("debs"))?, &vsftpd_root)?;
 
     copy(&find_vmlinuz(&kernel_root)?, &guest.kernel)?;
     let roots = Roots { kernel: &kernel_root, busybox: &busybox_root, nginx: &nginx_root };
-    let (initramfs, libraries) = initramfs(ws, &inputs, &roots, &scratch)?;
-    fs::write(&guest.initramfs, initramfs).with_context(|| format!("writing {}", guest.initramfs.display()))?;
+    let (mut initramfs, libraries) = initramfs(ws, &inputs, &roots, &scratch)?;
+    fs::write(&guest.initramfs, &initramfs).with_context(|| format!("writing {}", guest.initramfs.display()))?;
+    let (overlay, ftp_libraries) = ftp_overlay(&inputs, &nginx_root, &vsftpd_root)?;
+    // Each archive of a concatenation starts on a 4-byte boundary; ours end
+    // on one.
+    ensure!(initramfs.len() % 4 == 0, "the initramfs does not end on a 4-byte boundary");
+    initramfs.extend(overlay);
+    fs::write(&ftp.initramfs, &initramfs).with_context(|| format!("writing {}", ftp.initramfs.display()))?;
     fs::remove_dir_all(&scratch).with_context(|| format!("removing {}", scratch.display()))?;
     // Written last: its presence marks the build as complete.
-    fs::write(&stamp, inputs.describe() + &libraries).with_context(|| format!("writing {}", stamp.display()))?;
+    fs::write(&stamp, inputs.describe() + &libraries + &ftp_libraries)
+        .with_context(|| format!("writing {}", stamp.display()))?;
     println!("linux guest: built {} in {:.1} s", dir.display(), start.elapsed().as_secs_f64());
-    Ok(guest)
+    Ok((guest, ftp))
 }
 
-/// The QEMU command that boots the guest in `mode` (`echo`, `diskread` or `nginx`),
+/// The QEMU command that boots the guest in `mode` (`echo`, `diskread`, `nginx`
+/// or, with [`build_with_ftp`]'s guest, `nginx-vsftpd`),
 /// in the configuration our system boots in (see harness/qemu.rs), with the caller's
 /// devices in `extra`: say a virtio-net-pci or virtio-blk-pci device and its
 /// backend.
@@ -171,6 +224,7 @@ struct Inputs {
     kernel: debian::Package,
     busybox: debian::Package,
     nginx: debian::Package,
+    vsftpd: debian::Package,
     /// The files of `xtask/linux-guest/` that go into the guest, by name.
     files: Vec<(&'static str, Vec<u8>)>,
     /// `gcc --version`: it compiles the guest's programs.
@@ -180,12 +234,13 @@ struct Inputs {
 impl Inputs {
     fn collect(ws: &Path) -> Result<Self> {
         let dir = ws.join("xtask/linux-guest");
-        let names = ["init", "nginx.conf"].into_iter().chain(PROGRAMS.iter().map(|(source, _)| *source));
+        let names = ["init", "nginx.conf", "vsftpd.conf"].into_iter().chain(PROGRAMS.iter().map(|(source, _)| *source));
         let files = names.map(|name| Ok((name, read(&dir.join(name))?))).collect::<Result<_>>()?;
         Ok(Inputs {
             kernel: debian::Package::kernel_of(KERNEL_META)?,
             busybox: debian::Package::candidate(BUSYBOX)?,
             nginx: debian::Package::candidate(NGINX)?,
+            vsftpd: debian::Package::candidate(VSFTPD)?,
             files,
             gcc_version: first_line_of(Command::new("gcc").arg("--version"))?,
         })
@@ -198,7 +253,7 @@ impl Inputs {
     /// A readable account of the inputs, kept beside the build.
     fn describe(&self) -> String {
         let mut text = String::new();
-        for pkg in [&self.kernel, &self.busybox, &self.nginx] {
+        for pkg in [&self.kernel, &self.busybox, &self.nginx, &self.vsftpd] {
             text += &format!("package {} {}\n", pkg.name, pkg.version);
         }
         for (name, content) in &self.files {
@@ -264,21 +319,55 @@ fn initramfs(ws: &Path, inputs: &Inputs, roots: &Roots, scratch: &Path) -> Resul
     let nginx = roots.nginx.join(NGINX_BINARY);
     archive.file(NGINX_BINARY, 0o755, &read(&nginx)?);
     archive.file("etc/nginx/nginx.conf", 0o644, inputs.file("nginx.conf"));
-    archive.file("etc/passwd", 0o644, b"root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n");
-    archive.file("etc/group", 0o644, b"root:x:0:\nnogroup:x:65534:\n");
+    archive.file("etc/passwd", 0o644, PASSWD.as_bytes());
+    archive.file("etc/group", 0o644, GROUP.as_bytes());
     archive.file("etc/nsswitch.conf", 0o644, b"passwd: files\ngroup: files\n");
+    let record = add_libraries(&mut archive, "nginx", &shared_libraries(&nginx)?, &[])?;
+    Ok((archive.finish(), record))
+}
+
+/// The FTP variant's second archive (see [`build_with_ftp`]), and the list
+/// of the libraries it copied from the host.
+fn ftp_overlay(inputs: &Inputs, nginx_root: &Path, vsftpd_root: &Path) -> Result<(Vec<u8>, String)> {
+    let mut archive = cpio::Archive::new();
+    // var/run is new; vsftpd refuses to start without its empty
+    // secure_chroot_dir, which must not be writable by the ftp user.
+    for dir in ["var/run", "var/run/vsftpd", "var/run/vsftpd/empty"] {
+        archive.dir(dir, 0o755);
+    }
+    let vsftpd = vsftpd_root.join(VSFTPD_BINARY);
+    archive.file(VSFTPD_BINARY, 0o755, &read(&vsftpd)?);
+    // vsftpd refuses a configuration file not owned by root (the archive's
+    // files are).
+    archive.file("etc/vsftpd.conf", 0o644, inputs.file("vsftpd.conf"));
+    archive.file("etc/passwd", 0o644, (PASSWD.to_owned() + FTP_USER).as_bytes());
+    archive.file("etc/group", 0o644, (GROUP.to_owned() + FTP_GROUP).as_bytes());
+    let present = shared_libraries(&nginx_root.join(NGINX_BINARY))?;
+    let record = add_libraries(&mut archive, "vsftpd", &shared_libraries(&vsftpd)?, &present)?;
+    Ok((archive.finish(), record))
+}
+
+/// Adds the host's `libraries` that `binary` links to `archive`, at the
+/// paths ldd gave, except those in `present` (already in the guest); a
+/// line per library (path and hash) for the build's record.
+fn add_libraries(
+    archive: &mut cpio::Archive,
+    binary: &str,
+    libraries: &[PathBuf],
+    present: &[PathBuf],
+) -> Result<String> {
     let mut record = String::new();
-    for library in shared_libraries(&nginx)? {
-        let bytes = read(&library)?;
+    for library in libraries.iter().filter(|l| !present.contains(l)) {
+        let bytes = read(library)?;
         let path = library.to_string_lossy().trim_start_matches('/').to_owned();
         ensure!(
             path.starts_with("lib/x86_64-linux-gnu/") || path.starts_with("lib64/"),
-            "nginx links {path}, outside the guest's library folders"
+            "{binary} links {path}, outside the guest's library folders"
         );
         record += &format!("library {path} {}\n", sha256_hex(&bytes));
         archive.file(&path, 0o755, &bytes);
     }
-    Ok((archive.finish(), record))
+    Ok(record)
 }
 
 /// The shared libraries `binary` needs, as absolute paths on the host
@@ -287,6 +376,8 @@ fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>> {
     let out = Command::new("ldd").arg(binary).output().context("running ldd")?;
     ensure!(out.status.success(), "ldd {} failed: {}", binary.display(), String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
+    let missing: Vec<&str> = text.lines().filter(|l| l.contains("not found")).map(str::trim).collect();
+    ensure!(missing.is_empty(), "{} links libraries the host lacks: {}", binary.display(), missing.join("; "));
     let libraries: Vec<PathBuf> = parse_ldd(&text);
     ensure!(libraries.iter().any(|l| l.ends_with("libc.so.6")), "ldd {} lists no libc:\n{text}", binary.display());
     Ok(libraries)
