@@ -9,8 +9,8 @@
 //! (release kernel, serial console, httpd serving `images/site`, the same
 //! `on_fault` policies) plus the test PD `fault-injector`
 //! (`pds/test/fault-injector`), which asks the monitor to make arpd, stray,
-//! httpd, file-cache, virtio-blk and virtio-net fault, in that order, 6, 9,
-//! 12, 15, 18 and 21 s after it starts: the monitor points the PD's instruction pointer
+//! httpd, file-cache, virtio-blk, virtio-net and ftpd fault, in that order,
+//! 6, 9, 12, 15, 18, 21 and 24 s after it starts: the monitor points the PD's instruction pointer
 //! at an unmapped page, so the PD takes a genuine VM fault. The test boots it in a network namespace
 //! on a TAP device, starts `wrk` against `/index.html`, and for each PD:
 //!
@@ -29,7 +29,8 @@
 //!   the site is served byte for byte (the cache, emptied by its own
 //!   restart, reads them again, the second time through the restarted
 //!   driver; httpd reset the connections that were sending from the old
-//!   cache and greeted the new one).
+//!   cache and greeted the new one), and after ftpd's restart `curl`
+//!   downloads `/index.html` by FTP byte for byte.
 //!
 //! Then: no other PD faulted or restarted, each target restarted once,
 //! `wrk` made requests throughout (its errors, from the connections httpd
@@ -56,7 +57,7 @@ pub fn tests() -> Vec<Test> {
             dying_call_answered,
         ),
         (
-            "recovery: arpd, stray, httpd, file-cache, virtio-blk and virtio-net killed by fault injection while wrk runs are each back within 100 ms, serving, and no other PD restarts",
+            "recovery: arpd, stray, httpd, file-cache, virtio-blk, virtio-net and ftpd killed by fault injection while wrk runs are each back within 100 ms, serving, and no other PD restarts",
             killed_pds_come_back,
         ),
     ]
@@ -120,7 +121,7 @@ fn dying_call_answered(ws: &Path) -> Result<()> {
 const SYSTEM: &str = "tests/systems/recovery.system";
 const WRK: Package = Package { name: "wrk", probe: "wrk" };
 /// The PDs fault-injector kills, in its order.
-const TARGETS: &[&str] = &["arpd", "stray", "httpd", "file-cache", "virtio-blk", "virtio-net"];
+const TARGETS: &[&str] = &["arpd", "stray", "httpd", "file-cache", "virtio-blk", "virtio-net", "ftpd"];
 /// The most a PD may take from its fault to its event loop.
 const MAX_RECOVERY_MS: f64 = 100.0;
 
@@ -165,6 +166,20 @@ fn get_index(ns: &Netns, index: &[u8], when: &str) -> Result<()> {
         .context("running curl")?;
     ensure!(out.status.success(), "curl {when}: {}", String::from_utf8_lossy(&out.stderr));
     ensure!(out.stdout == index, "curl {when}: the body differs from images/site/index.html");
+    Ok(())
+}
+
+/// `curl` of `ftp://NODE/index.html` in the namespace; fails unless it is
+/// `index.html`.
+fn get_by_ftp(ns: &Netns, index: &[u8]) -> Result<()> {
+    let out = ns
+        .command("curl")
+        .args(["-sS", "-m", "20", &format!("ftp://{NODE_IP}/index.html")])
+        .stdin(Stdio::null())
+        .output()
+        .context("running curl")?;
+    ensure!(out.status.success(), "curl ftp://: {}", String::from_utf8_lossy(&out.stderr));
+    ensure!(out.stdout == index, "curl ftp://: the body differs from images/site/index.html");
     Ok(())
 }
 
@@ -215,7 +230,7 @@ fn judge(ns: &Netns, s: &mut Session, index: &[u8], site: &Path) -> Result<()> {
     get_index(ns, index, "before the faults")?;
     let wrk = ns
         .command("wrk")
-        .args(["-t", "1", "-c", "16", "-d", "23s", "--timeout", "5s", &format!("http://{NODE_IP}/index.html")])
+        .args(["-t", "1", "-c", "16", "-d", "26s", "--timeout", "5s", &format!("http://{NODE_IP}/index.html")])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -244,6 +259,7 @@ fn judge(ns: &Netns, s: &mut Session, index: &[u8], site: &Path) -> Result<()> {
             // After httpd's restart its cache is empty: every file it
             // serves now is read through the restarted driver.
             "file-cache" | "virtio-blk" => ("every file of the site byte for byte", get_site(ns, site).is_ok()),
+            "ftpd" => ("curl ftp:// byte for byte", get_by_ftp(ns, index).is_ok()),
             _ => ("curl / byte for byte", get_index(ns, index, &format!("after {target}'s restart")).is_ok()),
         };
         println!(

@@ -34,6 +34,7 @@ const SCHEDULE: &[(u64, &str)] = &[
     (15_000, "file-cache"),
     (18_000, "virtio-blk"),
     (21_000, "virtio-net"),
+    (24_000, "ftpd"),
 ];
 
 const MS: u64 = 1_000_000;
