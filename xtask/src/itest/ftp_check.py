@@ -338,7 +338,7 @@ def normal(args, site):
         for fact in ("TYPE*;", "SIZE*;", "MODIFY*;"):
             check(fact in mlst[0], "FEAT", "MLST lacks %s: %r" % (fact, mlst[0]))
     ok("FEAT", ", ".join(feats))
-    expect(ftp, "OPTS UTF8 ON", 200, "OPTS UTF8 ON")
+    expect(ftp, "OPTS UTF8 ON", 200, "OPTS UTF8 ON", known_diff=True)
 
     # Directories.
     resp = expect(ftp, "PWD", 257, "PWD")
@@ -510,8 +510,15 @@ def normal(args, site):
     final = ftp.getmultiline()
     check(code(final) == "226", "RETR after a 550", "%r" % final)
     ok("RETR after a 550", "the same listener serves the next RETR")
-    resp = expect(ftp, "RETR " + afile, 425, "RETR without PASV")
-    ok("RETR without PASV", resp)
+    if "RETR without PASV" in args.skip:
+        print("skip RETR without PASV")
+    else:
+        resp = cmd(ftp, "RETR " + afile)
+        if code(resp) in ("125", "150"):
+            # An active-mode server connects to the client's default port.
+            resp += " / " + ftp.getmultiline()
+        check(code(resp) == "425", "RETR without PASV", "%r, expected 425" % resp, known_diff=True)
+        ok("RETR without PASV", resp)
 
     # TYPE A: LF to CRLF.
     text = site.text_file()
@@ -528,8 +535,9 @@ def normal(args, site):
     n = len(whole) // 2
     addr = passive(ftp, args, name="REST in TYPE A")
     s = data_socket(addr)
-    expect(ftp, "REST %d" % n, 350, "REST in TYPE A")
-    resp = cmd(ftp, "RETR " + text)
+    resp = expect(ftp, "REST %d" % n, 350, "REST in TYPE A", known_diff=True)
+    if code(resp) == "350":
+        resp = cmd(ftp, "RETR " + text)
     if check(code(resp) in ("125", "150"), "REST in TYPE A", "RETR answered %r" % resp, known_diff=True):
         same("REST %d in TYPE A" % n, read_all(s), whole[n:])
         final = ftp.getmultiline()
@@ -613,6 +621,9 @@ def normal(args, site):
     if mlsd_ok:
         entries = dict(ftp.mlsd("/"))
         check(set(entries) == set(site.entries("/")), "ftplib mlsd", "%s" % sorted(entries)[:5])
+    # ftplib's nlst and mlsd leave the session in TYPE A (retrlines sends
+    # it), where SIZE is 550 (as pyftpdlib and ProFTPD do): TYPE I first.
+    ftp.voidcmd("TYPE I")
     check(ftp.size(afile) == os.path.getsize(site.local(afile)), "ftplib size", "")
     ftp.quit()
     ok("ftplib login, nlst, retrbinary, mlsd, size, quit")
@@ -707,11 +718,12 @@ def refusals(args, site):
     expect(ftp, "CWD", 501, "CWD without argument", known_diff=True)
     expect(ftp, "PWD extra", 501, "PWD with an argument", known_diff=True)
     expect(ftp, "EPSV 2", 522, "EPSV 2")
-    expect(ftp, "USER someone", 530, "USER after login", known_diff=True)
-    expect(ftp, "PASS again", 230, "PASS after login", known_diff=True)
-    ok("SITE 502, unknown 500, missing/extra argument 501, EPSV 2 522, USER after login 530")
+    ok("SITE 502, unknown 500, missing/extra argument 501, EPSV 2 522")
     # Still serving after the refusals.
     same("RETR after refusals", retr(ftp, args, afile, "RETR after refusals"), site.read(afile))
+    expect(ftp, "USER someone", 530, "USER after login", known_diff=True)
+    expect(ftp, "PASS again", 230, "PASS after login", known_diff=True)
+    ok("USER after login 530, PASS after login 230")
     expect(ftp, "QUIT", 221, "QUIT")
     ftp.close()
     ok("the session serves after the refusals", "%s intact; QUIT 221" % afile)
@@ -719,7 +731,7 @@ def refusals(args, site):
 
 def epsv_all(args, site):
     ftp = connect(args)
-    expect(ftp, "EPSV ALL", 200, "EPSV ALL")
+    expect(ftp, "EPSV ALL", 200, "EPSV ALL", known_diff=True)
     resp = cmd(ftp, "PASV")
     check(code(resp) == "503", "PASV after EPSV ALL", "%r, expected 503" % resp, known_diff=True)
     afile = next(u for u, _ in site.files if u.count("/") == 1)
@@ -1124,6 +1136,7 @@ def main():
     p.add_argument("--part", type=int, default=1000000, help="bytes of the REST check's first part")
     p.add_argument("--mtime", choices=("local", "any"), default="local",
                    help="MDTM/modify equal to the local files' mtimes, or just well formed")
+    p.add_argument("--skip", action="append", default=[], help="(validation) a check not to run, by name")
     p.add_argument("--lenient", action="store_true", help="validation against another server: known differences do not fail")
     args = p.parse_args()
     LENIENT = args.lenient
