@@ -70,6 +70,8 @@ const CHECK: &str = include_str!("ftp_check.py");
 const CHECK_TIMEOUT_S: u64 = 1200;
 
 const LFTP: Package = Package { name: "lftp", probe: "lftp" };
+/// The clients (besides [`TOOLS`], the namespace's own).
+const CLIENTS: &[Package] = &[CURL, LFTP, Package { name: "python3", probe: "/usr/bin/python3" }];
 
 /// The generated site's files on the host (what [`generated_site`] wrote).
 fn site_root(ws: &Path) -> PathBuf {
@@ -86,7 +88,7 @@ fn with_ftp(ws: &Path, check: impl FnOnce(&Netns, &mut Session, &Site) -> Result
 /// [`with_ftp`], `check` also given ftpd's serving line.
 fn with_ftp_line(ws: &Path, check: impl FnOnce(&Netns, &mut Session, &Site, &str) -> Result<()>) -> Result<()> {
     deps::ensure_packages(TOOLS)?;
-    deps::ensure_packages(&[CURL, LFTP])?;
+    deps::ensure_packages(CLIENTS)?;
     let site = generated_site(ws)?;
     let built = build(ws, SYSTEM, CONFIG)?;
     let ns = Netns::new()?;
