@@ -666,7 +666,7 @@ def abort_transfer(ftp, args, site):
     # data connection stays open and unread: the server must answer while
     # its send is blocked. (vsftpd does not: blocked in its write, it
     # answers once the client closes the data connection, which a watchdog
-    # does after 5 s; a known difference.)
+    # does after 15 s; a known difference.)
     fired = []
 
     def close_data():
@@ -675,7 +675,7 @@ def abort_transfer(ftp, args, site):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         s.close()
 
-    watchdog = threading.Timer(5, close_data)
+    watchdog = threading.Timer(15, close_data)
     watchdog.start()
     try:
         first = ftp.abort()
