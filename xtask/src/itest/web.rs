@@ -132,7 +132,7 @@ fn with_web(
 /// Whatever a test did to the node, no PD may have logged an `error:`
 /// line: those name broken invariants (a queue, a descriptor, a device),
 /// which a client would not notice until much later.
-fn no_error_lines(s: &Session) -> Result<()> {
+pub(super) fn no_error_lines(s: &Session) -> Result<()> {
     let errors: Vec<&String> = s.transcript.iter().filter(|l| l.contains("] error: ")).collect();
     ensure!(errors.is_empty(), "{} error line(s) on the console, the first: {}", errors.len(), errors[0]);
     Ok(())
