@@ -95,8 +95,8 @@ impl net_serve_pd::Server for Ftpd {
         let mux = DeviceAndCache::mux();
         let (c, f, d) = (s.counters, s.service.counters, s.wire.counters);
         log!(
-            "sessions={} refused_busy={} commands={} passive_opened={} passive_failed={} data_connections={} data_refused={} transfers={} complete={} lost={} local_errors={} aborted={} bytes_in_place={} bytes_copied={} file_waits={} sessions_in_use={} listeners={}; accepted={} aborted_connections={} time_wait={} busy={}/{} connections={}/{} syn_acks={} syn_acks_again={} table_full={} per_source_refused={} service_refused={} resets={} resets_limited={} bare_acks_dropped={} rx_bad={} no_work={}; {}",
-            f.sessions, f.refused_busy, f.commands, f.passive_opened, f.passive_failed, f.data_connections, f.data_refused, f.transfers, f.complete, f.lost, f.local_errors, f.aborted, f.bytes_in_place, f.bytes_copied, f.file_waits,
+            "sessions={} refused_busy={} commands={} passive_opened={} passive_failed={} data_connections={} data_refused={} transfers={} complete={} lost={} local_errors={} aborted={} bytes_in_place={} bytes_copied={} file_waits={} throttled={} sessions_in_use={} listeners={}; accepted={} aborted_connections={} time_wait={} busy={}/{} connections={}/{} syn_acks={} syn_acks_again={} table_full={} per_source_refused={} service_refused={} resets={} resets_limited={} bare_acks_dropped={} rx_bad={} no_work={}; {}",
+            f.sessions, f.refused_busy, f.commands, f.passive_opened, f.passive_failed, f.data_connections, f.data_refused, f.transfers, f.complete, f.lost, f.local_errors, f.aborted, f.bytes_in_place, f.bytes_copied, f.file_waits, f.throttled,
             s.service.sessions_in_use(), s.service.listeners(),
             c.accepted, c.aborted, c.time_wait, s.works_in_use(), s.works(), s.connections(), s.capacity(),
             c.syn_acks, c.syn_acks_again, c.table_full, c.per_source_refused, c.service_refused, c.resets, c.resets_limited, c.bare_acks_dropped, c.rx_bad, c.no_work,

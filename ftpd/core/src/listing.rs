@@ -144,9 +144,16 @@ pub fn write_facts(f: &mut impl Write, kind: Kind, facts: Facts) -> fmt::Result 
                 write!(f, "modify={};", core::str::from_utf8(&m).unwrap_or("19700101000000"))?;
             }
         }
-        Kind::Dir { .. } => {
+        Kind::Dir { modified } => {
             if facts.has(Facts::TYPE) {
                 f.write_str("type=dir;")?;
+            }
+            // The date LIST shows (the image has no directory dates):
+            // without it, clients such as lftp's mirror ask MDTM of each
+            // directory, which is 550.
+            if facts.has(Facts::MODIFY) && modified != 0 {
+                let m = mdtm(modified);
+                write!(f, "modify={};", core::str::from_utf8(&m).unwrap_or("19700101000000"))?;
             }
         }
     }
@@ -232,6 +239,10 @@ pub struct ListCursor {
     end: u32,
     /// Bytes of a path before an entry's name (the directory and its `/`).
     prefix_len: u32,
+    /// Where the text written for an entry starts in its path: at the
+    /// name (`prefix_len`), or before it for NLST of a named directory
+    /// ([`ListCursor::naming_from`]).
+    name_from: u32,
     format: Format,
     facts: Facts,
     /// Bytes of the current entry's line already written.
@@ -250,11 +261,23 @@ impl ListCursor {
             next: range.start,
             end: range.end,
             prefix_len: prefix_len as u32,
+            name_from: prefix_len as u32,
             format,
             facts,
             sent: 0,
             now: None,
         }
+    }
+
+    /// Entries named from byte `from` of their paths instead of by their
+    /// names alone: NLST of a named directory lists `DIR/name`, as `ls
+    /// DIR` does with a relative `DIR` and vsftpd does, so that a client
+    /// that retrieves each name it got (`mget DIR`) finds the file. `from`
+    /// 0 names entries by their absolute paths; a `from` past the name's
+    /// start is taken as the name's start.
+    pub fn naming_from(mut self, from: u32) -> ListCursor {
+        self.name_from = from.min(self.prefix_len);
+        self
     }
 
     /// The one entry of the file at index position `position` (LIST of a
@@ -265,6 +288,7 @@ impl ListCursor {
             next: position,
             end: position.saturating_add(1).min(image.len()),
             prefix_len: prefix_len as u32,
+            name_from: prefix_len as u32,
             format,
             facts,
             sent: 0,
@@ -274,7 +298,7 @@ impl ListCursor {
 
     /// An empty listing.
     pub fn empty(format: Format) -> ListCursor {
-        ListCursor { next: 0, end: 0, prefix_len: 1, format, facts: Facts::ALL, sent: 0, now: None }
+        ListCursor { next: 0, end: 0, prefix_len: 1, name_from: 1, format, facts: Facts::ALL, sent: 0, now: None }
     }
 
     /// Whether every entry was written.
@@ -322,14 +346,16 @@ impl ListCursor {
     fn render(&self, image: &Image<'_>, record: &FileRecord<'_>, now: u64, line: &mut [u8]) -> (usize, u32) {
         let path = record.path;
         let rel = path.get(self.prefix_len as usize..).unwrap_or("");
-        let (name, kind, skip_to) = match rel.find('/') {
-            None => (rel, Kind::File { size: record.size, modified: record.last_modified }, self.next + 1),
+        let (name_len, kind, skip_to) = match rel.find('/') {
+            None => (rel.len(), Kind::File { size: record.size, modified: record.last_modified }, self.next + 1),
             Some(i) => {
                 let dir_end = self.prefix_len as usize + i;
                 let after = lower_bound(image, &path.as_bytes()[..dir_end], b'/' + 1);
-                (&rel[..i], Kind::Dir { modified: record.last_modified }, after.max(self.next + 1))
+                (i, Kind::Dir { modified: record.last_modified }, after.max(self.next + 1))
             }
         };
+        let end = (self.prefix_len as usize + name_len).min(path.len());
+        let name = path.get(self.name_from as usize..end).unwrap_or(&rel[..name_len]);
         let mut w = SliceWriter { buf: line, len: 0 };
         if write_entry(&mut w, self.format, self.facts, kind, name, now).is_err() {
             // Cannot happen: MAX_ENTRY holds the longest line. Send the
@@ -390,7 +416,7 @@ mod tests {
         );
         assert_eq!(
             one_shot(&image, "/", Format::Mlsd),
-            "type=dir; docs\r\ntype=file;size=1234;modify=20231114221320; f.bin\r\n"
+            "type=dir;modify=20231114221320; docs\r\ntype=file;size=1234;modify=20231114221320; f.bin\r\n"
         );
         let mut c = ListCursor::file(&image, 1, Format::Mlsd, Facts(Facts::SIZE));
         let mut out = [0u8; 100];

@@ -267,6 +267,9 @@ pub struct Counters {
     pub bytes_copied: u64,
     /// Opens the store answered `Wait` (counted once per transfer).
     pub file_waits: u64,
+    /// Visits of a control connection that found its session over the
+    /// command rate (the next command waits).
+    pub throttled: u64,
 }
 
 /// A connection's role, kept in its slot for its life.
@@ -353,6 +356,9 @@ struct Entry {
     transfer: Option<Transfer>,
     /// How the transfer ended, for the control connection to answer.
     outcome: Option<Outcome>,
+    /// No command is read before this time: the session's rate limit
+    /// (`Session::throttled_until`).
+    throttled: Option<u64>,
 }
 
 impl Entry {
@@ -369,6 +375,7 @@ impl Entry {
             data: DataLink::None,
             transfer: None,
             outcome: None,
+            throttled: None,
         }
     }
 
@@ -643,6 +650,13 @@ impl<S> Ftp<S> {
                 moved = true;
                 continue;
             };
+            // The rate limit: no command before its time; the input waits
+            // (the window closes) and the deadline brings the next visit.
+            e.throttled = session.throttled_until(now);
+            if e.throttled.is_some() {
+                self.counters.throttled += 1;
+                break;
+            }
             let (used, line) = e.lines.feed(&input.input[..input.input_len]);
             let action = match line {
                 Some(line) => {
@@ -658,7 +672,7 @@ impl<S> Ftp<S> {
         }
         if let Some(w) = work {
             w.app.reply_pending = self.sessions[s].reply_pending();
-            if w.app.input_len > 0 && !w.app.reply_pending {
+            if w.app.input_len > 0 && !w.app.reply_pending && self.sessions[s].throttled.is_none() {
                 // Lines left after the last round: the next visit reads on.
                 wakes.wake(i);
             }
@@ -1115,7 +1129,11 @@ impl<S: FtpStore> Service for Ftp<S> {
     fn deadline(&self, slot: &Slot<FtpConn>, _work: Option<&Self::Work>) -> Option<u64> {
         match slot.service {
             FtpConn::Control(s) if !slot.closing => {
-                self.sessions[usize::from(s)].session.as_ref().and_then(Session::deadline)
+                let e = &self.sessions[usize::from(s)];
+                match (e.session.as_ref().and_then(Session::deadline), e.throttled) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
             }
             _ => None,
         }

@@ -56,6 +56,14 @@
 //! Resolved against the site's `/` and normalised as [`crate::path`]
 //! describes: never outside the root. CWD into a file or nothing is 550;
 //! CDUP is CWD `..` (250: RFC 959 §4.1.1 says its replies are CWD's).
+//! NLST of a named directory names its entries by path (RFC 959 leaves
+//! the form to the server): relative to the current directory when the
+//! argument is relative and the directory lies under it (`NLST docs` gives
+//! `docs/a`, as `ls docs` does), absolute otherwise, so that a client that
+//! retrieves each name it got (`mget docs`) finds the file; NLST without an
+//! argument gives bare names. MLSD and MLST give a directory the date LIST
+//! shows (its first file's) as its `modify` fact, so that a mirroring
+//! client need not ask MDTM of it (which is 550).
 //! RETR, SIZE and MDTM of a directory or a missing file are 550. LIST and
 //! NLST of a file list that file; MLSD of a file is 501 (RFC 3659 §7.2.1:
 //! its argument must be a directory). LIST and NLST skip leading words
@@ -107,7 +115,7 @@
 //! | [`LOGIN_TIMEOUT_NS`] | 60 s from the greeting | 421, close |
 //! | [`IDLE_TIMEOUT_NS`] | 300 s without a command, no transfer running | 421, close |
 //! | [`DATA_CONNECT_TIMEOUT_NS`] | 30 s from the 227/229 (or from the transfer command) to the data connection | listener closed; with a transfer waiting, 425 |
-//! | [`RATE_PER_SECOND`], [`RATE_BURST`] | 20 commands a second, bursts of 40 | 421, close |
+//! | [`RATE_PER_SECOND`], [`RATE_BURST`] | 20 commands a second, bursts of 40 | the next command waits ([`Session::throttled_until`]); fed anyway, 421 and close |
 //! | [`MAX_BAD_COMMANDS`] | more than 20 replies 500–504 or 530 | 421, close |
 //! | [`MAX_LOGIN_FAILURES`] | the 3rd refused user name | 421 (instead of 530), close |
 //! | [`MAX_UNUSED_PASSIVE`] | more than 20 listeners in a row replaced or expired unused (a transfer resets the count) | 421, close |
@@ -116,12 +124,18 @@
 //! line end (or the tail of an overlong line) is closed by the idle or
 //! login timeout like a silent one.
 //!
-//! The rate limit closes rather than delays: delaying would keep the
-//! connection and its buffers busy for a client that is misbehaving, and
-//! no interactive or mirroring client comes close (each command waits for
-//! its reply, each transfer for its data). 550 (not found) is not a bad
-//! command: a mirror asks for many missing files, and the rate limit
-//! bounds the cost of each (a binary search).
+//! The rate limit delays rather than closes: the server reads no further
+//! command until [`Session::throttled_until`] has passed, so its input
+//! buffer fills and the window closes, and a client that sends commands
+//! faster than 20 a second (after a burst of 40) is slowed to that pace.
+//! Closing instead broke real clients: `lftp`'s `mirror` of the 1,023-file
+//! test site sends about 2,500 commands in a second on a fast link (each
+//! waits for its reply, but replies are quick), and was cut off 48 times.
+//! A slowed client holds one session and one input buffer, as an idle one
+//! does, and the idle timeout still applies. A caller that feeds a command
+//! while the session is throttled gets 421 and the session closes. 550
+//! (not found) is not a bad command: a mirror asks for many missing files,
+//! and the rate limit bounds the cost of each (a binary search).
 
 use crate::ascii::AsciiEncoder;
 use crate::command::{parse, Command, DataType, EpsvArg, Input};
@@ -456,8 +470,18 @@ impl Session {
         }
     }
 
+    /// When the next command may be served, if not at `now`: the rate
+    /// limit's credit refills at [`RATE_PER_SECOND`] commands a second up
+    /// to [`RATE_BURST`] (module docs, "Limits and timeouts").
+    pub fn throttled_until(&self, now: u64) -> Option<u64> {
+        let elapsed = now.saturating_sub(self.credit_at);
+        let credit = self.credit_ns.saturating_add(elapsed).min(RATE_BURST * COMMAND_COST_NS);
+        (credit < COMMAND_COST_NS).then(|| now + (COMMAND_COST_NS - credit))
+    }
+
     /// Takes one command's cost from the credit; 421 and close if there
-    /// is not enough.
+    /// is not enough (the caller did not wait for
+    /// [`Session::throttled_until`]).
     fn rate_limit(&mut self, now: u64, reply: &mut Reply) -> Option<Action> {
         let elapsed = now.saturating_sub(self.credit_at);
         self.credit_at = self.credit_at.max(now);
@@ -839,7 +863,11 @@ impl Session {
             return Action::None;
         };
         let cursor = if path.is_root() || image.is_directory(path.as_bytes()) {
-            ListCursor::directory(image, &path, format, self.facts)
+            let cursor = ListCursor::directory(image, &path, format, self.facts);
+            match (format, arg.is_empty()) {
+                (Format::Nlst, false) => cursor.naming_from(self.names_from(arg, &path)),
+                _ => cursor,
+            }
         } else if let Some(position) = image.position(path.as_bytes()) {
             if format == Format::Mlsd {
                 reply.line(501, "MLSD needs a directory.");
@@ -858,6 +886,27 @@ impl Session {
         self.start(what, Transfer::Listing(cursor), now, reply)
     }
 
+    /// Where NLST's names of the entries under the directory named by
+    /// `arg` start in their absolute paths: at 0 (absolute paths) for an
+    /// absolute `arg`, else after the current directory and its `/`
+    /// (paths relative to it) when the directory lies under it; absolute
+    /// otherwise (`..` led out of it).
+    fn names_from(&self, arg: &[u8], dir: &SitePath) -> u32 {
+        if arg.first() == Some(&b'/') {
+            return 0;
+        }
+        if self.cwd.is_root() {
+            return 1;
+        }
+        let (cwd, dir) = (self.cwd.as_bytes(), dir.as_bytes());
+        let under = dir.strip_prefix(cwd).is_some_and(|rest| rest.is_empty() || rest[0] == b'/');
+        if under {
+            cwd.len() as u32 + 1
+        } else {
+            0
+        }
+    }
+
     fn mlst(&mut self, arg: &[u8], image: &Image<'_>, reply: &mut Reply) {
         let Ok(path) = self.cwd.resolve(arg) else {
             reply.line(550, "No such file or directory.");
@@ -866,7 +915,9 @@ impl Session {
         let kind = if let Some(r) = image.lookup(path.as_bytes()) {
             Kind::File { size: r.size, modified: r.last_modified }
         } else if path.is_root() || image.is_directory(path.as_bytes()) {
-            Kind::Dir { modified: 0 }
+            // LIST's date of a directory: its first file's.
+            let first = crate::listing::children(image, &path).start;
+            Kind::Dir { modified: image.record(first).map_or(0, |r| r.last_modified) }
         } else {
             reply.line(550, "No such file or directory.");
             return;

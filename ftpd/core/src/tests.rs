@@ -317,14 +317,36 @@ fn listings_and_mlst() {
     c.pasv();
     assert_eq!(c.code("MLSD index.html"), "501"); // RFC 3659 §7.2.1: a directory
     let (_, action) = c.send("MLSD /docs");
-    assert_eq!(listing(&c.image, action), "type=dir; a\r\ntype=file;size=18;modify=20231114221320; intro.txt\r\n");
+    assert_eq!(
+        listing(&c.image, action),
+        "type=dir;modify=20231114221320; a\r\ntype=file;size=18;modify=20231114221320; intro.txt\r\n"
+    );
     c.done(Outcome::Complete);
+    // NLST of a named directory names its entries by path, relative when
+    // the argument is (as `ls DIR`), so that each name can be retrieved.
+    for (command, want) in [
+        ("NLST docs", "docs/a\r\ndocs/intro.txt\r\n"),
+        ("NLST /docs", "/docs/a\r\n/docs/intro.txt\r\n"),
+        ("NLST docs/a/..", "docs/a\r\ndocs/intro.txt\r\n"),
+    ] {
+        c.pasv();
+        let (_, action) = c.send(command);
+        assert_eq!(listing(&c.image, action), want, "{command}");
+        c.done(Outcome::Complete);
+    }
+    assert_eq!(c.code("CWD /docs/a"), "250");
+    c.pasv();
+    // Out of the current directory: absolute paths.
+    let (_, action) = c.send("NLST ..");
+    assert_eq!(listing(&c.image, action), "/docs/a\r\n/docs/intro.txt\r\n");
+    c.done(Outcome::Complete);
+    assert_eq!(c.code("CWD /"), "250");
     // RFC 3659 §7.2: MLST over the control connection.
     assert_eq!(
         c.send("MLST docs/intro.txt").0,
         "250-Listing /docs/intro.txt\r\n type=file;size=18;modify=20231114221320; /docs/intro.txt\r\n250 End\r\n"
     );
-    assert_eq!(c.send("MLST").0, "250-Listing /\r\n type=dir; /\r\n250 End\r\n");
+    assert_eq!(c.send("MLST").0, "250-Listing /\r\n type=dir;modify=20231114221320; /\r\n250 End\r\n");
     assert_eq!(c.code("MLST nope"), "550");
     // RFC 3659 §7.9: OPTS MLST selects facts; FEAT marks them with `*`.
     assert_eq!(c.send("OPTS MLST size;modify;").0, "200 MLST OPTS size;modify;\r\n");

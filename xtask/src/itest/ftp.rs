@@ -1,6 +1,7 @@
-//! The FTP server (`tests/systems/ftp.system`: the network node, the
-//! virtio-blk driver, the file cache, httpd and the FTP server PD `ftpd`,
-//! both serving the generated site image, [`super::web_site`]), judged from
+//! The FTP server of the deployed node (`microkit.system`: the network
+//! node, the virtio-blk driver, the file cache, httpd and the FTP server
+//! PD `ftpd`, both serving the generated site image, [`super::web_site`];
+//! release kernel, the serial PD's console), judged from
 //! outside with real clients in a network namespace on a TAP device, as
 //! the web tests do ([`super::web`]): `curl` (listings and downloads over
 //! FTP, and over HTTP beside it), `lftp` (a mirror of the whole site) and
@@ -8,28 +9,18 @@
 //! documents in `ftpd/core/src/session.rs`, and the attacks of its
 //! `--hostile` mode). Needs root.
 //!
-//! ftpd: anonymous, read-only, passive only, on [`NODE_IP`] port 21 with
-//! passive ports [`PASV_PORTS`].
-//!
-//! **Not registered yet**: `tests/systems/ftp.system` does not exist on
-//! this branch. The module is declared (so that it builds and clippy sees
-//! it) but its tests are in no list: once the system boots ftpd, add
-//! `tests.extend(ftp::tests());` in `super::run` (`xtask/src/itest/mod.rs`,
-//! where a comment marks the place) and drop the `dead_code` allowance
-//! below. (Or boot `microkit.system`, which runs ftpd beside httpd: see
-//! [`SYSTEM`].)
+//! ftpd: anonymous, read-only, passive only, on [`NODE_IP`]; its control
+//! port and passive range are read from the description's claims
+//! (`harness::system::served`), as ftpd reads them.
 //!
 //! `ftp_check.py` passes, unchanged (strict), against a host driver of
 //! ftpd-core's `Session` on loopback, and with `--lenient` against vsftpd
 //! 3.0.3 and pyftpdlib 1.5.7 (its header lists the replies that differ).
-//! [`lftp_mirror`] fails against the rate limit ftpd-core documents: see
-//! there.
-#![allow(dead_code)]
 
 use super::node::{no_faults, run, Netns, NODE_IP, TAP, TOOLS};
 use super::web::{generated_site, no_error_lines, Site, CURL, SERVING as HTTP_SERVING};
 use super::web_site::{self, SiteFile};
-use super::{build, Test, KERNEL_CONSOLE, LINE_TIMEOUT};
+use super::{build, Test, LINE_TIMEOUT};
 use crate::harness::deps::{self, Package};
 use crate::harness::kernel::KernelConfig;
 use crate::harness::qemu::{self, Session};
@@ -49,19 +40,17 @@ pub fn tests() -> Vec<Test> {
     ]
 }
 
-/// The system: the web node with ftpd beside httpd. (`microkit.system`
-/// runs ftpd beside httpd too: booting it instead is `SYSTEM =
-/// "microkit.system"` with [`CONFIG`] `KernelConfig::Release`, as
-/// `web_http` boots it; its console is the serial PD's.)
-const SYSTEM: &str = "tests/systems/ftp.system";
-/// The kernel [`SYSTEM`] boots: the debug kernel prints the PDs' logs.
-const CONFIG: KernelConfig = KERNEL_CONSOLE;
+/// The system: the deployed node, ftpd beside httpd.
+const SYSTEM: &str = "microkit.system";
+/// The kernel [`SYSTEM`] boots: the deployment's (the serial PD prints
+/// every PD's log).
+const CONFIG: KernelConfig = KernelConfig::Release;
 /// ftpd's line once it listens.
 const SERVING: &str = "[ftpd] serving ftp://";
-/// ftpd's control port.
-const PORT: u16 = 21;
-/// ftpd's passive ports.
-const PASV_PORTS: (u16, u16) = (50000, 50031);
+/// ftpd's control port and passive range, from [`SYSTEM`]'s claims.
+fn ports(ws: &Path) -> Result<(u16, u16, u16)> {
+    crate::harness::system::served(&ws.join(SYSTEM))?.ftp.context("no ftpd with a control port and a passive range")
+}
 /// Another address of the namespace, for a data connection from elsewhere.
 const SECOND: &str = "10.0.2.3";
 /// The ftplib checks: `ftp_check.py HOST PORT SITE_DIR [--hostile ...]`.
@@ -286,11 +275,12 @@ fn run_check(ns: &Netns, ws: &Path, args: &[&str]) -> Result<()> {
     // Last-Modified is the files' mtime unless SOURCE_DATE_EPOCH overrides
     // it for the whole image (`harness::site::build`).
     let mtime = if std::env::var_os("SOURCE_DATE_EPOCH").is_some() { "any" } else { "local" };
+    let (port, first, last) = ports(ws)?;
     let out = ns
         .command("timeout")
-        .args([&CHECK_TIMEOUT_S.to_string(), "/usr/bin/python3", "-c", CHECK, NODE_IP, &PORT.to_string()])
+        .args([&CHECK_TIMEOUT_S.to_string(), "/usr/bin/python3", "-c", CHECK, NODE_IP, &port.to_string()])
         .arg(&root)
-        .args(["--mtime", mtime, "--pasv-min", &PASV_PORTS.0.to_string(), "--pasv-max", &PASV_PORTS.1.to_string()])
+        .args(["--mtime", mtime, "--pasv-min", &first.to_string(), "--pasv-max", &last.to_string()])
         .args(args)
         .stdin(Stdio::null())
         .output()

@@ -6,7 +6,6 @@ mod badlink;
 pub mod blk;
 pub mod cache;
 mod drivers;
-// The FTP tests, not in the list below until ftpd and its system exist.
 mod ftp;
 mod hostile;
 mod http_client;
@@ -79,8 +78,7 @@ pub fn run(ws: &Path, filter: Option<&str>) -> Result<()> {
     tests.extend(node::tests());
     tests.extend(web::tests());
     tests.extend(web_http::tests());
-    // Once `tests/systems/ftp.system` boots ftpd: `tests.extend(ftp::tests());`
-    // (see `ftp`'s module docs).
+    tests.extend(ftp::tests());
     tests.extend(hostile::tests());
     tests.extend(redteam::tests());
     tests.extend(recovery::tests());

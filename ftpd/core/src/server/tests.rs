@@ -423,7 +423,9 @@ fn pasv_and_list() {
     assert!(first.starts_with("125 "), "{first}");
     let data = receive_all(&mut net, d);
     assert_eq!(c.reply(&mut net), "226 Transfer complete.\r\n");
-    assert_eq!(String::from_utf8(data).unwrap(), "big.bin\r\nhuge.bin\r\nnotes.txt\r\n");
+    // A named directory's entries by path (as `ls /pub` and vsftpd), so
+    // that a client retrieving each name finds the file.
+    assert_eq!(String::from_utf8(data).unwrap(), "/pub/big.bin\r\n/pub/huge.bin\r\n/pub/notes.txt\r\n");
     assert_eq!(net.server.service.counters.complete, 2);
     assert_eq!(net.server.service.listeners(), 0);
 }
@@ -680,7 +682,7 @@ fn thousands_of_pasv_hold_one_listener() {
         // session: `MAX_UNUSED_PASSIVE`).
         if k % 20 == 19 {
             let (_, data, last) = transfer(&mut net, &mut c, "NLST /pub");
-            assert_eq!(data.len(), 30);
+            assert_eq!(data.len(), 45);
             assert_eq!(last, "226 Transfer complete.\r\n");
             continue;
         }
@@ -830,7 +832,7 @@ fn transfers_arrive_whole_over_a_lossy_reordering_link() {
         assert!(data == big(300_000), "seed {seed}: {} bytes", data.len());
         assert_eq!(last, "226 Transfer complete.\r\n");
         let (_, data, _) = transfer_connected(&mut net, &mut c, "NLST /pub");
-        assert_eq!(data, b"big.bin\r\nhuge.bin\r\nnotes.txt\r\n");
+        assert_eq!(data, b"/pub/big.bin\r\n/pub/huge.bin\r\n/pub/notes.txt\r\n");
         assert_eq!(net.client_dev.bad_frames, 0);
         net.loss = None;
         net.run_until(5000, |n| n.store.pins() == 0);
@@ -915,7 +917,7 @@ fn a_lost_last_ack_of_a_handshake_is_recovered_by_the_syn_ack_sent_again() {
     let port = c.pasv(&mut net);
     let d = connect_losing_the_last_ack(&mut net, port);
     assert!(c.command(&mut net, "NLST /pub").starts_with("150 "));
-    assert_eq!(receive_all(&mut net, d), b"big.bin\r\nhuge.bin\r\nnotes.txt\r\n");
+    assert_eq!(receive_all(&mut net, d), b"/pub/big.bin\r\n/pub/huge.bin\r\n/pub/notes.txt\r\n");
     assert_eq!(c.reply(&mut net), "226 Transfer complete.\r\n");
     assert_eq!(net.server.counters.syn_acks_again, 2);
     // A made connection's SYN-ACK is not sent again.
@@ -955,5 +957,47 @@ fn abor_or_a_new_pasv_drops_an_idle_data_connection() {
     }
     assert_eq!(net.server.service.listeners(), 1, "the last PASV's");
     let (_, data, _) = transfer(&mut net, &mut c, "NLST /pub");
-    assert_eq!(data, b"big.bin\r\nhuge.bin\r\nnotes.txt\r\n");
+    assert_eq!(data, b"/pub/big.bin\r\n/pub/huge.bin\r\n/pub/notes.txt\r\n");
+}
+
+/// A client faster than the rate limit is slowed, not closed: 120 NOOPs
+/// sent at once all get their `200`, the first 40 (the burst) at once and
+/// the rest at 20 a second, so the last comes after about 4 s; no `421`.
+/// (Closing broke `lftp mirror`, which sends thousands of quick commands.)
+/// Fails if the server feeds commands while the session is throttled.
+#[test]
+fn a_client_over_the_command_rate_is_slowed_not_closed() {
+    let mut net = Net::default();
+    let mut c = Control::open(&mut net);
+    c.login(&mut net);
+    // A fresh burst: the login's two commands come back in 0.1 s.
+    net.now += 2_000 * MS;
+    let start = net.now;
+    let mut pipeline = std::string::String::new();
+    for _ in 0..120 {
+        pipeline.push_str("NOOP\r\n");
+    }
+    net.send(c.h, pipeline.as_bytes());
+    let mut burst_done = None;
+    for n in 0..120 {
+        let mut reply = std::string::String::new();
+        net.run_until(20_000, |net| {
+            net.take(c.h, &mut c.pending);
+            if let Some(len) = reply_len(&c.pending) {
+                reply = std::string::String::from_utf8(c.pending.drain(..len).collect()).unwrap();
+                return true;
+            }
+            false
+        });
+        assert!(reply.starts_with("200 "), "reply {n}: {reply}");
+        if n == 39 {
+            burst_done = Some(net.now - start);
+        }
+    }
+    let took = net.now - start;
+    assert!(burst_done.unwrap() < 500 * MS, "the burst of 40 at once: {} ms", burst_done.unwrap() / MS);
+    // 80 more at 20 a second: 4 s (less what the burst's own time refilled).
+    assert!((3_500 * MS..5_000 * MS).contains(&took), "120 commands in {} ms", took / MS);
+    assert!(net.server.service.counters.throttled > 0);
+    assert!(c.command(&mut net, "NOOP").starts_with("200 "), "the session goes on");
 }
