@@ -115,7 +115,7 @@
 //! | [`LOGIN_TIMEOUT_NS`] | 60 s from the greeting | 421, close |
 //! | [`IDLE_TIMEOUT_NS`] | 300 s without a command, no transfer running | 421, close |
 //! | [`DATA_CONNECT_TIMEOUT_NS`] | 30 s from the 227/229 (or from the transfer command) to the data connection | listener closed; with a transfer waiting, 425 |
-//! | [`RATE_PER_SECOND`], [`RATE_BURST`] | 20 commands a second, bursts of 40 | the next command waits ([`Session::throttled_until`]); fed anyway, 421 and close |
+//! | [`RATE_PER_SECOND`], [`RATE_BURST`] | 100 commands a second, bursts of 200 | the next command waits ([`Session::throttled_until`]); fed anyway, 421 and close |
 //! | [`MAX_BAD_COMMANDS`] | more than 20 replies 500–504 or 530 | 421, close |
 //! | [`MAX_LOGIN_FAILURES`] | the 3rd refused user name | 421 (instead of 530), close |
 //! | [`MAX_UNUSED_PASSIVE`] | more than 20 listeners in a row replaced or expired unused (a transfer resets the count) | 421, close |
@@ -127,7 +127,7 @@
 //! The rate limit delays rather than closes: the server reads no further
 //! command until [`Session::throttled_until`] has passed, so its input
 //! buffer fills and the window closes, and a client that sends commands
-//! faster than 20 a second (after a burst of 40) is slowed to that pace.
+//! faster than 100 a second (after a burst of 200) is slowed to that pace.
 //! Closing instead broke real clients: `lftp`'s `mirror` of the 1,023-file
 //! test site sends about 2,500 commands in a second on a fast link (each
 //! waits for its reply, but replies are quick), and was cut off 48 times.
@@ -152,9 +152,9 @@ pub const IDLE_TIMEOUT_NS: u64 = 300_000_000_000;
 /// Time allowed for the client to connect to a passive listener: 30 s.
 pub const DATA_CONNECT_TIMEOUT_NS: u64 = 30_000_000_000;
 /// Sustained commands a second.
-pub const RATE_PER_SECOND: u64 = 20;
+pub const RATE_PER_SECOND: u64 = 100;
 /// Commands allowed in a burst.
-pub const RATE_BURST: u64 = 40;
+pub const RATE_BURST: u64 = 200;
 /// Replies 500–504 and 530 before the session is closed.
 pub const MAX_BAD_COMMANDS: u32 = 20;
 /// Refused user names before the session is closed.

@@ -488,7 +488,7 @@ fn rate_limit_closes_a_flood_but_not_a_steady_client() {
     let image = Image::parse(&head).unwrap();
     let mut reply = Reply::new();
     let mut s = Session::new(Config { server: SERVER, peer: PEER }, 0);
-    // A steady 20 commands a second for 100 s.
+    // A steady RATE_PER_SECOND commands a second for 100 s.
     for i in 0..2000u64 {
         reply.clear();
         let a = s.command(crate::Command::Noop, i * (SEC / RATE_PER_SECOND), &image, &mut reply);

@@ -13,7 +13,7 @@
 #
 # The replies expected are ftpd's, as `ftpd/core/src/lib.rs` (the table) and
 # `ftpd/core/src/session.rs` document them. ftpd closes a session sending
-# more than 20 commands a second (bursts of 40): normal mode paces its
+# more than 100 commands a second (bursts of 200): normal mode paces its
 # commands (--pace, 15 a second by default; 0 for none); hostile mode does
 # not, where the attack is the point.
 #
@@ -104,7 +104,7 @@ def code(resp):
 
 class PacedFTP(ftplib.FTP):
     """ftplib.FTP keeping below a command rate (ftpd closes a session
-    sending more than 20 a second, in bursts of 40)."""
+    sending more than 100 a second, in bursts of 200)."""
 
     pace = 15.0
     _last = 0.0

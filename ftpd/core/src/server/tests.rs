@@ -960,26 +960,29 @@ fn abor_or_a_new_pasv_drops_an_idle_data_connection() {
     assert_eq!(data, b"/pub/big.bin\r\n/pub/huge.bin\r\n/pub/notes.txt\r\n");
 }
 
-/// A client faster than the rate limit is slowed, not closed: 120 NOOPs
-/// sent at once all get their `200`, the first 40 (the burst) at once and
-/// the rest at 20 a second, so the last comes after about 4 s; no `421`.
-/// (Closing broke `lftp mirror`, which sends thousands of quick commands.)
-/// Fails if the server feeds commands while the session is throttled.
+/// A client faster than the rate limit is slowed, not closed: a burst and
+/// two seconds' worth of NOOPs sent at once all get their `200`, the
+/// burst at once and the rest at the rate, so the last comes after about
+/// 2 s; no `421`. (Closing broke `lftp mirror`, which sends thousands of
+/// quick commands.) Fails if the server feeds commands while the session
+/// is throttled.
 #[test]
 fn a_client_over_the_command_rate_is_slowed_not_closed() {
+    use crate::session::{RATE_BURST, RATE_PER_SECOND};
     let mut net = Net::default();
     let mut c = Control::open(&mut net);
     c.login(&mut net);
-    // A fresh burst: the login's two commands come back in 0.1 s.
-    net.now += 2_000 * MS;
+    // A fresh burst.
+    net.now += 5_000 * MS;
     let start = net.now;
+    let count = RATE_BURST + 2 * RATE_PER_SECOND;
     let mut pipeline = std::string::String::new();
-    for _ in 0..120 {
+    for _ in 0..count {
         pipeline.push_str("NOOP\r\n");
     }
     net.send(c.h, pipeline.as_bytes());
     let mut burst_done = None;
-    for n in 0..120 {
+    for n in 0..count {
         let mut reply = std::string::String::new();
         net.run_until(20_000, |net| {
             net.take(c.h, &mut c.pending);
@@ -990,14 +993,15 @@ fn a_client_over_the_command_rate_is_slowed_not_closed() {
             false
         });
         assert!(reply.starts_with("200 "), "reply {n}: {reply}");
-        if n == 39 {
+        if n + 1 == RATE_BURST {
             burst_done = Some(net.now - start);
         }
     }
     let took = net.now - start;
-    assert!(burst_done.unwrap() < 500 * MS, "the burst of 40 at once: {} ms", burst_done.unwrap() / MS);
-    // 80 more at 20 a second: 4 s (less what the burst's own time refilled).
-    assert!((3_500 * MS..5_000 * MS).contains(&took), "120 commands in {} ms", took / MS);
+    let burst = burst_done.unwrap();
+    assert!(burst < 1_000 * MS, "the burst at once: {} ms", burst / MS);
+    // The rest at the rate: 2 s, less what the burst's own time refilled.
+    assert!((1_500 * MS..3_000 * MS).contains(&took), "{count} commands in {} ms", took / MS);
     assert!(net.server.service.counters.throttled > 0);
     assert!(c.command(&mut net, "NOOP").starts_with("200 "), "the session goes on");
 }
