@@ -10,8 +10,6 @@ use fs_format::Image;
 use lib_cache_protocol::client::WaitToken;
 
 impl<'h, R: CacheRegion<'h>> FtpStore for CacheStore<'h, R> {
-    type Wait = WaitToken;
-
     fn image(&self) -> Option<&Image<'_>> {
         CacheStore::image(self)
     }
@@ -22,17 +20,5 @@ impl<'h, R: CacheRegion<'h>> FtpStore for CacheStore<'h, R> {
             Open::Wait(token) => Opened::Wait(token),
             Open::Fail(_) => Opened::Fail,
         }
-    }
-
-    fn may_retry(&self, wait: &WaitToken) -> bool {
-        CacheStore::may_retry(self, wait)
-    }
-
-    fn read(&self, pin: &CachePin<'h>, offset: u64, buf: &mut [u8]) -> usize {
-        CacheStore::read(self, pin, offset, buf)
-    }
-
-    fn abandon(&mut self, wait: WaitToken) {
-        CacheStore::abandon(self, wait);
     }
 }

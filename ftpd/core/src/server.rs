@@ -76,7 +76,7 @@
 //!
 //! - **RETR in TYPE I**: the file is opened in the store
 //!   ([`FtpStore::open`]); while the store says wait, the connection waits
-//!   (visited on each poll, [`FtpStore::may_retry`]). The bytes from the
+//!   (visited on each poll, [`Files::may_retry`]). The bytes from the
 //!   restart offset (REST, RFC 3659 §5) to the end are then appended *in
 //!   place*: one extent of the cache, which the NIC sends from, with the
 //!   image's piece sums. As for HTTP bodies, a file longer than one
@@ -121,7 +121,7 @@ use crate::reply::Reply;
 use crate::session::{self, refuse_busy, Action, Outcome, Session, Transfer};
 use fs_format::Image;
 use net_serve::arena::Arena;
-use net_serve::inplace::{Pins, PIECE};
+use net_serve::inplace::{Files, Pins, PIECE};
 use net_serve::link::{Link, Neighbours};
 use net_serve::server::{self as engine, PinOf, Service, Wakes, SECOND_NS};
 use net_serve::stream::{Stream, MAX_HEAD};
@@ -147,23 +147,12 @@ pub type Server<L, N, S> = engine::Server<L, N, Ftp<S>>;
 /// Where the server gets the site: the image's index for paths and
 /// listings, and file data pinned in the cache (net-serve's [`Pins`]: the
 /// NIC sends from where the pin keeps it).
-pub trait FtpStore: Pins {
-    /// What a transfer waiting for its file remembers, to know when to
-    /// open again.
-    type Wait: Copy;
-
+pub trait FtpStore: Files {
     /// The site image's index, once the store has it.
     fn image(&self) -> Option<&Image<'_>>;
     /// Asks for the data of the file at index `position` of the image (as
     /// [`Transfer::Retr`] names it).
     fn open(&mut self, position: u32) -> Opened<Self::Pin, Self::Wait>;
-    /// Whether an open answered `Wait(wait)` may now have another answer.
-    fn may_retry(&self, wait: &Self::Wait) -> bool;
-    /// Copies bytes of the pinned file from `offset` into `buf`; how many:
-    /// fewer than `buf.len()` only at the file's end.
-    fn read(&self, pin: &Self::Pin, offset: u64, buf: &mut [u8]) -> usize;
-    /// Forgets a wait whose connection ended before it opened again.
-    fn abandon(&mut self, _wait: Self::Wait) {}
 }
 
 /// The answer to [`FtpStore::open`].
@@ -171,7 +160,7 @@ pub trait FtpStore: Pins {
 pub enum Opened<P, W> {
     /// The data is in memory and verified; the pin keeps it there.
     Ready(P),
-    /// Not now: ask again once [`FtpStore::may_retry`] says so.
+    /// Not now: ask again once [`Files::may_retry`] says so.
     Wait(W),
     /// The data cannot be served (corrupt, unreadable, too large).
     Fail,
@@ -191,15 +180,10 @@ pub struct Settings {
     pub sessions: usize,
     /// Unix time (seconds) when the clock read 0 (listing dates).
     pub boot_epoch: u64,
-    /// Secret seed of the SYN cookies and the hash tables.
-    pub seed: [u8; 16],
-    /// Whether the NIC may send from the store's region; else file data is
-    /// copied through the ring.
-    pub send_in_place: bool,
-    /// Use the device's segmentation offload when it has it.
-    pub offload: bool,
-    pub max_per_source: u16,
-    pub max_works_per_source: u16,
+    /// The engine's: the cookie and hash seed, per-source limits, offload,
+    /// and whether the NIC may send from the store's region (else file
+    /// data is copied through the ring).
+    pub tcp: engine::Settings,
 }
 
 impl Settings {
@@ -212,21 +196,7 @@ impl Settings {
             passive_count: 32,
             sessions: 64,
             boot_epoch,
-            seed,
-            send_in_place,
-            offload: true,
-            max_per_source: MAX_PER_SOURCE,
-            max_works_per_source: u16::MAX,
-        }
-    }
-
-    fn engine(&self) -> engine::Settings {
-        engine::Settings {
-            max_per_source: self.max_per_source,
-            max_works_per_source: self.max_works_per_source,
-            seed: self.seed,
-            offload: self.offload,
-            send_in_place: self.send_in_place,
+            tcp: engine::Settings::new(seed, send_in_place),
         }
     }
 
@@ -864,7 +834,7 @@ impl<S> Ftp<S> {
                         }
                     }
                     None => {
-                        let region = if self.settings.send_in_place { store.region_offset(pin) } else { None };
+                        let region = if self.settings.tcp.send_in_place { store.region_offset(pin) } else { None };
                         // Bytes before the file's next piece boundary go
                         // through the ring (a restart mid-piece), so that
                         // the extent's segments cover whole pieces and
@@ -925,7 +895,7 @@ impl<S> Ftp<S> {
 }
 
 /// A work context of the server over store `S`.
-type WorkOf<S> = engine::Work<<S as Pins>::Pin, FtpWork<<S as Pins>::Pin, <S as FtpStore>::Wait>>;
+type WorkOf<S> = engine::Work<<S as Pins>::Pin, FtpWork<<S as Pins>::Pin, <S as Files>::Wait>>;
 
 /// What [`Ftp::send`] did.
 enum Sent {
@@ -962,7 +932,7 @@ pub fn server<L: Link, N: Neighbours, S: FtpStore>(
     now: u64,
 ) -> Result<Server<L, N, S>, StartError> {
     let ftp = Ftp::new(arena, settings)?;
-    engine::Server::new(wire, ftp, arena, settings.engine(), engine::MAX_WORKS, now)
+    engine::Server::new(wire, ftp, arena, settings.tcp, engine::MAX_WORKS, now)
 }
 
 impl<S: FtpStore> Service for Ftp<S> {

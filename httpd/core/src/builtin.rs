@@ -11,7 +11,7 @@
 //! overwritten, as a cache reusing the blocks would, so a frame sent from
 //! them after that carries garbage and fails the client's checksum.
 
-use crate::inplace::Pins;
+use crate::inplace::{Files, Pins};
 use crate::site::{Fetch, Store};
 use http_core::date::{format_imf_fixdate, IMF_FIXDATE_LEN};
 use http_core::{FileInfo, Lookup, Site, Status};
@@ -248,27 +248,9 @@ impl Pins for BuiltinSite {
     }
 }
 
-impl Store for BuiltinSite {
+impl Files for BuiltinSite {
     /// The `events` count when the open was refused.
     type Wait = u64;
-
-    fn open(&mut self, file: usize) -> Fetch<usize, u64> {
-        match self.gate {
-            None => {
-                self.pins += 1;
-                if self.held[file] == 0 {
-                    // "Loaded" into the region.
-                    let len = self.files[file].data.len() as usize;
-                    let data: Vec<u8> = (0..len as u64).map(|i| self.byte(file, i)).collect();
-                    self.region.borrow_mut()[REGION_SLOT * file..][..len].copy_from_slice(&data);
-                }
-                self.held[file] += 1;
-                Fetch::Ready(file)
-            }
-            Some(Ok(())) => Fetch::Wait(self.events),
-            Some(Err(status)) => Fetch::Fail(status),
-        }
-    }
 
     fn may_retry(&self, wait: &u64) -> bool {
         self.events != *wait
@@ -290,6 +272,26 @@ impl Store for BuiltinSite {
             }
         }
         n
+    }
+}
+
+impl Store for BuiltinSite {
+    fn open(&mut self, file: usize) -> Fetch<usize, u64> {
+        match self.gate {
+            None => {
+                self.pins += 1;
+                if self.held[file] == 0 {
+                    // "Loaded" into the region.
+                    let len = self.files[file].data.len() as usize;
+                    let data: Vec<u8> = (0..len as u64).map(|i| self.byte(file, i)).collect();
+                    self.region.borrow_mut()[REGION_SLOT * file..][..len].copy_from_slice(&data);
+                }
+                self.held[file] += 1;
+                Fetch::Ready(file)
+            }
+            Some(Ok(())) => Fetch::Wait(self.events),
+            Some(Err(status)) => Fetch::Fail(status),
+        }
     }
 }
 

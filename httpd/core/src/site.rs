@@ -14,13 +14,13 @@
 //!   and gives it back when the body is sent or the connection ends.
 //! - [`Fetch::Wait`]: not now (being read from the disk, or no room until
 //!   a pin is released). The response is held back, not started, and the
-//!   open is repeated once [`Store::may_retry`] says something happened
+//!   open is repeated once [`Files::may_retry`] says something happened
 //!   that may change the answer.
 //! - [`Fetch::Fail`]: the data cannot be served (corrupt, unreadable, too
 //!   large for the cache): the server answers with that status instead
 //!   and closes. Not a byte of the file is sent.
 
-use crate::inplace::Pins;
+use crate::inplace::Files;
 pub use fs_cache_store::{Availability, CachePin, CacheRegion, CacheStore, Failure, Failures, Open};
 use http_core::{Site, Status};
 use lib_cache_protocol::client::WaitToken;
@@ -34,26 +34,12 @@ pub enum Fetch<P, W> {
 }
 
 /// A site whose file data the server may have to wait for.
-pub trait Store: Site + Pins {
-    /// What a waiting connection remembers to know when to open again.
-    type Wait: Copy;
-
+pub trait Store: Site + Files {
     /// Asks for the data of `file` (a handle from a lookup).
     fn open(&mut self, file: Self::Handle) -> Fetch<Self::Pin, Self::Wait>;
-    /// Whether an open answered `Wait(wait)` may now have another answer.
-    fn may_retry(&self, wait: &Self::Wait) -> bool;
-    /// Copies bytes of the pinned file from `offset` into `buf`; returns
-    /// how many: fewer than `buf.len()` only at the end of the file, 0
-    /// past it (when [`Pins::region_offset`] says the file is not in the
-    /// region the NIC sends from).
-    fn read(&self, pin: &Self::Pin, offset: u64, buf: &mut [u8]) -> usize;
-    /// Forgets a wait whose connection ended before it opened again.
-    fn abandon(&mut self, _wait: Self::Wait) {}
 }
 
 impl<'h, R: CacheRegion<'h>> Store for CacheStore<'h, R> {
-    type Wait = WaitToken;
-
     /// A failure is `500` (`503` over the quota: the server holds too much
     /// of the cache for now).
     fn open(&mut self, id: u32) -> Fetch<CachePin<'h>, WaitToken> {
@@ -63,17 +49,5 @@ impl<'h, R: CacheRegion<'h>> Store for CacheStore<'h, R> {
             Open::Fail(Failure::OverQuota) => Fetch::Fail(Status::ServiceUnavailable),
             Open::Fail(_) => Fetch::Fail(Status::InternalServerError),
         }
-    }
-
-    fn may_retry(&self, wait: &WaitToken) -> bool {
-        CacheStore::may_retry(self, wait)
-    }
-
-    fn read(&self, pin: &CachePin<'h>, offset: u64, buf: &mut [u8]) -> usize {
-        CacheStore::read(self, pin, offset, buf)
-    }
-
-    fn abandon(&mut self, wait: WaitToken) {
-        CacheStore::abandon(self, wait);
     }
 }

@@ -147,6 +147,27 @@ pub trait Pins {
     fn release(&mut self, pin: Self::Pin);
 }
 
+/// A store whose opens may have to wait, and whose pinned bytes can also
+/// be copied: what every service needs of its store besides [`Pins`]
+/// (each protocol adds its own `open`: HTTP's answers a status, FTP's a
+/// local error).
+pub trait Files: Pins {
+    /// What a connection waiting for an open remembers, to know when to
+    /// open again.
+    type Wait: Copy;
+
+    /// Whether an open answered "wait" (`wait`) may now have another
+    /// answer.
+    fn may_retry(&self, wait: &Self::Wait) -> bool;
+    /// Copies bytes of the pinned file from `offset` into `buf`; returns
+    /// how many: fewer than `buf.len()` only at the end of the file, 0
+    /// past it (for a file the NIC cannot send in place:
+    /// [`Pins::region_offset`] is `None`).
+    fn read(&self, pin: &Self::Pin, offset: u64, buf: &mut [u8]) -> usize;
+    /// Forgets a wait whose connection ended before it opened again.
+    fn abandon(&mut self, _wait: Self::Wait) {}
+}
+
 impl<S: Pins> FileSums<S::Pin> for S {
     fn sum(&self, pin: &S::Pin, offset: u64, len: usize) -> Option<u16> {
         Pins::sum(self, pin, offset, len)

@@ -17,7 +17,7 @@
 //!   and gives it back when the data is sent or the connection ends.
 //! - [`Open::Wait`]: not now (being read from the disk, or no room until
 //!   a pin is released). The open is repeated once
-//!   [`CacheStore::may_retry`] says something happened that may change
+//!   [`Files::may_retry`] says something happened that may change
 //!   the answer.
 //! - [`Open::Fail`]: the data cannot be served ([`Failure`]: corrupt,
 //!   unreadable, too large for the cache, over this server's quota): not
@@ -38,7 +38,7 @@ use http_core::{FileInfo, Lookup, Site};
 use lib_cache_protocol::client::{Client, Config, Handle, Opened, Polled, WaitToken};
 pub use lib_cache_protocol::region::CacheRegion;
 use lib_cache_protocol::{Counters, Info, Kind};
-use net_serve::inplace::Pins;
+use net_serve::inplace::{Files, Pins};
 
 /// The answer to [`CacheStore::open`] (see the module docs).
 #[derive(Debug, PartialEq, Eq)]
@@ -257,28 +257,6 @@ impl<'h, R: CacheRegion<'h>> CacheStore<'h, R> {
         }
     }
 
-    /// Whether an open answered `Wait(wait)` may now have another answer.
-    pub fn may_retry(&self, wait: &WaitToken) -> bool {
-        self.client.may_retry(wait)
-    }
-
-    /// Copies bytes of the pinned file from `offset` into `buf`; returns
-    /// how many: fewer than `buf.len()` only at the end of the file, 0
-    /// past it.
-    pub fn read(&self, pin: &CachePin<'h>, offset: u64, buf: &mut [u8]) -> usize {
-        let Some(data) = self.data(pin) else { return 0 };
-        let Ok(offset) = usize::try_from(offset) else { return 0 };
-        let Some(rest) = data.get(offset..) else { return 0 };
-        let n = rest.len().min(buf.len());
-        buf[..n].copy_from_slice(&rest[..n]);
-        n
-    }
-
-    /// Forgets a wait whose connection ended before it opened again.
-    pub fn abandon(&mut self, wait: WaitToken) {
-        self.client.abandon(wait);
-    }
-
     /// The pinned file's bytes in the region.
     fn data(&self, pin: &CachePin<'h>) -> Option<&[u8]> {
         self.region.bytes().get(pin.offset..pin.offset.checked_add(pin.len)?)
@@ -314,6 +292,27 @@ impl<'h, R: CacheRegion<'h>> Site for CacheStore<'h, R> {
             return Lookup::Directory;
         }
         Lookup::NotFound
+    }
+}
+
+impl<'h, R: CacheRegion<'h>> Files for CacheStore<'h, R> {
+    type Wait = WaitToken;
+
+    fn may_retry(&self, wait: &WaitToken) -> bool {
+        self.client.may_retry(wait)
+    }
+
+    fn read(&self, pin: &CachePin<'h>, offset: u64, buf: &mut [u8]) -> usize {
+        let Some(data) = self.data(pin) else { return 0 };
+        let Ok(offset) = usize::try_from(offset) else { return 0 };
+        let Some(rest) = data.get(offset..) else { return 0 };
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        n
+    }
+
+    fn abandon(&mut self, wait: WaitToken) {
+        self.client.abandon(wait);
     }
 }
 

@@ -127,9 +127,23 @@ impl Pins for TestStore {
     }
 }
 
-impl FtpStore for TestStore {
+impl Files for TestStore {
     type Wait = u64;
 
+    fn may_retry(&self, wait: &u64) -> bool {
+        *wait != self.events
+    }
+
+    fn read(&self, &file: &usize, offset: u64, buf: &mut [u8]) -> usize {
+        let d = &self.data[file];
+        let from = (offset as usize).min(d.len());
+        let n = (d.len() - from).min(buf.len());
+        buf[..n].copy_from_slice(&d[from..from + n]);
+        n
+    }
+}
+
+impl FtpStore for TestStore {
     fn image(&self) -> Option<&Image<'_>> {
         self.serving.then_some(&self.image)
     }
@@ -149,18 +163,6 @@ impl FtpStore for TestStore {
             Some(true) => Opened::Wait(self.events),
             Some(false) => Opened::Fail,
         }
-    }
-
-    fn may_retry(&self, wait: &u64) -> bool {
-        *wait != self.events
-    }
-
-    fn read(&self, &file: &usize, offset: u64, buf: &mut [u8]) -> usize {
-        let d = &self.data[file];
-        let from = (offset as usize).min(d.len());
-        let n = (d.len() - from).min(buf.len());
-        buf[..n].copy_from_slice(&d[from..from + n]);
-        n
     }
 }
 

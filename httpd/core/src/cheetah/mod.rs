@@ -69,21 +69,12 @@ pub struct Settings {
     pub port: u16,
     pub idle_timeout_ns: u64,
     pub header_timeout_ns: u64,
-    pub max_per_source: u16,
-    /// The engine's share of the work contexts kept for the other sources
-    /// when few are free, if fewer than [`WORK_SHARE_PER_SOURCE`]'s.
-    pub max_works_per_source: u16,
     /// Unix time (seconds) when the clock read 0 (`Date`).
     pub boot_epoch: u64,
-    /// Secret seed of the SYN cookies and the hash tables (16 bytes from
-    /// the caller's entropy).
-    pub seed: [u8; 16],
-    /// Whether the NIC may send from the store's region. Cheetah sends
-    /// bodies only in place: without it, responses with a body are `500`.
-    pub send_in_place: bool,
-    /// Use the device's TCP segmentation and checksum offload when it has
-    /// both (net-serve's "Segmentation offload").
-    pub offload: bool,
+    /// The engine's: the cookie and hash seed, per-source limits, offload,
+    /// and whether the NIC may send from the store's region (Cheetah sends
+    /// bodies only in place: without it, responses with a body are `500`).
+    pub tcp: engine::Settings,
 }
 
 impl Settings {
@@ -93,22 +84,8 @@ impl Settings {
             port,
             idle_timeout_ns: IDLE_TIMEOUT_NS,
             header_timeout_ns: HEADER_TIMEOUT_NS,
-            max_per_source: MAX_PER_SOURCE,
-            max_works_per_source: u16::MAX,
             boot_epoch,
-            seed,
-            send_in_place,
-            offload: true,
-        }
-    }
-
-    fn engine(&self) -> engine::Settings {
-        engine::Settings {
-            max_per_source: self.max_per_source,
-            max_works_per_source: self.max_works_per_source,
-            seed: self.seed,
-            offload: self.offload,
-            send_in_place: self.send_in_place,
+            tcp: engine::Settings::new(seed, send_in_place),
         }
     }
 }
@@ -183,7 +160,7 @@ pub fn server<L: Link, N: Neighbours, S: Store>(
         scratch: [0; MAX_HEAD],
         _store: core::marker::PhantomData,
     };
-    engine::Server::new(wire, http, arena, settings.engine(), engine::MAX_WORKS, now)
+    engine::Server::new(wire, http, arena, settings.tcp, engine::MAX_WORKS, now)
 }
 
 /// What a region of `bytes` holds for HTTP over store `S`.
@@ -203,7 +180,7 @@ pub fn work_bytes<S: Store>() -> usize {
 
 type Work<S> = engine::Work<
     <S as crate::inplace::Pins>::Pin,
-    HttpWork<<S as http_core::Site>::Handle, <S as crate::inplace::Pins>::Pin, <S as Store>::Wait>,
+    HttpWork<<S as http_core::Site>::Handle, <S as crate::inplace::Pins>::Pin, <S as crate::inplace::Files>::Wait>,
 >;
 
 impl<S: Store> Service for Http<S> {
@@ -371,7 +348,7 @@ fn serve<S: Store>(
                 if work.pending.wait.as_ref().is_some_and(|wait| !site.may_retry(wait)) {
                     return moved;
                 }
-                let fetched = if parts.settings.send_in_place {
+                let fetched = if parts.settings.tcp.send_in_place {
                     site.open(body.file)
                 } else {
                     Fetch::Fail(Status::InternalServerError)

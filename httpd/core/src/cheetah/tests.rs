@@ -401,7 +401,7 @@ fn without_checksum_offload_tso_is_not_used() {
         assert!(!net.server.segmentation_offload(), "{offloads:#x}");
     }
     let mut off = settings();
-    off.offload = false;
+    off.tcp.offload = false;
     assert!(!Net::with_offloads(1 << 20, off, TSO).server.segmentation_offload(), "turned off");
 }
 
@@ -659,7 +659,7 @@ fn with_tso_a_megabyte_arrives_whole_over_a_lossy_reordering_link() {
 #[test]
 fn connections_per_source_are_limited() {
     let mut s = settings();
-    s.max_per_source = 2;
+    s.tcp.max_per_source = 2;
     let mut net = Net::new(4 << 20, s);
     let a = net.connect();
     let b = net.connect();
