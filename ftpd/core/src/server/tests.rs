@@ -499,16 +499,24 @@ fn rest_resumes_a_binary_retr() {
     assert!(c.command(&mut net, "RETR /pub/big.bin").starts_with("554 "));
 }
 
+/// A logged-in session retrieving `/pub/huge.bin` in TYPE I over a data
+/// connection with a small receive buffer, connected before the RETR
+/// (`125`): the control connection and the data connection.
+fn huge_retr_started(net: &mut Net) -> (Control, SocketHandle) {
+    let mut c = Control::open(net);
+    c.login(net);
+    assert!(c.command(net, "TYPE I").starts_with("200 "));
+    let port = c.pasv(net);
+    let d = net.connect_small(port);
+    net.run_until(1000, |n| n.established(d));
+    assert!(c.command(net, "RETR /pub/huge.bin").starts_with("125 "));
+    (c, d)
+}
+
 #[test]
 fn abor_during_a_transfer_resets_the_data_connection() {
     let mut net = Net::default();
-    let mut c = Control::open(&mut net);
-    c.login(&mut net);
-    assert!(c.command(&mut net, "TYPE I").starts_with("200 "));
-    let port = c.pasv(&mut net);
-    let d = net.connect_small(port);
-    net.run_until(1000, |n| n.established(d));
-    assert!(c.command(&mut net, "RETR /pub/huge.bin").starts_with("125 "));
+    let (mut c, d) = huge_retr_started(&mut net);
     // The client reads nothing: the transfer stalls with its window full.
     for _ in 0..200 {
         net.step();
@@ -534,12 +542,7 @@ fn abor_during_a_transfer_resets_the_data_connection() {
 #[test]
 fn a_client_that_resets_the_data_connection_gets_426() {
     let mut net = Net::default();
-    let mut c = Control::open(&mut net);
-    c.login(&mut net);
-    let port = c.pasv(&mut net);
-    let d = net.connect_small(port);
-    net.run_until(1000, |n| n.established(d));
-    assert!(c.command(&mut net, "RETR /pub/huge.bin").starts_with("125 "));
+    let (mut c, d) = huge_retr_started(&mut net);
     for _ in 0..100 {
         net.step();
     }
@@ -860,13 +863,7 @@ fn a_transfer_without_its_data_connection_is_425_after_30_s() {
 fn quit_or_a_lost_control_connection_during_a_transfer_resets_the_data_connection() {
     for quit in [true, false] {
         let mut net = Net::default();
-        let mut c = Control::open(&mut net);
-        c.login(&mut net);
-        assert!(c.command(&mut net, "TYPE I").starts_with("200 "));
-        let port = c.pasv(&mut net);
-        let d = net.connect_small(port);
-        net.run_until(1000, |n| n.established(d));
-        assert!(c.command(&mut net, "RETR /pub/huge.bin").starts_with("125 "));
+        let (mut c, d) = huge_retr_started(&mut net);
         for _ in 0..100 {
             net.step();
         }
