@@ -130,7 +130,12 @@
 //!   that share or more gets no more, so one address that trickles a
 //!   thousand requests (slowloris) leaves a quarter of the buffers to the
 //!   others, while one busy client (a benchmark, a NAT) may use all it
-//!   needs as long as they are plentiful. Data of a connection refused so
+//!   needs as long as they are plentiful. Orphaned contexts (a connection
+//!   that ended while the NIC still had frames reading its pins) count as
+//!   free here: they come back when the frames do, whatever any peer
+//!   does, and counting them as used made one busy client that closes
+//!   its connections (a benchmark of 1 MB bodies) refuse itself while it
+//!   held far less than its share. Data of a connection refused so
 //!   is not taken (counted in `source_works_refused`); the peer sends it
 //!   again.
 //! - **Slow reader.** A peer that stops reading (zero window) keeps its
@@ -465,6 +470,10 @@ pub struct Server<L, N, A: Service + 'static> {
     free_work: Option<u32>,
     /// Work contexts in use (owned or orphaned).
     busy_works: SlotSet,
+    /// Of those, orphaned: their connection ended while frames that read
+    /// their pins were in flight; they free themselves when the frames
+    /// come back, whatever any peer does.
+    orphans: usize,
     /// Slots in use, slots to visit, slots waiting for the store.
     used: SlotSet,
     dirty: SlotSet,
@@ -564,6 +573,7 @@ impl<L: Link, N: Neighbours, A: Service> Server<L, N, A> {
             works: works_arr,
             free_work: Some(0),
             busy_works,
+            orphans: 0,
             used,
             dirty,
             waiting,
@@ -618,6 +628,12 @@ impl<L: Link, N: Neighbours, A: Service> Server<L, N, A> {
     /// Work contexts in use (owned or orphaned).
     pub fn works_in_use(&self) -> usize {
         self.busy_works.len()
+    }
+
+    /// Work contexts orphaned (their connection ended; they wait for the
+    /// NIC to give back frames that read their pins).
+    pub fn orphaned_works(&self) -> usize {
+        self.orphans
     }
 
     /// TIME-WAIT records held.
@@ -728,7 +744,10 @@ impl<L: Link, N: Neighbours, A: Service> Server<L, N, A> {
             let work = &mut self.works[w];
             work.stream.outgoing.returned(returned, &mut |p| store.release(p));
             match work.owner {
-                None if !work.stream.outgoing.holds_pins() => self.free_work_context(w),
+                None if !work.stream.outgoing.holds_pins() => {
+                    self.orphans -= 1;
+                    self.free_work_context(w);
+                }
                 Some(owner) => self.dirty.insert(owner as usize),
                 None => {}
             }
@@ -746,7 +765,9 @@ impl<L: Link, N: Neighbours, A: Service> Server<L, N, A> {
         let source = self.table.slots[owner].tuple.remote_addr;
         let share = (self.works.len() / WORK_SHARE_PER_SOURCE).max(1);
         let limit = share.min(usize::from(self.settings.max_works_per_source));
-        let free = self.works.len() - self.works_in_use();
+        // Orphaned contexts count as free: they come back without any
+        // peer's help, so they are no source's to be charged for.
+        let free = self.works.len() - (self.works_in_use() - self.orphans);
         if free <= limit && usize::from(self.table.works_of_source(source)) >= limit {
             self.counters.source_works_refused += 1;
             return None;
@@ -1119,7 +1140,9 @@ impl<L: Link, N: Neighbours, A: Service> Server<L, N, A> {
             let work = &mut self.works[w as usize];
             work.stream.outgoing.retire_all(in_flight, &mut |p| store.release(p));
             work.owner = None;
-            if !work.stream.outgoing.holds_pins() {
+            if work.stream.outgoing.holds_pins() {
+                self.orphans += 1;
+            } else {
                 self.free_work_context(w as usize);
             }
         }

@@ -242,6 +242,21 @@ fn syn_ack_seq(net: &mut Net, src: [u8; 4], port: u16, seq: u32, options: bool) 
     seen[0].seq
 }
 
+/// [`syn_ack_seq`] that leaves the frames sent before in flight: takes
+/// (and gives back to the "NIC") only the SYN-ACK, the newest frame.
+fn newest_syn_ack_seq(net: &mut Net, src: [u8; 4], port: u16, seq: u32) -> u32 {
+    inject(net, raw(src, port, seq, 0, SYN, true, &[]));
+    net.server_step();
+    let mut wire = net.wire.borrow_mut();
+    let q = wire.from_server.pop_back().expect("a SYN-ACK");
+    wire.in_flight &= !(1 << q.buffer);
+    wire.returned |= 1 << q.buffer;
+    let ip = Ipv4Packet::parse(&q.frame[ETHERNET_HEADER..]).expect("a valid IPv4 header");
+    let seg = TcpSegment::parse(ip.payload()).expect("a TCP segment");
+    assert_eq!((seg.flags(), seg.dst_port()), (SYN.union(ACK), port));
+    seg.seq()
+}
+
 fn inject(net: &mut Net, frame: Vec<u8>) {
     net.wire.borrow_mut().to_server.push_back(frame);
 }
@@ -713,6 +728,51 @@ fn one_source_cannot_take_every_work_context() {
     net.server_step();
     let seen = drain(&mut net);
     assert!(seen.iter().any(|s| s.dst == b && s.payload.starts_with(b"HTTP/1.1 200 OK")), "{seen:?}");
+}
+
+/// Contexts orphaned by connections that ended while their frames were
+/// still with the NIC are no source's: a source whose own connections
+/// left them is not refused for them (module docs, "Per source"). Fails
+/// if orphans count as in use for the share rule.
+#[test]
+fn orphaned_work_contexts_are_not_charged_to_the_source() {
+    let mut net = Net::new(1 << 20, settings());
+    let works = net.server.works();
+    let share = works / WORK_SHARE_PER_SOURCE;
+    let a = [10, 0, 2, 2];
+    // Connections whose response (in place from the region) is still in
+    // flight when the client resets them: each leaves an orphan.
+    let request = b"GET /big.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=0-99\r\n\r\n";
+    let mut port = 5000;
+    while net.server.orphaned_works() < works - 2 * share {
+        let iss = newest_syn_ack_seq(&mut net, a, port, 1000);
+        inject(&mut net, raw(a, port, 1001, iss + 1, ACK.union(TcpFlags::PSH), false, request));
+        net.server_step();
+        assert!(!net.wire.borrow().from_server.is_empty(), "a response in flight");
+        let seq = 1001 + request.len() as u32;
+        inject(&mut net, raw(a, port, seq, 0, TcpFlags::RST, false, &[]));
+        net.server_step();
+        port += 1;
+        assert!(port < 5000 + works as u16, "{} orphans", net.server.orphaned_works());
+    }
+    assert_eq!(net.server.connections(), 0);
+    // The same source trickles requests on twice its share of
+    // connections: it takes every context left, as free ones are many
+    // once the orphans are counted free.
+    let partial = b"GET /hello.txt HTTP/1.1\r\nHo";
+    for port in 6000..6000 + 2 * share as u16 {
+        let iss = newest_syn_ack_seq(&mut net, a, port, 1000);
+        inject(&mut net, raw(a, port, 1001, iss + 1, ACK.union(TcpFlags::PSH), false, partial));
+        net.server_step();
+    }
+    assert_eq!(net.server.works_in_use(), works, "orphans and the source's own");
+    assert_eq!(net.server.counters.source_works_refused, 0);
+    // The frames come back: the orphans are free, the share rule applies
+    // to what the source holds.
+    drain(&mut net);
+    net.server_step();
+    assert_eq!(net.server.orphaned_works(), 0);
+    assert_eq!(net.server.works_in_use(), 2 * share);
 }
 
 #[test]
