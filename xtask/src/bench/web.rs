@@ -26,7 +26,10 @@
 //!   as a fraction of the same measure without the flood.
 //! - Boot: host seconds from starting QEMU to the first HTTP 200, with a
 //!   try every 50 ms on a connection of its own ([`first_response`]).
-//! - CPU steal (from /proc/stat) is recorded for every run.
+//! - CPU steal (from /proc/stat) is recorded for every run, and the share
+//!   of a host core QEMU's vCPU thread had ([`Session::vcpu_seconds`]):
+//!   the flood row gives it with and without the flood (below a whole
+//!   core, the guest had time to spare: what the flood cost was latency).
 //!
 //! Results: `target/bench/web-<UTC time>.tsv` (every run) and `.md` (the
 //! table), copied to `target/bench/web-latest.tsv` and `.md`.
@@ -230,11 +233,13 @@ struct WrkReport {
     errors: Errors,
 }
 
-/// A run and the CPU steal during it (percent).
+/// A run, the CPU steal during it (percent) and the share of a host core
+/// QEMU's vCPU thread had meanwhile (`None` if it could not be read).
 #[derive(Clone, Debug)]
 struct Run {
     report: Option<WrkReport>,
     steal: f64,
+    vcpu: Option<f64>,
 }
 
 /// The capture run: server-to-client TCP segments, of which resets, the
@@ -391,14 +396,14 @@ fn system_round(ctx: &RoundContext, list: &[Measure], boot: &dyn Fn(&Netns) -> R
         round.boot_s = Some(boot_s);
         check_files(&ns, ctx.files, ctx.docroot)?;
         for m in list {
-            let run = measured(|| wrk(&ns, m, ctx.script, ctx.plan.seconds));
+            let run = measured(&session, || wrk(&ns, m, ctx.script, ctx.plan.seconds));
             print_run(&m.name, &run);
             round.runs.push(run);
         }
         if let Some(probe) = probe_index(list).map(|i| &list[i]) {
             round.segments = Some(segments(&ns, probe, ctx.script, ctx.plan.capture_seconds)?);
             round.syn_cost_us = syn_cost(&ns, &session);
-            round.flood = Some(flood(&ns, probe, ctx.script, ctx.plan.flood_seconds)?);
+            round.flood = Some(flood(&ns, &session, probe, ctx.script, ctx.plan.flood_seconds)?);
         }
         // Still alive after the flood?
         if let Err(e) = get(&ns, &size_path(0), Duration::from_secs(10)) {
@@ -427,16 +432,19 @@ fn print_counters(session: &mut Session) {
     }
 }
 
-/// Runs `f` and the CPU steal meanwhile.
-fn measured(f: impl FnOnce() -> Result<WrkReport>) -> Run {
+/// Runs `f`, with the CPU steal and the vCPU thread's share of a core
+/// meanwhile.
+fn measured(session: &Session, f: impl FnOnce() -> Result<WrkReport>) -> Run {
     let start = CpuTimes::read().ok();
+    let (vcpu_start, began) = (session.vcpu_seconds(), Instant::now());
     let report = f();
     let steal = start.and_then(|s| CpuTimes::read().ok().map(|e| e.steal_percent_since(&s))).unwrap_or(f64::NAN);
+    let vcpu = vcpu_start.zip(session.vcpu_seconds()).map(|(a, b)| (b - a) / began.elapsed().as_secs_f64());
     match report {
-        Ok(report) => Run { report: Some(report), steal },
+        Ok(report) => Run { report: Some(report), steal, vcpu },
         Err(e) => {
             println!("  wrk failed: {e:#}");
-            Run { report: None, steal }
+            Run { report: None, steal, vcpu }
         }
     }
 }
@@ -444,12 +452,13 @@ fn measured(f: impl FnOnce() -> Result<WrkReport>) -> Run {
 fn print_run(name: &str, run: &Run) {
     match &run.report {
         Some(r) => println!(
-            "  {name}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, errors {}, steal {:.1} %",
+            "  {name}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, errors {}, steal {:.1} %, vCPU {} % of a core",
             r.per_second,
             r.p50_ms,
             r.p99_ms,
             r.errors.describe(),
-            run.steal
+            run.steal,
+            figure(run.vcpu.map(|v| v * 100.0), 0)
         ),
         None => println!("  {name}: no figure"),
     }
@@ -755,7 +764,7 @@ fn pcap_segments(bytes: &[u8]) -> Result<(u64, u64)> {
 /// Close-mode run `m` for `seconds` while hping3 floods the server's port
 /// 80 with SYNs from [`netns::SILENT_IP`]: the run and the SYNs per second
 /// sent.
-fn flood(ns: &Netns, m: &Measure, script: &Path, seconds: u64) -> Result<(Run, f64)> {
+fn flood(ns: &Netns, session: &Session, m: &Measure, script: &Path, seconds: u64) -> Result<(Run, f64)> {
     let mut hping = ns
         .command("hping3")
         .args([
@@ -778,7 +787,7 @@ fn flood(ns: &Netns, m: &Measure, script: &Path, seconds: u64) -> Result<(Run, f
     // Let the flood fill whatever it fills before measuring.
     std::thread::sleep(Duration::from_secs(1));
     let before = tap_counters(ns);
-    let run = measured(|| wrk(ns, m, script, seconds));
+    let run = measured(session, || wrk(ns, m, script, seconds));
     let after = tap_counters(ns);
     let elapsed = started.elapsed().as_secs_f64();
     stop(&mut hping, "-INT")?;
@@ -918,7 +927,7 @@ impl Timestamp {
 /// Every run, one line each.
 fn tsv(list: &[Measure], rounds: &[Vec<SystemRound>], started: &Timestamp) -> String {
     let mut text = String::from(
-        "started\tsystem\tround\tmeasure\trequests\treq_per_s\tbytes_per_s\tp50_ms\tp99_ms\terr_connect\terr_read\terr_write\terr_timeout\terr_status\terr_unreachable\tsteal_pct\tnote\n",
+        "started\tsystem\tround\tmeasure\trequests\treq_per_s\tbytes_per_s\tp50_ms\tp99_ms\terr_connect\terr_read\terr_write\terr_timeout\terr_status\terr_unreachable\tsteal_pct\tvcpu_pct\tnote\n",
     );
     let mut line = |system: &str, round: usize, measure: &str, run: Option<&Run>, note: &str| {
         let figures = match run.and_then(|r| r.report.as_ref()) {
@@ -939,7 +948,9 @@ fn tsv(list: &[Measure], rounds: &[Vec<SystemRound>], started: &Timestamp) -> St
             None => "\t\t\t\t\t\t\t\t\t\t".into(),
         };
         let steal = run.map_or(String::new(), |r| format!("{:.1}", r.steal));
-        let _ = writeln!(text, "{}\t{system}\t{round}\t{measure}\t{figures}\t{steal}\t{note}", started.readable);
+        let vcpu = run.and_then(|r| r.vcpu).map_or(String::new(), |v| format!("{:.1}", v * 100.0));
+        let _ =
+            writeln!(text, "{}\t{system}\t{round}\t{measure}\t{figures}\t{steal}\t{vcpu}\t{note}", started.readable);
     };
     for (s, system) in SYSTEMS.iter().enumerate() {
         for (r, round) in rounds[s].iter().enumerate() {
@@ -1089,9 +1100,17 @@ fn markdown(
             let rate = median_of(rounds[s].iter().map(|r| r.flood.as_ref().map(|f| f.1)));
             let mut errors = Errors::default();
             rounds[s].iter().filter_map(|r| r.flood.as_ref()?.0.report.as_ref()).for_each(|r| errors.add(&r.errors));
+            // The vCPU thread's share of a core with and without the flood:
+            // below a whole core, the guest had time to spare.
+            let vcpu_under = median_of(rounds[s].iter().map(|r| r.flood.as_ref()?.0.vcpu));
+            let vcpu_base = probe_index.and_then(|m| median_of(rounds[s].iter().map(|r| r.runs.get(m)?.vcpu)));
+            let vcpu = match (vcpu_under, vcpu_base) {
+                (Some(a), Some(b)) => format!("; vCPU {:.0} % / {:.0} % of a core", a * 100.0, b * 100.0),
+                _ => String::new(),
+            };
             match (under, probe_index.and_then(|m| per_second(s, m))) {
                 (Some(u), Some(base)) if base > 0.0 => format!(
-                    "{:.2} ({} of {} req/s; {} SYN/s; errors {})",
+                    "{:.2} ({} of {} req/s; {} SYN/s{vcpu}; errors {})",
                     u / base,
                     figure(Some(u), 0),
                     figure(Some(base), 0),

@@ -45,6 +45,7 @@ pub fn command_on(machine: &[&str], built: &Built, ram_mib: u64, interactive: bo
         .args(["-accel", "tcg", "-cpu", CPU, "-m"])
         .arg(ram_mib.to_string())
         .args(["-nographic", "-no-reboot"])
+        .args(DEBUG_THREADS)
         .args(if interactive { ["-serial", "mon:stdio"] } else { ["-serial", "stdio"] });
     if !interactive {
         cmd.args(["-monitor", "none"]);
@@ -53,6 +54,10 @@ pub fn command_on(machine: &[&str], built: &Built, ram_mib: u64, interactive: bo
     cmd.args(extra);
     cmd
 }
+
+/// Names QEMU's threads (the vCPU's is `CPU 0/TCG`), so that
+/// [`Session::vcpu_seconds`] can tell it from the I/O thread.
+pub const DEBUG_THREADS: &[&str] = &["-name", "guest,debug-threads=on"];
 
 /// The NIC every system is given: virtio-net, modern only, at PCI 00:03.0
 /// as the system descriptions expect, on the netdev `n0`, without an
@@ -232,6 +237,27 @@ impl Session {
         let fields: Vec<&str> = rest.split_whitespace().collect();
         let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
         Some(ticks / CLOCK_TICKS_PER_SECOND)
+    }
+
+    /// Host CPU seconds QEMU's vCPU threads have used so far (threads
+    /// named `CPU N/...`, from [`DEBUG_THREADS`]): the guest's own time,
+    /// without the I/O thread's copying of frames. `None` if they cannot be
+    /// read (QEMU not started with [`DEBUG_THREADS`], or gone).
+    pub fn vcpu_seconds(&self) -> Option<f64> {
+        let pid = self.child.id();
+        let mut total = None;
+        for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if !comm.starts_with("CPU ") {
+                continue;
+            }
+            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+            *total.get_or_insert(0.0) += ticks / CLOCK_TICKS_PER_SECOND;
+        }
+        total
     }
 
     /// After a failed check: collects what QEMU still prints and prints

@@ -211,6 +211,7 @@ pub fn qemu_command(guest: &Guest, mode: &str, extra: &[&str]) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args(["-machine", "pc", "-accel", "tcg", "-cpu", CPU, "-m", RAM_MIB]);
     cmd.args(["-nographic", "-no-reboot", "-serial", "stdio", "-monitor", "none"]);
+    cmd.args(crate::harness::qemu::DEBUG_THREADS);
     cmd.arg("-kernel").arg(&guest.kernel);
     cmd.arg("-initrd").arg(&guest.initramfs);
     cmd.arg("-append").arg(format!("console=ttyS0 quiet panic=-1 mode={mode}"));
