@@ -295,6 +295,9 @@ pub(super) fn median(values: impl Iterator<Item = f64>) -> f64 {
 pub(super) struct CpuTimes {
     total: u64,
     steal: u64,
+    /// Idle and waiting for I/O.
+    idle: u64,
+    cores: usize,
 }
 
 impl CpuTimes {
@@ -303,7 +306,21 @@ impl CpuTimes {
         let line = stat.lines().next().context("/proc/stat is empty")?;
         let fields: Vec<u64> = line.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
         // user nice system idle iowait irq softirq steal ...
-        Ok(CpuTimes { total: fields.iter().take(8).sum(), steal: fields.get(7).copied().unwrap_or(0) })
+        let field = |i: usize| fields.get(i).copied().unwrap_or(0);
+        let cores = stat.lines().filter(|l| l.starts_with("cpu") && !l.starts_with("cpu ")).count().max(1);
+        Ok(CpuTimes { total: fields.iter().take(8).sum(), steal: field(7), idle: field(3) + field(4), cores })
+    }
+
+    /// Host cores busy on average since `start` (neither idle nor stolen),
+    /// of [`Self::cores`].
+    pub(super) fn busy_cores_since(&self, start: &CpuTimes) -> f64 {
+        let total = self.total.saturating_sub(start.total).max(1);
+        let idle = self.idle.saturating_sub(start.idle) + self.steal.saturating_sub(start.steal);
+        self.cores as f64 * (total.saturating_sub(idle)) as f64 / total as f64
+    }
+
+    pub(super) fn cores(&self) -> usize {
+        self.cores
     }
 
     pub(super) fn steal_percent_since(&self, start: &CpuTimes) -> f64 {

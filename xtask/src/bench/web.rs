@@ -29,7 +29,9 @@
 //! - CPU steal (from /proc/stat) is recorded for every run, and the share
 //!   of a host core QEMU's vCPU thread had ([`Session::vcpu_seconds`]):
 //!   the flood row gives it with and without the flood (below a whole
-//!   core, the guest had time to spare: what the flood cost was latency).
+//!   core, the guest had time to spare: what the flood cost was latency),
+//!   and the host's busy cores (QEMU's threads, wrk, hping3 and the
+//!   kernel's network path share them).
 //!
 //! Results: `target/bench/web-<UTC time>.tsv` (every run) and `.md` (the
 //! table), copied to `target/bench/web-latest.tsv` and `.md`.
@@ -233,13 +235,16 @@ struct WrkReport {
     errors: Errors,
 }
 
-/// A run, the CPU steal during it (percent) and the share of a host core
-/// QEMU's vCPU thread had meanwhile (`None` if it could not be read).
+/// A run, the CPU steal during it (percent), the share of a host core
+/// QEMU's vCPU thread had meanwhile (`None` if it could not be read) and
+/// the host's cores busy on average (everything: QEMU's threads, wrk,
+/// hping3, the kernel's network path).
 #[derive(Clone, Debug)]
 struct Run {
     report: Option<WrkReport>,
     steal: f64,
     vcpu: Option<f64>,
+    host_busy: Option<(f64, usize)>,
 }
 
 /// The capture run: server-to-client TCP segments, of which resets, the
@@ -438,13 +443,15 @@ fn measured(session: &Session, f: impl FnOnce() -> Result<WrkReport>) -> Run {
     let start = CpuTimes::read().ok();
     let (vcpu_start, began) = (session.vcpu_seconds(), Instant::now());
     let report = f();
-    let steal = start.and_then(|s| CpuTimes::read().ok().map(|e| e.steal_percent_since(&s))).unwrap_or(f64::NAN);
+    let end = CpuTimes::read().ok();
+    let steal = start.as_ref().zip(end.as_ref()).map_or(f64::NAN, |(s, e)| e.steal_percent_since(s));
+    let host_busy = start.as_ref().zip(end.as_ref()).map(|(s, e)| (e.busy_cores_since(s), e.cores()));
     let vcpu = vcpu_start.zip(session.vcpu_seconds()).map(|(a, b)| (b - a) / began.elapsed().as_secs_f64());
     match report {
-        Ok(report) => Run { report: Some(report), steal, vcpu },
+        Ok(report) => Run { report: Some(report), steal, vcpu, host_busy },
         Err(e) => {
             println!("  wrk failed: {e:#}");
-            Run { report: None, steal, vcpu }
+            Run { report: None, steal, vcpu, host_busy }
         }
     }
 }
@@ -452,13 +459,15 @@ fn measured(session: &Session, f: impl FnOnce() -> Result<WrkReport>) -> Run {
 fn print_run(name: &str, run: &Run) {
     match &run.report {
         Some(r) => println!(
-            "  {name}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, errors {}, steal {:.1} %, vCPU {} % of a core",
+            "  {name}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, errors {}, steal {:.1} %, vCPU {} % of a core, host {} of {} cores busy",
             r.per_second,
             r.p50_ms,
             r.p99_ms,
             r.errors.describe(),
             run.steal,
-            figure(run.vcpu.map(|v| v * 100.0), 0)
+            figure(run.vcpu.map(|v| v * 100.0), 0),
+            figure(run.host_busy.map(|b| b.0), 2),
+            run.host_busy.map_or("-".into(), |b| b.1.to_string())
         ),
         None => println!("  {name}: no figure"),
     }
@@ -927,7 +936,7 @@ impl Timestamp {
 /// Every run, one line each.
 fn tsv(list: &[Measure], rounds: &[Vec<SystemRound>], started: &Timestamp) -> String {
     let mut text = String::from(
-        "started\tsystem\tround\tmeasure\trequests\treq_per_s\tbytes_per_s\tp50_ms\tp99_ms\terr_connect\terr_read\terr_write\terr_timeout\terr_status\terr_unreachable\tsteal_pct\tvcpu_pct\tnote\n",
+        "started\tsystem\tround\tmeasure\trequests\treq_per_s\tbytes_per_s\tp50_ms\tp99_ms\terr_connect\terr_read\terr_write\terr_timeout\terr_status\terr_unreachable\tsteal_pct\tvcpu_pct\thost_busy_cores\tnote\n",
     );
     let mut line = |system: &str, round: usize, measure: &str, run: Option<&Run>, note: &str| {
         let figures = match run.and_then(|r| r.report.as_ref()) {
@@ -949,8 +958,12 @@ fn tsv(list: &[Measure], rounds: &[Vec<SystemRound>], started: &Timestamp) -> St
         };
         let steal = run.map_or(String::new(), |r| format!("{:.1}", r.steal));
         let vcpu = run.and_then(|r| r.vcpu).map_or(String::new(), |v| format!("{:.1}", v * 100.0));
-        let _ =
-            writeln!(text, "{}\t{system}\t{round}\t{measure}\t{figures}\t{steal}\t{vcpu}\t{note}", started.readable);
+        let busy = run.and_then(|r| r.host_busy).map_or(String::new(), |b| format!("{:.2}", b.0));
+        let _ = writeln!(
+            text,
+            "{}\t{system}\t{round}\t{measure}\t{figures}\t{steal}\t{vcpu}\t{busy}\t{note}",
+            started.readable
+        );
     };
     for (s, system) in SYSTEMS.iter().enumerate() {
         for (r, round) in rounds[s].iter().enumerate() {
@@ -1104,8 +1117,13 @@ fn markdown(
             // below a whole core, the guest had time to spare.
             let vcpu_under = median_of(rounds[s].iter().map(|r| r.flood.as_ref()?.0.vcpu));
             let vcpu_base = probe_index.and_then(|m| median_of(rounds[s].iter().map(|r| r.runs.get(m)?.vcpu)));
-            let vcpu = match (vcpu_under, vcpu_base) {
-                (Some(a), Some(b)) => format!("; vCPU {:.0} % / {:.0} % of a core", a * 100.0, b * 100.0),
+            let host_under = median_of(rounds[s].iter().map(|r| r.flood.as_ref()?.0.host_busy.map(|b| b.0)));
+            let host_base =
+                probe_index.and_then(|m| median_of(rounds[s].iter().map(|r| r.runs.get(m)?.host_busy.map(|b| b.0))));
+            let vcpu = match (vcpu_under, vcpu_base, host_under, host_base) {
+                (Some(a), Some(b), Some(c), Some(d)) => {
+                    format!("; vCPU {:.0} % / {:.0} % of a core, host {c:.1} / {d:.1} cores busy", a * 100.0, b * 100.0)
+                }
                 _ => String::new(),
             };
             match (under, probe_index.and_then(|m| per_second(s, m))) {
