@@ -12,6 +12,12 @@
 //! maps a ring into which received bytes are written, signalled on the
 //! channel named `input` (if any).
 //!
+//! Restartable (`on_fault="restart-backoff"` in `microkit.system`): a
+//! restarted serial PD programs the UART again and resumes every client's
+//! ring where its last life left it, since a ring's read position lives in
+//! the ring's region (`lib-console-ring`), not in this PD's memory; lines
+//! the clients wrote meanwhile are printed then.
+//!
 //! The UART logic lives in the `drivers_serial_core` crate; this is the glue.
 #![no_std]
 #![no_main]
@@ -182,6 +188,10 @@ impl Handler for Serial {
         if let Err(e) = Uart::init(Com1, BAUD) {
             panic!("COM1 at {COM1:#x}: {e:?}");
         }
+        // After a restart the UART's interrupt may still be unacknowledged
+        // from the last life (the line stays masked until it is): ack it,
+        // and read whatever is waiting below. At first boot it is a no-op.
+        UART_IRQ.get().irq_ack();
         pds_runtime::console::set_output(print_own);
         // Start on a fresh line: the firmware may have left one unfinished.
         uart().write(b"\r\n");
@@ -198,6 +208,7 @@ impl Handler for Serial {
             "COM1 at {BAUD} baud, 8N1; {count} client console(s){}",
             if serial.input.is_some() { ", input ring" } else { "" }
         );
+        serial.receive();
         serial.drain_clients();
         serial
     }

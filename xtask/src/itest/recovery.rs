@@ -9,8 +9,8 @@
 //! (release kernel, serial console, httpd serving `images/site`, the same
 //! `on_fault` policies) plus the test PD `fault-injector`
 //! (`pds/test/fault-injector`), which asks the monitor to make arpd, stray,
-//! httpd, file-cache, virtio-blk, virtio-net and ftpd fault, in that order,
-//! 6, 9, 12, 15, 18, 21 and 24 s after it starts: the monitor points the PD's instruction pointer
+//! httpd, file-cache, virtio-blk, virtio-net, ftpd and serial fault, in that order,
+//! 6, 9, 12, 15, 18, 21, 24 and 27 s after it starts: the monitor points the PD's instruction pointer
 //! at an unmapped page, so the PD takes a genuine VM fault. The test boots it in a network namespace
 //! on a TAP device, starts `wrk` against `/index.html`, and for each PD:
 //!
@@ -29,8 +29,11 @@
 //!   the site is served byte for byte (the cache, emptied by its own
 //!   restart, reads them again, the second time through the restarted
 //!   driver; httpd reset the connections that were sending from the old
-//!   cache and greeted the new one), and after ftpd's restart `curl`
-//!   downloads `/index.html` by FTP byte for byte.
+//!   cache and greeted the new one), after ftpd's restart `curl`
+//!   downloads `/index.html` by FTP byte for byte, and after the serial
+//!   console's restart a line httpd writes later (its counter line) is
+//!   printed: the console resumes every ring where its last life left it
+//!   (the read position is in the ring's region, `lib-console-ring`).
 //!
 //! Then: no other PD faulted or restarted, each target restarted once,
 //! `wrk` made requests throughout (its errors, from the connections httpd
@@ -57,7 +60,7 @@ pub fn tests() -> Vec<Test> {
             dying_call_answered,
         ),
         (
-            "recovery: arpd, stray, httpd, file-cache, virtio-blk, virtio-net and ftpd killed by fault injection while wrk runs are each back within 100 ms, serving, and no other PD restarts",
+            "recovery: arpd, stray, httpd, file-cache, virtio-blk, virtio-net, ftpd and serial killed by fault injection while wrk runs are each back within 100 ms, serving, and no other PD restarts",
             killed_pds_come_back,
         ),
     ]
@@ -121,7 +124,7 @@ fn dying_call_answered(ws: &Path) -> Result<()> {
 const SYSTEM: &str = "tests/systems/recovery.system";
 const WRK: Package = Package { name: "wrk", probe: "wrk" };
 /// The PDs fault-injector kills, in its order.
-const TARGETS: &[&str] = &["arpd", "stray", "httpd", "file-cache", "virtio-blk", "virtio-net", "ftpd"];
+const TARGETS: &[&str] = &["arpd", "stray", "httpd", "file-cache", "virtio-blk", "virtio-net", "ftpd", "serial"];
 /// The most a PD may take from its fault to its event loop.
 const MAX_RECOVERY_MS: f64 = 100.0;
 
@@ -230,7 +233,7 @@ fn judge(ns: &Netns, s: &mut Session, index: &[u8], site: &Path) -> Result<()> {
     get_index(ns, index, "before the faults")?;
     let wrk = ns
         .command("wrk")
-        .args(["-t", "1", "-c", "16", "-d", "26s", "--timeout", "5s", &format!("http://{NODE_IP}/index.html")])
+        .args(["-t", "1", "-c", "16", "-d", "29s", "--timeout", "5s", &format!("http://{NODE_IP}/index.html")])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -260,6 +263,12 @@ fn judge(ns: &Netns, s: &mut Session, index: &[u8], site: &Path) -> Result<()> {
             // serves now is read through the restarted driver.
             "file-cache" | "virtio-blk" => ("every file of the site byte for byte", get_site(ns, site).is_ok()),
             "ftpd" => ("curl ftp:// byte for byte", get_by_ftp(ns, index).is_ok()),
+            // The console prints what PDs write after its restart: httpd's
+            // counter line (every 10 s while wrk's requests change it).
+            "serial" => (
+                "a line httpd wrote after the restart printed",
+                s.expect("[httpd] accepted=", std::time::Duration::from_secs(15)).is_ok(),
+            ),
             _ => ("curl / byte for byte", get_index(ns, index, &format!("after {target}'s restart")).is_ok()),
         };
         println!(

@@ -35,6 +35,7 @@ const SCHEDULE: &[(u64, &str)] = &[
     (18_000, "virtio-blk"),
     (21_000, "virtio-net"),
     (24_000, "ftpd"),
+    (27_000, "serial"),
 ];
 
 const MS: u64 = 1_000_000;

@@ -881,7 +881,7 @@ fn microkit_system_fault_policies_and_reset_frames() {
             "file-cache: restart-backoff",
             "httpd: restart-backoff",
             "ftpd: restart-backoff",
-            "serial: stop",
+            "serial: restart-backoff",
             "idle: restart-backoff",
         ]
     );
