@@ -67,6 +67,64 @@ pub struct Booted {
     pub objects: CPtr,
     /// TSC when the PDs were started.
     pub started: u64,
+    /// How long each phase of the boot took.
+    pub phases: Phases,
+}
+
+/// The initialiser's phases, in order, for the boot's time line.
+#[derive(Clone, Copy, Debug)]
+pub enum Phase {
+    /// Kernel objects made (retypes, ASIDs).
+    Objects,
+    /// Program images, PCI configurations and physical addresses written.
+    Fill,
+    /// Every mapping into the PDs' address spaces.
+    Map,
+    /// The devices' IOMMU domains (VT-d) filled.
+    IoSpaces,
+    /// Interrupts, the rights check, capabilities installed.
+    Caps,
+    /// The installed CSpaces checked against the plan.
+    Check,
+    /// Threads configured and started.
+    Start,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 7] =
+        [Phase::Objects, Phase::Fill, Phase::Map, Phase::IoSpaces, Phase::Caps, Phase::Check, Phase::Start];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Objects => "objects",
+            Phase::Fill => "images",
+            Phase::Map => "mappings",
+            Phase::IoSpaces => "IOMMU",
+            Phase::Caps => "capabilities",
+            Phase::Check => "check",
+            Phase::Start => "threads",
+        }
+    }
+}
+
+/// TSC cycles each [`Phase`] took.
+#[derive(Clone, Copy, Debug)]
+pub struct Phases {
+    last: u64,
+    pub cycles: [u64; Phase::ALL.len()],
+}
+
+impl Phases {
+    fn new() -> Self {
+        Phases { last: cycles(), cycles: [0; Phase::ALL.len()] }
+    }
+
+    /// `phase` ends now.
+    fn end(&mut self, phase: Phase) {
+        let now = cycles();
+        self.cycles[phase as usize] = now - self.last;
+        self.last = now;
+    }
 }
 
 impl Booted {
@@ -154,21 +212,29 @@ impl<'a> Initialiser<'a> {
 
     /// Builds the whole system and returns what the monitor needs of it.
     pub fn run(mut self) -> Booted {
+        let mut phases = Phases::new();
         self.pci = pci::resolve(&self.spec.pci_devices);
         self.create_objects();
         self.assign_asids();
         self.map_scratch_tables();
+        phases.end(Phase::Objects);
         self.fill_frames();
         self.fill_pci_configs();
         self.patch_paddrs();
+        phases.end(Phase::Fill);
         self.map_all();
+        phases.end(Phase::Map);
         self.map_iospaces();
+        phases.end(Phase::IoSpaces);
         self.get_irqs();
         let rules = self.check_rights();
         self.install_caps();
+        phases.end(Phase::Caps);
         self.check_installed(rules);
+        phases.end(Phase::Check);
         self.start_threads();
-        Booted { fault_ep: self.slot(self.spec.fault_endpoint), objects: self.objects, started: cycles() }
+        phases.end(Phase::Start);
+        Booted { fault_ep: self.slot(self.spec.fault_endpoint), objects: self.objects, started: cycles(), phases }
     }
 
     fn slot(&self, id: ObjId) -> CPtr {

@@ -96,6 +96,7 @@ extern "C" fn monitor_main(bootinfo: *const sel4::BootInfo) -> ! {
     let cycles = init::cycles() - start;
     let mhz = { bootinfo.arch_info }.max(1);
     log!("all PDs started ({} ms; TSC {mhz} MHz as the kernel measured it)", cycles / (mhz * 1000));
+    log!("boot phases (ms):{}", PhaseLine(&booted.phases, mhz));
     for pd in spec.pds.iter().filter(|pd| pd.fault_injector) {
         log!("WARNING: TEST SYSTEM: PD '{}' may make any PD fault (inject_faults)", pd.name);
     }
@@ -374,3 +375,16 @@ core::arch::global_asm!(
     "    ud2",
     size = const STACK_SIZE,
 );
+
+/// The boot's phases as ` name ms.d` each (`mhz`: TSC cycles per µs).
+struct PhaseLine<'a>(&'a init::Phases, u64);
+
+impl fmt::Display for PhaseLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for phase in init::Phase::ALL {
+            let us = self.0.cycles[phase as usize] / self.1;
+            write!(f, " {} {}.{}", phase.name(), us / 1000, us % 1000 / 100)?;
+        }
+        Ok(())
+    }
+}
