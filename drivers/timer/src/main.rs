@@ -14,15 +14,29 @@
 //! pin="2" trigger="edge"/>`, and channel `i` (0..24) per client, on which
 //! the client calls and is notified; optionally `<ioport id="1"
 //! addr="0x70" size="2"/>`, the CMOS clock (without it the timer has no
-//! wall clock, logs so, and answers `BOOT_EPOCH` with `NO_CLOCK`).
+//! wall clock, logs so, and answers `BOOT_EPOCH` with `NO_CLOCK`), and a
+//! 4 KiB region of its own, `<map mr="timer_state" ... perms="rw"
+//! setvar_vaddr="timer_state"/>`, which makes it restartable.
+//!
+//! Restarts (`on_fault="restart-backoff"`): the first life writes its
+//! clock and boot epoch into `timer_state` (`timer-core`'s `saved`); a
+//! later life takes them from there instead of measuring again, so `NOW`
+//! and the clients' `LocalClock`s keep reading the same time. The pending
+//! timeouts died with the last life: the new one notifies every client
+//! once, and a client whose timeout had not yet passed sets it again
+//! (`net-client`'s `Alarm`; virtio-net re-arms on every notification). A
+//! call the last life died in is answered `LABEL_SERVER_RESTARTED` by the
+//! runtime, and `timer-api`'s calls make it again.
 #![no_std]
 #![no_main]
 
+use core::sync::atomic::{AtomicU64, Ordering};
 use drivers_timer_api::{label, rdtsc, status, TIMEOUTS_PER_CLIENT};
 use drivers_timer_core::rtc::{self, CmosPorts};
+use drivers_timer_core::saved::{self, Saved};
 use drivers_timer_core::{calibrate, ArmError, Clock, PitCounter, Shot, Timeouts};
 use pds_boot_spec::cspace;
-use pds_runtime::{log, msginfo, Channel, ChannelSet, Handler, MessageInfo};
+use pds_runtime::{log, msginfo, setvar, Channel, ChannelSet, Handler, MessageInfo};
 
 /// `<ioport id="0">`: PIT ports 0x40 (channel 0 data) to 0x43 (mode/command).
 const PIT_PORTS: sel4::X86IoPort = sel4::X86IoPort(cspace::IOPORT_BASE);
@@ -41,6 +55,20 @@ const CMOS_DATA: u16 = 0x71;
 pds_runtime::channel!(PIT_IRQ = "pit", irq);
 /// Client channels are 0..CLIENTS.
 const CLIENTS: usize = 24;
+
+// The region that outlives a restart (`setvar_vaddr="timer_state"`),
+// optional: without it every life measures the clock afresh.
+setvar!(timer_state);
+
+/// The words of `timer_state` that hold [`Saved`].
+fn saved_words() -> Option<&'static [AtomicU64; saved::WORDS]> {
+    let vaddr = timer_state.get()?;
+    // SAFETY: the builder patches the variable with the address of a
+    // 4 KiB read-write mapping of a region only this PD maps, for the PD's
+    // lifetime; the record's 40 bytes fit it, and atomics have no invalid
+    // bit patterns.
+    Some(unsafe { &*(vaddr as usize as *const [AtomicU64; saved::WORDS]) })
+}
 
 /// PIT channel 0 through the I/O port capability.
 struct Pit;
@@ -109,6 +137,33 @@ struct Timer {
 }
 
 impl Timer {
+    /// A later life: the clock and wall clock of the first, no timeouts;
+    /// every client is told to look at its deadlines again.
+    fn restarted(saved: Saved) -> Timer {
+        // The last life may have died between the PIT's interrupt and its
+        // acknowledgement, which would leave the line masked.
+        PIT_IRQ.get().irq_ack();
+        let mut timer = Timer {
+            clock: saved.clock,
+            timeouts: Timeouts::new(),
+            last_now: 0,
+            boot_epoch: saved.boot_epoch,
+            shot: Shot::default(),
+        };
+        let clients = (0..CLIENTS as u8).map(Channel::new).filter(|c| c.can_notify());
+        let count = clients.clone().count();
+        clients.for_each(Channel::deferred_notify);
+        let hz = timer.clock.tsc_hz();
+        log!(
+            "restart {}: TSC {}.{:03} MHz and the wall clock kept from the first life; now {} ms; {count} clients told to set their timeouts again",
+            pds_runtime::restarts(),
+            hz / 1_000_000,
+            hz / 1_000 % 1_000,
+            timer.now() / 1_000_000
+        );
+        timer
+    }
+
     fn now(&mut self) -> u64 {
         self.last_now = self.last_now.max(self.clock.ns(rdtsc()));
         self.last_now
@@ -132,6 +187,10 @@ impl Timer {
 
 impl Handler for Timer {
     fn init() -> Self {
+        let words = saved_words();
+        if let Some(saved) = words.and_then(|w| Saved::decode(&w.each_ref().map(|a| a.load(Ordering::Relaxed)))) {
+            return Timer::restarted(saved);
+        }
         let clock = match calibrate(&mut Pit, rdtsc) {
             Ok(clock) => clock,
             Err(e) => panic!("TSC calibration against the PIT failed: {e:?}"),
@@ -155,6 +214,12 @@ impl Handler for Timer {
             }
         } else {
             log!("no CMOS clock ports (<ioport id=\"1\" addr=\"0x70\" size=\"2\">): no wall clock");
+        }
+        if let Some(words) = words {
+            let record = Saved { clock: timer.clock, boot_epoch: timer.boot_epoch }.encode();
+            for (word, value) in words.iter().zip(record) {
+                word.store(value, Ordering::Relaxed);
+            }
         }
         timer
     }

@@ -26,11 +26,15 @@ pub enum AlarmAction {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Alarm {
     armed: Option<u64>,
+    /// A notification came before the pending deadline: the timer may have
+    /// lost it (a restarted timer notifies every client once and holds no
+    /// timeouts), so the next plan replaces it.
+    doubtful: bool,
 }
 
 impl Alarm {
     pub const fn new() -> Self {
-        Alarm { armed: None }
+        Alarm { armed: None, doubtful: false }
     }
 
     /// The deadline of the pending timeout, as far as this side knows.
@@ -39,10 +43,18 @@ impl Alarm {
     }
 
     /// The timer notified and the time is `now`: a timeout at or before
-    /// `now` is no longer pending.
+    /// `now` is no longer pending. One after `now` may be lost: the
+    /// notification was for a timeout cancelled since, or came from a
+    /// restarted timer, which has none; the next plan cancels and sets it
+    /// again ([`AlarmAction::Replace`]), which is right in both cases.
     pub fn fired(&mut self, now: u64) {
-        if self.armed.is_some_and(|at| at <= now) {
-            self.armed = None;
+        match self.armed {
+            Some(at) if at <= now => {
+                self.armed = None;
+                self.doubtful = false;
+            }
+            Some(_) => self.doubtful = true,
+            None => {}
         }
     }
 
@@ -52,6 +64,11 @@ impl Alarm {
     pub fn plan(&mut self, deadline: Option<u64>) -> AlarmAction {
         match (self.armed, deadline) {
             (_, None) => AlarmAction::Nothing,
+            (Some(_), Some(at)) if self.doubtful => {
+                self.doubtful = false;
+                self.armed = Some(at);
+                AlarmAction::Replace(at)
+            }
             (None, Some(at)) => {
                 self.armed = Some(at);
                 AlarmAction::Set(at)
@@ -67,6 +84,7 @@ impl Alarm {
     /// The timer refused the timeout: nothing is pending.
     pub fn failed(&mut self) {
         self.armed = None;
+        self.doubtful = false;
     }
 }
 
@@ -125,13 +143,33 @@ mod tests {
         assert_eq!(alarm.plan(Some(150)), AlarmAction::Nothing, "the earlier wake-up re-plans");
         assert_eq!(alarm.plan(Some(100)), AlarmAction::Nothing);
         assert_eq!(alarm.plan(Some(40)), AlarmAction::Replace(40));
-        alarm.fired(39);
-        assert_eq!(alarm.armed(), Some(40), "an early wake-up leaves it pending");
         alarm.fired(40);
         assert_eq!(alarm.armed(), None);
         assert_eq!(alarm.plan(Some(150)), AlarmAction::Set(150));
         alarm.failed();
         assert_eq!(alarm.plan(Some(150)), AlarmAction::Set(150));
+    }
+
+    /// A notification before the pending deadline (a restarted timer
+    /// tells every client, and holds no timeouts) makes the next plan set
+    /// it again, cancelling whatever the timer may still hold; a deadline
+    /// that passes clears the doubt. Fails if an early notification leaves
+    /// the alarm trusted (the PD would wait for a timeout nobody holds).
+    #[test]
+    fn a_notification_before_the_deadline_sets_it_again() {
+        let mut alarm = Alarm::new();
+        assert_eq!(alarm.plan(Some(100)), AlarmAction::Set(100));
+        alarm.fired(60);
+        assert_eq!(alarm.armed(), Some(100), "perhaps still pending");
+        assert_eq!(alarm.plan(Some(100)), AlarmAction::Replace(100), "set again");
+        assert_eq!(alarm.plan(Some(100)), AlarmAction::Nothing, "once");
+        alarm.fired(60);
+        assert_eq!(alarm.plan(None), AlarmAction::Nothing, "no deadline, no timeout");
+        assert_eq!(alarm.plan(Some(120)), AlarmAction::Replace(120), "the doubt stays until a plan acts on it");
+        alarm.fired(130);
+        assert_eq!(alarm.armed(), None);
+        assert_eq!(alarm.plan(Some(200)), AlarmAction::Set(200), "passed: nothing to cancel");
+        assert_eq!(alarm.plan(Some(300)), AlarmAction::Nothing);
     }
 
     #[test]

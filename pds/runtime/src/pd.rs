@@ -111,6 +111,12 @@ impl Channel {
         ok
     }
 
+    /// Whether the description lets this PD notify the other end (no
+    /// error is logged if not, unlike [`Channel::notify`]).
+    pub fn can_notify(self) -> bool {
+        mask(0) & (1 << self.0) != 0
+    }
+
     /// Signals the PD at the other end.
     pub fn notify(self) {
         if self.allowed(0, "notify") {

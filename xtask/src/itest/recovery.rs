@@ -9,8 +9,8 @@
 //! (release kernel, serial console, httpd serving `images/site`, the same
 //! `on_fault` policies) plus the test PD `fault-injector`
 //! (`pds/test/fault-injector`), which asks the monitor to make arpd, stray,
-//! httpd, file-cache, virtio-blk, virtio-net, ftpd and serial fault, in that order,
-//! 6, 9, 12, 15, 18, 21, 24 and 27 s after it starts: the monitor points the PD's instruction pointer
+//! httpd, file-cache, virtio-blk, virtio-net, ftpd, serial and the timer fault, in that order,
+//! 6, 9, 12, 15, 18, 21, 24, 27 and 30 s after it starts: the monitor points the PD's instruction pointer
 //! at an unmapped page, so the PD takes a genuine VM fault. The test boots it in a network namespace
 //! on a TAP device, starts `wrk` against `/index.html`, and for each PD:
 //!
@@ -33,7 +33,11 @@
 //!   downloads `/index.html` by FTP byte for byte, and after the serial
 //!   console's restart a line httpd writes later (its counter line) is
 //!   printed: the console resumes every ring where its last life left it
-//!   (the read position is in the ring's region, `lib-console-ring`).
+//!   (the read position is in the ring's region, `lib-console-ring`); and
+//!   after the timer's restart, with `wrk` over and the node idle, a
+//!   request head that never ends is closed with `408` at httpd's header
+//!   deadline, which only a timeout of the new timer can bring (its
+//!   clock was kept, its clients set their timeouts again).
 //!
 //! Then: no other PD faulted or restarted, each target restarted once,
 //! `wrk` made requests throughout (its errors, from the connections httpd
@@ -60,7 +64,7 @@ pub fn tests() -> Vec<Test> {
             dying_call_answered,
         ),
         (
-            "recovery: arpd, stray, httpd, file-cache, virtio-blk, virtio-net, ftpd and serial killed by fault injection while wrk runs are each back within 100 ms, serving, and no other PD restarts",
+            "recovery: arpd, stray, httpd, file-cache, virtio-blk, virtio-net, ftpd, serial and the timer killed by fault injection while wrk runs are each back within 100 ms, serving, and no other PD restarts",
             killed_pds_come_back,
         ),
     ]
@@ -124,7 +128,8 @@ fn dying_call_answered(ws: &Path) -> Result<()> {
 const SYSTEM: &str = "tests/systems/recovery.system";
 const WRK: Package = Package { name: "wrk", probe: "wrk" };
 /// The PDs fault-injector kills, in its order.
-const TARGETS: &[&str] = &["arpd", "stray", "httpd", "file-cache", "virtio-blk", "virtio-net", "ftpd", "serial"];
+const TARGETS: &[&str] =
+    &["arpd", "stray", "httpd", "file-cache", "virtio-blk", "virtio-net", "ftpd", "serial", "timer"];
 /// The most a PD may take from its fault to its event loop.
 const MAX_RECOVERY_MS: f64 = 100.0;
 
@@ -157,6 +162,34 @@ fn killed_pds_come_back(ws: &Path) -> Result<()> {
     drop(s);
     drop(ns);
     result
+}
+
+/// Sends a request head that never ends and reads until the node closes:
+/// whether it answered `408` within httpd's header deadline (10 s,
+/// `HEADER_TIMEOUT_NS`) and a margin.
+fn header_deadline_408(ns: &Netns) -> Result<bool> {
+    const SCRIPT: &str = r#"
+import socket, sys
+s = socket.create_connection((sys.argv[1], 80), timeout=20)
+s.sendall(b"GET / HTTP/1.1\r\nHost: node\r\n")
+got = b""
+while True:
+    b = s.recv(4096)
+    if not b:
+        break
+    got += b
+sys.stdout.write(got.decode("latin-1"))
+"#;
+    let out = ns.command("python3").args(["-c", SCRIPT, NODE_IP]).output().context("running python3")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !text.starts_with("HTTP/1.1 408") {
+        println!(
+            "   the trickled request got {:?} ({})",
+            text.lines().next(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(text.starts_with("HTTP/1.1 408"))
 }
 
 /// `curl` of `/` in the namespace; fails unless it is `index.html`.
@@ -269,6 +302,10 @@ fn judge(ns: &Netns, s: &mut Session, index: &[u8], site: &Path) -> Result<()> {
                 "a line httpd wrote after the restart printed",
                 s.expect("[httpd] accepted=", std::time::Duration::from_secs(15)).is_ok(),
             ),
+            // wrk has ended: on an idle node only a timeout of the
+            // restarted timer wakes httpd to close a request that never
+            // ends (its header deadline) with 408.
+            "timer" => ("a trickled request closed with 408 at httpd's header deadline", header_deadline_408(ns)?),
             _ => ("curl / byte for byte", get_index(ns, index, &format!("after {target}'s restart")).is_ok()),
         };
         println!(

@@ -33,9 +33,15 @@
 //! server saves two context switches per reading (under QEMU's TCG, where
 //! each switch of address space flushes the emulated TLB, that is tens of
 //! microseconds per wake-up).
+//!
+//! A restarted timer (README, "Recovery") keeps its clock and wall clock
+//! (the same `NOW`, the same [`TscScale`]) but not the pending timeouts:
+//! it notifies every client once, and a client whose deadline has not
+//! passed sets its timeout again. A call it died in is made again.
 #![no_std]
 
-use pds_runtime::{get_mr, msginfo, set_mr, Channel, NamedChannel};
+use pds_boot_spec::monitor_protocol::LABEL_SERVER_RESTARTED;
+use pds_runtime::{get_mr, msginfo, set_mr, Channel, MessageInfo, NamedChannel};
 
 /// Message labels of the calls.
 pub mod label {
@@ -134,6 +140,22 @@ impl Timer {
         self.0.get()
     }
 
+    /// Calls with `label` and the message registers `args`; a call the
+    /// timer died in (answered `LABEL_SERVER_RESTARTED` by its next life)
+    /// is made again, once: every call is one the new life can answer.
+    fn call(self, label: u64, args: &[u64]) -> MessageInfo {
+        let send = || {
+            for (i, &a) in args.iter().enumerate() {
+                set_mr(i, a);
+            }
+            self.channel().pp_call(msginfo(label, args.len() as u64))
+        };
+        match send() {
+            reply if reply.label() == LABEL_SERVER_RESTARTED => send(),
+            reply => reply,
+        }
+    }
+
     /// Nanoseconds since boot; never goes backwards.
     ///
     /// # Panics
@@ -141,7 +163,7 @@ impl Timer {
     /// answers `LABEL_SERVER_STOPPED`, and the caller cannot go on without
     /// a clock (its fault policy decides what happens to it).
     pub fn now(self) -> u64 {
-        let reply = self.channel().pp_call(msginfo(label::NOW, 0));
+        let reply = self.call(label::NOW, &[]);
         assert!(
             reply.label() == status::OK && reply.length() == 1,
             "the timer answered NOW with label {:#x}",
@@ -152,8 +174,7 @@ impl Timer {
 
     /// Asks for a notification once the clock reaches `deadline_ns`.
     pub fn set_timeout(self, deadline_ns: u64) -> Result<(), Error> {
-        set_mr(0, deadline_ns);
-        match self.channel().pp_call(msginfo(label::SET_TIMEOUT, 1)).label() {
+        match self.call(label::SET_TIMEOUT, &[deadline_ns]).label() {
             status::OK => Ok(()),
             status::FULL => Err(Error::Full),
             other => Err(Error::Refused(other)),
@@ -170,7 +191,7 @@ impl Timer {
     /// clock at boot, read once by the timer), or `None` if the timer has
     /// no wall clock.
     pub fn boot_epoch(self) -> Option<u64> {
-        match self.channel().pp_call(msginfo(label::BOOT_EPOCH, 0)).label() {
+        match self.call(label::BOOT_EPOCH, &[]).label() {
             status::OK => Some(get_mr(0)),
             _ => None,
         }
@@ -179,7 +200,7 @@ impl Timer {
     /// The scale `NOW` is computed with, for a [`LocalClock`]; `None` if
     /// the timer does not say.
     pub fn tsc_scale(self) -> Option<TscScale> {
-        match self.channel().pp_call(msginfo(label::TSC_SCALE, 0)).label() {
+        match self.call(label::TSC_SCALE, &[]).label() {
             status::OK => Some(TscScale(get_mr(0))),
             _ => None,
         }
@@ -193,6 +214,6 @@ impl Timer {
 
     /// Drops all of this client's pending timeouts.
     pub fn cancel_all(self) {
-        self.channel().pp_call(msginfo(label::CANCEL_ALL, 0));
+        self.call(label::CANCEL_ALL, &[]);
     }
 }

@@ -42,6 +42,12 @@ impl Clock {
     }
 
     /// The measured TSC frequency.
+    /// A clock another life of the timer measured (`saved`): `None` if the
+    /// frequency is below 1 MHz or the scale is zero.
+    pub fn from_parts(scale: TscScale, tsc_hz: u64) -> Option<Clock> {
+        (tsc_hz >= 1_000_000 && scale.0 != 0).then_some(Clock { scale, tsc_hz })
+    }
+
     pub fn tsc_hz(&self) -> u64 {
         self.tsc_hz
     }

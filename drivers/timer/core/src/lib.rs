@@ -12,11 +12,14 @@
 //!   ([`Timeouts`]).
 //! - The date comes from the CMOS real-time clock, read once at boot
 //!   ([`rtc`]): clients ask for the Unix time at which the clock read 0.
+//! - Both outlive a restart of the timer ([`saved`]): its clients keep
+//!   reading the TSC with the first life's scale.
 #![no_std]
 #![forbid(unsafe_code)]
 
 mod clock;
 pub mod rtc;
+pub mod saved;
 mod timeouts;
 
 pub use clock::*;

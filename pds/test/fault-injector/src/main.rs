@@ -36,6 +36,7 @@ const SCHEDULE: &[(u64, &str)] = &[
     (21_000, "virtio-net"),
     (24_000, "ftpd"),
     (27_000, "serial"),
+    (30_000, "timer"),
 ];
 
 const MS: u64 = 1_000_000;

@@ -664,7 +664,7 @@ const MICROKIT_MAPS: &[(&str, &[&str])] = &[
             "memory region `net_stray_tx_free` at 0x50310000: rw",
         ],
     ),
-    ("timer", &["memory region `console_timer` at 0x5000000: rw"]),
+    ("timer", &["memory region `console_timer` at 0x5000000: rw", "memory region `timer_state` at 0x5001000: rw"]),
     (
         "virtio-blk",
         &[
@@ -872,7 +872,7 @@ fn microkit_system_fault_policies_and_reset_frames() {
     assert_eq!(
         policies,
         [
-            "timer: stop",
+            "timer: restart-backoff",
             "virtio-net: restart-backoff",
             "net-mux: stop",
             "arpd: restart-backoff",
