@@ -83,6 +83,8 @@ fn usage() -> String {
   --ram MIB               QEMU's memory, which the builder checks the system against (default {})
   --tap IFNAME            run: attach the NIC to this existing TAP device
                           (default: QEMU user networking, web server on http://{}/)
+  --site DIR              run: serve the document root DIR (its site image is built first;
+                          default images/site)
 site: --out FILE          where the image goes (default target/site/site.img)
 
 Each command installs the Debian packages it needs when they are missing (as root)
@@ -105,6 +107,7 @@ fn parse_options(args: &[String], ws: &Path) -> Result<BuildOptions> {
         config: KernelConfig::Release,
         ram_mib: system::DEFAULT_RAM_MIB,
         tap: None,
+        site: None,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -123,6 +126,10 @@ fn parse_options(args: &[String], ws: &Path) -> Result<BuildOptions> {
             }
             "--ram" => opts.ram_mib = value("--ram")?.parse().context("--ram takes MiB, e.g. 512")?,
             "--tap" => opts.tap = Some(value("--tap")?),
+            "--site" => {
+                let v = PathBuf::from(value("--site")?);
+                opts.site = Some(if v.is_absolute() { v } else { std::env::current_dir()?.join(v) });
+            }
             other => bail!("unknown option {other:?}\n\n{}", usage()),
         }
     }
@@ -156,12 +163,14 @@ fn run() -> Result<()> {
             deps::ensure_packages(deps::QEMU)?;
             let served = system::served(&opts.system)?;
             let mut devices = opts.tap.as_deref().map(qemu::tap_nic).unwrap_or_else(|| qemu::user_nic_serving(&served));
-            // The demo site, as the disk a web server's file cache reads.
+            // The user's site (`--site DIR`) or the demo site, as the disk
+            // a web server's file cache reads.
+            let root = opts.site.clone().unwrap_or_else(|| ws.join("images/site"));
             let site = site::default_image(&ws);
-            site::build(&ws.join("images/site"), &site)?;
+            site::build(&root, &site)?;
             site::check_fits_window(&opts.system, &site)?;
-            println!("site image: {} (from images/site)", site.display());
-            devices.extend(qemu::blk_drive(&site, true));
+            println!("site image: {} (from {})", site.display(), root.display());
+            devices.extend(site::drive(&built, &site)?);
             let devices: Vec<&str> = devices.iter().map(String::as_str).collect();
             let mut cmd = qemu::command(&built, opts.ram_mib, true, &devices);
             println!("{}", qemu::command_line(&cmd));
@@ -226,12 +235,29 @@ mod tests {
     fn usage_names_every_build_option() {
         let text = usage();
         let ws = workspace();
-        for (option, value) in [("--system", "x.system"), ("--config", "release"), ("--ram", "256"), ("--tap", "tap0")]
+        for (option, value) in
+            [("--system", "x.system"), ("--config", "release"), ("--ram", "256"), ("--tap", "tap0"), ("--site", "www")]
         {
             assert!(parse_options(&[option.into(), value.into()], &ws).is_ok(), "{option}");
             assert!(text.contains(option), "{option} is not in the usage");
         }
         assert!(parse_options(&["--other".into()], &ws).is_err());
+    }
+
+    #[test]
+    fn run_serves_the_site_given_or_the_demo_site() {
+        let ws = workspace();
+        assert_eq!(parse_options(&[], &ws).unwrap().site, None, "no --site: images/site");
+        let cwd = std::env::current_dir().unwrap();
+        let relative = parse_options(&["--site".into(), "www".into()], &ws).unwrap();
+        assert_eq!(relative.site, Some(cwd.join("www")), "relative to the current directory");
+        let absolute = parse_options(&["--site".into(), "/srv/www".into()], &ws).unwrap();
+        assert_eq!(absolute.site, Some(PathBuf::from("/srv/www")));
+        let with_others = ["--config", "debug", "--site", "/srv/www", "--tap", "tap0"].map(String::from);
+        let opts = parse_options(&with_others, &ws).unwrap();
+        assert_eq!((opts.site, opts.config), (Some(PathBuf::from("/srv/www")), KernelConfig::Debug));
+        let e = parse_options(&["--site".into()], &ws).unwrap_err().to_string();
+        assert!(e.contains("--site needs a value"), "{e}");
     }
 
     #[test]

@@ -114,7 +114,10 @@ fn cargo_test(ws: &Path, args: &[&str]) -> Result<()> {
 
 /// Builds a system description (a path relative to the workspace).
 pub fn build(ws: &Path, system: &str, config: KernelConfig) -> Result<Built> {
-    system::build(ws, &BuildOptions { system: ws.join(system), config, ram_mib: system::DEFAULT_RAM_MIB, tap: None })
+    system::build(
+        ws,
+        &BuildOptions { system: ws.join(system), config, ram_mib: system::DEFAULT_RAM_MIB, tap: None, site: None },
+    )
 }
 
 /// Boots `tests/systems/demo.system` and checks, in the serial output, every
