@@ -9,6 +9,7 @@ mod drivers;
 mod ftp;
 mod hostile;
 mod http_client;
+mod image;
 mod iommu;
 mod net;
 mod node;
@@ -82,6 +83,7 @@ pub fn run(ws: &Path, filter: Option<&str>) -> Result<()> {
     tests.extend(hostile::tests());
     tests.extend(redteam::tests());
     tests.extend(recovery::tests());
+    tests.extend(image::tests());
     if let Some(filter) = filter {
         tests.retain(|(name, _)| name.contains(filter));
         ensure!(!tests.is_empty(), "no integration test name contains {filter:?}");
