@@ -16,7 +16,7 @@ mod linux_guest;
 use anyhow::{bail, Context, Result};
 use harness::kernel::KernelConfig;
 use harness::system::{self, BuildOptions};
-use harness::{deps, qemu, site};
+use harness::{deps, image, qemu, site};
 use std::path::{Path, PathBuf};
 
 /// A command of `cargo xtask`.
@@ -27,6 +27,7 @@ enum Cmd {
     Test,
     Bench,
     Site,
+    Image,
     Lint,
     Fuzz,
     Help,
@@ -51,6 +52,12 @@ const COMMANDS: &[(Cmd, &[&str], &str, &str)] = &[
         "figures beside a Linux guest in the same QEMU; web: web node vs nginx, ftp: ftpd vs vsftpd, mux: demux cost; --only: web measures named with TEXT (A|B: either)",
     ),
     (Cmd::Site, &["site"], "DIR [--out FILE]", "build the site image of the document root DIR; print what it stored"),
+    (
+        Cmd::Image,
+        &["image"],
+        "[--site DIR] [--out FILE] [OPTIONS]",
+        "write a disk image that boots the node on a PC (BIOS or UEFI GRUB) and carries the site; print its layout",
+    ),
     (Cmd::Lint, &["lint"], "", "the gate .ci/run passes first: cargo fmt --check, clippy -D warnings"),
     (
         Cmd::Fuzz,
@@ -75,7 +82,7 @@ fn usage() -> String {
         text += &format!("  {:<22}  {what}\n", call.trim_end());
     }
     text += &format!(
-        "\noptions of build and run:
+        "\noptions of build, run and image:
   --system FILE           the system description (default microkit.system)
   --config release|debug  the kernel configuration (default release: no kernel debug calls,
                           PDs log through the serial PD; debug: kernel printing and debug
@@ -83,7 +90,10 @@ fn usage() -> String {
   --ram MIB               QEMU's memory, which the builder checks the system against (default {})
   --tap IFNAME            run: attach the NIC to this existing TAP device
                           (default: QEMU user networking, web server on http://{}/)
+  --site DIR              run, image: serve the document root DIR (its site image is built
+                          first; default images/site)
 site: --out FILE          where the image goes (default target/site/site.img)
+image: --out FILE         where the disk image goes (default target/image/node.img)
 
 Each command installs the Debian packages it needs when they are missing (as root)
 or says which command to run.",
@@ -105,6 +115,7 @@ fn parse_options(args: &[String], ws: &Path) -> Result<BuildOptions> {
         config: KernelConfig::Release,
         ram_mib: system::DEFAULT_RAM_MIB,
         tap: None,
+        site: None,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -123,10 +134,32 @@ fn parse_options(args: &[String], ws: &Path) -> Result<BuildOptions> {
             }
             "--ram" => opts.ram_mib = value("--ram")?.parse().context("--ram takes MiB, e.g. 512")?,
             "--tap" => opts.tap = Some(value("--tap")?),
+            "--site" => {
+                let v = PathBuf::from(value("--site")?);
+                opts.site = Some(if v.is_absolute() { v } else { std::env::current_dir()?.join(v) });
+            }
             other => bail!("unknown option {other:?}\n\n{}", usage()),
         }
     }
     Ok(opts)
+}
+
+/// `image`'s own option, `--out FILE` (relative to the current
+/// directory; default `target/image/node.img`), and the others, which
+/// are [`parse_options`]'s.
+fn image_options(args: &[String], ws: &Path) -> Result<(PathBuf, Vec<String>)> {
+    let mut out = ws.join("target").join("image").join("node.img");
+    let mut rest = Vec::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        if arg == "--out" {
+            let v = PathBuf::from(it.next().with_context(|| format!("--out needs a value\n\n{}", usage()))?);
+            out = if v.is_absolute() { v } else { std::env::current_dir()?.join(v) };
+        } else {
+            rest.push(arg.clone());
+        }
+    }
+    Ok((out, rest))
 }
 
 fn main() {
@@ -156,12 +189,14 @@ fn run() -> Result<()> {
             deps::ensure_packages(deps::QEMU)?;
             let served = system::served(&opts.system)?;
             let mut devices = opts.tap.as_deref().map(qemu::tap_nic).unwrap_or_else(|| qemu::user_nic_serving(&served));
-            // The demo site, as the disk a web server's file cache reads.
+            // The user's site (`--site DIR`) or the demo site, as the disk
+            // a web server's file cache reads.
+            let root = opts.site.clone().unwrap_or_else(|| ws.join("images/site"));
             let site = site::default_image(&ws);
-            site::build(&ws.join("images/site"), &site)?;
+            site::build(&root, &site)?;
             site::check_fits_window(&opts.system, &site)?;
-            println!("site image: {} (from images/site)", site.display());
-            devices.extend(qemu::blk_drive(&site, true));
+            println!("site image: {} (from {})", site.display(), root.display());
+            devices.extend(site::drive(&built, &site)?);
             let devices: Vec<&str> = devices.iter().map(String::as_str).collect();
             let mut cmd = qemu::command(&built, opts.ram_mib, true, &devices);
             println!("{}", qemu::command_line(&cmd));
@@ -187,6 +222,20 @@ fn run() -> Result<()> {
         Cmd::Test => itest::run(&ws, args.get(1).map(String::as_str))?,
         Cmd::Bench => bench::run(&ws, &args[1..])?,
         Cmd::Site => site::run(&ws, &args[1..], &usage())?,
+        Cmd::Image => {
+            let (out, rest) = image_options(&args[1..], &ws)?;
+            let opts = parse_options(&rest, &ws)?;
+            let built = system::build(&ws, &opts)?;
+            let root = opts.site.clone().unwrap_or_else(|| ws.join("images/site"));
+            let site_image = ws.join("target").join("image").join("site.img");
+            site::build(&root, &site_image)?;
+            println!("site image: {} (from {})", site_image.display(), root.display());
+            if let Some(dir) = out.parent() {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let written = image::build(&built, &site_image, &out)?;
+            image::print_report(&written, &built);
+        }
         Cmd::Lint => lint::run(&ws)?,
         Cmd::Fuzz => fuzz::run(&ws, &args[1..])?,
         Cmd::Help => println!("{}", usage()),
@@ -226,12 +275,43 @@ mod tests {
     fn usage_names_every_build_option() {
         let text = usage();
         let ws = workspace();
-        for (option, value) in [("--system", "x.system"), ("--config", "release"), ("--ram", "256"), ("--tap", "tap0")]
+        for (option, value) in
+            [("--system", "x.system"), ("--config", "release"), ("--ram", "256"), ("--tap", "tap0"), ("--site", "www")]
         {
             assert!(parse_options(&[option.into(), value.into()], &ws).is_ok(), "{option}");
             assert!(text.contains(option), "{option} is not in the usage");
         }
         assert!(parse_options(&["--other".into()], &ws).is_err());
+    }
+
+    #[test]
+    fn run_serves_the_site_given_or_the_demo_site() {
+        let ws = workspace();
+        assert_eq!(parse_options(&[], &ws).unwrap().site, None, "no --site: images/site");
+        let cwd = std::env::current_dir().unwrap();
+        let relative = parse_options(&["--site".into(), "www".into()], &ws).unwrap();
+        assert_eq!(relative.site, Some(cwd.join("www")), "relative to the current directory");
+        let absolute = parse_options(&["--site".into(), "/srv/www".into()], &ws).unwrap();
+        assert_eq!(absolute.site, Some(PathBuf::from("/srv/www")));
+        let with_others = ["--config", "debug", "--site", "/srv/www", "--tap", "tap0"].map(String::from);
+        let opts = parse_options(&with_others, &ws).unwrap();
+        assert_eq!((opts.site, opts.config), (Some(PathBuf::from("/srv/www")), KernelConfig::Debug));
+        let e = parse_options(&["--site".into()], &ws).unwrap_err().to_string();
+        assert!(e.contains("--site needs a value"), "{e}");
+    }
+
+    #[test]
+    fn image_takes_out_and_the_build_options() {
+        let ws = workspace();
+        let (out, rest) = image_options(&[], &ws).unwrap();
+        assert_eq!((out, rest.len()), (ws.join("target/image/node.img"), 0));
+        let args = ["--site", "/srv/www", "--out", "/tmp/node.img", "--config", "debug"].map(String::from);
+        let (out, rest) = image_options(&args, &ws).unwrap();
+        assert_eq!(out, PathBuf::from("/tmp/node.img"));
+        let opts = parse_options(&rest, &ws).unwrap();
+        assert_eq!((opts.site, opts.config), (Some(PathBuf::from("/srv/www")), KernelConfig::Debug));
+        assert!(image_options(&["--out".into()], &ws).is_err());
+        assert!(usage().contains("image: --out FILE"));
     }
 
     #[test]

@@ -351,7 +351,7 @@ pub(super) fn boot(
 ) -> Result<Session> {
     match (&system.kind, built) {
         (Kind::Sel4 { .. }, Some(built)) => {
-            let drive = qemu::blk_drive(image, true);
+            let drive = crate::harness::site::drive(built, image)?;
             let drive: Vec<&str> = drive.iter().map(String::as_str).collect();
             ns.start_on_tap(qemu::command(built, system::DEFAULT_RAM_MIB, false, &drive), qemu::NIC_DEVICE)
         }

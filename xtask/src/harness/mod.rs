@@ -3,6 +3,7 @@
 //! images in QEMU sessions, and installs the Debian packages all that needs.
 
 pub mod deps;
+pub mod image;
 pub mod kernel;
 pub mod netns;
 pub mod qemu;

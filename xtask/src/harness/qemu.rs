@@ -40,6 +40,29 @@ pub fn command(built: &Built, ram_mib: u64, interactive: bool, extra: &[&str]) -
 /// [`command`] on another machine (`machine`: QEMU's `-machine` and the
 /// devices that come with it).
 pub fn command_on(machine: &[&str], built: &Built, ram_mib: u64, interactive: bool, extra: &[&str]) -> Command {
+    let mut cmd = machine_command(machine, ram_mib, interactive);
+    cmd.arg("-kernel").arg(&built.kernel.elf32).arg("-initrd").arg(&built.image);
+    cmd.args(extra);
+    cmd
+}
+
+/// The QEMU command for a PC that boots from its disks, as a PC does
+/// (firmware, then the boot loader on the disk; no `-kernel`): [`MACHINE`]
+/// with `firmware` (`None`: SeaBIOS, a BIOS; `Some(path)`: that image as
+/// the BIOS, e.g. OVMF for UEFI) and `extra` (the disk, the NIC). The
+/// console is a plain pipe for a test to read.
+pub fn command_disk_boot(firmware: Option<&std::path::Path>, ram_mib: u64, extra: &[&str]) -> Command {
+    let mut cmd = machine_command(MACHINE, ram_mib, false);
+    if let Some(firmware) = firmware {
+        cmd.arg("-bios").arg(firmware);
+    }
+    cmd.args(extra);
+    cmd
+}
+
+/// `qemu-system-x86_64` on `machine` with the CPU, memory and console,
+/// booting nothing yet.
+fn machine_command(machine: &[&str], ram_mib: u64, interactive: bool) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args(machine)
         .args(["-accel", "tcg", "-cpu", CPU, "-m"])
@@ -50,8 +73,6 @@ pub fn command_on(machine: &[&str], built: &Built, ram_mib: u64, interactive: bo
     if !interactive {
         cmd.args(["-monitor", "none"]);
     }
-    cmd.arg("-kernel").arg(&built.kernel.elf32).arg("-initrd").arg(&built.image);
-    cmd.args(extra);
     cmd
 }
 
@@ -156,6 +177,18 @@ pub fn blk_drive(image: &std::path::Path, read_only: bool) -> Vec<String> {
         format!("file={},if=none,id=d0,format=raw{}", image.display(), if read_only { ",readonly=on" } else { "" }),
         "-device".into(),
         "virtio-blk-pci,disable-legacy=on,iommu_platform=on,addr=5,drive=d0".into(),
+    ]
+}
+
+/// QEMU arguments for a bootable disk image (`cargo xtask image`) as the
+/// PC's only disk: the same virtio-blk device as [`blk_drive`] (PCI
+/// 00:05.0, modern only, behind the IOMMU), first in the boot order.
+pub fn boot_drive(image: &std::path::Path, read_only: bool) -> Vec<String> {
+    vec![
+        "-drive".into(),
+        format!("file={},if=none,id=d0,format=raw{}", image.display(), if read_only { ",readonly=on" } else { "" }),
+        "-device".into(),
+        "virtio-blk-pci,disable-legacy=on,iommu_platform=on,addr=5,drive=d0,bootindex=0".into(),
     ]
 }
 

@@ -4,8 +4,11 @@
 //! Last-Modified is each file's modification time, or `SOURCE_DATE_EPOCH`
 //! for every file when that is set (reproducible images).
 
+use crate::harness::qemu;
+use crate::harness::system::Built;
 use anyhow::{bail, Context, Result};
 use fs_builder::{Options, Placement, Report};
+use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// Where the image goes without `--out`.
@@ -115,22 +118,51 @@ pub fn disk_window(system: &Path) -> Result<Option<(u64, u64)>> {
     Ok(window)
 }
 
-/// Checks that the site image `image` lies inside the disk window
-/// `system` gives the web server: the image starts at sector 0 (its
-/// superblock), so the window must start there and hold every sector of
-/// the image, or the server could not read its end.
+/// Checks that the site image `image` fits the disk window `system`
+/// gives the web server: the file cache reads the image from the
+/// window's first sector on (its superblock there), so the window must
+/// hold every sector of the image, or the server could not read its end.
 pub fn check_fits_window(system: &Path, image: &Path) -> Result<()> {
     let Some((first, last)) = disk_window(system)? else { return Ok(()) };
     let len = std::fs::metadata(image).with_context(|| format!("reading {}", image.display()))?.len();
     let sectors = len.div_ceil(lib_blk_protocol::SECTOR_SIZE as u64);
     anyhow::ensure!(
-        first == 0 && sectors <= last + 1,
+        sectors <= last - first + 1,
         "the site image {} ({len} bytes, {sectors} sectors) does not fit the web server's window of the disk in {} \
-         (sectors {first:#x}-{last:#x}): widen client_sectors there",
+         (sectors {first:#x}-{last:#x}, {} sectors): widen client_sectors there",
         image.display(),
-        system.display()
+        system.display(),
+        last - first + 1
     );
     Ok(())
+}
+
+/// The disk `system` expects its site image on: `image` itself when the
+/// description's window starts at sector 0 (or it has no block driver);
+/// otherwise a copy of `image` placed at the window's first sector (the
+/// site partition of the deployed layout, `harness::image`), in a sparse
+/// file beside it (`NAME.at-FIRST.disk`), rewritten each time.
+pub fn disk_for(system: &Path, image: &Path) -> Result<PathBuf> {
+    let Some((first, _)) = disk_window(system)? else { return Ok(image.to_path_buf()) };
+    if first == 0 {
+        return Ok(image.to_path_buf());
+    }
+    let name = image.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let disk = image.with_file_name(format!("{name}.at-{first:#x}.disk"));
+    let offset = first * lib_blk_protocol::SECTOR_SIZE as u64;
+    let mut from = std::fs::File::open(image).with_context(|| format!("reading {}", image.display()))?;
+    let mut to = std::fs::File::create(&disk).with_context(|| format!("creating {}", disk.display()))?;
+    to.set_len(offset)?;
+    to.seek(SeekFrom::Start(offset))?;
+    std::io::copy(&mut from, &mut to).with_context(|| format!("writing {}", disk.display()))?;
+    Ok(disk)
+}
+
+/// QEMU arguments attaching the site image `image` as the read-only disk
+/// of `built` (virtio-blk at PCI 00:05.0, [`qemu::blk_drive`]), placed
+/// where its description's window starts ([`disk_for`]).
+pub fn drive(built: &Built, image: &Path) -> Result<Vec<String>> {
+    Ok(qemu::blk_drive(&disk_for(&built.system, image)?, true))
 }
 
 #[cfg(test)]
@@ -140,18 +172,29 @@ mod tests {
     #[test]
     fn the_web_node_gives_httpd_the_site_partition() {
         let ws = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        assert_eq!(disk_window(&ws.join("microkit.system")).unwrap(), Some((0, 0x3ffff)));
+        // The deployed layout's site partition: 1 MiB in, 128 MiB long.
+        assert_eq!(disk_window(&ws.join("microkit.system")).unwrap(), Some((0x800, 0x407ff)));
+        assert_eq!(disk_window(&ws.join("tests/systems/web.system")).unwrap(), Some((0, 0x3ffff)));
         assert_eq!(disk_window(&ws.join("tests/systems/blk.system")).unwrap(), Some((0x800, 0x107ff)));
         assert_eq!(disk_window(&ws.join("tests/systems/demo.system")).unwrap(), None);
         let dir = ws.join("target/site-window-test");
         std::fs::create_dir_all(&dir).unwrap();
         let (small, large) = (dir.join("small.img"), dir.join("large.img"));
-        std::fs::write(&small, vec![0u8; 4096]).unwrap();
+        std::fs::write(&small, vec![7u8; 4096]).unwrap();
         std::fs::File::create(&large).unwrap().set_len((0x40000 * 512) + 1).unwrap();
         check_fits_window(&ws.join("microkit.system"), &small).unwrap();
         let e = check_fits_window(&ws.join("microkit.system"), &large).unwrap_err().to_string();
         assert!(e.contains("does not fit") && e.contains("client_sectors"), "{e}");
-        // The block test's window starts 1 MiB in: no site image fits it.
-        assert!(check_fits_window(&ws.join("tests/systems/blk.system"), &small).is_err());
+        // The block test's window is 32 MiB long: the large image does not fit.
+        check_fits_window(&ws.join("tests/systems/blk.system"), &small).unwrap();
+        assert!(check_fits_window(&ws.join("tests/systems/blk.system"), &large).is_err());
+
+        // Placed where the window starts: the image itself for a window at
+        // sector 0, else a copy at the window's first sector.
+        assert_eq!(disk_for(&ws.join("tests/systems/web.system"), &small).unwrap(), small);
+        let disk = disk_for(&ws.join("microkit.system"), &small).unwrap();
+        let bytes = std::fs::read(&disk).unwrap();
+        assert_eq!(bytes.len(), 0x800 * 512 + 4096);
+        assert!(bytes[..0x800 * 512].iter().all(|&b| b == 0) && bytes[0x800 * 512..].iter().all(|&b| b == 7));
     }
 }

@@ -17,11 +17,16 @@ pub struct BuildOptions {
     /// For `run`: attach the NIC (virtio-net, PCI 00:03.0) to this existing
     /// TAP device, as the node would sit on a real network.
     pub tap: Option<String>,
+    /// For `run` and `image`: the document root whose site image the node
+    /// serves (`--site DIR`); `None` serves the demo site, `images/site`.
+    pub site: Option<PathBuf>,
 }
 
 /// Everything a boot needs, and the builder's other outputs.
 #[derive(Clone, Debug)]
 pub struct Built {
+    /// The description the image was built from.
+    pub system: PathBuf,
     pub kernel: Kernel,
     pub image: PathBuf,
     pub report: PathBuf,
@@ -104,7 +109,7 @@ pub fn build(workspace: &Path, opts: &BuildOptions) -> Result<Built> {
         kernel: format!("seL4 5.0.0, {} config", opts.config.name()),
     };
     let out = tools_builder::build(&options).map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(Built { kernel, image: out.image, report: out.report, dot: out.dot, svg: out.svg })
+    Ok(Built { system: opts.system.clone(), kernel, image: out.image, report: out.report, dot: out.dot, svg: out.svg })
 }
 
 /// What `cargo xtask build` prints: where everything went.

@@ -23,7 +23,7 @@ use super::web_site::{self, SiteFile};
 use super::{build, Test, LINE_TIMEOUT};
 use crate::harness::deps::{self, Package};
 use crate::harness::kernel::KernelConfig;
-use crate::harness::qemu::{self, Session};
+use crate::harness::qemu::Session;
 use anyhow::{bail, ensure, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -81,7 +81,7 @@ fn with_ftp_line(ws: &Path, check: impl FnOnce(&Netns, &mut Session, &Site, &str
     let site = generated_site(ws)?;
     let built = build(ws, SYSTEM, CONFIG)?;
     let ns = Netns::new()?;
-    let mut s = ns.boot_with(&built, &qemu::blk_drive(&site.image, true))?;
+    let mut s = ns.boot_with(&built, &crate::harness::site::drive(&built, &site.image)?)?;
     let result = s
         .seen_or_expect(SERVING, LINE_TIMEOUT)
         .inspect(|line| println!("   {line}"))

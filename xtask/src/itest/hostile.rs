@@ -13,7 +13,7 @@ use super::web::{check_files, generated_site, CURL, SERVING};
 use super::web_site::{self, SiteFile};
 use super::{build, Test, KERNEL_CONSOLE, LINE_TIMEOUT};
 use crate::harness::deps::{self, Package};
-use crate::harness::qemu::{self, Session};
+use crate::harness::qemu::Session;
 use anyhow::{ensure, Context, Result};
 use std::path::Path;
 use std::process::Stdio;
@@ -61,7 +61,7 @@ fn with_site(ws: &Path, check: impl FnOnce(&Netns, &mut Session, &[SiteFile]) ->
     let site = generated_site(ws)?;
     let built = build(ws, SYSTEM, KERNEL_CONSOLE)?;
     let ns = Netns::new()?;
-    let mut s = ns.boot_with(&built, &qemu::blk_drive(&site.image, true))?;
+    let mut s = ns.boot_with(&built, &crate::harness::site::drive(&built, &site.image)?)?;
     let result = s
         .expect(SERVING, LINE_TIMEOUT)
         .map(|(line, _)| println!("   {line}"))
@@ -101,7 +101,7 @@ fn bad_network(ws: &Path) -> Result<()> {
     let ns = Netns::new()?;
     let link = BadLink::start(&ns, BAD_LINK, 0xbad)?;
     let mut devices = link.qemu_args().to_vec();
-    devices.extend(qemu::blk_drive(&site.image, true));
+    devices.extend(crate::harness::site::drive(&built, &site.image)?);
     let mut s = ns.boot_devices(&built, &devices)?;
     let result = s.expect(SERVING, LINE_TIMEOUT).map(|(line, _)| println!("   {line}")).and_then(|()| {
         println!("   the link: {BAD_LINK}, both ways");

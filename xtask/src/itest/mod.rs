@@ -9,6 +9,7 @@ mod drivers;
 mod ftp;
 mod hostile;
 mod http_client;
+mod image;
 mod iommu;
 mod net;
 mod node;
@@ -82,6 +83,7 @@ pub fn run(ws: &Path, filter: Option<&str>) -> Result<()> {
     tests.extend(hostile::tests());
     tests.extend(redteam::tests());
     tests.extend(recovery::tests());
+    tests.extend(image::tests());
     if let Some(filter) = filter {
         tests.retain(|(name, _)| name.contains(filter));
         ensure!(!tests.is_empty(), "no integration test name contains {filter:?}");
@@ -114,7 +116,10 @@ fn cargo_test(ws: &Path, args: &[&str]) -> Result<()> {
 
 /// Builds a system description (a path relative to the workspace).
 pub fn build(ws: &Path, system: &str, config: KernelConfig) -> Result<Built> {
-    system::build(ws, &BuildOptions { system: ws.join(system), config, ram_mib: system::DEFAULT_RAM_MIB, tap: None })
+    system::build(
+        ws,
+        &BuildOptions { system: ws.join(system), config, ram_mib: system::DEFAULT_RAM_MIB, tap: None, site: None },
+    )
 }
 
 /// Boots `tests/systems/demo.system` and checks, in the serial output, every

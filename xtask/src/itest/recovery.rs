@@ -52,7 +52,7 @@ use super::web::{CURL, SERVING};
 use super::{boot_and_check, build, Test, KERNEL_CONSOLE, LINE_TIMEOUT};
 use crate::harness::deps::{self, Package};
 use crate::harness::kernel::KernelConfig;
-use crate::harness::qemu::{self, Session};
+use crate::harness::qemu::Session;
 use anyhow::{ensure, Context, Result};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -154,7 +154,7 @@ fn killed_pds_come_back(ws: &Path) -> Result<()> {
     crate::harness::site::build(&ws.join("images/site"), &image)?;
     let index = std::fs::read(ws.join("images/site/index.html"))?;
     let ns = Netns::new()?;
-    let mut s = ns.boot_with(&built, &qemu::blk_drive(&image, true))?;
+    let mut s = ns.boot_with(&built, &crate::harness::site::drive(&built, &image)?)?;
     let result = judge(&ns, &mut s, &index, &ws.join("images/site"));
     if result.is_err() || std::env::var_os("RECOVERY_TRANSCRIPT").is_some() {
         s.print_transcript();

@@ -13,7 +13,8 @@ use super::web_http::{wrk_command, WrkRun};
 use super::web_site::{self, SiteFile};
 use super::{build, Test, KERNEL_CONSOLE, LINE_TIMEOUT};
 use crate::harness::deps::{self, Package};
-use crate::harness::qemu::{self, Session};
+use crate::harness::qemu::Session;
+use crate::harness::site;
 use crate::harness::system::Built;
 use anyhow::{bail, ensure, Context, Result};
 use fs_format::Image;
@@ -95,7 +96,7 @@ pub(super) fn generated_site(ws: &Path) -> Result<Site> {
 pub(crate) fn wrk_on_tap(built: &Built, image: &Path, runs: &[(&str, usize)], seconds: u64) -> Result<Vec<WrkRun>> {
     deps::ensure_packages(TOOLS)?;
     let ns = Netns::new()?;
-    let mut s = ns.boot_with(built, &qemu::blk_drive(image, true))?;
+    let mut s = ns.boot_with(built, &site::drive(built, image)?)?;
     s.expect(SERVING, LINE_TIMEOUT)?;
     runs.iter()
         .map(|&(path, connections)| {
@@ -115,7 +116,7 @@ fn with_web(
     deps::ensure_packages(&[CURL])?;
     let built = build(ws, SYSTEMS[variant], KERNEL_CONSOLE)?;
     let ns = Netns::new()?;
-    let mut s = ns.boot_with(&built, &qemu::blk_drive(image, true))?;
+    let mut s = ns.boot_with(&built, &site::drive(&built, image)?)?;
     let result = s
         .expect(ready, LINE_TIMEOUT)
         .map(|(line, _)| println!("   {line}"))

@@ -18,7 +18,7 @@ use super::{build, Test, LINE_TIMEOUT};
 use crate::harness::deps::{self, Package};
 use crate::harness::kernel::KernelConfig;
 use crate::harness::qemu::{self, Session};
-use crate::harness::system;
+use crate::harness::{site, system};
 use anyhow::{bail, ensure, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -109,7 +109,7 @@ impl Web {
         let ns = Netns::new()?;
         let link = BadLink::start(&ns, BAD_LINK, 0x5eed)?;
         let mut devices = link.qemu_args().to_vec();
-        devices.extend(qemu::blk_drive(image, true));
+        devices.extend(site::drive(built, image)?);
         let mut session = ns.boot_devices(built, &devices)?;
         session.expect("[httpd] serving", LINE_TIMEOUT).context("booting the web node")?;
         println!("   the link: {BAD_LINK}, both ways");
@@ -120,7 +120,7 @@ impl Web {
     pub(crate) fn start(built: &system::Built, image: &Path) -> Result<Web> {
         let addr = qemu::free_loopback_addr()?;
         let mut devices = qemu::user_nic_forwarding(&addr);
-        devices.extend(qemu::blk_drive(image, true));
+        devices.extend(site::drive(built, image)?);
         let devices: Vec<&str> = devices.iter().map(String::as_str).collect();
         let mut session = Session::start(qemu::command(built, system::DEFAULT_RAM_MIB, false, &devices))?;
         session.expect("[httpd] serving", LINE_TIMEOUT).context("booting the web node")?;

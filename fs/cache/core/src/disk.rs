@@ -9,11 +9,23 @@
 //! that makes them the client's across restarts of either side
 //! (`lib_blk_protocol`, "Starting over"); [`DiskCache::run`] moves all the
 //! traffic between them until there is nothing left to do.
+//!
+//! **Where the image lies.** The image starts at the first sector of the
+//! client's window (`lib_blk_protocol::Window`, which the driver publishes
+//! beside the disk): the window is the site partition, wherever the disk's
+//! layout puts it (sector 0 on a disk that is only the image; 1 MiB in on
+//! the deployed layout, after the partition table and the boot loader).
+//! The boot and the cache number sectors from the image's start, over a
+//! disk of the window's length; the requests they send are moved by the
+//! window's first sector here, as they are enqueued ([`Shifted`]), since
+//! the driver numbers sectors as the disk does.
 
-use crate::queues::{send_requests, take_boot_responses, take_responses, BootQueueError};
+use crate::queues::{send_requests, take_boot_responses, take_responses, BootQueueError, Requester};
 use crate::{Boot, BootStatus, Cache, CacheError, Completion, Config};
 use lib_blk_protocol::queue::QueueError;
-use lib_blk_protocol::{ClientSync, DiskInfo, Info, RequestProducer, Response, ResponseConsumer, SyncPoll};
+use lib_blk_protocol::{
+    ClientSync, DiskInfo, Info, Request, RequestProducer, Response, ResponseConsumer, SyncPoll, Window,
+};
 pub use lib_cache_protocol::region::CacheRegion;
 
 /// What a [`DiskCache::pump`] changed.
@@ -37,6 +49,45 @@ pub struct DiskCache<'h, R, const GROUPS: usize, const INFLIGHT: usize, const FI
     /// some were (a notification with nothing new woke it for nothing, and
     /// its answer woke the PD for nothing, round and round).
     requests_sent: u64,
+    /// The disk's sector where the image starts: the window's first,
+    /// taken when the boot starts.
+    first_sector: u64,
+}
+
+/// The sectors of the image: the window, the disk's part the client may
+/// read (`window`, clipped to the disk by the driver and here again), seen
+/// as a disk of its own, and the disk's sector where it starts. An empty
+/// window is a disk of no sectors, which the boot refuses.
+pub fn image_disk(disk: DiskInfo, window: Window) -> (DiskInfo, u64) {
+    let window = window.clip(disk.capacity);
+    (DiskInfo { capacity: window.sectors(), ..disk }, window.start)
+}
+
+/// A [`Requester`] whose requests are moved `by` sectors: the image's
+/// sector numbers (from its start) made the disk's.
+struct Shifted<'r, T> {
+    inner: &'r mut T,
+    by: u64,
+}
+
+impl<T: Requester> Requester for Shifted<'_, T> {
+    fn next_request(&mut self) -> Option<Request> {
+        let mut request = self.inner.next_request()?;
+        match request.sector.checked_add(self.by) {
+            Some(sector) => request.sector = sector,
+            // Past the end of any disk: answered as an I/O error.
+            None => {
+                self.inner.unsent(request);
+                return None;
+            }
+        }
+        Some(request)
+    }
+
+    fn unsent(&mut self, mut request: Request) {
+        request.sector = request.sector.saturating_sub(self.by);
+        self.inner.unsent(request);
+    }
 }
 
 impl<'h, R: CacheRegion<'h>, const GROUPS: usize, const INFLIGHT: usize, const FILES: usize>
@@ -44,7 +95,7 @@ impl<'h, R: CacheRegion<'h>, const GROUPS: usize, const INFLIGHT: usize, const F
 {
     /// A cache over `region`, waiting for the disk.
     pub fn new(region: R) -> Self {
-        DiskCache { region, boot: None, cache: None, refused: None, requests_sent: 0 }
+        DiskCache { region, boot: None, cache: None, refused: None, requests_sent: 0, first_sector: 0 }
     }
 
     /// The cache, once booted.
@@ -65,7 +116,8 @@ impl<'h, R: CacheRegion<'h>, const GROUPS: usize, const INFLIGHT: usize, const F
     }
 
     /// Moves the block traffic: starts the boot once the driver has
-    /// published the disk (`disk`), sends every request the boot or the
+    /// published the disk and the client's window (`disk`), on the
+    /// window's sectors ([`image_disk`]); sends every request the boot or the
     /// cache may send and takes every response, telling `on` of each
     /// completion of a load. The caller then signals the driver if the
     /// request queue asks for it, and calls again while the response
@@ -76,7 +128,7 @@ impl<'h, R: CacheRegion<'h>, const GROUPS: usize, const INFLIGHT: usize, const F
     /// loads in flight may never complete, which the caller logs.
     fn pump(
         &mut self,
-        disk: Option<DiskInfo>,
+        disk: Option<(DiskInfo, Window)>,
         requests: &mut RequestProducer<'_>,
         responses: &mut ResponseConsumer<'_>,
         mut on: impl FnMut(Completion),
@@ -85,7 +137,9 @@ impl<'h, R: CacheRegion<'h>, const GROUPS: usize, const INFLIGHT: usize, const F
             return Ok(Pumped::Nothing);
         }
         if self.cache.is_none() && self.boot.is_none() {
-            let Some(disk) = disk else { return Ok(Pumped::Nothing) };
+            let Some((disk, window)) = disk else { return Ok(Pumped::Nothing) };
+            let (disk, first_sector) = image_disk(disk, window);
+            self.first_sector = first_sector;
             match Boot::new(Config { region_size: self.region.bytes().len(), disk }) {
                 Ok(boot) => self.boot = Some(boot),
                 Err(e) => return Ok(self.refuse(e)),
@@ -103,7 +157,7 @@ impl<'h, R: CacheRegion<'h>, const GROUPS: usize, const INFLIGHT: usize, const F
                         return Err(q);
                     }
                 }
-                let sent = send_requests(boot, requests);
+                let sent = send_requests(&mut Shifted { inner: boot, by: self.first_sector }, requests);
                 self.requests_sent += sent as u64;
                 if sent == 0 {
                     return Ok(Pumped::Nothing);
@@ -122,7 +176,7 @@ impl<'h, R: CacheRegion<'h>, const GROUPS: usize, const INFLIGHT: usize, const F
         let Some(cache) = &mut self.cache else { return Ok(pumped) };
         loop {
             take_responses(cache, responses, &mut on)?;
-            let sent = send_requests(cache, requests);
+            let sent = send_requests(&mut Shifted { inner: cache, by: self.first_sector }, requests);
             self.requests_sent += sent as u64;
             if sent == 0 {
                 return Ok(pumped);
@@ -224,7 +278,8 @@ impl<'h, R: CacheRegion<'h>, const GROUPS: usize, const INFLIGHT: usize, const F
             match blk.sync.poll(blk.info, &mut blk.requests, &mut blk.responses)? {
                 SyncPoll::Synced => {
                     let sent = self.requests_sent;
-                    match self.pump(blk.info.get(), &mut blk.requests, &mut blk.responses, &mut *on)? {
+                    let disk = blk.info.get().zip(blk.info.window());
+                    match self.pump(disk, &mut blk.requests, &mut blk.responses, &mut *on)? {
                         Pumped::Nothing => {}
                         Pumped::Booted => event(BlockEvent::Booted),
                         Pumped::Refused(e) => event(BlockEvent::Refused(e)),
@@ -248,5 +303,54 @@ impl<'h, R: CacheRegion<'h>, const GROUPS: usize, const INFLIGHT: usize, const F
                 return Ok(());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hands out fixed requests; records what came back unsent.
+    struct Fixed {
+        requests: [Option<Request>; 2],
+        unsent: Option<Request>,
+    }
+
+    impl Requester for Fixed {
+        fn next_request(&mut self) -> Option<Request> {
+            self.requests.iter_mut().find_map(Option::take)
+        }
+
+        fn unsent(&mut self, request: Request) {
+            self.unsent = Some(request);
+        }
+    }
+
+    #[test]
+    fn the_image_is_the_window_seen_as_a_disk() {
+        let disk = DiskInfo { capacity: 0x10000, read_only: true, max_request_sectors: 512 };
+        let (image, first) = image_disk(disk, Window { start: 0x800, end: 0x40800 });
+        assert_eq!((image.capacity, first), (0x10000 - 0x800, 0x800), "clipped to the disk");
+        assert_eq!((image.read_only, image.max_request_sectors), (true, 512));
+        let (image, first) = image_disk(disk, Window { start: 0, end: 0x4000 });
+        assert_eq!((image.capacity, first), (0x4000, 0));
+        let (image, _) = image_disk(disk, Window { start: 0x20000, end: 0x30000 });
+        assert_eq!(image.capacity, 0, "a window past the disk is no disk");
+    }
+
+    #[test]
+    fn requests_move_to_the_window_and_come_back_unsent_as_they_were() {
+        let mut inner =
+            Fixed { requests: [Some(Request::read(1, 0, 8, 0)), Some(Request::read(2, 16, 8, 4096))], unsent: None };
+        let mut shifted = Shifted { inner: &mut inner, by: 0x800 };
+        assert_eq!(shifted.next_request().map(|r| (r.id, r.sector)), Some((1, 0x800)));
+        let second = shifted.next_request().unwrap();
+        assert_eq!((second.id, second.sector, second.count, second.offset), (2, 0x810, 8, 4096));
+        shifted.unsent(second);
+        assert_eq!(inner.unsent.map(|r| (r.id, r.sector)), Some((2, 16)));
+        // A sector past any disk is not sent: answered at once.
+        let mut inner = Fixed { requests: [Some(Request::read(3, u64::MAX, 1, 0)), None], unsent: None };
+        assert!(Shifted { inner: &mut inner, by: 1 }.next_request().is_none());
+        assert_eq!(inner.unsent.map(|r| r.id), Some(3));
     }
 }
