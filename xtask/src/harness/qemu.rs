@@ -263,13 +263,7 @@ impl Session {
     /// `/proc/PID/stat`; the child is QEMU itself, or `ip netns exec`,
     /// which execs it). `None` if it cannot be read.
     pub fn cpu_seconds(&self) -> Option<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
-        // The fields after the command name (which may hold spaces) in
-        // parentheses: utime and stime are the 14th and 15th of the line.
-        let rest = stat.rsplit_once(')')?.1;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-        Some(ticks / CLOCK_TICKS_PER_SECOND)
+        stat_cpu_seconds(&format!("/proc/{}/stat", self.child.id()))
     }
 
     /// Host CPU seconds QEMU's vCPU threads have used so far (threads
@@ -284,11 +278,7 @@ impl Session {
             if !comm.starts_with("CPU ") {
                 continue;
             }
-            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
-            let rest = stat.rsplit_once(')')?.1;
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-            *total.get_or_insert(0.0) += ticks / CLOCK_TICKS_PER_SECOND;
+            *total.get_or_insert(0.0) += stat_cpu_seconds(&task.path().join("stat").to_string_lossy())?;
         }
         total
     }
@@ -323,5 +313,41 @@ impl Drop for Session {
         // Kill by PID, then reap, so no QEMU outlives its test.
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// User and system CPU seconds in a `/proc/.../stat` file (a process's or
+/// a thread's). The fields after the command name (which may hold spaces)
+/// in parentheses: utime and stime are the 14th and 15th of the line.
+fn stat_cpu_seconds(path: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / CLOCK_TICKS_PER_SECOND)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stat_cpu_seconds;
+
+    /// The process's and a thread's CPU time read from their stat files
+    /// (the command name in parentheses may hold spaces and parentheses).
+    #[test]
+    fn cpu_seconds_from_proc_stat() {
+        // Burn some CPU so the count is above zero.
+        let spin: u64 = (0..20_000_000u64).fold(0, |a, b| a.wrapping_add(b * b));
+        assert_ne!(spin, 1);
+        let process = stat_cpu_seconds("/proc/self/stat").expect("our own stat");
+        assert!(process > 0.0, "{process}");
+        let tid = std::fs::read_link("/proc/thread-self").expect("thread-self");
+        let thread = stat_cpu_seconds(&format!("/proc/{}/stat", tid.display())).expect("our thread's stat");
+        assert!(thread <= process + 0.01, "{thread} > {process}");
+        assert_eq!(stat_cpu_seconds("/proc/self/nonexistent"), None);
+        let dir = std::env::temp_dir().join(format!("stat-test-{}", std::process::id()));
+        std::fs::write(&dir, "1 (a) b (c)) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0\n").unwrap();
+        let odd = stat_cpu_seconds(&dir.to_string_lossy());
+        std::fs::remove_file(&dir).unwrap();
+        assert_eq!(odd, Some(300.0 / super::CLOCK_TICKS_PER_SECOND));
     }
 }
