@@ -155,6 +155,8 @@ fn image_options(args: &[String], ws: &Path) -> Result<(PathBuf, Vec<String>)> {
         if arg == "--out" {
             let v = PathBuf::from(it.next().with_context(|| format!("--out needs a value\n\n{}", usage()))?);
             out = if v.is_absolute() { v } else { std::env::current_dir()?.join(v) };
+        } else if arg == "--tap" {
+            bail!("--tap is an option of run: a disk image has no TAP device (the PC it boots uses its own NIC)");
         } else {
             rest.push(arg.clone());
         }
@@ -311,6 +313,8 @@ mod tests {
         let opts = parse_options(&rest, &ws).unwrap();
         assert_eq!((opts.site, opts.config), (Some(PathBuf::from("/srv/www")), KernelConfig::Debug));
         assert!(image_options(&["--out".into()], &ws).is_err());
+        let e = image_options(&["--tap".into(), "tap0".into()], &ws).unwrap_err().to_string();
+        assert!(e.contains("--tap is an option of run"), "{e}");
         assert!(usage().contains("image: --out FILE"));
     }
 
