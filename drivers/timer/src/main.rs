@@ -137,19 +137,18 @@ struct Timer {
 }
 
 impl Timer {
+    /// A timer with no timeouts pending.
+    fn new(clock: Clock, boot_epoch: Option<u64>) -> Timer {
+        Timer { clock, timeouts: Timeouts::new(), last_now: 0, boot_epoch, shot: Shot::default() }
+    }
+
     /// A later life: the clock and wall clock of the first, no timeouts;
     /// every client is told to look at its deadlines again.
     fn restarted(saved: Saved) -> Timer {
         // The last life may have died between the PIT's interrupt and its
         // acknowledgement, which would leave the line masked.
         PIT_IRQ.get().irq_ack();
-        let mut timer = Timer {
-            clock: saved.clock,
-            timeouts: Timeouts::new(),
-            last_now: 0,
-            boot_epoch: saved.boot_epoch,
-            shot: Shot::default(),
-        };
+        let mut timer = Timer::new(saved.clock, saved.boot_epoch);
         let clients = (0..CLIENTS as u8).map(Channel::new).filter(|c| c.can_notify());
         let count = clients.clone().count();
         clients.for_each(Channel::deferred_notify);
@@ -199,8 +198,7 @@ impl Handler for Timer {
         log!("TSC {}.{:03} MHz (calibrated against the PIT)", hz / 1_000_000, hz / 1_000 % 1_000);
         // Calibration's shot may still run: its interrupt comes while no
         // deadline is armed, and the first service programs one anyway.
-        let mut timer =
-            Timer { clock, timeouts: Timeouts::new(), last_now: 0, boot_epoch: None, shot: Shot::default() };
+        let mut timer = Timer::new(clock, None);
         if have_cmos() {
             let registers = rtc::read(&mut Cmos);
             let now = timer.now();

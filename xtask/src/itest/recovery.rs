@@ -47,6 +47,7 @@
 //! With `RECOVERY_TRANSCRIPT` set in the environment the console is
 //! printed even when the test passes.
 
+use super::http_client::Client;
 use super::node::{Netns, NODE_IP, TAP, TOOLS};
 use super::web::{CURL, SERVING};
 use super::{boot_and_check, build, Test, KERNEL_CONSOLE, LINE_TIMEOUT};
@@ -164,32 +165,29 @@ fn killed_pds_come_back(ws: &Path) -> Result<()> {
     result
 }
 
-/// Sends a request head that never ends and reads until the node closes:
-/// whether it answered `408` within httpd's header deadline (10 s,
-/// `HEADER_TIMEOUT_NS`) and a margin.
+/// Sends a request head that never ends (the project's HTTP client, on a
+/// thread inside the namespace): whether the node answered `408` at
+/// httpd's header deadline (10 s, `HEADER_TIMEOUT_NS`; the client waits
+/// 30 s) and closed the connection.
 fn header_deadline_408(ns: &Netns) -> Result<bool> {
-    const SCRIPT: &str = r#"
-import socket, sys
-s = socket.create_connection((sys.argv[1], 80), timeout=20)
-s.sendall(b"GET / HTTP/1.1\r\nHost: node\r\n")
-got = b""
-while True:
-    b = s.recv(4096)
-    if not b:
-        break
-    got += b
-sys.stdout.write(got.decode("latin-1"))
-"#;
-    let out = ns.command("python3").args(["-c", SCRIPT, NODE_IP]).output().context("running python3")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    if !text.starts_with("HTTP/1.1 408") {
-        println!(
-            "   the trickled request got {:?} ({})",
-            text.lines().next(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+    let answered = std::thread::scope(|s| {
+        s.spawn(|| -> Result<(u16, bool)> {
+            ns.enter()?;
+            let mut c = Client::connect(&format!("{NODE_IP}:80"))?;
+            c.send(b"GET / HTTP/1.1\r\nHost: node\r\n")?;
+            let status = c.response(false)?.status;
+            Ok((status, c.is_closed(std::time::Duration::from_secs(5))?))
+        })
+        .join()
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the client panicked")))
+    });
+    match answered {
+        Ok((408, true)) => Ok(true),
+        other => {
+            println!("   the never-ending request head got {other:?} (want 408, then the connection closed)");
+            Ok(false)
+        }
     }
-    Ok(text.starts_with("HTTP/1.1 408"))
 }
 
 /// `curl` of `/` in the namespace; fails unless it is `index.html`.
