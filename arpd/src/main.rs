@@ -155,7 +155,7 @@ impl Running {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        if let Err(e) = self.alarm.arm(deadline, TIMER) {
+        if let Err(e) = self.alarm.arm(deadline, now, TIMER) {
             log!("error: the timer refused a timeout: {e:?}");
         }
     }

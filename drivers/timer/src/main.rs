@@ -34,7 +34,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use drivers_timer_api::{label, rdtsc, status, TIMEOUTS_PER_CLIENT};
 use drivers_timer_core::rtc::{self, CmosPorts};
 use drivers_timer_core::saved::{self, Saved};
-use drivers_timer_core::{calibrate, ArmError, Clock, PitCounter, Shot, Timeouts};
+use drivers_timer_core::{calibrate, ArmError, Clock, PitCounter, Shot, Timeouts, SHOT_LOST_NS};
 use pds_boot_spec::cspace;
 use pds_runtime::{log, msginfo, setvar, Channel, ChannelSet, Handler, MessageInfo};
 
@@ -134,12 +134,14 @@ struct Timer {
     boot_epoch: Option<u64>,
     /// The shot in flight (`timer-core`'s [`Shot`]).
     shot: Shot,
+    /// Shots whose interrupt never came ([`Shot::lost`]).
+    lost_shots: u64,
 }
 
 impl Timer {
     /// A timer with no timeouts pending.
     fn new(clock: Clock, boot_epoch: Option<u64>) -> Timer {
-        Timer { clock, timeouts: Timeouts::new(), last_now: 0, boot_epoch, shot: Shot::default() }
+        Timer { clock, timeouts: Timeouts::new(), last_now: 0, boot_epoch, shot: Shot::default(), lost_shots: 0 }
     }
 
     /// A later life: the clock and wall clock of the first, no timeouts;
@@ -172,9 +174,27 @@ impl Timer {
     /// PIT at the nearest remaining one (or as far towards it as one shot
     /// reaches; the shot's interrupt then just re-arms), unless the shot in
     /// flight ends in time for it. Calibration left the PIT in the one-shot
-    /// mode, so a shot is a reload.
+    /// mode, so a shot is a reload. A shot whose interrupt never came
+    /// ([`Shot::lost`]) is given up here: any client's call heals a timer
+    /// that lost an interrupt (`net-client`'s `Alarm` calls again when its
+    /// notification is that late).
     fn service(&mut self) {
         let now = self.now();
+        if self.shot.lost(now) {
+            // The line may still be masked (the kernel masks it when it
+            // delivers, this PD unmasks it when it handles the interrupt):
+            // unmask it, and program a new shot below.
+            PIT_IRQ.get().irq_ack();
+            self.shot.fired();
+            self.lost_shots += 1;
+            if self.lost_shots.is_power_of_two() {
+                log!(
+                    "warning: a shot's interrupt did not come {} ms after its end ({} so far); the line is acknowledged and a new shot programmed",
+                    SHOT_LOST_NS / 1_000_000,
+                    self.lost_shots
+                );
+            }
+        }
         for client in self.timeouts.expire(now).iter() {
             Channel::new(client as u8).deferred_notify();
         }

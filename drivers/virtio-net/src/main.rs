@@ -17,7 +17,7 @@
 #![no_std]
 #![no_main]
 
-use drivers_timer_api::{LocalClock, Timer};
+use drivers_timer_api::{LocalClock, Timer, LATE_NS};
 use drivers_virtio_net_core::driver::{self, ClientRegions, DmaWindow, Driver, ReceiveFilter};
 use lib_net_protocol::{
     driver_reply, DriverError, DriverReply, DriverRequest, RX_QUEUE_CAPACITY, TX_QUEUE_CAPACITY, TX_SPACE_LEN,
@@ -81,8 +81,11 @@ struct NetDriver {
     driver: Option<Driver<'static>>,
     /// The timer's clock, if the description gives a timer.
     clock: Option<LocalClock>,
-    /// The poll timeout armed and not yet fired.
-    poll_armed: bool,
+    /// The deadline of the poll timeout armed and not yet fired. One
+    /// whose notification is `LATE_NS` overdue was lost
+    /// (`drivers_timer_api`'s docs) and is set again: without it, polling
+    /// would wait for the idle PD, which a busy machine never runs.
+    poll_armed: Option<u64>,
 }
 
 /// The address of a mapped region, or a log line naming the missing setvar.
@@ -247,14 +250,14 @@ impl Handler for NetDriver {
             ),
             None => log!("no timer: an interrupt per batch of frames, no moderation"),
         }
-        NetDriver { driver, clock, poll_armed: false }
+        NetDriver { driver, clock, poll_armed: None }
     }
 
     fn notified(&mut self, channels: ChannelSet) {
         let irq = channels.contains(DEVICE_IRQ.get());
         let timer = TIMER_CHANNEL.get_optional().is_some_and(|t| channels.contains(t));
         if timer {
-            self.poll_armed = false;
+            self.poll_armed = None;
         }
         let poll = timer || IDLE.get_optional().is_some_and(|i| channels.contains(i));
         if let Some(d) = self.driver.as_mut() {
@@ -268,10 +271,14 @@ impl Handler for NetDriver {
             if let (Some(_), Some(idle)) = (handled.poll_at, IDLE.get_optional()) {
                 idle.deferred_notify();
             }
-            if let Some(at) = handled.poll_at.filter(|_| !self.poll_armed) {
-                self.poll_armed = TIMER.set_timeout(at).is_ok();
+            let lost = |armed: u64| now.is_some_and(|now| now >= armed.saturating_add(LATE_NS));
+            if let Some(at) = handled.poll_at.filter(|_| self.poll_armed.is_none_or(lost)) {
+                if self.poll_armed.is_some() {
+                    TIMER.cancel_all();
+                }
+                self.poll_armed = TIMER.set_timeout(at).is_ok().then_some(at);
                 // Without a poll to come, interrupts must be armed again.
-                if !self.poll_armed && d.stop_polling() {
+                if self.poll_armed.is_none() && d.stop_polling() {
                     CLIENT.get().deferred_notify();
                 }
             }

@@ -62,16 +62,17 @@ pub use schedule::{Alarm, AlarmAction, ChangeReport, REPORT_PERIOD_NS};
 pub use slots::TxSlots;
 
 impl Alarm {
-    /// Plans for the daemon's earliest `deadline` ([`Alarm::plan`]) and
-    /// asks `timer` for it; if the timer refuses, nothing is pending any
-    /// more ([`Alarm::failed`]) and the error is returned for the caller
-    /// to log.
+    /// Plans for the daemon's earliest `deadline` at `now` ([`Alarm::plan`])
+    /// and asks `timer` for it; if the timer refuses, nothing is pending
+    /// any more ([`Alarm::failed`]) and the error is returned for the
+    /// caller to log.
     pub fn arm(
         &mut self,
         deadline: Option<u64>,
+        now: u64,
         timer: drivers_timer_api::Timer,
     ) -> Result<(), drivers_timer_api::Error> {
-        let result = match self.plan(deadline) {
+        let result = match self.plan(deadline, now) {
             AlarmAction::Nothing => Ok(()),
             AlarmAction::Set(at) => timer.set_timeout(at),
             AlarmAction::Replace(at) => {

@@ -1,6 +1,8 @@
 //! Time bookkeeping: one pending timeout for the earliest deadline, and
 //! counter reports that only appear when something changed.
 
+use drivers_timer_api::LATE_NS;
+
 /// How often, at most, a daemon logs its counters.
 pub const REPORT_PERIOD_NS: u64 = 10 * crate::SECOND_NS;
 
@@ -58,13 +60,17 @@ impl Alarm {
         }
     }
 
-    /// The daemon's earliest deadline is `deadline`: what to ask of the
-    /// timer. The caller must do it (and call [`Alarm::failed`] if the
-    /// timer refuses).
-    pub fn plan(&mut self, deadline: Option<u64>) -> AlarmAction {
+    /// The daemon's earliest deadline is `deadline` and the time is `now`:
+    /// what to ask of the timer. The caller must do it (and call
+    /// [`Alarm::failed`] if the timer refuses).
+    ///
+    /// A pending timeout whose notification is [`LATE_NS`] overdue was
+    /// lost (`drivers-timer-api`'s module docs): it is set again, and the
+    /// call lets the timer recover the interrupt it lost.
+    pub fn plan(&mut self, deadline: Option<u64>, now: u64) -> AlarmAction {
         match (self.armed, deadline) {
             (_, None) => AlarmAction::Nothing,
-            (Some(_), Some(at)) if self.doubtful => {
+            (Some(armed), Some(at)) if self.doubtful || now >= armed.saturating_add(LATE_NS) => {
                 self.doubtful = false;
                 self.armed = Some(at);
                 AlarmAction::Replace(at)
@@ -138,16 +144,16 @@ mod tests {
     #[test]
     fn one_timeout_for_the_earliest_deadline() {
         let mut alarm = Alarm::new();
-        assert_eq!(alarm.plan(None), AlarmAction::Nothing);
-        assert_eq!(alarm.plan(Some(100)), AlarmAction::Set(100));
-        assert_eq!(alarm.plan(Some(150)), AlarmAction::Nothing, "the earlier wake-up re-plans");
-        assert_eq!(alarm.plan(Some(100)), AlarmAction::Nothing);
-        assert_eq!(alarm.plan(Some(40)), AlarmAction::Replace(40));
+        assert_eq!(alarm.plan(None, 0), AlarmAction::Nothing);
+        assert_eq!(alarm.plan(Some(100), 0), AlarmAction::Set(100));
+        assert_eq!(alarm.plan(Some(150), 0), AlarmAction::Nothing, "the earlier wake-up re-plans");
+        assert_eq!(alarm.plan(Some(100), 0), AlarmAction::Nothing);
+        assert_eq!(alarm.plan(Some(40), 0), AlarmAction::Replace(40));
         alarm.fired(40);
         assert_eq!(alarm.armed(), None);
-        assert_eq!(alarm.plan(Some(150)), AlarmAction::Set(150));
+        assert_eq!(alarm.plan(Some(150), 40), AlarmAction::Set(150));
         alarm.failed();
-        assert_eq!(alarm.plan(Some(150)), AlarmAction::Set(150));
+        assert_eq!(alarm.plan(Some(150), 40), AlarmAction::Set(150));
     }
 
     /// A notification before the pending deadline (a restarted timer
@@ -155,21 +161,38 @@ mod tests {
     /// it again, cancelling whatever the timer may still hold; a deadline
     /// that passes clears the doubt. Fails if an early notification leaves
     /// the alarm trusted (the PD would wait for a timeout nobody holds).
+    /// A notification [`LATE_NS`] overdue was lost (the timer lost its
+    /// interrupt): the next plan sets the timeout again, which also makes
+    /// the call that lets the timer recover; one merely late is waited
+    /// for. Fails if a lost notification leaves the alarm trusted (the PD
+    /// would wait for ever), or if any late one is set again.
+    #[test]
+    fn a_notification_overdue_by_late_ns_is_set_again() {
+        let mut alarm = Alarm::new();
+        assert_eq!(alarm.plan(Some(100), 0), AlarmAction::Set(100));
+        assert_eq!(alarm.plan(Some(200), 100 + LATE_NS - 1), AlarmAction::Nothing, "late, not lost");
+        assert_eq!(alarm.plan(Some(200), 100 + LATE_NS), AlarmAction::Replace(200), "lost");
+        assert_eq!(alarm.armed(), Some(200));
+        assert_eq!(alarm.plan(Some(300), 100 + LATE_NS), AlarmAction::Nothing, "once");
+        alarm.fired(200);
+        assert_eq!(alarm.plan(Some(300), 200 + 2 * LATE_NS), AlarmAction::Set(300), "nothing pending: nothing lost");
+    }
+
     #[test]
     fn a_notification_before_the_deadline_sets_it_again() {
         let mut alarm = Alarm::new();
-        assert_eq!(alarm.plan(Some(100)), AlarmAction::Set(100));
+        assert_eq!(alarm.plan(Some(100), 40), AlarmAction::Set(100));
         alarm.fired(60);
         assert_eq!(alarm.armed(), Some(100), "perhaps still pending");
-        assert_eq!(alarm.plan(Some(100)), AlarmAction::Replace(100), "set again");
-        assert_eq!(alarm.plan(Some(100)), AlarmAction::Nothing, "once");
+        assert_eq!(alarm.plan(Some(100), 60), AlarmAction::Replace(100), "set again");
+        assert_eq!(alarm.plan(Some(100), 60), AlarmAction::Nothing, "once");
         alarm.fired(60);
-        assert_eq!(alarm.plan(None), AlarmAction::Nothing, "no deadline, no timeout");
-        assert_eq!(alarm.plan(Some(120)), AlarmAction::Replace(120), "the doubt stays until a plan acts on it");
+        assert_eq!(alarm.plan(None, 60), AlarmAction::Nothing, "no deadline, no timeout");
+        assert_eq!(alarm.plan(Some(120), 60), AlarmAction::Replace(120), "the doubt stays until a plan acts on it");
         alarm.fired(130);
         assert_eq!(alarm.armed(), None);
-        assert_eq!(alarm.plan(Some(200)), AlarmAction::Set(200), "passed: nothing to cancel");
-        assert_eq!(alarm.plan(Some(300)), AlarmAction::Nothing);
+        assert_eq!(alarm.plan(Some(200), 130), AlarmAction::Set(200), "passed: nothing to cancel");
+        assert_eq!(alarm.plan(Some(300), 130), AlarmAction::Nothing);
     }
 
     #[test]

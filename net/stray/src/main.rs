@@ -105,7 +105,7 @@ impl Running {
             log!("counters: {} not_sent={}", counters.0, counters.1);
         }
         self.report.note(now, &counters);
-        if let Err(e) = self.alarm.arm(self.report.deadline(), TIMER) {
+        if let Err(e) = self.alarm.arm(self.report.deadline(), now, TIMER) {
             log!("error: the timer refused a timeout: {e:?}");
         }
     }

@@ -18,6 +18,13 @@
 //! reads `NOW` and compares with its own deadlines to see which.
 //! A deadline already past is notified at once.
 //!
+//! A notification later than [`LATE_NS`] after its deadline was lost: the
+//! PIT's interrupt is an edge, which the interrupt controller drops while
+//! the line is masked. A client that sees its timeout that late sets it
+//! again; the timer, on any call, gives up a shot whose interrupt is
+//! overdue, unmasks the line and programs a new one. So a lost interrupt
+//! delays timeouts until some client's next call, never for ever.
+//!
 //! The wall clock: the timer reads the CMOS real-time clock once at boot
 //! (it alone holds its ports) and answers `BOOT_EPOCH` with the Unix time
 //! at which `NOW` read 0, so that a client's wall-clock time is
@@ -106,6 +113,12 @@ pub fn rdtsc() -> u64 {
     // available at user level (CR4.TSD clear).
     unsafe { core::arch::x86_64::_rdtsc() }
 }
+
+/// How late after its deadline a timeout's notification counts as lost
+/// (see the module's docs): more than the timer waits for a shot's
+/// interrupt before giving it up (`drivers-timer-core`'s `SHOT_LOST_NS`),
+/// so that the call the client makes then finds the shot given up.
+pub const LATE_NS: u64 = 50_000_000;
 
 /// Timeouts one client may have pending at once.
 pub const TIMEOUTS_PER_CLIENT: usize = 8;

@@ -41,13 +41,13 @@ impl Clock {
         Some(Clock { scale: TscScale(fp as u64), tsc_hz: tsc_hz as u64 })
     }
 
-    /// The measured TSC frequency.
     /// A clock another life of the timer measured (`saved`): `None` if the
     /// frequency is below 1 MHz or the scale is zero.
     pub fn from_parts(scale: TscScale, tsc_hz: u64) -> Option<Clock> {
         (tsc_hz >= 1_000_000 && scale.0 != 0).then_some(Clock { scale, tsc_hz })
     }
 
+    /// The measured TSC frequency.
     pub fn tsc_hz(&self) -> u64 {
         self.tsc_hz
     }
@@ -76,6 +76,12 @@ pub fn pit_count_for(ns: u64) -> u16 {
 pub fn pit_ns_for(count: u16) -> u64 {
     (u64::from(count) * NS_PER_SEC).div_ceil(PIT_HZ)
 }
+
+/// How long after a shot's end its interrupt may still be on its way (the
+/// kernel's delivery, then this PD's turn to run, under a host that may
+/// deschedule the guest for milliseconds) before [`Shot::lost`] gives it up.
+pub const SHOT_LOST_NS: u64 = 20_000_000;
+const _: () = assert!(SHOT_LOST_NS < drivers_timer_api::LATE_NS, "a client's late call must find the shot given up");
 
 /// The PIT one-shot in flight, so that a deadline the shot already covers
 /// does not reprogram the PIT.
@@ -109,6 +115,18 @@ impl Shot {
     /// The shot's interrupt came: no shot is in flight.
     pub fn fired(&mut self) {
         self.ends = None;
+    }
+
+    /// Whether the shot in flight ended [`SHOT_LOST_NS`] or more before
+    /// `now` and its interrupt was not seen. An edge-triggered line drops
+    /// an edge that comes while it is masked (82093AA IOAPIC: "edge
+    /// requests are ignored while the pin is masked"), and a PD that waits
+    /// for a lost interrupt waits for ever: the timer's clients with it.
+    /// A caller that finds a shot lost acknowledges the line (in case it
+    /// stayed masked) and calls [`fired`](Self::fired), so that the next
+    /// [`plan`](Self::plan) programs a new one.
+    pub fn lost(&self, now: u64) -> bool {
+        self.ends.is_some_and(|end| now >= end.saturating_add(SHOT_LOST_NS))
     }
 }
 

@@ -72,6 +72,24 @@ fn a_shot_in_flight_that_ends_in_time_is_left_alone() {
     assert_eq!(shot.plan(11 * ms, 400 * ms), None);
 }
 
+/// A shot whose interrupt is overdue by [`SHOT_LOST_NS`] counts as lost,
+/// one still within it does not, and none is lost once its interrupt came
+/// or when none is in flight (fails if `lost` ignores the grace, or forgets
+/// `fired`).
+#[test]
+fn a_shot_whose_interrupt_never_came_is_lost() {
+    let ms = 1_000_000;
+    let mut shot = Shot::default();
+    assert!(!shot.lost(u64::MAX), "nothing in flight");
+    let count = shot.plan(0, 5 * ms).expect("nothing in flight");
+    let end = pit_ns_for(count);
+    assert!(!shot.lost(end));
+    assert!(!shot.lost(end + SHOT_LOST_NS - 1));
+    assert!(shot.lost(end + SHOT_LOST_NS));
+    shot.fired();
+    assert!(!shot.lost(end + SHOT_LOST_NS), "its interrupt came");
+}
+
 /// A PIT that counts `per_read` ticks between reads, and a TSC at `hz`
 /// that follows it.
 struct FakePit {

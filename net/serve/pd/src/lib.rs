@@ -238,7 +238,7 @@ impl<W: Server> ServerPd<W> {
             let deadline = [due, self.report.deadline()].into_iter().flatten().min();
             // A refused timeout leaves nothing pending; the next wake-up
             // plans again.
-            let _ = self.alarm.arm(deadline, TIMER);
+            let _ = self.alarm.arm(deadline, now, TIMER);
             return;
         }
     }
