@@ -20,8 +20,8 @@ use crate::driver::{
 };
 use crate::regs::{self, int, rctl, rxd, tctl, txd, Regs};
 use lib_net_protocol::{
-    tx_offset, TxWindow, MIN_FRAME_LEN, RX_BUFFERS, RX_BUFFER_SIZE, RX_DATA_SIZE, RX_QUEUE_CAPACITY, TX_HEADERS_SIZE,
-    TX_MORE, TX_PAYLOAD_SIZE, TX_QUEUE_CAPACITY, TX_SPACE_LEN,
+    tx_offset, TxWindow, MAX_TX_SEGMENTS, MIN_FRAME_LEN, RX_BUFFERS, RX_BUFFER_SIZE, RX_DATA_SIZE, RX_QUEUE_CAPACITY,
+    TX_HEADERS_SIZE, TX_MORE, TX_PAYLOAD_SIZE, TX_QUEUE_CAPACITY, TX_SPACE_LEN,
 };
 use lib_queue::{region_size, BufferDesc, ReceiverQueues, SenderQueues};
 use lib_test_rng::Rng;
@@ -88,6 +88,10 @@ struct Model {
     rx_owned: usize,
     /// The rig's memory, where the rings are (set by `rig_with`).
     mem: Option<Rc<SimMemory>>,
+    /// A read of `ICR` clears it (QEMU without MSI-X); when false only
+    /// writing ones does (7.4.5: e.g. with MSI-X, or a read while no
+    /// interrupt is asserted).
+    icr_read_clears: bool,
 }
 
 impl Model {
@@ -110,6 +114,7 @@ impl Model {
             sent: Vec::new(),
             rx_owned: 0,
             mem: None,
+            icr_read_clears: true,
         };
         m.power_on();
         m
@@ -152,7 +157,8 @@ impl Model {
 
     fn read(&mut self, offset: u32) -> u32 {
         match offset {
-            regs::ICR => core::mem::take(&mut self.icr),
+            regs::ICR if self.icr_read_clears => core::mem::take(&mut self.icr),
+            regs::ICR => self.icr,
             regs::IMS => self.ims,
             regs::STATUS => {
                 if self.link {
@@ -690,9 +696,9 @@ fn a_frame_over_two_descriptors_is_dropped_once() {
 /// (never moving the tail past the head, never changing a descriptor the
 /// device owns: the model checks both) and leaves the rest on
 /// `tx_active`; once the device runs, every frame goes out once, in
-/// order, and every buffer comes back. Catches: overwriting in-flight
-/// descriptors, filling the last slot (head equal to tail reads as
-/// empty), dropping frames for want of room.
+/// order, and every buffer comes back. Catches: taking frames without
+/// looking at the ring's room (in-flight descriptors overwritten),
+/// dropping frames for want of room, losing the ones held back.
 #[test]
 fn a_full_transmit_ring_holds_frames_back() {
     let mut r = rig();
@@ -707,7 +713,7 @@ fn a_full_transmit_ring_holds_frames_back() {
     r.settle();
     let in_ring = r.dev.borrow().tx_owned.len();
     assert!(in_ring < TX_RING, "at most a ring less one handed over");
-    assert!(in_ring >= TX_RING - 1 - lib_net_protocol::MAX_TX_SEGMENTS, "the ring is used ({in_ring})");
+    assert!(in_ring >= TX_RING - 1 - MAX_TX_SEGMENTS, "the ring is used ({in_ring})");
     assert_eq!(r.client_tx.active.len().unwrap(), n as usize - in_ring, "the rest waits on tx_active");
     assert!(r.reclaim().is_empty());
     r.dev.borrow_mut().tx_stalled = false;
@@ -808,4 +814,56 @@ fn mmio_addresses_words() {
         assert_eq!(m.read(4), 0);
     }
     assert_eq!(bar[2], 0xdead_beef);
+}
+
+/// Frames of the most descriptors ([`MAX_TX_SEGMENTS`]) against a stalled
+/// device fill the ring to exactly one descriptor short of full (15
+/// frames of 16: 240 of 255 usable), and all go out once it runs.
+/// Catches: counting the last descriptor as free (the 16th frame would
+/// bring the tail round onto the head, which the device reads as an
+/// empty ring: nothing would go out), and frames of many segments sent
+/// out of order or with `EOP` in the wrong place.
+#[test]
+fn frames_of_the_most_segments_fill_the_ring_to_one_short() {
+    let mut r = rig();
+    r.dev.borrow_mut().tx_stalled = true;
+    r.write_headers(0, &frame(50, 16 * 8));
+    let segments: Vec<(TxWindow, u32, u32)> =
+        (0..MAX_TX_SEGMENTS as u32).map(|k| (TxWindow::Headers, k * 8, 8)).collect();
+    let mut want = Vec::new();
+    for i in 0..20 {
+        want.push(r.send(&segments, i * 100));
+    }
+    r.settle();
+    assert_eq!(r.dev.borrow().tx_owned.len(), 15 * MAX_TX_SEGMENTS);
+    assert_eq!(r.client_tx.active.len().unwrap(), 5 * MAX_TX_SEGMENTS);
+    r.dev.borrow_mut().tx_stalled = false;
+    r.settle();
+    let d = r.dev.borrow();
+    assert!(d.sent.iter().map(|s| &s.bytes).eq(want.iter()));
+    let mut cmds = vec![txd::IFCS; MAX_TX_SEGMENTS];
+    cmds[MAX_TX_SEGMENTS - 1] |= txd::EOP | txd::RS;
+    assert!(d.sent.iter().all(|s| s.cmds == cmds));
+    drop(d);
+    assert_eq!(r.reclaim().len(), 20 * MAX_TX_SEGMENTS);
+}
+
+/// A device whose `ICR` a read does not clear (7.4.5: with MSI-X, or a
+/// read while no interrupt is asserted) still has every cause
+/// acknowledged: the driver writes the causes it read back to `ICR`.
+/// Catches: relying on read-to-clear alone (the line would stay asserted
+/// and the driver be woken for ever: `settle` would give up).
+#[test]
+fn causes_are_acknowledged_by_writing_icr_back() {
+    let mut r = rig();
+    r.dev.borrow_mut().icr_read_clears = false;
+    r.lend(0..16);
+    r.settle();
+    let f = frame(60, 200);
+    r.dev.borrow_mut().wire.push_back(good(f.clone()));
+    r.dev.borrow_mut().set_link(false);
+    r.settle();
+    assert_eq!(r.dev.borrow().icr, 0);
+    assert_eq!(r.receive().into_iter().map(|(_, b)| b).collect::<Vec<_>>(), [f]);
+    assert!(!r.driver.link_up());
 }
