@@ -43,7 +43,7 @@
 //! # Interrupt moderation
 //!
 //! The device does it: `ITR` keeps interrupts at least [`ITR_INTERVAL_NS`]
-//! apart (7.4.4), and a lone frame after a quiet spell still interrupts at
+//! apart (`ITR`), and a lone frame after a quiet spell still interrupts at
 //! once. [`Driver::handle_at`] takes the same arguments as virtio-net's,
 //! so that the PD glue has the same shape, but never asks for a poll.
 //!
@@ -79,11 +79,11 @@ pub const RX_REFILL_BELOW: usize = RX_RING / 4;
 /// The least interval between two interrupts (`ITR`), the gap virtio-net's
 /// moderation starts polling at: 5,000 interrupts a second.
 pub const ITR_INTERVAL_NS: u64 = 200_000;
-/// `ITR` counts in 256 ns units (7.4.4).
+/// `ITR` counts in 256 ns units.
 const ITR_VALUE: u32 = (ITR_INTERVAL_NS / 256) as u32;
 
 /// Reads of `CTRL` waiting for `CTRL.RST` to clear before bring-up gives
-/// up. QEMU clears it at once; the 82574 within microseconds (4.6.2), and
+/// up. QEMU clears it at once, the 82574 within microseconds, and
 /// each uncached read takes about one.
 pub const RESET_POLLS: u32 = 100_000;
 
@@ -239,21 +239,22 @@ fn usable_mac(mac: &[u8; 6]) -> bool {
 
 impl<'a, R: Regs> Driver<'a, R> {
     /// Brings the device up, in the order of the datasheet's software
-    /// initialisation sequence (4.6):
+    /// initialisation sequence ("Software Initialization Sequence"):
     ///
-    /// 1. interrupts masked (`IMC`, 4.6.1), global reset (`CTRL.RST`,
-    ///    4.6.2), waited for, at most [`RESET_POLLS`] reads; interrupts
+    /// 1. interrupts masked (`IMC`, "Interrupts During Initialization"),
+    ///    global reset (`CTRL.RST`), waited for, at most [`RESET_POLLS`] reads; interrupts
     ///    masked again and `ICR` cleared;
     /// 2. the MAC address the reset loaded from the EEPROM into
     ///    `RAL0`/`RAH0`, refused if all zero or multicast;
     /// 3. the receive filter: `RAL0`/`RAH0` with `AV`, the other 15
     ///    entries invalid, the multicast table (`MTA`) clear;
-    /// 4. link up (`CTRL.SLU`, 4.6.3);
+    /// 4. link up (`CTRL.SLU`, "Link Setup");
     /// 5. the receive ring and `RCTL`: enabled, broadcasts accepted, no
     ///    promiscuous mode, 2048-byte buffers, CRC stripped, legacy
-    ///    descriptors, no checksum offload, no receive delay (4.6.5);
+    ///    descriptors, no checksum offload, no receive delay ("Receive
+    ///    Initialization");
     /// 6. the transmit ring, `TIPG` and `TCTL`: enabled, short packets
-    ///    padded, `CT` 0x0F, `COLD` 0x3F (4.6.6);
+    ///    padded, `CT` 0x0F, `COLD` 0x3F ("Transmit Initialization");
     /// 7. `ITR`, then `IMS`: `RXT0`, `TXDW`, `LSC`, `RXO`.
     ///
     /// Both rings start empty; the client's buffers are posted on the
@@ -555,7 +556,7 @@ impl<'a, R: Regs> Driver<'a, R> {
     }
 
     /// Transmit descriptors the driver may still fill: one always stays
-    /// empty (head equal to tail is an empty ring, 7.1.8 and 7.2).
+    /// empty (head equal to tail is an empty ring, 7.1.8; the same for transmit).
     fn tx_ring_free(&self) -> usize {
         TX_RING - 1 - self.tx_in_ring()
     }

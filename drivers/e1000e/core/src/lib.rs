@@ -14,14 +14,18 @@
 //!
 //! # References
 //!
-//! Section numbers and register names are those of the *Intel 82574 GbE
-//! Controller Family Datasheet* (revision 3.4, June 2014): 4.6 (software
-//! initialisation sequence), 7.1 (receive, with 7.1.8 the receive
-//! descriptor ring), 7.2 (transmit), 7.4 (interrupts; 7.4.5 how causes are
-//! cleared), and chapter 10 (register descriptions, by register name). The
-//! descriptor layouts are the *legacy* receive and transmit descriptors of
-//! 7.1 and 7.2. Where QEMU's model (`hw/net/e1000e_core.c`) is what the
-//! driver actually meets, the docs say so.
+//! The *Intel 82574 GbE Controller Family Datasheet* (revision 3.4, June
+//! 2014). Two sections cited by number were checked against its text:
+//! 7.1.8 (the receive descriptor ring: head equal to tail is an empty
+//! ring; the transmit ring follows the same rule) and 7.4.5 (how
+//! interrupt causes are cleared: on read, by writing ones, automatically).
+//! The rest is cited by the datasheet's own titles and names, whose
+//! section numbers were not checked here: the "Software Initialization
+//! Sequence" and its steps, the "Legacy Receive Descriptor Format" and
+//! "Legacy Transmit Descriptor Format", and each register by its name
+//! (`CTRL`, `RCTL`, ...) as in the register descriptions. Where QEMU's
+//! model (`hw/net/e1000e_core.c`) is what the driver actually meets, the
+//! docs say so.
 //!
 //! # What is not done
 //!

@@ -1,5 +1,5 @@
-//! The 82574's registers: BAR 0, 128 KiB of 32-bit registers (datasheet
-//! chapter 10), reached through [`Regs`] so that host tests can put a model
+//! The 82574's registers: BAR 0, 128 KiB of 32-bit registers (the
+//! datasheet's register descriptions, by register name), reached through [`Regs`] so that host tests can put a model
 //! of the device behind it; [`Mmio`] is the real thing for the PD.
 //!
 //! Only the registers and bits the driver uses are named here, each with
@@ -65,24 +65,25 @@ impl Regs for Mmio {
 /// maps at least this much.
 pub const BAR0_SIZE: usize = 0x6000;
 
-/// Device Control (`CTRL`, 10.2.2.1).
+/// Device Control Register (`CTRL`).
 pub const CTRL: u32 = 0x0000;
 /// `CTRL.SLU`: set link up (with the internal PHY, enables the link as
-/// soon as the PHY reports one, 4.6.3).
+/// soon as the PHY reports one: "Link Setup" of the initialisation
+/// sequence).
 pub const CTRL_SLU: u32 = 1 << 6;
-/// `CTRL.RST`: device reset; self-clearing when the reset is done (4.6.2).
+/// `CTRL.RST`: device reset; self-clearing when the reset is done.
 pub const CTRL_RST: u32 = 1 << 26;
 
-/// Device Status (`STATUS`, 10.2.2.2).
+/// Device Status Register (`STATUS`).
 pub const STATUS: u32 = 0x0008;
 /// `STATUS.LU`: link up.
 pub const STATUS_LU: u32 = 1 << 1;
 
-/// Interrupt Cause Read (`ICR`, 10.2.4.1): cleared on read without MSI-X,
+/// Interrupt Cause Read Register (`ICR`): cleared on read without MSI-X,
 /// and write-1-to-clear (7.4.5).
 pub const ICR: u32 = 0x00c0;
 /// Interrupt Throttling (`ITR`): the least interval between interrupts,
-/// in units of 256 ns (7.4.4).
+/// in units of 256 ns; 0 turns throttling off.
 pub const ITR: u32 = 0x00c4;
 /// Interrupt Mask Set/Read (`IMS`): a 1 enables that cause.
 pub const IMS: u32 = 0x00d0;
@@ -103,7 +104,7 @@ pub mod int {
     pub const ALL: u32 = !0;
 }
 
-/// Receive Control (`RCTL`, 10.2.5.1).
+/// Receive Control Register (`RCTL`).
 pub const RCTL: u32 = 0x0100;
 pub mod rctl {
     /// `EN`: receiver enable.
@@ -131,7 +132,7 @@ pub mod rctl {
     pub const SECRC: u32 = 1 << 26;
 }
 
-/// Transmit Control (`TCTL`, 10.2.6.1).
+/// Transmit Control Register (`TCTL`).
 pub const TCTL: u32 = 0x0400;
 pub mod tctl {
     /// `EN`: transmitter enable.
@@ -152,7 +153,7 @@ pub mod tctl {
 }
 
 /// Transmit Inter-Packet Gap (`TIPG`): IPGT 8, IPGR1 8, IPGR2 6, the
-/// values for the 82574's copper PHY (4.6.6).
+/// classic e1000 values for a copper PHY (QEMU ignores them).
 pub const TIPG: u32 = 0x0410;
 pub const TIPG_VALUE: u32 = 8 | 8 << 10 | 6 << 20;
 
@@ -166,7 +167,7 @@ pub const RDT: u32 = 0x2818;
 pub const RDTR: u32 = 0x2820;
 pub const RADV: u32 = 0x282c;
 
-/// Transmit descriptor ring (7.2): base low/high, length, head, tail;
+/// Transmit descriptor ring (as the receive ring): base low/high, length, head, tail;
 /// interrupt delay and absolute delay.
 pub const TDBAL: u32 = 0x3800;
 pub const TDBAH: u32 = 0x3804;
@@ -206,7 +207,7 @@ pub const fn rah(n: u32) -> u32 {
     RAH0 + 8 * n
 }
 
-/// The legacy receive descriptor (7.1, "Legacy Receive Descriptor
+/// The legacy receive descriptor (receive, 7.1: "Legacy Receive Descriptor
 /// Format"): 16 bytes; the driver writes the buffer address, the device
 /// writes back length, checksum, status, errors and VLAN tag.
 pub mod rxd {
@@ -232,7 +233,7 @@ pub mod rxd {
     pub const RXERRORS: u8 = CE | SE | SEQ | CXE | TCPE | IPE | RXE;
 }
 
-/// The legacy transmit descriptor (7.2, "Legacy Transmit Descriptor
+/// The legacy transmit descriptor ("Legacy Transmit Descriptor
 /// Format"): 16 bytes: buffer address, length, `CSO`, `CMD`, `STA`,
 /// `CSS`, `SPECIAL`.
 pub mod txd {

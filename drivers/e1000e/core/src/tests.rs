@@ -129,7 +129,7 @@ impl Model {
         self.reset();
     }
 
-    /// The global reset (4.6.2): registers to their defaults, the MAC
+    /// The global reset: registers to their defaults, the MAC
     /// from the EEPROM into entry 0. The multicast table and the other
     /// receive addresses are not initialised by a reset (left as they
     /// were: here, every bit set and an extra valid address).
