@@ -385,9 +385,55 @@ impl core::fmt::Display for Stats {
     }
 }
 
+/// A physically contiguous region a NIC may reach by DMA.
+#[derive(Clone, Copy, Debug)]
+pub struct DmaWindow {
+    pub paddr: u64,
+    pub len: usize,
+}
+
+/// A client's regions as a NIC driver's device sees them (every NIC driver
+/// takes them; the description's physical addresses).
+#[derive(Clone, Copy, Debug)]
+pub struct ClientRegions {
+    /// `rx_data`: [`RX_BUFFERS`] buffers of [`RX_BUFFER_SIZE`] bytes.
+    pub rx_data: u64,
+    /// The transmit windows ([`TxWindow`] order); `None` if absent.
+    pub tx_windows: [Option<DmaWindow>; TxWindow::ALL.len()],
+}
+
+/// The transmit windows for the usual regions: `tx_headers`, `rx_data`
+/// (sending received buffers in place) and, if present, `tx_payload` and
+/// the `send_from` region (window [`TxWindow::Files`], whose size the
+/// description gives).
+pub fn tx_windows(
+    headers: u64,
+    rx_data: u64,
+    payload: Option<u64>,
+    send_from: Option<DmaWindow>,
+) -> [Option<DmaWindow>; TxWindow::ALL.len()] {
+    let mut w = [None; TxWindow::ALL.len()];
+    w[TxWindow::Headers.index()] = Some(DmaWindow { paddr: headers, len: TX_HEADERS_SIZE });
+    w[TxWindow::Rx.index()] = Some(DmaWindow { paddr: rx_data, len: RX_DATA_SIZE });
+    w[TxWindow::Payload.index()] = payload.map(|paddr| DmaWindow { paddr, len: TX_PAYLOAD_SIZE });
+    w[TxWindow::Files.index()] = send_from;
+    w
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_window_in_its_place() {
+        let files = DmaWindow { paddr: 0x800_0000, len: 0x400_0000 };
+        let w = tx_windows(0x1000, 0x10_0000, None, Some(files));
+        assert_eq!(w[TxWindow::Headers.index()].map(|d| (d.paddr, d.len)), Some((0x1000, TX_HEADERS_SIZE)));
+        assert_eq!(w[TxWindow::Rx.index()].map(|d| (d.paddr, d.len)), Some((0x10_0000, RX_DATA_SIZE)));
+        assert!(w[TxWindow::Payload.index()].is_none());
+        assert_eq!(w[TxWindow::Files.index()].map(|d| (d.paddr, d.len)), Some((files.paddr, files.len)));
+        assert!(tx_windows(0, 0, Some(0x2000), None)[TxWindow::Files.index()].is_none());
+    }
 
     #[test]
     fn tx_offsets_round_trip() {

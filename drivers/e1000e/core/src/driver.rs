@@ -58,6 +58,9 @@ use lib_net_protocol::{
     split_tx_offset, FrameAssembler, Stats, Step, TxFrame, TxWindow, MAX_FRAME_LEN, MAX_TX_SEGMENTS, MIN_FRAME_LEN,
     RX_BUFFERS, RX_BUFFER_SIZE, RX_QUEUE_CAPACITY, RX_RESTART_OFFSET, TX_QUEUE_CAPACITY,
 };
+/// The client's regions and transmit windows, as every NIC driver takes
+/// them (`lib-net-protocol`).
+pub use lib_net_protocol::{tx_windows, ClientRegions, DmaWindow};
 use lib_queue::{BufferDesc, Consumer, QueueError, ReceiverQueues, SenderQueues};
 use lib_virtio::dma::DmaRegion;
 
@@ -121,39 +124,6 @@ pub enum ReceiveFilter {
     /// The registers say otherwise (this `RCTL`): the demultiplexer still
     /// drops frames not for the node.
     Other { rctl: u32 },
-}
-
-/// A physically contiguous region the device may reach.
-#[derive(Clone, Copy, Debug)]
-pub struct DmaWindow {
-    pub paddr: u64,
-    pub len: usize,
-}
-
-/// The client's regions, as the device sees them.
-#[derive(Clone, Copy, Debug)]
-pub struct ClientRegions {
-    /// `rx_data`: [`RX_BUFFERS`] buffers of [`RX_BUFFER_SIZE`] bytes.
-    pub rx_data: u64,
-    /// The transmit windows ([`TxWindow`] order); `None` if absent.
-    pub tx_windows: [Option<DmaWindow>; TxWindow::ALL.len()],
-}
-
-/// The transmit windows for the usual regions (as virtio-net's
-/// `tx_windows`): `tx_headers`, `rx_data` (sending received buffers in
-/// place) and, if present, `tx_payload` and `send_from`.
-pub fn tx_windows(
-    headers: u64,
-    rx_data: u64,
-    payload: Option<u64>,
-    send_from: Option<DmaWindow>,
-) -> [Option<DmaWindow>; TxWindow::ALL.len()] {
-    let mut w = [None; TxWindow::ALL.len()];
-    w[TxWindow::Headers.index()] = Some(DmaWindow { paddr: headers, len: lib_net_protocol::TX_HEADERS_SIZE });
-    w[TxWindow::Rx.index()] = Some(DmaWindow { paddr: rx_data, len: lib_net_protocol::RX_DATA_SIZE });
-    w[TxWindow::Payload.index()] = payload.map(|paddr| DmaWindow { paddr, len: lib_net_protocol::TX_PAYLOAD_SIZE });
-    w[TxWindow::Files.index()] = send_from;
-    w
 }
 
 /// Why the device could not be brought up.

@@ -54,6 +54,9 @@ use lib_net_protocol::{
     MAX_TSO_FRAME_LEN, MAX_TX_SEGMENTS, MIN_FRAME_LEN, OFFLOAD_RX_CSUM, RX_BUFFERS, RX_BUFFER_SIZE, RX_CSUM_VALID,
     RX_QUEUE_CAPACITY, RX_RESTART_OFFSET, TX_QUEUE_CAPACITY,
 };
+/// The client's regions and transmit windows, as every NIC driver takes
+/// them (`lib-net-protocol`).
+pub use lib_net_protocol::{tx_windows, ClientRegions, DmaWindow};
 use lib_queue::{BufferDesc, Consumer, QueueError, ReceiverQueues, SenderQueues};
 use lib_virtio::dma::DmaRegion;
 use lib_virtio::queue::{Segment, SplitQueue};
@@ -214,22 +217,6 @@ impl Control {
             self.changed = true;
         }
     }
-}
-
-/// A physically contiguous region the device may reach.
-#[derive(Clone, Copy, Debug)]
-pub struct DmaWindow {
-    pub paddr: u64,
-    pub len: usize,
-}
-
-/// The client's regions, as the device sees them.
-#[derive(Clone, Copy, Debug)]
-pub struct ClientRegions {
-    /// `rx_data`: [`RX_BUFFERS`] buffers of [`RX_BUFFER_SIZE`] bytes.
-    pub rx_data: u64,
-    /// The transmit windows ([`TxWindow`] order); `None` if absent.
-    pub tx_windows: [Option<DmaWindow>; TxWindow::ALL.len()],
 }
 
 /// Why the device could not be brought up.
@@ -907,44 +894,4 @@ pub mod hdr {
     pub const GSO_NONE: u8 = 0;
     /// `VIRTIO_NET_HDR_GSO_TCPV4`.
     pub const GSO_TCPV4: u8 = 1;
-}
-
-/// The transmit windows for the usual regions: `tx_headers`, `rx_data`
-/// (sending received buffers in place) and, if present, `tx_payload` and
-/// the `send_from` region (window [`TxWindow::Files`], whose size the
-/// description gives).
-pub fn tx_windows(
-    headers: u64,
-    rx_data: u64,
-    payload: Option<u64>,
-    send_from: Option<DmaWindow>,
-) -> [Option<DmaWindow>; TxWindow::ALL.len()] {
-    let mut w = [None; TxWindow::ALL.len()];
-    w[TxWindow::Headers.index()] = Some(DmaWindow { paddr: headers, len: lib_net_protocol::TX_HEADERS_SIZE });
-    w[TxWindow::Rx.index()] = Some(DmaWindow { paddr: rx_data, len: lib_net_protocol::RX_DATA_SIZE });
-    w[TxWindow::Payload.index()] = payload.map(|paddr| DmaWindow { paddr, len: lib_net_protocol::TX_PAYLOAD_SIZE });
-    w[TxWindow::Files.index()] = send_from;
-    w
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_window_in_its_place() {
-        let files = DmaWindow { paddr: 0x800_0000, len: 0x400_0000 };
-        let w = tx_windows(0x1000, 0x10_0000, None, Some(files));
-        assert_eq!(
-            w[TxWindow::Headers.index()].map(|d| (d.paddr, d.len)),
-            Some((0x1000, lib_net_protocol::TX_HEADERS_SIZE))
-        );
-        assert_eq!(
-            w[TxWindow::Rx.index()].map(|d| (d.paddr, d.len)),
-            Some((0x10_0000, lib_net_protocol::RX_DATA_SIZE))
-        );
-        assert!(w[TxWindow::Payload.index()].is_none());
-        assert_eq!(w[TxWindow::Files.index()].map(|d| (d.paddr, d.len)), Some((files.paddr, files.len)));
-        assert!(tx_windows(0, 0, Some(0x2000), None)[TxWindow::Files.index()].is_none());
-    }
 }
