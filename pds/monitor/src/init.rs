@@ -587,6 +587,15 @@ impl<'a> Initialiser<'a> {
             sel4::IrqHandler(handler)
                 .set_notification(badged)
                 .or_fail(format_args!("bind irq pin {pin} to its notification"));
+            // Issuing the handler unmasked the line; an interrupt that came
+            // before the binding found no notification, and the kernel
+            // masked the line ("Undelivered IRQ"), for good: nobody would
+            // ever acknowledge it. The PIT, left periodic by the kernel's
+            // boot, does that at random (every timer-driven line stopped
+            // in a CI run). Unmask it now that interrupts have somewhere to
+            // go; one already delivered to the notification only gets its
+            // line unmasked early, which costs at most a second signal.
+            sel4::IrqHandler(handler).ack().or_fail(format_args!("unmask irq pin {pin} after binding it"));
             self.irq_slots.push(handler);
         }
     }
