@@ -190,7 +190,10 @@ fn run() -> Result<()> {
             let built = system::build(&ws, &opts)?;
             deps::ensure_packages(deps::QEMU)?;
             let served = system::served(&opts.system)?;
-            let mut devices = opts.tap.as_deref().map(qemu::tap_nic).unwrap_or_else(|| qemu::user_nic_serving(&served));
+            let mut devices = match opts.tap.as_deref() {
+                Some(tap) => qemu::tap_nic_device(tap, built.nic),
+                None => qemu::user_nic_serving(&served, built.nic),
+            };
             // The user's site (`--site DIR`) or the demo site, as the disk
             // a web server's file cache reads.
             let root = opts.site.clone().unwrap_or_else(|| ws.join("images/site"));

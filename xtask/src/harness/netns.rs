@@ -92,9 +92,10 @@ impl Netns {
         self.boot_with(built, &[])
     }
 
-    /// [`Netns::boot`] with more QEMU device arguments (a disk).
+    /// [`Netns::boot`] with more QEMU device arguments (a disk). The NIC
+    /// is the one the system's driver needs (`Built::nic`).
     pub fn boot_with(&self, built: &Built, extra: &[String]) -> Result<Session> {
-        let mut devices = qemu::tap_nic(TAP);
+        let mut devices = qemu::tap_nic_device(TAP, built.nic);
         devices.extend_from_slice(extra);
         self.boot_devices(built, &devices)
     }

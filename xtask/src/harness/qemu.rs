@@ -87,18 +87,19 @@ pub const DEBUG_THREADS: &[&str] = &["-name", "guest,debug-threads=on"];
 /// behind the IOMMU (`iommu_platform=on`, see [`MACHINE`]).
 pub const NIC_DEVICE: &str = "virtio-net-pci,disable-legacy=on,iommu_platform=on,addr=3,netdev=n0,romfile=";
 
+/// The Intel 82574L (QEMU's `e1000e`, PCI 8086:10d3) in [`NIC_DEVICE`]'s
+/// place, PCI 00:03.0 on the netdev `n0` without an option ROM, for the
+/// systems whose NIC driver is `drivers/e1000e` (`Built::nic` says which a
+/// system needs). QEMU's emulated NICs always DMA through the IOMMU.
+pub const E1000E_DEVICE: &str = "e1000e,netdev=n0,addr=3,romfile=";
+
 /// [`NIC_DEVICE`] as it was before the IOMMU, for the benchmarks' Linux
 /// guest, which boots its own machine (`-machine pc`) and stays as its
 /// published figures were measured.
 pub const NIC_DEVICE_WITHOUT_IOMMU: &str = "virtio-net-pci,disable-legacy=on,addr=3,netdev=n0,romfile=";
 
-/// QEMU arguments for the NIC (virtio-net, modern only, PCI 00:03.0 as the
-/// system descriptions expect) on an existing TAP device.
-pub fn tap_nic(ifname: &str) -> Vec<String> {
-    tap_nic_device(ifname, NIC_DEVICE)
-}
-
-/// [`tap_nic`] with another `-device` (e.g. [`NIC_DEVICE_WITHOUT_IOMMU`]).
+/// QEMU arguments for the NIC `device` ([`NIC_DEVICE`], `Built::nic`,
+/// [`NIC_DEVICE_WITHOUT_IOMMU`], ...) on an existing TAP device.
 pub fn tap_nic_device(ifname: &str, device: &str) -> Vec<String> {
     vec![
         "-netdev".into(),
@@ -143,7 +144,8 @@ pub const HOST_FTP: &str = "127.0.0.1:8021";
 /// works from the host; a PASV reply names the node's 10.0.2.15, which
 /// clients must ignore: curl's `--ftp-skip-pasv-ip`, lftp's
 /// `ftp:ignore-pasv-address`, Python's ftplib does by default).
-pub fn user_nic_serving(served: &crate::harness::system::Served) -> Vec<String> {
+/// `device` is the NIC's `-device` ([`NIC_DEVICE`], or `Built::nic`).
+pub fn user_nic_serving(served: &crate::harness::system::Served, device: &str) -> Vec<String> {
     let mut netdev = format!("user,id=n0,hostfwd=tcp:{HOST_HTTP}-:{}", served.http.unwrap_or(80));
     if let Some((control, first, last)) = served.ftp {
         netdev.push_str(&format!(",hostfwd=tcp:{HOST_FTP}-:{control}"));
@@ -151,7 +153,7 @@ pub fn user_nic_serving(served: &crate::harness::system::Served) -> Vec<String> 
             netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{port}-:{port}"));
         }
     }
-    vec!["-netdev".into(), netdev, "-device".into(), NIC_DEVICE.into()]
+    vec!["-netdev".into(), netdev, "-device".into(), device.into()]
 }
 
 /// [`user_nic`], forwarding the host's `host_addr` (`127.0.0.1:PORT`) to

@@ -32,6 +32,8 @@ pub struct Built {
     pub report: PathBuf,
     pub dot: PathBuf,
     pub svg: Option<PathBuf>,
+    /// The NIC's QEMU `-device` for this system ([`nic_device`]).
+    pub nic: &'static str,
 }
 
 /// Packages that hold PD programs: every workspace member with a binary
@@ -109,7 +111,16 @@ pub fn build(workspace: &Path, opts: &BuildOptions) -> Result<Built> {
         kernel: format!("seL4 5.0.0, {} config", opts.config.name()),
     };
     let out = tools_builder::build(&options).map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(Built { system: opts.system.clone(), kernel, image: out.image, report: out.report, dot: out.dot, svg: out.svg })
+    let nic = nic_device(&opts.system)?;
+    Ok(Built {
+        system: opts.system.clone(),
+        kernel,
+        image: out.image,
+        report: out.report,
+        dot: out.dot,
+        svg: out.svg,
+        nic,
+    })
 }
 
 /// What `cargo xtask build` prints: where everything went.
@@ -130,6 +141,20 @@ pub fn print_paths(b: &Built) {
         None => println!("diagram:      {}", b.dot.display()),
     }
     println!("boot by hand: multiboot kernel {} with module {}", b.kernel.elf32.display(), b.image.display());
+}
+
+/// The Intel 82574L's PCI ids (`drivers/e1000e`).
+const E1000E_IDS: (u16, u16) = (0x8086, 0x10d3);
+
+/// The NIC QEMU must give the system at `system`: the 82574L
+/// ([`qemu::E1000E_DEVICE`](crate::harness::qemu::E1000E_DEVICE)) when a PD
+/// of the description drives one, virtio-net
+/// ([`qemu::NIC_DEVICE`](crate::harness::qemu::NIC_DEVICE)) otherwise.
+pub fn nic_device(system: &Path) -> Result<&'static str> {
+    use crate::harness::qemu;
+    let sys = tools_sdf::parse_file(system).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let e1000e = sys.all_pds().iter().flat_map(|pd| &pd.pci_devices).any(|d| (d.vendor, d.device) == E1000E_IDS);
+    Ok(if e1000e { qemu::E1000E_DEVICE } else { qemu::NIC_DEVICE })
 }
 
 /// What a description's servers listen on, from their claims in
@@ -192,5 +217,14 @@ mod served_tests {
         assert_eq!(control, 21);
         assert!(first < last, "{first}-{last}");
         assert_eq!(served(&ws.join("tests/systems/web.system")).unwrap().ftp, None);
+    }
+
+    #[test]
+    fn each_system_gets_the_nic_its_driver_drives() {
+        use crate::harness::qemu;
+        let ws = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        assert_eq!(nic_device(&ws.join("microkit.system")).unwrap(), qemu::NIC_DEVICE);
+        assert_eq!(nic_device(&ws.join("tests/systems/web.system")).unwrap(), qemu::NIC_DEVICE);
+        assert_eq!(nic_device(&ws.join("tests/systems/web-e1000e.system")).unwrap(), qemu::E1000E_DEVICE);
     }
 }

@@ -44,6 +44,7 @@ pub fn tests() -> Vec<Test> {
         pages_and_parallel
     ));
     tests.push(("web [Cheetah]: 1,024 connections from one address are held, the source's limit: one more gets no answer until one closes (its cookie still valid), then it is served", source_limit));
+    tests.push(("web [e1000e]: the web node on the Intel 82574L (QEMU e1000e) and its driver PD: link up, the node-only receive filter; curl gets / and the 10 MB file byte for byte, 50 parallel curls all succeed", e1000e_pages_and_parallel));
     tests.push(("web [smoltcp]: connections beyond the pool are refused at once while open ones keep working; a freed slot is reused", pool_limit));
     tests.push(("web [Cheetah]: the NIC passes only the node's frames: 200 frames to another MAC and to a multicast group reach no PD (the demultiplexer counts none not for the node), and the node serves", receive_filter));
     tests.extend(both!("a file whose data was corrupted on disk is answered 500 (GET and HEAD) and logged, never served; the others are", corrupt_file));
@@ -56,6 +57,8 @@ pub fn tests() -> Vec<Test> {
 
 /// The systems of the variants (see [`both`]).
 const SYSTEMS: [&str; 2] = ["tests/systems/web.system", "tests/systems/web-smoltcp.system"];
+/// The web node with the e1000e NIC and its driver in virtio-net's place.
+const E1000E_SYSTEM: &str = "tests/systems/web-e1000e.system";
 /// The smoltcp server's pool as `web-smoltcp.system` sizes it: an 8 MiB
 /// region of 32 KiB connections.
 const POOL: usize = 256;
@@ -112,9 +115,21 @@ fn with_web(
     ready: &str,
     check: impl FnOnce(&Netns, &mut Session) -> Result<()>,
 ) -> Result<()> {
+    with_system(ws, SYSTEMS[variant], image, ready, check)
+}
+
+/// [`with_web`] for the web node described by `system` (on the NIC its
+/// driver needs, `Built::nic`).
+fn with_system(
+    ws: &Path,
+    system: &str,
+    image: &Path,
+    ready: &str,
+    check: impl FnOnce(&Netns, &mut Session) -> Result<()>,
+) -> Result<()> {
     deps::ensure_packages(TOOLS)?;
     deps::ensure_packages(&[CURL])?;
-    let built = build(ws, SYSTEMS[variant], KERNEL_CONSOLE)?;
+    let built = build(ws, system, KERNEL_CONSOLE)?;
     let ns = Netns::new()?;
     let mut s = ns.boot_with(&built, &site::drive(&built, image)?)?;
     let result = s
@@ -278,15 +293,10 @@ fn pages_and_parallel<const V: usize>(ws: &Path) -> Result<()> {
     let site = generated_site(ws)?;
     with_web(ws, V, &site.image, SERVING, |ns, s| {
         let url = format!("http://{NODE_IP}/");
-        let page = curl(ns, &["-i", &url])?;
-        ensure!(page.starts_with("HTTP/1.1 200 OK"), "GET /: {page}");
-        ensure!(page.contains("<h1>generated</h1>"), "GET /: {page}");
-        println!("   GET /: {}", page.lines().next().unwrap_or(""));
-
+        get_root(ns)?;
         let redirect = curl(ns, &["-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", &format!("{url}d01")])?;
         ensure!(redirect == format!("301 {url}d01/"), "GET /d01: {redirect}");
-        let large = site.files.iter().find(|f| f.len == web_site::LARGE).context("no large file")?;
-        let want = std::fs::read(&large.path)?;
+        let (large, want) = large_file(&site)?;
         let file = std::env::temp_dir().join(format!("{}-large.bin", std::process::id()));
         let head = curl(
             ns,
@@ -302,98 +312,157 @@ fn pages_and_parallel<const V: usize>(ws: &Path) -> Result<()> {
         )?;
         ensure!(head.starts_with("HTTP/1.1 206"), "range: {head:?}");
         let body = std::fs::read(&file).context("reading the downloaded range")?;
-        ensure!(body == want[64..73], "range body {body:?}, the file has {:?}", &want[64..73]);
-
-        curl(ns, &["-o", &file.to_string_lossy(), &format!("{url}{}", &large.url[1..])])?;
-        let body = std::fs::read(&file).context("reading the downloaded file")?;
         let _ = std::fs::remove_file(&file);
-        ensure!(body == want, "{}: {} bytes, differs from the source", large.url, body.len());
-        println!("   {}: {} bytes, equal to the source", large.url, body.len());
+        ensure!(body == want[64..73], "range body {body:?}, the file has {:?}", &want[64..73]);
+        get_large(ns, large, &want)?;
+        parallel_downloads(ns, &site)?;
+        cut_downloads(ns, s, large, &want)?;
+        no_faults(s)
+    })
+}
 
-        // A file of a few hundred KB, 50 times at once.
-        let mid = site.files.iter().filter(|f| f.len < 400_000).max_by_key(|f| f.len).context("no mid-sized file")?;
-        let parallel = format!(
-            "seq 50 | xargs -P 50 -I{{}} curl -s -m 120 -o /dev/null -w '%{{http_code}} %{{size_download}}\\n' {url}{}",
-            &mid.url[1..]
-        );
-        let out = ns.command("sh").args(["-c", &parallel]).stdin(Stdio::null()).output()?;
-        let lines = String::from_utf8_lossy(&out.stdout).into_owned();
-        let ok = lines.lines().filter(|l| *l == format!("200 {}", mid.len)).count();
-        ensure!(ok == 50, "50 parallel downloads of {}: {ok} complete:\n{lines}", mid.url);
-        println!("   50 parallel downloads of {} ({} bytes): all 200 and complete", mid.url, mid.len);
+/// `curl` gets `/`: 200 and the generated site's index page.
+fn get_root(ns: &Netns) -> Result<()> {
+    let page = curl(ns, &["-i", &format!("http://{NODE_IP}/")])?;
+    ensure!(page.starts_with("HTTP/1.1 200 OK"), "GET /: {page}");
+    ensure!(page.contains("<h1>generated</h1>"), "GET /: {page}");
+    println!("   GET /: {}", page.lines().next().unwrap_or(""));
+    Ok(())
+}
 
-        // Downloads of the 10 MB file cut off mid-body (the client goes
-        // away with frames in flight) beside complete ones: the complete
-        // ones arrive intact, and the cut ones' pins all go back.
-        let large_url = format!("{url}{}", &large.url[1..]);
-        let cut = ns
-            .command("sh")
-            .args([
-                "-c",
-                &format!(
-                    "seq 12 | xargs -P 12 -I{{}} curl -s -m 0.4 --limit-rate 4M -o /dev/null -w '%{{exitcode}} %{{size_download}}\\n' {large_url}"
-                ),
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let dir = std::env::temp_dir().join(format!("{}-full", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        let full = format!("for i in 1 2 3; do curl -s -m 120 -o {}/$i {large_url} & done; wait", dir.display());
-        ns.command("sh").args(["-c", &full]).stdin(Stdio::null()).status()?;
-        let cut = cut.wait_with_output()?;
-        // Each timed download either stopped short of the file (curl's exit
-        // 28: the time limit) or, on a fast server, completed in time with
-        // every byte (exit 0); most were cut, at least one mid-body. The
-        // clients read at most 4 MB/s (the 10 MB file takes them 2.5 s), so
-        // that they are cut however fast the server is: with TSO, 1,024
-        // receive buffers and interrupt moderation all twelve once finished
-        // within the 0.4 s.
-        let cut = String::from_utf8_lossy(&cut.stdout).into_owned();
-        let mut received = Vec::new();
-        for line in cut.lines() {
-            let (code, bytes) = line.split_once(' ').with_context(|| format!("curl printed {line:?}"))?;
-            let bytes: usize = bytes.parse().with_context(|| format!("curl printed {line:?}"))?;
-            let cut_short = code == "28" && bytes < large.len;
-            let completed = code == "0" && bytes == large.len;
-            ensure!(
-                cut_short || completed,
-                "a download limited to 0.4 s ended with {code} after {bytes} of {} bytes:\n{cut}",
-                large.len
-            );
-            received.push((cut_short, bytes));
-        }
-        ensure!(received.len() == 12, "12 timed downloads, {} reported:\n{cut}", received.len());
-        let cut_count = received.iter().filter(|(c, _)| *c).count();
-        ensure!(cut_count >= 6, "only {cut_count} of 12 downloads were cut off:\n{cut}");
-        ensure!(received.iter().any(|&(c, b)| c && b > 0), "no cut-off download received any of the body:\n{cut}");
-        for i in 1..=3 {
-            let body = std::fs::read(dir.join(i.to_string())).context("reading a complete download")?;
-            ensure!(
-                body == want,
-                "{}: complete download {i} has {} bytes, differs from the source",
-                large.url,
-                body.len()
-            );
-        }
-        let _ = std::fs::remove_dir_all(&dir);
-        let idle = |line: &str| {
-            let server_busy = line.split_once(" busy=").and_then(|(_, v)| v.split('/').next()) == Some("0");
-            let cache = line.split_once("; cache ").map_or("", |(_, c)| c);
-            server_busy && cache.contains(" busy=0 ") && cache.ends_with("bad_releases=0")
-        };
-        let mut line = String::new();
-        for _ in 0..10 {
-            line = s.expect("[httpd] accepted=", LINE_TIMEOUT)?.0;
-            if idle(&line) {
-                break;
-            }
-        }
-        ensure!(idle(&line), "after cut-off downloads the server should be idle with every pin back: {line}");
-        println!(
-            "   12 downloads of {} cut off mid-body ({:?} bytes of {}) beside 3 complete ones: those intact, every pin back",
-            large.url, received, large.len
+/// The site's 10 MB file and its bytes.
+fn large_file(site: &Site) -> Result<(&SiteFile, Vec<u8>)> {
+    let large = site.files.iter().find(|f| f.len == web_site::LARGE).context("no large file")?;
+    Ok((large, std::fs::read(&large.path)?))
+}
+
+/// `curl` gets the 10 MB file `large`, equal to `want` byte for byte.
+fn get_large(ns: &Netns, large: &SiteFile, want: &[u8]) -> Result<()> {
+    let file = std::env::temp_dir().join(format!("{}-large.bin", std::process::id()));
+    curl(ns, &["-o", &file.to_string_lossy(), &format!("http://{NODE_IP}/{}", &large.url[1..])])?;
+    let body = std::fs::read(&file).context("reading the downloaded file")?;
+    let _ = std::fs::remove_file(&file);
+    ensure!(body == want, "{}: {} bytes, differs from the source", large.url, body.len());
+    println!("   {}: {} bytes, equal to the source", large.url, body.len());
+    Ok(())
+}
+
+/// A file of a few hundred KB, 50 times at once with `curl`: every
+/// download 200 and complete.
+fn parallel_downloads(ns: &Netns, site: &Site) -> Result<()> {
+    let url = format!("http://{NODE_IP}/");
+    let mid = site.files.iter().filter(|f| f.len < 400_000).max_by_key(|f| f.len).context("no mid-sized file")?;
+    let parallel = format!(
+        "seq 50 | xargs -P 50 -I{{}} curl -s -m 120 -o /dev/null -w '%{{http_code}} %{{size_download}}\\n' {url}{}",
+        &mid.url[1..]
+    );
+    let out = ns.command("sh").args(["-c", &parallel]).stdin(Stdio::null()).output()?;
+    let lines = String::from_utf8_lossy(&out.stdout).into_owned();
+    let ok = lines.lines().filter(|l| *l == format!("200 {}", mid.len)).count();
+    ensure!(ok == 50, "50 parallel downloads of {}: {ok} complete:\n{lines}", mid.url);
+    println!("   50 parallel downloads of {} ({} bytes): all 200 and complete", mid.url, mid.len);
+    Ok(())
+}
+
+/// Downloads of the 10 MB file `large` (whose bytes are `want`) cut off
+/// mid-body (the client goes away with frames in flight) beside complete
+/// ones: the complete ones arrive intact, and the cut ones' pins all go
+/// back (httpd's counter line on `s`).
+fn cut_downloads(ns: &Netns, s: &mut Session, large: &SiteFile, want: &[u8]) -> Result<()> {
+    let large_url = format!("http://{NODE_IP}/{}", &large.url[1..]);
+    let cut = ns
+        .command("sh")
+        .args([
+            "-c",
+            &format!(
+                "seq 12 | xargs -P 12 -I{{}} curl -s -m 0.4 --limit-rate 4M -o /dev/null -w '%{{exitcode}} %{{size_download}}\\n' {large_url}"
+            ),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let dir = std::env::temp_dir().join(format!("{}-full", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let full = format!("for i in 1 2 3; do curl -s -m 120 -o {}/$i {large_url} & done; wait", dir.display());
+    ns.command("sh").args(["-c", &full]).stdin(Stdio::null()).status()?;
+    let cut = cut.wait_with_output()?;
+    // Each timed download either stopped short of the file (curl's exit
+    // 28: the time limit) or, on a fast server, completed in time with
+    // every byte (exit 0); most were cut, at least one mid-body. The
+    // clients read at most 4 MB/s (the 10 MB file takes them 2.5 s), so
+    // that they are cut however fast the server is: with TSO, 1,024
+    // receive buffers and interrupt moderation all twelve once finished
+    // within the 0.4 s.
+    let cut = String::from_utf8_lossy(&cut.stdout).into_owned();
+    let mut received = Vec::new();
+    for line in cut.lines() {
+        let (code, bytes) = line.split_once(' ').with_context(|| format!("curl printed {line:?}"))?;
+        let bytes: usize = bytes.parse().with_context(|| format!("curl printed {line:?}"))?;
+        let cut_short = code == "28" && bytes < large.len;
+        let completed = code == "0" && bytes == large.len;
+        ensure!(
+            cut_short || completed,
+            "a download limited to 0.4 s ended with {code} after {bytes} of {} bytes:\n{cut}",
+            large.len
         );
+        received.push((cut_short, bytes));
+    }
+    ensure!(received.len() == 12, "12 timed downloads, {} reported:\n{cut}", received.len());
+    let cut_count = received.iter().filter(|(c, _)| *c).count();
+    ensure!(cut_count >= 6, "only {cut_count} of 12 downloads were cut off:\n{cut}");
+    ensure!(received.iter().any(|&(c, b)| c && b > 0), "no cut-off download received any of the body:\n{cut}");
+    for i in 1..=3 {
+        let body = std::fs::read(dir.join(i.to_string())).context("reading a complete download")?;
+        ensure!(body == want, "{}: complete download {i} has {} bytes, differs from the source", large.url, body.len());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let idle = |line: &str| {
+        let server_busy = line.split_once(" busy=").and_then(|(_, v)| v.split('/').next()) == Some("0");
+        let cache = line.split_once("; cache ").map_or("", |(_, c)| c);
+        server_busy && cache.contains(" busy=0 ") && cache.ends_with("bad_releases=0")
+    };
+    let mut line = String::new();
+    for _ in 0..10 {
+        line = s.expect("[httpd] accepted=", LINE_TIMEOUT)?.0;
+        if idle(&line) {
+            break;
+        }
+    }
+    ensure!(idle(&line), "after cut-off downloads the server should be idle with every pin back: {line}");
+    println!(
+        "   12 downloads of {} cut off mid-body ({:?} bytes of {}) beside 3 complete ones: those intact, every pin back",
+        large.url, received, large.len
+    );
+    Ok(())
+}
+
+/// `web-e1000e.system`, booted with QEMU's e1000e (`Built::nic`): the
+/// driver brings the device up with its MAC, the link comes up (at
+/// bring-up or with a later link change) and the receive filter read back
+/// from the device is the node's address and broadcasts only; then the
+/// pieces of [`pages_and_parallel`] that need only the network: `/`, the
+/// 10 MB file byte for byte, 50 parallel downloads.
+fn e1000e_pages_and_parallel(ws: &Path) -> Result<()> {
+    let site = generated_site(ws)?;
+    with_system(ws, E1000E_SYSTEM, &site.image, SERVING, |ns, s| {
+        let up = s.seen_or_expect("[e1000e] e1000e 8086:10d3 up: mac 52:54:00:12:34:56", LINE_TIMEOUT)?;
+        println!("   {up}");
+        // The link's last word: the bring-up line's, or a later change's.
+        let link = |l: &String| l.contains("[e1000e] ") && (l.ends_with("link up") || l.ends_with("link down"));
+        let last = s.transcript.iter().rev().find(|l| link(l)).cloned().unwrap_or_default();
+        if !last.ends_with("link up") {
+            let (line, _) = s.expect("[e1000e] link up", LINE_TIMEOUT)?;
+            println!("   {line}");
+        }
+        let filter = s.seen_or_expect("[e1000e] receive filter: promiscuous mode off", LINE_TIMEOUT)?;
+        println!("   {filter}");
+        get_root(ns)?;
+        let (large, want) = large_file(&site)?;
+        get_large(ns, large, &want)?;
+        parallel_downloads(ns, &site)?;
+        if let Some(down) = s.transcript.iter().find(|l| l.contains("[e1000e] link down")) {
+            bail!("the link went down while serving: {down}");
+        }
         no_faults(s)
     })
 }

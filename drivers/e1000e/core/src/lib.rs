@@ -1,8 +1,8 @@
 //! A driver for the Intel 82574L Gigabit Ethernet controller (QEMU's
 //! `-device e1000e`) for a protection domain: the device logic as a
-//! library, host-tested against a model of the device; the PD (not written
-//! yet) will be glue, as `drivers/virtio-net/src/main.rs` is for
-//! `drivers-virtio-net-core`.
+//! library, host-tested against a model of the device; the PD
+//! (`drivers/e1000e/src/main.rs`, package `drivers-e1000e`) is glue, as
+//! `drivers/virtio-net/src/main.rs` is for `drivers-virtio-net-core`.
 //!
 //! - [`regs`]: the device's registers (BAR 0, memory mapped) behind the
 //!   [`Regs`] trait, their offsets and bits.
@@ -30,7 +30,7 @@
 //! # What is not done
 //!
 //! No offloads (checksum, TSO: context descriptors), no MSI or MSI-X (the
-//! PD will use the legacy INTx line, as virtio-net does), no PHY access
+//! PD uses the legacy INTx line, as virtio-net does), no PHY access
 //! (MDIC) or EEPROM reads beyond what the reset loads into RAL0/RAH0, and
 //! none of the real silicon's errata work-arounds (the 82574's
 //! `TXDCTL`/`GCR` settings in Linux's e1000e): the target is QEMU's model.
