@@ -107,7 +107,7 @@ fn bring_up() -> Option<E1000e> {
         Ok(d) => {
             let mac = d.mac().unwrap_or_default();
             log!(
-                "e1000e {:04x}:{:04x} up: mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, {} rx / {} tx descriptors, {}",
+                "e1000e {:04x}:{:04x} up: mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, {} rx / {} tx descriptors",
                 vendor_device & 0xffff,
                 vendor_device >> 16,
                 mac[0],
@@ -117,9 +117,11 @@ fn bring_up() -> Option<E1000e> {
                 mac[4],
                 mac[5],
                 driver::RX_RING,
-                driver::TX_RING,
-                link_state(d.link_up())
+                driver::TX_RING
             );
+            // A line of its own, as later changes are: the debug console
+            // interleaves long lines of PDs that print at once.
+            log!("{}", link_state(d.link_up()));
             log!(
                 "offloads: none (no checksum or segmentation offload); interrupts at least {} us apart (ITR)",
                 driver::ITR_INTERVAL_NS / 1000
