@@ -44,7 +44,7 @@ pub fn tests() -> Vec<Test> {
         pages_and_parallel
     ));
     tests.push(("web [Cheetah]: 1,024 connections from one address are held, the source's limit: one more gets no answer until one closes (its cookie still valid), then it is served", source_limit));
-    tests.push(("web [e1000e]: the web node on the Intel 82574L (QEMU e1000e) and its driver PD: link up, the node-only receive filter; curl gets / and the 10 MB file byte for byte, 50 parallel curls all succeed", e1000e_pages_and_parallel));
+    tests.push(("web [e1000e]: the web node on the Intel 82574L (QEMU e1000e) and its driver PD: link up, the node-only receive filter; curl gets /, a redirect, a range and the 10 MB file byte for byte, 50 parallel curls all succeed, cut-off downloads beside complete ones", e1000e_pages_and_parallel));
     tests.push(("web [smoltcp]: connections beyond the pool are refused at once while open ones keep working; a freed slot is reused", pool_limit));
     tests.push(("web [Cheetah]: the NIC passes only the node's frames: 200 frames to another MAC and to a multicast group reach no PD (the demultiplexer counts none not for the node), and the node serves", receive_filter));
     tests.extend(both!("a file whose data was corrupted on disk is answered 500 (GET and HEAD) and logged, never served; the others are", corrupt_file));
@@ -291,34 +291,31 @@ fn every_file<const V: usize>(ws: &Path) -> Result<()> {
 
 fn pages_and_parallel<const V: usize>(ws: &Path) -> Result<()> {
     let site = generated_site(ws)?;
-    with_web(ws, V, &site.image, SERVING, |ns, s| {
-        let url = format!("http://{NODE_IP}/");
-        get_root(ns)?;
-        let redirect = curl(ns, &["-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", &format!("{url}d01")])?;
-        ensure!(redirect == format!("301 {url}d01/"), "GET /d01: {redirect}");
-        let (large, want) = large_file(&site)?;
-        let file = std::env::temp_dir().join(format!("{}-large.bin", std::process::id()));
-        let head = curl(
-            ns,
-            &[
-                "-D",
-                "-",
-                "-o",
-                &file.to_string_lossy(),
-                "-H",
-                "Range: bytes=64-72",
-                &format!("{url}{}", &large.url[1..]),
-            ],
-        )?;
-        ensure!(head.starts_with("HTTP/1.1 206"), "range: {head:?}");
-        let body = std::fs::read(&file).context("reading the downloaded range")?;
-        let _ = std::fs::remove_file(&file);
-        ensure!(body == want[64..73], "range body {body:?}, the file has {:?}", &want[64..73]);
-        get_large(ns, large, &want)?;
-        parallel_downloads(ns, &site)?;
-        cut_downloads(ns, s, large, &want)?;
-        no_faults(s)
-    })
+    with_web(ws, V, &site.image, SERVING, |ns, s| pages_and_parallel_on(ns, s, &site))
+}
+
+/// What [`pages_and_parallel`] checks, on a booted web node serving the
+/// generated `site`: `/`, a redirect, a range and the 10 MB file, 50
+/// parallel downloads, cut-off downloads beside complete ones.
+fn pages_and_parallel_on(ns: &Netns, s: &mut Session, site: &Site) -> Result<()> {
+    let url = format!("http://{NODE_IP}/");
+    get_root(ns)?;
+    let redirect = curl(ns, &["-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", &format!("{url}d01")])?;
+    ensure!(redirect == format!("301 {url}d01/"), "GET /d01: {redirect}");
+    let (large, want) = large_file(site)?;
+    let file = std::env::temp_dir().join(format!("{}-large.bin", std::process::id()));
+    let head = curl(
+        ns,
+        &["-D", "-", "-o", &file.to_string_lossy(), "-H", "Range: bytes=64-72", &format!("{url}{}", &large.url[1..])],
+    )?;
+    ensure!(head.starts_with("HTTP/1.1 206"), "range: {head:?}");
+    let body = std::fs::read(&file).context("reading the downloaded range")?;
+    let _ = std::fs::remove_file(&file);
+    ensure!(body == want[64..73], "range body {body:?}, the file has {:?}", &want[64..73]);
+    get_large(ns, large, &want)?;
+    parallel_downloads(ns, site)?;
+    cut_downloads(ns, s, large, &want)?;
+    no_faults(s)
 }
 
 /// `curl` gets `/`: 200 and the generated site's index page.
@@ -439,9 +436,11 @@ fn cut_downloads(ns: &Netns, s: &mut Session, large: &SiteFile, want: &[u8]) -> 
 /// `web-e1000e.system`, booted with QEMU's e1000e (`Built::nic`): the
 /// driver brings the device up with its MAC, the link comes up (at
 /// bring-up or with a later link change) and the receive filter read back
-/// from the device is the node's address and broadcasts only; then the
-/// pieces of [`pages_and_parallel`] that need only the network: `/`, the
-/// 10 MB file byte for byte, 50 parallel downloads.
+/// from the device is the node's address and broadcasts only; then what
+/// [`pages_and_parallel`] checks: `/`, a redirect, a range, the 10 MB file
+/// byte for byte, 50 parallel downloads, and downloads cut off mid-body
+/// (transmit buffers given back while the client is gone) beside complete
+/// ones.
 fn e1000e_pages_and_parallel(ws: &Path) -> Result<()> {
     let site = generated_site(ws)?;
     with_system(ws, E1000E_SYSTEM, &site.image, SERVING, |ns, s| {
@@ -461,10 +460,7 @@ fn e1000e_pages_and_parallel(ws: &Path) -> Result<()> {
         let filter = s.seen_or_expect("[e1000e] receive filter: promiscuous mode off", LINE_TIMEOUT)?;
         println!("   {filter}");
         let at = s.position("[e1000e] link up").unwrap_or(0);
-        get_root(ns)?;
-        let (large, want) = large_file(&site)?;
-        get_large(ns, large, &want)?;
-        parallel_downloads(ns, &site)?;
+        pages_and_parallel_on(ns, s, &site)?;
         if let Some(down) = s.transcript[at..].iter().find(|l| l.contains("[e1000e] link down")) {
             bail!("the link went down while serving: {down}");
         }
