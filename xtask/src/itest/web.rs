@@ -44,6 +44,7 @@ pub fn tests() -> Vec<Test> {
         pages_and_parallel
     ));
     tests.push(("web [Cheetah]: 1,024 connections from one address are held, the source's limit: one more gets no answer until one closes (its cookie still valid), then it is served", source_limit));
+    tests.push(("web [e1000e]: every file of the generated 1,003-file site (0 B to 10 MB, larger than the cache) is served byte for byte on parallel keep-alive connections through the e1000e NIC; directories redirect and serve index.html", every_file::<E1000E>));
     tests.push(("web [e1000e]: the web node on the Intel 82574L (QEMU e1000e) and its driver PD: link up, the node-only receive filter (200 frames to another MAC and a multicast group reach no PD); curl gets /, a redirect, a range and the 10 MB file byte for byte, 50 parallel curls all succeed, cut-off downloads beside complete ones", e1000e_pages_and_parallel));
     tests.push(("web [smoltcp]: connections beyond the pool are refused at once while open ones keep working; a freed slot is reused", pool_limit));
     tests.push(("web [Cheetah]: the NIC passes only the node's frames: 200 frames to another MAC and to a multicast group reach no PD (the demultiplexer counts none not for the node), and the node serves", receive_filter));
@@ -56,9 +57,12 @@ pub fn tests() -> Vec<Test> {
 }
 
 /// The systems of the variants (see [`both`]).
-const SYSTEMS: [&str; 2] = ["tests/systems/web.system", "tests/systems/web-smoltcp.system"];
-/// The web node with the e1000e NIC and its driver in virtio-net's place.
-const E1000E_SYSTEM: &str = "tests/systems/web-e1000e.system";
+/// Variant 2 (`E1000E`) is the Cheetah node with the e1000e NIC and its
+/// driver in virtio-net's place.
+const SYSTEMS: [&str; 3] =
+    ["tests/systems/web.system", "tests/systems/web-smoltcp.system", "tests/systems/web-e1000e.system"];
+/// The variant of the node on the e1000e NIC.
+const E1000E: usize = 2;
 /// The smoltcp server's pool as `web-smoltcp.system` sizes it: an 8 MiB
 /// region of 32 KiB connections.
 const POOL: usize = 256;
@@ -115,21 +119,10 @@ fn with_web(
     ready: &str,
     check: impl FnOnce(&Netns, &mut Session) -> Result<()>,
 ) -> Result<()> {
-    with_system(ws, SYSTEMS[variant], image, ready, check)
-}
-
-/// [`with_web`] for the web node described by `system` (on the NIC its
-/// driver needs, `Built::nic`).
-fn with_system(
-    ws: &Path,
-    system: &str,
-    image: &Path,
-    ready: &str,
-    check: impl FnOnce(&Netns, &mut Session) -> Result<()>,
-) -> Result<()> {
     deps::ensure_packages(TOOLS)?;
     deps::ensure_packages(&[CURL])?;
-    let built = build(ws, system, KERNEL_CONSOLE)?;
+    // On the NIC its driver needs (`Built::nic`).
+    let built = build(ws, SYSTEMS[variant], KERNEL_CONSOLE)?;
     let ns = Netns::new()?;
     let mut s = ns.boot_with(&built, &site::drive(&built, image)?)?;
     let result = s
@@ -445,7 +438,7 @@ fn cut_downloads(ns: &Netns, s: &mut Session, large: &SiteFile, want: &[u8]) -> 
 /// ones.
 fn e1000e_pages_and_parallel(ws: &Path) -> Result<()> {
     let site = generated_site(ws)?;
-    with_system(ws, E1000E_SYSTEM, &site.image, SERVING, |ns, s| {
+    with_web(ws, E1000E, &site.image, SERVING, |ns, s| {
         // The monitor found the device at the address QEMU was given.
         let pci = s.seen_or_expect("[monitor] PCI 00:03.0 8086:10d3 -> PD 'e1000e'", LINE_TIMEOUT)?;
         println!("   {pci}");
