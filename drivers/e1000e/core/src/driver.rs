@@ -278,11 +278,12 @@ impl<'a, R: Regs> Driver<'a, R> {
         // 5. Receive.
         private.zero();
         let rx_ring = private.paddr(private::RX_RING_AT);
-        regs.write(regs::RDBAL, rx_ring as u32);
-        regs.write(regs::RDBAH, (rx_ring >> 32) as u32);
-        regs.write(regs::RDLEN, (RX_RING * rxd::SIZE) as u32);
-        regs.write(regs::RDH, 0);
-        regs.write(regs::RDT, 0);
+        program_ring(
+            &mut regs,
+            [regs::RDBAL, regs::RDBAH, regs::RDLEN, regs::RDH, regs::RDT],
+            rx_ring,
+            RX_RING * rxd::SIZE,
+        );
         regs.write(regs::RDTR, 0);
         regs.write(regs::RADV, 0);
         regs.write(regs::RXCSUM, 0);
@@ -290,11 +291,12 @@ impl<'a, R: Regs> Driver<'a, R> {
         regs.write(regs::RCTL, rctl::EN | rctl::BAM | rctl::SECRC | rctl::BSIZE_2048);
         // 6. Transmit.
         let tx_ring = private.paddr(private::TX_RING_AT);
-        regs.write(regs::TDBAL, tx_ring as u32);
-        regs.write(regs::TDBAH, (tx_ring >> 32) as u32);
-        regs.write(regs::TDLEN, (TX_RING * txd::SIZE) as u32);
-        regs.write(regs::TDH, 0);
-        regs.write(regs::TDT, 0);
+        program_ring(
+            &mut regs,
+            [regs::TDBAL, regs::TDBAH, regs::TDLEN, regs::TDH, regs::TDT],
+            tx_ring,
+            TX_RING * txd::SIZE,
+        );
         regs.write(regs::TIDV, 0);
         regs.write(regs::TADV, 0);
         regs.write(regs::TIPG, regs::TIPG_VALUE);
@@ -766,4 +768,15 @@ impl<'a, R: Regs> Driver<'a, R> {
         let end = (offset as usize).checked_add(desc.len as usize)?;
         (desc.len > 0 && end <= region.len).then_some(region.paddr + u64::from(offset))
     }
+}
+
+/// Points a descriptor ring's registers (`[base low, base high, length,
+/// head, tail]`, the same five for receive and transmit) at `len` bytes at
+/// `paddr`, empty: head and tail 0.
+fn program_ring(regs: &mut impl Regs, [bal, bah, dlen, head, tail]: [u32; 5], paddr: u64, len: usize) {
+    regs.write(bal, paddr as u32);
+    regs.write(bah, (paddr >> 32) as u32);
+    regs.write(dlen, len as u32);
+    regs.write(head, 0);
+    regs.write(tail, 0);
 }
